@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-2.0
+# pktlens: `make` builds everything, `make test`, `make demo`, `make bench`,
+# `make install` (PREFIX, DESTDIR), `make clean`.
+
+OUT      := .output
+PREFIX   ?= /usr/local
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+PKGS     := libbpf libpcap libnl-route-3.0
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
+	    -Iinclude -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	    -Iinclude -I$(OUT) $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
+BPF_SRCS := xdp/pktlens_xdp.bpf.c
+BENCH_BPF_SRCS := bench/pass.bpf.c
+BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS)))
+SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)
+
+LIB_SRCS := $(wildcard loader/*.c export/*.c pcap/*.c) cli/util.c
+CLI_SRCS := $(filter-out cli/util.c,$(wildcard cli/*.c))
+LIB_OBJS := $(patsubst %.c,$(OUT)/%.o,$(LIB_SRCS))
+CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+TEST_TOOLS := $(OUT)/tests/bpf_run
+BENCH_BINS := $(OUT)/bench/xdp_bench
+
+.PHONY: all deps test unit pytest demo bench install clean
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: deps pktlens
+
+deps:
+	@./scripts/deps.sh
+
+$(OUT) $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench $(OUT)/pcap $(OUT)/probes:
+	@mkdir -p $@
+
+$(OUT)/vmlinux.h: | $(OUT)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+BPF_HDRS := $(wildcard bpf/*.h) include/pktlens/pktlens.h
+
+$(OUT)/%.bpf.o: xdp/%.bpf.c $(BPF_HDRS) | $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(OUT)/%.bpf.o: tc/%.bpf.c $(BPF_HDRS) | $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(OUT)/%.bpf.o: bench/%.bpf.c | $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@)) > $@.tmp && mv $@.tmp $@
+
+USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h)
+
+$(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+pktlens: $(CLI_OBJS) $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/bpf_run: $(OUT)/tests/bpf_run.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/bench/xdp_bench: $(OUT)/bench/xdp_bench.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: deps $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do $$t; done
+
+pytest: deps pktlens $(TEST_TOOLS)
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+test: deps pktlens $(UNIT_BINS) $(TEST_TOOLS)
+	@set -e; for t in $(UNIT_BINS); do $$t; done
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+demo: deps pktlens
+	./scripts/demo.sh
+
+bench: deps pktlens $(BENCH_BINS)
+	./bench/run.sh
+
+install: pktlens
+	install -D -m 0755 pktlens $(DESTDIR)$(PREFIX)/sbin/pktlens
+	install -D -m 0644 docs/pktlens.8 $(DESTDIR)$(PREFIX)/share/man/man8/pktlens.8
+
+clean:
+	rm -rf $(OUT) pktlens

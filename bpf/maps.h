@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The maps every pktlens packet program uses. Each attachment (netns,
+ * interface) gets its own instance; XDP and tc programs of one attachment
+ * share them (the loader reuses the first object's map fds).
+ */
+#ifndef __PKTLENS_BPF_MAPS_H
+#define __PKTLENS_BPF_MAPS_H
+
+#include "common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, struct pl_stats);
+} stats SEC(".maps");
+
+/*
+ * The flow table. A preallocated PERCPU_HASH rather than an LRU: when it is
+ * full a new flow is refused (and counted in pl_stats.flow_lost*) instead of
+ * silently evicting a flow already recorded, so every flow that is shown has
+ * exact counts and sum(flows) + lost == packets. Capacity is set by the
+ * loader (attach --flows). Hot flows are served by flow_cache below, so the
+ * hash is only touched on a cache miss.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PL_FLOWS_DEFAULT);
+	__type(key, struct pl_flow_key);
+	__type(value, struct pl_flow_val);
+} flows SEC(".maps");
+
+/* Per-CPU direct-mapped write-back cache in front of `flows` (bpf/flow.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_FLOW_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pl_flow_slot);
+} flow_cache SEC(".maps");
+
+/* What attach set up; written by the loader, never by BPF. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_meta);
+} meta SEC(".maps");
+
+#endif /* __PKTLENS_BPF_MAPS_H */

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Bounded packet parser shared by the XDP and tc programs: Ethernet, up to
+ * two VLAN tags (802.1Q/802.1ad), IPv4 (options, fragments), IPv6 (hop-by-hop,
+ * routing, fragment, destination options and AH extension headers), then
+ * TCP/UDP/SCTP ports, TCP flags, ICMP/ICMPv6 type and code.
+ *
+ * Every read is checked against data_end first; the parser never fails the
+ * packet, it only records how far it got (err) for the counters.
+ */
+#ifndef __PKTLENS_BPF_PARSE_H
+#define __PKTLENS_BPF_PARSE_H
+
+#include "common.h"
+
+#define ETH_P_IP_ 0x0800
+#define ETH_P_ARP_ 0x0806
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define ETH_P_IPV6_ 0x86DD
+
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_ICMPV6_ 58
+#define IPPROTO_DSTOPTS_ 60
+#define IPPROTO_SCTP_ 132
+
+/* How many IPv6 extension headers we walk before giving up on L4. */
+#define PL_IPV6_EXT_MAX 6
+
+enum pl_perr {
+	PL_PERR_NONE = 0,
+	PL_PERR_MALFORMED,
+	PL_PERR_TRUNCATED,
+};
+
+/* Parse result. key.ifindex/dir/hook are filled in by the caller. */
+struct pl_pkt {
+	struct pl_flow_key key;
+	__u32 len;		/* wire length */
+	__u8 l3;		/* enum pl_l3 */
+	__u8 l4;		/* enum pl_l4 */
+	__u8 tcp_flags;
+	__u8 vlans;		/* 0, 1 or 2 */
+	__u8 frag;		/* IP fragment (first or not) */
+	__u8 opts;		/* IPv4 options or IPv6 extension headers present */
+	__u8 err;		/* enum pl_perr */
+};
+
+struct pl_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+static __always_inline __u8 pl_l4_class(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP_:
+		return PL_L4_TCP;
+	case IPPROTO_UDP_:
+		return PL_L4_UDP;
+	case IPPROTO_ICMP_:
+		return PL_L4_ICMP;
+	case IPPROTO_ICMPV6_:
+		return PL_L4_ICMPV6;
+	case IPPROTO_SCTP_:
+		return PL_L4_SCTP;
+	default:
+		return PL_L4_OTHER;
+	}
+}
+
+/* L4 ports / ICMP type+code / TCP flags at @l4. */
+static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_end)
+{
+	__u8 *b = l4;
+
+	switch (p->key.l4proto) {
+	case IPPROTO_TCP_:
+		if (b + 20 > (__u8 *)data_end)
+			goto trunc;
+		p->tcp_flags = b[13];
+		break;
+	case IPPROTO_UDP_:
+		if (b + 8 > (__u8 *)data_end)
+			goto trunc;
+		break;
+	case IPPROTO_SCTP_:
+		if (b + 12 > (__u8 *)data_end)
+			goto trunc;
+		break;
+	case IPPROTO_ICMP_:
+	case IPPROTO_ICMPV6_:
+		if (b + 4 > (__u8 *)data_end)
+			goto trunc;
+		p->key.sport = b[0];
+		p->key.dport = b[1];
+		return;
+	default:
+		return;
+	}
+	p->key.sport = ((__u16)b[0] << 8) | b[1];
+	p->key.dport = ((__u16)b[2] << 8) | b[3];
+	return;
+trunc:
+	p->err = PL_PERR_TRUNCATED;
+}
+
+static __always_inline void pl_parse_ipv4(struct pl_pkt *p, __u8 *ip, void *data_end)
+{
+	__u32 hlen;
+	__u16 frag;
+
+	p->l3 = PL_L3_IPV4;
+	if (ip + 20 > (__u8 *)data_end)
+		goto trunc;
+	if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5) {
+		p->err = PL_PERR_MALFORMED;
+		return;
+	}
+	hlen = (ip[0] & 0xf) * 4;
+	if (hlen > 20)
+		p->opts = 1;
+	/* IPv4-mapped IPv6: ::ffff:a.b.c.d */
+	p->key.saddr[10] = 0xff;
+	p->key.saddr[11] = 0xff;
+	p->key.daddr[10] = 0xff;
+	p->key.daddr[11] = 0xff;
+	__builtin_memcpy(&p->key.saddr[12], ip + 12, 4);
+	__builtin_memcpy(&p->key.daddr[12], ip + 16, 4);
+	p->key.l4proto = ip[9];
+	p->l4 = pl_l4_class(ip[9]);
+	frag = ((__u16)ip[6] << 8) | ip[7];
+	if (frag & 0x3fff)		/* MF or offset */
+		p->frag = 1;
+	if (frag & 0x1fff)		/* not the first fragment: no L4 header */
+		return;
+	if (ip + hlen > (__u8 *)data_end)
+		goto trunc;
+	pl_parse_l4(p, ip + hlen, data_end);
+	return;
+trunc:
+	p->err = PL_PERR_TRUNCATED;
+}
+
+static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data_end)
+{
+	__u8 *h = ip + 40;
+	__u8 nh;
+	int i;
+
+	p->l3 = PL_L3_IPV6;
+	if (ip + 40 > (__u8 *)data_end)
+		goto trunc;
+	if ((ip[0] >> 4) != 6) {
+		p->err = PL_PERR_MALFORMED;
+		return;
+	}
+	__builtin_memcpy(p->key.saddr, ip + 8, 16);
+	__builtin_memcpy(p->key.daddr, ip + 24, 16);
+	nh = ip[6];
+
+#pragma unroll
+	for (i = 0; i < PL_IPV6_EXT_MAX; i++) {
+		switch (nh) {
+		case IPPROTO_HOPOPTS_:
+		case IPPROTO_ROUTING_:
+		case IPPROTO_DSTOPTS_:
+			if (h + 2 > (__u8 *)data_end)
+				goto trunc;
+			p->opts = 1;
+			nh = h[0];
+			h += ((__u32)h[1] + 1) * 8;
+			continue;
+		case IPPROTO_AH_:
+			if (h + 2 > (__u8 *)data_end)
+				goto trunc;
+			p->opts = 1;
+			nh = h[0];
+			h += ((__u32)h[1] + 2) * 4;
+			continue;
+		case IPPROTO_FRAGMENT_:
+			if (h + 8 > (__u8 *)data_end)
+				goto trunc;
+			p->opts = 1;
+			p->frag = 1;
+			nh = h[0];
+			if ((((__u16)h[2] << 8) | h[3]) & 0xfff8) {
+				/* not the first fragment: no L4 header */
+				p->key.l4proto = nh;
+				p->l4 = pl_l4_class(nh);
+				return;
+			}
+			h += 8;
+			continue;
+		}
+		break;
+	}
+	p->key.l4proto = nh;
+	p->l4 = pl_l4_class(nh);
+	if (i == PL_IPV6_EXT_MAX)	/* chain longer than we walk */
+		return;
+	pl_parse_l4(p, h, data_end);
+	return;
+trunc:
+	p->err = PL_PERR_TRUNCATED;
+}
+
+/* Parse the frame in [data, data_end); @len is the wire length. */
+static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_end, __u32 len)
+{
+	__u8 *b = data;
+	__u16 proto;
+	int i;
+
+	__builtin_memset(p, 0, sizeof(*p));
+	p->len = len;
+	p->l3 = PL_L3_OTHER;
+	p->l4 = PL_L4_NONE;
+	p->key.vlan = PL_VLAN_NONE;
+
+	if (b + 14 > (__u8 *)data_end) {
+		p->err = PL_PERR_TRUNCATED;
+		return;
+	}
+	proto = ((__u16)b[12] << 8) | b[13];
+	b += 14;
+
+#pragma unroll
+	for (i = 0; i < 2; i++) {
+		if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
+			break;
+		if (b + 4 > (__u8 *)data_end) {
+			p->key.l3proto = proto;
+			p->err = PL_PERR_TRUNCATED;
+			return;
+		}
+		if (i == 0)
+			p->key.vlan = (((__u16)b[0] << 8) | b[1]) & 0x0fff;
+		p->vlans++;
+		proto = ((__u16)b[2] << 8) | b[3];
+		b += 4;
+	}
+	p->key.l3proto = proto;
+
+	switch (proto) {
+	case ETH_P_IP_:
+		pl_parse_ipv4(p, b, data_end);
+		break;
+	case ETH_P_IPV6_:
+		pl_parse_ipv6(p, b, data_end);
+		break;
+	case ETH_P_ARP_:
+		p->l3 = PL_L3_ARP;
+		break;
+	}
+}
+
+#endif /* __PKTLENS_BPF_PARSE_H */

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pktlens attach | detach */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+#include "util.h"
+#include "../export/format.h"
+
+static void attach_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: pktlens attach DEV [--xdp native|skb|none] [--flows N] [--force]\n"
+		"\n"
+		"Load the pktlens XDP program on DEV and pin its maps and link under\n"
+		PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
+		"\n"
+		"  --xdp MODE   native (in the driver), skb (generic) or none; default: native on\n"
+		"               physical NICs, skb on virtual devices such as veth\n"
+		"  --flows N    flow table capacity (default %u, %u..%u)\n"
+		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
+		"               replace a foreign XDP program, or attach to a down interface\n"
+		"  -h, --help   this help\n",
+		PL_FLOWS_DEFAULT, PL_FLOWS_MIN, PL_FLOWS_MAX);
+}
+
+int do_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "xdp", required_argument, NULL, 'x' },
+		{ "flows", required_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct pl_attach_opts o = { .xdp_mode = -1, .flows_max = PL_FLOWS_DEFAULT };
+	struct pl_attach_info info;
+	char why[PL_WHY_LEN];
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'x':
+			if (!strcmp(optarg, "native"))
+				o.xdp_mode = PL_XDP_NATIVE;
+			else if (!strcmp(optarg, "skb") || !strcmp(optarg, "generic"))
+				o.xdp_mode = PL_XDP_SKB;
+			else if (!strcmp(optarg, "none"))
+				o.xdp_mode = PL_XDP_NONE;
+			else {
+				pl_err("attach: --xdp '%s' is wrong: expected native, skb or none", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'f':
+			if (pl_parse_u32(optarg, PL_FLOWS_MIN, PL_FLOWS_MAX, &o.flows_max)) {
+				pl_err("attach: --flows '%s' is wrong: expected a number from %u to %u",
+				       optarg, PL_FLOWS_MIN, PL_FLOWS_MAX);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'F':
+			o.force = true;
+			break;
+		case 'h':
+			attach_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("attach: unknown option '%s' (see pktlens attach --help)", argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		pl_err("attach: %s (see pktlens attach --help)",
+		       optind >= argc ? "which device? DEV is missing" : "too many arguments");
+		return PL_EXIT_USAGE;
+	}
+	o.ifname = argv[optind];
+
+	err = pl_attach(&o, &info, why, sizeof(why));
+	if (err) {
+		pl_err("attach: %s", why);
+		return pl_exit_code(err);
+	}
+	if (pl_g.json) {
+		struct jw w;
+
+		jw_init(&w, stdout, pl_g.pretty);
+		jw_obj_open(&w);
+		jw_str_field(&w, "ifname", o.ifname);
+		jw_u64_field(&w, "ifindex", info.ifindex);
+		jw_str_field(&w, "xdp_mode", pl_xdp_mode_name(info.xdp_mode));
+		jw_str_field(&w, "reason", info.reason);
+		jw_u64_field(&w, "xdp_prog_id", info.xdp_prog_id);
+		jw_u64_field(&w, "flows_max", o.flows_max);
+		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
+		jw_bool_field(&w, "reattached", info.reattached);
+		jw_bool_field(&w, "kept_counters", info.kept_counters);
+		jw_obj_close(&w);
+		jw_end(&w);
+		return PL_EXIT_OK;
+	}
+	printf("attached %s (ifindex %d): XDP %s mode, %s; flow table %u\n", o.ifname,
+	       info.ifindex, pl_xdp_mode_name(info.xdp_mode), info.reason, o.flows_max);
+	if (info.replaced_foreign)
+		printf("replaced the foreign XDP program that was attached to %s (--force)\n", o.ifname);
+	if (info.reattached)
+		printf("re-attached over the previous pktlens attachment; counters %s\n",
+		       info.kept_counters ? "kept" : "kept, but some flows did not fit the new table");
+	return PL_EXIT_OK;
+}
+
+static void detach_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: pktlens detach DEV | --all\n"
+		"\n"
+		"Print DEV's final totals, then remove its programs and pins.\n"
+		"\n"
+		"  --all        every attachment in this network namespace\n"
+		"  -h, --help   this help\n");
+}
+
+int do_detach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct pl_attachment *a = NULL;
+	bool all = false;
+	struct jw w;
+	size_t n = 0;
+	int c, rc, ret = PL_EXIT_OK;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			all = true;
+			break;
+		case 'h':
+			detach_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("detach: unknown option '%s' (see pktlens detach --help)", argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (all == (optind < argc) || argc - optind > 1) {
+		pl_err("detach: give one DEV or --all (see pktlens detach --help)");
+		return PL_EXIT_USAGE;
+	}
+	rc = pl_select("detach", all ? NULL : argv[optind], &a, &n);
+	if (rc)
+		return rc;
+	pl_pins_gc();
+
+	jw_init(&w, stdout, pl_g.pretty);
+	if (pl_g.json) {
+		jw_obj_open(&w);
+		jw_key(&w, "detached");
+		jw_arr_open(&w);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pl_stats s[PL_SLOT_MAX] = {};
+		struct pl_state st;
+		char why[PL_WHY_LEN];
+		bool have = false;
+
+		/* final totals first: the maps go away with the pins */
+		if (pl_state_open(a[i].dir, &st) == 0) {
+			have = pl_state_stats(&st, s) == 0;
+			pl_state_close(&st);
+		}
+		if (pl_detach(&a[i], why, sizeof(why))) {
+			pl_err("detach: %s", why);
+			ret = PL_EXIT_FAIL;
+			continue;
+		}
+		if (pl_g.json) {
+			jw_obj_open(&w);
+			jw_str_field(&w, "ifname", a[i].ifname);
+			jw_key(&w, "totals");
+			jw_arr_open(&w);
+		} else {
+			printf("detached %s", a[i].ifname);
+		}
+		for (int sl = 0; have && sl < PL_SLOT_MAX; sl++) {
+			__u64 pk = 0, by = 0;
+
+			for (int v = 0; v < PL_VERDICT_MAX; v++)
+				pk += s[sl].pkts[v], by += s[sl].bytes[v];
+			if (!pk && sl != PL_SLOT_XDP_IN)
+				continue;
+			if (pl_g.json) {
+				jw_obj_open(&w);
+				jw_str_field(&w, "hook", pl_slot_hook[sl]);
+				jw_str_field(&w, "dir", pl_slot_dir[sl]);
+				jw_u64_field(&w, "packets", pk);
+				jw_u64_field(&w, "bytes", by);
+				jw_obj_close(&w);
+			} else {
+				printf("%s %s %s: %llu packets, %llu bytes",
+				       sl == PL_SLOT_XDP_IN ? ": final totals" : ",",
+				       pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
+			}
+		}
+		if (pl_g.json) {
+			jw_arr_close(&w);
+			jw_obj_close(&w);
+		} else {
+			putchar('\n');
+		}
+	}
+	if (pl_g.json) {
+		jw_arr_close(&w);
+		jw_obj_close(&w);
+		jw_end(&w);
+	}
+	free(a);
+	return ret;
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pktlens flows */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+#include "util.h"
+#include "../export/format.h"
+
+enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE };
+
+static void flows_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: pktlens flows [DEV] [--top N] [--sort bytes|packets|rate] [-j]\n"
+		"\n"
+		"Flows (interface, hook, direction, VLAN, protocol, addresses, ports) with\n"
+		"packets, bytes, TCP flags and first/last seen, largest first. Non-IP frames\n"
+		"form one flow per ethertype; ICMP type/code stand in for ports.\n"
+		"\n"
+		"  --top N      only the first N flows (default: all)\n"
+		"  --sort KEY   bytes (default), packets, or rate (bytes per second over the\n"
+		"               flow's lifetime, at least one second)\n"
+		"  -j, --json   JSON\n"
+		"  -h, --help   this help\n");
+}
+
+struct row {
+	struct pl_flow f;
+	const char *ifname;
+	double rate;
+};
+
+static enum sort_by sort_key;
+
+static int cmp_rows(const void *x, const void *y)
+{
+	const struct row *a = x, *b = y;
+	double va, vb;
+
+	switch (sort_key) {
+	case SORT_PACKETS:
+		va = (double)a->f.val.packets, vb = (double)b->f.val.packets;
+		break;
+	case SORT_RATE:
+		va = a->rate, vb = b->rate;
+		break;
+	default:
+		va = (double)a->f.val.bytes, vb = (double)b->f.val.bytes;
+	}
+	if (va != vb)
+		return va < vb ? 1 : -1;
+	return memcmp(&a->f.key, &b->f.key, sizeof(a->f.key));
+}
+
+static double rate_of(const struct pl_flow_val *v)
+{
+	double secs = (v->last_ns - v->first_ns) / 1e9;
+
+	return v->bytes / (secs < 1.0 ? 1.0 : secs);
+}
+
+static bool is_v6(const struct pl_flow_key *k)
+{
+	return k->l3proto == 0x86dd;
+}
+
+static bool has_ports(const struct pl_flow_key *k)
+{
+	return (k->l3proto == 0x0800 || k->l3proto == 0x86dd) &&
+	       (k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132);
+}
+
+static void endpoint(char *buf, size_t len, const struct pl_flow_key *k, const __u8 *addr,
+		     __u16 port)
+{
+	char a[PL_ADDR_STRLEN];
+
+	if (k->l3proto != 0x0800 && k->l3proto != 0x86dd) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	pl_fmt_addr(addr, a, sizeof(a));
+	if (!has_ports(k))
+		snprintf(buf, len, "%s", a);
+	else if (is_v6(k))
+		snprintf(buf, len, "[%s]:%u", a, port);
+	else
+		snprintf(buf, len, "%s:%u", a, port);
+}
+
+static void json_row(struct jw *w, const struct row *r)
+{
+	const struct pl_flow_key *k = &r->f.key;
+	const struct pl_flow_val *v = &r->f.val;
+	char b1[PL_ADDR_STRLEN], b2[16];
+	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
+	bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
+
+	jw_obj_open(w);
+	jw_str_field(w, "ifname", r->ifname);
+	jw_u64_field(w, "ifindex", k->ifindex);
+	jw_str_field(w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
+	jw_str_field(w, "dir", k->dir == PL_DIR_IN ? "in" : "out");
+	jw_key(w, "vlan");
+	if (k->vlan == PL_VLAN_NONE)
+		jw_null(w);
+	else
+		jw_u64(w, k->vlan);
+	jw_str_field(w, "l3", pl_fmt_l3(k->l3proto, b2, sizeof(b2)));
+	jw_u64_field(w, "ethertype", k->l3proto);
+	if (ip) {
+		jw_str_field(w, "proto", pl_fmt_l4(k, b2, sizeof(b2)));
+		jw_u64_field(w, "ip_proto", k->l4proto);
+		jw_str_field(w, "src", pl_fmt_addr(k->saddr, b1, sizeof(b1)));
+		jw_str_field(w, "dst", pl_fmt_addr(k->daddr, b1, sizeof(b1)));
+		if (icmp) {
+			jw_u64_field(w, "icmp_type", k->sport);
+			jw_u64_field(w, "icmp_code", k->dport);
+		} else {
+			jw_u64_field(w, "sport", k->sport);
+			jw_u64_field(w, "dport", k->dport);
+		}
+	}
+	jw_u64_field(w, "packets", v->packets);
+	jw_u64_field(w, "bytes", v->bytes);
+	if (k->l4proto == 6 && ip)
+		jw_str_field(w, "tcp_flags", pl_fmt_tcp_flags(v->tcp_flags, b2, sizeof(b2)));
+	jw_double_field(w, "first_seen", pl_mono_to_epoch(v->first_ns));
+	jw_double_field(w, "last_seen", pl_mono_to_epoch(v->last_ns));
+	jw_double_field(w, "duration", (v->last_ns - v->first_ns) / 1e9);
+	jw_double_field(w, "rate_bps", r->rate * 8);
+	jw_obj_close(w);
+}
+
+static void plain_row(const struct row *r)
+{
+	const struct pl_flow_key *k = &r->f.key;
+	const struct pl_flow_val *v = &r->f.val;
+	char src[64], dst[64], proto[24], l3[16], vlan[8] = "-", fl[16] = "";
+	const char *p = pl_fmt_l4(k, proto, sizeof(proto));
+
+	endpoint(src, sizeof(src), k, k->saddr, k->sport);
+	endpoint(dst, sizeof(dst), k, k->daddr, k->dport);
+	if (!*p)
+		p = pl_fmt_l3(k->l3proto, l3, sizeof(l3));
+	else if (k->l4proto == 1 || k->l4proto == 58)
+		snprintf(proto, sizeof(proto), "%s %u/%u", k->l4proto == 1 ? "icmp" : "icmp6",
+			 k->sport, k->dport), p = proto;
+	if (k->vlan != PL_VLAN_NONE)
+		snprintf(vlan, sizeof(vlan), "%u", k->vlan & 0xfff);
+	if (k->l4proto == 6 && has_ports(k))
+		pl_fmt_tcp_flags(v->tcp_flags, fl, sizeof(fl));
+	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f\n",
+	       r->ifname, k->hook == PL_HOOK_XDP ? "xdp" : "tc", k->dir == PL_DIR_IN ? "in" : "out",
+	       vlan, p, src, dst, v->packets, v->bytes, fl, (v->last_ns - v->first_ns) / 1e9);
+}
+
+int do_flows(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "top", required_argument, NULL, 't' },
+		{ "sort", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct pl_attachment *a = NULL;
+	struct row *rows = NULL;
+	size_t n = 0, nrows = 0, i;
+	uint32_t top = 0;
+	struct jw w;
+	int c, rc;
+
+	sort_key = SORT_BYTES;
+	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (pl_parse_u32(optarg, 1, UINT32_MAX, &top)) {
+				pl_err("flows: --top '%s' is wrong: expected a positive number", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 's':
+			if (!strcmp(optarg, "bytes"))
+				sort_key = SORT_BYTES;
+			else if (!strcmp(optarg, "packets"))
+				sort_key = SORT_PACKETS;
+			else if (!strcmp(optarg, "rate"))
+				sort_key = SORT_RATE;
+			else {
+				pl_err("flows: --sort '%s' is wrong: expected bytes, packets or rate", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'h':
+			flows_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("flows: unknown option '%s' (see pktlens flows --help)", argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		pl_err("flows: what is '%s'? (see pktlens flows --help)", argv[optind + 1]);
+		return PL_EXIT_USAGE;
+	}
+	rc = pl_select("flows", optind < argc ? argv[optind] : NULL, &a, &n);
+	if (rc)
+		return rc;
+
+	jw_init(&w, stdout, pl_g.pretty);
+	if (pl_g.json) {
+		jw_obj_open(&w);
+		jw_key(&w, "interfaces");
+		jw_arr_open(&w);
+	}
+	for (i = 0; i < n; i++) {
+		struct pl_stats s[PL_SLOT_MAX];
+		struct pl_flow *fl = NULL;
+		struct pl_state st;
+		size_t nf = 0, used = 0;
+		__u64 lost = 0, lost_pk = 0, lost_by = 0;
+		struct row *p;
+		int err;
+
+		if ((rc = pl_open_state("flows", &a[i], &st)))
+			goto out;
+		err = pl_state_flows(&st, &fl, &nf);
+		if (!err)
+			err = pl_state_stats(&st, s);
+		if (!err)
+			err = pl_state_flow_count(&st, &used);
+		if (err) {
+			pl_err("flows: %s: cannot read maps: %s", a[i].ifname, strerror(-err));
+			pl_state_close(&st);
+			free(fl);
+			rc = PL_EXIT_FAIL;
+			goto out;
+		}
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+			lost += s[sl].flow_lost, lost_pk += s[sl].flow_lost_pkts,
+				lost_by += s[sl].flow_lost_bytes;
+		if (pl_g.json) {
+			jw_obj_open(&w);
+			jw_str_field(&w, "ifname", a[i].ifname);
+			jw_u64_field(&w, "flows", nf);
+			jw_u64_field(&w, "table_entries", used);
+			jw_u64_field(&w, "table_max", st.meta.flows_max);
+			jw_u64_field(&w, "lost", lost);
+			jw_u64_field(&w, "lost_packets", lost_pk);
+			jw_u64_field(&w, "lost_bytes", lost_by);
+			jw_obj_close(&w);
+		} else if (lost) {
+			printf("%s: flow table full (%zu/%u): %llu packets, %llu"
+			       " bytes not recorded in flows\n", a[i].ifname, used,
+			       st.meta.flows_max, lost_pk, lost_by);
+		}
+		p = realloc(rows, (nrows + nf) * sizeof(*rows));
+		if (!p && nf) {
+			pl_err("flows: out of memory");
+			pl_state_close(&st);
+			free(fl);
+			rc = PL_EXIT_FAIL;
+			goto out;
+		}
+		rows = p;
+		for (size_t f = 0; f < nf; f++) {
+			rows[nrows].f = fl[f];
+			rows[nrows].ifname = a[i].ifname;
+			rows[nrows].rate = rate_of(&fl[f].val);
+			nrows++;
+		}
+		free(fl);
+		pl_state_close(&st);
+	}
+	if (nrows > 1)
+		qsort(rows, nrows, sizeof(*rows), cmp_rows);
+	if (top && nrows > top)
+		nrows = top;
+	if (pl_g.json) {
+		jw_arr_close(&w);
+		jw_key(&w, "flows");
+		jw_arr_open(&w);
+		for (i = 0; i < nrows; i++)
+			json_row(&w, &rows[i]);
+		jw_arr_close(&w);
+		jw_obj_close(&w);
+		jw_end(&w);
+	} else {
+		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s\n", "IFACE", "HK",
+		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
+		       "SECS");
+		for (i = 0; i < nrows; i++)
+			plain_row(&rows[i]);
+	}
+out:
+	free(rows);
+	free(a);
+	return rc;
+}

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pktlens list */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/libbpf.h>
+
+#include "cli.h"
+#include "common.h"
+#include "util.h"
+
+static void list_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: pktlens list [-j]\n"
+		"\n"
+		"List pktlens attachments in every network namespace: interface, hooks,\n"
+		"mode, program id, flow table size, and whether the program is still\n"
+		"attached (checked for the current namespace).\n");
+}
+
+/* "attached", "missing" (interface or program gone) or "other-netns" */
+static const char *attach_state(const struct pl_attachment *a, uint64_t here)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct pl_link_info li;
+
+	if (!a->meta_ok)
+		return "broken";
+	if (a->netns != here)
+		return "other-netns";
+	if (pl_link_get(NULL, a->meta.ifindex, &li) || strcmp(li.ifname, a->ifname))
+		return "interface-gone";
+	if (a->meta.xdp_mode == PL_XDP_NONE)
+		return "attached";
+	if (bpf_xdp_query(a->meta.ifindex, 0, &q))
+		return "unknown";
+	if (q.prog_id != a->meta.xdp_prog_id && q.skb_prog_id != a->meta.xdp_prog_id &&
+	    q.drv_prog_id != a->meta.xdp_prog_id)
+		return "program-gone";
+	return "attached";
+}
+
+int do_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct pl_attachment *a = NULL;
+	uint64_t here = 0;
+	size_t n = 0;
+	struct jw w;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'h':
+			list_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("list: unknown option '%s' (see pktlens list --help)", argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		pl_err("list: what is '%s'? (see pktlens list --help)", argv[optind]);
+		return PL_EXIT_USAGE;
+	}
+	pl_netns_ino(&here);
+	err = pl_attachments(0, &a, &n);
+	if (err) {
+		pl_err("list: cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	if (pl_g.json) {
+		jw_init(&w, stdout, pl_g.pretty);
+		jw_obj_open(&w);
+		jw_key(&w, "attachments");
+		jw_arr_open(&w);
+		for (size_t i = 0; i < n; i++) {
+			jw_obj_open(&w);
+			jw_str_field(&w, "ifname", a[i].ifname);
+			jw_u64_field(&w, "netns", a[i].netns);
+			jw_bool_field(&w, "this_netns", a[i].netns == here);
+			jw_str_field(&w, "state", attach_state(&a[i], here));
+			jw_str_field(&w, "pins", a[i].dir);
+			if (a[i].meta_ok) {
+				jw_u64_field(&w, "ifindex", a[i].meta.ifindex);
+				jw_key(&w, "hooks");
+				jw_arr_open(&w);
+				if (a[i].meta.xdp_mode != PL_XDP_NONE) {
+					jw_obj_open(&w);
+					jw_str_field(&w, "hook", "xdp");
+					jw_str_field(&w, "dir", "in");
+					jw_str_field(&w, "mode", pl_xdp_mode_name(a[i].meta.xdp_mode));
+					jw_str_field(&w, "mechanism", "bpf_link");
+					jw_u64_field(&w, "prog_id", a[i].meta.xdp_prog_id);
+					jw_obj_close(&w);
+				}
+				jw_arr_close(&w);
+				jw_u64_field(&w, "flows_max", a[i].meta.flows_max);
+				jw_u64_field(&w, "attach_time", a[i].meta.attach_time);
+			}
+			jw_obj_close(&w);
+		}
+		jw_arr_close(&w);
+		jw_obj_close(&w);
+		jw_end(&w);
+		free(a);
+		return PL_EXIT_OK;
+	}
+	if (!n) {
+		printf("no interfaces attached (pktlens attach DEV)\n");
+		free(a);
+		return PL_EXIT_OK;
+	}
+	printf("%-12s %-16s %7s %-14s %8s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
+	       "PROG", "FLOWS", "ATTACHED", "STATE");
+	for (size_t i = 0; i < n; i++) {
+		char when[32] = "-", hooks[32] = "-";
+
+		if (a[i].meta_ok) {
+			time_t t = (time_t)a[i].meta.attach_time;
+			struct tm tm;
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+			if (a[i].meta.xdp_mode != PL_XDP_NONE)
+				snprintf(hooks, sizeof(hooks), "xdp/%s in",
+					 pl_xdp_mode_name(a[i].meta.xdp_mode));
+		}
+		printf("%-12" PRIu64 " %-16s %7u %-14s %8u %9u  %-19s %s%s\n", a[i].netns, a[i].ifname,
+		       a[i].meta.ifindex, hooks, a[i].meta.xdp_prog_id, a[i].meta.flows_max, when,
+		       attach_state(&a[i], here), a[i].netns == here ? " (this netns)" : "");
+	}
+	free(a);
+	return PL_EXIT_OK;
+}

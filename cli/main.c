@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pktlens: XDP/tc packet analytics and filtering. `pktlens OBJECT ...` */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "cli.h"
+#include "util.h"
+
+#define PKTLENS_VERSION "0.1.0"
+
+static const struct pl_cmd cmds[] = {
+	{ "attach", do_attach, "attach DEV [--xdp native|skb|none] [--flows N] [--force]" },
+	{ "detach", do_detach, "detach DEV | --all" },
+	{ "list", do_list, "list" },
+	{ "stats", do_stats, "stats [DEV] [--watch SECS] [--reset]" },
+	{ "flows", do_flows, "flows [DEV] [--top N] [--sort bytes|packets|rate]" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: pktlens [-n NETNS] [-j] [-p] OBJECT [ARGS]\n\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "       pktlens %s\n", cmds[i].summary);
+	fprintf(f, "\nGlobal options:\n"
+		   "  -n, --netns NETNS  run in network namespace NETNS (a name in /run/netns or a path)\n"
+		   "  -j, --json         print JSON\n"
+		   "  -p, --pretty       pretty-print JSON (implies -j)\n"
+		   "  -h, --help         this help; `pktlens OBJECT --help` for each command\n"
+		   "  -V, --version      print the version\n");
+}
+
+/* Enter NETNS's network namespace only (not its mount namespace: bpffs pins stay ours). */
+static int enter_netns(const char *ns)
+{
+	char path[4096];
+	int fd, err = 0;
+
+	if (strchr(ns, '/'))
+		snprintf(path, sizeof(path), "%s", ns);
+	else
+		snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		pl_err("netns '%s': %s", ns, strerror(err));
+		return err == ENOENT ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+	}
+	if (setns(fd, CLONE_NEWNET)) {
+		err = errno;
+		pl_err("netns '%s': setns: %s%s", ns, strerror(err),
+		       err == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+	}
+	close(fd);
+	return err ? (err == EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL) : 0;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_WARN && getenv("PKTLENS_DEBUG"))
+		return vfprintf(stderr, fmt, ap);
+	if (level == LIBBPF_DEBUG && getenv("PKTLENS_DEBUG"))
+		return vfprintf(stderr, fmt, ap);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int i, err;
+
+	libbpf_set_print(libbpf_quiet);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	/* global options come before OBJECT */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
+			pl_g.json = true;
+		} else if (!strcmp(a, "-p") || !strcmp(a, "--pretty")) {
+			pl_g.json = pl_g.pretty = true;
+		} else if (!strcmp(a, "-n") || !strcmp(a, "--netns")) {
+			if (++i >= argc) {
+				pl_err("option '%s' needs a network namespace", a);
+				return PL_EXIT_USAGE;
+			}
+			pl_g.netns = argv[i];
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return PL_EXIT_OK;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("pktlens %s\n", PKTLENS_VERSION);
+			return PL_EXIT_OK;
+		} else {
+			pl_err("unknown option '%s' (see pktlens --help)", a);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return PL_EXIT_USAGE;
+	}
+	if (pl_g.netns) {
+		err = enter_netns(pl_g.netns);
+		if (err)
+			return err;
+	}
+	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
+		if (!strcmp(argv[i], cmds[c].name)) {
+			pl_getopt_reset();
+			return cmds[c].fn(argc - i, argv + i);
+		}
+	}
+	if (!strcmp(argv[i], "help")) {
+		usage(stdout);
+		return PL_EXIT_OK;
+	}
+	pl_err("what is '%s'? (see pktlens --help)", argv[i]);
+	return PL_EXIT_USAGE;
+}

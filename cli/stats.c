@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pktlens stats */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common.h"
+#include "util.h"
+#include "../export/format.h"
+
+#define BAR_WIDTH 40
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void stats_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: pktlens stats [DEV] [-j] [--watch SECS] [--reset]\n"
+		"\n"
+		"Per-interface counters: packets and bytes by hook, direction and verdict,\n"
+		"the packet-size histogram (RMON buckets and log2), protocol mix, parse\n"
+		"errors, flow-table use and losses, and the kernel's own rx counters.\n"
+		"\n"
+		"  --watch SECS  print packet and bit rates every SECS seconds until Ctrl-C\n"
+		"  --reset       zero the counters and the flow table (after printing them)\n"
+		"  -j, --json    JSON (one document; JSON lines with --watch)\n"
+		"  -h, --help    this help\n");
+}
+
+static bool slot_shown(const struct pl_meta *m, const struct pl_stats *s, int slot)
+{
+	__u64 pk = 0;
+
+	for (int v = 0; v < PL_VERDICT_MAX; v++)
+		pk += s->pkts[v];
+	if (slot == PL_SLOT_XDP_IN && m->xdp_mode != PL_XDP_NONE)
+		return true;
+	return pk > 0;
+}
+
+static void totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
+{
+	*pk = *by = 0;
+	for (int v = 0; v < PL_VERDICT_MAX; v++)
+		*pk += s->pkts[v], *by += s->bytes[v];
+}
+
+static void json_slot(struct jw *w, const struct pl_stats *s, int slot)
+{
+	__u64 pk, by;
+
+	totals(s, &pk, &by);
+	jw_obj_open(w);
+	jw_str_field(w, "hook", pl_slot_hook[slot]);
+	jw_str_field(w, "dir", pl_slot_dir[slot]);
+	jw_u64_field(w, "packets", pk);
+	jw_u64_field(w, "bytes", by);
+	jw_key(w, "verdicts");
+	jw_obj_open(w);
+	for (int v = 0; v < PL_VERDICT_MAX; v++) {
+		jw_key(w, pl_verdict_names[v]);
+		jw_obj_open(w);
+		jw_u64_field(w, "packets", s->pkts[v]);
+		jw_u64_field(w, "bytes", s->bytes[v]);
+		jw_obj_close(w);
+	}
+	jw_obj_close(w);
+	jw_key(w, "size_rmon");
+	jw_obj_open(w);
+	for (int i = 0; i < PL_RMON_MAX; i++)
+		jw_u64_field(w, pl_rmon_names[i], s->rmon[i]);
+	jw_obj_close(w);
+	jw_key(w, "size_log2");
+	jw_arr_open(w);
+	for (int i = 0; i < PL_LOG2_MAX; i++)
+		jw_u64(w, s->log2[i]);
+	jw_arr_close(w);
+	jw_key(w, "l3");
+	jw_obj_open(w);
+	for (int i = 0; i < PL_L3_MAX; i++)
+		jw_u64_field(w, pl_l3_names[i], s->l3[i]);
+	jw_obj_close(w);
+	jw_key(w, "l4");
+	jw_obj_open(w);
+	for (int i = 0; i < PL_L4_MAX; i++)
+		jw_u64_field(w, pl_l4_names[i], s->l4[i]);
+	jw_obj_close(w);
+	jw_u64_field(w, "vlan", s->vlan);
+	jw_u64_field(w, "vlan_double", s->vlan2);
+	jw_u64_field(w, "ip_fragments", s->ip_frags);
+	jw_u64_field(w, "ip_options", s->ip_opts);
+	jw_u64_field(w, "parse_errors", s->parse_err);
+	jw_u64_field(w, "truncated", s->truncated);
+	jw_u64_field(w, "flow_lost", s->flow_lost);
+	jw_u64_field(w, "flow_lost_packets", s->flow_lost_pkts);
+	jw_u64_field(w, "flow_lost_bytes", s->flow_lost_bytes);
+	jw_obj_close(w);
+}
+
+static void bar(__u64 v, __u64 max)
+{
+	int n = max ? (int)((v * BAR_WIDTH + max - 1) / max) : 0;
+
+	printf("|%.*s%*s|\n", n, "****************************************", BAR_WIDTH - n, "");
+}
+
+static void plain_hist(const struct pl_stats *s)
+{
+	__u64 max = 0;
+	int last = -1;
+
+	for (int i = 0; i < PL_RMON_MAX; i++)
+		max = s->rmon[i] > max ? s->rmon[i] : max;
+	printf("    %-19s : %-10s distribution\n", "size (bytes)", "count");
+	for (int i = 0; i < PL_RMON_MAX; i++) {
+		printf("    %-19s : %-10llu ", pl_rmon_names[i], s->rmon[i]);
+		bar(s->rmon[i], max);
+	}
+	max = 0;
+	for (int i = 0; i < PL_LOG2_MAX; i++) {
+		max = s->log2[i] > max ? s->log2[i] : max;
+		if (s->log2[i])
+			last = i;
+	}
+	if (last < 0)
+		return;
+	printf("    %-19s : %-10s distribution\n", "log2 size (bytes)", "count");
+	for (int i = 0; i <= last; i++) {
+		char range[32];
+
+		snprintf(range, sizeof(range), "%u -> %u", i ? 1u << i : 0u, (2u << i) - 1);
+		printf("    %-19s : %-10llu ", range, s->log2[i]);
+		bar(s->log2[i], max);
+	}
+}
+
+static void plain_slot(const struct pl_stats *s, int slot)
+{
+	__u64 pk, by;
+
+	totals(s, &pk, &by);
+	printf("  %s %-3s  packets %llu  bytes %llu", pl_slot_hook[slot], pl_slot_dir[slot],
+	       pk, by);
+	for (int v = 0; v < PL_VERDICT_MAX; v++)
+		if (s->pkts[v])
+			printf("  %s %llu/%llu", pl_verdict_names[v], s->pkts[v], s->bytes[v]);
+	printf("\n    l3:");
+	for (int i = 0; i < PL_L3_MAX; i++)
+		printf(" %s %llu", pl_l3_names[i], s->l3[i]);
+	printf("\n    l4:");
+	for (int i = 0; i < PL_L4_MAX; i++)
+		printf(" %s %llu", pl_l4_names[i], s->l4[i]);
+	printf("\n    vlan %llu (double %llu)  fragments %llu  ip options/ext %llu"
+	       "  parse errors %llu  truncated %llu\n",
+	       s->vlan, s->vlan2, s->ip_frags, s->ip_opts, s->parse_err, s->truncated);
+	if (s->flow_lost)
+		printf("    flow table full: %llu packets (%llu bytes) not recorded in flows\n",
+		       s->flow_lost_pkts, s->flow_lost_bytes);
+	plain_hist(s);
+}
+
+static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
+{
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_link_info li;
+	struct pl_state st;
+	size_t used = 0;
+	bool have_li;
+	int err, rc;
+
+	rc = pl_open_state("stats", a, &st);
+	if (rc)
+		return rc;
+	err = pl_state_stats(&st, s);
+	if (!err)
+		err = pl_state_flow_count(&st, &used);
+	if (!err && reset)
+		err = pl_state_reset(&st);
+	if (err) {
+		pl_err("stats: %s: cannot read maps: %s", a->ifname, strerror(-err));
+		pl_state_close(&st);
+		return PL_EXIT_FAIL;
+	}
+	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+
+	if (pl_g.json) {
+		jw_obj_open(w);
+		jw_str_field(w, "ifname", a->ifname);
+		jw_u64_field(w, "ifindex", st.meta.ifindex);
+		jw_u64_field(w, "netns", a->netns);
+		jw_str_field(w, "xdp_mode", pl_xdp_mode_name(st.meta.xdp_mode));
+		jw_u64_field(w, "flows", used);
+		jw_u64_field(w, "flows_max", st.meta.flows_max);
+		jw_bool_field(w, "reset", reset);
+		jw_key(w, "kernel");
+		if (have_li) {
+			jw_obj_open(w);
+			jw_u64_field(w, "rx_packets", li.rx_packets);
+			jw_u64_field(w, "rx_bytes", li.rx_bytes);
+			jw_u64_field(w, "rx_dropped", li.rx_dropped);
+			jw_u64_field(w, "tx_packets", li.tx_packets);
+			jw_u64_field(w, "tx_bytes", li.tx_bytes);
+			jw_u64_field(w, "tx_dropped", li.tx_dropped);
+			jw_obj_close(w);
+		} else {
+			jw_null(w);
+		}
+		jw_key(w, "hooks");
+		jw_arr_open(w);
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+			if (slot_shown(&st.meta, &s[sl], sl))
+				json_slot(w, &s[sl], sl);
+		jw_arr_close(w);
+		jw_obj_close(w);
+	} else {
+		printf("%s (ifindex %u): xdp %s, flow table %zu/%u%s\n", a->ifname, st.meta.ifindex,
+		       pl_xdp_mode_name(st.meta.xdp_mode), used, st.meta.flows_max,
+		       reset ? " [counters reset after this reading]" : "");
+		if (have_li)
+			printf("  kernel    rx packets %llu  bytes %llu  dropped %llu"
+			       "   tx packets %llu  bytes %llu\n", li.rx_packets,
+			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
+		else
+			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+			if (slot_shown(&st.meta, &s[sl], sl))
+				plain_slot(&s[sl], sl);
+	}
+	pl_state_close(&st);
+	return PL_EXIT_OK;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* --watch: rates from the difference of two readings. */
+static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
+{
+	struct pl_stats (*prev)[PL_SLOT_MAX] = calloc(n, sizeof(*prev));
+	double t_prev = now_s();
+	struct sigaction sa = { .sa_handler = on_signal };
+	int rc = PL_EXIT_OK;
+
+	if (!prev)
+		return PL_EXIT_FAIL;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct pl_state st;
+
+		if ((rc = pl_open_state("stats", &a[i], &st)))
+			goto out;
+		pl_state_stats(&st, prev[i]);
+		pl_state_close(&st);
+	}
+	if (!pl_g.json)
+		printf("%-8s %-16s %-3s %-3s %12s %14s %14s %16s\n", "TIME", "IFACE", "HK", "DIR",
+		       "PPS", "BPS", "PACKETS", "BYTES");
+	while (!stop) {
+		double t, dt;
+		char when[16];
+		time_t wall;
+		struct tm tm;
+
+		for (uint32_t slept = 0; slept < secs * 10 && !stop; slept++)
+			usleep(100000);
+		if (stop)
+			break;
+		t = now_s();
+		dt = t - t_prev;
+		t_prev = t;
+		wall = time(NULL);
+		strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&wall, &tm));
+		for (size_t i = 0; i < n; i++) {
+			struct pl_stats cur[PL_SLOT_MAX];
+			struct pl_state st;
+
+			if ((rc = pl_open_state("stats", &a[i], &st)))
+				goto out;
+			pl_state_stats(&st, cur);
+			for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+				__u64 pk, by, ppk, pby;
+
+				if (!slot_shown(&st.meta, &cur[sl], sl))
+					continue;
+				totals(&cur[sl], &pk, &by);
+				totals(&prev[i][sl], &ppk, &pby);
+				if (pl_g.json) {
+					struct jw w;
+
+					jw_init(&w, stdout, false);
+					jw_obj_open(&w);
+					jw_double_field(&w, "time", (double)wall);
+					jw_str_field(&w, "ifname", a[i].ifname);
+					jw_str_field(&w, "hook", pl_slot_hook[sl]);
+					jw_str_field(&w, "dir", pl_slot_dir[sl]);
+					jw_double_field(&w, "pps", (pk - ppk) / dt);
+					jw_double_field(&w, "bps", (by - pby) * 8 / dt);
+					jw_u64_field(&w, "packets", pk);
+					jw_u64_field(&w, "bytes", by);
+					jw_obj_close(&w);
+					jw_end(&w);
+				} else {
+					printf("%-8s %-16s %-3s %-3s %12.1f %14.0f %14llu %16llu\n",
+					       when, a[i].ifname, pl_slot_hook[sl], pl_slot_dir[sl],
+					       (pk - ppk) / dt, (by - pby) * 8 / dt, pk, by);
+				}
+			}
+			memcpy(prev[i], cur, sizeof(cur));
+			pl_state_close(&st);
+		}
+		fflush(stdout);
+	}
+out:
+	free(prev);
+	return rc;
+}
+
+int do_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "watch", required_argument, NULL, 'w' },
+		{ "reset", no_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct pl_attachment *a = NULL;
+	uint32_t secs = 0;
+	bool reset = false;
+	size_t n = 0;
+	struct jw w;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			if (pl_parse_u32(optarg, 1, 86400, &secs)) {
+				pl_err("stats: --watch '%s' is wrong: expected seconds from 1 to 86400", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'r':
+			reset = true;
+			break;
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'h':
+			stats_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("stats: unknown option '%s' (see pktlens stats --help)", argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		pl_err("stats: what is '%s'? (see pktlens stats --help)", argv[optind + 1]);
+		return PL_EXIT_USAGE;
+	}
+	if (secs && reset) {
+		pl_err("stats: --watch and --reset do not go together");
+		return PL_EXIT_USAGE;
+	}
+	rc = pl_select("stats", optind < argc ? argv[optind] : NULL, &a, &n);
+	if (rc)
+		return rc;
+	if (secs) {
+		rc = n ? watch(a, n, secs) : PL_EXIT_OK;
+		if (!n)
+			pl_info("no interfaces attached in this network namespace");
+		free(a);
+		return rc;
+	}
+	jw_init(&w, stdout, pl_g.pretty);
+	if (pl_g.json) {
+		jw_obj_open(&w);
+		jw_key(&w, "interfaces");
+		jw_arr_open(&w);
+	} else if (!n) {
+		printf("no interfaces attached in this network namespace (pktlens attach DEV)\n");
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = show_one(&w, &a[i], reset);
+	if (pl_g.json && !rc) {
+		jw_arr_close(&w);
+		jw_obj_close(&w);
+		jw_end(&w);
+	}
+	free(a);
+	return rc;
+}

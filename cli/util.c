@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct pl_globals pl_g;
+
+void pl_err(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (pl_g.json) {
+		struct jw w;
+
+		jw_init(&w, stdout, false);
+		jw_obj_open(&w);
+		jw_str_field(&w, "error", buf);
+		jw_obj_close(&w);
+		jw_end(&w);
+	}
+	fprintf(stderr, "pktlens: %s\n", buf);
+}
+
+void pl_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (pl_g.json)
+		return;
+	va_start(ap, fmt);
+	fputs("pktlens: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (*end)
+		return -EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+	int err = pl_parse_u64(s, min, max, &v);
+
+	if (!err)
+		*out = (uint32_t)v;
+	return err;
+}
+
+void pl_getopt_reset(void)
+{
+	optind = 0;	/* glibc: full reinitialisation */
+	opterr = 0;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Shared CLI plumbing: errors, exit codes, global options, number parsing. */
+#ifndef __PKTLENS_CLI_UTIL_H
+#define __PKTLENS_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../export/json.h"
+
+/* Exit codes (DESIGN.md). */
+enum pl_exit {
+	PL_EXIT_OK = 0,
+	PL_EXIT_FAIL = 1,	/* runtime failure */
+	PL_EXIT_USAGE = 2,	/* bad usage or input */
+};
+
+/* Global options, set once in main(). */
+struct pl_globals {
+	bool json;
+	bool pretty;
+	const char *netns;	/* -n NETNS, or NULL */
+};
+extern struct pl_globals pl_g;
+
+/*
+ * One-line error: "pktlens: <what>: <why>" on stderr (or {"error": ...} on
+ * stdout under -j). Returns nothing; callers return the exit code.
+ */
+__attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
+/* Informational line on stderr (silent under -j). */
+__attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
+
+/* Strict number parsing: the whole string, in [min, max]. 0 or -EINVAL/-ERANGE. */
+int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/* A command: `pktlens OBJECT ...` runs fn(argc, argv) with argv[0] == OBJECT. */
+struct pl_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+/* getopt_long reset between commands */
+void pl_getopt_reset(void);
+
+#endif /* __PKTLENS_CLI_UTIL_H */

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "format.h"
+
+const char *const pl_verdict_names[PL_VERDICT_MAX] = { "pass", "drop", "redirect", "tx", "aborted" };
+const char *const pl_rmon_names[PL_RMON_MAX] = {
+	"64", "65-127", "128-255", "256-511", "512-1023", "1024-1518", "1519-9216", ">9216",
+};
+const char *const pl_l3_names[PL_L3_MAX] = { "ipv4", "ipv6", "arp", "other" };
+const char *const pl_l4_names[PL_L4_MAX] = { "tcp", "udp", "icmp", "icmpv6", "sctp", "other", "none" };
+const char *const pl_slot_hook[PL_SLOT_MAX] = { "xdp", "tc", "tc" };
+const char *const pl_slot_dir[PL_SLOT_MAX] = { "in", "in", "out" };
+
+static const __u8 v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+const char *pl_fmt_addr(const __u8 addr[16], char *buf, size_t len)
+{
+	if (!memcmp(addr, v4mapped, sizeof(v4mapped)))
+		return inet_ntop(AF_INET, addr + 12, buf, len) ? buf : "?";
+	return inet_ntop(AF_INET6, addr, buf, len) ? buf : "?";
+}
+
+const char *pl_fmt_l3(__u16 ethertype, char *buf, size_t len)
+{
+	switch (ethertype) {
+	case 0x0800:
+		return "ipv4";
+	case 0x86dd:
+		return "ipv6";
+	case 0x0806:
+		return "arp";
+	}
+	snprintf(buf, len, "0x%04x", ethertype);
+	return buf;
+}
+
+const char *pl_fmt_l4(const struct pl_flow_key *k, char *buf, size_t len)
+{
+	if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
+		return "";
+	switch (k->l4proto) {
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 1:
+		return "icmp";
+	case 58:
+		return "icmpv6";
+	case 132:
+		return "sctp";
+	}
+	snprintf(buf, len, "%u", k->l4proto);
+	return buf;
+}
+
+const char *pl_fmt_tcp_flags(__u8 f, char *buf, size_t len)
+{
+	/* tcpdump's letters: FIN SYN RST PSH ACK URG ECE CWR */
+	static const char letters[8] = { 'F', 'S', 'R', 'P', '.', 'U', 'E', 'W' };
+	size_t n = 0;
+
+	for (int i = 0; i < 8 && n + 1 < len; i++)
+		if (f & (1u << i))
+			buf[n++] = letters[i];
+	buf[n] = '\0';
+	return buf;
+}
+
+double pl_mono_to_epoch(__u64 ns)
+{
+	struct timespec mono, real;
+	double now_mono, now_real;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	now_mono = mono.tv_sec + mono.tv_nsec / 1e9;
+	now_real = real.tv_sec + real.tv_nsec / 1e9;
+	return now_real - (now_mono - ns / 1e9);
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel/user ABI of pktlens: everything a BPF program writes into a map
+ * and user space reads back. Plain C types only, no includes, so both
+ * clang -target bpf and the user-side C11 code can include it.
+ */
+#ifndef __PKTLENS_PKTLENS_H
+#define __PKTLENS_PKTLENS_H
+
+/* Where a packet was seen: one stats slot per hook and direction. */
+enum pl_slot {
+	PL_SLOT_XDP_IN = 0,
+	PL_SLOT_TC_IN,
+	PL_SLOT_TC_OUT,
+	PL_SLOT_MAX,
+};
+
+enum pl_hook {
+	PL_HOOK_XDP = 0,
+	PL_HOOK_TC,
+};
+
+enum pl_dir {
+	PL_DIR_IN = 0,
+	PL_DIR_OUT,
+};
+
+/* What happened to the packet; XDP and tc verdicts map onto these. */
+enum pl_verdict {
+	PL_VERDICT_PASS = 0,
+	PL_VERDICT_DROP,
+	PL_VERDICT_REDIRECT,
+	PL_VERDICT_TX,
+	PL_VERDICT_ABORTED,
+	PL_VERDICT_MAX,
+};
+
+/* RMON etherStatsPkts* buckets (RFC 2819), extended for jumbo frames. */
+enum pl_rmon {
+	PL_RMON_64 = 0,		/*     <=   64 */
+	PL_RMON_65_127,
+	PL_RMON_128_255,
+	PL_RMON_256_511,
+	PL_RMON_512_1023,
+	PL_RMON_1024_1518,
+	PL_RMON_1519_9216,
+	PL_RMON_OVER_9216,
+	PL_RMON_MAX,
+};
+
+/* log2 buckets: bucket k counts lengths in [2^k, 2^(k+1)); k <= 16. */
+#define PL_LOG2_MAX 17
+
+enum pl_l3 {
+	PL_L3_IPV4 = 0,
+	PL_L3_IPV6,
+	PL_L3_ARP,
+	PL_L3_OTHER,
+	PL_L3_MAX,
+};
+
+enum pl_l4 {
+	PL_L4_TCP = 0,
+	PL_L4_UDP,
+	PL_L4_ICMP,
+	PL_L4_ICMPV6,
+	PL_L4_SCTP,
+	PL_L4_OTHER,	/* an IP protocol we do not parse further (GRE, ESP, ...) */
+	PL_L4_NONE,	/* not IP, or the IP header itself is malformed/truncated */
+	PL_L4_MAX,
+};
+
+/*
+ * Per hook/direction counters, one PERCPU_ARRAY slot per enum pl_slot.
+ * Every packet the program sees is counted exactly once in pkts/bytes (by
+ * verdict), once in rmon[], once in log2[], once in l3[] and once in l4[].
+ */
+struct pl_stats {
+	__u64 pkts[PL_VERDICT_MAX];
+	__u64 bytes[PL_VERDICT_MAX];
+	__u64 rmon[PL_RMON_MAX];
+	__u64 log2[PL_LOG2_MAX];
+	__u64 l3[PL_L3_MAX];
+	__u64 l4[PL_L4_MAX];
+	__u64 vlan;		/* frames with at least one VLAN tag */
+	__u64 vlan2;		/* frames with two tags (QinQ) */
+	__u64 ip_frags;		/* IPv4/IPv6 fragments, first or not */
+	__u64 ip_opts;		/* IPv4 with options, IPv6 with extension headers */
+	__u64 parse_err;	/* malformed headers (bad version, IHL < 5, ...) */
+	__u64 truncated;	/* frame ends inside a header */
+	__u64 flow_lost_pkts;	/* packets of flows the full table could not admit */
+	__u64 flow_lost_bytes;
+	__u64 flow_lost;	/* failed inserts */
+};
+
+/*
+ * Flow key: 48 bytes, no implicit padding, compared as six u64 words.
+ * Addresses are IPv6 or IPv4-mapped IPv6 (::ffff:a.b.c.d); all zero for
+ * non-IP frames, which form one flow per ethertype and VLAN. ICMP and
+ * ICMPv6 carry type and code in sport and dport. Ports are host order.
+ */
+struct pl_flow_key {
+	__u32 ifindex;
+	__u8 dir;		/* enum pl_dir */
+	__u8 hook;		/* enum pl_hook */
+	__u16 vlan;		/* outermost VLAN id, PL_VLAN_NONE if untagged */
+	__u16 l3proto;		/* ethertype after VLAN tags, host order */
+	__u8 l4proto;		/* IP protocol, 0 when not IP */
+	__u8 pad;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+} __attribute__((aligned(8)));
+
+#define PL_VLAN_NONE 0xffff
+
+struct pl_flow_val {
+	__u64 packets;
+	__u64 bytes;
+	__u64 first_ns;		/* CLOCK_MONOTONIC, as bpf_ktime_get_ns() */
+	__u64 last_ns;
+	__u8 tcp_flags;		/* OR of all TCP flags seen */
+	__u8 pad[7];
+};
+
+/* A slot of the per-CPU direct-mapped flow cache (see bpf/flow.h). */
+struct pl_flow_slot {
+	struct pl_flow_key key;
+	struct pl_flow_val val;
+};
+
+/* Number of flow cache slots per CPU; a power of two. */
+#define PL_FLOW_CACHE_SLOTS 4096
+
+/* Default and limits for the flow table capacity (attach --flows). */
+#define PL_FLOWS_DEFAULT 65536
+#define PL_FLOWS_MIN 16
+#define PL_FLOWS_MAX (1U << 24)
+
+/* XDP attach modes as recorded in struct pl_meta. */
+enum pl_xdp_mode {
+	PL_XDP_NONE = 0,
+	PL_XDP_NATIVE,
+	PL_XDP_SKB,
+};
+
+/* One-entry array pinned beside the maps: what `attach` set up. */
+struct pl_meta {
+	__u32 version;		/* PL_META_VERSION */
+	__u32 ifindex;
+	char ifname[16];
+	__u64 netns_ino;
+	__u64 attach_time;	/* CLOCK_REALTIME, seconds */
+	__u32 xdp_mode;		/* enum pl_xdp_mode */
+	__u32 tc_hooks;		/* bit (1 << enum pl_dir) per tc hook */
+	__u32 tc_mech;		/* reserved for the tc attach mechanism */
+	__u32 flows_max;
+	__u32 xdp_prog_id;
+	__u32 pad;
+};
+
+#define PL_META_VERSION 1
+
+/* Map names, shared so user space finds the pins. */
+#define PL_MAP_STATS "stats"
+#define PL_MAP_FLOWS "flows"
+#define PL_MAP_FLOW_CACHE "flow_cache"
+#define PL_MAP_META "meta"
+
+#endif /* __PKTLENS_PKTLENS_H */

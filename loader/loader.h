@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The loader: attach/detach over netlink and bpf links, the bpffs pin layout,
+ * and reading the pinned state back. Functions return 0 or -errno and leave
+ * a human-readable reason in the caller's `why` buffer where they can.
+ */
+#ifndef __PKTLENS_LOADER_H
+#define __PKTLENS_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "pktlens/pktlens.h"
+
+#define PL_BPFFS "/sys/fs/bpf"
+#define PL_PIN_ROOT PL_BPFFS "/pktlens"
+#define PL_PIN_XDP_LINK "xdp_link"
+#define PL_PIN_TMP_PREFIX "tmp:"
+#define PL_WHY_LEN 256
+
+/* ---- bpffs layout (loader/pins.c) ---- */
+
+/* Mount bpffs on /sys/fs/bpf if it is not, create PL_PIN_ROOT (0700). */
+int pl_bpffs_ensure(char *why, size_t whylen);
+/* Inode of the current network namespace. */
+int pl_netns_ino(uint64_t *ino);
+/* PL_PIN_ROOT/<netns>/<ifname> */
+int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
+/* Remove a pin directory and everything pinned in it. */
+int pl_pin_dir_remove(const char *dir);
+/* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */
+void pl_pins_gc(void);
+
+/* An attachment as found in bpffs. */
+struct pl_attachment {
+	uint64_t netns;
+	char ifname[16];
+	char dir[512];
+	struct pl_meta meta;
+	bool meta_ok;
+};
+/* All attachments (netns == 0: every namespace). Caller frees *out. */
+int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
+/*
+ * Attachments of the current network namespace: all of them, or just
+ * @ifname (-ENOENT when it is not attached). Caller frees *out.
+ */
+int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n);
+
+/* ---- netlink (loader/netlink.c) ---- */
+
+struct pl_link_info {
+	int ifindex;
+	char ifname[16];
+	bool up;
+	bool loopback;
+	char kind[32];		/* IFLA_INFO_KIND: "veth", "bridge", ... ("" = physical) */
+	__u64 rx_packets, rx_bytes, rx_dropped;
+	__u64 tx_packets, tx_bytes, tx_dropped;
+};
+/* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
+int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
+
+/* ---- attach/detach (loader/loader.c) ---- */
+
+struct pl_attach_opts {
+	const char *ifname;
+	int xdp_mode;		/* enum pl_xdp_mode, or -1 for the driver-based default */
+	uint32_t flows_max;
+	bool force;
+};
+
+struct pl_attach_info {
+	int ifindex;
+	int xdp_mode;		/* what was used */
+	const char *reason;	/* why that mode (static string) */
+	bool replaced_foreign;
+	bool reattached;	/* --force over an existing pktlens attachment */
+	bool kept_counters;	/* counters carried over from that attachment */
+	uint32_t xdp_prog_id;
+};
+
+/* Errors: -ENODEV unknown interface, -ENETDOWN down, -EEXIST attached already,
+ * -EBUSY foreign XDP program, others from the kernel. */
+int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen);
+int pl_detach(const struct pl_attachment *a, char *why, size_t whylen);
+
+const char *pl_xdp_mode_name(int mode);
+
+/* ---- reading state (loader/state.c) ---- */
+
+struct pl_state {
+	int stats_fd;
+	int flows_fd;
+	int cache_fd;
+	int meta_fd;
+	struct pl_meta meta;
+};
+
+int pl_state_open(const char *dir, struct pl_state *st);
+void pl_state_close(struct pl_state *st);
+/* Sum the per-CPU stats of every slot. */
+int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX]);
+/* Zero the counters, the flow table and the cache. */
+int pl_state_reset(const struct pl_state *st);
+
+struct pl_flow {
+	struct pl_flow_key key;
+	struct pl_flow_val val;
+};
+/* Table + every CPU's cache slots, merged by key. Caller frees *out. */
+int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n);
+/* Number of entries in the flow table. */
+int pl_state_flow_count(const struct pl_state *st, size_t *n);
+
+/* Merge per-CPU flow values (used by state.c and tests). */
+void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d);
+
+#endif /* __PKTLENS_LOADER_H */

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Interface lookup and the kernel's own link counters, via libnl-route-3. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <net/if.h>
+
+#include <netlink/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/route/link.h>
+
+#include "loader.h"
+
+static int nl_to_errno(int nlerr)
+{
+	switch (-nlerr) {
+	case NLE_OBJ_NOTFOUND:
+	case NLE_NODEV:
+		return -ENODEV;
+	case NLE_PERM:
+		return -EPERM;
+	case NLE_NOMEM:
+		return -ENOMEM;
+	case NLE_INVAL:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
+{
+	struct rtnl_link *link = NULL;
+	struct nl_sock *sk;
+	const char *s;
+	int err;
+
+	memset(li, 0, sizeof(*li));
+	if (ifname && (!*ifname || strlen(ifname) >= IFNAMSIZ))
+		return -ENODEV;
+	sk = nl_socket_alloc();
+	if (!sk)
+		return -ENOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (err) {
+		err = nl_to_errno(err);
+		goto out;
+	}
+	err = rtnl_link_get_kernel(sk, ifname ? 0 : ifindex, ifname, &link);
+	if (err) {
+		err = nl_to_errno(err);
+		goto out;
+	}
+	li->ifindex = rtnl_link_get_ifindex(link);
+	s = rtnl_link_get_name(link);
+	snprintf(li->ifname, sizeof(li->ifname), "%s", s ? s : "");
+	li->up = rtnl_link_get_flags(link) & IFF_UP;
+	li->loopback = rtnl_link_get_flags(link) & IFF_LOOPBACK;
+	s = rtnl_link_get_type(link);
+	snprintf(li->kind, sizeof(li->kind), "%s", s ? s : "");
+	li->rx_packets = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS);
+	li->rx_bytes = rtnl_link_get_stat(link, RTNL_LINK_RX_BYTES);
+	li->rx_dropped = rtnl_link_get_stat(link, RTNL_LINK_RX_DROPPED);
+	li->tx_packets = rtnl_link_get_stat(link, RTNL_LINK_TX_PACKETS);
+	li->tx_bytes = rtnl_link_get_stat(link, RTNL_LINK_TX_BYTES);
+	li->tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED);
+	rtnl_link_put(link);
+out:
+	nl_socket_free(sk);
+	return err;
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The bpffs layout: PL_PIN_ROOT/<netns inode>/<ifname>/{stats,flows,flow_cache,meta,xdp_link} */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "loader.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+static int mkdir_0700(const char *path)
+{
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	if (chmod(path, 0700))
+		return -errno;
+	return 0;
+}
+
+int pl_bpffs_ensure(char *why, size_t whylen)
+{
+	struct statfs sfs;
+	int err;
+
+	if (statfs(PL_BPFFS, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
+		if (mkdir(PL_BPFFS, 0700) && errno != EEXIST) {
+			err = -errno;
+			snprintf(why, whylen, "cannot create %s: %s", PL_BPFFS, strerror(-err));
+			return err;
+		}
+		if (mount("bpf", PL_BPFFS, "bpf", 0, "mode=0700")) {
+			err = -errno;
+			snprintf(why, whylen, "cannot mount bpffs on %s: %s", PL_BPFFS, strerror(-err));
+			return err;
+		}
+	}
+	err = mkdir_0700(PL_PIN_ROOT);
+	if (err)
+		snprintf(why, whylen, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err));
+	return err;
+}
+
+int pl_netns_ino(uint64_t *ino)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st))
+		return -errno;
+	*ino = st.st_ino;
+	return 0;
+}
+
+int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname)
+{
+	int n = snprintf(buf, len, "%s/%" PRIu64 "/%s", PL_PIN_ROOT, netns, ifname);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int pl_pin_dir_remove(const char *dir)
+{
+	char path[1024];
+	struct dirent *de;
+	int err = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) && errno != ENOENT && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (rmdir(dir) && errno != ENOENT && !err)
+		err = -errno;
+	/* drop the per-netns directory once it is empty */
+	snprintf(path, sizeof(path), "%s", dir);
+	char *slash = strrchr(path, '/');
+	if (slash) {
+		*slash = '\0';
+		if (strcmp(path, PL_PIN_ROOT))
+			rmdir(path);
+	}
+	return err;
+}
+
+/*
+ * Temporary attach directories are named "tmp:<ifname>:<pid>": bpffs
+ * refuses '.' in names, and ':' cannot occur in an interface name.
+ */
+static bool tmp_dir_is_stale(const char *name)
+{
+	const char *colon = strrchr(name, ':');
+	long pid;
+
+	if (strncmp(name, PL_PIN_TMP_PREFIX, strlen(PL_PIN_TMP_PREFIX)) || !colon)
+		return false;
+	pid = strtol(colon + 1, NULL, 10);
+	return pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH;
+}
+
+void pl_pins_gc(void)
+{
+	char path[512], sub[1024];
+	struct dirent *de, *e;
+	DIR *root, *d;
+
+	root = opendir(PL_PIN_ROOT);
+	if (!root)
+		return;
+	while ((de = readdir(root))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, de->d_name);
+		d = opendir(path);
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			if (!tmp_dir_is_stale(e->d_name))
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			pl_pin_dir_remove(sub);
+		}
+		closedir(d);
+	}
+	closedir(root);
+}
+
+static int read_meta(const char *dir, struct pl_meta *m)
+{
+	char path[1024];
+	__u32 key = 0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_META);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_lookup_elem(fd, &key, m))
+		err = -errno;
+	else if (m->version != PL_META_VERSION)
+		err = -EPROTO;
+	close(fd);
+	return err;
+}
+
+static int add_netns_dir(uint64_t netns, struct pl_attachment **out, size_t *n, size_t *cap)
+{
+	char path[256];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%" PRIu64, PL_PIN_ROOT, netns);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		struct pl_attachment *a;
+
+		if (de->d_name[0] == '.' || strchr(de->d_name, ':') ||
+		    strlen(de->d_name) >= sizeof(a->ifname))
+			continue;
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 8;
+			struct pl_attachment *p = realloc(*out, ncap * sizeof(*p));
+
+			if (!p) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			*out = p;
+			*cap = ncap;
+		}
+		a = &(*out)[(*n)++];
+		memset(a, 0, sizeof(*a));
+		a->netns = netns;
+		snprintf(a->ifname, sizeof(a->ifname), "%s", de->d_name);
+		snprintf(a->dir, sizeof(a->dir), "%s/%s", path, de->d_name);
+		a->meta_ok = read_meta(a->dir, &a->meta) == 0;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int cmp_attachment(const void *x, const void *y)
+{
+	const struct pl_attachment *a = x, *b = y;
+
+	if (a->netns != b->netns)
+		return a->netns < b->netns ? -1 : 1;
+	return strcmp(a->ifname, b->ifname);
+}
+
+int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
+{
+	size_t cap = 0;
+	struct dirent *de;
+	int err = 0;
+	DIR *root;
+
+	*out = NULL;
+	*n = 0;
+	if (netns)
+		err = add_netns_dir(netns, out, n, &cap);
+	else if ((root = opendir(PL_PIN_ROOT))) {
+		while (!err && (de = readdir(root))) {
+			char *end;
+			unsigned long long ino = strtoull(de->d_name, &end, 10);
+
+			if (de->d_name[0] == '.' || *end)
+				continue;
+			err = add_netns_dir(ino, out, n, &cap);
+		}
+		closedir(root);
+	}
+	if (err) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return err;
+	}
+	if (*n)
+		qsort(*out, *n, sizeof(**out), cmp_attachment);
+	return 0;
+}
+
+int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n)
+{
+	uint64_t ns;
+	size_t i;
+	int err;
+
+	err = pl_netns_ino(&ns);
+	if (!err)
+		err = pl_attachments(ns, out, n);
+	if (err || !ifname)
+		return err;
+	for (i = 0; i < *n; i++) {
+		if (!strcmp((*out)[i].ifname, ifname)) {
+			if (i)
+				(*out)[0] = (*out)[i];
+			*n = 1;
+			return 0;
+		}
+	}
+	free(*out);
+	*out = NULL;
+	*n = 0;
+	return -ENOENT;
+}

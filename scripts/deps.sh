@@ -1,0 +1,30 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Install the Debian packages pktlens needs, only when they are missing.
+# Idempotent and quiet when there is nothing to do; runs `apt-get update`
+# only when something must be installed.
+set -eu
+
+PKGS="clang llvm make gcc pkg-config libbpf-dev libxdp-dev xdp-tools libpcap-dev
+libnl-3-dev libnl-route-3-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
+iproute2 python3 python3-scapy python3-pytest tcpdump tshark iperf3 ethtool iputils-ping"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "pktlens: deps: missing Debian packages:$missing (run as root to install)" >&2
+	exit 1
+fi
+echo "pktlens: deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer no, quietly.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
