@@ -19,6 +19,15 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	    -Iinclude -I$(OUT) $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
 
+# `make V=1` shows the commands
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = printf '  %-8s %s\n' $(1) $(2);
+endif
+
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
@@ -53,37 +62,37 @@ $(OUT) $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench $(OUT)/p
 	@mkdir -p $@
 
 $(OUT)/vmlinux.h: | $(OUT)
-	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+	$(Q)$(call msg,VMLINUX,$@)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
 BPF_HDRS := $(wildcard bpf/*.h) include/pktlens/pktlens.h
 
 $(OUT)/%.bpf.o: xdp/%.bpf.c $(BPF_HDRS) | $(OUT)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: tc/%.bpf.c $(BPF_HDRS) | $(OUT)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: bench/%.bpf.c | $(OUT)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
-	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@)) > $@.tmp && mv $@.tmp $@
+	$(Q)$(call msg,SKEL,$@)$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@)) > $@.tmp && mv $@.tmp $@
 
 USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h)
 
 $(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(call msg,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
 
 pktlens: $(CLI_OBJS) $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/bpf_run: $(OUT)/tests/bpf_run.o $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/bench/xdp_bench: $(OUT)/bench/xdp_bench.o $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "util.h"
 #include "../export/format.h"
+#include "../export/report.h"
 
 static void attach_usage(FILE *f)
 {
@@ -43,7 +44,7 @@ int do_attach(int argc, char **argv)
 	char why[PL_WHY_LEN];
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'x':
 			if (!strcmp(optarg, "native"))
@@ -81,6 +82,8 @@ int do_attach(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	o.ifname = argv[optind];
+	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN)))
+		return err;
 
 	err = pl_attach(&o, &info, why, sizeof(why));
 	if (err) {
@@ -139,7 +142,7 @@ int do_detach(int argc, char **argv)
 	size_t n = 0;
 	int c, rc, ret = PL_EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
@@ -156,6 +159,9 @@ int do_detach(int argc, char **argv)
 		pl_err("detach: give one DEV or --all (see pktlens detach --help)");
 		return PL_EXIT_USAGE;
 	}
+	rc = pl_need_caps("detach", PL_NEED_BPF | PL_NEED_NET_ADMIN);
+	if (rc)
+		return rc;
 	rc = pl_select("detach", all ? NULL : argv[optind], &a, &n);
 	if (rc)
 		return rc;
@@ -191,11 +197,10 @@ int do_detach(int argc, char **argv)
 		} else {
 			printf("detached %s", a[i].ifname);
 		}
-		for (int sl = 0; have && sl < PL_SLOT_MAX; sl++) {
-			__u64 pk = 0, by = 0;
+		for (int sl = 0, shown = 0; have && sl < PL_SLOT_MAX; sl++) {
+			__u64 pk, by;
 
-			for (int v = 0; v < PL_VERDICT_MAX; v++)
-				pk += s[sl].pkts[v], by += s[sl].bytes[v];
+			pl_stats_totals(&s[sl], &pk, &by);
 			if (!pk && sl != PL_SLOT_XDP_IN)
 				continue;
 			if (pl_g.json) {
@@ -206,8 +211,7 @@ int do_detach(int argc, char **argv)
 				jw_u64_field(&w, "bytes", by);
 				jw_obj_close(&w);
 			} else {
-				printf("%s %s %s: %llu packets, %llu bytes",
-				       sl == PL_SLOT_XDP_IN ? ": final totals" : ",",
+				printf("%s %s %s %llu packets, %llu bytes", shown++ ? ";" : ": final totals:",
 				       pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
 			}
 		}

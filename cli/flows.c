@@ -10,6 +10,7 @@
 #include "common.h"
 #include "util.h"
 #include "../export/format.h"
+#include "../export/report.h"
 
 enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE };
 
@@ -57,13 +58,6 @@ static int cmp_rows(const void *x, const void *y)
 	return memcmp(&a->f.key, &b->f.key, sizeof(a->f.key));
 }
 
-static double rate_of(const struct pl_flow_val *v)
-{
-	double secs = (v->last_ns - v->first_ns) / 1e9;
-
-	return v->bytes / (secs < 1.0 ? 1.0 : secs);
-}
-
 static bool is_v6(const struct pl_flow_key *k)
 {
 	return k->l3proto == 0x86dd;
@@ -91,50 +85,6 @@ static void endpoint(char *buf, size_t len, const struct pl_flow_key *k, const _
 		snprintf(buf, len, "[%s]:%u", a, port);
 	else
 		snprintf(buf, len, "%s:%u", a, port);
-}
-
-static void json_row(struct jw *w, const struct row *r)
-{
-	const struct pl_flow_key *k = &r->f.key;
-	const struct pl_flow_val *v = &r->f.val;
-	char b1[PL_ADDR_STRLEN], b2[16];
-	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
-	bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
-
-	jw_obj_open(w);
-	jw_str_field(w, "ifname", r->ifname);
-	jw_u64_field(w, "ifindex", k->ifindex);
-	jw_str_field(w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
-	jw_str_field(w, "dir", k->dir == PL_DIR_IN ? "in" : "out");
-	jw_key(w, "vlan");
-	if (k->vlan == PL_VLAN_NONE)
-		jw_null(w);
-	else
-		jw_u64(w, k->vlan);
-	jw_str_field(w, "l3", pl_fmt_l3(k->l3proto, b2, sizeof(b2)));
-	jw_u64_field(w, "ethertype", k->l3proto);
-	if (ip) {
-		jw_str_field(w, "proto", pl_fmt_l4(k, b2, sizeof(b2)));
-		jw_u64_field(w, "ip_proto", k->l4proto);
-		jw_str_field(w, "src", pl_fmt_addr(k->saddr, b1, sizeof(b1)));
-		jw_str_field(w, "dst", pl_fmt_addr(k->daddr, b1, sizeof(b1)));
-		if (icmp) {
-			jw_u64_field(w, "icmp_type", k->sport);
-			jw_u64_field(w, "icmp_code", k->dport);
-		} else {
-			jw_u64_field(w, "sport", k->sport);
-			jw_u64_field(w, "dport", k->dport);
-		}
-	}
-	jw_u64_field(w, "packets", v->packets);
-	jw_u64_field(w, "bytes", v->bytes);
-	if (k->l4proto == 6 && ip)
-		jw_str_field(w, "tcp_flags", pl_fmt_tcp_flags(v->tcp_flags, b2, sizeof(b2)));
-	jw_double_field(w, "first_seen", pl_mono_to_epoch(v->first_ns));
-	jw_double_field(w, "last_seen", pl_mono_to_epoch(v->last_ns));
-	jw_double_field(w, "duration", (v->last_ns - v->first_ns) / 1e9);
-	jw_double_field(w, "rate_bps", r->rate * 8);
-	jw_obj_close(w);
 }
 
 static void plain_row(const struct row *r)
@@ -177,7 +127,7 @@ int do_flows(int argc, char **argv)
 	int c, rc;
 
 	sort_key = SORT_BYTES;
-	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (pl_parse_u32(optarg, 1, UINT32_MAX, &top)) {
@@ -212,6 +162,9 @@ int do_flows(int argc, char **argv)
 		pl_err("flows: what is '%s'? (see pktlens flows --help)", argv[optind + 1]);
 		return PL_EXIT_USAGE;
 	}
+	rc = pl_need_caps("flows", PL_NEED_BPF);
+	if (rc)
+		return rc;
 	rc = pl_select("flows", optind < argc ? argv[optind] : NULL, &a, &n);
 	if (rc)
 		return rc;
@@ -275,7 +228,7 @@ int do_flows(int argc, char **argv)
 		for (size_t f = 0; f < nf; f++) {
 			rows[nrows].f = fl[f];
 			rows[nrows].ifname = a[i].ifname;
-			rows[nrows].rate = rate_of(&fl[f].val);
+			rows[nrows].rate = pl_flow_rate(&fl[f].val);
 			nrows++;
 		}
 		free(fl);
@@ -290,7 +243,7 @@ int do_flows(int argc, char **argv)
 		jw_key(&w, "flows");
 		jw_arr_open(&w);
 		for (i = 0; i < nrows; i++)
-			json_row(&w, &rows[i]);
+			pl_json_flow(&w, rows[i].ifname, &rows[i].f, rows[i].rate);
 		jw_arr_close(&w);
 		jw_obj_close(&w);
 		jw_end(&w);

@@ -57,7 +57,7 @@ int do_list(int argc, char **argv)
 	struct jw w;
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			pl_g.json = true;
@@ -74,6 +74,8 @@ int do_list(int argc, char **argv)
 		pl_err("list: what is '%s'? (see pktlens list --help)", argv[optind]);
 		return PL_EXIT_USAGE;
 	}
+	if ((err = pl_need_caps("list", PL_NEED_BPF)))
+		return err;
 	pl_netns_ino(&here);
 	err = pl_attachments(0, &a, &n);
 	if (err) {

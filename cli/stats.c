@@ -14,6 +14,7 @@
 #include "common.h"
 #include "util.h"
 #include "../export/format.h"
+#include "../export/report.h"
 
 #define BAR_WIDTH 40
 
@@ -49,65 +50,6 @@ static bool slot_shown(const struct pl_meta *m, const struct pl_stats *s, int sl
 	if (slot == PL_SLOT_XDP_IN && m->xdp_mode != PL_XDP_NONE)
 		return true;
 	return pk > 0;
-}
-
-static void totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
-{
-	*pk = *by = 0;
-	for (int v = 0; v < PL_VERDICT_MAX; v++)
-		*pk += s->pkts[v], *by += s->bytes[v];
-}
-
-static void json_slot(struct jw *w, const struct pl_stats *s, int slot)
-{
-	__u64 pk, by;
-
-	totals(s, &pk, &by);
-	jw_obj_open(w);
-	jw_str_field(w, "hook", pl_slot_hook[slot]);
-	jw_str_field(w, "dir", pl_slot_dir[slot]);
-	jw_u64_field(w, "packets", pk);
-	jw_u64_field(w, "bytes", by);
-	jw_key(w, "verdicts");
-	jw_obj_open(w);
-	for (int v = 0; v < PL_VERDICT_MAX; v++) {
-		jw_key(w, pl_verdict_names[v]);
-		jw_obj_open(w);
-		jw_u64_field(w, "packets", s->pkts[v]);
-		jw_u64_field(w, "bytes", s->bytes[v]);
-		jw_obj_close(w);
-	}
-	jw_obj_close(w);
-	jw_key(w, "size_rmon");
-	jw_obj_open(w);
-	for (int i = 0; i < PL_RMON_MAX; i++)
-		jw_u64_field(w, pl_rmon_names[i], s->rmon[i]);
-	jw_obj_close(w);
-	jw_key(w, "size_log2");
-	jw_arr_open(w);
-	for (int i = 0; i < PL_LOG2_MAX; i++)
-		jw_u64(w, s->log2[i]);
-	jw_arr_close(w);
-	jw_key(w, "l3");
-	jw_obj_open(w);
-	for (int i = 0; i < PL_L3_MAX; i++)
-		jw_u64_field(w, pl_l3_names[i], s->l3[i]);
-	jw_obj_close(w);
-	jw_key(w, "l4");
-	jw_obj_open(w);
-	for (int i = 0; i < PL_L4_MAX; i++)
-		jw_u64_field(w, pl_l4_names[i], s->l4[i]);
-	jw_obj_close(w);
-	jw_u64_field(w, "vlan", s->vlan);
-	jw_u64_field(w, "vlan_double", s->vlan2);
-	jw_u64_field(w, "ip_fragments", s->ip_frags);
-	jw_u64_field(w, "ip_options", s->ip_opts);
-	jw_u64_field(w, "parse_errors", s->parse_err);
-	jw_u64_field(w, "truncated", s->truncated);
-	jw_u64_field(w, "flow_lost", s->flow_lost);
-	jw_u64_field(w, "flow_lost_packets", s->flow_lost_pkts);
-	jw_u64_field(w, "flow_lost_bytes", s->flow_lost_bytes);
-	jw_obj_close(w);
 }
 
 static void bar(__u64 v, __u64 max)
@@ -151,7 +93,7 @@ static void plain_slot(const struct pl_stats *s, int slot)
 {
 	__u64 pk, by;
 
-	totals(s, &pk, &by);
+	pl_stats_totals(s, &pk, &by);
 	printf("  %s %-3s  packets %llu  bytes %llu", pl_slot_hook[slot], pl_slot_dir[slot],
 	       pk, by);
 	for (int v = 0; v < PL_VERDICT_MAX; v++)
@@ -222,7 +164,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_arr_open(w);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
-				json_slot(w, &s[sl], sl);
+				pl_json_stats_slot(w, &s[sl], sl);
 		jw_arr_close(w);
 		jw_obj_close(w);
 	} else {
@@ -301,8 +243,8 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 
 				if (!slot_shown(&st.meta, &cur[sl], sl))
 					continue;
-				totals(&cur[sl], &pk, &by);
-				totals(&prev[i][sl], &ppk, &pby);
+				pl_stats_totals(&cur[sl], &pk, &by);
+				pl_stats_totals(&prev[i][sl], &ppk, &pby);
 				if (pl_g.json) {
 					struct jw w;
 
@@ -350,7 +292,7 @@ int do_stats(int argc, char **argv)
 	struct jw w;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			if (pl_parse_u32(optarg, 1, 86400, &secs)) {
@@ -380,6 +322,9 @@ int do_stats(int argc, char **argv)
 		pl_err("stats: --watch and --reset do not go together");
 		return PL_EXIT_USAGE;
 	}
+	rc = pl_need_caps("stats", PL_NEED_BPF);
+	if (rc)
+		return rc;
 	rc = pl_select("stats", optind < argc ? argv[optind] : NULL, &a, &n);
 	if (rc)
 		return rc;

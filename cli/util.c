@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
 
 #include "util.h"
 
@@ -74,4 +77,27 @@ void pl_getopt_reset(void)
 {
 	optind = 0;	/* glibc: full reinitialisation */
 	opterr = 0;
+}
+
+static bool has_cap(const struct __user_cap_data_struct d[2], int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+int pl_need_caps(const char *cmd, unsigned need)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = {};
+	char missing[64] = "";
+
+	if (syscall(SYS_capget, &h, d))
+		return PL_EXIT_OK;	/* cannot tell: let the kernel say no */
+	if ((need & PL_NEED_BPF) && !has_cap(d, CAP_BPF) && !has_cap(d, CAP_SYS_ADMIN))
+		strcat(missing, "CAP_BPF");
+	if ((need & PL_NEED_NET_ADMIN) && !has_cap(d, CAP_NET_ADMIN))
+		strcat(missing, *missing ? ", CAP_NET_ADMIN" : "CAP_NET_ADMIN");
+	if (!*missing)
+		return PL_EXIT_OK;
+	pl_err("%s: missing capability %s (run as root)", cmd, missing);
+	return PL_EXIT_FAIL;
 }

@@ -35,6 +35,12 @@ __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 
+/* Capabilities a command needs (bit masks for pl_need_caps). */
+#define PL_NEED_BPF (1u << 0)		/* CAP_BPF, or CAP_SYS_ADMIN */
+#define PL_NEED_NET_ADMIN (1u << 1)	/* CAP_NET_ADMIN */
+/* Print "CMD: missing capability ..." and return PL_EXIT_FAIL when lacking one. */
+int pl_need_caps(const char *cmd, unsigned need);
+
 /* A command: `pktlens OBJECT ...` runs fn(argc, argv) with argv[0] == OBJECT. */
 struct pl_cmd {
 	const char *name;

@@ -122,6 +122,15 @@ void jw_double(struct jw *w, double v)
 		fputs("null", w->f);
 }
 
+void jw_fixed(struct jw *w, double v, int decimals)
+{
+	jw_sep(w);
+	if (isfinite(v))
+		fprintf(w->f, "%.*f", decimals, v);
+	else
+		fputs("null", w->f);
+}
+
 void jw_bool(struct jw *w, bool v)
 {
 	jw_sep(w);
@@ -145,3 +154,4 @@ void jw_u64_field(struct jw *w, const char *key, uint64_t v) { jw_key(w, key); j
 void jw_i64_field(struct jw *w, const char *key, int64_t v) { jw_key(w, key); jw_i64(w, v); }
 void jw_double_field(struct jw *w, const char *key, double v) { jw_key(w, key); jw_double(w, v); }
 void jw_bool_field(struct jw *w, const char *key, bool v) { jw_key(w, key); jw_bool(w, v); }
+void jw_fixed_field(struct jw *w, const char *key, double v, int decimals) { jw_key(w, key); jw_fixed(w, v, decimals); }

@@ -31,6 +31,8 @@ void jw_str(struct jw *w, const char *s);
 void jw_u64(struct jw *w, uint64_t v);
 void jw_i64(struct jw *w, int64_t v);
 void jw_double(struct jw *w, double v);
+/* fixed-point with @decimals digits, e.g. epoch seconds to the microsecond */
+void jw_fixed(struct jw *w, double v, int decimals);
 void jw_bool(struct jw *w, bool v);
 void jw_null(struct jw *w);
 /* End a document: newline and flush. */
@@ -41,6 +43,7 @@ void jw_str_field(struct jw *w, const char *key, const char *s);
 void jw_u64_field(struct jw *w, const char *key, uint64_t v);
 void jw_i64_field(struct jw *w, const char *key, int64_t v);
 void jw_double_field(struct jw *w, const char *key, double v);
+void jw_fixed_field(struct jw *w, const char *key, double v, int decimals);
 void jw_bool_field(struct jw *w, const char *key, bool v);
 
 #endif /* __PKTLENS_EXPORT_JSON_H */

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "report.h"
+#include "format.h"
+
+void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
+{
+	*pk = *by = 0;
+	for (int v = 0; v < PL_VERDICT_MAX; v++)
+		*pk += s->pkts[v], *by += s->bytes[v];
+}
+
+void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot)
+{
+	__u64 pk, by;
+
+	pl_stats_totals(s, &pk, &by);
+	jw_obj_open(w);
+	jw_str_field(w, "hook", pl_slot_hook[slot]);
+	jw_str_field(w, "dir", pl_slot_dir[slot]);
+	jw_u64_field(w, "packets", pk);
+	jw_u64_field(w, "bytes", by);
+	jw_key(w, "verdicts");
+	jw_obj_open(w);
+	for (int v = 0; v < PL_VERDICT_MAX; v++) {
+		jw_key(w, pl_verdict_names[v]);
+		jw_obj_open(w);
+		jw_u64_field(w, "packets", s->pkts[v]);
+		jw_u64_field(w, "bytes", s->bytes[v]);
+		jw_obj_close(w);
+	}
+	jw_obj_close(w);
+	jw_key(w, "size_rmon");
+	jw_obj_open(w);
+	for (int i = 0; i < PL_RMON_MAX; i++)
+		jw_u64_field(w, pl_rmon_names[i], s->rmon[i]);
+	jw_obj_close(w);
+	jw_key(w, "size_log2");
+	jw_arr_open(w);
+	for (int i = 0; i < PL_LOG2_MAX; i++)
+		jw_u64(w, s->log2[i]);
+	jw_arr_close(w);
+	jw_key(w, "l3");
+	jw_obj_open(w);
+	for (int i = 0; i < PL_L3_MAX; i++)
+		jw_u64_field(w, pl_l3_names[i], s->l3[i]);
+	jw_obj_close(w);
+	jw_key(w, "l4");
+	jw_obj_open(w);
+	for (int i = 0; i < PL_L4_MAX; i++)
+		jw_u64_field(w, pl_l4_names[i], s->l4[i]);
+	jw_obj_close(w);
+	jw_u64_field(w, "vlan", s->vlan);
+	jw_u64_field(w, "vlan_double", s->vlan2);
+	jw_u64_field(w, "ip_fragments", s->ip_frags);
+	jw_u64_field(w, "ip_options", s->ip_opts);
+	jw_u64_field(w, "parse_errors", s->parse_err);
+	jw_u64_field(w, "truncated", s->truncated);
+	jw_u64_field(w, "flow_lost", s->flow_lost);
+	jw_u64_field(w, "flow_lost_packets", s->flow_lost_pkts);
+	jw_u64_field(w, "flow_lost_bytes", s->flow_lost_bytes);
+	jw_obj_close(w);
+}
+
+double pl_flow_rate(const struct pl_flow_val *v)
+{
+	double secs = (v->last_ns - v->first_ns) / 1e9;
+
+	return v->bytes / (secs < 1.0 ? 1.0 : secs);
+}
+
+void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate)
+{
+	const struct pl_flow_key *k = &f->key;
+	const struct pl_flow_val *v = &f->val;
+	char b1[PL_ADDR_STRLEN], b2[16];
+	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
+	bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
+
+	jw_obj_open(w);
+	jw_str_field(w, "ifname", ifname);
+	jw_u64_field(w, "ifindex", k->ifindex);
+	jw_str_field(w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
+	jw_str_field(w, "dir", k->dir == PL_DIR_IN ? "in" : "out");
+	jw_key(w, "vlan");
+	if (k->vlan == PL_VLAN_NONE)
+		jw_null(w);
+	else
+		jw_u64(w, k->vlan);
+	jw_str_field(w, "l3", pl_fmt_l3(k->l3proto, b2, sizeof(b2)));
+	jw_u64_field(w, "ethertype", k->l3proto);
+	if (ip) {
+		jw_str_field(w, "proto", pl_fmt_l4(k, b2, sizeof(b2)));
+		jw_u64_field(w, "ip_proto", k->l4proto);
+		jw_str_field(w, "src", pl_fmt_addr(k->saddr, b1, sizeof(b1)));
+		jw_str_field(w, "dst", pl_fmt_addr(k->daddr, b1, sizeof(b1)));
+		if (icmp) {
+			jw_u64_field(w, "icmp_type", k->sport);
+			jw_u64_field(w, "icmp_code", k->dport);
+		} else {
+			jw_u64_field(w, "sport", k->sport);
+			jw_u64_field(w, "dport", k->dport);
+		}
+	}
+	jw_u64_field(w, "packets", v->packets);
+	jw_u64_field(w, "bytes", v->bytes);
+	if (k->l4proto == 6 && ip)
+		jw_str_field(w, "tcp_flags", pl_fmt_tcp_flags(v->tcp_flags, b2, sizeof(b2)));
+	jw_fixed_field(w, "first_seen", pl_mono_to_epoch(v->first_ns), 6);
+	jw_fixed_field(w, "last_seen", pl_mono_to_epoch(v->last_ns), 6);
+	jw_fixed_field(w, "duration", (v->last_ns - v->first_ns) / 1e9, 6);
+	jw_double_field(w, "rate_bps", rate * 8);
+	jw_obj_close(w);
+}
+

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* JSON documents for counters and flows, shared by the CLI, tests and exporters. */
+#ifndef __PKTLENS_EXPORT_REPORT_H
+#define __PKTLENS_EXPORT_REPORT_H
+
+#include "json.h"
+#include "../loader/loader.h"
+
+/* Total packets and bytes over all verdicts. */
+void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
+/* One hook/direction's counters as a JSON object. */
+void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot);
+/* One flow as a JSON object; rate in bytes per second. */
+void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate);
+/* Bytes per second over the flow's lifetime, at least one second. */
+double pl_flow_rate(const struct pl_flow_val *v);
+
+#endif /* __PKTLENS_EXPORT_REPORT_H */

@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: GPL-2.0
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from lab import Lab  # noqa: E402
+
+
+@pytest.fixture
+def lab():
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def lab2():
+    """A second, independent lab (same interface names, other namespaces)."""
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()

@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Network-namespace lab for pktlens tests.
+
+Every lab gets namespaces with names unique to this run, joined by veth pairs
+created directly inside them (nothing appears in the root namespace), with
+addresses only from 198.18.0.0/15 and 2001:db8::/32. IPv6 autoconfiguration
+is off so the kernel itself sends nothing: every frame counted was sent by
+the test. `close()` (always called by the fixtures) detaches pktlens and
+deletes the namespaces.
+"""
+import itertools
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKTLENS = str(ROOT / "pktlens")
+BPF_RUN = str(ROOT / ".output" / "tests" / "bpf_run")
+SENDRAW = str(ROOT / "tests" / "sendraw.py")
+PYTHON = "/usr/bin/python3"
+
+_seq = itertools.count()
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run([str(a) for a in args], check=check, capture_output=True, text=True, **kw)
+
+
+def pktlens(*args, ns=None, check=True, timeout=60):
+    """Run pktlens; returns the CompletedProcess (stdout, stderr, returncode)."""
+    cmd = [PKTLENS] + (["-n", ns] if ns else []) + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def pktlens_json(*args, ns=None):
+    return json.loads(pktlens("-j", *args, ns=ns).stdout)
+
+
+def unique(prefix):
+    return f"{prefix}{os.getpid()}x{next(_seq)}"
+
+
+class Lab:
+    """Two namespaces, `a` (sender, iface va) and `b` (pktlens host, iface vb)."""
+
+    def __init__(self, mtu=9500, addrs=False):
+        self.a = unique("pla")
+        self.b = unique("plb")
+        self.namespaces = []
+        self.tmp = tempfile.mkdtemp(prefix="pktlens-lab-")
+        try:
+            for ns in (self.a, self.b):
+                sh("ip", "netns", "add", ns)
+                self.namespaces.append(ns)
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                   "net.ipv6.conf.default.disable_ipv6=1")
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", self.a, "link", "add", "va", "mtu", mtu, "type", "veth",
+               "peer", "name", "vb", "netns", self.b, "mtu", mtu)
+            sh("ip", "-n", self.a, "link", "set", "va", "up")
+            sh("ip", "-n", self.b, "link", "set", "vb", "up")
+            if addrs:
+                sh("ip", "-n", self.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+                sh("ip", "-n", self.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+        except BaseException:
+            self.close()
+            raise
+
+    def mac(self, ns, dev):
+        out = sh("ip", "-n", ns, "-j", "link", "show", dev).stdout
+        return json.loads(out)[0]["address"]
+
+    def link_stats(self, ns, dev):
+        out = sh("ip", "-n", ns, "-j", "-s", "link", "show", dev).stdout
+        return json.loads(out)[0]["stats64"]
+
+    def send(self, frames, ns=None, dev="va"):
+        """Send scapy frames from namespace a (default) through dev; returns count."""
+        from scapy.all import wrpcap  # noqa: imported lazily, scapy is slow to load
+
+        path = os.path.join(self.tmp, f"send{next(_seq)}.pcap")
+        wrpcap(path, frames)
+        out = sh("ip", "netns", "exec", ns or self.a, PYTHON, SENDRAW, dev, path).stdout
+        return int(out.strip())
+
+    def wait_packets(self, expected, dev="vb", ns=None, timeout=5.0):
+        """Poll `pktlens stats -j` until the XDP ingress count reaches expected."""
+        deadline = time.time() + timeout
+        doc = None
+        while time.time() < deadline:
+            doc = pktlens_json("stats", dev, ns=ns or self.b)
+            hooks = doc["interfaces"][0]["hooks"]
+            if sum(h["packets"] for h in hooks) >= expected:
+                time.sleep(0.2)  # let stragglers in, so an excess would show
+                return pktlens_json("stats", dev, ns=ns or self.b)
+            time.sleep(0.05)
+        return doc
+
+    def close(self):
+        for ns in reversed(self.namespaces):
+            subprocess.run([PKTLENS, "-n", ns, "detach", "--all"], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self.namespaces = []
+        subprocess.run(["rm", "-rf", self.tmp])
+
+
+def bpf_run(frames, tmpdir, flows=None):
+    """Run frames through the XDP program with BPF_PROG_TEST_RUN (bpf_run tool)."""
+    from scapy.all import wrpcap
+
+    path = os.path.join(str(tmpdir), f"run{next(_seq)}.pcap")
+    wrpcap(path, frames)
+    args = [BPF_RUN] + (["--flows", str(flows)] if flows else []) + [path]
+    r = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)

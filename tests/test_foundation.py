@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Foundation: exact XDP counters and flows, attach/detach, bad input."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from frames import mixed
+from lab import Lab, PKTLENS, bpf_run, pktlens, pktlens_json, sh
+from model import check_flows, check_stats
+
+PIN_ROOT = "/sys/fs/bpf/pktlens"
+
+
+def netns_ino(ns):
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+def xdp_prog_attached(ns, dev):
+    info = json.loads(sh("ip", "-n", ns, "-j", "link", "show", dev).stdout)[0]
+    return info.get("xdp")
+
+
+# ---- kernel-side logic without a network (BPF_PROG_TEST_RUN) ----
+
+def test_test_run_counts_mixed_frames(tmp_path):
+    cases = mixed()
+    doc = bpf_run([c.frame for c in cases], tmp_path)
+    assert doc["rejected"] == 0
+    assert doc["retvals"] == [2] * len(cases)  # XDP_PASS: the stats program never drops
+    check_stats(doc["stats"], cases)
+    check_flows(doc["flows"], cases)
+
+
+def test_test_run_flow_table_full(tmp_path):
+    from scapy.all import Ether, IP, UDP
+
+    frames = []
+    for i in range(1000):  # 1000 flows, two packets each, back to back
+        f = Ether() / IP(src="198.18.1.1", dst="198.18.2.2") / UDP(sport=10000 + i, dport=9)
+        frames += [f, f]
+    doc = bpf_run(frames, tmp_path, flows=64)
+    s = doc["stats"]
+    assert s["packets"] == 2000
+    assert doc["table_entries"] == 64
+    assert len(doc["flows"]) == 64
+    assert all(f["packets"] == 2 and f["bytes"] == 2 * 42 for f in doc["flows"])
+    assert s["flow_lost"] == 2 * (1000 - 64)
+    assert s["flow_lost_packets"] == 2000 - 2 * 64
+    assert s["flow_lost_bytes"] == s["flow_lost_packets"] * 42
+
+
+def test_test_run_real_captures(tmp_path):
+    """Every frame of tcpdump's and libpcap's captures is counted once, flows sum up."""
+    from scapy.all import rdpcap
+
+    caps = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "captures")
+    if not os.path.isdir(caps):
+        pytest.skip("../shared/captures is not there")
+    frames = []
+    for name in sorted(os.listdir(caps)):
+        if name.endswith(".pcap"):
+            frames += [bytes(p) for p in rdpcap(os.path.join(caps, name)) if len(bytes(p)) >= 14]
+    doc = bpf_run(frames, tmp_path)
+    s = doc["stats"]
+    assert s["packets"] == len(frames) == doc["runs"]
+    assert s["bytes"] == sum(len(f) for f in frames)
+    assert sum(s["size_rmon"].values()) == len(frames)
+    assert sum(s["l3"].values()) == sum(s["l4"].values()) == len(frames)
+    assert sum(f["packets"] for f in doc["flows"]) == len(frames)
+    assert sum(f["bytes"] for f in doc["flows"]) == s["bytes"]
+    assert s["vlan_double"] >= 1 and s["ip_fragments"] >= 1 and s["parse_errors"] >= 1
+
+
+# ---- live: scapy through veth into the attached interface ----
+
+def test_exact_counts_and_flows(lab):
+    r = pktlens("attach", "vb", ns=lab.b)
+    assert "skb mode" in r.stdout and "virtual device" in r.stdout
+    before = lab.link_stats(lab.b, "vb")["rx"]
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
+    assert lab.send([c.frame for c in cases]) == len(cases)
+    doc = lab.wait_packets(len(cases))
+    iface = doc["interfaces"][0]
+    assert iface["ifname"] == "vb" and iface["xdp_mode"] == "skb"
+    slot = iface["hooks"][0]
+    assert (slot["hook"], slot["dir"]) == ("xdp", "in")
+    exp = check_stats(slot, cases)
+    # the kernel's own counters saw the same frames
+    after = lab.link_stats(lab.b, "vb")["rx"]
+    assert after["packets"] - before["packets"] == exp["packets"]
+    assert after["bytes"] - before["bytes"] == exp["bytes"]
+    assert iface["kernel"]["rx_packets"] == after["packets"]
+    flows = pktlens_json("flows", "vb", ns=lab.b)
+    check_flows(flows["flows"], cases)
+    assert flows["interfaces"][0]["lost"] == 0
+    # --top and --sort
+    top = pktlens_json("flows", "vb", "--top", "3", "--sort", "packets", ns=lab.b)["flows"]
+    assert len(top) == 3
+    assert [f["packets"] for f in top] == sorted((f["packets"] for f in flows["flows"]),
+                                               reverse=True)[:3]
+    top = pktlens_json("flows", "--top", "1", ns=lab.b)["flows"]
+    assert top[0]["bytes"] == max(f["bytes"] for f in flows["flows"])
+
+
+def test_native_mode_counts(lab):
+    r = pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
+    assert "native mode" in r.stdout
+    assert xdp_prog_attached(lab.b, "vb")["mode"] == 1  # XDP_ATTACHED_DRV
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:12]
+    lab.send([c.frame for c in cases])
+    doc = lab.wait_packets(len(cases))
+    check_stats(doc["interfaces"][0]["hooks"][0], cases)
+
+
+def test_flow_table_full_live(lab):
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", "--flows", "64", ns=lab.b)
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    frames = []
+    for i in range(1000):
+        f = Ether(src=src, dst=dst) / IP(src="198.18.1.1", dst="198.18.2.2") / UDP(sport=10000 + i, dport=9)
+        frames += [f, f]
+    lab.send(frames)
+    doc = lab.wait_packets(2000)
+    s = doc["interfaces"][0]["hooks"][0]
+    assert s["packets"] == 2000
+    fl = pktlens_json("flows", "vb", ns=lab.b)
+    info = fl["interfaces"][0]
+    assert info["table_entries"] == 64 == info["table_max"]
+    assert len(fl["flows"]) == 64
+    assert all(f["packets"] == 2 for f in fl["flows"])
+    assert info["lost_packets"] == 2000 - 128 == s["flow_lost_packets"]
+    assert info["lost"] == 2 * (1000 - 64)
+    plain = pktlens("flows", "vb", ns=lab.b).stdout
+    assert "flow table full (64/64): 1872 packets" in plain
+
+
+def test_two_namespaces_same_ifname(lab, lab2):
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", ns=lab.b)
+    pktlens("attach", "vb", ns=lab2.b)
+    for lb, n in ((lab, 5), (lab2, 9)):
+        f = Ether(dst=lb.mac(lb.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
+        lb.send([f] * n)
+    assert lab.wait_packets(5)["interfaces"][0]["hooks"][0]["packets"] == 5
+    assert lab2.wait_packets(9)["interfaces"][0]["hooks"][0]["packets"] == 9
+    lst = pktlens_json("list")["attachments"]
+    mine = {(a["netns"], a["ifname"]) for a in lst}
+    assert (netns_ino(lab.b), "vb") in mine and (netns_ino(lab2.b), "vb") in mine
+    # detaching one leaves the other's counters alone
+    pktlens("detach", "vb", ns=lab.b)
+    assert lab2.wait_packets(9)["interfaces"][0]["hooks"][0]["packets"] == 9
+
+
+def test_attach_detach_leaves_nothing(lab):
+    pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
+    pktlens("attach", "vb", ns=lab.b)
+    assert os.path.isdir(pin)
+    assert sorted(os.listdir(pin)) == ["flow_cache", "flows", "meta", "stats", "xdp_link"]
+    assert oct(os.stat(pin).st_mode & 0o777) == "0o700"
+    assert xdp_prog_attached(lab.b, "vb")
+    r = pktlens("detach", "vb", ns=lab.b)
+    assert r.stdout == "detached vb: final totals: xdp in 0 packets, 0 bytes\n"
+    assert not os.path.exists(pin)
+    assert not os.path.exists(os.path.dirname(pin))
+    assert not xdp_prog_attached(lab.b, "vb")
+    net = sh("bpftool", "net", "show").stdout  # root namespace: nothing of ours anywhere
+    assert "pktlens_xdp" not in net
+    # counters survive the CLI: attach, send, a later process reads them
+    pktlens("attach", "vb", ns=lab.b)
+    from scapy.all import Ether, IP, UDP
+    lab.send([Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()] * 4)
+    lab.wait_packets(4)
+    d = pktlens_json("detach", "--all", ns=lab.b)
+    assert d["detached"][0]["totals"][0]["packets"] == 4
+    assert not xdp_prog_attached(lab.b, "vb")
+
+
+def test_second_attach_and_force_keeps_counters(lab):
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", ns=lab.b)
+    r = pktlens("attach", "vb", ns=lab.b, check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("pktlens: attach: vb: already attached "
+                                "(pktlens detach vb, or --force to re-attach)")
+    f = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
+    lab.send([f] * 3)
+    lab.wait_packets(3)
+    doc = pktlens_json("attach", "vb", "--force", "--xdp", "native", ns=lab.b)
+    assert doc["reattached"] and doc["kept_counters"] and doc["xdp_mode"] == "native"
+    lab.send([f] * 2)
+    assert lab.wait_packets(5)["interfaces"][0]["hooks"][0]["packets"] == 5
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    assert [fl["packets"] for fl in flows] == [5]
+    # a different table size still carries the flows over
+    pktlens("attach", "vb", "--force", "--flows", "128", ns=lab.b)
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    assert [fl["packets"] for fl in flows] == [5]
+
+
+def test_foreign_xdp_program_not_replaced(lab):
+    obj = os.path.join(os.path.dirname(PKTLENS), ".output", "pass.bpf.o")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "xdpgeneric", "obj", obj, "sec", "xdp")
+    foreign = xdp_prog_attached(lab.b, "vb")["prog"]["id"]
+    r = pktlens("attach", "vb", ns=lab.b, check=False)
+    assert r.returncode == 1
+    assert f"foreign XDP program (id {foreign}, skb mode) is attached; --force replaces it" in r.stderr
+    assert xdp_prog_attached(lab.b, "vb")["prog"]["id"] == foreign
+    assert not os.path.exists(f"{PIN_ROOT}/{netns_ino(lab.b)}/vb")
+    r = pktlens("attach", "vb", "--force", ns=lab.b)
+    assert "replaced the foreign XDP program" in r.stdout
+    assert xdp_prog_attached(lab.b, "vb")["prog"]["id"] != foreign
+    pktlens("detach", "vb", ns=lab.b)
+    assert not xdp_prog_attached(lab.b, "vb")
+
+
+@pytest.mark.parametrize("args,code,msg", [
+    (["attach", "nosuchdev0"], 2, "pktlens: attach: nosuchdev0: no such interface"),
+    (["attach", "vb", "--flows", "abc"], 2, "pktlens: attach: --flows 'abc' is wrong"),
+    (["attach", "vb", "--flows", "0"], 2, "pktlens: attach: --flows '0' is wrong"),
+    (["attach", "vb", "--flows", "99999999999"], 2, "pktlens: attach: --flows '99999999999' is wrong"),
+    (["attach", "vb", "--xdp", "turbo"], 2, "pktlens: attach: --xdp 'turbo' is wrong"),
+    (["attach", "vb", "--bogus"], 2, "pktlens: attach: unknown option '--bogus'"),
+    (["attach"], 2, "pktlens: attach: which device? DEV is missing"),
+    (["stats", "vb"], 2, "pktlens: stats: vb: not attached (pktlens attach vb)"),
+    (["flows", "vb", "--top", "-1"], 2, "pktlens: flows: --top '-1' is wrong"),
+    (["flows", "--sort", "size"], 2, "pktlens: flows: --sort 'size' is wrong"),
+    (["stats", "--watch", "0"], 2, "pktlens: stats: --watch '0' is wrong"),
+    (["detach", "vb"], 2, "pktlens: detach: vb: not attached"),
+    (["frobnicate"], 2, "pktlens: what is 'frobnicate'?"),
+])
+def test_bad_input(lab, args, code, msg):
+    r = pktlens(*args, ns=lab.b, check=False)
+    assert r.returncode == code
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(msg), r.stderr
+    assert not os.path.exists(f"{PIN_ROOT}/{netns_ino(lab.b)}")
+    assert not xdp_prog_attached(lab.b, "vb")
+
+
+def test_interface_down_refused(lab):
+    sh("ip", "-n", lab.b, "link", "set", "vb", "down")
+    r = pktlens("attach", "vb", ns=lab.b, check=False)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "pktlens: attach: vb: interface is down (ip link set vb up, or --force)"
+    assert not xdp_prog_attached(lab.b, "vb")
+
+
+def test_unknown_netns():
+    r = subprocess.run([PKTLENS, "-n", "pktlens-no-such-ns", "list"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "pktlens: netns 'pktlens-no-such-ns': No such file or directory"
+
+
+def test_without_privileges(lab):
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", PKTLENS, "attach", "lo"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("pktlens: attach: missing capability CAP_BPF, CAP_NET_ADMIN "
+                                "(run as root)")
+
+
+@pytest.mark.parametrize("cmd", ["attach", "detach", "list", "stats", "flows"])
+def test_help(cmd):
+    r = subprocess.run([PKTLENS, cmd, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith(f"Usage: pktlens {cmd}")
+
+
+def test_plain_output(lab):
+    pktlens("attach", "vb", ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
+    lab.send([c.frame for c in cases])
+    lab.wait_packets(len(cases))
+    out = pktlens("stats", "vb", ns=lab.b).stdout
+    assert f"xdp in   packets {len(cases)}" in out
+    assert "1519-9216           : 1          |" in out
+    assert "|****************************************|" in out
+    out = pktlens("flows", "vb", ns=lab.b).stdout
+    assert "[2001:db8::1]:5555" in out and "198.18.0.1:1000" in out
+    lst = pktlens("list").stdout
+    assert "xdp/skb in" in lst and "(this netns)" not in lst.split("\n")[0]
