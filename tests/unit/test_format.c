@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests: number parsing, address/flag formatting, JSON writer, flow merge. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "unit.h"
+#include "../../cli/util.h"
+#include "../../export/format.h"
+#include "../../export/json.h"
+#include "../../loader/loader.h"
+
+static void test_parse_numbers(void)
+{
+	uint32_t v = 7;
+	uint64_t w = 0;
+
+	CHECK(pl_parse_u32("65536", 16, 1u << 24, &v) == 0 && v == 65536);
+	CHECK(pl_parse_u32("16", 16, 100, &v) == 0 && v == 16);
+	CHECK(pl_parse_u32("15", 16, 100, &v) == -ERANGE);
+	CHECK(pl_parse_u32("101", 16, 100, &v) == -ERANGE);
+	CHECK(pl_parse_u32("0x20", 16, 100, &v) == 0 && v == 32);
+	CHECK(pl_parse_u32("abc", 0, 100, &v) == -EINVAL);
+	CHECK(pl_parse_u32("12abc", 0, 100, &v) == -EINVAL);
+	CHECK(pl_parse_u32("", 0, 100, &v) == -EINVAL);
+	CHECK(pl_parse_u32("-1", 0, UINT32_MAX, &v) == -EINVAL);
+	CHECK(pl_parse_u32(" 5", 0, 100, &v) == -EINVAL);
+	CHECK(pl_parse_u32("4294967296", 0, UINT32_MAX, &v) == -ERANGE);
+	CHECK(pl_parse_u64("18446744073709551615", 0, UINT64_MAX, &w) == 0 && w == UINT64_MAX);
+	CHECK(pl_parse_u64("18446744073709551616", 0, UINT64_MAX, &w) == -ERANGE);
+	CHECK(pl_parse_u64(NULL, 0, 1, &w) == -EINVAL);
+}
+
+static void test_addresses(void)
+{
+	char b[PL_ADDR_STRLEN];
+	__u8 v4[16] = { [10] = 0xff, [11] = 0xff, [12] = 198, [13] = 18, [14] = 0, [15] = 1 };
+	__u8 v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	__u8 zero[16] = {};
+	__u8 v6b[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1 };
+
+	CHECK_STR(pl_fmt_addr(v4, b, sizeof(b)), "198.18.0.1");
+	CHECK_STR(pl_fmt_addr(v6, b, sizeof(b)), "2001:db8::1");
+	CHECK_STR(pl_fmt_addr(zero, b, sizeof(b)), "::");
+	CHECK_STR(pl_fmt_addr(v6b, b, sizeof(b)), "2001:db8:0:1::1");
+}
+
+static void test_protocols(void)
+{
+	struct pl_flow_key k = { .l3proto = 0x0800, .l4proto = 6 };
+	char b[16];
+
+	CHECK_STR(pl_fmt_l4(&k, b, sizeof(b)), "tcp");
+	k.l4proto = 47;
+	CHECK_STR(pl_fmt_l4(&k, b, sizeof(b)), "47");
+	k.l3proto = 0x0806;
+	CHECK_STR(pl_fmt_l4(&k, b, sizeof(b)), "");
+	CHECK_STR(pl_fmt_l3(0x86dd, b, sizeof(b)), "ipv6");
+	CHECK_STR(pl_fmt_l3(0x88cc, b, sizeof(b)), "0x88cc");
+	CHECK_STR(pl_fmt_tcp_flags(0x02, b, sizeof(b)), "S");
+	CHECK_STR(pl_fmt_tcp_flags(0x12, b, sizeof(b)), "S.");
+	CHECK_STR(pl_fmt_tcp_flags(0x19, b, sizeof(b)), "FP.");
+	CHECK_STR(pl_fmt_tcp_flags(0xff, b, sizeof(b)), "FSRP.UEW");
+	CHECK_STR(pl_fmt_tcp_flags(0, b, sizeof(b)), "");
+}
+
+static char *json_of(void (*fn)(struct jw *), bool pretty)
+{
+	static char buf[4096];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+	struct jw w;
+
+	jw_init(&w, f, pretty);
+	fn(&w);
+	fclose(f);
+	return buf;
+}
+
+static void doc_nested(struct jw *w)
+{
+	jw_obj_open(w);
+	jw_str_field(w, "s", "a\"b\\c\n\x01");
+	jw_u64_field(w, "n", 18446744073709551615ull);
+	jw_key(w, "a");
+	jw_arr_open(w);
+	jw_i64(w, -3);
+	jw_null(w);
+	jw_bool(w, true);
+	jw_obj_open(w);
+	jw_obj_close(w);
+	jw_arr_close(w);
+	jw_fixed_field(w, "t", 1.5, 3);
+	jw_key(w, "e");
+	jw_arr_open(w);
+	jw_arr_close(w);
+	jw_obj_close(w);
+}
+
+static void test_json(void)
+{
+	CHECK_STR(json_of(doc_nested, false),
+		  "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":18446744073709551615,"
+		  "\"a\":[-3,null,true,{}],\"t\":1.500,\"e\":[]}");
+	CHECK_STR(json_of(doc_nested, true),
+		  "{\n    \"s\": \"a\\\"b\\\\c\\n\\u0001\",\n    \"n\": 18446744073709551615,\n"
+		  "    \"a\": [\n        -3,\n        null,\n        true,\n        {}\n    ],\n"
+		  "    \"t\": 1.500,\n    \"e\": []\n}");
+}
+
+static void test_flow_merge(void)
+{
+	struct pl_flow_val v = {}, a = { 2, 200, 50, 90, 0x02, {} }, b = { 3, 300, 40, 80, 0x10, {} };
+	struct pl_flow_val empty = { 0, 0, 10, 1000, 0xff, {} };
+
+	pl_flow_val_merge(&v, &a);
+	CHECK(v.packets == 2 && v.bytes == 200 && v.first_ns == 50 && v.last_ns == 90);
+	pl_flow_val_merge(&v, &b);
+	CHECK(v.packets == 5 && v.bytes == 500 && v.first_ns == 40 && v.last_ns == 90);
+	CHECK(v.tcp_flags == 0x12);
+	/* a CPU slot with no packets contributes nothing, not even timestamps */
+	pl_flow_val_merge(&v, &empty);
+	CHECK(v.packets == 5 && v.first_ns == 40 && v.last_ns == 90 && v.tcp_flags == 0x12);
+}
+
+static void test_abi(void)
+{
+	CHECK(sizeof(struct pl_flow_key) == 48);
+	CHECK(sizeof(struct pl_flow_val) == 40);
+	CHECK(sizeof(struct pl_flow_slot) == 88);
+	CHECK(sizeof(struct pl_stats) % 8 == 0);
+	CHECK((PL_FLOW_CACHE_SLOTS & (PL_FLOW_CACHE_SLOTS - 1)) == 0);
+}
+
+int main(void)
+{
+	test_parse_numbers();
+	test_addresses();
+	test_protocols();
+	test_json();
+	test_flow_merge();
+	test_abi();
+	return unit_report("test_format");
+}
