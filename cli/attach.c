@@ -121,23 +121,46 @@ int do_attach(int argc, char **argv)
 static void detach_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: pktlens detach DEV | --all\n"
+		"Usage: pktlens detach DEV | --all | --stale\n"
 		"\n"
 		"Print DEV's final totals, then remove its programs and pins.\n"
 		"\n"
 		"  --all        every attachment in this network namespace\n"
+		"  --stale      every attachment, in any namespace, whose interface is gone\n"
 		"  -h, --help   this help\n");
+}
+
+/* Attachments in any namespace whose XDP link lost its interface. */
+static int select_stale(struct pl_attachment **a, size_t *n)
+{
+	size_t i, j;
+	int err = pl_attachments(0, a, n);
+
+	if (err) {
+		pl_err("detach: cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	for (i = 0, j = 0; i < *n; i++) {
+		__u32 ifindex = 1;
+
+		if ((*a)[i].meta_ok && (*a)[i].meta.xdp_mode != PL_XDP_NONE &&
+		    !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex)
+			(*a)[j++] = (*a)[i];
+	}
+	*n = j;
+	return PL_EXIT_OK;
 }
 
 int do_detach(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
+		{ "stale", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct pl_attachment *a = NULL;
-	bool all = false;
+	bool all = false, stale = false;
 	struct jw w;
 	size_t n = 0;
 	int c, rc, ret = PL_EXIT_OK;
@@ -147,6 +170,9 @@ int do_detach(int argc, char **argv)
 		case 'a':
 			all = true;
 			break;
+		case 's':
+			stale = true;
+			break;
 		case 'h':
 			detach_usage(stdout);
 			return PL_EXIT_OK;
@@ -155,14 +181,14 @@ int do_detach(int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 	}
-	if (all == (optind < argc) || argc - optind > 1) {
-		pl_err("detach: give one DEV or --all (see pktlens detach --help)");
+	if ((all + stale + (optind < argc)) != 1 || argc - optind > 1) {
+		pl_err("detach: give one DEV, --all or --stale (see pktlens detach --help)");
 		return PL_EXIT_USAGE;
 	}
 	rc = pl_need_caps("detach", PL_NEED_BPF | PL_NEED_NET_ADMIN);
 	if (rc)
 		return rc;
-	rc = pl_select("detach", all ? NULL : argv[optind], &a, &n);
+	rc = stale ? select_stale(&a, &n) : pl_select("detach", all ? NULL : argv[optind], &a, &n);
 	if (rc)
 		return rc;
 	pl_pins_gc();

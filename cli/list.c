@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens list */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "cli.h"
@@ -23,14 +26,21 @@ static void list_usage(FILE *f)
 		"attached (checked for the current namespace).\n");
 }
 
-/* "attached", "missing" (interface or program gone) or "other-netns" */
+/* attached, interface-gone, program-gone, other-netns, broken */
 static const char *attach_state(const struct pl_attachment *a, uint64_t here)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	struct pl_link_info li;
+	__u32 ifindex = 0;
 
 	if (!a->meta_ok)
 		return "broken";
+	if (a->meta.xdp_mode != PL_XDP_NONE) {
+		if (pl_attachment_link_ifindex(a, &ifindex))
+			return "program-gone";
+		if (!ifindex)
+			return "interface-gone";
+	}
 	if (a->netns != here)
 		return "other-netns";
 	if (pl_link_get(NULL, a->meta.ifindex, &li) || strcmp(li.ifname, a->ifname))

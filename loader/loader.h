@@ -48,6 +48,8 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
  * @ifname (-ENOENT when it is not attached). Caller frees *out.
  */
 int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n);
+/* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
+int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 
 /* ---- netlink (loader/netlink.c) ---- */
 

@@ -264,3 +264,23 @@ int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *
 	*n = 0;
 	return -ENOENT;
 }
+
+/* ifindex the pinned XDP link is attached to: 0 once the interface is gone */
+int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	char path[600];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", a->dir, PL_PIN_XDP_LINK);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	else
+		*ifindex = info.xdp.ifindex;
+	close(fd);
+	return err;
+}

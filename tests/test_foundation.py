@@ -284,3 +284,67 @@ def test_plain_output(lab):
     assert "[2001:db8::1]:5555" in out and "198.18.0.1:1000" in out
     lst = pktlens("list").stdout
     assert "xdp/skb in" in lst and "(this netns)" not in lst.split("\n")[0]
+
+
+def test_watch_and_reset(lab):
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", ns=lab.b)
+    f = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
+    lab.send([f] * 7)
+    lab.wait_packets(7)
+    w = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "stats", "vb", "--watch", "1"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(w.stdout.readline())
+        lab.send([f] * 10)
+        second = json.loads(w.stdout.readline())
+    finally:
+        w.terminate()
+        assert w.wait(timeout=5) == 0  # SIGTERM ends --watch cleanly
+    assert (first["ifname"], first["hook"], first["dir"]) == ("vb", "xdp", "in")
+    assert first["packets"] == 7
+    assert second["packets"] in (7, 17) and first["packets"] + 10 >= second["packets"]
+    doc = lab.wait_packets(17)
+    assert doc["interfaces"][0]["hooks"][0]["packets"] == 17
+    r = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+    assert r["interfaces"][0]["hooks"][0]["packets"] == 17 and r["interfaces"][0]["reset"]
+    doc = pktlens_json("stats", "vb", ns=lab.b)
+    assert doc["interfaces"][0]["hooks"][0]["packets"] == 0
+    assert doc["interfaces"][0]["flows"] == 0
+    assert pktlens_json("flows", "vb", ns=lab.b)["flows"] == []
+    lab.send([f] * 2)
+    assert lab.wait_packets(2)["interfaces"][0]["hooks"][0]["packets"] == 2
+    assert [x["packets"] for x in pktlens_json("flows", "vb", ns=lab.b)["flows"]] == [2]
+
+
+def test_interface_gone_then_detach_stale(lab):
+    sh("ip", "-n", lab.b, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+    sh("ip", "-n", lab.b, "link", "set", "gone0", "up")
+    pktlens("attach", "gone0", ns=lab.b)
+    pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/gone0"
+    assert os.path.isdir(pin)
+    sh("ip", "-n", lab.b, "link", "del", "gone0")
+    lst = [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["pins"] == pin]
+    assert lst[0]["state"] == "interface-gone"
+    # counters stay readable until the operator removes them
+    assert pktlens_json("stats", "gone0", ns=lab.b)["interfaces"][0]["kernel"] is None
+    d = pktlens_json("detach", "--stale")
+    assert "gone0" in [x["ifname"] for x in d["detached"]]
+    assert not os.path.exists(pin)
+
+
+def test_mounts_bpffs_when_missing(lab):
+    """In a private mount namespace without bpffs, attach mounts it (0700) and works."""
+    script = (f"umount /sys/fs/bpf 2>/dev/null; "
+              f"mount | grep -c ' /sys/fs/bpf ' || true; "
+              f"{PKTLENS} -n {lab.b} attach vb >/dev/null && "
+              f"mount | grep ' /sys/fs/bpf type bpf' && "
+              f"stat -c %a /sys/fs/bpf/pktlens && "
+              f"{PKTLENS} -n {lab.b} detach vb")
+    r = sh("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "0"
+    assert "type bpf" in lines[1] and lines[2] == "700"
+    assert lines[3].startswith("detached vb")
+    assert not xdp_prog_attached(lab.b, "vb")
