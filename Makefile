@@ -34,7 +34,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
-BPF_SRCS := xdp/pktlens_xdp.bpf.c
+BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c
 BENCH_BPF_SRCS := bench/pass.bpf.c
 BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS)))
 SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)

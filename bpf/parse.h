@@ -261,4 +261,17 @@ static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_en
 	}
 }
 
+/*
+ * tc: the stack may have moved the outer VLAN tag into skb metadata. Put it
+ * back in the picture as it was on the wire: it is the outermost tag, it
+ * adds a tag to the count and 4 bytes to the length.
+ */
+static __always_inline void pl_parse_hwvlan(struct pl_pkt *p, __u32 tci)
+{
+	p->key.vlan = tci & 0x0fff;
+	if (p->vlans < 2)
+		p->vlans++;
+	p->len += 4;
+}
+
 #endif /* __PKTLENS_BPF_PARSE_H */

@@ -16,13 +16,18 @@
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: pktlens attach DEV [--xdp native|skb|none] [--flows N] [--force]\n"
+		"Usage: pktlens attach DEV [--xdp native|skb|none] [--tc in,out|in|out|none]\n"
+		"                      [--tc-mech tcx|clsact] [--flows N] [--force]\n"
 		"\n"
-		"Load the pktlens XDP program on DEV and pin its maps and link under\n"
+		"Load the pktlens programs on DEV and pin their maps and links under\n"
 		PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
+		"Default hooks: native XDP ingress + tc egress on physical devices; tc\n"
+		"ingress + egress on virtual devices such as veth.\n"
 		"\n"
-		"  --xdp MODE   native (in the driver), skb (generic) or none; default: native on\n"
-		"               physical NICs, skb on virtual devices such as veth\n"
+		"  --xdp MODE   XDP ingress: native (in the driver), skb (generic) or none\n"
+		"  --tc HOOKS   tc hooks: in, out, in,out or none\n"
+		"  --tc-mech M  tcx links (default, Linux 6.6+; clsact is used when the kernel\n"
+		"               lacks tcx) or clsact (qdisc + cls_bpf filter over netlink)\n"
 		"  --flows N    flow table capacity (default %u, %u..%u)\n"
 		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
 		"               replace a foreign XDP program, or attach to a down interface\n"
@@ -34,14 +39,17 @@ int do_attach(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "xdp", required_argument, NULL, 'x' },
+		{ "tc", required_argument, NULL, 't' },
+		{ "tc-mech", required_argument, NULL, 'm' },
 		{ "flows", required_argument, NULL, 'f' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct pl_attach_opts o = { .xdp_mode = -1, .flows_max = PL_FLOWS_DEFAULT };
+	struct pl_attach_opts o = { .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
+				    .flows_max = PL_FLOWS_DEFAULT };
 	struct pl_attach_info info;
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN], hooks[128];
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -55,6 +63,30 @@ int do_attach(int argc, char **argv)
 				o.xdp_mode = PL_XDP_NONE;
 			else {
 				pl_err("attach: --xdp '%s' is wrong: expected native, skb or none", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 't':
+			if (!strcmp(optarg, "none"))
+				o.tc_hooks = 0;
+			else if (!strcmp(optarg, "in"))
+				o.tc_hooks = PL_TC_IN;
+			else if (!strcmp(optarg, "out"))
+				o.tc_hooks = PL_TC_OUT;
+			else if (!strcmp(optarg, "in,out") || !strcmp(optarg, "out,in"))
+				o.tc_hooks = PL_TC_IN | PL_TC_OUT;
+			else {
+				pl_err("attach: --tc '%s' is wrong: expected in, out, in,out or none", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'm':
+			if (!strcmp(optarg, "tcx"))
+				o.tc_mech = PL_TC_TCX;
+			else if (!strcmp(optarg, "clsact"))
+				o.tc_mech = PL_TC_CLSACT;
+			else {
+				pl_err("attach: --tc-mech '%s' is wrong: expected tcx or clsact", optarg);
 				return PL_EXIT_USAGE;
 			}
 			break;
@@ -97,9 +129,12 @@ int do_attach(int argc, char **argv)
 		jw_obj_open(&w);
 		jw_str_field(&w, "ifname", o.ifname);
 		jw_u64_field(&w, "ifindex", info.ifindex);
+		jw_key(&w, "hooks");
+		pl_json_hooks(&w, &info.meta);
 		jw_str_field(&w, "xdp_mode", pl_xdp_mode_name(info.xdp_mode));
+		jw_str_field(&w, "tc_mech", pl_tc_mech_name(info.tc_mech));
 		jw_str_field(&w, "reason", info.reason);
-		jw_u64_field(&w, "xdp_prog_id", info.xdp_prog_id);
+		jw_str_field(&w, "note", info.tc_note);
 		jw_u64_field(&w, "flows_max", o.flows_max);
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
@@ -108,8 +143,11 @@ int do_attach(int argc, char **argv)
 		jw_end(&w);
 		return PL_EXIT_OK;
 	}
-	printf("attached %s (ifindex %d): XDP %s mode, %s; flow table %u\n", o.ifname,
-	       info.ifindex, pl_xdp_mode_name(info.xdp_mode), info.reason, o.flows_max);
+	pl_fmt_hooks(&info.meta, hooks, sizeof(hooks));
+	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", o.ifname, info.ifindex, hooks,
+	       info.reason, o.flows_max);
+	if (info.tc_note)
+		printf("note: %s\n", info.tc_note);
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n", o.ifname);
 	if (info.reattached)
@@ -143,8 +181,7 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 	for (i = 0, j = 0; i < *n; i++) {
 		__u32 ifindex = 1;
 
-		if ((*a)[i].meta_ok && (*a)[i].meta.xdp_mode != PL_XDP_NONE &&
-		    !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex)
+		if ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex)
 			(*a)[j++] = (*a)[i];
 	}
 	*n = j;
@@ -227,7 +264,7 @@ int do_detach(int argc, char **argv)
 			__u64 pk, by;
 
 			pl_stats_totals(&s[sl], &pk, &by);
-			if (!pk && sl != PL_SLOT_XDP_IN)
+			if (!pk && !pl_slot_attached(&a[i].meta, sl))
 				continue;
 			if (pl_g.json) {
 				jw_obj_open(&w);

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../export/report.h"
 
 static void list_usage(FILE *f)
 {
@@ -32,15 +33,15 @@ static const char *attach_state(const struct pl_attachment *a, uint64_t here)
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	struct pl_link_info li;
 	__u32 ifindex = 0;
+	int err;
 
 	if (!a->meta_ok)
 		return "broken";
-	if (a->meta.xdp_mode != PL_XDP_NONE) {
-		if (pl_attachment_link_ifindex(a, &ifindex))
-			return "program-gone";
-		if (!ifindex)
-			return "interface-gone";
-	}
+	err = pl_attachment_link_ifindex(a, &ifindex);
+	if (err && err != -ENOENT)
+		return "unknown";
+	if (!err && !ifindex)
+		return "interface-gone";
 	if (a->netns != here)
 		return "other-netns";
 	if (pl_link_get(NULL, a->meta.ifindex, &li) || strcmp(li.ifname, a->ifname))
@@ -107,17 +108,7 @@ int do_list(int argc, char **argv)
 			if (a[i].meta_ok) {
 				jw_u64_field(&w, "ifindex", a[i].meta.ifindex);
 				jw_key(&w, "hooks");
-				jw_arr_open(&w);
-				if (a[i].meta.xdp_mode != PL_XDP_NONE) {
-					jw_obj_open(&w);
-					jw_str_field(&w, "hook", "xdp");
-					jw_str_field(&w, "dir", "in");
-					jw_str_field(&w, "mode", pl_xdp_mode_name(a[i].meta.xdp_mode));
-					jw_str_field(&w, "mechanism", "bpf_link");
-					jw_u64_field(&w, "prog_id", a[i].meta.xdp_prog_id);
-					jw_obj_close(&w);
-				}
-				jw_arr_close(&w);
+				pl_json_hooks(&w, &a[i].meta);
 				jw_u64_field(&w, "flows_max", a[i].meta.flows_max);
 				jw_u64_field(&w, "attach_time", a[i].meta.attach_time);
 			}
@@ -134,22 +125,20 @@ int do_list(int argc, char **argv)
 		free(a);
 		return PL_EXIT_OK;
 	}
-	printf("%-12s %-16s %7s %-14s %8s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
-	       "PROG", "FLOWS", "ATTACHED", "STATE");
+	printf("%-12s %-16s %7s %-30s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
+	       "FLOWS", "ATTACHED", "STATE");
 	for (size_t i = 0; i < n; i++) {
-		char when[32] = "-", hooks[32] = "-";
+		char when[32] = "-", hooks[128] = "-";
 
 		if (a[i].meta_ok) {
 			time_t t = (time_t)a[i].meta.attach_time;
 			struct tm tm;
 
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-			if (a[i].meta.xdp_mode != PL_XDP_NONE)
-				snprintf(hooks, sizeof(hooks), "xdp/%s in",
-					 pl_xdp_mode_name(a[i].meta.xdp_mode));
+			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
 		}
-		printf("%-12" PRIu64 " %-16s %7u %-14s %8u %9u  %-19s %s%s\n", a[i].netns, a[i].ifname,
-		       a[i].meta.ifindex, hooks, a[i].meta.xdp_prog_id, a[i].meta.flows_max, when,
+		printf("%-12" PRIu64 " %-16s %7u %-30s %9u  %-19s %s%s\n", a[i].netns, a[i].ifname,
+		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
 		       attach_state(&a[i], here), a[i].netns == here ? " (this netns)" : "");
 	}
 	free(a);

@@ -43,13 +43,10 @@ static void stats_usage(FILE *f)
 
 static bool slot_shown(const struct pl_meta *m, const struct pl_stats *s, int slot)
 {
-	__u64 pk = 0;
+	__u64 pk, by;
 
-	for (int v = 0; v < PL_VERDICT_MAX; v++)
-		pk += s->pkts[v];
-	if (slot == PL_SLOT_XDP_IN && m->xdp_mode != PL_XDP_NONE)
-		return true;
-	return pk > 0;
+	pl_stats_totals(s, &pk, &by);
+	return pl_slot_attached(m, slot) || pk > 0;
 }
 
 static void bar(__u64 v, __u64 max)
@@ -144,6 +141,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_u64_field(w, "ifindex", st.meta.ifindex);
 		jw_u64_field(w, "netns", a->netns);
 		jw_str_field(w, "xdp_mode", pl_xdp_mode_name(st.meta.xdp_mode));
+		jw_str_field(w, "tc_mech", pl_tc_mech_name(st.meta.tc_mech));
 		jw_u64_field(w, "flows", used);
 		jw_u64_field(w, "flows_max", st.meta.flows_max);
 		jw_bool_field(w, "reset", reset);
@@ -168,8 +166,10 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_arr_close(w);
 		jw_obj_close(w);
 	} else {
-		printf("%s (ifindex %u): xdp %s, flow table %zu/%u%s\n", a->ifname, st.meta.ifindex,
-		       pl_xdp_mode_name(st.meta.xdp_mode), used, st.meta.flows_max,
+		char hooks[128];
+
+		printf("%s (ifindex %u): %s, flow table %zu/%u%s\n", a->ifname, st.meta.ifindex,
+		       pl_fmt_hooks(&st.meta, hooks, sizeof(hooks)), used, st.meta.flows_max,
 		       reset ? " [counters reset after this reading]" : "");
 		if (have_li)
 			printf("  kernel    rx packets %llu  bytes %llu  dropped %llu"

@@ -2,6 +2,64 @@
 #include "report.h"
 #include "format.h"
 
+#include <stdio.h>
+
+const char *pl_fmt_hooks(const struct pl_meta *m, char *buf, size_t len)
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	if (m->xdp_mode != PL_XDP_NONE)
+		n = snprintf(buf, len, "xdp/%s in", pl_xdp_mode_name(m->xdp_mode));
+	if (m->tc_hooks && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, "%stc/%s %s", n ? ", " : "", pl_tc_mech_name(m->tc_mech),
+			 m->tc_hooks == (PL_TC_IN | PL_TC_OUT) ? "in+out" :
+			 m->tc_hooks == PL_TC_IN ? "in" : "out");
+	return buf;
+}
+
+void pl_json_hooks(struct jw *w, const struct pl_meta *m)
+{
+	jw_arr_open(w);
+	if (m->xdp_mode != PL_XDP_NONE) {
+		jw_obj_open(w);
+		jw_str_field(w, "hook", "xdp");
+		jw_str_field(w, "dir", "in");
+		jw_str_field(w, "mode", pl_xdp_mode_name(m->xdp_mode));
+		jw_str_field(w, "mechanism", "bpf_link");
+		jw_u64_field(w, "prog_id", m->xdp_prog_id);
+		jw_obj_close(w);
+	}
+	for (int dir = 0; dir < 2; dir++) {
+		if (!(m->tc_hooks & (1u << dir)))
+			continue;
+		jw_obj_open(w);
+		jw_str_field(w, "hook", "tc");
+		jw_str_field(w, "dir", dir == PL_DIR_IN ? "in" : "out");
+		jw_str_field(w, "mechanism", pl_tc_mech_name(m->tc_mech));
+		jw_u64_field(w, "prog_id", m->tc_prog_id[dir]);
+		if (m->tc_mech == PL_TC_CLSACT) {
+			jw_u64_field(w, "handle", m->tc_handle[dir]);
+			jw_u64_field(w, "priority", m->tc_prio[dir]);
+		}
+		jw_obj_close(w);
+	}
+	jw_arr_close(w);
+}
+
+bool pl_slot_attached(const struct pl_meta *m, int slot)
+{
+	switch (slot) {
+	case PL_SLOT_XDP_IN:
+		return m->xdp_mode != PL_XDP_NONE;
+	case PL_SLOT_TC_IN:
+		return m->tc_hooks & PL_TC_IN;
+	case PL_SLOT_TC_OUT:
+		return m->tc_hooks & PL_TC_OUT;
+	}
+	return false;
+}
+
 void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
 {
 	*pk = *by = 0;

@@ -6,6 +6,13 @@
 #include "json.h"
 #include "../loader/loader.h"
 
+/* "xdp/native in, tc/tcx in+out" */
+const char *pl_fmt_hooks(const struct pl_meta *m, char *buf, size_t len);
+/* [{"hook":"xdp","dir":"in","mode":"native","mechanism":"bpf_link","prog_id":N}, ...] */
+void pl_json_hooks(struct jw *w, const struct pl_meta *m);
+/* Whether @slot is attached per @m (shown even with no traffic). */
+bool pl_slot_attached(const struct pl_meta *m, int slot);
+
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * attach/detach. XDP is attached with a bpf_link (BPF_LINK_CREATE, BPF_XDP)
- * pinned in bpffs: the pin owns the attachment, so it survives the CLI, no
- * other tool can silently replace it, and if `attach` dies before pinning,
- * the kernel detaches the program when the link fd closes. A foreign program
- * attached over netlink is found with bpf_xdp_query() (netlink) and only
- * removed with --force.
+ * attach/detach.
+ *
+ * XDP is attached with a bpf_link (BPF_LINK_CREATE, BPF_XDP) and tc with tcx
+ * links (BPF_TCX_INGRESS/EGRESS, Linux 6.6+), all pinned in bpffs: the pins
+ * own the attachments, so they survive the CLI, no other tool silently
+ * replaces them, and if `attach` dies before pinning, the kernel detaches
+ * when the link fds close. Where tcx is missing, tc falls back to a clsact
+ * qdisc with a cls_bpf direct-action filter over netlink; its handle and
+ * priority are recorded so detach removes exactly our filter (and the qdisc
+ * only if we created it and nothing else uses it). A foreign XDP program
+ * attached over netlink is found with bpf_xdp_query() and only replaced
+ * with --force.
  *
  * Atomicity: everything is pinned in a temporary directory first and renamed
  * into place as the last step, so bpffs shows a complete attachment or none;
@@ -25,6 +31,19 @@
 
 #include "loader.h"
 #include "pktlens_xdp.skel.h"
+#include "pktlens_tc.skel.h"
+
+/* UAPI values from Linux 6.6 (our UAPI headers are older) */
+#define PL_BPF_TCX_INGRESS 46
+#define PL_BPF_TCX_EGRESS 47
+#define PL_BPF_F_BEFORE (1U << 3)
+
+/*
+ * Counting must see every packet, so our tc programs go first: tcx links
+ * are inserted before all others, clsact filters at priority 1. They return
+ * TC_ACT_UNSPEC/TCX_NEXT, so whatever was there runs next, unchanged.
+ */
+#define PL_CLSACT_PRIO 1
 
 const char *pl_xdp_mode_name(int mode)
 {
@@ -38,6 +57,45 @@ const char *pl_xdp_mode_name(int mode)
 	}
 }
 
+const char *pl_tc_mech_name(int mech)
+{
+	switch (mech) {
+	case PL_TC_TCX:
+		return "tcx";
+	case PL_TC_CLSACT:
+		return "clsact";
+	default:
+		return "none";
+	}
+}
+
+static const char *const tc_link_pin[2] = { PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
+static const char *const dir_name[2] = { "ingress", "egress" };
+
+struct attach {
+	const struct pl_attach_opts *o;
+	struct pl_attach_info *info;
+	struct pl_link_info li;
+	struct pktlens_xdp *xskel;
+	struct pktlens_tc *tskel;
+	struct pl_state old;
+	struct pl_meta *m;
+	char final[512];
+	char tmp[600];
+	bool have_old;
+	bool tmp_made;
+	int link_fd[3];		/* xdp, tc in, tc out */
+	bool filter_made[2];	/* clsact filters of this attach */
+	char *why;
+	size_t whylen;
+};
+
+#define FAIL(a, err, ...)                                                 \
+	({                                                                \
+		snprintf((a)->why, (a)->whylen, __VA_ARGS__);              \
+		(err);                                                    \
+	})
+
 static int pin_map(struct bpf_map *map, const char *dir)
 {
 	char path[1024];
@@ -46,12 +104,20 @@ static int pin_map(struct bpf_map *map, const char *dir)
 	return bpf_map__pin(map, path);
 }
 
-static int prog_id(int fd, __u32 *id)
+static int pin_fd(int fd, const char *dir, const char *name)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return bpf_obj_pin(fd, path) ? -errno : 0;
+}
+
+static int prog_id(const struct bpf_program *prog, __u32 *id)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
 		return -errno;
 	*id = info.id;
 	return 0;
@@ -68,27 +134,33 @@ static int map_max_entries(int fd, __u32 *max)
 	return 0;
 }
 
-/* Choose native or generic XDP from the driver when not told. */
-static int choose_mode(const struct pl_link_info *li, int asked, const char **reason)
+/*
+ * Hooks by driver when not told: native XDP + tc egress on physical devices;
+ * tc ingress + egress on virtual ones, where native XDP linearizes skbs and
+ * loses GRO and generic XDP adds nothing over tc.
+ */
+static void choose_hooks(struct attach *a)
 {
-	if (asked >= 0) {
-		*reason = "as requested (--xdp)";
-		return asked;
-	}
-	if (li->kind[0] || li->loopback) {
-		*reason = "virtual device: native XDP there linearizes skbs and loses GRO, "
-			  "generic XDP costs nothing measurable (override with --xdp native)";
-		return PL_XDP_SKB;
-	}
-	*reason = "physical device: native XDP runs in the driver (override with --xdp skb)";
-	return PL_XDP_NATIVE;
+	const struct pl_attach_opts *o = a->o;
+	bool virt = a->li.kind[0] || a->li.loopback;
+
+	a->info->xdp_mode = o->xdp_mode >= 0 ? o->xdp_mode : virt ? PL_XDP_NONE : PL_XDP_NATIVE;
+	a->info->tc_hooks = o->tc_hooks >= 0 ? o->tc_hooks : virt ? (int)(PL_TC_IN | PL_TC_OUT) : (int)PL_TC_OUT;
+	if (o->xdp_mode >= 0 && o->tc_hooks >= 0)
+		a->info->reason = "as requested";
+	else if (virt)
+		a->info->reason = "virtual device: tc sees ingress and egress at no measurable cost, "
+				  "native XDP would linearize skbs and lose GRO (override with --xdp, --tc)";
+	else
+		a->info->reason = "physical device: native XDP in the driver for ingress, "
+				  "tc for egress (override with --xdp, --tc)";
 }
 
 /* Refuse (or with --force remove) an XDP program that is not @ours. */
-static int handle_foreign(int ifindex, const char *ifname, __u32 ours, bool force,
-			  bool *replaced, char *why, size_t whylen)
+static int handle_foreign(struct attach *a, __u32 ours)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	const char *ifname = a->o->ifname;
 	struct {
 		__u32 id;
 		__u32 flag;
@@ -96,58 +168,26 @@ static int handle_foreign(int ifindex, const char *ifname, __u32 ours, bool forc
 	} slots[3];
 	int err, i;
 
-	err = bpf_xdp_query(ifindex, 0, &q);
-	if (err) {
-		snprintf(why, whylen, "%s: cannot query XDP state: %s", ifname, strerror(-err));
-		return err;
-	}
+	err = bpf_xdp_query(a->li.ifindex, 0, &q);
+	if (err)
+		return FAIL(a, err, "%s: cannot query XDP state: %s", ifname, strerror(-err));
 	slots[0].id = q.drv_prog_id, slots[0].flag = XDP_FLAGS_DRV_MODE, slots[0].name = "native";
 	slots[1].id = q.skb_prog_id, slots[1].flag = XDP_FLAGS_SKB_MODE, slots[1].name = "skb";
 	slots[2].id = q.hw_prog_id, slots[2].flag = XDP_FLAGS_HW_MODE, slots[2].name = "hw";
 	for (i = 0; i < 3; i++) {
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
-		if (!force) {
-			snprintf(why, whylen,
-				 "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				 "--force replaces it", ifname, slots[i].id, slots[i].name);
-			return -EBUSY;
-		}
-		err = bpf_xdp_detach(ifindex, slots[i].flag, NULL);
-		if (err) {
-			snprintf(why, whylen, "%s: cannot remove XDP program id %u: %s%s", ifname,
-				 slots[i].id, strerror(-err),
-				 err == -EBUSY ? " (it is owned by a bpf_link; detach it with its owner)" : "");
-			return err;
-		}
-		*replaced = true;
+		if (!a->o->force)
+			return FAIL(a, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
+				    "--force replaces it", ifname, slots[i].id, slots[i].name);
+		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
+		if (err)
+			return FAIL(a, err, "%s: cannot remove XDP program id %u: %s%s", ifname,
+				    slots[i].id, strerror(-err), err == -EBUSY ?
+				    " (it is owned by a bpf_link; detach it with its owner)" : "");
+		a->info->replaced_foreign = true;
 	}
 	return 0;
-}
-
-/*
- * Reuse the maps of the attachment being replaced (--force), so counters
- * survive. The flow table is reused only when its capacity is unchanged;
- * otherwise its merged contents are copied into the new table afterwards.
- */
-static int reuse_old_maps(struct pktlens_xdp *skel, const struct pl_state *old, bool *flows_reused)
-{
-	__u32 max = 0;
-	int err;
-
-	err = bpf_map__reuse_fd(skel->maps.stats, old->stats_fd);
-	if (err)
-		return err;
-	err = map_max_entries(old->flows_fd, &max);
-	if (err)
-		return err;
-	*flows_reused = max == bpf_map__max_entries(skel->maps.flows);
-	if (!*flows_reused)
-		return 0;
-	err = bpf_map__reuse_fd(skel->maps.flows, old->flows_fd);
-	if (!err)
-		err = bpf_map__reuse_fd(skel->maps.flow_cache, old->cache_fd);
-	return err;
 }
 
 /* Copy merged flows into a fresh table (CPU 0 gets the sums). */
@@ -179,178 +219,365 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 	return 0;
 }
 
-int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen)
+/* The XDP program for the mode: frags-capable in native mode only. */
+static struct bpf_program *xdp_prog(const struct attach *a)
+{
+	return a->info->xdp_mode == PL_XDP_SKB ? a->xskel->progs.pktlens_xdp_skb :
+						 a->xskel->progs.pktlens_xdp;
+}
+
+/*
+ * Load the XDP object (it owns the maps), reusing the maps of the attachment
+ * being replaced so counters survive. The flow table is reused only when its
+ * capacity is unchanged; otherwise its merged contents are copied.
+ */
+static int load_xdp(struct attach *a)
+{
+	const char *ifname = a->o->ifname;
+	bool flows_reused = false;
+	uint64_t lost = 0;
+	__u32 max = 0;
+	int err;
+
+	a->xskel = pktlens_xdp__open();
+	if (!a->xskel)
+		return FAIL(a, -errno, "%s: cannot open the XDP object: %s", ifname, strerror(errno));
+	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp,
+						a->info->xdp_mode == PL_XDP_NATIVE);
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb,
+						a->info->xdp_mode == PL_XDP_SKB);
+	if (!err && a->info->reattached) {
+		err = bpf_map__reuse_fd(a->xskel->maps.stats, a->old.stats_fd);
+		if (!err)
+			err = map_max_entries(a->old.flows_fd, &max);
+		flows_reused = !err && max == a->o->flows_max;
+		if (flows_reused)
+			err = bpf_map__reuse_fd(a->xskel->maps.flows, a->old.flows_fd);
+		if (flows_reused && !err)
+			err = bpf_map__reuse_fd(a->xskel->maps.flow_cache, a->old.cache_fd);
+	}
+	if (err)
+		return FAIL(a, err, "%s: cannot prepare maps: %s", ifname, strerror(-err));
+	err = pktlens_xdp__load(a->xskel);
+	if (err)
+		return FAIL(a, err, "%s: loading program pktlens_xdp failed: %s", ifname, strerror(-err));
+	if (a->info->reattached && !flows_reused) {
+		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &lost);
+		if (err)
+			return FAIL(a, err, "%s: cannot carry flows over: %s", ifname, strerror(-err));
+	}
+	a->info->kept_counters = a->info->reattached && !lost;
+	if (a->info->xdp_mode != PL_XDP_NONE)
+		return prog_id(xdp_prog(a), &a->m->xdp_prog_id);
+	return 0;
+}
+
+/* The tc object shares every map of the XDP object. */
+static int load_tc(struct attach *a)
+{
+	struct pktlens_xdp *x = a->xskel;
+	struct pktlens_tc *t;
+	int err;
+
+	t = a->tskel = pktlens_tc__open();
+	if (!t)
+		return FAIL(a, -errno, "%s: cannot open the tc object: %s", a->o->ifname, strerror(errno));
+	err = bpf_map__reuse_fd(t->maps.stats, bpf_map__fd(x->maps.stats));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.flows, bpf_map__fd(x->maps.flows));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.flow_cache, bpf_map__fd(x->maps.flow_cache));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.meta, bpf_map__fd(x->maps.meta));
+	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, a->info->tc_hooks & PL_TC_IN);
+	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_out, a->info->tc_hooks & PL_TC_OUT);
+	if (!err)
+		err = pktlens_tc__load(t);
+	if (err)
+		return FAIL(a, err, "%s: loading the tc programs failed: %s", a->o->ifname, strerror(-err));
+	if (a->info->tc_hooks & PL_TC_IN)
+		err = prog_id(t->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
+	if (!err && (a->info->tc_hooks & PL_TC_OUT))
+		err = prog_id(t->progs.pktlens_tc_out, &a->m->tc_prog_id[PL_DIR_OUT]);
+	return err;
+}
+
+static int attach_xdp(struct attach *a)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, lopts);
-	char final[512], tmp[600], path[700];
-	struct pktlens_xdp *skel = NULL;
-	struct pl_state old = { -1, -1, -1, -1, {} };
-	struct pl_link_info li;
-	struct pl_meta m = {};
-	bool have_old, flows_reused = false, tmp_made = false;
-	uint64_t ns, lost = 0;
-	int link_fd = -1, err, mode;
+	int mode = a->info->xdp_mode, err;
+
+	lopts.flags = mode == PL_XDP_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	a->link_fd[0] = bpf_link_create(bpf_program__fd(xdp_prog(a)), a->li.ifindex, BPF_XDP,
+					&lopts);
+	if (a->link_fd[0] < 0) {
+		err = -errno;
+		return FAIL(a, err, "%s: cannot attach XDP program %s in %s mode: %s%s",
+			    a->o->ifname, bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode),
+			    strerror(-err),
+			    err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
+			    err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" : "");
+	}
+	err = pin_fd(a->link_fd[0], a->tmp, PL_PIN_XDP_LINK);
+	return err ? FAIL(a, err, "%s: cannot pin XDP link: %s", a->o->ifname, strerror(-err)) : 0;
+}
+
+static int clsact_detach_filter(int ifindex, int dir, __u32 handle, __u32 prio)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = prio);
+
+	return bpf_tc_detach(&hook, &opts);
+}
+
+/* Remove the clsact qdisc we created, unless someone else's filters are on it. */
+static void clsact_release_qdisc(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	int n = 1;
+
+	if (!pl_clsact_filter_count(ifindex, &n) && n == 0)
+		bpf_tc_hook_destroy(&hook);
+}
+
+static int attach_tc_dir(struct attach *a, int dir)
+{
+	const struct bpf_program *prog = dir == PL_DIR_IN ? a->tskel->progs.pktlens_tc_in :
+							    a->tskel->progs.pktlens_tc_out;
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->li.ifindex,
+		    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .priority = PL_CLSACT_PRIO);
+	LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = PL_BPF_F_BEFORE);
+	int fd, err;
+
+	if (a->info->tc_mech == PL_TC_TCX) {
+		fd = bpf_link_create(bpf_program__fd(prog), a->li.ifindex,
+				     dir == PL_DIR_IN ? PL_BPF_TCX_INGRESS : PL_BPF_TCX_EGRESS, &lopts);
+		if (fd < 0 && errno == EINVAL && a->o->tc_mech < 0 && a->link_fd[1] < 0 &&
+		    a->link_fd[2] < 0) {
+			/* no tcx in this kernel: fall back for every tc hook */
+			a->info->tc_mech = PL_TC_CLSACT;
+			a->info->tc_note = "tcx links are not supported by this kernel: using clsact";
+			return attach_tc_dir(a, dir);
+		}
+		if (fd < 0) {
+			err = -errno;
+			return FAIL(a, err, "%s: cannot attach tc %s program with tcx: %s%s", a->o->ifname,
+				    dir_name[dir], strerror(-err),
+				    err == -EINVAL ? " (kernel without tcx? try --tc-mech clsact)" : "");
+		}
+		a->link_fd[1 + dir] = fd;
+		err = pin_fd(fd, a->tmp, tc_link_pin[dir]);
+		return err ? FAIL(a, err, "%s: cannot pin tc %s link: %s", a->o->ifname,
+				  dir_name[dir], strerror(-err)) : 0;
+	}
+
+	err = bpf_tc_hook_create(&hook);
+	if (!err)
+		a->m->tc_qdisc_created = 1;
+	else if (err != -EEXIST)
+		return FAIL(a, err, "%s: cannot create clsact qdisc: %s", a->o->ifname, strerror(-err));
+	err = bpf_tc_attach(&hook, &opts);
+	if (err)
+		return FAIL(a, err, "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],
+			    strerror(-err));
+	a->filter_made[dir] = true;
+	a->m->tc_handle[dir] = opts.handle;
+	a->m->tc_prio[dir] = opts.priority;
+	return 0;
+}
+
+/* Take down the hooks of the attachment being replaced (its maps live on). */
+static void detach_old_hooks(struct attach *a)
+{
+	const struct pl_meta *om = &a->old.meta;
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/%s", a->final, PL_PIN_XDP_LINK);
+	unlink(path);
+	for (int dir = 0; dir < 2; dir++) {
+		snprintf(path, sizeof(path), "%s/%s", a->final, tc_link_pin[dir]);
+		unlink(path);
+		if (om->tc_mech == PL_TC_CLSACT && (om->tc_hooks & (1u << dir)))
+			clsact_detach_filter(om->ifindex, dir, om->tc_handle[dir], om->tc_prio[dir]);
+	}
+	/* the qdisc we created before is still ours: keep it only if we use it */
+	if (om->tc_mech == PL_TC_CLSACT && om->tc_qdisc_created) {
+		if (a->info->tc_mech == PL_TC_CLSACT)
+			a->m->tc_qdisc_created = 1;
+		else
+			clsact_release_qdisc(om->ifindex);
+	}
+}
+
+static void undo(struct attach *a)
+{
+	for (int dir = 0; dir < 2; dir++)
+		if (a->filter_made[dir])
+			clsact_detach_filter(a->li.ifindex, dir, a->m->tc_handle[dir], a->m->tc_prio[dir]);
+	if (a->m->tc_qdisc_created && (a->filter_made[0] || a->filter_made[1]))
+		clsact_release_qdisc(a->li.ifindex);
+	if (a->tmp_made)
+		pl_pin_dir_remove(a->tmp);
+}
+
+int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen)
+{
+	struct attach a = {
+		.o = o, .info = info, .why = why, .whylen = whylen,
+		.old = { -1, -1, -1, -1, {} }, .link_fd = { -1, -1, -1 },
+	};
+	const char *ifname = o->ifname;
+	struct pl_meta *m = &info->meta;
+	uint64_t ns;
 	__u32 key = 0;
+	int err;
 
 	memset(info, 0, sizeof(*info));
-	err = pl_link_get(o->ifname, 0, &li);
-	if (err) {
-		snprintf(why, whylen, "%s: %s", o->ifname,
-			 err == -ENODEV ? "no such interface" : strerror(-err));
-		return err;
-	}
-	if (!li.up && !o->force) {
-		snprintf(why, whylen, "%s: interface is down (ip link set %s up, or --force)",
-			 o->ifname, o->ifname);
-		return -ENETDOWN;
-	}
+	a.m = m;
+	err = pl_link_get(ifname, 0, &a.li);
+	if (err)
+		return FAIL(&a, err, "%s: %s", ifname, err == -ENODEV ? "no such interface" : strerror(-err));
+	if (!a.li.up && !o->force)
+		return FAIL(&a, -ENETDOWN, "%s: interface is down (ip link set %s up, or --force)",
+			    ifname, ifname);
+	choose_hooks(&a);
+	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
+		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
+	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech : PL_TC_TCX;
+	info->ifindex = a.li.ifindex;
+
 	err = pl_bpffs_ensure(why, whylen);
 	if (err)
 		return err;
 	pl_pins_gc();
 	err = pl_netns_ino(&ns);
 	if (!err)
-		err = pl_pin_dir(final, sizeof(final), ns, li.ifname);
-	if (err) {
-		snprintf(why, whylen, "%s: %s", o->ifname, strerror(-err));
-		return err;
-	}
-	have_old = access(final, F_OK) == 0;
-	if (have_old && !o->force) {
-		snprintf(why, whylen, "%s: already attached (pktlens detach %s, or --force to re-attach)",
-			 o->ifname, o->ifname);
-		return -EEXIST;
-	}
-	if (have_old && pl_state_open(final, &old) == 0)
+		err = pl_pin_dir(a.final, sizeof(a.final), ns, a.li.ifname);
+	if (err)
+		return FAIL(&a, err, "%s: %s", ifname, strerror(-err));
+	a.have_old = access(a.final, F_OK) == 0;
+	if (a.have_old && !o->force)
+		return FAIL(&a, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
+			    "re-attach)", ifname, ifname);
+	if (a.have_old && pl_state_open(a.final, &a.old) == 0)
 		info->reattached = true;
 
-	mode = choose_mode(&li, o->xdp_mode, &info->reason);
-	info->xdp_mode = mode;
-	info->ifindex = li.ifindex;
-	err = handle_foreign(li.ifindex, o->ifname, info->reattached ? old.meta.xdp_prog_id : 0,
-			     o->force, &info->replaced_foreign, why, whylen);
+	if (info->xdp_mode != PL_XDP_NONE) {
+		err = handle_foreign(&a, info->reattached ? a.old.meta.xdp_prog_id : 0);
+		if (err)
+			goto out;
+	}
+	err = load_xdp(&a);
+	if (!err && info->tc_hooks)
+		err = load_tc(&a);
 	if (err)
 		goto out;
 
-	skel = pktlens_xdp__open();
-	if (!skel) {
-		err = -errno;
-		snprintf(why, whylen, "%s: cannot open the XDP object: %s", o->ifname, strerror(-err));
-		goto out;
-	}
-	err = bpf_map__set_max_entries(skel->maps.flows, o->flows_max);
-	if (!err && info->reattached)
-		err = reuse_old_maps(skel, &old, &flows_reused);
-	if (err) {
-		snprintf(why, whylen, "%s: cannot prepare maps: %s", o->ifname, strerror(-err));
-		goto out;
-	}
-	err = pktlens_xdp__load(skel);
-	if (err) {
-		snprintf(why, whylen, "%s: loading program pktlens_xdp failed: %s%s", o->ifname,
-			 strerror(-err), err == -EPERM ? " (needs root or CAP_BPF+CAP_NET_ADMIN)" : "");
-		goto out;
-	}
-	if (info->reattached && !flows_reused) {
-		err = copy_flows(&old, bpf_map__fd(skel->maps.flows), &lost);
-		if (err) {
-			snprintf(why, whylen, "%s: cannot carry flows over: %s", o->ifname, strerror(-err));
+	snprintf(a.tmp, sizeof(a.tmp), "%s/%llu/" PL_PIN_TMP_PREFIX "%s:%d", PL_PIN_ROOT,
+		 (unsigned long long)ns, a.li.ifname, (int)getpid());
+	{
+		char nsdir[512];
+
+		snprintf(nsdir, sizeof(nsdir), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
+		if ((mkdir(nsdir, 0700) && errno != EEXIST) || mkdir(a.tmp, 0700)) {
+			err = FAIL(&a, -errno, "%s: cannot create %s: %s", ifname, a.tmp, strerror(errno));
 			goto out;
 		}
 	}
-	info->kept_counters = info->reattached && !lost;
-
-	m.version = PL_META_VERSION;
-	m.ifindex = li.ifindex;
-	snprintf(m.ifname, sizeof(m.ifname), "%s", li.ifname);
-	m.netns_ino = ns;
-	m.attach_time = (__u64)time(NULL);
-	m.xdp_mode = mode;
-	m.flows_max = o->flows_max;
-	err = prog_id(bpf_program__fd(skel->progs.pktlens_xdp), &m.xdp_prog_id);
-	if (!err && bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &key, &m, 0))
-		err = -errno;
+	a.tmp_made = true;
+	err = pin_map(a.xskel->maps.stats, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.flows, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.flow_cache, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.meta, a.tmp);
 	if (err) {
-		snprintf(why, whylen, "%s: cannot write attach metadata: %s", o->ifname, strerror(-err));
-		goto out;
-	}
-	info->xdp_prog_id = m.xdp_prog_id;
-
-	snprintf(tmp, sizeof(tmp), "%s/%llu/" PL_PIN_TMP_PREFIX "%s:%d", PL_PIN_ROOT,
-		 (unsigned long long)ns, li.ifname, (int)getpid());
-	snprintf(path, sizeof(path), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
-	if ((mkdir(path, 0700) && errno != EEXIST) || mkdir(tmp, 0700)) {
-		err = -errno;
-		snprintf(why, whylen, "%s: cannot create %s: %s", o->ifname, tmp, strerror(-err));
-		goto out;
-	}
-	tmp_made = true;
-	err = pin_map(skel->maps.stats, tmp);
-	if (!err)
-		err = pin_map(skel->maps.flows, tmp);
-	if (!err)
-		err = pin_map(skel->maps.flow_cache, tmp);
-	if (!err)
-		err = pin_map(skel->maps.meta, tmp);
-	if (err) {
-		snprintf(why, whylen, "%s: cannot pin maps in %s: %s", o->ifname, tmp, strerror(-err));
+		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
 		goto out;
 	}
 
-	/* The old link must go before the new one can attach. */
-	if (have_old) {
-		snprintf(path, sizeof(path), "%s/%s", final, PL_PIN_XDP_LINK);
-		unlink(path);
-	}
-	if (mode != PL_XDP_NONE) {
-		lopts.flags = mode == PL_XDP_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
-		link_fd = bpf_link_create(bpf_program__fd(skel->progs.pktlens_xdp), li.ifindex,
-					  BPF_XDP, &lopts);
-		if (link_fd < 0) {
-			err = -errno;
-			snprintf(why, whylen, "%s: cannot attach XDP program pktlens_xdp in %s mode: %s%s",
-				 o->ifname, pl_xdp_mode_name(mode), strerror(-err),
-				 err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
-				 err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" : "");
+	/* The old hooks must go before the new ones attach: no double counting. */
+	if (info->reattached)
+		detach_old_hooks(&a);
+	if (info->xdp_mode != PL_XDP_NONE && (err = attach_xdp(&a)))
+		goto out;
+	for (int dir = 0; dir < 2; dir++)
+		if ((info->tc_hooks & (1u << dir)) && (err = attach_tc_dir(&a, dir)))
 			goto out;
-		}
-		snprintf(path, sizeof(path), "%s/%s", tmp, PL_PIN_XDP_LINK);
-		if (bpf_obj_pin(link_fd, path)) {
-			err = -errno;
-			snprintf(why, whylen, "%s: cannot pin XDP link: %s", o->ifname, strerror(-err));
-			goto out;
-		}
-	}
-	if (have_old) {
-		err = pl_pin_dir_remove(final);
-		if (err) {
-			snprintf(why, whylen, "%s: cannot remove old pins in %s: %s", o->ifname, final,
-				 strerror(-err));
-			goto out;
-		}
-	}
-	if (rename(tmp, final)) {
-		err = -errno;
-		snprintf(why, whylen, "%s: cannot move pins into %s: %s", o->ifname, final, strerror(-err));
+
+	m->version = PL_META_VERSION;
+	m->ifindex = a.li.ifindex;
+	snprintf(m->ifname, sizeof(m->ifname), "%s", a.li.ifname);
+	m->netns_ino = ns;
+	m->attach_time = (__u64)time(NULL);
+	m->xdp_mode = info->xdp_mode;
+	m->flows_max = o->flows_max;
+	m->tc_hooks = info->tc_hooks;
+	m->tc_mech = info->tc_mech;
+	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
+		err = FAIL(&a, -errno, "%s: cannot write attach metadata: %s", ifname, strerror(errno));
 		goto out;
 	}
-	tmp_made = false;
+	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
+		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
+		goto out;
+	}
+	if (rename(a.tmp, a.final)) {
+		err = FAIL(&a, -errno, "%s: cannot move pins into %s: %s", ifname, a.final,
+			   strerror(errno));
+		goto out;
+	}
+	a.tmp_made = false;
 	err = 0;
 out:
-	if (tmp_made)
-		pl_pin_dir_remove(tmp);
-	if (link_fd >= 0)
-		close(link_fd);
-	pktlens_xdp__destroy(skel);
-	pl_state_close(&old);
+	if (err)
+		undo(&a);
+	for (int i = 0; i < 3; i++)
+		if (a.link_fd[i] >= 0)
+			close(a.link_fd[i]);
+	pktlens_tc__destroy(a.tskel);
+	pktlens_xdp__destroy(a.xskel);
+	pl_state_close(&a.old);
 	return err;
 }
 
-int pl_detach(const struct pl_attachment *a, char *why, size_t whylen)
+int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
-	int err = pl_pin_dir_remove(a->dir);
+	const struct pl_meta *m = &att->meta;
+	uint64_t here = 0;
+	int err;
 
+	/* clsact filters are not pinned: remove them over netlink, in their namespace */
+	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT) {
+		struct pl_link_info li;
+
+		pl_netns_ino(&here);
+		if (here != att->netns) {
+			snprintf(why, whylen, "%s: its clsact filters live in network namespace %llu: "
+				 "run pktlens -n NETNS detach %s", att->ifname,
+				 (unsigned long long)att->netns, att->ifname);
+			return -EXDEV;
+		}
+		if (!pl_link_get(NULL, m->ifindex, &li)) {
+			for (int dir = 0; dir < 2; dir++)
+				if (m->tc_hooks & (1u << dir))
+					clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir],
+							     m->tc_prio[dir]);
+			if (m->tc_qdisc_created)
+				clsact_release_qdisc(m->ifindex);
+		}
+	}
+	err = pl_pin_dir_remove(att->dir);
 	if (err)
-		snprintf(why, whylen, "%s: cannot remove %s: %s", a->ifname, a->dir, strerror(-err));
+		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, att->dir, strerror(-err));
 	return err;
 }

@@ -17,6 +17,8 @@
 #define PL_BPFFS "/sys/fs/bpf"
 #define PL_PIN_ROOT PL_BPFFS "/pktlens"
 #define PL_PIN_XDP_LINK "xdp_link"
+#define PL_PIN_TC_IN_LINK "tc_in_link"
+#define PL_PIN_TC_OUT_LINK "tc_out_link"
 #define PL_PIN_TMP_PREFIX "tmp:"
 #define PL_WHY_LEN 256
 
@@ -64,12 +66,16 @@ struct pl_link_info {
 };
 /* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
+/* Number of filters on the clsact qdisc's ingress and egress hooks. */
+int pl_clsact_filter_count(int ifindex, int *count);
 
 /* ---- attach/detach (loader/loader.c) ---- */
 
 struct pl_attach_opts {
 	const char *ifname;
 	int xdp_mode;		/* enum pl_xdp_mode, or -1 for the driver-based default */
+	int tc_hooks;		/* PL_TC_IN | PL_TC_OUT, or -1 for the default */
+	int tc_mech;		/* enum pl_tc_mech, or -1: tcx where the kernel has it */
 	uint32_t flows_max;
 	bool force;
 };
@@ -77,11 +83,14 @@ struct pl_attach_opts {
 struct pl_attach_info {
 	int ifindex;
 	int xdp_mode;		/* what was used */
-	const char *reason;	/* why that mode (static string) */
+	int tc_hooks;
+	int tc_mech;
+	const char *reason;	/* why those hooks (static string) */
+	const char *tc_note;	/* e.g. why tcx was not used, or NULL */
 	bool replaced_foreign;
 	bool reattached;	/* --force over an existing pktlens attachment */
 	bool kept_counters;	/* counters carried over from that attachment */
-	uint32_t xdp_prog_id;
+	struct pl_meta meta;	/* as pinned */
 };
 
 /* Errors: -ENODEV unknown interface, -ENETDOWN down, -EEXIST attached already,
@@ -90,6 +99,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 int pl_detach(const struct pl_attachment *a, char *why, size_t whylen);
 
 const char *pl_xdp_mode_name(int mode);
+const char *pl_tc_mech_name(int mech);
 
 /* ---- reading state (loader/state.c) ---- */
 

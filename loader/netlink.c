@@ -8,6 +8,8 @@
 #include <netlink/netlink.h>
 #include <netlink/errno.h>
 #include <netlink/route/link.h>
+#include <netlink/route/classifier.h>
+#include <linux/pkt_sched.h>
 
 #include "loader.h"
 
@@ -68,4 +70,32 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
 out:
 	nl_socket_free(sk);
 	return err;
+}
+
+/* Filters on the clsact qdisc's ingress and egress hooks of @ifindex. */
+int pl_clsact_filter_count(int ifindex, int *count)
+{
+	static const uint32_t parents[] = {
+		TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS),
+		TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS),
+	};
+	struct nl_sock *sk;
+	int err;
+
+	*count = 0;
+	sk = nl_socket_alloc();
+	if (!sk)
+		return -ENOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	for (size_t i = 0; !err && i < sizeof(parents) / sizeof(parents[0]); i++) {
+		struct nl_cache *cache = NULL;
+
+		err = rtnl_cls_alloc_cache(sk, ifindex, parents[i], &cache);
+		if (!err) {
+			*count += nl_cache_nitems(cache);
+			nl_cache_free(cache);
+		}
+	}
+	nl_socket_free(sk);
+	return err ? nl_to_errno(err) : 0;
 }

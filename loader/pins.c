@@ -265,18 +265,22 @@ int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *
 	return -ENOENT;
 }
 
-/* ifindex the pinned XDP link is attached to: 0 once the interface is gone */
+/* ifindex the pinned XDP or tcx link is attached to: 0 once the interface is gone */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex)
 {
+	static const char *const pins[] = { PL_PIN_XDP_LINK, PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
 	char path[600];
-	int fd, err = 0;
+	int fd = -1, err = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", a->dir, PL_PIN_XDP_LINK);
-	fd = bpf_obj_get(path);
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]) && fd < 0; i++) {
+		snprintf(path, sizeof(path), "%s/%s", a->dir, pins[i]);
+		fd = bpf_obj_get(path);
+	}
 	if (fd < 0)
-		return -errno;
+		return -ENOENT;
+	/* xdp.ifindex and tcx.ifindex share their place in the union */
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		err = -errno;
 	else

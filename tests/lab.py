@@ -42,6 +42,14 @@ def pktlens_json(*args, ns=None):
     return json.loads(pktlens("-j", *args, ns=ns).stdout)
 
 
+def slot(stats_doc, hook, direction, iface=0):
+    """The counters of one hook/direction in a `stats -j` document."""
+    for h in stats_doc["interfaces"][iface]["hooks"]:
+        if (h["hook"], h["dir"]) == (hook, direction):
+            return h
+    raise AssertionError(f"no {hook}/{direction} in {stats_doc}")
+
+
 def unique(prefix):
     return f"{prefix}{os.getpid()}x{next(_seq)}"
 
@@ -89,18 +97,18 @@ class Lab:
         out = sh("ip", "netns", "exec", ns or self.a, PYTHON, SENDRAW, dev, path).stdout
         return int(out.strip())
 
-    def wait_packets(self, expected, dev="vb", ns=None, timeout=5.0):
-        """Poll `pktlens stats -j` until the XDP ingress count reaches expected."""
+    def wait_packets(self, expected, dev="vb", ns=None, timeout=5.0, hook=None):
+        """Poll `pktlens stats -j` until a hook's count (default: the first) reaches expected."""
         deadline = time.time() + timeout
         doc = None
         while time.time() < deadline:
             doc = pktlens_json("stats", dev, ns=ns or self.b)
-            hooks = doc["interfaces"][0]["hooks"]
-            if sum(h["packets"] for h in hooks) >= expected:
-                time.sleep(0.2)  # let stragglers in, so an excess would show
-                return pktlens_json("stats", dev, ns=ns or self.b)
+            got = slot(doc, *hook) if hook else doc["interfaces"][0]["hooks"][0]
+            if got["packets"] >= expected:
+                break
             time.sleep(0.05)
-        return doc
+        time.sleep(0.2)  # let stragglers in, so an excess would show
+        return pktlens_json("stats", dev, ns=ns or self.b)
 
     def close(self):
         for ns in reversed(self.namespaces):

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from frames import mixed
-from lab import Lab, PKTLENS, bpf_run, pktlens, pktlens_json, sh
+from lab import PKTLENS, bpf_run, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 PIN_ROOT = "/sys/fs/bpf/pktlens"
@@ -75,24 +75,33 @@ def test_test_run_real_captures(tmp_path):
 
 # ---- live: scapy through veth into the attached interface ----
 
-def test_exact_counts_and_flows(lab):
-    r = pktlens("attach", "vb", ns=lab.b)
-    assert "skb mode" in r.stdout and "virtual device" in r.stdout
+XDP = ("--xdp", "skb", "--tc", "none")
+
+
+@pytest.mark.parametrize("args,hook", [(XDP, "xdp"), ((), "tc")], ids=["xdp-skb", "tc-default"])
+def test_exact_counts_and_flows(lab, args, hook):
+    r = pktlens("attach", "vb", *args, ns=lab.b)
+    if hook == "tc":  # the default on a virtual device
+        assert "tc/tcx in+out; virtual device" in r.stdout
+    else:
+        assert "xdp/skb in; as requested" in r.stdout
     before = lab.link_stats(lab.b, "vb")["rx"]
     cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
     assert lab.send([c.frame for c in cases]) == len(cases)
-    doc = lab.wait_packets(len(cases))
+    doc = lab.wait_packets(len(cases), hook=(hook, "in"))
     iface = doc["interfaces"][0]
-    assert iface["ifname"] == "vb" and iface["xdp_mode"] == "skb"
-    slot = iface["hooks"][0]
-    assert (slot["hook"], slot["dir"]) == ("xdp", "in")
-    exp = check_stats(slot, cases)
+    assert iface["ifname"] == "vb"
+    assert iface["xdp_mode"] == ("skb" if hook == "xdp" else "none")
+    exp = check_stats(slot(doc, hook, "in"), cases)
+    if hook == "tc":
+        assert slot(doc, "tc", "out")["packets"] == 0  # the host itself sent nothing
     # the kernel's own counters saw the same frames
     after = lab.link_stats(lab.b, "vb")["rx"]
     assert after["packets"] - before["packets"] == exp["packets"]
     assert after["bytes"] - before["bytes"] == exp["bytes"]
     assert iface["kernel"]["rx_packets"] == after["packets"]
     flows = pktlens_json("flows", "vb", ns=lab.b)
+    assert {(f["hook"], f["dir"]) for f in flows["flows"]} == {(hook, "in")}
     check_flows(flows["flows"], cases)
     assert flows["interfaces"][0]["lost"] == 0
     # --top and --sort
@@ -105,8 +114,8 @@ def test_exact_counts_and_flows(lab):
 
 
 def test_native_mode_counts(lab):
-    r = pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
-    assert "native mode" in r.stdout
+    r = pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    assert "xdp/native in" in r.stdout
     assert xdp_prog_attached(lab.b, "vb")["mode"] == 1  # XDP_ATTACHED_DRV
     cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:12]
     lab.send([c.frame for c in cases])
@@ -117,7 +126,7 @@ def test_native_mode_counts(lab):
 def test_flow_table_full_live(lab):
     from scapy.all import Ether, IP, UDP
 
-    pktlens("attach", "vb", "--flows", "64", ns=lab.b)
+    pktlens("attach", "vb", "--flows", "64", *XDP, ns=lab.b)
     src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
     frames = []
     for i in range(1000):
@@ -125,7 +134,7 @@ def test_flow_table_full_live(lab):
         frames += [f, f]
     lab.send(frames)
     doc = lab.wait_packets(2000)
-    s = doc["interfaces"][0]["hooks"][0]
+    s = slot(doc, "xdp", "in")
     assert s["packets"] == 2000
     fl = pktlens_json("flows", "vb", ns=lab.b)
     info = fl["interfaces"][0]
@@ -141,8 +150,8 @@ def test_flow_table_full_live(lab):
 def test_two_namespaces_same_ifname(lab, lab2):
     from scapy.all import Ether, IP, UDP
 
-    pktlens("attach", "vb", ns=lab.b)
-    pktlens("attach", "vb", ns=lab2.b)
+    pktlens("attach", "vb", *XDP, ns=lab.b)
+    pktlens("attach", "vb", *XDP, ns=lab2.b)
     for lb, n in ((lab, 5), (lab2, 9)):
         f = Ether(dst=lb.mac(lb.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
         lb.send([f] * n)
@@ -158,7 +167,7 @@ def test_two_namespaces_same_ifname(lab, lab2):
 
 def test_attach_detach_leaves_nothing(lab):
     pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
-    pktlens("attach", "vb", ns=lab.b)
+    pktlens("attach", "vb", *XDP, ns=lab.b)
     assert os.path.isdir(pin)
     assert sorted(os.listdir(pin)) == ["flow_cache", "flows", "meta", "stats", "xdp_link"]
     assert oct(os.stat(pin).st_mode & 0o777) == "0o700"
@@ -171,7 +180,7 @@ def test_attach_detach_leaves_nothing(lab):
     net = sh("bpftool", "net", "show").stdout  # root namespace: nothing of ours anywhere
     assert "pktlens_xdp" not in net
     # counters survive the CLI: attach, send, a later process reads them
-    pktlens("attach", "vb", ns=lab.b)
+    pktlens("attach", "vb", *XDP, ns=lab.b)
     from scapy.all import Ether, IP, UDP
     lab.send([Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()] * 4)
     lab.wait_packets(4)
@@ -183,7 +192,7 @@ def test_attach_detach_leaves_nothing(lab):
 def test_second_attach_and_force_keeps_counters(lab):
     from scapy.all import Ether, IP, UDP
 
-    pktlens("attach", "vb", ns=lab.b)
+    pktlens("attach", "vb", *XDP, ns=lab.b)
     r = pktlens("attach", "vb", ns=lab.b, check=False)
     assert r.returncode == 1
     assert r.stderr.strip() == ("pktlens: attach: vb: already attached "
@@ -191,14 +200,14 @@ def test_second_attach_and_force_keeps_counters(lab):
     f = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
     lab.send([f] * 3)
     lab.wait_packets(3)
-    doc = pktlens_json("attach", "vb", "--force", "--xdp", "native", ns=lab.b)
+    doc = pktlens_json("attach", "vb", "--force", "--xdp", "native", "--tc", "none", ns=lab.b)
     assert doc["reattached"] and doc["kept_counters"] and doc["xdp_mode"] == "native"
     lab.send([f] * 2)
     assert lab.wait_packets(5)["interfaces"][0]["hooks"][0]["packets"] == 5
     flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
     assert [fl["packets"] for fl in flows] == [5]
     # a different table size still carries the flows over
-    pktlens("attach", "vb", "--force", "--flows", "128", ns=lab.b)
+    pktlens("attach", "vb", "--force", "--flows", "128", *XDP, ns=lab.b)
     flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
     assert [fl["packets"] for fl in flows] == [5]
 
@@ -207,12 +216,12 @@ def test_foreign_xdp_program_not_replaced(lab):
     obj = os.path.join(os.path.dirname(PKTLENS), ".output", "pass.bpf.o")
     sh("ip", "-n", lab.b, "link", "set", "vb", "xdpgeneric", "obj", obj, "sec", "xdp")
     foreign = xdp_prog_attached(lab.b, "vb")["prog"]["id"]
-    r = pktlens("attach", "vb", ns=lab.b, check=False)
+    r = pktlens("attach", "vb", *XDP, ns=lab.b, check=False)
     assert r.returncode == 1
     assert f"foreign XDP program (id {foreign}, skb mode) is attached; --force replaces it" in r.stderr
     assert xdp_prog_attached(lab.b, "vb")["prog"]["id"] == foreign
     assert not os.path.exists(f"{PIN_ROOT}/{netns_ino(lab.b)}/vb")
-    r = pktlens("attach", "vb", "--force", ns=lab.b)
+    r = pktlens("attach", "vb", "--force", *XDP, ns=lab.b)
     assert "replaced the foreign XDP program" in r.stdout
     assert xdp_prog_attached(lab.b, "vb")["prog"]["id"] != foreign
     pktlens("detach", "vb", ns=lab.b)
@@ -272,7 +281,7 @@ def test_help(cmd):
 
 
 def test_plain_output(lab):
-    pktlens("attach", "vb", ns=lab.b)
+    pktlens("attach", "vb", *XDP, ns=lab.b)
     cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
     lab.send([c.frame for c in cases])
     lab.wait_packets(len(cases))
@@ -283,13 +292,13 @@ def test_plain_output(lab):
     out = pktlens("flows", "vb", ns=lab.b).stdout
     assert "[2001:db8::1]:5555" in out and "198.18.0.1:1000" in out
     lst = pktlens("list").stdout
-    assert "xdp/skb in" in lst and "(this netns)" not in lst.split("\n")[0]
+    assert "xdp/skb in" in lst
 
 
 def test_watch_and_reset(lab):
     from scapy.all import Ether, IP, UDP
 
-    pktlens("attach", "vb", ns=lab.b)
+    pktlens("attach", "vb", *XDP, ns=lab.b)
     f = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
     lab.send([f] * 7)
     lab.wait_packets(7)
@@ -321,7 +330,7 @@ def test_watch_and_reset(lab):
 def test_interface_gone_then_detach_stale(lab):
     sh("ip", "-n", lab.b, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
     sh("ip", "-n", lab.b, "link", "set", "gone0", "up")
-    pktlens("attach", "gone0", ns=lab.b)
+    pktlens("attach", "gone0", *XDP, ns=lab.b)
     pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/gone0"
     assert os.path.isdir(pin)
     sh("ip", "-n", lab.b, "link", "del", "gone0")
@@ -338,7 +347,7 @@ def test_mounts_bpffs_when_missing(lab):
     """In a private mount namespace without bpffs, attach mounts it (0700) and works."""
     script = (f"umount /sys/fs/bpf 2>/dev/null; "
               f"mount | grep -c ' /sys/fs/bpf ' || true; "
-              f"{PKTLENS} -n {lab.b} attach vb >/dev/null && "
+              f"{PKTLENS} -n {lab.b} attach vb --xdp skb >/dev/null && "
               f"mount | grep ' /sys/fs/bpf type bpf' && "
               f"stat -c %a /sys/fs/bpf/pktlens && "
               f"{PKTLENS} -n {lab.b} detach vb")

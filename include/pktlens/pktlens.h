@@ -145,6 +145,13 @@ enum pl_xdp_mode {
 	PL_XDP_SKB,
 };
 
+/* How the tc programs are attached. */
+enum pl_tc_mech {
+	PL_TC_NONE = 0,
+	PL_TC_TCX,		/* bpf_link, BPF_TCX_INGRESS/EGRESS (Linux 6.6+) */
+	PL_TC_CLSACT,		/* clsact qdisc + cls_bpf direct-action filter, netlink */
+};
+
 /* One-entry array pinned beside the maps: what `attach` set up. */
 struct pl_meta {
 	__u32 version;		/* PL_META_VERSION */
@@ -153,14 +160,20 @@ struct pl_meta {
 	__u64 netns_ino;
 	__u64 attach_time;	/* CLOCK_REALTIME, seconds */
 	__u32 xdp_mode;		/* enum pl_xdp_mode */
-	__u32 tc_hooks;		/* bit (1 << enum pl_dir) per tc hook */
-	__u32 tc_mech;		/* reserved for the tc attach mechanism */
-	__u32 flows_max;
 	__u32 xdp_prog_id;
-	__u32 pad;
+	__u32 flows_max;
+	__u32 tc_hooks;		/* bit (1 << enum pl_dir) per tc hook */
+	__u32 tc_mech;		/* enum pl_tc_mech */
+	__u32 tc_prog_id[2];	/* by enum pl_dir */
+	__u32 tc_handle[2];	/* clsact: our filter's handle and priority */
+	__u32 tc_prio[2];
+	__u32 tc_qdisc_created;	/* clsact: the qdisc is ours */
 };
 
-#define PL_META_VERSION 1
+#define PL_META_VERSION 2
+
+#define PL_TC_IN (1u << PL_DIR_IN)
+#define PL_TC_OUT (1u << PL_DIR_OUT)
 
 /* Map names, shared so user space finds the pins. */
 #define PL_MAP_STATS "stats"

@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: GPL-2.0
+"""tc ingress/egress: the XDP pipeline on tc hooks, tcx and clsact attachment."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from frames import mixed
+from lab import Lab, PKTLENS, PYTHON, pktlens, pktlens_json, sh, slot
+from model import check_flows, check_stats
+
+
+def tc_filters(ns, dev, direction):
+    return sh("tc", "-n", ns, "filter", "show", "dev", dev, direction).stdout
+
+
+def qdiscs(ns, dev):
+    return sh("tc", "-n", ns, "qdisc", "show", "dev", dev).stdout
+
+
+def prog_exists(prog_id):
+    return subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)],
+                          capture_output=True).returncode == 0
+
+
+def progs_freed(ids, timeout=3.0):
+    """Programs are freed after an RCU grace period: wait for it, bounded."""
+    deadline = time.time() + timeout
+    while any(prog_exists(i) for i in ids):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def hooks_of(ns, dev):
+    lst = pktlens_json("list", ns=ns)["attachments"]
+    return [a for a in lst if a["ifname"] == dev and a["this_netns"]][0]["hooks"]
+
+
+@pytest.fixture
+def ablab():
+    """Two namespaces with addresses and static neighbours: the hosts send nothing on their own."""
+    lab = Lab(addrs=True)
+    try:
+        mac_a, mac_b = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+        sh("ip", "-n", lab.b, "neigh", "replace", "198.18.0.1", "lladdr", mac_a, "dev", "vb",
+           "nud", "permanent")
+        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", mac_b, "dev", "va",
+           "nud", "permanent")
+        yield lab
+    finally:
+        lab.close()
+
+
+SEND_UDP = """
+import socket, sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.0.2", 40404))
+for i in range(n):
+    s.sendto(b"e" * size, ("198.18.0.1", 9))
+"""
+
+
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_egress_exact_from_local_sockets(ablab, mech):
+    lab = ablab
+    r = pktlens("attach", "vb", "--tc-mech", mech, ns=lab.b)
+    assert f"tc/{mech} in+out" in r.stdout
+    before = lab.link_stats(lab.b, "vb")
+    n, size = 25, 100
+    sh("ip", "netns", "exec", lab.b, PYTHON, "-c", SEND_UDP, n, size)
+    doc = lab.wait_packets(n, hook=("tc", "out"))
+    out = slot(doc, "tc", "out")
+    frame = 14 + 20 + 8 + size
+    assert out["packets"] == n and out["bytes"] == n * frame
+    assert out["l4"]["udp"] == n and out["size_rmon"]["128-255"] == n
+    after = lab.link_stats(lab.b, "vb")
+    assert after["tx"]["packets"] - before["tx"]["packets"] == n
+    assert after["tx"]["bytes"] - before["tx"]["bytes"] == n * frame
+    flows = [f for f in pktlens_json("flows", "vb", ns=lab.b)["flows"] if f["dir"] == "out"]
+    assert len(flows) == 1
+    f = flows[0]
+    assert (f["hook"], f["proto"], f["src"], f["sport"], f["dst"], f["dport"]) == \
+        ("tc", "udp", "198.18.0.2", 40404, "198.18.0.1", 9)
+    assert (f["packets"], f["bytes"]) == (n, n * frame)
+    # the (rate-limited) ICMP port-unreachable answers came back in on tc ingress
+    tc_in = slot(doc, "tc", "in")
+    assert 1 <= tc_in["packets"] == tc_in["l4"]["icmp"] == after["rx"]["packets"] - before["rx"]["packets"]
+
+
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_both_hooks_count_the_same_ingress(lab, mech):
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in,out", "--tc-mech", mech, ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
+    lab.send([c.frame for c in cases])
+    doc = lab.wait_packets(len(cases), hook=("tc", "in"))
+    check_stats(slot(doc, "xdp", "in"), cases)
+    check_stats(slot(doc, "tc", "in"), cases)  # VLAN tags moved to skb metadata count as on the wire
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    for hook in ("xdp", "tc"):
+        check_flows([f for f in flows if f["hook"] == hook], cases)
+    vlans = {(f["hook"], f["vlan"]) for f in flows if f["vlan"] is not None}
+    assert vlans == {("xdp", 100), ("xdp", 200), ("tc", 100), ("tc", 200)}
+
+
+def test_tc_ingress_only_with_xdp_disabled(lab):
+    r = pktlens_json("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert [h["hook"] + "/" + h["dir"] for h in r["hooks"]] == ["tc/in"]
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
+    lab.send([c.frame for c in cases])
+    doc = lab.wait_packets(len(cases), hook=("tc", "in"))
+    check_stats(slot(doc, "tc", "in"), cases)
+    assert [(h["hook"], h["dir"]) for h in doc["interfaces"][0]["hooks"]] == [("tc", "in")]
+
+
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_foreign_clsact_filter_survives(lab, mech):
+    from lab import ROOT
+    obj = str(ROOT / ".output" / "pass.bpf.o")
+    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
+    sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", "ingress", "pref", "10", "bpf", "da",
+       "obj", obj, "sec", "tc")
+    sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", "egress", "pref", "10", "bpf", "da",
+       "obj", obj, "sec", "tc")
+    before_in, before_out = tc_filters(lab.b, "vb", "ingress"), tc_filters(lab.b, "vb", "egress")
+    assert "bench_tc_ok" in before_in and "bench_tc_ok" in before_out
+    pktlens("attach", "vb", "--tc-mech", mech, ns=lab.b)
+    during = tc_filters(lab.b, "vb", "ingress")
+    assert "bench_tc_ok" in during
+    assert ("pktlens_tc_in" in during) == (mech == "clsact")
+    # our counting does not stop the foreign filter from seeing traffic, and vice versa
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:5]
+    lab.send([c.frame for c in cases])
+    assert slot(lab.wait_packets(5, hook=("tc", "in")), "tc", "in")["packets"] == 5
+    pktlens("detach", "vb", ns=lab.b)
+    assert tc_filters(lab.b, "vb", "ingress") == before_in
+    assert tc_filters(lab.b, "vb", "egress") == before_out
+    assert "clsact" in qdiscs(lab.b, "vb")
+
+
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_attach_detach_leaves_nothing(lab, mech):
+    assert "clsact" not in qdiscs(lab.b, "vb")
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in,out", "--tc-mech", mech, ns=lab.b)
+    hooks = hooks_of(lab.b, "vb")
+    assert [(h["hook"], h["dir"], h["mechanism"]) for h in hooks] == \
+        [("xdp", "in", "bpf_link"), ("tc", "in", mech), ("tc", "out", mech)]
+    ids = [h["prog_id"] for h in hooks]
+    assert all(prog_exists(i) for i in ids)
+    links = json.loads(sh("bpftool", "-j", "link", "show").stdout)
+    assert {l["prog_id"] for l in links} & set(ids) == (set(ids) if mech == "tcx" else {ids[0]})
+    assert ("clsact" in qdiscs(lab.b, "vb")) == (mech == "clsact")
+    r = pktlens("detach", "vb", ns=lab.b)
+    assert r.stdout == ("detached vb: final totals: xdp in 0 packets, 0 bytes; "
+                        "tc in 0 packets, 0 bytes; tc out 0 packets, 0 bytes\n")
+    assert progs_freed(ids)
+    links = json.loads(sh("bpftool", "-j", "link", "show").stdout)
+    assert not {l["prog_id"] for l in links} & set(ids)
+    assert "clsact" not in qdiscs(lab.b, "vb")
+    assert tc_filters(lab.b, "vb", "ingress") == "" and tc_filters(lab.b, "vb", "egress") == ""
+
+
+def test_force_reattach_switches_mechanism_keeping_counters(lab):
+    pktlens("attach", "vb", "--tc-mech", "clsact", ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:6]
+    lab.send([c.frame for c in cases])
+    lab.wait_packets(6, hook=("tc", "in"))
+    pktlens("attach", "vb", "--force", "--tc-mech", "tcx", ns=lab.b)
+    assert "clsact" not in qdiscs(lab.b, "vb")  # our old filters and qdisc are gone
+    lab.send([c.frame for c in cases])
+    assert slot(lab.wait_packets(12, hook=("tc", "in")), "tc", "in")["packets"] == 12
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--tc", "sideways"], "pktlens: attach: --tc 'sideways' is wrong"),
+    (["--tc-mech", "ebpf"], "pktlens: attach: --tc-mech 'ebpf' is wrong"),
+    (["--xdp", "none", "--tc", "none"], "pktlens: attach: vb: nothing to attach"),
+])
+def test_bad_tc_options(lab, args, msg):
+    r = pktlens("attach", "vb", *args, ns=lab.b, check=False)
+    assert r.returncode == 2 and r.stderr.startswith(msg), r.stderr
+    assert "clsact" not in qdiscs(lab.b, "vb")
+
+
+def test_list_shows_mechanism(lab):
+    pktlens("attach", "vb", ns=lab.b)
+    out = subprocess.run([PKTLENS, "-n", lab.b, "list"], capture_output=True, text=True).stdout
+    assert "tc/tcx in+out" in out and "attached (this netns)" in out
