@@ -35,7 +35,7 @@ endif
 
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
 BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c
-BENCH_BPF_SRCS := bench/pass.bpf.c
+BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/filter_ref.bpf.c
 BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS)))
 SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)
 
@@ -47,9 +47,9 @@ CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUT)/tests/bpf_run
-BENCH_BINS := $(OUT)/bench/xdp_bench
+BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
 
-.PHONY: all deps test unit pytest demo bench install clean
+.PHONY: all deps test unit pytest demo bench fuzz install clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -76,7 +76,7 @@ $(OUT)/%.bpf.o: bench/%.bpf.c | $(OUT)
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(Q)$(call msg,SKEL,$@)$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@)) > $@.tmp && mv $@.tmp $@
 
-USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h)
+USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h pcap/*.h)
 
 $(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench
 	@mkdir -p $(dir $@)
@@ -91,8 +91,25 @@ $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
 $(OUT)/tests/bpf_run: $(OUT)/tests/bpf_run.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(OUT)/bench/xdp_bench: $(OUT)/bench/xdp_bench.o $(LIB_OBJS)
+$(OUT)/bench/%: $(OUT)/bench/%.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# libFuzzer: random cBPF through the translator and the verifier against
+# libpcap's interpreter. `make test` runs it briefly; `make fuzz FUZZ_TIME=600`
+FUZZ_TIME ?= 300
+TEST_FUZZ_TIME ?= 20
+FUZZ_BIN := $(OUT)/fuzz_translate
+$(FUZZ_BIN): tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c pcap/cbpf.h | $(OUT)
+	$(Q)$(call msg,FUZZ,$@)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+		-Iinclude tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c \
+		$(shell pkg-config --libs libbpf libpcap 2>/dev/null) -lelf -lz -o $@
+
+fuzz: deps $(FUZZ_BIN)
+	@mkdir -p $(OUT)/fuzz-corpus
+	@if $(FUZZ_BIN) -max_len=2048 -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+		-artifact_prefix=$(OUT)/ $(OUT)/fuzz-corpus > $(OUT)/fuzz.log 2>&1; then \
+		echo "fuzz_translate: $$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\).*/\1 programs in \2 s/p' $(OUT)/fuzz.log), no finding"; \
+	else tail -40 $(OUT)/fuzz.log; echo "fuzz_translate: FINDING (input saved in $(OUT)/crash-*), log $(OUT)/fuzz.log"; exit 1; fi
 
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
@@ -100,9 +117,10 @@ unit: deps $(UNIT_BINS)
 pytest: deps pktlens $(TEST_TOOLS)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-test: deps pktlens $(UNIT_BINS) $(TEST_TOOLS)
+test: deps pktlens $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BIN)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
 
 demo: deps pktlens
 	./scripts/demo.sh

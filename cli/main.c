@@ -21,6 +21,7 @@ static const struct pl_cmd cmds[] = {
 	{ "list", do_list, "list" },
 	{ "stats", do_stats, "stats [DEV] [--watch SECS] [--reset]" },
 	{ "flows", do_flows, "flows [DEV] [--top N] [--sort bytes|packets|rate]" },
+	{ "filter", do_filter, "filter compile 'EXPR' [-d|-dd] | filter run -r FILE.pcap [--count] 'EXPR'" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pktlens filter compile | run: tcpdump expressions through the cBPF->eBPF translator */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util.h"
+#include "../pcap/cbpf.h"
+
+#define FILTER_USAGE \
+	"Usage: pktlens filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n" \
+	"       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n"
+
+static void filter_usage(FILE *f)
+{
+	fprintf(f, FILTER_USAGE
+		"\n"
+		"tcpdump expressions are compiled by libpcap for Ethernet into classic BPF,\n"
+		"translated to an eBPF program for XDP (default) or tc (--tc) and loaded\n"
+		"through the kernel verifier. A program returns 1 for a match, 0 otherwise.\n"
+		"\n"
+		"  compile   print the classic BPF like tcpdump -d (-dd: C array, -ddd:\n"
+		"            decimal), then the eBPF, its instruction count, and whether the\n"
+		"            verifier accepts it\n"
+		"  run       run the program on every packet of a capture with\n"
+		"            BPF_PROG_TEST_RUN and print the 1-based index of each match\n"
+		"\n"
+		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet)\n"
+		"  -c, --count       print only the number of matching packets\n"
+		"      --tc          translate for tc (sched_cls) instead of XDP\n"
+		"  -d                -d, -dd or -ddd: classic BPF format for compile\n"
+		"  -j, --json        JSON: compile {expression, cbpf, ebpf_insns, ebpf, ...};\n"
+		"                    run {matches, count, packets, skipped, skipped_packets}\n"
+		"  -h, --help        this help\n"
+		"\n"
+		"Packets the kernel cannot test-run are skipped (never listed, counted as\n"
+		"\"skipped\"): shorter than an Ethernet header (14 bytes; no XDP or tc\n"
+		"program sees those), and with --tc longer than a page or cut inside the\n"
+		"IPv4/IPv6 header. A truncated capture (caplen < length) runs on its\n"
+		"captured bytes while `len` still gives the original length, as in libpcap.\n");
+}
+
+/* The words after the options, joined by spaces (like tcpdump). NULL on ENOMEM. */
+static char *join_args(int argc, char **argv, int from)
+{
+	size_t n = 1;
+	char *s;
+
+	for (int i = from; i < argc; i++)
+		n += strlen(argv[i]) + 1;
+	s = calloc(1, n);
+	for (int i = from; s && i < argc; i++) {
+		if (i > from)
+			strcat(s, " ");
+		strcat(s, argv[i]);
+	}
+	return s;
+}
+
+/* Exit code for a translation error: the expression cannot run in-kernel. */
+static int xlate_exit(int err)
+{
+	return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+}
+
+/* An expression on its way into the kernel. */
+struct built {
+	struct sock_filter *cbpf;
+	size_t cbpf_len;
+	struct bpf_insn *ebpf;
+	size_t ebpf_len;
+	int fd;
+	char log[4096];		/* verifier log tail when fd < 0 */
+};
+
+/*
+ * expression -> cBPF -> eBPF -> loaded program. Prints compile and
+ * translation errors and returns their exit code. A refused load is not an
+ * error here (compile still prints the listing): PL_EXIT_OK with b->fd =
+ * -errno and b->log set.
+ */
+static int build(const char *verb, const char *expr, enum pl_filter_ctx ctx, unsigned int flags,
+		 struct built *b)
+{
+	char err[512];
+	int ret;
+
+	b->fd = -1;
+	ret = pl_cbpf_compile(expr, &b->cbpf, &b->cbpf_len, err, sizeof(err));
+	if (ret) {
+		pl_err("filter %s: expression '%s': %s", verb, expr, err);
+		return ret == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+	}
+	ret = pl_cbpf_translate_flags(b->cbpf, b->cbpf_len, ctx, flags, &b->ebpf, &b->ebpf_len,
+				      err, sizeof(err));
+	if (ret) {
+		pl_err("filter %s: expression '%s': %s", verb, expr, err);
+		return xlate_exit(ret);
+	}
+	b->fd = pl_ebpf_load(b->ebpf, b->ebpf_len, ctx, 0, b->log, sizeof(b->log));
+	return PL_EXIT_OK;
+}
+
+static void built_free(struct built *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->cbpf);
+	free(b->ebpf);
+}
+
+/* "pktlens: filter VERB: the kernel verifier rejected ...", then the log's tail */
+static void load_error(const char *verb, enum pl_filter_ctx ctx, const struct built *b)
+{
+	pl_err("filter %s: loading the %s program (%zu insns): %s", verb, pl_filter_ctx_name(ctx),
+	       b->ebpf_len, strerror(-b->fd));
+	if (!pl_g.json && b->log[0])
+		fprintf(stderr, "verifier log (tail):\n%s\n", b->log);
+}
+
+static void print_cbpf(const struct built *b, int dump)
+{
+	char line[256];
+
+	if (dump >= 3)
+		printf("%zu\n", b->cbpf_len);
+	for (size_t i = 0; i < b->cbpf_len; i++) {
+		const struct sock_filter *f = &b->cbpf[i];
+
+		if (dump == 2) {
+			printf("{ 0x%x, %d, %d, 0x%08x },\n", f->code, f->jt, f->jf, f->k);
+		} else if (dump >= 3) {
+			printf("%u %u %u %u\n", f->code, f->jt, f->jf, f->k);
+		} else {
+			pl_cbpf_image(f, (int)i, line, sizeof(line));
+			printf("%s\n", line);
+		}
+	}
+}
+
+static void print_compile_plain(const struct built *b, enum pl_filter_ctx ctx, int dump)
+{
+	char line[256];
+
+	print_cbpf(b, dump);
+	printf("\neBPF for %s: %zu instructions\n", pl_filter_ctx_name(ctx), b->ebpf_len);
+	for (size_t i = 0; i < b->ebpf_len;) {
+		int n = pl_ebpf_insn_str(b->ebpf, b->ebpf_len, i, line, sizeof(line));
+
+		printf("%5zu: %s\n", i, line);
+		i += (size_t)n;
+	}
+	if (b->fd >= 0)
+		printf("\nverifier: accepted (%s program, %zu instructions)\n",
+		       pl_filter_ctx_name(ctx), b->ebpf_len);
+}
+
+static void print_compile_json(const struct built *b, const char *expr, enum pl_filter_ctx ctx)
+{
+	char line[256];
+	struct jw w;
+
+	jw_init(&w, stdout, pl_g.pretty);
+	jw_obj_open(&w);
+	jw_str_field(&w, "expression", expr);
+	jw_str_field(&w, "ctx", pl_filter_ctx_name(ctx));
+	jw_u64_field(&w, "cbpf_insns", b->cbpf_len);
+	jw_key(&w, "cbpf");
+	jw_arr_open(&w);
+	for (size_t i = 0; i < b->cbpf_len; i++) {
+		jw_obj_open(&w);
+		jw_u64_field(&w, "code", b->cbpf[i].code);
+		jw_u64_field(&w, "jt", b->cbpf[i].jt);
+		jw_u64_field(&w, "jf", b->cbpf[i].jf);
+		jw_u64_field(&w, "k", b->cbpf[i].k);
+		jw_obj_close(&w);
+	}
+	jw_arr_close(&w);
+	jw_u64_field(&w, "ebpf_insns", b->ebpf_len);
+	jw_key(&w, "ebpf");
+	jw_arr_open(&w);
+	for (size_t i = 0; i < b->ebpf_len;) {
+		i += (size_t)pl_ebpf_insn_str(b->ebpf, b->ebpf_len, i, line, sizeof(line));
+		jw_str(&w, line);
+	}
+	jw_arr_close(&w);
+	jw_bool_field(&w, "verifier_ok", true);
+	jw_obj_close(&w);
+	jw_end(&w);
+}
+
+static int do_compile(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tc", no_argument, NULL, 't' },
+		{ "xdp", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	enum pl_filter_ctx ctx = PL_FILTER_XDP;
+	struct built b = { .fd = -1 };
+	int c, dump = 0, ret;
+	char *expr;
+
+	while ((c = getopt_long(argc, argv, "dhjp", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dump++;	/* -d, -dd (-d -d), -ddd */
+			break;
+		case 't':
+			ctx = PL_FILTER_TC;
+			break;
+		case 'x':
+			ctx = PL_FILTER_XDP;
+			break;
+		case 'p':
+			pl_g.pretty = true;
+			/* fall through */
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'h':
+			filter_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("filter compile: bad option '%s' (see pktlens filter --help)",
+			       argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		pl_err("filter compile: no expression (see pktlens filter --help)");
+		return PL_EXIT_USAGE;
+	}
+	expr = join_args(argc, argv, optind);
+	if (!expr) {
+		pl_err("filter compile: %s", strerror(ENOMEM));
+		return PL_EXIT_FAIL;
+	}
+	if (!dump)
+		dump = 1;
+	ret = build("compile", expr, ctx, 0, &b);
+	if (ret)
+		goto out;
+	if (pl_g.json && b.fd >= 0)
+		print_compile_json(&b, expr, ctx);
+	else if (!pl_g.json)
+		print_compile_plain(&b, ctx, dump);
+	if (b.fd < 0) {
+		load_error("compile", ctx, &b);
+		ret = PL_EXIT_FAIL;
+	}
+out:
+	built_free(&b);
+	free(expr);
+	return ret;
+}
+
+/* A growing list of packet indexes (kept for -j only). */
+struct idx_list {
+	unsigned int *v;
+	size_t n, cap;
+};
+
+struct run_result {
+	unsigned int packets, count, skipped;
+	struct idx_list matches, skips;
+};
+
+static int idx_add(struct idx_list *l, unsigned int idx)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		unsigned int *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = idx;
+	return 0;
+}
+
+static void idx_json(struct jw *w, const char *key, const struct idx_list *l)
+{
+	jw_key(w, key);
+	jw_arr_open(w);
+	for (size_t i = 0; i < l->n; i++)
+		jw_u64(w, l->v[i]);
+	jw_arr_close(w);
+}
+
+/* Every packet of @p through the program; prints plain matches as they come. */
+static int run_packets(struct pl_pcap *p, const char *file, int fd, enum pl_filter_ctx ctx,
+		       bool count_only, struct run_result *r)
+{
+	uint32_t caplen, wirelen;
+	const uint8_t *data;
+	char err[512];
+	bool match;
+	int ret;
+
+	while ((ret = pl_pcap_next(p, &data, &caplen, &wirelen, err, sizeof(err))) == 1) {
+		r->packets++;
+		ret = pl_ebpf_run(fd, ctx, data, caplen, wirelen, &match);
+		if (ret == -EMSGSIZE) {
+			r->skipped++;
+			if (pl_g.json && idx_add(&r->skips, r->packets))
+				goto nomem;
+			continue;
+		}
+		if (ret) {
+			pl_err("filter run: '%s' packet %u: BPF_PROG_TEST_RUN: %s", file,
+			       r->packets, strerror(-ret));
+			return PL_EXIT_FAIL;
+		}
+		if (!match)
+			continue;
+		r->count++;
+		if (pl_g.json && idx_add(&r->matches, r->packets))
+			goto nomem;
+		if (!pl_g.json && !count_only)
+			printf("%u\n", r->packets);
+	}
+	if (ret < 0) {
+		pl_err("filter run: '%s': %s (after %u packets)", file, err, r->packets);
+		return PL_EXIT_USAGE;
+	}
+	return PL_EXIT_OK;
+nomem:
+	pl_err("filter run: %s", strerror(ENOMEM));
+	return PL_EXIT_FAIL;
+}
+
+static void print_run_json(const struct run_result *r, const char *expr, const char *file,
+			   enum pl_filter_ctx ctx)
+{
+	struct jw w;
+
+	jw_init(&w, stdout, pl_g.pretty);
+	jw_obj_open(&w);
+	jw_str_field(&w, "expression", expr);
+	jw_str_field(&w, "file", file);
+	jw_str_field(&w, "ctx", pl_filter_ctx_name(ctx));
+	idx_json(&w, "matches", &r->matches);
+	jw_u64_field(&w, "count", r->count);
+	jw_u64_field(&w, "packets", r->packets);
+	jw_u64_field(&w, "skipped", r->skipped);
+	idx_json(&w, "skipped_packets", &r->skips);
+	jw_obj_close(&w);
+	jw_end(&w);
+}
+
+static int open_capture(const char *file, struct pl_pcap **p)
+{
+	char err[512];
+	int ret;
+
+	ret = pl_pcap_open(file, p, err, sizeof(err));
+	if (!ret)
+		return PL_EXIT_OK;
+	if (ret == -EPROTONOSUPPORT || ret == -EINVAL)
+		pl_err("filter run: '%s': %s", file, err);
+	else
+		pl_err("filter run: cannot read '%s': %s", file, err);
+	return ret == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+}
+
+static int do_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "read", required_argument, NULL, 'r' },
+		{ "count", no_argument, NULL, 'c' },
+		{ "tc", no_argument, NULL, 't' },
+		{ "xdp", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	enum pl_filter_ctx ctx = PL_FILTER_XDP;
+	struct run_result r = { 0 };
+	struct built b = { .fd = -1 };
+	const char *file = NULL;
+	struct pl_pcap *p = NULL;
+	bool count_only = false;
+	char *expr = NULL;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "r:chjp", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			file = optarg;
+			break;
+		case 'c':
+			count_only = true;
+			break;
+		case 't':
+			ctx = PL_FILTER_TC;
+			break;
+		case 'x':
+			ctx = PL_FILTER_XDP;
+			break;
+		case 'p':
+			pl_g.pretty = true;
+			/* fall through */
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'h':
+			filter_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			pl_err("filter run: bad option '%s' (see pktlens filter --help)",
+			       argv[optind - 1]);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (!file) {
+		pl_err("filter run: no capture file (-r FILE.pcap)");
+		return PL_EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		pl_err("filter run: no expression (see pktlens filter --help)");
+		return PL_EXIT_USAGE;
+	}
+	expr = join_args(argc, argv, optind);
+	if (!expr) {
+		pl_err("filter run: %s", strerror(ENOMEM));
+		return PL_EXIT_FAIL;
+	}
+	ret = build("run", expr, ctx, PL_CBPF_F_TEST_WIRELEN, &b);
+	if (ret)
+		goto out;
+	if (b.fd < 0) {
+		load_error("run", ctx, &b);
+		ret = PL_EXIT_FAIL;
+		goto out;
+	}
+	ret = open_capture(file, &p);
+	if (ret)
+		goto out;
+	ret = run_packets(p, file, b.fd, ctx, count_only, &r);
+	if (ret)
+		goto out;
+	if (r.skipped)
+		pl_info("filter run: '%s': %u of %u packets skipped (%s)", file, r.skipped,
+			r.packets, ctx == PL_FILTER_TC ?
+			"shorter than 14 bytes or its IP header, or longer than a page" :
+			"shorter than 14 bytes");
+	if (pl_g.json)
+		print_run_json(&r, expr, file, ctx);
+	else if (count_only)
+		printf("%u\n", r.count);
+out:
+	pl_pcap_close(p);
+	built_free(&b);
+	free(r.matches.v);
+	free(r.skips.v);
+	free(expr);
+	return ret;
+}
+
+int do_filter(int argc, char **argv)
+{
+	const char *verb = argc > 1 ? argv[1] : NULL;
+
+	if (!verb) {
+		fputs(FILTER_USAGE, stderr);
+		return PL_EXIT_USAGE;
+	}
+	if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
+		filter_usage(stdout);
+		return PL_EXIT_OK;
+	}
+	if (!strcmp(verb, "compile"))
+		return do_compile(argc - 1, argv + 1);
+	if (!strcmp(verb, "run"))
+		return do_run(argc - 1, argv + 1);
+	pl_err("filter: what is '%s'? (see pktlens filter --help)", verb);
+	return PL_EXIT_USAGE;
+}

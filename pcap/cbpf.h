@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tcpdump expressions in the kernel: libpcap compiles an expression to
+ * classic BPF (compile.c), translate.c turns that into a complete eBPF
+ * program for XDP or tc and loads/runs it.
+ *
+ * Two headers both define `struct bpf_insn`: libpcap's <pcap/bpf.h> (cBPF)
+ * and <linux/bpf.h> (eBPF). This API names cBPF `struct sock_filter`
+ * (<linux/filter.h>, same layout as libpcap's) and eBPF `struct bpf_insn`,
+ * always the <linux/bpf.h> one: only compile.c includes <pcap/pcap.h>, and it
+ * never touches eBPF instructions.
+ *
+ * Return convention: 0 (or a count/fd) on success, -errno on failure; `err`
+ * buffers receive one line of text saying why.
+ */
+#ifndef __PKTLENS_PCAP_CBPF_H
+#define __PKTLENS_PCAP_CBPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/filter.h>
+
+struct bpf_insn;	/* eBPF, <linux/bpf.h> */
+
+/* The program type a translation is for. */
+enum pl_filter_ctx {
+	PL_FILTER_XDP,		/* BPF_PROG_TYPE_XDP: struct xdp_md */
+	PL_FILTER_TC,		/* BPF_PROG_TYPE_SCHED_CLS: struct __sk_buff */
+};
+
+/* Translation flags (pl_cbpf_translate_flags()). */
+enum pl_cbpf_flags {
+	/*
+	 * BPF_PROG_TEST_RUN of captured packets: `len` (BPF_LD|BPF_LEN) is the
+	 * capture's wire length passed beside the packet by pl_ebpf_run() (XDP:
+	 * 4 bytes of metadata; tc: __sk_buff->wire_len) rather than what the
+	 * kernel holds (caplen). Without metadata an XDP program falls back to
+	 * the buffer length, so the flag is harmless live, but leave it off there.
+	 */
+	PL_CBPF_F_TEST_WIRELEN = 1U << 0,
+};
+
+/* Limits. */
+#define PL_CBPF_MAX_INSNS	65536U		/* cBPF input */
+#define PL_EBPF_MAX_INSNS	1000000U	/* eBPF output (BPF_COMPLEXITY_LIMIT_INSNS) */
+#define PL_CBPF_MAX_LOOPS	200U		/* backward jumps taken per packet (ip6 protochain) */
+#define PL_CBPF_SNAPLEN		262144U		/* pcap_open_dead() snaplen */
+
+/* ---- translate.c: cBPF -> eBPF, load, run (no libpcap) ---- */
+
+/*
+ * Check that @prog is a cBPF program libpcap's bpf_filter() runs with
+ * defined results and the translator accepts: known opcodes only, scratch
+ * index < 16, no constant division by 0 or shift by >= 32, jumps inside the
+ * program (backward ones, as libpcap emits for protochain, are unrolled up to
+ * PL_CBPF_MAX_LOOPS times), last instruction a return. -EOPNOTSUPP for
+ * ancillary loads (negative offsets: SKF_AD_OFF, SKF_NET_OFF, SKF_LL_OFF),
+ * which only the kernel's socket filters implement; -EINVAL otherwise.
+ */
+int pl_cbpf_validate(const struct sock_filter *prog, size_t len, char *err, size_t errlen);
+
+/*
+ * Translate @prog into a complete eBPF program for @ctx: returns 0 and a
+ * malloc'd array in *out (free() it) of *out_len instructions. The program
+ * returns 1 where the cBPF program returns non-zero (match), 0 otherwise
+ * (no match, out-of-bounds load, division by zero).
+ */
+int pl_cbpf_translate(const struct sock_filter *prog, size_t len, enum pl_filter_ctx ctx,
+		      struct bpf_insn **out, size_t *out_len, char *err, size_t errlen);
+/* The same with enum pl_cbpf_flags. */
+int pl_cbpf_translate_flags(const struct sock_filter *prog, size_t len, enum pl_filter_ctx ctx,
+			    unsigned int flags, struct bpf_insn **out, size_t *out_len,
+			    char *err, size_t errlen);
+
+/*
+ * Load a translated program with bpf_prog_load() as BPF_PROG_TYPE_XDP or
+ * BPF_PROG_TYPE_SCHED_CLS, program name "pl_filter". @prog_flags goes to the
+ * kernel (e.g. BPF_F_XDP_HAS_FRAGS to match a frags-aware caller of a tail
+ * call). Returns the fd, or -errno; then @log (if given) holds the last
+ * lines of the verifier's log (empty if it wrote none, e.g. for EPERM).
+ */
+int pl_ebpf_load(const struct bpf_insn *insns, size_t cnt, enum pl_filter_ctx ctx,
+		 uint32_t prog_flags, char *log, size_t loglen);
+
+/*
+ * Run a loaded filter once on one captured packet with BPF_PROG_TEST_RUN:
+ * @caplen bytes at @pkt, original length @wirelen. *match is set to whether
+ * it returned non-zero. -EMSGSIZE when the kernel cannot build such a
+ * packet (shorter than an Ethernet header, or too long for a tc test run),
+ * else 0 or -errno.
+ */
+int pl_ebpf_run(int prog_fd, enum pl_filter_ctx ctx, const void *pkt, uint32_t caplen,
+		uint32_t wirelen, bool *match);
+
+/*
+ * Instruction @i as text, opcode then verifier-log style: "(bf) r1 = r6".
+ * Returns the number of slots it takes (2 for a 64-bit immediate load, else 1).
+ */
+int pl_ebpf_insn_str(const struct bpf_insn *insns, size_t cnt, size_t i, char *buf, size_t len);
+
+/* "xdp" or "tc" */
+const char *pl_filter_ctx_name(enum pl_filter_ctx ctx);
+
+/* ---- compile.c: libpcap ---- */
+
+/*
+ * Compile a tcpdump expression for Ethernet (DLT_EN10MB, snaplen 262144,
+ * optimizer on, netmask unknown). Returns 0 and a malloc'd program in *out,
+ * or -EINVAL with libpcap's error text in @err.
+ */
+int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
+		    char *err, size_t errlen);
+
+/* libpcap's bpf_image(): one instruction like `tcpdump -d`, e.g. "(000) ldh [12]". */
+void pl_cbpf_image(const struct sock_filter *insn, int n, char *buf, size_t len);
+
+/*
+ * libpcap's user-space interpreter bpf_filter(): the reference verdict.
+ * @prog must pass pl_cbpf_validate() (bpf_filter() runs until a return).
+ */
+unsigned int pl_cbpf_filter(const struct sock_filter *prog, size_t len, const void *pkt,
+			    uint32_t wirelen, uint32_t caplen);
+
+/* libpcap's bpf_validate() (looser than pl_cbpf_validate()). */
+bool pl_cbpf_libpcap_valid(const struct sock_filter *prog, size_t len);
+
+/* A capture file being read (pcap or pcapng, Ethernet only). */
+struct pl_pcap;
+
+/*
+ * Open @path. -errno from opening the file (err: its strerror), -EINVAL for
+ * a file libpcap cannot read, -EPROTONOSUPPORT for a link type other than
+ * Ethernet (err names it).
+ */
+int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errlen);
+/*
+ * Next packet: 1 and its bytes (valid until the next call), 0 at the end,
+ * -EIO for a damaged file (err says why).
+ */
+int pl_pcap_next(struct pl_pcap *p, const uint8_t **data, uint32_t *caplen, uint32_t *wirelen,
+		 char *err, size_t errlen);
+void pl_pcap_close(struct pl_pcap *p);
+
+#endif /* __PKTLENS_PCAP_CBPF_H */

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The libpcap side of tcpdump expressions: compile to classic BPF, print it
+ * like `tcpdump -d`, interpret it (the reference verdict), read captures.
+ * The only file that includes <pcap/pcap.h> (its struct bpf_insn is cBPF).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pcap/pcap.h>
+
+#include "cbpf.h"
+
+_Static_assert(sizeof(struct sock_filter) == sizeof(struct bpf_insn), "cBPF layouts");
+_Static_assert(offsetof(struct sock_filter, k) == offsetof(struct bpf_insn, k), "cBPF layouts");
+
+struct pl_pcap {
+	pcap_t *p;
+};
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static struct bpf_insn to_pcap(const struct sock_filter *f)
+{
+	return (struct bpf_insn){ .code = f->code, .jt = f->jt, .jf = f->jf, .k = f->k };
+}
+
+/*
+ * The same program as libpcap's type. The layouts are identical (asserted
+ * above) and libpcap only reads it from its own shared object, so a cast
+ * saves a copy per packet in tests, the fuzzer and the benchmark.
+ */
+static const struct bpf_insn *as_pcap(const struct sock_filter *prog)
+{
+	return (const struct bpf_insn *)(const void *)prog;
+}
+
+int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
+		    char *err, size_t errlen)
+{
+	struct bpf_program fp = { 0 };
+	struct sock_filter *f;
+	pcap_t *p;
+	int ret = 0;
+
+	p = pcap_open_dead(DLT_EN10MB, PL_CBPF_SNAPLEN);
+	if (!p) {
+		set_err(err, errlen, "pcap_open_dead: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	if (pcap_compile(p, &fp, expr, 1, PCAP_NETMASK_UNKNOWN)) {
+		set_err(err, errlen, "%s", pcap_geterr(p));
+		ret = -EINVAL;
+		goto out_close;
+	}
+	f = calloc(fp.bf_len ? fp.bf_len : 1, sizeof(*f));
+	if (!f) {
+		set_err(err, errlen, "%s", strerror(ENOMEM));
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (u_int i = 0; i < fp.bf_len; i++)
+		f[i] = (struct sock_filter){ .code = fp.bf_insns[i].code, .jt = fp.bf_insns[i].jt,
+					     .jf = fp.bf_insns[i].jf, .k = fp.bf_insns[i].k };
+	*out = f;
+	*out_len = fp.bf_len;
+out_free:
+	pcap_freecode(&fp);
+out_close:
+	pcap_close(p);
+	return ret;
+}
+
+void pl_cbpf_image(const struct sock_filter *insn, int n, char *buf, size_t len)
+{
+	struct bpf_insn i = to_pcap(insn);
+
+	snprintf(buf, len, "%s", bpf_image(&i, n));
+}
+
+unsigned int pl_cbpf_filter(const struct sock_filter *prog, size_t len, const void *pkt,
+			    uint32_t wirelen, uint32_t caplen)
+{
+	(void)len;	/* bpf_filter() runs until a return */
+	return bpf_filter(as_pcap(prog), pkt, wirelen, caplen);
+}
+
+bool pl_cbpf_libpcap_valid(const struct sock_filter *prog, size_t len)
+{
+	return len <= 0x7fffffff && bpf_validate(as_pcap(prog), (int)len) != 0;
+}
+
+int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errlen)
+{
+	char ebuf[PCAP_ERRBUF_SIZE] = "";
+	struct pl_pcap *r;
+	FILE *f;
+	int dlt, ret;
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		set_err(err, errlen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	f = fopen(path, "rb");
+	if (!f) {
+		ret = -errno;
+		set_err(err, errlen, "%s", strerror(-ret));
+		goto err_free;
+	}
+	r->p = pcap_fopen_offline(f, ebuf);	/* owns f from here on */
+	if (!r->p) {
+		fclose(f);
+		set_err(err, errlen, "%s", ebuf[0] ? ebuf : "not a capture file");
+		ret = -EINVAL;
+		goto err_free;
+	}
+	dlt = pcap_datalink(r->p);
+	if (dlt != DLT_EN10MB) {
+		const char *name = pcap_datalink_val_to_name(dlt);
+
+		set_err(err, errlen, "link type %s (%d) is not Ethernet (EN10MB)",
+			name ? name : "unknown", dlt);
+		ret = -EPROTONOSUPPORT;
+		goto err_close;
+	}
+	*out = r;
+	return 0;
+err_close:
+	pcap_close(r->p);
+err_free:
+	free(r);
+	return ret;
+}
+
+int pl_pcap_next(struct pl_pcap *r, const uint8_t **data, uint32_t *caplen, uint32_t *wirelen,
+		 char *err, size_t errlen)
+{
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	int ret;
+
+	ret = pcap_next_ex(r->p, &h, &d);
+	if (ret == PCAP_ERROR_BREAK)
+		return 0;
+	if (ret != 1) {
+		set_err(err, errlen, "%s", pcap_geterr(r->p));
+		return -EIO;
+	}
+	*data = d;
+	*caplen = h->caplen;
+	*wirelen = h->len;
+	return 1;
+}
+
+void pl_pcap_close(struct pl_pcap *r)
+{
+	if (!r)
+		return;
+	pcap_close(r->p);
+	free(r);
+}
