@@ -1,0 +1,177 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# iperf3 TCP throughput through a veth pair with and without pktlens attached,
+# all in one run, modes alternating so drift cancels out of the ratios.
+#
+#   bench/iperf.sh [-t SECS] [-r ROUNDS] [-j FILE]
+#
+# Lab: namespaces plb-a-PID and plb-b-PID joined by veth va (198.18.0.1/30)
+# and vb (198.18.0.2/30); the iperf3 server listens on 198.18.0.2 in plb-b,
+# the client runs in plb-a, so data enters vb, where pktlens is attached:
+#
+#   none        nothing attached
+#   default     ./pktlens -n NS attach vb               (whatever it picks)
+#   xdp-skb     ./pktlens -n NS attach vb --xdp skb --tc none     (generic XDP)
+#   xdp-native  ./pktlens -n NS attach vb --xdp native --tc none  (veth XDP)
+#
+# The client runs on CPU 0 and the server on CPU 1 (iperf3 -A 0,1): left to
+# the scheduler, the same setup swings between 8 and 13 Gbit/s run to run.
+# Each round runs every mode once (order reversed on odd rounds); a mode's
+# Gbit/s is the median over rounds, its ratio the median over rounds of
+# mode / none of the same round. After each
+# attached run the packets pktlens counted are read back, so a mode that saw
+# no traffic cannot pass silently. Target: default / none >= 0.95.
+# -j FILE writes the results as one JSON document.
+set -eu
+
+SECS=10
+ROUNDS=3
+JSON=
+while getopts t:r:j: opt; do
+	case $opt in
+	t) SECS=$OPTARG ;;
+	r) ROUNDS=$OPTARG ;;
+	j) JSON=$OPTARG ;;
+	*) echo "usage: bench/iperf.sh [-t SECS] [-r ROUNDS] [-j FILE]" >&2; exit 2 ;;
+	esac
+done
+
+cd "$(dirname "$0")/.."
+PKTLENS=./pktlens
+for tool in ip iperf3 jq timeout; do
+	command -v $tool >/dev/null || { echo "iperf.sh: $tool not found" >&2; exit 1; }
+done
+[ -x $PKTLENS ] || { echo "iperf.sh: $PKTLENS not built (make pktlens)" >&2; exit 1; }
+
+NSA=plb-a-$$
+NSB=plb-b-$$
+SERVER=
+TMP=$(mktemp -d /tmp/pktlens-iperf.XXXXXX)
+
+cleanup() {
+	trap - EXIT INT TERM
+	if [ -n "$SERVER" ]; then
+		kill "$SERVER" 2>/dev/null || true
+		wait "$SERVER" 2>/dev/null || true
+	fi
+	if ip netns list | grep -qw "$NSB"; then
+		$PKTLENS -n "$NSB" detach vb >/dev/null 2>&1 || true
+	fi
+	ip netns del "$NSA" 2>/dev/null || true
+	ip netns del "$NSB" 2>/dev/null || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$NSA"
+ip netns add "$NSB"
+ip -n "$NSA" link add va type veth peer name vb netns "$NSB"
+ip -n "$NSA" addr add 198.18.0.1/30 dev va
+ip -n "$NSB" addr add 198.18.0.2/30 dev vb
+ip -n "$NSA" link set va up
+ip -n "$NSB" link set vb up
+ip -n "$NSA" link set lo up
+ip -n "$NSB" link set lo up
+
+timeout -s KILL $((ROUNDS * 4 * (SECS + 15) + 60)) \
+	ip netns exec "$NSB" iperf3 -s -B 198.18.0.2 >/dev/null 2>&1 &
+SERVER=$!
+i=0
+until ip netns exec "$NSB" ss -Hltn 'sport = :5201' | grep -q 5201; do
+	i=$((i + 1))
+	[ $i -lt 50 ] || { echo "iperf.sh: iperf3 server did not start" >&2; exit 1; }
+	sleep 0.1
+done
+
+# attach MODE: attach pktlens for MODE (none: nothing)
+attach() {
+	case $1 in
+	none) return 0 ;;
+	default) $PKTLENS -n "$NSB" attach vb ;;
+	xdp-skb) $PKTLENS -n "$NSB" attach vb --xdp skb --tc none ;;
+	xdp-native) $PKTLENS -n "$NSB" attach vb --xdp native --tc none ;;
+	esac >/dev/null
+}
+
+# run MODE ROUND: one iperf3 run; appends "MODE ROUND GBITS HOOKS COUNTED" to $TMP/runs
+run() {
+	attach "$1"
+	timeout -s KILL $((SECS + 20)) ip netns exec "$NSA" \
+		iperf3 -c 198.18.0.2 -B 198.18.0.1 -t "$SECS" -O 1 -A 0,1 -J >"$TMP/out.json"
+	gbits=$(jq '.end.sum_received.bits_per_second / 1e9' "$TMP/out.json")
+	hooks=-
+	counted=0
+	if [ "$1" != none ]; then
+		$PKTLENS -n "$NSB" -j stats vb >"$TMP/stats.json"
+		hooks=$(jq -r '[.interfaces[0].hooks[] | .hook + "/" + .dir] | join(",")' \
+			"$TMP/stats.json")
+		counted=$(jq '[.interfaces[0].hooks[] | select(.dir == "in") | .packets] | max' \
+			"$TMP/stats.json")
+		$PKTLENS -n "$NSB" detach vb >/dev/null
+		if [ "$counted" -eq 0 ]; then
+			echo "iperf.sh: $1: pktlens counted no packets" >&2
+			exit 1
+		fi
+	fi
+	printf '%s %s %.2f %s %s\n' "$1" "$2" "$gbits" "$hooks" "$counted" >>"$TMP/runs"
+	printf '  round %s %-10s %6.2f Gbit/s  %s\n' "$2" "$1" "$gbits" \
+		"$([ "$1" = none ] || echo "hooks $hooks, ingress packets counted $counted")"
+}
+
+MODES="none default xdp-skb xdp-native"
+REVERSED="xdp-native xdp-skb default none"
+echo "iperf3 TCP, ${SECS} s per run (+1 s omitted), $ROUNDS rounds, veth va -> vb" \
+	"($NSA -> $NSB), kernel $(uname -r)"
+: >"$TMP/runs"
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+	if [ $((r % 2)) -eq 0 ]; then order=$MODES; else order=$REVERSED; fi
+	for m in $order; do
+		run "$m" "$r"
+	done
+	r=$((r + 1))
+done
+
+# per mode: median Gbit/s over rounds, and median over rounds of the ratio to
+# the same round's none run (a slow or fast round then cancels out)
+awk -v json="$JSON" -v secs="$SECS" -v rounds="$ROUNDS" -v kernel="$(uname -r)" '
+function median(list,    a, n, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++)
+		for (j = i + 1; j <= n; j++)
+			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{ g[$1, $2] = $3; v[$1] = v[$1] " " $3; hooks[$1] = $4; if ($2 + 1 > nr) nr = $2 + 1 }
+END {
+	split("none default xdp-skb xdp-native", order, " ")
+	printf "\n%-11s %-22s %8s %8s  %-14s %s\n", "mode", "hooks", "Gbit/s", "ratio",
+		"ratio range", "Gbit/s per round"
+	for (i = 1; i <= 4; i++) {
+		m = order[i]; rl = ""; lo = 1e9; hi = 0
+		for (r = 0; r < nr; r++) {
+			x = g[m, r] / g["none", r]; rl = rl " " x
+			if (x < lo) lo = x
+			if (x > hi) hi = x
+		}
+		med[m] = median(v[m]); ratio[m] = median(rl); rlist[m] = rl
+		printf "%-11s %-22s %8.2f %8.3f  %5.3f..%-6.3f %s\n", m, hooks[m], med[m],
+			ratio[m], lo, hi, v[m]
+	}
+	met = ratio["default"] >= 0.95
+	printf "target default/none >= 0.95: %s\n", met ? "met" : "NOT met"
+	if (json == "")
+		exit
+	printf "{\"kernel\":\"%s\",\"secs\":%d,\"rounds\":%d,\"modes\":[", kernel, secs, rounds > json
+	for (i = 1; i <= 4; i++) {
+		m = order[i]
+		gsub(/^ /, "", v[m]); gsub(/ /, ",", v[m])
+		gsub(/^ /, "", rlist[m]); gsub(/ /, ",", rlist[m])
+		printf "%s{\"mode\":\"%s\",\"hooks\":\"%s\",\"gbits\":%.2f,\"ratio\":%.3f,", \
+			(i > 1 ? "," : ""), m, hooks[m], med[m], ratio[m] > json
+		printf "\"gbits_runs\":[%s],\"ratio_runs\":[%s]}", v[m], rlist[m] > json
+	}
+	printf "],\"target_ratio\":0.95,\"met\":%s}\n", (met ? "true" : "false") > json
+}' "$TMP/runs"

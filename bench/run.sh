@@ -1,0 +1,65 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: the BPF_PROG_TEST_RUN cost of the XDP program (xdp_bench),
+# then iperf3 through a veth lab with and without pktlens (iperf.sh).
+# Results are printed and kept as JSON in .output/bench/. Takes ~2 minutes.
+#
+#   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
+#
+# Exit status: 0 when both ran and xdp_bench's checks held (targets missed are
+# reported, not failures), 1 otherwise.
+set -eu
+
+cd "$(dirname "$0")/.."
+OUT=.output/bench
+XDP_ARGS=
+IPERF_ARGS=
+case ${1-} in
+--quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1" ;;
+"") ;;
+*) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+esac
+
+[ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (BPF, netns)" >&2; exit 1; }
+if [ ! -x $OUT/xdp_bench ] || [ ! -x ./pktlens ]; then
+	echo "run.sh: run 'make bench'" >&2
+	exit 1
+fi
+# the rotation driver is loaded from a file, next to the other objects
+make -s .output/cycle.bpf.o
+
+# busy: CPU use (all CPUs, %) over 2 s while we do nothing; others' work
+# (compiles, tests, a busy host) shows up in the numbers, so say so
+busy() {
+	a=$(head -1 /proc/stat)
+	sleep 2
+	b=$(head -1 /proc/stat)
+	echo "$a
+$b" | awk '{ idle[NR] = $5 + $6; tot[NR] = 0; for (i = 2; i <= NF; i++) tot[NR] += $i }
+		END { printf "%.0f", 100 - 100 * (idle[2] - idle[1]) / (tot[2] - tot[1]) }'
+}
+
+echo "== machine"
+echo "kernel $(uname -r), $(nproc) CPUs: $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1)"
+echo "clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)," \
+	"bpf_jit_enable $(sysctl -n net.core.bpf_jit_enable)," \
+	"bpf_stats_enabled $(sysctl -n kernel.bpf_stats_enabled)"
+echo "CPU busy before the run: $(busy)% (should be ~0; other load skews the numbers)"
+echo
+
+echo "== BPF_PROG_TEST_RUN: ns per packet ($OUT/xdp_bench.json)"
+# shellcheck disable=SC2086 # word splitting of the option list is intended
+$OUT/xdp_bench $XDP_ARGS --json=$OUT/xdp_bench.json
+echo
+
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+echo "== iperf3 through veth ($OUT/iperf.json)"
+# shellcheck disable=SC2086
+bench/iperf.sh $IPERF_ARGS -j $OUT/iperf.json
+echo
+
+echo "== tcpdump filters: translated eBPF vs clang-compiled reference ($OUT/filter_bench.txt)"
+make -s .output/filter_ref.bpf.o
+$OUT/filter_bench | tee $OUT/filter_bench.txt

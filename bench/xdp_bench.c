@@ -1,0 +1,789 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xdp_bench: ns per packet of the pktlens XDP program under BPF_PROG_TEST_RUN,
+ * against a floor measured the same way in the same run.
+ *
+ *   xdp_bench [--json[=FILE]] [--rounds N] [--repeat N] [--flows N] [--cpu N]
+ *             [--cycle-obj FILE] [--obj FILE.bpf.o [--prog NAME]]
+ *
+ * Frames are built here: 64 B IPv4/UDP, 1514 B IPv4/TCP (a 1500-byte IP
+ * packet) and 128 B IPv6/UDP. Flow i has source address 198.18.0.0 + i + 1
+ * (IPv6: 2001:db8::i+1) and source port 1024 + i % 16384. Cases, each timed
+ * for pktlens and for its floor, alternating, in every round:
+ *
+ *  repeat      1 flow; a call with .repeat = R (default 1e6) of pktlens_xdp
+ *              and of bench_xdp_pass (bare XDP_PASS). ns = (wall(R) -
+ *              wall(2)) / (R - 2), wall(2) being the same call with repeat
+ *              = 2 just before: a call with repeat > 1 has a fixed cost of
+ *              ~1.4 ms (the kernel swaps the program into the XDP
+ *              dispatcher), 1.4 ns/pkt at R = 1e6, which this removes. The
+ *              kernel's `duration` excludes it too but is an integer
+ *              (truncated) average; it is kept in the JSON as a cross-check.
+ *  rotate      1 or F flows (F = --flows, default 100000); timed like repeat,
+ *              running bench_xdp_cycle (bench/cycle.bpf.c), which rewrites
+ *              the frame to the next flow on every run and then tail-calls
+ *              pktlens_xdp, or for the floor bench_xdp_pass_frags.
+ *  call        1 or F flows; F calls with .repeat = 1, call i carrying flow
+ *              i, pktlens and bench_xdp_pass alternating call by call;
+ *              ns = sum of the kernel-reported `duration` / F. Each call
+ *              enters the kernel, so caches and TLB start cold-ish: an upper
+ *              bound, and the floor here is mostly the kernel's own timing.
+ *
+ * Before the rounds one "call" pass over F flows inserts them into the table;
+ * it is reported as "first sight". ratio = pktlens / floor of the same round;
+ * the table shows medians over rounds and the min..max of the ratio. The
+ * process is pinned to one CPU so the per-CPU flow cache is always the same.
+ * The flow table is sized to hold every flow (F + 1), so nothing is lost; the
+ * run ends with checks read back from the maps (every packet counted once, no
+ * flow lost, F + 1 table entries, every retval XDP_PASS) and fails if one
+ * does not hold.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/utsname.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pktlens_xdp.skel.h"
+#include "pass.skel.h"
+#include "../export/json.h"
+#include "../loader/loader.h"
+
+#define TARGET_SINGLE 2.0
+#define TARGET_CYCLING 3.0
+#define MAX_ROUNDS 64
+#define MAX_FRAME 1514
+#define MAX_FLOWS 131000	/* source addresses in 198.18.0.0/15 */
+#define SINGLE_FLOW MAX_FLOWS	/* the "1 flow" of repeat and call: not one of F */
+#define V4_BASE (198u << 24 | 18u << 16)
+
+enum frame_kind {
+	FR_V4_UDP_64 = 0,
+	FR_V4_TCP_1514,
+	FR_V6_UDP_128,
+	FR_MAX,
+};
+
+static const struct frame_desc {
+	const char *name;	/* JSON */
+	const char *label;	/* table */
+	unsigned int len;
+	unsigned int addr_off;	/* low 4 bytes of the source address */
+	unsigned int port_off;	/* source port */
+} frames[FR_MAX] = {
+	[FR_V4_UDP_64] = { "ipv4_udp_64", "IPv4/UDP   64 B", 64, 26, 34 },
+	[FR_V4_TCP_1514] = { "ipv4_tcp_1514", "IPv4/TCP 1514 B", 1514, 26, 34 },
+	[FR_V6_UDP_128] = { "ipv6_udp_128", "IPv6/UDP  128 B", 128, 34, 54 },
+};
+
+enum bench_case {
+	C_REPEAT1 = 0,
+	C_ROTATE1,
+	C_ROTATEN,
+	C_CALL1,
+	C_CALLN,
+	C_MAX,
+};
+
+static const struct case_desc {
+	const char *key;	/* JSON */
+	const char *what;	/* table: method */
+	const char *floor;	/* the floor program */
+	bool many;		/* F flows */
+	double target;		/* max ratio, 0: none */
+} cases[C_MAX] = {
+	[C_REPEAT1] = { "single_flow_repeat", "repeat", "bench_xdp_pass", false,
+			TARGET_SINGLE },
+	[C_ROTATE1] = { "single_flow_rotate", "rotate", "bench_xdp_cycle+pass", false,
+			0 },
+	[C_ROTATEN] = { "flows_rotate", "rotate", "bench_xdp_cycle+pass", true,
+			TARGET_CYCLING },
+	[C_CALL1] = { "single_flow_call", "call", "bench_xdp_pass", false, 0 },
+	[C_CALLN] = { "flows_call", "call", "bench_xdp_pass", true, TARGET_CYCLING },
+};
+
+/* One round's numbers for one frame, ns/pkt. */
+struct sample {
+	double floor[C_MAX], prog[C_MAX];
+	double floor_k, prog_k;		/* repeat: the kernel's duration */
+};
+
+struct summary {
+	double ns, floor_ns, ratio, ratio_min, ratio_max;
+};
+
+struct checks {
+	unsigned long long pkts, expected, flow_lost;
+	size_t entries;
+	bool ok;
+};
+
+struct bench {
+	struct pass *pass;
+	struct bpf_object *cycle, *obj[FR_MAX];
+	int floor_fd, floor_frags_fd, cycle_fd, cfg_fd, target_fd;
+	int prog_fd[FR_MAX];
+	const char *obj_file, *prog_name, *cycle_file;
+	unsigned int rounds, flows, cpu;
+	unsigned long long repeat;
+	unsigned long long runs[FR_MAX];	/* packets run through pktlens, per object */
+	unsigned long long bad_retval;
+	unsigned char buf[MAX_FRAME];
+	struct sample s[MAX_ROUNDS][FR_MAX];
+	double ins_floor[FR_MAX], ins_prog[FR_MAX];
+};
+
+/* Must match bench/cycle.bpf.c. */
+struct cycle_cfg {
+	uint32_t flows, next, addr_off, port_off, addr_base, pad;
+};
+
+static void put16(unsigned char *p, unsigned int v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static void put32(unsigned char *p, unsigned int v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v);
+}
+
+static void ipv4_csum(unsigned char *ip)
+{
+	unsigned int sum = 0;
+
+	ip[10] = ip[11] = 0;
+	for (int i = 0; i < 20; i += 2)
+		sum += (ip[i] << 8) | ip[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	put16(ip + 10, ~sum & 0xffff);
+}
+
+/* Frame @kind of flow @flow into @b. */
+static void build_frame(unsigned char *b, enum frame_kind kind, unsigned int flow)
+{
+	const struct frame_desc *fd = &frames[kind];
+	unsigned char *ip = b + 14, *l4;
+
+	for (unsigned int i = 0; i < fd->len; i++)
+		b[i] = (unsigned char)i;	/* payload; headers overwrite */
+	memcpy(b, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);
+	if (kind == FR_V6_UDP_128) {
+		put16(b + 12, 0x86dd);
+		memset(ip, 0, 40);
+		ip[0] = 0x60;
+		put16(ip + 4, fd->len - 14 - 40);
+		ip[6] = 17;
+		ip[7] = 64;
+		memcpy(ip + 8, "\x20\x01\x0d\xb8", 4);		/* 2001:db8::flow+1 */
+		memcpy(ip + 24, "\x20\x01\x0d\xb8\x00\x00\x00\x01", 8);
+		ip[39] = 1;					/* 2001:db8:0:1::1 */
+		l4 = ip + 40;
+	} else {
+		put16(b + 12, 0x0800);
+		memset(ip, 0, 20);
+		ip[0] = 0x45;
+		put16(ip + 2, fd->len - 14);
+		put16(ip + 6, 0x4000);				/* DF */
+		ip[8] = 64;
+		ip[9] = kind == FR_V4_TCP_1514 ? 6 : 17;
+		put32(ip + 16, 198u << 24 | 19u << 16 | 1);	/* 198.19.0.1 */
+		l4 = ip + 20;
+	}
+	memset(l4, 0, kind == FR_V4_TCP_1514 ? 20 : 8);
+	if (kind == FR_V4_TCP_1514) {
+		put16(l4 + 2, 5201);
+		l4[7] = 1;		/* seq */
+		l4[12] = 5 << 4;	/* data offset */
+		l4[13] = 0x10;		/* ACK */
+		put16(l4 + 14, 512);	/* window */
+	} else {
+		put16(l4 + 2, 9);
+		put16(l4 + 4, fd->len - (unsigned int)(l4 - b));
+	}
+	/* the flow, exactly as bench_xdp_cycle writes it */
+	put32(b + fd->addr_off, (kind == FR_V6_UDP_128 ? 1 : V4_BASE + 1) + flow);
+	put16(b + fd->port_off, 1024 + (flow & 16383));
+	if (kind != FR_V6_UDP_128)
+		ipv4_csum(ip);
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* One test_run of @fd on b->buf; 0 or -errno, the kernel's duration in *d. */
+static int run(struct bench *b, int fd, enum frame_kind k, unsigned long long repeat,
+	       unsigned int *d)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = b->buf, .data_size_in = frames[k].len,
+		    .repeat = (int)repeat);
+
+	if (bpf_prog_test_run_opts(fd, &t))
+		return -errno;
+	if (t.retval != XDP_PASS)
+		b->bad_retval++;
+	*d = t.duration;
+	return 0;
+}
+
+/* repeat and rotate: one long call each for floor and pktlens, in @flip order. */
+static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, bool flip,
+			struct sample *s)
+{
+	const struct frame_desc *fd = &frames[k];
+	struct cycle_cfg cfg = {
+		.flows = cases[c].many ? b->flows : 1,
+		.addr_off = fd->addr_off,
+		.port_off = fd->port_off,
+		.addr_base = k == FR_V6_UDP_128 ? 1 : V4_BASE + 1,
+	};
+	unsigned int d, zero = 0;
+	double t0, t1, ns;
+	int err;
+
+	build_frame(b->buf, k, c == C_REPEAT1 ? SINGLE_FLOW : 0);
+	for (int i = 0; i < 2; i++) {
+		bool prog = (i == 0) == flip;
+		int fd_run = prog ? b->prog_fd[k] : b->floor_fd;
+
+		if (c != C_REPEAT1) {
+			int target = prog ? b->prog_fd[k] : b->floor_frags_fd;
+
+			if (bpf_map_update_elem(b->cfg_fd, &zero, &cfg, BPF_ANY) ||
+			    bpf_map_update_elem(b->target_fd, &zero, &target, BPF_ANY))
+				return -errno;
+			fd_run = b->cycle_fd;
+		}
+		/* the same call with repeat = 2 times the fixed cost of a call */
+		t0 = now_ns();
+		err = run(b, fd_run, k, 2, &d);
+		t1 = now_ns();
+		if (!err)
+			err = run(b, fd_run, k, b->repeat, &d);
+		if (err)
+			return err;
+		ns = ((now_ns() - t1) - (t1 - t0)) / (b->repeat - 2);
+		if (prog) {
+			s->prog[c] = ns;
+			b->runs[k] += b->repeat + 2;
+		} else {
+			s->floor[c] = ns;
+		}
+		if (c == C_REPEAT1)
+			*(prog ? &s->prog_k : &s->floor_k) = d;
+	}
+	return 0;
+}
+
+/* call: F pairs of .repeat = 1 calls, floor and pktlens alternating. */
+static int measure_calls(struct bench *b, enum frame_kind k, bool many, double *floor_ns,
+			 double *prog_ns)
+{
+	unsigned long long fsum = 0, psum = 0;
+	unsigned int d;
+	int err;
+
+	build_frame(b->buf, k, SINGLE_FLOW);
+	for (unsigned int i = 0; i < b->flows; i++) {
+		if (many)
+			build_frame(b->buf, k, i);
+		for (unsigned int j = 0; j < 2; j++) {
+			bool prog = j == (i & 1);
+
+			err = run(b, prog ? b->prog_fd[k] : b->floor_fd, k, 1, &d);
+			if (err)
+				return err;
+			*(prog ? &psum : &fsum) += d;
+		}
+	}
+	b->runs[k] += b->flows;
+	*floor_ns = (double)fsum / b->flows;
+	*prog_ns = (double)psum / b->flows;
+	return 0;
+}
+
+static int measure_round(struct bench *b, unsigned int r)
+{
+	int err = 0;
+
+	/* rotate the frame order and flip floor/pktlens order every round */
+	for (unsigned int i = 0; i < FR_MAX && !err; i++) {
+		enum frame_kind k = (i + r) % FR_MAX;
+		struct sample *s = &b->s[r][k];
+
+		err = measure_long(b, k, C_REPEAT1, r & 1, s);
+		if (!err)
+			err = measure_long(b, k, C_ROTATE1, r & 1, s);
+		if (!err)
+			err = measure_long(b, k, C_ROTATEN, r & 1, s);
+		if (!err)
+			err = measure_calls(b, k, false, &s->floor[C_CALL1], &s->prog[C_CALL1]);
+		if (!err)
+			err = measure_calls(b, k, true, &s->floor[C_CALLN], &s->prog[C_CALLN]);
+	}
+	return err;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, unsigned int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void summarize(const struct bench *b, enum frame_kind k, enum bench_case c,
+		      struct summary *out)
+{
+	double p[MAX_ROUNDS], f[MAX_ROUNDS], r[MAX_ROUNDS];
+
+	for (unsigned int i = 0; i < b->rounds; i++) {
+		p[i] = b->s[i][k].prog[c];
+		f[i] = b->s[i][k].floor[c];
+		r[i] = p[i] / f[i];
+	}
+	out->ns = median(p, b->rounds);
+	out->floor_ns = median(f, b->rounds);
+	out->ratio = median(r, b->rounds);
+	out->ratio_min = r[0];
+	out->ratio_max = r[b->rounds - 1];
+}
+
+static int read_checks(const struct bench *b, enum frame_kind k, struct checks *c)
+{
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_state st = {
+		.stats_fd = bpf_object__find_map_fd_by_name(b->obj[k], PL_MAP_STATS),
+		.flows_fd = bpf_object__find_map_fd_by_name(b->obj[k], PL_MAP_FLOWS),
+		.cache_fd = bpf_object__find_map_fd_by_name(b->obj[k], PL_MAP_FLOW_CACHE),
+		.meta_fd = bpf_object__find_map_fd_by_name(b->obj[k], PL_MAP_META),
+	};
+	int err;
+
+	if (st.stats_fd < 0 || st.flows_fd < 0)
+		return -ENOENT;
+	err = pl_state_stats(&st, s);
+	if (!err)
+		err = pl_state_flow_count(&st, &c->entries);
+	if (err)
+		return err;
+	c->pkts = s[PL_SLOT_XDP_IN].pkts[PL_VERDICT_PASS];
+	c->expected = b->runs[k];
+	c->flow_lost = s[PL_SLOT_XDP_IN].flow_lost;
+	c->ok = c->pkts == c->expected && !c->flow_lost && c->entries == b->flows + 1ULL &&
+		!b->bad_retval;
+	return 0;
+}
+
+static void print_row(FILE *f, const char *frame, const char *what, const struct summary *s,
+		      double target)
+{
+	char t[24] = "";
+
+	if (target > 0)
+		snprintf(t, sizeof(t), "<= %.1fx %s", target, s->ratio <= target ? "met" : "MISSED");
+	fprintf(f, "%-16s %-24s %8.1f %8.1f %8.1f %7.2fx %6.2f..%-6.2f %s\n", frame, what, s->ns,
+		s->floor_ns, s->ns - s->floor_ns, s->ratio, s->ratio_min, s->ratio_max, t);
+}
+
+static void json_summary(struct jw *w, const char *key, const struct summary *s,
+			 const struct case_desc *c)
+{
+	jw_key(w, key);
+	jw_obj_open(w);
+	jw_fixed_field(w, "ns_per_pkt", s->ns, 2);
+	jw_fixed_field(w, "floor_ns_per_pkt", s->floor_ns, 2);
+	jw_fixed_field(w, "ratio", s->ratio, 3);
+	jw_fixed_field(w, "ratio_min", s->ratio_min, 3);
+	jw_fixed_field(w, "ratio_max", s->ratio_max, 3);
+	if (c) {
+		jw_str_field(w, "floor_prog", c->floor);
+		if (c->target > 0) {
+			jw_double_field(w, "target_ratio", c->target);
+			jw_bool_field(w, "met", s->ratio <= c->target);
+		}
+	}
+	jw_obj_close(w);
+}
+
+/* Table to @tf and/or JSON to @jf; returns whether the checks passed. */
+static bool report(const struct bench *b, FILE *tf, FILE *jf)
+{
+	struct summary sum[FR_MAX][C_MAX], ins[FR_MAX];
+	struct checks ck[FR_MAX] = {};
+	bool met[C_MAX] = {}, all_ok = true;
+	struct utsname u;
+	struct jw w;
+
+	uname(&u);
+	for (int c = 0; c < C_MAX; c++)
+		met[c] = true;
+	for (int k = 0; k < FR_MAX; k++) {
+		for (int c = 0; c < C_MAX; c++) {
+			summarize(b, k, c, &sum[k][c]);
+			met[c] &= sum[k][c].ratio <= cases[c].target;
+		}
+		ins[k] = (struct summary){
+			.ns = b->ins_prog[k], .floor_ns = b->ins_floor[k],
+			.ratio = b->ins_prog[k] / b->ins_floor[k],
+		};
+		ins[k].ratio_min = ins[k].ratio_max = ins[k].ratio;
+		if (!b->obj_file && read_checks(b, k, &ck[k]))
+			ck[k].ok = false;
+		all_ok &= b->obj_file || ck[k].ok;
+	}
+
+	if (tf) {
+		fprintf(tf, "xdp_bench: kernel %s, %ld CPUs, pinned to CPU %u, median of %u rounds, "
+			"F = %u flows, R = %llu\n", u.release, sysconf(_SC_NPROCESSORS_ONLN), b->cpu,
+			b->rounds, b->flows, b->repeat);
+		if (b->obj_file)
+			fprintf(tf, "variant: %s, program %s\n", b->obj_file, b->prog_name);
+		fprintf(tf, "  repeat: test_run with repeat=R; floor bench_xdp_pass; "
+			"ns = (wall(R) - wall(2)) / (R - 2)\n"
+			"  rotate: the same, of bench_xdp_cycle (next flow, then tail call); floor "
+			"= it\n          tail-calling bench_xdp_pass_frags\n"
+			"  call:   F test_runs, repeat=1, alternating with bench_xdp_pass; "
+			"ns = sum(duration) / F\n"
+			"  net = ns - floor; ratio = ns / floor per round: median, min..max\n\n");
+		fprintf(tf, "%-16s %-24s %8s %8s %8s %8s %-14s %s\n", "frame", "case", "ns/pkt",
+			"floor", "net", "ratio", "ratio range", "target");
+		for (int k = 0; k < FR_MAX; k++) {
+			char what[40];
+
+			for (int c = 0; c < C_MAX; c++) {
+				if (cases[c].many)
+					snprintf(what, sizeof(what), "%u flows, %s", b->flows,
+						 cases[c].what);
+				else
+					snprintf(what, sizeof(what), "1 flow, %s", cases[c].what);
+				print_row(tf, c ? "" : frames[k].label, what, &sum[k][c],
+					  cases[c].target);
+			}
+			snprintf(what, sizeof(what), "%u new flows, call", b->flows);
+			print_row(tf, "", what, &ins[k], 0);
+		}
+		fprintf(tf, "\nchecks: ");
+		for (int k = 0; k < FR_MAX && !b->obj_file; k++)
+			fprintf(tf, "%s %llu/%llu pkts counted, %llu flows lost, %zu entries; ",
+				frames[k].name, ck[k].pkts, ck[k].expected, ck[k].flow_lost,
+				ck[k].entries);
+		fprintf(tf, "bad retvals %llu: %s\n", b->bad_retval,
+			b->obj_file ? "(variant: counts not checked)" : all_ok ? "ok" : "FAILED");
+		fprintf(tf, "targets: 1 flow <= %.1fx: %s; %u flows <= %.1fx: rotate %s, call %s\n",
+			TARGET_SINGLE, met[C_REPEAT1] ? "met" : "NOT met", b->flows, TARGET_CYCLING,
+			met[C_ROTATEN] ? "met" : "NOT met", met[C_CALLN] ? "met" : "NOT met");
+	}
+	if (!jf)
+		return all_ok;
+
+	jw_init(&w, jf, false);
+	jw_obj_open(&w);
+	jw_str_field(&w, "kernel", u.release);
+	jw_i64_field(&w, "cpus", sysconf(_SC_NPROCESSORS_ONLN));
+	jw_u64_field(&w, "pinned_cpu", b->cpu);
+	jw_u64_field(&w, "rounds", b->rounds);
+	jw_u64_field(&w, "repeat", b->repeat);
+	jw_u64_field(&w, "flows", b->flows);
+	jw_str_field(&w, "object", b->obj_file ? b->obj_file : "pktlens_xdp.bpf.o");
+	jw_str_field(&w, "prog", b->prog_name);
+	jw_key(&w, "method");
+	jw_obj_open(&w);
+	jw_str_field(&w, "repeat", "test_run with repeat=R; ns = (wall(R) - wall(2)) / (R - 2), "
+		     "wall(2) an adjacent call with repeat=2 (removes the fixed cost of a call)");
+	jw_str_field(&w, "rotate", "as repeat, running bench_xdp_cycle, which rewrites the "
+		     "frame to the next flow and tail-calls the program");
+	jw_str_field(&w, "call", "F test_runs with repeat=1, call i carrying flow i, "
+		     "alternating with the floor; ns = sum of kernel duration / F");
+	jw_str_field(&w, "ratio", "pktlens / floor of the same round, median over rounds");
+	jw_obj_close(&w);
+	jw_key(&w, "results");
+	jw_arr_open(&w);
+	for (int k = 0; k < FR_MAX; k++) {
+		double kp[MAX_ROUNDS], kf[MAX_ROUNDS];
+
+		for (unsigned int i = 0; i < b->rounds; i++) {
+			kp[i] = b->s[i][k].prog_k;
+			kf[i] = b->s[i][k].floor_k;
+		}
+		jw_obj_open(&w);
+		jw_str_field(&w, "frame", frames[k].name);
+		jw_u64_field(&w, "len", frames[k].len);
+		for (int c = 0; c < C_MAX; c++)
+			json_summary(&w, cases[c].key, &sum[k][c], &cases[c]);
+		jw_fixed_field(&w, "single_flow_repeat_kernel_duration_ns", median(kp, b->rounds), 1);
+		jw_fixed_field(&w, "floor_repeat_kernel_duration_ns", median(kf, b->rounds), 1);
+		json_summary(&w, "new_flows_call", &ins[k], NULL);
+		if (!b->obj_file) {
+			jw_key(&w, "checks");
+			jw_obj_open(&w);
+			jw_u64_field(&w, "pkts_counted", ck[k].pkts);
+			jw_u64_field(&w, "pkts_run", ck[k].expected);
+			jw_u64_field(&w, "flow_lost", ck[k].flow_lost);
+			jw_u64_field(&w, "table_entries", ck[k].entries);
+			jw_obj_close(&w);
+		}
+		jw_obj_close(&w);
+	}
+	jw_arr_close(&w);
+	jw_u64_field(&w, "bad_retvals", b->bad_retval);
+	jw_bool_field(&w, "checks_ok", all_ok);
+	jw_key(&w, "targets_met");
+	jw_obj_open(&w);
+	jw_bool_field(&w, "single_flow_repeat", met[C_REPEAT1]);
+	jw_bool_field(&w, "flows_rotate", met[C_ROTATEN]);
+	jw_bool_field(&w, "flows_call", met[C_CALLN]);
+	jw_obj_close(&w);
+	jw_obj_close(&w);
+	jw_end(&w);
+	return all_ok;
+}
+
+/* pktlens_xdp as built (the skeleton's ELF), or the --obj variant. */
+static struct bpf_object *open_obj(const struct bench *b)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, o, .object_name = "pktlens_xdp");
+	const void *elf;
+	size_t sz;
+
+	if (b->obj_file)
+		return bpf_object__open_file(b->obj_file, NULL);
+	elf = pktlens_xdp__elf_bytes(&sz);
+	return bpf_object__open_mem(elf, sz, &o);
+}
+
+static int prog_fd(struct bpf_object *obj, const char *name)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(obj, name);
+
+	return p ? bpf_program__fd(p) : -ENOENT;
+}
+
+static int load(struct bench *b)
+{
+	const char *what = "pass.bpf.o";
+	struct bpf_map *flows;
+	int err;
+
+	b->pass = pass__open_and_load();
+	if (!b->pass) {
+		err = -errno;
+		goto fail;
+	}
+	b->floor_fd = bpf_program__fd(b->pass->progs.bench_xdp_pass);
+
+	what = b->cycle_file;
+	b->cycle = bpf_object__open_file(b->cycle_file, NULL);
+	if (!b->cycle) {
+		err = -errno;
+		goto fail;
+	}
+	err = bpf_object__load(b->cycle);
+	if (err)
+		goto fail;
+	b->cycle_fd = prog_fd(b->cycle, "bench_xdp_cycle");
+	b->floor_frags_fd = prog_fd(b->cycle, "bench_xdp_pass_frags");
+	b->cfg_fd = bpf_object__find_map_fd_by_name(b->cycle, "cycle_cfg");
+	b->target_fd = bpf_object__find_map_fd_by_name(b->cycle, "cycle_target");
+	if (b->cycle_fd < 0 || b->floor_frags_fd < 0 || b->cfg_fd < 0 || b->target_fd < 0) {
+		err = -ENOENT;
+		goto fail;
+	}
+
+	/* one pktlens object per frame: each table holds its own F + 1 flows */
+	what = b->obj_file ? b->obj_file : "pktlens_xdp.bpf.o";
+	for (int k = 0; k < FR_MAX; k++) {
+		b->obj[k] = open_obj(b);
+		if (!b->obj[k]) {
+			err = -errno;
+			goto fail;
+		}
+		flows = bpf_object__find_map_by_name(b->obj[k], PL_MAP_FLOWS);
+		err = flows ? bpf_map__set_max_entries(flows, b->flows + 1) : 0;
+		if (!err)
+			err = bpf_object__load(b->obj[k]);
+		if (err)
+			goto fail;
+		b->prog_fd[k] = prog_fd(b->obj[k], b->prog_name);
+		if (b->prog_fd[k] < 0) {
+			err = b->prog_fd[k];
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	fprintf(stderr, "xdp_bench: cannot load %s: %s\n", what, strerror(-err));
+	return err;
+}
+
+static void unload(struct bench *b)
+{
+	for (int k = 0; k < FR_MAX; k++)
+		bpf_object__close(b->obj[k]);
+	bpf_object__close(b->cycle);
+	pass__destroy(b->pass);
+}
+
+static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
+		      unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *out < min || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: xdp_bench [--json[=FILE]] [--rounds N] [--repeat N] [--flows N] "
+		"[--cpu N]\n                 [--cycle-obj FILE] [--obj FILE.bpf.o [--prog NAME]]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", optional_argument, NULL, 'j' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "repeat", required_argument, NULL, 'R' },
+		{ "flows", required_argument, NULL, 'f' },
+		{ "cpu", required_argument, NULL, 'c' },
+		{ "cycle-obj", required_argument, NULL, 'C' },
+		{ "obj", required_argument, NULL, 'o' },
+		{ "prog", required_argument, NULL, 'p' },
+		{},
+	};
+	static char cycle_path[PATH_MAX];
+	const char *json_file = NULL;
+	bool json = false;
+	unsigned long long v;
+	struct bench *b;
+	FILE *jf = NULL;
+	cpu_set_t set;
+	ssize_t n;
+	int c, err = 0, ret = 1;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return 1;
+	b->prog_name = "pktlens_xdp";
+	b->rounds = 5;
+	b->repeat = 1000000;
+	b->flows = 100000;
+	b->cpu = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	/* default: cycle.bpf.o in .output/, next to our own .output/bench/ */
+	n = readlink("/proc/self/exe", cycle_path, sizeof(cycle_path) - 32);
+	if (n > 0) {
+		cycle_path[n] = '\0';
+		strcat(dirname(cycle_path), "/../cycle.bpf.o");
+		b->cycle_file = cycle_path;
+	} else {
+		b->cycle_file = ".output/cycle.bpf.o";
+	}
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			json_file = optarg;
+			break;
+		case 'r':
+			err = parse_uint(optarg, 1, MAX_ROUNDS, &v);
+			b->rounds = v;
+			break;
+		case 'R':
+			err = parse_uint(optarg, 1000, INT_MAX, &v);
+			b->repeat = v;
+			break;
+		case 'f':
+			err = parse_uint(optarg, 1, MAX_FLOWS, &v);
+			b->flows = v;
+			break;
+		case 'c':
+			err = parse_uint(optarg, 0, CPU_SETSIZE - 1, &v);
+			b->cpu = v;
+			break;
+		case 'C':
+			b->cycle_file = optarg;
+			break;
+		case 'o':
+			b->obj_file = optarg;
+			break;
+		case 'p':
+			b->prog_name = optarg;
+			break;
+		default:
+			err = -EINVAL;
+		}
+		if (err)
+			break;
+	}
+	if (err || optind != argc) {
+		usage();
+		ret = 2;
+		goto out;
+	}
+
+	CPU_ZERO(&set);
+	CPU_SET(b->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		fprintf(stderr, "xdp_bench: cannot pin to CPU %u: %s\n", b->cpu, strerror(errno));
+		goto out;
+	}
+	libbpf_set_print(NULL);
+	if (load(b))
+		goto out;
+
+	/* first sight: insert the F flows (and warm up) before the rounds */
+	for (int k = 0; k < FR_MAX && !err; k++)
+		err = measure_calls(b, k, true, &b->ins_floor[k], &b->ins_prog[k]);
+	for (unsigned int r = 0; r < b->rounds && !err; r++)
+		err = measure_round(b, r);
+	if (err) {
+		fprintf(stderr, "xdp_bench: BPF_PROG_TEST_RUN: %s\n", strerror(-err));
+		goto out;
+	}
+
+	if (json_file) {
+		jf = fopen(json_file, "w");
+		if (!jf) {
+			fprintf(stderr, "xdp_bench: %s: %s\n", json_file, strerror(errno));
+			goto out;
+		}
+	}
+	/* a failed check (miscount, lost flow, bad retval) fails the run */
+	if (report(b, json && !json_file ? NULL : stdout, json ? (jf ? jf : stdout) : NULL))
+		ret = 0;
+out:
+	if (jf && fclose(jf))
+		ret = 1;
+	unload(b);
+	free(b);
+	return ret;
+}
