@@ -19,7 +19,7 @@ const char *pl_fmt_l3(__u16 ethertype, char *buf, size_t len);
 const char *pl_fmt_l4(const struct pl_flow_key *k, char *buf, size_t len);
 /* tcpdump-style flags: "S", "S.", "FP.", ... ("" when none) */
 const char *pl_fmt_tcp_flags(__u8 flags, char *buf, size_t len);
-/* CLOCK_MONOTONIC ns (bpf_ktime_get_ns) to seconds since the epoch */
+/* CLOCK_MONOTONIC ns (bpf_ktime_get_coarse_ns) to seconds since the epoch */
 double pl_mono_to_epoch(__u64 ns);
 
 extern const char *const pl_verdict_names[PL_VERDICT_MAX];

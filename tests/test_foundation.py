@@ -36,9 +36,10 @@ def test_test_run_counts_mixed_frames(tmp_path):
 def test_test_run_flow_table_full(tmp_path):
     from scapy.all import Ether, IP, UDP
 
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # no ARP lookup by scapy
     frames = []
     for i in range(1000):  # 1000 flows, two packets each, back to back
-        f = Ether() / IP(src="198.18.1.1", dst="198.18.2.2") / UDP(sport=10000 + i, dport=9)
+        f = eth / IP(src="198.18.1.1", dst="198.18.2.2") / UDP(sport=10000 + i, dport=9)
         frames += [f, f]
     doc = bpf_run(frames, tmp_path, flows=64)
     s = doc["stats"]
@@ -49,6 +50,32 @@ def test_test_run_flow_table_full(tmp_path):
     assert s["flow_lost"] == 2 * (1000 - 64)
     assert s["flow_lost_packets"] == 2000 - 2 * 64
     assert s["flow_lost_bytes"] == s["flow_lost_packets"] * 42
+
+
+def test_test_run_many_flows_through_the_cache(tmp_path):
+    """More flows than cache slots, interleaved: colliding flows share slots, are folded into the
+    table or stay uncached, and every flow still ends with its exact count."""
+    from scapy.all import Ether, IP, IPv6, UDP
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # no ARP lookup by scapy
+    flows = []
+    for i in range(6000):  # > PL_FLOW_CACHE_SLOTS (4096): collisions are certain
+        if i % 3:
+            flows.append(eth / IP(src=f"198.18.{i >> 8}.{i & 255}", dst="198.19.0.1")
+                         / UDP(sport=1024 + i, dport=53))
+        else:
+            flows.append(eth / IPv6(src=f"2001:db8::{i:x}", dst="2001:db8:1::1")
+                         / UDP(sport=1024 + i, dport=53))
+    frames = flows + flows[::-1] + flows  # three passes, the middle one reversed
+    doc = bpf_run(frames, tmp_path, flows=8192)
+    s = doc["stats"]
+    assert s["packets"] == 3 * len(flows)
+    assert s["flow_lost"] == 0
+    assert doc["table_entries"] == len(flows)
+    assert len(doc["flows"]) == len(flows)
+    want = {(f.sport, len(f)) for f in flows}
+    got = {(f["sport"], f["bytes"] // 3) for f in doc["flows"] if f["packets"] == 3}
+    assert len(got) == len(flows) and got == want
 
 
 def test_test_run_real_captures(tmp_path):

@@ -118,7 +118,7 @@ struct pl_flow_key {
 struct pl_flow_val {
 	__u64 packets;
 	__u64 bytes;
-	__u64 first_ns;		/* CLOCK_MONOTONIC, as bpf_ktime_get_ns() */
+	__u64 first_ns;		/* CLOCK_MONOTONIC (coarse: jiffy resolution) */
 	__u64 last_ns;
 	__u8 tcp_flags;		/* OR of all TCP flags seen */
 	__u8 pad[7];
@@ -131,7 +131,8 @@ struct pl_flow_slot {
 };
 
 /* Number of flow cache slots per CPU; a power of two. */
-#define PL_FLOW_CACHE_SLOTS 4096
+#define PL_FLOW_CACHE_BITS 12
+#define PL_FLOW_CACHE_SLOTS (1U << PL_FLOW_CACHE_BITS)
 
 /* Default and limits for the flow table capacity (attach --flows). */
 #define PL_FLOWS_DEFAULT 65536
