@@ -1,9 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make bench`: the BPF_PROG_TEST_RUN cost of the XDP program (xdp_bench),
-# then iperf3 through a veth lab with and without pktlens (iperf.sh).
-# Results are printed and kept as JSON in .output/bench/. Takes ~2 minutes.
+# `make bench`: the BPF_PROG_TEST_RUN cost of the XDP and tc programs
+# (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
+# then translated tcpdump filters (filter_bench). Results are printed and
+# kept in .output/bench/. Takes ~5 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
 #

@@ -23,6 +23,10 @@
  *              running bench_xdp_cycle (bench/cycle.bpf.c), which rewrites
  *              the frame to the next flow on every run and then tail-calls
  *              pktlens_xdp, or for the floor bench_xdp_pass_frags.
+ *  tc          1 flow; timed like repeat, of pktlens_tc_in (tc/) against
+ *              bench_tc_ok (returns TC_ACT_OK) as sched_cls programs: the
+ *              kernel builds an skb around the frame for every run, so the
+ *              floor is larger than XDP's.
  *  call        1 or F flows; F calls with .repeat = 1, call i carrying flow
  *              i, pktlens and bench_xdp_pass alternating call by call;
  *              ns = sum of the kernel-reported `duration` / F. Each call
@@ -35,8 +39,9 @@
  * process is pinned to one CPU so the per-CPU flow cache is always the same.
  * The flow table is sized to hold every flow (F + 1), so nothing is lost; the
  * run ends with checks read back from the maps (every packet counted once, no
- * flow lost, F + 1 table entries, every retval XDP_PASS) and fails if one
- * does not hold.
+ * flow lost, F + 1 table entries, every retval XDP_PASS or for tc
+ * TC_ACT_UNSPEC / TC_ACT_OK, every tc run counted on tc ingress) and fails if
+ * one does not hold.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -57,6 +62,7 @@
 #include <bpf/libbpf.h>
 
 #include "pktlens_xdp.skel.h"
+#include "pktlens_tc.skel.h"
 #include "pass.skel.h"
 #include "../export/json.h"
 #include "../loader/loader.h"
@@ -118,6 +124,7 @@ static const struct case_desc {
 struct sample {
 	double floor[C_MAX], prog[C_MAX];
 	double floor_k, prog_k;		/* repeat: the kernel's duration */
+	double tc_floor, tc_prog;	/* tc: pktlens_tc_in vs bench_tc_ok */
 };
 
 struct summary {
@@ -126,12 +133,16 @@ struct summary {
 
 struct checks {
 	unsigned long long pkts, expected, flow_lost;
+	unsigned long long tc_pkts, tc_expected;
 	size_t entries;
 	bool ok;
 };
 
 struct bench {
 	struct pass *pass;
+	struct pktlens_tc *tc;	/* all frames share it: only its counters are checked */
+	int tc_floor_fd, tc_fd;
+	unsigned long long tc_runs[FR_MAX];
 	struct bpf_object *cycle, *obj[FR_MAX];
 	int floor_fd, floor_frags_fd, cycle_fd, cfg_fd, target_fd;
 	int prog_fd[FR_MAX];
@@ -235,12 +246,14 @@ static double now_ns(void)
 static int run(struct bench *b, int fd, enum frame_kind k, unsigned long long repeat,
 	       unsigned int *d)
 {
+	/* pktlens_tc_* return TC_ACT_UNSPEC (-1), bench_tc_ok TC_ACT_OK (0) */
+	__u32 want = fd == b->tc_fd ? (__u32)-1 : fd == b->tc_floor_fd ? 0 : XDP_PASS;
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = b->buf, .data_size_in = frames[k].len,
 		    .repeat = (int)repeat);
 
 	if (bpf_prog_test_run_opts(fd, &t))
 		return -errno;
-	if (t.retval != XDP_PASS)
+	if (t.retval != want)
 		b->bad_retval++;
 	*d = t.duration;
 	return 0;
@@ -295,6 +308,33 @@ static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, b
 	return 0;
 }
 
+/* tc: like repeat, pktlens_tc_in against bench_tc_ok, in @flip order. */
+static int measure_tc(struct bench *b, enum frame_kind k, bool flip, struct sample *s)
+{
+	unsigned int d;
+	double t0, t1;
+	int err;
+
+	build_frame(b->buf, k, SINGLE_FLOW);
+	for (int i = 0; i < 2; i++) {
+		bool prog = (i == 0) == flip;
+		int fd_run = prog ? b->tc_fd : b->tc_floor_fd;
+
+		t0 = now_ns();
+		err = run(b, fd_run, k, 2, &d);
+		t1 = now_ns();
+		if (!err)
+			err = run(b, fd_run, k, b->repeat, &d);
+		if (err)
+			return err;
+		*(prog ? &s->tc_prog : &s->tc_floor) =
+			((now_ns() - t1) - (t1 - t0)) / (b->repeat - 2);
+		if (prog)
+			b->tc_runs[k] += b->repeat + 2;
+	}
+	return 0;
+}
+
 /* call: F pairs of .repeat = 1 calls, floor and pktlens alternating. */
 static int measure_calls(struct bench *b, enum frame_kind k, bool many, double *floor_ns,
 			 double *prog_ns)
@@ -340,6 +380,8 @@ static int measure_round(struct bench *b, unsigned int r)
 			err = measure_calls(b, k, false, &s->floor[C_CALL1], &s->prog[C_CALL1]);
 		if (!err)
 			err = measure_calls(b, k, true, &s->floor[C_CALLN], &s->prog[C_CALLN]);
+		if (!err && b->tc)
+			err = measure_tc(b, k, r & 1, s);
 	}
 	return err;
 }
@@ -357,21 +399,60 @@ static double median(double *v, unsigned int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Medians over @n rounds of program @p and floor @f; sorts them. */
+static void summarize_rounds(double *p, double *f, unsigned int n, struct summary *out)
+{
+	double r[MAX_ROUNDS];
+
+	for (unsigned int i = 0; i < n; i++)
+		r[i] = p[i] / f[i];
+	out->ns = median(p, n);
+	out->floor_ns = median(f, n);
+	out->ratio = median(r, n);
+	out->ratio_min = r[0];
+	out->ratio_max = r[n - 1];
+}
+
 static void summarize(const struct bench *b, enum frame_kind k, enum bench_case c,
 		      struct summary *out)
 {
-	double p[MAX_ROUNDS], f[MAX_ROUNDS], r[MAX_ROUNDS];
+	double p[MAX_ROUNDS], f[MAX_ROUNDS];
 
 	for (unsigned int i = 0; i < b->rounds; i++) {
 		p[i] = b->s[i][k].prog[c];
 		f[i] = b->s[i][k].floor[c];
-		r[i] = p[i] / f[i];
 	}
-	out->ns = median(p, b->rounds);
-	out->floor_ns = median(f, b->rounds);
-	out->ratio = median(r, b->rounds);
-	out->ratio_min = r[0];
-	out->ratio_max = r[b->rounds - 1];
+	summarize_rounds(p, f, b->rounds, out);
+}
+
+static void summarize_tc(const struct bench *b, enum frame_kind k, struct summary *out)
+{
+	double p[MAX_ROUNDS], f[MAX_ROUNDS];
+
+	for (unsigned int i = 0; i < b->rounds; i++) {
+		p[i] = b->s[i][k].tc_prog;
+		f[i] = b->s[i][k].tc_floor;
+	}
+	summarize_rounds(p, f, b->rounds, out);
+}
+
+/* Every run of pktlens_tc_in, whatever the frame, counted once on tc ingress. */
+static int read_tc_checks(const struct bench *b, struct checks *c)
+{
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_state st = {
+		.stats_fd = bpf_map__fd(b->tc->maps.stats),
+		.flows_fd = -1, .cache_fd = -1, .meta_fd = -1,
+	};
+	int err = pl_state_stats(&st, s);
+
+	if (err)
+		return err;
+	c->tc_pkts = s[PL_SLOT_TC_IN].pkts[PL_VERDICT_PASS];
+	c->tc_expected = 0;
+	for (int k = 0; k < FR_MAX; k++)
+		c->tc_expected += b->tc_runs[k];
+	return 0;
 }
 
 static int read_checks(const struct bench *b, enum frame_kind k, struct checks *c)
@@ -434,8 +515,8 @@ static void json_summary(struct jw *w, const char *key, const struct summary *s,
 /* Table to @tf and/or JSON to @jf; returns whether the checks passed. */
 static bool report(const struct bench *b, FILE *tf, FILE *jf)
 {
-	struct summary sum[FR_MAX][C_MAX], ins[FR_MAX];
-	struct checks ck[FR_MAX] = {};
+	struct summary sum[FR_MAX][C_MAX], ins[FR_MAX], tc[FR_MAX];
+	struct checks ck[FR_MAX] = {}, tck = {};
 	bool met[C_MAX] = {}, all_ok = true;
 	struct utsname u;
 	struct jw w;
@@ -456,7 +537,11 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		if (!b->obj_file && read_checks(b, k, &ck[k]))
 			ck[k].ok = false;
 		all_ok &= b->obj_file || ck[k].ok;
+		summarize_tc(b, k, &tc[k]);
 	}
+	if (read_tc_checks(b, &tck))
+		all_ok = false;
+	all_ok &= tck.tc_pkts == tck.tc_expected;
 
 	if (tf) {
 		fprintf(tf, "xdp_bench: kernel %s, %ld CPUs, pinned to CPU %u, median of %u rounds, "
@@ -470,6 +555,7 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 			"= it\n          tail-calling bench_xdp_pass_frags\n"
 			"  call:   F test_runs, repeat=1, alternating with bench_xdp_pass; "
 			"ns = sum(duration) / F\n"
+			"  tc:     as repeat, of pktlens_tc_in; floor bench_tc_ok (sched_cls)\n"
 			"  net = ns - floor; ratio = ns / floor per round: median, min..max\n\n");
 		fprintf(tf, "%-16s %-24s %8s %8s %8s %8s %-14s %s\n", "frame", "case", "ns/pkt",
 			"floor", "net", "ratio", "ratio range", "target");
@@ -487,12 +573,14 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 			}
 			snprintf(what, sizeof(what), "%u new flows, call", b->flows);
 			print_row(tf, "", what, &ins[k], 0);
+			print_row(tf, "", "tc: 1 flow, repeat", &tc[k], 0);
 		}
 		fprintf(tf, "\nchecks: ");
 		for (int k = 0; k < FR_MAX && !b->obj_file; k++)
 			fprintf(tf, "%s %llu/%llu pkts counted, %llu flows lost, %zu entries; ",
 				frames[k].name, ck[k].pkts, ck[k].expected, ck[k].flow_lost,
 				ck[k].entries);
+		fprintf(tf, "tc %llu/%llu pkts counted; ", tck.tc_pkts, tck.tc_expected);
 		fprintf(tf, "bad retvals %llu: %s\n", b->bad_retval,
 			b->obj_file ? "(variant: counts not checked)" : all_ok ? "ok" : "FAILED");
 		fprintf(tf, "targets: 1 flow <= %.1fx: %s; %u flows <= %.1fx: rotate %s, call %s\n",
@@ -520,6 +608,7 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		     "frame to the next flow and tail-calls the program");
 	jw_str_field(&w, "call", "F test_runs with repeat=1, call i carrying flow i, "
 		     "alternating with the floor; ns = sum of kernel duration / F");
+	jw_str_field(&w, "tc", "as repeat, pktlens_tc_in against bench_tc_ok (sched_cls)");
 	jw_str_field(&w, "ratio", "pktlens / floor of the same round, median over rounds");
 	jw_obj_close(&w);
 	jw_key(&w, "results");
@@ -539,6 +628,7 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		jw_fixed_field(&w, "single_flow_repeat_kernel_duration_ns", median(kp, b->rounds), 1);
 		jw_fixed_field(&w, "floor_repeat_kernel_duration_ns", median(kf, b->rounds), 1);
 		json_summary(&w, "new_flows_call", &ins[k], NULL);
+		json_summary(&w, "tc_single_flow_repeat", &tc[k], NULL);
 		if (!b->obj_file) {
 			jw_key(&w, "checks");
 			jw_obj_open(&w);
@@ -551,6 +641,8 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		jw_obj_close(&w);
 	}
 	jw_arr_close(&w);
+	jw_u64_field(&w, "tc_pkts_counted", tck.tc_pkts);
+	jw_u64_field(&w, "tc_pkts_run", tck.tc_expected);
 	jw_u64_field(&w, "bad_retvals", b->bad_retval);
 	jw_bool_field(&w, "checks_ok", all_ok);
 	jw_key(&w, "targets_met");
@@ -596,6 +688,15 @@ static int load(struct bench *b)
 		goto fail;
 	}
 	b->floor_fd = bpf_program__fd(b->pass->progs.bench_xdp_pass);
+	b->tc_floor_fd = bpf_program__fd(b->pass->progs.bench_tc_ok);
+
+	what = "pktlens_tc.bpf.o";
+	b->tc = pktlens_tc__open_and_load();
+	if (!b->tc) {
+		err = -errno;
+		goto fail;
+	}
+	b->tc_fd = bpf_program__fd(b->tc->progs.pktlens_tc_in);
 
 	what = b->cycle_file;
 	b->cycle = bpf_object__open_file(b->cycle_file, NULL);
@@ -646,6 +747,7 @@ static void unload(struct bench *b)
 	for (int k = 0; k < FR_MAX; k++)
 		bpf_object__close(b->obj[k]);
 	bpf_object__close(b->cycle);
+	pktlens_tc__destroy(b->tc);
 	pass__destroy(b->pass);
 }
 
