@@ -16,12 +16,14 @@
 #define PKTLENS_VERSION "0.1.0"
 
 static const struct pl_cmd cmds[] = {
-	{ "attach", do_attach, "attach DEV [--xdp native|skb|none] [--flows N] [--force]" },
-	{ "detach", do_detach, "detach DEV | --all" },
+	{ "attach", do_attach, "attach DEV [--xdp native|skb|none] [--tc in,out|none] [--tc-mech tcx|clsact]\n"
+	  "                      [--flows N] [--force]" },
+	{ "detach", do_detach, "detach DEV | --all | --stale" },
 	{ "list", do_list, "list" },
 	{ "stats", do_stats, "stats [DEV] [--watch SECS] [--reset]" },
 	{ "flows", do_flows, "flows [DEV] [--top N] [--sort bytes|packets|rate]" },
-	{ "filter", do_filter, "filter compile 'EXPR' [-d|-dd] | filter run -r FILE.pcap [--count] 'EXPR'" },
+	{ "filter", do_filter, "filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n"
+	  "       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'" },
 };
 
 static void usage(FILE *f)
