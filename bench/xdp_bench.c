@@ -259,6 +259,26 @@ static int run(struct bench *b, int fd, enum frame_kind k, unsigned long long re
 	return 0;
 }
 
+/*
+ * ns per run of @fd: a call with repeat = R minus the same call with repeat
+ * = 2 just before (the fixed cost of a call), over R - 2. The kernel's
+ * duration of the long call in *d.
+ */
+static int timed_run(struct bench *b, int fd, enum frame_kind k, double *ns, unsigned int *d)
+{
+	double t0, t1;
+	int err;
+
+	t0 = now_ns();
+	err = run(b, fd, k, 2, d);
+	t1 = now_ns();
+	if (!err)
+		err = run(b, fd, k, b->repeat, d);
+	if (!err)
+		*ns = ((now_ns() - t1) - (t1 - t0)) / (b->repeat - 2);
+	return err;
+}
+
 /* repeat and rotate: one long call each for floor and pktlens, in @flip order. */
 static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, bool flip,
 			struct sample *s)
@@ -271,7 +291,7 @@ static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, b
 		.addr_base = k == FR_V6_UDP_128 ? 1 : V4_BASE + 1,
 	};
 	unsigned int d, zero = 0;
-	double t0, t1, ns;
+	double ns;
 	int err;
 
 	build_frame(b->buf, k, c == C_REPEAT1 ? SINGLE_FLOW : 0);
@@ -287,15 +307,9 @@ static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, b
 				return -errno;
 			fd_run = b->cycle_fd;
 		}
-		/* the same call with repeat = 2 times the fixed cost of a call */
-		t0 = now_ns();
-		err = run(b, fd_run, k, 2, &d);
-		t1 = now_ns();
-		if (!err)
-			err = run(b, fd_run, k, b->repeat, &d);
+		err = timed_run(b, fd_run, k, &ns, &d);
 		if (err)
 			return err;
-		ns = ((now_ns() - t1) - (t1 - t0)) / (b->repeat - 2);
 		if (prog) {
 			s->prog[c] = ns;
 			b->runs[k] += b->repeat + 2;
@@ -312,23 +326,16 @@ static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, b
 static int measure_tc(struct bench *b, enum frame_kind k, bool flip, struct sample *s)
 {
 	unsigned int d;
-	double t0, t1;
 	int err;
 
 	build_frame(b->buf, k, SINGLE_FLOW);
 	for (int i = 0; i < 2; i++) {
 		bool prog = (i == 0) == flip;
-		int fd_run = prog ? b->tc_fd : b->tc_floor_fd;
 
-		t0 = now_ns();
-		err = run(b, fd_run, k, 2, &d);
-		t1 = now_ns();
-		if (!err)
-			err = run(b, fd_run, k, b->repeat, &d);
+		err = timed_run(b, prog ? b->tc_fd : b->tc_floor_fd, k,
+				prog ? &s->tc_prog : &s->tc_floor, &d);
 		if (err)
 			return err;
-		*(prog ? &s->tc_prog : &s->tc_floor) =
-			((now_ns() - t1) - (t1 - t0)) / (b->repeat - 2);
 		if (prog)
 			b->tc_runs[k] += b->repeat + 2;
 	}
