@@ -47,8 +47,11 @@ static __always_inline __u32 pl_log2_bucket(__u32 v)
 	return r < PL_LOG2_MAX ? r : PL_LOG2_MAX - 1;
 }
 
-/* Count @p, seen at @slot, with @verdict (enum pl_verdict). */
-static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict)
+/*
+ * Count @p, seen at @slot, with @verdict (enum pl_verdict); @matched: the
+ * chained filter expression matched it (bpf/chain.h).
+ */
+static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict, __u32 matched)
 {
 	struct pl_stats *s;
 	__u32 len = p->len;
@@ -60,6 +63,10 @@ static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdi
 		verdict = PL_VERDICT_ABORTED;
 	s->pkts[verdict]++;
 	s->bytes[verdict] += len;
+	if (matched) {
+		s->filter_pkts++;
+		s->filter_bytes += len;
+	}
 	s->rmon[pl_rmon_bucket(len)]++;
 	s->log2[pl_log2_bucket(len)]++;
 	if (p->l3 < PL_L3_MAX)

@@ -39,6 +39,18 @@ struct {
 	__type(value, struct pl_flow_slot);
 } flow_cache SEC(".maps");
 
+/*
+ * Filter chaining: the verdict of the RULES program of a hook (enum
+ * pl_slot) for the packet in flight on this CPU, read by that hook's MAIN
+ * program right after the tail call (bpf/chain.h).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} chain_res SEC(".maps");
+
 /* What attach set up; written by the loader, never by BPF. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common.h"
 #include "util.h"
 #include "../pcap/cbpf.h"
 
 #define FILTER_USAGE \
 	"Usage: pktlens filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n" \
-	"       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n"
+	"       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n" \
+	"       pktlens filter set DEV 'EXPR'\n" \
+	"       pktlens filter clear DEV\n"
 
 static void filter_usage(FILE *f)
 {
@@ -28,6 +31,11 @@ static void filter_usage(FILE *f)
 		"            verifier accepts it\n"
 		"  run       run the program on every packet of a capture with\n"
 		"            BPF_PROG_TEST_RUN and print the 1-based index of each match\n"
+		"  set       chain the expression into every hook pktlens has attached on\n"
+		"            DEV: `stats` then counts the packets and bytes it matches per\n"
+		"            hook. Replaces the previous expression in one step per hook;\n"
+		"            counters are kept. Traffic is never changed.\n"
+		"  clear     unchain the expression from DEV\n"
 		"\n"
 		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet)\n"
 		"  -c, --count       print only the number of matching packets\n"
@@ -468,6 +476,122 @@ out:
 	return ret;
 }
 
+static void print_set(const struct pl_chain *c, const char *ifname, const char *old, bool set)
+{
+	const char *hooks[PL_SLOT_MAX];
+	size_t n = pl_chain_hooks(c, hooks);
+
+	if (pl_g.json) {
+		struct jw w;
+
+		jw_init(&w, stdout, pl_g.pretty);
+		jw_obj_open(&w);
+		jw_str_field(&w, "interface", ifname);
+		jw_key(&w, "expression");
+		if (set)
+			jw_str(&w, c->meta.filter_expr);
+		else
+			jw_null(&w);
+		jw_key(&w, "previous");
+		if (old)
+			jw_str(&w, old);
+		else
+			jw_null(&w);
+		jw_key(&w, "hooks");
+		jw_arr_open(&w);
+		for (size_t i = 0; i < n; i++)
+			jw_str(&w, hooks[i]);
+		jw_arr_close(&w);
+		jw_obj_close(&w);
+		jw_end(&w);
+		return;
+	}
+	if (set) {
+		printf("%s: filter '%s' chained on ", ifname, c->meta.filter_expr);
+		for (size_t i = 0; i < n; i++)
+			printf("%s%s", i ? ", " : "", hooks[i]);
+		if (old)
+			printf(" (replaced '%s')", old);
+		printf("\n");
+	} else {
+		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", ifname, old);
+	}
+}
+
+/* filter set DEV EXPR | filter clear DEV */
+static int do_set(int argc, char **argv, bool set)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *verb = set ? "filter set" : "filter clear";
+	struct pl_chain c = { -1, -1, -1, -1, {} };
+	struct pl_attachment *a = NULL;
+	char why[PL_WHY_LEN * 4], *expr = NULL, *old = NULL;
+	size_t n;
+	int opt, err, ret;
+
+	pl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'h':
+			filter_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			fputs(FILTER_USAGE, stderr);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || (set && optind + 1 >= argc) || (!set && optind + 1 != argc)) {
+		pl_err("%s: %s", verb, set ? "needs DEV and an expression" : "needs DEV");
+		return PL_EXIT_USAGE;
+	}
+	if (set) {
+		expr = join_args(argc, argv, optind + 1);
+		if (!expr) {
+			pl_err("%s: %s", verb, strerror(ENOMEM));
+			return PL_EXIT_FAIL;
+		}
+	}
+	ret = pl_need_caps(verb, PL_NEED_BPF);
+	if (!ret)
+		ret = pl_select(verb, argv[optind], &a, &n);
+	if (ret)
+		goto out;
+	err = pl_chain_open(a->dir, &c);
+	if (err) {
+		pl_err("%s: %s: cannot open pinned maps in %s: %s%s", verb, a->ifname, a->dir,
+		       strerror(-err), err == -ENOENT ? " (attached by an older pktlens? "
+		       "attach --force)" : "");
+		ret = PL_EXIT_FAIL;
+		goto out;
+	}
+	if (c.meta.filter_set)
+		old = strdup(c.meta.filter_expr);
+	err = set ? pl_chain_set(&c, expr, why, sizeof(why)) : pl_chain_clear(&c, why, sizeof(why));
+	if (err) {
+		if (err == -EINVAL || err == -EOPNOTSUPP)
+			pl_err("%s: %s: expression '%s': %s", verb, a->ifname, expr, why);
+		else
+			pl_err("%s: %s: %s", verb, a->ifname, why);
+		ret = err == -EINVAL || err == -EOPNOTSUPP || err == -E2BIG ? PL_EXIT_USAGE :
+									   PL_EXIT_FAIL;
+		goto out;
+	}
+	print_set(&c, a->ifname, old, set);
+out:
+	pl_chain_close(&c);
+	free(a);
+	free(expr);
+	free(old);
+	return ret;
+}
+
 int do_filter(int argc, char **argv)
 {
 	const char *verb = argc > 1 ? argv[1] : NULL;
@@ -484,6 +608,10 @@ int do_filter(int argc, char **argv)
 		return do_compile(argc - 1, argv + 1);
 	if (!strcmp(verb, "run"))
 		return do_run(argc - 1, argv + 1);
+	if (!strcmp(verb, "set"))
+		return do_set(argc - 1, argv + 1, true);
+	if (!strcmp(verb, "clear"))
+		return do_set(argc - 1, argv + 1, false);
 	pl_err("filter: what is '%s'? (see pktlens filter --help)", verb);
 	return PL_EXIT_USAGE;
 }

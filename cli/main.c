@@ -23,7 +23,8 @@ static const struct pl_cmd cmds[] = {
 	{ "stats", do_stats, "stats [DEV] [--watch SECS] [--reset]" },
 	{ "flows", do_flows, "flows [DEV] [--top N] [--sort bytes|packets|rate]" },
 	{ "filter", do_filter, "filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n"
-	  "       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'" },
+	  "       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n"
+	  "       pktlens filter set DEV 'EXPR' | filter clear DEV" },
 };
 
 static void usage(FILE *f)

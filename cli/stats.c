@@ -86,7 +86,7 @@ static void plain_hist(const struct pl_stats *s)
 	}
 }
 
-static void plain_slot(const struct pl_stats *s, int slot)
+static void plain_slot(const struct pl_stats *s, int slot, bool filter)
 {
 	__u64 pk, by;
 
@@ -108,6 +108,9 @@ static void plain_slot(const struct pl_stats *s, int slot)
 	if (s->flow_lost)
 		printf("    flow table full: %llu packets (%llu bytes) not recorded in flows\n",
 		       s->flow_lost_pkts, s->flow_lost_bytes);
+	if (filter || s->filter_pkts)
+		printf("    filter matched %llu packets, %llu bytes\n", s->filter_pkts,
+		       s->filter_bytes);
 	plain_hist(s);
 }
 
@@ -145,6 +148,11 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_u64_field(w, "flows", used);
 		jw_u64_field(w, "flows_max", st.meta.flows_max);
 		jw_bool_field(w, "reset", reset);
+		jw_key(w, "filter");
+		if (st.meta.filter_set)
+			jw_str(w, st.meta.filter_expr);
+		else
+			jw_null(w);
 		jw_key(w, "kernel");
 		if (have_li) {
 			jw_obj_open(w);
@@ -177,9 +185,11 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
 		else
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
+		if (st.meta.filter_set)
+			printf("  filter    '%s'\n", st.meta.filter_expr);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
-				plain_slot(&s[sl], sl);
+				plain_slot(&s[sl], sl, st.meta.filter_set);
 	}
 	pl_state_close(&st);
 	return PL_EXIT_OK;

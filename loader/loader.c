@@ -243,11 +243,18 @@ static int load_xdp(struct attach *a)
 	if (!a->xskel)
 		return FAIL(a, -errno, "%s: cannot open the XDP object: %s", ifname, strerror(errno));
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
+	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp,
 						a->info->xdp_mode == PL_XDP_NATIVE);
 	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_main,
+						a->info->xdp_mode == PL_XDP_NATIVE);
+	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb,
+						a->info->xdp_mode == PL_XDP_SKB);
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_main,
 						a->info->xdp_mode == PL_XDP_SKB);
 	if (!err && a->info->reattached) {
 		err = bpf_map__reuse_fd(a->xskel->maps.stats, a->old.stats_fd);
@@ -293,9 +300,17 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = bpf_map__reuse_fd(t->maps.meta, bpf_map__fd(x->maps.meta));
 	if (!err)
+		err = bpf_map__reuse_fd(t->maps.chain_res, bpf_map__fd(x->maps.chain_res));
+	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, a->info->tc_hooks & PL_TC_IN);
 	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_main,
+						a->info->tc_hooks & PL_TC_IN);
+	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out, a->info->tc_hooks & PL_TC_OUT);
+	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
+						a->info->tc_hooks & PL_TC_OUT);
 	if (!err)
 		err = pktlens_tc__load(t);
 	if (err)
@@ -305,6 +320,59 @@ static int load_tc(struct attach *a)
 	if (!err && (a->info->tc_hooks & PL_TC_OUT))
 		err = prog_id(t->progs.pktlens_tc_out, &a->m->tc_prog_id[PL_DIR_OUT]);
 	return err;
+}
+
+static struct bpf_map *xdp_chain(const struct attach *a)
+{
+	return a->info->xdp_mode == PL_XDP_SKB ? a->xskel->maps.xdp_skb_chain :
+						 a->xskel->maps.xdp_chain;
+}
+
+/* Every hook's MAIN slot: where a chained filter hands the packet back. */
+static int fill_chains(struct attach *a)
+{
+	__u32 slot = PL_CHAIN_MAIN(PL_DIR_IN);
+	int fd, err = 0;
+
+	if (a->info->xdp_mode != PL_XDP_NONE) {
+		fd = bpf_program__fd(a->info->xdp_mode == PL_XDP_SKB ?
+				     a->xskel->progs.pktlens_xdp_skb_main :
+				     a->xskel->progs.pktlens_xdp_main);
+		if (bpf_map_update_elem(bpf_map__fd(xdp_chain(a)), &slot, &fd, BPF_ANY))
+			err = -errno;
+	}
+	for (int dir = 0; dir < 2 && !err; dir++) {
+		if (!(a->info->tc_hooks & (1u << dir)))
+			continue;
+		slot = PL_CHAIN_MAIN(dir);
+		fd = bpf_program__fd(dir == PL_DIR_IN ? a->tskel->progs.pktlens_tc_in_main :
+							a->tskel->progs.pktlens_tc_out_main);
+		if (bpf_map_update_elem(bpf_map__fd(a->tskel->maps.tc_chain), &slot, &fd, BPF_ANY))
+			err = -errno;
+	}
+	return err ? FAIL(a, err, "%s: cannot set up the filter chain: %s", a->o->ifname,
+			  strerror(-err)) : 0;
+}
+
+/* --force over an attachment with a filter: chain the same expression again. */
+static int refilter(struct attach *a)
+{
+	struct pl_chain c = {
+		.res_fd = bpf_map__fd(a->xskel->maps.chain_res),
+		.xdp_fd = a->info->xdp_mode != PL_XDP_NONE ? bpf_map__fd(xdp_chain(a)) : -1,
+		.tc_fd = a->info->tc_hooks ? bpf_map__fd(a->tskel->maps.tc_chain) : -1,
+		.meta_fd = bpf_map__fd(a->xskel->maps.meta),
+		.meta = *a->m,
+	};
+	char why[PL_WHY_LEN];
+	int err;
+
+	a->old.meta.filter_expr[sizeof(a->old.meta.filter_expr) - 1] = '\0';
+	err = pl_chain_set(&c, a->old.meta.filter_expr, why, sizeof(why));
+	if (err)
+		return FAIL(a, err, "%s: cannot chain the filter again: %s", a->o->ifname, why);
+	*a->m = c.meta;
+	return 0;
 }
 
 static int attach_xdp(struct attach *a)
@@ -478,6 +546,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	err = load_xdp(&a);
 	if (!err && info->tc_hooks)
 		err = load_tc(&a);
+	if (!err)
+		err = fill_chains(&a);
 	if (err)
 		goto out;
 
@@ -500,6 +570,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		err = pin_map(a.xskel->maps.flow_cache, a.tmp);
 	if (!err)
 		err = pin_map(a.xskel->maps.meta, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.chain_res, a.tmp);
+	if (!err && info->xdp_mode != PL_XDP_NONE)
+		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
+	if (!err && info->tc_hooks)
+		err = pin_map(a.tskel->maps.tc_chain, a.tmp);
 	if (err) {
 		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
 		goto out;
@@ -527,6 +603,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		err = FAIL(&a, -errno, "%s: cannot write attach metadata: %s", ifname, strerror(errno));
 		goto out;
 	}
+	if (info->reattached && a.old.meta.filter_set && (err = refilter(&a)))
+		goto out;
 	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
 		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
 		goto out;

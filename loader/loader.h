@@ -30,6 +30,8 @@ int pl_bpffs_ensure(char *why, size_t whylen);
 int pl_netns_ino(uint64_t *ino);
 /* PL_PIN_ROOT/<netns>/<ifname> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
+/* An fd of the object pinned as @dir/@name, or -1 with errno set. */
+int pl_pin_open(const char *dir, const char *name);
 /* Remove a pin directory and everything pinned in it. */
 int pl_pin_dir_remove(const char *dir);
 /* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */
@@ -100,6 +102,33 @@ int pl_detach(const struct pl_attachment *a, char *why, size_t whylen);
 
 const char *pl_xdp_mode_name(int mode);
 const char *pl_tc_mech_name(int mech);
+
+/* ---- filter chaining (loader/chain.c) ---- */
+
+/* The chain maps and metadata of one attachment. */
+struct pl_chain {
+	int res_fd;		/* chain_res */
+	int xdp_fd;		/* xdp_chain, -1 without an XDP hook */
+	int tc_fd;		/* tc_chain, -1 without tc hooks */
+	int meta_fd;
+	struct pl_meta meta;
+};
+
+/* Open the pins of the attachment in @dir. */
+int pl_chain_open(const char *dir, struct pl_chain *c);
+void pl_chain_close(struct pl_chain *c);
+/*
+ * Compile @expr (libpcap), translate and load it for every hook of @c, then
+ * chain it in, replacing any expression before it, and record it in the
+ * metadata. On any error nothing changes: -EINVAL bad expression (libpcap's
+ * message in @why), -EOPNOTSUPP needs a live capture, -E2BIG too long, else
+ * from the kernel.
+ */
+int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen);
+/* Unchain the expression from every hook (no error when none was set). */
+int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen);
+/* Names of the hooks an expression is chained on ("xdp in", "tc out"). */
+size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX]);
 
 /* ---- reading state (loader/state.c) ---- */
 

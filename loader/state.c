@@ -13,7 +13,7 @@
 
 #define BATCH 4096
 
-static int open_pin(const char *dir, const char *name)
+int pl_pin_open(const char *dir, const char *name)
 {
 	char path[1024];
 
@@ -38,16 +38,17 @@ int pl_state_open(const char *dir, struct pl_state *st)
 	int err = 0;
 
 	memset(st, 0, sizeof(*st));
-	st->stats_fd = open_pin(dir, PL_MAP_STATS);
-	st->flows_fd = open_pin(dir, PL_MAP_FLOWS);
-	st->cache_fd = open_pin(dir, PL_MAP_FLOW_CACHE);
-	st->meta_fd = open_pin(dir, PL_MAP_META);
+	st->stats_fd = pl_pin_open(dir, PL_MAP_STATS);
+	st->flows_fd = pl_pin_open(dir, PL_MAP_FLOWS);
+	st->cache_fd = pl_pin_open(dir, PL_MAP_FLOW_CACHE);
+	st->meta_fd = pl_pin_open(dir, PL_MAP_META);
 	if (st->stats_fd < 0 || st->flows_fd < 0 || st->cache_fd < 0 || st->meta_fd < 0)
 		err = -errno;
 	else if (bpf_map_lookup_elem(st->meta_fd, &key, &st->meta))
 		err = -errno;
 	else if (st->meta.version != PL_META_VERSION)
 		err = -EPROTO;
+	st->meta.filter_expr[sizeof(st->meta.filter_expr) - 1] = '\0';
 	if (err)
 		pl_state_close(st);
 	return err;

@@ -75,6 +75,28 @@ int pl_cbpf_translate_flags(const struct sock_filter *prog, size_t len, enum pl_
 			    char *err, size_t errlen);
 
 /*
+ * Where a chained RULES program reports its verdict (include/pktlens, PL_CHAIN_*).
+ */
+struct pl_chain_target {
+	enum pl_filter_ctx ctx;
+	int res_fd;		/* chain_res: PERCPU_ARRAY of u32 */
+	uint32_t res_key;	/* enum pl_slot of the hook */
+	int chain_fd;		/* the hook's PROG_ARRAY */
+	uint32_t main_slot;	/* PL_CHAIN_MAIN(dir) */
+};
+
+/*
+ * Wrap a translated program (pl_cbpf_translate()) as the RULES stage of a
+ * pktlens hook: a new main function calls it as a BPF-to-BPF subprogram,
+ * stores its 0/1 verdict in chain_res[res_key] of this CPU and tail-calls
+ * chain[main_slot], the hook's counting program. Returns 0 and a malloc'd
+ * program in *out, or -errno. Load it with pl_ebpf_load() while the map fds
+ * are open; the program then holds its own references to both maps.
+ */
+int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_chain_target *t,
+		  struct bpf_insn **out, size_t *out_len);
+
+/*
  * Load a translated program with bpf_prog_load() as BPF_PROG_TYPE_XDP or
  * BPF_PROG_TYPE_SCHED_CLS, program name "pl_filter". @prog_flags goes to the
  * kernel (e.g. BPF_F_XDP_HAS_FRAGS to match a frags-aware caller of a tail

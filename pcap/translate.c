@@ -1114,6 +1114,50 @@ int pl_cbpf_translate(const struct sock_filter *prog, size_t len, enum pl_filter
 	return pl_cbpf_translate_flags(prog, len, ctx, 0, out, out_len, err, errlen);
 }
 
+/* ---- chaining: a translated program as the RULES stage of a hook ---- */
+
+int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_chain_target *t,
+		  struct bpf_insn **out, size_t *out_len)
+{
+	/* what the translated program's caller is: see pl_ebpf_chain() in cbpf.h */
+	const struct bpf_insn head[] = {
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R6, R1, 0, 0),		/* r6 = ctx */
+		insn(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, 0),	/* r0 = filter(ctx) */
+		insn(BPF_ALU | BPF_MOV | BPF_X, R7, R0, 0, 0),		/* w7 = verdict */
+		insn(BPF_ST | BPF_W | BPF_MEM, R10, 0, -4, (int32_t)t->res_key),
+		insn(BPF_LD | BPF_IMM | BPF_DW, R1, BPF_PSEUDO_MAP_FD, 0, t->res_fd),
+		insn(0, 0, 0, 0, 0),
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R2, R10, 0, 0),
+		insn(BPF_ALU64 | BPF_ADD | BPF_K, R2, 0, 0, -4),
+		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
+		insn(BPF_JMP | BPF_JEQ | BPF_K, R0, 0, 1, 0),
+		insn(BPF_STX | BPF_W | BPF_MEM, R0, R7, 0, 0),		/* chain_res[key] = w7 */
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
+		insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd),
+		insn(0, 0, 0, 0, 0),
+		insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->main_slot),
+		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
+		/* only if the MAIN slot is empty: let the packet go */
+		insn(BPF_ALU64 | BPF_MOV | BPF_K, R0, 0, 0,
+		     t->ctx == PL_FILTER_TC ? -1 /* TC_ACT_UNSPEC */ : XDP_PASS),
+		insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	const size_t n = sizeof(head) / sizeof(head[0]);
+	struct bpf_insn *p;
+
+	if (!cnt || cnt > PL_EBPF_MAX_INSNS - n)
+		return -E2BIG;
+	p = malloc((n + cnt) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, head, sizeof(head));
+	p[1].imm = (int32_t)(n - 2);	/* the call goes to p[n]: pc + 1 + imm */
+	memcpy(p + n, filter, cnt * sizeof(*p));
+	*out = p;
+	*out_len = n + cnt;
+	return 0;
+}
+
 /* ---- load and run ---- */
 
 /* The last lines of @log that fit @outlen bytes, starting on a line. */

@@ -35,6 +35,9 @@ ip -n "$B" link set vb up
 step "pktlens -n $B attach vb"
 "$PKTLENS" -n "$B" attach vb
 
+step "pktlens -n $B filter set vb 'tcp[tcpflags] & tcp-syn != 0'   (count SYNs in-kernel)"
+"$PKTLENS" -n "$B" filter set vb 'tcp[tcpflags] & tcp-syn != 0'
+
 step "traffic: scapy mix (UDP/TCP/ICMP, IPv6 with extension header, VLAN, fragments, a truncated frame)"
 ip netns exec "$A" /usr/bin/python3 - <<'PY'
 import logging

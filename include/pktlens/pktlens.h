@@ -91,6 +91,8 @@ struct pl_stats {
 	__u64 flow_lost_pkts;	/* packets of flows the full table could not admit */
 	__u64 flow_lost_bytes;
 	__u64 flow_lost;	/* failed inserts */
+	__u64 filter_pkts;	/* packets the live tcpdump expression matched */
+	__u64 filter_bytes;
 };
 
 /*
@@ -153,6 +155,24 @@ enum pl_tc_mech {
 	PL_TC_CLSACT,		/* clsact qdisc + cls_bpf direct-action filter, netlink */
 };
 
+/*
+ * Filter chaining (`pktlens filter set`). Each hook's entry program
+ * tail-calls its RULES slot; when the slot holds a translated tcpdump
+ * expression, that program stores its verdict (0/1) in chain_res[enum
+ * pl_slot] of this CPU and tail-calls the hook's MAIN slot, which parses and
+ * counts with the verdict. An empty RULES slot: the tail call falls through
+ * and the entry counts by itself. Replacing the RULES slot is one map update,
+ * so a packet sees the old expression or the new one, never a mix. XDP and
+ * tc have one PROG_ARRAY each (the kernel ties an array to one program type);
+ * slots by enum pl_dir.
+ */
+#define PL_CHAIN_RULES(dir) (2 * (dir))
+#define PL_CHAIN_MAIN(dir) (2 * (dir) + 1)
+#define PL_CHAIN_SLOTS 4
+
+/* Longest expression `filter set` keeps in pl_meta, with its NUL. */
+#define PL_FILTER_EXPR_MAX 2048
+
 /* One-entry array pinned beside the maps: what `attach` set up. */
 struct pl_meta {
 	__u32 version;		/* PL_META_VERSION */
@@ -169,9 +189,11 @@ struct pl_meta {
 	__u32 tc_handle[2];	/* clsact: our filter's handle and priority */
 	__u32 tc_prio[2];
 	__u32 tc_qdisc_created;	/* clsact: the qdisc is ours */
+	__u32 filter_set;	/* a filter expression is chained in */
+	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 2
+#define PL_META_VERSION 3
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -181,5 +203,8 @@ struct pl_meta {
 #define PL_MAP_FLOWS "flows"
 #define PL_MAP_FLOW_CACHE "flow_cache"
 #define PL_MAP_META "meta"
+#define PL_MAP_CHAIN_RES "chain_res"
+#define PL_MAP_XDP_CHAIN "xdp_chain"
+#define PL_MAP_TC_CHAIN "tc_chain"
 
 #endif /* __PKTLENS_PKTLENS_H */

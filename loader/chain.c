@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Filter chaining (PL_CHAIN_* in include/pktlens/pktlens.h): a tcpdump
+ * expression, translated by pcap/, becomes the RULES program of every hook
+ * of an attachment. All programs are built and verified first; only then is
+ * each hook's RULES slot replaced, one map update per hook, so a packet is
+ * judged by the old expression or the new one. Counters live in the stats
+ * map, which nothing here touches.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+
+#include "loader.h"
+#include "../pcap/cbpf.h"
+
+void pl_chain_close(struct pl_chain *c)
+{
+	int *fds[] = { &c->res_fd, &c->xdp_fd, &c->tc_fd, &c->meta_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int pl_chain_open(const char *dir, struct pl_chain *c)
+{
+	__u32 key = 0;
+	int err = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->xdp_fd = c->tc_fd = -1;
+	c->res_fd = pl_pin_open(dir, PL_MAP_CHAIN_RES);
+	c->meta_fd = pl_pin_open(dir, PL_MAP_META);
+	if (c->res_fd < 0 || c->meta_fd < 0)
+		err = -errno;
+	else if (bpf_map_lookup_elem(c->meta_fd, &key, &c->meta))
+		err = -errno;
+	else if (c->meta.version != PL_META_VERSION)
+		err = -EPROTO;
+	c->meta.filter_expr[sizeof(c->meta.filter_expr) - 1] = '\0';
+	if (!err && c->meta.xdp_mode != PL_XDP_NONE &&
+	    (c->xdp_fd = pl_pin_open(dir, PL_MAP_XDP_CHAIN)) < 0)
+		err = -errno;
+	if (!err && c->meta.tc_hooks && (c->tc_fd = pl_pin_open(dir, PL_MAP_TC_CHAIN)) < 0)
+		err = -errno;
+	if (err)
+		pl_chain_close(c);
+	return err;
+}
+
+/* The hooks of @m, each with what its RULES program needs. */
+struct hook {
+	const char *name;
+	struct pl_chain_target t;
+	__u32 rules_slot;
+	__u32 prog_flags;
+};
+
+static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
+{
+	size_t n = 0;
+
+	if (c->meta.xdp_mode != PL_XDP_NONE)
+		h[n++] = (struct hook){
+			.name = "xdp in",
+			.t = { PL_FILTER_XDP, c->res_fd, PL_SLOT_XDP_IN, c->xdp_fd,
+			       PL_CHAIN_MAIN(PL_DIR_IN) },
+			.rules_slot = PL_CHAIN_RULES(PL_DIR_IN),
+			/* the entry program's PROG_ARRAY wants the same frags flag */
+			.prog_flags = c->meta.xdp_mode == PL_XDP_NATIVE ? BPF_F_XDP_HAS_FRAGS : 0,
+		};
+	for (int dir = 0; dir < 2; dir++)
+		if (c->meta.tc_hooks & (1u << dir))
+			h[n++] = (struct hook){
+				.name = dir == PL_DIR_IN ? "tc in" : "tc out",
+				.t = { PL_FILTER_TC, c->res_fd,
+				       dir == PL_DIR_IN ? PL_SLOT_TC_IN : PL_SLOT_TC_OUT, c->tc_fd,
+				       PL_CHAIN_MAIN(dir) },
+				.rules_slot = PL_CHAIN_RULES(dir),
+			};
+	return n;
+}
+
+static int write_meta(struct pl_chain *c, const char *expr)
+{
+	__u32 key = 0;
+
+	c->meta.filter_set = expr != NULL;
+	memset(c->meta.filter_expr, 0, sizeof(c->meta.filter_expr));
+	if (expr)
+		memcpy(c->meta.filter_expr, expr, strlen(expr));
+	return bpf_map_update_elem(c->meta_fd, &key, &c->meta, BPF_ANY) ? -errno : 0;
+}
+
+/* Translate, wrap and load @cbpf for hook @h; the program fd or -errno. */
+static int load_rules(const struct hook *h, const struct sock_filter *cbpf, size_t cbpf_len,
+		      char *why, size_t whylen)
+{
+	struct bpf_insn *e = NULL, *w = NULL;
+	size_t elen, wlen;
+	char log[1024];
+	int fd;
+
+	fd = pl_cbpf_translate(cbpf, cbpf_len, h->t.ctx, &e, &elen, why, whylen);
+	if (fd)
+		return fd;
+	fd = pl_ebpf_chain(e, elen, &h->t, &w, &wlen);
+	if (fd) {
+		snprintf(why, whylen, "%s: %s", h->name, strerror(-fd));
+		goto out;
+	}
+	fd = pl_ebpf_load(w, wlen, h->t.ctx, h->prog_flags, log, sizeof(log));
+	if (fd < 0)
+		snprintf(why, whylen, "%s: the kernel refused the program: %s%s%s", h->name,
+			 strerror(-fd), log[0] ? ": " : "", log);
+out:
+	free(e);
+	free(w);
+	return fd;
+}
+
+/* An fd of the program in @h's RULES slot, or -1 when it is empty. */
+static int old_rules(const struct hook *h)
+{
+	__u32 id;
+
+	if (bpf_map_lookup_elem(h->t.chain_fd, &h->rules_slot, &id))
+		return -1;
+	return bpf_prog_get_fd_by_id(id);
+}
+
+static void restore_rules(const struct hook *h, int old_fd)
+{
+	if (old_fd >= 0)
+		bpf_map_update_elem(h->t.chain_fd, &h->rules_slot, &old_fd, BPF_ANY);
+	else
+		bpf_map_delete_elem(h->t.chain_fd, &h->rules_slot);
+}
+
+int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
+{
+	int fds[PL_SLOT_MAX] = { -1, -1, -1 }, old[PL_SLOT_MAX] = { -1, -1, -1 };
+	struct hook h[PL_SLOT_MAX];
+	struct sock_filter *cbpf = NULL;
+	size_t n = hooks_of(c, h), cbpf_len;
+	int err;
+
+	if (strlen(expr) >= PL_FILTER_EXPR_MAX) {
+		snprintf(why, whylen, "expression is %zu bytes long, at most %d are kept",
+			 strlen(expr), PL_FILTER_EXPR_MAX - 1);
+		return -E2BIG;
+	}
+	err = pl_cbpf_compile(expr, &cbpf, &cbpf_len, why, whylen);
+	for (size_t i = 0; i < n && !err; i++) {
+		fds[i] = load_rules(&h[i], cbpf, cbpf_len, why, whylen);
+		if (fds[i] < 0)
+			err = fds[i];
+	}
+	/* every program passed the verifier: now swap, hook by hook */
+	for (size_t i = 0; i < n && !err; i++) {
+		old[i] = old_rules(&h[i]);
+		if (!bpf_map_update_elem(h[i].t.chain_fd, &h[i].rules_slot, &fds[i], BPF_ANY))
+			continue;
+		err = -errno;
+		snprintf(why, whylen, "%s: cannot chain the program: %s", h[i].name, strerror(errno));
+		/* put back what the hooks already swapped had */
+		while (i--)
+			restore_rules(&h[i], old[i]);
+	}
+	if (!err && (err = write_meta(c, expr)))
+		snprintf(why, whylen, "cannot record the expression: %s", strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		if (old[i] >= 0)
+			close(old[i]);
+	}
+	free(cbpf);
+	return err;
+}
+
+int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen)
+{
+	struct hook h[PL_SLOT_MAX];
+	size_t n = hooks_of(c, h);
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(h[i].t.chain_fd, &h[i].rules_slot) && errno != ENOENT) {
+			err = -errno;
+			snprintf(why, whylen, "%s: cannot unchain the filter: %s", h[i].name,
+				 strerror(errno));
+			return err;
+		}
+	err = write_meta(c, NULL);
+	if (err)
+		snprintf(why, whylen, "cannot update the metadata: %s", strerror(-err));
+	return err;
+}
+
+size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX])
+{
+	struct hook h[PL_SLOT_MAX];
+	size_t n = hooks_of(c, h);
+
+	for (size_t i = 0; i < n; i++)
+		names[i] = h[i].name;
+	return n;
+}

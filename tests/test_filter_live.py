@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`pktlens filter set|clear`: a tcpdump expression chained into the attached XDP and tc
+programs (PROG_ARRAY tail call), counting exactly the packets libpcap matches.
+
+The oracle is tcpdump itself: `tcpdump -r sent.pcap -w matched.pcap EXPR` over the frames
+the test sends, so the expected counts come from libpcap, not from this code.
+"""
+import os
+import subprocess
+import time
+
+import pytest
+
+from frames import mixed
+from lab import Lab, pktlens, pktlens_json, sh, slot
+
+EXPRESSIONS = [
+    "udp",
+    "tcp port 443",
+    "ip6",
+    "icmp or (ip6 and ip6[6] = 58)",
+    "len > 1000",
+    "ip[6:2] & 0x3fff != 0",          # IPv4 fragments
+    "ip and udp[8:2] = 0x7575",       # payload bytes ("uu")
+    "not ip and not ip6",
+]
+
+
+def libpcap_matches(lab, frames, expr):
+    """(count, bytes) of the frames libpcap's filter accepts, through tcpdump."""
+    from scapy.all import rdpcap, wrpcap
+
+    src = os.path.join(lab.tmp, "sent.pcap")
+    dst = os.path.join(lab.tmp, "matched.pcap")
+    wrpcap(src, frames)
+    sh("tcpdump", "-r", src, "-w", dst, expr)
+    got = rdpcap(dst) if os.path.getsize(dst) > 24 else []
+    return len(got), sum(len(bytes(p)) for p in got)
+
+
+def hooks_args(kind):
+    return {
+        "xdp-skb": ["--xdp", "skb", "--tc", "none"],
+        "xdp-native": ["--xdp", "native", "--tc", "none"],
+        "tc-tcx": ["--xdp", "none", "--tc", "in", "--tc-mech", "tcx"],
+        "tc-clsact": ["--xdp", "none", "--tc", "in", "--tc-mech", "clsact"],
+    }[kind]
+
+
+def ingress(kind):
+    return ("xdp", "in") if kind.startswith("xdp") else ("tc", "in")
+
+
+@pytest.mark.parametrize("kind", ["xdp-skb", "xdp-native", "tc-tcx", "tc-clsact"])
+def test_live_matches_equal_libpcap(lab, kind):
+    """Each expression, swapped in after the previous one, counts exactly libpcap's matches;
+    the counters add up across swaps and every packet is still counted once."""
+    pktlens("attach", "vb", *hooks_args(kind), ns=lab.b)
+    frames = [c.frame for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))]
+    if kind.startswith("tc"):
+        # tc ingress sees VLAN tags in skb metadata, not in the frame: see test_tc_vlan_*
+        frames = [f for f in frames if f.type not in (0x8100, 0x88a8)]
+    hook = ingress(kind)
+    total = matched = matched_bytes = 0
+    for n, expr in enumerate(EXPRESSIONS):
+        r = pktlens("filter", "set", "vb", expr, ns=lab.b)
+        want = f"vb: filter '{expr}' chained on {hook[0]} in"
+        if n:
+            want += f" (replaced '{EXPRESSIONS[n - 1]}')"
+        assert r.stdout == want + "\n"
+        exp_pkts, exp_bytes = libpcap_matches(lab, frames, expr)
+        assert exp_pkts > 0, f"{expr!r}: the test frames should match it"
+        total += lab.send(frames)
+        doc = lab.wait_packets(total, hook=hook)
+        s = slot(doc, *hook)
+        assert s["packets"] == total
+        matched += exp_pkts
+        matched_bytes += exp_bytes
+        assert (s["filter_packets"], s["filter_bytes"]) == (matched, matched_bytes), expr
+        assert doc["interfaces"][0]["filter"] == expr
+    r = pktlens("filter", "clear", "vb", ns=lab.b)
+    assert r.stdout == f"vb: filter '{EXPRESSIONS[-1]}' removed\n"
+    total += lab.send(frames)
+    doc = lab.wait_packets(total, hook=hook)
+    s = slot(doc, *hook)
+    assert s["packets"] == total and s["filter_packets"] == matched
+    assert doc["interfaces"][0]["filter"] is None
+    assert pktlens("filter", "clear", "vb", ns=lab.b).stdout == "vb: no filter was set\n"
+
+
+def test_all_hooks_at_once(lab):
+    """XDP and tc ingress judge the same frames alike; tc egress sees only what the host sends."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in,out", ns=lab.b)
+    r = pktlens_json("filter", "set", "vb", "udp and dst port 53", ns=lab.b)
+    assert r == {"interface": "vb", "expression": "udp and dst port 53", "previous": None,
+                 "hooks": ["xdp in", "tc in", "tc out"]}
+    frames = [c.frame for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))]
+    frames = [f for f in frames if f.type not in (0x8100, 0x88a8)]
+    exp = libpcap_matches(lab, frames, "udp and dst port 53")
+    sent = lab.send(frames)
+    doc = lab.wait_packets(sent, hook=("tc", "in"))
+    for hook in (("xdp", "in"), ("tc", "in")):
+        s = slot(doc, *hook)
+        assert s["packets"] == sent
+        assert (s["filter_packets"], s["filter_bytes"]) == exp
+    assert slot(doc, "tc", "out")["filter_packets"] == 0
+
+
+def test_tc_vlan_tags_in_metadata_are_not_seen_yet(lab):
+    """Known gap: the stack moves VLAN tags into skb metadata before tc ingress, and the chained
+    expression reads the frame without them. XDP sees tags as on the wire."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+    pktlens("filter", "set", "vb", "vlan 100", ns=lab.b)
+    frames = [c.frame for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))]
+    exp = libpcap_matches(lab, frames, "vlan 100")
+    assert exp[0] == 2
+    sent = lab.send(frames)
+    doc = lab.wait_packets(sent, hook=("tc", "in"))
+    assert (slot(doc, "xdp", "in")["filter_packets"], slot(doc, "xdp", "in")["filter_bytes"]) == exp
+    assert slot(doc, "tc", "in")["filter_packets"] == 0  # libpcap on the wire: 2
+
+
+def test_swaps_under_traffic_lose_no_packet(lab):
+    """Replace the expression 200 times while frames flow: every frame is counted once, and
+    the matches stay within what the two expressions allow."""
+    from scapy.all import Ether, IP, UDP, wrpcap
+
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    # two interleaved streams; each expression matches exactly one of them
+    frames = [e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1000, dport=1111 + 1111 * (i % 2))
+              for i in range(20000)]
+    path = os.path.join(lab.tmp, "stream.pcap")
+    wrpcap(path, frames)
+    sender = subprocess.Popen(["timeout", "-s", "KILL", "60", "ip", "netns", "exec", lab.a,
+                               "/usr/bin/python3", str(lab_sendraw()), "va", path],
+                              stdout=subprocess.PIPE, text=True)
+    swaps = 0
+    try:
+        while sender.poll() is None or swaps < 2:
+            pktlens("filter", "set", "vb", f"udp dst port {1111 * (1 + swaps % 2)}", ns=lab.b)
+            swaps += 1
+            if swaps >= 200:
+                break
+    finally:
+        out, _ = sender.communicate(timeout=70)
+    sent = int(out.strip())
+    assert sent == len(frames)
+    s = slot(lab.wait_packets(sent, hook=("xdp", "in")), "xdp", "in")
+    assert s["packets"] == sent
+    # each frame matched at most once: by the expression in place when it arrived
+    assert 0 < s["filter_packets"] <= sent
+    assert s["filter_bytes"] == s["filter_packets"] * 42
+
+
+def lab_sendraw():
+    from lab import SENDRAW
+    return SENDRAW
+
+
+def test_bad_expressions_keep_the_running_filter(lab):
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("filter", "set", "vb", "icmp", ns=lab.b)
+    for expr, msg in [("tcp port foo", "unknown port 'foo'"),
+                      ("inbound", "not supported in-kernel"),
+                      ("ip and and", "syntax error"),
+                      ("x" * 3000, "expression is 3000 bytes long, at most 2047 are kept")]:
+        r = pktlens("filter", "set", "vb", expr, ns=lab.b, check=False)
+        assert r.returncode == 2 and r.stdout == ""
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pktlens: filter set: vb: expression ")
+        assert msg in lines[0]
+    frames = [c.frame for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))]
+    exp = libpcap_matches(lab, frames, "icmp")
+    sent = lab.send(frames)
+    doc = lab.wait_packets(sent)
+    assert doc["interfaces"][0]["filter"] == "icmp"
+    s = slot(doc, "xdp", "in")
+    assert (s["filter_packets"], s["filter_bytes"]) == exp
+
+
+@pytest.mark.parametrize("args,code,msg", [
+    (["set", "vb", "udp"], 2, "filter set: vb: not attached"),
+    (["set", "nosuchdev0", "udp"], 2, "filter set: nosuchdev0: not attached"),
+    (["set", "vb"], 2, "filter set: needs DEV and an expression"),
+    (["clear"], 2, "filter clear: needs DEV"),
+    (["clear", "vb", "extra"], 2, "filter clear: needs DEV"),
+])
+def test_set_usage_errors(lab, args, code, msg):
+    r = pktlens("filter", *args, ns=lab.b, check=False)
+    assert r.returncode == code and msg in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def pl_filter_progs():
+    out = sh("bpftool", "prog", "show").stdout
+    return [line for line in out.splitlines() if "name pl_filter" in line]
+
+
+def test_force_reattach_keeps_filter_and_detach_frees_it(lab):
+    before = len(pl_filter_progs())
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("filter", "set", "vb", "udp", ns=lab.b)
+    assert len(pl_filter_progs()) == before + 1
+    frames = [c.frame for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))]
+    exp = libpcap_matches(lab, frames, "udp")
+    sent = lab.send(frames)
+    lab.wait_packets(sent)
+    r = pktlens("attach", "vb", "--force", "--xdp", "skb", "--tc", "in", ns=lab.b)
+    assert "counters kept" in r.stdout + r.stderr
+    doc = pktlens_json("stats", "vb", ns=lab.b)
+    assert doc["interfaces"][0]["filter"] == "udp"
+    assert slot(doc, "xdp", "in")["filter_packets"] == exp[0]
+    sent += lab.send(frames)
+    doc = lab.wait_packets(sent)
+    assert slot(doc, "xdp", "in")["filter_packets"] == 2 * exp[0]
+    pktlens("detach", "vb", ns=lab.b)
+    deadline = time.time() + 3
+    while len(pl_filter_progs()) > before and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(pl_filter_progs()) == before
