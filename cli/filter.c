@@ -487,16 +487,8 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
 		jw_str_field(&w, "interface", ifname);
-		jw_key(&w, "expression");
-		if (set)
-			jw_str(&w, c->meta.filter_expr);
-		else
-			jw_null(&w);
-		jw_key(&w, "previous");
-		if (old)
-			jw_str(&w, old);
-		else
-			jw_null(&w);
+		jw_str_field(&w, "expression", set ? c->meta.filter_expr : NULL);	/* NULL: null */
+		jw_str_field(&w, "previous", old);
 		jw_key(&w, "hooks");
 		jw_arr_open(&w);
 		for (size_t i = 0; i < n; i++)

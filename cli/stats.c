@@ -148,11 +148,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_u64_field(w, "flows", used);
 		jw_u64_field(w, "flows_max", st.meta.flows_max);
 		jw_bool_field(w, "reset", reset);
-		jw_key(w, "filter");
-		if (st.meta.filter_set)
-			jw_str(w, st.meta.filter_expr);
-		else
-			jw_null(w);
+		jw_str_field(w, "filter", st.meta.filter_set ? st.meta.filter_expr : NULL);
 		jw_key(w, "kernel");
 		if (have_li) {
 			jw_obj_open(w);

@@ -32,7 +32,6 @@ void pl_chain_close(struct pl_chain *c)
 
 int pl_chain_open(const char *dir, struct pl_chain *c)
 {
-	__u32 key = 0;
 	int err = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -41,11 +40,8 @@ int pl_chain_open(const char *dir, struct pl_chain *c)
 	c->meta_fd = pl_pin_open(dir, PL_MAP_META);
 	if (c->res_fd < 0 || c->meta_fd < 0)
 		err = -errno;
-	else if (bpf_map_lookup_elem(c->meta_fd, &key, &c->meta))
-		err = -errno;
-	else if (c->meta.version != PL_META_VERSION)
-		err = -EPROTO;
-	c->meta.filter_expr[sizeof(c->meta.filter_expr) - 1] = '\0';
+	else
+		err = pl_meta_read(c->meta_fd, &c->meta);
 	if (!err && c->meta.xdp_mode != PL_XDP_NONE &&
 	    (c->xdp_fd = pl_pin_open(dir, PL_MAP_XDP_CHAIN)) < 0)
 		err = -errno;

@@ -367,7 +367,6 @@ static int refilter(struct attach *a)
 	char why[PL_WHY_LEN];
 	int err;
 
-	a->old.meta.filter_expr[sizeof(a->old.meta.filter_expr) - 1] = '\0';
 	err = pl_chain_set(&c, a->old.meta.filter_expr, why, sizeof(why));
 	if (err)
 		return FAIL(a, err, "%s: cannot chain the filter again: %s", a->o->ifname, why);

@@ -32,6 +32,8 @@ int pl_netns_ino(uint64_t *ino);
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
 int pl_pin_open(const char *dir, const char *name);
+/* Read the pinned metadata map @fd (-EPROTO: another pktlens version wrote it). */
+int pl_meta_read(int fd, struct pl_meta *m);
 /* Remove a pin directory and everything pinned in it. */
 int pl_pin_dir_remove(const char *dir);
 /* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */

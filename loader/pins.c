@@ -142,20 +142,23 @@ void pl_pins_gc(void)
 	closedir(root);
 }
 
+int pl_meta_read(int fd, struct pl_meta *m)
+{
+	__u32 key = 0;
+
+	if (bpf_map_lookup_elem(fd, &key, m))
+		return -errno;
+	m->filter_expr[sizeof(m->filter_expr) - 1] = '\0';
+	return m->version == PL_META_VERSION ? 0 : -EPROTO;
+}
+
 static int read_meta(const char *dir, struct pl_meta *m)
 {
-	char path[1024];
-	__u32 key = 0;
-	int fd, err = 0;
+	int fd = pl_pin_open(dir, PL_MAP_META), err;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_META);
-	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	if (bpf_map_lookup_elem(fd, &key, m))
-		err = -errno;
-	else if (m->version != PL_META_VERSION)
-		err = -EPROTO;
+	err = pl_meta_read(fd, m);
 	close(fd);
 	return err;
 }

@@ -34,7 +34,6 @@ void pl_state_close(struct pl_state *st)
 
 int pl_state_open(const char *dir, struct pl_state *st)
 {
-	__u32 key = 0;
 	int err = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -44,11 +43,8 @@ int pl_state_open(const char *dir, struct pl_state *st)
 	st->meta_fd = pl_pin_open(dir, PL_MAP_META);
 	if (st->stats_fd < 0 || st->flows_fd < 0 || st->cache_fd < 0 || st->meta_fd < 0)
 		err = -errno;
-	else if (bpf_map_lookup_elem(st->meta_fd, &key, &st->meta))
-		err = -errno;
-	else if (st->meta.version != PL_META_VERSION)
-		err = -EPROTO;
-	st->meta.filter_expr[sizeof(st->meta.filter_expr) - 1] = '\0';
+	else
+		err = pl_meta_read(st->meta_fd, &st->meta);
 	if (err)
 		pl_state_close(st);
 	return err;
