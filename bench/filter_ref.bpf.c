@@ -46,11 +46,9 @@ static __always_inline __u16 eth_proto(void *data, void *end)
 	return bpf_ntohs(eth->h_proto);
 }
 
-/* tcp port 443 */
-SEC("xdp")
-int ref_tcp_port_443(struct xdp_md *ctx)
+/* TCP ports of an IPv4 (first fragment) or IPv6 (no extension header) packet; else NULL */
+static __always_inline struct ports *tcp_ports(void *data, void *end)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ports *p;
 
 	switch (eth_proto(data, end)) {
@@ -58,19 +56,28 @@ int ref_tcp_port_443(struct xdp_md *ctx)
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
-			return 0;
+			return NULL;
 		p = (void *)(ip6 + 1);
 		break;
 	}
 	case ETH_P_IP:
 		p = ipv4_l4(data, end, IPPROTO_TCP);
 		if (!p)
-			return 0;
+			return NULL;
 		break;
 	default:
-		return 0;
+		return NULL;
 	}
-	if ((void *)(p + 1) > end)
+	return (void *)(p + 1) > end ? NULL : p;
+}
+
+/* tcp port 443 */
+SEC("xdp")
+int ref_tcp_port_443(struct xdp_md *ctx)
+{
+	struct ports *p = tcp_ports((void *)(long)ctx->data, (void *)(long)ctx->data_end);
+
+	if (!p)
 		return 0;
 	return p->src == bpf_htons(443) || p->dst == bpf_htons(443);
 }
@@ -140,27 +147,9 @@ static __always_inline int port20(__u16 port)
 SEC("xdp")
 int ref_or20(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	struct ports *p;
+	struct ports *p = tcp_ports((void *)(long)ctx->data, (void *)(long)ctx->data_end);
 
-	switch (eth_proto(data, end)) {
-	case ETH_P_IPV6: {
-		struct ipv6hdr *ip6 = data + ETH_HLEN;
-
-		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
-			return 0;
-		p = (void *)(ip6 + 1);
-		break;
-	}
-	case ETH_P_IP:
-		p = ipv4_l4(data, end, IPPROTO_TCP);
-		if (!p)
-			return 0;
-		break;
-	default:
-		return 0;
-	}
-	if ((void *)(p + 1) > end)
+	if (!p)
 		return 0;
 	return port20(bpf_ntohs(p->dst));
 }

@@ -64,6 +64,7 @@
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
 #include "pass.skel.h"
+#include "../cli/util.h"
 #include "../export/json.h"
 #include "../loader/loader.h"
 
@@ -758,18 +759,6 @@ static void unload(struct bench *b)
 	pass__destroy(b->pass);
 }
 
-static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
-		      unsigned long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *out < min || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 static void usage(void)
 {
 	fprintf(stderr, "usage: xdp_bench [--json[=FILE]] [--rounds N] [--repeat N] [--flows N] "
@@ -792,7 +781,7 @@ int main(int argc, char **argv)
 	static char cycle_path[PATH_MAX];
 	const char *json_file = NULL;
 	bool json = false;
-	unsigned long long v;
+	uint64_t v;
 	struct bench *b;
 	FILE *jf = NULL;
 	cpu_set_t set;
@@ -823,19 +812,19 @@ int main(int argc, char **argv)
 			json_file = optarg;
 			break;
 		case 'r':
-			err = parse_uint(optarg, 1, MAX_ROUNDS, &v);
+			err = pl_parse_u64(optarg, 1, MAX_ROUNDS, &v);
 			b->rounds = v;
 			break;
 		case 'R':
-			err = parse_uint(optarg, 1000, INT_MAX, &v);
+			err = pl_parse_u64(optarg, 1000, INT_MAX, &v);
 			b->repeat = v;
 			break;
 		case 'f':
-			err = parse_uint(optarg, 1, MAX_FLOWS, &v);
+			err = pl_parse_u64(optarg, 1, MAX_FLOWS, &v);
 			b->flows = v;
 			break;
 		case 'c':
-			err = parse_uint(optarg, 0, CPU_SETSIZE - 1, &v);
+			err = pl_parse_u64(optarg, 0, CPU_SETSIZE - 1, &v);
 			b->cpu = v;
 			break;
 		case 'C':

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from frames import mixed
-from lab import Lab, pktlens, pktlens_json, sh, slot
+from lab import SENDRAW, pktlens, pktlens_json, sh, slot
 
 EXPRESSIONS = [
     "udp",
@@ -133,7 +133,7 @@ def test_swaps_under_traffic_lose_no_packet(lab):
     path = os.path.join(lab.tmp, "stream.pcap")
     wrpcap(path, frames)
     sender = subprocess.Popen(["timeout", "-s", "KILL", "60", "ip", "netns", "exec", lab.a,
-                               "/usr/bin/python3", str(lab_sendraw()), "va", path],
+                               "/usr/bin/python3", SENDRAW, "va", path],
                               stdout=subprocess.PIPE, text=True)
     swaps = 0
     try:
@@ -151,11 +151,6 @@ def test_swaps_under_traffic_lose_no_packet(lab):
     # each frame matched at most once: by the expression in place when it arrived
     assert 0 < s["filter_packets"] <= sent
     assert s["filter_bytes"] == s["filter_packets"] * 42
-
-
-def lab_sendraw():
-    from lab import SENDRAW
-    return SENDRAW
 
 
 def test_bad_expressions_keep_the_running_filter(lab):
