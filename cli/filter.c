@@ -14,7 +14,7 @@
 
 #define FILTER_USAGE \
 	"Usage: pktlens filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n" \
-	"       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n" \
+	"       pktlens filter run -r FILE.pcap [--count] [--tc [--vlan-meta]] 'EXPR'\n" \
 	"       pktlens filter set DEV 'EXPR'\n" \
 	"       pktlens filter clear DEV\n"
 
@@ -40,6 +40,8 @@ static void filter_usage(FILE *f)
 		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet)\n"
 		"  -c, --count       print only the number of matching packets\n"
 		"      --tc          translate for tc (sched_cls) instead of XDP\n"
+		"      --vlan-meta   run: hand the tc program each frame's outer VLAN tag in\n"
+		"                    skb metadata, as the kernel does before tc ingress\n"
 		"  -d                -d, -dd or -ddd: classic BPF format for compile\n"
 		"  -j, --json        JSON: compile {expression, cbpf, ebpf_insns, ebpf, ...};\n"
 		"                    run {matches, count, packets, skipped, skipped_packets}\n"
@@ -49,7 +51,11 @@ static void filter_usage(FILE *f)
 		"\"skipped\"): shorter than an Ethernet header (14 bytes; no XDP or tc\n"
 		"program sees those), and with --tc longer than a page or cut inside the\n"
 		"IPv4/IPv6 header. A truncated capture (caplen < length) runs on its\n"
-		"captured bytes while `len` still gives the original length, as in libpcap.\n");
+		"captured bytes while `len` still gives the original length, as in libpcap.\n"
+		"\n"
+		"On tc the kernel may hold a frame's outer VLAN tag in skb metadata (always\n"
+		"on ingress); the tc program then reads the frame with the tag put back, so\n"
+		"it matches as libpcap does on the wire.\n");
 }
 
 /* The words after the options, joined by spaces (like tcpdump). NULL on ENOMEM. */
@@ -307,7 +313,7 @@ static void idx_json(struct jw *w, const char *key, const struct idx_list *l)
 
 /* Every packet of @p through the program; prints plain matches as they come. */
 static int run_packets(struct pl_pcap *p, const char *file, int fd, enum pl_filter_ctx ctx,
-		       bool count_only, struct run_result *r)
+		       unsigned int flags, bool count_only, struct run_result *r)
 {
 	uint32_t caplen, wirelen;
 	const uint8_t *data;
@@ -317,7 +323,7 @@ static int run_packets(struct pl_pcap *p, const char *file, int fd, enum pl_filt
 
 	while ((ret = pl_pcap_next(p, &data, &caplen, &wirelen, err, sizeof(err))) == 1) {
 		r->packets++;
-		ret = pl_ebpf_run(fd, ctx, data, caplen, wirelen, &match);
+		ret = pl_ebpf_run_flags(fd, ctx, flags, data, caplen, wirelen, &match);
 		if (ret == -EMSGSIZE) {
 			r->skipped++;
 			if (pl_g.json && idx_add(&r->skips, r->packets))
@@ -388,11 +394,13 @@ static int do_run(int argc, char **argv)
 		{ "count", no_argument, NULL, 'c' },
 		{ "tc", no_argument, NULL, 't' },
 		{ "xdp", no_argument, NULL, 'x' },
+		{ "vlan-meta", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "pretty", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
+	unsigned int flags = PL_CBPF_F_TEST_WIRELEN;
 	enum pl_filter_ctx ctx = PL_FILTER_XDP;
 	struct run_result r = { 0 };
 	struct built b = { .fd = -1 };
@@ -416,6 +424,9 @@ static int do_run(int argc, char **argv)
 		case 'x':
 			ctx = PL_FILTER_XDP;
 			break;
+		case 'V':
+			flags |= PL_CBPF_F_TEST_VLAN_META;
+			break;
 		case 'p':
 			pl_g.pretty = true;
 			/* fall through */
@@ -431,6 +442,10 @@ static int do_run(int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 	}
+	if ((flags & PL_CBPF_F_TEST_VLAN_META) && ctx != PL_FILTER_TC) {
+		pl_err("filter run: --vlan-meta needs --tc (XDP sees VLAN tags in the frame)");
+		return PL_EXIT_USAGE;
+	}
 	if (!file) {
 		pl_err("filter run: no capture file (-r FILE.pcap)");
 		return PL_EXIT_USAGE;
@@ -444,7 +459,7 @@ static int do_run(int argc, char **argv)
 		pl_err("filter run: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
 	}
-	ret = build("run", expr, ctx, PL_CBPF_F_TEST_WIRELEN, &b);
+	ret = build("run", expr, ctx, flags, &b);
 	if (ret)
 		goto out;
 	if (b.fd < 0) {
@@ -455,7 +470,7 @@ static int do_run(int argc, char **argv)
 	ret = open_capture(file, &p);
 	if (ret)
 		goto out;
-	ret = run_packets(p, file, b.fd, ctx, count_only, &r);
+	ret = run_packets(p, file, b.fd, ctx, flags, count_only, &r);
 	if (ret)
 		goto out;
 	if (r.skipped)

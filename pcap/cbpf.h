@@ -40,6 +40,15 @@ enum pl_cbpf_flags {
 	 * the buffer length, so the flag is harmless live, but leave it off there.
 	 */
 	PL_CBPF_F_TEST_WIRELEN = 1U << 0,
+	/*
+	 * tc, BPF_PROG_TEST_RUN of captured packets: hand the program each
+	 * frame's outer VLAN tag in skb metadata, as the stack hands tagged
+	 * frames to tc ingress. The translation gets a caller that moves a tag
+	 * from __sk_buff->cb[0..2] into the metadata with bpf_skb_vlan_push();
+	 * pl_ebpf_run_flags() with this flag cuts the tag out of the frame and
+	 * passes it there.
+	 */
+	PL_CBPF_F_TEST_VLAN_META = 1U << 1,
 };
 
 /* Limits. */
@@ -115,6 +124,9 @@ int pl_ebpf_load(const struct bpf_insn *insns, size_t cnt, enum pl_filter_ctx ct
  */
 int pl_ebpf_run(int prog_fd, enum pl_filter_ctx ctx, const void *pkt, uint32_t caplen,
 		uint32_t wirelen, bool *match);
+/* The same for a program translated with @flags (PL_CBPF_F_TEST_VLAN_META). */
+int pl_ebpf_run_flags(int prog_fd, enum pl_filter_ctx ctx, unsigned int flags, const void *pkt,
+		      uint32_t caplen, uint32_t wirelen, bool *match);
 
 /*
  * Instruction @i as text, opcode then verifier-log style: "(bf) r1 = r6".

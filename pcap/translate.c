@@ -20,6 +20,15 @@
  * X-indexed loads skip the 64-bit clamp of X + k when the program itself
  * bounds X (e.g. `ldxb 4*([14]&0xf)`), as the verifier knows the same bound.
  *
+ * VLAN tags on tc: the stack moves a packet's outer VLAN tag into skb
+ * metadata before tc ingress (and may on egress), while libpcap's program
+ * reads the frame as on the wire. A tc program therefore gets one more copy,
+ * taken when skb->vlan_present: it reads a virtual frame with the tag put
+ * back at offset 12. The first 20 virtual bytes (12 of MACs, the tag, 4 more
+ * of the frame) are copied to the stack once; loads below offset 16 read
+ * them there, loads from 16 on read the packet 4 bytes earlier, and `len`
+ * and the bounds grow by the 4 tag bytes.
+ *
  * Jumps: cBPF jumps go forward by at most 255 instructions (conditional) or
  * 2^32 (ja). Every cBPF instruction is emitted with jumps to symbolic targets,
  * patched once all addresses are known; a ja too long for the 16-bit offset
@@ -54,6 +63,14 @@ enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 };
 #define OFF_CTX		(-16)	/* saved ctx */
 #define OFF_LEN		(-24)	/* wire length, u32 */
 #define OFF_MEM		(-88)	/* M[0..15], u32 each, 8-aligned */
+#define OFF_VHDR	(-112)	/* tc VLAN copy: virtual frame bytes 0..23 */
+#define OFF_VLEN	(-120)	/* tc VLAN copy: virtual frame length, u32 */
+#define OFF_VOFF	(-124)	/* tc VLAN copy: X + k of a load, u32, not 8-aligned */
+
+/* tc VLAN copy: virtual offsets below this read the stack copy */
+#define VHDR_SPLIT	16U
+/* ... of which the frame itself fills this many for sure (14-byte header + tag) */
+#define VHDR_SURE	18U
 
 /*
  * Largest end offset read directly: the verifier tracks packet ranges up to
@@ -79,11 +96,12 @@ struct xlate {
 	enum pl_filter_ctx ctx;
 	unsigned int flags;
 	bool ind_helper;		/* X-indexed loads only through the helper */
+	bool vlan;			/* emitting the tc VLAN copy (virtual frame) */
 	bool *reach;			/* [len] */
 	uint32_t *xmax;			/* [len]: largest X on entry (BOUND_UNKNOWN) */
 	uint32_t fast_len;		/* linear bytes checked up front, this variant */
 	uint32_t base;			/* start[] index of this variant's insn 0 */
-	size_t *start;			/* [2 * (len + 1)]: eBPF index of each cBPF insn */
+	size_t *start;			/* [3 * (len + 1)]: eBPF index of each cBPF insn */
 	struct bpf_insn *out;
 	size_t cnt, cap;
 	struct fixup *fix;
@@ -545,20 +563,19 @@ static int emit_load_ind_bounded(struct xlate *x, unsigned int bytes, uint32_t k
 }
 
 /*
- * dst = @bytes bytes at X + k, X unbounded:
- *   r1 = X + k; if r1 > 0xffff - n goto slow
+ * dst = @bytes bytes at offset r1 (any 64-bit value):
+ *   if r1 > 0xffff - n goto slow
  *   r2 = r6 + r1; r3 = r2 + n; if r3 <= r9 goto fast
  *   slow: if r1 > INT_MAX goto fail; r2 = r1; <end>
  *   fast: dst = *(r2 + 0)
  */
-static int emit_load_ind(struct xlate *x, unsigned int bytes, uint32_t k, uint8_t dst)
+static int emit_load_r1(struct xlate *x, unsigned int bytes, uint8_t dst)
 {
 	size_t j_fast, j_slow, j_big;
 	int err;
 
-	err = emit_x_plus_k(x, k);
-	err = err ?: jmp_local(x, BPF_JMP | BPF_JGT | BPF_K, R1, 0,
-			       (int32_t)(PKT_DIRECT_MAX - bytes), &j_slow);
+	err = jmp_local(x, BPF_JMP | BPF_JGT | BPF_K, R1, 0,
+			(int32_t)(PKT_DIRECT_MAX - bytes), &j_slow);
 	err = err ?: alu64_reg(x, BPF_MOV, R2, REG_PKT);
 	err = err ?: alu64_reg(x, BPF_ADD, R2, R1);
 	err = err ?: alu64_reg(x, BPF_MOV, R3, R2);
@@ -573,32 +590,232 @@ static int emit_load_ind(struct xlate *x, unsigned int bytes, uint32_t k, uint8_
 }
 
 /*
- * dst = @bytes bytes at X + k through the helper only, for programs with
+ * dst = @bytes bytes at offset r1 through the helper only, for programs with
  * loops: no branch depends on X, so the verifier need not track X precisely
  * and prunes the unrolled copies' states (else they multiply).
- *   r2 = X + k, or ~0 (refused by the helper) past 32 bits; <helper>
+ *   r2 = r1, or ~0 (refused by the helper) past 32 bits; <helper>
  */
-static int emit_load_ind_helper(struct xlate *x, unsigned int bytes, uint32_t k, uint8_t dst)
+static int emit_helper_r1(struct xlate *x, unsigned int bytes, uint8_t dst)
 {
 	int err;
 
-	err = emit_x_plus_k(x, k);
-	err = err ?: alu64_reg(x, BPF_MOV, R2, R1);
+	err = alu64_reg(x, BPF_MOV, R2, R1);
 	err = err ?: alu64_imm(x, BPF_RSH, R2, 32);
 	err = err ?: emit(x, insn(BPF_ALU64 | BPF_NEG, R2, 0, 0, 0));
 	err = err ?: alu64_reg(x, BPF_OR, R2, R1);
 	return err ?: emit_load_end(x, bytes, dst, SIZE_MAX, SIZE_MAX, 0, 0);
 }
 
+/* dst = @bytes bytes at X + k, X unbounded */
+static int emit_load_ind(struct xlate *x, unsigned int bytes, uint32_t k, uint8_t dst)
+{
+	int err = emit_x_plus_k(x, k);
+
+	if (err)
+		return err;
+	return x->ind_helper ? emit_helper_r1(x, bytes, dst) : emit_load_r1(x, bytes, dst);
+}
+
+/* ---- the tc VLAN copy: a virtual frame with the tag at offset 12 ---- */
+
+/* if the virtual frame is shorter than r2 + 0 return 0 (r3 clobbered) */
+static int emit_vlen_check(struct xlate *x)
+{
+	size_t j_ok;
+	int err;
+
+	err = ldx(x, BPF_W, R3, R10, OFF_VLEN);
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JGE | BPF_X, R3, R2, 0, &j_ok);
+	err = err ?: ret0(x);
+	if (!err)
+		land(x, j_ok);
+	return err;
+}
+
+/* dst = @bytes bytes at constant virtual offset k < VHDR_SPLIT (the stack copy) */
+static int emit_vhdr_load_abs(struct xlate *x, unsigned int bytes, uint32_t k, uint8_t dst)
+{
+	int16_t off = (int16_t)(OFF_VHDR + (int)k);
+	int err = 0;
+
+	if (k + bytes > VHDR_SURE) {
+		err = alu64_imm(x, BPF_MOV, R2, (int32_t)(k + bytes));
+		err = err ?: emit_vlen_check(x);
+	}
+	if (k % bytes == 0) {	/* the verifier wants stack loads aligned */
+		err = err ?: ldx(x, ld_size(bytes), dst, R10, off);
+		return err ?: to_host(x, dst, bytes);
+	}
+	err = err ?: ldx(x, BPF_B, dst, R10, off);
+	for (unsigned int i = 1; !err && i < bytes; i++) {
+		err = ldx(x, BPF_B, R1, R10, (int16_t)(off + (int)i));
+		err = err ?: alu32_imm(x, BPF_LSH, dst, 8);
+		err = err ?: alu32_reg(x, BPF_OR, dst, R1);
+	}
+	return err;
+}
+
+/*
+ * dst = @bytes bytes at virtual offset r1 (X + k), the tc VLAN copy:
+ *   r1 = (u32)(r1 | -(r1 >> 32)), through a 4-byte stack slot off the
+ *        8-byte grid (see below)
+ *   if r1 >= 16 goto real
+ *   if vlen < r1 + n return 0
+ *   each byte: r4 = the stack copy's 8-byte word (r1 + i) / 8 holding it,
+ *     shifted down by 8 * ((r1 + i) % 8): constant stack offsets only
+ *   goto done
+ *   real: r1 -= 4; <load at r1>
+ *   done:
+ * The verifier does not track what a 4-byte store off the 8-byte grid holds,
+ * so the reloaded offset carries no bounds of X: the branch above does not
+ * make the verifier track X precisely, which in the unrolled copies of a
+ * loop (see emit_helper_r1()) would keep it from pruning states. Offsets of
+ * 2^32 and more become 0xffffffff, past any frame.
+ */
+static int emit_vhdr_load_ind(struct xlate *x, unsigned int bytes, uint8_t dst)
+{
+	size_t j_real, j_done, j_word[2];
+	int err;
+
+	err = alu64_reg(x, BPF_MOV, R2, R1);
+	err = err ?: alu64_imm(x, BPF_RSH, R2, 32);
+	err = err ?: emit(x, insn(BPF_ALU64 | BPF_NEG, R2, 0, 0, 0));
+	err = err ?: alu64_reg(x, BPF_OR, R1, R2);
+	err = err ?: stx(x, BPF_W, R10, R1, OFF_VOFF);
+	err = err ?: ldx(x, BPF_W, R1, R10, OFF_VOFF);
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JGE | BPF_K, R1, 0, VHDR_SPLIT, &j_real);
+	err = err ?: alu64_reg(x, BPF_MOV, R2, R1);
+	err = err ?: alu64_imm(x, BPF_ADD, R2, (int32_t)bytes);
+	err = err ?: emit_vlen_check(x);
+	err = err ?: alu32_imm(x, BPF_MOV, R5, 0);
+	for (unsigned int i = 0; !err && i < bytes; i++) {
+		err = alu64_reg(x, BPF_MOV, R2, R1);
+		if (!err && i)
+			err = alu64_imm(x, BPF_ADD, R2, (int32_t)i);
+		err = err ?: alu64_reg(x, BPF_MOV, R3, R2);
+		err = err ?: alu64_imm(x, BPF_RSH, R3, 3);
+		err = err ?: ldx(x, BPF_DW, R4, R10, OFF_VHDR);
+		err = err ?: jmp_local(x, BPF_JMP | BPF_JEQ | BPF_K, R3, 0, 0, &j_word[0]);
+		err = err ?: ldx(x, BPF_DW, R4, R10, OFF_VHDR + 8);
+		err = err ?: jmp_local(x, BPF_JMP | BPF_JEQ | BPF_K, R3, 0, 1, &j_word[1]);
+		err = err ?: ldx(x, BPF_DW, R4, R10, OFF_VHDR + 16);
+		if (err)
+			break;
+		land(x, j_word[0]);
+		land(x, j_word[1]);
+		err = alu64_imm(x, BPF_AND, R2, 7);
+		err = err ?: alu64_imm(x, BPF_LSH, R2, 3);
+		err = err ?: alu64_reg(x, BPF_RSH, R4, R2);	/* little-endian words */
+		err = err ?: alu32_imm(x, BPF_AND, R4, 0xff);
+		err = err ?: alu32_imm(x, BPF_LSH, R5, 8);
+		err = err ?: alu32_reg(x, BPF_OR, R5, R4);
+	}
+	err = err ?: alu32_reg(x, BPF_MOV, dst, R5);
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JA, 0, 0, 0, &j_done);
+	if (err)
+		return err;
+	land(x, j_real);
+	err = alu64_imm(x, BPF_SUB, R1, (int32_t)(VHDR_SPLIT - 12));
+	err = err ?: (x->ind_helper ? emit_helper_r1(x, bytes, dst) : emit_load_r1(x, bytes, dst));
+	if (!err)
+		land(x, j_done);
+	return err;
+}
+
+/*
+ * dst = @bytes bytes at virtual offset k (@ind: X + k) in the tc VLAN copy:
+ * below VHDR_SPLIT from the stack copy, beyond from the packet 4 bytes earlier.
+ */
+static int emit_vlan_load(struct xlate *x, unsigned int bytes, uint32_t k, bool ind, uint8_t dst)
+{
+	int err;
+
+	if (!ind) {
+		if (k < VHDR_SPLIT)
+			return emit_vhdr_load_abs(x, bytes, k, dst);
+		return emit_load_abs(x, bytes, k - (VHDR_SPLIT - 12), dst);
+	}
+	err = emit_x_plus_k(x, k);
+	if (err)
+		return err;
+	return emit_vhdr_load_ind(x, bytes, dst);
+}
+
+/*
+ * tc only, r1 = ctx: if skb->vlan_present, fill the stack copy (frame bytes
+ * 0..11, the tag, frame bytes 12..15 as far as there are any, zeros after),
+ * the virtual length, `len` + 4, and go to the VLAN copy of the program.
+ */
+static int emit_vlan_dispatch(struct xlate *x, bool uses_len, uint32_t vlan_base)
+{
+	size_t j_none, j_short, j_four, j_fail;
+	int err;
+
+	err = ldx(x, BPF_W, R0, R1, offsetof(struct __sk_buff, vlan_present));
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JEQ | BPF_K, R0, 0, 0, &j_none);
+	for (int i = 0; !err && i < 3; i++)
+		err = emit(x, insn(BPF_ST | BPF_DW | BPF_MEM, R10, 0, (int16_t)(OFF_VHDR + 8 * i), 0));
+	/* bytes 0..11: the MAC addresses */
+	err = err ?: alu64_imm(x, BPF_MOV, R2, 0);
+	err = err ?: alu64_reg(x, BPF_MOV, R3, R10);
+	err = err ?: alu64_imm(x, BPF_ADD, R3, OFF_VHDR);
+	err = err ?: alu64_imm(x, BPF_MOV, R4, 12);
+	err = err ?: call(x, BPF_FUNC_skb_load_bytes);
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JNE | BPF_K, R0, 0, 0, &j_fail);
+	/* bytes 12..15: the tag; vlan_proto is network order, vlan_tci host order */
+	err = err ?: ldx(x, BPF_DW, R1, R10, OFF_CTX);
+	err = err ?: ldx(x, BPF_W, R0, R1, offsetof(struct __sk_buff, vlan_proto));
+	err = err ?: stx(x, BPF_H, R10, R0, OFF_VHDR + 12);
+	err = err ?: ldx(x, BPF_W, R0, R1, offsetof(struct __sk_buff, vlan_tci));
+	err = err ?: emit(x, insn(BPF_ALU | BPF_END | BPF_TO_BE, R0, 0, 0, 16));
+	err = err ?: stx(x, BPF_H, R10, R0, OFF_VHDR + 14);
+	/* virtual length; `len` */
+	err = err ?: ldx(x, BPF_W, R4, R1, offsetof(struct __sk_buff, len));
+	err = err ?: alu64_reg(x, BPF_MOV, R0, R4);
+	err = err ?: alu64_imm(x, BPF_ADD, R0, 4);
+	err = err ?: stx(x, BPF_W, R10, R0, OFF_VLEN);
+	if (!err && uses_len) {
+		err = ldx(x, BPF_W, R0, R10, OFF_LEN);
+		err = err ?: alu32_imm(x, BPF_ADD, R0, 4);
+		err = err ?: stx(x, BPF_W, R10, R0, OFF_LEN);
+	}
+	/* bytes 16..19: min(4, len - 12) frame bytes from 12 */
+	err = err ?: alu64_imm(x, BPF_SUB, R4, 12);
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JSLE | BPF_K, R4, 0, 0, &j_short);
+	err = err ?: jmp_local(x, BPF_JMP | BPF_JLE | BPF_K, R4, 0, 4, &j_four);
+	err = err ?: alu64_imm(x, BPF_MOV, R4, 4);
+	if (err)
+		return err;
+	land(x, j_four);
+	err = alu64_imm(x, BPF_MOV, R2, 12);
+	err = err ?: alu64_reg(x, BPF_MOV, R3, R10);
+	err = err ?: alu64_imm(x, BPF_ADD, R3, OFF_VHDR + 16);
+	err = err ?: call(x, BPF_FUNC_skb_load_bytes);
+	if (err)
+		return err;
+	land(x, j_short);
+	err = ldx(x, BPF_DW, R1, R10, OFF_CTX);
+	x->base = vlan_base;
+	err = err ?: jmp_to(x, BPF_JMP | BPF_JA, 0, 0, 0, 0);
+	if (err)
+		return err;
+	land(x, j_fail);
+	err = ret0(x);
+	if (!err)
+		land(x, j_none);
+	return err;
+}
+
 /* dst = @bytes bytes (1, 2, 4) at k (@ind: X + k), big-endian; out of bounds returns 0 */
 static int emit_load(struct xlate *x, uint32_t i, unsigned int bytes, uint32_t k, bool ind,
 		     uint8_t dst)
 {
+	if (x->vlan)
+		return emit_vlan_load(x, bytes, k, ind, dst);
 	if (!ind)
 		return emit_load_abs(x, bytes, k, dst);
-	if (x->ind_helper)
-		return emit_load_ind_helper(x, bytes, k, dst);
-	if ((uint64_t)x->xmax[i] + k + bytes <= PKT_DIRECT_MAX && k + bytes <= INT16_MAX)
+	if (!x->ind_helper &&
+	    (uint64_t)x->xmax[i] + k + bytes <= PKT_DIRECT_MAX && k + bytes <= INT16_MAX)
 		return emit_load_ind_bounded(x, bytes, k, dst);
 	return emit_load_ind(x, bytes, k, dst);
 }
@@ -831,25 +1048,29 @@ static int emit_wire_len(struct xlate *x)
 	return err ?: ldx(x, BPF_DW, R1, R10, OFF_CTX);
 }
 
-static int emit_prologue(struct xlate *x)
+/* ctx, `len`, r6, r9, A, X, M[]; r1 = ctx after it. *reads: packet or `len` */
+static int emit_prologue(struct xlate *x, bool *uses_len, bool *reads)
 {
 	bool tc = x->ctx == PL_FILTER_TC;
 	unsigned int mem_read = 0;
-	bool uses_len = false;
 	int err;
 
+	*uses_len = *reads = false;
 	for (size_t i = 0; i < x->len; i++) {
 		uint16_t code = x->prog[i].code;
 
 		if (!x->reach[i])
 			continue;
 		if (code == (BPF_LD | BPF_W | BPF_LEN) || code == (BPF_LDX | BPF_W | BPF_LEN))
-			uses_len = true;
+			*uses_len = true;
+		if (is_load(code))
+			*reads = true;
 		if (code == (BPF_LD | BPF_MEM) || code == (BPF_LDX | BPF_MEM))
 			mem_read |= 1U << x->prog[i].k;
 	}
+	*reads |= *uses_len;
 	err = stx(x, BPF_DW, R10, R1, OFF_CTX);
-	if (!err && uses_len)
+	if (!err && *uses_len)
 		err = emit_wire_len(x);
 	err = err ?: ldx(x, BPF_W, REG_PKT, R1,
 			 tc ? offsetof(struct __sk_buff, data) : offsetof(struct xdp_md, data));
@@ -1037,20 +1258,28 @@ static int emit_variant(struct xlate *x, uint32_t base, uint32_t fast_len)
 
 static int translate(struct xlate *x)
 {
+	const uint32_t vlan_base = 2 * ((uint32_t)x->len + 1);
+	bool uses_len, reads, vlan;
 	uint32_t fast;
 	size_t j;
 	int err;
 
 	x->reach = calloc(x->len, sizeof(*x->reach));
 	x->xmax = calloc(x->len, sizeof(*x->xmax));
-	x->start = calloc(2 * (x->len + 1), sizeof(*x->start));
+	x->start = calloc(3 * (x->len + 1), sizeof(*x->start));
 	if (!x->reach || !x->xmax || !x->start)
 		return -ENOMEM;
 	mark_reachable(x);
 	err = bound_regs(x);
-	err = err ?: emit_prologue(x);
+	err = err ?: emit_prologue(x, &uses_len, &reads);
 	if (err)
 		return err;
+	vlan = x->ctx == PL_FILTER_TC && reads;
+	if (vlan) {
+		err = emit_vlan_dispatch(x, uses_len, vlan_base);
+		if (err)
+			return err;
+	}
 	fast = fast_window(x);
 	if (fast) {
 		/* if (r6 + fast <= r9) fast variant, else careful variant (base len + 1) */
@@ -1065,7 +1294,50 @@ static int translate(struct xlate *x)
 		err = emit_variant(x, 0, fast);
 	}
 	err = err ?: emit_variant(x, fast ? (uint32_t)x->len + 1 : 0, 0);
+	if (!err && vlan) {
+		x->vlan = true;
+		err = emit_variant(x, vlan_base, 0);
+	}
 	return err ?: patch_jumps(x);
+}
+
+/*
+ * PL_CBPF_F_TEST_VLAN_META: put a caller in front of the translated program
+ * (x->out becomes its BPF-to-BPF subprogram):
+ *   r6 = ctx; if cb[2] != 0: bpf_skb_vlan_push(ctx, cb[0], cb[1]) or return 2
+ *   return filter(ctx)
+ */
+static int vlan_meta_caller(struct xlate *x)
+{
+	const struct bpf_insn head[] = {
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R6, R1, 0, 0),
+		insn(BPF_LDX | BPF_W | BPF_MEM, R2, R1, offsetof(struct __sk_buff, cb[2]), 0),
+		insn(BPF_JMP | BPF_JEQ | BPF_K, R2, 0, 6, 0),
+		insn(BPF_LDX | BPF_W | BPF_MEM, R2, R1, offsetof(struct __sk_buff, cb[0]), 0),
+		insn(BPF_LDX | BPF_W | BPF_MEM, R3, R1, offsetof(struct __sk_buff, cb[1]), 0),
+		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_skb_vlan_push),
+		insn(BPF_JMP | BPF_JEQ | BPF_K, R0, 0, 2, 0),
+		insn(BPF_ALU | BPF_MOV | BPF_K, R0, 0, 0, 2),
+		insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
+		insn(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, 1),	/* r0 = filter(ctx) */
+		insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	const size_t n = sizeof(head) / sizeof(head[0]);
+	struct bpf_insn *p;
+
+	if (x->cnt > PL_EBPF_MAX_INSNS - n)
+		return -E2BIG;
+	p = malloc((n + x->cnt) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, head, sizeof(head));
+	memcpy(p + n, x->out, x->cnt * sizeof(*p));
+	free(x->out);
+	x->out = p;
+	x->cnt += n;
+	x->cap = x->cnt;
+	return 0;
 }
 
 int pl_cbpf_translate_flags(const struct sock_filter *prog, size_t len, enum pl_filter_ctx ctx,
@@ -1088,9 +1360,11 @@ int pl_cbpf_translate_flags(const struct sock_filter *prog, size_t len, enum pl_
 		if (ret)
 			goto out;
 		x.prog = unrolled;
-		x.ind_helper = true;	/* see emit_load_ind_helper() */
+		x.ind_helper = true;	/* see emit_helper_r1() */
 	}
 	ret = translate(&x);
+	if (!ret && ctx == PL_FILTER_TC && (flags & PL_CBPF_F_TEST_VLAN_META))
+		ret = vlan_meta_caller(&x);
 	if (ret)
 		goto out;
 	*out = x.out;
@@ -1239,16 +1513,16 @@ static int run_xdp(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, u
 	return err;
 }
 
-static int run_tc(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, uint32_t *ret)
+static int run_tc(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen,
+		  const struct __sk_buff *in, uint32_t *ret)
 {
 	/* wire_len below the packet or above 64 KiB is refused: fall back to caplen */
-	struct __sk_buff skb = {
-		.wire_len = wirelen >= caplen && wirelen <= 65536 ? wirelen : 0,
-	};
+	struct __sk_buff skb = *in;
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = caplen,
 		    .ctx_in = &skb, .ctx_size_in = sizeof(skb), .repeat = 1);
 	int err;
 
+	skb.wire_len = wirelen >= caplen && wirelen <= 65536 ? wirelen : 0;
 	err = bpf_prog_test_run_opts(fd, &t);
 	if (err)
 		err = -errno;
@@ -1256,16 +1530,58 @@ static int run_tc(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, ui
 	return err;
 }
 
+/*
+ * PL_CBPF_F_TEST_VLAN_META: a frame with an outer 802.1Q or 802.1ad tag goes
+ * in without it, the tag in cb[0] (TPID, network order) and cb[1] (TCI),
+ * cb[2] = 1. Like skb_vlan_untag(), only frames with the two bytes after the
+ * tag (20 bytes or more); the stack drops shorter tagged frames.
+ */
+static int run_tc_vlan_meta(int fd, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
+			    uint32_t *ret)
+{
+	struct __sk_buff in = { 0 };
+	uint16_t tpid, tci;
+	uint8_t *cut;
+	int err;
+
+	tpid = caplen >= ETH_HDR_LEN + 6 ? (uint16_t)(pkt[12] << 8 | pkt[13]) : 0;
+	if (tpid != 0x8100 && tpid != 0x88a8)
+		return run_tc(fd, pkt, caplen, wirelen, &in, ret);
+	tci = (uint16_t)(pkt[14] << 8 | pkt[15]);
+	cut = malloc(caplen - 4);
+	if (!cut)
+		return -ENOMEM;
+	memcpy(cut, pkt, 12);
+	memcpy(cut + 12, pkt + 16, caplen - 16);
+	memcpy(&in.cb[0], &pkt[12], 2);		/* __be16 as the helper takes it */
+	in.cb[1] = tci;
+	in.cb[2] = 1;
+	err = run_tc(fd, cut, caplen - 4, wirelen - 4, &in, ret);
+	free(cut);
+	if (!err && *ret == 2)
+		err = -EIO;	/* bpf_skb_vlan_push() failed */
+	return err;
+}
+
 int pl_ebpf_run(int prog_fd, enum pl_filter_ctx ctx, const void *pkt, uint32_t caplen,
 		uint32_t wirelen, bool *match)
 {
+	return pl_ebpf_run_flags(prog_fd, ctx, 0, pkt, caplen, wirelen, match);
+}
+
+int pl_ebpf_run_flags(int prog_fd, enum pl_filter_ctx ctx, unsigned int flags, const void *pkt,
+		      uint32_t caplen, uint32_t wirelen, bool *match)
+{
+	const struct __sk_buff none = { 0 };
 	uint32_t ret = 0;
 	int err;
 
 	if (caplen < ETH_HDR_LEN)
 		return -EMSGSIZE;
-	if (ctx == PL_FILTER_TC)
-		err = run_tc(prog_fd, pkt, caplen, wirelen, &ret);
+	if (ctx == PL_FILTER_TC && (flags & PL_CBPF_F_TEST_VLAN_META))
+		err = run_tc_vlan_meta(prog_fd, pkt, caplen, wirelen, &ret);
+	else if (ctx == PL_FILTER_TC)
+		err = run_tc(prog_fd, pkt, caplen, wirelen, &none, &ret);
 	else
 		err = run_xdp(prog_fd, pkt, caplen, wirelen, &ret);
 	/* the kernel refuses packets it cannot fit in a test buffer with EINVAL */

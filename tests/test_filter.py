@@ -125,6 +125,19 @@ TC_EXPRESSIONS = [
     "ip[(ip[0]&0xf)*4 : 2] = 443", "ether[ether[14] & 0xf] > 0", PORTS60,
 ]
 
+# ran again as tc programs handed each frame's outer VLAN tag in skb metadata, as tc ingress
+# gets tagged frames (filter run --tc --vlan-meta): the program must put the tag back
+VLAN_META_EXPRESSIONS = [
+    "vlan", "vlan 100", "vlan 200", "not vlan", "vlan and ip", "vlan and tcp port 80", "vlan and vlan",
+    "vlan 10 and vlan 20", "vlan 30 and vlan 40 and tcp", "vlan and ip6", "vlan 100 or vlan 200",
+    "udp", "tcp port 80", "ip", "ip6", "arp", "ip6 protochain 17", "vlan and ip6 protochain 17",
+    "len >= 100", "len = 78", "ether[12:2] = 0x8100", "ether[14:2] & 0xfff = 100", "ether[13:4] = 0x6408",
+    "ether[11:4] = 0x01810000", "ether[15:2] = 0x6408", "ether[16:4] = 0x08004500",
+    "ether[17:2] = 0x0045", "ether[ether[5] + 10 : 4] = 0x81000064", "ether[ether[5] + 10 : 2] = 0x8100",
+    "ether[ether[5] + 13 : 4] = 0x64080045", "ether[(ether[0] & 0x2) + 14 : 2] = 0x0800",
+    "ether[ether[5] + 28 : 4] = 0xc6120001", "mpls 16 and ip", "pppoes and tcp",
+]
+
 # checked against the kernel's classic BPF too (no `len`, no shift by X, no protochain)
 KERNEL_EXPRESSIONS = [
     "", "tcp port 443", "host 198.18.0.1 and (tcp or udp)", "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn",
@@ -349,7 +362,8 @@ def run_oracle(oracle, cap, exprs):
         cap.verdicts[expr] = {int(x) for x in line.split()[1:]}
 
 
-ALL_EXPRESSIONS = list(dict.fromkeys(EXPRESSIONS + TC_EXPRESSIONS + KERNEL_EXPRESSIONS))
+ALL_EXPRESSIONS = list(dict.fromkeys(EXPRESSIONS + TC_EXPRESSIONS + VLAN_META_EXPRESSIONS +
+                                     KERNEL_EXPRESSIONS))
 
 
 @pytest.fixture(scope="session")
@@ -381,8 +395,9 @@ def pktlens(*args, check_rc=None):
     return r
 
 
-def run_filter(cap, expr, tc=False):
-    args = ["-j", "filter", "run", "-r", str(cap.path)] + (["--tc"] if tc else []) + ["--", expr]
+def run_filter(cap, expr, tc=False, vlan_meta=False):
+    args = ["-j", "filter", "run", "-r", str(cap.path)] + (["--tc"] if tc else []) + \
+        (["--vlan-meta"] if vlan_meta else []) + ["--", expr]
     r = pktlens(*args, check_rc=0)
     doc = json.loads(r.stdout)
     assert doc["packets"] == len(cap.caplens)
@@ -391,8 +406,8 @@ def run_filter(cap, expr, tc=False):
     return doc
 
 
-def compare(cap, expr, tc=False):
-    doc = run_filter(cap, expr, tc)
+def compare(cap, expr, tc=False, vlan_meta=False):
+    doc = run_filter(cap, expr, tc, vlan_meta)
     skipped = set(doc["skipped_packets"])
     runts = {i for i, c in enumerate(cap.caplens, 1) if c < ETH_MIN}
     if tc:
@@ -422,6 +437,26 @@ def test_xdp_matches_libpcap(captures, expr):
 def test_tc_matches_libpcap(captures, expr):
     for cap in captures:
         compare(cap, expr, tc=True)
+
+
+@pytest.mark.parametrize("expr", VLAN_META_EXPRESSIONS, ids=short_id)
+def test_tc_vlan_in_metadata_matches_libpcap(captures, expr):
+    """Tagged frames reach tc with the outer tag in skb metadata; verdicts stay libpcap's."""
+    assert captures[0].verdicts[expr], f"{expr!r}: the synthetic frames should match it"
+    for cap in captures:
+        compare(cap, expr, tc=True, vlan_meta=True)
+
+
+def test_vlan_meta_moves_tags(captures):
+    """--vlan-meta really hands the tag over in metadata: a program reading the frame only
+    (XDP translation semantics are not involved) would see the inner EtherType at 12."""
+    syn = captures[0]
+    tagged = syn.verdicts["ether[12:2] = 0x8100"]
+    assert len(tagged) >= 5
+    doc = run_filter(syn, "ether[12:2] = 0x8100", tc=True, vlan_meta=True)
+    assert set(doc["matches"]) == tagged - set(doc["skipped_packets"])
+    r = pktlens("filter", "run", "-r", str(syn.path), "--vlan-meta", "vlan", check_rc=2)
+    assert r.stderr == "pktlens: filter run: --vlan-meta needs --tc (XDP sees VLAN tags in the frame)\n"
 
 
 def test_real_captures_present(captures):
@@ -533,9 +568,11 @@ def test_long_program_needs_long_jumps(captures, oracle):
         assert set(run_filter(cap, expr)["matches"]) == want
 
 
-def test_many_protochains_fit():
+@pytest.mark.parametrize("tc", [[], ["--tc"]])
+def test_many_protochains_fit(tc):
+    """Unrolled loops pass the verifier, on tc also in the copy for tags in skb metadata."""
     expr = "ip6 protochain 6 or ip6 protochain 17 or ip protochain 6"
-    doc = json.loads(pktlens("-j", "filter", "compile", expr, check_rc=0).stdout)
+    doc = json.loads(pktlens("-j", "filter", "compile", *tc, expr, check_rc=0).stdout)
     assert doc["verifier_ok"]
 
 

@@ -124,8 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sock_filter prog[SCRATCH + MAX_INSNS];
+	unsigned int flags = PL_CBPF_F_TEST_WIRELEN;
 	enum pl_filter_ctx ctx;
 	struct bpf_insn *e = NULL;
+	uint8_t *pkt;
 	size_t n, len, elen;
 	uint32_t caplen, wirelen;
 	char err[4096];
@@ -135,6 +137,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3)
 		return 0;
 	ctx = data[0] & 1 ? PL_FILTER_TC : PL_FILTER_XDP;
+	/* tc: bit 1 hands the outer VLAN tag over in skb metadata, bit 2 makes one */
+	if (ctx == PL_FILTER_TC && (data[0] & 2))
+		flags |= PL_CBPF_F_TEST_VLAN_META;
 	n = data[1] % MAX_INSNS + 1;
 	if (size < 3 + 8 * n)
 		return 0;
@@ -147,8 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	wirelen = caplen + (data[2] & 0x80 ? data[2] & 0x7f : 0);
 	if (caplen < 14 || pl_cbpf_validate(prog, len, err, sizeof(err)))
 		return 0;
-	ret = pl_cbpf_translate_flags(prog, len, ctx, PL_CBPF_F_TEST_WIRELEN, &e, &elen, err,
-				      sizeof(err));
+	ret = pl_cbpf_translate_flags(prog, len, ctx, flags, &e, &elen, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "translate refused a valid program: %s\n", err);
 		dump(prog, len);
@@ -162,9 +166,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dump(prog, len);
 		abort();
 	}
-	ret = pl_ebpf_run(fd, ctx, data + 3 + 8 * n, caplen, wirelen, &got);
+	pkt = malloc(caplen);
+	if (!pkt)
+		abort();
+	memcpy(pkt, data + 3 + 8 * n, caplen);
+	if ((data[0] & 6) == 6) {
+		pkt[12] = 0x81;
+		pkt[13] = 0x00;
+	}
+	ret = pl_ebpf_run_flags(fd, ctx, flags, pkt, caplen, wirelen, &got);
 	if (!ret) {
-		bool want = pl_cbpf_filter(prog, len, data + 3 + 8 * n, wirelen, caplen) != 0;
+		bool want = pl_cbpf_filter(prog, len, pkt, wirelen, caplen) != 0;
 
 		if (got != want) {
 			fprintf(stderr, "%s: kernel %d, libpcap %d on %u/%u bytes\n",
@@ -176,6 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "test run: %s\n", strerror(-ret));
 		abort();
 	}
+	free(pkt);
 	close(fd);
 	return 0;
 }

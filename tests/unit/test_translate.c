@@ -3,8 +3,10 @@
  * cBPF -> eBPF translator, instruction class by instruction class: each
  * hand-written cBPF program is translated for XDP and tc, loaded, run with
  * BPF_PROG_TEST_RUN on a set of packets (every length from 14 to 80 bytes,
- * truncated captures, jumbo frames) and its verdict compared with libpcap's
- * bpf_filter() on the same packet. Value tests check A (or X) bit by bit: one
+ * truncated captures, jumbo frames, VLAN-tagged frames) and its verdict
+ * compared with libpcap's bpf_filter() on the same packet. tc programs run
+ * twice: as the frame is, and with its outer VLAN tag moved into skb metadata
+ * (PL_CBPF_F_TEST_VLAN_META) as tc ingress gets tagged frames. Value tests check A (or X) bit by bit: one
  * program per bit ends in `jset #bit`, plus one that checks the body does not
  * return early.
  *
@@ -31,7 +33,7 @@ struct pkt {
 	uint32_t caplen, wirelen;
 };
 
-static struct pkt pkts[128];
+static struct pkt pkts[160];
 static size_t npkts;
 static unsigned int passed, failed;
 
@@ -74,6 +76,23 @@ static void make_packets(void)
 	add_pkt(3000, 3000, 5);
 	add_pkt(4000, 4000, 6);		/* beyond one page: XDP fragments */
 	add_pkt(JUMBO, JUMBO, 7);
+	/* outer 802.1Q / 802.1ad tags (TCI bytes from the pattern): tc gets them in metadata */
+	for (uint32_t len = 18; len <= 40; len++) {
+		add_pkt(len, len, (uint8_t)(len + 100));
+		pkts[npkts - 1].data[12] = 0x81;
+		pkts[npkts - 1].data[13] = len % 3 ? 0x00 : 0x81;	/* 0x8181: not a tag */
+		if (len % 5 == 0) {
+			pkts[npkts - 1].data[12] = 0x88;
+			pkts[npkts - 1].data[13] = 0xa8;
+		}
+	}
+	add_pkt(40, 90, 8);
+	add_pkt(3000, 3000, 9);
+	add_pkt(JUMBO, JUMBO, 10);
+	for (size_t i = npkts - 3; i < npkts; i++) {
+		pkts[i].data[12] = 0x81;
+		pkts[i].data[13] = 0x00;
+	}
 }
 
 /*
@@ -83,23 +102,32 @@ static void make_packets(void)
 static bool agrees_ref(const char *name, const struct sock_filter *prog,
 		       const struct sock_filter *ref, size_t len)
 {
-	static const enum pl_filter_ctx ctxs[] = { PL_FILTER_XDP, PL_FILTER_TC };
+	static const struct {
+		enum pl_filter_ctx ctx;
+		unsigned int flags;
+		const char *name;
+	} modes[] = {
+		{ PL_FILTER_XDP, PL_CBPF_F_TEST_WIRELEN, "xdp" },
+		{ PL_FILTER_TC, PL_CBPF_F_TEST_WIRELEN, "tc" },
+		{ PL_FILTER_TC, PL_CBPF_F_TEST_WIRELEN | PL_CBPF_F_TEST_VLAN_META, "tc+vlan-meta" },
+	};
 	bool ok = true;
 
-	for (size_t c = 0; c < 2; c++) {
-		const char *cn = pl_filter_ctx_name(ctxs[c]);
+	for (size_t c = 0; c < sizeof(modes) / sizeof(modes[0]); c++) {
+		const char *cn = modes[c].name;
+		enum pl_filter_ctx ctx = modes[c].ctx;
 		struct bpf_insn *e = NULL;
 		char err[4096];
 		size_t elen;
 		int fd, ret;
 
-		ret = pl_cbpf_translate_flags(prog, len, ctxs[c], PL_CBPF_F_TEST_WIRELEN, &e, &elen,
+		ret = pl_cbpf_translate_flags(prog, len, ctx, modes[c].flags, &e, &elen,
 					      err, sizeof(err));
 		if (ret) {
 			fail("%s/%s: translate: %s", name, cn, err);
 			return false;
 		}
-		fd = pl_ebpf_load(e, elen, ctxs[c], 0, err, sizeof(err));
+		fd = pl_ebpf_load(e, elen, ctx, 0, err, sizeof(err));
 		free(e);
 		if (fd < 0) {
 			fail("%s/%s: load: %s", name, cn, err);
@@ -110,7 +138,8 @@ static bool agrees_ref(const char *name, const struct sock_filter *prog,
 			bool want = pl_cbpf_filter(ref, len, p->data, p->wirelen, p->caplen) != 0;
 			bool got;
 
-			ret = pl_ebpf_run(fd, ctxs[c], p->data, p->caplen, p->wirelen, &got);
+			ret = pl_ebpf_run_flags(fd, ctx, modes[c].flags, p->data, p->caplen,
+						p->wirelen, &got);
 			if (ret == -EMSGSIZE)
 				continue;	/* tc: over a page */
 			if (ret) {
@@ -214,7 +243,7 @@ static const char *size_name(int sz)
 /* ABS loads of each width at offsets around the end of short packets. */
 static void test_ld_abs(void)
 {
-	static const uint32_t offs[] = { 0, 12, 13, 50, 58, 59, 60, 61, 62, 76, 77, 78, 79, 80,
+	static const uint32_t offs[] = { 0, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 50, 58, 59, 60, 61, 62, 76, 77, 78, 79, 80,
 					 1510, 2999, 3996, 5000, 8996, 8999, 9000, 0xfffb,
 					 0xfffe, 0xffff, 0x10000, 0x7ffffffb, 0x7fffffff };
 	static const int sizes[] = { BPF_W, BPF_H, BPF_B };
@@ -233,7 +262,7 @@ static void test_ld_abs(void)
 /* X-indexed loads: X + k at and across the end, and past 32 bits. */
 static void test_ld_ind(void)
 {
-	static const uint32_t xs[] = { 0, 1, 14, 40, 62, 3990, 8990, 0xfff0, 0x7fffffff,
+	static const uint32_t xs[] = { 0, 1, 11, 13, 14, 15, 17, 40, 62, 3990, 8990, 0xfff0, 0x7fffffff,
 				       0x80000000, 0xfffffff0, 0xffffffff };
 	static const uint32_t ks[] = { 0, 2, 14, 0xffff, 0x7fffffff };
 	static const int sizes[] = { BPF_W, BPF_H, BPF_B };
