@@ -47,11 +47,12 @@ static __always_inline __u32 pl_log2_bucket(__u32 v)
 	return r < PL_LOG2_MAX ? r : PL_LOG2_MAX - 1;
 }
 
-/*
- * Count @p, seen at @slot, with @verdict (enum pl_verdict); @matched: the
- * chained filter expression matched it (bpf/chain.h).
- */
-static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict, __u32 matched)
+/* pl_account() flags */
+#define PL_ACC_FILTER	1U	/* the chained filter expression matched (bpf/chain.h) */
+#define PL_ACC_NOMATCH	2U	/* a policy judged it and no rule matched (bpf/policy.h) */
+
+/* Count @p, seen at @slot, with @verdict (enum pl_verdict) and PL_ACC_* @flags. */
+static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict, __u32 flags)
 {
 	struct pl_stats *s;
 	__u32 len = p->len;
@@ -63,9 +64,13 @@ static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdi
 		verdict = PL_VERDICT_ABORTED;
 	s->pkts[verdict]++;
 	s->bytes[verdict] += len;
-	if (matched) {
+	if (flags & PL_ACC_FILTER) {
 		s->filter_pkts++;
 		s->filter_bytes += len;
+	}
+	if (flags & PL_ACC_NOMATCH) {
+		s->nomatch_pkts++;
+		s->nomatch_bytes += len;
 	}
 	s->rmon[pl_rmon_bucket(len)]++;
 	s->log2[pl_log2_bucket(len)]++;

@@ -22,12 +22,21 @@
 		__type(value, __u32);                     \
 	} name SEC(".maps")
 
-/* The verdict the RULES program of @slot left for the packet in flight. */
+/*
+ * The verdict the RULES program of @slot left for the packet in flight, and
+ * cleared: a POLICY program is also reached straight from the entry (no
+ * expression), and must not see the previous packet's verdict.
+ */
 static __always_inline __u32 pl_chain_result(__u32 slot)
 {
 	__u32 *r = bpf_map_lookup_elem(&chain_res, &slot);
+	__u32 v = 0;
 
-	return r ? *r : 0;
+	if (r) {
+		v = *r;
+		*r = 0;
+	}
+	return v;
 }
 
 #endif /* __PKTLENS_BPF_CHAIN_H */

@@ -51,6 +51,28 @@ struct {
 	__type(value, __u32);
 } chain_res SEC(".maps");
 
+/*
+ * Policy rules, as `policy add/load` left them (by id): the loader's record,
+ * never read by BPF. The programs judge packets by the rule-set maps in
+ * bpf/policy.h, built from this.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PL_POLICY_RULES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct pl_rule);
+} policy_rules SEC(".maps");
+
+/* Hits per rule id; kept across rule-set swaps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PL_POLICY_RULES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct pl_rule_stats);
+} rule_stats SEC(".maps");
+
 /* What attach set up; written by the loader, never by BPF. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -50,6 +50,7 @@ struct pl_pkt {
 	__u8 frag;		/* IP fragment (first or not) */
 	__u8 opts;		/* IPv4 options or IPv6 extension headers present */
 	__u8 err;		/* enum pl_perr */
+	__u8 ports;		/* TCP/UDP/SCTP header read: key.sport/dport are ports */
 };
 
 struct pl_vlan_hdr {
@@ -106,6 +107,7 @@ static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_e
 	}
 	p->key.sport = ((__u16)b[0] << 8) | b[1];
 	p->key.dport = ((__u16)b[2] << 8) | b[3];
+	p->ports = 1;
 	return;
 trunc:
 	p->err = PL_PERR_TRUNCATED;

@@ -139,6 +139,8 @@ int do_attach(int argc, char **argv)
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
 		jw_bool_field(&w, "kept_counters", info.kept_counters);
+		jw_u64_field(&w, "rules_kept", info.rules_kept);
+		jw_u64_field(&w, "rules_dropped", info.rules_dropped);
 		jw_obj_close(&w);
 		jw_end(&w);
 		return PL_EXIT_OK;
@@ -153,6 +155,12 @@ int do_attach(int argc, char **argv)
 	if (info.reattached)
 		printf("re-attached over the previous pktlens attachment; counters %s\n",
 		       info.kept_counters ? "kept" : "kept, but some flows did not fit the new table");
+	if (info.rules_kept || info.rules_dropped)
+		printf("policy: %zu rules judge packets again", info.rules_kept);
+	if (info.rules_dropped)
+		printf("; %zu rules dropped: their direction has no hook now", info.rules_dropped);
+	if (info.rules_kept || info.rules_dropped)
+		printf("\n");
 	return PL_EXIT_OK;
 }
 

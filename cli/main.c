@@ -25,6 +25,9 @@ static const struct pl_cmd cmds[] = {
 	{ "filter", do_filter, "filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n"
 	  "       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n"
 	  "       pktlens filter set DEV 'EXPR' | filter clear DEV" },
+	{ "policy", do_policy, "policy add DEV [--in|--out] [--prio N] MATCH... --drop|--pass|"
+	  "--redirect DEV2|--sample 1/N\n"
+	  "       pktlens policy list [DEV] | del DEV ID | flush DEV | load DEV FILE" },
 };
 
 static void usage(FILE *f)

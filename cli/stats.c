@@ -111,6 +111,9 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter)
 	if (filter || s->filter_pkts)
 		printf("    filter matched %llu packets, %llu bytes\n", s->filter_pkts,
 		       s->filter_bytes);
+	if (s->nomatch_pkts)
+		printf("    policy: no rule matched %llu packets, %llu bytes (passed)\n",
+		       s->nomatch_pkts, s->nomatch_bytes);
 	plain_hist(s);
 }
 

@@ -118,6 +118,8 @@ void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot)
 	jw_u64_field(w, "flow_lost_bytes", s->flow_lost_bytes);
 	jw_u64_field(w, "filter_packets", s->filter_pkts);
 	jw_u64_field(w, "filter_bytes", s->filter_bytes);
+	jw_u64_field(w, "nomatch_packets", s->nomatch_pkts);
+	jw_u64_field(w, "nomatch_bytes", s->nomatch_bytes);
 	jw_obj_close(w);
 }
 

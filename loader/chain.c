@@ -68,7 +68,7 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 		h[n++] = (struct hook){
 			.name = "xdp in",
 			.t = { PL_FILTER_XDP, c->res_fd, PL_SLOT_XDP_IN, c->xdp_fd,
-			       PL_CHAIN_MAIN(PL_DIR_IN) },
+			       PL_CHAIN_MAIN(PL_DIR_IN), PL_CHAIN_POLICY(PL_DIR_IN) },
 			.rules_slot = PL_CHAIN_RULES(PL_DIR_IN),
 			/* the entry program's PROG_ARRAY wants the same frags flag */
 			.prog_flags = c->meta.xdp_mode == PL_XDP_NATIVE ? BPF_F_XDP_HAS_FRAGS : 0,
@@ -79,7 +79,7 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 				.name = dir == PL_DIR_IN ? "tc in" : "tc out",
 				.t = { PL_FILTER_TC, c->res_fd,
 				       dir == PL_DIR_IN ? PL_SLOT_TC_IN : PL_SLOT_TC_OUT, c->tc_fd,
-				       PL_CHAIN_MAIN(dir) },
+				       PL_CHAIN_MAIN(dir), PL_CHAIN_POLICY(dir) },
 				.rules_slot = PL_CHAIN_RULES(dir),
 			};
 	return n;

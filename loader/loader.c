@@ -86,6 +86,7 @@ struct attach {
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
 	bool filter_made[2];	/* clsact filters of this attach */
+	bool policy_reused;	/* --force: the rules of the old attachment carried over */
 	char *why;
 	size_t whylen;
 };
@@ -227,6 +228,35 @@ static struct bpf_program *xdp_prog(const struct attach *a)
 }
 
 /*
+ * --force: the rules, their counters and redirect targets carry over
+ * (attachments made before policies existed have none to reuse).
+ */
+static int reuse_policy_maps(struct attach *a)
+{
+	struct {
+		struct bpf_map *map;
+		const char *name;
+	} maps[] = {
+		{ a->xskel->maps.policy_rules, PL_MAP_POLICY_RULES },
+		{ a->xskel->maps.rule_stats, PL_MAP_RULE_STATS },
+		{ a->xskel->maps.redirect_map, PL_MAP_REDIRECT },
+	};
+	int err = 0;
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]) && !err; i++) {
+		int fd = pl_pin_open(a->final, maps[i].name);
+
+		if (fd < 0)
+			continue;
+		err = bpf_map__reuse_fd(maps[i].map, fd);
+		close(fd);
+		if (!err)
+			a->policy_reused = true;
+	}
+	return err;
+}
+
+/*
  * Load the XDP object (it owns the maps), reusing the maps of the attachment
  * being replaced so counters survive. The flow table is reused only when its
  * capacity is unchanged; otherwise its merged contents are copied.
@@ -256,6 +286,13 @@ static int load_xdp(struct attach *a)
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_main,
 						a->info->xdp_mode == PL_XDP_SKB);
+	/* rule-set programs are loaded by `policy` (loader/policy.c) */
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy, false);
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy, false);
+	if (!err && a->info->reattached)
+		err = reuse_policy_maps(a);
 	if (!err && a->info->reattached) {
 		err = bpf_map__reuse_fd(a->xskel->maps.stats, a->old.stats_fd);
 		if (!err)
@@ -301,6 +338,14 @@ static int load_tc(struct attach *a)
 		err = bpf_map__reuse_fd(t->maps.meta, bpf_map__fd(x->maps.meta));
 	if (!err)
 		err = bpf_map__reuse_fd(t->maps.chain_res, bpf_map__fd(x->maps.chain_res));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.policy_rules, bpf_map__fd(x->maps.policy_rules));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.rule_stats, bpf_map__fd(x->maps.rule_stats));
+	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
+	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy, false);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, a->info->tc_hooks & PL_TC_IN);
 	if (!err)
@@ -372,6 +417,38 @@ static int refilter(struct attach *a)
 		return FAIL(a, err, "%s: cannot chain the filter again: %s", a->o->ifname, why);
 	*a->m = c.meta;
 	return 0;
+}
+
+/*
+ * --force over an attachment with rules: judge by them again on the new
+ * hooks. Rules of a direction the new hooks lack are dropped (and said).
+ */
+static int repolicy(struct attach *a)
+{
+	struct pl_rule *rules = NULL;
+	struct pl_policy p;
+	char why[PL_WHY_LEN];
+	size_t n = 0, kept = 0;
+	int err;
+
+	err = pl_policy_open(a->tmp, &p);
+	if (!err)
+		err = pl_policy_rules(&p, &rules, &n);
+	if (err) {
+		pl_policy_close(&p);	/* safe after a failed open: fds are -1 */
+		return FAIL(a, err, "%s: cannot read the policy rules: %s", a->o->ifname,
+			    strerror(-err));
+	}
+	for (size_t i = 0; i < n; i++)
+		if (pl_policy_has_dir(&p, rules[i].dir))
+			rules[kept++] = rules[i];
+	a->info->rules_dropped = n - kept;
+	a->info->rules_kept = kept;
+	err = n ? pl_policy_commit(&p, rules, kept, why, sizeof(why)) : 0;
+	pl_policy_close(&p);
+	free(rules);
+	return err ? FAIL(a, err, "%s: cannot judge by the policy rules again: %s", a->o->ifname,
+			  why) : 0;
 }
 
 static int attach_xdp(struct attach *a)
@@ -571,6 +648,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		err = pin_map(a.xskel->maps.meta, a.tmp);
 	if (!err)
 		err = pin_map(a.xskel->maps.chain_res, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.policy_rules, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.rule_stats, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.redirect_map, a.tmp);
 	if (!err && info->xdp_mode != PL_XDP_NONE)
 		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
 	if (!err && info->tc_hooks)
@@ -603,6 +686,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		goto out;
 	}
 	if (info->reattached && a.old.meta.filter_set && (err = refilter(&a)))
+		goto out;
+	if (a.policy_reused && (err = repolicy(&a)))
 		goto out;
 	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
 		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));

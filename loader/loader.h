@@ -94,6 +94,8 @@ struct pl_attach_info {
 	bool replaced_foreign;
 	bool reattached;	/* --force over an existing pktlens attachment */
 	bool kept_counters;	/* counters carried over from that attachment */
+	size_t rules_kept;	/* policy rules carried over */
+	size_t rules_dropped;	/* ... dropped: their direction has no hook now */
 	struct pl_meta meta;	/* as pinned */
 };
 
@@ -131,6 +133,37 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen);
 /* Names of the hooks an expression is chained on ("xdp in", "tc out"). */
 size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX]);
+
+/* ---- policy rules (loader/policy.c) ---- */
+
+/* The pins of one attachment that rule sets need. */
+struct pl_policy {
+	char dir[512];
+	struct pl_meta meta;
+	int rules_fd;		/* policy_rules: the record, by id */
+	int rstats_fd;		/* rule_stats */
+	int redirect_fd;	/* redirect_map (XDP), -1 if absent */
+	int stats_fd, flows_fd, cache_fd, res_fd;
+	int xdp_chain_fd, tc_chain_fd;	/* -1 without such hooks */
+};
+
+int pl_policy_open(const char *dir, struct pl_policy *p);
+void pl_policy_close(struct pl_policy *p);
+/* Sort by direction, priority, id: the order rules are tried in. */
+void pl_policy_sort(struct pl_rule *rules, size_t n);
+/* All recorded rules, sorted. Caller frees *out. */
+int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
+/* Hits of rule @id summed over CPUs (last_ns: the latest). */
+int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum);
+/* Whether some hook of the attachment judges rules of direction @dir. */
+bool pl_policy_has_dir(const struct pl_policy *p, int dir);
+/*
+ * Make @rules (ids set, unique) the whole rule set, atomically per hook
+ * program; counters of ids already there carry over. On error nothing
+ * changed and @why says why: -EEXIST duplicate id, -E2BIG over a limit,
+ * -ENOTSUP no hook for a direction, else from the kernel. Sorts @rules.
+ */
+int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n, char *why, size_t whylen);
 
 /* ---- reading state (loader/state.c) ---- */
 

@@ -92,13 +92,15 @@ struct pl_chain_target {
 	uint32_t res_key;	/* enum pl_slot of the hook */
 	int chain_fd;		/* the hook's PROG_ARRAY */
 	uint32_t main_slot;	/* PL_CHAIN_MAIN(dir) */
+	uint32_t policy_slot;	/* PL_CHAIN_POLICY(dir): tried before main_slot */
 };
 
 /*
  * Wrap a translated program (pl_cbpf_translate()) as the RULES stage of a
  * pktlens hook: a new main function calls it as a BPF-to-BPF subprogram,
  * stores its 0/1 verdict in chain_res[res_key] of this CPU and tail-calls
- * chain[main_slot], the hook's counting program. Returns 0 and a malloc'd
+ * chain[policy_slot] (the hook's rule set, if any), else chain[main_slot],
+ * the hook's counting program. Returns 0 and a malloc'd
  * program in *out, or -errno. Load it with pl_ebpf_load() while the map fds
  * are open; the program then holds its own references to both maps.
  */

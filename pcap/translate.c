@@ -1409,6 +1409,12 @@ int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_cha
 		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
 		insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd),
 		insn(0, 0, 0, 0, 0),
+		insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->policy_slot),
+		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
+		/* no rule set: the counting program */
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
+		insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd),
+		insn(0, 0, 0, 0, 0),
 		insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->main_slot),
 		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
 		/* only if the MAIN slot is empty: let the packet go */

@@ -65,6 +65,11 @@ sleep 0.5
 timeout -s KILL 20 ip netns exec "$A" iperf3 -c 198.18.0.2 -t 2 -f m | grep -E "sender|receiver" || true
 wait || true
 
+step "policy: drop ICMP echo from 198.18.0.1 in-kernel, then ping again (expect 100% loss)"
+"$PKTLENS" -n "$B" policy add vb --src 198.18.0.1/32 --proto icmp --drop
+ip netns exec "$A" ping -q -c 3 -i 0.2 -W 1 198.18.0.2 | tail -2 || true
+"$PKTLENS" -n "$B" policy list vb
+
 step "pktlens -n $B stats vb"
 "$PKTLENS" -n "$B" stats vb
 

@@ -1,27 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pktlens tc programs: the same parse and accounting as XDP (bpf/), on tc
- * ingress and egress. They return TC_ACT_UNSPEC (TCX_NEXT): counting never
- * changes a packet's fate nor stops the filters and programs after us.
- * Each has a *_main twin for filter chaining, as on XDP (bpf/chain.h).
+ * pktlens tc programs: the same parse, policy and accounting as XDP (bpf/),
+ * on tc ingress and egress. Without a rule that drops or redirects they
+ * return TC_ACT_UNSPEC (TCX_NEXT): counting never changes a packet's fate
+ * nor stops the filters and programs after us. Chaining as on XDP
+ * (xdp/pktlens_xdp.bpf.c).
  */
 #include "../bpf/common.h"
 #include "../bpf/maps.h"
 #include "../bpf/parse.h"
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
+#include "../bpf/policy.h"
 
 PL_CHAIN_MAP(tc_chain);
 
 #define TC_ACT_UNSPEC_ (-1)
+#define TC_ACT_SHOT_ 2
 
 /* Enough linear data for Ethernet, two tags, IPv6 + extension headers, TCP. */
 #define PL_TC_PULL 128
 
-static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __u32 matched)
+static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __u32 flags,
+				 const int policy)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	__u32 verdict = PL_VERDICT_PASS;
+	int ret = TC_ACT_UNSPEC_;
 	struct pl_pkt p;
 	__u32 linear = (__u32)(data_end - data);
 
@@ -36,34 +42,49 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	p.key.ifindex = skb->ifindex;
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
-	pl_account(&p, slot, PL_VERDICT_PASS, matched);
-	return TC_ACT_UNSPEC_;
+	if (policy) {
+		struct pl_judgement j = pl_policy(&p);
+
+		switch (j.action) {
+		case PL_ACT_NONE:
+			flags |= PL_ACC_NOMATCH;
+			break;
+		case PL_ACT_DROP:
+			verdict = PL_VERDICT_DROP;
+			ret = TC_ACT_SHOT_;
+			break;
+		case PL_ACT_REDIRECT:
+			verdict = PL_VERDICT_REDIRECT;
+			ret = (int)bpf_redirect(j.arg, 0);	/* out of DEV2 */
+			break;
+		}
+	}
+	pl_account(&p, slot, verdict, flags);
+	return ret;
 }
 
-SEC("tc")
-int pktlens_tc_in(struct __sk_buff *skb)
-{
-	bpf_tail_call(skb, &tc_chain, PL_CHAIN_RULES(PL_DIR_IN));
-	return pl_tc(skb, PL_SLOT_TC_IN, PL_DIR_IN, 0);
+#define PL_TC_PROGS(name, slot, dir)							\
+SEC("tc")										\
+int name(struct __sk_buff *skb)								\
+{											\
+	bpf_tail_call(skb, &tc_chain, PL_CHAIN_RULES(dir));				\
+	bpf_tail_call(skb, &tc_chain, PL_CHAIN_POLICY(dir));				\
+	return pl_tc(skb, slot, dir, 0, 0);						\
+}											\
+											\
+SEC("tc")										\
+int name##_main(struct __sk_buff *skb)							\
+{											\
+	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0, 0);	\
+}											\
+											\
+SEC("tc")										\
+int name##_policy(struct __sk_buff *skb)						\
+{											\
+	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0, 1);	\
 }
 
-SEC("tc")
-int pktlens_tc_in_main(struct __sk_buff *skb)
-{
-	return pl_tc(skb, PL_SLOT_TC_IN, PL_DIR_IN, pl_chain_result(PL_SLOT_TC_IN));
-}
-
-SEC("tc")
-int pktlens_tc_out(struct __sk_buff *skb)
-{
-	bpf_tail_call(skb, &tc_chain, PL_CHAIN_RULES(PL_DIR_OUT));
-	return pl_tc(skb, PL_SLOT_TC_OUT, PL_DIR_OUT, 0);
-}
-
-SEC("tc")
-int pktlens_tc_out_main(struct __sk_buff *skb)
-{
-	return pl_tc(skb, PL_SLOT_TC_OUT, PL_DIR_OUT, pl_chain_result(PL_SLOT_TC_OUT));
-}
+PL_TC_PROGS(pktlens_tc_in, PL_SLOT_TC_IN, PL_DIR_IN)
+PL_TC_PROGS(pktlens_tc_out, PL_SLOT_TC_OUT, PL_DIR_OUT)
 
 char LICENSE[] SEC("license") = "GPL";

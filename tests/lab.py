@@ -127,3 +127,91 @@ def bpf_run(frames, tmpdir, flows=None):
     args = [BPF_RUN] + (["--flows", str(flows)] if flows else []) + [path]
     r = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
+
+
+class RouterLab:
+    """Three namespaces: sender `s` (va) -- router `h` (vb | vc) -- receiver `r` (vd).
+
+    IPv4 198.18.1.0/24 (s-h) and 198.18.2.0/24 (h-r), IPv6 2001:db8:1::/64 and 2001:db8:2::/64;
+    h forwards, with 198.18.3.0/24 and 2001:db8:3::/64 routed on to r, and reverse-path
+    filtering off so sources anywhere in 198.18.1.0/24 get through. pktlens runs on h.
+    """
+
+    S4, H4, HC4, R4 = "198.18.1.1", "198.18.1.2", "198.18.2.2", "198.18.2.1"
+    S6, H6, HC6, R6 = "2001:db8:1::1", "2001:db8:1::2", "2001:db8:2::2", "2001:db8:2::1"
+
+    def __init__(self):
+        self.s, self.h, self.r = unique("pls"), unique("plh"), unique("plr")
+        self.namespaces = []
+        self.tmp = tempfile.mkdtemp(prefix="pktlens-router-")
+        try:
+            for ns in (self.s, self.h, self.r):
+                sh("ip", "netns", "add", ns)
+                self.namespaces.append(ns)
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0",
+                   "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.autoconf=0",
+                   "net.ipv6.conf.default.accept_ra=0", "net.ipv4.conf.all.rp_filter=0",
+                   "net.ipv4.conf.default.rp_filter=0")
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", self.h, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+               "net.ipv6.conf.all.forwarding=1")
+            sh("ip", "-n", self.s, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", self.h)
+            sh("ip", "-n", self.h, "link", "add", "vc", "type", "veth", "peer", "name", "vd", "netns", self.r)
+            for ns, dev, a4, a6 in ((self.s, "va", self.S4, self.S6), (self.h, "vb", self.H4, self.H6),
+                                    (self.h, "vc", self.HC4, self.HC6), (self.r, "vd", self.R4, self.R6)):
+                sh("ip", "-n", ns, "addr", "add", a4 + "/24", "dev", dev)
+                sh("ip", "-n", ns, "addr", "add", a6 + "/64", "dev", dev, "nodad")
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", self.s, "route", "add", "default", "via", self.H4)
+            sh("ip", "-n", self.s, "-6", "route", "add", "default", "via", self.H6)
+            sh("ip", "-n", self.r, "route", "add", "default", "via", self.HC4)
+            sh("ip", "-n", self.r, "-6", "route", "add", "default", "via", self.HC6)
+            sh("ip", "-n", self.h, "route", "add", "198.18.3.0/24", "via", self.R4)
+            sh("ip", "-n", self.h, "-6", "route", "add", "2001:db8:3::/64", "via", self.R6)
+            vd = self.mac(self.r, "vd")
+            sh("ip", "-n", self.h, "neigh", "replace", self.R4, "lladdr", vd, "dev", "vc")
+            sh("ip", "-n", self.h, "neigh", "replace", self.R6, "lladdr", vd, "dev", "vc")
+        except BaseException:
+            self.close()
+            raise
+
+    def mac(self, ns, dev):
+        out = sh("ip", "-n", ns, "-j", "link", "show", dev).stdout
+        return json.loads(out)[0]["address"]
+
+    def send(self, frames):
+        """Send scapy frames from s out of va; returns the count."""
+        from scapy.all import wrpcap
+
+        path = os.path.join(self.tmp, f"send{next(_seq)}.pcap")
+        wrpcap(path, frames)
+        return int(sh("ip", "netns", "exec", self.s, PYTHON, SENDRAW, "va", path).stdout.strip())
+
+    def capture(self):
+        """Start tcpdump on what arrives at r's vd; returns a handle for `stop_capture`."""
+        path = os.path.join(self.tmp, f"cap{next(_seq)}.pcap")
+        p = subprocess.Popen(["ip", "netns", "exec", self.r, "tcpdump", "-i", "vd", "-Q", "in", "-U", "-n", "--immediate-mode", "-B", "16384",
+                              "-s", "0", "-w", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+        line = p.stderr.readline()   # "listening on vd, ..." once the socket is open
+        assert "listening" in line, line
+        return p, path
+
+    def stop_capture(self, handle, settle=0.5):
+        """Stop tcpdump; the frames it captured (scapy packets)."""
+        from scapy.all import rdpcap
+
+        p, path = handle
+        time.sleep(settle)
+        p.send_signal(2)
+        p.wait(timeout=10)
+        tail = p.stderr.read()
+        assert "\n0 packets dropped by kernel" in tail, f"tcpdump lost frames: {tail}"
+        return list(rdpcap(path)) if os.path.getsize(path) > 24 else []
+
+    def close(self):
+        for ns in reversed(self.namespaces):
+            subprocess.run([PKTLENS, "-n", ns, "detach", "--all"], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self.namespaces = []
+        subprocess.run(["rm", "-rf", self.tmp])

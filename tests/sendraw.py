@@ -24,10 +24,25 @@ def frames(path):
 
 
 def main():
+    """sendraw.py IFACE FILE [PPS STOPFILE]: once, or cycling at about PPS until STOPFILE exists."""
     iface, path = sys.argv[1], sys.argv[2]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     n = 0
+    if len(sys.argv) == 5:
+        import os
+        import time
+        pps, stop = float(sys.argv[3]), sys.argv[4]
+        all_frames = list(frames(path))
+        t0 = time.monotonic()
+        while not os.path.exists(stop):
+            s.send(all_frames[n % len(all_frames)])
+            n += 1
+            ahead = n / pps - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        print(n)
+        return
     for fr in frames(path):
         s.send(fr)
         n += 1

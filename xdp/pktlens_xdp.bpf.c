@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pktlens XDP programs: parse, account, pass.
+ * pktlens XDP programs: parse, judge by policy, account, act.
  *
  * pktlens_xdp is "xdp.frags" so it also runs on multi-buffer (jumbo MTU)
  * drivers in native mode; headers are parsed from the first buffer and the
@@ -10,58 +10,87 @@
  * MAC header length, and tc ingress programs after it then see the frame
  * from the network header on (measured with both pktlens hooks attached).
  *
- * Each has a *_main twin for filter chaining (bpf/chain.h): the entry
- * tail-calls a chained tcpdump expression if `filter set` put one in its
- * RULES slot, and the expression tail-calls the twin with its verdict. The
- * kernel ties a PROG_ARRAY to frags or no frags, so each variant has its own.
+ * Chaining (bpf/chain.h, PL_CHAIN_* in include/pktlens/pktlens.h): the entry
+ * tail-calls a chained tcpdump expression (RULES slot), else the policy
+ * (POLICY slot), else counts by itself and passes. The expression tail-calls
+ * the policy too, else *_main (MAIN slot). The kernel ties a
+ * PROG_ARRAY to frags or no frags, so each variant has its own programs.
  */
 #include "../bpf/common.h"
 #include "../bpf/maps.h"
 #include "../bpf/parse.h"
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
+#include "../bpf/policy.h"
 
 PL_CHAIN_MAP(xdp_chain);
 PL_CHAIN_MAP(xdp_skb_chain);
 
-static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 matched)
+/* Redirect targets of policy rules, by ifindex (loader/policy.c fills it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, PL_REDIRECT_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} redirect_map SEC(".maps");
+
+/* @flags: PL_ACC_FILTER if the expression matched; @policy: judge by the rule set */
+static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int policy)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	__u32 verdict = PL_VERDICT_PASS;
+	int ret = XDP_PASS;
 	struct pl_pkt p;
 
 	pl_parse(&p, data, data_end, (__u32)bpf_xdp_get_buff_len(ctx));
 	p.key.ifindex = ctx->ingress_ifindex;
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
-	pl_account(&p, PL_SLOT_XDP_IN, PL_VERDICT_PASS, matched);
-	return XDP_PASS;
+	if (policy) {
+		struct pl_judgement j = pl_policy(&p);
+
+		switch (j.action) {
+		case PL_ACT_NONE:
+			flags |= PL_ACC_NOMATCH;
+			break;
+		case PL_ACT_DROP:
+			verdict = PL_VERDICT_DROP;
+			ret = XDP_DROP;
+			break;
+		case PL_ACT_REDIRECT:
+			/* a target that is gone drops: steered traffic never leaks in here */
+			ret = (int)bpf_redirect_map(&redirect_map, j.arg, XDP_DROP);
+			verdict = ret == XDP_REDIRECT ? PL_VERDICT_REDIRECT : PL_VERDICT_DROP;
+			break;
+		}
+	}
+	pl_account(&p, PL_SLOT_XDP_IN, verdict, flags);
+	return ret;
 }
 
-SEC("xdp.frags")
-int pktlens_xdp(struct xdp_md *ctx)
-{
-	bpf_tail_call(ctx, &xdp_chain, PL_CHAIN_RULES(PL_DIR_IN));
-	return pl_xdp(ctx, 0);
+#define PL_XDP_PROGS(sec, name, chain)							\
+SEC(sec)										\
+int name(struct xdp_md *ctx)								\
+{											\
+	bpf_tail_call(ctx, &chain, PL_CHAIN_RULES(PL_DIR_IN));				\
+	bpf_tail_call(ctx, &chain, PL_CHAIN_POLICY(PL_DIR_IN));				\
+	return pl_xdp(ctx, 0, 0);							\
+}											\
+											\
+SEC(sec)										\
+int name##_main(struct xdp_md *ctx)							\
+{											\
+	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0, 0);	\
+}											\
+											\
+SEC(sec)										\
+int name##_policy(struct xdp_md *ctx)							\
+{											\
+	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0, 1);	\
 }
 
-SEC("xdp.frags")
-int pktlens_xdp_main(struct xdp_md *ctx)
-{
-	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN));
-}
-
-SEC("xdp")
-int pktlens_xdp_skb(struct xdp_md *ctx)
-{
-	bpf_tail_call(ctx, &xdp_skb_chain, PL_CHAIN_RULES(PL_DIR_IN));
-	return pl_xdp(ctx, 0);
-}
-
-SEC("xdp")
-int pktlens_xdp_skb_main(struct xdp_md *ctx)
-{
-	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN));
-}
+PL_XDP_PROGS("xdp.frags", pktlens_xdp, xdp_chain)
+PL_XDP_PROGS("xdp", pktlens_xdp_skb, xdp_skb_chain)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -93,6 +93,8 @@ struct pl_stats {
 	__u64 flow_lost;	/* failed inserts */
 	__u64 filter_pkts;	/* packets the live tcpdump expression matched */
 	__u64 filter_bytes;
+	__u64 nomatch_pkts;	/* judged by a policy, no rule matched: default action (pass) */
+	__u64 nomatch_bytes;
 };
 
 /*
@@ -168,7 +170,16 @@ enum pl_tc_mech {
  */
 #define PL_CHAIN_RULES(dir) (2 * (dir))
 #define PL_CHAIN_MAIN(dir) (2 * (dir) + 1)
-#define PL_CHAIN_SLOTS 4
+/*
+ * Policy (`pktlens policy`): when a direction has rules, its hook's POLICY
+ * slot holds a program that parses, judges the packet by the rule set it was
+ * loaded with, counts and acts. The entry tail-calls RULES, then POLICY; the
+ * expression's program tail-calls POLICY, then MAIN. A new rule set is a new
+ * program with its own rule maps. Whoever reads chain_res clears it, so a
+ * verdict never outlives its packet.
+ */
+#define PL_CHAIN_POLICY(dir) (4 + (dir))
+#define PL_CHAIN_SLOTS 6
 
 /* Longest expression `filter set` keeps in pl_meta, with its NUL. */
 #define PL_FILTER_EXPR_MAX 2048
@@ -193,10 +204,89 @@ struct pl_meta {
 	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 3
+#define PL_META_VERSION 4
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
+
+/* ---- policy rules (bpf/policy.h, loader/policy.c, cli/policy.c) ---- */
+
+enum pl_action {
+	PL_ACT_NONE = 0,
+	PL_ACT_PASS,		/* stop evaluating, let the packet go on */
+	PL_ACT_DROP,
+	PL_ACT_REDIRECT,	/* arg: ifindex; XDP through the redirect devmap */
+	PL_ACT_SAMPLE,		/* arg: N of 1/N; counted, evaluation continues */
+	PL_ACT_MAX,
+};
+
+/* pl_rule.match: which fields a rule matches on */
+#define PL_M_SRC	(1U << 0)
+#define PL_M_DST	(1U << 1)
+#define PL_M_PROTO	(1U << 2)
+#define PL_M_SPORT	(1U << 3)
+#define PL_M_DPORT	(1U << 4)
+#define PL_M_VLAN	(1U << 5)
+
+/*
+ * A rule. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d), stored
+ * already masked; *_len counts in that 128-bit space (IPv4 /24 = 120).
+ * First match in (prio, id) order wins; sample rules count and go on.
+ */
+struct pl_rule {
+	__u32 id;		/* stable, 1.. */
+	__u32 prio;		/* lower first */
+	__u8 dir;		/* enum pl_dir */
+	__u8 action;		/* enum pl_action */
+	__u8 proto;		/* IP protocol */
+	__u8 src_len;
+	__u8 dst_len;
+	__u8 pad[3];
+	__u32 match;		/* PL_M_* */
+	__u32 arg;		/* redirect: ifindex; sample: N */
+	__u16 vlan;		/* outermost VLAN id */
+	__u16 sport_lo, sport_hi, dport_lo, dport_hi;
+	__u16 pad2;
+	__u8 src[16], src_mask[16];
+	__u8 dst[16], dst_mask[16];
+};
+
+/* LPM trie key: prefix in the 128-bit space above. */
+struct pl_lpm_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/*
+ * LPM trie value: among the rules that match on this one address field
+ * alone, the first (prio, id) whose prefix covers this prefix.
+ */
+struct pl_rule_ref {
+	__u32 prio;
+	__u32 id;
+	__u32 action;
+	__u32 arg;
+};
+
+/* How many rules of each kind a rule set of one direction has. */
+struct pl_policy_cfg {
+	__u32 list_len;		/* policy_list entries, in (prio, id) order */
+	__u32 src_cidrs;	/* policy_src entries (0: skip the lookup) */
+	__u32 dst_cidrs;
+	__u32 pad;
+};
+
+/* Per rule, per CPU. */
+struct pl_rule_stats {
+	__u64 pkts;
+	__u64 bytes;
+	__u64 last_ns;		/* CLOCK_MONOTONIC (coarse) of the last hit */
+};
+
+#define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions */
+#define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
+#define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
+#define PL_REDIRECT_MAX 64U		/* redirect targets per interface */
 
 /* Map names, shared so user space finds the pins. */
 #define PL_MAP_STATS "stats"
@@ -206,5 +296,8 @@ struct pl_meta {
 #define PL_MAP_CHAIN_RES "chain_res"
 #define PL_MAP_XDP_CHAIN "xdp_chain"
 #define PL_MAP_TC_CHAIN "tc_chain"
+#define PL_MAP_POLICY_RULES "policy_rules"
+#define PL_MAP_RULE_STATS "rule_stats"
+#define PL_MAP_REDIRECT "redirect_map"
 
 #endif /* __PKTLENS_PKTLENS_H */

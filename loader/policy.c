@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Policy rule sets (bpf/policy.h). The rules of an attachment are kept in
+ * its pinned policy_rules map (by id); judging packets is done by rule-set
+ * programs built from them. pl_policy_commit() replaces the whole rule set:
+ *
+ *   1. check it (ids, limits, hooks, redirect targets);
+ *   2. for every hook that judges a direction, load a fresh pktlens_*_policy
+ *      program with its own rule maps (the shared counters, flows and stats
+ *      are reused) and fill those maps;
+ *   3. create zeroed counters for new rule ids, add redirect targets;
+ *   4. swap each hook's POLICY slot (one map update), or empty it when a
+ *      direction has no rules left;
+ *   5. record the rules, drop the counters and targets of removed rules.
+ *
+ * A failure before step 4 changes nothing; a failure inside it puts the
+ * previous programs back. Each packet meets one whole rule set: the one its
+ * hook's slot held when the tail call was made.
+ *
+ * Ingress rules are judged at the first ingress hook (XDP if attached, else
+ * tc ingress), so each packet is counted once by its rules; egress rules at
+ * tc egress.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
+#include "pktlens_xdp.skel.h"
+#include "pktlens_tc.skel.h"
+
+#define WHY(err, ...) ({ snprintf(why, whylen, __VA_ARGS__); (err); })
+
+/* Entries per batch map call: each syscall costs tens of microseconds on slow hosts. */
+#define PL_BATCH 8192U
+
+/* bpf_map_update_batch() of @n entries in chunks; 0 or -errno. */
+static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+			size_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+	for (size_t i = 0; i < n; i += PL_BATCH) {
+		__u32 c = (__u32)(n - i < PL_BATCH ? n - i : PL_BATCH);
+
+		if (bpf_map_update_batch(fd, (const char *)keys + i * ksz,
+					 (const char *)vals + i * vsz, &c, &opts))
+			return -errno;
+	}
+	return 0;
+}
+
+void pl_policy_close(struct pl_policy *p)
+{
+	int *fds[] = { &p->rules_fd, &p->rstats_fd, &p->redirect_fd, &p->stats_fd, &p->flows_fd,
+		       &p->cache_fd, &p->res_fd, &p->xdp_chain_fd, &p->tc_chain_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int pl_policy_open(const char *dir, struct pl_policy *p)
+{
+	struct {
+		int *fd;
+		const char *name;
+		bool need;
+	} pins[] = {
+		{ &p->rules_fd, PL_MAP_POLICY_RULES, true },
+		{ &p->rstats_fd, PL_MAP_RULE_STATS, true },
+		{ &p->redirect_fd, PL_MAP_REDIRECT, false },
+		{ &p->stats_fd, PL_MAP_STATS, true },
+		{ &p->flows_fd, PL_MAP_FLOWS, true },
+		{ &p->cache_fd, PL_MAP_FLOW_CACHE, true },
+		{ &p->res_fd, PL_MAP_CHAIN_RES, true },
+		{ &p->xdp_chain_fd, PL_MAP_XDP_CHAIN, false },
+		{ &p->tc_chain_fd, PL_MAP_TC_CHAIN, false },
+	};
+	int meta_fd, err = 0;
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++)
+		*pins[i].fd = -1;
+	snprintf(p->dir, sizeof(p->dir), "%s", dir);
+	meta_fd = pl_pin_open(dir, PL_MAP_META);
+	if (meta_fd < 0)
+		return -errno;
+	err = pl_meta_read(meta_fd, &p->meta);
+	close(meta_fd);
+	for (size_t i = 0; !err && i < sizeof(pins) / sizeof(pins[0]); i++) {
+		*pins[i].fd = pl_pin_open(dir, pins[i].name);
+		if (*pins[i].fd < 0 && (pins[i].need || errno != ENOENT))
+			err = -errno;
+	}
+	if (err)
+		pl_policy_close(p);
+	return err;
+}
+
+static int rule_cmp(const void *a, const void *b)
+{
+	const struct pl_rule *x = a, *y = b;
+
+	if (x->dir != y->dir)
+		return x->dir < y->dir ? -1 : 1;
+	if (x->prio != y->prio)
+		return x->prio < y->prio ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+void pl_policy_sort(struct pl_rule *rules, size_t n)
+{
+	qsort(rules, n, sizeof(*rules), rule_cmp);
+}
+
+int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct pl_rule *v = NULL;
+	__u32 *keys = NULL, batch, chunk;
+	size_t cnt = 0, cap = 0;
+	bool first = true;
+	int err = 0;
+
+	/* the whole map, PL_BATCH entries a call */
+	for (;;) {
+		if (cap - cnt < PL_BATCH) {
+			struct pl_rule *nv = realloc(v, (cap + PL_BATCH) * sizeof(*v));
+			__u32 *nk = realloc(keys, (cap + PL_BATCH) * sizeof(*keys));
+
+			if (nv)
+				v = nv;
+			if (nk)
+				keys = nk;
+			if (!nv || !nk) {
+				err = -ENOMEM;
+				break;
+			}
+			cap += PL_BATCH;
+		}
+		chunk = PL_BATCH;
+		err = bpf_map_lookup_batch(p->rules_fd, first ? NULL : &batch, &batch, keys + cnt,
+					   v + cnt, &chunk, &opts);
+		first = false;
+		cnt += chunk;
+		if (err) {
+			err = errno == ENOENT ? 0 : -errno;	/* ENOENT: that was the last batch */
+			break;
+		}
+	}
+	free(keys);
+	if (err) {
+		free(v);
+		return err;
+	}
+	pl_policy_sort(v, cnt);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct pl_rule_stats *v;
+
+	memset(sum, 0, sizeof(*sum));
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(p->rstats_fd, &id, v)) {
+		int err = -errno;
+
+		free(v);
+		return err;
+	}
+	for (int c = 0; c < ncpu; c++) {
+		sum->pkts += v[c].pkts;
+		sum->bytes += v[c].bytes;
+		if (v[c].last_ns > sum->last_ns)
+			sum->last_ns = v[c].last_ns;
+	}
+	free(v);
+	return 0;
+}
+
+/* ---- building a rule set ---- */
+
+/* Rules that go into an LPM trie: one address field, a terminal action. */
+static int lpm_field(const struct pl_rule *r)
+{
+	if (r->action == PL_ACT_SAMPLE)
+		return -1;
+	if (r->match == PL_M_SRC)
+		return 0;
+	if (r->match == PL_M_DST)
+		return 1;
+	return -1;
+}
+
+struct prefix {
+	__u8 addr[16];
+	__u8 len;
+	struct pl_rule_ref best;
+};
+
+static bool ref_before(const struct pl_rule_ref *a, const struct pl_rule_ref *b)
+{
+	return a->prio < b->prio || (a->prio == b->prio && a->id < b->id);
+}
+
+static int prefix_cmp(const void *a, const void *b)
+{
+	const struct prefix *x = a, *y = b;
+	int c = memcmp(x->addr, y->addr, 16);
+
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return ref_before(&x->best, &y->best) ? -1 : ref_before(&y->best, &x->best);
+}
+
+static bool prefix_contains(const struct prefix *q, const struct prefix *p)
+{
+	unsigned int full = q->len / 8, rest = q->len % 8;
+
+	if (q->len > p->len || memcmp(q->addr, p->addr, full))
+		return false;
+	return !rest || ((p->addr[full] ^ q->addr[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+/*
+ * The LPM entries of field @f (0 src, 1 dst) of @rules: each distinct prefix
+ * with the first rule whose prefix covers it. Sorted by (address, length),
+ * prefixes come in tree preorder, so a stack of the enclosing ones suffices.
+ */
+static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct prefix **out,
+		       size_t *out_n)
+{
+	struct prefix *v, **stack;
+	size_t cnt = 0, m = 0, depth = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cnt += lpm_field(&rules[i]) == f;
+	*out = NULL;
+	*out_n = 0;
+	if (!cnt)
+		return 0;
+	v = calloc(cnt, sizeof(*v));
+	stack = calloc(cnt, sizeof(*stack));
+	if (!v || !stack) {
+		free(v);
+		free(stack);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *r = &rules[i];
+
+		if (lpm_field(r) != f)
+			continue;
+		memcpy(v[m].addr, f ? r->dst : r->src, 16);
+		v[m].len = f ? r->dst_len : r->src_len;
+		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg };
+		m++;
+	}
+	qsort(v, m, sizeof(*v), prefix_cmp);
+	/* same prefix: the first sorts first; keep it */
+	cnt = 0;
+	for (size_t i = 0; i < m; i++)
+		if (!cnt || v[cnt - 1].len != v[i].len || memcmp(v[cnt - 1].addr, v[i].addr, 16))
+			v[cnt++] = v[i];
+	for (size_t i = 0; i < cnt; i++) {
+		while (depth && !prefix_contains(stack[depth - 1], &v[i]))
+			depth--;
+		if (depth && ref_before(&stack[depth - 1]->best, &v[i].best))
+			v[i].best = stack[depth - 1]->best;
+		stack[depth++] = &v[i];
+	}
+	free(stack);
+	*out = v;
+	*out_n = cnt;
+	return 0;
+}
+
+/* One hook's rule set, loaded and filled, not yet live. */
+struct ruleset {
+	const char *hook;	/* "xdp in", "tc in", "tc out" */
+	int chain_fd;
+	__u32 dir;
+	struct pktlens_xdp *x;
+	struct pktlens_tc *t;
+	int prog_fd;		/* pktlens_*_policy; -1: no rules */
+};
+
+static void ruleset_free(struct ruleset *rs)
+{
+	pktlens_xdp__destroy(rs->x);
+	pktlens_tc__destroy(rs->t);
+	rs->x = NULL;
+	rs->t = NULL;
+}
+
+/* Maps of the rule-set object: the attachment's own, or fresh ones for the rules. */
+struct objmaps {
+	struct bpf_map *stats, *flows, *cache, *res, *rstats, *redirect;
+	struct bpf_map *unused[5];
+	struct bpf_map *src, *dst, *list, *cfg;
+};
+
+static int prepare_maps(const struct pl_policy *p, const struct objmaps *m, size_t src_n,
+			size_t dst_n, size_t list_n)
+{
+	int err;
+
+	err = bpf_map__reuse_fd(m->stats, p->stats_fd);
+	err = err ?: bpf_map__reuse_fd(m->flows, p->flows_fd);
+	err = err ?: bpf_map__reuse_fd(m->cache, p->cache_fd);
+	err = err ?: bpf_map__reuse_fd(m->res, p->res_fd);
+	err = err ?: bpf_map__reuse_fd(m->rstats, p->rstats_fd);
+	if (!err && m->redirect)
+		err = bpf_map__reuse_fd(m->redirect, p->redirect_fd);
+	for (size_t i = 0; !err && i < sizeof(m->unused) / sizeof(m->unused[0]); i++)
+		if (m->unused[i])
+			err = bpf_map__set_autocreate(m->unused[i], false);
+	err = err ?: bpf_map__set_max_entries(m->src, src_n ? (__u32)src_n : 1);
+	err = err ?: bpf_map__set_max_entries(m->dst, dst_n ? (__u32)dst_n : 1);
+	return err ?: bpf_map__set_max_entries(m->list, list_n ? (__u32)list_n : 1);
+}
+
+static int fill_lpm(int fd, const struct prefix *v, size_t n)
+{
+	struct pl_lpm_key *k = calloc(n ? n : 1, sizeof(*k));
+	struct pl_rule_ref *r = calloc(n ? n : 1, sizeof(*r));
+	int err;
+
+	if (!k || !r) {
+		free(k);
+		free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		k[i].prefixlen = v[i].len;
+		memcpy(k[i].addr, v[i].addr, 16);
+		r[i] = v[i].best;
+	}
+	err = update_batch(fd, k, sizeof(*k), r, sizeof(*r), n);
+	free(k);
+	free(r);
+	return err;
+}
+
+/* policy_list: the rules not in an LPM trie, in order */
+static int fill_list(int fd, const struct pl_rule *rules, size_t n, size_t list_n)
+{
+	struct pl_rule *v = calloc(list_n ? list_n : 1, sizeof(*v));
+	__u32 *k = calloc(list_n ? list_n : 1, sizeof(*k));
+	size_t m = 0;
+	int err;
+
+	if (!v || !k) {
+		free(v);
+		free(k);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (lpm_field(&rules[i]) >= 0)
+			continue;
+		k[m] = (__u32)m;
+		v[m++] = rules[i];
+	}
+	err = update_batch(fd, k, sizeof(*k), v, sizeof(*v), m);
+	free(v);
+	free(k);
+	return err;
+}
+
+/* Of @obj's programs, load only @prog. */
+static void autoload_only(struct bpf_object *obj, struct bpf_program *prog)
+{
+	struct bpf_program *q;
+
+	bpf_object__for_each_program(q, obj)
+		bpf_program__set_autoload(q, q == prog);
+}
+
+/* Load the programs of @rs for the rules of its direction in @rules (sorted) and fill their maps. */
+static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const struct pl_rule *rules,
+			 size_t n, char *why, size_t whylen)
+{
+	struct prefix *lpm[2] = { NULL, NULL };
+	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
+	struct bpf_program *prog;
+	struct pl_policy_cfg cfg = { 0 };
+	struct objmaps m;
+	bool skb = p->meta.xdp_mode == PL_XDP_SKB;
+	__u32 key = 0;
+	int err;
+
+	rs->prog_fd = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rules[i].dir != rs->dir)
+			continue;
+		from = from < i ? from : i;
+		to = i + 1;
+		list_n += lpm_field(&rules[i]) < 0;
+	}
+	if (to == 0)
+		return 0;	/* no rules: the slots are emptied */
+	for (int f = 0; f < 2; f++) {
+		err = lpm_entries(rules + from, to - from, f, &lpm[f], &lpm_n[f]);
+		if (err)
+			goto out;
+	}
+	if (rs->t == NULL && !strcmp(rs->hook, "xdp in")) {
+		struct pktlens_xdp *x = rs->x = pktlens_xdp__open();
+
+		if (!x) {
+			err = WHY(-errno, "%s: cannot open the XDP object: %s", rs->hook,
+				  strerror(errno));
+			goto out;
+		}
+		m = (struct objmaps){ x->maps.stats, x->maps.flows, x->maps.flow_cache,
+				      x->maps.chain_res, x->maps.rule_stats, x->maps.redirect_map,
+				      { x->maps.xdp_chain, x->maps.xdp_skb_chain, x->maps.meta,
+					x->maps.policy_rules, NULL },
+				      x->maps.policy_src, x->maps.policy_dst, x->maps.policy_list,
+				      x->maps.policy_cfg };
+		prog = skb ? x->progs.pktlens_xdp_skb_policy : x->progs.pktlens_xdp_policy;
+		autoload_only(x->obj, prog);
+		err = prepare_maps(p, &m, lpm_n[0], lpm_n[1], list_n);
+		err = err ?: pktlens_xdp__load(x);
+	} else {
+		struct pktlens_tc *t = rs->t = pktlens_tc__open();
+
+		if (!t) {
+			err = WHY(-errno, "%s: cannot open the tc object: %s", rs->hook, strerror(errno));
+			goto out;
+		}
+		m = (struct objmaps){ t->maps.stats, t->maps.flows, t->maps.flow_cache,
+				      t->maps.chain_res, t->maps.rule_stats, NULL,
+				      { t->maps.tc_chain, t->maps.meta, t->maps.policy_rules, NULL, NULL },
+				      t->maps.policy_src, t->maps.policy_dst, t->maps.policy_list,
+				      t->maps.policy_cfg };
+		prog = rs->dir == PL_DIR_IN ? t->progs.pktlens_tc_in_policy :
+					      t->progs.pktlens_tc_out_policy;
+		autoload_only(t->obj, prog);
+		err = prepare_maps(p, &m, lpm_n[0], lpm_n[1], list_n);
+		err = err ?: pktlens_tc__load(t);
+	}
+	if (err) {
+		WHY(err, "%s: loading the rule-set programs failed: %s", rs->hook, strerror(-err));
+		goto out;
+	}
+	err = fill_list(bpf_map__fd(m.list), rules + from, to - from, list_n);
+	err = err ?: fill_lpm(bpf_map__fd(m.src), lpm[0], lpm_n[0]);
+	err = err ?: fill_lpm(bpf_map__fd(m.dst), lpm[1], lpm_n[1]);
+	cfg.list_len = (__u32)list_n;
+	cfg.src_cidrs = (__u32)lpm_n[0];
+	cfg.dst_cidrs = (__u32)lpm_n[1];
+	key = 0;
+	if (!err && bpf_map_update_elem(bpf_map__fd(m.cfg), &key, &cfg, BPF_ANY))
+		err = -errno;
+	if (err) {
+		WHY(err, "%s: filling the rule maps failed: %s", rs->hook, strerror(-err));
+		goto out;
+	}
+	rs->prog_fd = bpf_program__fd(prog);
+out:
+	free(lpm[0]);
+	free(lpm[1]);
+	return err;
+}
+
+/* The hooks that judge rules of @p's attachment, each with its direction. */
+static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
+{
+	size_t n = 0;
+
+	if (p->meta.xdp_mode != PL_XDP_NONE)
+		rs[n++] = (struct ruleset){ .hook = "xdp in", .chain_fd = p->xdp_chain_fd,
+					    .dir = PL_DIR_IN };
+	else if (p->meta.tc_hooks & PL_TC_IN)
+		rs[n++] = (struct ruleset){ .hook = "tc in", .chain_fd = p->tc_chain_fd,
+					    .dir = PL_DIR_IN };
+	if (p->meta.tc_hooks & PL_TC_OUT)
+		rs[n++] = (struct ruleset){ .hook = "tc out", .chain_fd = p->tc_chain_fd,
+					    .dir = PL_DIR_OUT };
+	return n;
+}
+
+bool pl_policy_has_dir(const struct pl_policy *p, int dir)
+{
+	struct ruleset rs[2];
+	size_t n = ruleset_hooks(p, rs);
+
+	for (size_t i = 0; i < n; i++)
+		if ((int)rs[i].dir == dir)
+			return true;
+	return false;
+}
+
+/* Program id in @slot of @chain_fd (0: empty). */
+static __u32 slot_prog_id(int chain_fd, __u32 slot)
+{
+	__u32 id = 0;
+
+	if (bpf_map_lookup_elem(chain_fd, &slot, &id))
+		return 0;
+	return id;
+}
+
+/* @slot := program @fd, or empty for fd < 0 */
+static int slot_set(int chain_fd, __u32 slot, int fd)
+{
+	if (fd < 0)
+		return bpf_map_delete_elem(chain_fd, &slot) && errno != ENOENT ? -errno : 0;
+	return bpf_map_update_elem(chain_fd, &slot, &fd, BPF_ANY) ? -errno : 0;
+}
+
+/* Put program @id (0: none) back into @slot. */
+static void slot_restore(int chain_fd, __u32 slot, __u32 id)
+{
+	int fd = id ? bpf_prog_get_fd_by_id(id) : -1;
+
+	if (id && fd < 0)
+		return;
+	slot_set(chain_fd, slot, fd);
+	if (fd >= 0)
+		close(fd);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* @id among @ids (sorted) */
+static bool has_id(const __u32 *ids, size_t n, __u32 id)
+{
+	return bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
+}
+
+static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t n, char *why,
+		 size_t whylen)
+{
+	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } };
+
+	if (n > PL_POLICY_RULES_MAX)
+		return WHY(-E2BIG, "%zu rules: at most %u per interface", n, PL_POLICY_RULES_MAX);
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *r = &rules[i];
+		int f = lpm_field(r);
+
+		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX)
+			return WHY(-EINVAL, "rule %u: malformed", r->id);
+		if (i && r->id == rules[i - 1].id)
+			return WHY(-EEXIST, "rule id %u given twice", r->id);
+		if (!pl_policy_has_dir(p, r->dir))
+			return WHY(-ENOTSUP, "rule %u: %s has no %s hook (pktlens attach %s --tc %s)",
+				   r->id, p->meta.ifname, r->dir == PL_DIR_IN ? "ingress" : "egress",
+				   p->meta.ifname, r->dir == PL_DIR_IN ? "in" : "out");
+		if (r->action == PL_ACT_REDIRECT && p->meta.xdp_mode != PL_XDP_NONE &&
+		    r->dir == PL_DIR_IN && p->redirect_fd < 0)
+			return WHY(-ENOTSUP, "rule %u: this attachment has no redirect map (re-attach)",
+				   r->id);
+		if (f < 0)
+			list_n[r->dir]++;
+		else
+			lpm_n[r->dir][f]++;
+	}
+	for (int d = 0; d < 2; d++) {
+		if (list_n[d] > PL_POLICY_LIST_MAX)
+			return WHY(-E2BIG, "%zu %s rules with ports, protocol, VLAN, both addresses or "
+				   "--sample: at most %u", list_n[d], d ? "egress" : "ingress",
+				   PL_POLICY_LIST_MAX);
+		for (int f = 0; f < 2; f++)
+			if (lpm_n[d][f] > PL_POLICY_CIDRS_MAX)
+				return WHY(-E2BIG, "%zu %s rules on a %s address alone: at most %u",
+					   lpm_n[d][f], d ? "egress" : "ingress",
+					   f ? "destination" : "source", PL_POLICY_CIDRS_MAX);
+	}
+	return 0;
+}
+
+/* Ids in @rules by id order, for the duplicate check. */
+static int id_cmp(const void *a, const void *b)
+{
+	const struct pl_rule *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The old rule with @id, or NULL (@old sorted by id). */
+static const struct pl_rule *old_rule(const struct pl_rule *old, size_t nold, __u32 id)
+{
+	struct pl_rule key = { .id = id };
+
+	return bsearch(&key, old, nold, sizeof(*old), id_cmp);
+}
+
+/* Zeroed per-CPU counters for the ids of @rules that @old lacks. */
+static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+			const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	size_t vsz, m = 0;
+	__u32 *k;
+	void *v;
+	int err;
+
+	if (ncpu <= 0)
+		return WHY(-EINVAL, "cannot count CPUs");
+	vsz = sizeof(struct pl_rule_stats) * (size_t)ncpu;	/* 8-byte multiple already */
+	k = calloc(n ? n : 1, sizeof(*k));
+	v = calloc(n ? n : 1, vsz);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return WHY(-ENOMEM, "%s", strerror(ENOMEM));
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!old_rule(old, nold, rules[i].id))
+			k[m++] = rules[i].id;
+	err = update_batch(p->rstats_fd, k, sizeof(*k), v, vsz, m);
+	free(k);
+	free(v);
+	return err ? WHY(err, "cannot create rule counters: %s", strerror(-err)) : 0;
+}
+
+/* policy_rules := @rules: write what changed, delete what is gone (with its counters). */
+static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+		  const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+{
+	struct pl_rule *v = calloc(n ? n : 1, sizeof(*v));
+	__u32 *k = calloc((n > nold ? n : nold) + 1, sizeof(*k));
+	size_t m = 0;
+	int err;
+
+	if (!v || !k) {
+		free(v);
+		free(k);
+		return WHY(-ENOMEM, "%s", strerror(ENOMEM));
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
+
+		if (o && !memcmp(o, &rules[i], sizeof(*o)))
+			continue;
+		k[m] = rules[i].id;
+		v[m++] = rules[i];
+	}
+	err = update_batch(p->rules_fd, k, sizeof(*k), v, sizeof(*v), m);
+	if (err)
+		WHY(err, "recording the rules: %s", strerror(-err));
+	for (size_t i = 0; i < n; i++)
+		k[i] = rules[i].id;
+	qsort(k, n, sizeof(*k), u32_cmp);
+	for (size_t i = 0; i < nold && !err; i++) {
+		if (has_id(k, n, old[i].id))
+			continue;
+		bpf_map_delete_elem(p->rules_fd, &old[i].id);
+		bpf_map_delete_elem(p->rstats_fd, &old[i].id);
+	}
+	free(v);
+	free(k);
+	return err;
+}
+
+int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n, char *why, size_t whylen)
+{
+	struct pl_rule *old = NULL;
+	struct ruleset rs[2];
+	__u32 prev[2] = { 0, 0 };
+	size_t nrs, nold = 0, swapped = 0;
+	int err;
+
+	why[0] = 0;
+	qsort(rules, n, sizeof(*rules), id_cmp);
+	err = check(p, rules, n, why, whylen);
+	if (err)
+		return err;
+	pl_policy_sort(rules, n);
+	err = pl_policy_rules(p, &old, &nold);
+	if (err)
+		return WHY(err, "reading the current rules: %s", strerror(-err));
+	qsort(old, nold, sizeof(*old), id_cmp);
+	nrs = ruleset_hooks(p, rs);
+	for (size_t h = 0; h < nrs && !err; h++)
+		err = ruleset_build(p, &rs[h], rules, n, why, whylen);
+	if (err)
+		goto out;
+
+	/* counters of new rules, redirect targets */
+	err = new_counters(p, rules, n, old, nold, why, whylen);
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct pl_rule *r = &rules[i];
+
+		if (r->action == PL_ACT_REDIRECT && p->redirect_fd >= 0 && r->dir == PL_DIR_IN &&
+		    p->meta.xdp_mode != PL_XDP_NONE &&
+		    bpf_map_update_elem(p->redirect_fd, &r->arg, &r->arg, BPF_ANY))
+			err = WHY(-errno, "rule %u: cannot redirect to ifindex %u: %s", r->id, r->arg,
+				  strerror(errno));
+	}
+	if (err)
+		goto out;
+
+	/* live: one slot update per hook */
+	for (size_t h = 0; h < nrs; h++)
+		prev[h] = slot_prog_id(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir));
+	for (swapped = 0; swapped < nrs && !err; swapped++) {
+		struct ruleset *r = &rs[swapped];
+
+		err = slot_set(r->chain_fd, PL_CHAIN_POLICY(r->dir), r->prog_fd);
+		if (err)
+			WHY(err, "%s: cannot swap the rule set in: %s", r->hook, strerror(-err));
+	}
+	if (err) {
+		for (size_t h = 0; h < swapped; h++)
+			slot_restore(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir), prev[h]);
+		goto out;
+	}
+
+	/* the record; counters and redirect targets of rules that are gone */
+	err = record(p, rules, n, old, nold, why, whylen);
+	if (p->redirect_fd >= 0) {
+		for (size_t i = 0; i < nold; i++) {
+			bool used = false;
+
+			if (old[i].action != PL_ACT_REDIRECT)
+				continue;
+			for (size_t j = 0; j < n && !used; j++)
+				used = rules[j].action == PL_ACT_REDIRECT && rules[j].arg == old[i].arg &&
+				       rules[j].dir == PL_DIR_IN;
+			if (!used)
+				bpf_map_delete_elem(p->redirect_fd, &old[i].arg);
+		}
+	}
+out:
+	for (size_t h = 0; h < nrs; h++)
+		ruleset_free(&rs[h]);
+	free(old);
+	return err;
+}
