@@ -64,6 +64,27 @@ struct {
 	__type(value, struct pl_rule);
 } policy_rules SEC(".maps");
 
+/* Texts of expression rules, by rule id: the loader's record, never read by BPF. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * PL_POLICY_EXPRS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct pl_rule_expr);
+} policy_exprs SEC(".maps");
+
+/*
+ * Verdicts of a rule set's expressions for the packet in flight, per hook
+ * (enum pl_slot): written by the expression stage (pcap/, loader/policy.c)
+ * right before it tail-calls the rule set's program, which reads them.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} expr_bits SEC(".maps");
+
 /* Hits per rule id; kept across rule-set swaps. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

@@ -73,10 +73,13 @@ static __always_inline int pl_is_ip(const struct pl_pkt *p)
 	return p->l3 == PL_L3_IPV4 || p->l3 == PL_L3_IPV6;
 }
 
-static __always_inline int pl_rule_match(const struct pl_rule *r, const struct pl_pkt *p)
+static __always_inline int pl_rule_match(const struct pl_rule *r, const struct pl_pkt *p,
+					 __u64 exprs)
 {
 	__u32 m = r->match;
 
+	if ((m & PL_M_EXPR) && !((exprs >> (r->expr & 63)) & 1))
+		return 0;
 	if ((m & PL_M_VLAN) && p->key.vlan != r->vlan)
 		return 0;
 	if (!(m & (PL_M_SRC | PL_M_DST | PL_M_PROTO | PL_M_SPORT | PL_M_DPORT)))
@@ -135,6 +138,7 @@ struct pl_walk {
 	struct pl_judgement j;
 	__u32 n;
 	__u64 now;
+	__u64 exprs;			/* bit i: expression i matched */
 };
 
 static long pl_walk_one(__u32 i, void *ctx)
@@ -147,7 +151,7 @@ static long pl_walk_one(__u32 i, void *ctx)
 	r = bpf_map_lookup_elem(&policy_list, &i);
 	if (!r || !pl_before(r->prio, r->id, &w->best))
 		return 1;
-	if (!pl_rule_match(r, w->p))
+	if (!pl_rule_match(r, w->p, w->exprs))
 		return 0;
 	pl_rule_hit(r->id, w->p->len, w->now);
 	if (r->action == PL_ACT_SAMPLE)
@@ -158,11 +162,12 @@ static long pl_walk_one(__u32 i, void *ctx)
 }
 
 /*
- * Judge @p by this program's rule set; counts the rules that matched. The
- * list is walked with bpf_loop(): one verification of the body, whatever
- * the length.
+ * Judge @p, seen at @slot, by this program's rule set; counts the rules that
+ * matched. The list is walked with bpf_loop(): one verification of the body,
+ * whatever the length. Expression rules use the bits the rule set's
+ * expression stage left in expr_bits just before tail-calling us.
  */
-static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p)
+static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u32 slot)
 {
 	struct pl_walk w = {
 		.p = p,
@@ -176,6 +181,11 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p)
 	if (!cfg)
 		return w.j;
 	w.now = bpf_ktime_get_coarse_ns();
+	if (cfg->exprs) {
+		__u64 *bits = bpf_map_lookup_elem(&expr_bits, &slot);
+
+		w.exprs = bits ? *bits : 0;
+	}
 	if (pl_is_ip(p) && p->err != PL_PERR_MALFORMED) {
 		if (cfg->src_cidrs)
 			pl_lpm_candidate(&policy_src, p->key.saddr, &w.best);

@@ -19,9 +19,10 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../pcap/cbpf.h"
 
 #define POLICY_USAGE \
-	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION\n" \
+	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION ['EXPR']\n" \
 	"       pktlens policy list [DEV] [-j]\n" \
 	"       pktlens policy del DEV ID\n" \
 	"       pktlens policy flush DEV [--in|--out]\n" \
@@ -39,6 +40,7 @@ static void policy_usage(FILE *f)
 		"matches decides. Packets no rule decides are passed and counted.\n"
 		"\n"
 		"MATCH (all given must match; none: every packet):\n"
+		"  'EXPR'                   a tcpdump expression (words that are not options)\n"
 		"  --src CIDR, --dst CIDR   IPv4 or IPv6 prefix (198.18.0.0/15, 2001:db8::/32)\n"
 		"  --proto P                tcp, udp, icmp, icmp6, sctp or a number 0-255\n"
 		"  --sport P[-P], --dport P[-P]\n"
@@ -58,14 +60,16 @@ static void policy_usage(FILE *f)
 		"\n"
 		"Rules that match on one address alone (plus --in/--out, --prio, an action\n"
 		"other than --sample) go into an LPM trie: 100,000 of them cost one lookup.\n"
-		"Others are tried in order, at most %u per direction. Every change swaps the\n"
-		"whole rule set in one step per hook; counters of rules that stay are kept.\n"
+		"Others are tried in order, at most %u per direction, %u of them with an\n"
+		"expression (every packet runs all expressions of its direction). Every\n"
+		"change swaps the whole rule set in one step per hook; counters of rules\n"
+		"that stay are kept.\n"
 		"\n"
 		"load replaces all rules of DEV with FILE's: one rule per line in the add\n"
 		"syntax (without DEV), # starts a comment. Any error names FILE:LINE:COL\n"
 		"and nothing changes. list prints rules that way (counters as comments),\n"
 		"so `policy list DEV > FILE` saves a rule set that load restores.\n",
-		PRIO_DEFAULT, PL_POLICY_LIST_MAX);
+		PRIO_DEFAULT, PL_POLICY_LIST_MAX, PL_POLICY_EXPRS_MAX);
 }
 
 /* ---- the rule grammar ---- */
@@ -184,11 +188,12 @@ static int parse_proto(const char *s, __u8 *proto)
 	return 0;
 }
 
-/* A rule from tokens; r->id 0 when no --id. */
-static int parse_rule(const struct tok *t, int n, struct pl_rule *r, struct perr *e)
+/* The options and words of a rule (parse_rule()). */
+static int parse_words(const struct tok *t, int n, struct pl_rule *r, char **x, size_t *xlen,
+		       int *expr_col, bool *v4src_, bool *v4dst_, int *src_col_, int *dst_col_,
+		       int *act_col_, char *why, size_t whylen, struct perr *e)
 {
 	bool v4src = false, v4dst = false;
-	char why[200];
 	int src_col = 0, dst_col = 0, act_col = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -235,7 +240,7 @@ static int parse_rule(const struct tok *t, int n, struct pl_rule *r, struct perr
 
 			if (parse_cidr(v, src ? r->src : r->dst, src ? r->src_mask : r->dst_mask,
 				       src ? &r->src_len : &r->dst_len, src ? &v4src : &v4dst,
-				       why, sizeof(why)))
+				       why, whylen))
 				return perr(e, vcol, "%s %s", o, why);
 			r->match |= src ? PL_M_SRC : PL_M_DST;
 			if (src)
@@ -280,20 +285,83 @@ static int parse_rule(const struct tok *t, int n, struct pl_rule *r, struct perr
 			r->action = PL_ACT_SAMPLE;
 			r->arg = u;
 			i++;
-		} else if (o[0] == '-') {
+		} else if (o[0] == '-' && o[1] == '-') {
 			return perr(e, t[i].col, "unknown option '%s'", o);
 		} else {
-			return perr(e, t[i].col, "'%s': tcpdump expressions in rules are not "
-				    "supported yet (use --src/--dst/--proto/--sport/--dport/--vlan)", o);
+			size_t l = strlen(o);
+			char *nx = realloc(*x, *xlen + l + 2);
+
+			if (!nx)
+				return perr(e, t[i].col, "%s", strerror(ENOMEM));
+			if (!*x)
+				*expr_col = t[i].col;
+			else
+				nx[(*xlen)++] = ' ';
+			memcpy(nx + *xlen, o, l + 1);
+			*xlen += l;
+			*x = nx;
 		}
 	}
-	if (!act_col)
-		return perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2 "
-			    "or --sample 1/N)");
-	if ((r->match & PL_M_SRC) && (r->match & PL_M_DST) && v4src != v4dst)
-		return perr(e, dst_col > src_col ? dst_col : src_col, "--src and --dst mix IPv4 "
-			    "and IPv6");
+	*v4src_ = v4src;
+	*v4dst_ = v4dst;
+	*src_col_ = src_col;
+	*dst_col_ = dst_col;
+	*act_col_ = act_col;
 	return 0;
+}
+
+/*
+ * A rule from tokens; r->id 0 when no --id. Words that are not options form
+ * a tcpdump expression, joined by spaces: *expr (malloc'd) or NULL.
+ */
+static int parse_rule(const struct tok *t, int n, struct pl_rule *r, char **expr, struct perr *e)
+{
+	bool v4src = false, v4dst = false;
+	char why[200], *x = NULL;
+	int src_col = 0, dst_col = 0, act_col = 0, expr_col = 0;
+	size_t xlen = 0;
+	int ret;
+
+	*expr = NULL;
+	ret = parse_words(t, n, r, &x, &xlen, &expr_col, &v4src, &v4dst, &src_col, &dst_col,
+			  &act_col, why, sizeof(why), e);
+	if (ret)
+		goto fail;
+	if (!act_col) {
+		ret = perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2 "
+			   "or --sample 1/N)");
+		goto fail;
+	}
+	if ((r->match & PL_M_SRC) && (r->match & PL_M_DST) && v4src != v4dst) {
+		ret = perr(e, dst_col > src_col ? dst_col : src_col, "--src and --dst mix IPv4 "
+			   "and IPv6");
+		goto fail;
+	}
+	if (x) {
+		struct sock_filter *cbpf = NULL;
+		char err[512];
+		size_t clen;
+
+		if (xlen >= PL_FILTER_EXPR_MAX) {
+			ret = perr(e, expr_col, "expression longer than %d bytes",
+				   PL_FILTER_EXPR_MAX - 1);
+			goto fail;
+		}
+		if (pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err)) ||
+		    pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
+			free(cbpf);
+			ret = perr(e, expr_col, "expression '%s': %s", x, err);
+			goto fail;
+		}
+		free(cbpf);
+		r->match |= PL_M_EXPR;
+		r->expr_hash = pl_policy_expr_hash(x);
+		*expr = x;
+	}
+	return 0;
+fail:
+	free(x);
+	return ret;
 }
 
 static void fmt_addr(const __u8 *a, __u8 len, char *buf, size_t n)
@@ -342,8 +410,8 @@ static const char *action_name(__u8 a)
 	return a < PL_ACT_MAX ? names[a] : "?";
 }
 
-/* The rule in `policy add` syntax, --id first. */
-static void fmt_rule(const struct pl_rule *r, char *buf, size_t n)
+/* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
+static void fmt_rule(const struct pl_rule *r, const char *expr, char *buf, size_t n)
 {
 	char a[64], ifn[IF_NAMESIZE];
 	size_t off = 0;
@@ -387,6 +455,8 @@ static void fmt_rule(const struct pl_rule *r, char *buf, size_t n)
 	default:
 		ADD(" --%s", action_name(r->action));
 	}
+	if (expr)
+		ADD(strchr(expr, '\'') ? " \"%s\"" : " '%s'", expr);
 #undef ADD
 }
 
@@ -428,16 +498,45 @@ static void close_target(struct target *t)
 }
 
 /* Commit and report; an exit code. */
-static int commit(const char *verb, struct target *t, struct pl_rule *rules, size_t n)
+static int commit(const char *verb, struct target *t, struct pl_rule *rules, size_t n,
+		  const struct pl_rule_text *texts, size_t ntexts)
 {
-	char why[PL_WHY_LEN];
-	int err = pl_policy_commit(&t->p, rules, n, why, sizeof(why));
+	char why[PL_WHY_LEN * 8];
+	int err = pl_policy_commit(&t->p, rules, n, texts, ntexts, why, sizeof(why));
 
 	if (!err)
 		return PL_EXIT_OK;
 	pl_err("%s: %s: %s", verb, t->a->ifname, why);
 	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ?
 	       PL_EXIT_USAGE : PL_EXIT_FAIL;
+}
+
+static int text_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct pl_rule_text *)a)->id, y = ((const struct pl_rule_text *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
+{
+	struct pl_rule_text key = { .id = id }, *hit;
+
+	hit = n ? bsearch(&key, t, n, sizeof(*t), text_cmp) : NULL;
+	return hit ? hit->text : NULL;
+}
+
+/* The running rules and their expressions; prints the error. */
+static int read_rules(const char *verb, struct target *t, struct pl_rule **rules, size_t *n,
+		      struct pl_rule_text **texts, size_t *ntexts)
+{
+	int err = pl_policy_rules(&t->p, rules, n);
+
+	if (!err)
+		err = pl_policy_exprs(&t->p, texts, ntexts);
+	if (err)
+		pl_err("%s: %s: reading the rules: %s", verb, t->a->ifname, strerror(-err));
+	return err ? PL_EXIT_FAIL : PL_EXIT_OK;
 }
 
 static __u32 next_id(const struct pl_rule *rules, size_t n)
@@ -451,12 +550,13 @@ static __u32 next_id(const struct pl_rule *rules, size_t n)
 
 static int do_add(int argc, char **argv)
 {
+	struct pl_rule_text *texts = NULL, *nt;
 	struct pl_rule *rules = NULL, *nr, r;
-	struct tok *toks;
+	size_t n = 0, ntexts = 0;
 	struct target t = { 0 };
+	char line[PL_FILTER_EXPR_MAX + 512], *expr = NULL;
+	struct tok *toks;
 	struct perr e;
-	char line[512];
-	size_t n = 0;
 	int ret;
 
 	if (argc < 3) {
@@ -468,21 +568,17 @@ static int do_add(int argc, char **argv)
 		return PL_EXIT_FAIL;
 	for (int i = 2; i < argc; i++)
 		toks[i - 2] = (struct tok){ argv[i], i - 1 };
-	if (parse_rule(toks, argc - 2, &r, &e)) {
+	if (parse_rule(toks, argc - 2, &r, &expr, &e)) {
 		pl_err("policy add: %s: argument %d: %s", argv[1], e.col, e.msg);
 		free(toks);
 		return PL_EXIT_USAGE;
 	}
 	free(toks);
 	ret = open_target("policy add", argv[1], &t);
+	if (!ret)
+		ret = read_rules("policy add", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
 		goto out;
-	ret = pl_policy_rules(&t.p, &rules, &n);
-	if (ret) {
-		pl_err("policy add: %s: reading the rules: %s", argv[1], strerror(-ret));
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
 	if (!r.id)
 		r.id = next_id(rules, n);
 	for (size_t i = 0; i < n; i++)
@@ -493,20 +589,28 @@ static int do_add(int argc, char **argv)
 			goto out;
 		}
 	nr = realloc(rules, (n + 1) * sizeof(*rules));
-	if (!nr) {
+	nt = realloc(texts, (ntexts + 1) * sizeof(*texts));
+	if (nr)
+		rules = nr;
+	if (nt)
+		texts = nt;
+	if (!nr || !nt) {
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
-	rules = nr;
 	rules[n++] = r;
-	ret = commit("policy add", &t, rules, n);
+	if (expr) {
+		texts[ntexts++] = (struct pl_rule_text){ r.id, expr };
+		expr = NULL;
+		qsort(texts, ntexts, sizeof(*texts), text_cmp);
+	}
+	ret = commit("policy add", &t, rules, n, texts, ntexts);
+	fmt_rule(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
 	if (!ret && !pl_g.json) {
-		fmt_rule(&r, line, sizeof(line));
 		printf("%s: rule %u added: %s\n", t.a->ifname, r.id, line);
 	} else if (!ret) {
 		struct jw w;
 
-		fmt_rule(&r, line, sizeof(line));
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
 		jw_str_field(&w, "interface", t.a->ifname);
@@ -518,14 +622,17 @@ static int do_add(int argc, char **argv)
 out:
 	close_target(&t);
 	free(rules);
+	free(expr);
+	pl_policy_texts_free(texts, ntexts);
 	return ret;
 }
 
 static int do_del(int argc, char **argv)
 {
+	struct pl_rule_text *texts = NULL;
 	struct pl_rule *rules = NULL;
 	struct target t = { 0 };
-	size_t n = 0, kept = 0;
+	size_t n = 0, kept = 0, ntexts = 0;
 	uint32_t id;
 	int ret;
 
@@ -538,14 +645,10 @@ static int do_del(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	ret = open_target("policy del", argv[1], &t);
+	if (!ret)
+		ret = read_rules("policy del", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
 		goto out;
-	ret = pl_policy_rules(&t.p, &rules, &n);
-	if (ret) {
-		pl_err("policy del: %s: reading the rules: %s", argv[1], strerror(-ret));
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++)
 		if (rules[i].id != id)
 			rules[kept++] = rules[i];
@@ -554,20 +657,22 @@ static int do_del(int argc, char **argv)
 		ret = PL_EXIT_USAGE;
 		goto out;
 	}
-	ret = commit("policy del", &t, rules, kept);
+	ret = commit("policy del", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
 		printf("%s: rule %u deleted\n", t.a->ifname, id);
 out:
 	close_target(&t);
 	free(rules);
+	pl_policy_texts_free(texts, ntexts);
 	return ret;
 }
 
 static int do_flush(int argc, char **argv)
 {
+	struct pl_rule_text *texts = NULL;
 	struct pl_rule *rules = NULL;
 	struct target t = { 0 };
-	size_t n = 0, kept = 0;
+	size_t n = 0, kept = 0, ntexts = 0;
 	int dir = -1, ret;
 
 	if (argc == 3 && (!strcmp(argv[2], "--in") || !strcmp(argv[2], "--out")))
@@ -577,23 +682,20 @@ static int do_flush(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	ret = open_target("policy flush", argv[1], &t);
+	if (!ret)
+		ret = read_rules("policy flush", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
 		goto out;
-	ret = pl_policy_rules(&t.p, &rules, &n);
-	if (ret) {
-		pl_err("policy flush: %s: reading the rules: %s", argv[1], strerror(-ret));
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++)
 		if (dir >= 0 && rules[i].dir != dir)
 			rules[kept++] = rules[i];
-	ret = commit("policy flush", &t, rules, kept);
+	ret = commit("policy flush", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
 		printf("%s: %zu rules removed\n", t.a->ifname, n - kept);
 out:
 	close_target(&t);
 	free(rules);
+	pl_policy_texts_free(texts, ntexts);
 	return ret;
 }
 
@@ -708,15 +810,33 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 	return 0;
 }
 
+/* Where a rule of a file came from. */
+struct origin {
+	__u32 id;
+	int line, col;
+	char *expr;
+};
+
+static int origin_cmp(const void *a, const void *b)
+{
+	const struct origin *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
 static int do_load(int argc, char **argv)
 {
 	struct pl_rule *rules = NULL, *old = NULL;
-	size_t n = 0, cap = 0, nold = 0;
+	struct pl_rule_text *texts = NULL;
+	struct origin *orig = NULL;
+	size_t n = 0, cap = 0, nold = 0, ntexts = 0;
 	struct target t = { 0 };
 	char *line = NULL;
 	size_t linecap = 0;
 	int lineno = 0, ret = PL_EXIT_OK;
-	struct tok toks[64];
+	struct tok toks[256];
 	ssize_t len;
 	FILE *f;
 
@@ -732,42 +852,68 @@ static int do_load(int argc, char **argv)
 	while ((len = getline(&line, &linecap, f)) >= 0) {
 		struct pl_rule r;
 		struct perr e;
+		char *expr = NULL;
 		int nt;
 
 		lineno++;
-		nt = tokenize(line, toks, 64, &e);
+		nt = tokenize(line, toks, 256, &e);
 		if (nt == 0)
 			continue;
-		if (nt < 0 || parse_rule(toks, nt, &r, &e)) {
+		if (nt < 0 || parse_rule(toks, nt, &r, &expr, &e)) {
 			pl_err("policy load: %s:%d:%d: %s", argv[2], lineno, e.col, e.msg);
 			ret = PL_EXIT_USAGE;
 			goto out;
 		}
-		for (size_t i = 0; r.id && i < n; i++)
-			if (rules[i].id == r.id) {
-				pl_err("policy load: %s:%d:%d: rule id %u is given twice", argv[2],
-				       lineno, toks[0].col, r.id);
-				ret = PL_EXIT_USAGE;
-				goto out;
-			}
 		if (n == cap) {
 			struct pl_rule *nr;
+			struct origin *no;
 
 			cap = cap ? cap * 2 : 256;
 			nr = realloc(rules, cap * sizeof(*rules));
-			if (!nr) {
+			no = realloc(orig, cap * sizeof(*orig));
+			if (nr)
+				rules = nr;
+			if (no)
+				orig = no;
+			if (!nr || !no) {
+				free(expr);
 				pl_err("policy load: %s", strerror(ENOMEM));
 				ret = PL_EXIT_FAIL;
 				goto out;
 			}
-			rules = nr;
 		}
+		orig[n] = (struct origin){ r.id, lineno, toks[0].col, expr };
 		rules[n++] = r;
+		ntexts += expr != NULL;
 	}
 	if (ferror(f)) {
 		pl_err("policy load: %s: reading '%s': %s", argv[1], argv[2], strerror(errno));
 		ret = PL_EXIT_USAGE;
 		goto out;
+	}
+	/* ids given twice: the later line is the error */
+	{
+		struct origin *o = malloc((n ? n : 1) * sizeof(*o));
+		size_t m = 0;
+
+		if (!o) {
+			ret = PL_EXIT_FAIL;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (orig[i].id)
+				o[m++] = orig[i];
+		qsort(o, m, sizeof(*o), origin_cmp);
+		for (size_t i = 1; i < m; i++)
+			if (o[i].id == o[i - 1].id) {
+				pl_err("policy load: %s:%d:%d: rule id %u is given twice (line %d)",
+				       argv[2], o[i].line, o[i].col, o[i].id, o[i - 1].line);
+				ret = PL_EXIT_USAGE;
+				break;
+			}
+		free(o);
+		if (ret)
+			goto out;
 	}
 	ret = open_target("policy load", argv[1], &t);
 	if (ret)
@@ -777,16 +923,26 @@ static int do_load(int argc, char **argv)
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
-	if (assign_ids(rules, n, old, nold)) {
+	texts = calloc(ntexts ? ntexts : 1, sizeof(*texts));
+	if (!texts || assign_ids(rules, n, old, nold)) {
 		pl_err("policy load: %s", strerror(ENOMEM));
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
-	ret = commit("policy load", &t, rules, n);
+	ntexts = 0;
+	for (size_t i = 0; i < n; i++)
+		if (orig[i].expr)
+			texts[ntexts++] = (struct pl_rule_text){ rules[i].id, orig[i].expr };
+	qsort(texts, ntexts, sizeof(*texts), text_cmp);
+	ret = commit("policy load", &t, rules, n, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rules loaded from %s\n", t.a->ifname, n, argv[2]);
+		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, n, n == 1 ? "" : "s", argv[2]);
 out:
 	close_target(&t);
+	for (size_t i = 0; i < n; i++)
+		free(orig[i].expr);
+	free(orig);
+	free(texts);	/* its texts are orig's */
 	free(line);
 	free(rules);
 	free(old);
@@ -794,13 +950,14 @@ out:
 	return ret;
 }
 
-static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules, size_t n)
+static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules, size_t n,
+		     const struct pl_rule_text *texts, size_t ntexts)
 {
 	struct pl_stats st[PL_SLOT_MAX];
 	struct pl_state s;
 	struct timespec now;
 	bool have_stats = false;
-	char line[512];
+	char line[PL_FILTER_EXPR_MAX + 512];
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (pl_state_open(t->a->dir, &s) == 0) {
@@ -813,7 +970,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_key(w, "rules");
 		jw_arr_open(w);
 	} else {
-		printf("# %s: %zu rules\n", t->a->ifname, n);
+		printf("# %s: %zu rule%s\n", t->a->ifname, n, n == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
@@ -825,7 +982,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 			memset(&rs, 0, sizeof(rs));
 		if (rs.pkts && rs.last_ns)
 			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;
-		fmt_rule(r, line, sizeof(line));
+		fmt_rule(r, text_of(texts, ntexts, r->id), line, sizeof(line));
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);
@@ -845,6 +1002,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		}
 		if (r->action == PL_ACT_SAMPLE)
 			jw_u64_field(w, "sample_every", r->arg);
+		jw_str_field(w, "expression", text_of(texts, ntexts, r->id));
 		jw_str_field(w, "rule", line);
 		jw_u64_field(w, "packets", rs.pkts);
 		jw_u64_field(w, "bytes", rs.bytes);
@@ -863,7 +1021,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 	for (int slot = 0; have_stats && slot < PL_SLOT_MAX; slot++) {
 		static const char *const names[PL_SLOT_MAX] = { "xdp in", "tc in", "tc out" };
 
-		if (!st[slot].nomatch_pkts && !pl_policy_has_dir(&t->p, slot == PL_SLOT_TC_OUT))
+		if (!st[slot].nomatch_pkts && !pl_policy_judges(&t->p, slot))
 			continue;
 		if (w) {
 			jw_key(w, names[slot]);
@@ -907,22 +1065,26 @@ static int do_policy_list(int argc, char **argv)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct target t = { .a = &a[i] };
+		struct pl_rule_text *texts = NULL;
 		struct pl_rule *rules = NULL;
-		size_t nr = 0;
+		size_t nr = 0, ntexts = 0;
 		int err = pl_policy_open(a[i].dir, &t.p);
 
-		if (!err)
-			err = pl_policy_rules(&t.p, &rules, &nr);
 		if (err) {
-			pl_err("policy list: %s: cannot read the rules: %s", a[i].ifname, strerror(-err));
+			pl_err("policy list: %s: cannot read the rules: %s%s", a[i].ifname,
+			       strerror(-err), err == -ENOENT || err == -EPROTO ?
+			       " (attached by an older pktlens? attach --force)" : "");
 			ret = PL_EXIT_FAIL;
-			if (!err)
-				pl_policy_close(&t.p);
 			continue;
 		}
-		list_one(pl_g.json ? &w : NULL, &t, rules, nr);
+		t.open = true;
+		if (read_rules("policy list", &t, &rules, &nr, &texts, &ntexts))
+			ret = PL_EXIT_FAIL;
+		else
+			list_one(pl_g.json ? &w : NULL, &t, rules, nr, texts, ntexts);
 		pl_policy_close(&t.p);
 		free(rules);
+		pl_policy_texts_free(texts, ntexts);
 	}
 	if (pl_g.json) {
 		jw_arr_close(&w);

@@ -240,6 +240,7 @@ static int reuse_policy_maps(struct attach *a)
 		{ a->xskel->maps.policy_rules, PL_MAP_POLICY_RULES },
 		{ a->xskel->maps.rule_stats, PL_MAP_RULE_STATS },
 		{ a->xskel->maps.redirect_map, PL_MAP_REDIRECT },
+		{ a->xskel->maps.policy_exprs, PL_MAP_POLICY_EXPRS },
 	};
 	int err = 0;
 
@@ -343,6 +344,10 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = bpf_map__reuse_fd(t->maps.rule_stats, bpf_map__fd(x->maps.rule_stats));
 	if (!err)
+		err = bpf_map__reuse_fd(t->maps.policy_exprs, bpf_map__fd(x->maps.policy_exprs));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.expr_bits, bpf_map__fd(x->maps.expr_bits));
+	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy, false);
@@ -425,10 +430,11 @@ static int refilter(struct attach *a)
  */
 static int repolicy(struct attach *a)
 {
+	struct pl_rule_text *texts = NULL;
 	struct pl_rule *rules = NULL;
 	struct pl_policy p;
 	char why[PL_WHY_LEN];
-	size_t n = 0, kept = 0;
+	size_t n = 0, kept = 0, ntexts = 0;
 	int err;
 
 	err = pl_policy_open(a->tmp, &p);
@@ -444,7 +450,10 @@ static int repolicy(struct attach *a)
 			rules[kept++] = rules[i];
 	a->info->rules_dropped = n - kept;
 	a->info->rules_kept = kept;
-	err = n ? pl_policy_commit(&p, rules, kept, why, sizeof(why)) : 0;
+	if (!err)
+		err = pl_policy_exprs(&p, &texts, &ntexts);
+	err = err ?: n ? pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why)) : 0;
+	pl_policy_texts_free(texts, ntexts);
 	pl_policy_close(&p);
 	free(rules);
 	return err ? FAIL(a, err, "%s: cannot judge by the policy rules again: %s", a->o->ifname,
@@ -654,6 +663,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		err = pin_map(a.xskel->maps.rule_stats, a.tmp);
 	if (!err)
 		err = pin_map(a.xskel->maps.redirect_map, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.policy_exprs, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.expr_bits, a.tmp);
 	if (!err && info->xdp_mode != PL_XDP_NONE)
 		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
 	if (!err && info->tc_hooks)

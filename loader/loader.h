@@ -145,6 +145,14 @@ struct pl_policy {
 	int redirect_fd;	/* redirect_map (XDP), -1 if absent */
 	int stats_fd, flows_fd, cache_fd, res_fd;
 	int xdp_chain_fd, tc_chain_fd;	/* -1 without such hooks */
+	int exprs_fd;		/* policy_exprs: texts of expression rules */
+	int bits_fd;		/* expr_bits */
+};
+
+/* The expression of rule @id (PL_M_EXPR). */
+struct pl_rule_text {
+	__u32 id;
+	char *text;
 };
 
 int pl_policy_open(const char *dir, struct pl_policy *p);
@@ -155,15 +163,25 @@ void pl_policy_sort(struct pl_rule *rules, size_t n);
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
 /* Hits of rule @id summed over CPUs (last_ns: the latest). */
 int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum);
+/* Whether the hook of @slot (enum pl_slot) judges rules. */
+bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */
 bool pl_policy_has_dir(const struct pl_policy *p, int dir);
+/* Texts of all expression rules, sorted by id. Free with pl_policy_texts_free(). */
+int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n);
+void pl_policy_texts_free(struct pl_rule_text *t, size_t n);
+/* FNV-1a of an expression text (pl_rule.expr_hash). */
+__u32 pl_policy_expr_hash(const char *text);
 /*
  * Make @rules (ids set, unique) the whole rule set, atomically per hook
- * program; counters of ids already there carry over. On error nothing
- * changed and @why says why: -EEXIST duplicate id, -E2BIG over a limit,
- * -ENOTSUP no hook for a direction, else from the kernel. Sorts @rules.
+ * program; counters of ids already there carry over. @texts (sorted by id)
+ * give the expression of every PL_M_EXPR rule. On error nothing changed and
+ * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ENOTSUP no hook
+ * for a direction, -EINVAL a bad expression, else from the kernel. Sorts
+ * @rules.
  */
-int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n, char *why, size_t whylen);
+int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
+		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen);
 
 /* ---- reading state (loader/state.c) ---- */
 

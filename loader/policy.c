@@ -26,11 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "loader.h"
+#include "../pcap/cbpf.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
 
@@ -58,7 +61,8 @@ static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 void pl_policy_close(struct pl_policy *p)
 {
 	int *fds[] = { &p->rules_fd, &p->rstats_fd, &p->redirect_fd, &p->stats_fd, &p->flows_fd,
-		       &p->cache_fd, &p->res_fd, &p->xdp_chain_fd, &p->tc_chain_fd };
+		       &p->cache_fd, &p->res_fd, &p->xdp_chain_fd, &p->tc_chain_fd, &p->exprs_fd,
+		       &p->bits_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -83,6 +87,8 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 		{ &p->res_fd, PL_MAP_CHAIN_RES, true },
 		{ &p->xdp_chain_fd, PL_MAP_XDP_CHAIN, false },
 		{ &p->tc_chain_fd, PL_MAP_TC_CHAIN, false },
+		{ &p->exprs_fd, PL_MAP_POLICY_EXPRS, true },
+		{ &p->bits_fd, PL_MAP_EXPR_BITS, true },
 	};
 	int meta_fd, err = 0;
 
@@ -194,6 +200,77 @@ int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_sta
 	return 0;
 }
 
+__u32 pl_policy_expr_hash(const char *text)
+{
+	__u32 h = 2166136261u;
+
+	for (; *text; text++)
+		h = (h ^ (unsigned char)*text) * 16777619u;
+	return h;
+}
+
+void pl_policy_texts_free(struct pl_rule_text *t, size_t n)
+{
+	for (size_t i = 0; t && i < n; i++)
+		free(t[i].text);
+	free(t);
+}
+
+static int text_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct pl_rule_text *)a)->id, y = ((const struct pl_rule_text *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n)
+{
+	struct pl_rule_text *v = NULL;
+	struct pl_rule_expr e;
+	size_t cnt = 0;
+	__u32 key, next;
+	int err = 0;
+
+	for (int ret = bpf_map_get_next_key(p->exprs_fd, NULL, &next); !ret;
+	     ret = bpf_map_get_next_key(p->exprs_fd, &key, &next)) {
+		struct pl_rule_text *nv;
+
+		key = next;
+		if (bpf_map_lookup_elem(p->exprs_fd, &key, &e))
+			continue;
+		nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			err = -ENOMEM;
+			break;
+		}
+		v = nv;
+		e.text[sizeof(e.text) - 1] = 0;
+		v[cnt].id = key;
+		v[cnt].text = strdup(e.text);
+		if (!v[cnt++].text) {
+			err = -ENOMEM;
+			break;
+		}
+	}
+	if (err) {
+		pl_policy_texts_free(v, cnt);
+		return err;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), text_cmp);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
+{
+	struct pl_rule_text key = { .id = id }, *hit;
+
+	hit = n ? bsearch(&key, t, n, sizeof(*t), text_cmp) : NULL;
+	return hit ? hit->text : NULL;
+}
+
 /* ---- building a rule set ---- */
 
 /* Rules that go into an LPM trie: one address field, a terminal action. */
@@ -301,10 +378,17 @@ struct ruleset {
 	struct pktlens_xdp *x;
 	struct pktlens_tc *t;
 	int prog_fd;		/* pktlens_*_policy; -1: no rules */
+	int stage_fd;		/* expression stage, -1 if the rules have none */
+	__u32 gen;		/* its PL_CHAIN_POLICY_GEN slot */
+	__u32 slot;		/* enum pl_slot */
+	bool native;		/* XDP frags */
 };
 
 static void ruleset_free(struct ruleset *rs)
 {
+	if (rs->stage_fd >= 0)
+		close(rs->stage_fd);
+	rs->stage_fd = -1;
 	pktlens_xdp__destroy(rs->x);
 	pktlens_tc__destroy(rs->t);
 	rs->x = NULL;
@@ -313,7 +397,7 @@ static void ruleset_free(struct ruleset *rs)
 
 /* Maps of the rule-set object: the attachment's own, or fresh ones for the rules. */
 struct objmaps {
-	struct bpf_map *stats, *flows, *cache, *res, *rstats, *redirect;
+	struct bpf_map *stats, *flows, *cache, *res, *rstats, *redirect, *bits;
 	struct bpf_map *unused[5];
 	struct bpf_map *src, *dst, *list, *cfg;
 };
@@ -328,6 +412,7 @@ static int prepare_maps(const struct pl_policy *p, const struct objmaps *m, size
 	err = err ?: bpf_map__reuse_fd(m->cache, p->cache_fd);
 	err = err ?: bpf_map__reuse_fd(m->res, p->res_fd);
 	err = err ?: bpf_map__reuse_fd(m->rstats, p->rstats_fd);
+	err = err ?: bpf_map__reuse_fd(m->bits, p->bits_fd);
 	if (!err && m->redirect)
 		err = bpf_map__reuse_fd(m->redirect, p->redirect_fd);
 	for (size_t i = 0; !err && i < sizeof(m->unused) / sizeof(m->unused[0]); i++)
@@ -373,11 +458,16 @@ static int fill_list(int fd, const struct pl_rule *rules, size_t n, size_t list_
 		free(k);
 		return -ENOMEM;
 	}
+	__u8 e = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		if (lpm_field(&rules[i]) >= 0)
 			continue;
 		k[m] = (__u32)m;
-		v[m++] = rules[i];
+		v[m] = rules[i];
+		if (v[m].match & PL_M_EXPR)
+			v[m].expr = e++;	/* the order of build_stage() */
+		m++;
 	}
 	err = update_batch(fd, k, sizeof(*k), v, sizeof(*v), m);
 	free(v);
@@ -394,9 +484,73 @@ static void autoload_only(struct bpf_object *obj, struct bpf_program *prog)
 		bpf_program__set_autoload(q, q == prog);
 }
 
+/*
+ * The expression stage of @rs: every PL_M_EXPR rule of @rules (its direction,
+ * in list order, as fill_list() numbers them) compiled, translated and
+ * called in turn; it tail-calls the rule set's program in slot rs->gen.
+ */
+static int build_stage(const struct pl_policy *p, struct ruleset *rs, const struct pl_rule *rules,
+		       size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
+		       size_t whylen)
+{
+	enum pl_filter_ctx ctx = strcmp(rs->hook, "xdp in") ? PL_FILTER_TC : PL_FILTER_XDP;
+	struct bpf_insn *ebpf[PL_POLICY_EXPRS_MAX] = { NULL }, *stage = NULL;
+	size_t cnt[PL_POLICY_EXPRS_MAX], ne = 0, slen;
+	struct pl_expr_target t = {
+		.ctx = ctx, .bits_fd = p->bits_fd, .bits_key = rs->slot, .chain_fd = rs->chain_fd,
+		.next_slot = PL_CHAIN_POLICY_GEN(rs->dir, rs->gen),
+	};
+	char log[1024], err_text[512];
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct pl_rule *r = &rules[i];
+		struct sock_filter *cbpf = NULL;
+		size_t clen;
+		const char *text;
+
+		if (r->dir != rs->dir || !(r->match & PL_M_EXPR))
+			continue;
+		text = text_of(texts, ntexts, r->id);
+		if (!text) {
+			err = WHY(-EINVAL, "rule %u: its expression is missing", r->id);
+			break;
+		}
+		err = pl_cbpf_compile(text, &cbpf, &clen, err_text, sizeof(err_text));
+		if (!err)
+			err = pl_cbpf_translate(cbpf, clen, ctx, &ebpf[ne], &cnt[ne], err_text,
+						sizeof(err_text));
+		free(cbpf);
+		if (err) {
+			WHY(err, "rule %u: expression '%s': %s", r->id, text, err_text);
+			break;
+		}
+		ne++;
+	}
+	if (!err && ne) {
+		err = pl_ebpf_expr_stage((const struct bpf_insn *const *)ebpf, cnt, ne, &t, &stage,
+					 &slen);
+		if (err)
+			WHY(err, "%s: building the expression stage: %s", rs->hook, strerror(-err));
+	}
+	if (!err && ne) {
+		rs->stage_fd = pl_ebpf_load(stage, slen, ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
+					    log, sizeof(log));
+		if (rs->stage_fd < 0)
+			err = WHY(rs->stage_fd, "%s: the kernel refused the expression stage "
+				  "(%zu expressions): %s%s%s", rs->hook, ne, strerror(-rs->stage_fd),
+				  log[0] ? ": " : "", log);
+	}
+	for (size_t i = 0; i < ne; i++)
+		free(ebpf[i]);
+	free(stage);
+	return err;
+}
+
 /* Load the programs of @rs for the rules of its direction in @rules (sorted) and fill their maps. */
 static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const struct pl_rule *rules,
-			 size_t n, char *why, size_t whylen)
+			 size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
+			 size_t whylen)
 {
 	struct prefix *lpm[2] = { NULL, NULL };
 	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
@@ -414,6 +568,7 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		from = from < i ? from : i;
 		to = i + 1;
 		list_n += lpm_field(&rules[i]) < 0;
+		cfg.exprs += !!(rules[i].match & PL_M_EXPR);
 	}
 	if (to == 0)
 		return 0;	/* no rules: the slots are emptied */
@@ -432,8 +587,9 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		}
 		m = (struct objmaps){ x->maps.stats, x->maps.flows, x->maps.flow_cache,
 				      x->maps.chain_res, x->maps.rule_stats, x->maps.redirect_map,
+				      x->maps.expr_bits,
 				      { x->maps.xdp_chain, x->maps.xdp_skb_chain, x->maps.meta,
-					x->maps.policy_rules, NULL },
+					x->maps.policy_rules, x->maps.policy_exprs },
 				      x->maps.policy_src, x->maps.policy_dst, x->maps.policy_list,
 				      x->maps.policy_cfg };
 		prog = skb ? x->progs.pktlens_xdp_skb_policy : x->progs.pktlens_xdp_policy;
@@ -448,8 +604,9 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 			goto out;
 		}
 		m = (struct objmaps){ t->maps.stats, t->maps.flows, t->maps.flow_cache,
-				      t->maps.chain_res, t->maps.rule_stats, NULL,
-				      { t->maps.tc_chain, t->maps.meta, t->maps.policy_rules, NULL, NULL },
+				      t->maps.chain_res, t->maps.rule_stats, NULL, t->maps.expr_bits,
+				      { t->maps.tc_chain, t->maps.meta, t->maps.policy_rules,
+					t->maps.policy_exprs, NULL },
 				      t->maps.policy_src, t->maps.policy_dst, t->maps.policy_list,
 				      t->maps.policy_cfg };
 		prog = rs->dir == PL_DIR_IN ? t->progs.pktlens_tc_in_policy :
@@ -465,6 +622,14 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 	err = fill_list(bpf_map__fd(m.list), rules + from, to - from, list_n);
 	err = err ?: fill_lpm(bpf_map__fd(m.src), lpm[0], lpm_n[0]);
 	err = err ?: fill_lpm(bpf_map__fd(m.dst), lpm[1], lpm_n[1]);
+	if (err) {
+		WHY(err, "%s: filling the rule maps failed: %s", rs->hook, strerror(-err));
+		goto out;
+	}
+	if (cfg.exprs)
+		err = build_stage(p, rs, rules + from, to - from, texts, ntexts, why, whylen);
+	if (err)
+		goto out;
 	cfg.list_len = (__u32)list_n;
 	cfg.src_cidrs = (__u32)lpm_n[0];
 	cfg.dst_cidrs = (__u32)lpm_n[1];
@@ -482,6 +647,8 @@ out:
 	return err;
 }
 
+static __u32 slot_prog_id(int chain_fd, __u32 slot);
+
 /* The hooks that judge rules of @p's attachment, each with its direction. */
 static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
 {
@@ -489,14 +656,31 @@ static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
 
 	if (p->meta.xdp_mode != PL_XDP_NONE)
 		rs[n++] = (struct ruleset){ .hook = "xdp in", .chain_fd = p->xdp_chain_fd,
-					    .dir = PL_DIR_IN };
+					    .dir = PL_DIR_IN, .slot = PL_SLOT_XDP_IN,
+					    .native = p->meta.xdp_mode == PL_XDP_NATIVE };
 	else if (p->meta.tc_hooks & PL_TC_IN)
 		rs[n++] = (struct ruleset){ .hook = "tc in", .chain_fd = p->tc_chain_fd,
-					    .dir = PL_DIR_IN };
+					    .dir = PL_DIR_IN, .slot = PL_SLOT_TC_IN };
 	if (p->meta.tc_hooks & PL_TC_OUT)
 		rs[n++] = (struct ruleset){ .hook = "tc out", .chain_fd = p->tc_chain_fd,
-					    .dir = PL_DIR_OUT };
+					    .dir = PL_DIR_OUT, .slot = PL_SLOT_TC_OUT };
+	for (size_t i = 0; i < n; i++) {
+		rs[i].stage_fd = -1;
+		/* the free one of the two slots: the other may hold the running set's program */
+		rs[i].gen = slot_prog_id(rs[i].chain_fd, PL_CHAIN_POLICY_GEN(rs[i].dir, 0)) ? 1 : 0;
+	}
 	return n;
+}
+
+bool pl_policy_judges(const struct pl_policy *p, int slot)
+{
+	struct ruleset rs[2];
+	size_t n = ruleset_hooks(p, rs);
+
+	for (size_t i = 0; i < n; i++)
+		if ((int)rs[i].slot == slot)
+			return true;
+	return false;
 }
 
 bool pl_policy_has_dir(const struct pl_policy *p, int dir)
@@ -556,7 +740,7 @@ static bool has_id(const __u32 *ids, size_t n, __u32 id)
 static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t n, char *why,
 		 size_t whylen)
 {
-	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } };
+	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } }, expr_n[2] = { 0, 0 };
 
 	if (n > PL_POLICY_RULES_MAX)
 		return WHY(-E2BIG, "%zu rules: at most %u per interface", n, PL_POLICY_RULES_MAX);
@@ -576,6 +760,9 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		    r->dir == PL_DIR_IN && p->redirect_fd < 0)
 			return WHY(-ENOTSUP, "rule %u: this attachment has no redirect map (re-attach)",
 				   r->id);
+		if ((r->match & PL_M_EXPR) && ++expr_n[r->dir] > PL_POLICY_EXPRS_MAX)
+			return WHY(-E2BIG, "more than %u %s rules with an expression", PL_POLICY_EXPRS_MAX,
+				   r->dir ? "egress" : "ingress");
 		if (f < 0)
 			list_n[r->dir]++;
 		else
@@ -679,7 +866,52 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	return err;
 }
 
-int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n, char *why, size_t whylen)
+/* policy_exprs := the texts of @rules' expressions */
+static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+			const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
+{
+	struct pl_rule_text *have = NULL;
+	size_t nhave = 0;
+	int err;
+
+	err = pl_policy_exprs(p, &have, &nhave);
+	if (err)
+		return WHY(err, "reading the expressions: %s", strerror(-err));
+	for (size_t i = 0; i < n && !err; i++) {
+		const char *t = text_of(texts, ntexts, rules[i].id), *h;
+		struct pl_rule_expr e = { { 0 } };
+
+		if (!(rules[i].match & PL_M_EXPR) || !t)
+			continue;
+		h = text_of(have, nhave, rules[i].id);
+		if (h && !strcmp(h, t))
+			continue;
+		snprintf(e.text, sizeof(e.text), "%s", t);
+		if (bpf_map_update_elem(p->exprs_fd, &rules[i].id, &e, BPF_ANY))
+			err = WHY(-errno, "recording rule %u's expression: %s", rules[i].id,
+				  strerror(errno));
+	}
+	for (size_t i = 0; i < nhave && !err; i++) {
+		bool keep = false;
+
+		for (size_t j = 0; j < n && !keep; j++)
+			keep = rules[j].id == have[i].id && (rules[j].match & PL_M_EXPR);
+		if (!keep)
+			bpf_map_delete_elem(p->exprs_fd, &have[i].id);
+	}
+	pl_policy_texts_free(have, nhave);
+	return err;
+}
+
+/* Wait until no packet can still be inside a program we are about to unlink (RCU grace period). */
+static void wait_for_packets(void)
+{
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		usleep(100000);	/* nohz_full kernels refuse it: XDP/tc runs take microseconds */
+}
+
+int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
+		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
 	struct pl_rule *old = NULL;
 	struct ruleset rs[2];
@@ -699,7 +931,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n, char 
 	qsort(old, nold, sizeof(*old), id_cmp);
 	nrs = ruleset_hooks(p, rs);
 	for (size_t h = 0; h < nrs && !err; h++)
-		err = ruleset_build(p, &rs[h], rules, n, why, whylen);
+		err = ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
 	if (err)
 		goto out;
 
@@ -717,24 +949,43 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n, char 
 	if (err)
 		goto out;
 
-	/* live: one slot update per hook */
+	/*
+	 * live: one slot update per hook. With expressions the program goes into
+	 * the free generation slot first (nothing reaches it yet), then the
+	 * expression stage that tail-calls it into POLICY.
+	 */
 	for (size_t h = 0; h < nrs; h++)
 		prev[h] = slot_prog_id(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir));
 	for (swapped = 0; swapped < nrs && !err; swapped++) {
 		struct ruleset *r = &rs[swapped];
 
-		err = slot_set(r->chain_fd, PL_CHAIN_POLICY(r->dir), r->prog_fd);
+		if (r->stage_fd >= 0) {
+			err = slot_set(r->chain_fd, PL_CHAIN_POLICY_GEN(r->dir, r->gen), r->prog_fd);
+			err = err ?: slot_set(r->chain_fd, PL_CHAIN_POLICY(r->dir), r->stage_fd);
+		} else {
+			err = slot_set(r->chain_fd, PL_CHAIN_POLICY(r->dir), r->prog_fd);
+		}
 		if (err)
 			WHY(err, "%s: cannot swap the rule set in: %s", r->hook, strerror(-err));
 	}
 	if (err) {
-		for (size_t h = 0; h < swapped; h++)
+		for (size_t h = 0; h < swapped; h++) {
 			slot_restore(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir), prev[h]);
+			if (rs[h].stage_fd >= 0)
+				slot_set(rs[h].chain_fd, PL_CHAIN_POLICY_GEN(rs[h].dir, rs[h].gen), -1);
+		}
 		goto out;
 	}
+	/* the previous set's program, if it sat behind an expression stage, once unused */
+	wait_for_packets();
+	for (size_t h = 0; h < nrs; h++)
+		for (__u32 g = 0; g < 2; g++)
+			if (rs[h].stage_fd < 0 || g != rs[h].gen)
+				slot_set(rs[h].chain_fd, PL_CHAIN_POLICY_GEN(rs[h].dir, g), -1);
 
 	/* the record; counters and redirect targets of rules that are gone */
 	err = record(p, rules, n, old, nold, why, whylen);
+	err = err ?: record_texts(p, rules, n, texts, ntexts, why, whylen);
 	if (p->redirect_fd >= 0) {
 		for (size_t i = 0; i < nold; i++) {
 			bool used = false;

@@ -107,6 +107,26 @@ struct pl_chain_target {
 int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_chain_target *t,
 		  struct bpf_insn **out, size_t *out_len);
 
+/* Where an expression stage of policy rules reports (pl_ebpf_expr_stage()). */
+struct pl_expr_target {
+	enum pl_filter_ctx ctx;
+	int bits_fd;		/* PERCPU_ARRAY of u64: bit i = expression i matched */
+	uint32_t bits_key;	/* enum pl_slot of the hook */
+	int chain_fd;		/* the hook's PROG_ARRAY */
+	uint32_t next_slot;	/* the rule set's policy program */
+};
+
+#define PL_EXPR_STAGE_MAX 64U
+
+/*
+ * Policy rules with tcpdump expressions: one program that calls each of
+ * @n (<= 64) translated programs as a BPF-to-BPF subprogram, sets bit i of a
+ * u64 for each that matched, stores it in bits[bits_key] of this CPU and
+ * tail-calls chain[next_slot]. Returns 0 and a malloc'd program, or -errno.
+ */
+int pl_ebpf_expr_stage(const struct bpf_insn *const *filters, const size_t *counts, size_t n,
+		       const struct pl_expr_target *t, struct bpf_insn **out, size_t *out_len);
+
 /*
  * Load a translated program with bpf_prog_load() as BPF_PROG_TYPE_XDP or
  * BPF_PROG_TYPE_SCHED_CLS, program name "pl_filter". @prog_flags goes to the

@@ -1438,6 +1438,68 @@ int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_cha
 	return 0;
 }
 
+int pl_ebpf_expr_stage(const struct bpf_insn *const *filters, const size_t *counts, size_t n,
+		       const struct pl_expr_target *t, struct bpf_insn **out, size_t *out_len)
+{
+	/* per expression: r1 = r6; call; if r0 == 0 skip 3; r1 = 1; r1 <<= i; r7 |= r1 */
+	const size_t per = 6;
+	const struct bpf_insn tail[] = {
+		insn(BPF_ST | BPF_W | BPF_MEM, R10, 0, -4, (int32_t)t->bits_key),
+		insn(BPF_LD | BPF_IMM | BPF_DW, R1, BPF_PSEUDO_MAP_FD, 0, t->bits_fd),
+		insn(0, 0, 0, 0, 0),
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R2, R10, 0, 0),
+		insn(BPF_ALU64 | BPF_ADD | BPF_K, R2, 0, 0, -4),
+		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
+		insn(BPF_JMP | BPF_JEQ | BPF_K, R0, 0, 1, 0),
+		insn(BPF_STX | BPF_DW | BPF_MEM, R0, R7, 0, 0),		/* bits[key] = r7 */
+		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
+		insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd),
+		insn(0, 0, 0, 0, 0),
+		insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->next_slot),
+		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
+		/* the rule set's program is gone: let the packet go */
+		insn(BPF_ALU64 | BPF_MOV | BPF_K, R0, 0, 0,
+		     t->ctx == PL_FILTER_TC ? -1 /* TC_ACT_UNSPEC */ : XDP_PASS),
+		insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	const size_t ntail = sizeof(tail) / sizeof(tail[0]);
+	size_t head, total, at;
+	struct bpf_insn *p;
+
+	if (!n || n > PL_EXPR_STAGE_MAX)
+		return -EINVAL;
+	head = 2 + per * n + ntail;
+	total = head;
+	for (size_t i = 0; i < n; i++) {
+		if (!counts[i] || counts[i] > PL_EBPF_MAX_INSNS - total)
+			return -E2BIG;
+		total += counts[i];
+	}
+	p = malloc(total * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p[0] = insn(BPF_ALU64 | BPF_MOV | BPF_X, R6, R1, 0, 0);		/* r6 = ctx */
+	p[1] = insn(BPF_ALU64 | BPF_MOV | BPF_K, R7, 0, 0, 0);		/* r7 = bits */
+	at = head;
+	for (size_t i = 0; i < n; i++) {
+		size_t c = 2 + per * i;
+
+		p[c] = insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0);
+		p[c + 1] = insn(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0,
+				(int32_t)(at - (c + 1) - 1));
+		p[c + 2] = insn(BPF_JMP | BPF_JEQ | BPF_K, R0, 0, 3, 0);
+		p[c + 3] = insn(BPF_ALU64 | BPF_MOV | BPF_K, R1, 0, 0, 1);
+		p[c + 4] = insn(BPF_ALU64 | BPF_LSH | BPF_K, R1, 0, 0, (int32_t)i);
+		p[c + 5] = insn(BPF_ALU64 | BPF_OR | BPF_X, R7, R1, 0, 0);
+		memcpy(p + at, filters[i], counts[i] * sizeof(*p));
+		at += counts[i];
+	}
+	memcpy(p + 2 + per * n, tail, sizeof(tail));
+	*out = p;
+	*out_len = total;
+	return 0;
+}
+
 /* ---- load and run ---- */
 
 /* The last lines of @log that fit @outlen bytes, starting on a line. */

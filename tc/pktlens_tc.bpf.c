@@ -43,7 +43,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
 	if (policy) {
-		struct pl_judgement j = pl_policy(&p);
+		struct pl_judgement j = pl_policy(&p, slot);
 
 		switch (j.action) {
 		case PL_ACT_NONE:

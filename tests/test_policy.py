@@ -27,8 +27,9 @@ def marker_of(pkt):
 
 class Rule:
     def __init__(self, rid, prio=1000, src=None, dst=None, proto=None, sport=None, dport=None,
-                 vlan=None, action="drop", direction="in", extra=None):
+                 vlan=None, action="drop", direction="in", extra=None, expr=None):
         self.id, self.prio, self.action, self.dir = rid, prio, action, direction
+        self.expr, self.expr_hits = expr, None   # expr_hits: frame indices libpcap matches
         self.src = ipaddress.ip_network(src) if src else None
         self.dst = ipaddress.ip_network(dst) if dst else None
         self.proto, self.sport, self.dport, self.vlan, self.extra = proto, sport, dport, vlan, extra
@@ -47,12 +48,16 @@ class Rule:
         if self.vlan is not None:
             a += ["--vlan", str(self.vlan)]
         a += self.extra or [f"--{self.action}"]
+        if self.expr:
+            a.append(self.expr)
         return a
 
     def line(self):
-        return " ".join(self.args())
+        return " ".join(f"'{a}'" if " " in a else a for a in self.args())
 
     def matches(self, f):
+        if self.expr and f["index"] not in self.expr_hits:
+            return False
         if self.vlan is not None and f.get("vlan") != self.vlan:
             return False
         if not (self.src or self.dst or self.proto or self.sport or self.dport):
@@ -100,6 +105,16 @@ def frame(router, f, i, dst_mac=None):
     return e / ip / l4 / Raw(MARK + b"%06d" % i + b"." * 20)
 
 
+def libpcap_hits(router, frames, expr):
+    """Markers of the frames libpcap's filter accepts: tcpdump reads them back, filtered."""
+    from scapy.all import rdpcap, wrpcap
+
+    src, dst = os.path.join(router.tmp, "all.pcap"), os.path.join(router.tmp, "hit.pcap")
+    wrpcap(src, frames)
+    subprocess.run(["tcpdump", "-r", src, "-w", dst, expr], check=True, capture_output=True)
+    return {marker_of(p) for p in rdpcap(dst)} if os.path.getsize(dst) > 24 else set()
+
+
 def rule_hits(router, dev="vb"):
     doc = pktlens_json("policy", "list", dev, ns=router.h)
     return {r["id"]: r["packets"] for r in doc["interfaces"][0]["rules"]}
@@ -145,6 +160,49 @@ def field_frames():
             for proto, dport in ((6, 443), (6, 80), (17, 5005)):
                 out.append(dict(src=src, dst=dst, proto=proto, sport=2000, dport=dport))
     return out
+
+
+EXPR_RULES = [
+    Rule(1, prio=10, src="198.18.1.0/28", action="pass", expr="udp and src port 150"),
+    Rule(2, prio=20, proto=17, expr="udp dst port 5003 or udp dst port 6000"),
+    Rule(3, prio=30, expr="ip6 and tcp dst port 443"),
+    Rule(4, prio=5, src="198.18.1.30/32", action="pass"),
+    Rule(5, prio=40, dst="198.18.3.0/24", expr="icmp[icmptype] = icmp-echo"),
+]
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "native", "--tc", "none"],
+                                   ["--xdp", "none", "--tc", "in"]], ids=["xdp", "xdp-native", "tc"])
+def test_expression_rules_with_fast_fields(router, hooks):
+    """tcpdump expressions in rules, alone and with fast fields, judged as libpcap does."""
+    pktlens("attach", "vb", *hooks, ns=router.h)
+    r = load(router, EXPR_RULES)
+    assert r.returncode == 0
+    descs = field_frames()
+    frames = [frame(router, f, i) for i, f in enumerate(descs)]
+    for rule in EXPR_RULES:
+        if rule.expr:
+            rule.expr_hits = libpcap_hits(router, frames, rule.expr)
+            assert rule.expr_hits, rule.expr
+    hits, want = {}, set()
+    for i, f in enumerate(descs):
+        if judge(EXPR_RULES, dict(f, index=i), hits) in ("pass", "none"):
+            want.add(i)
+    assert all(hits.get(r.id) for r in EXPR_RULES), hits
+    cap = router.capture()
+    router.send(frames)
+    seen = {marker_of(p) for p in router.stop_capture(cap)} - {None}
+    assert seen == want, f"dropped but wanted: {sorted(want - seen)}; seen but dropped: {sorted(seen - want)}"
+    assert {k: v for k, v in rule_hits(router).items() if v} == hits
+    doc = pktlens_json("policy", "list", "vb", ns=router.h)["interfaces"][0]["rules"]
+    assert [x["expression"] for x in doc] == [None, "udp and src port 150",
+                                              "udp dst port 5003 or udp dst port 6000",
+                                              "ip6 and tcp dst port 443", "icmp[icmptype] = icmp-echo"]
+    # swap to a set without expressions and back: the expression stage comes and goes
+    load(router, [Rule(9, proto=17, dport=(5003, 5003))], name="plain.rules")
+    load(router, EXPR_RULES, name="again.rules")
+    assert {r["id"] for r in pktlens_json("policy", "list", "vb", ns=router.h)["interfaces"][0]["rules"]} == \
+        {1, 2, 3, 4, 5}
 
 
 @pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"],
@@ -303,14 +361,15 @@ BAD_FILES = [
     ("--dport 2000-1000 --drop\n", 1, 9, "--dport '2000-1000': range ends below its start"),
     ("--dport 70000 --drop\n", 1, 9, "--dport '70000': not a port 0-65535 or range LO-HI"),
     ("# comment\n\n--redirect nosuchdev0 --drop\n", 3, 12, "--redirect 'nosuchdev0': no such interface"),
-    ("--id 5 --drop\n--id 5 --pass\n", 2, 1, "rule id 5 is given twice"),
+    ("--id 5 --drop\n--id 5 --pass\n", 2, 1, "rule id 5 is given twice (line 1)"),
     ("--drop --pass\n", 1, 8, "--pass: a rule has one action (another at column 1)"),
     ("--src 198.18.1.0/24\n", 1, 7, "no action (--drop, --pass, --redirect DEV2 or --sample 1/N)"),
     ("--sample 1/0\n", 1, 10, "--sample '1/0': not 1/N with N >= 1"),
     ("--src 198.18.1.0/24 --dst 2001:db8::/32 --drop\n", 1, 27, "--src and --dst mix IPv4 and IPv6"),
-    ("--proto udp 'udp port 53' --drop\n", 1, 13,
-     "'udp port 53': tcpdump expressions in rules are not supported yet "
-     "(use --src/--dst/--proto/--sport/--dport/--vlan)"),
+    ("--proto udp 'udp port foo' --drop\n", 1, 13, "expression 'udp port foo': unknown port 'foo'"),
+    ("--drop inbound\n", 1, 8, "expression 'inbound': cBPF insn 0: load from SKF_AD_PKTTYPE "
+     "('inbound'/'outbound') (0xfffff004): ancillary data loads are not supported in-kernel"),
+    ("--drop 'udp\n", 1, 8, "unterminated quote"),
 ]
 
 
@@ -419,6 +478,19 @@ def test_limits(router):
                         "both addresses or --sample: at most 1024\n")
     assert len(pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"]) == 100001
     print(f"100,001 rules loaded in {took:.1f} s")
+    # 64 expression rules per direction, not 65
+    exprs = os.path.join(router.tmp, "exprs.rules")
+    with open(exprs, "w") as f:
+        f.writelines(f"--proto udp --drop 'udp dst port {1000 + i}'\n" for i in range(65))
+    r = pktlens("policy", "load", "vb", exprs, ns=h, check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: policy load: vb: more than 64 ingress rules with "
+                                           "an expression\n")
+    with open(exprs, "w") as f:
+        f.writelines(f"--proto udp --drop 'udp dst port {1000 + i}'\n" for i in range(64))
+    pktlens("policy", "load", "vb", exprs, ns=h)
+    router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=1063), i) for i in range(3)])
+    time.sleep(0.3)
+    assert {k: v for k, v in rule_hits(router).items() if v} == {100065: 3}   # ids 100002.., port 1063
 
 
 @pytest.mark.parametrize("args", [["policy", "--help"], ["policy", "add", "--help"], ["policy", "help"]])

@@ -48,7 +48,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
 	if (policy) {
-		struct pl_judgement j = pl_policy(&p);
+		struct pl_judgement j = pl_policy(&p, PL_SLOT_XDP_IN);
 
 		switch (j.action) {
 		case PL_ACT_NONE:

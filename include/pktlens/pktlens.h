@@ -179,7 +179,13 @@ enum pl_tc_mech {
  * verdict never outlives its packet.
  */
 #define PL_CHAIN_POLICY(dir) (4 + (dir))
-#define PL_CHAIN_SLOTS 6
+/*
+ * With expression rules, the POLICY slot holds the rule set's expression
+ * stage, which tail-calls the rule set's program in one of two slots per
+ * direction (the other holds the previous set's until it is unused).
+ */
+#define PL_CHAIN_POLICY_GEN(dir, g) (6 + 2 * (dir) + (g))
+#define PL_CHAIN_SLOTS 10
 
 /* Longest expression `filter set` keeps in pl_meta, with its NUL. */
 #define PL_FILTER_EXPR_MAX 2048
@@ -227,6 +233,7 @@ enum pl_action {
 #define PL_M_SPORT	(1U << 3)
 #define PL_M_DPORT	(1U << 4)
 #define PL_M_VLAN	(1U << 5)
+#define PL_M_EXPR	(1U << 6)	/* a tcpdump expression (text in policy_exprs) */
 
 /*
  * A rule. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d), stored
@@ -241,9 +248,11 @@ struct pl_rule {
 	__u8 proto;		/* IP protocol */
 	__u8 src_len;
 	__u8 dst_len;
-	__u8 pad[3];
+	__u8 expr;		/* PL_M_EXPR: bit of the rule set's expression stage */
+	__u8 pad[2];
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
+	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
 	__u16 vlan;		/* outermost VLAN id */
 	__u16 sport_lo, sport_hi, dport_lo, dport_hi;
 	__u16 pad2;
@@ -273,7 +282,12 @@ struct pl_policy_cfg {
 	__u32 list_len;		/* policy_list entries, in (prio, id) order */
 	__u32 src_cidrs;	/* policy_src entries (0: skip the lookup) */
 	__u32 dst_cidrs;
-	__u32 pad;
+	__u32 exprs;		/* expression rules: expr_bits holds their verdicts */
+};
+
+/* The text of an expression rule, by rule id (policy_exprs). */
+struct pl_rule_expr {
+	char text[PL_FILTER_EXPR_MAX];
 };
 
 /* Per rule, per CPU. */
@@ -287,6 +301,7 @@ struct pl_rule_stats {
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
 #define PL_REDIRECT_MAX 64U		/* redirect targets per interface */
+#define PL_POLICY_EXPRS_MAX 64U		/* expression rules per direction */
 
 /* Map names, shared so user space finds the pins. */
 #define PL_MAP_STATS "stats"
@@ -299,5 +314,7 @@ struct pl_rule_stats {
 #define PL_MAP_POLICY_RULES "policy_rules"
 #define PL_MAP_RULE_STATS "rule_stats"
 #define PL_MAP_REDIRECT "redirect_map"
+#define PL_MAP_POLICY_EXPRS "policy_exprs"
+#define PL_MAP_EXPR_BITS "expr_bits"
 
 #endif /* __PKTLENS_PKTLENS_H */
