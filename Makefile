@@ -126,6 +126,7 @@ demo: deps pktlens
 	./scripts/demo.sh
 
 bench: deps pktlens $(BENCH_BINS)
+	@./scripts/deps.sh --bench
 	./bench/run.sh
 
 install: pktlens

@@ -3,8 +3,9 @@
 #
 # `make bench`: the BPF_PROG_TEST_RUN cost of the XDP and tc programs
 # (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
-# then translated tcpdump filters (filter_bench). Results are printed and
-# kept in .output/bench/. Takes ~5 minutes.
+# translated tcpdump filters (filter_bench), then policy rules (policy_bench:
+# test runs per rule kind, and drop under a trafgen flood against nftables).
+# Results are printed and kept in .output/bench/. Takes ~7 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
 #
@@ -16,8 +17,9 @@ cd "$(dirname "$0")/.."
 OUT=.output/bench
 XDP_ARGS=
 IPERF_ARGS=
+POLICY_ARGS=
 case ${1-} in
---quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1" ;;
+--quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2" ;;
 "") ;;
 *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
@@ -64,3 +66,9 @@ echo
 echo "== tcpdump filters: translated eBPF vs clang-compiled reference ($OUT/filter_bench.txt)"
 make -s .output/filter_ref.bpf.o
 $OUT/filter_bench | tee $OUT/filter_bench.txt
+echo
+
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+# shellcheck disable=SC2086
+bench/policy_bench.py $POLICY_ARGS --json $OUT/policy_bench.json

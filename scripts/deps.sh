@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Install the Debian packages pktlens needs, only when they are missing.
+# Install the Debian packages pktlens needs, only when they are missing
+# (deps.sh --bench: also what `make bench` needs).
 # Idempotent and quiet when there is nothing to do; runs `apt-get update`
 # only when something must be installed.
 set -eu
@@ -8,6 +9,8 @@ set -eu
 PKGS="clang llvm make gcc pkg-config libbpf-dev libxdp-dev xdp-tools libpcap-dev
 libnl-3-dev libnl-route-3-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
 iproute2 python3 python3-scapy python3-pytest tcpdump tshark iperf3 ethtool iputils-ping"
+# `make bench` also compares with nftables under a trafgen (netsniff-ng) flood
+[ "${1-}" = --bench ] && PKGS="$PKGS nftables netsniff-ng"
 
 missing=""
 for p in $PKGS; do
