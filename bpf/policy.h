@@ -53,6 +53,8 @@ struct {
 struct pl_judgement {
 	__u32 action;		/* enum pl_action; PL_ACT_NONE: no rule matched */
 	__u32 arg;
+	__u32 rule;		/* id of the rule that decided, 0: none */
+	__u32 sample_rule;	/* id of the first --sample rule whose 1/N chose it, 0: none */
 };
 
 static __always_inline int pl_addr_in(const __u8 *a, const __u8 *net, const __u8 *mask)
@@ -103,15 +105,17 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	return 1;
 }
 
-static __always_inline void pl_rule_hit(__u32 id, __u32 len, __u64 now)
+/* Count a hit of rule @id; its hits so far on this CPU. */
+static __always_inline __u64 pl_rule_hit(__u32 id, __u32 len, __u64 now)
 {
 	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &id);
 
-	if (s) {
-		s->pkts++;
-		s->bytes += len;
-		s->last_ns = now;
-	}
+	if (!s)
+		return 0;
+	s->pkts++;
+	s->bytes += len;
+	s->last_ns = now;
+	return s->pkts;
 }
 
 static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_ref *best)
@@ -145,6 +149,7 @@ static long pl_walk_one(__u32 i, void *ctx)
 {
 	struct pl_walk *w = ctx;
 	const struct pl_rule *r;
+	__u64 hits;
 
 	if (i >= w->n)
 		return 1;
@@ -153,11 +158,16 @@ static long pl_walk_one(__u32 i, void *ctx)
 		return 1;
 	if (!pl_rule_match(r, w->p, w->exprs))
 		return 0;
-	pl_rule_hit(r->id, w->p->len, w->now);
-	if (r->action == PL_ACT_SAMPLE)
-		return 0;	/* the sampling ring is fed here (pcap samples) */
+	hits = pl_rule_hit(r->id, w->p->len, w->now);
+	if (r->action == PL_ACT_SAMPLE) {
+		/* every Nth hit on this CPU goes to a `sample --policy` (bpf/sample.h) */
+		if (!w->j.sample_rule && r->arg && hits && hits % r->arg == 0)
+			w->j.sample_rule = r->id;
+		return 0;
+	}
 	w->j.action = r->action;
 	w->j.arg = r->arg;
+	w->j.rule = r->id;
 	return 1;
 }
 
@@ -172,7 +182,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	struct pl_walk w = {
 		.p = p,
 		.best = { .prio = 0xffffffff, .id = 0xffffffff },
-		.j = { PL_ACT_NONE, 0 },
+		.j = { PL_ACT_NONE, 0, 0, 0 },
 	};
 	const struct pl_policy_cfg *cfg;
 	__u32 zero = 0;
@@ -199,6 +209,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		pl_rule_hit(w.best.id, p->len, w.now);
 		w.j.action = w.best.action;
 		w.j.arg = w.best.arg;
+		w.j.rule = w.best.id;
 	}
 	return w.j;
 }

@@ -58,23 +58,6 @@ static void filter_usage(FILE *f)
 		"it matches as libpcap does on the wire.\n");
 }
 
-/* The words after the options, joined by spaces (like tcpdump). NULL on ENOMEM. */
-static char *join_args(int argc, char **argv, int from)
-{
-	size_t n = 1;
-	char *s;
-
-	for (int i = from; i < argc; i++)
-		n += strlen(argv[i]) + 1;
-	s = calloc(1, n);
-	for (int i = from; s && i < argc; i++) {
-		if (i > from)
-			strcat(s, " ");
-		strcat(s, argv[i]);
-	}
-	return s;
-}
-
 /* Exit code for a translation error: the expression cannot run in-kernel. */
 static int xlate_exit(int err)
 {
@@ -252,7 +235,7 @@ static int do_compile(int argc, char **argv)
 		pl_err("filter compile: no expression (see pktlens filter --help)");
 		return PL_EXIT_USAGE;
 	}
-	expr = join_args(argc, argv, optind);
+	expr = pl_join_args(argc, argv, optind);
 	if (!expr) {
 		pl_err("filter compile: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
@@ -454,7 +437,7 @@ static int do_run(int argc, char **argv)
 		pl_err("filter run: no expression (see pktlens filter --help)");
 		return PL_EXIT_USAGE;
 	}
-	expr = join_args(argc, argv, optind);
+	expr = pl_join_args(argc, argv, optind);
 	if (!expr) {
 		pl_err("filter run: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
@@ -559,7 +542,7 @@ static int do_set(int argc, char **argv, bool set)
 		return PL_EXIT_USAGE;
 	}
 	if (set) {
-		expr = join_args(argc, argv, optind + 1);
+		expr = pl_join_args(argc, argv, optind + 1);
 		if (!expr) {
 			pl_err("%s: %s", verb, strerror(ENOMEM));
 			return PL_EXIT_FAIL;

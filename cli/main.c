@@ -28,6 +28,8 @@ static const struct pl_cmd cmds[] = {
 	{ "policy", do_policy, "policy add DEV [--in|--out] [--prio N] MATCH... --drop|--pass|"
 	  "--redirect DEV2|--sample 1/N\n"
 	  "       pktlens policy list [DEV] | del DEV ID | flush DEV | load DEV FILE" },
+	{ "sample", do_sample, "sample DEV [-w FILE|-] [-c N] [--snaplen N] [--every N] [--in|--out]\n"
+	  "                      [-B KiB] [--pcapng] [--duration SECS] ['EXPR' | --policy]" },
 };
 
 static void usage(FILE *f)

@@ -101,3 +101,19 @@ int pl_need_caps(const char *cmd, unsigned need)
 	pl_err("%s: missing capability %s (run as root)", cmd, missing);
 	return PL_EXIT_FAIL;
 }
+
+char *pl_join_args(int argc, char **argv, int from)
+{
+	size_t n = 1;
+	char *s;
+
+	for (int i = from; i < argc; i++)
+		n += strlen(argv[i]) + 1;
+	s = calloc(1, n);
+	for (int i = from; s && i < argc; i++) {
+		if (i > from)
+			strcat(s, " ");
+		strcat(s, argv[i]);
+	}
+	return s;
+}

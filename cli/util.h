@@ -48,6 +48,9 @@ struct pl_cmd {
 	const char *summary;
 };
 
+/* The words argv[from..argc) joined by spaces (like tcpdump's expression). NULL on ENOMEM. */
+char *pl_join_args(int argc, char **argv, int from);
+
 /* getopt_long reset between commands */
 void pl_getopt_reset(void);
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
@@ -68,7 +70,7 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 		h[n++] = (struct hook){
 			.name = "xdp in",
 			.t = { PL_FILTER_XDP, c->res_fd, PL_SLOT_XDP_IN, c->xdp_fd,
-			       PL_CHAIN_MAIN(PL_DIR_IN), PL_CHAIN_POLICY(PL_DIR_IN) },
+			       { PL_CHAIN_POLICY(PL_DIR_IN), PL_CHAIN_MAIN(PL_DIR_IN) }, 2 },
 			.rules_slot = PL_CHAIN_RULES(PL_DIR_IN),
 			/* the entry program's PROG_ARRAY wants the same frags flag */
 			.prog_flags = c->meta.xdp_mode == PL_XDP_NATIVE ? BPF_F_XDP_HAS_FRAGS : 0,
@@ -79,7 +81,7 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 				.name = dir == PL_DIR_IN ? "tc in" : "tc out",
 				.t = { PL_FILTER_TC, c->res_fd,
 				       dir == PL_DIR_IN ? PL_SLOT_TC_IN : PL_SLOT_TC_OUT, c->tc_fd,
-				       PL_CHAIN_MAIN(dir), PL_CHAIN_POLICY(dir) },
+				       { PL_CHAIN_POLICY(dir), PL_CHAIN_MAIN(dir) }, 2 },
 				.rules_slot = PL_CHAIN_RULES(dir),
 			};
 	return n;
@@ -94,6 +96,12 @@ static int write_meta(struct pl_chain *c, const char *expr)
 	if (expr)
 		memcpy(c->meta.filter_expr, expr, strlen(expr));
 	return bpf_map_update_elem(c->meta_fd, &key, &c->meta, BPF_ANY) ? -errno : 0;
+}
+
+void pl_wait_for_packets(void)
+{
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		usleep(100000);	/* nohz_full kernels refuse it: XDP/tc runs take microseconds */
 }
 
 /* Translate, wrap and load @cbpf for hook @h; the program fd or -errno. */
@@ -210,4 +218,30 @@ size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX])
 	for (size_t i = 0; i < n; i++)
 		names[i] = h[i].name;
 	return n;
+}
+
+int pl_chain_fd(const struct pl_chain *c, int slot)
+{
+	return slot == PL_SLOT_XDP_IN ? c->xdp_fd : c->tc_fd;
+}
+
+int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __u32 *next,
+			__u32 nnext, const struct sock_filter *cbpf, size_t cbpf_len,
+			char *why, size_t whylen)
+{
+	struct hook h[PL_SLOT_MAX];
+	size_t n = hooks_of(c, h);
+
+	if (nnext > PL_CHAIN_NEXT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (h[i].t.res_key != (__u32)slot)
+			continue;
+		h[i].t.res_fd = res_fd;
+		memcpy(h[i].t.next, next, nnext * sizeof(*next));
+		h[i].t.nnext = nnext;
+		return load_rules(&h[i], cbpf, cbpf_len, why, whylen);
+	}
+	snprintf(why, whylen, "no such hook");
+	return -ENOENT;
 }

@@ -348,6 +348,14 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = bpf_map__reuse_fd(t->maps.expr_bits, bpf_map__fd(x->maps.expr_bits));
 	if (!err)
+		err = bpf_map__reuse_fd(t->maps.sample_cfg, bpf_map__fd(x->maps.sample_cfg));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.sample_stats, bpf_map__fd(x->maps.sample_stats));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.sample_ring, bpf_map__fd(x->maps.sample_ring));
+	if (!err)
+		err = bpf_map__reuse_fd(t->maps.sample_res, bpf_map__fd(x->maps.sample_res));
+	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy, false);
@@ -667,6 +675,14 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		err = pin_map(a.xskel->maps.policy_exprs, a.tmp);
 	if (!err)
 		err = pin_map(a.xskel->maps.expr_bits, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.sample_cfg, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.sample_stats, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.sample_ring, a.tmp);
+	if (!err)
+		err = pin_map(a.xskel->maps.sample_res, a.tmp);
 	if (!err && info->xdp_mode != PL_XDP_NONE)
 		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
 	if (!err && info->tc_hooks)

@@ -133,6 +133,19 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen);
 /* Names of the hooks an expression is chained on ("xdp in", "tc out"). */
 size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX]);
+/* The PROG_ARRAY of the hook of @slot (enum pl_slot), -1 if not attached. */
+int pl_chain_fd(const struct pl_chain *c, int slot);
+struct sock_filter;
+/*
+ * Translate @cbpf for the hook of @slot and load it as a chain stage that
+ * stores its verdict in @res_fd[slot] and tail-calls the slots @next[0..nnext)
+ * in order (pl_ebpf_chain()). The program fd, or -errno with @why.
+ */
+int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __u32 *next,
+			__u32 nnext, const struct sock_filter *cbpf, size_t cbpf_len,
+			char *why, size_t whylen);
+/* Wait until no packet can still be inside a program just unlinked (an RCU grace period). */
+void pl_wait_for_packets(void);
 
 /* ---- policy rules (loader/policy.c) ---- */
 
@@ -147,6 +160,7 @@ struct pl_policy {
 	int xdp_chain_fd, tc_chain_fd;	/* -1 without such hooks */
 	int exprs_fd;		/* policy_exprs: texts of expression rules */
 	int bits_fd;		/* expr_bits */
+	int sample_fd[4];	/* sample_cfg, sample_stats, sample_ring, sample_res */
 };
 
 /* The expression of rule @id (PL_M_EXPR). */
@@ -182,6 +196,50 @@ __u32 pl_policy_expr_hash(const char *text);
  */
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen);
+
+/* ---- pcap samples (loader/sample.c) ---- */
+
+struct pl_sample_opts {
+	const char *expr;	/* tcpdump expression; NULL: every packet */
+	__u32 dirs;		/* bit (1 << enum pl_dir) per direction sampled */
+	__u32 every;		/* 1 in N, per CPU */
+	__u32 snaplen;
+	__u32 ring_bytes;	/* ring buffer size: a power of two >= the page size */
+	bool policy;		/* what policy --sample rules choose, not an own selection */
+};
+
+/* A running sampler on one attachment. */
+struct pl_sampler {
+	struct pl_chain c;
+	int dir_fd;		/* the pin directory, flock()ed while sampling */
+	int cfg_fd, stats_fd, outer_fd, res_fd;
+	int ring_fd;		/* the ring buffer, -1 before start */
+	__u32 slots;		/* hooks sampled: bit (1 << enum pl_slot) */
+	bool staged[PL_SLOT_MAX];	/* a SAMPLE stage is chained on the hook */
+	bool live;		/* sample_cfg says we are sampling */
+	struct pl_sample_stats base[PL_SLOT_MAX];	/* counters at start */
+};
+
+/* Open the pins of the attachment in @dir. -ENOENT: attached by an older pktlens. */
+int pl_sample_open(const char *dir, struct pl_sampler *s);
+/*
+ * Take the attachment (-EBUSY when another sampler holds it), create the
+ * ring, chain the expression's SAMPLE stage on the hooks sampled and turn
+ * sampling on. Sampled hooks: per direction asked for, XDP for ingress
+ * when attached (else tc ingress), tc egress. On error nothing is left
+ * changed: -EINVAL bad expression, -ENOTSUP no hook for the directions,
+ * else from the kernel.
+ */
+int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen);
+/*
+ * Turn sampling off, unchain the stages and wait for packets in flight:
+ * afterwards nothing more enters the ring, which still holds what it had.
+ */
+void pl_sample_stop(struct pl_sampler *s);
+/* Counters of the sampled hooks since start, summed over CPUs. */
+int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX]);
+/* Take the ring out of the attachment and close everything (stops first if needed). */
+void pl_sample_close(struct pl_sampler *s);
 
 /* ---- reading state (loader/state.c) ---- */
 

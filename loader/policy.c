@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -62,7 +60,8 @@ void pl_policy_close(struct pl_policy *p)
 {
 	int *fds[] = { &p->rules_fd, &p->rstats_fd, &p->redirect_fd, &p->stats_fd, &p->flows_fd,
 		       &p->cache_fd, &p->res_fd, &p->xdp_chain_fd, &p->tc_chain_fd, &p->exprs_fd,
-		       &p->bits_fd };
+		       &p->bits_fd, &p->sample_fd[0], &p->sample_fd[1], &p->sample_fd[2],
+		       &p->sample_fd[3] };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -89,6 +88,10 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 		{ &p->tc_chain_fd, PL_MAP_TC_CHAIN, false },
 		{ &p->exprs_fd, PL_MAP_POLICY_EXPRS, true },
 		{ &p->bits_fd, PL_MAP_EXPR_BITS, true },
+		{ &p->sample_fd[0], PL_MAP_SAMPLE_CFG, true },
+		{ &p->sample_fd[1], PL_MAP_SAMPLE_STATS, true },
+		{ &p->sample_fd[2], PL_MAP_SAMPLE_RING, true },
+		{ &p->sample_fd[3], PL_MAP_SAMPLE_RES, true },
 	};
 	int meta_fd, err = 0;
 
@@ -398,6 +401,7 @@ static void ruleset_free(struct ruleset *rs)
 /* Maps of the rule-set object: the attachment's own, or fresh ones for the rules. */
 struct objmaps {
 	struct bpf_map *stats, *flows, *cache, *res, *rstats, *redirect, *bits;
+	struct bpf_map *sample[4];	/* as pl_policy.sample_fd */
 	struct bpf_map *unused[5];
 	struct bpf_map *src, *dst, *list, *cfg;
 };
@@ -413,6 +417,8 @@ static int prepare_maps(const struct pl_policy *p, const struct objmaps *m, size
 	err = err ?: bpf_map__reuse_fd(m->res, p->res_fd);
 	err = err ?: bpf_map__reuse_fd(m->rstats, p->rstats_fd);
 	err = err ?: bpf_map__reuse_fd(m->bits, p->bits_fd);
+	for (size_t i = 0; !err && i < sizeof(m->sample) / sizeof(m->sample[0]); i++)
+		err = bpf_map__reuse_fd(m->sample[i], p->sample_fd[i]);
 	if (!err && m->redirect)
 		err = bpf_map__reuse_fd(m->redirect, p->redirect_fd);
 	for (size_t i = 0; !err && i < sizeof(m->unused) / sizeof(m->unused[0]); i++)
@@ -588,6 +594,8 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		m = (struct objmaps){ x->maps.stats, x->maps.flows, x->maps.flow_cache,
 				      x->maps.chain_res, x->maps.rule_stats, x->maps.redirect_map,
 				      x->maps.expr_bits,
+				      { x->maps.sample_cfg, x->maps.sample_stats, x->maps.sample_ring,
+					x->maps.sample_res },
 				      { x->maps.xdp_chain, x->maps.xdp_skb_chain, x->maps.meta,
 					x->maps.policy_rules, x->maps.policy_exprs },
 				      x->maps.policy_src, x->maps.policy_dst, x->maps.policy_list,
@@ -605,6 +613,8 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		}
 		m = (struct objmaps){ t->maps.stats, t->maps.flows, t->maps.flow_cache,
 				      t->maps.chain_res, t->maps.rule_stats, NULL, t->maps.expr_bits,
+				      { t->maps.sample_cfg, t->maps.sample_stats, t->maps.sample_ring,
+					t->maps.sample_res },
 				      { t->maps.tc_chain, t->maps.meta, t->maps.policy_rules,
 					t->maps.policy_exprs, NULL },
 				      t->maps.policy_src, t->maps.policy_dst, t->maps.policy_list,
@@ -903,13 +913,6 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 	return err;
 }
 
-/* Wait until no packet can still be inside a program we are about to unlink (RCU grace period). */
-static void wait_for_packets(void)
-{
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
-		usleep(100000);	/* nohz_full kernels refuse it: XDP/tc runs take microseconds */
-}
-
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
@@ -977,7 +980,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		goto out;
 	}
 	/* the previous set's program, if it sat behind an expression stage, once unused */
-	wait_for_packets();
+	pl_wait_for_packets();
 	for (size_t h = 0; h < nrs; h++)
 		for (__u32 g = 0; g < 2; g++)
 			if (rs[h].stage_fd < 0 || g != rs[h].gen)

@@ -84,25 +84,29 @@ int pl_cbpf_translate_flags(const struct sock_filter *prog, size_t len, enum pl_
 			    char *err, size_t errlen);
 
 /*
- * Where a chained RULES program reports its verdict (include/pktlens, PL_CHAIN_*).
+ * Where a chained program reports its verdict (include/pktlens, PL_CHAIN_*)
+ * and where it goes on.
  */
+#define PL_CHAIN_NEXT_MAX 3
+
 struct pl_chain_target {
 	enum pl_filter_ctx ctx;
-	int res_fd;		/* chain_res: PERCPU_ARRAY of u32 */
+	int res_fd;		/* PERCPU_ARRAY of u32: chain_res or sample_res */
 	uint32_t res_key;	/* enum pl_slot of the hook */
 	int chain_fd;		/* the hook's PROG_ARRAY */
-	uint32_t main_slot;	/* PL_CHAIN_MAIN(dir) */
-	uint32_t policy_slot;	/* PL_CHAIN_POLICY(dir): tried before main_slot */
+	uint32_t next[PL_CHAIN_NEXT_MAX];	/* slots tail-called in this order */
+	uint32_t nnext;		/* 1..PL_CHAIN_NEXT_MAX */
 };
 
 /*
- * Wrap a translated program (pl_cbpf_translate()) as the RULES stage of a
+ * Wrap a translated program (pl_cbpf_translate()) as a chain stage of a
  * pktlens hook: a new main function calls it as a BPF-to-BPF subprogram,
- * stores its 0/1 verdict in chain_res[res_key] of this CPU and tail-calls
- * chain[policy_slot] (the hook's rule set, if any), else chain[main_slot],
- * the hook's counting program. Returns 0 and a malloc'd
- * program in *out, or -errno. Load it with pl_ebpf_load() while the map fds
- * are open; the program then holds its own references to both maps.
+ * stores its 0/1 verdict in res[res_key] of this CPU and tail-calls
+ * chain[next[0]], else chain[next[1]], ... (a RULES stage: the hook's rule
+ * set, else its counting program). If every slot is empty the packet goes
+ * on (XDP_PASS, TC_ACT_UNSPEC). Returns 0 and a malloc'd program in *out,
+ * or -errno. Load it with pl_ebpf_load() while the map fds are open; the
+ * program then holds its own references to both maps.
  */
 int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_chain_target *t,
 		  struct bpf_insn **out, size_t *out_len);

@@ -1405,26 +1405,16 @@ int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_cha
 		insn(BPF_ALU64 | BPF_ADD | BPF_K, R2, 0, 0, -4),
 		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
 		insn(BPF_JMP | BPF_JEQ | BPF_K, R0, 0, 1, 0),
-		insn(BPF_STX | BPF_W | BPF_MEM, R0, R7, 0, 0),		/* chain_res[key] = w7 */
-		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
-		insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd),
-		insn(0, 0, 0, 0, 0),
-		insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->policy_slot),
-		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
-		/* no rule set: the counting program */
-		insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0),
-		insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd),
-		insn(0, 0, 0, 0, 0),
-		insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->main_slot),
-		insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
-		/* only if the MAIN slot is empty: let the packet go */
-		insn(BPF_ALU64 | BPF_MOV | BPF_K, R0, 0, 0,
-		     t->ctx == PL_FILTER_TC ? -1 /* TC_ACT_UNSPEC */ : XDP_PASS),
-		insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+		insn(BPF_STX | BPF_W | BPF_MEM, R0, R7, 0, 0),		/* res[key] = w7 */
 	};
-	const size_t n = sizeof(head) / sizeof(head[0]);
+	/* per next slot: r1 = ctx; r2 = chain; w3 = slot; tail call */
+	const size_t nh = sizeof(head) / sizeof(head[0]), per = 5, nt = 2;
+	size_t n, at;
 	struct bpf_insn *p;
 
+	if (!t->nnext || t->nnext > PL_CHAIN_NEXT_MAX)
+		return -EINVAL;
+	n = nh + per * t->nnext + nt;
 	if (!cnt || cnt > PL_EBPF_MAX_INSNS - n)
 		return -E2BIG;
 	p = malloc((n + cnt) * sizeof(*p));
@@ -1432,6 +1422,18 @@ int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_cha
 		return -ENOMEM;
 	memcpy(p, head, sizeof(head));
 	p[1].imm = (int32_t)(n - 2);	/* the call goes to p[n]: pc + 1 + imm */
+	at = nh;
+	for (uint32_t i = 0; i < t->nnext; i++) {
+		p[at++] = insn(BPF_ALU64 | BPF_MOV | BPF_X, R1, R6, 0, 0);
+		p[at++] = insn(BPF_LD | BPF_IMM | BPF_DW, R2, BPF_PSEUDO_MAP_FD, 0, t->chain_fd);
+		p[at++] = insn(0, 0, 0, 0, 0);
+		p[at++] = insn(BPF_ALU | BPF_MOV | BPF_K, R3, 0, 0, (int32_t)t->next[i]);
+		p[at++] = insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call);
+	}
+	/* only if every slot is empty: let the packet go */
+	p[at++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, R0, 0, 0,
+		       t->ctx == PL_FILTER_TC ? -1 /* TC_ACT_UNSPEC */ : XDP_PASS);
+	p[at++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
 	memcpy(p + n, filter, cnt * sizeof(*p));
 	*out = p;
 	*out_len = n + cnt;

@@ -70,6 +70,24 @@ step "policy: drop ICMP echo from 198.18.0.1 in-kernel, then ping again (expect 
 ip netns exec "$A" ping -q -c 3 -i 0.2 -W 1 198.18.0.2 | tail -2 || true
 "$PKTLENS" -n "$B" policy list vb
 
+step "pktlens -n $B sample vb -c 6 'icmp or icmp6'   (captured in-kernel, with the verdict: the IPv4 pings are dropped)"
+"$PKTLENS" -n "$B" sample vb -c 6 --duration 10 'icmp or icmp6' &
+SAMPLER=$!
+sleep 1
+ip netns exec "$A" ping -q -c 2 -i 0.2 -W 1 198.18.0.2 >/dev/null || true
+ip netns exec "$A" ping -6 -q -c 2 -i 0.2 -W 1 2001:db8::2 >/dev/null || true
+wait "$SAMPLER" || true
+
+step "pktlens -n $B sample vb -c 4 -w FILE.pcap ip6, then tcpdump -r FILE.pcap"
+PCAP=$(mktemp /tmp/pktlens-demo-XXXXXX.pcap)
+"$PKTLENS" -n "$B" sample vb -c 4 --duration 10 -w "$PCAP" ip6 &
+SAMPLER=$!
+sleep 1
+ip netns exec "$A" ping -6 -q -c 2 -i 0.2 -W 1 2001:db8::2 >/dev/null || true
+wait "$SAMPLER" || true
+tcpdump -nn -r "$PCAP" 2>/dev/null
+rm -f "$PCAP"
+
 step "pktlens -n $B stats vb"
 "$PKTLENS" -n "$B" stats vb
 

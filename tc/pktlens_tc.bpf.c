@@ -12,6 +12,9 @@
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
+#define PL_SAMPLE_CTX struct __sk_buff
+#define PL_SAMPLE_HOOK PL_HOOK_TC
+#include "../bpf/sample.h"
 
 PL_CHAIN_MAP(tc_chain);
 
@@ -26,6 +29,8 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	struct pl_frame f = { .ctx = skb, .len = skb->len };
+	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
 	int ret = TC_ACT_UNSPEC_;
 	struct pl_pkt p;
@@ -37,14 +42,17 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 		data_end = (void *)(long)skb->data_end;
 	}
 	pl_parse(&p, data, data_end, skb->len);
-	if (skb->vlan_present)
+	if (skb->vlan_present) {
 		pl_parse_hwvlan(&p, skb->vlan_tci);
+		f.vlan_meta = 1;
+		f.vlan_tci = (__u16)skb->vlan_tci;
+		f.vlan_proto = bpf_ntohs((__u16)skb->vlan_proto);
+	}
 	p.key.ifindex = skb->ifindex;
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
 	if (policy) {
-		struct pl_judgement j = pl_policy(&p, slot);
-
+		j = pl_policy(&p, slot);
 		switch (j.action) {
 		case PL_ACT_NONE:
 			flags |= PL_ACC_NOMATCH;
@@ -60,6 +68,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 		}
 	}
 	pl_account(&p, slot, verdict, flags);
+	pl_sample(&f, &p, slot, verdict, policy ? &j : 0);
 	return ret;
 }
 
@@ -67,6 +76,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 SEC("tc")										\
 int name(struct __sk_buff *skb)								\
 {											\
+	bpf_tail_call(skb, &tc_chain, PL_CHAIN_SAMPLE(dir));				\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_RULES(dir));				\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_POLICY(dir));				\
 	return pl_tc(skb, slot, dir, 0, 0);						\

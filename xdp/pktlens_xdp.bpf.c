@@ -10,8 +10,12 @@
  * MAC header length, and tc ingress programs after it then see the frame
  * from the network header on (measured with both pktlens hooks attached).
  *
+ * After counting, a packet a running `pktlens sample` wants is copied into
+ * its ring (bpf/sample.h).
+ *
  * Chaining (bpf/chain.h, PL_CHAIN_* in include/pktlens/pktlens.h): the entry
- * tail-calls a chained tcpdump expression (RULES slot), else the policy
+ * tail-calls a sampler's expression (SAMPLE slot, which goes on as the entry
+ * would), else a chained tcpdump expression (RULES slot), else the policy
  * (POLICY slot), else counts by itself and passes. The expression tail-calls
  * the policy too, else *_main (MAIN slot). The kernel ties a
  * PROG_ARRAY to frags or no frags, so each variant has its own programs.
@@ -22,6 +26,9 @@
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
+#define PL_SAMPLE_CTX struct xdp_md
+#define PL_SAMPLE_HOOK PL_HOOK_XDP
+#include "../bpf/sample.h"
 
 PL_CHAIN_MAP(xdp_chain);
 PL_CHAIN_MAP(xdp_skb_chain);
@@ -39,17 +46,18 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct pl_frame f = { .ctx = ctx, .len = (__u32)bpf_xdp_get_buff_len(ctx) };
+	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
 	int ret = XDP_PASS;
 	struct pl_pkt p;
 
-	pl_parse(&p, data, data_end, (__u32)bpf_xdp_get_buff_len(ctx));
+	pl_parse(&p, data, data_end, f.len);
 	p.key.ifindex = ctx->ingress_ifindex;
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
 	if (policy) {
-		struct pl_judgement j = pl_policy(&p, PL_SLOT_XDP_IN);
-
+		j = pl_policy(&p, PL_SLOT_XDP_IN);
 		switch (j.action) {
 		case PL_ACT_NONE:
 			flags |= PL_ACC_NOMATCH;
@@ -66,6 +74,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 		}
 	}
 	pl_account(&p, PL_SLOT_XDP_IN, verdict, flags);
+	pl_sample(&f, &p, PL_SLOT_XDP_IN, verdict, policy ? &j : 0);
 	return ret;
 }
 
@@ -73,6 +82,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 SEC(sec)										\
 int name(struct xdp_md *ctx)								\
 {											\
+	bpf_tail_call(ctx, &chain, PL_CHAIN_SAMPLE(PL_DIR_IN));				\
 	bpf_tail_call(ctx, &chain, PL_CHAIN_RULES(PL_DIR_IN));				\
 	bpf_tail_call(ctx, &chain, PL_CHAIN_POLICY(PL_DIR_IN));				\
 	return pl_xdp(ctx, 0, 0);							\

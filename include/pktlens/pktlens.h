@@ -185,7 +185,14 @@ enum pl_tc_mech {
  * direction (the other holds the previous set's until it is unused).
  */
 #define PL_CHAIN_POLICY_GEN(dir, g) (6 + 2 * (dir) + (g))
-#define PL_CHAIN_SLOTS 10
+/*
+ * Sampling (`pktlens sample DEV 'EXPR'`): while a sampler with an expression
+ * runs, the entry tail-calls SAMPLE first; that program (the translated
+ * expression, pcap/) stores its verdict in sample_res and goes on to RULES,
+ * POLICY, MAIN in that order, like the entry would.
+ */
+#define PL_CHAIN_SAMPLE(dir) (10 + (dir))
+#define PL_CHAIN_SLOTS 12
 
 /* Longest expression `filter set` keeps in pl_meta, with its NUL. */
 #define PL_FILTER_EXPR_MAX 2048
@@ -210,7 +217,7 @@ struct pl_meta {
 	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 4
+#define PL_META_VERSION 5
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -303,6 +310,58 @@ struct pl_rule_stats {
 #define PL_REDIRECT_MAX 64U		/* redirect targets per interface */
 #define PL_POLICY_EXPRS_MAX 64U		/* expression rules per direction */
 
+/* ---- pcap samples (bpf/sample.h, loader/sample.c, cli/sample.c) ---- */
+
+#define PL_SNAPLEN_MAX 262144U	/* as tcpdump's MAXIMUM_SNAPLEN */
+
+/* sample_cfg[0]: what the running sampler wants; slots == 0: no sampler. */
+struct pl_sample_cfg {
+	__u32 slots;		/* bit (1 << enum pl_slot) per sampled hook */
+	__u32 every;		/* 1 in N of the selected packets, per CPU (>= 1) */
+	__u32 snaplen;		/* 1..PL_SNAPLEN_MAX */
+	__u32 flags;		/* PL_SAMPLE_F_* */
+	__u32 owner;		/* pid of the sampling pktlens */
+	__u32 pad;
+};
+
+#define PL_SAMPLE_F_EXPR	1U	/* select what the SAMPLE stage's expression matched */
+#define PL_SAMPLE_F_POLICY	2U	/* select what policy --sample rules chose instead */
+
+/*
+ * Per hook (enum pl_slot), per CPU. selected: packets the sampler's
+ * expression (or, with PL_SAMPLE_F_POLICY, a --sample rule) chose;
+ * sampled: those the 1-in-N counter kept; lost: sampled but the ring was
+ * full. Whatever is sampled and not lost is in the ring for user space.
+ */
+struct pl_sample_stats {
+	__u64 selected;
+	__u64 sampled;
+	__u64 lost;
+	__u64 seq;		/* 1-in-N counter */
+};
+
+/* pl_sample_hdr.flags */
+#define PL_SAMPLE_R_VLAN_META	1U	/* tc: the outer tag was in skb metadata (vlan_*) */
+
+/*
+ * A ring record: this header, then caplen bytes of the frame from its
+ * Ethernet header on. The record may be longer than that (sizes come in
+ * steps); caplen is what counts.
+ */
+struct pl_sample_hdr {
+	__u64 ts_ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 wire_len;		/* frame length on the wire, a metadata tag included */
+	__u32 caplen;		/* bytes that follow */
+	__u32 ifindex;
+	__u32 rule_id;		/* the policy rule that judged or sampled it, 0: none */
+	__u8 slot;		/* enum pl_slot */
+	__u8 verdict;		/* enum pl_verdict */
+	__u16 vlan_tci;		/* PL_SAMPLE_R_VLAN_META: host order */
+	__u16 vlan_proto;	/* PL_SAMPLE_R_VLAN_META: ethertype, host order */
+	__u16 flags;		/* PL_SAMPLE_R_* */
+	__u32 pad;
+};
+
 /* Map names, shared so user space finds the pins. */
 #define PL_MAP_STATS "stats"
 #define PL_MAP_FLOWS "flows"
@@ -316,5 +375,9 @@ struct pl_rule_stats {
 #define PL_MAP_REDIRECT "redirect_map"
 #define PL_MAP_POLICY_EXPRS "policy_exprs"
 #define PL_MAP_EXPR_BITS "expr_bits"
+#define PL_MAP_SAMPLE_CFG "sample_cfg"
+#define PL_MAP_SAMPLE_STATS "sample_stats"
+#define PL_MAP_SAMPLE_RING "sample_ring"
+#define PL_MAP_SAMPLE_RES "sample_res"
 
 #endif /* __PKTLENS_PKTLENS_H */

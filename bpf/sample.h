@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * pcap samples, shared by the XDP and tc programs (struct pl_sample_* in
+ * include/pktlens/pktlens.h). While `pktlens sample` runs it sets
+ * sample_cfg and puts a ring buffer of its own size in sample_ring; a
+ * packet that its expression matched (the SAMPLE chain stage's verdict in
+ * sample_res) or, with PL_SAMPLE_F_POLICY, that a --sample rule chose, and
+ * that the 1-in-N counter keeps, is copied into the ring: a header, then up
+ * to snaplen bytes from the Ethernet header on. No sampler: one array
+ * lookup per packet.
+ *
+ * The including program defines PL_SAMPLE_CTX (struct xdp_md or struct
+ * __sk_buff) and PL_SAMPLE_HOOK (enum pl_hook) first.
+ *
+ * bpf_ringbuf_reserve() wants a constant size, so a record is reserved in
+ * the smallest of a dozen steps that holds it and filled straight from the
+ * frame with bpf_xdp_load_bytes()/bpf_skb_load_bytes(): one copy, no
+ * per-CPU staging buffer, and multi-buffer XDP and non-linear skbs work.
+ */
+#ifndef __PKTLENS_BPF_SAMPLE_H
+#define __PKTLENS_BPF_SAMPLE_H
+
+#include "common.h"
+#include "parse.h"
+#include "policy.h"
+
+/* The ring's template; the sampler creates the real one, of -B KiB. */
+struct pl_sample_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct pl_sample_ring);
+} sample_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_sample_cfg);
+} sample_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, struct pl_sample_stats);
+} sample_stats SEC(".maps");
+
+/* The SAMPLE stage's verdict for the packet in flight, per hook; read and cleared. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} sample_res SEC(".maps");
+
+/* Where the frame is and what the hook knows beside it. */
+struct pl_frame {
+	PL_SAMPLE_CTX *ctx;
+	__u32 len;		/* bytes from the Ethernet header on (no metadata tag) */
+	__u32 vlan_meta;	/* tc: skb->vlan_present */
+	__u16 vlan_tci;
+	__u16 vlan_proto;	/* host order */
+};
+
+#define PL_SAMPLE_STEP(n)							\
+	if (caplen <= (n)) {							\
+		struct {							\
+			struct pl_sample_hdr h;					\
+			__u8 data[n];						\
+		} *rec = bpf_ringbuf_reserve(ring, sizeof(*rec), 0);		\
+		__u64 len = caplen;						\
+									\
+		if (!rec)							\
+			return -1;						\
+		__builtin_memcpy(&rec->h, h, sizeof(*h));			\
+		/* re-check where the verifier sees it, right at the call */	\
+		barrier_var(len);						\
+		if (len < 1 || len > (n) ||					\
+		    (PL_SAMPLE_HOOK == PL_HOOK_XDP ?				\
+		     bpf_xdp_load_bytes((void *)ctx, 0, rec->data, len) :	\
+		     bpf_skb_load_bytes((void *)ctx, 0, rec->data, len))) {	\
+			bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);		\
+			return -1;						\
+		}								\
+		bpf_ringbuf_submit(rec, 0);					\
+		return 0;							\
+	}
+
+/*
+ * Copy the header @h and h->caplen (1..PL_SNAPLEN_MAX) bytes of the frame
+ * into the sampler's ring; 0, or -1 when it is full (or gone). A global
+ * function: the verifier checks it once, on its own, instead of once per
+ * path of every program that samples.
+ */
+__noinline int pl_sample_put(PL_SAMPLE_CTX *ctx, const struct pl_sample_hdr *h)
+{
+	__u32 zero = 0, caplen;
+	void *ring;
+
+	if (!ctx || !h)
+		return -1;
+	ring = bpf_map_lookup_elem(&sample_ring, &zero);
+	if (!ring)
+		return -1;
+	caplen = h->caplen;
+	if (caplen < 1 || caplen > PL_SNAPLEN_MAX)
+		return -1;
+	PL_SAMPLE_STEP(128)
+	PL_SAMPLE_STEP(256)
+	PL_SAMPLE_STEP(512)
+	PL_SAMPLE_STEP(1024)
+	PL_SAMPLE_STEP(1536)
+	PL_SAMPLE_STEP(2048)
+	PL_SAMPLE_STEP(4096)
+	PL_SAMPLE_STEP(9216)
+	PL_SAMPLE_STEP(16384)
+	PL_SAMPLE_STEP(65536)
+	PL_SAMPLE_STEP(PL_SNAPLEN_MAX)
+	return -1;
+}
+
+/*
+ * After @p was judged (@j, NULL without a policy) and counted with @verdict
+ * at @slot: hand it to the running sampler if it wants it.
+ */
+static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_pkt *p,
+				      __u32 slot, __u32 verdict, const struct pl_judgement *j)
+{
+	struct pl_sample_stats *st;
+	struct pl_sample_cfg *cfg;
+	struct pl_sample_hdr h;
+	__u32 zero = 0, every;
+
+	cfg = bpf_map_lookup_elem(&sample_cfg, &zero);
+	if (!cfg || !(cfg->slots & (1U << slot)))
+		return;
+	__builtin_memset(&h, 0, sizeof(h));
+	h.rule_id = j ? j->rule : 0;
+	every = cfg->every;
+	if (cfg->flags & PL_SAMPLE_F_POLICY) {
+		if (!j || !j->sample_rule)
+			return;
+		h.rule_id = j->sample_rule;
+		every = 1;	/* the rule's 1/N has chosen already */
+	} else if (cfg->flags & PL_SAMPLE_F_EXPR) {
+		__u32 *res = bpf_map_lookup_elem(&sample_res, &slot);
+
+		if (!res || !*res)
+			return;
+		*res = 0;
+	}
+	st = bpf_map_lookup_elem(&sample_stats, &slot);
+	if (!st)
+		return;
+	st->selected++;
+	st->seq++;
+	if (every > 1 && st->seq % every)
+		return;
+	st->sampled++;
+	h.ts_ns = bpf_ktime_get_ns();
+	h.wire_len = p->len;
+	h.caplen = f->len < cfg->snaplen ? f->len : cfg->snaplen;
+	h.ifindex = p->key.ifindex;
+	h.slot = slot;
+	h.verdict = verdict;
+	if (f->vlan_meta) {
+		h.flags = PL_SAMPLE_R_VLAN_META;
+		h.vlan_tci = f->vlan_tci;
+		h.vlan_proto = f->vlan_proto;
+	}
+	if (pl_sample_put(f->ctx, &h))
+		st->lost++;
+}
+
+#endif /* __PKTLENS_BPF_SAMPLE_H */

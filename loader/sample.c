@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pcap samples (bpf/sample.h): a sampler owns an attachment's sample maps
+ * while it runs. Start: flock the pin directory (one sampler per
+ * attachment; the kernel lets go of the lock if the sampler dies), create
+ * a ring buffer of the size asked for and put it in sample_ring, chain the
+ * expression's SAMPLE stage on each sampled hook, then write sample_cfg.
+ * Stop is the reverse, followed by an RCU grace period, so that when the
+ * caller drains the ring afterwards nothing more can arrive and every
+ * sampled packet is either in the ring or counted as lost.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
+
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
+#include "../pcap/cbpf.h"
+
+#define WHY(err, ...) ({ snprintf(why, whylen, __VA_ARGS__); (err); })
+
+int pl_sample_open(const char *dir, struct pl_sampler *s)
+{
+	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd };
+	const char *names[] = { PL_MAP_SAMPLE_CFG, PL_MAP_SAMPLE_STATS, PL_MAP_SAMPLE_RING,
+				PL_MAP_SAMPLE_RES };
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->dir_fd = s->ring_fd = -1;
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		*fds[i] = -1;
+	err = pl_chain_open(dir, &s->c);
+	if (err) {
+		s->c.res_fd = s->c.xdp_fd = s->c.tc_fd = s->c.meta_fd = -1;
+		return err;
+	}
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		*fds[i] = pl_pin_open(dir, names[i]);
+		if (*fds[i] < 0) {
+			err = -errno;
+			pl_sample_close(s);
+			return err;
+		}
+	}
+	s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dir_fd < 0) {
+		err = -errno;
+		pl_sample_close(s);
+		return err;
+	}
+	return 0;
+}
+
+/* The hooks sampled for directions @dirs: XDP for ingress if attached, else tc. */
+static __u32 slots_for(const struct pl_meta *m, __u32 dirs)
+{
+	__u32 slots = 0;
+
+	if (dirs & (1U << PL_DIR_IN)) {
+		if (m->xdp_mode != PL_XDP_NONE)
+			slots |= 1U << PL_SLOT_XDP_IN;
+		else if (m->tc_hooks & PL_TC_IN)
+			slots |= 1U << PL_SLOT_TC_IN;
+	}
+	if ((dirs & (1U << PL_DIR_OUT)) && (m->tc_hooks & PL_TC_OUT))
+		slots |= 1U << PL_SLOT_TC_OUT;
+	return slots;
+}
+
+static int slot_dir(int slot)
+{
+	return slot == PL_SLOT_TC_OUT ? PL_DIR_OUT : PL_DIR_IN;
+}
+
+static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct pl_sample_stats *v;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memset(out, 0, PL_SLOT_MAX * sizeof(*out));
+	for (__u32 slot = 0; slot < PL_SLOT_MAX; slot++) {
+		if (bpf_map_lookup_elem(s->stats_fd, &slot, v)) {
+			int err = -errno;
+
+			free(v);
+			return err;
+		}
+		for (int c = 0; c < ncpu; c++) {
+			out[slot].selected += v[c].selected;
+			out[slot].sampled += v[c].sampled;
+			out[slot].lost += v[c].lost;
+		}
+	}
+	free(v);
+	return 0;
+}
+
+int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])
+{
+	int err = read_counts(s, out);
+
+	for (int i = 0; !err && i < PL_SLOT_MAX; i++) {
+		out[i].selected -= s->base[i].selected;
+		out[i].sampled -= s->base[i].sampled;
+		out[i].lost -= s->base[i].lost;
+		out[i].seq = 0;
+	}
+	return err;
+}
+
+static int write_cfg(const struct pl_sampler *s, const struct pl_sample_cfg *cfg)
+{
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(s->cfg_fd, &zero, cfg, BPF_ANY) ? -errno : 0;
+}
+
+/* Zero the SAMPLE stages' verdicts on every CPU: none may be left from an earlier sampler. */
+static int clear_res(const struct pl_sampler *s)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 *zeros;
+	int err = 0;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	zeros = calloc((size_t)ncpu, sizeof(*zeros));
+	if (!zeros)
+		return -ENOMEM;
+	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++)
+		if (bpf_map_update_elem(s->res_fd, &slot, zeros, BPF_ANY))
+			err = -errno;
+	free(zeros);
+	return err;
+}
+
+static void unstage(struct pl_sampler *s)
+{
+	for (int slot = 0; slot < PL_SLOT_MAX; slot++) {
+		__u32 key = PL_CHAIN_SAMPLE(slot_dir(slot));
+
+		if (!s->staged[slot])
+			continue;
+		bpf_map_delete_elem(pl_chain_fd(&s->c, slot), &key);
+		s->staged[slot] = false;
+	}
+}
+
+/* Load a SAMPLE stage for every sampled hook, then chain them all in. */
+static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whylen)
+{
+	int fds[PL_SLOT_MAX] = { -1, -1, -1 };
+	struct sock_filter *cbpf = NULL;
+	size_t cbpf_len;
+	int err;
+
+	err = pl_cbpf_compile(expr, &cbpf, &cbpf_len, why, whylen);
+	for (int slot = 0; slot < PL_SLOT_MAX && !err; slot++) {
+		int dir = slot_dir(slot);
+		__u32 next[] = { PL_CHAIN_RULES(dir), PL_CHAIN_POLICY(dir), PL_CHAIN_MAIN(dir) };
+
+		if (!(s->slots & (1U << slot)))
+			continue;
+		fds[slot] = pl_chain_load_stage(&s->c, slot, s->res_fd, next, 3, cbpf, cbpf_len,
+						why, whylen);
+		if (fds[slot] < 0)
+			err = fds[slot];
+	}
+	if (!err)
+		err = clear_res(s);
+	for (int slot = 0; slot < PL_SLOT_MAX && !err; slot++) {
+		__u32 key = PL_CHAIN_SAMPLE(slot_dir(slot));
+
+		if (fds[slot] < 0)
+			continue;
+		if (bpf_map_update_elem(pl_chain_fd(&s->c, slot), &key, &fds[slot], BPF_ANY))
+			err = WHY(-errno, "cannot chain the sample stage: %s", strerror(errno));
+		else
+			s->staged[slot] = true;
+	}
+	if (err)
+		unstage(s);
+	for (int slot = 0; slot < PL_SLOT_MAX; slot++)
+		if (fds[slot] >= 0)
+			close(fds[slot]);
+	free(cbpf);
+	return err;
+}
+
+int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen)
+{
+	struct pl_sample_cfg cfg = {
+		.every = o->every ? o->every : 1,
+		.snaplen = o->snaplen,
+		.flags = o->policy ? PL_SAMPLE_F_POLICY : o->expr ? PL_SAMPLE_F_EXPR : 0,
+		.owner = (__u32)getpid(),
+	};
+	__u32 zero = 0;
+	int err;
+
+	s->slots = slots_for(&s->c.meta, o->dirs);
+	if (!s->slots)
+		return WHY(-ENOTSUP, "no hook for the %s attached (see pktlens attach --tc)",
+			   o->dirs == (1U << PL_DIR_OUT) ? "egress" : "directions asked for");
+	if (flock(s->dir_fd, LOCK_EX | LOCK_NB)) {
+		struct pl_sample_cfg cur = { 0 };
+
+		err = -errno;
+		bpf_map_lookup_elem(s->cfg_fd, &zero, &cur);
+		if (err == -EWOULDBLOCK)
+			return WHY(-EBUSY, "pktlens sample (pid %u) is sampling it already", cur.owner);
+		return WHY(err, "cannot lock %s: %s", "the pin directory", strerror(-err));
+	}
+	/* a sampler killed with -9 may have left its settings: start from nothing */
+	err = write_cfg(s, &(struct pl_sample_cfg){ 0 });
+	if (!err)
+		for (int slot = 0; slot < PL_SLOT_MAX; slot++)
+			s->staged[slot] = true;	/* so that unstage() clears them all */
+	unstage(s);
+	if (err)
+		return WHY(err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG, strerror(-err));
+	s->ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pl_sample_ring", 0, 0, o->ring_bytes,
+				    NULL);
+	if (s->ring_fd < 0)
+		return WHY(-errno, "cannot create a %u-byte ring buffer: %s", o->ring_bytes,
+			   strerror(errno));
+	if (bpf_map_update_elem(s->outer_fd, &zero, &s->ring_fd, BPF_ANY))
+		return WHY(-errno, "cannot install the ring buffer: %s", strerror(errno));
+	if (o->expr && !o->policy && (err = stage(s, o->expr, why, whylen)))
+		return err;
+	err = read_counts(s, s->base);
+	if (err)
+		return WHY(err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS, strerror(-err));
+	cfg.slots = s->slots;
+	err = write_cfg(s, &cfg);
+	if (err)
+		return WHY(err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG, strerror(-err));
+	s->live = true;
+	return 0;
+}
+
+void pl_sample_stop(struct pl_sampler *s)
+{
+	bool any = s->live;
+
+	for (int slot = 0; slot < PL_SLOT_MAX; slot++)
+		any |= s->staged[slot];
+	if (!any)
+		return;
+	if (s->live)
+		write_cfg(s, &(struct pl_sample_cfg){ 0 });
+	s->live = false;
+	unstage(s);
+	pl_wait_for_packets();
+}
+
+void pl_sample_close(struct pl_sampler *s)
+{
+	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd, &s->ring_fd,
+		       &s->dir_fd };
+	__u32 zero = 0;
+
+	pl_sample_stop(s);
+	if (s->ring_fd >= 0 && s->outer_fd >= 0)
+		bpf_map_delete_elem(s->outer_fd, &zero);
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);	/* closing dir_fd releases the lock */
+		*fds[i] = -1;
+	}
+	pl_chain_close(&s->c);
+}
