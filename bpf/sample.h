@@ -88,7 +88,7 @@ struct pl_frame {
 			bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);		\
 			return -1;						\
 		}								\
-		bpf_ringbuf_submit(rec, 0);					\
+		bpf_ringbuf_submit(rec, wake);					\
 		return 0;							\
 	}
 
@@ -102,6 +102,7 @@ __noinline int pl_sample_put(PL_SAMPLE_CTX *ctx, const struct pl_sample_hdr *h)
 {
 	__u32 zero = 0, caplen;
 	void *ring;
+	__u64 wake;
 
 	if (!ctx || !h)
 		return -1;
@@ -111,6 +112,14 @@ __noinline int pl_sample_put(PL_SAMPLE_CTX *ctx, const struct pl_sample_hdr *h)
 	caplen = h->caplen;
 	if (caplen < 1 || caplen > PL_SNAPLEN_MAX)
 		return -1;
+	/*
+	 * Wake the reader only when a quarter of the ring is in use: it also
+	 * drains every 10 ms on its own, and a wakeup per packet would cost
+	 * more than the copy (irq_work here, a poll round trip there).
+	 */
+	wake = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >
+	       bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4 ? BPF_RB_FORCE_WAKEUP :
+							       BPF_RB_NO_WAKEUP;
 	PL_SAMPLE_STEP(128)
 	PL_SAMPLE_STEP(256)
 	PL_SAMPLE_STEP(512)

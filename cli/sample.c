@@ -33,6 +33,8 @@
 	"                          ['EXPR' | --policy]\n"
 
 #define DEFAULT_RING_KIB 4096U
+#define POLL_MS 10			/* drain the ring at least this often */
+#define FLUSH_NS 100000000ULL		/* and write the file out every 100 ms */
 #define MAX_RING_KIB (1U << 20)
 
 static void sample_usage(FILE *f)
@@ -193,6 +195,14 @@ static int on_record(void *ctx, void *data, size_t size)
 	return r->limit && r->written >= r->limit ? -ECANCELED : 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
 static int64_t mono_to_real(void)
 {
 	struct timespec m, t;
@@ -296,7 +306,7 @@ int do_sample(int argc, char **argv)
 	char *expr = NULL;
 	size_t n;
 	int opt, err, ret = PL_EXIT_OK;
-	struct timespec t0;
+	uint64_t t0, last_flush;
 
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, "w:c:s:B:jh", opts, NULL)) != -1) {
@@ -454,11 +464,14 @@ int do_sample(int argc, char **argv)
 		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s", a->ifname,
 			expr ? " '" : "", expr ? expr : "", expr ? "'" : "", so.snaplen,
 			so.policy ? ", what policy --sample rules choose" : "");
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = last_flush = mono_ns();
 	while (!stop_signal) {
-		struct timespec now;
+		uint64_t now;
 
-		err = ring_buffer__poll(rb, 100);
+		/* the kernel wakes us only when the ring fills up: drain it every POLL_MS too */
+		err = ring_buffer__poll(rb, POLL_MS);
+		if (err >= 0 || err == -EINTR)
+			err = ring_buffer__consume(rb);
 		if (err == -ECANCELED || r->write_err)
 			break;
 		if (err < 0 && err != -EINTR) {
@@ -466,12 +479,15 @@ int do_sample(int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			break;
 		}
-		if (r->dump && err > 0 && pl_dump_flush(r->dump)) {
-			r->write_err = -EIO;
-			break;
+		now = mono_ns();
+		if (r->dump && now - last_flush >= FLUSH_NS) {
+			if (pl_dump_flush(r->dump)) {
+				r->write_err = -EIO;
+				break;
+			}
+			last_flush = now;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (duration && (uint64_t)(now.tv_sec - t0.tv_sec) >= duration)
+		if (duration && now - t0 >= duration * 1000000000ULL)
 			break;
 	}
 	/* nothing more can arrive after stop: what is in the ring is all there is */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +225,9 @@ int pl_dump_open(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen, struc
 		free(d);
 		return err;
 	}
+	/* few large writes (the caller flushes every 100 ms anyway), no stdio locks: one thread */
+	setvbuf(d->f, NULL, _IOFBF, 1U << 20);
+	__fsetlocking(d->f, FSETLOCKING_BYCALLER);
 	if (fmt == PL_DUMP_PCAPNG) {
 		err = write_shb(d);
 	} else {
