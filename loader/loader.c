@@ -562,10 +562,10 @@ static void detach_old_hooks(struct attach *a)
 	char path[700];
 
 	snprintf(path, sizeof(path), "%s/%s", a->final, PL_PIN_XDP_LINK);
-	unlink(path);
+	pl_pin_link_detach(path);
 	for (int dir = 0; dir < 2; dir++) {
 		snprintf(path, sizeof(path), "%s/%s", a->final, tc_link_pin[dir]);
-		unlink(path);
+		pl_pin_link_detach(path);
 		if (om->tc_mech == PL_TC_CLSACT && (om->tc_hooks & (1u << dir)))
 			clsact_detach_filter(om->ifindex, dir, om->tc_handle[dir], om->tc_prio[dir]);
 	}

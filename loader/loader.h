@@ -34,7 +34,14 @@ int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 int pl_pin_open(const char *dir, const char *name);
 /* Read the pinned metadata map @fd (-EPROTO: another pktlens version wrote it). */
 int pl_meta_read(int fd, struct pl_meta *m);
-/* Remove a pin directory and everything pinned in it. */
+/*
+ * Detach the bpf_link pinned at @path at once, then unpin it. Unpinning
+ * alone leaves the detach to a kernel work item (bpf_link_put() defers when
+ * bpffs drops the last reference): attaching again right after, e.g. in
+ * another XDP mode, could still find the old program (EEXIST).
+ */
+void pl_pin_link_detach(const char *path);
+/* Remove a pin directory and everything pinned in it (links detached first). */
 int pl_pin_dir_remove(const char *dir);
 /* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */
 void pl_pins_gc(void);

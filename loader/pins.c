@@ -69,6 +69,17 @@ int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+void pl_pin_link_detach(const char *path)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd >= 0) {
+		bpf_link_detach(fd);
+		close(fd);
+	}
+	unlink(path);
+}
+
 int pl_pin_dir_remove(const char *dir)
 {
 	char path[1024];
@@ -83,6 +94,8 @@ int pl_pin_dir_remove(const char *dir)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (strstr(de->d_name, "_link"))
+			pl_pin_link_detach(path);	/* now, not when bpffs lets go of it */
 		if (unlink(path) && errno != ENOENT && !err)
 			err = -errno;
 	}
