@@ -34,12 +34,12 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
-BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c
+BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c probes/pktlens_tcp.bpf.c
 BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/filter_ref.bpf.c
 BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS)))
 SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)
 
-LIB_SRCS := $(wildcard loader/*.c export/*.c pcap/*.c) cli/util.c
+LIB_SRCS := $(filter-out %.bpf.c,$(wildcard loader/*.c export/*.c pcap/*.c probes/*.c)) cli/util.c
 CLI_SRCS := $(filter-out cli/util.c,$(wildcard cli/*.c))
 LIB_OBJS := $(patsubst %.c,$(OUT)/%.o,$(LIB_SRCS))
 CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
@@ -70,15 +70,17 @@ $(OUT)/%.bpf.o: xdp/%.bpf.c $(BPF_HDRS) | $(OUT)
 	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: tc/%.bpf.c $(BPF_HDRS) | $(OUT)
 	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(OUT)/%.bpf.o: probes/%.bpf.c $(OUT)/vmlinux.h include/pktlens/pktlens.h | $(OUT)
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: bench/%.bpf.c | $(OUT)
 	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(Q)$(call msg,SKEL,$@)$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@)) > $@.tmp && mv $@.tmp $@
 
-USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h pcap/*.h)
+USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h pcap/*.h probes/*.h)
 
-$(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench
+$(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench $(OUT)/probes
 	@mkdir -p $(dir $@)
 	$(Q)$(call msg,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
 

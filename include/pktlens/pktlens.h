@@ -362,6 +362,77 @@ struct pl_sample_hdr {
 	__u32 pad;
 };
 
+/* ---- TCP probes (probes/pktlens_tcp.bpf.c, probes/tcp.c, cli/tcp.c) ---- */
+
+enum pl_tcp_ev {
+	PL_TCP_EV_RETRANS = 1,
+	PL_TCP_EV_CONNLAT,
+};
+
+/* What was retransmitted. */
+enum pl_tcp_rtx {
+	PL_TCP_RTX_DATA = 0,	/* in any state but SYN_SENT */
+	PL_TCP_RTX_SYN,		/* a SYN (the socket is in SYN_SENT) */
+	PL_TCP_RTX_SYNACK,	/* a listener's SYN-ACK */
+};
+
+/* A connection as a probe sees it: local side first. */
+struct pl_tcp_tuple {
+	__u64 netns;		/* inode of its network namespace */
+	__u8 laddr[16];		/* IPv6, or IPv4-mapped for AF_INET */
+	__u8 raddr[16];
+	__u16 lport;		/* host order */
+	__u16 rport;
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 pad;
+};
+
+/* Ring record of the TCP probes. */
+struct pl_tcp_event {
+	__u64 ts_ns;		/* CLOCK_MONOTONIC */
+	struct pl_tcp_tuple t;
+	__u32 type;		/* enum pl_tcp_ev */
+	__u32 kind;		/* retransmit: enum pl_tcp_rtx */
+	__u32 state;		/* TCP state of the socket (1 ESTABLISHED, 2 SYN_SENT, ...) */
+	__u32 segs;		/* retransmit: segments sent again (TcpRetransSegs counts these) */
+	__u64 lat_ns;		/* connlat: SYN_SENT to ESTABLISHED */
+	__s32 err;		/* retransmit: 0, or -errno of a transmit that failed locally
+				 * (e.g. -EPERM: a firewall dropped it); counted by the kernel too */
+	__u32 pad;
+};
+
+enum pl_tcp_rtt_by {
+	PL_TCP_BY_NONE = 0,
+	PL_TCP_BY_RADDR,
+	PL_TCP_BY_RPORT,
+};
+
+/* tcp_cfg[0], written before the probes are attached. */
+struct pl_tcp_cfg {
+	__u64 netns;		/* only this namespace; 0: all */
+	__u64 min_lat_ns;	/* connlat events from this latency on */
+	__u32 rtt_by;		/* enum pl_tcp_rtt_by */
+	__u32 pad;
+};
+
+/* log2 histograms in microseconds: slot k counts [2^k, 2^(k+1)) us, slot 0 also 0. */
+#define PL_TCP_HIST_SLOTS 32
+
+struct pl_tcp_hist {
+	__u64 slot[PL_TCP_HIST_SLOTS];
+	__u64 count;
+	__u64 sum_us;
+	__u64 max_us;
+};
+
+/* RTT histograms by remote address or port (enum pl_tcp_rtt_by), per namespace. */
+struct pl_tcp_hist_key {
+	__u64 netns;
+	__u8 raddr[16];
+	__u16 rport;
+	__u16 pad[3];
+};
+
 /* Map names, shared so user space finds the pins. */
 #define PL_MAP_STATS "stats"
 #define PL_MAP_FLOWS "flows"

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pktlens tcp retrans|rtt|connlat: TCP retransmits, RTT and connect latency
+ * from tracepoints (probes/), for the lifetime of the command, like bcc's
+ * tcpretrans, tcprtt and tcpconnlat.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "util.h"
+#include "../export/format.h"
+#include "../export/json.h"
+#include "../probes/tcp.h"
+
+#define TCP_USAGE \
+	"Usage: pktlens tcp retrans [-j] [--duration SECS] [--netns PATH|PID]\n" \
+	"       pktlens tcp rtt [-j] [--hist] [--by raddr|rport] [--duration SECS] [--netns PATH|PID]\n" \
+	"       pktlens tcp connlat [-j] [--hist] [--min-ms MS] [--duration SECS] [--netns PATH|PID]\n"
+
+static void tcp_usage(FILE *f)
+{
+	fputs(TCP_USAGE, f);
+	fputs("\nTCP from tracepoints, in every network namespace (or --netns's), until Ctrl-C\n"
+	      "or --duration:\n"
+	      "  retrans   one line per retransmit (time, netns, local -> remote, state, data/syn/\n"
+	      "            synack, segments), then a summary per connection\n"
+	      "  rtt       smoothed RTT of every received segment: percentiles, --hist a log2\n"
+	      "            histogram (us); --by raddr|rport one per remote address or port\n"
+	      "  connlat   SYN_SENT to ESTABLISHED: one line per connection (--min-ms: only\n"
+	      "            slower ones), percentiles at the end, --hist a log2 histogram (us)\n"
+	      "  --netns PATH|PID   only this namespace (/run/netns/NAME, /proc/PID/ns/net, PID)\n"
+	      "  -j                 JSON: one object per event, then a summary object\n", f);
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static const char *const tcp_states[] = {
+	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+};
+static const char *const rtx_kinds[] = { "data", "syn", "synack" };
+
+static const char *state_name(__u32 s)
+{
+	return s < sizeof(tcp_states) / sizeof(tcp_states[0]) ? tcp_states[s] : "?";
+}
+
+/* "198.18.0.1:80" or "[2001:db8::1]:80" */
+static const char *endpoint(const __u8 addr[16], __u16 port, char *buf, size_t len)
+{
+	char a[PL_ADDR_STRLEN];
+	bool v4 = addr[10] == 0xff && addr[11] == 0xff && !addr[0] && !addr[8];
+
+	pl_fmt_addr(addr, a, sizeof(a));
+	snprintf(buf, len, v4 ? "%s:%u" : "[%s]:%u", a, port);
+	return buf;
+}
+
+/* Retransmits per connection, for the summary. */
+struct conn {
+	struct pl_tcp_tuple t;
+	uint64_t events, segs;
+};
+
+struct run {
+	const char *verb;
+	struct jw w;
+	struct conn *conns;
+	size_t nconns, cap;
+	uint64_t events;
+	int err;
+};
+
+static void count_conn(struct run *r, const struct pl_tcp_event *e)
+{
+	for (size_t i = 0; i < r->nconns; i++)
+		if (!memcmp(&r->conns[i].t, &e->t, sizeof(e->t))) {
+			r->conns[i].events++;
+			r->conns[i].segs += e->segs;
+			return;
+		}
+	if (r->nconns == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		struct conn *c = realloc(r->conns, cap * sizeof(*c));
+
+		if (!c) {
+			r->err = -ENOMEM;
+			return;
+		}
+		r->conns = c;
+		r->cap = cap;
+	}
+	r->conns[r->nconns++] = (struct conn){ e->t, 1, e->segs };
+}
+
+static void json_tuple(struct jw *w, const struct pl_tcp_tuple *t)
+{
+	char a[PL_ADDR_STRLEN];
+
+	jw_u64_field(w, "netns", t->netns);
+	jw_str_field(w, "laddr", pl_fmt_addr(t->laddr, a, sizeof(a)));
+	jw_u64_field(w, "lport", t->lport);
+	jw_str_field(w, "raddr", pl_fmt_addr(t->raddr, a, sizeof(a)));
+	jw_u64_field(w, "rport", t->rport);
+}
+
+static int on_event(void *ctx, const struct pl_tcp_event *e)
+{
+	struct run *r = ctx;
+	char l[64], rm[64], tm[16];
+	time_t now = time(NULL);
+	struct tm lt;
+
+	r->events++;
+	if (e->type == PL_TCP_EV_RETRANS)
+		count_conn(r, e);
+	if (pl_g.json) {
+		jw_obj_open(&r->w);
+		jw_str_field(&r->w, "event", e->type == PL_TCP_EV_RETRANS ? "retransmit" : "connect");
+		jw_u64_field(&r->w, "ts_ns", e->ts_ns);
+		json_tuple(&r->w, &e->t);
+		if (e->type == PL_TCP_EV_RETRANS) {
+			jw_str_field(&r->w, "state", state_name(e->state));
+			jw_str_field(&r->w, "kind", rtx_kinds[e->kind < 3 ? e->kind : 0]);
+			jw_u64_field(&r->w, "segs", e->segs);
+			jw_key(&r->w, "error");
+			if (e->err)
+				jw_str(&r->w, strerrorname_np(-e->err) ?: "?");
+			else
+				jw_null(&r->w);
+		} else {
+			jw_fixed_field(&r->w, "latency_ms", e->lat_ns / 1e6, 3);
+		}
+		jw_obj_close(&r->w);
+		jw_end(&r->w);
+		return 0;
+	}
+	localtime_r(&now, &lt);
+	strftime(tm, sizeof(tm), "%H:%M:%S", &lt);
+	endpoint(e->t.laddr, e->t.lport, l, sizeof(l));
+	endpoint(e->t.raddr, e->t.rport, rm, sizeof(rm));
+	if (e->type == PL_TCP_EV_RETRANS)
+		printf("%-8s %-12llu %-30s -> %-30s %-12s %-6s %u%s%s%s\n", tm,
+		       (unsigned long long)e->t.netns, l, rm, state_name(e->state),
+		       rtx_kinds[e->kind < 3 ? e->kind : 0], e->segs,
+		       e->err ? " (not sent: " : "", e->err ? strerror(-e->err) : "",
+		       e->err ? ")" : "");
+	else
+		printf("%-8s %-12llu %-30s -> %-30s %10.3f\n", tm, (unsigned long long)e->t.netns,
+		       l, rm, e->lat_ns / 1e6);
+	return 0;
+}
+
+static void print_hist(const struct pl_tcp_hist *h, const char *indent)
+{
+	uint64_t max = 0;
+	int last = -1;
+
+	for (int i = 0; i < PL_TCP_HIST_SLOTS; i++) {
+		max = h->slot[i] > max ? h->slot[i] : max;
+		if (h->slot[i])
+			last = i;
+	}
+	printf("%s%-24s : %-10s distribution\n", indent, "usecs", "count");
+	for (int i = 0; i <= last; i++) {
+		char range[48];
+		int n = max ? (int)((h->slot[i] * 40 + max - 1) / max) : 0;
+
+		snprintf(range, sizeof(range), "%llu -> %llu", i ? 1ULL << i : 0ULL,
+			 (2ULL << i) - 1);
+		printf("%s%-24s : %-10llu |%.*s%*s|\n", indent, range,
+		       (unsigned long long)h->slot[i], n, "****************************************",
+		       40 - n, "");
+	}
+}
+
+static void print_pct(const struct pl_tcp_hist *h, const char *what)
+{
+	printf("%s: %llu samples, avg %.0f us, p50 %.0f us, p90 %.0f us, p99 %.0f us, max %llu us\n",
+	       what, (unsigned long long)h->count, h->count ? (double)h->sum_us / h->count : 0.0,
+	       pl_hist_percentile(h, 50), pl_hist_percentile(h, 90), pl_hist_percentile(h, 99),
+	       (unsigned long long)h->max_us);
+}
+
+static void json_hist(struct jw *w, const struct pl_tcp_hist *h)
+{
+	int last = -1;
+
+	for (int i = 0; i < PL_TCP_HIST_SLOTS; i++)
+		if (h->slot[i])
+			last = i;
+	jw_u64_field(w, "count", h->count);
+	jw_fixed_field(w, "avg_us", h->count ? (double)h->sum_us / h->count : 0.0, 1);
+	jw_fixed_field(w, "p50_us", pl_hist_percentile(h, 50), 1);
+	jw_fixed_field(w, "p90_us", pl_hist_percentile(h, 90), 1);
+	jw_fixed_field(w, "p99_us", pl_hist_percentile(h, 99), 1);
+	jw_u64_field(w, "max_us", h->max_us);
+	jw_key(w, "buckets");
+	jw_arr_open(w);
+	for (int i = 0; i <= last; i++) {
+		jw_obj_open(w);
+		jw_u64_field(w, "lo_us", i ? 1ULL << i : 0);
+		jw_u64_field(w, "hi_us", (2ULL << i) - 1);
+		jw_u64_field(w, "count", h->slot[i]);
+		jw_obj_close(w);
+	}
+	jw_arr_close(w);
+}
+
+static int conn_cmp(const void *a, const void *b)
+{
+	const struct conn *x = a, *y = b;
+
+	return x->segs != y->segs ? (x->segs < y->segs ? 1 : -1) : 0;
+}
+
+static void retrans_summary(struct run *r, uint64_t lost)
+{
+	char l[64], rm[64];
+
+	qsort(r->conns, r->nconns, sizeof(*r->conns), conn_cmp);
+	if (pl_g.json) {
+		jw_obj_open(&r->w);
+		jw_key(&r->w, "connections");
+		jw_arr_open(&r->w);
+		for (size_t i = 0; i < r->nconns; i++) {
+			jw_obj_open(&r->w);
+			json_tuple(&r->w, &r->conns[i].t);
+			jw_u64_field(&r->w, "retransmits", r->conns[i].events);
+			jw_u64_field(&r->w, "segs", r->conns[i].segs);
+			jw_obj_close(&r->w);
+		}
+		jw_arr_close(&r->w);
+		jw_u64_field(&r->w, "lost", lost);
+		jw_obj_close(&r->w);
+		jw_end(&r->w);
+		return;
+	}
+	printf("\n%-12s %-30s    %-30s %11s %8s\n", "NETNS", "LOCAL", "REMOTE", "RETRANSMITS",
+	       "SEGS");
+	for (size_t i = 0; i < r->nconns; i++)
+		printf("%-12llu %-30s -> %-30s %11llu %8llu\n",
+		       (unsigned long long)r->conns[i].t.netns,
+		       endpoint(r->conns[i].t.laddr, r->conns[i].t.lport, l, sizeof(l)),
+		       endpoint(r->conns[i].t.raddr, r->conns[i].t.rport, rm, sizeof(rm)),
+		       (unsigned long long)r->conns[i].events, (unsigned long long)r->conns[i].segs);
+	if (lost)
+		printf("%llu events lost (ring full)\n", (unsigned long long)lost);
+}
+
+static int rtt_report(const struct pl_tcp *t, __u32 by, bool hist)
+{
+	struct pl_tcp_hist_key *keys = NULL;
+	struct pl_tcp_hist *hs = NULL;
+	struct jw w;
+	size_t n = 0;
+	int err = pl_tcp_rtt(t, &keys, &hs, &n);
+
+	if (err) {
+		pl_err("tcp rtt: cannot read the histograms: %s", strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	jw_init(&w, stdout, pl_g.pretty);
+	if (pl_g.json) {
+		jw_obj_open(&w);
+		jw_key(&w, "rtt");
+		jw_arr_open(&w);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char a[PL_ADDR_STRLEN], what[128] = "rtt";
+
+		if (by == PL_TCP_BY_RADDR)
+			snprintf(what, sizeof(what), "netns %llu raddr %s",
+				 (unsigned long long)keys[i].netns,
+				 pl_fmt_addr(keys[i].raddr, a, sizeof(a)));
+		else if (by == PL_TCP_BY_RPORT)
+			snprintf(what, sizeof(what), "netns %llu rport %u",
+				 (unsigned long long)keys[i].netns, keys[i].rport);
+		if (pl_g.json) {
+			jw_obj_open(&w);
+			if (by) {
+				jw_u64_field(&w, "netns", keys[i].netns);
+				if (by == PL_TCP_BY_RADDR)
+					jw_str_field(&w, "raddr", a);
+				else
+					jw_u64_field(&w, "rport", keys[i].rport);
+			}
+			json_hist(&w, &hs[i]);
+			jw_obj_close(&w);
+			continue;
+		}
+		if (i)
+			printf("\n");
+		print_pct(&hs[i], what);
+		if (hist)
+			print_hist(&hs[i], "  ");
+	}
+	if (pl_g.json) {
+		jw_arr_close(&w);
+		jw_obj_close(&w);
+		jw_end(&w);
+	} else if (!n) {
+		printf("rtt: no samples\n");
+	}
+	free(keys);
+	free(hs);
+	return PL_EXIT_OK;
+}
+
+int do_tcp(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "hist", no_argument, NULL, 'H' },
+		{ "by", required_argument, NULL, 'b' },
+		{ "min-ms", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *verb = argc > 1 ? argv[1] : NULL;
+	struct pl_tcp_cfg cfg = { 0 };
+	struct run r = { 0 };
+	struct pl_tcp *t = NULL;
+	uint64_t duration = 0, u;
+	unsigned progs;
+	bool hist = false;
+	char why[256];
+	int opt, err, ret = PL_EXIT_OK;
+	time_t t0;
+
+	if (!verb || !strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
+		tcp_usage(verb ? stdout : stderr);
+		return verb ? PL_EXIT_OK : PL_EXIT_USAGE;
+	}
+	if (!strcmp(verb, "retrans"))
+		progs = PL_TCP_P_RETRANS;
+	else if (!strcmp(verb, "rtt"))
+		progs = PL_TCP_P_RTT;
+	else if (!strcmp(verb, "connlat"))
+		progs = PL_TCP_P_CONNLAT;
+	else {
+		pl_err("tcp: what is '%s'? (retrans, rtt or connlat; see pktlens tcp --help)", verb);
+		return PL_EXIT_USAGE;
+	}
+	r.verb = verb;
+	argc--;
+	argv++;
+	pl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			pl_g.json = true;
+			break;
+		case 'd':
+			if (pl_parse_u64(optarg, 1, 86400 * 366, &duration)) {
+				pl_err("tcp %s: --duration '%s': not a number of seconds >= 1", verb,
+				       optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'n':
+			err = pl_netns_of(optarg, &cfg.netns);
+			if (err) {
+				pl_err("tcp %s: --netns '%s': %s", verb, optarg, strerror(-err));
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'H':
+			hist = true;
+			break;
+		case 'b':
+			if (progs != PL_TCP_P_RTT || (strcmp(optarg, "raddr") && strcmp(optarg, "rport"))) {
+				pl_err("tcp %s: --by '%s': rtt takes raddr or rport", verb, optarg);
+				return PL_EXIT_USAGE;
+			}
+			cfg.rtt_by = strcmp(optarg, "raddr") ? PL_TCP_BY_RPORT : PL_TCP_BY_RADDR;
+			break;
+		case 'm':
+			if (progs != PL_TCP_P_CONNLAT || pl_parse_u64(optarg, 0, 3600000, &u)) {
+				pl_err("tcp %s: --min-ms '%s': connlat takes 0..3600000", verb, optarg);
+				return PL_EXIT_USAGE;
+			}
+			cfg.min_lat_ns = u * 1000000ULL;
+			break;
+		case 'h':
+			tcp_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			fputs(TCP_USAGE, stderr);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		pl_err("tcp %s: unexpected '%s'", verb, argv[optind]);
+		return PL_EXIT_USAGE;
+	}
+	ret = pl_need_caps("tcp", PL_NEED_BPF);
+	if (ret)
+		return ret;
+	jw_init(&r.w, stdout, false);
+	err = pl_tcp_open(progs, &cfg, on_event, &r, &t, why, sizeof(why));
+	if (err) {
+		pl_err("tcp %s: %s", verb, why);
+		return PL_EXIT_FAIL;
+	}
+	{
+		struct sigaction sa = { .sa_handler = on_signal };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+	pl_info("tcp %s: tracing%s, Ctrl-C to end", verb, cfg.netns ? " one namespace" : "");
+	if (!pl_g.json && progs == PL_TCP_P_RETRANS)
+		printf("%-8s %-12s %-30s    %-30s %-12s %-6s %s\n", "TIME", "NETNS", "LOCAL", "REMOTE",
+		       "STATE", "KIND", "SEGS");
+	else if (!pl_g.json && progs == PL_TCP_P_CONNLAT)
+		printf("%-8s %-12s %-30s    %-30s %10s\n", "TIME", "NETNS", "LOCAL", "REMOTE", "LAT(ms)");
+	t0 = time(NULL);
+	while (!stop && !r.err) {
+		err = pl_tcp_poll(t, 100);
+		if (err < 0) {
+			pl_err("tcp %s: reading events: %s", verb, strerror(-err));
+			ret = PL_EXIT_FAIL;
+			break;
+		}
+		if (duration && (uint64_t)(time(NULL) - t0) >= duration)
+			break;
+	}
+	pl_tcp_poll(t, 0);	/* what is left */
+	if (progs == PL_TCP_P_RETRANS) {
+		retrans_summary(&r, pl_tcp_lost(t));
+	} else if (progs == PL_TCP_P_RTT) {
+		ret = rtt_report(t, cfg.rtt_by, hist) ?: ret;
+	} else {
+		struct pl_tcp_hist h;
+
+		if (pl_tcp_connlat(t, &h)) {
+			pl_err("tcp connlat: cannot read the histogram");
+			ret = PL_EXIT_FAIL;
+		} else if (pl_g.json) {
+			jw_obj_open(&r.w);
+			jw_key(&r.w, "connlat");
+			jw_obj_open(&r.w);
+			json_hist(&r.w, &h);
+			jw_obj_close(&r.w);
+			jw_u64_field(&r.w, "lost", pl_tcp_lost(t));
+			jw_obj_close(&r.w);
+			jw_end(&r.w);
+		} else {
+			printf("\n");
+			print_pct(&h, "connlat");
+			if (hist)
+				print_hist(&h, "  ");
+		}
+	}
+	pl_tcp_close(t);
+	free(r.conns);
+	return ret;
+}

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * TCP probes on tracepoints (kprobes and fentry are not available here):
+ * retransmits (tcp:tcp_retransmit_skb, tcp:tcp_retransmit_synack), smoothed
+ * RTT per received segment (tcp:tcp_probe, aggregated here into log2
+ * histograms) and connect latency (sock:inet_sock_set_state, SYN_SENT to
+ * ESTABLISHED). tp_btf gives typed socket pointers, read with CO-RE, so each
+ * record carries the socket's network namespace: connections with the same
+ * 4-tuple in two namespaces stay apart, and tcp_cfg.netns keeps one.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "pktlens/pktlens.h"
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define IPPROTO_TCP_ 6
+#define TCP_ESTABLISHED_ 1
+#define TCP_SYN_SENT_ 2
+#define TCP_CLOSE_ 7
+#define EAGAIN_ 11
+#define ENOMEM_ 12
+#define EBUSY_ 16
+#define EHOSTUNREACH_ 113
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_tcp_cfg);
+} tcp_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} tcp_events SEC(".maps");
+
+/* Records the ring had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} tcp_lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pl_tcp_hist_key);
+	__type(value, struct pl_tcp_hist);
+} rtt_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_tcp_hist);
+} connlat_hist SEC(".maps");
+
+/* When each connecting socket entered SYN_SENT. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} syn_sent SEC(".maps");
+
+static __always_inline const struct pl_tcp_cfg *cfg(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tcp_cfg, &zero);
+}
+
+/* Fill @t from @c; false when its namespace is not the one asked for. */
+static __always_inline bool tuple(const struct sock_common *c, const struct pl_tcp_cfg *cf,
+				  struct pl_tcp_tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	t->netns = BPF_CORE_READ(c, skc_net.net, ns.inum);
+	if (cf && cf->netns && cf->netns != t->netns)
+		return false;
+	t->family = BPF_CORE_READ(c, skc_family);
+	t->lport = BPF_CORE_READ(c, skc_num);
+	t->rport = bpf_ntohs(BPF_CORE_READ(c, skc_dport));
+	if (t->family == AF_INET6_) {
+		BPF_CORE_READ_INTO(t->laddr, c, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(t->raddr, c, skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		__u32 l = BPF_CORE_READ(c, skc_rcv_saddr), r = BPF_CORE_READ(c, skc_daddr);
+
+		t->laddr[10] = t->laddr[11] = t->raddr[10] = t->raddr[11] = 0xff;
+		__builtin_memcpy(t->laddr + 12, &l, 4);
+		__builtin_memcpy(t->raddr + 12, &r, 4);
+	}
+	return true;
+}
+
+static __always_inline void emit(const struct pl_tcp_event *e)
+{
+	if (bpf_ringbuf_output(&tcp_events, (void *)e, sizeof(*e), 0)) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&tcp_lost, &zero);
+
+		if (lost)
+			(*lost)++;
+	}
+}
+
+static __always_inline __u32 log2_us(__u64 us)
+{
+	__u32 k = 0;
+
+#pragma unroll
+	for (int i = 0; i < PL_TCP_HIST_SLOTS - 1; i++)
+		if (us >> (i + 1))
+			k = i + 1;
+	return k;
+}
+
+static __always_inline void hist_add(struct pl_tcp_hist *h, __u64 us)
+{
+	__u32 k = log2_us(us);
+
+	if (k < PL_TCP_HIST_SLOTS)
+		h->slot[k]++;
+	h->count++;
+	h->sum_us += us;
+	if (us > h->max_us)
+		h->max_us = us;
+}
+
+static __always_inline int retrans(const struct sock *sk, const struct sk_buff *skb, __u32 kind,
+				   int err)
+{
+	struct pl_tcp_event e;
+	__u32 segs = 1;
+
+	if (!tuple(&sk->__sk_common, cfg(), &e.t))
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.type = PL_TCP_EV_RETRANS;
+	e.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	e.kind = kind == PL_TCP_RTX_DATA && e.state == TCP_SYN_SENT_ ? PL_TCP_RTX_SYN : kind;
+	if (skb) {
+		/* tcp_skb_pcount(): TcpRetransSegs grows by it */
+		const struct tcp_skb_cb *cb = (const void *)&skb->cb[0];
+
+		segs = BPF_CORE_READ(cb, tcp_gso_segs);
+		if (!segs)
+			segs = 1;
+	}
+	e.segs = segs;
+	e.lat_ns = 0;
+	e.err = err;
+	e.pad = 0;
+	emit(&e);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(pl_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	/*
+	 * The tracepoint fires for every try. These errors end it before the
+	 * kernel counts TcpRetransSegs (still in the host queue, no memory, no
+	 * window, no route); a transmit that fails after (a firewall drop, no
+	 * buffers) is counted, and reported here with its error.
+	 */
+	if (err == -EBUSY_ || err == -ENOMEM_ || err == -EAGAIN_ || err == -EHOSTUNREACH_)
+		return 0;
+	return retrans(sk, skb, PL_TCP_RTX_DATA, err);
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(pl_tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	/* the request's own addresses and ports, not the listener's */
+	return retrans((const struct sock *)req, NULL, PL_TCP_RTX_SYNACK, 0);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(pl_tcp_rtt, struct sock *sk, struct sk_buff *skb)
+{
+	const struct pl_tcp_cfg *cf = cfg();
+	struct pl_tcp_hist_key k = {};
+	struct pl_tcp_hist *h;
+	struct pl_tcp_tuple t;
+	__u32 srtt;
+
+	srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	if (!srtt || !cf || !tuple(&sk->__sk_common, cf, &t))
+		return 0;
+	if (cf->rtt_by == PL_TCP_BY_RADDR) {
+		k.netns = t.netns;
+		__builtin_memcpy(k.raddr, t.raddr, 16);
+	} else if (cf->rtt_by == PL_TCP_BY_RPORT) {
+		k.netns = t.netns;
+		k.rport = t.rport;
+	}
+	h = bpf_map_lookup_elem(&rtt_hist, &k);
+	if (!h) {
+		struct pl_tcp_hist zero = {};
+
+		bpf_map_update_elem(&rtt_hist, &k, &zero, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&rtt_hist, &k);
+		if (!h)
+			return 0;
+	}
+	hist_add(h, srtt);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	const struct pl_tcp_cfg *cf;
+	__u64 key = (__u64)sk, now, *start;
+	struct pl_tcp_event e;
+	struct pl_tcp_hist *h;
+	__u32 zero = 0;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP_)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (newstate == TCP_SYN_SENT_) {
+		bpf_map_update_elem(&syn_sent, &key, &now, BPF_ANY);
+		return 0;
+	}
+	if (oldstate != TCP_SYN_SENT_)
+		return 0;
+	start = bpf_map_lookup_elem(&syn_sent, &key);
+	if (!start)
+		return 0;	/* connecting since before we were attached */
+	e.lat_ns = now - *start;
+	e.err = 0;
+	e.pad = 0;
+	bpf_map_delete_elem(&syn_sent, &key);
+	cf = cfg();
+	if (newstate != TCP_ESTABLISHED_ || !cf || !tuple(&sk->__sk_common, cf, &e.t))
+		return 0;
+	h = bpf_map_lookup_elem(&connlat_hist, &zero);
+	if (h)
+		hist_add(h, e.lat_ns / 1000);
+	if (e.lat_ns < cf->min_lat_ns)
+		return 0;
+	e.ts_ns = now;
+	e.type = PL_TCP_EV_CONNLAT;
+	e.kind = 0;
+	e.state = newstate;
+	e.segs = 0;
+	emit(&e);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tcp.h"
+#include "pktlens_tcp.skel.h"
+
+struct pl_tcp {
+	struct pktlens_tcp *skel;
+	struct ring_buffer *rb;
+	pl_tcp_event_fn fn;
+	void *ctx;
+};
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct pl_tcp *t = ctx;
+
+	if (size < sizeof(struct pl_tcp_event))
+		return 0;
+	return t->fn ? t->fn(t->ctx, data) : 0;
+}
+
+int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn, void *ctx,
+		struct pl_tcp **out, char *why, size_t whylen)
+{
+	struct pl_tcp *t = calloc(1, sizeof(*t));
+	struct pktlens_tcp *s;
+	__u32 zero = 0;
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	t->fn = fn;
+	t->ctx = ctx;
+	s = t->skel = pktlens_tcp__open();
+	if (!s) {
+		err = -errno;
+		snprintf(why, whylen, "cannot open the TCP probes: %s", strerror(errno));
+		goto fail;
+	}
+	bpf_program__set_autoload(s->progs.pl_tcp_retransmit, progs & PL_TCP_P_RETRANS);
+	bpf_program__set_autoload(s->progs.pl_tcp_retransmit_synack, progs & PL_TCP_P_RETRANS);
+	bpf_program__set_autoload(s->progs.pl_tcp_rtt, progs & PL_TCP_P_RTT);
+	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & PL_TCP_P_CONNLAT);
+	err = pktlens_tcp__load(s);
+	if (err) {
+		snprintf(why, whylen, "loading the TCP probes failed: %s%s", strerror(-err),
+			 err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
+		goto fail;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.tcp_cfg), &zero, cfg, BPF_ANY)) {
+		err = -errno;
+		snprintf(why, whylen, "cannot configure the TCP probes: %s", strerror(errno));
+		goto fail;
+	}
+	err = pktlens_tcp__attach(s);
+	if (err) {
+		snprintf(why, whylen, "attaching the TCP tracepoints failed: %s", strerror(-err));
+		goto fail;
+	}
+	t->rb = ring_buffer__new(bpf_map__fd(s->maps.tcp_events), on_record, t, NULL);
+	if (!t->rb) {
+		err = -errno;
+		snprintf(why, whylen, "cannot map the event ring: %s", strerror(errno));
+		goto fail;
+	}
+	*out = t;
+	return 0;
+fail:
+	pl_tcp_close(t);
+	return err;
+}
+
+int pl_tcp_poll(struct pl_tcp *t, int timeout_ms)
+{
+	int n = ring_buffer__poll(t->rb, timeout_ms);
+
+	return n == -EINTR ? 0 : n;
+}
+
+uint64_t pl_tcp_lost(const struct pl_tcp *t)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t sum = 0, *v;
+	__u32 zero = 0;
+
+	if (ncpu <= 0 || !(v = calloc((size_t)ncpu, sizeof(*v))))
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.tcp_lost), &zero, v))
+		for (int c = 0; c < ncpu; c++)
+			sum += v[c];
+	free(v);
+	return sum;
+}
+
+static void hist_sum(struct pl_tcp_hist *out, const struct pl_tcp_hist *v, int ncpu)
+{
+	memset(out, 0, sizeof(*out));
+	for (int c = 0; c < ncpu; c++) {
+		for (int i = 0; i < PL_TCP_HIST_SLOTS; i++)
+			out->slot[i] += v[c].slot[i];
+		out->count += v[c].count;
+		out->sum_us += v[c].sum_us;
+		if (v[c].max_us > out->max_us)
+			out->max_us = v[c].max_us;
+	}
+}
+
+int pl_tcp_rtt(const struct pl_tcp *t, struct pl_tcp_hist_key **keys, struct pl_tcp_hist **hists,
+	       size_t *n)
+{
+	int fd = bpf_map__fd(t->skel->maps.rtt_hist), ncpu = libbpf_num_possible_cpus();
+	struct pl_tcp_hist_key k, next, *ks = NULL;
+	struct pl_tcp_hist *hs = NULL, *v;
+	size_t cnt = 0, cap = 0;
+	int err = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	/* a few keys at most (one per address or port): get_next_key is enough */
+	for (int r = bpf_map_get_next_key(fd, NULL, &next); !r;
+	     r = bpf_map_get_next_key(fd, &k, &next)) {
+		k = next;
+		if (bpf_map_lookup_elem(fd, &k, v))
+			continue;	/* removed meanwhile */
+		if (cnt == cap) {
+			size_t c2 = cap ? cap * 2 : 16;
+			void *a = realloc(ks, c2 * sizeof(*ks)), *b;
+
+			if (a)
+				ks = a;
+			b = a ? realloc(hs, c2 * sizeof(*hs)) : NULL;
+			if (!a || !b) {
+				err = -ENOMEM;
+				break;
+			}
+			hs = b;
+			cap = c2;
+		}
+		ks[cnt] = k;
+		hist_sum(&hs[cnt++], v, ncpu);
+	}
+	free(v);
+	if (err) {
+		free(ks);
+		free(hs);
+		return err;
+	}
+	*keys = ks;
+	*hists = hs;
+	*n = cnt;
+	return 0;
+}
+
+int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
+	struct pl_tcp_hist *v;
+	__u32 zero = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.connlat_hist), &zero, v))
+		err = -errno;
+	else
+		hist_sum(out, v, ncpu);
+	free(v);
+	return err;
+}
+
+void pl_tcp_close(struct pl_tcp *t)
+{
+	if (!t)
+		return;
+	ring_buffer__free(t->rb);
+	pktlens_tcp__destroy(t->skel);	/* detaches: the probes live as long as we do */
+	free(t);
+}
+
+int pl_netns_of(const char *s, __u64 *ino)
+{
+	char path[64];
+	struct stat st;
+	bool pid = *s != '\0';
+
+	for (const char *c = s; *c; c++)
+		pid &= isdigit((unsigned char)*c) != 0;
+	if (pid) {
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", s);
+		s = path;
+	}
+	if (stat(s, &st))
+		return -errno;
+	*ino = st.st_ino;
+	return 0;
+}
+
+double pl_hist_percentile(const struct pl_tcp_hist *h, double pct)
+{
+	uint64_t total = 0, seen = 0;
+	double want;
+
+	for (int i = 0; i < PL_TCP_HIST_SLOTS; i++)
+		total += h->slot[i];
+	if (!total)
+		return 0;
+	want = total * pct / 100.0;
+	for (int i = 0; i < PL_TCP_HIST_SLOTS; i++) {
+		double lo = i ? (double)(1ULL << i) : 0, hi = (double)(2ULL << i);
+
+		if (seen + h->slot[i] >= want && h->slot[i]) {
+			double v = lo + (hi - lo) * (want - seen) / h->slot[i];
+
+			return v > (double)h->max_us ? (double)h->max_us : v;
+		}
+		seen += h->slot[i];
+	}
+	return (double)h->max_us;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The TCP probes' user side: load and attach the tracepoint programs of
+ * pktlens_tcp.bpf.c for the lifetime of the caller, read their events and
+ * histograms. Functions return 0 or -errno with a reason in `why`.
+ */
+#ifndef __PKTLENS_PROBES_TCP_H
+#define __PKTLENS_PROBES_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "pktlens/pktlens.h"
+
+/* Which programs to attach. */
+#define PL_TCP_P_RETRANS (1U << 0)
+#define PL_TCP_P_RTT (1U << 1)
+#define PL_TCP_P_CONNLAT (1U << 2)
+
+struct pl_tcp;
+
+/* Called per ring record; non-zero stops the current read. */
+typedef int (*pl_tcp_event_fn)(void *ctx, const struct pl_tcp_event *e);
+
+int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn, void *ctx,
+		struct pl_tcp **out, char *why, size_t whylen);
+/* Wait up to @timeout_ms for records and hand them to fn; records read, or -errno. */
+int pl_tcp_poll(struct pl_tcp *t, int timeout_ms);
+/* Records the ring had no room for. */
+uint64_t pl_tcp_lost(const struct pl_tcp *t);
+/* RTT histograms summed over CPUs, by key. Caller frees *keys and *hists. */
+int pl_tcp_rtt(const struct pl_tcp *t, struct pl_tcp_hist_key **keys, struct pl_tcp_hist **hists,
+	       size_t *n);
+int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out);
+void pl_tcp_close(struct pl_tcp *t);
+
+/* Network namespace inode of a path (/run/netns/X, /proc/PID/ns/net) or a pid. */
+int pl_netns_of(const char *path_or_pid, __u64 *ino);
+
+/* The value below which @pct percent of the histogram's samples fall (us, interpolated). */
+double pl_hist_percentile(const struct pl_tcp_hist *h, double pct);
+
+#endif /* __PKTLENS_PROBES_TCP_H */

@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`pktlens tcp retrans|rtt|connlat`: TCP probes on tracepoints, against the kernel's own numbers.
+
+Real TCP between two namespaces of a veth lab (198.18.0.1 in a, 198.18.0.2 in b),
+loss from nftables on the receiver, SYN drops in the sender's namespace. Retransmits must equal
+the kernel's TcpRetransSegs of that namespace over the same interval, RTT must agree
+with `ss -ti`, connect latency must show a retransmitted SYN, and connections with
+the same 4-tuple in two namespaces must stay apart.
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from lab import PKTLENS, PYTHON, sh
+
+SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.2", int(sys.argv[1]))); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        if sys.argv[2] == "echo":
+            c.sendall(d)
+    c.close()
+"""
+
+CLIENT = r"""
+import socket, sys, time
+port, mode, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = socket.socket()
+if len(sys.argv) > 4:
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("198.18.0.1", int(sys.argv[4])))
+c.settimeout(30)
+c.connect(("198.18.0.2", port))
+print(c.getsockname()[1], flush=True)
+if mode == "bulk":
+    c.sendall(b"x" * n)
+else:                      # echo: n round trips of 1 KB, 10 ms apart
+    for _ in range(n):
+        c.sendall(b"y" * 1024)
+        got = 0
+        while got < 1024:
+            got += len(c.recv(4096))
+        time.sleep(0.01)
+    sys.stdin.readline()   # keep the connection open until told
+c.close()
+"""
+
+
+def netns_path(ns):
+    return f"/run/netns/{ns}"
+
+
+class Tracer:
+    """`pktlens -j tcp VERB ARGS` running until stop()."""
+
+    def __init__(self, verb, *args):
+        self.p = subprocess.Popen([PKTLENS, "-j", "tcp", verb, *map(str, args)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)     # load + attach (no readiness line under -j)
+        assert self.p.poll() is None, self.p.stderr.read()
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        out, err = self.p.communicate(timeout=30)
+        assert self.p.returncode == 0, err
+        docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return docs[:-1], docs[-1]
+
+
+def start_server(lab, port, mode="sink"):
+    p = subprocess.Popen(["ip", "netns", "exec", lab.b, PYTHON, "-c", SERVER, str(port), mode],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def client(lab, port, mode, n, bind=None, ns=None):
+    args = [str(port), mode, str(n)] + ([str(bind)] if bind else [])
+    return subprocess.Popen(["ip", "netns", "exec", ns or lab.a, PYTHON, "-c", CLIENT, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def retrans_segs(ns):
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").stdout.splitlines()
+    tcp = [line.split() for line in out if line.startswith("Tcp:")]
+    return int(tcp[1][tcp[0].index("RetransSegs")])
+
+
+def nft(ns, table, rule, hook="output"):
+    """A table `table` with one rule on a hook of namespace ns."""
+    sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=(
+        f"table inet {table} {{\n chain c {{\n  type filter hook {hook} priority 0;\n"
+        f"  {rule}\n }}\n}}\n"))
+
+
+@pytest.fixture
+def tcplab(lab):
+    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    procs = []
+    yield lab, procs
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_retransmits_equal_the_kernels_count(tcplab):
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5001))
+    # loss on the path: the receiver drops 1 in 10 arriving data packets (a drop on the
+    # sender's own output would make TCP send again as new data, not retransmit)
+    nft(lab.b, "loss", "tcp dport 5001 numgen random mod 10 == 0 drop", hook="input")
+    tr = Tracer("retrans", "--netns", netns_path(lab.a))
+    before = retrans_segs(lab.a)
+    c = client(lab, 5001, "bulk", 8 << 20)
+    port = int(c.stdout.readline())
+    assert c.wait(timeout=60) == 0
+    time.sleep(0.5)
+    after = retrans_segs(lab.a)
+    events, summary = tr.stop()
+    assert after - before > 0, "the loss rule made no retransmits"
+    print(f"RetransSegs +{after - before}, {len(events)} retransmit events")
+    mine = [e for e in events if e["lport"] == port]
+    assert mine and all(e["laddr"] == "198.18.0.1" and e["raddr"] == "198.18.0.2" and
+                        e["rport"] == 5001 for e in mine)
+    # every retransmit in that namespace is ours: the counts must be equal
+    assert sum(e["segs"] for e in events) == after - before
+    conn = [x for x in summary["connections"] if x["lport"] == port]
+    assert conn[0]["segs"] == after - before and summary["lost"] == 0
+
+
+def test_syn_retransmit_and_connect_latency(tcplab):
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5002))
+    nft(lab.a, "syn", "tcp dport 5002 tcp flags syn drop")
+    lat = Tracer("connlat", "--netns", netns_path(lab.a))
+    rtx = Tracer("retrans", "--netns", netns_path(lab.a))
+    c = client(lab, 5002, "bulk", 1000)
+    time.sleep(1.5)
+    sh("ip", "netns", "exec", lab.a, "nft", "delete", "table", "inet", "syn")
+    port = int(c.stdout.readline())
+    assert c.wait(timeout=30) == 0
+    events, summary = lat.stop()
+    r_events, _ = rtx.stop()
+    mine = [e for e in events if e["lport"] == port]
+    assert len(mine) == 1 and mine[0]["latency_ms"] >= 1000, events
+    assert mine[0]["rport"] == 5002 and mine[0]["raddr"] == "198.18.0.2"
+    assert summary["connlat"]["count"] >= 1 and summary["connlat"]["max_us"] >= 1000000
+    syns = [e for e in r_events if e["lport"] == port and e["kind"] == "syn"]
+    assert syns and all(e["state"] == "SYN_SENT" for e in syns)
+
+
+def test_rtt_agrees_with_ss(tcplab):
+    lab, procs = tcplab
+    # queueing delay: a slow token bucket on b's egress makes the RTT large enough to compare
+    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "root", "tbf", "rate", "8mbit",
+       "burst", "4kb", "latency", "100ms")
+    procs.append(start_server(lab, 5003, "echo"))
+    tr = Tracer("rtt", "--by", "rport", "--netns", netns_path(lab.a))
+    c = client(lab, 5003, "echo", 150)
+    procs.append(c)
+    port = int(c.stdout.readline())
+    deadline = time.time() + 30
+    while time.time() < deadline and not c.poll():
+        ss = sh("ip", "netns", "exec", lab.a, "ss", "-tin", "dst", "198.18.0.2",
+                f"sport = :{port}").stdout
+        if "rtt:" in ss and time.time() > deadline - 25:
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)   # most round trips done, connection still open
+    ss = sh("ip", "netns", "exec", lab.a, "ss", "-tin", "dst", "198.18.0.2",
+            f"sport = :{port}").stdout
+    ss_rtt_us = float(ss.split("rtt:")[1].split("/")[0]) * 1000
+    _, doc = tr.stop()
+    c.stdin.write("\n")
+    c.stdin.flush()
+    mine = [h for h in doc["rtt"] if h["rport"] == 5003]
+    assert len(mine) == 1 and mine[0]["count"] > 100
+    p50 = mine[0]["p50_us"]
+    assert ss_rtt_us / 2 <= p50 <= ss_rtt_us * 2, (p50, ss_rtt_us, ss)
+
+
+def test_same_tuple_in_two_namespaces(tcplab, lab2):
+    lab, procs = tcplab
+    sh("ip", "-n", lab2.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab2.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    procs.append(start_server(lab, 5004))
+    procs.append(start_server(lab2, 5004))
+    tr = Tracer("connlat")
+    only_a = Tracer("connlat", "--netns", netns_path(lab.a))
+    for lb in (lab, lab2):
+        c = client(lb, 5004, "bulk", 10, bind=40404, ns=lb.a)
+        assert c.wait(timeout=20) == 0
+    events, _ = tr.stop()
+    only, _ = only_a.stop()
+    same = [e for e in events if (e["laddr"], e["lport"], e["raddr"], e["rport"]) ==
+            ("198.18.0.1", 40404, "198.18.0.2", 5004)]
+    ino_a = os.stat(netns_path(lab.a)).st_ino
+    ino_a2 = os.stat(netns_path(lab2.a)).st_ino
+    assert sorted(e["netns"] for e in same) == sorted([ino_a, ino_a2])
+    assert [e["netns"] for e in only if e["lport"] == 40404] == [ino_a]
+
+
+def test_bad_input():
+    for args, msg in ((["tcp", "retrans", "--netns", "/nonexistent"], "--netns '/nonexistent'"),
+                      (["tcp", "rtt", "--by", "lport"], "--by 'lport'"),
+                      (["tcp", "connlat", "--min-ms", "x"], "--min-ms 'x'"),
+                      (["tcp", "retrans", "--duration", "0"], "--duration '0'"),
+                      (["tcp", "latency"], "what is 'latency'")):
+        r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
