@@ -6,18 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "cli.h"
 #include "common.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../probes/tcp.h"
 
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: pktlens attach DEV [--xdp native|skb|none] [--tc in,out|in|out|none]\n"
-		"                      [--tc-mech tcx|clsact] [--flows N] [--force]\n"
+		"                      [--tc-mech tcx|clsact] [--flows N] [--probes tcp|none] [--force]\n"
 		"\n"
 		"Load the pktlens programs on DEV and pin their maps and links under\n"
 		PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
@@ -29,10 +33,71 @@ static void attach_usage(FILE *f)
 		"  --tc-mech M  tcx links (default, Linux 6.6+; clsact is used when the kernel\n"
 		"               lacks tcx) or clsact (qdisc + cls_bpf filter over netlink)\n"
 		"  --flows N    flow table capacity (default %u, %u..%u)\n"
+		"  --probes tcp keep the TCP retransmit tracepoints attached (pinned beside the\n"
+		"               maps) so flows shows retransmits per flow; detach removes them\n"
 		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
 		"               replace a foreign XDP program, or attach to a down interface\n"
 		"  -h, --help   this help\n",
 		PL_FLOWS_DEFAULT, PL_FLOWS_MIN, PL_FLOWS_MAX);
+}
+
+/* Remove what attach_probes() may have pinned in @dir. */
+static void unpin_probes(const char *dir)
+{
+	const char *links[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK };
+	char path[640];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, links[i]);
+		pl_pin_link_detach(path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_CONN_RETRANS);
+	unlink(path);
+}
+
+/*
+ * attach --probes tcp: load the retransmit tracepoints for this namespace,
+ * quiet (only the per-connection map), pin links and map beside the
+ * attachment's maps and record it in the metadata. On failure nothing of
+ * the probes is left; the attachment itself (and its counters) stays.
+ */
+static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_t whylen)
+{
+	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET };
+	struct pl_attachment *a = NULL;
+	struct pl_tcp *t = NULL;
+	uint64_t ns = 0;
+	__u32 key = 0;
+	int err, fd = -1;
+	size_t n;
+
+	err = pl_netns_ino(&ns);
+	cfg.netns = ns;
+	if (!err)
+		err = pl_attachments_here(ifname, &a, &n);
+	if (err) {
+		snprintf(why, whylen, "cannot find the attachment: %s", strerror(-err));
+		return err;
+	}
+	err = pl_tcp_open(PL_TCP_P_RETRANS, &cfg, NULL, NULL, &t, why, whylen);
+	if (!err)
+		err = pl_tcp_pin(t, a->dir, why, whylen);
+	if (!err) {
+		fd = pl_pin_open(a->dir, PL_MAP_META);
+		m->probes |= PL_PROBE_TCP;
+		if (fd < 0 || bpf_map_update_elem(fd, &key, m, BPF_ANY)) {
+			err = -errno;
+			m->probes &= ~PL_PROBE_TCP;
+			snprintf(why, whylen, "cannot record them in the metadata: %s", strerror(errno));
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	pl_tcp_close(t);
+	if (err)
+		unpin_probes(a->dir);
+	free(a);
+	return err;
 }
 
 int do_attach(int argc, char **argv)
@@ -43,9 +108,11 @@ int do_attach(int argc, char **argv)
 		{ "tc-mech", required_argument, NULL, 'm' },
 		{ "flows", required_argument, NULL, 'f' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "probes", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
+	bool probes = false;
 	struct pl_attach_opts o = { .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
 				    .flows_max = PL_FLOWS_DEFAULT };
 	struct pl_attach_info info;
@@ -100,6 +167,13 @@ int do_attach(int argc, char **argv)
 		case 'F':
 			o.force = true;
 			break;
+		case 'p':
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "none")) {
+				pl_err("attach: --probes '%s' is wrong: expected tcp or none", optarg);
+				return PL_EXIT_USAGE;
+			}
+			probes = !strcmp(optarg, "tcp");
+			break;
 		case 'h':
 			attach_usage(stdout);
 			return PL_EXIT_OK;
@@ -121,6 +195,10 @@ int do_attach(int argc, char **argv)
 	if (err) {
 		pl_err("attach: %s", why);
 		return pl_exit_code(err);
+	}
+	if (probes && (err = attach_probes(o.ifname, &info.meta, why, sizeof(why)))) {
+		pl_err("attach: %s: attached, but without the TCP probes: %s", o.ifname, why);
+		return PL_EXIT_FAIL;
 	}
 	if (pl_g.json) {
 		struct jw w;

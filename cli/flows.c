@@ -5,27 +5,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "common.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../probes/tcp.h"
 
-enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE };
+enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE, SORT_RETRANS };
 
 static void flows_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: pktlens flows [DEV] [--top N] [--sort bytes|packets|rate] [-j]\n"
+		"Usage: pktlens flows [DEV] [--top N] [--sort bytes|packets|rate|retrans] [-j]\n"
 		"\n"
 		"Flows (interface, hook, direction, VLAN, protocol, addresses, ports) with\n"
 		"packets, bytes, TCP flags and first/last seen, largest first. Non-IP frames\n"
 		"form one flow per ethertype; ICMP type/code stand in for ports.\n"
 		"\n"
 		"  --top N      only the first N flows (default: all)\n"
-		"  --sort KEY   bytes (default), packets, or rate (bytes per second over the\n"
-		"               flow's lifetime, at least one second)\n"
+		"  --sort KEY   bytes (default), packets, rate (bytes per second over the\n"
+		"               flow's lifetime, at least one second) or retrans (TCP segments\n"
+		"               retransmitted on the flow's connection: attach --probes tcp)\n"
 		"  -j, --json   JSON\n"
 		"  -h, --help   this help\n");
 }
@@ -34,6 +37,7 @@ struct row {
 	struct pl_flow f;
 	const char *ifname;
 	double rate;
+	long long retrans;	/* segments; -1: not known (no probes, not TCP) */
 };
 
 static enum sort_by sort_key;
@@ -49,6 +53,9 @@ static int cmp_rows(const void *x, const void *y)
 		break;
 	case SORT_RATE:
 		va = a->rate, vb = b->rate;
+		break;
+	case SORT_RETRANS:
+		va = (double)a->retrans, vb = (double)b->retrans;
 		break;
 	default:
 		va = (double)a->f.val.bytes, vb = (double)b->f.val.bytes;
@@ -87,7 +94,32 @@ static void endpoint(char *buf, size_t len, const struct pl_flow_key *k, const _
 		snprintf(buf, len, "%s:%u", a, port);
 }
 
-static void plain_row(const struct row *r)
+/*
+ * Retransmitted segments of the TCP connection a flow belongs to, from the
+ * probes pinned with the attachment (-1: none pinned, or not TCP). The host's
+ * own connections: egress flows start at the local end, ingress flows end there.
+ */
+static long long flow_retrans(int fd, uint64_t netns, const struct pl_flow_key *k)
+{
+	struct pl_tcp_tuple t = { .netns = netns };
+	struct pl_tcp_conn c;
+	bool out = k->dir == PL_DIR_OUT;
+
+	if (fd < 0 || k->l4proto != 6 || !has_ports(k))
+		return -1;
+	t.family = is_v6(k) ? 10 : 2;
+	memcpy(t.laddr, out ? k->saddr : k->daddr, 16);
+	memcpy(t.raddr, out ? k->daddr : k->saddr, 16);
+	t.lport = out ? k->sport : k->dport;
+	t.rport = out ? k->dport : k->sport;
+	if (!pl_tcp_conn_lookup(fd, &t, &c))
+		return (long long)c.segs;
+	/* an AF_INET6 socket talking IPv4 (v4-mapped) keys as family 10 */
+	t.family = 10;
+	return !is_v6(k) && !pl_tcp_conn_lookup(fd, &t, &c) ? (long long)c.segs : 0;
+}
+
+static void plain_row(const struct row *r, bool rtx)
 {
 	const struct pl_flow_key *k = &r->f.key;
 	const struct pl_flow_val *v = &r->f.val;
@@ -105,9 +137,14 @@ static void plain_row(const struct row *r)
 		snprintf(vlan, sizeof(vlan), "%u", k->vlan & 0xfff);
 	if (k->l4proto == 6 && has_ports(k))
 		pl_fmt_tcp_flags(v->tcp_flags, fl, sizeof(fl));
-	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f\n",
-	       r->ifname, k->hook == PL_HOOK_XDP ? "xdp" : "tc", k->dir == PL_DIR_IN ? "in" : "out",
+	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", r->ifname,
+	       k->hook == PL_HOOK_XDP ? "xdp" : "tc", k->dir == PL_DIR_IN ? "in" : "out",
 	       vlan, p, src, dst, v->packets, v->bytes, fl, (v->last_ns - v->first_ns) / 1e9);
+	if (rtx && r->retrans >= 0)
+		printf(" %7lld", r->retrans);
+	else if (rtx)
+		printf(" %7s", "-");
+	printf("\n");
 }
 
 int do_flows(int argc, char **argv)
@@ -122,6 +159,7 @@ int do_flows(int argc, char **argv)
 	struct pl_attachment *a = NULL;
 	struct row *rows = NULL;
 	size_t n = 0, nrows = 0, i;
+	bool rtx = false;
 	uint32_t top = 0;
 	struct jw w;
 	int c, rc;
@@ -142,8 +180,11 @@ int do_flows(int argc, char **argv)
 				sort_key = SORT_PACKETS;
 			else if (!strcmp(optarg, "rate"))
 				sort_key = SORT_RATE;
+			else if (!strcmp(optarg, "retrans"))
+				sort_key = SORT_RETRANS;
 			else {
-				pl_err("flows: --sort '%s' is wrong: expected bytes, packets or rate", optarg);
+				pl_err("flows: --sort '%s' is wrong: expected bytes, packets, rate or retrans",
+				       optarg);
 				return PL_EXIT_USAGE;
 			}
 			break;
@@ -225,12 +266,19 @@ int do_flows(int argc, char **argv)
 			goto out;
 		}
 		rows = p;
+		int cfd = (st.meta.probes & PL_PROBE_TCP) ?
+			  pl_pin_open(a[i].dir, PL_MAP_CONN_RETRANS) : -1;
+
+		rtx |= cfd >= 0;
 		for (size_t f = 0; f < nf; f++) {
 			rows[nrows].f = fl[f];
 			rows[nrows].ifname = a[i].ifname;
 			rows[nrows].rate = pl_flow_rate(&fl[f].val);
+			rows[nrows].retrans = flow_retrans(cfd, a[i].netns, &fl[f].key);
 			nrows++;
 		}
+		if (cfd >= 0)
+			close(cfd);
 		free(fl);
 		pl_state_close(&st);
 	}
@@ -243,16 +291,16 @@ int do_flows(int argc, char **argv)
 		jw_key(&w, "flows");
 		jw_arr_open(&w);
 		for (i = 0; i < nrows; i++)
-			pl_json_flow(&w, rows[i].ifname, &rows[i].f, rows[i].rate);
+			pl_json_flow(&w, rows[i].ifname, &rows[i].f, rows[i].rate, rows[i].retrans);
 		jw_arr_close(&w);
 		jw_obj_close(&w);
 		jw_end(&w);
 	} else {
-		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s\n", "IFACE", "HK",
+		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s\n", "IFACE", "HK",
 		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
-		       "SECS");
+		       "SECS", rtx ? " RETRANS" : "");
 		for (i = 0; i < nrows; i++)
-			plain_row(&rows[i]);
+			plain_row(&rows[i], rtx);
 	}
 out:
 	free(rows);

@@ -111,6 +111,11 @@ int do_list(int argc, char **argv)
 				pl_json_hooks(&w, &a[i].meta);
 				jw_u64_field(&w, "flows_max", a[i].meta.flows_max);
 				jw_u64_field(&w, "attach_time", a[i].meta.attach_time);
+				jw_key(&w, "probes");
+				jw_arr_open(&w);
+				if (a[i].meta.probes & PL_PROBE_TCP)
+					jw_str(&w, "tcp");
+				jw_arr_close(&w);
 			}
 			jw_obj_close(&w);
 		}

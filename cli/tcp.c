@@ -21,7 +21,8 @@
 #define TCP_USAGE \
 	"Usage: pktlens tcp retrans [-j] [--duration SECS] [--netns PATH|PID]\n" \
 	"       pktlens tcp rtt [-j] [--hist] [--by raddr|rport] [--duration SECS] [--netns PATH|PID]\n" \
-	"       pktlens tcp connlat [-j] [--hist] [--min-ms MS] [--duration SECS] [--netns PATH|PID]\n"
+	"       pktlens tcp connlat [-j] [--hist] [--min-ms MS] [--duration SECS] [--netns PATH|PID]\n" \
+	"       pktlens tcp life [-j] [--duration SECS] [--netns PATH|PID]\n"
 
 static void tcp_usage(FILE *f)
 {
@@ -34,6 +35,8 @@ static void tcp_usage(FILE *f)
 	      "            histogram (us); --by raddr|rport one per remote address or port\n"
 	      "  connlat   SYN_SENT to ESTABLISHED: one line per connection (--min-ms: only\n"
 	      "            slower ones), percentiles at the end, --hist a log2 histogram (us)\n"
+	      "  life      one line per connection that ends: lifetime and bytes sent (acked)\n"
+	      "            and received, like tcplife\n"
 	      "  --netns PATH|PID   only this namespace (/run/netns/NAME, /proc/PID/ns/net, PID)\n"
 	      "  -j                 JSON: one object per event, then a summary object\n", f);
 }
@@ -128,7 +131,8 @@ static int on_event(void *ctx, const struct pl_tcp_event *e)
 		count_conn(r, e);
 	if (pl_g.json) {
 		jw_obj_open(&r->w);
-		jw_str_field(&r->w, "event", e->type == PL_TCP_EV_RETRANS ? "retransmit" : "connect");
+		jw_str_field(&r->w, "event", e->type == PL_TCP_EV_RETRANS ? "retransmit" :
+					     e->type == PL_TCP_EV_CLOSE ? "close" : "connect");
 		jw_u64_field(&r->w, "ts_ns", e->ts_ns);
 		json_tuple(&r->w, &e->t);
 		if (e->type == PL_TCP_EV_RETRANS) {
@@ -140,6 +144,10 @@ static int on_event(void *ctx, const struct pl_tcp_event *e)
 				jw_str(&r->w, strerrorname_np(-e->err) ?: "?");
 			else
 				jw_null(&r->w);
+		} else if (e->type == PL_TCP_EV_CLOSE) {
+			jw_u64_field(&r->w, "tx_bytes", e->tx_bytes);
+			jw_u64_field(&r->w, "rx_bytes", e->rx_bytes);
+			jw_fixed_field(&r->w, "lifetime_ms", e->lat_ns / 1e6, 3);
 		} else {
 			jw_fixed_field(&r->w, "latency_ms", e->lat_ns / 1e6, 3);
 		}
@@ -157,6 +165,10 @@ static int on_event(void *ctx, const struct pl_tcp_event *e)
 		       rtx_kinds[e->kind < 3 ? e->kind : 0], e->segs,
 		       e->err ? " (not sent: " : "", e->err ? strerror(-e->err) : "",
 		       e->err ? ")" : "");
+	else if (e->type == PL_TCP_EV_CLOSE)
+		printf("%-8s %-12llu %-30s -> %-30s %10.1f %10.1f %10.3f\n", tm,
+		       (unsigned long long)e->t.netns, l, rm, e->tx_bytes / 1024.0,
+		       e->rx_bytes / 1024.0, e->lat_ns / 1e6);
 	else
 		printf("%-8s %-12llu %-30s -> %-30s %10.3f\n", tm, (unsigned long long)e->t.netns,
 		       l, rm, e->lat_ns / 1e6);
@@ -337,7 +349,7 @@ int do_tcp(int argc, char **argv)
 	struct pl_tcp *t = NULL;
 	uint64_t duration = 0, u;
 	unsigned progs;
-	bool hist = false;
+	bool hist = false, life = false;
 	char why[256];
 	int opt, err, ret = PL_EXIT_OK;
 	time_t t0;
@@ -352,8 +364,14 @@ int do_tcp(int argc, char **argv)
 		progs = PL_TCP_P_RTT;
 	else if (!strcmp(verb, "connlat"))
 		progs = PL_TCP_P_CONNLAT;
-	else {
-		pl_err("tcp: what is '%s'? (retrans, rtt or connlat; see pktlens tcp --help)", verb);
+	else if (!strcmp(verb, "life")) {
+		progs = PL_TCP_P_CONNLAT;	/* the same tracepoint, close events only */
+		life = true;
+		cfg.flags |= PL_TCP_CFG_LIFE;
+		cfg.min_lat_ns = UINT64_MAX;
+	} else {
+		pl_err("tcp: what is '%s'? (retrans, rtt, connlat or life; see pktlens tcp --help)",
+		       verb);
 		return PL_EXIT_USAGE;
 	}
 	r.verb = verb;
@@ -390,7 +408,7 @@ int do_tcp(int argc, char **argv)
 			cfg.rtt_by = strcmp(optarg, "raddr") ? PL_TCP_BY_RPORT : PL_TCP_BY_RADDR;
 			break;
 		case 'm':
-			if (progs != PL_TCP_P_CONNLAT || pl_parse_u64(optarg, 0, 3600000, &u)) {
+			if (progs != PL_TCP_P_CONNLAT || life || pl_parse_u64(optarg, 0, 3600000, &u)) {
 				pl_err("tcp %s: --min-ms '%s': connlat takes 0..3600000", verb, optarg);
 				return PL_EXIT_USAGE;
 			}
@@ -428,6 +446,9 @@ int do_tcp(int argc, char **argv)
 	if (!pl_g.json && progs == PL_TCP_P_RETRANS)
 		printf("%-8s %-12s %-30s    %-30s %-12s %-6s %s\n", "TIME", "NETNS", "LOCAL", "REMOTE",
 		       "STATE", "KIND", "SEGS");
+	else if (!pl_g.json && life)
+		printf("%-8s %-12s %-30s    %-30s %10s %10s %10s\n", "TIME", "NETNS", "LOCAL", "REMOTE",
+		       "TX_KB", "RX_KB", "MS");
 	else if (!pl_g.json && progs == PL_TCP_P_CONNLAT)
 		printf("%-8s %-12s %-30s    %-30s %10s\n", "TIME", "NETNS", "LOCAL", "REMOTE", "LAT(ms)");
 	t0 = time(NULL);
@@ -442,7 +463,17 @@ int do_tcp(int argc, char **argv)
 			break;
 	}
 	pl_tcp_poll(t, 0);	/* what is left */
-	if (progs == PL_TCP_P_RETRANS) {
+	if (life) {
+		if (pl_g.json) {
+			jw_obj_open(&r.w);
+			jw_u64_field(&r.w, "connections", r.events);
+			jw_u64_field(&r.w, "lost", pl_tcp_lost(t));
+			jw_obj_close(&r.w);
+			jw_end(&r.w);
+		} else {
+			printf("\n%llu connections ended\n", (unsigned long long)r.events);
+		}
+	} else if (progs == PL_TCP_P_RETRANS) {
 		retrans_summary(&r, pl_tcp_lost(t));
 	} else if (progs == PL_TCP_P_RTT) {
 		ret = rtt_report(t, cfg.rtt_by, hist) ?: ret;

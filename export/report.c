@@ -12,9 +12,12 @@ const char *pl_fmt_hooks(const struct pl_meta *m, char *buf, size_t len)
 	if (m->xdp_mode != PL_XDP_NONE)
 		n = snprintf(buf, len, "xdp/%s in", pl_xdp_mode_name(m->xdp_mode));
 	if (m->tc_hooks && n >= 0 && (size_t)n < len)
-		snprintf(buf + n, len - n, "%stc/%s %s", n ? ", " : "", pl_tc_mech_name(m->tc_mech),
-			 m->tc_hooks == (PL_TC_IN | PL_TC_OUT) ? "in+out" :
-			 m->tc_hooks == PL_TC_IN ? "in" : "out");
+		n += snprintf(buf + n, len - n, "%stc/%s %s", n ? ", " : "",
+			      pl_tc_mech_name(m->tc_mech),
+			      m->tc_hooks == (PL_TC_IN | PL_TC_OUT) ? "in+out" :
+			      m->tc_hooks == PL_TC_IN ? "in" : "out");
+	if ((m->probes & PL_PROBE_TCP) && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, "%stcp probes", n ? ", " : "");
 	return buf;
 }
 
@@ -130,7 +133,8 @@ double pl_flow_rate(const struct pl_flow_val *v)
 	return v->bytes / (secs < 1.0 ? 1.0 : secs);
 }
 
-void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate)
+void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
+		  long long retrans_segs)
 {
 	const struct pl_flow_key *k = &f->key;
 	const struct pl_flow_val *v = &f->val;
@@ -171,6 +175,11 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 	jw_fixed_field(w, "last_seen", pl_mono_to_epoch(v->last_ns), 6);
 	jw_fixed_field(w, "duration", (v->last_ns - v->first_ns) / 1e9, 6);
 	jw_double_field(w, "rate_bps", rate * 8);
+	jw_key(w, "retrans_segs");
+	if (retrans_segs >= 0)
+		jw_u64(w, (uint64_t)retrans_segs);
+	else
+		jw_null(w);
 	jw_obj_close(w);
 }
 

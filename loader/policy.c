@@ -45,13 +45,24 @@ static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 			size_t n)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int tries = 0;
 
-	for (size_t i = 0; i < n; i += PL_BATCH) {
+	for (size_t i = 0; i < n;) {
 		__u32 c = (__u32)(n - i < PL_BATCH ? n - i : PL_BATCH);
+		int err = bpf_map_update_batch(fd, (const char *)keys + i * ksz,
+					       (const char *)vals + i * vsz, &c, &opts) ? -errno : 0;
 
-		if (bpf_map_update_batch(fd, (const char *)keys + i * ksz,
-					 (const char *)vals + i * vsz, &c, &opts))
-			return -errno;
+		i += c;		/* the kernel says how many went in, also on error */
+		if (!err)
+			continue;
+		/*
+		 * Maps without preallocation take elements from the BPF memory
+		 * allocator, whose per-CPU caches refill asynchronously (irq_work):
+		 * a burst of 100,000 inserts can find them empty for a moment.
+		 */
+		if (err != -ENOMEM || ++tries > 100)
+			return err;
+		usleep(1000);
 	}
 	return 0;
 }

@@ -39,6 +39,14 @@ struct {
 	__uint(max_entries, 1 << 20);
 } tcp_events SEC(".maps");
 
+/* Retransmits per connection, for the join with the XDP/tc flows (pinned by attach --probes tcp). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pl_tcp_tuple);
+	__type(value, struct pl_tcp_conn);
+} conn_retrans SEC(".maps");
+
 /* Records the ring had no room for. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -60,6 +68,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pl_tcp_hist);
 } connlat_hist SEC(".maps");
+
+/* When each connection was born (its first state before FIN_WAIT1), for tcp life. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} born SEC(".maps");
 
 /* When each connecting socket entered SYN_SENT. */
 struct {
@@ -137,10 +153,12 @@ static __always_inline void hist_add(struct pl_tcp_hist *h, __u64 us)
 static __always_inline int retrans(const struct sock *sk, const struct sk_buff *skb, __u32 kind,
 				   int err)
 {
+	const struct pl_tcp_cfg *cf = cfg();
+	struct pl_tcp_conn *c;
 	struct pl_tcp_event e;
 	__u32 segs = 1;
 
-	if (!tuple(&sk->__sk_common, cfg(), &e.t))
+	if (!tuple(&sk->__sk_common, cf, &e.t))
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = PL_TCP_EV_RETRANS;
@@ -156,9 +174,20 @@ static __always_inline int retrans(const struct sock *sk, const struct sk_buff *
 	}
 	e.segs = segs;
 	e.lat_ns = 0;
+	e.tx_bytes = e.rx_bytes = 0;
 	e.err = err;
 	e.pad = 0;
-	emit(&e);
+	c = bpf_map_lookup_elem(&conn_retrans, &e.t);
+	if (c) {
+		__sync_fetch_and_add(&c->retrans, 1);
+		__sync_fetch_and_add(&c->segs, segs);
+	} else {
+		struct pl_tcp_conn n = { 1, segs };
+
+		bpf_map_update_elem(&conn_retrans, &e.t, &n, BPF_NOEXIST);
+	}
+	if (!cf || !(cf->flags & PL_TCP_CFG_QUIET))
+		emit(&e);
 	return 0;
 }
 
@@ -215,6 +244,42 @@ int BPF_PROG(pl_tcp_rtt, struct sock *sk, struct sk_buff *skb)
 	return 0;
 }
 
+#define TCP_FIN_WAIT1_ 4
+
+/* tcp life: note a connection's birth, and report it when it closes. */
+static __always_inline void life(const struct sock *sk, int newstate, __u64 now,
+				 const struct pl_tcp_cfg *cf)
+{
+	__u64 key = (__u64)sk, *b;
+	struct pl_tcp_event e;
+
+	if (newstate < TCP_FIN_WAIT1_) {
+		bpf_map_update_elem(&born, &key, &now, BPF_NOEXIST);
+		return;
+	}
+	if (newstate != TCP_CLOSE_)
+		return;
+	b = bpf_map_lookup_elem(&born, &key);
+	if (!b)
+		return;		/* born before we were attached */
+	e.lat_ns = now - *b;
+	bpf_map_delete_elem(&born, &key);
+	if (!tuple(&sk->__sk_common, cf, &e.t))
+		return;
+	/* the local port is released (skc_num = 0) by now; inet_sport stays */
+	e.t.lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	e.ts_ns = now;
+	e.type = PL_TCP_EV_CLOSE;
+	e.kind = 0;
+	e.state = newstate;
+	e.segs = 0;
+	e.tx_bytes = BPF_CORE_READ((const struct tcp_sock *)sk, bytes_acked);
+	e.rx_bytes = BPF_CORE_READ((const struct tcp_sock *)sk, bytes_received);
+	e.err = 0;
+	e.pad = 0;
+	emit(&e);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -227,6 +292,9 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP_)
 		return 0;
 	now = bpf_ktime_get_ns();
+	cf = cfg();
+	if (cf && (cf->flags & PL_TCP_CFG_LIFE))
+		life(sk, newstate, now, cf);
 	if (newstate == TCP_SYN_SENT_) {
 		bpf_map_update_elem(&syn_sent, &key, &now, BPF_ANY);
 		return 0;
@@ -237,10 +305,10 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (!start)
 		return 0;	/* connecting since before we were attached */
 	e.lat_ns = now - *start;
+	e.tx_bytes = e.rx_bytes = 0;
 	e.err = 0;
 	e.pad = 0;
 	bpf_map_delete_elem(&syn_sent, &key);
-	cf = cfg();
 	if (newstate != TCP_ESTABLISHED_ || !cf || !tuple(&sk->__sk_common, cf, &e.t))
 		return 0;
 	h = bpf_map_lookup_elem(&connlat_hist, &zero);

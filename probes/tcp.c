@@ -66,8 +66,8 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 		snprintf(why, whylen, "attaching the TCP tracepoints failed: %s", strerror(-err));
 		goto fail;
 	}
-	t->rb = ring_buffer__new(bpf_map__fd(s->maps.tcp_events), on_record, t, NULL);
-	if (!t->rb) {
+	t->rb = fn ? ring_buffer__new(bpf_map__fd(s->maps.tcp_events), on_record, t, NULL) : NULL;
+	if (fn && !t->rb) {
 		err = -errno;
 		snprintf(why, whylen, "cannot map the event ring: %s", strerror(errno));
 		goto fail;
@@ -180,6 +180,37 @@ int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out)
 		hist_sum(out, v, ncpu);
 	free(v);
 	return err;
+}
+
+int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
+{
+	struct bpf_link *links[] = { t->skel->links.pl_tcp_retransmit,
+				     t->skel->links.pl_tcp_retransmit_synack };
+	const char *names[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK };
+	char path[640];
+	int err;
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (!links[i])
+			return -ENOENT;
+		err = bpf_link__pin(links[i], path);
+		if (err) {
+			snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
+			return err;
+		}
+		bpf_link__disconnect(links[i]);	/* the pin keeps it attached */
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_CONN_RETRANS);
+	err = bpf_map__pin(t->skel->maps.conn_retrans, path);
+	if (err)
+		snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
+	return err;
+}
+
+int pl_tcp_conn_lookup(int fd, const struct pl_tcp_tuple *tuple, struct pl_tcp_conn *out)
+{
+	return bpf_map_lookup_elem(fd, tuple, out) ? -errno : 0;
 }
 
 void pl_tcp_close(struct pl_tcp *t)

@@ -16,7 +16,7 @@
 /* Which programs to attach. */
 #define PL_TCP_P_RETRANS (1U << 0)
 #define PL_TCP_P_RTT (1U << 1)
-#define PL_TCP_P_CONNLAT (1U << 2)
+#define PL_TCP_P_CONNLAT (1U << 2)	/* also tcp life: the same state tracepoint */
 
 struct pl_tcp;
 
@@ -34,6 +34,14 @@ int pl_tcp_rtt(const struct pl_tcp *t, struct pl_tcp_hist_key **keys, struct pl_
 	       size_t *n);
 int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out);
 void pl_tcp_close(struct pl_tcp *t);
+
+/*
+ * Pin the retransmit links and the per-connection map in @dir (attach
+ * --probes tcp): they then outlive @t, until the pins are removed.
+ */
+int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen);
+/* Retransmits of connection @tuple from the map pinned in an attachment (@fd); -ENOENT: none. */
+int pl_tcp_conn_lookup(int fd, const struct pl_tcp_tuple *tuple, struct pl_tcp_conn *out);
 
 /* Network namespace inode of a path (/run/netns/X, /proc/PID/ns/net) or a pid. */
 int pl_netns_of(const char *path_or_pid, __u64 *ino);

@@ -215,6 +215,8 @@ struct pl_meta {
 	__u32 tc_qdisc_created;	/* clsact: the qdisc is ours */
 	__u32 filter_set;	/* a filter expression is chained in */
 	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
+	__u32 probes;		/* PL_PROBE_*: attach --probes, pinned beside the maps */
+	__u32 pad_probes;
 };
 
 #define PL_META_VERSION 5
@@ -367,6 +369,7 @@ struct pl_sample_hdr {
 enum pl_tcp_ev {
 	PL_TCP_EV_RETRANS = 1,
 	PL_TCP_EV_CONNLAT,
+	PL_TCP_EV_CLOSE,	/* a connection ended: lifetime and bytes, like tcplife */
 };
 
 /* What was retransmitted. */
@@ -395,7 +398,9 @@ struct pl_tcp_event {
 	__u32 kind;		/* retransmit: enum pl_tcp_rtx */
 	__u32 state;		/* TCP state of the socket (1 ESTABLISHED, 2 SYN_SENT, ...) */
 	__u32 segs;		/* retransmit: segments sent again (TcpRetransSegs counts these) */
-	__u64 lat_ns;		/* connlat: SYN_SENT to ESTABLISHED */
+	__u64 lat_ns;		/* connlat: SYN_SENT to ESTABLISHED; close: lifetime */
+	__u64 tx_bytes;		/* close: bytes the peer acknowledged (tcp_sock.bytes_acked) */
+	__u64 rx_bytes;		/* close: bytes received (tcp_sock.bytes_received) */
 	__s32 err;		/* retransmit: 0, or -errno of a transmit that failed locally
 				 * (e.g. -EPERM: a firewall dropped it); counted by the kernel too */
 	__u32 pad;
@@ -412,8 +417,20 @@ struct pl_tcp_cfg {
 	__u64 netns;		/* only this namespace; 0: all */
 	__u64 min_lat_ns;	/* connlat events from this latency on */
 	__u32 rtt_by;		/* enum pl_tcp_rtt_by */
-	__u32 pad;
+	__u32 flags;		/* PL_TCP_CFG_* */
 };
+
+#define PL_TCP_CFG_QUIET 1U	/* no ring events: only the maps (attach --probes tcp) */
+#define PL_TCP_CFG_LIFE 2U	/* close events (tcp life) */
+
+/* Retransmits per connection (conn_retrans, keyed by struct pl_tcp_tuple). */
+struct pl_tcp_conn {
+	__u64 retrans;		/* retransmit events */
+	__u64 segs;		/* segments, as TcpRetransSegs counts them */
+};
+
+/* pl_meta.probes */
+#define PL_PROBE_TCP 1U
 
 /* log2 histograms in microseconds: slot k counts [2^k, 2^(k+1)) us, slot 0 also 0. */
 #define PL_TCP_HIST_SLOTS 32
@@ -450,5 +467,8 @@ struct pl_tcp_hist_key {
 #define PL_MAP_SAMPLE_STATS "sample_stats"
 #define PL_MAP_SAMPLE_RING "sample_ring"
 #define PL_MAP_SAMPLE_RES "sample_res"
+#define PL_MAP_CONN_RETRANS "conn_retrans"
+#define PL_PIN_TCP_RTX_LINK "tcp_rtx_link"
+#define PL_PIN_TCP_RTX_SYNACK_LINK "tcp_rtx_synack_link"
 
 #endif /* __PKTLENS_PKTLENS_H */
