@@ -33,8 +33,9 @@ static void attach_usage(FILE *f)
 		"  --tc-mech M  tcx links (default, Linux 6.6+; clsact is used when the kernel\n"
 		"               lacks tcx) or clsact (qdisc + cls_bpf filter over netlink)\n"
 		"  --flows N    flow table capacity (default %u, %u..%u)\n"
-		"  --probes tcp keep the TCP retransmit tracepoints attached (pinned beside the\n"
-		"               maps) so flows shows retransmits per flow; detach removes them\n"
+		"  --probes tcp keep the TCP tracepoints attached (pinned beside the maps): flows\n"
+		"               shows retransmits per flow, export prometheus the RTT and connect\n"
+		"               latency; detach removes them\n"
 		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
 		"               replace a foreign XDP program, or attach to a down interface\n"
 		"  -h, --help   this help\n",
@@ -44,20 +45,25 @@ static void attach_usage(FILE *f)
 /* Remove what attach_probes() may have pinned in @dir. */
 static void unpin_probes(const char *dir)
 {
-	const char *links[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK };
+	const char *links[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
+				PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
+	const char *maps[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST, PL_PIN_TCP_CONNLAT_HIST };
 	char path[640];
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, links[i]);
 		pl_pin_link_detach(path);
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_CONN_RETRANS);
-	unlink(path);
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, maps[i]);
+		unlink(path);
+	}
 }
 
 /*
- * attach --probes tcp: load the retransmit tracepoints for this namespace,
- * quiet (only the per-connection map), pin links and map beside the
+ * attach --probes tcp: load the TCP tracepoints for this namespace, quiet
+ * (only maps: retransmits per connection, RTT and connect-latency
+ * histograms for the exporter), pin links and maps beside the
  * attachment's maps and record it in the metadata. On failure nothing of
  * the probes is left; the attachment itself (and its counters) stays.
  */
@@ -79,7 +85,8 @@ static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_
 		snprintf(why, whylen, "cannot find the attachment: %s", strerror(-err));
 		return err;
 	}
-	err = pl_tcp_open(PL_TCP_P_RETRANS, &cfg, NULL, NULL, &t, why, whylen);
+	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
+			  why, whylen);
 	if (!err)
 		err = pl_tcp_pin(t, a->dir, why, whylen);
 	if (!err) {

@@ -12,5 +12,6 @@ int do_filter(int argc, char **argv);
 int do_policy(int argc, char **argv);
 int do_sample(int argc, char **argv);
 int do_tcp(int argc, char **argv);
+int do_export(int argc, char **argv);
 
 #endif /* __PKTLENS_CLI_CLI_H */

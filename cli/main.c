@@ -30,8 +30,9 @@ static const struct pl_cmd cmds[] = {
 	  "       pktlens policy list [DEV] | del DEV ID | flush DEV | load DEV FILE" },
 	{ "sample", do_sample, "sample DEV [-w FILE|-] [-c N] [--snaplen N] [--every N] [--in|--out]\n"
 	  "                      [-B KiB] [--pcapng] [--duration SECS] ['EXPR' | --policy]" },
-	{ "tcp", do_tcp, "tcp retrans|rtt|connlat [-j] [--duration SECS] [--netns PATH|PID] [--hist]\n"
+	{ "tcp", do_tcp, "tcp retrans|rtt|connlat|life [-j] [--duration SECS] [--netns PATH|PID] [--hist]\n"
 	  "                      [--by raddr|rport] [--min-ms MS]" },
+	{ "export", do_export, "export prometheus [--listen ADDR:PORT] [--duration SECS]" },
 };
 
 static void usage(FILE *f)

@@ -314,7 +314,7 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	h = bpf_map_lookup_elem(&connlat_hist, &zero);
 	if (h)
 		hist_add(h, e.lat_ns / 1000);
-	if (e.lat_ns < cf->min_lat_ns)
+	if (e.lat_ns < cf->min_lat_ns || (cf->flags & PL_TCP_CFG_QUIET))
 		return 0;
 	e.ts_ns = now;
 	e.type = PL_TCP_EV_CONNLAT;

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "tcp.h"
+#include "../loader/loader.h"
 #include "pktlens_tcp.skel.h"
 
 struct pl_tcp {
@@ -185,15 +187,20 @@ int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out)
 int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 {
 	struct bpf_link *links[] = { t->skel->links.pl_tcp_retransmit,
-				     t->skel->links.pl_tcp_retransmit_synack };
-	const char *names[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK };
+				     t->skel->links.pl_tcp_retransmit_synack,
+				     t->skel->links.pl_tcp_rtt, t->skel->links.pl_tcp_state };
+	const char *lnames[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
+				 PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
+	struct bpf_map *maps[] = { t->skel->maps.conn_retrans, t->skel->maps.rtt_hist,
+				   t->skel->maps.connlat_hist };
+	const char *mnames[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST, PL_PIN_TCP_CONNLAT_HIST };
 	char path[640];
 	int err;
 
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		if (!links[i])
-			return -ENOENT;
+			continue;	/* not loaded */
+		snprintf(path, sizeof(path), "%s/%s", dir, lnames[i]);
 		err = bpf_link__pin(links[i], path);
 		if (err) {
 			snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
@@ -201,10 +208,42 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 		}
 		bpf_link__disconnect(links[i]);	/* the pin keeps it attached */
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_CONN_RETRANS);
-	err = bpf_map__pin(t->skel->maps.conn_retrans, path);
-	if (err)
-		snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, mnames[i]);
+		err = bpf_map__pin(maps[i], path);
+		if (err) {
+			snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
+	struct pl_tcp_hist_key zero = { 0 };
+	struct pl_tcp_hist *v;
+	__u32 key0 = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	fd = pl_pin_open(dir, name);
+	if (fd < 0)
+		return -errno;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* rtt_hist is keyed by pl_tcp_hist_key (all zero without --by), connlat_hist by u32 0 */
+	if (bpf_map_lookup_elem(fd, strcmp(name, PL_PIN_TCP_RTT_HIST) ? (void *)&key0 : (void *)&zero,
+				v))
+		memset(out, 0, sizeof(*out));	/* no sample yet */
+	else
+		hist_sum(out, v, ncpu);
+	free(v);
+	close(fd);
 	return err;
 }
 

@@ -36,10 +36,13 @@ int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out);
 void pl_tcp_close(struct pl_tcp *t);
 
 /*
- * Pin the retransmit links and the per-connection map in @dir (attach
- * --probes tcp): they then outlive @t, until the pins are removed.
+ * Pin the loaded programs' links, the per-connection retransmit map and the
+ * RTT and connect-latency histograms in @dir (attach --probes tcp): they
+ * then outlive @t, until the pins are removed.
  */
 int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen);
+/* A histogram pinned by pl_tcp_pin() in @dir (PL_PIN_TCP_*_HIST), summed over CPUs. */
+int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out);
 /* Retransmits of connection @tuple from the map pinned in an attachment (@fd); -ENOENT: none. */
 int pl_tcp_conn_lookup(int fd, const struct pl_tcp_tuple *tuple, struct pl_tcp_conn *out);
 

@@ -470,5 +470,9 @@ struct pl_tcp_hist_key {
 #define PL_MAP_CONN_RETRANS "conn_retrans"
 #define PL_PIN_TCP_RTX_LINK "tcp_rtx_link"
 #define PL_PIN_TCP_RTX_SYNACK_LINK "tcp_rtx_synack_link"
+#define PL_PIN_TCP_RTT_LINK "tcp_rtt_link"
+#define PL_PIN_TCP_STATE_LINK "tcp_state_link"
+#define PL_PIN_TCP_RTT_HIST "tcp_rtt_hist"
+#define PL_PIN_TCP_CONNLAT_HIST "tcp_connlat_hist"
 
 #endif /* __PKTLENS_PKTLENS_H */

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Prometheus text exposition: counters end in _total, sizes are in bytes,
+ * the packet-size histogram is a real histogram (cumulative _bucket{le},
+ * _sum, _count) over the RMON bucket bounds. Labels: netns (inode) and
+ * device, like node_exporter's node_network_*, then direction, hook, verdict.
+ * Every metric family is written once with its HELP and TYPE, then its
+ * samples for all attachments.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "format.h"
+#include "prom.h"
+#include "report.h"
+#include "../probes/tcp.h"
+
+/* What one attachment has to say, read once per scrape. */
+struct att {
+	const struct pl_attachment *a;
+	struct pl_stats s[PL_SLOT_MAX];
+	size_t flows;
+	struct pl_rule *rules;
+	struct pl_rule_stats *rstats;
+	size_t nrules;
+	__u64 retrans_segs;
+	struct pl_tcp_hist rtt, connlat;
+	__u64 sampled[PL_SLOT_MAX], sample_lost[PL_SLOT_MAX];
+	bool ok, probes;
+};
+
+/* What `pktlens sample` took from each hook, and lost to a full ring, since attach. */
+static void read_samples(struct att *t)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = pl_pin_open(t->a->dir, PL_MAP_SAMPLE_STATS);
+	struct pl_sample_stats *v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
+
+	for (__u32 slot = 0; v && fd >= 0 && slot < PL_SLOT_MAX; slot++)
+		if (!bpf_map_lookup_elem(fd, &slot, v))
+			for (int c = 0; c < ncpu; c++) {
+				t->sampled[slot] += v[c].sampled;
+				t->sample_lost[slot] += v[c].lost;
+			}
+	free(v);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A label value, escaped as the format wants (backslash, quote, newline). */
+static void esc(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void dev_labels(FILE *f, const struct pl_attachment *a)
+{
+	fprintf(f, "netns=\"%llu\",device=\"", (unsigned long long)a->netns);
+	esc(f, a->ifname);
+	fputc('"', f);
+}
+
+static void slot_labels(FILE *f, const struct pl_attachment *a, int slot)
+{
+	dev_labels(f, a);
+	fprintf(f, ",direction=\"%s\",hook=\"%s\"", pl_slot_dir[slot], pl_slot_hook[slot]);
+}
+
+#define FOR_SLOTS(atts, n, i, sl)						\
+	for (size_t i = 0; i < (n); i++)					\
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++)			\
+			if ((atts)[i].ok && pl_slot_attached(&(atts)[i].a->meta, sl))
+
+static void read_att(struct att *t)
+{
+	struct pl_state st;
+	struct pl_policy p;
+
+	if (!t->a->meta_ok || pl_state_open(t->a->dir, &st))
+		return;
+	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_count(&st, &t->flows);
+	pl_state_close(&st);
+	if (!t->ok)
+		return;
+	read_samples(t);
+	if (!pl_policy_open(t->a->dir, &p)) {
+		if (!pl_policy_rules(&p, &t->rules, &t->nrules) && t->nrules) {
+			t->rstats = calloc(t->nrules, sizeof(*t->rstats));
+			for (size_t r = 0; t->rstats && r < t->nrules; r++)
+				pl_policy_rule_stats(&p, t->rules[r].id, &t->rstats[r]);
+		}
+		pl_policy_close(&p);
+	}
+	if (t->a->meta.probes & PL_PROBE_TCP) {
+		int fd = pl_pin_open(t->a->dir, PL_MAP_CONN_RETRANS);
+		struct pl_tcp_tuple k, next;
+		struct pl_tcp_conn c;
+
+		t->probes = fd >= 0;
+		for (int r = fd >= 0 ? bpf_map_get_next_key(fd, NULL, &next) : -1; !r;
+		     r = bpf_map_get_next_key(fd, &k, &next)) {
+			k = next;
+			if (!bpf_map_lookup_elem(fd, &k, &c))
+				t->retrans_segs += c.segs;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (t->probes && (pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_RTT_HIST, &t->rtt) ||
+				  pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_CONNLAT_HIST, &t->connlat)))
+			t->probes = false;
+	}
+}
+
+/* A log2 microsecond histogram as a Prometheus histogram in seconds, fixed buckets. */
+#define PROM_TCP_BUCKETS 25	/* up to 2^25 us, 33.5 s */
+
+static void tcp_hist(FILE *f, const char *name, const struct pl_attachment *a,
+		     const struct pl_tcp_hist *h)
+{
+	__u64 cum = 0;
+
+	for (int k = 0; k < PROM_TCP_BUCKETS; k++) {
+		cum += h->slot[k];
+		fprintf(f, "%s_bucket{", name);
+		dev_labels(f, a);
+		fprintf(f, ",le=\"%g\"} %llu\n", (double)(2ULL << k) / 1e6, cum);
+	}
+	fprintf(f, "%s_bucket{", name);
+	dev_labels(f, a);
+	fprintf(f, ",le=\"+Inf\"} %llu\n%s_sum{", h->count, name);
+	dev_labels(f, a);
+	fprintf(f, "} %.6f\n%s_count{", h->sum_us / 1e6, name);
+	dev_labels(f, a);
+	fprintf(f, "} %llu\n", h->count);
+}
+
+static void render(FILE *f, struct att *at, size_t n)
+{
+	static const __u32 le[PL_RMON_MAX - 1] = { 64, 127, 255, 511, 1023, 1518, 9216 };
+
+	head(f, "pktlens_attachments", "gauge", "Interfaces pktlens is attached to, all namespaces.");
+	fprintf(f, "pktlens_attachments %zu\n", n);
+
+	head(f, "pktlens_packets_total", "counter", "Packets seen, by the verdict the program gave.");
+	FOR_SLOTS(at, n, i, sl)
+		for (int v = 0; v < PL_VERDICT_MAX; v++) {
+			fputs("pktlens_packets_total{", f);
+			slot_labels(f, at[i].a, sl);
+			fprintf(f, ",verdict=\"%s\"} %llu\n", pl_verdict_names[v], at[i].s[sl].pkts[v]);
+		}
+	head(f, "pktlens_bytes_total", "counter", "Bytes seen (wire length), by verdict.");
+	FOR_SLOTS(at, n, i, sl)
+		for (int v = 0; v < PL_VERDICT_MAX; v++) {
+			fputs("pktlens_bytes_total{", f);
+			slot_labels(f, at[i].a, sl);
+			fprintf(f, ",verdict=\"%s\"} %llu\n", pl_verdict_names[v], at[i].s[sl].bytes[v]);
+		}
+	head(f, "pktlens_packet_size_bytes", "histogram",
+	     "Packet sizes (wire length) in RMON buckets.");
+	FOR_SLOTS(at, n, i, sl) {
+		__u64 cum = 0, pk, by;
+
+		pl_stats_totals(&at[i].s[sl], &pk, &by);
+		for (int b = 0; b < PL_RMON_MAX - 1; b++) {
+			cum += at[i].s[sl].rmon[b];
+			fputs("pktlens_packet_size_bytes_bucket{", f);
+			slot_labels(f, at[i].a, sl);
+			fprintf(f, ",le=\"%u\"} %llu\n", le[b], cum);
+		}
+		fputs("pktlens_packet_size_bytes_bucket{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, ",le=\"+Inf\"} %llu\n", pk);
+		fputs("pktlens_packet_size_bytes_sum{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\npktlens_packet_size_bytes_count{", by);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\n", pk);
+	}
+	head(f, "pktlens_l3_packets_total", "counter", "Packets by network protocol.");
+	FOR_SLOTS(at, n, i, sl)
+		for (int p = 0; p < PL_L3_MAX; p++) {
+			fputs("pktlens_l3_packets_total{", f);
+			slot_labels(f, at[i].a, sl);
+			fprintf(f, ",protocol=\"%s\"} %llu\n", pl_l3_names[p], at[i].s[sl].l3[p]);
+		}
+	head(f, "pktlens_l4_packets_total", "counter", "Packets by transport protocol.");
+	FOR_SLOTS(at, n, i, sl)
+		for (int p = 0; p < PL_L4_MAX; p++) {
+			fputs("pktlens_l4_packets_total{", f);
+			slot_labels(f, at[i].a, sl);
+			fprintf(f, ",protocol=\"%s\"} %llu\n", pl_l4_names[p], at[i].s[sl].l4[p]);
+		}
+	head(f, "pktlens_parse_errors_total", "counter", "Frames with malformed headers.");
+	FOR_SLOTS(at, n, i, sl) {
+		fputs("pktlens_parse_errors_total{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\n", at[i].s[sl].parse_err);
+	}
+	head(f, "pktlens_flow_lost_packets_total", "counter",
+	     "Packets of flows the full flow table could not admit.");
+	FOR_SLOTS(at, n, i, sl) {
+		fputs("pktlens_flow_lost_packets_total{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\n", at[i].s[sl].flow_lost_pkts);
+	}
+	head(f, "pktlens_policy_nomatch_packets_total", "counter",
+	     "Packets a policy judged and no rule matched (passed).");
+	FOR_SLOTS(at, n, i, sl) {
+		fputs("pktlens_policy_nomatch_packets_total{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\n", at[i].s[sl].nomatch_pkts);
+	}
+	head(f, "pktlens_samples_total", "counter", "Packets pktlens sample took (copied or lost).");
+	FOR_SLOTS(at, n, i, sl) {
+		fputs("pktlens_samples_total{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\n", at[i].sampled[sl]);
+	}
+	head(f, "pktlens_samples_lost_total", "counter",
+	     "Samples lost because the sampler's ring buffer was full.");
+	FOR_SLOTS(at, n, i, sl) {
+		fputs("pktlens_samples_lost_total{", f);
+		slot_labels(f, at[i].a, sl);
+		fprintf(f, "} %llu\n", at[i].sample_lost[sl]);
+	}
+	head(f, "pktlens_flow_table_entries", "gauge", "Flows in the flow table.");
+	for (size_t i = 0; i < n; i++)
+		if (at[i].ok) {
+			fputs("pktlens_flow_table_entries{", f);
+			dev_labels(f, at[i].a);
+			fprintf(f, "} %zu\n", at[i].flows);
+		}
+	head(f, "pktlens_flow_table_size", "gauge", "Capacity of the flow table.");
+	for (size_t i = 0; i < n; i++)
+		if (at[i].ok) {
+			fputs("pktlens_flow_table_size{", f);
+			dev_labels(f, at[i].a);
+			fprintf(f, "} %u\n", at[i].a->meta.flows_max);
+		}
+	head(f, "pktlens_policy_rule_packets_total", "counter", "Packets each policy rule matched.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; at[i].rstats && r < at[i].nrules; r++) {
+			fputs("pktlens_policy_rule_packets_total{", f);
+			dev_labels(f, at[i].a);
+			fprintf(f, ",rule=\"%u\"} %llu\n", at[i].rules[r].id, at[i].rstats[r].pkts);
+		}
+	head(f, "pktlens_policy_rule_bytes_total", "counter", "Bytes each policy rule matched.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; at[i].rstats && r < at[i].nrules; r++) {
+			fputs("pktlens_policy_rule_bytes_total{", f);
+			dev_labels(f, at[i].a);
+			fprintf(f, ",rule=\"%u\"} %llu\n", at[i].rules[r].id, at[i].rstats[r].bytes);
+		}
+	head(f, "pktlens_tcp_retransmit_segments_total", "counter",
+	     "TCP segments retransmitted by connections of the namespace (attach --probes tcp).");
+	for (size_t i = 0; i < n; i++)
+		if (at[i].probes) {
+			fputs("pktlens_tcp_retransmit_segments_total{", f);
+			dev_labels(f, at[i].a);
+			fprintf(f, "} %llu\n", at[i].retrans_segs);
+		}
+	head(f, "pktlens_tcp_rtt_seconds", "histogram",
+	     "Smoothed RTT of TCP connections of the namespace at every received segment "
+	     "(attach --probes tcp).");
+	for (size_t i = 0; i < n; i++)
+		if (at[i].probes)
+			tcp_hist(f, "pktlens_tcp_rtt_seconds", at[i].a, &at[i].rtt);
+	head(f, "pktlens_tcp_connect_latency_seconds", "histogram",
+	     "SYN_SENT to ESTABLISHED of TCP connections of the namespace (attach --probes tcp).");
+	for (size_t i = 0; i < n; i++)
+		if (at[i].probes)
+			tcp_hist(f, "pktlens_tcp_connect_latency_seconds", at[i].a, &at[i].connlat);
+}
+
+int pl_prom_render(char **out, size_t *len)
+{
+	struct pl_attachment *a = NULL;
+	struct att *at;
+	size_t n = 0;
+	FILE *f;
+	int err = pl_attachments(0, &a, &n);
+
+	*out = NULL;
+	if (err)
+		return err;
+	at = calloc(n ? n : 1, sizeof(*at));
+	if (!at) {
+		free(a);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		at[i].a = &a[i];
+		read_att(&at[i]);
+	}
+	f = open_memstream(out, len);
+	if (f) {
+		render(f, at, n);
+		if (fclose(f))
+			err = -ENOMEM;
+	} else {
+		err = -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(at[i].rules);
+		free(at[i].rstats);
+	}
+	free(at);
+	free(a);
+	if (err) {
+		free(*out);
+		*out = NULL;
+	}
+	return err;
+}

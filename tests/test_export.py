@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`pktlens export prometheus`: /metrics against the traffic sent, promtool, and a real Prometheus.
+
+Known frames go through the veth lab into an XDP attachment; the exporter (in the root
+namespace, on loopback) must report exactly their packets, bytes and size buckets, pass
+`promtool check metrics`, answer other paths and methods with 404/405, keep serving while
+half-open clients hang around, and be scraped by Debian's prometheus server, whose query API
+must then return the same numbers.
+"""
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import json
+
+import pytest
+
+from lab import PKTLENS, pktlens, sh
+
+SAMPLE = re.compile(r'^([a-z_0-9]+)\{([^}]*)\} (\S+)$')
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value}"""
+    out = {}
+    for line in text.splitlines():
+        m = SAMPLE.match(line)
+        if m:
+            labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m[2]))
+            out[(m[1], labels)] = float(m[3])
+    return out
+
+
+def value(metrics, name, **labels):
+    want = {(k, str(v)) for k, v in labels.items()}
+    hits = [v for (n, ls), v in metrics.items() if n == name and want <= ls]
+    assert len(hits) == 1, (name, labels, hits)
+    return hits[0]
+
+
+class Exporter:
+    def __init__(self):
+        self.port = free_port()
+        self.p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen",
+                                   f"127.0.0.1:{self.port}"], stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and self.p.poll() is None, self.p.stderr.read()
+                time.sleep(0.1)
+
+    def get(self, path="/metrics", method="GET"):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                     data=b"x" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode(), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(), e.headers
+
+    def stop(self):
+        self.p.terminate()
+        assert self.p.wait(timeout=10) == 0
+
+
+@pytest.fixture
+def exporter():
+    e = Exporter()
+    yield e
+    if e.p.poll() is None:
+        e.p.kill()
+        e.p.wait()
+
+
+def traffic(lab):
+    """37 frames of 200 bytes and 11 of 1000 bytes; returns (packets, bytes)."""
+    from scapy.all import IP, UDP, Ether, Raw
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    ip = IP(src="198.18.0.1", dst="198.18.0.2")
+    frames = [e / ip / UDP(sport=1, dport=2) / Raw(b"a" * (200 - 42))] * 37 + \
+             [e / ip / UDP(sport=1, dport=3) / Raw(b"b" * (1000 - 42))] * 11
+    lab.send(frames)
+    lab.wait_packets(48)
+    return 48, 37 * 200 + 11 * 1000
+
+
+def test_metrics_equal_the_traffic_and_pass_promtool(lab, exporter):
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    pk, by = traffic(lab)
+    status, text, headers = exporter.get()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    m = parse(text)
+    ns = os.stat(f"/run/netns/{lab.b}").st_ino
+    mine = dict(netns=ns, device="vb", direction="in", hook="xdp")
+    assert value(m, "pktlens_packets_total", verdict="pass", **mine) == pk
+    assert value(m, "pktlens_bytes_total", verdict="pass", **mine) == by
+    assert value(m, "pktlens_packets_total", verdict="drop", **mine) == 0
+    buckets = {le: value(m, "pktlens_packet_size_bytes_bucket", le=le, **mine)
+               for le in ("64", "127", "255", "511", "1023", "1518", "9216", "+Inf")}
+    assert buckets == {"64": 0, "127": 0, "255": 37, "511": 37, "1023": 48, "1518": 48,
+                       "9216": 48, "+Inf": 48}
+    assert value(m, "pktlens_packet_size_bytes_sum", **mine) == by
+    assert value(m, "pktlens_packet_size_bytes_count", **mine) == pk
+    assert value(m, "pktlens_l4_packets_total", protocol="udp", **mine) == pk
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # one HELP and one TYPE per family
+    fams = re.findall(r"^# TYPE (\S+)", text, re.M)
+    assert len(fams) == len(set(fams))
+
+
+def test_http_errors_and_slow_clients(exporter):
+    assert exporter.get("/")[0] == 404
+    assert exporter.get("/metricsx")[0] == 404
+    code, _, headers = exporter.get(method="POST")
+    assert code == 405 and "GET" in headers["Allow"]
+    # clients that connect and send nothing, or half a request, must not block scrapes
+    idle = [socket.create_connection(("127.0.0.1", exporter.port)) for _ in range(8)]
+    idle[0].sendall(b"GET /metr")
+    t0 = time.time()
+    for _ in range(5):
+        assert exporter.get()[0] == 200
+    assert time.time() - t0 < 3
+    for s in idle:
+        s.close()
+    exporter.stop()
+
+
+def test_bad_input():
+    for args, msg in ((["export", "prometheus", "--listen", "localhost"], "--listen 'localhost'"),
+                      (["export", "prometheus", "--listen", "127.0.0.1:0"], "--listen '127.0.0.1:0'"),
+                      (["export", "ipfox"], "what is 'ipfox'")):
+        r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
+
+
+def test_prometheus_server_scrapes_the_same_numbers(lab, exporter):
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    ns = os.stat(f"/run/netns/{lab.b}").st_ino
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="pktlens-prom-")
+    with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pktlens\n"
+                f"    static_configs:\n      - targets: ['127.0.0.1:{exporter.port}']\n")
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp}/prometheus.yml",
+                             f"--storage.tsdb.path={tmp}/data", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pk, by = traffic(lab)
+        sel = f'netns="{ns}",device="vb",direction="in",hook="xdp"'
+
+        def query(q):
+            url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    res = json.loads(r.read())["data"]["result"]
+            except (OSError, ValueError, KeyError):
+                return None
+            return float(res[0]["value"][1]) if len(res) == 1 else None
+
+        deadline = time.time() + 30
+        got = None
+        while time.time() < deadline:
+            got = query(f'pktlens_packets_total{{{sel},verdict="pass"}}')
+            if got == pk:
+                break
+            time.sleep(0.5)
+        assert got == pk
+        assert query(f'pktlens_bytes_total{{{sel},verdict="pass"}}') == by
+        assert query(f'pktlens_packet_size_bytes_bucket{{{sel},le="255"}}') == 37
+        assert query(f'pktlens_packet_size_bytes_count{{{sel}}}') == pk
+    finally:
+        prom.terminate()
+        prom.wait(timeout=20)
+        sh("rm", "-rf", tmp)
+
+
+def test_tcp_probe_metrics(lab, exporter):
+    """attach --probes tcp: retransmits equal TcpRetransSegs; RTT and connect latency histograms."""
+    from test_tcp import client, nft, retrans_segs, start_server
+    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    pktlens("attach", "va", "--xdp", "none", "--tc", "in,out", "--probes", "tcp", ns=lab.a)
+    server = start_server(lab, 5010)
+    try:
+        nft(lab.b, "loss", "tcp dport 5010 numgen random mod 10 == 0 drop", hook="input")
+        before = retrans_segs(lab.a)
+        c = client(lab, 5010, "bulk", 4 << 20)
+        c.stdout.readline()
+        assert c.wait(timeout=60) == 0
+        time.sleep(0.5)
+        delta = retrans_segs(lab.a) - before
+    finally:
+        server.kill()
+        server.wait()
+    status, text, _ = exporter.get()
+    m = parse(text)
+    mine = dict(netns=os.stat(f"/run/netns/{lab.a}").st_ino, device="va")
+    assert delta > 0
+    assert value(m, "pktlens_tcp_retransmit_segments_total", **mine) == delta
+    assert value(m, "pktlens_tcp_connect_latency_seconds_count", **mine) == 1
+    assert value(m, "pktlens_tcp_rtt_seconds_count", **mine) > 10
+    assert value(m, "pktlens_tcp_rtt_seconds_bucket", le="+Inf", **mine) == \
+        value(m, "pktlens_tcp_rtt_seconds_count", **mine)
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_samples_lost_to_a_full_ring(lab, exporter):
+    """The samples pktlens sample lost to a full ring show as pktlens_samples_lost_total."""
+    import signal
+    from scapy.all import IP, UDP, Ether, Raw
+    from test_sample import Sampler, send_raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) /
+                 Raw(b"x" * 900)) for _ in range(40)]
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "lost.pcap"), "-B", 4)
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        send_raw(lab, raw)
+        lab.wait_packets(len(raw))
+    finally:
+        s.p.send_signal(signal.SIGCONT)
+    assert s.stop() == 0
+    c = s.counts()
+    m = parse(exporter.get()[1])
+    mine = dict(netns=os.stat(f"/run/netns/{lab.b}").st_ino, device="vb", direction="in",
+                hook="xdp")
+    assert c["lost"] > 0
+    assert value(m, "pktlens_samples_lost_total", **mine) == c["lost"]
+    assert value(m, "pktlens_samples_total", **mine) == c["sampled"] == 40
