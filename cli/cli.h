@@ -13,5 +13,6 @@ int do_policy(int argc, char **argv);
 int do_sample(int argc, char **argv);
 int do_tcp(int argc, char **argv);
 int do_export(int argc, char **argv);
+int do_top(int argc, char **argv);
 
 #endif /* __PKTLENS_CLI_CLI_H */

@@ -21,9 +21,14 @@
 
 #include "cli.h"
 #include "util.h"
+#include "../export/ipfix.h"
 #include "../export/prom.h"
 
-#define EXPORT_USAGE "Usage: pktlens export prometheus [--listen ADDR:PORT] [--duration SECS]\n"
+#define EXPORT_USAGE \
+	"Usage: pktlens export prometheus [--listen ADDR:PORT] [--duration SECS]\n" \
+	"       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]\n" \
+	"                            [--duration SECS]\n"
+#define TEMPLATE_EVERY 10	/* intervals between template sets */
 #define DEFAULT_LISTEN "127.0.0.1:9435"
 #define CLIENT_TIMEOUT_S 10
 
@@ -36,7 +41,13 @@ static void export_usage(FILE *f)
 	      "  --listen ADDR:PORT  address to listen on (default " DEFAULT_LISTEN
 	      "; [::1]:PORT for IPv6);\n"
 	      "                      only loopback unless you name another address\n"
-	      "  --duration SECS     stop after SECS seconds\n", f);
+	      "  --duration SECS     stop after SECS seconds\n"
+	      "\nipfix: send every attachment's flows to an IPFIX collector (RFC 7011, UDP)\n"
+	      "every --interval seconds (default 10): the packets and bytes each flow gained\n"
+	      "since the last export; templates first and every 10 intervals; a last export\n"
+	      "at the end.\n"
+	      "  --collector HOST:PORT  where to send ([v6]:PORT for IPv6)\n"
+	      "  --observation-domain N  the observation domain id (default 0)\n", f);
 }
 
 static volatile sig_atomic_t stop;
@@ -217,6 +228,100 @@ static int do_prometheus(int argc, char **argv)
 	return PL_EXIT_OK;
 }
 
+static int do_ipfix(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "collector", required_argument, NULL, 'c' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "observation-domain", required_argument, NULL, 'o' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *collector = NULL;
+	uint32_t interval = 10, domain = 0;
+	uint64_t duration = 0;
+	struct pl_ipfix *x = NULL;
+	char why[256];
+	time_t t0, next;
+	unsigned round = 0;
+	size_t recs;
+	int opt, err;
+
+	pl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			collector = optarg;
+			break;
+		case 'i':
+			if (pl_parse_u32(optarg, 1, 86400, &interval)) {
+				pl_err("export ipfix: --interval '%s': not 1..86400 seconds", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'o':
+			if (pl_parse_u32(optarg, 0, UINT32_MAX, &domain)) {
+				pl_err("export ipfix: --observation-domain '%s': not a 32-bit number",
+				       optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			if (pl_parse_u64(optarg, 1, 86400 * 366, &duration)) {
+				pl_err("export ipfix: --duration '%s': not a number of seconds >= 1",
+				       optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			export_usage(stdout);
+			return PL_EXIT_OK;
+		default:
+			fputs(EXPORT_USAGE, stderr);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (!collector || optind < argc) {
+		pl_err("export ipfix: %s", collector ? "unexpected arguments" :
+			"--collector HOST:PORT is needed");
+		return PL_EXIT_USAGE;
+	}
+	if (pl_need_caps("export", PL_NEED_BPF))
+		return PL_EXIT_FAIL;
+	err = pl_ipfix_open(collector, domain, &x, why, sizeof(why));
+	if (err) {
+		pl_err("export ipfix: --collector '%s': %s", collector, why);
+		return err == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+	}
+	{
+		struct sigaction sa = { .sa_handler = on_signal };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+	pl_info("export ipfix: to %s every %u s", collector, interval);
+	t0 = time(NULL);
+	next = t0 + interval;
+	for (;;) {
+		bool last = stop || (duration && (uint64_t)(time(NULL) - t0) >= duration);
+
+		if (!last && time(NULL) < next) {
+			usleep(100000);
+			continue;
+		}
+		next += interval;
+		/* a collector that is down loses this interval, not the next one's counts */
+		if (pl_ipfix_export(x, round++ % TEMPLATE_EVERY == 0, &recs, why, sizeof(why)))
+			pl_err("export ipfix: %s: %s", collector, why);
+		if (last)
+			break;
+	}
+	pl_ipfix_close(x);
+	return PL_EXIT_OK;
+}
+
 int do_export(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : NULL;
@@ -227,6 +332,8 @@ int do_export(int argc, char **argv)
 	}
 	if (!strcmp(what, "prometheus"))
 		return do_prometheus(argc - 1, argv + 1);
-	pl_err("export: what is '%s'? (prometheus; see pktlens export --help)", what);
+	if (!strcmp(what, "ipfix"))
+		return do_ipfix(argc - 1, argv + 1);
+	pl_err("export: what is '%s'? (prometheus or ipfix; see pktlens export --help)", what);
 	return PL_EXIT_USAGE;
 }

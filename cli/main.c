@@ -32,7 +32,9 @@ static const struct pl_cmd cmds[] = {
 	  "                      [-B KiB] [--pcapng] [--duration SECS] ['EXPR' | --policy]" },
 	{ "tcp", do_tcp, "tcp retrans|rtt|connlat|life [-j] [--duration SECS] [--netns PATH|PID] [--hist]\n"
 	  "                      [--by raddr|rport] [--min-ms MS]" },
-	{ "export", do_export, "export prometheus [--listen ADDR:PORT] [--duration SECS]" },
+	{ "export", do_export, "export prometheus [--listen ADDR:PORT] [--duration SECS]\n"
+	  "       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]" },
+	{ "top", do_top, "top [DEV] [--interval SECS]" },
 };
 
 static void usage(FILE *f)

@@ -248,3 +248,25 @@ def test_samples_lost_to_a_full_ring(lab, exporter):
     assert c["lost"] > 0
     assert value(m, "pktlens_samples_lost_total", **mine) == c["lost"]
     assert value(m, "pktlens_samples_total", **mine) == c["sampled"] == 40
+
+
+def test_grafana_dashboard_uses_served_metrics(exporter):
+    """Every query of docs/grafana-dashboard.json names metrics the exporter serves."""
+    from lab import ROOT
+    text = exporter.get()[1]
+    served = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    allowed = set(served) | {n + suffix for n, t in served.items() if t == "histogram"
+                             for suffix in ("_bucket", "_sum", "_count")}
+    with open(ROOT / "docs" / "grafana-dashboard.json") as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs += [v["query"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    used = set(re.findall(r"\bpktlens_[a-z0-9_]+", " ".join(exprs)))
+    assert len(used) >= 10 and used <= allowed, used - allowed
+    # quantiles only over histogram buckets, and every panel queries something
+    quantiles = [m for e in exprs
+                 for m in re.findall(r"histogram_quantile\([^,]+,.*?(pktlens_[a-z0-9_]+)", e)]
+    assert len(quantiles) >= 4
+    for m in quantiles:
+        assert m.endswith("_bucket") and served[m[:-len("_bucket")]] == "histogram"
+    assert all(p["targets"] for p in dash["panels"])

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pktlens top [DEV]: a live view, redrawn in place every --interval seconds
+ * (ncurses only sends what changed, so nothing flickers): per interface,
+ * hook and direction the packet and bit rates and drops, the top flows by
+ * rate over the last interval, and the packet-size mix. q quits. Fits 80x24.
+ */
+#include <curses.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "common.h"
+#include "util.h"
+#include "../export/format.h"
+#include "../export/report.h"
+
+#define TOP_USAGE "Usage: pktlens top [DEV] [--interval SECS]\n"
+
+struct flow_rate {
+	struct pl_flow f;
+	double bps;
+};
+
+/* One refresh's readings. */
+struct snap {
+	struct pl_attachment *a;
+	size_t n;
+	struct pl_stats (*s)[PL_SLOT_MAX];
+	struct pl_flow *flows;	/* all attachments' flows, sorted by key */
+	size_t nflows;
+	double t;		/* CLOCK_MONOTONIC seconds */
+};
+
+static int key_cmp(const void *x, const void *y)
+{
+	return memcmp(&((const struct pl_flow *)x)->key, &((const struct pl_flow *)y)->key,
+		      sizeof(struct pl_flow_key));
+}
+
+static int rate_cmp(const void *x, const void *y)
+{
+	double a = ((const struct flow_rate *)x)->bps, b = ((const struct flow_rate *)y)->bps;
+
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void snap_free(struct snap *s)
+{
+	free(s->a);
+	free(s->s);
+	free(s->flows);
+	memset(s, 0, sizeof(*s));
+}
+
+static int snap_take(const char *dev, struct snap *s)
+{
+	int err = pl_attachments_here(dev, &s->a, &s->n);
+
+	if (err)
+		return err;
+	s->s = calloc(s->n ? s->n : 1, sizeof(*s->s));
+	if (!s->s)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++) {
+		struct pl_state st;
+		struct pl_flow *fl = NULL, *grown;
+		size_t nf = 0;
+
+		if (pl_state_open(s->a[i].dir, &st))
+			continue;	/* detached meanwhile: shows as zero */
+		pl_state_stats(&st, s->s[i]);
+		if (!pl_state_flows(&st, &fl, &nf) && nf) {
+			grown = realloc(s->flows, (s->nflows + nf) * sizeof(*grown));
+			if (grown) {
+				s->flows = grown;
+				memcpy(s->flows + s->nflows, fl, nf * sizeof(*fl));
+				s->nflows += nf;
+			}
+		}
+		free(fl);
+		pl_state_close(&st);
+	}
+	qsort(s->flows, s->nflows, sizeof(*s->flows), key_cmp);
+	s->t = now_s();
+	return 0;
+}
+
+static const struct pl_stats *prev_stats(const struct snap *p, const struct pl_attachment *a)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->a[i].netns == a->netns && !strcmp(p->a[i].ifname, a->ifname))
+			return p->s[i];
+	return NULL;
+}
+
+static void fmt_rate(char *buf, size_t len, double v, const char *unit)
+{
+	const char *pfx[] = { "", "k", "M", "G", "T" };
+	int i = 0;
+
+	while (v >= 1000 && i < 4)
+		v /= 1000, i++;
+	snprintf(buf, len, "%.1f%s%s", v, pfx[i], unit);
+}
+
+static void draw(const struct snap *cur, const struct snap *prev, double secs)
+{
+	int row = 0, rows = LINES, cols = COLS;
+	struct flow_rate *fr;
+	size_t nfr = 0;
+	__u64 rmon[PL_RMON_MAX] = { 0 }, rmax = 0;
+
+	erase();
+	attron(A_BOLD);
+	mvprintw(row++, 0, "pktlens top - %zu interface%s, every %.0f s - q quits", cur->n,
+		 cur->n == 1 ? "" : "s", secs);
+	attroff(A_BOLD);
+	mvprintw(row++, 0, "%-12s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
+		 "DROP/S");
+	for (size_t i = 0; i < cur->n && row < rows / 2; i++) {
+		const struct pl_stats *p = prev_stats(prev, &cur->a[i]);
+
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+			__u64 pk = 0, by = 0, ppk = 0, pby = 0;
+			char a[16], b[16], c[16];
+
+			if (!pl_slot_attached(&cur->a[i].meta, sl))
+				continue;
+			pl_stats_totals(&cur->s[i][sl], &pk, &by);
+			if (p)
+				pl_stats_totals(&p[sl], &ppk, &pby);
+			for (int k = 0; k < PL_RMON_MAX; k++)
+				rmon[k] += cur->s[i][sl].rmon[k] - (p ? p[sl].rmon[k] : cur->s[i][sl].rmon[k]);
+			fmt_rate(a, sizeof(a), p ? (pk - ppk) / secs : 0, "");
+			fmt_rate(b, sizeof(b), p ? (by - pby) * 8 / secs : 0, "b");
+			fmt_rate(c, sizeof(c), p ? (cur->s[i][sl].pkts[PL_VERDICT_DROP] -
+						    p[sl].pkts[PL_VERDICT_DROP]) / secs : 0, "");
+			mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s", cur->a[i].ifname,
+				 pl_slot_hook[sl], pl_slot_dir[sl], a, b, c);
+		}
+	}
+	/* top flows by bytes over the interval */
+	fr = calloc(cur->nflows ? cur->nflows : 1, sizeof(*fr));
+	for (size_t i = 0; fr && i < cur->nflows; i++) {
+		const struct pl_flow *old = bsearch(&cur->flows[i], prev->flows, prev->nflows,
+						    sizeof(*prev->flows), key_cmp);
+		__u64 d = cur->flows[i].val.bytes - (old ? old->val.bytes : 0);
+
+		if (prev->t && d) {
+			fr[nfr].f = cur->flows[i];
+			fr[nfr++].bps = d * 8 / secs;
+		}
+	}
+	if (fr)
+		qsort(fr, nfr, sizeof(*fr), rate_cmp);
+	row++;
+	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s", "PROTO", "DIR", "SOURCE", "DESTINATION",
+		 "BPS");
+	for (size_t i = 0; i < nfr && row < rows - PL_RMON_MAX - 2; i++) {
+		const struct pl_flow_key *k = &fr[i].f.key;
+		char s[PL_ADDR_STRLEN], d[PL_ADDR_STRLEN], src[64], dst[64], p4[16], r[16];
+		const char *proto = pl_fmt_l4(k, p4, sizeof(p4));
+
+		bool ports = k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132;
+		bool v6 = k->l3proto == 0x86dd;
+
+		pl_fmt_addr(k->saddr, s, sizeof(s));
+		pl_fmt_addr(k->daddr, d, sizeof(d));
+		if (ports && *proto) {
+			snprintf(src, sizeof(src), v6 ? "[%s]:%u" : "%s:%u", s, k->sport);
+			snprintf(dst, sizeof(dst), v6 ? "[%s]:%u" : "%s:%u", d, k->dport);
+		} else {
+			snprintf(src, sizeof(src), "%s", *proto ? s : "-");
+			snprintf(dst, sizeof(dst), "%s", *proto ? d : "-");
+		}
+		fmt_rate(r, sizeof(r), fr[i].bps, "b");
+		mvprintw(row++, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
+			 k->dir == PL_DIR_IN ? "in" : "out", src, dst, r);
+	}
+	free(fr);
+	/* size mix over the interval */
+	for (int k = 0; k < PL_RMON_MAX; k++)
+		rmax = rmon[k] > rmax ? rmon[k] : rmax;
+	row = rows - PL_RMON_MAX - 1;
+	mvprintw(row++, 0, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
+	for (int k = 0; k < PL_RMON_MAX && row < rows; k++) {
+		int w = rmax ? (int)(rmon[k] * (unsigned)(cols - 24) / rmax) : 0;
+		char rate[16];
+
+		fmt_rate(rate, sizeof(rate), prev->t ? rmon[k] / secs : 0, "");
+		mvprintw(row++, 0, "%-10s %9s  ", pl_rmon_names[k], rate);
+		for (int x = 0; x < w; x++)
+			addch('#');
+	}
+	refresh();
+}
+
+int do_top(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct snap prev = { 0 }, cur = { 0 };
+	const char *dev = NULL;
+	uint32_t interval = 1;
+	int opt, err, ret;
+
+	pl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			if (pl_parse_u32(optarg, 1, 3600, &interval)) {
+				pl_err("top: --interval '%s': not 1..3600 seconds", optarg);
+				return PL_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(TOP_USAGE "\nA live view of rates, drops, top flows and packet sizes; "
+			      "q quits.\n", stdout);
+			return PL_EXIT_OK;
+		default:
+			fputs(TOP_USAGE, stderr);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		dev = argv[optind++];
+	if (optind < argc) {
+		pl_err("top: unexpected '%s'", argv[optind]);
+		return PL_EXIT_USAGE;
+	}
+	ret = pl_need_caps("top", PL_NEED_BPF);
+	if (!ret) {
+		struct pl_attachment *a = NULL;
+		size_t n;
+
+		ret = pl_select("top", dev, &a, &n);	/* says "not attached" before the screen */
+		free(a);
+	}
+	if (ret)
+		return ret;
+	if (!initscr()) {
+		pl_err("top: cannot use the terminal (TERM=%s)", getenv("TERM") ?: "");
+		return PL_EXIT_FAIL;
+	}
+	cbreak();
+	noecho();
+	curs_set(0);
+	keypad(stdscr, TRUE);
+	timeout((int)interval * 1000);
+	err = snap_take(dev, &prev);
+	for (;;) {
+		int ch;
+
+		if (!err)
+			err = snap_take(dev, &cur);
+		if (err)
+			break;
+		draw(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1);
+		snap_free(&prev);
+		prev = cur;
+		memset(&cur, 0, sizeof(cur));
+		ch = getch();
+		if (ch == 'q' || ch == 'Q')
+			break;
+	}
+	endwin();
+	snap_free(&prev);
+	snap_free(&cur);
+	if (err) {
+		pl_err("top: %s: %s", dev ? dev : "attachments", strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	return PL_EXIT_OK;
+}

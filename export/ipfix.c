@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "ipfix.h"
+#include "../loader/loader.h"
+
+#define TPL_V4 256
+#define TPL_V6 257
+#define MSG_MAX 1400		/* stay under a 1500-byte MTU */
+
+/* Information elements (IANA) of both templates, after the addresses. */
+static const uint16_t common_ies[][2] = {
+	{ 7, 2 },	/* sourceTransportPort */
+	{ 11, 2 },	/* destinationTransportPort */
+	{ 4, 1 },	/* protocolIdentifier */
+	{ 6, 2 },	/* tcpControlBits */
+	{ 1, 8 },	/* octetDeltaCount */
+	{ 2, 8 },	/* packetDeltaCount */
+	{ 152, 8 },	/* flowStartMilliseconds */
+	{ 153, 8 },	/* flowEndMilliseconds */
+	{ 10, 4 },	/* ingressInterface */
+	{ 14, 4 },	/* egressInterface */
+	{ 61, 1 },	/* flowDirection: 0 ingress, 1 egress */
+	{ 58, 2 },	/* vlanId */
+};
+#define NCOMMON (sizeof(common_ies) / sizeof(common_ies[0]))
+#define REC_V4 (4 + 4 + 2 + 2 + 1 + 2 + 8 + 8 + 8 + 8 + 4 + 4 + 1 + 2)
+#define REC_V6 (REC_V4 + 24)
+
+/* A flow as last exported: its counters then. */
+struct seen {
+	uint64_t netns;
+	struct pl_flow_key key;
+	uint64_t packets, bytes;
+};
+
+struct pl_ipfix {
+	int fd;
+	uint32_t domain;
+	uint32_t seq;		/* data records sent so far */
+	struct seen *prev;
+	size_t nprev;
+	uint8_t buf[MSG_MAX];
+	size_t len;		/* bytes in buf, message header included */
+	size_t set_at;		/* offset of the open set's header, 0: none */
+	uint16_t set_id;
+};
+
+static void put(struct pl_ipfix *x, const void *p, size_t n)
+{
+	memcpy(x->buf + x->len, p, n);
+	x->len += n;
+}
+
+static void put8(struct pl_ipfix *x, uint8_t v) { put(x, &v, 1); }
+static void put16(struct pl_ipfix *x, uint16_t v) { v = htons(v); put(x, &v, 2); }
+static void put32(struct pl_ipfix *x, uint32_t v) { v = htonl(v); put(x, &v, 4); }
+static void put64(struct pl_ipfix *x, uint64_t v)
+{
+	put32(x, (uint32_t)(v >> 32));
+	put32(x, (uint32_t)v);
+}
+
+static int seen_cmp(const void *a, const void *b)
+{
+	const struct seen *x = a, *y = b;
+
+	if (x->netns != y->netns)
+		return x->netns < y->netns ? -1 : 1;
+	return memcmp(&x->key, &y->key, sizeof(x->key));
+}
+
+static void close_set(struct pl_ipfix *x)
+{
+	uint16_t l;
+
+	if (!x->set_at)
+		return;
+	l = htons((uint16_t)(x->len - x->set_at));
+	memcpy(x->buf + x->set_at + 2, &l, 2);
+	x->set_at = 0;
+}
+
+static void begin(struct pl_ipfix *x)
+{
+	x->len = 16;	/* header written by flush() */
+	x->set_at = 0;
+}
+
+/* Send the message in buf (if it has a set), then start a new one. */
+static int flush(struct pl_ipfix *x, uint32_t records)
+{
+	uint8_t *h = x->buf;
+	uint16_t v = htons(10), l;
+	uint32_t t = htonl((uint32_t)time(NULL)), s = htonl(x->seq), d = htonl(x->domain);
+	int err = 0;
+
+	close_set(x);
+	if (x->len > 16) {
+		l = htons((uint16_t)x->len);
+		memcpy(h, &v, 2);
+		memcpy(h + 2, &l, 2);
+		memcpy(h + 4, &t, 4);
+		memcpy(h + 8, &s, 4);	/* records sent before this message */
+		memcpy(h + 12, &d, 4);
+		if (send(x->fd, x->buf, x->len, 0) < 0)
+			err = -errno;
+		x->seq += records;
+	}
+	begin(x);
+	return err;
+}
+
+static void open_set(struct pl_ipfix *x, uint16_t id)
+{
+	close_set(x);
+	x->set_at = x->len;
+	x->set_id = id;
+	put16(x, id);
+	put16(x, 0);	/* length, by close_set() */
+}
+
+static void templates(struct pl_ipfix *x)
+{
+	open_set(x, 2);
+	for (int v6 = 0; v6 < 2; v6++) {
+		put16(x, v6 ? TPL_V6 : TPL_V4);
+		put16(x, (uint16_t)(2 + NCOMMON));
+		put16(x, v6 ? 27 : 8);		/* sourceIPv6Address / sourceIPv4Address */
+		put16(x, v6 ? 16 : 4);
+		put16(x, v6 ? 28 : 12);		/* destination... */
+		put16(x, v6 ? 16 : 4);
+		for (size_t i = 0; i < NCOMMON; i++) {
+			put16(x, common_ies[i][0]);
+			put16(x, common_ies[i][1]);
+		}
+	}
+	close_set(x);
+}
+
+static uint64_t epoch_ms(uint64_t mono_ns)
+{
+	return (uint64_t)(pl_mono_to_epoch(mono_ns) * 1000.0);
+}
+
+static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uint64_t db)
+{
+	const struct pl_flow_key *k = &f->key;
+	bool v6 = k->l3proto == 0x86dd;
+	bool ports = k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132;
+
+	if (v6) {
+		put(x, k->saddr, 16);
+		put(x, k->daddr, 16);
+	} else {
+		put(x, k->saddr + 12, 4);
+		put(x, k->daddr + 12, 4);
+	}
+	/* ICMP: type and code as the IPFIX convention puts them, type * 256 + code in dport */
+	put16(x, ports ? k->sport : 0);
+	put16(x, ports ? k->dport : (uint16_t)(k->sport << 8 | (k->dport & 0xff)));
+	put8(x, k->l4proto);
+	put16(x, k->l4proto == 6 ? f->val.tcp_flags : 0);
+	put64(x, db);
+	put64(x, dp);
+	put64(x, epoch_ms(f->val.first_ns));
+	put64(x, epoch_ms(f->val.last_ns));
+	put32(x, k->dir == PL_DIR_IN ? k->ifindex : 0);
+	put32(x, k->dir == PL_DIR_OUT ? k->ifindex : 0);
+	put8(x, k->dir == PL_DIR_OUT);
+	put16(x, k->vlan == PL_VLAN_NONE ? 0 : k->vlan);
+}
+
+int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
+		  size_t whylen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+	char host[256];
+	const char *colon = strrchr(collector, ':');
+	size_t hl = colon ? (size_t)(colon - collector) : 0;
+	struct pl_ipfix *x;
+	int err;
+
+	if (!colon || !hl || hl >= sizeof(host) || !colon[1]) {
+		snprintf(why, whylen, "not HOST:PORT");
+		return -EINVAL;
+	}
+	memcpy(host, collector, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	err = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (err) {
+		snprintf(why, whylen, "%s", gai_strerror(err));
+		return -EINVAL;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		freeaddrinfo(ai);
+		return -ENOMEM;
+	}
+	x->domain = domain;
+	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (x->fd < 0 || connect(x->fd, ai->ai_addr, ai->ai_addrlen)) {
+		err = -errno;
+		snprintf(why, whylen, "%s", strerror(errno));
+		freeaddrinfo(ai);
+		pl_ipfix_close(x);
+		return err;
+	}
+	freeaddrinfo(ai);
+	begin(x);
+	*out = x;
+	return 0;
+}
+
+int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)
+{
+	struct pl_attachment *a = NULL;
+	struct seen *now = NULL;
+	size_t n = 0, nnow = 0, sent = 0;
+	uint32_t in_msg = 0;
+	int err = pl_attachments(0, &a, &n), send_err = 0;
+
+	*records = 0;
+	if (err) {
+		snprintf(why, whylen, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+		return err;
+	}
+	why[0] = '\0';
+	begin(x);
+	if (tpl) {
+		templates(x);
+		send_err = flush(x, 0);
+	}
+	for (size_t i = 0; i < n && !err; i++) {
+		struct pl_flow *fl = NULL;
+		struct pl_state st;
+		size_t nf = 0;
+		struct seen *grown;
+
+		if (!a[i].meta_ok || pl_state_open(a[i].dir, &st))
+			continue;
+		err = pl_state_flows(&st, &fl, &nf);
+		pl_state_close(&st);
+		if (err) {
+			snprintf(why, whylen, "%s: cannot read flows: %s", a[i].ifname, strerror(-err));
+			break;
+		}
+		grown = realloc(now, (nnow + nf + 1) * sizeof(*now));
+		if (!grown) {
+			free(fl);
+			err = -ENOMEM;
+			break;
+		}
+		now = grown;
+		for (size_t f = 0; f < nf; f++) {
+			const struct pl_flow_key *k = &fl[f].key;
+			struct seen s = { a[i].netns, fl[f].key, fl[f].val.packets, fl[f].val.bytes };
+			const struct seen *old;
+			uint64_t dp, db;
+			size_t need;
+
+			now[nnow++] = s;
+			if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
+				continue;	/* IPFIX records here are IP flows */
+			old = bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp);
+			/* a flow that shrank was removed and seen again: all of it is new */
+			dp = old && s.packets >= old->packets ? s.packets - old->packets : s.packets;
+			db = old && s.bytes >= old->bytes ? s.bytes - old->bytes : s.bytes;
+			if (!dp || send_err)
+				continue;	/* after a failed send: count on, send nothing */
+			/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
+			db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
+			      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
+			need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + 4;
+			if (x->len + need > MSG_MAX) {
+				send_err = flush(x, in_msg);
+				in_msg = 0;
+				if (send_err)
+					continue;
+			}
+			if (!x->set_at || x->set_id != (k->l3proto == 0x86dd ? TPL_V6 : TPL_V4))
+				open_set(x, k->l3proto == 0x86dd ? TPL_V6 : TPL_V4);
+			record(x, &fl[f], dp, db);
+			in_msg++;
+			sent++;
+		}
+		free(fl);
+	}
+	if (err) {		/* flows unreadable: keep the old baseline, try again next time */
+		free(now);
+		free(a);
+		return err;
+	}
+	if (!send_err)
+		send_err = flush(x, in_msg);
+	/*
+	 * The new baseline holds whatever was sent or not: a failed send loses
+	 * that interval's deltas at the collector (reported), it never makes the
+	 * next interval count them twice.
+	 */
+	qsort(now, nnow, sizeof(*now), seen_cmp);
+	free(x->prev);
+	x->prev = now;
+	x->nprev = nnow;
+	*records = send_err ? 0 : sent;
+	free(a);
+	if (send_err)
+		snprintf(why, whylen, "cannot send: %s", strerror(-send_err));
+	return send_err;
+}
+
+void pl_ipfix_close(struct pl_ipfix *x)
+{
+	if (!x)
+		return;
+	if (x->fd >= 0)
+		close(x->fd);
+	free(x->prev);
+	free(x);
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * IPFIX (RFC 7011) export of the flow tables over UDP: one template for IPv4
+ * and one for IPv6 flows, data records with the packets and bytes each flow
+ * gained since the previous export (so nothing is counted twice or lost
+ * between intervals), templates sent again every few intervals.
+ */
+#ifndef __PKTLENS_EXPORT_IPFIX_H
+#define __PKTLENS_EXPORT_IPFIX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pl_ipfix;
+
+/* @collector: HOST:PORT ([v6]:PORT). 0, or -errno with @why. */
+int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
+		  size_t whylen);
+/*
+ * Read every attachment's flows and send the deltas since the last call
+ * (with the templates first when @templates). Sets *records to the data
+ * records sent. 0, or -errno with @why.
+ */
+int pl_ipfix_export(struct pl_ipfix *x, bool templates, size_t *records, char *why,
+		    size_t whylen);
+void pl_ipfix_close(struct pl_ipfix *x);
+
+#endif /* __PKTLENS_EXPORT_IPFIX_H */

@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`pktlens top` in an 80x24 tmux pane: the screen shows the interface, non-zero rates
+and the flow during traffic, and q exits 0."""
+import os
+import subprocess
+import time
+
+from lab import PKTLENS, pktlens, sh
+
+
+def test_top_in_tmux(lab):
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    session = f"pltop{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    sh("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    frames = os.path.join(lab.tmp, "stream.pcap")
+    wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                    IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4242, dport=9) /
+                    Raw(b"t" * 458)])
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
+                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
+                               frames, "500", stop], stdout=subprocess.DEVNULL)
+    try:
+        screen = ""
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            time.sleep(1)
+            screen = sh("tmux", "capture-pane", "-p", "-t", session).stdout
+            rows = [line for line in screen.splitlines() if line.startswith("vb ")]
+            if rows and rows[0].split()[3] not in ("0.0", "0") and "198.18.0.1:4242" in screen:
+                break
+        lines = screen.splitlines()
+        assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), screen
+        row = [line for line in lines if line.startswith("vb ")][0].split()
+        assert row[1:3] == ["xdp", "in"] and float(row[3].rstrip("k")) > 0, screen
+        assert "198.18.0.1:4242" in screen and "198.18.0.2:9" in screen, screen
+        assert "512-1023" in screen and "#" in screen, screen
+        sh("tmux", "send-keys", "-t", session, "q")
+        deadline = time.time() + 5
+        while not os.path.exists(status) and time.time() < deadline:
+            time.sleep(0.1)
+        with open(status) as f:
+            assert f.read().strip() == "0"
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
