@@ -50,14 +50,6 @@ static void export_usage(FILE *f)
 	      "  --observation-domain N  the observation domain id (default 0)\n", f);
 }
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text,
 			     const char *allow)
 {
@@ -173,11 +165,8 @@ static int do_prometheus(int argc, char **argv)
 			listen = optarg;
 			break;
 		case 'd':
-			if (pl_parse_u64(optarg, 1, 86400 * 366, &duration)) {
-				pl_err("export prometheus: --duration '%s': not a number of seconds >= 1",
-				       optarg);
+			if (pl_parse_duration("export prometheus", optarg, &duration))
 				return PL_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			export_usage(stdout);
@@ -212,17 +201,11 @@ static int do_prometheus(int argc, char **argv)
 		pl_err("export prometheus: cannot listen on %s: %s", listen, strerror(errno));
 		return PL_EXIT_FAIL;
 	}
-	{
-		struct sigaction sa = { .sa_handler = on_signal };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);
-	}
+	pl_catch_stop(false);
+	signal(SIGPIPE, SIG_IGN);
 	pl_info("export prometheus: serving http://%s/metrics", listen);
 	t0 = time(NULL);
-	while (!stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
+	while (!pl_stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
 		usleep(100000);
 	MHD_stop_daemon(d);
 	return PL_EXIT_OK;
@@ -268,11 +251,8 @@ static int do_ipfix(int argc, char **argv)
 			}
 			break;
 		case 'd':
-			if (pl_parse_u64(optarg, 1, 86400 * 366, &duration)) {
-				pl_err("export ipfix: --duration '%s': not a number of seconds >= 1",
-				       optarg);
+			if (pl_parse_duration("export ipfix", optarg, &duration))
 				return PL_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			export_usage(stdout);
@@ -294,18 +274,12 @@ static int do_ipfix(int argc, char **argv)
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
 		return err == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
 	}
-	{
-		struct sigaction sa = { .sa_handler = on_signal };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-	}
+	pl_catch_stop(false);
 	pl_info("export ipfix: to %s every %u s", collector, interval);
 	t0 = time(NULL);
 	next = t0 + interval;
 	for (;;) {
-		bool last = stop || (duration && (uint64_t)(time(NULL) - t0) >= duration);
+		bool last = pl_stop || (duration && (uint64_t)(time(NULL) - t0) >= duration);
 
 		if (!last && time(NULL) < next) {
 			usleep(100000);

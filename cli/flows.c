@@ -76,24 +76,6 @@ static bool has_ports(const struct pl_flow_key *k)
 	       (k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132);
 }
 
-static void endpoint(char *buf, size_t len, const struct pl_flow_key *k, const __u8 *addr,
-		     __u16 port)
-{
-	char a[PL_ADDR_STRLEN];
-
-	if (k->l3proto != 0x0800 && k->l3proto != 0x86dd) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	pl_fmt_addr(addr, a, sizeof(a));
-	if (!has_ports(k))
-		snprintf(buf, len, "%s", a);
-	else if (is_v6(k))
-		snprintf(buf, len, "[%s]:%u", a, port);
-	else
-		snprintf(buf, len, "%s:%u", a, port);
-}
-
 /*
  * Retransmitted segments of the TCP connection a flow belongs to, from the
  * probes pinned with the attachment (-1: none pinned, or not TCP). The host's
@@ -126,8 +108,8 @@ static void plain_row(const struct row *r, bool rtx)
 	char src[64], dst[64], proto[24], l3[16], vlan[8] = "-", fl[16] = "";
 	const char *p = pl_fmt_l4(k, proto, sizeof(proto));
 
-	endpoint(src, sizeof(src), k, k->saddr, k->sport);
-	endpoint(dst, sizeof(dst), k, k->daddr, k->dport);
+	pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
+	pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
 	if (!*p)
 		p = pl_fmt_l3(k->l3proto, l3, sizeof(l3));
 	else if (k->l4proto == 1 || k->l4proto == 58)

@@ -62,13 +62,6 @@ static void sample_usage(FILE *f)
 	      DEFAULT_RING_KIB);
 }
 
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-}
-
 struct run {
 	const struct pl_attachment *a;
 	struct pl_dump *dump;		/* NULL: print lines */
@@ -354,10 +347,8 @@ int do_sample(int argc, char **argv)
 			pcapng = true;
 			break;
 		case 'd':
-			if (pl_parse_u64(optarg, 1, 86400 * 366, &duration)) {
-				pl_err("sample: --duration '%s': not a number of seconds >= 1", optarg);
+			if (pl_parse_duration("sample", optarg, &duration))
 				goto usage;
-			}
 			break;
 		case 'P':
 			so.policy = true;
@@ -451,21 +442,14 @@ int do_sample(int argc, char **argv)
 	}
 	r->mono_to_real = mono_to_real();
 	jw_init(&r->w, stdout, false);
-	{
-		struct sigaction sa = { .sa_handler = on_signal };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error, then the end */
-	}
+	pl_catch_stop(true);
+	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error, then the end */
 	if (!pl_g.json)
 		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s", a->ifname,
 			expr ? " '" : "", expr ? expr : "", expr ? "'" : "", so.snaplen,
 			so.policy ? ", what policy --sample rules choose" : "");
 	t0 = last_flush = mono_ns();
-	while (!stop_signal) {
+	while (!pl_stop) {
 		uint64_t now;
 
 		/* the kernel wakes us only when the ring fills up: drain it every POLL_MS too */

@@ -18,14 +18,6 @@
 
 #define BAR_WIDTH 40
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static void stats_usage(FILE *f)
 {
 	fprintf(f,
@@ -207,13 +199,11 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 {
 	struct pl_stats (*prev)[PL_SLOT_MAX] = calloc(n, sizeof(*prev));
 	double t_prev = now_s();
-	struct sigaction sa = { .sa_handler = on_signal };
 	int rc = PL_EXIT_OK;
 
 	if (!prev)
 		return PL_EXIT_FAIL;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	pl_catch_stop(false);
 	for (size_t i = 0; i < n; i++) {
 		struct pl_state st;
 
@@ -225,15 +215,15 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 	if (!pl_g.json)
 		printf("%-8s %-16s %-3s %-3s %12s %14s %14s %16s\n", "TIME", "IFACE", "HK", "DIR",
 		       "PPS", "BPS", "PACKETS", "BYTES");
-	while (!stop) {
+	while (!pl_stop) {
 		double t, dt;
 		char when[16];
 		time_t wall;
 		struct tm tm;
 
-		for (uint32_t slept = 0; slept < secs * 10 && !stop; slept++)
+		for (uint32_t slept = 0; slept < secs * 10 && !pl_stop; slept++)
 			usleep(100000);
-		if (stop)
+		if (pl_stop)
 			break;
 		t = now_s();
 		dt = t - t_prev;

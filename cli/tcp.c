@@ -41,14 +41,6 @@ static void tcp_usage(FILE *f)
 	      "  -j                 JSON: one object per event, then a summary object\n", f);
 }
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static const char *const tcp_states[] = {
 	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
 	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
@@ -350,7 +342,7 @@ int do_tcp(int argc, char **argv)
 	uint64_t duration = 0, u;
 	unsigned progs;
 	bool hist = false, life = false;
-	char why[256];
+	char why[256], cmd[32];
 	int opt, err, ret = PL_EXIT_OK;
 	time_t t0;
 
@@ -384,11 +376,9 @@ int do_tcp(int argc, char **argv)
 			pl_g.json = true;
 			break;
 		case 'd':
-			if (pl_parse_u64(optarg, 1, 86400 * 366, &duration)) {
-				pl_err("tcp %s: --duration '%s': not a number of seconds >= 1", verb,
-				       optarg);
+			snprintf(cmd, sizeof(cmd), "tcp %s", verb);
+			if (pl_parse_duration(cmd, optarg, &duration))
 				return PL_EXIT_USAGE;
-			}
 			break;
 		case 'n':
 			err = pl_netns_of(optarg, &cfg.netns);
@@ -435,13 +425,7 @@ int do_tcp(int argc, char **argv)
 		pl_err("tcp %s: %s", verb, why);
 		return PL_EXIT_FAIL;
 	}
-	{
-		struct sigaction sa = { .sa_handler = on_signal };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-	}
+	pl_catch_stop(false);
 	pl_info("tcp %s: tracing%s, Ctrl-C to end", verb, cfg.netns ? " one namespace" : "");
 	if (!pl_g.json && progs == PL_TCP_P_RETRANS)
 		printf("%-8s %-12s %-30s    %-30s %-12s %-6s %s\n", "TIME", "NETNS", "LOCAL", "REMOTE",
@@ -452,7 +436,7 @@ int do_tcp(int argc, char **argv)
 	else if (!pl_g.json && progs == PL_TCP_P_CONNLAT)
 		printf("%-8s %-12s %-30s    %-30s %10s\n", "TIME", "NETNS", "LOCAL", "REMOTE", "LAT(ms)");
 	t0 = time(NULL);
-	while (!stop && !r.err) {
+	while (!pl_stop && !r.err) {
 		err = pl_tcp_poll(t, 100);
 		if (err < 0) {
 			pl_err("tcp %s: reading events: %s", verb, strerror(-err));

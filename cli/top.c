@@ -172,21 +172,11 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 		 "BPS");
 	for (size_t i = 0; i < nfr && row < rows - PL_RMON_MAX - 2; i++) {
 		const struct pl_flow_key *k = &fr[i].f.key;
-		char s[PL_ADDR_STRLEN], d[PL_ADDR_STRLEN], src[64], dst[64], p4[16], r[16];
+		char src[64], dst[64], p4[16], r[16];
 		const char *proto = pl_fmt_l4(k, p4, sizeof(p4));
 
-		bool ports = k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132;
-		bool v6 = k->l3proto == 0x86dd;
-
-		pl_fmt_addr(k->saddr, s, sizeof(s));
-		pl_fmt_addr(k->daddr, d, sizeof(d));
-		if (ports && *proto) {
-			snprintf(src, sizeof(src), v6 ? "[%s]:%u" : "%s:%u", s, k->sport);
-			snprintf(dst, sizeof(dst), v6 ? "[%s]:%u" : "%s:%u", d, k->dport);
-		} else {
-			snprintf(src, sizeof(src), "%s", *proto ? s : "-");
-			snprintf(dst, sizeof(dst), "%s", *proto ? d : "-");
-		}
+		pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
+		pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
 		fmt_rate(r, sizeof(r), fr[i].bps, "b");
 		mvprintw(row++, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
 			 k->dir == PL_DIR_IN ? "in" : "out", src, dst, r);

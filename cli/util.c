@@ -117,3 +117,30 @@ char *pl_join_args(int argc, char **argv, int from)
 	}
 	return s;
 }
+
+volatile sig_atomic_t pl_stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	pl_stop = 1;
+}
+
+void pl_catch_stop(bool hup)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (hup)
+		sigaction(SIGHUP, &sa, NULL);
+}
+
+int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs)
+{
+	if (!pl_parse_u64(arg, 1, 86400 * 366, secs))
+		return PL_EXIT_OK;
+	pl_err("%s: --duration '%s': not a number of seconds >= 1", cmd, arg);
+	return PL_EXIT_USAGE;
+}

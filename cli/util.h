@@ -4,6 +4,7 @@
 #define __PKTLENS_CLI_UTIL_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "../export/json.h"
@@ -47,6 +48,16 @@ struct pl_cmd {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 };
+
+/*
+ * Long-running commands (stats --watch, sample, tcp, export) end their loop
+ * when pl_stop is set: pl_catch_stop() makes SIGINT and SIGTERM (and, with
+ * @hup, SIGHUP) set it instead of killing the process.
+ */
+extern volatile sig_atomic_t pl_stop;
+void pl_catch_stop(bool hup);
+/* --duration SECS (1 s .. 366 days); on a bad value prints "CMD: --duration ..." and returns PL_EXIT_USAGE. */
+int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs);
 
 /* The words argv[from..argc) joined by spaces (like tcpdump's expression). NULL on ENOMEM. */
 char *pl_join_args(int argc, char **argv, int from);

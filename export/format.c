@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -81,4 +82,23 @@ double pl_mono_to_epoch(__u64 ns)
 	now_mono = mono.tv_sec + mono.tv_nsec / 1e9;
 	now_real = real.tv_sec + real.tv_nsec / 1e9;
 	return now_real - (now_mono - ns / 1e9);
+}
+
+const char *pl_fmt_endpoint(const struct pl_flow_key *k, const __u8 *addr, __u16 port, char *buf,
+			    size_t len)
+{
+	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
+	bool ports = ip && (k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132);
+	char a[PL_ADDR_STRLEN];
+
+	if (!ip) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	pl_fmt_addr(addr, a, sizeof(a));
+	if (!ports)
+		snprintf(buf, len, "%s", a);
+	else
+		snprintf(buf, len, k->l3proto == 0x86dd ? "[%s]:%u" : "%s:%u", a, port);
+	return buf;
 }

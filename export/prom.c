@@ -8,6 +8,7 @@
  * samples for all attachments.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,28 +32,11 @@ struct att {
 	size_t nrules;
 	__u64 retrans_segs;
 	struct pl_tcp_hist rtt, connlat;
-	__u64 sampled[PL_SLOT_MAX], sample_lost[PL_SLOT_MAX];
+	struct pl_sample_stats samples[PL_SLOT_MAX];	/* since attach */
 	bool ok, probes;
 };
 
-/* What `pktlens sample` took from each hook, and lost to a full ring, since attach. */
-static void read_samples(struct att *t)
-{
-	int ncpu = libbpf_num_possible_cpus(), fd = pl_pin_open(t->a->dir, PL_MAP_SAMPLE_STATS);
-	struct pl_sample_stats *v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
 
-	for (__u32 slot = 0; v && fd >= 0 && slot < PL_SLOT_MAX; slot++)
-		if (!bpf_map_lookup_elem(fd, &slot, v))
-			for (int c = 0; c < ncpu; c++) {
-				t->sampled[slot] += v[c].sampled;
-				t->sample_lost[slot] += v[c].lost;
-			}
-	free(v);
-	if (fd >= 0)
-		close(fd);
-}
-
-/* A label value, escaped as the format wants (backslash, quote, newline). */
 static void esc(FILE *f, const char *v)
 {
 	for (; *v; v++) {
@@ -99,7 +83,14 @@ static void read_att(struct att *t)
 	pl_state_close(&st);
 	if (!t->ok)
 		return;
-	read_samples(t);
+	{
+		int fd = pl_pin_open(t->a->dir, PL_MAP_SAMPLE_STATS);
+
+		if (fd >= 0) {
+			pl_sample_stats_read(fd, t->samples);
+			close(fd);
+		}
+	}
 	if (!pl_policy_open(t->a->dir, &p)) {
 		if (!pl_policy_rules(&p, &t->rules, &t->nrules) && t->nrules) {
 			t->rstats = calloc(t->nrules, sizeof(*t->rstats));
@@ -151,6 +142,29 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_attachment *a,
 	fprintf(f, "} %llu\n", h->count);
 }
 
+/*
+ * A counter family with one sample per attachment and attached hook: the
+ * u64 at @off in the hook's struct pl_stats, or with @label the array of
+ * @count u64s there, one sample per value named in @names.
+ */
+static void slot_counters(FILE *f, const struct att *at, size_t n, const char *name,
+			  const char *help, size_t off, const char *label,
+			  const char *const *names, int count)
+{
+	head(f, name, "counter", help);
+	FOR_SLOTS(at, n, i, sl) {
+		const __u64 *v = (const __u64 *)((const char *)&at[i].s[sl] + off);
+
+		for (int k = 0; k < (label ? count : 1); k++) {
+			fprintf(f, "%s{", name);
+			slot_labels(f, at[i].a, sl);
+			if (label)
+				fprintf(f, ",%s=\"%s\"", label, names[k]);
+			fprintf(f, "} %llu\n", v[k]);
+		}
+	}
+}
+
 static void render(FILE *f, struct att *at, size_t n)
 {
 	static const __u32 le[PL_RMON_MAX - 1] = { 64, 127, 255, 511, 1023, 1518, 9216 };
@@ -158,20 +172,11 @@ static void render(FILE *f, struct att *at, size_t n)
 	head(f, "pktlens_attachments", "gauge", "Interfaces pktlens is attached to, all namespaces.");
 	fprintf(f, "pktlens_attachments %zu\n", n);
 
-	head(f, "pktlens_packets_total", "counter", "Packets seen, by the verdict the program gave.");
-	FOR_SLOTS(at, n, i, sl)
-		for (int v = 0; v < PL_VERDICT_MAX; v++) {
-			fputs("pktlens_packets_total{", f);
-			slot_labels(f, at[i].a, sl);
-			fprintf(f, ",verdict=\"%s\"} %llu\n", pl_verdict_names[v], at[i].s[sl].pkts[v]);
-		}
-	head(f, "pktlens_bytes_total", "counter", "Bytes seen (wire length), by verdict.");
-	FOR_SLOTS(at, n, i, sl)
-		for (int v = 0; v < PL_VERDICT_MAX; v++) {
-			fputs("pktlens_bytes_total{", f);
-			slot_labels(f, at[i].a, sl);
-			fprintf(f, ",verdict=\"%s\"} %llu\n", pl_verdict_names[v], at[i].s[sl].bytes[v]);
-		}
+	slot_counters(f, at, n, "pktlens_packets_total",
+		      "Packets seen, by the verdict the program gave.",
+		      offsetof(struct pl_stats, pkts), "verdict", pl_verdict_names, PL_VERDICT_MAX);
+	slot_counters(f, at, n, "pktlens_bytes_total", "Bytes seen (wire length), by verdict.",
+		      offsetof(struct pl_stats, bytes), "verdict", pl_verdict_names, PL_VERDICT_MAX);
 	head(f, "pktlens_packet_size_bytes", "histogram",
 	     "Packet sizes (wire length) in RMON buckets.");
 	FOR_SLOTS(at, n, i, sl) {
@@ -193,52 +198,30 @@ static void render(FILE *f, struct att *at, size_t n)
 		slot_labels(f, at[i].a, sl);
 		fprintf(f, "} %llu\n", pk);
 	}
-	head(f, "pktlens_l3_packets_total", "counter", "Packets by network protocol.");
-	FOR_SLOTS(at, n, i, sl)
-		for (int p = 0; p < PL_L3_MAX; p++) {
-			fputs("pktlens_l3_packets_total{", f);
-			slot_labels(f, at[i].a, sl);
-			fprintf(f, ",protocol=\"%s\"} %llu\n", pl_l3_names[p], at[i].s[sl].l3[p]);
-		}
-	head(f, "pktlens_l4_packets_total", "counter", "Packets by transport protocol.");
-	FOR_SLOTS(at, n, i, sl)
-		for (int p = 0; p < PL_L4_MAX; p++) {
-			fputs("pktlens_l4_packets_total{", f);
-			slot_labels(f, at[i].a, sl);
-			fprintf(f, ",protocol=\"%s\"} %llu\n", pl_l4_names[p], at[i].s[sl].l4[p]);
-		}
-	head(f, "pktlens_parse_errors_total", "counter", "Frames with malformed headers.");
-	FOR_SLOTS(at, n, i, sl) {
-		fputs("pktlens_parse_errors_total{", f);
-		slot_labels(f, at[i].a, sl);
-		fprintf(f, "} %llu\n", at[i].s[sl].parse_err);
-	}
-	head(f, "pktlens_flow_lost_packets_total", "counter",
-	     "Packets of flows the full flow table could not admit.");
-	FOR_SLOTS(at, n, i, sl) {
-		fputs("pktlens_flow_lost_packets_total{", f);
-		slot_labels(f, at[i].a, sl);
-		fprintf(f, "} %llu\n", at[i].s[sl].flow_lost_pkts);
-	}
-	head(f, "pktlens_policy_nomatch_packets_total", "counter",
-	     "Packets a policy judged and no rule matched (passed).");
-	FOR_SLOTS(at, n, i, sl) {
-		fputs("pktlens_policy_nomatch_packets_total{", f);
-		slot_labels(f, at[i].a, sl);
-		fprintf(f, "} %llu\n", at[i].s[sl].nomatch_pkts);
-	}
+	slot_counters(f, at, n, "pktlens_l3_packets_total", "Packets by network protocol.",
+		      offsetof(struct pl_stats, l3), "protocol", pl_l3_names, PL_L3_MAX);
+	slot_counters(f, at, n, "pktlens_l4_packets_total", "Packets by transport protocol.",
+		      offsetof(struct pl_stats, l4), "protocol", pl_l4_names, PL_L4_MAX);
+	slot_counters(f, at, n, "pktlens_parse_errors_total", "Frames with malformed headers.",
+		      offsetof(struct pl_stats, parse_err), NULL, NULL, 1);
+	slot_counters(f, at, n, "pktlens_flow_lost_packets_total",
+		      "Packets of flows the full flow table could not admit.",
+		      offsetof(struct pl_stats, flow_lost_pkts), NULL, NULL, 1);
+	slot_counters(f, at, n, "pktlens_policy_nomatch_packets_total",
+		      "Packets a policy judged and no rule matched (passed).",
+		      offsetof(struct pl_stats, nomatch_pkts), NULL, NULL, 1);
 	head(f, "pktlens_samples_total", "counter", "Packets pktlens sample took (copied or lost).");
 	FOR_SLOTS(at, n, i, sl) {
 		fputs("pktlens_samples_total{", f);
 		slot_labels(f, at[i].a, sl);
-		fprintf(f, "} %llu\n", at[i].sampled[sl]);
+		fprintf(f, "} %llu\n", at[i].samples[sl].sampled);
 	}
 	head(f, "pktlens_samples_lost_total", "counter",
 	     "Samples lost because the sampler's ring buffer was full.");
 	FOR_SLOTS(at, n, i, sl) {
 		fputs("pktlens_samples_lost_total{", f);
 		slot_labels(f, at[i].a, sl);
-		fprintf(f, "} %llu\n", at[i].sample_lost[sl]);
+		fprintf(f, "} %llu\n", at[i].samples[sl].lost);
 	}
 	head(f, "pktlens_flow_table_entries", "gauge", "Flows in the flow table.");
 	for (size_t i = 0; i < n; i++)

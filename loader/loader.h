@@ -243,6 +243,8 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
  * afterwards nothing more enters the ring, which still holds what it had.
  */
 void pl_sample_stop(struct pl_sampler *s);
+/* sample_stats (@fd) per hook since attach, summed over CPUs (seq left 0). */
+int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX]);
 /* Counters of the sampled hooks since start, summed over CPUs. */
 int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX]);
 /* Take the ring out of the attachment and close everything (stops first if needed). */

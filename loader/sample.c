@@ -80,7 +80,7 @@ static int slot_dir(int slot)
 	return slot == PL_SLOT_TC_OUT ? PL_DIR_OUT : PL_DIR_IN;
 }
 
-static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])
+int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX])
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct pl_sample_stats *v;
@@ -92,7 +92,7 @@ static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL
 		return -ENOMEM;
 	memset(out, 0, PL_SLOT_MAX * sizeof(*out));
 	for (__u32 slot = 0; slot < PL_SLOT_MAX; slot++) {
-		if (bpf_map_lookup_elem(s->stats_fd, &slot, v)) {
+		if (bpf_map_lookup_elem(fd, &slot, v)) {
 			int err = -errno;
 
 			free(v);
@@ -106,6 +106,11 @@ static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL
 	}
 	free(v);
 	return 0;
+}
+
+static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])
+{
+	return pl_sample_stats_read(s->stats_fd, out);
 }
 
 int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])

@@ -165,23 +165,30 @@ int pl_tcp_rtt(const struct pl_tcp *t, struct pl_tcp_hist_key **keys, struct pl_
 	return 0;
 }
 
-int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out)
+/* The per-CPU histogram at @key of @fd, summed; -ENOENT: no such key (no sample yet). */
+static int percpu_hist(int fd, const void *key, struct pl_tcp_hist *out)
 {
 	int ncpu = libbpf_num_possible_cpus(), err = 0;
 	struct pl_tcp_hist *v;
-	__u32 zero = 0;
 
 	if (ncpu <= 0)
 		return -EINVAL;
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.connlat_hist), &zero, v))
+	if (bpf_map_lookup_elem(fd, key, v))
 		err = -errno;
 	else
 		hist_sum(out, v, ncpu);
 	free(v);
 	return err;
+}
+
+int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out)
+{
+	__u32 zero = 0;
+
+	return percpu_hist(bpf_map__fd(t->skel->maps.connlat_hist), &zero, out);
 }
 
 int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
@@ -221,28 +228,18 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 
 int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out)
 {
-	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
 	struct pl_tcp_hist_key zero = { 0 };
-	struct pl_tcp_hist *v;
 	__u32 key0 = 0;
+	int fd = pl_pin_open(dir, name), err;
 
-	if (ncpu <= 0)
-		return -EINVAL;
-	fd = pl_pin_open(dir, name);
 	if (fd < 0)
 		return -errno;
-	v = calloc((size_t)ncpu, sizeof(*v));
-	if (!v) {
-		close(fd);
-		return -ENOMEM;
-	}
 	/* rtt_hist is keyed by pl_tcp_hist_key (all zero without --by), connlat_hist by u32 0 */
-	if (bpf_map_lookup_elem(fd, strcmp(name, PL_PIN_TCP_RTT_HIST) ? (void *)&key0 : (void *)&zero,
-				v))
+	err = percpu_hist(fd, strcmp(name, PL_PIN_TCP_RTT_HIST) ? (void *)&key0 : (void *)&zero, out);
+	if (err == -ENOENT) {
 		memset(out, 0, sizeof(*out));	/* no sample yet */
-	else
-		hist_sum(out, v, ncpu);
-	free(v);
+		err = 0;
+	}
 	close(fd);
 	return err;
 }

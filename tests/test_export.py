@@ -226,22 +226,8 @@ def test_tcp_probe_metrics(lab, exporter):
 
 def test_samples_lost_to_a_full_ring(lab, exporter):
     """The samples pktlens sample lost to a full ring show as pktlens_samples_lost_total."""
-    import signal
-    from scapy.all import IP, UDP, Ether, Raw
-    from test_sample import Sampler, send_raw
-    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
-    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-    raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) /
-                 Raw(b"x" * 900)) for _ in range(40)]
-    s = Sampler(lab, "-w", os.path.join(lab.tmp, "lost.pcap"), "-B", 4)
-    s.p.send_signal(signal.SIGSTOP)
-    try:
-        send_raw(lab, raw)
-        lab.wait_packets(len(raw))
-    finally:
-        s.p.send_signal(signal.SIGCONT)
-    assert s.stop() == 0
-    c = s.counts()
+    from test_sample import overflow_ring
+    _, c = overflow_ring(lab, os.path.join(lab.tmp, "lost.pcap"), 40)
     m = parse(exporter.get()[1])
     mine = dict(netns=os.stat(f"/run/netns/{lab.b}").st_ino, device="vb", direction="in",
                 hook="xdp")

@@ -236,14 +236,14 @@ def test_every_tenth_of_ten_thousand(lab):
     assert len(got) == 1000 and set(got) <= set(raw)
 
 
-def test_ring_overflow_is_counted(lab):
-    """A stopped reader and a one-page ring: lost == matched - written, all reported."""
+def overflow_ring(lab, path, n):
+    """Attach XDP, sample into a one-page ring whose reader is stopped while n numbered
+    900-byte frames arrive, then let it go on and end it; (frames, counts)."""
     from scapy.all import UDP, IP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) /
-                 Raw(b"%04d" % i + b"x" * 900)) for i in range(60)]
-    path = os.path.join(lab.tmp, "ring.pcap")
+                 Raw(b"%04d" % i + b"x" * 900)) for i in range(n)]
     s = Sampler(lab, "-w", path, "-B", 4)
     s.p.send_signal(signal.SIGSTOP)
     try:
@@ -252,7 +252,13 @@ def test_ring_overflow_is_counted(lab):
     finally:
         s.p.send_signal(signal.SIGCONT)
     assert s.stop() == 0, s.err
-    c = s.counts()
+    return raw, s.counts()
+
+
+def test_ring_overflow_is_counted(lab):
+    """A stopped reader and a one-page ring: lost == matched - written, all reported."""
+    path = os.path.join(lab.tmp, "ring.pcap")
+    raw, c = overflow_ring(lab, path, 60)
     assert c["matched"] == c["sampled"] == 60
     assert c["lost"] > 0 and c["written"] > 0 and c["lost"] == c["matched"] - c["written"]
     got = [g[0] for g in read_file(path)]
