@@ -105,7 +105,7 @@ static void read_att(struct att *t)
 		struct pl_tcp_conn c;
 
 		t->probes = fd >= 0;
-		for (int r = fd >= 0 ? bpf_map_get_next_key(fd, NULL, &next) : -1; !r;
+		for (int r = fd >= 0 ? pl_map_first_key(fd, &next) : -1; !r;
 		     r = bpf_map_get_next_key(fd, &k, &next)) {
 			k = next;
 			if (!bpf_map_lookup_elem(fd, &k, &c))

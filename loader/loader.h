@@ -26,12 +26,26 @@
 
 /* Mount bpffs on /sys/fs/bpf if it is not, create PL_PIN_ROOT (0700). */
 int pl_bpffs_ensure(char *why, size_t whylen);
+/*
+ * Serialise changes to attachments (attach, detach, policy, filter set,
+ * stats --reset): flock PL_PIN_ROOT, waiting up to @wait_ms. Returns the
+ * locked fd (the lock lasts until it is closed or the process exits, so a
+ * killed pktlens never leaves it held) or -errno with @why set.
+ */
+int pl_change_lock(unsigned wait_ms, char *why, size_t whylen);
 /* Inode of the current network namespace. */
 int pl_netns_ino(uint64_t *ino);
 /* PL_PIN_ROOT/<netns>/<ifname> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
 int pl_pin_open(const char *dir, const char *name);
+/*
+ * bpf_map_get_next_key(@fd, NULL, @key): the first key of a map, for walks
+ * that go on with bpf_map_get_next_key(); 0 or -errno (-ENOENT: empty).
+ * One function for the NULL key, which valgrind 3.19 takes for an
+ * unreadable key (tests/valgrind.supp).
+ */
+int pl_map_first_key(int fd, void *key);
 /* Read the pinned metadata map @fd (-EPROTO: another pktlens version wrote it). */
 int pl_meta_read(int fd, struct pl_meta *m);
 /*

@@ -145,7 +145,7 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct pl_rule *v = NULL;
-	__u32 *keys = NULL, batch, chunk;
+	__u32 *keys = NULL, batch = 0, chunk;
 	size_t cnt = 0, cap = 0;
 	bool first = true;
 	int err = 0;
@@ -164,6 +164,9 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 				err = -ENOMEM;
 				break;
 			}
+			/* filled by BPF_MAP_LOOKUP_BATCH: zeroed for valgrind (see percpu_walk) */
+			memset(v + cap, 0, PL_BATCH * sizeof(*v));
+			memset(keys + cap, 0, PL_BATCH * sizeof(*keys));
 			cap += PL_BATCH;
 		}
 		chunk = PL_BATCH;
@@ -245,7 +248,7 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 	__u32 key, next;
 	int err = 0;
 
-	for (int ret = bpf_map_get_next_key(p->exprs_fd, NULL, &next); !ret;
+	for (int ret = pl_map_first_key(p->exprs_fd, &next); !ret;
 	     ret = bpf_map_get_next_key(p->exprs_fd, &key, &next)) {
 		struct pl_rule_text *nv;
 

@@ -156,10 +156,12 @@ static void unstage(struct pl_sampler *s)
 {
 	for (int slot = 0; slot < PL_SLOT_MAX; slot++) {
 		__u32 key = PL_CHAIN_SAMPLE(slot_dir(slot));
+		int fd = pl_chain_fd(&s->c, slot);
 
 		if (!s->staged[slot])
 			continue;
-		bpf_map_delete_elem(pl_chain_fd(&s->c, slot), &key);
+		if (fd >= 0)	/* -1: the hook is not attached, no chain to clear */
+			bpf_map_delete_elem(fd, &key);
 		s->staged[slot] = false;
 	}
 }

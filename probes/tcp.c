@@ -131,7 +131,7 @@ int pl_tcp_rtt(const struct pl_tcp *t, struct pl_tcp_hist_key **keys, struct pl_
 	if (!v)
 		return -ENOMEM;
 	/* a few keys at most (one per address or port): get_next_key is enough */
-	for (int r = bpf_map_get_next_key(fd, NULL, &next); !r;
+	for (int r = pl_map_first_key(fd, &next); !r;
 	     r = bpf_map_get_next_key(fd, &k, &next)) {
 		k = next;
 		if (bpf_map_lookup_elem(fd, &k, v))
