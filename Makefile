@@ -2,7 +2,9 @@
 # pktlens: `make` builds everything, `make test`, `make demo`, `make bench`,
 # `make install` (PREFIX, DESTDIR), `make clean`.
 
-OUT      := .output
+# `make test SAN=1`: user-side code with ASan+UBSan, built apart in .output-san
+OUT      := $(if $(filter 1,$(SAN)),.output-san,.output)
+BIN      := $(if $(filter 1,$(SAN)),$(OUT)/pktlens,pktlens)
 PREFIX   ?= /usr/local
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
@@ -29,9 +31,12 @@ msg = printf '  %-8s %s\n' $(1) $(2);
 endif
 
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
+# what the tests run (tests/lab.py)
+TEST_ENV := PKTLENS_BIN=$(abspath $(BIN)) PKTLENS_OUT=$(abspath $(OUT)) PKTLENS_SAN=$(SAN) \
+	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
 BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c probes/pktlens_tcp.bpf.c
@@ -53,7 +58,7 @@ BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps pktlens
+all: deps $(BIN)
 
 deps:
 	@./scripts/deps.sh
@@ -84,7 +89,7 @@ $(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $
 	@mkdir -p $(dir $@)
 	$(Q)$(call msg,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
 
-pktlens: $(CLI_OBJS) $(LIB_OBJS)
+$(BIN): $(CLI_OBJS) $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
@@ -116,12 +121,12 @@ fuzz: deps $(FUZZ_BIN)
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 
-pytest: deps pktlens $(TEST_TOOLS)
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+pytest: deps $(BIN) $(TEST_TOOLS)
+	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-test: deps pktlens $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BIN)
+test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BIN)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 	@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
 
 demo: deps pktlens
@@ -136,4 +141,4 @@ install: pktlens
 	install -D -m 0644 docs/pktlens.8 $(DESTDIR)$(PREFIX)/share/man/man8/pktlens.8
 
 clean:
-	rm -rf $(OUT) pktlens
+	rm -rf .output .output-san pktlens

@@ -195,7 +195,8 @@ int do_attach(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	o.ifname = argv[optind];
-	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN)))
+	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN)) ||
+	    (err = pl_lock_changes("attach")))
 		return err;
 
 	err = pl_attach(&o, &info, why, sizeof(why));
@@ -316,12 +317,14 @@ int do_detach(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	rc = pl_need_caps("detach", PL_NEED_BPF | PL_NEED_NET_ADMIN);
+	if (!rc)
+		rc = pl_lock_changes("detach");
 	if (rc)
 		return rc;
+	pl_pins_gc();	/* what an attach killed half-way left */
 	rc = stale ? select_stale(&a, &n) : pl_select("detach", all ? NULL : argv[optind], &a, &n);
 	if (rc)
 		return rc;
-	pl_pins_gc();
 
 	jw_init(&w, stdout, pl_g.pretty);
 	if (pl_g.json) {

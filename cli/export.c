@@ -228,6 +228,7 @@ static int do_ipfix(int argc, char **argv)
 	char why[256];
 	time_t t0, next;
 	unsigned round = 0;
+	bool failed = false;
 	size_t recs;
 	int opt, err;
 
@@ -286,8 +287,13 @@ static int do_ipfix(int argc, char **argv)
 			continue;
 		}
 		next += interval;
-		/* a collector that is down loses this interval, not the next one's counts */
-		if (pl_ipfix_export(x, round++ % TEMPLATE_EVERY == 0, &recs, why, sizeof(why)))
+		/*
+		 * A collector that is down loses this interval, not the next one's
+		 * counts; once it answers again it gets the templates first.
+		 */
+		failed = pl_ipfix_export(x, failed || round++ % TEMPLATE_EVERY == 0, &recs, why,
+					 sizeof(why)) != 0;
+		if (failed)
 			pl_err("export ipfix: %s: %s", collector, why);
 		if (last)
 			break;

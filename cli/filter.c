@@ -235,6 +235,8 @@ static int do_compile(int argc, char **argv)
 		pl_err("filter compile: no expression (see pktlens filter --help)");
 		return PL_EXIT_USAGE;
 	}
+	if ((ret = pl_need_caps("filter compile", PL_NEED_BPF)))	/* it loads to verify */
+		return ret;
 	expr = pl_join_args(argc, argv, optind);
 	if (!expr) {
 		pl_err("filter compile: %s", strerror(ENOMEM));
@@ -437,6 +439,8 @@ static int do_run(int argc, char **argv)
 		pl_err("filter run: no expression (see pktlens filter --help)");
 		return PL_EXIT_USAGE;
 	}
+	if ((ret = pl_need_caps("filter run", PL_NEED_BPF)))
+		return ret;
 	expr = pl_join_args(argc, argv, optind);
 	if (!expr) {
 		pl_err("filter run: %s", strerror(ENOMEM));
@@ -549,6 +553,8 @@ static int do_set(int argc, char **argv, bool set)
 		}
 	}
 	ret = pl_need_caps(verb, PL_NEED_BPF);
+	if (!ret)
+		ret = pl_lock_changes(verb);
 	if (!ret)
 		ret = pl_select(verb, argv[optind], &a, &n);
 	if (ret)

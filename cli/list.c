@@ -27,7 +27,7 @@ static void list_usage(FILE *f)
 		"attached (checked for the current namespace).\n");
 }
 
-/* attached, interface-gone, program-gone, other-netns, broken */
+/* attached, interface-gone, interface-renamed (now NAME), program-gone, other-netns, broken */
 static const char *attach_state(const struct pl_attachment *a, uint64_t here)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
@@ -44,8 +44,14 @@ static const char *attach_state(const struct pl_attachment *a, uint64_t here)
 		return "interface-gone";
 	if (a->netns != here)
 		return "other-netns";
-	if (pl_link_get(NULL, a->meta.ifindex, &li) || strcmp(li.ifname, a->ifname))
+	if (pl_link_get(NULL, a->meta.ifindex, &li))
 		return "interface-gone";
+	if (strcmp(li.ifname, a->ifname)) {
+		static char renamed[64];
+
+		snprintf(renamed, sizeof(renamed), "interface-renamed (now %s)", li.ifname);
+		return renamed;
+	}
 	if (a->meta.xdp_mode == PL_XDP_NONE)
 		return "attached";
 	if (bpf_xdp_query(a->meta.ifindex, 0, &q))

@@ -2,6 +2,7 @@
 /* pktlens: XDP/tc packet analytics and filtering. `pktlens OBJECT ...` */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +57,12 @@ static int enter_netns(const char *ns)
 	char path[4096];
 	int fd, err = 0;
 
-	if (strchr(ns, '/'))
-		snprintf(path, sizeof(path), "%s", ns);
-	else
-		snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	if ((size_t)snprintf(path, sizeof(path), strchr(ns, '/') ? "%s" : "/run/netns/%s", ns) >=
+	    sizeof(path) || (!strchr(ns, '/') && strlen(ns) > NAME_MAX)) {
+		pl_err("netns: name longer than %d bytes", strchr(ns, '/') ? (int)sizeof(path) - 1 :
+		       NAME_MAX);
+		return PL_EXIT_USAGE;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;

@@ -476,6 +476,8 @@ static int open_target(const char *verb, const char *ifname, struct target *t)
 	memset(t, 0, sizeof(*t));
 	ret = pl_need_caps(verb, PL_NEED_BPF | PL_NEED_NET_ADMIN);
 	if (!ret)
+		ret = pl_lock_changes(verb);
+	if (!ret)
 		ret = pl_select(verb, ifname, &t->a, &n);
 	if (ret)
 		return ret;

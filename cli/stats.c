@@ -322,6 +322,8 @@ int do_stats(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	rc = pl_need_caps("stats", PL_NEED_BPF);
+	if (!rc && reset)
+		rc = pl_lock_changes("stats --reset");
 	if (rc)
 		return rc;
 	rc = pl_select("stats", optind < argc ? argv[optind] : NULL, &a, &n);

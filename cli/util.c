@@ -10,6 +10,7 @@
 #include <linux/capability.h>
 
 #include "util.h"
+#include "../loader/loader.h"
 
 struct pl_globals pl_g;
 
@@ -99,6 +100,20 @@ int pl_need_caps(const char *cmd, unsigned need)
 	if (!*missing)
 		return PL_EXIT_OK;
 	pl_err("%s: missing capability %s (run as root)", cmd, missing);
+	return PL_EXIT_FAIL;
+}
+
+int pl_lock_changes(const char *cmd)
+{
+	static int fd = -1;
+	char why[256];
+
+	if (fd >= 0)
+		return PL_EXIT_OK;
+	fd = pl_change_lock(60 * 1000, why, sizeof(why));
+	if (fd >= 0)
+		return PL_EXIT_OK;
+	pl_err("%s: %s", cmd, why);
 	return PL_EXIT_FAIL;
 }
 

@@ -41,6 +41,12 @@ int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 #define PL_NEED_NET_ADMIN (1u << 1)	/* CAP_NET_ADMIN */
 /* Print "CMD: missing capability ..." and return PL_EXIT_FAIL when lacking one. */
 int pl_need_caps(const char *cmd, unsigned need);
+/*
+ * Take the lock that serialises changes to attachments, for the rest of the
+ * process's life; another pktlens changing them makes us wait (up to 60 s).
+ * PL_EXIT_OK, or prints "CMD: why" and returns PL_EXIT_FAIL.
+ */
+int pl_lock_changes(const char *cmd);
 
 /* A command: `pktlens OBJECT ...` runs fn(argc, argv) with argv[0] == OBJECT. */
 struct pl_cmd {

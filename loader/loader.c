@@ -44,6 +44,7 @@
  * TC_ACT_UNSPEC/TCX_NEXT, so whatever was there runs next, unchanged.
  */
 #define PL_CLSACT_PRIO 1
+#define PL_CLSACT_HANDLE 0x706c	/* "pl": a fixed handle lets us find our own filters */
 
 const char *pl_xdp_mode_name(int mode)
 {
@@ -508,13 +509,40 @@ static void clsact_release_qdisc(int ifindex)
 		bpf_tc_hook_destroy(&hook);
 }
 
+/*
+ * clsact filters cannot be pinned: a pktlens killed between creating one and
+ * committing its pins leaves it behind. We hold the change lock and a
+ * re-attach has taken the old hooks down already, so a pktlens program at
+ * our handle and priority is such an orphan: remove it. Anyone else's stays.
+ */
+static int clsact_remove_orphan(struct attach *a, int dir, struct bpf_tc_hook *hook)
+{
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = PL_CLSACT_HANDLE, .priority = PL_CLSACT_PRIO);
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, err;
+
+	if (bpf_tc_query(hook, &q))
+		return 0;	/* no such filter */
+	fd = bpf_prog_get_fd_by_id(q.prog_id);
+	err = fd < 0 ? -errno : bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (err || strncmp(info.name, "pktlens_tc", strlen("pktlens_tc")))
+		return FAIL(a, -EEXIST, "%s: the tc %s filter at handle %#x priority %u is another "
+			    "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
+			    PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
+	return clsact_detach_filter(a->li.ifindex, dir, PL_CLSACT_HANDLE, PL_CLSACT_PRIO);
+}
+
 static int attach_tc_dir(struct attach *a, int dir)
 {
 	const struct bpf_program *prog = dir == PL_DIR_IN ? a->tskel->progs.pktlens_tc_in :
 							    a->tskel->progs.pktlens_tc_out;
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->li.ifindex,
 		    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .priority = PL_CLSACT_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog),
+		    .handle = PL_CLSACT_HANDLE, .priority = PL_CLSACT_PRIO);
 	LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = PL_BPF_F_BEFORE);
 	int fd, err;
 
@@ -545,6 +573,8 @@ static int attach_tc_dir(struct attach *a, int dir)
 		a->m->tc_qdisc_created = 1;
 	else if (err != -EEXIST)
 		return FAIL(a, err, "%s: cannot create clsact qdisc: %s", a->o->ifname, strerror(-err));
+	if ((err = clsact_remove_orphan(a, dir, &hook)))
+		return err;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
 		return FAIL(a, err, "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],

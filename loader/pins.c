@@ -2,11 +2,13 @@
 /* The bpffs layout: PL_PIN_ROOT/<netns inode>/<ifname>/{stats,flows,flow_cache,meta,xdp_link} */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -50,6 +52,39 @@ int pl_bpffs_ensure(char *why, size_t whylen)
 	if (err)
 		snprintf(why, whylen, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err));
 	return err;
+}
+
+int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
+{
+	unsigned waited = 0;
+	int fd, err;
+
+	err = pl_bpffs_ensure(why, whylen);
+	if (err)
+		return err;
+	fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, whylen, "cannot open %s: %s", PL_PIN_ROOT, strerror(-err));
+		return err;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = -errno;
+		if (err != -EWOULDBLOCK && err != -EINTR) {
+			snprintf(why, whylen, "cannot lock %s: %s", PL_PIN_ROOT, strerror(-err));
+			close(fd);
+			return err;
+		}
+		if (waited >= wait_ms) {
+			snprintf(why, whylen, "another pktlens has been changing attachments for %u s "
+				 "(it holds the lock on %s)", wait_ms / 1000, PL_PIN_ROOT);
+			close(fd);
+			return -EBUSY;
+		}
+		usleep(10000);
+		waited += 10;
+	}
+	return fd;
 }
 
 int pl_netns_ino(uint64_t *ino)

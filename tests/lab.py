@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PKTLENS = str(ROOT / "pktlens")
-BPF_RUN = str(ROOT / ".output" / "tests" / "bpf_run")
+# `make test` says which build to test (SAN=1 builds apart, in .output-san)
+PKTLENS = os.environ.get("PKTLENS_BIN", str(ROOT / "pktlens"))
+OUT = Path(os.environ.get("PKTLENS_OUT", str(ROOT / ".output")))
+BPF_RUN = str(OUT / "tests" / "bpf_run")
 SENDRAW = str(ROOT / "tests" / "sendraw.py")
 PYTHON = "/usr/bin/python3"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PKTLENS = REPO / "pktlens"
+PKTLENS = Path(os.environ.get("PKTLENS_BIN", str(REPO / "pktlens")))
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
 ORACLE_SRC = REPO / "tests" / "pcap_oracle.c"
 

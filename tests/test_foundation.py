@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from frames import mixed
-from lab import PKTLENS, bpf_run, pktlens, pktlens_json, sh, slot
+from lab import OUT, PKTLENS, bpf_run, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 PIN_ROOT = "/sys/fs/bpf/pktlens"
@@ -243,7 +243,7 @@ def test_second_attach_and_force_keeps_counters(lab):
 
 
 def test_foreign_xdp_program_not_replaced(lab):
-    obj = os.path.join(os.path.dirname(PKTLENS), ".output", "pass.bpf.o")
+    obj = str(OUT / "pass.bpf.o")
     sh("ip", "-n", lab.b, "link", "set", "vb", "xdpgeneric", "obj", obj, "sec", "xdp")
     foreign = xdp_prog_attached(lab.b, "vb")["prog"]["id"]
     r = pktlens("attach", "vb", *XDP, ns=lab.b, check=False)

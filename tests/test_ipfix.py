@@ -68,3 +68,49 @@ def test_ipfix_deltas_reach_nfcapd(lab):
     assert sum(r["in_packets"] for r in v6r) == 15
     assert sum(r["in_bytes"] for r in v6r) == 15 * (len(v6) - 14)
     assert all(r["proto"] == 17 and r["dst_port"] == 2222 for r in v4r)
+
+
+def test_collector_unreachable_then_back(lab):
+    """Nothing listens at first: every interval's send fails and says so, the
+    exporter keeps running; once nfcapd is up it gets templates and the
+    traffic sent from then on, exactly (what fell in the dead intervals is lost,
+    never sent twice)."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    port = free_udp_port()
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",
+                            "--interval", "1"], stderr=subprocess.PIPE, text=True)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1212, dport=2323) / Raw(b"x" * 50)
+    nfcapd = None
+    try:
+        lab.send([v4] * 7)          # lost with the collector down
+        time.sleep(3.5)
+        assert exp.poll() is None
+        nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out,
+                                   "-t", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2.5)
+        lab.send([v4] * 4)
+        time.sleep(2.5)
+        exp.send_signal(signal.SIGTERM)
+        assert exp.wait(timeout=10) == 0
+        err = exp.stderr.read()
+        time.sleep(1)
+    finally:
+        if nfcapd:
+            nfcapd.send_signal(signal.SIGTERM)
+            nfcapd.wait(timeout=10)
+        if exp.poll() is None:
+            exp.kill()
+    assert f"pktlens: export ipfix: 127.0.0.1:{port}: cannot send: Connection refused" in err, err
+    recs = []
+    for f in glob.glob(os.path.join(out, "**", "nfcapd.*"), recursive=True):
+        if "current" not in f:
+            r = subprocess.run(["nfdump", "-r", f, "-o", "json"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            if "No matching flows" not in r.stdout:
+                recs += json.loads(r.stdout or "[]")
+    mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
+    assert sum(r["in_packets"] for r in mine) == 4, (recs, err)

@@ -118,8 +118,8 @@ def test_tc_ingress_only_with_xdp_disabled(lab):
 
 @pytest.mark.parametrize("mech", ["tcx", "clsact"])
 def test_foreign_clsact_filter_survives(lab, mech):
-    from lab import ROOT
-    obj = str(ROOT / ".output" / "pass.bpf.o")
+    from lab import OUT
+    obj = str(OUT / "pass.bpf.o")
     sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
     sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", "ingress", "pref", "10", "bpf", "da",
        "obj", obj, "sec", "tc")

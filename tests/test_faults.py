@@ -1,0 +1,327 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Faults: kill -9 mid-attach, racing CLIs, renamed/deleted interfaces, bpffs
+going away, and commands run without privileges (docs/RELIABILITY.md)."""
+import json
+import os
+import random
+import subprocess
+import time
+
+import pytest
+
+from lab import PKTLENS, pktlens, pktlens_json, sh
+
+PIN_ROOT = "/sys/fs/bpf/pktlens"
+
+
+def netns_ino(ns):
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+TCX_QUERY = r"""
+import ctypes, os, socket, struct, sys
+NR_BPF = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+libc = ctypes.CDLL(None, use_errno=True)
+ids = []
+for attach_type in (46, 47):  # BPF_TCX_INGRESS, BPF_TCX_EGRESS
+    progs = (ctypes.c_uint32 * 64)()
+    attr = ctypes.create_string_buffer(struct.pack("=IIII QI4x QQQQ", socket.if_nametoindex(sys.argv[1]),
+                                       attach_type, 0, 0, ctypes.addressof(progs), 64, 0, 0, 0, 0), 128)
+    if libc.syscall(NR_BPF, 16, attr, 128):  # BPF_PROG_QUERY
+        raise SystemExit(os.strerror(ctypes.get_errno()))
+    ids += list(progs[:struct.unpack_from("=I", attr.raw, 24)[0]])
+print(" ".join(map(str, ids)))
+"""
+
+
+def kernel_hooks(ns, dev):
+    """What the kernel runs on dev: (xdp prog id or None, sorted tcx prog ids,
+    number of clsact bpf filters)."""
+    info = json.loads(sh("ip", "-n", ns, "-j", "link", "show", dev).stdout)[0]
+    xdp = (info.get("xdp") or {}).get("prog", {}).get("id")
+    out = sh("ip", "netns", "exec", ns, "/usr/bin/python3", "-c", TCX_QUERY, dev).stdout
+    cls = 0
+    for d in ("ingress", "egress"):
+        cls += sh("tc", "-n", ns, "filter", "show", "dev", dev, d).stdout.count(" direct-action")
+    return xdp, sorted(int(x) for x in out.split()), cls
+
+
+def udp(lab, n):
+    from scapy.all import Ether, IP, UDP
+
+    f = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) / \
+        IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1000, dport=2000)
+    lab.send([f] * n)
+
+
+def xdp_packets(ns, dev="vb"):
+    doc = pktlens_json("stats", dev, ns=ns)
+    return next(h["packets"] for h in doc["interfaces"][0]["hooks"] if h["hook"] == "xdp")
+
+
+def assert_complete(lab, mech="tcx"):
+    """vb is attached with XDP and both tc hooks, and pktlens agrees with the kernel."""
+    att = [a for a in pktlens_json("list", ns=lab.b)["attachments"]
+           if a["netns"] == netns_ino(lab.b) and a["ifname"] == "vb"]
+    assert len(att) == 1 and att[0]["state"] == "attached", att
+    xdp, tcx, cls = kernel_hooks(lab.b, "vb")
+    assert xdp and (len(tcx), cls) == ((2, 0) if mech == "tcx" else (0, 2))
+
+
+def assert_nothing(lab):
+    assert not os.path.exists(f"{PIN_ROOT}/{netns_ino(lab.b)}/vb")
+    assert kernel_hooks(lab.b, "vb") == (None, [], 0)
+
+
+def leftovers(lab):
+    d = f"{PIN_ROOT}/{netns_ino(lab.b)}"
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+@pytest.mark.parametrize("mech,rounds", [("tcx", 12), ("clsact", 8)])
+def test_kill9_attach_at_random_points(lab, mech, rounds):
+    """A killed attach leaves a complete attachment or none; re-running attach
+    (or detach) recovers, and a killed re-attach loses no counter."""
+    args = ["attach", "vb", "--xdp", "skb", "--tc-mech", mech]
+    t0 = time.monotonic()
+    pktlens(*args, ns=lab.b)
+    took = time.monotonic() - t0
+    pktlens("detach", "vb", ns=lab.b)
+    rnd = random.Random(9)
+    outcomes = set()
+    for i in range(rounds):
+        force = i % 2 == 1
+        before = 0
+        if force:
+            pktlens(*args, ns=lab.b)
+            udp(lab, 3)
+            before = lab.wait_packets(3)["interfaces"][0]["hooks"][0]["packets"]
+        p = subprocess.Popen([PKTLENS, "-n", lab.b, *args] + (["--force"] if force else []),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0, took * 1.2))
+        p.kill()
+        rc = p.wait()
+        if not force:
+            if os.path.exists(f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"):
+                assert_complete(lab, mech)
+                outcomes.add("complete")
+            else:
+                # nothing pktlens shows; the next attach cleans what the killed one left
+                assert not [a for a in pktlens_json("list", ns=lab.b)["attachments"]
+                            if a["netns"] == netns_ino(lab.b)]
+                outcomes.add("none")
+            pktlens(*args, "--force", ns=lab.b)
+        else:
+            outcomes.add(f"force rc={rc}")
+            pktlens(*args, "--force", ns=lab.b)
+            assert xdp_packets(lab.b) == before  # counters kept through the kill
+        assert_complete(lab, mech)
+        assert leftovers(lab) == ["vb"]
+        udp(lab, 2)
+        lab.wait_packets(before + 2)
+        assert xdp_packets(lab.b) == before + 2  # exactly one XDP program counts
+        pktlens("detach", "vb", ns=lab.b)
+        assert_nothing(lab)
+        assert leftovers(lab) == []
+    assert "complete" in outcomes or "none" in outcomes
+
+
+def test_detach_recovers_after_killed_attach(lab):
+    """kill -9 between pinning and the final rename: detach removes the leftovers."""
+    for delay in (0.02, 0.05, 0.1, 0.2):
+        p = subprocess.Popen([PKTLENS, "-n", lab.b, "attach", "vb", "--xdp", "skb"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        pktlens("detach", "--all", ns=lab.b, check=False)
+        assert_nothing(lab)
+        assert leftovers(lab) == []
+
+
+def test_concurrent_changes_are_serialised(lab):
+    """Eight CLIs attach/re-attach/add rules on one interface at once: they
+    take turns; the result is one complete attachment with every rule."""
+    procs = []
+    pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+    for i in range(4):
+        procs.append(subprocess.Popen(
+            [PKTLENS, "-n", lab.b, "attach", "vb", "--xdp", "skb", "--force"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen(
+            [PKTLENS, "-n", lab.b, "policy", "add", "vb", "--dst", f"198.18.9.{i}/32", "--drop"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, (p.args, out, err)
+    assert_complete(lab)
+    assert leftovers(lab) == ["vb"]
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    assert sorted(r["rule"].split(" --dst ")[1] for r in rules) == \
+        sorted(f"198.18.9.{i}/32 --drop" for i in range(4))
+    udp(lab, 5)
+    assert lab.wait_packets(5)["interfaces"][0]["hooks"][0]["packets"] == 5
+
+
+def test_lock_holder_makes_others_wait(lab):
+    """While another process holds the change lock, attach waits for it."""
+    holder = subprocess.Popen(["flock", PIN_ROOT, "sleep", "1.5"])
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+        assert time.monotonic() - t0 >= 1.0
+        t0 = time.monotonic()
+        pktlens("stats", "vb", ns=lab.b)  # readers never wait
+    finally:
+        holder.wait()
+    assert_complete(lab)
+
+
+def test_interface_renamed_while_attached(lab):
+    pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+    udp(lab, 4)
+    lab.wait_packets(4)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "down")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vbren")
+    sh("ip", "-n", lab.b, "link", "set", "vbren", "up")
+    att = pktlens_json("list", ns=lab.b)["attachments"]
+    att = [a for a in att if a["netns"] == netns_ino(lab.b)]
+    assert [(a["ifname"], a["state"]) for a in att] == [("vb", "interface-renamed (now vbren)")]
+    assert xdp_packets(lab.b) == 4  # still readable under the name it was attached as
+    d = pktlens_json("detach", "vb", ns=lab.b)
+    assert d["detached"][0]["totals"][0]["packets"] == 4
+    assert kernel_hooks(lab.b, "vbren") == (None, [], 0)
+    assert leftovers(lab) == []
+
+
+def test_interface_deleted_while_attached(lab):
+    pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+    udp(lab, 3)
+    lab.wait_packets(3)
+    sh("ip", "-n", lab.a, "link", "del", "va")  # takes its peer vb along
+    assert xdp_packets(lab.b) == 3
+    d = pktlens_json("detach", "vb", ns=lab.b)
+    assert d["detached"][0]["ifname"] == "vb"
+    assert d["detached"][0]["totals"][0]["packets"] == 3
+    assert leftovers(lab) == []
+
+
+def test_bpffs_unmounted_and_remounted(lab):
+    """A bpffs of our own in a private mount namespace: when it is unmounted the
+    kernel drops the pinned links (XDP and tcx detach, counters are gone);
+    pktlens then sees nothing and attaches afresh on the new bpffs."""
+    script = (f"set -e; umount /sys/fs/bpf 2>/dev/null || true; "
+              f"mount -t bpf bpf /sys/fs/bpf; "
+              f"{PKTLENS} -n {lab.b} attach vb --xdp skb >/dev/null; "
+              f"ip -n {lab.b} -j link show vb; echo; "
+              f"umount /sys/fs/bpf; sleep 0.5; "
+              f"ip -n {lab.b} -j link show vb; echo; "
+              f"{PKTLENS} -n {lab.b} -j list; "
+              f"{PKTLENS} -n {lab.b} attach vb --xdp skb >/dev/null; "
+              f"{PKTLENS} -n {lab.b} -j list; "
+              f"{PKTLENS} -n {lab.b} detach vb >/dev/null; "
+              f"ip -n {lab.b} -j link show vb; echo")
+    r = sh("unshare", "--mount", "--propagation", "private", "sh", "-c", script, check=False)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert json.loads(lines[0])[0].get("xdp")          # attached on our bpffs
+    assert not json.loads(lines[1])[0].get("xdp")      # gone with the unmount
+    assert json.loads(lines[2])["attachments"] == []
+    assert [a["state"] for a in json.loads(lines[3])["attachments"]] == ["attached"]
+    assert not json.loads(lines[4])[0].get("xdp")
+    assert kernel_hooks(lab.b, "vb") == (None, [], 0)
+
+
+NOPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+@pytest.mark.parametrize("args,missing", [
+    (["attach", "vb"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["detach", "vb"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["detach", "--all"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["list"], "CAP_BPF"),
+    (["stats"], "CAP_BPF"),
+    (["stats", "vb", "--reset"], "CAP_BPF"),
+    (["flows", "vb"], "CAP_BPF"),
+    (["filter", "compile", "udp"], "CAP_BPF"),
+    (["filter", "run", "-r", "/dev/null", "udp"], "CAP_BPF"),
+    (["filter", "set", "vb", "udp"], "CAP_BPF"),
+    (["filter", "clear", "vb"], "CAP_BPF"),
+    (["policy", "add", "vb", "--dst", "198.18.0.9/32", "--drop"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["policy", "list"], "CAP_BPF"),
+    (["policy", "del", "vb", "1"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["policy", "flush", "vb"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["policy", "load", "vb", "/dev/null"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["sample", "vb", "-c", "1"], "CAP_BPF"),
+    (["tcp", "retrans"], "CAP_BPF"),
+    (["export", "prometheus"], "CAP_BPF"),
+    (["export", "ipfix", "--collector", "127.0.0.1:4739"], "CAP_BPF"),
+    (["top"], "CAP_BPF"),
+])
+def test_every_command_names_the_missing_capability(args, missing):
+    r = subprocess.run(NOPRIV + [PKTLENS] + args, capture_output=True, text=True, timeout=30)
+    verb = " ".join(args[:2]) if args[0] in ("policy", "filter") else args[0]
+    if args[:2] == ["stats", "vb"]:
+        verb = "stats"
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("pktlens: "), r.stderr
+    assert f"missing capability {missing}" in r.stderr, r.stderr
+    assert verb.split()[0] in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_pins_are_private(lab):
+    pktlens("attach", "vb", ns=lab.b)
+    pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
+    for d in (PIN_ROOT, os.path.dirname(pin), pin):
+        assert os.stat(d).st_mode & 0o777 == 0o700, d
+    modes = {f: os.stat(f"{pin}/{f}").st_mode & 0o777 for f in os.listdir(pin)}
+    assert set(modes.values()) == {0o600}, modes
+    # an unprivileged user cannot even look inside
+    r = subprocess.run(NOPRIV + ["ls", pin], capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_clsact_filters_left_by_a_killed_attach_are_replaced(lab):
+    """clsact filters cannot be pinned: the state a kill -9 after creating them
+    leaves (filters, no pins) is made here by removing the pins. The next
+    attach replaces our orphans instead of counting every packet twice."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc-mech", "clsact", ns=lab.b)
+    pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
+    for f in os.listdir(pin):
+        os.unlink(f"{pin}/{f}")
+    os.rmdir(pin)
+    assert kernel_hooks(lab.b, "vb")[2] == 2
+    pktlens("attach", "vb", "--xdp", "none", "--tc-mech", "clsact", ns=lab.b)
+    assert kernel_hooks(lab.b, "vb")[2] == 2
+    udp(lab, 4)
+    assert lab.wait_packets(4)["interfaces"][0]["hooks"][0]["packets"] == 4
+    pktlens("detach", "vb", ns=lab.b)
+    assert kernel_hooks(lab.b, "vb") == (None, [], 0)
+
+
+def test_counters_survive_cli_exits_and_policy_reloads(lab, tmp_path):
+    """Only `stats --reset` zeroes counters; detach reports the final totals."""
+    pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+    rules = tmp_path / "rules"
+    for i in range(3):
+        rules.write_text(f"--dst 198.18.7.{i}/32 --drop\n--proto tcp --dport 1-{100 + i} --pass\n")
+        pktlens("policy", "load", "vb", rules, ns=lab.b)
+        pktlens("filter", "set", "vb", "udp", ns=lab.b)
+        udp(lab, 5)
+        lab.wait_packets(5 * (i + 1))
+    pktlens("policy", "flush", "vb", ns=lab.b)
+    pktlens("filter", "clear", "vb", ns=lab.b)
+    pktlens("attach", "vb", "--xdp", "skb", "--force", ns=lab.b)
+    assert xdp_packets(lab.b) == 15
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    assert sorted((f["hook"], f["packets"]) for f in flows) == [("tc", 15), ("xdp", 15)]
+    r = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+    assert r["interfaces"][0]["hooks"][0]["packets"] == 15
+    assert xdp_packets(lab.b) == 0
+    udp(lab, 2)
+    lab.wait_packets(2)
+    d = pktlens_json("detach", "vb", ns=lab.b)
+    totals = {(t["hook"], t["dir"]): t["packets"] for t in d["detached"][0]["totals"]}
+    assert totals[("xdp", "in")] == 2
