@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens flows */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ static void flows_usage(FILE *f)
 
 struct row {
 	struct pl_flow f;
-	const char *ifname;
+	size_t att;		/* index of its attachment */
 	double rate;
 	long long retrans;	/* segments; -1: not known (no probes, not TCP) */
 };
@@ -101,7 +102,7 @@ static long long flow_retrans(int fd, uint64_t netns, const struct pl_flow_key *
 	return !is_v6(k) && !pl_tcp_conn_lookup(fd, &t, &c) ? (long long)c.segs : 0;
 }
 
-static void plain_row(const struct row *r, bool rtx)
+static void plain_row(const struct row *r, const char *ifname, bool rtx)
 {
 	const struct pl_flow_key *k = &r->f.key;
 	const struct pl_flow_val *v = &r->f.val;
@@ -119,7 +120,7 @@ static void plain_row(const struct row *r, bool rtx)
 		snprintf(vlan, sizeof(vlan), "%u", k->vlan & 0xfff);
 	if (k->l4proto == 6 && has_ports(k))
 		pl_fmt_tcp_flags(v->tcp_flags, fl, sizeof(fl));
-	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", r->ifname,
+	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", ifname,
 	       k->hook == PL_HOOK_XDP ? "xdp" : "tc", k->dir == PL_DIR_IN ? "in" : "out",
 	       vlan, p, src, dst, v->packets, v->bytes, fl, (v->last_ns - v->first_ns) / 1e9);
 	if (rtx && r->retrans >= 0)
@@ -127,6 +128,86 @@ static void plain_row(const struct row *r, bool rtx)
 	else if (rtx)
 		printf(" %7s", "-");
 	printf("\n");
+}
+
+/*
+ * The flows to show, gathered while the tables stream by: all of them, or
+ * with --top N only the best N so far in a bounded heap whose root is the
+ * worst of them (O(flows log N) time, O(N) memory).
+ */
+struct sel {
+	struct row *rows;
+	size_t n, cap;
+	uint32_t top;		/* 0: keep all */
+	size_t att;		/* attachment being read */
+	int cfd;		/* its conn_retrans, -1: none */
+	uint64_t netns;
+	size_t nflows;		/* flows of that attachment */
+};
+
+static void heap_down(struct row *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		struct row t;
+
+		if (l < n && cmp_rows(&h[l], &h[m]) > 0)
+			m = l;
+		if (r < n && cmp_rows(&h[r], &h[m]) > 0)
+			m = r;
+		if (m == i)
+			return;
+		t = h[i], h[i] = h[m], h[m] = t;
+		i = m;
+	}
+}
+
+static void heap_up(struct row *h, size_t i)
+{
+	while (i) {
+		size_t p = (i - 1) / 2;
+		struct row t;
+
+		if (cmp_rows(&h[i], &h[p]) <= 0)
+			return;
+		t = h[i], h[i] = h[p], h[p] = t;
+		i = p;
+	}
+}
+
+static int sel_flow(const struct pl_flow *f, void *ctx)
+{
+	struct sel *s = ctx;
+	struct row r = { .f = *f, .att = s->att, .retrans = -1 };
+
+	s->nflows++;
+	r.rate = sort_key == SORT_RATE ? pl_flow_rate(&f->val) : 0;
+	/* segments are looked up for the rows shown, unless they decide which */
+	if (sort_key == SORT_RETRANS)
+		r.retrans = flow_retrans(s->cfd, s->netns, &f->key);
+	if (s->top && s->n == s->top) {
+		if (cmp_rows(&r, &s->rows[0]) >= 0)
+			return 0;	/* not better than the worst kept */
+		s->rows[0] = r;
+		heap_down(s->rows, s->n, 0);
+		return 0;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 1024;
+		struct row *p;
+
+		if (s->top && cap > s->top)
+			cap = s->top;
+		p = realloc(s->rows, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->rows = p;
+		s->cap = cap;
+	}
+	s->rows[s->n++] = r;
+	if (s->top)
+		heap_up(s->rows, s->n - 1);
+	return 0;
 }
 
 int do_flows(int argc, char **argv)
@@ -139,8 +220,9 @@ int do_flows(int argc, char **argv)
 		{},
 	};
 	struct pl_attachment *a = NULL;
-	struct row *rows = NULL;
-	size_t n = 0, nrows = 0, i;
+	struct sel sel = { .cfd = -1 };
+	int *cfds = NULL;
+	size_t n = 0, nrows, i;
 	bool rtx = false;
 	uint32_t top = 0;
 	struct jw w;
@@ -192,6 +274,15 @@ int do_flows(int argc, char **argv)
 	if (rc)
 		return rc;
 
+	cfds = malloc((n ? n : 1) * sizeof(*cfds));
+	if (!cfds) {
+		pl_err("flows: out of memory");
+		rc = PL_EXIT_FAIL;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		cfds[i] = -1;
+	sel.top = top;
 	jw_init(&w, stdout, pl_g.pretty);
 	if (pl_g.json) {
 		jw_obj_open(&w);
@@ -200,24 +291,27 @@ int do_flows(int argc, char **argv)
 	}
 	for (i = 0; i < n; i++) {
 		struct pl_stats s[PL_SLOT_MAX];
-		struct pl_flow *fl = NULL;
 		struct pl_state st;
-		size_t nf = 0, used = 0;
+		size_t used = 0;
 		__u64 lost = 0, lost_pk = 0, lost_by = 0;
-		struct row *p;
 		int err;
 
 		if ((rc = pl_open_state("flows", &a[i], &st)))
 			goto out;
-		err = pl_state_flows(&st, &fl, &nf);
+		if (st.meta.probes & PL_PROBE_TCP)
+			cfds[i] = pl_pin_open(a[i].dir, PL_MAP_CONN_RETRANS);
+		rtx |= cfds[i] >= 0;
+		sel.att = i;
+		sel.cfd = cfds[i];
+		sel.netns = a[i].netns;
+		sel.nflows = 0;
+		/* one batched walk gives the flows and the table's entry count */
+		err = pl_state_flows_each(&st, sel_flow, &sel, &used);
 		if (!err)
 			err = pl_state_stats(&st, s);
-		if (!err)
-			err = pl_state_flow_count(&st, &used);
 		if (err) {
 			pl_err("flows: %s: cannot read maps: %s", a[i].ifname, strerror(-err));
 			pl_state_close(&st);
-			free(fl);
 			rc = PL_EXIT_FAIL;
 			goto out;
 		}
@@ -227,7 +321,7 @@ int do_flows(int argc, char **argv)
 		if (pl_g.json) {
 			jw_obj_open(&w);
 			jw_str_field(&w, "ifname", a[i].ifname);
-			jw_u64_field(&w, "flows", nf);
+			jw_u64_field(&w, "flows", sel.nflows);
 			jw_u64_field(&w, "table_entries", used);
 			jw_u64_field(&w, "table_max", st.meta.flows_max);
 			jw_u64_field(&w, "lost", lost);
@@ -239,41 +333,26 @@ int do_flows(int argc, char **argv)
 			       " bytes not recorded in flows\n", a[i].ifname, used,
 			       st.meta.flows_max, lost_pk, lost_by);
 		}
-		p = realloc(rows, (nrows + nf) * sizeof(*rows));
-		if (!p && nf) {
-			pl_err("flows: out of memory");
-			pl_state_close(&st);
-			free(fl);
-			rc = PL_EXIT_FAIL;
-			goto out;
-		}
-		rows = p;
-		int cfd = (st.meta.probes & PL_PROBE_TCP) ?
-			  pl_pin_open(a[i].dir, PL_MAP_CONN_RETRANS) : -1;
-
-		rtx |= cfd >= 0;
-		for (size_t f = 0; f < nf; f++) {
-			rows[nrows].f = fl[f];
-			rows[nrows].ifname = a[i].ifname;
-			rows[nrows].rate = pl_flow_rate(&fl[f].val);
-			rows[nrows].retrans = flow_retrans(cfd, a[i].netns, &fl[f].key);
-			nrows++;
-		}
-		if (cfd >= 0)
-			close(cfd);
-		free(fl);
 		pl_state_close(&st);
 	}
+	nrows = sel.n;
 	if (nrows > 1)
-		qsort(rows, nrows, sizeof(*rows), cmp_rows);
-	if (top && nrows > top)
-		nrows = top;
+		qsort(sel.rows, nrows, sizeof(*sel.rows), cmp_rows);
+	for (i = 0; i < nrows; i++) {
+		struct row *r = &sel.rows[i];
+
+		if (sort_key != SORT_RATE)
+			r->rate = pl_flow_rate(&r->f.val);
+		if (sort_key != SORT_RETRANS)
+			r->retrans = flow_retrans(cfds[r->att], a[r->att].netns, &r->f.key);
+	}
 	if (pl_g.json) {
 		jw_arr_close(&w);
 		jw_key(&w, "flows");
 		jw_arr_open(&w);
 		for (i = 0; i < nrows; i++)
-			pl_json_flow(&w, rows[i].ifname, &rows[i].f, rows[i].rate, rows[i].retrans);
+			pl_json_flow(&w, a[sel.rows[i].att].ifname, &sel.rows[i].f, sel.rows[i].rate,
+				     sel.rows[i].retrans);
 		jw_arr_close(&w);
 		jw_obj_close(&w);
 		jw_end(&w);
@@ -282,10 +361,14 @@ int do_flows(int argc, char **argv)
 		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
 		       "SECS", rtx ? " RETRANS" : "");
 		for (i = 0; i < nrows; i++)
-			plain_row(&rows[i], rtx);
+			plain_row(&sel.rows[i], a[sel.rows[i].att].ifname, rtx);
 	}
 out:
-	free(rows);
+	for (i = 0; cfds && i < n; i++)
+		if (cfds[i] >= 0)
+			close(cfds[i]);
+	free(cfds);
+	free(sel.rows);
 	free(a);
 	return rc;
 }

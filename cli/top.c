@@ -50,6 +50,44 @@ static int rate_cmp(const void *x, const void *y)
 	return a < b ? 1 : a > b ? -1 : 0;
 }
 
+/* Min-heap on bps: the root is the slowest of those kept. */
+static void sift_down(struct flow_rate *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		struct flow_rate t;
+
+		if (l < n && h[l].bps < h[m].bps)
+			m = l;
+		if (r < n && h[r].bps < h[m].bps)
+			m = r;
+		if (m == i)
+			return;
+		t = h[i], h[i] = h[m], h[m] = t;
+		i = m;
+	}
+}
+
+/*
+ * Put the @k fastest of @fr[0..n) first, fastest first, in place: a
+ * bounded heap instead of sorting every flow when only a screenful shows.
+ */
+static size_t top_k(struct flow_rate *fr, size_t n, size_t k)
+{
+	if (k > n)
+		k = n;
+	for (size_t i = k / 2; i-- > 0;)
+		sift_down(fr, k, i);
+	for (size_t i = k; i < n; i++) {
+		if (fr[i].bps <= fr[0].bps)
+			continue;
+		fr[0] = fr[i];
+		sift_down(fr, k, 0);
+	}
+	qsort(fr, k, sizeof(*fr), rate_cmp);
+	return k;
+}
+
 static double now_s(void)
 {
 	struct timespec t;
@@ -165,9 +203,9 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 			fr[nfr++].bps = d * 8 / secs;
 		}
 	}
-	if (fr)
-		qsort(fr, nfr, sizeof(*fr), rate_cmp);
 	row++;
+	if (fr)
+		nfr = top_k(fr, nfr, rows > row ? (size_t)(rows - row) : 0);
 	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s", "PROTO", "DIR", "SOURCE", "DESTINATION",
 		 "BPS");
 	for (size_t i = 0; i < nfr && row < rows - PL_RMON_MAX - 2; i++) {

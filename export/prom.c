@@ -72,6 +72,13 @@ static void slot_labels(FILE *f, const struct pl_attachment *a, int slot)
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)			\
 			if ((atts)[i].ok && pl_slot_attached(&(atts)[i].a->meta, sl))
 
+static int add_segs(const void *key, const void *val, int ncpu, void *ctx)
+{
+	(void)key, (void)ncpu;
+	*(__u64 *)ctx += ((const struct pl_tcp_conn *)val)->segs;
+	return 0;
+}
+
 static void read_att(struct att *t)
 {
 	struct pl_state st;
@@ -101,16 +108,11 @@ static void read_att(struct att *t)
 	}
 	if (t->a->meta.probes & PL_PROBE_TCP) {
 		int fd = pl_pin_open(t->a->dir, PL_MAP_CONN_RETRANS);
-		struct pl_tcp_tuple k, next;
-		struct pl_tcp_conn c;
 
 		t->probes = fd >= 0;
-		for (int r = fd >= 0 ? pl_map_first_key(fd, &next) : -1; !r;
-		     r = bpf_map_get_next_key(fd, &k, &next)) {
-			k = next;
-			if (!bpf_map_lookup_elem(fd, &k, &c))
-				t->retrans_segs += c.segs;
-		}
+		if (fd >= 0 && pl_map_walk(fd, sizeof(struct pl_tcp_tuple), sizeof(struct pl_tcp_conn),
+					   false, add_segs, &t->retrans_segs))
+			t->probes = false;
 		if (fd >= 0)
 			close(fd);
 		if (t->probes && (pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_RTT_HIST, &t->rtt) ||

@@ -192,13 +192,19 @@ static int handle_foreign(struct attach *a, __u32 ours)
 	return 0;
 }
 
-/* Copy merged flows into a fresh table (CPU 0 gets the sums). */
+/*
+ * Copy merged flows into a fresh table (CPU 0 gets the sums), in batches;
+ * from where a batch fails (the new table is smaller: full) one by one, as
+ * lost what does not fit.
+ */
 static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 {
+	enum { CHUNK = 4096 };
 	int ncpu = libbpf_num_possible_cpus();
+	struct pl_flow_key *keys;
 	struct pl_flow_val *vals;
 	struct pl_flow *fl = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, j;
 	int err;
 
 	if (ncpu < 0)
@@ -206,16 +212,28 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 	err = pl_state_flows(old, &fl, &n);
 	if (err)
 		return err;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals) {
+	keys = calloc(CHUNK, sizeof(*keys));
+	vals = calloc((size_t)CHUNK * ncpu, sizeof(*vals));
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
 		free(fl);
 		return -ENOMEM;
 	}
-	for (i = 0; i < n; i++) {
-		vals[0] = fl[i].val;
-		if (bpf_map_update_elem(new_fd, &fl[i].key, vals, BPF_NOEXIST))
-			*lost += fl[i].val.packets;
+	for (i = 0; i < n; i += CHUNK) {
+		__u32 cnt = n - i < CHUNK ? (__u32)(n - i) : CHUNK, done = cnt;
+
+		for (j = 0; j < cnt; j++) {
+			keys[j] = fl[i + j].key;
+			vals[j * ncpu] = fl[i + j].val;
+		}
+		if (!bpf_map_update_batch(new_fd, keys, vals, &done, NULL))
+			continue;
+		for (j = done; j < cnt; j++)
+			if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu], BPF_NOEXIST))
+				*lost += fl[i + j].val.packets;
 	}
+	free(keys);
 	free(vals);
 	free(fl);
 	return 0;

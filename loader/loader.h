@@ -285,10 +285,32 @@ struct pl_flow {
 	struct pl_flow_key key;
 	struct pl_flow_val val;
 };
-/* Table + every CPU's cache slots, merged by key. Caller frees *out. */
+/*
+ * Table + every CPU's cache slots, merged by key, in no particular order.
+ * Holds every flow (88 bytes each): for a large table prefer
+ * pl_state_flows_each(). Successive readings never shrink. Caller frees *out.
+ */
 int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n);
-/* Number of entries in the flow table. */
+/* Called for each flow; a nonzero return stops the walk and is returned. */
+typedef int (*pl_flow_fn)(const struct pl_flow *f, void *ctx);
+/*
+ * The same flows streamed to @fn, without holding them: one batched walk of
+ * the table, memory independent of its size. @entries (may be NULL): the
+ * table's entries, as pl_state_flow_count() would say. A flow moving from a
+ * cache slot into the table during the walk may show its cached packets
+ * twice in this one reading.
+ */
+int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, size_t *entries);
+/* Number of entries in the flow table (one batched walk: ~0.5 s per million). */
 int pl_state_flow_count(const struct pl_state *st, size_t *n);
+
+/*
+ * Walk any hash or array map in batches, calling @cb with each key and its
+ * value (@percpu: ncpu consecutive values of @vsize bytes, the size
+ * rounded up to 8). A nonzero return of @cb stops the walk and is returned.
+ */
+typedef int (*pl_walk_fn)(const void *key, const void *vals, int ncpu, void *ctx);
+int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, void *ctx);
 
 /* Merge per-CPU flow values (used by state.c and tests). */
 void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d);

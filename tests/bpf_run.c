@@ -45,6 +45,12 @@ static int next_rec(FILE *f, int swap, struct rec *r)
 	return 1;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(&((const struct pl_flow *)a)->key, &((const struct pl_flow *)b)->key,
+		      sizeof(struct pl_flow_key));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -132,6 +138,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bpf_run: cannot read maps: %s\n", strerror(-err));
 		return 1;
 	}
+	if (nf > 1)	/* by key, as the output always was */
+		qsort(fl, nf, sizeof(*fl), cmp_key);
 	jw_u64_field(&w, "runs", runs);
 	jw_u64_field(&w, "rejected", rejected);
 	jw_u64_field(&w, "table_entries", used);
