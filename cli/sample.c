@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -464,12 +465,21 @@ int do_sample(int argc, char **argv)
 			break;
 		}
 		now = mono_ns();
-		if (r->dump && now - last_flush >= FLUSH_NS) {
-			if (pl_dump_flush(r->dump)) {
+		if (now - last_flush >= FLUSH_NS) {
+			struct stat st;
+
+			if (r->dump && pl_dump_flush(r->dump)) {
 				r->write_err = -EIO;
 				break;
 			}
 			last_flush = now;
+			/* detach or attach --force removed the pin directory we sample */
+			if (!fstat(s.dir_fd, &st) && st.st_nlink == 0) {
+				pl_err("sample: %s: detached or re-attached while sampling: stopped",
+				       a->ifname);
+				ret = PL_EXIT_FAIL;
+				break;
+			}
 		}
 		if (duration && now - t0 >= duration * 1000000000ULL)
 			break;

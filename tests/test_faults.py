@@ -325,3 +325,21 @@ def test_counters_survive_cli_exits_and_policy_reloads(lab, tmp_path):
     d = pktlens_json("detach", "vb", ns=lab.b)
     totals = {(t["hook"], t["dir"]): t["packets"] for t in d["detached"][0]["totals"]}
     assert totals[("xdp", "in")] == 2
+
+
+def test_sampler_stops_when_its_attachment_goes(lab, tmp_path):
+    pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+    out = tmp_path / "s.pcap"
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", out],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    udp(lab, 3)
+    time.sleep(0.5)
+    d = pktlens_json("detach", "vb", ns=lab.b)
+    assert d["detached"][0]["totals"][0]["packets"] == 3
+    _, err = p.communicate(timeout=5)
+    assert p.returncode == 1
+    assert "pktlens: sample: vb: detached or re-attached while sampling: stopped" in err
+    from scapy.all import rdpcap
+    assert len(rdpcap(str(out))) == 3  # what it took before is written out
+    assert leftovers(lab) == []
