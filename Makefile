@@ -104,22 +104,70 @@ $(OUT)/tests/fill_flows: $(OUT)/tests/fill_flows.o
 $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# libFuzzer: random cBPF through the translator and the verifier against
-# libpcap's interpreter. `make test` runs it briefly; `make fuzz FUZZ_TIME=600`
+# libFuzzer targets, tests/fuzz/fuzz_<target>.c -> $(OUT)/fuzz_<target>:
+#   translate  random cBPF through the translator and the verifier against libpcap
+#   policy     random `policy load` files through the rule parser, round trip via list
+#   export     random attachments and flow tables through the Prometheus and IPFIX writers
+#   xdp        random frames through the XDP and tc programs (BPF_PROG_TEST_RUN, root)
+# `make fuzz` runs each for FUZZ_TIME seconds (`make fuzz FUZZ_TIME=600`,
+# `make fuzz FUZZ_TARGETS=policy`), `make test` for TEST_FUZZ_TIME. Seeds in
+# tests/fuzz/corpus/<target>/ are copied to $(OUT)/fuzz-corpus/<target>, where
+# libFuzzer grows the corpus; tests/fuzz/crashes/<target>-* (fixed findings)
+# are replayed first. A finding fails the make, its input in $(OUT)/<target>-crash-*.
 FUZZ_TIME ?= 300
-TEST_FUZZ_TIME ?= 20
-FUZZ_BIN := $(OUT)/fuzz_translate
-$(FUZZ_BIN): tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c pcap/cbpf.h | $(OUT)
+TEST_FUZZ_TIME ?= 10
+FUZZ_TARGETS ?= translate policy export xdp
+FUZZ_BINS := $(patsubst %,$(OUT)/fuzz_%,$(FUZZ_TARGETS))
+# undefined behaviour stops the run like a crash does
+FUZZ_SAN := -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_MAX_LEN_translate := 2048
+FUZZ_MAX_LEN_policy := 4096
+FUZZ_MAX_LEN_export := 4096
+FUZZ_MAX_LEN_xdp := 4096
+# what the summary line counts
+FUZZ_UNIT_translate := programs
+FUZZ_UNIT_policy := rule files
+FUZZ_UNIT_export := flow tables
+FUZZ_UNIT_xdp := frames
+
+$(OUT)/fuzz_translate: tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c pcap/cbpf.h | $(OUT)
 	$(Q)$(call msg,FUZZ,$@)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 		-Iinclude tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c \
 		$(shell pkg-config --libs libbpf libpcap 2>/dev/null) -lelf -lz -o $@
 
-fuzz: deps $(FUZZ_BIN)
-	@mkdir -p $(OUT)/fuzz-corpus
-	@if $(FUZZ_BIN) -max_len=2048 -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-		-artifact_prefix=$(OUT)/ $(OUT)/fuzz-corpus > $(OUT)/fuzz.log 2>&1; then \
-		echo "fuzz_translate: $$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\).*/\1 programs in \2 s/p' $(OUT)/fuzz.log), no finding"; \
-	else tail -40 $(OUT)/fuzz.log; echo "fuzz_translate: FINDING (input saved in $(OUT)/crash-*), log $(OUT)/fuzz.log"; exit 1; fi
+# The other targets link the library sources (and the policy rule grammar)
+# built by clang with coverage and sanitizers, from an archive so each takes
+# only what it calls.
+FUZZ_LIB_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(LIB_SRCS) cli/policy_rule.c)
+$(OUT)/fuzz/%.o: %.c $(USER_HDRS) $(SKELS)
+	@mkdir -p $(dir $@)
+	$(Q)$(call msg,FUZZCC,$@)$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
+		-Wall -Wextra -Iinclude -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+		-c $< -o $@
+$(OUT)/fuzz/libpktlens.a: $(FUZZ_LIB_OBJS)
+	$(Q)$(call msg,AR,$@)rm -f $@ && ar rcs $@ $^
+$(OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(OUT)/fuzz/libpktlens.a $(USER_HDRS) $(SKELS)
+	$(Q)$(call msg,FUZZ,$@)$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer,address,undefined \
+		-Wall -Wextra -Werror -Iinclude -I$(OUT) $< $(OUT)/fuzz/libpktlens.a -o $@ \
+		$(LDLIBS)
+
+# fuzz-<target>: replay the fixed findings, then fuzz for FUZZ_TIME seconds
+FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
+.PHONY: $(FUZZ_RUNS)
+$(FUZZ_RUNS): fuzz-%: $(OUT)/fuzz_%
+	@mkdir -p $(OUT)/fuzz-corpus/$* && : > $(OUT)/fuzz-$*.log
+	@if [ -d tests/fuzz/corpus/$* ]; then cp -n tests/fuzz/corpus/$*/* $(OUT)/fuzz-corpus/$*/ 2>/dev/null || true; fi
+	@set -- $(wildcard tests/fuzz/crashes/$*-*); if [ $$# -gt 0 ]; then \
+		if ! $(OUT)/fuzz_$* "$$@" > $(OUT)/fuzz-$*.log 2>&1; then tail -40 $(OUT)/fuzz-$*.log; \
+			echo "fuzz_$*: REGRESSION: a fixed finding in tests/fuzz/crashes/ fails again, log $(OUT)/fuzz-$*.log"; exit 1; fi; \
+	fi
+	@if $(OUT)/fuzz_$* -max_len=$(FUZZ_MAX_LEN_$*) -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+		-artifact_prefix=$(OUT)/$*- $(OUT)/fuzz-corpus/$* >> $(OUT)/fuzz-$*.log 2>&1; then \
+		echo "fuzz_$*: $$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\).*/\1 $(FUZZ_UNIT_$*) in \2 s/p' $(OUT)/fuzz-$*.log), no finding$(if $(wildcard tests/fuzz/crashes/$*-*),; replayed tests/fuzz/crashes/$*-* ($(words $(wildcard tests/fuzz/crashes/$*-*))))"; \
+	else tail -40 $(OUT)/fuzz-$*.log; echo "fuzz_$*: FINDING (input saved in $(OUT)/$*-crash-*), log $(OUT)/fuzz-$*.log"; exit 1; fi
+
+fuzz: deps
+	@set -e; for t in $(FUZZ_RUNS); do $(MAKE) -s --no-print-directory $$t; done
 
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
@@ -127,7 +175,7 @@ unit: deps $(UNIT_BINS)
 pytest: deps $(BIN) $(TEST_TOOLS)
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BIN)
+test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 	@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)

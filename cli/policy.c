@@ -6,10 +6,8 @@
  * One rule grammar for the command line and for rule files; `policy list`
  * prints rules in it, so its output loads back.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +16,8 @@
 
 #include "cli.h"
 #include "common.h"
+#include "policy_rule.h"
 #include "util.h"
-#include "../pcap/cbpf.h"
 
 #define POLICY_USAGE \
 	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION ['EXPR']\n" \
@@ -27,8 +25,6 @@
 	"       pktlens policy del DEV ID\n" \
 	"       pktlens policy flush DEV [--in|--out]\n" \
 	"       pktlens policy load DEV FILE\n"
-
-#define PRIO_DEFAULT 1000U
 
 static void policy_usage(FILE *f)
 {
@@ -69,395 +65,7 @@ static void policy_usage(FILE *f)
 		"syntax (without DEV), # starts a comment. Any error names FILE:LINE:COL\n"
 		"and nothing changes. list prints rules that way (counters as comments),\n"
 		"so `policy list DEV > FILE` saves a rule set that load restores.\n",
-		PRIO_DEFAULT, PL_POLICY_LIST_MAX, PL_POLICY_EXPRS_MAX);
-}
-
-/* ---- the rule grammar ---- */
-
-struct tok {
-	const char *s;
-	int col;		/* 1-based column in the line (files), or argv position */
-};
-
-struct perr {
-	int col;
-	char msg[256];
-};
-
-__attribute__((format(printf, 3, 4)))
-static int perr(struct perr *e, int col, const char *fmt, ...)
-{
-	va_list ap;
-
-	e->col = col;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-/* "a.b.c.d[/n]" or "x::y[/n]" -> 16 bytes (IPv4 mapped), prefix length in that space */
-static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, bool *v4,
-		      char *why, size_t whylen)
-{
-	char buf[INET6_ADDRSTRLEN + 8], *slash;
-	unsigned int max, len;
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (strlen(s) >= sizeof(buf))
-		return snprintf(why, whylen, "'%s': not an address", s), -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash++ = 0;
-	memset(addr, 0, 16);
-	if (inet_pton(AF_INET, buf, &a4) == 1) {
-		*v4 = true;
-		max = 32;
-		addr[10] = addr[11] = 0xff;
-		memcpy(addr + 12, &a4, 4);
-	} else if (inet_pton(AF_INET6, buf, &a6) == 1) {
-		*v4 = false;
-		max = 128;
-		memcpy(addr, &a6, 16);
-	} else {
-		return snprintf(why, whylen, "'%s': not an IPv4 or IPv6 address", s), -EINVAL;
-	}
-	len = max;
-	if (slash) {
-		uint32_t v;
-
-		if (pl_parse_u32(slash, 0, max, &v))
-			return snprintf(why, whylen, "'%s': prefix length must be 0-%u", s, max),
-			       -EINVAL;
-		len = v;
-	}
-	len += 128 - max;
-	memset(mask, 0, 16);
-	for (unsigned int i = 0; i < len; i++)
-		mask[i / 8] |= (__u8)(0x80 >> (i % 8));
-	for (int i = 0; i < 16; i++)
-		if (addr[i] & ~mask[i])
-			return snprintf(why, whylen, "'%s': host bits set after /%u", s,
-					len - (128 - max)), -EINVAL;
-	*plen = (__u8)len;
-	return 0;
-}
-
-static int parse_ports(const char *s, __u16 *lo, __u16 *hi)
-{
-	char buf[16], *dash;
-	uint32_t a, b;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	dash = strchr(buf, '-');
-	if (dash)
-		*dash++ = 0;
-	if (pl_parse_u32(buf, 0, 65535, &a))
-		return -EINVAL;
-	b = a;
-	if (dash && pl_parse_u32(dash, 0, 65535, &b))
-		return -EINVAL;
-	if (b < a)
-		return -ERANGE;
-	*lo = (__u16)a;
-	*hi = (__u16)b;
-	return 0;
-}
-
-static int parse_proto(const char *s, __u8 *proto)
-{
-	static const struct {
-		const char *name;
-		__u8 num;
-	} names[] = { { "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "icmp6", 58 },
-		      { "icmpv6", 58 }, { "sctp", 132 }, { "gre", 47 }, { "esp", 50 } };
-	uint32_t v;
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(s, names[i].name)) {
-			*proto = names[i].num;
-			return 0;
-		}
-	if (pl_parse_u32(s, 0, 255, &v))
-		return -EINVAL;
-	*proto = (__u8)v;
-	return 0;
-}
-
-/* The options and words of a rule (parse_rule()). */
-static int parse_words(const struct tok *t, int n, struct pl_rule *r, char **x, size_t *xlen,
-		       int *expr_col, bool *v4src_, bool *v4dst_, int *src_col_, int *dst_col_,
-		       int *act_col_, char *why, size_t whylen, struct perr *e)
-{
-	bool v4src = false, v4dst = false;
-	int src_col = 0, dst_col = 0, act_col = 0;
-
-	memset(r, 0, sizeof(*r));
-	r->prio = PRIO_DEFAULT;
-	r->dir = PL_DIR_IN;
-	for (int i = 0; i < n; i++) {
-		const char *o = t[i].s;
-		const char *v = i + 1 < n ? t[i + 1].s : NULL;
-		int vcol = i + 1 < n ? t[i + 1].col : t[i].col;
-		bool takes = !strcmp(o, "--prio") || !strcmp(o, "--id") || !strcmp(o, "--src") ||
-			     !strcmp(o, "--dst") || !strcmp(o, "--proto") || !strcmp(o, "--sport") ||
-			     !strcmp(o, "--dport") || !strcmp(o, "--vlan") ||
-			     !strcmp(o, "--redirect") || !strcmp(o, "--sample");
-		uint32_t u;
-
-		if (takes && !v)
-			return perr(e, t[i].col, "%s needs a value", o);
-		if (!strcmp(o, "--in") || !strcmp(o, "--out")) {
-			r->dir = o[2] == 'i' ? PL_DIR_IN : PL_DIR_OUT;
-			continue;
-		}
-		if (!strcmp(o, "--drop") || !strcmp(o, "--pass") || !strcmp(o, "--redirect") ||
-		    !strcmp(o, "--sample")) {
-			if (act_col)
-				return perr(e, t[i].col, "%s: a rule has one action (another at "
-					    "column %d)", o, act_col);
-			act_col = t[i].col;
-		}
-		if (!strcmp(o, "--drop")) {
-			r->action = PL_ACT_DROP;
-		} else if (!strcmp(o, "--pass")) {
-			r->action = PL_ACT_PASS;
-		} else if (!strcmp(o, "--prio")) {
-			if (pl_parse_u32(v, 0, UINT32_MAX, &r->prio))
-				return perr(e, vcol, "--prio '%s': not a number 0-4294967295", v);
-			i++;
-		} else if (!strcmp(o, "--id")) {
-			if (pl_parse_u32(v, 1, PL_POLICY_RULES_MAX, &r->id))
-				return perr(e, vcol, "--id '%s': not a number 1-%u", v,
-					    PL_POLICY_RULES_MAX);
-			i++;
-		} else if (!strcmp(o, "--src") || !strcmp(o, "--dst")) {
-			bool src = o[2] == 's';
-
-			if (parse_cidr(v, src ? r->src : r->dst, src ? r->src_mask : r->dst_mask,
-				       src ? &r->src_len : &r->dst_len, src ? &v4src : &v4dst,
-				       why, whylen))
-				return perr(e, vcol, "%s %s", o, why);
-			r->match |= src ? PL_M_SRC : PL_M_DST;
-			if (src)
-				src_col = vcol;
-			else
-				dst_col = vcol;
-			i++;
-		} else if (!strcmp(o, "--proto")) {
-			if (parse_proto(v, &r->proto))
-				return perr(e, vcol, "--proto '%s': not tcp, udp, icmp, icmp6, sctp "
-					    "or 0-255", v);
-			r->match |= PL_M_PROTO;
-			i++;
-		} else if (!strcmp(o, "--sport") || !strcmp(o, "--dport")) {
-			bool s = o[2] == 's';
-			int err = parse_ports(v, s ? &r->sport_lo : &r->dport_lo,
-					      s ? &r->sport_hi : &r->dport_hi);
-
-			if (err)
-				return perr(e, vcol, "%s '%s': %s", o, v, err == -ERANGE ?
-					    "range ends below its start" :
-					    "not a port 0-65535 or range LO-HI");
-			r->match |= s ? PL_M_SPORT : PL_M_DPORT;
-			i++;
-		} else if (!strcmp(o, "--vlan")) {
-			if (pl_parse_u32(v, 0, 4095, &u))
-				return perr(e, vcol, "--vlan '%s': not a VLAN id 0-4095", v);
-			r->vlan = (__u16)u;
-			r->match |= PL_M_VLAN;
-			i++;
-		} else if (!strcmp(o, "--redirect")) {
-			unsigned int idx = if_nametoindex(v);
-
-			if (!idx)
-				return perr(e, vcol, "--redirect '%s': no such interface", v);
-			r->action = PL_ACT_REDIRECT;
-			r->arg = idx;
-			i++;
-		} else if (!strcmp(o, "--sample")) {
-			if (strncmp(v, "1/", 2) || pl_parse_u32(v + 2, 1, UINT32_MAX, &u))
-				return perr(e, vcol, "--sample '%s': not 1/N with N >= 1", v);
-			r->action = PL_ACT_SAMPLE;
-			r->arg = u;
-			i++;
-		} else if (o[0] == '-' && o[1] == '-') {
-			return perr(e, t[i].col, "unknown option '%s'", o);
-		} else {
-			size_t l = strlen(o);
-			char *nx = realloc(*x, *xlen + l + 2);
-
-			if (!nx)
-				return perr(e, t[i].col, "%s", strerror(ENOMEM));
-			if (!*x)
-				*expr_col = t[i].col;
-			else
-				nx[(*xlen)++] = ' ';
-			memcpy(nx + *xlen, o, l + 1);
-			*xlen += l;
-			*x = nx;
-		}
-	}
-	*v4src_ = v4src;
-	*v4dst_ = v4dst;
-	*src_col_ = src_col;
-	*dst_col_ = dst_col;
-	*act_col_ = act_col;
-	return 0;
-}
-
-/*
- * A rule from tokens; r->id 0 when no --id. Words that are not options form
- * a tcpdump expression, joined by spaces: *expr (malloc'd) or NULL.
- */
-static int parse_rule(const struct tok *t, int n, struct pl_rule *r, char **expr, struct perr *e)
-{
-	bool v4src = false, v4dst = false;
-	char why[200], *x = NULL;
-	int src_col = 0, dst_col = 0, act_col = 0, expr_col = 0;
-	size_t xlen = 0;
-	int ret;
-
-	*expr = NULL;
-	ret = parse_words(t, n, r, &x, &xlen, &expr_col, &v4src, &v4dst, &src_col, &dst_col,
-			  &act_col, why, sizeof(why), e);
-	if (ret)
-		goto fail;
-	if (!act_col) {
-		ret = perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2 "
-			   "or --sample 1/N)");
-		goto fail;
-	}
-	if ((r->match & PL_M_SRC) && (r->match & PL_M_DST) && v4src != v4dst) {
-		ret = perr(e, dst_col > src_col ? dst_col : src_col, "--src and --dst mix IPv4 "
-			   "and IPv6");
-		goto fail;
-	}
-	if (x) {
-		struct sock_filter *cbpf = NULL;
-		char err[512];
-		size_t clen;
-
-		if (xlen >= PL_FILTER_EXPR_MAX) {
-			ret = perr(e, expr_col, "expression longer than %d bytes",
-				   PL_FILTER_EXPR_MAX - 1);
-			goto fail;
-		}
-		if (pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err)) ||
-		    pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
-			free(cbpf);
-			ret = perr(e, expr_col, "expression '%s': %s", x, err);
-			goto fail;
-		}
-		free(cbpf);
-		r->match |= PL_M_EXPR;
-		r->expr_hash = pl_policy_expr_hash(x);
-		*expr = x;
-	}
-	return 0;
-fail:
-	free(x);
-	return ret;
-}
-
-static void fmt_addr(const __u8 *a, __u8 len, char *buf, size_t n)
-{
-	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	char s[INET6_ADDRSTRLEN];
-
-	if (!memcmp(a, mapped, 12) && len >= 96) {
-		inet_ntop(AF_INET, a + 12, s, sizeof(s));
-		snprintf(buf, n, "%s/%u", s, len - 96);
-	} else {
-		inet_ntop(AF_INET6, a, s, sizeof(s));
-		snprintf(buf, n, "%s/%u", s, len);
-	}
-}
-
-static const char *proto_name(__u8 p)
-{
-	switch (p) {
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 1:
-		return "icmp";
-	case 58:
-		return "icmp6";
-	case 132:
-		return "sctp";
-	}
-	return NULL;
-}
-
-static void fmt_ports(char *buf, size_t n, __u16 lo, __u16 hi)
-{
-	if (lo == hi)
-		snprintf(buf, n, "%u", lo);
-	else
-		snprintf(buf, n, "%u-%u", lo, hi);
-}
-
-static const char *action_name(__u8 a)
-{
-	static const char *const names[PL_ACT_MAX] = { "none", "pass", "drop", "redirect", "sample" };
-
-	return a < PL_ACT_MAX ? names[a] : "?";
-}
-
-/* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
-static void fmt_rule(const struct pl_rule *r, const char *expr, char *buf, size_t n)
-{
-	char a[64], ifn[IF_NAMESIZE];
-	size_t off = 0;
-
-#define ADD(...) (off += (size_t)snprintf(buf + off, off < n ? n - off : 0, __VA_ARGS__))
-	ADD("--id %u %s --prio %u", r->id, r->dir == PL_DIR_IN ? "--in" : "--out", r->prio);
-	if (r->match & PL_M_SRC) {
-		fmt_addr(r->src, r->src_len, a, sizeof(a));
-		ADD(" --src %s", a);
-	}
-	if (r->match & PL_M_DST) {
-		fmt_addr(r->dst, r->dst_len, a, sizeof(a));
-		ADD(" --dst %s", a);
-	}
-	if (r->match & PL_M_PROTO) {
-		if (proto_name(r->proto))
-			ADD(" --proto %s", proto_name(r->proto));
-		else
-			ADD(" --proto %u", r->proto);
-	}
-	if (r->match & PL_M_SPORT) {
-		fmt_ports(a, sizeof(a), r->sport_lo, r->sport_hi);
-		ADD(" --sport %s", a);
-	}
-	if (r->match & PL_M_DPORT) {
-		fmt_ports(a, sizeof(a), r->dport_lo, r->dport_hi);
-		ADD(" --dport %s", a);
-	}
-	if (r->match & PL_M_VLAN)
-		ADD(" --vlan %u", r->vlan);
-	switch (r->action) {
-	case PL_ACT_REDIRECT:
-		if (if_indextoname(r->arg, ifn))
-			ADD(" --redirect %s", ifn);
-		else
-			ADD(" --redirect ifindex:%u", r->arg);
-		break;
-	case PL_ACT_SAMPLE:
-		ADD(" --sample 1/%u", r->arg);
-		break;
-	default:
-		ADD(" --%s", action_name(r->action));
-	}
-	if (expr)
-		ADD(strchr(expr, '\'') ? " \"%s\"" : " '%s'", expr);
-#undef ADD
+		PL_RULE_PRIO_DEFAULT, PL_POLICY_LIST_MAX, PL_POLICY_EXPRS_MAX);
 }
 
 /* ---- commands ---- */
@@ -557,8 +165,8 @@ static int do_add(int argc, char **argv)
 	size_t n = 0, ntexts = 0;
 	struct target t = { 0 };
 	char line[PL_FILTER_EXPR_MAX + 512], *expr = NULL;
-	struct tok *toks;
-	struct perr e;
+	struct pl_rule_tok *toks;
+	struct pl_rule_err e;
 	int ret;
 
 	if (argc < 3) {
@@ -569,8 +177,8 @@ static int do_add(int argc, char **argv)
 	if (!toks)
 		return PL_EXIT_FAIL;
 	for (int i = 2; i < argc; i++)
-		toks[i - 2] = (struct tok){ argv[i], i - 1 };
-	if (parse_rule(toks, argc - 2, &r, &expr, &e)) {
+		toks[i - 2] = (struct pl_rule_tok){ argv[i], i - 1 };
+	if (pl_rule_parse(toks, argc - 2, &r, &expr, &e)) {
 		pl_err("policy add: %s: argument %d: %s", argv[1], e.col, e.msg);
 		free(toks);
 		return PL_EXIT_USAGE;
@@ -607,7 +215,7 @@ static int do_add(int argc, char **argv)
 		qsort(texts, ntexts, sizeof(*texts), text_cmp);
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
-	fmt_rule(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
+	pl_rule_format(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
 	if (!ret && !pl_g.json) {
 		printf("%s: rule %u added: %s\n", t.a->ifname, r.id, line);
 	} else if (!ret) {
@@ -699,43 +307,6 @@ out:
 	free(rules);
 	pl_policy_texts_free(texts, ntexts);
 	return ret;
-}
-
-/* Split @line into tokens in place (quotes '...' "..." keep spaces); # starts a comment. */
-static int tokenize(char *line, struct tok *t, int max, struct perr *e)
-{
-	char *p = line;
-	int n = 0;
-
-	for (;;) {
-		char *start, *out;
-
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (!*p || *p == '#')
-			return n;
-		if (n == max)
-			return perr(e, (int)(p - line) + 1, "too many words");
-		start = out = p;
-		t[n].col = (int)(p - line) + 1;
-		while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-			if (*p == '\'' || *p == '"') {
-				char q = *p++;
-
-				while (*p && *p != q)
-					*out++ = *p++;
-				if (!*p)
-					return perr(e, t[n].col, "unterminated quote");
-				p++;
-				continue;
-			}
-			*out++ = *p++;
-		}
-		if (*p)
-			p++;
-		*out = 0;
-		t[n++].s = start;
-	}
 }
 
 static int id_cmp(const void *a, const void *b)
@@ -838,7 +409,7 @@ static int do_load(int argc, char **argv)
 	char *line = NULL;
 	size_t linecap = 0;
 	int lineno = 0, ret = PL_EXIT_OK;
-	struct tok toks[256];
+	struct pl_rule_tok toks[256];
 	ssize_t len;
 	FILE *f;
 
@@ -853,15 +424,15 @@ static int do_load(int argc, char **argv)
 	}
 	while ((len = getline(&line, &linecap, f)) >= 0) {
 		struct pl_rule r;
-		struct perr e;
+		struct pl_rule_err e;
 		char *expr = NULL;
 		int nt;
 
 		lineno++;
-		nt = tokenize(line, toks, 256, &e);
+		nt = pl_rule_tokenize(line, toks, 256, &e);
 		if (nt == 0)
 			continue;
-		if (nt < 0 || parse_rule(toks, nt, &r, &expr, &e)) {
+		if (nt < 0 || pl_rule_parse(toks, nt, &r, &expr, &e)) {
 			pl_err("policy load: %s:%d:%d: %s", argv[2], lineno, e.col, e.msg);
 			ret = PL_EXIT_USAGE;
 			goto out;
@@ -984,7 +555,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 			memset(&rs, 0, sizeof(rs));
 		if (rs.pkts && rs.last_ns)
 			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;
-		fmt_rule(r, text_of(texts, ntexts, r->id), line, sizeof(line));
+		pl_rule_format(r, text_of(texts, ntexts, r->id), line, sizeof(line));
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);
@@ -997,7 +568,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_u64_field(w, "id", r->id);
 		jw_str_field(w, "dir", r->dir == PL_DIR_IN ? "in" : "out");
 		jw_u64_field(w, "prio", r->prio);
-		jw_str_field(w, "action", action_name(r->action));
+		jw_str_field(w, "action", pl_rule_action_name(r->action));
 		if (r->action == PL_ACT_REDIRECT) {
 			jw_str_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
 			jw_u64_field(w, "redirect_ifindex", r->arg);

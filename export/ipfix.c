@@ -53,6 +53,12 @@ struct pl_ipfix {
 	size_t len;		/* bytes in buf, message header included */
 	size_t set_at;		/* offset of the open set's header, 0: none */
 	uint16_t set_id;
+	/* the round in progress (pl_ipfix_begin() .. pl_ipfix_end()) */
+	struct seen *now;	/* every flow seen, the next baseline */
+	size_t nnow;
+	size_t sent;		/* data records sent */
+	uint32_t in_msg;	/* data records in buf */
+	int send_err;
 };
 
 static void put(struct pl_ipfix *x, const void *p, size_t n)
@@ -225,13 +231,96 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	return 0;
 }
 
+void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
+{
+	free(x->now);
+	x->now = NULL;
+	x->nnow = 0;
+	x->sent = 0;
+	x->in_msg = 0;
+	x->send_err = 0;
+	begin(x);
+	if (tpl) {
+		templates(x);
+		x->send_err = flush(x, 0);
+	}
+}
+
+int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, size_t nf)
+{
+	struct seen *grown = realloc(x->now, (x->nnow + nf + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	x->now = grown;
+	for (size_t f = 0; f < nf; f++) {
+		const struct pl_flow_key *k = &fl[f].key;
+		struct seen s = { netns, fl[f].key, fl[f].val.packets, fl[f].val.bytes };
+		const struct seen *old;
+		uint64_t dp, db;
+		size_t need;
+
+		x->now[x->nnow++] = s;
+		if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
+			continue;	/* IPFIX records here are IP flows */
+		/* no bsearch() on the NULL baseline of the first round: undefined */
+		old = x->nprev ? bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp) : NULL;
+		/* a flow that shrank was removed and seen again: all of it is new */
+		dp = old && s.packets >= old->packets ? s.packets - old->packets : s.packets;
+		db = old && s.bytes >= old->bytes ? s.bytes - old->bytes : s.bytes;
+		if (!dp || x->send_err)
+			continue;	/* after a failed send: count on, send nothing */
+		/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
+		db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
+		      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
+		need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + 4;
+		if (x->len + need > MSG_MAX) {
+			x->send_err = flush(x, x->in_msg);
+			x->in_msg = 0;
+			if (x->send_err)
+				continue;
+		}
+		if (!x->set_at || x->set_id != (k->l3proto == 0x86dd ? TPL_V6 : TPL_V4))
+			open_set(x, k->l3proto == 0x86dd ? TPL_V6 : TPL_V4);
+		record(x, &fl[f], dp, db);
+		x->in_msg++;
+		x->sent++;
+	}
+	return 0;
+}
+
+int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen)
+{
+	*records = 0;
+	if (err) {		/* flows unreadable: keep the old baseline, try again next time */
+		free(x->now);
+		x->now = NULL;
+		return err;
+	}
+	if (!x->send_err)
+		x->send_err = flush(x, x->in_msg);
+	/*
+	 * The new baseline holds whatever was sent or not: a failed send loses
+	 * that interval's deltas at the collector (reported), it never makes the
+	 * next interval count them twice.
+	 */
+	if (x->nnow)	/* x->now is NULL without attachments */
+		qsort(x->now, x->nnow, sizeof(*x->now), seen_cmp);
+	free(x->prev);
+	x->prev = x->now;
+	x->nprev = x->nnow;
+	x->now = NULL;
+	*records = x->send_err ? 0 : x->sent;
+	if (x->send_err)
+		snprintf(why, whylen, "cannot send: %s", strerror(-x->send_err));
+	return x->send_err;
+}
+
 int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)
 {
 	struct pl_attachment *a = NULL;
-	struct seen *now = NULL;
-	size_t n = 0, nnow = 0, sent = 0;
-	uint32_t in_msg = 0;
-	int err = pl_attachments(0, &a, &n), send_err = 0;
+	size_t n = 0;
+	int err = pl_attachments(0, &a, &n);
 
 	*records = 0;
 	if (err) {
@@ -239,87 +328,26 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		return err;
 	}
 	why[0] = '\0';
-	begin(x);
-	if (tpl) {
-		templates(x);
-		send_err = flush(x, 0);
-	}
+	pl_ipfix_begin(x, tpl);
 	for (size_t i = 0; i < n && !err; i++) {
 		struct pl_flow *fl = NULL;
 		struct pl_state st;
 		size_t nf = 0;
-		struct seen *grown;
 
 		if (!a[i].meta_ok || pl_state_open(a[i].dir, &st))
 			continue;
 		err = pl_state_flows(&st, &fl, &nf);
 		pl_state_close(&st);
 		if (err) {
-			snprintf(why, whylen, "%s: cannot read flows: %s", a[i].ifname, strerror(-err));
+			snprintf(why, whylen, "%s: cannot read flows: %s", a[i].ifname,
+				 strerror(-err));
 			break;
 		}
-		grown = realloc(now, (nnow + nf + 1) * sizeof(*now));
-		if (!grown) {
-			free(fl);
-			err = -ENOMEM;
-			break;
-		}
-		now = grown;
-		for (size_t f = 0; f < nf; f++) {
-			const struct pl_flow_key *k = &fl[f].key;
-			struct seen s = { a[i].netns, fl[f].key, fl[f].val.packets, fl[f].val.bytes };
-			const struct seen *old;
-			uint64_t dp, db;
-			size_t need;
-
-			now[nnow++] = s;
-			if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
-				continue;	/* IPFIX records here are IP flows */
-			old = bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp);
-			/* a flow that shrank was removed and seen again: all of it is new */
-			dp = old && s.packets >= old->packets ? s.packets - old->packets : s.packets;
-			db = old && s.bytes >= old->bytes ? s.bytes - old->bytes : s.bytes;
-			if (!dp || send_err)
-				continue;	/* after a failed send: count on, send nothing */
-			/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
-			db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
-			      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
-			need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + 4;
-			if (x->len + need > MSG_MAX) {
-				send_err = flush(x, in_msg);
-				in_msg = 0;
-				if (send_err)
-					continue;
-			}
-			if (!x->set_at || x->set_id != (k->l3proto == 0x86dd ? TPL_V6 : TPL_V4))
-				open_set(x, k->l3proto == 0x86dd ? TPL_V6 : TPL_V4);
-			record(x, &fl[f], dp, db);
-			in_msg++;
-			sent++;
-		}
+		err = pl_ipfix_add(x, a[i].netns, fl, nf);
 		free(fl);
 	}
-	if (err) {		/* flows unreadable: keep the old baseline, try again next time */
-		free(now);
-		free(a);
-		return err;
-	}
-	if (!send_err)
-		send_err = flush(x, in_msg);
-	/*
-	 * The new baseline holds whatever was sent or not: a failed send loses
-	 * that interval's deltas at the collector (reported), it never makes the
-	 * next interval count them twice.
-	 */
-	qsort(now, nnow, sizeof(*now), seen_cmp);
-	free(x->prev);
-	x->prev = now;
-	x->nprev = nnow;
-	*records = send_err ? 0 : sent;
 	free(a);
-	if (send_err)
-		snprintf(why, whylen, "cannot send: %s", strerror(-send_err));
-	return send_err;
+	return pl_ipfix_end(x, err, records, why, whylen);
 }
 
 void pl_ipfix_close(struct pl_ipfix *x)
@@ -328,6 +356,7 @@ void pl_ipfix_close(struct pl_ipfix *x)
 		return;
 	if (x->fd >= 0)
 		close(x->fd);
+	free(x->now);
 	free(x->prev);
 	free(x);
 }

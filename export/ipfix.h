@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 struct pl_ipfix;
+struct pl_flow;
 
 /* @collector: HOST:PORT ([v6]:PORT). 0, or -errno with @why. */
 int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
@@ -25,5 +26,16 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 int pl_ipfix_export(struct pl_ipfix *x, bool templates, size_t *records, char *why,
 		    size_t whylen);
 void pl_ipfix_close(struct pl_ipfix *x);
+
+/*
+ * pl_ipfix_export() in steps, for flows read elsewhere: begin a round (the
+ * templates first when @templates), add each attachment's flows (0 or
+ * -ENOMEM), end it. pl_ipfix_end() with @err != 0 drops the round (the
+ * baseline stays) and returns @err; else it sends what is left, sets
+ * *records and returns 0 or the -errno of a failed send, with @why.
+ */
+void pl_ipfix_begin(struct pl_ipfix *x, bool templates);
+int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *flows, size_t n);
+int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen);
 
 #endif /* __PKTLENS_EXPORT_IPFIX_H */

@@ -22,21 +22,6 @@
 #include "report.h"
 #include "../probes/tcp.h"
 
-/* What one attachment has to say, read once per scrape. */
-struct att {
-	const struct pl_attachment *a;
-	struct pl_stats s[PL_SLOT_MAX];
-	size_t flows;
-	struct pl_rule *rules;
-	struct pl_rule_stats *rstats;
-	size_t nrules;
-	__u64 retrans_segs;
-	struct pl_tcp_hist rtt, connlat;
-	struct pl_sample_stats samples[PL_SLOT_MAX];	/* since attach */
-	bool ok, probes;
-};
-
-
 static void esc(FILE *f, const char *v)
 {
 	for (; *v; v++) {
@@ -79,7 +64,7 @@ static int add_segs(const void *key, const void *val, int ncpu, void *ctx)
 	return 0;
 }
 
-static void read_att(struct att *t)
+static void read_att(struct pl_prom_att *t)
 {
 	struct pl_state st;
 	struct pl_policy p;
@@ -149,7 +134,7 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_attachment *a,
  * u64 at @off in the hook's struct pl_stats, or with @label the array of
  * @count u64s there, one sample per value named in @names.
  */
-static void slot_counters(FILE *f, const struct att *at, size_t n, const char *name,
+static void slot_counters(FILE *f, const struct pl_prom_att *at, size_t n, const char *name,
 			  const char *help, size_t off, const char *label,
 			  const char *const *names, int count)
 {
@@ -167,7 +152,7 @@ static void slot_counters(FILE *f, const struct att *at, size_t n, const char *n
 	}
 }
 
-static void render(FILE *f, struct att *at, size_t n)
+void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 {
 	static const __u32 le[PL_RMON_MAX - 1] = { 64, 127, 255, 511, 1023, 1518, 9216 };
 
@@ -277,7 +262,7 @@ static void render(FILE *f, struct att *at, size_t n)
 int pl_prom_render(char **out, size_t *len)
 {
 	struct pl_attachment *a = NULL;
-	struct att *at;
+	struct pl_prom_att *at;
 	size_t n = 0;
 	FILE *f;
 	int err = pl_attachments(0, &a, &n);
@@ -296,7 +281,7 @@ int pl_prom_render(char **out, size_t *len)
 	}
 	f = open_memstream(out, len);
 	if (f) {
-		render(f, at, n);
+		pl_prom_write(f, at, n);
 		if (fclose(f))
 			err = -ENOMEM;
 	} else {

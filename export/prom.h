@@ -3,12 +3,33 @@
 #ifndef __PKTLENS_EXPORT_PROM_H
 #define __PKTLENS_EXPORT_PROM_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "../loader/loader.h"
 
 /*
  * Render the metrics of all attachments (every network namespace) into a
  * malloc'd buffer. 0, or -errno (the buffer is then NULL).
  */
 int pl_prom_render(char **out, size_t *len);
+
+/* What one attachment has to say, read once per scrape. */
+struct pl_prom_att {
+	const struct pl_attachment *a;
+	struct pl_stats s[PL_SLOT_MAX];
+	size_t flows;
+	struct pl_rule *rules;
+	struct pl_rule_stats *rstats;
+	size_t nrules;
+	__u64 retrans_segs;
+	struct pl_tcp_hist rtt, connlat;
+	struct pl_sample_stats samples[PL_SLOT_MAX];	/* since attach */
+	bool ok, probes;	/* ok: stats and flow count read; probes: TCP ones too */
+};
+
+/* The exposition of @n attachments as pl_prom_render() read them (no map access). */
+void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n);
 
 #endif /* __PKTLENS_EXPORT_PROM_H */

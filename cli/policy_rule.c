@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The policy rule grammar (cli/policy_rule.h): `policy add` words and
+ * `policy load` lines to struct pl_rule, and back in `policy list`.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_rule.h"
+#include "util.h"
+#include "../loader/loader.h"
+#include "../pcap/cbpf.h"
+
+__attribute__((format(printf, 3, 4)))
+static int perr(struct pl_rule_err *e, int col, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->col = col;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* "a.b.c.d[/n]" or "x::y[/n]" -> 16 bytes (IPv4 mapped), prefix length in that space */
+static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, bool *v4,
+		      char *why, size_t whylen)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	unsigned int max, len;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strlen(s) >= sizeof(buf))
+		return snprintf(why, whylen, "'%s': not an address", s), -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = 0;
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, buf, &a4) == 1) {
+		*v4 = true;
+		max = 32;
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &a4, 4);
+	} else if (inet_pton(AF_INET6, buf, &a6) == 1) {
+		*v4 = false;
+		max = 128;
+		memcpy(addr, &a6, 16);
+	} else {
+		return snprintf(why, whylen, "'%s': not an IPv4 or IPv6 address", s), -EINVAL;
+	}
+	len = max;
+	if (slash) {
+		uint32_t v;
+
+		if (pl_parse_u32(slash, 0, max, &v))
+			return snprintf(why, whylen, "'%s': prefix length must be 0-%u", s, max),
+			       -EINVAL;
+		len = v;
+	}
+	len += 128 - max;
+	memset(mask, 0, 16);
+	for (unsigned int i = 0; i < len; i++)
+		mask[i / 8] |= (__u8)(0x80 >> (i % 8));
+	for (int i = 0; i < 16; i++)
+		if (addr[i] & ~mask[i])
+			return snprintf(why, whylen, "'%s': host bits set after /%u", s,
+					len - (128 - max)), -EINVAL;
+	*plen = (__u8)len;
+	return 0;
+}
+
+static int parse_ports(const char *s, __u16 *lo, __u16 *hi)
+{
+	char buf[16], *dash;
+	uint32_t a, b;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (dash)
+		*dash++ = 0;
+	if (pl_parse_u32(buf, 0, 65535, &a))
+		return -EINVAL;
+	b = a;
+	if (dash && pl_parse_u32(dash, 0, 65535, &b))
+		return -EINVAL;
+	if (b < a)
+		return -ERANGE;
+	*lo = (__u16)a;
+	*hi = (__u16)b;
+	return 0;
+}
+
+static int parse_proto(const char *s, __u8 *proto)
+{
+	static const struct {
+		const char *name;
+		__u8 num;
+	} names[] = { { "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "icmp6", 58 },
+		      { "icmpv6", 58 }, { "sctp", 132 }, { "gre", 47 }, { "esp", 50 } };
+	uint32_t v;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name)) {
+			*proto = names[i].num;
+			return 0;
+		}
+	if (pl_parse_u32(s, 0, 255, &v))
+		return -EINVAL;
+	*proto = (__u8)v;
+	return 0;
+}
+
+/* The options and words of a rule (pl_rule_parse()). */
+static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **x,
+		       size_t *xlen, int *expr_col, bool *v4src_, bool *v4dst_, int *src_col_,
+		       int *dst_col_, int *act_col_, char *why, size_t whylen,
+		       struct pl_rule_err *e)
+{
+	bool v4src = false, v4dst = false;
+	int src_col = 0, dst_col = 0, act_col = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->prio = PL_RULE_PRIO_DEFAULT;
+	r->dir = PL_DIR_IN;
+	for (int i = 0; i < n; i++) {
+		const char *o = t[i].s;
+		const char *v = i + 1 < n ? t[i + 1].s : NULL;
+		int vcol = i + 1 < n ? t[i + 1].col : t[i].col;
+		bool takes = !strcmp(o, "--prio") || !strcmp(o, "--id") || !strcmp(o, "--src") ||
+			     !strcmp(o, "--dst") || !strcmp(o, "--proto") || !strcmp(o, "--sport") ||
+			     !strcmp(o, "--dport") || !strcmp(o, "--vlan") ||
+			     !strcmp(o, "--redirect") || !strcmp(o, "--sample");
+		uint32_t u;
+
+		if (takes && !v)
+			return perr(e, t[i].col, "%s needs a value", o);
+		if (!strcmp(o, "--in") || !strcmp(o, "--out")) {
+			r->dir = o[2] == 'i' ? PL_DIR_IN : PL_DIR_OUT;
+			continue;
+		}
+		if (!strcmp(o, "--drop") || !strcmp(o, "--pass") || !strcmp(o, "--redirect") ||
+		    !strcmp(o, "--sample")) {
+			if (act_col)
+				return perr(e, t[i].col, "%s: a rule has one action (another at "
+					    "column %d)", o, act_col);
+			act_col = t[i].col;
+		}
+		if (!strcmp(o, "--drop")) {
+			r->action = PL_ACT_DROP;
+		} else if (!strcmp(o, "--pass")) {
+			r->action = PL_ACT_PASS;
+		} else if (!strcmp(o, "--prio")) {
+			if (pl_parse_u32(v, 0, UINT32_MAX, &r->prio))
+				return perr(e, vcol, "--prio '%s': not a number 0-4294967295", v);
+			i++;
+		} else if (!strcmp(o, "--id")) {
+			if (pl_parse_u32(v, 1, PL_POLICY_RULES_MAX, &r->id))
+				return perr(e, vcol, "--id '%s': not a number 1-%u", v,
+					    PL_POLICY_RULES_MAX);
+			i++;
+		} else if (!strcmp(o, "--src") || !strcmp(o, "--dst")) {
+			bool src = o[2] == 's';
+
+			if (parse_cidr(v, src ? r->src : r->dst, src ? r->src_mask : r->dst_mask,
+				       src ? &r->src_len : &r->dst_len, src ? &v4src : &v4dst,
+				       why, whylen))
+				return perr(e, vcol, "%s %s", o, why);
+			r->match |= src ? PL_M_SRC : PL_M_DST;
+			if (src)
+				src_col = vcol;
+			else
+				dst_col = vcol;
+			i++;
+		} else if (!strcmp(o, "--proto")) {
+			if (parse_proto(v, &r->proto))
+				return perr(e, vcol, "--proto '%s': not tcp, udp, icmp, icmp6, sctp "
+					    "or 0-255", v);
+			r->match |= PL_M_PROTO;
+			i++;
+		} else if (!strcmp(o, "--sport") || !strcmp(o, "--dport")) {
+			bool s = o[2] == 's';
+			int err = parse_ports(v, s ? &r->sport_lo : &r->dport_lo,
+					      s ? &r->sport_hi : &r->dport_hi);
+
+			if (err)
+				return perr(e, vcol, "%s '%s': %s", o, v, err == -ERANGE ?
+					    "range ends below its start" :
+					    "not a port 0-65535 or range LO-HI");
+			r->match |= s ? PL_M_SPORT : PL_M_DPORT;
+			i++;
+		} else if (!strcmp(o, "--vlan")) {
+			if (pl_parse_u32(v, 0, 4095, &u))
+				return perr(e, vcol, "--vlan '%s': not a VLAN id 0-4095", v);
+			r->vlan = (__u16)u;
+			r->match |= PL_M_VLAN;
+			i++;
+		} else if (!strcmp(o, "--redirect")) {
+			unsigned int idx = if_nametoindex(v);
+
+			if (!idx)
+				return perr(e, vcol, "--redirect '%s': no such interface", v);
+			r->action = PL_ACT_REDIRECT;
+			r->arg = idx;
+			i++;
+		} else if (!strcmp(o, "--sample")) {
+			if (strncmp(v, "1/", 2) || pl_parse_u32(v + 2, 1, UINT32_MAX, &u))
+				return perr(e, vcol, "--sample '%s': not 1/N with N >= 1", v);
+			r->action = PL_ACT_SAMPLE;
+			r->arg = u;
+			i++;
+		} else if (o[0] == '-' && o[1] == '-') {
+			return perr(e, t[i].col, "unknown option '%s'", o);
+		} else {
+			size_t l = strlen(o);
+			char *nx = realloc(*x, *xlen + l + 2);
+
+			if (!nx)
+				return perr(e, t[i].col, "%s", strerror(ENOMEM));
+			if (!*x)
+				*expr_col = t[i].col;
+			else
+				nx[(*xlen)++] = ' ';
+			memcpy(nx + *xlen, o, l + 1);
+			*xlen += l;
+			*x = nx;
+		}
+	}
+	*v4src_ = v4src;
+	*v4dst_ = v4dst;
+	*src_col_ = src_col;
+	*dst_col_ = dst_col;
+	*act_col_ = act_col;
+	return 0;
+}
+
+int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **expr,
+		  struct pl_rule_err *e)
+{
+	bool v4src = false, v4dst = false;
+	char why[200], *x = NULL;
+	int src_col = 0, dst_col = 0, act_col = 0, expr_col = 0;
+	size_t xlen = 0;
+	int ret;
+
+	*expr = NULL;
+	ret = parse_words(t, n, r, &x, &xlen, &expr_col, &v4src, &v4dst, &src_col, &dst_col,
+			  &act_col, why, sizeof(why), e);
+	if (ret)
+		goto fail;
+	if (!act_col) {
+		ret = perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2 "
+			   "or --sample 1/N)");
+		goto fail;
+	}
+	if ((r->match & PL_M_SRC) && (r->match & PL_M_DST) && v4src != v4dst) {
+		ret = perr(e, dst_col > src_col ? dst_col : src_col, "--src and --dst mix IPv4 "
+			   "and IPv6");
+		goto fail;
+	}
+	if (x) {
+		struct sock_filter *cbpf = NULL;
+		char err[512];
+		size_t clen;
+
+		if (xlen >= PL_FILTER_EXPR_MAX) {
+			ret = perr(e, expr_col, "expression longer than %d bytes",
+				   PL_FILTER_EXPR_MAX - 1);
+			goto fail;
+		}
+		if (pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err)) ||
+		    pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
+			free(cbpf);
+			ret = perr(e, expr_col, "expression '%s': %s", x, err);
+			goto fail;
+		}
+		free(cbpf);
+		r->match |= PL_M_EXPR;
+		r->expr_hash = pl_policy_expr_hash(x);
+		*expr = x;
+	}
+	return 0;
+fail:
+	free(x);
+	return ret;
+}
+
+static bool is_v4(const __u8 *a, __u8 len)
+{
+	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return !memcmp(a, mapped, 12) && len >= 96;
+}
+
+/* An IPv4-mapped prefix as IPv4 when @v4 allows, else as IPv6 (::ffff:a.b.c.d/n). */
+static void fmt_addr(const __u8 *a, __u8 len, bool v4, char *buf, size_t n)
+{
+	char s[INET6_ADDRSTRLEN];
+
+	if (v4 && is_v4(a, len)) {
+		inet_ntop(AF_INET, a + 12, s, sizeof(s));
+		snprintf(buf, n, "%s/%u", s, len - 96);
+	} else {
+		inet_ntop(AF_INET6, a, s, sizeof(s));
+		snprintf(buf, n, "%s/%u", s, len);
+	}
+}
+
+static const char *proto_name(__u8 p)
+{
+	switch (p) {
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 1:
+		return "icmp";
+	case 58:
+		return "icmp6";
+	case 132:
+		return "sctp";
+	}
+	return NULL;
+}
+
+static void fmt_ports(char *buf, size_t n, __u16 lo, __u16 hi)
+{
+	if (lo == hi)
+		snprintf(buf, n, "%u", lo);
+	else
+		snprintf(buf, n, "%u-%u", lo, hi);
+}
+
+const char *pl_rule_action_name(__u8 a)
+{
+	static const char *const names[PL_ACT_MAX] = { "none", "pass", "drop", "redirect", "sample" };
+
+	return a < PL_ACT_MAX ? names[a] : "?";
+}
+
+void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n)
+{
+	char a[64], ifn[IF_NAMESIZE];
+	size_t off = 0;
+	bool v4;
+
+#define ADD(...) (off += (size_t)snprintf(buf + off, off < n ? n - off : 0, __VA_ARGS__))
+	ADD("--id %u %s --prio %u", r->id, r->dir == PL_DIR_IN ? "--in" : "--out", r->prio);
+	/*
+	 * IPv4-mapped IPv6 prefixes print as IPv4, unless the other address is
+	 * IPv6: then both were given as IPv6, and must load back that way
+	 * (--src and --dst mixing IPv4 and IPv6 is an error).
+	 */
+	v4 = !(r->match & PL_M_SRC) || !(r->match & PL_M_DST) ||
+	     is_v4(r->src, r->src_len) == is_v4(r->dst, r->dst_len);
+	if (r->match & PL_M_SRC) {
+		fmt_addr(r->src, r->src_len, v4, a, sizeof(a));
+		ADD(" --src %s", a);
+	}
+	if (r->match & PL_M_DST) {
+		fmt_addr(r->dst, r->dst_len, v4, a, sizeof(a));
+		ADD(" --dst %s", a);
+	}
+	if (r->match & PL_M_PROTO) {
+		if (proto_name(r->proto))
+			ADD(" --proto %s", proto_name(r->proto));
+		else
+			ADD(" --proto %u", r->proto);
+	}
+	if (r->match & PL_M_SPORT) {
+		fmt_ports(a, sizeof(a), r->sport_lo, r->sport_hi);
+		ADD(" --sport %s", a);
+	}
+	if (r->match & PL_M_DPORT) {
+		fmt_ports(a, sizeof(a), r->dport_lo, r->dport_hi);
+		ADD(" --dport %s", a);
+	}
+	if (r->match & PL_M_VLAN)
+		ADD(" --vlan %u", r->vlan);
+	switch (r->action) {
+	case PL_ACT_REDIRECT:
+		if (if_indextoname(r->arg, ifn))
+			ADD(" --redirect %s", ifn);
+		else
+			ADD(" --redirect ifindex:%u", r->arg);
+		break;
+	case PL_ACT_SAMPLE:
+		ADD(" --sample 1/%u", r->arg);
+		break;
+	default:
+		ADD(" --%s", pl_rule_action_name(r->action));
+	}
+	if (expr)
+		ADD(strchr(expr, '\'') ? " \"%s\"" : " '%s'", expr);
+#undef ADD
+}
+
+int pl_rule_tokenize(char *line, struct pl_rule_tok *t, int max, struct pl_rule_err *e)
+{
+	char *p = line;
+	int n = 0;
+
+	for (;;) {
+		char *start, *out;
+
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (!*p || *p == '#')
+			return n;
+		if (n == max)
+			return perr(e, (int)(p - line) + 1, "too many words");
+		start = out = p;
+		t[n].col = (int)(p - line) + 1;
+		while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+			if (*p == '\'' || *p == '"') {
+				char q = *p++;
+
+				while (*p && *p != q)
+					*out++ = *p++;
+				if (!*p)
+					return perr(e, t[n].col, "unterminated quote");
+				p++;
+				continue;
+			}
+			*out++ = *p++;
+		}
+		if (*p)
+			p++;
+		*out = 0;
+		t[n++].s = start;
+	}
+}

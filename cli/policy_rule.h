@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The policy rule grammar: the words of `pktlens policy add` and the lines
+ * of `policy load` files become a struct pl_rule; `policy list` prints rules
+ * back in it, so its output loads again. No kernel access (--redirect looks
+ * interface names up).
+ */
+#ifndef __PKTLENS_CLI_POLICY_RULE_H
+#define __PKTLENS_CLI_POLICY_RULE_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "pktlens/pktlens.h"
+
+#define PL_RULE_PRIO_DEFAULT 1000U
+
+/* A word of a rule. */
+struct pl_rule_tok {
+	const char *s;
+	int col;		/* 1-based column in the line (files), or argv position */
+};
+
+/* Where and why a rule is wrong. */
+struct pl_rule_err {
+	int col;
+	char msg[256];
+};
+
+/*
+ * Split @line into at most @max words in place (quotes '...' "..." keep
+ * spaces); # starts a comment. The number of words, or -EINVAL with @e.
+ */
+int pl_rule_tokenize(char *line, struct pl_rule_tok *t, int max, struct pl_rule_err *e);
+/*
+ * A rule from @n words; r->id 0 when no --id. Words that are not options
+ * form a tcpdump expression, joined by spaces: *expr (malloc'd) or NULL.
+ * 0, or -EINVAL/-ENOMEM with @e.
+ */
+int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **expr,
+		  struct pl_rule_err *e);
+/* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
+void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n);
+/* "none", "pass", "drop", "redirect", "sample" (enum pl_action), or "?". */
+const char *pl_rule_action_name(__u8 a);
+
+#endif /* __PKTLENS_CLI_POLICY_RULE_H */
