@@ -399,6 +399,9 @@ static int origin_cmp(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
+/* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
+#define RULE_LINE_MAX 8192
+
 static int do_load(int argc, char **argv)
 {
 	struct pl_rule *rules = NULL, *old = NULL;
@@ -406,11 +409,9 @@ static int do_load(int argc, char **argv)
 	struct origin *orig = NULL;
 	size_t n = 0, cap = 0, nold = 0, ntexts = 0;
 	struct target t = { 0 };
-	char *line = NULL;
-	size_t linecap = 0;
 	int lineno = 0, ret = PL_EXIT_OK;
 	struct pl_rule_tok toks[256];
-	ssize_t len;
+	char *line = NULL;
 	FILE *f;
 
 	if (argc != 3) {
@@ -422,13 +423,26 @@ static int do_load(int argc, char **argv)
 		pl_err("policy load: %s: cannot read '%s': %s", argv[1], argv[2], strerror(errno));
 		return PL_EXIT_USAGE;
 	}
-	while ((len = getline(&line, &linecap, f)) >= 0) {
+	line = malloc(RULE_LINE_MAX);
+	if (!line) {
+		pl_err("policy load: %s", strerror(ENOMEM));
+		fclose(f);
+		return PL_EXIT_FAIL;
+	}
+	/* a bounded line: a file without newlines (say /dev/zero) must not eat memory */
+	while (fgets(line, RULE_LINE_MAX, f)) {
 		struct pl_rule r;
 		struct pl_rule_err e;
 		char *expr = NULL;
 		int nt;
 
 		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			pl_err("policy load: %s:%d: line longer than %d bytes", argv[2], lineno,
+			       RULE_LINE_MAX - 2);
+			ret = PL_EXIT_USAGE;
+			goto out;
+		}
 		nt = pl_rule_tokenize(line, toks, 256, &e);
 		if (nt == 0)
 			continue;

@@ -59,6 +59,7 @@ struct pl_ipfix {
 	size_t sent;		/* data records sent */
 	uint32_t in_msg;	/* data records in buf */
 	int send_err;
+	bool refused;		/* an earlier message was refused (ICMP unreachable) */
 };
 
 static void put(struct pl_ipfix *x, const void *p, size_t n)
@@ -120,6 +121,15 @@ static int flush(struct pl_ipfix *x, uint32_t records)
 		memcpy(h + 12, &d, 4);
 		if (send(x->fd, x->buf, x->len, 0) < 0)
 			err = -errno;
+		/*
+		 * ECONNREFUSED answers an earlier datagram (the kernel keeps the
+		 * ICMP error until the next send, which it fails unsent): say so,
+		 * and send this one, which may well arrive.
+		 */
+		if (err == -ECONNREFUSED) {
+			x->refused = true;
+			err = send(x->fd, x->buf, x->len, 0) < 0 ? -errno : 0;
+		}
 		x->seq += records;
 	}
 	begin(x);
@@ -239,6 +249,7 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 	x->sent = 0;
 	x->in_msg = 0;
 	x->send_err = 0;
+	x->refused = false;
 	begin(x);
 	if (tpl) {
 		templates(x);
@@ -311,9 +322,16 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	x->nprev = x->nnow;
 	x->now = NULL;
 	*records = x->send_err ? 0 : x->sent;
-	if (x->send_err)
+	if (x->send_err) {
 		snprintf(why, whylen, "cannot send: %s", strerror(-x->send_err));
-	return x->send_err;
+		return x->send_err;
+	}
+	if (x->refused) {	/* records went out; the collector may have missed templates */
+		snprintf(why, whylen, "%s (an earlier message was refused: is the collector "
+			 "listening?)", strerror(ECONNREFUSED));
+		return -ECONNREFUSED;
+	}
+	return 0;
 }
 
 int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)

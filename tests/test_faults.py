@@ -343,3 +343,42 @@ def test_sampler_stops_when_its_attachment_goes(lab, tmp_path):
     from scapy.all import rdpcap
     assert len(rdpcap(str(out))) == 3  # what it took before is written out
     assert leftovers(lab) == []
+
+
+def test_exporter_listens_on_loopback_by_default(lab):
+    """In the lab's own namespace (so the port is free): 127.0.0.1:9435 only."""
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "prometheus"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 10
+        while True:
+            out = sh("ip", "netns", "exec", lab.b, "ss", "-Hltn").stdout.split()
+            if out or time.time() > deadline or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        # ss -Hltn: State Recv-Q Send-Q Local:Port Peer:Port, one line per socket
+        local = out[3::5]
+        assert local == ["127.0.0.1:9435"], out
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_kill9_detach_then_detach_again(lab):
+    """A detach killed anywhere leaves what a second detach finishes."""
+    rnd = random.Random(7)
+    t0 = time.monotonic()
+    pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+    pktlens("detach", "vb", ns=lab.b)
+    took = time.monotonic() - t0
+    for _ in range(8):
+        pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
+        p = subprocess.Popen([PKTLENS, "-n", lab.b, "detach", "vb"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0, took / 2))
+        p.kill()
+        p.wait()
+        if leftovers(lab):
+            pktlens("detach", "vb", ns=lab.b)
+        assert_nothing(lab)
+        assert leftovers(lab) == []

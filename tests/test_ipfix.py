@@ -71,10 +71,11 @@ def test_ipfix_deltas_reach_nfcapd(lab):
 
 
 def test_collector_unreachable_then_back(lab):
-    """Nothing listens at first: every interval's send fails and says so, the
-    exporter keeps running; once nfcapd is up it gets templates and the
-    traffic sent from then on, exactly (what fell in the dead intervals is lost,
-    never sent twice)."""
+    """Nothing listens at first: the refusals (ICMP port unreachable, which the
+    kernel reports at the next send) are reported and the exporter keeps
+    running; once nfcapd is up it gets templates and the traffic sent from then
+    on, exactly: a refusal left over from the dead time loses nothing, and what
+    fell in the dead intervals is lost, never sent twice."""
     from scapy.all import IP, UDP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     port = free_udp_port()
@@ -104,7 +105,8 @@ def test_collector_unreachable_then_back(lab):
             nfcapd.wait(timeout=10)
         if exp.poll() is None:
             exp.kill()
-    assert f"pktlens: export ipfix: 127.0.0.1:{port}: cannot send: Connection refused" in err, err
+    assert f"pktlens: export ipfix: 127.0.0.1:{port}: Connection refused (an earlier message " \
+        "was refused: is the collector listening?)" in err, err
     recs = []
     for f in glob.glob(os.path.join(out, "**", "nfcapd.*"), recursive=True):
         if "current" not in f:

@@ -13,9 +13,10 @@ def test_top_in_tmux(lab):
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     session = f"pltop{os.getpid()}"
     status = os.path.join(lab.tmp, "status")
+    errors = os.path.join(lab.tmp, "stderr")
     stop = os.path.join(lab.tmp, "stop")
     sh("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb 2> {errors}; echo $? > {status}")
     frames = os.path.join(lab.tmp, "stream.pcap")
     wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
                     IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4242, dport=9) /
@@ -28,7 +29,10 @@ def test_top_in_tmux(lab):
         deadline = time.time() + 15
         while time.time() < deadline:
             time.sleep(1)
-            screen = sh("tmux", "capture-pane", "-p", "-t", session).stdout
+            r = sh("tmux", "capture-pane", "-p", "-t", session, check=False)
+            assert r.returncode == 0, (f"top ended: status {open(status).read().strip()}, "
+                                       f"stderr {open(errors).read()}")
+            screen = r.stdout
             rows = [line for line in screen.splitlines() if line.startswith("vb ")]
             if rows and rows[0].split()[3] not in ("0.0", "0") and "198.18.0.1:4242" in screen:
                 break
