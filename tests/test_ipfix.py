@@ -25,6 +25,21 @@ def free_udp_port():
     return port
 
 
+def nfdump_records(out):
+    """Every record in nfcapd's closed files under out (a file nfcapd rotated
+    at a minute boundary may hold none: nfdump then says so instead of JSON)."""
+    files = [f for f in glob.glob(os.path.join(out, "**", "nfcapd.*"), recursive=True)
+             if "current" not in f]
+    assert files, os.listdir(out)
+    recs = []
+    for f in files:
+        r = subprocess.run(["nfdump", "-r", f, "-o", "json"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        if "No matching flows" not in r.stdout:
+            recs += json.loads(r.stdout or "[]")
+    return recs
+
+
 def test_ipfix_deltas_reach_nfcapd(lab):
     from scapy.all import IP, IPv6, UDP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
@@ -52,14 +67,7 @@ def test_ipfix_deltas_reach_nfcapd(lab):
         nfcapd.wait(timeout=10)
         if exp.poll() is None:
             exp.kill()
-    files = [f for f in glob.glob(os.path.join(out, "**", "nfcapd.*"), recursive=True)
-             if "current" not in f]
-    assert files, os.listdir(out)
-    recs = []
-    for f in files:
-        r = subprocess.run(["nfdump", "-r", f, "-o", "json"], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        recs += json.loads(r.stdout or "[]")
+    recs = nfdump_records(out)
     v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1111]
     v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("src_port") == 3333]
     assert len(v4r) >= 3 and len(v6r) >= 3, recs
@@ -107,12 +115,6 @@ def test_collector_unreachable_then_back(lab):
             exp.kill()
     assert f"pktlens: export ipfix: 127.0.0.1:{port}: Connection refused (an earlier message " \
         "was refused: is the collector listening?)" in err, err
-    recs = []
-    for f in glob.glob(os.path.join(out, "**", "nfcapd.*"), recursive=True):
-        if "current" not in f:
-            r = subprocess.run(["nfdump", "-r", f, "-o", "json"], capture_output=True, text=True)
-            assert r.returncode == 0, r.stderr
-            if "No matching flows" not in r.stdout:
-                recs += json.loads(r.stdout or "[]")
+    recs = nfdump_records(out)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
