@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pktlens/array.h>
 
 #include "cli.h"
 #include "common.h"
@@ -337,7 +338,7 @@ int do_flows(int argc, char **argv)
 	}
 	nrows = sel.n;
 	if (nrows > 1)
-		qsort(sel.rows, nrows, sizeof(*sel.rows), cmp_rows);
+		pl_qsort(sel.rows, nrows, sizeof(*sel.rows), cmp_rows);
 	for (i = 0; i < nrows; i++) {
 		struct row *r = &sel.rows[i];
 

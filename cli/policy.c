@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pktlens/array.h>
 
 #include "cli.h"
 #include "common.h"
@@ -132,7 +133,7 @@ static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
 {
 	struct pl_rule_text key = { .id = id }, *hit;
 
-	hit = n ? bsearch(&key, t, n, sizeof(*t), text_cmp) : NULL;
+	hit = pl_bsearch(&key, t, n, sizeof(*t), text_cmp);
 	return hit ? hit->text : NULL;
 }
 
@@ -212,7 +213,7 @@ static int do_add(int argc, char **argv)
 	if (expr) {
 		texts[ntexts++] = (struct pl_rule_text){ r.id, expr };
 		expr = NULL;
-		qsort(texts, ntexts, sizeof(*texts), text_cmp);
+		pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
 	pl_rule_format(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
@@ -345,7 +346,7 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		c[i].r.id = 0;
 		c[i].id = old[i].id;
 	}
-	qsort(c, nold, sizeof(*c), content_cmp);
+	pl_qsort(c, nold, sizeof(*c), content_cmp);
 	/* ids given in the file are theirs: an old rule cannot lend such an id to another */
 	ids = calloc(n ? n : 1, sizeof(*ids));
 	if (!ids) {
@@ -357,9 +358,9 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		if (rules[i].id)
 			ids[nids++] = rules[i].id;
 	}
-	qsort(ids, nids, sizeof(*ids), id_cmp);
+	pl_qsort(ids, nids, sizeof(*ids), id_cmp);
 	for (size_t j = 0; j < nold; j++)
-		if (bsearch(&c[j].id, ids, nids, sizeof(*ids), id_cmp))
+		if (pl_bsearch(&c[j].id, ids, nids, sizeof(*ids), id_cmp))
 			c[j].id = 0;
 	free(ids);
 	for (size_t i = 0; i < n; i++) {
@@ -367,7 +368,7 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 
 		if (rules[i].id)
 			continue;
-		hit = bsearch(&key, c, nold, sizeof(*c), content_cmp);
+		hit = pl_bsearch(&key, c, nold, sizeof(*c), content_cmp);
 		while (hit && hit > c && !content_cmp(hit - 1, &key))
 			hit--;
 		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
@@ -490,7 +491,7 @@ static int do_load(int argc, char **argv)
 		for (size_t i = 0; i < n; i++)
 			if (orig[i].id)
 				o[m++] = orig[i];
-		qsort(o, m, sizeof(*o), origin_cmp);
+		pl_qsort(o, m, sizeof(*o), origin_cmp);
 		for (size_t i = 1; i < m; i++)
 			if (o[i].id == o[i - 1].id) {
 				pl_err("policy load: %s:%d:%d: rule id %u is given twice (line %d)",
@@ -520,7 +521,7 @@ static int do_load(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		if (orig[i].expr)
 			texts[ntexts++] = (struct pl_rule_text){ rules[i].id, orig[i].expr };
-	qsort(texts, ntexts, sizeof(*texts), text_cmp);
+	pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
 	ret = commit("policy load", &t, rules, n, texts, ntexts);
 	if (!ret && !pl_g.json)
 		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, n, n == 1 ? "" : "s", argv[2]);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pktlens/array.h>
 
 #include "cli.h"
 #include "util.h"
@@ -234,7 +235,7 @@ static void retrans_summary(struct run *r, uint64_t lost)
 {
 	char l[64], rm[64];
 
-	qsort(r->conns, r->nconns, sizeof(*r->conns), conn_cmp);
+	pl_qsort(r->conns, r->nconns, sizeof(*r->conns), conn_cmp);
 	if (pl_g.json) {
 		jw_obj_open(&r->w);
 		jw_key(&r->w, "connections");

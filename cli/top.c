@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pktlens/array.h>
 
 #include "cli.h"
 #include "common.h"
@@ -84,7 +85,7 @@ static size_t top_k(struct flow_rate *fr, size_t n, size_t k)
 		fr[0] = fr[i];
 		sift_down(fr, k, 0);
 	}
-	qsort(fr, k, sizeof(*fr), rate_cmp);
+	pl_qsort(fr, k, sizeof(*fr), rate_cmp);
 	return k;
 }
 
@@ -132,7 +133,7 @@ static int snap_take(const char *dev, struct snap *s)
 		free(fl);
 		pl_state_close(&st);
 	}
-	qsort(s->flows, s->nflows, sizeof(*s->flows), key_cmp);
+	pl_qsort(s->flows, s->nflows, sizeof(*s->flows), key_cmp);
 	s->t = now_s();
 	return 0;
 }
@@ -194,7 +195,7 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 	/* top flows by bytes over the interval */
 	fr = calloc(cur->nflows ? cur->nflows : 1, sizeof(*fr));
 	for (size_t i = 0; fr && i < cur->nflows; i++) {
-		const struct pl_flow *old = bsearch(&cur->flows[i], prev->flows, prev->nflows,
+		const struct pl_flow *old = pl_bsearch(&cur->flows[i], prev->flows, prev->nflows,
 						    sizeof(*prev->flows), key_cmp);
 		__u64 d = cur->flows[i].val.bytes - (old ? old->val.bytes : 0);
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <pktlens/array.h>
 
 #include "format.h"
 #include "ipfix.h"
@@ -274,8 +275,7 @@ int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, s
 		x->now[x->nnow++] = s;
 		if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
 			continue;	/* IPFIX records here are IP flows */
-		/* no bsearch() on the NULL baseline of the first round: undefined */
-		old = x->nprev ? bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp) : NULL;
+		old = pl_bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp);
 		/* a flow that shrank was removed and seen again: all of it is new */
 		dp = old && s.packets >= old->packets ? s.packets - old->packets : s.packets;
 		db = old && s.bytes >= old->bytes ? s.bytes - old->bytes : s.bytes;
@@ -315,8 +315,7 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	 * that interval's deltas at the collector (reported), it never makes the
 	 * next interval count them twice.
 	 */
-	if (x->nnow)	/* x->now is NULL without attachments */
-		qsort(x->now, x->nnow, sizeof(*x->now), seen_cmp);
+	pl_qsort(x->now, x->nnow, sizeof(*x->now), seen_cmp);
 	free(x->prev);
 	x->prev = x->now;
 	x->nprev = x->nnow;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <pktlens/array.h>
 
 #include "loader.h"
 
@@ -287,7 +288,7 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 		return err;
 	}
 	if (*n)
-		qsort(*out, *n, sizeof(**out), cmp_attachment);
+		pl_qsort(*out, *n, sizeof(**out), cmp_attachment);
 	return 0;
 }
 

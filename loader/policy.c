@@ -29,6 +29,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/array.h>
 
 #include "loader.h"
 #include "../pcap/cbpf.h"
@@ -138,7 +139,7 @@ static int rule_cmp(const void *a, const void *b)
 
 void pl_policy_sort(struct pl_rule *rules, size_t n)
 {
-	qsort(rules, n, sizeof(*rules), rule_cmp);
+	pl_qsort(rules, n, sizeof(*rules), rule_cmp);
 }
 
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
@@ -274,7 +275,7 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 		return err;
 	}
 	if (cnt)
-		qsort(v, cnt, sizeof(*v), text_cmp);
+		pl_qsort(v, cnt, sizeof(*v), text_cmp);
 	*out = v;
 	*n = cnt;
 	return 0;
@@ -284,7 +285,7 @@ static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
 {
 	struct pl_rule_text key = { .id = id }, *hit;
 
-	hit = n ? bsearch(&key, t, n, sizeof(*t), text_cmp) : NULL;
+	hit = pl_bsearch(&key, t, n, sizeof(*t), text_cmp);
 	return hit ? hit->text : NULL;
 }
 
@@ -368,7 +369,7 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg };
 		m++;
 	}
-	qsort(v, m, sizeof(*v), prefix_cmp);
+	pl_qsort(v, m, sizeof(*v), prefix_cmp);
 	/* same prefix: the first sorts first; keep it */
 	cnt = 0;
 	for (size_t i = 0; i < m; i++)
@@ -758,7 +759,7 @@ static int u32_cmp(const void *a, const void *b)
 /* @id among @ids (sorted) */
 static bool has_id(const __u32 *ids, size_t n, __u32 id)
 {
-	return bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
+	return pl_bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
 }
 
 static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t n, char *why,
@@ -819,7 +820,7 @@ static const struct pl_rule *old_rule(const struct pl_rule *old, size_t nold, __
 {
 	struct pl_rule key = { .id = id };
 
-	return bsearch(&key, old, nold, sizeof(*old), id_cmp);
+	return pl_bsearch(&key, old, nold, sizeof(*old), id_cmp);
 }
 
 /* Zeroed per-CPU counters for the ids of @rules that @old lacks. */
@@ -878,7 +879,7 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 		WHY(err, "recording the rules: %s", strerror(-err));
 	for (size_t i = 0; i < n; i++)
 		k[i] = rules[i].id;
-	qsort(k, n, sizeof(*k), u32_cmp);
+	pl_qsort(k, n, sizeof(*k), u32_cmp);
 	for (size_t i = 0; i < nold && !err; i++) {
 		if (has_id(k, n, old[i].id))
 			continue;
@@ -937,7 +938,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	int err;
 
 	why[0] = 0;
-	qsort(rules, n, sizeof(*rules), id_cmp);
+	pl_qsort(rules, n, sizeof(*rules), id_cmp);
 	err = check(p, rules, n, why, whylen);
 	if (err)
 		return err;
@@ -945,7 +946,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	err = pl_policy_rules(p, &old, &nold);
 	if (err)
 		return WHY(err, "reading the current rules: %s", strerror(-err));
-	qsort(old, nold, sizeof(*old), id_cmp);
+	pl_qsort(old, nold, sizeof(*old), id_cmp);
 	nrs = ruleset_hooks(p, rs);
 	for (size_t h = 0; h < nrs && !err; h++)
 		err = ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
