@@ -11,9 +11,12 @@ deletes the namespaces.
 import itertools
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +45,58 @@ def pktlens(*args, ns=None, check=True, timeout=60):
 
 def pktlens_json(*args, ns=None):
     return json.loads(pktlens("-j", *args, ns=ns).stdout)
+
+
+PIN_ROOT = "/sys/fs/bpf/pktlens"
+
+
+def netns_ino(ns):
+    """The inode of a named namespace: the directory its pins live in under PIN_ROOT."""
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port nothing listens on right now (TCP, or UDP with SOCK_DGRAM)."""
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Exporter:
+    """`pktlens export prometheus` on a free loopback port, ready to answer."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen",
+                                   f"127.0.0.1:{self.port}"], stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and self.p.poll() is None, self.p.stderr.read()
+                time.sleep(0.1)
+
+    def get(self, path="/metrics", method="GET", timeout=5):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                     data=b"x" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode(), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(), e.headers
+
+    def stop(self):
+        self.p.terminate()
+        assert self.p.wait(timeout=10) == 0
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
 
 
 def slot(stats_doc, hook, direction, iface=0):

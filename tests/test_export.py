@@ -20,17 +20,9 @@ import json
 
 import pytest
 
-from lab import PKTLENS, pktlens, sh
+from lab import PKTLENS, Exporter, free_port, pktlens, sh
 
 SAMPLE = re.compile(r'^([a-z_0-9]+)\{([^}]*)\} (\S+)$')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def parse(text):
@@ -51,41 +43,11 @@ def value(metrics, name, **labels):
     return hits[0]
 
 
-class Exporter:
-    def __init__(self):
-        self.port = free_port()
-        self.p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen",
-                                   f"127.0.0.1:{self.port}"], stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and self.p.poll() is None, self.p.stderr.read()
-                time.sleep(0.1)
-
-    def get(self, path="/metrics", method="GET"):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
-                                     data=b"x" if method == "POST" else None)
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                return r.status, r.read().decode(), r.headers
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(), e.headers
-
-    def stop(self):
-        self.p.terminate()
-        assert self.p.wait(timeout=10) == 0
-
-
 @pytest.fixture
 def exporter():
     e = Exporter()
     yield e
-    if e.p.poll() is None:
-        e.p.kill()
-        e.p.wait()
+    e.kill()
 
 
 def traffic(lab):

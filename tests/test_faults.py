@@ -9,14 +9,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, pktlens, pktlens_json, sh
-
-PIN_ROOT = "/sys/fs/bpf/pktlens"
-
-
-def netns_ino(ns):
-    return os.stat(f"/run/netns/{ns}").st_ino
-
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh
 
 TCX_QUERY = r"""
 import ctypes, os, socket, struct, sys

@@ -7,14 +7,8 @@ import subprocess
 import pytest
 
 from frames import mixed
-from lab import OUT, PKTLENS, bpf_run, pktlens, pktlens_json, sh, slot
+from lab import OUT, PIN_ROOT, PKTLENS, bpf_run, netns_ino, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
-
-PIN_ROOT = "/sys/fs/bpf/pktlens"
-
-
-def netns_ino(ns):
-    return os.stat(f"/run/netns/{ns}").st_ino
 
 
 def xdp_prog_attached(ns, dev):

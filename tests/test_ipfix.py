@@ -14,15 +14,7 @@ import socket
 import subprocess
 import time
 
-from lab import PKTLENS, pktlens
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from lab import PKTLENS, free_port, pktlens
 
 
 def nfdump_records(out):
@@ -43,7 +35,7 @@ def nfdump_records(out):
 def test_ipfix_deltas_reach_nfcapd(lab):
     from scapy.all import IP, IPv6, UDP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     out = os.path.join(lab.tmp, "nfcapd")
     os.makedirs(out)
     nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
@@ -86,7 +78,7 @@ def test_collector_unreachable_then_back(lab):
     fell in the dead intervals is lost, never sent twice."""
     from scapy.all import IP, UDP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     out = os.path.join(lab.tmp, "nfcapd")
     os.makedirs(out)
     exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",

@@ -14,12 +14,10 @@
 """
 import json
 import os
-import socket
 import subprocess
 import time
-import urllib.request
 
-from lab import OUT, PKTLENS, pktlens, pktlens_json, sh, slot
+from lab import OUT, Exporter, pktlens, pktlens_json, sh, slot
 
 FILL_FLOWS = str(OUT / "tests" / "fill_flows")
 MILLION = 1_000_000
@@ -45,14 +43,6 @@ def best_of(fn, runs=5):
         d = time.monotonic() - t
         best = d if best is None else min(best, d)
     return best, out
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def flow_i(i):
@@ -98,28 +88,17 @@ def test_million_flows(lab):
     assert [f["bytes"] for f in doc["flows"]] == [1000 + i for i in ids]
 
     # a Prometheus scrape
-    port = free_port()
-    p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen", f"127.0.0.1:{port}"],
-                         stderr=subprocess.PIPE, text=True)
+    exporter = Exporter()
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and p.poll() is None, p.stderr.read()
-                time.sleep(0.1)
-
         def scrape():
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
-                assert resp.status == 200
-                return resp.read().decode()
+            status, text, _ = exporter.get(timeout=30)
+            assert status == 200
+            return text
 
         secs, text = best_of(scrape)
+        exporter.stop()
     finally:
-        p.terminate()
-        p.wait(timeout=10)
+        exporter.kill()
     labels = f'{{netns="{att["netns"]}",device="vb"}}'
     assert f"pktlens_flow_table_entries{labels} {MILLION}\n" in text
     assert f"pktlens_flow_table_size{labels} {MILLION}\n" in text
