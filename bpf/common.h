@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "pktlens/pktlens.h"
+#include "compat.h"
 
 #ifndef EEXIST
 #define EEXIST 17

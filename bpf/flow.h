@@ -24,9 +24,10 @@
 #include "maps.h"
 
 /*
- * Timestamps come from bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE, one
- * jiffy of resolution): the precise clock costs ~23 ns per packet on a VM's
- * kvm-clock, more than the rest of the flow code. The idle test needs a few
+ * Timestamps come from pl_now_coarse() (CLOCK_MONOTONIC_COARSE, one
+ * jiffy of resolution; the precise clock before Linux 5.11): the precise
+ * clock costs ~23 ns per packet on a VM's kvm-clock, more than the rest of
+ * the flow code. The idle test needs a few
  * jiffies of slack at HZ=100..1000, hence 20 ms.
  */
 #define PL_FLOW_IDLE_NS 20000000ULL	/* 20 ms */
@@ -110,7 +111,7 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 {
 	struct pl_flow_slot *c;
 	struct pl_flow_val d;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = pl_now_coarse();
 	__u32 idx = pl_flow_hash(key) >> (32 - PL_FLOW_CACHE_BITS);
 
 	c = bpf_map_lookup_elem(&flow_cache, &idx);

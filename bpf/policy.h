@@ -135,9 +135,9 @@ static __always_inline void pl_lpm_candidate(void *map, const __u8 *addr, struct
 		*best = *r;
 }
 
-/* State of the walk over policy_list (bpf_loop() callback). */
+/* State of the walk over policy_list. */
 struct pl_walk {
-	const struct pl_pkt *p;
+	const struct pl_pkt *p;		/* bpf_loop(): the packet; the bounded walk: unused */
 	struct pl_rule_ref best;	/* the LPM candidate to beat */
 	struct pl_judgement j;
 	__u32 n;
@@ -145,9 +145,9 @@ struct pl_walk {
 	__u64 exprs;			/* bit i: expression i matched */
 };
 
-static long pl_walk_one(__u32 i, void *ctx)
+/* Try rule @i of the list on @p; 1 when the walk is over. */
+static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struct pl_pkt *p)
 {
-	struct pl_walk *w = ctx;
 	const struct pl_rule *r;
 	__u64 hits;
 
@@ -156,9 +156,9 @@ static long pl_walk_one(__u32 i, void *ctx)
 	r = bpf_map_lookup_elem(&policy_list, &i);
 	if (!r || !pl_before(r->prio, r->id, &w->best))
 		return 1;
-	if (!pl_rule_match(r, w->p, w->exprs))
+	if (!pl_rule_match(r, p, w->exprs))
 		return 0;
-	hits = pl_rule_hit(r->id, w->p->len, w->now);
+	hits = pl_rule_hit(r->id, p->len, w->now);
 	if (r->action == PL_ACT_SAMPLE) {
 		/* every Nth hit on this CPU goes to a `sample --policy` (bpf/sample.h) */
 		if (!w->j.sample_rule && r->arg && hits && hits % r->arg == 0)
@@ -171,13 +171,75 @@ static long pl_walk_one(__u32 i, void *ctx)
 	return 1;
 }
 
+/* bpf_loop() callback */
+static long pl_walk_one(__u32 i, void *ctx)
+{
+	struct pl_walk *w = ctx;
+
+	return pl_walk_rule(i, w, w->p);
+}
+
+/*
+ * Kernels without bpf_loop() (before 5.17) walk a bounded loop instead. Its
+ * body is a global function, which the verifier checks once on its own; as
+ * such it takes no pointers before 5.12, so the walk's state and the packet
+ * are in a per-CPU scratch map.
+ */
+struct pl_walk_scratch {
+	struct pl_walk w;
+	struct pl_pkt p;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_walk_scratch);
+} policy_walk SEC(".maps");
+
+__noinline int pl_walk_step(__u32 i)
+{
+	__u32 zero = 0;
+	struct pl_walk_scratch *s = bpf_map_lookup_elem(&policy_walk, &zero);
+
+	if (!s)
+		return 1;
+	return (int)pl_walk_rule(i, &s->w, &s->p);
+}
+
+/* The walk of @w over @p without bpf_loop(): PL_POLICY_LIST_BOUNDED rules at most. */
+static __always_inline void pl_walk_bounded(struct pl_walk *w, const struct pl_pkt *p)
+{
+	__u32 zero = 0;
+	struct pl_walk_scratch *s = bpf_map_lookup_elem(&policy_walk, &zero);
+
+	if (!s)
+		return;
+	s->w = *w;
+	s->p = *p;
+	for (__u32 i = 0; i < PL_POLICY_LIST_BOUNDED; i++)
+		if (pl_walk_step(i))
+			break;
+	w->j = s->w.j;
+}
+
+/* How a rule-set program walks policy_list (its *_policy and *_policy_bounded variants). */
+enum pl_walk_mode {
+	PL_WALK_NONE,		/* no rule set: count only */
+	PL_WALK_LOOP,		/* bpf_loop() (Linux 5.17): up to PL_POLICY_LIST_MAX rules */
+	PL_WALK_BOUNDED,	/* a bounded loop, any kernel: up to PL_POLICY_LIST_BOUNDED */
+};
+
 /*
  * Judge @p, seen at @slot, by this program's rule set; counts the rules that
- * matched. The list is walked with bpf_loop(): one verification of the body,
- * whatever the length. Expression rules use the bits the rule set's
- * expression stage left in expr_bits just before tail-calling us.
+ * matched. With bpf_loop() the verifier checks the body once, whatever the
+ * length; kernels without it walk a bounded loop (pl_walk_bounded()), so
+ * their lists are shorter (the loader refuses longer ones). Expression
+ * rules use the bits the rule set's expression stage left in expr_bits just
+ * before tail-calling us.
  */
-static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u32 slot)
+static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u32 slot,
+						     const int walk)
 {
 	struct pl_walk w = {
 		.p = p,
@@ -190,7 +252,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
 	if (!cfg)
 		return w.j;
-	w.now = bpf_ktime_get_coarse_ns();
+	w.now = pl_now_coarse();
 	if (cfg->exprs) {
 		__u64 *bits = bpf_map_lookup_elem(&expr_bits, &slot);
 
@@ -203,8 +265,11 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 			pl_lpm_candidate(&policy_dst, p->key.daddr, &w.best);
 	}
 	w.n = cfg->list_len;
-	if (w.n)
+	if (w.n && walk == PL_WALK_LOOP) {
 		bpf_loop(w.n < PL_POLICY_LIST_MAX ? w.n : PL_POLICY_LIST_MAX, pl_walk_one, &w, 0);
+	} else if (w.n) {
+		pl_walk_bounded(&w, p);
+	}
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
 		pl_rule_hit(w.best.id, p->len, w.now);
 		w.j.action = w.best.action;

@@ -68,23 +68,25 @@ struct pl_frame {
 	__u16 vlan_proto;	/* host order */
 };
 
+/*
+ * One size step. The verifier must see 1 <= length <= n at the call: the
+ * bound is checked on length - 1 (an unsigned compare every verifier since
+ * 5.10 learns from; `len < 1` compiles to `len == 0`, from which 6.1's
+ * learns nothing), behind a barrier so clang keeps that form.
+ */
 #define PL_SAMPLE_STEP(n)							\
 	if (caplen <= (n)) {							\
 		struct {							\
 			struct pl_sample_hdr h;					\
 			__u8 data[n];						\
 		} *rec = bpf_ringbuf_reserve(ring, sizeof(*rec), 0);		\
-		__u64 len = caplen;						\
+		__u64 last = caplen - 1;					\
 									\
 		if (!rec)							\
 			return -1;						\
 		__builtin_memcpy(&rec->h, h, sizeof(*h));			\
-		/* re-check where the verifier sees it, right at the call */	\
-		barrier_var(len);						\
-		if (len < 1 || len > (n) ||					\
-		    (PL_SAMPLE_HOOK == PL_HOOK_XDP ?				\
-		     bpf_xdp_load_bytes((void *)ctx, 0, rec->data, len) :	\
-		     bpf_skb_load_bytes((void *)ctx, 0, rec->data, len))) {	\
+		barrier_var(last);						\
+		if (last >= (n) || pl_load_bytes(ctx, rec->data, last + 1)) {	\
 			bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);		\
 			return -1;						\
 		}								\
@@ -92,19 +94,42 @@ struct pl_frame {
 		return 0;							\
 	}
 
-/*
- * Copy the header @h and h->caplen (1..PL_SNAPLEN_MAX) bytes of the frame
- * into the sampler's ring; 0, or -1 when it is full (or gone). A global
- * function: the verifier checks it once, on its own, instead of once per
- * path of every program that samples.
- */
-__noinline int pl_sample_put(PL_SAMPLE_CTX *ctx, const struct pl_sample_hdr *h)
+/* Frame bytes from the Ethernet header on; XDP needs bpf_xdp_load_bytes() (5.18). */
+static __always_inline long pl_load_bytes(PL_SAMPLE_CTX *ctx, void *to, __u32 len)
 {
+	if (PL_SAMPLE_HOOK == PL_HOOK_TC)
+		return bpf_skb_load_bytes((void *)ctx, 0, to, len);
+	if (pl_has_helper(xdp_load_bytes))
+		return bpf_xdp_load_bytes((void *)ctx, 0, to, len);
+	return -1;
+}
+
+/* The record header of the packet in flight on this CPU, for pl_sample_put(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_sample_hdr);
+} sample_hdr SEC(".maps");
+
+/*
+ * Copy the header in sample_hdr and h->caplen (1..PL_SNAPLEN_MAX) bytes of
+ * the frame into the sampler's ring; 0, or -1 when it is full (or gone). A
+ * global function: the verifier checks it once, on its own, instead of once
+ * per path of every program that samples. Its only argument is the context:
+ * kernels before 5.12 take no other pointer into a global function.
+ */
+__noinline int pl_sample_put(PL_SAMPLE_CTX *ctx)
+{
+	const struct pl_sample_hdr *h;
 	__u32 zero = 0, caplen;
 	void *ring;
 	__u64 wake;
 
-	if (!ctx || !h)
+	if (!ctx)
+		return -1;
+	h = bpf_map_lookup_elem(&sample_hdr, &zero);
+	if (!h)
 		return -1;
 	ring = bpf_map_lookup_elem(&sample_ring, &zero);
 	if (!ring)
@@ -143,19 +168,18 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 {
 	struct pl_sample_stats *st;
 	struct pl_sample_cfg *cfg;
-	struct pl_sample_hdr h;
-	__u32 zero = 0, every;
+	struct pl_sample_hdr *h;
+	__u32 zero = 0, every, rule;
 
 	cfg = bpf_map_lookup_elem(&sample_cfg, &zero);
 	if (!cfg || !(cfg->slots & (1U << slot)))
 		return;
-	__builtin_memset(&h, 0, sizeof(h));
-	h.rule_id = j ? j->rule : 0;
+	rule = j ? j->rule : 0;
 	every = cfg->every;
 	if (cfg->flags & PL_SAMPLE_F_POLICY) {
 		if (!j || !j->sample_rule)
 			return;
-		h.rule_id = j->sample_rule;
+		rule = j->sample_rule;
 		every = 1;	/* the rule's 1/N has chosen already */
 	} else if (cfg->flags & PL_SAMPLE_F_EXPR) {
 		__u32 *res = bpf_map_lookup_elem(&sample_res, &slot);
@@ -172,18 +196,25 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 	if (every > 1 && st->seq % every)
 		return;
 	st->sampled++;
-	h.ts_ns = bpf_ktime_get_ns();
-	h.wire_len = p->len;
-	h.caplen = f->len < cfg->snaplen ? f->len : cfg->snaplen;
-	h.ifindex = p->key.ifindex;
-	h.slot = slot;
-	h.verdict = verdict;
-	if (f->vlan_meta) {
-		h.flags = PL_SAMPLE_R_VLAN_META;
-		h.vlan_tci = f->vlan_tci;
-		h.vlan_proto = f->vlan_proto;
+	h = bpf_map_lookup_elem(&sample_hdr, &zero);
+	if (!h) {
+		st->lost++;
+		return;
 	}
-	if (pl_sample_put(f->ctx, &h))
+	__builtin_memset(h, 0, sizeof(*h));
+	h->rule_id = rule;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->wire_len = p->len;
+	h->caplen = f->len < cfg->snaplen ? f->len : cfg->snaplen;
+	h->ifindex = p->key.ifindex;
+	h->slot = slot;
+	h->verdict = verdict;
+	if (f->vlan_meta) {
+		h->flags = PL_SAMPLE_R_VLAN_META;
+		h->vlan_tci = f->vlan_tci;
+		h->vlan_proto = f->vlan_proto;
+	}
+	if (pl_sample_put(f->ctx))
 		st->lost++;
 }
 

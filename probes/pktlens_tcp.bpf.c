@@ -205,6 +205,17 @@ int BPF_PROG(pl_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb
 	return retrans(sk, skb, PL_TCP_RTX_DATA, err);
 }
 
+/*
+ * The same on kernels whose tracepoint has no err argument (before 6.16):
+ * there it fires only for a retransmit that was sent (the loader picks the
+ * variant from the kernel's BTF, loader/features.c).
+ */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(pl_tcp_retransmit_noerr, const struct sock *sk, const struct sk_buff *skb)
+{
+	return retrans(sk, skb, PL_TCP_RTX_DATA, 0);
+}
+
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(pl_tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {

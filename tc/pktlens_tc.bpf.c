@@ -52,7 +52,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
 	if (policy) {
-		j = pl_policy(&p, slot);
+		j = pl_policy(&p, slot, policy);
 		switch (j.action) {
 		case PL_ACT_NONE:
 			flags |= PL_ACC_NOMATCH;
@@ -79,19 +79,28 @@ int name(struct __sk_buff *skb)								\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_SAMPLE(dir));				\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_RULES(dir));				\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_POLICY(dir));				\
-	return pl_tc(skb, slot, dir, 0, 0);						\
+	return pl_tc(skb, slot, dir, 0, PL_WALK_NONE);					\
 }											\
 											\
 SEC("tc")										\
 int name##_main(struct __sk_buff *skb)							\
 {											\
-	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0, 0);	\
+	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0,		\
+		     PL_WALK_NONE);							\
 }											\
 											\
 SEC("tc")										\
 int name##_policy(struct __sk_buff *skb)						\
 {											\
-	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0, 1);	\
+	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0,		\
+		     PL_WALK_LOOP);							\
+}											\
+											\
+SEC("tc")										\
+int name##_policy_bounded(struct __sk_buff *skb)					\
+{											\
+	return pl_tc(skb, slot, dir, pl_chain_result(slot) ? PL_ACC_FILTER : 0,		\
+		     PL_WALK_BOUNDED);							\
 }
 
 PL_TC_PROGS(pktlens_tc_in, PL_SLOT_TC_IN, PL_DIR_IN)

@@ -19,6 +19,8 @@
  * (POLICY slot), else counts by itself and passes. The expression tail-calls
  * the policy too, else *_main (MAIN slot). The kernel ties a
  * PROG_ARRAY to frags or no frags, so each variant has its own programs.
+ * Kernels before 5.18 have no frags: there the loader runs the "xdp"
+ * variant in native mode too (loader/features.c).
  */
 #include "../bpf/common.h"
 #include "../bpf/maps.h"
@@ -41,12 +43,23 @@ struct {
 	__type(value, __u32);
 } redirect_map SEC(".maps");
 
-/* @flags: PL_ACC_FILTER if the expression matched; @policy: judge by the rule set */
+/* The whole frame, all buffers of a multi-buffer one (the first only before 5.18). */
+static __always_inline __u32 pl_xdp_len(struct xdp_md *ctx)
+{
+	if (pl_has_helper(xdp_get_buff_len))
+		return (__u32)bpf_xdp_get_buff_len(ctx);
+	return (__u32)(ctx->data_end - ctx->data);
+}
+
+/*
+ * @flags: PL_ACC_FILTER if the expression matched; @policy: judge by the
+ * rule set, walked as enum pl_walk_mode says
+ */
 static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int policy)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct pl_frame f = { .ctx = ctx, .len = (__u32)bpf_xdp_get_buff_len(ctx) };
+	struct pl_frame f = { .ctx = ctx, .len = pl_xdp_len(ctx) };
 	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
 	int ret = XDP_PASS;
@@ -57,7 +70,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
 	if (policy) {
-		j = pl_policy(&p, PL_SLOT_XDP_IN);
+		j = pl_policy(&p, PL_SLOT_XDP_IN, policy);
 		switch (j.action) {
 		case PL_ACT_NONE:
 			flags |= PL_ACC_NOMATCH;
@@ -85,19 +98,28 @@ int name(struct xdp_md *ctx)								\
 	bpf_tail_call(ctx, &chain, PL_CHAIN_SAMPLE(PL_DIR_IN));				\
 	bpf_tail_call(ctx, &chain, PL_CHAIN_RULES(PL_DIR_IN));				\
 	bpf_tail_call(ctx, &chain, PL_CHAIN_POLICY(PL_DIR_IN));				\
-	return pl_xdp(ctx, 0, 0);							\
+	return pl_xdp(ctx, 0, PL_WALK_NONE);						\
 }											\
 											\
 SEC(sec)										\
 int name##_main(struct xdp_md *ctx)							\
 {											\
-	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0, 0);	\
+	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0,		\
+		      PL_WALK_NONE);							\
 }											\
 											\
 SEC(sec)										\
 int name##_policy(struct xdp_md *ctx)							\
 {											\
-	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0, 1);	\
+	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0,		\
+		      PL_WALK_LOOP);							\
+}											\
+											\
+SEC(sec)										\
+int name##_policy_bounded(struct xdp_md *ctx)						\
+{											\
+	return pl_xdp(ctx, pl_chain_result(PL_SLOT_XDP_IN) ? PL_ACC_FILTER : 0,		\
+		      PL_WALK_BOUNDED);							\
 }
 
 PL_XDP_PROGS("xdp.frags", pktlens_xdp, xdp_chain)

@@ -309,6 +309,7 @@ struct pl_rule_stats {
 #define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions */
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
+#define PL_POLICY_LIST_BOUNDED 64U	/* the same, on kernels without bpf_loop() (< 5.17) */
 #define PL_REDIRECT_MAX 64U		/* redirect targets per interface */
 #define PL_POLICY_EXPRS_MAX 64U		/* expression rules per direction */
 
