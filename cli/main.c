@@ -13,6 +13,8 @@
 
 #include "cli.h"
 #include "util.h"
+#include "../loader/features.h"
+#include "../export/json.h"
 
 #define PKTLENS_VERSION "0.1.0"
 
@@ -87,6 +89,42 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+/* The version, and what the running kernel lets pktlens do (loader/features.h). */
+static void print_version(void)
+{
+	struct jw w;
+
+	if (!pl_g.json) {
+		printf("pktlens %s\nkernel %s:\n", PKTLENS_VERSION, pl_kernel_release());
+		for (int f = 0; f < PL_FEAT_MAX; f++) {
+			const struct pl_feature_info *fi = &pl_feature_info[f];
+			bool have = pl_feature(f);
+
+			printf("  %-13s %-3s (Linux %s) %s\n", fi->name, have ? "yes" : "no", fi->since,
+			       have ? fi->what : fi->without);
+		}
+		return;
+	}
+	jw_init(&w, stdout, pl_g.pretty);
+	jw_obj_open(&w);
+	jw_str_field(&w, "version", PKTLENS_VERSION);
+	jw_str_field(&w, "kernel", pl_kernel_release());
+	jw_key(&w, "features");
+	jw_obj_open(&w);
+	for (int f = 0; f < PL_FEAT_MAX; f++) {
+		jw_key(&w, pl_feature_info[f].name);
+		jw_obj_open(&w);
+		jw_bool_field(&w, "available", pl_feature(f));
+		jw_str_field(&w, "since", pl_feature_info[f].since);
+		jw_str_field(&w, "with", pl_feature_info[f].what);
+		jw_str_field(&w, "without", pl_feature_info[f].without);
+		jw_obj_close(&w);
+	}
+	jw_obj_close(&w);
+	jw_obj_close(&w);
+	jw_end(&w);
+}
+
 int main(int argc, char **argv)
 {
 	int i, err;
@@ -112,7 +150,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return PL_EXIT_OK;
 		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("pktlens %s\n", PKTLENS_VERSION);
+			print_version();
 			return PL_EXIT_OK;
 		} else {
 			pl_err("unknown option '%s' (see pktlens --help)", a);

@@ -18,6 +18,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 
+#include "features.h"
 #include "loader.h"
 #include "../pcap/cbpf.h"
 
@@ -73,7 +74,7 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 			       { PL_CHAIN_POLICY(PL_DIR_IN), PL_CHAIN_MAIN(PL_DIR_IN) }, 2 },
 			.rules_slot = PL_CHAIN_RULES(PL_DIR_IN),
 			/* the entry program's PROG_ARRAY wants the same frags flag */
-			.prog_flags = c->meta.xdp_mode == PL_XDP_NATIVE ? BPF_F_XDP_HAS_FRAGS : 0,
+			.prog_flags = pl_xdp_frags(c->meta.xdp_mode) ? BPF_F_XDP_HAS_FRAGS : 0,
 		};
 	for (int dir = 0; dir < 2; dir++)
 		if (c->meta.tc_hooks & (1u << dir))
@@ -122,9 +123,11 @@ static int load_rules(const struct hook *h, const struct sock_filter *cbpf, size
 		goto out;
 	}
 	fd = pl_ebpf_load(w, wlen, h->t.ctx, h->prog_flags, log, sizeof(log));
-	if (fd < 0)
+	if (fd < 0) {
 		snprintf(why, whylen, "%s: the kernel refused the program: %s%s%s", h->name,
 			 strerror(-fd), log[0] ? ": " : "", log);
+		fd = pl_load_err(fd);
+	}
 out:
 	free(e);
 	free(w);

@@ -29,6 +29,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "features.h"
 #include "loader.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
@@ -239,11 +240,11 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 	return 0;
 }
 
-/* The XDP program for the mode: frags-capable in native mode only. */
+/* The XDP program for the mode: frags-capable in native mode, where the kernel has frags. */
 static struct bpf_program *xdp_prog(const struct attach *a)
 {
-	return a->info->xdp_mode == PL_XDP_SKB ? a->xskel->progs.pktlens_xdp_skb :
-						 a->xskel->progs.pktlens_xdp;
+	return pl_xdp_frags(a->info->xdp_mode) ? a->xskel->progs.pktlens_xdp :
+						 a->xskel->progs.pktlens_xdp_skb;
 }
 
 /*
@@ -284,7 +285,8 @@ static int reuse_policy_maps(struct attach *a)
 static int load_xdp(struct attach *a)
 {
 	const char *ifname = a->o->ifname;
-	bool flows_reused = false;
+	bool flows_reused = false, frags = pl_xdp_frags(a->info->xdp_mode);
+	bool xdp = a->info->xdp_mode != PL_XDP_NONE;
 	uint64_t lost = 0;
 	__u32 max = 0;
 	int err;
@@ -295,22 +297,22 @@ static int load_xdp(struct attach *a)
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp,
-						a->info->xdp_mode == PL_XDP_NATIVE);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp, xdp && frags);
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_main,
-						a->info->xdp_mode == PL_XDP_NATIVE);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_main, xdp && frags);
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb,
-						a->info->xdp_mode == PL_XDP_SKB);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb, xdp && !frags);
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_main,
-						a->info->xdp_mode == PL_XDP_SKB);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_main, xdp && !frags);
 	/* rule-set programs are loaded by `policy` (loader/policy.c) */
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy, false);
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy, false);
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy_bounded, false);
+	if (!err)
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy_bounded, false);
 	if (!err && a->info->reattached)
 		err = reuse_policy_maps(a);
 	if (!err && a->info->reattached) {
@@ -327,7 +329,9 @@ static int load_xdp(struct attach *a)
 		return FAIL(a, err, "%s: cannot prepare maps: %s", ifname, strerror(-err));
 	err = pktlens_xdp__load(a->xskel);
 	if (err)
-		return FAIL(a, err, "%s: loading program pktlens_xdp failed: %s", ifname, strerror(-err));
+		return FAIL(a, pl_load_err(err), "%s: the kernel refused program %s: %s", ifname,
+			    bpf_program__name(xdp ? xdp_prog(a) : a->xskel->progs.pktlens_xdp_skb),
+			    strerror(-err));
 	if (a->info->reattached && !flows_reused) {
 		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &lost);
 		if (err)
@@ -379,6 +383,10 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy, false);
 	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy_bounded, false);
+	if (!err)
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy_bounded, false);
+	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, a->info->tc_hooks & PL_TC_IN);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_main,
@@ -388,10 +396,13 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
 						a->info->tc_hooks & PL_TC_OUT);
-	if (!err)
-		err = pktlens_tc__load(t);
 	if (err)
-		return FAIL(a, err, "%s: loading the tc programs failed: %s", a->o->ifname, strerror(-err));
+		return FAIL(a, err, "%s: cannot prepare the tc object: %s", a->o->ifname,
+			    strerror(-err));
+	err = pktlens_tc__load(t);
+	if (err)
+		return FAIL(a, pl_load_err(err), "%s: the kernel refused the tc programs: %s",
+			    a->o->ifname, strerror(-err));
 	if (a->info->tc_hooks & PL_TC_IN)
 		err = prog_id(t->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
 	if (!err && (a->info->tc_hooks & PL_TC_OUT))
@@ -401,8 +412,8 @@ static int load_tc(struct attach *a)
 
 static struct bpf_map *xdp_chain(const struct attach *a)
 {
-	return a->info->xdp_mode == PL_XDP_SKB ? a->xskel->maps.xdp_skb_chain :
-						 a->xskel->maps.xdp_chain;
+	return pl_xdp_frags(a->info->xdp_mode) ? a->xskel->maps.xdp_chain :
+						 a->xskel->maps.xdp_skb_chain;
 }
 
 /* Every hook's MAIN slot: where a chained filter hands the packet back. */
@@ -412,9 +423,9 @@ static int fill_chains(struct attach *a)
 	int fd, err = 0;
 
 	if (a->info->xdp_mode != PL_XDP_NONE) {
-		fd = bpf_program__fd(a->info->xdp_mode == PL_XDP_SKB ?
-				     a->xskel->progs.pktlens_xdp_skb_main :
-				     a->xskel->progs.pktlens_xdp_main);
+		fd = bpf_program__fd(pl_xdp_frags(a->info->xdp_mode) ?
+				     a->xskel->progs.pktlens_xdp_main :
+				     a->xskel->progs.pktlens_xdp_skb_main);
 		if (bpf_map_update_elem(bpf_map__fd(xdp_chain(a)), &slot, &fd, BPF_ANY))
 			err = -errno;
 	}
@@ -567,18 +578,10 @@ static int attach_tc_dir(struct attach *a, int dir)
 	if (a->info->tc_mech == PL_TC_TCX) {
 		fd = bpf_link_create(bpf_program__fd(prog), a->li.ifindex,
 				     dir == PL_DIR_IN ? PL_BPF_TCX_INGRESS : PL_BPF_TCX_EGRESS, &lopts);
-		if (fd < 0 && errno == EINVAL && a->o->tc_mech < 0 && a->link_fd[1] < 0 &&
-		    a->link_fd[2] < 0) {
-			/* no tcx in this kernel: fall back for every tc hook */
-			a->info->tc_mech = PL_TC_CLSACT;
-			a->info->tc_note = "tcx links are not supported by this kernel: using clsact";
-			return attach_tc_dir(a, dir);
-		}
 		if (fd < 0) {
 			err = -errno;
-			return FAIL(a, err, "%s: cannot attach tc %s program with tcx: %s%s", a->o->ifname,
-				    dir_name[dir], strerror(-err),
-				    err == -EINVAL ? " (kernel without tcx? try --tc-mech clsact)" : "");
+			return FAIL(a, err, "%s: cannot attach tc %s program with tcx: %s", a->o->ifname,
+				    dir_name[dir], strerror(-err));
 		}
 		a->link_fd[1 + dir] = fd;
 		err = pin_fd(fd, a->tmp, tc_link_pin[dir]);
@@ -660,7 +663,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	choose_hooks(&a);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
 		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
-	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech : PL_TC_TCX;
+	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
+			pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
+	if (info->tc_hooks && o->tc_mech < 0 && info->tc_mech == PL_TC_CLSACT)
+		info->tc_note = "this kernel has no tcx links (Linux 6.6): using clsact";
+	if (info->tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
+		char needs[128];
+
+		return FAIL(&a, -ENOSYS, "%s: --tc-mech tcx %s; use --tc-mech clsact", ifname,
+			    pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs)));
+	}
 	info->ifindex = a.li.ifindex;
 
 	err = pl_bpffs_ensure(why, whylen);

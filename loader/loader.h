@@ -7,6 +7,7 @@
 #ifndef __PKTLENS_LOADER_H
 #define __PKTLENS_LOADER_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,17 @@
 #define PL_PIN_TC_OUT_LINK "tc_out_link"
 #define PL_PIN_TMP_PREFIX "tmp:"
 #define PL_WHY_LEN 256
+
+/*
+ * A program the kernel refused to load (the verifier, a missing feature) is
+ * a runtime failure (exit 1), not bad input: its -EINVAL or -EACCES must not
+ * read as a malformed argument. The reason text keeps the real errno.
+ */
+static inline int pl_load_err(int err)
+{
+	return err == -EINVAL || err == -EACCES || err == -E2BIG || err == -ERANGE ||
+	       err == -ENOENT ? -ENOEXEC : err;
+}
 
 /* ---- bpffs layout (loader/pins.c) ---- */
 

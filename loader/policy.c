@@ -33,6 +33,7 @@
 
 #include "loader.h"
 #include "../pcap/cbpf.h"
+#include "features.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
 
@@ -558,7 +559,7 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 		rs->stage_fd = pl_ebpf_load(stage, slen, ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
 					    log, sizeof(log));
 		if (rs->stage_fd < 0)
-			err = WHY(rs->stage_fd, "%s: the kernel refused the expression stage "
+			err = WHY(pl_load_err(rs->stage_fd), "%s: the kernel refused the expression stage "
 				  "(%zu expressions): %s%s%s", rs->hook, ne, strerror(-rs->stage_fd),
 				  log[0] ? ": " : "", log);
 	}
@@ -578,7 +579,7 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 	struct bpf_program *prog;
 	struct pl_policy_cfg cfg = { 0 };
 	struct objmaps m;
-	bool skb = p->meta.xdp_mode == PL_XDP_SKB;
+	bool skb = !pl_xdp_frags(p->meta.xdp_mode), loop = pl_feature(PL_FEAT_BPF_LOOP);
 	__u32 key = 0;
 	int err;
 
@@ -615,7 +616,9 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 					x->maps.policy_rules, x->maps.policy_exprs },
 				      x->maps.policy_src, x->maps.policy_dst, x->maps.policy_list,
 				      x->maps.policy_cfg };
-		prog = skb ? x->progs.pktlens_xdp_skb_policy : x->progs.pktlens_xdp_policy;
+		prog = skb ? loop ? x->progs.pktlens_xdp_skb_policy :
+				    x->progs.pktlens_xdp_skb_policy_bounded :
+			     loop ? x->progs.pktlens_xdp_policy : x->progs.pktlens_xdp_policy_bounded;
 		autoload_only(x->obj, prog);
 		err = prepare_maps(p, &m, lpm_n[0], lpm_n[1], list_n);
 		err = err ?: pktlens_xdp__load(x);
@@ -634,14 +637,16 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 					t->maps.policy_exprs, NULL },
 				      t->maps.policy_src, t->maps.policy_dst, t->maps.policy_list,
 				      t->maps.policy_cfg };
-		prog = rs->dir == PL_DIR_IN ? t->progs.pktlens_tc_in_policy :
-					      t->progs.pktlens_tc_out_policy;
+		prog = rs->dir == PL_DIR_IN ?
+			loop ? t->progs.pktlens_tc_in_policy : t->progs.pktlens_tc_in_policy_bounded :
+			loop ? t->progs.pktlens_tc_out_policy : t->progs.pktlens_tc_out_policy_bounded;
 		autoload_only(t->obj, prog);
 		err = prepare_maps(p, &m, lpm_n[0], lpm_n[1], list_n);
 		err = err ?: pktlens_tc__load(t);
 	}
 	if (err) {
 		WHY(err, "%s: loading the rule-set programs failed: %s", rs->hook, strerror(-err));
+		err = pl_load_err(err);
 		goto out;
 	}
 	err = fill_list(bpf_map__fd(m.list), rules + from, to - from, list_n);
@@ -682,7 +687,7 @@ static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
 	if (p->meta.xdp_mode != PL_XDP_NONE)
 		rs[n++] = (struct ruleset){ .hook = "xdp in", .chain_fd = p->xdp_chain_fd,
 					    .dir = PL_DIR_IN, .slot = PL_SLOT_XDP_IN,
-					    .native = p->meta.xdp_mode == PL_XDP_NATIVE };
+					    .native = pl_xdp_frags(p->meta.xdp_mode) };
 	else if (p->meta.tc_hooks & PL_TC_IN)
 		rs[n++] = (struct ruleset){ .hook = "tc in", .chain_fd = p->tc_chain_fd,
 					    .dir = PL_DIR_IN, .slot = PL_SLOT_TC_IN };
@@ -794,10 +799,17 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 			lpm_n[r->dir][f]++;
 	}
 	for (int d = 0; d < 2; d++) {
+		char needs[128];
+
 		if (list_n[d] > PL_POLICY_LIST_MAX)
 			return WHY(-E2BIG, "%zu %s rules with ports, protocol, VLAN, both addresses or "
 				   "--sample: at most %u", list_n[d], d ? "egress" : "ingress",
 				   PL_POLICY_LIST_MAX);
+		if (list_n[d] > PL_POLICY_LIST_BOUNDED && !pl_feature(PL_FEAT_BPF_LOOP))
+			return WHY(-ENOSYS, "%zu %s rules with ports, protocol, VLAN, both addresses or "
+				   "--sample: more than %u %s", list_n[d], d ? "egress" : "ingress",
+				   PL_POLICY_LIST_BOUNDED,
+				   pl_feature_needs(PL_FEAT_BPF_LOOP, needs, sizeof(needs)));
 		for (int f = 0; f < 2; f++)
 			if (lpm_n[d][f] > PL_POLICY_CIDRS_MAX)
 				return WHY(-E2BIG, "%zu %s rules on a %s address alone: at most %u",

@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "features.h"
 #include "loader.h"
 #include "../pcap/cbpf.h"
 
@@ -59,13 +60,16 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 	return 0;
 }
 
-/* The hooks sampled for directions @dirs: XDP for ingress if attached, else tc. */
+/*
+ * The hooks sampled for directions @dirs: XDP for ingress if attached (and
+ * the kernel can copy frames there: 5.18), else tc.
+ */
 static __u32 slots_for(const struct pl_meta *m, __u32 dirs)
 {
 	__u32 slots = 0;
 
 	if (dirs & (1U << PL_DIR_IN)) {
-		if (m->xdp_mode != PL_XDP_NONE)
+		if (m->xdp_mode != PL_XDP_NONE && pl_feature(PL_FEAT_XDP_SAMPLE))
 			slots |= 1U << PL_SLOT_XDP_IN;
 		else if (m->tc_hooks & PL_TC_IN)
 			slots |= 1U << PL_SLOT_TC_IN;
@@ -219,6 +223,12 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	int err;
 
 	s->slots = slots_for(&s->c.meta, o->dirs);
+	if (!s->slots && s->c.meta.xdp_mode != PL_XDP_NONE && (o->dirs & (1U << PL_DIR_IN))) {
+		char needs[128];
+
+		return WHY(-ENOSYS, "sampling at XDP %s: attach tc ingress too (--tc in,out) "
+			   "to sample there", pl_feature_needs(PL_FEAT_XDP_SAMPLE, needs, sizeof(needs)));
+	}
 	if (!s->slots)
 		return WHY(-ENOTSUP, "no hook for the %s attached (see pktlens attach --tc)",
 			   o->dirs == (1U << PL_DIR_OUT) ? "egress" : "directions asked for");

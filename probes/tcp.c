@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "tcp.h"
+#include "../loader/features.h"
 #include "../loader/loader.h"
 #include "pktlens_tcp.skel.h"
 
@@ -48,7 +49,11 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 		snprintf(why, whylen, "cannot open the TCP probes: %s", strerror(errno));
 		goto fail;
 	}
-	bpf_program__set_autoload(s->progs.pl_tcp_retransmit, progs & PL_TCP_P_RETRANS);
+	/* the tracepoint's err argument is newer than the tracepoint (loader/features.c) */
+	bpf_program__set_autoload(s->progs.pl_tcp_retransmit,
+				  (progs & PL_TCP_P_RETRANS) && pl_feature(PL_FEAT_RETRANS_ERR));
+	bpf_program__set_autoload(s->progs.pl_tcp_retransmit_noerr,
+				  (progs & PL_TCP_P_RETRANS) && !pl_feature(PL_FEAT_RETRANS_ERR));
 	bpf_program__set_autoload(s->progs.pl_tcp_retransmit_synack, progs & PL_TCP_P_RETRANS);
 	bpf_program__set_autoload(s->progs.pl_tcp_rtt, progs & PL_TCP_P_RTT);
 	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & PL_TCP_P_CONNLAT);
@@ -56,6 +61,7 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 	if (err) {
 		snprintf(why, whylen, "loading the TCP probes failed: %s%s", strerror(-err),
 			 err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
+		err = pl_load_err(err);
 		goto fail;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(s->maps.tcp_cfg), &zero, cfg, BPF_ANY)) {
@@ -193,7 +199,8 @@ int pl_tcp_connlat(const struct pl_tcp *t, struct pl_tcp_hist *out)
 
 int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 {
-	struct bpf_link *links[] = { t->skel->links.pl_tcp_retransmit,
+	struct bpf_link *links[] = { t->skel->links.pl_tcp_retransmit ?:
+				     t->skel->links.pl_tcp_retransmit_noerr,
 				     t->skel->links.pl_tcp_retransmit_synack,
 				     t->skel->links.pl_tcp_rtt, t->skel->links.pl_tcp_state };
 	const char *lnames[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,

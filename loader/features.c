@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel features (loader/features.h). Helpers and attach types are read
+ * from the kernel's own BTF (enum bpf_func_id, enum bpf_attach_type): the
+ * same source the BPF programs' pl_has_helper() relocations use, so user
+ * space and the programs always agree. A tracepoint's arguments come from
+ * its btf_trace_* prototype. Multi-buffer XDP is a load flag BTF does not
+ * describe: a two-instruction program with BPF_F_XDP_HAS_FRAGS is loaded.
+ * Without BTF (or unprivileged), libbpf's helper probes answer instead.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include "features.h"
+#include "loader.h"
+
+const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
+	[PL_FEAT_TCX] = { "tcx", "6.6", "tc hooks attached as tcx links (pinned, first in line)",
+			  "clsact qdisc + cls_bpf filter at priority 1" },
+	[PL_FEAT_XDP_FRAGS] = { "xdp-frags", "5.18", "native XDP on multi-buffer (jumbo) frames",
+				"native XDP only where a frame fits one buffer (MTU ~3.5k on veth)" },
+	[PL_FEAT_XDP_SAMPLE] = { "xdp-sample", "5.18", "samples taken at XDP (bpf_xdp_load_bytes)",
+				 "samples taken at tc only" },
+	[PL_FEAT_BPF_LOOP] = { "bpf-loop", "5.17", "1024 list rules per direction (bpf_loop)",
+			       "64 list rules per direction (prefix rules unlimited)" },
+	[PL_FEAT_COARSE_CLOCK] = { "coarse-clock", "5.11", "flow timestamps from the coarse clock",
+				   "flow timestamps from the precise clock (slower)" },
+	/* 6.12 lacks it, 6.18 has it */
+	[PL_FEAT_RETRANS_ERR] = { "retrans-err", ">6.12",
+				  "tcp retrans also sees retransmits that failed to send",
+				  "tcp retrans sees retransmits that were sent" },
+};
+
+static struct {
+	bool probed;
+	bool have[PL_FEAT_MAX];
+	struct utsname uts;
+} F;
+
+static bool enum_has(const struct btf *btf, const char *type, const char *value)
+{
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	const struct btf_type *t;
+	const struct btf_enum *e;
+
+	if (id < 0)
+		return false;
+	t = btf__type_by_id(btf, id);
+	e = btf_enum(t);
+	for (int i = 0; i < btf_vlen(t); i++, e++)
+		if (!strcmp(btf__name_by_offset(btf, e->name_off), value))
+			return true;
+	return false;
+}
+
+/* Arguments of tracepoint @tp (its btf_trace_* typedef, less the hidden first), -1 if unknown. */
+static int tp_args(const struct btf *btf, const char *tp)
+{
+	char name[128];
+	const struct btf_type *t;
+	int id;
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
+	if (id < 0)
+		return -1;
+	t = btf__type_by_id(btf, id);
+	while (t && (btf_is_typedef(t) || btf_is_ptr(t)))
+		t = btf__type_by_id(btf, t->type);
+	return t && btf_is_func_proto(t) ? btf_vlen(t) - 1 : -1;
+}
+
+static bool helper(const struct btf *btf, enum bpf_prog_type type, enum bpf_func_id id,
+		   const char *name)
+{
+	if (btf)
+		return enum_has(btf, "bpf_func_id", name);
+	return libbpf_probe_bpf_helper(type, id, NULL) == 1;
+}
+
+static bool xdp_frags_load(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .prog_flags = BPF_F_XDP_HAS_FRAGS);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "pl_frags", "GPL", insns, 2, &o);
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * PKTLENS_NO_FEATURES=bpf-loop,tcx: act as if the kernel lacked these, so
+ * the fallbacks can be tested on a kernel that has everything. Give every
+ * command the same list: an attachment made with it is judged by the
+ * programs it chose.
+ */
+static void mask(const char *list)
+{
+	char buf[256], *save = NULL;
+
+	if (!list)
+		return;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		for (int f = 0; f < PL_FEAT_MAX; f++)
+			if (!strcmp(t, pl_feature_info[f].name))
+				F.have[f] = false;
+}
+
+static void probe(void)
+{
+	libbpf_print_fn_t print;
+	struct btf *btf;
+	int args;
+
+	F.probed = true;
+	uname(&F.uts);
+	print = libbpf_set_print(NULL);	/* a kernel without BTF is no error here */
+	btf = btf__load_vmlinux_btf();
+	libbpf_set_print(print);
+	if (libbpf_get_error(btf))
+		btf = NULL;
+	F.have[PL_FEAT_TCX] = btf && enum_has(btf, "bpf_attach_type", "BPF_TCX_INGRESS");
+	F.have[PL_FEAT_XDP_SAMPLE] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes,
+					    "BPF_FUNC_xdp_load_bytes");
+	F.have[PL_FEAT_BPF_LOOP] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_loop, "BPF_FUNC_loop");
+	F.have[PL_FEAT_COARSE_CLOCK] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_ktime_get_coarse_ns,
+					      "BPF_FUNC_ktime_get_coarse_ns");
+	/* unprivileged, the load is refused whatever the kernel has: frags came with xdp_load_bytes */
+	F.have[PL_FEAT_XDP_FRAGS] = xdp_frags_load() ||
+				    (errno == EPERM && F.have[PL_FEAT_XDP_SAMPLE]);
+	args = btf ? tp_args(btf, "tcp_retransmit_skb") : -1;
+	F.have[PL_FEAT_RETRANS_ERR] = args >= 3;
+	btf__free(btf);
+	mask(getenv("PKTLENS_NO_FEATURES"));
+}
+
+bool pl_feature(enum pl_feature f)
+{
+	if (!F.probed)
+		probe();
+	return f < PL_FEAT_MAX && F.have[f];
+}
+
+const char *pl_kernel_release(void)
+{
+	if (!F.probed)
+		probe();
+	return F.uts.release;
+}
+
+bool pl_xdp_frags(int xdp_mode)
+{
+	return xdp_mode == PL_XDP_NATIVE && pl_feature(PL_FEAT_XDP_FRAGS);
+}
+
+const char *pl_feature_needs(enum pl_feature f, char *buf, size_t len)
+{
+	snprintf(buf, len, "needs Linux %s (this is %s)", pl_feature_info[f].since,
+		 pl_kernel_release());
+	return buf;
+}

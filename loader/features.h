@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the running kernel can do, probed once per process (loader/features.c)
+ * from its BTF and, where BTF cannot say, by loading a tiny program. The
+ * loader picks program variants from this, never from the version number;
+ * `pktlens --version` prints it. What the kernel lacks is refused with
+ * -ENOSYS and a reason from pl_feature_needs(): a runtime failure (exit 1).
+ */
+#ifndef __PKTLENS_FEATURES_H
+#define __PKTLENS_FEATURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum pl_feature {
+	PL_FEAT_TCX,		/* tc hooks as tcx links, else clsact + cls_bpf */
+	PL_FEAT_XDP_FRAGS,	/* multi-buffer XDP ("xdp.frags") in native mode */
+	PL_FEAT_XDP_SAMPLE,	/* bpf_xdp_load_bytes(): samples taken at XDP */
+	PL_FEAT_BPF_LOOP,	/* bpf_loop(): PL_POLICY_LIST_MAX list rules, else PL_POLICY_LIST_BOUNDED */
+	PL_FEAT_COARSE_CLOCK,	/* bpf_ktime_get_coarse_ns(): cheaper flow timestamps */
+	PL_FEAT_RETRANS_ERR,	/* tcp_retransmit_skb's err: failed retransmits seen too */
+	PL_FEAT_MAX,
+};
+
+struct pl_feature_info {
+	const char *name;	/* short, for --version and JSON */
+	const char *since;	/* the Linux release that brought it */
+	const char *what;	/* what pktlens does with it */
+	const char *without;	/* and what it does without */
+};
+
+extern const struct pl_feature_info pl_feature_info[PL_FEAT_MAX];
+
+/* Whether the running kernel has @f (probed on the first call). */
+bool pl_feature(enum pl_feature f);
+/* The running kernel's release (uname -r). */
+const char *pl_kernel_release(void);
+/*
+ * Whether an attachment in XDP mode @xdp_mode runs the frags variant of the
+ * XDP programs ("xdp.frags"): native mode on a kernel that has frags.
+ */
+bool pl_xdp_frags(int xdp_mode);
+/* "needs Linux 5.18 (this is 5.10.0-35-cloud-amd64)" for @f, into @buf. */
+const char *pl_feature_needs(enum pl_feature f, char *buf, size_t len);
+
+#endif /* __PKTLENS_FEATURES_H */
