@@ -51,7 +51,7 @@ CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
-TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows
+TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows $(OUT)/tests/loadcheck
 BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
 
 .PHONY: all deps test unit pytest demo bench fuzz install clean
@@ -96,6 +96,9 @@ $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
 	$(Q)$(call msg,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/bpf_run: $(OUT)/tests/bpf_run.o $(LIB_OBJS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/loadcheck: $(OUT)/tests/loadcheck.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/fill_flows: $(OUT)/tests/fill_flows.o

@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The kernel matrix: what pktlens does on each kernel its users run.
+
+`make test-kernels` boots Debian's own kernels (bookworm 6.1, bookworm-backports 6.12,
+bullseye 5.10) in qemu and runs this file in each (scripts/vmtest.sh); `make test` runs it on
+the machine's own kernel too. PKTLENS_KERNEL names the kernel; FEATURES below says what each
+must report, so a kernel that loses or gains a feature, or a pktlens that misreads one, fails.
+
+Oracles: the model of tests/frames.py and the kernel's own counters (ip -s link, the UDP
+NoPorts counter), tcpdump reading the samples, the verifier itself (loadcheck).
+"""
+import json
+import os
+import platform
+import subprocess
+import time
+
+import pytest
+
+from frames import mixed
+from lab import OUT, PKTLENS, PYTHON, SENDRAW, Lab, pktlens, pktlens_json, sh, slot
+from model import check_flows, check_stats
+
+# What each kernel of the matrix has (pktlens -V): the README's kernel table says the same.
+ALL = {"tcx", "xdp-frags", "xdp-sample", "bpf-loop", "coarse-clock", "retrans-err"}
+FEATURES = {
+    "5.10": set(),
+    "6.1": ALL - {"tcx", "retrans-err"},
+    "6.12": ALL - {"retrans-err"},
+    "6.18": ALL,
+}
+
+
+def kernel():
+    label = os.environ.get("PKTLENS_KERNEL", "host")
+    if label == "host":
+        label = ".".join(platform.release().split(".")[:2])
+    return label
+
+
+def features():
+    return {k for k, v in pktlens_json("--version")["features"].items() if v["available"]}
+
+
+@pytest.fixture
+def lab1500():
+    """va -> vb at MTU 1500: native XDP without multi-buffer support needs frames in one page."""
+    lab = Lab(mtu=1500)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def labip():
+    """lab1500 with 198.18.0.1 (va) and .2 (vb), and static neighbours: no ARP on the wire."""
+    lab = Lab(mtu=1500, addrs=True)
+    try:
+        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", lab.mac(lab.b, "vb"),
+           "dev", "va", "nud", "permanent")
+        sh("ip", "-n", lab.b, "neigh", "replace", "198.18.0.1", "lladdr", lab.mac(lab.a, "va"),
+           "dev", "vb", "nud", "permanent")
+        yield lab
+    except BaseException:
+        lab.close()
+        raise
+    lab.close()
+
+
+def test_features_match_the_kernel():
+    k = kernel()
+    if k not in FEATURES:
+        pytest.skip(f"no expectations for Linux {k}")
+    doc = pktlens_json("--version")
+    assert doc["kernel"] == platform.release()
+    masked = set(os.environ.get("PKTLENS_NO_FEATURES", "").split(","))
+    assert features() == FEATURES[k] - masked, f"Linux {k}"
+
+
+def test_every_program_passes_the_verifier():
+    """Each program of each object, loaded alone; only a missing feature may skip one."""
+    objs = [str(OUT / f"{n}.bpf.o") for n in ("pktlens_xdp", "pktlens_tc", "pktlens_tcp")]
+    r = subprocess.run([str(OUT / "tests" / "loadcheck"), "-j", *objs], capture_output=True,
+                       text=True, timeout=600)
+    res = json.loads(r.stdout)
+    have = features()
+    refused = [(x["program"], r.stderr[-3000:]) for x in res if x["result"] == "refused"]
+    assert not refused, refused
+    assert r.returncode == 0
+    for x in res:
+        if x["result"] == "skipped":
+            assert x["needs"] not in have, x
+    # the fallbacks themselves load everywhere
+    loaded = {x["program"] for x in res if x["result"] == "loaded"}
+    assert {"pktlens_xdp_skb", "pktlens_tc_in_policy_bounded", "pktlens_xdp_skb_policy_bounded",
+            "pl_tcp_retransmit_noerr", "pl_tcp_rtt", "pl_tcp_state"} <= loaded
+    assert len(loaded) + sum(x["result"] == "skipped" for x in res) == len(res)
+
+
+def here(lab):
+    """The attachments of lab's namespace b (list shows every namespace)."""
+    return [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+
+
+MODES = {
+    "tc-auto": ([], "tc"),
+    "tc-clsact": (["--tc-mech", "clsact"], "tc"),
+    "xdp-skb": (["--xdp", "skb", "--tc", "none"], "xdp"),
+    "xdp-native": (["--xdp", "native", "--tc", "none"], "xdp"),
+    "xdp-native+tc": (["--xdp", "native", "--tc", "in,out"], "xdp"),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_attach_counts_exactly_and_detaches_clean(lab1500, mode):
+    lab = lab1500
+    args, hook = MODES[mode]
+    r = pktlens("-j", "attach", "vb", *args, ns=lab.b)
+    info = json.loads(r.stdout)
+    hooks = {(h["hook"], h["dir"]): h for h in here(lab)[0]["hooks"]}
+    if ("tc", "in") in hooks:
+        want = "tcx" if "tcx" in features() and "clsact" not in args else "clsact"
+        assert hooks[("tc", "in")]["mechanism"] == want, (hooks, info)
+    cases = [c for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")) if len(c.frame) <= 1514]
+    before = lab.link_stats(lab.a, "va")["tx"]
+    assert lab.send([c.frame for c in cases]) == len(cases)
+    doc = lab.wait_packets(len(cases), hook=(hook, "in"))
+    exp = check_stats(slot(doc, hook, "in"), cases)
+    after = lab.link_stats(lab.a, "va")["tx"]
+    assert after["packets"] - before["packets"] == exp["packets"]  # the sender's kernel
+    flows = pktlens_json("flows", "vb", ns=lab.b)
+    check_flows([f for f in flows["flows"] if f["hook"] == hook and f["dir"] == "in"], cases)
+    pktlens("detach", "vb", ns=lab.b)
+    assert here(lab) == []
+    link = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "vb").stdout)[0]
+    assert "xdp" not in link
+    for d in ("ingress", "egress"):
+        out = sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", d, check=False).stdout
+        assert "pktlens" not in out
+
+
+def rules(lab):
+    return pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+
+
+def udp_noports(ns):
+    out = sh("ip", "netns", "exec", ns, "nstat", "-az", "-j", "UdpNoPorts").stdout
+    return json.loads(out)["kernel"]["UdpNoPorts"]
+
+
+@pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])
+def test_policy_drops_exactly(labip, hookargs):
+    """A prefix rule (LPM) and a port rule (the list walk: bounded before 5.17) drop; the
+    receiving kernel's UdpNoPorts counts exactly what passed."""
+    from scapy.all import IP, UDP, Ether, Raw
+
+    lab = labip
+    pktlens("attach", "vb", *hookargs, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--src", "198.18.0.1/32", "--proto", "udp",
+            "--dport", "7000-7009", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "2", "--proto", "udp", "--dport", "7100", "--drop",
+            ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "3", "--src", "198.18.2.0/24", "--drop", ns=lab.b)
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    E = lambda s="198.18.0.1", dp=7000: (Ether(src=src, dst=dst) / IP(src=s, dst="198.18.0.2") /  # noqa
+                                         UDP(sport=999, dport=dp) / Raw(b"x" * 20))
+    frames = ([E(dp=7000 + i % 10) for i in range(30)] + [E(dp=7100)] * 20 +
+              [E(s="198.18.2.7", dp=7200)] * 25 + [E(dp=7300)] * 40)
+    before = udp_noports(lab.b)
+    lab.send(frames)
+    hook = "xdp" if hookargs else "tc"
+    doc = lab.wait_packets(len(frames), hook=(hook, "in"))
+    s = slot(doc, hook, "in")
+    assert s["verdicts"]["drop"]["packets"] == 75
+    assert s["verdicts"]["pass"]["packets"] == 40
+    time.sleep(0.3)
+    assert udp_noports(lab.b) - before == 40
+    hits = {r["id"]: r["packets"] for r in rules(lab)}
+    assert hits == {1: 30, 2: 20, 3: 25}
+
+
+def test_policy_list_rules_limit_follows_the_kernel(lab1500):
+    lab = lab1500
+    pktlens("attach", "vb", ns=lab.b)
+    path = os.path.join(lab.tmp, "rules.txt")
+    with open(path, "w") as f:
+        for i in range(65):
+            f.write(f"--proto udp --dport {10000 + i} --drop\n")
+    r = pktlens("policy", "load", "vb", path, ns=lab.b, check=False)
+    if "bpf-loop" in features():
+        assert r.returncode == 0, r.stderr
+        assert len(rules(lab)) == 65
+    else:
+        assert r.returncode == 1, r.stderr
+        assert "more than 64" in r.stderr and "needs Linux 5.17" in r.stderr, r.stderr
+        assert rules(lab) == []
+
+
+def sample(lab, n, *args):
+    path = os.path.join(lab.tmp, f"s{time.monotonic_ns()}.pcap")
+    return path, subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-c", str(n), "-w", path,
+                                   *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("hookargs", [["--xdp", "skb", "--tc", "in"], ["--xdp", "skb", "--tc", "none"]],
+                         ids=["xdp+tc", "xdp-only"])
+def test_sample_writes_what_was_sent(lab1500, hookargs):
+    lab = lab1500
+    pktlens("attach", "vb", *hookargs, ns=lab.b)
+    cases = [c for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")) if len(c.frame) <= 1514]
+    raw = [bytes(c.frame) for c in cases[:20]]
+    path, p = sample(lab, len(raw))
+    deadline = time.time() + 30
+    err = b""
+    while b"capturing" not in err and p.poll() is None and time.time() < deadline:
+        err += os.read(p.stderr.fileno(), 4096)
+    if "xdp-sample" not in features() and "none" in hookargs:
+        p.wait(timeout=30)
+        err += p.stderr.read()
+        assert p.returncode == 1, err
+        assert b"needs Linux 5.18" in err, err
+        return
+    assert b"capturing" in err, err
+    lab.send([c.frame for c in cases[:20]])
+    _, rest = p.communicate(timeout=60)
+    assert p.returncode == 0, err + rest
+    out = sh("tcpdump", "-r", path, "-nn", "-x").stdout
+    assert out.count("\n\t0x0000:") == len(raw), out
+    from scapy.all import rdpcap
+
+    assert [bytes(x) for x in rdpcap(path)] == raw
+
+
+@pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])
+def test_filter_set_counts_matches(lab1500, hookargs):
+    lab = lab1500
+    pktlens("attach", "vb", *hookargs, ns=lab.b)
+    pktlens("filter", "set", "vb", "udp and (port 53 or port 3001)", ns=lab.b)
+    from scapy.all import wrpcap
+
+    cases = [c for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")) if len(c.frame) <= 1514]
+    path = os.path.join(lab.tmp, "f.pcap")
+    wrpcap(path, [c.frame for c in cases])
+    want = sh("tcpdump", "-r", path, "-nn", "udp and (port 53 or port 3001)").stdout.count("\n")
+    lab.send([c.frame for c in cases])
+    hook = "xdp" if hookargs else "tc"
+    doc = lab.wait_packets(len(cases), hook=(hook, "in"))
+    s = slot(doc, hook, "in")
+    assert s["packets"] == len(cases)
+    assert s["filter_packets"] == want, s
+
+
+@pytest.mark.parametrize("ctx", [[], ["--tc"]], ids=["xdp", "tc"])
+def test_filter_run_agrees_with_libpcap(tmp_path, ctx):
+    from scapy.all import wrpcap
+
+    from scapy.all import rdpcap
+
+    path, out = tmp_path / "m.pcap", tmp_path / "ref.pcap"
+    frames = [bytes(c.frame) for c in mixed() if len(c.frame) <= 1514]
+    wrpcap(str(path), frames)
+    for expr in ("udp", "tcp[tcpflags] & tcp-syn != 0", "vlan 100", "ip6 and udp", "len > 1000"):
+        got = [frames[int(i) - 1] for i in pktlens("filter", "run", "-r", path, *ctx, expr).stdout.split()]
+        sh("tcpdump", "-r", path, "-w", out, expr)  # libpcap's verdicts
+        assert got == [bytes(x) for x in rdpcap(str(out))], expr
+
+
+def test_tcp_probes_load_and_report(labip):
+    """attach --probes tcp, and tcp connlat over a real connection in the lab."""
+    lab = labip
+    pktlens("attach", "vb", "--probes", "tcp", ns=lab.b)
+    assert "tcp" in here(lab)[0]["probes"]
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.b, PYTHON, "-c",
+                            "import socket;s=socket.socket();s.bind(('198.18.0.2',5201));"
+                            "s.listen();c,_=s.accept();n=0\n"
+                            "while True:\n d=c.recv(65536)\n if not d: break\n n+=len(d)\n"
+                            "print(n)"], stdout=subprocess.PIPE, text=True)
+    conn = subprocess.Popen([PKTLENS, "tcp", "connlat", "-j", "--duration", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    sh("ip", "netns", "exec", lab.a, PYTHON, "-c",
+       "import socket,time;time.sleep(0.2);s=socket.create_connection(('198.18.0.2',5201));"
+       "s.sendall(b'z'*1000000);s.close()")
+    assert int(srv.communicate(timeout=60)[0]) == 1000000
+    out, err = conn.communicate(timeout=60)
+    assert conn.returncode == 0, err
+    events = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert any(e.get("rport") == 5201 or e.get("dport") == 5201 for e in events), out
+    pktlens("detach", "vb", ns=lab.b)
+
+
+def version(v):
+    return tuple(int(x) for x in v.split("."))
+
+
+def test_readme_kernel_table_is_true():
+    """The README's table says what pktlens reports, and agrees with FEATURES on every kernel."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    table = readme.split("### Kernels", 1)[1].split("\n\n")[2]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[1:]
+    doc = pktlens_json("--version")["features"]
+    assert set(rows) == set(doc) == ALL
+    for name, (since, with_, without) in rows.items():
+        assert [since, with_, without] == [doc[name]["since"], doc[name]["with"],
+                                           doc[name]["without"]], name
+        for k, have in FEATURES.items():
+            newer = version(k) > version(since[1:]) if since.startswith(">") else \
+                version(k) >= version(since)
+            assert (name in have) == newer, (name, k)
