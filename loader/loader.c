@@ -29,6 +29,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "batch.h"
 #include "features.h"
 #include "loader.h"
 #include "pktlens_xdp.skel.h"
@@ -228,7 +229,8 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 			keys[j] = fl[i + j].key;
 			vals[j * ncpu] = fl[i + j].val;
 		}
-		if (!bpf_map_update_batch(new_fd, keys, vals, &done, NULL))
+		if (!pl_map_update_batch(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
+					 &done, 0))
 			continue;
 		for (j = done; j < cnt; j++)
 			if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu], BPF_NOEXIST))

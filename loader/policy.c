@@ -31,6 +31,7 @@
 #include <bpf/libbpf.h>
 #include <pktlens/array.h>
 
+#include "batch.h"
 #include "loader.h"
 #include "../pcap/cbpf.h"
 #include "features.h"
@@ -46,13 +47,12 @@
 static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
 			size_t n)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	int tries = 0;
 
 	for (size_t i = 0; i < n;) {
 		__u32 c = (__u32)(n - i < PL_BATCH ? n - i : PL_BATCH);
-		int err = bpf_map_update_batch(fd, (const char *)keys + i * ksz,
-					       (const char *)vals + i * vsz, &c, &opts) ? -errno : 0;
+		int err = pl_map_update_batch(fd, (const char *)keys + i * ksz, ksz,
+					      (const char *)vals + i * vsz, vsz, &c, 0) ? -errno : 0;
 
 		i += c;		/* the kernel says how many went in, also on error */
 		if (!err)
@@ -145,9 +145,9 @@ void pl_policy_sort(struct pl_rule *rules, size_t n)
 
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct pl_rule *v = NULL;
-	__u32 *keys = NULL, batch = 0, chunk;
+	__u32 *keys = NULL, chunk;
+	char batch[PL_BATCH_TOKEN];
 	size_t cnt = 0, cap = 0;
 	bool first = true;
 	int err = 0;
@@ -172,8 +172,8 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 			cap += PL_BATCH;
 		}
 		chunk = PL_BATCH;
-		err = bpf_map_lookup_batch(p->rules_fd, first ? NULL : &batch, &batch, keys + cnt,
-					   v + cnt, &chunk, &opts);
+		err = pl_map_lookup_batch(p->rules_fd, first ? NULL : batch, batch, keys + cnt,
+					  sizeof(*keys), v + cnt, sizeof(*v), &chunk, false);
 		first = false;
 		cnt += chunk;
 		if (err) {

@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "batch.h"
 #include "loader.h"
 
 #define BATCH 4096
@@ -142,7 +143,7 @@ static int batch_walk(int fd, size_t ksize, size_t vsize, bool percpu, bool del,
 	__u32 count;
 	void *keys, *vals;
 	bool first = true;
-	char out_batch[64] = {};
+	char out_batch[PL_BATCH_TOKEN] = {};
 
 	/*
 	 * Zeroed, not just allocated: BPF_MAP_LOOKUP_BATCH fills them in the
@@ -158,12 +159,8 @@ static int batch_walk(int fd, size_t ksize, size_t vsize, bool percpu, bool del,
 	}
 	for (;;) {
 		count = BATCH;
-		if (del)
-			err = bpf_map_lookup_and_delete_batch(fd, first ? NULL : out_batch, out_batch,
-							      keys, vals, &count, NULL);
-		else
-			err = bpf_map_lookup_batch(fd, first ? NULL : out_batch, out_batch, keys,
-						   vals, &count, NULL);
+		err = pl_map_lookup_batch(fd, first ? NULL : out_batch, out_batch, keys, ksize, vals,
+					  (size_t)n * vsize, &count, del);
 		if (err && errno != ENOENT) {
 			err = -errno;
 			goto out;
