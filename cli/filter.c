@@ -100,11 +100,21 @@ static void built_free(struct built *b)
 	pl_filter_prog_free(&b->p);
 }
 
-/* "pktlens: filter VERB: the kernel verifier rejected ...", then the log's tail */
+/* "filter VERB: loading the xdp program (N insns): why" */
+static void load_error_msg(const char *verb, enum pl_filter_ctx ctx, const struct built *b,
+			   char *msg, size_t len)
+{
+	snprintf(msg, len, "filter %s: loading the %s program (%zu insns): %s", verb,
+		 pl_filter_ctx_name(ctx), b->p.ebpf_len, strerror(-b->fd));
+}
+
+/* "pktlens: filter VERB: loading ...", then the verifier log's tail */
 static void load_error(const char *verb, enum pl_filter_ctx ctx, const struct built *b)
 {
-	pl_err("filter %s: loading the %s program (%zu insns): %s", verb, pl_filter_ctx_name(ctx),
-	       b->p.ebpf_len, strerror(-b->fd));
+	char msg[256];
+
+	load_error_msg(verb, ctx, b, msg, sizeof(msg));
+	pl_err("%s", msg);
 	if (!pl_g.json && b->log[0])
 		fprintf(stderr, "verifier log (tail):\n%s\n", b->log);
 }
@@ -146,7 +156,9 @@ static void print_compile_plain(const struct built *b, enum pl_filter_ctx ctx, i
 		       pl_filter_ctx_name(ctx), b->p.ebpf_len);
 }
 
-static void print_compile_json(const struct built *b, const char *expr, enum pl_filter_ctx ctx)
+/* @error: why the kernel refused the program (b->fd < 0), else NULL */
+static void print_compile_json(const struct built *b, const char *expr, enum pl_filter_ctx ctx,
+			       const char *error)
 {
 	char line[256];
 	struct jw w;
@@ -175,7 +187,12 @@ static void print_compile_json(const struct built *b, const char *expr, enum pl_
 		jw_str(&w, line);
 	}
 	jw_arr_close(&w);
-	jw_bool_field(&w, "verifier_ok", true);
+	jw_bool_field(&w, "verifier_ok", b->fd >= 0);
+	if (b->fd < 0) {
+		jw_str_field(&w, "verifier_error", strerror(-b->fd));
+		jw_str_field(&w, "verifier_log", b->log);	/* its tail; "" if it wrote none */
+		jw_str_field(&w, "error", error);
+	}
 	jw_obj_close(&w);
 	jw_end(&w);
 }
@@ -237,12 +254,21 @@ static int do_compile(int argc, char **argv)
 	ret = build("compile", expr, &o, &b);
 	if (ret)
 		goto out;
-	if (pl_g.json && b.fd >= 0)
-		print_compile_json(&b, expr, o.ctx);
-	else if (!pl_g.json)
+	if (pl_g.json && b.fd < 0) {
+		/* one document: the listing with the verifier's verdict and its log */
+		char msg[256];
+
+		load_error_msg("compile", o.ctx, &b, msg, sizeof(msg));
+		print_compile_json(&b, expr, o.ctx, msg);
+		pl_err_line("%s", msg);
+	} else if (pl_g.json) {
+		print_compile_json(&b, expr, o.ctx, NULL);
+	} else {
 		print_compile_plain(&b, o.ctx, dump);
+	}
 	if (b.fd < 0) {
-		load_error("compile", o.ctx, &b);
+		if (!pl_g.json)
+			load_error("compile", o.ctx, &b);
 		ret = PL_EXIT_FAIL;
 	}
 out:
