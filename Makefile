@@ -96,7 +96,7 @@ $(BIN): $(CLI_OBJS) $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(SKELS) $(OUT)/tests
-	$(Q)$(call msg,LINK,$@)$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(OUT)/tests/bpf_run: $(OUT)/tests/bpf_run.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
