@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-# pktlens: `make` builds everything, `make test`, `make demo`, `make bench`,
-# `make install` (PREFIX, DESTDIR), `make clean`.
+# pktlens: `make` builds everything (and only builds), `make test`, `make demo`,
+# `make bench`, `make fuzz` (these four first install missing Debian packages:
+# `make deps`, scripts/deps.sh), `make install` (PREFIX, DESTDIR), `make clean`.
 
 # `make test SAN=1`: user-side code with ASan+UBSan, built apart in .output-san
 OUT      := $(if $(filter 1,$(SAN)),.output-san,.output)
@@ -58,7 +59,7 @@ BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps $(BIN)
+all: $(BIN)
 
 deps:
 	@./scripts/deps.sh
@@ -69,31 +70,33 @@ $(OUT) $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench $(OUT)/p
 $(OUT)/vmlinux.h: | $(OUT)
 	$(Q)$(call msg,VMLINUX,$@)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-BPF_HDRS := $(wildcard bpf/*.h) include/pktlens/pktlens.h
+# Header dependencies come from the compilers (-MMD -MP): each object's .d
+# file beside it lists the headers it includes, generated skeletons too.
+DEPFLAGS = -MMD -MP -MF $(@:.o=.d)
 
-$(OUT)/%.bpf.o: xdp/%.bpf.c $(BPF_HDRS) | $(OUT)
-	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-$(OUT)/%.bpf.o: tc/%.bpf.c $(BPF_HDRS) | $(OUT)
-	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-$(OUT)/%.bpf.o: probes/%.bpf.c $(OUT)/vmlinux.h include/pktlens/pktlens.h | $(OUT)
-	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(OUT)/%.bpf.o: xdp/%.bpf.c | $(OUT)
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(OUT)/%.bpf.o: tc/%.bpf.c | $(OUT)
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(OUT)/%.bpf.o: probes/%.bpf.c $(OUT)/vmlinux.h | $(OUT)
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: bench/%.bpf.c | $(OUT)
-	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(Q)$(call msg,SKEL,$@)$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@)) > $@.tmp && mv $@.tmp $@
 
-USER_HDRS := $(wildcard include/pktlens/*.h loader/*.h export/*.h cli/*.h pcap/*.h probes/*.h)
-
-$(OUT)/%.o: %.c $(USER_HDRS) $(SKELS) | $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench $(OUT)/probes
+# The skeletons must exist before the first compile; afterwards the .d files
+# say which object includes which.
+$(OUT)/%.o: %.c | $(SKELS) $(OUT)/loader $(OUT)/export $(OUT)/cli $(OUT)/tests $(OUT)/bench $(OUT)/probes
 	@mkdir -p $(dir $@)
-	$(Q)$(call msg,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(call msg,CC,$@)$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BIN): $(CLI_OBJS) $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
-	$(Q)$(call msg,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(SKELS) $(OUT)/tests
+	$(Q)$(call msg,LINK,$@)$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(OUT)/tests/bpf_run: $(OUT)/tests/bpf_run.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -133,26 +136,28 @@ FUZZ_UNIT_policy := rule files
 FUZZ_UNIT_export := flow tables
 FUZZ_UNIT_xdp := frames
 
-$(OUT)/fuzz_translate: tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c pcap/cbpf.h | $(OUT)
+# the translator alone: pcap/ without the capture writer
+XLATE_SRCS := $(filter-out pcap/dump.c,$(wildcard pcap/*.c))
+$(OUT)/fuzz_translate: tests/fuzz/fuzz_translate.c $(XLATE_SRCS) $(wildcard pcap/*.h) | $(OUT)
 	$(Q)$(call msg,FUZZ,$@)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-		-Iinclude tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c \
+		-Iinclude tests/fuzz/fuzz_translate.c $(XLATE_SRCS) \
 		$(shell pkg-config --libs libbpf libpcap 2>/dev/null) -lelf -lz -o $@
 
 # The other targets link the library sources (and the policy rule grammar)
 # built by clang with coverage and sanitizers, from an archive so each takes
 # only what it calls.
 FUZZ_LIB_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(LIB_SRCS) cli/policy_rule.c)
-$(OUT)/fuzz/%.o: %.c $(USER_HDRS) $(SKELS)
+$(OUT)/fuzz/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(Q)$(call msg,FUZZCC,$@)$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
 		-Wall -Wextra -Iinclude -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-		-c $< -o $@
+		$(DEPFLAGS) -c $< -o $@
 $(OUT)/fuzz/libpktlens.a: $(FUZZ_LIB_OBJS)
 	$(Q)$(call msg,AR,$@)rm -f $@ && ar rcs $@ $^
-$(OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(OUT)/fuzz/libpktlens.a $(USER_HDRS) $(SKELS)
+$(OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(OUT)/fuzz/libpktlens.a | $(SKELS)
 	$(Q)$(call msg,FUZZ,$@)$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer,address,undefined \
-		-Wall -Wextra -Werror -Iinclude -I$(OUT) $< $(OUT)/fuzz/libpktlens.a -o $@ \
-		$(LDLIBS)
+		-Wall -Wextra -Werror -Iinclude -I$(OUT) -MMD -MP -MF $@.d -MT $@ $< $(OUT)/fuzz/libpktlens.a \
+		-o $@ $(LDLIBS)
 
 # fuzz-<target>: replay the fixed findings, then fuzz for FUZZ_TIME seconds
 FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
@@ -196,3 +201,11 @@ install: pktlens
 
 clean:
 	rm -rf .output .output-san pktlens
+
+# What the compilers found each object to include. An object without its .d
+# file (built before -MMD) is built again.
+DEPFILES := $(patsubst %.o,%.d,$(BPF_OBJS) $(LIB_OBJS) $(CLI_OBJS) $(FUZZ_LIB_OBJS) \
+	      $(TEST_TOOLS:=.o) $(BENCH_BINS:=.o))
+.PHONY: FORCE
+$(patsubst %.d,%.o,$(filter-out $(wildcard $(DEPFILES)),$(DEPFILES))): FORCE
+-include $(wildcard $(DEPFILES) $(UNIT_BINS:=.d) $(FUZZ_BINS:=.d))

@@ -199,17 +199,20 @@ static double user_ns(const struct sock_filter *prog, size_t len, const struct p
 static int load_translated(const char *expr, struct sock_filter **cbpf, size_t *cbpf_len,
 			   size_t *ebpf_len)
 {
-	struct bpf_insn *e;
+	const struct pl_filter_opts xdp = { .ctx = PL_FILTER_XDP };
+	struct pl_filter_prog p;
 	char err[4096];
 	int fd;
 
-	if (pl_cbpf_compile(expr, cbpf, cbpf_len, err, sizeof(err)) ||
-	    pl_cbpf_translate(*cbpf, *cbpf_len, PL_FILTER_XDP, &e, ebpf_len, err, sizeof(err))) {
+	if (pl_filter_build(expr, &xdp, &p, err, sizeof(err))) {
 		fprintf(stderr, "filter_bench: '%s': %s\n", expr, err);
 		return -EINVAL;
 	}
-	fd = pl_ebpf_load(e, *ebpf_len, PL_FILTER_XDP, 0, err, sizeof(err));
-	free(e);
+	fd = pl_ebpf_load(p.ebpf, p.ebpf_len, PL_FILTER_XDP, 0, err, sizeof(err));
+	*cbpf = p.cbpf;		/* the caller's, for the libpcap reference */
+	*cbpf_len = p.cbpf_len;
+	*ebpf_len = p.ebpf_len;
+	free(p.ebpf);
 	if (fd < 0)
 		fprintf(stderr, "filter_bench: '%s': load: %s\n", expr, err);
 	return fd;

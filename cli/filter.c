@@ -58,7 +58,7 @@ static void filter_usage(FILE *f)
 		"it matches as libpcap does on the wire.\n");
 }
 
-/* Exit code for a translation error: the expression cannot run in-kernel. */
+/* Exit code for a compile or translation error: the expression cannot run in-kernel. */
 static int xlate_exit(int err)
 {
 	return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
@@ -66,10 +66,7 @@ static int xlate_exit(int err)
 
 /* An expression on its way into the kernel. */
 struct built {
-	struct sock_filter *cbpf;
-	size_t cbpf_len;
-	struct bpf_insn *ebpf;
-	size_t ebpf_len;
+	struct pl_filter_prog p;
 	int fd;
 	char log[4096];		/* verifier log tail when fd < 0 */
 };
@@ -80,25 +77,19 @@ struct built {
  * error here (compile still prints the listing): PL_EXIT_OK with b->fd =
  * -errno and b->log set.
  */
-static int build(const char *verb, const char *expr, enum pl_filter_ctx ctx, unsigned int flags,
+static int build(const char *verb, const char *expr, const struct pl_filter_opts *o,
 		 struct built *b)
 {
 	char err[512];
 	int ret;
 
 	b->fd = -1;
-	ret = pl_cbpf_compile(expr, &b->cbpf, &b->cbpf_len, err, sizeof(err));
-	if (ret) {
-		pl_err("filter %s: expression '%s': %s", verb, expr, err);
-		return ret == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
-	}
-	ret = pl_cbpf_translate_flags(b->cbpf, b->cbpf_len, ctx, flags, &b->ebpf, &b->ebpf_len,
-				      err, sizeof(err));
+	ret = pl_filter_build(expr, o, &b->p, err, sizeof(err));
 	if (ret) {
 		pl_err("filter %s: expression '%s': %s", verb, expr, err);
 		return xlate_exit(ret);
 	}
-	b->fd = pl_ebpf_load(b->ebpf, b->ebpf_len, ctx, 0, b->log, sizeof(b->log));
+	b->fd = pl_ebpf_load(b->p.ebpf, b->p.ebpf_len, o->ctx, 0, b->log, sizeof(b->log));
 	return PL_EXIT_OK;
 }
 
@@ -106,15 +97,24 @@ static void built_free(struct built *b)
 {
 	if (b->fd >= 0)
 		close(b->fd);
-	free(b->cbpf);
-	free(b->ebpf);
+	pl_filter_prog_free(&b->p);
 }
 
-/* "pktlens: filter VERB: the kernel verifier rejected ...", then the log's tail */
+/* "filter VERB: loading the xdp program (N insns): why" */
+static void load_error_msg(const char *verb, enum pl_filter_ctx ctx, const struct built *b,
+			   char *msg, size_t len)
+{
+	snprintf(msg, len, "filter %s: loading the %s program (%zu insns): %s", verb,
+		 pl_filter_ctx_name(ctx), b->p.ebpf_len, strerror(-b->fd));
+}
+
+/* "pktlens: filter VERB: loading ...", then the verifier log's tail */
 static void load_error(const char *verb, enum pl_filter_ctx ctx, const struct built *b)
 {
-	pl_err("filter %s: loading the %s program (%zu insns): %s", verb, pl_filter_ctx_name(ctx),
-	       b->ebpf_len, strerror(-b->fd));
+	char msg[256];
+
+	load_error_msg(verb, ctx, b, msg, sizeof(msg));
+	pl_err("%s", msg);
 	if (!pl_g.json && b->log[0])
 		fprintf(stderr, "verifier log (tail):\n%s\n", b->log);
 }
@@ -124,9 +124,9 @@ static void print_cbpf(const struct built *b, int dump)
 	char line[256];
 
 	if (dump >= 3)
-		printf("%zu\n", b->cbpf_len);
-	for (size_t i = 0; i < b->cbpf_len; i++) {
-		const struct sock_filter *f = &b->cbpf[i];
+		printf("%zu\n", b->p.cbpf_len);
+	for (size_t i = 0; i < b->p.cbpf_len; i++) {
+		const struct sock_filter *f = &b->p.cbpf[i];
 
 		if (dump == 2) {
 			printf("{ 0x%x, %d, %d, 0x%08x },\n", f->code, f->jt, f->jf, f->k);
@@ -144,19 +144,21 @@ static void print_compile_plain(const struct built *b, enum pl_filter_ctx ctx, i
 	char line[256];
 
 	print_cbpf(b, dump);
-	printf("\neBPF for %s: %zu instructions\n", pl_filter_ctx_name(ctx), b->ebpf_len);
-	for (size_t i = 0; i < b->ebpf_len;) {
-		int n = pl_ebpf_insn_str(b->ebpf, b->ebpf_len, i, line, sizeof(line));
+	printf("\neBPF for %s: %zu instructions\n", pl_filter_ctx_name(ctx), b->p.ebpf_len);
+	for (size_t i = 0; i < b->p.ebpf_len;) {
+		int n = pl_ebpf_insn_str(b->p.ebpf, b->p.ebpf_len, i, line, sizeof(line));
 
 		printf("%5zu: %s\n", i, line);
 		i += (size_t)n;
 	}
 	if (b->fd >= 0)
 		printf("\nverifier: accepted (%s program, %zu instructions)\n",
-		       pl_filter_ctx_name(ctx), b->ebpf_len);
+		       pl_filter_ctx_name(ctx), b->p.ebpf_len);
 }
 
-static void print_compile_json(const struct built *b, const char *expr, enum pl_filter_ctx ctx)
+/* @error: why the kernel refused the program (b->fd < 0), else NULL */
+static void print_compile_json(const struct built *b, const char *expr, enum pl_filter_ctx ctx,
+			       const char *error)
 {
 	char line[256];
 	struct jw w;
@@ -165,27 +167,32 @@ static void print_compile_json(const struct built *b, const char *expr, enum pl_
 	jw_obj_open(&w);
 	jw_str_field(&w, "expression", expr);
 	jw_str_field(&w, "ctx", pl_filter_ctx_name(ctx));
-	jw_u64_field(&w, "cbpf_insns", b->cbpf_len);
+	jw_u64_field(&w, "cbpf_insns", b->p.cbpf_len);
 	jw_key(&w, "cbpf");
 	jw_arr_open(&w);
-	for (size_t i = 0; i < b->cbpf_len; i++) {
+	for (size_t i = 0; i < b->p.cbpf_len; i++) {
 		jw_obj_open(&w);
-		jw_u64_field(&w, "code", b->cbpf[i].code);
-		jw_u64_field(&w, "jt", b->cbpf[i].jt);
-		jw_u64_field(&w, "jf", b->cbpf[i].jf);
-		jw_u64_field(&w, "k", b->cbpf[i].k);
+		jw_u64_field(&w, "code", b->p.cbpf[i].code);
+		jw_u64_field(&w, "jt", b->p.cbpf[i].jt);
+		jw_u64_field(&w, "jf", b->p.cbpf[i].jf);
+		jw_u64_field(&w, "k", b->p.cbpf[i].k);
 		jw_obj_close(&w);
 	}
 	jw_arr_close(&w);
-	jw_u64_field(&w, "ebpf_insns", b->ebpf_len);
+	jw_u64_field(&w, "ebpf_insns", b->p.ebpf_len);
 	jw_key(&w, "ebpf");
 	jw_arr_open(&w);
-	for (size_t i = 0; i < b->ebpf_len;) {
-		i += (size_t)pl_ebpf_insn_str(b->ebpf, b->ebpf_len, i, line, sizeof(line));
+	for (size_t i = 0; i < b->p.ebpf_len;) {
+		i += (size_t)pl_ebpf_insn_str(b->p.ebpf, b->p.ebpf_len, i, line, sizeof(line));
 		jw_str(&w, line);
 	}
 	jw_arr_close(&w);
-	jw_bool_field(&w, "verifier_ok", true);
+	jw_bool_field(&w, "verifier_ok", b->fd >= 0);
+	if (b->fd < 0) {
+		jw_str_field(&w, "verifier_error", strerror(-b->fd));
+		jw_str_field(&w, "verifier_log", b->log);	/* its tail; "" if it wrote none */
+		jw_str_field(&w, "error", error);
+	}
 	jw_obj_close(&w);
 	jw_end(&w);
 }
@@ -200,7 +207,7 @@ static int do_compile(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	enum pl_filter_ctx ctx = PL_FILTER_XDP;
+	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP };
 	struct built b = { .fd = -1 };
 	int c, dump = 0, ret;
 	char *expr;
@@ -211,10 +218,10 @@ static int do_compile(int argc, char **argv)
 			dump++;	/* -d, -dd (-d -d), -ddd */
 			break;
 		case 't':
-			ctx = PL_FILTER_TC;
+			o.ctx = PL_FILTER_TC;
 			break;
 		case 'x':
-			ctx = PL_FILTER_XDP;
+			o.ctx = PL_FILTER_XDP;
 			break;
 		case 'p':
 			pl_g.pretty = true;
@@ -244,15 +251,24 @@ static int do_compile(int argc, char **argv)
 	}
 	if (!dump)
 		dump = 1;
-	ret = build("compile", expr, ctx, 0, &b);
+	ret = build("compile", expr, &o, &b);
 	if (ret)
 		goto out;
-	if (pl_g.json && b.fd >= 0)
-		print_compile_json(&b, expr, ctx);
-	else if (!pl_g.json)
-		print_compile_plain(&b, ctx, dump);
+	if (pl_g.json && b.fd < 0) {
+		/* one document: the listing with the verifier's verdict and its log */
+		char msg[256];
+
+		load_error_msg("compile", o.ctx, &b, msg, sizeof(msg));
+		print_compile_json(&b, expr, o.ctx, msg);
+		pl_err_line("%s", msg);
+	} else if (pl_g.json) {
+		print_compile_json(&b, expr, o.ctx, NULL);
+	} else {
+		print_compile_plain(&b, o.ctx, dump);
+	}
 	if (b.fd < 0) {
-		load_error("compile", ctx, &b);
+		if (!pl_g.json)
+			load_error("compile", o.ctx, &b);
 		ret = PL_EXIT_FAIL;
 	}
 out:
@@ -297,8 +313,8 @@ static void idx_json(struct jw *w, const char *key, const struct idx_list *l)
 }
 
 /* Every packet of @p through the program; prints plain matches as they come. */
-static int run_packets(struct pl_pcap *p, const char *file, int fd, enum pl_filter_ctx ctx,
-		       unsigned int flags, bool count_only, struct run_result *r)
+static int run_packets(struct pl_pcap *p, const char *file, int fd,
+		       const struct pl_filter_opts *o, bool count_only, struct run_result *r)
 {
 	uint32_t caplen, wirelen;
 	const uint8_t *data;
@@ -308,7 +324,7 @@ static int run_packets(struct pl_pcap *p, const char *file, int fd, enum pl_filt
 
 	while ((ret = pl_pcap_next(p, &data, &caplen, &wirelen, err, sizeof(err))) == 1) {
 		r->packets++;
-		ret = pl_ebpf_run_flags(fd, ctx, flags, data, caplen, wirelen, &match);
+		ret = pl_ebpf_run(fd, o, data, caplen, wirelen, &match);
 		if (ret == -EMSGSIZE) {
 			r->skipped++;
 			if (pl_g.json && idx_add(&r->skips, r->packets))
@@ -385,8 +401,7 @@ static int do_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	unsigned int flags = PL_CBPF_F_TEST_WIRELEN;
-	enum pl_filter_ctx ctx = PL_FILTER_XDP;
+	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .test_wirelen = true };
 	struct run_result r = { 0 };
 	struct built b = { .fd = -1 };
 	const char *file = NULL;
@@ -404,13 +419,13 @@ static int do_run(int argc, char **argv)
 			count_only = true;
 			break;
 		case 't':
-			ctx = PL_FILTER_TC;
+			o.ctx = PL_FILTER_TC;
 			break;
 		case 'x':
-			ctx = PL_FILTER_XDP;
+			o.ctx = PL_FILTER_XDP;
 			break;
 		case 'V':
-			flags |= PL_CBPF_F_TEST_VLAN_META;
+			o.test_vlan_meta = true;
 			break;
 		case 'p':
 			pl_g.pretty = true;
@@ -427,7 +442,7 @@ static int do_run(int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 	}
-	if ((flags & PL_CBPF_F_TEST_VLAN_META) && ctx != PL_FILTER_TC) {
+	if (o.test_vlan_meta && o.ctx != PL_FILTER_TC) {
 		pl_err("filter run: --vlan-meta needs --tc (XDP sees VLAN tags in the frame)");
 		return PL_EXIT_USAGE;
 	}
@@ -446,27 +461,27 @@ static int do_run(int argc, char **argv)
 		pl_err("filter run: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
 	}
-	ret = build("run", expr, ctx, flags, &b);
+	ret = build("run", expr, &o, &b);
 	if (ret)
 		goto out;
 	if (b.fd < 0) {
-		load_error("run", ctx, &b);
+		load_error("run", o.ctx, &b);
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
 	ret = open_capture(file, &p);
 	if (ret)
 		goto out;
-	ret = run_packets(p, file, b.fd, ctx, flags, count_only, &r);
+	ret = run_packets(p, file, b.fd, &o, count_only, &r);
 	if (ret)
 		goto out;
 	if (r.skipped)
 		pl_info("filter run: '%s': %u of %u packets skipped (%s)", file, r.skipped,
-			r.packets, ctx == PL_FILTER_TC ?
+			r.packets, o.ctx == PL_FILTER_TC ?
 			"shorter than 14 bytes or its IP header, or longer than a page" :
 			"shorter than 14 bytes");
 	if (pl_g.json)
-		print_run_json(&r, expr, file, ctx);
+		print_run_json(&r, expr, file, o.ctx);
 	else if (count_only)
 		printf("%u\n", r.count);
 out:

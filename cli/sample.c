@@ -243,17 +243,13 @@ static void summary(const struct run *r, const char *ifname,
 /* Check the expression before anything is created: compile and translate. */
 static int check_expr(const char *expr)
 {
-	struct sock_filter *cbpf = NULL;
-	struct bpf_insn *e = NULL;
-	size_t n, en;
+	const struct pl_filter_opts o = { .ctx = PL_FILTER_XDP };
+	struct pl_filter_prog p;
 	char why[512];
 	int err;
 
-	err = pl_cbpf_compile(expr, &cbpf, &n, why, sizeof(why));
-	if (!err)
-		err = pl_cbpf_translate(cbpf, n, PL_FILTER_XDP, &e, &en, why, sizeof(why));
-	free(cbpf);
-	free(e);
+	err = pl_filter_build(expr, &o, &p, why, sizeof(why));
+	pl_filter_prog_free(&p);
 	if (err) {
 		pl_err("sample: expression '%s': %s", expr, why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;

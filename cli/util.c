@@ -14,6 +14,23 @@
 
 struct pl_globals pl_g;
 
+/* "pktlens: ..." on stderr */
+static void vline(const char *fmt, va_list ap)
+{
+	fputs("pktlens: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void pl_err_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(fmt, ap);
+	va_end(ap);
+}
+
 void pl_err(const char *fmt, ...)
 {
 	char buf[1024];
@@ -31,7 +48,7 @@ void pl_err(const char *fmt, ...)
 		jw_obj_close(&w);
 		jw_end(&w);
 	}
-	fprintf(stderr, "pktlens: %s\n", buf);
+	pl_err_line("%s", buf);
 }
 
 void pl_info(const char *fmt, ...)
@@ -41,9 +58,7 @@ void pl_info(const char *fmt, ...)
 	if (pl_g.json)
 		return;
 	va_start(ap, fmt);
-	fputs("pktlens: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vline(fmt, ap);
 	va_end(ap);
 }
 

@@ -29,6 +29,8 @@ extern struct pl_globals pl_g;
  * stdout under -j). Returns nothing; callers return the exit code.
  */
 __attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
+/* Its stderr line alone, for a -j document that carries the error itself. */
+__attribute__((format(printf, 1, 2))) void pl_err_line(const char *fmt, ...);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
 

@@ -72,16 +72,18 @@ const char *pl_fmt_tcp_flags(__u8 f, char *buf, size_t len)
 	return buf;
 }
 
-double pl_mono_to_epoch(__u64 ns)
+__s64 pl_epoch_offset_ns(void)
 {
 	struct timespec mono, real;
-	double now_mono, now_real;
 
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &real);
-	now_mono = mono.tv_sec + mono.tv_nsec / 1e9;
-	now_real = real.tv_sec + real.tv_nsec / 1e9;
-	return now_real - (now_mono - ns / 1e9);
+	return ((__s64)real.tv_sec - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec);
+}
+
+double pl_mono_to_epoch(__u64 ns, __s64 offset_ns)
+{
+	return (double)((__s64)ns + offset_ns) / 1e9;
 }
 
 const char *pl_fmt_endpoint(const struct pl_flow_key *k, const __u8 *addr, __u16 port, char *buf,

@@ -22,8 +22,15 @@ const char *pl_fmt_l3(__u16 ethertype, char *buf, size_t len);
 const char *pl_fmt_l4(const struct pl_flow_key *k, char *buf, size_t len);
 /* tcpdump-style flags: "S", "S.", "FP.", ... ("" when none) */
 const char *pl_fmt_tcp_flags(__u8 flags, char *buf, size_t len);
-/* CLOCK_MONOTONIC ns (bpf_ktime_get_coarse_ns) to seconds since the epoch */
-double pl_mono_to_epoch(__u64 ns);
+/*
+ * CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns. Take it once for times shown
+ * together (a flow's first and last seen): each reading of the two clocks
+ * differs by their jitter, enough to put a one-packet flow's last_seen a
+ * microsecond before its first_seen.
+ */
+__s64 pl_epoch_offset_ns(void);
+/* CLOCK_MONOTONIC ns (bpf_ktime_get_coarse_ns) to seconds since the epoch, by @offset_ns */
+double pl_mono_to_epoch(__u64 ns, __s64 offset_ns);
 
 extern const char *const pl_verdict_names[PL_VERDICT_MAX];
 extern const char *const pl_rmon_names[PL_RMON_MAX];

@@ -164,9 +164,9 @@ static void templates(struct pl_ipfix *x)
 	close_set(x);
 }
 
-static uint64_t epoch_ms(uint64_t mono_ns)
+static uint64_t epoch_ms(uint64_t mono_ns, __s64 offset_ns)
 {
-	return (uint64_t)(pl_mono_to_epoch(mono_ns) * 1000.0);
+	return (uint64_t)(pl_mono_to_epoch(mono_ns, offset_ns) * 1000.0);
 }
 
 static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uint64_t db)
@@ -174,6 +174,7 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
 	const struct pl_flow_key *k = &f->key;
 	bool v6 = k->l3proto == 0x86dd;
 	bool ports = k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132;
+	__s64 epoch = pl_epoch_offset_ns();	/* one for start and end */
 
 	if (v6) {
 		put(x, k->saddr, 16);
@@ -189,8 +190,8 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
 	put16(x, k->l4proto == 6 ? f->val.tcp_flags : 0);
 	put64(x, db);
 	put64(x, dp);
-	put64(x, epoch_ms(f->val.first_ns));
-	put64(x, epoch_ms(f->val.last_ns));
+	put64(x, epoch_ms(f->val.first_ns, epoch));
+	put64(x, epoch_ms(f->val.last_ns, epoch));
 	put32(x, k->dir == PL_DIR_IN ? k->ifindex : 0);
 	put32(x, k->dir == PL_DIR_OUT ? k->ifindex : 0);
 	put8(x, k->dir == PL_DIR_OUT);

@@ -141,6 +141,7 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 	char b1[PL_ADDR_STRLEN], b2[16];
 	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
 	bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
+	__s64 epoch = pl_epoch_offset_ns();	/* one for both times */
 
 	jw_obj_open(w);
 	jw_str_field(w, "ifname", ifname);
@@ -171,8 +172,8 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 	jw_u64_field(w, "bytes", v->bytes);
 	if (k->l4proto == 6 && ip)
 		jw_str_field(w, "tcp_flags", pl_fmt_tcp_flags(v->tcp_flags, b2, sizeof(b2)));
-	jw_fixed_field(w, "first_seen", pl_mono_to_epoch(v->first_ns), 6);
-	jw_fixed_field(w, "last_seen", pl_mono_to_epoch(v->last_ns), 6);
+	jw_fixed_field(w, "first_seen", pl_mono_to_epoch(v->first_ns, epoch), 6);
+	jw_fixed_field(w, "last_seen", pl_mono_to_epoch(v->last_ns, epoch), 6);
 	jw_fixed_field(w, "duration", (v->last_ns - v->first_ns) / 1e9, 6);
 	jw_double_field(w, "rate_bps", rate * 8);
 	jw_key(w, "retrans_segs");

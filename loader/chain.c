@@ -18,6 +18,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 
+#include <pktlens/why.h>
+
 #include "features.h"
 #include "loader.h"
 #include "../pcap/cbpf.h"
@@ -105,31 +107,30 @@ void pl_wait_for_packets(void)
 		usleep(100000);	/* nohz_full kernels refuse it: XDP/tc runs take microseconds */
 }
 
-/* Translate, wrap and load @cbpf for hook @h; the program fd or -errno. */
-static int load_rules(const struct hook *h, const struct sock_filter *cbpf, size_t cbpf_len,
-		      char *why, size_t whylen)
+/* Compile, translate, wrap and load @expr for hook @h; the program fd or -errno. */
+static int load_rules(const struct hook *h, const char *expr, char *why, size_t whylen)
 {
-	struct bpf_insn *e = NULL, *w = NULL;
-	size_t elen, wlen;
+	const struct pl_filter_opts o = { .ctx = h->t.ctx };
+	struct pl_filter_prog p;
+	struct bpf_insn *w = NULL;
+	size_t wlen;
 	char log[1024];
 	int fd;
 
-	fd = pl_cbpf_translate(cbpf, cbpf_len, h->t.ctx, &e, &elen, why, whylen);
+	fd = pl_filter_build(expr, &o, &p, why, whylen);
 	if (fd)
 		return fd;
-	fd = pl_ebpf_chain(e, elen, &h->t, &w, &wlen);
+	fd = pl_ebpf_chain(p.ebpf, p.ebpf_len, &h->t, &w, &wlen);
 	if (fd) {
-		snprintf(why, whylen, "%s: %s", h->name, strerror(-fd));
+		pl_why(why, whylen, fd, "%s: %s", h->name, strerror(-fd));
 		goto out;
 	}
 	fd = pl_ebpf_load(w, wlen, h->t.ctx, h->prog_flags, log, sizeof(log));
-	if (fd < 0) {
-		snprintf(why, whylen, "%s: the kernel refused the program: %s%s%s", h->name,
-			 strerror(-fd), log[0] ? ": " : "", log);
-		fd = pl_load_err(fd);
-	}
+	if (fd < 0)
+		fd = pl_why(why, whylen, pl_load_err(fd), "%s: the kernel refused the program: %s%s%s",
+			    h->name, strerror(-fd), log[0] ? ": " : "", log);
 out:
-	free(e);
+	pl_filter_prog_free(&p);
 	free(w);
 	return fd;
 }
@@ -156,18 +157,17 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 {
 	int fds[PL_SLOT_MAX] = { -1, -1, -1 }, old[PL_SLOT_MAX] = { -1, -1, -1 };
 	struct hook h[PL_SLOT_MAX];
-	struct sock_filter *cbpf = NULL;
-	size_t n = hooks_of(c, h), cbpf_len;
-	int err;
+	size_t n = hooks_of(c, h);
+	int err = 0;
 
 	if (strlen(expr) >= PL_FILTER_EXPR_MAX) {
 		snprintf(why, whylen, "expression is %zu bytes long, at most %d are kept",
 			 strlen(expr), PL_FILTER_EXPR_MAX - 1);
 		return -E2BIG;
 	}
-	err = pl_cbpf_compile(expr, &cbpf, &cbpf_len, why, whylen);
+	/* every attachment has a hook (attach refuses none), so a bad expression fails here */
 	for (size_t i = 0; i < n && !err; i++) {
-		fds[i] = load_rules(&h[i], cbpf, cbpf_len, why, whylen);
+		fds[i] = load_rules(&h[i], expr, why, whylen);
 		if (fds[i] < 0)
 			err = fds[i];
 	}
@@ -190,7 +190,6 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 		if (old[i] >= 0)
 			close(old[i]);
 	}
-	free(cbpf);
 	return err;
 }
 
@@ -229,8 +228,7 @@ int pl_chain_fd(const struct pl_chain *c, int slot)
 }
 
 int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __u32 *next,
-			__u32 nnext, const struct sock_filter *cbpf, size_t cbpf_len,
-			char *why, size_t whylen)
+			__u32 nnext, const char *expr, char *why, size_t whylen)
 {
 	struct hook h[PL_SLOT_MAX];
 	size_t n = hooks_of(c, h);
@@ -243,7 +241,7 @@ int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __
 		h[i].t.res_fd = res_fd;
 		memcpy(h[i].t.next, next, nnext * sizeof(*next));
 		h[i].t.nnext = nnext;
-		return load_rules(&h[i], cbpf, cbpf_len, why, whylen);
+		return load_rules(&h[i], expr, why, whylen);
 	}
 	snprintf(why, whylen, "no such hook");
 	return -ENOENT;

@@ -168,15 +168,14 @@ int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen);
 size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX]);
 /* The PROG_ARRAY of the hook of @slot (enum pl_slot), -1 if not attached. */
 int pl_chain_fd(const struct pl_chain *c, int slot);
-struct sock_filter;
 /*
- * Translate @cbpf for the hook of @slot and load it as a chain stage that
- * stores its verdict in @res_fd[slot] and tail-calls the slots @next[0..nnext)
- * in order (pl_ebpf_chain()). The program fd, or -errno with @why.
+ * Compile and translate @expr for the hook of @slot and load it as a chain
+ * stage that stores its verdict in @res_fd[slot] and tail-calls the slots
+ * @next[0..nnext) in order (pl_ebpf_chain()). The program fd, or -errno
+ * with @why (-EINVAL: a bad expression, as pl_chain_set()).
  */
 int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __u32 *next,
-			__u32 nnext, const struct sock_filter *cbpf, size_t cbpf_len,
-			char *why, size_t whylen);
+			__u32 nnext, const char *expr, char *why, size_t whylen);
 /* Wait until no packet can still be inside a program just unlinked (an RCU grace period). */
 void pl_wait_for_packets(void);
 

@@ -515,11 +515,13 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 		       size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
 		       size_t whylen)
 {
-	enum pl_filter_ctx ctx = strcmp(rs->hook, "xdp in") ? PL_FILTER_TC : PL_FILTER_XDP;
-	struct bpf_insn *ebpf[PL_POLICY_EXPRS_MAX] = { NULL }, *stage = NULL;
-	size_t cnt[PL_POLICY_EXPRS_MAX], ne = 0, slen;
+	const struct pl_filter_opts o = {
+		.ctx = strcmp(rs->hook, "xdp in") ? PL_FILTER_TC : PL_FILTER_XDP,
+	};
+	struct bpf_insn *ebpf[PL_EXPR_STAGE_MAX] = { NULL }, *stage = NULL;
+	size_t cnt[PL_EXPR_STAGE_MAX], ne = 0, slen;
 	struct pl_expr_target t = {
-		.ctx = ctx, .bits_fd = p->bits_fd, .bits_key = rs->slot, .chain_fd = rs->chain_fd,
+		.ctx = o.ctx, .bits_fd = p->bits_fd, .bits_key = rs->slot, .chain_fd = rs->chain_fd,
 		.next_slot = PL_CHAIN_POLICY_GEN(rs->dir, rs->gen),
 	};
 	char log[1024], err_text[512];
@@ -527,8 +529,7 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
-		struct sock_filter *cbpf = NULL;
-		size_t clen;
+		struct pl_filter_prog fp;
 		const char *text;
 
 		if (r->dir != rs->dir || !(r->match & PL_M_EXPR))
@@ -538,16 +539,15 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 			err = WHY(-EINVAL, "rule %u: its expression is missing", r->id);
 			break;
 		}
-		err = pl_cbpf_compile(text, &cbpf, &clen, err_text, sizeof(err_text));
-		if (!err)
-			err = pl_cbpf_translate(cbpf, clen, ctx, &ebpf[ne], &cnt[ne], err_text,
-						sizeof(err_text));
-		free(cbpf);
+		err = pl_filter_build(text, &o, &fp, err_text, sizeof(err_text));
 		if (err) {
 			WHY(err, "rule %u: expression '%s': %s", r->id, text, err_text);
 			break;
 		}
-		ne++;
+		ebpf[ne] = fp.ebpf;	/* kept, the rest freed */
+		cnt[ne++] = fp.ebpf_len;
+		fp.ebpf = NULL;
+		pl_filter_prog_free(&fp);
 	}
 	if (!err && ne) {
 		err = pl_ebpf_expr_stage((const struct bpf_insn *const *)ebpf, cnt, ne, &t, &stage,
@@ -556,7 +556,7 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 			WHY(err, "%s: building the expression stage: %s", rs->hook, strerror(-err));
 	}
 	if (!err && ne) {
-		rs->stage_fd = pl_ebpf_load(stage, slen, ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
+		rs->stage_fd = pl_ebpf_load(stage, slen, o.ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
 					    log, sizeof(log));
 		if (rs->stage_fd < 0)
 			err = WHY(pl_load_err(rs->stage_fd), "%s: the kernel refused the expression stage "

@@ -174,19 +174,15 @@ static void unstage(struct pl_sampler *s)
 static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whylen)
 {
 	int fds[PL_SLOT_MAX] = { -1, -1, -1 };
-	struct sock_filter *cbpf = NULL;
-	size_t cbpf_len;
-	int err;
+	int err = 0;
 
-	err = pl_cbpf_compile(expr, &cbpf, &cbpf_len, why, whylen);
 	for (int slot = 0; slot < PL_SLOT_MAX && !err; slot++) {
 		int dir = slot_dir(slot);
 		__u32 next[] = { PL_CHAIN_RULES(dir), PL_CHAIN_POLICY(dir), PL_CHAIN_MAIN(dir) };
 
 		if (!(s->slots & (1U << slot)))
 			continue;
-		fds[slot] = pl_chain_load_stage(&s->c, slot, s->res_fd, next, 3, cbpf, cbpf_len,
-						why, whylen);
+		fds[slot] = pl_chain_load_stage(&s->c, slot, s->res_fd, next, 3, expr, why, whylen);
 		if (fds[slot] < 0)
 			err = fds[slot];
 	}
@@ -207,7 +203,6 @@ static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whyle
 	for (int slot = 0; slot < PL_SLOT_MAX; slot++)
 		if (fds[slot] >= 0)
 			close(fds[slot]);
-	free(cbpf);
 	return err;
 }
 

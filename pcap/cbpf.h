@@ -22,6 +22,8 @@
 
 #include <linux/filter.h>
 
+#include "pktlens/pktlens.h"	/* PL_POLICY_EXPRS_MAX */
+
 struct bpf_insn;	/* eBPF, <linux/bpf.h> */
 
 /* The program type a translation is for. */
@@ -30,25 +32,26 @@ enum pl_filter_ctx {
 	PL_FILTER_TC,		/* BPF_PROG_TYPE_SCHED_CLS: struct __sk_buff */
 };
 
-/* Translation flags (pl_cbpf_translate_flags()). */
-enum pl_cbpf_flags {
+/* How a program is translated (and test-run with pl_ebpf_run()). */
+struct pl_filter_opts {
+	enum pl_filter_ctx ctx;
 	/*
 	 * BPF_PROG_TEST_RUN of captured packets: `len` (BPF_LD|BPF_LEN) is the
 	 * capture's wire length passed beside the packet by pl_ebpf_run() (XDP:
 	 * 4 bytes of metadata; tc: __sk_buff->wire_len) rather than what the
 	 * kernel holds (caplen). Without metadata an XDP program falls back to
-	 * the buffer length, so the flag is harmless live, but leave it off there.
+	 * the buffer length, so this is harmless live, but leave it off there.
 	 */
-	PL_CBPF_F_TEST_WIRELEN = 1U << 0,
+	bool test_wirelen;
 	/*
 	 * tc, BPF_PROG_TEST_RUN of captured packets: hand the program each
 	 * frame's outer VLAN tag in skb metadata, as the stack hands tagged
 	 * frames to tc ingress. The translation gets a caller that moves a tag
 	 * from __sk_buff->cb[0..2] into the metadata with bpf_skb_vlan_push();
-	 * pl_ebpf_run_flags() with this flag cuts the tag out of the frame and
-	 * passes it there.
+	 * pl_ebpf_run() with this set cuts the tag out of the frame and passes
+	 * it there.
 	 */
-	PL_CBPF_F_TEST_VLAN_META = 1U << 1,
+	bool test_vlan_meta;
 };
 
 /* Limits. */
@@ -57,7 +60,7 @@ enum pl_cbpf_flags {
 #define PL_CBPF_MAX_LOOPS	200U		/* backward jumps taken per packet (ip6 protochain) */
 #define PL_CBPF_SNAPLEN		262144U		/* pcap_open_dead() snaplen */
 
-/* ---- translate.c: cBPF -> eBPF, load, run (no libpcap) ---- */
+/* ---- cBPF -> eBPF, load, run (no libpcap; files in pcap/xlate.h) ---- */
 
 /*
  * Check that @prog is a cBPF program libpcap's bpf_filter() runs with
@@ -71,17 +74,31 @@ enum pl_cbpf_flags {
 int pl_cbpf_validate(const struct sock_filter *prog, size_t len, char *err, size_t errlen);
 
 /*
- * Translate @prog into a complete eBPF program for @ctx: returns 0 and a
+ * Translate @prog into a complete eBPF program for @o->ctx: returns 0 and a
  * malloc'd array in *out (free() it) of *out_len instructions. The program
  * returns 1 where the cBPF program returns non-zero (match), 0 otherwise
- * (no match, out-of-bounds load, division by zero).
+ * (no match, out-of-bounds load, division by zero). Errors: those of
+ * pl_cbpf_validate(), -E2BIG (too large for the kernel), -ENOMEM.
  */
-int pl_cbpf_translate(const struct sock_filter *prog, size_t len, enum pl_filter_ctx ctx,
+int pl_cbpf_translate(const struct sock_filter *prog, size_t len, const struct pl_filter_opts *o,
 		      struct bpf_insn **out, size_t *out_len, char *err, size_t errlen);
-/* The same with enum pl_cbpf_flags. */
-int pl_cbpf_translate_flags(const struct sock_filter *prog, size_t len, enum pl_filter_ctx ctx,
-			    unsigned int flags, struct bpf_insn **out, size_t *out_len,
-			    char *err, size_t errlen);
+
+/* A tcpdump expression on its way into the kernel (pl_filter_build()). */
+struct pl_filter_prog {
+	struct sock_filter *cbpf;	/* libpcap's program */
+	size_t cbpf_len;
+	struct bpf_insn *ebpf;		/* its translation */
+	size_t ebpf_len;
+};
+
+/*
+ * Compile @expr (pl_cbpf_compile()) and translate it for @o: 0, or -errno
+ * with @err saying why and nothing held: -EINVAL a bad expression,
+ * -EOPNOTSUPP it needs a live capture, -E2BIG too large, -ENOMEM.
+ */
+int pl_filter_build(const char *expr, const struct pl_filter_opts *o, struct pl_filter_prog *p,
+		    char *err, size_t errlen);
+void pl_filter_prog_free(struct pl_filter_prog *p);
 
 /*
  * Where a chained program reports its verdict (include/pktlens, PL_CHAIN_*)
@@ -120,11 +137,13 @@ struct pl_expr_target {
 	uint32_t next_slot;	/* the rule set's policy program */
 };
 
-#define PL_EXPR_STAGE_MAX 64U
+/* Expression rules judged by one stage: a bit each in a u64 */
+#define PL_EXPR_STAGE_MAX PL_POLICY_EXPRS_MAX
+_Static_assert(PL_EXPR_STAGE_MAX <= 64, "one bit per expression in expr_bits (u64)");
 
 /*
  * Policy rules with tcpdump expressions: one program that calls each of
- * @n (<= 64) translated programs as a BPF-to-BPF subprogram, sets bit i of a
+ * @n (<= PL_EXPR_STAGE_MAX) translated programs as a BPF-to-BPF subprogram, sets bit i of a
  * u64 for each that matched, stores it in bits[bits_key] of this CPU and
  * tail-calls chain[next_slot]. Returns 0 and a malloc'd program, or -errno.
  */
@@ -142,17 +161,14 @@ int pl_ebpf_load(const struct bpf_insn *insns, size_t cnt, enum pl_filter_ctx ct
 		 uint32_t prog_flags, char *log, size_t loglen);
 
 /*
- * Run a loaded filter once on one captured packet with BPF_PROG_TEST_RUN:
- * @caplen bytes at @pkt, original length @wirelen. *match is set to whether
- * it returned non-zero. -EMSGSIZE when the kernel cannot build such a
- * packet (shorter than an Ethernet header, or too long for a tc test run),
- * else 0 or -errno.
+ * Run a loaded filter, translated with @o, once on one captured packet with
+ * BPF_PROG_TEST_RUN: @caplen bytes at @pkt, original length @wirelen.
+ * *match is set to whether it returned non-zero. -EMSGSIZE when the kernel
+ * cannot build such a packet (shorter than an Ethernet header, or too long
+ * for a tc test run), else 0 or -errno.
  */
-int pl_ebpf_run(int prog_fd, enum pl_filter_ctx ctx, const void *pkt, uint32_t caplen,
+int pl_ebpf_run(int prog_fd, const struct pl_filter_opts *o, const void *pkt, uint32_t caplen,
 		uint32_t wirelen, bool *match);
-/* The same for a program translated with @flags (PL_CBPF_F_TEST_VLAN_META). */
-int pl_ebpf_run_flags(int prog_fd, enum pl_filter_ctx ctx, unsigned int flags, const void *pkt,
-		      uint32_t caplen, uint32_t wirelen, bool *match);
 
 /*
  * Instruction @i as text, opcode then verifier-log style: "(bf) r1 = r6".
@@ -182,9 +198,6 @@ void pl_cbpf_image(const struct sock_filter *insn, int n, char *buf, size_t len)
  */
 unsigned int pl_cbpf_filter(const struct sock_filter *prog, size_t len, const void *pkt,
 			    uint32_t wirelen, uint32_t caplen);
-
-/* libpcap's bpf_validate() (looser than pl_cbpf_validate()). */
-bool pl_cbpf_libpcap_valid(const struct sock_filter *prog, size_t len);
 
 /* A capture file being read (pcap or pcapng, Ethernet only). */
 struct pl_pcap;

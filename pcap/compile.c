@@ -5,13 +5,13 @@
  * The only file that includes <pcap/pcap.h> (its struct bpf_insn is cBPF).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <pcap/pcap.h>
+#include <pktlens/why.h>
 
 #include "cbpf.h"
 
@@ -21,18 +21,6 @@ _Static_assert(offsetof(struct sock_filter, k) == offsetof(struct bpf_insn, k), 
 struct pl_pcap {
 	pcap_t *p;
 };
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static struct bpf_insn to_pcap(const struct sock_filter *f)
 {
@@ -58,19 +46,15 @@ int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
 	int ret = 0;
 
 	p = pcap_open_dead(DLT_EN10MB, PL_CBPF_SNAPLEN);
-	if (!p) {
-		set_err(err, errlen, "pcap_open_dead: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (!p)
+		return pl_why(err, errlen, -ENOMEM, "pcap_open_dead: %s", strerror(ENOMEM));
 	if (pcap_compile(p, &fp, expr, 1, PCAP_NETMASK_UNKNOWN)) {
-		set_err(err, errlen, "%s", pcap_geterr(p));
-		ret = -EINVAL;
+		ret = pl_why(err, errlen, -EINVAL, "%s", pcap_geterr(p));
 		goto out_close;
 	}
 	f = calloc(fp.bf_len ? fp.bf_len : 1, sizeof(*f));
 	if (!f) {
-		set_err(err, errlen, "%s", strerror(ENOMEM));
-		ret = -ENOMEM;
+		ret = pl_why(err, errlen, -ENOMEM, "%s", strerror(ENOMEM));
 		goto out_free;
 	}
 	for (u_int i = 0; i < fp.bf_len; i++)
@@ -99,11 +83,6 @@ unsigned int pl_cbpf_filter(const struct sock_filter *prog, size_t len, const vo
 	return bpf_filter(as_pcap(prog), pkt, wirelen, caplen);
 }
 
-bool pl_cbpf_libpcap_valid(const struct sock_filter *prog, size_t len)
-{
-	return len <= 0x7fffffff && bpf_validate(as_pcap(prog), (int)len) != 0;
-}
-
 int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
@@ -112,30 +91,25 @@ int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errle
 	int dlt, ret;
 
 	r = calloc(1, sizeof(*r));
-	if (!r) {
-		set_err(err, errlen, "%s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (!r)
+		return pl_why(err, errlen, -ENOMEM, "%s", strerror(ENOMEM));
 	f = fopen(path, "rb");
 	if (!f) {
-		ret = -errno;
-		set_err(err, errlen, "%s", strerror(-ret));
+		ret = pl_why(err, errlen, -errno, "%s", strerror(errno));
 		goto err_free;
 	}
 	r->p = pcap_fopen_offline(f, ebuf);	/* owns f from here on */
 	if (!r->p) {
 		fclose(f);
-		set_err(err, errlen, "%s", ebuf[0] ? ebuf : "not a capture file");
-		ret = -EINVAL;
+		ret = pl_why(err, errlen, -EINVAL, "%s", ebuf[0] ? ebuf : "not a capture file");
 		goto err_free;
 	}
 	dlt = pcap_datalink(r->p);
 	if (dlt != DLT_EN10MB) {
 		const char *name = pcap_datalink_val_to_name(dlt);
 
-		set_err(err, errlen, "link type %s (%d) is not Ethernet (EN10MB)",
-			name ? name : "unknown", dlt);
-		ret = -EPROTONOSUPPORT;
+		ret = pl_why(err, errlen, -EPROTONOSUPPORT, "link type %s (%d) is not Ethernet (EN10MB)",
+			     name ? name : "unknown", dlt);
 		goto err_close;
 	}
 	*out = r;
@@ -157,10 +131,8 @@ int pl_pcap_next(struct pl_pcap *r, const uint8_t **data, uint32_t *caplen, uint
 	ret = pcap_next_ex(r->p, &h, &d);
 	if (ret == PCAP_ERROR_BREAK)
 		return 0;
-	if (ret != 1) {
-		set_err(err, errlen, "%s", pcap_geterr(r->p));
-		return -EIO;
-	}
+	if (ret != 1)
+		return pl_why(err, errlen, -EIO, "%s", pcap_geterr(r->p));
 	*data = d;
 	*caplen = h->caplen;
 	*wirelen = h->len;

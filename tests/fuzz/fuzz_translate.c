@@ -13,9 +13,7 @@
  * Backward jumps are not generated: libpcap 1.10 follows loops without bound.
  *
  * Build and run (root):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
- *     tests/fuzz/fuzz_translate.c pcap/translate.c pcap/compile.c \
- *     -lbpf -lpcap -lelf -lz -o .output/fuzz_translate
+ *   make .output/fuzz_translate   (links pcap/ without dump.c)
  *   mkdir -p .output/fuzz-corpus
  *   .output/fuzz_translate -max_len=2048 -max_total_time=300 .output/fuzz-corpus
  */
@@ -124,8 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sock_filter prog[SCRATCH + MAX_INSNS];
-	unsigned int flags = PL_CBPF_F_TEST_WIRELEN;
-	enum pl_filter_ctx ctx;
+	struct pl_filter_opts o = { .test_wirelen = true };
 	struct bpf_insn *e = NULL;
 	uint8_t *pkt;
 	size_t n, len, elen;
@@ -136,10 +133,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	ctx = data[0] & 1 ? PL_FILTER_TC : PL_FILTER_XDP;
+	o.ctx = data[0] & 1 ? PL_FILTER_TC : PL_FILTER_XDP;
 	/* tc: bit 1 hands the outer VLAN tag over in skb metadata, bit 2 makes one */
-	if (ctx == PL_FILTER_TC && (data[0] & 2))
-		flags |= PL_CBPF_F_TEST_VLAN_META;
+	o.test_vlan_meta = o.ctx == PL_FILTER_TC && (data[0] & 2);
 	n = data[1] % MAX_INSNS + 1;
 	if (size < 3 + 8 * n)
 		return 0;
@@ -152,16 +148,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	wirelen = caplen + (data[2] & 0x80 ? data[2] & 0x7f : 0);
 	if (caplen < 14 || pl_cbpf_validate(prog, len, err, sizeof(err)))
 		return 0;
-	ret = pl_cbpf_translate_flags(prog, len, ctx, flags, &e, &elen, err, sizeof(err));
+	ret = pl_cbpf_translate(prog, len, &o, &e, &elen, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "translate refused a valid program: %s\n", err);
 		dump(prog, len);
 		abort();
 	}
-	fd = pl_ebpf_load(e, elen, ctx, 0, err, sizeof(err));
+	fd = pl_ebpf_load(e, elen, o.ctx, 0, err, sizeof(err));
 	free(e);
 	if (fd < 0) {
-		fprintf(stderr, "verifier refused the %s translation: %s\n", pl_filter_ctx_name(ctx),
+		fprintf(stderr, "verifier refused the %s translation: %s\n", pl_filter_ctx_name(o.ctx),
 			err);
 		dump(prog, len);
 		abort();
@@ -174,13 +170,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pkt[12] = 0x81;
 		pkt[13] = 0x00;
 	}
-	ret = pl_ebpf_run_flags(fd, ctx, flags, pkt, caplen, wirelen, &got);
+	ret = pl_ebpf_run(fd, &o, pkt, caplen, wirelen, &got);
 	if (!ret) {
 		bool want = pl_cbpf_filter(prog, len, pkt, wirelen, caplen) != 0;
 
 		if (got != want) {
 			fprintf(stderr, "%s: kernel %d, libpcap %d on %u/%u bytes\n",
-				pl_filter_ctx_name(ctx), got, want, caplen, wirelen);
+				pl_filter_ctx_name(o.ctx), got, want, caplen, wirelen);
 			dump(prog, len);
 			abort();
 		}

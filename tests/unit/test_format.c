@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Unit tests: number parsing, address/flag formatting, JSON writer, flow merge. */
+/* Unit tests: number parsing, address/flag formatting, JSON writer, flow merge and times. */
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "unit.h"
 #include "../../cli/util.h"
 #include "../../export/format.h"
 #include "../../export/json.h"
+#include "../../export/report.h"
 #include "../../loader/loader.h"
 
 static void test_parse_numbers(void)
@@ -121,6 +123,39 @@ static void test_flow_merge(void)
 	CHECK(v.packets == 5 && v.first_ns == 40 && v.last_ns == 90 && v.tcp_flags == 0x12);
 }
 
+/*
+ * A flow's first and last seen come from one reading of the clocks: equal
+ * for a one-packet flow, never reordered (each used to read the clocks anew).
+ */
+static void test_flow_times(void)
+{
+	struct pl_flow f = { .key = { .l3proto = 0x0800, .l4proto = 17 },
+			     .val = { .packets = 1, .bytes = 60 } };
+	unsigned int wrong = 0;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (unsigned int i = 0; i < 20000; i++) {
+		char *doc = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&doc, &len);
+		double first, last;
+		struct jw w;
+
+		f.val.first_ns = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec + i * 997ULL;
+		f.val.last_ns = f.val.first_ns + (i & 1);	/* the same, or 1 ns later */
+		jw_init(&w, m, false);
+		pl_json_flow(&w, "h0", &f, 0, -1);
+		jw_end(&w);
+		fclose(m);
+		first = strtod(strstr(doc, "\"first_seen\":") + strlen("\"first_seen\":"), NULL);
+		last = strtod(strstr(doc, "\"last_seen\":") + strlen("\"last_seen\":"), NULL);
+		wrong += (i & 1) ? last < first : last != first;
+		free(doc);
+	}
+	CHECK(wrong == 0);
+}
+
 static void test_abi(void)
 {
 	CHECK(sizeof(struct pl_flow_key) == 48);
@@ -137,6 +172,7 @@ int main(void)
 	test_protocols();
 	test_json();
 	test_flow_merge();
+	test_flow_times();
 	test_abi();
 	return unit_report("test_format");
 }

@@ -6,7 +6,7 @@
  * truncated captures, jumbo frames, VLAN-tagged frames) and its verdict
  * compared with libpcap's bpf_filter() on the same packet. tc programs run
  * twice: as the frame is, and with its outer VLAN tag moved into skb metadata
- * (PL_CBPF_F_TEST_VLAN_META) as tc ingress gets tagged frames. Value tests check A (or X) bit by bit: one
+ * (pl_filter_opts.test_vlan_meta) as tc ingress gets tagged frames. Value tests check A (or X) bit by bit: one
  * program per bit ends in `jset #bit`, plus one that checks the body does not
  * return early.
  *
@@ -103,31 +103,29 @@ static bool agrees_ref(const char *name, const struct sock_filter *prog,
 		       const struct sock_filter *ref, size_t len)
 {
 	static const struct {
-		enum pl_filter_ctx ctx;
-		unsigned int flags;
+		struct pl_filter_opts o;
 		const char *name;
 	} modes[] = {
-		{ PL_FILTER_XDP, PL_CBPF_F_TEST_WIRELEN, "xdp" },
-		{ PL_FILTER_TC, PL_CBPF_F_TEST_WIRELEN, "tc" },
-		{ PL_FILTER_TC, PL_CBPF_F_TEST_WIRELEN | PL_CBPF_F_TEST_VLAN_META, "tc+vlan-meta" },
+		{ { PL_FILTER_XDP, .test_wirelen = true }, "xdp" },
+		{ { PL_FILTER_TC, .test_wirelen = true }, "tc" },
+		{ { PL_FILTER_TC, .test_wirelen = true, .test_vlan_meta = true }, "tc+vlan-meta" },
 	};
 	bool ok = true;
 
 	for (size_t c = 0; c < sizeof(modes) / sizeof(modes[0]); c++) {
 		const char *cn = modes[c].name;
-		enum pl_filter_ctx ctx = modes[c].ctx;
+		const struct pl_filter_opts *o = &modes[c].o;
 		struct bpf_insn *e = NULL;
 		char err[4096];
 		size_t elen;
 		int fd, ret;
 
-		ret = pl_cbpf_translate_flags(prog, len, ctx, modes[c].flags, &e, &elen,
-					      err, sizeof(err));
+		ret = pl_cbpf_translate(prog, len, o, &e, &elen, err, sizeof(err));
 		if (ret) {
 			fail("%s/%s: translate: %s", name, cn, err);
 			return false;
 		}
-		fd = pl_ebpf_load(e, elen, ctx, 0, err, sizeof(err));
+		fd = pl_ebpf_load(e, elen, o->ctx, 0, err, sizeof(err));
 		free(e);
 		if (fd < 0) {
 			fail("%s/%s: load: %s", name, cn, err);
@@ -138,8 +136,7 @@ static bool agrees_ref(const char *name, const struct sock_filter *prog,
 			bool want = pl_cbpf_filter(ref, len, p->data, p->wirelen, p->caplen) != 0;
 			bool got;
 
-			ret = pl_ebpf_run_flags(fd, ctx, modes[c].flags, p->data, p->caplen,
-						p->wirelen, &got);
+			ret = pl_ebpf_run(fd, o, p->data, p->caplen, p->wirelen, &got);
 			if (ret == -EMSGSIZE)
 				continue;	/* tc: over a page */
 			if (ret) {
@@ -542,21 +539,22 @@ static void test_loops(void)
 		LDI(0), ALU(BPF_ADD, BPF_K, 1), BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 1000, 1, 0),
 		BPF_STMT(BPF_JMP | BPF_JA, (uint32_t)-3), BPF_STMT(BPF_RET | BPF_K, 1),
 	};
+	const struct pl_filter_opts xdp = { .ctx = PL_FILTER_XDP };
 	struct bpf_insn *e;
 	char err[256];
 	size_t elen;
 	bool got = true;
 	int fd;
 
-	if (pl_cbpf_translate(p, 5, PL_FILTER_XDP, &e, &elen, err, sizeof(err))) {
+	if (pl_cbpf_translate(p, 5, &xdp, &e, &elen, err, sizeof(err))) {
 		fail("loop 1000 times: %s", err);
 		failed++;
 		return;
 	}
 	fd = pl_ebpf_load(e, elen, PL_FILTER_XDP, 0, err, sizeof(err));
 	free(e);
-	if (fd < 0 || pl_ebpf_run(fd, PL_FILTER_XDP, pkts[0].data, pkts[0].caplen,
-				  pkts[0].wirelen, &got) || got) {
+	if (fd < 0 || pl_ebpf_run(fd, &xdp, pkts[0].data, pkts[0].caplen, pkts[0].wirelen,
+				  &got) || got) {
 		fail("loop 1000 times: fd %d match %d", fd, got);
 		failed++;
 	} else {
@@ -577,10 +575,11 @@ static void test_unreachable(void)
 
 static void expect_reject(const char *name, const struct sock_filter *p, size_t n, int want)
 {
+	const struct pl_filter_opts xdp = { .ctx = PL_FILTER_XDP };
 	struct bpf_insn *e = NULL;
 	char err[256] = "";
 	size_t elen;
-	int ret = pl_cbpf_translate(p, n, PL_FILTER_XDP, &e, &elen, err, sizeof(err));
+	int ret = pl_cbpf_translate(p, n, &xdp, &e, &elen, err, sizeof(err));
 
 	if (ret != want || !err[0]) {
 		fail("%s: translate returned %d (%s), want %d", name, ret, err, want);
