@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../loader/features.h"
 #include "../pcap/cbpf.h"
 
 #define FILTER_USAGE \
@@ -207,7 +208,7 @@ static int do_compile(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP };
+	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .xdp_linear = pl_xdp_linear() };
 	struct built b = { .fd = -1 };
 	int c, dump = 0, ret;
 	char *expr;
@@ -401,7 +402,8 @@ static int do_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .test_wirelen = true };
+	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .test_wirelen = true,
+				    .xdp_linear = pl_xdp_linear() };
 	struct run_result r = { 0 };
 	struct built b = { .fd = -1 };
 	const char *file = NULL;

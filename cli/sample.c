@@ -25,6 +25,7 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/pktline.h"
+#include "../loader/features.h"
 #include "../pcap/cbpf.h"
 #include "../pcap/dump.h"
 
@@ -243,7 +244,7 @@ static void summary(const struct run *r, const char *ifname,
 /* Check the expression before anything is created: compile and translate. */
 static int check_expr(const char *expr)
 {
-	const struct pl_filter_opts o = { .ctx = PL_FILTER_XDP };
+	const struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .xdp_linear = pl_xdp_linear() };
 	struct pl_filter_prog p;
 	char why[512];
 	int err;

@@ -110,7 +110,7 @@ void pl_wait_for_packets(void)
 /* Compile, translate, wrap and load @expr for hook @h; the program fd or -errno. */
 static int load_rules(const struct hook *h, const char *expr, char *why, size_t whylen)
 {
-	const struct pl_filter_opts o = { .ctx = h->t.ctx };
+	const struct pl_filter_opts o = { .ctx = h->t.ctx, .xdp_linear = pl_xdp_linear() };
 	struct pl_filter_prog p;
 	struct bpf_insn *w = NULL;
 	size_t wlen;

@@ -28,8 +28,9 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 			  "clsact qdisc + cls_bpf filter at priority 1" },
 	[PL_FEAT_XDP_FRAGS] = { "xdp-frags", "5.18", "native XDP on multi-buffer (jumbo) frames",
 				"native XDP only where a frame fits one buffer (MTU ~3.5k on veth)" },
-	[PL_FEAT_XDP_SAMPLE] = { "xdp-sample", "5.18", "samples taken at XDP (bpf_xdp_load_bytes)",
-				 "samples taken at tc only" },
+	[PL_FEAT_XDP_LOAD_BYTES] = { "xdp-load-bytes", "5.18",
+				     "samples taken at XDP (bpf_xdp_load_bytes)",
+				     "samples taken at tc only" },
 	[PL_FEAT_BPF_LOOP] = { "bpf-loop", "5.17", "1024 list rules per direction (bpf_loop)",
 			       "64 list rules per direction (prefix rules unlimited)" },
 	[PL_FEAT_COARSE_CLOCK] = { "coarse-clock", "5.11", "flow timestamps from the coarse clock",
@@ -136,14 +137,14 @@ static void probe(void)
 	if (libbpf_get_error(btf))
 		btf = NULL;
 	F.have[PL_FEAT_TCX] = btf && enum_has(btf, "bpf_attach_type", "BPF_TCX_INGRESS");
-	F.have[PL_FEAT_XDP_SAMPLE] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes,
+	F.have[PL_FEAT_XDP_LOAD_BYTES] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes,
 					    "BPF_FUNC_xdp_load_bytes");
 	F.have[PL_FEAT_BPF_LOOP] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_loop, "BPF_FUNC_loop");
 	F.have[PL_FEAT_COARSE_CLOCK] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_ktime_get_coarse_ns,
 					      "BPF_FUNC_ktime_get_coarse_ns");
 	/* unprivileged, the load is refused whatever the kernel has: frags came with xdp_load_bytes */
 	F.have[PL_FEAT_XDP_FRAGS] = xdp_frags_load() ||
-				    (errno == EPERM && F.have[PL_FEAT_XDP_SAMPLE]);
+				    (errno == EPERM && F.have[PL_FEAT_XDP_LOAD_BYTES]);
 	args = btf ? tp_args(btf, "tcp_retransmit_skb") : -1;
 	F.have[PL_FEAT_RETRANS_ERR] = args >= 3;
 	btf__free(btf);
@@ -167,6 +168,11 @@ const char *pl_kernel_release(void)
 bool pl_xdp_frags(int xdp_mode)
 {
 	return xdp_mode == PL_XDP_NATIVE && pl_feature(PL_FEAT_XDP_FRAGS);
+}
+
+bool pl_xdp_linear(void)
+{
+	return !pl_feature(PL_FEAT_XDP_LOAD_BYTES);
 }
 
 const char *pl_feature_needs(enum pl_feature f, char *buf, size_t len)

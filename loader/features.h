@@ -15,7 +15,7 @@
 enum pl_feature {
 	PL_FEAT_TCX,		/* tc hooks as tcx links, else clsact + cls_bpf */
 	PL_FEAT_XDP_FRAGS,	/* multi-buffer XDP ("xdp.frags") in native mode */
-	PL_FEAT_XDP_SAMPLE,	/* bpf_xdp_load_bytes(): samples taken at XDP */
+	PL_FEAT_XDP_LOAD_BYTES,	/* bpf_xdp_load_bytes(): samples taken at XDP, filters past the linear part */
 	PL_FEAT_BPF_LOOP,	/* bpf_loop(): PL_POLICY_LIST_MAX list rules, else PL_POLICY_LIST_BOUNDED */
 	PL_FEAT_COARSE_CLOCK,	/* bpf_ktime_get_coarse_ns(): cheaper flow timestamps */
 	PL_FEAT_RETRANS_ERR,	/* tcp_retransmit_skb's err: failed retransmits seen too */
@@ -40,6 +40,11 @@ const char *pl_kernel_release(void);
  * XDP programs ("xdp.frags"): native mode on a kernel that has frags.
  */
 bool pl_xdp_frags(int xdp_mode);
+/*
+ * The translator's .xdp_linear for this kernel (pcap/cbpf.h): XDP filters
+ * read only the linear packet data where bpf_xdp_load_bytes() is missing.
+ */
+bool pl_xdp_linear(void);
 /* "needs Linux 5.18 (this is 5.10.0-35-cloud-amd64)" for @f, into @buf. */
 const char *pl_feature_needs(enum pl_feature f, char *buf, size_t len);
 

@@ -517,6 +517,7 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 {
 	const struct pl_filter_opts o = {
 		.ctx = strcmp(rs->hook, "xdp in") ? PL_FILTER_TC : PL_FILTER_XDP,
+		.xdp_linear = pl_xdp_linear(),
 	};
 	struct bpf_insn *ebpf[PL_EXPR_STAGE_MAX] = { NULL }, *stage = NULL;
 	size_t cnt[PL_EXPR_STAGE_MAX], ne = 0, slen;

@@ -69,7 +69,7 @@ static __u32 slots_for(const struct pl_meta *m, __u32 dirs)
 	__u32 slots = 0;
 
 	if (dirs & (1U << PL_DIR_IN)) {
-		if (m->xdp_mode != PL_XDP_NONE && pl_feature(PL_FEAT_XDP_SAMPLE))
+		if (m->xdp_mode != PL_XDP_NONE && pl_feature(PL_FEAT_XDP_LOAD_BYTES))
 			slots |= 1U << PL_SLOT_XDP_IN;
 		else if (m->tc_hooks & PL_TC_IN)
 			slots |= 1U << PL_SLOT_TC_IN;
@@ -222,7 +222,7 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 		char needs[128];
 
 		return WHY(-ENOSYS, "sampling at XDP %s: attach tc ingress too (--tc in,out) "
-			   "to sample there", pl_feature_needs(PL_FEAT_XDP_SAMPLE, needs, sizeof(needs)));
+			   "to sample there", pl_feature_needs(PL_FEAT_XDP_LOAD_BYTES, needs, sizeof(needs)));
 	}
 	if (!s->slots)
 		return WHY(-ENOTSUP, "no hook for the %s attached (see pktlens attach --tc)",

@@ -52,6 +52,13 @@ struct pl_filter_opts {
 	 * it there.
 	 */
 	bool test_vlan_meta;
+	/*
+	 * XDP on a kernel without bpf_xdp_load_bytes()/bpf_xdp_get_buff_len()
+	 * (before 5.18, which also have no multi-buffer frames): loads past the
+	 * packet data the program can read directly fail (no match, as libpcap
+	 * past the capture) and `len` is data_end - data.
+	 */
+	bool xdp_linear;
 };
 
 /* Limits. */

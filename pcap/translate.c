@@ -137,7 +137,14 @@ static size_t emit_helper_load(struct xlate *x, unsigned int bytes, uint8_t dst)
 	xl_emit(x, BPF_MOV64_REG(R3, R10));
 	xl_emit(x, BPF_ALU64_IMM(BPF_ADD, R3, OFF_BUF));
 	xl_emit(x, BPF_MOV64_IMM(R4, (int32_t)bytes));
-	xl_emit(x, BPF_CALL_HELPER(helper));
+	/*
+	 * Without the helper the load fails as the helper would: the code stays
+	 * (the verifier refuses unreachable instructions) but it prunes the path.
+	 */
+	if (x->o.ctx == PL_FILTER_XDP && x->o.xdp_linear)
+		xl_emit(x, BPF_MOV64_IMM(R0, -1));
+	else
+		xl_emit(x, BPF_CALL_HELPER(helper));
 	fail = xl_jmp_local(x, BPF_JMP_IMM(BPF_JNE, R0, 0, 0));
 	xl_emit(x, BPF_LDX_MEM(xl_ld_size(bytes), dst, R10, OFF_BUF));
 	xl_to_host(x, dst, bytes);
@@ -494,7 +501,14 @@ static void emit_wire_len(struct xlate *x)
 		j_store = xl_jmp_local(x, BPF_JMP_A(0));
 		xl_land(x, j_nometa);
 	}
-	xl_emit(x, BPF_CALL_HELPER(BPF_FUNC_xdp_get_buff_len));
+	if (x->o.xdp_linear) {
+		/* pkt_end - pkt: a scalar for a privileged loader (allow_ptr_leaks) */
+		xl_emit(x, BPF_LDX_MEM(BPF_W, R2, R1, offsetof(struct xdp_md, data)));
+		xl_emit(x, BPF_LDX_MEM(BPF_W, R0, R1, offsetof(struct xdp_md, data_end)));
+		xl_emit(x, BPF_ALU64_REG(BPF_SUB, R0, R2));
+	} else {
+		xl_emit(x, BPF_CALL_HELPER(BPF_FUNC_xdp_get_buff_len));
+	}
 	if (x->o.test_wirelen)
 		xl_land(x, j_store);
 	xl_emit(x, BPF_STX_MEM(BPF_W, R10, R0, OFF_LEN));

@@ -22,7 +22,7 @@ from lab import OUT, PKTLENS, PYTHON, SENDRAW, Lab, pktlens, pktlens_json, sh, s
 from model import check_flows, check_stats
 
 # What each kernel of the matrix has (pktlens -V): the README's kernel table says the same.
-ALL = {"tcx", "xdp-frags", "xdp-sample", "bpf-loop", "coarse-clock", "retrans-err"}
+ALL = {"tcx", "xdp-frags", "xdp-load-bytes", "bpf-loop", "coarse-clock", "retrans-err"}
 FEATURES = {
     "5.10": set(),
     "6.1": ALL - {"tcx", "retrans-err"},
@@ -215,7 +215,7 @@ def test_sample_writes_what_was_sent(lab1500, hookargs):
     err = b""
     while b"capturing" not in err and p.poll() is None and time.time() < deadline:
         err += os.read(p.stderr.fileno(), 4096)
-    if "xdp-sample" not in features() and "none" in hookargs:
+    if "xdp-load-bytes" not in features() and "none" in hookargs:
         p.wait(timeout=30)
         err += p.stderr.read()
         assert p.returncode == 1, err
