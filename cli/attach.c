@@ -221,6 +221,7 @@ int do_attach(int argc, char **argv)
 		jw_str_field(&w, "tc_mech", pl_tc_mech_name(info.tc_mech));
 		jw_str_field(&w, "reason", info.reason);
 		jw_str_field(&w, "note", info.tc_note);
+		jw_str_field(&w, "xdp_note", info.xdp_note);
 		jw_u64_field(&w, "flows_max", o.flows_max);
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
@@ -236,6 +237,8 @@ int do_attach(int argc, char **argv)
 	       info.reason, o.flows_max);
 	if (info.tc_note)
 		printf("note: %s\n", info.tc_note);
+	if (info.xdp_note)
+		printf("note: %s\n", info.xdp_note);
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n", o.ifname);
 	if (info.reattached)

@@ -510,11 +510,15 @@ static int attach_xdp(struct attach *a)
 					&lopts);
 	if (a->link_fd[0] < 0) {
 		err = -errno;
-		return FAIL(a, err, "%s: cannot attach XDP program %s in %s mode: %s%s",
+		/* the kernel or driver refused: a runtime failure, whatever the errno */
+		return FAIL(a, pl_load_err(err), "%s: cannot attach XDP program %s in %s mode: %s%s",
 			    a->o->ifname, bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode),
 			    strerror(-err),
 			    err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
-			    err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" : "");
+			    err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" :
+			    (err == -EINVAL || err == -ERANGE) && !pl_xdp_frags(mode) && mode == PL_XDP_NATIVE ?
+			    " (an MTU over one page needs multi-buffer XDP, Linux 5.18: lower the MTU "
+			    "or use --xdp skb)" : "");
 	}
 	err = pin_fd(a->link_fd[0], a->tmp, PL_PIN_XDP_LINK);
 	return err ? FAIL(a, err, "%s: cannot pin XDP link: %s", a->o->ifname, strerror(-err)) : 0;
@@ -582,7 +586,8 @@ static int attach_tc_dir(struct attach *a, int dir)
 				     dir == PL_DIR_IN ? PL_BPF_TCX_INGRESS : PL_BPF_TCX_EGRESS, &lopts);
 		if (fd < 0) {
 			err = -errno;
-			return FAIL(a, err, "%s: cannot attach tc %s program with tcx: %s", a->o->ifname,
+			return FAIL(a, pl_load_err(err), "%s: cannot attach tc %s program with tcx: %s",
+				    a->o->ifname,
 				    dir_name[dir], strerror(-err));
 		}
 		a->link_fd[1 + dir] = fd;
@@ -667,6 +672,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
 	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
 			pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
+	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
+		info->xdp_note = "multi-buffer XDP needs Linux 5.18: attaching without it "
+				 "(native XDP takes frames that fit one page)";
 	if (info->tc_hooks && o->tc_mech < 0 && info->tc_mech == PL_TC_CLSACT)
 		info->tc_note = "this kernel has no tcx links (Linux 6.6): using clsact";
 	if (info->tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {

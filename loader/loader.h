@@ -24,7 +24,7 @@
 #define PL_WHY_LEN 256
 
 /*
- * A program the kernel refused to load (the verifier, a missing feature) is
+ * A program the kernel refused to load or attach (the verifier, a missing feature) is
  * a runtime failure (exit 1), not bad input: its -EINVAL or -EACCES must not
  * read as a malformed argument. The reason text keeps the real errno.
  */
@@ -124,6 +124,7 @@ struct pl_attach_info {
 	int tc_mech;
 	const char *reason;	/* why those hooks (static string) */
 	const char *tc_note;	/* e.g. why tcx was not used, or NULL */
+	const char *xdp_note;	/* e.g. native XDP without multi-buffer frames, or NULL */
 	bool replaced_foreign;
 	bool reattached;	/* --force over an existing pktlens attachment */
 	bool kept_counters;	/* counters carried over from that attachment */

@@ -162,22 +162,24 @@ def test_policy_drops_exactly(labip, hookargs):
     pktlens("policy", "add", "vb", "--id", "2", "--proto", "udp", "--dport", "7100", "--drop",
             ns=lab.b)
     pktlens("policy", "add", "vb", "--id", "3", "--src", "198.18.2.0/24", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "4", "--drop", "udp dst port 7400 and udp[8:2] = 0x7878",
+            ns=lab.b)  # an expression: the translated stage on this kernel
     src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
     E = lambda s="198.18.0.1", dp=7000: (Ether(src=src, dst=dst) / IP(src=s, dst="198.18.0.2") /  # noqa
                                          UDP(sport=999, dport=dp) / Raw(b"x" * 20))
     frames = ([E(dp=7000 + i % 10) for i in range(30)] + [E(dp=7100)] * 20 +
-              [E(s="198.18.2.7", dp=7200)] * 25 + [E(dp=7300)] * 40)
+              [E(s="198.18.2.7", dp=7200)] * 25 + [E(dp=7400)] * 15 + [E(dp=7300)] * 40)
     before = udp_noports(lab.b)
     lab.send(frames)
     hook = "xdp" if hookargs else "tc"
     doc = lab.wait_packets(len(frames), hook=(hook, "in"))
     s = slot(doc, hook, "in")
-    assert s["verdicts"]["drop"]["packets"] == 75
+    assert s["verdicts"]["drop"]["packets"] == 90
     assert s["verdicts"]["pass"]["packets"] == 40
     time.sleep(0.3)
     assert udp_noports(lab.b) - before == 40
     hits = {r["id"]: r["packets"] for r in rules(lab)}
-    assert hits == {1: 30, 2: 20, 3: 25}
+    assert hits == {1: 30, 2: 20, 3: 25, 4: 15}
 
 
 def test_policy_list_rules_limit_follows_the_kernel(lab1500):
@@ -311,3 +313,20 @@ def test_readme_kernel_table_is_true():
             newer = version(k) > version(since[1:]) if since.startswith(">") else \
                 version(k) >= version(since)
             assert (name in have) == newer, (name, k)
+
+
+def test_native_xdp_at_jumbo_mtu(lab):
+    """MTU 9500: native XDP needs multi-buffer XDP; without it pktlens says so, exit 1."""
+    r = pktlens("-j", "attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b, check=False)
+    if "xdp-frags" in features():
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["xdp_note"] is None
+        return
+    assert r.returncode == 1, r.stderr
+    assert "needs multi-buffer XDP, Linux 5.18" in r.stderr, r.stderr
+    assert here(lab) == []
+    # at a one-page MTU it attaches, and says what it does without
+    sh("ip", "-n", lab.a, "link", "set", "va", "mtu", "1500")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "mtu", "1500")
+    r = pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    assert "note: multi-buffer XDP needs Linux 5.18: attaching without it" in r.stdout
