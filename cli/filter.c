@@ -448,6 +448,9 @@ static int do_run(int argc, char **argv)
 		pl_err("filter run: --vlan-meta needs --tc (XDP sees VLAN tags in the frame)");
 		return PL_EXIT_USAGE;
 	}
+	/* before 5.14 an XDP test run takes no metadata to carry the wire length in */
+	if (o.ctx == PL_FILTER_XDP && !pl_feature(PL_FEAT_XDP_TEST_META))
+		o.test_wirelen = false;
 	if (!file) {
 		pl_err("filter run: no capture file (-r FILE.pcap)");
 		return PL_EXIT_USAGE;

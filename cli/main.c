@@ -100,7 +100,7 @@ static void print_version(void)
 			const struct pl_feature_info *fi = &pl_feature_info[f];
 			bool have = pl_feature(f);
 
-			printf("  %-13s %-3s (Linux %s) %s\n", fi->name, have ? "yes" : "no", fi->since,
+			printf("  %-15s %-3s (Linux %s) %s\n", fi->name, have ? "yes" : "no", fi->since,
 			       have ? fi->what : fi->without);
 		}
 		return;

@@ -35,6 +35,9 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 			       "64 list rules per direction (prefix rules unlimited)" },
 	[PL_FEAT_COARSE_CLOCK] = { "coarse-clock", "5.11", "flow timestamps from the coarse clock",
 				   "flow timestamps from the precise clock (slower)" },
+	[PL_FEAT_XDP_TEST_META] = { "xdp-test-meta", "5.14",
+				    "filter run on XDP matches len against the wire length",
+				    "filter run on XDP matches len against the captured length" },
 	/* 6.12 lacks it, 6.18 has it */
 	[PL_FEAT_RETRANS_ERR] = { "retrans-err", ">6.12",
 				  "tcp retrans also sees retransmits that failed to send",
@@ -123,6 +126,35 @@ static void mask(const char *list)
 				F.have[f] = false;
 }
 
+/*
+ * Whether an XDP test run honours the xdp_md it is given (5.14): data 4
+ * bytes in, the program returns data - data_meta (older kernels ignore
+ * the context: 0).
+ */
+static bool xdp_test_meta(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_1,
+		  .off = offsetof(struct xdp_md, data) },
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_1,
+		  .off = offsetof(struct xdp_md, data_meta) },
+		{ .code = BPF_ALU64 | BPF_SUB | BPF_X, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_2 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	unsigned char pkt[4 + 64] = { 0 };
+	struct xdp_md md = { .data = 4, .data_end = sizeof(pkt) };
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = sizeof(pkt),
+		    .ctx_in = &md, .ctx_size_in = sizeof(md), .repeat = 1);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "pl_meta", "GPL", insns, 4, NULL);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = !bpf_prog_test_run_opts(fd, &t) && t.retval == 4;
+	close(fd);
+	return ok;
+}
+
 static void probe(void)
 {
 	libbpf_print_fn_t print;
@@ -147,6 +179,7 @@ static void probe(void)
 				    (errno == EPERM && F.have[PL_FEAT_XDP_LOAD_BYTES]);
 	args = btf ? tp_args(btf, "tcp_retransmit_skb") : -1;
 	F.have[PL_FEAT_RETRANS_ERR] = args >= 3;
+	F.have[PL_FEAT_XDP_TEST_META] = xdp_test_meta();
 	btf__free(btf);
 	mask(getenv("PKTLENS_NO_FEATURES"));
 }

@@ -19,6 +19,7 @@ enum pl_feature {
 	PL_FEAT_BPF_LOOP,	/* bpf_loop(): PL_POLICY_LIST_MAX list rules, else PL_POLICY_LIST_BOUNDED */
 	PL_FEAT_COARSE_CLOCK,	/* bpf_ktime_get_coarse_ns(): cheaper flow timestamps */
 	PL_FEAT_RETRANS_ERR,	/* tcp_retransmit_skb's err: failed retransmits seen too */
+	PL_FEAT_XDP_TEST_META,	/* XDP test runs take an xdp_md: filter run's len is the wire length */
 	PL_FEAT_MAX,
 };
 

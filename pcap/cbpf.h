@@ -41,6 +41,8 @@ struct pl_filter_opts {
 	 * 4 bytes of metadata; tc: __sk_buff->wire_len) rather than what the
 	 * kernel holds (caplen). Without metadata an XDP program falls back to
 	 * the buffer length, so this is harmless live, but leave it off there.
+	 * XDP test runs take metadata since Linux 5.14: before, leave it off
+	 * (len is then the captured length).
 	 */
 	bool test_wirelen;
 	/*

@@ -110,20 +110,27 @@ int xl_vlan_meta_caller(struct xlate *x)
 	return 0;
 }
 
-static int run_xdp(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, uint32_t *ret)
+/* @meta: the wire length goes in 4 bytes of metadata (opts.test_wirelen), else nothing */
+static int run_xdp(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, bool meta,
+		   uint32_t *ret)
 {
-	struct xdp_md md = { .data = META_LEN, .data_end = caplen + META_LEN };
-	LIBBPF_OPTS(bpf_test_run_opts, t, .ctx_in = &md, .ctx_size_in = sizeof(md), .repeat = 1);
+	uint32_t m = meta ? META_LEN : 0;
+	struct xdp_md md = { .data = m, .data_end = caplen + m };
+	LIBBPF_OPTS(bpf_test_run_opts, t, .repeat = 1);
 	uint8_t *buf;
 	int err;
 
-	buf = malloc((size_t)caplen + META_LEN);
+	buf = malloc((size_t)caplen + m);
 	if (!buf)
 		return -ENOMEM;
-	memcpy(buf, &wirelen, META_LEN);
-	memcpy(buf + META_LEN, pkt, caplen);
+	memcpy(buf, &wirelen, m);
+	memcpy(buf + m, pkt, caplen);
+	if (meta) {
+		t.ctx_in = &md;
+		t.ctx_size_in = sizeof(md);
+	}
 	t.data_in = buf;
-	t.data_size_in = caplen + META_LEN;
+	t.data_size_in = caplen + m;
 	err = bpf_prog_test_run_opts(fd, &t);
 	if (err)
 		err = -errno;
@@ -196,7 +203,7 @@ int pl_ebpf_run(int prog_fd, const struct pl_filter_opts *o, const void *pkt, ui
 	else if (o->ctx == PL_FILTER_TC)
 		err = run_tc(prog_fd, pkt, caplen, wirelen, &none, &ret);
 	else
-		err = run_xdp(prog_fd, pkt, caplen, wirelen, &ret);
+		err = run_xdp(prog_fd, pkt, caplen, wirelen, o->test_wirelen, &ret);
 	/* the kernel refuses packets it cannot fit in a test buffer with EINVAL */
 	if (err == -EINVAL)
 		err = -EMSGSIZE;

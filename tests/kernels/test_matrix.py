@@ -22,7 +22,8 @@ from lab import OUT, PKTLENS, PYTHON, SENDRAW, Lab, pktlens, pktlens_json, sh, s
 from model import check_flows, check_stats
 
 # What each kernel of the matrix has (pktlens -V): the README's kernel table says the same.
-ALL = {"tcx", "xdp-frags", "xdp-load-bytes", "bpf-loop", "coarse-clock", "retrans-err"}
+ALL = {"tcx", "xdp-frags", "xdp-load-bytes", "bpf-loop", "coarse-clock", "retrans-err",
+       "xdp-test-meta"}
 FEATURES = {
     "5.10": set(),
     "6.1": ALL - {"tcx", "retrans-err"},
