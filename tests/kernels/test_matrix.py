@@ -331,3 +331,45 @@ def test_native_xdp_at_jumbo_mtu(lab):
     sh("ip", "-n", lab.b, "link", "set", "vb", "mtu", "1500")
     r = pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     assert "note: multi-buffer XDP needs Linux 5.18: attaching without it" in r.stdout
+
+
+def test_tcp_retrans_equals_the_kernels_count(labip):
+    """tcp retrans under 1-in-10 loss at the receiver: the retransmitted segments it reports
+    equal the sending namespace's RetransSegs (with or without the tracepoint's err)."""
+    from test_tcp import client, nft, retrans_segs, start_server
+
+    lab = labip
+    srv = start_server(lab, 5001)
+    nft(lab.b, "loss", "tcp dport 5001 numgen random mod 10 == 0 drop", hook="input")
+    def probes():
+        return sum(p.get("name", "").startswith("pl_tcp_retrans")
+                   for p in json.loads(sh("bpftool", "-j", "prog", "show").stdout))
+
+    n = probes()
+    tr = subprocess.Popen([PKTLENS, "-j", "tcp", "retrans", "--netns", f"/run/netns/{lab.a}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60   # loading takes seconds in an emulated VM
+        while probes() <= n:
+            assert tr.poll() is None, tr.stderr.read()
+            assert time.time() < deadline, "tcp retrans did not load its probe"
+            time.sleep(0.2)
+        time.sleep(1.0)  # loaded, then attached
+        before = retrans_segs(lab.a)
+        c = client(lab, 5001, "bulk", 2 << 20)
+        port = int(c.stdout.readline())
+        assert c.wait(timeout=300) == 0
+        time.sleep(0.5)
+        after = retrans_segs(lab.a)
+    finally:
+        tr.send_signal(2)
+        out, err = tr.communicate(timeout=60)
+        srv.kill()
+        srv.wait()
+    assert tr.returncode == 0, err
+    docs = [json.loads(x) for x in out.splitlines() if x.strip()]
+    events, summary = docs[:-1], docs[-1]
+    assert after - before > 0, "the loss rule made no retransmits"
+    assert all(e["lport"] == port for e in events)
+    assert sum(e["segs"] for e in events) == after - before
+    assert summary["lost"] == 0
