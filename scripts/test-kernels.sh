@@ -38,24 +38,26 @@ failed=0
 for label in "${labels[@]}"; do
 	echo "=== kernel $label: pytest -q $*" >&2
 	log=$repo/.output/vm/$label.log
+	: > "$log"
+	# fetch first (on first use), so download time is not test time
+	fetched=1
+	if [ "$label" != host ]; then
+		kdir=$("$repo/scripts/vm-fetch.sh" "$label") && "$repo/scripts/vm-fetch.sh" qemu > /dev/null || fetched=0
+	fi
 	start=$(date +%s.%N)
 	if [ "$label" = host ]; then
 		release=$(uname -r)
 		PKTLENS_KERNEL=host PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$timeout" \
 			$PYTHON -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
+	elif [ $fetched = 1 ]; then
+		release=$(cat "$kdir/release")
+		"$repo/scripts/vmtest.sh" -t "$timeout" "$label" -- \
+			env PKTLENS_KERNEL="$label" $PYTHON -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
 	else
-		# fetch first, so download time is not test time
-		if kdir=$("$repo/scripts/vm-fetch.sh" "$label") && "$repo/scripts/vm-fetch.sh" qemu > /dev/null; then
-			release=$(cat "$kdir/release")
-			"$repo/scripts/vmtest.sh" -t "$timeout" "$label" -- \
-				env PKTLENS_KERNEL="$label" $PYTHON -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
-			rc=${PIPESTATUS[0]}
-		else
-			release="not fetched"
-			rc=125
-			: > "$log"
-		fi
+		release="not fetched"
+		rc=126
 	fi
 	secs=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.0f", $2 - $1 }')
 	# pytest's closing line: "2 failed, 5 passed, 1 skipped in 30.12s"
@@ -68,6 +70,7 @@ for label in "${labels[@]}"; do
 	0) status="" ;;
 	124) status=", TIMED OUT after ${timeout}s" ;;
 	125) status=", VM FAILED (see .output/vm/$label/console.log)" ;;
+	126) status=", COULD NOT FETCH the kernel or qemu (scripts/vm-fetch.sh $label)" ;;
 	5) status=", NO TESTS RAN" ;;
 	*) status="" ;;
 	esac

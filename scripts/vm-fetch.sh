@@ -85,13 +85,18 @@ APT=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
 	-o Acquire::Languages=none -o APT::Sandbox::User=root -q)
 
 log=$apt/$label.log
-apt-get "${APT[@]}" update > "$log" 2>&1 || { tail -5 "$log" >&2; die "apt-get update failed (log $log)"; }
+: > "$log"
+# one update serves the fetches of the next hour (a fresh clone fetches all four)
+if [ $refresh = 1 ] || [ -z "$(find "$apt/updated" -mmin -60 2>/dev/null)" ]; then
+	apt-get "${APT[@]}" update > "$log" 2>&1 || { tail -5 "$log" >&2; die "apt-get update failed (log $log)"; }
+	touch "$apt/updated"
+fi
 
 # newest version of PACKAGE among the label's suites
 newest() {
 	local best="" ver src suite
 	while IFS='|' read -r _ ver src; do
-		ver=$(echo $ver)
+		ver=${ver// /}
 		suite=$(echo "$src" | awk '{ sub("/.*", "", $2); print $2 }')
 		case " $suites " in *" $suite "*) ;; *) continue ;; esac
 		if [ -z "$best" ] || dpkg --compare-versions "$ver" gt "$best"; then
@@ -129,7 +134,9 @@ if [ "$label" = qemu ]; then
 	"$tmp/root/usr/bin/qemu-system-x86_64" --version | head -1 > "$tmp/release"
 else
 	release=$(ls "$tmp/root/lib/modules")
-	[ -n "$release" ] && [ -f "$tmp/root/boot/vmlinuz-$release" ] || die "${pkgs[*]} holds no kernel and modules"
+	if [ -z "$release" ] || [ ! -f "$tmp/root/boot/vmlinuz-$release" ]; then
+		die "${pkgs[*]} holds no kernel and modules"
+	fi
 	depmod -b "$tmp/root" "$release"
 	ln -s "root/boot/vmlinuz-$release" "$tmp/vmlinuz"
 	echo "$release" > "$tmp/release"

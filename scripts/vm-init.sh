@@ -38,6 +38,7 @@ mount -t tmpfs -o mode=1777 tmpfs /var/tmp
 mkdir -p /run/lock /run/vm
 mount -t virtiofs out /run/vm || fail "cannot mount the output share (virtiofs tag out)"
 [ -r /run/vm/job ] || fail "no job in the output share"
+: > /run/vm/booted
 # shellcheck source=/dev/null
 . /run/vm/job
 

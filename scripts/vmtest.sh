@@ -18,7 +18,8 @@
 #
 # Environment: VM_ACCEL=kvm|tcg (default kvm when /dev/kvm opens, else TCG),
 # VM_MEM (2G), VM_SMP (2), VM_APPEND (kernel arguments, default quiet),
-# VM_VERBOSE=1 copies the serial console to stderr.
+# VM_BOOT_TIMEOUT (120 s to reach the guest init), VM_VERBOSE=1 copies the
+# serial console to stderr.
 # Files: .output/vm/LABEL/ (console.log, the initramfs, the output share out/).
 set -euo pipefail
 
@@ -28,7 +29,9 @@ usage() {
 }
 timeout=900
 if [ "${1-}" = -t ]; then
-	[ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || usage
+	if [ $# -lt 2 ] || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
+		usage
+	fi
 	timeout=$2
 	shift 2
 fi
@@ -38,6 +41,10 @@ shift
 [ "$1" = -- ] && shift
 [ $# -ge 1 ] || usage
 
+case $label in qemu | host)
+	echo "pktlens: vmtest: $label: not a kernel (6.1, 6.12, 5.10)" >&2
+	exit 2 ;;
+esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 kdir=$("$repo/scripts/vm-fetch.sh" "$label") || exit $?
 release=$(cat "$kdir/release")
@@ -163,7 +170,7 @@ timeout -s KILL $((timeout + 180)) "${qemu[@]}" -name "pktlens-$label" \
 	-chardev "socket,id=out,path=$work/out.sock" -device vhost-user-fs-pci,chardev=out,tag=out \
 	-nic none > "$work/qemu.log" 2>&1 &
 vm=$!
-pids+=($vm)
+pids+=("$vm")
 tail -n +1 -s 0.2 -F --pid=$vm "$work/out/stdout" 2>/dev/null &
 tails=($!)
 tail -n +1 -s 0.2 -F --pid=$vm "$work/out/stderr" >&2 2>/dev/null &
@@ -171,6 +178,17 @@ tails+=($!)
 if [ "${VM_VERBOSE:-0}" = 1 ]; then
 	tail -n +1 -s 0.2 -F --pid=$vm "$work/console.log" >&2 2>/dev/null &
 	tails+=($!)
+fi
+# a guest that has not reached its init in VM_BOOT_TIMEOUT seconds will not
+booted=1
+for _ in $(seq $((${VM_BOOT_TIMEOUT:-120} * 5))); do
+	[ -e "$work/out/booted" ] && break
+	kill -0 $vm 2>/dev/null || break
+	sleep 0.2
+done
+if [ ! -e "$work/out/booted" ] && kill -0 $vm 2>/dev/null; then
+	booted=0
+	kill $vm
 fi
 qrc=0
 wait $vm 2>/dev/null || qrc=$?
@@ -188,10 +206,12 @@ if [ -s "$work/out/rc" ]; then
 	fi
 	exit "$rc"
 fi
-tail -20 "$work/console.log" >&2
+[ -s "$work/console.log" ] && tail -20 "$work/console.log" >&2
 [ -s "$work/out/error" ] && cat "$work/out/error" >&2
 [ -s "$work/qemu.log" ] && cat "$work/qemu.log" >&2
-if [ $qrc = 137 ]; then
+if [ $booted = 0 ]; then
+	die "the VM did not reach its init in ${VM_BOOT_TIMEOUT:-120}s, killed ($accel; console: $work/console.log)"
+elif [ $qrc = 137 ]; then
 	die "the VM did not finish in $((timeout + 180))s, killed (console: $work/console.log)"
 fi
 die "the VM stopped before the command ended (qemu exit $qrc; console: $work/console.log)"
