@@ -119,7 +119,7 @@ cleanup() {
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "pktlens: vmtest: $name: interrupted" >&2; exit 130' INT TERM
 
 # virtiofsd for the host's root: a read-only bind of / (without the mounts
 # on top of it: no /proc, /sys, /dev, /run of the host) made in a mount
