@@ -6,20 +6,21 @@
 #
 # LABEL is a kernel of scripts/vm-fetch.sh (6.1, 6.12, 5.10), fetched from
 # Debian's archive on first use and cached, as is the qemu that boots it
-# (bookworm-backports'; VM_QEMU=PATH runs another). The guest runs the host's own
-# root file system (shared read-only over virtiofs, a tmpfs overlay on top),
-# so it has the host's python3, scapy, iproute2, tcpdump, bpftool and the
-# pktlens built in this worktree; its init is scripts/vm-init.sh. CMD runs as
-# root in the current directory with PKTLENS_*, ASAN_OPTIONS, UBSAN_OPTIONS
-# and the locale of the caller's environment, PYTHONDONTWRITEBYTECODE=1, HOME=/root, for at most SECS
-# seconds (default 900). Its stdout and stderr come out here as it runs; the
-# exit code is CMD's. A VM that fails to boot or to finish says so, naming the
-# kernel, and exits 125; 124 when CMD ran out of time.
+# (bookworm-backports'). The guest runs the host's own root file system
+# (shared read-only over virtiofs, a tmpfs overlay on top), so it has the
+# host's python3, scapy, iproute2, tcpdump, bpftool and the pktlens built in
+# this worktree; its init is scripts/vm-init.sh. CMD runs as root in the
+# current directory with PKTLENS_*, ASAN_OPTIONS, UBSAN_OPTIONS and the locale
+# of the caller's environment, PYTHONDONTWRITEBYTECODE=1, HOME=/root, for at
+# most SECS seconds (default 900). Its stdout and stderr come out here as it
+# runs; the exit code is CMD's. A VM that fails to boot or to finish says so,
+# naming the kernel, and exits 125; 124 when CMD ran out of time.
 #
-# Environment: VM_ACCEL=kvm|tcg (default kvm when /dev/kvm opens, else TCG),
-# VM_MEM (2G), VM_SMP (2), VM_APPEND (kernel arguments, default quiet),
-# VM_BOOT_TIMEOUT (120 s to reach the guest init), VM_VERBOSE=1 copies the
-# serial console to stderr.
+# Environment: VM_ACCEL=kvm|tcg (default: kvm when /dev/kvm opens and the CPU
+# shows vmx or svm, else tcg), VM_CPU (TCG's CPU model, max), VM_MEM (2G,
+# with its unit), VM_SMP (2), VM_APPEND (kernel arguments, default quiet),
+# VM_BOOT_TIMEOUT (120 s to reach the guest init), VM_QEMU=PATH (another
+# qemu-system-x86_64), VM_VERBOSE=1 (the serial console to stderr too).
 # Files: .output/vm/LABEL/ (console.log, the initramfs, the output share out/).
 set -euo pipefail
 
@@ -152,10 +153,11 @@ if [ -z "$accel" ]; then
 fi
 case $accel in
 kvm) cpu=(-accel kvm -cpu host) ;;
-tcg) cpu=(-accel "tcg${VM_TCG_OPTS-}" -cpu "${VM_CPU:-max}") ;;
+tcg) cpu=(-accel tcg -cpu "${VM_CPU:-max}") ;;
 *) die "VM_ACCEL=$accel: kvm or tcg" ;;
 esac
 mem=${VM_MEM:-2G}
+[[ $mem =~ ^[1-9][0-9]*[MG]$ ]] || die "VM_MEM=$mem: a size in M or G (2G)"
 
 start=$(date +%s.%N)
 # qemu gets the command's time, plus time to boot and power off
