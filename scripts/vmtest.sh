@@ -9,8 +9,9 @@
 # (bookworm-backports'). The guest runs the host's own root file system
 # (shared read-only over virtiofs, a tmpfs overlay on top), so it has the
 # host's python3, scapy, iproute2, tcpdump, bpftool and the pktlens built in
-# this worktree; its init is scripts/vm-init.sh. CMD runs as root in the
-# current directory with PKTLENS_*, ASAN_OPTIONS, UBSAN_OPTIONS and the locale
+# this worktree; its init is scripts/vm-init.sh (/tmp, /run and /var/tmp are
+# the guest's own, empty). CMD runs as root in the current directory (on the
+# host's root file system: not under those) with PKTLENS_*, ASAN_OPTIONS, UBSAN_OPTIONS and the locale
 # of the caller's environment, PYTHONDONTWRITEBYTECODE=1, HOME=/root, for at
 # most SECS seconds (default 900). Its stdout and stderr come out here as it
 # runs; the exit code is CMD's. A VM that fails to boot or to finish says so,

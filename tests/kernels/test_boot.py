@@ -96,6 +96,8 @@ def test_bpftool_feature_probe_runs():
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["syscall_config"]["have_bpf_syscall"] is True
+    # it read the kernel's config (/boot/config-$(uname -r) in the VM), as libbpf's __kconfig does
+    assert doc["system_config"]["CONFIG_BPF_SYSCALL"] == "y"
     progs = doc["program_types"]
     assert progs["have_xdp_prog_type"] and progs["have_sched_cls_prog_type"]
     assert doc["map_types"]["have_percpu_array_map_type"]
