@@ -11,9 +11,10 @@
 # host's python3, scapy, iproute2, tcpdump, bpftool and the pktlens built in
 # this worktree; its init is scripts/vm-init.sh (/tmp, /run and /var/tmp are
 # the guest's own, empty). CMD runs as root in the current directory (on the
-# host's root file system: not under those) with PKTLENS_*, ASAN_OPTIONS, UBSAN_OPTIONS and the locale
-# of the caller's environment, PYTHONDONTWRITEBYTECODE=1, HOME=/root, for at
-# most SECS seconds (default 900). Its stdout and stderr come out here as it
+# host's root file system: not under those) with PKTLENS_*, ASAN_OPTIONS,
+# UBSAN_OPTIONS and the locale of the caller's environment,
+# PYTHONDONTWRITEBYTECODE=1, HOME=/root, for at most SECS seconds (default
+# 900). Its stdout and stderr come out here as it
 # runs; the exit code is CMD's. A VM that fails to boot or to finish says so,
 # naming the kernel, and exits 125; 124 when CMD ran out of time.
 #
