@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
-# pktlens: `make` builds everything (and only builds), `make test`, `make demo`,
-# `make bench`, `make fuzz` (these four first install missing Debian packages:
-# `make deps`, scripts/deps.sh), `make install` (PREFIX, DESTDIR), `make clean`.
+# pktlens: `make` builds everything (and only builds), `make test` (with
+# `make test-kernels`), `make demo`, `make bench`, `make fuzz` (these first
+# install missing Debian packages: `make deps`, scripts/deps.sh),
+# `make install` (PREFIX, DESTDIR), `make clean`.
 
 # `make test SAN=1`: user-side code with ASan+UBSan, built apart in .output-san
 OUT      := $(if $(filter 1,$(SAN)),.output-san,.output)
@@ -55,7 +56,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows $(OUT)/tests/loadcheck
 BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
 
-.PHONY: all deps test unit pytest demo bench fuzz install clean
+.PHONY: all deps test test-kernels unit pytest demo bench fuzz install clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -183,10 +184,24 @@ unit: deps $(UNIT_BINS)
 pytest: deps $(BIN) $(TEST_TOOLS)
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
+# `make test` ends with the kernel matrix in VMs (tests/kernels ran on this
+# kernel with the rest): VM_KERNELS= skips it; the SAN=1 pass leaves it out.
+VM_KERNELS ?= 6.1 6.12 5.10
 test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 	@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
+	$(if $(filter 1,$(SAN)),,$(if $(strip $(VM_KERNELS)),@$(MAKE) -s --no-print-directory test-kernels KERNELS='$(VM_KERNELS)'))
+
+# The kernel matrix: KERNEL_TESTS on each kernel of KERNELS, Debian's own in
+# qemu (scripts/vmtest.sh, cached in .output/kernels) and `host` right here,
+# at most KERNEL_TIMEOUT seconds each (scripts/test-kernels.sh).
+KERNELS ?= 6.1 6.12 5.10 host
+KERNEL_TESTS ?= tests/kernels
+KERNEL_TIMEOUT ?= 900
+test-kernels: deps $(BIN) $(TEST_TOOLS)
+	@./scripts/deps.sh --vm
+	@$(TEST_ENV) ./scripts/test-kernels.sh -t $(KERNEL_TIMEOUT) $(KERNELS) -- $(KERNEL_TESTS)
 
 demo: deps pktlens
 	./scripts/demo.sh
