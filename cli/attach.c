@@ -42,71 +42,6 @@ static void attach_usage(FILE *f)
 		PL_FLOWS_DEFAULT, PL_FLOWS_MIN, PL_FLOWS_MAX);
 }
 
-/* Remove what attach_probes() may have pinned in @dir. */
-static void unpin_probes(const char *dir)
-{
-	const char *links[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
-				PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
-	const char *maps[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST, PL_PIN_TCP_CONNLAT_HIST };
-	char path[640];
-
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, links[i]);
-		pl_pin_link_detach(path);
-	}
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, maps[i]);
-		unlink(path);
-	}
-}
-
-/*
- * attach --probes tcp: load the TCP tracepoints for this namespace, quiet
- * (only maps: retransmits per connection, RTT and connect-latency
- * histograms for the exporter), pin links and maps beside the
- * attachment's maps and record it in the metadata. On failure nothing of
- * the probes is left; the attachment itself (and its counters) stays.
- */
-static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_t whylen)
-{
-	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET };
-	struct pl_attachment *a = NULL;
-	struct pl_tcp *t = NULL;
-	uint64_t ns = 0;
-	__u32 key = 0;
-	int err, fd = -1;
-	size_t n;
-
-	err = pl_netns_ino(&ns);
-	cfg.netns = ns;
-	if (!err)
-		err = pl_attachments_here(ifname, &a, &n);
-	if (err) {
-		snprintf(why, whylen, "cannot find the attachment: %s", strerror(-err));
-		return err;
-	}
-	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
-			  why, whylen);
-	if (!err)
-		err = pl_tcp_pin(t, a->dir, why, whylen);
-	if (!err) {
-		fd = pl_pin_open(a->dir, PL_MAP_META);
-		m->probes |= PL_PROBE_TCP;
-		if (fd < 0 || bpf_map_update_elem(fd, &key, m, BPF_ANY)) {
-			err = -errno;
-			m->probes &= ~PL_PROBE_TCP;
-			snprintf(why, whylen, "cannot record them in the metadata: %s", strerror(errno));
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	pl_tcp_close(t);
-	if (err)
-		unpin_probes(a->dir);
-	free(a);
-	return err;
-}
-
 int do_attach(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -119,7 +54,6 @@ int do_attach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	bool probes = false;
 	struct pl_attach_opts o = { .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
 				    .flows_max = PL_FLOWS_DEFAULT };
 	struct pl_attach_info info;
@@ -179,7 +113,7 @@ int do_attach(int argc, char **argv)
 				pl_err("attach: --probes '%s' is wrong: expected tcp or none", optarg);
 				return PL_EXIT_USAGE;
 			}
-			probes = !strcmp(optarg, "tcp");
+			o.probes = !strcmp(optarg, "tcp") ? PL_PROBE_TCP : 0;
 			break;
 		case 'h':
 			attach_usage(stdout);
@@ -203,10 +137,6 @@ int do_attach(int argc, char **argv)
 	if (err) {
 		pl_err("attach: %s", why);
 		return pl_exit_code(err);
-	}
-	if (probes && (err = attach_probes(o.ifname, &info.meta, why, sizeof(why)))) {
-		pl_err("attach: %s: attached, but without the TCP probes: %s", o.ifname, why);
-		return PL_EXIT_FAIL;
 	}
 	if (pl_g.json) {
 		struct jw w;

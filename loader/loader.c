@@ -34,6 +34,7 @@
 #include "loader.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
+#include "../probes/tcp.h"
 
 /* UAPI values from Linux 6.6 (our UAPI headers are older) */
 #define PL_BPF_TCX_INGRESS 46
@@ -143,21 +144,22 @@ static int map_max_entries(int fd, __u32 *max)
  * tc ingress + egress on virtual ones, where native XDP linearizes skbs and
  * loses GRO and generic XDP adds nothing over tc.
  */
-static void choose_hooks(struct attach *a)
+const char *pl_attach_hooks(const struct pl_attach_opts *o, const struct pl_link_info *li,
+			    int *xdp_mode, int *tc_hooks, int *tc_mech)
 {
-	const struct pl_attach_opts *o = a->o;
-	bool virt = a->li.kind[0] || a->li.loopback;
+	bool virt = li->kind[0] || li->loopback;
 
-	a->info->xdp_mode = o->xdp_mode >= 0 ? o->xdp_mode : virt ? PL_XDP_NONE : PL_XDP_NATIVE;
-	a->info->tc_hooks = o->tc_hooks >= 0 ? o->tc_hooks : virt ? (int)(PL_TC_IN | PL_TC_OUT) : (int)PL_TC_OUT;
+	*xdp_mode = o->xdp_mode >= 0 ? o->xdp_mode : virt ? PL_XDP_NONE : PL_XDP_NATIVE;
+	*tc_hooks = o->tc_hooks >= 0 ? o->tc_hooks : virt ? (int)(PL_TC_IN | PL_TC_OUT) : (int)PL_TC_OUT;
+	*tc_mech = !*tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
+		   pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
 	if (o->xdp_mode >= 0 && o->tc_hooks >= 0)
-		a->info->reason = "as requested";
-	else if (virt)
-		a->info->reason = "virtual device: tc sees ingress and egress at no measurable cost, "
-				  "native XDP would linearize skbs and lose GRO (override with --xdp, --tc)";
-	else
-		a->info->reason = "physical device: native XDP in the driver for ingress, "
-				  "tc for egress (override with --xdp, --tc)";
+		return "as requested";
+	if (virt)
+		return "virtual device: tc sees ingress and egress at no measurable cost, "
+		       "native XDP would linearize skbs and lose GRO (override with --xdp, --tc)";
+	return "physical device: native XDP in the driver for ingress, "
+	       "tc for egress (override with --xdp, --tc)";
 }
 
 /* Refuse (or with --force remove) an XDP program that is not @ours. */
@@ -444,8 +446,8 @@ static int fill_chains(struct attach *a)
 			  strerror(-err)) : 0;
 }
 
-/* --force over an attachment with a filter: chain the same expression again. */
-static int refilter(struct attach *a)
+/* Chain @expr into the new attachment: the replaced one's, or the one asked for. */
+static int refilter(struct attach *a, const char *expr)
 {
 	struct pl_chain c = {
 		.res_fd = bpf_map__fd(a->xskel->maps.chain_res),
@@ -457,9 +459,10 @@ static int refilter(struct attach *a)
 	char why[PL_WHY_LEN];
 	int err;
 
-	err = pl_chain_set(&c, a->old.meta.filter_expr, why, sizeof(why));
+	err = pl_chain_set(&c, expr, why, sizeof(why));
 	if (err)
-		return FAIL(a, err, "%s: cannot chain the filter again: %s", a->o->ifname, why);
+		return FAIL(a, err, "%s: cannot chain the filter%s: %s", a->o->ifname,
+			    a->o->set_filter ? "" : " again", why);
 	*a->m = c.meta;
 	return 0;
 }
@@ -467,17 +470,25 @@ static int refilter(struct attach *a)
 /*
  * --force over an attachment with rules: judge by them again on the new
  * hooks. Rules of a direction the new hooks lack are dropped (and said).
+ * With set_rules, the rules asked for instead, all of them.
  */
 static int repolicy(struct attach *a)
 {
 	struct pl_rule_text *texts = NULL;
 	struct pl_rule *rules = NULL;
 	struct pl_policy p;
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN * 4];
 	size_t n = 0, kept = 0, ntexts = 0;
 	int err;
 
 	err = pl_policy_open(a->tmp, &p);
+	if (!err && a->o->set_rules) {
+		err = pl_policy_commit(&p, a->o->rules, a->o->nrules, a->o->texts, a->o->ntexts, why,
+				       sizeof(why));
+		a->info->rules_kept = a->o->nrules;
+		pl_policy_close(&p);
+		return err ? FAIL(a, err, "%s: %s", a->o->ifname, why) : 0;
+	}
 	if (!err)
 		err = pl_policy_rules(&p, &rules, &n);
 	if (err) {
@@ -664,14 +675,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	err = pl_link_get(ifname, 0, &a.li);
 	if (err)
 		return FAIL(&a, err, "%s: %s", ifname, err == -ENODEV ? "no such interface" : strerror(-err));
-	if (!a.li.up && !o->force)
+	if (!a.li.up && !o->force && !o->down_ok)
 		return FAIL(&a, -ENETDOWN, "%s: interface is down (ip link set %s up, or --force)",
 			    ifname, ifname);
-	choose_hooks(&a);
+	info->reason = pl_attach_hooks(o, &a.li, &info->xdp_mode, &info->tc_hooks, &info->tc_mech);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
 		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
-	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
-			pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
 	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
 		info->xdp_note = "multi-buffer XDP needs Linux 5.18: attaching without it "
 				 "(native XDP takes frames that fit one page)";
@@ -695,7 +704,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (err)
 		return FAIL(&a, err, "%s: %s", ifname, strerror(-err));
 	a.have_old = access(a.final, F_OK) == 0;
-	if (a.have_old && !o->force)
+	if (a.have_old && !o->force && !o->reattach)
 		return FAIL(&a, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
 			    "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.final, &a.old) == 0)
@@ -761,6 +770,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
 		goto out;
 	}
+	if (o->probes & PL_PROBE_TCP) {
+		char pwhy[PL_WHY_LEN];
+
+		err = pl_tcp_pin_quiet(ns, a.tmp, pwhy, sizeof(pwhy));
+		if (err) {
+			FAIL(&a, err, "%s: cannot attach the TCP probes: %s", ifname, pwhy);
+			goto out;
+		}
+		m->probes |= PL_PROBE_TCP;
+	}
 
 	/* The old hooks must go before the new ones attach: no double counting. */
 	if (info->reattached)
@@ -780,13 +799,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->flows_max = o->flows_max;
 	m->tc_hooks = info->tc_hooks;
 	m->tc_mech = info->tc_mech;
+	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
+		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
 		err = FAIL(&a, -errno, "%s: cannot write attach metadata: %s", ifname, strerror(errno));
 		goto out;
 	}
-	if (info->reattached && a.old.meta.filter_set && (err = refilter(&a)))
+	if (o->set_filter ? o->filter && (err = refilter(&a, o->filter)) :
+	    info->reattached && a.old.meta.filter_set && (err = refilter(&a, a.old.meta.filter_expr)))
 		goto out;
-	if (a.policy_reused && (err = repolicy(&a)))
+	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
 		goto out;
 	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
 		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
@@ -814,13 +836,14 @@ out:
 int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
+	bool clsact = att->meta_ok && m->tc_mech == PL_TC_CLSACT;
+	char aside[700];
+	const char *dir = att->dir, *slash;
 	uint64_t here = 0;
 	int err;
 
 	/* clsact filters are not pinned: remove them over netlink, in their namespace */
-	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT) {
-		struct pl_link_info li;
-
+	if (clsact) {
 		pl_netns_ino(&here);
 		if (here != att->netns) {
 			snprintf(why, whylen, "%s: its clsact filters live in network namespace %llu: "
@@ -828,17 +851,32 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 				 (unsigned long long)att->netns, att->ifname);
 			return -EXDEV;
 		}
+	}
+	/*
+	 * Out of its place first, in one step: a detach killed from here on
+	 * leaves a temporary directory of a dead pid, which pl_pins_gc() removes.
+	 */
+	slash = strrchr(att->dir, '/');
+	if (slash && snprintf(aside, sizeof(aside), "%.*s/" PL_PIN_TMP_PREFIX "%s:%d",
+			      (int)(slash - att->dir), att->dir, att->ifname, (int)getpid()) <
+		     (int)sizeof(aside)) {
+		pl_pin_dir_remove(aside);
+		if (!rename(att->dir, aside))
+			dir = aside;
+	}
+	if (clsact) {
+		struct pl_link_info li;
+
 		if (!pl_link_get(NULL, m->ifindex, &li)) {
-			for (int dir = 0; dir < 2; dir++)
-				if (m->tc_hooks & (1u << dir))
-					clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir],
-							     m->tc_prio[dir]);
+			for (int d = 0; d < 2; d++)
+				if (m->tc_hooks & (1u << d))
+					clsact_detach_filter(m->ifindex, d, m->tc_handle[d], m->tc_prio[d]);
 			if (m->tc_qdisc_created)
 				clsact_release_qdisc(m->ifindex);
 		}
 	}
-	err = pl_pin_dir_remove(att->dir);
+	err = pl_pin_dir_remove(dir);
 	if (err)
-		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, att->dir, strerror(-err));
+		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, dir, strerror(-err));
 	return err;
 }

@@ -195,10 +195,13 @@ int pl_meta_read(int fd, struct pl_meta *m)
 {
 	__u32 key = 0;
 
+	/* older metadata is a prefix of ours: its map's values are shorter */
+	memset(m, 0, sizeof(*m));
 	if (bpf_map_lookup_elem(fd, &key, m))
 		return -errno;
 	m->filter_expr[sizeof(m->filter_expr) - 1] = '\0';
-	return m->version == PL_META_VERSION ? 0 : -EPROTO;
+	m->managed_by[sizeof(m->managed_by) - 1] = '\0';
+	return m->version >= PL_META_VERSION_MIN && m->version <= PL_META_VERSION ? 0 : -EPROTO;
 }
 
 static int read_meta(const char *dir, struct pl_meta *m)

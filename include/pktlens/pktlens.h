@@ -194,6 +194,9 @@ enum pl_tc_mech {
 #define PL_CHAIN_SAMPLE(dir) (10 + (dir))
 #define PL_CHAIN_SLOTS 12
 
+/* Longest config identity pl_meta.managed_by keeps, with its NUL. */
+#define PL_OWNER_MAX 256
+
 /* Longest expression `filter set` keeps in pl_meta, with its NUL. */
 #define PL_FILTER_EXPR_MAX 2048
 
@@ -217,9 +220,18 @@ struct pl_meta {
 	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
 	__u32 probes;		/* PL_PROBE_*: attach --probes, pinned beside the maps */
 	__u32 pad_probes;
+	/*
+	 * Version 6: which config manages the attachment (`pktlens apply`,
+	 * `pktlens daemon`: its `name`, else the config file's absolute path);
+	 * "" for one made by hand. Version 5 metadata is this struct without
+	 * it: the loader reads both (managed_by then "").
+	 */
+	char managed_by[PL_OWNER_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 5
+#define PL_META_VERSION 6
+/* The oldest metadata the loader still reads: the same fields, without managed_by. */
+#define PL_META_VERSION_MIN 5
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
