@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "policy_file.h"
 #include "policy_rule.h"
 #include "util.h"
 
@@ -122,18 +123,11 @@ static int commit(const char *verb, struct target *t, struct pl_rule *rules, siz
 	       PL_EXIT_USAGE : PL_EXIT_FAIL;
 }
 
-static int text_cmp(const void *a, const void *b)
-{
-	__u32 x = ((const struct pl_rule_text *)a)->id, y = ((const struct pl_rule_text *)b)->id;
-
-	return x < y ? -1 : x > y;
-}
-
 static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
 {
 	struct pl_rule_text key = { .id = id }, *hit;
 
-	hit = pl_bsearch(&key, t, n, sizeof(*t), text_cmp);
+	hit = pl_bsearch(&key, t, n, sizeof(*t), pl_rule_text_cmp);
 	return hit ? hit->text : NULL;
 }
 
@@ -148,15 +142,6 @@ static int read_rules(const char *verb, struct target *t, struct pl_rule **rules
 	if (err)
 		pl_err("%s: %s: reading the rules: %s", verb, t->a->ifname, strerror(-err));
 	return err ? PL_EXIT_FAIL : PL_EXIT_OK;
-}
-
-static __u32 next_id(const struct pl_rule *rules, size_t n)
-{
-	__u32 max = 0;
-
-	for (size_t i = 0; i < n; i++)
-		max = rules[i].id > max ? rules[i].id : max;
-	return max + 1;
 }
 
 static int do_add(int argc, char **argv)
@@ -191,7 +176,7 @@ static int do_add(int argc, char **argv)
 	if (ret)
 		goto out;
 	if (!r.id)
-		r.id = next_id(rules, n);
+		r.id = pl_rules_next_id(rules, n);
 	for (size_t i = 0; i < n; i++)
 		if (rules[i].id == r.id) {
 			pl_err("policy add: %s: rule id %u exists (policy del %s %u first)", argv[1],
@@ -213,7 +198,7 @@ static int do_add(int argc, char **argv)
 	if (expr) {
 		texts[ntexts++] = (struct pl_rule_text){ r.id, expr };
 		expr = NULL;
-		pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
+		pl_qsort(texts, ntexts, sizeof(*texts), pl_rule_text_cmp);
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
 	pl_rule_format(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
@@ -310,198 +295,28 @@ out:
 	return ret;
 }
 
-static int id_cmp(const void *a, const void *b)
-{
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* A rule by its content (id zeroed), for matching a file's rules with the running ones. */
-struct by_content {
-	struct pl_rule r;
-	__u32 id;		/* 0 once taken */
-};
-
-static int content_cmp(const void *a, const void *b)
-{
-	return memcmp(&((const struct by_content *)a)->r, &((const struct by_content *)b)->r,
-		      sizeof(struct pl_rule));
-}
-
-/*
- * Rules without --id take the id of an identical rule already there (so its
- * counters carry over), else a new one above every id in use.
- */
-static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold)
-{
-	struct by_content *c = calloc(nold ? nold : 1, sizeof(*c));
-	__u32 next = next_id(old, nold), *ids;
-	size_t nids = 0;
-
-	if (!c)
-		return -ENOMEM;
-	for (size_t i = 0; i < nold; i++) {
-		c[i].r = old[i];
-		c[i].r.id = 0;
-		c[i].id = old[i].id;
-	}
-	pl_qsort(c, nold, sizeof(*c), content_cmp);
-	/* ids given in the file are theirs: an old rule cannot lend such an id to another */
-	ids = calloc(n ? n : 1, sizeof(*ids));
-	if (!ids) {
-		free(c);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		next = rules[i].id >= next ? rules[i].id + 1 : next;
-		if (rules[i].id)
-			ids[nids++] = rules[i].id;
-	}
-	pl_qsort(ids, nids, sizeof(*ids), id_cmp);
-	for (size_t j = 0; j < nold; j++)
-		if (pl_bsearch(&c[j].id, ids, nids, sizeof(*ids), id_cmp))
-			c[j].id = 0;
-	free(ids);
-	for (size_t i = 0; i < n; i++) {
-		struct by_content key = { .r = rules[i] }, *hit;
-
-		if (rules[i].id)
-			continue;
-		hit = pl_bsearch(&key, c, nold, sizeof(*c), content_cmp);
-		while (hit && hit > c && !content_cmp(hit - 1, &key))
-			hit--;
-		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
-			if (hit->id) {
-				rules[i].id = hit->id;
-				hit->id = 0;
-				break;
-			}
-		if (!rules[i].id)
-			rules[i].id = next++;
-	}
-	free(c);
-	return 0;
-}
-
-/* Where a rule of a file came from. */
-struct origin {
-	__u32 id;
-	int line, col;
-	char *expr;
-};
-
-static int origin_cmp(const void *a, const void *b)
-{
-	const struct origin *x = a, *y = b;
-
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->line < y->line ? -1 : x->line > y->line;
-}
-
-/* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
-#define RULE_LINE_MAX 8192
-
 static int do_load(int argc, char **argv)
 {
-	struct pl_rule *rules = NULL, *old = NULL;
+	struct pl_ruleset rs = { 0 };
 	struct pl_rule_text *texts = NULL;
-	struct origin *orig = NULL;
-	size_t n = 0, cap = 0, nold = 0, ntexts = 0;
+	struct pl_rule *old = NULL;
+	size_t nold = 0, ntexts = 0;
 	struct target t = { 0 };
-	int lineno = 0, ret = PL_EXIT_OK;
-	struct pl_rule_tok toks[256];
-	char *line = NULL;
-	FILE *f;
+	char why[PL_WHY_LEN * 2];
+	int ret, err;
 
 	if (argc != 3) {
 		pl_err("policy load: needs DEV and FILE");
 		return PL_EXIT_USAGE;
 	}
-	f = fopen(argv[2], "r");
-	if (!f) {
-		pl_err("policy load: %s: cannot read '%s': %s", argv[1], argv[2], strerror(errno));
-		return PL_EXIT_USAGE;
-	}
-	line = malloc(RULE_LINE_MAX);
-	if (!line) {
-		pl_err("policy load: %s", strerror(ENOMEM));
-		fclose(f);
-		return PL_EXIT_FAIL;
-	}
-	/* a bounded line: a file without newlines (say /dev/zero) must not eat memory */
-	while (fgets(line, RULE_LINE_MAX, f)) {
-		struct pl_rule r;
-		struct pl_rule_err e;
-		char *expr = NULL;
-		int nt;
-
-		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			pl_err("policy load: %s:%d: line longer than %d bytes", argv[2], lineno,
-			       RULE_LINE_MAX - 2);
-			ret = PL_EXIT_USAGE;
-			goto out;
-		}
-		nt = pl_rule_tokenize(line, toks, 256, &e);
-		if (nt == 0)
-			continue;
-		if (nt < 0 || pl_rule_parse(toks, nt, &r, &expr, &e)) {
-			pl_err("policy load: %s:%d:%d: %s", argv[2], lineno, e.col, e.msg);
-			ret = PL_EXIT_USAGE;
-			goto out;
-		}
-		if (n == cap) {
-			struct pl_rule *nr;
-			struct origin *no;
-
-			cap = cap ? cap * 2 : 256;
-			nr = realloc(rules, cap * sizeof(*rules));
-			no = realloc(orig, cap * sizeof(*orig));
-			if (nr)
-				rules = nr;
-			if (no)
-				orig = no;
-			if (!nr || !no) {
-				free(expr);
-				pl_err("policy load: %s", strerror(ENOMEM));
-				ret = PL_EXIT_FAIL;
-				goto out;
-			}
-		}
-		orig[n] = (struct origin){ r.id, lineno, toks[0].col, expr };
-		rules[n++] = r;
-		ntexts += expr != NULL;
-	}
-	if (ferror(f)) {
-		pl_err("policy load: %s: reading '%s': %s", argv[1], argv[2], strerror(errno));
-		ret = PL_EXIT_USAGE;
+	err = pl_ruleset_read(&rs, argv[2], why, sizeof(why));
+	if (err) {
+		if (err == -EINVAL)
+			pl_err("policy load: %s", why);
+		else
+			pl_err("policy load: %s: %s", argv[1], why);
+		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
-	}
-	/* ids given twice: the later line is the error */
-	{
-		struct origin *o = malloc((n ? n : 1) * sizeof(*o));
-		size_t m = 0;
-
-		if (!o) {
-			ret = PL_EXIT_FAIL;
-			goto out;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (orig[i].id)
-				o[m++] = orig[i];
-		pl_qsort(o, m, sizeof(*o), origin_cmp);
-		for (size_t i = 1; i < m; i++)
-			if (o[i].id == o[i - 1].id) {
-				pl_err("policy load: %s:%d:%d: rule id %u is given twice (line %d)",
-				       argv[2], o[i].line, o[i].col, o[i].id, o[i - 1].line);
-				ret = PL_EXIT_USAGE;
-				break;
-			}
-		free(o);
-		if (ret)
-			goto out;
 	}
 	ret = open_target("policy load", argv[1], &t);
 	if (ret)
@@ -511,30 +326,21 @@ static int do_load(int argc, char **argv)
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
-	texts = calloc(ntexts ? ntexts : 1, sizeof(*texts));
-	if (!texts || assign_ids(rules, n, old, nold)) {
-		pl_err("policy load: %s", strerror(ENOMEM));
-		ret = PL_EXIT_FAIL;
+	err = pl_ruleset_finish(&rs, old, nold, &texts, &ntexts, why, sizeof(why));
+	if (err) {
+		pl_err("policy load: %s", why);
+		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
-	ntexts = 0;
-	for (size_t i = 0; i < n; i++)
-		if (orig[i].expr)
-			texts[ntexts++] = (struct pl_rule_text){ rules[i].id, orig[i].expr };
-	pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
-	ret = commit("policy load", &t, rules, n, texts, ntexts);
+	ret = commit("policy load", &t, rs.rules, rs.n, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, n, n == 1 ? "" : "s", argv[2]);
+		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, rs.n, rs.n == 1 ? "" : "s",
+		       argv[2]);
 out:
 	close_target(&t);
-	for (size_t i = 0; i < n; i++)
-		free(orig[i].expr);
-	free(orig);
-	free(texts);	/* its texts are orig's */
-	free(line);
-	free(rules);
+	free(texts);	/* its texts are the set's */
+	pl_ruleset_free(&rs);
 	free(old);
-	fclose(f);
 	return ret;
 }
 
