@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pktlens export prometheus [--listen ADDR:PORT]: serve /metrics (export/prom.c)
- * with libmicrohttpd, on loopback unless told otherwise. Every scrape reads
- * the pinned maps afresh. A thread pool serves concurrent scrapes; idle or
- * half-open clients are dropped after a timeout; other paths get 404, other
- * methods 405.
+ * pktlens export prometheus [--listen ADDR:PORT]: serve /metrics
+ * (export/serve.c, export/prom.c), on loopback unless told otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,20 +14,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "cli.h"
 #include "util.h"
 #include "../export/ipfix.h"
 #include "../export/prom.h"
+#include "../export/serve.h"
+#include "../loader/loader.h"
 
 #define EXPORT_USAGE \
 	"Usage: pktlens export prometheus [--listen ADDR:PORT] [--duration SECS]\n" \
 	"       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]\n" \
 	"                            [--duration SECS]\n"
 #define TEMPLATE_EVERY 10	/* intervals between template sets */
-#define DEFAULT_LISTEN "127.0.0.1:9435"
-#define CLIENT_TIMEOUT_S 10
 
 static void export_usage(FILE *f)
 {
@@ -38,7 +33,7 @@ static void export_usage(FILE *f)
 	fputs("\nServe every attachment's counters (all network namespaces) at\n"
 	      "http://ADDR:PORT/metrics in the Prometheus text format, until Ctrl-C or\n"
 	      "--duration.\n\n"
-	      "  --listen ADDR:PORT  address to listen on (default " DEFAULT_LISTEN
+	      "  --listen ADDR:PORT  address to listen on (default " PL_PROM_LISTEN_DEFAULT
 	      "; [::1]:PORT for IPv6);\n"
 	      "                      only loopback unless you name another address\n"
 	      "  --duration SECS     stop after SECS seconds\n"
@@ -50,98 +45,6 @@ static void export_usage(FILE *f)
 	      "  --observation-domain N  the observation domain id (default 0)\n", f);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text,
-			     const char *allow)
-{
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-								 MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret;
-
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
-	if (allow)
-		MHD_add_response_header(r, "Allow", allow);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *data,
-				  size_t *data_size, void **state)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	char *body = NULL;
-	size_t len = 0;
-	int err;
-
-	(void)cls;
-	(void)version;
-	(void)data;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n", "GET, HEAD");
-	if (!*state) {		/* first call: headers only; answer on the second */
-		*state = (void *)1;
-		return MHD_YES;
-	}
-	if (*data_size)
-		return reply(c, MHD_HTTP_BAD_REQUEST, "no body expected\n", NULL);
-	if (strcmp(url, "/metrics"))
-		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);
-	err = pl_prom_render(&body, &len);
-	if (err)
-		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the pinned maps\n", NULL);
-	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-/* "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435" */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	uint32_t port;
-	size_t hl;
-
-	if (!colon || pl_parse_u32(colon + 1, 1, 65535, &port))
-		return -EINVAL;
-	hl = (size_t)(colon - s);
-	if (hl >= sizeof(host) || !hl)
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '[' && host[hl - 1] == ']') {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-		host[hl - 1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
-			return -EINVAL;
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		*sl = sizeof(*a6);
-		return AF_INET6;
-	} else {
-		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-			return -EINVAL;
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		*sl = sizeof(*a4);
-		return AF_INET;
-	}
-}
-
 static int do_prometheus(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -150,13 +53,14 @@ static int do_prometheus(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *listen = DEFAULT_LISTEN;
+	const char *listen = PL_PROM_LISTEN_DEFAULT;
+	struct pl_prom_server *srv;
 	struct sockaddr_storage ss;
-	struct MHD_Daemon *d;
 	uint64_t duration = 0;
+	char why[PL_WHY_LEN];
 	socklen_t sl;
 	time_t t0;
-	int opt, fam;
+	int opt;
 
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -180,25 +84,16 @@ static int do_prometheus(int argc, char **argv)
 		pl_err("export prometheus: unexpected '%s'", argv[optind]);
 		return PL_EXIT_USAGE;
 	}
-	fam = parse_listen(listen, &ss, &sl);
-	if (fam < 0) {
+	if (pl_listen_parse(listen, &ss, &sl) < 0) {
 		pl_err("export prometheus: --listen '%s': not ADDR:PORT (e.g. 127.0.0.1:9435, "
 		       "[::1]:9435)", listen);
 		return PL_EXIT_USAGE;
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-			     (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
-			     0, NULL, NULL, on_request, NULL,
-			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			     MHD_OPTION_THREAD_POOL_SIZE, 4,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
-			     MHD_OPTION_CONNECTION_LIMIT, 64,
-			     MHD_OPTION_END);
-	(void)sl;
-	if (!d) {
-		pl_err("export prometheus: cannot listen on %s: %s", listen, strerror(errno));
+	srv = pl_prom_serve(listen, NULL, NULL, why, sizeof(why));
+	if (!srv) {
+		pl_err("export prometheus: %s", why);
 		return PL_EXIT_FAIL;
 	}
 	pl_catch_stop(false);
@@ -207,7 +102,7 @@ static int do_prometheus(int argc, char **argv)
 	t0 = time(NULL);
 	while (!pl_stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
 		usleep(100000);
-	MHD_stop_daemon(d);
+	pl_prom_serve_stop(srv);
 	return PL_EXIT_OK;
 }
 

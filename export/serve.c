@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /metrics over HTTP with libmicrohttpd. Every scrape reads the pinned maps
+ * afresh (pl_prom_render()). A scrape of large tables takes memory in the
+ * server thread's malloc arena that glibc keeps unless told: malloc_trim()
+ * after each one brings a long-running exporter back to its idle size.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "prom.h"
+#include "serve.h"
+
+#define CLIENT_TIMEOUT_S 10
+#define THREADS 4
+#define CONNECTIONS_MAX 64
+
+struct pl_prom_server {
+	struct MHD_Daemon *d;
+	void (*scraped)(void *ctx);
+	void *ctx;
+};
+
+int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	unsigned long port;
+	char *end;
+	size_t hl;
+
+	if (!colon || !colon[1] || colon[1] == '-' || colon[1] == '+' || colon[1] == ' ')
+		return -EINVAL;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || errno || port < 1 || port > 65535)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (hl >= sizeof(host) || !hl)
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+			return -EINVAL;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*a6);
+		return AF_INET6;
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -EINVAL;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*sl = sizeof(*a4);
+		return AF_INET;
+	}
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text,
+			     const char *allow)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+								 MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	if (allow)
+		MHD_add_response_header(r, "Allow", allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *data_size, void **state)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *body = NULL;
+	size_t len = 0;
+	int err;
+
+	(void)cls;
+	(void)version;
+	(void)data;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n", "GET, HEAD");
+	if (!*state) {		/* first call: headers only; answer on the second */
+		*state = (void *)1;
+		return MHD_YES;
+	}
+	if (*data_size)
+		return reply(c, MHD_HTTP_BAD_REQUEST, "no body expected\n", NULL);
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);
+	err = pl_prom_render(&body, &len);
+	if (err)
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the pinned maps\n", NULL);
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A request is over (its response freed): hand the scrape's memory back. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct pl_prom_server *s = cls;
+
+	(void)c;
+	(void)toe;
+	if (!*state)
+		return;
+	malloc_trim(0);
+	if (s->scraped)
+		s->scraped(s->ctx);
+}
+
+struct pl_prom_server *pl_prom_serve(const char *listen, void (*scraped)(void *ctx), void *ctx,
+				     char *why, size_t whylen)
+{
+	struct pl_prom_server *s;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fam = pl_listen_parse(listen, &ss, &sl);
+
+	if (fam < 0) {
+		snprintf(why, whylen, "'%s': not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)", listen);
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		return NULL;
+	}
+	s->scraped = scraped;
+	s->ctx = ctx;
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+				(fam == AF_INET6 ? MHD_USE_IPv6 : 0),
+				0, NULL, NULL, on_request, NULL,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)THREADS,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTIONS_MAX,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_END);
+	if (!s->d) {
+		int err = errno ? errno : EADDRINUSE;
+
+		snprintf(why, whylen, "cannot listen on %s: %s", listen, strerror(err));
+		free(s);
+		errno = err;
+		return NULL;
+	}
+	return s;
+}
+
+void pl_prom_serve_stop(struct pl_prom_server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->d);
+	free(s);
+}
