@@ -47,7 +47,7 @@ BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_S
 SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)
 
 LIB_SRCS := $(filter-out %.bpf.c,$(wildcard loader/*.c export/*.c pcap/*.c probes/*.c)) cli/util.c
-CLI_SRCS := $(filter-out cli/util.c,$(wildcard cli/*.c))
+CLI_SRCS := $(filter-out cli/util.c,$(wildcard cli/*.c)) $(wildcard service/*.c)
 LIB_OBJS := $(patsubst %.c,$(OUT)/%.o,$(LIB_SRCS))
 CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
 

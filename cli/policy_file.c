@@ -50,7 +50,8 @@ int pl_ruleset_add_line(struct pl_ruleset *rs, char *line, const char *file, int
 	return 0;
 }
 
-int pl_ruleset_read(struct pl_ruleset *rs, const char *path, char *why, size_t whylen)
+int pl_rules_file_each(const char *path, int (*fn)(char *line, int lineno, void *ctx), void *ctx,
+		       char *why, size_t whylen)
 {
 	int lineno = 0, err = 0;
 	char *line;
@@ -76,7 +77,8 @@ int pl_ruleset_read(struct pl_ruleset *rs, const char *path, char *why, size_t w
 			err = -EINVAL;
 			break;
 		}
-		err = pl_ruleset_add_line(rs, line, path, lineno, 1, why, whylen);
+		line[strcspn(line, "\n")] = '\0';
+		err = fn(line, lineno, ctx);
 	}
 	if (!err && ferror(f)) {
 		snprintf(why, whylen, "reading '%s': %s", path, strerror(errno));
@@ -85,6 +87,27 @@ int pl_ruleset_read(struct pl_ruleset *rs, const char *path, char *why, size_t w
 	free(line);
 	fclose(f);
 	return err;
+}
+
+struct read_ctx {
+	struct pl_ruleset *rs;
+	const char *path;
+	char *why;
+	size_t whylen;
+};
+
+static int read_line(char *line, int lineno, void *ctx)
+{
+	struct read_ctx *c = ctx;
+
+	return pl_ruleset_add_line(c->rs, line, c->path, lineno, 1, c->why, c->whylen);
+}
+
+int pl_ruleset_read(struct pl_ruleset *rs, const char *path, char *why, size_t whylen)
+{
+	struct read_ctx c = { rs, path, why, whylen };
+
+	return pl_rules_file_each(path, read_line, &c, why, whylen);
 }
 
 void pl_ruleset_free(struct pl_ruleset *rs)

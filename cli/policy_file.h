@@ -35,6 +35,14 @@ struct pl_ruleset {
 int pl_ruleset_add_line(struct pl_ruleset *rs, char *line, const char *file, int lineno, int col0,
 			char *why, size_t whylen);
 /*
+ * Call @fn with each line of the file @path (without its newline; at most
+ * 8 KiB) and its number, until @fn returns nonzero (that is returned; @fn
+ * fills @why). -EIO (with @why) when it cannot be read, -EINVAL for a line
+ * too long.
+ */
+int pl_rules_file_each(const char *path, int (*fn)(char *line, int lineno, void *ctx), void *ctx,
+		       char *why, size_t whylen);
+/*
  * Every line of the file @path (one rule per line, # comments), as
  * pl_ruleset_add_line(); -EIO (with @why) when it cannot be read.
  */
