@@ -287,31 +287,28 @@ int do_detach(int argc, char **argv)
 			jw_key(&w, "totals");
 			jw_arr_open(&w);
 		} else {
-			printf("detached %s", a[i].ifname);
+			char totals[512];
+
+			pl_fmt_totals(&a[i].meta, s, totals, sizeof(totals));
+			printf("detached %s%s%s\n", a[i].ifname, have && totals[0] ? ": final totals: " : "",
+			       have ? totals : "");
 		}
-		for (int sl = 0, shown = 0; have && sl < PL_SLOT_MAX; sl++) {
+		for (int sl = 0; pl_g.json && have && sl < PL_SLOT_MAX; sl++) {
 			__u64 pk, by;
 
 			pl_stats_totals(&s[sl], &pk, &by);
 			if (!pk && !pl_slot_attached(&a[i].meta, sl))
 				continue;
-			if (pl_g.json) {
-				jw_obj_open(&w);
-				jw_str_field(&w, "hook", pl_slot_hook[sl]);
-				jw_str_field(&w, "dir", pl_slot_dir[sl]);
-				jw_u64_field(&w, "packets", pk);
-				jw_u64_field(&w, "bytes", by);
-				jw_obj_close(&w);
-			} else {
-				printf("%s %s %s %llu packets, %llu bytes", shown++ ? ";" : ": final totals:",
-				       pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
-			}
+			jw_obj_open(&w);
+			jw_str_field(&w, "hook", pl_slot_hook[sl]);
+			jw_str_field(&w, "dir", pl_slot_dir[sl]);
+			jw_u64_field(&w, "packets", pk);
+			jw_u64_field(&w, "bytes", by);
+			jw_obj_close(&w);
 		}
 		if (pl_g.json) {
 			jw_arr_close(&w);
 			jw_obj_close(&w);
-		} else {
-			putchar('\n');
 		}
 	}
 	if (pl_g.json) {

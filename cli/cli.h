@@ -14,5 +14,7 @@ int do_sample(int argc, char **argv);
 int do_tcp(int argc, char **argv);
 int do_export(int argc, char **argv);
 int do_top(int argc, char **argv);
+int do_apply(int argc, char **argv);
+int do_daemon(int argc, char **argv);
 
 #endif /* __PKTLENS_CLI_CLI_H */

@@ -38,6 +38,8 @@ static const struct pl_cmd cmds[] = {
 	{ "export", do_export, "export prometheus [--listen ADDR:PORT] [--duration SECS]\n"
 	  "       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]" },
 	{ "top", do_top, "top [DEV] [--interval SECS]" },
+	{ "apply", do_apply, "apply FILE [--dry-run] [-j]" },
+	{ "daemon", do_daemon, "daemon [--config FILE]" },
 };
 
 static void usage(FILE *f)

@@ -63,6 +63,24 @@ bool pl_slot_attached(const struct pl_meta *m, int slot)
 	return false;
 }
 
+const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SLOT_MAX], char *buf,
+			  size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int sl = 0; sl < PL_SLOT_MAX && n < len; sl++) {
+		__u64 pk, by;
+
+		pl_stats_totals(&s[sl], &pk, &by);
+		if (!pk && !pl_slot_attached(m, sl))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s %s %llu packets, %llu bytes",
+				      n ? "; " : "", pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
+	}
+	return buf;
+}
+
 void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
 {
 	*pk = *by = 0;

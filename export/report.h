@@ -13,6 +13,12 @@ void pl_json_hooks(struct jw *w, const struct pl_meta *m);
 /* Whether @slot is attached per @m (shown even with no traffic). */
 bool pl_slot_attached(const struct pl_meta *m, int slot);
 
+/*
+ * "tc in 4 packets, 340 bytes; tc out 3 packets, 246 bytes": the hooks
+ * attached per @m (and any other that counted), into @buf.
+ */
+const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SLOT_MAX], char *buf,
+			  size_t len);
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */

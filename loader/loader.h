@@ -119,6 +119,8 @@ struct pl_link_info {
 };
 /* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
+/* Every interface of the current network namespace (one dump). Caller frees *out. */
+int pl_links(struct pl_link_info **out, size_t *n);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */
 int pl_clsact_filter_count(int ifindex, int *count);
 
