@@ -96,6 +96,20 @@ void pl_plan_free(struct pl_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
+int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const char *why)
+{
+	struct pl_step *st = step_new(p, PL_STEP_REMOVE, NULL, a->netns);
+
+	if (!st)
+		return -ENOMEM;
+	st->att = *a;
+	st->gone = true;
+	st->why = why;
+	snprintf(st->ifname, sizeof(st->ifname), "%s", a->ifname);
+	snprintf(st->pinned, sizeof(st->pinned), "%s", a->ifname);
+	return 0;
+}
+
 static bool managed(const struct pl_attachment *a, const struct pl_config *c)
 {
 	return a->meta_ok && !strcmp(a->meta.managed_by, c->owner);
@@ -271,6 +285,8 @@ static bool scoped_att(const struct scope_x *x, const struct pl_attachment *a)
 		return true;
 	if (a->netns != x->sc->netns)
 		return false;
+	if (x->sc->all)
+		return true;
 	for (size_t i = 0; i < x->nnames; i++)
 		if (!strcmp(x->names[i], a->ifname))
 			return true;
@@ -282,7 +298,7 @@ static bool scoped_att(const struct scope_x *x, const struct pl_attachment *a)
 
 static bool scoped_link(const struct scope_x *x, const struct pl_link_info *li)
 {
-	if (!x->sc)
+	if (!x->sc || x->sc->all)
 		return true;
 	for (size_t i = 0; i < x->nnames; i++)
 		if (!strcmp(x->names[i], li->ifname))

@@ -95,6 +95,7 @@ struct pl_plan {
 /* What a reconcile looks at: everything, or some interfaces of one namespace. */
 struct pl_scope {
 	uint64_t netns;
+	bool all;		/* every interface of the namespace */
 	const char (*names)[IF_NAMESIZE];
 	size_t nnames;
 	const int *ifindexes;
@@ -111,6 +112,8 @@ struct pl_scope {
 int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const struct pl_scope *scope,
 		 struct pl_plan *p, char *why, size_t whylen);
 void pl_plan_free(struct pl_plan *p);
+/* Add the removal of @a (its interface gone) to @p. 0 or -ENOMEM. */
+int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const char *why);
 
 /* pl_plan_run() flags */
 #define PL_RUN_STOP_ON_ERROR	(1u << 0)	/* apply: stop at the first failed step */
