@@ -322,6 +322,7 @@ int do_flows(int argc, char **argv)
 		if (pl_g.json) {
 			jw_obj_open(&w);
 			jw_str_field(&w, "ifname", a[i].ifname);
+			pl_json_netns(&w, a[i].netns);
 			jw_u64_field(&w, "flows", sel.nflows);
 			jw_u64_field(&w, "table_entries", used);
 			jw_u64_field(&w, "table_max", st.meta.flows_max);

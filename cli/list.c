@@ -107,7 +107,7 @@ int do_list(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			jw_obj_open(&w);
 			jw_str_field(&w, "ifname", a[i].ifname);
-			jw_u64_field(&w, "netns", a[i].netns);
+			pl_json_netns(&w, a[i].netns);
 			jw_bool_field(&w, "this_netns", a[i].netns == here);
 			jw_str_field(&w, "state", attach_state(&a[i], here));
 			jw_str_field(&w, "pins", a[i].dir);
@@ -117,6 +117,8 @@ int do_list(int argc, char **argv)
 				pl_json_hooks(&w, &a[i].meta);
 				jw_u64_field(&w, "flows_max", a[i].meta.flows_max);
 				jw_u64_field(&w, "attach_time", a[i].meta.attach_time);
+				jw_str_field(&w, "managed_by", a[i].meta.managed_by[0] ?
+					     a[i].meta.managed_by : NULL);
 				jw_key(&w, "probes");
 				jw_arr_open(&w);
 				if (a[i].meta.probes & PL_PROBE_TCP)
@@ -136,10 +138,10 @@ int do_list(int argc, char **argv)
 		free(a);
 		return PL_EXIT_OK;
 	}
-	printf("%-12s %-16s %7s %-30s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
+	printf("%-24s %-16s %7s %-30s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
 	       "FLOWS", "ATTACHED", "STATE");
 	for (size_t i = 0; i < n; i++) {
-		char when[32] = "-", hooks[128] = "-";
+		char when[32] = "-", hooks[128] = "-", ns[300];
 
 		if (a[i].meta_ok) {
 			time_t t = (time_t)a[i].meta.attach_time;
@@ -148,9 +150,11 @@ int do_list(int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
 		}
-		printf("%-12" PRIu64 " %-16s %7u %-30s %9u  %-19s %s%s\n", a[i].netns, a[i].ifname,
+		printf("%-24s %-16s %7u %-30s %9u  %-19s %s%s%s%s\n",
+		       pl_netns_fmt(a[i].netns, true, ns, sizeof(ns)), a[i].ifname,
 		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
-		       attach_state(&a[i], here), a[i].netns == here ? " (this netns)" : "");
+		       attach_state(&a[i], here), a[i].netns == here ? " (this netns)" : "",
+		       a[i].meta.managed_by[0] ? ", managed by " : "", a[i].meta.managed_by);
 	}
 	free(a);
 	return PL_EXIT_OK;

@@ -137,7 +137,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_obj_open(w);
 		jw_str_field(w, "ifname", a->ifname);
 		jw_u64_field(w, "ifindex", st.meta.ifindex);
-		jw_u64_field(w, "netns", a->netns);
+		pl_json_netns(w, a->netns);
 		jw_str_field(w, "xdp_mode", pl_xdp_mode_name(st.meta.xdp_mode));
 		jw_str_field(w, "tc_mech", pl_tc_mech_name(st.meta.tc_mech));
 		jw_u64_field(w, "flows", used);
@@ -167,7 +167,10 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	} else {
 		char hooks[128];
 
-		printf("%s (ifindex %u): %s, flow table %zu/%u%s\n", a->ifname, st.meta.ifindex,
+		char ns[300];
+
+		printf("%s (ifindex %u, netns %s): %s, flow table %zu/%u%s\n", a->ifname,
+		       st.meta.ifindex, pl_netns_fmt(a->netns, true, ns, sizeof(ns)),
 		       pl_fmt_hooks(&st.meta, hooks, sizeof(hooks)), used, st.meta.flows_max,
 		       reset ? " [counters reset after this reading]" : "");
 		if (have_li)

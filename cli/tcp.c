@@ -17,6 +17,7 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/json.h"
+#include "../export/report.h"
 #include "../probes/tcp.h"
 
 #define TCP_USAGE \
@@ -105,7 +106,7 @@ static void json_tuple(struct jw *w, const struct pl_tcp_tuple *t)
 {
 	char a[PL_ADDR_STRLEN];
 
-	jw_u64_field(w, "netns", t->netns);
+	pl_json_netns(w, t->netns);
 	jw_str_field(w, "laddr", pl_fmt_addr(t->laddr, a, sizeof(a)));
 	jw_u64_field(w, "lport", t->lport);
 	jw_str_field(w, "raddr", pl_fmt_addr(t->raddr, a, sizeof(a)));
@@ -115,7 +116,7 @@ static void json_tuple(struct jw *w, const struct pl_tcp_tuple *t)
 static int on_event(void *ctx, const struct pl_tcp_event *e)
 {
 	struct run *r = ctx;
-	char l[64], rm[64], tm[16];
+	char l[64], rm[64], tm[16], ns[300];
 	time_t now = time(NULL);
 	struct tm lt;
 
@@ -152,19 +153,19 @@ static int on_event(void *ctx, const struct pl_tcp_event *e)
 	strftime(tm, sizeof(tm), "%H:%M:%S", &lt);
 	endpoint(e->t.laddr, e->t.lport, l, sizeof(l));
 	endpoint(e->t.raddr, e->t.rport, rm, sizeof(rm));
+	pl_netns_fmt(e->t.netns, false, ns, sizeof(ns));
 	if (e->type == PL_TCP_EV_RETRANS)
-		printf("%-8s %-12llu %-30s -> %-30s %-12s %-6s %u%s%s%s\n", tm,
-		       (unsigned long long)e->t.netns, l, rm, state_name(e->state),
+		printf("%-8s %-12s %-30s -> %-30s %-12s %-6s %u%s%s%s\n", tm,
+		       ns, l, rm, state_name(e->state),
 		       rtx_kinds[e->kind < 3 ? e->kind : 0], e->segs,
 		       e->err ? " (not sent: " : "", e->err ? strerror(-e->err) : "",
 		       e->err ? ")" : "");
 	else if (e->type == PL_TCP_EV_CLOSE)
-		printf("%-8s %-12llu %-30s -> %-30s %10.1f %10.1f %10.3f\n", tm,
-		       (unsigned long long)e->t.netns, l, rm, e->tx_bytes / 1024.0,
+		printf("%-8s %-12s %-30s -> %-30s %10.1f %10.1f %10.3f\n", tm,
+		       ns, l, rm, e->tx_bytes / 1024.0,
 		       e->rx_bytes / 1024.0, e->lat_ns / 1e6);
 	else
-		printf("%-8s %-12llu %-30s -> %-30s %10.3f\n", tm, (unsigned long long)e->t.netns,
-		       l, rm, e->lat_ns / 1e6);
+		printf("%-8s %-12s %-30s -> %-30s %10.3f\n", tm, ns, l, rm, e->lat_ns / 1e6);
 	return 0;
 }
 
@@ -233,7 +234,7 @@ static int conn_cmp(const void *a, const void *b)
 
 static void retrans_summary(struct run *r, uint64_t lost)
 {
-	char l[64], rm[64];
+	char l[64], rm[64], ns[300];
 
 	pl_qsort(r->conns, r->nconns, sizeof(*r->conns), conn_cmp);
 	if (pl_g.json) {
@@ -256,8 +257,8 @@ static void retrans_summary(struct run *r, uint64_t lost)
 	printf("\n%-12s %-30s    %-30s %11s %8s\n", "NETNS", "LOCAL", "REMOTE", "RETRANSMITS",
 	       "SEGS");
 	for (size_t i = 0; i < r->nconns; i++)
-		printf("%-12llu %-30s -> %-30s %11llu %8llu\n",
-		       (unsigned long long)r->conns[i].t.netns,
+		printf("%-12s %-30s -> %-30s %11llu %8llu\n",
+		       pl_netns_fmt(r->conns[i].t.netns, false, ns, sizeof(ns)),
 		       endpoint(r->conns[i].t.laddr, r->conns[i].t.lport, l, sizeof(l)),
 		       endpoint(r->conns[i].t.raddr, r->conns[i].t.rport, rm, sizeof(rm)),
 		       (unsigned long long)r->conns[i].events, (unsigned long long)r->conns[i].segs);
@@ -284,19 +285,19 @@ static int rtt_report(const struct pl_tcp *t, __u32 by, bool hist)
 		jw_arr_open(&w);
 	}
 	for (size_t i = 0; i < n; i++) {
-		char a[PL_ADDR_STRLEN], what[128] = "rtt";
+		char a[PL_ADDR_STRLEN], what[400] = "rtt", ns[300];
 
+		if (by)
+			pl_netns_fmt(keys[i].netns, false, ns, sizeof(ns));
 		if (by == PL_TCP_BY_RADDR)
-			snprintf(what, sizeof(what), "netns %llu raddr %s",
-				 (unsigned long long)keys[i].netns,
+			snprintf(what, sizeof(what), "netns %s raddr %s", ns,
 				 pl_fmt_addr(keys[i].raddr, a, sizeof(a)));
 		else if (by == PL_TCP_BY_RPORT)
-			snprintf(what, sizeof(what), "netns %llu rport %u",
-				 (unsigned long long)keys[i].netns, keys[i].rport);
+			snprintf(what, sizeof(what), "netns %s rport %u", ns, keys[i].rport);
 		if (pl_g.json) {
 			jw_obj_open(&w);
 			if (by) {
-				jw_u64_field(&w, "netns", keys[i].netns);
+				pl_json_netns(&w, keys[i].netns);
 				if (by == PL_TCP_BY_RADDR)
 					jw_str_field(&w, "raddr", a);
 				else

@@ -81,6 +81,19 @@ const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SL
 	return buf;
 }
 
+void pl_json_netns(struct jw *w, uint64_t ino)
+{
+	struct pl_netns_id id;
+
+	pl_netns_identify(ino, true, &id);
+	jw_u64_field(w, "netns", ino);
+	jw_str_field(w, "netns_name", id.name[0] ? id.name : NULL);
+	if (id.pid) {
+		jw_u64_field(w, "netns_pid", (uint64_t)id.pid);
+		jw_str_field(w, "netns_comm", id.comm);
+	}
+}
+
 void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
 {
 	*pk = *by = 0;

@@ -19,6 +19,11 @@ bool pl_slot_attached(const struct pl_meta *m, int slot);
  */
 const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SLOT_MAX], char *buf,
 			  size_t len);
+/*
+ * "netns": inode, "netns_name": its /run/netns name or null, and for an
+ * unnamed one "netns_pid"/"netns_comm" of a process inside it when found.
+ */
+void pl_json_netns(struct jw *w, uint64_t ino);
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */

@@ -192,11 +192,11 @@ void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
 	pthread_mutex_unlock(&cache.lock);
 }
 
-const char *pl_netns_fmt(uint64_t ino, char *buf, size_t len)
+const char *pl_netns_fmt(uint64_t ino, bool pid, char *buf, size_t len)
 {
 	struct pl_netns_id id;
 
-	pl_netns_identify(ino, true, &id);
+	pl_netns_identify(ino, pid, &id);
 	if (id.name[0])
 		snprintf(buf, len, "%" PRIu64 " (%s)", ino, id.name);
 	else if (id.pid)

@@ -353,7 +353,7 @@ static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_
 	char nsbuf[300];
 	__u32 id;
 
-	pl_netns_fmt(st->netns, nsbuf, sizeof(nsbuf));
+	pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
 	if (st->want.tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 
@@ -803,7 +803,7 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 	if (st->nsname[0])
 		snprintf(nsbuf, sizeof(nsbuf), "%" PRIu64 " (%s)", st->netns, st->nsname);
 	else
-		pl_netns_fmt(st->netns, nsbuf, sizeof(nsbuf));
+		pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
 	ADD("%s (netns %s): ", st->ifname, nsbuf);
 	switch (st->kind) {
 	case PL_STEP_REMOVE:
