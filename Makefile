@@ -210,9 +210,22 @@ bench: deps pktlens $(BENCH_BINS)
 	@./scripts/deps.sh --bench
 	./bench/run.sh
 
+# The service: the unit (paths filled in), the example config (also as
+# SYSCONFDIR/pktlens/pktlens.conf unless one is there: never overwritten).
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: pktlens
 	install -D -m 0755 pktlens $(DESTDIR)$(PREFIX)/sbin/pktlens
 	install -D -m 0644 docs/pktlens.8 $(DESTDIR)$(PREFIX)/share/man/man8/pktlens.8
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		contrib/systemd/pktlens.service.in > $(DESTDIR)$(UNITDIR)/pktlens.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pktlens.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/pktlens.service.tmp $(DESTDIR)$(UNITDIR)/pktlens.service
+	install -D -m 0644 docs/pktlens.conf $(DESTDIR)$(PREFIX)/share/doc/pktlens/pktlens.conf.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pktlens/pktlens.conf ]; then \
+		echo "  kept $(DESTDIR)$(SYSCONFDIR)/pktlens/pktlens.conf (the example is in $(PREFIX)/share/doc/pktlens/)"; \
+	else install -D -m 0600 docs/pktlens.conf $(DESTDIR)$(SYSCONFDIR)/pktlens/pktlens.conf; fi
 
 clean:
 	rm -rf .output .output-san pktlens
