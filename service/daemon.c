@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -37,6 +38,7 @@
 #define RETRY_MS 20		/* a named namespace not mounted yet, a lock not had */
 #define NS_RETRIES 250		/* 5 s of them */
 #define TEMPLATE_EVERY 10	/* IPFIX rounds between template sets */
+#define LOCK_SAY_S 0.05		/* a wait for the change lock worth a mention */
 
 /* Interfaces of one namespace that events named since the last reconcile. */
 struct dirty {
@@ -74,10 +76,19 @@ struct daemon {
 	size_t npend;
 	bool journal;
 	bool stop;
+	double lock_wait;	/* of the running pass, until its first step is logged */
 };
 
 /* tags of the fixed fds in epoll (monitors are tagged with their own pointer) */
 static char tag_sig, tag_ino, tag_scrape, tag_ipfix, tag_retry;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* ---- logging ---- */
 
@@ -350,9 +361,13 @@ static void on_step(const struct pl_step *st, void *ctx)
 	}
 	if (!st->ok)
 		dlog(d, LOG_ERR, "%s %s: failed: %s", pl_step_verb(st), line, st->msg);
+	else if (d->lock_wait >= LOCK_SAY_S)
+		dlog(d, LOG_INFO, "%s %s%s%s (%.2f s, after %.2f s waiting for the change lock)",
+		     pl_step_verb(st), line, st->msg[0] ? "; " : "", st->msg, st->secs, d->lock_wait);
 	else
 		dlog(d, LOG_INFO, "%s %s%s%s (%.2f s)", pl_step_verb(st), line, st->msg[0] ? "; " : "",
 		     st->msg, st->secs);
+	d->lock_wait = 0;	/* said once per pass */
 }
 
 /*
@@ -366,11 +381,15 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 	struct pl_plan p;
 	int lock, err;
 
+	double t0 = now_s();
+
 	lock = pl_change_lock(LOCK_WAIT_MS, why, sizeof(why));
 	if (lock < 0) {
 		dlog(d, LOG_ERR, "%s; trying again", why);
 		return lock;
 	}
+	/* others changing attachments (pktlens commands) hold the lock: say how long we waited */
+	d->lock_wait = now_s() - t0;
 	err = pl_plan_make(c, &d->ns, scope, &p, why, sizeof(why));
 	if (err) {
 		close(lock);
