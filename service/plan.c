@@ -3,13 +3,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <pktlens/array.h>
 
 #include <bpf/libbpf.h>
@@ -730,34 +735,158 @@ static int run_add(struct pl_step *st, const struct pl_config *c)
 	return err;
 }
 
+/* One step, in its namespace; 0 or -errno, the result in @st. */
+static int run_step(struct pl_step *st, const struct pl_config *c, const struct pl_nsset *s,
+		    unsigned flags)
+{
+	double t0 = now_s();
+	int err = 0;
+
+	if (st->kind != PL_STEP_REMOVE || pl_nsset_find(s, st->netns))
+		err = enter_for(st, s);
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "cannot enter network namespace %s: %s",
+			 st->nsname[0] ? st->nsname : "root", strerror(-err));
+	else if (st->kind == PL_STEP_REMOVE)
+		err = run_remove(st, s, flags);
+	else if (st->kind == PL_STEP_ADD)
+		err = run_add(st, c);
+	else
+		err = run_change(st, c);
+	pl_ns_leave(s);
+	st->ran = !st->kept;
+	st->ok = !err;
+	st->secs = now_s() - t0;
+	return err;
+}
+
+/*
+ * Attaching is mostly the verifier's work, one CPU per program load: new
+ * attachments (independent of each other, each made in one step) are made
+ * by up to one worker process per CPU. They share the change lock (the
+ * same open file), take step numbers from one pipe and send results back on
+ * another, in records shorter than PIPE_BUF (written whole); they die with
+ * their parent.
+ */
+#define WORKERS_MAX 4
+
+struct result {
+	__u32 idx;
+	__u8 ok, ran, kept;
+	double secs;
+	char msg[sizeof(((struct pl_step *)0)->msg)];
+};
+_Static_assert(sizeof(struct result) <= PIPE_BUF, "results are written in one piece");
+
+static void worker(struct pl_plan *p, const struct pl_config *c, const struct pl_nsset *s,
+		   unsigned flags, int work, int res, volatile int *stop, pid_t parent)
+{
+	__u32 idx;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	while (!*stop && read(work, &idx, sizeof(idx)) == sizeof(idx)) {
+		struct pl_step *st = p->s[idx];
+		struct result r = { .idx = idx };
+		int err = run_step(st, c, s, flags);
+
+		r.ok = st->ok, r.ran = st->ran, r.kept = st->kept, r.secs = st->secs;
+		memcpy(r.msg, st->msg, sizeof(r.msg));
+		if (write(res, &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		if (err && (flags & PL_RUN_STOP_ON_ERROR))
+			*stop = 1;
+	}
+	_exit(0);
+}
+
+/* Steps @from.. (all ADD) by @nw workers; the number that failed, or -1 if no worker started. */
+static long run_parallel(struct pl_plan *p, size_t from, int nw, const struct pl_config *c,
+			 const struct pl_nsset *s, unsigned flags,
+			 void (*done)(const struct pl_step *st, void *ctx), void *ctx)
+{
+	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int work[2] = { -1, -1 }, res[2] = { -1, -1 }, started = 0;
+	pid_t parent = getpid(), pids[WORKERS_MAX];
+	struct result r;
+	long failed = 0;
+
+	if (stop == MAP_FAILED)
+		return -1;
+	*stop = 0;
+	if (pipe2(work, O_CLOEXEC) || pipe2(res, O_CLOEXEC))
+		goto out;
+	for (size_t i = from; i < p->n; i++) {
+		__u32 idx = (__u32)i;
+
+		if (write(work[1], &idx, sizeof(idx)) != sizeof(idx))
+			goto out;
+	}
+	close(work[1]);
+	work[1] = -1;
+	fflush(NULL);
+	for (int w = 0; w < nw; w++) {
+		pids[started] = fork();
+		if (pids[started] == 0) {
+			close(res[0]);
+			worker(p, c, s, flags, work[0], res[1], stop, parent);
+		}
+		if (pids[started] > 0)
+			started++;
+	}
+	if (!started)
+		goto out;
+	close(res[1]);
+	res[1] = -1;
+	while (read(res[0], &r, sizeof(r)) == sizeof(r)) {
+		struct pl_step *st;
+
+		if (r.idx < from || r.idx >= p->n)
+			continue;
+		st = p->s[r.idx];
+		st->ok = r.ok, st->ran = r.ran, st->kept = r.kept, st->secs = r.secs;
+		memcpy(st->msg, r.msg, sizeof(st->msg));
+		failed += !st->ok;
+		if (done)
+			done(st, ctx);
+	}
+	for (int w = 0; w < started; w++)
+		waitpid(pids[w], NULL, 0);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (work[i] >= 0)
+			close(work[i]);
+		if (res[i] >= 0)
+			close(res[i]);
+	}
+	munmap((void *)stop, sizeof(int));
+	return started ? failed : -1;
+}
+
 size_t pl_plan_run(struct pl_plan *p, const struct pl_config *c, const struct pl_nsset *s,
 		   unsigned flags, void (*done)(const struct pl_step *st, void *ctx), void *ctx)
 {
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t failed = 0;
 
 	for (size_t i = 0; i < p->n; i++) {
 		struct pl_step *st = p->s[i];
-		double t0 = now_s();
-		int err = 0;
+		size_t left = p->n - i;
 
 		if (failed && (flags & PL_RUN_STOP_ON_ERROR))
 			break;
-		if (st->kind != PL_STEP_REMOVE || pl_nsset_find(s, st->netns))
-			err = enter_for(st, s);
-		if (err)
-			snprintf(st->msg, sizeof(st->msg), "cannot enter network namespace %s: %s",
-				 st->nsname[0] ? st->nsname : "root", strerror(-err));
-		else if (st->kind == PL_STEP_REMOVE)
-			err = run_remove(st, s, flags);
-		else if (st->kind == PL_STEP_ADD)
-			err = run_add(st, c);
-		else
-			err = run_change(st, c);
-		pl_ns_leave(s);
-		st->ran = !st->kept;
-		st->ok = !err;
-		st->secs = now_s() - t0;
-		failed += err != 0;
+		/* the rest are additions (they come last): in parallel, if that helps */
+		if (st->kind == PL_STEP_ADD && left > 1 && cpus > 1) {
+			int nw = (int)(cpus < WORKERS_MAX ? cpus : WORKERS_MAX);
+			long f = run_parallel(p, i, left < (size_t)nw ? (int)left : nw, c, s, flags,
+					      done, ctx);
+
+			if (f >= 0)
+				return failed + (size_t)f;
+		}
+		failed += run_step(st, c, s, flags) != 0;
 		if (done)
 			done(st, ctx);
 	}
