@@ -375,7 +375,7 @@ static void on_step(const struct pl_step *st, void *ctx)
  * does not hold in some namespace (nothing changed); else 0 or -errno.
  */
 static int reconcile(struct daemon *d, const struct pl_config *c, const struct pl_scope *scope,
-		     struct pl_plan *done_plan)
+		     struct pl_plan *done_plan, const char *remove_why)
 {
 	char why[PL_WHY_LEN * 8];
 	struct pl_plan p;
@@ -398,6 +398,9 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 	}
 	for (size_t i = 0; i < p.nnotes; i++)
 		dlog(d, LOG_WARNING, "%s", p.notes[i]);
+	for (size_t i = 0; remove_why && i < p.n; i++)
+		if (p.s[i]->kind == PL_STEP_REMOVE)
+			p.s[i]->why = remove_why;
 	pl_plan_run(&p, c, &d->ns, c == d->c && exporting(d) ? PL_RUN_KEEP_GONE : 0, on_step, d);
 	close(lock);
 	if (done_plan)
@@ -414,7 +417,7 @@ static void reconcile_dirty(struct daemon *d)
 	if (d->full) {
 		d->full = false;
 		dirty_clear(d);
-		if (reconcile(d, d->c, NULL, NULL) == -EBUSY) {
+		if (reconcile(d, d->c, NULL, NULL, NULL) == -EBUSY) {
 			d->full = true;
 			arm_retry(d);
 		}
@@ -428,7 +431,7 @@ static void reconcile_dirty(struct daemon *d)
 			.ifindexes = x->idx, .nifindexes = x->n,
 		};
 
-		if (reconcile(d, d->c, &sc, NULL) == -EBUSY) {
+		if (reconcile(d, d->c, &sc, NULL, NULL) == -EBUSY) {
 			d->full = true;
 			arm_retry(d);
 		}
@@ -525,7 +528,7 @@ static void reload(struct daemon *d)
 	}
 	d->c = c;
 	namespaces(d);
-	err = reconcile(d, c, NULL, &p);
+	err = reconcile(d, c, NULL, &p, NULL);
 	d->full = false;
 	if (err) {
 		/* the plan failed before any change: back to the old config, as it was */
@@ -559,9 +562,10 @@ static void stop(struct daemon *d)
 
 		snprintf(none.owner, sizeof(none.owner), "%s", d->c->owner);
 		d->npend = 0;
-		if (!reconcile(d, &none, NULL, &p)) {
-			dlog(d, LOG_INFO, "stopped: detached %zu attachments (on-stop: detach)",
-			     pl_plan_count(&p, PL_STEP_REMOVE));
+		if (!reconcile(d, &none, NULL, &p, "the daemon stops (on-stop: detach)")) {
+			dlog(d, LOG_INFO, "stopped: detached %zu attachment%s (on-stop: detach)",
+			     pl_plan_count(&p, PL_STEP_REMOVE),
+			     pl_plan_count(&p, PL_STEP_REMOVE) == 1 ? "" : "s");
 			pl_plan_free(&p);
 		}
 		return;
@@ -673,7 +677,7 @@ int pl_daemon_run(const char *path)
 	/* watch first, then look: nothing that happens in between is missed */
 	namespaces(&d);
 	sync_monitors(&d);
-	err = reconcile(&d, d.c, NULL, &p);
+	err = reconcile(&d, d.c, NULL, &p, NULL);
 	if (err == -EINVAL) {
 		ret = 2;
 		goto out;
