@@ -18,6 +18,7 @@
  * leftovers of a killed attach are removed by pl_pins_gc().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -810,6 +811,17 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		goto out;
 	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
 		goto out;
+	/*
+	 * Over an old attachment: swap the two directories in one step, so a
+	 * kill leaves the old pins or the new ones in place, never neither
+	 * (the counters of a re-attach live in both until the old go).
+	 */
+	if (a.have_old && !renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
+		a.tmp_made = false;
+		pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
+		err = 0;
+		goto out;
+	}
 	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
 		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
 		goto out;
