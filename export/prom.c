@@ -102,6 +102,15 @@ static void read_att(struct pl_prom_att *t)
 			for (size_t r = 0; t->rstats && r < t->nrules; r++)
 				pl_policy_rule_stats(&p, t->rules[r].id, &t->rstats[r]);
 		}
+		/* held until every attachment is read: not the reading's spare room */
+		if (!t->nrules) {
+			free(t->rules);
+			t->rules = NULL;
+		} else {
+			struct pl_rule *fit = realloc(t->rules, t->nrules * sizeof(*fit));
+
+			t->rules = fit ? fit : t->rules;
+		}
 		pl_policy_close(&p);
 	}
 	if (t->a->meta.probes & PL_PROBE_TCP) {
