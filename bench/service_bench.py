@@ -297,8 +297,12 @@ def main():
         before = b.proc("VmRSS")
         sizes = []
         for _ in range(5):
-            with urllib.request.urlopen(f"http://127.0.0.1:{b.port}/metrics", timeout=60) as r:
-                sizes.append(len(r.read()))
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{b.port}/metrics", timeout=60) as r:
+                    sizes.append(len(r.read()))
+            except OSError as e:
+                sys.exit(f"scrape failed: {e}; daemon {'running' if b.daemon.poll() is None else b.daemon.returncode}:\n"
+                         + open(b.log.name).read()[-2000:])
         time.sleep(1)
         res["scrape"] = {"rules": args.rules, "bytes": max(sizes), "rss_before_kb": before,
                          "rss_after_kb": b.proc("VmRSS"), "peak_kb": b.proc("VmHWM")}

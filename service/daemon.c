@@ -484,6 +484,7 @@ due:
 	close(lock);
 	pl_plan_free(&p);
 	free(a);
+	malloc_trim(0);
 }
 
 static void on_link(const struct pl_link_event *ev, void *ctx)
