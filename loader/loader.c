@@ -848,14 +848,13 @@ out:
 int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
-	bool clsact = att->meta_ok && m->tc_mech == PL_TC_CLSACT;
-	char aside[700];
-	const char *dir = att->dir, *slash;
 	uint64_t here = 0;
 	int err;
 
 	/* clsact filters are not pinned: remove them over netlink, in their namespace */
-	if (clsact) {
+	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT) {
+		struct pl_link_info li;
+
 		pl_netns_ino(&here);
 		if (here != att->netns) {
 			snprintf(why, whylen, "%s: its clsact filters live in network namespace %llu: "
@@ -863,32 +862,17 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 				 (unsigned long long)att->netns, att->ifname);
 			return -EXDEV;
 		}
-	}
-	/*
-	 * Out of its place first, in one step: a detach killed from here on
-	 * leaves a temporary directory of a dead pid, which pl_pins_gc() removes.
-	 */
-	slash = strrchr(att->dir, '/');
-	if (slash && snprintf(aside, sizeof(aside), "%.*s/" PL_PIN_TMP_PREFIX "%s:%d",
-			      (int)(slash - att->dir), att->dir, att->ifname, (int)getpid()) <
-		     (int)sizeof(aside)) {
-		pl_pin_dir_remove(aside);
-		if (!rename(att->dir, aside))
-			dir = aside;
-	}
-	if (clsact) {
-		struct pl_link_info li;
-
 		if (!pl_link_get(NULL, m->ifindex, &li)) {
-			for (int d = 0; d < 2; d++)
-				if (m->tc_hooks & (1u << d))
-					clsact_detach_filter(m->ifindex, d, m->tc_handle[d], m->tc_prio[d]);
+			for (int dir = 0; dir < 2; dir++)
+				if (m->tc_hooks & (1u << dir))
+					clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir],
+							     m->tc_prio[dir]);
 			if (m->tc_qdisc_created)
 				clsact_release_qdisc(m->ifindex);
 		}
 	}
-	err = pl_pin_dir_remove(dir);
+	err = pl_pin_dir_remove(att->dir);
 	if (err)
-		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, dir, strerror(-err));
+		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, att->dir, strerror(-err));
 	return err;
 }

@@ -183,11 +183,6 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
  */
 const char *pl_attach_hooks(const struct pl_attach_opts *o, const struct pl_link_info *li,
 			    int *xdp_mode, int *tc_hooks, int *tc_mech);
-/*
- * Remove an attachment: its pins leave their place in one step (renamed
- * aside, then removed), so a killed detach leaves the attachment whole or
- * gone, never half.
- */
 int pl_detach(const struct pl_attachment *a, char *why, size_t whylen);
 
 /* ---- ownership and renames, for pktlens apply/daemon (loader/manage.c) ---- */

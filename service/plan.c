@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <pktlens/array.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "plan.h"
@@ -219,12 +220,54 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 	return 0;
 }
 
+/*
+ * Whether @a is the attachment of interface @ifindex: indexes are not
+ * reused in a namespace (they count up), so its recorded index says it,
+ * whatever its links say (a killed re-attach can leave them detached).
+ */
+static bool alive_on(const struct pl_attachment *a, int ifindex)
+{
+	return a->meta_ok && (int)a->meta.ifindex == ifindex;
+}
+
+/* Whether every hook @a records runs: its pinned XDP and tcx links on its interface. */
+static bool hooks_live(const struct pl_attachment *a)
+{
+	static const char *const pins[3] = { PL_PIN_XDP_LINK, PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
+	bool want[3] = { a->meta.xdp_mode != PL_XDP_NONE,
+			 a->meta.tc_mech == PL_TC_TCX && (a->meta.tc_hooks & PL_TC_IN),
+			 a->meta.tc_mech == PL_TC_TCX && (a->meta.tc_hooks & PL_TC_OUT) };
+
+	for (int i = 0; i < 3; i++) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+		char path[600];
+		int fd;
+		bool ok;
+
+		if (!want[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->dir, pins[i]);
+		fd = bpf_obj_get(path);
+		/* xdp.ifindex and tcx.ifindex share their place in the union */
+		ok = fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		     info.xdp.ifindex == a->meta.ifindex;
+		if (fd >= 0)
+			close(fd);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 {
 	const struct pl_settings *h = &st->have, *w = &st->want;
 	unsigned what = 0;
 
-	if (h->xdp_mode != w->xdp_mode || h->tc_hooks != w->tc_hooks || h->tc_mech != w->tc_mech)
+	/* hooks that should run and do not (a re-attach killed half-way): attached again */
+	if (h->xdp_mode != w->xdp_mode || h->tc_hooks != w->tc_hooks || h->tc_mech != w->tc_mech ||
+	    !hooks_live(&st->att))
 		what |= PL_CH_HOOKS;
 	if (h->flows != w->flows)
 		what |= PL_CH_FLOWS;
@@ -242,18 +285,6 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 	if (strcmp(st->att.ifname, st->ifname))
 		what |= PL_CH_RENAME;
 	return what;
-}
-
-/* Whether the pinned XDP or tcx link of @a is on @ifindex (clsact: its recorded ifindex). */
-static bool alive_on(const struct pl_attachment *a, int ifindex)
-{
-	__u32 on = 0;
-	int err;
-
-	if (!a->meta_ok || (int)a->meta.ifindex != ifindex)
-		return false;
-	err = pl_attachment_link_ifindex(a, &on);
-	return err == -ENOENT || (!err && (int)on == ifindex);
 }
 
 static bool in_names(const struct pl_scope *sc, const char *name)
@@ -650,6 +681,20 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 	/* clsact filters die with their interface; elsewhere they are removed in their namespace */
 	if (att.meta.tc_mech == PL_TC_CLSACT && (st->gone || enter_for(st, s)))
 		att.meta.tc_mech = PL_TC_NONE;
+	/*
+	 * Out of its place first, in one step, as a temporary directory of
+	 * ours: killed from here on, the next apply's attach removes what is
+	 * left (pl_pins_gc()), and no half attachment is ever seen.
+	 */
+	{
+		const char *slash = strrchr(att.dir, '/');
+		char aside[sizeof(att.dir)];
+
+		if (slash && snprintf(aside, sizeof(aside), "%.*s/" PL_PIN_TMP_PREFIX "%s:%d",
+				      (int)(slash - att.dir), att.dir, att.ifname, (int)getpid()) <
+			     (int)sizeof(aside) && !rename(att.dir, aside))
+			snprintf(att.dir, sizeof(att.dir), "%s", aside);
+	}
 	err = pl_detach(&att, why, sizeof(why));
 	if (err)
 		snprintf(st->msg, sizeof(st->msg), "%s", why);
