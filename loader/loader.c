@@ -98,14 +98,6 @@ struct attach {
 		(err);                                                    \
 	})
 
-static int pin_map(struct bpf_map *map, const char *dir)
-{
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-	return bpf_map__pin(map, path);
-}
-
 static int pin_fd(int fd, const char *dir, const char *name)
 {
 	char path[1024];
@@ -247,30 +239,30 @@ static struct bpf_program *xdp_prog(const struct attach *a)
 }
 
 /*
- * --force: the rules, their counters and redirect targets carry over
- * (attachments made before policies existed have none to reuse).
+ * --force: the maps the table keeps (enum pl_map_keep) are the replaced
+ * attachment's: counters always, the flow table and its cache when
+ * @flows_reused, rules where it has them (attachments made before policies
+ * existed have none to reuse).
  */
-static int reuse_policy_maps(struct attach *a)
+static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
-	struct {
-		struct bpf_map *map;
-		const char *name;
-	} maps[] = {
-		{ a->xskel->maps.policy_rules, PL_MAP_POLICY_RULES },
-		{ a->xskel->maps.rule_stats, PL_MAP_RULE_STATS },
-		{ a->xskel->maps.redirect_map, PL_MAP_REDIRECT },
-		{ a->xskel->maps.policy_exprs, PL_MAP_POLICY_EXPRS },
-	};
 	int err = 0;
 
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]) && !err; i++) {
-		int fd = pl_pin_open(a->final, maps[i].name);
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+		int fd;
 
-		if (fd < 0)
+		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
+		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
 			continue;
-		err = bpf_map__reuse_fd(maps[i].map, fd);
+		fd = pl_pin_open(a->final, d->name);
+		if (fd < 0 && d->keep == PL_KEEP_RULES)
+			continue;
+		if (fd < 0)
+			return -errno;
+		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(a->xskel->obj, d->name), fd);
 		close(fd);
-		if (!err)
+		if (!err && d->keep == PL_KEEP_RULES)
 			a->policy_reused = true;
 	}
 	return err;
@@ -311,20 +303,16 @@ static int load_xdp(struct attach *a)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy, false);
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy, false);
-	if (!err && a->info->reattached)
-		err = reuse_policy_maps(a);
 	if (!err && a->info->reattached) {
-		err = bpf_map__reuse_fd(a->xskel->maps.stats, a->old.stats_fd);
-		if (!err)
-			err = map_max_entries(a->old.flows_fd, &max);
+		err = map_max_entries(a->old.flows_fd, &max);
 		flows_reused = !err && max == a->o->flows_max;
-		if (flows_reused)
-			err = bpf_map__reuse_fd(a->xskel->maps.flows, a->old.flows_fd);
-		if (flows_reused && !err)
-			err = bpf_map__reuse_fd(a->xskel->maps.flow_cache, a->old.cache_fd);
+		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
 		return FAIL(a, err, "%s: cannot prepare maps: %s", ifname, strerror(-err));
+	err = pl_maps_check(a->xskel->obj, PL_OBJ_XDP, a->why, a->whylen);
+	if (err)
+		return err;
 	err = pktlens_xdp__load(a->xskel);
 	if (err)
 		return FAIL(a, err, "%s: loading program pktlens_xdp failed: %s", ifname, strerror(-err));
@@ -349,31 +337,16 @@ static int load_tc(struct attach *a)
 	t = a->tskel = pktlens_tc__open();
 	if (!t)
 		return FAIL(a, -errno, "%s: cannot open the tc object: %s", a->o->ifname, strerror(errno));
-	err = bpf_map__reuse_fd(t->maps.stats, bpf_map__fd(x->maps.stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.flows, bpf_map__fd(x->maps.flows));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.flow_cache, bpf_map__fd(x->maps.flow_cache));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.meta, bpf_map__fd(x->maps.meta));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.chain_res, bpf_map__fd(x->maps.chain_res));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.policy_rules, bpf_map__fd(x->maps.policy_rules));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.rule_stats, bpf_map__fd(x->maps.rule_stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.policy_exprs, bpf_map__fd(x->maps.policy_exprs));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.expr_bits, bpf_map__fd(x->maps.expr_bits));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_cfg, bpf_map__fd(x->maps.sample_cfg));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_stats, bpf_map__fd(x->maps.sample_stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_ring, bpf_map__fd(x->maps.sample_ring));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_res, bpf_map__fd(x->maps.sample_res));
+	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
+	if (err)
+		return err;
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+
+		if (d->shared && (d->objs & PL_OBJ_TC))
+			err = bpf_map__reuse_fd(bpf_object__find_map_by_name(t->obj, d->name),
+						bpf_map__fd(bpf_object__find_map_by_name(x->obj, d->name)));
+	}
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)
@@ -485,6 +458,27 @@ static int repolicy(struct attach *a)
 	free(rules);
 	return err ? FAIL(a, err, "%s: cannot judge by the policy rules again: %s", a->o->ifname,
 			  why) : 0;
+}
+
+/* The maps the table pins (enum pl_map_pin), under a.tmp */
+static int pin_maps(struct attach *a)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+		const char *name = d->pin_skb && a->info->xdp_mode == PL_XDP_SKB ? d->pin_skb : d->name;
+		const struct bpf_object *obj;
+
+		if (d->pin == PL_PIN_NEVER ||
+		    (d->pin == PL_PIN_XDP && a->info->xdp_mode == PL_XDP_NONE) ||
+		    (d->pin == PL_PIN_TC && !a->info->tc_hooks))
+			continue;
+		/* the XDP object is always loaded (it owns the shared maps); tc with tc hooks */
+		obj = d->objs & PL_OBJ_XDP ? a->xskel->obj : a->tskel->obj;
+		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, name)), a->tmp, d->name);
+	}
+	return err;
 }
 
 static int attach_xdp(struct attach *a)
@@ -704,37 +698,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		}
 	}
 	a.tmp_made = true;
-	err = pin_map(a.xskel->maps.stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.flows, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.flow_cache, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.meta, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.chain_res, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.policy_rules, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.rule_stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.redirect_map, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.policy_exprs, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.expr_bits, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_cfg, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_ring, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_res, a.tmp);
-	if (!err && info->xdp_mode != PL_XDP_NONE)
-		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
-	if (!err && info->tc_hooks)
-		err = pin_map(a.tskel->maps.tc_chain, a.tmp);
+	err = pin_maps(&a);
 	if (err) {
 		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
 		goto out;

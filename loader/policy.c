@@ -70,59 +70,18 @@ static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 
 void pl_policy_close(struct pl_policy *p)
 {
-	int *fds[] = { &p->rules_fd, &p->rstats_fd, &p->redirect_fd, &p->stats_fd, &p->flows_fd,
-		       &p->cache_fd, &p->res_fd, &p->xdp_chain_fd, &p->tc_chain_fd, &p->exprs_fd,
-		       &p->bits_fd, &p->sample_fd[0], &p->sample_fd[1], &p->sample_fd[2],
-		       &p->sample_fd[3] };
-
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (*fds[i] >= 0)
-			close(*fds[i]);
-		*fds[i] = -1;
-	}
+	pl_maps_close(p->fd);
 }
 
 int pl_policy_open(const char *dir, struct pl_policy *p)
 {
-	struct {
-		int *fd;
-		const char *name;
-		bool need;
-	} pins[] = {
-		{ &p->rules_fd, PL_MAP_POLICY_RULES, true },
-		{ &p->rstats_fd, PL_MAP_RULE_STATS, true },
-		{ &p->redirect_fd, PL_MAP_REDIRECT, false },
-		{ &p->stats_fd, PL_MAP_STATS, true },
-		{ &p->flows_fd, PL_MAP_FLOWS, true },
-		{ &p->cache_fd, PL_MAP_FLOW_CACHE, true },
-		{ &p->res_fd, PL_MAP_CHAIN_RES, true },
-		{ &p->xdp_chain_fd, PL_MAP_XDP_CHAIN, false },
-		{ &p->tc_chain_fd, PL_MAP_TC_CHAIN, false },
-		{ &p->exprs_fd, PL_MAP_POLICY_EXPRS, true },
-		{ &p->bits_fd, PL_MAP_EXPR_BITS, true },
-		{ &p->sample_fd[0], PL_MAP_SAMPLE_CFG, true },
-		{ &p->sample_fd[1], PL_MAP_SAMPLE_STATS, true },
-		{ &p->sample_fd[2], PL_MAP_SAMPLE_RING, true },
-		{ &p->sample_fd[3], PL_MAP_SAMPLE_RES, true },
-	};
-	int meta_fd, err = 0;
+	int err;
 
 	memset(p, 0, sizeof(*p));
-	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++)
-		*pins[i].fd = -1;
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
-	meta_fd = pl_pin_open(dir, PL_MAP_META);
-	if (meta_fd < 0)
-		return -errno;
-	err = pl_meta_read(meta_fd, &p->meta);
-	close(meta_fd);
-	for (size_t i = 0; !err && i < sizeof(pins) / sizeof(pins[0]); i++) {
-		*pins[i].fd = pl_pin_open(dir, pins[i].name);
-		if (*pins[i].fd < 0 && (pins[i].need || errno != ENOENT))
-			err = -errno;
-	}
-	if (err)
-		pl_policy_close(p);
+	err = pl_maps_open(dir, p->fd);
+	if (!err && (err = pl_meta_read(p->fd[PL_MID_META], &p->meta)))
+		pl_maps_close(p->fd);
 	return err;
 }
 
@@ -171,7 +130,7 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 			cap += PL_BATCH;
 		}
 		chunk = PL_BATCH;
-		err = bpf_map_lookup_batch(p->rules_fd, first ? NULL : &batch, &batch, keys + cnt,
+		err = bpf_map_lookup_batch(p->fd[PL_MID_POLICY_RULES], first ? NULL : &batch, &batch, keys + cnt,
 					   v + cnt, &chunk, &opts);
 		first = false;
 		cnt += chunk;
@@ -202,7 +161,7 @@ int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_sta
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(p->rstats_fd, &id, v)) {
+	if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_STATS], &id, v)) {
 		int err = -errno;
 
 		free(v);
@@ -249,12 +208,12 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 	__u32 key, next;
 	int err = 0;
 
-	for (int ret = pl_map_first_key(p->exprs_fd, &next); !ret;
-	     ret = bpf_map_get_next_key(p->exprs_fd, &key, &next)) {
+	for (int ret = pl_map_first_key(p->fd[PL_MID_POLICY_EXPRS], &next); !ret;
+	     ret = bpf_map_get_next_key(p->fd[PL_MID_POLICY_EXPRS], &key, &next)) {
 		struct pl_rule_text *nv;
 
 		key = next;
-		if (bpf_map_lookup_elem(p->exprs_fd, &key, &e))
+		if (bpf_map_lookup_elem(p->fd[PL_MID_POLICY_EXPRS], &key, &e))
 			continue;
 		nv = realloc(v, (cnt + 1) * sizeof(*v));
 		if (!nv) {
@@ -413,35 +372,38 @@ static void ruleset_free(struct ruleset *rs)
 	rs->t = NULL;
 }
 
-/* Maps of the rule-set object: the attachment's own, or fresh ones for the rules. */
-struct objmaps {
-	struct bpf_map *stats, *flows, *cache, *res, *rstats, *redirect, *bits;
-	struct bpf_map *sample[4];	/* as pl_policy.sample_fd */
-	struct bpf_map *unused[5];
-	struct bpf_map *src, *dst, *list, *cfg;
-};
-
-static int prepare_maps(const struct pl_policy *p, const struct objmaps *m, size_t src_n,
-			size_t dst_n, size_t list_n)
+/*
+ * The maps of rule-set object @obj as the table says (enum pl_map_rules):
+ * the attachment's where shared, none where its programs do not use them,
+ * its own of @size[id] entries (0: as the object has it).
+ */
+static int prepare_maps(const struct pl_policy *p, struct bpf_object *obj,
+			const __u32 size[PL_MID_MAX])
 {
-	int err;
+	struct bpf_map *m;
+	int err = 0;
 
-	err = bpf_map__reuse_fd(m->stats, p->stats_fd);
-	err = err ?: bpf_map__reuse_fd(m->flows, p->flows_fd);
-	err = err ?: bpf_map__reuse_fd(m->cache, p->cache_fd);
-	err = err ?: bpf_map__reuse_fd(m->res, p->res_fd);
-	err = err ?: bpf_map__reuse_fd(m->rstats, p->rstats_fd);
-	err = err ?: bpf_map__reuse_fd(m->bits, p->bits_fd);
-	for (size_t i = 0; !err && i < sizeof(m->sample) / sizeof(m->sample[0]); i++)
-		err = bpf_map__reuse_fd(m->sample[i], p->sample_fd[i]);
-	if (!err && m->redirect)
-		err = bpf_map__reuse_fd(m->redirect, p->redirect_fd);
-	for (size_t i = 0; !err && i < sizeof(m->unused) / sizeof(m->unused[0]); i++)
-		if (m->unused[i])
-			err = bpf_map__set_autocreate(m->unused[i], false);
-	err = err ?: bpf_map__set_max_entries(m->src, src_n ? (__u32)src_n : 1);
-	err = err ?: bpf_map__set_max_entries(m->dst, dst_n ? (__u32)dst_n : 1);
-	return err ?: bpf_map__set_max_entries(m->list, list_n ? (__u32)list_n : 1);
+	bpf_object__for_each_map(m, obj) {
+		const struct pl_map_def *d = pl_map_find(bpf_map__name(m));
+
+		if (bpf_map__is_internal(m))
+			continue;
+		if (d->rules == PL_RS_SHARED)
+			err = bpf_map__reuse_fd(m, p->fd[pl_map_id(d)]);
+		else if (d->rules == PL_RS_NONE)
+			err = bpf_map__set_autocreate(m, false);
+		else if (size[pl_map_id(d)])
+			err = bpf_map__set_max_entries(m, size[pl_map_id(d)]);
+		if (err)
+			break;
+	}
+	return err;
+}
+
+/* The fd of map @id of a loaded object */
+static int obj_map_fd(const struct bpf_object *obj, enum pl_map_id id)
+{
+	return bpf_map__fd(bpf_object__find_map_by_name(obj, pl_maps[id].name));
 }
 
 static int fill_lpm(int fd, const struct prefix *v, size_t n)
@@ -520,7 +482,7 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 	struct bpf_insn *ebpf[PL_EXPR_STAGE_MAX] = { NULL }, *stage = NULL;
 	size_t cnt[PL_EXPR_STAGE_MAX], ne = 0, slen;
 	struct pl_expr_target t = {
-		.ctx = o.ctx, .bits_fd = p->bits_fd, .bits_key = rs->slot, .chain_fd = rs->chain_fd,
+		.ctx = o.ctx, .bits_fd = p->fd[PL_MID_EXPR_BITS], .bits_key = rs->slot, .chain_fd = rs->chain_fd,
 		.next_slot = PL_CHAIN_POLICY_GEN(rs->dir, rs->gen),
 	};
 	char log[1024], err_text[512];
@@ -575,11 +537,11 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 {
 	struct prefix *lpm[2] = { NULL, NULL };
 	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
+	__u32 size[PL_MID_MAX] = { 0 }, key = 0;
 	struct bpf_program *prog;
+	struct bpf_object *obj;
 	struct pl_policy_cfg cfg = { 0 };
-	struct objmaps m;
 	bool skb = p->meta.xdp_mode == PL_XDP_SKB;
-	__u32 key = 0;
 	int err;
 
 	rs->prog_fd = -1;
@@ -606,19 +568,9 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 				  strerror(errno));
 			goto out;
 		}
-		m = (struct objmaps){ x->maps.stats, x->maps.flows, x->maps.flow_cache,
-				      x->maps.chain_res, x->maps.rule_stats, x->maps.redirect_map,
-				      x->maps.expr_bits,
-				      { x->maps.sample_cfg, x->maps.sample_stats, x->maps.sample_ring,
-					x->maps.sample_res },
-				      { x->maps.xdp_chain, x->maps.xdp_skb_chain, x->maps.meta,
-					x->maps.policy_rules, x->maps.policy_exprs },
-				      x->maps.policy_src, x->maps.policy_dst, x->maps.policy_list,
-				      x->maps.policy_cfg };
+		obj = x->obj;
 		prog = skb ? x->progs.pktlens_xdp_skb_policy : x->progs.pktlens_xdp_policy;
-		autoload_only(x->obj, prog);
-		err = prepare_maps(p, &m, lpm_n[0], lpm_n[1], list_n);
-		err = err ?: pktlens_xdp__load(x);
+		err = pl_maps_check(obj, PL_OBJ_XDP, why, whylen);
 	} else {
 		struct pktlens_tc *t = rs->t = pktlens_tc__open();
 
@@ -626,43 +578,38 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 			err = WHY(-errno, "%s: cannot open the tc object: %s", rs->hook, strerror(errno));
 			goto out;
 		}
-		m = (struct objmaps){ t->maps.stats, t->maps.flows, t->maps.flow_cache,
-				      t->maps.chain_res, t->maps.rule_stats, NULL, t->maps.expr_bits,
-				      { t->maps.sample_cfg, t->maps.sample_stats, t->maps.sample_ring,
-					t->maps.sample_res },
-				      { t->maps.tc_chain, t->maps.meta, t->maps.policy_rules,
-					t->maps.policy_exprs, NULL },
-				      t->maps.policy_src, t->maps.policy_dst, t->maps.policy_list,
-				      t->maps.policy_cfg };
+		obj = t->obj;
 		prog = rs->dir == PL_DIR_IN ? t->progs.pktlens_tc_in_policy :
 					      t->progs.pktlens_tc_out_policy;
-		autoload_only(t->obj, prog);
-		err = prepare_maps(p, &m, lpm_n[0], lpm_n[1], list_n);
-		err = err ?: pktlens_tc__load(t);
+		err = pl_maps_check(obj, PL_OBJ_TC, why, whylen);
 	}
+	if (err)
+		goto out;
+	autoload_only(obj, prog);
+	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
+	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
+	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
+	err = prepare_maps(p, obj, size);
+	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {
 		WHY(err, "%s: loading the rule-set programs failed: %s", rs->hook, strerror(-err));
 		goto out;
 	}
-	err = fill_list(bpf_map__fd(m.list), rules + from, to - from, list_n);
-	err = err ?: fill_lpm(bpf_map__fd(m.src), lpm[0], lpm_n[0]);
-	err = err ?: fill_lpm(bpf_map__fd(m.dst), lpm[1], lpm_n[1]);
+	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
+	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC), lpm[0], lpm_n[0]);
+	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST), lpm[1], lpm_n[1]);
 	if (err) {
 		WHY(err, "%s: filling the rule maps failed: %s", rs->hook, strerror(-err));
 		goto out;
 	}
-	if (cfg.exprs)
-		err = build_stage(p, rs, rules + from, to - from, texts, ntexts, why, whylen);
-	if (err)
+	if (cfg.exprs && (err = build_stage(p, rs, rules + from, to - from, texts, ntexts, why,
+					    whylen)))
 		goto out;
 	cfg.list_len = (__u32)list_n;
 	cfg.src_cidrs = (__u32)lpm_n[0];
 	cfg.dst_cidrs = (__u32)lpm_n[1];
-	key = 0;
-	if (!err && bpf_map_update_elem(bpf_map__fd(m.cfg), &key, &cfg, BPF_ANY))
-		err = -errno;
-	if (err) {
-		WHY(err, "%s: filling the rule maps failed: %s", rs->hook, strerror(-err));
+	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {
+		err = WHY(-errno, "%s: filling the rule maps failed: %s", rs->hook, strerror(errno));
 		goto out;
 	}
 	rs->prog_fd = bpf_program__fd(prog);
@@ -680,14 +627,14 @@ static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
 	size_t n = 0;
 
 	if (p->meta.xdp_mode != PL_XDP_NONE)
-		rs[n++] = (struct ruleset){ .hook = "xdp in", .chain_fd = p->xdp_chain_fd,
+		rs[n++] = (struct ruleset){ .hook = "xdp in", .chain_fd = p->fd[PL_MID_XDP_CHAIN],
 					    .dir = PL_DIR_IN, .slot = PL_SLOT_XDP_IN,
 					    .native = p->meta.xdp_mode == PL_XDP_NATIVE };
 	else if (p->meta.tc_hooks & PL_TC_IN)
-		rs[n++] = (struct ruleset){ .hook = "tc in", .chain_fd = p->tc_chain_fd,
+		rs[n++] = (struct ruleset){ .hook = "tc in", .chain_fd = p->fd[PL_MID_TC_CHAIN],
 					    .dir = PL_DIR_IN, .slot = PL_SLOT_TC_IN };
 	if (p->meta.tc_hooks & PL_TC_OUT)
-		rs[n++] = (struct ruleset){ .hook = "tc out", .chain_fd = p->tc_chain_fd,
+		rs[n++] = (struct ruleset){ .hook = "tc out", .chain_fd = p->fd[PL_MID_TC_CHAIN],
 					    .dir = PL_DIR_OUT, .slot = PL_SLOT_TC_OUT };
 	for (size_t i = 0; i < n; i++) {
 		rs[i].stage_fd = -1;
@@ -782,7 +729,7 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 				   r->id, p->meta.ifname, r->dir == PL_DIR_IN ? "ingress" : "egress",
 				   p->meta.ifname, r->dir == PL_DIR_IN ? "in" : "out");
 		if (r->action == PL_ACT_REDIRECT && p->meta.xdp_mode != PL_XDP_NONE &&
-		    r->dir == PL_DIR_IN && p->redirect_fd < 0)
+		    r->dir == PL_DIR_IN && p->fd[PL_MID_REDIRECT] < 0)
 			return WHY(-ENOTSUP, "rule %u: this attachment has no redirect map (re-attach)",
 				   r->id);
 		if ((r->match & PL_M_EXPR) && ++expr_n[r->dir] > PL_POLICY_EXPRS_MAX)
@@ -846,7 +793,7 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 	for (size_t i = 0; i < n; i++)
 		if (!old_rule(old, nold, rules[i].id))
 			k[m++] = rules[i].id;
-	err = update_batch(p->rstats_fd, k, sizeof(*k), v, vsz, m);
+	err = update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
 	free(k);
 	free(v);
 	return err ? WHY(err, "cannot create rule counters: %s", strerror(-err)) : 0;
@@ -874,7 +821,7 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 		k[m] = rules[i].id;
 		v[m++] = rules[i];
 	}
-	err = update_batch(p->rules_fd, k, sizeof(*k), v, sizeof(*v), m);
+	err = update_batch(p->fd[PL_MID_POLICY_RULES], k, sizeof(*k), v, sizeof(*v), m);
 	if (err)
 		WHY(err, "recording the rules: %s", strerror(-err));
 	for (size_t i = 0; i < n; i++)
@@ -883,8 +830,8 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	for (size_t i = 0; i < nold && !err; i++) {
 		if (has_id(k, n, old[i].id))
 			continue;
-		bpf_map_delete_elem(p->rules_fd, &old[i].id);
-		bpf_map_delete_elem(p->rstats_fd, &old[i].id);
+		bpf_map_delete_elem(p->fd[PL_MID_POLICY_RULES], &old[i].id);
+		bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &old[i].id);
 	}
 	free(v);
 	free(k);
@@ -912,7 +859,7 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 		if (h && !strcmp(h, t))
 			continue;
 		snprintf(e.text, sizeof(e.text), "%s", t);
-		if (bpf_map_update_elem(p->exprs_fd, &rules[i].id, &e, BPF_ANY))
+		if (bpf_map_update_elem(p->fd[PL_MID_POLICY_EXPRS], &rules[i].id, &e, BPF_ANY))
 			err = WHY(-errno, "recording rule %u's expression: %s", rules[i].id,
 				  strerror(errno));
 	}
@@ -922,7 +869,7 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 		for (size_t j = 0; j < n && !keep; j++)
 			keep = rules[j].id == have[i].id && (rules[j].match & PL_M_EXPR);
 		if (!keep)
-			bpf_map_delete_elem(p->exprs_fd, &have[i].id);
+			bpf_map_delete_elem(p->fd[PL_MID_POLICY_EXPRS], &have[i].id);
 	}
 	pl_policy_texts_free(have, nhave);
 	return err;
@@ -958,9 +905,9 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
 
-		if (r->action == PL_ACT_REDIRECT && p->redirect_fd >= 0 && r->dir == PL_DIR_IN &&
+		if (r->action == PL_ACT_REDIRECT && p->fd[PL_MID_REDIRECT] >= 0 && r->dir == PL_DIR_IN &&
 		    p->meta.xdp_mode != PL_XDP_NONE &&
-		    bpf_map_update_elem(p->redirect_fd, &r->arg, &r->arg, BPF_ANY))
+		    bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
 			err = WHY(-errno, "rule %u: cannot redirect to ifindex %u: %s", r->id, r->arg,
 				  strerror(errno));
 	}
@@ -1004,7 +951,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	/* the record; counters and redirect targets of rules that are gone */
 	err = record(p, rules, n, old, nold, why, whylen);
 	err = err ?: record_texts(p, rules, n, texts, ntexts, why, whylen);
-	if (p->redirect_fd >= 0) {
+	if (p->fd[PL_MID_REDIRECT] >= 0) {
 		for (size_t i = 0; i < nold; i++) {
 			bool used = false;
 
@@ -1014,7 +961,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 				used = rules[j].action == PL_ACT_REDIRECT && rules[j].arg == old[i].arg &&
 				       rules[j].dir == PL_DIR_IN;
 			if (!used)
-				bpf_map_delete_elem(p->redirect_fd, &old[i].arg);
+				bpf_map_delete_elem(p->fd[PL_MID_REDIRECT], &old[i].arg);
 		}
 	}
 out:
