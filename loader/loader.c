@@ -28,6 +28,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "loader.h"
 #include "pktlens_xdp.skel.h"
@@ -91,12 +92,6 @@ struct attach {
 	char *why;
 	size_t whylen;
 };
-
-#define FAIL(a, err, ...)                                                 \
-	({                                                                \
-		snprintf((a)->why, (a)->whylen, __VA_ARGS__);              \
-		(err);                                                    \
-	})
 
 static int pin_fd(int fd, const char *dir, const char *name)
 {
@@ -164,7 +159,8 @@ static int handle_foreign(struct attach *a, __u32 ours)
 
 	err = bpf_xdp_query(a->li.ifindex, 0, &q);
 	if (err)
-		return FAIL(a, err, "%s: cannot query XDP state: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot query XDP state: %s", ifname,
+			      strerror(-err));
 	slots[0].id = q.drv_prog_id, slots[0].flag = XDP_FLAGS_DRV_MODE, slots[0].name = "native";
 	slots[1].id = q.skb_prog_id, slots[1].flag = XDP_FLAGS_SKB_MODE, slots[1].name = "skb";
 	slots[2].id = q.hw_prog_id, slots[2].flag = XDP_FLAGS_HW_MODE, slots[2].name = "hw";
@@ -172,13 +168,16 @@ static int handle_foreign(struct attach *a, __u32 ours)
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
 		if (!a->o->force)
-			return FAIL(a, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				    "--force replaces it", ifname, slots[i].id, slots[i].name);
+			return pl_why(a->why, a->whylen, -EBUSY,
+				      "%s: a foreign XDP program (id %u, %s mode) is attached; "
+				      "--force replaces it", ifname, slots[i].id, slots[i].name);
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)
-			return FAIL(a, err, "%s: cannot remove XDP program id %u: %s%s", ifname,
-				    slots[i].id, strerror(-err), err == -EBUSY ?
-				    " (it is owned by a bpf_link; detach it with its owner)" : "");
+			return pl_why(a->why, a->whylen, err,
+				      "%s: cannot remove XDP program id %u: %s%s", ifname,
+				      slots[i].id, strerror(-err),
+				      err == -EBUSY ?
+				      " (it is owned by a bpf_link; detach it with its owner)" : "");
 		a->info->replaced_foreign = true;
 	}
 	return 0;
@@ -283,7 +282,8 @@ static int load_xdp(struct attach *a)
 
 	a->xskel = pktlens_xdp__open();
 	if (!a->xskel)
-		return FAIL(a, -errno, "%s: cannot open the XDP object: %s", ifname, strerror(errno));
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
+			      ifname, strerror(errno));
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
@@ -309,17 +309,20 @@ static int load_xdp(struct attach *a)
 		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
-		return FAIL(a, err, "%s: cannot prepare maps: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot prepare maps: %s", ifname,
+			      strerror(-err));
 	err = pl_maps_check(a->xskel->obj, PL_OBJ_XDP, a->why, a->whylen);
 	if (err)
 		return err;
 	err = pktlens_xdp__load(a->xskel);
 	if (err)
-		return FAIL(a, err, "%s: loading program pktlens_xdp failed: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: loading program pktlens_xdp failed: %s",
+			      ifname, strerror(-err));
 	if (a->info->reattached && !flows_reused) {
 		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &lost);
 		if (err)
-			return FAIL(a, err, "%s: cannot carry flows over: %s", ifname, strerror(-err));
+			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
+				      ifname, strerror(-err));
 	}
 	a->info->kept_counters = a->info->reattached && !lost;
 	if (a->info->xdp_mode != PL_XDP_NONE)
@@ -336,7 +339,8 @@ static int load_tc(struct attach *a)
 
 	t = a->tskel = pktlens_tc__open();
 	if (!t)
-		return FAIL(a, -errno, "%s: cannot open the tc object: %s", a->o->ifname, strerror(errno));
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s",
+			      a->o->ifname, strerror(errno));
 	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
 	if (err)
 		return err;
@@ -364,7 +368,8 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = pktlens_tc__load(t);
 	if (err)
-		return FAIL(a, err, "%s: loading the tc programs failed: %s", a->o->ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: loading the tc programs failed: %s",
+			      a->o->ifname, strerror(-err));
 	if (a->info->tc_hooks & PL_TC_IN)
 		err = prog_id(t->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
 	if (!err && (a->info->tc_hooks & PL_TC_OUT))
@@ -400,8 +405,8 @@ static int fill_chains(struct attach *a)
 		if (bpf_map_update_elem(bpf_map__fd(a->tskel->maps.tc_chain), &slot, &fd, BPF_ANY))
 			err = -errno;
 	}
-	return err ? FAIL(a, err, "%s: cannot set up the filter chain: %s", a->o->ifname,
-			  strerror(-err)) : 0;
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot set up the filter chain: %s",
+			    a->o->ifname, strerror(-err)) : 0;
 }
 
 /* --force over an attachment with a filter: chain the same expression again. */
@@ -419,7 +424,8 @@ static int refilter(struct attach *a)
 
 	err = pl_chain_set(&c, a->old.meta.filter_expr, why, sizeof(why));
 	if (err)
-		return FAIL(a, err, "%s: cannot chain the filter again: %s", a->o->ifname, why);
+		return pl_why(a->why, a->whylen, err, "%s: cannot chain the filter again: %s",
+			      a->o->ifname, why);
 	*a->m = c.meta;
 	return 0;
 }
@@ -442,22 +448,25 @@ static int repolicy(struct attach *a)
 		err = pl_policy_rules(&p, &rules, &n);
 	if (err) {
 		pl_policy_close(&p);	/* safe after a failed open: fds are -1 */
-		return FAIL(a, err, "%s: cannot read the policy rules: %s", a->o->ifname,
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot read the policy rules: %s",
+			      a->o->ifname, strerror(-err));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (pl_policy_has_dir(&p, rules[i].dir))
 			rules[kept++] = rules[i];
 	a->info->rules_dropped = n - kept;
 	a->info->rules_kept = kept;
-	if (!err)
-		err = pl_policy_exprs(&p, &texts, &ntexts);
-	err = err ?: n ? pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why)) : 0;
+	err = pl_policy_exprs(&p, &texts, &ntexts);
+	if (err)
+		pl_why(why, sizeof(why), err, "reading the expressions: %s", strerror(-err));
+	else if (n)
+		err = pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why));
 	pl_policy_texts_free(texts, ntexts);
 	pl_policy_close(&p);
 	free(rules);
-	return err ? FAIL(a, err, "%s: cannot judge by the policy rules again: %s", a->o->ifname,
-			  why) : 0;
+	return err ? pl_why(a->why, a->whylen, err,
+			    "%s: cannot judge by the policy rules again: %s", a->o->ifname,
+			    why) : 0;
 }
 
 /* The maps the table pins (enum pl_map_pin), under a.tmp */
@@ -491,14 +500,16 @@ static int attach_xdp(struct attach *a)
 					&lopts);
 	if (a->link_fd[0] < 0) {
 		err = -errno;
-		return FAIL(a, err, "%s: cannot attach XDP program %s in %s mode: %s%s",
-			    a->o->ifname, bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode),
-			    strerror(-err),
-			    err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
-			    err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" : "");
+		return pl_why(a->why, a->whylen, err,
+			      "%s: cannot attach XDP program %s in %s mode: %s%s", a->o->ifname,
+			      bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode),
+			      strerror(-err),
+			      err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
+			      err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" : "");
 	}
 	err = pin_fd(a->link_fd[0], a->tmp, PL_PIN_XDP_LINK);
-	return err ? FAIL(a, err, "%s: cannot pin XDP link: %s", a->o->ifname, strerror(-err)) : 0;
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot pin XDP link: %s", a->o->ifname,
+			    strerror(-err)) : 0;
 }
 
 static int clsact_detach_filter(int ifindex, int dir, __u32 handle, __u32 prio)
@@ -541,9 +552,10 @@ static int clsact_remove_orphan(struct attach *a, int dir, struct bpf_tc_hook *h
 	if (fd >= 0)
 		close(fd);
 	if (err || strncmp(info.name, "pktlens_tc", strlen("pktlens_tc")))
-		return FAIL(a, -EEXIST, "%s: the tc %s filter at handle %#x priority %u is another "
-			    "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
-			    PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
+		return pl_why(a->why, a->whylen, -EEXIST,
+			      "%s: the tc %s filter at handle %#x priority %u is another "
+			      "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
+			      PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
 	return clsact_detach_filter(a->li.ifindex, dir, PL_CLSACT_HANDLE, PL_CLSACT_PRIO);
 }
 
@@ -570,27 +582,29 @@ static int attach_tc_dir(struct attach *a, int dir)
 		}
 		if (fd < 0) {
 			err = -errno;
-			return FAIL(a, err, "%s: cannot attach tc %s program with tcx: %s%s", a->o->ifname,
-				    dir_name[dir], strerror(-err),
-				    err == -EINVAL ? " (kernel without tcx? try --tc-mech clsact)" : "");
+			return pl_why(a->why, a->whylen, err,
+				      "%s: cannot attach tc %s program with tcx: %s%s",
+				      a->o->ifname, dir_name[dir], strerror(-err),
+				      err == -EINVAL ? " (kernel without tcx? try --tc-mech clsact)" : "");
 		}
 		a->link_fd[1 + dir] = fd;
 		err = pin_fd(fd, a->tmp, tc_link_pin[dir]);
-		return err ? FAIL(a, err, "%s: cannot pin tc %s link: %s", a->o->ifname,
-				  dir_name[dir], strerror(-err)) : 0;
+		return err ? pl_why(a->why, a->whylen, err, "%s: cannot pin tc %s link: %s",
+				    a->o->ifname, dir_name[dir], strerror(-err)) : 0;
 	}
 
 	err = bpf_tc_hook_create(&hook);
 	if (!err)
 		a->m->tc_qdisc_created = 1;
 	else if (err != -EEXIST)
-		return FAIL(a, err, "%s: cannot create clsact qdisc: %s", a->o->ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot create clsact qdisc: %s",
+			      a->o->ifname, strerror(-err));
 	if ((err = clsact_remove_orphan(a, dir, &hook)))
 		return err;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return FAIL(a, err, "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot attach tc %s filter: %s",
+			      a->o->ifname, dir_name[dir], strerror(-err));
 	a->filter_made[dir] = true;
 	a->m->tc_handle[dir] = opts.handle;
 	a->m->tc_prio[dir] = opts.priority;
@@ -647,13 +661,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	a.m = m;
 	err = pl_link_get(ifname, 0, &a.li);
 	if (err)
-		return FAIL(&a, err, "%s: %s", ifname, err == -ENODEV ? "no such interface" : strerror(-err));
+		return pl_why(a.why, a.whylen, err, "%s: %s", ifname,
+			      err == -ENODEV ? "no such interface" : strerror(-err));
 	if (!a.li.up && !o->force)
-		return FAIL(&a, -ENETDOWN, "%s: interface is down (ip link set %s up, or --force)",
-			    ifname, ifname);
+		return pl_why(a.why, a.whylen, -ENETDOWN,
+			      "%s: interface is down (ip link set %s up, or --force)", ifname,
+			      ifname);
 	choose_hooks(&a);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
-		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
+		return pl_why(a.why, a.whylen, -EINVAL,
+			      "%s: nothing to attach (--xdp none and --tc none)", ifname);
 	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech : PL_TC_TCX;
 	info->ifindex = a.li.ifindex;
 
@@ -665,11 +682,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (!err)
 		err = pl_pin_dir(a.final, sizeof(a.final), ns, a.li.ifname);
 	if (err)
-		return FAIL(&a, err, "%s: %s", ifname, strerror(-err));
+		return pl_why(a.why, a.whylen, err, "%s: %s", ifname, strerror(-err));
 	a.have_old = access(a.final, F_OK) == 0;
 	if (a.have_old && !o->force)
-		return FAIL(&a, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
-			    "re-attach)", ifname, ifname);
+		return pl_why(a.why, a.whylen, -EEXIST,
+			      "%s: already attached (pktlens detach %s, or --force to "
+			      "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.final, &a.old) == 0)
 		info->reattached = true;
 
@@ -693,14 +711,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		snprintf(nsdir, sizeof(nsdir), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
 		if ((mkdir(nsdir, 0700) && errno != EEXIST) || mkdir(a.tmp, 0700)) {
-			err = FAIL(&a, -errno, "%s: cannot create %s: %s", ifname, a.tmp, strerror(errno));
+			err = pl_why(a.why, a.whylen, -errno, "%s: cannot create %s: %s", ifname,
+				     a.tmp, strerror(errno));
 			goto out;
 		}
 	}
 	a.tmp_made = true;
 	err = pin_maps(&a);
 	if (err) {
-		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
+		pl_why(a.why, a.whylen, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp,
+		       strerror(-err));
 		goto out;
 	}
 
@@ -723,7 +743,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->tc_hooks = info->tc_hooks;
 	m->tc_mech = info->tc_mech;
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
-		err = FAIL(&a, -errno, "%s: cannot write attach metadata: %s", ifname, strerror(errno));
+		err = pl_why(a.why, a.whylen, -errno, "%s: cannot write attach metadata: %s",
+			     ifname, strerror(errno));
 		goto out;
 	}
 	if (info->reattached && a.old.meta.filter_set && (err = refilter(&a)))
@@ -731,12 +752,13 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (a.policy_reused && (err = repolicy(&a)))
 		goto out;
 	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
-		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
+		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname,
+		       a.final, strerror(-err));
 		goto out;
 	}
 	if (rename(a.tmp, a.final)) {
-		err = FAIL(&a, -errno, "%s: cannot move pins into %s: %s", ifname, a.final,
-			   strerror(errno));
+		err = pl_why(a.why, a.whylen, -errno, "%s: cannot move pins into %s: %s", ifname,
+			     a.final, strerror(errno));
 		goto out;
 	}
 	a.tmp_made = false;
@@ -764,12 +786,10 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 		struct pl_link_info li;
 
 		pl_netns_ino(&here);
-		if (here != att->netns) {
-			snprintf(why, whylen, "%s: its clsact filters live in network namespace %llu: "
-				 "run pktlens -n NETNS detach %s", att->ifname,
-				 (unsigned long long)att->netns, att->ifname);
-			return -EXDEV;
-		}
+		if (here != att->netns)
+			return pl_why(why, whylen, -EXDEV, "%s: its clsact filters live in network "
+				      "namespace %llu: run pktlens -n NETNS detach %s", att->ifname,
+				      (unsigned long long)att->netns, att->ifname);
 		if (!pl_link_get(NULL, m->ifindex, &li)) {
 			for (int dir = 0; dir < 2; dir++)
 				if (m->tc_hooks & (1u << dir))
@@ -780,7 +800,6 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 		}
 	}
 	err = pl_pin_dir_remove(att->dir);
-	if (err)
-		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, att->dir, strerror(-err));
-	return err;
+	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,
+			    strerror(-err)) : 0;
 }

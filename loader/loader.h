@@ -294,6 +294,9 @@ bool pl_policy_has_dir(const struct pl_policy *p, int dir);
 /* Texts of all expression rules, sorted by id. Free with pl_policy_texts_free(). */
 int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n);
 void pl_policy_texts_free(struct pl_rule_text *t, size_t n);
+/* Sort by id; the text of rule @id in sorted @t, or NULL. */
+void pl_policy_texts_sort(struct pl_rule_text *t, size_t n);
+const char *pl_policy_text(const struct pl_rule_text *t, size_t n, __u32 id);
 /* FNV-1a of an expression text (pl_rule.expr_hash). */
 __u32 pl_policy_expr_hash(const char *text);
 /*

@@ -30,13 +30,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pktlens/array.h>
+#include <pktlens/why.h>
 
 #include "loader.h"
 #include "../pcap/cbpf.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
-
-#define WHY(err, ...) ({ snprintf(why, whylen, __VA_ARGS__); (err); })
 
 /* Entries per batch map call: each syscall costs tens of microseconds on slow hosts. */
 #define PL_BATCH 8192U
@@ -233,14 +232,18 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 		pl_policy_texts_free(v, cnt);
 		return err;
 	}
-	if (cnt)
-		pl_qsort(v, cnt, sizeof(*v), text_cmp);
+	pl_policy_texts_sort(v, cnt);
 	*out = v;
 	*n = cnt;
 	return 0;
 }
 
-static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
+void pl_policy_texts_sort(struct pl_rule_text *t, size_t n)
+{
+	pl_qsort(t, n, sizeof(*t), text_cmp);
+}
+
+const char *pl_policy_text(const struct pl_rule_text *t, size_t n, __u32 id)
 {
 	struct pl_rule_text key = { .id = id }, *hit;
 
@@ -495,14 +498,16 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 
 		if (r->dir != rs->dir || !(r->match & PL_M_EXPR))
 			continue;
-		text = text_of(texts, ntexts, r->id);
+		text = pl_policy_text(texts, ntexts, r->id);
 		if (!text) {
-			err = WHY(-EINVAL, "rule %u: its expression is missing", r->id);
+			err = pl_why(why, whylen, -EINVAL, "rule %u: its expression is missing",
+				     r->id);
 			break;
 		}
 		err = pl_filter_build(text, &o, &fp, err_text, sizeof(err_text));
 		if (err) {
-			WHY(err, "rule %u: expression '%s': %s", r->id, text, err_text);
+			pl_why(why, whylen, err, "rule %u: expression '%s': %s", r->id, text,
+			       err_text);
 			break;
 		}
 		ebpf[ne] = fp.ebpf;	/* kept, the rest freed */
@@ -514,15 +519,17 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 		err = pl_ebpf_expr_stage((const struct bpf_insn *const *)ebpf, cnt, ne, &t, &stage,
 					 &slen);
 		if (err)
-			WHY(err, "%s: building the expression stage: %s", rs->hook, strerror(-err));
+			pl_why(why, whylen, err, "%s: building the expression stage: %s", rs->hook,
+			       strerror(-err));
 	}
 	if (!err && ne) {
 		rs->stage_fd = pl_ebpf_load(stage, slen, o.ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
 					    log, sizeof(log));
 		if (rs->stage_fd < 0)
-			err = WHY(rs->stage_fd, "%s: the kernel refused the expression stage "
-				  "(%zu expressions): %s%s%s", rs->hook, ne, strerror(-rs->stage_fd),
-				  log[0] ? ": " : "", log);
+			err = pl_why(why, whylen, rs->stage_fd,
+				     "%s: the kernel refused the expression stage "
+				     "(%zu expressions): %s%s%s", rs->hook, ne,
+				     strerror(-rs->stage_fd), log[0] ? ": " : "", log);
 	}
 	for (size_t i = 0; i < ne; i++)
 		free(ebpf[i]);
@@ -564,8 +571,8 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		struct pktlens_xdp *x = rs->x = pktlens_xdp__open();
 
 		if (!x) {
-			err = WHY(-errno, "%s: cannot open the XDP object: %s", rs->hook,
-				  strerror(errno));
+			err = pl_why(why, whylen, -errno, "%s: cannot open the XDP object: %s",
+				     rs->hook, strerror(errno));
 			goto out;
 		}
 		obj = x->obj;
@@ -575,7 +582,8 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		struct pktlens_tc *t = rs->t = pktlens_tc__open();
 
 		if (!t) {
-			err = WHY(-errno, "%s: cannot open the tc object: %s", rs->hook, strerror(errno));
+			err = pl_why(why, whylen, -errno, "%s: cannot open the tc object: %s",
+				     rs->hook, strerror(errno));
 			goto out;
 		}
 		obj = t->obj;
@@ -592,14 +600,16 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {
-		WHY(err, "%s: loading the rule-set programs failed: %s", rs->hook, strerror(-err));
+		pl_why(why, whylen, err, "%s: loading the rule-set programs failed: %s", rs->hook,
+		       strerror(-err));
 		goto out;
 	}
 	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
 	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC), lpm[0], lpm_n[0]);
 	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST), lpm[1], lpm_n[1]);
 	if (err) {
-		WHY(err, "%s: filling the rule maps failed: %s", rs->hook, strerror(-err));
+		pl_why(why, whylen, err, "%s: filling the rule maps failed: %s", rs->hook,
+		       strerror(-err));
 		goto out;
 	}
 	if (cfg.exprs && (err = build_stage(p, rs, rules + from, to - from, texts, ntexts, why,
@@ -609,7 +619,8 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 	cfg.src_cidrs = (__u32)lpm_n[0];
 	cfg.dst_cidrs = (__u32)lpm_n[1];
 	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {
-		err = WHY(-errno, "%s: filling the rule maps failed: %s", rs->hook, strerror(errno));
+		err = pl_why(why, whylen, -errno, "%s: filling the rule maps failed: %s", rs->hook,
+			     strerror(errno));
 		goto out;
 	}
 	rs->prog_fd = bpf_program__fd(prog);
@@ -715,26 +726,31 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } }, expr_n[2] = { 0, 0 };
 
 	if (n > PL_POLICY_RULES_MAX)
-		return WHY(-E2BIG, "%zu rules: at most %u per interface", n, PL_POLICY_RULES_MAX);
+		return pl_why(why, whylen, -E2BIG, "%zu rules: at most %u per interface", n,
+			      PL_POLICY_RULES_MAX);
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
 		int f = lpm_field(r);
 
 		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX)
-			return WHY(-EINVAL, "rule %u: malformed", r->id);
+			return pl_why(why, whylen, -EINVAL, "rule %u: malformed", r->id);
 		if (i && r->id == rules[i - 1].id)
-			return WHY(-EEXIST, "rule id %u given twice", r->id);
+			return pl_why(why, whylen, -EEXIST, "rule id %u given twice", r->id);
 		if (!pl_policy_has_dir(p, r->dir))
-			return WHY(-ENOTSUP, "rule %u: %s has no %s hook (pktlens attach %s --tc %s)",
-				   r->id, p->meta.ifname, r->dir == PL_DIR_IN ? "ingress" : "egress",
-				   p->meta.ifname, r->dir == PL_DIR_IN ? "in" : "out");
+			return pl_why(why, whylen, -ENOTSUP,
+				      "rule %u: %s has no %s hook (pktlens attach %s --tc %s)",
+				      r->id, p->meta.ifname,
+				      r->dir == PL_DIR_IN ? "ingress" : "egress", p->meta.ifname,
+				      r->dir == PL_DIR_IN ? "in" : "out");
 		if (r->action == PL_ACT_REDIRECT && p->meta.xdp_mode != PL_XDP_NONE &&
 		    r->dir == PL_DIR_IN && p->fd[PL_MID_REDIRECT] < 0)
-			return WHY(-ENOTSUP, "rule %u: this attachment has no redirect map (re-attach)",
-				   r->id);
+			return pl_why(why, whylen, -ENOTSUP,
+				      "rule %u: this attachment has no redirect map (re-attach)",
+				      r->id);
 		if ((r->match & PL_M_EXPR) && ++expr_n[r->dir] > PL_POLICY_EXPRS_MAX)
-			return WHY(-E2BIG, "more than %u %s rules with an expression", PL_POLICY_EXPRS_MAX,
-				   r->dir ? "egress" : "ingress");
+			return pl_why(why, whylen, -E2BIG,
+				      "more than %u %s rules with an expression",
+				      PL_POLICY_EXPRS_MAX, r->dir ? "egress" : "ingress");
 		if (f < 0)
 			list_n[r->dir]++;
 		else
@@ -742,14 +758,16 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 	}
 	for (int d = 0; d < 2; d++) {
 		if (list_n[d] > PL_POLICY_LIST_MAX)
-			return WHY(-E2BIG, "%zu %s rules with ports, protocol, VLAN, both addresses or "
-				   "--sample: at most %u", list_n[d], d ? "egress" : "ingress",
-				   PL_POLICY_LIST_MAX);
+			return pl_why(why, whylen, -E2BIG,
+				      "%zu %s rules with ports, protocol, VLAN, both addresses or "
+				      "--sample: at most %u", list_n[d], d ? "egress" : "ingress",
+				      PL_POLICY_LIST_MAX);
 		for (int f = 0; f < 2; f++)
 			if (lpm_n[d][f] > PL_POLICY_CIDRS_MAX)
-				return WHY(-E2BIG, "%zu %s rules on a %s address alone: at most %u",
-					   lpm_n[d][f], d ? "egress" : "ingress",
-					   f ? "destination" : "source", PL_POLICY_CIDRS_MAX);
+				return pl_why(why, whylen, -E2BIG,
+					      "%zu %s rules on a %s address alone: at most %u",
+					      lpm_n[d][f], d ? "egress" : "ingress",
+					      f ? "destination" : "source", PL_POLICY_CIDRS_MAX);
 	}
 	return 0;
 }
@@ -781,14 +799,14 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 	int err;
 
 	if (ncpu <= 0)
-		return WHY(-EINVAL, "cannot count CPUs");
+		return pl_why(why, whylen, -EINVAL, "cannot count CPUs");
 	vsz = sizeof(struct pl_rule_stats) * (size_t)ncpu;	/* 8-byte multiple already */
 	k = calloc(n ? n : 1, sizeof(*k));
 	v = calloc(n ? n : 1, vsz);
 	if (!k || !v) {
 		free(k);
 		free(v);
-		return WHY(-ENOMEM, "%s", strerror(ENOMEM));
+		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (!old_rule(old, nold, rules[i].id))
@@ -796,7 +814,8 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 	err = update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
 	free(k);
 	free(v);
-	return err ? WHY(err, "cannot create rule counters: %s", strerror(-err)) : 0;
+	return err ? pl_why(why, whylen, err, "cannot create rule counters: %s",
+			    strerror(-err)) : 0;
 }
 
 /* policy_rules := @rules: write what changed, delete what is gone (with its counters). */
@@ -811,7 +830,7 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	if (!v || !k) {
 		free(v);
 		free(k);
-		return WHY(-ENOMEM, "%s", strerror(ENOMEM));
+		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
@@ -823,7 +842,7 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	}
 	err = update_batch(p->fd[PL_MID_POLICY_RULES], k, sizeof(*k), v, sizeof(*v), m);
 	if (err)
-		WHY(err, "recording the rules: %s", strerror(-err));
+		pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
 	for (size_t i = 0; i < n; i++)
 		k[i] = rules[i].id;
 	pl_qsort(k, n, sizeof(*k), u32_cmp);
@@ -848,20 +867,20 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 
 	err = pl_policy_exprs(p, &have, &nhave);
 	if (err)
-		return WHY(err, "reading the expressions: %s", strerror(-err));
+		return pl_why(why, whylen, err, "reading the expressions: %s", strerror(-err));
 	for (size_t i = 0; i < n && !err; i++) {
-		const char *t = text_of(texts, ntexts, rules[i].id), *h;
+		const char *t = pl_policy_text(texts, ntexts, rules[i].id), *h;
 		struct pl_rule_expr e = { { 0 } };
 
 		if (!(rules[i].match & PL_M_EXPR) || !t)
 			continue;
-		h = text_of(have, nhave, rules[i].id);
+		h = pl_policy_text(have, nhave, rules[i].id);
 		if (h && !strcmp(h, t))
 			continue;
 		snprintf(e.text, sizeof(e.text), "%s", t);
 		if (bpf_map_update_elem(p->fd[PL_MID_POLICY_EXPRS], &rules[i].id, &e, BPF_ANY))
-			err = WHY(-errno, "recording rule %u's expression: %s", rules[i].id,
-				  strerror(errno));
+			err = pl_why(why, whylen, -errno, "recording rule %u's expression: %s",
+				     rules[i].id, strerror(errno));
 	}
 	for (size_t i = 0; i < nhave && !err; i++) {
 		bool keep = false;
@@ -892,7 +911,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	pl_policy_sort(rules, n);
 	err = pl_policy_rules(p, &old, &nold);
 	if (err)
-		return WHY(err, "reading the current rules: %s", strerror(-err));
+		return pl_why(why, whylen, err, "reading the current rules: %s", strerror(-err));
 	pl_qsort(old, nold, sizeof(*old), id_cmp);
 	nrs = ruleset_hooks(p, rs);
 	for (size_t h = 0; h < nrs && !err; h++)
@@ -908,8 +927,9 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		if (r->action == PL_ACT_REDIRECT && p->fd[PL_MID_REDIRECT] >= 0 && r->dir == PL_DIR_IN &&
 		    p->meta.xdp_mode != PL_XDP_NONE &&
 		    bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
-			err = WHY(-errno, "rule %u: cannot redirect to ifindex %u: %s", r->id, r->arg,
-				  strerror(errno));
+			err = pl_why(why, whylen, -errno,
+				     "rule %u: cannot redirect to ifindex %u: %s", r->id, r->arg,
+				     strerror(errno));
 	}
 	if (err)
 		goto out;
@@ -931,7 +951,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 			err = slot_set(r->chain_fd, PL_CHAIN_POLICY(r->dir), r->prog_fd);
 		}
 		if (err)
-			WHY(err, "%s: cannot swap the rule set in: %s", r->hook, strerror(-err));
+			pl_why(why, whylen, err, "%s: cannot swap the rule set in: %s", r->hook,
+			       strerror(-err));
 	}
 	if (err) {
 		for (size_t h = 0; h < swapped; h++) {
