@@ -567,7 +567,7 @@ static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const st
 		if (err)
 			goto out;
 	}
-	if (rs->t == NULL && !strcmp(rs->hook, "xdp in")) {
+	if (!strcmp(rs->hook, "xdp in")) {
 		struct pktlens_xdp *x = rs->x = pktlens_xdp__open();
 
 		if (!x) {
@@ -924,7 +924,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
 
-		if (r->action == PL_ACT_REDIRECT && p->fd[PL_MID_REDIRECT] >= 0 && r->dir == PL_DIR_IN &&
+		/* XDP's devmap (tc redirects by ifindex); check() made sure it is there */
+		if (r->action == PL_ACT_REDIRECT && r->dir == PL_DIR_IN &&
 		    p->meta.xdp_mode != PL_XDP_NONE &&
 		    bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
 			err = pl_why(why, whylen, -errno,
