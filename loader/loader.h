@@ -190,6 +190,15 @@ int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why,
 int pl_maps_open(const char *dir, int fd[PL_MID_MAX]);
 void pl_maps_close(int fd[PL_MID_MAX]);
 
+/* Entries per batch map call: each syscall costs tens of microseconds on slow hosts. */
+#define PL_BATCH 8192U
+/*
+ * bpf_map_update_batch() of @n entries of @ksz/@vsz bytes in PL_BATCH
+ * chunks, waiting out a momentarily empty BPF memory allocator. 0 or -errno.
+ */
+int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+			size_t n);
+
 /* ---- attach/detach (loader/loader.c) ---- */
 
 struct pl_attach_opts {

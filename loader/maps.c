@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pktlens/why.h>
 
@@ -132,4 +133,30 @@ int pl_maps_open(const char *dir, int fd[PL_MID_MAX])
 	if (err)
 		pl_maps_close(fd);
 	return err;
+}
+
+int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+			size_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int tries = 0;
+
+	for (size_t i = 0; i < n;) {
+		__u32 c = (__u32)(n - i < PL_BATCH ? n - i : PL_BATCH);
+		int err = bpf_map_update_batch(fd, (const char *)keys + i * ksz,
+					       (const char *)vals + i * vsz, &c, &opts) ? -errno : 0;
+
+		i += c;		/* the kernel says how many went in, also on error */
+		if (!err)
+			continue;
+		/*
+		 * Maps without preallocation take elements from the BPF memory
+		 * allocator, whose per-CPU caches refill asynchronously (irq_work):
+		 * a burst of 100,000 inserts can find them empty for a moment.
+		 */
+		if (err != -ENOMEM || ++tries > 100)
+			return err;
+		usleep(1000);
+	}
+	return 0;
 }

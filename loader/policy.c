@@ -7,7 +7,7 @@
  *   1. check it (ids, limits, hooks, redirect targets);
  *   2. for every hook that judges a direction, load a fresh pktlens_*_policy
  *      program with its own rule maps (the shared counters, flows and stats
- *      are reused) and fill those maps;
+ *      are reused) and fill those maps (loader/ruleset.c);
  *   3. create zeroed counters for new rule ids, add redirect targets;
  *   4. swap each hook's POLICY slot (one map update), or empty it when a
  *      direction has no rules left;
@@ -33,39 +33,7 @@
 #include <pktlens/why.h>
 
 #include "loader.h"
-#include "../pcap/cbpf.h"
-#include "pktlens_xdp.skel.h"
-#include "pktlens_tc.skel.h"
-
-/* Entries per batch map call: each syscall costs tens of microseconds on slow hosts. */
-#define PL_BATCH 8192U
-
-/* bpf_map_update_batch() of @n entries in chunks; 0 or -errno. */
-static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
-			size_t n)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	int tries = 0;
-
-	for (size_t i = 0; i < n;) {
-		__u32 c = (__u32)(n - i < PL_BATCH ? n - i : PL_BATCH);
-		int err = bpf_map_update_batch(fd, (const char *)keys + i * ksz,
-					       (const char *)vals + i * vsz, &c, &opts) ? -errno : 0;
-
-		i += c;		/* the kernel says how many went in, also on error */
-		if (!err)
-			continue;
-		/*
-		 * Maps without preallocation take elements from the BPF memory
-		 * allocator, whose per-CPU caches refill asynchronously (irq_work):
-		 * a burst of 100,000 inserts can find them empty for a moment.
-		 */
-		if (err != -ENOMEM || ++tries > 100)
-			return err;
-		usleep(1000);
-	}
-	return 0;
-}
+#include "ruleset.h"
 
 void pl_policy_close(struct pl_policy *p)
 {
@@ -251,402 +219,23 @@ const char *pl_policy_text(const struct pl_rule_text *t, size_t n, __u32 id)
 	return hit ? hit->text : NULL;
 }
 
-/* ---- building a rule set ---- */
-
-/* Rules that go into an LPM trie: one address field, a terminal action. */
-static int lpm_field(const struct pl_rule *r)
-{
-	if (r->action == PL_ACT_SAMPLE)
-		return -1;
-	if (r->match == PL_M_SRC)
-		return 0;
-	if (r->match == PL_M_DST)
-		return 1;
-	return -1;
-}
-
-struct prefix {
-	__u8 addr[16];
-	__u8 len;
-	struct pl_rule_ref best;
-};
-
-static bool ref_before(const struct pl_rule_ref *a, const struct pl_rule_ref *b)
-{
-	return a->prio < b->prio || (a->prio == b->prio && a->id < b->id);
-}
-
-static int prefix_cmp(const void *a, const void *b)
-{
-	const struct prefix *x = a, *y = b;
-	int c = memcmp(x->addr, y->addr, 16);
-
-	if (c)
-		return c;
-	if (x->len != y->len)
-		return x->len < y->len ? -1 : 1;
-	return ref_before(&x->best, &y->best) ? -1 : ref_before(&y->best, &x->best);
-}
-
-static bool prefix_contains(const struct prefix *q, const struct prefix *p)
-{
-	unsigned int full = q->len / 8, rest = q->len % 8;
-
-	if (q->len > p->len || memcmp(q->addr, p->addr, full))
-		return false;
-	return !rest || ((p->addr[full] ^ q->addr[full]) & (0xff00 >> rest) & 0xff) == 0;
-}
-
-/*
- * The LPM entries of field @f (0 src, 1 dst) of @rules: each distinct prefix
- * with the first rule whose prefix covers it. Sorted by (address, length),
- * prefixes come in tree preorder, so a stack of the enclosing ones suffices.
- */
-static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct prefix **out,
-		       size_t *out_n)
-{
-	struct prefix *v, **stack;
-	size_t cnt = 0, m = 0, depth = 0;
-
-	for (size_t i = 0; i < n; i++)
-		cnt += lpm_field(&rules[i]) == f;
-	*out = NULL;
-	*out_n = 0;
-	if (!cnt)
-		return 0;
-	v = calloc(cnt, sizeof(*v));
-	stack = calloc(cnt, sizeof(*stack));
-	if (!v || !stack) {
-		free(v);
-		free(stack);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct pl_rule *r = &rules[i];
-
-		if (lpm_field(r) != f)
-			continue;
-		memcpy(v[m].addr, f ? r->dst : r->src, 16);
-		v[m].len = f ? r->dst_len : r->src_len;
-		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg };
-		m++;
-	}
-	pl_qsort(v, m, sizeof(*v), prefix_cmp);
-	/* same prefix: the first sorts first; keep it */
-	cnt = 0;
-	for (size_t i = 0; i < m; i++)
-		if (!cnt || v[cnt - 1].len != v[i].len || memcmp(v[cnt - 1].addr, v[i].addr, 16))
-			v[cnt++] = v[i];
-	for (size_t i = 0; i < cnt; i++) {
-		while (depth && !prefix_contains(stack[depth - 1], &v[i]))
-			depth--;
-		if (depth && ref_before(&stack[depth - 1]->best, &v[i].best))
-			v[i].best = stack[depth - 1]->best;
-		stack[depth++] = &v[i];
-	}
-	free(stack);
-	*out = v;
-	*out_n = cnt;
-	return 0;
-}
-
-/* One hook's rule set, loaded and filled, not yet live. */
-struct ruleset {
-	const char *hook;	/* "xdp in", "tc in", "tc out" */
-	int chain_fd;
-	__u32 dir;
-	struct pktlens_xdp *x;
-	struct pktlens_tc *t;
-	int prog_fd;		/* pktlens_*_policy; -1: no rules */
-	int stage_fd;		/* expression stage, -1 if the rules have none */
-	__u32 gen;		/* its PL_CHAIN_POLICY_GEN slot */
-	__u32 slot;		/* enum pl_slot */
-	bool native;		/* XDP frags */
-};
-
-static void ruleset_free(struct ruleset *rs)
-{
-	if (rs->stage_fd >= 0)
-		close(rs->stage_fd);
-	rs->stage_fd = -1;
-	pktlens_xdp__destroy(rs->x);
-	pktlens_tc__destroy(rs->t);
-	rs->x = NULL;
-	rs->t = NULL;
-}
-
-/*
- * The maps of rule-set object @obj as the table says (enum pl_map_rules):
- * the attachment's where shared, none where its programs do not use them,
- * its own of @size[id] entries (0: as the object has it).
- */
-static int prepare_maps(const struct pl_policy *p, struct bpf_object *obj,
-			const __u32 size[PL_MID_MAX])
-{
-	struct bpf_map *m;
-	int err = 0;
-
-	bpf_object__for_each_map(m, obj) {
-		const struct pl_map_def *d = pl_map_find(bpf_map__name(m));
-
-		if (bpf_map__is_internal(m))
-			continue;
-		if (d->rules == PL_RS_SHARED)
-			err = bpf_map__reuse_fd(m, p->fd[pl_map_id(d)]);
-		else if (d->rules == PL_RS_NONE)
-			err = bpf_map__set_autocreate(m, false);
-		else if (size[pl_map_id(d)])
-			err = bpf_map__set_max_entries(m, size[pl_map_id(d)]);
-		if (err)
-			break;
-	}
-	return err;
-}
-
-/* The fd of map @id of a loaded object */
-static int obj_map_fd(const struct bpf_object *obj, enum pl_map_id id)
-{
-	return bpf_map__fd(bpf_object__find_map_by_name(obj, pl_maps[id].name));
-}
-
-static int fill_lpm(int fd, const struct prefix *v, size_t n)
-{
-	struct pl_lpm_key *k = calloc(n ? n : 1, sizeof(*k));
-	struct pl_rule_ref *r = calloc(n ? n : 1, sizeof(*r));
-	int err;
-
-	if (!k || !r) {
-		free(k);
-		free(r);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		k[i].prefixlen = v[i].len;
-		memcpy(k[i].addr, v[i].addr, 16);
-		r[i] = v[i].best;
-	}
-	err = update_batch(fd, k, sizeof(*k), r, sizeof(*r), n);
-	free(k);
-	free(r);
-	return err;
-}
-
-/* policy_list: the rules not in an LPM trie, in order */
-static int fill_list(int fd, const struct pl_rule *rules, size_t n, size_t list_n)
-{
-	struct pl_rule *v = calloc(list_n ? list_n : 1, sizeof(*v));
-	__u32 *k = calloc(list_n ? list_n : 1, sizeof(*k));
-	size_t m = 0;
-	int err;
-
-	if (!v || !k) {
-		free(v);
-		free(k);
-		return -ENOMEM;
-	}
-	__u8 e = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (lpm_field(&rules[i]) >= 0)
-			continue;
-		k[m] = (__u32)m;
-		v[m] = rules[i];
-		if (v[m].match & PL_M_EXPR)
-			v[m].expr = e++;	/* the order of build_stage() */
-		m++;
-	}
-	err = update_batch(fd, k, sizeof(*k), v, sizeof(*v), m);
-	free(v);
-	free(k);
-	return err;
-}
-
-/* Of @obj's programs, load only @prog. */
-static void autoload_only(struct bpf_object *obj, struct bpf_program *prog)
-{
-	struct bpf_program *q;
-
-	bpf_object__for_each_program(q, obj)
-		bpf_program__set_autoload(q, q == prog);
-}
-
-/*
- * The expression stage of @rs: every PL_M_EXPR rule of @rules (its direction,
- * in list order, as fill_list() numbers them) compiled, translated and
- * called in turn; it tail-calls the rule set's program in slot rs->gen.
- */
-static int build_stage(const struct pl_policy *p, struct ruleset *rs, const struct pl_rule *rules,
-		       size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
-		       size_t whylen)
-{
-	const struct pl_filter_opts o = {
-		.ctx = strcmp(rs->hook, "xdp in") ? PL_FILTER_TC : PL_FILTER_XDP,
-	};
-	struct bpf_insn *ebpf[PL_EXPR_STAGE_MAX] = { NULL }, *stage = NULL;
-	size_t cnt[PL_EXPR_STAGE_MAX], ne = 0, slen;
-	struct pl_expr_target t = {
-		.ctx = o.ctx, .bits_fd = p->fd[PL_MID_EXPR_BITS], .bits_key = rs->slot, .chain_fd = rs->chain_fd,
-		.next_slot = PL_CHAIN_POLICY_GEN(rs->dir, rs->gen),
-	};
-	char log[1024], err_text[512];
-	int err = 0;
-
-	for (size_t i = 0; i < n && !err; i++) {
-		const struct pl_rule *r = &rules[i];
-		struct pl_filter_prog fp;
-		const char *text;
-
-		if (r->dir != rs->dir || !(r->match & PL_M_EXPR))
-			continue;
-		text = pl_policy_text(texts, ntexts, r->id);
-		if (!text) {
-			err = pl_why(why, whylen, -EINVAL, "rule %u: its expression is missing",
-				     r->id);
-			break;
-		}
-		err = pl_filter_build(text, &o, &fp, err_text, sizeof(err_text));
-		if (err) {
-			pl_why(why, whylen, err, "rule %u: expression '%s': %s", r->id, text,
-			       err_text);
-			break;
-		}
-		ebpf[ne] = fp.ebpf;	/* kept, the rest freed */
-		cnt[ne++] = fp.ebpf_len;
-		fp.ebpf = NULL;
-		pl_filter_prog_free(&fp);
-	}
-	if (!err && ne) {
-		err = pl_ebpf_expr_stage((const struct bpf_insn *const *)ebpf, cnt, ne, &t, &stage,
-					 &slen);
-		if (err)
-			pl_why(why, whylen, err, "%s: building the expression stage: %s", rs->hook,
-			       strerror(-err));
-	}
-	if (!err && ne) {
-		rs->stage_fd = pl_ebpf_load(stage, slen, o.ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
-					    log, sizeof(log));
-		if (rs->stage_fd < 0)
-			err = pl_why(why, whylen, rs->stage_fd,
-				     "%s: the kernel refused the expression stage "
-				     "(%zu expressions): %s%s%s", rs->hook, ne,
-				     strerror(-rs->stage_fd), log[0] ? ": " : "", log);
-	}
-	for (size_t i = 0; i < ne; i++)
-		free(ebpf[i]);
-	free(stage);
-	return err;
-}
-
-/* Load the programs of @rs for the rules of its direction in @rules (sorted) and fill their maps. */
-static int ruleset_build(const struct pl_policy *p, struct ruleset *rs, const struct pl_rule *rules,
-			 size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
-			 size_t whylen)
-{
-	struct prefix *lpm[2] = { NULL, NULL };
-	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
-	__u32 size[PL_MID_MAX] = { 0 }, key = 0;
-	struct bpf_program *prog;
-	struct bpf_object *obj;
-	struct pl_policy_cfg cfg = { 0 };
-	bool skb = p->meta.xdp_mode == PL_XDP_SKB;
-	int err;
-
-	rs->prog_fd = -1;
-	for (size_t i = 0; i < n; i++) {
-		if (rules[i].dir != rs->dir)
-			continue;
-		from = from < i ? from : i;
-		to = i + 1;
-		list_n += lpm_field(&rules[i]) < 0;
-		cfg.exprs += !!(rules[i].match & PL_M_EXPR);
-	}
-	if (to == 0)
-		return 0;	/* no rules: the slots are emptied */
-	for (int f = 0; f < 2; f++) {
-		err = lpm_entries(rules + from, to - from, f, &lpm[f], &lpm_n[f]);
-		if (err)
-			goto out;
-	}
-	if (!strcmp(rs->hook, "xdp in")) {
-		struct pktlens_xdp *x = rs->x = pktlens_xdp__open();
-
-		if (!x) {
-			err = pl_why(why, whylen, -errno, "%s: cannot open the XDP object: %s",
-				     rs->hook, strerror(errno));
-			goto out;
-		}
-		obj = x->obj;
-		prog = skb ? x->progs.pktlens_xdp_skb_policy : x->progs.pktlens_xdp_policy;
-		err = pl_maps_check(obj, PL_OBJ_XDP, why, whylen);
-	} else {
-		struct pktlens_tc *t = rs->t = pktlens_tc__open();
-
-		if (!t) {
-			err = pl_why(why, whylen, -errno, "%s: cannot open the tc object: %s",
-				     rs->hook, strerror(errno));
-			goto out;
-		}
-		obj = t->obj;
-		prog = rs->dir == PL_DIR_IN ? t->progs.pktlens_tc_in_policy :
-					      t->progs.pktlens_tc_out_policy;
-		err = pl_maps_check(obj, PL_OBJ_TC, why, whylen);
-	}
-	if (err)
-		goto out;
-	autoload_only(obj, prog);
-	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
-	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
-	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
-	err = prepare_maps(p, obj, size);
-	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
-	if (err) {
-		pl_why(why, whylen, err, "%s: loading the rule-set programs failed: %s", rs->hook,
-		       strerror(-err));
-		goto out;
-	}
-	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
-	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC), lpm[0], lpm_n[0]);
-	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST), lpm[1], lpm_n[1]);
-	if (err) {
-		pl_why(why, whylen, err, "%s: filling the rule maps failed: %s", rs->hook,
-		       strerror(-err));
-		goto out;
-	}
-	if (cfg.exprs && (err = build_stage(p, rs, rules + from, to - from, texts, ntexts, why,
-					    whylen)))
-		goto out;
-	cfg.list_len = (__u32)list_n;
-	cfg.src_cidrs = (__u32)lpm_n[0];
-	cfg.dst_cidrs = (__u32)lpm_n[1];
-	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {
-		err = pl_why(why, whylen, -errno, "%s: filling the rule maps failed: %s", rs->hook,
-			     strerror(errno));
-		goto out;
-	}
-	rs->prog_fd = bpf_program__fd(prog);
-out:
-	free(lpm[0]);
-	free(lpm[1]);
-	return err;
-}
-
 static __u32 slot_prog_id(int chain_fd, __u32 slot);
 
 /* The hooks that judge rules of @p's attachment, each with its direction. */
-static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
+static size_t ruleset_hooks(const struct pl_policy *p, struct pl_ruleset rs[2])
 {
 	size_t n = 0;
 
 	if (p->meta.xdp_mode != PL_XDP_NONE)
-		rs[n++] = (struct ruleset){ .hook = "xdp in", .chain_fd = p->fd[PL_MID_XDP_CHAIN],
-					    .dir = PL_DIR_IN, .slot = PL_SLOT_XDP_IN,
-					    .native = p->meta.xdp_mode == PL_XDP_NATIVE };
+		rs[n++] = (struct pl_ruleset){ .hook = "xdp in", .chain_fd = p->fd[PL_MID_XDP_CHAIN],
+					       .dir = PL_DIR_IN, .slot = PL_SLOT_XDP_IN,
+					       .native = p->meta.xdp_mode == PL_XDP_NATIVE };
 	else if (p->meta.tc_hooks & PL_TC_IN)
-		rs[n++] = (struct ruleset){ .hook = "tc in", .chain_fd = p->fd[PL_MID_TC_CHAIN],
-					    .dir = PL_DIR_IN, .slot = PL_SLOT_TC_IN };
+		rs[n++] = (struct pl_ruleset){ .hook = "tc in", .chain_fd = p->fd[PL_MID_TC_CHAIN],
+					       .dir = PL_DIR_IN, .slot = PL_SLOT_TC_IN };
 	if (p->meta.tc_hooks & PL_TC_OUT)
-		rs[n++] = (struct ruleset){ .hook = "tc out", .chain_fd = p->fd[PL_MID_TC_CHAIN],
-					    .dir = PL_DIR_OUT, .slot = PL_SLOT_TC_OUT };
+		rs[n++] = (struct pl_ruleset){ .hook = "tc out", .chain_fd = p->fd[PL_MID_TC_CHAIN],
+					       .dir = PL_DIR_OUT, .slot = PL_SLOT_TC_OUT };
 	for (size_t i = 0; i < n; i++) {
 		rs[i].stage_fd = -1;
 		/* the free one of the two slots: the other may hold the running set's program */
@@ -657,7 +246,7 @@ static size_t ruleset_hooks(const struct pl_policy *p, struct ruleset rs[2])
 
 bool pl_policy_judges(const struct pl_policy *p, int slot)
 {
-	struct ruleset rs[2];
+	struct pl_ruleset rs[2];
 	size_t n = ruleset_hooks(p, rs);
 
 	for (size_t i = 0; i < n; i++)
@@ -668,7 +257,7 @@ bool pl_policy_judges(const struct pl_policy *p, int slot)
 
 bool pl_policy_has_dir(const struct pl_policy *p, int dir)
 {
-	struct ruleset rs[2];
+	struct pl_ruleset rs[2];
 	size_t n = ruleset_hooks(p, rs);
 
 	for (size_t i = 0; i < n; i++)
@@ -730,7 +319,7 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 			      PL_POLICY_RULES_MAX);
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
-		int f = lpm_field(r);
+		int f = pl_rule_lpm_field(r);
 
 		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX)
 			return pl_why(why, whylen, -EINVAL, "rule %u: malformed", r->id);
@@ -811,7 +400,7 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 	for (size_t i = 0; i < n; i++)
 		if (!old_rule(old, nold, rules[i].id))
 			k[m++] = rules[i].id;
-	err = update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
+	err = pl_map_update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
 	free(k);
 	free(v);
 	return err ? pl_why(why, whylen, err, "cannot create rule counters: %s",
@@ -840,7 +429,7 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 		k[m] = rules[i].id;
 		v[m++] = rules[i];
 	}
-	err = update_batch(p->fd[PL_MID_POLICY_RULES], k, sizeof(*k), v, sizeof(*v), m);
+	err = pl_map_update_batch(p->fd[PL_MID_POLICY_RULES], k, sizeof(*k), v, sizeof(*v), m);
 	if (err)
 		pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
 	for (size_t i = 0; i < n; i++)
@@ -898,7 +487,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
 	struct pl_rule *old = NULL;
-	struct ruleset rs[2];
+	struct pl_ruleset rs[2];
 	__u32 prev[2] = { 0, 0 };
 	size_t nrs, nold = 0, swapped = 0;
 	int err;
@@ -915,7 +504,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	pl_qsort(old, nold, sizeof(*old), id_cmp);
 	nrs = ruleset_hooks(p, rs);
 	for (size_t h = 0; h < nrs && !err; h++)
-		err = ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
+		err = pl_ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
 	if (err)
 		goto out;
 
@@ -943,7 +532,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	for (size_t h = 0; h < nrs; h++)
 		prev[h] = slot_prog_id(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir));
 	for (swapped = 0; swapped < nrs && !err; swapped++) {
-		struct ruleset *r = &rs[swapped];
+		struct pl_ruleset *r = &rs[swapped];
 
 		if (r->stage_fd >= 0) {
 			err = slot_set(r->chain_fd, PL_CHAIN_POLICY_GEN(r->dir, r->gen), r->prog_fd);
@@ -988,7 +577,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	}
 out:
 	for (size_t h = 0; h < nrs; h++)
-		ruleset_free(&rs[h]);
+		pl_ruleset_free(&rs[h]);
 	free(old);
 	return err;
 }
