@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <pktlens/why.h>
 
 #include "cli.h"
 #include "common.h"
@@ -81,10 +82,8 @@ static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_
 	cfg.netns = ns;
 	if (!err)
 		err = pl_attachments_here(ifname, &a, &n);
-	if (err) {
-		snprintf(why, whylen, "cannot find the attachment: %s", strerror(-err));
-		return err;
-	}
+	if (err)
+		return pl_why(why, whylen, err, "cannot find the attachment: %s", strerror(-err));
 	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
 			  why, whylen);
 	if (!err)
@@ -93,9 +92,9 @@ static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_
 		fd = pl_pin_open(a->dir, PL_MAP_META);
 		m->probes |= PL_PROBE_TCP;
 		if (fd < 0 || bpf_map_update_elem(fd, &key, m, BPF_ANY)) {
-			err = -errno;
+			err = pl_why(why, whylen, -errno, "cannot record them in the metadata: %s",
+				     strerror(errno));
 			m->probes &= ~PL_PROBE_TCP;
-			snprintf(why, whylen, "cannot record them in the metadata: %s", strerror(errno));
 		}
 	}
 	if (fd >= 0)
@@ -202,7 +201,7 @@ int do_attach(int argc, char **argv)
 	err = pl_attach(&o, &info, why, sizeof(why));
 	if (err) {
 		pl_err("attach: %s", why);
-		return pl_exit_code(err);
+		return PL_EXIT_CODE(err, ENODEV, ENETDOWN, EINVAL, ERANGE, ENOENT);
 	}
 	if (probes && (err = attach_probes(o.ifname, &info.meta, why, sizeof(why)))) {
 		pl_err("attach: %s: attached, but without the TCP probes: %s", o.ifname, why);

@@ -273,7 +273,7 @@ static int do_ipfix(int argc, char **argv)
 	err = pl_ipfix_open(collector, domain, &x, why, sizeof(why));
 	if (err) {
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
-		return err == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		return PL_EXIT_CODE(err, EINVAL);
 	}
 	pl_catch_stop(false);
 	pl_info("export ipfix: to %s every %u s", collector, interval);

@@ -59,12 +59,6 @@ static void filter_usage(FILE *f)
 		"it matches as libpcap does on the wire.\n");
 }
 
-/* Exit code for a compile or translation error: the expression cannot run in-kernel. */
-static int xlate_exit(int err)
-{
-	return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
-}
-
 /* An expression on its way into the kernel. */
 struct built {
 	struct pl_filter_prog p;
@@ -88,7 +82,7 @@ static int build(const char *verb, const char *expr, const struct pl_filter_opts
 	ret = pl_filter_build(expr, o, &b->p, err, sizeof(err));
 	if (ret) {
 		pl_err("filter %s: expression '%s': %s", verb, expr, err);
-		return xlate_exit(ret);
+		return PL_EXIT_CODE(ret, PL_ERR_INPUT);	/* it cannot run in-kernel */
 	}
 	b->fd = pl_ebpf_load(b->p.ebpf, b->p.ebpf_len, o->ctx, 0, b->log, sizeof(b->log));
 	return PL_EXIT_OK;
@@ -386,7 +380,7 @@ static int open_capture(const char *file, struct pl_pcap **p)
 		pl_err("filter run: '%s': %s", file, err);
 	else
 		pl_err("filter run: cannot read '%s': %s", file, err);
-	return ret == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+	return PL_EXIT_CODE(ret, PL_ERR_INPUT);
 }
 
 static int do_run(int argc, char **argv)
@@ -581,10 +575,7 @@ static int do_set(int argc, char **argv, bool set)
 		goto out;
 	err = pl_chain_open(a->dir, &c);
 	if (err) {
-		pl_err("%s: %s: cannot open pinned maps in %s: %s%s", verb, a->ifname, a->dir,
-		       strerror(-err), err == -ENOENT ? " (attached by an older pktlens? "
-		       "attach --force)" : "");
-		ret = PL_EXIT_FAIL;
+		ret = pl_open_error(verb, a, err);
 		goto out;
 	}
 	if (c.meta.filter_set)
@@ -595,8 +586,7 @@ static int do_set(int argc, char **argv, bool set)
 			pl_err("%s: %s: expression '%s': %s", verb, a->ifname, expr, why);
 		else
 			pl_err("%s: %s: %s", verb, a->ifname, why);
-		ret = err == -EINVAL || err == -EOPNOTSUPP || err == -E2BIG ? PL_EXIT_USAGE :
-									   PL_EXIT_FAIL;
+		ret = PL_EXIT_CODE(err, EINVAL, EOPNOTSUPP, E2BIG);
 		goto out;
 	}
 	print_set(&c, a->ifname, old, set);

@@ -69,7 +69,7 @@ static int enter_netns(const char *ns)
 	if (fd < 0) {
 		err = errno;
 		pl_err("netns '%s': %s", ns, strerror(err));
-		return err == ENOENT ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		return PL_EXIT_CODE(-err, ENOENT);
 	}
 	if (setns(fd, CLONE_NEWNET)) {
 		err = errno;
@@ -77,14 +77,13 @@ static int enter_netns(const char *ns)
 		       err == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	}
 	close(fd);
-	return err ? (err == EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL) : 0;
+	return PL_EXIT_CODE(-err, EINVAL);
 }
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	if (level == LIBBPF_WARN && getenv("PKTLENS_DEBUG"))
-		return vfprintf(stderr, fmt, ap);
-	if (level == LIBBPF_DEBUG && getenv("PKTLENS_DEBUG"))
+	/* PKTLENS_DEBUG: libbpf's warnings and debug lines (its info lines are noise) */
+	if (level != LIBBPF_INFO && getenv("PKTLENS_DEBUG"))
 		return vfprintf(stderr, fmt, ap);
 	return 0;
 }

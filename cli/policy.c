@@ -91,12 +91,8 @@ static int open_target(const char *verb, const char *ifname, struct target *t)
 	if (ret)
 		return ret;
 	err = pl_policy_open(t->a->dir, &t->p);
-	if (err) {
-		pl_err("%s: %s: cannot open pinned maps in %s: %s%s", verb, t->a->ifname, t->a->dir,
-		       strerror(-err), err == -ENOENT || err == -EPROTO ?
-		       " (attached by an older pktlens? attach --force)" : "");
-		return PL_EXIT_FAIL;
-	}
+	if (err)
+		return pl_open_error(verb, t->a, err);
 	t->open = true;
 	return PL_EXIT_OK;
 }
@@ -118,23 +114,7 @@ static int commit(const char *verb, struct target *t, struct pl_rule *rules, siz
 	if (!err)
 		return PL_EXIT_OK;
 	pl_err("%s: %s: %s", verb, t->a->ifname, why);
-	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ?
-	       PL_EXIT_USAGE : PL_EXIT_FAIL;
-}
-
-static int text_cmp(const void *a, const void *b)
-{
-	__u32 x = ((const struct pl_rule_text *)a)->id, y = ((const struct pl_rule_text *)b)->id;
-
-	return x < y ? -1 : x > y;
-}
-
-static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
-{
-	struct pl_rule_text key = { .id = id }, *hit;
-
-	hit = pl_bsearch(&key, t, n, sizeof(*t), text_cmp);
-	return hit ? hit->text : NULL;
+	return PL_EXIT_CODE(err, EEXIST, E2BIG, ENOTSUP, EINVAL);
 }
 
 /* The running rules and their expressions; prints the error. */
@@ -213,10 +193,10 @@ static int do_add(int argc, char **argv)
 	if (expr) {
 		texts[ntexts++] = (struct pl_rule_text){ r.id, expr };
 		expr = NULL;
-		pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
+		pl_policy_texts_sort(texts, ntexts);
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
-	pl_rule_format(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
+	pl_rule_format(&r, pl_policy_text(texts, ntexts, r.id), line, sizeof(line));
 	if (!ret && !pl_g.json) {
 		printf("%s: rule %u added: %s\n", t.a->ifname, r.id, line);
 	} else if (!ret) {
@@ -521,7 +501,7 @@ static int do_load(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		if (orig[i].expr)
 			texts[ntexts++] = (struct pl_rule_text){ rules[i].id, orig[i].expr };
-	pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
+	pl_policy_texts_sort(texts, ntexts);
 	ret = commit("policy load", &t, rules, n, texts, ntexts);
 	if (!ret && !pl_g.json)
 		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, n, n == 1 ? "" : "s", argv[2]);
@@ -563,19 +543,23 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
 		struct pl_rule_stats rs;
-		double ago = -1;
 		char ifn[IF_NAMESIZE] = "";
+		double ago = 0;
+		bool hit;
 
 		if (pl_policy_rule_stats(&t->p, r->id, &rs))
 			memset(&rs, 0, sizeof(rs));
-		if (rs.pkts && rs.last_ns)
+		hit = rs.pkts && rs.last_ns;
+		if (hit)
 			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;
-		pl_rule_format(r, text_of(texts, ntexts, r->id), line, sizeof(line));
+		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
+			ago = 0;
+		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);
-			if (ago >= 0)
-				printf(", last %.1f s ago", ago < 0 ? 0 : ago);
+			if (hit)
+				printf(", last %.1f s ago", ago);
 			printf("\n");
 			continue;
 		}
@@ -590,13 +574,13 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		}
 		if (r->action == PL_ACT_SAMPLE)
 			jw_u64_field(w, "sample_every", r->arg);
-		jw_str_field(w, "expression", text_of(texts, ntexts, r->id));
+		jw_str_field(w, "expression", pl_policy_text(texts, ntexts, r->id));
 		jw_str_field(w, "rule", line);
 		jw_u64_field(w, "packets", rs.pkts);
 		jw_u64_field(w, "bytes", rs.bytes);
 		jw_key(w, "last_hit_s_ago");
-		if (ago >= 0)
-			jw_double(w, ago < 0 ? 0 : ago);
+		if (hit)
+			jw_double(w, ago);
 		else
 			jw_null(w);
 		jw_obj_close(w);
@@ -659,10 +643,7 @@ static int do_policy_list(int argc, char **argv)
 		int err = pl_policy_open(a[i].dir, &t.p);
 
 		if (err) {
-			pl_err("policy list: %s: cannot read the rules: %s%s", a[i].ifname,
-			       strerror(-err), err == -ENOENT || err == -EPROTO ?
-			       " (attached by an older pktlens? attach --force)" : "");
-			ret = PL_EXIT_FAIL;
+			ret = pl_open_error("policy list", &a[i], err);
 			continue;
 		}
 		t.open = true;

@@ -10,22 +10,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pktlens/why.h>
 
 #include "policy_rule.h"
 #include "util.h"
 #include "../loader/loader.h"
 #include "../pcap/cbpf.h"
 
+/* -EINVAL with the reason and its column in @e */
 __attribute__((format(printf, 3, 4)))
 static int perr(struct pl_rule_err *e, int col, const char *fmt, ...)
 {
 	va_list ap;
+	int err;
 
 	e->col = col;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	err = pl_vwhy(e->msg, sizeof(e->msg), -EINVAL, fmt, ap);
 	va_end(ap);
-	return -EINVAL;
+	return err;
 }
 
 /* "a.b.c.d[/n]" or "x::y[/n]" -> 16 bytes (IPv4 mapped), prefix length in that space */
@@ -38,7 +41,7 @@ static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, b
 	struct in_addr a4;
 
 	if (strlen(s) >= sizeof(buf))
-		return snprintf(why, whylen, "'%s': not an address", s), -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "'%s': not an address", s);
 	strcpy(buf, s);
 	slash = strchr(buf, '/');
 	if (slash)
@@ -54,15 +57,15 @@ static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, b
 		max = 128;
 		memcpy(addr, &a6, 16);
 	} else {
-		return snprintf(why, whylen, "'%s': not an IPv4 or IPv6 address", s), -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "'%s': not an IPv4 or IPv6 address", s);
 	}
 	len = max;
 	if (slash) {
 		uint32_t v;
 
 		if (pl_parse_u32(slash, 0, max, &v))
-			return snprintf(why, whylen, "'%s': prefix length must be 0-%u", s, max),
-			       -EINVAL;
+			return pl_why(why, whylen, -EINVAL, "'%s': prefix length must be 0-%u", s,
+				      max);
 		len = v;
 	}
 	len += 128 - max;
@@ -71,8 +74,8 @@ static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, b
 		mask[i / 8] |= (__u8)(0x80 >> (i % 8));
 	for (int i = 0; i < 16; i++)
 		if (addr[i] & ~mask[i])
-			return snprintf(why, whylen, "'%s': host bits set after /%u", s,
-					len - (128 - max)), -EINVAL;
+			return pl_why(why, whylen, -EINVAL, "'%s': host bits set after /%u", s,
+				      len - (128 - max));
 	*plen = (__u8)len;
 	return 0;
 }
@@ -224,8 +227,10 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			size_t l = strlen(o);
 			char *nx = realloc(*x, *xlen + l + 2);
 
-			if (!nx)
-				return perr(e, t[i].col, "%s", strerror(ENOMEM));
+			if (!nx) {
+				e->col = t[i].col;
+				return pl_why(e->msg, sizeof(e->msg), -ENOMEM, "%s", strerror(ENOMEM));
+			}
 			if (!*x)
 				*expr_col = t[i].col;
 			else

@@ -253,7 +253,7 @@ static int check_expr(const char *expr)
 	pl_filter_prog_free(&p);
 	if (err) {
 		pl_err("sample: expression '%s': %s", expr, why);
-		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+		return PL_EXIT_CODE(err, PL_ERR_INPUT);
 	}
 	return 0;
 }
@@ -408,10 +408,7 @@ int do_sample(int argc, char **argv)
 	err = pl_sample_open(a->dir, &s);
 	opened = !err;
 	if (err) {
-		pl_err("sample: %s: cannot open pinned maps in %s: %s%s", a->ifname, a->dir,
-		       strerror(-err), err == -ENOENT ? " (attached by an older pktlens? "
-		       "pktlens attach --force)" : "");
-		ret = PL_EXIT_FAIL;
+		ret = pl_open_error("sample", a, err);
 		goto out;
 	}
 	if (path) {
@@ -429,7 +426,7 @@ int do_sample(int argc, char **argv)
 	err = pl_sample_start(&s, &so, why, sizeof(why));
 	if (err) {
 		pl_err("sample: %s: %s", a->ifname, why);
-		ret = err == -EINVAL || err == -ENOTSUP ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		ret = PL_EXIT_CODE(err, EINVAL, ENOTSUP);
 		goto out;
 	}
 	rb = ring_buffer__new(s.ring_fd, on_record, r, NULL);

@@ -62,6 +62,16 @@ void pl_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+int pl_exit_code(int err, const int *input)
+{
+	if (!err)
+		return PL_EXIT_OK;
+	for (; *input; input++)
+		if (-err == *input || (*input == PL_ERR_INPUT && err != -ENOMEM))
+			return PL_EXIT_USAGE;
+	return PL_EXIT_FAIL;
+}
+
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;

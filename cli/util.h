@@ -9,12 +9,22 @@
 
 #include "../export/json.h"
 
-/* Exit codes (DESIGN.md). */
+/* Exit codes (pktlens(8), EXIT STATUS). */
 enum pl_exit {
 	PL_EXIT_OK = 0,
 	PL_EXIT_FAIL = 1,	/* runtime failure */
 	PL_EXIT_USAGE = 2,	/* bad usage or input */
 };
+
+/*
+ * The exit code for -errno @err (0: PL_EXIT_OK): PL_EXIT_USAGE when it is
+ * one of @input, the errors by which the call says its input was wrong
+ * (0-terminated; PL_ERR_INPUT: any but ENOMEM, for a file or expression the
+ * user named), else PL_EXIT_FAIL. PL_EXIT_CODE(err, EINVAL, E2BIG) lists them.
+ */
+int pl_exit_code(int err, const int *input);
+#define PL_ERR_INPUT (-1)
+#define PL_EXIT_CODE(err, ...) pl_exit_code((err), (const int[]){ __VA_ARGS__, 0 })
 
 /* Global options, set once in main(). */
 struct pl_globals {

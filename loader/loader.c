@@ -28,6 +28,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "batch.h"
 #include "features.h"
@@ -93,20 +94,6 @@ struct attach {
 	char *why;
 	size_t whylen;
 };
-
-#define FAIL(a, err, ...)                                                 \
-	({                                                                \
-		snprintf((a)->why, (a)->whylen, __VA_ARGS__);              \
-		(err);                                                    \
-	})
-
-static int pin_map(struct bpf_map *map, const char *dir)
-{
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-	return bpf_map__pin(map, path);
-}
 
 static int pin_fd(int fd, const char *dir, const char *name)
 {
@@ -174,7 +161,8 @@ static int handle_foreign(struct attach *a, __u32 ours)
 
 	err = bpf_xdp_query(a->li.ifindex, 0, &q);
 	if (err)
-		return FAIL(a, err, "%s: cannot query XDP state: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot query XDP state: %s", ifname,
+			      strerror(-err));
 	slots[0].id = q.drv_prog_id, slots[0].flag = XDP_FLAGS_DRV_MODE, slots[0].name = "native";
 	slots[1].id = q.skb_prog_id, slots[1].flag = XDP_FLAGS_SKB_MODE, slots[1].name = "skb";
 	slots[2].id = q.hw_prog_id, slots[2].flag = XDP_FLAGS_HW_MODE, slots[2].name = "hw";
@@ -182,13 +170,16 @@ static int handle_foreign(struct attach *a, __u32 ours)
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
 		if (!a->o->force)
-			return FAIL(a, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				    "--force replaces it", ifname, slots[i].id, slots[i].name);
+			return pl_why(a->why, a->whylen, -EBUSY,
+				      "%s: a foreign XDP program (id %u, %s mode) is attached; "
+				      "--force replaces it", ifname, slots[i].id, slots[i].name);
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)
-			return FAIL(a, err, "%s: cannot remove XDP program id %u: %s%s", ifname,
-				    slots[i].id, strerror(-err), err == -EBUSY ?
-				    " (it is owned by a bpf_link; detach it with its owner)" : "");
+			return pl_why(a->why, a->whylen, err,
+				      "%s: cannot remove XDP program id %u: %s%s", ifname,
+				      slots[i].id, strerror(-err),
+				      err == -EBUSY ?
+				      " (it is owned by a bpf_link; detach it with its owner)" : "");
 		a->info->replaced_foreign = true;
 	}
 	return 0;
@@ -229,8 +220,8 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 			keys[j] = fl[i + j].key;
 			vals[j * ncpu] = fl[i + j].val;
 		}
-		if (!pl_map_update_batch(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
-					 &done, 0))
+		if (!pl_batch_update(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
+				     &done, 0))
 			continue;
 		for (j = done; j < cnt; j++)
 			if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu], BPF_NOEXIST))
@@ -250,30 +241,30 @@ static struct bpf_program *xdp_prog(const struct attach *a)
 }
 
 /*
- * --force: the rules, their counters and redirect targets carry over
- * (attachments made before policies existed have none to reuse).
+ * --force: the maps the table keeps (enum pl_map_keep) are the replaced
+ * attachment's: counters always, the flow table and its cache when
+ * @flows_reused, rules where it has them (attachments made before policies
+ * existed have none to reuse).
  */
-static int reuse_policy_maps(struct attach *a)
+static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
-	struct {
-		struct bpf_map *map;
-		const char *name;
-	} maps[] = {
-		{ a->xskel->maps.policy_rules, PL_MAP_POLICY_RULES },
-		{ a->xskel->maps.rule_stats, PL_MAP_RULE_STATS },
-		{ a->xskel->maps.redirect_map, PL_MAP_REDIRECT },
-		{ a->xskel->maps.policy_exprs, PL_MAP_POLICY_EXPRS },
-	};
 	int err = 0;
 
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]) && !err; i++) {
-		int fd = pl_pin_open(a->final, maps[i].name);
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+		int fd;
 
-		if (fd < 0)
+		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
+		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
 			continue;
-		err = bpf_map__reuse_fd(maps[i].map, fd);
+		fd = pl_pin_open(a->final, d->name);
+		if (fd < 0 && d->keep == PL_KEEP_RULES)
+			continue;
+		if (fd < 0)
+			return -errno;
+		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(a->xskel->obj, d->name), fd);
 		close(fd);
-		if (!err)
+		if (!err && d->keep == PL_KEEP_RULES)
 			a->policy_reused = true;
 	}
 	return err;
@@ -295,7 +286,8 @@ static int load_xdp(struct attach *a)
 
 	a->xskel = pktlens_xdp__open();
 	if (!a->xskel)
-		return FAIL(a, -errno, "%s: cannot open the XDP object: %s", ifname, strerror(errno));
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
+			      ifname, strerror(errno));
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
@@ -315,29 +307,28 @@ static int load_xdp(struct attach *a)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy_bounded, false);
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy_bounded, false);
-	if (!err && a->info->reattached)
-		err = reuse_policy_maps(a);
 	if (!err && a->info->reattached) {
-		err = bpf_map__reuse_fd(a->xskel->maps.stats, a->old.stats_fd);
-		if (!err)
-			err = map_max_entries(a->old.flows_fd, &max);
+		err = map_max_entries(a->old.flows_fd, &max);
 		flows_reused = !err && max == a->o->flows_max;
-		if (flows_reused)
-			err = bpf_map__reuse_fd(a->xskel->maps.flows, a->old.flows_fd);
-		if (flows_reused && !err)
-			err = bpf_map__reuse_fd(a->xskel->maps.flow_cache, a->old.cache_fd);
+		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
-		return FAIL(a, err, "%s: cannot prepare maps: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot prepare maps: %s", ifname,
+			      strerror(-err));
+	err = pl_maps_check(a->xskel->obj, PL_OBJ_XDP, a->why, a->whylen);
+	if (err)
+		return err;
 	err = pktlens_xdp__load(a->xskel);
 	if (err)
-		return FAIL(a, pl_load_err(err), "%s: the kernel refused program %s: %s", ifname,
-			    bpf_program__name(xdp ? xdp_prog(a) : a->xskel->progs.pktlens_xdp_skb),
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, pl_load_err(err), "%s: the kernel refused program %s: %s",
+			      ifname, bpf_program__name(xdp ? xdp_prog(a) :
+							a->xskel->progs.pktlens_xdp_skb),
+			      strerror(-err));
 	if (a->info->reattached && !flows_reused) {
 		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &lost);
 		if (err)
-			return FAIL(a, err, "%s: cannot carry flows over: %s", ifname, strerror(-err));
+			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
+				      ifname, strerror(-err));
 	}
 	a->info->kept_counters = a->info->reattached && !lost;
 	if (a->info->xdp_mode != PL_XDP_NONE)
@@ -354,32 +345,18 @@ static int load_tc(struct attach *a)
 
 	t = a->tskel = pktlens_tc__open();
 	if (!t)
-		return FAIL(a, -errno, "%s: cannot open the tc object: %s", a->o->ifname, strerror(errno));
-	err = bpf_map__reuse_fd(t->maps.stats, bpf_map__fd(x->maps.stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.flows, bpf_map__fd(x->maps.flows));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.flow_cache, bpf_map__fd(x->maps.flow_cache));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.meta, bpf_map__fd(x->maps.meta));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.chain_res, bpf_map__fd(x->maps.chain_res));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.policy_rules, bpf_map__fd(x->maps.policy_rules));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.rule_stats, bpf_map__fd(x->maps.rule_stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.policy_exprs, bpf_map__fd(x->maps.policy_exprs));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.expr_bits, bpf_map__fd(x->maps.expr_bits));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_cfg, bpf_map__fd(x->maps.sample_cfg));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_stats, bpf_map__fd(x->maps.sample_stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_ring, bpf_map__fd(x->maps.sample_ring));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_res, bpf_map__fd(x->maps.sample_res));
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s",
+			      a->o->ifname, strerror(errno));
+	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
+	if (err)
+		return err;
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+
+		if (d->shared && (d->objs & PL_OBJ_TC))
+			err = bpf_map__reuse_fd(bpf_object__find_map_by_name(t->obj, d->name),
+						bpf_map__fd(bpf_object__find_map_by_name(x->obj, d->name)));
+	}
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)
@@ -399,12 +376,13 @@ static int load_tc(struct attach *a)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
 						a->info->tc_hooks & PL_TC_OUT);
 	if (err)
-		return FAIL(a, err, "%s: cannot prepare the tc object: %s", a->o->ifname,
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s",
+			      a->o->ifname, strerror(-err));
 	err = pktlens_tc__load(t);
 	if (err)
-		return FAIL(a, pl_load_err(err), "%s: the kernel refused the tc programs: %s",
-			    a->o->ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, pl_load_err(err),
+			      "%s: the kernel refused the tc programs: %s", a->o->ifname,
+			      strerror(-err));
 	if (a->info->tc_hooks & PL_TC_IN)
 		err = prog_id(t->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
 	if (!err && (a->info->tc_hooks & PL_TC_OUT))
@@ -440,8 +418,8 @@ static int fill_chains(struct attach *a)
 		if (bpf_map_update_elem(bpf_map__fd(a->tskel->maps.tc_chain), &slot, &fd, BPF_ANY))
 			err = -errno;
 	}
-	return err ? FAIL(a, err, "%s: cannot set up the filter chain: %s", a->o->ifname,
-			  strerror(-err)) : 0;
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot set up the filter chain: %s",
+			    a->o->ifname, strerror(-err)) : 0;
 }
 
 /* --force over an attachment with a filter: chain the same expression again. */
@@ -459,7 +437,8 @@ static int refilter(struct attach *a)
 
 	err = pl_chain_set(&c, a->old.meta.filter_expr, why, sizeof(why));
 	if (err)
-		return FAIL(a, err, "%s: cannot chain the filter again: %s", a->o->ifname, why);
+		return pl_why(a->why, a->whylen, err, "%s: cannot chain the filter again: %s",
+			      a->o->ifname, why);
 	*a->m = c.meta;
 	return 0;
 }
@@ -482,22 +461,48 @@ static int repolicy(struct attach *a)
 		err = pl_policy_rules(&p, &rules, &n);
 	if (err) {
 		pl_policy_close(&p);	/* safe after a failed open: fds are -1 */
-		return FAIL(a, err, "%s: cannot read the policy rules: %s", a->o->ifname,
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot read the policy rules: %s",
+			      a->o->ifname, strerror(-err));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (pl_policy_has_dir(&p, rules[i].dir))
 			rules[kept++] = rules[i];
 	a->info->rules_dropped = n - kept;
 	a->info->rules_kept = kept;
-	if (!err)
-		err = pl_policy_exprs(&p, &texts, &ntexts);
-	err = err ?: n ? pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why)) : 0;
+	err = pl_policy_exprs(&p, &texts, &ntexts);
+	if (err)
+		pl_why(why, sizeof(why), err, "reading the expressions: %s", strerror(-err));
+	else if (n)
+		err = pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why));
 	pl_policy_texts_free(texts, ntexts);
 	pl_policy_close(&p);
 	free(rules);
-	return err ? FAIL(a, err, "%s: cannot judge by the policy rules again: %s", a->o->ifname,
-			  why) : 0;
+	return err ? pl_why(a->why, a->whylen, err,
+			    "%s: cannot judge by the policy rules again: %s", a->o->ifname,
+			    why) : 0;
+}
+
+/* The maps the table pins (enum pl_map_pin), under a.tmp */
+static int pin_maps(struct attach *a)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+		/* the non-frags variant's map (skb mode, or a kernel without frags) */
+		const char *name = d->pin_skb && !pl_xdp_frags(a->info->xdp_mode) ? d->pin_skb :
+										   d->name;
+		const struct bpf_object *obj;
+
+		if (d->pin == PL_PIN_NEVER ||
+		    (d->pin == PL_PIN_XDP && a->info->xdp_mode == PL_XDP_NONE) ||
+		    (d->pin == PL_PIN_TC && !a->info->tc_hooks))
+			continue;
+		/* the XDP object is always loaded (it owns the shared maps); tc with tc hooks */
+		obj = d->objs & PL_OBJ_XDP ? a->xskel->obj : a->tskel->obj;
+		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, name)), a->tmp, d->name);
+	}
+	return err;
 }
 
 static int attach_xdp(struct attach *a)
@@ -511,17 +516,18 @@ static int attach_xdp(struct attach *a)
 	if (a->link_fd[0] < 0) {
 		err = -errno;
 		/* the kernel or driver refused: a runtime failure, whatever the errno */
-		return FAIL(a, pl_load_err(err), "%s: cannot attach XDP program %s in %s mode: %s%s",
-			    a->o->ifname, bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode),
-			    strerror(-err),
-			    err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
-			    err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" :
-			    (err == -EINVAL || err == -ERANGE) && !pl_xdp_frags(mode) && mode == PL_XDP_NATIVE ?
-			    " (an MTU over one page needs multi-buffer XDP, Linux 5.18: lower the MTU "
-			    "or use --xdp skb)" : "");
+		return pl_why(a->why, a->whylen, pl_load_err(err),
+			      "%s: cannot attach XDP program %s in %s mode: %s%s", a->o->ifname,
+			      bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode), strerror(-err),
+			      err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
+			      err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" :
+			      (err == -EINVAL || err == -ERANGE) && mode == PL_XDP_NATIVE &&
+			      !pl_xdp_frags(mode) ? " (an MTU over one page needs multi-buffer XDP, "
+			      "Linux 5.18: lower the MTU or use --xdp skb)" : "");
 	}
 	err = pin_fd(a->link_fd[0], a->tmp, PL_PIN_XDP_LINK);
-	return err ? FAIL(a, err, "%s: cannot pin XDP link: %s", a->o->ifname, strerror(-err)) : 0;
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot pin XDP link: %s", a->o->ifname,
+			    strerror(-err)) : 0;
 }
 
 static int clsact_detach_filter(int ifindex, int dir, __u32 handle, __u32 prio)
@@ -564,9 +570,10 @@ static int clsact_remove_orphan(struct attach *a, int dir, struct bpf_tc_hook *h
 	if (fd >= 0)
 		close(fd);
 	if (err || strncmp(info.name, "pktlens_tc", strlen("pktlens_tc")))
-		return FAIL(a, -EEXIST, "%s: the tc %s filter at handle %#x priority %u is another "
-			    "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
-			    PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
+		return pl_why(a->why, a->whylen, -EEXIST,
+			      "%s: the tc %s filter at handle %#x priority %u is another "
+			      "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
+			      PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
 	return clsact_detach_filter(a->li.ifindex, dir, PL_CLSACT_HANDLE, PL_CLSACT_PRIO);
 }
 
@@ -586,27 +593,28 @@ static int attach_tc_dir(struct attach *a, int dir)
 				     dir == PL_DIR_IN ? PL_BPF_TCX_INGRESS : PL_BPF_TCX_EGRESS, &lopts);
 		if (fd < 0) {
 			err = -errno;
-			return FAIL(a, pl_load_err(err), "%s: cannot attach tc %s program with tcx: %s",
-				    a->o->ifname,
-				    dir_name[dir], strerror(-err));
+			return pl_why(a->why, a->whylen, pl_load_err(err),
+				      "%s: cannot attach tc %s program with tcx: %s", a->o->ifname,
+				      dir_name[dir], strerror(-err));
 		}
 		a->link_fd[1 + dir] = fd;
 		err = pin_fd(fd, a->tmp, tc_link_pin[dir]);
-		return err ? FAIL(a, err, "%s: cannot pin tc %s link: %s", a->o->ifname,
-				  dir_name[dir], strerror(-err)) : 0;
+		return err ? pl_why(a->why, a->whylen, err, "%s: cannot pin tc %s link: %s",
+				    a->o->ifname, dir_name[dir], strerror(-err)) : 0;
 	}
 
 	err = bpf_tc_hook_create(&hook);
 	if (!err)
 		a->m->tc_qdisc_created = 1;
 	else if (err != -EEXIST)
-		return FAIL(a, err, "%s: cannot create clsact qdisc: %s", a->o->ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot create clsact qdisc: %s",
+			      a->o->ifname, strerror(-err));
 	if ((err = clsact_remove_orphan(a, dir, &hook)))
 		return err;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return FAIL(a, err, "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot attach tc %s filter: %s",
+			      a->o->ifname, dir_name[dir], strerror(-err));
 	a->filter_made[dir] = true;
 	a->m->tc_handle[dir] = opts.handle;
 	a->m->tc_prio[dir] = opts.priority;
@@ -663,13 +671,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	a.m = m;
 	err = pl_link_get(ifname, 0, &a.li);
 	if (err)
-		return FAIL(&a, err, "%s: %s", ifname, err == -ENODEV ? "no such interface" : strerror(-err));
+		return pl_why(a.why, a.whylen, err, "%s: %s", ifname,
+			      err == -ENODEV ? "no such interface" : strerror(-err));
 	if (!a.li.up && !o->force)
-		return FAIL(&a, -ENETDOWN, "%s: interface is down (ip link set %s up, or --force)",
-			    ifname, ifname);
+		return pl_why(a.why, a.whylen, -ENETDOWN,
+			      "%s: interface is down (ip link set %s up, or --force)", ifname,
+			      ifname);
 	choose_hooks(&a);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
-		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
+		return pl_why(a.why, a.whylen, -EINVAL,
+			      "%s: nothing to attach (--xdp none and --tc none)", ifname);
 	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
 			pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
 	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
@@ -680,8 +691,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (info->tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 
-		return FAIL(&a, -ENOSYS, "%s: --tc-mech tcx %s; use --tc-mech clsact", ifname,
-			    pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs)));
+		return pl_why(a.why, a.whylen, -ENOSYS, "%s: --tc-mech tcx %s; use --tc-mech clsact",
+			      ifname, pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs)));
 	}
 	info->ifindex = a.li.ifindex;
 
@@ -693,11 +704,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (!err)
 		err = pl_pin_dir(a.final, sizeof(a.final), ns, a.li.ifname);
 	if (err)
-		return FAIL(&a, err, "%s: %s", ifname, strerror(-err));
+		return pl_why(a.why, a.whylen, err, "%s: %s", ifname, strerror(-err));
 	a.have_old = access(a.final, F_OK) == 0;
 	if (a.have_old && !o->force)
-		return FAIL(&a, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
-			    "re-attach)", ifname, ifname);
+		return pl_why(a.why, a.whylen, -EEXIST,
+			      "%s: already attached (pktlens detach %s, or --force to "
+			      "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.final, &a.old) == 0)
 		info->reattached = true;
 
@@ -721,44 +733,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		snprintf(nsdir, sizeof(nsdir), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
 		if ((mkdir(nsdir, 0700) && errno != EEXIST) || mkdir(a.tmp, 0700)) {
-			err = FAIL(&a, -errno, "%s: cannot create %s: %s", ifname, a.tmp, strerror(errno));
+			err = pl_why(a.why, a.whylen, -errno, "%s: cannot create %s: %s", ifname,
+				     a.tmp, strerror(errno));
 			goto out;
 		}
 	}
 	a.tmp_made = true;
-	err = pin_map(a.xskel->maps.stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.flows, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.flow_cache, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.meta, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.chain_res, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.policy_rules, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.rule_stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.redirect_map, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.policy_exprs, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.expr_bits, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_cfg, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_ring, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_res, a.tmp);
-	if (!err && info->xdp_mode != PL_XDP_NONE)
-		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
-	if (!err && info->tc_hooks)
-		err = pin_map(a.tskel->maps.tc_chain, a.tmp);
+	err = pin_maps(&a);
 	if (err) {
-		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
+		pl_why(a.why, a.whylen, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp,
+		       strerror(-err));
 		goto out;
 	}
 
@@ -781,7 +765,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->tc_hooks = info->tc_hooks;
 	m->tc_mech = info->tc_mech;
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
-		err = FAIL(&a, -errno, "%s: cannot write attach metadata: %s", ifname, strerror(errno));
+		err = pl_why(a.why, a.whylen, -errno, "%s: cannot write attach metadata: %s",
+			     ifname, strerror(errno));
 		goto out;
 	}
 	if (info->reattached && a.old.meta.filter_set && (err = refilter(&a)))
@@ -789,12 +774,13 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (a.policy_reused && (err = repolicy(&a)))
 		goto out;
 	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
-		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
+		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname,
+		       a.final, strerror(-err));
 		goto out;
 	}
 	if (rename(a.tmp, a.final)) {
-		err = FAIL(&a, -errno, "%s: cannot move pins into %s: %s", ifname, a.final,
-			   strerror(errno));
+		err = pl_why(a.why, a.whylen, -errno, "%s: cannot move pins into %s: %s", ifname,
+			     a.final, strerror(errno));
 		goto out;
 	}
 	a.tmp_made = false;
@@ -822,12 +808,10 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 		struct pl_link_info li;
 
 		pl_netns_ino(&here);
-		if (here != att->netns) {
-			snprintf(why, whylen, "%s: its clsact filters live in network namespace %llu: "
-				 "run pktlens -n NETNS detach %s", att->ifname,
-				 (unsigned long long)att->netns, att->ifname);
-			return -EXDEV;
-		}
+		if (here != att->netns)
+			return pl_why(why, whylen, -EXDEV, "%s: its clsact filters live in network "
+				      "namespace %llu: run pktlens -n NETNS detach %s", att->ifname,
+				      (unsigned long long)att->netns, att->ifname);
 		if (!pl_link_get(NULL, m->ifindex, &li)) {
 			for (int dir = 0; dir < 2; dir++)
 				if (m->tc_hooks & (1u << dir))
@@ -838,7 +822,6 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 		}
 	}
 	err = pl_pin_dir_remove(att->dir);
-	if (err)
-		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, att->dir, strerror(-err));
-	return err;
+	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,
+			    strerror(-err)) : 0;
 }

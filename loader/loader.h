@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/bpf.h>
 #include <linux/types.h>
 
 #include "pktlens/pktlens.h"
@@ -106,6 +107,113 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */
 int pl_clsact_filter_count(int ifindex, int *count);
 
+/* ---- the maps of an attachment (loader/maps.c) ---- */
+
+/*
+ * Every map of the packet objects has one row in pl_maps[], and what the
+ * loader does with a map follows from its row alone: which objects have it
+ * and share one instance, whether it is pinned, whether `attach --force`
+ * carries it over, whether rule-set programs use the attachment's. Adding a
+ * map to bpf/ means adding a row here (attach refuses objects with a map
+ * the table lacks, or of another type).
+ */
+enum pl_map_id {
+	PL_MID_STATS,
+	PL_MID_FLOWS,
+	PL_MID_FLOW_CACHE,
+	PL_MID_META,
+	PL_MID_CHAIN_RES,
+	PL_MID_POLICY_RULES,
+	PL_MID_RULE_STATS,
+	PL_MID_REDIRECT,
+	PL_MID_POLICY_EXPRS,
+	PL_MID_EXPR_BITS,
+	PL_MID_SAMPLE_CFG,
+	PL_MID_SAMPLE_STATS,
+	PL_MID_SAMPLE_RING,
+	PL_MID_SAMPLE_RES,
+	PL_MID_XDP_CHAIN,
+	PL_MID_XDP_SKB_CHAIN,
+	PL_MID_TC_CHAIN,
+	PL_MID_POLICY_SRC,
+	PL_MID_POLICY_DST,
+	PL_MID_POLICY_LIST,
+	PL_MID_POLICY_CFG,
+	PL_MID_SAMPLE_HDR,
+	PL_MID_POLICY_WALK,
+	PL_MID_MAX,
+};
+
+/* The objects that have a map (pl_map_def.objs) */
+#define PL_OBJ_XDP (1u << 0)
+#define PL_OBJ_TC (1u << 1)
+
+/* When a map is pinned in the attachment's directory (pl_map_def.pin) */
+enum pl_map_pin {
+	PL_PIN_NEVER = 0,
+	PL_PIN_ALWAYS,
+	PL_PIN_XDP,		/* with an XDP hook (the mode's PROG_ARRAY) */
+	PL_PIN_TC,		/* with a tc hook */
+};
+
+/* What `attach --force` does with the map of the attachment it replaces */
+enum pl_map_keep {
+	PL_KEEP_NONE = 0,	/* a fresh one */
+	PL_KEEP_ALWAYS,		/* reused: the counters go on */
+	PL_KEEP_FLOWS,		/* reused with the flow table when its capacity is unchanged,
+				 * else the table and its cache are merged into a new table */
+	PL_KEEP_RULES,		/* reused where there is one: the rules and their counters */
+};
+
+/* What a rule-set object (loader/policy.c) does with the map */
+enum pl_map_rules {
+	PL_RS_NONE = 0,		/* not created: its programs do not use it */
+	PL_RS_SHARED,		/* the attachment's pinned one */
+	PL_RS_OWN,		/* its own, sized for the rule set */
+};
+
+struct pl_map_def {
+	const char *name;		/* in the objects, and its pin */
+	enum bpf_map_type type;		/* the kind, checked against the objects */
+	unsigned int objs;		/* PL_OBJ_*: the objects that have it */
+	bool shared;			/* one instance for all objects of the attachment */
+	enum pl_map_pin pin;
+	enum pl_map_keep keep;
+	enum pl_map_rules rules;
+	bool optional;			/* may be missing from an attachment (older pktlens) */
+	const char *pin_skb;		/* the non-frags XDP variant (skb mode; native without
+				 * frags) pins this map under .name instead */
+};
+
+extern const struct pl_map_def pl_maps[PL_MID_MAX];
+
+/* The row of the object map @name, or NULL. */
+const struct pl_map_def *pl_map_find(const char *name);
+/* The id of row @d. */
+enum pl_map_id pl_map_id(const struct pl_map_def *d);
+struct bpf_object;
+/*
+ * Check @obj (PL_OBJ_XDP or PL_OBJ_TC) against the table: each of its maps
+ * has a row of the same type naming that object. 0 or -EPROTO with @why.
+ */
+int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why, size_t whylen);
+/*
+ * Open every pinned map of the attachment in @dir into @fd (by enum
+ * pl_map_id; -1 where a map is not pinned or, if optional, absent).
+ * 0 or -errno; on error nothing stays open.
+ */
+int pl_maps_open(const char *dir, int fd[PL_MID_MAX]);
+void pl_maps_close(int fd[PL_MID_MAX]);
+
+/* Entries per batch map call: each syscall costs tens of microseconds on slow hosts. */
+#define PL_BATCH 8192U
+/*
+ * bpf_map_update_batch() of @n entries of @ksz/@vsz bytes in PL_BATCH
+ * chunks, waiting out a momentarily empty BPF memory allocator. 0 or -errno.
+ */
+int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+			size_t n);
+
 /* ---- attach/detach (loader/loader.c) ---- */
 
 struct pl_attach_opts {
@@ -182,18 +290,12 @@ void pl_wait_for_packets(void);
 
 /* ---- policy rules (loader/policy.c) ---- */
 
-/* The pins of one attachment that rule sets need. */
+/* The pins of one attachment, for its rule sets. */
 struct pl_policy {
 	char dir[512];
 	struct pl_meta meta;
-	int rules_fd;		/* policy_rules: the record, by id */
-	int rstats_fd;		/* rule_stats */
-	int redirect_fd;	/* redirect_map (XDP), -1 if absent */
-	int stats_fd, flows_fd, cache_fd, res_fd;
-	int xdp_chain_fd, tc_chain_fd;	/* -1 without such hooks */
-	int exprs_fd;		/* policy_exprs: texts of expression rules */
-	int bits_fd;		/* expr_bits */
-	int sample_fd[4];	/* sample_cfg, sample_stats, sample_ring, sample_res */
+	int fd[PL_MID_MAX];	/* pl_maps_open(): policy_rules holds the rules by id,
+				 * policy_exprs the texts of expression rules */
 };
 
 /* The expression of rule @id (PL_M_EXPR). */
@@ -217,6 +319,9 @@ bool pl_policy_has_dir(const struct pl_policy *p, int dir);
 /* Texts of all expression rules, sorted by id. Free with pl_policy_texts_free(). */
 int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n);
 void pl_policy_texts_free(struct pl_rule_text *t, size_t n);
+/* Sort by id; the text of rule @id in sorted @t, or NULL. */
+void pl_policy_texts_sort(struct pl_rule_text *t, size_t n);
+const char *pl_policy_text(const struct pl_rule_text *t, size_t n, __u32 id);
 /* FNV-1a of an expression text (pl_rule.expr_hash). */
 __u32 pl_policy_expr_hash(const char *text);
 /*

@@ -16,6 +16,7 @@
 
 #include <bpf/bpf.h>
 #include <pktlens/array.h>
+#include <pktlens/why.h>
 
 #include "loader.h"
 
@@ -38,21 +39,15 @@ int pl_bpffs_ensure(char *why, size_t whylen)
 	int err;
 
 	if (statfs(PL_BPFFS, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
-		if (mkdir(PL_BPFFS, 0700) && errno != EEXIST) {
-			err = -errno;
-			snprintf(why, whylen, "cannot create %s: %s", PL_BPFFS, strerror(-err));
-			return err;
-		}
-		if (mount("bpf", PL_BPFFS, "bpf", 0, "mode=0700")) {
-			err = -errno;
-			snprintf(why, whylen, "cannot mount bpffs on %s: %s", PL_BPFFS, strerror(-err));
-			return err;
-		}
+		if (mkdir(PL_BPFFS, 0700) && errno != EEXIST)
+			return pl_why(why, whylen, -errno, "cannot create %s: %s", PL_BPFFS,
+				      strerror(errno));
+		if (mount("bpf", PL_BPFFS, "bpf", 0, "mode=0700"))
+			return pl_why(why, whylen, -errno, "cannot mount bpffs on %s: %s", PL_BPFFS,
+				      strerror(errno));
 	}
 	err = mkdir_0700(PL_PIN_ROOT);
-	if (err)
-		snprintf(why, whylen, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err));
-	return err;
+	return err ? pl_why(why, whylen, err, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err)) : 0;
 }
 
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
@@ -64,23 +59,20 @@ int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
 	if (err)
 		return err;
 	fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		snprintf(why, whylen, "cannot open %s: %s", PL_PIN_ROOT, strerror(-err));
-		return err;
-	}
+	if (fd < 0)
+		return pl_why(why, whylen, -errno, "cannot open %s: %s", PL_PIN_ROOT, strerror(errno));
 	while (flock(fd, LOCK_EX | LOCK_NB)) {
 		err = -errno;
 		if (err != -EWOULDBLOCK && err != -EINTR) {
-			snprintf(why, whylen, "cannot lock %s: %s", PL_PIN_ROOT, strerror(-err));
 			close(fd);
-			return err;
+			return pl_why(why, whylen, err, "cannot lock %s: %s", PL_PIN_ROOT,
+				      strerror(-err));
 		}
 		if (waited >= wait_ms) {
-			snprintf(why, whylen, "another pktlens has been changing attachments for %u s "
-				 "(it holds the lock on %s)", wait_ms / 1000, PL_PIN_ROOT);
 			close(fd);
-			return -EBUSY;
+			return pl_why(why, whylen, -EBUSY, "another pktlens has been changing "
+				      "attachments for %u s (it holds the lock on %s)", wait_ms / 1000,
+				      PL_PIN_ROOT);
 		}
 		usleep(10000);
 		waited += 10;

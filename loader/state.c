@@ -159,7 +159,7 @@ static int batch_walk(int fd, size_t ksize, size_t vsize, bool percpu, bool del,
 	}
 	for (;;) {
 		count = BATCH;
-		err = pl_map_lookup_batch(fd, first ? NULL : out_batch, out_batch, keys, ksize, vals,
+		err = pl_batch_lookup(fd, first ? NULL : out_batch, out_batch, keys, ksize, vals,
 					  (size_t)n * vsize, &count, del);
 		if (err && errno != ENOENT) {
 			err = -errno;

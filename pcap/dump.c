@@ -14,6 +14,7 @@
 
 #include <linux/types.h>
 #include <pcap/pcap.h>
+#include <pktlens/why.h>
 
 #include "dump.h"
 #include "pktlens/pktlens.h"
@@ -220,8 +221,7 @@ int pl_dump_open(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen, struc
 	d->f = std ? stdout : fopen(path, "wb");
 	d->own_file = !std;
 	if (!d->f) {
-		err = -errno;
-		snprintf(why, whylen, "%s", strerror(errno));
+		err = pl_why(why, whylen, -errno, "%s", strerror(errno));
 		free(d);
 		return err;
 	}
@@ -235,14 +235,14 @@ int pl_dump_open(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen, struc
 							       PCAP_TSTAMP_PRECISION_NANO);
 		d->dumper = d->dead ? pcap_dump_fopen(d->dead, d->f) : NULL;
 		if (!d->dumper) {
-			snprintf(why, whylen, "%s", d->dead ? pcap_geterr(d->dead) : strerror(ENOMEM));
-			err = -EIO;
+			err = pl_why(why, whylen, -EIO, "%s",
+				     d->dead ? pcap_geterr(d->dead) : strerror(ENOMEM));
 		} else {
 			d->f = NULL;	/* the dumper has it now */
 		}
 	}
 	if (!err && (err = pl_dump_flush(d)))
-		snprintf(why, whylen, "%s", strerror(-err));
+		pl_why(why, whylen, err, "%s", strerror(-err));
 	if (err) {
 		pl_dump_close(d);
 		return err;
