@@ -241,6 +241,11 @@ struct pl_sampler {
 	struct pl_sample_stats base[PL_SLOT_MAX];	/* counters at start */
 };
 
+/*
+ * Bytes of ring buffer one packet of @snaplen bytes takes at most (its
+ * record header included): a smaller ring could never hold one.
+ */
+__u32 pl_sample_ring_min(__u32 snaplen);
 /* Open the pins of the attachment in @dir. -ENOENT: attached by an older pktlens. */
 int pl_sample_open(const char *dir, struct pl_sampler *s);
 /*
