@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lab import pktlens, pktlens_json, slot
+from lab import pktlens, pktlens_json
 
 XDP = ("--xdp", "native", "--tc", "none")
 TC = ("--xdp", "none", "--tc", "in,out")

@@ -8,7 +8,6 @@ back), tcpdump's own warnings, the kernel's chain map (bpftool), the frames scap
 """
 import json
 import os
-import re
 import select
 import signal
 import stat
@@ -59,6 +58,16 @@ def wait_until(cond, timeout=10):
         time.sleep(0.05)
 
 
+def out_dir(lab, files):
+    """A fresh directory for output files, holding `files` ({name: bytes})."""
+    out = os.path.join(lab.tmp, "out")
+    os.mkdir(out)
+    for name, data in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    return out
+
+
 def tcpdump_read(path):
     """(packets, stderr) as tcpdump -r reads the file."""
     r = subprocess.run(["tcpdump", "-nn", "-r", path], capture_output=True, text=True)
@@ -70,11 +79,8 @@ def tcpdump_read(path):
 
 def test_refused_or_failed_start_leaves_every_file_alone(lab):
     attach(lab)
-    out = os.path.join(lab.tmp, "out")
-    os.mkdir(out)
+    out = out_dir(lab, {"other.pcapng": b"precious\n"})
     mine, other, new = (os.path.join(out, n) for n in ("mine.pcap", "other.pcapng", "new.pcap"))
-    with open(other, "wb") as f:
-        f.write(b"precious\n")
     raw = frames()[:4]
     first = Sampler(lab, "-w", mine)
     send_raw(lab, raw)
@@ -105,11 +111,8 @@ def test_file_replaced_once_capturing_and_kept_by_kill9(lab):
     """An existing file is replaced by the new capture when it begins; a kill -9 later leaves
     what was written, readable, and no temporary file."""
     attach(lab)
-    out = os.path.join(lab.tmp, "out")
-    os.mkdir(out)
+    out = out_dir(lab, {"cap.pcap": b"old capture\n"})
     path = os.path.join(out, "cap.pcap")
-    with open(path, "wb") as f:
-        f.write(b"old capture\n")
     s = Sampler(lab, "-w", path)
     assert open(path, "rb").read()[:4] == bytes.fromhex("4d3cb2a1")   # pcap, nanoseconds
     raw = udp_frames(20, 200)
@@ -123,19 +126,14 @@ def test_file_replaced_once_capturing_and_kept_by_kill9(lab):
 
 # ---- 2: a reader that goes away ends the sampler, which cleans up ----
 
-@pytest.mark.parametrize("args", [[], ["-j"]], ids=["lines", "json"])
-def test_closed_reader_ends_the_sampler(lab, args):
-    """`pktlens sample vb | head -1`: once the reader is gone the sampler ends by itself, even
-    with no more traffic, prints its summary on stderr and unchains its SAMPLE stage."""
-    attach(lab)
+def piped_sampler(lab, args, read):
+    """`sample vb ARGS udp` writing into a pipe: once its stage is chained, read(p) takes what
+    it wants and the pipe is closed. (exit code, stderr, seconds it took to end then)."""
     p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", *args, "udp"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: chained_sample_stage(lab))
-        raw = udp_frames(5, 100)
-        send_raw(lab, raw)
-        first = p.stdout.readline()          # like head -1
-        assert b"198.18.0.1" in first
+        read(p)
         p.stdout.close()
         t0 = time.monotonic()
         rc = p.wait(timeout=5)               # no packet comes after: it must notice alone
@@ -144,7 +142,21 @@ def test_closed_reader_ends_the_sampler(lab, args):
         if p.poll() is None:
             p.kill()
             p.wait()
-    err = p.stderr.read().decode()
+    return rc, p.stderr.read().decode(), took
+
+
+@pytest.mark.parametrize("args", [[], ["-j"]], ids=["lines", "json"])
+def test_closed_reader_ends_the_sampler(lab, args):
+    """`pktlens sample vb | head -1`: once the reader is gone the sampler ends by itself, even
+    with no more traffic, prints its summary on stderr and unchains its SAMPLE stage."""
+    attach(lab)
+    raw = udp_frames(5, 100)
+
+    def head_1(p):
+        send_raw(lab, raw)
+        assert b"198.18.0.1" in p.stdout.readline()
+
+    rc, err, took = piped_sampler(lab, args, head_1)
     assert rc == 0, err
     assert took < 2, took
     assert "cannot write" not in err and "Broken pipe" not in err
@@ -168,23 +180,17 @@ def test_closed_reader_ends_the_sampler(lab, args):
 def test_pcap_reader_that_takes_100_bytes(lab, size):
     """`sample -w - | head -c 100`: written counts the records the reader got whole."""
     attach(lab)
-    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", "-", "udp"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: chained_sample_stage(lab))
+    got = b""
+
+    def head_c_100(p):
+        nonlocal got
         send_raw(lab, udp_frames(30, size))
-        got = b""
         while len(got) < 100:
             r, _, _ = select.select([p.stdout], [], [], 10)
             assert r, got
             got += os.read(p.stdout.fileno(), 100 - len(got))
-        p.stdout.close()
-        rc = p.wait(timeout=5)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    err = p.stderr.read().decode()
+
+    rc, err, _ = piped_sampler(lab, ["-w", "-"], head_c_100)
     assert rc == 0, err
     whole = (100 - 24) // (16 + size)        # pcap header, then record header + frame
     c = counts(err)
@@ -284,11 +290,8 @@ def test_small_ring_with_small_snaplen_counts_what_fits(lab):
 
 def test_symbolic_links_are_not_followed(lab):
     attach(lab)
-    out = os.path.join(lab.tmp, "out")
-    os.mkdir(out)
+    out = out_dir(lab, {"target": b"precious\n"})
     target = os.path.join(out, "target")
-    with open(target, "wb") as f:
-        f.write(b"precious\n")
     link = os.path.join(out, "link.pcap")
     dangling = os.path.join(out, "dangling.pcap")
     os.symlink(target, link)
