@@ -560,6 +560,8 @@ int do_sample(int argc, char **argv)
 	}
 	/* every check passed: now the output (a file under a temporary name until it is complete) */
 	err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
+	if (!err)
+		pl_out_stop_on(r->out, &pl_stop);
 	if (!err && path) {
 		enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG :
 									     PL_DUMP_PCAP;
@@ -605,7 +607,9 @@ int do_sample(int argc, char **argv)
 		r->write_err = err;
 	r->unwritten += added - r->written;
 	if (r->write_err && r->write_err != -EPIPE) {
-		pl_err("sample: cannot write '%s': %s", name, strerror(-r->write_err));
+		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
+		       "its reader took nothing for a second after the stop" :
+		       strerror(-r->write_err));
 		ret = PL_EXIT_FAIL;
 	}
 	err = pl_sample_counts(&s, counts);

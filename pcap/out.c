@@ -16,6 +16,7 @@
 #include "out.h"
 
 #define BUF_BYTES (1U << 20)	/* written out when full, and by the caller's flushes */
+#define STALL_MS 1000		/* after a stop, a reader taking nothing this long is given up */
 #define NAME_KEEP 200		/* of the final name in the temporary one (NAME_MAX 255) */
 
 struct pl_out {
@@ -35,6 +36,7 @@ struct pl_out {
 	} *ends;
 	size_t head, nends, ends_cap;
 	uint64_t added, delivered;	/* packets */
+	volatile sig_atomic_t *stop;	/* set: an interrupted write gives up */
 	int err;
 };
 
@@ -98,6 +100,33 @@ int pl_out_check(const char *path, char *why, size_t whylen)
 			return WHY(-EBUSY, "another pktlens sample is writing it");
 	}
 	return dir_check(path, why, whylen);
+}
+
+/*
+ * Write a pipe without blocking, so that a reader that stops reading cannot
+ * hold us once we are told to stop: on a file description of our own, since
+ * O_NONBLOCK on one we share (stdout) would change it for others too.
+ */
+static void nonblocking(struct pl_out *o)
+{
+	int fd = o->fd, fl;
+
+	if (!o->own) {
+		char self[32];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", o->fd);
+		fd = open(self, O_WRONLY | O_CLOEXEC);	/* a pipe: a new description */
+		if (fd < 0)
+			return;	/* no /proc: stay blocking */
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK)) {
+		if (fd != o->fd)
+			close(fd);
+		return;
+	}
+	o->fd = fd;
+	o->own = true;
 }
 
 /* A new file beside @path: ".NAME.XXXXXX", exclusive (O_EXCL: no link is followed). */
@@ -179,6 +208,7 @@ int pl_out_open(const char *path, mode_t mode, struct pl_out **out, char *why, s
 		int cap = fcntl(o->fd, F_GETPIPE_SZ);
 
 		o->pipe_cap = cap > 0 ? (size_t)cap : 1U << 20;
+		nonblocking(o);
 	}
 	*out = o;
 	return 0;
@@ -258,17 +288,20 @@ int pl_out_flush(struct pl_out *o)
 {
 	uint64_t start = o->done;
 	size_t off = 0;
-	int err = o->err;
+	int err = o->err, idle_ms = 0;
 
 	while (!err && off < o->len) {
 		ssize_t n = write(o->fd, o->buf + off, o->len - off);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR && !(o->stop && *o->stop))
 			continue;
-		if (n < 0 && errno == EAGAIN) {	/* a non-blocking stdout: wait until it takes more */
+		if (n < 0 && errno == EAGAIN) {	/* a pipe that is full: wait until it takes more */
 			struct pollfd p = { .fd = o->fd, .events = POLLOUT };
 
-			poll(&p, 1, 100);
+			if (!poll(&p, 1, 100) && o->stop && *o->stop && (idle_ms += 100) >= STALL_MS) {
+				err = -ETIME;
+				break;
+			}
 			continue;
 		}
 		if (n <= 0) {
@@ -277,6 +310,7 @@ int pl_out_flush(struct pl_out *o)
 		}
 		off += (size_t)n;
 		o->done += (uint64_t)n;
+		idle_ms = 0;
 	}
 	o->len = 0;
 	if (err) {
@@ -293,6 +327,11 @@ int pl_out_flush(struct pl_out *o)
 	/* a pipe may still hold what it took; everything before that was read */
 	count_delivered(o, o->pipe ? (o->done > o->pipe_cap ? o->done - o->pipe_cap : 0) : o->done);
 	return 0;
+}
+
+void pl_out_stop_on(struct pl_out *o, volatile sig_atomic_t *stop)
+{
+	o->stop = stop;
 }
 
 int pl_out_commit(struct pl_out *o, char *why, size_t whylen)

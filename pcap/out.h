@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -50,6 +51,12 @@ struct iovec;
 int pl_out_rec(struct pl_out *o, const struct iovec *iov, int n, bool packet);
 /* Write out the records collected so far. 0, or -errno (-EPIPE: the reader went away). */
 int pl_out_flush(struct pl_out *o);
+/*
+ * Once *@stop is set (pl_stop: SIGINT, SIGTERM), a write is given up when
+ * its reader took nothing for a second (-ETIME; a pipe, which is written
+ * without blocking) or when a signal interrupts it (-EINTR; anything else).
+ */
+void pl_out_stop_on(struct pl_out *o, volatile sig_atomic_t *stop);
 /* Give the file its final name (no-op for anything but a new file). 0, or -errno with @why. */
 int pl_out_commit(struct pl_out *o, char *why, size_t whylen);
 /* Whether the reader of a pipe or socket went away (poll() says POLLERR/POLLHUP). */

@@ -200,6 +200,36 @@ def test_pcap_reader_that_takes_100_bytes(lab, size):
     assert got[:4] == bytes.fromhex("4d3cb2a1")
 
 
+def test_stalled_reader_does_not_hold_the_sampler(lab):
+    """A reader that never reads: SIGTERM still ends the sampler (within about a second of
+    the pipe taking nothing more), with its stage unchained and the summary."""
+    attach(lab)
+    r, w = os.pipe()
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", "-", "udp"], stdout=w,
+                         stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        wait_until(lambda: chained_sample_stage(lab))
+        send_raw(lab, udp_frames(200, 1000))      # 200 KB into a 64 KB pipe
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        rc = p.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(r)
+    err = p.stderr.read().decode()
+    assert rc == 1 and took < 3, (rc, took, err)
+    assert ("pktlens: sample: cannot write 'standard output': its reader took nothing for a "
+            "second after the stop") in err
+    c = counts(err)
+    assert 0 < c["written"] < 200 and c["written"] + c["unwritten"] == 200, err
+    assert not chained_sample_stage(lab)
+
+
 # ---- 11: a full disk, a ring too small for one packet ----
 
 def test_full_disk_ends_with_whole_records(lab):
