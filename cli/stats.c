@@ -245,6 +245,8 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 					continue;
 				pl_stats_totals(&cur[sl], &pk, &by);
 				pl_stats_totals(&prev[i][sl], &ppk, &pby);
+				if (pk < ppk)	/* a stats --reset in between: count from zero */
+					ppk = pby = 0;
 				if (pl_g.json) {
 					struct jw w;
 
