@@ -171,6 +171,27 @@ def test_reset_keeps_a_cached_flow_exact(lab):
     assert d["detached"][0]["totals"][0]["packets"] == 1
 
 
+@pytest.mark.parametrize("size", [None, "2048"], ids=["same-table", "other-table"])
+def test_force_after_reset_keeps_the_base(lab, size):
+    """attach --force after a reset: the counters go on from the reset, not from the attach,
+    and a flow held in the cache across the reset still shows only what came after it."""
+    pktlens("attach", "vb", *SKB, ns=lab.b)
+    frames = mixed_flows(lab, 3)
+    lab.send([frames[0]] * 7 + [frames[1]] * 2)
+    lab.wait_packets(9)
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    lab.send([frames[0]] * 2 + [frames[2]])
+    lab.wait_packets(3)
+    pktlens("attach", "vb", "--force", *SKB, *(("--flows", size) if size else ()), ns=lab.b)
+    doc = pktlens_json("stats", "vb", ns=lab.b)
+    assert hooks(doc)[("xdp", "in")]["packets"] == 3
+    flows = check_flows_add_up(lab, doc)
+    assert sorted(f["packets"] for f in flows) == [1, 2]
+    lab.send([frames[0]])
+    doc = lab.wait_packets(4)
+    assert sorted(f["packets"] for f in check_flows_add_up(lab, doc)) == [1, 3]
+
+
 def test_force_into_a_smaller_table_counts_what_does_not_fit(lab):
     """406 flows, then attach --force --flows 16: 390 flows do not fit and are counted as
     lost, so flows + lost == counters; flows arriving later are refused and counted too."""
