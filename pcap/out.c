@@ -36,7 +36,7 @@ struct pl_out {
 	} *ends;
 	size_t head, nends, ends_cap;
 	uint64_t added, delivered;	/* packets */
-	volatile sig_atomic_t *stop;	/* set: an interrupted write gives up */
+	volatile sig_atomic_t *stop;	/* set: a stalled or interrupted write gives up */
 	int err;
 };
 
@@ -115,9 +115,10 @@ static void nonblocking(struct pl_out *o)
 		char self[32];
 
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", o->fd);
-		fd = open(self, O_WRONLY | O_CLOEXEC);	/* a pipe: a new description */
+		/* a pipe: a new description (no reader left: ENXIO rather than waiting for one) */
+		fd = open(self, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
-			return;	/* no /proc: stay blocking */
+			return;	/* no /proc, or no reader: stay as it is */
 	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK)) {
