@@ -225,6 +225,8 @@ int do_attach(int argc, char **argv)
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
 		jw_bool_field(&w, "kept_counters", info.kept_counters);
+		jw_u64_field(&w, "flows_dropped", info.flows_dropped);
+		jw_u64_field(&w, "packets_dropped", info.pkts_dropped);
 		jw_u64_field(&w, "rules_kept", info.rules_kept);
 		jw_u64_field(&w, "rules_dropped", info.rules_dropped);
 		jw_obj_close(&w);
@@ -240,9 +242,13 @@ int do_attach(int argc, char **argv)
 		printf("note: %s\n", info.xdp_note);
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n", o.ifname);
-	if (info.reattached)
-		printf("re-attached over the previous pktlens attachment; counters %s\n",
-		       info.kept_counters ? "kept" : "kept, but some flows did not fit the new table");
+	if (info.reattached && (info.flows_dropped || info.pkts_dropped))
+		printf("re-attached over the previous pktlens attachment; counters kept, but %llu "
+		       "flows did not fit the new table: %llu packets counted as not recorded in "
+		       "flows\n", (unsigned long long)info.flows_dropped,
+		       (unsigned long long)info.pkts_dropped);
+	else if (info.reattached)
+		printf("re-attached over the previous pktlens attachment; counters kept\n");
 	if (info.rules_kept || info.rules_dropped)
 		printf("policy: %zu rules judge packets again", info.rules_kept);
 	if (info.rules_dropped)

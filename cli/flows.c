@@ -333,6 +333,9 @@ int do_flows(int argc, char **argv)
 			printf("%s: flow table full (%zu/%u): %llu packets, %llu"
 			       " bytes not recorded in flows\n", a[i].ifname, used,
 			       st.meta.flows_max, lost_pk, lost_by);
+		} else if (lost_pk) {
+			printf("%s: %llu packets, %llu bytes not recorded in flows (their records "
+			       "were removed by stats --reset)\n", a[i].ifname, lost_pk, lost_by);
 		}
 		pl_state_close(&st);
 	}

@@ -28,7 +28,8 @@ static void stats_usage(FILE *f)
 		"errors, flow-table use and losses, and the kernel's own rx counters.\n"
 		"\n"
 		"  --watch SECS  print packet and bit rates every SECS seconds until Ctrl-C\n"
-		"  --reset       zero the counters and the flow table (after printing them)\n"
+		"  --reset       print the counters, then start them again from zero and empty\n"
+		"                the flow table (nothing counted meanwhile is lost)\n"
 		"  -j, --json    JSON (one document; JSON lines with --watch)\n"
 		"  -h, --help    this help\n");
 }
@@ -97,9 +98,9 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter)
 	printf("\n    vlan %llu (double %llu)  fragments %llu  ip options/ext %llu"
 	       "  parse errors %llu  truncated %llu\n",
 	       s->vlan, s->vlan2, s->ip_frags, s->ip_opts, s->parse_err, s->truncated);
-	if (s->flow_lost)
-		printf("    flow table full: %llu packets (%llu bytes) not recorded in flows\n",
-		       s->flow_lost_pkts, s->flow_lost_bytes);
+	if (s->flow_lost || s->flow_lost_pkts)
+		printf("    not recorded in flows: %llu packets (%llu bytes; the table refused %llu)\n",
+		       s->flow_lost_pkts, s->flow_lost_bytes, s->flow_lost);
 	if (filter || s->filter_pkts)
 		printf("    filter matched %llu packets, %llu bytes\n", s->filter_pkts,
 		       s->filter_bytes);
@@ -121,13 +122,13 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	rc = pl_open_state("stats", a, &st);
 	if (rc)
 		return rc;
-	err = pl_state_stats(&st, s);
+	/* the (slow) count first: the reading and the reset follow each other closely */
+	err = pl_state_flow_count(&st, &used);
 	if (!err)
-		err = pl_state_flow_count(&st, &used);
-	if (!err && reset)
-		err = pl_state_reset(&st);
+		err = reset ? pl_state_reset(&st, s) : pl_state_stats(&st, s);
 	if (err) {
-		pl_err("stats: %s: cannot read maps: %s", a->ifname, strerror(-err));
+		pl_err("stats: %s: cannot %s maps: %s", a->ifname, reset ? "reset" : "read",
+		       strerror(-err));
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
@@ -244,6 +245,8 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 					continue;
 				pl_stats_totals(&cur[sl], &pk, &by);
 				pl_stats_totals(&prev[i][sl], &ppk, &pby);
+				if (pk < ppk)	/* a stats --reset in between: count from zero */
+					ppk = pby = 0;
 				if (pl_g.json) {
 					struct jw w;
 

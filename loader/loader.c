@@ -76,6 +76,13 @@ const char *pl_tc_mech_name(int mech)
 static const char *const tc_link_pin[2] = { PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
 static const char *const dir_name[2] = { "ingress", "egress" };
 
+/* Flows copied into a new table of another size, per stats slot. */
+struct carry {
+	bool copied;
+	__u64 pkts[PL_SLOT_MAX], bytes[PL_SLOT_MAX];	/* carried over */
+	__u64 flows_lost[PL_SLOT_MAX];			/* flows that did not fit */
+};
+
 struct attach {
 	const struct pl_attach_opts *o;
 	struct pl_attach_info *info;
@@ -91,6 +98,8 @@ struct attach {
 	int link_fd[3];		/* xdp, tc in, tc out */
 	bool filter_made[2];	/* clsact filters of this attach */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
+	bool flows_reused;	/* --force, same table size: the flow maps carried over */
+	struct carry carry;
 	char *why;
 	size_t whylen;
 };
@@ -187,10 +196,10 @@ static int handle_foreign(struct attach *a, __u32 ours)
 
 /*
  * Copy merged flows into a fresh table (CPU 0 gets the sums), in batches;
- * from where a batch fails (the new table is smaller: full) one by one, as
- * lost what does not fit.
+ * from where a batch fails (the new table is smaller: full) one by one.
+ * What did not fit is left out of @c's sums (see account_carry()).
  */
-static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
+static int copy_flows(const struct pl_state *old, int new_fd, struct carry *c)
 {
 	enum { CHUNK = 4096 };
 	int ncpu = libbpf_num_possible_cpus();
@@ -213,6 +222,7 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 		free(fl);
 		return -ENOMEM;
 	}
+	c->copied = true;
 	for (i = 0; i < n; i += CHUNK) {
 		__u32 cnt = n - i < CHUNK ? (__u32)(n - i) : CHUNK, done = cnt;
 
@@ -220,17 +230,84 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 			keys[j] = fl[i + j].key;
 			vals[j * ncpu] = fl[i + j].val;
 		}
-		if (!pl_batch_update(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
-				     &done, 0))
-			continue;
-		for (j = done; j < cnt; j++)
-			if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu], BPF_NOEXIST))
-				*lost += fl[i + j].val.packets;
+		if (pl_batch_update(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
+				    &done, 0))
+			for (j = done; j < cnt; j++)
+				if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu],
+							BPF_NOEXIST))
+					fl[i + j].val.packets = 0;	/* not carried */
+		for (j = 0; j < cnt; j++) {
+			int sl = pl_flow_slot(&fl[i + j].key);
+
+			if (!fl[i + j].val.packets) {
+				c->flows_lost[sl]++;
+				continue;
+			}
+			c->pkts[sl] += fl[i + j].val.packets;
+			c->bytes[sl] += fl[i + j].val.bytes;
+		}
 	}
 	free(keys);
 	free(vals);
 	free(fl);
 	return 0;
+}
+
+/*
+ * Once the old hooks are gone (and no packet is left in them), the old
+ * flows hold everything they ever will: what the copy did not carry (flows
+ * that did not fit, packets counted between the copy and the switch) is
+ * counted as not recorded in flows, in the base of the counters, so that
+ * flows + flow_lost == packets holds in the new attachment too.
+ */
+static int account_carry(struct attach *a, struct pl_stats base[PL_SLOT_MAX])
+{
+	struct pl_flow *fl = NULL;
+	__u64 pk[PL_SLOT_MAX] = {}, by[PL_SLOT_MAX] = {};
+	size_t n = 0;
+	int err;
+
+	pl_wait_for_packets();
+	err = pl_state_flows(&a->old, &fl, &n);
+	if (err)
+		return pl_why(a->why, a->whylen, err, "%s: cannot read the old flows again: %s", a->o->ifname,
+			    strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		int sl = pl_flow_slot(&fl[i].key);
+
+		pk[sl] += fl[i].val.packets;
+		by[sl] += fl[i].val.bytes;
+	}
+	free(fl);
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+		__u64 lost_pk = pk[sl] > a->carry.pkts[sl] ? pk[sl] - a->carry.pkts[sl] : 0;
+		__u64 lost_by = by[sl] > a->carry.bytes[sl] ? by[sl] - a->carry.bytes[sl] : 0;
+
+		/* the base is subtracted: lowering it adds */
+		base[sl].flow_lost -= a->carry.flows_lost[sl];
+		base[sl].flow_lost_pkts -= lost_pk;
+		base[sl].flow_lost_bytes -= lost_by;
+		a->info->flows_dropped += a->carry.flows_lost[sl];
+		a->info->pkts_dropped += lost_pk;
+	}
+	return 0;
+}
+
+/* --force: the old attachment's bases go with its counters (and flows, when reused). */
+static int carry_bases(struct attach *a)
+{
+	struct pl_stats base[PL_SLOT_MAX], zero[PL_SLOT_MAX] = {};
+	int err;
+
+	memcpy(base, a->old.base, sizeof(base));
+	if (a->carry.copied && (err = account_carry(a, base)))
+		return err;
+	if (!memcmp(base, zero, sizeof(base)) && !(a->flows_reused && a->old.nfbase))
+		return 0;	/* never reset, nothing lost: no bases */
+	err = a->flows_reused ? pl_state_base_pin(a->tmp, base, a->old.fbase, a->old.nfbase) :
+				pl_state_base_pin(a->tmp, base, NULL, 0);
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot carry the counters' base over: %s", a->o->ifname,
+			  strerror(-err)) : 0;
 }
 
 /* The XDP program for the mode: frags-capable in native mode, where the kernel has frags. */
@@ -280,7 +357,6 @@ static int load_xdp(struct attach *a)
 	const char *ifname = a->o->ifname;
 	bool flows_reused = false, frags = pl_xdp_frags(a->info->xdp_mode);
 	bool xdp = a->info->xdp_mode != PL_XDP_NONE;
-	uint64_t lost = 0;
 	__u32 max = 0;
 	int err;
 
@@ -324,13 +400,13 @@ static int load_xdp(struct attach *a)
 			      ifname, bpf_program__name(xdp ? xdp_prog(a) :
 							a->xskel->progs.pktlens_xdp_skb),
 			      strerror(-err));
+	a->flows_reused = flows_reused;
 	if (a->info->reattached && !flows_reused) {
-		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &lost);
+		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &a->carry);
 		if (err)
 			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
 				      ifname, strerror(-err));
 	}
-	a->info->kept_counters = a->info->reattached && !lost;
 	if (a->info->xdp_mode != PL_XDP_NONE)
 		return prog_id(xdp_prog(a), &a->m->xdp_prog_id);
 	return 0;
@@ -659,7 +735,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 {
 	struct attach a = {
 		.o = o, .info = info, .why = why, .whylen = whylen,
-		.old = { -1, -1, -1, -1, {} }, .link_fd = { -1, -1, -1 },
+		.old = { .stats_fd = -1, .flows_fd = -1, .cache_fd = -1, .meta_fd = -1 },
+		.link_fd = { -1, -1, -1 },
 	};
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
@@ -754,6 +831,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	for (int dir = 0; dir < 2; dir++)
 		if ((info->tc_hooks & (1u << dir)) && (err = attach_tc_dir(&a, dir)))
 			goto out;
+	if (info->reattached && (err = carry_bases(&a)))
+		goto out;
+	info->kept_counters = info->reattached && !info->flows_dropped && !info->pkts_dropped;
 
 	m->version = PL_META_VERSION;
 	m->ifindex = a.li.ifindex;

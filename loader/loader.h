@@ -235,7 +235,10 @@ struct pl_attach_info {
 	const char *xdp_note;	/* e.g. native XDP without multi-buffer frames, or NULL */
 	bool replaced_foreign;
 	bool reattached;	/* --force over an existing pktlens attachment */
-	bool kept_counters;	/* counters carried over from that attachment */
+	bool kept_counters;	/* counters and every flow carried over from that attachment */
+	__u64 flows_dropped;	/* --force into a smaller table: flows that did not fit ... */
+	__u64 pkts_dropped;	/* ... and their packets (with any counted between copy and
+				 * switch): counted in flow_lost*, flows + lost == counters */
 	size_t rules_kept;	/* policy rules carried over */
 	size_t rules_dropped;	/* ... dropped: their direction has no hook now */
 	struct pl_meta meta;	/* as pinned */
@@ -358,6 +361,11 @@ struct pl_sampler {
 	struct pl_sample_stats base[PL_SLOT_MAX];	/* counters at start */
 };
 
+/*
+ * Bytes of ring buffer one packet of @snaplen bytes takes at most (its
+ * record header included): a smaller ring could never hold one.
+ */
+__u32 pl_sample_ring_min(__u32 snaplen);
 /* Open the pins of the attachment in @dir. -ENOENT: attached by an older pktlens. */
 int pl_sample_open(const char *dir, struct pl_sampler *s);
 /*
@@ -383,20 +391,59 @@ void pl_sample_close(struct pl_sampler *s);
 
 /* ---- reading state (loader/state.c) ---- */
 
+/*
+ * Pins only user space writes, beside the kernel's maps: what `stats
+ * --reset` (and `attach --force` into a smaller table) left for readers
+ * to subtract, so that the kernel's counters are never zeroed under
+ * traffic. Absent until the first reset.
+ */
+#define PL_MAP_STATS_BASE "stats_base"	/* ARRAY[PL_SLOT_MAX] of struct pl_stats */
+#define PL_MAP_FLOWS_BASE "flows_base"	/* HASH pl_flow_key -> pl_flow_val: cached flows */
+
+struct pl_flow;
+
 struct pl_state {
 	int stats_fd;
 	int flows_fd;
 	int cache_fd;
 	int meta_fd;
 	struct pl_meta meta;
+	char dir[512];		/* the pin directory ("" for maps not pinned) */
+	/*
+	 * Read at open: subtracted from the kernel's counters (a base may
+	 * also add: flow_lost_* there count flows the table lost otherwise)
+	 * and, sorted by key, from the flows. Zero and NULL without a reset.
+	 */
+	struct pl_stats base[PL_SLOT_MAX];
+	struct pl_flow *fbase;
+	size_t nfbase;
 };
 
 int pl_state_open(const char *dir, struct pl_state *st);
 void pl_state_close(struct pl_state *st);
-/* Sum the per-CPU stats of every slot. */
+/* The per-CPU stats of every slot, summed, since the last reset. */
 int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX]);
-/* Zero the counters, the flow table and the cache. */
-int pl_state_reset(const struct pl_state *st);
+/*
+ * Reset: @printed gets the counters since the previous reset, and from
+ * this reading on the counters start again from zero; the flow table is
+ * emptied. Under traffic nothing is lost: the kernel's counters are not
+ * written, only the base readers subtract, so every packet is in @printed
+ * or in the counters afterwards. Flows: the table's entries are deleted
+ * and what the per-CPU caches hold becomes the flows' base; packets counted
+ * after the reading whose flow records the reset removed are added to
+ * flow_lost_*, so sum(flows) + flow_lost == packets still holds. Only under
+ * the change lock. Maps not pinned (@st->dir ""): the bases stay in @st.
+ */
+int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]);
+/*
+ * Pin @base (and @fbase, NULL: none) as the bases of the attachment in @dir,
+ * replacing the ones there at once (a pin under a temporary name, then
+ * rename()).
+ */
+int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
+		      const struct pl_flow *fbase, size_t nfbase);
+/* The stats slot (enum pl_slot) of a flow's packets. */
+int pl_flow_slot(const struct pl_flow_key *k);
 
 struct pl_flow {
 	struct pl_flow_key key;

@@ -26,6 +26,20 @@
 #include "loader.h"
 #include "../pcap/cbpf.h"
 
+/* Ring record sizes for the frame bytes: PL_SAMPLE_STEP()s of pl_sample_put(), bpf/sample.h. */
+static const __u32 record_steps[] = { 128, 256, 512, 1024, 1536, 2048, 4096, 9216, 16384, 65536,
+				      PL_SNAPLEN_MAX };
+
+__u32 pl_sample_ring_min(__u32 snaplen)
+{
+	size_t i = 0;
+
+	while (i + 1 < sizeof(record_steps) / sizeof(record_steps[0]) && record_steps[i] < snaplen)
+		i++;
+	/* the kernel's __bpf_ringbuf_reserve(): the record and its 8-byte header, 8-aligned */
+	return (__u32)((sizeof(struct pl_sample_hdr) + record_steps[i] + 8 + 7) & ~7UL);
+}
+
 int pl_sample_open(const char *dir, struct pl_sampler *s)
 {
 	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd };
