@@ -7,9 +7,9 @@
  * (loader/policy.c): a packet is judged by one whole rule set.
  *
  * Judging a packet: rules that match on nothing but one address field are
- * folded into an LPM trie per field, whose value is the first (prio, id) of
- * all those rules covering the longest matching prefix, so 100,000 prefixes
- * cost one lookup. All other rules are in policy_list in (prio, id) order
+ * folded into an LPM trie per field, keyed by family and address, whose
+ * value is the first (prio, id) of all those rules covering the longest
+ * matching prefix, so 100,000 prefixes cost one lookup. All other rules are in policy_list in (prio, id) order
  * and are tried until one matches or the LPM candidate comes first.
  */
 #ifndef __PKTLENS_BPF_POLICY_H
@@ -75,6 +75,12 @@ static __always_inline int pl_is_ip(const struct pl_pkt *p)
 	return p->l3 == PL_L3_IPV4 || p->l3 == PL_L3_IPV6;
 }
 
+/* PL_FAM_* of an IP packet: an IPv4-mapped IPv6 source is still IPv6 */
+static __always_inline __u8 pl_fam(const struct pl_pkt *p)
+{
+	return p->l3 == PL_L3_IPV4 ? PL_FAM_IPV4 : PL_FAM_IPV6;
+}
+
 static __always_inline int pl_rule_match(const struct pl_rule *r, const struct pl_pkt *p,
 					 __u64 exprs)
 {
@@ -87,6 +93,8 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	if (!(m & (PL_M_SRC | PL_M_DST | PL_M_PROTO | PL_M_SPORT | PL_M_DPORT)))
 		return 1;
 	if (!pl_is_ip(p) || p->err == PL_PERR_MALFORMED)
+		return 0;
+	if ((m & (PL_M_SRC | PL_M_DST)) && r->fam != pl_fam(p))
 		return 0;
 	if ((m & PL_M_SRC) && !pl_addr_in(p->key.saddr, r->src, r->src_mask))
 		return 0;
@@ -124,9 +132,10 @@ static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_
 }
 
 /* The LPM candidate of one address field, if better than *best. */
-static __always_inline void pl_lpm_candidate(void *map, const __u8 *addr, struct pl_rule_ref *best)
+static __always_inline void pl_lpm_candidate(void *map, __u8 fam, const __u8 *addr,
+					     struct pl_rule_ref *best)
 {
-	struct pl_lpm_key k = { .prefixlen = 128 };
+	struct pl_lpm_key k = { .prefixlen = PL_LPM_FAM_BITS + 128, .fam = fam };
 	struct pl_rule_ref *r;
 
 	__builtin_memcpy(k.addr, addr, 16);
@@ -198,9 +207,9 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	}
 	if (pl_is_ip(p) && p->err != PL_PERR_MALFORMED) {
 		if (cfg->src_cidrs)
-			pl_lpm_candidate(&policy_src, p->key.saddr, &w.best);
+			pl_lpm_candidate(&policy_src, pl_fam(p), p->key.saddr, &w.best);
 		if (cfg->dst_cidrs)
-			pl_lpm_candidate(&policy_dst, p->key.daddr, &w.best);
+			pl_lpm_candidate(&policy_dst, pl_fam(p), p->key.daddr, &w.best);
 	}
 	w.n = cfg->list_len;
 	if (w.n)

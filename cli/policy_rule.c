@@ -176,6 +176,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				       why, whylen))
 				return perr(e, vcol, "%s %s", o, why);
 			r->match |= src ? PL_M_SRC : PL_M_DST;
+			r->fam = (src ? v4src : v4dst) ? PL_FAM_IPV4 : PL_FAM_IPV6;
 			if (src)
 				src_col = vcol;
 			else
@@ -294,21 +295,14 @@ fail:
 	return ret;
 }
 
-static bool is_v4(const __u8 *a, __u8 len)
-{
-	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	return !memcmp(a, mapped, 12) && len >= 96;
-}
-
-/* An IPv4-mapped prefix as IPv4 when @v4 allows, else as IPv6 (::ffff:a.b.c.d/n). */
+/* A prefix as it was given: IPv4 (mapped, len counted from ::ffff:0:0/96) or IPv6. */
 static void fmt_addr(const __u8 *a, __u8 len, bool v4, char *buf, size_t n)
 {
 	char s[INET6_ADDRSTRLEN];
 
-	if (v4 && is_v4(a, len)) {
+	if (v4) {
 		inet_ntop(AF_INET, a + 12, s, sizeof(s));
-		snprintf(buf, n, "%s/%u", s, len - 96);
+		snprintf(buf, n, "%s/%u", s, len >= 96 ? len - 96 : 0);
 	} else {
 		inet_ntop(AF_INET6, a, s, sizeof(s));
 		snprintf(buf, n, "%s/%u", s, len);
@@ -351,17 +345,10 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 {
 	char a[64], ifn[IF_NAMESIZE];
 	size_t off = 0;
-	bool v4;
+	bool v4 = r->fam == PL_FAM_IPV4;
 
 #define ADD(...) (off += (size_t)snprintf(buf + off, off < n ? n - off : 0, __VA_ARGS__))
 	ADD("--id %u %s --prio %u", r->id, r->dir == PL_DIR_IN ? "--in" : "--out", r->prio);
-	/*
-	 * IPv4-mapped IPv6 prefixes print as IPv4, unless the other address is
-	 * IPv6: then both were given as IPv6, and must load back that way
-	 * (--src and --dst mixing IPv4 and IPv6 is an error).
-	 */
-	v4 = !(r->match & PL_M_SRC) || !(r->match & PL_M_DST) ||
-	     is_v4(r->src, r->src_len) == is_v4(r->dst, r->dst_len);
 	if (r->match & PL_M_SRC) {
 		fmt_addr(r->src, r->src_len, v4, a, sizeof(a));
 		ADD(" --src %s", a);

@@ -303,9 +303,10 @@ static int lpm_field(const struct pl_rule *r)
 	return -1;
 }
 
+/* An LPM key's bits: the family byte, then the address (struct pl_lpm_key). */
 struct prefix {
-	__u8 addr[16];
-	__u8 len;
+	__u8 addr[1 + 16];
+	unsigned int len;	/* PL_LPM_FAM_BITS + the rule's prefix length */
 	struct pl_rule_ref best;
 };
 
@@ -317,7 +318,7 @@ static bool ref_before(const struct pl_rule_ref *a, const struct pl_rule_ref *b)
 static int prefix_cmp(const void *a, const void *b)
 {
 	const struct prefix *x = a, *y = b;
-	int c = memcmp(x->addr, y->addr, 16);
+	int c = memcmp(x->addr, y->addr, sizeof(x->addr));
 
 	if (c)
 		return c;
@@ -364,8 +365,9 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 
 		if (lpm_field(r) != f)
 			continue;
-		memcpy(v[m].addr, f ? r->dst : r->src, 16);
-		v[m].len = f ? r->dst_len : r->src_len;
+		v[m].addr[0] = r->fam;
+		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
+		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
 		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg };
 		m++;
 	}
@@ -373,7 +375,8 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 	/* same prefix: the first sorts first; keep it */
 	cnt = 0;
 	for (size_t i = 0; i < m; i++)
-		if (!cnt || v[cnt - 1].len != v[i].len || memcmp(v[cnt - 1].addr, v[i].addr, 16))
+		if (!cnt || v[cnt - 1].len != v[i].len ||
+		    memcmp(v[cnt - 1].addr, v[i].addr, sizeof(v[i].addr)))
 			v[cnt++] = v[i];
 	for (size_t i = 0; i < cnt; i++) {
 		while (depth && !prefix_contains(stack[depth - 1], &v[i]))
@@ -457,7 +460,8 @@ static int fill_lpm(int fd, const struct prefix *v, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		k[i].prefixlen = v[i].len;
-		memcpy(k[i].addr, v[i].addr, 16);
+		k[i].fam = v[i].addr[0];
+		memcpy(k[i].addr, v[i].addr + 1, 16);
 		r[i] = v[i].best;
 	}
 	err = update_batch(fd, k, sizeof(*k), r, sizeof(*r), n);
@@ -773,7 +777,9 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		const struct pl_rule *r = &rules[i];
 		int f = lpm_field(r);
 
-		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX)
+		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX ||
+		    ((r->match & (PL_M_SRC | PL_M_DST)) && r->fam != PL_FAM_IPV4 &&
+		     r->fam != PL_FAM_IPV6))
 			return WHY(-EINVAL, "rule %u: malformed", r->id);
 		if (i && r->id == rules[i - 1].id)
 			return WHY(-EEXIST, "rule id %u given twice", r->id);

@@ -232,6 +232,60 @@ def test_drop_by_fields_receiver_sees_exactly_the_rest(router, hooks):
     assert s["verdicts"]["drop"]["packets"] == len(descs) - len(want)
 
 
+def family_rules(path):
+    """Prefixes that would cross families if IPv4 were matched as IPv4-mapped IPv6: ::/0, an
+    IPv4 prefix, ::ffff:0:0/96 and a mapped IPv6 prefix. `path` "list" adds --proto udp to
+    each (the list walk), "lpm" leaves the address alone (the LPM tries); --sample rules are
+    always in the list."""
+    extra = {"proto": 17} if path == "list" else {}
+    return [Rule(1, prio=30, src="::/0", **extra),
+            Rule(2, prio=10, src="198.18.1.0/24", action="pass", **extra),
+            Rule(3, prio=5, dst="::ffff:0:0/96", **extra),
+            Rule(4, prio=1, src="::ffff:198.18.1.0/120", action="pass", **extra),
+            Rule(5, prio=2, dst="0.0.0.0/0", action="sample", extra=["--sample", "1/1"], **extra),
+            # what the sender's kernel sends by itself (MLD, ND) is not counted by the rules above
+            Rule(6, prio=0, src="fe80::/10", action="pass"), Rule(7, prio=0, src="::/128", action="pass")]
+
+
+@pytest.mark.parametrize("path", ["lpm", "list"])
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_prefixes_match_only_their_family(router, hooks, path):
+    """A prefix matches packets of its own family only, as tcpdump's `src net`/`dst net`: ::/0
+    no IPv4 packet, an IPv4 prefix no IPv6 packet with an IPv4-mapped source, and
+    ::ffff:0:0/96 is an IPv6 prefix (listed as such, loading back the same)."""
+    pktlens("attach", "vb", *hooks, ns=router.h)
+    rules = family_rules(path)
+    load(router, rules)
+    m4, m6 = ipaddress.ip_address("::ffff:198.18.1.9"), ipaddress.ip_address("::ffff:198.18.3.5")
+    descs = [dict(src=A4[0], dst=D4[1], proto=17, sport=1, dport=9),     # IPv4
+             dict(src=A6[0], dst=D6[1], proto=17, sport=1, dport=9),     # IPv6
+             dict(src=m4, dst=D6[1], proto=17, sport=1, dport=9),        # IPv6, mapped source
+             dict(src=A6[0], dst=m6, proto=17, sport=1, dport=9)] * 3    # IPv6, mapped destination
+    hits, actions = {}, [judge(rules, f, {}) for f in descs]
+    for f in descs:
+        judge(rules, f, hits)
+    assert actions[:4] == ["pass", "drop", "pass", "drop"] and hits == {1: 3, 2: 3, 3: 3, 4: 3, 5: 3}
+    cap = router.capture()
+    router.send([frame(router, f, i) for i, f in enumerate(descs)])
+    seen = {marker_of(p) for p in router.stop_capture(cap)} - {None}
+    assert seen == {i for i, a in enumerate(actions) if a in ("pass", "none")}
+    assert {k: v for k, v in rule_hits(router).items() if v and k < 6} == hits
+    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
+    s = slot(pktlens_json("stats", "vb", ns=router.h), *hook)
+    assert s["verdicts"]["drop"]["packets"] == actions.count("drop")
+    listed = [r["rule"] for r in pktlens_json("policy", "list", "vb", ns=router.h)["interfaces"][0]["rules"]]
+    assert [ipaddress.ip_network(x.split(" --src ")[-1].split(" --dst ")[-1].split()[0]) for x in listed] == \
+        [r.src or r.dst for r in sorted(rules, key=lambda r: (r.prio, r.id))]
+    text = pktlens("policy", "list", "vb", ns=router.h).stdout
+    back = os.path.join(router.tmp, "back.rules")
+    with open(back, "w") as f:
+        f.write(text)
+    pktlens("policy", "load", "vb", back, ns=router.h)
+    rules_only = lambda t: [x for x in t.splitlines() if not x.startswith("#")]  # noqa: E731
+    assert rules_only(pktlens("policy", "list", "vb", ns=router.h).stdout) == rules_only(text)
+
+
 def test_redirect_arrives_byte_identical(router):
     """XDP (generic) redirect through the devmap to vc: the receiver gets the frames unchanged
     (MACs, TTL), though neither MAC nor destination address would be routed there."""

@@ -219,7 +219,7 @@ struct pl_meta {
 	__u32 pad_probes;
 };
 
-#define PL_META_VERSION 5
+#define PL_META_VERSION 6	/* 6: pl_rule.fam, pl_lpm_key.fam */
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -247,6 +247,9 @@ enum pl_action {
 /*
  * A rule. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d), stored
  * already masked; *_len counts in that 128-bit space (IPv4 /24 = 120).
+ * fam says which family the prefixes are: an IPv4 prefix matches only IPv4
+ * packets and an IPv6 prefix (::/0 and ::ffff:0:0/96 too) only IPv6 ones,
+ * as tcpdump's `src net` does; --src and --dst of one rule share it.
  * First match in (prio, id) order wins; sample rules count and go on.
  */
 struct pl_rule {
@@ -258,7 +261,8 @@ struct pl_rule {
 	__u8 src_len;
 	__u8 dst_len;
 	__u8 expr;		/* PL_M_EXPR: bit of the rule set's expression stage */
-	__u8 pad[2];
+	__u8 fam;		/* PL_M_SRC/PL_M_DST: PL_FAM_IPV4 or PL_FAM_IPV6, else 0 */
+	__u8 pad;
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
 	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
@@ -269,11 +273,22 @@ struct pl_rule {
 	__u8 dst[16], dst_mask[16];
 };
 
-/* LPM trie key: prefix in the 128-bit space above. */
+#define PL_FAM_IPV4 4
+#define PL_FAM_IPV6 6
+
+/*
+ * LPM trie key: the family byte, then the address in the 128-bit space
+ * above, so prefixes of one family never cover packets of the other;
+ * prefixlen = 8 + the rule's *_len.
+ */
 struct pl_lpm_key {
 	__u32 prefixlen;
+	__u8 fam;		/* PL_FAM_* */
 	__u8 addr[16];
+	__u8 pad[3];
 };
+
+#define PL_LPM_FAM_BITS 8
 
 /*
  * LPM trie value: among the rules that match on this one address field
