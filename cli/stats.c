@@ -131,7 +131,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
-	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+	/* the kernel's counters of the interface attached, not of one that got its index since */
+	have_li = pl_meta_live(&st.meta) && pl_link_get(NULL, st.meta.ifindex, &li) == 0;
 
 	if (pl_g.json) {
 		jw_obj_open(w);

@@ -351,7 +351,8 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		struct pl_state st;
 		size_t nf = 0;
 
-		if (!a[i].meta_ok || pl_state_open(a[i].dir, &st))
+		/* a deleted namespace's flows were exported while it lived; set aside, their key changed */
+		if (!a[i].meta_ok || a[i].ns_gone || pl_state_open(a[i].dir, &st))
 			continue;
 		err = pl_state_flows(&st, &fl, &nf);
 		pl_state_close(&st);

@@ -41,7 +41,8 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 
 static void dev_labels(FILE *f, const struct pl_attachment *a)
 {
-	fprintf(f, "netns=\"%llu\",device=\"", (unsigned long long)a->netns);
+	/* the inode, or INODE:ID for a deleted namespace's (pl_attachment.ns): unique */
+	fprintf(f, "netns=\"%s\",device=\"", a->ns);
 	esc(f, a->ifname);
 	fputc('"', f);
 }

@@ -22,6 +22,10 @@
 #define PL_PIN_TMP_PREFIX "tmp:"
 #define PL_WHY_LEN 256
 
+/* UAPI values from Linux 6.6 (our UAPI headers are older) */
+#define PL_BPF_TCX_INGRESS 46
+#define PL_BPF_TCX_EGRESS 47
+
 /* ---- bpffs layout (loader/pins.c) ---- */
 
 /* Mount bpffs on /sys/fs/bpf if it is not, create PL_PIN_ROOT (0700). */
@@ -35,6 +39,17 @@ int pl_bpffs_ensure(char *why, size_t whylen);
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen);
 /* Inode of the current network namespace. */
 int pl_netns_ino(uint64_t *ino);
+/*
+ * A network namespace: its inode, which the kernel reuses once it is
+ * deleted, and its cookie, which it never reuses (SO_NETNS_COOKIE, Linux
+ * 5.14+; 0 on older kernels).
+ */
+struct pl_netns {
+	uint64_t ino;
+	uint64_t cookie;
+};
+/* The current network namespace. */
+int pl_netns_here(struct pl_netns *ns);
 /* PL_PIN_ROOT/<netns>/<ifname> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
@@ -57,24 +72,52 @@ int pl_meta_read(int fd, struct pl_meta *m);
 void pl_pin_link_detach(const char *path);
 /* Remove a pin directory and everything pinned in it (links detached first). */
 int pl_pin_dir_remove(const char *dir);
-/* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */
+/*
+ * Remove leftovers of attaches that died half-way (temporary dirs of dead
+ * pids), and set aside the attachments of a deleted namespace that had the
+ * current one's inode. Callers hold the change lock.
+ */
 void pl_pins_gc(void);
 
-/* An attachment as found in bpffs. */
+/*
+ * An attachment as found in bpffs. The attachments of a namespace live in
+ * PL_PIN_ROOT/INODE/; when a namespace is deleted and a new one gets its
+ * inode, the old one's attachments are set aside into PL_PIN_ROOT/INODE:ID/
+ * (ID: the old namespace's cookie, or "p" and a program id where the kernel
+ * has no cookies), where they stay readable until detached.
+ */
 struct pl_attachment {
-	uint64_t netns;
+	uint64_t netns;		/* namespace inode */
+	char ns[48];		/* its directory under PL_PIN_ROOT: "INODE" or "INODE:ID" */
+	bool ns_gone;		/* set aside: its namespace was deleted */
 	char ifname[16];
 	char dir[512];
 	struct pl_meta meta;
 	bool meta_ok;
 };
-/* All attachments (netns == 0: every namespace). Caller frees *out. */
+/* All attachments (netns == 0: every namespace, set-aside ones too). Caller frees *out. */
 int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
 /*
  * Attachments of the current network namespace: all of them, or just
- * @ifname (-ENOENT when it is not attached). Caller frees *out.
+ * @ifname (-ENOENT when it is not attached). Never one of a deleted
+ * namespace that had the same inode. Caller frees *out.
  */
 int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n);
+/*
+ * Whether @a belongs to namespace @ns: same inode, and same cookie where
+ * both are known (without cookies, the inode alone).
+ */
+bool pl_attachment_of(const struct pl_attachment *a, const struct pl_netns *ns);
+/* Move @a, of a deleted namespace, to PL_PIN_ROOT/INODE:ID/IFNAME (updates @a). */
+int pl_attachment_set_aside(struct pl_attachment *a);
+/*
+ * Whether a hook of @m still runs the program it recorded on m->ifindex of
+ * the current namespace (XDP, tcx or clsact): the interface is the one
+ * attached, not another that got its index (program ids are not reused).
+ */
+bool pl_meta_live(const struct pl_meta *m);
+/* The same for @m's tc hook of direction @dir alone. */
+bool pl_meta_tc_live(const struct pl_meta *m, int dir);
 /* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 

@@ -217,9 +217,15 @@ struct pl_meta {
 	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
 	__u32 probes;		/* PL_PROBE_*: attach --probes, pinned beside the maps */
 	__u32 pad_probes;
+	/*
+	 * The namespace's cookie (SO_NETNS_COOKIE, Linux 5.14+; 0 before): unlike
+	 * its inode, never reused, so a namespace that gets a deleted one's inode
+	 * is told apart (loader/pins.c).
+	 */
+	__u64 netns_cookie;
 };
 
-#define PL_META_VERSION 6	/* 6: pl_rule.fam, pl_lpm_key.fam */
+#define PL_META_VERSION 6	/* 6: pl_rule.fam, pl_lpm_key.fam, netns_cookie */
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)

@@ -356,6 +356,7 @@ static void fuzz_prom(struct in *in)
 
 		/* (netns, name) is unique; names are what dev_valid_name() allows, ASCII */
 		a->netns = 4026531840ULL + i;
+		snprintf(a->ns, sizeof(a->ns), "%llu", (unsigned long long)a->netns);
 		for (size_t c = 0; c < nl; c++) {
 			char ch = (char)(0x21 + take(in, 1) % 94);
 

@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Hostile input and faults, second pass (issue 15): namespaces whose inode the kernel reuses,
+interfaces that get a deleted one's index, renamed interfaces, odd names, long messages and the
+smaller CLI edges. Each test fails on the code before its fix."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh, slot, unique
+
+
+def quiet(ns):
+    """No IPv6 in ns: the kernel sends nothing by itself, every frame counted is the test's."""
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+       "net.ipv6.conf.default.disable_ipv6=1")
+    sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+
+class ReusedNetns:
+    """Namespace `old` with a veth vb <-> va, then deleted; `new()` creates namespaces until one
+    gets the deleted one's inode (the kernel hands out the lowest free one), keeping the misses
+    until close() so they cannot take it. Everything is removed on close()."""
+
+    def __init__(self):
+        self.names, self.held = [], []
+        self.old = self.add()
+        self.ino = netns_ino(self.old)
+
+    def add(self):
+        ns = unique("plr")
+        sh("ip", "netns", "add", ns)
+        self.names.append(ns)
+        quiet(ns)
+        return ns
+
+    def veth(self, ns):
+        sh("ip", "-n", ns, "link", "add", "vb", "type", "veth", "peer", "name", "va")
+        sh("ip", "-n", ns, "link", "set", "vb", "up")
+        sh("ip", "-n", ns, "link", "set", "va", "up")
+
+    def delete_old(self):
+        sh("ip", "netns", "del", self.old)
+        self.names.remove(self.old)
+
+    def new(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ns = self.add()
+            if netns_ino(ns) == self.ino:
+                return ns
+            self.held.append(ns)
+            if len(self.held) > 300:
+                break
+            time.sleep(0.05)    # the old namespace is freed by a kernel work item
+        pytest.skip("the kernel did not hand the deleted namespace's inode out again")
+
+    def close(self):
+        for ns in self.names:
+            subprocess.run([PKTLENS, "-n", ns, "detach", "--all"], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def reuse():
+    r = ReusedNetns()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def attachments(ino):
+    return [a for a in pktlens_json("list")["attachments"] if a["netns"] == ino]
+
+
+def send_frames(ns, n, dev="va"):
+    """n UDP frames from dev to its veth peer (scapy, from inside ns)."""
+    from scapy.all import IP, UDP, Ether, wrpcap
+
+    from lab import PYTHON, SENDRAW
+    path = f"/tmp/{unique('plsend')}.pcap"
+    wrpcap(path, [Ether(dst="02:00:00:00:00:01") / IP(src="198.18.10.1", dst="198.18.10.2")
+                  / UDP(sport=1, dport=2)] * n)
+    try:
+        sh("ip", "netns", "exec", ns, PYTHON, SENDRAW, dev, path)
+    finally:
+        os.unlink(path)
+
+
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_new_namespace_never_inherits_a_deleted_ones_attachment(reuse, mech):
+    """The kernel reuses a deleted namespace's inode: the new namespace must not see the old
+    attachment as its own (not in stats, not 'already attached', no counters carried over by
+    --force), and the old one stays listed, readable and removable by itself."""
+    reuse.veth(reuse.old)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, ns=reuse.old)
+    send_frames(reuse.old, 7)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=reuse.old), "tc", "in")["packets"] == 7
+    reuse.delete_old()
+    new = reuse.new()
+    reuse.veth(new)
+    r = pktlens("stats", "vb", ns=new, check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: stats: vb: not attached (pktlens attach vb)\n")
+    assert pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, ns=new).returncode == 0
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, "--force", ns=new)
+    assert "re-attached" in r.stdout
+    assert slot(pktlens_json("stats", "vb", ns=new), "tc", "in")["packets"] == 0
+    send_frames(new, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=new), "tc", "in")["packets"] == 3
+    mine = {a["netns_id"]: a for a in pktlens_json("list", ns=new)["attachments"]
+            if a["netns"] == reuse.ino}
+    assert len(mine) == 2
+    old_id = next(k for k in mine if k != str(reuse.ino))
+    assert old_id.startswith(f"{reuse.ino}:")
+    assert (mine[old_id]["state"], mine[old_id]["this_netns"]) == ("netns-gone", False)
+    assert (mine[str(reuse.ino)]["state"], mine[str(reuse.ino)]["this_netns"]) == ("attached", True)
+    assert {a["netns_id"]: a["state"] for a in attachments(reuse.ino)}[old_id] == "netns-gone"
+    # the old counters are still there, in the exporter too, and the old one goes by itself
+    d = pktlens_json("detach", "--netns", old_id, "vb")
+    assert d["detached"][0]["totals"][0]["packets"] == 7
+    assert [a["netns_id"] for a in attachments(reuse.ino)] == [str(reuse.ino)]
+    assert slot(pktlens_json("stats", "vb", ns=new), "tc", "in")["packets"] == 3
+    r = pktlens("detach", "--netns", old_id, "vb", check=False)
+    assert r.returncode == 2 and "no such attachment" in r.stderr
+
+
+def test_detach_netns_of_a_deleted_namespace(lab):
+    """A deleted namespace's clsact attachment (its inode not reused) is removed by itself from
+    any namespace; one of a live namespace from elsewhere is detached inside it."""
+    ns = unique("plq")
+    sh("ip", "netns", "add", ns)
+    try:
+        quiet(ns)
+        for n in (ns, lab.b):
+            sh("ip", "-n", n, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+            sh("ip", "-n", n, "link", "set", "gone0", "up")
+            pktlens("attach", "gone0", "--xdp", "none", "--tc", "in", "--tc-mech", "clsact", ns=n)
+        ino, live = netns_ino(ns), netns_ino(lab.b)
+        # from the root namespace: a live namespace's clsact attachment is detached inside it
+        pktlens("detach", "--netns", str(live), "gone0")
+        out = sh("ip", "netns", "exec", lab.b, "tc", "filter", "show", "dev", "gone0", "ingress").stdout
+        assert "pktlens" not in out
+        sh("ip", "netns", "del", ns)
+        time.sleep(0.3)
+        r = pktlens("detach", "--netns", str(ino), "gone0", check=False)
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(f"{PIN_ROOT}/{ino}/gone0")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_stats_never_shows_another_interfaces_kernel_counters(lab):
+    """An attached interface is deleted and another gets its ifindex: stats must not show the
+    new interface's kernel counters as the attached one's, nor list call it renamed."""
+    sh("ip", "-n", lab.b, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+    sh("ip", "-n", lab.b, "link", "set", "gone0", "up")
+    pktlens("attach", "gone0", "--xdp", "none", "--tc", "in", ns=lab.b)
+    idx = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "gone0").stdout)[0]["ifindex"]
+    sh("ip", "-n", lab.b, "link", "del", "gone0")
+    sh("ip", "-n", lab.b, "link", "add", "other0", "index", idx, "type", "veth", "peer", "name", "other1")
+    sh("ip", "-n", lab.b, "link", "set", "other0", "up")
+    doc = pktlens_json("stats", "gone0", ns=lab.b)["interfaces"][0]
+    assert doc["kernel"] is None
+    assert "is gone" in pktlens("stats", "gone0", ns=lab.b).stdout
+    st = [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
+          if a["ifname"] == "gone0" and a["this_netns"]]
+    assert st == ["interface-gone"]
+    # and attaching the new interface is not refused because of the old one
+    pktlens("attach", "other0", "--xdp", "none", "--tc", "in", ns=lab.b)
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_reattach_renamed_interface_under_its_new_name(lab, hooks):
+    """Renamed after attach: attaching the new name is refused as attached already (not a
+    foreign program, not a second attachment counting twice); --force moves the attachment
+    to the new name with its counters."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    send_frames(lab.a, 4)
+    time.sleep(0.2)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    r = pktlens("attach", "vr", *hooks, ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (1, "pktlens: attach: vr: already attached as vb, its name "
+                                           "before a rename (pktlens detach vb, or --force to "
+                                           "re-attach as vr)\n")
+    pktlens("attach", "vr", *hooks, "--force", ns=lab.b)
+    names = [a["ifname"] for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    assert names == ["vr"]
+    send_frames(lab.a, 5)
+    time.sleep(0.2)
+    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
+    assert slot(pktlens_json("stats", "vr", ns=lab.b), *hook)["packets"] == 9
