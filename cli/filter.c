@@ -37,7 +37,7 @@ static void filter_usage(FILE *f)
 		"            counters are kept. Traffic is never changed.\n"
 		"  clear     unchain the expression from DEV\n"
 		"\n"
-		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet)\n"
+		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet; - for stdin)\n"
 		"  -c, --count       print only the number of matching packets\n"
 		"      --tc          translate for tc (sched_cls) instead of XDP\n"
 		"      --vlan-meta   run: hand the tc program each frame's outer VLAN tag in\n"
@@ -464,7 +464,7 @@ static int do_run(int argc, char **argv)
 		pl_info("filter run: '%s': %u of %u packets skipped (%s)", file, r.skipped,
 			r.packets, ctx == PL_FILTER_TC ?
 			"shorter than 14 bytes or its IP header, or longer than a page" :
-			"shorter than 14 bytes");
+			"shorter than 14 bytes, or too long for a test run");
 	if (pl_g.json)
 		print_run_json(&r, expr, file, ctx);
 	else if (count_only)

@@ -35,7 +35,7 @@ enum pl_cbpf_flags {
 	/*
 	 * BPF_PROG_TEST_RUN of captured packets: `len` (BPF_LD|BPF_LEN) is the
 	 * capture's wire length passed beside the packet by pl_ebpf_run() (XDP:
-	 * 4 bytes of metadata; tc: __sk_buff->wire_len) rather than what the
+	 * 4 bytes of metadata; tc: __sk_buff->cb[4]) rather than what the
 	 * kernel holds (caplen). Without metadata an XDP program falls back to
 	 * the buffer length, so the flag is harmless live, but leave it off there.
 	 */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <pcap/pcap.h>
 
@@ -104,6 +105,27 @@ bool pl_cbpf_libpcap_valid(const struct sock_filter *prog, size_t len)
 	return len <= 0x7fffffff && bpf_validate(as_pcap(prog), (int)len) != 0;
 }
 
+/* @path, or standard input for "-" as in tcpdump -r - (a copy of it: closing it leaves fd 0) */
+static FILE *open_input(const char *path)
+{
+	FILE *f;
+	int fd;
+
+	if (strcmp(path, "-"))
+		return fopen(path, "rb");
+	fd = dup(STDIN_FILENO);
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "rb");
+	if (!f) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+	}
+	return f;
+}
+
 int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
@@ -116,7 +138,7 @@ int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errle
 		set_err(err, errlen, "%s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	f = fopen(path, "rb");
+	f = open_input(path);
 	if (!f) {
 		ret = -errno;
 		set_err(err, errlen, "%s", strerror(-ret));

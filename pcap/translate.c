@@ -1022,8 +1022,9 @@ static int emit_wire_len(struct xlate *x)
 	int err = 0;
 
 	if (x->ctx == PL_FILTER_TC) {
+		/* test runs: cb[4], since __sk_buff->wire_len cannot exceed 64 KiB there */
 		int16_t off = x->flags & PL_CBPF_F_TEST_WIRELEN ?
-			      offsetof(struct __sk_buff, wire_len) : offsetof(struct __sk_buff, len);
+			      offsetof(struct __sk_buff, cb[4]) : offsetof(struct __sk_buff, len);
 
 		err = ldx(x, BPF_W, R0, R1, off);
 		return err ?: stx(x, BPF_W, R10, R0, OFF_LEN);
@@ -1586,13 +1587,17 @@ static int run_xdp(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, u
 static int run_tc(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen,
 		  const struct __sk_buff *in, uint32_t *ret)
 {
-	/* wire_len below the packet or above 64 KiB is refused: fall back to caplen */
+	/*
+	 * The kernel refuses a wire_len below the packet or above 64 KiB, so
+	 * the wire length goes to the program in cb[4] (PL_CBPF_F_TEST_WIRELEN).
+	 */
 	struct __sk_buff skb = *in;
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = caplen,
 		    .ctx_in = &skb, .ctx_size_in = sizeof(skb), .repeat = 1);
 	int err;
 
 	skb.wire_len = wirelen >= caplen && wirelen <= 65536 ? wirelen : 0;
+	skb.cb[4] = wirelen;
 	err = bpf_prog_test_run_opts(fd, &t);
 	if (err)
 		err = -errno;
@@ -1654,8 +1659,12 @@ int pl_ebpf_run_flags(int prog_fd, enum pl_filter_ctx ctx, unsigned int flags, c
 		err = run_tc(prog_fd, pkt, caplen, wirelen, &none, &ret);
 	else
 		err = run_xdp(prog_fd, pkt, caplen, wirelen, &ret);
-	/* the kernel refuses packets it cannot fit in a test buffer with EINVAL */
-	if (err == -EINVAL)
+	/*
+	 * The kernel refuses packets it cannot fit in a test buffer: EINVAL,
+	 * or for XDP ENOMEM once the frame needs more than MAX_SKB_FRAGS pages
+	 * (about 70 KiB).
+	 */
+	if (err == -EINVAL || (err == -ENOMEM && ctx == PL_FILTER_XDP && caplen > 4096))
 		err = -EMSGSIZE;
 	if (!err)
 		*match = ret != 0;
