@@ -113,10 +113,10 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	return 1;
 }
 
-/* Count a hit of rule @id; its hits so far on this CPU. */
-static __always_inline __u64 pl_rule_hit(__u32 id, __u32 len, __u64 now)
+/* Count a hit of the rule with counters @ctr; its hits so far on this CPU. */
+static __always_inline __u64 pl_rule_hit(__u32 ctr, __u32 len, __u64 now)
 {
-	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &id);
+	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &ctr);
 
 	if (!s)
 		return 0;
@@ -167,7 +167,7 @@ static long pl_walk_one(__u32 i, void *ctx)
 		return 1;
 	if (!pl_rule_match(r, w->p, w->exprs))
 		return 0;
-	hits = pl_rule_hit(r->id, w->p->len, w->now);
+	hits = pl_rule_hit(r->ctr, w->p->len, w->now);
 	if (r->action == PL_ACT_SAMPLE) {
 		/* every Nth hit on this CPU goes to a `sample --policy` (bpf/sample.h) */
 		if (!w->j.sample_rule && r->arg && hits && hits % r->arg == 0)
@@ -190,7 +190,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 {
 	struct pl_walk w = {
 		.p = p,
-		.best = { .prio = 0xffffffff, .id = 0xffffffff },
+		.best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 },
 		.j = { PL_ACT_NONE, 0, 0, 0 },
 	};
 	const struct pl_policy_cfg *cfg;
@@ -215,7 +215,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	if (w.n)
 		bpf_loop(w.n < PL_POLICY_LIST_MAX ? w.n : PL_POLICY_LIST_MAX, pl_walk_one, &w, 0);
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
-		pl_rule_hit(w.best.id, p->len, w.now);
+		pl_rule_hit(w.best.ctr, p->len, w.now);
 		w.j.action = w.best.action;
 		w.j.arg = w.best.arg;
 		w.j.rule = w.best.id;

@@ -118,8 +118,8 @@ static int commit(const char *verb, struct target *t, struct pl_rule *rules, siz
 	if (!err)
 		return PL_EXIT_OK;
 	pl_err("%s: %s: %s", verb, t->a->ifname, why);
-	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ?
-	       PL_EXIT_USAGE : PL_EXIT_FAIL;
+	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ||
+	       err == -ERANGE ? PL_EXIT_USAGE : PL_EXIT_FAIL;
 }
 
 static int text_cmp(const void *a, const void *b)
@@ -150,13 +150,36 @@ static int read_rules(const char *verb, struct target *t, struct pl_rule **rules
 	return err ? PL_EXIT_FAIL : PL_EXIT_OK;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The id for a new rule: one above the highest in use, or where that would
+ * leave the range (ids are 1..PL_POLICY_RULES_MAX, so that `policy list`
+ * output always loads back), the lowest free one. 0 when all are taken.
+ */
 static __u32 next_id(const struct pl_rule *rules, size_t n)
 {
-	__u32 max = 0;
+	__u32 max = 0, *ids, id = 1;
 
 	for (size_t i = 0; i < n; i++)
 		max = rules[i].id > max ? rules[i].id : max;
-	return max + 1;
+	if (max < PL_POLICY_RULES_MAX)
+		return max + 1;
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	if (!ids)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = rules[i].id;
+	pl_qsort(ids, n, sizeof(*ids), id_cmp);
+	for (size_t i = 0; i < n && ids[i] <= id; i++)
+		id = ids[i] == id ? id + 1 : id;
+	free(ids);
+	return id <= PL_POLICY_RULES_MAX ? id : 0;
 }
 
 static int do_add(int argc, char **argv)
@@ -192,6 +215,12 @@ static int do_add(int argc, char **argv)
 		goto out;
 	if (!r.id)
 		r.id = next_id(rules, n);
+	if (!r.id) {
+		pl_err("policy add: %s: %u rules: at most %u per interface", argv[1], PL_POLICY_RULES_MAX,
+		       PL_POLICY_RULES_MAX);
+		ret = PL_EXIT_USAGE;
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (rules[i].id == r.id) {
 			pl_err("policy add: %s: rule id %u exists (policy del %s %u first)", argv[1],
@@ -310,14 +339,7 @@ out:
 	return ret;
 }
 
-static int id_cmp(const void *a, const void *b)
-{
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* A rule by its content (id zeroed), for matching a file's rules with the running ones. */
+/* A rule by its content (id and counter key zeroed), for matching a file's rules with the running ones. */
 struct by_content {
 	struct pl_rule r;
 	__u32 id;		/* 0 once taken */
@@ -331,38 +353,37 @@ static int content_cmp(const void *a, const void *b)
 
 /*
  * Rules without --id take the id of an identical rule already there (so its
- * counters carry over), else a new one above every id in use.
+ * counters carry over), else the lowest id that neither the file nor a
+ * running rule uses, and only when none is left below PL_POLICY_RULES_MAX
+ * one of a running rule the file replaces (with counters of its own). So
+ * ids stay in range whatever the loads, and `policy list` output loads back.
  */
 static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold)
 {
 	struct by_content *c = calloc(nold ? nold : 1, sizeof(*c));
-	__u32 next = next_id(old, nold), *ids;
-	size_t nids = 0;
+	__u32 *taken = calloc(n + nold + 1, sizeof(*taken)), *was = NULL, next = 1;
+	size_t ntaken = 0;
 
-	if (!c)
+	if (!c || !taken) {
+		free(c);
+		free(taken);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < nold; i++) {
 		c[i].r = old[i];
 		c[i].r.id = 0;
+		c[i].r.ctr = 0;
 		c[i].id = old[i].id;
 	}
 	pl_qsort(c, nold, sizeof(*c), content_cmp);
 	/* ids given in the file are theirs: an old rule cannot lend such an id to another */
-	ids = calloc(n ? n : 1, sizeof(*ids));
-	if (!ids) {
-		free(c);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		next = rules[i].id >= next ? rules[i].id + 1 : next;
+	for (size_t i = 0; i < n; i++)
 		if (rules[i].id)
-			ids[nids++] = rules[i].id;
-	}
-	pl_qsort(ids, nids, sizeof(*ids), id_cmp);
+			taken[ntaken++] = rules[i].id;
+	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
 	for (size_t j = 0; j < nold; j++)
-		if (pl_bsearch(&c[j].id, ids, nids, sizeof(*ids), id_cmp))
+		if (pl_bsearch(&c[j].id, taken, ntaken, sizeof(*taken), id_cmp))
 			c[j].id = 0;
-	free(ids);
 	for (size_t i = 0; i < n; i++) {
 		struct by_content key = { .r = rules[i] }, *hit;
 
@@ -374,13 +395,45 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
 			if (hit->id) {
 				rules[i].id = hit->id;
+				taken[ntaken++] = hit->id;
 				hit->id = 0;
 				break;
 			}
-		if (!rules[i].id)
-			rules[i].id = next++;
 	}
 	free(c);
+	/* the rest: first ids nothing uses, then those of running rules that go */
+	was = malloc((nold ? nold : 1) * sizeof(*was));
+	if (!was) {
+		free(taken);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nold; i++)
+		was[i] = old[i].id;
+	pl_qsort(was, nold, sizeof(*was), id_cmp);
+	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	for (int pass = 0; pass < 2; pass++) {
+		next = 1;
+		for (size_t i = 0; i < n; i++) {
+			if (rules[i].id)
+				continue;
+			while (next <= PL_POLICY_RULES_MAX &&
+			       (pl_bsearch(&next, taken, ntaken, sizeof(*taken), id_cmp) ||
+				(!pass && pl_bsearch(&next, was, nold, sizeof(*was), id_cmp))))
+				next++;
+			if (next > PL_POLICY_RULES_MAX)
+				break;
+			rules[i].id = next++;
+			if (pass)
+				rules[i].ctr = PL_RULE_CTR_NEW;	/* another rule had this id */
+		}
+		/* pass 1 must not hand out an id pass 0 gave */
+		for (size_t i = 0; i < n && !pass; i++)
+			if (rules[i].id && !pl_bsearch(&rules[i].id, taken, ntaken, sizeof(*taken), id_cmp))
+				taken[ntaken++] = rules[i].id;
+		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	}
+	free(was);
+	free(taken);
 	return 0;
 }
 
@@ -566,7 +619,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		double ago = -1;
 		char ifn[IF_NAMESIZE] = "";
 
-		if (pl_policy_rule_stats(&t->p, r->id, &rs))
+		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
 		if (rs.pkts && rs.last_ns)
 			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;

@@ -88,7 +88,7 @@ static void read_att(struct pl_prom_att *t)
 		if (!pl_policy_rules(&p, &t->rules, &t->nrules) && t->nrules) {
 			t->rstats = calloc(t->nrules, sizeof(*t->rstats));
 			for (size_t r = 0; t->rstats && r < t->nrules; r++)
-				pl_policy_rule_stats(&p, t->rules[r].id, &t->rstats[r]);
+				pl_policy_rule_stats(&p, &t->rules[r], &t->rstats[r]);
 		}
 		pl_policy_close(&p);
 	}

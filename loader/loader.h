@@ -239,8 +239,9 @@ void pl_policy_close(struct pl_policy *p);
 void pl_policy_sort(struct pl_rule *rules, size_t n);
 /* All recorded rules, sorted. Caller frees *out. */
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
-/* Hits of rule @id summed over CPUs (last_ns: the latest). */
-int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum);
+/* Hits of recorded rule @r summed over CPUs (last_ns: the latest). */
+int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
+			 struct pl_rule_stats *sum);
 /* Whether the hook of @slot (enum pl_slot) judges rules. */
 bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */
@@ -250,13 +251,16 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 void pl_policy_texts_free(struct pl_rule_text *t, size_t n);
 /* FNV-1a of an expression text (pl_rule.expr_hash). */
 __u32 pl_policy_expr_hash(const char *text);
+/* pl_rule.ctr for pl_policy_commit(): this id now names another rule, with its own counters. */
+#define PL_RULE_CTR_NEW 0xffffffffU
 /*
- * Make @rules (ids set, unique) the whole rule set, atomically per hook
- * program; counters of ids already there carry over. @texts (sorted by id)
+ * Make @rules (ids 1..PL_POLICY_RULES_MAX, unique) the whole rule set,
+ * atomically per hook program; counters of ids already there carry over
+ * (ctr PL_RULE_CTR_NEW: not those of the id's old rule). @texts (sorted by id)
  * give the expression of every PL_M_EXPR rule. On error nothing changed and
- * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ENOTSUP no hook
- * for a direction, -EINVAL a bad expression, else from the kernel. Sorts
- * @rules.
+ * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ERANGE an id out
+ * of range, -ENOTSUP no hook for a direction, -EINVAL a bad expression, else
+ * from the kernel. Sorts @rules and sets their ctr.
  */
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen);

@@ -56,6 +56,9 @@ static int update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 		i += c;		/* the kernel says how many went in, also on error */
 		if (!err)
 			continue;
+		/* a full map is a runtime failure, not bad input (check()'s limits say E2BIG) */
+		if (err == -E2BIG)
+			return -ENOSPC;
 		/*
 		 * Maps without preallocation take elements from the BPF memory
 		 * allocator, whose per-CPU caches refill asynchronously (irq_work):
@@ -191,8 +194,10 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 	return 0;
 }
 
-int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum)
+int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
+			 struct pl_rule_stats *sum)
 {
+	__u32 ctr = r->ctr;
 	int ncpu = libbpf_num_possible_cpus();
 	struct pl_rule_stats *v;
 
@@ -202,7 +207,7 @@ int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_sta
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(p->rstats_fd, &id, v)) {
+	if (bpf_map_lookup_elem(p->rstats_fd, &ctr, v)) {
 		int err = -errno;
 
 		free(v);
@@ -368,7 +373,7 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 		v[m].addr[0] = r->fam;
 		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
 		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
-		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg };
+		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr };
 		m++;
 	}
 	pl_qsort(v, m, sizeof(*v), prefix_cmp);
@@ -777,6 +782,8 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		const struct pl_rule *r = &rules[i];
 		int f = lpm_field(r);
 
+		if (r->id > PL_POLICY_RULES_MAX)
+			return WHY(-ERANGE, "rule id %u: ids are 1-%u", r->id, PL_POLICY_RULES_MAX);
 		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX ||
 		    ((r->match & (PL_M_SRC | PL_M_DST)) && r->fam != PL_FAM_IPV4 &&
 		     r->fam != PL_FAM_IPV6))
@@ -829,9 +836,59 @@ static const struct pl_rule *old_rule(const struct pl_rule *old, size_t nold, __
 	return pl_bsearch(&key, old, nold, sizeof(*old), id_cmp);
 }
 
-/* Zeroed per-CPU counters for the ids of @rules that @old lacks. */
+/* Whether @ctr is the counter key of one of @old (sorted by ctr). */
+static bool has_ctr(const struct pl_rule *old, size_t nold, __u32 ctr)
+{
+	size_t lo = 0, hi = nold;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (old[mid].ctr == ctr)
+			return true;
+		if (old[mid].ctr < ctr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int ctr_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct pl_rule *)a)->ctr, y = ((const struct pl_rule *)b)->ctr;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Counter keys of @rules: the rule with the same id in @old keeps its own
+ * (unless the caller said PL_RULE_CTR_NEW), every other rule gets one that
+ * no rule of @old uses, so it never counts into a replaced rule's counters.
+ * @old sorted by id; @byctr is @old sorted by counter key.
+ */
+static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold,
+			const struct pl_rule *byctr)
+{
+	__u32 next = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
+
+		if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr) {
+			rules[i].ctr = o->ctr;
+			continue;
+		}
+		while (has_ctr(byctr, nold, next))
+			next++;
+		rules[i].ctr = next++;	/* <= nold + n <= PL_RULE_CTR_MAX */
+	}
+}
+
+/* Zeroed per-CPU counters for the rules of @rules whose keys @old does not use. */
 static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
-			const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+			const struct pl_rule *byctr, size_t nold, bool undo, char *why,
+			size_t whylen)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	size_t vsz, m = 0;
@@ -850,15 +907,28 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 		return WHY(-ENOMEM, "%s", strerror(ENOMEM));
 	}
 	for (size_t i = 0; i < n; i++)
-		if (!old_rule(old, nold, rules[i].id))
-			k[m++] = rules[i].id;
-	err = update_batch(p->rstats_fd, k, sizeof(*k), v, vsz, m);
+		if (!has_ctr(byctr, nold, rules[i].ctr))
+			k[m++] = rules[i].ctr;
+	/* undo: take them out again (a later step failed): nothing is left behind */
+	if (undo) {
+		for (size_t i = 0; i < m; i++)
+			bpf_map_delete_elem(p->rstats_fd, &k[i]);
+		err = 0;
+	} else {
+		err = update_batch(p->rstats_fd, k, sizeof(*k), v, vsz, m);
+		if (err)
+			for (size_t i = 0; i < m; i++)
+				bpf_map_delete_elem(p->rstats_fd, &k[i]);
+	}
 	free(k);
 	free(v);
 	return err ? WHY(err, "cannot create rule counters: %s", strerror(-err)) : 0;
 }
 
-/* policy_rules := @rules: write what changed, delete what is gone (with its counters). */
+/*
+ * policy_rules := @rules: write what changed, delete what is gone, and the
+ * counters no rule of @rules uses any more.
+ */
 static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
 		  const struct pl_rule *old, size_t nold, char *why, size_t whylen)
 {
@@ -886,12 +956,15 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	for (size_t i = 0; i < n; i++)
 		k[i] = rules[i].id;
 	pl_qsort(k, n, sizeof(*k), u32_cmp);
-	for (size_t i = 0; i < nold && !err; i++) {
-		if (has_id(k, n, old[i].id))
-			continue;
-		bpf_map_delete_elem(p->rules_fd, &old[i].id);
-		bpf_map_delete_elem(p->rstats_fd, &old[i].id);
-	}
+	for (size_t i = 0; i < nold && !err; i++)
+		if (!has_id(k, n, old[i].id))
+			bpf_map_delete_elem(p->rules_fd, &old[i].id);
+	for (size_t i = 0; i < n; i++)
+		k[i] = rules[i].ctr;
+	pl_qsort(k, n, sizeof(*k), u32_cmp);
+	for (size_t i = 0; i < nold && !err; i++)
+		if (!has_id(k, n, old[i].ctr))
+			bpf_map_delete_elem(p->rstats_fd, &old[i].ctr);
 	free(v);
 	free(k);
 	return err;
@@ -937,10 +1010,11 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
-	struct pl_rule *old = NULL;
+	struct pl_rule *old = NULL, *byctr = NULL;
 	struct ruleset rs[2];
 	__u32 prev[2] = { 0, 0 };
 	size_t nrs, nold = 0, swapped = 0;
+	bool counters = false;
 	int err;
 
 	why[0] = 0;
@@ -953,6 +1027,14 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	if (err)
 		return WHY(err, "reading the current rules: %s", strerror(-err));
 	pl_qsort(old, nold, sizeof(*old), id_cmp);
+	byctr = malloc((nold ? nold : 1) * sizeof(*byctr));
+	if (!byctr) {
+		free(old);
+		return WHY(-ENOMEM, "%s", strerror(ENOMEM));
+	}
+	memcpy(byctr, old, nold * sizeof(*old));
+	pl_qsort(byctr, nold, sizeof(*byctr), ctr_cmp);
+	assign_ctrs(rules, n, old, nold, byctr);
 	nrs = ruleset_hooks(p, rs);
 	for (size_t h = 0; h < nrs && !err; h++)
 		err = ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
@@ -960,7 +1042,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		goto out;
 
 	/* counters of new rules, redirect targets */
-	err = new_counters(p, rules, n, old, nold, why, whylen);
+	err = new_counters(p, rules, n, byctr, nold, false, why, whylen);
+	counters = !err;
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
 
@@ -1000,6 +1083,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		}
 		goto out;
 	}
+	counters = false;	/* live now: a failure below must not take them away */
 	/* the previous set's program, if it sat behind an expression stage, once unused */
 	pl_wait_for_packets();
 	for (size_t h = 0; h < nrs; h++)
@@ -1024,8 +1108,11 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		}
 	}
 out:
+	if (err && counters)
+		new_counters(p, rules, n, byctr, nold, true, why, 0);
 	for (size_t h = 0; h < nrs; h++)
 		ruleset_free(&rs[h]);
+	free(byctr);
 	free(old);
 	return err;
 }

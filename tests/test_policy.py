@@ -7,6 +7,7 @@ captures. What the receiver sees is compared with a first-match model of the rul
 written here, independently of the C code; per-rule counters must equal the model's.
 """
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from lab import PYTHON, SENDRAW, pktlens, pktlens_json, slot
+from lab import PIN_ROOT, PYTHON, SENDRAW, netns_ino, pktlens, pktlens_json, sh, slot
 
 MARK = b"PLMARK"
 
@@ -545,6 +546,61 @@ def test_limits(router):
     router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=1063), i) for i in range(3)])
     time.sleep(0.3)
     assert {k: v for k, v in rule_hits(router).items() if v} == {100065: 3}   # ids 100002.., port 1063
+
+
+def prefix_rules(tag, n):
+    """n different IPv6 /64 source prefixes, distinct for each tag (a small number)."""
+    return [f"--src 2001:db8:{tag * 16 + (i >> 16):x}:{i & 0xffff:x}::/64 --drop\n" for i in range(n)]
+
+
+def listed_ids(router):
+    out = pktlens("policy", "list", "vb", ns=router.h, timeout=300).stdout
+    return [int(x.split()[1]) for x in out.splitlines() if x.startswith("--id ")], out
+
+
+def test_rule_ids_stay_in_range_and_list_loads_back(router):
+    """Alternating loads of 100,000 different rules keep ids within 1-262144, and `policy list`
+    output always loads back; 200,000 rules replaced by 100,000 others load (ids of rules that
+    went are given to new rules only when no other is left, with counters of their own) and
+    leave exactly one counter per rule."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    paths = {}
+    for tag, n in (("a", 100000), ("b", 100000), ("c", 200000), ("d", 100000)):
+        paths[tag] = os.path.join(router.tmp, f"{tag}.rules")
+        with open(paths[tag], "w") as f:
+            f.writelines(prefix_rules(ord(tag) - ord("a") + 1, n))
+    for tag in ("a", "b", "a", "b", "a"):
+        assert pktlens("policy", "load", "vb", paths[tag], ns=h, timeout=300).returncode == 0
+        ids, text = listed_ids(router)
+        assert len(ids) == 100000 and max(ids) <= 262144, (tag, max(ids))
+    back = os.path.join(router.tmp, "back.rules")
+    with open(back, "w") as f:
+        f.write(text)
+    assert pktlens("policy", "load", "vb", back, ns=h, timeout=300).returncode == 0
+    assert listed_ids(router)[0] == ids
+    # 200,000 -> 100,000 others; counters of a replaced rule never reach its id's new rule
+    pktlens("policy", "load", "vb", paths["c"], ns=h, timeout=300)
+    lo = [x for x in listed_ids(router)[1].splitlines() if x.startswith("--id 1 ")]
+    net = ipaddress.ip_network(lo[0].split("--src ")[1].split()[0])
+    router.send([frame(router, dict(src=net[1], dst=D6[0], proto=17, sport=1, dport=9), i) for i in range(3)])
+    time.sleep(0.3)
+    assert rule_hits(router)[1] == 3
+    r = pktlens("policy", "load", "vb", paths["d"], ns=h, check=False, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ids, text = listed_ids(router)
+    assert len(ids) == 100000 and max(ids) <= 262144 and 1 in ids
+    new1 = ipaddress.ip_network([x for x in text.splitlines() if x.startswith("--id 1 ")][0]
+                                .split("--src ")[1].split()[0])
+    assert new1 != net
+    assert rule_hits(router)[1] == 0
+    router.send([frame(router, dict(src=new1[1], dst=D6[0], proto=17, sport=1, dport=9), 9)])
+    time.sleep(0.3)
+    assert {k: v for k, v in rule_hits(router).items() if v} == {1: 1}
+    # one counter per rule: nothing of the 200,000 left behind
+    pins = f"{PIN_ROOT}/{netns_ino(h)}/vb/rule_stats"
+    keys = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", pins).stdout)
+    assert len(keys) == 100000
 
 
 @pytest.mark.parametrize("args", [["policy", "--help"], ["policy", "add", "--help"], ["policy", "help"]])

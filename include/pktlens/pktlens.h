@@ -225,7 +225,7 @@ struct pl_meta {
 	__u64 netns_cookie;
 };
 
-#define PL_META_VERSION 6	/* 6: pl_rule.fam, pl_lpm_key.fam, netns_cookie */
+#define PL_META_VERSION 6	/* 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie */
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -272,6 +272,7 @@ struct pl_rule {
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
 	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
+	__u32 ctr;		/* key of its counters in rule_stats, 1..PL_RULE_CTR_MAX (loader) */
 	__u16 vlan;		/* outermost VLAN id */
 	__u16 sport_lo, sport_hi, dport_lo, dport_hi;
 	__u16 pad2;
@@ -305,6 +306,7 @@ struct pl_rule_ref {
 	__u32 id;
 	__u32 action;
 	__u32 arg;
+	__u32 ctr;		/* pl_rule.ctr */
 };
 
 /* How many rules of each kind a rule set of one direction has. */
@@ -327,7 +329,13 @@ struct pl_rule_stats {
 	__u64 last_ns;		/* CLOCK_MONOTONIC (coarse) of the last hit */
 };
 
-#define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions */
+#define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions; ids 1.. this */
+/*
+ * Counter keys: a rule that replaces another never shares its counters, even
+ * with its id: while the old set still runs, the new one counts under keys
+ * the old one does not use, so twice the rules.
+ */
+#define PL_RULE_CTR_MAX (2 * PL_POLICY_RULES_MAX)
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
 #define PL_REDIRECT_MAX 64U		/* redirect targets per interface */
