@@ -218,7 +218,7 @@ int do_attach(int argc, char **argv)
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "ifname", o.ifname);
+		jw_name_field(&w, "ifname", o.ifname);
 		jw_u64_field(&w, "ifindex", info.ifindex);
 		jw_key(&w, "hooks");
 		pl_json_hooks(&w, &info.meta);
@@ -237,12 +237,13 @@ int do_attach(int argc, char **argv)
 		return PL_EXIT_OK;
 	}
 	pl_fmt_hooks(&info.meta, hooks, sizeof(hooks));
-	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", o.ifname, info.ifindex, hooks,
+	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", PL_NAME(o.ifname), info.ifindex, hooks,
 	       info.reason, o.flows_max);
 	if (info.tc_note)
 		printf("note: %s\n", info.tc_note);
 	if (info.replaced_foreign)
-		printf("replaced the foreign XDP program that was attached to %s (--force)\n", o.ifname);
+		printf("replaced the foreign XDP program that was attached to %s (--force)\n",
+		       PL_NAME(o.ifname));
 	if (info.reattached)
 		printf("re-attached over the previous pktlens attachment; counters %s\n",
 		       info.kept_counters ? "kept" : "kept, but some flows did not fit the new table");
@@ -440,11 +441,11 @@ int do_detach(int argc, char **argv)
 		}
 		if (pl_g.json) {
 			jw_obj_open(&w);
-			jw_str_field(&w, "ifname", a[i].ifname);
+			jw_name_field(&w, "ifname", a[i].ifname);
 			jw_key(&w, "totals");
 			jw_arr_open(&w);
 		} else {
-			printf("detached %s", a[i].ifname);
+			printf("detached %s", PL_NAME(a[i].ifname));
 		}
 		for (int sl = 0, shown = 0; have && sl < PL_SLOT_MAX; sl++) {
 			__u64 pk, by;

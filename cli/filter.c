@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../export/format.h"
 #include "../pcap/cbpf.h"
 
 #define FILTER_USAGE \
@@ -488,7 +489,7 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "interface", ifname);
+		jw_name_field(&w, "interface", ifname);
 		jw_str_field(&w, "expression", set ? c->meta.filter_expr : NULL);	/* NULL: null */
 		jw_str_field(&w, "previous", old);
 		jw_key(&w, "hooks");
@@ -501,14 +502,14 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 		return;
 	}
 	if (set) {
-		printf("%s: filter '%s' chained on ", ifname, c->meta.filter_expr);
+		printf("%s: filter '%s' chained on ", PL_NAME(ifname), c->meta.filter_expr);
 		for (size_t i = 0; i < n; i++)
 			printf("%s%s", i ? ", " : "", hooks[i]);
 		if (old)
 			printf(" (replaced '%s')", old);
 		printf("\n");
 	} else {
-		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", ifname, old);
+		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", PL_NAME(ifname), old);
 	}
 }
 

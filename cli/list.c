@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../export/format.h"
 #include "../export/report.h"
 
 static void list_usage(FILE *f)
@@ -58,7 +59,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (strcmp(li.ifname, a->ifname)) {
 		static char renamed[64];
 
-		snprintf(renamed, sizeof(renamed), "interface-renamed (now %s)", li.ifname);
+		snprintf(renamed, sizeof(renamed), "interface-renamed (now %s)", PL_NAME(li.ifname));
 		return renamed;
 	}
 	if (a->meta.xdp_mode == PL_XDP_NONE)
@@ -115,7 +116,7 @@ int do_list(int argc, char **argv)
 		jw_arr_open(&w);
 		for (size_t i = 0; i < n; i++) {
 			jw_obj_open(&w);
-			jw_str_field(&w, "ifname", a[i].ifname);
+			jw_name_field(&w, "ifname", a[i].ifname);
 			jw_u64_field(&w, "netns", a[i].netns);
 			jw_str_field(&w, "netns_id", a[i].ns);
 			jw_bool_field(&w, "this_netns", pl_attachment_of(&a[i], &here));
@@ -158,7 +159,7 @@ int do_list(int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
 		}
-		printf("%-12s %-16s %7u %-30s %9u  %-19s %s%s\n", a[i].ns, a[i].ifname,
+		printf("%-12s %-16s %7u %-30s %9u  %-19s %s%s\n", a[i].ns, PL_NAME(a[i].ifname),
 		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
 		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "");
 	}

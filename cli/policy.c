@@ -19,6 +19,7 @@
 #include "common.h"
 #include "policy_rule.h"
 #include "util.h"
+#include "../export/format.h"
 
 #define POLICY_USAGE \
 	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION ['EXPR']\n" \
@@ -247,13 +248,13 @@ static int do_add(int argc, char **argv)
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
 	pl_rule_format(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
 	if (!ret && !pl_g.json) {
-		printf("%s: rule %u added: %s\n", t.a->ifname, r.id, line);
+		printf("%s: rule %u added: %s\n", PL_NAME(t.a->ifname), r.id, line);
 	} else if (!ret) {
 		struct jw w;
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "interface", t.a->ifname);
+		jw_name_field(&w, "interface", t.a->ifname);
 		jw_u64_field(&w, "id", r.id);
 		jw_str_field(&w, "rule", line);
 		jw_obj_close(&w);
@@ -299,7 +300,7 @@ static int do_del(int argc, char **argv)
 	}
 	ret = commit("policy del", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: rule %u deleted\n", t.a->ifname, id);
+		printf("%s: rule %u deleted\n", PL_NAME(t.a->ifname), id);
 out:
 	close_target(&t);
 	free(rules);
@@ -331,7 +332,7 @@ static int do_flush(int argc, char **argv)
 			rules[kept++] = rules[i];
 	ret = commit("policy flush", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rules removed\n", t.a->ifname, n - kept);
+		printf("%s: %zu rules removed\n", PL_NAME(t.a->ifname), n - kept);
 out:
 	close_target(&t);
 	free(rules);
@@ -577,7 +578,8 @@ static int do_load(int argc, char **argv)
 	pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
 	ret = commit("policy load", &t, rules, n, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, n, n == 1 ? "" : "s", argv[2]);
+		printf("%s: %zu rule%s loaded from %s\n", PL_NAME(t.a->ifname), n, n == 1 ? "" : "s",
+		       PL_SAFE(argv[2]));
 out:
 	close_target(&t);
 	for (size_t i = 0; i < n; i++)
@@ -607,11 +609,11 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 	}
 	if (w) {
 		jw_obj_open(w);
-		jw_str_field(w, "interface", t->a->ifname);
+		jw_name_field(w, "interface", t->a->ifname);
 		jw_key(w, "rules");
 		jw_arr_open(w);
 	} else {
-		printf("# %s: %zu rule%s\n", t->a->ifname, n, n == 1 ? "" : "s");
+		printf("# %s: %zu rule%s\n", PL_NAME(t->a->ifname), n, n == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
@@ -638,7 +640,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_u64_field(w, "prio", r->prio);
 		jw_str_field(w, "action", pl_rule_action_name(r->action));
 		if (r->action == PL_ACT_REDIRECT) {
-			jw_str_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
+			jw_name_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
 			jw_u64_field(w, "redirect_ifindex", r->arg);
 		}
 		if (r->action == PL_ACT_SAMPLE)

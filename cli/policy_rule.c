@@ -13,6 +13,7 @@
 
 #include "policy_rule.h"
 #include "util.h"
+#include "../export/format.h"
 #include "../loader/loader.h"
 #include "../pcap/cbpf.h"
 
@@ -206,7 +207,12 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			r->match |= PL_M_VLAN;
 			i++;
 		} else if (!strcmp(o, "--redirect")) {
+			char raw[IF_NAMESIZE];
+			/* the name, or as policy list shows odd ones (\xHH, \\) */
 			unsigned int idx = if_nametoindex(v);
+
+			if (!idx && !pl_parse_name(v, raw, sizeof(raw)))
+				idx = if_nametoindex(raw);
 
 			if (!idx)
 				return perr(e, vcol, "--redirect '%s': no such interface", v);
@@ -376,7 +382,7 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 	switch (r->action) {
 	case PL_ACT_REDIRECT:
 		if (if_indextoname(r->arg, ifn))
-			ADD(" --redirect %s", ifn);
+			ADD(" --redirect %s", PL_NAME(ifn));
 		else
 			ADD(" --redirect ifindex:%u", r->arg);
 		break;

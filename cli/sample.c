@@ -92,7 +92,7 @@ static void print_line(struct run *r, const struct pl_sample_hdr *h, const struc
 
 		jw_obj_open(&r->w);
 		jw_u64_field(&r->w, "ts_ns", p->ts_ns);
-		jw_str_field(&r->w, "ifname", p->ifname);
+		jw_name_field(&r->w, "ifname", p->ifname);
 		jw_str_field(&r->w, "hook", hook);
 		jw_str_field(&r->w, "direction", p->dir == PL_DIR_IN ? "in" : "out");
 		jw_str_field(&r->w, "verdict", pl_verdict_names[h->verdict < PL_VERDICT_MAX ?
@@ -221,7 +221,7 @@ static void summary(const struct run *r, const char *ifname,
 
 		jw_init(&w, to_stdout ? stdout : stderr, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "ifname", ifname);
+		jw_name_field(&w, "ifname", ifname);
 		jw_u64_field(&w, "matched", sel);
 		jw_u64_field(&w, "sampled", smp);
 		jw_u64_field(&w, "written", r->written);

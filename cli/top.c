@@ -188,7 +188,7 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 			fmt_rate(b, sizeof(b), p ? (by - pby) * 8 / secs : 0, "b");
 			fmt_rate(c, sizeof(c), p ? (cur->s[i][sl].pkts[PL_VERDICT_DROP] -
 						    p[sl].pkts[PL_VERDICT_DROP]) / secs : 0, "");
-			mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s", cur->a[i].ifname,
+			mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s", PL_NAME(cur->a[i].ifname),
 				 pl_slot_hook[sl], pl_slot_dir[sl], a, b, c);
 		}
 	}

@@ -10,41 +10,57 @@
 #include <linux/capability.h>
 
 #include "util.h"
+#include "../export/format.h"
 #include "../loader/loader.h"
 
 struct pl_globals pl_g;
 
+/* "pktlens: MSG" on stderr, one line whatever MSG holds (controls as \\xHH) */
+static void to_stderr(const char *msg)
+{
+	size_t len = 4 * strlen(msg) + 5;
+	char *safe = malloc(len);
+
+	fprintf(stderr, "pktlens: %s\n", safe ? pl_fmt_safe(msg, safe, len) : "out of memory");
+	free(safe);
+}
+
 void pl_err(const char *fmt, ...)
 {
-	char buf[1024];
+	char *msg = NULL;
 	va_list ap;
 
+	/* as long as it takes: a long expression must not cut off the reason after it */
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
 	if (pl_g.json) {
 		struct jw w;
 
 		jw_init(&w, stdout, false);
 		jw_obj_open(&w);
-		jw_str_field(&w, "error", buf);
+		jw_str_field(&w, "error", msg ? msg : "out of memory");
 		jw_obj_close(&w);
 		jw_end(&w);
 	}
-	fprintf(stderr, "pktlens: %s\n", buf);
+	to_stderr(msg ? msg : "out of memory");
+	free(msg);
 }
 
 void pl_info(const char *fmt, ...)
 {
+	char *msg = NULL;
 	va_list ap;
 
 	if (pl_g.json)
 		return;
 	va_start(ap, fmt);
-	fputs("pktlens: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
+	to_stderr(msg ? msg : "out of memory");
+	free(msg);
 }
 
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

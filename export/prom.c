@@ -43,7 +43,7 @@ static void dev_labels(FILE *f, const struct pl_attachment *a)
 {
 	/* the inode, or INODE:ID for a deleted namespace's (pl_attachment.ns): unique */
 	fprintf(f, "netns=\"%s\",device=\"", a->ns);
-	esc(f, a->ifname);
+	esc(f, PL_NAME(a->ifname));	/* valid UTF-8, one text per name */
 	fputc('"', f);
 }
 

@@ -195,3 +195,69 @@ def test_reattach_renamed_interface_under_its_new_name(lab, hooks):
     time.sleep(0.2)
     hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
     assert slot(pktlens_json("stats", "vr", ns=lab.b), *hook)["packets"] == 9
+
+
+ODD_NAMES = [b"\xff\xfe", b"v\x1b[2Jx", b"w\xc3\xa9\\x"]   # not UTF-8; a terminal escape; UTF-8 and a backslash
+
+
+def run_raw(*args, ns=None, check=True):
+    """pktlens with bytes arguments; stdout and stderr as bytes."""
+    cmd = [os.fsencode(PKTLENS)] + ([b"-n", ns.encode()] if ns else []) + \
+        [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    r = subprocess.run(cmd, capture_output=True, timeout=60)
+    assert not check or r.returncode == 0, (cmd, r.stdout, r.stderr)
+    return r
+
+
+def terminal_safe(b):
+    """Valid UTF-8 with no control character but newlines."""
+    text = b.decode("utf-8")
+    assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0], text
+    return text
+
+
+def test_odd_interface_names_keep_every_output_valid(lab):
+    """Interface names that are not UTF-8 or hold control characters: every -j output stays
+    valid JSON (and UTF-8), the text output and errors carry no raw control characters, and
+    a Prometheus scrape stays valid UTF-8 with one series per interface (promtool agrees)."""
+    from lab import Exporter
+
+    for i, name in enumerate(ODD_NAMES):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type", b"veth",
+                        b"peer", b"name", f"odd{i}".encode()], check=True)
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", name, b"up"], check=True)
+        run_raw("attach", name, "--xdp", "none", "--tc", "in", ns=lab.b)
+        run_raw("policy", "add", name, "--proto", "udp", "--redirect", name, ns=lab.b)
+    for args in (["list"], ["stats"], ["flows"], ["policy", "list"]):
+        doc = json.loads(run_raw("-j", *args, ns=lab.b).stdout.decode("utf-8"))
+        assert doc
+        terminal_safe(run_raw(*args, ns=lab.b).stdout)
+    names = {a["ifname"] for a in json.loads(run_raw("-j", "list", ns=lab.b).stdout)["attachments"]
+             if a["this_netns"]}
+    assert names == {"\\xff\\xfe", "v\\x1b[2Jx", "wé\\\\x"}
+    # what policy list prints loads back, odd redirect targets too
+    text = run_raw("policy", "list", ODD_NAMES[0], ns=lab.b).stdout
+    path = os.path.join(lab.tmp, "odd.rules")
+    with open(path, "wb") as f:
+        f.write(text)
+    run_raw("policy", "load", ODD_NAMES[0], path, ns=lab.b)
+    assert run_raw("policy", "list", ODD_NAMES[0], ns=lab.b).stdout.split(b"\n")[1] == text.split(b"\n")[1]
+    r = run_raw("stats", b"no\x1b]0;x\x07pe", ns=lab.b, check=False)
+    assert r.returncode == 2 and terminal_safe(r.stderr).startswith("pktlens: stats: no\\x1b]0;x\\x07pe: ")
+    json.loads(run_raw("-j", "stats", b"\xff\x01", ns=lab.b, check=False).stdout.decode("utf-8"))
+    e = Exporter()
+    try:
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{e.port}/metrics", timeout=10) as resp:
+            body = resp.read()
+    finally:
+        e.kill()
+    text = body.decode("utf-8")
+    ino = netns_ino(lab.b)
+    devs = {line.split('device="')[1].split('"')[0] for line in text.splitlines()
+            if line.startswith("pktlens_packets_total{") and f'netns="{ino}"' in line}
+    assert devs == {"\\\\xff\\\\xfe", "v\\\\x1b[2Jx", "wé\\\\\\\\x"}
+    r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(run_raw("-j", "detach", "--all", ns=lab.b).stdout.decode("utf-8"))
+    assert len(d["detached"]) == 3
