@@ -25,15 +25,21 @@ static void to_stderr(const char *msg)
 	free(safe);
 }
 
-void pl_err(const char *fmt, ...)
+/* The whole message, however long: a long expression must not cut off the reason after it */
+static char *vformat(const char *fmt, va_list ap)
 {
 	char *msg = NULL;
+
+	return vasprintf(&msg, fmt, ap) < 0 ? NULL : msg;
+}
+
+void pl_err(const char *fmt, ...)
+{
+	char *msg;
 	va_list ap;
 
-	/* as long as it takes: a long expression must not cut off the reason after it */
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = vformat(fmt, ap);
 	va_end(ap);
 	if (pl_g.json) {
 		struct jw w;
@@ -48,19 +54,32 @@ void pl_err(const char *fmt, ...)
 	free(msg);
 }
 
+static void vlog(const char *fmt, va_list ap)
+{
+	char *msg = vformat(fmt, ap);
+
+	to_stderr(msg ? msg : "out of memory");
+	free(msg);
+}
+
+void pl_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
 void pl_info(const char *fmt, ...)
 {
-	char *msg = NULL;
 	va_list ap;
 
 	if (pl_g.json)
 		return;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	vlog(fmt, ap);
 	va_end(ap);
-	to_stderr(msg ? msg : "out of memory");
-	free(msg);
 }
 
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

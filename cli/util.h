@@ -31,6 +31,8 @@ extern struct pl_globals pl_g;
 __attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
+/* "pktlens: ..." on stderr, under -j too (a running service's warnings). */
+__attribute__((format(printf, 1, 2))) void pl_warn(const char *fmt, ...);
 
 /* Strict number parsing: the whole string, in [min, max]. 0 or -EINVAL/-ERANGE. */
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
