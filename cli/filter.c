@@ -90,8 +90,11 @@ static int build(const char *verb, const char *expr, enum pl_filter_ctx ctx, uns
 	b->fd = -1;
 	ret = pl_cbpf_compile(expr, &b->cbpf, &b->cbpf_len, err, sizeof(err));
 	if (ret) {
-		pl_err("filter %s: expression '%s': %s", verb, expr, err);
-		return ret == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		if (ret == -E2BIG)	/* no use repeating all of it */
+			pl_err("filter %s: %s", verb, err);
+		else
+			pl_err("filter %s: expression '%s': %s", verb, expr, err);
+		return ret == -EINVAL || ret == -E2BIG ? PL_EXIT_USAGE : PL_EXIT_FAIL;
 	}
 	ret = pl_cbpf_translate_flags(b->cbpf, b->cbpf_len, ctx, flags, &b->ebpf, &b->ebpf_len,
 				      err, sizeof(err));

@@ -279,15 +279,12 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 		char err[512];
 		size_t clen;
 
-		if (xlen >= PL_FILTER_EXPR_MAX) {
-			ret = perr(e, expr_col, "expression longer than %d bytes",
-				   PL_FILTER_EXPR_MAX - 1);
-			goto fail;
-		}
-		if (pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err)) ||
-		    pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
+		int cerr = pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err));
+
+		if (cerr || pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
 			free(cbpf);
-			ret = perr(e, expr_col, "expression '%s': %s", x, err);
+			ret = cerr == -E2BIG ? perr(e, expr_col, "%s", err) :
+			      perr(e, expr_col, "expression '%s': %s", x, err);
 			goto fail;
 		}
 		free(cbpf);

@@ -254,6 +254,10 @@ static int check_expr(const char *expr)
 		err = pl_cbpf_translate(cbpf, n, PL_FILTER_XDP, &e, &en, why, sizeof(why));
 	free(cbpf);
 	free(e);
+	if (err == -E2BIG) {
+		pl_err("sample: %s", why);
+		return PL_EXIT_USAGE;
+	}
 	if (err) {
 		pl_err("sample: expression '%s': %s", expr, why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;

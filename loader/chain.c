@@ -157,12 +157,7 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 	size_t n = hooks_of(c, h), cbpf_len;
 	int err;
 
-	if (strlen(expr) >= PL_FILTER_EXPR_MAX) {
-		snprintf(why, whylen, "expression is %zu bytes long, at most %d are kept",
-			 strlen(expr), PL_FILTER_EXPR_MAX - 1);
-		return -E2BIG;
-	}
-	err = pl_cbpf_compile(expr, &cbpf, &cbpf_len, why, whylen);
+	err = pl_cbpf_compile(expr, &cbpf, &cbpf_len, why, whylen);	/* -E2BIG: too long to keep */
 	for (size_t i = 0; i < n && !err; i++) {
 		fds[i] = load_rules(&h[i], cbpf, cbpf_len, why, whylen);
 		if (fds[i] < 0)

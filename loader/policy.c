@@ -552,7 +552,8 @@ static int build_stage(const struct pl_policy *p, struct ruleset *rs, const stru
 						sizeof(err_text));
 		free(cbpf);
 		if (err) {
-			WHY(err, "rule %u: expression '%s': %s", r->id, text, err_text);
+			/* the reason first: the text may fill @why */
+			WHY(err, "rule %u: %s (expression '%s')", r->id, err_text, text);
 			break;
 		}
 		ne++;

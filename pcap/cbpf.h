@@ -168,7 +168,8 @@ const char *pl_filter_ctx_name(enum pl_filter_ctx ctx);
 /*
  * Compile a tcpdump expression for Ethernet (DLT_EN10MB, snaplen 262144,
  * optimizer on, netmask unknown). Returns 0 and a malloc'd program in *out,
- * or -EINVAL with libpcap's error text in @err.
+ * or -EINVAL with libpcap's error text in @err, -E2BIG for an expression
+ * of PL_FILTER_EXPR_MAX bytes or more (what an attachment can keep).
  */
 int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
 		    char *err, size_t errlen);

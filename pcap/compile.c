@@ -15,6 +15,7 @@
 #include <pcap/pcap.h>
 
 #include "cbpf.h"
+#include "pktlens/pktlens.h"
 
 _Static_assert(sizeof(struct sock_filter) == sizeof(struct bpf_insn), "cBPF layouts");
 _Static_assert(offsetof(struct sock_filter, k) == offsetof(struct bpf_insn, k), "cBPF layouts");
@@ -58,6 +59,12 @@ int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
 	pcap_t *p;
 	int ret = 0;
 
+	/* one limit for every command: what an attachment keeps (pl_meta.filter_expr) */
+	if (strlen(expr) >= PL_FILTER_EXPR_MAX) {
+		set_err(err, errlen, "expression is %zu bytes long, at most %d are kept", strlen(expr),
+			PL_FILTER_EXPR_MAX - 1);
+		return -E2BIG;
+	}
 	p = pcap_open_dead(DLT_EN10MB, PL_CBPF_SNAPLEN);
 	if (!p) {
 		set_err(err, errlen, "pcap_open_dead: %s", strerror(ENOMEM));

@@ -261,3 +261,42 @@ def test_odd_interface_names_keep_every_output_valid(lab):
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(run_raw("-j", "detach", "--all", ns=lab.b).stdout.decode("utf-8"))
     assert len(d["detached"]) == 3
+
+
+def long_expr(size, tail):
+    """A valid expression of exactly `size` bytes ending in `tail`."""
+    head = "tcp port 80"
+    while len(head) + len(" or tcp port 80") + len(" or ") + len(tail) <= size:
+        head += " or tcp port 80"
+    return head + " " * (size - len(head) - len(" or ") - len(tail)) + " or " + tail
+
+
+def test_long_expressions_keep_their_reason_and_one_limit(lab):
+    """An error about a long expression keeps its reason (it used to be cut at 1,024 bytes), and
+    every command that takes an expression accepts 2,047 bytes and refuses 2,048 with exit 2."""
+    bad = long_expr(1900, "tcp port foo")
+    r = pktlens("filter", "compile", bad, check=False)
+    assert r.returncode == 2 and r.stderr.rstrip("\n").endswith("unknown port 'foo'"), r.stderr[-200:]
+    assert bad in r.stderr
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    path = os.path.join(lab.tmp, "long.rules")
+    with open(path, "w") as f:
+        f.write(f"--proto udp --drop '{bad}'\n")
+    r = pktlens("policy", "load", "vb", path, ns=lab.b, check=False)
+    assert r.returncode == 2 and r.stderr.rstrip("\n").endswith("unknown port 'foo'"), r.stderr[-200:]
+    cap = os.path.join(lab.tmp, "one.pcap")
+    from scapy.all import IP, UDP, Ether, wrpcap
+    wrpcap(cap, [Ether() / IP(src="198.18.10.1", dst="198.18.10.2") / UDP(sport=1, dport=2)])
+    ok, over = long_expr(2047, "udp"), long_expr(2048, "udp")
+    assert len(ok) == 2047 and len(over) == 2048
+    commands = [(["filter", "compile"], None), (["filter", "run", "-r", cap], None),
+                (["filter", "set", "vb"], lab.b), (["policy", "add", "vb", "--drop"], lab.b),
+                (["sample", "vb", "-c", "1", "--duration", "1"], lab.b)]
+    for args, ns in commands:
+        r = pktlens(*args, over, ns=ns, check=False)
+        assert r.returncode == 2 and "expression is 2048 bytes long, at most 2047 are kept" in r.stderr, \
+            (args, r.stderr[-300:])
+        assert len(r.stderr.splitlines()) == 1
+    for args, ns in commands:
+        r = pktlens(*args, ok, ns=ns, check=False)
+        assert r.returncode == 0, (args, r.stderr[-300:])
