@@ -125,7 +125,8 @@ static struct {
 	pthread_mutex_t lock;
 	struct timespec last;
 	unsigned long dropped;
-} mhd_log = { PTHREAD_MUTEX_INITIALIZER, { 0, 0 }, 0 };
+	bool starting;		/* MHD_start_daemon(): its failure is ours to say */
+} mhd_log = { PTHREAD_MUTEX_INITIALIZER, { 0, 0 }, 0, false };
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -136,6 +137,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&mhd_log.lock);
+	if (mhd_log.starting) {
+		pthread_mutex_unlock(&mhd_log.lock);
+		return;
+	}
 	if (mhd_log.last.tv_sec && now.tv_sec - mhd_log.last.tv_sec < LOG_EVERY_S) {
 		mhd_log.dropped++;
 		pthread_mutex_unlock(&mhd_log.lock);
@@ -177,6 +182,16 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *s
 		host[hl - 1] = '\0';
 		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
 			return -EINVAL;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+			/* an IPv6-only socket cannot bind it: the IPv4 address it maps */
+			struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+			memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+			memset(ss, 0, sizeof(*ss));
+			memcpy(ss, &a4, sizeof(a4));
+			*sl = sizeof(a4);
+			return AF_INET;
+		}
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons((uint16_t)port);
 		*sl = sizeof(*a6);
@@ -239,6 +254,7 @@ static int do_prometheus(int argc, char **argv)
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
+	mhd_log.starting = true;
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_ERROR_LOG | (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     0, NULL, NULL, on_request, NULL,
@@ -248,6 +264,9 @@ static int do_prometheus(int argc, char **argv)
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(IDLE_CLIENTS_MAX + SCRAPES_MAX),
 			     MHD_OPTION_END);
 	(void)sl;
+	pthread_mutex_lock(&mhd_log.lock);
+	mhd_log.starting = false;
+	pthread_mutex_unlock(&mhd_log.lock);
 	if (!d) {
 		pl_err("export prometheus: cannot listen on %s: %s", listen, strerror(errno));
 		return PL_EXIT_FAIL;

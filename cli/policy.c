@@ -109,6 +109,15 @@ static void close_target(struct target *t)
 	free(t->a);
 }
 
+/* Exit code of pl_policy_commit()'s error: bad rules exit 2, the kernel's failures 1. */
+static int commit_exit(int err)
+{
+	if (!err)
+		return PL_EXIT_OK;
+	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ||
+	       err == -ERANGE ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+}
+
 /* Commit and report; an exit code. */
 static int commit(const char *verb, struct target *t, struct pl_rule *rules, size_t n,
 		  const struct pl_rule_text *texts, size_t ntexts)
@@ -116,11 +125,9 @@ static int commit(const char *verb, struct target *t, struct pl_rule *rules, siz
 	char why[PL_WHY_LEN * 8];
 	int err = pl_policy_commit(&t->p, rules, n, texts, ntexts, why, sizeof(why));
 
-	if (!err)
-		return PL_EXIT_OK;
-	pl_err("%s: %s: %s", verb, t->a->ifname, why);
-	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ||
-	       err == -ERANGE ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+	if (err)
+		pl_err("%s: %s: %s", verb, t->a->ifname, why);
+	return commit_exit(err);
 }
 
 static int text_cmp(const void *a, const void *b)
@@ -457,6 +464,53 @@ static int origin_cmp(const void *a, const void *b)
 /* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
 #define RULE_LINE_MAX 8192
 
+/*
+ * The next line of @f into @line (RULE_LINE_MAX), NUL-terminated: 1, or 0 at
+ * the end of the file. Bounded, so a file without newlines (say /dev/zero)
+ * cannot eat memory; -E2BIG for a longer line, -EILSEQ for a NUL byte (at
+ * *@nul, 1-based), -EIO for a read error.
+ */
+static int read_line(FILE *f, char *line, int *nul)
+{
+	int c, len = 0;
+
+	while ((c = getc(f)) != EOF) {
+		if (len == RULE_LINE_MAX - 2)
+			return -E2BIG;
+		if (c == 0) {
+			*nul = len + 1;
+			return -EILSEQ;
+		}
+		line[len++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	line[len] = 0;
+	if (ferror(f))
+		return -EIO;
+	return len ? 1 : 0;
+}
+
+/*
+ * A commit error of `policy load`: one that names a rule ("rule N: why")
+ * points into the file instead (FILE:LINE:COL: why).
+ */
+static void load_error(const char *file, const char *ifname, const char *why,
+		       const struct origin *orig, size_t n)
+{
+	unsigned int id;
+	int used = 0;
+
+	if (sscanf(why, "rule %u: %n", &id, &used) == 1 && used)
+		for (size_t i = 0; i < n; i++)
+			if (orig[i].id == id) {
+				pl_err("policy load: %s:%d:%d: %s", file, orig[i].line, orig[i].col,
+				       why + used);
+				return;
+			}
+	pl_err("policy load: %s: %s", ifname, why);
+}
+
 static int do_load(int argc, char **argv)
 {
 	struct pl_rule *rules = NULL, *old = NULL;
@@ -484,25 +538,42 @@ static int do_load(int argc, char **argv)
 		fclose(f);
 		return PL_EXIT_FAIL;
 	}
-	/* a bounded line: a file without newlines (say /dev/zero) must not eat memory */
-	while (fgets(line, RULE_LINE_MAX, f)) {
+	for (;;) {
 		struct pl_rule r;
 		struct pl_rule_err e;
 		char *expr = NULL;
-		int nt;
+		int nt, nul = 0, got = read_line(f, line, &nul);
 
+		if (!got)
+			break;
 		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			pl_err("policy load: %s:%d: line longer than %d bytes", argv[2], lineno,
-			       RULE_LINE_MAX - 2);
+		if (got == -E2BIG || got == -EILSEQ) {
+			if (got == -E2BIG)
+				pl_err("policy load: %s:%d: line longer than %d bytes", argv[2],
+				       lineno, RULE_LINE_MAX - 2);
+			else
+				pl_err("policy load: %s:%d:%d: a NUL byte (not a text file?)", argv[2],
+				       lineno, nul);
 			ret = PL_EXIT_USAGE;
 			goto out;
 		}
+		if (got < 0)
+			break;	/* ferror() below */
+		/* a UTF-8 byte order mark at the start: blanks, so columns stay bytes */
+		if (lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3))
+			memset(line, ' ', 3);
 		nt = pl_rule_tokenize(line, toks, 256, &e);
 		if (nt == 0)
 			continue;
 		if (nt < 0 || pl_rule_parse(toks, nt, &r, &expr, &e)) {
 			pl_err("policy load: %s:%d:%d: %s", argv[2], lineno, e.col, e.msg);
+			ret = PL_EXIT_USAGE;
+			goto out;
+		}
+		if (n == PL_POLICY_RULES_MAX) {
+			free(expr);
+			pl_err("policy load: %s:%d:%d: more than %u rules: at most %u per interface",
+			       argv[2], lineno, toks[0].col, PL_POLICY_RULES_MAX, PL_POLICY_RULES_MAX);
 			ret = PL_EXIT_USAGE;
 			goto out;
 		}
@@ -572,11 +643,20 @@ static int do_load(int argc, char **argv)
 		goto out;
 	}
 	ntexts = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		orig[i].id = rules[i].id;	/* as assigned: errors name rules by it */
 		if (orig[i].expr)
 			texts[ntexts++] = (struct pl_rule_text){ rules[i].id, orig[i].expr };
+	}
 	pl_qsort(texts, ntexts, sizeof(*texts), text_cmp);
-	ret = commit("policy load", &t, rules, n, texts, ntexts);
+	{
+		char why[PL_WHY_LEN * 8];
+		int err = pl_policy_commit(&t.p, rules, n, texts, ntexts, why, sizeof(why));
+
+		if (err)
+			load_error(argv[2], t.a->ifname, why, orig, n);
+		ret = commit_exit(err);
+	}
 	if (!ret && !pl_g.json)
 		printf("%s: %zu rule%s loaded from %s\n", PL_NAME(t.a->ifname), n, n == 1 ? "" : "s",
 		       PL_SAFE(argv[2]));

@@ -121,14 +121,41 @@ static int parse_proto(const char *s, __u8 *proto)
 	return 0;
 }
 
+/*
+ * Options a rule takes once: a second one would silently win. --in and
+ * --out are one option, the direction.
+ */
+static const char *const once[] = { "--prio", "--id", "--src", "--dst", "--proto", "--sport",
+				     "--dport", "--vlan", "--in" };
+
+/* Error for @o given again (0 the first time); @cols: column of each of once[]. */
+static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
+{
+	const char *key = !strcmp(o, "--out") ? "--in" : o;
+
+	for (size_t k = 0; k < sizeof(once) / sizeof(once[0]); k++) {
+		if (strcmp(key, once[k]))
+			continue;
+		if (cols[k] && k == sizeof(once) / sizeof(once[0]) - 1)
+			return perr(e, col, "%s: a rule has one direction (another at column %d)", o,
+				    cols[k]);
+		if (cols[k])
+			return perr(e, col, "%s given twice (also at column %d)", o, cols[k]);
+		cols[k] = col;
+	}
+	return 0;
+}
+
 /* The options and words of a rule (pl_rule_parse()). */
 static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **x,
 		       size_t *xlen, int *expr_col, bool *v4src_, bool *v4dst_, int *src_col_,
 		       int *dst_col_, int *act_col_, char *why, size_t whylen,
 		       struct pl_rule_err *e)
 {
+	int cols[sizeof(once) / sizeof(once[0])] = { 0 };
 	bool v4src = false, v4dst = false;
-	int src_col = 0, dst_col = 0, act_col = 0;
+	int src_col = 0, dst_col = 0, act_col = 0, proto_col = 0;
+	const char *proto_word = NULL;
 
 	memset(r, 0, sizeof(*r));
 	r->prio = PL_RULE_PRIO_DEFAULT;
@@ -145,6 +172,8 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 
 		if (takes && !v)
 			return perr(e, t[i].col, "%s needs a value", o);
+		if (check_once(o, t[i].col, cols, e))
+			return -EINVAL;
 		if (!strcmp(o, "--in") || !strcmp(o, "--out")) {
 			r->dir = o[2] == 'i' ? PL_DIR_IN : PL_DIR_OUT;
 			continue;
@@ -188,6 +217,8 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				return perr(e, vcol, "--proto '%s': not tcp, udp, icmp, icmp6, sctp "
 					    "or 0-255", v);
 			r->match |= PL_M_PROTO;
+			proto_word = v;
+			proto_col = vcol;
 			i++;
 		} else if (!strcmp(o, "--sport") || !strcmp(o, "--dport")) {
 			bool s = o[2] == 's';
@@ -242,6 +273,10 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			*x = nx;
 		}
 	}
+	if ((r->match & (PL_M_SPORT | PL_M_DPORT)) && (r->match & PL_M_PROTO) && r->proto != 6 &&
+	    r->proto != 17 && r->proto != 132)	/* ports are read for these only: never a match */
+		return perr(e, proto_col, "--proto %s has no ports (--sport and --dport need tcp, "
+			    "udp or sctp)", proto_word);
 	*v4src_ = v4src;
 	*v4dst_ = v4dst;
 	*src_col_ = src_col;

@@ -222,6 +222,13 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 		snprintf(why, whylen, "%s", gai_strerror(err));
 		return -EINVAL;
 	}
+	/* port 0 sends nowhere: connect() would pick nothing and every send fail */
+	if ((ai->ai_family == AF_INET ? ((struct sockaddr_in *)ai->ai_addr)->sin_port :
+	     ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port) == 0) {
+		snprintf(why, whylen, "port 0: not a port to send to (1-65535)");
+		freeaddrinfo(ai);
+		return -EINVAL;
+	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		freeaddrinfo(ai);

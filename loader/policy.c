@@ -776,6 +776,7 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		 size_t whylen)
 {
 	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } }, expr_n[2] = { 0, 0 };
+	__u32 list_over[2] = { 0, 0 }, lpm_over[2][2] = { { 0, 0 }, { 0, 0 } };	/* first rule past */
 
 	if (n > PL_POLICY_RULES_MAX)
 		return WHY(-E2BIG, "%zu rules: at most %u per interface", n, PL_POLICY_RULES_MAX);
@@ -799,23 +800,24 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		    r->dir == PL_DIR_IN && p->redirect_fd < 0)
 			return WHY(-ENOTSUP, "rule %u: this attachment has no redirect map (re-attach)",
 				   r->id);
+		/* limits name the first rule past them ("rule N: "), where a file can point */
 		if ((r->match & PL_M_EXPR) && ++expr_n[r->dir] > PL_POLICY_EXPRS_MAX)
-			return WHY(-E2BIG, "more than %u %s rules with an expression", PL_POLICY_EXPRS_MAX,
-				   r->dir ? "egress" : "ingress");
-		if (f < 0)
-			list_n[r->dir]++;
-		else
-			lpm_n[r->dir][f]++;
+			return WHY(-E2BIG, "rule %u: more than %u %s rules with an expression", r->id,
+				   PL_POLICY_EXPRS_MAX, r->dir ? "egress" : "ingress");
+		if (f < 0 && ++list_n[r->dir] == PL_POLICY_LIST_MAX + 1)
+			list_over[r->dir] = r->id;
+		else if (f >= 0 && ++lpm_n[r->dir][f] == PL_POLICY_CIDRS_MAX + 1)
+			lpm_over[r->dir][f] = r->id;
 	}
 	for (int d = 0; d < 2; d++) {
 		if (list_n[d] > PL_POLICY_LIST_MAX)
-			return WHY(-E2BIG, "%zu %s rules with ports, protocol, VLAN, both addresses or "
-				   "--sample: at most %u", list_n[d], d ? "egress" : "ingress",
-				   PL_POLICY_LIST_MAX);
+			return WHY(-E2BIG, "rule %u: %zu %s rules with ports, protocol, VLAN, both "
+				   "addresses or --sample: at most %u", list_over[d], list_n[d],
+				   d ? "egress" : "ingress", PL_POLICY_LIST_MAX);
 		for (int f = 0; f < 2; f++)
 			if (lpm_n[d][f] > PL_POLICY_CIDRS_MAX)
-				return WHY(-E2BIG, "%zu %s rules on a %s address alone: at most %u",
-					   lpm_n[d][f], d ? "egress" : "ingress",
+				return WHY(-E2BIG, "rule %u: %zu %s rules on a %s address alone: at most %u",
+					   lpm_over[d][f], lpm_n[d][f], d ? "egress" : "ingress",
 					   f ? "destination" : "source", PL_POLICY_CIDRS_MAX);
 	}
 	return 0;

@@ -300,3 +300,93 @@ def test_long_expressions_keep_their_reason_and_one_limit(lab):
     for args, ns in commands:
         r = pktlens(*args, ok, ns=ns, check=False)
         assert r.returncode == 0, (args, r.stderr[-300:])
+
+
+def test_rule_files_with_a_bom_and_over_the_rule_limit(lab):
+    """A UTF-8 byte order mark at the start of a rule file is skipped (not an expression); a
+    file with more rules than an interface takes is refused at the first line too many."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    path = os.path.join(lab.tmp, "bom.rules")
+    with open(path, "wb") as f:
+        f.write(b"\xef\xbb\xbf--proto udp --dport 53 --drop\n--src 198.18.0.0/15 --pass\n")
+    assert pktlens("policy", "load", "vb", path, ns=lab.b).returncode == 0
+    rules = [r["rule"] for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]]
+    assert rules == ["--id 1 --in --prio 1000 --proto udp --dport 53 --drop",
+                     "--id 2 --in --prio 1000 --src 198.18.0.0/15 --pass"]
+    big = os.path.join(lab.tmp, "big.rules")
+    with open(big, "w") as f:
+        f.write("# 262,145 rules\n")
+        f.writelines(f"--dst 2001:db8:{i >> 16:x}:{i & 0xffff:x}::/64 --drop\n" for i in range(262145))
+    r = pktlens("policy", "load", "vb", big, ns=lab.b, check=False, timeout=300)
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {big}:262146:1: more than 262144 rules: "
+                                           "at most 262144 per interface\n")
+    assert len(pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]) == 2
+
+
+def test_global_options_and_netns_errors(lab):
+    """-j -V prints JSON, -j alone a JSON error (exit 2); --netns=X works like --netns X; an
+    error entering the namespace names the command."""
+    assert json.loads(pktlens("-j", "-V").stdout) == {"version": pktlens("-V").stdout.split()[1]}
+    assert json.loads(pktlens("-V", "-j").stdout)["version"]
+    r = pktlens("-j", check=False)
+    assert r.returncode == 2 and "error" in json.loads(r.stdout)
+    assert pktlens(f"--netns={lab.b}", "-j", "list").stdout == pktlens("-j", "list", ns=lab.b).stdout
+    pktlens(f"--netns=/run/netns/{lab.b}", "attach", "vb", "--xdp", "none", "--tc", "in")
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["ifname"] == "vb"
+    for args in (["stats"], ["policy", "list"], ["detach", "--all"]):
+        r = pktlens("-n", "nosuchns0", *args, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: {args[0]}: netns 'nosuchns0': No such file or "
+                                               "directory\n")
+    r = pktlens("--netns=", "list", check=False)
+    assert r.returncode == 2
+
+
+def test_numbers_are_decimal(lab):
+    """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["flows_max"] == 20
+    for args in (["attach", "vb", "--force", "--flows", "0x20"], ["stats", "vb", "--watch", "0x1"],
+                 ["policy", "add", "vb", "--dport", "0x50", "--drop"]):
+        r = pktlens(*args, ns=lab.b, check=False)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
+
+
+def test_smaller_refusals():
+    """Things that were accepted and could never work, or said the wrong thing."""
+    r = pktlens("export", "ipfix", "--collector", "127.0.0.1:0", "--duration", "1", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: export ipfix: --collector '127.0.0.1:0': port 0: "
+                                           "not a port to send to (1-65535)\n")
+    r = pktlens("tcp", "life", "--by", "rport", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: tcp life: --by: only tcp rtt groups by raddr or "
+                                           "rport\n")
+    r = pktlens("tcp", "rtt", "--netns", "/dev/null", "--duration", "1", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: tcp rtt: --netns '/dev/null': not a network "
+                                           "namespace\n")
+    for rule, msg in ((["--proto", "icmp", "--dport", "80"], "--proto icmp has no ports"),
+                      (["--src", "198.18.0.0/16", "--src", "198.18.1.0/24"], "--src given twice"),
+                      (["--in", "--out"], "--out: a rule has one direction")):
+        r = pktlens("policy", "add", "vb", *rule, "--drop", check=False)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+def test_listen_on_an_ipv4_mapped_address():
+    """[::ffff:127.0.0.1]:PORT listens on 127.0.0.1:PORT (an IPv6-only socket cannot bind it),
+    instead of failing with libmicrohttpd's 'port 0'."""
+    from lab import free_port
+    port = free_port()
+    p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen", f"[::ffff:127.0.0.1]:{port}",
+                          "--duration", "5"], stderr=subprocess.PIPE, text=True)
+    try:
+        import urllib.request
+        deadline = time.time() + 5
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                assert time.time() < deadline and p.poll() is None, p.stderr.read()
+                time.sleep(0.1)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)

@@ -425,6 +425,16 @@ BAD_FILES = [
     ("--drop inbound\n", 1, 8, "expression 'inbound': cBPF insn 0: load from SKF_AD_PKTTYPE "
      "('inbound'/'outbound') (0xfffff004): ancillary data loads are not supported in-kernel"),
     ("--drop 'udp\n", 1, 8, "unterminated quote"),
+    # a NUL byte is not a line too long; options given twice or ports without a port protocol
+    # would silently never match what they say
+    ("--src 198.18.1.0/24 --drop\n--proto udp\x00 --drop\n", 2, 12, "a NUL byte (not a text file?)"),
+    ("--src 198.18.1.0/24 --src 198.18.2.0/24 --drop\n", 1, 21, "--src given twice (also at column 1)"),
+    ("--prio 5 --drop --prio 6\n", 1, 17, "--prio given twice (also at column 1)"),
+    ("--in --out --drop\n", 1, 6, "--out: a rule has one direction (another at column 1)"),
+    ("--proto icmp --dport 80 --drop\n", 1, 9,
+     "--proto icmp has no ports (--sport and --dport need tcp, udp or sctp)"),
+    ("--proto 1 --sport 1-2 --pass\n", 1, 9, "--proto 1 has no ports (--sport and --dport need tcp, "
+     "udp or sctp)"),
 ]
 
 
@@ -529,8 +539,8 @@ def test_limits(router):
         f.writelines(f"--proto udp --dport {i} --drop\n" for i in range(1025))
     r = pktlens("policy", "load", "vb", over, ns=h, check=False)
     assert r.returncode == 2
-    assert r.stderr == ("pktlens: policy load: vb: 1025 ingress rules with ports, protocol, VLAN, "
-                        "both addresses or --sample: at most 1024\n")
+    assert r.stderr == (f"pktlens: policy load: {over}:1025:1: 1025 ingress rules with ports, protocol, "
+                        "VLAN, both addresses or --sample: at most 1024\n")
     assert len(pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"]) == 100001
     print(f"100,001 rules loaded in {took:.1f} s")
     # 64 expression rules per direction, not 65
@@ -538,8 +548,8 @@ def test_limits(router):
     with open(exprs, "w") as f:
         f.writelines(f"--proto udp --drop 'udp dst port {1000 + i}'\n" for i in range(65))
     r = pktlens("policy", "load", "vb", exprs, ns=h, check=False)
-    assert (r.returncode, r.stderr) == (2, "pktlens: policy load: vb: more than 64 ingress rules with "
-                                           "an expression\n")
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {exprs}:65:1: more than 64 ingress "
+                                           "rules with an expression\n")
     with open(exprs, "w") as f:
         f.writelines(f"--proto udp --drop 'udp dst port {1000 + i}'\n" for i in range(64))
     pktlens("policy", "load", "vb", exprs, ns=h)
