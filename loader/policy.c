@@ -22,6 +22,7 @@
  * tc egress.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -929,6 +930,25 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 }
 
 /*
+ * Delete from @fd the keys of @old (the __u32 at @off of each rule: id or
+ * ctr) that no rule of @rules has. @k: room for n keys.
+ */
+static void delete_unused(int fd, __u32 *k, const struct pl_rule *rules, size_t n,
+			  const struct pl_rule *old, size_t nold, size_t off)
+{
+	for (size_t i = 0; i < n; i++)
+		memcpy(&k[i], (const char *)&rules[i] + off, sizeof(*k));
+	pl_qsort(k, n, sizeof(*k), u32_cmp);
+	for (size_t i = 0; i < nold; i++) {
+		__u32 key;
+
+		memcpy(&key, (const char *)&old[i] + off, sizeof(key));
+		if (!has_id(k, n, key))
+			bpf_map_delete_elem(fd, &key);
+	}
+}
+
+/*
  * policy_rules := @rules: write what changed, delete what is gone, and the
  * counters no rule of @rules uses any more.
  */
@@ -956,18 +976,10 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	err = update_batch(p->rules_fd, k, sizeof(*k), v, sizeof(*v), m);
 	if (err)
 		WHY(err, "recording the rules: %s", strerror(-err));
-	for (size_t i = 0; i < n; i++)
-		k[i] = rules[i].id;
-	pl_qsort(k, n, sizeof(*k), u32_cmp);
-	for (size_t i = 0; i < nold && !err; i++)
-		if (!has_id(k, n, old[i].id))
-			bpf_map_delete_elem(p->rules_fd, &old[i].id);
-	for (size_t i = 0; i < n; i++)
-		k[i] = rules[i].ctr;
-	pl_qsort(k, n, sizeof(*k), u32_cmp);
-	for (size_t i = 0; i < nold && !err; i++)
-		if (!has_id(k, n, old[i].ctr))
-			bpf_map_delete_elem(p->rstats_fd, &old[i].ctr);
+	if (!err) {
+		delete_unused(p->rules_fd, k, rules, n, old, nold, offsetof(struct pl_rule, id));
+		delete_unused(p->rstats_fd, k, rules, n, old, nold, offsetof(struct pl_rule, ctr));
+	}
 	free(v);
 	free(k);
 	return err;
