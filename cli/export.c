@@ -2,14 +2,16 @@
 /*
  * pktlens export prometheus [--listen ADDR:PORT]: serve /metrics (export/prom.c)
  * with libmicrohttpd, on loopback unless told otherwise. Every scrape reads
- * the pinned maps afresh. A thread pool serves concurrent scrapes; idle or
- * half-open clients are dropped after a timeout; other paths get 404, other
- * methods 405.
+ * the pinned maps afresh. A thread per connection serves concurrent scrapes;
+ * idle or half-open clients are dropped after a timeout; other paths get 404,
+ * other methods 405.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,16 @@
 #define TEMPLATE_EVERY 10	/* intervals between template sets */
 #define DEFAULT_LISTEN "127.0.0.1:9435"
 #define CLIENT_TIMEOUT_S 10
+/*
+ * Clients that may connect and hang on without stopping scrapes, and the
+ * scrapes served at once beside them. One thread per connection: the limit
+ * is the daemon's, not split over a pool's threads (libmicrohttpd gives
+ * each pool thread 1/Nth of it, so a few idle clients on one thread made it
+ * refuse scrapes long before the limit).
+ */
+#define IDLE_CLIENTS_MAX 64
+#define SCRAPES_MAX 16
+#define LOG_EVERY_S 1		/* libmicrohttpd's complaints: at most a line a second */
 
 static void export_usage(FILE *f)
 {
@@ -104,6 +116,50 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return ret;
 }
 
+/*
+ * libmicrohttpd's log (refused connections, bad requests): a client can
+ * provoke a line per connection, so at most one line per LOG_EVERY_S in
+ * pktlens's format, counting what was left out.
+ */
+static struct {
+	pthread_mutex_t lock;
+	struct timespec last;
+	unsigned long dropped;
+	bool starting;		/* MHD_start_daemon(): its failure is ours to say */
+} mhd_log = { PTHREAD_MUTEX_INITIALIZER, { 0, 0 }, 0, false };
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	struct timespec now;
+	size_t len;
+
+	(void)cls;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&mhd_log.lock);
+	if (mhd_log.starting) {
+		pthread_mutex_unlock(&mhd_log.lock);
+		return;
+	}
+	if (mhd_log.last.tv_sec && now.tv_sec - mhd_log.last.tv_sec < LOG_EVERY_S) {
+		mhd_log.dropped++;
+		pthread_mutex_unlock(&mhd_log.lock);
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	while (len && (msg[len - 1] == '\n' || msg[len - 1] == '.'))
+		msg[--len] = '\0';
+	if (mhd_log.dropped)
+		pl_warn("export prometheus: %s (and %lu more such lines in %d s)", msg,
+			mhd_log.dropped, (int)(now.tv_sec - mhd_log.last.tv_sec));
+	else
+		pl_warn("export prometheus: %s", msg);
+	mhd_log.last = now;
+	mhd_log.dropped = 0;
+	pthread_mutex_unlock(&mhd_log.lock);
+}
+
 /* "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435" */
 static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
@@ -126,6 +182,16 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *s
 		host[hl - 1] = '\0';
 		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
 			return -EINVAL;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+			/* an IPv6-only socket cannot bind it: the IPv4 address it maps */
+			struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+			memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+			memset(ss, 0, sizeof(*ss));
+			memcpy(ss, &a4, sizeof(a4));
+			*sl = sizeof(a4);
+			return AF_INET;
+		}
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons((uint16_t)port);
 		*sl = sizeof(*a6);
@@ -188,15 +254,19 @@ static int do_prometheus(int argc, char **argv)
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-			     (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
+	mhd_log.starting = true;
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_ERROR_LOG | (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     0, NULL, NULL, on_request, NULL,
+			     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,	/* first: all of it */
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			     MHD_OPTION_THREAD_POOL_SIZE, 4,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
-			     MHD_OPTION_CONNECTION_LIMIT, 64,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(IDLE_CLIENTS_MAX + SCRAPES_MAX),
 			     MHD_OPTION_END);
 	(void)sl;
+	pthread_mutex_lock(&mhd_log.lock);
+	mhd_log.starting = false;
+	pthread_mutex_unlock(&mhd_log.lock);
 	if (!d) {
 		pl_err("export prometheus: cannot listen on %s: %s", listen, strerror(errno));
 		return PL_EXIT_FAIL;
@@ -208,6 +278,8 @@ static int do_prometheus(int argc, char **argv)
 	while (!pl_stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
 		usleep(100000);
 	MHD_stop_daemon(d);
+	if (mhd_log.dropped)
+		pl_warn("export prometheus: %lu more lines of libmicrohttpd's left out", mhd_log.dropped);
 	return PL_EXIT_OK;
 }
 

@@ -19,6 +19,7 @@
 #include "common.h"
 #include "policy_rule.h"
 #include "util.h"
+#include "../export/format.h"
 
 #define POLICY_USAGE \
 	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION ['EXPR']\n" \
@@ -104,6 +105,12 @@ static void close_target(struct target *t)
 	free(t->a);
 }
 
+/* Exit code of pl_policy_commit()'s error: bad rules exit 2, the kernel's failures 1. */
+static int commit_exit(int err)
+{
+	return PL_EXIT_CODE(err, EEXIST, E2BIG, ENOTSUP, EINVAL, ERANGE);
+}
+
 /* Commit and report; an exit code. */
 static int commit(const char *verb, struct target *t, struct pl_rule *rules, size_t n,
 		  const struct pl_rule_text *texts, size_t ntexts)
@@ -111,10 +118,9 @@ static int commit(const char *verb, struct target *t, struct pl_rule *rules, siz
 	char why[PL_WHY_LEN * 8];
 	int err = pl_policy_commit(&t->p, rules, n, texts, ntexts, why, sizeof(why));
 
-	if (!err)
-		return PL_EXIT_OK;
-	pl_err("%s: %s: %s", verb, t->a->ifname, why);
-	return PL_EXIT_CODE(err, EEXIST, E2BIG, ENOTSUP, EINVAL);
+	if (err)
+		pl_err("%s: %s: %s", verb, t->a->ifname, why);
+	return commit_exit(err);
 }
 
 /* The running rules and their expressions; prints the error. */
@@ -130,13 +136,36 @@ static int read_rules(const char *verb, struct target *t, struct pl_rule **rules
 	return err ? PL_EXIT_FAIL : PL_EXIT_OK;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The id for a new rule: one above the highest in use, or where that would
+ * leave the range (ids are 1..PL_POLICY_RULES_MAX, so that `policy list`
+ * output always loads back), the lowest free one. 0 when all are taken.
+ */
 static __u32 next_id(const struct pl_rule *rules, size_t n)
 {
-	__u32 max = 0;
+	__u32 max = 0, *ids, id = 1;
 
 	for (size_t i = 0; i < n; i++)
 		max = rules[i].id > max ? rules[i].id : max;
-	return max + 1;
+	if (max < PL_POLICY_RULES_MAX)
+		return max + 1;
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	if (!ids)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = rules[i].id;
+	pl_qsort(ids, n, sizeof(*ids), id_cmp);
+	for (size_t i = 0; i < n && ids[i] <= id; i++)
+		id = ids[i] == id ? id + 1 : id;
+	free(ids);
+	return id <= PL_POLICY_RULES_MAX ? id : 0;
 }
 
 static int do_add(int argc, char **argv)
@@ -172,6 +201,12 @@ static int do_add(int argc, char **argv)
 		goto out;
 	if (!r.id)
 		r.id = next_id(rules, n);
+	if (!r.id) {
+		pl_err("policy add: %s: %u rules: at most %u per interface", argv[1], PL_POLICY_RULES_MAX,
+		       PL_POLICY_RULES_MAX);
+		ret = PL_EXIT_USAGE;
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (rules[i].id == r.id) {
 			pl_err("policy add: %s: rule id %u exists (policy del %s %u first)", argv[1],
@@ -198,13 +233,13 @@ static int do_add(int argc, char **argv)
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
 	pl_rule_format(&r, pl_policy_text(texts, ntexts, r.id), line, sizeof(line));
 	if (!ret && !pl_g.json) {
-		printf("%s: rule %u added: %s\n", t.a->ifname, r.id, line);
+		printf("%s: rule %u added: %s\n", PL_NAME(t.a->ifname), r.id, line);
 	} else if (!ret) {
 		struct jw w;
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "interface", t.a->ifname);
+		jw_name_field(&w, "interface", t.a->ifname);
 		jw_u64_field(&w, "id", r.id);
 		jw_str_field(&w, "rule", line);
 		jw_obj_close(&w);
@@ -250,7 +285,7 @@ static int do_del(int argc, char **argv)
 	}
 	ret = commit("policy del", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: rule %u deleted\n", t.a->ifname, id);
+		printf("%s: rule %u deleted\n", PL_NAME(t.a->ifname), id);
 out:
 	close_target(&t);
 	free(rules);
@@ -282,7 +317,7 @@ static int do_flush(int argc, char **argv)
 			rules[kept++] = rules[i];
 	ret = commit("policy flush", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rules removed\n", t.a->ifname, n - kept);
+		printf("%s: %zu rules removed\n", PL_NAME(t.a->ifname), n - kept);
 out:
 	close_target(&t);
 	free(rules);
@@ -290,14 +325,7 @@ out:
 	return ret;
 }
 
-static int id_cmp(const void *a, const void *b)
-{
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* A rule by its content (id zeroed), for matching a file's rules with the running ones. */
+/* A rule by its content (id and counter key zeroed), for matching a file's rules with the running ones. */
 struct by_content {
 	struct pl_rule r;
 	__u32 id;		/* 0 once taken */
@@ -311,38 +339,37 @@ static int content_cmp(const void *a, const void *b)
 
 /*
  * Rules without --id take the id of an identical rule already there (so its
- * counters carry over), else a new one above every id in use.
+ * counters carry over), else the lowest id that neither the file nor a
+ * running rule uses, and only when none is left below PL_POLICY_RULES_MAX
+ * one of a running rule the file replaces (with counters of its own). So
+ * ids stay in range whatever the loads, and `policy list` output loads back.
  */
 static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold)
 {
 	struct by_content *c = calloc(nold ? nold : 1, sizeof(*c));
-	__u32 next = next_id(old, nold), *ids;
-	size_t nids = 0;
+	__u32 *taken = calloc(n + nold + 1, sizeof(*taken)), *was = NULL, next = 1;
+	size_t ntaken = 0;
 
-	if (!c)
+	if (!c || !taken) {
+		free(c);
+		free(taken);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < nold; i++) {
 		c[i].r = old[i];
 		c[i].r.id = 0;
+		c[i].r.ctr = 0;
 		c[i].id = old[i].id;
 	}
 	pl_qsort(c, nold, sizeof(*c), content_cmp);
 	/* ids given in the file are theirs: an old rule cannot lend such an id to another */
-	ids = calloc(n ? n : 1, sizeof(*ids));
-	if (!ids) {
-		free(c);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		next = rules[i].id >= next ? rules[i].id + 1 : next;
+	for (size_t i = 0; i < n; i++)
 		if (rules[i].id)
-			ids[nids++] = rules[i].id;
-	}
-	pl_qsort(ids, nids, sizeof(*ids), id_cmp);
+			taken[ntaken++] = rules[i].id;
+	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
 	for (size_t j = 0; j < nold; j++)
-		if (pl_bsearch(&c[j].id, ids, nids, sizeof(*ids), id_cmp))
+		if (pl_bsearch(&c[j].id, taken, ntaken, sizeof(*taken), id_cmp))
 			c[j].id = 0;
-	free(ids);
 	for (size_t i = 0; i < n; i++) {
 		struct by_content key = { .r = rules[i] }, *hit;
 
@@ -354,13 +381,45 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
 			if (hit->id) {
 				rules[i].id = hit->id;
+				taken[ntaken++] = hit->id;
 				hit->id = 0;
 				break;
 			}
-		if (!rules[i].id)
-			rules[i].id = next++;
 	}
 	free(c);
+	/* the rest: first ids nothing uses, then those of running rules that go */
+	was = malloc((nold ? nold : 1) * sizeof(*was));
+	if (!was) {
+		free(taken);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nold; i++)
+		was[i] = old[i].id;
+	pl_qsort(was, nold, sizeof(*was), id_cmp);
+	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	for (int pass = 0; pass < 2; pass++) {
+		next = 1;
+		for (size_t i = 0; i < n; i++) {
+			if (rules[i].id)
+				continue;
+			while (next <= PL_POLICY_RULES_MAX &&
+			       (pl_bsearch(&next, taken, ntaken, sizeof(*taken), id_cmp) ||
+				(!pass && pl_bsearch(&next, was, nold, sizeof(*was), id_cmp))))
+				next++;
+			if (next > PL_POLICY_RULES_MAX)
+				break;
+			rules[i].id = next++;
+			if (pass)
+				rules[i].ctr = PL_RULE_CTR_NEW;	/* another rule had this id */
+		}
+		/* pass 1 must not hand out an id pass 0 gave */
+		for (size_t i = 0; i < n && !pass; i++)
+			if (rules[i].id && !pl_bsearch(&rules[i].id, taken, ntaken, sizeof(*taken), id_cmp))
+				taken[ntaken++] = rules[i].id;
+		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	}
+	free(was);
+	free(taken);
 	return 0;
 }
 
@@ -382,6 +441,53 @@ static int origin_cmp(const void *a, const void *b)
 
 /* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
 #define RULE_LINE_MAX 8192
+
+/*
+ * The next line of @f into @line (RULE_LINE_MAX), NUL-terminated: 1, or 0 at
+ * the end of the file. Bounded, so a file without newlines (say /dev/zero)
+ * cannot eat memory; -E2BIG for a longer line, -EILSEQ for a NUL byte (at
+ * *@nul, 1-based), -EIO for a read error.
+ */
+static int read_line(FILE *f, char *line, int *nul)
+{
+	int c, len = 0;
+
+	while ((c = getc(f)) != EOF) {
+		if (len == RULE_LINE_MAX - 2)
+			return -E2BIG;
+		if (c == 0) {
+			*nul = len + 1;
+			return -EILSEQ;
+		}
+		line[len++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	line[len] = 0;
+	if (ferror(f))
+		return -EIO;
+	return len ? 1 : 0;
+}
+
+/*
+ * A commit error of `policy load`: one that names a rule ("rule N: why")
+ * points into the file instead (FILE:LINE:COL: why).
+ */
+static void load_error(const char *file, const char *ifname, const char *why,
+		       const struct origin *orig, size_t n)
+{
+	unsigned int id;
+	int used = 0;
+
+	if (sscanf(why, "rule %u: %n", &id, &used) == 1 && used)
+		for (size_t i = 0; i < n; i++)
+			if (orig[i].id == id) {
+				pl_err("policy load: %s:%d:%d: %s", file, orig[i].line, orig[i].col,
+				       why + used);
+				return;
+			}
+	pl_err("policy load: %s: %s", ifname, why);
+}
 
 static int do_load(int argc, char **argv)
 {
@@ -410,25 +516,42 @@ static int do_load(int argc, char **argv)
 		fclose(f);
 		return PL_EXIT_FAIL;
 	}
-	/* a bounded line: a file without newlines (say /dev/zero) must not eat memory */
-	while (fgets(line, RULE_LINE_MAX, f)) {
+	for (;;) {
 		struct pl_rule r;
 		struct pl_rule_err e;
 		char *expr = NULL;
-		int nt;
+		int nt, nul = 0, got = read_line(f, line, &nul);
 
+		if (!got)
+			break;
 		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			pl_err("policy load: %s:%d: line longer than %d bytes", argv[2], lineno,
-			       RULE_LINE_MAX - 2);
+		if (got == -E2BIG || got == -EILSEQ) {
+			if (got == -E2BIG)
+				pl_err("policy load: %s:%d: line longer than %d bytes", argv[2],
+				       lineno, RULE_LINE_MAX - 2);
+			else
+				pl_err("policy load: %s:%d:%d: a NUL byte (not a text file?)", argv[2],
+				       lineno, nul);
 			ret = PL_EXIT_USAGE;
 			goto out;
 		}
+		if (got < 0)
+			break;	/* ferror() below */
+		/* a UTF-8 byte order mark at the start: blanks, so columns stay bytes */
+		if (lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3))
+			memset(line, ' ', 3);
 		nt = pl_rule_tokenize(line, toks, 256, &e);
 		if (nt == 0)
 			continue;
 		if (nt < 0 || pl_rule_parse(toks, nt, &r, &expr, &e)) {
 			pl_err("policy load: %s:%d:%d: %s", argv[2], lineno, e.col, e.msg);
+			ret = PL_EXIT_USAGE;
+			goto out;
+		}
+		if (n == PL_POLICY_RULES_MAX) {
+			free(expr);
+			pl_err("policy load: %s:%d:%d: more than %u rules: at most %u per interface",
+			       argv[2], lineno, toks[0].col, PL_POLICY_RULES_MAX, PL_POLICY_RULES_MAX);
 			ret = PL_EXIT_USAGE;
 			goto out;
 		}
@@ -498,13 +621,23 @@ static int do_load(int argc, char **argv)
 		goto out;
 	}
 	ntexts = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		orig[i].id = rules[i].id;	/* as assigned: errors name rules by it */
 		if (orig[i].expr)
 			texts[ntexts++] = (struct pl_rule_text){ rules[i].id, orig[i].expr };
+	}
 	pl_policy_texts_sort(texts, ntexts);
-	ret = commit("policy load", &t, rules, n, texts, ntexts);
+	{
+		char why[PL_WHY_LEN * 8];
+		int err = pl_policy_commit(&t.p, rules, n, texts, ntexts, why, sizeof(why));
+
+		if (err)
+			load_error(argv[2], t.a->ifname, why, orig, n);
+		ret = commit_exit(err);
+	}
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, n, n == 1 ? "" : "s", argv[2]);
+		printf("%s: %zu rule%s loaded from %s\n", PL_NAME(t.a->ifname), n, n == 1 ? "" : "s",
+		       PL_SAFE(argv[2]));
 out:
 	close_target(&t);
 	for (size_t i = 0; i < n; i++)
@@ -534,11 +667,11 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 	}
 	if (w) {
 		jw_obj_open(w);
-		jw_str_field(w, "interface", t->a->ifname);
+		jw_name_field(w, "interface", t->a->ifname);
 		jw_key(w, "rules");
 		jw_arr_open(w);
 	} else {
-		printf("# %s: %zu rule%s\n", t->a->ifname, n, n == 1 ? "" : "s");
+		printf("# %s: %zu rule%s\n", PL_NAME(t->a->ifname), n, n == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
@@ -547,7 +680,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		double ago = 0;
 		bool hit;
 
-		if (pl_policy_rule_stats(&t->p, r->id, &rs))
+		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
 		hit = rs.pkts && rs.last_ns;
 		if (hit)
@@ -569,7 +702,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_u64_field(w, "prio", r->prio);
 		jw_str_field(w, "action", pl_rule_action_name(r->action));
 		if (r->action == PL_ACT_REDIRECT) {
-			jw_str_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
+			jw_name_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
 			jw_u64_field(w, "redirect_ifindex", r->arg);
 		}
 		if (r->action == PL_ACT_SAMPLE)

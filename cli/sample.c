@@ -110,7 +110,7 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 		jw_init(&w, f, false);
 		jw_obj_open(&w);
 		jw_u64_field(&w, "ts_ns", p->ts_ns);
-		jw_str_field(&w, "ifname", p->ifname);
+		jw_name_field(&w, "ifname", p->ifname);
 		jw_str_field(&w, "hook", hook);
 		jw_str_field(&w, "direction", p->dir == PL_DIR_IN ? "in" : "out");
 		jw_str_field(&w, "verdict", pl_verdict_names[h->verdict < PL_VERDICT_MAX ?
@@ -146,7 +146,7 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 			snprintf(rule, sizeof(rule), " rule %u", p->rule_id);
 		fprintf(f, "%02d:%02d:%02d.%09llu %s@%s %s %s%s %s, length %u\n", tm.tm_hour,
 			tm.tm_min, tm.tm_sec, (unsigned long long)(p->ts_ns % 1000000000ULL),
-			p->ifname, hook, dir,
+			PL_NAME(p->ifname), hook, dir,
 			pl_verdict_names[h->verdict < PL_VERDICT_MAX ? h->verdict : 0], rule, desc,
 			p->wire_len);
 	}
@@ -253,7 +253,7 @@ static void summary(const struct run *r, const char *ifname,
 
 		jw_init(&w, to_stdout ? stdout : stderr, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "ifname", ifname);
+		jw_name_field(&w, "ifname", ifname);
 		jw_u64_field(&w, "matched", sel);
 		jw_u64_field(&w, "sampled", smp);
 		jw_u64_field(&w, "written", r->written);
@@ -284,6 +284,10 @@ static int check_expr(const char *expr)
 
 	err = pl_filter_build(expr, &o, &p, why, sizeof(why));
 	pl_filter_prog_free(&p);
+	if (err == -E2BIG) {	/* no use repeating all of it */
+		pl_err("sample: %s", why);
+		return PL_EXIT_USAGE;
+	}
 	if (err) {
 		pl_err("sample: expression '%s': %s", expr, why);
 		return PL_EXIT_CODE(err, PL_ERR_INPUT);

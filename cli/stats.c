@@ -132,11 +132,12 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
-	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+	/* the kernel's counters of the interface attached, not of one that got its index since */
+	have_li = pl_meta_live(&st.meta) && pl_link_get(NULL, st.meta.ifindex, &li) == 0;
 
 	if (pl_g.json) {
 		jw_obj_open(w);
-		jw_str_field(w, "ifname", a->ifname);
+		jw_name_field(w, "ifname", a->ifname);
 		jw_u64_field(w, "ifindex", st.meta.ifindex);
 		jw_u64_field(w, "netns", a->netns);
 		jw_str_field(w, "xdp_mode", pl_xdp_mode_name(st.meta.xdp_mode));
@@ -168,7 +169,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	} else {
 		char hooks[128];
 
-		printf("%s (ifindex %u): %s, flow table %zu/%u%s\n", a->ifname, st.meta.ifindex,
+		printf("%s (ifindex %u): %s, flow table %zu/%u%s\n", PL_NAME(a->ifname), st.meta.ifindex,
 		       pl_fmt_hooks(&st.meta, hooks, sizeof(hooks)), used, st.meta.flows_max,
 		       reset ? " [counters reset after this reading]" : "");
 		if (have_li)
@@ -253,7 +254,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 					jw_init(&w, stdout, false);
 					jw_obj_open(&w);
 					jw_double_field(&w, "time", (double)wall);
-					jw_str_field(&w, "ifname", a[i].ifname);
+					jw_name_field(&w, "ifname", a[i].ifname);
 					jw_str_field(&w, "hook", pl_slot_hook[sl]);
 					jw_str_field(&w, "dir", pl_slot_dir[sl]);
 					jw_double_field(&w, "pps", (pk - ppk) / dt);

@@ -39,12 +39,18 @@ extern struct pl_globals pl_g;
  * stdout under -j). Returns nothing; callers return the exit code.
  */
 __attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
-/* Its stderr line alone, for a -j document that carries the error itself. */
-__attribute__((format(printf, 1, 2))) void pl_err_line(const char *fmt, ...);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
+/*
+ * "pktlens: ..." on stderr, under -j too: a running service's warnings, or
+ * pl_err()'s line alone for a -j document that carries the error itself.
+ */
+__attribute__((format(printf, 1, 2))) void pl_warn(const char *fmt, ...);
 
-/* Strict number parsing: the whole string, in [min, max]. 0 or -EINVAL/-ERANGE. */
+/*
+ * Strict number parsing: the whole string, decimal digits only (leading
+ * zeros are decimal too: 020 is 20), in [min, max]. 0 or -EINVAL/-ERANGE.
+ */
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 

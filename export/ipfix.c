@@ -220,6 +220,12 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	err = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (err)
 		return pl_why(why, whylen, -EINVAL, "%s", gai_strerror(err));
+	/* port 0 sends nowhere: connect() would pick nothing and every send fail */
+	if ((ai->ai_family == AF_INET ? ((struct sockaddr_in *)ai->ai_addr)->sin_port :
+	     ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port) == 0) {
+		freeaddrinfo(ai);
+		return pl_why(why, whylen, -EINVAL, "port 0: not a port to send to (1-65535)");
+	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		freeaddrinfo(ai);
@@ -342,7 +348,8 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		struct pl_state st;
 		size_t nf = 0;
 
-		if (!a[i].meta_ok || pl_state_open(a[i].dir, &st))
+		/* a deleted namespace's flows were exported while it lived; set aside, their key changed */
+		if (!a[i].meta_ok || a[i].ns_gone || pl_state_open(a[i].dir, &st))
 			continue;
 		err = pl_state_flows(&st, &fl, &nf);
 		pl_state_close(&st);

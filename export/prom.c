@@ -41,8 +41,9 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 
 static void dev_labels(FILE *f, const struct pl_attachment *a)
 {
-	fprintf(f, "netns=\"%llu\",device=\"", (unsigned long long)a->netns);
-	esc(f, a->ifname);
+	/* the inode, or INODE:ID for a deleted namespace's (pl_attachment.ns): unique */
+	fprintf(f, "netns=\"%s\",device=\"", a->ns);
+	esc(f, PL_NAME(a->ifname));	/* valid UTF-8, one text per name */
 	fputc('"', f);
 }
 
@@ -87,7 +88,7 @@ static void read_att(struct pl_prom_att *t)
 		if (!pl_policy_rules(&p, &t->rules, &t->nrules) && t->nrules) {
 			t->rstats = calloc(t->nrules, sizeof(*t->rstats));
 			for (size_t r = 0; t->rstats && r < t->nrules; r++)
-				pl_policy_rule_stats(&p, t->rules[r].id, &t->rstats[r]);
+				pl_policy_rule_stats(&p, &t->rules[r], &t->rstats[r]);
 		}
 		pl_policy_close(&p);
 	}

@@ -144,7 +144,7 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 	__s64 epoch = pl_epoch_offset_ns();	/* one for both times */
 
 	jw_obj_open(w);
-	jw_str_field(w, "ifname", ifname);
+	jw_name_field(w, "ifname", ifname);
 	jw_u64_field(w, "ifindex", k->ifindex);
 	jw_str_field(w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
 	jw_str_field(w, "dir", k->dir == PL_DIR_IN ? "in" : "out");

@@ -160,10 +160,10 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 	size_t n = hooks_of(c, h);
 	int err = 0;
 
-	if (strlen(expr) >= PL_FILTER_EXPR_MAX)
-		return pl_why(why, whylen, -E2BIG, "expression is %zu bytes long, at most %d are kept",
-			      strlen(expr), PL_FILTER_EXPR_MAX - 1);
-	/* every attachment has a hook (attach refuses none), so a bad expression fails here */
+	/*
+	 * pl_cbpf_compile() holds the one length limit (-E2BIG: too long to keep);
+	 * every attachment has a hook (attach refuses none), so a bad expression fails here
+	 */
 	for (size_t i = 0; i < n && !err; i++) {
 		fds[i] = load_rules(&h[i], expr, why, whylen);
 		if (fds[i] < 0)

@@ -36,10 +36,7 @@
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
 
-/* UAPI values from Linux 6.6 (our UAPI headers are older) */
-#define PL_BPF_TCX_INGRESS 46
-#define PL_BPF_TCX_EGRESS 47
-#define PL_BPF_F_BEFORE (1U << 3)
+#define PL_BPF_F_BEFORE (1U << 3)	/* UAPI of Linux 6.6 (our headers are older) */
 
 /*
  * Counting must see every packet, so our tc programs go first: tcx links
@@ -93,6 +90,8 @@ struct attach {
 	struct pl_meta *m;
 	char final[512];
 	char tmp[600];
+	char old_dir[512];	/* the attachment replaced: final, or its name's before a rename */
+	char old_name[16];
 	bool have_old;
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
@@ -334,7 +333,7 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
 		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
 			continue;
-		fd = pl_pin_open(a->final, d->name);
+		fd = pl_pin_open(a->old_dir, d->name);
 		if (fd < 0 && d->keep == PL_KEEP_RULES)
 			continue;
 		if (fd < 0)
@@ -703,10 +702,10 @@ static void detach_old_hooks(struct attach *a)
 	const struct pl_meta *om = &a->old.meta;
 	char path[700];
 
-	snprintf(path, sizeof(path), "%s/%s", a->final, PL_PIN_XDP_LINK);
+	snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
 	pl_pin_link_detach(path);
 	for (int dir = 0; dir < 2; dir++) {
-		snprintf(path, sizeof(path), "%s/%s", a->final, tc_link_pin[dir]);
+		snprintf(path, sizeof(path), "%s/%s", a->old_dir, tc_link_pin[dir]);
 		pl_pin_link_detach(path);
 		if (om->tc_mech == PL_TC_CLSACT && (om->tc_hooks & (1u << dir)))
 			clsact_detach_filter(om->ifindex, dir, om->tc_handle[dir], om->tc_prio[dir]);
@@ -731,6 +730,40 @@ static void undo(struct attach *a)
 		pl_pin_dir_remove(a->tmp);
 }
 
+/*
+ * The attachment this attach replaces, if any: the interface's own by name,
+ * or the one made before the interface was renamed (its hooks still run on
+ * this ifindex). Without namespace cookies (before Linux 5.14) an
+ * attachment of this name whose hooks all are gone may be a deleted
+ * namespace's that had this inode: it is set aside, never inherited.
+ */
+static int find_old(struct attach *a, const struct pl_netns *here)
+{
+	struct pl_attachment *v = NULL, *hit = NULL;
+	size_t n = 0;
+	int err;
+
+	err = pl_attachments_here(NULL, &v, &n);
+	if (err)
+		return pl_why(a->why, a->whylen, err, "%s: cannot read %s: %s", a->o->ifname, PL_PIN_ROOT, strerror(-err));
+	for (size_t i = 0; i < n && !hit; i++)
+		if (!strcmp(v[i].ifname, a->li.ifname))
+			hit = &v[i];
+	if (hit && hit->meta_ok && (!here->cookie || !hit->meta.netns_cookie) &&
+	    !pl_meta_live(&hit->meta) && !pl_attachment_set_aside(hit))
+		hit = NULL;
+	for (size_t i = 0; i < n && !hit; i++)
+		if (v[i].meta_ok && (int)v[i].meta.ifindex == a->li.ifindex && pl_meta_live(&v[i].meta))
+			hit = &v[i];
+	if (hit) {
+		a->have_old = true;
+		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
+		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
+	}
+	free(v);
+	return 0;
+}
+
 int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen)
 {
 	struct attach a = {
@@ -740,6 +773,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	};
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
+	struct pl_netns here;
 	uint64_t ns;
 	__u32 key = 0;
 	int err;
@@ -777,17 +811,23 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (err)
 		return err;
 	pl_pins_gc();
-	err = pl_netns_ino(&ns);
+	err = pl_netns_here(&here);
+	ns = here.ino;
 	if (!err)
 		err = pl_pin_dir(a.final, sizeof(a.final), ns, a.li.ifname);
 	if (err)
 		return pl_why(a.why, a.whylen, err, "%s: %s", ifname, strerror(-err));
-	a.have_old = access(a.final, F_OK) == 0;
+	err = find_old(&a, &here);
+	if (err)
+		return err;
+	if (a.have_old && !o->force && strcmp(a.old_name, a.li.ifname))
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
+			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
+			    a.old_name, a.li.ifname);
 	if (a.have_old && !o->force)
-		return pl_why(a.why, a.whylen, -EEXIST,
-			      "%s: already attached (pktlens detach %s, or --force to "
-			      "re-attach)", ifname, ifname);
-	if (a.have_old && pl_state_open(a.final, &a.old) == 0)
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
+			    "re-attach)", ifname, ifname);
+	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
 		info->reattached = true;
 
 	if (info->xdp_mode != PL_XDP_NONE) {
@@ -839,6 +879,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->ifindex = a.li.ifindex;
 	snprintf(m->ifname, sizeof(m->ifname), "%s", a.li.ifname);
 	m->netns_ino = ns;
+	m->netns_cookie = here.cookie;
 	m->attach_time = (__u64)time(NULL);
 	m->xdp_mode = info->xdp_mode;
 	m->flows_max = o->flows_max;
@@ -853,9 +894,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		goto out;
 	if (a.policy_reused && (err = repolicy(&a)))
 		goto out;
-	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
-		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname,
-		       a.final, strerror(-err));
+	if (a.have_old && (err = pl_pin_dir_remove(a.old_dir))) {
+		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname, a.old_dir, strerror(-err));
 		goto out;
 	}
 	if (rename(a.tmp, a.final)) {
@@ -880,26 +920,30 @@ out:
 int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
-	uint64_t here = 0;
+	struct pl_netns here = { 0, 0 };
 	int err;
 
-	/* clsact filters are not pinned: remove them over netlink, in their namespace */
-	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT) {
-		struct pl_link_info li;
-
-		pl_netns_ino(&here);
-		if (here != att->netns)
+	/*
+	 * clsact filters are not pinned: remove them over netlink, in their
+	 * namespace; a deleted namespace's went with it.
+	 */
+	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT && !att->ns_gone) {
+		pl_netns_here(&here);
+		if (here.ino != att->netns) {
 			return pl_why(why, whylen, -EXDEV, "%s: its clsact filters live in network "
 				      "namespace %llu: run pktlens -n NETNS detach %s", att->ifname,
 				      (unsigned long long)att->netns, att->ifname);
-		if (!pl_link_get(NULL, m->ifindex, &li)) {
-			for (int dir = 0; dir < 2; dir++)
-				if (m->tc_hooks & (1u << dir))
-					clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir],
-							     m->tc_prio[dir]);
-			if (m->tc_qdisc_created)
-				clsact_release_qdisc(m->ifindex);
 		}
+		/* only our filters: the ifindex may be another interface's by now */
+		bool found = false;
+
+		for (int dir = 0; dir < 2 && pl_attachment_of(att, &here); dir++)
+			if (pl_meta_tc_live(m, dir)) {
+				clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir], m->tc_prio[dir]);
+				found = true;
+			}
+		if (m->tc_qdisc_created && found)
+			clsact_release_qdisc(m->ifindex);
 	}
 	err = pl_pin_dir_remove(att->dir);
 	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,

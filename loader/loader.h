@@ -34,6 +34,9 @@ static inline int pl_load_err(int err)
 	return err == -EINVAL || err == -EACCES || err == -E2BIG || err == -ERANGE ||
 	       err == -ENOENT ? -ENOEXEC : err;
 }
+/* UAPI values from Linux 6.6 (our UAPI headers are older) */
+#define PL_BPF_TCX_INGRESS 46
+#define PL_BPF_TCX_EGRESS 47
 
 /* ---- bpffs layout (loader/pins.c) ---- */
 
@@ -48,6 +51,17 @@ int pl_bpffs_ensure(char *why, size_t whylen);
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen);
 /* Inode of the current network namespace. */
 int pl_netns_ino(uint64_t *ino);
+/*
+ * A network namespace: its inode, which the kernel reuses once it is
+ * deleted, and its cookie, which it never reuses (SO_NETNS_COOKIE, Linux
+ * 5.14+; 0 on older kernels).
+ */
+struct pl_netns {
+	uint64_t ino;
+	uint64_t cookie;
+};
+/* The current network namespace. */
+int pl_netns_here(struct pl_netns *ns);
 /* PL_PIN_ROOT/<netns>/<ifname> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
@@ -70,24 +84,52 @@ int pl_meta_read(int fd, struct pl_meta *m);
 void pl_pin_link_detach(const char *path);
 /* Remove a pin directory and everything pinned in it (links detached first). */
 int pl_pin_dir_remove(const char *dir);
-/* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */
+/*
+ * Remove leftovers of attaches that died half-way (temporary dirs of dead
+ * pids), and set aside the attachments of a deleted namespace that had the
+ * current one's inode. Callers hold the change lock.
+ */
 void pl_pins_gc(void);
 
-/* An attachment as found in bpffs. */
+/*
+ * An attachment as found in bpffs. The attachments of a namespace live in
+ * PL_PIN_ROOT/INODE/; when a namespace is deleted and a new one gets its
+ * inode, the old one's attachments are set aside into PL_PIN_ROOT/INODE:ID/
+ * (ID: the old namespace's cookie, or "p" and a program id where the kernel
+ * has no cookies), where they stay readable until detached.
+ */
 struct pl_attachment {
-	uint64_t netns;
+	uint64_t netns;		/* namespace inode */
+	char ns[48];		/* its directory under PL_PIN_ROOT: "INODE" or "INODE:ID" */
+	bool ns_gone;		/* set aside: its namespace was deleted */
 	char ifname[16];
 	char dir[512];
 	struct pl_meta meta;
 	bool meta_ok;
 };
-/* All attachments (netns == 0: every namespace). Caller frees *out. */
+/* All attachments (netns == 0: every namespace, set-aside ones too). Caller frees *out. */
 int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
 /*
  * Attachments of the current network namespace: all of them, or just
- * @ifname (-ENOENT when it is not attached). Caller frees *out.
+ * @ifname (-ENOENT when it is not attached). Never one of a deleted
+ * namespace that had the same inode. Caller frees *out.
  */
 int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n);
+/*
+ * Whether @a belongs to namespace @ns: same inode, and same cookie where
+ * both are known (without cookies, the inode alone).
+ */
+bool pl_attachment_of(const struct pl_attachment *a, const struct pl_netns *ns);
+/* Move @a, of a deleted namespace, to PL_PIN_ROOT/INODE:ID/IFNAME (updates @a). */
+int pl_attachment_set_aside(struct pl_attachment *a);
+/*
+ * Whether a hook of @m still runs the program it recorded on m->ifindex of
+ * the current namespace (XDP, tcx or clsact): the interface is the one
+ * attached, not another that got its index (program ids are not reused).
+ */
+bool pl_meta_live(const struct pl_meta *m);
+/* The same for @m's tc hook of direction @dir alone. */
+bool pl_meta_tc_live(const struct pl_meta *m, int dir);
 /* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 
@@ -313,8 +355,9 @@ void pl_policy_close(struct pl_policy *p);
 void pl_policy_sort(struct pl_rule *rules, size_t n);
 /* All recorded rules, sorted. Caller frees *out. */
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
-/* Hits of rule @id summed over CPUs (last_ns: the latest). */
-int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum);
+/* Hits of recorded rule @r summed over CPUs (last_ns: the latest). */
+int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
+			 struct pl_rule_stats *sum);
 /* Whether the hook of @slot (enum pl_slot) judges rules. */
 bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */
@@ -327,13 +370,16 @@ void pl_policy_texts_sort(struct pl_rule_text *t, size_t n);
 const char *pl_policy_text(const struct pl_rule_text *t, size_t n, __u32 id);
 /* FNV-1a of an expression text (pl_rule.expr_hash). */
 __u32 pl_policy_expr_hash(const char *text);
+/* pl_rule.ctr for pl_policy_commit(): this id now names another rule, with its own counters. */
+#define PL_RULE_CTR_NEW 0xffffffffU
 /*
- * Make @rules (ids set, unique) the whole rule set, atomically per hook
- * program; counters of ids already there carry over. @texts (sorted by id)
+ * Make @rules (ids 1..PL_POLICY_RULES_MAX, unique) the whole rule set,
+ * atomically per hook program; counters of ids already there carry over
+ * (ctr PL_RULE_CTR_NEW: not those of the id's old rule). @texts (sorted by id)
  * give the expression of every PL_M_EXPR rule. On error nothing changed and
- * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ENOTSUP no hook
- * for a direction, -EINVAL a bad expression, else from the kernel. Sorts
- * @rules.
+ * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ERANGE an id out
+ * of range, -ENOTSUP no hook for a direction, -EINVAL a bad expression, else
+ * from the kernel. Sorts @rules and sets their ctr.
  */
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen);

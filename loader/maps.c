@@ -154,6 +154,9 @@ int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 		i += c;		/* the kernel says how many went in, also on error */
 		if (!err)
 			continue;
+		/* a full map is a runtime failure, not bad input (check()'s limits say E2BIG) */
+		if (err == -E2BIG)
+			return -ENOSPC;
 		/*
 		 * Maps without preallocation take elements from the BPF memory
 		 * allocator, whose per-CPU caches refill asynchronously (irq_work):

@@ -22,6 +22,7 @@
  * tc egress.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,6 @@
 #include "batch.h"
 #include "loader.h"
 #include "ruleset.h"
-#include "batch.h"
 #include "features.h"
 
 void pl_policy_close(struct pl_policy *p)
@@ -120,8 +120,10 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 	return 0;
 }
 
-int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum)
+int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
+			 struct pl_rule_stats *sum)
 {
+	__u32 ctr = r->ctr;
 	int ncpu = libbpf_num_possible_cpus();
 	struct pl_rule_stats *v;
 
@@ -131,7 +133,7 @@ int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_sta
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_STATS], &id, v)) {
+	if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_STATS], &ctr, v)) {
 		int err = -errno;
 
 		free(v);
@@ -316,6 +318,9 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		 size_t whylen)
 {
 	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } }, expr_n[2] = { 0, 0 };
+	/* the first rule past each limit */
+	__u32 list_over[2] = { 0, 0 }, bounded_over[2] = { 0, 0 };
+	__u32 lpm_over[2][2] = { { 0, 0 }, { 0, 0 } };
 
 	if (n > PL_POLICY_RULES_MAX)
 		return pl_why(why, whylen, -E2BIG, "%zu rules: at most %u per interface", n,
@@ -324,7 +329,12 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		const struct pl_rule *r = &rules[i];
 		int f = pl_rule_lpm_field(r);
 
-		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX)
+		if (r->id > PL_POLICY_RULES_MAX)
+			return pl_why(why, whylen, -ERANGE, "rule id %u: ids are 1-%u", r->id,
+				      PL_POLICY_RULES_MAX);
+		if (!r->id || r->dir > PL_DIR_OUT || !r->action || r->action >= PL_ACT_MAX ||
+		    ((r->match & (PL_M_SRC | PL_M_DST)) && r->fam != PL_FAM_IPV4 &&
+		     r->fam != PL_FAM_IPV6))
 			return pl_why(why, whylen, -EINVAL, "rule %u: malformed", r->id);
 		if (i && r->id == rules[i - 1].id)
 			return pl_why(why, whylen, -EEXIST, "rule id %u given twice", r->id);
@@ -339,34 +349,39 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 			return pl_why(why, whylen, -ENOTSUP,
 				      "rule %u: this attachment has no redirect map (re-attach)",
 				      r->id);
+		/* limits name the first rule past them ("rule N: "), where a file can point */
 		if ((r->match & PL_M_EXPR) && ++expr_n[r->dir] > PL_POLICY_EXPRS_MAX)
 			return pl_why(why, whylen, -E2BIG,
-				      "more than %u %s rules with an expression",
+				      "rule %u: more than %u %s rules with an expression", r->id,
 				      PL_POLICY_EXPRS_MAX, r->dir ? "egress" : "ingress");
-		if (f < 0)
-			list_n[r->dir]++;
-		else
-			lpm_n[r->dir][f]++;
+		if (f < 0) {
+			if (++list_n[r->dir] == PL_POLICY_LIST_BOUNDED + 1)
+				bounded_over[r->dir] = r->id;
+			if (list_n[r->dir] == PL_POLICY_LIST_MAX + 1)
+				list_over[r->dir] = r->id;
+		} else if (++lpm_n[r->dir][f] == PL_POLICY_CIDRS_MAX + 1) {
+			lpm_over[r->dir][f] = r->id;
+		}
 	}
 	for (int d = 0; d < 2; d++) {
 		char needs[128];
 
 		if (list_n[d] > PL_POLICY_LIST_MAX)
 			return pl_why(why, whylen, -E2BIG,
-				      "%zu %s rules with ports, protocol, VLAN, both addresses or "
-				      "--sample: at most %u", list_n[d], d ? "egress" : "ingress",
-				      PL_POLICY_LIST_MAX);
+				      "rule %u: %zu %s rules with ports, protocol, VLAN, both "
+				      "addresses or --sample: at most %u", list_over[d], list_n[d],
+				      d ? "egress" : "ingress", PL_POLICY_LIST_MAX);
 		if (list_n[d] > PL_POLICY_LIST_BOUNDED && !pl_feature(PL_FEAT_BPF_LOOP))
 			return pl_why(why, whylen, -ENOSYS,
-				      "%zu %s rules with ports, protocol, VLAN, both addresses or "
-				      "--sample: more than %u %s", list_n[d], d ? "egress" : "ingress",
-				      PL_POLICY_LIST_BOUNDED,
+				      "rule %u: %zu %s rules with ports, protocol, VLAN, both "
+				      "addresses or --sample: more than %u %s", bounded_over[d],
+				      list_n[d], d ? "egress" : "ingress", PL_POLICY_LIST_BOUNDED,
 				      pl_feature_needs(PL_FEAT_BPF_LOOP, needs, sizeof(needs)));
 		for (int f = 0; f < 2; f++)
 			if (lpm_n[d][f] > PL_POLICY_CIDRS_MAX)
 				return pl_why(why, whylen, -E2BIG,
-					      "%zu %s rules on a %s address alone: at most %u",
-					      lpm_n[d][f], d ? "egress" : "ingress",
+					      "rule %u: %zu %s rules on a %s address alone: at most %u",
+					      lpm_over[d][f], lpm_n[d][f], d ? "egress" : "ingress",
 					      f ? "destination" : "source", PL_POLICY_CIDRS_MAX);
 	}
 	return 0;
@@ -388,9 +403,59 @@ static const struct pl_rule *old_rule(const struct pl_rule *old, size_t nold, __
 	return pl_bsearch(&key, old, nold, sizeof(*old), id_cmp);
 }
 
-/* Zeroed per-CPU counters for the ids of @rules that @old lacks. */
+/* Whether @ctr is the counter key of one of @old (sorted by ctr). */
+static bool has_ctr(const struct pl_rule *old, size_t nold, __u32 ctr)
+{
+	size_t lo = 0, hi = nold;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (old[mid].ctr == ctr)
+			return true;
+		if (old[mid].ctr < ctr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int ctr_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct pl_rule *)a)->ctr, y = ((const struct pl_rule *)b)->ctr;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Counter keys of @rules: the rule with the same id in @old keeps its own
+ * (unless the caller said PL_RULE_CTR_NEW), every other rule gets one that
+ * no rule of @old uses, so it never counts into a replaced rule's counters.
+ * @old sorted by id; @byctr is @old sorted by counter key.
+ */
+static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold,
+			const struct pl_rule *byctr)
+{
+	__u32 next = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
+
+		if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr) {
+			rules[i].ctr = o->ctr;
+			continue;
+		}
+		while (has_ctr(byctr, nold, next))
+			next++;
+		rules[i].ctr = next++;	/* <= nold + n <= PL_RULE_CTR_MAX */
+	}
+}
+
+/* Zeroed per-CPU counters for the rules of @rules whose keys @old does not use. */
 static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
-			const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+			const struct pl_rule *byctr, size_t nold, bool undo, char *why,
+			size_t whylen)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	size_t vsz, m = 0;
@@ -409,16 +474,48 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
 	}
 	for (size_t i = 0; i < n; i++)
-		if (!old_rule(old, nold, rules[i].id))
-			k[m++] = rules[i].id;
-	err = pl_map_update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
+		if (!has_ctr(byctr, nold, rules[i].ctr))
+			k[m++] = rules[i].ctr;
+	/* undo: take them out again (a later step failed): nothing is left behind */
+	if (undo) {
+		for (size_t i = 0; i < m; i++)
+			bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &k[i]);
+		err = 0;
+	} else {
+		err = pl_map_update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
+		if (err)
+			for (size_t i = 0; i < m; i++)
+				bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &k[i]);
+	}
 	free(k);
 	free(v);
 	return err ? pl_why(why, whylen, err, "cannot create rule counters: %s",
 			    strerror(-err)) : 0;
 }
 
-/* policy_rules := @rules: write what changed, delete what is gone (with its counters). */
+/*
+ * Delete from @fd the keys of @old (the __u32 at @off of each rule: id or
+ * ctr) that no rule of @rules has. @k: room for n keys.
+ */
+static void delete_unused(int fd, __u32 *k, const struct pl_rule *rules, size_t n,
+			  const struct pl_rule *old, size_t nold, size_t off)
+{
+	for (size_t i = 0; i < n; i++)
+		memcpy(&k[i], (const char *)&rules[i] + off, sizeof(*k));
+	pl_qsort(k, n, sizeof(*k), u32_cmp);
+	for (size_t i = 0; i < nold; i++) {
+		__u32 key;
+
+		memcpy(&key, (const char *)&old[i] + off, sizeof(key));
+		if (!has_id(k, n, key))
+			bpf_map_delete_elem(fd, &key);
+	}
+}
+
+/*
+ * policy_rules := @rules: write what changed, delete what is gone, and the
+ * counters no rule of @rules uses any more.
+ */
 static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
 		  const struct pl_rule *old, size_t nold, char *why, size_t whylen)
 {
@@ -443,14 +540,11 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	err = pl_map_update_batch(p->fd[PL_MID_POLICY_RULES], k, sizeof(*k), v, sizeof(*v), m);
 	if (err)
 		pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
-	for (size_t i = 0; i < n; i++)
-		k[i] = rules[i].id;
-	pl_qsort(k, n, sizeof(*k), u32_cmp);
-	for (size_t i = 0; i < nold && !err; i++) {
-		if (has_id(k, n, old[i].id))
-			continue;
-		bpf_map_delete_elem(p->fd[PL_MID_POLICY_RULES], &old[i].id);
-		bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &old[i].id);
+	if (!err) {
+		delete_unused(p->fd[PL_MID_POLICY_RULES], k, rules, n, old, nold,
+			      offsetof(struct pl_rule, id));
+		delete_unused(p->fd[PL_MID_RULE_STATS], k, rules, n, old, nold,
+			      offsetof(struct pl_rule, ctr));
 	}
 	free(v);
 	free(k);
@@ -497,10 +591,11 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
-	struct pl_rule *old = NULL;
+	struct pl_rule *old = NULL, *byctr = NULL;
 	struct pl_ruleset rs[2];
 	__u32 prev[2] = { 0, 0 };
 	size_t nrs, nold = 0, swapped = 0;
+	bool counters = false;
 	int err;
 
 	why[0] = 0;
@@ -513,6 +608,14 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	if (err)
 		return pl_why(why, whylen, err, "reading the current rules: %s", strerror(-err));
 	pl_qsort(old, nold, sizeof(*old), id_cmp);
+	byctr = malloc((nold ? nold : 1) * sizeof(*byctr));
+	if (!byctr) {
+		free(old);
+		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
+	}
+	memcpy(byctr, old, nold * sizeof(*old));
+	pl_qsort(byctr, nold, sizeof(*byctr), ctr_cmp);
+	assign_ctrs(rules, n, old, nold, byctr);
 	nrs = ruleset_hooks(p, rs);
 	for (size_t h = 0; h < nrs && !err; h++)
 		err = pl_ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
@@ -520,7 +623,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		goto out;
 
 	/* counters of new rules, redirect targets */
-	err = new_counters(p, rules, n, old, nold, why, whylen);
+	err = new_counters(p, rules, n, byctr, nold, false, why, whylen);
+	counters = !err;
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
 
@@ -563,6 +667,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		}
 		goto out;
 	}
+	counters = false;	/* live now: a failure below must not take them away */
 	/* the previous set's program, if it sat behind an expression stage, once unused */
 	pl_wait_for_packets();
 	for (size_t h = 0; h < nrs; h++)
@@ -587,8 +692,11 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		}
 	}
 out:
+	if (err && counters)
+		new_counters(p, rules, n, byctr, nold, true, why, 0);
 	for (size_t h = 0; h < nrs; h++)
 		pl_ruleset_free(&rs[h]);
+	free(byctr);
 	free(old);
 	return err;
 }

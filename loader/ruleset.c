@@ -36,9 +36,10 @@ int pl_rule_lpm_field(const struct pl_rule *r)
 	return -1;
 }
 
+/* An LPM key's bits: the family byte, then the address (struct pl_lpm_key). */
 struct prefix {
-	__u8 addr[16];
-	__u8 len;
+	__u8 addr[1 + 16];
+	unsigned int len;	/* PL_LPM_FAM_BITS + the rule's prefix length */
 	struct pl_rule_ref best;
 };
 
@@ -50,7 +51,7 @@ static bool ref_before(const struct pl_rule_ref *a, const struct pl_rule_ref *b)
 static int prefix_cmp(const void *a, const void *b)
 {
 	const struct prefix *x = a, *y = b;
-	int c = memcmp(x->addr, y->addr, 16);
+	int c = memcmp(x->addr, y->addr, sizeof(x->addr));
 
 	if (c)
 		return c;
@@ -97,16 +98,18 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 
 		if (pl_rule_lpm_field(r) != f)
 			continue;
-		memcpy(v[m].addr, f ? r->dst : r->src, 16);
-		v[m].len = f ? r->dst_len : r->src_len;
-		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg };
+		v[m].addr[0] = r->fam;
+		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
+		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
+		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr };
 		m++;
 	}
 	pl_qsort(v, m, sizeof(*v), prefix_cmp);
 	/* same prefix: the first sorts first; keep it */
 	cnt = 0;
 	for (size_t i = 0; i < m; i++)
-		if (!cnt || v[cnt - 1].len != v[i].len || memcmp(v[cnt - 1].addr, v[i].addr, 16))
+		if (!cnt || v[cnt - 1].len != v[i].len ||
+		    memcmp(v[cnt - 1].addr, v[i].addr, sizeof(v[i].addr)))
 			v[cnt++] = v[i];
 	for (size_t i = 0; i < cnt; i++) {
 		while (depth && !prefix_contains(stack[depth - 1], &v[i]))
@@ -179,7 +182,8 @@ static int fill_lpm(int fd, const struct prefix *v, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		k[i].prefixlen = v[i].len;
-		memcpy(k[i].addr, v[i].addr, 16);
+		k[i].fam = v[i].addr[0];
+		memcpy(k[i].addr, v[i].addr + 1, 16);
 		r[i] = v[i].best;
 	}
 	err = pl_map_update_batch(fd, k, sizeof(*k), r, sizeof(*r), n);
@@ -264,8 +268,9 @@ static int build_stage(const struct pl_policy *p, struct pl_ruleset *rs,
 		}
 		err = pl_filter_build(text, &o, &fp, err_text, sizeof(err_text));
 		if (err) {
-			pl_why(why, whylen, err, "rule %u: expression '%s': %s", r->id, text,
-			       err_text);
+			/* the reason first: the text may fill @why */
+			pl_why(why, whylen, err, "rule %u: %s (expression '%s')", r->id, err_text,
+			       text);
 			break;
 		}
 		ebpf[ne] = fp.ebpf;	/* kept, the rest freed */

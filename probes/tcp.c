@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <linux/nsfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -264,6 +268,7 @@ int pl_netns_of(const char *s, __u64 *ino)
 	char path[64];
 	struct stat st;
 	bool pid = *s != '\0';
+	int fd, type, err;
 
 	for (const char *c = s; *c; c++)
 		pid &= isdigit((unsigned char)*c) != 0;
@@ -271,10 +276,26 @@ int pl_netns_of(const char *s, __u64 *ino)
 		snprintf(path, sizeof(path), "/proc/%s/ns/net", s);
 		s = path;
 	}
-	if (stat(s, &st))
+	fd = open(s, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+		char link[64] = "";
+
+		/* a process we may not open: its /proc/PID/ns/net link says what it is */
+		if (readlink(s, link, sizeof(link) - 1) < 0)
+			return -errno;
+		if (strncmp(link, "net:[", 5))
+			return -EINVAL;
+		return stat(s, &st) ? -errno : (*ino = st.st_ino, 0);
+	}
+	if (fd < 0)
 		return -errno;
-	*ino = st.st_ino;
-	return 0;
+	/* a network namespace, not any file (/dev/null has an inode too) */
+	type = ioctl(fd, NS_GET_NSTYPE);
+	err = fstat(fd, &st) ? -errno : type != CLONE_NEWNET ? -EINVAL : 0;
+	close(fd);
+	if (!err)
+		*ino = st.st_ino;
+	return err;
 }
 
 double pl_hist_percentile(const struct pl_tcp_hist *h, double pct)

@@ -636,6 +636,39 @@ def test_run_reports_skipped_runts(captures):
     assert len(r.stdout.split()) == len(syn.caplens) - runts
 
 
+@pytest.mark.parametrize("tc", [False, True], ids=["xdp", "tc"])
+def test_run_huge_frames_and_wire_lengths(workdir, oracle, tc):
+    """Frames too large for BPF_PROG_TEST_RUN (XDP: over ~70 KiB, more pages than
+    MAX_SKB_FRAGS) are skipped and counted like --tc's, never abort the run; `len` is the
+    capture's wire length even above 64 KiB (libpcap matches `len > 65535` on it); `-r -`
+    reads the capture from standard input, as tcpdump does."""
+    from scapy.all import IP, UDP, Ether, Raw
+
+    def udp(n):
+        f = bytes(Ether() / IP(src="198.18.10.1", dst="198.18.10.2") / UDP(sport=1, dport=2))
+        return f + b"x" * (n - len(f))
+
+    frames = [(udp(100), 100), (udp(80000), 80000), (udp(100), 70000), (udp(200), 65535),
+              (udp(75000), 75000), (udp(1500), 1500), (udp(100), 65536), (udp(100), 4000000)]
+    path = workdir / f"huge-{tc}.pcap"
+    write_pcap(path, frames)
+    cap = Capture("huge", path, [f"huge#{i}" for i in range(1, len(frames) + 1)])
+    exprs = ["len > 65535", "len > 1000", "len <= 100", "greater 70000", "udp", "len = 65535"]
+    run_oracle(oracle, cap, exprs)
+    assert cap.verdicts["len > 65535"] == {2, 3, 5, 7, 8}
+    for expr in exprs:
+        doc = run_filter(cap, expr, tc=tc)
+        skipped = set(doc["skipped_packets"])
+        assert {2, 5} <= skipped and (tc or skipped == {2, 5}) and not skipped & {1, 3, 4, 7, 8}
+        assert set(doc["matches"]) == cap.verdicts[expr] - skipped, expr
+    with open(path, "rb") as f:
+        r = subprocess.run([str(PKTLENS), "filter", "run", "-r", "-"] + (["--tc"] if tc else []) +
+                           ["len > 65535"], stdin=f, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [int(x) for x in r.stdout.split()] == sorted(cap.verdicts["len > 65535"] - {2, 5})
+    assert "2 of 8 packets skipped" in r.stderr
+
+
 # --------------------------------------------------------------------------
 # CLI errors, exit codes, help
 
