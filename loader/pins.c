@@ -227,8 +227,14 @@ void pl_pins_gc(void)
 
 int pl_meta_read(int fd, struct pl_meta *m)
 {
-	__u32 key = 0;
+	struct bpf_map_info info = {};
+	__u32 key = 0, len = sizeof(info);
 
+	/* another pktlens's metadata may be larger: never let the kernel copy past *m */
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.value_size != sizeof(*m))
+		return -EPROTO;
 	if (bpf_map_lookup_elem(fd, &key, m))
 		return -errno;
 	m->filter_expr[sizeof(m->filter_expr) - 1] = '\0';
