@@ -255,7 +255,7 @@ static int do_prometheus(int argc, char **argv)
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
 	mhd_log.starting = true;
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
 			     MHD_USE_ERROR_LOG | (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     0, NULL, NULL, on_request, NULL,
 			     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,	/* first: all of it */

@@ -287,7 +287,7 @@ def test_interface_down_refused(lab):
 def test_unknown_netns():
     r = subprocess.run([PKTLENS, "-n", "pktlens-no-such-ns", "list"], capture_output=True, text=True)
     assert r.returncode == 2
-    assert r.stderr.strip() == "pktlens: netns 'pktlens-no-such-ns': No such file or directory"
+    assert r.stderr.strip() == "pktlens: list: netns 'pktlens-no-such-ns': No such file or directory"
 
 
 def test_without_privileges(lab):
