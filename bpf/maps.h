@@ -85,10 +85,10 @@ struct {
 	__type(value, __u64);
 } expr_bits SEC(".maps");
 
-/* Hits per rule id; kept across rule-set swaps. */
+/* Hits per rule, by pl_rule.ctr; kept across rule-set swaps. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, PL_POLICY_RULES_MAX);
+	__uint(max_entries, PL_RULE_CTR_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct pl_rule_stats);

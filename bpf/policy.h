@@ -7,9 +7,9 @@
  * (loader/policy.c): a packet is judged by one whole rule set.
  *
  * Judging a packet: rules that match on nothing but one address field are
- * folded into an LPM trie per field, whose value is the first (prio, id) of
- * all those rules covering the longest matching prefix, so 100,000 prefixes
- * cost one lookup. All other rules are in policy_list in (prio, id) order
+ * folded into an LPM trie per field, keyed by family and address, whose
+ * value is the first (prio, id) of all those rules covering the longest
+ * matching prefix, so 100,000 prefixes cost one lookup. All other rules are in policy_list in (prio, id) order
  * and are tried until one matches or the LPM candidate comes first.
  */
 #ifndef __PKTLENS_BPF_POLICY_H
@@ -75,6 +75,12 @@ static __always_inline int pl_is_ip(const struct pl_pkt *p)
 	return p->l3 == PL_L3_IPV4 || p->l3 == PL_L3_IPV6;
 }
 
+/* PL_FAM_* of an IP packet: an IPv4-mapped IPv6 source is still IPv6 */
+static __always_inline __u8 pl_fam(const struct pl_pkt *p)
+{
+	return p->l3 == PL_L3_IPV4 ? PL_FAM_IPV4 : PL_FAM_IPV6;
+}
+
 static __always_inline int pl_rule_match(const struct pl_rule *r, const struct pl_pkt *p,
 					 __u64 exprs)
 {
@@ -87,6 +93,8 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	if (!(m & (PL_M_SRC | PL_M_DST | PL_M_PROTO | PL_M_SPORT | PL_M_DPORT)))
 		return 1;
 	if (!pl_is_ip(p) || p->err == PL_PERR_MALFORMED)
+		return 0;
+	if ((m & (PL_M_SRC | PL_M_DST)) && r->fam != pl_fam(p))
 		return 0;
 	if ((m & PL_M_SRC) && !pl_addr_in(p->key.saddr, r->src, r->src_mask))
 		return 0;
@@ -105,10 +113,10 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	return 1;
 }
 
-/* Count a hit of rule @id; its hits so far on this CPU. */
-static __always_inline __u64 pl_rule_hit(__u32 id, __u32 len, __u64 now)
+/* Count a hit of the rule with counters @ctr; its hits so far on this CPU. */
+static __always_inline __u64 pl_rule_hit(__u32 ctr, __u32 len, __u64 now)
 {
-	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &id);
+	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &ctr);
 
 	if (!s)
 		return 0;
@@ -124,9 +132,10 @@ static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_
 }
 
 /* The LPM candidate of one address field, if better than *best. */
-static __always_inline void pl_lpm_candidate(void *map, const __u8 *addr, struct pl_rule_ref *best)
+static __always_inline void pl_lpm_candidate(void *map, __u8 fam, const __u8 *addr,
+					     struct pl_rule_ref *best)
 {
-	struct pl_lpm_key k = { .prefixlen = 128 };
+	struct pl_lpm_key k = { .prefixlen = PL_LPM_FAM_BITS + 128, .fam = fam };
 	struct pl_rule_ref *r;
 
 	__builtin_memcpy(k.addr, addr, 16);
@@ -158,7 +167,7 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 		return 1;
 	if (!pl_rule_match(r, p, w->exprs))
 		return 0;
-	hits = pl_rule_hit(r->id, p->len, w->now);
+	hits = pl_rule_hit(r->ctr, p->len, w->now);
 	if (r->action == PL_ACT_SAMPLE) {
 		/* every Nth hit on this CPU goes to a `sample --policy` (bpf/sample.h) */
 		if (!w->j.sample_rule && r->arg && hits && hits % r->arg == 0)
@@ -243,7 +252,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 {
 	struct pl_walk w = {
 		.p = p,
-		.best = { .prio = 0xffffffff, .id = 0xffffffff },
+		.best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 },
 		.j = { PL_ACT_NONE, 0, 0, 0 },
 	};
 	const struct pl_policy_cfg *cfg;
@@ -260,9 +269,9 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	}
 	if (pl_is_ip(p) && p->err != PL_PERR_MALFORMED) {
 		if (cfg->src_cidrs)
-			pl_lpm_candidate(&policy_src, p->key.saddr, &w.best);
+			pl_lpm_candidate(&policy_src, pl_fam(p), p->key.saddr, &w.best);
 		if (cfg->dst_cidrs)
-			pl_lpm_candidate(&policy_dst, p->key.daddr, &w.best);
+			pl_lpm_candidate(&policy_dst, pl_fam(p), p->key.daddr, &w.best);
 	}
 	w.n = cfg->list_len;
 	if (w.n && walk == PL_WALK_LOOP) {
@@ -271,7 +280,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		pl_walk_bounded(&w, p);
 	}
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
-		pl_rule_hit(w.best.id, p->len, w.now);
+		pl_rule_hit(w.best.ctr, p->len, w.now);
 		w.j.action = w.best.action;
 		w.j.arg = w.best.arg;
 		w.j.rule = w.best.id;

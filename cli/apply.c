@@ -53,7 +53,7 @@ static void print_step(const struct pl_step *st, bool dry)
 		       !dry ? st->msg : "");
 		return;
 	}
-	pl_err_line("apply: %s %s: failed: %s", pl_step_verb(st), line, st->msg);
+	pl_warn("apply: %s %s: failed: %s", pl_step_verb(st), line, st->msg);
 }
 
 static void on_done(const struct pl_step *st, void *ctx)
@@ -126,7 +126,7 @@ int do_apply(int argc, char **argv)
 	}
 	/* an interface the config covers that cannot be attached: nothing changes */
 	for (size_t i = 0; i < p.nnotes; i++)
-		pl_err_line("apply: %s", p.notes[i]);
+		pl_warn("apply: %s", p.notes[i]);
 	if (pl_g.json) {
 		jw_init(&o.w, stdout, pl_g.pretty);
 		jw_obj_open(&o.w);
@@ -156,7 +156,7 @@ int do_apply(int argc, char **argv)
 		jw_obj_close(&o.w);
 		jw_end(&o.w);
 	} else if (p.blocked) {
-		pl_err_line("apply: %zu interface%s %s covers cannot be attached as it says: nothing "
+		pl_warn("apply: %zu interface%s %s covers cannot be attached as it says: nothing "
 			    "changed", p.blocked, p.blocked == 1 ? "" : "s", c->path);
 	} else if (dry) {
 		printf("plan: %zu to add, %zu to change, %zu to remove, %zu unchanged "
@@ -168,7 +168,7 @@ int do_apply(int argc, char **argv)
 
 		for (size_t i = 0; i < p.n; i++)
 			done += p.s[i]->ran && p.s[i]->ok;
-		pl_err_line("apply: stopped after a failed step: %zu of %zu steps done; every "
+		pl_warn("apply: stopped after a failed step: %zu of %zu steps done; every "
 			    "attachment is as it was or as %s says", done, p.n, c->path);
 	} else if (!p.n) {
 		printf("nothing to change: %zu attachment%s as %s says\n", p.unchanged,

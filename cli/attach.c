@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens attach | detach */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <bpf/bpf.h>
+#include <pktlens/why.h>
 
 #include "cli.h"
 #include "common.h"
@@ -136,14 +142,14 @@ int do_attach(int argc, char **argv)
 	err = pl_attach(&o, &info, why, sizeof(why));
 	if (err) {
 		pl_err("attach: %s", why);
-		return pl_exit_code(err);
+		return PL_EXIT_CODE(err, ENODEV, ENETDOWN, EINVAL, ERANGE, ENOENT);
 	}
 	if (pl_g.json) {
 		struct jw w;
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "ifname", o.ifname);
+		jw_name_field(&w, "ifname", o.ifname);
 		jw_u64_field(&w, "ifindex", info.ifindex);
 		jw_key(&w, "hooks");
 		pl_json_hooks(&w, &info.meta);
@@ -156,6 +162,8 @@ int do_attach(int argc, char **argv)
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
 		jw_bool_field(&w, "kept_counters", info.kept_counters);
+		jw_u64_field(&w, "flows_dropped", info.flows_dropped);
+		jw_u64_field(&w, "packets_dropped", info.pkts_dropped);
 		jw_u64_field(&w, "rules_kept", info.rules_kept);
 		jw_u64_field(&w, "rules_dropped", info.rules_dropped);
 		jw_obj_close(&w);
@@ -163,17 +171,22 @@ int do_attach(int argc, char **argv)
 		return PL_EXIT_OK;
 	}
 	pl_fmt_hooks(&info.meta, hooks, sizeof(hooks));
-	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", o.ifname, info.ifindex, hooks,
+	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", PL_NAME(o.ifname), info.ifindex, hooks,
 	       info.reason, o.flows_max);
 	if (info.tc_note)
 		printf("note: %s\n", info.tc_note);
 	if (info.xdp_note)
 		printf("note: %s\n", info.xdp_note);
 	if (info.replaced_foreign)
-		printf("replaced the foreign XDP program that was attached to %s (--force)\n", o.ifname);
-	if (info.reattached)
-		printf("re-attached over the previous pktlens attachment; counters %s\n",
-		       info.kept_counters ? "kept" : "kept, but some flows did not fit the new table");
+		printf("replaced the foreign XDP program that was attached to %s (--force)\n",
+		       PL_NAME(o.ifname));
+	if (info.reattached && (info.flows_dropped || info.pkts_dropped))
+		printf("re-attached over the previous pktlens attachment; counters kept, but %llu "
+		       "flows did not fit the new table: %llu packets counted as not recorded in "
+		       "flows\n", (unsigned long long)info.flows_dropped,
+		       (unsigned long long)info.pkts_dropped);
+	else if (info.reattached)
+		printf("re-attached over the previous pktlens attachment; counters kept\n");
 	if (info.rules_kept || info.rules_dropped)
 		printf("policy: %zu rules judge packets again", info.rules_kept);
 	if (info.rules_dropped)
@@ -186,16 +199,93 @@ int do_attach(int argc, char **argv)
 static void detach_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: pktlens detach DEV | --all | --stale\n"
+		"Usage: pktlens detach DEV | --all | --stale | --netns NETNS DEV\n"
 		"\n"
 		"Print DEV's final totals, then remove its programs and pins.\n"
 		"\n"
-		"  --all        every attachment in this network namespace\n"
-		"  --stale      every attachment, in any namespace, whose interface is gone\n"
-		"  -h, --help   this help\n");
+		"  --all          every attachment in this network namespace\n"
+		"  --stale        every attachment, in any namespace, whose interface or\n"
+		"                 namespace is gone\n"
+		"  --netns NETNS  DEV's attachment in namespace NETNS as `pktlens list` shows it\n"
+		"                 (INODE, or INODE:ID for a deleted namespace's)\n"
+		"  -h, --help     this help\n");
 }
 
-/* Attachments in any namespace whose XDP link lost its interface. */
+/*
+ * Enter the namespace with inode @ino if a name in /run/netns or a process
+ * holds it. 0 when entered, -ENOENT when none does: it was deleted.
+ */
+static int enter_netns_ino(uint64_t ino)
+{
+	static const char *const dirs[] = { "/run/netns", "/proc" };
+	char path[300];
+	struct dirent *de;
+	struct stat st;
+	int err = -ENOENT;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && err == -ENOENT; i++) {
+		DIR *d = opendir(dirs[i]);
+
+		while (d && err == -ENOENT && (de = readdir(d))) {
+			int fd;
+
+			if (de->d_name[0] == '.' || (i && !isdigit((unsigned char)de->d_name[0])))
+				continue;
+			snprintf(path, sizeof(path), i ? "%s/%s/ns/net" : "%s/%s", dirs[i], de->d_name);
+			if (stat(path, &st) || st.st_ino != ino)
+				continue;
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			err = setns(fd, CLONE_NEWNET) ? -errno : 0;
+			close(fd);
+		}
+		if (d)
+			closedir(d);
+	}
+	return err;
+}
+
+/*
+ * `detach --netns NETNS DEV`: that one attachment, in any namespace. One
+ * with clsact filters is detached from inside its namespace; when that
+ * namespace is gone, so are its filters, and only the pins are left.
+ */
+static int select_in_netns(const char *ns, const char *dev, struct pl_attachment **a, size_t *n)
+{
+	struct pl_attachment *hit = NULL;
+	struct pl_netns here;
+	int err = pl_attachments(0, a, n);
+
+	if (err) {
+		pl_err("detach: cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	for (size_t i = 0; i < *n && !hit; i++)
+		if (!strcmp((*a)[i].ns, ns) && !strcmp((*a)[i].ifname, dev))
+			hit = &(*a)[i];
+	if (!hit) {
+		pl_err("detach: --netns %s %s: no such attachment (see pktlens list)", ns, dev);
+		return PL_EXIT_USAGE;
+	}
+	(*a)[0] = *hit;
+	*n = 1;
+	hit = &(*a)[0];
+	if (hit->ns_gone || !hit->meta_ok || hit->meta.tc_mech != PL_TC_CLSACT)
+		return PL_EXIT_OK;
+	err = pl_netns_here(&here);
+	if (!err && here.ino != hit->netns && !enter_netns_ino(hit->netns))
+		err = pl_netns_here(&here);
+	if (err) {
+		pl_err("detach: --netns %s: %s", ns, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	if (here.ino != hit->netns || !pl_attachment_of(hit, &here))
+		hit->ns_gone = true;	/* deleted: its filters went with it */
+	return PL_EXIT_OK;
+}
+
+/* Attachments in any namespace whose XDP or tcx link lost its interface, or whose namespace is gone. */
 static int select_stale(struct pl_attachment **a, size_t *n)
 {
 	size_t i, j;
@@ -208,7 +298,8 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 	for (i = 0, j = 0; i < *n; i++) {
 		__u32 ifindex = 1;
 
-		if ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex)
+		if ((*a)[i].ns_gone ||
+		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex))
 			(*a)[j++] = (*a)[i];
 	}
 	*n = j;
@@ -220,10 +311,12 @@ int do_detach(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "stale", no_argument, NULL, 's' },
+		{ "netns", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct pl_attachment *a = NULL;
+	const char *netns = NULL;
 	bool all = false, stale = false;
 	struct jw w;
 	size_t n = 0;
@@ -237,6 +330,9 @@ int do_detach(int argc, char **argv)
 		case 's':
 			stale = true;
 			break;
+		case 'n':
+			netns = optarg;
+			break;
 		case 'h':
 			detach_usage(stdout);
 			return PL_EXIT_OK;
@@ -245,8 +341,9 @@ int do_detach(int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 	}
-	if ((all + stale + (optind < argc)) != 1 || argc - optind > 1) {
-		pl_err("detach: give one DEV, --all or --stale (see pktlens detach --help)");
+	if ((all + stale + (optind < argc)) != 1 || argc - optind > 1 || (netns && (all || stale))) {
+		pl_err("detach: give one DEV, --all, --stale or --netns NETNS DEV (see pktlens "
+		       "detach --help)");
 		return PL_EXIT_USAGE;
 	}
 	rc = pl_need_caps("detach", PL_NEED_BPF | PL_NEED_NET_ADMIN);
@@ -255,7 +352,8 @@ int do_detach(int argc, char **argv)
 	if (rc)
 		return rc;
 	pl_pins_gc();	/* what an attach killed half-way left */
-	rc = stale ? select_stale(&a, &n) : pl_select("detach", all ? NULL : argv[optind], &a, &n);
+	rc = stale ? select_stale(&a, &n) : netns ? select_in_netns(netns, argv[optind], &a, &n) :
+	     pl_select("detach", all ? NULL : argv[optind], &a, &n);
 	if (rc)
 		return rc;
 
@@ -283,15 +381,15 @@ int do_detach(int argc, char **argv)
 		}
 		if (pl_g.json) {
 			jw_obj_open(&w);
-			jw_str_field(&w, "ifname", a[i].ifname);
+			jw_name_field(&w, "ifname", a[i].ifname);
 			jw_key(&w, "totals");
 			jw_arr_open(&w);
 		} else {
 			char totals[512];
 
 			pl_fmt_totals(&a[i].meta, s, totals, sizeof(totals));
-			printf("detached %s%s%s\n", a[i].ifname, have && totals[0] ? ": final totals: " : "",
-			       have ? totals : "");
+			printf("detached %s%s%s\n", PL_NAME(a[i].ifname),
+			       have && totals[0] ? ": final totals: " : "", have ? totals : "");
 		}
 		for (int sl = 0; pl_g.json && have && sl < PL_SLOT_MAX; sl++) {
 			__u64 pk, by;

@@ -5,22 +5,6 @@
 #include "common.h"
 #include "util.h"
 
-int pl_exit_code(int err)
-{
-	switch (-err) {
-	case 0:
-		return PL_EXIT_OK;
-	case ENODEV:
-	case ENETDOWN:
-	case EINVAL:
-	case ERANGE:
-	case ENOENT:
-		return PL_EXIT_USAGE;
-	default:
-		return PL_EXIT_FAIL;
-	}
-}
-
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n)
 {
 	int err = pl_attachments_here(ifname, a, n);
@@ -41,11 +25,14 @@ int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_stat
 {
 	int err = pl_state_open(a->dir, st);
 
-	if (err) {
-		pl_err("%s: %s: cannot open pinned maps in %s: %s%s", cmd, a->ifname, a->dir,
-		       strerror(-err), err == -EACCES || err == -EPERM ?
-		       " (needs root or CAP_BPF)" : "");
-		return PL_EXIT_FAIL;
-	}
-	return PL_EXIT_OK;
+	return err ? pl_open_error(cmd, a, err) : PL_EXIT_OK;
+}
+
+int pl_open_error(const char *cmd, const struct pl_attachment *a, int err)
+{
+	pl_err("%s: %s: cannot open pinned maps in %s: %s%s", cmd, a->ifname, a->dir,
+	       strerror(-err), err == -ENOENT || err == -EPROTO ?
+	       " (attached by an older pktlens? pktlens attach --force)" :
+	       err == -EACCES || err == -EPERM ? " (needs root or CAP_BPF)" : "");
+	return PL_EXIT_FAIL;
 }

@@ -12,7 +12,10 @@
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n);
 /* Open an attachment's maps, printing the error. Returns an exit code. */
 int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_state *st);
-/* Exit code for a -errno from the loader. */
-int pl_exit_code(int err);
+/*
+ * A failed pl_*_open() of @a's pins: prints "CMD: IF: cannot open pinned maps
+ * in DIR: why", with what to do for the likely causes. Returns PL_EXIT_FAIL.
+ */
+int pl_open_error(const char *cmd, const struct pl_attachment *a, int err);
 
 #endif /* __PKTLENS_CLI_COMMON_H */

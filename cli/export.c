@@ -45,6 +45,13 @@ static void export_usage(FILE *f)
 	      "  --observation-domain N  the observation domain id (default 0)\n", f);
 }
 
+/* libmicrohttpd's complaints, rate-limited by the server */
+static void on_server_log(void *ctx, const char *line)
+{
+	(void)ctx;
+	pl_warn("export prometheus: %s", line);
+}
+
 static int do_prometheus(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,7 +98,7 @@ static int do_prometheus(int argc, char **argv)
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
-	srv = pl_prom_serve(listen, NULL, NULL, why, sizeof(why));
+	srv = pl_prom_serve(listen, &(struct pl_prom_hooks){ .log = on_server_log }, why, sizeof(why));
 	if (!srv) {
 		pl_err("export prometheus: %s", why);
 		return PL_EXIT_FAIL;
@@ -168,7 +175,7 @@ static int do_ipfix(int argc, char **argv)
 	err = pl_ipfix_open(collector, domain, &x, why, sizeof(why));
 	if (err) {
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
-		return err == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		return PL_EXIT_CODE(err, EINVAL);
 	}
 	pl_catch_stop(false);
 	pl_info("export ipfix: to %s every %u s", collector, interval);

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "util.h"
 #include "../loader/features.h"
+#include "../export/format.h"
 #include "../pcap/cbpf.h"
 
 #define FILTER_USAGE \
@@ -38,7 +39,7 @@ static void filter_usage(FILE *f)
 		"            counters are kept. Traffic is never changed.\n"
 		"  clear     unchain the expression from DEV\n"
 		"\n"
-		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet)\n"
+		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet; - for stdin)\n"
 		"  -c, --count       print only the number of matching packets\n"
 		"      --tc          translate for tc (sched_cls) instead of XDP\n"
 		"      --vlan-meta   run: hand the tc program each frame's outer VLAN tag in\n"
@@ -57,12 +58,6 @@ static void filter_usage(FILE *f)
 		"On tc the kernel may hold a frame's outer VLAN tag in skb metadata (always\n"
 		"on ingress); the tc program then reads the frame with the tag put back, so\n"
 		"it matches as libpcap does on the wire.\n");
-}
-
-/* Exit code for a compile or translation error: the expression cannot run in-kernel. */
-static int xlate_exit(int err)
-{
-	return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 }
 
 /* An expression on its way into the kernel. */
@@ -87,8 +82,11 @@ static int build(const char *verb, const char *expr, const struct pl_filter_opts
 	b->fd = -1;
 	ret = pl_filter_build(expr, o, &b->p, err, sizeof(err));
 	if (ret) {
-		pl_err("filter %s: expression '%s': %s", verb, expr, err);
-		return xlate_exit(ret);
+		if (ret == -E2BIG)	/* no use repeating all of it */
+			pl_err("filter %s: %s", verb, err);
+		else
+			pl_err("filter %s: expression '%s': %s", verb, expr, err);
+		return PL_EXIT_CODE(ret, PL_ERR_INPUT);	/* it cannot run in-kernel */
 	}
 	b->fd = pl_ebpf_load(b->p.ebpf, b->p.ebpf_len, o->ctx, 0, b->log, sizeof(b->log));
 	return PL_EXIT_OK;
@@ -261,7 +259,7 @@ static int do_compile(int argc, char **argv)
 
 		load_error_msg("compile", o.ctx, &b, msg, sizeof(msg));
 		print_compile_json(&b, expr, o.ctx, msg);
-		pl_err_line("%s", msg);
+		pl_warn("%s", msg);
 	} else if (pl_g.json) {
 		print_compile_json(&b, expr, o.ctx, NULL);
 	} else {
@@ -386,7 +384,7 @@ static int open_capture(const char *file, struct pl_pcap **p)
 		pl_err("filter run: '%s': %s", file, err);
 	else
 		pl_err("filter run: cannot read '%s': %s", file, err);
-	return ret == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+	return PL_EXIT_CODE(ret, PL_ERR_INPUT);
 }
 
 static int do_run(int argc, char **argv)
@@ -484,7 +482,7 @@ static int do_run(int argc, char **argv)
 		pl_info("filter run: '%s': %u of %u packets skipped (%s)", file, r.skipped,
 			r.packets, o.ctx == PL_FILTER_TC ?
 			"shorter than 14 bytes or its IP header, or longer than a page" :
-			"shorter than 14 bytes");
+			"shorter than 14 bytes, or too long for a test run");
 	if (pl_g.json)
 		print_run_json(&r, expr, file, o.ctx);
 	else if (count_only)
@@ -508,7 +506,7 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "interface", ifname);
+		jw_name_field(&w, "interface", ifname);
 		jw_str_field(&w, "expression", set ? c->meta.filter_expr : NULL);	/* NULL: null */
 		jw_str_field(&w, "previous", old);
 		jw_key(&w, "hooks");
@@ -521,14 +519,14 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 		return;
 	}
 	if (set) {
-		printf("%s: filter '%s' chained on ", ifname, c->meta.filter_expr);
+		printf("%s: filter '%s' chained on ", PL_NAME(ifname), c->meta.filter_expr);
 		for (size_t i = 0; i < n; i++)
 			printf("%s%s", i ? ", " : "", hooks[i]);
 		if (old)
 			printf(" (replaced '%s')", old);
 		printf("\n");
 	} else {
-		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", ifname, old);
+		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", PL_NAME(ifname), old);
 	}
 }
 
@@ -581,10 +579,7 @@ static int do_set(int argc, char **argv, bool set)
 		goto out;
 	err = pl_chain_open(a->dir, &c);
 	if (err) {
-		pl_err("%s: %s: cannot open pinned maps in %s: %s%s", verb, a->ifname, a->dir,
-		       strerror(-err), err == -ENOENT ? " (attached by an older pktlens? "
-		       "attach --force)" : "");
-		ret = PL_EXIT_FAIL;
+		ret = pl_open_error(verb, a, err);
 		goto out;
 	}
 	if (c.meta.filter_set)
@@ -595,8 +590,7 @@ static int do_set(int argc, char **argv, bool set)
 			pl_err("%s: %s: expression '%s': %s", verb, a->ifname, expr, why);
 		else
 			pl_err("%s: %s: %s", verb, a->ifname, why);
-		ret = err == -EINVAL || err == -EOPNOTSUPP || err == -E2BIG ? PL_EXIT_USAGE :
-									   PL_EXIT_FAIL;
+		ret = PL_EXIT_CODE(err, EINVAL, EOPNOTSUPP, E2BIG);
 		goto out;
 	}
 	print_set(&c, a->ifname, old, set);

@@ -121,7 +121,7 @@ static void plain_row(const struct row *r, const char *ifname, bool rtx)
 		snprintf(vlan, sizeof(vlan), "%u", k->vlan & 0xfff);
 	if (k->l4proto == 6 && has_ports(k))
 		pl_fmt_tcp_flags(v->tcp_flags, fl, sizeof(fl));
-	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", ifname,
+	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", PL_NAME(ifname),
 	       k->hook == PL_HOOK_XDP ? "xdp" : "tc", k->dir == PL_DIR_IN ? "in" : "out",
 	       vlan, p, src, dst, v->packets, v->bytes, fl, (v->last_ns - v->first_ns) / 1e9);
 	if (rtx && r->retrans >= 0)
@@ -321,8 +321,8 @@ int do_flows(int argc, char **argv)
 				lost_by += s[sl].flow_lost_bytes;
 		if (pl_g.json) {
 			jw_obj_open(&w);
-			jw_str_field(&w, "ifname", a[i].ifname);
-			pl_json_netns(&w, a[i].netns);
+			jw_name_field(&w, "ifname", a[i].ifname);
+			pl_json_att_netns(&w, &a[i]);
 			jw_u64_field(&w, "flows", sel.nflows);
 			jw_u64_field(&w, "table_entries", used);
 			jw_u64_field(&w, "table_max", st.meta.flows_max);
@@ -332,8 +332,11 @@ int do_flows(int argc, char **argv)
 			jw_obj_close(&w);
 		} else if (lost) {
 			printf("%s: flow table full (%zu/%u): %llu packets, %llu"
-			       " bytes not recorded in flows\n", a[i].ifname, used,
+			       " bytes not recorded in flows\n", PL_NAME(a[i].ifname), used,
 			       st.meta.flows_max, lost_pk, lost_by);
+		} else if (lost_pk) {
+			printf("%s: %llu packets, %llu bytes not recorded in flows (their records "
+			       "were removed by stats --reset)\n", a[i].ifname, lost_pk, lost_by);
 		}
 		pl_state_close(&st);
 	}

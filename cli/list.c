@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../export/format.h"
 #include "../export/report.h"
 
 static void list_usage(FILE *f)
@@ -24,11 +25,16 @@ static void list_usage(FILE *f)
 		"\n"
 		"List pktlens attachments in every network namespace: interface, hooks,\n"
 		"mode, program id, flow table size, and whether the program is still\n"
-		"attached (checked for the current namespace).\n");
+		"attached (checked for the current namespace). NETNS is the namespace's\n"
+		"inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
+		"--netns NETNS DEV removes one).\n");
 }
 
-/* attached, interface-gone, interface-renamed (now NAME), program-gone, other-netns, broken */
-static const char *attach_state(const struct pl_attachment *a, uint64_t here)
+/*
+ * attached, interface-gone, interface-renamed (now NAME), program-gone,
+ * netns-gone, other-netns, broken
+ */
+static const char *attach_state(const struct pl_attachment *a, const struct pl_netns *here)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	struct pl_link_info li;
@@ -37,23 +43,27 @@ static const char *attach_state(const struct pl_attachment *a, uint64_t here)
 
 	if (!a->meta_ok)
 		return "broken";
+	if (a->ns_gone || (a->netns == here->ino && !pl_attachment_of(a, here)))
+		return "netns-gone";
 	err = pl_attachment_link_ifindex(a, &ifindex);
 	if (err && err != -ENOENT)
 		return "unknown";
 	if (!err && !ifindex)
 		return "interface-gone";
-	if (a->netns != here)
+	if (a->netns != here->ino)
 		return "other-netns";
-	if (pl_link_get(NULL, a->meta.ifindex, &li))
+	/* the interface with that index must be the one attached, not a newer one */
+	if (pl_link_get(NULL, a->meta.ifindex, &li) ||
+	    (!pl_meta_live(&a->meta) && strcmp(li.ifname, a->ifname)))
 		return "interface-gone";
 	if (strcmp(li.ifname, a->ifname)) {
 		static char renamed[64];
 
-		snprintf(renamed, sizeof(renamed), "interface-renamed (now %s)", li.ifname);
+		snprintf(renamed, sizeof(renamed), "interface-renamed (now %s)", PL_NAME(li.ifname));
 		return renamed;
 	}
 	if (a->meta.xdp_mode == PL_XDP_NONE)
-		return "attached";
+		return pl_meta_live(&a->meta) ? "attached" : "program-gone";
 	if (bpf_xdp_query(a->meta.ifindex, 0, &q))
 		return "unknown";
 	if (q.prog_id != a->meta.xdp_prog_id && q.skb_prog_id != a->meta.xdp_prog_id &&
@@ -69,7 +79,7 @@ int do_list(int argc, char **argv)
 		{},
 	};
 	struct pl_attachment *a = NULL;
-	uint64_t here = 0;
+	struct pl_netns here = { 0, 0 };
 	size_t n = 0;
 	struct jw w;
 	int c, err;
@@ -93,7 +103,7 @@ int do_list(int argc, char **argv)
 	}
 	if ((err = pl_need_caps("list", PL_NEED_BPF)))
 		return err;
-	pl_netns_ino(&here);
+	pl_netns_here(&here);
 	err = pl_attachments(0, &a, &n);
 	if (err) {
 		pl_err("list: cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
@@ -106,10 +116,10 @@ int do_list(int argc, char **argv)
 		jw_arr_open(&w);
 		for (size_t i = 0; i < n; i++) {
 			jw_obj_open(&w);
-			jw_str_field(&w, "ifname", a[i].ifname);
-			pl_json_netns(&w, a[i].netns);
-			jw_bool_field(&w, "this_netns", a[i].netns == here);
-			jw_str_field(&w, "state", attach_state(&a[i], here));
+			jw_name_field(&w, "ifname", a[i].ifname);
+			pl_json_att_netns(&w, &a[i]);
+			jw_bool_field(&w, "this_netns", pl_attachment_of(&a[i], &here));
+			jw_str_field(&w, "state", attach_state(&a[i], &here));
 			jw_str_field(&w, "pins", a[i].dir);
 			if (a[i].meta_ok) {
 				jw_u64_field(&w, "ifindex", a[i].meta.ifindex);
@@ -151,10 +161,10 @@ int do_list(int argc, char **argv)
 			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
 		}
 		printf("%-24s %-16s %7u %-30s %9u  %-19s %s%s%s%s\n",
-		       pl_netns_fmt(a[i].netns, true, ns, sizeof(ns)), a[i].ifname,
+		       pl_fmt_att_netns(&a[i], true, ns, sizeof(ns)), PL_NAME(a[i].ifname),
 		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
-		       attach_state(&a[i], here), a[i].netns == here ? " (this netns)" : "",
-		       a[i].meta.managed_by[0] ? ", managed by " : "", a[i].meta.managed_by);
+		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "",
+		       a[i].meta.managed_by[0] ? ", managed by " : "", PL_SAFE(a[i].meta.managed_by));
 	}
 	free(a);
 	return PL_EXIT_OK;

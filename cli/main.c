@@ -48,45 +48,48 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "       pktlens %s\n", cmds[i].summary);
 	fprintf(f, "\nGlobal options:\n"
-		   "  -n, --netns NETNS  run in network namespace NETNS (a name in /run/netns or a path)\n"
+		   "  -n, --netns NETNS  run in network namespace NETNS (a name in /run/netns or a path;\n"
+		   "                     also --netns=NETNS)\n"
 		   "  -j, --json         print JSON\n"
 		   "  -p, --pretty       pretty-print JSON (implies -j)\n"
 		   "  -h, --help         this help; `pktlens OBJECT --help` for each command\n"
 		   "  -V, --version      print the version\n");
 }
 
-/* Enter NETNS's network namespace only (not its mount namespace: bpffs pins stay ours). */
-static int enter_netns(const char *ns)
+/*
+ * Enter NETNS's network namespace only (not its mount namespace: bpffs pins
+ * stay ours). Errors name the command @cmd.
+ */
+static int enter_netns(const char *cmd, const char *ns)
 {
 	char path[4096];
 	int fd, err = 0;
 
 	if ((size_t)snprintf(path, sizeof(path), strchr(ns, '/') ? "%s" : "/run/netns/%s", ns) >=
 	    sizeof(path) || (!strchr(ns, '/') && strlen(ns) > NAME_MAX)) {
-		pl_err("netns: name longer than %d bytes", strchr(ns, '/') ? (int)sizeof(path) - 1 :
-		       NAME_MAX);
+		pl_err("%s: netns: name longer than %d bytes", cmd,
+		       strchr(ns, '/') ? (int)sizeof(path) - 1 : NAME_MAX);
 		return PL_EXIT_USAGE;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;
-		pl_err("netns '%s': %s", ns, strerror(err));
-		return err == ENOENT ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		pl_err("%s: netns '%s': %s", cmd, ns, strerror(err));
+		return PL_EXIT_CODE(-err, ENOENT);
 	}
 	if (setns(fd, CLONE_NEWNET)) {
 		err = errno;
-		pl_err("netns '%s': setns: %s%s", ns, strerror(err),
+		pl_err("%s: netns '%s': setns: %s%s", cmd, ns, strerror(err),
 		       err == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	}
 	close(fd);
-	return err ? (err == EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL) : 0;
+	return PL_EXIT_CODE(-err, EINVAL);
 }
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	if (level == LIBBPF_WARN && getenv("PKTLENS_DEBUG"))
-		return vfprintf(stderr, fmt, ap);
-	if (level == LIBBPF_DEBUG && getenv("PKTLENS_DEBUG"))
+	/* PKTLENS_DEBUG: libbpf's warnings and debug lines (its info lines are noise) */
+	if (level != LIBBPF_INFO && getenv("PKTLENS_DEBUG"))
 		return vfprintf(stderr, fmt, ap);
 	return 0;
 }
@@ -129,6 +132,8 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
+	const struct pl_cmd *cmd = NULL;
+	bool version = false;
 	int i, err;
 
 	libbpf_set_print(libbpf_quiet);
@@ -148,36 +153,45 @@ int main(int argc, char **argv)
 				return PL_EXIT_USAGE;
 			}
 			pl_g.netns = argv[i];
+		} else if (!strncmp(a, "--netns=", 8) && a[8]) {
+			pl_g.netns = a + 8;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return PL_EXIT_OK;
 		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			print_version();
-			return PL_EXIT_OK;
+			version = true;
 		} else {
 			pl_err("unknown option '%s' (see pktlens --help)", a);
 			return PL_EXIT_USAGE;
 		}
 	}
+	if (version) {	/* -V wherever it came, -j makes it JSON */
+		print_version();
+		return PL_EXIT_OK;
+	}
 	if (i >= argc) {
-		usage(stderr);
+		if (pl_g.json)
+			pl_err("no command (see pktlens --help)");
+		else
+			usage(stderr);
 		return PL_EXIT_USAGE;
-	}
-	if (pl_g.netns) {
-		err = enter_netns(pl_g.netns);
-		if (err)
-			return err;
-	}
-	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
-		if (!strcmp(argv[i], cmds[c].name)) {
-			pl_getopt_reset();
-			return cmds[c].fn(argc - i, argv + i);
-		}
 	}
 	if (!strcmp(argv[i], "help")) {
 		usage(stdout);
 		return PL_EXIT_OK;
 	}
-	pl_err("what is '%s'? (see pktlens --help)", argv[i]);
-	return PL_EXIT_USAGE;
+	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]) && !cmd; c++)
+		if (!strcmp(argv[i], cmds[c].name))
+			cmd = &cmds[c];
+	if (!cmd) {
+		pl_err("what is '%s'? (see pktlens --help)", argv[i]);
+		return PL_EXIT_USAGE;
+	}
+	if (pl_g.netns) {
+		err = enter_netns(cmd->name, pl_g.netns);
+		if (err)
+			return err;
+	}
+	pl_getopt_reset();
+	return cmd->fn(argc - i, argv + i);
 }

@@ -20,6 +20,7 @@
 #include "policy_file.h"
 #include "policy_rule.h"
 #include "util.h"
+#include "../export/format.h"
 
 #define POLICY_USAGE \
 	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION ['EXPR']\n" \
@@ -92,12 +93,8 @@ static int open_target(const char *verb, const char *ifname, struct target *t)
 	if (ret)
 		return ret;
 	err = pl_policy_open(t->a->dir, &t->p);
-	if (err) {
-		pl_err("%s: %s: cannot open pinned maps in %s: %s%s", verb, t->a->ifname, t->a->dir,
-		       strerror(-err), err == -ENOENT || err == -EPROTO ?
-		       " (attached by an older pktlens? attach --force)" : "");
-		return PL_EXIT_FAIL;
-	}
+	if (err)
+		return pl_open_error(verb, t->a, err);
 	t->open = true;
 	return PL_EXIT_OK;
 }
@@ -109,6 +106,12 @@ static void close_target(struct target *t)
 	free(t->a);
 }
 
+/* Exit code of pl_policy_commit()'s error: bad rules exit 2, the kernel's failures 1. */
+static int commit_exit(int err)
+{
+	return PL_EXIT_CODE(err, EEXIST, E2BIG, ENOTSUP, EINVAL, ERANGE);
+}
+
 /* Commit and report; an exit code. */
 static int commit(const char *verb, struct target *t, struct pl_rule *rules, size_t n,
 		  const struct pl_rule_text *texts, size_t ntexts)
@@ -116,19 +119,9 @@ static int commit(const char *verb, struct target *t, struct pl_rule *rules, siz
 	char why[PL_WHY_LEN * 8];
 	int err = pl_policy_commit(&t->p, rules, n, texts, ntexts, why, sizeof(why));
 
-	if (!err)
-		return PL_EXIT_OK;
-	pl_err("%s: %s: %s", verb, t->a->ifname, why);
-	return err == -EEXIST || err == -E2BIG || err == -ENOTSUP || err == -EINVAL ?
-	       PL_EXIT_USAGE : PL_EXIT_FAIL;
-}
-
-static const char *text_of(const struct pl_rule_text *t, size_t n, __u32 id)
-{
-	struct pl_rule_text key = { .id = id }, *hit;
-
-	hit = pl_bsearch(&key, t, n, sizeof(*t), pl_rule_text_cmp);
-	return hit ? hit->text : NULL;
+	if (err)
+		pl_err("%s: %s: %s", verb, t->a->ifname, why);
+	return commit_exit(err);
 }
 
 /* The running rules and their expressions; prints the error. */
@@ -177,6 +170,12 @@ static int do_add(int argc, char **argv)
 		goto out;
 	if (!r.id)
 		r.id = pl_rules_next_id(rules, n);
+	if (!r.id) {
+		pl_err("policy add: %s: %u rules: at most %u per interface", argv[1], PL_POLICY_RULES_MAX,
+		       PL_POLICY_RULES_MAX);
+		ret = PL_EXIT_USAGE;
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (rules[i].id == r.id) {
 			pl_err("policy add: %s: rule id %u exists (policy del %s %u first)", argv[1],
@@ -198,18 +197,18 @@ static int do_add(int argc, char **argv)
 	if (expr) {
 		texts[ntexts++] = (struct pl_rule_text){ r.id, expr };
 		expr = NULL;
-		pl_qsort(texts, ntexts, sizeof(*texts), pl_rule_text_cmp);
+		pl_policy_texts_sort(texts, ntexts);
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
-	pl_rule_format(&r, text_of(texts, ntexts, r.id), line, sizeof(line));
+	pl_rule_format(&r, pl_policy_text(texts, ntexts, r.id), line, sizeof(line));
 	if (!ret && !pl_g.json) {
-		printf("%s: rule %u added: %s\n", t.a->ifname, r.id, line);
+		printf("%s: rule %u added: %s\n", PL_NAME(t.a->ifname), r.id, line);
 	} else if (!ret) {
 		struct jw w;
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "interface", t.a->ifname);
+		jw_name_field(&w, "interface", t.a->ifname);
 		jw_u64_field(&w, "id", r.id);
 		jw_str_field(&w, "rule", line);
 		jw_obj_close(&w);
@@ -255,7 +254,7 @@ static int do_del(int argc, char **argv)
 	}
 	ret = commit("policy del", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: rule %u deleted\n", t.a->ifname, id);
+		printf("%s: rule %u deleted\n", PL_NAME(t.a->ifname), id);
 out:
 	close_target(&t);
 	free(rules);
@@ -287,7 +286,7 @@ static int do_flush(int argc, char **argv)
 			rules[kept++] = rules[i];
 	ret = commit("policy flush", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rules removed\n", t.a->ifname, n - kept);
+		printf("%s: %zu rules removed\n", PL_NAME(t.a->ifname), n - kept);
 out:
 	close_target(&t);
 	free(rules);
@@ -297,19 +296,19 @@ out:
 
 static int do_load(int argc, char **argv)
 {
-	struct pl_ruleset rs = { 0 };
+	struct pl_rule_list rl = { 0 };
 	struct pl_rule_text *texts = NULL;
 	struct pl_rule *old = NULL;
 	size_t nold = 0, ntexts = 0;
 	struct target t = { 0 };
-	char why[PL_WHY_LEN * 2];
+	char why[PL_WHY_LEN * 8], at[PL_WHY_LEN * 8];
 	int ret, err;
 
 	if (argc != 3) {
 		pl_err("policy load: needs DEV and FILE");
 		return PL_EXIT_USAGE;
 	}
-	err = pl_ruleset_read(&rs, argv[2], why, sizeof(why));
+	err = pl_rule_list_read(&rl, argv[2], why, sizeof(why));
 	if (err) {
 		if (err == -EINVAL)
 			pl_err("policy load: %s", why);
@@ -326,20 +325,25 @@ static int do_load(int argc, char **argv)
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
-	err = pl_ruleset_finish(&rs, old, nold, &texts, &ntexts, why, sizeof(why));
+	err = pl_rule_list_finish(&rl, old, nold, &texts, &ntexts, why, sizeof(why));
 	if (err) {
 		pl_err("policy load: %s", why);
 		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
-	ret = commit("policy load", &t, rs.rules, rs.n, texts, ntexts);
+	err = pl_policy_commit(&t.p, rl.rules, rl.n, texts, ntexts, why, sizeof(why));
+	if (err && pl_rule_list_locate(&rl, why, at, sizeof(at)))
+		pl_err("policy load: %s", at);	/* the rule's place in the file */
+	else if (err)
+		pl_err("policy load: %s: %s", t.a->ifname, why);
+	ret = commit_exit(err);
 	if (!ret && !pl_g.json)
-		printf("%s: %zu rule%s loaded from %s\n", t.a->ifname, rs.n, rs.n == 1 ? "" : "s",
-		       argv[2]);
+		printf("%s: %zu rule%s loaded from %s\n", PL_NAME(t.a->ifname), rl.n,
+		       rl.n == 1 ? "" : "s", PL_SAFE(argv[2]));
 out:
 	close_target(&t);
 	free(texts);	/* its texts are the set's */
-	pl_ruleset_free(&rs);
+	pl_rule_list_free(&rl);
 	free(old);
 	return ret;
 }
@@ -360,28 +364,32 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 	}
 	if (w) {
 		jw_obj_open(w);
-		jw_str_field(w, "interface", t->a->ifname);
+		jw_name_field(w, "interface", t->a->ifname);
 		jw_key(w, "rules");
 		jw_arr_open(w);
 	} else {
-		printf("# %s: %zu rule%s\n", t->a->ifname, n, n == 1 ? "" : "s");
+		printf("# %s: %zu rule%s\n", PL_NAME(t->a->ifname), n, n == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *r = &rules[i];
 		struct pl_rule_stats rs;
-		double ago = -1;
 		char ifn[IF_NAMESIZE] = "";
+		double ago = 0;
+		bool hit;
 
-		if (pl_policy_rule_stats(&t->p, r->id, &rs))
+		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
-		if (rs.pkts && rs.last_ns)
+		hit = rs.pkts && rs.last_ns;
+		if (hit)
 			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;
-		pl_rule_format(r, text_of(texts, ntexts, r->id), line, sizeof(line));
+		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
+			ago = 0;
+		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);
-			if (ago >= 0)
-				printf(", last %.1f s ago", ago < 0 ? 0 : ago);
+			if (hit)
+				printf(", last %.1f s ago", ago);
 			printf("\n");
 			continue;
 		}
@@ -391,18 +399,18 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_u64_field(w, "prio", r->prio);
 		jw_str_field(w, "action", pl_rule_action_name(r->action));
 		if (r->action == PL_ACT_REDIRECT) {
-			jw_str_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
+			jw_name_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
 			jw_u64_field(w, "redirect_ifindex", r->arg);
 		}
 		if (r->action == PL_ACT_SAMPLE)
 			jw_u64_field(w, "sample_every", r->arg);
-		jw_str_field(w, "expression", text_of(texts, ntexts, r->id));
+		jw_str_field(w, "expression", pl_policy_text(texts, ntexts, r->id));
 		jw_str_field(w, "rule", line);
 		jw_u64_field(w, "packets", rs.pkts);
 		jw_u64_field(w, "bytes", rs.bytes);
 		jw_key(w, "last_hit_s_ago");
-		if (ago >= 0)
-			jw_double(w, ago < 0 ? 0 : ago);
+		if (hit)
+			jw_double(w, ago);
 		else
 			jw_null(w);
 		jw_obj_close(w);
@@ -465,10 +473,7 @@ static int do_policy_list(int argc, char **argv)
 		int err = pl_policy_open(a[i].dir, &t.p);
 
 		if (err) {
-			pl_err("policy list: %s: cannot read the rules: %s%s", a[i].ifname,
-			       strerror(-err), err == -ENOENT || err == -EPROTO ?
-			       " (attached by an older pktlens? attach --force)" : "");
-			ret = PL_EXIT_FAIL;
+			ret = pl_open_error("policy list", &a[i], err);
 			continue;
 		}
 		t.open = true;

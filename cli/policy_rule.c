@@ -10,22 +10,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pktlens/why.h>
 
 #include "policy_rule.h"
 #include "util.h"
+#include "../export/format.h"
 #include "../loader/loader.h"
 #include "../pcap/cbpf.h"
 
+/* -EINVAL with the reason and its column in @e */
 __attribute__((format(printf, 3, 4)))
 static int perr(struct pl_rule_err *e, int col, const char *fmt, ...)
 {
 	va_list ap;
+	int err;
 
 	e->col = col;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	err = pl_vwhy(e->msg, sizeof(e->msg), -EINVAL, fmt, ap);
 	va_end(ap);
-	return -EINVAL;
+	return err;
 }
 
 /* "a.b.c.d[/n]" or "x::y[/n]" -> 16 bytes (IPv4 mapped), prefix length in that space */
@@ -38,7 +42,7 @@ static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, b
 	struct in_addr a4;
 
 	if (strlen(s) >= sizeof(buf))
-		return snprintf(why, whylen, "'%s': not an address", s), -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "'%s': not an address", s);
 	strcpy(buf, s);
 	slash = strchr(buf, '/');
 	if (slash)
@@ -54,15 +58,15 @@ static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, b
 		max = 128;
 		memcpy(addr, &a6, 16);
 	} else {
-		return snprintf(why, whylen, "'%s': not an IPv4 or IPv6 address", s), -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "'%s': not an IPv4 or IPv6 address", s);
 	}
 	len = max;
 	if (slash) {
 		uint32_t v;
 
 		if (pl_parse_u32(slash, 0, max, &v))
-			return snprintf(why, whylen, "'%s': prefix length must be 0-%u", s, max),
-			       -EINVAL;
+			return pl_why(why, whylen, -EINVAL, "'%s': prefix length must be 0-%u", s,
+				      max);
 		len = v;
 	}
 	len += 128 - max;
@@ -71,8 +75,8 @@ static int parse_cidr(const char *s, __u8 addr[16], __u8 mask[16], __u8 *plen, b
 		mask[i / 8] |= (__u8)(0x80 >> (i % 8));
 	for (int i = 0; i < 16; i++)
 		if (addr[i] & ~mask[i])
-			return snprintf(why, whylen, "'%s': host bits set after /%u", s,
-					len - (128 - max)), -EINVAL;
+			return pl_why(why, whylen, -EINVAL, "'%s': host bits set after /%u", s,
+				      len - (128 - max));
 	*plen = (__u8)len;
 	return 0;
 }
@@ -120,14 +124,41 @@ static int parse_proto(const char *s, __u8 *proto)
 	return 0;
 }
 
+/*
+ * Options a rule takes once: a second one would silently win. --in and
+ * --out are one option, the direction.
+ */
+static const char *const once[] = { "--prio", "--id", "--src", "--dst", "--proto", "--sport",
+				     "--dport", "--vlan", "--in" };
+
+/* Error for @o given again (0 the first time); @cols: column of each of once[]. */
+static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
+{
+	const char *key = !strcmp(o, "--out") ? "--in" : o;
+
+	for (size_t k = 0; k < sizeof(once) / sizeof(once[0]); k++) {
+		if (strcmp(key, once[k]))
+			continue;
+		if (cols[k] && k == sizeof(once) / sizeof(once[0]) - 1)
+			return perr(e, col, "%s: a rule has one direction (another at column %d)", o,
+				    cols[k]);
+		if (cols[k])
+			return perr(e, col, "%s given twice (also at column %d)", o, cols[k]);
+		cols[k] = col;
+	}
+	return 0;
+}
+
 /* The options and words of a rule (pl_rule_parse()). */
 static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **x,
 		       size_t *xlen, int *expr_col, bool *v4src_, bool *v4dst_, int *src_col_,
 		       int *dst_col_, int *act_col_, char *why, size_t whylen,
 		       struct pl_rule_err *e)
 {
+	int cols[sizeof(once) / sizeof(once[0])] = { 0 };
 	bool v4src = false, v4dst = false;
-	int src_col = 0, dst_col = 0, act_col = 0;
+	int src_col = 0, dst_col = 0, act_col = 0, proto_col = 0;
+	const char *proto_word = NULL;
 
 	memset(r, 0, sizeof(*r));
 	r->prio = PL_RULE_PRIO_DEFAULT;
@@ -144,6 +175,8 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 
 		if (takes && !v)
 			return perr(e, t[i].col, "%s needs a value", o);
+		if (check_once(o, t[i].col, cols, e))
+			return -EINVAL;
 		if (!strcmp(o, "--in") || !strcmp(o, "--out")) {
 			r->dir = o[2] == 'i' ? PL_DIR_IN : PL_DIR_OUT;
 			continue;
@@ -176,6 +209,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				       why, whylen))
 				return perr(e, vcol, "%s %s", o, why);
 			r->match |= src ? PL_M_SRC : PL_M_DST;
+			r->fam = (src ? v4src : v4dst) ? PL_FAM_IPV4 : PL_FAM_IPV6;
 			if (src)
 				src_col = vcol;
 			else
@@ -186,6 +220,8 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				return perr(e, vcol, "--proto '%s': not tcp, udp, icmp, icmp6, sctp "
 					    "or 0-255", v);
 			r->match |= PL_M_PROTO;
+			proto_word = v;
+			proto_col = vcol;
 			i++;
 		} else if (!strcmp(o, "--sport") || !strcmp(o, "--dport")) {
 			bool s = o[2] == 's';
@@ -205,7 +241,12 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			r->match |= PL_M_VLAN;
 			i++;
 		} else if (!strcmp(o, "--redirect")) {
+			char raw[IF_NAMESIZE];
+			/* the name, or as policy list shows odd ones (\xHH, \\) */
 			unsigned int idx = if_nametoindex(v);
+
+			if (!idx && !pl_parse_name(v, raw, sizeof(raw)))
+				idx = if_nametoindex(raw);
 
 			if (!idx)
 				return perr(e, vcol, "--redirect '%s': no such interface", v);
@@ -224,8 +265,10 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			size_t l = strlen(o);
 			char *nx = realloc(*x, *xlen + l + 2);
 
-			if (!nx)
-				return perr(e, t[i].col, "%s", strerror(ENOMEM));
+			if (!nx) {
+				e->col = t[i].col;
+				return pl_why(e->msg, sizeof(e->msg), -ENOMEM, "%s", strerror(ENOMEM));
+			}
 			if (!*x)
 				*expr_col = t[i].col;
 			else
@@ -235,6 +278,10 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			*x = nx;
 		}
 	}
+	if ((r->match & (PL_M_SPORT | PL_M_DPORT)) && (r->match & PL_M_PROTO) && r->proto != 6 &&
+	    r->proto != 17 && r->proto != 132)	/* ports are read for these only: never a match */
+		return perr(e, proto_col, "--proto %s has no ports (--sport and --dport need tcp, "
+			    "udp or sctp)", proto_word);
 	*v4src_ = v4src;
 	*v4dst_ = v4dst;
 	*src_col_ = src_col;
@@ -272,15 +319,12 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 		char err[512];
 		size_t clen;
 
-		if (xlen >= PL_FILTER_EXPR_MAX) {
-			ret = perr(e, expr_col, "expression longer than %d bytes",
-				   PL_FILTER_EXPR_MAX - 1);
-			goto fail;
-		}
-		if (pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err)) ||
-		    pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
+		int cerr = pl_cbpf_compile(x, &cbpf, &clen, err, sizeof(err));
+
+		if (cerr || pl_cbpf_validate(cbpf, clen, err, sizeof(err))) {
 			free(cbpf);
-			ret = perr(e, expr_col, "expression '%s': %s", x, err);
+			ret = cerr == -E2BIG ? perr(e, expr_col, "%s", err) :
+			      perr(e, expr_col, "expression '%s': %s", x, err);
 			goto fail;
 		}
 		free(cbpf);
@@ -294,21 +338,14 @@ fail:
 	return ret;
 }
 
-static bool is_v4(const __u8 *a, __u8 len)
-{
-	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	return !memcmp(a, mapped, 12) && len >= 96;
-}
-
-/* An IPv4-mapped prefix as IPv4 when @v4 allows, else as IPv6 (::ffff:a.b.c.d/n). */
+/* A prefix as it was given: IPv4 (mapped, len counted from ::ffff:0:0/96) or IPv6. */
 static void fmt_addr(const __u8 *a, __u8 len, bool v4, char *buf, size_t n)
 {
 	char s[INET6_ADDRSTRLEN];
 
-	if (v4 && is_v4(a, len)) {
+	if (v4) {
 		inet_ntop(AF_INET, a + 12, s, sizeof(s));
-		snprintf(buf, n, "%s/%u", s, len - 96);
+		snprintf(buf, n, "%s/%u", s, len >= 96 ? len - 96 : 0);
 	} else {
 		inet_ntop(AF_INET6, a, s, sizeof(s));
 		snprintf(buf, n, "%s/%u", s, len);
@@ -351,17 +388,10 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 {
 	char a[64], ifn[IF_NAMESIZE];
 	size_t off = 0;
-	bool v4;
+	bool v4 = r->fam == PL_FAM_IPV4;
 
 #define ADD(...) (off += (size_t)snprintf(buf + off, off < n ? n - off : 0, __VA_ARGS__))
 	ADD("--id %u %s --prio %u", r->id, r->dir == PL_DIR_IN ? "--in" : "--out", r->prio);
-	/*
-	 * IPv4-mapped IPv6 prefixes print as IPv4, unless the other address is
-	 * IPv6: then both were given as IPv6, and must load back that way
-	 * (--src and --dst mixing IPv4 and IPv6 is an error).
-	 */
-	v4 = !(r->match & PL_M_SRC) || !(r->match & PL_M_DST) ||
-	     is_v4(r->src, r->src_len) == is_v4(r->dst, r->dst_len);
 	if (r->match & PL_M_SRC) {
 		fmt_addr(r->src, r->src_len, v4, a, sizeof(a));
 		ADD(" --src %s", a);
@@ -389,7 +419,7 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 	switch (r->action) {
 	case PL_ACT_REDIRECT:
 		if (if_indextoname(r->arg, ifn))
-			ADD(" --redirect %s", ifn);
+			ADD(" --redirect %s", PL_NAME(ifn));
 		else
 			ADD(" --redirect ifindex:%u", r->arg);
 		break;

@@ -24,7 +24,7 @@ struct pl_rule_tok {
 /* Where and why a rule is wrong. */
 struct pl_rule_err {
 	int col;
-	char msg[256];
+	char msg[PL_FILTER_EXPR_MAX + 512];	/* room for an expression and the reason after it */
 };
 
 /*

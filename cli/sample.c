@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -28,11 +29,12 @@
 #include "../loader/features.h"
 #include "../pcap/cbpf.h"
 #include "../pcap/dump.h"
+#include "../pcap/out.h"
 
 #define SAMPLE_USAGE \
 	"Usage: pktlens sample DEV [-w FILE|-] [-c N] [-s|--snaplen N] [--every N] [--in|--out]\n" \
-	"                          [-B|--buffer-size KiB] [--pcapng] [--duration SECS] [-j]\n" \
-	"                          ['EXPR' | --policy]\n"
+	"                          [-B|--buffer-size KiB] [--pcapng] [--mode MODE] [--duration SECS]\n" \
+	"                          [-j] ['EXPR' | --policy]\n"
 
 #define DEFAULT_RING_KIB 4096U
 #define POLL_MS 10			/* drain the ring at least this often */
@@ -46,38 +48,46 @@ static void sample_usage(FILE *f)
 	      "into a pcap file tcpdump and Wireshark read.\n\n"
 	      "  -w FILE              write pcap (nanosecond timestamps) to FILE; '-': standard output;\n"
 	      "                       FILE ending in .pcapng (or --pcapng): pcapng, with one interface\n"
-	      "                       per hook (DEV@xdp, DEV@tc), direction and verdict per packet\n"
+	      "                       per hook (DEV@xdp, DEV@tc), direction and verdict per packet;\n"
+	      "                       a new FILE replaces an old one once capturing has begun, a\n"
+	      "                       symbolic link is not followed\n"
 	      "                       without -w: one line per packet, like tcpdump -n (-j: JSON lines)\n"
+	      "  --mode MODE          permissions of FILE, octal like chmod (default 0600, whatever\n"
+	      "                       the umask)\n"
 	      "  -c N                 stop after writing N packets\n"
 	      "  -s, --snaplen N      bytes kept per packet, 1..262144 (default 262144)\n"
 	      "  --every N            keep 1 in N of the matching packets: every Nth on each CPU\n"
 	      "  --in, --out          ingress or egress only (default both: ingress at XDP if\n"
 	      "                       attached, else tc; egress at tc)\n"
-	      "  -B, --buffer-size KiB  ring buffer size, rounded up to a power of two (default %u)\n"
+	      "  -B, --buffer-size KiB  ring buffer size, rounded up to a power of two (default %u);\n"
+	      "                       it must hold one packet of the snaplen\n"
 	      "  --pcapng             write pcapng whatever FILE is called\n"
 	      "  --duration SECS      stop after SECS seconds\n"
 	      "  --policy             capture what policy --sample 1/N rules choose (tagged with the\n"
 	      "                       rule id) instead of an own selection\n"
 	      "  EXPR                 tcpdump filter expression, run in the kernel (default: all)\n\n"
-	      "Ends on -c, --duration, Ctrl-C or SIGTERM, and then prints how many packets\n"
-	      "matched, were sampled, were written and were lost because the ring was full.\n",
+	      "Ends on -c, --duration, Ctrl-C, SIGTERM, a write error or when the reader of a\n"
+	      "pipe goes away, and then prints how many packets matched, were sampled, were\n"
+	      "written (reached the file or the reader) and were lost because the ring was full.\n",
 	      DEFAULT_RING_KIB);
 }
 
 struct run {
 	const struct pl_attachment *a;
+	struct pl_out *out;		/* the file, pipe or terminal written */
 	struct pl_dump *dump;		/* NULL: print lines */
 	uint32_t snaplen;
 	uint64_t limit;			/* -c, 0: none */
-	uint64_t written, unwritten, bad;
+	uint64_t handed;		/* packets given to the output */
+	uint64_t written, unwritten, bad;	/* written: what reached the file or reader */
 	int64_t mono_to_real;		/* ns */
 	bool draining;			/* after the end: count, do not write */
-	int write_err;
-	struct jw w;
+	int write_err;			/* the output failed (-EPIPE: its reader went away) */
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
-static void print_line(struct run *r, const struct pl_sample_hdr *h, const struct pl_dump_pkt *p)
+/* One line (-j: one JSON object) per packet, as one record of the output. */
+static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct pl_dump_pkt *p)
 {
 	const char *hook = p->hook == PL_HOOK_XDP ? "xdp" : "tc";
 	const char *dir = p->dir == PL_DIR_IN ? "In" : "Out";
@@ -85,53 +95,64 @@ static void print_line(struct run *r, const struct pl_sample_hdr *h, const struc
 	struct pl_frame_desc fd;
 	time_t sec = (time_t)(p->ts_ns / 1000000000ULL);
 	struct tm tm;
+	struct iovec iov = { 0 };
+	FILE *f = open_memstream((char **)&iov.iov_base, &iov.iov_len);
+	int err;
 
+	if (!f)
+		return -ENOMEM;
 	pl_frame_dissect(p->data, p->caplen, &fd);
 	pl_frame_fmt(&fd, desc, sizeof(desc));
 	if (pl_g.json) {
 		char a[PL_ADDR_STRLEN];
+		struct jw w;
 
-		jw_obj_open(&r->w);
-		jw_u64_field(&r->w, "ts_ns", p->ts_ns);
-		jw_str_field(&r->w, "ifname", p->ifname);
-		jw_str_field(&r->w, "hook", hook);
-		jw_str_field(&r->w, "direction", p->dir == PL_DIR_IN ? "in" : "out");
-		jw_str_field(&r->w, "verdict", pl_verdict_names[h->verdict < PL_VERDICT_MAX ?
+		jw_init(&w, f, false);
+		jw_obj_open(&w);
+		jw_u64_field(&w, "ts_ns", p->ts_ns);
+		jw_name_field(&w, "ifname", p->ifname);
+		jw_str_field(&w, "hook", hook);
+		jw_str_field(&w, "direction", p->dir == PL_DIR_IN ? "in" : "out");
+		jw_str_field(&w, "verdict", pl_verdict_names[h->verdict < PL_VERDICT_MAX ?
 								 h->verdict : 0]);
-		jw_key(&r->w, "rule");
+		jw_key(&w, "rule");
 		if (p->rule_id)
-			jw_u64(&r->w, p->rule_id);
+			jw_u64(&w, p->rule_id);
 		else
-			jw_null(&r->w);
-		jw_u64_field(&r->w, "len", p->wire_len);
-		jw_u64_field(&r->w, "caplen", p->caplen);
-		jw_key(&r->w, "vlan");
+			jw_null(&w);
+		jw_u64_field(&w, "len", p->wire_len);
+		jw_u64_field(&w, "caplen", p->caplen);
+		jw_key(&w, "vlan");
 		if (fd.key.vlan != PL_VLAN_NONE)
-			jw_u64(&r->w, fd.key.vlan);
+			jw_u64(&w, fd.key.vlan);
 		else
-			jw_null(&r->w);
-		jw_u64_field(&r->w, "ethertype", fd.key.l3proto);
+			jw_null(&w);
+		jw_u64_field(&w, "ethertype", fd.key.l3proto);
 		if (fd.ip) {
-			jw_str_field(&r->w, "src", pl_fmt_addr(fd.key.saddr, a, sizeof(a)));
-			jw_str_field(&r->w, "dst", pl_fmt_addr(fd.key.daddr, a, sizeof(a)));
-			jw_u64_field(&r->w, "proto", fd.key.l4proto);
+			jw_str_field(&w, "src", pl_fmt_addr(fd.key.saddr, a, sizeof(a)));
+			jw_str_field(&w, "dst", pl_fmt_addr(fd.key.daddr, a, sizeof(a)));
+			jw_u64_field(&w, "proto", fd.key.l4proto);
 			if (fd.ports) {
-				jw_u64_field(&r->w, "sport", fd.key.sport);
-				jw_u64_field(&r->w, "dport", fd.key.dport);
+				jw_u64_field(&w, "sport", fd.key.sport);
+				jw_u64_field(&w, "dport", fd.key.dport);
 			}
 		}
-		jw_str_field(&r->w, "summary", desc);
-		jw_obj_close(&r->w);
-		jw_end(&r->w);
-		return;
+		jw_str_field(&w, "summary", desc);
+		jw_obj_close(&w);
+		jw_end(&w);
+	} else {
+		localtime_r(&sec, &tm);
+		if (p->rule_id)
+			snprintf(rule, sizeof(rule), " rule %u", p->rule_id);
+		fprintf(f, "%02d:%02d:%02d.%09llu %s@%s %s %s%s %s, length %u\n", tm.tm_hour,
+			tm.tm_min, tm.tm_sec, (unsigned long long)(p->ts_ns % 1000000000ULL),
+			PL_NAME(p->ifname), hook, dir,
+			pl_verdict_names[h->verdict < PL_VERDICT_MAX ? h->verdict : 0], rule, desc,
+			p->wire_len);
 	}
-	localtime_r(&sec, &tm);
-	if (p->rule_id)
-		snprintf(rule, sizeof(rule), " rule %u", p->rule_id);
-	printf("%02d:%02d:%02d.%09llu %s@%s %s %s%s %s, length %u\n", tm.tm_hour, tm.tm_min,
-	       tm.tm_sec, (unsigned long long)(p->ts_ns % 1000000000ULL), p->ifname, hook, dir,
-	       pl_verdict_names[h->verdict < PL_VERDICT_MAX ? h->verdict : 0], rule, desc,
-	       p->wire_len);
+	err = fclose(f) ? -ENOMEM : pl_out_rec(r->out, &iov, 1, true);
+	free(iov.iov_base);
+	return err;
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -147,7 +168,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		r->bad++;	/* cannot happen with our programs; counted, never trusted */
 		return 0;
 	}
-	if (r->draining || (r->limit && r->written >= r->limit)) {
+	if (r->draining || r->write_err || (r->limit && r->handed >= r->limit)) {
 		r->unwritten++;
 		return 0;
 	}
@@ -177,17 +198,14 @@ static int on_record(void *ctx, void *data, size_t size)
 		.verdict = h->verdict,
 		.rule_id = h->rule_id,
 	};
-	if (r->dump) {
-		err = pl_dump_write(r->dump, &p);
-		if (err) {
-			r->write_err = err;
-			return err;
-		}
-	} else {
-		print_line(r, h, &p);
+	err = r->dump ? pl_dump_write(r->dump, &p) : print_line(r, h, &p);
+	if (err) {
+		r->unwritten++;
+		r->write_err = err;
+		return err;
 	}
-	r->written++;
-	return r->limit && r->written >= r->limit ? -ECANCELED : 0;
+	r->handed++;
+	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
 }
 
 static uint64_t mono_ns(void)
@@ -207,27 +225,42 @@ static int64_t mono_to_real(void)
 	return ((int64_t)t.tv_sec - m.tv_sec) * 1000000000LL + (t.tv_nsec - m.tv_nsec);
 }
 
+/* Why packets were left unwritten, for the summary. */
+static const char *unwritten_why(const struct run *r, char *buf, size_t len)
+{
+	if (r->write_err == -EPIPE)
+		return "the reader went away";
+	if (r->write_err)
+		return "the output failed";
+	snprintf(buf, len, "-c %llu reached", (unsigned long long)r->limit);
+	return buf;
+}
+
+/* The summary: on stdout under -j, unless stdout carries the capture or its reader is gone. */
 static void summary(const struct run *r, const char *ifname,
-		    const struct pl_sample_stats c[PL_SLOT_MAX], bool to_stdout)
+		    const struct pl_sample_stats c[PL_SLOT_MAX], bool json, bool to_stdout)
 {
 	uint64_t sel = 0, smp = 0, lost = 0;
+	char why[64];
 
 	for (int i = 0; i < PL_SLOT_MAX; i++) {
 		sel += c[i].selected;
 		smp += c[i].sampled;
 		lost += c[i].lost;
 	}
-	if (pl_g.json) {
+	if (json) {
 		struct jw w;
 
 		jw_init(&w, to_stdout ? stdout : stderr, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_str_field(&w, "ifname", ifname);
+		jw_name_field(&w, "ifname", ifname);
 		jw_u64_field(&w, "matched", sel);
 		jw_u64_field(&w, "sampled", smp);
 		jw_u64_field(&w, "written", r->written);
 		jw_u64_field(&w, "lost", lost);
 		jw_u64_field(&w, "unwritten", r->unwritten);
+		if (r->unwritten)
+			jw_str_field(&w, "unwritten_why", unwritten_why(r, why, sizeof(why)));
 		jw_obj_close(&w);
 		jw_end(&w);
 		return;
@@ -236,8 +269,8 @@ static void summary(const struct run *r, const char *ifname,
 		"%llu lost (ring full)", ifname, (unsigned long long)sel, (unsigned long long)smp,
 		(unsigned long long)r->written, (unsigned long long)lost);
 	if (r->unwritten)
-		fprintf(stderr, ", %llu not written (-c %llu reached)",
-			(unsigned long long)r->unwritten, (unsigned long long)r->limit);
+		fprintf(stderr, ", %llu not written (%s)", (unsigned long long)r->unwritten,
+			unwritten_why(r, why, sizeof(why)));
 	fputc('\n', stderr);
 }
 
@@ -251,9 +284,13 @@ static int check_expr(const char *expr)
 
 	err = pl_filter_build(expr, &o, &p, why, sizeof(why));
 	pl_filter_prog_free(&p);
+	if (err == -E2BIG) {	/* no use repeating all of it */
+		pl_err("sample: %s", why);
+		return PL_EXIT_USAGE;
+	}
 	if (err) {
 		pl_err("sample: expression '%s': %s", expr, why);
-		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+		return PL_EXIT_CODE(err, PL_ERR_INPUT);
 	}
 	return 0;
 }
@@ -263,6 +300,84 @@ static bool ends_with(const char *s, const char *suffix)
 	size_t a = strlen(s), b = strlen(suffix);
 
 	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* --mode: octal permission bits, as chmod takes them. */
+static int parse_mode(const char *s, mode_t *mode)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || strspn(s, "01234567") != strlen(s))
+		return -EINVAL;
+	v = strtoul(s, &end, 8);
+	if (v > 0777)
+		return -ERANGE;
+	*mode = (mode_t)v;
+	return 0;
+}
+
+/* Every ring buffer record of the snaplen must fit: a smaller ring would only count losses. */
+static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
+{
+	uint32_t need = pl_sample_ring_min(snaplen), kib = 1;
+
+	if (ring_bytes >= need)
+		return 0;
+	while (kib * 1024U < need)
+		kib <<= 1;
+	pl_err("sample: --buffer-size %u: a %u-byte ring cannot hold one packet of the snaplen "
+	       "(%u bytes: a %u-byte record); use -B %u or more, or a smaller --snaplen", ring_kib,
+	       ring_bytes, snaplen, need, kib);
+	return PL_EXIT_USAGE;
+}
+
+/* Drain the ring and write out every POLL_MS and FLUSH_NS until something ends the capture. */
+static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sampler *s,
+		   uint64_t duration)
+{
+	uint64_t t0, last_flush;
+	int err;
+
+	t0 = last_flush = mono_ns();
+	while (!pl_stop) {
+		uint64_t now;
+
+		/* the kernel wakes us only when the ring fills up: drain it every POLL_MS too */
+		err = ring_buffer__poll(rb, POLL_MS);
+		if (err >= 0 || err == -EINTR)
+			err = ring_buffer__consume(rb);
+		if (err == -ECANCELED || r->write_err)
+			return 0;
+		if (err < 0 && err != -EINTR) {
+			pl_err("sample: %s: reading the ring buffer: %s", r->a->ifname, strerror(-err));
+			return PL_EXIT_FAIL;
+		}
+		/* a reader that went away ends the capture now, not at the next packet */
+		if (pl_out_gone(r->out)) {
+			r->write_err = -EPIPE;
+			return 0;
+		}
+		now = mono_ns();
+		if (now - last_flush >= FLUSH_NS) {
+			struct stat st;
+
+			if ((err = pl_out_flush(r->out))) {
+				r->write_err = err;
+				return 0;
+			}
+			last_flush = now;
+			/* detach or attach --force removed the pin directory we sample */
+			if (!fstat(s->dir_fd, &st) && st.st_nlink == 0) {
+				pl_err("sample: %s: detached or re-attached while sampling: stopped",
+				       r->a->ifname);
+				return PL_EXIT_FAIL;
+			}
+		}
+		if (duration && now - t0 >= duration * 1000000000ULL)
+			return 0;
+	}
+	return 0;
 }
 
 int do_sample(int argc, char **argv)
@@ -276,6 +391,7 @@ int do_sample(int argc, char **argv)
 		{ "out", no_argument, NULL, 'O' },
 		{ "buffer-size", required_argument, NULL, 'B' },
 		{ "pcapng", no_argument, NULL, 'g' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "policy", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
@@ -285,19 +401,19 @@ int do_sample(int argc, char **argv)
 	struct pl_sample_opts so = { .every = 1, .snaplen = PL_SNAPLEN_MAX };
 	struct pl_sample_stats counts[PL_SLOT_MAX];
 	struct pl_sampler s;
-	bool opened = false;
+	bool opened = false, json, data_on_stdout;
 	struct pl_attachment *a = NULL;
 	struct ring_buffer *rb = NULL;
-	const char *path = NULL;
+	const char *path = NULL, *name;
 	uint32_t ring_kib = DEFAULT_RING_KIB;
-	uint64_t duration = 0, u;
-	bool pcapng = false, created = false;
+	uint64_t duration = 0, u, added = 0;
+	mode_t mode = PL_OUT_MODE;
+	bool pcapng = false;
 	struct run *r = NULL;
 	char why[PL_WHY_LEN + 512];
 	char *expr = NULL;
 	size_t n;
 	int opt, err, ret = PL_EXIT_OK;
-	uint64_t t0, last_flush;
 
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, "w:c:s:B:jh", opts, NULL)) != -1) {
@@ -344,6 +460,12 @@ int do_sample(int argc, char **argv)
 		case 'g':
 			pcapng = true;
 			break;
+		case 'm':
+			if (parse_mode(optarg, &mode)) {
+				pl_err("sample: --mode '%s': not octal permissions 0..0777", optarg);
+				goto usage;
+			}
+			break;
 		case 'd':
 			if (pl_parse_duration("sample", optarg, &duration))
 				goto usage;
@@ -367,6 +489,12 @@ int do_sample(int argc, char **argv)
 		pl_err("sample: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
 	}
+	/* a capture on stdout leaves no room for JSON there: errors and the summary on stderr */
+	json = pl_g.json;
+	data_on_stdout = !path || !strcmp(path, "-");
+	if (path && !strcmp(path, "-"))
+		pl_g.json = false;
+	name = data_on_stdout ? "standard output" : path;
 	if (optind >= argc) {
 		pl_err("sample: needs DEV");
 		goto usage;
@@ -397,7 +525,15 @@ int do_sample(int argc, char **argv)
 	so.ring_bytes = (uint32_t)sysconf(_SC_PAGESIZE);
 	while (so.ring_bytes < ring_kib * 1024U)
 		so.ring_bytes <<= 1;
+	if ((ret = check_ring(ring_kib, so.ring_bytes, so.snaplen)))
+		goto out;
 	r->snaplen = so.snaplen;
+	/* the file is looked at here, and created only once the sampler has started */
+	if (path && (err = pl_out_check(path, why, sizeof(why)))) {
+		pl_err("sample: cannot write '%s': %s", path, why);
+		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+		goto out;
+	}
 
 	ret = pl_need_caps("sample", PL_NEED_BPF);
 	if (!ret)
@@ -408,28 +544,35 @@ int do_sample(int argc, char **argv)
 	err = pl_sample_open(a->dir, &s);
 	opened = !err;
 	if (err) {
-		pl_err("sample: %s: cannot open pinned maps in %s: %s%s", a->ifname, a->dir,
-		       strerror(-err), err == -ENOENT ? " (attached by an older pktlens? "
-		       "pktlens attach --force)" : "");
-		ret = PL_EXIT_FAIL;
+		ret = pl_open_error("sample", a, err);
 		goto out;
 	}
-	if (path) {
-		enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG :
-									     PL_DUMP_PCAP;
-
-		created = strcmp(path, "-") && access(path, F_OK);
-		err = pl_dump_open(path, fmt, so.snaplen, &r->dump, why, sizeof(why));
-		if (err) {
-			pl_err("sample: cannot write '%s': %s", path, why);
-			ret = PL_EXIT_USAGE;
-			goto out;
-		}
-	}
+	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
+	pl_catch_stop(true);
+	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
 	err = pl_sample_start(&s, &so, why, sizeof(why));
 	if (err) {
 		pl_err("sample: %s: %s", a->ifname, why);
-		ret = err == -EINVAL || err == -ENOTSUP ? PL_EXIT_USAGE : PL_EXIT_FAIL;
+		ret = PL_EXIT_CODE(err, EINVAL, ENOTSUP);
+		goto out;
+	}
+	/* every check passed: now the output (a file under a temporary name until it is complete) */
+	err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
+	if (!err)
+		pl_out_stop_on(r->out, &pl_stop);
+	if (!err && path) {
+		enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG :
+									     PL_DUMP_PCAP;
+
+		err = pl_dump_open(r->out, fmt, so.snaplen, &r->dump);
+		if (!err)
+			err = pl_out_flush(r->out);
+		if (err)
+			snprintf(why, sizeof(why), "%s", strerror(-err));
+	}
+	if (err) {
+		pl_err("sample: cannot write '%s': %s", name, why);
+		ret = PL_EXIT_FAIL;
 		goto out;
 	}
 	rb = ring_buffer__new(s.ring_fd, on_record, r, NULL);
@@ -438,57 +581,33 @@ int do_sample(int argc, char **argv)
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
+	err = pl_out_commit(r->out, why, sizeof(why));
+	if (err) {
+		pl_err("sample: cannot write '%s': %s", name, why);
+		ret = PL_EXIT_FAIL;
+		goto out;
+	}
 	r->mono_to_real = mono_to_real();
-	jw_init(&r->w, stdout, false);
-	pl_catch_stop(true);
-	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error, then the end */
 	if (!pl_g.json)
 		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s", a->ifname,
 			expr ? " '" : "", expr ? expr : "", expr ? "'" : "", so.snaplen,
 			so.policy ? ", what policy --sample rules choose" : "");
-	t0 = last_flush = mono_ns();
-	while (!pl_stop) {
-		uint64_t now;
-
-		/* the kernel wakes us only when the ring fills up: drain it every POLL_MS too */
-		err = ring_buffer__poll(rb, POLL_MS);
-		if (err >= 0 || err == -EINTR)
-			err = ring_buffer__consume(rb);
-		if (err == -ECANCELED || r->write_err)
-			break;
-		if (err < 0 && err != -EINTR) {
-			pl_err("sample: %s: reading the ring buffer: %s", a->ifname, strerror(-err));
-			ret = PL_EXIT_FAIL;
-			break;
-		}
-		now = mono_ns();
-		if (now - last_flush >= FLUSH_NS) {
-			struct stat st;
-
-			if (r->dump && pl_dump_flush(r->dump)) {
-				r->write_err = -EIO;
-				break;
-			}
-			last_flush = now;
-			/* detach or attach --force removed the pin directory we sample */
-			if (!fstat(s.dir_fd, &st) && st.st_nlink == 0) {
-				pl_err("sample: %s: detached or re-attached while sampling: stopped",
-				       a->ifname);
-				ret = PL_EXIT_FAIL;
-				break;
-			}
-		}
-		if (duration && now - t0 >= duration * 1000000000ULL)
-			break;
-	}
+	ret = capture(r, rb, &s, duration);
 	/* nothing more can arrive after stop: what is in the ring is all there is */
 	pl_sample_stop(&s);
-	if (!r->write_err && !(r->limit && r->written >= r->limit))
+	if (!r->write_err && !(r->limit && r->handed >= r->limit))
 		ring_buffer__consume(rb);
 	r->draining = true;
 	ring_buffer__consume(rb);
-	if (r->write_err) {
-		pl_err("sample: cannot write '%s': %s", path, strerror(-r->write_err));
+	/* written: what reached the file or the reader; the rest of what was handed over was not */
+	err = pl_out_finish(r->out, &r->written, &added);
+	if (err && !r->write_err)
+		r->write_err = err;
+	r->unwritten += added - r->written;
+	if (r->write_err && r->write_err != -EPIPE) {
+		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
+		       "its reader took nothing for a second after the stop" :
+		       strerror(-r->write_err));
 		ret = PL_EXIT_FAIL;
 	}
 	err = pl_sample_counts(&s, counts);
@@ -497,22 +616,17 @@ int do_sample(int argc, char **argv)
 		       strerror(-err));
 		ret = PL_EXIT_FAIL;
 	} else {
-		if (r->dump && (err = pl_dump_close(r->dump))) {
-			pl_err("sample: cannot write '%s': %s", path, strerror(-err));
-			ret = PL_EXIT_FAIL;
-		}
-		r->dump = NULL;
-		summary(r, a->ifname, counts, !(path && !strcmp(path, "-")));
+		summary(r, a->ifname, counts, json, !data_on_stdout || (!path && !r->write_err));
 	}
 	goto out;
 usage:
 	ret = PL_EXIT_USAGE;
 out:
 	ring_buffer__free(rb);
-	if (r && r->dump)
-		pl_dump_close(r->dump);
-	if (created && ret != PL_EXIT_OK && (!r || !r->written))
-		unlink(path);	/* failed before capturing anything: leave nothing behind */
+	if (r) {
+		pl_dump_free(r->dump);
+		pl_out_close(r->out);	/* removes a file never committed */
+	}
 	if (opened)
 		pl_sample_close(&s);
 	free(a);

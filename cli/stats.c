@@ -28,7 +28,8 @@ static void stats_usage(FILE *f)
 		"errors, flow-table use and losses, and the kernel's own rx counters.\n"
 		"\n"
 		"  --watch SECS  print packet and bit rates every SECS seconds until Ctrl-C\n"
-		"  --reset       zero the counters and the flow table (after printing them)\n"
+		"  --reset       print the counters, then start them again from zero and empty\n"
+		"                the flow table (nothing counted meanwhile is lost)\n"
 		"  -j, --json    JSON (one document; JSON lines with --watch)\n"
 		"  -h, --help    this help\n");
 }
@@ -97,9 +98,9 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter)
 	printf("\n    vlan %llu (double %llu)  fragments %llu  ip options/ext %llu"
 	       "  parse errors %llu  truncated %llu\n",
 	       s->vlan, s->vlan2, s->ip_frags, s->ip_opts, s->parse_err, s->truncated);
-	if (s->flow_lost)
-		printf("    flow table full: %llu packets (%llu bytes) not recorded in flows\n",
-		       s->flow_lost_pkts, s->flow_lost_bytes);
+	if (s->flow_lost || s->flow_lost_pkts)
+		printf("    not recorded in flows: %llu packets (%llu bytes; the table refused %llu)\n",
+		       s->flow_lost_pkts, s->flow_lost_bytes, s->flow_lost);
 	if (filter || s->filter_pkts)
 		printf("    filter matched %llu packets, %llu bytes\n", s->filter_pkts,
 		       s->filter_bytes);
@@ -121,23 +122,24 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	rc = pl_open_state("stats", a, &st);
 	if (rc)
 		return rc;
-	err = pl_state_stats(&st, s);
+	/* the (slow) count first: the reading and the reset follow each other closely */
+	err = pl_state_flow_count(&st, &used);
 	if (!err)
-		err = pl_state_flow_count(&st, &used);
-	if (!err && reset)
-		err = pl_state_reset(&st);
+		err = reset ? pl_state_reset(&st, s) : pl_state_stats(&st, s);
 	if (err) {
-		pl_err("stats: %s: cannot read maps: %s", a->ifname, strerror(-err));
+		pl_err("stats: %s: cannot %s maps: %s", a->ifname, reset ? "reset" : "read",
+		       strerror(-err));
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
-	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+	/* the kernel's counters of the interface attached, not of one that got its index since */
+	have_li = pl_meta_live(&st.meta) && pl_link_get(NULL, st.meta.ifindex, &li) == 0;
 
 	if (pl_g.json) {
 		jw_obj_open(w);
-		jw_str_field(w, "ifname", a->ifname);
+		jw_name_field(w, "ifname", a->ifname);
 		jw_u64_field(w, "ifindex", st.meta.ifindex);
-		pl_json_netns(w, a->netns);
+		pl_json_att_netns(w, a);
 		jw_str_field(w, "xdp_mode", pl_xdp_mode_name(st.meta.xdp_mode));
 		jw_str_field(w, "tc_mech", pl_tc_mech_name(st.meta.tc_mech));
 		jw_u64_field(w, "flows", used);
@@ -169,8 +171,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 
 		char ns[300];
 
-		printf("%s (ifindex %u, netns %s): %s, flow table %zu/%u%s\n", a->ifname,
-		       st.meta.ifindex, pl_netns_fmt(a->netns, true, ns, sizeof(ns)),
+		printf("%s (ifindex %u, netns %s): %s, flow table %zu/%u%s\n", PL_NAME(a->ifname),
+		       st.meta.ifindex, pl_fmt_att_netns(a, true, ns, sizeof(ns)),
 		       pl_fmt_hooks(&st.meta, hooks, sizeof(hooks)), used, st.meta.flows_max,
 		       reset ? " [counters reset after this reading]" : "");
 		if (have_li)
@@ -247,13 +249,15 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 					continue;
 				pl_stats_totals(&cur[sl], &pk, &by);
 				pl_stats_totals(&prev[i][sl], &ppk, &pby);
+				if (pk < ppk)	/* a stats --reset in between: count from zero */
+					ppk = pby = 0;
 				if (pl_g.json) {
 					struct jw w;
 
 					jw_init(&w, stdout, false);
 					jw_obj_open(&w);
 					jw_double_field(&w, "time", (double)wall);
-					jw_str_field(&w, "ifname", a[i].ifname);
+					jw_name_field(&w, "ifname", a[i].ifname);
 					jw_str_field(&w, "hook", pl_slot_hook[sl]);
 					jw_str_field(&w, "dir", pl_slot_dir[sl]);
 					jw_double_field(&w, "pps", (pk - ppk) / dt);

@@ -385,7 +385,8 @@ int do_tcp(int argc, char **argv)
 		case 'n':
 			err = pl_netns_of(optarg, &cfg.netns);
 			if (err) {
-				pl_err("tcp %s: --netns '%s': %s", verb, optarg, strerror(-err));
+				pl_err("tcp %s: --netns '%s': %s", verb, optarg,
+				       err == -EINVAL ? "not a network namespace" : strerror(-err));
 				return PL_EXIT_USAGE;
 			}
 			break;
@@ -393,8 +394,12 @@ int do_tcp(int argc, char **argv)
 			hist = true;
 			break;
 		case 'b':
-			if (progs != PL_TCP_P_RTT || (strcmp(optarg, "raddr") && strcmp(optarg, "rport"))) {
-				pl_err("tcp %s: --by '%s': rtt takes raddr or rport", verb, optarg);
+			if (progs != PL_TCP_P_RTT) {
+				pl_err("tcp %s: --by: only tcp rtt groups by raddr or rport", verb);
+				return PL_EXIT_USAGE;
+			}
+			if (strcmp(optarg, "raddr") && strcmp(optarg, "rport")) {
+				pl_err("tcp %s: --by '%s': not raddr or rport", verb, optarg);
 				return PL_EXIT_USAGE;
 			}
 			cfg.rtt_by = strcmp(optarg, "raddr") ? PL_TCP_BY_RPORT : PL_TCP_BY_RADDR;

@@ -188,7 +188,7 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 			fmt_rate(b, sizeof(b), p ? (by - pby) * 8 / secs : 0, "b");
 			fmt_rate(c, sizeof(c), p ? (cur->s[i][sl].pkts[PL_VERDICT_DROP] -
 						    p[sl].pkts[PL_VERDICT_DROP]) / secs : 0, "");
-			mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s", cur->a[i].ifname,
+			mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s", PL_NAME(cur->a[i].ifname),
 				 pl_slot_hook[sl], pl_slot_dir[sl], a, b, c);
 		}
 	}
@@ -246,8 +246,10 @@ int do_top(int argc, char **argv)
 		{ 0 },
 	};
 	struct snap prev = { 0 }, cur = { 0 };
-	const char *dev = NULL;
+	const char *dev = NULL, *term;
 	uint32_t interval = 1;
+	SCREEN *scr;
+	double t0;
 	int opt, err, ret;
 
 	pl_getopt_reset();
@@ -284,9 +286,15 @@ int do_top(int argc, char **argv)
 	}
 	if (ret)
 		return ret;
-	if (!initscr()) {
-		pl_err("top: cannot use the terminal (TERM=%s)", getenv("TERM") ?: "");
-		return PL_EXIT_FAIL;
+	/* newterm(), not initscr(): that one prints ncurses' own error and exits */
+	term = getenv("TERM");
+	scr = term && *term ? newterm(NULL, stdout, stdin) : NULL;
+	if (!scr) {
+		if (term && *term)
+			pl_err("top: cannot use the terminal: TERM '%s' is not known here", term);
+		else
+			pl_err("top: cannot use the terminal: TERM is not set");
+		return PL_EXIT_USAGE;
 	}
 	cbreak();
 	noecho();
@@ -305,11 +313,19 @@ int do_top(int argc, char **argv)
 		snap_free(&prev);
 		prev = cur;
 		memset(&cur, 0, sizeof(cur));
+		t0 = now_s();
 		ch = getch();
 		if (ch == 'q' || ch == 'Q')
 			break;
+		/*
+		 * getch() gives up before the interval only when stdin has ended
+		 * (a closed pipe, /dev/null): no q can come, so stop.
+		 */
+		if (ch == ERR && now_s() - t0 < interval / 2.0)
+			break;
 	}
 	endwin();
+	delscreen(scr);
 	snap_free(&prev);
 	snap_free(&cur);
 	if (err) {

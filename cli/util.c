@@ -10,45 +10,65 @@
 #include <linux/capability.h>
 
 #include "util.h"
+#include "../export/format.h"
 #include "../loader/loader.h"
 
 struct pl_globals pl_g;
 
-/* "pktlens: ..." on stderr */
-static void vline(const char *fmt, va_list ap)
+/* "pktlens: MSG" on stderr, one line whatever MSG holds (controls as \\xHH) */
+static void to_stderr(const char *msg)
 {
-	fputs("pktlens: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	size_t len = 4 * strlen(msg) + 5;
+	char *safe = malloc(len);
+
+	fprintf(stderr, "pktlens: %s\n", safe ? pl_fmt_safe(msg, safe, len) : "out of memory");
+	free(safe);
 }
 
-void pl_err_line(const char *fmt, ...)
+/* The whole message, however long: a long expression must not cut off the reason after it */
+static char *vformat(const char *fmt, va_list ap)
 {
-	va_list ap;
+	char *msg = NULL;
 
-	va_start(ap, fmt);
-	vline(fmt, ap);
-	va_end(ap);
+	return vasprintf(&msg, fmt, ap) < 0 ? NULL : msg;
 }
 
 void pl_err(const char *fmt, ...)
 {
-	char buf[1024];
+	char *msg;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	msg = vformat(fmt, ap);
 	va_end(ap);
 	if (pl_g.json) {
 		struct jw w;
 
 		jw_init(&w, stdout, false);
 		jw_obj_open(&w);
-		jw_str_field(&w, "error", buf);
+		jw_str_field(&w, "error", msg ? msg : "out of memory");
 		jw_obj_close(&w);
 		jw_end(&w);
 	}
-	pl_err_line("%s", buf);
+	to_stderr(msg ? msg : "out of memory");
+	free(msg);
+}
+
+static void vlog(const char *fmt, va_list ap)
+{
+	char *msg = vformat(fmt, ap);
+
+	to_stderr(msg ? msg : "out of memory");
+	free(msg);
+}
+
+void pl_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
 }
 
 void pl_info(const char *fmt, ...)
@@ -58,8 +78,18 @@ void pl_info(const char *fmt, ...)
 	if (pl_g.json)
 		return;
 	va_start(ap, fmt);
-	vline(fmt, ap);
+	vlog(fmt, ap);
 	va_end(ap);
+}
+
+int pl_exit_code(int err, const int *input)
+{
+	if (!err)
+		return PL_EXIT_OK;
+	for (; *input; input++)
+		if (-err == *input || (*input == PL_ERR_INPUT && err != -ENOMEM))
+			return PL_EXIT_USAGE;
+	return PL_EXIT_FAIL;
 }
 
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -67,10 +97,11 @@ int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	unsigned long long v;
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	/* decimal digits only: 020 is twenty (not octal 16), 0x10 is not a number */
+	if (!s || !*s || strspn(s, "0123456789") != strlen(s))
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(s, &end, 10);
 	if (*end)
 		return -EINVAL;
 	if (errno == ERANGE || v < min || v > max)

@@ -9,12 +9,22 @@
 
 #include "../export/json.h"
 
-/* Exit codes (DESIGN.md). */
+/* Exit codes (pktlens(8), EXIT STATUS). */
 enum pl_exit {
 	PL_EXIT_OK = 0,
 	PL_EXIT_FAIL = 1,	/* runtime failure */
 	PL_EXIT_USAGE = 2,	/* bad usage or input */
 };
+
+/*
+ * The exit code for -errno @err (0: PL_EXIT_OK): PL_EXIT_USAGE when it is
+ * one of @input, the errors by which the call says its input was wrong
+ * (0-terminated; PL_ERR_INPUT: any but ENOMEM, for a file or expression the
+ * user named), else PL_EXIT_FAIL. PL_EXIT_CODE(err, EINVAL, E2BIG) lists them.
+ */
+int pl_exit_code(int err, const int *input);
+#define PL_ERR_INPUT (-1)
+#define PL_EXIT_CODE(err, ...) pl_exit_code((err), (const int[]){ __VA_ARGS__, 0 })
 
 /* Global options, set once in main(). */
 struct pl_globals {
@@ -29,12 +39,18 @@ extern struct pl_globals pl_g;
  * stdout under -j). Returns nothing; callers return the exit code.
  */
 __attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
-/* Its stderr line alone, for a -j document that carries the error itself. */
-__attribute__((format(printf, 1, 2))) void pl_err_line(const char *fmt, ...);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
+/*
+ * "pktlens: ..." on stderr, under -j too: a running service's warnings, or
+ * pl_err()'s line alone for a -j document that carries the error itself.
+ */
+__attribute__((format(printf, 1, 2))) void pl_warn(const char *fmt, ...);
 
-/* Strict number parsing: the whole string, in [min, max]. 0 or -EINVAL/-ERANGE. */
+/*
+ * Strict number parsing: the whole string, decimal digits only (leading
+ * zeros are decimal too: 020 is 20), in [min, max]. 0 or -EINVAL/-ERANGE.
+ */
 int pl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,4 +105,95 @@ const char *pl_fmt_endpoint(const struct pl_flow_key *k, const __u8 *addr, __u16
 	else
 		snprintf(buf, len, k->l3proto == 0x86dd ? "[%s]:%u" : "%s:%u", a, port);
 	return buf;
+}
+
+size_t pl_utf8_seq(const char *s, uint32_t *cp)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t c, min;
+	size_t n;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 2, c = p[0] & 0x1f, min = 0x80;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, c = p[0] & 0x0f, min = 0x800;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 4, c = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)	/* the NUL ends it too */
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+static const char *fmt_text(const char *s, char *buf, size_t len, bool name)
+{
+	size_t o = 0;
+
+	if (!len)
+		return "";
+	while (*s && o + 5 <= len) {
+		uint32_t cp = 0;
+		size_t n = pl_utf8_seq(s, &cp);
+
+		if (n && !PL_IS_CONTROL(cp) && !(name && cp == '\\')) {
+			memcpy(buf + o, s, n);
+			o += n;
+			s += n;
+		} else if (n && cp == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = '\\';
+			s++;
+		} else {
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", (unsigned char)*s++);
+		}
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+const char *pl_fmt_name(const char *name, char *buf, size_t len)
+{
+	return fmt_text(name, buf, len, true);
+}
+
+const char *pl_fmt_safe(const char *s, char *buf, size_t len)
+{
+	return fmt_text(s, buf, len, false);
+}
+
+int pl_parse_name(const char *text, char *name, size_t len)
+{
+	size_t o = 0;
+
+	for (; *text; o++) {
+		unsigned int hex;
+
+		if (o + 1 >= len)
+			return -EINVAL;
+		if (text[0] != '\\') {
+			name[o] = *text++;
+		} else if (text[1] == '\\') {
+			name[o] = '\\';
+			text += 2;
+		} else if (text[1] == 'x' && sscanf(text + 2, "%2x", &hex) == 1 && hex &&
+			   isxdigit((unsigned char)text[2]) && isxdigit((unsigned char)text[3])) {
+			name[o] = (char)hex;
+			text += 4;
+		} else {
+			return -EINVAL;
+		}
+	}
+	name[o] = 0;
+	return 0;
 }

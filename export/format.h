@@ -32,6 +32,32 @@ __s64 pl_epoch_offset_ns(void);
 /* CLOCK_MONOTONIC ns (bpf_ktime_get_coarse_ns) to seconds since the epoch, by @offset_ns */
 double pl_mono_to_epoch(__u64 ns, __s64 offset_ns);
 
+/*
+ * The length of the valid UTF-8 sequence at @s (1-4) with its code point in
+ * *@cp, or 0 when @s does not start one (stray, overlong or truncated
+ * bytes, surrogates, above U+10FFFF). @s is NUL-terminated.
+ */
+size_t pl_utf8_seq(const char *s, uint32_t *cp);
+/* Characters that must not reach a terminal raw: C0 and C1 controls and DEL. */
+#define PL_IS_CONTROL(cp) ((cp) < 0x20 || ((cp) >= 0x7f && (cp) < 0xa0))
+
+/*
+ * An interface name as text, the same on the terminal, in JSON and in
+ * Prometheus labels: printable UTF-8 as it is, a backslash as \\, every
+ * other byte (controls, bytes that are not UTF-8) as \xHH. One name, one
+ * text: two interfaces never show the same. Room for any name: PL_NAME_TEXT.
+ */
+#define PL_NAME_TEXT 64
+const char *pl_fmt_name(const char *name, char *buf, size_t len);
+/* pl_fmt_name() into a buffer that lives until the end of the enclosing block */
+#define PL_NAME(name) pl_fmt_name((name), (char[PL_NAME_TEXT]){ 0 }, PL_NAME_TEXT)
+/* The name pl_fmt_name() showed as @text, into @name (IFNAMSIZ); 0 or -EINVAL. */
+int pl_parse_name(const char *text, char *name, size_t len);
+/* Any text for a terminal: as pl_fmt_name(), but a backslash stays one. */
+const char *pl_fmt_safe(const char *s, char *buf, size_t len);
+/* pl_fmt_safe() of a path or word (up to 4095 bytes shown) for the enclosing block */
+#define PL_SAFE(s) pl_fmt_safe((s), (char[4 * 4096]){ 0 }, 4 * 4096)
+
 extern const char *const pl_verdict_names[PL_VERDICT_MAX];
 extern const char *const pl_rmon_names[PL_RMON_MAX];
 extern const char *const pl_l3_names[PL_L3_MAX];

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <pktlens/array.h>
+#include <pktlens/why.h>
 
 #include "format.h"
 #include "ipfix.h"
@@ -208,10 +209,8 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	struct pl_ipfix *x;
 	int err;
 
-	if (!colon || !hl || hl >= sizeof(host) || !colon[1]) {
-		snprintf(why, whylen, "not HOST:PORT");
-		return -EINVAL;
-	}
+	if (!colon || !hl || hl >= sizeof(host) || !colon[1])
+		return pl_why(why, whylen, -EINVAL, "not HOST:PORT");
 	memcpy(host, collector, hl);
 	host[hl] = '\0';
 	if (host[0] == '[' && host[hl - 1] == ']') {
@@ -219,9 +218,13 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 		host[hl - 2] = '\0';
 	}
 	err = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (err) {
-		snprintf(why, whylen, "%s", gai_strerror(err));
-		return -EINVAL;
+	if (err)
+		return pl_why(why, whylen, -EINVAL, "%s", gai_strerror(err));
+	/* port 0 sends nowhere: connect() would pick nothing and every send fail */
+	if ((ai->ai_family == AF_INET ? ((struct sockaddr_in *)ai->ai_addr)->sin_port :
+	     ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port) == 0) {
+		freeaddrinfo(ai);
+		return pl_why(why, whylen, -EINVAL, "port 0: not a port to send to (1-65535)");
 	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -231,8 +234,7 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	x->domain = domain;
 	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (x->fd < 0 || connect(x->fd, ai->ai_addr, ai->ai_addrlen)) {
-		err = -errno;
-		snprintf(why, whylen, "%s", strerror(errno));
+		err = pl_why(why, whylen, -errno, "%s", strerror(errno));
 		freeaddrinfo(ai);
 		pl_ipfix_close(x);
 		return err;
@@ -322,15 +324,11 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	x->nprev = x->nnow;
 	x->now = NULL;
 	*records = x->send_err ? 0 : x->sent;
-	if (x->send_err) {
-		snprintf(why, whylen, "cannot send: %s", strerror(-x->send_err));
-		return x->send_err;
-	}
-	if (x->refused) {	/* records went out; the collector may have missed templates */
-		snprintf(why, whylen, "%s (an earlier message was refused: is the collector "
-			 "listening?)", strerror(ECONNREFUSED));
-		return -ECONNREFUSED;
-	}
+	if (x->send_err)
+		return pl_why(why, whylen, x->send_err, "cannot send: %s", strerror(-x->send_err));
+	if (x->refused)		/* records went out; the collector may have missed templates */
+		return pl_why(why, whylen, -ECONNREFUSED, "%s (an earlier message was refused: "
+			      "is the collector listening?)", strerror(ECONNREFUSED));
 	return 0;
 }
 
@@ -341,10 +339,8 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 	int err = pl_attachments(0, &a, &n);
 
 	*records = 0;
-	if (err) {
-		snprintf(why, whylen, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
-		return err;
-	}
+	if (err)
+		return pl_why(why, whylen, err, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
 	why[0] = '\0';
 	pl_ipfix_begin(x, tpl);
 	for (size_t i = 0; i < n && !err; i++) {
@@ -352,13 +348,14 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		struct pl_state st;
 		size_t nf = 0;
 
-		if (!a[i].meta_ok || pl_state_open(a[i].dir, &st))
+		/* a deleted namespace's flows were exported while it lived; set aside, their key changed */
+		if (!a[i].meta_ok || a[i].ns_gone || pl_state_open(a[i].dir, &st))
 			continue;
 		err = pl_state_flows(&st, &fl, &nf);
 		pl_state_close(&st);
 		if (err) {
-			snprintf(why, whylen, "%s: cannot read flows: %s", a[i].ifname,
-				 strerror(-err));
+			pl_why(why, whylen, err, "%s: cannot read flows: %s", a[i].ifname,
+			       strerror(-err));
 			break;
 		}
 		err = pl_ipfix_add(x, a[i].netns, fl, nf);

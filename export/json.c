@@ -2,6 +2,7 @@
 #include <math.h>
 #include <inttypes.h>
 
+#include "format.h"
 #include "json.h"
 
 void jw_init(struct jw *w, FILE *f, bool pretty)
@@ -62,11 +63,23 @@ void jw_obj_close(struct jw *w) { jw_close(w, '}'); }
 void jw_arr_open(struct jw *w) { jw_open(w, '['); }
 void jw_arr_close(struct jw *w) { jw_close(w, ']'); }
 
+/*
+ * Always valid JSON: controls (C0, DEL, C1) as \u escapes, and each byte
+ * that is not part of valid UTF-8 as U+FFFD (the replacement character).
+ */
 static void jw_quoted(struct jw *w, const char *s)
 {
 	fputc('"', w->f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
+	while (*s) {
+		uint32_t cp = 0;
+		size_t n = pl_utf8_seq(s, &cp);
+
+		if (!n) {
+			fputs("\\ufffd", w->f);
+			s++;
+			continue;
+		}
+		switch (cp) {
 		case '"': fputs("\\\"", w->f); break;
 		case '\\': fputs("\\\\", w->f); break;
 		case '\n': fputs("\\n", w->f); break;
@@ -75,11 +88,12 @@ static void jw_quoted(struct jw *w, const char *s)
 		case '\b': fputs("\\b", w->f); break;
 		case '\f': fputs("\\f", w->f); break;
 		default:
-			if (*p < 0x20)
-				fprintf(w->f, "\\u%04x", *p);
+			if (PL_IS_CONTROL(cp))
+				fprintf(w->f, "\\u%04x", (unsigned int)cp);
 			else
-				fputc(*p, w->f);
+				fwrite(s, 1, n, w->f);
 		}
+		s += n;
 	}
 	fputc('"', w->f);
 }
@@ -155,3 +169,11 @@ void jw_i64_field(struct jw *w, const char *key, int64_t v) { jw_key(w, key); jw
 void jw_double_field(struct jw *w, const char *key, double v) { jw_key(w, key); jw_double(w, v); }
 void jw_bool_field(struct jw *w, const char *key, bool v) { jw_key(w, key); jw_bool(w, v); }
 void jw_fixed_field(struct jw *w, const char *key, double v, int decimals) { jw_key(w, key); jw_fixed(w, v, decimals); }
+
+void jw_name_field(struct jw *w, const char *key, const char *name)
+{
+	char buf[PL_NAME_TEXT];
+
+	jw_key(w, key);
+	jw_str(w, name ? pl_fmt_name(name, buf, sizeof(buf)) : NULL);
+}

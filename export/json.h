@@ -2,7 +2,8 @@
 /*
  * A small streaming JSON writer: objects, arrays, strings (escaped), numbers,
  * booleans and null. Keys are given with jw_key() or the *_field helpers.
- * Compact by default; `pretty` indents like `bpftool -p`.
+ * Strings always come out valid: controls escaped, each byte that is not
+ * UTF-8 as U+FFFD. Compact by default; `pretty` indents like `bpftool -p`.
  */
 #ifndef __PKTLENS_EXPORT_JSON_H
 #define __PKTLENS_EXPORT_JSON_H
@@ -45,5 +46,7 @@ void jw_i64_field(struct jw *w, const char *key, int64_t v);
 void jw_double_field(struct jw *w, const char *key, double v);
 void jw_fixed_field(struct jw *w, const char *key, double v, int decimals);
 void jw_bool_field(struct jw *w, const char *key, bool v);
+/* An interface name, as pl_fmt_name() shows it (NULL: null). */
+void jw_name_field(struct jw *w, const char *key, const char *name);
 
 #endif /* __PKTLENS_EXPORT_JSON_H */

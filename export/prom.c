@@ -39,17 +39,18 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* netns (inode), netns_name (where it has one in /run/netns), device */
+/* netns (INODE, or INODE:ID), netns_name (where it has one in /run/netns), device */
 static void dev_labels(FILE *f, const struct pl_prom_att *t)
 {
-	fprintf(f, "netns=\"%llu\",", (unsigned long long)t->a->netns);
+	/* the inode, or INODE:ID for a deleted namespace's (pl_attachment.ns): unique */
+	fprintf(f, "netns=\"%s\",", t->a->ns);
 	if (t->netns_name[0]) {
 		fputs("netns_name=\"", f);
-		esc(f, t->netns_name);
+		esc(f, PL_SAFE(t->netns_name));	/* valid UTF-8, whatever the name's bytes */
 		fputs("\",", f);
 	}
 	fputs("device=\"", f);
-	esc(f, t->a->ifname);
+	esc(f, PL_NAME(t->a->ifname));	/* valid UTF-8, one text per name */
 	fputc('"', f);
 }
 
@@ -76,7 +77,7 @@ static void read_att(struct pl_prom_att *t)
 	struct pl_state st;
 	struct pl_policy p;
 
-	{
+	if (!t->a->ns_gone) {	/* a deleted namespace's inode may name another now */
 		struct pl_netns_id id;
 
 		pl_netns_identify(t->a->netns, false, &id);
@@ -100,7 +101,7 @@ static void read_att(struct pl_prom_att *t)
 		if (!pl_policy_rules(&p, &t->rules, &t->nrules) && t->nrules) {
 			t->rstats = calloc(t->nrules, sizeof(*t->rstats));
 			for (size_t r = 0; t->rstats && r < t->nrules; r++)
-				pl_policy_rule_stats(&p, t->rules[r].id, &t->rstats[r]);
+				pl_policy_rule_stats(&p, &t->rules[r], &t->rstats[r]);
 		}
 		/* held until every attachment is read: not the reading's spare room */
 		if (!t->nrules) {
@@ -187,7 +188,7 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 		fputs("pktlens_attachment_info{", f);
 		dev_labels(f, &at[i]);
 		fputs(",managed_by=\"", f);
-		esc(f, at[i].a->meta_ok ? at[i].a->meta.managed_by : "");
+		esc(f, PL_SAFE(at[i].a->meta_ok ? at[i].a->meta.managed_by : ""));
 		fputs("\"} 1\n", f);
 	}
 

@@ -81,17 +81,39 @@ const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SL
 	return buf;
 }
 
-void pl_json_netns(struct jw *w, uint64_t ino)
+static void json_netns(struct jw *w, uint64_t ino, const char *dir, bool identify)
 {
-	struct pl_netns_id id;
+	struct pl_netns_id id = { .pid = 0 };
 
-	pl_netns_identify(ino, true, &id);
+	if (identify)
+		pl_netns_identify(ino, true, &id);
 	jw_u64_field(w, "netns", ino);
+	if (dir)
+		jw_str_field(w, "netns_id", dir);
 	jw_str_field(w, "netns_name", id.name[0] ? id.name : NULL);
 	if (id.pid) {
 		jw_u64_field(w, "netns_pid", (uint64_t)id.pid);
 		jw_str_field(w, "netns_comm", id.comm);
 	}
+}
+
+void pl_json_netns(struct jw *w, uint64_t ino)
+{
+	json_netns(w, ino, NULL, true);
+}
+
+void pl_json_att_netns(struct jw *w, const struct pl_attachment *a)
+{
+	json_netns(w, a->netns, a->ns, !a->ns_gone);
+}
+
+const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf, size_t len)
+{
+	if (a->ns_gone) {
+		snprintf(buf, len, "%s", a->ns);
+		return buf;
+	}
+	return pl_netns_fmt(a->netns, pid, buf, len);
 }
 
 void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
@@ -175,7 +197,7 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 	__s64 epoch = pl_epoch_offset_ns();	/* one for both times */
 
 	jw_obj_open(w);
-	jw_str_field(w, "ifname", ifname);
+	jw_name_field(w, "ifname", ifname);
 	jw_u64_field(w, "ifindex", k->ifindex);
 	jw_str_field(w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
 	jw_str_field(w, "dir", k->dir == PL_DIR_IN ? "in" : "out");

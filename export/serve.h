@@ -15,14 +15,21 @@
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
 
 struct pl_prom_server;
+/* What the server tells its owner; each may be NULL. Called from server threads. */
+struct pl_prom_hooks {
+	void (*scraped)(void *ctx);	/* a scrape is over */
+	/* libmicrohttpd's complaints, at most one line a second (counting the rest) */
+	void (*log)(void *ctx, const char *line);
+	void *ctx;
+};
 /*
  * Serve every attachment's metrics (pl_prom_render()) at http://@listen/metrics:
- * a small thread pool, idle or half-open clients dropped after a timeout,
- * 404 for other paths, 405 for other methods. After each scrape the memory
- * it took goes back to the system, and @scraped (may be NULL) is called,
- * from a server thread. NULL with @why on error.
+ * a thread per connection, up to 64 idle clients beside 16 scrapes, idle or
+ * half-open clients dropped after a timeout, 404 for other paths, 405 for
+ * other methods. After each scrape the memory it took goes back to the
+ * system. @h may be NULL. NULL with @why (and errno) on error.
  */
-struct pl_prom_server *pl_prom_serve(const char *listen, void (*scraped)(void *ctx), void *ctx,
+struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_hooks *h,
 				     char *why, size_t whylen);
 void pl_prom_serve_stop(struct pl_prom_server *s);
 

@@ -15,8 +15,8 @@ static bool unsupported(int e)
 	return e == ENOTSUPP_ || e == EOPNOTSUPP || e == EINVAL;
 }
 
-int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
-			__u32 *count, __u64 elem_flags)
+int pl_batch_update(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+		    __u32 *count, __u64 elem_flags)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elem_flags);
 	__u32 n = *count;
@@ -32,8 +32,8 @@ int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 	return 0;
 }
 
-int pl_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, size_t ksz,
-			void *vals, size_t vsz, __u32 *count, bool del)
+int pl_batch_lookup(int fd, void *in_batch, void *out_batch, void *keys, size_t ksz,
+		    void *vals, size_t vsz, __u32 *count, bool del)
 {
 	char prev[PL_BATCH_TOKEN];
 	__u32 n = *count, got = 0;

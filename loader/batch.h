@@ -18,9 +18,9 @@
 
 #define PL_BATCH_TOKEN 64
 
-int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
-			__u32 *count, __u64 elem_flags);
-int pl_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, size_t ksz,
-			void *vals, size_t vsz, __u32 *count, bool del);
+int pl_batch_update(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+		    __u32 *count, __u64 elem_flags);
+int pl_batch_lookup(int fd, void *in_batch, void *out_batch, void *keys, size_t ksz,
+		    void *vals, size_t vsz, __u32 *count, bool del);
 
 #endif /* __PKTLENS_BATCH_H */

@@ -160,12 +160,10 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 	size_t n = hooks_of(c, h);
 	int err = 0;
 
-	if (strlen(expr) >= PL_FILTER_EXPR_MAX) {
-		snprintf(why, whylen, "expression is %zu bytes long, at most %d are kept",
-			 strlen(expr), PL_FILTER_EXPR_MAX - 1);
-		return -E2BIG;
-	}
-	/* every attachment has a hook (attach refuses none), so a bad expression fails here */
+	/*
+	 * pl_cbpf_compile() holds the one length limit (-E2BIG: too long to keep);
+	 * every attachment has a hook (attach refuses none), so a bad expression fails here
+	 */
 	for (size_t i = 0; i < n && !err; i++) {
 		fds[i] = load_rules(&h[i], expr, why, whylen);
 		if (fds[i] < 0)
@@ -176,14 +174,14 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 		old[i] = old_rules(&h[i]);
 		if (!bpf_map_update_elem(h[i].t.chain_fd, &h[i].rules_slot, &fds[i], BPF_ANY))
 			continue;
-		err = -errno;
-		snprintf(why, whylen, "%s: cannot chain the program: %s", h[i].name, strerror(errno));
+		err = pl_why(why, whylen, -errno, "%s: cannot chain the program: %s", h[i].name,
+			     strerror(errno));
 		/* put back what the hooks already swapped had */
 		while (i--)
 			restore_rules(&h[i], old[i]);
 	}
 	if (!err && (err = write_meta(c, expr)))
-		snprintf(why, whylen, "cannot record the expression: %s", strerror(-err));
+		pl_why(why, whylen, err, "cannot record the expression: %s", strerror(-err));
 	for (size_t i = 0; i < n; i++) {
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -200,16 +198,11 @@ int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen)
 	int err;
 
 	for (size_t i = 0; i < n; i++)
-		if (bpf_map_delete_elem(h[i].t.chain_fd, &h[i].rules_slot) && errno != ENOENT) {
-			err = -errno;
-			snprintf(why, whylen, "%s: cannot unchain the filter: %s", h[i].name,
-				 strerror(errno));
-			return err;
-		}
+		if (bpf_map_delete_elem(h[i].t.chain_fd, &h[i].rules_slot) && errno != ENOENT)
+			return pl_why(why, whylen, -errno, "%s: cannot unchain the filter: %s",
+				      h[i].name, strerror(errno));
 	err = write_meta(c, NULL);
-	if (err)
-		snprintf(why, whylen, "cannot update the metadata: %s", strerror(-err));
-	return err;
+	return err ? pl_why(why, whylen, err, "cannot update the metadata: %s", strerror(-err)) : 0;
 }
 
 size_t pl_chain_hooks(const struct pl_chain *c, const char *names[PL_SLOT_MAX])
@@ -243,6 +236,5 @@ int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __
 		h[i].t.nnext = nnext;
 		return load_rules(&h[i], expr, why, whylen);
 	}
-	snprintf(why, whylen, "no such hook");
-	return -ENOENT;
+	return pl_why(why, whylen, -ENOENT, "no such hook");
 }

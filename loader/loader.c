@@ -29,6 +29,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "batch.h"
 #include "features.h"
@@ -37,10 +38,7 @@
 #include "pktlens_tc.skel.h"
 #include "../probes/tcp.h"
 
-/* UAPI values from Linux 6.6 (our UAPI headers are older) */
-#define PL_BPF_TCX_INGRESS 46
-#define PL_BPF_TCX_EGRESS 47
-#define PL_BPF_F_BEFORE (1U << 3)
+#define PL_BPF_F_BEFORE (1U << 3)	/* UAPI of Linux 6.6 (our headers are older) */
 
 /*
  * Counting must see every packet, so our tc programs go first: tcx links
@@ -77,6 +75,13 @@ const char *pl_tc_mech_name(int mech)
 static const char *const tc_link_pin[2] = { PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
 static const char *const dir_name[2] = { "ingress", "egress" };
 
+/* Flows copied into a new table of another size, per stats slot. */
+struct carry {
+	bool copied;
+	__u64 pkts[PL_SLOT_MAX], bytes[PL_SLOT_MAX];	/* carried over */
+	__u64 flows_lost[PL_SLOT_MAX];			/* flows that did not fit */
+};
+
 struct attach {
 	const struct pl_attach_opts *o;
 	struct pl_attach_info *info;
@@ -87,28 +92,18 @@ struct attach {
 	struct pl_meta *m;
 	char final[512];
 	char tmp[600];
+	char old_dir[512];	/* the attachment replaced: final, or its name's before a rename */
+	char old_name[16];
 	bool have_old;
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
 	bool filter_made[2];	/* clsact filters of this attach */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
+	bool flows_reused;	/* --force, same table size: the flow maps carried over */
+	struct carry carry;
 	char *why;
 	size_t whylen;
 };
-
-#define FAIL(a, err, ...)                                                 \
-	({                                                                \
-		snprintf((a)->why, (a)->whylen, __VA_ARGS__);              \
-		(err);                                                    \
-	})
-
-static int pin_map(struct bpf_map *map, const char *dir)
-{
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-	return bpf_map__pin(map, path);
-}
 
 static int pin_fd(int fd, const char *dir, const char *name)
 {
@@ -177,7 +172,8 @@ static int handle_foreign(struct attach *a, __u32 ours)
 
 	err = bpf_xdp_query(a->li.ifindex, 0, &q);
 	if (err)
-		return FAIL(a, err, "%s: cannot query XDP state: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot query XDP state: %s", ifname,
+			      strerror(-err));
 	slots[0].id = q.drv_prog_id, slots[0].flag = XDP_FLAGS_DRV_MODE, slots[0].name = "native";
 	slots[1].id = q.skb_prog_id, slots[1].flag = XDP_FLAGS_SKB_MODE, slots[1].name = "skb";
 	slots[2].id = q.hw_prog_id, slots[2].flag = XDP_FLAGS_HW_MODE, slots[2].name = "hw";
@@ -185,13 +181,16 @@ static int handle_foreign(struct attach *a, __u32 ours)
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
 		if (!a->o->force)
-			return FAIL(a, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				    "--force replaces it", ifname, slots[i].id, slots[i].name);
+			return pl_why(a->why, a->whylen, -EBUSY,
+				      "%s: a foreign XDP program (id %u, %s mode) is attached; "
+				      "--force replaces it", ifname, slots[i].id, slots[i].name);
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)
-			return FAIL(a, err, "%s: cannot remove XDP program id %u: %s%s", ifname,
-				    slots[i].id, strerror(-err), err == -EBUSY ?
-				    " (it is owned by a bpf_link; detach it with its owner)" : "");
+			return pl_why(a->why, a->whylen, err,
+				      "%s: cannot remove XDP program id %u: %s%s", ifname,
+				      slots[i].id, strerror(-err),
+				      err == -EBUSY ?
+				      " (it is owned by a bpf_link; detach it with its owner)" : "");
 		a->info->replaced_foreign = true;
 	}
 	return 0;
@@ -199,10 +198,10 @@ static int handle_foreign(struct attach *a, __u32 ours)
 
 /*
  * Copy merged flows into a fresh table (CPU 0 gets the sums), in batches;
- * from where a batch fails (the new table is smaller: full) one by one, as
- * lost what does not fit.
+ * from where a batch fails (the new table is smaller: full) one by one.
+ * What did not fit is left out of @c's sums (see account_carry()).
  */
-static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
+static int copy_flows(const struct pl_state *old, int new_fd, struct carry *c)
 {
 	enum { CHUNK = 4096 };
 	int ncpu = libbpf_num_possible_cpus();
@@ -225,6 +224,7 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 		free(fl);
 		return -ENOMEM;
 	}
+	c->copied = true;
 	for (i = 0; i < n; i += CHUNK) {
 		__u32 cnt = n - i < CHUNK ? (__u32)(n - i) : CHUNK, done = cnt;
 
@@ -232,17 +232,84 @@ static int copy_flows(const struct pl_state *old, int new_fd, uint64_t *lost)
 			keys[j] = fl[i + j].key;
 			vals[j * ncpu] = fl[i + j].val;
 		}
-		if (!pl_map_update_batch(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
-					 &done, 0))
-			continue;
-		for (j = done; j < cnt; j++)
-			if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu], BPF_NOEXIST))
-				*lost += fl[i + j].val.packets;
+		if (pl_batch_update(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
+				    &done, 0))
+			for (j = done; j < cnt; j++)
+				if (bpf_map_update_elem(new_fd, &keys[j], &vals[j * ncpu],
+							BPF_NOEXIST))
+					fl[i + j].val.packets = 0;	/* not carried */
+		for (j = 0; j < cnt; j++) {
+			int sl = pl_flow_slot(&fl[i + j].key);
+
+			if (!fl[i + j].val.packets) {
+				c->flows_lost[sl]++;
+				continue;
+			}
+			c->pkts[sl] += fl[i + j].val.packets;
+			c->bytes[sl] += fl[i + j].val.bytes;
+		}
 	}
 	free(keys);
 	free(vals);
 	free(fl);
 	return 0;
+}
+
+/*
+ * Once the old hooks are gone (and no packet is left in them), the old
+ * flows hold everything they ever will: what the copy did not carry (flows
+ * that did not fit, packets counted between the copy and the switch) is
+ * counted as not recorded in flows, in the base of the counters, so that
+ * flows + flow_lost == packets holds in the new attachment too.
+ */
+static int account_carry(struct attach *a, struct pl_stats base[PL_SLOT_MAX])
+{
+	struct pl_flow *fl = NULL;
+	__u64 pk[PL_SLOT_MAX] = {}, by[PL_SLOT_MAX] = {};
+	size_t n = 0;
+	int err;
+
+	pl_wait_for_packets();
+	err = pl_state_flows(&a->old, &fl, &n);
+	if (err)
+		return pl_why(a->why, a->whylen, err, "%s: cannot read the old flows again: %s", a->o->ifname,
+			    strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		int sl = pl_flow_slot(&fl[i].key);
+
+		pk[sl] += fl[i].val.packets;
+		by[sl] += fl[i].val.bytes;
+	}
+	free(fl);
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+		__u64 lost_pk = pk[sl] > a->carry.pkts[sl] ? pk[sl] - a->carry.pkts[sl] : 0;
+		__u64 lost_by = by[sl] > a->carry.bytes[sl] ? by[sl] - a->carry.bytes[sl] : 0;
+
+		/* the base is subtracted: lowering it adds */
+		base[sl].flow_lost -= a->carry.flows_lost[sl];
+		base[sl].flow_lost_pkts -= lost_pk;
+		base[sl].flow_lost_bytes -= lost_by;
+		a->info->flows_dropped += a->carry.flows_lost[sl];
+		a->info->pkts_dropped += lost_pk;
+	}
+	return 0;
+}
+
+/* --force: the old attachment's bases go with its counters (and flows, when reused). */
+static int carry_bases(struct attach *a)
+{
+	struct pl_stats base[PL_SLOT_MAX], zero[PL_SLOT_MAX] = {};
+	int err;
+
+	memcpy(base, a->old.base, sizeof(base));
+	if (a->carry.copied && (err = account_carry(a, base)))
+		return err;
+	if (!memcmp(base, zero, sizeof(base)) && !(a->flows_reused && a->old.nfbase))
+		return 0;	/* never reset, nothing lost: no bases */
+	err = a->flows_reused ? pl_state_base_pin(a->tmp, base, a->old.fbase, a->old.nfbase) :
+				pl_state_base_pin(a->tmp, base, NULL, 0);
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot carry the counters' base over: %s", a->o->ifname,
+			  strerror(-err)) : 0;
 }
 
 /* The XDP program for the mode: frags-capable in native mode, where the kernel has frags. */
@@ -253,30 +320,30 @@ static struct bpf_program *xdp_prog(const struct attach *a)
 }
 
 /*
- * --force: the rules, their counters and redirect targets carry over
- * (attachments made before policies existed have none to reuse).
+ * --force: the maps the table keeps (enum pl_map_keep) are the replaced
+ * attachment's: counters always, the flow table and its cache when
+ * @flows_reused, rules where it has them (attachments made before policies
+ * existed have none to reuse).
  */
-static int reuse_policy_maps(struct attach *a)
+static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
-	struct {
-		struct bpf_map *map;
-		const char *name;
-	} maps[] = {
-		{ a->xskel->maps.policy_rules, PL_MAP_POLICY_RULES },
-		{ a->xskel->maps.rule_stats, PL_MAP_RULE_STATS },
-		{ a->xskel->maps.redirect_map, PL_MAP_REDIRECT },
-		{ a->xskel->maps.policy_exprs, PL_MAP_POLICY_EXPRS },
-	};
 	int err = 0;
 
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]) && !err; i++) {
-		int fd = pl_pin_open(a->final, maps[i].name);
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+		int fd;
 
-		if (fd < 0)
+		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
+		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
 			continue;
-		err = bpf_map__reuse_fd(maps[i].map, fd);
+		fd = pl_pin_open(a->old_dir, d->name);
+		if (fd < 0 && d->keep == PL_KEEP_RULES)
+			continue;
+		if (fd < 0)
+			return -errno;
+		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(a->xskel->obj, d->name), fd);
 		close(fd);
-		if (!err)
+		if (!err && d->keep == PL_KEEP_RULES)
 			a->policy_reused = true;
 	}
 	return err;
@@ -292,13 +359,13 @@ static int load_xdp(struct attach *a)
 	const char *ifname = a->o->ifname;
 	bool flows_reused = false, frags = pl_xdp_frags(a->info->xdp_mode);
 	bool xdp = a->info->xdp_mode != PL_XDP_NONE;
-	uint64_t lost = 0;
 	__u32 max = 0;
 	int err;
 
 	a->xskel = pktlens_xdp__open();
 	if (!a->xskel)
-		return FAIL(a, -errno, "%s: cannot open the XDP object: %s", ifname, strerror(errno));
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
+			      ifname, strerror(errno));
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
@@ -318,31 +385,30 @@ static int load_xdp(struct attach *a)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy_bounded, false);
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy_bounded, false);
-	if (!err && a->info->reattached)
-		err = reuse_policy_maps(a);
 	if (!err && a->info->reattached) {
-		err = bpf_map__reuse_fd(a->xskel->maps.stats, a->old.stats_fd);
-		if (!err)
-			err = map_max_entries(a->old.flows_fd, &max);
+		err = map_max_entries(a->old.flows_fd, &max);
 		flows_reused = !err && max == a->o->flows_max;
-		if (flows_reused)
-			err = bpf_map__reuse_fd(a->xskel->maps.flows, a->old.flows_fd);
-		if (flows_reused && !err)
-			err = bpf_map__reuse_fd(a->xskel->maps.flow_cache, a->old.cache_fd);
+		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
-		return FAIL(a, err, "%s: cannot prepare maps: %s", ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot prepare maps: %s", ifname,
+			      strerror(-err));
+	err = pl_maps_check(a->xskel->obj, PL_OBJ_XDP, a->why, a->whylen);
+	if (err)
+		return err;
 	err = pktlens_xdp__load(a->xskel);
 	if (err)
-		return FAIL(a, pl_load_err(err), "%s: the kernel refused program %s: %s", ifname,
-			    bpf_program__name(xdp ? xdp_prog(a) : a->xskel->progs.pktlens_xdp_skb),
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, pl_load_err(err), "%s: the kernel refused program %s: %s",
+			      ifname, bpf_program__name(xdp ? xdp_prog(a) :
+							a->xskel->progs.pktlens_xdp_skb),
+			      strerror(-err));
+	a->flows_reused = flows_reused;
 	if (a->info->reattached && !flows_reused) {
-		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &lost);
+		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &a->carry);
 		if (err)
-			return FAIL(a, err, "%s: cannot carry flows over: %s", ifname, strerror(-err));
+			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
+				      ifname, strerror(-err));
 	}
-	a->info->kept_counters = a->info->reattached && !lost;
 	if (a->info->xdp_mode != PL_XDP_NONE)
 		return prog_id(xdp_prog(a), &a->m->xdp_prog_id);
 	return 0;
@@ -357,32 +423,18 @@ static int load_tc(struct attach *a)
 
 	t = a->tskel = pktlens_tc__open();
 	if (!t)
-		return FAIL(a, -errno, "%s: cannot open the tc object: %s", a->o->ifname, strerror(errno));
-	err = bpf_map__reuse_fd(t->maps.stats, bpf_map__fd(x->maps.stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.flows, bpf_map__fd(x->maps.flows));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.flow_cache, bpf_map__fd(x->maps.flow_cache));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.meta, bpf_map__fd(x->maps.meta));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.chain_res, bpf_map__fd(x->maps.chain_res));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.policy_rules, bpf_map__fd(x->maps.policy_rules));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.rule_stats, bpf_map__fd(x->maps.rule_stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.policy_exprs, bpf_map__fd(x->maps.policy_exprs));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.expr_bits, bpf_map__fd(x->maps.expr_bits));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_cfg, bpf_map__fd(x->maps.sample_cfg));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_stats, bpf_map__fd(x->maps.sample_stats));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_ring, bpf_map__fd(x->maps.sample_ring));
-	if (!err)
-		err = bpf_map__reuse_fd(t->maps.sample_res, bpf_map__fd(x->maps.sample_res));
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s",
+			      a->o->ifname, strerror(errno));
+	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
+	if (err)
+		return err;
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+
+		if (d->shared && (d->objs & PL_OBJ_TC))
+			err = bpf_map__reuse_fd(bpf_object__find_map_by_name(t->obj, d->name),
+						bpf_map__fd(bpf_object__find_map_by_name(x->obj, d->name)));
+	}
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)
@@ -402,12 +454,13 @@ static int load_tc(struct attach *a)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
 						a->info->tc_hooks & PL_TC_OUT);
 	if (err)
-		return FAIL(a, err, "%s: cannot prepare the tc object: %s", a->o->ifname,
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s",
+			      a->o->ifname, strerror(-err));
 	err = pktlens_tc__load(t);
 	if (err)
-		return FAIL(a, pl_load_err(err), "%s: the kernel refused the tc programs: %s",
-			    a->o->ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, pl_load_err(err),
+			      "%s: the kernel refused the tc programs: %s", a->o->ifname,
+			      strerror(-err));
 	if (a->info->tc_hooks & PL_TC_IN)
 		err = prog_id(t->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
 	if (!err && (a->info->tc_hooks & PL_TC_OUT))
@@ -443,8 +496,8 @@ static int fill_chains(struct attach *a)
 		if (bpf_map_update_elem(bpf_map__fd(a->tskel->maps.tc_chain), &slot, &fd, BPF_ANY))
 			err = -errno;
 	}
-	return err ? FAIL(a, err, "%s: cannot set up the filter chain: %s", a->o->ifname,
-			  strerror(-err)) : 0;
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot set up the filter chain: %s",
+			    a->o->ifname, strerror(-err)) : 0;
 }
 
 /* Chain @expr into the new attachment: the replaced one's, or the one asked for. */
@@ -462,8 +515,8 @@ static int refilter(struct attach *a, const char *expr)
 
 	err = pl_chain_set(&c, expr, why, sizeof(why));
 	if (err)
-		return FAIL(a, err, "%s: cannot chain the filter%s: %s", a->o->ifname,
-			    a->o->set_filter ? "" : " again", why);
+		return pl_why(a->why, a->whylen, err, "%s: cannot chain the filter%s: %s",
+			      a->o->ifname, a->o->set_filter ? "" : " again", why);
 	*a->m = c.meta;
 	return 0;
 }
@@ -488,28 +541,54 @@ static int repolicy(struct attach *a)
 				       sizeof(why));
 		a->info->rules_kept = a->o->nrules;
 		pl_policy_close(&p);
-		return err ? FAIL(a, err, "%s: %s", a->o->ifname, why) : 0;
+		return err ? pl_why(a->why, a->whylen, err, "%s: %s", a->o->ifname, why) : 0;
 	}
 	if (!err)
 		err = pl_policy_rules(&p, &rules, &n);
 	if (err) {
 		pl_policy_close(&p);	/* safe after a failed open: fds are -1 */
-		return FAIL(a, err, "%s: cannot read the policy rules: %s", a->o->ifname,
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot read the policy rules: %s",
+			      a->o->ifname, strerror(-err));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (pl_policy_has_dir(&p, rules[i].dir))
 			rules[kept++] = rules[i];
 	a->info->rules_dropped = n - kept;
 	a->info->rules_kept = kept;
-	if (!err)
-		err = pl_policy_exprs(&p, &texts, &ntexts);
-	err = err ?: n ? pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why)) : 0;
+	err = pl_policy_exprs(&p, &texts, &ntexts);
+	if (err)
+		pl_why(why, sizeof(why), err, "reading the expressions: %s", strerror(-err));
+	else if (n)
+		err = pl_policy_commit(&p, rules, kept, texts, ntexts, why, sizeof(why));
 	pl_policy_texts_free(texts, ntexts);
 	pl_policy_close(&p);
 	free(rules);
-	return err ? FAIL(a, err, "%s: cannot judge by the policy rules again: %s", a->o->ifname,
-			  why) : 0;
+	return err ? pl_why(a->why, a->whylen, err,
+			    "%s: cannot judge by the policy rules again: %s", a->o->ifname,
+			    why) : 0;
+}
+
+/* The maps the table pins (enum pl_map_pin), under a.tmp */
+static int pin_maps(struct attach *a)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		const struct pl_map_def *d = &pl_maps[i];
+		/* the non-frags variant's map (skb mode, or a kernel without frags) */
+		const char *name = d->pin_skb && !pl_xdp_frags(a->info->xdp_mode) ? d->pin_skb :
+										   d->name;
+		const struct bpf_object *obj;
+
+		if (d->pin == PL_PIN_NEVER ||
+		    (d->pin == PL_PIN_XDP && a->info->xdp_mode == PL_XDP_NONE) ||
+		    (d->pin == PL_PIN_TC && !a->info->tc_hooks))
+			continue;
+		/* the XDP object is always loaded (it owns the shared maps); tc with tc hooks */
+		obj = d->objs & PL_OBJ_XDP ? a->xskel->obj : a->tskel->obj;
+		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, name)), a->tmp, d->name);
+	}
+	return err;
 }
 
 static int attach_xdp(struct attach *a)
@@ -523,17 +602,18 @@ static int attach_xdp(struct attach *a)
 	if (a->link_fd[0] < 0) {
 		err = -errno;
 		/* the kernel or driver refused: a runtime failure, whatever the errno */
-		return FAIL(a, pl_load_err(err), "%s: cannot attach XDP program %s in %s mode: %s%s",
-			    a->o->ifname, bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode),
-			    strerror(-err),
-			    err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
-			    err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" :
-			    (err == -EINVAL || err == -ERANGE) && !pl_xdp_frags(mode) && mode == PL_XDP_NATIVE ?
-			    " (an MTU over one page needs multi-buffer XDP, Linux 5.18: lower the MTU "
-			    "or use --xdp skb)" : "");
+		return pl_why(a->why, a->whylen, pl_load_err(err),
+			      "%s: cannot attach XDP program %s in %s mode: %s%s", a->o->ifname,
+			      bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode), strerror(-err),
+			      err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
+			      err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" :
+			      (err == -EINVAL || err == -ERANGE) && mode == PL_XDP_NATIVE &&
+			      !pl_xdp_frags(mode) ? " (an MTU over one page needs multi-buffer XDP, "
+			      "Linux 5.18: lower the MTU or use --xdp skb)" : "");
 	}
 	err = pin_fd(a->link_fd[0], a->tmp, PL_PIN_XDP_LINK);
-	return err ? FAIL(a, err, "%s: cannot pin XDP link: %s", a->o->ifname, strerror(-err)) : 0;
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot pin XDP link: %s", a->o->ifname,
+			    strerror(-err)) : 0;
 }
 
 static int clsact_detach_filter(int ifindex, int dir, __u32 handle, __u32 prio)
@@ -576,9 +656,10 @@ static int clsact_remove_orphan(struct attach *a, int dir, struct bpf_tc_hook *h
 	if (fd >= 0)
 		close(fd);
 	if (err || strncmp(info.name, "pktlens_tc", strlen("pktlens_tc")))
-		return FAIL(a, -EEXIST, "%s: the tc %s filter at handle %#x priority %u is another "
-			    "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
-			    PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
+		return pl_why(a->why, a->whylen, -EEXIST,
+			      "%s: the tc %s filter at handle %#x priority %u is another "
+			      "program's (%s)", a->o->ifname, dir_name[dir], PL_CLSACT_HANDLE,
+			      PL_CLSACT_PRIO, err ? strerror(-err) : info.name);
 	return clsact_detach_filter(a->li.ifindex, dir, PL_CLSACT_HANDLE, PL_CLSACT_PRIO);
 }
 
@@ -598,27 +679,28 @@ static int attach_tc_dir(struct attach *a, int dir)
 				     dir == PL_DIR_IN ? PL_BPF_TCX_INGRESS : PL_BPF_TCX_EGRESS, &lopts);
 		if (fd < 0) {
 			err = -errno;
-			return FAIL(a, pl_load_err(err), "%s: cannot attach tc %s program with tcx: %s",
-				    a->o->ifname,
-				    dir_name[dir], strerror(-err));
+			return pl_why(a->why, a->whylen, pl_load_err(err),
+				      "%s: cannot attach tc %s program with tcx: %s", a->o->ifname,
+				      dir_name[dir], strerror(-err));
 		}
 		a->link_fd[1 + dir] = fd;
 		err = pin_fd(fd, a->tmp, tc_link_pin[dir]);
-		return err ? FAIL(a, err, "%s: cannot pin tc %s link: %s", a->o->ifname,
-				  dir_name[dir], strerror(-err)) : 0;
+		return err ? pl_why(a->why, a->whylen, err, "%s: cannot pin tc %s link: %s",
+				    a->o->ifname, dir_name[dir], strerror(-err)) : 0;
 	}
 
 	err = bpf_tc_hook_create(&hook);
 	if (!err)
 		a->m->tc_qdisc_created = 1;
 	else if (err != -EEXIST)
-		return FAIL(a, err, "%s: cannot create clsact qdisc: %s", a->o->ifname, strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot create clsact qdisc: %s",
+			      a->o->ifname, strerror(-err));
 	if ((err = clsact_remove_orphan(a, dir, &hook)))
 		return err;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return FAIL(a, err, "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],
-			    strerror(-err));
+		return pl_why(a->why, a->whylen, err, "%s: cannot attach tc %s filter: %s",
+			      a->o->ifname, dir_name[dir], strerror(-err));
 	a->filter_made[dir] = true;
 	a->m->tc_handle[dir] = opts.handle;
 	a->m->tc_prio[dir] = opts.priority;
@@ -631,10 +713,10 @@ static void detach_old_hooks(struct attach *a)
 	const struct pl_meta *om = &a->old.meta;
 	char path[700];
 
-	snprintf(path, sizeof(path), "%s/%s", a->final, PL_PIN_XDP_LINK);
+	snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
 	pl_pin_link_detach(path);
 	for (int dir = 0; dir < 2; dir++) {
-		snprintf(path, sizeof(path), "%s/%s", a->final, tc_link_pin[dir]);
+		snprintf(path, sizeof(path), "%s/%s", a->old_dir, tc_link_pin[dir]);
 		pl_pin_link_detach(path);
 		if (om->tc_mech == PL_TC_CLSACT && (om->tc_hooks & (1u << dir)))
 			clsact_detach_filter(om->ifindex, dir, om->tc_handle[dir], om->tc_prio[dir]);
@@ -659,14 +741,50 @@ static void undo(struct attach *a)
 		pl_pin_dir_remove(a->tmp);
 }
 
+/*
+ * The attachment this attach replaces, if any: the interface's own by name,
+ * or the one made before the interface was renamed (its hooks still run on
+ * this ifindex). Without namespace cookies (before Linux 5.14) an
+ * attachment of this name whose hooks all are gone may be a deleted
+ * namespace's that had this inode: it is set aside, never inherited.
+ */
+static int find_old(struct attach *a, const struct pl_netns *here)
+{
+	struct pl_attachment *v = NULL, *hit = NULL;
+	size_t n = 0;
+	int err;
+
+	err = pl_attachments_here(NULL, &v, &n);
+	if (err)
+		return pl_why(a->why, a->whylen, err, "%s: cannot read %s: %s", a->o->ifname, PL_PIN_ROOT, strerror(-err));
+	for (size_t i = 0; i < n && !hit; i++)
+		if (!strcmp(v[i].ifname, a->li.ifname))
+			hit = &v[i];
+	if (hit && hit->meta_ok && (!here->cookie || !hit->meta.netns_cookie) &&
+	    !pl_meta_live(&hit->meta) && !pl_attachment_set_aside(hit))
+		hit = NULL;
+	for (size_t i = 0; i < n && !hit; i++)
+		if (v[i].meta_ok && (int)v[i].meta.ifindex == a->li.ifindex && pl_meta_live(&v[i].meta))
+			hit = &v[i];
+	if (hit) {
+		a->have_old = true;
+		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
+		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
+	}
+	free(v);
+	return 0;
+}
+
 int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen)
 {
 	struct attach a = {
 		.o = o, .info = info, .why = why, .whylen = whylen,
-		.old = { -1, -1, -1, -1, {} }, .link_fd = { -1, -1, -1 },
+		.old = { .stats_fd = -1, .flows_fd = -1, .cache_fd = -1, .meta_fd = -1 },
+		.link_fd = { -1, -1, -1 },
 	};
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
+	struct pl_netns here;
 	uint64_t ns;
 	__u32 key = 0;
 	int err;
@@ -675,13 +793,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	a.m = m;
 	err = pl_link_get(ifname, 0, &a.li);
 	if (err)
-		return FAIL(&a, err, "%s: %s", ifname, err == -ENODEV ? "no such interface" : strerror(-err));
+		return pl_why(a.why, a.whylen, err, "%s: %s", ifname,
+			      err == -ENODEV ? "no such interface" : strerror(-err));
 	if (!a.li.up && !o->force && !o->down_ok)
-		return FAIL(&a, -ENETDOWN, "%s: interface is down (ip link set %s up, or --force)",
-			    ifname, ifname);
+		return pl_why(a.why, a.whylen, -ENETDOWN,
+			      "%s: interface is down (ip link set %s up, or --force)", ifname,
+			      ifname);
 	info->reason = pl_attach_hooks(o, &a.li, &info->xdp_mode, &info->tc_hooks, &info->tc_mech);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
-		return FAIL(&a, -EINVAL, "%s: nothing to attach (--xdp none and --tc none)", ifname);
+		return pl_why(a.why, a.whylen, -EINVAL,
+			      "%s: nothing to attach (--xdp none and --tc none)", ifname);
 	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
 		info->xdp_note = "multi-buffer XDP needs Linux 5.18: attaching without it "
 				 "(native XDP takes frames that fit one page)";
@@ -690,8 +811,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (info->tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 
-		return FAIL(&a, -ENOSYS, "%s: --tc-mech tcx %s; use --tc-mech clsact", ifname,
-			    pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs)));
+		return pl_why(a.why, a.whylen, -ENOSYS, "%s: --tc-mech tcx %s; use --tc-mech clsact",
+			      ifname, pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs)));
 	}
 	info->ifindex = a.li.ifindex;
 
@@ -699,16 +820,23 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (err)
 		return err;
 	pl_pins_gc();
-	err = pl_netns_ino(&ns);
+	err = pl_netns_here(&here);
+	ns = here.ino;
 	if (!err)
 		err = pl_pin_dir(a.final, sizeof(a.final), ns, a.li.ifname);
 	if (err)
-		return FAIL(&a, err, "%s: %s", ifname, strerror(-err));
-	a.have_old = access(a.final, F_OK) == 0;
+		return pl_why(a.why, a.whylen, err, "%s: %s", ifname, strerror(-err));
+	err = find_old(&a, &here);
+	if (err)
+		return err;
+	if (a.have_old && !o->force && !o->reattach && strcmp(a.old_name, a.li.ifname))
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
+			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
+			    a.old_name, a.li.ifname);
 	if (a.have_old && !o->force && !o->reattach)
-		return FAIL(&a, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
 			    "re-attach)", ifname, ifname);
-	if (a.have_old && pl_state_open(a.final, &a.old) == 0)
+	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
 		info->reattached = true;
 
 	if (info->xdp_mode != PL_XDP_NONE) {
@@ -731,44 +859,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		snprintf(nsdir, sizeof(nsdir), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
 		if ((mkdir(nsdir, 0700) && errno != EEXIST) || mkdir(a.tmp, 0700)) {
-			err = FAIL(&a, -errno, "%s: cannot create %s: %s", ifname, a.tmp, strerror(errno));
+			err = pl_why(a.why, a.whylen, -errno, "%s: cannot create %s: %s", ifname,
+				     a.tmp, strerror(errno));
 			goto out;
 		}
 	}
 	a.tmp_made = true;
-	err = pin_map(a.xskel->maps.stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.flows, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.flow_cache, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.meta, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.chain_res, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.policy_rules, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.rule_stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.redirect_map, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.policy_exprs, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.expr_bits, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_cfg, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_stats, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_ring, a.tmp);
-	if (!err)
-		err = pin_map(a.xskel->maps.sample_res, a.tmp);
-	if (!err && info->xdp_mode != PL_XDP_NONE)
-		err = pin_fd(bpf_map__fd(xdp_chain(&a)), a.tmp, PL_MAP_XDP_CHAIN);
-	if (!err && info->tc_hooks)
-		err = pin_map(a.tskel->maps.tc_chain, a.tmp);
+	err = pin_maps(&a);
 	if (err) {
-		FAIL(&a, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp, strerror(-err));
+		pl_why(a.why, a.whylen, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp,
+		       strerror(-err));
 		goto out;
 	}
 	if (o->probes & PL_PROBE_TCP) {
@@ -776,7 +876,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		err = pl_tcp_pin_quiet(ns, a.tmp, pwhy, sizeof(pwhy));
 		if (err) {
-			FAIL(&a, err, "%s: cannot attach the TCP probes: %s", ifname, pwhy);
+			pl_why(a.why, a.whylen, err, "%s: cannot attach the TCP probes: %s", ifname, pwhy);
 			goto out;
 		}
 		m->probes |= PL_PROBE_TCP;
@@ -790,11 +890,15 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	for (int dir = 0; dir < 2; dir++)
 		if ((info->tc_hooks & (1u << dir)) && (err = attach_tc_dir(&a, dir)))
 			goto out;
+	if (info->reattached && (err = carry_bases(&a)))
+		goto out;
+	info->kept_counters = info->reattached && !info->flows_dropped && !info->pkts_dropped;
 
 	m->version = PL_META_VERSION;
 	m->ifindex = a.li.ifindex;
 	snprintf(m->ifname, sizeof(m->ifname), "%s", a.li.ifname);
 	m->netns_ino = ns;
+	m->netns_cookie = here.cookie;
 	m->attach_time = (__u64)time(NULL);
 	m->xdp_mode = info->xdp_mode;
 	m->flows_max = o->flows_max;
@@ -803,7 +907,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
 		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
-		err = FAIL(&a, -errno, "%s: cannot write attach metadata: %s", ifname, strerror(errno));
+		err = pl_why(a.why, a.whylen, -errno, "%s: cannot write attach metadata: %s",
+			     ifname, strerror(errno));
 		goto out;
 	}
 	if (o->set_filter ? o->filter && (err = refilter(&a, o->filter)) :
@@ -812,23 +917,24 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
 		goto out;
 	/*
-	 * Over an old attachment: swap the two directories in one step, so a
-	 * kill leaves the old pins or the new ones in place, never neither
-	 * (the counters of a re-attach live in both until the old go).
+	 * Over an old attachment in its place: swap the two directories in one
+	 * step, so a kill leaves the old pins or the new ones in place, never
+	 * neither (the counters of a re-attach live in both until the old go).
 	 */
-	if (a.have_old && !renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
+	if (a.have_old && !strcmp(a.old_dir, a.final) &&
+	    !renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
 		a.tmp_made = false;
 		pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
 		err = 0;
 		goto out;
 	}
-	if (a.have_old && (err = pl_pin_dir_remove(a.final))) {
-		FAIL(&a, err, "%s: cannot remove old pins in %s: %s", ifname, a.final, strerror(-err));
+	if (a.have_old && (err = pl_pin_dir_remove(a.old_dir))) {
+		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname, a.old_dir, strerror(-err));
 		goto out;
 	}
 	if (rename(a.tmp, a.final)) {
-		err = FAIL(&a, -errno, "%s: cannot move pins into %s: %s", ifname, a.final,
-			   strerror(errno));
+		err = pl_why(a.why, a.whylen, -errno, "%s: cannot move pins into %s: %s", ifname,
+			     a.final, strerror(errno));
 		goto out;
 	}
 	a.tmp_made = false;
@@ -848,31 +954,32 @@ out:
 int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
-	uint64_t here = 0;
+	struct pl_netns here = { 0, 0 };
 	int err;
 
-	/* clsact filters are not pinned: remove them over netlink, in their namespace */
-	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT) {
-		struct pl_link_info li;
+	/*
+	 * clsact filters are not pinned: remove them over netlink, in their
+	 * namespace; a deleted namespace's went with it.
+	 */
+	if (att->meta_ok && m->tc_mech == PL_TC_CLSACT && !att->ns_gone) {
+		pl_netns_here(&here);
+		if (here.ino != att->netns) {
+			return pl_why(why, whylen, -EXDEV, "%s: its clsact filters live in network "
+				      "namespace %llu: run pktlens -n NETNS detach %s", att->ifname,
+				      (unsigned long long)att->netns, att->ifname);
+		}
+		/* only our filters: the ifindex may be another interface's by now */
+		bool found = false;
 
-		pl_netns_ino(&here);
-		if (here != att->netns) {
-			snprintf(why, whylen, "%s: its clsact filters live in network namespace %llu: "
-				 "run pktlens -n NETNS detach %s", att->ifname,
-				 (unsigned long long)att->netns, att->ifname);
-			return -EXDEV;
-		}
-		if (!pl_link_get(NULL, m->ifindex, &li)) {
-			for (int dir = 0; dir < 2; dir++)
-				if (m->tc_hooks & (1u << dir))
-					clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir],
-							     m->tc_prio[dir]);
-			if (m->tc_qdisc_created)
-				clsact_release_qdisc(m->ifindex);
-		}
+		for (int dir = 0; dir < 2 && pl_attachment_of(att, &here); dir++)
+			if (pl_meta_tc_live(m, dir)) {
+				clsact_detach_filter(m->ifindex, dir, m->tc_handle[dir], m->tc_prio[dir]);
+				found = true;
+			}
+		if (m->tc_qdisc_created && found)
+			clsact_release_qdisc(m->ifindex);
 	}
 	err = pl_pin_dir_remove(att->dir);
-	if (err)
-		snprintf(why, whylen, "%s: cannot remove %s: %s", att->ifname, att->dir, strerror(-err));
-	return err;
+	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,
+			    strerror(-err)) : 0;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/bpf.h>
 #include <linux/types.h>
 
 #include "pktlens/pktlens.h"
@@ -33,6 +34,9 @@ static inline int pl_load_err(int err)
 	return err == -EINVAL || err == -EACCES || err == -E2BIG || err == -ERANGE ||
 	       err == -ENOENT ? -ENOEXEC : err;
 }
+/* UAPI values from Linux 6.6 (our UAPI headers are older) */
+#define PL_BPF_TCX_INGRESS 46
+#define PL_BPF_TCX_EGRESS 47
 
 /* ---- bpffs layout (loader/pins.c) ---- */
 
@@ -47,6 +51,17 @@ int pl_bpffs_ensure(char *why, size_t whylen);
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen);
 /* Inode of the current network namespace. */
 int pl_netns_ino(uint64_t *ino);
+/*
+ * A network namespace: its inode, which the kernel reuses once it is
+ * deleted, and its cookie, which it never reuses (SO_NETNS_COOKIE, Linux
+ * 5.14+; 0 on older kernels).
+ */
+struct pl_netns {
+	uint64_t ino;
+	uint64_t cookie;
+};
+/* The current network namespace. */
+int pl_netns_here(struct pl_netns *ns);
 /* PL_PIN_ROOT/<netns>/<ifname> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
@@ -69,24 +84,52 @@ int pl_meta_read(int fd, struct pl_meta *m);
 void pl_pin_link_detach(const char *path);
 /* Remove a pin directory and everything pinned in it (links detached first). */
 int pl_pin_dir_remove(const char *dir);
-/* Remove leftovers of attaches that died half-way (temporary dirs of dead pids). */
+/*
+ * Remove leftovers of attaches that died half-way (temporary dirs of dead
+ * pids), and set aside the attachments of a deleted namespace that had the
+ * current one's inode. Callers hold the change lock.
+ */
 void pl_pins_gc(void);
 
-/* An attachment as found in bpffs. */
+/*
+ * An attachment as found in bpffs. The attachments of a namespace live in
+ * PL_PIN_ROOT/INODE/; when a namespace is deleted and a new one gets its
+ * inode, the old one's attachments are set aside into PL_PIN_ROOT/INODE:ID/
+ * (ID: the old namespace's cookie, or "p" and a program id where the kernel
+ * has no cookies), where they stay readable until detached.
+ */
 struct pl_attachment {
-	uint64_t netns;
+	uint64_t netns;		/* namespace inode */
+	char ns[48];		/* its directory under PL_PIN_ROOT: "INODE" or "INODE:ID" */
+	bool ns_gone;		/* set aside: its namespace was deleted */
 	char ifname[16];
 	char dir[512];
 	struct pl_meta meta;
 	bool meta_ok;
 };
-/* All attachments (netns == 0: every namespace). Caller frees *out. */
+/* All attachments (netns == 0: every namespace, set-aside ones too). Caller frees *out. */
 int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
 /*
  * Attachments of the current network namespace: all of them, or just
- * @ifname (-ENOENT when it is not attached). Caller frees *out.
+ * @ifname (-ENOENT when it is not attached). Never one of a deleted
+ * namespace that had the same inode. Caller frees *out.
  */
 int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n);
+/*
+ * Whether @a belongs to namespace @ns: same inode, and same cookie where
+ * both are known (without cookies, the inode alone).
+ */
+bool pl_attachment_of(const struct pl_attachment *a, const struct pl_netns *ns);
+/* Move @a, of a deleted namespace, to PL_PIN_ROOT/INODE:ID/IFNAME (updates @a). */
+int pl_attachment_set_aside(struct pl_attachment *a);
+/*
+ * Whether a hook of @m still runs the program it recorded on m->ifindex of
+ * the current namespace (XDP, tcx or clsact): the interface is the one
+ * attached, not another that got its index (program ids are not reused).
+ */
+bool pl_meta_live(const struct pl_meta *m);
+/* The same for @m's tc hook of direction @dir alone. */
+bool pl_meta_tc_live(const struct pl_meta *m, int dir);
 /* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 
@@ -123,6 +166,113 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
 int pl_links(struct pl_link_info **out, size_t *n);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */
 int pl_clsact_filter_count(int ifindex, int *count);
+
+/* ---- the maps of an attachment (loader/maps.c) ---- */
+
+/*
+ * Every map of the packet objects has one row in pl_maps[], and what the
+ * loader does with a map follows from its row alone: which objects have it
+ * and share one instance, whether it is pinned, whether `attach --force`
+ * carries it over, whether rule-set programs use the attachment's. Adding a
+ * map to bpf/ means adding a row here (attach refuses objects with a map
+ * the table lacks, or of another type).
+ */
+enum pl_map_id {
+	PL_MID_STATS,
+	PL_MID_FLOWS,
+	PL_MID_FLOW_CACHE,
+	PL_MID_META,
+	PL_MID_CHAIN_RES,
+	PL_MID_POLICY_RULES,
+	PL_MID_RULE_STATS,
+	PL_MID_REDIRECT,
+	PL_MID_POLICY_EXPRS,
+	PL_MID_EXPR_BITS,
+	PL_MID_SAMPLE_CFG,
+	PL_MID_SAMPLE_STATS,
+	PL_MID_SAMPLE_RING,
+	PL_MID_SAMPLE_RES,
+	PL_MID_XDP_CHAIN,
+	PL_MID_XDP_SKB_CHAIN,
+	PL_MID_TC_CHAIN,
+	PL_MID_POLICY_SRC,
+	PL_MID_POLICY_DST,
+	PL_MID_POLICY_LIST,
+	PL_MID_POLICY_CFG,
+	PL_MID_SAMPLE_HDR,
+	PL_MID_POLICY_WALK,
+	PL_MID_MAX,
+};
+
+/* The objects that have a map (pl_map_def.objs) */
+#define PL_OBJ_XDP (1u << 0)
+#define PL_OBJ_TC (1u << 1)
+
+/* When a map is pinned in the attachment's directory (pl_map_def.pin) */
+enum pl_map_pin {
+	PL_PIN_NEVER = 0,
+	PL_PIN_ALWAYS,
+	PL_PIN_XDP,		/* with an XDP hook (the mode's PROG_ARRAY) */
+	PL_PIN_TC,		/* with a tc hook */
+};
+
+/* What `attach --force` does with the map of the attachment it replaces */
+enum pl_map_keep {
+	PL_KEEP_NONE = 0,	/* a fresh one */
+	PL_KEEP_ALWAYS,		/* reused: the counters go on */
+	PL_KEEP_FLOWS,		/* reused with the flow table when its capacity is unchanged,
+				 * else the table and its cache are merged into a new table */
+	PL_KEEP_RULES,		/* reused where there is one: the rules and their counters */
+};
+
+/* What a rule-set object (loader/policy.c) does with the map */
+enum pl_map_rules {
+	PL_RS_NONE = 0,		/* not created: its programs do not use it */
+	PL_RS_SHARED,		/* the attachment's pinned one */
+	PL_RS_OWN,		/* its own, sized for the rule set */
+};
+
+struct pl_map_def {
+	const char *name;		/* in the objects, and its pin */
+	enum bpf_map_type type;		/* the kind, checked against the objects */
+	unsigned int objs;		/* PL_OBJ_*: the objects that have it */
+	bool shared;			/* one instance for all objects of the attachment */
+	enum pl_map_pin pin;
+	enum pl_map_keep keep;
+	enum pl_map_rules rules;
+	bool optional;			/* may be missing from an attachment (older pktlens) */
+	const char *pin_skb;		/* the non-frags XDP variant (skb mode; native without
+				 * frags) pins this map under .name instead */
+};
+
+extern const struct pl_map_def pl_maps[PL_MID_MAX];
+
+/* The row of the object map @name, or NULL. */
+const struct pl_map_def *pl_map_find(const char *name);
+/* The id of row @d. */
+enum pl_map_id pl_map_id(const struct pl_map_def *d);
+struct bpf_object;
+/*
+ * Check @obj (PL_OBJ_XDP or PL_OBJ_TC) against the table: each of its maps
+ * has a row of the same type naming that object. 0 or -EPROTO with @why.
+ */
+int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why, size_t whylen);
+/*
+ * Open every pinned map of the attachment in @dir into @fd (by enum
+ * pl_map_id; -1 where a map is not pinned or, if optional, absent).
+ * 0 or -errno; on error nothing stays open.
+ */
+int pl_maps_open(const char *dir, int fd[PL_MID_MAX]);
+void pl_maps_close(int fd[PL_MID_MAX]);
+
+/* Entries per batch map call: each syscall costs tens of microseconds on slow hosts. */
+#define PL_BATCH 8192U
+/*
+ * bpf_map_update_batch() of @n entries of @ksz/@vsz bytes in PL_BATCH
+ * chunks, waiting out a momentarily empty BPF memory allocator. 0 or -errno.
+ */
+int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+			size_t n);
 
 /* ---- attach/detach (loader/loader.c) ---- */
 
@@ -168,7 +318,10 @@ struct pl_attach_info {
 	const char *xdp_note;	/* e.g. native XDP without multi-buffer frames, or NULL */
 	bool replaced_foreign;
 	bool reattached;	/* --force over an existing pktlens attachment */
-	bool kept_counters;	/* counters carried over from that attachment */
+	bool kept_counters;	/* counters and every flow carried over from that attachment */
+	__u64 flows_dropped;	/* --force into a smaller table: flows that did not fit ... */
+	__u64 pkts_dropped;	/* ... and their packets (with any counted between copy and
+				 * switch): counted in flow_lost*, flows + lost == counters */
 	size_t rules_kept;	/* policy rules carried over */
 	size_t rules_dropped;	/* ... dropped: their direction has no hook now */
 	struct pl_meta meta;	/* as pinned */
@@ -243,18 +396,12 @@ void pl_wait_for_packets(void);
 
 /* ---- policy rules (loader/policy.c) ---- */
 
-/* The pins of one attachment that rule sets need. */
+/* The pins of one attachment, for its rule sets. */
 struct pl_policy {
 	char dir[512];
 	struct pl_meta meta;
-	int rules_fd;		/* policy_rules: the record, by id */
-	int rstats_fd;		/* rule_stats */
-	int redirect_fd;	/* redirect_map (XDP), -1 if absent */
-	int stats_fd, flows_fd, cache_fd, res_fd;
-	int xdp_chain_fd, tc_chain_fd;	/* -1 without such hooks */
-	int exprs_fd;		/* policy_exprs: texts of expression rules */
-	int bits_fd;		/* expr_bits */
-	int sample_fd[4];	/* sample_cfg, sample_stats, sample_ring, sample_res */
+	int fd[PL_MID_MAX];	/* pl_maps_open(): policy_rules holds the rules by id,
+				 * policy_exprs the texts of expression rules */
 };
 
 /* The expression of rule @id (PL_M_EXPR). */
@@ -269,8 +416,9 @@ void pl_policy_close(struct pl_policy *p);
 void pl_policy_sort(struct pl_rule *rules, size_t n);
 /* All recorded rules, sorted. Caller frees *out. */
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
-/* Hits of rule @id summed over CPUs (last_ns: the latest). */
-int pl_policy_rule_stats(const struct pl_policy *p, __u32 id, struct pl_rule_stats *sum);
+/* Hits of recorded rule @r summed over CPUs (last_ns: the latest). */
+int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
+			 struct pl_rule_stats *sum);
 /* Whether the hook of @slot (enum pl_slot) judges rules. */
 bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */
@@ -278,15 +426,21 @@ bool pl_policy_has_dir(const struct pl_policy *p, int dir);
 /* Texts of all expression rules, sorted by id. Free with pl_policy_texts_free(). */
 int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n);
 void pl_policy_texts_free(struct pl_rule_text *t, size_t n);
+/* Sort by id; the text of rule @id in sorted @t, or NULL. */
+void pl_policy_texts_sort(struct pl_rule_text *t, size_t n);
+const char *pl_policy_text(const struct pl_rule_text *t, size_t n, __u32 id);
 /* FNV-1a of an expression text (pl_rule.expr_hash). */
 __u32 pl_policy_expr_hash(const char *text);
+/* pl_rule.ctr for pl_policy_commit(): this id now names another rule, with its own counters. */
+#define PL_RULE_CTR_NEW 0xffffffffU
 /*
- * Make @rules (ids set, unique) the whole rule set, atomically per hook
- * program; counters of ids already there carry over. @texts (sorted by id)
+ * Make @rules (ids 1..PL_POLICY_RULES_MAX, unique) the whole rule set,
+ * atomically per hook program; counters of ids already there carry over
+ * (ctr PL_RULE_CTR_NEW: not those of the id's old rule). @texts (sorted by id)
  * give the expression of every PL_M_EXPR rule. On error nothing changed and
- * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ENOTSUP no hook
- * for a direction, -EINVAL a bad expression, else from the kernel. Sorts
- * @rules.
+ * @why says why: -EEXIST duplicate id, -E2BIG over a limit, -ERANGE an id out
+ * of range, -ENOTSUP no hook for a direction, -EINVAL a bad expression, else
+ * from the kernel. Sorts @rules and sets their ctr.
  */
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen);
@@ -314,6 +468,11 @@ struct pl_sampler {
 	struct pl_sample_stats base[PL_SLOT_MAX];	/* counters at start */
 };
 
+/*
+ * Bytes of ring buffer one packet of @snaplen bytes takes at most (its
+ * record header included): a smaller ring could never hold one.
+ */
+__u32 pl_sample_ring_min(__u32 snaplen);
 /* Open the pins of the attachment in @dir. -ENOENT: attached by an older pktlens. */
 int pl_sample_open(const char *dir, struct pl_sampler *s);
 /*
@@ -339,20 +498,59 @@ void pl_sample_close(struct pl_sampler *s);
 
 /* ---- reading state (loader/state.c) ---- */
 
+/*
+ * Pins only user space writes, beside the kernel's maps: what `stats
+ * --reset` (and `attach --force` into a smaller table) left for readers
+ * to subtract, so that the kernel's counters are never zeroed under
+ * traffic. Absent until the first reset.
+ */
+#define PL_MAP_STATS_BASE "stats_base"	/* ARRAY[PL_SLOT_MAX] of struct pl_stats */
+#define PL_MAP_FLOWS_BASE "flows_base"	/* HASH pl_flow_key -> pl_flow_val: cached flows */
+
+struct pl_flow;
+
 struct pl_state {
 	int stats_fd;
 	int flows_fd;
 	int cache_fd;
 	int meta_fd;
 	struct pl_meta meta;
+	char dir[512];		/* the pin directory ("" for maps not pinned) */
+	/*
+	 * Read at open: subtracted from the kernel's counters (a base may
+	 * also add: flow_lost_* there count flows the table lost otherwise)
+	 * and, sorted by key, from the flows. Zero and NULL without a reset.
+	 */
+	struct pl_stats base[PL_SLOT_MAX];
+	struct pl_flow *fbase;
+	size_t nfbase;
 };
 
 int pl_state_open(const char *dir, struct pl_state *st);
 void pl_state_close(struct pl_state *st);
-/* Sum the per-CPU stats of every slot. */
+/* The per-CPU stats of every slot, summed, since the last reset. */
 int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX]);
-/* Zero the counters, the flow table and the cache. */
-int pl_state_reset(const struct pl_state *st);
+/*
+ * Reset: @printed gets the counters since the previous reset, and from
+ * this reading on the counters start again from zero; the flow table is
+ * emptied. Under traffic nothing is lost: the kernel's counters are not
+ * written, only the base readers subtract, so every packet is in @printed
+ * or in the counters afterwards. Flows: the table's entries are deleted
+ * and what the per-CPU caches hold becomes the flows' base; packets counted
+ * after the reading whose flow records the reset removed are added to
+ * flow_lost_*, so sum(flows) + flow_lost == packets still holds. Only under
+ * the change lock. Maps not pinned (@st->dir ""): the bases stay in @st.
+ */
+int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]);
+/*
+ * Pin @base (and @fbase, NULL: none) as the bases of the attachment in @dir,
+ * replacing the ones there at once (a pin under a temporary name, then
+ * rename()).
+ */
+int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
+		      const struct pl_flow *fbase, size_t nfbase);
+/* The stats slot (enum pl_slot) of a flow's packets. */
+int pl_flow_slot(const struct pl_flow_key *k);
 
 struct pl_flow {
 	struct pl_flow_key key;

@@ -10,17 +10,23 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <pktlens/array.h>
+#include <pktlens/why.h>
 
 #include "loader.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
+#endif
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
 #endif
 
 static int mkdir_0700(const char *path)
@@ -38,21 +44,15 @@ int pl_bpffs_ensure(char *why, size_t whylen)
 	int err;
 
 	if (statfs(PL_BPFFS, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
-		if (mkdir(PL_BPFFS, 0700) && errno != EEXIST) {
-			err = -errno;
-			snprintf(why, whylen, "cannot create %s: %s", PL_BPFFS, strerror(-err));
-			return err;
-		}
-		if (mount("bpf", PL_BPFFS, "bpf", 0, "mode=0700")) {
-			err = -errno;
-			snprintf(why, whylen, "cannot mount bpffs on %s: %s", PL_BPFFS, strerror(-err));
-			return err;
-		}
+		if (mkdir(PL_BPFFS, 0700) && errno != EEXIST)
+			return pl_why(why, whylen, -errno, "cannot create %s: %s", PL_BPFFS,
+				      strerror(errno));
+		if (mount("bpf", PL_BPFFS, "bpf", 0, "mode=0700"))
+			return pl_why(why, whylen, -errno, "cannot mount bpffs on %s: %s", PL_BPFFS,
+				      strerror(errno));
 	}
 	err = mkdir_0700(PL_PIN_ROOT);
-	if (err)
-		snprintf(why, whylen, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err));
-	return err;
+	return err ? pl_why(why, whylen, err, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err)) : 0;
 }
 
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
@@ -64,23 +64,20 @@ int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
 	if (err)
 		return err;
 	fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		snprintf(why, whylen, "cannot open %s: %s", PL_PIN_ROOT, strerror(-err));
-		return err;
-	}
+	if (fd < 0)
+		return pl_why(why, whylen, -errno, "cannot open %s: %s", PL_PIN_ROOT, strerror(errno));
 	while (flock(fd, LOCK_EX | LOCK_NB)) {
 		err = -errno;
 		if (err != -EWOULDBLOCK && err != -EINTR) {
-			snprintf(why, whylen, "cannot lock %s: %s", PL_PIN_ROOT, strerror(-err));
 			close(fd);
-			return err;
+			return pl_why(why, whylen, err, "cannot lock %s: %s", PL_PIN_ROOT,
+				      strerror(-err));
 		}
 		if (waited >= wait_ms) {
-			snprintf(why, whylen, "another pktlens has been changing attachments for %u s "
-				 "(it holds the lock on %s)", wait_ms / 1000, PL_PIN_ROOT);
 			close(fd);
-			return -EBUSY;
+			return pl_why(why, whylen, -EBUSY, "another pktlens has been changing "
+				      "attachments for %u s (it holds the lock on %s)", wait_ms / 1000,
+				      PL_PIN_ROOT);
 		}
 		usleep(10000);
 		waited += 10;
@@ -95,6 +92,25 @@ int pl_netns_ino(uint64_t *ino)
 	if (stat("/proc/self/ns/net", &st))
 		return -errno;
 	*ino = st.st_ino;
+	return 0;
+}
+
+int pl_netns_here(struct pl_netns *ns)
+{
+	socklen_t len = sizeof(ns->cookie);
+	int fd, err;
+
+	ns->cookie = 0;
+	err = pl_netns_ino(&ns->ino);
+	if (err)
+		return err;
+	/* a socket belongs to the namespace it is created in */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &ns->cookie, &len) || len != sizeof(ns->cookie))
+		ns->cookie = 0;	/* ENOPROTOOPT before Linux 5.14: the inode alone */
+	close(fd);
 	return 0;
 }
 
@@ -167,8 +183,18 @@ static bool tmp_dir_is_stale(const char *name)
 void pl_pins_gc(void)
 {
 	char path[512], sub[1024];
+	struct pl_attachment *a = NULL;
 	struct dirent *de, *e;
+	struct pl_netns here;
 	DIR *root, *d;
+	size_t n = 0;
+
+	/* a deleted namespace's attachments, where a new namespace with its inode looks */
+	if (!pl_netns_here(&here) && here.cookie && !pl_attachments(here.ino, &a, &n))
+		for (size_t i = 0; i < n; i++)
+			if (!pl_attachment_of(&a[i], &here))
+				pl_attachment_set_aside(&a[i]);
+	free(a);
 
 	root = opendir(PL_PIN_ROOT);
 	if (!root)
@@ -193,15 +219,24 @@ void pl_pins_gc(void)
 
 int pl_meta_read(int fd, struct pl_meta *m)
 {
-	__u32 key = 0;
+	struct bpf_map_info info = {};
+	__u32 key = 0, len = sizeof(info);
 
-	/* older metadata is a prefix of ours: its map's values are shorter */
+	/*
+	 * Another pktlens's metadata may be larger: never read it into ours.
+	 * Version 6's is a prefix of ours (no managed_by): read, the rest zero.
+	 */
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.value_size != sizeof(*m) && info.value_size != PL_META_V6_SIZE)
+		return -EPROTO;
 	memset(m, 0, sizeof(*m));
 	if (bpf_map_lookup_elem(fd, &key, m))
 		return -errno;
 	m->filter_expr[sizeof(m->filter_expr) - 1] = '\0';
 	m->managed_by[sizeof(m->managed_by) - 1] = '\0';
-	return m->version >= PL_META_VERSION_MIN && m->version <= PL_META_VERSION ? 0 : -EPROTO;
+	return m->version == (info.value_size == sizeof(*m) ? PL_META_VERSION : PL_META_VERSION_MIN) ?
+	       0 : -EPROTO;
 }
 
 static int read_meta(const char *dir, struct pl_meta *m)
@@ -215,13 +250,14 @@ static int read_meta(const char *dir, struct pl_meta *m)
 	return err;
 }
 
-static int add_netns_dir(uint64_t netns, struct pl_attachment **out, size_t *n, size_t *cap)
+/* The attachments in PL_PIN_ROOT/@name ("INODE", or "INODE:ID" when set aside). */
+static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n, size_t *cap)
 {
 	char path[256];
 	struct dirent *de;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/%" PRIu64, PL_PIN_ROOT, netns);
+	snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, name);
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -244,7 +280,9 @@ static int add_netns_dir(uint64_t netns, struct pl_attachment **out, size_t *n, 
 		}
 		a = &(*out)[(*n)++];
 		memset(a, 0, sizeof(*a));
-		a->netns = netns;
+		a->netns = strtoull(name, NULL, 10);
+		snprintf(a->ns, sizeof(a->ns), "%s", name);
+		a->ns_gone = strchr(name, ':') != NULL;
 		snprintf(a->ifname, sizeof(a->ifname), "%s", de->d_name);
 		snprintf(a->dir, sizeof(a->dir), "%s/%s", path, de->d_name);
 		a->meta_ok = read_meta(a->dir, &a->meta) == 0;
@@ -253,13 +291,24 @@ static int add_netns_dir(uint64_t netns, struct pl_attachment **out, size_t *n, 
 	return 0;
 }
 
+/* "INODE" or "INODE:ID", INODE all digits */
+static bool is_netns_dir(const char *name)
+{
+	size_t digits = strspn(name, "0123456789");
+
+	return digits && digits < 21 && (!name[digits] || (name[digits] == ':' && name[digits + 1] &&
+							  strlen(name) < sizeof(((struct pl_attachment *)0)->ns)));
+}
+
 static int cmp_attachment(const void *x, const void *y)
 {
 	const struct pl_attachment *a = x, *b = y;
 
 	if (a->netns != b->netns)
 		return a->netns < b->netns ? -1 : 1;
-	return strcmp(a->ifname, b->ifname);
+	if (a->ns_gone != b->ns_gone)
+		return a->ns_gone ? 1 : -1;
+	return strcmp(a->ns, b->ns) ?: strcmp(a->ifname, b->ifname);
 }
 
 int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
@@ -271,17 +320,15 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	if (netns)
-		err = add_netns_dir(netns, out, n, &cap);
-	else if ((root = opendir(PL_PIN_ROOT))) {
-		while (!err && (de = readdir(root))) {
-			char *end;
-			unsigned long long ino = strtoull(de->d_name, &end, 10);
+	if (netns) {
+		char name[24];
 
-			if (de->d_name[0] == '.' || *end)
-				continue;
-			err = add_netns_dir(ino, out, n, &cap);
-		}
+		snprintf(name, sizeof(name), "%" PRIu64, netns);
+		err = add_netns_dir(name, out, n, &cap);
+	} else if ((root = opendir(PL_PIN_ROOT))) {
+		while (!err && (de = readdir(root)))
+			if (is_netns_dir(de->d_name))
+				err = add_netns_dir(de->d_name, out, n, &cap);
 		closedir(root);
 	}
 	if (err) {
@@ -295,29 +342,99 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 	return 0;
 }
 
+bool pl_attachment_of(const struct pl_attachment *a, const struct pl_netns *ns)
+{
+	if (a->ns_gone || a->netns != ns->ino)
+		return false;
+	return !a->meta_ok || !a->meta.netns_cookie || !ns->cookie || a->meta.netns_cookie == ns->cookie;
+}
+
 int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n)
 {
-	uint64_t ns;
-	size_t i;
+	struct pl_netns here;
+	size_t i, m = 0;
 	int err;
 
-	err = pl_netns_ino(&ns);
+	err = pl_netns_here(&here);
 	if (!err)
-		err = pl_attachments(ns, out, n);
-	if (err || !ifname)
+		err = pl_attachments(here.ino, out, n);
+	if (err)
 		return err;
-	for (i = 0; i < *n; i++) {
-		if (!strcmp((*out)[i].ifname, ifname)) {
-			if (i)
-				(*out)[0] = (*out)[i];
-			*n = 1;
-			return 0;
-		}
-	}
+	for (i = 0; i < *n; i++)
+		if (pl_attachment_of(&(*out)[i], &here) && (!ifname || !strcmp((*out)[i].ifname, ifname)))
+			(*out)[m++] = (*out)[i];
+	*n = m;
+	if (m || !ifname)
+		return 0;
 	free(*out);
 	*out = NULL;
-	*n = 0;
 	return -ENOENT;
+}
+
+int pl_attachment_set_aside(struct pl_attachment *a)
+{
+	const struct pl_meta *m = &a->meta;
+	char ns[48], dir[512];
+	__u32 prog = m->xdp_prog_id ? m->xdp_prog_id : m->tc_prog_id[0] ? m->tc_prog_id[0] :
+		     m->tc_prog_id[1];
+
+	if (!a->meta_ok)
+		return -EPROTO;
+	if (m->netns_cookie)
+		snprintf(ns, sizeof(ns), "%" PRIu64 ":%llu", a->netns,
+			 (unsigned long long)m->netns_cookie);
+	else
+		snprintf(ns, sizeof(ns), "%" PRIu64 ":p%u", a->netns, prog);
+	snprintf(dir, sizeof(dir), "%s/%s", PL_PIN_ROOT, ns);
+	if (mkdir_0700(dir))
+		return -errno;
+	snprintf(dir, sizeof(dir), "%s/%s/%s", PL_PIN_ROOT, ns, a->ifname);
+	if (rename(a->dir, dir))
+		return -errno;
+	snprintf(a->ns, sizeof(a->ns), "%s", ns);
+	snprintf(a->dir, sizeof(a->dir), "%s", dir);
+	a->ns_gone = true;
+	return 0;
+}
+
+bool pl_meta_tc_live(const struct pl_meta *m, int dir)
+{
+	__u32 id = m->tc_prog_id[dir];
+
+	if (!(m->tc_hooks & (1u << dir)) || !id)
+		return false;
+	if (m->tc_mech == PL_TC_TCX) {
+		__u32 ids[64], cnt = 64;
+
+		if (bpf_prog_query((int)m->ifindex, dir == PL_DIR_IN ? PL_BPF_TCX_INGRESS :
+				   PL_BPF_TCX_EGRESS, 0, NULL, ids, &cnt))
+			return false;
+		for (__u32 i = 0; i < cnt && i < 64; i++)
+			if (ids[i] == id)
+				return true;
+		return false;
+	}
+	if (m->tc_mech == PL_TC_CLSACT) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)m->ifindex,
+			    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, q, .handle = m->tc_handle[dir], .priority = m->tc_prio[dir]);
+
+		return !bpf_tc_query(&hook, &q) && q.prog_id == id;
+	}
+	return false;
+}
+
+bool pl_meta_live(const struct pl_meta *m)
+{
+	if (m->xdp_mode != PL_XDP_NONE && m->xdp_prog_id) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (!bpf_xdp_query((int)m->ifindex, 0, &q) &&
+		    (q.prog_id == m->xdp_prog_id || q.skb_prog_id == m->xdp_prog_id ||
+		     q.drv_prog_id == m->xdp_prog_id))
+			return true;
+	}
+	return pl_meta_tc_live(m, PL_DIR_IN) || pl_meta_tc_live(m, PL_DIR_OUT);
 }
 
 /* ifindex the pinned XDP or tcx link is attached to: 0 once the interface is gone */

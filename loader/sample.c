@@ -20,12 +20,25 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "features.h"
 #include "loader.h"
 #include "../pcap/cbpf.h"
 
-#define WHY(err, ...) ({ snprintf(why, whylen, __VA_ARGS__); (err); })
+/* Ring record sizes for the frame bytes: PL_SAMPLE_STEP()s of pl_sample_put(), bpf/sample.h. */
+static const __u32 record_steps[] = { 128, 256, 512, 1024, 1536, 2048, 4096, 9216, 16384, 65536,
+				      PL_SNAPLEN_MAX };
+
+__u32 pl_sample_ring_min(__u32 snaplen)
+{
+	size_t i = 0;
+
+	while (i + 1 < sizeof(record_steps) / sizeof(record_steps[0]) && record_steps[i] < snaplen)
+		i++;
+	/* the kernel's __bpf_ringbuf_reserve(): the record and its 8-byte header, 8-aligned */
+	return (__u32)((sizeof(struct pl_sample_hdr) + record_steps[i] + 8 + 7) & ~7UL);
+}
 
 int pl_sample_open(const char *dir, struct pl_sampler *s)
 {
@@ -194,7 +207,8 @@ static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whyle
 		if (fds[slot] < 0)
 			continue;
 		if (bpf_map_update_elem(pl_chain_fd(&s->c, slot), &key, &fds[slot], BPF_ANY))
-			err = WHY(-errno, "cannot chain the sample stage: %s", strerror(errno));
+			err = pl_why(why, whylen, -errno, "cannot chain the sample stage: %s",
+				     strerror(errno));
 		else
 			s->staged[slot] = true;
 	}
@@ -221,20 +235,24 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	if (!s->slots && s->c.meta.xdp_mode != PL_XDP_NONE && (o->dirs & (1U << PL_DIR_IN))) {
 		char needs[128];
 
-		return WHY(-ENOSYS, "sampling at XDP %s: attach tc ingress too (--tc in,out) "
-			   "to sample there", pl_feature_needs(PL_FEAT_XDP_LOAD_BYTES, needs, sizeof(needs)));
+		return pl_why(why, whylen, -ENOSYS, "sampling at XDP %s: attach tc ingress too "
+			      "(--tc in,out) to sample there",
+			      pl_feature_needs(PL_FEAT_XDP_LOAD_BYTES, needs, sizeof(needs)));
 	}
 	if (!s->slots)
-		return WHY(-ENOTSUP, "no hook for the %s attached (see pktlens attach --tc)",
-			   o->dirs == (1U << PL_DIR_OUT) ? "egress" : "directions asked for");
+		return pl_why(why, whylen, -ENOTSUP,
+			      "no hook for the %s attached (see pktlens attach --tc)",
+			      o->dirs == (1U << PL_DIR_OUT) ? "egress" : "directions asked for");
 	if (flock(s->dir_fd, LOCK_EX | LOCK_NB)) {
 		struct pl_sample_cfg cur = { 0 };
 
 		err = -errno;
 		bpf_map_lookup_elem(s->cfg_fd, &zero, &cur);
 		if (err == -EWOULDBLOCK)
-			return WHY(-EBUSY, "pktlens sample (pid %u) is sampling it already", cur.owner);
-		return WHY(err, "cannot lock %s: %s", "the pin directory", strerror(-err));
+			return pl_why(why, whylen, -EBUSY,
+				      "pktlens sample (pid %u) is sampling it already", cur.owner);
+		return pl_why(why, whylen, err, "cannot lock %s: %s", "the pin directory",
+			      strerror(-err));
 	}
 	/* a sampler killed with -9 may have left its settings: start from nothing */
 	err = write_cfg(s, &(struct pl_sample_cfg){ 0 });
@@ -243,23 +261,27 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 			s->staged[slot] = true;	/* so that unstage() clears them all */
 	unstage(s);
 	if (err)
-		return WHY(err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG, strerror(-err));
+		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG,
+			      strerror(-err));
 	s->ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pl_sample_ring", 0, 0, o->ring_bytes,
 				    NULL);
 	if (s->ring_fd < 0)
-		return WHY(-errno, "cannot create a %u-byte ring buffer: %s", o->ring_bytes,
-			   strerror(errno));
+		return pl_why(why, whylen, -errno, "cannot create a %u-byte ring buffer: %s",
+			      o->ring_bytes, strerror(errno));
 	if (bpf_map_update_elem(s->outer_fd, &zero, &s->ring_fd, BPF_ANY))
-		return WHY(-errno, "cannot install the ring buffer: %s", strerror(errno));
+		return pl_why(why, whylen, -errno, "cannot install the ring buffer: %s",
+			      strerror(errno));
 	if (o->expr && !o->policy && (err = stage(s, o->expr, why, whylen)))
 		return err;
 	err = read_counts(s, s->base);
 	if (err)
-		return WHY(err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS, strerror(-err));
+		return pl_why(why, whylen, err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS,
+			      strerror(-err));
 	cfg.slots = s->slots;
 	err = write_cfg(s, &cfg);
 	if (err)
-		return WHY(err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG, strerror(-err));
+		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG,
+			      strerror(-err));
 	s->live = true;
 	return 0;
 }

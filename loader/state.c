@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Reading the pinned state back: per-CPU sums and the merged flow table. */
+/*
+ * Reading the pinned state back: per-CPU sums and the merged flow table,
+ * less what the last `stats --reset` left as the base.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/array.h>
 
 #include "batch.h"
 #include "loader.h"
@@ -31,13 +36,25 @@ void pl_state_close(struct pl_state *st)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+	free(st->fbase);
+	st->fbase = NULL;
+	st->nfbase = 0;
 }
+
+static int flow_key_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct pl_flow *)a)->key, &((const struct pl_flow *)b)->key,
+		      sizeof(struct pl_flow_key));
+}
+
+static int read_bases(struct pl_state *st, const char *dir);
 
 int pl_state_open(const char *dir, struct pl_state *st)
 {
 	int err = 0;
 
 	memset(st, 0, sizeof(*st));
+	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	st->stats_fd = pl_pin_open(dir, PL_MAP_STATS);
 	st->flows_fd = pl_pin_open(dir, PL_MAP_FLOWS);
 	st->cache_fd = pl_pin_open(dir, PL_MAP_FLOW_CACHE);
@@ -46,6 +63,8 @@ int pl_state_open(const char *dir, struct pl_state *st)
 		err = -errno;
 	else
 		err = pl_meta_read(st->meta_fd, &st->meta);
+	if (!err)
+		err = read_bases(st, dir);
 	if (err)
 		pl_state_close(st);
 	return err;
@@ -66,7 +85,8 @@ static int ncpus(void)
 	return n > 0 ? n : 1;
 }
 
-int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX])
+/* The kernel's counters as they are, summed over CPUs. */
+static int stats_raw(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX])
 {
 	int n = ncpus();
 	struct pl_stats *v = calloc(n, sizeof(*v));
@@ -91,6 +111,54 @@ int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX])
 	}
 	free(v);
 	return 0;
+}
+
+/* @a - @b, counter by counter (modulo 2^64: a base may also add). */
+static void stats_sub(struct pl_stats *a, const struct pl_stats *b)
+{
+	__u64 *x = (__u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+
+	for (size_t w = 0; w < sizeof(*a) / sizeof(__u64); w++)
+		x[w] -= y[w];
+}
+
+int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX])
+{
+	int err = stats_raw(st, out);
+
+	for (int sl = 0; !err && sl < PL_SLOT_MAX; sl++)
+		stats_sub(&out[sl], &st->base[sl]);
+	return err;
+}
+
+int pl_flow_slot(const struct pl_flow_key *k)
+{
+	if (k->hook == PL_HOOK_XDP)
+		return PL_SLOT_XDP_IN;
+	return k->dir == PL_DIR_OUT ? PL_SLOT_TC_OUT : PL_SLOT_TC_IN;
+}
+
+/*
+ * @f less its base, if it has one (what the caches held at the last reset);
+ * false when nothing is left: no packet of it came since.
+ */
+static bool since_reset(const struct pl_state *st, struct pl_flow *f)
+{
+	const struct pl_flow *b;
+
+	if (!f->val.packets)
+		return false;
+	b = pl_bsearch(f, st->fbase, st->nfbase, sizeof(*b), flow_key_cmp);
+	if (!b)
+		return true;
+	if (f->val.packets <= b->val.packets)
+		return false;
+	f->val.packets -= b->val.packets;
+	f->val.bytes = f->val.bytes > b->val.bytes ? f->val.bytes - b->val.bytes : 0;
+	if (f->val.first_ns < b->val.first_ns)
+		f->val.first_ns = b->val.first_ns;	/* the time of the reset */
+	return true;
 }
 
 void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d)
@@ -159,7 +227,7 @@ static int batch_walk(int fd, size_t ksize, size_t vsize, bool percpu, bool del,
 	}
 	for (;;) {
 		count = BATCH;
-		err = pl_map_lookup_batch(fd, first ? NULL : out_batch, out_batch, keys, ksize, vals,
+		err = pl_batch_lookup(fd, first ? NULL : out_batch, out_batch, keys, ksize, vals,
 					  (size_t)n * vsize, &count, del);
 		if (err && errno != ENOENT) {
 			err = -errno;
@@ -309,6 +377,7 @@ static void cache_merge(struct cache_set *cs, struct pl_flow *f)
 }
 
 struct table_walk {
+	const struct pl_state *st;
 	struct flow_vec fv;	/* pl_state_flows: everything */
 	struct cache_set *cs;	/* pl_state_flows_each: merged on the way */
 	pl_flow_fn fn;
@@ -325,17 +394,17 @@ static int table_cb(const void *key, const void *vals, int ncpu, void *ctx)
 	tw->entries++;
 	for (int c = 0; c < ncpu; c++)
 		pl_flow_val_merge(&f.val, &v[c]);
-	if (tw->cs)
-		cache_merge(tw->cs, &f);
-	if (!f.val.packets)
-		return 0;
-	return tw->fn ? tw->fn(&f, tw->ctx) : vec_push(&tw->fv, &f.key, &f.val);
+	if (!tw->cs)	/* pl_state_flows: merged with the cache and based later */
+		return vec_push(&tw->fv, &f.key, &f.val);
+	cache_merge(tw->cs, &f);
+	return since_reset(tw->st, &f) ? tw->fn(&f, tw->ctx) : 0;
 }
 
 int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 {
-	struct table_walk tw = {};
+	struct table_walk tw = { .st = st };
 	struct cache_set cs;
+	size_t kept = 0;
 	int err;
 
 	*out = NULL;
@@ -353,10 +422,14 @@ int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 		free(tw.fv.v);
 		return err;
 	}
-	for (size_t i = 0; i < tw.fv.n; i++)
+	for (size_t i = 0; i < tw.fv.n; i++) {
 		cache_merge(&cs, &tw.fv.v[i]);
+		if (since_reset(st, &tw.fv.v[i]))
+			tw.fv.v[kept++] = tw.fv.v[i];
+	}
+	tw.fv.n = kept;
 	for (size_t i = 0; i < cs.fv.n && !err; i++)
-		if (!cs.seen[i] && cs.fv.v[i].val.packets)	/* not (or no longer) in the table */
+		if (!cs.seen[i] && since_reset(st, &cs.fv.v[i]))	/* not (or no longer) in the table */
 			err = vec_push(&tw.fv, &cs.fv.v[i].key, &cs.fv.v[i].val);
 	cache_set_free(&cs);
 	if (err) {
@@ -370,7 +443,7 @@ int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 
 int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, size_t *entries)
 {
-	struct table_walk tw = { .fn = fn, .ctx = ctx };
+	struct table_walk tw = { .st = st, .fn = fn, .ctx = ctx };
 	struct cache_set cs;
 	int err;
 
@@ -388,7 +461,7 @@ int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, siz
 	err = percpu_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
 			  table_cb, &tw);
 	for (size_t i = 0; i < cs.fv.n && !err; i++)
-		if (!cs.seen[i] && cs.fv.v[i].val.packets)
+		if (!cs.seen[i] && since_reset(st, &cs.fv.v[i]))
 			err = fn(&cs.fv.v[i], ctx);
 	cache_set_free(&cs);
 	if (!err && entries)
@@ -410,34 +483,191 @@ int pl_state_flow_count(const struct pl_state *st, size_t *n)
 			   count_cb, n);
 }
 
-static int zero_array(int fd, __u32 entries, size_t vsize)
+/* ---- bases: what a reset leaves for readers to subtract ---- */
+
+static int fbase_cb(const void *key, const void *vals, int ncpu, void *ctx)
 {
-	void *zero = calloc(ncpus(), vsize);
+	(void)ncpu;
+	return vec_push(ctx, key, vals);
+}
+
+static int read_bases(struct pl_state *st, const char *dir)
+{
+	struct flow_vec fv = {};
+	int fd, err = 0;
+
+	fd = pl_pin_open(dir, PL_MAP_STATS_BASE);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;	/* never reset */
+	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++)
+		if (bpf_map_lookup_elem(fd, &slot, &st->base[slot]))
+			err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	fd = pl_pin_open(dir, PL_MAP_FLOWS_BASE);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	err = batch_walk(fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val), false, false,
+			 fbase_cb, &fv);
+	close(fd);
+	if (err) {
+		free(fv.v);
+		return err;
+	}
+	pl_qsort(fv.v, fv.n, sizeof(*fv.v), flow_key_cmp);
+	st->fbase = fv.v;
+	st->nfbase = fv.n;
+	return 0;
+}
+
+/* Pin @fd as @dir/@name in one step for readers: under a temporary name, then renamed. */
+static int pin_replace(int fd, const char *dir, const char *name)
+{
+	char tmp[1024], path[1024];
 	int err = 0;
 
-	if (!zero)
-		return -ENOMEM;
-	for (__u32 i = 0; i < entries && !err; i++)
-		if (bpf_map_update_elem(fd, &i, zero, BPF_ANY))
-			err = -errno;
-	free(zero);
+	snprintf(tmp, sizeof(tmp), "%s/" PL_PIN_TMP_PREFIX "%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(tmp);	/* left by a reset that was killed */
+	if (bpf_obj_pin(fd, tmp))
+		return -errno;
+	if (rename(tmp, path)) {
+		err = -errno;
+		unlink(tmp);
+	}
 	return err;
 }
 
-int pl_state_reset(const struct pl_state *st)
+int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
+		      const struct pl_flow *fbase, size_t nfbase)
 {
-	int err;
+	char path[1024];
+	int fd, err = 0;
 
-	err = zero_array(st->stats_fd, PL_SLOT_MAX, sizeof(struct pl_stats));
-	if (!err)
-		err = zero_array(st->cache_fd, PL_FLOW_CACHE_SLOTS, sizeof(struct pl_flow_slot));
+	/* the flows' base first: a reader between the two renames sees flows no larger */
+	if (nfbase) {
+		fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pl_flows_base", sizeof(struct pl_flow_key),
+				    sizeof(struct pl_flow_val), (__u32)nfbase, NULL);
+		if (fd < 0)
+			return -errno;
+		for (size_t i = 0; i < nfbase && !err; i++)
+			if (bpf_map_update_elem(fd, &fbase[i].key, &fbase[i].val, BPF_NOEXIST))
+				err = -errno;
+		err = err ?: pin_replace(fd, dir, PL_MAP_FLOWS_BASE);
+		close(fd);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_FLOWS_BASE);
+		if (unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
 	if (err)
 		return err;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pl_stats_base", sizeof(__u32),
+			    sizeof(struct pl_stats), PL_SLOT_MAX, NULL);
+	if (fd < 0)
+		return -errno;
+	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++)
+		if (bpf_map_update_elem(fd, &slot, &base[slot], BPF_ANY))
+			err = -errno;
+	err = err ?: pin_replace(fd, dir, PL_MAP_STATS_BASE);
+	close(fd);
+	return err;
+}
+
+/* Packets and bytes of flow records per stats slot. */
+struct flow_sums {
+	__s64 pkts[PL_SLOT_MAX];
+	__s64 bytes[PL_SLOT_MAX];
+};
+
+static void sums_add(struct flow_sums *s, const struct pl_flow_key *k, const struct pl_flow_val *v,
+		     int sign)
+{
+	int sl = pl_flow_slot(k);
+
+	s->pkts[sl] += sign * (__s64)v->packets;
+	s->bytes[sl] += sign * (__s64)v->bytes;
+}
+
+static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
+{
+	const struct pl_flow_val *v = vals;
+
+	for (int c = 0; c < ncpu; c++)
+		sums_add(ctx, key, &v[c], 1);
+	return 0;
+}
+
+int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
+{
+	struct pl_stats raw[PL_SLOT_MAX], base[PL_SLOT_MAX];
+	struct flow_sums gone = {};	/* flow records the reset takes away, as shown before */
+	struct cache_set cs = {};
+	struct timespec now;
+	int err;
+
+	/* 1. the reading: printed, and the base from now on */
+	err = stats_raw(st, raw);
+	if (err)
+		return err;
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+		printed[sl] = raw[sl];
+		stats_sub(&printed[sl], &st->base[sl]);
+		base[sl] = raw[sl];
+	}
 	/*
-	 * One pass in batches: deleting key by key, each restarting
-	 * get_next_key from the first bucket, is quadratic in the table size.
-	 * Flows that arrive behind the walk stay: they came after the reset.
+	 * 2. what the per-CPU caches hold becomes the flows' base: user space
+	 * must not write the slots the programs keep counting in
 	 */
-	return batch_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
-			  true, true, NULL, NULL);
+	err = cache_set_read(st, &cs);
+	if (err)
+		return err;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	for (size_t i = 0; i < cs.fv.n; i++) {
+		sums_add(&gone, &cs.fv.v[i].key, &cs.fv.v[i].val, 1);
+		cs.fv.v[i].val.first_ns = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
+	}
+	/*
+	 * 3. the table: one pass in batches (deleting key by key, each
+	 * restarting get_next_key from the first bucket, is quadratic in the
+	 * table size); flows that arrive behind the walk stay
+	 */
+	err = batch_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
+			 true, true, removed_cb, &gone);
+	if (err)
+		goto out;
+	for (size_t i = 0; i < st->nfbase; i++)	/* what the old base hid was not shown */
+		sums_add(&gone, &st->fbase[i].key, &st->fbase[i].val, -1);
+	/*
+	 * 4. Flow records the reset took away of packets counted after the
+	 * reading are no longer in any flow: count them as not recorded in
+	 * flows (flow_lost_*), as if the table had refused them.
+	 */
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+		const struct pl_stats *p = &printed[sl];
+		__u64 pk = 0, by = 0;
+		__s64 extra_pk, extra_by;
+
+		for (int v = 0; v < PL_VERDICT_MAX; v++)
+			pk += p->pkts[v], by += p->bytes[v];
+		extra_pk = gone.pkts[sl] - (__s64)(pk - p->flow_lost_pkts);
+		extra_by = gone.bytes[sl] - (__s64)(by - p->flow_lost_bytes);
+		if (extra_pk > 0)
+			base[sl].flow_lost_pkts -= (__u64)extra_pk;
+		if (extra_by > 0)
+			base[sl].flow_lost_bytes -= (__u64)extra_by;
+	}
+	err = st->dir[0] ? pl_state_base_pin(st->dir, base, cs.fv.v, cs.fv.n) : 0;
+	if (err)
+		goto out;
+	memcpy(st->base, base, sizeof(base));
+	pl_qsort(cs.fv.v, cs.fv.n, sizeof(*cs.fv.v), flow_key_cmp);
+	free(st->fbase);
+	st->fbase = cs.fv.v;
+	st->nfbase = cs.fv.n;
+	cs.fv.v = NULL;
+out:
+	cache_set_free(&cs);
+	return err;
 }

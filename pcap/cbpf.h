@@ -38,7 +38,7 @@ struct pl_filter_opts {
 	/*
 	 * BPF_PROG_TEST_RUN of captured packets: `len` (BPF_LD|BPF_LEN) is the
 	 * capture's wire length passed beside the packet by pl_ebpf_run() (XDP:
-	 * 4 bytes of metadata; tc: __sk_buff->wire_len) rather than what the
+	 * 4 bytes of metadata; tc: __sk_buff->cb[4]) rather than what the
 	 * kernel holds (caplen). Without metadata an XDP program falls back to
 	 * the buffer length, so this is harmless live, but leave it off there.
 	 * XDP test runs take metadata since Linux 5.14: before, leave it off
@@ -193,7 +193,8 @@ const char *pl_filter_ctx_name(enum pl_filter_ctx ctx);
 /*
  * Compile a tcpdump expression for Ethernet (DLT_EN10MB, snaplen 262144,
  * optimizer on, netmask unknown). Returns 0 and a malloc'd program in *out,
- * or -EINVAL with libpcap's error text in @err.
+ * or -EINVAL with libpcap's error text in @err, -E2BIG for an expression
+ * of PL_FILTER_EXPR_MAX bytes or more (what an attachment can keep).
  */
 int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
 		    char *err, size_t errlen);

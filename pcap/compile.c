@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <pcap/pcap.h>
 #include <pktlens/why.h>
 
 #include "cbpf.h"
+#include "pktlens/pktlens.h"
 
 _Static_assert(sizeof(struct sock_filter) == sizeof(struct bpf_insn), "cBPF layouts");
 _Static_assert(offsetof(struct sock_filter, k) == offsetof(struct bpf_insn, k), "cBPF layouts");
@@ -45,6 +47,10 @@ int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
 	pcap_t *p;
 	int ret = 0;
 
+	/* one limit for every command: what an attachment keeps (pl_meta.filter_expr) */
+	if (strlen(expr) >= PL_FILTER_EXPR_MAX)
+		return pl_why(err, errlen, -E2BIG, "expression is %zu bytes long, at most %d are kept",
+			      strlen(expr), PL_FILTER_EXPR_MAX - 1);
 	p = pcap_open_dead(DLT_EN10MB, PL_CBPF_SNAPLEN);
 	if (!p)
 		return pl_why(err, errlen, -ENOMEM, "pcap_open_dead: %s", strerror(ENOMEM));
@@ -83,6 +89,27 @@ unsigned int pl_cbpf_filter(const struct sock_filter *prog, size_t len, const vo
 	return bpf_filter(as_pcap(prog), pkt, wirelen, caplen);
 }
 
+/* @path, or standard input for "-" as in tcpdump -r - (a copy of it: closing it leaves fd 0) */
+static FILE *open_input(const char *path)
+{
+	FILE *f;
+	int fd;
+
+	if (strcmp(path, "-"))
+		return fopen(path, "rb");
+	fd = dup(STDIN_FILENO);
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "rb");
+	if (!f) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+	}
+	return f;
+}
+
 int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
@@ -93,7 +120,7 @@ int pl_pcap_open(const char *path, struct pl_pcap **out, char *err, size_t errle
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return pl_why(err, errlen, -ENOMEM, "%s", strerror(ENOMEM));
-	f = fopen(path, "rb");
+	f = open_input(path);
 	if (!f) {
 		ret = pl_why(err, errlen, -errno, "%s", strerror(errno));
 		goto err_free;

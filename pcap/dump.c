@@ -1,40 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Sample files: pcap by libpcap's pcap_dump(), pcapng by hand (pcapng spec,
+ * Sample files: pcap (nanosecond timestamps, the format libpcap writes with
+ * PCAP_TSTAMP_PRECISION_NANO) and pcapng (pcapng spec,
  * draft-ietf-opsawg-pcapng): a Section Header Block, an Interface
  * Description Block the first time an (interface, hook) pair shows up, then
  * one Enhanced Packet Block per packet. Little-endian host byte order, as
- * the SHB's byte-order magic says.
+ * the magic numbers say. Each packet goes to the output as one record (with
+ * its IDB, if it brings one), so a file cut short by a write error still
+ * ends with a whole packet (pcap/out.h).
  */
 #include <errno.h>
 #include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <linux/types.h>
-#include <pcap/pcap.h>
 
 #include "dump.h"
+#include "out.h"
 #include "pktlens/pktlens.h"
 
 #define MAX_IFS 32
+#define PCAP_MAGIC_NS 0xA1B23C4DU
+#define LINKTYPE_ETHERNET 1
 
 struct pl_dump {
 	enum pl_dump_fmt fmt;
 	uint32_t snaplen;
-	/* pcap */
-	pcap_t *dead;
-	pcap_dumper_t *dumper;
-	/* pcapng */
-	FILE *f;
-	bool own_file;
+	struct pl_out *out;
 	struct {
 		uint32_t ifindex;
 		int hook;
 	} ifs[MAX_IFS];
 	uint32_t nifs;
-	bool failed;
 };
 
 /* ---- pcapng ---- */
@@ -96,27 +95,39 @@ static void put_opt(struct blk *k, uint16_t code, const void *p, uint16_t n)
 		put(k, p, n);
 }
 
-/* Write block @type with @body (options included). */
-static int write_block(struct pl_dump *d, uint32_t type, struct blk *body)
+/* Append block @type with @body (options included) to @rec, then free @body. */
+static int add_block(struct blk *rec, uint32_t type, struct blk *body)
 {
 	uint32_t total = (uint32_t)(body->len + 12);
-	int err = 0;
+	int err = body->oom ? -ENOMEM : 0;
 
-	if (body->oom)
-		err = -ENOMEM;
-	else if (fwrite(&type, 4, 1, d->f) != 1 || fwrite(&total, 4, 1, d->f) != 1 ||
-		 (body->len && fwrite(body->b, body->len, 1, d->f) != 1) ||
-		 fwrite(&total, 4, 1, d->f) != 1)
-		err = -EIO;
+	if (!err) {
+		put32(rec, type);
+		put32(rec, total);
+		put(rec, body->b, body->len);
+		put32(rec, total);
+		err = rec->oom ? -ENOMEM : 0;
+	}
 	free(body->b);
 	memset(body, 0, sizeof(*body));
+	return err;
+}
+
+/* @rec as one record of the output; frees it. */
+static int emit(struct pl_dump *d, struct blk *rec, bool packet)
+{
+	struct iovec iov = { .iov_base = rec->b, .iov_len = rec->len };
+	int err = rec->oom ? -ENOMEM : pl_out_rec(d->out, &iov, 1, packet);
+
+	free(rec->b);
+	memset(rec, 0, sizeof(*rec));
 	return err;
 }
 
 static int write_shb(struct pl_dump *d)
 {
 	static const char appl[] = "pktlens";
-	struct blk k = { 0 };
+	struct blk k = { 0 }, rec = { 0 };
 	uint16_t ver[2] = { 1, 0 };
 	int64_t section_len = -1;
 
@@ -125,11 +136,11 @@ static int write_shb(struct pl_dump *d)
 	put(&k, &section_len, 8);
 	put_opt(&k, SHB_USERAPPL, appl, sizeof(appl) - 1);
 	put_opt(&k, OPT_END, NULL, 0);
-	return write_block(d, BT_SHB, &k);
+	return add_block(&rec, BT_SHB, &k) ?: emit(d, &rec, false);
 }
 
-/* The interface id of (@p->ifindex, @p->hook), writing its IDB the first time. */
-static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, uint32_t *id)
+/* The interface id of (@p->ifindex, @p->hook), adding its IDB to @rec the first time. */
+static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, struct blk *rec, uint32_t *id)
 {
 	struct blk k = { 0 };
 	const char *hook = p->hook == PL_HOOK_XDP ? "xdp" : "tc";
@@ -154,7 +165,7 @@ static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, uint32_t *id
 	put_opt(&k, IF_DESCRIPTION, desc, (uint16_t)strlen(desc));
 	put_opt(&k, IF_TSRESOL, &tsresol, 1);
 	put_opt(&k, OPT_END, NULL, 0);
-	err = write_block(d, BT_IDB, &k);
+	err = add_block(rec, BT_IDB, &k);
 	if (err)
 		return err;
 	d->ifs[d->nifs].ifindex = p->ifindex;
@@ -177,15 +188,18 @@ static int64_t hook_action(const struct pl_dump_pkt *p)
 
 static int write_epb(struct pl_dump *d, const struct pl_dump_pkt *p)
 {
-	struct blk k = { 0 };
+	struct blk k = { 0 }, rec = { 0 };
 	uint8_t verdict[9];
 	uint32_t id, flags = p->dir == PL_DIR_IN ? 1 : 2;	/* inbound / outbound */
 	int64_t act = hook_action(p);
 	char comment[32];
-	int err = iface_id(d, p, &id);
+	uint32_t nifs = d->nifs;
+	int err = iface_id(d, p, &rec, &id);
 
-	if (err)
+	if (err) {
+		free(rec.b);
 		return err;
+	}
 	put32(&k, id);
 	put32(&k, (uint32_t)(p->ts_ns >> 32));
 	put32(&k, (uint32_t)p->ts_ns);
@@ -201,104 +215,73 @@ static int write_epb(struct pl_dump *d, const struct pl_dump_pkt *p)
 		put_opt(&k, OPT_COMMENT, comment, (uint16_t)strlen(comment));
 	}
 	put_opt(&k, OPT_END, NULL, 0);
-	return write_block(d, BT_EPB, &k);
+	err = add_block(&rec, BT_EPB, &k);
+	if (err)
+		free(rec.b);
+	else
+		err = emit(d, &rec, true);
+	if (err)
+		d->nifs = nifs;	/* an IDB that went nowhere is written again with the next packet */
+	return err;
+}
+
+/* ---- pcap ---- */
+
+static int write_pcap_header(struct pl_dump *d)
+{
+	struct {
+		uint32_t magic;
+		uint16_t major, minor;
+		int32_t thiszone;
+		uint32_t sigfigs, snaplen, linktype;
+	} h = { PCAP_MAGIC_NS, 2, 4, 0, 0, d->snaplen, LINKTYPE_ETHERNET };
+	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+
+	return pl_out_rec(d->out, &iov, 1, false);
+}
+
+static int write_pcap_rec(struct pl_dump *d, const struct pl_dump_pkt *p)
+{
+	uint32_t h[4] = {
+		(uint32_t)(p->ts_ns / 1000000000ULL), (uint32_t)(p->ts_ns % 1000000000ULL),
+		p->caplen, p->wire_len,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)p->data, .iov_len = p->caplen },
+	};
+
+	return pl_out_rec(d->out, iov, 2, true);
 }
 
 /* ---- both ---- */
 
-int pl_dump_open(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen, struct pl_dump **out,
-		 char *why, size_t whylen)
+int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen, struct pl_dump **dp)
 {
-	bool std = !strcmp(path, "-");
 	struct pl_dump *d = calloc(1, sizeof(*d));
-	int err = 0;
+	int err;
 
+	*dp = NULL;
 	if (!d)
 		return -ENOMEM;
 	d->fmt = fmt;
 	d->snaplen = snaplen;
-	d->f = std ? stdout : fopen(path, "wb");
-	d->own_file = !std;
-	if (!d->f) {
-		err = -errno;
-		snprintf(why, whylen, "%s", strerror(errno));
+	d->out = out;
+	err = fmt == PL_DUMP_PCAPNG ? write_shb(d) : write_pcap_header(d);
+	if (err) {
 		free(d);
 		return err;
 	}
-	/* few large writes (the caller flushes every 100 ms anyway), no stdio locks: one thread */
-	setvbuf(d->f, NULL, _IOFBF, 1U << 20);
-	__fsetlocking(d->f, FSETLOCKING_BYCALLER);
-	if (fmt == PL_DUMP_PCAPNG) {
-		err = write_shb(d);
-	} else {
-		d->dead = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, (int)snaplen,
-							       PCAP_TSTAMP_PRECISION_NANO);
-		d->dumper = d->dead ? pcap_dump_fopen(d->dead, d->f) : NULL;
-		if (!d->dumper) {
-			snprintf(why, whylen, "%s", d->dead ? pcap_geterr(d->dead) : strerror(ENOMEM));
-			err = -EIO;
-		} else {
-			d->f = NULL;	/* the dumper has it now */
-		}
-	}
-	if (!err && (err = pl_dump_flush(d)))
-		snprintf(why, whylen, "%s", strerror(-err));
-	if (err) {
-		pl_dump_close(d);
-		return err;
-	}
-	*out = d;
+	*dp = d;
 	return 0;
 }
 
 int pl_dump_write(struct pl_dump *d, const struct pl_dump_pkt *p)
 {
-	int err = 0;
-
-	if (d->fmt == PL_DUMP_PCAPNG) {
-		err = write_epb(d, p);
-	} else {
-		struct pcap_pkthdr h = {
-			.ts = { .tv_sec = (time_t)(p->ts_ns / 1000000000ULL),
-				.tv_usec = (suseconds_t)(p->ts_ns % 1000000000ULL) },
-			.caplen = p->caplen,
-			.len = p->wire_len,
-		};
-
-		pcap_dump((u_char *)d->dumper, &h, p->data);
-	}
-	if (err)
-		d->failed = true;
-	return err;
+	return d->fmt == PL_DUMP_PCAPNG ? write_epb(d, p) : write_pcap_rec(d, p);
 }
 
-int pl_dump_flush(struct pl_dump *d)
+void pl_dump_free(struct pl_dump *d)
 {
-	int r = d->dumper ? pcap_dump_flush(d->dumper) : fflush(d->f);
-
-	if (r || d->failed || (d->dumper ? ferror(pcap_dump_file(d->dumper)) : ferror(d->f)))
-		return -EIO;
-	return 0;
-}
-
-int pl_dump_close(struct pl_dump *d)
-{
-	int err;
-
-	if (!d)
-		return 0;
-	err = pl_dump_flush(d);
-	if (d->dumper) {
-		/* pcap_dump_close() fcloses: keep stdout open for the summary */
-		if (!d->own_file)
-			fflush(pcap_dump_file(d->dumper));
-		else
-			pcap_dump_close(d->dumper);
-	} else if (d->f && d->own_file && fclose(d->f)) {
-		err = -EIO;
-	}
-	if (d->dead)
-		pcap_close(d->dead);
 	free(d);
-	return err;
 }

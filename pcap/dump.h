@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Writing samples: pcap through libpcap (nanosecond timestamps, DLT_EN10MB)
- * or pcapng written here, since libpcap 1.10 cannot: one interface block per
+ * Writing samples: pcap (nanosecond timestamps, DLT_EN10MB) or pcapng,
+ * which libpcap 1.10 cannot write: one interface block per
  * interface and hook (if_name "DEV@xdp", "DEV@tc"; if_tsresol 9), direction
  * in epb_flags, the program's verdict in epb_verdict and the policy rule in
  * a comment, as xdpdump does.
@@ -33,17 +33,16 @@ struct pl_dump_pkt {
 };
 
 struct pl_dump;
+struct pl_out;
 
 /*
- * Create @path ("-": standard output) for packets of up to @snaplen bytes.
- * 0, or -errno with @why (e.g. an unwritable path).
+ * Start a capture of packets of up to @snaplen bytes on @out (pcap/out.h):
+ * the file header goes out as its first record. 0, or -errno.
  */
-int pl_dump_open(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen, struct pl_dump **out,
-		 char *why, size_t whylen);
-/* 0, or -errno (-EIO: the file could not be written). */
+int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen, struct pl_dump **d);
+/* One packet, as one record of the output. 0, or -errno (the output's, pl_out_rec()). */
 int pl_dump_write(struct pl_dump *d, const struct pl_dump_pkt *p);
-int pl_dump_flush(struct pl_dump *d);
-/* Flush and close; 0, or -errno if anything could not be written. */
-int pl_dump_close(struct pl_dump *d);
+/* Free @d (the output is the caller's). */
+void pl_dump_free(struct pl_dump *d);
 
 #endif /* __PKTLENS_PCAP_DUMP_H */

@@ -142,13 +142,17 @@ static int run_xdp(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen, b
 static int run_tc(int fd, const void *pkt, uint32_t caplen, uint32_t wirelen,
 		  const struct __sk_buff *in, uint32_t *ret)
 {
-	/* wire_len below the packet or above 64 KiB is refused: fall back to caplen */
+	/*
+	 * The kernel refuses a wire_len below the packet or above 64 KiB, so
+	 * the wire length goes to the program in cb[4] (opts.test_wirelen).
+	 */
 	struct __sk_buff skb = *in;
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = caplen,
 		    .ctx_in = &skb, .ctx_size_in = sizeof(skb), .repeat = 1);
 	int err;
 
 	skb.wire_len = wirelen >= caplen && wirelen <= 65536 ? wirelen : 0;
+	skb.cb[4] = wirelen;
 	err = bpf_prog_test_run_opts(fd, &t);
 	if (err)
 		err = -errno;
@@ -204,8 +208,12 @@ int pl_ebpf_run(int prog_fd, const struct pl_filter_opts *o, const void *pkt, ui
 		err = run_tc(prog_fd, pkt, caplen, wirelen, &none, &ret);
 	else
 		err = run_xdp(prog_fd, pkt, caplen, wirelen, o->test_wirelen, &ret);
-	/* the kernel refuses packets it cannot fit in a test buffer with EINVAL */
-	if (err == -EINVAL)
+	/*
+	 * The kernel refuses packets it cannot fit in a test buffer: EINVAL,
+	 * or for XDP ENOMEM once the frame needs more than MAX_SKB_FRAGS pages
+	 * (about 70 KiB).
+	 */
+	if (err == -EINVAL || (err == -ENOMEM && o->ctx == PL_FILTER_XDP && caplen > 4096))
 		err = -EMSGSIZE;
 	if (!err)
 		*match = ret != 0;

@@ -13,6 +13,23 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* MAP_FD[KEY] of this CPU = SRC (a BPF_W or BPF_DW store), if the lookup finds it: 8 insns */
+#define STORE_PERCPU(MAP_FD, KEY, SIZE, SRC)                                            \
+	BPF_ST_MEM(BPF_W, R10, -4, (int32_t)(KEY)),                                     \
+	BPF_LD_MAP_FD(R1, MAP_FD),                                                      \
+	BPF_MOV64_REG(R2, R10),                                                         \
+	BPF_ALU64_IMM(BPF_ADD, R2, -4),                                                 \
+	BPF_CALL_HELPER(BPF_FUNC_map_lookup_elem),                                      \
+	BPF_JMP_IMM(BPF_JEQ, R0, 0, 1),                                                 \
+	BPF_STX_MEM(SIZE, R0, SRC, 0)
+
+/* tail call CHAIN_FD[SLOT] with the ctx kept in r6: 5 insns, falls through if empty */
+#define TAIL_CALL(CHAIN_FD, SLOT)                                                       \
+	BPF_MOV64_REG(R1, R6),                                                          \
+	BPF_LD_MAP_FD(R2, CHAIN_FD),                                                    \
+	BPF_MOV32_IMM(R3, (int32_t)(SLOT)),                                             \
+	BPF_CALL_HELPER(BPF_FUNC_tail_call)
+
 /* What a hook returns when the tail call finds an empty slot: the packet goes on. */
 static int32_t pass_verdict(enum pl_filter_ctx ctx)
 {
@@ -27,15 +44,9 @@ int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_cha
 		BPF_MOV64_REG(R6, R1),			/* r6 = ctx */
 		BPF_CALL_REL(0),			/* r0 = filter(ctx), imm set below */
 		BPF_MOV32_REG(R7, R0),			/* w7 = verdict */
-		BPF_ST_MEM(BPF_W, R10, -4, (int32_t)t->res_key),
-		BPF_LD_MAP_FD(R1, t->res_fd),
-		BPF_MOV64_REG(R2, R10),
-		BPF_ALU64_IMM(BPF_ADD, R2, -4),
-		BPF_CALL_HELPER(BPF_FUNC_map_lookup_elem),
-		BPF_JMP_IMM(BPF_JEQ, R0, 0, 1),
-		BPF_STX_MEM(BPF_W, R0, R7, 0),		/* res[key] = w7 */
+		STORE_PERCPU(t->res_fd, t->res_key, BPF_W, R7),	/* res[key] = w7 */
 	};
-	/* per next slot: r1 = ctx; r2 = chain; w3 = slot; tail call */
+	/* per next slot: TAIL_CALL() */
 	const size_t nh = ARRAY_LEN(head), per = 5, nt = 2;
 	size_t n, at;
 	struct bpf_insn *p;
@@ -52,12 +63,7 @@ int pl_ebpf_chain(const struct bpf_insn *filter, size_t cnt, const struct pl_cha
 	p[1].imm = (int32_t)(n - 2);	/* the call goes to p[n]: pc + 1 + imm */
 	at = nh;
 	for (uint32_t i = 0; i < t->nnext; i++) {
-		const struct bpf_insn tail_call[] = {
-			BPF_MOV64_REG(R1, R6),
-			BPF_LD_MAP_FD(R2, t->chain_fd),
-			BPF_MOV32_IMM(R3, (int32_t)t->next[i]),
-			BPF_CALL_HELPER(BPF_FUNC_tail_call),
-		};
+		const struct bpf_insn tail_call[] = { TAIL_CALL(t->chain_fd, t->next[i]) };
 
 		memcpy(p + at, tail_call, sizeof(tail_call));
 		at += per;
@@ -77,17 +83,8 @@ int pl_ebpf_expr_stage(const struct bpf_insn *const *filters, const size_t *coun
 	/* per expression: r1 = r6; call; if r0 == 0 skip 3; r1 = 1; r1 <<= i; r7 |= r1 */
 	const size_t per = 6;
 	const struct bpf_insn tail[] = {
-		BPF_ST_MEM(BPF_W, R10, -4, (int32_t)t->bits_key),
-		BPF_LD_MAP_FD(R1, t->bits_fd),
-		BPF_MOV64_REG(R2, R10),
-		BPF_ALU64_IMM(BPF_ADD, R2, -4),
-		BPF_CALL_HELPER(BPF_FUNC_map_lookup_elem),
-		BPF_JMP_IMM(BPF_JEQ, R0, 0, 1),
-		BPF_STX_MEM(BPF_DW, R0, R7, 0),		/* bits[key] = r7 */
-		BPF_MOV64_REG(R1, R6),
-		BPF_LD_MAP_FD(R2, t->chain_fd),
-		BPF_MOV32_IMM(R3, (int32_t)t->next_slot),
-		BPF_CALL_HELPER(BPF_FUNC_tail_call),
+		STORE_PERCPU(t->bits_fd, t->bits_key, BPF_DW, R7),	/* bits[key] = r7 */
+		TAIL_CALL(t->chain_fd, t->next_slot),
 		/* the rule set's program is gone: let the packet go */
 		BPF_MOV64_IMM(R0, pass_verdict(t->ctx)),
 		BPF_EXIT_INSN(),

@@ -483,7 +483,8 @@ static void emit_wire_len(struct xlate *x)
 	size_t j_nometa, j_store = 0;
 
 	if (x->o.ctx == PL_FILTER_TC) {
-		int16_t off = x->o.test_wirelen ? offsetof(struct __sk_buff, wire_len) :
+		/* test runs: cb[4], since __sk_buff->wire_len cannot exceed 64 KiB there */
+		int16_t off = x->o.test_wirelen ? offsetof(struct __sk_buff, cb[4]) :
 						  offsetof(struct __sk_buff, len);
 
 		xl_emit(x, BPF_LDX_MEM(BPF_W, R0, R1, off));

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <linux/nsfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "tcp.h"
 #include "../loader/features.h"
@@ -45,8 +50,7 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 	t->ctx = ctx;
 	s = t->skel = pktlens_tcp__open();
 	if (!s) {
-		err = -errno;
-		snprintf(why, whylen, "cannot open the TCP probes: %s", strerror(errno));
+		err = pl_why(why, whylen, -errno, "cannot open the TCP probes: %s", strerror(errno));
 		goto fail;
 	}
 	/* the tracepoint's err argument is newer than the tracepoint (loader/features.c) */
@@ -59,25 +63,23 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & PL_TCP_P_CONNLAT);
 	err = pktlens_tcp__load(s);
 	if (err) {
-		snprintf(why, whylen, "loading the TCP probes failed: %s%s", strerror(-err),
-			 err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
-		err = pl_load_err(err);
+		err = pl_why(why, whylen, pl_load_err(err), "loading the TCP probes failed: %s%s",
+			     strerror(-err), err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
 		goto fail;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(s->maps.tcp_cfg), &zero, cfg, BPF_ANY)) {
-		err = -errno;
-		snprintf(why, whylen, "cannot configure the TCP probes: %s", strerror(errno));
+		err = pl_why(why, whylen, -errno, "cannot configure the TCP probes: %s",
+			     strerror(errno));
 		goto fail;
 	}
 	err = pktlens_tcp__attach(s);
 	if (err) {
-		snprintf(why, whylen, "attaching the TCP tracepoints failed: %s", strerror(-err));
+		pl_why(why, whylen, err, "attaching the TCP tracepoints failed: %s", strerror(-err));
 		goto fail;
 	}
 	t->rb = fn ? ring_buffer__new(bpf_map__fd(s->maps.tcp_events), on_record, t, NULL) : NULL;
 	if (fn && !t->rb) {
-		err = -errno;
-		snprintf(why, whylen, "cannot map the event ring: %s", strerror(errno));
+		err = pl_why(why, whylen, -errno, "cannot map the event ring: %s", strerror(errno));
 		goto fail;
 	}
 	*out = t;
@@ -216,19 +218,15 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 			continue;	/* not loaded */
 		snprintf(path, sizeof(path), "%s/%s", dir, lnames[i]);
 		err = bpf_link__pin(links[i], path);
-		if (err) {
-			snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
-			return err;
-		}
+		if (err)
+			return pl_why(why, whylen, err, "cannot pin %s: %s", path, strerror(-err));
 		bpf_link__disconnect(links[i]);	/* the pin keeps it attached */
 	}
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, mnames[i]);
 		err = bpf_map__pin(maps[i], path);
-		if (err) {
-			snprintf(why, whylen, "cannot pin %s: %s", path, strerror(-err));
-			return err;
-		}
+		if (err)
+			return pl_why(why, whylen, err, "cannot pin %s: %s", path, strerror(-err));
 	}
 	return 0;
 }
@@ -296,6 +294,7 @@ int pl_netns_of(const char *s, __u64 *ino)
 	char path[64];
 	struct stat st;
 	bool pid = *s != '\0';
+	int fd, type, err;
 
 	for (const char *c = s; *c; c++)
 		pid &= isdigit((unsigned char)*c) != 0;
@@ -303,10 +302,26 @@ int pl_netns_of(const char *s, __u64 *ino)
 		snprintf(path, sizeof(path), "/proc/%s/ns/net", s);
 		s = path;
 	}
-	if (stat(s, &st))
+	fd = open(s, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+		char link[64] = "";
+
+		/* a process we may not open: its /proc/PID/ns/net link says what it is */
+		if (readlink(s, link, sizeof(link) - 1) < 0)
+			return -errno;
+		if (strncmp(link, "net:[", 5))
+			return -EINVAL;
+		return stat(s, &st) ? -errno : (*ino = st.st_ino, 0);
+	}
+	if (fd < 0)
 		return -errno;
-	*ino = st.st_ino;
-	return 0;
+	/* a network namespace, not any file (/dev/null has an inode too) */
+	type = ioctl(fd, NS_GET_NSTYPE);
+	err = fstat(fd, &st) ? -errno : type != CLONE_NEWNET ? -EINVAL : 0;
+	close(fd);
+	if (!err)
+		*ino = st.st_ino;
+	return err;
 }
 
 double pl_hist_percentile(const struct pl_tcp_hist *h, double pct)

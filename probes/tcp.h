@@ -53,7 +53,10 @@ int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *ou
 /* Retransmits of connection @tuple from the map pinned in an attachment (@fd); -ENOENT: none. */
 int pl_tcp_conn_lookup(int fd, const struct pl_tcp_tuple *tuple, struct pl_tcp_conn *out);
 
-/* Network namespace inode of a path (/run/netns/X, /proc/PID/ns/net) or a pid. */
+/*
+ * Network namespace inode of a path (/run/netns/X, /proc/PID/ns/net) or a
+ * pid; -EINVAL when it is not a network namespace.
+ */
 int pl_netns_of(const char *path_or_pid, __u64 *ino);
 
 /* The value below which @pct percent of the histogram's samples fall (us, interpolated). */

@@ -262,7 +262,7 @@ static const char *const entry_keys[] = { "match", "netns", "xdp", "tc", "tc-mec
  * here cannot tell, so such a rule is parsed for real only in its
  * namespace, when a plan is made (errors then name FILE:LINE:COL too).
  */
-static int check_rule(struct ctx *x, const struct pl_cfg_entry *e, struct pl_ruleset *rs,
+static int check_rule(struct ctx *x, const struct pl_cfg_entry *e, struct pl_rule_list *rs,
 		      const struct pl_cfg_rule *r)
 {
 	bool elsewhere = false;
@@ -273,7 +273,7 @@ static int check_rule(struct ctx *x, const struct pl_cfg_entry *e, struct pl_rul
 		return nomem(x);
 	for (size_t i = 0; i < e->nnetns; i++)
 		elsewhere |= strcmp(e->netns[i], PL_NETNS_ROOT) != 0;
-	err = pl_ruleset_add_line(rs, line, r->file, r->line, r->col, x->why, x->whylen);
+	err = pl_rule_list_add_line(rs, line, r->file, r->line, r->col, x->why, x->whylen);
 	free(line);
 	if (err == -EINVAL && elsewhere && strstr(x->why, ": --redirect '") &&
 	    strstr(x->why, "': no such interface"))
@@ -434,7 +434,7 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 
 static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 {
-	struct pl_ruleset rs = { 0 };
+	struct pl_rule_list rs = { 0 };
 	struct pl_rule_text *texts = NULL;
 	size_t ntexts = 0;
 	int err;
@@ -454,9 +454,9 @@ static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 	for (size_t i = 0; !err && i < e->nrules; i++)
 		err = check_rule(x, e, &rs, &e->rules[i]);
 	if (!err)
-		err = pl_ruleset_finish(&rs, NULL, 0, &texts, &ntexts, x->why, x->whylen);
+		err = pl_rule_list_finish(&rs, NULL, 0, &texts, &ntexts, x->why, x->whylen);
 	free(texts);
-	pl_ruleset_free(&rs);
+	pl_rule_list_free(&rs);
 	return err;
 }
 

@@ -135,6 +135,12 @@ static void on_scraped(void *ctx)
 	}
 }
 
+/* libmicrohttpd's complaints, rate-limited by the server (from its threads) */
+static void on_server_log(void *ctx, const char *line)
+{
+	dlog(ctx, LOG_WARNING, "prometheus: %s", line);
+}
+
 static void ipfix_stop(struct daemon *d)
 {
 	struct itimerspec off = { 0 };
@@ -154,7 +160,9 @@ static int exporters(struct daemon *d, const struct pl_config *old, const struct
 		pl_prom_serve_stop(d->prom);
 		d->prom = NULL;
 		if (c->prom_listen) {
-			d->prom = pl_prom_serve(c->prom_listen, on_scraped, d, why, sizeof(why));
+			struct pl_prom_hooks h = { .scraped = on_scraped, .log = on_server_log, .ctx = d };
+
+			d->prom = pl_prom_serve(c->prom_listen, &h, why, sizeof(why));
 			if (!d->prom) {
 				dlog(d, LOG_ERR, "prometheus: %s", why);
 				return -errno;
@@ -474,7 +482,7 @@ due:
 			continue;
 		}
 		for (size_t k = 0; k < na; k++)
-			if (a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
+			if (!a[k].ns_gone && a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
 			    a[k].meta_ok && !strcmp(a[k].meta.managed_by, d->c->owner) &&
 			    (pl_attachment_link_ifindex(&a[k], &on) || !on))
 				pl_plan_remove_step(&p, &a[k], "interface gone");

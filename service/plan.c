@@ -60,7 +60,7 @@ static void step_free(struct pl_step *st)
 	free(st->have.rules);
 	pl_policy_texts_free(st->have.texts, st->have.ntexts);
 	free(st->want.texts);	/* the texts are st->rs's */
-	pl_ruleset_free(&st->rs);
+	pl_rule_list_free(&st->rs);
 	free(st);
 }
 
@@ -160,10 +160,7 @@ static int read_have(struct pl_step *st)
 
 static const char *text_of(const struct pl_settings *x, __u32 id)
 {
-	struct pl_rule_text key = { .id = id }, *hit;
-
-	hit = pl_bsearch(&key, x->texts, x->ntexts, sizeof(*x->texts), pl_rule_text_cmp);
-	return hit ? hit->text : NULL;
+	return pl_policy_text(x->texts, x->ntexts, id);
 }
 
 /* Rules of @want the same in @have (id, words, expression): they keep their counters. */
@@ -176,8 +173,14 @@ static size_t rules_kept(const struct pl_settings *want, const struct pl_setting
 		const struct pl_rule *o = pl_bsearch(r, have->rules, have->nrules, sizeof(*r),
 						     rule_id_cmp);
 		const char *a = text_of(want, r->id), *b = o ? text_of(have, r->id) : NULL;
+		struct pl_rule x = *r, y;
 
-		if (o && !memcmp(o, r, sizeof(*r)) && (a && b ? !strcmp(a, b) : a == b))
+		if (!o)
+			continue;
+		/* the counter key is the loader's: a rule that keeps its id keeps it */
+		y = *o;
+		x.ctr = y.ctr = 0;
+		if (!memcmp(&x, &y, sizeof(x)) && (a && b ? !strcmp(a, b) : a == b))
 			kept++;
 	}
 	return kept;
@@ -204,12 +207,12 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 	for (size_t i = 0; !err && i < e->nrules; i++) {
 		char *line = strdup(e->rules[i].text);
 
-		err = line ? pl_ruleset_add_line(&st->rs, line, e->rules[i].file, e->rules[i].line,
+		err = line ? pl_rule_list_add_line(&st->rs, line, e->rules[i].file, e->rules[i].line,
 						 e->rules[i].col, why, whylen) : -ENOMEM;
 		free(line);
 	}
 	if (!err)
-		err = pl_ruleset_finish(&st->rs, st->have.rules, st->have.nrules, &w->texts,
+		err = pl_rule_list_finish(&st->rs, st->have.rules, st->have.nrules, &w->texts,
 					&w->ntexts, why, whylen);
 	if (err)
 		return err;
@@ -319,7 +322,7 @@ static bool scoped_att(const struct scope_x *x, const struct pl_attachment *a)
 {
 	if (!x->sc)
 		return true;
-	if (a->netns != x->sc->netns)
+	if (a->ns_gone || a->netns != x->sc->netns)
 		return false;
 	if (x->sc->all)
 		return true;
@@ -358,7 +361,7 @@ static int scope_expand(struct scope_x *x, const struct pl_attachment *a, size_t
 	memcpy(x->idx, sc->ifindexes, sc->nifindexes * sizeof(*x->idx));
 	x->nidx = sc->nifindexes;
 	for (size_t i = 0; i < n; i++) {
-		if (a[i].netns != sc->netns || !a[i].meta_ok)
+		if (a[i].ns_gone || a[i].netns != sc->netns || !a[i].meta_ok)
 			continue;
 		if (in_names(sc, a[i].ifname))
 			x->idx[x->nidx++] = (int)a[i].meta.ifindex;
@@ -411,6 +414,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const stru
 		   size_t whylen)
 {
 	struct pl_link_info *links = NULL;
+	struct pl_netns here = { .ino = ns->ino };
 	size_t nl = 0;
 	int err;
 
@@ -419,6 +423,9 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const stru
 		note(p, "netns %s: cannot enter it: %s", pl_ns_label(ns), strerror(-err));
 		return 0;
 	}
+	/* its cookie: pins of a deleted namespace that had its inode are not its own */
+	if (pl_netns_here(&here) || here.ino != ns->ino)
+		here = (struct pl_netns){ .ino = ns->ino };
 	err = pl_links(&links, &nl);
 	if (err) {
 		snprintf(why, whylen, "netns %s: cannot list its interfaces: %s", pl_ns_label(ns),
@@ -435,7 +442,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const stru
 		if (!scoped_link(sx, li))
 			continue;
 		for (size_t i = 0; i < na; i++) {
-			if (a[i].netns != ns->ino)
+			if (!pl_attachment_of(&a[i], &here))
 				continue;
 			if (alive_on(&a[i], li->ifindex))
 				on = &a[i];
@@ -528,7 +535,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const stru
 	for (size_t i = 0; !err && i < na; i++) {
 		struct pl_step *st;
 
-		if (marked[i] || a[i].netns != ns->ino || !scoped_att(sx, &a[i]))
+		if (marked[i] || !pl_attachment_of(&a[i], &here) || !scoped_att(sx, &a[i]))
 			continue;
 		marked[i] = true;
 		if (!managed(&a[i], c)) {
@@ -594,14 +601,17 @@ int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const stru
 		struct pl_netns_id id;
 		struct pl_step *st;
 
-		if (marked[i] || !managed(&a[i], c) || pl_nsset_find(s, a[i].netns))
+		if (marked[i] || !managed(&a[i], c) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
 			continue;
 		st = step_new(p, PL_STEP_REMOVE, NULL, a[i].netns);
 		if (!st) {
 			err = -ENOMEM;
 			break;
 		}
-		pl_netns_identify(a[i].netns, true, &id);
+		/* a deleted namespace's (set aside): its inode may name another now */
+		memset(&id, 0, sizeof(id));
+		if (!a[i].ns_gone)
+			pl_netns_identify(a[i].netns, true, &id);
 		snprintf(st->nsname, sizeof(st->nsname), "%s", id.name);
 		st->att = a[i];
 		read_have(st);

@@ -73,7 +73,7 @@ struct pl_step {
 	struct pl_attachment att;	/* REMOVE, CHANGE, ADOPT */
 	struct pl_settings have, want;
 	size_t rules_kept;	/* rules whose id and counters stay */
-	struct pl_ruleset rs;	/* owns want's rules and texts */
+	struct pl_rule_list rs;	/* owns want's rules and texts */
 	struct pl_meta meta_have;	/* to print have's hooks */
 	/* after pl_plan_run() */
 	bool ran, ok;

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 	struct pl_stats s[PL_SLOT_MAX];
 	struct pktlens_xdp *skel;
 	struct pl_flow *fl = NULL;
-	struct pl_state st;
+	struct pl_state st = { 0 };
 	uint32_t flows_max = PL_FLOWS_DEFAULT;
 	size_t nf = 0, used = 0;
 	unsigned runs = 0, rejected = 0;

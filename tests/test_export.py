@@ -105,6 +105,37 @@ def test_http_errors_and_slow_clients(exporter):
     exporter.stop()
 
 
+def test_scrapes_succeed_with_the_documented_idle_clients(exporter):
+    """64 clients connect and hang on (the documented number): every scrape still succeeds
+    (libmicrohttpd must not split the limit over pool threads). Connections over the limit are
+    refused and logged in pktlens's format at a bounded rate, never as libmicrohttpd's own lines."""
+    idle = [socket.create_connection(("127.0.0.1", exporter.port)) for _ in range(64)]
+    for s in idle[::2]:
+        s.sendall(b"GET /metr")
+    time.sleep(0.3)
+    codes = [exporter.get(timeout=10)[0] for _ in range(100)]
+    assert codes.count(200) == 100, codes
+    # far over the limit for two seconds: refusals, logged at most about once a second
+    t0 = time.time()
+    extra = []
+    while time.time() - t0 < 2:
+        try:
+            extra.append(socket.create_connection(("127.0.0.1", exporter.port), timeout=1))
+        except OSError:
+            pass
+        if len(extra) > 300:
+            break
+    for s in idle + extra:
+        s.close()
+    took = time.time() - t0
+    exporter.p.terminate()
+    assert exporter.p.wait(timeout=10) == 0
+    lines = exporter.p.stderr.read().splitlines()
+    assert all(x.startswith("pktlens: export prometheus: ") for x in lines), lines
+    refused = [x for x in lines if "limit" in x]
+    assert refused and len(refused) <= took + 2, lines
+
+
 def test_bad_input():
     for args, msg in ((["export", "prometheus", "--listen", "localhost"], "--listen 'localhost'"),
                       (["export", "prometheus", "--listen", "127.0.0.1:0"], "--listen '127.0.0.1:0'"),

@@ -287,7 +287,7 @@ def test_interface_down_refused(lab):
 def test_unknown_netns():
     r = subprocess.run([PKTLENS, "-n", "pktlens-no-such-ns", "list"], capture_output=True, text=True)
     assert r.returncode == 2
-    assert r.stderr.strip() == "pktlens: netns 'pktlens-no-such-ns': No such file or directory"
+    assert r.stderr.strip() == "pktlens: list: netns 'pktlens-no-such-ns': No such file or directory"
 
 
 def test_without_privileges(lab):
@@ -381,3 +381,25 @@ def test_mounts_bpffs_when_missing(lab):
     assert "type bpf" in lines[1] and lines[2] == "700"
     assert lines[3].startswith("detached vb")
     assert not xdp_prog_attached(lab.b, "vb")
+
+
+def test_list_refuses_metadata_of_another_size(lab):
+    """A pin left by another pktlens version with a larger metadata value is reported as
+    another version's, never read into a smaller buffer (list aborted before)."""
+    pktlens("attach", "vb", ns=lab.b)
+    d = f"{PIN_ROOT}/{netns_ino(lab.b)}"
+    size = json.loads(sh("bpftool", "-j", "map", "show", "pinned", f"{d}/vb/meta").stdout)
+    fake = f"{d}/zz9"
+    os.mkdir(fake, 0o700)
+    try:
+        sh("bpftool", "map", "create", f"{fake}/meta", "type", "array", "key", "4", "value",
+           str(size["bytes_value"] + 65536), "entries", "1", "name", "meta")
+        for args in (["-j", "list"], ["list"], ["-j", "stats"]):
+            r = pktlens(*args, ns=lab.b, check=False)
+            assert r.returncode in (0, 1) and "corrupted" not in r.stderr, r
+        got = {a["ifname"]: a for a in pktlens_json("list", ns=lab.b)["attachments"]
+               if a["this_netns"]}
+        assert got["vb"]["state"] == "attached"
+        assert got["zz9"]["state"] != "attached"
+    finally:
+        sh("rm", "-rf", fake)

@@ -7,6 +7,7 @@ captures. What the receiver sees is compared with a first-match model of the rul
 written here, independently of the C code; per-rule counters must equal the model's.
 """
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from lab import PYTHON, SENDRAW, pktlens, pktlens_json, slot
+from lab import PIN_ROOT, PYTHON, SENDRAW, netns_ino, pktlens, pktlens_json, sh, slot
 
 MARK = b"PLMARK"
 
@@ -232,6 +233,60 @@ def test_drop_by_fields_receiver_sees_exactly_the_rest(router, hooks):
     assert s["verdicts"]["drop"]["packets"] == len(descs) - len(want)
 
 
+def family_rules(path):
+    """Prefixes that would cross families if IPv4 were matched as IPv4-mapped IPv6: ::/0, an
+    IPv4 prefix, ::ffff:0:0/96 and a mapped IPv6 prefix. `path` "list" adds --proto udp to
+    each (the list walk), "lpm" leaves the address alone (the LPM tries); --sample rules are
+    always in the list."""
+    extra = {"proto": 17} if path == "list" else {}
+    return [Rule(1, prio=30, src="::/0", **extra),
+            Rule(2, prio=10, src="198.18.1.0/24", action="pass", **extra),
+            Rule(3, prio=5, dst="::ffff:0:0/96", **extra),
+            Rule(4, prio=1, src="::ffff:198.18.1.0/120", action="pass", **extra),
+            Rule(5, prio=2, dst="0.0.0.0/0", action="sample", extra=["--sample", "1/1"], **extra),
+            # what the sender's kernel sends by itself (MLD, ND) is not counted by the rules above
+            Rule(6, prio=0, src="fe80::/10", action="pass"), Rule(7, prio=0, src="::/128", action="pass")]
+
+
+@pytest.mark.parametrize("path", ["lpm", "list"])
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_prefixes_match_only_their_family(router, hooks, path):
+    """A prefix matches packets of its own family only, as tcpdump's `src net`/`dst net`: ::/0
+    no IPv4 packet, an IPv4 prefix no IPv6 packet with an IPv4-mapped source, and
+    ::ffff:0:0/96 is an IPv6 prefix (listed as such, loading back the same)."""
+    pktlens("attach", "vb", *hooks, ns=router.h)
+    rules = family_rules(path)
+    load(router, rules)
+    m4, m6 = ipaddress.ip_address("::ffff:198.18.1.9"), ipaddress.ip_address("::ffff:198.18.3.5")
+    descs = [dict(src=A4[0], dst=D4[1], proto=17, sport=1, dport=9),     # IPv4
+             dict(src=A6[0], dst=D6[1], proto=17, sport=1, dport=9),     # IPv6
+             dict(src=m4, dst=D6[1], proto=17, sport=1, dport=9),        # IPv6, mapped source
+             dict(src=A6[0], dst=m6, proto=17, sport=1, dport=9)] * 3    # IPv6, mapped destination
+    hits, actions = {}, [judge(rules, f, {}) for f in descs]
+    for f in descs:
+        judge(rules, f, hits)
+    assert actions[:4] == ["pass", "drop", "pass", "drop"] and hits == {1: 3, 2: 3, 3: 3, 4: 3, 5: 3}
+    cap = router.capture()
+    router.send([frame(router, f, i) for i, f in enumerate(descs)])
+    seen = {marker_of(p) for p in router.stop_capture(cap)} - {None}
+    assert seen == {i for i, a in enumerate(actions) if a in ("pass", "none")}
+    assert {k: v for k, v in rule_hits(router).items() if v and k < 6} == hits
+    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
+    s = slot(pktlens_json("stats", "vb", ns=router.h), *hook)
+    assert s["verdicts"]["drop"]["packets"] == actions.count("drop")
+    listed = [r["rule"] for r in pktlens_json("policy", "list", "vb", ns=router.h)["interfaces"][0]["rules"]]
+    assert [ipaddress.ip_network(x.split(" --src ")[-1].split(" --dst ")[-1].split()[0]) for x in listed] == \
+        [r.src or r.dst for r in sorted(rules, key=lambda r: (r.prio, r.id))]
+    text = pktlens("policy", "list", "vb", ns=router.h).stdout
+    back = os.path.join(router.tmp, "back.rules")
+    with open(back, "w") as f:
+        f.write(text)
+    pktlens("policy", "load", "vb", back, ns=router.h)
+    rules_only = lambda t: [x for x in t.splitlines() if not x.startswith("#")]  # noqa: E731
+    assert rules_only(pktlens("policy", "list", "vb", ns=router.h).stdout) == rules_only(text)
+
+
 def test_redirect_arrives_byte_identical(router):
     """XDP (generic) redirect through the devmap to vc: the receiver gets the frames unchanged
     (MACs, TTL), though neither MAC nor destination address would be routed there."""
@@ -370,6 +425,16 @@ BAD_FILES = [
     ("--drop inbound\n", 1, 8, "expression 'inbound': cBPF insn 0: load from SKF_AD_PKTTYPE "
      "('inbound'/'outbound') (0xfffff004): ancillary data loads are not supported in-kernel"),
     ("--drop 'udp\n", 1, 8, "unterminated quote"),
+    # a NUL byte is not a line too long; options given twice or ports without a port protocol
+    # would silently never match what they say
+    ("--src 198.18.1.0/24 --drop\n--proto udp\x00 --drop\n", 2, 12, "a NUL byte (not a text file?)"),
+    ("--src 198.18.1.0/24 --src 198.18.2.0/24 --drop\n", 1, 21, "--src given twice (also at column 1)"),
+    ("--prio 5 --drop --prio 6\n", 1, 17, "--prio given twice (also at column 1)"),
+    ("--in --out --drop\n", 1, 6, "--out: a rule has one direction (another at column 1)"),
+    ("--proto icmp --dport 80 --drop\n", 1, 9,
+     "--proto icmp has no ports (--sport and --dport need tcp, udp or sctp)"),
+    ("--proto 1 --sport 1-2 --pass\n", 1, 9, "--proto 1 has no ports (--sport and --dport need tcp, "
+     "udp or sctp)"),
 ]
 
 
@@ -474,8 +539,8 @@ def test_limits(router):
         f.writelines(f"--proto udp --dport {i} --drop\n" for i in range(1025))
     r = pktlens("policy", "load", "vb", over, ns=h, check=False)
     assert r.returncode == 2
-    assert r.stderr == ("pktlens: policy load: vb: 1025 ingress rules with ports, protocol, VLAN, "
-                        "both addresses or --sample: at most 1024\n")
+    assert r.stderr == (f"pktlens: policy load: {over}:1025:1: 1025 ingress rules with ports, protocol, "
+                        "VLAN, both addresses or --sample: at most 1024\n")
     assert len(pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"]) == 100001
     print(f"100,001 rules loaded in {took:.1f} s")
     # 64 expression rules per direction, not 65
@@ -483,14 +548,69 @@ def test_limits(router):
     with open(exprs, "w") as f:
         f.writelines(f"--proto udp --drop 'udp dst port {1000 + i}'\n" for i in range(65))
     r = pktlens("policy", "load", "vb", exprs, ns=h, check=False)
-    assert (r.returncode, r.stderr) == (2, "pktlens: policy load: vb: more than 64 ingress rules with "
-                                           "an expression\n")
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {exprs}:65:1: more than 64 ingress "
+                                           "rules with an expression\n")
     with open(exprs, "w") as f:
         f.writelines(f"--proto udp --drop 'udp dst port {1000 + i}'\n" for i in range(64))
     pktlens("policy", "load", "vb", exprs, ns=h)
     router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=1063), i) for i in range(3)])
     time.sleep(0.3)
     assert {k: v for k, v in rule_hits(router).items() if v} == {100065: 3}   # ids 100002.., port 1063
+
+
+def prefix_rules(tag, n):
+    """n different IPv6 /64 source prefixes, distinct for each tag (a small number)."""
+    return [f"--src 2001:db8:{tag * 16 + (i >> 16):x}:{i & 0xffff:x}::/64 --drop\n" for i in range(n)]
+
+
+def listed_ids(router):
+    out = pktlens("policy", "list", "vb", ns=router.h, timeout=300).stdout
+    return [int(x.split()[1]) for x in out.splitlines() if x.startswith("--id ")], out
+
+
+def test_rule_ids_stay_in_range_and_list_loads_back(router):
+    """Alternating loads of 100,000 different rules keep ids within 1-262144, and `policy list`
+    output always loads back; 200,000 rules replaced by 100,000 others load (ids of rules that
+    went are given to new rules only when no other is left, with counters of their own) and
+    leave exactly one counter per rule."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    paths = {}
+    for tag, n in (("a", 100000), ("b", 100000), ("c", 200000), ("d", 100000)):
+        paths[tag] = os.path.join(router.tmp, f"{tag}.rules")
+        with open(paths[tag], "w") as f:
+            f.writelines(prefix_rules(ord(tag) - ord("a") + 1, n))
+    for tag in ("a", "b", "a", "b", "a"):
+        assert pktlens("policy", "load", "vb", paths[tag], ns=h, timeout=300).returncode == 0
+        ids, text = listed_ids(router)
+        assert len(ids) == 100000 and max(ids) <= 262144, (tag, max(ids))
+    back = os.path.join(router.tmp, "back.rules")
+    with open(back, "w") as f:
+        f.write(text)
+    assert pktlens("policy", "load", "vb", back, ns=h, timeout=300).returncode == 0
+    assert listed_ids(router)[0] == ids
+    # 200,000 -> 100,000 others; counters of a replaced rule never reach its id's new rule
+    pktlens("policy", "load", "vb", paths["c"], ns=h, timeout=300)
+    lo = [x for x in listed_ids(router)[1].splitlines() if x.startswith("--id 1 ")]
+    net = ipaddress.ip_network(lo[0].split("--src ")[1].split()[0])
+    router.send([frame(router, dict(src=net[1], dst=D6[0], proto=17, sport=1, dport=9), i) for i in range(3)])
+    time.sleep(0.3)
+    assert rule_hits(router)[1] == 3
+    r = pktlens("policy", "load", "vb", paths["d"], ns=h, check=False, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ids, text = listed_ids(router)
+    assert len(ids) == 100000 and max(ids) <= 262144 and 1 in ids
+    new1 = ipaddress.ip_network([x for x in text.splitlines() if x.startswith("--id 1 ")][0]
+                                .split("--src ")[1].split()[0])
+    assert new1 != net
+    assert rule_hits(router)[1] == 0
+    router.send([frame(router, dict(src=new1[1], dst=D6[0], proto=17, sport=1, dport=9), 9)])
+    time.sleep(0.3)
+    assert {k: v for k, v in rule_hits(router).items() if v} == {1: 1}
+    # one counter per rule: nothing of the 200,000 left behind
+    pins = f"{PIN_ROOT}/{netns_ino(h)}/vb/rule_stats"
+    keys = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", pins).stdout)
+    assert len(keys) == 100000
 
 
 @pytest.mark.parametrize("args", [["policy", "--help"], ["policy", "add", "--help"], ["policy", "help"]])

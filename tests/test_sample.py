@@ -238,13 +238,14 @@ def test_every_tenth_of_ten_thousand(lab):
 
 def overflow_ring(lab, path, n):
     """Attach XDP, sample into a one-page ring whose reader is stopped while n numbered
-    900-byte frames arrive, then let it go on and end it; (frames, counts)."""
+    900-byte frames arrive, then let it go on and end it; (frames, counts). The snaplen
+    keeps the largest record within the page (a ring that cannot hold one is refused)."""
     from scapy.all import UDP, IP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) /
                  Raw(b"%04d" % i + b"x" * 900)) for i in range(n)]
-    s = Sampler(lab, "-w", path, "-B", 4)
+    s = Sampler(lab, "-w", path, "-B", 4, "-s", 1024)
     s.p.send_signal(signal.SIGSTOP)
     try:
         send_raw(lab, raw)

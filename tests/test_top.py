@@ -53,3 +53,28 @@ def test_top_in_tmux(lab):
         open(stop, "w").close()
         sender.wait(timeout=10)
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
+    """stdin at its end (/dev/null, a closed pipe): nothing can press q, so top exits (it used to
+    redraw forever); without TERM it says so in one line instead of ncurses' own message."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    env = dict(os.environ, TERM="xterm")
+    for stdin in (subprocess.DEVNULL, subprocess.PIPE):
+        p = subprocess.Popen([PKTLENS, "-n", lab.b, "top", "vb"], stdin=stdin,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+        if p.stdin:
+            p.stdin.close()
+        try:
+            assert p.wait(timeout=10) == 0
+        finally:
+            p.kill()
+        assert p.stderr.read() == ""
+    env.pop("TERM")
+    r = subprocess.run([PKTLENS, "-n", lab.b, "top", "vb"], env=env, capture_output=True, text=True,
+                       timeout=10, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (2, "pktlens: top: cannot use the terminal: TERM is not set\n")
+    r = subprocess.run([PKTLENS, "-n", lab.b, "top", "vb"], env=dict(env, TERM="nosuchterm0"),
+                       capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (2, "pktlens: top: cannot use the terminal: TERM 'nosuchterm0' "
+                                           "is not known here\n")

@@ -221,17 +221,25 @@ struct pl_meta {
 	__u32 probes;		/* PL_PROBE_*: attach --probes, pinned beside the maps */
 	__u32 pad_probes;
 	/*
-	 * Version 6: which config manages the attachment (`pktlens apply`,
+	 * The namespace's cookie (SO_NETNS_COOKIE, Linux 5.14+; 0 before): unlike
+	 * its inode, never reused, so a namespace that gets a deleted one's inode
+	 * is told apart (loader/pins.c).
+	 */
+	__u64 netns_cookie;
+	/*
+	 * Version 7: which config manages the attachment (`pktlens apply`,
 	 * `pktlens daemon`: its `name`, else the config file's absolute path);
-	 * "" for one made by hand. Version 5 metadata is this struct without
+	 * "" for one made by hand. Version 6 metadata is this struct without
 	 * it: the loader reads both (managed_by then "").
 	 */
 	char managed_by[PL_OWNER_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 6
+/* 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by */
+#define PL_META_VERSION 7
 /* The oldest metadata the loader still reads: the same fields, without managed_by. */
-#define PL_META_VERSION_MIN 5
+#define PL_META_VERSION_MIN 6
+#define PL_META_V6_SIZE __builtin_offsetof(struct pl_meta, managed_by)
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -259,6 +267,9 @@ enum pl_action {
 /*
  * A rule. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d), stored
  * already masked; *_len counts in that 128-bit space (IPv4 /24 = 120).
+ * fam says which family the prefixes are: an IPv4 prefix matches only IPv4
+ * packets and an IPv6 prefix (::/0 and ::ffff:0:0/96 too) only IPv6 ones,
+ * as tcpdump's `src net` does; --src and --dst of one rule share it.
  * First match in (prio, id) order wins; sample rules count and go on.
  */
 struct pl_rule {
@@ -270,10 +281,12 @@ struct pl_rule {
 	__u8 src_len;
 	__u8 dst_len;
 	__u8 expr;		/* PL_M_EXPR: bit of the rule set's expression stage */
-	__u8 pad[2];
+	__u8 fam;		/* PL_M_SRC/PL_M_DST: PL_FAM_IPV4 or PL_FAM_IPV6, else 0 */
+	__u8 pad;
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
 	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
+	__u32 ctr;		/* key of its counters in rule_stats, 1..PL_RULE_CTR_MAX (loader) */
 	__u16 vlan;		/* outermost VLAN id */
 	__u16 sport_lo, sport_hi, dport_lo, dport_hi;
 	__u16 pad2;
@@ -281,11 +294,22 @@ struct pl_rule {
 	__u8 dst[16], dst_mask[16];
 };
 
-/* LPM trie key: prefix in the 128-bit space above. */
+#define PL_FAM_IPV4 4
+#define PL_FAM_IPV6 6
+
+/*
+ * LPM trie key: the family byte, then the address in the 128-bit space
+ * above, so prefixes of one family never cover packets of the other;
+ * prefixlen = 8 + the rule's *_len.
+ */
 struct pl_lpm_key {
 	__u32 prefixlen;
+	__u8 fam;		/* PL_FAM_* */
 	__u8 addr[16];
+	__u8 pad[3];
 };
+
+#define PL_LPM_FAM_BITS 8
 
 /*
  * LPM trie value: among the rules that match on this one address field
@@ -296,6 +320,7 @@ struct pl_rule_ref {
 	__u32 id;
 	__u32 action;
 	__u32 arg;
+	__u32 ctr;		/* pl_rule.ctr */
 };
 
 /* How many rules of each kind a rule set of one direction has. */
@@ -318,7 +343,13 @@ struct pl_rule_stats {
 	__u64 last_ns;		/* CLOCK_MONOTONIC (coarse) of the last hit */
 };
 
-#define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions */
+#define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions; ids 1.. this */
+/*
+ * Counter keys: a rule that replaces another never shares its counters, even
+ * with its id: while the old set still runs, the new one counts under keys
+ * the old one does not use, so twice the rules.
+ */
+#define PL_RULE_CTR_MAX (2 * PL_POLICY_RULES_MAX)
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
 #define PL_POLICY_LIST_BOUNDED 64U	/* the same, on kernels without bpf_loop() (< 5.17) */

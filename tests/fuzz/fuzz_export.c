@@ -6,8 +6,9 @@
  * have read, pl_ipfix_begin/add/end() export what pl_ipfix_export() would
  * have read, to a UDP socket on 127.0.0.1 this target reads back.
  *
- * Prometheus: every line is a HELP/TYPE comment or `name{labels} value`,
- * label values escaped, each family declared once before its samples, no
+ * Prometheus: valid UTF-8 without control characters (interface names are
+ * any bytes the kernel allows), every line is a HELP/TYPE comment or
+ * `name{labels} value`, label values escaped, each family declared once before its samples, no
  * series twice, histogram buckets cumulative with +Inf equal to _count.
  * IPFIX (RFC 7011): version 10, the length field equals the datagram, the
  * sets fill it exactly, no message above the 1400-byte budget the exporter
@@ -18,7 +19,9 @@
  *   make fuzz (builds .output/fuzz_export; seeds in tests/fuzz/corpus/export/)
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -29,7 +32,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../export/format.h"
 #include "../../export/ipfix.h"
+#include "../../export/json.h"
 #include "../../export/prom.h"
 
 #define IPFIX_MSG_MAX 1400	/* export/ipfix.c MSG_MAX */
@@ -300,6 +305,78 @@ static void check_prom(const char *text, size_t len, size_t natts)
 	free(copy);
 }
 
+/* Valid UTF-8, and no control character but the line ends. */
+static void check_text(const char *text, size_t len, const char *what)
+{
+	for (size_t i = 0; i < len;) {
+		uint32_t cp = 0;
+		size_t n = pl_utf8_seq(text + i, &cp);
+
+		if (!n)
+			fail(what, "not UTF-8");
+		if (PL_IS_CONTROL(cp) && cp != '\n')
+			fail(what, "a raw control character");
+		i += n;
+	}
+}
+
+/*
+ * The JSON writer on the names (and the raw names as plain strings): a
+ * valid JSON document, every string escaped and UTF-8, and the names as
+ * pl_fmt_name() shows them, so no two alike.
+ */
+static void check_json_names(const struct pl_attachment *atts, size_t n)
+{
+	char *out = NULL, *p;
+	size_t len = 0;
+	struct jw w;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		abort();
+	jw_init(&w, f, false);
+	jw_arr_open(&w);
+	for (size_t i = 0; i < n; i++) {
+		jw_obj_open(&w);
+		jw_name_field(&w, "ifname", atts[i].ifname);
+		jw_str_field(&w, "raw", atts[i].ifname);
+		jw_obj_close(&w);
+	}
+	jw_arr_close(&w);
+	if (fclose(f))
+		abort();
+	check_text(out, len, "JSON");
+	/* strings: only \" \\ \n \r \t \b \f \uXXXX escapes */
+	p = out;
+	while ((p = strchr(p, '\\'))) {
+		if (p[1] == 'u') {
+			for (int k = 2; k < 6; k++)
+				if (!isxdigit((unsigned char)p[k]))
+					fail("JSON: bad \\u escape", out);
+			p += 6;
+		} else if (strchr("\"\\nrtbf", p[1]) && p[1]) {
+			p += 2;
+		} else {
+			fail("JSON: bad escape", out);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		char a[PL_NAME_TEXT], back[IF_NAMESIZE];
+
+		pl_fmt_name(atts[i].ifname, a, sizeof(a));
+		if (pl_parse_name(a, back, sizeof(back)) || strcmp(back, atts[i].ifname))
+			fail("a name's text does not give the name back", a);
+		for (size_t j = 0; j < i; j++) {
+			char b[PL_NAME_TEXT];
+
+			if (strcmp(atts[i].ifname, atts[j].ifname) &&
+			    !strcmp(a, pl_fmt_name(atts[j].ifname, b, sizeof(b))))
+				fail("two names show as one", a);
+		}
+	}
+	free(out);
+}
+
 /* Counters the way the programs keep them: each packet once by verdict and once by size. */
 static void make_stats(struct in *in, struct pl_stats *s)
 {
@@ -354,14 +431,22 @@ static void fuzz_prom(struct in *in)
 		size_t nl = take(in, 1) % 16;
 		__u32 id = 0;
 
-		/* (netns, name) is unique; names are what dev_valid_name() allows, ASCII */
-		a->netns = 4026531840ULL + i;
+		/*
+		 * (netns, name) is unique; names are any bytes dev_valid_name()
+		 * allows: not UTF-8, control characters, backslashes. Two
+		 * namespaces, so that names alone must keep series apart.
+		 */
+		a->netns = 4026531840ULL + take(in, 1) % 2;
+		snprintf(a->ns, sizeof(a->ns), "%llu", (unsigned long long)a->netns);
 		for (size_t c = 0; c < nl; c++) {
-			char ch = (char)(0x21 + take(in, 1) % 94);
+			char ch = (char)(1 + take(in, 1) % 255);
 
-			a->ifname[c] = ch == '/' || ch == ':' ? '_' : ch;
+			a->ifname[c] = ch == '/' || ch == ':' || isspace((unsigned char)ch) ? '_' : ch;
 		}
-		if (!nl || !strcmp(a->ifname, ".") || !strcmp(a->ifname, ".."))
+		for (size_t j = 0; j < i; j++)
+			if (atts[j].netns == a->netns && !strcmp(atts[j].ifname, a->ifname))
+				a->ifname[0] = 0;
+		if (!nl || !a->ifname[0] || !strcmp(a->ifname, ".") || !strcmp(a->ifname, ".."))
 			snprintf(a->ifname, sizeof(a->ifname), "eth%zu", i);
 		a->meta_ok = true;
 		a->meta.xdp_mode = take(in, 1) % 3;
@@ -406,7 +491,9 @@ static void fuzz_prom(struct in *in)
 	pl_prom_write(f, at, n);
 	if (fclose(f))
 		abort();
+	check_text(out, len, "exposition");
 	check_prom(out, len, n);
+	check_json_names(atts, n);
 	free(out);
 	for (size_t i = 0; i < n; i++) {
 		free(at[i].rules);

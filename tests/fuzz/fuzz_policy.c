@@ -42,6 +42,14 @@ static bool prefix_ok(const __u8 *addr, const __u8 *mask, __u8 len)
 	return true;
 }
 
+/* An IPv4 prefix lies in ::ffff:0:0/96 (IPv4-mapped); an IPv6 one anywhere. */
+static bool family_ok(__u8 fam, const __u8 *addr, __u8 len)
+{
+	static const __u8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return fam == PL_FAM_IPV6 || (len >= 96 && !memcmp(addr, mapped, sizeof(mapped)));
+}
+
 /* What a parsed rule must look like, whatever the text was. */
 static void check_rule(const struct pl_rule *r, const char *expr, const char *line)
 {
@@ -58,6 +66,14 @@ static void check_rule(const struct pl_rule *r, const char *expr, const char *li
 	if (r->match & ~(PL_M_SRC | PL_M_DST | PL_M_PROTO | PL_M_SPORT | PL_M_DPORT | PL_M_VLAN |
 			 PL_M_EXPR))
 		fail("unknown match bits", line, d);
+	if ((r->match & (PL_M_SRC | PL_M_DST)) && r->fam != PL_FAM_IPV4 && r->fam != PL_FAM_IPV6)
+		fail("address rule without a family", line, d);
+	if (!(r->match & (PL_M_SRC | PL_M_DST)) && r->fam)
+		fail("family without an address", line, d);
+	if ((r->match & PL_M_SRC) && !family_ok(r->fam, r->src, r->src_len))
+		fail("source prefix outside its family", line, d);
+	if ((r->match & PL_M_DST) && !family_ok(r->fam, r->dst, r->dst_len))
+		fail("destination prefix outside its family", line, d);
 	if ((r->match & PL_M_SRC) && (r->src_len > 128 || !prefix_ok(r->src, r->src_mask,
 								     r->src_len)))
 		fail("source prefix not masked", line, d);

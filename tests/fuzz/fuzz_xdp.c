@@ -11,6 +11,11 @@
  * filtered. The kernel refuses some frames with EINVAL (refused()); that is
  * checked too, and such frames must not be counted.
  *
+ * Every RESET_EVERY inputs, `stats --reset` (pl_state_reset()) runs between
+ * two frames: it must print exactly the counters since the previous one,
+ * leave them at zero, and keep the flows adding up to the counters (sum of
+ * the flows of a hook + flow_lost_pkts == its packets) before and after.
+ *
  * The BPF code is not instrumented; what the parser made of each frame (the
  * protocol, VLAN, fragment and error counters it bumped) is handed to
  * libFuzzer as extra coverage counters, so frames that reach new parser
@@ -37,13 +42,14 @@
 #define XDP_PASS_ 2
 #define TC_ACT_UNSPEC_ ((__u32)-1)
 #define MAX_FRAME 65536
+#define RESET_EVERY 64
 
 enum { P_XDP, P_XDP_SKB, P_TC_IN, P_TC_OUT, P_MAX };
 
 struct prog {
 	const char *name;
 	int fd;
-	struct pl_state st;	/* stats_fd only */
+	struct pl_state *st;	/* its object's maps (both XDP programs share one) */
 	__u32 slot;		/* enum pl_slot */
 	__u32 retval;		/* the counting verdict */
 	__u32 max_len;		/* longest frame the kernel takes */
@@ -53,6 +59,7 @@ struct prog {
 static struct pktlens_xdp *xdp;
 static struct pktlens_tc *tc;
 static struct prog progs[P_MAX];
+static struct pl_state xdp_st, tc_st;	/* not pinned: resets keep their bases here */
 
 /* What the parser made of a frame, by program, as libFuzzer features. */
 static uint8_t kcov[P_MAX][PL_L3_MAX][PL_L4_MAX][16][3]
@@ -66,7 +73,7 @@ static int silent(enum libbpf_print_level level, const char *fmt, va_list ap)
 static void read_slot(struct prog *p, struct pl_stats *s)
 {
 	struct pl_stats all[PL_SLOT_MAX];
-	int err = pl_state_stats(&p->st, all);
+	int err = pl_state_stats(p->st, all);
 
 	if (err) {
 		fprintf(stderr, "fuzz_xdp: %s: reading stats: %s\n", p->name, strerror(-err));
@@ -186,6 +193,58 @@ static void check(struct prog *p, const uint8_t *data, size_t size)
 	p->last = s;
 }
 
+/* The packets of @st's flows per slot, plus what was not recorded in flows, are its packets. */
+static void check_flows(const struct pl_state *st, const char *when)
+{
+	__u64 in_flows[PL_SLOT_MAX] = {};
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_flow *fl = NULL;
+	size_t n = 0;
+	int err = pl_state_flows(st, &fl, &n) ?: pl_state_stats(st, s);
+
+	if (err) {
+		fprintf(stderr, "fuzz_xdp: reading flows %s: %s\n", when, strerror(-err));
+		abort();
+	}
+	for (size_t i = 0; i < n; i++)
+		in_flows[pl_flow_slot(&fl[i].key)] += fl[i].val.packets;
+	free(fl);
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+		if (in_flows[sl] + s[sl].flow_lost_pkts != sum(s[sl].pkts, PL_VERDICT_MAX)) {
+			fprintf(stderr, "fuzz_xdp: slot %d %s: %llu in flows + %llu lost != %llu "
+				"packets\n", sl, when, (unsigned long long)in_flows[sl],
+				(unsigned long long)s[sl].flow_lost_pkts,
+				(unsigned long long)sum(s[sl].pkts, PL_VERDICT_MAX));
+			abort();
+		}
+}
+
+/* stats --reset: prints what was counted since the last one, then counts from zero. */
+static void reset(struct pl_state *st)
+{
+	struct pl_stats printed[PL_SLOT_MAX], zero = {};
+
+	check_flows(st, "before a reset");
+	if (pl_state_reset(st, printed)) {
+		fprintf(stderr, "fuzz_xdp: reset failed\n");
+		abort();
+	}
+	for (int i = 0; i < P_MAX; i++) {
+		struct prog *p = &progs[i];
+		struct pl_stats now;
+
+		if (p->st != st)
+			continue;
+		if (memcmp(&printed[p->slot], &p->last, sizeof(zero)))
+			fail(p, 0, "a reset printed other counters than those since the last one");
+		read_slot(p, &now);
+		if (memcmp(&now, &zero, sizeof(zero)))
+			fail(p, 0, "counters not at zero after a reset");
+		p->last = zero;
+	}
+	check_flows(st, "after a reset");
+}
+
 /* The longest frame @p's kernel test run takes (BPF_PROG_TEST_RUN refuses longer ones). */
 static __u32 longest(struct prog *p)
 {
@@ -232,10 +291,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	progs[P_TC_OUT] = (struct prog){ "pktlens_tc_out",
 					 bpf_program__fd(tc->progs.pktlens_tc_out),
 					 .slot = PL_SLOT_TC_OUT, .retval = TC_ACT_UNSPEC_ };
+	xdp_st = (struct pl_state){ .stats_fd = bpf_map__fd(xdp->maps.stats),
+				    .flows_fd = bpf_map__fd(xdp->maps.flows),
+				    .cache_fd = bpf_map__fd(xdp->maps.flow_cache), .meta_fd = -1 };
+	tc_st = (struct pl_state){ .stats_fd = bpf_map__fd(tc->maps.stats),
+				   .flows_fd = bpf_map__fd(tc->maps.flows),
+				   .cache_fd = bpf_map__fd(tc->maps.flow_cache), .meta_fd = -1 };
 	for (int i = 0; i < P_MAX; i++) {
 		struct prog *p = &progs[i];
 
-		p->st.stats_fd = bpf_map__fd(i < P_TC_IN ? xdp->maps.stats : tc->maps.stats);
+		p->st = i < P_TC_IN ? &xdp_st : &tc_st;
 		p->max_len = longest(p);
 	}
 	/* after every probe run: both XDP programs count in one slot */
@@ -251,8 +316,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static unsigned inputs;
+
 	if (size > MAX_FRAME)
 		return 0;
+	if (++inputs % RESET_EVERY == 0) {
+		reset(&xdp_st);
+		reset(&tc_st);
+	}
 	for (int i = 0; i < P_MAX; i++) {
 		check(&progs[i], data, size);
 		/* pktlens_xdp and pktlens_xdp_skb count in one slot */

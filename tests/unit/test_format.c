@@ -2,6 +2,7 @@
 /* Unit tests: number parsing, address/flag formatting, JSON writer, flow merge and times. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "unit.h"
@@ -20,7 +21,10 @@ static void test_parse_numbers(void)
 	CHECK(pl_parse_u32("16", 16, 100, &v) == 0 && v == 16);
 	CHECK(pl_parse_u32("15", 16, 100, &v) == -ERANGE);
 	CHECK(pl_parse_u32("101", 16, 100, &v) == -ERANGE);
-	CHECK(pl_parse_u32("0x20", 16, 100, &v) == 0 && v == 32);
+	/* decimal only: a leading zero is not octal, 0x not hex */
+	CHECK(pl_parse_u32("020", 16, 100, &v) == 0 && v == 20);
+	CHECK(pl_parse_u32("0x20", 16, 100, &v) == -EINVAL);
+	CHECK(pl_parse_u32("+5", 0, 100, &v) == -EINVAL);
 	CHECK(pl_parse_u32("abc", 0, 100, &v) == -EINVAL);
 	CHECK(pl_parse_u32("12abc", 0, 100, &v) == -EINVAL);
 	CHECK(pl_parse_u32("", 0, 100, &v) == -EINVAL);
@@ -30,6 +34,28 @@ static void test_parse_numbers(void)
 	CHECK(pl_parse_u64("18446744073709551615", 0, UINT64_MAX, &w) == 0 && w == UINT64_MAX);
 	CHECK(pl_parse_u64("18446744073709551616", 0, UINT64_MAX, &w) == -ERANGE);
 	CHECK(pl_parse_u64(NULL, 0, 1, &w) == -EINVAL);
+}
+
+static void test_names(void)
+{
+	char b[PL_NAME_TEXT], raw[16];
+	uint32_t cp = 0;
+
+	CHECK(pl_utf8_seq("\xc3\xa9", &cp) == 2 && cp == 0xe9);
+	CHECK(pl_utf8_seq("\xc0\xaf", &cp) == 0);		/* overlong */
+	CHECK(pl_utf8_seq("\xed\xa0\x80", &cp) == 0);	/* a surrogate */
+	CHECK(pl_utf8_seq("\xe2\x82", &cp) == 0);		/* cut short */
+	CHECK(!strcmp(pl_fmt_name("eth0", b, sizeof(b)), "eth0"));
+	CHECK(!strcmp(pl_fmt_name("\xff\xfe", b, sizeof(b)), "\\xff\\xfe"));
+	CHECK(!strcmp(pl_fmt_name("a\x1b[2J\\\xc2\x85", b, sizeof(b)), "a\\x1b[2J\\\\\\xc2\\x85"));
+	CHECK(!strcmp(pl_fmt_name("w\xc3\xa9", b, sizeof(b)), "w\xc3\xa9"));
+	CHECK(!strcmp(pl_fmt_safe("a\\b\n", b, sizeof(b)), "a\\b\\x0a"));
+	CHECK(pl_parse_name("\\xff\\\\x", raw, sizeof(raw)) == 0 && !strcmp(raw, "\xff\\x"));
+	CHECK(pl_parse_name("\\q", raw, sizeof(raw)) == -EINVAL);
+	CHECK(pl_parse_name("\\x00", raw, sizeof(raw)) == -EINVAL);
+	/* the longest name: 15 bytes, each shown as \xHH */
+	CHECK(strlen(pl_fmt_name("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", b,
+				 sizeof(b))) == 60);
 }
 
 static void test_addresses(void)
@@ -97,8 +123,20 @@ static void doc_nested(struct jw *w)
 	jw_obj_close(w);
 }
 
+static void doc_bytes(struct jw *w)
+{
+	jw_obj_open(w);
+	jw_str_field(w, "raw", "\xff\xfe\x7f\xc2\x85\xc3\xa9\xe2\x82");
+	jw_name_field(w, "name", "v\xff\x1b");
+	jw_obj_close(w);
+}
+
 static void test_json(void)
 {
+	/* any bytes: controls escaped, each byte that is not UTF-8 as U+FFFD */
+	CHECK_STR(json_of(doc_bytes, false),
+		  "{\"raw\":\"\\ufffd\\ufffd\\u007f\\u0085\xc3\xa9\\ufffd\\ufffd\","
+		  "\"name\":\"v\\\\xff\\\\x1b\"}");
 	CHECK_STR(json_of(doc_nested, false),
 		  "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":18446744073709551615,"
 		  "\"a\":[-3,null,true,{}],\"t\":1.500,\"e\":[]}");
@@ -168,6 +206,7 @@ static void test_abi(void)
 int main(void)
 {
 	test_parse_numbers();
+	test_names();
 	test_addresses();
 	test_protocols();
 	test_json();

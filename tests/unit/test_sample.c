@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Unit tests: the sampler's one-line dissector and the pcap/pcapng writers. */
+/* Unit tests: the sampler's one-line dissector, the pcap/pcapng writers and their output. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "unit.h"
 #include "../../export/pktline.h"
 #include "../../pcap/dump.h"
+#include "../../pcap/out.h"
 
 /* Ethernet + VLAN 10 + IPv4 (198.18.0.1 -> 198.18.0.2) + TCP 40000 -> 443, SYN|ACK */
 static const uint8_t tcp_vlan[] = {
@@ -63,12 +70,34 @@ static uint32_t u32at(const uint8_t *p)
 	return v;
 }
 
+/* Write @n packets of @pk to @path in @fmt; 0 or -errno. */
+static int dump_file(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen,
+		     const struct pl_dump_pkt *pk, int n)
+{
+	struct pl_out *o;
+	struct pl_dump *d;
+	uint64_t delivered, added;
+	char why[128];
+	int err = pl_out_open(path, PL_OUT_MODE, &o, why, sizeof(why));
+
+	if (err)
+		return err;
+	err = pl_dump_open(o, fmt, snaplen, &d);
+	for (int i = 0; !err && i < n; i++)
+		err = pl_dump_write(d, &pk[i]);
+	err = err ?: pl_out_commit(o, why, sizeof(why));
+	err = err ?: pl_out_finish(o, &delivered, &added);
+	if (!err && (delivered != (uint64_t)n || added != (uint64_t)n))
+		err = -EIO;
+	pl_dump_free(d);
+	pl_out_close(o);
+	return err;
+}
+
 static void test_pcapng(void)
 {
 	char path[] = "/tmp/pktlens-unit-XXXXXX";
 	struct pl_dump_pkt pk[3];
-	struct pl_dump *d;
-	char why[128];
 	uint8_t buf[4096];
 	size_t n, off = 0, blocks = 0, idbs = 0, epbs = 0;
 	int fd = mkstemp(path);
@@ -83,10 +112,7 @@ static void test_pcapng(void)
 			.hook = i == 2 ? PL_HOOK_TC : PL_HOOK_XDP, .dir = i == 2 ? PL_DIR_OUT : PL_DIR_IN,
 			.verdict = PL_VERDICT_DROP, .rule_id = i == 1 ? 7 : 0,
 		};
-	CHECK(pl_dump_open(path, PL_DUMP_PCAPNG, 262144, &d, why, sizeof(why)) == 0);
-	for (int i = 0; i < 3; i++)
-		CHECK(pl_dump_write(d, &pk[i]) == 0);
-	CHECK(pl_dump_close(d) == 0);
+	CHECK(dump_file(path, PL_DUMP_PCAPNG, 262144, pk, 3) == 0);
 	f = fopen(path, "rb");
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
@@ -117,24 +143,153 @@ static void test_pcapng(void)
 	CHECK(memmem(buf, n, "eth0@xdp", 8) && memmem(buf, n, "eth0@tc", 7));
 	CHECK(memmem(buf, n, "pktlens rule 7", 14) != NULL);
 	/* pcap: libpcap's nanosecond magic */
-	CHECK(pl_dump_open(path, PL_DUMP_PCAP, 128, &d, why, sizeof(why)) == 0);
-	CHECK(pl_dump_write(d, &pk[0]) == 0);
-	CHECK(pl_dump_close(d) == 0);
+	CHECK(dump_file(path, PL_DUMP_PCAP, 128, pk, 1) == 0);
 	f = fopen(path, "rb");
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
 	CHECK(n == 24 + 16 + 40 && u32at(buf) == 0xA1B23C4DU && u32at(buf + 16) == 128);
 	CHECK(u32at(buf + 28) == 123456789U);	/* the nanoseconds */
 	unlink(path);
-	/* an unwritable place fails with a reason */
-	CHECK(pl_dump_open("/nonexistent-dir/x.pcap", PL_DUMP_PCAP, 128, &d, why, sizeof(why)) ==
-	      -ENOENT);
+}
+
+static size_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? (size_t)-1 : (size_t)st.st_size;
+}
+
+/* What may be written where: checked before anything is created. */
+static void test_out_check(void)
+{
+	char dir[] = "/tmp/pktlens-unit-XXXXXX", path[128], link[128], why[160];
+	uint64_t delivered, added;
+	struct pl_out *o;
+	mode_t old;
+	int fd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/f.pcap", dir);
+	snprintf(link, sizeof(link), "%s/l.pcap", dir);
+	CHECK(pl_out_check("-", why, sizeof(why)) == 0);
+	CHECK(pl_out_check("/nonexistent-dir/x.pcap", why, sizeof(why)) == -ENOENT);
 	CHECK_STR(why, "No such file or directory");
+	CHECK(pl_out_check(dir, why, sizeof(why)) == -EISDIR);
+	CHECK(pl_out_check(path, why, sizeof(why)) == 0 && file_size(path) == (size_t)-1);
+	/* a symbolic link is never followed, not even to a file that may be written */
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	CHECK(fd >= 0 && write(fd, "keep", 4) == 4);
+	close(fd);
+	CHECK(symlink(path, link) == 0);
+	CHECK(pl_out_check(link, why, sizeof(why)) == -ELOOP);
+	CHECK(strstr(why, "symbolic link") != NULL);
+	/* a file another sampler writes (locked) is not taken */
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+	CHECK(pl_out_check(path, why, sizeof(why)) == -EBUSY);
+	close(fd);
+	CHECK(pl_out_check(path, why, sizeof(why)) == 0);
+	/* opened, written, not committed: the old file stays as it was, no temporary is left */
+	CHECK(pl_out_open(path, PL_OUT_MODE, &o, why, sizeof(why)) == 0);
+	CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = "new!", .iov_len = 4 }, 1, true) == 0);
+	CHECK(pl_out_flush(o) == 0);
+	pl_out_close(o);
+	CHECK(file_size(path) == 4);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0 && read(fd, why, 4) == 4 && !memcmp(why, "keep", 4));
+	close(fd);
+	/* committed: replaced, 0600 even under umask 0, or the mode asked for */
+	old = umask(0);
+	for (int i = 0; i < 2; i++) {
+		struct stat st;
+
+		CHECK(pl_out_open(path, i ? 0640 : PL_OUT_MODE, &o, why, sizeof(why)) == 0);
+		CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = "new!!", .iov_len = 5 }, 1, true) == 0);
+		CHECK(pl_out_commit(o, why, sizeof(why)) == 0);
+		CHECK(pl_out_finish(o, &delivered, &added) == 0 && delivered == 1 && added == 1);
+		pl_out_close(o);
+		CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+		CHECK((st.st_mode & 07777) == (i ? 0640U : 0600U));
+		CHECK(st.st_size == 5);
+	}
+	umask(old);
+	unlink(link);
+	unlink(path);
+	CHECK(rmdir(dir) == 0);	/* nothing else was left in it */
+}
+
+/* A file that cannot grow (RLIMIT_FSIZE: EFBIG, like a full disk) ends with a whole record. */
+static void test_out_full(void)
+{
+	char path[] = "/tmp/pktlens-unit-XXXXXX";
+	struct rlimit old, lim;
+	uint8_t rec[100];
+	struct pl_out *o;
+	uint64_t delivered, added;
+	char why[128];
+	int fd = mkstemp(path), err = 0, i;
+
+	CHECK(fd >= 0);
+	close(fd);
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim = old;
+	lim.rlim_cur = 1050;		/* ten records and half of the eleventh */
+	CHECK(pl_out_open(path, PL_OUT_MODE, &o, why, sizeof(why)) == 0);
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	for (i = 0; i < 40 && !err; i++) {
+		memset(rec, i, sizeof(rec));
+		err = pl_out_rec(o, &(struct iovec){ .iov_base = rec, .iov_len = sizeof(rec) }, 1, true);
+		if (!err && i % 7 == 6)
+			err = pl_out_flush(o);	/* flushes of several records: the last one is cut */
+	}
+	CHECK(err == -EFBIG);
+	CHECK(pl_out_error(o) == -EFBIG);
+	CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = rec, .iov_len = 1 }, 1, true) == -EFBIG);
+	CHECK(pl_out_commit(o, why, sizeof(why)) == 0);
+	CHECK(pl_out_finish(o, &delivered, &added) == -EFBIG);
+	setrlimit(RLIMIT_FSIZE, &old);
+	pl_out_close(o);
+	/* the flush of records 7..13 failed inside record 10: the file keeps 0..9, whole */
+	CHECK(delivered == 10 && added == 14);
+	CHECK(file_size(path) == 1000);
+	unlink(path);
+}
+
+/* A pipe whose reader read 150 bytes and went away: one 100-byte record was delivered. */
+static void test_out_pipe(void)
+{
+	int p[2], saved = dup(STDOUT_FILENO);
+	uint8_t rec[100] = { 0 }, got[150];
+	struct pl_out *o;
+	uint64_t delivered, added;
+	char why[128];
+
+	signal(SIGPIPE, SIG_IGN);
+	CHECK(pipe(p) == 0);
+	CHECK(dup2(p[1], STDOUT_FILENO) == STDOUT_FILENO);
+	close(p[1]);
+	CHECK(pl_out_open("-", PL_OUT_MODE, &o, why, sizeof(why)) == 0);
+	for (int i = 0; i < 30; i++)
+		CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = rec, .iov_len = 100 }, 1, true) == 0);
+	CHECK(pl_out_flush(o) == 0 && !pl_out_gone(o));
+	CHECK(read(p[0], got, sizeof(got)) == (ssize_t)sizeof(got));
+	close(p[0]);
+	CHECK(pl_out_gone(o));
+	CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = rec, .iov_len = 100 }, 1, true) == 0);
+	CHECK(pl_out_finish(o, &delivered, &added) == -EPIPE);
+	CHECK(delivered == 1 && added == 31);
+	pl_out_close(o);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
 }
 
 int main(void)
 {
 	test_dissect();
 	test_pcapng();
+	test_out_check();
+	test_out_full();
+	test_out_pipe();
 	return unit_report("test_sample");
 }

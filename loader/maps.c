@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The maps of an attachment, one row each (enum pl_map_id in loader.h):
+ * attach (loader.c) creates, shares, pins and carries them over from this
+ * table, rule-set objects (policy.c) reuse or drop them by it, and readers
+ * open the pins by it. The BPF side defines them in bpf/maps.h,
+ * bpf/policy.h, bpf/sample.h and the programs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <pktlens/why.h>
+
+#include "batch.h"
+#include "loader.h"
+
+#define BOTH (PL_OBJ_XDP | PL_OBJ_TC)
+/* a row: name, type, objects, shared, pin, keep, rules[, .optional, .pin_skb (the non-frags variant's)] */
+#define ROW(NAME, TYPE, OBJS, SHARED, PIN, KEEP, RULES, ...)                          \
+	{ .name = (NAME), .type = (TYPE), .objs = (OBJS), .shared = (SHARED), .pin = (PIN), \
+	  .keep = (KEEP), .rules = (RULES), __VA_ARGS__ }
+
+const struct pl_map_def pl_maps[PL_MID_MAX] = {
+	/* counters and flows: kept across attach --force */
+	[PL_MID_STATS] = ROW(PL_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+			     PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED),
+	[PL_MID_FLOWS] = ROW(PL_MAP_FLOWS, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
+			     PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED),
+	[PL_MID_FLOW_CACHE] = ROW(PL_MAP_FLOW_CACHE, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				  PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED),
+	/* what attach set up (the loader's, never read by BPF) */
+	[PL_MID_META] = ROW(PL_MAP_META, BPF_MAP_TYPE_ARRAY, BOTH, true,
+			    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_NONE),
+	/* filter chaining: a RULES stage's verdict per hook */
+	[PL_MID_CHAIN_RES] = ROW(PL_MAP_CHAIN_RES, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	/* policy rules: the record, their counters, redirect targets, expression texts */
+	[PL_MID_POLICY_RULES] = ROW(PL_MAP_POLICY_RULES, BPF_MAP_TYPE_HASH, BOTH, true,
+				    PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_NONE),
+	[PL_MID_RULE_STATS] = ROW(PL_MAP_RULE_STATS, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
+				  PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED),
+	[PL_MID_REDIRECT] = ROW(PL_MAP_REDIRECT, BPF_MAP_TYPE_DEVMAP_HASH, PL_OBJ_XDP, true,
+				PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
+	[PL_MID_POLICY_EXPRS] = ROW(PL_MAP_POLICY_EXPRS, BPF_MAP_TYPE_HASH, BOTH, true,
+				    PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_NONE),
+	[PL_MID_EXPR_BITS] = ROW(PL_MAP_EXPR_BITS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	/* pcap samples */
+	[PL_MID_SAMPLE_CFG] = ROW(PL_MAP_SAMPLE_CFG, BPF_MAP_TYPE_ARRAY, BOTH, true,
+				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	[PL_MID_SAMPLE_STATS] = ROW(PL_MAP_SAMPLE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	[PL_MID_SAMPLE_RING] = ROW(PL_MAP_SAMPLE_RING, BPF_MAP_TYPE_ARRAY_OF_MAPS, BOTH, true,
+				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	[PL_MID_SAMPLE_RES] = ROW(PL_MAP_SAMPLE_RES, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	/* each hook's PROG_ARRAY; the kernel ties one to frags or not, so XDP has two */
+	[PL_MID_XDP_CHAIN] = ROW(PL_MAP_XDP_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,
+				 PL_PIN_XDP, PL_KEEP_NONE, PL_RS_NONE, .optional = true,
+				 .pin_skb = "xdp_skb_chain"),
+	[PL_MID_XDP_SKB_CHAIN] = ROW("xdp_skb_chain", BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,
+				     PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_NONE),
+	[PL_MID_TC_CHAIN] = ROW(PL_MAP_TC_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_TC, false,
+				PL_PIN_TC, PL_KEEP_NONE, PL_RS_NONE, .optional = true),
+	/* a rule set's own lookup maps (bpf/policy.h), sized when it is built */
+	[PL_MID_POLICY_SRC] = ROW("policy_src", BPF_MAP_TYPE_LPM_TRIE, BOTH, false,
+				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	[PL_MID_POLICY_DST] = ROW("policy_dst", BPF_MAP_TYPE_LPM_TRIE, BOTH, false,
+				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	[PL_MID_POLICY_LIST] = ROW("policy_list", BPF_MAP_TYPE_ARRAY, BOTH, false,
+				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	[PL_MID_POLICY_CFG] = ROW("policy_cfg", BPF_MAP_TYPE_ARRAY, BOTH, false,
+				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	/* per-CPU scratch of one program run: a sample's header, the bounded rule walk */
+	[PL_MID_SAMPLE_HDR] = ROW("sample_hdr", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
+				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	[PL_MID_POLICY_WALK] = ROW("policy_walk", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
+				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+};
+
+const struct pl_map_def *pl_map_find(const char *name)
+{
+	for (size_t i = 0; i < PL_MID_MAX; i++)
+		if (pl_maps[i].name && !strcmp(pl_maps[i].name, name))
+			return &pl_maps[i];
+	return NULL;
+}
+
+enum pl_map_id pl_map_id(const struct pl_map_def *d)
+{
+	return (enum pl_map_id)(d - pl_maps);
+}
+
+int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why, size_t whylen)
+{
+	const struct bpf_map *m;
+
+	bpf_object__for_each_map(m, obj) {
+		const char *name = bpf_map__name(m);
+		const struct pl_map_def *d = pl_map_find(name);
+
+		if (bpf_map__is_internal(m))
+			continue;	/* .rodata, .bss: the object's own */
+		if (!d || !(d->objs & obj_bit) || d->type != bpf_map__type(m))
+			return pl_why(why, whylen, -EPROTO, "map %s of %s: %s (loader/maps.c)", name,
+				      bpf_object__name(obj), !d ? "not in the map table" :
+				      d->type != bpf_map__type(m) ? "another type than the table says" :
+				      "the table says this object lacks it");
+	}
+	return 0;
+}
+
+void pl_maps_close(int fd[PL_MID_MAX])
+{
+	for (size_t i = 0; i < PL_MID_MAX; i++) {
+		if (fd[i] >= 0)
+			close(fd[i]);
+		fd[i] = -1;
+	}
+}
+
+int pl_maps_open(const char *dir, int fd[PL_MID_MAX])
+{
+	int err = 0;
+
+	for (size_t i = 0; i < PL_MID_MAX; i++)
+		fd[i] = -1;
+	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
+		if (pl_maps[i].pin == PL_PIN_NEVER)
+			continue;
+		fd[i] = pl_pin_open(dir, pl_maps[i].name);
+		if (fd[i] < 0 && (!pl_maps[i].optional || errno != ENOENT))
+			err = -errno;
+	}
+	if (err)
+		pl_maps_close(fd);
+	return err;
+}
+
+int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
+			size_t n)
+{
+	int tries = 0;
+
+	for (size_t i = 0; i < n;) {
+		__u32 c = (__u32)(n - i < PL_BATCH ? n - i : PL_BATCH);
+		int err = pl_batch_update(fd, (const char *)keys + i * ksz, ksz,
+					  (const char *)vals + i * vsz, vsz, &c, 0) ? -errno : 0;
+
+		i += c;		/* the kernel says how many went in, also on error */
+		if (!err)
+			continue;
+		/* a full map is a runtime failure, not bad input (check()'s limits say E2BIG) */
+		if (err == -E2BIG)
+			return -ENOSPC;
+		/*
+		 * Maps without preallocation take elements from the BPF memory
+		 * allocator, whose per-CPU caches refill asynchronously (irq_work):
+		 * a burst of 100,000 inserts can find them empty for a moment.
+		 */
+		if (err != -ENOMEM || ++tries > 100)
+			return err;
+		usleep(1000);
+	}
+	return 0;
+}

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * One hook's rule set (bpf/policy.h): a fresh pktlens_*_policy program with
+ * its own lookup maps, sized and filled for the rules (LPM tries for rules
+ * on one address, an ordered list for the rest), the attachment's counters
+ * and flows shared (loader/maps.c), and for expression rules an expression
+ * stage that judges every expression first (pcap/stage.c). Made live by
+ * pl_policy_commit() (loader/policy.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <pktlens/array.h>
+#include <pktlens/why.h>
+
+#include "features.h"
+#include "ruleset.h"
+#include "../pcap/cbpf.h"
+#include "pktlens_xdp.skel.h"
+#include "pktlens_tc.skel.h"
+
+/* Rules that go into an LPM trie: one address field, a terminal action. */
+int pl_rule_lpm_field(const struct pl_rule *r)
+{
+	if (r->action == PL_ACT_SAMPLE)
+		return -1;
+	if (r->match == PL_M_SRC)
+		return 0;
+	if (r->match == PL_M_DST)
+		return 1;
+	return -1;
+}
+
+/* An LPM key's bits: the family byte, then the address (struct pl_lpm_key). */
+struct prefix {
+	__u8 addr[1 + 16];
+	unsigned int len;	/* PL_LPM_FAM_BITS + the rule's prefix length */
+	struct pl_rule_ref best;
+};
+
+static bool ref_before(const struct pl_rule_ref *a, const struct pl_rule_ref *b)
+{
+	return a->prio < b->prio || (a->prio == b->prio && a->id < b->id);
+}
+
+static int prefix_cmp(const void *a, const void *b)
+{
+	const struct prefix *x = a, *y = b;
+	int c = memcmp(x->addr, y->addr, sizeof(x->addr));
+
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return ref_before(&x->best, &y->best) ? -1 : ref_before(&y->best, &x->best);
+}
+
+static bool prefix_contains(const struct prefix *q, const struct prefix *p)
+{
+	unsigned int full = q->len / 8, rest = q->len % 8;
+
+	if (q->len > p->len || memcmp(q->addr, p->addr, full))
+		return false;
+	return !rest || ((p->addr[full] ^ q->addr[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+/*
+ * The LPM entries of field @f (0 src, 1 dst) of @rules: each distinct prefix
+ * with the first rule whose prefix covers it. Sorted by (address, length),
+ * prefixes come in tree preorder, so a stack of the enclosing ones suffices.
+ */
+static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct prefix **out,
+		       size_t *out_n)
+{
+	struct prefix *v, **stack;
+	size_t cnt = 0, m = 0, depth = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cnt += pl_rule_lpm_field(&rules[i]) == f;
+	*out = NULL;
+	*out_n = 0;
+	if (!cnt)
+		return 0;
+	v = calloc(cnt, sizeof(*v));
+	stack = calloc(cnt, sizeof(*stack));
+	if (!v || !stack) {
+		free(v);
+		free(stack);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *r = &rules[i];
+
+		if (pl_rule_lpm_field(r) != f)
+			continue;
+		v[m].addr[0] = r->fam;
+		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
+		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
+		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr };
+		m++;
+	}
+	pl_qsort(v, m, sizeof(*v), prefix_cmp);
+	/* same prefix: the first sorts first; keep it */
+	cnt = 0;
+	for (size_t i = 0; i < m; i++)
+		if (!cnt || v[cnt - 1].len != v[i].len ||
+		    memcmp(v[cnt - 1].addr, v[i].addr, sizeof(v[i].addr)))
+			v[cnt++] = v[i];
+	for (size_t i = 0; i < cnt; i++) {
+		while (depth && !prefix_contains(stack[depth - 1], &v[i]))
+			depth--;
+		if (depth && ref_before(&stack[depth - 1]->best, &v[i].best))
+			v[i].best = stack[depth - 1]->best;
+		stack[depth++] = &v[i];
+	}
+	free(stack);
+	*out = v;
+	*out_n = cnt;
+	return 0;
+}
+
+void pl_ruleset_free(struct pl_ruleset *rs)
+{
+	if (rs->stage_fd >= 0)
+		close(rs->stage_fd);
+	rs->stage_fd = -1;
+	pktlens_xdp__destroy(rs->x);
+	pktlens_tc__destroy(rs->t);
+	rs->x = NULL;
+	rs->t = NULL;
+}
+
+/*
+ * The maps of rule-set object @obj as the table says (enum pl_map_rules):
+ * the attachment's where shared, none where its programs do not use them,
+ * its own of @size[id] entries (0: as the object has it).
+ */
+static int prepare_maps(const struct pl_policy *p, struct bpf_object *obj,
+			const __u32 size[PL_MID_MAX])
+{
+	struct bpf_map *m;
+	int err = 0;
+
+	bpf_object__for_each_map(m, obj) {
+		const struct pl_map_def *d = pl_map_find(bpf_map__name(m));
+
+		if (bpf_map__is_internal(m))
+			continue;
+		if (d->rules == PL_RS_SHARED)
+			err = bpf_map__reuse_fd(m, p->fd[pl_map_id(d)]);
+		else if (d->rules == PL_RS_NONE)
+			err = bpf_map__set_autocreate(m, false);
+		else if (size[pl_map_id(d)])
+			err = bpf_map__set_max_entries(m, size[pl_map_id(d)]);
+		if (err)
+			break;
+	}
+	return err;
+}
+
+/* The fd of map @id of a loaded object */
+static int obj_map_fd(const struct bpf_object *obj, enum pl_map_id id)
+{
+	return bpf_map__fd(bpf_object__find_map_by_name(obj, pl_maps[id].name));
+}
+
+static int fill_lpm(int fd, const struct prefix *v, size_t n)
+{
+	struct pl_lpm_key *k = calloc(n ? n : 1, sizeof(*k));
+	struct pl_rule_ref *r = calloc(n ? n : 1, sizeof(*r));
+	int err;
+
+	if (!k || !r) {
+		free(k);
+		free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		k[i].prefixlen = v[i].len;
+		k[i].fam = v[i].addr[0];
+		memcpy(k[i].addr, v[i].addr + 1, 16);
+		r[i] = v[i].best;
+	}
+	err = pl_map_update_batch(fd, k, sizeof(*k), r, sizeof(*r), n);
+	free(k);
+	free(r);
+	return err;
+}
+
+/* policy_list: the rules not in an LPM trie, in order */
+static int fill_list(int fd, const struct pl_rule *rules, size_t n, size_t list_n)
+{
+	struct pl_rule *v = calloc(list_n ? list_n : 1, sizeof(*v));
+	__u32 *k = calloc(list_n ? list_n : 1, sizeof(*k));
+	size_t m = 0;
+	int err;
+
+	if (!v || !k) {
+		free(v);
+		free(k);
+		return -ENOMEM;
+	}
+	__u8 e = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (pl_rule_lpm_field(&rules[i]) >= 0)
+			continue;
+		k[m] = (__u32)m;
+		v[m] = rules[i];
+		if (v[m].match & PL_M_EXPR)
+			v[m].expr = e++;	/* the order of build_stage() */
+		m++;
+	}
+	err = pl_map_update_batch(fd, k, sizeof(*k), v, sizeof(*v), m);
+	free(v);
+	free(k);
+	return err;
+}
+
+/* Of @obj's programs, load only @prog. */
+static void autoload_only(struct bpf_object *obj, struct bpf_program *prog)
+{
+	struct bpf_program *q;
+
+	bpf_object__for_each_program(q, obj)
+		bpf_program__set_autoload(q, q == prog);
+}
+
+/*
+ * The expression stage of @rs: every PL_M_EXPR rule of @rules (its direction,
+ * in list order, as fill_list() numbers them) compiled, translated and
+ * called in turn; it tail-calls the rule set's program in slot rs->gen.
+ */
+static int build_stage(const struct pl_policy *p, struct pl_ruleset *rs,
+		       const struct pl_rule *rules, size_t n, const struct pl_rule_text *texts,
+		       size_t ntexts, char *why, size_t whylen)
+{
+	const struct pl_filter_opts o = {
+		.ctx = strcmp(rs->hook, "xdp in") ? PL_FILTER_TC : PL_FILTER_XDP,
+		.xdp_linear = pl_xdp_linear(),
+	};
+	struct bpf_insn *ebpf[PL_EXPR_STAGE_MAX] = { NULL }, *stage = NULL;
+	size_t cnt[PL_EXPR_STAGE_MAX], ne = 0, slen;
+	struct pl_expr_target t = {
+		.ctx = o.ctx, .bits_fd = p->fd[PL_MID_EXPR_BITS], .bits_key = rs->slot, .chain_fd = rs->chain_fd,
+		.next_slot = PL_CHAIN_POLICY_GEN(rs->dir, rs->gen),
+	};
+	char log[1024], err_text[512];
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct pl_rule *r = &rules[i];
+		struct pl_filter_prog fp;
+		const char *text;
+
+		if (r->dir != rs->dir || !(r->match & PL_M_EXPR))
+			continue;
+		text = pl_policy_text(texts, ntexts, r->id);
+		if (!text) {
+			err = pl_why(why, whylen, -EINVAL, "rule %u: its expression is missing",
+				     r->id);
+			break;
+		}
+		err = pl_filter_build(text, &o, &fp, err_text, sizeof(err_text));
+		if (err) {
+			/* the reason first: the text may fill @why */
+			pl_why(why, whylen, err, "rule %u: %s (expression '%s')", r->id, err_text,
+			       text);
+			break;
+		}
+		ebpf[ne] = fp.ebpf;	/* kept, the rest freed */
+		cnt[ne++] = fp.ebpf_len;
+		fp.ebpf = NULL;
+		pl_filter_prog_free(&fp);
+	}
+	if (!err && ne) {
+		err = pl_ebpf_expr_stage((const struct bpf_insn *const *)ebpf, cnt, ne, &t, &stage,
+					 &slen);
+		if (err)
+			pl_why(why, whylen, err, "%s: building the expression stage: %s", rs->hook,
+			       strerror(-err));
+	}
+	if (!err && ne) {
+		rs->stage_fd = pl_ebpf_load(stage, slen, o.ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
+					    log, sizeof(log));
+		if (rs->stage_fd < 0)
+			err = pl_why(why, whylen, pl_load_err(rs->stage_fd),
+				     "%s: the kernel refused the expression stage "
+				     "(%zu expressions): %s%s%s", rs->hook, ne,
+				     strerror(-rs->stage_fd), log[0] ? ": " : "", log);
+	}
+	for (size_t i = 0; i < ne; i++)
+		free(ebpf[i]);
+	free(stage);
+	return err;
+}
+
+/* See ruleset.h */
+int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const struct pl_rule *rules,
+		     size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
+		     size_t whylen)
+{
+	struct prefix *lpm[2] = { NULL, NULL };
+	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
+	__u32 size[PL_MID_MAX] = { 0 }, key = 0;
+	struct bpf_program *prog;
+	struct bpf_object *obj;
+	struct pl_policy_cfg cfg = { 0 };
+	bool skb = !pl_xdp_frags(p->meta.xdp_mode), xdp = !strcmp(rs->hook, "xdp in");
+	bool loop = pl_feature(PL_FEAT_BPF_LOOP);
+	int err;
+
+	rs->prog_fd = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rules[i].dir != rs->dir)
+			continue;
+		from = from < i ? from : i;
+		to = i + 1;
+		list_n += pl_rule_lpm_field(&rules[i]) < 0;
+		cfg.exprs += !!(rules[i].match & PL_M_EXPR);
+	}
+	if (to == 0)
+		return 0;	/* no rules: the slots are emptied */
+	for (int f = 0; f < 2; f++) {
+		err = lpm_entries(rules + from, to - from, f, &lpm[f], &lpm_n[f]);
+		if (err)
+			goto out;
+	}
+	if (xdp && (rs->x = pktlens_xdp__open())) {
+		obj = rs->x->obj;
+		prog = skb ? loop ? rs->x->progs.pktlens_xdp_skb_policy :
+				    rs->x->progs.pktlens_xdp_skb_policy_bounded :
+			     loop ? rs->x->progs.pktlens_xdp_policy :
+				    rs->x->progs.pktlens_xdp_policy_bounded;
+	} else if (!xdp && (rs->t = pktlens_tc__open())) {
+		obj = rs->t->obj;
+		prog = rs->dir == PL_DIR_IN ?
+			loop ? rs->t->progs.pktlens_tc_in_policy : rs->t->progs.pktlens_tc_in_policy_bounded :
+			loop ? rs->t->progs.pktlens_tc_out_policy : rs->t->progs.pktlens_tc_out_policy_bounded;
+	} else {
+		err = pl_why(why, whylen, -errno, "%s: cannot open the %s object: %s", rs->hook,
+			     xdp ? "XDP" : "tc", strerror(errno));
+		goto out;
+	}
+	err = pl_maps_check(obj, xdp ? PL_OBJ_XDP : PL_OBJ_TC, why, whylen);
+	if (err)
+		goto out;
+	autoload_only(obj, prog);
+	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
+	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
+	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
+	err = prepare_maps(p, obj, size);
+	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
+	if (err) {
+		err = pl_why(why, whylen, pl_load_err(err), "%s: loading the rule-set programs failed: %s",
+			     rs->hook, strerror(-err));
+		goto out;
+	}
+	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
+	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC), lpm[0], lpm_n[0]);
+	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST), lpm[1], lpm_n[1]);
+	if (err) {
+		pl_why(why, whylen, err, "%s: filling the rule maps failed: %s", rs->hook,
+		       strerror(-err));
+		goto out;
+	}
+	if (cfg.exprs && (err = build_stage(p, rs, rules + from, to - from, texts, ntexts, why,
+					    whylen)))
+		goto out;
+	cfg.list_len = (__u32)list_n;
+	cfg.src_cidrs = (__u32)lpm_n[0];
+	cfg.dst_cidrs = (__u32)lpm_n[1];
+	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {
+		err = pl_why(why, whylen, -errno, "%s: filling the rule maps failed: %s", rs->hook,
+			     strerror(errno));
+		goto out;
+	}
+	rs->prog_fd = bpf_program__fd(prog);
+out:
+	free(lpm[0]);
+	free(lpm[1]);
+	return err;
+}

@@ -1,0 +1,393 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Hostile input and faults, second pass (issue 15): namespaces whose inode the kernel reuses,
+interfaces that get a deleted one's index, renamed interfaces, odd names, long messages and the
+smaller CLI edges. Each test fails on the code before its fix."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh, slot, unique
+
+
+def quiet(ns):
+    """No IPv6 in ns: the kernel sends nothing by itself, every frame counted is the test's."""
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+       "net.ipv6.conf.default.disable_ipv6=1")
+    sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+
+class ReusedNetns:
+    """Namespace `old` with a veth vb <-> va, then deleted; `new()` creates namespaces until one
+    gets the deleted one's inode (the kernel hands out the lowest free one), keeping the misses
+    until close() so they cannot take it. Everything is removed on close()."""
+
+    def __init__(self):
+        self.names, self.held = [], []
+        self.old = self.add()
+        self.ino = netns_ino(self.old)
+
+    def add(self):
+        ns = unique("plr")
+        sh("ip", "netns", "add", ns)
+        self.names.append(ns)
+        quiet(ns)
+        return ns
+
+    def veth(self, ns):
+        sh("ip", "-n", ns, "link", "add", "vb", "type", "veth", "peer", "name", "va")
+        sh("ip", "-n", ns, "link", "set", "vb", "up")
+        sh("ip", "-n", ns, "link", "set", "va", "up")
+
+    def delete_old(self):
+        sh("ip", "netns", "del", self.old)
+        self.names.remove(self.old)
+
+    def new(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ns = self.add()
+            if netns_ino(ns) == self.ino:
+                return ns
+            self.held.append(ns)
+            if len(self.held) > 300:
+                break
+            time.sleep(0.05)    # the old namespace is freed by a kernel work item
+        pytest.skip("the kernel did not hand the deleted namespace's inode out again")
+
+    def close(self):
+        for ns in self.names:
+            subprocess.run([PKTLENS, "-n", ns, "detach", "--all"], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def reuse():
+    r = ReusedNetns()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def attachments(ino):
+    return [a for a in pktlens_json("list")["attachments"] if a["netns"] == ino]
+
+
+def send_frames(ns, n, dev="va"):
+    """n UDP frames from dev to its veth peer (scapy, from inside ns)."""
+    from scapy.all import IP, UDP, Ether, wrpcap
+
+    from lab import PYTHON, SENDRAW
+    path = f"/tmp/{unique('plsend')}.pcap"
+    wrpcap(path, [Ether(dst="02:00:00:00:00:01") / IP(src="198.18.10.1", dst="198.18.10.2")
+                  / UDP(sport=1, dport=2)] * n)
+    try:
+        sh("ip", "netns", "exec", ns, PYTHON, SENDRAW, dev, path)
+    finally:
+        os.unlink(path)
+
+
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_new_namespace_never_inherits_a_deleted_ones_attachment(reuse, mech):
+    """The kernel reuses a deleted namespace's inode: the new namespace must not see the old
+    attachment as its own (not in stats, not 'already attached', no counters carried over by
+    --force), and the old one stays listed, readable and removable by itself."""
+    reuse.veth(reuse.old)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, ns=reuse.old)
+    send_frames(reuse.old, 7)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=reuse.old), "tc", "in")["packets"] == 7
+    reuse.delete_old()
+    new = reuse.new()
+    reuse.veth(new)
+    r = pktlens("stats", "vb", ns=new, check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: stats: vb: not attached (pktlens attach vb)\n")
+    assert pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, ns=new).returncode == 0
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, "--force", ns=new)
+    assert "re-attached" in r.stdout
+    assert slot(pktlens_json("stats", "vb", ns=new), "tc", "in")["packets"] == 0
+    send_frames(new, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=new), "tc", "in")["packets"] == 3
+    mine = {a["netns_id"]: a for a in pktlens_json("list", ns=new)["attachments"]
+            if a["netns"] == reuse.ino}
+    assert len(mine) == 2
+    old_id = next(k for k in mine if k != str(reuse.ino))
+    assert old_id.startswith(f"{reuse.ino}:")
+    assert (mine[old_id]["state"], mine[old_id]["this_netns"]) == ("netns-gone", False)
+    assert (mine[str(reuse.ino)]["state"], mine[str(reuse.ino)]["this_netns"]) == ("attached", True)
+    assert {a["netns_id"]: a["state"] for a in attachments(reuse.ino)}[old_id] == "netns-gone"
+    # the old counters are still there, in the exporter too, and the old one goes by itself
+    d = pktlens_json("detach", "--netns", old_id, "vb")
+    assert d["detached"][0]["totals"][0]["packets"] == 7
+    assert [a["netns_id"] for a in attachments(reuse.ino)] == [str(reuse.ino)]
+    assert slot(pktlens_json("stats", "vb", ns=new), "tc", "in")["packets"] == 3
+    r = pktlens("detach", "--netns", old_id, "vb", check=False)
+    assert r.returncode == 2 and "no such attachment" in r.stderr
+
+
+def test_detach_netns_of_a_deleted_namespace(lab):
+    """A deleted namespace's clsact attachment (its inode not reused) is removed by itself from
+    any namespace; one of a live namespace from elsewhere is detached inside it."""
+    ns = unique("plq")
+    sh("ip", "netns", "add", ns)
+    try:
+        quiet(ns)
+        for n in (ns, lab.b):
+            sh("ip", "-n", n, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+            sh("ip", "-n", n, "link", "set", "gone0", "up")
+            pktlens("attach", "gone0", "--xdp", "none", "--tc", "in", "--tc-mech", "clsact", ns=n)
+        ino, live = netns_ino(ns), netns_ino(lab.b)
+        # from the root namespace: a live namespace's clsact attachment is detached inside it
+        pktlens("detach", "--netns", str(live), "gone0")
+        out = sh("ip", "netns", "exec", lab.b, "tc", "filter", "show", "dev", "gone0", "ingress").stdout
+        assert "pktlens" not in out
+        sh("ip", "netns", "del", ns)
+        time.sleep(0.3)
+        r = pktlens("detach", "--netns", str(ino), "gone0", check=False)
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(f"{PIN_ROOT}/{ino}/gone0")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_stats_never_shows_another_interfaces_kernel_counters(lab):
+    """An attached interface is deleted and another gets its ifindex: stats must not show the
+    new interface's kernel counters as the attached one's, nor list call it renamed."""
+    sh("ip", "-n", lab.b, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+    sh("ip", "-n", lab.b, "link", "set", "gone0", "up")
+    pktlens("attach", "gone0", "--xdp", "none", "--tc", "in", ns=lab.b)
+    idx = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "gone0").stdout)[0]["ifindex"]
+    sh("ip", "-n", lab.b, "link", "del", "gone0")
+    sh("ip", "-n", lab.b, "link", "add", "other0", "index", idx, "type", "veth", "peer", "name", "other1")
+    sh("ip", "-n", lab.b, "link", "set", "other0", "up")
+    doc = pktlens_json("stats", "gone0", ns=lab.b)["interfaces"][0]
+    assert doc["kernel"] is None
+    assert "is gone" in pktlens("stats", "gone0", ns=lab.b).stdout
+    st = [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
+          if a["ifname"] == "gone0" and a["this_netns"]]
+    assert st == ["interface-gone"]
+    # and attaching the new interface is not refused because of the old one
+    pktlens("attach", "other0", "--xdp", "none", "--tc", "in", ns=lab.b)
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_reattach_renamed_interface_under_its_new_name(lab, hooks):
+    """Renamed after attach: attaching the new name is refused as attached already (not a
+    foreign program, not a second attachment counting twice); --force moves the attachment
+    to the new name with its counters."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    send_frames(lab.a, 4)
+    time.sleep(0.2)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    r = pktlens("attach", "vr", *hooks, ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (1, "pktlens: attach: vr: already attached as vb, its name "
+                                           "before a rename (pktlens detach vb, or --force to "
+                                           "re-attach as vr)\n")
+    pktlens("attach", "vr", *hooks, "--force", ns=lab.b)
+    names = [a["ifname"] for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    assert names == ["vr"]
+    send_frames(lab.a, 5)
+    time.sleep(0.2)
+    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
+    assert slot(pktlens_json("stats", "vr", ns=lab.b), *hook)["packets"] == 9
+
+
+ODD_NAMES = [b"\xff\xfe", b"v\x1b[2Jx", b"w\xc3\xa9\\x"]   # not UTF-8; a terminal escape; UTF-8 and a backslash
+
+
+def run_raw(*args, ns=None, check=True):
+    """pktlens with bytes arguments; stdout and stderr as bytes."""
+    cmd = [os.fsencode(PKTLENS)] + ([b"-n", ns.encode()] if ns else []) + \
+        [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    r = subprocess.run(cmd, capture_output=True, timeout=60)
+    assert not check or r.returncode == 0, (cmd, r.stdout, r.stderr)
+    return r
+
+
+def terminal_safe(b):
+    """Valid UTF-8 with no control character but newlines."""
+    text = b.decode("utf-8")
+    assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0], text
+    return text
+
+
+def test_odd_interface_names_keep_every_output_valid(lab):
+    """Interface names that are not UTF-8 or hold control characters: every -j output stays
+    valid JSON (and UTF-8), the text output and errors carry no raw control characters, and
+    a Prometheus scrape stays valid UTF-8 with one series per interface (promtool agrees)."""
+    from lab import Exporter
+
+    for i, name in enumerate(ODD_NAMES):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type", b"veth",
+                        b"peer", b"name", f"odd{i}".encode()], check=True)
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", name, b"up"], check=True)
+        run_raw("attach", name, "--xdp", "none", "--tc", "in", ns=lab.b)
+        run_raw("policy", "add", name, "--proto", "udp", "--redirect", name, ns=lab.b)
+    for args in (["list"], ["stats"], ["flows"], ["policy", "list"]):
+        doc = json.loads(run_raw("-j", *args, ns=lab.b).stdout.decode("utf-8"))
+        assert doc
+        terminal_safe(run_raw(*args, ns=lab.b).stdout)
+    names = {a["ifname"] for a in json.loads(run_raw("-j", "list", ns=lab.b).stdout)["attachments"]
+             if a["this_netns"]}
+    assert names == {"\\xff\\xfe", "v\\x1b[2Jx", "wé\\\\x"}
+    # what policy list prints loads back, odd redirect targets too
+    text = run_raw("policy", "list", ODD_NAMES[0], ns=lab.b).stdout
+    path = os.path.join(lab.tmp, "odd.rules")
+    with open(path, "wb") as f:
+        f.write(text)
+    run_raw("policy", "load", ODD_NAMES[0], path, ns=lab.b)
+    assert run_raw("policy", "list", ODD_NAMES[0], ns=lab.b).stdout.split(b"\n")[1] == text.split(b"\n")[1]
+    r = run_raw("stats", b"no\x1b]0;x\x07pe", ns=lab.b, check=False)
+    assert r.returncode == 2 and terminal_safe(r.stderr).startswith("pktlens: stats: no\\x1b]0;x\\x07pe: ")
+    json.loads(run_raw("-j", "stats", b"\xff\x01", ns=lab.b, check=False).stdout.decode("utf-8"))
+    e = Exporter()
+    try:
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{e.port}/metrics", timeout=10) as resp:
+            body = resp.read()
+    finally:
+        e.kill()
+    text = body.decode("utf-8")
+    ino = netns_ino(lab.b)
+    devs = {line.split('device="')[1].split('"')[0] for line in text.splitlines()
+            if line.startswith("pktlens_packets_total{") and f'netns="{ino}"' in line}
+    assert devs == {"\\\\xff\\\\xfe", "v\\\\x1b[2Jx", "wé\\\\\\\\x"}
+    r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(run_raw("-j", "detach", "--all", ns=lab.b).stdout.decode("utf-8"))
+    assert len(d["detached"]) == 3
+
+
+def long_expr(size, tail):
+    """A valid expression of exactly `size` bytes ending in `tail`."""
+    head = "tcp port 80"
+    while len(head) + len(" or tcp port 80") + len(" or ") + len(tail) <= size:
+        head += " or tcp port 80"
+    return head + " " * (size - len(head) - len(" or ") - len(tail)) + " or " + tail
+
+
+def test_long_expressions_keep_their_reason_and_one_limit(lab):
+    """An error about a long expression keeps its reason (it used to be cut at 1,024 bytes), and
+    every command that takes an expression accepts 2,047 bytes and refuses 2,048 with exit 2."""
+    bad = long_expr(1900, "tcp port foo")
+    r = pktlens("filter", "compile", bad, check=False)
+    assert r.returncode == 2 and r.stderr.rstrip("\n").endswith("unknown port 'foo'"), r.stderr[-200:]
+    assert bad in r.stderr
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    path = os.path.join(lab.tmp, "long.rules")
+    with open(path, "w") as f:
+        f.write(f"--proto udp --drop '{bad}'\n")
+    r = pktlens("policy", "load", "vb", path, ns=lab.b, check=False)
+    assert r.returncode == 2 and r.stderr.rstrip("\n").endswith("unknown port 'foo'"), r.stderr[-200:]
+    cap = os.path.join(lab.tmp, "one.pcap")
+    from scapy.all import IP, UDP, Ether, wrpcap
+    wrpcap(cap, [Ether() / IP(src="198.18.10.1", dst="198.18.10.2") / UDP(sport=1, dport=2)])
+    ok, over = long_expr(2047, "udp"), long_expr(2048, "udp")
+    assert len(ok) == 2047 and len(over) == 2048
+    commands = [(["filter", "compile"], None), (["filter", "run", "-r", cap], None),
+                (["filter", "set", "vb"], lab.b), (["policy", "add", "vb", "--drop"], lab.b),
+                (["sample", "vb", "-c", "1", "--duration", "1"], lab.b)]
+    for args, ns in commands:
+        r = pktlens(*args, over, ns=ns, check=False)
+        assert r.returncode == 2 and "expression is 2048 bytes long, at most 2047 are kept" in r.stderr, \
+            (args, r.stderr[-300:])
+        assert len(r.stderr.splitlines()) == 1
+    for args, ns in commands:
+        r = pktlens(*args, ok, ns=ns, check=False)
+        assert r.returncode == 0, (args, r.stderr[-300:])
+
+
+def test_rule_files_with_a_bom_and_over_the_rule_limit(lab):
+    """A UTF-8 byte order mark at the start of a rule file is skipped (not an expression); a
+    file with more rules than an interface takes is refused at the first line too many."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    path = os.path.join(lab.tmp, "bom.rules")
+    with open(path, "wb") as f:
+        f.write(b"\xef\xbb\xbf--proto udp --dport 53 --drop\n--src 198.18.0.0/15 --pass\n")
+    assert pktlens("policy", "load", "vb", path, ns=lab.b).returncode == 0
+    rules = [r["rule"] for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]]
+    assert rules == ["--id 1 --in --prio 1000 --proto udp --dport 53 --drop",
+                     "--id 2 --in --prio 1000 --src 198.18.0.0/15 --pass"]
+    big = os.path.join(lab.tmp, "big.rules")
+    with open(big, "w") as f:
+        f.write("# 262,145 rules\n")
+        f.writelines(f"--dst 2001:db8:{i >> 16:x}:{i & 0xffff:x}::/64 --drop\n" for i in range(262145))
+    r = pktlens("policy", "load", "vb", big, ns=lab.b, check=False, timeout=300)
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {big}:262146:1: more than 262144 rules: "
+                                           "at most 262144 per interface\n")
+    assert len(pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]) == 2
+
+
+def test_global_options_and_netns_errors(lab):
+    """-j -V prints JSON, -j alone a JSON error (exit 2); --netns=X works like --netns X; an
+    error entering the namespace names the command."""
+    doc = json.loads(pktlens("-j", "-V").stdout)
+    assert doc["version"] == pktlens("-V").stdout.split()[1] and "features" in doc
+    assert json.loads(pktlens("-V", "-j").stdout)["version"]
+    r = pktlens("-j", check=False)
+    assert r.returncode == 2 and "error" in json.loads(r.stdout)
+    assert pktlens(f"--netns={lab.b}", "-j", "list").stdout == pktlens("-j", "list", ns=lab.b).stdout
+    pktlens(f"--netns=/run/netns/{lab.b}", "attach", "vb", "--xdp", "none", "--tc", "in")
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["ifname"] == "vb"
+    for args in (["stats"], ["policy", "list"], ["detach", "--all"]):
+        r = pktlens("-n", "nosuchns0", *args, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: {args[0]}: netns 'nosuchns0': No such file or "
+                                               "directory\n")
+    r = pktlens("--netns=", "list", check=False)
+    assert r.returncode == 2
+
+
+def test_numbers_are_decimal(lab):
+    """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["flows_max"] == 20
+    for args in (["attach", "vb", "--force", "--flows", "0x20"], ["stats", "vb", "--watch", "0x1"],
+                 ["policy", "add", "vb", "--dport", "0x50", "--drop"]):
+        r = pktlens(*args, ns=lab.b, check=False)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
+
+
+def test_smaller_refusals():
+    """Things that were accepted and could never work, or said the wrong thing."""
+    r = pktlens("export", "ipfix", "--collector", "127.0.0.1:0", "--duration", "1", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: export ipfix: --collector '127.0.0.1:0': port 0: "
+                                           "not a port to send to (1-65535)\n")
+    r = pktlens("tcp", "life", "--by", "rport", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: tcp life: --by: only tcp rtt groups by raddr or "
+                                           "rport\n")
+    r = pktlens("tcp", "rtt", "--netns", "/dev/null", "--duration", "1", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: tcp rtt: --netns '/dev/null': not a network "
+                                           "namespace\n")
+    for rule, msg in ((["--proto", "icmp", "--dport", "80"], "--proto icmp has no ports"),
+                      (["--src", "198.18.0.0/16", "--src", "198.18.1.0/24"], "--src given twice"),
+                      (["--in", "--out"], "--out: a rule has one direction")):
+        r = pktlens("policy", "add", "vb", *rule, "--drop", check=False)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+def test_listen_on_an_ipv4_mapped_address():
+    """[::ffff:127.0.0.1]:PORT listens on 127.0.0.1:PORT (an IPv6-only socket cannot bind it),
+    instead of failing with libmicrohttpd's 'port 0'."""
+    from lab import free_port
+    port = free_port()
+    p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen", f"[::ffff:127.0.0.1]:{port}",
+                          "--duration", "5"], stderr=subprocess.PIPE, text=True)
+    try:
+        import urllib.request
+        deadline = time.time() + 5
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                assert time.time() < deadline and p.poll() is None, p.stderr.read()
+                time.sleep(0.1)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)

@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Counters that must lose nothing (issue 15): `stats --reset` under sustained traffic, and
+`attach --force` into a flow table smaller than the flows it holds.
+
+Oracles: trafgen's count of what it sent and the kernel's `ip -s link` counters of the
+receiving veth; the relation sum(flows) + flow_lost == packets, per hook, after the traffic.
+"""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from lab import pktlens, pktlens_json
+
+XDP = ("--xdp", "native", "--tc", "none")
+TC = ("--xdp", "none", "--tc", "in,out")
+SKB = ("--xdp", "skb", "--tc", "none")
+SKB_TC = ("--xdp", "skb", "--tc", "in")
+
+
+def mixed_flows(lab, n):
+    """n flows, IPv4 and IPv6, UDP and TCP, of sizes from 60 to about 1400 bytes."""
+    from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
+    e = Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb"))
+    out = []
+    for i in range(n):
+        l4 = (UDP if i % 3 else TCP)(sport=1024 + i, dport=53 + i % 7)
+        l3 = IPv6(src=f"2001:db8::{i + 1:x}", dst="2001:db8:1::1") if i % 4 == 3 else \
+            IP(src=f"198.18.{i >> 8}.{i & 255}", dst="198.19.0.1")
+        out.append(bytes(e / l3 / l4 / Raw(b"p" * (i * 11 % 1300))))
+    return out
+
+
+class Trafgen:
+    """trafgen in namespace a sending `frames` round robin, `num` in all, at `rate` pps."""
+
+    def __init__(self, lab, frames, num, rate=None):
+        cfg = os.path.join(lab.tmp, f"tg{time.monotonic_ns()}.cfg")
+        with open(cfg, "w") as f:
+            for fr in frames:
+                f.write("{ " + ", ".join(f"0x{b:02x}" for b in fr) + " }\n")
+        self.num = num
+        self.p = subprocess.Popen(
+            ["timeout", "-s", "KILL", "300", "ip", "netns", "exec", lab.a, "trafgen",
+             "--no-sock-mem", "--notouch-irq", "--no-cpu-stats", "--cpus", "1", "--dev", "va",
+             "--conf", cfg, "--num", str(num)] + (["--rate", f"{rate}pps"] if rate else []),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def running(self):
+        return self.p.poll() is None
+
+    def wait(self):
+        out, _ = self.p.communicate(timeout=300)
+        assert self.p.returncode == 0, out
+        m = re.search(r"(\d+) packets outgoing", out)
+        assert m and int(m[1]) == self.num, out
+        return self.num
+
+
+def hooks(doc):
+    return {(h["hook"], h["dir"]): h for h in doc["interfaces"][0]["hooks"]}
+
+
+def settled(lab):
+    """stats -j once two readings a quarter second apart agree (the traffic has ended)."""
+    prev = None
+    while True:
+        doc = pktlens_json("stats", "vb", ns=lab.b)
+        cur = [h["packets"] for h in doc["interfaces"][0]["hooks"]]
+        if cur == prev:
+            return doc
+        prev = cur
+        time.sleep(0.25)
+
+
+def check_flows_add_up(lab, doc):
+    """Per hook: the flows plus what was not recorded in flows are the packets and bytes."""
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    for (hook, d), h in hooks(doc).items():
+        mine = [f for f in flows if (f["hook"], f["dir"]) == (hook, d)]
+        assert sum(f["packets"] for f in mine) + h["flow_lost_packets"] == h["packets"], (hook, d)
+        assert sum(f["bytes"] for f in mine) + h["flow_lost_bytes"] == h["bytes"], (hook, d)
+    return flows
+
+
+FIELDS = ("packets", "bytes")
+
+
+def add(total, doc):
+    for key, h in hooks(doc).items():
+        t = total.setdefault(key, dict.fromkeys(FIELDS + ("rmon", "l3", "l4", "pass"), 0))
+        for f in FIELDS:
+            t[f] += h[f]
+        t["rmon"] += sum(h["size_rmon"].values())
+        t["l3"] += sum(h["l3"].values())
+        t["l4"] += sum(h["l4"].values())
+        t["pass"] += h["verdicts"]["pass"]["packets"]
+
+
+@pytest.mark.parametrize("args,seen_at", [(XDP, [("xdp", "in")]),
+                                          (TC, [("tc", "in")]),
+                                          (SKB_TC, [("xdp", "in"), ("tc", "in")])],
+                         ids=["xdp", "tc", "xdp+tc"])
+def test_reset_under_traffic_loses_nothing(lab, args, seen_at):
+    """Resets while a million packets stream in: the figures they print plus the counters at
+    the end are exactly what the kernel received (`ip -s link`) and trafgen sent, field by
+    field, and the flows still add up to the counters."""
+    pktlens("attach", "vb", *args, ns=lab.b)
+    frames = mixed_flows(lab, 256)
+    rounds = 3907                    # trafgen sends the frames round robin: each this often
+    before = lab.link_stats(lab.b, "vb")["rx"]
+    total = {}
+    tg = Trafgen(lab, frames, rounds * len(frames), rate=200_000)   # 5 s or more
+    resets = 0
+    time.sleep(0.3)
+    while tg.running():
+        doc = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+        assert doc["interfaces"][0]["reset"]
+        add(total, doc)
+        resets += 1
+        time.sleep(0.2)
+    sent = tg.wait()
+    assert resets >= 2, resets
+    final = settled(lab)
+    add(total, final)
+    after = lab.link_stats(lab.b, "vb")["rx"]
+    rx = after["packets"] - before["packets"]
+    assert rx == sent
+    for key in seen_at:
+        t = total[key]
+        assert t["packets"] == rx, (key, t, rx)
+        assert t["bytes"] == rounds * sum(len(f) for f in frames), key
+        assert t["rmon"] == t["l3"] == t["l4"] == t["pass"] == rx, key
+    check_flows_add_up(lab, final)
+    # and once more after a reset with nothing arriving: empty, then exact again
+    doc = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+    assert {k: v["packets"] for k, v in hooks(doc).items()} == \
+        {k: v["packets"] for k, v in hooks(final).items()}
+    assert pktlens_json("flows", "vb", ns=lab.b)["flows"] == []
+    lab.send([frames[0]] * 3 + [frames[1]])
+    doc = settled(lab)
+    assert [hooks(doc)[k]["packets"] for k in seen_at] == [4] * len(seen_at)
+    flows = check_flows_add_up(lab, doc)
+    assert sorted(f["packets"] for f in flows) == sorted([3, 1] * len(seen_at))
+
+
+def test_reset_keeps_a_cached_flow_exact(lab):
+    """A flow the per-CPU cache holds across a reset shows only what came after it, also in
+    the exporter's counters and in detach's final totals."""
+    pktlens("attach", "vb", *SKB, ns=lab.b)
+    frames = mixed_flows(lab, 2)
+    lab.send([frames[0]] * 10)
+    lab.wait_packets(10)
+    r = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+    assert hooks(r)[("xdp", "in")]["packets"] == 10
+    lab.send([frames[0]] * 3 + [frames[1]] * 2)
+    doc = lab.wait_packets(5)
+    assert hooks(doc)[("xdp", "in")]["packets"] == 5
+    flows = check_flows_add_up(lab, doc)
+    assert sorted((f["packets"], f["bytes"]) for f in flows) == \
+        sorted([(3, 3 * len(frames[0])), (2, 2 * len(frames[1]))])
+    # a second reset, then nothing: flows and counters empty
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    assert pktlens_json("flows", "vb", ns=lab.b)["flows"] == []
+    assert hooks(pktlens_json("stats", "vb", ns=lab.b))[("xdp", "in")]["packets"] == 0
+    lab.send([frames[0]])
+    lab.wait_packets(1)
+    d = pktlens_json("detach", "vb", ns=lab.b)
+    assert d["detached"][0]["totals"][0]["packets"] == 1
+
+
+@pytest.mark.parametrize("size", [None, "2048"], ids=["same-table", "other-table"])
+def test_force_after_reset_keeps_the_base(lab, size):
+    """attach --force after a reset: the counters go on from the reset, not from the attach,
+    and a flow held in the cache across the reset still shows only what came after it."""
+    pktlens("attach", "vb", *SKB, ns=lab.b)
+    frames = mixed_flows(lab, 3)
+    lab.send([frames[0]] * 7 + [frames[1]] * 2)
+    lab.wait_packets(9)
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    lab.send([frames[0]] * 2 + [frames[2]])
+    lab.wait_packets(3)
+    pktlens("attach", "vb", "--force", *SKB, *(("--flows", size) if size else ()), ns=lab.b)
+    doc = pktlens_json("stats", "vb", ns=lab.b)
+    assert hooks(doc)[("xdp", "in")]["packets"] == 3
+    flows = check_flows_add_up(lab, doc)
+    assert sorted(f["packets"] for f in flows) == [1, 2]
+    lab.send([frames[0]])
+    doc = lab.wait_packets(4)
+    assert sorted(f["packets"] for f in check_flows_add_up(lab, doc)) == [1, 3]
+
+
+def test_force_into_a_smaller_table_counts_what_does_not_fit(lab):
+    """406 flows, then attach --force --flows 16: 390 flows do not fit and are counted as
+    lost, so flows + lost == counters; flows arriving later are refused and counted too."""
+    pktlens("attach", "vb", *SKB, "--flows", "1024", ns=lab.b)
+    frames = mixed_flows(lab, 406)
+    sent = [f for i, f in enumerate(frames) for _ in range(i % 5 + 1)]
+    lab.send(sent)
+    doc = lab.wait_packets(len(sent))
+    assert hooks(doc)[("xdp", "in")]["packets"] == len(sent)
+    assert len(pktlens_json("flows", "vb", ns=lab.b)["flows"]) == 406
+    r = pktlens_json("attach", "vb", "--force", "--flows", "16", *SKB, ns=lab.b)
+    assert r["reattached"] and not r["kept_counters"]
+    assert r["flows_dropped"] == 390
+    doc = pktlens_json("stats", "vb", ns=lab.b)
+    h = hooks(doc)[("xdp", "in")]
+    assert h["packets"] == len(sent) and h["flow_lost"] == 390
+    assert r["packets_dropped"] == h["flow_lost_packets"]
+    flows = check_flows_add_up(lab, doc)
+    assert len(flows) == 16
+    # plain output says so
+    out = pktlens("attach", "vb", "--force", "--flows", "16", *SKB, ns=lab.b).stdout
+    assert "counters kept" in out and "did not fit" not in out    # 16 into 16: all fit
+    lab.send(frames[:20])
+    doc = lab.wait_packets(len(sent) + 20)
+    check_flows_add_up(lab, doc)
+    # and back into a large table: nothing more is lost
+    r = pktlens_json("attach", "vb", "--force", "--flows", "4096", *SKB, ns=lab.b)
+    assert r["kept_counters"] and r["flows_dropped"] == 0
+    check_flows_add_up(lab, pktlens_json("stats", "vb", ns=lab.b))
+
+
+@pytest.mark.parametrize("flows", ["16", "4096"])
+def test_force_to_another_size_under_traffic(lab, flows):
+    """Re-attached to another table size while packets stream in: whatever the old table got
+    after the copy is counted as lost, never dropped silently."""
+    pktlens("attach", "vb", *SKB, "--flows", "1024", ns=lab.b)
+    tg = Trafgen(lab, mixed_flows(lab, 300), 1_500_000)
+    time.sleep(1.0)
+    r = pktlens_json("attach", "vb", "--force", "--flows", flows, *SKB, ns=lab.b)
+    assert r["reattached"]
+    tg.wait()
+    doc = settled(lab)
+    assert hooks(doc)[("xdp", "in")]["packets"] > 0
+    check_flows_add_up(lab, doc)

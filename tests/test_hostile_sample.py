@@ -1,0 +1,365 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`pktlens sample` against a hostile or unlucky user (issue 15): files it was not allowed to
+write, readers that go away, a full disk, rings too small for one packet, symbolic links and
+file modes.
+
+Oracles: the bytes of the files (they must stay as they were, or be what tcpdump and scapy read
+back), tcpdump's own warnings, the kernel's chain map (bpftool), the frames scapy sent.
+"""
+import json
+import os
+import select
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, sh
+from test_sample import SUMMARY, Sampler, frames, read_file, send_raw
+
+PL_CHAIN_SAMPLE_IN = 10      # include/pktlens/pktlens.h: PL_CHAIN_SAMPLE(PL_DIR_IN)
+
+
+def attach(lab):
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+
+
+def udp_frames(n, size, dport=2000):
+    """n numbered UDP frames of `size` bytes."""
+    from scapy.all import IP, UDP, Ether, Raw
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    pad = size - 42 - 6
+    assert pad >= 0
+    return [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1000, dport=dport) /
+                  Raw(b"%06d" % i + b"x" * pad)) for i in range(n)]
+
+
+def counts(err):
+    m = SUMMARY.search(err)
+    assert m, err
+    return dict(matched=int(m[1]), sampled=int(m[2]), written=int(m[3]), lost=int(m[4]),
+                unwritten=int(m[5] or 0))
+
+
+def chained_sample_stage(lab):
+    """Whether a SAMPLE stage is chained on the XDP hook (the kernel's prog array)."""
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/xdp_chain"
+    entries = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout)
+    keys = {int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little") for e in entries}
+    return PL_CHAIN_SAMPLE_IN in keys
+
+
+def wait_until(cond, timeout=10):
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def out_dir(lab, files):
+    """A fresh directory for output files, holding `files` ({name: bytes})."""
+    out = os.path.join(lab.tmp, "out")
+    os.mkdir(out)
+    for name, data in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    return out
+
+
+def tcpdump_read(path):
+    """(packets, stderr) as tcpdump -r reads the file."""
+    r = subprocess.run(["tcpdump", "-nn", "-r", path], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return len(r.stdout.splitlines()), r.stderr
+
+
+# ---- 1: a refused or failed start touches no file ----
+
+def test_refused_or_failed_start_leaves_every_file_alone(lab):
+    attach(lab)
+    out = out_dir(lab, {"other.pcapng": b"precious\n"})
+    mine, other, new = (os.path.join(out, n) for n in ("mine.pcap", "other.pcapng", "new.pcap"))
+    raw = frames()[:4]
+    first = Sampler(lab, "-w", mine)
+    send_raw(lab, raw)
+    lab.wait_packets(len(raw))
+    time.sleep(0.3)                      # written out every 100 ms
+    taken = open(mine, "rb").read()
+    assert len(taken) > 24
+    # the running sampler's own file, another file, a new name: the interface is taken
+    for path in (mine, other, new):
+        r = pktlens("sample", "vb", "-w", path, "-c", 1, ns=lab.b, check=False)
+        assert r.returncode == 1, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert (f"pid {first.p.pid}" in r.stderr or
+                f"cannot write '{mine}': another pktlens sample is writing it" in r.stderr)
+    # refused for other reasons: no egress hook, no such device, a bad expression
+    for args in (["vb", "--out"], ["nosuchdev0"], ["vb", "tcp port"]):
+        r = pktlens("sample", *args, "-w", other, ns=lab.b, check=False)
+        assert r.returncode == 2, r.stderr
+    assert open(mine, "rb").read() == taken
+    assert open(other, "rb").read() == b"precious\n"
+    assert sorted(os.listdir(out)) == ["mine.pcap", "other.pcapng"]   # no temporary left
+    assert first.stop() == 0, first.err
+    assert [g[0] for g in read_file(mine)] == raw
+    assert tcpdump_read(mine)[0] == len(raw)
+
+
+def test_file_replaced_once_capturing_and_kept_by_kill9(lab):
+    """An existing file is replaced by the new capture when it begins; a kill -9 later leaves
+    what was written, readable, and no temporary file."""
+    attach(lab)
+    out = out_dir(lab, {"cap.pcap": b"old capture\n"})
+    path = os.path.join(out, "cap.pcap")
+    s = Sampler(lab, "-w", path)
+    assert open(path, "rb").read()[:4] == bytes.fromhex("4d3cb2a1")   # pcap, nanoseconds
+    raw = udp_frames(20, 200)
+    send_raw(lab, raw)
+    lab.wait_packets(len(raw))
+    time.sleep(0.5)
+    s.stop(sig=signal.SIGKILL)
+    assert [g[0] for g in read_file(path)] == raw
+    assert os.listdir(out) == ["cap.pcap"]
+
+
+# ---- 2: a reader that goes away ends the sampler, which cleans up ----
+
+def piped_sampler(lab, args, read):
+    """`sample vb ARGS udp` writing into a pipe: once its stage is chained, read(p) takes what
+    it wants and the pipe is closed. (exit code, stderr, seconds it took to end then)."""
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", *args, "udp"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: chained_sample_stage(lab))
+        read(p)
+        p.stdout.close()
+        t0 = time.monotonic()
+        rc = p.wait(timeout=5)               # no packet comes after: it must notice alone
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return rc, p.stderr.read().decode(), took
+
+
+@pytest.mark.parametrize("args", [[], ["-j"]], ids=["lines", "json"])
+def test_closed_reader_ends_the_sampler(lab, args):
+    """`pktlens sample vb | head -1`: once the reader is gone the sampler ends by itself, even
+    with no more traffic, prints its summary on stderr and unchains its SAMPLE stage."""
+    attach(lab)
+    raw = udp_frames(5, 100)
+
+    def head_1(p):
+        send_raw(lab, raw)
+        assert b"198.18.0.1" in p.stdout.readline()
+
+    rc, err, took = piped_sampler(lab, args, head_1)
+    assert rc == 0, err
+    assert took < 2, took
+    assert "cannot write" not in err and "Broken pipe" not in err
+    if args:
+        doc = json.loads(err.strip().splitlines()[-1])
+        c = dict(matched=doc["matched"], sampled=doc["sampled"], written=doc["written"],
+                 lost=doc["lost"], unwritten=doc["unwritten"])
+        assert doc.get("unwritten_why", "the reader went away") == "the reader went away"
+    else:
+        c = counts(err)
+    assert c["matched"] == c["sampled"] == 5 and c["lost"] == 0
+    assert 1 <= c["written"] <= 5 and c["written"] + c["unwritten"] == 5
+    assert not chained_sample_stage(lab)
+    # nothing of it is left: the next sampler starts and captures
+    s = Sampler(lab, "-c", 1)
+    send_raw(lab, raw[:1])
+    assert s.stop(sig=0) == 0
+
+
+@pytest.mark.parametrize("size", [60, 150])
+def test_pcap_reader_that_takes_100_bytes(lab, size):
+    """`sample -w - | head -c 100`: written counts the records the reader got whole."""
+    attach(lab)
+    got = b""
+
+    def head_c_100(p):
+        nonlocal got
+        send_raw(lab, udp_frames(30, size))
+        while len(got) < 100:
+            r, _, _ = select.select([p.stdout], [], [], 10)
+            assert r, got
+            got += os.read(p.stdout.fileno(), 100 - len(got))
+
+    rc, err, _ = piped_sampler(lab, ["-w", "-"], head_c_100)
+    assert rc == 0, err
+    whole = (100 - 24) // (16 + size)        # pcap header, then record header + frame
+    c = counts(err)
+    assert c["written"] == whole, err
+    assert c["matched"] == c["sampled"] == 30 and c["unwritten"] == 30 - whole
+    assert "not written (the reader went away)" in err
+    assert got[:4] == bytes.fromhex("4d3cb2a1")
+
+
+def test_stalled_reader_does_not_hold_the_sampler(lab):
+    """A reader that never reads: SIGTERM still ends the sampler (within about a second of
+    the pipe taking nothing more), with its stage unchained and the summary."""
+    attach(lab)
+    r, w = os.pipe()
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", "-", "udp"], stdout=w,
+                         stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        wait_until(lambda: chained_sample_stage(lab))
+        send_raw(lab, udp_frames(200, 1000))      # 200 KB into a 64 KB pipe
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        rc = p.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(r)
+    err = p.stderr.read().decode()
+    assert rc == 1 and took < 3, (rc, took, err)
+    assert ("pktlens: sample: cannot write 'standard output': its reader took nothing for a "
+            "second after the stop") in err
+    c = counts(err)
+    assert 0 < c["written"] < 200 and c["written"] + c["unwritten"] == 200, err
+    assert not chained_sample_stage(lab)
+
+
+# ---- 11: a full disk, a ring too small for one packet ----
+
+def test_full_disk_ends_with_whole_records(lab):
+    """A 64 KiB tmpfs in a private mount namespace fills up: one error naming ENOSPC, a summary
+    that says why packets were not written, a file tcpdump reads to its end without a warning."""
+    attach(lab)
+    mnt = os.path.join(lab.tmp, "small")
+    os.mkdir(mnt)
+    saved = os.path.join(lab.tmp, "saved.pcap")
+    listing = os.path.join(lab.tmp, "listing")
+    script = (f"mount -t tmpfs -o size=64k pktlens-small {mnt} || exit 99; "
+              f"{PKTLENS} -n {lab.b} sample vb -w {mnt}/f.pcap udp; rc=$?; "
+              f"cp {mnt}/f.pcap {saved}; ls -A {mnt} > {listing}; exit $rc")
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        err = b""
+        deadline = time.time() + 20
+        while b"capturing" not in err:
+            assert time.time() < deadline and p.poll() is None, err
+            r, _, _ = select.select([p.stderr], [], [], 1)
+            if r:
+                err += os.read(p.stderr.fileno(), 4096)
+        raw = udp_frames(150, 1000)           # 150 KB into 64 KiB
+        send_raw(lab, raw)
+        out, rest = p.communicate(timeout=30)  # it ends by itself
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = (err + rest).decode()
+    assert p.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert [x for x in lines if "cannot write" in x] == [
+        f"pktlens: sample: cannot write '{mnt}/f.pcap': No space left on device"], err
+    assert "reached" not in err and "Input/output error" not in err
+    c = counts(err)
+    assert "not written (the output failed)" in err
+    assert c["written"] > 0 and c["written"] + c["unwritten"] + c["lost"] == c["sampled"]
+    n, warn = tcpdump_read(saved)
+    assert n == c["written"] and "truncated" not in warn, warn
+    assert [g[0] for g in read_file(saved)] == raw[:n]
+    assert os.path.getsize(saved) == 24 + n * (16 + 1000)
+    assert open(listing).read().split() == ["f.pcap"]     # no temporary left either
+
+
+@pytest.mark.parametrize("args,need", [
+    (["-B", "4"], 512),                    # default snaplen 262144: a 262192-byte record
+    (["-B", "64"], 512),
+    (["-B", "4", "-s", "65535"], 128),
+    (["-B", "4", "-s", "9217"], 32),
+])
+def test_ring_that_cannot_hold_one_packet_is_refused(lab, args, need):
+    attach(lab)
+    path = os.path.join(lab.tmp, "ring.pcap")
+    r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pktlens: sample: --buffer-size {args[1]}: ")
+    assert f"use -B {need} or more, or a smaller --snaplen" in lines[0]
+    assert not os.path.exists(path)
+    # just big enough is taken, and captures
+    raw = udp_frames(3, 1400)
+    s = Sampler(lab, "-w", path, *args[2:], "-B", need)
+    send_raw(lab, raw)
+    lab.wait_packets(3)
+    assert s.stop() == 0, s.err
+    assert [g[0] for g in read_file(path)] == raw
+
+
+def test_small_ring_with_small_snaplen_counts_what_fits(lab):
+    """-B 4 -s 1024: one page holds three records of 900-byte frames."""
+    attach(lab)
+    path = os.path.join(lab.tmp, "small.pcap")
+    s = Sampler(lab, "-w", path, "-B", 4, "-s", 1024)
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        send_raw(lab, udp_frames(20, 900))
+        lab.wait_packets(20)
+    finally:
+        s.p.send_signal(signal.SIGCONT)
+    assert s.stop() == 0, s.err
+    c = s.counts()
+    assert c["written"] >= 3 and c["written"] + c["lost"] == 20 and c["unwritten"] == 0
+
+
+# ---- 13: symbolic links, file modes ----
+
+def test_symbolic_links_are_not_followed(lab):
+    attach(lab)
+    out = out_dir(lab, {"target": b"precious\n"})
+    target = os.path.join(out, "target")
+    link = os.path.join(out, "link.pcap")
+    dangling = os.path.join(out, "dangling.pcap")
+    os.symlink(target, link)
+    os.symlink(os.path.join(out, "nowhere"), dangling)
+    for path in (link, dangling):
+        r = pktlens("sample", "vb", "-w", path, "-c", 1, ns=lab.b, check=False)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip() == (f"pktlens: sample: cannot write '{path}': a symbolic link: "
+                                    "not followed (name the file itself, or '-' for standard "
+                                    "output)")
+        assert os.path.islink(path)
+    assert open(target, "rb").read() == b"precious\n"
+    assert sorted(os.listdir(out)) == ["dangling.pcap", "link.pcap", "target"]
+
+
+@pytest.mark.parametrize("args,mode", [([], 0o600), (["--mode", "0640"], 0o640),
+                                       (["--mode", "600"], 0o600)])
+def test_capture_mode_whatever_the_umask(lab, args, mode):
+    attach(lab)
+    path = os.path.join(lab.tmp, "m.pcap")
+    old = os.path.join(lab.tmp, "old.pcap")
+    with open(old, "wb") as f:
+        f.write(b"x")
+    os.chmod(old, 0o666)
+    for p in (path, old):            # a new file, and one replacing a world-writable one
+        s = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", p, "--duration", "1",
+                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: os.umask(0))
+        _, err = s.communicate(timeout=20)
+        assert s.returncode == 0, err
+        st = os.lstat(p)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode, oct(st.st_mode)
+
+
+@pytest.mark.parametrize("bad", ["0800", "1777", "rw", "", "-1"])
+def test_bad_mode_refused(lab, bad):
+    attach(lab)
+    path = os.path.join(lab.tmp, "m.pcap")
+    r = pktlens("sample", "vb", "-w", path, "--mode", bad, ns=lab.b, check=False)
+    assert r.returncode == 2 and f"--mode '{bad}'" in r.stderr, r.stderr
+    assert not os.path.exists(path)
