@@ -354,8 +354,10 @@ int do_detach(int argc, char **argv)
 	pl_pins_gc();	/* what an attach killed half-way left */
 	rc = stale ? select_stale(&a, &n) : netns ? select_in_netns(netns, argv[optind], &a, &n) :
 	     pl_select("detach", all ? NULL : argv[optind], &a, &n);
-	if (rc)
+	if (rc) {
+		free(a);	/* a selector that refused still holds what it read */
 		return rc;
+	}
 
 	jw_init(&w, stdout, pl_g.pretty);
 	if (pl_g.json) {

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <term.h>
 #include <time.h>
+#include <unistd.h>
 #include <pktlens/array.h>
 
 #include "cli.h"
@@ -249,6 +251,7 @@ int do_top(int argc, char **argv)
 	const char *dev = NULL, *term;
 	uint32_t interval = 1;
 	SCREEN *scr;
+	int tierr;
 	double t0;
 	int opt, err, ret;
 
@@ -286,9 +289,16 @@ int do_top(int argc, char **argv)
 	}
 	if (ret)
 		return ret;
-	/* newterm(), not initscr(): that one prints ncurses' own error and exits */
+	/*
+	 * newterm(), not initscr(): that one prints ncurses' own error and
+	 * exits. setupterm() first: a newterm() that fails leaks its screen.
+	 */
 	term = getenv("TERM");
-	scr = term && *term ? newterm(NULL, stdout, stdin) : NULL;
+	scr = NULL;
+	if (term && *term && setupterm(NULL, STDOUT_FILENO, &tierr) == OK) {
+		del_curterm(cur_term);
+		scr = newterm(NULL, stdout, stdin);
+	}
 	if (!scr) {
 		if (term && *term)
 			pl_err("top: cannot use the terminal: TERM '%s' is not known here", term);
