@@ -585,7 +585,9 @@ def test_daemon_burst_of_200_interfaces(svc):
     time.sleep(0.5)
     print(f"RSS {rss} kB before 5 scrapes of 200 attachments, {d.status('VmRSS')} kB after, "
           f"peak {d.status('VmHWM')} kB")
-    assert d.status("VmRSS") - rss < 4096
+    # ASan's allocator keeps what is freed in its quarantine: there is nothing to give back
+    if os.environ.get("PKTLENS_SAN") != "1":
+        assert d.status("VmRSS") - rss < 4096
 
 
 def test_daemon_reload(svc):
