@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "print.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
@@ -272,7 +273,6 @@ static int do_detach(void *cfg, int argc, char **argv)
 	struct pl_attachment *a = NULL;
 	const char *netns = c->netns;
 	bool all = c->all, stale = c->stale;
-	struct jw w;
 	size_t n = 0;
 	int rc, ret = PL_EXIT_OK;
 
@@ -294,12 +294,9 @@ static int do_detach(void *cfg, int argc, char **argv)
 		return rc;
 	}
 
-	jw_init(&w, stdout, pl_g.pretty);
-	if (pl_g.json) {
-		jw_obj_open(&w);
-		jw_key(&w, "detached");
-		jw_arr_open(&w);
-	}
+	pl_print_start();
+	pl_print_obj_open(NULL);
+	pl_print_arr_open("detached");
 	for (size_t i = 0; i < n; i++) {
 		struct pl_stats s[PL_SLOT_MAX] = {};
 		struct pl_state st;
@@ -316,44 +313,30 @@ static int do_detach(void *cfg, int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			continue;
 		}
-		if (pl_g.json) {
-			jw_obj_open(&w);
-			jw_name_field(&w, "ifname", a[i].ifname);
-			jw_key(&w, "totals");
-			jw_arr_open(&w);
-		} else {
-			printf("detached %s", PL_NAME(a[i].ifname));
-		}
+		pl_print_obj_open(NULL);
+		pl_print_name("ifname", "detached %s", a[i].ifname);
+		pl_print_arr_open("totals");
 		for (int sl = 0, shown = 0; have && sl < PL_SLOT_MAX; sl++) {
 			__u64 pk, by;
 
 			pl_stats_totals(&s[sl], &pk, &by);
 			if (!pk && !pl_slot_attached(&a[i].meta, sl))
 				continue;
-			if (pl_g.json) {
-				jw_obj_open(&w);
-				jw_str_field(&w, "hook", pl_slot_hook[sl]);
-				jw_str_field(&w, "dir", pl_slot_dir[sl]);
-				jw_u64_field(&w, "packets", pk);
-				jw_u64_field(&w, "bytes", by);
-				jw_obj_close(&w);
-			} else {
-				printf("%s %s %s %llu packets, %llu bytes", shown++ ? ";" : ": final totals:",
-				       pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
-			}
+			pl_print_text("%s", shown++ ? ";" : ": final totals:");
+			pl_print_obj_open(NULL);
+			pl_print_str("hook", " %s", pl_slot_hook[sl]);
+			pl_print_str("dir", " %s", pl_slot_dir[sl]);
+			pl_print_u64("packets", " %llu packets,", pk);
+			pl_print_u64("bytes", " %llu bytes", by);
+			pl_print_obj_close();
 		}
-		if (pl_g.json) {
-			jw_arr_close(&w);
-			jw_obj_close(&w);
-		} else {
-			putchar('\n');
-		}
+		pl_print_arr_close();
+		pl_print_obj_close();
+		pl_print_text("\n");
 	}
-	if (pl_g.json) {
-		jw_arr_close(&w);
-		jw_obj_close(&w);
-		jw_end(&w);
-	}
+	pl_print_arr_close();
+	pl_print_obj_close();
+	pl_print_end();
 	free(a);
 	return ret;
 }

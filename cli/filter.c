@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "print.h"
 #include "util.h"
 #include "../loader/features.h"
 #include "../export/format.h"
@@ -372,33 +373,24 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 	const char *hooks[PL_SLOT_MAX];
 	size_t n = pl_chain_hooks(c, hooks);
 
-	if (pl_g.json) {
-		struct jw w;
-
-		jw_init(&w, stdout, pl_g.pretty);
-		jw_obj_open(&w);
-		jw_name_field(&w, "interface", ifname);
-		jw_str_field(&w, "expression", set ? c->meta.filter_expr : NULL);	/* NULL: null */
-		jw_str_field(&w, "previous", old);
-		jw_key(&w, "hooks");
-		jw_arr_open(&w);
-		for (size_t i = 0; i < n; i++)
-			jw_str(&w, hooks[i]);
-		jw_arr_close(&w);
-		jw_obj_close(&w);
-		jw_end(&w);
-		return;
+	pl_print_start();
+	pl_print_obj_open(NULL);
+	pl_print_name("interface", "%s: ", ifname);
+	pl_print_str("expression", "filter '%s' chained on ", set ? c->meta.filter_expr : NULL);
+	if (!set)
+		pl_print_text(old ? "filter '%s' removed" : "no filter was set", old);
+	pl_print_str("previous", NULL, old);
+	pl_print_arr_open("hooks");
+	for (size_t i = 0; i < n; i++) {
+		pl_print_text("%s", set && i ? ", " : "");
+		pl_print_str(NULL, set ? "%s" : NULL, hooks[i]);
 	}
-	if (set) {
-		printf("%s: filter '%s' chained on ", PL_NAME(ifname), c->meta.filter_expr);
-		for (size_t i = 0; i < n; i++)
-			printf("%s%s", i ? ", " : "", hooks[i]);
-		if (old)
-			printf(" (replaced '%s')", old);
-		printf("\n");
-	} else {
-		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", PL_NAME(ifname), old);
-	}
+	pl_print_arr_close();
+	if (set && old)
+		pl_print_text(" (replaced '%s')", old);
+	pl_print_text("\n");
+	pl_print_obj_close();
+	pl_print_end();
 }
 
 /* filter set DEV EXPR | filter clear DEV */

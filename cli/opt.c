@@ -697,7 +697,7 @@ static void dump_cmd(struct jw *w, const char *path, const struct pl_cmd *c)
 			jw_arr_close(w);
 		}
 		jw_bool_field(w, "required", o->flags & PL_OPT_REQUIRED);
-		jw_bool_field(w, "hidden", o->flags & PL_OPT_HIDDEN);
+		jw_bool_field(w, "hidden", !documented_for(o, c));
 		jw_str_field(w, "help", o->help);
 		jw_obj_close(w);
 	}

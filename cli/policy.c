@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "common.h"
 #include "policy_rule.h"
+#include "print.h"
 #include "util.h"
 #include "../export/format.h"
 
@@ -196,18 +197,14 @@ static int do_add(void *cfg, int argc, char **argv)
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
 	pl_rule_format(&r, pl_policy_text(texts, ntexts, r.id), line, sizeof(line));
-	if (!ret && !pl_g.json) {
-		printf("%s: rule %u added: %s\n", PL_NAME(t.a->ifname), r.id, line);
-	} else if (!ret) {
-		struct jw w;
-
-		jw_init(&w, stdout, pl_g.pretty);
-		jw_obj_open(&w);
-		jw_name_field(&w, "interface", t.a->ifname);
-		jw_u64_field(&w, "id", r.id);
-		jw_str_field(&w, "rule", line);
-		jw_obj_close(&w);
-		jw_end(&w);
+	if (!ret) {
+		pl_print_start();
+		pl_print_obj_open(NULL);
+		pl_print_name("interface", "%s: ", t.a->ifname);
+		pl_print_u64("id", "rule %llu added: ", r.id);
+		pl_print_str("rule", "%s\n", line);
+		pl_print_obj_close();
+		pl_print_end();
 	}
 out:
 	close_target(&t);
