@@ -445,6 +445,38 @@ static int set_opt(const struct pl_opt *o, const char *s, void *cfg, const char 
 	return PL_EXIT_USAGE;
 }
 
+/*
+ * getopt's @opt when it is none of the command's: -j, -p (-1: go on), -h
+ * (help: PL_EXIT_OK), or a missing value or an unknown option (PL_EXIT_USAGE)
+ */
+static int common_opt(int opt, const struct pl_cmd *obj, const char *path, char **argv)
+{
+	char name[64];
+	const char *word = argv[optind - 1];
+
+	if (optopt && optopt < 256) {
+		snprintf(name, sizeof(name), "-%c", optopt);
+		word = name;
+	}
+	switch (opt) {
+	case 'p':
+		pl_g.pretty = true;
+		/* fall through */
+	case 'j':
+		pl_g.json = true;
+		return -1;
+	case 'h':
+		print_help(stdout, obj);
+		return PL_EXIT_OK;
+	case ':':
+		pl_err("%s: %s needs a value (see pktlens %s --help)", path, word, obj->name);
+		return PL_EXIT_USAGE;
+	default:
+		pl_err("%s: unknown option '%s' (see pktlens %s --help)", path, word, obj->name);
+		return PL_EXIT_USAGE;
+	}
+}
+
 static bool is_json_word(const char *s)
 {
 	return !strcmp(s, "-j") || !strcmp(s, "--json");
@@ -520,30 +552,9 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 				goto out;
 			continue;
 		}
-		switch (opt) {
-		case 'p':
-			pl_g.pretty = true;
-			/* fall through */
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			print_help(stdout, obj);
-			ret = PL_EXIT_OK;
+		ret = common_opt(opt, obj, path, argv);
+		if (ret >= 0)
 			goto out;
-		case ':':
-			pl_err("%s: %s needs a value (see pktlens %s --help)", path,
-			       optopt && optopt < 256 ? (snprintf(name, sizeof(name), "-%c", optopt), name) :
-			       argv[optind - 1], obj->name);
-			ret = PL_EXIT_USAGE;
-			goto out;
-		default:
-			pl_err("%s: unknown option '%s' (see pktlens %s --help)", path,
-			       optopt && optopt < 256 ? (snprintf(name, sizeof(name), "-%c", optopt), name) :
-			       argv[optind - 1], obj->name);
-			ret = PL_EXIT_USAGE;
-			goto out;
-		}
 	}
 positionals:
 	pos = argv + optind;
@@ -601,27 +612,15 @@ static int run_obj(const struct pl_cmd *obj, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct pl_cmd *sub;
-	char path[128], name[64];
+	char path[128];
 	int opt;
 
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, "+jph", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			pl_g.pretty = true;
-			/* fall through */
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			print_help(stdout, obj);
-			return PL_EXIT_OK;
-		default:
-			pl_err("%s: unknown option '%s' (see pktlens %s --help)", obj->name,
-			       optopt ? (snprintf(name, sizeof(name), "-%c", optopt), name) :
-			       argv[optind - 1], obj->name);
-			return PL_EXIT_USAGE;
-		}
+		int ret = common_opt(opt, obj, obj->name, argv);
+
+		if (ret >= 0)
+			return ret;
 	}
 	if (optind >= argc) {
 		print_usage(stderr, obj);
