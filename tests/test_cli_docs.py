@@ -139,3 +139,47 @@ def test_the_check_sees_a_missing_and_an_extra_option():
     assert [p for p in check("x", [short]) if "attach" in p] == [f"x: '{short}' lacks --force"]
     assert [p for p in check("x", [syn + " [--frob]"]) if "attach" in p] == \
         [f"x: '{syn} [--frob]' lists --frob, which attach does not take"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["s"], "pktlens: 's' is ambiguous: stats or sample (see pktlens --help)\n"),
+    (["policy", "l", "vb"], "pktlens: policy: 'l' is ambiguous: list or load (see pktlens policy --help)\n"),
+    (["tcp", "r"], "pktlens: tcp: 'r' is ambiguous: retrans or rtt (see pktlens tcp --help)\n"),
+    (["filter", "x"], "pktlens: filter: what is 'x'? (see pktlens filter --help)\n"),
+])
+def test_prefixes(args, msg):
+    """Commands and sub-commands are chosen by a prefix that names one; others exit 2 naming
+    the candidates."""
+    r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, msg)
+
+
+def test_prefix_runs_the_command():
+    for words in (["fil", "comp", "--help"], ["filter", "r", "--help"], ["pol", "a", "-h"],
+                  ["tc", "--help"]):
+        r = subprocess.run([PKTLENS, *words], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, (words, r)
+    r = subprocess.run([PKTLENS, "fil", "comp", "-j", "udp"], capture_output=True, text=True)
+    assert json.loads(r.stdout)["expression"] == "udp"
+    r = subprocess.run([PKTLENS, "export", "p", "--listen", "nowhere"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, "pktlens: export prometheus: --listen 'nowhere': not "
+                                           "ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)\n")
+
+
+@pytest.mark.parametrize("cmd", [["attach"], ["detach"], ["stats", "a", "b"], ["flows", "a", "b"],
+                                 ["top", "a", "b"], ["sample"], ["tcp", "rtt", "x"],
+                                 ["export", "ipfix"], ["filter", "set", "vb"], ["policy", "del", "vb"]])
+def test_json_after_every_command(cmd):
+    """-j after the command is the global -j: its error is a JSON document too."""
+    r = subprocess.run([PKTLENS, *cmd, "-j"], capture_output=True, text=True)
+    assert r.returncode == 2 and "error" in json.loads(r.stdout), r
+    assert r.stderr.startswith(f"pktlens: {' '.join(cmd[:2]) if cmd[0] in ('tcp', 'export', 'filter', 'policy') else cmd[0]}: ")
+
+
+def test_missing_value_and_unknown_option():
+    r = subprocess.run([PKTLENS, "sample", "vb", "--snaplen"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, "pktlens: sample: --snaplen needs a value "
+                                           "(see pktlens sample --help)\n")
+    r = subprocess.run([PKTLENS, "top", "--bogus"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, "pktlens: top: unknown option '--bogus' "
+                                           "(see pktlens top --help)\n")
