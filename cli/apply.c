@@ -4,7 +4,6 @@
  * says, in one reconcile (service/plan.h), and say what changed.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,29 +13,9 @@
 #include "util.h"
 #include "../service/plan.h"
 
-#define APPLY_USAGE "Usage: pktlens apply FILE [--dry-run] [-j]\n"
-
-static void apply_usage(FILE *f)
-{
-	fprintf(f, APPLY_USAGE
-		"\n"
-		"Make the attachments what FILE (YAML, see docs/pktlens.conf) says, in one\n"
-		"step: attach what it matches and is not attached, change what differs\n"
-		"(hooks, XDP mode, flow table size, filter, rules, probes), remove what it\n"
-		"manages and no longer matches. Attachments made by hand, or by another\n"
-		"config, are left alone unless FILE matches them: then they are adopted,\n"
-		"counters and all. Counters, flows and per-rule hits are never reset.\n"
-		"A second apply of the same file changes nothing.\n"
-		"\n"
-		"The whole plan is made, in every namespace, before the first change; an\n"
-		"error in FILE (FILE:LINE:COL) or an interface that cannot be attached as\n"
-		"it says changes nothing. Each step leaves its attachment as it was or as\n"
-		"FILE says.\n"
-		"\n"
-		"  --dry-run   print the plan, change nothing\n"
-		"  -j, --json  the plan (and what was done) as JSON\n"
-		"  -h, --help  this help\n");
-}
+struct apply_cfg {
+	int dry;
+};
 
 struct out {
 	struct jw w;
@@ -66,45 +45,20 @@ static void on_done(const struct pl_step *st, void *ctx)
 		print_step(st, false);
 }
 
-int do_apply(int argc, char **argv)
+static int do_apply(void *cfgp, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	const struct apply_cfg *cfg = cfgp;
 	struct pl_config *c = NULL;
 	struct pl_nsset ns = { .root_fd = -1 };
 	struct pl_plan p = { 0 };
 	struct out o = { 0 };
-	bool dry = false;
+	bool dry = cfg->dry;
 	char why[PL_WHY_LEN * 8];
 	size_t failed = 0;
-	int opt, err, ret;
+	int err, ret;
 
-	while ((opt = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'n':
-			dry = true;
-			break;
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			apply_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("apply: unknown option '%s' (see pktlens apply --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		pl_err("apply: %s (see pktlens apply --help)",
-		       optind >= argc ? "which config? FILE is missing" : "one FILE only");
-		return PL_EXIT_USAGE;
-	}
-	err = pl_config_load(argv[optind], &c, why, sizeof(why));
+	(void)argc;
+	err = pl_config_load(argv[0], &c, why, sizeof(why));
 	if (err) {
 		pl_err("apply: %s", why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
@@ -185,3 +139,28 @@ out:
 	pl_config_free(c);
 	return ret;
 }
+
+static const struct pl_opt apply_opts[] = {
+	{ .name = "dry-run", .type = PL_OPT_FLAG, PL_FIELD(struct apply_cfg, dry), .val = 1,
+	  .help = "print the plan, change nothing" },
+	{ NULL },
+};
+
+const struct pl_cmd pl_cmd_apply = {
+	.name = "apply", .args = "FILE", .opts = apply_opts, .fn = do_apply,
+	.cfg_size = sizeof(struct apply_cfg), .min_args = 1, .max_args = 1,
+	.few = "which config? FILE is missing (see pktlens apply --help)",
+	.many = "one FILE only (see pktlens apply --help)",
+	.about = "Make the attachments what FILE (YAML, see docs/pktlens.conf) says, in one\n"
+		 "step: attach what it matches and is not attached, change what differs\n"
+		 "(hooks, XDP mode, flow table size, filter, rules, probes), remove what it\n"
+		 "manages and no longer matches. Attachments made by hand, or by another\n"
+		 "config, are left alone unless FILE matches them: then they are adopted,\n"
+		 "counters and all. Counters, flows and per-rule hits are never reset.\n"
+		 "A second apply of the same file changes nothing.\n"
+		 "\n"
+		 "The whole plan is made, in every namespace, before the first change; an\n"
+		 "error in FILE (FILE:LINE:COL) or an interface that cannot be attached as\n"
+		 "it says changes nothing. Each step leaves its attachment as it was or as\n"
+		 "FILE says.\n",
+};

@@ -5,7 +5,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,29 +20,7 @@
 #include "../export/serve.h"
 #include "../loader/loader.h"
 
-#define EXPORT_USAGE \
-	"Usage: pktlens export prometheus [--listen ADDR:PORT] [--duration SECS]\n" \
-	"       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]\n" \
-	"                            [--duration SECS]\n"
 #define TEMPLATE_EVERY 10	/* intervals between template sets */
-
-static void export_usage(FILE *f)
-{
-	fputs(EXPORT_USAGE, f);
-	fputs("\nServe every attachment's counters (all network namespaces) at\n"
-	      "http://ADDR:PORT/metrics in the Prometheus text format, until Ctrl-C or\n"
-	      "--duration.\n\n"
-	      "  --listen ADDR:PORT  address to listen on (default " PL_PROM_LISTEN_DEFAULT
-	      "; [::1]:PORT for IPv6);\n"
-	      "                      only loopback unless you name another address\n"
-	      "  --duration SECS     stop after SECS seconds\n"
-	      "\nipfix: send every attachment's flows to an IPFIX collector (RFC 7011, UDP)\n"
-	      "every --interval seconds (default 10): the packets and bytes each flow gained\n"
-	      "since the last export; templates first and every 10 intervals; a last export\n"
-	      "at the end.\n"
-	      "  --collector HOST:PORT  where to send ([v6]:PORT for IPv6)\n"
-	      "  --observation-domain N  the observation domain id (default 0)\n", f);
-}
 
 /* libmicrohttpd's complaints, rate-limited by the server */
 static void on_server_log(void *ctx, const char *line)
@@ -52,45 +29,24 @@ static void on_server_log(void *ctx, const char *line)
 	pl_warn("export prometheus: %s", line);
 }
 
-static int do_prometheus(int argc, char **argv)
+struct export_cfg {
+	const char *listen, *collector;
+	uint32_t interval, domain;
+	uint64_t duration;
+};
+
+static int do_prometheus(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *listen = PL_PROM_LISTEN_DEFAULT;
+	const struct export_cfg *c = cfg;
+	const char *listen = c->listen;
 	struct pl_prom_server *srv;
 	struct sockaddr_storage ss;
-	uint64_t duration = 0;
+	uint64_t duration = c->duration;
 	char why[PL_WHY_LEN];
 	socklen_t sl;
 	time_t t0;
-	int opt;
 
-	pl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'l':
-			listen = optarg;
-			break;
-		case 'd':
-			if (pl_parse_duration("export prometheus", optarg, &duration))
-				return PL_EXIT_USAGE;
-			break;
-		case 'h':
-			export_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			fputs(EXPORT_USAGE, stderr);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		pl_err("export prometheus: unexpected '%s'", argv[optind]);
-		return PL_EXIT_USAGE;
-	}
+	(void)argc, (void)argv;
 	if (pl_listen_parse(listen, &ss, &sl) < 0) {
 		pl_err("export prometheus: --listen '%s': not ADDR:PORT (e.g. 127.0.0.1:9435, "
 		       "[::1]:9435)", listen);
@@ -113,63 +69,21 @@ static int do_prometheus(int argc, char **argv)
 	return PL_EXIT_OK;
 }
 
-static int do_ipfix(int argc, char **argv)
+static int do_ipfix(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "collector", required_argument, NULL, 'c' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "observation-domain", required_argument, NULL, 'o' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *collector = NULL;
-	uint32_t interval = 10, domain = 0;
-	uint64_t duration = 0;
+	const struct export_cfg *c = cfg;
+	const char *collector = c->collector;
+	uint32_t interval = c->interval, domain = c->domain;
+	uint64_t duration = c->duration;
 	struct pl_ipfix *x = NULL;
 	char why[256];
 	time_t t0, next;
 	unsigned round = 0;
 	bool failed = false;
 	size_t recs;
-	int opt, err;
+	int err;
 
-	pl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			collector = optarg;
-			break;
-		case 'i':
-			if (pl_parse_u32(optarg, 1, 86400, &interval)) {
-				pl_err("export ipfix: --interval '%s': not 1..86400 seconds", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'o':
-			if (pl_parse_u32(optarg, 0, UINT32_MAX, &domain)) {
-				pl_err("export ipfix: --observation-domain '%s': not a 32-bit number",
-				       optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'd':
-			if (pl_parse_duration("export ipfix", optarg, &duration))
-				return PL_EXIT_USAGE;
-			break;
-		case 'h':
-			export_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			fputs(EXPORT_USAGE, stderr);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (!collector || optind < argc) {
-		pl_err("export ipfix: %s", collector ? "unexpected arguments" :
-			"--collector HOST:PORT is needed");
-		return PL_EXIT_USAGE;
-	}
+	(void)argc, (void)argv;
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
 	err = pl_ipfix_open(collector, domain, &x, why, sizeof(why));
@@ -204,18 +118,54 @@ static int do_ipfix(int argc, char **argv)
 	return PL_EXIT_OK;
 }
 
-int do_export(int argc, char **argv)
-{
-	const char *what = argc > 1 ? argv[1] : NULL;
+#define DURATION_OPT \
+	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct export_cfg, duration), \
+	  .arg = "SECS", .help = "stop after SECS seconds" }
 
-	if (!what || !strcmp(what, "-h") || !strcmp(what, "--help")) {
-		export_usage(what ? stdout : stderr);
-		return what ? PL_EXIT_OK : PL_EXIT_USAGE;
-	}
-	if (!strcmp(what, "prometheus"))
-		return do_prometheus(argc - 1, argv + 1);
-	if (!strcmp(what, "ipfix"))
-		return do_ipfix(argc - 1, argv + 1);
-	pl_err("export: what is '%s'? (prometheus or ipfix; see pktlens export --help)", what);
-	return PL_EXIT_USAGE;
-}
+static const struct pl_opt prometheus_opts[] = {
+	{ .name = "listen", .type = PL_OPT_STRING, PL_FIELD(struct export_cfg, listen),
+	  .arg = "ADDR:PORT",
+	  .help = "address to listen on (default " PL_PROM_LISTEN_DEFAULT "; [::1]:PORT for IPv6); only "
+		  "loopback unless you name another address" },
+	DURATION_OPT,
+	{ NULL },
+};
+
+static const struct pl_opt ipfix_opts[] = {
+	{ .name = "collector", .type = PL_OPT_STRING, PL_FIELD(struct export_cfg, collector),
+	  .arg = "HOST:PORT", .flags = PL_OPT_REQUIRED,
+	  .help = "where to send ([v6]:PORT for IPv6)" },
+	{ .name = "interval", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, interval), .min = 1,
+	  .max = 86400, .arg = "SECS", .bad = ": not %llu..%llu seconds",
+	  .help = "export every SECS seconds (default {default})" },
+	{ .name = "observation-domain", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, domain),
+	  .max = UINT32_MAX, .arg = "N", .bad = ": not a 32-bit number",
+	  .help = "the observation domain id (default 0)" },
+	DURATION_OPT,
+	{ NULL },
+};
+
+static const struct export_cfg export_defaults = { .listen = PL_PROM_LISTEN_DEFAULT, .interval = 10 };
+
+static const struct pl_cmd export_prometheus = {
+	.name = "prometheus", .opts = prometheus_opts, .fn = do_prometheus,
+	.defaults = &export_defaults, .cfg_size = sizeof(struct export_cfg), .max_args = 0,
+	.many = "unexpected '%s'",
+	.about = "prometheus: serve every attachment's counters (all network namespaces) at\n"
+		 "http://ADDR:PORT/metrics in the Prometheus text format, until Ctrl-C or\n"
+		 "--duration.\n",
+};
+
+static const struct pl_cmd export_ipfix = {
+	.name = "ipfix", .opts = ipfix_opts, .fn = do_ipfix, .defaults = &export_defaults,
+	.cfg_size = sizeof(struct export_cfg), .max_args = 0, .many = "unexpected arguments",
+	.about = "ipfix: send every attachment's flows to an IPFIX collector (RFC 7011, UDP)\n"
+		 "every --interval seconds: the packets and bytes each flow gained since the last\n"
+		 "export; templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last "
+		 "export at the end.\n",
+};
+
+const struct pl_cmd pl_cmd_export = {
+	.name = "export", .flags = PL_CMD_NAME_SUBS,
+	.subs = (const struct pl_cmd *const[]){ &export_prometheus, &export_ipfix, NULL },
+};

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens list */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +16,6 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
-
-static void list_usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: pktlens list [-j]\n"
-		"\n"
-		"List pktlens attachments in every network namespace: interface, hooks,\n"
-		"mode, program id, flow table size, and whether the program is still\n"
-		"attached (checked for the current namespace). NETNS is the namespace's\n"
-		"inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
-		"--netns NETNS DEV removes one).\n");
-}
 
 /*
  * attached, interface-gone, interface-renamed (now NAME), program-gone,
@@ -72,35 +59,15 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	return "attached";
 }
 
-int do_list(int argc, char **argv)
+static int do_list(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct pl_attachment *a = NULL;
 	struct pl_netns here = { 0, 0 };
 	size_t n = 0;
 	struct jw w;
-	int c, err;
+	int err;
 
-	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			list_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("list: unknown option '%s' (see pktlens list --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		pl_err("list: what is '%s'? (see pktlens list --help)", argv[optind]);
-		return PL_EXIT_USAGE;
-	}
+	(void)cfg, (void)argc, (void)argv;
 	if ((err = pl_need_caps("list", PL_NEED_BPF)))
 		return err;
 	pl_netns_here(&here);
@@ -169,3 +136,12 @@ int do_list(int argc, char **argv)
 	free(a);
 	return PL_EXIT_OK;
 }
+
+const struct pl_cmd pl_cmd_list = {
+	.name = "list", .fn = do_list, .max_args = 0,
+	.about = "List pktlens attachments in every network namespace: interface, hooks,\n"
+		 "mode, program id, flow table size, and whether the program is still\n"
+		 "attached (checked for the current namespace). NETNS is the namespace's\n"
+		 "inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
+		 "--netns NETNS DEV removes one).\n",
+};

@@ -16,6 +16,12 @@
  * Atomicity: everything is pinned in a temporary directory first and renamed
  * into place as the last step, so bpffs shows a complete attachment or none;
  * leftovers of a killed attach are removed by pl_pins_gc().
+ *
+ * Why one file of ~950 lines: attach is one transaction over `struct
+ * attach` (load, --force's carry-over of maps, flows, filter and rules, pin,
+ * rename, and the unwinding of each step on failure). The carry-over steps
+ * read and write that struct's fields between the others; apart, the struct
+ * and the order of the steps would have to be shared by two files.
  */
 #include <errno.h>
 #include <fcntl.h>
