@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Run a plan (service/plan.h): each step in its namespace; new attachments by worker processes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <pktlens/array.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "plan.h"
+#include "../cli/policy_rule.h"
+#include "../export/format.h"
+#include "../export/report.h"
+#include "../loader/features.h"
+
+/* ---- running it ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Enter the namespace of @st: a covered one, else a named one found again; -1: stay. */
+static int enter_for(const struct pl_step *st, const struct pl_nsset *s)
+{
+	const struct pl_ns *ns = pl_nsset_find(s, st->netns);
+	char path[512];
+	int fd, err;
+
+	if (ns)
+		return pl_ns_enter(ns);
+	if (!st->nsname[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), PL_NETNS_DIR "/%s", st->nsname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static void final_totals(struct pl_step *st)
+{
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_state state;
+	char totals[sizeof(st->msg) - 32];
+
+	if (pl_state_open(st->att.dir, &state))
+		return;
+	if (!pl_state_stats(&state, s) && pl_fmt_totals(&st->att.meta, s, totals, sizeof(totals))[0])
+		snprintf(st->msg, sizeof(st->msg), "final totals: %s", totals);
+	pl_state_close(&state);
+}
+
+static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned flags)
+{
+	struct pl_attachment att = st->att;
+	char why[PL_WHY_LEN * 2];
+	int err;
+
+	final_totals(st);
+	if (st->gone && !st->clear_way && (flags & PL_RUN_KEEP_GONE)) {
+		st->kept = true;
+		return 0;
+	}
+	/* clsact filters die with their interface; elsewhere they are removed in their namespace */
+	if (att.meta.tc_mech == PL_TC_CLSACT && (st->gone || enter_for(st, s)))
+		att.meta.tc_mech = PL_TC_NONE;
+	/*
+	 * Out of its place first, in one step, as a temporary directory of
+	 * ours: killed from here on, the next apply's attach removes what is
+	 * left (pl_pins_gc()), and no half attachment is ever seen.
+	 */
+	{
+		const char *slash = strrchr(att.dir, '/');
+		char aside[sizeof(att.dir)];
+
+		if (slash && snprintf(aside, sizeof(aside), "%.*s/" PL_PIN_TMP_PREFIX "%s:%d",
+				      (int)(slash - att.dir), att.dir, att.ifname, (int)getpid()) <
+			     (int)sizeof(aside) && !rename(att.dir, aside))
+			snprintf(att.dir, sizeof(att.dir), "%s", aside);
+	}
+	err = pl_detach(&att, why, sizeof(why));
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	return err;
+}
+
+static void attach_opts(const struct pl_step *st, const struct pl_config *c, bool reattach,
+			struct pl_attach_opts *o)
+{
+	const struct pl_settings *w = &st->want;
+
+	*o = (struct pl_attach_opts){
+		.ifname = st->ifname, .xdp_mode = w->xdp_mode, .tc_hooks = w->tc_hooks,
+		.tc_mech = w->tc_hooks ? w->tc_mech : -1, .flows_max = w->flows,
+		.reattach = reattach, .down_ok = true, .probes = w->probes, .owner = c->owner,
+		.set_filter = true, .filter = w->filter, .set_rules = true, .rules = w->rules,
+		.nrules = w->nrules, .texts = w->texts, .ntexts = w->ntexts,
+	};
+}
+
+static int run_change(struct pl_step *st, const struct pl_config *c)
+{
+	struct pl_attach_opts o;
+	struct pl_attach_info info;
+	char why[PL_WHY_LEN * 8], dir[512];
+	int err = 0;
+
+	snprintf(dir, sizeof(dir), "%s", st->att.dir);
+	if (st->what & PL_CH_RENAME) {
+		err = pl_attachment_rename(&st->att, st->ifname, why, sizeof(why));
+		if (err)
+			goto out;
+		pl_pin_dir(dir, sizeof(dir), st->netns, st->ifname);
+	}
+	if ((st->what & PL_CH_REATTACH) || ((st->what & PL_CH_FILTER) && (st->what & PL_CH_RULES))) {
+		/* one step: the new attachment takes the old one's place with everything */
+		attach_opts(st, c, true, &o);
+		err = pl_attach(&o, &info, why, sizeof(why));
+		goto out;
+	}
+	if (st->what & PL_CH_FILTER) {
+		struct pl_chain ch;
+
+		err = pl_chain_open(dir, &ch);
+		if (err)
+			snprintf(why, sizeof(why), "cannot open its pins: %s", strerror(-err));
+		else
+			err = st->want.filter ? pl_chain_set(&ch, st->want.filter, why, sizeof(why)) :
+			      pl_chain_clear(&ch, why, sizeof(why));
+		pl_chain_close(&ch);
+	}
+	if (!err && (st->what & PL_CH_RULES)) {
+		struct pl_policy pol;
+
+		err = pl_policy_open(dir, &pol);
+		if (err)
+			snprintf(why, sizeof(why), "cannot open its rule maps: %s", strerror(-err));
+		else
+			err = pl_policy_commit(&pol, st->want.rules, st->want.nrules, st->want.texts,
+					       st->want.ntexts, why, sizeof(why));
+		pl_policy_close(&pol);
+	}
+	/* last: an attachment is this config's once it is as the config says */
+	if (!err && (st->what & PL_CH_OWNER))
+		err = pl_meta_set_owner(dir, c->owner, why, sizeof(why));
+out:
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	return err;
+}
+
+static int run_add(struct pl_step *st, const struct pl_config *c)
+{
+	struct pl_attach_opts o;
+	struct pl_attach_info info;
+	char why[PL_WHY_LEN * 8];
+	int err;
+
+	attach_opts(st, c, st->replace, &o);
+	err = pl_attach(&o, &info, why, sizeof(why));
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	return err;
+}
+
+/* One step, in its namespace; 0 or -errno, the result in @st. */
+static int run_step(struct pl_step *st, const struct pl_config *c, const struct pl_nsset *s,
+		    unsigned flags)
+{
+	double t0 = now_s();
+	int err = 0;
+
+	if (st->kind != PL_STEP_REMOVE || pl_nsset_find(s, st->netns))
+		err = enter_for(st, s);
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "cannot enter network namespace %s: %s",
+			 st->nsname[0] ? st->nsname : "root", strerror(-err));
+	else if (st->kind == PL_STEP_REMOVE)
+		err = run_remove(st, s, flags);
+	else if (st->kind == PL_STEP_ADD)
+		err = run_add(st, c);
+	else
+		err = run_change(st, c);
+	pl_ns_leave(s);
+	st->ran = !st->kept;
+	st->ok = !err;
+	st->secs = now_s() - t0;
+	return err;
+}
+
+/*
+ * Attaching is mostly the verifier's work, one CPU per program load: new
+ * attachments (independent of each other, each made in one step) are made
+ * by up to one worker process per CPU. They share the change lock (the
+ * same open file), take step numbers from one pipe and send results back on
+ * another, in records shorter than PIPE_BUF (written whole); they die with
+ * their parent.
+ */
+#define WORKERS_MAX 4
+
+struct result {
+	__u32 idx;
+	__u8 ok, ran, kept;
+	double secs;
+	char msg[sizeof(((struct pl_step *)0)->msg)];
+};
+_Static_assert(sizeof(struct result) <= PIPE_BUF, "results are written in one piece");
+
+static void worker(struct pl_plan *p, const struct pl_config *c, const struct pl_nsset *s,
+		   unsigned flags, int work, int res, volatile int *stop, pid_t parent)
+{
+	__u32 idx;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	while (!*stop && read(work, &idx, sizeof(idx)) == sizeof(idx)) {
+		struct pl_step *st = p->s[idx];
+		struct result r = { .idx = idx };
+		int err = run_step(st, c, s, flags);
+
+		r.ok = st->ok, r.ran = st->ran, r.kept = st->kept, r.secs = st->secs;
+		memcpy(r.msg, st->msg, sizeof(r.msg));
+		if (write(res, &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		if (err && (flags & PL_RUN_STOP_ON_ERROR))
+			*stop = 1;
+	}
+	_exit(0);
+}
+
+/* Steps @from.. (all ADD) by @nw workers; the number that failed, or -1 if no worker started. */
+static long run_parallel(struct pl_plan *p, size_t from, int nw, const struct pl_config *c,
+			 const struct pl_nsset *s, unsigned flags,
+			 void (*done)(const struct pl_step *st, void *ctx), void *ctx)
+{
+	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int work[2] = { -1, -1 }, res[2] = { -1, -1 }, started = 0;
+	pid_t parent = getpid(), pids[WORKERS_MAX];
+	struct result r;
+	long failed = 0;
+
+	if (stop == MAP_FAILED)
+		return -1;
+	*stop = 0;
+	if (pipe2(work, O_CLOEXEC) || pipe2(res, O_CLOEXEC))
+		goto out;
+	for (size_t i = from; i < p->n; i++) {
+		__u32 idx = (__u32)i;
+
+		if (write(work[1], &idx, sizeof(idx)) != sizeof(idx))
+			goto out;
+	}
+	close(work[1]);
+	work[1] = -1;
+	fflush(NULL);
+	for (int w = 0; w < nw; w++) {
+		pids[started] = fork();
+		if (pids[started] == 0) {
+			close(res[0]);
+			worker(p, c, s, flags, work[0], res[1], stop, parent);
+		}
+		if (pids[started] > 0)
+			started++;
+	}
+	if (!started)
+		goto out;
+	close(res[1]);
+	res[1] = -1;
+	while (read(res[0], &r, sizeof(r)) == sizeof(r)) {
+		struct pl_step *st;
+
+		if (r.idx < from || r.idx >= p->n)
+			continue;
+		st = p->s[r.idx];
+		st->ok = r.ok, st->ran = r.ran, st->kept = r.kept, st->secs = r.secs;
+		memcpy(st->msg, r.msg, sizeof(st->msg));
+		failed += !st->ok;
+		if (done)
+			done(st, ctx);
+	}
+	for (int w = 0; w < started; w++)
+		waitpid(pids[w], NULL, 0);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (work[i] >= 0)
+			close(work[i]);
+		if (res[i] >= 0)
+			close(res[i]);
+	}
+	munmap((void *)stop, sizeof(int));
+	return started ? failed : -1;
+}
+
+size_t pl_plan_run(struct pl_plan *p, const struct pl_config *c, const struct pl_nsset *s,
+		   unsigned flags, void (*done)(const struct pl_step *st, void *ctx), void *ctx)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t failed = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct pl_step *st = p->s[i];
+		size_t left = p->n - i;
+
+		if (failed && (flags & PL_RUN_STOP_ON_ERROR))
+			break;
+		/* the rest are additions (they come last): in parallel, if that helps */
+		if (st->kind == PL_STEP_ADD && left > 1 && cpus > 1) {
+			int nw = (int)(cpus < WORKERS_MAX ? cpus : WORKERS_MAX);
+			long f = run_parallel(p, i, left < (size_t)nw ? (int)left : nw, c, s, flags,
+					      done, ctx);
+
+			if (f >= 0)
+				return failed + (size_t)f;
+		}
+		failed += run_step(st, c, s, flags) != 0;
+		if (done)
+			done(st, ctx);
+	}
+	return failed;
+}
