@@ -22,12 +22,14 @@
 #include "../export/format.h"
 #include "../export/report.h"
 #include "../probes/tcp.h"
+#include "../loader/xdp_multi.h"
 
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: pktlens attach DEV [--xdp native|skb|none] [--tc in,out|in|out|none]\n"
-		"                      [--tc-mech tcx|clsact] [--flows N] [--probes tcp|none] [--force]\n"
+		"                      [--tc-mech tcx|clsact] [--flows N] [--probes tcp|none]\n"
+		"                      [--xdp-priority N] [--force]\n"
 		"\n"
 		"Load the pktlens programs on DEV and pin their maps and links under\n"
 		PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
@@ -39,13 +41,17 @@ static void attach_usage(FILE *f)
 		"  --tc-mech M  tcx links (default, Linux 6.6+; clsact is used when the kernel\n"
 		"               lacks tcx) or clsact (qdisc + cls_bpf filter over netlink)\n"
 		"  --flows N    flow table capacity (default %u, %u..%u)\n"
+		"  --xdp-priority N\n"
+		"               run priority in libxdp's dispatcher, where XDP shares the\n"
+		"               interface with other XDP programs (lower runs first; default %u,\n"
+		"               a re-attach keeps its own; 0..%u)\n"
 		"  --probes tcp keep the TCP tracepoints attached (pinned beside the maps): flows\n"
 		"               shows retransmits per flow, export prometheus the RTT and connect\n"
 		"               latency; detach removes them\n"
 		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
 		"               replace a foreign XDP program, or attach to a down interface\n"
 		"  -h, --help   this help\n",
-		PL_FLOWS_DEFAULT, PL_FLOWS_MIN, PL_FLOWS_MAX);
+		PL_FLOWS_DEFAULT, PL_FLOWS_MIN, PL_FLOWS_MAX, PL_XDP_PRIO_DEFAULT, PL_XDP_PRIO_MAX);
 }
 
 /* Remove what attach_probes() may have pinned in @dir. */
@@ -120,6 +126,7 @@ int do_attach(int argc, char **argv)
 		{ "flows", required_argument, NULL, 'f' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "probes", required_argument, NULL, 'p' },
+		{ "xdp-priority", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -178,6 +185,14 @@ int do_attach(int argc, char **argv)
 		case 'F':
 			o.force = true;
 			break;
+		case 'P':
+			if (pl_parse_u32(optarg, 0, PL_XDP_PRIO_MAX, &o.xdp_prio)) {
+				pl_err("attach: --xdp-priority '%s' is wrong: expected a number from 0 "
+				       "to %u", optarg, PL_XDP_PRIO_MAX);
+				return PL_EXIT_USAGE;
+			}
+			o.xdp_prio_set = true;
+			break;
 		case 'p':
 			if (strcmp(optarg, "tcp") && strcmp(optarg, "none")) {
 				pl_err("attach: --probes '%s' is wrong: expected tcp or none", optarg);
@@ -226,6 +241,13 @@ int do_attach(int argc, char **argv)
 		jw_str_field(&w, "reason", info.reason);
 		jw_str_field(&w, "note", info.tc_note);
 		jw_str_field(&w, "xdp_note", info.xdp_note);
+		jw_str_field(&w, "xdp_attach", !info.xdp_mode ? NULL : info.xdp_disp ?
+			     "libxdp-dispatcher" : "bpf_link");
+		if (info.xdp_disp)
+			jw_u64_field(&w, "xdp_priority", info.xdp_prio);
+		else
+			jw_key(&w, "xdp_priority"), jw_null(&w);
+		jw_str_field(&w, "dispatcher_note", info.disp_note);
 		jw_u64_field(&w, "flows_max", o.flows_max);
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
@@ -245,6 +267,11 @@ int do_attach(int argc, char **argv)
 		printf("note: %s\n", info.tc_note);
 	if (info.xdp_note)
 		printf("note: %s\n", info.xdp_note);
+	if (info.disp_note)
+		printf("note: %s\n", info.disp_note);
+	if (info.xdp_disp)
+		printf("XDP runs in libxdp's dispatcher at priority %u (pktlens list shows the "
+		       "programs beside it)\n", info.xdp_prio);
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n",
 		       PL_NAME(o.ifname));

@@ -17,6 +17,7 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../loader/xdp_multi.h"
 
 static void list_usage(FILE *f)
 {
@@ -27,7 +28,9 @@ static void list_usage(FILE *f)
 		"mode, program id, flow table size, and whether the program is still\n"
 		"attached (checked for the current namespace). NETNS is the namespace's\n"
 		"inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
-		"--netns NETNS DEV removes one).\n");
+		"--netns NETNS DEV removes one). Where XDP runs in libxdp's dispatcher,\n"
+		"the programs beside pktlens's follow, in run order, with their priority\n"
+		"and id: what one before it drops, pktlens does not see.\n");
 }
 
 /*
@@ -67,7 +70,8 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (bpf_xdp_query(a->meta.ifindex, 0, &q))
 		return "unknown";
 	if (q.prog_id != a->meta.xdp_prog_id && q.skb_prog_id != a->meta.xdp_prog_id &&
-	    q.drv_prog_id != a->meta.xdp_prog_id)
+	    q.drv_prog_id != a->meta.xdp_prog_id &&
+	    !pl_xdp_disp_runs((int)a->meta.ifindex, a->meta.xdp_prog_id, NULL))
 		return "program-gone";
 	return "attached";
 }
@@ -80,6 +84,7 @@ int do_list(int argc, char **argv)
 	};
 	struct pl_attachment *a = NULL;
 	struct pl_netns here = { 0, 0 };
+	struct pl_xdp_disp d;
 	size_t n = 0;
 	struct jw w;
 	int c, err;
@@ -133,6 +138,11 @@ int do_list(int argc, char **argv)
 				if (a[i].meta.probes & PL_PROBE_TCP)
 					jw_str(&w, "tcp");
 				jw_arr_close(&w);
+				jw_key(&w, "xdp_dispatcher");
+				if (pl_attachment_of(&a[i], &here) && pl_meta_xdp_disp(&a[i].meta, &d))
+					pl_json_xdp_disp(&w, &d, a[i].meta.xdp_prog_id);
+				else
+					jw_null(&w);
 			}
 			jw_obj_close(&w);
 		}
@@ -162,6 +172,9 @@ int do_list(int argc, char **argv)
 		printf("%-12s %-16s %7u %-30s %9u  %-19s %s%s\n", a[i].ns, PL_NAME(a[i].ifname),
 		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
 		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "");
+		/* what runs before and after pktlens in XDP, so what it does not see */
+		if (a[i].meta_ok && pl_attachment_of(&a[i], &here) && pl_meta_xdp_disp(&a[i].meta, &d))
+			pl_print_xdp_disp(&d, a[i].meta.xdp_prog_id, "    ");
 	}
 	free(a);
 	return PL_EXIT_OK;

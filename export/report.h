@@ -13,6 +13,21 @@ void pl_json_hooks(struct jw *w, const struct pl_meta *m);
 /* Whether @slot is attached per @m (shown even with no traffic). */
 bool pl_slot_attached(const struct pl_meta *m, int slot);
 
+struct pl_xdp_disp;
+/*
+ * The programs of libxdp dispatcher @d in run order, one line each after
+ * @indent: position against pktlens's program @ours (before, pktlens,
+ * after), priority, id, name, the actions that go on to the next program.
+ */
+void pl_print_xdp_disp(const struct pl_xdp_disp *d, __u32 ours, const char *indent);
+/* The same as {"id":N,"mode":"skb","programs":[{"position":"before",...}]} */
+void pl_json_xdp_disp(struct jw *w, const struct pl_xdp_disp *d, __u32 ours);
+/*
+ * The dispatcher pktlens's XDP program @m runs in, read into @d: false
+ * when it runs alone (bpf_link) or not at all (then nothing to show).
+ */
+bool pl_meta_xdp_disp(const struct pl_meta *m, struct pl_xdp_disp *d);
+
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */
