@@ -183,10 +183,15 @@ static int handle_foreign(struct attach *a, __u32 ours)
 	for (i = 0; i < 3; i++) {
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
-		if (!a->o->force)
+		if (!a->o->force) {
+			struct pl_xdp_prog p;
+
+			pl_xdp_prog_info(slots[i].id, &p);
 			return pl_why(a->why, a->whylen, -EBUSY,
 				      "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				      "--force replaces it", ifname, slots[i].id, slots[i].name);
+				      "--force replaces it (program '%s')", ifname, slots[i].id,
+				      slots[i].name, p.name);
+		}
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)
 			return pl_why(a->why, a->whylen, err,

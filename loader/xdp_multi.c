@@ -158,8 +158,7 @@ static void prog_of(struct xdp_program *p, struct pl_xdp_prog *out)
 			out->chain |= 1U << act;
 }
 
-/* Name and id of the program attached without a dispatcher, from the kernel. */
-static void alone_of(__u32 id, struct pl_xdp_prog *out)
+void pl_xdp_prog_info(__u32 id, struct pl_xdp_prog *out)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
@@ -192,7 +191,7 @@ int pl_xdp_disp_read(int ifindex, struct pl_xdp_disp *d)
 	err = libxdp_get_error(mp);
 	if (err || !mp || xdp_multiprog__is_legacy(mp)) {
 		/* not a dispatcher (or its pins are unreadable): a program on its own */
-		alone_of(q.skb_prog_id ?: q.drv_prog_id, &d->alone);
+		pl_xdp_prog_info(q.skb_prog_id ?: q.drv_prog_id, &d->alone);
 		if (!err)
 			xdp_multiprog__close(mp);
 		return 0;

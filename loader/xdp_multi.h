@@ -55,6 +55,8 @@ struct pl_xdp_disp {
  * does (Linux 5.10; refused with EPERM on some kernels).
  */
 bool pl_xdp_disp_probe(void);
+/* Program @id's name (and id) from the kernel; the name "" if it is gone. */
+void pl_xdp_prog_info(__u32 id, struct pl_xdp_prog *out);
 /* Read what runs in XDP on @ifindex (this namespace). 0 or -errno. */
 int pl_xdp_disp_read(int ifindex, struct pl_xdp_disp *d);
 /* Whether program @id runs in the dispatcher of @ifindex, and at which *@prio (may be NULL). */
