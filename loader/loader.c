@@ -460,8 +460,9 @@ static int join_xdp(struct attach *a, bool flows_reused)
 		if (err) {
 			size_t len = strlen(a->why);
 
-			snprintf(a->why + len, a->whylen - len, " (%.*s)", (int)(strchr(note, ':') - note),
-				 note);
+			/* say why a dispatcher there is foreign now */
+			snprintf(a->why + len, a->whylen - len, "; libxdp's dispatcher refused "
+				 "pktlens's program");
 			return err;
 		}
 		return load_xdp(a);

@@ -327,11 +327,16 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
 					  XDP_MODE_NATIVE, 0);
 	xdp_program__close(p);
 	if (err) {
-		/* the object did not load: the kernel refused it as a dispatcher's member */
-		*refused = bpf_program__fd(prog) < 0;
+		/*
+		 * The object did not load: the kernel refused it as a dispatcher's
+		 * member; or the driver refused a dispatcher without multi-buffer
+		 * support for its MTU (ERANGE): alone, pktlens can have frags.
+		 */
+		*refused = bpf_program__fd(prog) < 0 || err == -ERANGE;
 		return pl_why(why, whylen, pl_load_err(err), "%s: cannot join the libxdp dispatcher "
-			      "in %s mode: %s%s", ifname, pl_xdp_mode_name(mode), strerror(-err),
-			      xdp_said(said, sizeof(said)));
+			      "in %s mode: %s%s%s", ifname, pl_xdp_mode_name(mode), strerror(-err),
+			      err == -ERANGE ? ", an MTU over one page needs multi-buffer XDP, which "
+			      "the dispatcher runs without" : "", xdp_said(said, sizeof(said)));
 	}
 	prog_id_of(bpf_program__fd(prog), &id);
 	if (!pl_xdp_prog_ext(id)) {

@@ -78,8 +78,9 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
  * next program for XDP_PASS only; @next, the program @prog tail-calls,
  * loses its expected attach type like @prog (the kernel ties a PROG_ARRAY to
  * one). libxdp loads the object against the dispatcher. *@refused: the
- * kernel refused the object as a dispatcher's member (it is not loaded:
- * attach alone instead, with a new one).
+ * kernel refused the object as a dispatcher's member, or the driver a
+ * dispatcher without multi-buffer support at its MTU: attach alone instead,
+ * with a new object.
  */
 int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bpf_program *next,
 		     int ifindex, const char *ifname, int mode, __u32 prio, bool *refused, char *why,
