@@ -28,6 +28,7 @@ struct bpf_object;
 struct bpf_program;
 
 /* Run priority in a dispatcher when not given: before xdp-filter (10) and libxdp's default (50). */
+#define PL_XDP_PRIO_DEFAULT_N 1	/* for help texts (PL_STR) */
 #define PL_XDP_PRIO_DEFAULT 1U
 #define PL_XDP_PRIO_MAX 2147483647U
 /* Programs a libxdp dispatcher holds at most */

@@ -241,3 +241,43 @@ def test_xdp_priority_needs_an_xdp_hook():
         assert r.returncode == 2 and "--xdp-priority '-1' is wrong" in r.stderr
     finally:
         lab.close()
+
+
+def test_apply_sets_and_changes_the_xdp_priority(labf, tmp_path):
+    """A config's xdp-priority places pktlens in the dispatcher (libxdp's own view says where);
+    a changed one attaches again there, counters kept, xdp-filter untouched; the same config
+    again changes nothing (pktlens's program in the dispatcher counts as its XDP hook)."""
+    lab = labf
+    fid = filter_id(lab)
+    conf = tmp_path / "xdp.conf"
+
+    def apply(prio):
+        conf.write_text(f"name: xdp-prio-test\ninterfaces:\n  - match: vb\n    netns: '{lab.b}'\n"
+                        f"    xdp: skb\n    tc: none\n    xdp-priority: {prio}\n")
+        return subprocess.run([PKTLENS, "apply", str(conf)], capture_output=True, text=True,
+                              timeout=120)
+
+    try:
+        r = apply(20)
+        if r.returncode and "libxdp's dispatcher refused pktlens's program" in r.stderr:
+            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stderr}")
+        assert r.returncode == 0, r.stderr
+        if not ours(lab):
+            pytest.skip("pktlens's program runs alone here (no dispatcher)")
+        assert [p[0] for p in ours(lab)] == [20] and filter_id(lab) == fid
+        send_ports(lab, 3, 4)
+        time.sleep(0.5)
+        assert udp_flow_packets(lab) == {PORT_OPEN: 4}  # after xdp-filter: the denied never seen
+        r = apply(5)
+        assert r.returncode == 0, r.stderr
+        assert "xdp priority 20 -> 5" in r.stdout, r.stdout
+        assert [p[0] for p in ours(lab)] == [5] and filter_id(lab) == fid
+        send_ports(lab, 3, 4)
+        time.sleep(0.5)
+        assert udp_flow_packets(lab) == {PORT_DENIED: 3, PORT_OPEN: 8}  # kept, and now before it
+        r = apply(5)
+        assert r.returncode == 0 and r.stdout.startswith("nothing to change"), r.stdout
+        assert [p[0] for p in ours(lab)] == [5]
+    finally:
+        pktlens("detach", "vb", ns=lab.b, check=False)
+    assert not ours(lab) and filter_id(lab) == fid
