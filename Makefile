@@ -15,7 +15,7 @@ PYTHON   ?= /usr/bin/python3
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
-PKGS     := libbpf libpcap libnl-3.0 libnl-route-3.0 libmicrohttpd ncursesw yaml-0.1 libsystemd
+PKGS     := libbpf libxdp libpcap libnl-3.0 libnl-route-3.0 libmicrohttpd ncursesw yaml-0.1 libsystemd
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 	    -Iinclude -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -22,18 +22,24 @@
 #include "../export/format.h"
 #include "../export/report.h"
 #include "../probes/tcp.h"
+#include "../loader/xdp_multi.h"
 
 struct attach_cfg {
 	int xdp_mode, tc_hooks, tc_mech, force, probes;
 	uint32_t flows_max;
+	uint64_t xdp_prio;	/* XDP_PRIO_UNSET when not given */
 };
+
+#define XDP_PRIO_UNSET UINT64_MAX
 
 static int do_attach(void *cfg, int argc, char **argv)
 {
 	const struct attach_cfg *c = cfg;
 	struct pl_attach_opts o = { .ifname = argv[0], .xdp_mode = c->xdp_mode, .tc_hooks = c->tc_hooks,
 				    .tc_mech = c->tc_mech, .flows_max = c->flows_max, .force = c->force,
-				    .probes = c->probes ? PL_PROBE_TCP : 0 };
+				    .probes = c->probes ? PL_PROBE_TCP : 0,
+				    .xdp_prio_set = c->xdp_prio != XDP_PRIO_UNSET,
+				    .xdp_prio = (uint32_t)c->xdp_prio };
 	struct pl_attach_info info;
 	char why[PL_WHY_LEN], hooks[128];
 	int err;
@@ -62,6 +68,13 @@ static int do_attach(void *cfg, int argc, char **argv)
 		jw_str_field(&w, "reason", info.reason);
 		jw_str_field(&w, "note", info.tc_note);
 		jw_str_field(&w, "xdp_note", info.xdp_note);
+		jw_str_field(&w, "xdp_attach", !info.xdp_mode ? NULL : info.xdp_disp ?
+			     "libxdp-dispatcher" : "bpf_link");
+		if (info.xdp_disp)
+			jw_u64_field(&w, "xdp_priority", info.xdp_prio);
+		else
+			jw_key(&w, "xdp_priority"), jw_null(&w);
+		jw_str_field(&w, "dispatcher_note", info.disp_note);
 		jw_u64_field(&w, "flows_max", o.flows_max);
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
@@ -81,6 +94,11 @@ static int do_attach(void *cfg, int argc, char **argv)
 		printf("note: %s\n", info.tc_note);
 	if (info.xdp_note)
 		printf("note: %s\n", info.xdp_note);
+	if (info.disp_note)
+		printf("note: %s\n", info.disp_note);
+	if (info.xdp_disp)
+		printf("XDP runs in libxdp's dispatcher at priority %u (pktlens list shows the "
+		       "programs beside it)\n", info.xdp_prio);
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n",
 		       PL_NAME(o.ifname));
@@ -301,6 +319,11 @@ static const struct pl_opt attach_opts[] = {
 	{ .name = "flows", .type = PL_OPT_UINT, PL_FIELD(struct attach_cfg, flows_max),
 	  .min = PL_FLOWS_MIN, .max = PL_FLOWS_MAX, .arg = "N",
 	  .help = "flow table capacity (default {default}, {min}..{max})" },
+	{ .name = "xdp-priority", .type = PL_OPT_UINT, PL_FIELD(struct attach_cfg, xdp_prio),
+	  .min = 0, .max = PL_XDP_PRIO_MAX, .arg = "N",
+	  .help = "run priority in libxdp's dispatcher, where XDP shares the interface with other "
+		  "XDP programs (lower runs first; default " PL_STR(PL_XDP_PRIO_DEFAULT_N) ", a "
+		  "re-attach keeps its own; {min}..{max})" },
 	{ .name = "probes", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, probes),
 	  .choices = probe_sets, .arg = "tcp",
 	  .help = "keep the TCP tracepoints attached (pinned beside the maps): flows shows "
@@ -314,6 +337,7 @@ static const struct pl_opt attach_opts[] = {
 
 static const struct attach_cfg attach_defaults = {
 	.xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1, .flows_max = PL_FLOWS_DEFAULT,
+	.xdp_prio = XDP_PRIO_UNSET,
 };
 
 const struct pl_cmd pl_cmd_attach = {

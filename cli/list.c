@@ -16,6 +16,7 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../loader/xdp_multi.h"
 
 /*
  * attached, interface-gone, interface-renamed (now NAME), program-gone,
@@ -54,7 +55,8 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (bpf_xdp_query(a->meta.ifindex, 0, &q))
 		return "unknown";
 	if (q.prog_id != a->meta.xdp_prog_id && q.skb_prog_id != a->meta.xdp_prog_id &&
-	    q.drv_prog_id != a->meta.xdp_prog_id)
+	    q.drv_prog_id != a->meta.xdp_prog_id &&
+	    !pl_xdp_disp_runs((int)a->meta.ifindex, a->meta.xdp_prog_id, NULL))
 		return "program-gone";
 	return "attached";
 }
@@ -63,6 +65,7 @@ static int do_list(void *cfg, int argc, char **argv)
 {
 	struct pl_attachment *a = NULL;
 	struct pl_netns here = { 0, 0 };
+	struct pl_xdp_disp d;
 	size_t n = 0;
 	struct jw w;
 	int err;
@@ -101,6 +104,11 @@ static int do_list(void *cfg, int argc, char **argv)
 				if (a[i].meta.probes & PL_PROBE_TCP)
 					jw_str(&w, "tcp");
 				jw_arr_close(&w);
+				jw_key(&w, "xdp_dispatcher");
+				if (pl_attachment_of(&a[i], &here) && pl_meta_xdp_disp(&a[i].meta, &d))
+					pl_json_xdp_disp(&w, &d, a[i].meta.xdp_prog_id);
+				else
+					jw_null(&w);
 			}
 			jw_obj_close(&w);
 		}
@@ -132,6 +140,9 @@ static int do_list(void *cfg, int argc, char **argv)
 		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
 		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "",
 		       a[i].meta.managed_by[0] ? ", managed by " : "", PL_SAFE(a[i].meta.managed_by));
+		/* what runs before and after pktlens in XDP, so what it does not see */
+		if (a[i].meta_ok && pl_attachment_of(&a[i], &here) && pl_meta_xdp_disp(&a[i].meta, &d))
+			pl_print_xdp_disp(&d, a[i].meta.xdp_prog_id, "    ");
 	}
 	free(a);
 	return PL_EXIT_OK;
@@ -143,5 +154,7 @@ const struct pl_cmd pl_cmd_list = {
 		 "mode, program id, flow table size, and whether the program is still\n"
 		 "attached (checked for the current namespace). NETNS is the namespace's\n"
 		 "inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
-		 "--netns NETNS DEV removes one).\n",
+		 "--netns NETNS DEV removes one). Where XDP runs in libxdp's dispatcher,\n"
+		 "the programs beside pktlens's follow, in run order, with their priority\n"
+		 "and id: what one before it drops, pktlens does not see.\n",
 };

@@ -14,6 +14,7 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../loader/xdp_multi.h"
 
 #define BAR_WIDTH 40
 
@@ -97,9 +98,10 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 {
 	struct pl_stats s[PL_SLOT_MAX];
 	struct pl_link_info li;
+	struct pl_xdp_disp d;
 	struct pl_state st;
 	size_t used = 0;
-	bool have_li;
+	bool have_li, disp;
 	int err, rc;
 
 	rc = pl_open_state("stats", a, &st);
@@ -117,6 +119,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	}
 	/* the kernel's counters of the interface attached, not of one that got its index since */
 	have_li = pl_meta_live(&st.meta) && pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+	/* the XDP programs beside ours: what runs before it, pktlens does not see */
+	disp = have_li && pl_meta_xdp_disp(&st.meta, &d);
 
 	if (pl_g.json) {
 		jw_obj_open(w);
@@ -129,6 +133,11 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_u64_field(w, "flows_max", st.meta.flows_max);
 		jw_bool_field(w, "reset", reset);
 		jw_str_field(w, "filter", st.meta.filter_set ? st.meta.filter_expr : NULL);
+		jw_key(w, "xdp_dispatcher");
+		if (disp)
+			pl_json_xdp_disp(w, &d, st.meta.xdp_prog_id);
+		else
+			jw_null(w);
 		jw_key(w, "kernel");
 		if (have_li) {
 			jw_obj_open(w);
@@ -164,6 +173,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
 		else
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
+		if (disp)
+			pl_print_xdp_disp(&d, st.meta.xdp_prog_id, "  ");
 		if (st.meta.filter_set)
 			printf("  filter    '%s'\n", st.meta.filter_expr);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)

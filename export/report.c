@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "report.h"
 #include "format.h"
+#include "../loader/xdp_multi.h"
 
 #include <stdio.h>
 
@@ -29,7 +30,8 @@ void pl_json_hooks(struct jw *w, const struct pl_meta *m)
 		jw_str_field(w, "hook", "xdp");
 		jw_str_field(w, "dir", "in");
 		jw_str_field(w, "mode", pl_xdp_mode_name(m->xdp_mode));
-		jw_str_field(w, "mechanism", "bpf_link");
+		jw_str_field(w, "mechanism", pl_xdp_prog_ext(m->xdp_prog_id) ? "libxdp-dispatcher" :
+					     "bpf_link");
 		jw_u64_field(w, "prog_id", m->xdp_prog_id);
 		jw_obj_close(w);
 	}
@@ -48,6 +50,65 @@ void pl_json_hooks(struct jw *w, const struct pl_meta *m)
 		jw_obj_close(w);
 	}
 	jw_arr_close(w);
+}
+
+static const char *const xdp_act[] = { "aborted", "drop", "pass", "tx", "redirect" };
+
+static const char *disp_position(const struct pl_xdp_disp *d, size_t i, __u32 ours)
+{
+	for (size_t j = 0; j < d->n; j++)
+		if (d->prog[j].id == ours)
+			return i < j ? "before" : i == j ? "pktlens" : "after";
+	return "beside";
+}
+
+void pl_print_xdp_disp(const struct pl_xdp_disp *d, __u32 ours, const char *indent)
+{
+	printf("%slibxdp dispatcher (id %u, %s mode), in run order:\n", indent, d->id,
+	       pl_xdp_mode_name(d->mode));
+	for (size_t i = 0; i < d->n; i++) {
+		const struct pl_xdp_prog *p = &d->prog[i];
+		char chain[64] = "";
+		int n = 0;
+
+		for (unsigned a = 0; a < sizeof(xdp_act) / sizeof(xdp_act[0]); a++)
+			if (p->chain & (1U << a))
+				n += snprintf(chain + n, sizeof(chain) - n, "%s%s", n ? "," : "",
+					      xdp_act[a]);
+		printf("%s  %-8s prio %-5u id %-7u %-16s goes on after: %s\n", indent,
+		       disp_position(d, i, ours), p->prio, p->id, p->name, n ? chain : "nothing");
+	}
+}
+
+void pl_json_xdp_disp(struct jw *w, const struct pl_xdp_disp *d, __u32 ours)
+{
+	jw_obj_open(w);
+	jw_u64_field(w, "id", d->id);
+	jw_str_field(w, "mode", pl_xdp_mode_name(d->mode));
+	jw_key(w, "programs");
+	jw_arr_open(w);
+	for (size_t i = 0; i < d->n; i++) {
+		jw_obj_open(w);
+		jw_str_field(w, "position", disp_position(d, i, ours));
+		jw_u64_field(w, "priority", d->prog[i].prio);
+		jw_u64_field(w, "id", d->prog[i].id);
+		jw_str_field(w, "name", d->prog[i].name);
+		jw_key(w, "chain_call_actions");
+		jw_arr_open(w);
+		for (unsigned a = 0; a < sizeof(xdp_act) / sizeof(xdp_act[0]); a++)
+			if (d->prog[i].chain & (1U << a))
+				jw_str(w, xdp_act[a]);
+		jw_arr_close(w);
+		jw_obj_close(w);
+	}
+	jw_arr_close(w);
+	jw_obj_close(w);
+}
+
+bool pl_meta_xdp_disp(const struct pl_meta *m, struct pl_xdp_disp *d)
+{
+	return m->xdp_mode != PL_XDP_NONE && pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, NULL) &&
+	       !pl_xdp_disp_read((int)m->ifindex, d);
 }
 
 bool pl_slot_attached(const struct pl_meta *m, int slot)

@@ -13,6 +13,21 @@ void pl_json_hooks(struct jw *w, const struct pl_meta *m);
 /* Whether @slot is attached per @m (shown even with no traffic). */
 bool pl_slot_attached(const struct pl_meta *m, int slot);
 
+struct pl_xdp_disp;
+/*
+ * The programs of libxdp dispatcher @d in run order, one line each after
+ * @indent: position against pktlens's program @ours (before, pktlens,
+ * after), priority, id, name, the actions that go on to the next program.
+ */
+void pl_print_xdp_disp(const struct pl_xdp_disp *d, __u32 ours, const char *indent);
+/* The same as {"id":N,"mode":"skb","programs":[{"position":"before",...}]} */
+void pl_json_xdp_disp(struct jw *w, const struct pl_xdp_disp *d, __u32 ours);
+/*
+ * The dispatcher pktlens's XDP program @m runs in, read into @d: false
+ * when it runs alone (bpf_link) or not at all (then nothing to show).
+ */
+bool pl_meta_xdp_disp(const struct pl_meta *m, struct pl_xdp_disp *d);
+
 /*
  * "tc in 4 packets, 340 bytes; tc out 3 packets, 246 bytes": the hooks
  * attached per @m (and any other that counted), into @buf.

@@ -76,7 +76,7 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 			       { PL_CHAIN_POLICY(PL_DIR_IN), PL_CHAIN_MAIN(PL_DIR_IN) }, 2 },
 			.rules_slot = PL_CHAIN_RULES(PL_DIR_IN),
 			/* the entry program's PROG_ARRAY wants the same frags flag */
-			.prog_flags = pl_xdp_frags(c->meta.xdp_mode) ? BPF_F_XDP_HAS_FRAGS : 0,
+			.prog_flags = pl_meta_xdp_load_flags(&c->meta),
 		};
 	for (int dir = 0; dir < 2; dir++)
 		if (c->meta.tc_hooks & (1u << dir))

@@ -22,6 +22,8 @@
 
 #include "features.h"
 #include "loader.h"
+#include "xdp_multi.h"
+#include "../pcap/cbpf.h"
 
 const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 	[PL_FEAT_TCX] = { "tcx", "6.6", "tc hooks attached as tcx links (pinned, first in line)",
@@ -38,6 +40,9 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 	[PL_FEAT_XDP_TEST_META] = { "xdp-test-meta", "5.14",
 				    "filter run on XDP matches len against the wire length",
 				    "filter run on XDP matches len against the captured length" },
+	[PL_FEAT_XDP_DISPATCHER] = { "xdp-dispatcher", "5.10",
+				     "XDP runs in libxdp's dispatcher beside other XDP programs",
+				     "XDP attached alone with a bpf_link (other XDP programs refused)" },
 	/* 6.12 lacks it, 6.18 has it */
 	[PL_FEAT_RETRANS_ERR] = { "retrans-err", ">6.12",
 				  "tcp retrans also sees retransmits that failed to send",
@@ -180,6 +185,7 @@ static void probe(void)
 	args = btf ? tp_args(btf, "tcp_retransmit_skb") : -1;
 	F.have[PL_FEAT_RETRANS_ERR] = args >= 3;
 	F.have[PL_FEAT_XDP_TEST_META] = xdp_test_meta();
+	F.have[PL_FEAT_XDP_DISPATCHER] = pl_xdp_disp_probe();
 	btf__free(btf);
 	mask(getenv("PKTLENS_NO_FEATURES"));
 }
@@ -201,6 +207,18 @@ const char *pl_kernel_release(void)
 bool pl_xdp_frags(int xdp_mode)
 {
 	return xdp_mode == PL_XDP_NATIVE && pl_feature(PL_FEAT_XDP_FRAGS);
+}
+
+bool pl_meta_xdp_frags(const struct pl_meta *m)
+{
+	return pl_xdp_frags((int)m->xdp_mode) && !pl_xdp_prog_ext(m->xdp_prog_id);
+}
+
+__u32 pl_meta_xdp_load_flags(const struct pl_meta *m)
+{
+	if (m->xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(m->xdp_prog_id))
+		return PL_EBPF_F_NO_ATTACH_TYPE;
+	return pl_xdp_frags((int)m->xdp_mode) ? BPF_F_XDP_HAS_FRAGS : 0;
 }
 
 bool pl_xdp_linear(void)

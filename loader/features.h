@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <linux/types.h>
 
 enum pl_feature {
 	PL_FEAT_TCX,		/* tc hooks as tcx links, else clsact + cls_bpf */
@@ -20,6 +21,7 @@ enum pl_feature {
 	PL_FEAT_COARSE_CLOCK,	/* bpf_ktime_get_coarse_ns(): cheaper flow timestamps */
 	PL_FEAT_RETRANS_ERR,	/* tcp_retransmit_skb's err: failed retransmits seen too */
 	PL_FEAT_XDP_TEST_META,	/* XDP test runs take an xdp_md: filter run's len is the wire length */
+	PL_FEAT_XDP_DISPATCHER,	/* freplace: XDP joins libxdp's dispatcher, else a bpf_link alone */
 	PL_FEAT_MAX,
 };
 
@@ -41,6 +43,18 @@ const char *pl_kernel_release(void);
  * XDP programs ("xdp.frags"): native mode on a kernel that has frags.
  */
 bool pl_xdp_frags(int xdp_mode);
+struct pl_meta;
+/*
+ * Whether attachment @m runs the frags variant: pl_xdp_frags() of its mode,
+ * unless its XDP program is in libxdp's dispatcher (loader/xdp_multi.h).
+ */
+bool pl_meta_xdp_frags(const struct pl_meta *m);
+/*
+ * pl_ebpf_load()'s flags for an XDP program that @m's entry program
+ * tail-calls: BPF_F_XDP_HAS_FRAGS with the frags variant,
+ * PL_EBPF_F_NO_ATTACH_TYPE when the entry is an extension program.
+ */
+__u32 pl_meta_xdp_load_flags(const struct pl_meta *m);
 /*
  * The translator's .xdp_linear for this kernel (pcap/cbpf.h): XDP filters
  * read only the linear packet data where bpf_xdp_load_bytes() is missing.

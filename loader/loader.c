@@ -11,7 +11,8 @@
  * priority are recorded so detach removes exactly our filter (and the qdisc
  * only if we created it and nothing else uses it). A foreign XDP program
  * attached over netlink is found with bpf_xdp_query() and only replaced
- * with --force.
+ * with --force. Where the kernel allows it, XDP joins libxdp's dispatcher
+ * instead of a bpf_link of its own (loader/xdp_multi.c).
  *
  * Atomicity: everything is pinned in a temporary directory first and renamed
  * into place as the last step, so bpffs shows a complete attachment or none;
@@ -40,6 +41,7 @@
 #include "batch.h"
 #include "features.h"
 #include "loader.h"
+#include "xdp_multi.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
 #include "../probes/tcp.h"
@@ -104,6 +106,7 @@ struct attach {
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
 	bool filter_made[2];	/* clsact filters of this attach */
+	bool xdp_joined;	/* our program went into the dispatcher */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
 	struct carry carry;
@@ -176,6 +179,9 @@ static int handle_foreign(struct attach *a, __u32 ours)
 	} slots[3];
 	int err, i;
 
+	if (a->info->xdp_disp)
+		return pl_xdp_disp_check(a->li.ifindex, ifname, a->info->xdp_mode, ours,
+					 a->o->force, &a->info->replaced_foreign, a->why, a->whylen);
 	err = bpf_xdp_query(a->li.ifindex, 0, &q);
 	if (err)
 		return pl_why(a->why, a->whylen, err, "%s: cannot query XDP state: %s", ifname,
@@ -186,10 +192,15 @@ static int handle_foreign(struct attach *a, __u32 ours)
 	for (i = 0; i < 3; i++) {
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
-		if (!a->o->force)
+		if (!a->o->force) {
+			struct pl_xdp_prog p;
+
+			pl_xdp_prog_info(slots[i].id, &p);
 			return pl_why(a->why, a->whylen, -EBUSY,
 				      "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				      "--force replaces it", ifname, slots[i].id, slots[i].name);
+				      "--force replaces it (program '%s')", ifname, slots[i].id,
+				      slots[i].name, p.name);
+		}
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)
 			return pl_why(a->why, a->whylen, err,
@@ -318,10 +329,19 @@ static int carry_bases(struct attach *a)
 			  strerror(-err)) : 0;
 }
 
+/*
+ * Whether this attach runs the frags variant: native mode where the kernel
+ * has frags, unless in libxdp's dispatcher (loader/xdp_multi.c says why).
+ */
+static bool frags(const struct attach *a)
+{
+	return pl_xdp_frags(a->info->xdp_mode) && !a->info->xdp_disp;
+}
+
 /* The XDP program for the mode: frags-capable in native mode, where the kernel has frags. */
 static struct bpf_program *xdp_prog(const struct attach *a)
 {
-	return pl_xdp_frags(a->info->xdp_mode) ? a->xskel->progs.pktlens_xdp :
+	return frags(a) ? a->xskel->progs.pktlens_xdp :
 						 a->xskel->progs.pktlens_xdp_skb;
 }
 
@@ -360,10 +380,13 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
  * being replaced so counters survive. The flow table is reused only when its
  * capacity is unchanged; otherwise its merged contents are copied.
  */
+static int loaded_xdp(struct attach *a, bool flows_reused);
+static int join_xdp(struct attach *a, bool flows_reused);
+
 static int load_xdp(struct attach *a)
 {
 	const char *ifname = a->o->ifname;
-	bool flows_reused = false, frags = pl_xdp_frags(a->info->xdp_mode);
+	bool flows_reused = false, frag = frags(a);
 	bool xdp = a->info->xdp_mode != PL_XDP_NONE;
 	__u32 max = 0;
 	int err;
@@ -375,13 +398,13 @@ static int load_xdp(struct attach *a)
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp, xdp && frags);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp, xdp && frag);
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_main, xdp && frags);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_main, xdp && frag);
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb, xdp && !frags);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb, xdp && !frag);
 	if (!err)
-		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_main, xdp && !frags);
+		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_main, xdp && !frag);
 	/* rule-set programs are loaded by `policy` (loader/policy.c) */
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy, false);
@@ -402,12 +425,69 @@ static int load_xdp(struct attach *a)
 	err = pl_maps_check(a->xskel->obj, PL_OBJ_XDP, a->why, a->whylen);
 	if (err)
 		return err;
+	if (a->info->xdp_disp)
+		return join_xdp(a, flows_reused);
 	err = pktlens_xdp__load(a->xskel);
 	if (err)
 		return pl_why(a->why, a->whylen, pl_load_err(err), "%s: the kernel refused program %s: %s",
 			      ifname, bpf_program__name(xdp ? xdp_prog(a) :
 							a->xskel->progs.pktlens_xdp_skb),
 			      strerror(-err));
+	return loaded_xdp(a, flows_reused);
+}
+
+/*
+ * In libxdp's dispatcher libxdp loads the object, against it, so the new
+ * program runs from here on: the replaced one leaves first (no double
+ * counting). A kernel that refuses the program there (libxdp 1.3's
+ * dispatcher: Linux 6.12 refuses an extension program that tail-calls, 5.10
+ * its subprogram calls) gets it attached alone, as where freplace is
+ * refused altogether, and the attach says why.
+ */
+static int join_xdp(struct attach *a, bool flows_reused)
+{
+	static char note[PL_WHY_LEN + 128];
+	bool refused;
+	int err;
+
+	if (a->info->reattached)
+		pl_xdp_disp_leave((int)a->old.meta.ifindex, a->old.meta.ifname, a->old.meta.xdp_prog_id,
+				  NULL, 0);
+	/* the plain variant (see frags()) and its twin in the chain */
+	err = pl_xdp_disp_join(a->xskel->obj, xdp_prog(a), a->xskel->progs.pktlens_xdp_skb_main,
+			       a->li.ifindex, a->o->ifname, a->info->xdp_mode, a->info->xdp_prio,
+			       &refused, a->why, a->whylen);
+	if (err && refused) {
+		snprintf(note, sizeof(note), "libxdp's dispatcher refused pktlens's program (%s): XDP "
+			 "is attached alone with a bpf_link, no other XDP program runs beside it",
+			 a->why);
+		pktlens_xdp__destroy(a->xskel);
+		a->xskel = NULL;
+		a->info->xdp_disp = false;
+		a->info->disp_note = note;
+		err = handle_foreign(a, a->info->reattached ? a->old.meta.xdp_prog_id : 0);
+		if (err) {
+			size_t len = strlen(a->why);
+
+			/* say why a dispatcher there is foreign now */
+			snprintf(a->why + len, a->whylen - len, "; libxdp's dispatcher refused "
+				 "pktlens's program");
+			return err;
+		}
+		return load_xdp(a);
+	}
+	if (err)
+		return err;
+	a->xdp_joined = true;
+	return loaded_xdp(a, flows_reused);
+}
+
+/* After the object loaded: flows carried over, our program's id. */
+static int loaded_xdp(struct attach *a, bool flows_reused)
+{
+	const char *ifname = a->o->ifname;
+	int err;
+
 	a->flows_reused = flows_reused;
 	if (a->info->reattached && !flows_reused) {
 		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &a->carry);
@@ -476,7 +556,7 @@ static int load_tc(struct attach *a)
 
 static struct bpf_map *xdp_chain(const struct attach *a)
 {
-	return pl_xdp_frags(a->info->xdp_mode) ? a->xskel->maps.xdp_chain :
+	return frags(a) ? a->xskel->maps.xdp_chain :
 						 a->xskel->maps.xdp_skb_chain;
 }
 
@@ -487,7 +567,7 @@ static int fill_chains(struct attach *a)
 	int fd, err = 0;
 
 	if (a->info->xdp_mode != PL_XDP_NONE) {
-		fd = bpf_program__fd(pl_xdp_frags(a->info->xdp_mode) ?
+		fd = bpf_program__fd(frags(a) ?
 				     a->xskel->progs.pktlens_xdp_main :
 				     a->xskel->progs.pktlens_xdp_skb_main);
 		if (bpf_map_update_elem(bpf_map__fd(xdp_chain(a)), &slot, &fd, BPF_ANY))
@@ -582,7 +662,7 @@ static int pin_maps(struct attach *a)
 	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
 		const struct pl_map_def *d = &pl_maps[i];
 		/* the non-frags variant's map (skb mode, or a kernel without frags) */
-		const char *name = d->pin_skb && !pl_xdp_frags(a->info->xdp_mode) ? d->pin_skb :
+		const char *name = d->pin_skb && !frags(a) ? d->pin_skb :
 										   d->name;
 		const struct bpf_object *obj;
 
@@ -602,6 +682,8 @@ static int attach_xdp(struct attach *a)
 	LIBBPF_OPTS(bpf_link_create_opts, lopts);
 	int mode = a->info->xdp_mode, err;
 
+	if (a->info->xdp_disp)
+		return 0;	/* joined the dispatcher when loaded (join_xdp()) */
 	lopts.flags = mode == PL_XDP_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 	a->link_fd[0] = bpf_link_create(bpf_program__fd(xdp_prog(a)), a->li.ifindex, BPF_XDP,
 					&lopts);
@@ -721,6 +803,7 @@ static void detach_old_hooks(struct attach *a)
 
 	snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
 	pl_pin_link_detach(path);
+	pl_xdp_disp_leave((int)om->ifindex, om->ifname, om->xdp_prog_id, NULL, 0);
 	for (int dir = 0; dir < 2; dir++) {
 		snprintf(path, sizeof(path), "%s/%s", a->old_dir, tc_link_pin[dir]);
 		pl_pin_link_detach(path);
@@ -738,6 +821,8 @@ static void detach_old_hooks(struct attach *a)
 
 static void undo(struct attach *a)
 {
+	if (a->xdp_joined)
+		pl_xdp_disp_leave(a->li.ifindex, a->o->ifname, a->m->xdp_prog_id, NULL, 0);
 	for (int dir = 0; dir < 2; dir++)
 		if (a->filter_made[dir])
 			clsact_detach_filter(a->li.ifindex, dir, a->m->tc_handle[dir], a->m->tc_prio[dir]);
@@ -812,6 +897,13 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
 		info->xdp_note = "multi-buffer XDP needs Linux 5.18: attaching without it "
 				 "(native XDP takes frames that fit one page)";
+	info->xdp_disp = info->xdp_mode != PL_XDP_NONE && pl_feature(PL_FEAT_XDP_DISPATCHER);
+	if (o->xdp_prio_set && info->xdp_mode == PL_XDP_NONE)
+		return pl_why(a.why, a.whylen, -EINVAL, "%s: --xdp-priority without an XDP hook "
+			      "(--xdp native|skb)", ifname);
+	if (info->xdp_mode != PL_XDP_NONE && !info->xdp_disp)
+		info->disp_note = "this kernel refuses libxdp's dispatcher (freplace): XDP is "
+				  "attached alone with a bpf_link, no other XDP program runs beside it";
 	if (info->tc_hooks && o->tc_mech < 0 && info->tc_mech == PL_TC_CLSACT)
 		info->tc_note = "this kernel has no tcx links (Linux 6.6): using clsact";
 	if (info->tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
@@ -844,6 +936,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			    "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
 		info->reattached = true;
+	/* a re-attach keeps its place in the dispatcher unless told */
+	info->xdp_prio = o->xdp_prio_set ? o->xdp_prio : PL_XDP_PRIO_DEFAULT;
+	if (info->xdp_disp && !o->xdp_prio_set && info->reattached)
+		pl_xdp_disp_runs((int)a.old.meta.ifindex, a.old.meta.xdp_prog_id, &info->xdp_prio);
 
 	if (info->xdp_mode != PL_XDP_NONE) {
 		err = handle_foreign(&a, info->reattached ? a.old.meta.xdp_prog_id : 0);
@@ -851,6 +947,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			goto out;
 	}
 	err = load_xdp(&a);
+	if (!err && info->xdp_disp && info->xdp_mode == PL_XDP_NATIVE && !info->xdp_note)
+		info->xdp_note = "libxdp's dispatcher runs pktlens without multi-buffer XDP "
+				 "(native XDP takes frames that fit one page)";
 	if (!err && info->tc_hooks)
 		err = load_tc(&a);
 	if (!err)
@@ -984,6 +1083,19 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 			}
 		if (m->tc_qdisc_created && found)
 			clsact_release_qdisc(m->ifindex);
+	}
+	/* in libxdp's dispatcher: our program leaves it, the others stay */
+	if (att->meta_ok && !att->ns_gone && m->xdp_mode != PL_XDP_NONE &&
+	    pl_xdp_prog_ext(m->xdp_prog_id)) {
+		pl_netns_here(&here);
+		if (!pl_attachment_of(att, &here))
+			return pl_why(why, whylen, -EXDEV, "%s: its XDP program runs in libxdp's "
+				      "dispatcher in network namespace %llu: run pktlens -n NETNS "
+				      "detach %s", att->ifname, (unsigned long long)att->netns,
+				      att->ifname);
+		err = pl_xdp_disp_leave((int)m->ifindex, att->ifname, m->xdp_prog_id, why, whylen);
+		if (err)
+			return err;
 	}
 	err = pl_pin_dir_remove(att->dir);
 	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,

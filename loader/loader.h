@@ -306,6 +306,12 @@ struct pl_attach_opts {
 	size_t nrules;
 	const struct pl_rule_text *texts;
 	size_t ntexts;
+	/*
+	 * XDP's run priority in libxdp's dispatcher (lower runs first), when
+	 * set; else the replaced attachment's, or PL_XDP_PRIO_DEFAULT.
+	 */
+	bool xdp_prio_set;
+	uint32_t xdp_prio;
 };
 
 struct pl_attach_info {
@@ -316,6 +322,9 @@ struct pl_attach_info {
 	const char *reason;	/* why those hooks (static string) */
 	const char *tc_note;	/* e.g. why tcx was not used, or NULL */
 	const char *xdp_note;	/* e.g. native XDP without multi-buffer frames, or NULL */
+	bool xdp_disp;		/* XDP runs in libxdp's dispatcher (loader/xdp_multi.h) ... */
+	uint32_t xdp_prio;	/* ... at this priority */
+	const char *disp_note;	/* why XDP is attached alone (the kernel refuses the dispatcher) */
 	bool replaced_foreign;
 	bool reattached;	/* --force over an existing pktlens attachment */
 	bool kept_counters;	/* counters and every flow carried over from that attachment */

@@ -21,6 +21,7 @@
 #include <pktlens/why.h>
 
 #include "loader.h"
+#include "xdp_multi.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -432,6 +433,8 @@ bool pl_meta_live(const struct pl_meta *m)
 		if (!bpf_xdp_query((int)m->ifindex, 0, &q) &&
 		    (q.prog_id == m->xdp_prog_id || q.skb_prog_id == m->xdp_prog_id ||
 		     q.drv_prog_id == m->xdp_prog_id))
+			return true;
+		if (pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, NULL))
 			return true;
 	}
 	return pl_meta_tc_live(m, PL_DIR_IN) || pl_meta_tc_live(m, PL_DIR_OUT);

@@ -234,7 +234,7 @@ static size_t ruleset_hooks(const struct pl_policy *p, struct pl_ruleset rs[2])
 	if (p->meta.xdp_mode != PL_XDP_NONE)
 		rs[n++] = (struct pl_ruleset){ .hook = "xdp in", .chain_fd = p->fd[PL_MID_XDP_CHAIN],
 					       .dir = PL_DIR_IN, .slot = PL_SLOT_XDP_IN,
-					       .native = pl_xdp_frags(p->meta.xdp_mode) };
+					       .xdp_flags = pl_meta_xdp_load_flags(&p->meta) };
 	else if (p->meta.tc_hooks & PL_TC_IN)
 		rs[n++] = (struct pl_ruleset){ .hook = "tc in", .chain_fd = p->fd[PL_MID_TC_CHAIN],
 					       .dir = PL_DIR_IN, .slot = PL_SLOT_TC_IN };

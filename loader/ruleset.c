@@ -286,7 +286,7 @@ static int build_stage(const struct pl_policy *p, struct pl_ruleset *rs,
 			       strerror(-err));
 	}
 	if (!err && ne) {
-		rs->stage_fd = pl_ebpf_load(stage, slen, o.ctx, rs->native ? BPF_F_XDP_HAS_FRAGS : 0,
+		rs->stage_fd = pl_ebpf_load(stage, slen, o.ctx, rs->xdp_flags,
 					    log, sizeof(log));
 		if (rs->stage_fd < 0)
 			err = pl_why(why, whylen, pl_load_err(rs->stage_fd),
@@ -311,7 +311,7 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	struct bpf_program *prog;
 	struct bpf_object *obj;
 	struct pl_policy_cfg cfg = { 0 };
-	bool skb = !pl_xdp_frags(p->meta.xdp_mode), xdp = !strcmp(rs->hook, "xdp in");
+	bool skb = !(rs->xdp_flags & BPF_F_XDP_HAS_FRAGS), xdp = !strcmp(rs->hook, "xdp in");
 	bool loop = pl_feature(PL_FEAT_BPF_LOOP);
 	int err;
 
@@ -351,6 +351,11 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	if (err)
 		goto out;
 	autoload_only(obj, prog);
+	/* beside an extension program (libxdp's dispatcher): as it is, no attach type */
+	if (xdp && (rs->xdp_flags & PL_EBPF_F_NO_ATTACH_TYPE))
+		err = bpf_program__set_expected_attach_type(prog, 0);
+	if (err)
+		goto out;
 	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
 	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;

@@ -22,7 +22,7 @@ struct pl_ruleset {
 	int stage_fd;		/* expression stage, -1 if the rules have none */
 	__u32 gen;		/* its PL_CHAIN_POLICY_GEN slot */
 	__u32 slot;		/* enum pl_slot */
-	bool native;		/* XDP frags */
+	__u32 xdp_flags;	/* pl_meta_xdp_load_flags() of the attachment (XDP frags, ...) */
 };
 
 /*

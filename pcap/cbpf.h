@@ -168,6 +168,13 @@ int pl_ebpf_expr_stage(const struct bpf_insn *const *filters, const size_t *coun
  */
 int pl_ebpf_load(const struct bpf_insn *insns, size_t cnt, enum pl_filter_ctx ctx,
 		 uint32_t prog_flags, char *log, size_t loglen);
+/*
+ * pktlens's own bit in pl_ebpf_load()'s @prog_flags, never passed to the
+ * kernel: load an XDP program without expected_attach_type BPF_XDP, like
+ * the extension program (libxdp's dispatcher) that tail-calls it; the
+ * kernel lets a PROG_ARRAY hold programs of one expected_attach_type only.
+ */
+#define PL_EBPF_F_NO_ATTACH_TYPE (1U << 31)
 
 /*
  * Run a loaded filter, translated with @o, once on one captured packet with

@@ -39,12 +39,12 @@ int pl_ebpf_load(const struct bpf_insn *insns, size_t cnt, enum pl_filter_ctx ct
 		 uint32_t prog_flags, char *log, size_t loglen)
 {
 	enum bpf_prog_type type = ctx == PL_FILTER_TC ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .prog_flags = prog_flags);
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .prog_flags = prog_flags & ~PL_EBPF_F_NO_ATTACH_TYPE);
 	size_t vlen = 4U << 20;
 	char *vlog = NULL;
 	int fd, err;
 
-	if (ctx == PL_FILTER_XDP)
+	if (ctx == PL_FILTER_XDP && !(prog_flags & PL_EBPF_F_NO_ATTACH_TYPE))
 		opts.expected_attach_type = BPF_XDP;
 	fd = bpf_prog_load(type, "pl_filter", "GPL", insns, cnt, &opts);
 	if (fd >= 0)

@@ -21,6 +21,7 @@
 #include "../cli/policy_file.h"
 #include "../pcap/cbpf.h"
 #include "../export/serve.h"
+#include "../loader/xdp_multi.h"
 
 #define CONFIG_SIZE_MAX (4 << 20)	/* a config is small; a huge one is a mistake */
 
@@ -254,7 +255,7 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 /* ---- interfaces entries ---- */
 
 static const char *const entry_keys[] = { "match", "netns", "xdp", "tc", "tc-mech", "flows",
-					  "filter", "rules", "rules-file", "probes", NULL };
+					  "xdp-priority", "filter", "rules", "rules-file", "probes", NULL };
 
 /*
  * A rule's words must parse. `--redirect DEV2` names an interface of the
@@ -362,6 +363,11 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	}
 	if (!strcmp(key, "flows"))
 		return number(x, v, key, PL_FLOWS_MIN, PL_FLOWS_MAX, &e->flows);
+	if (!strcmp(key, "xdp-priority")) {
+		err = number(x, v, key, 0, PL_XDP_PRIO_MAX, &e->xdp_prio);
+		e->xdp_prio_set = !err;
+		return err;
+	}
 	if (!strcmp(key, "filter")) {
 		const struct pl_filter_opts o = { .ctx = PL_FILTER_TC };
 		struct pl_filter_prog p;
@@ -450,6 +456,9 @@ static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 		return at(x, n, "interfaces entry: 'match' is missing (an interface name or glob)");
 	if (e->xdp_mode == PL_XDP_NONE && e->tc_hooks == 0)
 		return at(x, n, "interfaces entry: nothing to attach (xdp: none and tc: none)");
+	if (e->xdp_mode == PL_XDP_NONE && e->xdp_prio_set)
+		return at(x, n, "interfaces entry: xdp-priority without an XDP hook (xdp: native "
+			  "or skb)");
 	/* rules must parse now (ids given twice too), however their namespace looks them up */
 	for (size_t i = 0; !err && i < e->nrules; i++)
 		err = check_rule(x, e, &rs, &e->rules[i]);

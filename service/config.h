@@ -38,6 +38,8 @@ struct pl_cfg_entry {
 	int tc_hooks;		/* PL_TC_IN | PL_TC_OUT, -1: auto */
 	int tc_mech;		/* enum pl_tc_mech, -1: auto (tcx where the kernel has it) */
 	uint32_t flows;
+	bool xdp_prio_set;	/* `xdp-priority` given: XDP's priority in libxdp's dispatcher */
+	uint32_t xdp_prio;
 	char *filter;		/* tcpdump expression, NULL: none */
 	struct pl_cfg_rule *rules;	/* `rules:` then `rules-file:`'s */
 	size_t nrules;

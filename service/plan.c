@@ -29,6 +29,7 @@
 #include "../export/format.h"
 #include "../export/report.h"
 #include "../loader/features.h"
+#include "../loader/xdp_multi.h"
 
 /* ---- building the plan ---- */
 
@@ -144,6 +145,8 @@ static int read_have(struct pl_step *st)
 	h->tc_hooks = (int)m->tc_hooks;
 	h->tc_mech = m->tc_hooks ? (int)m->tc_mech : PL_TC_NONE;
 	h->flows = m->flows_max;
+	h->xdp_prio_set = m->xdp_mode != PL_XDP_NONE &&
+			  pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, &h->xdp_prio);
 	h->filter = m->filter_set ? m->filter_expr : NULL;
 	h->probes = m->probes;
 	st->meta_have = *m;
@@ -206,6 +209,8 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 
 	pl_attach_hooks(&o, li, &w->xdp_mode, &w->tc_hooks, &w->tc_mech);
 	w->flows = e->flows;
+	w->xdp_prio_set = e->xdp_prio_set && w->xdp_mode != PL_XDP_NONE;
+	w->xdp_prio = e->xdp_prio;
 	w->filter = e->filter;
 	w->probes = pl_config_probes(c, e);
 	for (size_t i = 0; !err && i < e->nrules; i++) {
@@ -237,7 +242,10 @@ static bool alive_on(const struct pl_attachment *a, int ifindex)
 	return a->meta_ok && (int)a->meta.ifindex == ifindex;
 }
 
-/* Whether every hook @a records runs: its pinned XDP and tcx links on its interface. */
+/*
+ * Whether every hook @a records runs: its pinned XDP and tcx links on its
+ * interface, or its XDP program in the interface's libxdp dispatcher.
+ */
 static bool hooks_live(const struct pl_attachment *a)
 {
 	static const char *const pins[3] = { PL_PIN_XDP_LINK, PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
@@ -252,7 +260,7 @@ static bool hooks_live(const struct pl_attachment *a)
 		int fd;
 		bool ok;
 
-		if (!want[i])
+		if (!want[i] || (!i && pl_xdp_disp_runs((int)a->meta.ifindex, a->meta.xdp_prog_id, NULL)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", a->dir, pins[i]);
 		fd = bpf_obj_get(path);
@@ -275,6 +283,9 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 	/* hooks that should run and do not (a re-attach killed half-way): attached again */
 	if (h->xdp_mode != w->xdp_mode || h->tc_hooks != w->tc_hooks || h->tc_mech != w->tc_mech ||
 	    !hooks_live(&st->att))
+		what |= PL_CH_HOOKS;
+	/* another place in the dispatcher: attached again there (where it runs in one) */
+	if (w->xdp_prio_set && h->xdp_prio_set && h->xdp_prio != w->xdp_prio)
 		what |= PL_CH_HOOKS;
 	if (h->flows != w->flows)
 		what |= PL_CH_FLOWS;
@@ -375,12 +386,19 @@ static int scope_expand(struct scope_x *x, const struct pl_attachment *a, size_t
 	return 0;
 }
 
-/* A foreign XDP program on @ifindex (not @ours): its id, else 0. */
+/*
+ * A foreign XDP program on @ifindex (not @ours): its id, else 0. Where
+ * pktlens joins libxdp's dispatcher, the dispatcher is not in the way (the
+ * attach joins it), only a program attached alone.
+ */
 static __u32 foreign_xdp(int ifindex, __u32 ours)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct pl_xdp_disp d;
 	__u32 ids[3];
 
+	if (pl_feature(PL_FEAT_XDP_DISPATCHER) && !pl_xdp_disp_read(ifindex, &d))
+		return d.alone.id != ours ? d.alone.id : 0;
 	if (bpf_xdp_query(ifindex, 0, &q))
 		return 0;
 	ids[0] = q.drv_prog_id, ids[1] = q.skb_prog_id, ids[2] = q.hw_prog_id;
@@ -685,6 +703,8 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 		break;
 	case PL_STEP_ADD:
 		ADD("%s, flows %u", hooks_str(w, a, sizeof(a)), w->flows);
+		if (w->xdp_prio_set)
+			ADD(", xdp priority %u", w->xdp_prio);
 		if (w->filter)
 			ADD(", filter '%s'", w->filter);
 		if (w->nrules)
@@ -698,6 +718,9 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 		if (st->what & (PL_CH_HOOKS | PL_CH_PROBES))
 			ADD("%shooks %s -> %s", sep, hooks_str(h, a, sizeof(a)),
 			    hooks_str(w, b, sizeof(b))), sep = "; ";
+		if ((st->what & PL_CH_HOOKS) && w->xdp_prio_set && h->xdp_prio_set &&
+		    h->xdp_prio != w->xdp_prio)
+			ADD("%sxdp priority %u -> %u", sep, h->xdp_prio, w->xdp_prio), sep = "; ";
 		if (st->what & PL_CH_FLOWS)
 			ADD("%sflows %u -> %u", sep, h->flows, w->flows), sep = "; ";
 		if (st->what & PL_CH_FILTER) {
@@ -731,6 +754,11 @@ static void settings_json(struct jw *w, const struct pl_settings *x)
 			 x->tc_hooks == PL_TC_IN ? "in" : x->tc_hooks == PL_TC_OUT ? "out" : "none");
 	jw_str_field(w, "tc_mech", pl_tc_mech_name(x->tc_mech));
 	jw_u64_field(w, "flows", x->flows);
+	jw_key(w, "xdp_priority");
+	if (x->xdp_prio_set)
+		jw_u64(w, x->xdp_prio);
+	else
+		jw_null(w);
 	jw_str_field(w, "filter", x->filter);
 	jw_key(w, "probes");
 	jw_arr_open(w);

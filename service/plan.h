@@ -49,6 +49,13 @@ enum pl_step_kind {
 struct pl_settings {
 	int xdp_mode, tc_hooks, tc_mech;
 	uint32_t flows;
+	/*
+	 * XDP's priority in libxdp's dispatcher: wanted (the config's
+	 * `xdp-priority`, when xdp_prio_set), or where pktlens's program runs
+	 * in one (xdp_prio_set: it does)
+	 */
+	bool xdp_prio_set;
+	uint32_t xdp_prio;
 	const char *filter;	/* NULL: none */
 	unsigned probes;
 	struct pl_rule *rules;	/* sorted by id */

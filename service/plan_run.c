@@ -25,6 +25,7 @@
 #include "../export/format.h"
 #include "../export/report.h"
 #include "../loader/features.h"
+#include "../loader/xdp_multi.h"
 
 /* ---- running it ---- */
 
@@ -73,6 +74,7 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 {
 	struct pl_attachment att = st->att;
 	char why[PL_WHY_LEN * 2];
+	bool disp;
 	int err;
 
 	final_totals(st);
@@ -80,9 +82,16 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 		st->kept = true;
 		return 0;
 	}
-	/* clsact filters die with their interface; elsewhere they are removed in their namespace */
-	if (att.meta.tc_mech == PL_TC_CLSACT && (st->gone || enter_for(st, s)))
-		att.meta.tc_mech = PL_TC_NONE;
+	/*
+	 * clsact filters and a program in libxdp's dispatcher die with their
+	 * interface; elsewhere they are removed in their namespace
+	 */
+	disp = att.meta.xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(att.meta.xdp_prog_id);
+	if ((att.meta.tc_mech == PL_TC_CLSACT || disp) && (st->gone || enter_for(st, s))) {
+		att.meta.tc_mech = att.meta.tc_mech == PL_TC_CLSACT ? PL_TC_NONE : att.meta.tc_mech;
+		if (st->gone)
+			att.meta.xdp_mode = PL_XDP_NONE;
+	}
 	/*
 	 * Out of its place first, in one step, as a temporary directory of
 	 * ours: killed from here on, the next apply's attach removes what is
@@ -111,6 +120,7 @@ static void attach_opts(const struct pl_step *st, const struct pl_config *c, boo
 	*o = (struct pl_attach_opts){
 		.ifname = st->ifname, .xdp_mode = w->xdp_mode, .tc_hooks = w->tc_hooks,
 		.tc_mech = w->tc_hooks ? w->tc_mech : -1, .flows_max = w->flows,
+		.xdp_prio_set = w->xdp_prio_set, .xdp_prio = w->xdp_prio,
 		.reattach = reattach, .down_ok = true, .probes = w->probes, .owner = c->owner,
 		.set_filter = true, .filter = w->filter, .set_rules = true, .rules = w->rules,
 		.nrules = w->nrules, .texts = w->texts, .ntexts = w->ntexts,

@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: GPL-2.0
+"""XDP beside other programs: libxdp's dispatcher (loader/xdp_multi.c), and the fallback.
+
+Where pktlens's program joins the dispatcher (Debian's 6.1 with its libxdp 1.3), xdp-filter
+(Debian's xdp-tools) and pktlens share one interface; elsewhere (this machine refuses freplace;
+6.12 refuses an extension program that tail-calls into libxdp 1.3's dispatcher; 5.10's verifier
+refuses pktlens's program as one) the attach falls back to a bpf_link and says so, once. Gated on
+what the attach reports (`xdp_attach` in `attach -j`), never on the kernel's version.
+
+Oracles: libxdp's own view of the dispatcher (`xdp-loader status`), the receiving kernel's
+UdpNoPorts counter (what reached the stack), the frames sent.
+"""
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from lab import PKTLENS, Lab, pktlens, pktlens_json, sh, slot
+
+PORT_DENIED, PORT_OPEN = 5001, 5002
+
+
+def nsx(ns, *args, check=True):
+    """A command in namespace ns that keeps the host's bpffs (libxdp's pins live there)."""
+    return sh("nsenter", f"--net=/run/netns/{ns}", *args, check=check)
+
+
+def dispatcher(ns, dev="vb"):
+    """libxdp's view: [(prio, name, id)] of the programs in dev's dispatcher, or None."""
+    out = nsx(ns, "xdp-loader", "status", dev).stdout
+    if "xdp_dispatcher" not in out:
+        return None
+    return [(int(m.group(1)), m.group(2), int(m.group(3)))
+            for m in re.finditer(r"=>\s+(\d+)\s+(\S+)\s+(\d+)", out)]
+
+
+def udp_noports(ns):
+    out = sh("ip", "netns", "exec", ns, "nstat", "-az", "-j", "UdpNoPorts").stdout
+    return json.loads(out)["kernel"]["UdpNoPorts"]
+
+
+@pytest.fixture
+def labf():
+    """va -> vb (198.18.0.1 -> .2, static neighbours) with xdp-filter on vb denying UDP port
+    PORT_DENIED, in a dispatcher: skipped where libxdp itself cannot load one."""
+    lab = Lab(mtu=1500, addrs=True)
+    try:
+        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", lab.mac(lab.b, "vb"),
+           "dev", "va", "nud", "permanent")
+        nsx(lab.b, "xdp-filter", "load", "-m", "skb", "vb")
+        nsx(lab.b, "xdp-filter", "port", "-m", "dst", "-p", "udp", str(PORT_DENIED))
+        if dispatcher(lab.b) is None:
+            pytest.skip("libxdp cannot load its dispatcher on this kernel (freplace refused)")
+        yield lab
+    finally:
+        nsx(lab.b, "xdp-filter", "unload", "vb", check=False)
+        lab.close()
+
+
+def attach(lab, *args, env=None):
+    r = subprocess.run([PKTLENS, "-n", lab.b, "-j", "attach", "vb", "--xdp", "skb", "--tc", "none",
+                        *args], capture_output=True, text=True, env=env, timeout=120)
+    return r
+
+
+def joined_or_skip(lab, *args):
+    r = attach(lab, *args)
+    if r.returncode and "libxdp's dispatcher refused pktlens's program" in r.stderr:
+        # attached alone instead: the dispatcher there is foreign, refused as before
+        assert "a foreign XDP program" in r.stderr and "xdp_dispatcher" in r.stderr, r.stderr
+        assert filter_id(lab), dispatcher(lab.b)  # and left as it was
+        pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stderr}")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    if info["xdp_attach"] != "libxdp-dispatcher":
+        pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: "
+                    f"{info['dispatcher_note']}")
+    return info
+
+
+def filter_id(lab):
+    return [p[2] for p in dispatcher(lab.b) if p[1].startswith("xdpfilt")]
+
+
+def ours(lab):
+    return [p for p in dispatcher(lab.b) if p[1].startswith("pktlens")]
+
+
+def send_ports(lab, n_denied, n_open):
+    from scapy.all import IP, UDP, Ether, Raw
+
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    E = lambda dp: (Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /  # noqa
+                    UDP(sport=999, dport=dp) / Raw(b"y" * 30))
+    frames = [E(PORT_DENIED)] * n_denied + [E(PORT_OPEN)] * n_open
+    random.shuffle(frames)
+    assert lab.send(frames) == len(frames)
+
+
+def udp_flow_packets(lab):
+    doc = pktlens_json("flows", "vb", ns=lab.b)
+    got = {}
+    for f in doc["flows"]:
+        if f.get("proto") in ("udp", 17):
+            got[f["dport"]] = got.get(f["dport"], 0) + f["packets"]
+    return got
+
+
+@pytest.mark.parametrize("prio,sees_denied", [(5, True), (20, False)], ids=["before", "after"])
+def test_xdp_filter_and_pktlens_share_the_interface(labf, prio, sees_denied):
+    """xdp-filter (priority 10) drops port PORT_DENIED; pktlens before it counts everything,
+    after it exactly what xdp-filter passed. The denied port never reaches the receiver."""
+    lab = labf
+    info = joined_or_skip(lab, "--xdp-priority", str(prio))
+    assert info["xdp_priority"] == prio
+    progs = dispatcher(lab.b)
+    names = [p[1] for p in progs]
+    assert len(filter_id(lab)) == 1 and len(ours(lab)) == 1, progs
+    assert names.index(ours(lab)[0][1]) == (0 if sees_denied else 1), progs
+    assert ours(lab)[0][0] == prio
+    before = udp_noports(lab.b)
+    send_ports(lab, 37, 23)
+    deadline = time.time() + 10
+    want = {PORT_DENIED: 37, PORT_OPEN: 23} if sees_denied else {PORT_OPEN: 23}
+    while time.time() < deadline and udp_flow_packets(lab) != want:
+        time.sleep(0.2)
+    assert udp_flow_packets(lab) == want
+    time.sleep(0.3)
+    assert udp_noports(lab.b) - before == 23  # the receiving kernel: denied never arrived
+    # list and stats show the programs beside pktlens, in run order
+    mine = [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]][0]
+    disp = mine["xdp_dispatcher"]
+    assert [(p["priority"], p["id"]) for p in disp["programs"]] == [(p[0], p[2]) for p in progs]
+    pos = {p["name"][:7]: p["position"] for p in disp["programs"]}
+    assert pos == ({"pktlens": "pktlens", "xdpfilt": "after"} if sees_denied else
+                   {"xdpfilt": "before", "pktlens": "pktlens"})
+    st = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]
+    assert st["xdp_dispatcher"] == disp
+    plain = pktlens("stats", "vb", ns=lab.b).stdout
+    assert "libxdp dispatcher" in plain and "xdpfilt_alw_all" in plain
+
+
+def test_attach_force_detach_never_disturb_the_other_program(labf):
+    """pktlens joins, re-attaches (--force, with a rule and a filter), detaches and joins again:
+    xdp-filter's program keeps its id and keeps dropping the denied port throughout; detach
+    takes out only pktlens's program; counters survive the re-attach."""
+    lab = labf
+    joined_or_skip(lab)
+    fid = filter_id(lab)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop", ns=lab.b)
+    pktlens("filter", "set", "vb", f"udp port {PORT_OPEN}", ns=lab.b)
+    before = udp_noports(lab.b)
+    send_ports(lab, 5, 7)
+    time.sleep(0.5)
+    r = attach(lab, "--force")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kept_counters"]
+    assert filter_id(lab) == fid and len(ours(lab)) == 1
+    send_ports(lab, 5, 7)
+    time.sleep(0.5)
+    x = slot(pktlens_json("stats", "vb", ns=lab.b), "xdp", "in")
+    assert x["filter_packets"] == 14  # both attachments' matches, in one counter
+    assert udp_flow_packets(lab) == {PORT_DENIED: 10, PORT_OPEN: 14}
+    pktlens("detach", "vb", ns=lab.b)
+    assert filter_id(lab) == fid and ours(lab) == []
+    send_ports(lab, 5, 7)
+    time.sleep(0.5)
+    assert udp_noports(lab.b) - before == 21
+    joined_or_skip(lab)
+    assert filter_id(lab) == fid and len(ours(lab)) == 1
+
+
+def test_kill9_mid_attach_leaves_the_dispatcher_consistent(labf):
+    """attach (fresh and --force) killed at random points: xdp-filter stays, with at most one
+    pktlens program beside it; the next attach --force leaves exactly one."""
+    lab = labf
+    joined_or_skip(lab)
+    fid = filter_id(lab)
+    rnd = random.Random(24)
+    for i in range(8):
+        args = [PKTLENS, "-n", lab.b, "attach", "vb", "--xdp", "skb", "--tc", "none"]
+        if i % 2 == 0:
+            args.append("--force")
+        else:
+            pktlens("detach", "vb", ns=lab.b, check=False)
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.02, 1.5))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        progs = dispatcher(lab.b)
+        assert progs is not None
+        assert [p[2] for p in progs if p[1].startswith("xdpfilt")] == fid, progs
+        assert len([p for p in progs if p[1].startswith("pktlens")]) <= 2, progs
+    r = attach(lab, "--force")
+    assert r.returncode == 0, r.stderr
+    assert filter_id(lab) == fid and len(ours(lab)) == 1
+    before = udp_noports(lab.b)
+    send_ports(lab, 3, 4)
+    time.sleep(0.5)
+    assert udp_noports(lab.b) - before == 4
+
+
+def test_fallback_is_said_once():
+    """Where pktlens attaches XDP alone (the kernel refuses the dispatcher, or it is masked as
+    here), attach says so in one line and attaches with a bpf_link as before."""
+    lab = Lab(mtu=1500)
+    try:
+        env = dict(os.environ, PKTLENS_NO_FEATURES="xdp-dispatcher")
+        r = subprocess.run([PKTLENS, "-n", lab.b, "attach", "vb", "--xdp", "skb", "--tc", "none"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        notes = [ln for ln in r.stdout.splitlines() if "libxdp" in ln or "bpf_link" in ln]
+        assert len(notes) == 1 and notes[0].startswith("note: ") and "bpf_link" in notes[0], \
+            r.stdout
+        assert "dispatcher" not in r.stderr
+        link = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "vb").stdout)[0]
+        assert link["xdp"]["prog"]["name"] == "pktlens_xdp_skb"  # alone, no dispatcher
+        doc = [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]][0]
+        assert doc["hooks"][0]["mechanism"] == "bpf_link" and doc["xdp_dispatcher"] is None
+        r = subprocess.run([PKTLENS, "-n", lab.b, "-j", "attach", "vb", "--xdp", "skb", "--tc",
+                            "none", "--force"], capture_output=True, text=True, env=env, timeout=60)
+        info = json.loads(r.stdout)
+        assert info["xdp_attach"] == "bpf_link" and info["xdp_priority"] is None
+        assert "bpf_link" in info["dispatcher_note"]
+        pktlens("detach", "vb", ns=lab.b)
+    finally:
+        lab.close()
+
+
+def test_xdp_priority_needs_an_xdp_hook():
+    lab = Lab(mtu=1500)
+    try:
+        r = pktlens("attach", "vb", "--xdp", "none", "--xdp-priority", "3", ns=lab.b, check=False)
+        assert r.returncode == 2 and "--xdp-priority without an XDP hook" in r.stderr
+        r = pktlens("attach", "vb", "--xdp", "skb", "--xdp-priority", "-1", ns=lab.b, check=False)
+        assert r.returncode == 2 and "--xdp-priority '-1' is wrong" in r.stderr
+    finally:
+        lab.close()
+
+
+def test_apply_sets_and_changes_the_xdp_priority(labf, tmp_path):
+    """A config's xdp-priority places pktlens in the dispatcher (libxdp's own view says where);
+    a changed one attaches again there, counters kept, xdp-filter untouched; the same config
+    again changes nothing (pktlens's program in the dispatcher counts as its XDP hook)."""
+    lab = labf
+    fid = filter_id(lab)
+    conf = tmp_path / "xdp.conf"
+
+    def apply(prio):
+        conf.write_text(f"name: xdp-prio-test\ninterfaces:\n  - match: vb\n    netns: '{lab.b}'\n"
+                        f"    xdp: skb\n    tc: none\n    xdp-priority: {prio}\n")
+        return subprocess.run([PKTLENS, "apply", str(conf)], capture_output=True, text=True,
+                              timeout=120)
+
+    try:
+        r = apply(20)
+        if r.returncode and "libxdp's dispatcher refused pktlens's program" in r.stderr:
+            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stderr}")
+        assert r.returncode == 0, r.stderr
+        if not ours(lab):
+            pytest.skip("pktlens's program runs alone here (no dispatcher)")
+        assert [p[0] for p in ours(lab)] == [20] and filter_id(lab) == fid
+        send_ports(lab, 3, 4)
+        time.sleep(0.5)
+        assert udp_flow_packets(lab) == {PORT_OPEN: 4}  # after xdp-filter: the denied never seen
+        r = apply(5)
+        assert r.returncode == 0, r.stderr
+        assert "xdp priority 20 -> 5" in r.stdout, r.stdout
+        assert [p[0] for p in ours(lab)] == [5] and filter_id(lab) == fid
+        send_ports(lab, 3, 4)
+        time.sleep(0.5)
+        assert udp_flow_packets(lab) == {PORT_DENIED: 3, PORT_OPEN: 8}  # kept, and now before it
+        r = apply(5)
+        assert r.returncode == 0 and r.stdout.startswith("nothing to change"), r.stdout
+        assert [p[0] for p in ours(lab)] == [5]
+    finally:
+        pktlens("detach", "vb", ns=lab.b, check=False)
+    assert not ours(lab) and filter_id(lab) == fid
