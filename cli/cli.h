@@ -12,6 +12,7 @@ int do_filter(int argc, char **argv);
 int do_policy(int argc, char **argv);
 int do_sample(int argc, char **argv);
 int do_tcp(int argc, char **argv);
+int do_drops(int argc, char **argv);
 int do_export(int argc, char **argv);
 int do_top(int argc, char **argv);
 

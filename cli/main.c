@@ -35,6 +35,8 @@ static const struct pl_cmd cmds[] = {
 	  "                      [-B KiB] [--pcapng] [--duration SECS] ['EXPR' | --policy]" },
 	{ "tcp", do_tcp, "tcp retrans|rtt|connlat|life [-j] [--duration SECS] [--netns PATH|PID] [--hist]\n"
 	  "                      [--by raddr|rport] [--min-ms MS]" },
+	{ "drops", do_drops, "drops [DEV] [-j] [--duration SECS] [--netns NAME|PATH|PID]\n"
+	  "                      [--by reason|dev|proto|flow|location] [--top N] [--watch SECS] [--events]" },
 	{ "export", do_export, "export prometheus [--listen ADDR:PORT] [--duration SECS]\n"
 	  "       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]" },
 	{ "top", do_top, "top [DEV] [--interval SECS]" },

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "drops.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
@@ -165,6 +166,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			if (slot_shown(&st.meta, &s[sl], sl))
 				pl_json_stats_slot(w, &s[sl], sl);
 		jw_arr_close(w);
+		pl_drops_summary(w, a);
 		jw_obj_close(w);
 	} else {
 		char hooks[128];
@@ -178,6 +180,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
 		else
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
+		pl_drops_summary(NULL, a);
 		if (st.meta.filter_set)
 			printf("  filter    '%s'\n", st.meta.filter_expr);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
