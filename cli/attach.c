@@ -21,13 +21,15 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../probes/drops.h"
 #include "../probes/tcp.h"
 
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: pktlens attach DEV [--xdp native|skb|none] [--tc in,out|in|out|none]\n"
-		"                      [--tc-mech tcx|clsact] [--flows N] [--probes tcp|none] [--force]\n"
+		"                      [--tc-mech tcx|clsact] [--flows N] [--probes tcp|drops|tcp,drops|none]\n"
+		"                      [--force]\n"
 		"\n"
 		"Load the pktlens programs on DEV and pin their maps and links under\n"
 		PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
@@ -42,6 +44,9 @@ static void attach_usage(FILE *f)
 		"  --probes tcp keep the TCP tracepoints attached (pinned beside the maps): flows\n"
 		"               shows retransmits per flow, export prometheus the RTT and connect\n"
 		"               latency; detach removes them\n"
+		"  --probes drops  keep the kernel drop tracepoints attached (counting this\n"
+		"               namespace's drops): stats shows the interface's drop reasons, flows\n"
+		"               drops per flow, export prometheus pktlens_kernel_drops_total\n"
 		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
 		"               replace a foreign XDP program, or attach to a down interface\n"
 		"  -h, --help   this help\n",
@@ -51,6 +56,7 @@ static void attach_usage(FILE *f)
 /* Remove what attach_probes() may have pinned in @dir. */
 static void unpin_probes(const char *dir)
 {
+	pl_drops_unpin(dir);
 	const char *links[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
 				PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
 	const char *maps[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST, PL_PIN_TCP_CONNLAT_HIST };
@@ -69,14 +75,19 @@ static void unpin_probes(const char *dir)
 /*
  * attach --probes tcp: load the TCP tracepoints for this namespace, quiet
  * (only maps: retransmits per connection, RTT and connect-latency
- * histograms for the exporter), pin links and maps beside the
- * attachment's maps and record it in the metadata. On failure nothing of
- * the probes is left; the attachment itself (and its counters) stays.
+ * histograms for the exporter); --probes drops: the drop tracepoints for
+ * this namespace, counting by reason and per flow. Pin links and maps
+ * beside the attachment's maps and record them in the metadata. On
+ * failure nothing of the probes is left; the attachment itself (and its
+ * counters) stays.
  */
-static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_t whylen)
+static int attach_probes(const char *ifname, unsigned which, struct pl_meta *m, char *why,
+			 size_t whylen)
 {
 	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET };
+	struct pl_drop_cfg dcfg = { .flags = PL_DROP_CFG_FLOWS };
 	struct pl_attachment *a = NULL;
+	struct pl_drops *d = NULL;
 	struct pl_tcp *t = NULL;
 	uint64_t ns = 0;
 	__u32 key = 0;
@@ -84,27 +95,35 @@ static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_
 	size_t n;
 
 	err = pl_netns_ino(&ns);
-	cfg.netns = ns;
+	cfg.netns = dcfg.netns = ns;
 	if (!err)
 		err = pl_attachments_here(ifname, &a, &n);
 	if (err)
 		return pl_why(why, whylen, err, "cannot find the attachment: %s", strerror(-err));
-	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
-			  why, whylen);
-	if (!err)
-		err = pl_tcp_pin(t, a->dir, why, whylen);
+	if (which & PL_PROBE_TCP) {
+		err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL,
+				  &t, why, whylen);
+		if (!err)
+			err = pl_tcp_pin(t, a->dir, why, whylen);
+	}
+	if (!err && (which & PL_PROBE_DROPS)) {
+		err = pl_drops_open(&dcfg, NULL, NULL, &d, why, whylen);
+		if (!err)
+			err = pl_drops_pin(d, a->dir, why, whylen);
+	}
 	if (!err) {
 		fd = pl_pin_open(a->dir, PL_MAP_META);
-		m->probes |= PL_PROBE_TCP;
+		m->probes |= which;
 		if (fd < 0 || bpf_map_update_elem(fd, &key, m, BPF_ANY)) {
 			err = pl_why(why, whylen, -errno, "cannot record them in the metadata: %s",
 				     strerror(errno));
-			m->probes &= ~PL_PROBE_TCP;
+			m->probes &= ~which;
 		}
 	}
 	if (fd >= 0)
 		close(fd);
 	pl_tcp_close(t);
+	pl_drops_close(d);
 	if (err)
 		unpin_probes(a->dir);
 	free(a);
@@ -123,7 +142,7 @@ int do_attach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	bool probes = false;
+	unsigned probes = 0;
 	struct pl_attach_opts o = { .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
 				    .flows_max = PL_FLOWS_DEFAULT };
 	struct pl_attach_info info;
@@ -179,11 +198,19 @@ int do_attach(int argc, char **argv)
 			o.force = true;
 			break;
 		case 'p':
-			if (strcmp(optarg, "tcp") && strcmp(optarg, "none")) {
-				pl_err("attach: --probes '%s' is wrong: expected tcp or none", optarg);
+			if (!strcmp(optarg, "tcp"))
+				probes = PL_PROBE_TCP;
+			else if (!strcmp(optarg, "drops"))
+				probes = PL_PROBE_DROPS;
+			else if (!strcmp(optarg, "tcp,drops") || !strcmp(optarg, "drops,tcp"))
+				probes = PL_PROBE_TCP | PL_PROBE_DROPS;
+			else if (!strcmp(optarg, "none"))
+				probes = 0;
+			else {
+				pl_err("attach: --probes '%s' is wrong: expected tcp, drops, tcp,drops or none",
+				       optarg);
 				return PL_EXIT_USAGE;
 			}
-			probes = !strcmp(optarg, "tcp");
 			break;
 		case 'h':
 			attach_usage(stdout);
@@ -208,8 +235,10 @@ int do_attach(int argc, char **argv)
 		pl_err("attach: %s", why);
 		return PL_EXIT_CODE(err, ENODEV, ENETDOWN, EINVAL, ERANGE, ENOENT);
 	}
-	if (probes && (err = attach_probes(o.ifname, &info.meta, why, sizeof(why)))) {
-		pl_err("attach: %s: attached, but without the TCP probes: %s", o.ifname, why);
+	if (probes && (err = attach_probes(o.ifname, probes, &info.meta, why, sizeof(why)))) {
+		pl_err("attach: %s: attached, but without the %s probes: %s", o.ifname,
+		       probes == PL_PROBE_DROPS ? "drop" : probes == PL_PROBE_TCP ? "TCP" : "TCP and drop",
+		       why);
 		return PL_EXIT_FAIL;
 	}
 	if (pl_g.json) {

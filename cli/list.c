@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "pktlens/drops.h"
 #include "../export/format.h"
 #include "../export/report.h"
 
@@ -132,6 +133,8 @@ int do_list(int argc, char **argv)
 				jw_arr_open(&w);
 				if (a[i].meta.probes & PL_PROBE_TCP)
 					jw_str(&w, "tcp");
+				if (a[i].meta.probes & PL_PROBE_DROPS)
+					jw_str(&w, "drops");
 				jw_arr_close(&w);
 			}
 			jw_obj_close(&w);

@@ -504,3 +504,25 @@ int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out
 	*n = cnt;
 	return 0;
 }
+
+static int cmp_row(const void *a, const void *b)
+{
+	return memcmp(&((const struct pl_drop_row *)a)->k, &((const struct pl_drop_row *)b)->k,
+		      sizeof(struct pl_drop_key));
+}
+
+size_t pl_drops_merge(struct pl_drop_row *r, size_t n)
+{
+	size_t out = 0;
+
+	qsort(r, n, sizeof(*r), cmp_row);
+	for (size_t i = 0; i < n; i++) {
+		if (out && !cmp_row(&r[out - 1], &r[i])) {
+			r[out - 1].v.packets += r[i].v.packets;
+			r[out - 1].v.bytes += r[i].v.bytes;
+			continue;
+		}
+		r[out++] = r[i];
+	}
+	return out;
+}

@@ -58,6 +58,9 @@ int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n);
 /* One flow of drop_flows (@fd), summed; -ENOENT: no drop. */
 int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_drop_flow_val *out);
 
+/* Sort @r by key and sum the rows of equal keys; the rows left. */
+size_t pl_drops_merge(struct pl_drop_row *r, size_t n);
+
 /*
  * pktlens's own policy drops beside the kernel's: one row per drop rule of
  * every attachment of namespace @netns (0: all) and interface @ifname

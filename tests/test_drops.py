@@ -224,7 +224,8 @@ def test_pktlens_rule_beside_the_kernels(dlab):
 def test_attached_probe_stats_flows_and_prometheus(dlab):
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
-    assert "drops" in pktlens_json("list")[0]["probes"] or True
+    att = [x for x in pktlens_json("list")["attachments"] if x["netns"] == netns_ino(dlab.b)]
+    assert att[0]["probes"] == ["drops"]
     tr = Drops(ns=dlab.b)
     before = snmp(dlab.b, "Udp", "NoPorts")
     dlab.send(udp(dlab, 14, 9, sport=43000))
