@@ -274,7 +274,7 @@ def test_readme_man_and_help_agree():
     readme = (ROOT / "README.md").read_text()
     row = [line for line in readme.splitlines() if line.startswith("| `drops ")]
     man = (ROOT / "docs" / "pktlens.8").read_text().replace("\\-", "-")
-    assert row and opts == set(re.findall(r"--[a-z]+", row[0].split("|")[1]))
+    assert row and opts == set(re.findall(r"--[a-z]+", re.match(r"\| `(.*?)` \|", row[0])[1]))
     assert opts <= set(re.findall(r"--[a-z]+", man[man.index("drops"):]))
     main = subprocess.run([PKTLENS, "--help"], capture_output=True, text=True).stdout
     assert "pktlens drops [DEV]" in main
