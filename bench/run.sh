@@ -5,7 +5,8 @@
 # (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
 # translated tcpdump filters (filter_bench), then policy rules (policy_bench:
 # test runs per rule kind, and drop under a trafgen flood against nftables),
-# then pktlens sample against tcpdump -w under a flood (sample_bench).
+# then pktlens sample against tcpdump -w under a flood (sample_bench), then
+# the kfree_skb drop probe under a drop flood and with iperf3 (drops_bench).
 # Results are printed and kept in .output/bench/. Takes ~8 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
@@ -20,8 +21,9 @@ XDP_ARGS=
 IPERF_ARGS=
 POLICY_ARGS=
 SAMPLE_ARGS=
+DROPS_ARGS=
 case ${1-} in
---quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2" ;;
+--quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2"; DROPS_ARGS="--rounds 1 --seconds 2" ;;
 "") ;;
 *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
@@ -79,3 +81,8 @@ echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086
 bench/sample_bench.py $SAMPLE_ARGS --json $OUT/sample_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+# shellcheck disable=SC2086
+bench/drops_bench.py $DROPS_ARGS --json $OUT/drops_bench.json
