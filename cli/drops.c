@@ -6,7 +6,6 @@
  * attachment with `attach --probes drops`.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,34 +23,12 @@
 #include "../probes/drops.h"
 #include "../probes/tcp.h"
 
-#define DROPS_USAGE \
-	"Usage: pktlens drops [DEV] [-j] [--duration SECS] [--netns NAME|PATH|PID]\n" \
-	"                     [--by reason|dev|proto|flow|location] [--top N] [--watch SECS]\n" \
-	"                     [--events [--rate N]]\n"
-
-static void drops_usage(FILE *f)
-{
-	fputs(DROPS_USAGE, f);
-	fputs("\nPackets the kernel dropped, and why, from the skb:kfree_skb tracepoint (its drop\n"
-	      "reason, named from the kernel's BTF) and XDP failures (xdp:xdp_exception, redirect\n"
-	      "errors), counted in the kernel until Ctrl-C or --duration; pktlens's own policy\n"
-	      "drops in the same time are shown beside them as `pktlens rule N`. The device is\n"
-	      "skb->dev when the skb was freed: the one it arrived on for drops on receive.\n"
-	      "  DEV              only drops on DEV, an interface of the current namespace (-n)\n"
-	      "  --netns NS       only namespace NS (a name in /run/netns, a path or a PID;\n"
-	      "                   default: every namespace, told apart by their inode)\n"
-	      "  --by KEY         group by reason (default), dev (namespace and device), proto,\n"
-	      "                   flow (the 5-tuple) or location (the kernel function)\n"
-	      "  --top N          only the N biggest groups\n"
-	      "  --watch SECS     print the drops of every SECS seconds\n"
-	      "  --events         also one line per drop with its addresses and ports (at most\n"
-	      "                   --rate per CPU and second, default 100; the rest counted as lost)\n"
-	      "  --duration SECS  stop after SECS seconds\n"
-	      "  -j               JSON: one document (JSON lines with --watch or --events)\n", f);
-}
-
 enum by { BY_REASON, BY_DEV, BY_PROTO, BY_FLOW, BY_LOCATION };
-static const char *const by_names[] = { "reason", "dev", "proto", "flow", "location" };
+/* --by, in enum by order */
+static const struct pl_choice by_keys[] = {
+	{ "reason", BY_REASON, false }, { "dev", BY_DEV, false }, { "proto", BY_PROTO, false },
+	{ "flow", BY_FLOW, false }, { "location", BY_LOCATION, false }, { NULL },
+};
 
 /* One output row: a pl_drop_row with the fields not grouped by zeroed (or a flow). */
 struct group {
@@ -336,7 +313,7 @@ static void report(const struct opts *o, struct group *g, size_t n, const struct
 	if (pl_g.json) {
 		jw_init(&w, stdout, pl_g.pretty && !prev);
 		jw_obj_open(&w);
-		jw_str_field(&w, "by", by_names[o->by]);
+		jw_str_field(&w, "by", by_keys[o->by].name);
 		jw_fixed_field(&w, "seconds", secs, 3);
 		jw_bool_field(&w, "reasons", pl_feature(PL_FEAT_DROP_REASON));
 		jw_key(&w, "drops");
@@ -519,123 +496,53 @@ static double mono_s(void)
 }
 
 /* --netns NAME|PATH|PID: a name is one in /run/netns. */
-static int parse_netns(const char *arg, __u64 *ino)
+static int parse_netns(const char *arg, void *field, char *why, size_t whylen)
 {
 	char path[512];
 	bool word = !strchr(arg, '/') && strspn(arg, "0123456789") != strlen(arg);
+	int err;
 
 	if (word && strlen(arg) < 256) {
 		snprintf(path, sizeof(path), "/run/netns/%s", arg);
 		arg = path;
 	}
-	return pl_netns_of(arg, ino);
+	err = pl_netns_of(arg, field);
+	if (err)
+		snprintf(why, whylen, "%s", err == -EINVAL ? "not a network namespace" : strerror(-err));
+	return err;
 }
 
-int do_drops(int argc, char **argv)
+struct drops_cfg {
+	uint64_t duration, netns;
+	int by, events;
+	uint32_t top, watch, rate;
+};
+
+static int do_drops(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "by", required_argument, NULL, 'b' },
-		{ "top", required_argument, NULL, 't' },
-		{ "watch", required_argument, NULL, 'w' },
-		{ "events", no_argument, NULL, 'e' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	struct opts o = { .by = BY_REASON, .cfg.events_per_sec = 100 };
+	const struct drops_cfg *c = cfg;
+	struct opts o = { .by = c->by, .top = c->top, .cfg.netns = c->netns, .cfg.events_per_sec = 100 };
 	struct pl_drop_row *base = NULL;
 	struct group *prev = NULL, *g = NULL;
 	size_t nbase = 0, nprev = 0, n = 0;
-	uint64_t duration = 0, lost[PL_DROP_LOST_MAX];
-	uint32_t watch = 0, rate = 0;
+	uint64_t duration = c->duration, lost[PL_DROP_LOST_MAX];
+	uint32_t watch = c->watch, rate = c->rate;
 	struct pl_drops *d = NULL;
-	bool events = false;
+	bool events = c->events;
 	double t0, tw;
 	char why[256];
-	int c, err, ret = PL_EXIT_OK;
+	int err, ret = PL_EXIT_OK;
 
-	pl_getopt_reset();
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'd':
-			if (pl_parse_duration("drops", optarg, &duration))
-				return PL_EXIT_USAGE;
-			break;
-		case 'n':
-			err = parse_netns(optarg, &o.cfg.netns);
-			if (err) {
-				pl_err("drops: --netns '%s': %s", PL_SAFE(optarg),
-				       err == -EINVAL ? "not a network namespace" : strerror(-err));
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'b': {
-			size_t i;
-
-			for (i = 0; i < sizeof(by_names) / sizeof(by_names[0]); i++)
-				if (!strcmp(optarg, by_names[i]))
-					break;
-			if (i == sizeof(by_names) / sizeof(by_names[0])) {
-				pl_err("drops: --by '%s' is wrong: expected reason, dev, proto, flow or location",
-				       PL_SAFE(optarg));
-				return PL_EXIT_USAGE;
-			}
-			o.by = i;
-			break;
-		}
-		case 't':
-			if (pl_parse_u32(optarg, 1, UINT32_MAX, &o.top)) {
-				pl_err("drops: --top '%s' is wrong: expected a positive number",
-				       PL_SAFE(optarg));
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'w':
-			if (pl_parse_u32(optarg, 1, 86400, &watch)) {
-				pl_err("drops: --watch '%s' is wrong: expected seconds from 1 to 86400",
-				       PL_SAFE(optarg));
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'e':
-			events = true;
-			break;
-		case 'r':
-			if (pl_parse_u32(optarg, 1, 1000000, &rate)) {
-				pl_err("drops: --rate '%s' is wrong: expected events per second from 1 to 1000000",
-				       PL_SAFE(optarg));
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			drops_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("drops: unknown option '%s' (see pktlens drops --help)",
-			       PL_SAFE(argv[optind - 1]));
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc - 1) {
-		pl_err("drops: unexpected '%s' (see pktlens drops --help)", PL_SAFE(argv[optind + 1]));
-		return PL_EXIT_USAGE;
-	}
 	if (rate && !events) {
 		pl_err("drops: --rate: only with --events");
 		return PL_EXIT_USAGE;
 	}
 	if (rate)
 		o.cfg.events_per_sec = rate;
-	if (optind == argc - 1) {
+	if (argc) {
 		uint64_t here;
 
-		o.dev = argv[optind];
+		o.dev = argv[0];
 		o.cfg.ifindex = if_nametoindex(o.dev);
 		if (!o.cfg.ifindex) {
 			pl_err("drops: %s: no such interface%s", PL_NAME(o.dev),
@@ -721,3 +628,43 @@ int do_drops(int argc, char **argv)
 	pl_drops_close(d);
 	return ret;
 }
+
+static const struct pl_opt drops_opts[] = {
+	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct drops_cfg, duration),
+	  .arg = "SECS", .help = "stop after SECS seconds (default: at Ctrl-C)" },
+	{ .name = "netns", .type = PL_OPT_PARSE, PL_FIELD(struct drops_cfg, netns),
+	  .arg = "NAME|PATH|PID", .parse = parse_netns,
+	  .help = "only this namespace (a name in /run/netns, a path or a PID; default: every "
+		  "namespace, told apart by their inode)" },
+	{ .name = "by", .type = PL_OPT_CHOICE, PL_FIELD(struct drops_cfg, by), .choices = by_keys,
+	  .arg = "KEY",
+	  .help = "group by reason (default), dev (namespace and device), proto, flow (the "
+		  "5-tuple) or location (the kernel function)" },
+	{ .name = "top", .type = PL_OPT_UINT, PL_FIELD(struct drops_cfg, top), .min = 1,
+	  .max = UINT32_MAX, .arg = "N", .bad = " is wrong: expected a positive number",
+	  .help = "only the N biggest groups" },
+	{ .name = "watch", .type = PL_OPT_UINT, PL_FIELD(struct drops_cfg, watch), .min = 1,
+	  .max = 86400, .arg = "SECS", .bad = " is wrong: expected seconds from %llu to %llu",
+	  .help = "print the drops of every SECS seconds" },
+	{ .name = "events", .type = PL_OPT_FLAG, PL_FIELD(struct drops_cfg, events), .val = 1,
+	  .help = "also one line per drop with its addresses and ports (at most --rate per CPU "
+		  "and second; the rest counted as lost)" },
+	{ .name = "rate", .type = PL_OPT_UINT, PL_FIELD(struct drops_cfg, rate), .min = 1,
+	  .max = 1000000, .arg = "N",
+	  .bad = " is wrong: expected events per second from %llu to %llu",
+	  .help = "--events: at most N per CPU and second (default 100)" },
+	{ NULL },
+};
+
+const struct pl_cmd pl_cmd_drops = {
+	.name = "drops", .args = "[DEV]", .opts = drops_opts, .fn = do_drops,
+	.cfg_size = sizeof(struct drops_cfg), .max_args = 1,
+	.many = "unexpected '%s' (see pktlens drops --help)",
+	.about = "Packets the kernel dropped, and why, from the skb:kfree_skb tracepoint (its drop\n"
+		 "reason, named from the kernel's BTF) and XDP failures (xdp:xdp_exception, redirect\n"
+		 "errors), counted in the kernel until Ctrl-C or --duration; pktlens's own policy\n"
+		 "drops in the same time are shown beside them as `pktlens rule N`. The device is\n"
+		 "skb->dev when the skb was freed: the one it arrived on for drops on receive.\n"
+		 "DEV: only drops on DEV, an interface of the current namespace (-n). -j: one\n"
+		 "document (JSON lines with --watch or --events).\n",
+};

@@ -13,7 +13,13 @@
 
 #include "pktlens/pktlens.h"
 
+#define PL_RULE_PRIO_DEFAULT_N 1000
 #define PL_RULE_PRIO_DEFAULT 1000U
+
+#include "opt.h"
+
+/* The options of a rule (cli/opt.h), for `policy add` and its help; parsed here. */
+extern const struct pl_opt pl_rule_opts[];
 
 /* A word of a rule. */
 struct pl_rule_tok {

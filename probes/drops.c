@@ -175,6 +175,21 @@ void pl_drops_unpin(const char *dir)
 	}
 }
 
+int pl_drops_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen)
+{
+	struct pl_drop_cfg cfg = { .netns = netns, .flags = PL_DROP_CFG_FLOWS };
+	struct pl_drops *d = NULL;
+	int err;
+
+	err = pl_drops_open(&cfg, NULL, NULL, &d, why, whylen);
+	if (!err)
+		err = pl_drops_pin(d, dir, why, whylen);
+	pl_drops_close(d);
+	if (err)
+		pl_drops_unpin(dir);
+	return err;
+}
+
 /* Rows being read: @size bytes each, the value's packets/bytes summed over CPUs by @sum. */
 struct rows {
 	char *v;

@@ -40,6 +40,12 @@ void pl_drops_close(struct pl_drops *d);
 /* Pin links and the stats and flow maps in @dir (attach --probes drops); remove them again. */
 int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen);
 void pl_drops_unpin(const char *dir);
+/*
+ * `attach --probes drops`: load the drop tracepoints for network namespace
+ * @netns, counting by reason and per flow (no events), and pin them in @dir.
+ * On error nothing of them is left pinned.
+ */
+int pl_drops_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen);
 
 struct pl_drop_row {
 	struct pl_drop_key k;

@@ -273,3 +273,31 @@ def test_readme_man_and_help_agree():
     assert opts <= set(re.findall(r"--[a-z]+", man[man.index("drops"):]))
     main = subprocess.run([PKTLENS, "--help"], capture_output=True, text=True).stdout
     assert "pktlens drops [DEV]" in main
+
+
+def test_apply_config_probes_drops(dlab, tmp_path):
+    """The service config's `probes: [drops]` attaches the drop probe as `attach --probes drops`
+    does, and a change of probes (to [tcp, drops], then [tcp]) is a change apply carries out."""
+    needs_reasons()
+    conf = tmp_path / "pktlens.conf"
+    ino = netns_ino(dlab.b)
+
+    def apply(probes):
+        conf.write_text(f'name: drops-test\ninterfaces:\n  - match: vb\n    netns: "{dlab.b}"\n'
+                        f'    xdp: none\n    tc: in\n    probes: [{probes}]\n')
+        doc = pktlens_json("apply", str(conf))
+        assert doc["ok"], doc
+        return [x for x in pktlens_json("list")["attachments"] if x["netns"] == ino][0]
+
+    try:
+        assert apply("drops")["probes"] == ["drops"]
+        tr = Drops(ns=dlab.b)
+        dlab.send(udp(dlab, 6, 9, sport=43001))
+        cli = by_reason(tr.stop()[-1], "NO_SOCKET")
+        st = pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]
+        assert cli == 6 and {d["reason"]: d["packets"] for d in st["kernel_drops"]}["NO_SOCKET"] == 6
+        assert apply("tcp, drops")["probes"] == ["tcp", "drops"]
+        assert apply("tcp")["probes"] == ["tcp"]
+        assert not [p for p in os.listdir(f"/sys/fs/bpf/pktlens/{ino}/vb") if p.startswith("drop_")]
+    finally:
+        pktlens("detach", "vb", ns=dlab.b, check=False)

@@ -90,9 +90,6 @@ struct pl_drop_event {
 	__u8 data[PL_DROP_SNAP];
 };
 
-/* pl_meta.probes (PL_PROBE_TCP is 1) */
-#define PL_PROBE_DROPS 2U
-
 /* Pins in the attachment's directory (attach --probes drops). */
 #define PL_MAP_DROP_STATS "drop_stats"
 #define PL_MAP_DROP_FLOWS "drop_flows"

@@ -194,6 +194,9 @@ enum pl_tc_mech {
 #define PL_CHAIN_SAMPLE(dir) (10 + (dir))
 #define PL_CHAIN_SLOTS 12
 
+/* Longest config identity pl_meta.managed_by keeps, with its NUL. */
+#define PL_OWNER_MAX 256
+
 /* Longest expression `filter set` keeps in pl_meta, with its NUL. */
 #define PL_FILTER_EXPR_MAX 2048
 
@@ -223,9 +226,20 @@ struct pl_meta {
 	 * is told apart (loader/pins.c).
 	 */
 	__u64 netns_cookie;
+	/*
+	 * Version 7: which config manages the attachment (`pktlens apply`,
+	 * `pktlens daemon`: its `name`, else the config file's absolute path);
+	 * "" for one made by hand. Version 6 metadata is this struct without
+	 * it: the loader reads both (managed_by then "").
+	 */
+	char managed_by[PL_OWNER_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 6	/* 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie */
+/* 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by */
+#define PL_META_VERSION 7
+/* The oldest metadata the loader still reads: the same fields, without managed_by. */
+#define PL_META_VERSION_MIN 6
+#define PL_META_V6_SIZE __builtin_offsetof(struct pl_meta, managed_by)
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -461,6 +475,7 @@ struct pl_tcp_conn {
 
 /* pl_meta.probes */
 #define PL_PROBE_TCP 1U
+#define PL_PROBE_DROPS 2U	/* the drop tracepoints: include/pktlens/drops.h */
 
 /* log2 histograms in microseconds: slot k counts [2^k, 2^(k+1)) us, slot 0 also 0. */
 #define PL_TCP_HIST_SLOTS 32
