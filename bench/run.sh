@@ -7,8 +7,9 @@
 # test runs per rule kind, and drop under a trafgen flood against nftables),
 # then pktlens sample against tcpdump -w under a flood (sample_bench), then the
 # service mode (service_bench: the daemon's creation-to-first-packet latency,
-# a burst of interfaces, idle RSS and CPU, apply times).
-# Results are printed and kept in .output/bench/. Takes ~10 minutes.
+# a burst of interfaces, idle RSS and CPU, apply times), then the kfree_skb
+# drop probe under a drop flood and with iperf3 (drops_bench).
+# Results are printed and kept in .output/bench/. Takes ~12 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
 #
@@ -23,9 +24,10 @@ IPERF_ARGS=
 POLICY_ARGS=
 SAMPLE_ARGS=
 SERVICE_ARGS=
+DROPS_ARGS=
 case ${1-} in
 --quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2"
-	SERVICE_ARGS="--count 10 --burst 50 --many 20 --idle 3" ;;
+	SERVICE_ARGS="--count 10 --burst 50 --many 20 --idle 3"; DROPS_ARGS="--rounds 1 --seconds 2" ;;
 "") ;;
 *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
@@ -89,3 +91,8 @@ echo
 echo "== service mode: pktlens daemon and apply ($OUT/service_bench.json)"
 # shellcheck disable=SC2086
 bench/service_bench.py $SERVICE_ARGS --json $OUT/service_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+# shellcheck disable=SC2086
+bench/drops_bench.py $DROPS_ARGS --json $OUT/drops_bench.json

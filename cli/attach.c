@@ -37,7 +37,7 @@ static int do_attach(void *cfg, int argc, char **argv)
 	const struct attach_cfg *c = cfg;
 	struct pl_attach_opts o = { .ifname = argv[0], .xdp_mode = c->xdp_mode, .tc_hooks = c->tc_hooks,
 				    .tc_mech = c->tc_mech, .flows_max = c->flows_max, .force = c->force,
-				    .probes = c->probes ? PL_PROBE_TCP : 0,
+				    .probes = (unsigned)c->probes,
 				    .xdp_prio_set = c->xdp_prio != XDP_PRIO_UNSET,
 				    .xdp_prio = (uint32_t)c->xdp_prio };
 	struct pl_attach_info info;
@@ -303,7 +303,11 @@ static const struct pl_choice tc_hooks[] = {
 static const struct pl_choice tc_mechs[] = {
 	{ "tcx", PL_TC_TCX, false }, { "clsact", PL_TC_CLSACT, false }, { NULL },
 };
-static const struct pl_choice probe_sets[] = { { "tcp", 1, false }, { "none", 0, false }, { NULL } };
+static const struct pl_choice probe_sets[] = {
+	{ "tcp", PL_PROBE_TCP, false }, { "drops", PL_PROBE_DROPS, false },
+	{ "tcp,drops", PL_PROBE_TCP | PL_PROBE_DROPS, false },
+	{ "drops,tcp", PL_PROBE_TCP | PL_PROBE_DROPS, true }, { "none", 0, false }, { NULL },
+};
 
 static const struct pl_opt attach_opts[] = {
 	{ .name = "xdp", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, xdp_mode),
@@ -325,10 +329,12 @@ static const struct pl_opt attach_opts[] = {
 		  "XDP programs (lower runs first; default " PL_STR(PL_XDP_PRIO_DEFAULT_N) ", a "
 		  "re-attach keeps its own; {min}..{max})" },
 	{ .name = "probes", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, probes),
-	  .choices = probe_sets, .arg = "tcp",
-	  .help = "keep the TCP tracepoints attached (pinned beside the maps): flows shows "
-		  "retransmits per flow, export prometheus the RTT and connect latency; detach "
-		  "removes them" },
+	  .choices = probe_sets, .arg = "SET",
+	  .help = "keep tracepoints attached (pinned beside the maps; detach removes them): tcp, "
+		  "the TCP ones: flows shows retransmits per flow, export prometheus the RTT and "
+		  "connect latency; drops, the kernel drop ones (counting this namespace's drops): "
+		  "stats shows the interface's drop reasons, flows drops per flow, export "
+		  "prometheus pktlens_kernel_drops_total; tcp,drops both, or none" },
 	{ .name = "force", .type = PL_OPT_FLAG, PL_FIELD(struct attach_cfg, force), .val = 1,
 	  .help = "re-attach over an existing pktlens attachment (counters are kept), replace a "
 		  "foreign XDP program, or attach to a down interface" },

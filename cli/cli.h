@@ -14,6 +14,7 @@ extern const struct pl_cmd pl_cmd_filter;
 extern const struct pl_cmd pl_cmd_policy;
 extern const struct pl_cmd pl_cmd_sample;
 extern const struct pl_cmd pl_cmd_tcp;
+extern const struct pl_cmd pl_cmd_drops;
 extern const struct pl_cmd pl_cmd_export;
 extern const struct pl_cmd pl_cmd_top;
 extern const struct pl_cmd pl_cmd_apply;

@@ -13,15 +13,17 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
+#include "../probes/drops.h"
 #include "../probes/tcp.h"
 
-enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE, SORT_RETRANS };
+enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE, SORT_RETRANS, SORT_DROPS };
 
 struct row {
 	struct pl_flow f;
 	size_t att;		/* index of its attachment */
 	double rate;
 	long long retrans;	/* segments; -1: not known (no probes, not TCP) */
+	long long drops;	/* packets the kernel dropped; -1: not known (no probes, not IP) */
 };
 
 static enum sort_by sort_key;
@@ -40,6 +42,9 @@ static int cmp_rows(const void *x, const void *y)
 		break;
 	case SORT_RETRANS:
 		va = (double)a->retrans, vb = (double)b->retrans;
+		break;
+	case SORT_DROPS:
+		va = (double)a->drops, vb = (double)b->drops;
 		break;
 	default:
 		va = (double)a->f.val.bytes, vb = (double)b->f.val.bytes;
@@ -85,7 +90,25 @@ static long long flow_retrans(int fd, uint64_t netns, const struct pl_flow_key *
 	return !is_v6(k) && !pl_tcp_conn_lookup(fd, &t, &c) ? (long long)c.segs : 0;
 }
 
-static void plain_row(const struct row *r, const char *ifname, bool rtx)
+/*
+ * Packets of the flow that the kernel dropped in the attachment's namespace,
+ * from the drop probes pinned with it (-1: none pinned, or not IP): the
+ * same addresses, ports and protocol, on any of its interfaces.
+ */
+static long long flow_drops(int fd, uint64_t netns, const struct pl_flow_key *k)
+{
+	struct pl_drop_flow_key d = { .netns = netns, .sport = k->sport, .dport = k->dport,
+				      .l4 = k->l4proto };
+	struct pl_drop_flow_val v;
+
+	if (fd < 0 || (k->l3proto != 0x0800 && k->l3proto != 0x86dd))
+		return -1;
+	memcpy(d.saddr, k->saddr, 16);
+	memcpy(d.daddr, k->daddr, 16);
+	return pl_drops_flow_lookup(fd, &d, &v) ? 0 : (long long)v.packets;
+}
+
+static void plain_row(const struct row *r, const char *ifname, bool rtx, bool drops)
 {
 	const struct pl_flow_key *k = &r->f.key;
 	const struct pl_flow_val *v = &r->f.val;
@@ -110,6 +133,10 @@ static void plain_row(const struct row *r, const char *ifname, bool rtx)
 		printf(" %7lld", r->retrans);
 	else if (rtx)
 		printf(" %7s", "-");
+	if (drops && r->drops >= 0)
+		printf(" %7lld", r->drops);
+	else if (drops)
+		printf(" %7s", "-");
 	printf("\n");
 }
 
@@ -124,6 +151,7 @@ struct sel {
 	uint32_t top;		/* 0: keep all */
 	size_t att;		/* attachment being read */
 	int cfd;		/* its conn_retrans, -1: none */
+	int dfd;		/* its drop_flows, -1: none */
 	uint64_t netns;
 	size_t nflows;		/* flows of that attachment */
 };
@@ -161,13 +189,15 @@ static void heap_up(struct row *h, size_t i)
 static int sel_flow(const struct pl_flow *f, void *ctx)
 {
 	struct sel *s = ctx;
-	struct row r = { .f = *f, .att = s->att, .retrans = -1 };
+	struct row r = { .f = *f, .att = s->att, .retrans = -1, .drops = -1 };
 
 	s->nflows++;
 	r.rate = sort_key == SORT_RATE ? pl_flow_rate(&f->val) : 0;
 	/* segments are looked up for the rows shown, unless they decide which */
 	if (sort_key == SORT_RETRANS)
 		r.retrans = flow_retrans(s->cfd, s->netns, &f->key);
+	if (sort_key == SORT_DROPS)
+		r.drops = flow_drops(s->dfd, s->netns, &f->key);
 	if (s->top && s->n == s->top) {
 		if (cmp_rows(&r, &s->rows[0]) >= 0)
 			return 0;	/* not better than the worst kept */
@@ -202,10 +232,10 @@ static int do_flows(void *cfg, int argc, char **argv)
 {
 	const struct flows_cfg *c = cfg;
 	struct pl_attachment *a = NULL;
-	struct sel sel = { .cfd = -1 };
-	int *cfds = NULL;
+	struct sel sel = { .cfd = -1, .dfd = -1 };
+	int *cfds = NULL, *dfds = NULL;
 	size_t n = 0, nrows, i;
-	bool rtx = false;
+	bool rtx = false, drops = false;
 	uint32_t top = c->top;
 	struct jw w;
 	int rc;
@@ -219,13 +249,14 @@ static int do_flows(void *cfg, int argc, char **argv)
 		return rc;
 
 	cfds = malloc((n ? n : 1) * sizeof(*cfds));
-	if (!cfds) {
+	dfds = malloc((n ? n : 1) * sizeof(*dfds));
+	if (!cfds || !dfds) {
 		pl_err("flows: out of memory");
 		rc = PL_EXIT_FAIL;
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		cfds[i] = -1;
+		cfds[i] = dfds[i] = -1;
 	sel.top = top;
 	jw_init(&w, stdout, pl_g.pretty);
 	if (pl_g.json) {
@@ -245,8 +276,12 @@ static int do_flows(void *cfg, int argc, char **argv)
 		if (st.meta.probes & PL_PROBE_TCP)
 			cfds[i] = pl_pin_open(a[i].dir, PL_MAP_CONN_RETRANS);
 		rtx |= cfds[i] >= 0;
+		if (st.meta.probes & PL_PROBE_DROPS)
+			dfds[i] = pl_pin_open(a[i].dir, PL_MAP_DROP_FLOWS);
+		drops |= dfds[i] >= 0;
 		sel.att = i;
 		sel.cfd = cfds[i];
+		sel.dfd = dfds[i];
 		sel.netns = a[i].netns;
 		sel.nflows = 0;
 		/* one batched walk gives the flows and the table's entry count */
@@ -293,6 +328,8 @@ static int do_flows(void *cfg, int argc, char **argv)
 			r->rate = pl_flow_rate(&r->f.val);
 		if (sort_key != SORT_RETRANS)
 			r->retrans = flow_retrans(cfds[r->att], a[r->att].netns, &r->f.key);
+		if (sort_key != SORT_DROPS)
+			r->drops = flow_drops(dfds[r->att], a[r->att].netns, &r->f.key);
 	}
 	if (pl_g.json) {
 		jw_arr_close(&w);
@@ -300,22 +337,26 @@ static int do_flows(void *cfg, int argc, char **argv)
 		jw_arr_open(&w);
 		for (i = 0; i < nrows; i++)
 			pl_json_flow(&w, a[sel.rows[i].att].ifname, &sel.rows[i].f, sel.rows[i].rate,
-				     sel.rows[i].retrans);
+				     sel.rows[i].retrans, sel.rows[i].drops);
 		jw_arr_close(&w);
 		jw_obj_close(&w);
 		jw_end(&w);
 	} else {
-		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s\n", "IFACE", "HK",
+		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s%s\n", "IFACE", "HK",
 		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
-		       "SECS", rtx ? " RETRANS" : "");
+		       "SECS", rtx ? " RETRANS" : "", drops ? "   DROPS" : "");
 		for (i = 0; i < nrows; i++)
-			plain_row(&sel.rows[i], a[sel.rows[i].att].ifname, rtx);
+			plain_row(&sel.rows[i], a[sel.rows[i].att].ifname, rtx, drops);
 	}
 out:
-	for (i = 0; cfds && i < n; i++)
+	for (i = 0; cfds && dfds && i < n; i++) {
 		if (cfds[i] >= 0)
 			close(cfds[i]);
+		if (dfds[i] >= 0)
+			close(dfds[i]);
+	}
 	free(cfds);
+	free(dfds);
 	free(sel.rows);
 	free(a);
 	return rc;
@@ -323,7 +364,7 @@ out:
 
 static const struct pl_choice sort_keys[] = {
 	{ "bytes", SORT_BYTES, false }, { "packets", SORT_PACKETS, false }, { "rate", SORT_RATE, false },
-	{ "retrans", SORT_RETRANS, false }, { NULL },
+	{ "retrans", SORT_RETRANS, false }, { "drops", SORT_DROPS, false }, { NULL },
 };
 
 static const struct pl_opt flows_opts[] = {
@@ -334,7 +375,8 @@ static const struct pl_opt flows_opts[] = {
 	  .arg = "KEY",
 	  .help = "bytes (default), packets, rate (bytes per second over the flow's lifetime, at "
 		  "least one second) or retrans (TCP segments retransmitted on the flow's "
-		  "connection: attach --probes tcp)" },
+		  "connection: attach --probes tcp) or drops (its packets the kernel dropped: "
+		  "attach --probes drops)" },
 	{ NULL },
 };
 

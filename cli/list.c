@@ -103,6 +103,8 @@ static int do_list(void *cfg, int argc, char **argv)
 				jw_arr_open(&w);
 				if (a[i].meta.probes & PL_PROBE_TCP)
 					jw_str(&w, "tcp");
+				if (a[i].meta.probes & PL_PROBE_DROPS)
+					jw_str(&w, "drops");
 				jw_arr_close(&w);
 				jw_key(&w, "xdp_dispatcher");
 				if (pl_attachment_of(&a[i], &here) && pl_meta_xdp_disp(&a[i].meta, &d))

@@ -21,7 +21,7 @@
 
 const struct pl_cmd *const pl_cmds[] = {
 	&pl_cmd_attach, &pl_cmd_detach, &pl_cmd_list, &pl_cmd_stats, &pl_cmd_flows, &pl_cmd_filter,
-	&pl_cmd_policy, &pl_cmd_sample, &pl_cmd_tcp, &pl_cmd_export, &pl_cmd_top,
+	&pl_cmd_policy, &pl_cmd_sample, &pl_cmd_tcp, &pl_cmd_drops, &pl_cmd_export, &pl_cmd_top,
 	&pl_cmd_apply, &pl_cmd_daemon, NULL,
 };
 

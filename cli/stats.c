@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "drops.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
@@ -157,6 +158,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			if (slot_shown(&st.meta, &s[sl], sl))
 				pl_json_stats_slot(w, &s[sl], sl);
 		jw_arr_close(w);
+		pl_drops_summary(w, a);
 		jw_obj_close(w);
 	} else {
 		char hooks[128];
@@ -175,6 +177,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
 		if (disp)
 			pl_print_xdp_disp(&d, st.meta.xdp_prog_id, "  ");
+		pl_drops_summary(NULL, a);
 		if (st.meta.filter_set)
 			printf("  filter    '%s'\n", st.meta.filter_expr);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)

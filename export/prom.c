@@ -34,6 +34,11 @@ static void esc(FILE *f, const char *v)
 	}
 }
 
+void pl_prom_label(FILE *f, const char *v)
+{
+	esc(f, v);
+}
+
 static void head(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -315,6 +320,7 @@ int pl_prom_render(char **out, size_t *len)
 	f = open_memstream(out, len);
 	if (f) {
 		pl_prom_write(f, at, n);
+		pl_prom_drops(f, a, n);
 		if (fclose(f))
 			err = -ENOMEM;
 	} else {

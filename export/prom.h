@@ -33,4 +33,9 @@ struct pl_prom_att {
 /* The exposition of @n attachments as pl_prom_render() read them (no map access). */
 void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n);
 
+/* A label value, escaped (backslash, double quote, newline). */
+void pl_prom_label(FILE *f, const char *v);
+/* The drop probes' families for @n attachments (export/prom_drops.c; reads their pinned maps). */
+void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n);
+
 #endif /* __PKTLENS_EXPORT_PROM_H */

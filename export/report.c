@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include "pktlens/drops.h"
+
 const char *pl_fmt_hooks(const struct pl_meta *m, char *buf, size_t len)
 {
 	int n = 0;
@@ -18,7 +20,9 @@ const char *pl_fmt_hooks(const struct pl_meta *m, char *buf, size_t len)
 			      m->tc_hooks == (PL_TC_IN | PL_TC_OUT) ? "in+out" :
 			      m->tc_hooks == PL_TC_IN ? "in" : "out");
 	if ((m->probes & PL_PROBE_TCP) && n >= 0 && (size_t)n < len)
-		snprintf(buf + n, len - n, "%stcp probes", n ? ", " : "");
+		n += snprintf(buf + n, len - n, "%stcp probes", n ? ", " : "");
+	if ((m->probes & PL_PROBE_DROPS) && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, "%sdrop probes", n ? ", " : "");
 	return buf;
 }
 
@@ -248,7 +252,7 @@ double pl_flow_rate(const struct pl_flow_val *v)
 }
 
 void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
-		  long long retrans_segs)
+		  long long retrans_segs, long long drops)
 {
 	const struct pl_flow_key *k = &f->key;
 	const struct pl_flow_val *v = &f->val;
@@ -293,6 +297,11 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 	jw_key(w, "retrans_segs");
 	if (retrans_segs >= 0)
 		jw_u64(w, (uint64_t)retrans_segs);
+	else
+		jw_null(w);
+	jw_key(w, "drops");
+	if (drops >= 0)
+		jw_u64(w, (uint64_t)drops);
 	else
 		jw_null(w);
 	jw_obj_close(w);

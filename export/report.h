@@ -54,9 +54,12 @@ const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf,
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */
 void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot);
-/* One flow object; rate in bytes per second; @retrans_segs < 0: no TCP probes behind it (null). */
+/*
+ * One flow object; rate in bytes per second; @retrans_segs < 0: no TCP
+ * probes behind it (null); @drops < 0: no drop probes behind it (null).
+ */
 void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
-		  long long retrans_segs);
+		  long long retrans_segs, long long drops);
 /* Bytes per second over the flow's lifetime, at least one second. */
 double pl_flow_rate(const struct pl_flow_val *v);
 

@@ -47,6 +47,8 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 	[PL_FEAT_RETRANS_ERR] = { "retrans-err", ">6.12",
 				  "tcp retrans also sees retransmits that failed to send",
 				  "tcp retrans sees retransmits that were sent" },
+	[PL_FEAT_DROP_REASON] = { "drop-reason", "5.17", "drops shows why the kernel dropped (reasons)",
+				  "drops counts by kernel location only (no reasons)" },
 };
 
 static struct {
@@ -184,10 +186,25 @@ static void probe(void)
 				    (errno == EPERM && F.have[PL_FEAT_XDP_LOAD_BYTES]);
 	args = btf ? tp_args(btf, "tcp_retransmit_skb") : -1;
 	F.have[PL_FEAT_RETRANS_ERR] = args >= 3;
+	F.have[PL_FEAT_DROP_REASON] = btf && tp_args(btf, "kfree_skb") >= 3;
 	F.have[PL_FEAT_XDP_TEST_META] = xdp_test_meta();
 	F.have[PL_FEAT_XDP_DISPATCHER] = pl_xdp_disp_probe();
 	btf__free(btf);
 	mask(getenv("PKTLENS_NO_FEATURES"));
+}
+
+bool pl_tracepoint_btf(const char *tp)
+{
+	libbpf_print_fn_t print = libbpf_set_print(NULL);
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool have;
+
+	libbpf_set_print(print);
+	if (libbpf_get_error(btf))
+		return false;
+	have = tp_args(btf, tp) >= 0;
+	btf__free(btf);
+	return have;
 }
 
 bool pl_feature(enum pl_feature f)

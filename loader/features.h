@@ -22,6 +22,7 @@ enum pl_feature {
 	PL_FEAT_RETRANS_ERR,	/* tcp_retransmit_skb's err: failed retransmits seen too */
 	PL_FEAT_XDP_TEST_META,	/* XDP test runs take an xdp_md: filter run's len is the wire length */
 	PL_FEAT_XDP_DISPATCHER,	/* freplace: XDP joins libxdp's dispatcher, else a bpf_link alone */
+	PL_FEAT_DROP_REASON,	/* kfree_skb's reason (enum skb_drop_reason): drops by reason */
 	PL_FEAT_MAX,
 };
 
@@ -36,6 +37,8 @@ extern const struct pl_feature_info pl_feature_info[PL_FEAT_MAX];
 
 /* Whether the running kernel has @f (probed on the first call). */
 bool pl_feature(enum pl_feature f);
+/* Whether the kernel's BTF has tracepoint @tp (its btf_trace_@tp prototype), for tp_btf. */
+bool pl_tracepoint_btf(const char *tp);
 /* The running kernel's release (uname -r). */
 const char *pl_kernel_release(void);
 /*

@@ -44,6 +44,7 @@
 #include "xdp_multi.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
+#include "../probes/drops.h"
 #include "../probes/tcp.h"
 
 #define PL_BPF_F_BEFORE (1U << 3)	/* UAPI of Linux 6.6 (our headers are older) */
@@ -819,6 +820,16 @@ static void detach_old_hooks(struct attach *a)
 	}
 }
 
+/* attach --probes: each set's loader, which pins it in the new attachment's directory */
+static const struct {
+	unsigned bit;
+	const char *name;
+	int (*pin)(__u64 netns, const char *dir, char *why, size_t whylen);
+} probe_sets[] = {
+	{ PL_PROBE_TCP, "TCP", pl_tcp_pin_quiet },
+	{ PL_PROBE_DROPS, "drop", pl_drops_pin_quiet },
+};
+
 static void undo(struct attach *a)
 {
 	if (a->xdp_joined)
@@ -976,15 +987,18 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		       strerror(-err));
 		goto out;
 	}
-	if (o->probes & PL_PROBE_TCP) {
+	for (size_t i = 0; i < sizeof(probe_sets) / sizeof(probe_sets[0]); i++) {
 		char pwhy[PL_WHY_LEN];
 
-		err = pl_tcp_pin_quiet(ns, a.tmp, pwhy, sizeof(pwhy));
+		if (!(o->probes & probe_sets[i].bit))
+			continue;
+		err = probe_sets[i].pin(ns, a.tmp, pwhy, sizeof(pwhy));
 		if (err) {
-			pl_why(a.why, a.whylen, err, "%s: cannot attach the TCP probes: %s", ifname, pwhy);
+			pl_why(a.why, a.whylen, err, "%s: cannot attach the %s probes: %s", ifname,
+			       probe_sets[i].name, pwhy);
 			goto out;
 		}
-		m->probes |= PL_PROBE_TCP;
+		m->probes |= probe_sets[i].bit;
 	}
 
 	/* The old hooks must go before the new ones attach: no double counting. */

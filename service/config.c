@@ -228,7 +228,7 @@ static int mapping(struct ctx *x, const yaml_node_t *n, const char *what, const 
 	return 0;
 }
 
-/* ---- probes: [tcp] ---- */
+/* ---- probes: [tcp, drops] ---- */
 
 static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned *out)
 {
@@ -243,8 +243,10 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 	for (size_t i = 0; !err && i < nw; i++) {
 		if (!strcmp(words[i], "tcp"))
 			*out |= PL_PROBE_TCP;
+		else if (!strcmp(words[i], "drops"))
+			*out |= PL_PROBE_DROPS;
 		else if (strcmp(words[i], "none"))
-			err = at(x, n, "%s: '%s' is not a probe (tcp, or none)", key, words[i]);
+			err = at(x, n, "%s: '%s' is not a probe (tcp, drops, or none)", key, words[i]);
 	}
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);

@@ -293,7 +293,7 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_FILTER;
 	if (st->rules_kept != w->nrules || h->nrules != w->nrules)
 		what |= PL_CH_RULES;
-	if ((h->probes & PL_PROBE_TCP) != (w->probes & PL_PROBE_TCP))
+	if ((h->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)) != (w->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)))
 		what |= PL_CH_PROBES;
 	if (!managed(&st->att, c)) {
 		what |= PL_CH_OWNER;
@@ -764,6 +764,8 @@ static void settings_json(struct jw *w, const struct pl_settings *x)
 	jw_arr_open(w);
 	if (x->probes & PL_PROBE_TCP)
 		jw_str(w, "tcp");
+	if (x->probes & PL_PROBE_DROPS)
+		jw_str(w, "drops");
 	jw_arr_close(w);
 	jw_key(w, "rules");
 	jw_arr_open(w);

@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 	jw_key(&w, "flows");
 	jw_arr_open(&w);
 	for (size_t i = 0; i < nf; i++)
-		pl_json_flow(&w, "test", &fl[i], pl_flow_rate(&fl[i].val), -1);
+		pl_json_flow(&w, "test", &fl[i], pl_flow_rate(&fl[i].val), -1, -1);
 	jw_arr_close(&w);
 	jw_obj_close(&w);
 	jw_end(&w);

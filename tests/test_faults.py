@@ -248,6 +248,7 @@ NOPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-
     (["policy", "load", "vb", "/dev/null"], "CAP_BPF, CAP_NET_ADMIN"),
     (["sample", "vb", "-c", "1"], "CAP_BPF"),
     (["tcp", "retrans"], "CAP_BPF"),
+    (["drops"], "CAP_BPF"),
     (["export", "prometheus"], "CAP_BPF"),
     (["export", "ipfix", "--collector", "127.0.0.1:4739"], "CAP_BPF"),
     (["top"], "CAP_BPF"),

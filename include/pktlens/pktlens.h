@@ -475,6 +475,7 @@ struct pl_tcp_conn {
 
 /* pl_meta.probes */
 #define PL_PROBE_TCP 1U
+#define PL_PROBE_DROPS 2U	/* the drop tracepoints: include/pktlens/drops.h */
 
 /* log2 histograms in microseconds: slot k counts [2^k, 2^(k+1)) us, slot 0 also 0. */
 #define PL_TCP_HIST_SLOTS 32

@@ -183,7 +183,7 @@ static void test_flow_times(void)
 		f.val.first_ns = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec + i * 997ULL;
 		f.val.last_ns = f.val.first_ns + (i & 1);	/* the same, or 1 ns later */
 		jw_init(&w, m, false);
-		pl_json_flow(&w, "h0", &f, 0, -1);
+		pl_json_flow(&w, "h0", &f, 0, -1, -1);
 		jw_end(&w);
 		fclose(m);
 		first = strtod(strstr(doc, "\"first_seen\":") + strlen("\"first_seen\":"), NULL);

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The drop probes' metrics (attach --probes drops): the kernel's drops by
+ * namespace, device (skb->dev when freed) and reason, XDP exceptions by
+ * action and XDP redirect errors by errno. The probes of one namespace
+ * count all its drops: a namespace with several attachments that have them
+ * is written once, from the first.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "prom.h"
+#include "../probes/drops.h"
+
+struct ns_rows {
+	const struct pl_attachment *a;
+	struct pl_drop_row *r;
+	size_t n;
+};
+
+static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *name,
+		   const char *help, __u32 kind, const char *label, bool bytes)
+{
+	char buf[64];
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (size_t i = 0; i < nns; i++)
+		for (size_t j = 0; j < ns[i].n; j++) {
+			const struct pl_drop_row *r = &ns[i].r[j];
+
+			if (r->k.kind != kind)
+				continue;
+			fprintf(f, "%s{netns=\"%s\",device=\"", name, ns[i].a->ns);
+			pl_prom_label(f, r->k.dev[0] ? PL_NAME(r->k.dev) : "");
+			fprintf(f, "\",%s=\"", label);
+			pl_prom_label(f, pl_drop_reason_name(kind, r->k.reason, buf, sizeof(buf)));
+			fprintf(f, "\"} %llu\n", (unsigned long long)(bytes ? r->v.bytes : r->v.packets));
+		}
+}
+
+void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
+{
+	struct ns_rows *ns = calloc(n ? n : 1, sizeof(*ns));
+	size_t nns = 0;
+
+	if (!ns)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct pl_drop_row *r = NULL;
+		size_t nr = 0, k;
+		int fd;
+
+		if (!a[i].meta_ok || !(a[i].meta.probes & PL_PROBE_DROPS))
+			continue;
+		for (k = 0; k < nns && strcmp(ns[k].a->ns, a[i].ns); k++)
+			;
+		if (k < nns)
+			continue;	/* that namespace's drops are written already */
+		fd = pl_pin_open(a[i].dir, PL_MAP_DROP_STATS);
+		if (fd < 0)
+			continue;
+		if (!pl_drops_read(fd, &r, &nr)) {
+			/* by device and reason only */
+			for (size_t j = 0; j < nr; j++) {
+				r[j].k.location = 0;
+				r[j].k.l3 = 0;
+				r[j].k.l4 = 0;
+			}
+			ns[nns++] = (struct ns_rows){ &a[i], r, pl_drops_merge(r, nr) };
+		}
+		close(fd);
+	}
+	family(f, ns, nns, "pktlens_kernel_drops_total",
+	       "Packets the kernel dropped, by the device they were on when freed and the kernel's "
+	       "drop reason (attach --probes drops).", PL_DROP_KFREE, "reason", false);
+	family(f, ns, nns, "pktlens_kernel_drop_bytes_total",
+	       "Bytes (from the network header) of the packets the kernel dropped "
+	       "(attach --probes drops).", PL_DROP_KFREE, "reason", true);
+	family(f, ns, nns, "pktlens_xdp_exceptions_total",
+	       "XDP programs' exceptions (xdp:xdp_exception) by device and action "
+	       "(attach --probes drops).", PL_DROP_XDP_EXCEPTION, "action", false);
+	family(f, ns, nns, "pktlens_xdp_redirect_errors_total",
+	       "XDP redirects that failed, by device and error (attach --probes drops).",
+	       PL_DROP_XDP_REDIRECT, "error", false);
+	for (size_t i = 0; i < nns; i++)
+		free(ns[i].r);
+	free(ns);
+}

@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <pktlens/why.h>
+
+#include "drops.h"
+#include "../export/format.h"
+#include "../loader/features.h"
+#include "../loader/loader.h"
+#include "pktlens_drops.skel.h"
+
+struct pl_drops {
+	struct pktlens_drops *skel;
+	struct ring_buffer *rb;
+	pl_drop_event_fn fn;
+	void *ctx;
+};
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct pl_drops *d = ctx;
+
+	if (size < sizeof(struct pl_drop_event))
+		return 0;
+	return d->fn ? d->fn(d->ctx, data) : 0;
+}
+
+int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
+		  struct pl_drops **out, char *why, size_t whylen)
+{
+	struct pl_drops *d = calloc(1, sizeof(*d));
+	struct pktlens_drops *s;
+	bool reason = pl_feature(PL_FEAT_DROP_REASON);
+	__u32 zero = 0;
+	int err;
+
+	if (!d)
+		return -ENOMEM;
+	d->fn = fn;
+	d->ctx = ctx;
+	s = d->skel = pktlens_drops__open();
+	if (!s) {
+		err = pl_why(why, whylen, -errno, "cannot open the drop probes: %s", strerror(errno));
+		goto fail;
+	}
+	/* kfree_skb's reason came with 5.17; xdp_redirect_map_err is gone from newer kernels */
+	bpf_program__set_autoload(s->progs.pl_drop_kfree, reason);
+	bpf_program__set_autoload(s->progs.pl_drop_kfree_noreason, !reason);
+	bpf_program__set_autoload(s->progs.pl_drop_xdp_rdrm,
+				  pl_tracepoint_btf("xdp_redirect_map_err"));
+	err = pktlens_drops__load(s);
+	if (err) {
+		err = pl_why(why, whylen, pl_load_err(err), "loading the drop probes failed: %s%s",
+			     strerror(-err), err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
+		goto fail;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.drop_cfg), &zero, cfg, BPF_ANY)) {
+		err = pl_why(why, whylen, -errno, "cannot configure the drop probes: %s",
+			     strerror(errno));
+		goto fail;
+	}
+	err = pktlens_drops__attach(s);
+	if (err) {
+		pl_why(why, whylen, err, "attaching the drop tracepoints failed: %s", strerror(-err));
+		goto fail;
+	}
+	d->rb = fn ? ring_buffer__new(bpf_map__fd(s->maps.drop_events), on_record, d, NULL) : NULL;
+	if (fn && !d->rb) {
+		err = pl_why(why, whylen, -errno, "cannot map the event ring: %s", strerror(errno));
+		goto fail;
+	}
+	*out = d;
+	return 0;
+fail:
+	pl_drops_close(d);
+	return err;
+}
+
+int pl_drops_poll(struct pl_drops *d, int timeout_ms)
+{
+	int n;
+
+	if (!d->rb) {
+		usleep((useconds_t)timeout_ms * 1000);
+		return 0;
+	}
+	n = ring_buffer__poll(d->rb, timeout_ms);
+	return n == -EINTR ? 0 : n;
+}
+
+int pl_drops_stats_fd(const struct pl_drops *d)
+{
+	return bpf_map__fd(d->skel->maps.drop_stats);
+}
+
+int pl_drops_flows_fd(const struct pl_drops *d)
+{
+	return bpf_map__fd(d->skel->maps.drop_flows);
+}
+
+void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(d->skel->maps.drop_lost);
+	uint64_t *v;
+
+	memset(out, 0, sizeof(uint64_t) * PL_DROP_LOST_MAX);
+	if (ncpu <= 0 || !(v = calloc((size_t)ncpu, sizeof(*v))))
+		return;
+	for (__u32 i = 0; i < PL_DROP_LOST_MAX; i++)
+		if (!bpf_map_lookup_elem(fd, &i, v))
+			for (int c = 0; c < ncpu; c++)
+				out[i] += v[c];
+	free(v);
+}
+
+void pl_drops_close(struct pl_drops *d)
+{
+	if (!d)
+		return;
+	ring_buffer__free(d->rb);
+	pktlens_drops__destroy(d->skel);	/* detaches, unless pinned */
+	free(d);
+}
+
+static const char *const link_pins[] = { PL_PIN_DROP_KFREE_LINK, PL_PIN_DROP_XDP_EXC_LINK,
+					 PL_PIN_DROP_XDP_RDR_LINK, PL_PIN_DROP_XDP_RDRM_LINK };
+static const char *const map_pins[] = { PL_MAP_DROP_STATS, PL_MAP_DROP_FLOWS };
+
+int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
+{
+	struct bpf_link *links[] = { d->skel->links.pl_drop_kfree ?: d->skel->links.pl_drop_kfree_noreason,
+				     d->skel->links.pl_drop_xdp_exc, d->skel->links.pl_drop_xdp_rdr,
+				     d->skel->links.pl_drop_xdp_rdrm };
+	struct bpf_map *maps[] = { d->skel->maps.drop_stats, d->skel->maps.drop_flows };
+	char path[640];
+	int err;
+
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		if (!links[i])
+			continue;	/* not on this kernel */
+		snprintf(path, sizeof(path), "%s/%s", dir, link_pins[i]);
+		err = bpf_link__pin(links[i], path);
+		if (err)
+			return pl_why(why, whylen, err, "cannot pin %s: %s", path, strerror(-err));
+		bpf_link__disconnect(links[i]);	/* the pin keeps it attached */
+	}
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
+		err = bpf_map__pin(maps[i], path);
+		if (err)
+			return pl_why(why, whylen, err, "cannot pin %s: %s", path, strerror(-err));
+	}
+	return 0;
+}
+
+void pl_drops_unpin(const char *dir)
+{
+	char path[640];
+
+	for (size_t i = 0; i < sizeof(link_pins) / sizeof(link_pins[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, link_pins[i]);
+		pl_pin_link_detach(path);
+	}
+	for (size_t i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
+		unlink(path);
+	}
+}
+
+int pl_drops_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen)
+{
+	struct pl_drop_cfg cfg = { .netns = netns, .flags = PL_DROP_CFG_FLOWS };
+	struct pl_drops *d = NULL;
+	int err;
+
+	err = pl_drops_open(&cfg, NULL, NULL, &d, why, whylen);
+	if (!err)
+		err = pl_drops_pin(d, dir, why, whylen);
+	pl_drops_close(d);
+	if (err)
+		pl_drops_unpin(dir);
+	return err;
+}
+
+/* Rows being read: @size bytes each, the value's packets/bytes summed over CPUs by @sum. */
+struct rows {
+	char *v;
+	size_t n, cap, size, ksize;
+	void (*sum)(void *row, const void *vals, int ncpu);
+};
+
+static void sum_stats(void *row, const void *vals, int ncpu)
+{
+	struct pl_drop_row *r = row;
+	const struct pl_drop_val *v = vals;
+
+	for (int c = 0; c < ncpu; c++) {
+		r->v.packets += v[c].packets;
+		r->v.bytes += v[c].bytes;
+	}
+}
+
+static void sum_flows(void *row, const void *vals, int ncpu)
+{
+	struct pl_drop_flow_row *r = row;
+	const struct pl_drop_flow_val *v = vals;
+
+	for (int c = 0; c < ncpu; c++) {
+		r->v.packets += v[c].packets;
+		r->v.bytes += v[c].bytes;
+		if (v[c].packets) {
+			r->v.reason = v[c].reason;
+			r->v.ifindex = v[c].ifindex;
+		}
+	}
+}
+
+static int push_row(const void *key, const void *vals, int ncpu, void *ctx)
+{
+	struct rows *r = ctx;
+	char *row;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		char *v = realloc(r->v, cap * r->size);
+
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	row = r->v + r->n * r->size;
+	memset(row, 0, r->size);
+	memcpy(row, key, r->ksize);
+	r->sum(row, vals, ncpu);
+	r->n++;
+	return 0;
+}
+
+static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize)
+{
+	int err = pl_map_walk(fd, r->ksize, vsize, true, push_row, r);
+
+	if (err) {
+		free(r->v);
+		return err;
+	}
+	*out = r->v;
+	*n = r->n;
+	return 0;
+}
+
+int pl_drops_read(int fd, struct pl_drop_row **out, size_t *n)
+{
+	struct rows r = { .size = sizeof(**out), .ksize = sizeof(struct pl_drop_key),
+			  .sum = sum_stats };
+
+	return read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_val));
+}
+
+int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n)
+{
+	struct rows r = { .size = sizeof(**out), .ksize = sizeof(struct pl_drop_flow_key),
+			  .sum = sum_flows };
+
+	return read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_flow_val));
+}
+
+int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_drop_flow_val *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
+	struct pl_drop_flow_row r = { 0 };
+	struct pl_drop_flow_val *v;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, k, v))
+		err = -errno;
+	else
+		sum_flows(&r, v, ncpu);
+	*out = r.v;
+	free(v);
+	return err;
+}
+
+/* enum skb_drop_reason of the running kernel, by value (loaded once). */
+static struct {
+	bool loaded;
+	struct btf *btf;
+	const struct btf_type *t;
+} R;
+
+static const char *kernel_reason(__u32 reason)
+{
+	const struct btf_enum *e;
+
+	if (!R.loaded) {
+		libbpf_print_fn_t print = libbpf_set_print(NULL);
+		int id;
+
+		R.loaded = true;
+		R.btf = btf__load_vmlinux_btf();
+		libbpf_set_print(print);
+		if (libbpf_get_error(R.btf)) {
+			R.btf = NULL;
+			return NULL;
+		}
+		id = btf__find_by_name_kind(R.btf, "skb_drop_reason", BTF_KIND_ENUM);
+		R.t = id > 0 ? btf__type_by_id(R.btf, id) : NULL;
+	}
+	if (!R.t)
+		return NULL;
+	e = btf_enum(R.t);
+	for (int i = 0; i < btf_vlen(R.t); i++, e++)
+		if ((__u32)e->val == reason) {
+			const char *name = btf__name_by_offset(R.btf, e->name_off);
+
+			if (!strncmp(name, "SKB_DROP_REASON_", 16))
+				return name + 16;
+			return !strncmp(name, "SKB_", 4) ? name + 4 : name;
+		}
+	return NULL;
+}
+
+const char *pl_drop_reason_name(__u32 kind, __u32 reason, char *buf, size_t len)
+{
+	static const char *const xdp_acts[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
+						"XDP_REDIRECT" };
+	const char *name;
+
+	switch (kind) {
+	case PL_DROP_KFREE:
+		if (reason == PL_DROP_NO_REASON)
+			return "unknown (no reasons before Linux 5.17)";
+		name = kernel_reason(reason);
+		if (name)
+			return name;
+		/* a subsystem's reason (its id in the high 16 bits), or newer than the BTF */
+		snprintf(buf, len, "reason %u", reason);
+		return buf;
+	case PL_DROP_XDP_EXCEPTION:
+		if (reason < sizeof(xdp_acts) / sizeof(xdp_acts[0]))
+			return xdp_acts[reason];
+		snprintf(buf, len, "XDP action %u", reason);
+		return buf;
+	case PL_DROP_XDP_REDIRECT:
+		snprintf(buf, len, "XDP redirect %s", strerrorname_np((int)reason) ?: "error");
+		return buf;
+	case PL_DROP_POLICY:
+		snprintf(buf, len, "pktlens rule %u", reason);
+		return buf;
+	}
+	snprintf(buf, len, "kind %u reason %u", kind, reason);
+	return buf;
+}
+
+/* Text symbols of /proc/kallsyms, sorted by address (loaded once). */
+struct ksym {
+	__u64 addr;
+	char *name;
+};
+
+static struct {
+	bool loaded;
+	struct ksym *s;
+	size_t n;
+} K;
+
+static int cmp_ksym(const void *a, const void *b)
+{
+	const struct ksym *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static void load_kallsyms(void)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	char line[512], name[256], type;
+	unsigned long long addr;
+	size_t cap = 0;
+
+	K.loaded = true;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3 || !addr ||
+		    (type != 't' && type != 'T'))
+			continue;
+		if (K.n == cap) {
+			size_t c = cap ? cap * 2 : 65536;
+			struct ksym *s = realloc(K.s, c * sizeof(*s));
+
+			if (!s)
+				break;
+			K.s = s;
+			cap = c;
+		}
+		K.s[K.n].addr = addr;
+		if (!(K.s[K.n].name = strdup(name)))
+			break;
+		K.n++;
+	}
+	fclose(f);
+	qsort(K.s, K.n, sizeof(*K.s), cmp_ksym);
+}
+
+/* The symbol at or below @addr, NULL if none. */
+static const struct ksym *ksym_of(__u64 addr)
+{
+	size_t lo = 0, hi;
+
+	if (!K.loaded)
+		load_kallsyms();
+	hi = K.n;
+	if (!addr || !K.n || addr < K.s[0].addr)
+		return NULL;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (K.s[mid].addr <= addr)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &K.s[lo];
+}
+
+const char *pl_drop_location(__u64 addr, char *buf, size_t len)
+{
+	const struct ksym *s = ksym_of(addr);
+
+	if (s)
+		snprintf(buf, len, "%s", s->name);
+	else
+		snprintf(buf, len, "0x%llx", (unsigned long long)addr);
+	return buf;
+}
+
+__u64 pl_drop_func(__u64 addr)
+{
+	const struct ksym *s = ksym_of(addr);
+
+	return s ? s->addr : addr;
+}
+
+const char *pl_drop_l4_name(__u16 l3, __u8 l4, char *buf, size_t len)
+{
+	struct pl_flow_key k = { .l3proto = l3, .l4proto = l4 };
+
+	return pl_fmt_l4(&k, buf, len);
+}
+
+int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out, size_t *n)
+{
+	struct pl_attachment *a = NULL;
+	struct pl_drop_row *rows = NULL;
+	size_t na = 0, cnt = 0, cap = 0;
+	int err = pl_attachments(netns, &a, &na);
+
+	if (err)
+		return err == -ENOENT ? (*out = NULL, *n = 0, 0) : err;
+	for (size_t i = 0; i < na && !err; i++) {
+		struct pl_rule *rules = NULL;
+		struct pl_policy p;
+		size_t nr = 0;
+
+		if (a[i].ns_gone || !a[i].meta_ok || (ifname && strcmp(a[i].ifname, ifname)) ||
+		    pl_policy_open(a[i].dir, &p))
+			continue;
+		if (!pl_policy_rules(&p, &rules, &nr))
+			for (size_t r = 0; r < nr && !err; r++) {
+				struct pl_rule_stats st;
+				struct pl_drop_row *row;
+
+				if (rules[r].action != PL_ACT_DROP || pl_policy_rule_stats(&p, &rules[r], &st))
+					continue;
+				if (cnt == cap) {
+					size_t c = cap ? cap * 2 : 16;
+					void *v = realloc(rows, c * sizeof(*rows));
+
+					if (!v) {
+						err = -ENOMEM;
+						break;
+					}
+					rows = v;
+					cap = c;
+				}
+				row = &rows[cnt++];
+				memset(row, 0, sizeof(*row));
+				row->k.netns = a[i].netns;
+				row->k.ifindex = a[i].meta.ifindex;
+				memcpy(row->k.dev, a[i].ifname, sizeof(row->k.dev));
+				row->k.kind = PL_DROP_POLICY;
+				row->k.reason = rules[r].id;
+				row->v.packets = st.pkts;
+				row->v.bytes = st.bytes;
+			}
+		free(rules);
+		pl_policy_close(&p);
+	}
+	free(a);
+	if (err) {
+		free(rows);
+		return err;
+	}
+	*out = rows;
+	*n = cnt;
+	return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	return memcmp(&((const struct pl_drop_row *)a)->k, &((const struct pl_drop_row *)b)->k,
+		      sizeof(struct pl_drop_key));
+}
+
+size_t pl_drops_merge(struct pl_drop_row *r, size_t n)
+{
+	size_t out = 0;
+
+	qsort(r, n, sizeof(*r), cmp_row);
+	for (size_t i = 0; i < n; i++) {
+		if (out && !cmp_row(&r[out - 1], &r[i])) {
+			r[out - 1].v.packets += r[i].v.packets;
+			r[out - 1].v.bytes += r[i].v.bytes;
+			continue;
+		}
+		r[out++] = r[i];
+	}
+	return out;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The drop probes' user side: load and attach the tracepoint programs of
+ * pktlens_drops.bpf.c (for the caller's lifetime, or pinned by attach
+ * --probes drops), read their per-CPU aggregates, name reasons from the
+ * running kernel's BTF and locations from /proc/kallsyms. Functions return
+ * 0 or -errno with a reason in `why`.
+ */
+#ifndef __PKTLENS_PROBES_DROPS_H
+#define __PKTLENS_PROBES_DROPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "pktlens/drops.h"
+
+struct pl_drops;
+
+/* Called per --events record; non-zero stops the current read. */
+typedef int (*pl_drop_event_fn)(void *ctx, const struct pl_drop_event *e);
+
+/*
+ * Load and attach kfree_skb (with or without its reason, as the kernel has
+ * it) and the XDP failure tracepoints the kernel has, configured by @cfg.
+ * With @fn, --events records are handed to it by pl_drops_poll().
+ */
+int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
+		  struct pl_drops **out, char *why, size_t whylen);
+/* Wait up to @timeout_ms for events; records read, or -errno. */
+int pl_drops_poll(struct pl_drops *d, int timeout_ms);
+/* The loaded maps (drop_stats, drop_flows), for pl_drops_read*(). */
+int pl_drops_stats_fd(const struct pl_drops *d);
+int pl_drops_flows_fd(const struct pl_drops *d);
+/* drop_lost[] summed over CPUs. */
+void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX]);
+void pl_drops_close(struct pl_drops *d);
+
+/* Pin links and the stats and flow maps in @dir (attach --probes drops); remove them again. */
+int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen);
+void pl_drops_unpin(const char *dir);
+/*
+ * `attach --probes drops`: load the drop tracepoints for network namespace
+ * @netns, counting by reason and per flow (no events), and pin them in @dir.
+ * On error nothing of them is left pinned.
+ */
+int pl_drops_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen);
+
+struct pl_drop_row {
+	struct pl_drop_key k;
+	struct pl_drop_val v;
+};
+
+struct pl_drop_flow_row {
+	struct pl_drop_flow_key k;
+	struct pl_drop_flow_val v;
+};
+
+/* Every aggregate of a drop_stats map (@fd), summed over CPUs. Caller frees *out. */
+int pl_drops_read(int fd, struct pl_drop_row **out, size_t *n);
+/* The same for drop_flows. */
+int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n);
+/* One flow of drop_flows (@fd), summed; -ENOENT: no drop. */
+int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_drop_flow_val *out);
+
+/* Sort @r by key and sum the rows of equal keys; the rows left. */
+size_t pl_drops_merge(struct pl_drop_row *r, size_t n);
+
+/*
+ * pktlens's own policy drops beside the kernel's: one row per drop rule of
+ * every attachment of namespace @netns (0: all) and interface @ifname
+ * (NULL: all), kind PL_DROP_POLICY, reason the rule id, counts since the
+ * rule was added. Caller frees *out.
+ */
+int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out, size_t *n);
+
+/*
+ * The reason's name: the kernel's own (enum skb_drop_reason in its BTF,
+ * without the SKB_DROP_REASON_ prefix: NO_SOCKET), XDP_ABORTED for an XDP
+ * exception, "redirect ENETDOWN" for a redirect error, "pktlens rule N",
+ * "unknown (no reasons before Linux 5.17)" without reasons.
+ */
+const char *pl_drop_reason_name(__u32 kind, __u32 reason, char *buf, size_t len);
+/* The kernel function at @addr, from /proc/kallsyms ("udp_queue_rcv_one_skb"); "0x..." if unknown. */
+const char *pl_drop_location(__u64 addr, char *buf, size_t len);
+/* The start of that function (@addr itself when unknown): locations of one function group by it. */
+__u64 pl_drop_func(__u64 addr);
+/* "udp", "tcp", "icmp", ... or the number; "" when not IP (pl_fmt_l4()) */
+const char *pl_drop_l4_name(__u16 l3, __u8 l4, char *buf, size_t len);
+
+#endif /* __PKTLENS_PROBES_DROPS_H */

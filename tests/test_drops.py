@@ -1,0 +1,303 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`pktlens drops`: why the kernel dropped packets, against the kernel's own counters.
+
+A veth lab (198.18.0.1 on va in namespace a, 198.18.0.2 on vb in namespace b, static
+neighbours so nothing else crosses the wire). Each case provokes one kind of drop in b and
+compares pktlens's count there with an independent one for the same namespace: the
+UdpNoPorts, IpInHdrErrors and TcpInCsumErrors counters of /proc/net/snmp, an nft rule's
+counter, the frames scapy sent (other host's MAC, XDP_ABORTED from a test program, a pktlens
+drop rule). Other helpers' tests run at the same time: every count is read for one namespace.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from lab import PKTLENS, ROOT, Exporter, Lab, netns_ino, pktlens, pktlens_json, sh
+
+READY = 1.5     # load + attach (no readiness line under -j)
+
+
+class Drops:
+    """`pktlens -j drops ARGS` running until stop(), with --netns NS unless ns=None."""
+
+    def __init__(self, *args, ns=None, global_ns=None):
+        cmd = [PKTLENS] + (["-n", global_ns] if global_ns else []) + ["-j", "drops"]
+        cmd += (["--netns", ns] if ns else []) + [str(a) for a in args]
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(READY)
+        assert self.p.poll() is None, self.p.stderr.read()
+
+    def stop(self):
+        time.sleep(0.3)     # let the last frames be freed
+        self.p.send_signal(signal.SIGINT)
+        out, err = self.p.communicate(timeout=30)
+        assert self.p.returncode == 0, err
+        docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return docs
+
+
+def snmp(ns, proto, field):
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").stdout.splitlines()
+    rows = [line.split() for line in out if line.startswith(proto + ":")]
+    return int(rows[1][rows[0].index(field)])
+
+
+def by_reason(doc, reason, kind="kernel"):
+    return sum(d["packets"] for d in doc["drops"] if d.get("reason") == reason and
+               d.get("kind", kind) == kind)
+
+
+@pytest.fixture
+def dlab():
+    lab = Lab(mtu=1500, addrs=True)
+    try:
+        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", lab.mac(lab.b, "vb"),
+           "dev", "va", "nud", "permanent")
+        sh("ip", "-n", lab.b, "neigh", "replace", "198.18.0.1", "lladdr", lab.mac(lab.a, "va"),
+           "dev", "vb", "nud", "permanent")
+        yield lab
+    finally:
+        lab.close()
+
+
+def udp(lab, n, dport, sport=40000, dst_mac=None, **ip):
+    from scapy.all import IP, UDP, Ether, Raw
+
+    eth = Ether(src=lab.mac(lab.a, "va"), dst=dst_mac or lab.mac(lab.b, "vb"))
+    return [eth / IP(src="198.18.0.1", dst="198.18.0.2", **ip) / UDP(sport=sport, dport=dport) /
+            Raw(b"d" * (20 + i % 7)) for i in range(n)]
+
+
+def needs_reasons():
+    if not pktlens_json("--version")["features"]["drop-reason"]["available"]:
+        pytest.skip("the kernel's kfree_skb has no reason (Linux 5.17+)")
+
+
+def test_udp_no_socket_equals_udp_noports(dlab):
+    needs_reasons()
+    tr = Drops(ns=f"/run/netns/{dlab.b}")      # a path
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    sent = dlab.send(udp(dlab, 23, 5001))     # nothing listens in a new namespace
+    time.sleep(0.5)
+    after = snmp(dlab.b, "Udp", "NoPorts")
+    doc = tr.stop()[-1]
+    assert after - before == sent == 23
+    assert by_reason(doc, "NO_SOCKET") == after - before
+    assert doc["by"] == "reason" and doc["reasons"] is True
+
+
+def test_flow_shows_the_exact_5tuple(dlab):
+    needs_reasons()
+    tr = Drops("--by", "flow", ns=dlab.b)     # a name in /run/netns
+    dlab.send(udp(dlab, 5, 9, sport=41234) + udp(dlab, 3, 7, sport=41235))
+    doc = tr.stop()[-1]
+    flows = {(d["proto"], d["src"], d["sport"], d["dst"], d["dport"]): d for d in doc["drops"]}
+    a = flows[("udp", "198.18.0.1", 41234, "198.18.0.2", 9)]
+    b = flows[("udp", "198.18.0.1", 41235, "198.18.0.2", 7)]
+    assert (a["packets"], b["packets"]) == (5, 3)
+    assert a["reason"] == b["reason"] == "NO_SOCKET"
+    assert a["netns"] == netns_ino(dlab.b)
+    # the bytes of the IP packets: 20 + 8 + payload
+    assert a["bytes"] == sum(28 + 20 + i % 7 for i in range(5))
+
+
+def test_nft_drop_equals_the_rules_counter(dlab):
+    needs_reasons()
+    sh("ip", "netns", "exec", dlab.b, "nft", "-f", "-", input=(
+        "table inet pldrop {\n chain c {\n  type filter hook input priority 0;\n"
+        "  udp dport 5353 counter drop\n }\n}\n"))
+    tr = Drops(ns=dlab.b)
+    dlab.send(udp(dlab, 17, 5353))
+    doc = tr.stop()[-1]
+    out = sh("ip", "netns", "exec", dlab.b, "nft", "-j", "list", "table", "inet", "pldrop").stdout
+    counter = [x["counter"]["packets"] for x in json.loads(out)["nftables"] if "rule" in x
+               for x in x["rule"]["expr"] if "counter" in x]
+    assert counter == [17]
+    assert by_reason(doc, "NETFILTER_DROP") == counter[0]
+
+
+def bad_tcp_csum(lab, n):
+    from scapy.all import IP, TCP, Ether
+
+    eth = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    return [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
+            TCP(sport=40000 + i, dport=80, flags="S", chksum=0x4321) for i in range(n)]
+
+
+@pytest.mark.parametrize("frames,counter,reason", [
+    (lambda lab, n: udp(lab, n, 9, chksum=0x1234), ("Ip", "InHdrErrors"), "IP_CSUM"),
+    (bad_tcp_csum, ("Tcp", "InCsumErrors"), "TCP_CSUM"),
+], ids=["ip-header", "tcp"])
+def test_checksum_errors_equal_the_kernels_counter(dlab, frames, counter, reason):
+    needs_reasons()
+    tr = Drops(ns=dlab.b)
+    before = snmp(dlab.b, *counter)
+    dlab.send(frames(dlab, 11))
+    time.sleep(0.3)
+    after = snmp(dlab.b, *counter)
+    doc = tr.stop()[-1]
+    assert after - before == 11
+    assert by_reason(doc, reason) == after - before
+
+
+def test_other_host_mac(dlab):
+    needs_reasons()
+    tr = Drops("--by", "dev", ns=dlab.b)
+    sent = dlab.send(udp(dlab, 13, 9, dst_mac="02:00:00:00:00:99"))
+    docs = tr.stop()
+    assert sent == 13
+    # the same run grouped by device: all of them on vb
+    dev = [d for d in docs[-1]["drops"] if d["device"] == "vb"]
+    assert len(dev) == 1 and dev[0]["packets"] == 13 and dev[0]["netns"] == netns_ino(dlab.b)
+    tr = Drops(ns=dlab.b)
+    dlab.send(udp(dlab, 6, 9, dst_mac="02:00:00:00:00:98"))
+    assert by_reason(tr.stop()[-1], "OTHERHOST") == 6
+
+
+XDP_ABORT = """
+__attribute__((section("xdp"), used)) int abort_all(void *ctx) { return 0; /* XDP_ABORTED */ }
+__attribute__((section("license"), used)) char lic[] = "GPL";
+"""
+
+
+def test_xdp_aborted_counts_every_frame(dlab, tmp_path):
+    src = tmp_path / "abort.c"
+    src.write_text(XDP_ABORT)
+    obj = tmp_path / "abort.o"
+    sh("clang", "-O2", "-target", "bpf", "-c", str(src), "-o", str(obj))
+    sh("ip", "-n", dlab.b, "link", "set", "dev", "vb", "xdpgeneric", "obj", str(obj), "sec", "xdp")
+    tr = Drops(ns=dlab.b)
+    sent = dlab.send(udp(dlab, 19, 9))
+    doc = tr.stop()[-1]
+    assert sent == 19
+    assert by_reason(doc, "XDP_ABORTED", kind="xdp") == sent
+
+
+def test_namespaces_with_the_same_names_stay_apart(dlab):
+    needs_reasons()
+    other = Lab(mtu=1500, addrs=True)
+    try:
+        sh("ip", "-n", other.a, "neigh", "replace", "198.18.0.2", "lladdr",
+           other.mac(other.b, "vb"), "dev", "va", "nud", "permanent")
+        tr = Drops("--by", "flow")          # every namespace
+        dlab.send(udp(dlab, 7, 9, sport=42000))
+        other.send(udp(other, 12, 9, sport=42000))
+        doc = tr.stop()[-1]
+        mine = {d["netns"]: d["packets"] for d in doc["drops"]
+                if (d["src"], d["sport"], d["dst"], d["dport"]) ==
+                ("198.18.0.1", 42000, "198.18.0.2", 9)}
+        assert mine == {netns_ino(dlab.b): 7, netns_ino(other.b): 12}
+    finally:
+        other.close()
+
+
+def test_dev_is_of_the_current_namespace(dlab):
+    tr = Drops("vb", global_ns=dlab.b)
+    dlab.send(udp(dlab, 4, 9, dst_mac="02:00:00:00:00:97"))
+    doc = tr.stop()[-1]
+    assert doc["packets"] == 4
+
+
+def test_pktlens_rule_beside_the_kernels(dlab):
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=dlab.b)
+    out = pktlens("-j", "policy", "add", "vb", "--in", "--proto", "udp", "--dport", "4444", "--drop",
+                  ns=dlab.b).stdout
+    rule = json.loads(out)["id"]
+    tr = Drops(ns=dlab.b)
+    dlab.send(udp(dlab, 8, 4444) + udp(dlab, 3, 9))
+    doc = tr.stop()[-1]
+    assert by_reason(doc, f"pktlens rule {rule}", kind="pktlens") == 8
+    assert by_reason(doc, "NO_SOCKET") == 3
+
+
+def test_attached_probe_stats_flows_and_prometheus(dlab):
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    att = [x for x in pktlens_json("list")["attachments"] if x["netns"] == netns_ino(dlab.b)]
+    assert att[0]["probes"] == ["drops"]
+    tr = Drops(ns=dlab.b)
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    dlab.send(udp(dlab, 14, 9, sport=43000))
+    time.sleep(0.3)
+    noports = snmp(dlab.b, "Udp", "NoPorts") - before
+    cli = by_reason(tr.stop()[-1], "NO_SOCKET")
+    assert cli == noports == 14
+    st = pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]
+    assert {d["reason"]: d["packets"] for d in st["kernel_drops"]}["NO_SOCKET"] == cli
+    fl = pktlens_json("flows", "vb", "--sort", "drops", ns=dlab.b)["flows"]
+    assert fl[0]["sport"] == 43000 and fl[0]["drops"] == cli
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="vb",'
+            f'reason="NO_SOCKET"}} {cli}')
+    assert want in text.splitlines()
+    # detach removes the probes with the rest
+    pktlens("detach", "vb", ns=dlab.b)
+    assert not [p for p in os.listdir("/sys/fs/bpf/pktlens") if str(netns_ino(dlab.b)) in p]
+
+
+@pytest.mark.parametrize("args,what", [
+    (["--by", "reasons"], "--by 'reasons' is wrong"),
+    (["--top", "0"], "--top '0' is wrong"),
+    (["--top", "x"], "--top 'x' is wrong"),
+    (["--watch", "0"], "--watch '0' is wrong"),
+    (["--rate", "5"], "--rate: only with --events"),
+    (["--netns", "/dev/null"], "--netns '/dev/null': not a network namespace"),
+    (["pl-no-such-dev0"], "pl-no-such-dev0: no such interface"),
+    (["--duration", "0"], "--duration"),
+])
+def test_bad_input_exits_2_with_one_line(args, what):
+    r = subprocess.run([PKTLENS, "drops", *args], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pktlens: drops: ") and what in lines[0]
+
+
+def test_readme_man_and_help_agree():
+    """Every option of `drops --help` is in the README's command table and the man page."""
+    help_ = subprocess.run([PKTLENS, "drops", "--help"], capture_output=True, text=True).stdout
+    opts = set(re.findall(r"--[a-z]+", help_.split("\n\n")[0]))
+    readme = (ROOT / "README.md").read_text()
+    row = [line for line in readme.splitlines() if line.startswith("| `drops ")]
+    man = (ROOT / "docs" / "pktlens.8").read_text().replace("\\-", "-")
+    assert row and opts == set(re.findall(r"--[a-z]+", re.match(r"\| `(.*?)` \|", row[0])[1]))
+    assert opts <= set(re.findall(r"--[a-z]+", man[man.index("drops"):]))
+    main = subprocess.run([PKTLENS, "--help"], capture_output=True, text=True).stdout
+    assert "pktlens drops [DEV]" in main
+
+
+def test_apply_config_probes_drops(dlab, tmp_path):
+    """The service config's `probes: [drops]` attaches the drop probe as `attach --probes drops`
+    does, and a change of probes (to [tcp, drops], then [tcp]) is a change apply carries out."""
+    needs_reasons()
+    conf = tmp_path / "pktlens.conf"
+    ino = netns_ino(dlab.b)
+
+    def apply(probes):
+        conf.write_text(f'name: drops-test\ninterfaces:\n  - match: vb\n    netns: "{dlab.b}"\n'
+                        f'    xdp: none\n    tc: in\n    probes: [{probes}]\n')
+        doc = pktlens_json("apply", str(conf))
+        assert doc["ok"], doc
+        return [x for x in pktlens_json("list")["attachments"] if x["netns"] == ino][0]
+
+    try:
+        assert apply("drops")["probes"] == ["drops"]
+        tr = Drops(ns=dlab.b)
+        dlab.send(udp(dlab, 6, 9, sport=43001))
+        cli = by_reason(tr.stop()[-1], "NO_SOCKET")
+        st = pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]
+        assert cli == 6 and {d["reason"]: d["packets"] for d in st["kernel_drops"]}["NO_SOCKET"] == 6
+        assert apply("tcp, drops")["probes"] == ["tcp", "drops"]
+        assert apply("tcp")["probes"] == ["tcp"]
+        assert not [p for p in os.listdir(f"/sys/fs/bpf/pktlens/{ino}/vb") if p.startswith("drop_")]
+    finally:
+        pktlens("detach", "vb", ns=dlab.b, check=False)
