@@ -651,6 +651,39 @@ out:
 	return ret;
 }
 
+/* A --limit rule's settings and counters in `policy list -j`. */
+static void list_limit(struct jw *w, const struct pl_rule *r, const struct pl_rule_stats *rs,
+		       bool keyed, __u64 keys, __u64 evicted)
+{
+	const struct pl_limit *l = &r->lim;
+
+	jw_key(w, "limit");
+	jw_obj_open(w);
+	jw_u64_field(w, "rate", l->rate);
+	jw_str_field(w, "rate_unit", l->unit == PL_LIM_PPS ? "packets/s" : "bits/s");
+	jw_u64_field(w, "burst", l->burst);
+	jw_str_field(w, "burst_unit", l->unit == PL_LIM_PPS ? "packets" : "bytes");
+	jw_str_field(w, "per", pl_rule_per_name(l->per));
+	if (l->per != PL_PER_RULE)
+		jw_u64_field(w, "per_size", l->keys);
+	jw_str_field(w, "over", pl_rule_action_name(l->over));
+	if (l->over == PL_ACT_SAMPLE)
+		jw_u64_field(w, "over_sample_every", l->over_arg);
+	jw_obj_close(w);
+	jw_u64_field(w, "conformed_packets", rs->conf_pkts);
+	jw_u64_field(w, "conformed_bytes", rs->conf_bytes);
+	jw_u64_field(w, "exceeded_packets", rs->exc_pkts);
+	jw_u64_field(w, "exceeded_bytes", rs->exc_bytes);
+	if (l->per != PL_PER_RULE) {
+		jw_key(w, "keys");
+		if (keyed)
+			jw_u64(w, keys);
+		else
+			jw_null(w);
+		jw_u64_field(w, "keys_evicted", evicted);
+	}
+}
+
 static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts)
 {
@@ -677,8 +710,9 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		const struct pl_rule *r = &rules[i];
 		struct pl_rule_stats rs;
 		char ifn[IF_NAMESIZE] = "";
+		__u64 keys = 0, evicted;
 		double ago = 0;
-		bool hit;
+		bool hit, lim, keyed;
 
 		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
@@ -688,12 +722,25 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
 			ago = 0;
 		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));
+		lim = r->action == PL_ACT_LIMIT;
+		keyed = lim && r->lim.per != PL_PER_RULE &&
+			!pl_policy_limit_keys(&t->p, r, &keys);
+		/* keys_new counts inserts; what the LRU map no longer holds was evicted */
+		evicted = keyed && rs.keys_new > keys ? rs.keys_new - keys : 0;
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);
 			if (hit)
 				printf(", last %.1f s ago", ago);
 			printf("\n");
+			if (lim)
+				printf("#   conformed %llu packets, %llu bytes; exceeded %llu packets, "
+				       "%llu bytes\n", (unsigned long long)rs.conf_pkts,
+				       (unsigned long long)rs.conf_bytes,
+				       (unsigned long long)rs.exc_pkts, (unsigned long long)rs.exc_bytes);
+			if (keyed)
+				printf("#   %llu keys tracked of %u, %llu evicted\n",
+				       (unsigned long long)keys, r->lim.keys, (unsigned long long)evicted);
 			continue;
 		}
 		jw_obj_open(w);
@@ -707,6 +754,8 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		}
 		if (r->action == PL_ACT_SAMPLE)
 			jw_u64_field(w, "sample_every", r->arg);
+		if (lim)
+			list_limit(w, r, &rs, keyed, keys, evicted);
 		jw_str_field(w, "expression", pl_policy_text(texts, ntexts, r->id));
 		jw_str_field(w, "rule", line);
 		jw_u64_field(w, "packets", rs.pkts);

@@ -41,7 +41,11 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 		  struct pl_rule_err *e);
 /* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n);
-/* "none", "pass", "drop", "redirect", "sample" (enum pl_action), or "?". */
+/* "none", "pass", "drop", "redirect", "sample", "limit" (enum pl_action), or "?". */
 const char *pl_rule_action_name(__u8 a);
+/* "rule", "src", "dst", "flow" (enum pl_lim_per), or "?". */
+const char *pl_rule_per_name(__u8 per);
+/* A limit in the rule syntax: "--limit R --burst B --per P [--per-size N] --over A". */
+void pl_rule_limit_format(const struct pl_limit *l, char *buf, size_t n);
 
 #endif /* __PKTLENS_CLI_POLICY_RULE_H */
