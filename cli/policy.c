@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pktlens policy add|list|del|flush|load: drop, pass, redirect and sample
- * rules judged in the kernel (bpf/policy.h, loader/policy.c).
+ * pktlens policy add|list|del|flush|load: drop, pass, redirect, sample and
+ * limit rules judged in the kernel (bpf/policy.h, loader/policy.c).
  *
  * One rule grammar for the command line and for rule files; `policy list`
  * prints rules in it, so its output loads back.
@@ -22,7 +22,7 @@
 #include "../export/format.h"
 
 #define POLICY_USAGE \
-	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION ['EXPR']\n" \
+	"Usage: pktlens policy add DEV [--in|--out] [--prio N] [--id N] MATCH... ACTION [LIMIT] ['EXPR']\n" \
 	"       pktlens policy list [DEV] [-j]\n" \
 	"       pktlens policy del DEV ID\n" \
 	"       pktlens policy flush DEV [--in|--out]\n" \
@@ -49,6 +49,18 @@ static void policy_usage(FILE *f)
 		"  --pass                   let it go, stop evaluating\n"
 		"  --redirect DEV2          send it out of DEV2 (XDP: devmap; tc: bpf_redirect)\n"
 		"  --sample 1/N             count it for sampling and go on evaluating\n"
+		"  --limit RATE[pps|bps|kbit|mbit|gbit]\n"
+		"                           token bucket (default pps): packets within the rate\n"
+		"                           go on to the next rule (or pass), the excess gets --over\n"
+		"LIMIT (with --limit):\n"
+		"  --burst N[packets|bytes] bucket depth, in packets for pps, bytes for bit rates\n"
+		"                           (default 100 ms of the rate; bytes at least 65536)\n"
+		"  --per rule|src|dst|flow  one bucket for all the rule's packets (default), or one\n"
+		"                           per source, destination or flow, in an LRU map\n"
+		"  --per-size N             keys the LRU map holds, 1-%u (default %u)\n"
+		"  --over drop|pass|sample 1/N\n"
+		"                           what the excess gets (default drop); sample: counted,\n"
+		"                           every Nth to a sampler, and evaluation goes on\n"
 		"\n"
 		"  --in, --out   direction (default --in)\n"
 		"  --prio N      0-4294967295 (default %u)\n"
@@ -57,7 +69,7 @@ static void policy_usage(FILE *f)
 		"  -h, --help    this help\n"
 		"\n"
 		"Rules that match on one address alone (plus --in/--out, --prio, an action\n"
-		"other than --sample) go into an LPM trie: 100,000 of them cost one lookup.\n"
+		"other than --sample and --limit) go into an LPM trie: 100,000 cost one lookup.\n"
 		"Others are tried in order, at most %u per direction, %u of them with an\n"
 		"expression (every packet runs all expressions of its direction). Every\n"
 		"change swaps the whole rule set in one step per hook; counters of rules\n"
@@ -66,8 +78,13 @@ static void policy_usage(FILE *f)
 		"load replaces all rules of DEV with FILE's: one rule per line in the add\n"
 		"syntax (without DEV), # starts a comment. Any error names FILE:LINE:COL\n"
 		"and nothing changes. list prints rules that way (counters as comments),\n"
-		"so `policy list DEV > FILE` saves a rule set that load restores.\n",
-		PL_RULE_PRIO_DEFAULT, PL_POLICY_LIST_MAX, PL_POLICY_EXPRS_MAX);
+		"so `policy list DEV > FILE` saves a rule set that load restores.\n"
+		"\n"
+		"A --limit bucket is one for all CPUs (a spin lock), refilled from the\n"
+		"kernel's clock; list shows conformed and exceeded packets and bytes, and\n"
+		"for --per rules the keys tracked and evicted.\n",
+		PL_LIM_KEYS_MAX, PL_LIM_KEYS_DEFAULT, PL_RULE_PRIO_DEFAULT, PL_POLICY_LIST_MAX,
+		PL_POLICY_EXPRS_MAX);
 }
 
 /* ---- commands ---- */
@@ -725,8 +742,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		lim = r->action == PL_ACT_LIMIT;
 		keyed = lim && r->lim.per != PL_PER_RULE &&
 			!pl_policy_limit_keys(&t->p, r, &keys);
-		/* keys_new counts inserts; what the LRU map no longer holds was evicted */
-		evicted = keyed && rs.keys_new > keys ? rs.keys_new - keys : 0;
+		evicted = keyed ? pl_policy_limit_evicted(&rs, keys) : 0;
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);

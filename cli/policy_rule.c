@@ -458,8 +458,9 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 	if (ret)
 		goto fail;
 	if (!act_col) {
-		ret = perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2, "
-			   "--sample 1/N or --limit RATE)");
+		/* the words of older releases: scripts match them (--limit is in --help) */
+		ret = perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2 "
+			   "or --sample 1/N)");
 		goto fail;
 	}
 	if ((r->match & PL_M_SRC) && (r->match & PL_M_DST) && v4src != v4dst) {

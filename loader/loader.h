@@ -366,6 +366,11 @@ int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
  * its keys_new less these were evicted. -ENOENT for other rules.
  */
 int pl_policy_limit_keys(const struct pl_policy *p, const struct pl_rule *r, __u64 *keys);
+/* Keys a --per limit rule's LRU map evicted: inserted (@s->keys_new) and no longer there. */
+static inline __u64 pl_policy_limit_evicted(const struct pl_rule_stats *s, __u64 keys)
+{
+	return s->keys_new > keys ? s->keys_new - keys : 0;
+}
 /* Whether the hook of @slot (enum pl_slot) judges rules. */
 bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */
