@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import OUT, pktlens, pktlens_json, sh
+from lab import OUT, Exporter, netns_ino, pktlens, pktlens_json, sh
 
 PACE_SEND = str(OUT / "tests" / "pace_send")
 TOL = 0.05
@@ -264,6 +264,21 @@ def test_per_source_lru_full_counts_evictions(router):
     assert r["keys_evicted"] >= 50 - 16
     text = pktlens("policy", "list", "vb", ns=router.h).stdout
     assert f"{r['keys']} keys tracked of 16, {r['keys_evicted']} evicted" in text
+    # Prometheus: the same numbers, under this attachment's labels
+    e = Exporter()
+    try:
+        _, body, _ = e.get()
+    finally:
+        e.kill()
+    ino = str(netns_ino(router.h))
+    mine = {ln.split("{")[0]: ln.rsplit(" ", 1)[1] for ln in body.splitlines()
+            if ln.startswith("pktlens_policy_rule_") and f'netns="{ino}",device="vb"' in ln}
+    assert mine["pktlens_policy_rule_packets_total"] == str(len(tx))
+    assert mine["pktlens_policy_rule_conformed_packets_total"] == str(r["conformed_packets"])
+    assert mine["pktlens_policy_rule_exceeded_packets_total"] == str(r["exceeded_packets"])
+    assert mine["pktlens_policy_rule_exceeded_bytes_total"] == str(r["exceeded_bytes"])
+    assert mine["pktlens_policy_rule_keys"] == str(r["keys"])
+    assert mine["pktlens_policy_rule_keys_evicted_total"] == str(r["keys_evicted"])
     assert pktlens_json("stats", "vb", ns=router.h)["interfaces"][0]["hooks"][0]["packets"] >= len(tx)
 
 
