@@ -210,6 +210,8 @@ static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct p
 		/* 100 ms of the rate, at least the largest packet tc sees (GSO: 64 KiB) */
 		l->burst = l->rate / 80 > 65536 ? l->rate / 80 : 65536;
 	}
+	if (l->burst > PL_LIM_BURST_MAX)	/* a default above 10 Gbit/s: at most 1 GB */
+		l->burst = PL_LIM_BURST_MAX;
 	units = u == PL_LIM_PPS ? l->burst : l->burst * 8;
 	tau = (long double)units * PL_LIM_TICKS_PER_SEC / l->rate;
 	if (tau > (long double)(1ULL << 62))
