@@ -15,7 +15,7 @@ PYTHON   ?= /usr/bin/python3
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
-PKGS     := libbpf libpcap libnl-route-3.0 libmicrohttpd ncursesw
+PKGS     := libbpf libpcap libnl-3.0 libnl-route-3.0 libmicrohttpd ncursesw yaml-0.1 libsystemd
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 	    -Iinclude -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -47,7 +47,7 @@ BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_S
 SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)
 
 LIB_SRCS := $(filter-out %.bpf.c,$(wildcard loader/*.c export/*.c pcap/*.c probes/*.c)) cli/util.c
-CLI_SRCS := $(filter-out cli/util.c,$(wildcard cli/*.c))
+CLI_SRCS := $(filter-out cli/util.c,$(wildcard cli/*.c)) $(wildcard service/*.c)
 LIB_OBJS := $(patsubst %.c,$(OUT)/%.o,$(LIB_SRCS))
 CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
 
@@ -214,9 +214,22 @@ bench: deps pktlens $(BENCH_BINS)
 	@./scripts/deps.sh --bench
 	./bench/run.sh
 
+# The service: the unit (paths filled in), the example config (also as
+# SYSCONFDIR/pktlens/pktlens.conf unless one is there: never overwritten).
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: pktlens
 	install -D -m 0755 pktlens $(DESTDIR)$(PREFIX)/sbin/pktlens
 	install -D -m 0644 docs/pktlens.8 $(DESTDIR)$(PREFIX)/share/man/man8/pktlens.8
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		contrib/systemd/pktlens.service.in > $(DESTDIR)$(UNITDIR)/pktlens.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pktlens.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/pktlens.service.tmp $(DESTDIR)$(UNITDIR)/pktlens.service
+	install -D -m 0644 docs/pktlens.conf $(DESTDIR)$(PREFIX)/share/doc/pktlens/pktlens.conf.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pktlens/pktlens.conf ]; then \
+		echo "  kept $(DESTDIR)$(SYSCONFDIR)/pktlens/pktlens.conf (the example is in $(PREFIX)/share/doc/pktlens/)"; \
+	else install -D -m 0600 docs/pktlens.conf $(DESTDIR)$(SYSCONFDIR)/pktlens/pktlens.conf; fi
 
 clean:
 	rm -rf .output .output-san pktlens

@@ -5,8 +5,10 @@
 # (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
 # translated tcpdump filters (filter_bench), then policy rules (policy_bench:
 # test runs per rule kind, and drop under a trafgen flood against nftables),
-# then pktlens sample against tcpdump -w under a flood (sample_bench).
-# Results are printed and kept in .output/bench/. Takes ~8 minutes.
+# then pktlens sample against tcpdump -w under a flood (sample_bench), then the
+# service mode (service_bench: the daemon's creation-to-first-packet latency,
+# a burst of interfaces, idle RSS and CPU, apply times).
+# Results are printed and kept in .output/bench/. Takes ~10 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
 #
@@ -20,8 +22,10 @@ XDP_ARGS=
 IPERF_ARGS=
 POLICY_ARGS=
 SAMPLE_ARGS=
+SERVICE_ARGS=
 case ${1-} in
---quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2" ;;
+--quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2"
+	SERVICE_ARGS="--count 10 --burst 50 --many 20 --idle 3" ;;
 "") ;;
 *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
@@ -79,3 +83,9 @@ echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086
 bench/sample_bench.py $SAMPLE_ARGS --json $OUT/sample_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+echo "== service mode: pktlens daemon and apply ($OUT/service_bench.json)"
+# shellcheck disable=SC2086
+bench/service_bench.py $SERVICE_ARGS --json $OUT/service_bench.json

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
@@ -18,187 +17,28 @@
 
 #include "cli.h"
 #include "common.h"
+#include "print.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
 #include "../probes/tcp.h"
 
-static void attach_usage(FILE *f)
+struct attach_cfg {
+	int xdp_mode, tc_hooks, tc_mech, force, probes;
+	uint32_t flows_max;
+};
+
+static int do_attach(void *cfg, int argc, char **argv)
 {
-	fprintf(f,
-		"Usage: pktlens attach DEV [--xdp native|skb|none] [--tc in,out|in|out|none]\n"
-		"                      [--tc-mech tcx|clsact] [--flows N] [--probes tcp|none] [--force]\n"
-		"\n"
-		"Load the pktlens programs on DEV and pin their maps and links under\n"
-		PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
-		"Default hooks: native XDP ingress + tc egress on physical devices; tc\n"
-		"ingress + egress on virtual devices such as veth.\n"
-		"\n"
-		"  --xdp MODE   XDP ingress: native (in the driver), skb (generic) or none\n"
-		"  --tc HOOKS   tc hooks: in, out, in,out or none\n"
-		"  --tc-mech M  tcx links (default, Linux 6.6+; clsact is used when the kernel\n"
-		"               lacks tcx) or clsact (qdisc + cls_bpf filter over netlink)\n"
-		"  --flows N    flow table capacity (default %u, %u..%u)\n"
-		"  --probes tcp keep the TCP tracepoints attached (pinned beside the maps): flows\n"
-		"               shows retransmits per flow, export prometheus the RTT and connect\n"
-		"               latency; detach removes them\n"
-		"  --force      re-attach over an existing pktlens attachment (counters are kept),\n"
-		"               replace a foreign XDP program, or attach to a down interface\n"
-		"  -h, --help   this help\n",
-		PL_FLOWS_DEFAULT, PL_FLOWS_MIN, PL_FLOWS_MAX);
-}
-
-/* Remove what attach_probes() may have pinned in @dir. */
-static void unpin_probes(const char *dir)
-{
-	const char *links[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
-				PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
-	const char *maps[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST, PL_PIN_TCP_CONNLAT_HIST };
-	char path[640];
-
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, links[i]);
-		pl_pin_link_detach(path);
-	}
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, maps[i]);
-		unlink(path);
-	}
-}
-
-/*
- * attach --probes tcp: load the TCP tracepoints for this namespace, quiet
- * (only maps: retransmits per connection, RTT and connect-latency
- * histograms for the exporter), pin links and maps beside the
- * attachment's maps and record it in the metadata. On failure nothing of
- * the probes is left; the attachment itself (and its counters) stays.
- */
-static int attach_probes(const char *ifname, struct pl_meta *m, char *why, size_t whylen)
-{
-	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET };
-	struct pl_attachment *a = NULL;
-	struct pl_tcp *t = NULL;
-	uint64_t ns = 0;
-	__u32 key = 0;
-	int err, fd = -1;
-	size_t n;
-
-	err = pl_netns_ino(&ns);
-	cfg.netns = ns;
-	if (!err)
-		err = pl_attachments_here(ifname, &a, &n);
-	if (err)
-		return pl_why(why, whylen, err, "cannot find the attachment: %s", strerror(-err));
-	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
-			  why, whylen);
-	if (!err)
-		err = pl_tcp_pin(t, a->dir, why, whylen);
-	if (!err) {
-		fd = pl_pin_open(a->dir, PL_MAP_META);
-		m->probes |= PL_PROBE_TCP;
-		if (fd < 0 || bpf_map_update_elem(fd, &key, m, BPF_ANY)) {
-			err = pl_why(why, whylen, -errno, "cannot record them in the metadata: %s",
-				     strerror(errno));
-			m->probes &= ~PL_PROBE_TCP;
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	pl_tcp_close(t);
-	if (err)
-		unpin_probes(a->dir);
-	free(a);
-	return err;
-}
-
-int do_attach(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "xdp", required_argument, NULL, 'x' },
-		{ "tc", required_argument, NULL, 't' },
-		{ "tc-mech", required_argument, NULL, 'm' },
-		{ "flows", required_argument, NULL, 'f' },
-		{ "force", no_argument, NULL, 'F' },
-		{ "probes", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	bool probes = false;
-	struct pl_attach_opts o = { .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
-				    .flows_max = PL_FLOWS_DEFAULT };
+	const struct attach_cfg *c = cfg;
+	struct pl_attach_opts o = { .ifname = argv[0], .xdp_mode = c->xdp_mode, .tc_hooks = c->tc_hooks,
+				    .tc_mech = c->tc_mech, .flows_max = c->flows_max, .force = c->force,
+				    .probes = c->probes ? PL_PROBE_TCP : 0 };
 	struct pl_attach_info info;
 	char why[PL_WHY_LEN], hooks[128];
-	int c, err;
+	int err;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'x':
-			if (!strcmp(optarg, "native"))
-				o.xdp_mode = PL_XDP_NATIVE;
-			else if (!strcmp(optarg, "skb") || !strcmp(optarg, "generic"))
-				o.xdp_mode = PL_XDP_SKB;
-			else if (!strcmp(optarg, "none"))
-				o.xdp_mode = PL_XDP_NONE;
-			else {
-				pl_err("attach: --xdp '%s' is wrong: expected native, skb or none", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 't':
-			if (!strcmp(optarg, "none"))
-				o.tc_hooks = 0;
-			else if (!strcmp(optarg, "in"))
-				o.tc_hooks = PL_TC_IN;
-			else if (!strcmp(optarg, "out"))
-				o.tc_hooks = PL_TC_OUT;
-			else if (!strcmp(optarg, "in,out") || !strcmp(optarg, "out,in"))
-				o.tc_hooks = PL_TC_IN | PL_TC_OUT;
-			else {
-				pl_err("attach: --tc '%s' is wrong: expected in, out, in,out or none", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'm':
-			if (!strcmp(optarg, "tcx"))
-				o.tc_mech = PL_TC_TCX;
-			else if (!strcmp(optarg, "clsact"))
-				o.tc_mech = PL_TC_CLSACT;
-			else {
-				pl_err("attach: --tc-mech '%s' is wrong: expected tcx or clsact", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'f':
-			if (pl_parse_u32(optarg, PL_FLOWS_MIN, PL_FLOWS_MAX, &o.flows_max)) {
-				pl_err("attach: --flows '%s' is wrong: expected a number from %u to %u",
-				       optarg, PL_FLOWS_MIN, PL_FLOWS_MAX);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'F':
-			o.force = true;
-			break;
-		case 'p':
-			if (strcmp(optarg, "tcp") && strcmp(optarg, "none")) {
-				pl_err("attach: --probes '%s' is wrong: expected tcp or none", optarg);
-				return PL_EXIT_USAGE;
-			}
-			probes = !strcmp(optarg, "tcp");
-			break;
-		case 'h':
-			attach_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("attach: unknown option '%s' (see pktlens attach --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		pl_err("attach: %s (see pktlens attach --help)",
-		       optind >= argc ? "which device? DEV is missing" : "too many arguments");
-		return PL_EXIT_USAGE;
-	}
-	o.ifname = argv[optind];
+	(void)argc;
 	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN)) ||
 	    (err = pl_lock_changes("attach")))
 		return err;
@@ -207,10 +47,6 @@ int do_attach(int argc, char **argv)
 	if (err) {
 		pl_err("attach: %s", why);
 		return PL_EXIT_CODE(err, ENODEV, ENETDOWN, EINVAL, ERANGE, ENOENT);
-	}
-	if (probes && (err = attach_probes(o.ifname, &info.meta, why, sizeof(why)))) {
-		pl_err("attach: %s: attached, but without the TCP probes: %s", o.ifname, why);
-		return PL_EXIT_FAIL;
 	}
 	if (pl_g.json) {
 		struct jw w;
@@ -262,21 +98,6 @@ int do_attach(int argc, char **argv)
 	if (info.rules_kept || info.rules_dropped)
 		printf("\n");
 	return PL_EXIT_OK;
-}
-
-static void detach_usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: pktlens detach DEV | --all | --stale | --netns NETNS DEV\n"
-		"\n"
-		"Print DEV's final totals, then remove its programs and pins.\n"
-		"\n"
-		"  --all          every attachment in this network namespace\n"
-		"  --stale        every attachment, in any namespace, whose interface or\n"
-		"                 namespace is gone\n"
-		"  --netns NETNS  DEV's attachment in namespace NETNS as `pktlens list` shows it\n"
-		"                 (INODE, or INODE:ID for a deleted namespace's)\n"
-		"  -h, --help     this help\n");
 }
 
 /*
@@ -374,42 +195,21 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 	return PL_EXIT_OK;
 }
 
-int do_detach(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "all", no_argument, NULL, 'a' },
-		{ "stale", no_argument, NULL, 's' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct pl_attachment *a = NULL;
-	const char *netns = NULL;
-	bool all = false, stale = false;
-	struct jw w;
-	size_t n = 0;
-	int c, rc, ret = PL_EXIT_OK;
+struct detach_cfg {
+	int all, stale;
+	const char *netns;
+};
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			all = true;
-			break;
-		case 's':
-			stale = true;
-			break;
-		case 'n':
-			netns = optarg;
-			break;
-		case 'h':
-			detach_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("detach: unknown option '%s' (see pktlens detach --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if ((all + stale + (optind < argc)) != 1 || argc - optind > 1 || (netns && (all || stale))) {
+static int do_detach(void *cfg, int argc, char **argv)
+{
+	const struct detach_cfg *c = cfg;
+	struct pl_attachment *a = NULL;
+	const char *netns = c->netns;
+	bool all = c->all, stale = c->stale;
+	size_t n = 0;
+	int rc, ret = PL_EXIT_OK;
+
+	if (all + stale + argc != 1 || (netns && (all || stale))) {
 		pl_err("detach: give one DEV, --all, --stale or --netns NETNS DEV (see pktlens "
 		       "detach --help)");
 		return PL_EXIT_USAGE;
@@ -420,19 +220,16 @@ int do_detach(int argc, char **argv)
 	if (rc)
 		return rc;
 	pl_pins_gc();	/* what an attach killed half-way left */
-	rc = stale ? select_stale(&a, &n) : netns ? select_in_netns(netns, argv[optind], &a, &n) :
-	     pl_select("detach", all ? NULL : argv[optind], &a, &n);
+	rc = stale ? select_stale(&a, &n) : netns ? select_in_netns(netns, argv[0], &a, &n) :
+	     pl_select("detach", all ? NULL : argv[0], &a, &n);
 	if (rc) {
 		free(a);	/* a selector that refused still holds what it read */
 		return rc;
 	}
 
-	jw_init(&w, stdout, pl_g.pretty);
-	if (pl_g.json) {
-		jw_obj_open(&w);
-		jw_key(&w, "detached");
-		jw_arr_open(&w);
-	}
+	pl_print_start();
+	pl_print_obj_open(NULL);
+	pl_print_arr_open("detached");
 	for (size_t i = 0; i < n; i++) {
 		struct pl_stats s[PL_SLOT_MAX] = {};
 		struct pl_state st;
@@ -449,44 +246,102 @@ int do_detach(int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			continue;
 		}
-		if (pl_g.json) {
-			jw_obj_open(&w);
-			jw_name_field(&w, "ifname", a[i].ifname);
-			jw_key(&w, "totals");
-			jw_arr_open(&w);
-		} else {
-			printf("detached %s", PL_NAME(a[i].ifname));
-		}
+		pl_print_obj_open(NULL);
+		pl_print_name("ifname", "detached %s", a[i].ifname);
+		pl_print_arr_open("totals");
 		for (int sl = 0, shown = 0; have && sl < PL_SLOT_MAX; sl++) {
 			__u64 pk, by;
 
 			pl_stats_totals(&s[sl], &pk, &by);
 			if (!pk && !pl_slot_attached(&a[i].meta, sl))
 				continue;
-			if (pl_g.json) {
-				jw_obj_open(&w);
-				jw_str_field(&w, "hook", pl_slot_hook[sl]);
-				jw_str_field(&w, "dir", pl_slot_dir[sl]);
-				jw_u64_field(&w, "packets", pk);
-				jw_u64_field(&w, "bytes", by);
-				jw_obj_close(&w);
-			} else {
-				printf("%s %s %s %llu packets, %llu bytes", shown++ ? ";" : ": final totals:",
-				       pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
-			}
+			pl_print_text("%s", shown++ ? ";" : ": final totals:");
+			pl_print_obj_open(NULL);
+			pl_print_str("hook", " %s", pl_slot_hook[sl]);
+			pl_print_str("dir", " %s", pl_slot_dir[sl]);
+			pl_print_u64("packets", " %llu packets,", pk);
+			pl_print_u64("bytes", " %llu bytes", by);
+			pl_print_obj_close();
 		}
-		if (pl_g.json) {
-			jw_arr_close(&w);
-			jw_obj_close(&w);
-		} else {
-			putchar('\n');
-		}
+		pl_print_arr_close();
+		pl_print_obj_close();
+		pl_print_text("\n");
 	}
-	if (pl_g.json) {
-		jw_arr_close(&w);
-		jw_obj_close(&w);
-		jw_end(&w);
-	}
+	pl_print_arr_close();
+	pl_print_obj_close();
+	pl_print_end();
 	free(a);
 	return ret;
 }
+
+static const struct pl_choice xdp_modes[] = {
+	{ "native", PL_XDP_NATIVE, false }, { "skb", PL_XDP_SKB, false }, { "generic", PL_XDP_SKB, true },
+	{ "none", PL_XDP_NONE, false }, { NULL },
+};
+static const struct pl_choice tc_hooks[] = {
+	{ "in,out", PL_TC_IN | PL_TC_OUT, false }, { "out,in", PL_TC_IN | PL_TC_OUT, true },
+	{ "in", PL_TC_IN, false }, { "out", PL_TC_OUT, false }, { "none", 0, false }, { NULL },
+};
+static const struct pl_choice tc_mechs[] = {
+	{ "tcx", PL_TC_TCX, false }, { "clsact", PL_TC_CLSACT, false }, { NULL },
+};
+static const struct pl_choice probe_sets[] = { { "tcp", 1, false }, { "none", 0, false }, { NULL } };
+
+static const struct pl_opt attach_opts[] = {
+	{ .name = "xdp", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, xdp_mode),
+	  .choices = xdp_modes, .arg = "MODE",
+	  .help = "XDP ingress: native (in the driver), skb (generic) or none" },
+	{ .name = "tc", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, tc_hooks),
+	  .choices = tc_hooks, .arg = "HOOKS", .bad = " is wrong: expected in, out, in,out or none",
+	  .help = "tc hooks: in, out, in,out or none" },
+	{ .name = "tc-mech", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, tc_mech),
+	  .choices = tc_mechs, .arg = "M",
+	  .help = "tcx links (default, Linux 6.6+; clsact is used when the kernel lacks tcx) or "
+		  "clsact (qdisc + cls_bpf filter over netlink)" },
+	{ .name = "flows", .type = PL_OPT_UINT, PL_FIELD(struct attach_cfg, flows_max),
+	  .min = PL_FLOWS_MIN, .max = PL_FLOWS_MAX, .arg = "N",
+	  .help = "flow table capacity (default {default}, {min}..{max})" },
+	{ .name = "probes", .type = PL_OPT_CHOICE, PL_FIELD(struct attach_cfg, probes),
+	  .choices = probe_sets, .arg = "tcp",
+	  .help = "keep the TCP tracepoints attached (pinned beside the maps): flows shows "
+		  "retransmits per flow, export prometheus the RTT and connect latency; detach "
+		  "removes them" },
+	{ .name = "force", .type = PL_OPT_FLAG, PL_FIELD(struct attach_cfg, force), .val = 1,
+	  .help = "re-attach over an existing pktlens attachment (counters are kept), replace a "
+		  "foreign XDP program, or attach to a down interface" },
+	{ NULL },
+};
+
+static const struct attach_cfg attach_defaults = {
+	.xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1, .flows_max = PL_FLOWS_DEFAULT,
+};
+
+const struct pl_cmd pl_cmd_attach = {
+	.name = "attach", .args = "DEV", .opts = attach_opts, .fn = do_attach,
+	.defaults = &attach_defaults, .cfg_size = sizeof(struct attach_cfg),
+	.min_args = 1, .max_args = 1,
+	.few = "which device? DEV is missing (see pktlens attach --help)",
+	.many = "too many arguments (see pktlens attach --help)",
+	.about = "Load the pktlens programs on DEV and pin their maps and links under\n"
+		 PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
+		 "Default hooks: native XDP ingress + tc egress on physical devices; tc\n"
+		 "ingress + egress on virtual devices such as veth.\n",
+};
+
+static const struct pl_opt detach_opts[] = {
+	{ .name = "all", .syn = "", .type = PL_OPT_FLAG, PL_FIELD(struct detach_cfg, all), .val = 1,
+	  .help = "every attachment in this network namespace" },
+	{ .name = "stale", .syn = "", .type = PL_OPT_FLAG, PL_FIELD(struct detach_cfg, stale), .val = 1,
+	  .help = "every attachment, in any namespace, whose interface or namespace is gone" },
+	{ .name = "netns", .syn = "", .type = PL_OPT_STRING, PL_FIELD(struct detach_cfg, netns), .arg = "NETNS",
+	  .help = "DEV's attachment in namespace NETNS as `pktlens list` shows it (INODE, or "
+		  "INODE:ID for a deleted namespace's)" },
+	{ NULL },
+};
+
+const struct pl_cmd pl_cmd_detach = {
+	.name = "detach", .args = "DEV | --all | --stale | --netns NETNS DEV", .opts = detach_opts, .fn = do_detach,
+	.cfg_size = sizeof(struct detach_cfg), .min_args = 0, .max_args = 1,
+	.many = "give one DEV, --all, --stale or --netns NETNS DEV (see pktlens detach --help)",
+	.about = "Print DEV's final totals, then remove its programs and pins.\n",
+};

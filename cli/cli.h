@@ -3,16 +3,20 @@
 #ifndef __PKTLENS_CLI_CLI_H
 #define __PKTLENS_CLI_CLI_H
 
-int do_attach(int argc, char **argv);
-int do_detach(int argc, char **argv);
-int do_list(int argc, char **argv);
-int do_stats(int argc, char **argv);
-int do_flows(int argc, char **argv);
-int do_filter(int argc, char **argv);
-int do_policy(int argc, char **argv);
-int do_sample(int argc, char **argv);
-int do_tcp(int argc, char **argv);
-int do_export(int argc, char **argv);
-int do_top(int argc, char **argv);
+#include "opt.h"
+
+extern const struct pl_cmd pl_cmd_attach;
+extern const struct pl_cmd pl_cmd_detach;
+extern const struct pl_cmd pl_cmd_list;
+extern const struct pl_cmd pl_cmd_stats;
+extern const struct pl_cmd pl_cmd_flows;
+extern const struct pl_cmd pl_cmd_filter;
+extern const struct pl_cmd pl_cmd_policy;
+extern const struct pl_cmd pl_cmd_sample;
+extern const struct pl_cmd pl_cmd_tcp;
+extern const struct pl_cmd pl_cmd_export;
+extern const struct pl_cmd pl_cmd_top;
+extern const struct pl_cmd pl_cmd_apply;
+extern const struct pl_cmd pl_cmd_daemon;
 
 #endif /* __PKTLENS_CLI_CLI_H */

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens filter compile | run: tcpdump expressions through the cBPF->eBPF translator */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,56 +8,11 @@
 
 #include "cli.h"
 #include "common.h"
+#include "print.h"
 #include "util.h"
 #include "../loader/features.h"
 #include "../export/format.h"
 #include "../pcap/cbpf.h"
-
-#define FILTER_USAGE \
-	"Usage: pktlens filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n" \
-	"       pktlens filter run -r FILE.pcap [--count] [--tc [--vlan-meta]] 'EXPR'\n" \
-	"       pktlens filter set DEV 'EXPR'\n" \
-	"       pktlens filter clear DEV\n"
-
-static void filter_usage(FILE *f)
-{
-	fprintf(f, FILTER_USAGE
-		"\n"
-		"tcpdump expressions are compiled by libpcap for Ethernet into classic BPF,\n"
-		"translated to an eBPF program for XDP (default) or tc (--tc) and loaded\n"
-		"through the kernel verifier. A program returns 1 for a match, 0 otherwise.\n"
-		"\n"
-		"  compile   print the classic BPF like tcpdump -d (-dd: C array, -ddd:\n"
-		"            decimal), then the eBPF, its instruction count, and whether the\n"
-		"            verifier accepts it\n"
-		"  run       run the program on every packet of a capture with\n"
-		"            BPF_PROG_TEST_RUN and print the 1-based index of each match\n"
-		"  set       chain the expression into every hook pktlens has attached on\n"
-		"            DEV: `stats` then counts the packets and bytes it matches per\n"
-		"            hook. Replaces the previous expression in one step per hook;\n"
-		"            counters are kept. Traffic is never changed.\n"
-		"  clear     unchain the expression from DEV\n"
-		"\n"
-		"  -r, --read FILE   capture to read (pcap or pcapng, Ethernet; - for stdin)\n"
-		"  -c, --count       print only the number of matching packets\n"
-		"      --tc          translate for tc (sched_cls) instead of XDP\n"
-		"      --vlan-meta   run: hand the tc program each frame's outer VLAN tag in\n"
-		"                    skb metadata, as the kernel does before tc ingress\n"
-		"  -d                -d, -dd or -ddd: classic BPF format for compile\n"
-		"  -j, --json        JSON: compile {expression, cbpf, ebpf_insns, ebpf, ...};\n"
-		"                    run {matches, count, packets, skipped, skipped_packets}\n"
-		"  -h, --help        this help\n"
-		"\n"
-		"Packets the kernel cannot test-run are skipped (never listed, counted as\n"
-		"\"skipped\"): shorter than an Ethernet header (14 bytes; no XDP or tc\n"
-		"program sees those), and with --tc longer than a page or cut inside the\n"
-		"IPv4/IPv6 header. A truncated capture (caplen < length) runs on its\n"
-		"captured bytes while `len` still gives the original length, as in libpcap.\n"
-		"\n"
-		"On tc the kernel may hold a frame's outer VLAN tag in skb metadata (always\n"
-		"on ingress); the tc program then reads the frame with the tag put back, so\n"
-		"it matches as libpcap does on the wire.\n");
-}
 
 /* An expression on its way into the kernel. */
 struct built {
@@ -196,54 +150,22 @@ static void print_compile_json(const struct built *b, const char *expr, enum pl_
 	jw_end(&w);
 }
 
-static int do_compile(int argc, char **argv)
+struct filter_cfg {
+	int ctx, dump, count, vlan_meta;
+	const char *file;
+};
+
+static int do_compile(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "tc", no_argument, NULL, 't' },
-		{ "xdp", no_argument, NULL, 'x' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .xdp_linear = pl_xdp_linear() };
+	const struct filter_cfg *c = cfg;
+	struct pl_filter_opts o = { .ctx = c->ctx, .xdp_linear = pl_xdp_linear() };
 	struct built b = { .fd = -1 };
-	int c, dump = 0, ret;
+	int dump = c->dump, ret;
 	char *expr;
 
-	while ((c = getopt_long(argc, argv, "dhjp", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			dump++;	/* -d, -dd (-d -d), -ddd */
-			break;
-		case 't':
-			o.ctx = PL_FILTER_TC;
-			break;
-		case 'x':
-			o.ctx = PL_FILTER_XDP;
-			break;
-		case 'p':
-			pl_g.pretty = true;
-			/* fall through */
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			filter_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("filter compile: bad option '%s' (see pktlens filter --help)",
-			       argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind >= argc) {
-		pl_err("filter compile: no expression (see pktlens filter --help)");
-		return PL_EXIT_USAGE;
-	}
 	if ((ret = pl_need_caps("filter compile", PL_NEED_BPF)))	/* it loads to verify */
 		return ret;
-	expr = pl_join_args(argc, argv, optind);
+	expr = pl_join_args(argc, argv, 0);
 	if (!expr) {
 		pl_err("filter compile: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
@@ -387,61 +309,19 @@ static int open_capture(const char *file, struct pl_pcap **p)
 	return PL_EXIT_CODE(ret, PL_ERR_INPUT);
 }
 
-static int do_run(int argc, char **argv)
+static int do_run(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "read", required_argument, NULL, 'r' },
-		{ "count", no_argument, NULL, 'c' },
-		{ "tc", no_argument, NULL, 't' },
-		{ "xdp", no_argument, NULL, 'x' },
-		{ "vlan-meta", no_argument, NULL, 'V' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct pl_filter_opts o = { .ctx = PL_FILTER_XDP, .test_wirelen = true,
+	const struct filter_cfg *c = cfg;
+	struct pl_filter_opts o = { .ctx = c->ctx, .test_wirelen = true, .test_vlan_meta = c->vlan_meta,
 				    .xdp_linear = pl_xdp_linear() };
 	struct run_result r = { 0 };
 	struct built b = { .fd = -1 };
-	const char *file = NULL;
+	const char *file = c->file;
 	struct pl_pcap *p = NULL;
-	bool count_only = false;
+	bool count_only = c->count;
 	char *expr = NULL;
-	int c, ret;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "r:chjp", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			file = optarg;
-			break;
-		case 'c':
-			count_only = true;
-			break;
-		case 't':
-			o.ctx = PL_FILTER_TC;
-			break;
-		case 'x':
-			o.ctx = PL_FILTER_XDP;
-			break;
-		case 'V':
-			o.test_vlan_meta = true;
-			break;
-		case 'p':
-			pl_g.pretty = true;
-			/* fall through */
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			filter_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("filter run: bad option '%s' (see pktlens filter --help)",
-			       argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
 	if (o.test_vlan_meta && o.ctx != PL_FILTER_TC) {
 		pl_err("filter run: --vlan-meta needs --tc (XDP sees VLAN tags in the frame)");
 		return PL_EXIT_USAGE;
@@ -449,17 +329,9 @@ static int do_run(int argc, char **argv)
 	/* before 5.14 an XDP test run takes no metadata to carry the wire length in */
 	if (o.ctx == PL_FILTER_XDP && !pl_feature(PL_FEAT_XDP_TEST_META))
 		o.test_wirelen = false;
-	if (!file) {
-		pl_err("filter run: no capture file (-r FILE.pcap)");
-		return PL_EXIT_USAGE;
-	}
-	if (optind >= argc) {
-		pl_err("filter run: no expression (see pktlens filter --help)");
-		return PL_EXIT_USAGE;
-	}
 	if ((ret = pl_need_caps("filter run", PL_NEED_BPF)))
 		return ret;
-	expr = pl_join_args(argc, argv, optind);
+	expr = pl_join_args(argc, argv, 0);
 	if (!expr) {
 		pl_err("filter run: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
@@ -501,70 +373,38 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 	const char *hooks[PL_SLOT_MAX];
 	size_t n = pl_chain_hooks(c, hooks);
 
-	if (pl_g.json) {
-		struct jw w;
-
-		jw_init(&w, stdout, pl_g.pretty);
-		jw_obj_open(&w);
-		jw_name_field(&w, "interface", ifname);
-		jw_str_field(&w, "expression", set ? c->meta.filter_expr : NULL);	/* NULL: null */
-		jw_str_field(&w, "previous", old);
-		jw_key(&w, "hooks");
-		jw_arr_open(&w);
-		for (size_t i = 0; i < n; i++)
-			jw_str(&w, hooks[i]);
-		jw_arr_close(&w);
-		jw_obj_close(&w);
-		jw_end(&w);
-		return;
+	pl_print_start();
+	pl_print_obj_open(NULL);
+	pl_print_name("interface", "%s: ", ifname);
+	pl_print_str("expression", "filter '%s' chained on ", set ? c->meta.filter_expr : NULL);
+	if (!set)
+		pl_print_text(old ? "filter '%s' removed" : "no filter was set", old);
+	pl_print_str("previous", NULL, old);
+	pl_print_arr_open("hooks");
+	for (size_t i = 0; i < n; i++) {
+		pl_print_text("%s", set && i ? ", " : "");
+		pl_print_str(NULL, set ? "%s" : NULL, hooks[i]);
 	}
-	if (set) {
-		printf("%s: filter '%s' chained on ", PL_NAME(ifname), c->meta.filter_expr);
-		for (size_t i = 0; i < n; i++)
-			printf("%s%s", i ? ", " : "", hooks[i]);
-		if (old)
-			printf(" (replaced '%s')", old);
-		printf("\n");
-	} else {
-		printf(old ? "%s: filter '%s' removed\n" : "%s: no filter was set\n", PL_NAME(ifname), old);
-	}
+	pl_print_arr_close();
+	if (set && old)
+		pl_print_text(" (replaced '%s')", old);
+	pl_print_text("\n");
+	pl_print_obj_close();
+	pl_print_end();
 }
 
 /* filter set DEV EXPR | filter clear DEV */
-static int do_set(int argc, char **argv, bool set)
+static int set_or_clear(int argc, char **argv, bool set)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	const char *verb = set ? "filter set" : "filter clear";
 	struct pl_chain c = { -1, -1, -1, -1, {} };
 	struct pl_attachment *a = NULL;
 	char why[PL_WHY_LEN * 4], *expr = NULL, *old = NULL;
 	size_t n;
-	int opt, err, ret;
+	int err, ret;
 
-	pl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			filter_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			fputs(FILTER_USAGE, stderr);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind >= argc || (set && optind + 1 >= argc) || (!set && optind + 1 != argc)) {
-		pl_err("%s: %s", verb, set ? "needs DEV and an expression" : "needs DEV");
-		return PL_EXIT_USAGE;
-	}
 	if (set) {
-		expr = pl_join_args(argc, argv, optind + 1);
+		expr = pl_join_args(argc, argv, 1);
 		if (!expr) {
 			pl_err("%s: %s", verb, strerror(ENOMEM));
 			return PL_EXIT_FAIL;
@@ -574,7 +414,7 @@ static int do_set(int argc, char **argv, bool set)
 	if (!ret)
 		ret = pl_lock_changes(verb);
 	if (!ret)
-		ret = pl_select(verb, argv[optind], &a, &n);
+		ret = pl_select(verb, argv[0], &a, &n);
 	if (ret)
 		goto out;
 	err = pl_chain_open(a->dir, &c);
@@ -602,26 +442,93 @@ out:
 	return ret;
 }
 
-int do_filter(int argc, char **argv)
+static int do_set(void *cfg, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : NULL;
-
-	if (!verb) {
-		fputs(FILTER_USAGE, stderr);
-		return PL_EXIT_USAGE;
-	}
-	if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
-		filter_usage(stdout);
-		return PL_EXIT_OK;
-	}
-	if (!strcmp(verb, "compile"))
-		return do_compile(argc - 1, argv + 1);
-	if (!strcmp(verb, "run"))
-		return do_run(argc - 1, argv + 1);
-	if (!strcmp(verb, "set"))
-		return do_set(argc - 1, argv + 1, true);
-	if (!strcmp(verb, "clear"))
-		return do_set(argc - 1, argv + 1, false);
-	pl_err("filter: what is '%s'? (see pktlens filter --help)", verb);
-	return PL_EXIT_USAGE;
+	(void)cfg;
+	return set_or_clear(argc, argv, true);
 }
+
+static int do_clear(void *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	return set_or_clear(argc, argv, false);
+}
+
+static const struct pl_opt compile_opts[] = {
+	{ .name = "tc", .type = PL_OPT_FLAG, PL_FIELD(struct filter_cfg, ctx), .val = PL_FILTER_TC,
+	  .help = "translate for tc (sched_cls) instead of XDP" },
+	{ .name = "xdp", .type = PL_OPT_FLAG, PL_FIELD(struct filter_cfg, ctx), .val = PL_FILTER_XDP,
+	  .flags = PL_OPT_HIDDEN },	/* the default */
+	{ .short_name = 'd', .type = PL_OPT_COUNT, PL_FIELD(struct filter_cfg, dump), .syn = "-d|-dd|-ddd",
+	  .help = "-d, -dd or -ddd: classic BPF as tcpdump prints it (-dd: C array, -ddd: decimal)" },
+	{ NULL },
+};
+
+static const struct pl_opt run_opts[] = {
+	{ .name = "read", .short_name = 'r', .type = PL_OPT_STRING, PL_FIELD(struct filter_cfg, file),
+	  .arg = "FILE", .flags = PL_OPT_SHORT | PL_OPT_REQUIRED, .syn = "-r FILE.pcap",
+	  .missing = "no capture file (-r FILE.pcap)",
+	  .help = "capture to read (pcap or pcapng, Ethernet; - for stdin)" },
+	{ .name = "count", .short_name = 'c', .type = PL_OPT_FLAG, PL_FIELD(struct filter_cfg, count),
+	  .val = 1, .help = "print only the number of matching packets" },
+	{ .name = "tc", .type = PL_OPT_FLAG, PL_FIELD(struct filter_cfg, ctx), .val = PL_FILTER_TC,
+	  .syn = "--tc [--vlan-meta]", .help = "translate for tc (sched_cls) instead of XDP" },
+	{ .name = "xdp", .type = PL_OPT_FLAG, PL_FIELD(struct filter_cfg, ctx), .val = PL_FILTER_XDP,
+	  .flags = PL_OPT_HIDDEN },
+	{ .name = "vlan-meta", .type = PL_OPT_FLAG, PL_FIELD(struct filter_cfg, vlan_meta), .val = 1,
+	  .syn = "",	/* in --tc's: [--tc [--vlan-meta]] */
+	  .help = "with --tc: hand the program each frame's outer VLAN tag in skb metadata, as the "
+		  "kernel does before tc ingress" },
+	{ NULL },
+};
+
+static const struct pl_cmd filter_compile = {
+	.name = "compile", .args = "'EXPR'", .args_last = true, .opts = compile_opts,
+	.cfg_size = sizeof(struct filter_cfg), .min_args = 1, .max_args = -1,
+	.few = "no expression (see pktlens filter --help)", .fn = do_compile,
+	.about = "compile  print the classic BPF like tcpdump -d (-dd: C array, -ddd: decimal),\n"
+		 "         then the eBPF, its instruction count, and whether the verifier\n"
+		 "         accepts it (-j: {expression, cbpf, ebpf_insns, ebpf, verifier_ok, ...})\n",
+};
+
+static const struct pl_cmd filter_run = {
+	.name = "run", .args = "'EXPR'", .args_last = true, .opts = run_opts,
+	.cfg_size = sizeof(struct filter_cfg), .min_args = 1, .max_args = -1, .fn = do_run,
+	.few = "no expression (see pktlens filter --help)",
+	.about = "run      run the program on every packet of a capture with BPF_PROG_TEST_RUN\n"
+		 "         and print the 1-based index of each match (-j: {matches, count,\n"
+		 "         packets, skipped, skipped_packets})\n",
+};
+
+static const struct pl_cmd filter_set = {
+	.name = "set", .args = "DEV 'EXPR'", .fn = do_set, .flags = PL_CMD_STOP,
+	.min_args = 2, .max_args = -1, .few = "needs DEV and an expression",
+	.about = "set      chain the expression into every hook pktlens has attached on DEV:\n"
+		 "         `stats` then counts the packets and bytes it matches per hook.\n"
+		 "         Replaces the previous expression in one step per hook; counters\n"
+		 "         are kept. Traffic is never changed.\n",
+};
+
+static const struct pl_cmd filter_clear = {
+	.name = "clear", .args = "DEV", .fn = do_clear, .flags = PL_CMD_STOP,
+	.min_args = 1, .max_args = 1, .few = "needs DEV", .many = "needs DEV",
+	.about = "clear    unchain the expression from DEV\n",
+};
+
+const struct pl_cmd pl_cmd_filter = {
+	.name = "filter",
+	.subs = (const struct pl_cmd *const[]){ &filter_compile, &filter_run, &filter_set,
+						&filter_clear, NULL },
+	.about = "tcpdump expressions are compiled by libpcap for Ethernet into classic BPF,\n"
+		 "translated to an eBPF program for XDP (default) or tc (--tc) and loaded\n"
+		 "through the kernel verifier. A program returns 1 for a match, 0 otherwise.\n",
+	.more = "Packets the kernel cannot test-run are skipped (never listed, counted as\n"
+		"\"skipped\"): shorter than an Ethernet header (14 bytes; no XDP or tc\n"
+		"program sees those), and with --tc longer than a page or cut inside the\n"
+		"IPv4/IPv6 header. A truncated capture (caplen < length) runs on its\n"
+		"captured bytes while `len` still gives the original length, as in libpcap.\n"
+		"\n"
+		"On tc the kernel may hold a frame's outer VLAN tag in skb metadata (always\n"
+		"on ingress); the tc program then reads the frame with the tag put back, so\n"
+		"it matches as libpcap does on the wire.\n",
+};

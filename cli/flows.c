@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens flows */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +16,6 @@
 #include "../probes/tcp.h"
 
 enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE, SORT_RETRANS };
-
-static void flows_usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: pktlens flows [DEV] [--top N] [--sort bytes|packets|rate|retrans] [-j]\n"
-		"\n"
-		"Flows (interface, hook, direction, VLAN, protocol, addresses, ports) with\n"
-		"packets, bytes, TCP flags and first/last seen, largest first. Non-IP frames\n"
-		"form one flow per ethertype; ICMP type/code stand in for ports.\n"
-		"\n"
-		"  --top N      only the first N flows (default: all)\n"
-		"  --sort KEY   bytes (default), packets, rate (bytes per second over the\n"
-		"               flow's lifetime, at least one second) or retrans (TCP segments\n"
-		"               retransmitted on the flow's connection: attach --probes tcp)\n"
-		"  -j, --json   JSON\n"
-		"  -h, --help   this help\n");
-}
 
 struct row {
 	struct pl_flow f;
@@ -211,67 +193,28 @@ static int sel_flow(const struct pl_flow *f, void *ctx)
 	return 0;
 }
 
-int do_flows(int argc, char **argv)
+struct flows_cfg {
+	uint32_t top;
+	int sort;
+};
+
+static int do_flows(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "top", required_argument, NULL, 't' },
-		{ "sort", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	const struct flows_cfg *c = cfg;
 	struct pl_attachment *a = NULL;
 	struct sel sel = { .cfd = -1 };
 	int *cfds = NULL;
 	size_t n = 0, nrows, i;
 	bool rtx = false;
-	uint32_t top = 0;
+	uint32_t top = c->top;
 	struct jw w;
-	int c, rc;
+	int rc;
 
-	sort_key = SORT_BYTES;
-	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			if (pl_parse_u32(optarg, 1, UINT32_MAX, &top)) {
-				pl_err("flows: --top '%s' is wrong: expected a positive number", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 's':
-			if (!strcmp(optarg, "bytes"))
-				sort_key = SORT_BYTES;
-			else if (!strcmp(optarg, "packets"))
-				sort_key = SORT_PACKETS;
-			else if (!strcmp(optarg, "rate"))
-				sort_key = SORT_RATE;
-			else if (!strcmp(optarg, "retrans"))
-				sort_key = SORT_RETRANS;
-			else {
-				pl_err("flows: --sort '%s' is wrong: expected bytes, packets, rate or retrans",
-				       optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			flows_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("flows: unknown option '%s' (see pktlens flows --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		pl_err("flows: what is '%s'? (see pktlens flows --help)", argv[optind + 1]);
-		return PL_EXIT_USAGE;
-	}
+	sort_key = c->sort;
 	rc = pl_need_caps("flows", PL_NEED_BPF);
 	if (rc)
 		return rc;
-	rc = pl_select("flows", optind < argc ? argv[optind] : NULL, &a, &n);
+	rc = pl_select("flows", argc ? argv[0] : NULL, &a, &n);
 	if (rc)
 		return rc;
 
@@ -322,6 +265,7 @@ int do_flows(int argc, char **argv)
 		if (pl_g.json) {
 			jw_obj_open(&w);
 			jw_name_field(&w, "ifname", a[i].ifname);
+			pl_json_att_netns(&w, &a[i]);
 			jw_u64_field(&w, "flows", sel.nflows);
 			jw_u64_field(&w, "table_entries", used);
 			jw_u64_field(&w, "table_max", st.meta.flows_max);
@@ -376,3 +320,28 @@ out:
 	free(a);
 	return rc;
 }
+
+static const struct pl_choice sort_keys[] = {
+	{ "bytes", SORT_BYTES, false }, { "packets", SORT_PACKETS, false }, { "rate", SORT_RATE, false },
+	{ "retrans", SORT_RETRANS, false }, { NULL },
+};
+
+static const struct pl_opt flows_opts[] = {
+	{ .name = "top", .type = PL_OPT_UINT, PL_FIELD(struct flows_cfg, top), .min = 1,
+	  .max = UINT32_MAX, .arg = "N", .bad = " is wrong: expected a positive number",
+	  .help = "only the first N flows (default: all)" },
+	{ .name = "sort", .type = PL_OPT_CHOICE, PL_FIELD(struct flows_cfg, sort), .choices = sort_keys,
+	  .arg = "KEY",
+	  .help = "bytes (default), packets, rate (bytes per second over the flow's lifetime, at "
+		  "least one second) or retrans (TCP segments retransmitted on the flow's "
+		  "connection: attach --probes tcp)" },
+	{ NULL },
+};
+
+const struct pl_cmd pl_cmd_flows = {
+	.name = "flows", .args = "[DEV]", .opts = flows_opts, .fn = do_flows,
+	.cfg_size = sizeof(struct flows_cfg), .max_args = 1,
+	.about = "Flows (interface, hook, direction, VLAN, protocol, addresses, ports) with\n"
+		 "packets, bytes, TCP flags and first/last seen, largest first. Non-IP frames\n"
+		 "form one flow per ethertype; ICMP type/code stand in for ports.\n",
+};

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens list */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +16,6 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
-
-static void list_usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: pktlens list [-j]\n"
-		"\n"
-		"List pktlens attachments in every network namespace: interface, hooks,\n"
-		"mode, program id, flow table size, and whether the program is still\n"
-		"attached (checked for the current namespace). NETNS is the namespace's\n"
-		"inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
-		"--netns NETNS DEV removes one).\n");
-}
 
 /*
  * attached, interface-gone, interface-renamed (now NAME), program-gone,
@@ -72,35 +59,15 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	return "attached";
 }
 
-int do_list(int argc, char **argv)
+static int do_list(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct pl_attachment *a = NULL;
 	struct pl_netns here = { 0, 0 };
 	size_t n = 0;
 	struct jw w;
-	int c, err;
+	int err;
 
-	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			list_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("list: unknown option '%s' (see pktlens list --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		pl_err("list: what is '%s'? (see pktlens list --help)", argv[optind]);
-		return PL_EXIT_USAGE;
-	}
+	(void)cfg, (void)argc, (void)argv;
 	if ((err = pl_need_caps("list", PL_NEED_BPF)))
 		return err;
 	pl_netns_here(&here);
@@ -117,8 +84,7 @@ int do_list(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			jw_obj_open(&w);
 			jw_name_field(&w, "ifname", a[i].ifname);
-			jw_u64_field(&w, "netns", a[i].netns);
-			jw_str_field(&w, "netns_id", a[i].ns);
+			pl_json_att_netns(&w, &a[i]);
 			jw_bool_field(&w, "this_netns", pl_attachment_of(&a[i], &here));
 			jw_str_field(&w, "state", attach_state(&a[i], &here));
 			jw_str_field(&w, "pins", a[i].dir);
@@ -128,6 +94,8 @@ int do_list(int argc, char **argv)
 				pl_json_hooks(&w, &a[i].meta);
 				jw_u64_field(&w, "flows_max", a[i].meta.flows_max);
 				jw_u64_field(&w, "attach_time", a[i].meta.attach_time);
+				jw_str_field(&w, "managed_by", a[i].meta.managed_by[0] ?
+					     a[i].meta.managed_by : NULL);
 				jw_key(&w, "probes");
 				jw_arr_open(&w);
 				if (a[i].meta.probes & PL_PROBE_TCP)
@@ -147,10 +115,10 @@ int do_list(int argc, char **argv)
 		free(a);
 		return PL_EXIT_OK;
 	}
-	printf("%-12s %-16s %7s %-30s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
+	printf("%-24s %-16s %7s %-30s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
 	       "FLOWS", "ATTACHED", "STATE");
 	for (size_t i = 0; i < n; i++) {
-		char when[32] = "-", hooks[128] = "-";
+		char when[32] = "-", hooks[128] = "-", ns[300];
 
 		if (a[i].meta_ok) {
 			time_t t = (time_t)a[i].meta.attach_time;
@@ -159,10 +127,21 @@ int do_list(int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
 		}
-		printf("%-12s %-16s %7u %-30s %9u  %-19s %s%s\n", a[i].ns, PL_NAME(a[i].ifname),
+		printf("%-24s %-16s %7u %-30s %9u  %-19s %s%s%s%s\n",
+		       pl_fmt_att_netns(&a[i], true, ns, sizeof(ns)), PL_NAME(a[i].ifname),
 		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
-		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "");
+		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "",
+		       a[i].meta.managed_by[0] ? ", managed by " : "", PL_SAFE(a[i].meta.managed_by));
 	}
 	free(a);
 	return PL_EXIT_OK;
 }
+
+const struct pl_cmd pl_cmd_list = {
+	.name = "list", .fn = do_list, .max_args = 0,
+	.about = "List pktlens attachments in every network namespace: interface, hooks,\n"
+		 "mode, program id, flow table size, and whether the program is still\n"
+		 "attached (checked for the current namespace). NETNS is the namespace's\n"
+		 "inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
+		 "--netns NETNS DEV removes one).\n",
+};

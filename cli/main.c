@@ -12,46 +12,30 @@
 #include <bpf/libbpf.h>
 
 #include "cli.h"
+#include "opt.h"
 #include "util.h"
 #include "../loader/features.h"
 #include "../export/json.h"
 
 #define PKTLENS_VERSION "0.1.0"
 
-static const struct pl_cmd cmds[] = {
-	{ "attach", do_attach, "attach DEV [--xdp native|skb|none] [--tc in,out|none] [--tc-mech tcx|clsact]\n"
-	  "                      [--flows N] [--force]" },
-	{ "detach", do_detach, "detach DEV | --all | --stale" },
-	{ "list", do_list, "list" },
-	{ "stats", do_stats, "stats [DEV] [--watch SECS] [--reset]" },
-	{ "flows", do_flows, "flows [DEV] [--top N] [--sort bytes|packets|rate]" },
-	{ "filter", do_filter, "filter compile [--tc] [-d|-dd|-ddd] 'EXPR'\n"
-	  "       pktlens filter run -r FILE.pcap [--count] [--tc] 'EXPR'\n"
-	  "       pktlens filter set DEV 'EXPR' | filter clear DEV" },
-	{ "policy", do_policy, "policy add DEV [--in|--out] [--prio N] MATCH... --drop|--pass|"
-	  "--redirect DEV2|--sample 1/N\n"
-	  "       pktlens policy list [DEV] | del DEV ID | flush DEV | load DEV FILE" },
-	{ "sample", do_sample, "sample DEV [-w FILE|-] [-c N] [--snaplen N] [--every N] [--in|--out]\n"
-	  "                      [-B KiB] [--pcapng] [--duration SECS] ['EXPR' | --policy]" },
-	{ "tcp", do_tcp, "tcp retrans|rtt|connlat|life [-j] [--duration SECS] [--netns PATH|PID] [--hist]\n"
-	  "                      [--by raddr|rport] [--min-ms MS]" },
-	{ "export", do_export, "export prometheus [--listen ADDR:PORT] [--duration SECS]\n"
-	  "       pktlens export ipfix --collector HOST:PORT [--interval SECS] [--observation-domain N]" },
-	{ "top", do_top, "top [DEV] [--interval SECS]" },
+const struct pl_cmd *const pl_cmds[] = {
+	&pl_cmd_attach, &pl_cmd_detach, &pl_cmd_list, &pl_cmd_stats, &pl_cmd_flows, &pl_cmd_filter,
+	&pl_cmd_policy, &pl_cmd_sample, &pl_cmd_tcp, &pl_cmd_export, &pl_cmd_top,
+	&pl_cmd_apply, &pl_cmd_daemon, NULL,
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: pktlens [-n NETNS] [-j] [-p] OBJECT [ARGS]\n\n");
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "       pktlens %s\n", cmds[i].summary);
+	pl_cmd_usage(f, pl_cmds);
 	fprintf(f, "\nGlobal options:\n"
 		   "  -n, --netns NETNS  run in network namespace NETNS (a name in /run/netns or a path;\n"
 		   "                     also --netns=NETNS)\n"
 		   "  -j, --json         print JSON\n"
 		   "  -p, --pretty       pretty-print JSON (implies -j)\n"
 		   "  -h, --help         this help; `pktlens OBJECT --help` for each command\n"
-		   "  -V, --version      print the version\n");
+		   "  -V, --version      print the version\n"
+		   "\nOBJECT may be shortened while it names one command: `pktlens pol li`.\n");
 }
 
 /*
@@ -82,6 +66,12 @@ static int enter_netns(const char *cmd, const char *ns)
 	}
 	close(fd);
 	return PL_EXIT_CODE(-err, EINVAL);
+}
+
+/* Before a command runs: -n NETNS, with errors naming the command */
+static int enter(const char *name)
+{
+	return pl_g.netns ? enter_netns(name, pl_g.netns) : PL_EXIT_OK;
 }
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -130,9 +120,8 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-	const struct pl_cmd *cmd = NULL;
 	bool version = false;
-	int i, err;
+	int i;
 
 	libbpf_set_print(libbpf_quiet);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -175,21 +164,15 @@ int main(int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	if (!strcmp(argv[i], "help")) {
+		/* `help --options [-j]`: the tables' options, for the docs test */
+		if (i + 1 < argc && !strcmp(argv[i + 1], "--options")) {
+			if (i + 2 < argc && (!strcmp(argv[i + 2], "-j") || !strcmp(argv[i + 2], "--json")))
+				pl_g.json = true;
+			pl_cmd_dump(pl_cmds);
+			return PL_EXIT_OK;
+		}
 		usage(stdout);
 		return PL_EXIT_OK;
 	}
-	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]) && !cmd; c++)
-		if (!strcmp(argv[i], cmds[c].name))
-			cmd = &cmds[c];
-	if (!cmd) {
-		pl_err("what is '%s'? (see pktlens --help)", argv[i]);
-		return PL_EXIT_USAGE;
-	}
-	if (pl_g.netns) {
-		err = enter_netns(cmd->name, pl_g.netns);
-		if (err)
-			return err;
-	}
-	pl_getopt_reset();
-	return cmd->fn(argc - i, argv + i);
+	return pl_cmd_run(pl_cmds, argc - i, argv + i, enter);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <pktlens/why.h>
 
+#include "opt.h"
 #include "policy_rule.h"
 #include "util.h"
 #include "../export/format.h"
@@ -254,6 +255,72 @@ static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct p
 }
 
 /*
+ * The rule's options: `policy add`'s table (cli/opt.h) documents them, and
+ * says which take a value; this grammar parses them, for files too.
+ */
+const struct pl_opt pl_rule_opts[] = {
+	{ .name = "in", .type = PL_OPT_FLAG, .syn = "--in|--out", .flags = PL_OPT_NOPARSE,
+	  .help = "judge ingress (the default) at the first ingress hook (XDP if attached, else tc)" },
+	{ .name = "out", .type = PL_OPT_FLAG, .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "judge egress, at tc egress" },
+	{ .name = "prio", .type = PL_OPT_STRING, .arg = "N", .flags = PL_OPT_NOPARSE,
+	  .help = "0-4294967295, lower first (default " PL_STR(PL_RULE_PRIO_DEFAULT_N) ")" },
+	{ .name = "id", .type = PL_OPT_STRING, .arg = "N", .flags = PL_OPT_NOPARSE,
+	  .help = "the rule's id (default: one above the highest)" },
+	{ .name = "src", .type = PL_OPT_STRING, .arg = "CIDR", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "match: IPv4 or IPv6 source prefix (198.18.0.0/15, 2001:db8::/32)" },
+	{ .name = "dst", .type = PL_OPT_STRING, .arg = "CIDR", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "match: destination prefix" },
+	{ .name = "proto", .type = PL_OPT_STRING, .arg = "P", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "match: tcp, udp, icmp, icmp6, sctp or a number 0-255" },
+	{ .name = "sport", .type = PL_OPT_STRING, .arg = "P[-P]", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "match: TCP/UDP/SCTP source port or range (not later fragments)" },
+	{ .name = "dport", .type = PL_OPT_STRING, .arg = "P[-P]", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "match: destination port or range" },
+	{ .name = "vlan", .type = PL_OPT_STRING, .arg = "ID", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "match: outermost VLAN id, 0-4095" },
+	{ .name = "drop", .type = PL_OPT_FLAG, .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "action: drop the packet" },
+	{ .name = "pass", .type = PL_OPT_FLAG, .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "action: let it go, stop evaluating" },
+	{ .name = "redirect", .type = PL_OPT_STRING, .arg = "DEV2", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "action: send it out of DEV2 (XDP: devmap; tc: bpf_redirect)" },
+	{ .name = "sample", .type = PL_OPT_STRING, .arg = "1/N", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "action: count it for sampling (sample --policy) and go on evaluating" },
+	{ .name = "limit", .type = PL_OPT_STRING, .arg = "RATE[pps|bps|kbit|mbit|gbit]", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "action: a token bucket (default pps): packets within the rate go on to the next "
+		  "rule (or pass), the excess gets --over" },
+	{ .name = "burst", .type = PL_OPT_STRING, .arg = "N[packets|bytes]", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "limit: bucket depth, in packets for pps, bytes for bit rates (default 100 ms of "
+		  "the rate; bytes at least 65536)" },
+	{ .name = "per", .type = PL_OPT_STRING, .arg = "rule|src|dst|flow", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "limit: one bucket for all the rule's packets (default), or one per source, "
+		  "destination or flow, in an LRU map" },
+	{ .name = "per-size", .type = PL_OPT_STRING, .arg = "N", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "limit: keys the LRU map holds, 1-" PL_STR(PL_RULE_KEYS_MAX_N) " (default "
+		  PL_STR(PL_RULE_KEYS_DEFAULT_N) ")" },
+	{ .name = "over", .type = PL_OPT_STRING, .arg = "drop|pass|sample 1/N", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "limit: what the excess gets (default drop); sample: counted, every Nth to a "
+		  "sampler, and evaluation goes on" },
+	{ NULL },
+};
+
+/* The row of rule option @o ("--src"), or NULL */
+static const struct pl_opt *rule_opt(const char *o)
+{
+	if (strncmp(o, "--", 2))
+		return NULL;
+	for (const struct pl_opt *r = pl_rule_opts; r->name; r++)
+		if (!strcmp(o + 2, r->name))
+			return r;
+	return NULL;
+}
+
+/*
  * Options a rule takes once: a second one would silently win. --in and
  * --out are one option, the direction.
  */
@@ -298,12 +365,8 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 		const char *o = t[i].s;
 		const char *v = i + 1 < n ? t[i + 1].s : NULL;
 		int vcol = i + 1 < n ? t[i + 1].col : t[i].col;
-		bool takes = !strcmp(o, "--prio") || !strcmp(o, "--id") || !strcmp(o, "--src") ||
-			     !strcmp(o, "--dst") || !strcmp(o, "--proto") || !strcmp(o, "--sport") ||
-			     !strcmp(o, "--dport") || !strcmp(o, "--vlan") ||
-			     !strcmp(o, "--redirect") || !strcmp(o, "--sample") ||
-			     !strcmp(o, "--limit") || !strcmp(o, "--burst") || !strcmp(o, "--per") ||
-			     !strcmp(o, "--per-size") || !strcmp(o, "--over");
+		const struct pl_opt *ro = rule_opt(o);
+		bool takes = ro && ro->type != PL_OPT_FLAG;
 		uint32_t u;
 
 		if (takes && !v)
@@ -409,7 +472,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				lw.col[LW_OVER_ARG] = t[i + 1].col;
 				i++;
 			}
-		} else if (o[0] == '-' && o[1] == '-') {
+		} else if (o[0] == '-' && o[1] == '-' && !ro) {
 			return perr(e, t[i].col, "unknown option '%s'", o);
 		} else {
 			size_t l = strlen(o);

@@ -13,7 +13,18 @@
 
 #include "pktlens/pktlens.h"
 
+#define PL_RULE_PRIO_DEFAULT_N 1000
 #define PL_RULE_PRIO_DEFAULT 1000U
+/* --per-size's bounds as text for the help (the numbers: pktlens.h) */
+#define PL_RULE_KEYS_MAX_N 16777216
+#define PL_RULE_KEYS_DEFAULT_N 65536
+_Static_assert(PL_RULE_KEYS_MAX_N == PL_LIM_KEYS_MAX && PL_RULE_KEYS_DEFAULT_N == PL_LIM_KEYS_DEFAULT,
+	       "--per-size's help says other bounds than PL_LIM_KEYS_*");
+
+#include "opt.h"
+
+/* The options of a rule (cli/opt.h), for `policy add` and its help; parsed here. */
+extern const struct pl_opt pl_rule_opts[];
 
 /* A word of a rule. */
 struct pl_rule_tok {

@@ -9,7 +9,6 @@
  * written, lost because the ring was full, and (-c) left unwritten.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,46 +30,10 @@
 #include "../pcap/dump.h"
 #include "../pcap/out.h"
 
-#define SAMPLE_USAGE \
-	"Usage: pktlens sample DEV [-w FILE|-] [-c N] [-s|--snaplen N] [--every N] [--in|--out]\n" \
-	"                          [-B|--buffer-size KiB] [--pcapng] [--mode MODE] [--duration SECS]\n" \
-	"                          [-j] ['EXPR' | --policy]\n"
-
 #define DEFAULT_RING_KIB 4096U
 #define POLL_MS 10			/* drain the ring at least this often */
 #define FLUSH_NS 100000000ULL		/* and write the file out every 100 ms */
 #define MAX_RING_KIB (1U << 20)
-
-static void sample_usage(FILE *f)
-{
-	fputs(SAMPLE_USAGE, f);
-	fprintf(f, "\nCapture packets in the kernel, through the programs `pktlens attach` put on DEV,\n"
-	      "into a pcap file tcpdump and Wireshark read.\n\n"
-	      "  -w FILE              write pcap (nanosecond timestamps) to FILE; '-': standard output;\n"
-	      "                       FILE ending in .pcapng (or --pcapng): pcapng, with one interface\n"
-	      "                       per hook (DEV@xdp, DEV@tc), direction and verdict per packet;\n"
-	      "                       a new FILE replaces an old one once capturing has begun, a\n"
-	      "                       symbolic link is not followed\n"
-	      "                       without -w: one line per packet, like tcpdump -n (-j: JSON lines)\n"
-	      "  --mode MODE          permissions of FILE, octal like chmod (default 0600, whatever\n"
-	      "                       the umask)\n"
-	      "  -c N                 stop after writing N packets\n"
-	      "  -s, --snaplen N      bytes kept per packet, 1..262144 (default 262144)\n"
-	      "  --every N            keep 1 in N of the matching packets: every Nth on each CPU\n"
-	      "  --in, --out          ingress or egress only (default both: ingress at XDP if\n"
-	      "                       attached, else tc; egress at tc)\n"
-	      "  -B, --buffer-size KiB  ring buffer size, rounded up to a power of two (default %u);\n"
-	      "                       it must hold one packet of the snaplen\n"
-	      "  --pcapng             write pcapng whatever FILE is called\n"
-	      "  --duration SECS      stop after SECS seconds\n"
-	      "  --policy             capture what policy --sample 1/N rules choose (tagged with the\n"
-	      "                       rule id) instead of an own selection\n"
-	      "  EXPR                 tcpdump filter expression, run in the kernel (default: all)\n\n"
-	      "Ends on -c, --duration, Ctrl-C, SIGTERM, a write error or when the reader of a\n"
-	      "pipe goes away, and then prints how many packets matched, were sampled, were\n"
-	      "written (reached the file or the reader) and were lost because the ring was full.\n",
-	      DEFAULT_RING_KIB);
-}
 
 struct run {
 	const struct pl_attachment *a;
@@ -380,129 +343,56 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	return 0;
 }
 
-int do_sample(int argc, char **argv)
+struct sample_cfg {
+	const char *path;
+	uint64_t count, duration;
+	uint32_t snaplen, every, ring_kib;
+	int dirs, pcapng, policy;
+	mode_t mode;
+};
+
+static int parse_mode_opt(const char *s, void *field, char *why, size_t whylen)
 {
-	static const struct option opts[] = {
-		{ "write", required_argument, NULL, 'w' },
-		{ "count", required_argument, NULL, 'c' },
-		{ "snaplen", required_argument, NULL, 's' },
-		{ "every", required_argument, NULL, 'e' },
-		{ "in", no_argument, NULL, 'I' },
-		{ "out", no_argument, NULL, 'O' },
-		{ "buffer-size", required_argument, NULL, 'B' },
-		{ "pcapng", no_argument, NULL, 'g' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "policy", no_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	struct pl_sample_opts so = { .every = 1, .snaplen = PL_SNAPLEN_MAX };
+	(void)why, (void)whylen;
+	return parse_mode(s, field);
+}
+
+static int do_sample(void *cfg, int argc, char **argv)
+{
+	const struct sample_cfg *c = cfg;
+	struct pl_sample_opts so = { .every = c->every, .snaplen = c->snaplen, .dirs = (__u32)c->dirs,
+				     .policy = c->policy };
 	struct pl_sample_stats counts[PL_SLOT_MAX];
 	struct pl_sampler s;
 	bool opened = false, json, data_on_stdout;
 	struct pl_attachment *a = NULL;
 	struct ring_buffer *rb = NULL;
-	const char *path = NULL, *name;
-	uint32_t ring_kib = DEFAULT_RING_KIB;
-	uint64_t duration = 0, u, added = 0;
-	mode_t mode = PL_OUT_MODE;
-	bool pcapng = false;
-	struct run *r = NULL;
+	const char *path = c->path, *name;
+	uint32_t ring_kib = c->ring_kib;
+	uint64_t duration = c->duration, added = 0;
+	mode_t mode = c->mode;
+	bool pcapng = c->pcapng;
+	struct run *r = calloc(1, sizeof(*r));
 	char why[PL_WHY_LEN + 512];
 	char *expr = NULL;
 	size_t n;
-	int opt, err, ret = PL_EXIT_OK;
+	int err, ret = PL_EXIT_OK;
 
-	pl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, "w:c:s:B:jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'w':
-			path = optarg;
-			break;
-		case 'c':
-			if (pl_parse_u64(optarg, 1, UINT64_MAX, &u)) {
-				pl_err("sample: -c '%s': not a packet count >= 1", optarg);
-				return PL_EXIT_USAGE;
-			}
-			if (!r && !(r = calloc(1, sizeof(*r)))) {
-				pl_err("sample: %s", strerror(ENOMEM));
-				return PL_EXIT_FAIL;
-			}
-			r->limit = u;
-			break;
-		case 's':
-			if (pl_parse_u32(optarg, 1, PL_SNAPLEN_MAX, &so.snaplen)) {
-				pl_err("sample: --snaplen '%s': not in 1..%u", optarg, PL_SNAPLEN_MAX);
-				goto usage;
-			}
-			break;
-		case 'e':
-			if (pl_parse_u32(optarg, 1, UINT32_MAX, &so.every)) {
-				pl_err("sample: --every '%s': not a number in 1..%u", optarg, UINT32_MAX);
-				goto usage;
-			}
-			break;
-		case 'I':
-			so.dirs |= 1U << PL_DIR_IN;
-			break;
-		case 'O':
-			so.dirs |= 1U << PL_DIR_OUT;
-			break;
-		case 'B':
-			if (pl_parse_u32(optarg, 4, MAX_RING_KIB, &ring_kib)) {
-				pl_err("sample: --buffer-size '%s': not in 4..%u KiB", optarg,
-				       MAX_RING_KIB);
-				goto usage;
-			}
-			break;
-		case 'g':
-			pcapng = true;
-			break;
-		case 'm':
-			if (parse_mode(optarg, &mode)) {
-				pl_err("sample: --mode '%s': not octal permissions 0..0777", optarg);
-				goto usage;
-			}
-			break;
-		case 'd':
-			if (pl_parse_duration("sample", optarg, &duration))
-				goto usage;
-			break;
-		case 'P':
-			so.policy = true;
-			break;
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			free(r);
-			sample_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			fputs(SAMPLE_USAGE, stderr);
-			goto usage;
-		}
-	}
-	if (!r && !(r = calloc(1, sizeof(*r)))) {
+	if (!r) {
 		pl_err("sample: %s", strerror(ENOMEM));
 		return PL_EXIT_FAIL;
 	}
+	r->limit = c->count;
 	/* a capture on stdout leaves no room for JSON there: errors and the summary on stderr */
 	json = pl_g.json;
 	data_on_stdout = !path || !strcmp(path, "-");
 	if (path && !strcmp(path, "-"))
 		pl_g.json = false;
 	name = data_on_stdout ? "standard output" : path;
-	if (optind >= argc) {
-		pl_err("sample: needs DEV");
-		goto usage;
-	}
 	if (!so.dirs)
 		so.dirs = (1U << PL_DIR_IN) | (1U << PL_DIR_OUT);
-	if (optind + 1 < argc) {
-		expr = pl_join_args(argc, argv, optind + 1);
+	if (argc > 1) {
+		expr = pl_join_args(argc, argv, 1);
 		if (!expr) {
 			pl_err("sample: %s", strerror(ENOMEM));
 			ret = PL_EXIT_FAIL;
@@ -537,7 +427,7 @@ int do_sample(int argc, char **argv)
 
 	ret = pl_need_caps("sample", PL_NEED_BPF);
 	if (!ret)
-		ret = pl_select("sample", argv[optind], &a, &n);
+		ret = pl_select("sample", argv[0], &a, &n);
 	if (ret)
 		goto out;
 	r->a = a;
@@ -634,3 +524,60 @@ out:
 	free(r);
 	return ret;
 }
+
+static const struct pl_opt sample_opts[] = {
+	{ .name = "write", .short_name = 'w', .type = PL_OPT_STRING, PL_FIELD(struct sample_cfg, path),
+	  .arg = "FILE", .syn = "-w FILE|-", .flags = PL_OPT_SHORT,
+	  .help = "write pcap (nanosecond timestamps) to FILE; '-': standard output; FILE ending in "
+		  ".pcapng (or --pcapng): pcapng, with one interface per hook (DEV@xdp, DEV@tc), "
+		  "direction and verdict per packet; a new FILE replaces an old one once capturing "
+		  "has begun, a symbolic link is not followed. Without -w: one line per packet, like "
+		  "tcpdump -n (-j: JSON lines)" },
+	{ .name = "count", .short_name = 'c', .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, count),
+	  .min = 1, .max = UINT64_MAX, .arg = "N", .flags = PL_OPT_SHORT,
+	  .bad = ": not a packet count >= 1", .help = "stop after writing N packets" },
+	{ .name = "snaplen", .short_name = 's', .type = PL_OPT_UINT,
+	  PL_FIELD(struct sample_cfg, snaplen), .min = 1, .max = PL_SNAPLEN_MAX, .arg = "N",
+	  .syn = "-s|--snaplen N", .bad = ": not in %llu..%llu",
+	  .help = "bytes kept per packet, {min}..{max} (default {default})" },
+	{ .name = "every", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, every), .min = 1,
+	  .max = UINT32_MAX, .arg = "N", .bad = ": not a number in %llu..%llu",
+	  .help = "keep 1 in N of the matching packets: every Nth on each CPU" },
+	{ .name = "in", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, dirs), .val = 1 << PL_DIR_IN,
+	  .flags = PL_OPT_OR, .syn = "--in|--out",
+	  .help = "ingress only (default both: ingress at XDP if attached, else tc)" },
+	{ .name = "out", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, dirs), .val = 1 << PL_DIR_OUT,
+	  .flags = PL_OPT_OR, .syn = "", .help = "egress only (at tc)" },
+	{ .name = "buffer-size", .short_name = 'B', .type = PL_OPT_UINT,
+	  PL_FIELD(struct sample_cfg, ring_kib), .min = 4, .max = MAX_RING_KIB, .arg = "KiB",
+	  .syn = "-B|--buffer-size KiB", .bad = ": not in %llu..%llu KiB",
+	  .help = "ring buffer size, rounded up to a power of two (default {default}); it must "
+		  "hold one packet of the snaplen" },
+	{ .name = "pcapng", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, pcapng), .val = 1,
+	  .help = "write pcapng whatever FILE is called" },
+	{ .name = "mode", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, mode), .arg = "MODE",
+	  .parse = parse_mode_opt, .bad = ": not octal permissions 0..0777",
+	  .help = "permissions of FILE, octal like chmod (default 0600, whatever the umask)" },
+	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, duration),
+	  .arg = "SECS", .help = "stop after SECS seconds" },
+	{ .name = "policy", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, policy), .val = 1,
+	  .syn = "", .help = "capture what policy --sample 1/N rules choose (tagged with the rule id) "
+			     "instead of an own selection by EXPR" },
+	{ NULL },
+};
+
+static const struct sample_cfg sample_defaults = {
+	.every = 1, .snaplen = PL_SNAPLEN_MAX, .ring_kib = DEFAULT_RING_KIB, .mode = PL_OUT_MODE,
+};
+
+const struct pl_cmd pl_cmd_sample = {
+	.name = "sample", .args = "DEV", .tail = "['EXPR' | --policy]", .opts = sample_opts,
+	.fn = do_sample, .defaults = &sample_defaults, .cfg_size = sizeof(struct sample_cfg),
+	.min_args = 1, .max_args = -1, .few = "needs DEV",
+	.about = "Capture packets in the kernel, through the programs `pktlens attach` put on DEV,\n"
+		 "into a pcap file tcpdump and Wireshark read. EXPR: a tcpdump filter expression,\n"
+		 "run in the kernel (default: all packets).\n",
+	.more = "Ends on -c, --duration, Ctrl-C, SIGTERM, a write error or when the reader of a\n"
+		"pipe goes away, and then prints how many packets matched, were sampled, were\n"
+		"written (reached the file or the reader) and were lost because the ring was full.\n",
+};

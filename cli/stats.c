@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens stats */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,22 +16,6 @@
 #include "../export/report.h"
 
 #define BAR_WIDTH 40
-
-static void stats_usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: pktlens stats [DEV] [-j] [--watch SECS] [--reset]\n"
-		"\n"
-		"Per-interface counters: packets and bytes by hook, direction and verdict,\n"
-		"the packet-size histogram (RMON buckets and log2), protocol mix, parse\n"
-		"errors, flow-table use and losses, and the kernel's own rx counters.\n"
-		"\n"
-		"  --watch SECS  print packet and bit rates every SECS seconds until Ctrl-C\n"
-		"  --reset       print the counters, then start them again from zero and empty\n"
-		"                the flow table (nothing counted meanwhile is lost)\n"
-		"  -j, --json    JSON (one document; JSON lines with --watch)\n"
-		"  -h, --help    this help\n");
-}
 
 static bool slot_shown(const struct pl_meta *m, const struct pl_stats *s, int slot)
 {
@@ -139,7 +122,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_obj_open(w);
 		jw_name_field(w, "ifname", a->ifname);
 		jw_u64_field(w, "ifindex", st.meta.ifindex);
-		jw_u64_field(w, "netns", a->netns);
+		pl_json_att_netns(w, a);
 		jw_str_field(w, "xdp_mode", pl_xdp_mode_name(st.meta.xdp_mode));
 		jw_str_field(w, "tc_mech", pl_tc_mech_name(st.meta.tc_mech));
 		jw_u64_field(w, "flows", used);
@@ -169,7 +152,10 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	} else {
 		char hooks[128];
 
-		printf("%s (ifindex %u): %s, flow table %zu/%u%s\n", PL_NAME(a->ifname), st.meta.ifindex,
+		char ns[300];
+
+		printf("%s (ifindex %u, netns %s): %s, flow table %zu/%u%s\n", PL_NAME(a->ifname),
+		       st.meta.ifindex, pl_fmt_att_netns(a, true, ns, sizeof(ns)),
 		       pl_fmt_hooks(&st.meta, hooks, sizeof(hooks)), used, st.meta.flows_max,
 		       reset ? " [counters reset after this reading]" : "");
 		if (have_li)
@@ -279,48 +265,21 @@ out:
 	return rc;
 }
 
-int do_stats(int argc, char **argv)
+struct stats_cfg {
+	uint32_t watch;
+	int reset;
+};
+
+static int do_stats(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "watch", required_argument, NULL, 'w' },
-		{ "reset", no_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	const struct stats_cfg *c = cfg;
 	struct pl_attachment *a = NULL;
-	uint32_t secs = 0;
-	bool reset = false;
+	uint32_t secs = c->watch;
+	bool reset = c->reset;
 	size_t n = 0;
 	struct jw w;
-	int c, rc;
+	int rc;
 
-	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
-		switch (c) {
-		case 'w':
-			if (pl_parse_u32(optarg, 1, 86400, &secs)) {
-				pl_err("stats: --watch '%s' is wrong: expected seconds from 1 to 86400", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'r':
-			reset = true;
-			break;
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'h':
-			stats_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			pl_err("stats: unknown option '%s' (see pktlens stats --help)", argv[optind - 1]);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		pl_err("stats: what is '%s'? (see pktlens stats --help)", argv[optind + 1]);
-		return PL_EXIT_USAGE;
-	}
 	if (secs && reset) {
 		pl_err("stats: --watch and --reset do not go together");
 		return PL_EXIT_USAGE;
@@ -330,7 +289,7 @@ int do_stats(int argc, char **argv)
 		rc = pl_lock_changes("stats --reset");
 	if (rc)
 		return rc;
-	rc = pl_select("stats", optind < argc ? argv[optind] : NULL, &a, &n);
+	rc = pl_select("stats", argc ? argv[0] : NULL, &a, &n);
 	if (rc)
 		return rc;
 	if (secs) {
@@ -358,3 +317,21 @@ int do_stats(int argc, char **argv)
 	free(a);
 	return rc;
 }
+
+static const struct pl_opt stats_opts[] = {
+	{ .name = "watch", .type = PL_OPT_UINT, PL_FIELD(struct stats_cfg, watch), .min = 1,
+	  .max = 86400, .arg = "SECS", .bad = " is wrong: expected seconds from %llu to %llu",
+	  .help = "print packet and bit rates every SECS seconds until Ctrl-C (JSON lines with -j)" },
+	{ .name = "reset", .type = PL_OPT_FLAG, PL_FIELD(struct stats_cfg, reset), .val = 1,
+	  .help = "print the counters, then start them again from zero and empty the flow table "
+		  "(nothing counted meanwhile is lost)" },
+	{ NULL },
+};
+
+const struct pl_cmd pl_cmd_stats = {
+	.name = "stats", .args = "[DEV]", .opts = stats_opts, .fn = do_stats,
+	.cfg_size = sizeof(struct stats_cfg), .max_args = 1,
+	.about = "Per-interface counters: packets and bytes by hook, direction and verdict,\n"
+		 "the packet-size histogram (RMON buckets and log2), protocol mix, parse\n"
+		 "errors, flow-table use and losses, and the kernel's own rx counters.\n",
+};

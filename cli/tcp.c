@@ -5,7 +5,6 @@
  * tcpretrans, tcprtt and tcpconnlat.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,30 +16,8 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/json.h"
+#include "../export/report.h"
 #include "../probes/tcp.h"
-
-#define TCP_USAGE \
-	"Usage: pktlens tcp retrans [-j] [--duration SECS] [--netns PATH|PID]\n" \
-	"       pktlens tcp rtt [-j] [--hist] [--by raddr|rport] [--duration SECS] [--netns PATH|PID]\n" \
-	"       pktlens tcp connlat [-j] [--hist] [--min-ms MS] [--duration SECS] [--netns PATH|PID]\n" \
-	"       pktlens tcp life [-j] [--duration SECS] [--netns PATH|PID]\n"
-
-static void tcp_usage(FILE *f)
-{
-	fputs(TCP_USAGE, f);
-	fputs("\nTCP from tracepoints, in every network namespace (or --netns's), until Ctrl-C\n"
-	      "or --duration:\n"
-	      "  retrans   one line per retransmit (time, netns, local -> remote, state, data/syn/\n"
-	      "            synack, segments), then a summary per connection\n"
-	      "  rtt       smoothed RTT of every received segment: percentiles, --hist a log2\n"
-	      "            histogram (us); --by raddr|rport one per remote address or port\n"
-	      "  connlat   SYN_SENT to ESTABLISHED: one line per connection (--min-ms: only\n"
-	      "            slower ones), percentiles at the end, --hist a log2 histogram (us)\n"
-	      "  life      one line per connection that ends: lifetime and bytes sent (acked)\n"
-	      "            and received, like tcplife\n"
-	      "  --netns PATH|PID   only this namespace (/run/netns/NAME, /proc/PID/ns/net, PID)\n"
-	      "  -j                 JSON: one object per event, then a summary object\n", f);
-}
 
 static const char *const tcp_states[] = {
 	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
@@ -105,7 +82,7 @@ static void json_tuple(struct jw *w, const struct pl_tcp_tuple *t)
 {
 	char a[PL_ADDR_STRLEN];
 
-	jw_u64_field(w, "netns", t->netns);
+	pl_json_netns(w, t->netns);
 	jw_str_field(w, "laddr", pl_fmt_addr(t->laddr, a, sizeof(a)));
 	jw_u64_field(w, "lport", t->lport);
 	jw_str_field(w, "raddr", pl_fmt_addr(t->raddr, a, sizeof(a)));
@@ -115,7 +92,7 @@ static void json_tuple(struct jw *w, const struct pl_tcp_tuple *t)
 static int on_event(void *ctx, const struct pl_tcp_event *e)
 {
 	struct run *r = ctx;
-	char l[64], rm[64], tm[16];
+	char l[64], rm[64], tm[16], ns[300];
 	time_t now = time(NULL);
 	struct tm lt;
 
@@ -152,19 +129,19 @@ static int on_event(void *ctx, const struct pl_tcp_event *e)
 	strftime(tm, sizeof(tm), "%H:%M:%S", &lt);
 	endpoint(e->t.laddr, e->t.lport, l, sizeof(l));
 	endpoint(e->t.raddr, e->t.rport, rm, sizeof(rm));
+	pl_netns_fmt(e->t.netns, false, ns, sizeof(ns));
 	if (e->type == PL_TCP_EV_RETRANS)
-		printf("%-8s %-12llu %-30s -> %-30s %-12s %-6s %u%s%s%s\n", tm,
-		       (unsigned long long)e->t.netns, l, rm, state_name(e->state),
+		printf("%-8s %-12s %-30s -> %-30s %-12s %-6s %u%s%s%s\n", tm,
+		       ns, l, rm, state_name(e->state),
 		       rtx_kinds[e->kind < 3 ? e->kind : 0], e->segs,
 		       e->err ? " (not sent: " : "", e->err ? strerror(-e->err) : "",
 		       e->err ? ")" : "");
 	else if (e->type == PL_TCP_EV_CLOSE)
-		printf("%-8s %-12llu %-30s -> %-30s %10.1f %10.1f %10.3f\n", tm,
-		       (unsigned long long)e->t.netns, l, rm, e->tx_bytes / 1024.0,
+		printf("%-8s %-12s %-30s -> %-30s %10.1f %10.1f %10.3f\n", tm,
+		       ns, l, rm, e->tx_bytes / 1024.0,
 		       e->rx_bytes / 1024.0, e->lat_ns / 1e6);
 	else
-		printf("%-8s %-12llu %-30s -> %-30s %10.3f\n", tm, (unsigned long long)e->t.netns,
-		       l, rm, e->lat_ns / 1e6);
+		printf("%-8s %-12s %-30s -> %-30s %10.3f\n", tm, ns, l, rm, e->lat_ns / 1e6);
 	return 0;
 }
 
@@ -233,7 +210,7 @@ static int conn_cmp(const void *a, const void *b)
 
 static void retrans_summary(struct run *r, uint64_t lost)
 {
-	char l[64], rm[64];
+	char l[64], rm[64], ns[300];
 
 	pl_qsort(r->conns, r->nconns, sizeof(*r->conns), conn_cmp);
 	if (pl_g.json) {
@@ -256,8 +233,8 @@ static void retrans_summary(struct run *r, uint64_t lost)
 	printf("\n%-12s %-30s    %-30s %11s %8s\n", "NETNS", "LOCAL", "REMOTE", "RETRANSMITS",
 	       "SEGS");
 	for (size_t i = 0; i < r->nconns; i++)
-		printf("%-12llu %-30s -> %-30s %11llu %8llu\n",
-		       (unsigned long long)r->conns[i].t.netns,
+		printf("%-12s %-30s -> %-30s %11llu %8llu\n",
+		       pl_netns_fmt(r->conns[i].t.netns, false, ns, sizeof(ns)),
 		       endpoint(r->conns[i].t.laddr, r->conns[i].t.lport, l, sizeof(l)),
 		       endpoint(r->conns[i].t.raddr, r->conns[i].t.rport, rm, sizeof(rm)),
 		       (unsigned long long)r->conns[i].events, (unsigned long long)r->conns[i].segs);
@@ -284,19 +261,19 @@ static int rtt_report(const struct pl_tcp *t, __u32 by, bool hist)
 		jw_arr_open(&w);
 	}
 	for (size_t i = 0; i < n; i++) {
-		char a[PL_ADDR_STRLEN], what[128] = "rtt";
+		char a[PL_ADDR_STRLEN], what[400] = "rtt", ns[300];
 
+		if (by)
+			pl_netns_fmt(keys[i].netns, false, ns, sizeof(ns));
 		if (by == PL_TCP_BY_RADDR)
-			snprintf(what, sizeof(what), "netns %llu raddr %s",
-				 (unsigned long long)keys[i].netns,
+			snprintf(what, sizeof(what), "netns %s raddr %s", ns,
 				 pl_fmt_addr(keys[i].raddr, a, sizeof(a)));
 		else if (by == PL_TCP_BY_RPORT)
-			snprintf(what, sizeof(what), "netns %llu rport %u",
-				 (unsigned long long)keys[i].netns, keys[i].rport);
+			snprintf(what, sizeof(what), "netns %s rport %u", ns, keys[i].rport);
 		if (pl_g.json) {
 			jw_obj_open(&w);
 			if (by) {
-				jw_u64_field(&w, "netns", keys[i].netns);
+				pl_json_netns(&w, keys[i].netns);
 				if (by == PL_TCP_BY_RADDR)
 					jw_str_field(&w, "raddr", a);
 				else
@@ -324,103 +301,52 @@ static int rtt_report(const struct pl_tcp *t, __u32 by, bool hist)
 	return PL_EXIT_OK;
 }
 
-int do_tcp(int argc, char **argv)
+struct tcp_cfg {
+	uint64_t duration, netns;
+	const char *by, *min_ms;
+	int hist;
+};
+
+static int tcp_run(const struct tcp_cfg *c, const char *verb)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "hist", no_argument, NULL, 'H' },
-		{ "by", required_argument, NULL, 'b' },
-		{ "min-ms", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *verb = argc > 1 ? argv[1] : NULL;
-	struct pl_tcp_cfg cfg = { 0 };
-	struct run r = { 0 };
+	struct pl_tcp_cfg cfg = { .netns = c->netns };
+	struct run r = { .verb = verb };
 	struct pl_tcp *t = NULL;
-	uint64_t duration = 0, u;
+	uint64_t duration = c->duration, u;
 	unsigned progs;
-	bool hist = false, life = false;
-	char why[256], cmd[32];
-	int opt, err, ret = PL_EXIT_OK;
+	bool hist = c->hist, life = false;
+	char why[256];
+	int err, ret = PL_EXIT_OK;
 	time_t t0;
 
-	if (!verb || !strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
-		tcp_usage(verb ? stdout : stderr);
-		return verb ? PL_EXIT_OK : PL_EXIT_USAGE;
-	}
 	if (!strcmp(verb, "retrans"))
 		progs = PL_TCP_P_RETRANS;
 	else if (!strcmp(verb, "rtt"))
 		progs = PL_TCP_P_RTT;
 	else if (!strcmp(verb, "connlat"))
 		progs = PL_TCP_P_CONNLAT;
-	else if (!strcmp(verb, "life")) {
-		progs = PL_TCP_P_CONNLAT;	/* the same tracepoint, close events only */
+	else {
+		progs = PL_TCP_P_CONNLAT;	/* life: the same tracepoint, close events only */
 		life = true;
 		cfg.flags |= PL_TCP_CFG_LIFE;
 		cfg.min_lat_ns = UINT64_MAX;
-	} else {
-		pl_err("tcp: what is '%s'? (retrans, rtt, connlat or life; see pktlens tcp --help)",
-		       verb);
+	}
+	if (c->by && progs != PL_TCP_P_RTT) {
+		pl_err("tcp %s: --by: only tcp rtt groups by raddr or rport", verb);
 		return PL_EXIT_USAGE;
 	}
-	r.verb = verb;
-	argc--;
-	argv++;
-	pl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			pl_g.json = true;
-			break;
-		case 'd':
-			snprintf(cmd, sizeof(cmd), "tcp %s", verb);
-			if (pl_parse_duration(cmd, optarg, &duration))
-				return PL_EXIT_USAGE;
-			break;
-		case 'n':
-			err = pl_netns_of(optarg, &cfg.netns);
-			if (err) {
-				pl_err("tcp %s: --netns '%s': %s", verb, optarg,
-				       err == -EINVAL ? "not a network namespace" : strerror(-err));
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'H':
-			hist = true;
-			break;
-		case 'b':
-			if (progs != PL_TCP_P_RTT) {
-				pl_err("tcp %s: --by: only tcp rtt groups by raddr or rport", verb);
-				return PL_EXIT_USAGE;
-			}
-			if (strcmp(optarg, "raddr") && strcmp(optarg, "rport")) {
-				pl_err("tcp %s: --by '%s': not raddr or rport", verb, optarg);
-				return PL_EXIT_USAGE;
-			}
-			cfg.rtt_by = strcmp(optarg, "raddr") ? PL_TCP_BY_RPORT : PL_TCP_BY_RADDR;
-			break;
-		case 'm':
-			if (progs != PL_TCP_P_CONNLAT || life || pl_parse_u64(optarg, 0, 3600000, &u)) {
-				pl_err("tcp %s: --min-ms '%s': connlat takes 0..3600000", verb, optarg);
-				return PL_EXIT_USAGE;
-			}
-			cfg.min_lat_ns = u * 1000000ULL;
-			break;
-		case 'h':
-			tcp_usage(stdout);
-			return PL_EXIT_OK;
-		default:
-			fputs(TCP_USAGE, stderr);
+	if (c->by && strcmp(c->by, "raddr") && strcmp(c->by, "rport")) {
+		pl_err("tcp %s: --by '%s': not raddr or rport", verb, c->by);
+		return PL_EXIT_USAGE;
+	}
+	if (c->by)
+		cfg.rtt_by = strcmp(c->by, "raddr") ? PL_TCP_BY_RPORT : PL_TCP_BY_RADDR;
+	if (c->min_ms) {
+		if (progs != PL_TCP_P_CONNLAT || life || pl_parse_u64(c->min_ms, 0, 3600000, &u)) {
+			pl_err("tcp %s: --min-ms '%s': connlat takes 0..3600000", verb, c->min_ms);
 			return PL_EXIT_USAGE;
 		}
-	}
-	if (optind < argc) {
-		pl_err("tcp %s: unexpected '%s'", verb, argv[optind]);
-		return PL_EXIT_USAGE;
+		cfg.min_lat_ns = u * 1000000ULL;
 	}
 	ret = pl_need_caps("tcp", PL_NEED_BPF);
 	if (ret)
@@ -493,3 +419,53 @@ int do_tcp(int argc, char **argv)
 	free(r.conns);
 	return ret;
 }
+
+static int parse_netns(const char *s, void *field, char *why, size_t whylen)
+{
+	int err = pl_netns_of(s, field);
+
+	if (err)
+		snprintf(why, whylen, "%s", err == -EINVAL ? "not a network namespace" : strerror(-err));
+	return err;
+}
+
+static const struct pl_opt tcp_opts[] = {
+	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct tcp_cfg, duration),
+	  .arg = "SECS", .help = "stop after SECS seconds (default: at Ctrl-C)" },
+	{ .name = "netns", .type = PL_OPT_PARSE, PL_FIELD(struct tcp_cfg, netns), .arg = "PATH|PID",
+	  .parse = parse_netns,
+	  .help = "only this namespace (/run/netns/NAME, /proc/PID/ns/net, PID)" },
+	{ .name = "hist", .type = PL_OPT_FLAG, PL_FIELD(struct tcp_cfg, hist), .val = 1,
+	  .only = "rtt connlat", .help = "rtt, connlat: a log2 histogram (us) too" },
+	{ .name = "by", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, by), .arg = "raddr|rport",
+	  .only = "rtt", .help = "rtt: one histogram per remote address or port" },
+	{ .name = "min-ms", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, min_ms), .arg = "MS",
+	  .only = "connlat", .help = "connlat: only connections slower than MS (0..3600000)" },
+	{ NULL },
+};
+
+#define TCP_VERB(verb, text)									\
+	static int do_##verb(void *cfg, int argc, char **argv)					\
+	{											\
+		(void)argc, (void)argv;								\
+		return tcp_run(cfg, #verb);							\
+	}											\
+	static const struct pl_cmd tcp_##verb = {						\
+		.name = #verb, .opts = tcp_opts, .fn = do_##verb, .about = text,		\
+		.cfg_size = sizeof(struct tcp_cfg), .max_args = 0, .many = "unexpected '%s'",	\
+	}
+
+TCP_VERB(retrans, "retrans   one line per retransmit (time, netns, local -> remote, state, data/syn/\n"
+		  "          synack, segments), then a summary per connection\n");
+TCP_VERB(rtt, "rtt       smoothed RTT of every received segment: percentiles\n");
+TCP_VERB(connlat, "connlat   SYN_SENT to ESTABLISHED: one line per connection, percentiles at the\n"
+		  "          end\n");
+TCP_VERB(life, "life      one line per connection that ends: lifetime and bytes sent (acked)\n"
+	       "          and received, like tcplife\n");
+
+const struct pl_cmd pl_cmd_tcp = {
+	.name = "tcp", .flags = PL_CMD_NAME_SUBS,
+	.subs = (const struct pl_cmd *const[]){ &tcp_retrans, &tcp_rtt, &tcp_connlat, &tcp_life, NULL },
+	.about = "TCP from tracepoints, in every network namespace (or --netns's), until Ctrl-C\n"
+		 "or --duration (-j: one object per event, then a summary object):\n",
+};

@@ -7,7 +7,6 @@
  */
 #include <curses.h>
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +21,6 @@
 #include "util.h"
 #include "../export/format.h"
 #include "../export/report.h"
-
-#define TOP_USAGE "Usage: pktlens top [DEV] [--interval SECS]\n"
 
 struct flow_rate {
 	struct pl_flow f;
@@ -240,45 +237,20 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 	refresh();
 }
 
-int do_top(int argc, char **argv)
+struct top_cfg {
+	uint32_t interval;
+};
+
+static int do_top(void *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "interval", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	struct snap prev = { 0 }, cur = { 0 };
-	const char *dev = NULL, *term;
-	uint32_t interval = 1;
+	const char *dev = argc ? argv[0] : NULL, *term;
+	uint32_t interval = ((const struct top_cfg *)cfg)->interval;
 	SCREEN *scr;
 	int tierr;
 	double t0;
-	int opt, err, ret;
+	int err, ret;
 
-	pl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'i':
-			if (pl_parse_u32(optarg, 1, 3600, &interval)) {
-				pl_err("top: --interval '%s': not 1..3600 seconds", optarg);
-				return PL_EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			fputs(TOP_USAGE "\nA live view of rates, drops, top flows and packet sizes; "
-			      "q quits.\n", stdout);
-			return PL_EXIT_OK;
-		default:
-			fputs(TOP_USAGE, stderr);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc)
-		dev = argv[optind++];
-	if (optind < argc) {
-		pl_err("top: unexpected '%s'", argv[optind]);
-		return PL_EXIT_USAGE;
-	}
 	ret = pl_need_caps("top", PL_NEED_BPF);
 	if (!ret) {
 		struct pl_attachment *a = NULL;
@@ -344,3 +316,18 @@ int do_top(int argc, char **argv)
 	}
 	return PL_EXIT_OK;
 }
+
+static const struct pl_opt top_opts[] = {
+	{ .name = "interval", .type = PL_OPT_UINT, PL_FIELD(struct top_cfg, interval), .min = 1,
+	  .max = 3600, .arg = "SECS", .bad = ": not %llu..%llu seconds",
+	  .help = "redraw every SECS seconds (default {default})" },
+	{ NULL },
+};
+
+static const struct top_cfg top_defaults = { .interval = 1 };
+
+const struct pl_cmd pl_cmd_top = {
+	.name = "top", .args = "[DEV]", .opts = top_opts, .fn = do_top, .defaults = &top_defaults,
+	.cfg_size = sizeof(struct top_cfg), .max_args = 1, .many = "unexpected '%s'",
+	.about = "A live view of rates, drops, top flows and packet sizes; q quits.\n",
+};

@@ -66,13 +66,6 @@ int pl_need_caps(const char *cmd, unsigned need);
  */
 int pl_lock_changes(const char *cmd);
 
-/* A command: `pktlens OBJECT ...` runs fn(argc, argv) with argv[0] == OBJECT. */
-struct pl_cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *summary;
-};
-
 /*
  * Long-running commands (stats --watch, sample, tcp, export) end their loop
  * when pl_stop is set: pl_catch_stop() makes SIGINT and SIGTERM (and, with

@@ -39,17 +39,24 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void dev_labels(FILE *f, const struct pl_attachment *a)
+/* netns (INODE, or INODE:ID), netns_name (where it has one in /run/netns), device */
+static void dev_labels(FILE *f, const struct pl_prom_att *t)
 {
 	/* the inode, or INODE:ID for a deleted namespace's (pl_attachment.ns): unique */
-	fprintf(f, "netns=\"%s\",device=\"", a->ns);
-	esc(f, PL_NAME(a->ifname));	/* valid UTF-8, one text per name */
+	fprintf(f, "netns=\"%s\",", t->a->ns);
+	if (t->netns_name[0]) {
+		fputs("netns_name=\"", f);
+		esc(f, PL_SAFE(t->netns_name));	/* valid UTF-8, whatever the name's bytes */
+		fputs("\",", f);
+	}
+	fputs("device=\"", f);
+	esc(f, PL_NAME(t->a->ifname));	/* valid UTF-8, one text per name */
 	fputc('"', f);
 }
 
-static void slot_labels(FILE *f, const struct pl_attachment *a, int slot)
+static void slot_labels(FILE *f, const struct pl_prom_att *t, int slot)
 {
-	dev_labels(f, a);
+	dev_labels(f, t);
 	fprintf(f, ",direction=\"%s\",hook=\"%s\"", pl_slot_dir[slot], pl_slot_hook[slot]);
 }
 
@@ -70,6 +77,12 @@ static void read_att(struct pl_prom_att *t)
 	struct pl_state st;
 	struct pl_policy p;
 
+	if (!t->a->ns_gone) {	/* a deleted namespace's inode may name another now */
+		struct pl_netns_id id;
+
+		pl_netns_identify(t->a->netns, false, &id);
+		snprintf(t->netns_name, sizeof(t->netns_name), "%s", id.name);
+	}
 	if (!t->a->meta_ok || pl_state_open(t->a->dir, &st))
 		return;
 	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_count(&st, &t->flows);
@@ -94,6 +107,15 @@ static void read_att(struct pl_prom_att *t)
 				if (pl_policy_limit_keys(&p, &t->rules[r], &t->rkeys[r]))
 					t->rkeys[r] = PL_PROM_NO_KEYS;
 		}
+		/* held until every attachment is read: not the reading's spare room */
+		if (!t->nrules) {
+			free(t->rules);
+			t->rules = NULL;
+		} else {
+			struct pl_rule *fit = realloc(t->rules, t->nrules * sizeof(*fit));
+
+			t->rules = fit ? fit : t->rules;
+		}
 		pl_policy_close(&p);
 	}
 	if (t->a->meta.probes & PL_PROBE_TCP) {
@@ -114,7 +136,7 @@ static void read_att(struct pl_prom_att *t)
 /* A log2 microsecond histogram as a Prometheus histogram in seconds, fixed buckets. */
 #define PROM_TCP_BUCKETS 25	/* up to 2^25 us, 33.5 s */
 
-static void tcp_hist(FILE *f, const char *name, const struct pl_attachment *a,
+static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		     const struct pl_tcp_hist *h)
 {
 	__u64 cum = 0;
@@ -149,7 +171,7 @@ static void slot_counters(FILE *f, const struct pl_prom_att *at, size_t n, const
 
 		for (int k = 0; k < (label ? count : 1); k++) {
 			fprintf(f, "%s{", name);
-			slot_labels(f, at[i].a, sl);
+			slot_labels(f, &at[i], sl);
 			if (label)
 				fprintf(f, ",%s=\"%s\"", label, names[k]);
 			fprintf(f, "} %llu\n", v[k]);
@@ -209,7 +231,7 @@ static void rule_metric(FILE *f, const struct pl_prom_att *at, size_t n,
 			else
 				memcpy(&v, (const char *)s + d->off, sizeof(v));
 			fprintf(f, "%s{", d->name);
-			dev_labels(f, at[i].a);
+			dev_labels(f, &at[i]);
 			fprintf(f, ",rule=\"%u\"} %llu\n", at[i].rules[r].id, (unsigned long long)v);
 		}
 }
@@ -220,6 +242,16 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 
 	head(f, "pktlens_attachments", "gauge", "Interfaces pktlens is attached to, all namespaces.");
 	fprintf(f, "pktlens_attachments %zu\n", n);
+	head(f, "pktlens_attachment_info", "gauge",
+	     "One per attachment: managed_by names the config (pktlens apply/daemon) managing it, "
+	     "empty for one attached by hand.");
+	for (size_t i = 0; i < n; i++) {
+		fputs("pktlens_attachment_info{", f);
+		dev_labels(f, &at[i]);
+		fputs(",managed_by=\"", f);
+		esc(f, PL_SAFE(at[i].a->meta_ok ? at[i].a->meta.managed_by : ""));
+		fputs("\"} 1\n", f);
+	}
 
 	slot_counters(f, at, n, "pktlens_packets_total",
 		      "Packets seen, by the verdict the program gave.",
@@ -235,16 +267,16 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 		for (int b = 0; b < PL_RMON_MAX - 1; b++) {
 			cum += at[i].s[sl].rmon[b];
 			fputs("pktlens_packet_size_bytes_bucket{", f);
-			slot_labels(f, at[i].a, sl);
+			slot_labels(f, &at[i], sl);
 			fprintf(f, ",le=\"%u\"} %llu\n", le[b], cum);
 		}
 		fputs("pktlens_packet_size_bytes_bucket{", f);
-		slot_labels(f, at[i].a, sl);
+		slot_labels(f, &at[i], sl);
 		fprintf(f, ",le=\"+Inf\"} %llu\n", pk);
 		fputs("pktlens_packet_size_bytes_sum{", f);
-		slot_labels(f, at[i].a, sl);
+		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\npktlens_packet_size_bytes_count{", by);
-		slot_labels(f, at[i].a, sl);
+		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\n", pk);
 	}
 	slot_counters(f, at, n, "pktlens_l3_packets_total", "Packets by network protocol.",
@@ -262,28 +294,28 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 	head(f, "pktlens_samples_total", "counter", "Packets pktlens sample took (copied or lost).");
 	FOR_SLOTS(at, n, i, sl) {
 		fputs("pktlens_samples_total{", f);
-		slot_labels(f, at[i].a, sl);
+		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\n", at[i].samples[sl].sampled);
 	}
 	head(f, "pktlens_samples_lost_total", "counter",
 	     "Samples lost because the sampler's ring buffer was full.");
 	FOR_SLOTS(at, n, i, sl) {
 		fputs("pktlens_samples_lost_total{", f);
-		slot_labels(f, at[i].a, sl);
+		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\n", at[i].samples[sl].lost);
 	}
 	head(f, "pktlens_flow_table_entries", "gauge", "Flows in the flow table.");
 	for (size_t i = 0; i < n; i++)
 		if (at[i].ok) {
 			fputs("pktlens_flow_table_entries{", f);
-			dev_labels(f, at[i].a);
+			dev_labels(f, &at[i]);
 			fprintf(f, "} %zu\n", at[i].flows);
 		}
 	head(f, "pktlens_flow_table_size", "gauge", "Capacity of the flow table.");
 	for (size_t i = 0; i < n; i++)
 		if (at[i].ok) {
 			fputs("pktlens_flow_table_size{", f);
-			dev_labels(f, at[i].a);
+			dev_labels(f, &at[i]);
 			fprintf(f, "} %u\n", at[i].a->meta.flows_max);
 		}
 	for (size_t m = 0; m < sizeof(rule_metrics) / sizeof(rule_metrics[0]); m++)
@@ -293,7 +325,7 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (at[i].probes) {
 			fputs("pktlens_tcp_retransmit_segments_total{", f);
-			dev_labels(f, at[i].a);
+			dev_labels(f, &at[i]);
 			fprintf(f, "} %llu\n", at[i].retrans_segs);
 		}
 	head(f, "pktlens_tcp_rtt_seconds", "histogram",
@@ -301,12 +333,12 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 	     "(attach --probes tcp).");
 	for (size_t i = 0; i < n; i++)
 		if (at[i].probes)
-			tcp_hist(f, "pktlens_tcp_rtt_seconds", at[i].a, &at[i].rtt);
+			tcp_hist(f, "pktlens_tcp_rtt_seconds", &at[i], &at[i].rtt);
 	head(f, "pktlens_tcp_connect_latency_seconds", "histogram",
 	     "SYN_SENT to ESTABLISHED of TCP connections of the namespace (attach --probes tcp).");
 	for (size_t i = 0; i < n; i++)
 		if (at[i].probes)
-			tcp_hist(f, "pktlens_tcp_connect_latency_seconds", at[i].a, &at[i].connlat);
+			tcp_hist(f, "pktlens_tcp_connect_latency_seconds", &at[i], &at[i].connlat);
 }
 
 int pl_prom_render(char **out, size_t *len)

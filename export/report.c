@@ -63,6 +63,59 @@ bool pl_slot_attached(const struct pl_meta *m, int slot)
 	return false;
 }
 
+const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SLOT_MAX], char *buf,
+			  size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int sl = 0; sl < PL_SLOT_MAX && n < len; sl++) {
+		__u64 pk, by;
+
+		pl_stats_totals(&s[sl], &pk, &by);
+		if (!pk && !pl_slot_attached(m, sl))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s %s %llu packets, %llu bytes",
+				      n ? "; " : "", pl_slot_hook[sl], pl_slot_dir[sl], pk, by);
+	}
+	return buf;
+}
+
+static void json_netns(struct jw *w, uint64_t ino, const char *dir, bool identify)
+{
+	struct pl_netns_id id = { .pid = 0 };
+
+	if (identify)
+		pl_netns_identify(ino, true, &id);
+	jw_u64_field(w, "netns", ino);
+	if (dir)
+		jw_str_field(w, "netns_id", dir);
+	jw_str_field(w, "netns_name", id.name[0] ? id.name : NULL);
+	if (id.pid) {
+		jw_u64_field(w, "netns_pid", (uint64_t)id.pid);
+		jw_str_field(w, "netns_comm", id.comm);
+	}
+}
+
+void pl_json_netns(struct jw *w, uint64_t ino)
+{
+	json_netns(w, ino, NULL, true);
+}
+
+void pl_json_att_netns(struct jw *w, const struct pl_attachment *a)
+{
+	json_netns(w, a->netns, a->ns, !a->ns_gone);
+}
+
+const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf, size_t len)
+{
+	if (a->ns_gone) {
+		snprintf(buf, len, "%s", a->ns);
+		return buf;
+	}
+	return pl_netns_fmt(a->netns, pid, buf, len);
+}
+
 void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
 {
 	*pk = *by = 0;

@@ -13,6 +13,28 @@ void pl_json_hooks(struct jw *w, const struct pl_meta *m);
 /* Whether @slot is attached per @m (shown even with no traffic). */
 bool pl_slot_attached(const struct pl_meta *m, int slot);
 
+/*
+ * "tc in 4 packets, 340 bytes; tc out 3 packets, 246 bytes": the hooks
+ * attached per @m (and any other that counted), into @buf.
+ */
+const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SLOT_MAX], char *buf,
+			  size_t len);
+/*
+ * "netns": inode, "netns_name": its /run/netns name or null, and for an
+ * unnamed one "netns_pid"/"netns_comm" of a process inside it when found.
+ */
+void pl_json_netns(struct jw *w, uint64_t ino);
+/*
+ * The same for attachment @a, with "netns_id" (its directory: INODE, or
+ * INODE:ID once set aside). A deleted namespace's attachment has no name
+ * or process: its inode may be another namespace's now.
+ */
+void pl_json_att_netns(struct jw *w, const struct pl_attachment *a);
+/*
+ * @a's namespace for people: "INODE (name)", "INODE (pid P comm)" with
+ * @pid, else "INODE"; a deleted namespace's "INODE:ID" alone.
+ */
+const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf, size_t len);
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */

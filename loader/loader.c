@@ -16,8 +16,15 @@
  * Atomicity: everything is pinned in a temporary directory first and renamed
  * into place as the last step, so bpffs shows a complete attachment or none;
  * leftovers of a killed attach are removed by pl_pins_gc().
+ *
+ * Why one file of ~950 lines: attach is one transaction over `struct
+ * attach` (load, --force's carry-over of maps, flows, filter and rules, pin,
+ * rename, and the unwinding of each step on failure). The carry-over steps
+ * read and write that struct's fields between the others; apart, the struct
+ * and the order of the steps would have to be shared by two files.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +42,7 @@
 #include "loader.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
+#include "../probes/tcp.h"
 
 #define PL_BPF_F_BEFORE (1U << 3)	/* UAPI of Linux 6.6 (our headers are older) */
 
@@ -138,21 +146,22 @@ static int map_max_entries(int fd, __u32 *max)
  * tc ingress + egress on virtual ones, where native XDP linearizes skbs and
  * loses GRO and generic XDP adds nothing over tc.
  */
-static void choose_hooks(struct attach *a)
+const char *pl_attach_hooks(const struct pl_attach_opts *o, const struct pl_link_info *li,
+			    int *xdp_mode, int *tc_hooks, int *tc_mech)
 {
-	const struct pl_attach_opts *o = a->o;
-	bool virt = a->li.kind[0] || a->li.loopback;
+	bool virt = li->kind[0] || li->loopback;
 
-	a->info->xdp_mode = o->xdp_mode >= 0 ? o->xdp_mode : virt ? PL_XDP_NONE : PL_XDP_NATIVE;
-	a->info->tc_hooks = o->tc_hooks >= 0 ? o->tc_hooks : virt ? (int)(PL_TC_IN | PL_TC_OUT) : (int)PL_TC_OUT;
+	*xdp_mode = o->xdp_mode >= 0 ? o->xdp_mode : virt ? PL_XDP_NONE : PL_XDP_NATIVE;
+	*tc_hooks = o->tc_hooks >= 0 ? o->tc_hooks : virt ? (int)(PL_TC_IN | PL_TC_OUT) : (int)PL_TC_OUT;
+	*tc_mech = !*tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
+		   pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
 	if (o->xdp_mode >= 0 && o->tc_hooks >= 0)
-		a->info->reason = "as requested";
-	else if (virt)
-		a->info->reason = "virtual device: tc sees ingress and egress at no measurable cost, "
-				  "native XDP would linearize skbs and lose GRO (override with --xdp, --tc)";
-	else
-		a->info->reason = "physical device: native XDP in the driver for ingress, "
-				  "tc for egress (override with --xdp, --tc)";
+		return "as requested";
+	if (virt)
+		return "virtual device: tc sees ingress and egress at no measurable cost, "
+		       "native XDP would linearize skbs and lose GRO (override with --xdp, --tc)";
+	return "physical device: native XDP in the driver for ingress, "
+	       "tc for egress (override with --xdp, --tc)";
 }
 
 /* Refuse (or with --force remove) an XDP program that is not @ours. */
@@ -320,7 +329,7 @@ static struct bpf_program *xdp_prog(const struct attach *a)
  * --force: the maps the table keeps (enum pl_map_keep) are the replaced
  * attachment's: counters always, the flow table and its cache when
  * @flows_reused, rules where it has them (attachments made before policies
- * existed have none to reuse).
+ * existed have none to reuse; those before version 8 hold a smaller pl_rule).
  */
 static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
@@ -332,6 +341,9 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 
 		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
 		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
+			continue;
+		/* before metadata version 8 a rule and its counters were smaller: not carried */
+		if (d->keep == PL_KEEP_RULES && a->old.meta.version != PL_META_VERSION)
 			continue;
 		fd = pl_pin_open(a->old_dir, d->name);
 		if (fd < 0 && d->keep == PL_KEEP_RULES)
@@ -497,8 +509,8 @@ static int fill_chains(struct attach *a)
 			    a->o->ifname, strerror(-err)) : 0;
 }
 
-/* --force over an attachment with a filter: chain the same expression again. */
-static int refilter(struct attach *a)
+/* Chain @expr into the new attachment: the replaced one's, or the one asked for. */
+static int refilter(struct attach *a, const char *expr)
 {
 	struct pl_chain c = {
 		.res_fd = bpf_map__fd(a->xskel->maps.chain_res),
@@ -510,10 +522,10 @@ static int refilter(struct attach *a)
 	char why[PL_WHY_LEN];
 	int err;
 
-	err = pl_chain_set(&c, a->old.meta.filter_expr, why, sizeof(why));
+	err = pl_chain_set(&c, expr, why, sizeof(why));
 	if (err)
-		return pl_why(a->why, a->whylen, err, "%s: cannot chain the filter again: %s",
-			      a->o->ifname, why);
+		return pl_why(a->why, a->whylen, err, "%s: cannot chain the filter%s: %s",
+			      a->o->ifname, a->o->set_filter ? "" : " again", why);
 	*a->m = c.meta;
 	return 0;
 }
@@ -521,17 +533,25 @@ static int refilter(struct attach *a)
 /*
  * --force over an attachment with rules: judge by them again on the new
  * hooks. Rules of a direction the new hooks lack are dropped (and said).
+ * With set_rules, the rules asked for instead, all of them.
  */
 static int repolicy(struct attach *a)
 {
 	struct pl_rule_text *texts = NULL;
 	struct pl_rule *rules = NULL;
 	struct pl_policy p;
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN * 4];
 	size_t n = 0, kept = 0, ntexts = 0;
 	int err;
 
 	err = pl_policy_open(a->tmp, &p);
+	if (!err && a->o->set_rules) {
+		err = pl_policy_commit(&p, a->o->rules, a->o->nrules, a->o->texts, a->o->ntexts, why,
+				       sizeof(why));
+		a->info->rules_kept = a->o->nrules;
+		pl_policy_close(&p);
+		return err ? pl_why(a->why, a->whylen, err, "%s: %s", a->o->ifname, why) : 0;
+	}
 	if (!err)
 		err = pl_policy_rules(&p, &rules, &n);
 	if (err) {
@@ -784,16 +804,14 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (err)
 		return pl_why(a.why, a.whylen, err, "%s: %s", ifname,
 			      err == -ENODEV ? "no such interface" : strerror(-err));
-	if (!a.li.up && !o->force)
+	if (!a.li.up && !o->force && !o->down_ok)
 		return pl_why(a.why, a.whylen, -ENETDOWN,
 			      "%s: interface is down (ip link set %s up, or --force)", ifname,
 			      ifname);
-	choose_hooks(&a);
+	info->reason = pl_attach_hooks(o, &a.li, &info->xdp_mode, &info->tc_hooks, &info->tc_mech);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
 		return pl_why(a.why, a.whylen, -EINVAL,
 			      "%s: nothing to attach (--xdp none and --tc none)", ifname);
-	info->tc_mech = !info->tc_hooks ? PL_TC_NONE : o->tc_mech >= 0 ? o->tc_mech :
-			pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
 	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
 		info->xdp_note = "multi-buffer XDP needs Linux 5.18: attaching without it "
 				 "(native XDP takes frames that fit one page)";
@@ -820,11 +838,11 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	err = find_old(&a, &here);
 	if (err)
 		return err;
-	if (a.have_old && !o->force && strcmp(a.old_name, a.li.ifname))
+	if (a.have_old && !o->force && !o->reattach && strcmp(a.old_name, a.li.ifname))
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
 			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
 			    a.old_name, a.li.ifname);
-	if (a.have_old && !o->force)
+	if (a.have_old && !o->force && !o->reattach)
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
 			    "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
@@ -862,6 +880,16 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		       strerror(-err));
 		goto out;
 	}
+	if (o->probes & PL_PROBE_TCP) {
+		char pwhy[PL_WHY_LEN];
+
+		err = pl_tcp_pin_quiet(ns, a.tmp, pwhy, sizeof(pwhy));
+		if (err) {
+			pl_why(a.why, a.whylen, err, "%s: cannot attach the TCP probes: %s", ifname, pwhy);
+			goto out;
+		}
+		m->probes |= PL_PROBE_TCP;
+	}
 
 	/* The old hooks must go before the new ones attach: no double counting. */
 	if (info->reattached)
@@ -885,15 +913,30 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->flows_max = o->flows_max;
 	m->tc_hooks = info->tc_hooks;
 	m->tc_mech = info->tc_mech;
+	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
+		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
 		err = pl_why(a.why, a.whylen, -errno, "%s: cannot write attach metadata: %s",
 			     ifname, strerror(errno));
 		goto out;
 	}
-	if (info->reattached && a.old.meta.filter_set && (err = refilter(&a)))
+	if (o->set_filter ? o->filter && (err = refilter(&a, o->filter)) :
+	    info->reattached && a.old.meta.filter_set && (err = refilter(&a, a.old.meta.filter_expr)))
 		goto out;
-	if (a.policy_reused && (err = repolicy(&a)))
+	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
 		goto out;
+	/*
+	 * Over an old attachment in its place: swap the two directories in one
+	 * step, so a kill leaves the old pins or the new ones in place, never
+	 * neither (the counters of a re-attach live in both until the old go).
+	 */
+	if (a.have_old && !strcmp(a.old_dir, a.final) &&
+	    !renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
+		a.tmp_made = false;
+		pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
+		err = 0;
+		goto out;
+	}
 	if (a.have_old && (err = pl_pin_dir_remove(a.old_dir))) {
 		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname, a.old_dir, strerror(-err));
 		goto out;

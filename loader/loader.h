@@ -133,6 +133,22 @@ bool pl_meta_tc_live(const struct pl_meta *m, int dir);
 /* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 
+/* ---- who a network namespace is (loader/netns.c) ---- */
+
+struct pl_netns_id {
+	char name[256];		/* its name in /run/netns, "" when it has none */
+	int pid;		/* unnamed: the lowest pid inside it (0: none found, or not asked) */
+	char comm[16];		/* and its command */
+};
+/*
+ * Name the network namespace of inode @ino; with @pid, a process inside an
+ * unnamed one. From walks of /run/netns and /proc cached for a second;
+ * thread safe.
+ */
+void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id);
+/* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
+const char *pl_netns_fmt(uint64_t ino, bool pid, char *buf, size_t len);
+
 /* ---- netlink (loader/netlink.c) ---- */
 
 struct pl_link_info {
@@ -146,6 +162,8 @@ struct pl_link_info {
 };
 /* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
+/* Every interface of the current network namespace (one dump). Caller frees *out. */
+int pl_links(struct pl_link_info **out, size_t *n);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */
 int pl_clsact_filter_count(int ifindex, int *count);
 
@@ -261,13 +279,36 @@ int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
 
 /* ---- attach/detach (loader/loader.c) ---- */
 
+struct pl_rule_text;
+
 struct pl_attach_opts {
 	const char *ifname;
 	int xdp_mode;		/* enum pl_xdp_mode, or -1 for the driver-based default */
 	int tc_hooks;		/* PL_TC_IN | PL_TC_OUT, or -1 for the default */
 	int tc_mech;		/* enum pl_tc_mech, or -1: tcx where the kernel has it */
 	uint32_t flows_max;
-	bool force;
+	bool force;		/* reattach + down_ok, and replace a foreign XDP program */
+	bool reattach;		/* over an existing pktlens attachment, keeping its counters */
+	bool down_ok;		/* attach to an interface that is down */
+	unsigned probes;	/* PL_PROBE_*: pinned with the attachment, in the same step */
+	/*
+	 * Recorded in pl_meta.managed_by; NULL: the replaced attachment's
+	 * (a re-attach), else none.
+	 */
+	const char *owner;
+	/*
+	 * What the new attachment judges and filters, in the same step (before
+	 * its pins appear): with set_filter, @filter (NULL: none) instead of the
+	 * replaced attachment's expression; with set_rules, @rules (ids set,
+	 * counters of ids already there carried over) and the expressions of
+	 * its PL_M_EXPR rules in @texts (sorted by id) instead of its rules.
+	 */
+	bool set_filter, set_rules;
+	const char *filter;
+	struct pl_rule *rules;
+	size_t nrules;
+	const struct pl_rule_text *texts;
+	size_t ntexts;
 };
 
 struct pl_attach_info {
@@ -292,7 +333,27 @@ struct pl_attach_info {
 /* Errors: -ENODEV unknown interface, -ENETDOWN down, -EEXIST attached already,
  * -EBUSY foreign XDP program, others from the kernel. */
 int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen);
+/*
+ * The hooks pl_attach() would use for @o on @li: XDP mode, tc hooks and tc
+ * mechanism (PL_TC_NONE without tc hooks); returns the reason (static).
+ */
+const char *pl_attach_hooks(const struct pl_attach_opts *o, const struct pl_link_info *li,
+			    int *xdp_mode, int *tc_hooks, int *tc_mech);
 int pl_detach(const struct pl_attachment *a, char *why, size_t whylen);
+
+/* ---- ownership and renames, for pktlens apply/daemon (loader/manage.c) ---- */
+
+/*
+ * Record @owner ("" for none) as the config managing the attachment in
+ * @dir. -EPROTO: its metadata predates pl_meta.managed_by (re-attach it).
+ */
+int pl_meta_set_owner(const char *dir, const char *owner, char *why, size_t whylen);
+/*
+ * The interface of @a is now called @ifname: move its pins there (one
+ * rename) and record the name. -EEXIST when @ifname has pins already.
+ */
+int pl_attachment_rename(const struct pl_attachment *a, const char *ifname, char *why,
+			 size_t whylen);
 
 const char *pl_xdp_mode_name(int mode);
 const char *pl_tc_mech_name(int mech);

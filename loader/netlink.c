@@ -2,6 +2,7 @@
 /* Interface lookup and the kernel's own link counters, via libnl-route-3. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 
@@ -30,11 +31,30 @@ static int nl_to_errno(int nlerr)
 	}
 }
 
+static void link_info(struct rtnl_link *link, struct pl_link_info *li)
+{
+	const char *s;
+
+	memset(li, 0, sizeof(*li));
+	li->ifindex = rtnl_link_get_ifindex(link);
+	s = rtnl_link_get_name(link);
+	snprintf(li->ifname, sizeof(li->ifname), "%s", s ? s : "");
+	li->up = rtnl_link_get_flags(link) & IFF_UP;
+	li->loopback = rtnl_link_get_flags(link) & IFF_LOOPBACK;
+	s = rtnl_link_get_type(link);
+	snprintf(li->kind, sizeof(li->kind), "%s", s ? s : "");
+	li->rx_packets = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS);
+	li->rx_bytes = rtnl_link_get_stat(link, RTNL_LINK_RX_BYTES);
+	li->rx_dropped = rtnl_link_get_stat(link, RTNL_LINK_RX_DROPPED);
+	li->tx_packets = rtnl_link_get_stat(link, RTNL_LINK_TX_PACKETS);
+	li->tx_bytes = rtnl_link_get_stat(link, RTNL_LINK_TX_BYTES);
+	li->tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED);
+}
+
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
 {
 	struct rtnl_link *link = NULL;
 	struct nl_sock *sk;
-	const char *s;
 	int err;
 
 	memset(li, 0, sizeof(*li));
@@ -53,21 +73,40 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
 		err = nl_to_errno(err);
 		goto out;
 	}
-	li->ifindex = rtnl_link_get_ifindex(link);
-	s = rtnl_link_get_name(link);
-	snprintf(li->ifname, sizeof(li->ifname), "%s", s ? s : "");
-	li->up = rtnl_link_get_flags(link) & IFF_UP;
-	li->loopback = rtnl_link_get_flags(link) & IFF_LOOPBACK;
-	s = rtnl_link_get_type(link);
-	snprintf(li->kind, sizeof(li->kind), "%s", s ? s : "");
-	li->rx_packets = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS);
-	li->rx_bytes = rtnl_link_get_stat(link, RTNL_LINK_RX_BYTES);
-	li->rx_dropped = rtnl_link_get_stat(link, RTNL_LINK_RX_DROPPED);
-	li->tx_packets = rtnl_link_get_stat(link, RTNL_LINK_TX_PACKETS);
-	li->tx_bytes = rtnl_link_get_stat(link, RTNL_LINK_TX_BYTES);
-	li->tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED);
+	link_info(link, li);
 	rtnl_link_put(link);
 out:
+	nl_socket_free(sk);
+	return err;
+}
+
+int pl_links(struct pl_link_info **out, size_t *n)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	struct nl_sock *sk;
+	size_t i = 0;
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	sk = nl_socket_alloc();
+	if (!sk)
+		return -ENOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (!err)
+		err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
+	if (err) {
+		nl_socket_free(sk);
+		return nl_to_errno(err);
+	}
+	*out = calloc((size_t)nl_cache_nitems(cache) + 1, sizeof(**out));
+	if (!*out)
+		err = -ENOMEM;
+	for (o = nl_cache_get_first(cache); !err && o; o = nl_cache_get_next(o))
+		link_info((struct rtnl_link *)o, &(*out)[i++]);
+	*n = i;
+	nl_cache_free(cache);
 	nl_socket_free(sk);
 	return err;
 }

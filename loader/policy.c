@@ -50,7 +50,12 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	err = pl_maps_open(dir, p->fd);
-	if (!err && (err = pl_meta_read(p->fd[PL_MID_META], &p->meta)))
+	if (!err)
+		err = pl_meta_read(p->fd[PL_MID_META], &p->meta);
+	/* before version 8 a rule (pl_rule) was smaller: never read or write those maps */
+	if (!err && p->meta.version != PL_META_VERSION)
+		err = -EPROTO;
+	if (err)
 		pl_maps_close(p->fd);
 	return err;
 }

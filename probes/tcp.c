@@ -231,6 +231,32 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 	return 0;
 }
 
+int pl_tcp_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen)
+{
+	static const char *const pins[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
+					    PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK,
+					    PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST,
+					    PL_PIN_TCP_CONNLAT_HIST };
+	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET, .netns = netns };
+	struct pl_tcp *t = NULL;
+	char path[640];
+	int err;
+
+	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
+			  why, whylen);
+	if (!err)
+		err = pl_tcp_pin(t, dir, why, whylen);
+	pl_tcp_close(t);
+	for (size_t i = 0; err && i < sizeof(pins) / sizeof(pins[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, pins[i]);
+		if (strstr(pins[i], "_link"))
+			pl_pin_link_detach(path);
+		else
+			unlink(path);
+	}
+	return err;
+}
+
 int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out)
 {
 	struct pl_tcp_hist_key zero = { 0 };

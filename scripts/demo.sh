@@ -12,7 +12,11 @@ B="pktlens-demo-$$-b"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+DAEMON=
+CONF=
 cleanup() {
+	if [ -n "$DAEMON" ]; then kill "$DAEMON" 2>/dev/null || true; wait "$DAEMON" 2>/dev/null || true; fi
+	[ -n "$CONF" ] && rm -f "$CONF"
 	"$PKTLENS" -n "$B" detach --all >/dev/null 2>&1 || true
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
@@ -99,3 +103,36 @@ step "pktlens list"
 
 step "pktlens -n $B detach vb"
 "$PKTLENS" -n "$B" detach vb
+
+step "pktlens daemon: a config that covers veth* in namespace $B; a veth made after it started is attached"
+CONF=$(mktemp /tmp/pktlens-demo-XXXXXX.conf)
+cat > "$CONF" <<CONFIG
+name: demo
+interfaces:
+  - match: "veth*"
+    netns: "$B"
+    flows: 4096
+    filter: "icmp"
+on-stop: detach
+CONFIG
+cat "$CONF"
+"$PKTLENS" daemon --config "$CONF" &
+DAEMON=$!
+sleep 1
+ip -n "$A" link add veth-a0 type veth peer name veth0 netns "$B"
+ip -n "$A" link set veth-a0 up
+ip -n "$B" link set veth0 up
+ip -n "$A" addr add 198.18.1.1/24 dev veth-a0
+ip -n "$B" addr add 198.18.1.2/24 dev veth0
+for _ in $(seq 100); do "$PKTLENS" -n "$B" stats veth0 >/dev/null 2>&1 && break; sleep 0.05; done
+ip netns exec "$A" ping -q -c 3 -i 0.2 -W 1 198.18.1.2 >/dev/null || true
+"$PKTLENS" list | grep -E "NETNS|managed by demo"
+"$PKTLENS" -n "$B" stats veth0 | head -4
+
+step "pktlens apply --dry-run: the same config is what the daemon keeps"
+"$PKTLENS" apply "$CONF" --dry-run
+
+step "SIGTERM: the daemon detaches what it manages (on-stop: detach)"
+kill "$DAEMON"
+wait "$DAEMON" || true
+DAEMON=

@@ -272,7 +272,7 @@ def test_per_source_lru_full_counts_evictions(router):
         e.kill()
     ino = str(netns_ino(router.h))
     mine = {ln.split("{")[0]: ln.rsplit(" ", 1)[1] for ln in body.splitlines()
-            if ln.startswith("pktlens_policy_rule_") and f'netns="{ino}",device="vb"' in ln}
+            if ln.startswith("pktlens_policy_rule_") and f'netns="{ino}",netns_name="{router.h}",device="vb"' in ln}
     assert mine["pktlens_policy_rule_packets_total"] == str(len(tx))
     assert mine["pktlens_policy_rule_conformed_packets_total"] == str(r["conformed_packets"])
     assert mine["pktlens_policy_rule_exceeded_packets_total"] == str(r["exceeded_packets"])

@@ -99,7 +99,7 @@ def test_million_flows(lab):
         exporter.stop()
     finally:
         exporter.kill()
-    labels = f'{{netns="{att["netns"]}",device="vb"}}'
+    labels = f'{{netns="{att["netns"]}",netns_name="{lab.b}",device="vb"}}'
     assert f"pktlens_flow_table_entries{labels} {MILLION}\n" in text
     assert f"pktlens_flow_table_size{labels} {MILLION}\n" in text
     assert secs <= LIMIT_S, f"a scrape took {secs:.3f} s with {MILLION} flows"

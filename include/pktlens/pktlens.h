@@ -194,6 +194,9 @@ enum pl_tc_mech {
 #define PL_CHAIN_SAMPLE(dir) (10 + (dir))
 #define PL_CHAIN_SLOTS 12
 
+/* Longest config identity pl_meta.managed_by keeps, with its NUL. */
+#define PL_OWNER_MAX 256
+
 /* Longest expression `filter set` keeps in pl_meta, with its NUL. */
 #define PL_FILTER_EXPR_MAX 2048
 
@@ -223,9 +226,27 @@ struct pl_meta {
 	 * is told apart (loader/pins.c).
 	 */
 	__u64 netns_cookie;
+	/*
+	 * Version 7: which config manages the attachment (`pktlens apply`,
+	 * `pktlens daemon`: its `name`, else the config file's absolute path);
+	 * "" for one made by hand. Version 6 metadata is this struct without
+	 * it: the loader reads both (managed_by then "").
+	 */
+	char managed_by[PL_OWNER_MAX];	/* NUL-terminated */
 };
 
-#define PL_META_VERSION 7	/* 7: pl_rule.lim, pl_rule_stats conformed/exceeded, limit maps */
+/*
+ * 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by;
+ * 8: pl_rule.lim, pl_rule_stats conformed/exceeded, limit maps
+ */
+#define PL_META_VERSION 8
+/*
+ * The oldest metadata the loader still reads: version 6 without managed_by,
+ * 7 with it. Their rule maps hold the smaller pl_rule of before version 8:
+ * pl_policy_open() refuses them (-EPROTO), attach --force makes them anew.
+ */
+#define PL_META_VERSION_MIN 6
+#define PL_META_V6_SIZE __builtin_offsetof(struct pl_meta, managed_by)
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Rule sets as text: `policy load` files and the rules of `pktlens apply` configs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pktlens/array.h>
+
+#include "policy_file.h"
+#include "policy_rule.h"
+
+/* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
+#define RULE_LINE_MAX 8192
+#define RULE_TOKS_MAX 256
+
+int pl_rule_list_add_line(struct pl_rule_list *rl, char *line, const char *file, int lineno,
+			  int col0, char *why, size_t whylen)
+{
+	struct pl_rule_tok toks[RULE_TOKS_MAX];
+	struct pl_rule_err e;
+	struct pl_rule r;
+	char *expr = NULL;
+	int nt;
+
+	nt = pl_rule_tokenize(line, toks, RULE_TOKS_MAX, &e);
+	if (nt == 0)
+		return 0;
+	if (nt < 0 || pl_rule_parse(toks, nt, &r, &expr, &e)) {
+		snprintf(why, whylen, "%s:%d:%d: %s", file, lineno, col0 + e.col - 1, e.msg);
+		return -EINVAL;
+	}
+	if (rl->n == PL_POLICY_RULES_MAX) {
+		free(expr);
+		snprintf(why, whylen, "%s:%d:%d: more than %u rules: at most %u per interface", file,
+			 lineno, col0 + toks[0].col - 1, PL_POLICY_RULES_MAX, PL_POLICY_RULES_MAX);
+		return -EINVAL;
+	}
+	if (rl->n == rl->cap) {
+		size_t cap = rl->cap ? rl->cap * 2 : 64;
+		struct pl_rule *nr = realloc(rl->rules, cap * sizeof(*nr));
+		struct pl_rule_origin *no;
+
+		if (nr)
+			rl->rules = nr;
+		no = nr ? realloc(rl->orig, cap * sizeof(*no)) : NULL;
+		if (!no) {
+			free(expr);
+			snprintf(why, whylen, "%s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		rl->orig = no;
+		rl->cap = cap;
+	}
+	rl->orig[rl->n] = (struct pl_rule_origin){ r.id, file, lineno, col0 + toks[0].col - 1, expr };
+	rl->rules[rl->n++] = r;
+	return 0;
+}
+
+/*
+ * The next line of @f into @line (RULE_LINE_MAX), NUL-terminated: 1, or 0 at
+ * the end of the file. Bounded, so a file without newlines (say /dev/zero)
+ * cannot eat memory; -E2BIG for a longer line, -EILSEQ for a NUL byte (at
+ * *@nul, 1-based), -EIO for a read error.
+ */
+static int next_line(FILE *f, char *line, int *nul)
+{
+	int c, len = 0;
+
+	while ((c = getc(f)) != EOF) {
+		if (len == RULE_LINE_MAX - 2)
+			return -E2BIG;
+		if (c == 0) {
+			*nul = len + 1;
+			return -EILSEQ;
+		}
+		line[len++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	line[len] = 0;
+	if (ferror(f))
+		return -EIO;
+	return len ? 1 : 0;
+}
+
+int pl_rules_file_each(const char *path, int (*fn)(char *line, int lineno, void *ctx), void *ctx,
+		       char *why, size_t whylen)
+{
+	int lineno = 0, err = 0, got, nul = 0;
+	char *line;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+		return -EIO;
+	}
+	line = malloc(RULE_LINE_MAX);
+	if (!line) {
+		fclose(f);
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	while (!err && (got = next_line(f, line, &nul)) != 0) {
+		lineno++;
+		if (got == -E2BIG) {
+			snprintf(why, whylen, "%s:%d: line longer than %d bytes", path, lineno,
+				 RULE_LINE_MAX - 2);
+			err = -EINVAL;
+		} else if (got == -EILSEQ) {
+			snprintf(why, whylen, "%s:%d:%d: a NUL byte (not a text file?)", path, lineno,
+				 nul);
+			err = -EINVAL;
+		} else if (got < 0) {
+			break;	/* ferror() below */
+		} else {
+			/* a UTF-8 byte order mark at the start: blanks, so columns stay bytes */
+			if (lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3))
+				memset(line, ' ', 3);
+			line[strcspn(line, "\n")] = '\0';
+			err = fn(line, lineno, ctx);
+		}
+	}
+	if (!err && ferror(f)) {
+		snprintf(why, whylen, "reading '%s': %s", path, strerror(errno));
+		err = -EIO;
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
+struct read_ctx {
+	struct pl_rule_list *rl;
+	const char *path;
+	char *why;
+	size_t whylen;
+};
+
+static int read_line(char *line, int lineno, void *ctx)
+{
+	struct read_ctx *c = ctx;
+
+	return pl_rule_list_add_line(c->rl, line, c->path, lineno, 1, c->why, c->whylen);
+}
+
+int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size_t whylen)
+{
+	struct read_ctx c = { rl, path, why, whylen };
+
+	return pl_rules_file_each(path, read_line, &c, why, whylen);
+}
+
+void pl_rule_list_free(struct pl_rule_list *rl)
+{
+	for (size_t i = 0; i < rl->n; i++)
+		free(rl->orig[i].expr);
+	free(rl->orig);
+	free(rl->rules);
+	memset(rl, 0, sizeof(*rl));
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+__u32 pl_rules_next_id(const struct pl_rule *rules, size_t n)
+{
+	__u32 max = 0, *ids, id = 1;
+
+	for (size_t i = 0; i < n; i++)
+		max = rules[i].id > max ? rules[i].id : max;
+	if (max < PL_POLICY_RULES_MAX)
+		return max + 1;
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	if (!ids)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = rules[i].id;
+	pl_qsort(ids, n, sizeof(*ids), id_cmp);
+	for (size_t i = 0; i < n && ids[i] <= id; i++)
+		id = ids[i] == id ? id + 1 : id;
+	free(ids);
+	return id <= PL_POLICY_RULES_MAX ? id : 0;
+}
+
+/* A rule by its content (id and counter key zeroed), for matching a set's rules with the running ones. */
+struct by_content {
+	struct pl_rule r;
+	__u32 id;		/* 0 once taken */
+};
+
+static int content_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct by_content *)a)->r, &((const struct by_content *)b)->r,
+		      sizeof(struct pl_rule));
+}
+
+/*
+ * Rules without --id take the id of an identical rule already there (so its
+ * counters carry over), else the lowest id that neither the set nor a
+ * running rule uses, and only when none is left below PL_POLICY_RULES_MAX
+ * one of a running rule the set replaces (with counters of its own). So
+ * ids stay in range whatever the loads, and `policy list` output loads back.
+ */
+static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold)
+{
+	struct by_content *c = calloc(nold ? nold : 1, sizeof(*c));
+	__u32 *taken = calloc(n + nold + 1, sizeof(*taken)), *was = NULL, next = 1;
+	size_t ntaken = 0;
+
+	if (!c || !taken) {
+		free(c);
+		free(taken);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nold; i++) {
+		c[i].r = old[i];
+		c[i].r.id = 0;
+		c[i].r.ctr = 0;
+		c[i].id = old[i].id;
+	}
+	pl_qsort(c, nold, sizeof(*c), content_cmp);
+	/* ids given in the set are theirs: an old rule cannot lend such an id to another */
+	for (size_t i = 0; i < n; i++)
+		if (rules[i].id)
+			taken[ntaken++] = rules[i].id;
+	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	for (size_t j = 0; j < nold; j++)
+		if (pl_bsearch(&c[j].id, taken, ntaken, sizeof(*taken), id_cmp))
+			c[j].id = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct by_content key = { .r = rules[i] }, *hit;
+
+		if (rules[i].id)
+			continue;
+		hit = pl_bsearch(&key, c, nold, sizeof(*c), content_cmp);
+		while (hit && hit > c && !content_cmp(hit - 1, &key))
+			hit--;
+		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
+			if (hit->id) {
+				rules[i].id = hit->id;
+				taken[ntaken++] = hit->id;
+				hit->id = 0;
+				break;
+			}
+	}
+	free(c);
+	/* the rest: first ids nothing uses, then those of running rules that go */
+	was = malloc((nold ? nold : 1) * sizeof(*was));
+	if (!was) {
+		free(taken);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nold; i++)
+		was[i] = old[i].id;
+	pl_qsort(was, nold, sizeof(*was), id_cmp);
+	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	for (int pass = 0; pass < 2; pass++) {
+		next = 1;
+		for (size_t i = 0; i < n; i++) {
+			if (rules[i].id)
+				continue;
+			while (next <= PL_POLICY_RULES_MAX &&
+			       (pl_bsearch(&next, taken, ntaken, sizeof(*taken), id_cmp) ||
+				(!pass && pl_bsearch(&next, was, nold, sizeof(*was), id_cmp))))
+				next++;
+			if (next > PL_POLICY_RULES_MAX)
+				break;
+			rules[i].id = next++;
+			if (pass)
+				rules[i].ctr = PL_RULE_CTR_NEW;	/* another rule had this id */
+		}
+		/* pass 1 must not hand out an id pass 0 gave */
+		for (size_t i = 0; i < n && !pass; i++)
+			if (rules[i].id && !pl_bsearch(&rules[i].id, taken, ntaken, sizeof(*taken), id_cmp))
+				taken[ntaken++] = rules[i].id;
+		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+	}
+	free(was);
+	free(taken);
+	return 0;
+}
+
+/* By id, then by position: the later of two rules with one id comes second. */
+struct at {
+	__u32 id;
+	size_t i;
+};
+
+static int at_cmp(const void *a, const void *b)
+{
+	const struct at *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size_t nold,
+			struct pl_rule_text **texts, size_t *ntexts, char *why, size_t whylen)
+{
+	struct at *o = malloc((rl->n ? rl->n : 1) * sizeof(*o));
+	struct pl_rule_text *t;
+	size_t m = 0, nt = 0;
+	int err = 0;
+
+	*texts = NULL;
+	*ntexts = 0;
+	if (!o)
+		goto nomem;
+	/* ids given twice: the later line is the error */
+	for (size_t i = 0; i < rl->n; i++)
+		if (rl->rules[i].id)
+			o[m++] = (struct at){ rl->rules[i].id, i };
+	pl_qsort(o, m, sizeof(*o), at_cmp);
+	for (size_t i = 1; i < m && !err; i++)
+		if (o[i].id == o[i - 1].id) {
+			const struct pl_rule_origin *a = &rl->orig[o[i].i], *b = &rl->orig[o[i - 1].i];
+
+			snprintf(why, whylen, "%s:%d:%d: rule id %u is given twice (%s%sline %d)",
+				 a->file, a->line, a->col, o[i].id, strcmp(a->file, b->file) ? b->file : "",
+				 strcmp(a->file, b->file) ? " " : "", b->line);
+			err = -EINVAL;
+		}
+	free(o);
+	if (err)
+		return err;
+	if (assign_ids(rl->rules, rl->n, old, nold))
+		goto nomem;
+	for (size_t i = 0; i < rl->n; i++)
+		nt += rl->orig[i].expr != NULL;
+	t = calloc(nt ? nt : 1, sizeof(*t));
+	if (!t)
+		goto nomem;
+	nt = 0;
+	for (size_t i = 0; i < rl->n; i++) {
+		rl->orig[i].id = rl->rules[i].id;	/* as assigned: errors name rules by it */
+		if (rl->orig[i].expr)
+			t[nt++] = (struct pl_rule_text){ rl->rules[i].id, rl->orig[i].expr };
+	}
+	pl_policy_texts_sort(t, nt);
+	*texts = t;
+	*ntexts = nt;
+	return 0;
+nomem:
+	snprintf(why, whylen, "%s", strerror(ENOMEM));
+	return -ENOMEM;
+}
+
+const char *pl_rule_list_locate(const struct pl_rule_list *rl, const char *why, char *buf,
+				size_t len)
+{
+	unsigned int id;
+	int used = 0;
+
+	if (sscanf(why, "rule %u: %n", &id, &used) != 1 || !used)
+		return NULL;
+	for (size_t i = 0; i < rl->n; i++)
+		if (rl->orig[i].id == id) {
+			snprintf(buf, len, "%s:%d:%d: %s", rl->orig[i].file, rl->orig[i].line,
+				 rl->orig[i].col, why + used);
+			return buf;
+		}
+	return NULL;
+}

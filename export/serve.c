@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /metrics over HTTP with libmicrohttpd. Every scrape reads the pinned maps
+ * afresh (pl_prom_render()). A thread per connection serves concurrent
+ * scrapes; idle or half-open clients are dropped after a timeout; other
+ * paths get 404, other methods 405. A scrape of large tables takes memory
+ * that glibc keeps unless told: malloc_trim() after each one brings a
+ * long-running exporter back to its idle size.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "prom.h"
+#include "serve.h"
+
+#define CLIENT_TIMEOUT_S 10
+/*
+ * Clients that may connect and hang on without stopping scrapes, and the
+ * scrapes served at once beside them. One thread per connection: the limit
+ * is the server's, not split over a pool's threads (libmicrohttpd gives
+ * each pool thread 1/Nth of it, so a few idle clients on one thread made it
+ * refuse scrapes long before the limit).
+ */
+#define IDLE_CLIENTS_MAX 64
+#define SCRAPES_MAX 16
+#define LOG_EVERY_S 1		/* libmicrohttpd's complaints: at most a line a second */
+
+struct pl_prom_server {
+	struct MHD_Daemon *d;
+	struct pl_prom_hooks h;
+	/* libmicrohttpd's log, rate-limited */
+	pthread_mutex_t lock;
+	struct timespec last;
+	unsigned long dropped;
+	bool starting;		/* MHD_start_daemon(): its failure is ours to say */
+};
+
+int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	unsigned long port;
+	size_t hl;
+
+	/* decimal digits only, as every number pktlens reads (020 is twenty) */
+	if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return -EINVAL;
+	errno = 0;
+	port = strtoul(colon + 1, NULL, 10);
+	if (errno || port < 1 || port > 65535)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (hl >= sizeof(host) || !hl)
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+			return -EINVAL;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+			/* an IPv6-only socket cannot bind it: the IPv4 address it maps */
+			struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+			memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+			memset(ss, 0, sizeof(*ss));
+			memcpy(ss, &a4, sizeof(a4));
+			*sl = sizeof(a4);
+			return AF_INET;
+		}
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*a6);
+		return AF_INET6;
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -EINVAL;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*sl = sizeof(*a4);
+		return AF_INET;
+	}
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text,
+			     const char *allow)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+								 MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	if (allow)
+		MHD_add_response_header(r, "Allow", allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *data_size, void **state)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *body = NULL;
+	size_t len = 0;
+	int err;
+
+	(void)cls;
+	(void)version;
+	(void)data;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n", "GET, HEAD");
+	if (!*state) {		/* first call: headers only; answer on the second */
+		*state = (void *)1;
+		return MHD_YES;
+	}
+	if (*data_size)
+		return reply(c, MHD_HTTP_BAD_REQUEST, "no body expected\n", NULL);
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);
+	err = pl_prom_render(&body, &len);
+	if (err)
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the pinned maps\n", NULL);
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A request is over (its response freed): hand the scrape's memory back. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct pl_prom_server *s = cls;
+
+	(void)c;
+	(void)toe;
+	if (!*state)
+		return;
+	malloc_trim(0);
+	if (s->h.scraped)
+		s->h.scraped(s->h.ctx);
+}
+
+/*
+ * libmicrohttpd's log (refused connections, bad requests): a client can
+ * provoke a line per connection, so at most one line per LOG_EVERY_S,
+ * counting what was left out.
+ */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct pl_prom_server *s = cls;
+	char msg[256], line[320];
+	struct timespec now;
+	size_t len;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&s->lock);
+	if (s->starting) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (s->last.tv_sec && now.tv_sec - s->last.tv_sec < LOG_EVERY_S) {
+		s->dropped++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	while (len && (msg[len - 1] == '\n' || msg[len - 1] == '.'))
+		msg[--len] = '\0';
+	if (s->dropped)
+		snprintf(line, sizeof(line), "%s (and %lu more such lines in %d s)", msg, s->dropped,
+			 (int)(now.tv_sec - s->last.tv_sec));
+	else
+		snprintf(line, sizeof(line), "%s", msg);
+	s->last = now;
+	s->dropped = 0;
+	if (s->h.log)
+		s->h.log(s->h.ctx, line);
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_hooks *h,
+				     char *why, size_t whylen)
+{
+	struct pl_prom_server *s;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fam = pl_listen_parse(listen, &ss, &sl);
+
+	if (fam < 0) {
+		snprintf(why, whylen, "'%s': not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)", listen);
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (h)
+		s->h = *h;
+	pthread_mutex_init(&s->lock, NULL);
+	/*
+	 * One malloc arena, and large buffers mapped apart (a fixed threshold,
+	 * not glibc's sliding one): malloc_trim() gives back all a scrape took.
+	 * It cannot trim the top of a thread's own arena, where the scrapes of
+	 * the server's threads would otherwise leave it (100 MB after scrapes
+	 * of 200 attachments).
+	 */
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	s->starting = true;
+	errno = 0;
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+				MHD_USE_POLL | MHD_USE_ERROR_LOG | (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
+				0, NULL, NULL, on_request, NULL,
+				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,	/* first: all of it */
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned int)(IDLE_CLIENTS_MAX + SCRAPES_MAX),
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_END);
+	(void)sl;
+	pthread_mutex_lock(&s->lock);
+	s->starting = false;
+	pthread_mutex_unlock(&s->lock);
+	if (!s->d) {
+		int err = errno ? errno : EADDRINUSE;
+
+		snprintf(why, whylen, "cannot listen on %s: %s", listen, strerror(err));
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		errno = err;
+		return NULL;
+	}
+	return s;
+}
+
+void pl_prom_serve_stop(struct pl_prom_server *s)
+{
+	char line[96];
+
+	if (!s)
+		return;
+	MHD_stop_daemon(s->d);
+	if (s->dropped && s->h.log) {
+		snprintf(line, sizeof(line), "%lu more lines of libmicrohttpd's left out", s->dropped);
+		s->h.log(s->h.ctx, line);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

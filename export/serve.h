@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The Prometheus endpoint: /metrics over HTTP (libmicrohttpd, threads of its
+ * own), for `pktlens export prometheus` and `pktlens daemon`.
+ */
+#ifndef __PKTLENS_EXPORT_SERVE_H
+#define __PKTLENS_EXPORT_SERVE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define PL_PROM_LISTEN_DEFAULT "127.0.0.1:9435"
+
+/* "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435": the address family, or -EINVAL. */
+int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
+
+struct pl_prom_server;
+/* What the server tells its owner; each may be NULL. Called from server threads. */
+struct pl_prom_hooks {
+	void (*scraped)(void *ctx);	/* a scrape is over */
+	/* libmicrohttpd's complaints, at most one line a second (counting the rest) */
+	void (*log)(void *ctx, const char *line);
+	void *ctx;
+};
+/*
+ * Serve every attachment's metrics (pl_prom_render()) at http://@listen/metrics:
+ * a thread per connection, up to 64 idle clients beside 16 scrapes, idle or
+ * half-open clients dropped after a timeout, 404 for other paths, 405 for
+ * other methods. After each scrape the memory it took goes back to the
+ * system. @h may be NULL. NULL with @why (and errno) on error.
+ */
+struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_hooks *h,
+				     char *why, size_t whylen);
+void pl_prom_serve_stop(struct pl_prom_server *s);
+
+#endif /* __PKTLENS_EXPORT_SERVE_H */

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Who a network namespace is: pins are keyed by its inode, people know it
+ * by its name in /run/netns (`ip netns add`), or for an unnamed one by a
+ * process inside it. Both come from short directory walks, cached for a
+ * second, shared by the threads of one process (the exporter's).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "loader.h"
+
+#define NETNS_RUN_DIR "/run/netns"
+#define CACHE_NS 1000000000LL	/* how long a walk is trusted */
+
+struct ns_entry {
+	uint64_t ino;
+	char name[256];		/* "" when only a process is known */
+	int pid;
+	char comm[16];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct ns_entry *e;
+	size_t n, cap;
+	long long names_at, pids_at;	/* CLOCK_MONOTONIC ns of the last walks, 0: never */
+} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct ns_entry *find(uint64_t ino)
+{
+	for (size_t i = 0; i < cache.n; i++)
+		if (cache.e[i].ino == ino)
+			return &cache.e[i];
+	return NULL;
+}
+
+static struct ns_entry *add(uint64_t ino)
+{
+	struct ns_entry *e = find(ino);
+
+	if (e)
+		return e;
+	if (cache.n == cache.cap) {
+		size_t cap = cache.cap ? cache.cap * 2 : 32;
+		struct ns_entry *p = realloc(cache.e, cap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		cache.e = p;
+		cache.cap = cap;
+	}
+	e = &cache.e[cache.n++];
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	return e;
+}
+
+/* Forget namespaces neither walk found any more (namespaces come and go). */
+static void compact(void)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < cache.n; i++)
+		if (cache.e[i].name[0] || cache.e[i].pid)
+			cache.e[j++] = cache.e[i];
+	cache.n = j;
+}
+
+/* /run/netns/NAME are nsfs bind mounts: their inode is the namespace's. */
+static void walk_names(void)
+{
+	char path[512];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	for (size_t i = 0; i < cache.n; i++)
+		cache.e[i].name[0] = '\0';
+	d = opendir(NETNS_RUN_DIR);
+	if (!d) {
+		compact();
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct ns_entry *e;
+
+		if (de->d_name[0] == '.' ||
+		    (size_t)snprintf(path, sizeof(path), NETNS_RUN_DIR "/%s", de->d_name) >= sizeof(path) ||
+		    stat(path, &st))
+			continue;
+		e = add(st.st_ino);
+		/* two names for one namespace: the first in sort order, so it does not flap */
+		if (e && (!e->name[0] || strcmp(de->d_name, e->name) < 0))
+			snprintf(e->name, sizeof(e->name), "%s", de->d_name);
+	}
+	closedir(d);
+	compact();
+}
+
+/* The lowest pid in each namespace, from /proc/PID/ns/net ("net:[INO]"). */
+static void walk_pids(void)
+{
+	char path[64], link[64];
+	struct dirent *de;
+	DIR *d;
+
+	for (size_t i = 0; i < cache.n; i++)
+		cache.e[i].pid = 0;
+	d = opendir("/proc");
+	if (!d) {
+		compact();
+		return;
+	}
+	while ((de = readdir(d))) {
+		unsigned long long ino;
+		struct ns_entry *e;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		ssize_t len;
+		FILE *f;
+
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "net:[%llu]", &ino) != 1)
+			continue;
+		e = add(ino);
+		if (!e || (e->pid && e->pid < pid))
+			continue;
+		e->pid = (int)pid;
+		e->comm[0] = '\0';
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		f = fopen(path, "r");
+		if (f) {
+			if (fgets(e->comm, sizeof(e->comm), f))
+				e->comm[strcspn(e->comm, "\n")] = '\0';
+			fclose(f);
+		}
+	}
+	closedir(d);
+	compact();
+}
+
+void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
+{
+	long long now = now_ns();
+	struct ns_entry *e;
+
+	memset(id, 0, sizeof(*id));
+	pthread_mutex_lock(&cache.lock);
+	e = find(ino);
+	/* a namespace named since the last walk is looked for again, at most every 100 ms */
+	if (!cache.names_at || now - cache.names_at > CACHE_NS ||
+	    ((!e || !e->name[0]) && now - cache.names_at > CACHE_NS / 10)) {
+		walk_names();
+		cache.names_at = now;
+		e = find(ino);
+	}
+	if (pid && (!e || !e->name[0]) && (!cache.pids_at || now - cache.pids_at > CACHE_NS)) {
+		walk_pids();
+		cache.pids_at = now;
+		e = find(ino);
+	}
+	if (e) {
+		snprintf(id->name, sizeof(id->name), "%s", e->name);
+		if (pid && !e->name[0] && e->pid) {
+			id->pid = e->pid;
+			snprintf(id->comm, sizeof(id->comm), "%s", e->comm);
+		}
+	}
+	pthread_mutex_unlock(&cache.lock);
+}
+
+const char *pl_netns_fmt(uint64_t ino, bool pid, char *buf, size_t len)
+{
+	struct pl_netns_id id;
+
+	pl_netns_identify(ino, pid, &id);
+	if (id.name[0])
+		snprintf(buf, len, "%" PRIu64 " (%s)", ino, id.name);
+	else if (id.pid)
+		snprintf(buf, len, "%" PRIu64 " (pid %d %s)", ino, id.pid, id.comm);
+	else
+		snprintf(buf, len, "%" PRIu64, ino);
+	return buf;
+}

@@ -1,0 +1,745 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The service config: YAML through libyaml's document loader (a node tree
+ * with the line and column of every node), then one walk that knows every
+ * key. Nothing here touches the kernel except the interface lookups of
+ * `--redirect DEV2` rules (see check_rules()).
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yaml.h>
+
+#include "config.h"
+#include "../cli/policy_file.h"
+#include "../pcap/cbpf.h"
+#include "../export/serve.h"
+
+#define CONFIG_SIZE_MAX (4 << 20)	/* a config is small; a huge one is a mistake */
+
+struct ctx {
+	const char *path;
+	char dir[PATH_MAX];	/* the config's directory, for relative rules-file paths */
+	yaml_document_t doc;
+	struct pl_config *c;
+	char *why;
+	size_t whylen;
+};
+
+/* "FILE:LINE:COL: what" for node @n; -EINVAL. */
+__attribute__((format(printf, 3, 4)))
+static int at(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
+{
+	size_t len;
+	va_list ap;
+
+	len = (size_t)snprintf(x->why, x->whylen, "%s:%zu:%zu: ", x->path, n->start_mark.line + 1,
+			       n->start_mark.column + 1);
+	if (len < x->whylen) {
+		va_start(ap, fmt);
+		vsnprintf(x->why + len, x->whylen - len, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int nomem(struct ctx *x)
+{
+	snprintf(x->why, x->whylen, "%s: %s", x->path, strerror(ENOMEM));
+	return -ENOMEM;
+}
+
+static yaml_node_t *node(struct ctx *x, int i)
+{
+	return yaml_document_get_node(&x->doc, i);
+}
+
+static const char *kind(const yaml_node_t *n)
+{
+	return n->type == YAML_SCALAR_NODE ? "a value" : n->type == YAML_SEQUENCE_NODE ? "a list" :
+	       "a mapping";
+}
+
+/* A plain empty value, ~ or null: YAML's null. */
+static bool is_null(const yaml_node_t *n)
+{
+	const char *v = (const char *)n->data.scalar.value;
+
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	       (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+		!strcmp(v, "NULL"));
+}
+
+/* The text of a scalar @n (the value of @key). */
+static int scalar(struct ctx *x, const yaml_node_t *n, const char *key, const char **out)
+{
+	if (n->type != YAML_SCALAR_NODE)
+		return at(x, n, "%s: expected a value, not %s", key, kind(n));
+	if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
+		return at(x, n, "%s: contains a NUL byte", key);
+	*out = (const char *)n->data.scalar.value;
+	return 0;
+}
+
+/* Column of the first character of a scalar's text (after an opening quote). */
+static int text_col(const yaml_node_t *n)
+{
+	bool quoted = n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+		      n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+
+	return (int)n->start_mark.column + 1 + quoted;
+}
+
+static int str_dup(struct ctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+	const char *v = NULL;
+	int err = scalar(x, n, key, &v);
+
+	if (err)
+		return err;
+	free(*out);
+	*out = strdup(v);
+	return *out ? 0 : nomem(x);
+}
+
+static int number(struct ctx *x, const yaml_node_t *n, const char *key, uint32_t min, uint32_t max,
+		  uint32_t *out)
+{
+	unsigned long long v;
+	const char *s = NULL;
+	char *end;
+	int err = scalar(x, n, key, &s);
+
+	if (err)
+		return err;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *s == '-' || *s == '+' || *s == ' ' || *end || errno || v < min || v > max)
+		return at(x, n, "%s: '%s' is not a number from %u to %u", key, s, min, max);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* @s is one of @words (NULL-terminated): its index. */
+static int one_of(struct ctx *x, const yaml_node_t *n, const char *key, const char *const *words,
+		  int *out)
+{
+	char list[256] = "";
+	const char *s = NULL;
+	int err = scalar(x, n, key, &s);
+
+	if (err)
+		return err;
+	for (int i = 0; words[i]; i++) {
+		if (!strcmp(s, words[i])) {
+			*out = i;
+			return 0;
+		}
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 i ? (words[i + 1] ? ", " : " or ") : "", words[i]);
+	}
+	return at(x, n, "%s: '%s' is not %s", key, s, list);
+}
+
+/* A value or a list of values: each appended to *out. */
+static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char ***out,
+		    size_t *nout)
+{
+	const yaml_node_item_t *it, *start = NULL, *top = NULL;
+	int single = 0;
+
+	if (n->type == YAML_MAPPING_NODE)
+		return at(x, n, "%s: expected a value or a list of values, not a mapping", key);
+	if (n->type == YAML_SEQUENCE_NODE) {
+		start = n->data.sequence.items.start;
+		top = n->data.sequence.items.top;
+	} else {
+		single = 1;
+	}
+	for (it = start; single || it < top; it++) {
+		const yaml_node_t *v = single ? n : node(x, *it);
+		char **p;
+		int err;
+
+		single = 0;
+		p = realloc(*out, (*nout + 1) * sizeof(*p));
+		if (!p)
+			return nomem(x);
+		*out = p;
+		p[*nout] = NULL;
+		err = str_dup(x, v, key, &p[*nout]);
+		if (err)
+			return err;
+		(*nout)++;
+		if (!start)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * Walk mapping @n, calling @fn for each key in @keys (NULL-terminated):
+ * keys must be values, known, and given once.
+ */
+typedef int (*key_fn)(struct ctx *x, const char *key, yaml_node_t *val, void *obj);
+
+static int mapping(struct ctx *x, const yaml_node_t *n, const char *what, const char *const *keys,
+		   key_fn fn, void *obj)
+{
+	const yaml_node_pair_t *p, *q;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return at(x, n, "%s: expected a mapping (key: value), not %s", what, kind(n));
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = node(x, p->key), *v = node(x, p->value);
+		const char *name;
+		size_t i;
+		int err;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return at(x, k, "%s: a key must be a word, not %s", what, kind(k));
+		name = (const char *)k->data.scalar.value;
+		for (q = n->data.mapping.pairs.start; q < p; q++)
+			if (!strcmp((const char *)node(x, q->key)->data.scalar.value, name))
+				return at(x, k, "%s: '%s' is given twice (line %zu)", what, name,
+					  node(x, q->key)->start_mark.line + 1);
+		for (i = 0; keys[i] && strcmp(keys[i], name); i++)
+			;
+		if (!keys[i]) {
+			char list[512] = "";
+
+			for (i = 0; keys[i]; i++)
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+					 i ? ", " : "", keys[i]);
+			return at(x, k, "%s: unknown key '%s' (known: %s)", what, name, list);
+		}
+		err = fn(x, name, v, obj);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- probes: [tcp] ---- */
+
+static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned *out)
+{
+	char **words = NULL;
+	size_t nw = 0;
+	int err = 0;
+
+	*out = 0;
+	if (is_null(n))
+		return 0;
+	err = str_list(x, n, key, &words, &nw);
+	for (size_t i = 0; !err && i < nw; i++) {
+		if (!strcmp(words[i], "tcp"))
+			*out |= PL_PROBE_TCP;
+		else if (strcmp(words[i], "none"))
+			err = at(x, n, "%s: '%s' is not a probe (tcp, or none)", key, words[i]);
+	}
+	for (size_t i = 0; i < nw; i++)
+		free(words[i]);
+	free(words);
+	return err;
+}
+
+/* ---- interfaces entries ---- */
+
+static const char *const entry_keys[] = { "match", "netns", "xdp", "tc", "tc-mech", "flows",
+					  "filter", "rules", "rules-file", "probes", NULL };
+
+/*
+ * A rule's words must parse. `--redirect DEV2` names an interface of the
+ * namespace the rule runs in: where that is another than ours, a lookup
+ * here cannot tell, so such a rule is parsed for real only in its
+ * namespace, when a plan is made (errors then name FILE:LINE:COL too).
+ */
+static int check_rule(struct ctx *x, const struct pl_cfg_entry *e, struct pl_rule_list *rs,
+		      const struct pl_cfg_rule *r)
+{
+	bool elsewhere = false;
+	char *line = strdup(r->text);
+	int err;
+
+	if (!line)
+		return nomem(x);
+	for (size_t i = 0; i < e->nnetns; i++)
+		elsewhere |= strcmp(e->netns[i], PL_NETNS_ROOT) != 0;
+	err = pl_rule_list_add_line(rs, line, r->file, r->line, r->col, x->why, x->whylen);
+	free(line);
+	if (err == -EINVAL && elsewhere && strstr(x->why, ": --redirect '") &&
+	    strstr(x->why, "': no such interface"))
+		err = 0;
+	return err;
+}
+
+static int add_rule(struct pl_cfg_entry *e, const char *text, const char *file, int line, int col)
+{
+	struct pl_cfg_rule *p = realloc(e->rules, (e->nrules + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	e->rules = p;
+	p[e->nrules] = (struct pl_cfg_rule){ strdup(text), file, line, col };
+	if (!p[e->nrules].text)
+		return -ENOMEM;
+	e->nrules++;
+	return 0;
+}
+
+struct file_ctx {
+	struct ctx *x;
+	struct pl_cfg_entry *e;
+};
+
+static int file_rule(char *line, int lineno, void *ctx)
+{
+	struct file_ctx *f = ctx;
+
+	return add_rule(f->e, line, f->e->rules_file, lineno, 1) ? nomem(f->x) : 0;
+}
+
+static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
+{
+	static const char *const xdp_words[] = { "auto", "native", "skb", "generic", "none", NULL };
+	static const int xdp_modes[] = { -1, PL_XDP_NATIVE, PL_XDP_SKB, PL_XDP_SKB, PL_XDP_NONE };
+	static const char *const tc_words[] = { "auto", "in,out", "out,in", "in", "out", "none", NULL };
+	static const int tc_hooks[] = { -1, PL_TC_IN | PL_TC_OUT, PL_TC_IN | PL_TC_OUT, PL_TC_IN,
+					PL_TC_OUT, 0 };
+	static const char *const mech_words[] = { "auto", "tcx", "clsact", NULL };
+	static const int mechs[] = { -1, PL_TC_TCX, PL_TC_CLSACT };
+	struct pl_cfg_entry *e = obj;
+	int i, err;
+
+	if (!strcmp(key, "match")) {
+		err = str_list(x, v, key, &e->match, &e->nmatch);
+		for (size_t k = 0; !err && k < e->nmatch; k++) {
+			const char *m = e->match[k];
+
+			if (!*m)
+				err = at(x, v, "match: an empty name");
+			else if (!strpbrk(m, "*?[") && strlen(m) >= IF_NAMESIZE)
+				err = at(x, v, "match: '%s' is longer than an interface name can be "
+					 "(%d bytes)", m, IF_NAMESIZE - 1);
+			else if (strchr(m, '/'))
+				err = at(x, v, "match: '%s': an interface name has no '/'", m);
+		}
+		return err;
+	}
+	if (!strcmp(key, "netns")) {
+		err = str_list(x, v, key, &e->netns, &e->nnetns);
+		for (size_t k = 0; !err && k < e->nnetns; k++) {
+			const char *m = e->netns[k];
+
+			if (!*m || (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT)))
+				err = at(x, v, "netns: '%s' is not a name in /run/netns, a glob over "
+					 "them, or \"/\" (the root namespace)", m);
+		}
+		return err;
+	}
+	if (!strcmp(key, "xdp")) {
+		err = one_of(x, v, key, xdp_words, &i);
+		e->xdp_mode = err ? e->xdp_mode : xdp_modes[i];
+		return err;
+	}
+	if (!strcmp(key, "tc")) {
+		err = one_of(x, v, key, tc_words, &i);
+		e->tc_hooks = err ? e->tc_hooks : tc_hooks[i];
+		return err;
+	}
+	if (!strcmp(key, "tc-mech")) {
+		err = one_of(x, v, key, mech_words, &i);
+		e->tc_mech = err ? e->tc_mech : mechs[i];
+		return err;
+	}
+	if (!strcmp(key, "flows"))
+		return number(x, v, key, PL_FLOWS_MIN, PL_FLOWS_MAX, &e->flows);
+	if (!strcmp(key, "filter")) {
+		const struct pl_filter_opts o = { .ctx = PL_FILTER_TC };
+		struct pl_filter_prog p;
+		char why[PL_WHY_LEN];
+
+		if (is_null(v))
+			return 0;
+		err = str_dup(x, v, key, &e->filter);
+		if (err)
+			return err;
+		if (!*e->filter || strlen(e->filter) >= PL_FILTER_EXPR_MAX)
+			return at(x, v, "filter: %s", *e->filter ? "longer than 2047 bytes" :
+				  "an empty expression (leave filter out for none)");
+		if (pl_filter_build(e->filter, &o, &p, why, sizeof(why)))
+			return at(x, v, "filter '%s': %s", e->filter, why);
+		pl_filter_prog_free(&p);
+		return 0;
+	}
+	if (!strcmp(key, "rules")) {
+		if (is_null(v))
+			return 0;
+		if (v->type != YAML_SEQUENCE_NODE)
+			return at(x, v, "rules: expected a list of rules (`policy add` words), not %s",
+				  kind(v));
+		for (yaml_node_item_t *it = v->data.sequence.items.start;
+		     it < v->data.sequence.items.top; it++) {
+			yaml_node_t *r = node(x, *it);
+			const char *text;
+
+			err = scalar(x, r, "rules", &text);
+			if (!err && add_rule(e, text, x->path, (int)r->start_mark.line + 1, text_col(r)))
+				err = nomem(x);
+			if (err)
+				return err;
+		}
+		return 0;
+	}
+	if (!strcmp(key, "rules-file")) {
+		struct file_ctx f = { x, e };
+		const char *p;
+
+		err = scalar(x, v, key, &p);
+		if (err)
+			return err;
+		if (!*p)
+			return at(x, v, "rules-file: an empty path");
+		free(e->rules_file);
+		e->rules_file = malloc(strlen(x->dir) + strlen(p) + 2);
+		if (!e->rules_file)
+			return nomem(x);
+		sprintf(e->rules_file, "%s%s%s", *p == '/' ? "" : x->dir, *p == '/' ? "" : "/", p);
+		err = pl_rules_file_each(e->rules_file, file_rule, &f, x->why, x->whylen);
+		if (err == -EIO) {
+			char why[PL_WHY_LEN];
+
+			snprintf(why, sizeof(why), "%s", x->why);
+			return at(x, v, "rules-file: %s", why);
+		}
+		return err;
+	}
+	/* probes */
+	{
+		unsigned pr;
+
+		err = probes(x, v, key, &pr);
+		e->probes = err ? e->probes : (int)pr;
+		return err;
+	}
+}
+
+static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
+{
+	struct pl_rule_list rs = { 0 };
+	struct pl_rule_text *texts = NULL;
+	size_t ntexts = 0;
+	int err;
+
+	*e = (struct pl_cfg_entry){ .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
+				    .flows = PL_FLOWS_DEFAULT, .probes = -1,
+				    .line = (int)n->start_mark.line + 1,
+				    .col = (int)n->start_mark.column + 1 };
+	err = mapping(x, n, "interfaces entry", entry_keys, entry_key, e);
+	if (err)
+		return err;
+	if (!e->nmatch)
+		return at(x, n, "interfaces entry: 'match' is missing (an interface name or glob)");
+	if (e->xdp_mode == PL_XDP_NONE && e->tc_hooks == 0)
+		return at(x, n, "interfaces entry: nothing to attach (xdp: none and tc: none)");
+	/* rules must parse now (ids given twice too), however their namespace looks them up */
+	for (size_t i = 0; !err && i < e->nrules; i++)
+		err = check_rule(x, e, &rs, &e->rules[i]);
+	if (!err)
+		err = pl_rule_list_finish(&rs, NULL, 0, &texts, &ntexts, x->why, x->whylen);
+	free(texts);
+	pl_rule_list_free(&rs);
+	return err;
+}
+
+static int interfaces(struct ctx *x, yaml_node_t *v)
+{
+	struct pl_config *c = x->c;
+	size_t n;
+
+	if (is_null(v))
+		return 0;
+	if (v->type != YAML_SEQUENCE_NODE)
+		return at(x, v, "interfaces: expected a list of entries (- match: ...), not %s",
+			  kind(v));
+	n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	c->e = calloc(n ? n : 1, sizeof(*c->e));
+	if (!c->e)
+		return nomem(x);
+	for (size_t i = 0; i < n; i++) {
+		int err = entry(x, node(x, v->data.sequence.items.start[i]), &c->e[i]);
+
+		c->n = i + 1;	/* freed with the config, even half-read */
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- export ---- */
+
+static const char *const export_keys[] = { "prometheus", "ipfix", NULL };
+static const char *const prom_keys[] = { "listen", NULL };
+static const char *const ipfix_keys[] = { "collector", "interval", "observation-domain", NULL };
+
+static int prom_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
+{
+	struct sockaddr_storage ss;
+	struct pl_config *c = obj;
+	socklen_t sl;
+	int err;
+
+	(void)key;
+	err = str_dup(x, v, "listen", &c->prom_listen);
+	if (!err && pl_listen_parse(c->prom_listen, &ss, &sl) < 0)
+		err = at(x, v, "listen: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)",
+			 c->prom_listen);
+	return err;
+}
+
+static int ipfix_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
+{
+	struct pl_config *c = obj;
+	const char *colon;
+	uint32_t port;
+	int err;
+
+	if (!strcmp(key, "interval"))
+		return number(x, v, key, 1, 86400, &c->ipfix_interval);
+	if (!strcmp(key, "observation-domain"))
+		return number(x, v, key, 0, UINT32_MAX, &c->ipfix_domain);
+	err = str_dup(x, v, key, &c->ipfix_collector);
+	if (err)
+		return err;
+	colon = strrchr(c->ipfix_collector, ':');
+	if (!colon || colon == c->ipfix_collector || !colon[1] || strspn(colon + 1, "0123456789") !=
+	    strlen(colon + 1) || (port = (uint32_t)strtoul(colon + 1, NULL, 10)) < 1 || port > 65535)
+		return at(x, v, "collector: '%s' is not HOST:PORT", c->ipfix_collector);
+	return 0;
+}
+
+static int export_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
+{
+	struct pl_config *c = obj;
+	int err;
+
+	if (!strcmp(key, "prometheus")) {
+		err = is_null(v) ? 0 : mapping(x, v, "prometheus", prom_keys, prom_key, c);
+		if (!err && !c->prom_listen && !(c->prom_listen = strdup(PL_PROM_LISTEN_DEFAULT)))
+			err = nomem(x);
+		return err;
+	}
+	err = mapping(x, v, "ipfix", ipfix_keys, ipfix_key, c);
+	if (!err && !c->ipfix_collector)
+		err = at(x, v, "ipfix: 'collector' is missing (HOST:PORT)");
+	return err;
+}
+
+/* ---- the top level ---- */
+
+static const char *const top_keys[] = { "name", "interfaces", "probes", "export", "on-stop", NULL };
+
+static int top_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
+{
+	static const char *const stop_words[] = { "keep", "detach", NULL };
+	struct pl_config *c = obj;
+	const char *s;
+	int i, err;
+
+	if (!strcmp(key, "name")) {
+		err = scalar(x, v, key, &s);
+		if (!err && (!*s || strlen(s) >= sizeof(c->owner)))
+			err = at(x, v, "name: %s", *s ? "longer than 255 bytes" : "empty");
+		for (const char *p = s; !err && *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				err = at(x, v, "name: control characters are not allowed");
+		if (!err)
+			snprintf(c->owner, sizeof(c->owner), "%s", s);
+		return err;
+	}
+	if (!strcmp(key, "interfaces"))
+		return interfaces(x, v);
+	if (!strcmp(key, "probes"))
+		return probes(x, v, key, &c->probes);
+	if (!strcmp(key, "export"))
+		return is_null(v) ? 0 : mapping(x, v, "export", export_keys, export_key, c);
+	err = one_of(x, v, key, stop_words, &i);
+	c->detach_on_stop = !err && i == 1;
+	return err;
+}
+
+/* libyaml's own complaint, with its position. */
+static int yaml_error(struct ctx *x, const yaml_parser_t *p)
+{
+	const yaml_mark_t *m = p->problem ? &p->problem_mark : &p->context_mark;
+
+	snprintf(x->why, x->whylen, "%s:%zu:%zu: not YAML: %s%s%s", x->path, m->line + 1,
+		 m->column + 1, p->problem ? p->problem : "cannot parse",
+		 p->context ? " " : "", p->context ? p->context : "");
+	return -EINVAL;
+}
+
+static int load(struct ctx *x, FILE *f)
+{
+	yaml_document_t extra;
+	yaml_parser_t p;
+	yaml_node_t *root;
+	int err = 0;
+
+	if (!yaml_parser_initialize(&p))
+		return nomem(x);
+	yaml_parser_set_input_file(&p, f);
+	if (!yaml_parser_load(&p, &x->doc)) {
+		err = yaml_error(x, &p);
+		yaml_parser_delete(&p);
+		return err;
+	}
+	/* one document: a second one would be silently ignored */
+	if (!yaml_parser_load(&p, &extra)) {
+		err = yaml_error(x, &p);
+	} else {
+		root = yaml_document_get_root_node(&extra);
+		if (root)
+			err = at(x, root, "a second YAML document: one config per file");
+		yaml_document_delete(&extra);
+	}
+	yaml_parser_delete(&p);
+	if (err)
+		return err;
+	root = yaml_document_get_root_node(&x->doc);
+	if (!root || is_null(root))
+		return 0;	/* empty: nothing attached */
+	return mapping(x, root, "config", top_keys, top_key, x->c);
+}
+
+int pl_config_load(const char *path, struct pl_config **out, char *why, size_t whylen)
+{
+	struct ctx x = { .path = path, .why = why, .whylen = whylen };
+	struct pl_config *c;
+	char real[PATH_MAX];
+	struct stat st;
+	FILE *f;
+	int err;
+
+	*out = NULL;
+	f = fopen(path, "r");
+	if (!f || fstat(fileno(f), &st) || !realpath(path, real)) {
+		err = errno;
+		snprintf(why, whylen, "%s: cannot read it: %s", path, strerror(err));
+		if (f)
+			fclose(f);
+		return err == ENOMEM ? -ENOMEM : -EIO;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_SIZE_MAX) {
+		snprintf(why, whylen, "%s: %s", path, S_ISREG(st.st_mode) ?
+			 "larger than 4 MiB: not a config" : "not a regular file");
+		fclose(f);
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		fclose(f);
+		snprintf(why, whylen, "%s: %s", path, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	c->ipfix_interval = 10;
+	x.path = c->path;	/* rules keep pointing at it */
+	snprintf(x.dir, sizeof(x.dir), "%s", real);
+	*strrchr(x.dir, '/') = '\0';
+	x.c = c;
+	memset(&x.doc, 0, sizeof(x.doc));
+	err = load(&x, f);
+	yaml_document_delete(&x.doc);
+	fclose(f);
+	if (!err && !c->owner[0]) {
+		if (strlen(real) >= sizeof(c->owner)) {
+			snprintf(why, whylen, "%s: its absolute path is longer than 255 bytes: give the "
+				 "config a name (name: ...)", path);
+			err = -EINVAL;
+		} else {
+			snprintf(c->owner, sizeof(c->owner), "%s", real);
+		}
+	}
+	if (err) {
+		pl_config_free(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+void pl_config_free(struct pl_config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		struct pl_cfg_entry *e = &c->e[i];
+
+		for (size_t k = 0; k < e->nmatch; k++)
+			free(e->match[k]);
+		for (size_t k = 0; k < e->nnetns; k++)
+			free(e->netns[k]);
+		for (size_t k = 0; k < e->nrules; k++)
+			free(e->rules[k].text);
+		free(e->match);
+		free(e->netns);
+		free(e->rules);
+		free(e->filter);
+		free(e->rules_file);
+	}
+	free(c->e);
+	free(c->prom_listen);
+	free(c->ipfix_collector);
+	free(c->path);
+	free(c);
+}
+
+bool pl_config_entry_netns(const struct pl_cfg_entry *e, const char *name)
+{
+	if (!e->nnetns)
+		return !name;
+	for (size_t i = 0; i < e->nnetns; i++) {
+		bool root = !strcmp(e->netns[i], PL_NETNS_ROOT);
+
+		if (name ? !root && !fnmatch(e->netns[i], name, FNM_PERIOD) : root)
+			return true;
+	}
+	return false;
+}
+
+bool pl_config_covers(const struct pl_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (pl_config_entry_netns(&c->e[i], name))
+			return true;
+	return false;
+}
+
+const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
+					   const char *ifname)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const struct pl_cfg_entry *e = &c->e[i];
+
+		if (!pl_config_entry_netns(e, name))
+			continue;
+		for (size_t k = 0; k < e->nmatch; k++)
+			if (!fnmatch(e->match[k], ifname, 0))
+				return e;
+	}
+	return NULL;
+}
+
+unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e)
+{
+	return e->probes >= 0 ? (unsigned)e->probes : c->probes;
+}

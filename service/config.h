@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The service config (`pktlens apply FILE`, `pktlens daemon --config FILE`):
+ * one YAML file declaring which interfaces of which network namespaces are
+ * attached and how, their filters and rules, the TCP probes and the
+ * exporters. Parsed with libyaml and checked completely (unknown keys,
+ * values, rule grammar, filter expressions) before anything uses it; every
+ * error names FILE:LINE:COL. docs/pktlens.conf documents every key.
+ */
+#ifndef __PKTLENS_SERVICE_CONFIG_H
+#define __PKTLENS_SERVICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "pktlens/pktlens.h"
+
+#define PL_CONFIG_DEFAULT "/etc/pktlens/pktlens.conf"
+/* The root network namespace in `netns:` (a /run/netns name cannot contain '/'). */
+#define PL_NETNS_ROOT "/"
+
+/* One rule of an entry, in `policy add` words, and where it was written. */
+struct pl_cfg_rule {
+	char *text;
+	const char *file;	/* the config's or the entry's rules-file path */
+	int line, col;
+};
+
+/* An `interfaces:` entry: the first that matches an interface decides its settings. */
+struct pl_cfg_entry {
+	char **match;		/* interface name globs */
+	size_t nmatch;
+	char **netns;		/* /run/netns name globs, PL_NETNS_ROOT; none: the root namespace */
+	size_t nnetns;
+	int xdp_mode;		/* enum pl_xdp_mode, -1: auto (as attach) */
+	int tc_hooks;		/* PL_TC_IN | PL_TC_OUT, -1: auto */
+	int tc_mech;		/* enum pl_tc_mech, -1: auto (tcx where the kernel has it) */
+	uint32_t flows;
+	char *filter;		/* tcpdump expression, NULL: none */
+	struct pl_cfg_rule *rules;	/* `rules:` then `rules-file:`'s */
+	size_t nrules;
+	char *rules_file;	/* as resolved (relative to the config's directory) */
+	int probes;		/* PL_PROBE_*, -1: the top-level `probes` */
+	int line, col;
+};
+
+struct pl_config {
+	char *path;		/* as given */
+	char owner[PL_OWNER_MAX];	/* `name`, else the file's absolute path */
+	struct pl_cfg_entry *e;
+	size_t n;
+	unsigned probes;	/* PL_PROBE_* */
+	char *prom_listen;	/* NULL: no Prometheus exporter */
+	char *ipfix_collector;	/* NULL: no IPFIX exporter */
+	uint32_t ipfix_interval, ipfix_domain;
+	bool detach_on_stop;	/* daemon: on SIGTERM, detach what the config manages */
+};
+
+/*
+ * Read and check @path. 0 and *out, or -EINVAL ("FILE:LINE:COL: what"
+ * in @why; a file that cannot be read: "FILE: why") or -ENOMEM.
+ */
+int pl_config_load(const char *path, struct pl_config **out, char *why, size_t whylen);
+void pl_config_free(struct pl_config *c);
+
+/* Whether entry @e covers network namespace @name (NULL: the root one). */
+bool pl_config_entry_netns(const struct pl_cfg_entry *e, const char *name);
+/* Whether any entry covers @name (NULL: the root namespace). */
+bool pl_config_covers(const struct pl_config *c, const char *name);
+/* The entry that decides @ifname in namespace @name (NULL: root), or NULL. */
+const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
+					   const char *ifname);
+/* The probes of entry @e. */
+unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e);
+
+#endif /* __PKTLENS_SERVICE_CONFIG_H */

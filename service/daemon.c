@@ -1,0 +1,743 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The daemon's loop: one epoll over the signals (signalfd), inotify on
+ * /run/netns, a link notification socket per covered namespace, the
+ * exporters' clocks. Idle, nothing runs: every wakeup is an event. Each
+ * wakeup gathers what changed and reconciles just that (service/plan.h),
+ * under the change lock, through the loader's calls; the pins hold all the
+ * state, so a restart adopts what is attached, counters and all.
+ *
+ * Logs: one line per event on stderr, "pktlens: daemon: ...", with a
+ * syslog priority prefix when stderr is the journal (JOURNAL_STREAM).
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon.h"
+#include "plan.h"
+#include "watch.h"
+#include "../export/ipfix.h"
+#include "../export/serve.h"
+
+#define LOCK_WAIT_MS 60000
+#define RETRY_MS 20		/* a named namespace not mounted yet, a lock not had */
+#define NS_RETRIES 250		/* 5 s of them */
+#define TEMPLATE_EVERY 10	/* IPFIX rounds between template sets */
+#define LOCK_SAY_S 0.05		/* a wait for the change lock worth a mention */
+
+/* Interfaces of one namespace that events named since the last reconcile. */
+struct dirty {
+	uint64_t netns;
+	bool all;
+	char (*names)[IF_NAMESIZE];
+	int *idx;
+	size_t n, cap;
+};
+
+/* A gone interface whose pins wait for the exporters to read them once more. */
+struct pending {
+	uint64_t netns;
+	char ifname[IF_NAMESIZE];
+	unsigned long scrapes, rounds;	/* exporter counts when it went */
+};
+
+struct daemon {
+	const char *path;
+	struct pl_config *c;
+	struct pl_nsset ns;
+	int ep, sigfd, inofd, scrapefd, ipfixfd, retryfd;
+	struct pl_linkmon **mons;
+	size_t nmons;
+	struct dirty *dirty;
+	size_t ndirty;
+	bool full;		/* everything must be looked at */
+	unsigned ns_retries;
+	struct pl_prom_server *prom;
+	atomic_ulong scrapes;	/* counted by the server's threads */
+	struct pl_ipfix *ipfix;
+	unsigned long rounds;
+	bool ipfix_failed;
+	struct pending *pend;
+	size_t npend;
+	bool journal;
+	bool stop;
+	double lock_wait;	/* of the running pass, until its first step is logged */
+};
+
+/* tags of the fixed fds in epoll (monitors are tagged with their own pointer) */
+static char tag_sig, tag_ino, tag_scrape, tag_ipfix, tag_retry;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- logging ---- */
+
+__attribute__((format(printf, 3, 4)))
+static void dlog(const struct daemon *d, int prio, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (d->journal)
+		fprintf(stderr, "<%d>pktlens: daemon: %s\n", prio, line);
+	else
+		fprintf(stderr, "pktlens: daemon: %s\n", line);
+}
+
+#define LOG_ERR 3
+#define LOG_WARNING 4
+#define LOG_INFO 6
+
+/* systemd connects stderr to the journal and says so in JOURNAL_STREAM=dev:ino */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && !fstat(STDERR_FILENO, &st) &&
+	       st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+}
+
+/* ---- exporters ---- */
+
+static void on_scraped(void *ctx)
+{
+	struct daemon *d = ctx;
+	uint64_t one = 1;
+
+	atomic_fetch_add(&d->scrapes, 1);
+	if (write(d->scrapefd, &one, sizeof(one)) < 0) {
+		/* the counter is enough: the loop sees it at its next wakeup */
+	}
+}
+
+/* libmicrohttpd's complaints, rate-limited by the server (from its threads) */
+static void on_server_log(void *ctx, const char *line)
+{
+	dlog(ctx, LOG_WARNING, "prometheus: %s", line);
+}
+
+static void ipfix_stop(struct daemon *d)
+{
+	struct itimerspec off = { 0 };
+
+	timerfd_settime(d->ipfixfd, 0, &off, NULL);
+	pl_ipfix_close(d->ipfix);
+	d->ipfix = NULL;
+}
+
+/* Start the exporters @c asks for (stopping those it no longer does). 0 or -errno. */
+static int exporters(struct daemon *d, const struct pl_config *old, const struct pl_config *c)
+{
+	char why[PL_WHY_LEN];
+	int err;
+
+	if (!old || !c->prom_listen || !old->prom_listen || strcmp(c->prom_listen, old->prom_listen)) {
+		pl_prom_serve_stop(d->prom);
+		d->prom = NULL;
+		if (c->prom_listen) {
+			struct pl_prom_hooks h = { .scraped = on_scraped, .log = on_server_log, .ctx = d };
+
+			d->prom = pl_prom_serve(c->prom_listen, &h, why, sizeof(why));
+			if (!d->prom) {
+				dlog(d, LOG_ERR, "prometheus: %s", why);
+				return -errno;
+			}
+			dlog(d, LOG_INFO, "prometheus: serving http://%s/metrics", c->prom_listen);
+		}
+	}
+	if (!old || !c->ipfix_collector || !old->ipfix_collector ||
+	    strcmp(c->ipfix_collector, old->ipfix_collector) ||
+	    c->ipfix_interval != old->ipfix_interval || c->ipfix_domain != old->ipfix_domain) {
+		ipfix_stop(d);
+		if (c->ipfix_collector) {
+			struct itimerspec every = {
+				.it_interval = { .tv_sec = c->ipfix_interval },
+				.it_value = { .tv_sec = c->ipfix_interval },
+			};
+
+			err = pl_ipfix_open(c->ipfix_collector, c->ipfix_domain, &d->ipfix, why,
+					    sizeof(why));
+			if (err) {
+				dlog(d, LOG_ERR, "ipfix: collector '%s': %s", c->ipfix_collector, why);
+				return err;
+			}
+			d->ipfix_failed = false;
+			timerfd_settime(d->ipfixfd, 0, &every, NULL);
+			dlog(d, LOG_INFO, "ipfix: to %s every %u s", c->ipfix_collector,
+			     c->ipfix_interval);
+		}
+	}
+	return 0;
+}
+
+static void ipfix_round(struct daemon *d)
+{
+	char why[PL_WHY_LEN];
+	size_t recs;
+	bool failed;
+
+	failed = pl_ipfix_export(d->ipfix, d->ipfix_failed || d->rounds % TEMPLATE_EVERY == 0,
+				 &recs, why, sizeof(why)) != 0;
+	/* a collector that is down loses this round; once it answers it gets templates first */
+	if (failed && !d->ipfix_failed)
+		dlog(d, LOG_WARNING, "ipfix: %s: %s", d->c->ipfix_collector, why);
+	else if (!failed && d->ipfix_failed)
+		dlog(d, LOG_INFO, "ipfix: %s answers again", d->c->ipfix_collector);
+	d->ipfix_failed = failed;
+	d->rounds++;
+	malloc_trim(0);
+}
+
+/* ---- namespaces and their monitors ---- */
+
+static int watch_fd(struct daemon *d, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static struct dirty *dirty_ns(struct daemon *d, uint64_t netns)
+{
+	struct dirty *p;
+
+	for (size_t i = 0; i < d->ndirty; i++)
+		if (d->dirty[i].netns == netns)
+			return &d->dirty[i];
+	p = realloc(d->dirty, (d->ndirty + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	d->dirty = p;
+	p = &d->dirty[d->ndirty++];
+	memset(p, 0, sizeof(*p));
+	p->netns = netns;
+	return p;
+}
+
+static void dirty_clear(struct daemon *d)
+{
+	for (size_t i = 0; i < d->ndirty; i++) {
+		free(d->dirty[i].names);
+		free(d->dirty[i].idx);
+	}
+	free(d->dirty);
+	d->dirty = NULL;
+	d->ndirty = 0;
+}
+
+/* The monitors follow the namespace set: one per covered namespace. */
+static void sync_monitors(struct daemon *d)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < d->nmons; i++) {
+		if (pl_nsset_find(&d->ns, pl_linkmon_netns(d->mons[i]))) {
+			d->mons[kept++] = d->mons[i];
+			continue;
+		}
+		/* our socket would keep the namespace alive: let it go */
+		epoll_ctl(d->ep, EPOLL_CTL_DEL, pl_linkmon_fd(d->mons[i]), NULL);
+		pl_linkmon_close(d->mons[i]);
+	}
+	d->nmons = kept;
+	for (size_t i = 0; i < d->ns.n; i++) {
+		const struct pl_ns *ns = &d->ns.ns[i];
+		struct pl_linkmon *m, **p;
+		bool have = false;
+		int err;
+
+		for (size_t k = 0; k < d->nmons && !have; k++)
+			have = pl_linkmon_netns(d->mons[k]) == ns->ino;
+		if (have)
+			continue;
+		p = realloc(d->mons, (d->nmons + 1) * sizeof(*p));
+		if (!p)
+			continue;
+		d->mons = p;
+		err = pl_linkmon_open(&d->ns, ns, &m);
+		if (!err)
+			err = watch_fd(d, pl_linkmon_fd(m), m);
+		if (err) {
+			dlog(d, LOG_ERR, "netns %s: cannot watch its interfaces: %s", pl_ns_label(ns),
+			     strerror(-err));
+			pl_linkmon_close(m);
+			continue;
+		}
+		d->mons[d->nmons++] = m;
+	}
+}
+
+static void arm_retry(struct daemon *d)
+{
+	struct itimerspec once = { .it_value = { .tv_nsec = RETRY_MS * 1000000L } };
+
+	timerfd_settime(d->retryfd, 0, &once, NULL);
+}
+
+/* /run/netns changed (or the config): the covered set, its monitors; a full look if it changed. */
+static void namespaces(struct daemon *d)
+{
+	size_t before = d->ns.n, pending = 0;
+	bool changed = false;
+	int err;
+
+	err = pl_nsset_update(&d->ns, d->c, &changed, &pending);
+	if (err) {
+		dlog(d, LOG_ERR, "cannot read %s: %s", PL_NETNS_DIR, strerror(-err));
+		return;
+	}
+	if (changed) {
+		sync_monitors(d);
+		d->full = true;
+		dlog(d, LOG_INFO, "network namespaces covered: %zu (were %zu)", d->ns.n, before);
+	}
+	/* `ip netns add` creates the name, then mounts the namespace on it */
+	if (pending && d->ns_retries++ < NS_RETRIES)
+		arm_retry(d);
+	else if (!pending)
+		d->ns_retries = 0;
+}
+
+/* ---- reconciling ---- */
+
+static bool exporting(const struct daemon *d)
+{
+	return d->c->prom_listen || d->c->ipfix_collector;
+}
+
+static struct pending *pending_find(struct daemon *d, uint64_t netns, const char *ifname)
+{
+	for (size_t i = 0; i < d->npend; i++)
+		if (d->pend[i].netns == netns && !strcmp(d->pend[i].ifname, ifname))
+			return &d->pend[i];
+	return NULL;
+}
+
+static void on_step(const struct pl_step *st, void *ctx)
+{
+	struct daemon *d = ctx;
+	char line[PL_WHY_LEN * 12];
+	struct pending *p = st->kind == PL_STEP_REMOVE ?
+			    pending_find(d, st->netns, st->ifname) : NULL;
+
+	if (p && st->kept)
+		return;		/* told already; still waiting for the exporters */
+	if (p) {		/* the exporters have read its last counts: gone for good */
+		*p = d->pend[--d->npend];
+		return;
+	}
+	pl_step_describe(st, line, sizeof(line));
+	if (st->kept) {
+		struct pending *n = realloc(d->pend, (d->npend + 1) * sizeof(*n));
+
+		dlog(d, LOG_INFO, "gone %s%s%s%s", line, st->msg[0] ? "; " : "", st->msg,
+		     exporting(d) ? "; its pins stay until the exporters have read them" : "");
+		if (!n)
+			return;
+		d->pend = n;
+		n = &d->pend[d->npend++];
+		n->netns = st->netns;
+		snprintf(n->ifname, sizeof(n->ifname), "%s", st->ifname);
+		n->scrapes = atomic_load(&d->scrapes);
+		n->rounds = d->rounds;
+		return;
+	}
+	if (!st->ok)
+		dlog(d, LOG_ERR, "%s %s: failed: %s", pl_step_verb(st), line, st->msg);
+	else if (d->lock_wait >= LOCK_SAY_S)
+		dlog(d, LOG_INFO, "%s %s%s%s (%.2f s, after %.2f s waiting for the change lock)",
+		     pl_step_verb(st), line, st->msg[0] ? "; " : "", st->msg, st->secs, d->lock_wait);
+	else
+		dlog(d, LOG_INFO, "%s %s%s%s (%.2f s)", pl_step_verb(st), line, st->msg[0] ? "; " : "",
+		     st->msg, st->secs);
+	d->lock_wait = 0;	/* said once per pass */
+}
+
+/*
+ * One reconcile of @scope (NULL: everything) with @c. -EINVAL: the config
+ * does not hold in some namespace (nothing changed); else 0 or -errno.
+ */
+static int reconcile(struct daemon *d, const struct pl_config *c, const struct pl_scope *scope,
+		     struct pl_plan *done_plan, const char *remove_why)
+{
+	char why[PL_WHY_LEN * 8];
+	struct pl_plan p;
+	int lock, err;
+
+	double t0 = now_s();
+
+	lock = pl_change_lock(LOCK_WAIT_MS, why, sizeof(why));
+	if (lock < 0) {
+		dlog(d, LOG_ERR, "%s; trying again", why);
+		return lock;
+	}
+	/* others changing attachments (pktlens commands) hold the lock: say how long we waited */
+	d->lock_wait = now_s() - t0;
+	err = pl_plan_make(c, &d->ns, scope, &p, why, sizeof(why));
+	if (err) {
+		close(lock);
+		dlog(d, LOG_ERR, "%s", why);
+		return err;
+	}
+	for (size_t i = 0; i < p.nnotes; i++)
+		dlog(d, LOG_WARNING, "%s", p.notes[i]);
+	for (size_t i = 0; remove_why && i < p.n; i++)
+		if (p.s[i]->kind == PL_STEP_REMOVE)
+			p.s[i]->why = remove_why;
+	pl_plan_run(&p, c, &d->ns, c == d->c && exporting(d) ? PL_RUN_KEEP_GONE : 0, on_step, d);
+	close(lock);
+	if (done_plan)
+		*done_plan = p;
+	else
+		pl_plan_free(&p);
+	malloc_trim(0);
+	return 0;
+}
+
+/* What the events of this wakeup named. */
+static void reconcile_dirty(struct daemon *d)
+{
+	if (d->full) {
+		d->full = false;
+		dirty_clear(d);
+		if (reconcile(d, d->c, NULL, NULL, NULL) == -EBUSY) {
+			d->full = true;
+			arm_retry(d);
+		}
+		return;
+	}
+	for (size_t i = 0; i < d->ndirty; i++) {
+		const struct dirty *x = &d->dirty[i];
+		struct pl_scope sc = {
+			.netns = x->netns, .all = x->all,
+			.names = (const char (*)[IF_NAMESIZE])x->names, .nnames = x->n,
+			.ifindexes = x->idx, .nifindexes = x->n,
+		};
+
+		if (reconcile(d, d->c, &sc, NULL, NULL) == -EBUSY) {
+			d->full = true;
+			arm_retry(d);
+		}
+	}
+	dirty_clear(d);
+}
+
+/* Whether every exporter has read the counters since @pe went. */
+static bool read_since(const struct daemon *d, const struct pending *pe)
+{
+	return (!d->c->prom_listen || atomic_load(&d->scrapes) > pe->scrapes) &&
+	       (!d->c->ipfix_collector || d->rounds > pe->rounds);
+}
+
+/* Gone interfaces whose pins every exporter has read since: remove them now. */
+static void release_pending(struct daemon *d)
+{
+	struct pl_attachment *a = NULL;
+	struct pl_plan p = { 0 };
+	char why[PL_WHY_LEN];
+	size_t na = 0;
+	int lock;
+
+	for (size_t i = 0; i < d->npend; i++)
+		if (read_since(d, &d->pend[i]))
+			goto due;
+	return;
+due:
+	lock = pl_change_lock(LOCK_WAIT_MS, why, sizeof(why));
+	if (lock < 0)
+		return;
+	if (pl_attachments(0, &a, &na))
+		na = 0;
+	for (size_t i = 0; i < d->npend;) {
+		const struct pending *pe = &d->pend[i];
+		__u32 on = 0;
+
+		if (!read_since(d, pe)) {
+			i++;
+			continue;
+		}
+		for (size_t k = 0; k < na; k++)
+			if (!a[k].ns_gone && a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
+			    a[k].meta_ok && !strcmp(a[k].meta.managed_by, d->c->owner) &&
+			    (pl_attachment_link_ifindex(&a[k], &on) || !on))
+				pl_plan_remove_step(&p, &a[k], "interface gone");
+		d->pend[i] = d->pend[--d->npend];
+	}
+	pl_plan_run(&p, d->c, &d->ns, 0, NULL, NULL);
+	close(lock);
+	pl_plan_free(&p);
+	free(a);
+	malloc_trim(0);
+}
+
+static void on_link(const struct pl_link_event *ev, void *ctx)
+{
+	struct dirty *x = ctx;
+
+	if (!x || x->all)
+		return;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 16;
+		char (*n)[IF_NAMESIZE] = realloc(x->names, cap * sizeof(*n));
+		int *idx = n ? realloc(x->idx, cap * sizeof(*idx)) : NULL;
+
+		if (n)
+			x->names = n;
+		if (!idx) {
+			x->all = true;	/* cannot say which: look at all of them */
+			return;
+		}
+		x->idx = idx;
+		x->cap = cap;
+	}
+	snprintf(x->names[x->n], IF_NAMESIZE, "%s", ev->ifname);
+	x->idx[x->n++] = ev->ifindex;
+}
+
+/* ---- reload and stop ---- */
+
+static void reload(struct daemon *d)
+{
+	struct pl_config *c = NULL, *old = d->c;
+	char why[PL_WHY_LEN * 8];
+	struct pl_plan p;
+	int err;
+
+	sd_notify(0, "RELOADING=1");
+	err = pl_config_load(d->path, &c, why, sizeof(why));
+	if (err) {
+		dlog(d, LOG_ERR, "reload: %s; still running the previous config", why);
+		sd_notify(0, "READY=1\nSTATUS=reload failed: the previous config runs");
+		return;
+	}
+	d->c = c;
+	namespaces(d);
+	err = reconcile(d, c, NULL, &p, NULL);
+	d->full = false;
+	if (err) {
+		/* the plan failed before any change: back to the old config, as it was */
+		d->c = old;
+		namespaces(d);
+		d->full = false;
+		pl_config_free(c);
+		dlog(d, LOG_ERR, "reload: %s: not applied; still running the previous config",
+		     d->path);
+		sd_notify(0, "READY=1\nSTATUS=reload failed: the previous config runs");
+		return;
+	}
+	exporters(d, old, c);
+	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged", d->path,
+	     pl_plan_count(&p, PL_STEP_ADD), pl_plan_count(&p, PL_STEP_CHANGE) +
+	     pl_plan_count(&p, PL_STEP_ADOPT), pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged);
+	pl_plan_free(&p);
+	pl_config_free(old);
+	sd_notifyf(0, "READY=1\nSTATUS=running %s", d->path);
+}
+
+static void stop(struct daemon *d)
+{
+	sd_notify(0, "STOPPING=1");
+	if (d->ipfix)
+		ipfix_round(d);		/* a last export, as `export ipfix` ends */
+	if (d->c->detach_on_stop) {
+		/* the same owner, nothing wanted: everything this config manages goes */
+		struct pl_config none = { .path = d->c->path };
+		struct pl_plan p;
+
+		snprintf(none.owner, sizeof(none.owner), "%s", d->c->owner);
+		d->npend = 0;
+		if (!reconcile(d, &none, NULL, &p, "the daemon stops (on-stop: detach)")) {
+			dlog(d, LOG_INFO, "stopped: detached %zu attachment%s (on-stop: detach)",
+			     pl_plan_count(&p, PL_STEP_REMOVE),
+			     pl_plan_count(&p, PL_STEP_REMOVE) == 1 ? "" : "s");
+			pl_plan_free(&p);
+		}
+		return;
+	}
+	dlog(d, LOG_INFO, "stopped: attachments left in place, counting (on-stop: keep)");
+}
+
+/* ---- the loop ---- */
+
+static int setup(struct daemon *d)
+{
+	sigset_t set;
+	int err;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	d->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->scrapefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	d->ipfixfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->retryfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->inofd = pl_netns_watch_open();
+	if (d->ep < 0 || d->sigfd < 0 || d->scrapefd < 0 || d->ipfixfd < 0 || d->retryfd < 0)
+		return -errno;
+	if (d->inofd < 0)
+		return d->inofd;
+	err = watch_fd(d, d->sigfd, &tag_sig);
+	err = err ?: watch_fd(d, d->inofd, &tag_ino);
+	err = err ?: watch_fd(d, d->scrapefd, &tag_scrape);
+	err = err ?: watch_fd(d, d->ipfixfd, &tag_ipfix);
+	err = err ?: watch_fd(d, d->retryfd, &tag_retry);
+	return err;
+}
+
+static void drain(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) > 0)
+		;
+}
+
+static void wakeup(struct daemon *d, void *tag)
+{
+	if (tag == &tag_sig) {
+		struct signalfd_siginfo si;
+
+		while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP)
+				reload(d);
+			else
+				d->stop = true;
+		}
+	} else if (tag == &tag_ino) {
+		if (pl_netns_watch_read(d->inofd))
+			namespaces(d);
+	} else if (tag == &tag_retry) {
+		drain(d->retryfd);
+		namespaces(d);
+	} else if (tag == &tag_scrape) {
+		drain(d->scrapefd);
+	} else if (tag == &tag_ipfix) {
+		drain(d->ipfixfd);
+		if (d->ipfix)
+			ipfix_round(d);
+	} else {
+		struct pl_linkmon *m = tag;
+		struct dirty *x = dirty_ns(d, pl_linkmon_netns(m));
+		bool lost = false;
+
+		if (pl_linkmon_read(m, on_link, x, &lost) || lost || !x) {
+			if (x)
+				x->all = true;
+			else
+				d->full = true;
+		}
+	}
+}
+
+int pl_daemon_run(const char *path)
+{
+	struct daemon d = { .path = path, .ep = -1, .sigfd = -1, .inofd = -1, .scrapefd = -1,
+			    .ipfixfd = -1, .retryfd = -1 };
+	char why[PL_WHY_LEN * 8];
+	struct pl_plan p;
+	int err, ret = 1;
+
+	d.journal = stderr_is_journal();
+	d.ns.root_fd = -1;
+	err = pl_config_load(path, &d.c, why, sizeof(why));
+	if (err) {
+		dlog(&d, LOG_ERR, "%s", why);
+		return err == -ENOMEM ? 1 : 2;
+	}
+	err = pl_nsset_init(&d.ns, why, sizeof(why));
+	if (err) {
+		dlog(&d, LOG_ERR, "%s", why);
+		goto out;
+	}
+	err = setup(&d);
+	if (err) {
+		dlog(&d, LOG_ERR, "cannot set up its event loop: %s", strerror(-err));
+		goto out;
+	}
+	/* watch first, then look: nothing that happens in between is missed */
+	namespaces(&d);
+	sync_monitors(&d);
+	err = reconcile(&d, d.c, NULL, &p, NULL);
+	if (err == -EINVAL) {
+		ret = 2;
+		goto out;
+	}
+	if (err)
+		goto out;
+	d.full = false;
+	if (exporters(&d, NULL, d.c))
+		goto out;
+	dlog(&d, LOG_INFO, "ready: %s (%s): %zu added, %zu changed, %zu removed, %zu unchanged; "
+	     "%zu network namespace%s", path, d.c->owner, pl_plan_count(&p, PL_STEP_ADD),
+	     pl_plan_count(&p, PL_STEP_CHANGE) + pl_plan_count(&p, PL_STEP_ADOPT),
+	     pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged, d.ns.n, d.ns.n == 1 ? "" : "s");
+	pl_plan_free(&p);
+	sd_notifyf(0, "READY=1\nSTATUS=running %s\nMAINPID=%d", path, (int)getpid());
+
+	while (!d.stop) {
+		struct epoll_event ev[32];
+		int n = epoll_wait(d.ep, ev, 32, -1);
+
+		if (n < 0 && errno != EINTR) {
+			dlog(&d, LOG_ERR, "epoll: %s", strerror(errno));
+			goto out;
+		}
+		for (int i = 0; i < n && !d.stop; i++)
+			wakeup(&d, ev[i].data.ptr);
+		if (d.stop)
+			break;
+		if (d.full || d.ndirty)
+			reconcile_dirty(&d);
+		if (d.npend)
+			release_pending(&d);
+	}
+	stop(&d);
+	ret = 0;
+out:
+	pl_prom_serve_stop(d.prom);
+	pl_ipfix_close(d.ipfix);
+	for (size_t i = 0; i < d.nmons; i++)
+		pl_linkmon_close(d.mons[i]);
+	free(d.mons);
+	dirty_clear(&d);
+	free(d.pend);
+	pl_nsset_free(&d.ns);
+	pl_config_free(d.c);
+	{
+		int fds[] = { d.ep, d.sigfd, d.inofd, d.scrapefd, d.ipfixfd, d.retryfd };
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	return ret;
+}

@@ -1,0 +1,1111 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Reconcile a config with the pins: the plan and its steps (service/plan.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <pktlens/array.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "plan.h"
+#include "../cli/policy_rule.h"
+#include "../export/format.h"
+#include "../export/report.h"
+#include "../loader/features.h"
+
+/* ---- building the plan ---- */
+
+static struct pl_step *step_new(struct pl_plan *p, enum pl_step_kind kind, const struct pl_ns *ns,
+				uint64_t netns)
+{
+	struct pl_step *st;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		struct pl_step **s = realloc(p->s, cap * sizeof(*s));
+
+		if (!s)
+			return NULL;
+		p->s = s;
+		p->cap = cap;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->kind = kind;
+	st->netns = ns ? ns->ino : netns;
+	if (ns)
+		snprintf(st->nsname, sizeof(st->nsname), "%s", ns->name);
+	p->s[p->n++] = st;
+	return st;
+}
+
+static void step_free(struct pl_step *st)
+{
+	if (!st)
+		return;
+	free(st->have.rules);
+	pl_policy_texts_free(st->have.texts, st->have.ntexts);
+	free(st->want.texts);	/* the texts are st->rs's */
+	pl_rule_list_free(&st->rs);
+	free(st);
+}
+
+/* Drop the last step (it turned out to change nothing). */
+static void step_drop(struct pl_plan *p)
+{
+	step_free(p->s[--p->n]);
+}
+
+static int note(struct pl_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int note(struct pl_plan *p, const char *fmt, ...)
+{
+	char **n = realloc(p->notes, (p->nnotes + 1) * sizeof(*n));
+	va_list ap;
+	int len;
+
+	if (!n)
+		return -ENOMEM;
+	p->notes = n;
+	va_start(ap, fmt);
+	len = vasprintf(&n[p->nnotes], fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -ENOMEM;
+	p->nnotes++;
+	p->blocked++;
+	return 0;
+}
+
+void pl_plan_free(struct pl_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		step_free(p->s[i]);
+	for (size_t i = 0; i < p->nnotes; i++)
+		free(p->notes[i]);
+	free(p->notes);
+	free(p->s);
+	memset(p, 0, sizeof(*p));
+}
+
+int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const char *why)
+{
+	struct pl_step *st = step_new(p, PL_STEP_REMOVE, NULL, a->netns);
+
+	if (!st)
+		return -ENOMEM;
+	st->att = *a;
+	st->gone = true;
+	st->why = why;
+	snprintf(st->ifname, sizeof(st->ifname), "%s", a->ifname);
+	snprintf(st->pinned, sizeof(st->pinned), "%s", a->ifname);
+	return 0;
+}
+
+static bool managed(const struct pl_attachment *a, const struct pl_config *c)
+{
+	return a->meta_ok && !strcmp(a->meta.managed_by, c->owner);
+}
+
+static int rule_id_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct pl_rule *)a)->id, y = ((const struct pl_rule *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/* What the pins of @st->att say. */
+static int read_have(struct pl_step *st)
+{
+	const struct pl_meta *m = &st->att.meta;
+	struct pl_settings *h = &st->have;
+	struct pl_policy pol;
+	int err;
+
+	h->xdp_mode = (int)m->xdp_mode;
+	h->tc_hooks = (int)m->tc_hooks;
+	h->tc_mech = m->tc_hooks ? (int)m->tc_mech : PL_TC_NONE;
+	h->flows = m->flows_max;
+	h->filter = m->filter_set ? m->filter_expr : NULL;
+	h->probes = m->probes;
+	st->meta_have = *m;
+	err = pl_policy_open(st->att.dir, &pol);
+	if (err == -ENOENT || err == -EPROTO) {
+		pl_policy_close(&pol);
+		return 0;	/* an older attachment: no rules */
+	}
+	if (!err)
+		err = pl_policy_rules(&pol, &h->rules, &h->nrules);
+	if (!err)
+		err = pl_policy_exprs(&pol, &h->texts, &h->ntexts);
+	pl_policy_close(&pol);
+	if (!err && h->nrules)
+		pl_qsort(h->rules, h->nrules, sizeof(*h->rules), rule_id_cmp);
+	return err;
+}
+
+static const char *text_of(const struct pl_settings *x, __u32 id)
+{
+	return pl_policy_text(x->texts, x->ntexts, id);
+}
+
+/* Rules of @want the same in @have (id, words, expression): they keep their counters. */
+static size_t rules_kept(const struct pl_settings *want, const struct pl_settings *have)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < want->nrules; i++) {
+		const struct pl_rule *r = &want->rules[i];
+		const struct pl_rule *o = pl_bsearch(r, have->rules, have->nrules, sizeof(*r),
+						     rule_id_cmp);
+		const char *a = text_of(want, r->id), *b = o ? text_of(have, r->id) : NULL;
+		struct pl_rule x = *r, y;
+
+		if (!o)
+			continue;
+		/* the counter key is the loader's: a rule that keeps its id keeps it */
+		y = *o;
+		x.ctr = y.ctr = 0;
+		if (!memcmp(&x, &y, sizeof(x)) && (a && b ? !strcmp(a, b) : a == b))
+			kept++;
+	}
+	return kept;
+}
+
+/*
+ * What the config wants of interface @li through entry @e: hooks as attach
+ * would pick them, and the rules parsed here, in the interface's namespace
+ * (--redirect looks names up), with ids that keep the counters of rules
+ * already running (@have, may be NULL).
+ */
+static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
+		   const struct pl_link_info *li, struct pl_step *st, char *why, size_t whylen)
+{
+	struct pl_attach_opts o = { .xdp_mode = e->xdp_mode, .tc_hooks = e->tc_hooks,
+				    .tc_mech = e->tc_mech };
+	struct pl_settings *w = &st->want;
+	int err = 0;
+
+	pl_attach_hooks(&o, li, &w->xdp_mode, &w->tc_hooks, &w->tc_mech);
+	w->flows = e->flows;
+	w->filter = e->filter;
+	w->probes = pl_config_probes(c, e);
+	for (size_t i = 0; !err && i < e->nrules; i++) {
+		char *line = strdup(e->rules[i].text);
+
+		err = line ? pl_rule_list_add_line(&st->rs, line, e->rules[i].file, e->rules[i].line,
+						 e->rules[i].col, why, whylen) : -ENOMEM;
+		free(line);
+	}
+	if (!err)
+		err = pl_rule_list_finish(&st->rs, st->have.rules, st->have.nrules, &w->texts,
+					&w->ntexts, why, whylen);
+	if (err)
+		return err;
+	w->rules = st->rs.rules;
+	w->nrules = st->rs.n;
+	if (w->nrules)
+		pl_qsort(w->rules, w->nrules, sizeof(*w->rules), rule_id_cmp);
+	return 0;
+}
+
+/*
+ * Whether @a is the attachment of interface @ifindex: indexes are not
+ * reused in a namespace (they count up), so its recorded index says it,
+ * whatever its links say (a killed re-attach can leave them detached).
+ */
+static bool alive_on(const struct pl_attachment *a, int ifindex)
+{
+	return a->meta_ok && (int)a->meta.ifindex == ifindex;
+}
+
+/* Whether every hook @a records runs: its pinned XDP and tcx links on its interface. */
+static bool hooks_live(const struct pl_attachment *a)
+{
+	static const char *const pins[3] = { PL_PIN_XDP_LINK, PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
+	bool want[3] = { a->meta.xdp_mode != PL_XDP_NONE,
+			 a->meta.tc_mech == PL_TC_TCX && (a->meta.tc_hooks & PL_TC_IN),
+			 a->meta.tc_mech == PL_TC_TCX && (a->meta.tc_hooks & PL_TC_OUT) };
+
+	for (int i = 0; i < 3; i++) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+		char path[600];
+		int fd;
+		bool ok;
+
+		if (!want[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->dir, pins[i]);
+		fd = bpf_obj_get(path);
+		/* xdp.ifindex and tcx.ifindex share their place in the union */
+		ok = fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		     info.xdp.ifindex == a->meta.ifindex;
+		if (fd >= 0)
+			close(fd);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static unsigned differences(const struct pl_step *st, const struct pl_config *c)
+{
+	const struct pl_settings *h = &st->have, *w = &st->want;
+	unsigned what = 0;
+
+	/* hooks that should run and do not (a re-attach killed half-way): attached again */
+	if (h->xdp_mode != w->xdp_mode || h->tc_hooks != w->tc_hooks || h->tc_mech != w->tc_mech ||
+	    !hooks_live(&st->att))
+		what |= PL_CH_HOOKS;
+	if (h->flows != w->flows)
+		what |= PL_CH_FLOWS;
+	if (h->filter && w->filter ? strcmp(h->filter, w->filter) : h->filter != w->filter)
+		what |= PL_CH_FILTER;
+	if (st->rules_kept != w->nrules || h->nrules != w->nrules)
+		what |= PL_CH_RULES;
+	if ((h->probes & PL_PROBE_TCP) != (w->probes & PL_PROBE_TCP))
+		what |= PL_CH_PROBES;
+	if (!managed(&st->att, c)) {
+		what |= PL_CH_OWNER;
+	}
+	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule */
+	if (st->att.meta.version < PL_META_VERSION)
+		what |= PL_CH_META;
+	if (strcmp(st->att.ifname, st->ifname))
+		what |= PL_CH_RENAME;
+	return what;
+}
+
+static bool in_names(const struct pl_scope *sc, const char *name)
+{
+	for (size_t i = 0; i < sc->nnames; i++)
+		if (!strcmp(sc->names[i], name))
+			return true;
+	return false;
+}
+
+static bool in_ifindexes(const struct pl_scope *sc, int ifindex)
+{
+	for (size_t i = 0; i < sc->nifindexes; i++)
+		if (sc->ifindexes[i] == ifindex)
+			return true;
+	return false;
+}
+
+/*
+ * A scope grows by one round: the pins of a named interface may sit under
+ * its old name (a rename), and a name's pins may belong to another index.
+ */
+struct scope_x {
+	const struct pl_scope *sc;
+	char (*names)[IF_NAMESIZE];
+	size_t nnames;
+	int *idx;
+	size_t nidx;
+};
+
+static bool scoped_att(const struct scope_x *x, const struct pl_attachment *a)
+{
+	if (!x->sc)
+		return true;
+	if (a->ns_gone || a->netns != x->sc->netns)
+		return false;
+	if (x->sc->all)
+		return true;
+	for (size_t i = 0; i < x->nnames; i++)
+		if (!strcmp(x->names[i], a->ifname))
+			return true;
+	for (size_t i = 0; a->meta_ok && i < x->nidx; i++)
+		if (x->idx[i] == (int)a->meta.ifindex)
+			return true;
+	return false;
+}
+
+static bool scoped_link(const struct scope_x *x, const struct pl_link_info *li)
+{
+	if (!x->sc || x->sc->all)
+		return true;
+	for (size_t i = 0; i < x->nnames; i++)
+		if (!strcmp(x->names[i], li->ifname))
+			return true;
+	for (size_t i = 0; i < x->nidx; i++)
+		if (x->idx[i] == li->ifindex)
+			return true;
+	return false;
+}
+
+static int scope_expand(struct scope_x *x, const struct pl_attachment *a, size_t n)
+{
+	const struct pl_scope *sc = x->sc;
+
+	x->names = calloc(sc->nnames + n + 1, sizeof(*x->names));
+	x->idx = calloc(sc->nifindexes + n + 1, sizeof(*x->idx));
+	if (!x->names || !x->idx)
+		return -ENOMEM;
+	memcpy(x->names, sc->names, sc->nnames * sizeof(*x->names));
+	x->nnames = sc->nnames;
+	memcpy(x->idx, sc->ifindexes, sc->nifindexes * sizeof(*x->idx));
+	x->nidx = sc->nifindexes;
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].ns_gone || a[i].netns != sc->netns || !a[i].meta_ok)
+			continue;
+		if (in_names(sc, a[i].ifname))
+			x->idx[x->nidx++] = (int)a[i].meta.ifindex;
+		if (in_ifindexes(sc, (int)a[i].meta.ifindex))
+			snprintf(x->names[x->nnames++], IF_NAMESIZE, "%s", a[i].ifname);
+	}
+	return 0;
+}
+
+/* A foreign XDP program on @ifindex (not @ours): its id, else 0. */
+static __u32 foreign_xdp(int ifindex, __u32 ours)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	__u32 ids[3];
+
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return 0;
+	ids[0] = q.drv_prog_id, ids[1] = q.skb_prog_id, ids[2] = q.hw_prog_id;
+	for (int i = 0; i < 3; i++)
+		if (ids[i] && ids[i] != ours)
+			return ids[i];
+	return 0;
+}
+
+/* An interface the config wants that cannot be attached as it says: a note, no step. */
+static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li)
+{
+	char nsbuf[300];
+	__u32 id;
+
+	pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
+	if (st->want.tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
+		char needs[128];
+
+		return note(p, "%s (netns %s): tc-mech tcx %s", li->ifname, nsbuf,
+			    pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs))) ?: 1;
+	}
+	if (st->want.xdp_mode != PL_XDP_NONE &&
+	    (st->kind == PL_STEP_ADD || (st->what & PL_CH_REATTACH)) &&
+	    (id = foreign_xdp(li->ifindex, st->kind == PL_STEP_ADD ? 0 : st->att.meta.xdp_prog_id)))
+		return note(p, "%s (netns %s): a foreign XDP program (id %u) is attached; pktlens "
+			    "does not replace it (detach it, or use xdp: none)", li->ifname, nsbuf,
+			    id) ?: 1;
+	return 0;
+}
+
+/* The plan for one covered namespace; @a/@marked: every attachment, and which are taken. */
+static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const struct scope_x *sx,
+		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p, char *why,
+		   size_t whylen)
+{
+	struct pl_link_info *links = NULL;
+	struct pl_netns here = { .ino = ns->ino };
+	size_t nl = 0;
+	int err;
+
+	err = pl_ns_enter(ns);
+	if (err) {
+		note(p, "netns %s: cannot enter it: %s", pl_ns_label(ns), strerror(-err));
+		return 0;
+	}
+	/* its cookie: pins of a deleted namespace that had its inode are not its own */
+	if (pl_netns_here(&here) || here.ino != ns->ino)
+		here = (struct pl_netns){ .ino = ns->ino };
+	err = pl_links(&links, &nl);
+	if (err) {
+		snprintf(why, whylen, "netns %s: cannot list its interfaces: %s", pl_ns_label(ns),
+			 strerror(-err));
+		return err;
+	}
+	for (size_t l = 0; l < nl && !err; l++) {
+		const struct pl_link_info *li = &links[l];
+		const struct pl_cfg_entry *e;
+		struct pl_attachment *on = NULL, *stale = NULL;
+		struct pl_step *st;
+		int b;
+
+		if (!scoped_link(sx, li))
+			continue;
+		for (size_t i = 0; i < na; i++) {
+			if (!pl_attachment_of(&a[i], &here))
+				continue;
+			if (alive_on(&a[i], li->ifindex))
+				on = &a[i];
+			else if (!strcmp(a[i].ifname, li->ifname))
+				stale = &a[i];
+		}
+		/* pins under this name that belong to a live interface of another name: theirs */
+		if (stale && stale->meta_ok) {
+			for (size_t k = 0; k < nl; k++)
+				if (k != l && alive_on(stale, links[k].ifindex))
+					stale = NULL;
+		}
+		if (on)
+			marked[on - a] = true;
+		e = pl_config_match(c, ns->name[0] ? ns->name : NULL, li->ifname);
+		if (!e) {
+			if (on && managed(on, c)) {
+				st = step_new(p, PL_STEP_REMOVE, ns, 0);
+				if (!st)
+					goto nomem;
+				st->att = *on;
+				read_have(st);
+				st->why = strcmp(on->ifname, li->ifname) ?
+					  "renamed to a name the config does not match" :
+					  "no longer matched by the config";
+				snprintf(st->ifname, sizeof(st->ifname), "%s", on->ifname);
+				snprintf(st->pinned, sizeof(st->pinned), "%s", on->ifname);
+			} else if (on) {
+				p->left_alone++;
+			}
+			continue;
+		}
+		st = step_new(p, on ? PL_STEP_CHANGE : PL_STEP_ADD, ns, 0);
+		if (!st)
+			goto nomem;
+		snprintf(st->ifname, sizeof(st->ifname), "%s", li->ifname);
+		st->ifindex = li->ifindex;
+		if (on) {
+			st->att = *on;
+			snprintf(st->pinned, sizeof(st->pinned), "%s", on->ifname);
+			snprintf(st->prev_owner, sizeof(st->prev_owner), "%s", on->meta.managed_by);
+			err = read_have(st);
+			if (err) {
+				snprintf(why, whylen, "%s (netns %s): cannot read its rules: %s",
+					 on->ifname, pl_ns_label(ns), strerror(-err));
+				break;
+			}
+		}
+		err = resolve(c, e, li, st, why, whylen);
+		if (err)
+			break;
+		if (on) {
+			st->rules_kept = rules_kept(&st->want, &st->have);
+			st->what = differences(st, c);
+			if (!managed(on, c))
+				st->kind = PL_STEP_ADOPT;
+			if (!st->what) {
+				p->unchanged++;
+				step_drop(p);
+				continue;
+			}
+		}
+		b = blocked(p, st, li);
+		if (b) {
+			step_drop(p);
+			if (b < 0)
+				goto nomem;
+			continue;
+		}
+		if (st->kind == PL_STEP_ADD && stale && !stale->meta_ok) {
+			st->replace = true;	/* pins nothing can read: attached over */
+			marked[stale - a] = true;
+		} else if (stale && !marked[stale - a]) {
+			/* a gone interface's pins under the name this one needs: out of the way first */
+			struct pl_step *rm = step_new(p, PL_STEP_REMOVE, ns, 0);
+
+			if (!rm)
+				goto nomem;
+			rm->att = *stale;
+			read_have(rm);
+			rm->gone = rm->clear_way = true;
+			rm->why = "interface gone (a new one has its name)";
+			snprintf(rm->ifname, sizeof(rm->ifname), "%s", stale->ifname);
+			snprintf(rm->pinned, sizeof(rm->pinned), "%s", stale->ifname);
+			marked[stale - a] = true;
+		}
+	}
+	free(links);
+	/* the rest of this namespace's attachments lost their interface */
+	for (size_t i = 0; !err && i < na; i++) {
+		struct pl_step *st;
+
+		if (marked[i] || !pl_attachment_of(&a[i], &here) || !scoped_att(sx, &a[i]))
+			continue;
+		marked[i] = true;
+		if (!managed(&a[i], c)) {
+			p->left_alone++;
+			continue;
+		}
+		st = step_new(p, PL_STEP_REMOVE, ns, 0);
+		if (!st)
+			return -ENOMEM;
+		st->att = a[i];
+		read_have(st);
+		st->gone = true;
+		st->why = "interface gone";
+		snprintf(st->ifname, sizeof(st->ifname), "%s", a[i].ifname);
+		snprintf(st->pinned, sizeof(st->pinned), "%s", a[i].ifname);
+	}
+	return err;
+nomem:
+	free(links);
+	return -ENOMEM;
+}
+
+static int kind_order(const void *x, const void *y)
+{
+	const struct pl_step *a = *(const struct pl_step *const *)x;
+	const struct pl_step *b = *(const struct pl_step *const *)y;
+
+	if (a->kind != b->kind)
+		return (a->kind == PL_STEP_ADOPT ? PL_STEP_CHANGE : (int)a->kind) <
+		       (b->kind == PL_STEP_ADOPT ? PL_STEP_CHANGE : (int)b->kind) ? -1 : 1;
+	if (a->netns != b->netns)
+		return a->netns < b->netns ? -1 : 1;
+	return strcmp(a->ifname, b->ifname);
+}
+
+int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const struct pl_scope *scope,
+		 struct pl_plan *p, char *why, size_t whylen)
+{
+	struct scope_x sx = { .sc = scope };
+	struct pl_attachment *a = NULL;
+	bool *marked = NULL;
+	size_t na = 0;
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	err = pl_attachments(0, &a, &na);
+	if (err) {
+		snprintf(why, whylen, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+		return err;
+	}
+	marked = calloc(na + 1, sizeof(*marked));
+	if (!marked || (scope && scope_expand(&sx, a, na))) {
+		err = -ENOMEM;
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		goto out;
+	}
+	for (size_t i = 0; !err && i < s->n; i++)
+		if (!scope || scope->netns == s->ns[i].ino)
+			err = plan_ns(c, &s->ns[i], &sx, a, na, marked, p, why, whylen);
+	pl_ns_leave(s);
+	/* what the config manages in namespaces it no longer covers */
+	for (size_t i = 0; !err && !scope && i < na; i++) {
+		struct pl_netns_id id;
+		struct pl_step *st;
+
+		if (marked[i] || !managed(&a[i], c) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
+			continue;
+		st = step_new(p, PL_STEP_REMOVE, NULL, a[i].netns);
+		if (!st) {
+			err = -ENOMEM;
+			break;
+		}
+		/* a deleted namespace's (set aside): its inode may name another now */
+		memset(&id, 0, sizeof(id));
+		if (!a[i].ns_gone)
+			pl_netns_identify(a[i].netns, true, &id);
+		snprintf(st->nsname, sizeof(st->nsname), "%s", id.name);
+		st->att = a[i];
+		read_have(st);
+		st->gone = !id.name[0] && !id.pid;
+		st->why = st->gone ? "network namespace gone" : "network namespace no longer covered";
+		snprintf(st->ifname, sizeof(st->ifname), "%s", a[i].ifname);
+		snprintf(st->pinned, sizeof(st->pinned), "%s", a[i].ifname);
+	}
+	if (err == -ENOMEM)
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+	if (!err && p->n)
+		pl_qsort(p->s, p->n, sizeof(*p->s), kind_order);
+out:
+	if (err)
+		pl_plan_free(p);
+	free(sx.names);
+	free(sx.idx);
+	free(marked);
+	free(a);
+	return err;
+}
+
+/* ---- running it ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Enter the namespace of @st: a covered one, else a named one found again; -1: stay. */
+static int enter_for(const struct pl_step *st, const struct pl_nsset *s)
+{
+	const struct pl_ns *ns = pl_nsset_find(s, st->netns);
+	char path[512];
+	int fd, err;
+
+	if (ns)
+		return pl_ns_enter(ns);
+	if (!st->nsname[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), PL_NETNS_DIR "/%s", st->nsname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static void final_totals(struct pl_step *st)
+{
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_state state;
+	char totals[sizeof(st->msg) - 32];
+
+	if (pl_state_open(st->att.dir, &state))
+		return;
+	if (!pl_state_stats(&state, s) && pl_fmt_totals(&st->att.meta, s, totals, sizeof(totals))[0])
+		snprintf(st->msg, sizeof(st->msg), "final totals: %s", totals);
+	pl_state_close(&state);
+}
+
+static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned flags)
+{
+	struct pl_attachment att = st->att;
+	char why[PL_WHY_LEN * 2];
+	int err;
+
+	final_totals(st);
+	if (st->gone && !st->clear_way && (flags & PL_RUN_KEEP_GONE)) {
+		st->kept = true;
+		return 0;
+	}
+	/* clsact filters die with their interface; elsewhere they are removed in their namespace */
+	if (att.meta.tc_mech == PL_TC_CLSACT && (st->gone || enter_for(st, s)))
+		att.meta.tc_mech = PL_TC_NONE;
+	/*
+	 * Out of its place first, in one step, as a temporary directory of
+	 * ours: killed from here on, the next apply's attach removes what is
+	 * left (pl_pins_gc()), and no half attachment is ever seen.
+	 */
+	{
+		const char *slash = strrchr(att.dir, '/');
+		char aside[sizeof(att.dir)];
+
+		if (slash && snprintf(aside, sizeof(aside), "%.*s/" PL_PIN_TMP_PREFIX "%s:%d",
+				      (int)(slash - att.dir), att.dir, att.ifname, (int)getpid()) <
+			     (int)sizeof(aside) && !rename(att.dir, aside))
+			snprintf(att.dir, sizeof(att.dir), "%s", aside);
+	}
+	err = pl_detach(&att, why, sizeof(why));
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	return err;
+}
+
+static void attach_opts(const struct pl_step *st, const struct pl_config *c, bool reattach,
+			struct pl_attach_opts *o)
+{
+	const struct pl_settings *w = &st->want;
+
+	*o = (struct pl_attach_opts){
+		.ifname = st->ifname, .xdp_mode = w->xdp_mode, .tc_hooks = w->tc_hooks,
+		.tc_mech = w->tc_hooks ? w->tc_mech : -1, .flows_max = w->flows,
+		.reattach = reattach, .down_ok = true, .probes = w->probes, .owner = c->owner,
+		.set_filter = true, .filter = w->filter, .set_rules = true, .rules = w->rules,
+		.nrules = w->nrules, .texts = w->texts, .ntexts = w->ntexts,
+	};
+}
+
+static int run_change(struct pl_step *st, const struct pl_config *c)
+{
+	struct pl_attach_opts o;
+	struct pl_attach_info info;
+	char why[PL_WHY_LEN * 8], dir[512];
+	int err = 0;
+
+	snprintf(dir, sizeof(dir), "%s", st->att.dir);
+	if (st->what & PL_CH_RENAME) {
+		err = pl_attachment_rename(&st->att, st->ifname, why, sizeof(why));
+		if (err)
+			goto out;
+		pl_pin_dir(dir, sizeof(dir), st->netns, st->ifname);
+	}
+	if ((st->what & PL_CH_REATTACH) || ((st->what & PL_CH_FILTER) && (st->what & PL_CH_RULES))) {
+		/* one step: the new attachment takes the old one's place with everything */
+		attach_opts(st, c, true, &o);
+		err = pl_attach(&o, &info, why, sizeof(why));
+		goto out;
+	}
+	if (st->what & PL_CH_FILTER) {
+		struct pl_chain ch;
+
+		err = pl_chain_open(dir, &ch);
+		if (err)
+			snprintf(why, sizeof(why), "cannot open its pins: %s", strerror(-err));
+		else
+			err = st->want.filter ? pl_chain_set(&ch, st->want.filter, why, sizeof(why)) :
+			      pl_chain_clear(&ch, why, sizeof(why));
+		pl_chain_close(&ch);
+	}
+	if (!err && (st->what & PL_CH_RULES)) {
+		struct pl_policy pol;
+
+		err = pl_policy_open(dir, &pol);
+		if (err)
+			snprintf(why, sizeof(why), "cannot open its rule maps: %s", strerror(-err));
+		else
+			err = pl_policy_commit(&pol, st->want.rules, st->want.nrules, st->want.texts,
+					       st->want.ntexts, why, sizeof(why));
+		pl_policy_close(&pol);
+	}
+	/* last: an attachment is this config's once it is as the config says */
+	if (!err && (st->what & PL_CH_OWNER))
+		err = pl_meta_set_owner(dir, c->owner, why, sizeof(why));
+out:
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	return err;
+}
+
+static int run_add(struct pl_step *st, const struct pl_config *c)
+{
+	struct pl_attach_opts o;
+	struct pl_attach_info info;
+	char why[PL_WHY_LEN * 8];
+	int err;
+
+	attach_opts(st, c, st->replace, &o);
+	err = pl_attach(&o, &info, why, sizeof(why));
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	return err;
+}
+
+/* One step, in its namespace; 0 or -errno, the result in @st. */
+static int run_step(struct pl_step *st, const struct pl_config *c, const struct pl_nsset *s,
+		    unsigned flags)
+{
+	double t0 = now_s();
+	int err = 0;
+
+	if (st->kind != PL_STEP_REMOVE || pl_nsset_find(s, st->netns))
+		err = enter_for(st, s);
+	if (err)
+		snprintf(st->msg, sizeof(st->msg), "cannot enter network namespace %s: %s",
+			 st->nsname[0] ? st->nsname : "root", strerror(-err));
+	else if (st->kind == PL_STEP_REMOVE)
+		err = run_remove(st, s, flags);
+	else if (st->kind == PL_STEP_ADD)
+		err = run_add(st, c);
+	else
+		err = run_change(st, c);
+	pl_ns_leave(s);
+	st->ran = !st->kept;
+	st->ok = !err;
+	st->secs = now_s() - t0;
+	return err;
+}
+
+/*
+ * Attaching is mostly the verifier's work, one CPU per program load: new
+ * attachments (independent of each other, each made in one step) are made
+ * by up to one worker process per CPU. They share the change lock (the
+ * same open file), take step numbers from one pipe and send results back on
+ * another, in records shorter than PIPE_BUF (written whole); they die with
+ * their parent.
+ */
+#define WORKERS_MAX 4
+
+struct result {
+	__u32 idx;
+	__u8 ok, ran, kept;
+	double secs;
+	char msg[sizeof(((struct pl_step *)0)->msg)];
+};
+_Static_assert(sizeof(struct result) <= PIPE_BUF, "results are written in one piece");
+
+static void worker(struct pl_plan *p, const struct pl_config *c, const struct pl_nsset *s,
+		   unsigned flags, int work, int res, volatile int *stop, pid_t parent)
+{
+	__u32 idx;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	while (!*stop && read(work, &idx, sizeof(idx)) == sizeof(idx)) {
+		struct pl_step *st = p->s[idx];
+		struct result r = { .idx = idx };
+		int err = run_step(st, c, s, flags);
+
+		r.ok = st->ok, r.ran = st->ran, r.kept = st->kept, r.secs = st->secs;
+		memcpy(r.msg, st->msg, sizeof(r.msg));
+		if (write(res, &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		if (err && (flags & PL_RUN_STOP_ON_ERROR))
+			*stop = 1;
+	}
+	_exit(0);
+}
+
+/* Steps @from.. (all ADD) by @nw workers; the number that failed, or -1 if no worker started. */
+static long run_parallel(struct pl_plan *p, size_t from, int nw, const struct pl_config *c,
+			 const struct pl_nsset *s, unsigned flags,
+			 void (*done)(const struct pl_step *st, void *ctx), void *ctx)
+{
+	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int work[2] = { -1, -1 }, res[2] = { -1, -1 }, started = 0;
+	pid_t parent = getpid(), pids[WORKERS_MAX];
+	struct result r;
+	long failed = 0;
+
+	if (stop == MAP_FAILED)
+		return -1;
+	*stop = 0;
+	if (pipe2(work, O_CLOEXEC) || pipe2(res, O_CLOEXEC))
+		goto out;
+	for (size_t i = from; i < p->n; i++) {
+		__u32 idx = (__u32)i;
+
+		if (write(work[1], &idx, sizeof(idx)) != sizeof(idx))
+			goto out;
+	}
+	close(work[1]);
+	work[1] = -1;
+	fflush(NULL);
+	for (int w = 0; w < nw; w++) {
+		pids[started] = fork();
+		if (pids[started] == 0) {
+			close(res[0]);
+			worker(p, c, s, flags, work[0], res[1], stop, parent);
+		}
+		if (pids[started] > 0)
+			started++;
+	}
+	if (!started)
+		goto out;
+	close(res[1]);
+	res[1] = -1;
+	while (read(res[0], &r, sizeof(r)) == sizeof(r)) {
+		struct pl_step *st;
+
+		if (r.idx < from || r.idx >= p->n)
+			continue;
+		st = p->s[r.idx];
+		st->ok = r.ok, st->ran = r.ran, st->kept = r.kept, st->secs = r.secs;
+		memcpy(st->msg, r.msg, sizeof(st->msg));
+		failed += !st->ok;
+		if (done)
+			done(st, ctx);
+	}
+	for (int w = 0; w < started; w++)
+		waitpid(pids[w], NULL, 0);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (work[i] >= 0)
+			close(work[i]);
+		if (res[i] >= 0)
+			close(res[i]);
+	}
+	munmap((void *)stop, sizeof(int));
+	return started ? failed : -1;
+}
+
+size_t pl_plan_run(struct pl_plan *p, const struct pl_config *c, const struct pl_nsset *s,
+		   unsigned flags, void (*done)(const struct pl_step *st, void *ctx), void *ctx)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t failed = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct pl_step *st = p->s[i];
+		size_t left = p->n - i;
+
+		if (failed && (flags & PL_RUN_STOP_ON_ERROR))
+			break;
+		/* the rest are additions (they come last): in parallel, if that helps */
+		if (st->kind == PL_STEP_ADD && left > 1 && cpus > 1) {
+			int nw = (int)(cpus < WORKERS_MAX ? cpus : WORKERS_MAX);
+			long f = run_parallel(p, i, left < (size_t)nw ? (int)left : nw, c, s, flags,
+					      done, ctx);
+
+			if (f >= 0)
+				return failed + (size_t)f;
+		}
+		failed += run_step(st, c, s, flags) != 0;
+		if (done)
+			done(st, ctx);
+	}
+	return failed;
+}
+
+/* ---- telling it ---- */
+
+size_t pl_plan_count(const struct pl_plan *p, enum pl_step_kind k)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		n += p->s[i]->kind == k;
+	return n;
+}
+
+const char *pl_step_verb(const struct pl_step *st)
+{
+	static const char *const verbs[] = { "remove", "change", "adopt", "add" };
+
+	return verbs[st->kind];
+}
+
+static const char *hooks_str(const struct pl_settings *x, char *buf, size_t len)
+{
+	struct pl_meta m = { .xdp_mode = (__u32)x->xdp_mode, .tc_hooks = (__u32)x->tc_hooks,
+			     .tc_mech = (__u32)x->tc_mech, .probes = x->probes };
+
+	return pl_fmt_hooks(&m, buf, len);
+}
+
+#define ADD(...) (n < len ? (void)(n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__)) : (void)0)
+
+const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
+{
+	const struct pl_settings *h = &st->have, *w = &st->want;
+	char nsbuf[300], a[128], b[128];
+	const char *sep = "";
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (st->nsname[0])
+		snprintf(nsbuf, sizeof(nsbuf), "%" PRIu64 " (%s)", st->netns, st->nsname);
+	else
+		pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
+	ADD("%s (netns %s): ", st->ifname, nsbuf);
+	switch (st->kind) {
+	case PL_STEP_REMOVE:
+		ADD("%s", st->why);
+		break;
+	case PL_STEP_ADD:
+		ADD("%s, flows %u", hooks_str(w, a, sizeof(a)), w->flows);
+		if (w->filter)
+			ADD(", filter '%s'", w->filter);
+		if (w->nrules)
+			ADD(", %zu rule%s", w->nrules, w->nrules == 1 ? "" : "s");
+		if (st->replace)
+			ADD(" (over pins pktlens cannot read)");
+		break;
+	default:
+		if (st->what & PL_CH_RENAME)
+			ADD("%srenamed from %s", sep, st->pinned), sep = "; ";
+		if (st->what & (PL_CH_HOOKS | PL_CH_PROBES))
+			ADD("%shooks %s -> %s", sep, hooks_str(h, a, sizeof(a)),
+			    hooks_str(w, b, sizeof(b))), sep = "; ";
+		if (st->what & PL_CH_FLOWS)
+			ADD("%sflows %u -> %u", sep, h->flows, w->flows), sep = "; ";
+		if (st->what & PL_CH_FILTER) {
+			ADD("%sfilter ", sep), sep = "; ";
+			ADD(h->filter ? "'%s'" : "%s", h->filter ? h->filter : "none");
+			ADD(" -> ");
+			ADD(w->filter ? "'%s'" : "%s", w->filter ? w->filter : "none");
+		}
+		if (st->what & PL_CH_RULES)
+			ADD("%srules: %zu kept, %zu new, %zu removed", sep, st->rules_kept,
+			    w->nrules - st->rules_kept, h->nrules - st->rules_kept), sep = "; ";
+		if (st->what & PL_CH_OWNER) {
+			ADD("%snow managed by this config (", sep), sep = "; ";
+			ADD(st->prev_owner[0] ? "was managed by %s)" : "was attached by hand)",
+			    st->prev_owner);
+		}
+		if (st->what & PL_CH_META)
+			ADD("%sattached again: its metadata is version %u, an older pktlens's", sep,
+			    st->att.meta.version);
+		break;
+	}
+	return buf;
+}
+
+static void settings_json(struct jw *w, const struct pl_settings *x)
+{
+	char line[PL_FILTER_EXPR_MAX + 512];
+
+	jw_obj_open(w);
+	jw_str_field(w, "xdp", pl_xdp_mode_name(x->xdp_mode));
+	jw_str_field(w, "tc", x->tc_hooks == (PL_TC_IN | PL_TC_OUT) ? "in,out" :
+			 x->tc_hooks == PL_TC_IN ? "in" : x->tc_hooks == PL_TC_OUT ? "out" : "none");
+	jw_str_field(w, "tc_mech", pl_tc_mech_name(x->tc_mech));
+	jw_u64_field(w, "flows", x->flows);
+	jw_str_field(w, "filter", x->filter);
+	jw_key(w, "probes");
+	jw_arr_open(w);
+	if (x->probes & PL_PROBE_TCP)
+		jw_str(w, "tcp");
+	jw_arr_close(w);
+	jw_key(w, "rules");
+	jw_arr_open(w);
+	for (size_t i = 0; i < x->nrules; i++) {
+		pl_rule_format(&x->rules[i], text_of(x, x->rules[i].id), line, sizeof(line));
+		jw_str(w, line);
+	}
+	jw_arr_close(w);
+	jw_obj_close(w);
+}
+
+void pl_step_json(struct jw *w, const struct pl_step *st, bool result)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} changes[] = {
+		{ PL_CH_RENAME, "rename" }, { PL_CH_HOOKS, "hooks" }, { PL_CH_FLOWS, "flows" },
+		{ PL_CH_FILTER, "filter" }, { PL_CH_RULES, "rules" }, { PL_CH_PROBES, "probes" },
+		{ PL_CH_OWNER, "owner" }, { PL_CH_META, "metadata" },
+	};
+
+	jw_obj_open(w);
+	jw_str_field(w, "action", pl_step_verb(st));
+	jw_str_field(w, "ifname", st->ifname);
+	jw_u64_field(w, "netns", st->netns);
+	jw_str_field(w, "netns_name", st->nsname[0] ? st->nsname : NULL);
+	if (st->kind == PL_STEP_REMOVE) {
+		jw_str_field(w, "reason", st->why);
+		jw_bool_field(w, "gone", st->gone);
+	}
+	if (st->kind == PL_STEP_CHANGE || st->kind == PL_STEP_ADOPT) {
+		jw_key(w, "changes");
+		jw_arr_open(w);
+		for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+			if (st->what & changes[i].bit)
+				jw_str(w, changes[i].name);
+		jw_arr_close(w);
+		jw_str_field(w, "pinned_as", st->pinned);
+		jw_u64_field(w, "rules_kept", st->rules_kept);
+	}
+	if (st->kind == PL_STEP_ADOPT)
+		jw_str_field(w, "managed_by_before", st->prev_owner[0] ? st->prev_owner : NULL);
+	if (st->kind != PL_STEP_ADD) {
+		jw_key(w, "from");
+		settings_json(w, &st->have);
+	}
+	if (st->kind != PL_STEP_REMOVE) {
+		jw_key(w, "to");
+		settings_json(w, &st->want);
+	}
+	if (result) {
+		jw_bool_field(w, "done", st->ran && st->ok);
+		jw_str_field(w, "error", st->ran && !st->ok ? st->msg : NULL);
+		if (st->kind == PL_STEP_REMOVE)
+			jw_str_field(w, "final_totals", st->ok && st->msg[0] ? st->msg : NULL);
+		jw_key(w, "seconds");
+		jw_double(w, st->secs);
+	}
+	jw_obj_close(w);
+}

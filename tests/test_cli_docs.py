@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: GPL-2.0
+"""README.md's command table, the SYNOPSIS of docs/pktlens.8 and every command's --help list
+exactly the options the command tables in cli/ define: `pktlens help --options -j` dumps the
+tables, and each document is held to them. A new option documented nowhere, or an option the
+docs keep after it went, fails here and says where."""
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab import PKTLENS
+
+ROOT = Path(__file__).resolve().parent.parent
+OPT = re.compile(r"(?<![\w/-])(--[a-z][a-z0-9-]*|-[a-zA-Z]+)(?![\w-])")
+
+
+def tables():
+    r = subprocess.run([PKTLENS, "help", "--options", "-j"], capture_output=True, text=True,
+                       check=True)
+    return json.loads(r.stdout)
+
+
+DUMP = tables()
+COMMON = set(DUMP["common"])
+COMMANDS = {c["command"]: c for c in DUMP["commands"]}
+
+
+def spellings(opt):
+    return {s for s in (opt["long"], opt["short"]) if s}
+
+
+def documented(cmd):
+    """The options of command path @cmd the docs must show: a set of spelling sets."""
+    return [frozenset(spellings(o)) for o in COMMANDS[cmd]["options"] if not o["hidden"]]
+
+
+def accepted(cmd):
+    return set().union(*(spellings(o) for o in COMMANDS[cmd]["options"]))
+
+
+def tokens(text):
+    """Option words of a synopsis: -dd and -ddd are -d said twice and three times."""
+    text = re.sub(r"\w\[-\w\]", "", text)     # port ranges: P[-P]
+    return {re.sub(r"^-(d)d{1,2}$", r"-\1", t) for t in OPT.findall(text)} - COMMON
+
+
+def commands_of(synopsis):
+    """The command paths a synopsis names: 'tcp rtt|connlat ...' names two."""
+    words = synopsis.replace(" | ", "|").split()
+    if not words or words[0] not in {c.split()[0] for c in COMMANDS}:
+        return []
+    if words[0] in COMMANDS:
+        return [words[0]]
+    subs = words[1].split("|") if len(words) > 1 else []
+    return [f"{words[0]} {s}" for s in subs if f"{words[0]} {s}" in COMMANDS]
+
+
+def check(where, synopses):
+    """Each synopsis lists the options of the commands it names, no more, no fewer; every
+    command has one."""
+    problems, seen = [], set()
+    for syn in synopses:
+        cmds = commands_of(syn)
+        if not cmds:
+            continue
+        seen.update(cmds)
+        got = tokens(syn)
+        want = [s for c in cmds for s in documented(c)]
+        known = set().union(*(accepted(c) for c in cmds))
+        for extra in sorted(got - known):
+            problems.append(f"{where}: '{syn}' lists {extra}, which {'/'.join(cmds)} does not take")
+        for opt in want:
+            if not opt & got:
+                problems.append(f"{where}: '{syn}' lacks {'/'.join(sorted(opt))}")
+    for cmd in sorted(set(COMMANDS) - seen):
+        problems.append(f"{where}: no synopsis of 'pktlens {cmd}'")
+    return problems
+
+
+def readme_synopses():
+    """The first cell of each row of README's command table, split at ' / '."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| command | what it does |"):]
+    table = table[:table.index("\n\n")]
+    out = []
+    for line in table.splitlines()[2:]:
+        cell = line.split(" | ")[0].lstrip("| ").replace("\\|", "|")
+        out += [s.strip(" `") for s in cell.split("` / `")]
+    return out
+
+
+def man_synopses():
+    """SYNOPSIS of the man page, one entry per `.B pktlens CMD` line and what follows it."""
+    text = (ROOT / "docs" / "pktlens.8").read_text()
+    syn = text[text.index(".SH SYNOPSIS"):text.index(".SH DESCRIPTION")]
+    out = []
+    for block in re.split(r"\n(?=\.B pktlens )", syn)[1:]:
+        words = []
+        for line in block.splitlines():
+            line = re.sub(r"^\.(B|I|BR|RB|IR|RI|BI|IB|br|PP)\b ?", "", line)
+            line = line.replace("\\-", "-").replace("\\fI", "").replace("\\fP", "").replace("\\fR", "")
+            words.append(line.replace('"', " "))
+        out.append(" ".join(" ".join(words).split()).removeprefix("pktlens "))
+    return out
+
+
+def test_tables_dump_every_command():
+    assert {"attach", "filter compile", "policy add", "tcp rtt", "export ipfix"} <= set(COMMANDS)
+    for cmd, c in COMMANDS.items():
+        assert c["synopsis"].startswith(f"pktlens {cmd}"), c
+
+
+def test_readme_lists_the_tables_options():
+    assert check("README.md", readme_synopses()) == []
+
+
+def test_man_page_lists_the_tables_options():
+    assert check("docs/pktlens.8", man_synopses()) == []
+
+
+@pytest.mark.parametrize("obj", sorted({c.split()[0] for c in COMMANDS}))
+def test_help_lists_the_tables_options(obj):
+    r = subprocess.run([PKTLENS, obj, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith(f"Usage: pktlens {obj}") and not r.stderr
+    got = tokens(r.stdout) | (set(OPT.findall(r.stdout)) & COMMON)
+    for cmd in (c for c in COMMANDS if c.split()[0] == obj):
+        for opt in documented(cmd):
+            assert opt & got, f"pktlens {obj} --help lacks {'/'.join(sorted(opt))} of {cmd}"
+        assert COMMANDS[cmd]["synopsis"].removeprefix("pktlens ") in " ".join(r.stdout.split())
+    assert {"-j", "--json", "-h", "--help"} <= got
+
+
+def test_the_check_sees_a_missing_and_an_extra_option():
+    """The checker itself: a synopsis that lost --force or gained --frob is reported."""
+    syn = COMMANDS["attach"]["synopsis"].removeprefix("pktlens ")
+    short = syn.replace(" [--force]", "")
+    assert [p for p in check("x", [short]) if "attach" in p] == [f"x: '{short}' lacks --force"]
+    assert [p for p in check("x", [syn + " [--frob]"]) if "attach" in p] == \
+        [f"x: '{syn} [--frob]' lists --frob, which attach does not take"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["s"], "pktlens: 's' is ambiguous: stats or sample (see pktlens --help)\n"),
+    (["policy", "l", "vb"], "pktlens: policy: 'l' is ambiguous: list or load (see pktlens policy --help)\n"),
+    (["tcp", "r"], "pktlens: tcp: 'r' is ambiguous: retrans or rtt (see pktlens tcp --help)\n"),
+    (["filter", "x"], "pktlens: filter: what is 'x'? (see pktlens filter --help)\n"),
+])
+def test_prefixes(args, msg):
+    """Commands and sub-commands are chosen by a prefix that names one; others exit 2 naming
+    the candidates."""
+    r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, msg)
+
+
+def test_prefix_runs_the_command():
+    for words in (["fil", "comp", "--help"], ["filter", "r", "--help"], ["pol", "a", "-h"],
+                  ["tc", "--help"]):
+        r = subprocess.run([PKTLENS, *words], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, (words, r)
+    r = subprocess.run([PKTLENS, "fil", "comp", "-j", "udp"], capture_output=True, text=True)
+    assert json.loads(r.stdout)["expression"] == "udp"
+    r = subprocess.run([PKTLENS, "export", "p", "--listen", "nowhere"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, "pktlens: export prometheus: --listen 'nowhere': not "
+                                           "ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)\n")
+
+
+@pytest.mark.parametrize("cmd", [["attach"], ["detach"], ["stats", "a", "b"], ["flows", "a", "b"],
+                                 ["top", "a", "b"], ["sample"], ["tcp", "rtt", "x"],
+                                 ["export", "ipfix"], ["filter", "set", "vb"], ["policy", "del", "vb"]])
+def test_json_after_every_command(cmd):
+    """-j after the command is the global -j: its error is a JSON document too."""
+    r = subprocess.run([PKTLENS, *cmd, "-j"], capture_output=True, text=True)
+    assert r.returncode == 2 and "error" in json.loads(r.stdout), r
+    assert r.stderr.startswith(f"pktlens: {' '.join(cmd[:2]) if cmd[0] in ('tcp', 'export', 'filter', 'policy') else cmd[0]}: ")
+
+
+def test_missing_value_and_unknown_option():
+    r = subprocess.run([PKTLENS, "sample", "vb", "--snaplen"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, "pktlens: sample: --snaplen needs a value "
+                                           "(see pktlens sample --help)\n")
+    r = subprocess.run([PKTLENS, "top", "--bogus"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, "pktlens: top: unknown option '--bogus' "
+                                           "(see pktlens top --help)\n")
