@@ -78,6 +78,13 @@ static struct rec *load(const char *path, size_t *n)
 	return v;
 }
 
+static void free_recs(struct rec *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].data);
+	free(v);
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
@@ -100,6 +107,7 @@ int main(int argc, char **argv)
 	sll.sll_ifindex = (int)if_nametoindex(argv[1]);
 	if (fd < 0 || !sll.sll_ifindex || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
 		fprintf(stderr, "pace_send: %s: %s\n", argv[1], strerror(errno));
+		free_recs(v, n);
 		return 1;
 	}
 	t0 = now_ns() + 1000000;	/* 1 ms to settle */
@@ -119,6 +127,7 @@ int main(int argc, char **argv)
 		while (send(fd, v[i].data, v[i].len, 0) < 0) {
 			if (errno != ENOBUFS && errno != EAGAIN) {
 				fprintf(stderr, "pace_send: %s: %s\n", argv[1], strerror(errno));
+				free_recs(v, n);
 				return 1;
 			}
 			usleep(50);
@@ -126,5 +135,7 @@ int main(int argc, char **argv)
 		sent++;
 	}
 	printf("%zu %llu\n", sent, (unsigned long long)(late_max / 1000));
+	free_recs(v, n);
+	close(fd);
 	return 0;
 }
