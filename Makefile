@@ -53,7 +53,8 @@ CLI_OBJS := $(patsubst %.c,$(OUT)/%.o,$(CLI_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
-TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows $(OUT)/tests/loadcheck
+TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows $(OUT)/tests/loadcheck \
+	      $(OUT)/tests/pace_send
 BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
 
 .PHONY: all deps test test-kernels unit pytest demo bench fuzz install clean
@@ -107,6 +108,9 @@ $(OUT)/tests/loadcheck: $(OUT)/tests/loadcheck.o $(LIB_OBJS)
 
 $(OUT)/tests/fill_flows: $(OUT)/tests/fill_flows.o
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/pace_send: $(OUT)/tests/pace_send.o
+	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^
 
 $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB_OBJS)
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

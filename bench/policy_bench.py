@@ -7,7 +7,10 @@
    UDP frame that no rule matches (so every rule kind is fully evaluated),
    against a bare XDP_PASS program (.output/pass.bpf.o) in the same rounds,
    alternating. Cases: no rules, 1 prefix rule, 100,000 prefix rules (LPM
-   trie), 64 port rules (the in-order list), 1/16/64 expression rules.
+   trie), 64 port rules (the in-order list), 1/16/64 expression rules; and on a
+   frame a rule matches, a plain list rule that drops it against --limit rules
+   (per rule, per source) that let it through or drop it as excess, those also
+   on two CPUs at once (a global bucket's lock contended).
    ns/pkt is the kernel's average `duration` (integer ns); ratio = pktlens /
    floor of the same round; medians over rounds, min..max of the ratio.
 2. Live, in a veth lab: trafgen floods UDP from 198.18.0.0/24; the receiver
@@ -18,6 +21,7 @@
    in NET_RX softirq.
 
     bench/policy_bench.py [--rounds N] [--repeat R] [--seconds S] [--json FILE]
+                          [--cases SUBSTRING,...] [--no-live]
 
 Needs root, bpftool, and for part 2 nft and trafgen (skipped, and said, when
 missing).
@@ -105,7 +109,26 @@ CASES = [
     ("1 expression rule", ["--drop 'udp dst port 2000'"]),
     ("16 expression rules", [f"--drop 'udp dst port {2000 + i}'" for i in range(16)]),
     ("64 expression rules", [f"--drop 'udp dst port {2000 + i}'" for i in range(64)]),
+    # policing: the frame matches (udp dport 9); a plain list rule that drops it, against limits
+    # that let it through (1 Gpps: goes on, no rule decides) or drop it as excess (1 pps)
+    ("drop rule (list, matches)", ["--proto udp --dport 9 --drop"]),
+    ("limit --per rule, within", ["--proto udp --dport 9 --limit 1000000000pps --burst 1000000000"]),
+    ("limit --per rule, excess", ["--proto udp --dport 9 --limit 1pps --burst 1"]),
+    ("limit --per src, within", ["--proto udp --dport 9 --limit 1000000000pps --burst 1000000000 --per src"]),
+    ("limit --per src, excess", ["--proto udp --dport 9 --limit 1pps --burst 1 --per src"]),
 ]
+
+# Cases timed again on two CPUs at once (one bpftool pinned to each): a global bucket's lock
+# is contended, a plain rule's counters are per CPU.
+PARALLEL = ("drop rule (list, matches)", "limit --per rule, within", "limit --per src, within")
+
+
+def prog_run_parallel(prog_id, data, repeat, cpus=(0, 1)):
+    """The mean of the kernel's durations of one run per CPU, all at once."""
+    procs = [subprocess.Popen(["taskset", "-c", str(c), "bpftool", "-j", "prog", "run", "id", str(prog_id),
+                               "data_in", data, "repeat", str(repeat)], stdout=subprocess.PIPE, text=True)
+             for c in cpus]
+    return statistics.mean(json.loads(p.communicate()[0])["duration"] for p in procs)
 
 
 def test_run_part(lab, rounds, repeat):
@@ -138,9 +161,14 @@ def test_run_part(lab, rounds, repeat):
             r = dict(case=name, rules=len(lines), ns=statistics.median(ours),
                      floor_ns=statistics.median(floor), ratio=statistics.median(ratio),
                      ratio_min=min(ratio), ratio_max=max(ratio))
+            par = ""
+            if name in PARALLEL and os.cpu_count() >= 2:
+                r["ns_2cpus"] = statistics.median(prog_run_parallel(prog_id, data, repeat)
+                                                  for _ in range(rounds))
+                par = f"  2 CPUs at once {r['ns_2cpus']:5.0f} ns"
             results.append(r)
-            print(f"  {name:24} {r['ns']:6.0f} ns  floor {r['floor_ns']:4.0f} ns  ratio {r['ratio']:5.2f}"
-                  f"  ({r['ratio_min']:.2f}..{r['ratio_max']:.2f})", flush=True)
+            print(f"  {name:26} {r['ns']:6.0f} ns  floor {r['floor_ns']:4.0f} ns  ratio {r['ratio']:5.2f}"
+                  f"  ({r['ratio_min']:.2f}..{r['ratio_max']:.2f}){par}", flush=True)
         return results
     finally:
         os.unlink(pin)
@@ -221,7 +249,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=1000000)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--cases", help="only the cases whose name contains one of these (comma-separated)")
+    ap.add_argument("--no-live", action="store_true", help="BPF_PROG_TEST_RUN part only")
     a = ap.parse_args()
+    if a.cases:
+        CASES[:] = [c for c in CASES if any(x in c[0] for x in a.cases.split(","))]
     if os.geteuid():
         print("policy_bench: needs root", file=sys.stderr)
         return 1
@@ -230,7 +262,7 @@ def main():
         print(f"== policy rules, BPF_PROG_TEST_RUN, repeat {a.repeat}, {a.rounds} rounds (ns/pkt, ratio to XDP_PASS)")
         tr = test_run_part(lab, a.rounds, a.repeat)
         print(f"== policy drop by source prefix under trafgen flood, {a.seconds} s x {a.rounds} rounds")
-        live = live_part(lab, a.rounds, a.seconds)
+        live = None if a.no_live else live_part(lab, a.rounds, a.seconds)
     finally:
         lab.close()
     if a.json:

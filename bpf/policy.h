@@ -49,6 +49,137 @@ struct {
 	__type(value, struct pl_policy_cfg);
 } policy_cfg SEC(".maps");
 
+/*
+ * --limit rules (PL_ACT_LIMIT). Their state is the attachment's, by counter
+ * key (pl_rule.ctr), so it outlives rule-set swaps as the counters do; the
+ * loader creates and deletes the entries with the rules. A --per rule
+ * bucket is one for all CPUs under its own spin lock; the buckets of --per
+ * src|dst|flow keys are in an LRU map per rule, each key's updates under one
+ * of PL_LIM_LOCKS locks picked by the key's hash (LRU maps cannot hold a
+ * lock). One global bucket, not one per CPU: a per-CPU bucket would pass
+ * the rate once per CPU the traffic is spread over.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PL_LIM_RULES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct pl_limit_bucket);
+} limit_bucket SEC(".maps");
+
+struct pl_limit_inner {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);		/* each rule's own: --per-size */
+	/* sizes, not types: clang leaves types seen through two pointers as forward declarations */
+	__uint(key_size, sizeof(struct pl_limit_key));
+	__uint(value_size, sizeof(struct pl_limit_state));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, PL_LIM_RULES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__array(values, struct pl_limit_inner);
+} limit_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PL_LIM_LOCKS);
+	__type(key, __u32);
+	__type(value, struct pl_limit_lock);
+} limit_locks SEC(".maps");
+
+/* GCRA: 1 when a packet of @cost ticks at @now exceeds, else 0 and the bucket takes it */
+static __always_inline int pl_gcra(__u64 *tat, __u64 now, __u64 cost, __u64 tau)
+{
+	__u64 t = *tat > now ? *tat : now;
+
+	if (t + cost - now > tau)
+		return 1;
+	*tat = t + cost;
+	return 0;
+}
+
+/* The key of @p for a --per rule; @k zeroed by the caller. */
+static __always_inline void pl_limit_key(struct pl_limit_key *k, __u8 per, const struct pl_pkt *p)
+{
+	k->per = per;
+	if (per != PL_PER_DST)
+		__builtin_memcpy(k->saddr, p->key.saddr, 16);
+	if (per != PL_PER_SRC)
+		__builtin_memcpy(k->daddr, p->key.daddr, 16);
+	if (per == PL_PER_FLOW) {
+		k->l4proto = p->key.l4proto;
+		k->sport = p->key.sport;
+		k->dport = p->key.dport;
+	}
+}
+
+/* Which of limit_locks guards key @k */
+static __always_inline __u32 pl_limit_lock_of(const struct pl_limit_key *k)
+{
+	__u64 w[5], h = 0;
+
+	__builtin_memcpy(w, k, sizeof(w));
+	h = w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4];
+	h ^= h >> 32;
+	return (__u32)((h * 0x9e3779b97f4a7c15ULL) >> 56) & (PL_LIM_LOCKS - 1);
+}
+
+/*
+ * 1 when @p exceeds the limit of rule @r, else 0; counts keys it inserts
+ * into @s. The precise clock: the coarse one moves in jiffies, which would
+ * cap a burst smaller than a jiffy's worth of rate at one packet a jiffy.
+ * No state (an entry the loader did not make): exceeded.
+ */
+static __always_inline int pl_limit_over(const struct pl_rule *r, const struct pl_pkt *p,
+					 struct pl_rule_stats *s)
+{
+	__u64 now = bpf_ktime_get_ns() << PL_LIM_TICK_SHIFT;
+	__u64 c = r->lim.unit == PL_LIM_PPS ? 1 : (__u64)p->len * 8;
+	__u64 cost = c * PL_LIM_TICKS_PER_SEC / r->lim.rate, tau = r->lim.tau;
+	struct pl_limit_key k = {};
+	struct pl_limit_state *st;
+	struct pl_limit_lock *l;
+	__u32 ctr = r->ctr, li;
+	void *keys;
+	int over;
+
+	if (r->lim.per == PL_PER_RULE) {
+		struct pl_limit_bucket *b = bpf_map_lookup_elem(&limit_bucket, &ctr);
+
+		if (!b)
+			return 1;
+		bpf_spin_lock(&b->lock);
+		over = pl_gcra(&b->tat, now, cost, tau);
+		bpf_spin_unlock(&b->lock);
+		return over;
+	}
+	keys = bpf_map_lookup_elem(&limit_keys, &ctr);
+	if (!keys)
+		return 1;
+	pl_limit_key(&k, r->lim.per, p);
+	st = bpf_map_lookup_elem(keys, &k);
+	if (!st) {
+		struct pl_limit_state fresh = { 0 };
+
+		if (!bpf_map_update_elem(keys, &k, &fresh, BPF_NOEXIST) && s)
+			s->keys_new++;
+		st = bpf_map_lookup_elem(keys, &k);
+		if (!st)
+			return 1;
+	}
+	li = pl_limit_lock_of(&k);
+	l = bpf_map_lookup_elem(&limit_locks, &li);
+	if (!l)
+		return 1;
+	bpf_spin_lock(&l->lock);
+	over = pl_gcra(&st->tat, now, cost, tau);
+	bpf_spin_unlock(&l->lock);
+	return over;
+}
+
 /* What the rule set decided for a packet. */
 struct pl_judgement {
 	__u32 action;		/* enum pl_action; PL_ACT_NONE: no rule matched */
@@ -113,8 +244,8 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	return 1;
 }
 
-/* Count a hit of the rule with counters @ctr; its hits so far on this CPU. */
-static __always_inline __u64 pl_rule_hit(__u32 ctr, __u32 len, __u64 now)
+/* Count a hit of the rule with counters @ctr; its counters on this CPU, or NULL. */
+static __always_inline struct pl_rule_stats *pl_rule_hit(__u32 ctr, __u32 len, __u64 now)
 {
 	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &ctr);
 
@@ -123,7 +254,7 @@ static __always_inline __u64 pl_rule_hit(__u32 ctr, __u32 len, __u64 now)
 	s->pkts++;
 	s->bytes += len;
 	s->last_ns = now;
-	return s->pkts;
+	return s;
 }
 
 static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_ref *best)
@@ -158,6 +289,8 @@ struct pl_walk {
 static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struct pl_pkt *p)
 {
 	const struct pl_rule *r;
+	struct pl_rule_stats *s;
+	__u32 action, arg;
 	__u64 hits;
 
 	if (i >= w->n)
@@ -167,15 +300,34 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 		return 1;
 	if (!pl_rule_match(r, p, w->exprs))
 		return 0;
-	hits = pl_rule_hit(r->ctr, p->len, w->now);
-	if (r->action == PL_ACT_SAMPLE) {
-		/* every Nth hit on this CPU goes to a `sample --policy` (bpf/sample.h) */
-		if (!w->j.sample_rule && r->arg && hits && hits % r->arg == 0)
+	s = pl_rule_hit(r->ctr, p->len, w->now);
+	hits = s ? s->pkts : 0;
+	action = r->action;
+	arg = r->arg;
+	if (action == PL_ACT_LIMIT) {
+		if (!pl_limit_over(r, p, s)) {
+			if (s) {
+				s->conf_pkts++;
+				s->conf_bytes += p->len;
+			}
+			return 0;	/* within the rate: on to the next rule */
+		}
+		if (s) {
+			s->exc_pkts++;
+			s->exc_bytes += p->len;
+		}
+		hits = s ? s->exc_pkts : 0;
+		action = r->lim.over;
+		arg = r->lim.over_arg;
+	}
+	if (action == PL_ACT_SAMPLE) {
+		/* every Nth hit (of a limit: excess) on this CPU goes to a `sample --policy` (bpf/sample.h) */
+		if (!w->j.sample_rule && arg && hits && hits % arg == 0)
 			w->j.sample_rule = r->id;
 		return 0;
 	}
-	w->j.action = r->action;
-	w->j.arg = r->arg;
+	w->j.action = action;
+	w->j.arg = arg;
 	w->j.rule = r->id;
 	return 1;
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pktlens policy add|list|del|flush|load: drop, pass, redirect and sample
- * rules judged in the kernel (bpf/policy.h, loader/policy.c).
+ * pktlens policy add|list|del|flush|load: drop, pass, redirect, sample and
+ * limit rules judged in the kernel (bpf/policy.h, loader/policy.c).
  *
  * One rule grammar for the command line and for rule files; `policy list`
  * prints rules in it, so its output loads back.
@@ -26,7 +26,7 @@ static void policy_more(FILE *f)
 {
 	fprintf(f,
 		"Rules that match on one address alone (plus --in/--out, --prio, an action\n"
-		"other than --sample) go into an LPM trie: 100,000 of them cost one lookup.\n"
+		"other than --sample and --limit) go into an LPM trie: 100,000 cost one lookup.\n"
 		"Others are tried in order, at most %u per direction, %u of them with an\n"
 		"expression (every packet runs all expressions of its direction). Every\n"
 		"change swaps the whole rule set in one step per hook; counters of rules\n"
@@ -35,7 +35,11 @@ static void policy_more(FILE *f)
 		"load replaces all rules of DEV with FILE's: one rule per line in the add\n"
 		"syntax (without DEV), # starts a comment. Any error names FILE:LINE:COL\n"
 		"and nothing changes. list prints rules that way (counters as comments),\n"
-		"so `policy list DEV > FILE` saves a rule set that load restores.\n",
+		"so `policy list DEV > FILE` saves a rule set that load restores.\n"
+		"\n"
+		"A --limit bucket is one for all CPUs (a spin lock), refilled from the\n"
+		"kernel's clock; list shows conformed and exceeded packets and bytes, and\n"
+		"for --per rules the keys tracked and evicted.\n",
 		PL_POLICY_LIST_MAX, PL_POLICY_EXPRS_MAX);
 }
 
@@ -302,6 +306,39 @@ out:
 	return ret;
 }
 
+/* A --limit rule's settings and counters in `policy list -j`. */
+static void list_limit(struct jw *w, const struct pl_rule *r, const struct pl_rule_stats *rs,
+		       bool keyed, __u64 keys, __u64 evicted)
+{
+	const struct pl_limit *l = &r->lim;
+
+	jw_key(w, "limit");
+	jw_obj_open(w);
+	jw_u64_field(w, "rate", l->rate);
+	jw_str_field(w, "rate_unit", l->unit == PL_LIM_PPS ? "packets/s" : "bits/s");
+	jw_u64_field(w, "burst", l->burst);
+	jw_str_field(w, "burst_unit", l->unit == PL_LIM_PPS ? "packets" : "bytes");
+	jw_str_field(w, "per", pl_rule_per_name(l->per));
+	if (l->per != PL_PER_RULE)
+		jw_u64_field(w, "per_size", l->keys);
+	jw_str_field(w, "over", pl_rule_action_name(l->over));
+	if (l->over == PL_ACT_SAMPLE)
+		jw_u64_field(w, "over_sample_every", l->over_arg);
+	jw_obj_close(w);
+	jw_u64_field(w, "conformed_packets", rs->conf_pkts);
+	jw_u64_field(w, "conformed_bytes", rs->conf_bytes);
+	jw_u64_field(w, "exceeded_packets", rs->exc_pkts);
+	jw_u64_field(w, "exceeded_bytes", rs->exc_bytes);
+	if (l->per != PL_PER_RULE) {
+		jw_key(w, "keys");
+		if (keyed)
+			jw_u64(w, keys);
+		else
+			jw_null(w);
+		jw_u64_field(w, "keys_evicted", evicted);
+	}
+}
+
 static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts)
 {
@@ -328,8 +365,9 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		const struct pl_rule *r = &rules[i];
 		struct pl_rule_stats rs;
 		char ifn[IF_NAMESIZE] = "";
+		__u64 keys = 0, evicted;
 		double ago = 0;
-		bool hit;
+		bool hit, lim, keyed;
 
 		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
@@ -339,12 +377,24 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
 			ago = 0;
 		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));
+		lim = r->action == PL_ACT_LIMIT;
+		keyed = lim && r->lim.per != PL_PER_RULE &&
+			!pl_policy_limit_keys(&t->p, r, &keys);
+		evicted = keyed ? pl_policy_limit_evicted(&rs, keys) : 0;
 		if (!w) {
 			printf("%s\n#   %llu packets, %llu bytes", line, (unsigned long long)rs.pkts,
 			       (unsigned long long)rs.bytes);
 			if (hit)
 				printf(", last %.1f s ago", ago);
 			printf("\n");
+			if (lim)
+				printf("#   conformed %llu packets, %llu bytes; exceeded %llu packets, "
+				       "%llu bytes\n", (unsigned long long)rs.conf_pkts,
+				       (unsigned long long)rs.conf_bytes,
+				       (unsigned long long)rs.exc_pkts, (unsigned long long)rs.exc_bytes);
+			if (keyed)
+				printf("#   %llu keys tracked of %u, %llu evicted\n",
+				       (unsigned long long)keys, r->lim.keys, (unsigned long long)evicted);
 			continue;
 		}
 		jw_obj_open(w);
@@ -358,6 +408,8 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		}
 		if (r->action == PL_ACT_SAMPLE)
 			jw_u64_field(w, "sample_every", r->arg);
+		if (lim)
+			list_limit(w, r, &rs, keyed, keys, evicted);
 		jw_str_field(w, "expression", pl_policy_text(texts, ntexts, r->id));
 		jw_str_field(w, "rule", line);
 		jw_u64_field(w, "packets", rs.pkts);
@@ -446,11 +498,11 @@ static int do_policy_list(void *cfg, int argc, char **argv)
 }
 
 static const struct pl_cmd policy_add = {
-	.name = "add", .args = "DEV", .tail = "MATCH... ACTION ['EXPR']", .opts = pl_rule_opts, .fn = do_add, .flags = PL_CMD_RAW,
+	.name = "add", .args = "DEV", .tail = "MATCH... ACTION [LIMIT] ['EXPR']", .opts = pl_rule_opts, .fn = do_add, .flags = PL_CMD_RAW,
 	.min_args = 2, .max_args = -1, .few = "needs DEV and a rule (see pktlens policy --help)",
 	.about = "add: a rule is MATCH... (all given must match; none: every packet) and one\n"
-		 "ACTION; words that are not options form a tcpdump expression ('EXPR') that\n"
-		 "must match too.\n",
+		 "ACTION (--limit's LIMIT: --burst, --per, --per-size, --over); words that are\n"
+		 "not options form a tcpdump expression ('EXPR') that must match too.\n",
 };
 
 static const struct pl_cmd policy_list = {

@@ -125,6 +125,135 @@ static int parse_proto(const char *s, __u8 *proto)
 	return 0;
 }
 
+/* ---- --limit RATE [--burst N] [--per ...] [--per-size N] [--over ...] ---- */
+
+/* The words of a limit, with their columns (0: not given). */
+enum { LW_RATE, LW_BURST, LW_PER, LW_SIZE, LW_OVER, LW_OVER_ARG, LW_MAX };
+static const char *const lw_opt[LW_MAX] = { "--limit", "--burst", "--per", "--per-size", "--over",
+					    "--over" };
+
+struct limit_words {
+	const char *v[LW_MAX];
+	int col[LW_MAX];	/* of the value */
+	int ocol[LW_MAX];	/* of the option */
+};
+
+static const struct {
+	const char *name;
+	__u64 mul;		/* to packets/s or bits/s */
+} rate_units[PL_LIM_UNIT_MAX] = {
+	[PL_LIM_PPS] = { "pps", 1 }, [PL_LIM_BPS] = { "bps", 1 }, [PL_LIM_KBIT] = { "kbit", 1000 },
+	[PL_LIM_MBIT] = { "mbit", 1000000 }, [PL_LIM_GBIT] = { "gbit", 1000000000 },
+};
+
+static const char *const per_names[PL_PER_MAX] = { "rule", "src", "dst", "flow" };
+
+/* "DIGITS[SUFFIX]": the number (strict, <= @max) and the suffix; -EINVAL/-ERANGE */
+static int number_unit(const char *s, __u64 max, __u64 *num, const char **suffix)
+{
+	char buf[32];
+	size_t d = strspn(s, "0123456789");
+	uint64_t v;
+	int err;
+
+	if (!d || d >= sizeof(buf))
+		return d ? -ERANGE : -EINVAL;
+	memcpy(buf, s, d);
+	buf[d] = 0;
+	*suffix = s + d;
+	err = pl_parse_u64(buf, 0, max, &v) ? -ERANGE : 0;
+	*num = v;
+	return err;
+}
+
+/* The limit of @lw into r->lim (r->action is PL_ACT_LIMIT) */
+static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct pl_rule_err *e)
+{
+	struct pl_limit *l = &r->lim;
+	const char *v = lw->v[LW_RATE], *suf;
+	__u64 n, max, units;
+	long double tau;
+	int u, err;
+
+	err = number_unit(v, UINT64_MAX / 1000000000, &n, &suf);
+	for (u = 0; !err && u < PL_LIM_UNIT_MAX && strcmp(suf, rate_units[u].name); u++)
+		;
+	if (!err && !*suf)
+		u = PL_LIM_PPS;
+	if (err == -EINVAL || (!err && u == PL_LIM_UNIT_MAX))
+		return perr(e, lw->col[LW_RATE], "--limit '%s': not RATE[pps|bps|kbit|mbit|gbit] "
+			    "(e.g. 1000pps, 20mbit)", v);
+	max = u == PL_LIM_PPS ? PL_LIM_PPS_MAX : PL_LIM_BITS_MAX;
+	if (err || n == 0 || n > max / rate_units[u].mul)
+		return perr(e, lw->col[LW_RATE], "--limit '%s': the rate must be 1-%llu%s", v,
+			    (unsigned long long)(max / rate_units[u].mul), rate_units[u].name);
+	l->unit = (__u8)u;
+	l->rate = n * rate_units[u].mul;
+	/* the burst: in packets for a packet rate, bytes for a bit rate */
+	v = lw->v[LW_BURST];
+	if (v) {
+		const char *want = u == PL_LIM_PPS ? "packets" : "bytes";
+
+		err = number_unit(v, UINT64_MAX, &n, &suf);
+		if (err == -EINVAL || (!err && *suf && strcmp(suf, "packets") && strcmp(suf, "bytes")))
+			return perr(e, lw->col[LW_BURST], "--burst '%s': not N[packets|bytes]", v);
+		if (!err && *suf && strcmp(suf, want))
+			return perr(e, lw->col[LW_BURST], "--burst '%s': a %s rate takes a burst in %s",
+				    v, u == PL_LIM_PPS ? "packet" : "bit", want);
+		if (err || n == 0 || n > PL_LIM_BURST_MAX)
+			return perr(e, lw->col[LW_BURST], "--burst '%s': must be 1-%llu %s", v,
+				    (unsigned long long)PL_LIM_BURST_MAX, want);
+		l->burst = n;
+	} else if (u == PL_LIM_PPS) {
+		/* default: 100 ms of the rate */
+		l->burst = l->rate / 10 ? l->rate / 10 : 1;
+	} else {
+		/* 100 ms of the rate, at least the largest packet tc sees (GSO: 64 KiB) */
+		l->burst = l->rate / 80 > 65536 ? l->rate / 80 : 65536;
+	}
+	if (l->burst > PL_LIM_BURST_MAX)	/* a default above 10 Gbit/s: at most 1 GB */
+		l->burst = PL_LIM_BURST_MAX;
+	units = u == PL_LIM_PPS ? l->burst : l->burst * 8;
+	tau = (long double)units * PL_LIM_TICKS_PER_SEC / l->rate;
+	if (tau > (long double)(1ULL << 62))
+		return perr(e, lw->col[LW_BURST] ? lw->col[LW_BURST] : lw->col[LW_RATE],
+			    "--burst %llu: more than 2^56 ns of traffic at %s",
+			    (unsigned long long)l->burst, lw->v[LW_RATE]);
+	l->tau = tau < 1 ? 1 : (__u64)tau;
+	l->per = PL_PER_RULE;
+	if ((v = lw->v[LW_PER])) {
+		for (u = 0; u < PL_PER_MAX && strcmp(v, per_names[u]); u++)
+			;
+		if (u == PL_PER_MAX)
+			return perr(e, lw->col[LW_PER], "--per '%s': not rule, src, dst or flow", v);
+		l->per = (__u8)u;
+	}
+	if ((v = lw->v[LW_SIZE]) && l->per == PL_PER_RULE)
+		return perr(e, lw->col[LW_SIZE], "--per-size: only with --per src, dst or flow");
+	if (l->per != PL_PER_RULE) {
+		l->keys = PL_LIM_KEYS_DEFAULT;
+		if (v && pl_parse_u32(v, 1, PL_LIM_KEYS_MAX, &l->keys))
+			return perr(e, lw->col[LW_SIZE], "--per-size '%s': not a number 1-%u", v,
+				    PL_LIM_KEYS_MAX);
+	}
+	l->over = PL_ACT_DROP;
+	if ((v = lw->v[LW_OVER])) {
+		if (!strcmp(v, "drop") || !strcmp(v, "pass")) {
+			l->over = v[0] == 'd' ? PL_ACT_DROP : PL_ACT_PASS;
+		} else if (!strcmp(v, "sample")) {
+			v = lw->v[LW_OVER_ARG];
+			if (!v || strncmp(v, "1/", 2) || pl_parse_u32(v + 2, 1, UINT32_MAX, &l->over_arg))
+				return perr(e, v ? lw->col[LW_OVER_ARG] : lw->col[LW_OVER],
+					    "--over sample%s%s: not 1/N with N >= 1", v ? " " : "",
+					    v ? v : "");
+			l->over = PL_ACT_SAMPLE;
+		} else {
+			return perr(e, lw->col[LW_OVER], "--over '%s': not drop, pass or sample 1/N", v);
+		}
+	}
+	return 0;
+}
+
 /*
  * The rule's options: `policy add`'s table (cli/opt.h) documents them, and
  * says which take a value; this grammar parses them, for files too.
@@ -158,6 +287,25 @@ const struct pl_opt pl_rule_opts[] = {
 	  .help = "action: send it out of DEV2 (XDP: devmap; tc: bpf_redirect)" },
 	{ .name = "sample", .type = PL_OPT_STRING, .arg = "1/N", .syn = "", .flags = PL_OPT_NOPARSE,
 	  .help = "action: count it for sampling (sample --policy) and go on evaluating" },
+	{ .name = "limit", .type = PL_OPT_STRING, .arg = "RATE[pps|bps|kbit|mbit|gbit]", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "action: a token bucket (default pps): packets within the rate go on to the next "
+		  "rule (or pass), the excess gets --over" },
+	{ .name = "burst", .type = PL_OPT_STRING, .arg = "N[packets|bytes]", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "limit: bucket depth, in packets for pps, bytes for bit rates (default 100 ms of "
+		  "the rate; bytes at least 65536)" },
+	{ .name = "per", .type = PL_OPT_STRING, .arg = "rule|src|dst|flow", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "limit: one bucket for all the rule's packets (default), or one per source, "
+		  "destination or flow, in an LRU map" },
+	{ .name = "per-size", .type = PL_OPT_STRING, .arg = "N", .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "limit: keys the LRU map holds, 1-" PL_STR(PL_RULE_KEYS_MAX_N) " (default "
+		  PL_STR(PL_RULE_KEYS_DEFAULT_N) ")" },
+	{ .name = "over", .type = PL_OPT_STRING, .arg = "drop|pass|sample 1/N", .syn = "",
+	  .flags = PL_OPT_NOPARSE,
+	  .help = "limit: what the excess gets (default drop); sample: counted, every Nth to a "
+		  "sampler, and evaluation goes on" },
 	{ NULL },
 };
 
@@ -177,7 +325,8 @@ static const struct pl_opt *rule_opt(const char *o)
  * --out are one option, the direction.
  */
 static const char *const once[] = { "--prio", "--id", "--src", "--dst", "--proto", "--sport",
-				     "--dport", "--vlan", "--in" };
+				     "--dport", "--vlan", "--burst", "--per", "--per-size",
+				     "--over", "--in" };
 
 /* Error for @o given again (0 the first time); @cols: column of each of once[]. */
 static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
@@ -203,6 +352,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 		       int *dst_col_, int *act_col_, char *why, size_t whylen,
 		       struct pl_rule_err *e)
 {
+	struct limit_words lw = { { 0 }, { 0 }, { 0 } };
 	int cols[sizeof(once) / sizeof(once[0])] = { 0 };
 	bool v4src = false, v4dst = false;
 	int src_col = 0, dst_col = 0, act_col = 0, proto_col = 0;
@@ -228,7 +378,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			continue;
 		}
 		if (!strcmp(o, "--drop") || !strcmp(o, "--pass") || !strcmp(o, "--redirect") ||
-		    !strcmp(o, "--sample")) {
+		    !strcmp(o, "--sample") || !strcmp(o, "--limit")) {
 			if (act_col)
 				return perr(e, t[i].col, "%s: a rule has one action (another at "
 					    "column %d)", o, act_col);
@@ -305,6 +455,23 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			r->action = PL_ACT_SAMPLE;
 			r->arg = u;
 			i++;
+		} else if (!strcmp(o, "--limit") || !strcmp(o, "--burst") || !strcmp(o, "--per") ||
+			   !strcmp(o, "--per-size") || !strcmp(o, "--over")) {
+			int w = 0;
+
+			while (strcmp(o, lw_opt[w]))
+				w++;
+			if (w == LW_RATE)
+				r->action = PL_ACT_LIMIT;
+			lw.v[w] = v;
+			lw.col[w] = vcol;
+			lw.ocol[w] = t[i].col;
+			i++;
+			if (w == LW_OVER && !strcmp(v, "sample") && i + 1 < n) {
+				lw.v[LW_OVER_ARG] = t[i + 1].s;
+				lw.col[LW_OVER_ARG] = t[i + 1].col;
+				i++;
+			}
 		} else if (o[0] == '-' && o[1] == '-' && !ro) {
 			return perr(e, t[i].col, "unknown option '%s'", o);
 		} else {
@@ -328,6 +495,11 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 	    r->proto != 17 && r->proto != 132)	/* ports are read for these only: never a match */
 		return perr(e, proto_col, "--proto %s has no ports (--sport and --dport need tcp, "
 			    "udp or sctp)", proto_word);
+	for (int w = LW_BURST; w < LW_OVER_ARG; w++)
+		if (lw.ocol[w] && r->action != PL_ACT_LIMIT)
+			return perr(e, lw.ocol[w], "%s: only with --limit", lw_opt[w]);
+	if (r->action == PL_ACT_LIMIT && parse_limit(&lw, r, e))
+		return -EINVAL;
 	*v4src_ = v4src;
 	*v4dst_ = v4dst;
 	*src_col_ = src_col;
@@ -351,6 +523,7 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 	if (ret)
 		goto fail;
 	if (!act_col) {
+		/* the words of older releases: scripts match them (--limit is in --help) */
 		ret = perr(e, n ? t[n - 1].col : 1, "no action (--drop, --pass, --redirect DEV2 "
 			   "or --sample 1/N)");
 		goto fail;
@@ -423,16 +596,39 @@ static void fmt_ports(char *buf, size_t n, __u16 lo, __u16 hi)
 		snprintf(buf, n, "%u-%u", lo, hi);
 }
 
+const char *pl_rule_per_name(__u8 per)
+{
+	return per < PL_PER_MAX ? per_names[per] : "?";
+}
+
+void pl_rule_limit_format(const struct pl_limit *l, char *buf, size_t n)
+{
+	const char *unit = l->unit < PL_LIM_UNIT_MAX ? rate_units[l->unit].name : "?";
+	__u64 mul = l->unit < PL_LIM_UNIT_MAX ? rate_units[l->unit].mul : 1;
+	int off;
+
+	off = snprintf(buf, n, "--limit %llu%s --burst %llu%s --per %s",
+		       (unsigned long long)(l->rate / mul), unit, (unsigned long long)l->burst,
+		       l->unit == PL_LIM_PPS ? "packets" : "bytes", pl_rule_per_name(l->per));
+	if (off >= 0 && (size_t)off < n && l->per != PL_PER_RULE)
+		off += snprintf(buf + off, n - (size_t)off, " --per-size %u", l->keys);
+	if (off >= 0 && (size_t)off < n && l->over == PL_ACT_SAMPLE)
+		snprintf(buf + off, n - (size_t)off, " --over sample 1/%u", l->over_arg);
+	else if (off >= 0 && (size_t)off < n)
+		snprintf(buf + off, n - (size_t)off, " --over %s", pl_rule_action_name(l->over));
+}
+
 const char *pl_rule_action_name(__u8 a)
 {
-	static const char *const names[PL_ACT_MAX] = { "none", "pass", "drop", "redirect", "sample" };
+	static const char *const names[PL_ACT_MAX] = { "none", "pass", "drop", "redirect", "sample",
+							"limit" };
 
 	return a < PL_ACT_MAX ? names[a] : "?";
 }
 
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n)
 {
-	char a[64], ifn[IF_NAMESIZE];
+	char a[192], ifn[IF_NAMESIZE];
 	size_t off = 0;
 	bool v4 = r->fam == PL_FAM_IPV4;
 
@@ -471,6 +667,10 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 		break;
 	case PL_ACT_SAMPLE:
 		ADD(" --sample 1/%u", r->arg);
+		break;
+	case PL_ACT_LIMIT:
+		pl_rule_limit_format(&r->lim, a, sizeof(a));
+		ADD(" %s", a);
 		break;
 	default:
 		ADD(" --%s", pl_rule_action_name(r->action));

@@ -15,6 +15,11 @@
 
 #define PL_RULE_PRIO_DEFAULT_N 1000
 #define PL_RULE_PRIO_DEFAULT 1000U
+/* --per-size's bounds as text for the help (the numbers: pktlens.h) */
+#define PL_RULE_KEYS_MAX_N 16777216
+#define PL_RULE_KEYS_DEFAULT_N 65536
+_Static_assert(PL_RULE_KEYS_MAX_N == PL_LIM_KEYS_MAX && PL_RULE_KEYS_DEFAULT_N == PL_LIM_KEYS_DEFAULT,
+	       "--per-size's help says other bounds than PL_LIM_KEYS_*");
 
 #include "opt.h"
 
@@ -47,7 +52,11 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 		  struct pl_rule_err *e);
 /* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n);
-/* "none", "pass", "drop", "redirect", "sample" (enum pl_action), or "?". */
+/* "none", "pass", "drop", "redirect", "sample", "limit" (enum pl_action), or "?". */
 const char *pl_rule_action_name(__u8 a);
+/* "rule", "src", "dst", "flow" (enum pl_lim_per), or "?". */
+const char *pl_rule_per_name(__u8 per);
+/* A limit in the rule syntax: "--limit R --burst B --per P [--per-size N] --over A". */
+void pl_rule_limit_format(const struct pl_limit *l, char *buf, size_t n);
 
 #endif /* __PKTLENS_CLI_POLICY_RULE_H */

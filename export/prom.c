@@ -105,8 +105,12 @@ static void read_att(struct pl_prom_att *t)
 	if (!pl_policy_open(t->a->dir, &p)) {
 		if (!pl_policy_rules(&p, &t->rules, &t->nrules) && t->nrules) {
 			t->rstats = calloc(t->nrules, sizeof(*t->rstats));
+			t->rkeys = calloc(t->nrules, sizeof(*t->rkeys));
 			for (size_t r = 0; t->rstats && r < t->nrules; r++)
 				pl_policy_rule_stats(&p, &t->rules[r], &t->rstats[r]);
+			for (size_t r = 0; t->rkeys && r < t->nrules; r++)
+				if (pl_policy_limit_keys(&p, &t->rules[r], &t->rkeys[r]))
+					t->rkeys[r] = PL_PROM_NO_KEYS;
 		}
 		/* held until every attachment is read: not the reading's spare room */
 		if (!t->nrules) {
@@ -178,6 +182,63 @@ static void slot_counters(FILE *f, const struct pl_prom_att *at, size_t n, const
 			fprintf(f, "} %llu\n", v[k]);
 		}
 	}
+}
+
+/* A per-rule metric: a counter of struct pl_rule_stats, or the keys of a --per limit. */
+struct rule_metric_def {
+	const char *name, *type, *help;
+	size_t off;		/* of the __u64 in struct pl_rule_stats */
+	int what;		/* RM_ALL, RM_LIMIT: --limit rules only, RM_KEYS/RM_EVICTED: --per keys */
+};
+
+enum { RM_ALL, RM_LIMIT, RM_KEYS, RM_EVICTED };
+
+static const struct rule_metric_def rule_metrics[] = {
+	{ "pktlens_policy_rule_packets_total", "counter", "Packets each policy rule matched.",
+	  offsetof(struct pl_rule_stats, pkts), RM_ALL },
+	{ "pktlens_policy_rule_bytes_total", "counter", "Bytes each policy rule matched.",
+	  offsetof(struct pl_rule_stats, bytes), RM_ALL },
+	{ "pktlens_policy_rule_conformed_packets_total", "counter",
+	  "Packets of a --limit rule within its rate.", offsetof(struct pl_rule_stats, conf_pkts),
+	  RM_LIMIT },
+	{ "pktlens_policy_rule_conformed_bytes_total", "counter",
+	  "Bytes of a --limit rule within its rate.", offsetof(struct pl_rule_stats, conf_bytes),
+	  RM_LIMIT },
+	{ "pktlens_policy_rule_exceeded_packets_total", "counter",
+	  "Packets of a --limit rule over its rate (given its --over action).",
+	  offsetof(struct pl_rule_stats, exc_pkts), RM_LIMIT },
+	{ "pktlens_policy_rule_exceeded_bytes_total", "counter",
+	  "Bytes of a --limit rule over its rate.", offsetof(struct pl_rule_stats, exc_bytes),
+	  RM_LIMIT },
+	{ "pktlens_policy_rule_keys", "gauge",
+	  "Keys (sources, destinations, flows) a --limit --per rule tracks.", 0, RM_KEYS },
+	{ "pktlens_policy_rule_keys_evicted_total", "counter",
+	  "Keys a --limit --per rule's full LRU map evicted.", 0, RM_EVICTED },
+};
+
+static void rule_metric(FILE *f, const struct pl_prom_att *at, size_t n,
+			const struct rule_metric_def *d)
+{
+	head(f, d->name, d->type, d->help);
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; at[i].rstats && r < at[i].nrules; r++) {
+			const struct pl_rule_stats *s = &at[i].rstats[r];
+			__u64 keys = at[i].rkeys ? at[i].rkeys[r] : PL_PROM_NO_KEYS, v;
+
+			if (d->what == RM_LIMIT && at[i].rules[r].action != PL_ACT_LIMIT)
+				continue;
+			if (d->what >= RM_KEYS && keys == PL_PROM_NO_KEYS)
+				continue;
+			if (d->what == RM_KEYS)
+				v = keys;
+			else if (d->what == RM_EVICTED)
+				v = pl_policy_limit_evicted(s, keys);
+			else
+				memcpy(&v, (const char *)s + d->off, sizeof(v));
+			fprintf(f, "%s{", d->name);
+			dev_labels(f, &at[i]);
+			fprintf(f, ",rule=\"%u\"} %llu\n", at[i].rules[r].id, (unsigned long long)v);
+		}
 }
 
 void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
@@ -262,20 +323,8 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 			dev_labels(f, &at[i]);
 			fprintf(f, "} %u\n", at[i].a->meta.flows_max);
 		}
-	head(f, "pktlens_policy_rule_packets_total", "counter", "Packets each policy rule matched.");
-	for (size_t i = 0; i < n; i++)
-		for (size_t r = 0; at[i].rstats && r < at[i].nrules; r++) {
-			fputs("pktlens_policy_rule_packets_total{", f);
-			dev_labels(f, &at[i]);
-			fprintf(f, ",rule=\"%u\"} %llu\n", at[i].rules[r].id, at[i].rstats[r].pkts);
-		}
-	head(f, "pktlens_policy_rule_bytes_total", "counter", "Bytes each policy rule matched.");
-	for (size_t i = 0; i < n; i++)
-		for (size_t r = 0; at[i].rstats && r < at[i].nrules; r++) {
-			fputs("pktlens_policy_rule_bytes_total{", f);
-			dev_labels(f, &at[i]);
-			fprintf(f, ",rule=\"%u\"} %llu\n", at[i].rules[r].id, at[i].rstats[r].bytes);
-		}
+	for (size_t m = 0; m < sizeof(rule_metrics) / sizeof(rule_metrics[0]); m++)
+		rule_metric(f, at, n, &rule_metrics[m]);
 	head(f, "pktlens_tcp_retransmit_segments_total", "counter",
 	     "TCP segments retransmitted by connections of the namespace (attach --probes tcp).");
 	for (size_t i = 0; i < n; i++)
@@ -329,6 +378,7 @@ int pl_prom_render(char **out, size_t *len)
 	for (size_t i = 0; i < n; i++) {
 		free(at[i].rules);
 		free(at[i].rstats);
+		free(at[i].rkeys);
 	}
 	free(at);
 	free(a);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../loader/loader.h"
@@ -15,6 +16,8 @@
  */
 int pl_prom_render(char **out, size_t *len);
 
+#define PL_PROM_NO_KEYS UINT64_MAX
+
 /* What one attachment has to say, read once per scrape. */
 struct pl_prom_att {
 	const struct pl_attachment *a;
@@ -22,6 +25,7 @@ struct pl_prom_att {
 	size_t flows;
 	struct pl_rule *rules;
 	struct pl_rule_stats *rstats;
+	__u64 *rkeys;		/* per rule: keys a --per limit tracks; NULL, or PL_PROM_NO_KEYS: none */
 	size_t nrules;
 	__u64 retrans_segs;
 	struct pl_tcp_hist rtt, connlat;

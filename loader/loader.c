@@ -350,7 +350,7 @@ static struct bpf_program *xdp_prog(const struct attach *a)
  * --force: the maps the table keeps (enum pl_map_keep) are the replaced
  * attachment's: counters always, the flow table and its cache when
  * @flows_reused, rules where it has them (attachments made before policies
- * existed have none to reuse).
+ * existed have none to reuse; those before version 8 hold a smaller pl_rule).
  */
 static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
@@ -362,6 +362,9 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 
 		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
 		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
+			continue;
+		/* before metadata version 8 a rule and its counters were smaller: not carried */
+		if (d->keep == PL_KEEP_RULES && a->old.meta.version != PL_META_VERSION)
 			continue;
 		fd = pl_pin_open(a->old_dir, d->name);
 		if (fd < 0 && d->keep == PL_KEEP_RULES)

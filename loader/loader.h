@@ -201,6 +201,9 @@ enum pl_map_id {
 	PL_MID_POLICY_CFG,
 	PL_MID_SAMPLE_HDR,
 	PL_MID_POLICY_WALK,
+	PL_MID_LIMIT_BUCKET,
+	PL_MID_LIMIT_KEYS,
+	PL_MID_LIMIT_LOCKS,
 	PL_MID_MAX,
 };
 
@@ -428,6 +431,16 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
 /* Hits of recorded rule @r summed over CPUs (last_ns: the latest). */
 int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 			 struct pl_rule_stats *sum);
+/*
+ * Keys a --per src|dst|flow limit rule tracks now (its LRU map's entries);
+ * its keys_new less these were evicted. -ENOENT for other rules.
+ */
+int pl_policy_limit_keys(const struct pl_policy *p, const struct pl_rule *r, __u64 *keys);
+/* Keys a --per limit rule's LRU map evicted: inserted (@s->keys_new) and no longer there. */
+static inline __u64 pl_policy_limit_evicted(const struct pl_rule_stats *s, __u64 keys)
+{
+	return s->keys_new > keys ? s->keys_new - keys : 0;
+}
 /* Whether the hook of @slot (enum pl_slot) judges rules. */
 bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */

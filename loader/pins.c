@@ -225,7 +225,8 @@ int pl_meta_read(int fd, struct pl_meta *m)
 
 	/*
 	 * Another pktlens's metadata may be larger: never read it into ours.
-	 * Version 6's is a prefix of ours (no managed_by): read, the rest zero.
+	 * Version 6's is a prefix of ours (no managed_by): read, the rest zero;
+	 * 7's is ours (its rule maps are not: loader/policy.c).
 	 */
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
@@ -236,8 +237,10 @@ int pl_meta_read(int fd, struct pl_meta *m)
 		return -errno;
 	m->filter_expr[sizeof(m->filter_expr) - 1] = '\0';
 	m->managed_by[sizeof(m->managed_by) - 1] = '\0';
-	return m->version == (info.value_size == sizeof(*m) ? PL_META_VERSION : PL_META_VERSION_MIN) ?
-	       0 : -EPROTO;
+	/* ours (8) and 7 have managed_by; 6 has not (its rules: pl_policy_open()) */
+	if (info.value_size == sizeof(*m))
+		return m->version == PL_META_VERSION || m->version == 7 ? 0 : -EPROTO;
+	return m->version == PL_META_VERSION_MIN ? 0 : -EPROTO;
 }
 
 static int read_meta(const char *dir, struct pl_meta *m)

@@ -50,7 +50,12 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	err = pl_maps_open(dir, p->fd);
-	if (!err && (err = pl_meta_read(p->fd[PL_MID_META], &p->meta)))
+	if (!err)
+		err = pl_meta_read(p->fd[PL_MID_META], &p->meta);
+	/* before version 8 a rule (pl_rule) was smaller: never read or write those maps */
+	if (!err && p->meta.version != PL_META_VERSION)
+		err = -EPROTO;
+	if (err)
 		pl_maps_close(p->fd);
 	return err;
 }
@@ -144,9 +149,51 @@ int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 		sum->bytes += v[c].bytes;
 		if (v[c].last_ns > sum->last_ns)
 			sum->last_ns = v[c].last_ns;
+		sum->conf_pkts += v[c].conf_pkts;
+		sum->conf_bytes += v[c].conf_bytes;
+		sum->exc_pkts += v[c].exc_pkts;
+		sum->exc_bytes += v[c].exc_bytes;
+		sum->keys_new += v[c].keys_new;
 	}
 	free(v);
 	return 0;
+}
+
+/* The fd of the per-key LRU map of counter key @ctr, or -errno (-ENOENT: none). */
+static int limit_keys_fd(const struct pl_policy *p, __u32 ctr)
+{
+	__u32 id = 0;
+	int fd;
+
+	if (bpf_map_lookup_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &id))
+		return -errno;
+	fd = bpf_map_get_fd_by_id(id);
+	return fd < 0 ? -errno : fd;
+}
+
+static int count_key(const void *key, const void *vals, int ncpu, void *ctx)
+{
+	(void)key;
+	(void)vals;
+	(void)ncpu;
+	(*(__u64 *)ctx)++;
+	return 0;
+}
+
+int pl_policy_limit_keys(const struct pl_policy *p, const struct pl_rule *r, __u64 *keys)
+{
+	int fd, err;
+
+	*keys = 0;
+	if (r->action != PL_ACT_LIMIT || r->lim.per == PL_PER_RULE)
+		return -ENOENT;
+	fd = limit_keys_fd(p, r->ctr);
+	if (fd < 0)
+		return fd;
+	err = pl_map_walk(fd, sizeof(struct pl_limit_key), sizeof(struct pl_limit_state), false,
+			  count_key, keys);
+	close(fd);
+	return err;
 }
 
 __u32 pl_policy_expr_hash(const char *text)
@@ -314,6 +361,22 @@ static bool has_id(const __u32 *ids, size_t n, __u32 id)
 	return pl_bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
 }
 
+/* A limit as the grammar makes them (cli/policy_rule.c); other rules have none. */
+static bool limit_ok(const struct pl_rule *r)
+{
+	const struct pl_limit *l = &r->lim, zero = { 0 };
+
+	if (r->action != PL_ACT_LIMIT)
+		return !memcmp(l, &zero, sizeof(zero));
+	return l->rate && l->rate <= (l->unit == PL_LIM_PPS ? PL_LIM_PPS_MAX : PL_LIM_BITS_MAX) &&
+	       l->unit < PL_LIM_UNIT_MAX && l->burst && l->burst <= PL_LIM_BURST_MAX && l->tau &&
+	       l->per < PL_PER_MAX &&
+	       (l->per == PL_PER_RULE ? !l->keys : l->keys && l->keys <= PL_LIM_KEYS_MAX) &&
+	       (l->over == PL_ACT_DROP || l->over == PL_ACT_PASS ||
+		(l->over == PL_ACT_SAMPLE && l->over_arg)) &&
+	       (l->over == PL_ACT_SAMPLE || !l->over_arg);
+}
+
 static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t n, char *why,
 		 size_t whylen)
 {
@@ -336,6 +399,8 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		    ((r->match & (PL_M_SRC | PL_M_DST)) && r->fam != PL_FAM_IPV4 &&
 		     r->fam != PL_FAM_IPV6))
 			return pl_why(why, whylen, -EINVAL, "rule %u: malformed", r->id);
+		if (!limit_ok(r))
+			return pl_why(why, whylen, -EINVAL, "rule %u: malformed limit", r->id);
 		if (i && r->id == rules[i - 1].id)
 			return pl_why(why, whylen, -EEXIST, "rule id %u given twice", r->id);
 		if (!pl_policy_has_dir(p, r->dir))
@@ -494,6 +559,67 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 }
 
 /*
+ * The state of the --limit rules of @rules, before they go live: a bucket
+ * for each --per rule rule that has none, an LRU map of its --per-size for
+ * each --per key rule that has none of that size (a kept counter key's map
+ * of another size is replaced: its keys start afresh). State already there
+ * carries over with the counter key. @undo: remove what this made for
+ * counter keys @byctr (the running rules') does not have.
+ */
+static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+		       const struct pl_rule *byctr, size_t nold, bool undo, char *why, size_t whylen)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct pl_rule *r = &rules[i];
+		__u32 ctr = r->ctr;
+
+		if (r->action != PL_ACT_LIMIT)
+			continue;
+		if (undo) {
+			if (!has_ctr(byctr, nold, ctr)) {
+				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr);
+				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr);
+			}
+			continue;
+		}
+		if (r->lim.per == PL_PER_RULE) {
+			struct pl_limit_bucket b = { 0 };
+
+			if (bpf_map_update_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr, &b, BPF_NOEXIST) &&
+			    errno != EEXIST)
+				err = -errno;
+		} else {
+			int fd = limit_keys_fd(p, ctr);
+			struct bpf_map_info info = { 0 };
+			__u32 len = sizeof(info);
+
+			if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) &&
+			    info.max_entries == r->lim.keys) {
+				close(fd);
+				continue;
+			}
+			if (fd >= 0)
+				close(fd);
+			fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "limit_keys_in",
+					    sizeof(struct pl_limit_key), sizeof(struct pl_limit_state),
+					    r->lim.keys, NULL);
+			if (fd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &fd, BPF_ANY))
+				err = -errno;
+			if (fd >= 0)
+				close(fd);
+		}
+		if (err)
+			pl_why(why, whylen, err, "rule %u: cannot make its limit's state: %s", r->id,
+			       strerror(-err));
+	}
+	if (err)
+		limit_state(p, rules, n, byctr, nold, true, why, 0);
+	return err;
+}
+
+/*
  * Delete from @fd the keys of @old (the __u32 at @off of each rule: id or
  * ctr) that no rule of @rules has. @k: room for n keys.
  */
@@ -545,6 +671,22 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 			      offsetof(struct pl_rule, id));
 		delete_unused(p->fd[PL_MID_RULE_STATS], k, rules, n, old, nold,
 			      offsetof(struct pl_rule, ctr));
+		delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, rules, n, old, nold,
+			      offsetof(struct pl_rule, ctr));
+		delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, rules, n, old, nold,
+			      offsetof(struct pl_rule, ctr));
+		/* a kept counter key whose rule no longer limits that way */
+		for (size_t i = 0; i < n; i++) {
+			const struct pl_rule *o = old_rule(old, nold, rules[i].id), *r = &rules[i];
+			__u32 ctr = r->ctr;
+
+			if (!o || o->ctr != ctr || o->action != PL_ACT_LIMIT)
+				continue;
+			if (r->action != PL_ACT_LIMIT || r->lim.per != PL_PER_RULE)
+				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr);
+			if (r->action != PL_ACT_LIMIT || r->lim.per == PL_PER_RULE)
+				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr);
+		}
 	}
 	free(v);
 	free(k);
@@ -625,6 +767,9 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	/* counters of new rules, redirect targets */
 	err = new_counters(p, rules, n, byctr, nold, false, why, whylen);
 	counters = !err;
+	if (!err && (err = limit_state(p, rules, n, byctr, nold, false, why, whylen)))
+		new_counters(p, rules, n, byctr, nold, true, why, 0);
+	counters = !err;
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
 
@@ -692,8 +837,10 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		}
 	}
 out:
-	if (err && counters)
+	if (err && counters) {
 		new_counters(p, rules, n, byctr, nold, true, why, 0);
+		limit_state(p, rules, n, byctr, nold, true, why, 0);
+	}
 	for (size_t h = 0; h < nrs; h++)
 		pl_ruleset_free(&rs[h]);
 	free(byctr);

@@ -24,10 +24,10 @@
 #include "pktlens_xdp.skel.h"
 #include "pktlens_tc.skel.h"
 
-/* Rules that go into an LPM trie: one address field, a terminal action. */
+/* Rules that go into an LPM trie: one address field, a terminal action (not sample, limit). */
 int pl_rule_lpm_field(const struct pl_rule *r)
 {
-	if (r->action == PL_ACT_SAMPLE)
+	if (r->action == PL_ACT_SAMPLE || r->action == PL_ACT_LIMIT)
 		return -1;
 	if (r->match == PL_M_SRC)
 		return 0;

@@ -297,9 +297,10 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_PROBES;
 	if (!managed(&st->att, c)) {
 		what |= PL_CH_OWNER;
-		if (st->att.meta.version < PL_META_VERSION)
-			what |= PL_CH_META;
 	}
+	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule */
+	if (st->att.meta.version < PL_META_VERSION)
+		what |= PL_CH_META;
 	if (strcmp(st->att.ifname, st->ifname))
 		what |= PL_CH_RENAME;
 	return what;
@@ -738,7 +739,8 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 			    st->prev_owner);
 		}
 		if (st->what & PL_CH_META)
-			ADD("%sattached again: its metadata predates ownership", sep);
+			ADD("%sattached again: its metadata is version %u, an older pktlens's", sep,
+			    st->att.meta.version);
 		break;
 	}
 	return buf;

@@ -41,7 +41,7 @@ enum pl_step_kind {
 #define PL_CH_RULES	(1u << 4)
 #define PL_CH_PROBES	(1u << 5)
 #define PL_CH_OWNER	(1u << 6)
-#define PL_CH_META	(1u << 7)	/* metadata too old to record an owner */
+#define PL_CH_META	(1u << 7)	/* an older pktlens's metadata (no owner; smaller rules) */
 /* changes made by attaching again (counters kept), all in one step */
 #define PL_CH_REATTACH	(PL_CH_HOOKS | PL_CH_FLOWS | PL_CH_PROBES | PL_CH_META)
 

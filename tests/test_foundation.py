@@ -191,7 +191,8 @@ def test_attach_detach_leaves_nothing(lab):
     pktlens("attach", "vb", *XDP, ns=lab.b)
     assert os.path.isdir(pin)
     assert sorted(os.listdir(pin)) == [
-        "chain_res", "expr_bits", "flow_cache", "flows", "meta", "policy_exprs", "policy_rules",
+        "chain_res", "expr_bits", "flow_cache", "flows", "limit_bucket", "limit_keys", "limit_locks",
+        "meta", "policy_exprs", "policy_rules",
         "redirect_map", "rule_stats", "sample_cfg", "sample_res", "sample_ring", "sample_stats",
         "stats", "xdp_chain", "xdp_link"]
     assert oct(os.stat(pin).st_mode & 0o777) == "0o700"

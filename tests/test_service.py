@@ -270,6 +270,10 @@ BAD_CONFIGS = [
      "--src '198.18.300.0/24': not an IPv4 or IPv6 address"),
     ("interfaces:\n  - match: sv0\n    rules:\n      - '--id 3 --drop'\n      - '--id 3 --pass'\n", 5, 10,
      "rule id 3 is given twice (line 4)"),
+    ("interfaces:\n  - match: sv0\n    rules:\n      - '--proto udp --limit 10furlongs'\n", 4, 30,
+     "--limit '10furlongs': not RATE[pps|bps|kbit|mbit|gbit]"),
+    ("interfaces:\n  - match: sv0\n    rules:\n      - '--limit 100 --per src --per-size 0'\n", 4, 43,
+     "--per-size '0': not a number 1-16777216"),
     ("interfaces:\n  - match: sv0\n    netns: a/b\n", 3, 12, "netns: 'a/b' is not a name in /run/netns"),
     ("interfaces:\n  - match: averyveryverylongname\n", 2, 12, "longer than an interface name can be"),
     ("interfaces: {match: sv0}\n", 1, 13, "interfaces: expected a list of entries"),
@@ -407,6 +411,32 @@ interfaces:
     assert "remove sv2 (netns " in r.stdout and "applied: 0 added, 0 changed, 2 removed, 1 unchanged" in r.stdout
     assert set(listed(a)) == {"sv0"} and set(listed(b)) == {"hand0"}
     assert not (pins(a, "sv1")).exists()
+
+
+def test_apply_limit_rules_police_and_stay(svc):
+    """A config's --limit rule (issue 20) is the command line's: it polices, list shows its
+    conformed and exceeded packets, and a second apply keeps it with its counters; a changed
+    rate is a changed rule."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    base = f'name: limtest\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    xdp: none\n    rules:\n'
+    conf = svc.config(base + '      - "--proto udp --dport 9 --limit 2pps --burst 3 --over drop"\n')
+    assert pktlens_json("apply", conf)["ok"]
+    assert svc.send("pv0", 20, dport=9) == 20
+    wait_for(lambda: stats_in(a, "sv0") == 20, what="20 packets on sv0")
+    rule = pktlens_json("policy", "list", "sv0", ns=a)["interfaces"][0]["rules"][0]
+    assert rule["rule"] == "--id 1 --in --prio 1000 --proto udp --dport 9 --limit 2pps --burst 3packets " \
+                           "--per rule --over drop", rule
+    assert rule["limit"]["rate"] == 2 and rule["limit"]["burst"] == 3
+    assert rule["packets"] == 20 and rule["conformed_packets"] + rule["exceeded_packets"] == 20, rule
+    # 20 packets sent in well under 8 s: 3 of the burst and at most a few refills conform
+    assert 3 <= rule["conformed_packets"] <= 3 + 2 * 8 and rule["exceeded_packets"] >= 1, rule
+    assert pktlens("apply", conf).stdout.startswith("nothing to change"), "the same limit rule changed"
+    conf2 = svc.config(base + '      - "--proto udp --dport 9 --limit 3pps --burst 3 --over drop"\n', "v2.conf")
+    done = pktlens_json("apply", conf2)
+    assert [s["changes"] for s in done["steps"]] == [["rules"]] and done["steps"][0]["rules_kept"] == 0
+    assert rules_of(a, "sv0") == [("--id 2 --in --prio 1000 --proto udp --dport 9 --limit 3pps --burst 3packets "
+                                   "--per rule --over drop", 0)]
 
 
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):

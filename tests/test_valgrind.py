@@ -136,14 +136,16 @@ def test_commands(lab, tmp_path):
                      f"--id 1 --src {A}/32 --drop\n"
                      "--id 2 --prio 10 --proto udp --dport 5000-5009 --pass\n"
                      "--id 3 --prio 20 --sample 1/2 'icmp'\n"
-                     "--id 4 --out --proto tcp --dport 443 --drop\n")
+                     "--id 4 --out --proto tcp --dport 443 --drop\n"
+                     "--id 5 --prio 30 --proto udp --limit 100pps --per src --per-size 64\n"
+                     "--id 6 --prio 30 --proto tcp --limit 1mbit --over pass\n")
     t0 = time.monotonic()
-    assert vg(tmp_path, "policy", "load", "vb", rules, ns=ns).stdout == f"vb: 4 rules loaded from {rules}\n"
+    assert vg(tmp_path, "policy", "load", "vb", rules, ns=ns).stdout == f"vb: 6 rules loaded from {rules}\n"
     took["policy load"] = time.monotonic() - t0
     assert lab.send(udp(3, dport=5003) + udp(2)) == 5
     time.sleep(0.3)
     listed = pktlens_json("policy", "list", "vb", ns=ns)["interfaces"][0]["rules"]
-    assert {x["id"]: x["packets"] for x in listed} == {1: 2, 2: 3, 3: 0, 4: 0}, listed
+    assert {x["id"]: x["packets"] for x in listed} == {1: 2, 2: 3, 3: 0, 4: 0, 5: 2, 6: 0}, listed  # 5 limits, then 1 drops
     bad = tmp_path / "bad.txt"
     bad.write_text("--src 198.18.0.9/32 --drop\n--prio x --pass\n")
     r = vg(tmp_path, "policy", "load", "vb", bad, ns=ns, rc=2)

@@ -235,9 +235,16 @@ struct pl_meta {
 	char managed_by[PL_OWNER_MAX];	/* NUL-terminated */
 };
 
-/* 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by */
-#define PL_META_VERSION 7
-/* The oldest metadata the loader still reads: the same fields, without managed_by. */
+/*
+ * 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by;
+ * 8: pl_rule.lim, pl_rule_stats conformed/exceeded, limit maps
+ */
+#define PL_META_VERSION 8
+/*
+ * The oldest metadata the loader still reads: version 6 without managed_by,
+ * 7 with it. Their rule maps hold the smaller pl_rule of before version 8:
+ * pl_policy_open() refuses them (-EPROTO), attach --force makes them anew.
+ */
 #define PL_META_VERSION_MIN 6
 #define PL_META_V6_SIZE __builtin_offsetof(struct pl_meta, managed_by)
 
@@ -252,7 +259,91 @@ enum pl_action {
 	PL_ACT_DROP,
 	PL_ACT_REDIRECT,	/* arg: ifindex; XDP through the redirect devmap */
 	PL_ACT_SAMPLE,		/* arg: N of 1/N; counted, evaluation continues */
+	PL_ACT_LIMIT,		/* token bucket (pl_rule.lim): within the rate evaluation
+				 * continues, the excess gets lim.over */
 	PL_ACT_MAX,
+};
+
+/* pl_limit.unit: how the rate was given; the rate is in packets/s or bits/s */
+enum pl_lim_unit {
+	PL_LIM_PPS = 0,
+	PL_LIM_BPS,
+	PL_LIM_KBIT,
+	PL_LIM_MBIT,
+	PL_LIM_GBIT,
+	PL_LIM_UNIT_MAX,
+};
+
+/* pl_limit.per: one bucket for the rule, or one per key of an LRU map */
+enum pl_lim_per {
+	PL_PER_RULE = 0,
+	PL_PER_SRC,
+	PL_PER_DST,
+	PL_PER_FLOW,		/* addresses, protocol, ports as seen (one direction) */
+	PL_PER_MAX,
+};
+
+/*
+ * A token bucket, kept as GCRA (the theoretical arrival time of the next
+ * conforming packet), in ticks of 1/64 ns: a packet of cost c (1 packet, or
+ * its bits) takes c * PL_LIM_TICKS_PER_SEC / rate ticks; it conforms when
+ * that leaves the bucket's time no more than tau (the burst) ahead of now.
+ */
+#define PL_LIM_TICK_SHIFT 6
+#define PL_LIM_TICKS_PER_SEC (1000000000ULL << PL_LIM_TICK_SHIFT)
+#define PL_LIM_PPS_MAX 1000000000ULL		/* 1 Gpps */
+#define PL_LIM_BITS_MAX 1000000000000ULL	/* 1 Tbit/s */
+#define PL_LIM_BURST_MAX 1000000000ULL		/* packets, or bytes */
+#define PL_LIM_KEYS_DEFAULT 65536U		/* --per-size */
+#define PL_LIM_KEYS_MAX (1U << 24)
+#define PL_LIM_LOCKS 256U			/* spin locks for the per-key buckets */
+
+struct pl_limit {
+	__u64 rate;		/* packets/s (PL_LIM_PPS) or bits/s */
+	__u64 burst;		/* packets (PL_LIM_PPS) or bytes */
+	__u64 tau;		/* the burst in ticks: burst * PL_LIM_TICKS_PER_SEC / rate */
+	__u32 keys;		/* --per src|dst|flow: LRU entries (--per-size) */
+	__u8 unit;		/* enum pl_lim_unit */
+	__u8 per;		/* enum pl_lim_per */
+	__u8 over;		/* PL_ACT_DROP, PL_ACT_PASS or PL_ACT_SAMPLE */
+	__u8 pad;
+	__u32 over_arg;		/* --over sample 1/N: N */
+	__u32 pad2;
+};
+
+/* Key of a per-key bucket (limit_keys' inner LRU maps); unused fields 0. */
+struct pl_limit_key {
+	__u8 per;		/* enum pl_lim_per */
+	__u8 l4proto;
+	__u16 sport, dport;
+	__u16 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* A per-key bucket: its updates are serialised by one of PL_LIM_LOCKS locks. */
+struct pl_limit_state {
+	__u64 tat;		/* ticks */
+};
+
+/* bpf_spin_lock: the verifier wants its type in the map value's BTF */
+#ifdef __bpf__
+#define PL_SPIN_LOCK struct bpf_spin_lock
+#else
+#define PL_SPIN_LOCK __u32
+#endif
+
+/* The bucket of a --per rule rule (limit_bucket, by pl_rule.ctr): one for all CPUs. */
+struct pl_limit_bucket {
+	PL_SPIN_LOCK lock;
+	__u32 pad;
+	__u64 tat;		/* ticks */
+};
+
+/* A lock of limit_locks, alone in its cache line. */
+struct pl_limit_lock {
+	PL_SPIN_LOCK lock;
+	__u32 pad[15];
 };
 
 /* pl_rule.match: which fields a rule matches on */
@@ -292,6 +383,8 @@ struct pl_rule {
 	__u16 pad2;
 	__u8 src[16], src_mask[16];
 	__u8 dst[16], dst_mask[16];
+	__u32 pad3;
+	struct pl_limit lim;	/* PL_ACT_LIMIT, else zero */
 };
 
 #define PL_FAM_IPV4 4
@@ -341,6 +434,12 @@ struct pl_rule_stats {
 	__u64 pkts;
 	__u64 bytes;
 	__u64 last_ns;		/* CLOCK_MONOTONIC (coarse) of the last hit */
+	/* --limit rules: conformed + exceeded == pkts (and bytes) */
+	__u64 conf_pkts;
+	__u64 conf_bytes;
+	__u64 exc_pkts;
+	__u64 exc_bytes;
+	__u64 keys_new;		/* --per keys inserted; evicted = keys_new - keys in the map */
 };
 
 #define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions; ids 1.. this */
@@ -353,6 +452,8 @@ struct pl_rule_stats {
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
 #define PL_POLICY_LIST_BOUNDED 64U	/* the same, on kernels without bpf_loop() (< 5.17) */
+/* --limit rules' state (limit_bucket, limit_keys): both directions, old and new set in a swap */
+#define PL_LIM_RULES_MAX (4 * PL_POLICY_LIST_MAX)
 #define PL_REDIRECT_MAX 64U		/* redirect targets per interface */
 #define PL_POLICY_EXPRS_MAX 64U		/* expression rules per direction */
 
@@ -508,6 +609,9 @@ struct pl_tcp_hist_key {
 #define PL_MAP_REDIRECT "redirect_map"
 #define PL_MAP_POLICY_EXPRS "policy_exprs"
 #define PL_MAP_EXPR_BITS "expr_bits"
+#define PL_MAP_LIMIT_BUCKET "limit_bucket"
+#define PL_MAP_LIMIT_KEYS "limit_keys"
+#define PL_MAP_LIMIT_LOCKS "limit_locks"
 #define PL_MAP_SAMPLE_CFG "sample_cfg"
 #define PL_MAP_SAMPLE_STATS "sample_stats"
 #define PL_MAP_SAMPLE_RING "sample_ring"

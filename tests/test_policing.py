@@ -1,0 +1,385 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`policy add ... --limit`: token-bucket rules (policing), per rule and per key.
+
+Three namespaces (lab.RouterLab): sender -> router (pktlens on vb) -> receiver. A paced
+sender (tests/pace_send.c) replays a schedule; tcpdump on the sender's va records what was
+really sent and when (the kernel's timestamps), tcpdump on the receiver's vd what got
+through. Expectations come from those captures: rate x (last - first send) + burst, or a
+token bucket simulated here on the sent timestamps, never from pktlens' own output. The
+same traffic against nftables' `limit rate` is measured in the same test and reported.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab import OUT, Exporter, netns_ino, pktlens, pktlens_json, sh
+
+PACE_SEND = str(OUT / "tests" / "pace_send")
+TOL = 0.05
+
+
+def _csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+
+
+def udp_frame(src_mac, dst_mac, src, dst, dport, size, sport=1000):
+    """Ethernet/IPv4/UDP of `size` bytes (no scapy: thousands of frames)."""
+    payload = b"P" * (size - 14 - 20 - 8)
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     bytes(int(x) for x in src.split(".")), bytes(int(x) for x in dst.split(".")))
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    mac = lambda m: bytes(int(x, 16) for x in m.split(":"))  # noqa: E731
+    return mac(dst_mac) + mac(src_mac) + b"\x08\x00" + ip + udp
+
+
+def write_pcap(path, timed):
+    """[(seconds, frame)] as a nanosecond pcap file."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
+        for t, fr in timed:
+            ns = int(round(t * 1e9))
+            f.write(struct.pack("<IIII", ns // 10**9, ns % 10**9, len(fr), len(fr)) + fr)
+
+
+def read_pcap(path):
+    """[(timestamp, frame)] of a classic pcap file (tcpdump's, micro- or nanoseconds)."""
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path, "rb") as f:
+        hdr = f.read(24)
+        if len(hdr) < 24:
+            return out
+        magic = struct.unpack("<I", hdr[:4])[0]
+        e = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        div = 1e9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e6
+        while True:
+            rec = f.read(16)
+            if len(rec) < 16:
+                return out
+            sec, frac, caplen, wire = struct.unpack(e + "IIII", rec)
+            out.append((sec + frac / div, f.read(caplen), wire))
+
+
+class Capture:
+    """tcpdump on one interface of a namespace, one direction, UDP only."""
+
+    def __init__(self, lab, ns, dev, direction):
+        self.path = os.path.join(lab.tmp, f"{dev}-{direction}-{time.monotonic_ns()}.pcap")
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, "-Q", direction, "-U", "-n",
+                                   "--immediate-mode", "-B", "32768", "-s", "64", "-w", self.path, "udp"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = self.p.stderr.readline()
+        assert "listening" in line, line
+
+    def stop(self, settle=0.5):
+        time.sleep(settle)
+        self.p.send_signal(2)
+        self.p.wait(timeout=10)
+        tail = self.p.stderr.read()
+        assert "\n0 packets dropped by kernel" in tail, f"tcpdump lost frames: {tail}"
+        return read_pcap(self.path)
+
+
+def src_of(fr):
+    return ".".join(str(b) for b in fr[26:30])
+
+
+def dport_of(fr):
+    return struct.unpack("!H", fr[36:38])[0]
+
+
+def replay(router, timed, seconds_max=30):
+    """Send the schedule paced from s's va; (what va sent, what vd received), both tcpdump's."""
+    path = os.path.join(router.tmp, f"sched-{time.monotonic_ns()}.pcap")
+    write_pcap(path, timed)
+    tx = Capture(router, router.s, "va", "out")
+    rx = Capture(router, router.r, "vd", "in")
+    r = subprocess.run(["timeout", "-s", "KILL", str(seconds_max), "ip", "netns", "exec", router.s,
+                        PACE_SEND, "va", path], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sent, late_us = (int(x) for x in r.stdout.split())
+    assert sent == len(timed)
+    rx_frames = rx.stop()
+    tx_frames = tx.stop(settle=0)
+    assert len(tx_frames) == sent, "tcpdump at the sender did not see every frame"
+    print(f"  sender: {sent} frames, {sent / (tx_frames[-1][0] - tx_frames[0][0]):.0f} pps measured, "
+          f"latest {late_us} us late", file=sys.stderr)
+    return tx_frames, rx_frames
+
+
+def steady(router, pps, seconds, size=100, dport=5001, src=None):
+    """pps frames a second for `seconds`, to the receiver."""
+    va, vb = router.mac(router.s, "va"), router.mac(router.h, "vb")
+    fr = udp_frame(va, vb, src or router.S4, router.R4, dport, size)
+    return [(i / pps, fr) for i in range(int(pps * seconds))]
+
+
+def gcra(times, costs, rate, burst):
+    """How many of the arrivals a token bucket of rate/burst (same units as costs) lets through."""
+    tat, passed = None, []
+    tau = burst / rate
+    for t, c in zip(times, costs):
+        cur = t if tat is None or tat < t else tat
+        inc = c / rate
+        if cur + inc - t <= tau + 1e-12:
+            tat = cur + inc
+            passed.append(True)
+        else:
+            passed.append(False)
+    return passed
+
+
+def rule_doc(router, rid, dev="vb"):
+    doc = pktlens_json("policy", "list", dev, ns=router.h)
+    return next(r for r in doc["interfaces"][0]["rules"] if r["id"] == rid)
+
+
+def within(got, want, tol=TOL, slack=0):
+    return abs(got - want) <= tol * want + slack
+
+
+NFT = """table netdev plpolice {{
+ chain in {{
+  type filter hook ingress device vb priority 0;
+  udp dport {dport} limit rate over {rate} burst {burst} drop
+ }}
+}}
+"""
+
+
+def test_pps_limit_conforms_and_compare_with_nftables(router, record_property):
+    """4,000 pps for 3 s against 1,000 pps burst 100 (XDP): rate x time + burst get through."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "5001", "--limit", "1000pps",
+            "--burst", "100", ns=router.h)
+    sched = steady(router, 4000, 3)
+    tx, rx = replay(router, sched)
+    span = tx[-1][0] - tx[0][0]
+    want = 1000 * span + 100
+    got = sum(1 for _, fr, _ in rx if dport_of(fr) == 5001)
+    r = rule_doc(router, 1)
+    print(f"  pktlens: {got} through, want {want:.0f} ({(got - want) / want:+.2%})", file=sys.stderr)
+    assert within(got, want), (got, want)
+    assert r["packets"] == len(tx)
+    assert r["conformed_packets"] + r["exceeded_packets"] == r["packets"]
+    assert r["conformed_bytes"] + r["exceeded_bytes"] == r["bytes"]
+    assert r["conformed_packets"] == got
+    assert r["limit"] == dict(rate=1000, rate_unit="packets/s", burst=100, burst_unit="packets",
+                              per="rule", over="drop")
+    # the same traffic through nftables' limit on the same hook (pktlens off)
+    pktlens("detach", "vb", ns=router.h)
+    sh("ip", "netns", "exec", router.h, "nft", "-f", "-",
+       input=NFT.format(dport=5001, rate="1000/second", burst="100 packets"))
+    try:
+        tx2, rx2 = replay(router, sched)
+    finally:
+        sh("ip", "netns", "exec", router.h, "nft", "delete", "table", "netdev", "plpolice", check=False)
+    want2 = 1000 * (tx2[-1][0] - tx2[0][0]) + 100
+    got2 = len(rx2)
+    ours, nft = (got - want) / want, (got2 - want2) / want2
+    print(f"  nftables: {got2} through, want {want2:.0f} ({nft:+.2%}); pktlens {ours:+.2%}", file=sys.stderr)
+    record_property("pktlens_error", ours)
+    record_property("nftables_error", nft)
+
+
+def test_bps_limit_on_tc(router):
+    """A bit rate on tc ingress: bytes through within 5% of rate/8 x time + burst."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=router.h)
+    pktlens("policy", "add", "vb", "--dport", "5002", "--proto", "udp", "--limit", "4mbit",
+            "--burst", "20000bytes", ns=router.h)
+    sched = steady(router, 2000, 2, size=500, dport=5002)     # 8 Mbit/s
+    tx, rx = replay(router, sched)
+    span = tx[-1][0] - tx[0][0]
+    want = 4e6 / 8 * span + 20000
+    got = sum(wire for _, fr, wire in rx if dport_of(fr) == 5002)
+    model = sum(gcra([t for t, _, _ in tx], [w * 8 for _, _, w in tx], 4e6, 20000 * 8))
+    r = rule_doc(router, 1)
+    print(f"  bytes through {got}, want {want:.0f} ({(got - want) / want:+.2%}), "
+          f"model {model} frames, got {len(rx)}", file=sys.stderr)
+    assert within(got, want), (got, want)
+    assert within(len(rx), model), (len(rx), model)
+    assert r["packets"] == len(tx) and r["bytes"] == sum(w for _, _, w in tx)
+    assert r["conformed_packets"] + r["exceeded_packets"] == r["packets"]
+    assert r["conformed_bytes"] + r["exceeded_bytes"] == r["bytes"]
+    assert r["conformed_bytes"] == got
+    assert r["limit"]["rate"] == 4000000 and r["limit"]["burst_unit"] == "bytes"
+
+
+def many_sources(router, n, seconds, rate_of):
+    """n sources 198.18.1.100.., source i at rate_of(i) pps, interleaved by time."""
+    va, vb = router.mac(router.s, "va"), router.mac(router.h, "vb")
+    timed = []
+    for i in range(n):
+        fr = udp_frame(va, vb, f"198.18.1.{100 + i}", router.R4, 5003, 80)
+        rate = rate_of(i)
+        off = i / (n * rate)        # spread the sources' phases
+        timed += [(off + k / rate, fr) for k in range(int(rate * seconds))]
+    return sorted(timed, key=lambda x: x[0])
+
+
+def test_per_source_limits_each_source_on_its_own(router):
+    """50 sources at 10..304 pps against 100 pps burst 10 per source."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "100pps", "--burst", "10",
+            "--per", "src", "--per-size", "1024", ns=router.h)
+    tx, rx = replay(router, many_sources(router, 50, 2, lambda i: 10 + 6 * i))
+    sent, got = {}, {}
+    for t, fr, _ in tx:
+        sent.setdefault(src_of(fr), []).append(t)
+    for _, fr, _ in rx:
+        got[src_of(fr)] = got.get(src_of(fr), 0) + 1
+    bad = []
+    for src, times in sent.items():
+        model = sum(gcra(times, [1] * len(times), 100, 10))
+        if not within(got.get(src, 0), model, slack=2):
+            bad.append((src, len(times), model, got.get(src, 0)))
+    assert not bad, f"(source, sent, model, through): {bad}"
+    limited = [s for s, times in sent.items() if len(times) > 260]
+    assert len(limited) > 20 and all(got[s] < len(sent[s]) for s in limited)
+    r = rule_doc(router, 1)
+    assert r["conformed_packets"] == len(rx) and r["packets"] == len(tx)
+    assert r["conformed_packets"] + r["exceeded_packets"] == r["packets"]
+    assert r["keys"] == 50 and r["keys_evicted"] == 0
+
+
+def test_per_source_lru_full_counts_evictions(router):
+    """--per-size 16 for 50 sources: the LRU evicts, counts it, and judging goes on."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "1000pps", "--burst", "5",
+            "--per", "src", "--per-size", "16", ns=router.h)
+    tx, rx = replay(router, many_sources(router, 50, 0.5, lambda i: 40))
+    r = rule_doc(router, 1)
+    assert r["packets"] == len(tx) and r["conformed_packets"] + r["exceeded_packets"] == len(tx)
+    assert r["conformed_packets"] == len(rx)
+    assert 0 < r["keys"] <= 16
+    assert r["keys_evicted"] >= 50 - 16
+    text = pktlens("policy", "list", "vb", ns=router.h).stdout
+    assert f"{r['keys']} keys tracked of 16, {r['keys_evicted']} evicted" in text
+    # Prometheus: the same numbers, under this attachment's labels
+    e = Exporter()
+    try:
+        _, body, _ = e.get()
+    finally:
+        e.kill()
+    ino = str(netns_ino(router.h))
+    mine = {ln.split("{")[0]: ln.rsplit(" ", 1)[1] for ln in body.splitlines()
+            if ln.startswith("pktlens_policy_rule_") and f'netns="{ino}",netns_name="{router.h}",device="vb"' in ln}
+    assert mine["pktlens_policy_rule_packets_total"] == str(len(tx))
+    assert mine["pktlens_policy_rule_conformed_packets_total"] == str(r["conformed_packets"])
+    assert mine["pktlens_policy_rule_exceeded_packets_total"] == str(r["exceeded_packets"])
+    assert mine["pktlens_policy_rule_exceeded_bytes_total"] == str(r["exceeded_bytes"])
+    assert mine["pktlens_policy_rule_keys"] == str(r["keys"])
+    assert mine["pktlens_policy_rule_keys_evicted_total"] == str(r["keys_evicted"])
+    assert pktlens_json("stats", "vb", ns=router.h)["interfaces"][0]["hooks"][0]["packets"] >= len(tx)
+
+
+def test_over_pass_and_the_next_rule(router):
+    """Within the rate a packet goes on to the next rule (here: drop); the excess --over pass."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--prio", "1", "--proto", "udp", "--limit", "10pps", "--burst", "20",
+            "--over", "pass", ns=router.h)
+    pktlens("policy", "add", "vb", "--prio", "2", "--proto", "udp", "--drop", ns=router.h)
+    sched = steady(router, 1000, 0.1, dport=5004)       # 100 frames in 0.1 s: ~21 conform
+    tx, rx = replay(router, sched)
+    r1, r2 = rule_doc(router, 1), rule_doc(router, 2)
+    assert r1["packets"] == 100 and r1["conformed_packets"] + r1["exceeded_packets"] == 100
+    assert 20 <= r1["conformed_packets"] <= 23
+    assert r2["packets"] == r1["conformed_packets"]
+    assert len(rx) == r1["exceeded_packets"]
+
+
+def test_same_syntax_in_files_and_list_loads_back(router, tmp_path):
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "out", ns=router.h)
+    rules = tmp_path / "rules"
+    rules.write_text("--proto tcp 'tcp[tcpflags] & tcp-syn != 0' --limit 200pps --burst 50 --per src\n"
+                     "--out --limit 2gbit --per flow --per-size 100 --over sample 1/8\n"
+                     "--vlan 7 --src 198.18.1.0/24 --limit 5kbit --burst 70000bytes --per dst --over pass\n")
+    r = pktlens("policy", "load", "vb", str(rules), ns=router.h)
+    assert r.returncode == 0, r.stderr
+    text = pktlens("policy", "list", "vb", ns=router.h).stdout
+    assert "--limit 200pps --burst 50packets --per src --per-size 65536 --over drop" in text
+    assert "--limit 2gbit --burst 25000000bytes --per flow --per-size 100 --over sample 1/8" in text
+    assert "--limit 5kbit --burst 70000bytes --per dst --per-size 65536 --over pass" in text
+    saved = tmp_path / "saved"
+    saved.write_text(text)
+    before = pktlens_json("policy", "list", "vb", ns=router.h)
+    assert pktlens("policy", "load", "vb", str(saved), ns=router.h).returncode == 0
+    after = pktlens_json("policy", "list", "vb", ns=router.h)
+    assert [x["rule"] for x in after["interfaces"][0]["rules"]] == \
+        [x["rule"] for x in before["interfaces"][0]["rules"]]
+
+
+BAD = [
+    (["--limit", "0"], "--limit '0': the rate must be 1-1000000000pps"),
+    (["--limit", "0pps"], "--limit '0pps': the rate must be 1-1000000000pps"),
+    (["--limit", "0mbit"], "--limit '0mbit': the rate must be 1-1000000mbit"),
+    (["--limit", "10furlongs"], "--limit '10furlongs': not RATE[pps|bps|kbit|mbit|gbit]"),
+    (["--limit", "pps"], "--limit 'pps': not RATE"),
+    (["--limit", "-5pps"], "--limit '-5pps': not RATE"),
+    (["--limit", "1.5mbit"], "--limit '1.5mbit': not RATE"),
+    (["--limit", "99999999999999999999999pps"], "the rate must be 1-"),
+    (["--limit", "18446744073709551616bps"], "the rate must be 1-"),
+    (["--limit", "2000000000pps"], "the rate must be 1-1000000000pps"),
+    (["--limit", "1001gbit"], "the rate must be 1-1000gbit"),
+    (["--limit", "1000pps", "--burst", "0"], "--burst '0': must be 1-1000000000 packets"),
+    (["--limit", "1000pps", "--burst", "99999999999999999999"], "--burst '99999999999999999999': must be"),
+    (["--limit", "1000pps", "--burst", "10bytes"], "a packet rate takes a burst in packets"),
+    (["--limit", "1mbit", "--burst", "10packets"], "a bit rate takes a burst in bytes"),
+    (["--limit", "1mbit", "--burst", "10kb"], "--burst '10kb': not N[packets|bytes]"),
+    (["--limit", "100", "--per", "src", "--per-size", "0"], "--per-size '0': not a number 1-16777216"),
+    (["--limit", "100", "--per", "src", "--per-size", "16777217"], "--per-size '16777217'"),
+    (["--limit", "100", "--per-size", "10"], "--per-size: only with --per src, dst or flow"),
+    (["--limit", "100", "--per", "host"], "--per 'host': not rule, src, dst or flow"),
+    (["--limit", "100", "--over", "reject"], "--over 'reject': not drop, pass or sample 1/N"),
+    (["--limit", "100", "--over", "sample"], "--over sample: not 1/N"),
+    (["--limit", "100", "--over", "sample", "1/0"], "--over sample 1/0: not 1/N"),
+    (["--burst", "10", "--drop"], "--burst: only with --limit"),
+    (["--per", "src", "--drop"], "--per: only with --limit"),
+    (["--limit", "100", "--drop"], "a rule has one action"),
+    (["--drop", "--limit", "100"], "a rule has one action"),
+    (["--limit", "100", "--burst", "5", "--burst", "6"], "--burst given twice"),
+    (["--limit"], "--limit needs a value"),
+]
+
+
+def test_bad_input_changes_nothing(lab, tmp_path):
+    """Each bad limit: one line naming it, exit 2, by `add` and in a file (FILE:LINE:COL); no change."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "300pps", ns=lab.b)
+    before = pktlens("policy", "list", "vb", ns=lab.b).stdout
+    f = tmp_path / "rules"
+    for words, msg in BAD:
+        r = pktlens("policy", "add", "vb", "--proto", "udp", *words, ns=lab.b, check=False)
+        assert r.returncode == 2, (words, r.stderr)
+        assert r.stderr.startswith("pktlens: policy add: vb: argument ") and msg in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+        f.write_text("# ok\n--proto icmp --drop\n  --proto udp " + " ".join(words) + "\n")
+        r = pktlens("policy", "load", "vb", str(f), ns=lab.b, check=False)
+        assert r.returncode == 2 and r.stderr.startswith(f"pktlens: policy load: {f}:3:") and \
+            msg in r.stderr, (words, r.stderr)
+        assert r.stderr.count("\n") == 1, r.stderr
+        col = int(r.stderr.split(":")[4])
+        line = f.read_text().splitlines()[2]
+        assert col > 2 and line[col - 2] == " " and line[col - 1] != " ", (col, line)   # a word's start
+    assert pktlens("policy", "list", "vb", ns=lab.b).stdout == before
+
+
+def test_help_man_and_readme_describe_limits():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    help_text = pktlens("policy", "--help").stdout
+    with open(os.path.join(root, "docs", "pktlens.8")) as f:
+        man = f.read().replace("\\-", "-")
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    for word in ("--limit", "--burst", "--per", "--per-size", "--over", "pps", "kbit", "mbit", "gbit",
+                 "sample 1/N"):
+        assert word in help_text and word in man and word in readme, word
