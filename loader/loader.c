@@ -18,7 +18,7 @@
  * into place as the last step, so bpffs shows a complete attachment or none;
  * leftovers of a killed attach are removed by pl_pins_gc().
  *
- * Why one file of ~1,000 lines: attach is one transaction over `struct
+ * Why one file of ~1,100 lines: attach is one transaction over `struct
  * attach` (load, --force's carry-over of maps, flows, filter and rules, pin,
  * rename, and the unwinding of each step on failure). The carry-over steps
  * read and write that struct's fields between the others; apart, the struct
