@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 import os
+import re
+import subprocess
 import sys
 
 import pytest
@@ -7,6 +9,20 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from lab import Lab, RouterLab  # noqa: E402
+
+# lab.unique(): a lowercase prefix, the test process's pid, x, a sequence number
+_LAB_NS = re.compile(r"^pl[a-z]*?(\d+)x\d+$")
+
+
+def pytest_sessionstart(session):
+    """Remove the namespaces of an earlier test run that was killed (its pid is gone)
+    before its fixtures could: runs still alive keep theirs."""
+    if not os.path.isdir("/run/netns"):
+        return
+    for name in os.listdir("/run/netns"):
+        m = _LAB_NS.match(name)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.fixture
