@@ -141,6 +141,15 @@ class Lab:
         out = sh("ip", "-n", ns, "-j", "link", "show", dev).stdout
         return json.loads(out)[0]["address"]
 
+    def static_neighbours(self, back=True):
+        """Static neighbour entries for the addresses of addrs=True: a knows .2's MAC (and b
+        .1's, with back): no ARP on the wire."""
+        sh("ip", "-n", self.a, "neigh", "replace", "198.18.0.2", "lladdr", self.mac(self.b, "vb"),
+           "dev", "va", "nud", "permanent")
+        if back:
+            sh("ip", "-n", self.b, "neigh", "replace", "198.18.0.1", "lladdr",
+               self.mac(self.a, "va"), "dev", "vb", "nud", "permanent")
+
     def link_stats(self, ns, dev):
         out = sh("ip", "-n", ns, "-j", "-s", "link", "show", dev).stdout
         return json.loads(out)[0]["stats64"]

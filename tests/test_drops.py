@@ -56,10 +56,7 @@ def by_reason(doc, reason, kind="kernel"):
 def dlab():
     lab = Lab(mtu=1500, addrs=True)
     try:
-        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", lab.mac(lab.b, "vb"),
-           "dev", "va", "nud", "permanent")
-        sh("ip", "-n", lab.b, "neigh", "replace", "198.18.0.1", "lladdr", lab.mac(lab.a, "va"),
-           "dev", "vb", "nud", "permanent")
+        lab.static_neighbours()
         yield lab
     finally:
         lab.close()
@@ -182,8 +179,7 @@ def test_namespaces_with_the_same_names_stay_apart(dlab):
     needs_reasons()
     other = Lab(mtu=1500, addrs=True)
     try:
-        sh("ip", "-n", other.a, "neigh", "replace", "198.18.0.2", "lladdr",
-           other.mac(other.b, "vb"), "dev", "va", "nud", "permanent")
+        other.static_neighbours(back=False)
         tr = Drops("--by", "flow")          # every namespace
         dlab.send(udp(dlab, 7, 9, sport=42000))
         other.send(udp(other, 12, 9, sport=42000))

@@ -44,11 +44,7 @@ def ablab():
     """Two namespaces with addresses and static neighbours: the hosts send nothing on their own."""
     lab = Lab(addrs=True)
     try:
-        mac_a, mac_b = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
-        sh("ip", "-n", lab.b, "neigh", "replace", "198.18.0.1", "lladdr", mac_a, "dev", "vb",
-           "nud", "permanent")
-        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", mac_b, "dev", "va",
-           "nud", "permanent")
+        lab.static_neighbours()
         yield lab
     finally:
         lab.close()

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from frames import mixed
-from lab import OUT, PKTLENS, PYTHON, SENDRAW, Lab, pktlens, pktlens_json, sh, slot
+from lab import OUT, PKTLENS, PYTHON, Lab, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 # What each kernel of the matrix has (pktlens -V): the README's kernel table says the same.
@@ -58,10 +58,7 @@ def labip():
     """lab1500 with 198.18.0.1 (va) and .2 (vb), and static neighbours: no ARP on the wire."""
     lab = Lab(mtu=1500, addrs=True)
     try:
-        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", lab.mac(lab.b, "vb"),
-           "dev", "va", "nud", "permanent")
-        sh("ip", "-n", lab.b, "neigh", "replace", "198.18.0.1", "lladdr", lab.mac(lab.a, "va"),
-           "dev", "vb", "nud", "permanent")
+        lab.static_neighbours()
         yield lab
     except BaseException:
         lab.close()

@@ -50,8 +50,7 @@ def labf():
     PORT_DENIED, in a dispatcher: skipped where libxdp itself cannot load one."""
     lab = Lab(mtu=1500, addrs=True)
     try:
-        sh("ip", "-n", lab.a, "neigh", "replace", "198.18.0.2", "lladdr", lab.mac(lab.b, "vb"),
-           "dev", "va", "nud", "permanent")
+        lab.static_neighbours(back=False)
         nsx(lab.b, "xdp-filter", "load", "-m", "skb", "vb")
         nsx(lab.b, "xdp-filter", "port", "-m", "dst", "-p", "udp", str(PORT_DENIED))
         if dispatcher(lab.b) is None:
