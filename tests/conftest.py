@@ -14,6 +14,13 @@ from lab import Lab, RouterLab  # noqa: E402
 _LAB_NS = re.compile(r"^pl[a-z]*?(\d+)x\d+$")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "scale: a test whose point is size or endurance (100,000 rules, a million "
+        "flows, 1,000 swaps, 200 interfaces); the sanitized CI pass deselects them (-m 'not scale'), "
+        "the code they run is the one smaller tests run there")
+
+
 def pytest_sessionstart(session):
     """Remove the namespaces of an earlier test run that was killed (its pid is gone)
     before its fixtures could: runs still alive keep theirs."""

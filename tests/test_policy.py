@@ -352,6 +352,7 @@ def test_vlan_match_and_counters(router):
     assert s["nomatch_packets"] >= 4
 
 
+@pytest.mark.scale
 def test_atomic_swap_under_load(router):
     """Two rule sets of 1,000 rules, swapped 1,000 times while two interleaved streams flow
     (5,000 packets/s). Each set drops one stream (an LPM rule) and passes the other (a list
@@ -568,6 +569,7 @@ def listed_ids(router):
     return [int(x.split()[1]) for x in out.splitlines() if x.startswith("--id ")], out
 
 
+@pytest.mark.scale
 def test_rule_ids_stay_in_range_and_list_loads_back(router):
     """Alternating loads of 100,000 different rules keep ids within 1-262144, and `policy list`
     output always loads back; 200,000 rules replaced by 100,000 others load (ids of rules that

@@ -17,6 +17,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from lab import OUT, Exporter, pktlens, pktlens_json, sh, slot
 
 FILL_FLOWS = str(OUT / "tests" / "fill_flows")
@@ -49,6 +51,7 @@ def flow_i(i):
     return {"src": f"198.18.0.{i >> 16}", "sport": i & 0xffff, "dst": "198.19.0.1", "dport": 9}
 
 
+@pytest.mark.scale
 def test_million_flows(lab):
     pktlens("attach", "vb", "--flows", MILLION, ns=lab.b)
     att = attachment(lab.b, "vb")
@@ -117,6 +120,7 @@ def test_million_flows(lab):
 PAIRS = 16
 
 
+@pytest.mark.scale
 def test_sixteen_interfaces(lab):
     from scapy.all import IP, UDP, Ether, Raw
 

@@ -584,6 +584,7 @@ export:
     assert attached(b, "sv1") and attached(c, "late0")
 
 
+@pytest.mark.scale
 def test_daemon_burst_of_200_interfaces(svc):
     a = svc.netns()
     port = free_port()
