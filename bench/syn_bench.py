@@ -14,16 +14,20 @@ the run records each connect's time. Modes, alternating in the same rounds:
   pktlens   the flood; pktlens on vb (XDP, native) with one rule:
             policy add vb --proto tcp 'tcp[tcpflags] & tcp-syn != 0'
                           --limit RATEpps --burst BURST --per src
+  pktlens-tc  the same on tc ingress (--xdp none --tc in): where nftables' netdev hook is
   nftables  the flood; the same limit in an nftables netdev ingress chain on vb, a meter per
             source: add @syn { ip saddr limit rate over RATE/second burst BURST packets } drop
 
 Reported per mode (medians over rounds): the client's connect time (median, p99, and connects
 that failed within 3 s), the flood packets vb received per second, SYNs dropped by the rule,
-and softirq CPU (all CPUs, /proc/stat) as a share of all CPU time: receive processing on veth,
-the TCP handshake and the SYN-ACKs run in softirq. Ratios pktlens / nftables and each / none.
+and softirq CPU (all CPUs, /proc/stat) as a share of all CPU time and per flood packet received:
+receive processing on veth, the TCP handshake and the SYN-ACKs run in softirq. Ratios pktlens /
+nftables and each / none. trafgen sends as fast as it can on one CPU; with XDP on vb, veth
+pushes back when vb's ring is full (Linux 6.14) and trafgen stops at the first EAGAIN, so it is
+started again until the time is up (trafgen_starts in the JSON).
 
     bench/syn_bench.py [--rounds N] [--seconds S] [--rate PPS] [--burst N] [--sources N]
-                       [--interval MS] [--json FILE]
+                       [--interval MS] [--no-syncookies] [--json FILE]
 
 Needs root, trafgen (netsniff-ng) and nft; the rule's rate must stay above the client's
 connect rate (1000 / INTERVAL per second), or the client is limited too.
@@ -162,8 +166,10 @@ def flood(lab, seconds, cfg):
 
 def run_mode(lab, mode, a, cfg):
     """One run of mode; the client's connect times and what the lab counted."""
-    if mode == "pktlens":
-        pktlens(lab.b, "attach", "vb", "--xdp", "native", "--tc", "none")
+    if mode.startswith("pktlens"):
+        xdp = mode == "pktlens"
+        pktlens(lab.b, "attach", "vb", "--xdp", "native" if xdp else "none",
+                "--tc", "none" if xdp else "in")
         pktlens(lab.b, "policy", "add", "vb", "--proto", "tcp", "tcp[tcpflags] & tcp-syn != 0",
                 "--limit", f"{a.rate}pps", "--burst", str(a.burst), "--per", "src")
     elif mode == "nftables":
@@ -187,7 +193,7 @@ def run_mode(lab, mode, a, cfg):
     s1, t1 = cpu_jiffies()
     rx = lab.rx_packets() - rx0
     dropped = 0
-    if mode == "pktlens":
+    if mode.startswith("pktlens"):
         rules = json.loads(pktlens(lab.b, "-j", "policy", "list", "vb").stdout)
         dropped = rules["interfaces"][0]["rules"][0]["exceeded_packets"]
         pktlens(lab.b, "detach", "vb")
@@ -235,7 +241,7 @@ def main():
     if 1000 / a.interval >= a.rate:
         sys.exit("syn_bench: --rate must exceed the client's connects per second")
     lab = Lab(syncookies=0 if a.no_syncookies else 1)
-    modes = ["idle", "none", "pktlens", "nftables"]
+    modes = ["idle", "none", "pktlens", "pktlens-tc", "nftables"]
     out = {m: [] for m in modes}
     try:
         cfg = os.path.join(lab.tmp, "syn.cfg")
@@ -263,7 +269,8 @@ def main():
               f"{fmt(s['softirq_pct'], '%6.1f %%'):>8} "
               f"{fmt(s['softirq_ns_per_pkt'], '%7.0f ns'):>13}")
     ratios = {}
-    for m, base in (("pktlens", "nftables"), ("pktlens", "none"), ("nftables", "none")):
+    for m, base in (("pktlens", "nftables"), ("pktlens-tc", "nftables"), ("pktlens", "none"),
+                    ("pktlens-tc", "none"), ("nftables", "none")):
         r = {k: summary[m][k] / summary[base][k] for k in ("median_ms", "p99_ms", "softirq_pct",
                                                           "softirq_ns_per_pkt")
              if summary[m][k] and summary[base][k]}
