@@ -70,6 +70,10 @@ class Lab:
         for ns, dev in ((self.a, "va"), (self.b, "vb")):
             sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("ip", "netns", "exec", self.b, "sysctl", "-qw", f"net.ipv4.tcp_syncookies={syncookies}")
+        if not syncookies:
+            # else the kernel lets a peer it has RTT metrics for past a full SYN queue
+            # (tcp_peer_is_proven()): the client must be as new as a flood source
+            sh("ip", "netns", "exec", self.b, "sysctl", "-qw", "net.ipv4.tcp_no_metrics_save=1")
         # SYN-ACKs to the flood's sources go back to a (which drops them), not nowhere
         sh("ip", "-n", self.b, "route", "add", "198.19.0.0/24", "via", "198.18.0.1")
         self.mac_a, self.mac_b = self.mac(self.a, "va"), self.mac(self.b, "vb")
@@ -77,7 +81,15 @@ class Lab:
            "nud", "permanent")
         sh("ip", "-n", self.b, "neigh", "replace", "198.18.0.1", "lladdr", self.mac_a, "dev", "vb",
            "nud", "permanent")
-        # the server: accepts and closes, forever (killed in close())
+        self.server = None
+
+    def serve(self):
+        """A fresh server, accepting and closing: a new listener, so no mode inherits the
+        previous one's SYN queue (half-open connections live for a minute of SYN-ACK
+        retransmits)."""
+        if self.server:
+            self.server.kill()
+            self.server.wait()
         self.server = subprocess.Popen(
             ["ip", "netns", "exec", self.b, sys.executable, "-c",
              "import socket\n"
@@ -97,8 +109,9 @@ class Lab:
             "stats64"]["rx"]["packets"]
 
     def close(self):
-        self.server.kill()
-        self.server.wait()
+        if self.server:
+            self.server.kill()
+            self.server.wait()
         for ns in (self.a, self.b):
             sh(PKTLENS, "-n", ns, "detach", "--all", check=False)
             sh("ip", "netns", "del", ns, check=False)
@@ -166,6 +179,7 @@ def flood(lab, seconds, cfg):
 
 def run_mode(lab, mode, a, cfg):
     """One run of mode; the client's connect times and what the lab counted."""
+    lab.serve()
     if mode.startswith("pktlens"):
         xdp = mode == "pktlens"
         pktlens(lab.b, "attach", "vb", "--xdp", "native" if xdp else "none",
