@@ -43,7 +43,9 @@ TEST_ENV := PKTLENS_BIN=$(abspath $(BIN)) PKTLENS_OUT=$(abspath $(OUT)) PKTLENS_
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
 BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c probes/pktlens_tcp.bpf.c probes/pktlens_drops.bpf.c
 BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/filter_ref.bpf.c
-BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS)))
+# pktlens_xdp_notail: the XDP object without tail calls (-DPL_XDP_NO_TAIL), from the same source
+BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS))) \
+	    $(OUT)/pktlens_xdp_notail.bpf.o
 SKELS    := $(BPF_OBJS:.bpf.o=.skel.h)
 
 LIB_SRCS := $(filter-out %.bpf.c,$(wildcard loader/*.c export/*.c pcap/*.c probes/*.c)) cli/util.c
@@ -78,6 +80,8 @@ DEPFLAGS = -MMD -MP -MF $(@:.o=.d)
 
 $(OUT)/%.bpf.o: xdp/%.bpf.c | $(OUT)
 	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(OUT)/pktlens_xdp_notail.bpf.o: xdp/pktlens_xdp.bpf.c | $(OUT)
+	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) -DPL_XDP_NO_TAIL $(DEPFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: tc/%.bpf.c | $(OUT)
 	$(Q)$(call msg,BPF,$@)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
 $(OUT)/%.bpf.o: probes/%.bpf.c $(OUT)/vmlinux.h | $(OUT)

@@ -5,6 +5,9 @@
 # (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
 # translated tcpdump filters (filter_bench), then policy rules (policy_bench:
 # test runs per rule kind, and drop under a trafgen flood against nftables),
+# then a live SYN flood against a TCP server: a client's connect time and
+# softirq CPU with no rule, a pktlens per-source SYN limit and nftables' meter
+# (syn_bench),
 # then pktlens sample against tcpdump -w under a flood (sample_bench), then the
 # service mode (service_bench: the daemon's creation-to-first-packet latency,
 # a burst of interfaces, idle RSS and CPU, apply times), then the kfree_skb
@@ -25,9 +28,11 @@ POLICY_ARGS=
 SAMPLE_ARGS=
 SERVICE_ARGS=
 DROPS_ARGS=
+SYN_ARGS=
 case ${1-} in
 --quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2"
-	SERVICE_ARGS="--count 10 --burst 50 --many 20 --idle 3"; DROPS_ARGS="--rounds 1 --seconds 2" ;;
+	SERVICE_ARGS="--count 10 --burst 50 --many 20 --idle 3"; DROPS_ARGS="--rounds 1 --seconds 2"
+	SYN_ARGS="--rounds 1 --seconds 3" ;;
 "") ;;
 *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
@@ -80,6 +85,12 @@ echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086
 bench/policy_bench.py $POLICY_ARGS --json $OUT/policy_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+echo "== SYN flood: a client's connect time, per-source SYN limit vs nftables ($OUT/syn_bench.json)"
+# shellcheck disable=SC2086
+bench/syn_bench.py $SYN_ARGS --json $OUT/syn_bench.json
 echo
 echo "CPU busy between the benchmarks: $(busy)%"
 echo

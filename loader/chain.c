@@ -22,6 +22,7 @@
 
 #include "features.h"
 #include "loader.h"
+#include "xdp_multi.h"
 #include "../pcap/cbpf.h"
 
 void pl_chain_close(struct pl_chain *c)
@@ -52,6 +53,8 @@ int pl_chain_open(const char *dir, struct pl_chain *c)
 		err = -errno;
 	if (!err && c->meta.tc_hooks && (c->tc_fd = pl_pin_open(dir, PL_MAP_TC_CHAIN)) < 0)
 		err = -errno;
+	if (!err && c->xdp_fd >= 0)
+		c->xdp_no_tail = !pl_xdp_prog_tail_calls(c->meta.xdp_prog_id, c->xdp_fd);
 	if (err)
 		pl_chain_close(c);
 	return err;
@@ -160,6 +163,8 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 	size_t n = hooks_of(c, h);
 	int err = 0;
 
+	if (c->xdp_no_tail)
+		return pl_xdp_no_tail_why("a tcpdump filter", why, whylen);
 	/*
 	 * pl_cbpf_compile() holds the one length limit (-E2BIG: too long to keep);
 	 * every attachment has a hook (attach refuses none), so a bad expression fails here

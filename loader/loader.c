@@ -43,6 +43,7 @@
 #include "loader.h"
 #include "xdp_multi.h"
 #include "pktlens_xdp.skel.h"
+#include "pktlens_xdp_notail.skel.h"
 #include "pktlens_tc.skel.h"
 #include "../probes/drops.h"
 #include "../probes/tcp.h"
@@ -108,6 +109,7 @@ struct attach {
 	int link_fd[3];		/* xdp, tc in, tc out */
 	bool filter_made[2];	/* clsact filters of this attach */
 	bool xdp_joined;	/* our program went into the dispatcher */
+	bool notail;		/* the XDP object without tail calls (pktlens_xdp_notail) */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
 	struct carry carry;
@@ -387,6 +389,30 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 static int loaded_xdp(struct attach *a, bool flows_reused);
 static int join_xdp(struct attach *a, bool flows_reused);
 
+/*
+ * The object built without tail calls from the same source: same maps and
+ * programs by name, so it opens into pktlens_xdp's skeleton.
+ */
+static struct pktlens_xdp *open_notail(void)
+{
+	struct pktlens_xdp *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return NULL;
+	err = pktlens_xdp__create_skeleton(s);
+	if (!err) {
+		s->skeleton->data = pktlens_xdp_notail__elf_bytes(&s->skeleton->data_sz);
+		err = bpf_object__open_skeleton(s->skeleton, NULL);
+	}
+	if (err) {
+		pktlens_xdp__destroy(s);
+		errno = -err;
+		return NULL;
+	}
+	return s;
+}
+
 static int load_xdp(struct attach *a)
 {
 	const char *ifname = a->o->ifname;
@@ -395,7 +421,7 @@ static int load_xdp(struct attach *a)
 	__u32 max = 0;
 	int err;
 
-	a->xskel = pktlens_xdp__open();
+	a->xskel = a->notail ? open_notail() : pktlens_xdp__open();
 	if (!a->xskel)
 		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
 			      ifname, strerror(errno));
@@ -443,10 +469,11 @@ static int load_xdp(struct attach *a)
 /*
  * In libxdp's dispatcher libxdp loads the object, against it, so the new
  * program runs from here on: the replaced one leaves first (no double
- * counting). A kernel that refuses the program there (libxdp 1.3's
- * dispatcher: Linux 6.12 refuses an extension program that tail-calls, 5.10
- * its subprogram calls) gets it attached alone, as where freplace is
- * refused altogether, and the attach says why.
+ * counting). A kernel that refuses the tail-calling program there (libxdp
+ * 1.3's dispatcher on Linux 6.12) gets the object built without tail calls
+ * (open_notail(), loader/xdp_multi.h says what it lacks); one that refuses
+ * that too (5.10's verifier) gets it attached alone, as where freplace is
+ * refused altogether. The attach says which.
  */
 static int join_xdp(struct attach *a, bool flows_reused)
 {
@@ -461,12 +488,27 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	err = pl_xdp_disp_join(a->xskel->obj, xdp_prog(a), a->xskel->progs.pktlens_xdp_skb_main,
 			       a->li.ifindex, a->o->ifname, a->info->xdp_mode, a->info->xdp_prio,
 			       &refused, a->why, a->whylen);
+	if (err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0) {
+		/* the kernel refused the tail-calling program there: the one without */
+		pktlens_xdp__destroy(a->xskel);
+		a->xskel = NULL;
+		a->notail = true;
+		err = load_xdp(a);
+		if (!err && a->info->xdp_disp) {
+			a->info->disp_note = "pktlens's XDP program runs in libxdp's dispatcher without "
+					     "tail calls (" PL_XDP_NO_TAIL_WHY "): XDP counts and "
+					     "samples; tcpdump filters, policy rules and sample "
+					     "expressions are refused on its XDP hook";
+		}
+		return err;
+	}
 	if (err && refused) {
 		snprintf(note, sizeof(note), "libxdp's dispatcher refused pktlens's program (%s): XDP "
 			 "is attached alone with a bpf_link, no other XDP program runs beside it",
 			 a->why);
 		pktlens_xdp__destroy(a->xskel);
 		a->xskel = NULL;
+		a->notail = false;
 		a->info->xdp_disp = false;
 		a->info->disp_note = note;
 		err = handle_foreign(a, a->info->reattached ? a->old.meta.xdp_prog_id : 0);
@@ -599,6 +641,7 @@ static int refilter(struct attach *a, const char *expr)
 		.tc_fd = a->info->tc_hooks ? bpf_map__fd(a->tskel->maps.tc_chain) : -1,
 		.meta_fd = bpf_map__fd(a->xskel->maps.meta),
 		.meta = *a->m,
+		.xdp_no_tail = a->notail,
 	};
 	char why[PL_WHY_LEN];
 	int err;

@@ -376,6 +376,7 @@ struct pl_chain {
 	int tc_fd;		/* tc_chain, -1 without tc hooks */
 	int meta_fd;
 	struct pl_meta meta;
+	bool xdp_no_tail;	/* the XDP entry does not tail-call (loader/xdp_multi.h) */
 };
 
 /* Open the pins of the attachment in @dir. */

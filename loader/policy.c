@@ -35,6 +35,7 @@
 
 #include "batch.h"
 #include "loader.h"
+#include "xdp_multi.h"
 #include "ruleset.h"
 #include "features.h"
 
@@ -745,6 +746,10 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	err = check(p, rules, n, why, whylen);
 	if (err)
 		return err;
+	for (size_t i = 0; i < n; i++)
+		if (rules[i].dir == PL_DIR_IN && p->meta.xdp_mode != PL_XDP_NONE &&
+		    !pl_xdp_prog_tail_calls(p->meta.xdp_prog_id, p->fd[PL_MID_XDP_CHAIN]))
+			return pl_xdp_no_tail_why("policy rules of the in direction", why, whylen);
 	pl_policy_sort(rules, n);
 	err = pl_policy_rules(p, &old, &nold);
 	if (err)

@@ -24,6 +24,7 @@
 
 #include "features.h"
 #include "loader.h"
+#include "xdp_multi.h"
 #include "../pcap/cbpf.h"
 
 /* Ring record sizes for the frame bytes: PL_SAMPLE_STEP()s of pl_sample_put(), bpf/sample.h. */
@@ -195,6 +196,10 @@ static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whyle
 
 		if (!(s->slots & (1U << slot)))
 			continue;
+		if (slot == PL_SLOT_XDP_IN && s->c.xdp_no_tail) {
+			err = pl_xdp_no_tail_why("a sample expression", why, whylen);
+			break;
+		}
 		fds[slot] = pl_chain_load_stage(&s->c, slot, s->res_fd, next, 3, expr, why, whylen);
 		if (fds[slot] < 0)
 			err = fds[slot];

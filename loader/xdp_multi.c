@@ -18,6 +18,11 @@
  * flag only, so an attachment in a dispatcher runs the plain "xdp" variant
  * of every program (pl_meta_xdp_frags()); libxdp then loads the dispatcher
  * without multi-buffer support, as it does whenever one member lacks it.
+ *
+ * Where the kernel refuses the tail-calling entry as a member (Linux 6.12
+ * with libxdp 1.3), the loader joins with the object built without tail
+ * calls instead (pktlens_xdp_notail); pl_xdp_prog_tail_calls() tells the
+ * two apart afterwards by whether the entry uses the chain's PROG_ARRAY.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -376,4 +381,37 @@ int pl_xdp_disp_leave(int ifindex, const char *ifname, __u32 id, char *why, size
 	return err ? pl_why(why, whylen, err, "%s: cannot take XDP program %u out of the libxdp "
 			    "dispatcher: %s%s", ifname, id, strerror(-err),
 			    xdp_said(said, sizeof(said))) : 0;
+}
+
+bool pl_xdp_prog_tail_calls(__u32 id, int chain_fd)
+{
+	struct bpf_prog_info info = {};
+	struct bpf_map_info mi = {};
+	__u32 len = sizeof(info), mlen = sizeof(mi), ids[64];
+	int fd;
+	bool uses = true;	/* cannot tell: as the entry always did */
+
+	if (!id || chain_fd < 0 || bpf_obj_get_info_by_fd(chain_fd, &mi, &mlen))
+		return true;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return true;
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.nr_map_ids <= sizeof(ids) / sizeof(ids[0])) {
+		uses = false;
+		for (__u32 i = 0; i < info.nr_map_ids; i++)
+			uses |= ids[i] == mi.id;
+	}
+	close(fd);
+	return uses;
+}
+
+int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen)
+{
+	/* the attachment's state, not the input: a runtime failure (exit 1) */
+	return pl_why(why, whylen, -EBUSY, "%s cannot run on XDP here: pktlens's XDP program runs "
+		      "in libxdp's dispatcher without tail calls (" PL_XDP_NO_TAIL_WHY "); use "
+		      "the tc hooks (attach --xdp none), or attach XDP alone with a bpf_link "
+		      "(PKTLENS_NO_FEATURES=xdp-dispatcher; no other XDP program beside it)", what);
 }

@@ -86,6 +86,21 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bpf_program *next,
 		     int ifindex, const char *ifname, int mode, __u32 prio, bool *refused, char *why,
 		     size_t whylen);
+/*
+ * Why an attachment may run the XDP object built without tail calls
+ * (pktlens_xdp_notail, -DPL_XDP_NO_TAIL): libxdp 1.3's dispatcher slots
+ * do not "change packet data", and Linux 6.12 (a tail call counts as a
+ * change since 6.13 and its stable backports) refuses an extension program
+ * that does in place of one that does not (libxdp 1.5's dispatcher declares
+ * it). Runtime-loaded stages (tcpdump filters, policy rule sets, sample
+ * expressions) can only be reached by a tail call, so they are refused on
+ * such an XDP hook; counting and plain sampling are compiled in.
+ */
+#define PL_XDP_NO_TAIL_WHY "this kernel refuses a tail-calling program in libxdp 1.3's dispatcher"
+/* Whether XDP program @id tail-calls through PROG_ARRAY @chain_fd (true when it cannot tell). */
+bool pl_xdp_prog_tail_calls(__u32 id, int chain_fd);
+/* -EBUSY with why "@what cannot run on XDP here: ..." (the way out) */
+int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen);
 /* Take program @id out of @ifindex's dispatcher; 0 when it is not there. */
 int pl_xdp_disp_leave(int ifindex, const char *ifname, __u32 id, char *why, size_t whylen);
 

@@ -91,13 +91,32 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	return ret;
 }
 
+/*
+ * PL_XDP_NO_TAIL builds pktlens_xdp_notail.bpf.o from this file: the same
+ * programs and maps, but the entries do not tail-call, for libxdp 1.3's
+ * dispatcher on kernels that refuse a tail-calling extension program there
+ * (Linux 6.12: a tail call may change packet data, the dispatcher's slot
+ * does not). It counts and samples; the chain's stages (filter, policy,
+ * sample expressions) are loaded at run time and cannot be called without a
+ * tail call, so the loader refuses them on such an attachment
+ * (loader/xdp_multi.c).
+ */
+#ifdef PL_XDP_NO_TAIL
+#define PL_XDP_CHAIN(ctx, chain) do { } while (0)
+#else
+#define PL_XDP_CHAIN(ctx, chain)							\
+	do {										\
+		bpf_tail_call(ctx, &chain, PL_CHAIN_SAMPLE(PL_DIR_IN));			\
+		bpf_tail_call(ctx, &chain, PL_CHAIN_RULES(PL_DIR_IN));			\
+		bpf_tail_call(ctx, &chain, PL_CHAIN_POLICY(PL_DIR_IN));			\
+	} while (0)
+#endif
+
 #define PL_XDP_PROGS(sec, name, chain)							\
 SEC(sec)										\
 int name(struct xdp_md *ctx)								\
 {											\
-	bpf_tail_call(ctx, &chain, PL_CHAIN_SAMPLE(PL_DIR_IN));				\
-	bpf_tail_call(ctx, &chain, PL_CHAIN_RULES(PL_DIR_IN));				\
-	bpf_tail_call(ctx, &chain, PL_CHAIN_POLICY(PL_DIR_IN));				\
+	PL_XDP_CHAIN(ctx, chain);							\
 	return pl_xdp(ctx, 0, PL_WALK_NONE);						\
 }											\
 											\

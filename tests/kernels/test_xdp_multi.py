@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 """XDP beside other programs: libxdp's dispatcher (loader/xdp_multi.c), and the fallback.
 
-Where pktlens's program joins the dispatcher (Debian's 6.1 with its libxdp 1.3), xdp-filter
-(Debian's xdp-tools) and pktlens share one interface; elsewhere (this machine refuses freplace;
-6.12 refuses an extension program that tail-calls into libxdp 1.3's dispatcher; 5.10's verifier
-refuses pktlens's program as one) the attach falls back to a bpf_link and says so, once. Gated on
-what the attach reports (`xdp_attach` in `attach -j`), never on the kernel's version.
+Where pktlens's program joins the dispatcher, xdp-filter (Debian's xdp-tools) and pktlens share
+one interface: Debian's 6.1 with its libxdp 1.3 takes the tail-calling program; 6.12 refuses that
+one in libxdp 1.3's dispatcher and takes the object built without tail calls
+(pktlens_xdp_notail: counts and samples; filters, policies and sample expressions refused on XDP).
+Elsewhere (this machine refuses freplace; 5.10's verifier refuses pktlens's program as an
+extension) the attach falls back to a bpf_link and says so, once. Gated on what the attach
+reports (`xdp_attach`, `dispatcher_note` in `attach -j`), never on the kernel's version.
 
 Oracles: libxdp's own view of the dispatcher (`xdp-loader status`), the receiving kernel's
 UdpNoPorts counter (what reached the stack), the frames sent.
@@ -20,7 +22,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, Lab, pktlens, pktlens_json, sh, slot
+from lab import OUT, PKTLENS, Lab, pktlens, pktlens_json, sh, slot
 
 PORT_DENIED, PORT_OPEN = 5001, 5002
 
@@ -80,6 +82,11 @@ def joined_or_skip(lab, *args):
         pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: "
                     f"{info['dispatcher_note']}")
     return info
+
+
+def no_tail(info):
+    """Whether pktlens joined with its program without tail calls (attach -j says so)."""
+    return "without tail calls" in (info.get("dispatcher_note") or "")
 
 
 def filter_id(lab):
@@ -149,10 +156,20 @@ def test_attach_force_detach_never_disturb_the_other_program(labf):
     xdp-filter's program keeps its id and keeps dropping the denied port throughout; detach
     takes out only pktlens's program; counters survive the re-attach."""
     lab = labf
-    joined_or_skip(lab)
+    info = joined_or_skip(lab)
     fid = filter_id(lab)
-    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop", ns=lab.b)
-    pktlens("filter", "set", "vb", f"udp port {PORT_OPEN}", ns=lab.b)
+    chained = not no_tail(info)
+    if chained:
+        pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop", ns=lab.b)
+        pktlens("filter", "set", "vb", f"udp port {PORT_OPEN}", ns=lab.b)
+    else:
+        # without tail calls the chain's stages are refused on XDP (exit 1), nothing changes
+        for args in (["policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop"],
+                     ["filter", "set", "vb", f"udp port {PORT_OPEN}"],
+                     ["sample", "vb", "-c", "1", "-w", "/dev/null", "udp"]):
+            r = pktlens(*args, ns=lab.b, check=False)
+            assert r.returncode == 1 and "without tail calls" in r.stderr, (args, r.stderr)
+        assert pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"] == []
     before = udp_noports(lab.b)
     send_ports(lab, 5, 7)
     time.sleep(0.5)
@@ -163,7 +180,7 @@ def test_attach_force_detach_never_disturb_the_other_program(labf):
     send_ports(lab, 5, 7)
     time.sleep(0.5)
     x = slot(pktlens_json("stats", "vb", ns=lab.b), "xdp", "in")
-    assert x["filter_packets"] == 14  # both attachments' matches, in one counter
+    assert x["filter_packets"] == (14 if chained else 0)  # both attachments', in one counter
     assert udp_flow_packets(lab) == {PORT_DENIED: 10, PORT_OPEN: 14}
     pktlens("detach", "vb", ns=lab.b)
     assert filter_id(lab) == fid and ours(lab) == []
@@ -172,6 +189,49 @@ def test_attach_force_detach_never_disturb_the_other_program(labf):
     assert udp_noports(lab.b) - before == 21
     joined_or_skip(lab)
     assert filter_id(lab) == fid and len(ours(lab)) == 1
+
+
+def wait_flows(lab, want):
+    deadline = time.time() + 10
+    while time.time() < deadline and udp_flow_packets(lab) != want:
+        time.sleep(0.2)
+    assert udp_flow_packets(lab) == want
+
+
+def test_libxdp_programs_join_and_leave_after_pktlens(labf):
+    """pktlens joins after xdp-filter (priority 20); then `xdp-loader load` adds another program
+    (bench/pass.bpf.c, libxdp's default priority 50) and xdp-filter leaves: libxdp re-links
+    pktlens's program into each new dispatcher, and it keeps its id and counts exactly (after
+    xdp-filter the open port only, once xdp-filter is gone everything); detach takes out
+    pktlens's program alone."""
+    lab = labf
+    joined_or_skip(lab, "--xdp-priority", "20")
+    mine = ours(lab)[0][2]
+    try:
+        r = nsx(lab.b, "xdp-loader", "load", "-m", "skb", "vb", OUT / "pass.bpf.o", check=False)
+        assert r.returncode == 0, r.stderr
+        progs = dispatcher(lab.b)
+        assert [(p[0], p[1][:7]) for p in progs] == [(10, "xdpfilt"), (20, "pktlens"),
+                                                      (50, "bench_x")], progs
+        assert progs[1][2] == mine
+        other = progs[2][2]
+        before = udp_noports(lab.b)
+        send_ports(lab, 6, 9)
+        wait_flows(lab, {PORT_OPEN: 9})
+        nsx(lab.b, "xdp-filter", "unload", "vb")
+        progs = dispatcher(lab.b)
+        assert [(p[1][:7], p[2]) for p in progs] == [("pktlens", mine), ("bench_x", other)], progs
+        send_ports(lab, 4, 5)
+        wait_flows(lab, {PORT_DENIED: 4, PORT_OPEN: 14})
+        time.sleep(0.3)
+        assert udp_noports(lab.b) - before == 9 + 9  # the receiving kernel agrees
+        x = slot(pktlens_json("stats", "vb", ns=lab.b), "xdp", "in")
+        assert x["verdicts"]["pass"]["packets"] == x["packets"] >= 6 + 9 + 4 + 5 - 6
+        assert x["verdicts"]["drop"]["packets"] == 0
+        pktlens("detach", "vb", ns=lab.b)
+        assert [(p[1][:7], p[2]) for p in dispatcher(lab.b)] == [("bench_x", other)]
+    finally:
+        nsx(lab.b, "xdp-loader", "unload", "vb", "--all", check=False)
 
 
 def test_kill9_mid_attach_leaves_the_dispatcher_consistent(labf):
