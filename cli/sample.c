@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "cli.h"
 #include "common.h"
@@ -346,9 +347,26 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 struct sample_cfg {
 	const char *path;
 	uint64_t count, duration;
-	uint32_t snaplen, every, ring_kib;
-	int dirs, pcapng, policy;
+	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow;
+	int dirs, pcapng, policy, hook;
 	mode_t mode;
+};
+
+/* --verdict NAME, repeatable: one more bit of the verdicts kept */
+static int parse_verdict_opt(const char *s, void *field, char *why, size_t whylen)
+{
+	for (int v = 0; v < PL_VERDICT_MAX; v++)
+		if (!strcmp(s, pl_verdict_names[v])) {
+			*(uint32_t *)field |= 1U << v;
+			return 0;
+		}
+	return pl_why(why, whylen, -EINVAL, "expected pass, drop, redirect, tx or aborted");
+}
+
+_Static_assert(PL_SAMPLE_FLOWS_MAX == 16384, "--per-flow's help says 16384 flows");
+
+static const struct pl_choice hook_choices[] = {
+	{ "xdp", 1 + PL_HOOK_XDP, false }, { "tc", 1 + PL_HOOK_TC, false }, { NULL, 0, false },
 };
 
 static int parse_mode_opt(const char *s, void *field, char *why, size_t whylen)
@@ -361,7 +379,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 {
 	const struct sample_cfg *c = cfg;
 	struct pl_sample_opts so = { .every = c->every, .snaplen = c->snaplen, .dirs = (__u32)c->dirs,
-				     .policy = c->policy };
+				     .policy = c->policy, .verdicts = c->verdicts, .rule = c->rule,
+				     .hooks = c->hook ? 1U << (c->hook - 1) : 0 };
 	struct pl_sample_stats counts[PL_SLOT_MAX];
 	struct pl_sampler s;
 	bool opened = false, json, data_on_stdout;
@@ -410,6 +429,14 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (so.policy && so.every != 1) {
 		pl_err("sample: --policy: the rules' --sample 1/N choose already, no --every");
 		goto usage;
+	}
+	if (c->per_flow && so.every != 1) {
+		pl_err("sample: --per-flow %u and --every %u: one or the other", c->per_flow, so.every);
+		goto usage;
+	}
+	if (c->per_flow) {
+		so.per_flow = true;
+		so.every = c->per_flow;
 	}
 	/* the ring: a power of two of pages */
 	so.ring_bytes = (uint32_t)sysconf(_SC_PAGESIZE);
@@ -560,6 +587,25 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "permissions of FILE, octal like chmod (default 0600, whatever the umask)" },
 	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, duration),
 	  .arg = "SECS", .help = "stop after SECS seconds" },
+	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
+	  .arg = "VERDICT", .parse = parse_verdict_opt,
+	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "
+		  "repeat for several. Decided in the kernel before the copy: a flood the policy "
+		  "drops costs nothing when only other verdicts are kept" },
+	{ .name = "hook", .type = PL_OPT_CHOICE, PL_FIELD(struct sample_cfg, hook),
+	  .choices = hook_choices, .arg = "xdp|tc",
+	  .help = "capture at this hook only (default: ingress at XDP if attached, else tc; "
+		  "egress at tc)" },
+	{ .name = "rule", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, rule), .min = 1,
+	  .max = UINT32_MAX, .arg = "ID", .bad = ": not a rule id >= 1",
+	  .help = "keep only packets policy rule ID judged (or its --sample chose), in the kernel" },
+	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
+	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
+	  .help = "keep the first N matching packets of each flow instead of 1 in N. A flow is "
+		  "what pktlens flows counts apart: interface, hook, direction, VLAN, ethertype, "
+		  "addresses, protocol and ports (the two directions are two flows). The state "
+		  "table holds " "16384" " flows; when it is full the flow "
+		  "seen least recently is forgotten and, if it comes back, counted from 0 again" },
 	{ .name = "policy", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, policy), .val = 1,
 	  .syn = "", .help = "capture what policy --sample 1/N rules choose (tagged with the rule id) "
 			     "instead of an own selection by EXPR" },

@@ -204,6 +204,7 @@ enum pl_map_id {
 	PL_MID_LIMIT_BUCKET,
 	PL_MID_LIMIT_KEYS,
 	PL_MID_LIMIT_LOCKS,
+	PL_MID_SAMPLE_FLOWS,
 	PL_MID_MAX,
 };
 
@@ -476,6 +477,10 @@ struct pl_sample_opts {
 	__u32 snaplen;
 	__u32 ring_bytes;	/* ring buffer size: a power of two >= the page size */
 	bool policy;		/* what policy --sample rules choose, not an own selection */
+	__u32 verdicts;		/* bit (1 << enum pl_verdict) per verdict kept; 0: all */
+	__u32 rule;		/* only what this policy rule judged or sampled; 0: any */
+	__u32 hooks;		/* bit (1 << enum pl_hook) per hook sampled; 0: as dirs say */
+	bool per_flow;		/* every: the first N packets of each flow instead of 1 in N */
 };
 
 /* A running sampler on one attachment. */
@@ -483,6 +488,7 @@ struct pl_sampler {
 	struct pl_chain c;
 	int dir_fd;		/* the pin directory, flock()ed while sampling */
 	int cfg_fd, stats_fd, outer_fd, res_fd;
+	int flows_fd;		/* sample_flows, -1: attached by a pktlens without it */
 	int ring_fd;		/* the ring buffer, -1 before start */
 	__u32 slots;		/* hooks sampled: bit (1 << enum pl_slot) */
 	bool staged[PL_SLOT_MAX];	/* a SAMPLE stage is chained on the hook */
