@@ -348,7 +348,7 @@ struct sample_cfg {
 	const char *path;
 	uint64_t count, duration;
 	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow;
-	int dirs, pcapng, policy, hook;
+	int dirs, pcapng, policy, hook, xdp;
 	mode_t mode;
 };
 
@@ -383,7 +383,9 @@ static int do_sample(void *cfg, int argc, char **argv)
 				     .hooks = c->hook ? 1U << (c->hook - 1) : 0 };
 	struct pl_sample_stats counts[PL_SLOT_MAX];
 	struct pl_sampler s;
-	bool opened = false, json, data_on_stdout;
+	struct pl_cap cap;
+	bool opened = false, cap_opened = false, json, data_on_stdout;
+	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
 	struct ring_buffer *rb = NULL;
 	const char *path = c->path, *name;
@@ -453,17 +455,54 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 
 	ret = pl_need_caps("sample", PL_NEED_BPF);
-	if (!ret)
-		ret = pl_select("sample", argv[0], &a, &n);
 	if (ret)
 		goto out;
-	r->a = a;
-	err = pl_sample_open(a->dir, &s);
-	opened = !err;
-	if (err) {
-		ret = pl_open_error("sample", a, err);
+	err = pl_attachments_here(argv[0], &a, &n);
+	if (err == -ENOENT) {
+		/* not attached: capture-only programs of our own, for as long as we run */
+		if (so.policy || so.rule) {
+			pl_err("sample: %s: not attached (pktlens attach %s): no policy, so no %s",
+			       argv[0], argv[0], so.policy ? "--policy" : "--rule");
+			goto usage;
+		}
+		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
+			pl_err("sample: %s: --xdp captures ingress only, not --out", argv[0]);
+			goto usage;
+		}
+		a = calloc(1, sizeof(*a));
+		if (!a) {
+			pl_err("sample: %s", strerror(ENOMEM));
+			ret = PL_EXIT_FAIL;
+			goto out;
+		}
+		snprintf(a->ifname, sizeof(a->ifname), "%s", argv[0]);
+		/* signals first: an interrupted start still goes through the cleanup below */
+		pl_catch_stop(true);
+		cap_opened = opened = true;
+		err = pl_cap_open(argv[0], cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
+		if (err) {
+			pl_err("sample: %s", why);
+			ret = PL_EXIT_CODE(err, ENODEV);
+			goto out;
+		}
+		so.hooks = 0;
+		if (!pl_g.json)
+			pl_info("sample: %s: not attached: attached the capture-only %s until the "
+				"capture ends", a->ifname, pl_cap_desc(&cap, why, sizeof(why)));
+	} else if (err) {
+		ret = pl_select("sample", argv[0], &a, &n);
 		goto out;
+	} else {
+		if (cap_xdp)
+			so.hooks = 1U << PL_HOOK_XDP;
+		err = pl_sample_open(a->dir, &s);
+		opened = !err;
+		if (err) {
+			ret = pl_open_error("sample", a, err);
+			goto out;
+		}
 	}
+	r->a = a;
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
 	pl_catch_stop(true);
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
@@ -546,6 +585,8 @@ out:
 	}
 	if (opened)
 		pl_sample_close(&s);
+	if (cap_opened)
+		pl_cap_close(&cap);
 	free(a);
 	free(expr);
 	free(r);
@@ -606,6 +647,9 @@ static const struct pl_opt sample_opts[] = {
 		  "addresses, protocol and ports (the two directions are two flows). The state "
 		  "table holds " "16384" " flows; when it is full the flow "
 		  "seen least recently is forgotten and, if it comes back, counted from 0 again" },
+	{ .name = "xdp", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, xdp), .val = 1,
+	  .help = "on an interface pktlens has not attached: capture at XDP (ingress) instead of "
+		  "tc; on an attached one: --hook xdp" },
 	{ .name = "policy", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, policy), .val = 1,
 	  .syn = "", .help = "capture what policy --sample 1/N rules choose (tagged with the rule id) "
 			     "instead of an own selection by EXPR" },

@@ -524,6 +524,39 @@ int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_S
 /* Take the ring out of the attachment and close everything (stops first if needed). */
 void pl_sample_close(struct pl_sampler *s);
 
+/* ---- capture-only programs for sample on an interface not attached (loader/capture.c) ---- */
+
+struct pl_cap {
+	struct pktlens_cap_xdp *x;
+	struct pktlens_cap_tc *t;
+	int ifindex;
+	char ifname[16];
+	bool xdp;		/* at XDP (ingress), else tc */
+	__u32 dirs;		/* tc: bit (1 << enum pl_dir) per hook */
+	bool tcx;		/* tc as tcx links, else clsact filters */
+	int xdp_mode;		/* enum pl_xdp_mode it got */
+	int link[3];		/* XDP, tc in, tc out: not pinned, the process holds them */
+	bool filter[2];		/* clsact filters made */
+	bool qdisc_made;
+	char marker[512];	/* PL_PIN_ROOT/cap:INO:DEV:PID while it runs */
+	bool marker_made;
+};
+
+/*
+ * Load and attach capture-only programs on @ifname (@xdp: XDP ingress, else
+ * tc on @dirs) and set up @s to sample through them (then pl_sample_start()
+ * as on an attachment). On error call pl_cap_close() and pl_sample_close()
+ * all the same. 0, or -errno with @why.
+ */
+int pl_cap_open(const char *ifname, bool xdp, __u32 dirs, struct pl_cap *cap,
+		struct pl_sampler *s, char *why, size_t whylen);
+/* What was attached, for the sampler's first line. */
+const char *pl_cap_desc(const struct pl_cap *cap, char *buf, size_t len);
+/* Detach, unload, remove the marker (after pl_sample_close()). */
+void pl_cap_close(struct pl_cap *cap);
+/* Remove what captures killed with -9 left: markers of dead pids, and their clsact filters. */
+void pl_cap_gc(void);
+
 /* ---- reading state (loader/state.c) ---- */
 
 /*

@@ -97,3 +97,94 @@ def test_per_flow_takes_first_n_of_each_flow(lab):
     finally:
         assert s.stop() == 0, s.err
     assert [g[0] for g in read_file(path)] == raw[:100]
+
+
+def cap_progs():
+    """Names of the capture-only programs loaded anywhere (only this file's tests make them)."""
+    progs = json.loads(sh("bpftool", "-j", "prog", "show").stdout)
+    return sorted(p.get("name", "") for p in progs if p.get("name", "").startswith("pl_cap"))
+
+
+def markers():
+    return sorted(glob.glob(os.path.join(PIN_ROOT, "cap:*")))
+
+
+def wait_until(cond, timeout=10.0):
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def wait_file(path, n, timeout=10.0):
+    """Until the capture file holds n frames (the sampler writes out every 100 ms)."""
+    def full():
+        try:
+            return tcpdump_count(path) >= n
+        except subprocess.CalledProcessError:
+            return False
+    wait_until(full, timeout)
+
+
+def nothing_left(lab):
+    """No program on vb (XDP, tcx, clsact), no capture program loaded, nothing pinned."""
+    link = json.loads(sh("ip", "-n", lab.b, "-j", "-d", "link", "show", "vb").stdout)[0]
+    assert "xdp" not in link
+    assert sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", "ingress").stdout == ""
+    wait_until(lambda: cap_progs() == [])     # freed once the last reference is gone
+    assert markers() == []
+    assert not os.path.exists(os.path.join(PIN_ROOT, str(netns_ino(lab.b))))
+
+
+def test_unattached_interface_gets_a_capture_program_for_the_duration(lab):
+    """Exact frames at tc (default) and XDP (--xdp) on an interface never attached; afterwards,
+    and after SIGINT, SIGTERM, SIGHUP, nothing is left; after kill -9 the next command cleans."""
+    started = []
+    try:
+        _unattached(lab, started)
+    finally:
+        for s in started:
+            if s.p.poll() is None:
+                s.p.kill()
+                s.p.wait()
+
+
+def _unattached(lab, started):
+    def start(*args):
+        s = Sampler(lab, *args)
+        started.append(s)
+        return s
+
+    from test_sample import frames
+    raw = frames()
+    for args, hook in (((), "tc programs pl_cap_tc_in and pl_cap_tc_out (tcx)"),
+                       (("--xdp",), "XDP program pl_cap_xdp (generic mode)")):  # MTU 9500
+        path = os.path.join(lab.tmp, "cap.pcap")
+        s = start("-w", path, *args)
+        first = s.err.decode().splitlines()[0]
+        assert first == f"pktlens: sample: vb: not attached: attached the capture-only {hook} " \
+                        "until the capture ends"
+        assert cap_progs() and len(markers()) == 1
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+        assert s.stop(signal.SIGINT) == 0, s.err
+        assert s.counts()["written"] == len(raw)
+        assert [g[0] for g in read_file(path)] == raw     # every frame, byte-identical, once
+        assert tcpdump_count(path) == len(raw)
+        nothing_left(lab)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        s = start("udp")
+        assert s.stop(sig) == 0, s.err
+        nothing_left(lab)
+    s = start("-w", os.path.join(lab.tmp, "k.pcap"))
+    mark = markers()
+    assert len(mark) == 1 and mark[0].endswith(f":vb:{s.p.pid}")
+    s.p.kill()
+    s.p.wait()
+    assert markers() == mark                    # kill -9: the marker stays ...
+    pktlens("list", ns=lab.b)                   # ... until the next command
+    nothing_left(lab)
+    # what needs a policy is refused on an interface that has none
+    r = pktlens("sample", "vb", "--rule", 3, ns=lab.b, check=False)
+    assert r.returncode == 2 and "not attached" in r.stderr
+    nothing_left(lab)
