@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "rotate.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/pktline.h"
@@ -47,6 +48,8 @@ struct run {
 	int64_t mono_to_real;		/* ns */
 	bool draining;			/* after the end: count, do not write */
 	int write_err;			/* the output failed (-EPIPE: its reader went away) */
+	struct pl_rot *rot;		/* -C/-G: out and dump are the current file's; else NULL */
+	char rot_why[PL_WHY_LEN + 512];	/* why a rotation failed */
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
@@ -119,6 +122,26 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 	return err;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* -C/-G: close the file and go on in the next one. */
+static int rotate(struct run *r)
+{
+	int err = pl_rot_next(r->rot, r->rot_why, sizeof(r->rot_why));
+
+	r->out = r->rot->out;
+	r->dump = r->rot->dump;
+	if (err)
+		r->write_err = err;
+	return err;
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct run *r = ctx;
@@ -162,22 +185,20 @@ static int on_record(void *ctx, void *data, size_t size)
 		.verdict = h->verdict,
 		.rule_id = h->rule_id,
 	};
+	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 64, mono_ns()) && (err = rotate(r))) {
+		r->unwritten++;
+		return err;
+	}
 	err = r->dump ? pl_dump_write(r->dump, &p) : print_line(r, h, &p);
 	if (err) {
 		r->unwritten++;
 		r->write_err = err;
 		return err;
 	}
+	if (r->rot)
+		r->rot->pkts++;
 	r->handed++;
 	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
 
 static int64_t mono_to_real(void)
@@ -192,6 +213,8 @@ static int64_t mono_to_real(void)
 /* Why packets were left unwritten, for the summary. */
 static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 {
+	if (r->rot_why[0])
+		return "the next file could not be made";
 	if (r->write_err == -EPIPE)
 		return "the reader went away";
 	if (r->write_err)
@@ -323,6 +346,9 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			return 0;
 		}
 		now = mono_ns();
+		/* -G: the period is over, also when nothing arrives */
+		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))
+			return 0;
 		if (now - last_flush >= FLUSH_NS) {
 			struct stat st;
 
@@ -346,8 +372,8 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 
 struct sample_cfg {
 	const char *path;
-	uint64_t count, duration;
-	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow;
+	uint64_t count, duration, rot_mb, rot_secs;
+	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow, rot_keep;
 	int dirs, pcapng, policy, hook, xdp;
 	mode_t mode;
 };
@@ -384,6 +410,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct pl_sample_stats counts[PL_SLOT_MAX];
 	struct pl_sampler s;
 	struct pl_cap cap;
+	struct pl_rot rot = { 0 };
+	char first[PATH_MAX];
 	bool opened = false, cap_opened = false, json, data_on_stdout;
 	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
@@ -432,6 +460,14 @@ static int do_sample(void *cfg, int argc, char **argv)
 		pl_err("sample: --policy: the rules' --sample 1/N choose already, no --every");
 		goto usage;
 	}
+	if (c->rot_keep && !c->rot_mb && !c->rot_secs) {
+		pl_err("sample: -W %u: rotates only with -C or -G", c->rot_keep);
+		goto usage;
+	}
+	if ((c->rot_mb || c->rot_secs) && (!path || !strcmp(path, "-"))) {
+		pl_err("sample: -%c: needs -w FILE (a file to rotate)", c->rot_mb ? 'C' : 'G');
+		goto usage;
+	}
 	if (c->per_flow && so.every != 1) {
 		pl_err("sample: --per-flow %u and --every %u: one or the other", c->per_flow, so.every);
 		goto usage;
@@ -447,9 +483,24 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if ((ret = check_ring(ring_kib, so.ring_bytes, so.snaplen)))
 		goto out;
 	r->snaplen = so.snaplen;
+	if (c->rot_mb || c->rot_secs) {
+		rot.pattern = path;
+		rot.size = c->rot_mb * 1000000ULL;
+		rot.secs = c->rot_secs;
+		rot.keep = c->rot_keep;
+		rot.mode = mode;
+		rot.fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG : PL_DUMP_PCAP;
+		rot.snaplen = so.snaplen;
+		rot.stop = &pl_stop;
+		if ((err = pl_rot_first_name(&rot, first, sizeof(first)))) {
+			pl_err("sample: -w '%s': %s", path, strerror(-err));
+			goto usage;
+		}
+		name = first;
+	}
 	/* the file is looked at here, and created only once the sampler has started */
-	if (path && (err = pl_out_check(path, why, sizeof(why)))) {
-		pl_err("sample: cannot write '%s': %s", path, why);
+	if (path && (err = pl_out_check(name, why, sizeof(why)))) {
+		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
@@ -513,23 +564,35 @@ static int do_sample(void *cfg, int argc, char **argv)
 		goto out;
 	}
 	/* every check passed: now the output (a file under a temporary name until it is complete) */
-	err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
-	if (!err)
-		pl_out_stop_on(r->out, &pl_stop);
-	if (!err && path) {
-		enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG :
-									     PL_DUMP_PCAP;
-
-		err = pl_dump_open(r->out, fmt, so.snaplen, &r->dump);
+	if (pl_rot_on(&rot)) {
+		r->rot = &rot;
+		err = pl_rot_open(&rot, why, sizeof(why));
+		r->out = rot.out;
+		r->dump = rot.dump;
+		if (err) {
+			pl_err("sample: cannot write: %s", why);
+			ret = PL_EXIT_FAIL;
+			goto out;
+		}
+	} else {
+		err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
 		if (!err)
-			err = pl_out_flush(r->out);
-		if (err)
-			snprintf(why, sizeof(why), "%s", strerror(-err));
-	}
-	if (err) {
-		pl_err("sample: cannot write '%s': %s", name, why);
-		ret = PL_EXIT_FAIL;
-		goto out;
+			pl_out_stop_on(r->out, &pl_stop);
+		if (!err && path) {
+			enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ?
+					       PL_DUMP_PCAPNG : PL_DUMP_PCAP;
+
+			err = pl_dump_open(r->out, fmt, so.snaplen, &r->dump);
+			if (!err)
+				err = pl_out_flush(r->out);
+			if (err)
+				snprintf(why, sizeof(why), "%s", strerror(-err));
+		}
+		if (err) {
+			pl_err("sample: cannot write '%s': %s", name, why);
+			ret = PL_EXIT_FAIL;
+			goto out;
+		}
 	}
 	rb = ring_buffer__new(s.ring_fd, on_record, r, NULL);
 	if (!rb) {
@@ -537,7 +600,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
-	err = pl_out_commit(r->out, why, sizeof(why));
+	err = r->rot ? 0 : pl_out_commit(r->out, why, sizeof(why));
 	if (err) {
 		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = PL_EXIT_FAIL;
@@ -556,11 +619,24 @@ static int do_sample(void *cfg, int argc, char **argv)
 	r->draining = true;
 	ring_buffer__consume(rb);
 	/* written: what reached the file or the reader; the rest of what was handed over was not */
-	err = pl_out_finish(r->out, &r->written, &added);
+	if (r->rot) {
+		err = pl_rot_close(&rot);
+		r->out = NULL;
+		r->dump = NULL;
+		r->written = rot.delivered;
+		added = rot.added;
+		if (r->write_err && r->rot_why[0]) {	/* a rotation failed: say why, once */
+			pl_err("sample: %s", r->rot_why);
+			ret = PL_EXIT_FAIL;
+		}
+		name = rot.name;
+	} else {
+		err = pl_out_finish(r->out, &r->written, &added);
+	}
 	if (err && !r->write_err)
 		r->write_err = err;
 	r->unwritten += added - r->written;
-	if (r->write_err && r->write_err != -EPIPE) {
+	if (r->write_err && r->write_err != -EPIPE && !r->rot_why[0]) {
 		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
 		       "its reader took nothing for a second after the stop" :
 		       strerror(-r->write_err));
@@ -579,10 +655,11 @@ usage:
 	ret = PL_EXIT_USAGE;
 out:
 	ring_buffer__free(rb);
-	if (r) {
+	if (r && !r->rot) {
 		pl_dump_free(r->dump);
 		pl_out_close(r->out);	/* removes a file never committed */
 	}
+	pl_rot_free(&rot);
 	if (opened)
 		pl_sample_close(&s);
 	if (cap_opened)
@@ -628,6 +705,24 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "permissions of FILE, octal like chmod (default 0600, whatever the umask)" },
 	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, duration),
 	  .arg = "SECS", .help = "stop after SECS seconds" },
+	{ .name = "file-size", .short_name = 'C', .type = PL_OPT_UINT,
+	  PL_FIELD(struct sample_cfg, rot_mb), .min = 1, .max = 1000000, .arg = "MB",
+	  .syn = "-C MB", .flags = PL_OPT_SHORT, .bad = ": not a size in %llu..%llu MB",
+	  .help = "like tcpdump -C: a new file once this one would grow past MB million bytes; "
+		  "the first is FILE, the next FILE1, FILE2, ... (with -W: FILE0.. in a ring). "
+		  "Every file is complete on its own (pcapng: its own section and interface "
+		  "blocks). A name that exists and was not made by this capture is never "
+		  "replaced: the capture stops with an error" },
+	{ .name = "rotate-seconds", .short_name = 'G', .type = PL_OPT_DURATION,
+	  PL_FIELD(struct sample_cfg, rot_secs), .arg = "SECS", .syn = "-G SECS",
+	  .flags = PL_OPT_SHORT,
+	  .help = "like tcpdump -G: a new file every SECS seconds, named by strftime(FILE) in "
+		  "local time (-w 'dns-%H%M%S.pcap')" },
+	{ .name = "file-count", .short_name = 'W', .type = PL_OPT_UINT,
+	  PL_FIELD(struct sample_cfg, rot_keep), .min = 1, .max = 1000000, .arg = "N",
+	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",
+	  .help = "with -C or -G: keep the newest N files this capture wrote, removing older ones "
+		  "(unlike tcpdump -G -W, the capture goes on)" },
 	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
 	  .arg = "VERDICT", .parse = parse_verdict_opt,
 	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "

@@ -12,17 +12,55 @@ import glob
 import json
 import os
 import signal
+import struct
 import subprocess
 import time
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, sh
-from test_sample import Sampler, read_file, send_raw
+from lab import PIN_ROOT, PYTHON, SENDRAW, netns_ino, pktlens, sh
+from test_sample import Sampler
+
+
+_UDP_HDR = {}
 
 
 def udp(sport, dport, payload=b"x" * 18, src="198.18.0.1", dst="198.18.0.2"):
-    from scapy.all import IP, UDP, Ether, Raw
-    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
-                 IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / Raw(payload))
+    """Ethernet/IPv4/UDP bytes; headers built once per size by scapy, ports patched in (the UDP
+    checksum is 0, "none", so it does not depend on them): thousands of frames in milliseconds."""
+    key = (len(payload), src, dst)
+    if key not in _UDP_HDR:
+        from scapy.all import IP, UDP, Ether, Raw
+        f = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                  IP(src=src, dst=dst) / UDP(sport=1, dport=1, chksum=0) / Raw(payload))
+        _UDP_HDR[key] = f[:34]
+    return _UDP_HDR[key] + struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def write_pcap(path, raw):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for r in raw:
+            f.write(struct.pack("<IIII", 0, 0, len(r), len(r)) + r)
+
+
+def send_raw(lab, raw):
+    """Send from one CPU (veth delivers on the sender's CPU)."""
+    path = os.path.join(lab.tmp, f"send{time.monotonic_ns()}.pcap")
+    write_pcap(path, raw)
+    return int(sh("ip", "netns", "exec", lab.a, "taskset", "-c", "0", PYTHON, SENDRAW, "va",
+                  path).stdout)
+
+
+def read_file(path):
+    """The frames of a pcap or pcapng file as libpcap reads them (tcpdump -r converts)."""
+    data = subprocess.run(["tcpdump", "-r", path, "-w", "-"], check=True,
+                          capture_output=True).stdout
+    assert data[:4] == struct.pack("<I", 0xA1B2C3D4), data[:4]
+    out, off = [], 24
+    while off < len(data):
+        caplen = struct.unpack_from("<I", data, off + 8)[0]
+        out.append(data[off + 16:off + 16 + caplen])
+        off += 16 + caplen
+    return out
 
 
 def tcpdump_count(path, expr=""):
@@ -55,7 +93,7 @@ def test_verdict_and_rule_select_in_the_kernel(lab):
             lab.wait_packets(sent)
         finally:
             assert s.stop() == 0, s.err
-        return path, [g[0] for g in read_file(path)], s.counts()
+        return path, read_file(path), s.counts()
 
     dropped = [r for r in raw if r[36:38] == (4444).to_bytes(2, "big")]
     path, got, c = run("drop", "--verdict", "drop")
@@ -81,7 +119,7 @@ def test_per_flow_takes_first_n_of_each_flow(lab):
         lab.wait_packets(len(raw))
     finally:
         assert s.stop() == 0, s.err
-    got = [g[0] for g in read_file(path)]
+    got = read_file(path)
     assert len(got) == 300 and tcpdump_count(path) == 300
     per = {}
     for g in got:
@@ -96,7 +134,7 @@ def test_per_flow_takes_first_n_of_each_flow(lab):
         lab.wait_packets(len(raw) + 100)
     finally:
         assert s.stop() == 0, s.err
-    assert [g[0] for g in read_file(path)] == raw[:100]
+    assert read_file(path) == raw[:100]
 
 
 def cap_progs():
@@ -169,7 +207,7 @@ def _unattached(lab, started):
         wait_file(path, len(raw))
         assert s.stop(signal.SIGINT) == 0, s.err
         assert s.counts()["written"] == len(raw)
-        assert [g[0] for g in read_file(path)] == raw     # every frame, byte-identical, once
+        assert read_file(path) == raw     # every frame, byte-identical, once
         assert tcpdump_count(path) == len(raw)
         nothing_left(lab)
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -188,3 +226,84 @@ def _unattached(lab, started):
     r = pktlens("sample", "vb", "--rule", 3, ns=lab.b, check=False)
     assert r.returncode == 2 and "not attached" in r.stderr
     nothing_left(lab)
+
+
+def frames_in(paths, tshark=False):
+    """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
+    in file order."""
+    got = []
+    for p in paths:
+        frames = read_file(p)
+        if tshark:
+            ts = sh("tshark", "-r", p, "-T", "fields", "-e", "frame.len").stdout.split()
+            assert list(map(int, ts)) == [len(f) for f in frames]
+        got += frames
+    return got
+
+
+def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
+    """-C 1: files of at most 1 MB whose concatenation is exactly what was sent; -W 3 keeps
+    exactly the newest 3; -G 1 with a strftime name: a file per second, nothing lost; a name
+    this capture did not make is never replaced."""
+    raw = [udp(3000, 9000, i.to_bytes(4, "big") * 250) for i in range(2500)]   # 2.6 MB
+    d = os.path.join(lab.tmp, "rot")
+    os.mkdir(d)
+    per = {}
+    for fmt in ("pcap", "pcapng"):
+        for f in glob.glob(os.path.join(d, "*")):
+            os.unlink(f)
+        s = Sampler(lab, "-w", os.path.join(d, f"c.{fmt}"), "-C", 1, "udp")
+        names = [f"c.{fmt}", f"c.{fmt}1", f"c.{fmt}2"]
+        paths = [os.path.join(d, n) for n in names]
+        try:
+            send_raw(lab, raw)
+            wait_until(lambda: sorted(os.listdir(d)) == names and
+                       sum(tcpdump_count(p) for p in paths) == len(raw))
+        finally:
+            assert s.stop() == 0, s.err
+        assert sorted(os.listdir(d)) == names
+        assert frames_in(paths, fmt == "pcapng") == raw   # each on its own; together: raw
+        assert all(900000 < os.path.getsize(p) <= 1000000 for p in paths[:2])
+        per[fmt] = tcpdump_count(paths[0])
+    per = per["pcap"]
+    # -W 2 of the 3 files: exactly 2 left, the newest, holding the newest frames whole
+    for f in glob.glob(os.path.join(d, "*")):
+        os.unlink(f)
+    s = Sampler(lab, "-w", os.path.join(d, "k.pcap"), "-C", 1, "-W", 2, "udp")
+    try:
+        send_raw(lab, raw)
+        wait_until(lambda: sorted(os.listdir(d)) == ["k.pcap0", "k.pcap1"] and
+                   tcpdump_count(os.path.join(d, "k.pcap0")) == len(raw) - 2 * per)
+    finally:
+        assert s.stop() == 0, s.err
+    assert sorted(os.listdir(d)) == ["k.pcap0", "k.pcap1"]
+    got = frames_in([os.path.join(d, "k.pcap1"), os.path.join(d, "k.pcap0")])
+    assert got == raw[per:]
+    # -G 1: a file per second, strftime names; batches a second apart, none lost or repeated
+    for f in glob.glob(os.path.join(d, "*")):
+        os.unlink(f)
+    s = Sampler(lab, "-w", os.path.join(d, "t-%s.pcap"), "-G", 1, "udp")
+    try:
+        for k in range(3):
+            n = len(os.listdir(d))
+            send_raw(lab, raw[k * 10:(k + 1) * 10])
+            wait_until(lambda: len(os.listdir(d)) > n)
+    finally:
+        assert s.stop() == 0, s.err
+    paths = sorted(glob.glob(os.path.join(d, "t-*.pcap")))
+    assert len(paths) >= 4
+    assert frames_in(paths) == raw[:30]
+    # a generated name that exists and is not this capture's: refused, never replaced
+    for f in glob.glob(os.path.join(d, "*")):
+        os.unlink(f)
+    with open(os.path.join(d, "m.pcap1"), "w") as f:
+        f.write("mine")
+    s = Sampler(lab, "-w", os.path.join(d, "m.pcap"), "-C", 1, "udp")
+    try:
+        send_raw(lab, raw)
+        s.p.wait(timeout=20)
+    finally:
+        rc = s.stop()
+    assert rc == 1 and b"m.pcap1' exists and this capture did not write it" in s.err, s.err
+    assert open(os.path.join(d, "m.pcap1")).read() == "mine"
+    assert tcpdump_count(os.path.join(d, "m.pcap")) == per
