@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "common.h"
 #include "rotate.h"
+#include "trigger.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/pktline.h"
@@ -371,7 +372,8 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 }
 
 struct sample_cfg {
-	const char *path;
+	const char *path, *when;
+	uint64_t for_secs;
 	uint64_t count, duration, rot_mb, rot_secs;
 	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow, rot_keep;
 	int dirs, pcapng, policy, hook, xdp;
@@ -395,6 +397,34 @@ static const struct pl_choice hook_choices[] = {
 	{ "xdp", 1 + PL_HOOK_XDP, false }, { "tc", 1 + PL_HOOK_TC, false }, { NULL, 0, false },
 };
 
+/* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
+static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
+{
+	char why[PL_WHY_LEN + 256];
+	uint64_t rate;
+	int err;
+
+	if (!pl_g.json)
+		pl_info("sample: %s: waiting for '%s'", ifname, t->text);
+	while (!pl_stop) {
+		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+		if (err) {
+			pl_err("sample: %s: --when: %s", ifname, why);
+			return PL_EXIT_CODE(err, ENOENT);
+		}
+		if (rate > t->above) {
+			if (!pl_g.json)
+				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
+					(unsigned long long)rate);
+			return 0;
+		}
+		usleep(PL_TRIG_STEP_MS * 1000);
+	}
+	if (!pl_g.json)
+		pl_info("sample: %s: '%s' did not fire: nothing written", ifname, t->text);
+	return 0;
+}
+
 static int parse_mode_opt(const char *s, void *field, char *why, size_t whylen)
 {
 	(void)why, (void)whylen;
@@ -411,6 +441,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct pl_sampler s;
 	struct pl_cap cap;
 	struct pl_rot rot = { 0 };
+	struct pl_trig trig;
 	char first[PATH_MAX];
 	bool opened = false, cap_opened = false, json, data_on_stdout;
 	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
@@ -458,6 +489,18 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 	if (so.policy && so.every != 1) {
 		pl_err("sample: --policy: the rules' --sample 1/N choose already, no --every");
+		goto usage;
+	}
+	if (c->for_secs && !c->when) {
+		pl_err("sample: --for %llu: only with --when", (unsigned long long)c->for_secs);
+		goto usage;
+	}
+	if (c->when && (err = pl_trig_parse(c->when, &trig, why, sizeof(why)))) {
+		pl_err("sample: --when '%s': %s", c->when, why);
+		goto usage;
+	}
+	if (c->when && c->duration) {
+		pl_err("sample: --when: --for says how long, not --duration");
 		goto usage;
 	}
 	if (c->rot_keep && !c->rot_mb && !c->rot_secs) {
@@ -557,6 +600,12 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
 	pl_catch_stop(true);
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
+	if (c->when) {
+		ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
+		if (ret || pl_stop)
+			goto out;
+		duration = c->for_secs;
+	}
 	err = pl_sample_start(&s, &so, why, sizeof(why));
 	if (err) {
 		pl_err("sample: %s: %s", a->ifname, why);
@@ -723,6 +772,13 @@ static const struct pl_opt sample_opts[] = {
 	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",
 	  .help = "with -C or -G: keep the newest N files this capture wrote, removing older ones "
 		  "(unlike tcpdump -G -W, the capture goes on)" },
+	{ .name = "when", .type = PL_OPT_STRING, PL_FIELD(struct sample_cfg, when), .arg = "COND",
+	  .help = "start capturing only once COND holds, looked at every 100 ms over the last "
+		  "second: 'rule ID > Npps' (a policy rule's matches), 'dev pps > N' (DEV's "
+		  "packets received + sent, attached or not), 'drops [REASON] > N/s' (kernel drops "
+		  "on DEV, needs attach --probes drops). Nothing is written before" },
+	{ .name = "for", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, for_secs),
+	  .arg = "SECS", .help = "with --when: capture for SECS seconds once it fired, then stop" },
 	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
 	  .arg = "VERDICT", .parse = parse_verdict_opt,
 	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "

@@ -307,3 +307,29 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     assert rc == 1 and b"m.pcap1' exists and this capture did not write it" in s.err, s.err
     assert open(os.path.join(d, "m.pcap1")).read() == "mine"
     assert tcpdump_count(os.path.join(d, "m.pcap")) == per
+
+
+def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
+    """--when 'dev pps > 200' --for 3: 20 frames in a second write nothing; a burst of 600
+    fires it, and the file holds exactly the frames sent after it fired (the burst's frames go
+    to another port than the expression's)."""
+    path = os.path.join(lab.tmp, "trig.pcap")
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 200", "--for", 3, "udp port 7777",
+                ready=False)
+    try:
+        s.wait_for(b"waiting for 'dev pps > 200'")
+        below = [udp(4000 + i, 7777) for i in range(20)]
+        for k in range(4):
+            send_raw(lab, below[k * 5:(k + 1) * 5])
+            time.sleep(0.3)
+        assert b"fired" not in s.err and not os.path.exists(path)
+        send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(600)])
+        s.wait_for(b"fired")
+        s.wait_for(b"capturing")
+        after = [udp(6000 + i, 7777) for i in range(30)]
+        send_raw(lab, after)
+        assert s.p.wait(timeout=20) == 0      # --for 3: it ends by itself
+    finally:
+        assert s.stop() == 0, s.err
+    assert read_file(path) == after
+    assert s.counts()["written"] == 30
