@@ -26,7 +26,7 @@ static int period_name(const struct pl_rot *r, char *buf, size_t len)
 	time_t now = time(NULL);
 	struct tm tm;
 
-	if (!r->secs || !strchr(r->pattern, '%')) {
+	if ((!r->secs && !r->each) || !strchr(r->pattern, '%')) {
 		if ((size_t)snprintf(buf, len, "%s", r->pattern) >= len)
 			return -ENAMETOOLONG;
 		return 0;

@@ -32,6 +32,7 @@ struct pl_rot {
 	uint64_t size;			/* -C: bytes per file at most (one bigger packet: alone), 0: no */
 	uint64_t secs;			/* -G: seconds per file, 0: no */
 	uint32_t keep;			/* -W: files kept, 0: all */
+	bool each;			/* a file per pl_rot_open() (--rearm: per firing) */
 	mode_t mode;
 	enum pl_dump_fmt fmt;
 	uint32_t snaplen;
@@ -53,7 +54,7 @@ struct pl_rot {
 /* Whether @r rotates at all (-C or -G). */
 static inline bool pl_rot_on(const struct pl_rot *r)
 {
-	return r->size || r->secs;
+	return r->size || r->secs || r->each;
 }
 /* The first name, for checks before capturing (strftime for now). */
 int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len);

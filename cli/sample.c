@@ -51,6 +51,9 @@ struct run {
 	int write_err;			/* the output failed (-EPIPE: its reader went away) */
 	struct pl_rot *rot;		/* -C/-G: out and dump are the current file's; else NULL */
 	char rot_why[PL_WHY_LEN + 512];	/* why a rotation failed */
+	uint64_t firings;		/* --when: times it fired */
+	const char *expr;		/* for the "capturing" line */
+	bool policy;
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
@@ -371,12 +374,113 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	return 0;
 }
 
+/*
+ * Start the sampler, open the output, capture until the end, stop, drain,
+ * close the output. The exit code, negated when it did not start (said why).
+ */
+static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_sample_opts *so,
+		       struct pl_rot *rot, struct ring_buffer **rb, uint64_t duration,
+		       const char *name, mode_t mode, bool pcapng)
+{
+	const char *path = rot->pattern;
+	char why[PL_WHY_LEN + 512];
+	uint64_t added = 0, written = 0;
+	int err, ret;
+
+	err = pl_sample_start(s, so, why, sizeof(why));
+	if (err) {
+		pl_err("sample: %s: %s", r->a->ifname, why);
+		return -PL_EXIT_CODE(err, EINVAL, ENOTSUP);
+	}
+	/* every check passed: now the output (a file under a temporary name until it is complete) */
+	if (pl_rot_on(rot)) {
+		r->rot = rot;
+		err = pl_rot_open(rot, why, sizeof(why));
+		r->out = rot->out;
+		r->dump = rot->dump;
+		if (err) {
+			pl_err("sample: cannot write: %s", why);
+			return -PL_EXIT_FAIL;
+		}
+	} else {
+		err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
+		if (!err)
+			pl_out_stop_on(r->out, &pl_stop);
+		if (!err && path) {
+			enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ?
+					       PL_DUMP_PCAPNG : PL_DUMP_PCAP;
+
+			err = pl_dump_open(r->out, fmt, so->snaplen, &r->dump);
+			if (!err)
+				err = pl_out_flush(r->out);
+			if (err)
+				snprintf(why, sizeof(why), "%s", strerror(-err));
+		}
+		if (err) {
+			pl_err("sample: cannot write '%s': %s", name, why);
+			return -PL_EXIT_FAIL;
+		}
+	}
+	if (!*rb)
+		*rb = ring_buffer__new(s->ring_fd, on_record, r, NULL);
+	if (!*rb) {
+		pl_err("sample: %s: cannot map the ring buffer: %s", r->a->ifname, strerror(errno));
+		return -PL_EXIT_FAIL;
+	}
+	err = r->rot ? 0 : pl_out_commit(r->out, why, sizeof(why));
+	if (err) {
+		pl_err("sample: cannot write '%s': %s", name, why);
+		return -PL_EXIT_FAIL;
+	}
+	r->mono_to_real = mono_to_real();
+	if (!pl_g.json)
+		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s%s%s", r->a->ifname,
+			r->expr ? " '" : "", r->expr ? r->expr : "", r->expr ? "'" : "",
+			so->snaplen, r->policy ? ", what policy --sample rules choose" : "",
+			r->rot ? " into " : "", r->rot ? rot->name : "");
+	ret = capture(r, *rb, s, duration);
+	/* nothing more can arrive after stop: what is in the ring is all there is */
+	pl_sample_stop(s);
+	if (!r->write_err && !(r->limit && r->handed >= r->limit))
+		ring_buffer__consume(*rb);
+	r->draining = true;
+	ring_buffer__consume(*rb);
+	/* written: what reached the file or the reader; the rest of what was handed over was not */
+	if (r->rot) {
+		uint64_t d0 = rot->delivered, a0 = rot->added;
+
+		err = pl_rot_close(rot);
+		r->out = NULL;
+		r->dump = NULL;
+		written = rot->delivered - d0;
+		added = rot->added - a0;
+		if (r->write_err && r->rot_why[0]) {	/* a rotation failed: say why, once */
+			pl_err("sample: %s", r->rot_why);
+			ret = PL_EXIT_FAIL;
+		}
+		name = rot->name;
+	} else {
+		err = pl_out_finish(r->out, &written, &added);
+	}
+	r->written += written;
+	if (err && !r->write_err)
+		r->write_err = err;
+	r->unwritten += added - written;
+	if (r->write_err && r->write_err != -EPIPE && !r->rot_why[0]) {
+		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
+		       "its reader took nothing for a second after the stop" :
+		       strerror(-r->write_err));
+		ret = PL_EXIT_FAIL;
+	}
+	return ret;
+}
+
 struct sample_cfg {
 	const char *path, *when;
 	uint64_t for_secs;
 	uint64_t count, duration, rot_mb, rot_secs;
 	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow, rot_keep;
-	int dirs, pcapng, policy, hook, xdp;
+	int dirs, pcapng, policy, hook, xdp, rearm;
 	mode_t mode;
 };
 
@@ -437,7 +541,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct pl_sample_opts so = { .every = c->every, .snaplen = c->snaplen, .dirs = (__u32)c->dirs,
 				     .policy = c->policy, .verdicts = c->verdicts, .rule = c->rule,
 				     .hooks = c->hook ? 1U << (c->hook - 1) : 0 };
-	struct pl_sample_stats counts[PL_SLOT_MAX];
+	struct pl_sample_stats counts[PL_SLOT_MAX], total[PL_SLOT_MAX] = { 0 };
 	struct pl_sampler s;
 	struct pl_cap cap;
 	struct pl_rot rot = { 0 };
@@ -449,7 +553,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct ring_buffer *rb = NULL;
 	const char *path = c->path, *name;
 	uint32_t ring_kib = c->ring_kib;
-	uint64_t duration = c->duration, added = 0;
+	uint64_t duration = c->duration;
 	mode_t mode = c->mode;
 	bool pcapng = c->pcapng;
 	struct run *r = calloc(1, sizeof(*r));
@@ -463,6 +567,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		return PL_EXIT_FAIL;
 	}
 	r->limit = c->count;
+	r->policy = c->policy;
 	/* a capture on stdout leaves no room for JSON there: errors and the summary on stderr */
 	json = pl_g.json;
 	data_on_stdout = !path || !strcmp(path, "-");
@@ -486,6 +591,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		if ((ret = check_expr(expr)))
 			goto out;
 		so.expr = expr;
+		r->expr = expr;
 	}
 	if (so.policy && so.every != 1) {
 		pl_err("sample: --policy: the rules' --sample 1/N choose already, no --every");
@@ -497,6 +603,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 	if (c->when && (err = pl_trig_parse(c->when, &trig, why, sizeof(why)))) {
 		pl_err("sample: --when '%s': %s", c->when, why);
+		goto usage;
+	}
+	if (c->rearm && (!c->when || !c->for_secs || !path || !strcmp(path, "-"))) {
+		pl_err("sample: --rearm: needs --when, --for and -w FILE");
 		goto usage;
 	}
 	if (c->when && c->duration) {
@@ -526,8 +636,9 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if ((ret = check_ring(ring_kib, so.ring_bytes, so.snaplen)))
 		goto out;
 	r->snaplen = so.snaplen;
-	if (c->rot_mb || c->rot_secs) {
-		rot.pattern = path;
+	rot.pattern = path;
+	rot.each = c->rearm;
+	if (c->rot_mb || c->rot_secs || c->rearm) {
 		rot.size = c->rot_mb * 1000000ULL;
 		rot.secs = c->rot_secs;
 		rot.keep = c->rot_keep;
@@ -600,105 +711,39 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
 	pl_catch_stop(true);
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
-	if (c->when) {
-		ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
-		if (ret || pl_stop)
+	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
+	for (;;) {
+		if (c->when) {
+			ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
+			if (ret || pl_stop)
+				break;
+			duration = c->for_secs;
+			r->firings++;
+		}
+		ret = one_capture(r, &s, &so, &rot, &rb, duration, name, mode, pcapng);
+		if (ret < 0) {	/* did not start: nothing to count */
+			ret = -ret;
 			goto out;
-		duration = c->for_secs;
-	}
-	err = pl_sample_start(&s, &so, why, sizeof(why));
-	if (err) {
-		pl_err("sample: %s: %s", a->ifname, why);
-		ret = PL_EXIT_CODE(err, EINVAL, ENOTSUP);
-		goto out;
-	}
-	/* every check passed: now the output (a file under a temporary name until it is complete) */
-	if (pl_rot_on(&rot)) {
-		r->rot = &rot;
-		err = pl_rot_open(&rot, why, sizeof(why));
-		r->out = rot.out;
-		r->dump = rot.dump;
+		}
+		err = pl_sample_counts(&s, counts);
 		if (err) {
-			pl_err("sample: cannot write: %s", why);
+			pl_err("sample: %s: cannot read %s: %s", a->ifname, PL_MAP_SAMPLE_STATS,
+			       strerror(-err));
 			ret = PL_EXIT_FAIL;
 			goto out;
 		}
-	} else {
-		err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
-		if (!err)
-			pl_out_stop_on(r->out, &pl_stop);
-		if (!err && path) {
-			enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ?
-					       PL_DUMP_PCAPNG : PL_DUMP_PCAP;
-
-			err = pl_dump_open(r->out, fmt, so.snaplen, &r->dump);
-			if (!err)
-				err = pl_out_flush(r->out);
-			if (err)
-				snprintf(why, sizeof(why), "%s", strerror(-err));
+		for (int i = 0; i < PL_SLOT_MAX; i++) {
+			total[i].selected += counts[i].selected;
+			total[i].sampled += counts[i].sampled;
+			total[i].lost += counts[i].lost;
 		}
-		if (err) {
-			pl_err("sample: cannot write '%s': %s", name, why);
-			ret = PL_EXIT_FAIL;
-			goto out;
-		}
+		if (!c->rearm || pl_stop || ret || r->write_err || (r->limit && r->handed >= r->limit))
+			break;
+		r->draining = false;
+		trig.n = 0;	/* a new window: the burst that fired must not fire again at once */
 	}
-	rb = ring_buffer__new(s.ring_fd, on_record, r, NULL);
-	if (!rb) {
-		pl_err("sample: %s: cannot map the ring buffer: %s", a->ifname, strerror(errno));
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
-	err = r->rot ? 0 : pl_out_commit(r->out, why, sizeof(why));
-	if (err) {
-		pl_err("sample: cannot write '%s': %s", name, why);
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
-	r->mono_to_real = mono_to_real();
-	if (!pl_g.json)
-		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s", a->ifname,
-			expr ? " '" : "", expr ? expr : "", expr ? "'" : "", so.snaplen,
-			so.policy ? ", what policy --sample rules choose" : "");
-	ret = capture(r, rb, &s, duration);
-	/* nothing more can arrive after stop: what is in the ring is all there is */
-	pl_sample_stop(&s);
-	if (!r->write_err && !(r->limit && r->handed >= r->limit))
-		ring_buffer__consume(rb);
-	r->draining = true;
-	ring_buffer__consume(rb);
-	/* written: what reached the file or the reader; the rest of what was handed over was not */
-	if (r->rot) {
-		err = pl_rot_close(&rot);
-		r->out = NULL;
-		r->dump = NULL;
-		r->written = rot.delivered;
-		added = rot.added;
-		if (r->write_err && r->rot_why[0]) {	/* a rotation failed: say why, once */
-			pl_err("sample: %s", r->rot_why);
-			ret = PL_EXIT_FAIL;
-		}
-		name = rot.name;
-	} else {
-		err = pl_out_finish(r->out, &r->written, &added);
-	}
-	if (err && !r->write_err)
-		r->write_err = err;
-	r->unwritten += added - r->written;
-	if (r->write_err && r->write_err != -EPIPE && !r->rot_why[0]) {
-		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
-		       "its reader took nothing for a second after the stop" :
-		       strerror(-r->write_err));
-		ret = PL_EXIT_FAIL;
-	}
-	err = pl_sample_counts(&s, counts);
-	if (err) {
-		pl_err("sample: %s: cannot read %s: %s", a->ifname, PL_MAP_SAMPLE_STATS,
-		       strerror(-err));
-		ret = PL_EXIT_FAIL;
-	} else {
-		summary(r, a->ifname, counts, json, !data_on_stdout || (!path && !r->write_err));
-	}
+	if (!c->when || r->firings)
+		summary(r, a->ifname, total, json, !data_on_stdout || (!path && !r->write_err));
 	goto out;
 usage:
 	ret = PL_EXIT_USAGE;
@@ -779,6 +824,10 @@ static const struct pl_opt sample_opts[] = {
 		  "on DEV, needs attach --probes drops). Nothing is written before" },
 	{ .name = "for", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, for_secs),
 	  .arg = "SECS", .help = "with --when: capture for SECS seconds once it fired, then stop" },
+	{ .name = "rearm", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, rearm), .val = 1,
+	  .help = "with --when and --for: afterwards wait for COND again, and so on until a "
+		  "signal; each firing writes its own file (strftime patterns in FILE name it, -W N "
+		  "keeps the newest N)" },
 	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
 	  .arg = "VERDICT", .parse = parse_verdict_opt,
 	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "

@@ -294,8 +294,10 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	if (err)
 		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG,
 			      strerror(-err));
-	s->ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pl_sample_ring", 0, 0, o->ring_bytes,
-				    NULL);
+	/* started again (sample --rearm): the same ring, the reader has it mapped */
+	if (s->ring_fd < 0)
+		s->ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pl_sample_ring", 0, 0,
+					    o->ring_bytes, NULL);
 	if (s->ring_fd < 0)
 		return pl_why(why, whylen, -errno, "cannot create a %u-byte ring buffer: %s",
 			      o->ring_bytes, strerror(errno));
