@@ -613,8 +613,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 		pl_err("sample: --when: --for says how long, not --duration");
 		goto usage;
 	}
-	if (c->rot_keep && !c->rot_mb && !c->rot_secs) {
-		pl_err("sample: -W %u: rotates only with -C or -G", c->rot_keep);
+	if (c->rot_keep && !c->rot_mb && !c->rot_secs && !c->rearm) {
+		pl_err("sample: -W %u: rotates only with -C, -G or --rearm", c->rot_keep);
 		goto usage;
 	}
 	if ((c->rot_mb || c->rot_secs) && (!path || !strcmp(path, "-"))) {

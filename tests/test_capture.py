@@ -333,3 +333,40 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
         assert s.stop() == 0, s.err
     assert read_file(path) == after
     assert s.counts()["written"] == 30
+
+
+def test_daemon_standing_trigger_writes_a_file_when_it_fires(lab):
+    """triggers: in the service config: the daemon keeps a `sample --when --rearm` running; a
+    burst fires it (a log line says so) and the file holds the frames after it; SIGTERM to the
+    daemon ends the sampler and leaves nothing attached."""
+    from test_service import Daemon
+    lab.daemons = []
+    conf = os.path.join(lab.tmp, "trig.conf")
+    with open(conf, "w") as f:
+        f.write(f"""name: h21-trigger-test
+triggers:
+  - dev: vb
+    netns: {lab.b}
+    when: "dev pps > 200"
+    for: 3
+    write: {lab.tmp}/fired-%H%M%S.pcap
+    keep: 2
+    filter: "udp port 7777"
+""")
+    d = Daemon(lab, conf)
+    try:
+        d.wait_notify()
+        d.wait_log(r"trigger .*trig.conf:3: .*vb: waiting for 'dev pps > 200', then capturing 3 s")
+        d.wait_log(r"pktlens: sample: vb: waiting for 'dev pps > 200'")
+        send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(600)])
+        d.wait_log(r"pktlens: sample: vb: 'dev pps > 200' fired: \d+/s")
+        d.wait_log(r"pktlens: sample: vb: capturing 'udp port 7777', snaplen \d+ into .*fired-")
+        after = [udp(6000 + i, 7777) for i in range(30)]
+        send_raw(lab, after)
+        wait_until(lambda: [p for p in glob.glob(os.path.join(lab.tmp, "fired-*.pcap"))
+                            if read_file(p) == after])
+        assert d.stop() == 0, d.log()
+    finally:
+        d.kill()
+    assert not [line for _, line in d.lines if "ended (" in line]   # never restarted
+    nothing_left(lab)
