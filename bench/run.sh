@@ -5,7 +5,8 @@
 # (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
 # translated tcpdump filters (filter_bench), then policy rules (policy_bench:
 # test runs per rule kind, and drop under a trafgen flood against nftables),
-# then pktlens sample against tcpdump -w under a flood (sample_bench), then the
+# then pktlens sample against tcpdump -w under a flood (sample_bench) and under a
+# flood the policy drops, with and without --verdict (capture_bench), then the
 # service mode (service_bench: the daemon's creation-to-first-packet latency,
 # a burst of interfaces, idle RSS and CPU, apply times), then the kfree_skb
 # drop probe under a drop flood and with iperf3 (drops_bench).
@@ -85,6 +86,11 @@ echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086
 bench/sample_bench.py $SAMPLE_ARGS --json $OUT/sample_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+# shellcheck disable=SC2086
+bench/capture_bench.py $SAMPLE_ARGS --json $OUT/capture_bench.json
 echo
 echo "CPU busy between the benchmarks: $(busy)%"
 echo

@@ -189,7 +189,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		.verdict = h->verdict,
 		.rule_id = h->rule_id,
 	};
-	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 64, mono_ns()) && (err = rotate(r))) {
+	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, mono_ns()) && (err = rotate(r))) {
 		r->unwritten++;
 		return err;
 	}
