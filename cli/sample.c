@@ -866,8 +866,11 @@ const struct pl_cmd pl_cmd_sample = {
 	.min_args = 1, .max_args = -1, .few = "needs DEV",
 	.about = "Capture packets in the kernel, through the programs `pktlens attach` put on DEV,\n"
 		 "into a pcap file tcpdump and Wireshark read. EXPR: a tcpdump filter expression,\n"
-		 "run in the kernel (default: all packets).\n",
-	.more = "Ends on -c, --duration, Ctrl-C, SIGTERM, a write error or when the reader of a\n"
-		"pipe goes away, and then prints how many packets matched, were sampled, were\n"
-		"written (reached the file or the reader) and were lost because the ring was full.\n",
+		 "run in the kernel (default: all packets). On a DEV pktlens has not attached, a\n"
+		 "capture-only program of its own (tc, or --xdp) runs for the capture's duration\n"
+		 "and is removed at its end (the first line says what was attached).\n",
+	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error or when the\n"
+		"reader of a pipe goes away, and then prints how many packets matched, were\n"
+		"sampled, were written (reached the file or the reader) and were lost because the\n"
+		"ring was full.\n",
 };
