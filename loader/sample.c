@@ -260,7 +260,12 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 		return pl_why(why, whylen, -ENOTSUP, "--verdict, --rule and --per-flow need the "
 			      "programs of this pktlens: pktlens attach --force");
 	s->slots = slots_for(&s->c.meta, o->dirs, o->hooks);
-	if (!s->slots && s->c.meta.xdp_mode != PL_XDP_NONE && (o->dirs & (1U << PL_DIR_IN))) {
+	if (!s->slots && o->hooks == 1U << PL_HOOK_TC)
+		return pl_why(why, whylen, -ENOTSUP, "--hook tc: no tc hook for the %s attached "
+			      "(see pktlens attach --tc)", o->dirs == (1U << PL_DIR_OUT) ? "egress" :
+			      o->dirs == (1U << PL_DIR_IN) ? "ingress" : "directions asked for");
+	if (!s->slots && s->c.meta.xdp_mode != PL_XDP_NONE && (o->dirs & (1U << PL_DIR_IN)) &&
+	    !pl_feature(PL_FEAT_XDP_LOAD_BYTES)) {
 		char needs[128];
 
 		return pl_why(why, whylen, -ENOSYS, "sampling at XDP %s: attach tc ingress too "
