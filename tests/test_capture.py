@@ -359,6 +359,13 @@ triggers:
     keep: 2
     filter: "udp port 7777"
 """)
+    bad = os.path.join(lab.tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("triggers:\n  - dev: vb\n    when: \"dev pps >= 5\"\n    for: 1\n"
+                "    write: /tmp/x.pcap\n  - dev: vb\n    when: \"pps > 5\"\n")
+    r = pktlens("apply", bad, "--dry-run", check=False)
+    assert r.returncode == 2 and "bad.conf:3:11: when: 'dev pps >= 5': expected" in r.stderr, \
+        r.stderr
     d = Daemon(lab, conf)
     try:
         d.wait_notify()
