@@ -8,7 +8,8 @@
 # then a live SYN flood against a TCP server: a client's connect time and
 # softirq CPU with no rule, a pktlens per-source SYN limit and nftables' meter
 # (syn_bench),
-# then pktlens sample against tcpdump -w under a flood (sample_bench), then the
+# then pktlens sample against tcpdump -w under a flood (sample_bench) and under a
+# flood the policy drops, with and without --verdict (capture_bench), then the
 # service mode (service_bench: the daemon's creation-to-first-packet latency,
 # a burst of interfaces, idle RSS and CPU, apply times), then the kfree_skb
 # drop probe under a drop flood and with iperf3 (drops_bench).
@@ -96,6 +97,11 @@ echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086
 bench/sample_bench.py $SAMPLE_ARGS --json $OUT/sample_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+# shellcheck disable=SC2086
+bench/capture_bench.py $SAMPLE_ARGS --json $OUT/capture_bench.json
 echo
 echo "CPU busy between the benchmarks: $(busy)%"
 echo

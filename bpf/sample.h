@@ -7,7 +7,10 @@
  * sample_res) or, with PL_SAMPLE_F_POLICY, that a --sample rule chose, and
  * that the 1-in-N counter keeps, is copied into the ring: a header, then up
  * to snaplen bytes from the Ethernet header on. No sampler: one array
- * lookup per packet.
+ * lookup per packet. The sampler's --verdict and --rule are checked first
+ * (PL_SAMPLE_F_VERDICT, _RULE): a flood the policy drops is not copied when
+ * only other verdicts are wanted. --per-flow N takes the first N packets of
+ * each flow key (sample_flows) instead of 1 in N.
  *
  * The including program defines PL_SAMPLE_CTX (struct xdp_md or struct
  * __sk_buff) and PL_SAMPLE_HOOK (enum pl_hook) first.
@@ -58,6 +61,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } sample_res SEC(".maps");
+
+/* --per-flow: packets taken per flow (struct pl_flow_key), cleared by each sampler that uses it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PL_SAMPLE_FLOWS_MAX);
+	__type(key, struct pl_flow_key);
+	__type(value, __u32);
+} sample_flows SEC(".maps");
 
 /* Where the frame is and what the hook knows beside it. */
 struct pl_frame {
@@ -174,6 +185,13 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 	cfg = bpf_map_lookup_elem(&sample_cfg, &zero);
 	if (!cfg || !(cfg->slots & (1U << slot)))
 		return;
+	/* --verdict, --rule: decided here, so what is not wanted never costs a copy */
+	if ((cfg->flags & PL_SAMPLE_F_VERDICT) &&
+	    !(PL_SAMPLE_VERDICTS(cfg->flags) & (1U << (verdict & 7))))
+		return;
+	if ((cfg->flags & PL_SAMPLE_F_RULE) &&
+	    (!j || (j->rule != cfg->rule && j->sample_rule != cfg->rule)))
+		return;
 	rule = j ? j->rule : 0;
 	every = cfg->every;
 	if (cfg->flags & PL_SAMPLE_F_POLICY) {
@@ -192,9 +210,24 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 	if (!st)
 		return;
 	st->selected++;
-	st->seq++;
-	if (every > 1 && st->seq % every)
-		return;
+	if (cfg->flags & PL_SAMPLE_F_PER_FLOW) {
+		__u32 *n = bpf_map_lookup_elem(&sample_flows, &p->key);
+
+		if (n) {
+			if (*n >= every)
+				return;
+			__sync_fetch_and_add(n, 1);	/* no fetch: 5.10's XADD */
+		} else {
+			__u32 one = 1;
+
+			/* another CPU may add it at the same moment: both take their packet */
+			bpf_map_update_elem(&sample_flows, &p->key, &one, BPF_NOEXIST);
+		}
+	} else {
+		st->seq++;
+		if (every > 1 && st->seq % every)
+			return;
+	}
 	st->sampled++;
 	h = bpf_map_lookup_elem(&sample_hdr, &zero);
 	if (!h) {

@@ -15,6 +15,7 @@
 #include "opt.h"
 #include "util.h"
 #include "../loader/features.h"
+#include "../loader/loader.h"
 #include "../export/json.h"
 
 #define PKTLENS_VERSION "0.1.0"
@@ -71,7 +72,12 @@ static int enter_netns(const char *cmd, const char *ns)
 /* Before a command runs: -n NETNS, with errors naming the command */
 static int enter(const char *name)
 {
-	return pl_g.netns ? enter_netns(name, pl_g.netns) : PL_EXIT_OK;
+	int ret = pl_g.netns ? enter_netns(name, pl_g.netns) : PL_EXIT_OK;
+
+	/* what a `sample` killed with -9 left on an interface it had not attached */
+	if (!ret)
+		pl_cap_gc();
+	return ret;
 }
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)

@@ -19,9 +19,12 @@
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
+#include <pktlens/why.h>
 
 #include "cli.h"
 #include "common.h"
+#include "rotate.h"
+#include "trigger.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/pktline.h"
@@ -46,6 +49,11 @@ struct run {
 	int64_t mono_to_real;		/* ns */
 	bool draining;			/* after the end: count, do not write */
 	int write_err;			/* the output failed (-EPIPE: its reader went away) */
+	struct pl_rot *rot;		/* -C/-G: out and dump are the current file's; else NULL */
+	char rot_why[PL_WHY_LEN + 512];	/* why a rotation failed */
+	uint64_t firings;		/* --when: times it fired */
+	const char *expr;		/* for the "capturing" line */
+	bool policy;
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
@@ -118,6 +126,26 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 	return err;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* -C/-G: close the file and go on in the next one. */
+static int rotate(struct run *r)
+{
+	int err = pl_rot_next(r->rot, r->rot_why, sizeof(r->rot_why));
+
+	r->out = r->rot->out;
+	r->dump = r->rot->dump;
+	if (err)
+		r->write_err = err;
+	return err;
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct run *r = ctx;
@@ -161,22 +189,20 @@ static int on_record(void *ctx, void *data, size_t size)
 		.verdict = h->verdict,
 		.rule_id = h->rule_id,
 	};
+	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, mono_ns()) && (err = rotate(r))) {
+		r->unwritten++;
+		return err;
+	}
 	err = r->dump ? pl_dump_write(r->dump, &p) : print_line(r, h, &p);
 	if (err) {
 		r->unwritten++;
 		r->write_err = err;
 		return err;
 	}
+	if (r->rot)
+		r->rot->pkts++;
 	r->handed++;
 	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
 
 static int64_t mono_to_real(void)
@@ -191,6 +217,8 @@ static int64_t mono_to_real(void)
 /* Why packets were left unwritten, for the summary. */
 static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 {
+	if (r->rot_why[0])
+		return "the next file could not be made";
 	if (r->write_err == -EPIPE)
 		return "the reader went away";
 	if (r->write_err)
@@ -322,6 +350,9 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			return 0;
 		}
 		now = mono_ns();
+		/* -G: the period is over, also when nothing arrives */
+		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))
+			return 0;
 		if (now - last_flush >= FLUSH_NS) {
 			struct stat st;
 
@@ -343,13 +374,160 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	return 0;
 }
 
+/*
+ * Start the sampler, open the output, capture until the end, stop, drain,
+ * close the output. The exit code, negated when it did not start (said why).
+ */
+static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_sample_opts *so,
+		       struct pl_rot *rot, struct ring_buffer **rb, uint64_t duration,
+		       const char *name, mode_t mode, bool pcapng)
+{
+	const char *path = rot->pattern;
+	char why[PL_WHY_LEN + 512];
+	uint64_t added = 0, written = 0;
+	int err, ret;
+
+	err = pl_sample_start(s, so, why, sizeof(why));
+	if (err) {
+		pl_err("sample: %s: %s", r->a->ifname, why);
+		return -PL_EXIT_CODE(err, EINVAL, ENOTSUP);
+	}
+	/* every check passed: now the output (a file under a temporary name until it is complete) */
+	if (pl_rot_on(rot)) {
+		r->rot = rot;
+		err = pl_rot_open(rot, why, sizeof(why));
+		r->out = rot->out;
+		r->dump = rot->dump;
+		if (err) {
+			pl_err("sample: cannot write: %s", why);
+			return -PL_EXIT_FAIL;
+		}
+	} else {
+		err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
+		if (!err)
+			pl_out_stop_on(r->out, &pl_stop);
+		if (!err && path) {
+			enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ?
+					       PL_DUMP_PCAPNG : PL_DUMP_PCAP;
+
+			err = pl_dump_open(r->out, fmt, so->snaplen, &r->dump);
+			if (!err)
+				err = pl_out_flush(r->out);
+			if (err)
+				snprintf(why, sizeof(why), "%s", strerror(-err));
+		}
+		if (err) {
+			pl_err("sample: cannot write '%s': %s", name, why);
+			return -PL_EXIT_FAIL;
+		}
+	}
+	if (!*rb)
+		*rb = ring_buffer__new(s->ring_fd, on_record, r, NULL);
+	if (!*rb) {
+		pl_err("sample: %s: cannot map the ring buffer: %s", r->a->ifname, strerror(errno));
+		return -PL_EXIT_FAIL;
+	}
+	err = r->rot ? 0 : pl_out_commit(r->out, why, sizeof(why));
+	if (err) {
+		pl_err("sample: cannot write '%s': %s", name, why);
+		return -PL_EXIT_FAIL;
+	}
+	r->mono_to_real = mono_to_real();
+	if (!pl_g.json)
+		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s%s%s", r->a->ifname,
+			r->expr ? " '" : "", r->expr ? r->expr : "", r->expr ? "'" : "",
+			so->snaplen, r->policy ? ", what policy --sample rules choose" : "",
+			r->rot ? " into " : "", r->rot ? rot->name : "");
+	ret = capture(r, *rb, s, duration);
+	/* nothing more can arrive after stop: what is in the ring is all there is */
+	pl_sample_stop(s);
+	if (!r->write_err && !(r->limit && r->handed >= r->limit))
+		ring_buffer__consume(*rb);
+	r->draining = true;
+	ring_buffer__consume(*rb);
+	/* written: what reached the file or the reader; the rest of what was handed over was not */
+	if (r->rot) {
+		uint64_t d0 = rot->delivered, a0 = rot->added;
+
+		err = pl_rot_close(rot);
+		r->out = NULL;
+		r->dump = NULL;
+		written = rot->delivered - d0;
+		added = rot->added - a0;
+		if (r->write_err && r->rot_why[0]) {	/* a rotation failed: say why, once */
+			pl_err("sample: %s", r->rot_why);
+			ret = PL_EXIT_FAIL;
+		}
+		name = rot->name;
+	} else {
+		err = pl_out_finish(r->out, &written, &added);
+	}
+	r->written += written;
+	if (err && !r->write_err)
+		r->write_err = err;
+	r->unwritten += added - written;
+	if (r->write_err && r->write_err != -EPIPE && !r->rot_why[0]) {
+		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
+		       "its reader took nothing for a second after the stop" :
+		       strerror(-r->write_err));
+		ret = PL_EXIT_FAIL;
+	}
+	return ret;
+}
+
 struct sample_cfg {
-	const char *path;
-	uint64_t count, duration;
-	uint32_t snaplen, every, ring_kib;
-	int dirs, pcapng, policy;
+	const char *path, *when;
+	uint64_t for_secs;
+	uint64_t count, duration, rot_mb, rot_secs;
+	uint32_t snaplen, every, ring_kib, verdicts, rule, per_flow, rot_keep;
+	int dirs, pcapng, policy, hook, xdp, rearm;
 	mode_t mode;
 };
+
+/* --verdict NAME, repeatable: one more bit of the verdicts kept */
+static int parse_verdict_opt(const char *s, void *field, char *why, size_t whylen)
+{
+	for (int v = 0; v < PL_VERDICT_MAX; v++)
+		if (!strcmp(s, pl_verdict_names[v])) {
+			*(uint32_t *)field |= 1U << v;
+			return 0;
+		}
+	return pl_why(why, whylen, -EINVAL, "expected pass, drop, redirect, tx or aborted");
+}
+
+_Static_assert(PL_SAMPLE_FLOWS_MAX == 16384, "--per-flow's help says 16384 flows");
+
+static const struct pl_choice hook_choices[] = {
+	{ "xdp", 1 + PL_HOOK_XDP, false }, { "tc", 1 + PL_HOOK_TC, false }, { NULL, 0, false },
+};
+
+/* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
+static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
+{
+	char why[PL_WHY_LEN + 256];
+	uint64_t rate;
+	int err;
+
+	if (!pl_g.json)
+		pl_info("sample: %s: waiting for '%s'", ifname, t->text);
+	while (!pl_stop) {
+		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+		if (err) {
+			pl_err("sample: %s: --when: %s", ifname, why);
+			return PL_EXIT_CODE(err, ENOENT);
+		}
+		if (rate > t->above) {
+			if (!pl_g.json)
+				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
+					(unsigned long long)rate);
+			return 0;
+		}
+		usleep(PL_TRIG_STEP_MS * 1000);
+	}
+	if (!pl_g.json)
+		pl_info("sample: %s: '%s' did not fire: nothing written", ifname, t->text);
+	return 0;
+}
 
 static int parse_mode_opt(const char *s, void *field, char *why, size_t whylen)
 {
@@ -361,15 +539,21 @@ static int do_sample(void *cfg, int argc, char **argv)
 {
 	const struct sample_cfg *c = cfg;
 	struct pl_sample_opts so = { .every = c->every, .snaplen = c->snaplen, .dirs = (__u32)c->dirs,
-				     .policy = c->policy };
-	struct pl_sample_stats counts[PL_SLOT_MAX];
+				     .policy = c->policy, .verdicts = c->verdicts, .rule = c->rule,
+				     .hooks = c->hook ? 1U << (c->hook - 1) : 0 };
+	struct pl_sample_stats counts[PL_SLOT_MAX], total[PL_SLOT_MAX] = { 0 };
 	struct pl_sampler s;
-	bool opened = false, json, data_on_stdout;
+	struct pl_cap cap;
+	struct pl_rot rot = { 0 };
+	struct pl_trig trig;
+	char first[PATH_MAX];
+	bool opened = false, cap_opened = false, json, data_on_stdout;
+	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
 	struct ring_buffer *rb = NULL;
 	const char *path = c->path, *name;
 	uint32_t ring_kib = c->ring_kib;
-	uint64_t duration = c->duration, added = 0;
+	uint64_t duration = c->duration;
 	mode_t mode = c->mode;
 	bool pcapng = c->pcapng;
 	struct run *r = calloc(1, sizeof(*r));
@@ -383,6 +567,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		return PL_EXIT_FAIL;
 	}
 	r->limit = c->count;
+	r->policy = c->policy;
 	/* a capture on stdout leaves no room for JSON there: errors and the summary on stderr */
 	json = pl_g.json;
 	data_on_stdout = !path || !strcmp(path, "-");
@@ -406,10 +591,43 @@ static int do_sample(void *cfg, int argc, char **argv)
 		if ((ret = check_expr(expr)))
 			goto out;
 		so.expr = expr;
+		r->expr = expr;
 	}
 	if (so.policy && so.every != 1) {
 		pl_err("sample: --policy: the rules' --sample 1/N choose already, no --every");
 		goto usage;
+	}
+	if (c->for_secs && !c->when) {
+		pl_err("sample: --for %llu: only with --when", (unsigned long long)c->for_secs);
+		goto usage;
+	}
+	if (c->when && (err = pl_trig_parse(c->when, &trig, why, sizeof(why)))) {
+		pl_err("sample: --when '%s': %s", c->when, why);
+		goto usage;
+	}
+	if (c->rearm && (!c->when || !c->for_secs || !path || !strcmp(path, "-"))) {
+		pl_err("sample: --rearm: needs --when, --for and -w FILE");
+		goto usage;
+	}
+	if (c->when && c->duration) {
+		pl_err("sample: --when: --for says how long, not --duration");
+		goto usage;
+	}
+	if (c->rot_keep && !c->rot_mb && !c->rot_secs && !c->rearm) {
+		pl_err("sample: -W %u: rotates only with -C, -G or --rearm", c->rot_keep);
+		goto usage;
+	}
+	if ((c->rot_mb || c->rot_secs) && (!path || !strcmp(path, "-"))) {
+		pl_err("sample: -%c: needs -w FILE (a file to rotate)", c->rot_mb ? 'C' : 'G');
+		goto usage;
+	}
+	if (c->per_flow && so.every != 1) {
+		pl_err("sample: --per-flow %u and --every %u: one or the other", c->per_flow, so.every);
+		goto usage;
+	}
+	if (c->per_flow) {
+		so.per_flow = true;
+		so.every = c->per_flow;
 	}
 	/* the ring: a power of two of pages */
 	so.ring_bytes = (uint32_t)sysconf(_SC_PAGESIZE);
@@ -418,107 +636,128 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if ((ret = check_ring(ring_kib, so.ring_bytes, so.snaplen)))
 		goto out;
 	r->snaplen = so.snaplen;
+	rot.pattern = path;
+	rot.each = c->rearm;
+	if (c->rot_mb || c->rot_secs || c->rearm) {
+		rot.size = c->rot_mb * 1000000ULL;
+		rot.secs = c->rot_secs;
+		rot.keep = c->rot_keep;
+		rot.mode = mode;
+		rot.fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG : PL_DUMP_PCAP;
+		rot.snaplen = so.snaplen;
+		rot.stop = &pl_stop;
+		if ((err = pl_rot_first_name(&rot, first, sizeof(first)))) {
+			pl_err("sample: -w '%s': %s", path, strerror(-err));
+			goto usage;
+		}
+		name = first;
+	}
 	/* the file is looked at here, and created only once the sampler has started */
-	if (path && (err = pl_out_check(path, why, sizeof(why)))) {
-		pl_err("sample: cannot write '%s': %s", path, why);
+	if (path && (err = pl_out_check(name, why, sizeof(why)))) {
+		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
 
 	ret = pl_need_caps("sample", PL_NEED_BPF);
-	if (!ret)
-		ret = pl_select("sample", argv[0], &a, &n);
 	if (ret)
 		goto out;
-	r->a = a;
-	err = pl_sample_open(a->dir, &s);
-	opened = !err;
-	if (err) {
-		ret = pl_open_error("sample", a, err);
+	err = pl_attachments_here(argv[0], &a, &n);
+	if (err == -ENOENT) {
+		/* not attached: capture-only programs of our own, for as long as we run */
+		if (so.policy || so.rule) {
+			pl_err("sample: %s: not attached (pktlens attach %s): no policy, so no %s",
+			       argv[0], argv[0], so.policy ? "--policy" : "--rule");
+			goto usage;
+		}
+		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
+			pl_err("sample: %s: --xdp captures ingress only, not --out", argv[0]);
+			goto usage;
+		}
+		a = calloc(1, sizeof(*a));
+		if (!a) {
+			pl_err("sample: %s", strerror(ENOMEM));
+			ret = PL_EXIT_FAIL;
+			goto out;
+		}
+		snprintf(a->ifname, sizeof(a->ifname), "%s", argv[0]);
+		/* signals first: an interrupted start still goes through the cleanup below */
+		pl_catch_stop(true);
+		cap_opened = opened = true;
+		err = pl_cap_open(argv[0], cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
+		if (err) {
+			pl_err("sample: %s", why);
+			ret = PL_EXIT_CODE(err, ENODEV);
+			goto out;
+		}
+		so.hooks = 0;
+		if (!pl_g.json)
+			pl_info("sample: %s: not attached: attached the capture-only %s until the "
+				"capture ends", a->ifname, pl_cap_desc(&cap, why, sizeof(why)));
+	} else if (err) {
+		ret = pl_select("sample", argv[0], &a, &n);
 		goto out;
+	} else {
+		if (cap_xdp)
+			so.hooks = 1U << PL_HOOK_XDP;
+		err = pl_sample_open(a->dir, &s);
+		opened = !err;
+		if (err) {
+			ret = pl_open_error("sample", a, err);
+			goto out;
+		}
 	}
+	r->a = a;
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
 	pl_catch_stop(true);
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
-	err = pl_sample_start(&s, &so, why, sizeof(why));
-	if (err) {
-		pl_err("sample: %s: %s", a->ifname, why);
-		ret = PL_EXIT_CODE(err, EINVAL, ENOTSUP);
-		goto out;
+	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
+	for (;;) {
+		if (c->when) {
+			ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
+			if (ret || pl_stop)
+				break;
+			duration = c->for_secs;
+			r->firings++;
+		}
+		ret = one_capture(r, &s, &so, &rot, &rb, duration, name, mode, pcapng);
+		if (ret < 0) {	/* did not start: nothing to count */
+			ret = -ret;
+			goto out;
+		}
+		err = pl_sample_counts(&s, counts);
+		if (err) {
+			pl_err("sample: %s: cannot read %s: %s", a->ifname, PL_MAP_SAMPLE_STATS,
+			       strerror(-err));
+			ret = PL_EXIT_FAIL;
+			goto out;
+		}
+		for (int i = 0; i < PL_SLOT_MAX; i++) {
+			total[i].selected += counts[i].selected;
+			total[i].sampled += counts[i].sampled;
+			total[i].lost += counts[i].lost;
+		}
+		if (!c->rearm || pl_stop || ret || r->write_err || (r->limit && r->handed >= r->limit))
+			break;
+		r->draining = false;
+		trig.n = 0;	/* a new window: the burst that fired must not fire again at once */
 	}
-	/* every check passed: now the output (a file under a temporary name until it is complete) */
-	err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
-	if (!err)
-		pl_out_stop_on(r->out, &pl_stop);
-	if (!err && path) {
-		enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ? PL_DUMP_PCAPNG :
-									     PL_DUMP_PCAP;
-
-		err = pl_dump_open(r->out, fmt, so.snaplen, &r->dump);
-		if (!err)
-			err = pl_out_flush(r->out);
-		if (err)
-			snprintf(why, sizeof(why), "%s", strerror(-err));
-	}
-	if (err) {
-		pl_err("sample: cannot write '%s': %s", name, why);
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
-	rb = ring_buffer__new(s.ring_fd, on_record, r, NULL);
-	if (!rb) {
-		pl_err("sample: %s: cannot map the ring buffer: %s", a->ifname, strerror(errno));
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
-	err = pl_out_commit(r->out, why, sizeof(why));
-	if (err) {
-		pl_err("sample: cannot write '%s': %s", name, why);
-		ret = PL_EXIT_FAIL;
-		goto out;
-	}
-	r->mono_to_real = mono_to_real();
-	if (!pl_g.json)
-		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s", a->ifname,
-			expr ? " '" : "", expr ? expr : "", expr ? "'" : "", so.snaplen,
-			so.policy ? ", what policy --sample rules choose" : "");
-	ret = capture(r, rb, &s, duration);
-	/* nothing more can arrive after stop: what is in the ring is all there is */
-	pl_sample_stop(&s);
-	if (!r->write_err && !(r->limit && r->handed >= r->limit))
-		ring_buffer__consume(rb);
-	r->draining = true;
-	ring_buffer__consume(rb);
-	/* written: what reached the file or the reader; the rest of what was handed over was not */
-	err = pl_out_finish(r->out, &r->written, &added);
-	if (err && !r->write_err)
-		r->write_err = err;
-	r->unwritten += added - r->written;
-	if (r->write_err && r->write_err != -EPIPE) {
-		pl_err("sample: cannot write '%s': %s", name, r->write_err == -ETIME ?
-		       "its reader took nothing for a second after the stop" :
-		       strerror(-r->write_err));
-		ret = PL_EXIT_FAIL;
-	}
-	err = pl_sample_counts(&s, counts);
-	if (err) {
-		pl_err("sample: %s: cannot read %s: %s", a->ifname, PL_MAP_SAMPLE_STATS,
-		       strerror(-err));
-		ret = PL_EXIT_FAIL;
-	} else {
-		summary(r, a->ifname, counts, json, !data_on_stdout || (!path && !r->write_err));
-	}
+	if (!c->when || r->firings)
+		summary(r, a->ifname, total, json, !data_on_stdout || (!path && !r->write_err));
 	goto out;
 usage:
 	ret = PL_EXIT_USAGE;
 out:
 	ring_buffer__free(rb);
-	if (r) {
+	if (r && !r->rot) {
 		pl_dump_free(r->dump);
 		pl_out_close(r->out);	/* removes a file never committed */
 	}
+	pl_rot_free(&rot);
 	if (opened)
 		pl_sample_close(&s);
+	if (cap_opened)
+		pl_cap_close(&cap);
 	free(a);
 	free(expr);
 	free(r);
@@ -560,6 +799,57 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "permissions of FILE, octal like chmod (default 0600, whatever the umask)" },
 	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, duration),
 	  .arg = "SECS", .help = "stop after SECS seconds" },
+	{ .name = "file-size", .short_name = 'C', .type = PL_OPT_UINT,
+	  PL_FIELD(struct sample_cfg, rot_mb), .min = 1, .max = 1000000, .arg = "MB",
+	  .syn = "-C MB", .flags = PL_OPT_SHORT, .bad = ": not a size in %llu..%llu MB",
+	  .help = "like tcpdump -C: a new file once this one would grow past MB million bytes; "
+		  "the first is FILE, the next FILE1, FILE2, ... (with -W: FILE0.. in a ring). "
+		  "Every file is complete on its own (pcapng: its own section and interface "
+		  "blocks). A name that exists and was not made by this capture is never "
+		  "replaced: the capture stops with an error" },
+	{ .name = "rotate-seconds", .short_name = 'G', .type = PL_OPT_DURATION,
+	  PL_FIELD(struct sample_cfg, rot_secs), .arg = "SECS", .syn = "-G SECS",
+	  .flags = PL_OPT_SHORT,
+	  .help = "like tcpdump -G: a new file every SECS seconds, named by strftime(FILE) in "
+		  "local time (-w 'dns-%H%M%S.pcap')" },
+	{ .name = "file-count", .short_name = 'W', .type = PL_OPT_UINT,
+	  PL_FIELD(struct sample_cfg, rot_keep), .min = 1, .max = 1000000, .arg = "N",
+	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",
+	  .help = "with -C or -G: keep the newest N files this capture wrote, removing older ones "
+		  "(unlike tcpdump -G -W, the capture goes on)" },
+	{ .name = "when", .type = PL_OPT_STRING, PL_FIELD(struct sample_cfg, when), .arg = "COND",
+	  .help = "start capturing only once COND holds, looked at every 100 ms over the last "
+		  "second: 'rule ID > Npps' (a policy rule's matches), 'dev pps > N' (DEV's "
+		  "packets received + sent, attached or not), 'drops [REASON] > N/s' (kernel drops "
+		  "on DEV, needs attach --probes drops). Nothing is written before" },
+	{ .name = "for", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, for_secs),
+	  .arg = "SECS", .help = "with --when: capture for SECS seconds once it fired, then stop" },
+	{ .name = "rearm", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, rearm), .val = 1,
+	  .help = "with --when and --for: afterwards wait for COND again, and so on until a "
+		  "signal; each firing writes its own file (strftime patterns in FILE name it, -W N "
+		  "keeps the newest N)" },
+	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
+	  .arg = "VERDICT", .parse = parse_verdict_opt,
+	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "
+		  "repeat for several. Decided in the kernel before the copy: a flood the policy "
+		  "drops costs nothing when only other verdicts are kept" },
+	{ .name = "hook", .type = PL_OPT_CHOICE, PL_FIELD(struct sample_cfg, hook),
+	  .choices = hook_choices, .arg = "xdp|tc",
+	  .help = "capture at this hook only (default: ingress at XDP if attached, else tc; "
+		  "egress at tc)" },
+	{ .name = "rule", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, rule), .min = 1,
+	  .max = UINT32_MAX, .arg = "ID", .bad = ": not a rule id >= 1",
+	  .help = "keep only packets policy rule ID judged (or its --sample chose), in the kernel" },
+	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
+	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
+	  .help = "keep the first N matching packets of each flow instead of 1 in N. A flow is "
+		  "what pktlens flows counts apart: interface, hook, direction, VLAN, ethertype, "
+		  "addresses, protocol and ports (the two directions are two flows). The state "
+		  "table holds " "16384" " flows; when it is full the flow "
+		  "seen least recently is forgotten and, if it comes back, counted from 0 again" },
+	{ .name = "xdp", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, xdp), .val = 1,
+	  .help = "on an interface pktlens has not attached: capture at XDP (ingress) instead of "
+		  "tc; on an attached one: --hook xdp" },
 	{ .name = "policy", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, policy), .val = 1,
 	  .syn = "", .help = "capture what policy --sample 1/N rules choose (tagged with the rule id) "
 			     "instead of an own selection by EXPR" },
@@ -576,8 +866,11 @@ const struct pl_cmd pl_cmd_sample = {
 	.min_args = 1, .max_args = -1, .few = "needs DEV",
 	.about = "Capture packets in the kernel, through the programs `pktlens attach` put on DEV,\n"
 		 "into a pcap file tcpdump and Wireshark read. EXPR: a tcpdump filter expression,\n"
-		 "run in the kernel (default: all packets).\n",
-	.more = "Ends on -c, --duration, Ctrl-C, SIGTERM, a write error or when the reader of a\n"
-		"pipe goes away, and then prints how many packets matched, were sampled, were\n"
-		"written (reached the file or the reader) and were lost because the ring was full.\n",
+		 "run in the kernel (default: all packets). On a DEV pktlens has not attached, a\n"
+		 "capture-only program of its own (tc, or --xdp) runs for the capture's duration\n"
+		 "and is removed at its end (the first line says what was attached).\n",
+	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error or when the\n"
+		"reader of a pipe goes away, and then prints how many packets matched, were\n"
+		"sampled, were written (reached the file or the reader) and were lost because the\n"
+		"ring was full.\n",
 };

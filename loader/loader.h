@@ -204,6 +204,7 @@ enum pl_map_id {
 	PL_MID_LIMIT_BUCKET,
 	PL_MID_LIMIT_KEYS,
 	PL_MID_LIMIT_LOCKS,
+	PL_MID_SAMPLE_FLOWS,
 	PL_MID_MAX,
 };
 
@@ -477,6 +478,10 @@ struct pl_sample_opts {
 	__u32 snaplen;
 	__u32 ring_bytes;	/* ring buffer size: a power of two >= the page size */
 	bool policy;		/* what policy --sample rules choose, not an own selection */
+	__u32 verdicts;		/* bit (1 << enum pl_verdict) per verdict kept; 0: all */
+	__u32 rule;		/* only what this policy rule judged or sampled; 0: any */
+	__u32 hooks;		/* bit (1 << enum pl_hook) per hook sampled; 0: as dirs say */
+	bool per_flow;		/* every: the first N packets of each flow instead of 1 in N */
 };
 
 /* A running sampler on one attachment. */
@@ -484,6 +489,7 @@ struct pl_sampler {
 	struct pl_chain c;
 	int dir_fd;		/* the pin directory, flock()ed while sampling */
 	int cfg_fd, stats_fd, outer_fd, res_fd;
+	int flows_fd;		/* sample_flows, -1: attached by a pktlens without it */
 	int ring_fd;		/* the ring buffer, -1 before start */
 	__u32 slots;		/* hooks sampled: bit (1 << enum pl_slot) */
 	bool staged[PL_SLOT_MAX];	/* a SAMPLE stage is chained on the hook */
@@ -518,6 +524,39 @@ int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX]);
 int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX]);
 /* Take the ring out of the attachment and close everything (stops first if needed). */
 void pl_sample_close(struct pl_sampler *s);
+
+/* ---- capture-only programs for sample on an interface not attached (loader/capture.c) ---- */
+
+struct pl_cap {
+	struct pktlens_cap_xdp *x;
+	struct pktlens_cap_tc *t;
+	int ifindex;
+	char ifname[16];
+	bool xdp;		/* at XDP (ingress), else tc */
+	__u32 dirs;		/* tc: bit (1 << enum pl_dir) per hook */
+	bool tcx;		/* tc as tcx links, else clsact filters */
+	int xdp_mode;		/* enum pl_xdp_mode it got */
+	int link[3];		/* XDP, tc in, tc out: not pinned, the process holds them */
+	bool filter[2];		/* clsact filters made */
+	bool qdisc_made;
+	char marker[512];	/* PL_PIN_ROOT/cap:INO:DEV:PID while it runs */
+	bool marker_made;
+};
+
+/*
+ * Load and attach capture-only programs on @ifname (@xdp: XDP ingress, else
+ * tc on @dirs) and set up @s to sample through them (then pl_sample_start()
+ * as on an attachment). On error call pl_cap_close() and pl_sample_close()
+ * all the same. 0, or -errno with @why.
+ */
+int pl_cap_open(const char *ifname, bool xdp, __u32 dirs, struct pl_cap *cap,
+		struct pl_sampler *s, char *why, size_t whylen);
+/* What was attached, for the sampler's first line. */
+const char *pl_cap_desc(const struct pl_cap *cap, char *buf, size_t len);
+/* Detach, unload, remove the marker (after pl_sample_close()). */
+void pl_cap_close(struct pl_cap *cap);
+/* Remove what captures killed with -9 left: markers of dead pids, and their clsact filters. */
+void pl_cap_gc(void);
 
 /* ---- reading state (loader/state.c) ---- */
 

@@ -65,6 +65,9 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
 	[PL_MID_SAMPLE_RES] = ROW(PL_MAP_SAMPLE_RES, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
 				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+	/* --per-flow state; optional: attachments made before it have none */
+	[PL_MID_SAMPLE_FLOWS] = ROW(PL_MAP_SAMPLE_FLOWS, BPF_MAP_TYPE_LRU_HASH, BOTH, true,
+				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
 	/* each hook's PROG_ARRAY; the kernel ties one to frags or not, so XDP has two */
 	[PL_MID_XDP_CHAIN] = ROW(PL_MAP_XDP_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,
 				 PL_PIN_XDP, PL_KEEP_NONE, PL_RS_NONE, .optional = true,

@@ -151,8 +151,10 @@ static int prepare_maps(const struct pl_policy *p, struct bpf_object *obj,
 
 		if (bpf_map__is_internal(m))
 			continue;
-		if (d->rules == PL_RS_SHARED)
+		if (d->rules == PL_RS_SHARED && (p->fd[pl_map_id(d)] >= 0 || !d->optional))
 			err = bpf_map__reuse_fd(m, p->fd[pl_map_id(d)]);
+		else if (d->rules == PL_RS_SHARED)
+			;	/* optional, and the attachment predates it: its own */
 		else if (d->rules == PL_RS_NONE)
 			err = bpf_map__set_autocreate(m, false);
 		else if (size[pl_map_id(d)])

@@ -49,7 +49,7 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	s->dir_fd = s->ring_fd = -1;
+	s->dir_fd = s->ring_fd = s->flows_fd = -1;
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		*fds[i] = -1;
 	err = pl_chain_open(dir, &s->c);
@@ -65,6 +65,8 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 			return err;
 		}
 	}
+	/* attachments made before --per-flow and --verdict have no sample_flows */
+	s->flows_fd = pl_pin_open(dir, PL_MAP_SAMPLE_FLOWS);
 	s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dir_fd < 0) {
 		err = -errno;
@@ -78,17 +80,21 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
  * The hooks sampled for directions @dirs: XDP for ingress if attached (and
  * the kernel can copy frames there: 5.18), else tc.
  */
-static __u32 slots_for(const struct pl_meta *m, __u32 dirs)
+static __u32 slots_for(const struct pl_meta *m, __u32 dirs, __u32 hooks)
 {
+	bool xdp = m->xdp_mode != PL_XDP_NONE && pl_feature(PL_FEAT_XDP_LOAD_BYTES);
 	__u32 slots = 0;
 
+	if (!hooks)
+		hooks = 1U << PL_HOOK_XDP | 1U << PL_HOOK_TC;
 	if (dirs & (1U << PL_DIR_IN)) {
-		if (m->xdp_mode != PL_XDP_NONE && pl_feature(PL_FEAT_XDP_LOAD_BYTES))
+		/* both hooks allowed: XDP if it can, else tc; --hook tc: tc */
+		if (xdp && (hooks & (1U << PL_HOOK_XDP)))
 			slots |= 1U << PL_SLOT_XDP_IN;
-		else if (m->tc_hooks & PL_TC_IN)
+		else if ((m->tc_hooks & PL_TC_IN) && (hooks & (1U << PL_HOOK_TC)))
 			slots |= 1U << PL_SLOT_TC_IN;
 	}
-	if ((dirs & (1U << PL_DIR_OUT)) && (m->tc_hooks & PL_TC_OUT))
+	if ((dirs & (1U << PL_DIR_OUT)) && (m->tc_hooks & PL_TC_OUT) && (hooks & (1U << PL_HOOK_TC)))
 		slots |= 1U << PL_SLOT_TC_OUT;
 	return slots;
 }
@@ -225,6 +231,17 @@ static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whyle
 	return err;
 }
 
+/* Forget what an earlier --per-flow sampler counted. */
+static int clear_flows(int fd)
+{
+	struct pl_flow_key k;
+
+	while (!bpf_map_get_next_key(fd, NULL, &k))
+		if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+			return -errno;
+	return errno == ENOENT ? 0 : -errno;
+}
+
 int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen)
 {
 	struct pl_sample_cfg cfg = {
@@ -232,18 +249,37 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 		.snaplen = o->snaplen,
 		.flags = o->policy ? PL_SAMPLE_F_POLICY : o->expr ? PL_SAMPLE_F_EXPR : 0,
 		.owner = (__u32)getpid(),
+		.rule = o->rule,
 	};
 	__u32 zero = 0;
 	int err;
 
-	s->slots = slots_for(&s->c.meta, o->dirs);
-	if (!s->slots && s->c.meta.xdp_mode != PL_XDP_NONE && (o->dirs & (1U << PL_DIR_IN))) {
+	if (o->verdicts)
+		cfg.flags |= PL_SAMPLE_F_VERDICT | (o->verdicts & 0xffU) << PL_SAMPLE_VERDICT_SHIFT;
+	if (o->rule)
+		cfg.flags |= PL_SAMPLE_F_RULE;
+	if (o->per_flow)
+		cfg.flags |= PL_SAMPLE_F_PER_FLOW;
+	/* programs of before these options would ignore them and capture everything */
+	if ((o->verdicts || o->rule || o->per_flow) && s->flows_fd < 0)
+		return pl_why(why, whylen, -ENOTSUP, "--verdict, --rule and --per-flow need the "
+			      "programs of this pktlens: pktlens attach --force");
+	s->slots = slots_for(&s->c.meta, o->dirs, o->hooks);
+	if (!s->slots && o->hooks == 1U << PL_HOOK_TC)
+		return pl_why(why, whylen, -ENOTSUP, "--hook tc: no tc hook for the %s attached "
+			      "(see pktlens attach --tc)", o->dirs == (1U << PL_DIR_OUT) ? "egress" :
+			      o->dirs == (1U << PL_DIR_IN) ? "ingress" : "directions asked for");
+	if (!s->slots && s->c.meta.xdp_mode != PL_XDP_NONE && (o->dirs & (1U << PL_DIR_IN)) &&
+	    !pl_feature(PL_FEAT_XDP_LOAD_BYTES)) {
 		char needs[128];
 
 		return pl_why(why, whylen, -ENOSYS, "sampling at XDP %s: attach tc ingress too "
 			      "(--tc in,out) to sample there",
 			      pl_feature_needs(PL_FEAT_XDP_LOAD_BYTES, needs, sizeof(needs)));
 	}
+	if (!s->slots && o->hooks == 1U << PL_HOOK_XDP)
+		return pl_why(why, whylen, -ENOTSUP, "--hook xdp: no XDP program of pktlens "
+			      "that can copy frames (see pktlens attach --xdp)");
 	if (!s->slots)
 		return pl_why(why, whylen, -ENOTSUP,
 			      "no hook for the %s attached (see pktlens attach --tc)",
@@ -268,8 +304,10 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	if (err)
 		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG,
 			      strerror(-err));
-	s->ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pl_sample_ring", 0, 0, o->ring_bytes,
-				    NULL);
+	/* started again (sample --rearm): the same ring, the reader has it mapped */
+	if (s->ring_fd < 0)
+		s->ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pl_sample_ring", 0, 0,
+					    o->ring_bytes, NULL);
 	if (s->ring_fd < 0)
 		return pl_why(why, whylen, -errno, "cannot create a %u-byte ring buffer: %s",
 			      o->ring_bytes, strerror(errno));
@@ -278,6 +316,10 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 			      strerror(errno));
 	if (o->expr && !o->policy && (err = stage(s, o->expr, why, whylen)))
 		return err;
+	/* sampling is off (cfg zeroed above): nothing adds to the table while it is cleared */
+	if (o->per_flow && (err = clear_flows(s->flows_fd)))
+		return pl_why(why, whylen, err, "cannot clear %s: %s", PL_MAP_SAMPLE_FLOWS,
+			      strerror(-err));
 	err = read_counts(s, s->base);
 	if (err)
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS,
@@ -309,7 +351,7 @@ void pl_sample_stop(struct pl_sampler *s)
 void pl_sample_close(struct pl_sampler *s)
 {
 	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd, &s->ring_fd,
-		       &s->dir_fd };
+		       &s->dir_fd, &s->flows_fd };
 	__u32 zero = 0;
 
 	pl_sample_stop(s);

@@ -356,6 +356,16 @@ bool pl_out_gone(const struct pl_out *o)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
+uint64_t pl_out_bytes(const struct pl_out *o)
+{
+	return o->done + o->len;
+}
+
+bool pl_out_is_file(const struct pl_out *o)
+{
+	return o->reg && o->path;
+}
+
 int pl_out_error(const struct pl_out *o)
 {
 	return o->err;

@@ -61,6 +61,10 @@ void pl_out_stop_on(struct pl_out *o, volatile sig_atomic_t *stop);
 int pl_out_commit(struct pl_out *o, char *why, size_t whylen);
 /* Whether the reader of a pipe or socket went away (poll() says POLLERR/POLLHUP). */
 bool pl_out_gone(const struct pl_out *o);
+/* Bytes taken so far: written out and collected (for `sample -C`). */
+uint64_t pl_out_bytes(const struct pl_out *o);
+/* Whether @o is a file created under a temporary name (rotation needs that). */
+bool pl_out_is_file(const struct pl_out *o);
 /* The output's first error (0: none). */
 int pl_out_error(const struct pl_out *o);
 /*

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "../cli/policy_file.h"
+#include "../cli/trigger.h"
 #include "../pcap/cbpf.h"
 #include "../export/serve.h"
 #include "../loader/xdp_multi.h"
@@ -554,9 +555,94 @@ static int export_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	return err;
 }
 
+/* ---- triggers ---- */
+
+static const char *const trigger_keys[] = { "dev", "netns", "when", "for", "write", "keep",
+					    "snaplen", "filter", NULL };
+
+static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
+{
+	struct pl_cfg_trigger *t = obj;
+	struct pl_trig tr;
+	char why[PL_WHY_LEN];
+	int err;
+
+	if (!strcmp(key, "for"))
+		return number(x, v, key, 1, 86400, &t->for_secs);
+	if (!strcmp(key, "keep"))
+		return number(x, v, key, 1, 1000000, &t->keep);
+	if (!strcmp(key, "snaplen"))
+		return number(x, v, key, 1, PL_SNAPLEN_MAX, &t->snaplen);
+	if (!strcmp(key, "dev")) {
+		err = str_dup(x, v, key, &t->dev);
+		if (!err && (!*t->dev || strlen(t->dev) >= IF_NAMESIZE || strchr(t->dev, '/')))
+			err = at(x, v, "dev: '%s' is not an interface name", t->dev);
+		return err;
+	}
+	if (!strcmp(key, "netns"))
+		return str_dup(x, v, key, &t->netns);
+	if (!strcmp(key, "write")) {
+		err = str_dup(x, v, key, &t->write);
+		if (!err && t->write[0] != '/')
+			err = at(x, v, "write: '%s' is not an absolute path", t->write);
+		return err;
+	}
+	if (!strcmp(key, "filter")) {
+		const struct pl_filter_opts o = { .ctx = PL_FILTER_TC };
+		struct pl_filter_prog p;
+
+		err = str_dup(x, v, key, &t->filter);
+		if (err)
+			return err;
+		if (!*t->filter || strlen(t->filter) >= PL_FILTER_EXPR_MAX)
+			return at(x, v, "filter: %s", *t->filter ? "longer than 2047 bytes" :
+				  "an empty expression (leave filter out for every packet)");
+		if (pl_filter_build(t->filter, &o, &p, why, sizeof(why)))
+			return at(x, v, "filter '%s': %s", t->filter, why);
+		pl_filter_prog_free(&p);
+		return 0;
+	}
+	err = str_dup(x, v, key, &t->when);
+	if (!err && pl_trig_parse(t->when, &tr, why, sizeof(why)))
+		err = at(x, v, "when: '%s': %s", t->when, why);
+	return err;
+}
+
+static int triggers(struct ctx *x, yaml_node_t *v)
+{
+	struct pl_config *c = x->c;
+	size_t n;
+
+	if (is_null(v))
+		return 0;
+	if (v->type != YAML_SEQUENCE_NODE)
+		return at(x, v, "triggers: expected a list of entries (- dev: ...), not %s", kind(v));
+	n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	c->trig = calloc(n ? n : 1, sizeof(*c->trig));
+	if (!c->trig)
+		return nomem(x);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *e = node(x, v->data.sequence.items.start[i]);
+		struct pl_cfg_trigger *t = &c->trig[i];
+		int err;
+
+		c->ntrig = i + 1;	/* freed with the config, even half-read */
+		t->line = (int)e->start_mark.line + 1;
+		t->col = (int)e->start_mark.column + 1;
+		err = mapping(x, e, "triggers entry", trigger_keys, trigger_key, t);
+		if (err)
+			return err;
+		if (!t->dev || !t->when || !t->for_secs || !t->write)
+			return at(x, e, "triggers entry: '%s' is missing", !t->dev ? "dev" :
+				  !t->when ? "when" : !t->for_secs ? "for" : "write");
+	}
+	return 0;
+}
+
 /* ---- the top level ---- */
 
-static const char *const top_keys[] = { "name", "interfaces", "probes", "export", "on-stop", NULL };
+static const char *const top_keys[] = { "name", "interfaces", "probes", "export", "on-stop",
+					"triggers", NULL };
 
 static int top_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 {
@@ -582,6 +668,8 @@ static int top_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		return probes(x, v, key, &c->probes);
 	if (!strcmp(key, "export"))
 		return is_null(v) ? 0 : mapping(x, v, "export", export_keys, export_key, c);
+	if (!strcmp(key, "triggers"))
+		return triggers(x, v);
 	err = one_of(x, v, key, stop_words, &i);
 	c->detach_on_stop = !err && i == 1;
 	return err;
@@ -707,6 +795,16 @@ void pl_config_free(struct pl_config *c)
 		free(e->filter);
 		free(e->rules_file);
 	}
+	for (size_t i = 0; i < c->ntrig; i++) {
+		struct pl_cfg_trigger *t = &c->trig[i];
+
+		free(t->dev);
+		free(t->netns);
+		free(t->when);
+		free(t->write);
+		free(t->filter);
+	}
+	free(c->trig);
 	free(c->e);
 	free(c->prom_listen);
 	free(c->ipfix_collector);

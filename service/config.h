@@ -48,6 +48,23 @@ struct pl_cfg_entry {
 	int line, col;
 };
 
+/*
+ * A `triggers:` entry: the daemon runs `pktlens sample DEV --when WHEN --for
+ * FOR --rearm -w WRITE [-W KEEP] [-s SNAPLEN] [FILTER]` in NETNS for as long
+ * as it runs (cli/trigger.h has the grammar of WHEN).
+ */
+struct pl_cfg_trigger {
+	char *dev;
+	char *netns;		/* a /run/netns name, NULL: the root namespace */
+	char *when;
+	uint32_t for_secs;
+	char *write;		/* absolute; strftime patterns name each firing's file */
+	uint32_t keep;		/* files kept, 0: all */
+	uint32_t snaplen;	/* 0: sample's default */
+	char *filter;		/* tcpdump expression, NULL: every packet */
+	int line, col;
+};
+
 struct pl_config {
 	char *path;		/* as given */
 	char owner[PL_OWNER_MAX];	/* `name`, else the file's absolute path */
@@ -58,6 +75,8 @@ struct pl_config {
 	char *ipfix_collector;	/* NULL: no IPFIX exporter */
 	uint32_t ipfix_interval, ipfix_domain;
 	bool detach_on_stop;	/* daemon: on SIGTERM, detach what the config manages */
+	struct pl_cfg_trigger *trig;	/* triggers: */
+	size_t ntrig;
 };
 
 /*

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -60,7 +62,10 @@ struct daemon {
 	const char *path;
 	struct pl_config *c;
 	struct pl_nsset ns;
-	int ep, sigfd, inofd, scrapefd, ipfixfd, retryfd;
+	int ep, sigfd, inofd, scrapefd, ipfixfd, retryfd, trigfd;
+	pid_t *tpid;		/* triggers: each one's `pktlens sample`, 0: not running */
+	double *trestart;	/* when to start it again after it ended */
+	size_t ntrig;
 	struct pl_linkmon **mons;
 	size_t nmons;
 	struct dirty *dirty;
@@ -80,7 +85,7 @@ struct daemon {
 };
 
 /* tags of the fixed fds in epoll (monitors are tagged with their own pointer) */
-static char tag_sig, tag_ino, tag_scrape, tag_ipfix, tag_retry;
+static char tag_sig, tag_ino, tag_scrape, tag_ipfix, tag_retry, tag_trig;
 
 static double now_s(void)
 {
@@ -519,6 +524,154 @@ static void on_link(const struct pl_link_event *ev, void *ctx)
 	x->idx[x->n++] = ev->ifindex;
 }
 
+/* ---- triggers: a `pktlens sample --when ... --rearm` each ---- */
+
+#define TRIG_RESTART_S 5.0	/* a trigger's sampler that ended is started again after this */
+#define TRIG_STOP_MS 5000	/* at stop, SIGKILL what SIGTERM did not end in this time */
+
+static void trigger_spawn(struct daemon *d, size_t i)
+{
+	const struct pl_cfg_trigger *t = &d->c->trig[i];
+	char fors[16], keep[16], snap[16];
+	const char *argv[24];
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	size_t n = 0;
+	pid_t pid;
+	int err;
+
+	snprintf(fors, sizeof(fors), "%u", t->for_secs);
+	snprintf(keep, sizeof(keep), "%u", t->keep);
+	snprintf(snap, sizeof(snap), "%u", t->snaplen);
+	argv[n++] = "pktlens";
+	if (t->netns && strcmp(t->netns, PL_NETNS_ROOT)) {
+		argv[n++] = "-n";
+		argv[n++] = t->netns;
+	}
+	argv[n++] = "sample";
+	argv[n++] = t->dev;
+	argv[n++] = "--when";
+	argv[n++] = t->when;
+	argv[n++] = "--for";
+	argv[n++] = fors;
+	argv[n++] = "--rearm";
+	argv[n++] = "-w";
+	argv[n++] = t->write;
+	if (t->keep) {
+		argv[n++] = "-W";
+		argv[n++] = keep;
+	}
+	if (t->snaplen) {
+		argv[n++] = "-s";
+		argv[n++] = snap;
+	}
+	if (t->filter)
+		argv[n++] = t->filter;
+	argv[n] = NULL;
+	/* the daemon blocks its signals for the signalfd: the sampler must get them */
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGHUP);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	err = posix_spawn(&pid, "/proc/self/exe", NULL, &at, (char *const *)argv, environ);
+	posix_spawnattr_destroy(&at);
+	if (err) {
+		dlog(d, LOG_ERR, "trigger %s:%d (%s, '%s'): cannot start pktlens sample: %s",
+		     d->c->path, t->line, t->dev, t->when, strerror(err));
+		d->trestart[i] = now_s() + TRIG_RESTART_S;
+		return;
+	}
+	d->tpid[i] = pid;
+	dlog(d, LOG_INFO, "trigger %s:%d: %s%s%s: waiting for '%s', then capturing %u s into %s "
+	     "(pktlens sample, pid %d)", d->c->path, t->line, t->netns ? t->netns : "",
+	     t->netns ? "/" : "", t->dev, t->when, t->for_secs, t->write, (int)pid);
+}
+
+/* Reap the samplers that ended, start again those whose time has come. */
+static void triggers_check(struct daemon *d)
+{
+	for (size_t i = 0; i < d->ntrig; i++) {
+		int status;
+
+		if (d->tpid[i] > 0 && waitpid(d->tpid[i], &status, WNOHANG) == d->tpid[i]) {
+			const struct pl_cfg_trigger *t = &d->c->trig[i];
+
+			dlog(d, LOG_WARNING, "trigger %s:%d: %s: pktlens sample (pid %d) ended (%s %d): "
+			     "starting it again in %.0f s", d->c->path, t->line, t->dev,
+			     (int)d->tpid[i], WIFEXITED(status) ? "exit" : "signal",
+			     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+			     TRIG_RESTART_S);
+			d->tpid[i] = 0;
+			d->trestart[i] = now_s() + TRIG_RESTART_S;
+		}
+		if (!d->tpid[i] && now_s() >= d->trestart[i])
+			trigger_spawn(d, i);
+	}
+}
+
+static void triggers_stop(struct daemon *d)
+{
+	double until = now_s() + TRIG_STOP_MS / 1000.0;
+	bool left = true;
+
+	for (size_t i = 0; i < d->ntrig; i++)
+		if (d->tpid[i] > 0)
+			kill(d->tpid[i], SIGTERM);
+	while (left) {
+		left = false;
+		for (size_t i = 0; i < d->ntrig; i++) {
+			if (d->tpid[i] <= 0)
+				continue;
+			if (waitpid(d->tpid[i], NULL, WNOHANG) == d->tpid[i]) {
+				d->tpid[i] = 0;
+				continue;
+			}
+			if (now_s() >= until) {
+				kill(d->tpid[i], SIGKILL);
+				waitpid(d->tpid[i], NULL, 0);
+				d->tpid[i] = 0;
+				continue;
+			}
+			left = true;
+		}
+		if (left)
+			usleep(20000);
+	}
+	free(d->tpid);
+	free(d->trestart);
+	d->tpid = NULL;
+	d->trestart = NULL;
+	d->ntrig = 0;
+}
+
+/* (Re)start the samplers of @d->c's triggers, and the clock that looks after them. */
+static int triggers_start(struct daemon *d)
+{
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+
+	d->ntrig = d->c->ntrig;
+	if (!d->ntrig)
+		return timerfd_settime(d->trigfd, 0, &(struct itimerspec){ 0 }, NULL) ? -errno : 0;
+	d->tpid = calloc(d->ntrig, sizeof(*d->tpid));
+	d->trestart = calloc(d->ntrig, sizeof(*d->trestart));
+	if (!d->tpid || !d->trestart) {
+		free(d->tpid);
+		free(d->trestart);
+		d->tpid = NULL;
+		d->trestart = NULL;
+		d->ntrig = 0;
+		return -ENOMEM;
+	}
+	triggers_check(d);
+	return timerfd_settime(d->trigfd, 0, &its, NULL) ? -errno : 0;
+}
+
 /* ---- reload and stop ---- */
 
 static void reload(struct daemon *d)
@@ -551,6 +704,8 @@ static void reload(struct daemon *d)
 		return;
 	}
 	exporters(d, old, c);
+	triggers_stop(d);
+	triggers_start(d);
 	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged", d->path,
 	     pl_plan_count(&p, PL_STEP_ADD), pl_plan_count(&p, PL_STEP_CHANGE) +
 	     pl_plan_count(&p, PL_STEP_ADOPT), pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged);
@@ -562,6 +717,7 @@ static void reload(struct daemon *d)
 static void stop(struct daemon *d)
 {
 	sd_notify(0, "STOPPING=1");
+	triggers_stop(d);
 	if (d->ipfix)
 		ipfix_round(d);		/* a last export, as `export ipfix` ends */
 	if (d->c->detach_on_stop) {
@@ -600,8 +756,10 @@ static int setup(struct daemon *d)
 	d->scrapefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->ipfixfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	d->retryfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->trigfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	d->inofd = pl_netns_watch_open();
-	if (d->ep < 0 || d->sigfd < 0 || d->scrapefd < 0 || d->ipfixfd < 0 || d->retryfd < 0)
+	if (d->ep < 0 || d->sigfd < 0 || d->scrapefd < 0 || d->ipfixfd < 0 || d->retryfd < 0 ||
+	    d->trigfd < 0)
 		return -errno;
 	if (d->inofd < 0)
 		return d->inofd;
@@ -610,6 +768,7 @@ static int setup(struct daemon *d)
 	err = err ?: watch_fd(d, d->scrapefd, &tag_scrape);
 	err = err ?: watch_fd(d, d->ipfixfd, &tag_ipfix);
 	err = err ?: watch_fd(d, d->retryfd, &tag_retry);
+	err = err ?: watch_fd(d, d->trigfd, &tag_trig);
 	return err;
 }
 
@@ -638,6 +797,9 @@ static void wakeup(struct daemon *d, void *tag)
 	} else if (tag == &tag_retry) {
 		drain(d->retryfd);
 		namespaces(d);
+	} else if (tag == &tag_trig) {
+		drain(d->trigfd);
+		triggers_check(d);
 	} else if (tag == &tag_scrape) {
 		drain(d->scrapefd);
 	} else if (tag == &tag_ipfix) {
@@ -661,7 +823,7 @@ static void wakeup(struct daemon *d, void *tag)
 int pl_daemon_run(const char *path)
 {
 	struct daemon d = { .path = path, .ep = -1, .sigfd = -1, .inofd = -1, .scrapefd = -1,
-			    .ipfixfd = -1, .retryfd = -1 };
+			    .ipfixfd = -1, .retryfd = -1, .trigfd = -1 };
 	char why[PL_WHY_LEN * 8];
 	struct pl_plan p;
 	int err, ret = 1;
@@ -696,6 +858,10 @@ int pl_daemon_run(const char *path)
 	d.full = false;
 	if (exporters(&d, NULL, d.c))
 		goto out;
+	if ((err = triggers_start(&d))) {
+		dlog(&d, LOG_ERR, "cannot start the triggers: %s", strerror(-err));
+		goto out;
+	}
 	dlog(&d, LOG_INFO, "ready: %s (%s): %zu added, %zu changed, %zu removed, %zu unchanged; "
 	     "%zu network namespace%s", path, d.c->owner, pl_plan_count(&p, PL_STEP_ADD),
 	     pl_plan_count(&p, PL_STEP_CHANGE) + pl_plan_count(&p, PL_STEP_ADOPT),
@@ -723,6 +889,7 @@ int pl_daemon_run(const char *path)
 	stop(&d);
 	ret = 0;
 out:
+	triggers_stop(&d);	/* nothing left running, whatever went wrong */
 	pl_prom_serve_stop(d.prom);
 	pl_ipfix_close(d.ipfix);
 	for (size_t i = 0; i < d.nmons; i++)
@@ -733,7 +900,7 @@ out:
 	pl_nsset_free(&d.ns);
 	pl_config_free(d.c);
 	{
-		int fds[] = { d.ep, d.sigfd, d.inofd, d.scrapefd, d.ipfixfd, d.retryfd };
+		int fds[] = { d.ep, d.sigfd, d.inofd, d.scrapefd, d.ipfixfd, d.retryfd, d.trigfd };
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)

@@ -468,11 +468,23 @@ struct pl_sample_cfg {
 	__u32 snaplen;		/* 1..PL_SNAPLEN_MAX */
 	__u32 flags;		/* PL_SAMPLE_F_* */
 	__u32 owner;		/* pid of the sampling pktlens */
-	__u32 pad;
+	__u32 rule;		/* PL_SAMPLE_F_RULE: the rule id packets must carry */
 };
 
 #define PL_SAMPLE_F_EXPR	1U	/* select what the SAMPLE stage's expression matched */
 #define PL_SAMPLE_F_POLICY	2U	/* select what policy --sample rules chose instead */
+/* only packets whose verdict's bit (1 << enum pl_verdict) is in PL_SAMPLE_VERDICTS(flags) */
+#define PL_SAMPLE_F_VERDICT	4U
+#define PL_SAMPLE_F_RULE	8U	/* only what rule cfg.rule judged or --sample chose */
+#define PL_SAMPLE_F_PER_FLOW	16U	/* every: the first N packets of each flow, not 1 in N */
+#define PL_SAMPLE_VERDICT_SHIFT	8
+#define PL_SAMPLE_VERDICTS(flags) (((flags) >> PL_SAMPLE_VERDICT_SHIFT) & 0xffU)
+/*
+ * --per-flow state (sample_flows, an LRU hash by struct pl_flow_key): how
+ * many packets of a flow were taken. Full: the flow seen least recently is
+ * forgotten, and counts from 0 again if it comes back.
+ */
+#define PL_SAMPLE_FLOWS_MAX 16384U
 
 /*
  * Per hook (enum pl_slot), per CPU. selected: packets the sampler's
@@ -616,6 +628,7 @@ struct pl_tcp_hist_key {
 #define PL_MAP_SAMPLE_STATS "sample_stats"
 #define PL_MAP_SAMPLE_RING "sample_ring"
 #define PL_MAP_SAMPLE_RES "sample_res"
+#define PL_MAP_SAMPLE_FLOWS "sample_flows"
 #define PL_MAP_CONN_RETRANS "conn_retrans"
 #define PL_PIN_TCP_RTX_LINK "tcp_rtx_link"
 #define PL_PIN_TCP_RTX_SYNACK_LINK "tcp_rtx_synack_link"

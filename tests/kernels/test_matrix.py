@@ -98,7 +98,7 @@ def test_every_program_passes_the_verifier():
     """Each program of each object, loaded alone; only a missing feature may skip one."""
     # pktlens_xdp_notail: the same programs without tail calls, for libxdp 1.3's dispatcher
     objs = [str(OUT / f"{n}.bpf.o") for n in ("pktlens_xdp", "pktlens_xdp_notail", "pktlens_tc",
-                                              "pktlens_tcp")]
+                                              "pktlens_tcp", "pktlens_cap_xdp", "pktlens_cap_tc")]
     r = subprocess.run([str(OUT / "tests" / "loadcheck"), "-j", *objs], capture_output=True,
                        text=True, timeout=600)
     res = json.loads(r.stdout)
@@ -112,7 +112,8 @@ def test_every_program_passes_the_verifier():
     # the fallbacks themselves load everywhere
     loaded = {x["program"] for x in res if x["result"] == "loaded"}
     assert {"pktlens_xdp_skb", "pktlens_tc_in_policy_bounded", "pktlens_xdp_skb_policy_bounded",
-            "pl_tcp_retransmit_noerr", "pl_tcp_rtt", "pl_tcp_state"} <= loaded
+            "pl_tcp_retransmit_noerr", "pl_tcp_rtt", "pl_tcp_state", "pl_cap_tc_in",
+            "pl_cap_tc_out_main", "pl_cap_xdp"} <= loaded
     assert sum(x["result"] in ("loaded", "skipped") for x in res) == len(res)
     assert any(x["object"].endswith("pktlens_xdp_notail.bpf.o") and x["program"] ==
                "pktlens_xdp_skb" and x["result"] == "loaded" for x in res)
@@ -283,6 +284,35 @@ def test_sample_writes_what_was_sent(lab1500, hookargs):
     from scapy.all import rdpcap
 
     assert [bytes(x) for x in rdpcap(path)] == raw
+
+
+def test_sample_unattached_captures_and_leaves_nothing(lab1500):
+    """sample on an interface never attached: its own tc programs (tcx, or clsact before 6.6)
+    capture what was sent; SIGTERM removes them; after kill -9 the next command does."""
+    lab = lab1500
+    cases = [c for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")) if len(c.frame) <= 1514]
+    raw = [bytes(c.frame) for c in cases[:10]]
+    filters = lambda: sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", "ingress").stdout  # noqa: E731
+    for how in ("count", "kill"):
+        path, p = sample(lab, len(raw) if how == "count" else 1000)
+        deadline = time.time() + 30
+        err = b""
+        while b"capturing" not in err and p.poll() is None and time.time() < deadline:
+            err += os.read(p.stderr.fileno(), 4096)
+        assert b"not attached: attached the capture-only tc programs" in err, err
+        assert ("tcx" in features()) == (filters() == "")   # clsact shows a filter meanwhile
+        if how == "count":
+            lab.send([c.frame for c in cases[:10]])
+            _, rest = p.communicate(timeout=60)
+            assert p.returncode == 0, err + rest
+            from scapy.all import rdpcap
+            assert [bytes(x) for x in rdpcap(path)] == raw
+        else:
+            p.kill()
+            p.wait()
+            pktlens("list", ns=lab.b)
+        assert filters() == ""
+        assert not [d for d in os.listdir("/sys/fs/bpf/pktlens") if d.startswith("cap:")]
 
 
 @pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Capture files one after another: tcpdump's -C, -G, -W (rotate.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <pktlens/why.h>
+
+#include "rotate.h"
+#include "../pcap/out.h"
+
+static uint64_t mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static int period_name(const struct pl_rot *r, char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if ((!r->secs && !r->each) || !strchr(r->pattern, '%')) {
+		if ((size_t)snprintf(buf, len, "%s", r->pattern) >= len)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	localtime_r(&now, &tm);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	/* -w is a strftime pattern by design, as tcpdump -G takes it */
+	if (!strftime(buf, len, r->pattern, &tm) || !*buf)
+		return -ENAMETOOLONG;
+#pragma GCC diagnostic pop
+	return 0;
+}
+
+static unsigned digits(uint64_t v)
+{
+	unsigned n = 1;
+
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
+
+/* The name of file @seq of @period. */
+static int file_name(const struct pl_rot *r, const char *period, uint64_t seq, char *buf,
+		     size_t len)
+{
+	int n;
+
+	if (r->size && r->keep)
+		n = snprintf(buf, len, "%s%0*llu", period, (int)digits(r->keep - 1),
+			     (unsigned long long)(seq % r->keep));
+	else if (r->size && seq)
+		n = snprintf(buf, len, "%s%llu", period, (unsigned long long)seq);
+	else
+		n = snprintf(buf, len, "%s", period);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len)
+{
+	char period[PATH_MAX];
+	int err = period_name(r, period, sizeof(period));
+
+	return err ? err : file_name(r, period, 0, buf, len);
+}
+
+static ssize_t made_index(const struct pl_rot *r, const char *name)
+{
+	for (size_t i = 0; i < r->nmade; i++)
+		if (!strcmp(r->made[i], name))
+			return (ssize_t)i;
+	return -1;
+}
+
+static void made_drop(struct pl_rot *r, size_t i)
+{
+	free(r->made[i]);
+	memmove(r->made + i, r->made + i + 1, (r->nmade - i - 1) * sizeof(*r->made));
+	r->nmade--;
+}
+
+int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
+{
+	char period[PATH_MAX], **m;
+	struct stat st;
+	ssize_t at;
+	int err;
+
+	err = period_name(r, period, sizeof(period));
+	if (err)
+		return pl_why(why, whylen, err, "-w '%s': the file name is too long", r->pattern);
+	if (strcmp(period, r->period)) {	/* a new period (or the first): counting anew */
+		snprintf(r->period, sizeof(r->period), "%s", period);
+		r->seq = 0;
+	}
+	err = file_name(r, period, r->seq, r->name, sizeof(r->name));
+	if (err)
+		return pl_why(why, whylen, err, "-w '%s': the file name is too long", r->pattern);
+	at = made_index(r, r->name);
+	if (at < 0 && strcmp(r->name, r->pattern) && !lstat(r->name, &st))
+		return pl_why(why, whylen, -EEXIST, "'%s' exists and this capture did not write it: "
+			      "not replaced (remove it, or name another -w FILE)", r->name);
+	if ((err = pl_out_check(r->name, why, whylen)))
+		return err;
+	err = pl_out_open(r->name, r->mode, &r->out, why, whylen);
+	if (err)
+		return err;
+	if (r->stop)
+		pl_out_stop_on(r->out, r->stop);
+	if (!pl_out_is_file(r->out))
+		return pl_why(why, whylen, -EINVAL, "'%s': -C and -G write regular files only",
+			      r->name);
+	err = pl_dump_open(r->out, r->fmt, r->snaplen, &r->dump);
+	if (!err)
+		err = pl_out_flush(r->out);
+	if (err)
+		return pl_why(why, whylen, err, "'%s': %s", r->name, strerror(-err));
+	if ((err = pl_out_commit(r->out, why, whylen)))
+		return err;
+	/* it is ours now; the ring keeps the newest r->keep */
+	if (at >= 0)
+		made_drop(r, (size_t)at);
+	m = realloc(r->made, (r->nmade + 1) * sizeof(*m));
+	if (!m)
+		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
+	r->made = m;
+	r->made[r->nmade] = strdup(r->name);
+	if (!r->made[r->nmade])
+		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
+	r->nmade++;
+	while (r->keep && r->nmade > r->keep) {
+		unlink(r->made[0]);
+		made_drop(r, 0);
+	}
+	r->seq++;
+	r->total++;
+	r->pkts = 0;
+	r->opened_ns = mono_now();
+	return 0;
+}
+
+bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns)
+{
+	if (!r->out)
+		return false;
+	if (r->secs && now_ns - r->opened_ns >= r->secs * 1000000000ULL)
+		return true;
+	return r->size && r->pkts && pl_out_bytes(r->out) + bytes > r->size;
+}
+
+int pl_rot_close(struct pl_rot *r)
+{
+	uint64_t delivered = 0, added = 0;
+	int err;
+
+	if (!r->out)
+		return 0;
+	err = pl_out_finish(r->out, &delivered, &added);
+	r->delivered += delivered;
+	r->added += added;
+	pl_dump_free(r->dump);
+	pl_out_close(r->out);
+	r->dump = NULL;
+	r->out = NULL;
+	return err;
+}
+
+int pl_rot_next(struct pl_rot *r, char *why, size_t whylen)
+{
+	int err = pl_rot_close(r);
+
+	if (err)
+		return pl_why(why, whylen, err, "'%s': %s", r->name, strerror(-err));
+	return pl_rot_open(r, why, whylen);
+}
+
+void pl_rot_free(struct pl_rot *r)
+{
+	pl_rot_close(r);
+	for (size_t i = 0; i < r->nmade; i++)
+		free(r->made[i]);
+	free(r->made);
+	r->made = NULL;
+	r->nmade = 0;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Capture files one after another, as tcpdump's -C, -G and -W make them
+ * (cli/rotate.c): for `sample` and the daemon's triggers. Every file is
+ * complete on its own (its own pcap header, or pcapng section and interface
+ * blocks) and appears under its name only once its header is written (out.h).
+ *
+ * Names: -G SECS: strftime(FILE) at each file's start (local time). -C MB
+ * without -W: the first file of a period is that name, the next ones get 1,
+ * 2, ... appended; with -W N: 0..N-1, zero-padded to the same width, in a
+ * ring. -W N keeps the newest N files this capture made, removing older
+ * ones. A name that exists and was not made by this capture is never
+ * replaced (the capture stops with an error), except FILE itself: that one
+ * the user named.
+ */
+#ifndef __PKTLENS_CLI_ROTATE_H
+#define __PKTLENS_CLI_ROTATE_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../pcap/dump.h"
+
+struct pl_out;
+
+struct pl_rot {
+	/* settings */
+	const char *pattern;		/* -w FILE */
+	uint64_t size;			/* -C: bytes per file at most (one bigger packet: alone), 0: no */
+	uint64_t secs;			/* -G: seconds per file, 0: no */
+	uint32_t keep;			/* -W: files kept, 0: all */
+	bool each;			/* a file per pl_rot_open() (--rearm: per firing) */
+	mode_t mode;
+	enum pl_dump_fmt fmt;
+	uint32_t snaplen;
+	volatile sig_atomic_t *stop;
+	/* state */
+	struct pl_out *out;		/* the file being written, NULL between files */
+	struct pl_dump *dump;
+	char name[PATH_MAX];		/* its name */
+	char period[PATH_MAX];		/* -G: the strftime name of the period */
+	char **made;			/* files this capture made, oldest first */
+	size_t nmade;
+	uint64_t seq;			/* files made in this period */
+	uint64_t total;			/* files made */
+	uint64_t opened_ns;		/* CLOCK_MONOTONIC when the file began */
+	uint64_t pkts;			/* packets in this file */
+	uint64_t delivered, added;	/* of the files closed */
+};
+
+/* Whether @r rotates at all (-C or -G). */
+static inline bool pl_rot_on(const struct pl_rot *r)
+{
+	return r->size || r->secs || r->each;
+}
+/* The first name, for checks before capturing (strftime for now). */
+int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len);
+/* Open the next file (header written, committed under its name). 0, or -errno with @why. */
+int pl_rot_open(struct pl_rot *r, char *why, size_t whylen);
+/* Whether a record of about @bytes must go to a new file (-C), or the period is over (-G, @now_ns). */
+bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns);
+/* Finish and close the file (counting what reached it). 0, or its write error. */
+int pl_rot_close(struct pl_rot *r);
+/* Close, then open the next. */
+int pl_rot_next(struct pl_rot *r, char *why, size_t whylen);
+/* Free everything (closes the file first). */
+void pl_rot_free(struct pl_rot *r);
+
+#endif /* __PKTLENS_CLI_ROTATE_H */
