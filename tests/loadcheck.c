@@ -7,7 +7,7 @@
  * stderr. The kernel matrix (tests/kernels/) runs it on every kernel, so a
  * change only the newest verifier accepts fails there.
  *
- *   loadcheck [-j] OBJ.bpf.o...
+ *   loadcheck [-j] OBJ.bpf.o[:PROG,PROG...]...
  * Exit: 0 every program loaded or was skipped for a missing feature, 1 not.
  */
 #include <errno.h>
@@ -85,6 +85,17 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 	return err ? -1 : 0;
 }
 
+/* @name in the comma-separated @list */
+static bool listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *s = list; s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL)
+		if (!strncmp(s, name, n) && (s[n] == ',' || s[n] == '\0'))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	bool json = argc > 1 && !strcmp(argv[1], "-j"), first = true;
@@ -94,19 +105,28 @@ int main(int argc, char **argv)
 	if (json)
 		printf("[");
 	for (int i = 1 + json; i < argc; i++) {
-		struct bpf_object *obj = bpf_object__open_file(argv[i], NULL);
+		/* OBJ:PROG,PROG: only those programs of OBJ */
+		char *only = strchr(argv[i], ':');
+		struct bpf_object *obj;
 		struct bpf_program *p;
 		char names[64][64];
 		int n = 0;
 
+		if (only)
+			*only++ = '\0';
+		obj = bpf_object__open_file(argv[i], NULL);
 		if (!obj) {
 			fprintf(stderr, "loadcheck: %s: cannot open: %s\n", argv[i], strerror(errno));
 			return 1;
 		}
 		bpf_object__for_each_program(p, obj)
-			if (n < 64)
+			if (n < 64 && (!only || listed(only, bpf_program__name(p))))
 				snprintf(names[n++], sizeof(names[0]), "%s", bpf_program__name(p));
 		bpf_object__close(obj);
+		if (!n) {
+			fprintf(stderr, "loadcheck: %s: no program %s\n", argv[i], only ? only : "");
+			return 1;
+		}
 		for (int k = 0; k < n; k++)
 			failed += load_one(argv[i], names[k], json, &first) != 0;
 	}

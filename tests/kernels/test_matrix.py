@@ -96,9 +96,11 @@ def libxdp_dispatcher_loads():
 
 def test_every_program_passes_the_verifier():
     """Each program of each object, loaded alone; only a missing feature may skip one."""
-    # pktlens_xdp_notail: the same programs without tail calls, for libxdp 1.3's dispatcher
-    objs = [str(OUT / f"{n}.bpf.o") for n in ("pktlens_xdp", "pktlens_xdp_notail", "pktlens_tc",
-                                              "pktlens_tcp", "pktlens_cap_xdp", "pktlens_cap_tc")]
+    # pktlens_xdp_notail: the same programs whose entries do not tail-call, for libxdp 1.3's
+    # dispatcher; its other programs are pktlens_xdp's own, so only the entries are loaded
+    objs = [str(OUT / f"{n}.bpf.o") for n in ("pktlens_xdp", "pktlens_tc", "pktlens_tcp",
+                                              "pktlens_cap_xdp", "pktlens_cap_tc")]
+    objs.append(str(OUT / "pktlens_xdp_notail.bpf.o") + ":pktlens_xdp,pktlens_xdp_skb")
     r = subprocess.run([str(OUT / "tests" / "loadcheck"), "-j", *objs], capture_output=True,
                        text=True, timeout=600)
     res = json.loads(r.stdout)
