@@ -186,6 +186,7 @@ struct pl_judgement {
 	__u32 arg;
 	__u32 rule;		/* id of the rule that decided, 0: none */
 	__u32 sample_rule;	/* id of the first --sample rule whose 1/N chose it, 0: none */
+	__u32 flags;		/* the deciding rule's PL_RF_* */
 };
 
 static __always_inline int pl_addr_in(const __u8 *a, const __u8 *net, const __u8 *mask)
@@ -329,6 +330,7 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 	w->j.action = action;
 	w->j.arg = arg;
 	w->j.rule = r->id;
+	w->j.flags = r->flags;
 	return 1;
 }
 
@@ -405,7 +407,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	struct pl_walk w = {
 		.p = p,
 		.best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 },
-		.j = { PL_ACT_NONE, 0, 0, 0 },
+		.j = { PL_ACT_NONE, 0, 0, 0, 0 },
 	};
 	const struct pl_policy_cfg *cfg;
 	__u32 zero = 0;
@@ -436,6 +438,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		w.j.action = w.best.action;
 		w.j.arg = w.best.arg;
 		w.j.rule = w.best.id;
+		w.j.flags = w.best.flags;
 	}
 	return w.j;
 }

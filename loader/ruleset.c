@@ -101,7 +101,8 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 		v[m].addr[0] = r->fam;
 		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
 		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
-		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr };
+		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr,
+						  r->flags };
 		m++;
 	}
 	pl_qsort(v, m, sizeof(*v), prefix_cmp);

@@ -373,7 +373,7 @@ struct pl_rule {
 	__u8 dst_len;
 	__u8 expr;		/* PL_M_EXPR: bit of the rule set's expression stage */
 	__u8 fam;		/* PL_M_SRC/PL_M_DST: PL_FAM_IPV4 or PL_FAM_IPV6, else 0 */
-	__u8 pad;
+	__u8 flags;		/* PL_RF_*; 0 in rules of pktlens before it (was padding) */
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
 	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
@@ -386,6 +386,14 @@ struct pl_rule {
 	__u32 pad3;
 	struct pl_limit lim;	/* PL_ACT_LIMIT, else zero */
 };
+
+/*
+ * pl_rule.flags. PL_RF_FLOWS (--flows): the packets the rule drops are also
+ * counted in the flow table; without it a drop is counted per rule and per
+ * interface only, so a flood of random sources being dropped never fills
+ * the flow table (bpf/account.h).
+ */
+#define PL_RF_FLOWS	(1U << 0)
 
 #define PL_FAM_IPV4 4
 #define PL_FAM_IPV6 6
@@ -414,6 +422,7 @@ struct pl_rule_ref {
 	__u32 action;
 	__u32 arg;
 	__u32 ctr;		/* pl_rule.ctr */
+	__u32 flags;		/* pl_rule.flags */
 };
 
 /* How many rules of each kind a rule set of one direction has. */
