@@ -309,6 +309,9 @@ def test_many_rules_first_match_randomized(router, hooks):
     hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
     s = slot(pktlens_json("stats", "vb", ns=router.h), *hook)
     assert s["verdicts"]["drop"]["packets"] == drops
+    # dropped packets are counted per rule and per hook, not in the flow table (no --flows)
+    flows = [f for f in pktlens_json("flows", "vb", ns=router.h)["flows"] if f["hook"] == hook[0]]
+    assert sum(f["packets"] for f in flows) + s["flow_lost_packets"] == s["packets"] - drops
 
 
 def family_rules(path):
