@@ -707,6 +707,9 @@ def test_help(args):
     (["policy", "del", "vb"], "pktlens: policy del: needs DEV and a rule id\n"),
     (["policy", "del", "vb", "x"], "pktlens: policy del: vb: 'x' is not a rule id\n"),
     (["policy", "load", "vb"], "pktlens: policy load: needs DEV and FILE\n"),
+    (["policy", "add", "lo", "--src", "198.18.0.0/24", "--pass", "--flows"],
+     "pktlens: policy add: lo: argument 4: --flows: only with --drop or --limit (the packets a rule passes "
+     "or redirects are always in the flow table)\n"),
 ])
 def test_usage_errors(args, msg):
     r = pktlens(*args, check=False)
