@@ -7,12 +7,19 @@
    UDP frame that no rule matches (so every rule kind is fully evaluated),
    against a bare XDP_PASS program (.output/pass.bpf.o) in the same rounds,
    alternating. Cases: no rules, 1 prefix rule, 100,000 prefix rules (LPM
-   trie), 64 port rules (the in-order list), 1/16/64 expression rules; and on a
+   trie), 64 and 1,024 port rules and 1,024 mixed protocol/port/range/VLAN
+   rules (the list, looked up by field; each also as a ratio to 1 prefix
+   rule), 1/16/64 expression rules; and on a
    frame a rule matches, a plain list rule that drops it against --limit rules
    (per rule, per source) that let it through or drop it as excess, those also
    on two CPUs at once (a global bucket's lock contended).
    ns/pkt is the kernel's average `duration` (integer ns); ratio = pktlens /
    floor of the same round; medians over rounds, min..max of the ratio.
+   Then drops by a --src, --dst and IPv6 prefix on a frame the rule matches
+   (and --src with --flows), each against the minimal LPM dropper
+   (bench/dropper.bpf.c: Ethernet, IPv4/IPv6, one trie lookup, one per-CPU
+   counter, XDP_DROP) holding the same prefix, and the floor, in the same
+   rounds, the order flipped every round.
 2. Live, in a veth lab: trafgen floods UDP from 198.18.0.0/24; the receiver
    drops it by source prefix with a pktlens rule on native XDP, on tc
    ingress (tcx), or with an nftables netdev ingress rule, alternating. Reported per method: packets
@@ -24,7 +31,7 @@
                           [--cases SUBSTRING,...] [--no-live]
 
 Needs root, bpftool, and for part 2 nft and trafgen (skipped, and said, when
-missing).
+missing). PKTLENS_BIN=path times another pktlens build (before/after).
 """
 import argparse
 import json
@@ -37,8 +44,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PKTLENS = os.path.join(ROOT, "pktlens")
+PKTLENS = os.environ.get("PKTLENS_BIN", os.path.join(ROOT, "pktlens"))  # another build: before/after
 PASS_OBJ = os.path.join(ROOT, ".output", "pass.bpf.o")
+DROPPER_OBJ = os.path.join(ROOT, ".output", "dropper.bpf.o")
 
 
 def sh(*args, check=True, **kw):
@@ -52,6 +60,15 @@ def pktlens(ns, *args):
 def frame_bytes(src_mac, dst_mac, src="198.18.0.1", dst="198.18.0.2", size=64):
     """A minimal Ethernet/IPv4/UDP frame, padded to size (no scapy: fast start)."""
     import struct
+    import ipaddress
+
+    if ":" in src:
+        payload = b"\0" * (size - 14 - 40 - 8)
+        udp = struct.pack("!HHHH", 1024, 9, 8 + len(payload), 0) + payload
+        ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(udp), 17, 64, ipaddress.IPv6Address(src).packed,
+                          ipaddress.IPv6Address(dst).packed)
+        mac6 = lambda m: bytes(int(x, 16) for x in m.split(":"))  # noqa: E731
+        return mac6(dst_mac) + mac6(src_mac) + b"\x86\xdd" + ip6 + udp
 
     def csum(b):
         s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
@@ -106,6 +123,10 @@ CASES = [
     ("100,000 prefix rules", [f"--src 198.{19 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32 --drop"
                               for i in range(100000)]),
     ("64 port rules (list)", [f"--proto udp --dport {2000 + i} --drop" for i in range(64)]),
+    ("1024 port rules (list)", [f"--proto udp --dport {2000 + i} --drop" for i in range(1024)]),
+    ("1024 port/proto/vlan rules", [(f"--proto {('udp', 'tcp', 'sctp')[i % 3]} --dport {2000 + i}" if i % 4
+                                     else f"--vlan {1 + i % 4000} --sport {1000 + i}-{1100 + i}") + " --drop"
+                                    for i in range(1024)]),
     ("1 expression rule", ["--drop 'udp dst port 2000'"]),
     ("16 expression rules", [f"--drop 'udp dst port {2000 + i}'" for i in range(16)]),
     ("64 expression rules", [f"--drop 'udp dst port {2000 + i}'" for i in range(64)]),
@@ -116,6 +137,17 @@ CASES = [
     ("limit --per rule, excess", ["--proto udp --dport 9 --limit 1pps --burst 1"]),
     ("limit --per src, within", ["--proto udp --dport 9 --limit 1000000000pps --burst 1000000000 --per src"]),
     ("limit --per src, excess", ["--proto udp --dport 9 --limit 1pps --burst 1 --per src"]),
+]
+
+# Drops by prefix on a frame the rule matches, timed against the minimal dropper
+# (bench/dropper.bpf.c) with the same prefix in its trie: (name, rule, field, src, dst, prefix)
+DROP_CASES = [
+    ("drop --src IPv4 /24", "--src 198.18.0.0/24 --drop", "src", "198.18.0.1", "198.18.1.2", "198.18.0.0/24"),
+    ("drop --dst IPv4 /24", "--dst 198.18.1.0/24 --drop", "dst", "198.18.0.1", "198.18.1.2", "198.18.1.0/24"),
+    ("drop --src IPv6 /48", "--src 2001:db8:1::/48 --drop", "src", "2001:db8:1::1", "2001:db8:2::2",
+     "2001:db8:1::/48"),
+    ("drop --src IPv4 --flows", "--src 198.18.0.0/24 --drop --flows", "src", "198.18.0.1", "198.18.1.2",
+     "198.18.0.0/24"),
 ]
 
 # Cases timed again on two CPUs at once (one bpftool pinned to each): a global bucket's lock
@@ -129,6 +161,72 @@ def prog_run_parallel(prog_id, data, repeat, cpus=(0, 1)):
                                "data_in", data, "repeat", str(repeat)], stdout=subprocess.PIPE, text=True)
              for c in cpus]
     return statistics.mean(json.loads(p.communicate()[0])["duration"] for p in procs)
+
+
+def dropper_load(tmp):
+    """bench/dropper.bpf.o pinned under bpffs: {prog name: id}, the pin dir"""
+    pin = f"/sys/fs/bpf/plbench-drop-{os.getpid()}"
+    sh("bpftool", "prog", "loadall", DROPPER_OBJ, pin, "type", "xdp", "pinmaps", pin + "-maps")
+    ids = {}
+    for name in ("bench_drop_src", "bench_drop_dst"):
+        ids[name] = json.loads(sh("bpftool", "-j", "prog", "show", "pinned", f"{pin}/{name}").stdout)["id"]
+    return ids, pin
+
+
+def dropper_prefix(pin, field, prefix, add=True):
+    import ipaddress
+
+    net = ipaddress.ip_network(prefix)
+    key = net.prefixlen.to_bytes(4, "little") + net.network_address.packed
+    m = f"{pin}-maps/drop_{field}{4 if net.version == 4 else 6}"
+    hexs = [f"{b:02x}" for b in key]
+    if add:
+        sh("bpftool", "map", "update", "pinned", m, "key", "hex", *hexs, "value", "hex", "01", "00", "00", "00")
+    else:
+        sh("bpftool", "map", "delete", "pinned", m, "key", "hex", *hexs)
+
+
+def drop_part(lab, rounds, repeat, prog_id, floor_id):
+    """pktlens dropping by prefix against the minimal dropper, same frame, same rounds"""
+    out = []
+    ids, pin = dropper_load(lab.tmp)
+    try:
+        for name, rule, field, src, dst, prefix in DROP_CASES:
+            if CASE_FILTER and not any(x in name for x in CASE_FILTER):
+                continue
+            data = os.path.join(lab.tmp, "drop.bin")
+            with open(data, "wb") as f:
+                f.write(frame_bytes(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"), src=src, dst=dst,
+                                    size=64 if ":" not in src else 128))
+            path = os.path.join(lab.tmp, "rules")
+            write_rules(path, [rule])
+            if sh(PKTLENS, "-n", lab.b, "policy", "load", "vb", path, check=False).returncode:
+                print(f"  {name:26} skipped: this pktlens refuses the rule")
+                continue
+            dropper_prefix(pin, field, prefix)
+            ref_id = ids["bench_drop_" + field]
+            ours, ref, floor, r_ref, r_floor = [], [], [], [], []
+            for i in range(rounds):
+                order = [(floor_id, floor), (ref_id, ref), (prog_id, ours)]
+                for pid, acc in (order if i % 2 == 0 else order[::-1]):
+                    acc.append(prog_run(pid, data, repeat))
+                r_ref.append(ours[-1] / ref[-1] if ref[-1] else float("nan"))
+                r_floor.append(ours[-1] / floor[-1] if floor[-1] else float("nan"))
+            dropper_prefix(pin, field, prefix, add=False)
+            r = dict(case=name, rule=rule, ns=statistics.median(ours), dropper_ns=statistics.median(ref),
+                     floor_ns=statistics.median(floor), ratio_dropper=statistics.median(r_ref),
+                     ratio_dropper_min=min(r_ref), ratio_dropper_max=max(r_ref),
+                     ratio=statistics.median(r_floor))
+            out.append(r)
+            print(f"  {name:26} {r['ns']:6.0f} ns  dropper {r['dropper_ns']:4.0f} ns  floor {r['floor_ns']:4.0f} ns"
+                  f"  /dropper {r['ratio_dropper']:5.2f} ({r_ref and min(r_ref):.2f}..{max(r_ref):.2f})"
+                  f"  /floor {r['ratio']:5.2f}", flush=True)
+    finally:
+        sh("rm", "-rf", pin, pin + "-maps", check=False)
+    return out
+
+
+CASE_FILTER = []
 
 
 def test_run_part(lab, rounds, repeat):
@@ -169,6 +267,14 @@ def test_run_part(lab, rounds, repeat):
             results.append(r)
             print(f"  {name:26} {r['ns']:6.0f} ns  floor {r['floor_ns']:4.0f} ns  ratio {r['ratio']:5.2f}"
                   f"  ({r['ratio_min']:.2f}..{r['ratio_max']:.2f}){par}", flush=True)
+        one = next((r for r in results if r["case"] == "1 prefix rule"), None)
+        if one:
+            for r in results:
+                if "port" in r["case"]:
+                    r["ratio_1prefix"] = r["ns"] / one["ns"] if one["ns"] else float("nan")
+                    print(f"  {r['case']} / 1 prefix rule: {r['ratio_1prefix']:.2f}")
+        print("== drop by prefix: pktlens against the minimal LPM dropper (bench/dropper.bpf.c)")
+        results += drop_part(lab, rounds, repeat, prog_id, floor_id)
         return results
     finally:
         os.unlink(pin)
@@ -253,6 +359,7 @@ def main():
     ap.add_argument("--no-live", action="store_true", help="BPF_PROG_TEST_RUN part only")
     a = ap.parse_args()
     if a.cases:
+        CASE_FILTER[:] = a.cases.split(",")
         CASES[:] = [c for c in CASES if any(x in c[0] for x in a.cases.split(","))]
     if os.geteuid():
         print("policy_bench: needs root", file=sys.stderr)

@@ -50,6 +50,7 @@ static __always_inline __u32 pl_log2_bucket(__u32 v)
 /* pl_account() flags */
 #define PL_ACC_FILTER	1U	/* the chained filter expression matched (bpf/chain.h) */
 #define PL_ACC_NOMATCH	2U	/* a policy judged it and no rule matched (bpf/policy.h) */
+#define PL_ACC_NOFLOW	4U	/* a rule dropped it and keeps drops out of the flow table */
 
 /* Count @p, seen at @slot, with @verdict (enum pl_verdict) and PL_ACC_* @flags. */
 static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict, __u32 flags)
@@ -92,7 +93,8 @@ static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdi
 	else if (p->err == PL_PERR_TRUNCATED)
 		s->truncated++;
 
-	pl_flow_account(&p->key, len, p->tcp_flags, s);
+	if (!(flags & PL_ACC_NOFLOW))
+		pl_flow_account(&p->key, len, p->tcp_flags, s);
 }
 
 #endif /* __PKTLENS_BPF_ACCOUNT_H */

@@ -10,7 +10,9 @@
  * folded into an LPM trie per field, keyed by family and address, whose
  * value is the first (prio, id) of all those rules covering the longest
  * matching prefix, so 100,000 prefixes cost one lookup. All other rules are in policy_list in (prio, id) order
- * and are tried until one matches or the LPM candidate comes first.
+ * and are tried until one matches or the LPM candidate comes first: with
+ * bpf_loop() only those the packet's ports, VLAN and protocol select by
+ * lookup (policy_class, policy_bits below), else all of them.
  */
 #ifndef __PKTLENS_BPF_POLICY_H
 #define __PKTLENS_BPF_POLICY_H
@@ -48,6 +50,50 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pl_policy_cfg);
 } policy_cfg SEC(".maps");
+
+/*
+ * policy_list looked up, not walked (PL_WALK_LOOP): for each field some
+ * list rule matches on (pl_policy_cfg.lf_used), policy_class maps the
+ * packet's value (at lf_base[field] + value) to a class and policy_bits a
+ * class to the list rules that may match a packet of it: those that do not
+ * match on the field and those whose value or range covers it (lf_none: the
+ * packet lacks the field, only the former). The AND of the fields' bits is
+ * a superset of the rules that match; its rules are tried in list order,
+ * each matched in full as before (addresses, expressions), so the first
+ * match by priority is the walk's. The candidates live in policy_cand while
+ * bpf_loop() takes them one by one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* set by the loader */
+	__type(key, __u32);
+	__type(value, __u32);
+} policy_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* set by the loader */
+	__type(key, __u32);
+	__type(value, struct pl_rule_bits);
+} policy_bits SEC(".maps");
+
+/*
+ * The candidates, and where taking them is: in a map, not in the walk's
+ * state on the stack, so the verifier checks bpf_loop()'s callback once,
+ * not once per word.
+ */
+struct pl_cand {
+	struct pl_rule_bits b;
+	__u32 word;		/* the word being taken */
+	__u32 words;		/* pl_policy_cfg.words; 0: no lookup, every rule is tried */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pl_cand);
+} policy_cand SEC(".maps");
 
 /*
  * --limit rules (PL_ACT_LIMIT). Their state is the attachment's, by counter
@@ -186,6 +232,7 @@ struct pl_judgement {
 	__u32 arg;
 	__u32 rule;		/* id of the rule that decided, 0: none */
 	__u32 sample_rule;	/* id of the first --sample rule whose 1/N chose it, 0: none */
+	__u32 flags;		/* the deciding rule's PL_RF_* */
 };
 
 static __always_inline int pl_addr_in(const __u8 *a, const __u8 *net, const __u8 *mask)
@@ -329,15 +376,151 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 	w->j.action = action;
 	w->j.arg = arg;
 	w->j.rule = r->id;
+	w->j.flags = r->flags;
 	return 1;
 }
 
-/* bpf_loop() callback */
-static long pl_walk_one(__u32 i, void *ctx)
+/*
+ * The index of the one bit set in @b: the bits below it counted, without a
+ * branch (a branch per bit would have the verifier check the rule once per
+ * index).
+ */
+static __always_inline __u32 pl_bit_index(__u64 b)
 {
-	struct pl_walk *w = ctx;
+	__u64 x = b - 1;
 
-	return pl_walk_rule(i, w, w->p);
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (__u32)((x * 0x0101010101010101ULL) >> 56);
+}
+
+/* The bits of field @f for a packet with value @v (@has: it has the field), or NULL */
+static __always_inline const struct pl_rule_bits *pl_lf_bits(const struct pl_policy_cfg *cfg,
+							     __u32 f, int has, __u32 v)
+{
+	__u32 cls = cfg->lf_none[f & 3], k;
+	__u32 *c;
+
+	if (has) {
+		k = cfg->lf_base[f & 3] + v;
+		c = bpf_map_lookup_elem(&policy_class, &k);
+		if (!c)
+			return 0;
+		cls = *c;
+	}
+	return bpf_map_lookup_elem(&policy_bits, &cls);
+}
+
+/*
+ * @c &= @b over its first cfg->words words (read from the map each time: a
+ * bound kept in a register would leave the verifier one state per exit of
+ * each of these loops, multiplied)
+ */
+static __always_inline void pl_cand_and(struct pl_cand *c, const struct pl_rule_bits *b,
+					const struct pl_policy_cfg *cfg)
+{
+	for (__u32 i = 0; i < PL_POLICY_LIST_MAX / 64; i++) {
+		if (i >= cfg->words)
+			break;
+		c->b.w[i] &= b->w[i];
+	}
+}
+
+/*
+ * The list rules that may match a packet into policy_cand; -1 when it
+ * cannot say (a map the loader did not fill): then every rule is tried.
+ * @has: bit (1 << enum pl_lfield) per field the packet has; @ports:
+ * sport << 16 | dport; @pv: VLAN << 8 | IP protocol. A global function, so
+ * the verifier checks it once, whatever the caller's state.
+ */
+__noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv)
+{
+	const struct pl_policy_cfg *cfg;
+	const struct pl_rule_bits *b;
+	struct pl_cand *c;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
+	c = bpf_map_lookup_elem(&policy_cand, &zero);
+	if (!c)
+		return -1;
+	c->words = 0;
+	if (!cfg || !cfg->words)
+		return -1;
+	__builtin_memset(&c->b, 0xff, sizeof(c->b));
+	c->word = 0;
+	if (cfg->lf_used & (1U << PL_LF_PROTO)) {
+		b = pl_lf_bits(cfg, PL_LF_PROTO, has & (1U << PL_LF_PROTO), pv & 0xff);
+		if (!b)
+			return -1;
+		pl_cand_and(c, b, cfg);
+	}
+	if (cfg->lf_used & (1U << PL_LF_DPORT)) {
+		b = pl_lf_bits(cfg, PL_LF_DPORT, has & (1U << PL_LF_DPORT), ports & 0xffff);
+		if (!b)
+			return -1;
+		pl_cand_and(c, b, cfg);
+	}
+	if (cfg->lf_used & (1U << PL_LF_SPORT)) {
+		b = pl_lf_bits(cfg, PL_LF_SPORT, has & (1U << PL_LF_SPORT), ports >> 16);
+		if (!b)
+			return -1;
+		pl_cand_and(c, b, cfg);
+	}
+	if (cfg->lf_used & (1U << PL_LF_VLAN)) {
+		b = pl_lf_bits(cfg, PL_LF_VLAN, 1, pv >> 8);
+		if (!b)
+			return -1;
+		pl_cand_and(c, b, cfg);
+	}
+	c->words = cfg->words;
+	return 0;
+}
+
+/* pl_candidates() of @p */
+static __always_inline int pl_candidates_of(const struct pl_pkt *p)
+{
+	__u32 ip = pl_is_ip(p) && p->err != PL_PERR_MALFORMED;
+	__u32 has = ip ? 1U << PL_LF_PROTO : 0;
+
+	if (ip && p->ports)
+		has |= (1U << PL_LF_SPORT) | (1U << PL_LF_DPORT);
+	return pl_candidates(has, (__u32)p->key.sport << 16 | p->key.dport,
+			     (__u32)p->key.vlan << 8 | p->key.l4proto);
+}
+
+/*
+ * The list index of the rule to try in iteration @it of the walk: the next
+ * candidate of policy_cand (taken from it), or @it itself when the rule set
+ * is not looked up; -1 when none is left. A global function like
+ * pl_candidates(): checked once, and the walk's callback stays one path.
+ */
+__noinline int pl_next(__u32 it)
+{
+	struct pl_cand *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&policy_cand, &zero);
+	if (!c || !c->words)
+		return (int)(it & 0xffff);
+	for (__u32 k = 0; k < PL_POLICY_LIST_MAX / 64; k++) {
+		__u32 wi = c->word;
+		__u64 m, low;
+
+		if (wi >= c->words)
+			return -1;
+		wi &= PL_POLICY_LIST_MAX / 64 - 1;
+		barrier_var(wi);	/* the mask stays: the loader keeps words <= 16 */
+		m = c->b.w[wi];
+		if (m) {
+			low = m & -m;
+			c->b.w[wi] = m ^ low;
+			return (int)(wi * 64 + pl_bit_index(low));
+		}
+		c->word = wi + 1;
+	}
+	return -1;
 }
 
 /*
@@ -384,6 +567,41 @@ static __always_inline void pl_walk_bounded(struct pl_walk *w, const struct pl_p
 	w->j = s->w.j;
 }
 
+/* bpf_loop() callback of pl_walk_loop(): the next rule pl_next() picks, on the scratch copy */
+static long pl_walk_one(__u32 it, void *ctx)
+{
+	struct pl_walk_scratch *s;
+	__u32 zero = 0;
+	int i;
+
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (!s)
+		return 1;
+	i = pl_next(it);
+	if (i < 0)
+		return 1;
+	return pl_walk_rule((__u32)i, &s->w, &s->p);
+}
+
+/*
+ * The walk with bpf_loop() over the walk and packet in policy_walk, at most
+ * @n rules tried. A global function: the verifier checks it and its
+ * callback once, not once for every state the parser leaves (the program
+ * as a whole is close to the verifier's limit of a million instructions).
+ */
+__noinline int pl_walk_loop(__u32 n)
+{
+	struct pl_walk_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (!s)
+		return 0;
+	pl_candidates_of(&s->p);
+	bpf_loop(n < PL_POLICY_LIST_MAX ? n : PL_POLICY_LIST_MAX, pl_walk_one, 0, 0);
+	return 0;
+}
+
 /* How a rule-set program walks policy_list (its *_policy and *_policy_bounded variants). */
 enum pl_walk_mode {
 	PL_WALK_NONE,		/* no rule set: count only */
@@ -405,7 +623,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	struct pl_walk w = {
 		.p = p,
 		.best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 },
-		.j = { PL_ACT_NONE, 0, 0, 0 },
+		.j = { PL_ACT_NONE, 0, 0, 0, 0 },
 	};
 	const struct pl_policy_cfg *cfg;
 	__u32 zero = 0;
@@ -427,7 +645,14 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	}
 	w.n = cfg->list_len;
 	if (w.n && walk == PL_WALK_LOOP) {
-		bpf_loop(w.n < PL_POLICY_LIST_MAX ? w.n : PL_POLICY_LIST_MAX, pl_walk_one, &w, 0);
+		struct pl_walk_scratch *s = bpf_map_lookup_elem(&policy_walk, &zero);
+
+		if (s) {
+			s->w = w;
+			s->p = *p;
+			pl_walk_loop(w.n);
+			w.j = s->w.j;
+		}
 	} else if (w.n) {
 		pl_walk_bounded(&w, p);
 	}
@@ -436,6 +661,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		w.j.action = w.best.action;
 		w.j.arg = w.best.arg;
 		w.j.rule = w.best.id;
+		w.j.flags = w.best.flags;
 	}
 	return w.j;
 }

@@ -281,6 +281,9 @@ const struct pl_opt pl_rule_opts[] = {
 	  .help = "match: outermost VLAN id, 0-4095" },
 	{ .name = "drop", .type = PL_OPT_FLAG, .syn = "", .flags = PL_OPT_NOPARSE,
 	  .help = "action: drop the packet" },
+	{ .name = "flows", .type = PL_OPT_FLAG, .syn = "", .flags = PL_OPT_NOPARSE,
+	  .help = "with --drop or --limit: count the packets the rule drops in the flow table too "
+		  "(default: per rule and per interface only, so a dropped flood never fills it)" },
 	{ .name = "pass", .type = PL_OPT_FLAG, .syn = "", .flags = PL_OPT_NOPARSE,
 	  .help = "action: let it go, stop evaluating" },
 	{ .name = "redirect", .type = PL_OPT_STRING, .arg = "DEV2", .syn = "", .flags = PL_OPT_NOPARSE,
@@ -355,7 +358,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 	struct limit_words lw = { { 0 }, { 0 }, { 0 } };
 	int cols[sizeof(once) / sizeof(once[0])] = { 0 };
 	bool v4src = false, v4dst = false;
-	int src_col = 0, dst_col = 0, act_col = 0, proto_col = 0;
+	int src_col = 0, dst_col = 0, act_col = 0, proto_col = 0, flows_col = 0;
 	const char *proto_word = NULL;
 
 	memset(r, 0, sizeof(*r));
@@ -386,6 +389,9 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 		}
 		if (!strcmp(o, "--drop")) {
 			r->action = PL_ACT_DROP;
+		} else if (!strcmp(o, "--flows")) {
+			r->flags |= PL_RF_FLOWS;
+			flows_col = t[i].col;
 		} else if (!strcmp(o, "--pass")) {
 			r->action = PL_ACT_PASS;
 		} else if (!strcmp(o, "--prio")) {
@@ -495,6 +501,9 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 	    r->proto != 17 && r->proto != 132)	/* ports are read for these only: never a match */
 		return perr(e, proto_col, "--proto %s has no ports (--sport and --dport need tcp, "
 			    "udp or sctp)", proto_word);
+	if (flows_col && r->action != PL_ACT_DROP && r->action != PL_ACT_LIMIT)
+		return perr(e, flows_col, "--flows: only with --drop or --limit (the packets a rule "
+			    "passes or redirects are always in the flow table)");
 	for (int w = LW_BURST; w < LW_OVER_ARG; w++)
 		if (lw.ocol[w] && r->action != PL_ACT_LIMIT)
 			return perr(e, lw.ocol[w], "%s: only with --limit", lw_opt[w]);
@@ -675,6 +684,8 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 	default:
 		ADD(" --%s", pl_rule_action_name(r->action));
 	}
+	if (r->flags & PL_RF_FLOWS)
+		ADD(" --flows");
 	if (expr)
 		ADD(strchr(expr, '\'') ? " \"%s\"" : " '%s'", expr);
 #undef ADD

@@ -101,7 +101,8 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 		v[m].addr[0] = r->fam;
 		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
 		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
-		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr };
+		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr,
+						  r->flags };
 		m++;
 	}
 	pl_qsort(v, m, sizeof(*v), prefix_cmp);
@@ -224,6 +225,142 @@ static int fill_list(int fd, const struct pl_rule *rules, size_t n, size_t list_
 	return err;
 }
 
+/* Field @f of list rule @r as a range [*lo, *hi]; false when @r does not match on it. */
+static bool lf_range(const struct pl_rule *r, int f, __u32 *lo, __u32 *hi)
+{
+	switch (f) {
+	case PL_LF_SPORT:
+		*lo = r->sport_lo;
+		*hi = r->sport_hi;
+		return r->match & PL_M_SPORT;
+	case PL_LF_DPORT:
+		*lo = r->dport_lo;
+		*hi = r->dport_hi;
+		return r->match & PL_M_DPORT;
+	case PL_LF_VLAN:
+		*lo = *hi = r->vlan;
+		return r->match & PL_M_VLAN;
+	default:
+		*lo = *hi = r->proto;
+		return r->match & PL_M_PROTO;
+	}
+}
+
+/* Values a field takes in the packet (pl_pkt.key): ports and VLAN (PL_VLAN_NONE too) 16 bits */
+static const __u32 lf_domain[PL_LF_MAX] = { 65536, 65536, 65536, 256 };
+
+/* The lookup of policy_list by field (bpf/policy.h): classes and their rule bits */
+struct lookup {
+	__u32 *cls;			/* policy_class, lf_base[f] + value -> class */
+	size_t ncls;
+	struct pl_rule_bits *bits;	/* policy_bits, by class */
+	size_t nbits, capbits;
+};
+
+static int u32_cmp(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A new class of @lk for field @f: the list rules that do not match on it, and those covering @v. */
+static long lookup_class(struct lookup *lk, const struct pl_rule *const *list, size_t n, int f,
+			 bool has, __u32 v)
+{
+	struct pl_rule_bits *b;
+	__u32 lo, hi;
+
+	if (lk->nbits == lk->capbits) {
+		size_t cap = lk->capbits ? 2 * lk->capbits : 64;
+		struct pl_rule_bits *nb = realloc(lk->bits, cap * sizeof(*nb));
+
+		if (!nb)
+			return -ENOMEM;
+		lk->bits = nb;
+		lk->capbits = cap;
+	}
+	b = &lk->bits[lk->nbits];
+	memset(b, 0, sizeof(*b));
+	for (size_t i = 0; i < n; i++)
+		if (!lf_range(list[i], f, &lo, &hi) || (has && lo <= v && v <= hi))
+			b->w[i / 64] |= 1ULL << (i % 64);
+	return (long)lk->nbits++;
+}
+
+/*
+ * The lookup of the @n list rules @list (in list order) into @lk and @cfg:
+ * per field some rule matches on, a class per stretch of values between
+ * the rules' bounds, and one for packets without the field.
+ */
+static int lookup_build(struct lookup *lk, const struct pl_rule *const *list, size_t n,
+			struct pl_policy_cfg *cfg)
+{
+	__u32 *bound = calloc(2 * n + 1, sizeof(*bound)), lo, hi;
+	long c = 0;
+
+	if (!bound)
+		return -ENOMEM;
+	cfg->words = (__u32)((n + 63) / 64);
+	for (int f = 0; f < PL_LF_MAX; f++) {
+		size_t nb = 0, u = 0;
+		__u32 *nc;
+
+		for (size_t i = 0; i < n; i++) {
+			if (!lf_range(list[i], f, &lo, &hi))
+				continue;
+			bound[nb++] = lo;
+			if (hi + 1 < lf_domain[f])
+				bound[nb++] = hi + 1;
+		}
+		if (!nb)
+			continue;	/* no rule matches on it */
+		bound[nb++] = 0;
+		pl_qsort(bound, nb, sizeof(*bound), u32_cmp);
+		for (size_t i = 0; i < nb; i++)
+			if (!u || bound[i] != bound[u - 1])
+				bound[u++] = bound[i];
+		nc = realloc(lk->cls, (lk->ncls + lf_domain[f]) * sizeof(*nc));
+		if (!nc) {
+			free(bound);
+			return -ENOMEM;
+		}
+		lk->cls = nc;
+		cfg->lf_used |= 1U << f;
+		cfg->lf_base[f] = (__u32)lk->ncls;
+		c = lookup_class(lk, list, n, f, false, 0);
+		if (c < 0)
+			break;
+		cfg->lf_none[f] = (__u32)c;
+		for (size_t k = 0; k < u && c >= 0; k++) {
+			__u32 end = k + 1 < u ? bound[k + 1] : lf_domain[f];
+
+			c = lookup_class(lk, list, n, f, true, bound[k]);
+			for (__u32 v = bound[k]; v < end && c >= 0; v++)
+				lk->cls[lk->ncls + v] = (__u32)c;
+		}
+		if (c < 0)
+			break;
+		lk->ncls += lf_domain[f];
+	}
+	free(bound);
+	return c < 0 ? -ENOMEM : 0;
+}
+
+static int fill_array(int fd, const void *v, size_t vsz, size_t n)
+{
+	__u32 *k = calloc(n ? n : 1, sizeof(*k));
+	int err;
+
+	if (!k)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		k[i] = (__u32)i;
+	err = pl_map_update_batch(fd, k, sizeof(*k), v, vsz, n);
+	free(k);
+	return err;
+}
+
 /* Of @obj's programs, load only @prog. */
 static void autoload_only(struct bpf_object *obj, struct bpf_program *prog)
 {
@@ -308,6 +445,8 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		     size_t whylen)
 {
 	struct prefix *lpm[2] = { NULL, NULL };
+	struct lookup lk = { 0 };
+	const struct pl_rule **list = NULL;
 	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
 	__u32 size[PL_MID_MAX] = { 0 }, key = 0;
 	struct bpf_program *prog;
@@ -332,6 +471,20 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		err = lpm_entries(rules + from, to - from, f, &lpm[f], &lpm_n[f]);
 		if (err)
 			goto out;
+	}
+	list = calloc(list_n ? list_n : 1, sizeof(*list));
+	if (!list) {
+		err = -ENOMEM;
+		goto out;
+	}
+	list_n = 0;
+	for (size_t i = from; i < to; i++)
+		if (rules[i].dir == rs->dir && pl_rule_lpm_field(&rules[i]) < 0)
+			list[list_n++] = &rules[i];
+	err = list_n <= PL_POLICY_LIST_MAX ? lookup_build(&lk, list, list_n, &cfg) : 0;
+	if (err) {
+		pl_why(why, whylen, err, "%s: building the rule lookup: %s", rs->hook, strerror(-err));
+		goto out;
 	}
 	if (xdp && (rs->x = pktlens_xdp__open())) {
 		obj = rs->x->obj;
@@ -361,6 +514,8 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
 	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
+	size[PL_MID_POLICY_CLASS] = lk.ncls ? (__u32)lk.ncls : 1;
+	size[PL_MID_POLICY_BITS] = lk.nbits ? (__u32)lk.nbits : 1;
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {
@@ -371,6 +526,9 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
 	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC), lpm[0], lpm_n[0]);
 	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST), lpm[1], lpm_n[1]);
+	err = err ?: fill_array(obj_map_fd(obj, PL_MID_POLICY_CLASS), lk.cls, sizeof(*lk.cls), lk.ncls);
+	err = err ?: fill_array(obj_map_fd(obj, PL_MID_POLICY_BITS), lk.bits, sizeof(*lk.bits),
+				lk.nbits);
 	if (err) {
 		pl_why(why, whylen, err, "%s: filling the rule maps failed: %s", rs->hook,
 		       strerror(-err));
@@ -391,5 +549,8 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 out:
 	free(lpm[0]);
 	free(lpm[1]);
+	free(list);
+	free(lk.cls);
+	free(lk.bits);
 	return err;
 }

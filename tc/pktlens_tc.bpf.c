@@ -30,7 +30,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct pl_frame f = { .ctx = skb, .len = skb->len };
-	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0 };
+	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
 	int ret = TC_ACT_UNSPEC_;
 	struct pl_pkt p;
@@ -60,6 +60,8 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 		case PL_ACT_DROP:
 			verdict = PL_VERDICT_DROP;
 			ret = TC_ACT_SHOT_;
+			if (!(j.flags & PL_RF_FLOWS))
+				flags |= PL_ACC_NOFLOW;
 			break;
 		case PL_ACT_REDIRECT:
 			verdict = PL_VERDICT_REDIRECT;

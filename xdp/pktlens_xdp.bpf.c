@@ -60,7 +60,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct pl_frame f = { .ctx = ctx, .len = pl_xdp_len(ctx) };
-	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0 };
+	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
 	int ret = XDP_PASS;
 	struct pl_pkt p;
@@ -78,6 +78,8 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 		case PL_ACT_DROP:
 			verdict = PL_VERDICT_DROP;
 			ret = XDP_DROP;
+			if (!(j.flags & PL_RF_FLOWS))
+				flags |= PL_ACC_NOFLOW;
 			break;
 		case PL_ACT_REDIRECT:
 			/* a target that is gone drops: steered traffic never leaks in here */

@@ -373,7 +373,7 @@ struct pl_rule {
 	__u8 dst_len;
 	__u8 expr;		/* PL_M_EXPR: bit of the rule set's expression stage */
 	__u8 fam;		/* PL_M_SRC/PL_M_DST: PL_FAM_IPV4 or PL_FAM_IPV6, else 0 */
-	__u8 pad;
+	__u8 flags;		/* PL_RF_*; 0 in rules of pktlens before it (was padding) */
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
 	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
@@ -386,6 +386,14 @@ struct pl_rule {
 	__u32 pad3;
 	struct pl_limit lim;	/* PL_ACT_LIMIT, else zero */
 };
+
+/*
+ * pl_rule.flags. PL_RF_FLOWS (--flows): the packets the rule drops are also
+ * counted in the flow table; without it a drop is counted per rule and per
+ * interface only, so a flood of random sources being dropped never fills
+ * the flow table (bpf/account.h).
+ */
+#define PL_RF_FLOWS	(1U << 0)
 
 #define PL_FAM_IPV4 4
 #define PL_FAM_IPV6 6
@@ -414,6 +422,7 @@ struct pl_rule_ref {
 	__u32 action;
 	__u32 arg;
 	__u32 ctr;		/* pl_rule.ctr */
+	__u32 flags;		/* pl_rule.flags */
 };
 
 /* How many rules of each kind a rule set of one direction has. */
@@ -422,6 +431,28 @@ struct pl_policy_cfg {
 	__u32 src_cidrs;	/* policy_src entries (0: skip the lookup) */
 	__u32 dst_cidrs;
 	__u32 exprs;		/* expression rules: expr_bits holds their verdicts */
+	/* looking policy_list up by field (bpf/policy.h, loader/ruleset.c) */
+	__u32 words;		/* 64-bit words of a struct pl_rule_bits in use */
+	__u32 lf_used;		/* bit (1 << enum pl_lfield): some list rule matches on it */
+	__u32 lf_base[4];	/* policy_class index of the field's value 0 */
+	__u32 lf_none[4];	/* policy_bits index when the packet lacks the field */
+};
+
+/*
+ * The fields policy_list is looked up by: for each, policy_class maps a
+ * value to a class, policy_bits a class to the list rules it may match
+ * (bit i: list rule i, i.e. in (prio, id) order).
+ */
+enum pl_lfield {
+	PL_LF_SPORT,
+	PL_LF_DPORT,
+	PL_LF_VLAN,
+	PL_LF_PROTO,
+	PL_LF_MAX,
+};
+
+struct pl_rule_bits {
+	__u64 w[1024 / 64];	/* PL_POLICY_LIST_MAX bits */
 };
 
 /* The text of an expression rule, by rule id (policy_exprs). */
@@ -451,6 +482,7 @@ struct pl_rule_stats {
 #define PL_RULE_CTR_MAX (2 * PL_POLICY_RULES_MAX)
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
+_Static_assert(sizeof(struct pl_rule_bits) * 8 == PL_POLICY_LIST_MAX, "a bit per list rule");
 #define PL_POLICY_LIST_BOUNDED 64U	/* the same, on kernels without bpf_loop() (< 5.17) */
 /* --limit rules' state (limit_bucket, limit_keys): both directions, old and new set in a swap */
 #define PL_LIM_RULES_MAX (4 * PL_POLICY_LIST_MAX)
