@@ -151,6 +151,8 @@ static int prepare_maps(const struct pl_policy *p, struct bpf_object *obj,
 
 		if (bpf_map__is_internal(m))
 			continue;
+		if (d->rules == PL_RS_SHARED && p->fd[pl_map_id(d)] < 0 && d->optional)
+			continue;	/* an older attachment's: the set's own (e.g. tcp_state) */
 		if (d->rules == PL_RS_SHARED)
 			err = bpf_map__reuse_fd(m, p->fd[pl_map_id(d)]);
 		else if (d->rules == PL_RS_NONE)
@@ -359,6 +361,15 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
 	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
+	/* analyses TCP as the attachment's programs do (bpf/tcp.h) */
+	if (rs->x)
+		rs->x->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							       (int)p->meta.tc_hooks,
+							       p->meta.tcp_passive, true);
+	else
+		rs->t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							       (int)p->meta.tc_hooks,
+							       p->meta.tcp_passive, false);
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {

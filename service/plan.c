@@ -298,8 +298,8 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 	if (!managed(&st->att, c)) {
 		what |= PL_CH_OWNER;
 	}
-	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule */
-	if (st->att.meta.version < PL_META_VERSION)
+	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule (8's are 9's) */
+	if (st->att.meta.version < 8)
 		what |= PL_CH_META;
 	if (strcmp(st->att.ifname, st->ifname))
 		what |= PL_CH_RENAME;

@@ -12,6 +12,7 @@
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
+#include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC
 #include "../bpf/sample.h"
@@ -68,6 +69,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 		}
 	}
 	pl_account(&p, slot, verdict, flags);
+	pl_tcp_passive(&p, data, data_end, slot, skb->ingress_ifindex);
 	pl_sample(&f, &p, slot, verdict, policy ? &j : 0);
 	return ret;
 }

@@ -28,6 +28,7 @@
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
+#include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct xdp_md
 #define PL_SAMPLE_HOOK PL_HOOK_XDP
 #include "../bpf/sample.h"
@@ -87,6 +88,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 		}
 	}
 	pl_account(&p, PL_SLOT_XDP_IN, verdict, flags);
+	pl_tcp_passive(&p, data, data_end, PL_SLOT_XDP_IN, 0);
 	pl_sample(&f, &p, PL_SLOT_XDP_IN, verdict, policy ? &j : 0);
 	return ret;
 }
