@@ -632,6 +632,8 @@ int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns);
 void pl_tcp_release_ns(uint64_t ns);
 /* tcp_stats of the attachment in @dir, summed over CPUs (-ENOENT: none there) */
 int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX]);
+/* The counters of every hook summed (the histogram's max: the largest). */
+void pl_tcp_pstats_sum(const struct pl_tcp_pstats in[PL_SLOT_MAX], struct pl_tcp_pstats *out);
 /* The connection key of a flow, and which half (0: end a) its packets are. */
 void pl_tcp_key_of(const struct pl_flow_key *fk, struct pl_tcp_key *k, int *half);
 /* The state of the TCP connection of flow @fk in tcp_state @state_fd (-ENOENT: none). */

@@ -139,6 +139,33 @@ void pl_tcp_release_ns(uint64_t ns)
 	unlink(p);
 }
 
+static void add(struct pl_tcp_pstats *o, const struct pl_tcp_pstats *i)
+{
+	for (int k = 0; k < PL_TCP_HIST_SLOTS; k++)
+		o->rtt.slot[k] += i->rtt.slot[k];
+	o->rtt.count += i->rtt.count;
+	o->rtt.sum_us += i->rtt.sum_us;
+	if (i->rtt.max_us > o->rtt.max_us)
+		o->rtt.max_us = i->rtt.max_us;
+	o->segs += i->segs;
+	o->syn_samples += i->syn_samples;
+	o->ts_samples += i->ts_samples;
+	o->retrans += i->retrans;
+	o->reorder += i->reorder;
+	o->zero_win += i->zero_win;
+	o->rst += i->rst;
+	o->state_lost += i->state_lost;
+	o->ts_full += i->ts_full;
+	o->ts_expired += i->ts_expired;
+}
+
+void pl_tcp_pstats_sum(const struct pl_tcp_pstats in[PL_SLOT_MAX], struct pl_tcp_pstats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+		add(out, &in[sl]);
+}
+
 int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX])
 {
 	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
@@ -160,26 +187,8 @@ int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX])
 			err = -errno;
 			break;
 		}
-		for (int c = 0; c < ncpu; c++) {
-			struct pl_tcp_pstats *o = &out[slot], *i = &v[c];
-
-			for (int k = 0; k < PL_TCP_HIST_SLOTS; k++)
-				o->rtt.slot[k] += i->rtt.slot[k];
-			o->rtt.count += i->rtt.count;
-			o->rtt.sum_us += i->rtt.sum_us;
-			if (i->rtt.max_us > o->rtt.max_us)
-				o->rtt.max_us = i->rtt.max_us;
-			o->segs += i->segs;
-			o->syn_samples += i->syn_samples;
-			o->ts_samples += i->ts_samples;
-			o->retrans += i->retrans;
-			o->reorder += i->reorder;
-			o->zero_win += i->zero_win;
-			o->rst += i->rst;
-			o->state_lost += i->state_lost;
-			o->ts_full += i->ts_full;
-			o->ts_expired += i->ts_expired;
-		}
+		for (int c = 0; c < ncpu; c++)
+			add(&out[slot], &v[c]);
 	}
 	free(v);
 	close(fd);
