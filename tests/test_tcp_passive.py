@@ -371,3 +371,86 @@ def test_reorder_and_duplicates(lab, hook):
     st = doc["interfaces"][0]["tcp"]
     assert (st["segs"], st["retrans"], st["reorder"]) == (len(frames), 3, 4), st
     assert st["ts_max"] == 16 and st["ts_full"] == 40 - 16, st
+
+
+def ipfix_records(data_msgs):
+    """Decode IPFIX messages (RFC 7011): [(template id, {(pen, ie): value})], by the templates
+    they carry; values as unsigned numbers, addresses as bytes."""
+    import struct
+    templates, out = {}, []
+    for msg in data_msgs:
+        assert struct.unpack("!H", msg[:2])[0] == 10
+        off = 16
+        while off + 4 <= len(msg):
+            sid, slen = struct.unpack("!HH", msg[off:off + 4])
+            body, off = msg[off + 4:off + slen], off + slen
+            if sid == 2:
+                p = 0
+                while p + 4 <= len(body):
+                    tid, n = struct.unpack("!HH", body[p:p + 4])
+                    p += 4
+                    fields = []
+                    for _ in range(n):
+                        ie, ln = struct.unpack("!HH", body[p:p + 4])
+                        p += 4
+                        pen = 0
+                        if ie & 0x8000:
+                            pen = struct.unpack("!I", body[p:p + 4])[0]
+                            p += 4
+                        fields.append((pen, ie & 0x7fff, ln))
+                    templates[tid] = fields
+            elif sid in templates:
+                fields = templates[sid]
+                size = sum(f[2] for f in fields)
+                for p in range(0, len(body) - size + 1, size):
+                    rec, q = {}, p
+                    for pen, ie, ln in fields:
+                        raw = body[q:q + ln]
+                        rec[(pen, ie)] = int.from_bytes(raw, "big") if ln <= 8 else raw
+                        q += ln
+                    out.append((sid, rec))
+    return out
+
+
+def test_export_ipfix_and_prometheus(lab):
+    """The scapy connection of test_reorder_and_duplicates through the exporters: IPFIX's
+    TCP template carries tcpRstTotalCount (IANA 220) and the enterprise counters (PEN
+    32473), Prometheus the interface's counters and RTT histogram."""
+    import socket
+
+    from lab import Exporter
+    pktlens("attach", "vb", "--tcp-passive", "--xdp", "none", "--tc", "in", ns=lab.b)
+    segs = [(1000, 100, "A"), (1200, 100, "A"), (1100, 100, "A"), (1100, 100, "A"),
+            (2000, 0, "A", 0), (2000, 0, "R")]
+    frames = tcp_frames(lab, 40001, segs, ts=500)
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    col.bind(("127.0.0.1", 0))
+    col.settimeout(0.5)
+    sh(PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{col.getsockname()[1]}",
+       "--interval", 1, "--duration", 1)
+    msgs = []
+    try:
+        while True:
+            msgs.append(col.recv(65535))
+    except socket.timeout:
+        pass
+    col.close()
+    ours = [r for tid, r in ipfix_records(msgs) if tid == 258 and r[(0, 7)] == 40001]
+    assert len(ours) == 1, ours
+    r = ours[0]
+    assert r[(0, 220)] == 1                                  # tcpRstTotalCount
+    assert (r[(32473, 6)], r[(32473, 7)], r[(32473, 8)]) == (1, 1, 1), r
+    assert r[(0, 8)] == 0xC6120001 and r[(0, 11)] == 80     # 198.18.0.1, port 80
+    exp = Exporter()
+    try:
+        _, text, _ = exp.get()
+    finally:
+        exp.stop()
+    ino = str(os.stat(f"/run/netns/{lab.b}").st_ino)
+    mine = [ln for ln in text.splitlines() if f'netns="{ino}"' in ln]
+    assert f'pktlens_tcp_passive_reorder_segments_total{{netns="{ino}",netns_name="{lab.b}",device="vb"}} 1' in mine, mine
+    assert any(ln.startswith("pktlens_tcp_passive_retrans_segments_total{") and ln.endswith(" 1")
+               for ln in mine)
+    assert any(ln.startswith("pktlens_tcp_passive_rtt_seconds_count{") for ln in mine)
