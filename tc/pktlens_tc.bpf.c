@@ -52,6 +52,8 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	p.key.ifindex = skb->ifindex;
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
+	/* before the policy: fewer verifier states reach it (bpf/tcp.h) */
+	pl_tcp_passive(&p, data, data_end, slot, skb->ingress_ifindex);
 	if (policy) {
 		j = pl_policy(&p, slot, policy);
 		switch (j.action) {
@@ -69,7 +71,6 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 		}
 	}
 	pl_account(&p, slot, verdict, flags);
-	pl_tcp_passive(&p, data, data_end, slot, skb->ingress_ifindex);
 	pl_sample(&f, &p, slot, verdict, policy ? &j : 0);
 	return ret;
 }
