@@ -51,6 +51,7 @@ struct pl_pkt {
 	__u8 opts;		/* IPv4 options or IPv6 extension headers present */
 	__u8 err;		/* enum pl_perr */
 	__u8 ports;		/* TCP/UDP/SCTP header read: key.sport/dport are ports */
+	__u8 l3off;		/* offset of the IP header in the frame */
 	__u16 l4off;		/* offset of the L4 header in the frame (ports set) */
 	__u16 l4len;		/* IP payload from the L4 header on (IP lengths; 0 if unknown) */
 };
@@ -264,6 +265,7 @@ static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_en
 	}
 	p->key.l3proto = proto;
 	p->l4off = 14 + 4 * p->vlans;
+	p->l3off = (__u8)p->l4off;
 
 	switch (proto) {
 	case ETH_P_IP_:

@@ -27,6 +27,10 @@
 #include "common.h"
 #include "parse.h"
 
+#ifndef PL_TCP_CTX
+#error "define PL_TCP_CTX (struct xdp_md or struct __sk_buff) before including tcp.h"
+#endif
+
 /* bit (1 << enum pl_slot) per hook that analyses TCP; set by the loader */
 const volatile __u32 pl_tcp_slots = 0;
 
@@ -170,54 +174,77 @@ static __always_inline void pl_tcp_ts_forget(struct pl_tcp_ts_key *tk, struct pl
 /* a new connection's state: zero (global data, not the stack) */
 static const struct pl_tcp_state pl_tcp_zero;
 
+union pl_tcp_addr {
+	__u8 b[16];
+	__u64 w[2];
+};
+
 /*
- * Analyse the TCP segment @p (already counted) seen at hook @slot. A
- * function of its own (a BPF-to-BPF call): its stack frame is not the
- * caller's, which the rule-set programs fill close to the limit already.
+ * Analyse the TCP segment at @offs (the IP header's offset in bits 0-7, the
+ * TCP header's in 16-31) of @l4len bytes (its IP payload), seen at hook
+ * @slot. A global function: the verifier checks it once, apart from the
+ * states of its callers (the rule-set programs are close to its limits
+ * already), and its stack frame is its own; so it takes only the context
+ * and numbers, and reads the addresses and ports again.
  */
-static __noinline void pl_tcp_segment(struct pl_pkt *p, void *data, void *data_end, __u32 slot)
+__noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 slot)
 {
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = offs >> 16;
+	struct pl_tcp_ts_key tk;	/* tk.k: the connection's key for tcp_state too */
+	union pl_tcp_addr sa, da;
 	struct pl_tcp_half *h, *o;
 	struct pl_tcp_pstats *s;
 	struct pl_tcp_state *st;
-	struct pl_tcp_ts_key tk;	/* tk.k: the connection's key for tcp_state too */
-	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = p->l4off;
-	__u64 now = 0, *s0, *s1, *d0, *d1;
-	__u8 *th, fl;
+	__u16 sport, dport;
+	__u8 *th, *ip, fl;
+	__u64 now = 0;
 	int ts;
 
-	if (off > 256)
-		return;
+	if (off > 256 || (offs & 0xff) > 64)
+		return 0;
+	ip = (__u8 *)data + (offs & 0xff);
 	th = (__u8 *)data + off;
-	if (th + 20 > (__u8 *)data_end)
-		return;
+	if (ip + 20 > (__u8 *)data_end || th + 20 > (__u8 *)data_end)
+		return 0;
+	if ((ip[0] >> 4) == 4) {
+		sa.w[0] = 0;
+		da.w[0] = 0;
+		sa.b[8] = sa.b[9] = da.b[8] = da.b[9] = 0;
+		sa.b[10] = sa.b[11] = da.b[10] = da.b[11] = 0xff;
+		__builtin_memcpy(&sa.b[12], ip + 12, 4);
+		__builtin_memcpy(&da.b[12], ip + 16, 4);
+	} else {
+		if (ip + 40 > (__u8 *)data_end)
+			return 0;
+		__builtin_memcpy(sa.b, ip + 8, 16);
+		__builtin_memcpy(da.b, ip + 24, 16);
+	}
+	sport = ((__u16)th[0] << 8) | th[1];
+	dport = ((__u16)th[2] << 8) | th[3];
 	s = bpf_map_lookup_elem(&tcp_stats, &slot);
 	if (!s)
-		return;
+		return 0;
 	s->segs++;
 	seq = pl_be32(th + 4);
 	fl = th[13];
 	hl = (__u32)(th[12] >> 4) * 4;
-	len = p->l4len > hl ? p->l4len - hl : 0;
+	len = l4len > hl ? l4len - hl : 0;
 	ts = hl > 20 ? pl_tcp_tsopt(th, hl, data_end, &tsval, &tsecr) : -1;
 
-	/* both directions under one key: end a sorts lower by (address, port) */
-	s0 = (__u64 *)p->key.saddr;
-	s1 = (__u64 *)&p->key.saddr[8];
-	d0 = (__u64 *)p->key.daddr;
-	d1 = (__u64 *)&p->key.daddr[8];
-	d = *s0 < *d0 || (*s0 == *d0 && (*s1 < *d1 || (*s1 == *d1 && p->key.sport <= p->key.dport)))
-		? 0 : 1;
+	/* both directions under one key: end a sorts lower by (address as two u64, port) */
+	d = sa.w[0] < da.w[0] || (sa.w[0] == da.w[0] && (sa.w[1] < da.w[1] ||
+		(sa.w[1] == da.w[1] && sport <= dport))) ? 0 : 1;
 	if (d == 0) {
-		__builtin_memcpy(tk.k.a, p->key.saddr, 16);
-		__builtin_memcpy(tk.k.b, p->key.daddr, 16);
-		tk.k.aport = p->key.sport;
-		tk.k.bport = p->key.dport;
+		__builtin_memcpy(tk.k.a, sa.b, 16);
+		__builtin_memcpy(tk.k.b, da.b, 16);
+		tk.k.aport = sport;
+		tk.k.bport = dport;
 	} else {
-		__builtin_memcpy(tk.k.a, p->key.daddr, 16);
-		__builtin_memcpy(tk.k.b, p->key.saddr, 16);
-		tk.k.aport = p->key.dport;
-		tk.k.bport = p->key.sport;
+		__builtin_memcpy(tk.k.a, da.b, 16);
+		__builtin_memcpy(tk.k.b, sa.b, 16);
+		tk.k.aport = dport;
+		tk.k.bport = sport;
 	}
 	tk.k.pad = 0;
 
@@ -227,7 +254,7 @@ static __noinline void pl_tcp_segment(struct pl_pkt *p, void *data, void *data_e
 		st = bpf_map_lookup_elem(&tcp_state, &tk.k);
 		if (!st) {
 			s->state_lost++;
-			return;
+			return 0;
 		}
 	}
 	/* the verifier wants constant offsets: two copies of the pointer pair */
@@ -314,7 +341,7 @@ static __noinline void pl_tcp_segment(struct pl_pkt *p, void *data, void *data_e
 			pl_tcp_ts_forget(&tk, o, d ^ 1);
 	}
 	if (ts)
-		return;
+		return 0;
 	st->flags |= PL_TCPS_TS;
 
 	/* this end echoes the other's TSval: an RTT sample of the other's segments */
@@ -333,11 +360,11 @@ static __noinline void pl_tcp_segment(struct pl_pkt *p, void *data, void *data_e
 
 	/* remember a new TSval of this end, one at a time */
 	if (st->flags & PL_TCPS_CLOSING || !tsval || tsval == h->ts_last)
-		return;
+		return 0;
 	h->ts_last = tsval;
 	if (h->flags & PL_TCPH_TS) {
 		if (PL_NOW() - h->ts_pending_ns < PL_TCP_TS_EXPIRE_NS)
-			return;
+			return 0;
 		pl_tcp_ts_forget(&tk, h, d);
 		s->ts_expired++;
 	}
@@ -350,24 +377,26 @@ static __noinline void pl_tcp_segment(struct pl_pkt *p, void *data, void *data_e
 		err = bpf_map_update_elem(&tcp_ts, &tk, &now, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
 			s->ts_full++;
-			return;
+			return 0;
 		}
 	}
 	h->ts_pending = tsval;
 	h->ts_pending_ns = PL_NOW();
 	h->flags |= PL_TCPH_TS;
+	return 0;
 }
 
 /* Analyse @p at hook @slot if the loader said so (pl_tcp_slots): TCP with its header read. */
-static __always_inline void pl_tcp_passive(struct pl_pkt *p, void *data, void *data_end, __u32 slot,
+static __always_inline void pl_tcp_passive(PL_TCP_CTX *ctx, const struct pl_pkt *p, __u32 slot,
 					   __u32 ingress_ifindex)
 {
-	if (!(pl_tcp_slots & (1U << slot)) || p->key.l4proto != IPPROTO_TCP_ || !p->ports)
+	if (!(pl_tcp_slots & (1U << slot)) || p->key.l4proto != IPPROTO_TCP_ || !p->ports ||
+	    p->frag)
 		return;
 	/* egress: only what this host sent, forwarded packets were analysed coming in */
 	if (slot == PL_SLOT_TC_OUT && ingress_ifindex)
 		return;
-	pl_tcp_segment(p, data, data_end, slot);
+	pl_tcp_segment(ctx, (__u32)p->l3off | ((__u32)p->l4off << 16), p->l4len, slot);
 }
 
 #endif /* __PKTLENS_BPF_TCP_H */
