@@ -69,24 +69,33 @@ static __always_inline __u32 pl_be32(const __u8 *b)
 	return ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | b[3];
 }
 
-/* floor(log2(v)) for v > 0, 0 for 0: slot of a pl_tcp_hist */
+/*
+ * floor(log2(v)) for v > 0, 0 for 0: slot of a pl_tcp_hist. Branches, not the
+ * branch-free form: the 5.10 verifier loses the bounds of that one.
+ */
 static __always_inline __u32 pl_log2_u32(__u32 v)
 {
-	__u32 r, s;
+	__u32 r = 0;
 
-	r = (v > 0xffff) << 4;
-	v >>= r;
-	s = (v > 0xff) << 3;
-	v >>= s;
-	r |= s;
-	s = (v > 0xf) << 2;
-	v >>= s;
-	r |= s;
-	s = (v > 0x3) << 1;
-	v >>= s;
-	r |= s;
-	r |= v >> 1;
-	return r & (PL_TCP_HIST_SLOTS - 1);
+	if (v >= 1U << 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >= 1U << 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >= 1U << 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >= 1U << 2) {
+		v >>= 2;
+		r += 2;
+	}
+	if (v >= 2)
+		r += 1;
+	return r;
 }
 
 static __always_inline __u32 pl_ns_to_us(__u64 ns)
