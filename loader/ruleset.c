@@ -516,6 +516,15 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
 	size[PL_MID_POLICY_CLASS] = lk.ncls ? (__u32)lk.ncls : 1;
 	size[PL_MID_POLICY_BITS] = lk.nbits ? (__u32)lk.nbits : 1;
+	/* analyses TCP as the attachment's programs do (bpf/tcp.h) */
+	if (rs->x)
+		rs->x->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							       (int)p->meta.tc_hooks,
+							       p->meta.tcp_passive, true);
+	else
+		rs->t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							       (int)p->meta.tc_hooks,
+							       p->meta.tcp_passive, false);
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {
