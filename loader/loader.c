@@ -476,17 +476,34 @@ static int load_xdp(struct attach *a)
 }
 
 /*
+ * Whether XDP must share the interface, so that the program without tail
+ * calls is worth its loss (no filters, policy rules or sample expressions on
+ * XDP): other programs already run in the dispatcher, or the user placed
+ * pktlens in it (--xdp-priority, the config's xdp-priority). Otherwise the
+ * tail-calling program is attached alone, with all it can do.
+ */
+static bool share_xdp(const struct attach *a)
+{
+	struct pl_xdp_disp d;
+
+	if (a->o->xdp_prio_set)
+		return true;
+	return !pl_xdp_disp_read(a->li.ifindex, &d) && d.n > 0;
+}
+
+/*
  * In libxdp's dispatcher libxdp loads the object, against it, so the new
  * program runs from here on: the replaced one leaves first (no double
  * counting). A kernel that refuses the tail-calling program there (libxdp
  * 1.3's dispatcher on Linux 6.12) gets the object built without tail calls
- * (open_notail(), loader/xdp_multi.h says what it lacks); one that refuses
- * that too (5.10's verifier) gets it attached alone, as where freplace is
- * refused altogether. The attach says which.
+ * (open_notail(), loader/xdp_multi.h says what it lacks) when XDP must be
+ * shared (share_xdp()), else the tail-calling one attached alone; one that
+ * refuses that too (5.10's verifier) gets it attached alone, as where
+ * freplace is refused altogether. The attach says which.
  */
 static int join_xdp(struct attach *a, bool flows_reused)
 {
-	static char note[PL_WHY_LEN + 128];
+	static char note[PL_WHY_LEN + 256];
 	bool refused;
 	int err;
 
@@ -497,7 +514,7 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	err = pl_xdp_disp_join(a->xskel->obj, xdp_prog(a), a->xskel->progs.pktlens_xdp_skb_main,
 			       a->li.ifindex, a->o->ifname, a->info->xdp_mode, a->info->xdp_prio,
 			       &refused, a->why, a->whylen);
-	if (err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0) {
+	if (err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0 && share_xdp(a)) {
 		/* the kernel refused the tail-calling program there: the one without */
 		pktlens_xdp__destroy(a->xskel);
 		a->xskel = NULL;
@@ -512,9 +529,13 @@ static int join_xdp(struct attach *a, bool flows_reused)
 		return err;
 	}
 	if (err && refused) {
+		/* refused with tail calls, and nothing to share with: the one without was not tried */
+		bool notail_left = !a->notail && bpf_program__fd(xdp_prog(a)) < 0;
+
 		snprintf(note, sizeof(note), "libxdp's dispatcher refused pktlens's program (%s): XDP "
-			 "is attached alone with a bpf_link, no other XDP program runs beside it",
-			 a->why);
+			 "is attached alone with a bpf_link, no other XDP program runs beside it%s",
+			 a->why, notail_left ? " (--xdp-priority joins the dispatcher without tail "
+			 "calls: no filters, policy rules or sample expressions on XDP)" : "");
 		pktlens_xdp__destroy(a->xskel);
 		a->xskel = NULL;
 		a->notail = false;

@@ -528,8 +528,10 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {
-		err = pl_why(why, whylen, pl_load_err(err), "%s: loading the rule-set programs failed: %s",
-			     rs->hook, strerror(-err));
+		err = pl_why(why, whylen, pl_load_err(err), "%s: loading the rule-set programs failed: %s%s",
+			     rs->hook, strerror(-err), err == -E2BIG && p->meta.tcp_passive ?
+			     " (over the verifier's limit: this kernel cannot judge rules and analyse "
+			     "TCP in one program; attach this hook without --tcp-passive for rules)" : "");
 		goto out;
 	}
 	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
