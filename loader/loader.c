@@ -1195,7 +1195,8 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 			return err;
 	}
 	err = pl_pin_dir_remove(att->dir);
-	if (!err && att->meta_ok && att->meta.tcp_passive && !att->ns_gone)
+	/* a deleted namespace's too (detach --stale): no live attachment there uses them */
+	if (!err && att->meta_ok && att->meta.tcp_passive)
 		pl_tcp_release_ns(att->netns);
 	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,
 			    strerror(-err)) : 0;

@@ -137,6 +137,9 @@ void pl_tcp_release_ns(uint64_t ns)
 	unlink(p);
 	ns_pin_path(p, sizeof(p), ns, PL_PIN_NS_TCP_TS);
 	unlink(p);
+	/* and the namespace's directory, when that was all it held (pl_pin_dir_remove() left it) */
+	ns_pin_path(p, sizeof(p), ns, "");
+	rmdir(p);
 }
 
 static void add(struct pl_tcp_pstats *o, const struct pl_tcp_pstats *i)

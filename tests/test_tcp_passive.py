@@ -373,6 +373,11 @@ def test_reorder_and_duplicates(lab, hook):
     st = doc["interfaces"][0]["tcp"]
     assert (st["segs"], st["retrans"], st["reorder"]) == (len(frames), 3, 4), st
     assert st["ts_max"] == 16 and st["ts_full"] == 40 - 16, st
+    # the last detach takes the namespace's shared maps and its pin directory with it
+    pins = f"/sys/fs/bpf/pktlens/{os.stat(f'/run/netns/{lab.b}').st_ino}"
+    assert sorted(os.listdir(pins)) == ["tcp:state", "tcp:ts", "vb"]
+    pktlens("detach", "vb", ns=lab.b)
+    assert not os.path.exists(pins)
 
 
 def ipfix_records(data_msgs):
