@@ -220,8 +220,10 @@ def test_rules_on_a_tcp_passive_hook(labip, hookargs):
                 ns=lab.b, check=False)
     release = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2])
     if r.returncode:
-        assert release < (6, 12), r.stderr
-        assert r.returncode == 1 and "without --tcp-passive" in r.stderr, r.stderr
+        # refused only by an old verifier, or without bpf_loop (masked: PKTLENS_NO_FEATURES)
+        assert release < (6, 12) or "bpf-loop" in os.environ.get("PKTLENS_NO_FEATURES", ""), \
+            r.stderr
+        assert r.returncode == 1 and "attach without --tcp-passive" in r.stderr, r.stderr
         assert rules(lab) == []
     src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
     E = lambda dp: (Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /  # noqa
