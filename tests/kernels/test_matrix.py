@@ -418,11 +418,12 @@ def test_native_xdp_at_jumbo_mtu(lab):
 def test_tcp_retrans_equals_the_kernels_count(labip):
     """tcp retrans under 1-in-10 loss at the receiver: the retransmitted segments it reports
     equal the sending namespace's RetransSegs (with or without the tracepoint's err)."""
-    from test_tcp import client, nft, retrans_segs, start_server
+    from test_tcp import client, mss_segments, nft, retrans_segs, start_server
 
     lab = labip
     srv = start_server(lab, 5001)
     nft(lab.b, "loss", "tcp dport 5001 numgen random mod 10 == 0 drop", hook="input")
+    mss_segments(lab.a, "va")
     def probes():
         return sum(p.get("name", "").startswith("pl_tcp_retrans")
                    for p in json.loads(sh("bpftool", "-j", "prog", "show").stdout))
