@@ -26,18 +26,13 @@ Files go to tmpfs.
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from policy_bench import PKTLENS, Lab, frame_bytes, pktlens, softirq_jiffies  # noqa: E402
-from sample_bench import wait_stderr  # noqa: E402
+from policy_bench import Lab, frame_bytes, pktlens  # noqa: E402
+from sample_bench import capture_cmd, flood_capture, medians, per_million  # noqa: E402
 
 RUNS = {
     "drop/verdict": ("pktlens", ["--verdict", "drop"], "drop"),
@@ -60,37 +55,17 @@ def counts(lab):
 def one_run(lab, name, cfg, seconds, path):
     tool, args, want = RUNS[name]
     if tool == "pktlens":
-        cmd = [PKTLENS, "-n", lab.b, "sample", "vb", "-w", path, "-B", "4096", "--in", *args]
-        ready = b"capturing"
+        cmd, ready = capture_cmd(lab, tool, path, ["--in"], args)
     else:
-        cmd = ["ip", "netns", "exec", lab.b, "tcpdump", "-i", "vb", "-Q", "in", "-w", path,
-               "-B", "4096", "-s", "262144", "-n", *args]
-        ready = b"listening on"
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = wait_stderr(p, ready)
-    (n0, d0), s0 = counts(lab), softirq_jiffies()
-    subprocess.run(["timeout", "-s", "KILL", str(seconds), "ip", "netns", "exec", lab.a, "trafgen",
-                    "-o", "va", "-i", cfg, "-q", "--cpus", "1"], capture_output=True)
-    time.sleep(0.2)
-    n1, d1 = counts(lab)
-    offered, dropped = n1 - n0, d1 - d0
-    p.send_signal(signal.SIGTERM)
-    _, status, ru = os.wait4(p.pid, 0)
-    soft = softirq_jiffies() - s0
-    err += p.stderr.read()
-    text = err.decode(errors="replace")
-    if tool == "pktlens":
-        written = int(re.search(r"(\d+) written", text)[1])
-    else:
-        written = int(re.search(r"(\d+) packets? captured", text)[1])
+        cmd, ready = capture_cmd(lab, tool, path, ["-Q", "in"], args)
+    r = flood_capture(lab, tool, cmd, ready, cfg, seconds, lambda: counts(lab))
     os.unlink(path)
+    (n0, d0), (n1, d1) = r["before"], r["after"]
+    offered, dropped = n1 - n0, d1 - d0
     wanted = {"drop": dropped, "pass": offered - dropped, "all": offered}[want]
-    hz = os.sysconf("SC_CLK_TCK")
-    cpu = ru.ru_utime + ru.ru_stime
-    return dict(offered=offered, wanted=wanted, written=written, missed=wanted - written,
-                captured=written / wanted if wanted else 0.0, cpu_s=cpu, softirq_s=soft / hz,
-                cpu_ms_per_m=1000.0 * cpu / (offered / 1e6),
-                softirq_ms_per_m=1000.0 * soft / hz / (offered / 1e6))
+    r = per_million(r, offered, wanted)
+    r.update(wanted=wanted, missed=wanted - r["written"])
+    return r
 
 
 def main():
@@ -131,13 +106,8 @@ def main():
     finally:
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = {}
-    for name, runs in out.items():
-        med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
-        summary[name] = dict(captured=med("captured"), offered_pps=med("offered") / a.seconds,
-                             cpu_ms_per_m=med("cpu_ms_per_m"),
-                             softirq_ms_per_m=med("softirq_ms_per_m"), runs=runs)
-        s = summary[name]
+    summary = medians(out, a.seconds)
+    for name, s in summary.items():
         print(f"  {name:13} captured {100 * s['captured']:7.3f}% of the wanted at "
               f"{s['offered_pps'] / 1e3:.0f} kpps offered; per million offered: process "
               f"{s['cpu_ms_per_m']:6.1f} ms, softirq {s['softirq_ms_per_m']:6.1f} ms")

@@ -48,21 +48,27 @@ def xdp_packets(lab):
     return doc["interfaces"][0]["hooks"][0]["packets"]
 
 
-def one_run(lab, tool, cfg, seconds, path):
+def capture_cmd(lab, tool, path, opts=(), expr=()):
+    """The command line of `tool` (pktlens or tcpdump) capturing vb in namespace b to path,
+    4 MiB buffer, full snaplen, and the stderr words that say it is ready."""
     if tool == "pktlens":
-        cmd = [PKTLENS, "-n", lab.b, "sample", "vb", "-w", path, "-B", "4096"]
-        ready = b"capturing"
-    else:
-        cmd = ["ip", "netns", "exec", lab.b, "tcpdump", "-i", "vb", "-w", path, "-B", "4096",
-               "-s", "262144", "-n"]
-        ready = b"listening on"
+        return [PKTLENS, "-n", lab.b, "sample", "vb", "-w", path, "-B", "4096", *opts,
+                *expr], b"capturing"
+    return ["ip", "netns", "exec", lab.b, "tcpdump", "-i", "vb", "-w", path, "-B", "4096",
+            "-s", "262144", "-n", *opts, *expr], b"listening on"
+
+
+def flood_capture(lab, tool, cmd, ready, cfg, seconds, count):
+    """Run the capture cmd over a trafgen flood of cfg for seconds; count() is read before and
+    after. Returns dict(before, after, written, lost, cpu_s, softirq_s): the capturing
+    process' CPU from wait4 and the softirq time of all CPUs over the flood."""
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = wait_stderr(p, ready)
-    n0, s0 = xdp_packets(lab), softirq_jiffies()
+    before, s0 = count(), softirq_jiffies()
     subprocess.run(["timeout", "-s", "KILL", str(seconds), "ip", "netns", "exec", lab.a, "trafgen",
                     "-o", "va", "-i", cfg, "-q", "--cpus", "1"], capture_output=True)
     time.sleep(0.2)
-    offered = xdp_packets(lab) - n0
+    after = count()
     p.send_signal(signal.SIGTERM)
     _, status, ru = os.wait4(p.pid, 0)
     soft = softirq_jiffies() - s0
@@ -76,12 +82,35 @@ def one_run(lab, tool, cfg, seconds, path):
         written = int(re.search(r"(\d+) packets? captured", text)[1])
         m = re.search(r"(\d+) packets? dropped by kernel", text)
         lost = int(m[1]) if m else None
+    return dict(before=before, after=after, written=written, lost=lost,
+                cpu_s=ru.ru_utime + ru.ru_stime, softirq_s=soft / os.sysconf("SC_CLK_TCK"))
+
+
+def per_million(r, offered, wanted):
+    """Add the share captured of wanted and the CPU per million frames offered to r."""
+    r.update(offered=offered, captured=r["written"] / wanted if wanted else 0.0,
+             cpu_ms_per_m=1000.0 * r["cpu_s"] / (offered / 1e6),
+             softirq_ms_per_m=1000.0 * r["softirq_s"] / (offered / 1e6))
+    return r
+
+
+def medians(out, seconds):
+    """Per run name: the medians over its rounds, and the rounds."""
+    summary = {}
+    for name, runs in out.items():
+        med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
+        summary[name] = dict(captured=med("captured"), offered_pps=med("offered") / seconds,
+                             cpu_ms_per_m=med("cpu_ms_per_m"),
+                             softirq_ms_per_m=med("softirq_ms_per_m"), runs=runs)
+    return summary
+
+
+def one_run(lab, tool, cfg, seconds, path):
+    cmd, ready = capture_cmd(lab, tool, path)
+    r = flood_capture(lab, tool, cmd, ready, cfg, seconds, lambda: xdp_packets(lab))
     os.unlink(path)
-    hz = os.sysconf("SC_CLK_TCK")
-    return dict(offered=offered, written=written, lost=lost, captured=written / offered,
-                cpu_s=ru.ru_utime + ru.ru_stime, softirq_s=soft / hz,
-                cpu_ms_per_m=1000.0 * (ru.ru_utime + ru.ru_stime) / (offered / 1e6),
-                softirq_ms_per_m=1000.0 * soft / hz / (offered / 1e6))
+    offered = r["after"] - r["before"]
+    return per_million(r, offered, offered)
 
 
 def main():
@@ -118,13 +147,8 @@ def main():
     finally:
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = {}
-    for tool, runs in out.items():
-        med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
-        summary[tool] = dict(captured=med("captured"), offered_pps=med("offered") / a.seconds,
-                             cpu_ms_per_m=med("cpu_ms_per_m"),
-                             softirq_ms_per_m=med("softirq_ms_per_m"), runs=runs)
-        s = summary[tool]
+    summary = medians(out, a.seconds)
+    for tool, s in summary.items():
         print(f"  {tool:8} captured {100 * s['captured']:7.3f}% of {s['offered_pps'] / 1e3:.0f} kpps;"
               f" per million offered: process {s['cpu_ms_per_m']:6.1f} ms, softirq "
               f"{s['softirq_ms_per_m']:6.1f} ms")
