@@ -42,7 +42,7 @@ TEST_ENV := PKTLENS_BIN=$(abspath $(BIN)) PKTLENS_OUT=$(abspath $(OUT)) PKTLENS_
 
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
 BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c xdp/pktlens_cap_xdp.bpf.c tc/pktlens_cap_tc.bpf.c probes/pktlens_tcp.bpf.c probes/pktlens_drops.bpf.c
-BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/filter_ref.bpf.c bench/dropper.bpf.c
+BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/flowmon.bpf.c bench/filter_ref.bpf.c bench/dropper.bpf.c
 # pktlens_xdp_notail: the XDP object without tail calls (-DPL_XDP_NO_TAIL), from the same source
 BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS))) \
 	    $(OUT)/pktlens_xdp_notail.bpf.o
@@ -117,7 +117,7 @@ $(OUT)/tests/pace_send: $(OUT)/tests/pace_send.o
 	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^
 
 $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB_OBJS)
-	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call msg,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
 
 # libFuzzer targets, tests/fuzz/fuzz_<target>.c -> $(OUT)/fuzz_<target>:
 #   translate  random cBPF through the translator and the verifier against libpcap

@@ -10,6 +10,10 @@
  * bench_xdp_pass_frags, so driver and tail call cancel out of the ratio.
  * Both targets are "xdp.frags" like pktlens_xdp: a prog array only holds
  * programs whose frags flag matches its first user's.
+ *
+ * With cycle_cfg.seq_len > 0 run i carries flow cycle_seq[i % seq_len]
+ * instead (a Zipf-distributed sequence xdp_bench draws): the floor reads
+ * the same sequence, so its sequential read cancels out too.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -21,8 +25,17 @@ struct cycle_cfg {
 	__u32 addr_off;		/* frame offset of the source address' low 4 bytes */
 	__u32 port_off;		/* frame offset of the source port */
 	__u32 addr_base;	/* address of flow 0, host order */
-	__u32 pad;
+	__u32 seq_len;		/* > 0: the flows of cycle_seq[0 .. seq_len - 1] */
 };
+
+#define SEQ_MAX (1U << 20)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SEQ_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} cycle_seq SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -52,7 +65,14 @@ int bench_xdp_cycle(struct xdp_md *ctx)
 	if (!c)
 		return XDP_ABORTED;
 	i = c->next;
-	c->next = i + 1 < c->flows ? i + 1 : 0;
+	c->next = i + 1 < (c->seq_len ? c->seq_len : c->flows) ? i + 1 : 0;
+	if (c->seq_len) {
+		__u32 *f = bpf_map_lookup_elem(&cycle_seq, &i);
+
+		if (!f)
+			return XDP_ABORTED;
+		i = *f;
+	}
 	a = data + (c->addr_off & 0x7f);
 	p = data + (c->port_off & 0x7f);
 	if ((void *)(a + 1) > data_end || (void *)(p + 1) > data_end)

@@ -44,7 +44,7 @@ if [ ! -x $OUT/xdp_bench ] || [ ! -x ./pktlens ]; then
 	exit 1
 fi
 # the rotation driver is loaded from a file, next to the other objects
-make -s .output/cycle.bpf.o
+make -s .output/cycle.bpf.o .output/flowmon.bpf.o
 
 # busy: CPU use (all CPUs, %) over 2 s while we do nothing; others' work
 # (compiles, tests, a busy host) shows up in the numbers, so say so

@@ -4,7 +4,7 @@
  * against a floor measured the same way in the same run.
  *
  *   xdp_bench [--json[=FILE]] [--rounds N] [--repeat N] [--flows N] [--cpu N]
- *             [--cycle-obj FILE] [--obj FILE.bpf.o [--prog NAME]]
+ *             [--zipf-s S] [--cycle-obj FILE] [--obj FILE.bpf.o [--prog NAME]]
  *
  * Frames are built here: 64 B IPv4/UDP, 1514 B IPv4/TCP (a 1500-byte IP
  * packet) and 128 B IPv6/UDP. Flow i has source address 198.18.0.0 + i + 1
@@ -23,6 +23,10 @@
  *              running bench_xdp_cycle (bench/cycle.bpf.c), which rewrites
  *              the frame to the next flow on every run and then tail-calls
  *              pktlens_xdp, or for the floor bench_xdp_pass_frags.
+ *  zipf        F flows drawn from a Zipf distribution (s = --zipf-s, default
+ *              1.1, a fixed seed; rank r has weight 1 / r^s, ranks placed on
+ *              flows by a fixed shuffle): 2^20 draws that bench_xdp_cycle
+ *              reads in turn; timed like rotate. Real traffic is heavy-tailed.
  *  tc          1 flow; timed like repeat, of pktlens_tc_in (tc/) against
  *              bench_tc_ok (returns TC_ACT_OK) as sched_cls programs: the
  *              kernel builds an skb around the frame for every run, so the
@@ -32,6 +36,12 @@
  *              ns = sum of the kernel-reported `duration` / F. Each call
  *              enters the kernel, so caches and TLB start cold-ish: an upper
  *              bound, and the floor here is mostly the kernel's own timing.
+ *
+ * In the rotate and zipf cases the references of issue 19 (bench/flowmon.bpf.c)
+ * run through the same driver in the same round: a conventional flow monitor
+ * (5-tuple PERCPU_HASH, updated in place, insert on a miss, ktime) and the
+ * memory limit (one access into a per-CPU array of F + 1 cache lines); the
+ * four programs take turns in a rotating order.
  *
  * Before the rounds one "call" pass over F flows inserts them into the table;
  * it is reported as "first sight". ratio = pktlens / floor of the same round;
@@ -47,6 +57,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -70,6 +81,10 @@
 
 #define TARGET_SINGLE 2.0
 #define TARGET_CYCLING 3.0
+#define TARGET_CONV_SINGLE 0.4	/* issue 19: pktlens / conventional monitor, 1 flow */
+#define TARGET_CONV_MANY 0.5	/* F flows, uniform and Zipf */
+#define TARGET_MEMLIMIT 1.5	/* pktlens / memory-limit program, F flows */
+#define SEQ_MAX (1U << 20)	/* bench/cycle.bpf.c */
 #define MAX_ROUNDS 64
 #define MAX_FRAME 1514
 #define MAX_FLOWS 131000	/* source addresses in 198.18.0.0/15 */
@@ -99,6 +114,7 @@ enum bench_case {
 	C_REPEAT1 = 0,
 	C_ROTATE1,
 	C_ROTATEN,
+	C_ZIPFN,
 	C_CALL1,
 	C_CALLN,
 	C_MAX,
@@ -117,6 +133,7 @@ static const struct case_desc {
 			0 },
 	[C_ROTATEN] = { "flows_rotate", "rotate", "bench_xdp_cycle+pass", true,
 			TARGET_CYCLING },
+	[C_ZIPFN] = { "flows_zipf", "zipf", "bench_xdp_cycle+pass", true, 0 },
 	[C_CALL1] = { "single_flow_call", "call", "bench_xdp_pass", false, 0 },
 	[C_CALLN] = { "flows_call", "call", "bench_xdp_pass", true, TARGET_CYCLING },
 };
@@ -124,6 +141,7 @@ static const struct case_desc {
 /* One round's numbers for one frame, ns/pkt. */
 struct sample {
 	double floor[C_MAX], prog[C_MAX];
+	double conv[C_MAX], mem[C_MAX];	/* rotate, zipf: the references */
 	double floor_k, prog_k;		/* repeat: the kernel's duration */
 	double tc_floor, tc_prog;	/* tc: pktlens_tc_in vs bench_tc_ok */
 };
@@ -144,7 +162,11 @@ struct bench {
 	struct pktlens_tc *tc;	/* all frames share it: only its counters are checked */
 	int tc_floor_fd, tc_fd;
 	unsigned long long tc_runs[FR_MAX];
-	struct bpf_object *cycle, *obj[FR_MAX];
+	struct bpf_object *cycle, *obj[FR_MAX], *mon[FR_MAX];
+	int conv_fd[FR_MAX], mem_fd[FR_MAX];
+	const char *mon_file;
+	double zipf_s;
+	unsigned int seq_len;
 	int floor_fd, floor_frags_fd, cycle_fd, cfg_fd, target_fd;
 	int prog_fd[FR_MAX];
 	const char *obj_file, *prog_name, *cycle_file;
@@ -159,7 +181,7 @@ struct bench {
 
 /* Must match bench/cycle.bpf.c. */
 struct cycle_cfg {
-	uint32_t flows, next, addr_off, port_off, addr_base, pad;
+	uint32_t flows, next, addr_off, port_off, addr_base, seq_len;
 };
 
 static void put16(unsigned char *p, unsigned int v)
@@ -280,45 +302,75 @@ static int timed_run(struct bench *b, int fd, enum frame_kind k, double *ns, uns
 	return err;
 }
 
-/* repeat and rotate: one long call each for floor and pktlens, in @flip order. */
-static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, bool flip,
+/*
+ * repeat, rotate and zipf: one long call each of pktlens and the floor, and in
+ * rotate and zipf of the two references too, in an order rotated by @r.
+ */
+static int measure_long(struct bench *b, enum frame_kind k, enum bench_case c, unsigned int r,
 			struct sample *s)
 {
+	enum { P_PROG, P_FLOOR, P_CONV, P_MEM };
 	const struct frame_desc *fd = &frames[k];
 	struct cycle_cfg cfg = {
 		.flows = cases[c].many ? b->flows : 1,
 		.addr_off = fd->addr_off,
 		.port_off = fd->port_off,
 		.addr_base = k == FR_V6_UDP_128 ? 1 : V4_BASE + 1,
+		.seq_len = c == C_ZIPFN ? b->seq_len : 0,
 	};
-	unsigned int d, zero = 0;
+	unsigned int d, zero = 0, n = c == C_REPEAT1 ? 2 : 4;
 	double ns;
 	int err;
 
 	build_frame(b->buf, k, c == C_REPEAT1 ? SINGLE_FLOW : 0);
-	for (int i = 0; i < 2; i++) {
-		bool prog = (i == 0) == flip;
-		int fd_run = prog ? b->prog_fd[k] : b->floor_fd;
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int who = (i + r) % n;
+		int fd_run = who == P_PROG ? b->prog_fd[k] : b->floor_fd;
+		double *out[] = { &s->prog[c], &s->floor[c], &s->conv[c], &s->mem[c] };
 
 		if (c != C_REPEAT1) {
-			int target = prog ? b->prog_fd[k] : b->floor_frags_fd;
+			int target[] = { b->prog_fd[k], b->floor_frags_fd, b->conv_fd[k], b->mem_fd[k] };
 
 			if (bpf_map_update_elem(b->cfg_fd, &zero, &cfg, BPF_ANY) ||
-			    bpf_map_update_elem(b->target_fd, &zero, &target, BPF_ANY))
+			    bpf_map_update_elem(b->target_fd, &zero, &target[who], BPF_ANY))
 				return -errno;
 			fd_run = b->cycle_fd;
 		}
 		err = timed_run(b, fd_run, k, &ns, &d);
 		if (err)
 			return err;
-		if (prog) {
-			s->prog[c] = ns;
+		*out[who] = ns;
+		if (who == P_PROG)
 			b->runs[k] += b->repeat + 2;
-		} else {
-			s->floor[c] = ns;
-		}
-		if (c == C_REPEAT1)
-			*(prog ? &s->prog_k : &s->floor_k) = d;
+		if (c == C_REPEAT1 && who <= P_FLOOR)
+			*(who == P_PROG ? &s->prog_k : &s->floor_k) = d;
+	}
+	return 0;
+}
+
+/* The references see every one of the F flows once before the rounds (inserts). */
+static int warm_refs(struct bench *b, enum frame_kind k)
+{
+	const struct frame_desc *fd = &frames[k];
+	struct cycle_cfg cfg = {
+		.flows = b->flows,
+		.addr_off = fd->addr_off,
+		.port_off = fd->port_off,
+		.addr_base = k == FR_V6_UDP_128 ? 1 : V4_BASE + 1,
+	};
+	int target[] = { b->conv_fd[k], b->mem_fd[k] };
+	unsigned int d, zero = 0;
+
+	build_frame(b->buf, k, 0);
+	for (int i = 0; i < 2; i++) {
+		int err;
+
+		if (bpf_map_update_elem(b->cfg_fd, &zero, &cfg, BPF_ANY) ||
+		    bpf_map_update_elem(b->target_fd, &zero, &target[i], BPF_ANY))
+			return -errno;
+		err = run(b, b->cycle_fd, k, b->flows, &d);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -379,11 +431,13 @@ static int measure_round(struct bench *b, unsigned int r)
 		enum frame_kind k = (i + r) % FR_MAX;
 		struct sample *s = &b->s[r][k];
 
-		err = measure_long(b, k, C_REPEAT1, r & 1, s);
+		err = measure_long(b, k, C_REPEAT1, r, s);
 		if (!err)
-			err = measure_long(b, k, C_ROTATE1, r & 1, s);
+			err = measure_long(b, k, C_ROTATE1, r, s);
 		if (!err)
-			err = measure_long(b, k, C_ROTATEN, r & 1, s);
+			err = measure_long(b, k, C_ROTATEN, r, s);
+		if (!err)
+			err = measure_long(b, k, C_ZIPFN, r, s);
 		if (!err)
 			err = measure_calls(b, k, false, &s->floor[C_CALL1], &s->prog[C_CALL1]);
 		if (!err)
@@ -520,10 +574,58 @@ static void json_summary(struct jw *w, const char *key, const struct summary *s,
 	jw_obj_close(w);
 }
 
+/* Entries of frame @k's conventional monitor: every one of the F flows, once. */
+static size_t mon_entries(const struct bench *b, enum frame_kind k)
+{
+	int fd = bpf_object__find_map_fd_by_name(b->mon[k], "mon_flows");
+	unsigned char key[64], next[64];
+	size_t n = 0;
+
+	if (fd < 0)
+		return 0;
+	for (void *prev = NULL; !bpf_map_get_next_key(fd, prev, next); prev = key, n++)
+		memcpy(key, next, sizeof(key));
+	return n;
+}
+
+/* The rotate and zipf cases against the references: pktlens / conventional, / memory limit. */
+struct refs {
+	struct summary conv, mem;
+	double conv_target;
+	bool met;
+};
+
+static void summarize_refs(const struct bench *b, enum frame_kind k, enum bench_case c,
+			   struct refs *out)
+{
+	double p[MAX_ROUNDS], q[MAX_ROUNDS];
+
+	for (unsigned int i = 0; i < b->rounds; i++) {
+		p[i] = b->s[i][k].prog[c];
+		q[i] = b->s[i][k].conv[c];
+	}
+	summarize_rounds(p, q, b->rounds, &out->conv);
+	for (unsigned int i = 0; i < b->rounds; i++) {
+		p[i] = b->s[i][k].prog[c];
+		q[i] = b->s[i][k].mem[c];
+	}
+	summarize_rounds(p, q, b->rounds, &out->mem);
+	out->conv_target = cases[c].many ? TARGET_CONV_MANY : TARGET_CONV_SINGLE;
+	out->met = out->conv.ratio <= out->conv_target &&
+		   (!cases[c].many || out->mem.ratio <= TARGET_MEMLIMIT);
+}
+
+static bool has_refs(enum bench_case c)
+{
+	return c == C_ROTATE1 || c == C_ROTATEN || c == C_ZIPFN;
+}
+
 /* Table to @tf and/or JSON to @jf; returns whether the checks passed. */
 static bool report(const struct bench *b, FILE *tf, FILE *jf)
 {
 	struct summary sum[FR_MAX][C_MAX], ins[FR_MAX], tc[FR_MAX];
+	struct refs refs[FR_MAX][C_MAX] = {};
+	bool refs_met = true;
 	struct checks ck[FR_MAX] = {}, tck = {};
 	bool met[C_MAX] = {}, all_ok = true;
 	struct utsname u;
@@ -536,7 +638,13 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		for (int c = 0; c < C_MAX; c++) {
 			summarize(b, k, c, &sum[k][c]);
 			met[c] &= sum[k][c].ratio <= cases[c].target;
+			if (has_refs(c)) {
+				summarize_refs(b, k, c, &refs[k][c]);
+				refs_met &= refs[k][c].met;
+			}
 		}
+		if (!b->obj_file && mon_entries(b, k) != b->flows)
+			all_ok = false;
 		ins[k] = (struct summary){
 			.ns = b->ins_prog[k], .floor_ns = b->ins_floor[k],
 			.ratio = b->ins_prog[k] / b->ins_floor[k],
@@ -594,6 +702,34 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		fprintf(tf, "targets: 1 flow <= %.1fx: %s; %u flows <= %.1fx: rotate %s, call %s\n",
 			TARGET_SINGLE, met[C_REPEAT1] ? "met" : "NOT met", b->flows, TARGET_CYCLING,
 			met[C_ROTATEN] ? "met" : "NOT met", met[C_CALLN] ? "met" : "NOT met");
+		fprintf(tf, "\nagainst the references (bench/flowmon.bpf.c), same driver, same round "
+			"(Zipf s = %.2f, %u draws):\n%-16s %-16s %8s %8s %8s %-16s %-16s %s\n",
+			b->zipf_s, b->seq_len, "frame", "case", "pktlens", "conv.", "memlim.",
+			"/conv. (range)", "/memlim. (range)", "targets (issue 19)");
+		for (int k = 0; k < FR_MAX; k++) {
+			for (int c = 0; c < C_MAX; c++) {
+				const struct refs *f = &refs[k][c];
+				char t[48], r1[24], r2[24];
+
+				if (!has_refs(c))
+					continue;
+				snprintf(r1, sizeof(r1), "%.2f (%.2f..%.2f)", f->conv.ratio,
+					 f->conv.ratio_min, f->conv.ratio_max);
+				snprintf(r2, sizeof(r2), "%.2f (%.2f..%.2f)", f->mem.ratio,
+					 f->mem.ratio_min, f->mem.ratio_max);
+				if (cases[c].many)
+					snprintf(t, sizeof(t), "<= %.1f, <= %.1f %s", f->conv_target,
+						 TARGET_MEMLIMIT, f->met ? "met" : "MISSED");
+				else
+					snprintf(t, sizeof(t), "<= %.1f %s", f->conv_target,
+						 f->met ? "met" : "MISSED");
+				fprintf(tf, "%-16s %-16s %8.1f %8.1f %8.1f %-16s %-16s %s\n",
+					c == C_ROTATE1 ? frames[k].label : "",
+					cases[c].many ? cases[c].what : "1 flow",
+					f->conv.ns, f->conv.floor_ns, f->mem.floor_ns, r1, r2, t);
+			}
+		}
+		fprintf(tf, "targets against the references: %s\n", refs_met ? "met" : "NOT met");
 	}
 	if (!jf)
 		return all_ok;
@@ -606,6 +742,8 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 	jw_u64_field(&w, "rounds", b->rounds);
 	jw_u64_field(&w, "repeat", b->repeat);
 	jw_u64_field(&w, "flows", b->flows);
+	jw_double_field(&w, "zipf_s", b->zipf_s);
+	jw_u64_field(&w, "zipf_draws", b->seq_len);
 	jw_str_field(&w, "object", b->obj_file ? b->obj_file : "pktlens_xdp.bpf.o");
 	jw_str_field(&w, "prog", b->prog_name);
 	jw_key(&w, "method");
@@ -636,6 +774,16 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 		jw_fixed_field(&w, "single_flow_repeat_kernel_duration_ns", median(kp, b->rounds), 1);
 		jw_fixed_field(&w, "floor_repeat_kernel_duration_ns", median(kf, b->rounds), 1);
 		json_summary(&w, "new_flows_call", &ins[k], NULL);
+		for (int c = 0; c < C_MAX; c++) {
+			char key[64];
+
+			if (!has_refs(c))
+				continue;
+			snprintf(key, sizeof(key), "%s_vs_conventional", cases[c].key);
+			json_summary(&w, key, &refs[k][c].conv, NULL);
+			snprintf(key, sizeof(key), "%s_vs_memlimit", cases[c].key);
+			json_summary(&w, key, &refs[k][c].mem, NULL);
+		}
 		json_summary(&w, "tc_single_flow_repeat", &tc[k], NULL);
 		if (!b->obj_file) {
 			jw_key(&w, "checks");
@@ -658,6 +806,7 @@ static bool report(const struct bench *b, FILE *tf, FILE *jf)
 	jw_bool_field(&w, "single_flow_repeat", met[C_REPEAT1]);
 	jw_bool_field(&w, "flows_rotate", met[C_ROTATEN]);
 	jw_bool_field(&w, "flows_call", met[C_CALLN]);
+	jw_bool_field(&w, "against_references", refs_met);
 	jw_obj_close(&w);
 	jw_obj_close(&w);
 	jw_end(&w);
@@ -682,6 +831,99 @@ static int prog_fd(struct bpf_object *obj, const char *name)
 	struct bpf_program *p = bpf_object__find_program_by_name(obj, name);
 
 	return p ? bpf_program__fd(p) : -ENOENT;
+}
+
+/* xorshift64*: the same draws in every run */
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dULL;
+}
+
+/*
+ * cycle_seq: SEQ_MAX flows drawn from Zipf(s) over F ranks (inverse of the
+ * cumulative weights, a binary search per draw), rank r being flow perm[r], a
+ * fixed shuffle, so the heavy flows are not neighbours in the address space.
+ */
+static int fill_zipf(struct bench *b)
+{
+	int fd = bpf_object__find_map_fd_by_name(b->cycle, "cycle_seq");
+	uint32_t *perm = malloc(b->flows * sizeof(*perm)), *keys = malloc(SEQ_MAX * sizeof(*keys));
+	uint32_t *seq = malloc(SEQ_MAX * sizeof(*seq)), count = SEQ_MAX;
+	double *cdf = malloc(b->flows * sizeof(*cdf)), sum = 0;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	int err = fd < 0 ? -ENOENT : 0;
+
+	if (!perm || !keys || !seq || !cdf)
+		err = -ENOMEM;
+	for (unsigned int r = 0; !err && r < b->flows; r++) {
+		sum += pow(r + 1.0, -b->zipf_s);
+		cdf[r] = sum;
+		perm[r] = r;
+	}
+	for (unsigned int r = b->flows; !err && r > 1; r--) {
+		unsigned int j = (unsigned int)(rnd(&x) % r);
+		uint32_t t = perm[r - 1];
+
+		perm[r - 1] = perm[j];
+		perm[j] = t;
+	}
+	for (unsigned int i = 0; !err && i < SEQ_MAX; i++) {
+		double u = (double)(rnd(&x) >> 11) / 9007199254740992.0 * sum;
+		unsigned int lo = 0, hi = b->flows - 1;
+
+		while (lo < hi) {
+			unsigned int mid = (lo + hi) / 2;
+
+			if (cdf[mid] < u)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		keys[i] = i;
+		seq[i] = perm[lo];
+	}
+	if (!err && bpf_map_update_batch(fd, keys, seq, &count, NULL))
+		err = -errno;
+	b->seq_len = SEQ_MAX;
+	free(perm);
+	free(keys);
+	free(seq);
+	free(cdf);
+	return err;
+}
+
+/* flowmon.bpf.o for frame @k: its flow table and lines sized F + 1. */
+static int load_mon(struct bench *b, enum frame_kind k)
+{
+	struct bpf_map *m, *flows, *lines, *ro = NULL;
+	uint32_t entries = b->flows + 1;
+	int err;
+
+	b->mon[k] = bpf_object__open_file(b->mon_file, NULL);
+	if (!b->mon[k])
+		return -errno;
+	flows = bpf_object__find_map_by_name(b->mon[k], "mon_flows");
+	lines = bpf_object__find_map_by_name(b->mon[k], "mem_lines");
+	bpf_object__for_each_map(m, b->mon[k])
+		if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
+			ro = m;
+	if (!flows || !lines || !ro)
+		return -ENOENT;
+	err = bpf_map__set_max_entries(flows, entries);
+	if (!err)
+		err = bpf_map__set_max_entries(lines, entries);
+	if (!err)
+		err = bpf_map__set_initial_value(ro, &entries, sizeof(entries));
+	if (!err)
+		err = bpf_object__load(b->mon[k]);
+	if (err)
+		return err;
+	b->conv_fd[k] = prog_fd(b->mon[k], "bench_flowmon");
+	b->mem_fd[k] = prog_fd(b->mon[k], "bench_memlimit");
+	return b->conv_fd[k] < 0 || b->mem_fd[k] < 0 ? -ENOENT : 0;
 }
 
 static int load(struct bench *b)
@@ -724,6 +966,17 @@ static int load(struct bench *b)
 		goto fail;
 	}
 
+	what = "cycle_seq (Zipf draws)";
+	err = fill_zipf(b);
+	if (err)
+		goto fail;
+
+	what = b->mon_file;
+	for (int k = 0; k < FR_MAX && !err; k++)
+		err = load_mon(b, k);
+	if (err)
+		goto fail;
+
 	/* one pktlens object per frame: each table holds its own F + 1 flows */
 	what = b->obj_file ? b->obj_file : "pktlens_xdp.bpf.o";
 	for (int k = 0; k < FR_MAX; k++) {
@@ -752,8 +1005,10 @@ fail:
 
 static void unload(struct bench *b)
 {
-	for (int k = 0; k < FR_MAX; k++)
+	for (int k = 0; k < FR_MAX; k++) {
 		bpf_object__close(b->obj[k]);
+		bpf_object__close(b->mon[k]);
+	}
 	bpf_object__close(b->cycle);
 	pktlens_tc__destroy(b->tc);
 	pass__destroy(b->pass);
@@ -762,7 +1017,8 @@ static void unload(struct bench *b)
 static void usage(void)
 {
 	fprintf(stderr, "usage: xdp_bench [--json[=FILE]] [--rounds N] [--repeat N] [--flows N] "
-		"[--cpu N]\n                 [--cycle-obj FILE] [--obj FILE.bpf.o [--prog NAME]]\n");
+		"[--cpu N]\n                 [--zipf-s S] [--cycle-obj FILE] "
+		"[--obj FILE.bpf.o [--prog NAME]]\n");
 }
 
 int main(int argc, char **argv)
@@ -776,9 +1032,10 @@ int main(int argc, char **argv)
 		{ "cycle-obj", required_argument, NULL, 'C' },
 		{ "obj", required_argument, NULL, 'o' },
 		{ "prog", required_argument, NULL, 'p' },
+		{ "zipf-s", required_argument, NULL, 'z' },
 		{},
 	};
-	static char cycle_path[PATH_MAX];
+	static char cycle_path[PATH_MAX], mon_path[PATH_MAX + 32];
 	const char *json_file = NULL;
 	bool json = false;
 	uint64_t v;
@@ -795,15 +1052,20 @@ int main(int argc, char **argv)
 	b->rounds = 5;
 	b->repeat = 1000000;
 	b->flows = 100000;
+	b->zipf_s = 1.1;
 	b->cpu = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
 	/* default: cycle.bpf.o in .output/, next to our own .output/bench/ */
 	n = readlink("/proc/self/exe", cycle_path, sizeof(cycle_path) - 32);
 	if (n > 0) {
 		cycle_path[n] = '\0';
-		strcat(dirname(cycle_path), "/../cycle.bpf.o");
+		dirname(cycle_path);
+		snprintf(mon_path, sizeof(mon_path), "%s/../flowmon.bpf.o", cycle_path);
+		strcat(cycle_path, "/../cycle.bpf.o");
 		b->cycle_file = cycle_path;
+		b->mon_file = mon_path;
 	} else {
 		b->cycle_file = ".output/cycle.bpf.o";
+		b->mon_file = ".output/flowmon.bpf.o";
 	}
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -836,6 +1098,15 @@ int main(int argc, char **argv)
 		case 'p':
 			b->prog_name = optarg;
 			break;
+		case 'z': {
+			char *end;
+
+			errno = 0;
+			b->zipf_s = strtod(optarg, &end);
+			err = errno || *end || end == optarg || !(b->zipf_s >= 0.5 && b->zipf_s <= 3.0)
+				? -EINVAL : 0;
+			break;
+		}
 		default:
 			err = -EINVAL;
 		}
@@ -861,6 +1132,8 @@ int main(int argc, char **argv)
 	/* first sight: insert the F flows (and warm up) before the rounds */
 	for (int k = 0; k < FR_MAX && !err; k++)
 		err = measure_calls(b, k, true, &b->ins_floor[k], &b->ins_prog[k]);
+	for (int k = 0; k < FR_MAX && !err; k++)
+		err = warm_refs(b, k);
 	for (unsigned int r = 0; r < b->rounds && !err; r++)
 		err = measure_round(b, r);
 	if (err) {
