@@ -15,10 +15,14 @@
  * test_rules_on_a_tcp_passive_hook checks what a user gets there instead.
  *
  *   loadcheck [-j] OBJ.bpf.o[:PROG,PROG...]...
+ * PKTLENS_LOADCHECK_STATS=1: each loaded program's verifier cost too (the
+ * verifier's "processed N insns" line, on stderr), to compare builds;
+ * PKTLENS_LOADCHECK_TCP=1: the rule-set programs with the analysis too.
  * Exit: 0 every program loaded or was skipped for a missing feature, 1 not.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <bpf/btf.h>
@@ -106,13 +110,27 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 			want = p;
 	}
 	/* rule-set programs as a hook without --tcp-passive has them (see the top) */
-	set_tcp_slots(obj, strstr(name, "_policy") ? 0 : 7);
+	set_tcp_slots(obj, strstr(name, "_policy") && !getenv("PKTLENS_LOADCHECK_TCP") ? 0 : 7);
 	if (needs(want, &f) && !pl_feature(f)) {
 		need = pl_feature_info[f].name;
 		res = "skipped";
 	} else {
+		static char log[4096];
+		bool stats = getenv("PKTLENS_LOADCHECK_STATS") != NULL;
+
+		if (stats) {
+			log[0] = '\0';
+			bpf_program__set_log_buf(want, log, sizeof(log));
+			bpf_program__set_log_level(want, 4);
+		}
 		err = bpf_object__load(obj);
 		res = err ? "refused" : "loaded";
+		if (stats && !err) {
+			char *v = strstr(log, "processed ");
+
+			fprintf(stderr, "stats %s %s: %.*s\n", path, name,
+				v ? (int)strcspn(v, "\n") : 0, v ? v : "");
+		}
 	}
 	if (json)
 		printf("%s{\"object\":\"%s\",\"program\":\"%s\",\"result\":\"%s\",\"needs\":%s%s%s}",
