@@ -467,12 +467,6 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	}
 	if (to == 0)
 		return 0;	/* no rules: the slots are emptied */
-	/* the bounded walk's programs leave TCP analysis out (xdp/pktlens_xdp.bpf.c) */
-	if (!loop && pl_tcp_slots_for((int)p->meta.xdp_mode, (int)p->meta.tc_hooks,
-				      p->meta.tcp_passive, xdp))
-		return pl_why(why, whylen, pl_load_err(-E2BIG), "%s: rules and TCP analysis "
-			      "on one hook need bpf_loop (Linux 5.17); attach without --tcp-passive "
-			      "for rules", rs->hook);
 	for (int f = 0; f < 2; f++) {
 		err = lpm_entries(rules + from, to - from, f, &lpm[f], &lpm_n[f]);
 		if (err)

@@ -53,9 +53,8 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	p.key.ifindex = skb->ifindex;
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
-	/* before the policy (bpf/tcp.h); not with the bounded walk (pl_xdp() says why) */
-	if (policy != PL_WALK_BOUNDED)
-		pl_tcp_passive(skb, &p, slot, skb->ingress_ifindex);
+	/* before the policy (bpf/tcp.h) */
+	pl_tcp_passive(skb, &p, slot, skb->ingress_ifindex);
 	if (policy) {
 		j = pl_policy(&p, slot, policy);
 		switch (j.action) {

@@ -9,15 +9,12 @@
  *
  * The packet objects' entry and main programs are loaded as attach
  * --tcp-passive loads them, with every hook analysing TCP (pl_tcp_slots,
- * bpf/tcp.h): the superset of what an attachment runs. Their rule-set
- * programs (*_policy*) are loaded without the analysis: with it they exceed
- * the verifier's million instructions before Linux 6.12, and the matrix's
- * test_rules_on_a_tcp_passive_hook checks what a user gets there instead.
+ * bpf/tcp.h): the superset of what an attachment runs, the rule-set
+ * programs (*_policy*) included.
  *
  *   loadcheck [-j] OBJ.bpf.o[:PROG,PROG...]...
  * PKTLENS_LOADCHECK_STATS=1: each loaded program's verifier cost too (the
- * verifier's "processed N insns" line, on stderr), to compare builds;
- * PKTLENS_LOADCHECK_TCP=1: the rule-set programs with the analysis too.
+ * verifier's "processed N insns" line, on stderr), to compare builds.
  * Exit: 0 every program loaded or was skipped for a missing feature, 1 not.
  */
 #include <errno.h>
@@ -109,8 +106,7 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 		if (me)
 			want = p;
 	}
-	/* rule-set programs as a hook without --tcp-passive has them (see the top) */
-	set_tcp_slots(obj, strstr(name, "_policy") && !getenv("PKTLENS_LOADCHECK_TCP") ? 0 : 7);
+	set_tcp_slots(obj, 7);	/* see the top */
 	if (needs(want, &f) && !pl_feature(f)) {
 		need = pl_feature_info[f].name;
 		res = "skipped";

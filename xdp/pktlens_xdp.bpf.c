@@ -71,13 +71,8 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	p.key.ifindex = ctx->ingress_ifindex;
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
-	/*
-	 * before the policy: fewer verifier states reach it (bpf/tcp.h); not
-	 * with the bounded walk (kernels without bpf_loop), whose verifier
-	 * cannot take both in one program (loader/ruleset.c refuses that)
-	 */
-	if (policy != PL_WALK_BOUNDED)
-		pl_tcp_passive(ctx, &p, PL_SLOT_XDP_IN, 0);
+	/* before the policy: fewer verifier states reach it (bpf/tcp.h) */
+	pl_tcp_passive(ctx, &p, PL_SLOT_XDP_IN, 0);
 	if (policy) {
 		j = pl_policy(&p, PL_SLOT_XDP_IN, policy);
 		switch (j.action) {
