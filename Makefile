@@ -57,7 +57,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows $(OUT)/tests/loadcheck \
 	      $(OUT)/tests/pace_send
-BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench
+BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench $(OUT)/bench/tcp_bench
 
 .PHONY: all deps test test-kernels unit pytest demo bench fuzz install clean
 .DEFAULT_GOAL := all

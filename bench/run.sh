@@ -82,6 +82,10 @@ make -s .output/filter_ref.bpf.o
 $OUT/filter_bench | tee $OUT/filter_bench.txt
 echo
 
+echo "== passive TCP analysis: pktlens_xdp with and without --tcp-passive ($OUT/tcp_bench.txt)"
+$OUT/tcp_bench | tee $OUT/tcp_bench.txt
+echo
+
 echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086

@@ -51,6 +51,9 @@ struct pl_pkt {
 	__u8 opts;		/* IPv4 options or IPv6 extension headers present */
 	__u8 err;		/* enum pl_perr */
 	__u8 ports;		/* TCP/UDP/SCTP header read: key.sport/dport are ports */
+	__u8 l3off;		/* offset of the IP header in the frame */
+	__u16 l4off;		/* offset of the L4 header in the frame (ports set) */
+	__u16 l4len;		/* IP payload from the L4 header on (IP lengths; 0 if unknown) */
 };
 
 struct pl_vlan_hdr {
@@ -144,6 +147,12 @@ static __always_inline void pl_parse_ipv4(struct pl_pkt *p, __u8 *ip, void *data
 		return;
 	if (ip + hlen > (__u8 *)data_end)
 		goto trunc;
+	{
+		__u16 tot = ((__u16)ip[2] << 8) | ip[3];
+
+		p->l4len = tot > hlen ? tot - hlen : 0;
+	}
+	p->l4off += hlen;	/* pl_parse() set it to the IP header's offset */
 	pl_parse_l4(p, ip + hlen, data_end);
 	return;
 trunc:
@@ -207,6 +216,12 @@ static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data
 	p->l4 = pl_l4_class(nh);
 	if (i == PL_IPV6_EXT_MAX)	/* chain longer than we walk */
 		return;
+	{
+		__u32 plen = ((__u32)ip[4] << 8) | ip[5], ext = (__u32)(h - ip) - 40;
+
+		p->l4len = plen > ext ? (__u16)(plen - ext) : 0;
+	}
+	p->l4off += (__u16)(h - ip);	/* from the IP header's offset */
 	pl_parse_l4(p, h, data_end);
 	return;
 trunc:
@@ -249,6 +264,8 @@ static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_en
 		b += 4;
 	}
 	p->key.l3proto = proto;
+	p->l4off = 14 + 4 * p->vlans;
+	p->l3off = (__u8)p->l4off;
 
 	switch (proto) {
 	case ETH_P_IP_:

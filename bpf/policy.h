@@ -551,20 +551,15 @@ __noinline int pl_walk_step(__u32 i)
 	return (int)pl_walk_rule(i, &s->w, &s->p);
 }
 
-/* The walk of @w over @p without bpf_loop(): PL_POLICY_LIST_BOUNDED rules at most. */
-static __always_inline void pl_walk_bounded(struct pl_walk *w, const struct pl_pkt *p)
+/*
+ * The walk without bpf_loop() over the walk and packet in policy_walk:
+ * PL_POLICY_LIST_BOUNDED rules at most, @n tried.
+ */
+static __always_inline void pl_walk_bounded(__u32 n)
 {
-	__u32 zero = 0;
-	struct pl_walk_scratch *s = bpf_map_lookup_elem(&policy_walk, &zero);
-
-	if (!s)
-		return;
-	s->w = *w;
-	s->p = *p;
 	for (__u32 i = 0; i < PL_POLICY_LIST_BOUNDED; i++)
-		if (pl_walk_step(i))
+		if (i >= n || pl_walk_step(i))
 			break;
-	w->j = s->w.j;
 }
 
 /* bpf_loop() callback of pl_walk_loop(): the next rule pl_next() picks, on the scratch copy */
@@ -610,16 +605,17 @@ enum pl_walk_mode {
 };
 
 /*
- * Judge @p, seen at @slot, by this program's rule set; counts the rules that
- * matched. With bpf_loop() the verifier checks the body once, whatever the
- * length; kernels without it walk a bounded loop (pl_walk_bounded()), so
- * their lists are shorter (the loader refuses longer ones). Expression
- * rules use the bits the rule set's expression stage left in expr_bits just
- * before tail-calling us.
+ * Judge the packet in @s (policy_walk), seen at @slot, by this program's
+ * rule set into @s->w.j; counts the rules that matched. With bpf_loop() the
+ * verifier checks the walk's body once, whatever the length; kernels
+ * without it walk a bounded loop (pl_walk_bounded()), so their lists are
+ * shorter (the loader refuses longer ones). Expression rules use the bits
+ * the rule set's expression stage left in expr_bits just before
+ * tail-calling us.
  */
-static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u32 slot,
-						     const int walk)
+static __always_inline void pl_judge(struct pl_walk_scratch *s, __u32 slot, const int walk)
 {
+	const struct pl_pkt *p = &s->p;
 	struct pl_walk w = {
 		.p = p,
 		.best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 },
@@ -628,9 +624,10 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	const struct pl_policy_cfg *cfg;
 	__u32 zero = 0;
 
+	s->w.j = w.j;
 	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
 	if (!cfg)
-		return w.j;
+		return;
 	w.now = pl_now_coarse();
 	if (cfg->exprs) {
 		__u64 *bits = bpf_map_lookup_elem(&expr_bits, &slot);
@@ -644,17 +641,13 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 			pl_lpm_candidate(&policy_dst, pl_fam(p), p->key.daddr, &w.best);
 	}
 	w.n = cfg->list_len;
-	if (w.n && walk == PL_WALK_LOOP) {
-		struct pl_walk_scratch *s = bpf_map_lookup_elem(&policy_walk, &zero);
-
-		if (s) {
-			s->w = w;
-			s->p = *p;
+	if (w.n) {
+		s->w = w;
+		if (walk == PL_WALK_LOOP)
 			pl_walk_loop(w.n);
-			w.j = s->w.j;
-		}
-	} else if (w.n) {
-		pl_walk_bounded(&w, p);
+		else
+			pl_walk_bounded(w.n);
+		w.j = s->w.j;
 	}
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
 		pl_rule_hit(w.best.ctr, p->len, w.now);
@@ -663,7 +656,55 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		w.j.rule = w.best.id;
 		w.j.flags = w.best.flags;
 	}
-	return w.j;
+	s->w.j = w.j;
+}
+
+/*
+ * pl_judge() as global functions, one per walk: the verifier checks the
+ * rule set's lookups and walk once, not once for every state the parser
+ * leaves. Inlined, they took the tc rule-set programs to 949k (5.10,
+ * bounded) and 705k (6.1, bpf_loop) of its million instructions, and over
+ * with the passive TCP code beside them.
+ */
+__noinline int pl_judge_bounded(__u32 slot)
+{
+	struct pl_walk_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (s)
+		pl_judge(s, slot, PL_WALK_BOUNDED);
+	return 0;
+}
+
+__noinline int pl_judge_loop(__u32 slot)
+{
+	struct pl_walk_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (s)
+		pl_judge(s, slot, PL_WALK_LOOP);
+	return 0;
+}
+
+/* Judge @p, seen at @slot, by this program's rule set, walked as @walk says (pl_judge()). */
+static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u32 slot,
+						     const int walk)
+{
+	struct pl_judgement none = { PL_ACT_NONE, 0, 0, 0, 0 };
+	struct pl_walk_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (!s)
+		return none;
+	s->p = *p;
+	if (walk == PL_WALK_BOUNDED)
+		pl_judge_bounded(slot);
+	else
+		pl_judge_loop(slot);
+	return s->w.j;
 }
 
 #endif /* __PKTLENS_BPF_POLICY_H */

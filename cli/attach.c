@@ -25,8 +25,8 @@
 #include "../loader/xdp_multi.h"
 
 struct attach_cfg {
-	int xdp_mode, tc_hooks, tc_mech, force, probes;
-	uint32_t flows_max;
+	int xdp_mode, tc_hooks, tc_mech, force, probes, tcp_passive;
+	uint32_t flows_max, tcp_ts_max;
 	uint64_t xdp_prio;	/* XDP_PRIO_UNSET when not given */
 };
 
@@ -39,7 +39,8 @@ static int do_attach(void *cfg, int argc, char **argv)
 				    .tc_mech = c->tc_mech, .flows_max = c->flows_max, .force = c->force,
 				    .probes = (unsigned)c->probes,
 				    .xdp_prio_set = c->xdp_prio != XDP_PRIO_UNSET,
-				    .xdp_prio = (uint32_t)c->xdp_prio };
+				    .xdp_prio = (uint32_t)c->xdp_prio,
+				    .tcp_passive = c->tcp_passive, .tcp_ts_max = c->tcp_ts_max };
 	struct pl_attach_info info;
 	char why[PL_WHY_LEN], hooks[128];
 	int err;
@@ -76,6 +77,11 @@ static int do_attach(void *cfg, int argc, char **argv)
 			jw_key(&w, "xdp_priority"), jw_null(&w);
 		jw_str_field(&w, "dispatcher_note", info.disp_note);
 		jw_u64_field(&w, "flows_max", o.flows_max);
+		jw_bool_field(&w, "tcp_passive", o.tcp_passive);
+		if (o.tcp_passive)
+			jw_u64_field(&w, "tcp_ts_max", info.meta.tcp_ts_max);
+		else
+			jw_key(&w, "tcp_ts_max"), jw_null(&w);
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
 		jw_bool_field(&w, "reattached", info.reattached);
 		jw_bool_field(&w, "kept_counters", info.kept_counters);
@@ -90,6 +96,9 @@ static int do_attach(void *cfg, int argc, char **argv)
 	pl_fmt_hooks(&info.meta, hooks, sizeof(hooks));
 	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", PL_NAME(o.ifname), info.ifindex, hooks,
 	       info.reason, o.flows_max);
+	if (o.tcp_passive)
+		printf("passive TCP analysis on: handshake and timestamp RTT, retransmissions, "
+		       "reordering (outstanding timestamps: %u)\n", info.meta.tcp_ts_max);
 	if (info.tc_note)
 		printf("note: %s\n", info.tc_note);
 	if (info.xdp_note)
@@ -335,6 +344,17 @@ static const struct pl_opt attach_opts[] = {
 		  "connect latency; drops, the kernel drop ones (counting this namespace's drops): "
 		  "stats shows the interface's drop reasons, flows drops per flow, export "
 		  "prometheus pktlens_kernel_drops_total; tcp,drops both, or none" },
+	{ .name = "tcp-passive", .type = PL_OPT_FLAG, PL_FIELD(struct attach_cfg, tcp_passive),
+	  .val = 1,
+	  .help = "measure TCP from the packets, forwarded ones too: handshake and timestamp RTT, "
+		  "retransmissions, reordering, zero windows, RSTs per connection (flows, stats, "
+		  "top, export); connections are matched across the namespace's analysing "
+		  "interfaces" },
+	{ .name = "tcp-ts-max", .type = PL_OPT_UINT, PL_FIELD(struct attach_cfg, tcp_ts_max),
+	  .min = PL_TCP_TS_MIN, .max = PL_TCP_TS_MAX, .arg = "N",
+	  .help = "--tcp-passive: TSvals waiting for their echo, for the whole namespace (default "
+		  "{default}, {min}..{max}; the first analysing attach of the namespace sets it; "
+		  "when full, RTT samples are missed and counted)" },
 	{ .name = "force", .type = PL_OPT_FLAG, PL_FIELD(struct attach_cfg, force), .val = 1,
 	  .help = "re-attach over an existing pktlens attachment (counters are kept), replace a "
 		  "foreign XDP program, or attach to a down interface" },
@@ -343,7 +363,7 @@ static const struct pl_opt attach_opts[] = {
 
 static const struct attach_cfg attach_defaults = {
 	.xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1, .flows_max = PL_FLOWS_DEFAULT,
-	.xdp_prio = XDP_PRIO_UNSET,
+	.xdp_prio = XDP_PRIO_UNSET, .tcp_ts_max = PL_TCP_TS_DEFAULT,
 };
 
 const struct pl_cmd pl_cmd_attach = {

@@ -16,7 +16,7 @@
 #include "../probes/drops.h"
 #include "../probes/tcp.h"
 
-enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE, SORT_RETRANS, SORT_DROPS };
+enum sort_by { SORT_BYTES, SORT_PACKETS, SORT_RATE, SORT_RETRANS, SORT_DROPS, SORT_RTT };
 
 struct row {
 	struct pl_flow f;
@@ -24,6 +24,7 @@ struct row {
 	double rate;
 	long long retrans;	/* segments; -1: not known (no probes, not TCP) */
 	long long drops;	/* packets the kernel dropped; -1: not known (no probes, not IP) */
+	__u32 rtt;		/* --sort rtt: pl_tcp_row_rtt() (0: none) */
 };
 
 static enum sort_by sort_key;
@@ -45,6 +46,9 @@ static int cmp_rows(const void *x, const void *y)
 		break;
 	case SORT_DROPS:
 		va = (double)a->drops, vb = (double)b->drops;
+		break;
+	case SORT_RTT:
+		va = a->rtt, vb = b->rtt;
 		break;
 	default:
 		va = (double)a->f.val.bytes, vb = (double)b->f.val.bytes;
@@ -108,7 +112,40 @@ static long long flow_drops(int fd, uint64_t netns, const struct pl_flow_key *k)
 	return pl_drops_flow_lookup(fd, &d, &v) ? 0 : (long long)v.packets;
 }
 
-static void plain_row(const struct row *r, const char *ifname, bool rtx, bool drops)
+/* The passive TCP state of a flow's connection (tcp_state @fd, -1: none); NULL if none. */
+static const struct pl_tcp_state *flow_tcp(int fd, const struct pl_flow_key *k,
+					   struct pl_tcp_state *st, int *half)
+{
+	if (fd < 0 || k->l4proto != 6 || !has_ports(k))
+		return NULL;
+	return pl_tcp_flow(fd, k, st, half) ? NULL : st;
+}
+
+static void plain_ms(__u32 us, bool known, int width)
+{
+	if (known)
+		printf(" %*.2f", width, us / 1000.0);
+	else
+		printf(" %*s", width, "-");
+}
+
+/* RTT_SRV RTT_CLI SRTT_MS RETX REORD ZWIN RST */
+static void plain_tcp(const struct pl_tcp_state *t, int half)
+{
+	const struct pl_tcp_half *h;
+
+	if (!t) {
+		printf(" %8s %8s %8s %6s %6s %5s %4s", "-", "-", "-", "-", "-", "-", "-");
+		return;
+	}
+	h = &t->h[half & 1];
+	plain_ms(t->rtt_syn_us, t->rtt_syn_us != 0, 8);
+	plain_ms(t->rtt_synack_us, t->rtt_synack_us != 0, 8);
+	plain_ms(h->rtt_srtt_us, h->rtt_samples != 0, 8);
+	printf(" %6u %6u %5u %4u", h->retrans, h->reorder, h->zero_win, h->rst);
+}
+
+static void plain_row(const struct row *r, const char *ifname, bool rtx, bool drops, int tfd)
 {
 	const struct pl_flow_key *k = &r->f.key;
 	const struct pl_flow_val *v = &r->f.val;
@@ -137,6 +174,12 @@ static void plain_row(const struct row *r, const char *ifname, bool rtx, bool dr
 		printf(" %7lld", r->drops);
 	else if (drops)
 		printf(" %7s", "-");
+	if (tfd >= 0) {
+		struct pl_tcp_state st;
+		int half = 0;
+
+		plain_tcp(flow_tcp(tfd, k, &st, &half), half);
+	}
 	printf("\n");
 }
 
@@ -152,6 +195,7 @@ struct sel {
 	size_t att;		/* attachment being read */
 	int cfd;		/* its conn_retrans, -1: none */
 	int dfd;		/* its drop_flows, -1: none */
+	int tfd;		/* its tcp_state (attach --tcp-passive), -1: none */
 	uint64_t netns;
 	size_t nflows;		/* flows of that attachment */
 };
@@ -198,6 +242,13 @@ static int sel_flow(const struct pl_flow *f, void *ctx)
 		r.retrans = flow_retrans(s->cfd, s->netns, &f->key);
 	if (sort_key == SORT_DROPS)
 		r.drops = flow_drops(s->dfd, s->netns, &f->key);
+	if (sort_key == SORT_RTT) {
+		struct pl_tcp_state st;
+		int half = 0;
+		const struct pl_tcp_state *t = flow_tcp(s->tfd, &f->key, &st, &half);
+
+		r.rtt = t ? pl_tcp_row_rtt(t, half) : 0;
+	}
 	if (s->top && s->n == s->top) {
 		if (cmp_rows(&r, &s->rows[0]) >= 0)
 			return 0;	/* not better than the worst kept */
@@ -232,10 +283,10 @@ static int do_flows(void *cfg, int argc, char **argv)
 {
 	const struct flows_cfg *c = cfg;
 	struct pl_attachment *a = NULL;
-	struct sel sel = { .cfd = -1, .dfd = -1 };
-	int *cfds = NULL, *dfds = NULL;
+	struct sel sel = { .cfd = -1, .dfd = -1, .tfd = -1 };
+	int *cfds = NULL, *dfds = NULL, *tfds = NULL;
 	size_t n = 0, nrows, i;
-	bool rtx = false, drops = false;
+	bool rtx = false, drops = false, tcp = false;
 	uint32_t top = c->top;
 	struct jw w;
 	int rc;
@@ -250,13 +301,14 @@ static int do_flows(void *cfg, int argc, char **argv)
 
 	cfds = malloc((n ? n : 1) * sizeof(*cfds));
 	dfds = malloc((n ? n : 1) * sizeof(*dfds));
-	if (!cfds || !dfds) {
+	tfds = malloc((n ? n : 1) * sizeof(*tfds));
+	if (!cfds || !dfds || !tfds) {
 		pl_err("flows: out of memory");
 		rc = PL_EXIT_FAIL;
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		cfds[i] = dfds[i] = -1;
+		cfds[i] = dfds[i] = tfds[i] = -1;
 	sel.top = top;
 	jw_init(&w, stdout, pl_g.pretty);
 	if (pl_g.json) {
@@ -279,6 +331,10 @@ static int do_flows(void *cfg, int argc, char **argv)
 		if (st.meta.probes & PL_PROBE_DROPS)
 			dfds[i] = pl_pin_open(a[i].dir, PL_MAP_DROP_FLOWS);
 		drops |= dfds[i] >= 0;
+		if (st.meta.tcp_passive)
+			tfds[i] = pl_pin_open(a[i].dir, PL_MAP_TCP_STATE);
+		tcp |= tfds[i] >= 0;
+		sel.tfd = tfds[i];
 		sel.att = i;
 		sel.cfd = cfds[i];
 		sel.dfd = dfds[i];
@@ -335,18 +391,29 @@ static int do_flows(void *cfg, int argc, char **argv)
 		jw_arr_close(&w);
 		jw_key(&w, "flows");
 		jw_arr_open(&w);
-		for (i = 0; i < nrows; i++)
-			pl_json_flow(&w, a[sel.rows[i].att].ifname, &sel.rows[i].f, sel.rows[i].rate,
-				     sel.rows[i].retrans, sel.rows[i].drops);
+		for (i = 0; i < nrows; i++) {
+			const struct row *r = &sel.rows[i];
+			struct pl_tcp_state st;
+			int half = 0;
+
+			if (!tcp) {
+				pl_json_flow(&w, a[r->att].ifname, &r->f, r->rate, r->retrans, r->drops);
+				continue;
+			}
+			pl_json_flow_tcp(&w, a[r->att].ifname, &r->f, r->rate, r->retrans, r->drops,
+					 flow_tcp(tfds[r->att], &r->f.key, &st, &half), half);
+		}
 		jw_arr_close(&w);
 		jw_obj_close(&w);
 		jw_end(&w);
 	} else {
-		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s%s\n", "IFACE", "HK",
+		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s%s%s\n", "IFACE", "HK",
 		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
-		       "SECS", rtx ? " RETRANS" : "", drops ? "   DROPS" : "");
+		       "SECS", rtx ? " RETRANS" : "", drops ? "   DROPS" : "",
+		       tcp ? "  RTT_SRV  RTT_CLI  SRTT_MS   RETX  REORD  ZWIN  RST" : "");
 		for (i = 0; i < nrows; i++)
-			plain_row(&sel.rows[i], a[sel.rows[i].att].ifname, rtx, drops);
+			plain_row(&sel.rows[i], a[sel.rows[i].att].ifname, rtx, drops,
+				  tcp ? tfds[sel.rows[i].att] : -1);
 	}
 out:
 	for (i = 0; cfds && dfds && i < n; i++) {
@@ -354,9 +421,12 @@ out:
 			close(cfds[i]);
 		if (dfds[i] >= 0)
 			close(dfds[i]);
+		if (tfds && tfds[i] >= 0)
+			close(tfds[i]);
 	}
 	free(cfds);
 	free(dfds);
+	free(tfds);
 	free(sel.rows);
 	free(a);
 	return rc;
@@ -364,7 +434,8 @@ out:
 
 static const struct pl_choice sort_keys[] = {
 	{ "bytes", SORT_BYTES, false }, { "packets", SORT_PACKETS, false }, { "rate", SORT_RATE, false },
-	{ "retrans", SORT_RETRANS, false }, { "drops", SORT_DROPS, false }, { NULL },
+	{ "retrans", SORT_RETRANS, false }, { "drops", SORT_DROPS, false }, { "rtt", SORT_RTT, false },
+	{ NULL },
 };
 
 static const struct pl_opt flows_opts[] = {
@@ -376,7 +447,8 @@ static const struct pl_opt flows_opts[] = {
 	  .help = "bytes (default), packets, rate (bytes per second over the flow's lifetime, at "
 		  "least one second) or retrans (TCP segments retransmitted on the flow's "
 		  "connection: attach --probes tcp) or drops (its packets the kernel dropped: "
-		  "attach --probes drops)" },
+		  "attach --probes drops) or rtt (smoothed RTT from TCP timestamps, else the "
+		  "handshake's: attach --tcp-passive)" },
 	{ NULL },
 };
 
@@ -385,5 +457,10 @@ const struct pl_cmd pl_cmd_flows = {
 	.cfg_size = sizeof(struct flows_cfg), .max_args = 1,
 	.about = "Flows (interface, hook, direction, VLAN, protocol, addresses, ports) with\n"
 		 "packets, bytes, TCP flags and first/last seen, largest first. Non-IP frames\n"
-		 "form one flow per ethertype; ICMP type/code stand in for ports.\n",
+		 "form one flow per ethertype; ICMP type/code stand in for ports.\n"
+		 "With attach --tcp-passive, TCP flows add their connection's handshake RTT\n"
+		 "(RTT_SRV: SYN to SYN-ACK, the server's side of this host; RTT_CLI: SYN-ACK\n"
+		 "to ACK, the client's side), the smoothed RTT from timestamps of this\n"
+		 "direction (from here to the destination and back), and its retransmitted,\n"
+		 "out-of-order, zero-window and RST segments.\n",
 };

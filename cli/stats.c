@@ -95,6 +95,79 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter)
 	plain_hist(s);
 }
 
+/*
+ * Passive TCP (attach --tcp-passive): the counters of every hook of the
+ * attachment summed, and the log2 histogram of the RTT samples that
+ * completed here (the RTT between this interface and the hosts behind it).
+ * "tcp": null without. Not reset by --reset.
+ */
+static void tcp_summary(struct jw *w, const struct pl_attachment *a, const struct pl_meta *m)
+{
+	struct pl_tcp_pstats p[PL_SLOT_MAX], t;
+	int hi = -1;
+
+	if (!m->tcp_passive || pl_tcp_pstats_read(a->dir, p)) {
+		if (w)
+			jw_key(w, "tcp"), jw_null(w);
+		return;
+	}
+	pl_tcp_pstats_sum(p, &t);
+	for (int k = 0; k < PL_TCP_HIST_SLOTS; k++)
+		if (t.rtt.slot[k])
+			hi = k;
+	if (w) {
+		jw_key(w, "tcp");
+		jw_obj_open(w);
+		jw_u64_field(w, "segs", t.segs);
+		jw_u64_field(w, "syn_samples", t.syn_samples);
+		jw_u64_field(w, "ts_samples", t.ts_samples);
+		jw_u64_field(w, "retrans", t.retrans);
+		jw_u64_field(w, "reorder", t.reorder);
+		jw_u64_field(w, "zero_win", t.zero_win);
+		jw_u64_field(w, "rst", t.rst);
+		jw_u64_field(w, "state_lost", t.state_lost);
+		jw_u64_field(w, "ts_max", m->tcp_ts_max);
+		jw_u64_field(w, "ts_full", t.ts_full);
+		jw_u64_field(w, "ts_expired", t.ts_expired);
+		jw_u64_field(w, "rtt_count", t.rtt.count);
+		jw_u64_field(w, "rtt_sum_us", t.rtt.sum_us);
+		jw_u64_field(w, "rtt_max_us", t.rtt.max_us);
+		/* slot k: [2^k, 2^(k+1)) microseconds, slot 0 also 0 */
+		jw_key(w, "rtt_log2_us");
+		jw_arr_open(w);
+		for (int k = 0; k < PL_TCP_HIST_SLOTS; k++)
+			jw_u64(w, t.rtt.slot[k]);
+		jw_arr_close(w);
+		jw_obj_close(w);
+		return;
+	}
+	printf("  tcp       segments %llu  retrans %llu  reorder %llu  zero-window %llu  rst %llu\n",
+	       t.segs, t.retrans, t.reorder, t.zero_win, t.rst);
+	printf("            RTT samples: handshake %llu, timestamps %llu; max %llu us\n",
+	       t.syn_samples, t.ts_samples, t.rtt.max_us);
+	if (t.state_lost || t.ts_full)
+		printf("            not analysed: %llu segments (connection table full); "
+		       "timestamps not remembered: %llu (%u outstanding at most)\n", t.state_lost,
+		       t.ts_full, m->tcp_ts_max);
+	if (hi < 0)
+		return;
+	printf("    %-19s : %-10s distribution\n", "rtt (us)", "count");
+	{
+		__u64 max = 0;
+
+		for (int k = 0; k <= hi; k++)
+			max = t.rtt.slot[k] > max ? t.rtt.slot[k] : max;
+		for (int k = 0; k <= hi; k++) {
+			char range[32];
+
+			snprintf(range, sizeof(range), "%llu -> %llu", k ? 1ULL << k : 0ULL,
+				 (2ULL << k) - 1);
+			printf("    %-19s : %-10llu ", range, t.rtt.slot[k]);
+			bar(t.rtt.slot[k], max);
+		}
+	}
+}
+
 static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 {
 	struct pl_stats s[PL_SLOT_MAX];
@@ -159,6 +232,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 				pl_json_stats_slot(w, &s[sl], sl);
 		jw_arr_close(w);
 		pl_drops_summary(w, a);
+		tcp_summary(w, a, &st.meta);
 		jw_obj_close(w);
 	} else {
 		char hooks[128];
@@ -183,6 +257,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
 				plain_slot(&s[sl], sl, st.meta.filter_set);
+		tcp_summary(NULL, a, &st.meta);
 	}
 	pl_state_close(&st);
 	return PL_EXIT_OK;

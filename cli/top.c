@@ -35,6 +35,7 @@ struct snap {
 	struct pl_flow *flows;	/* all attachments' flows, sorted by key */
 	size_t nflows;
 	double t;		/* CLOCK_MONOTONIC seconds */
+	int tfd;		/* tcp_state of an attach --tcp-passive, -1 (0 before the first): none */
 };
 
 static int key_cmp(const void *x, const void *y)
@@ -98,6 +99,8 @@ static double now_s(void)
 
 static void snap_free(struct snap *s)
 {
+	if (s->tfd > 0)
+		close(s->tfd);
 	free(s->a);
 	free(s->s);
 	free(s->flows);
@@ -108,6 +111,7 @@ static int snap_take(const char *dev, struct snap *s)
 {
 	int err = pl_attachments_here(dev, &s->a, &s->n);
 
+	s->tfd = -1;
 	if (err)
 		return err;
 	s->s = calloc(s->n ? s->n : 1, sizeof(*s->s));
@@ -121,6 +125,9 @@ static int snap_take(const char *dev, struct snap *s)
 		if (pl_state_open(s->a[i].dir, &st))
 			continue;	/* detached meanwhile: shows as zero */
 		pl_state_stats(&st, s->s[i]);
+		/* the namespace's analysing attachments share one connection table */
+		if (s->tfd < 0 && st.meta.tcp_passive)
+			s->tfd = pl_pin_open(s->a[i].dir, PL_MAP_TCP_STATE);
 		if (!pl_state_flows(&st, &fl, &nf) && nf) {
 			grown = realloc(s->flows, (s->nflows + nf) * sizeof(*grown));
 			if (grown) {
@@ -206,8 +213,8 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 	row++;
 	if (fr)
 		nfr = top_k(fr, nfr, rows > row ? (size_t)(rows - row) : 0);
-	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s", "PROTO", "DIR", "SOURCE", "DESTINATION",
-		 "BPS");
+	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s%s", "PROTO", "DIR", "SOURCE", "DESTINATION",
+		 "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
 	for (size_t i = 0; i < nfr && row < rows - PL_RMON_MAX - 2; i++) {
 		const struct pl_flow_key *k = &fr[i].f.key;
 		char src[64], dst[64], p4[16], r[16];
@@ -216,8 +223,20 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 		pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
 		pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
 		fmt_rate(r, sizeof(r), fr[i].bps, "b");
-		mvprintw(row++, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
+		mvprintw(row, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
 			 k->dir == PL_DIR_IN ? "in" : "out", src, dst, r);
+		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
+		if (cur->tfd >= 0) {
+			struct pl_tcp_state t;
+			int half = 0;
+
+			if (k->l4proto == 6 && !pl_tcp_flow(cur->tfd, k, &t, &half))
+				printw("  %7.2f %6u", pl_tcp_row_rtt(&t, half) / 1000.0,
+				       t.h[half & 1].retrans);
+			else
+				printw("  %7s %6s", "-", "-");
+		}
+		row++;
 	}
 	free(fr);
 	/* size mix over the interval */

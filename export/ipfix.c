@@ -17,6 +17,9 @@
 
 #define TPL_V4 256
 #define TPL_V6 257
+/* TCP flows of attach --tcp-passive: the same, then tcp_ies */
+#define TPL_V4_TCP 258
+#define TPL_V6_TCP 259
 #define MSG_MAX 1400		/* stay under a 1500-byte MTU */
 
 /* Information elements (IANA) of both templates, after the addresses. */
@@ -37,6 +40,29 @@ static const uint16_t common_ies[][2] = {
 #define NCOMMON (sizeof(common_ies) / sizeof(common_ies[0]))
 #define REC_V4 (4 + 4 + 2 + 2 + 1 + 2 + 8 + 8 + 8 + 8 + 4 + 4 + 1 + 2)
 #define REC_V6 (REC_V4 + 24)
+
+/*
+ * Passive TCP (attach --tcp-passive), of the flow's direction. IANA has
+ * tcpRstTotalCount; RTT, retransmission, reordering and zero-window counts
+ * have no IANA element, so they are enterprise-specific under PEN 32473,
+ * the number IANA reserves for documentation (RFC 5612): pktlens has none of
+ * its own, a collector keys them by (PEN, id). Ids: PL_IPFIX_PEN_* below.
+ * RTTs in microseconds, 0 for none measured.
+ */
+#define PL_IPFIX_PEN 32473U
+static const uint16_t tcp_ies[][3] = {	/* id (enterprise bit set: a PEN follows), length, PEN? */
+	{ 220, 8, 0 },		/* tcpRstTotalCount (IANA) */
+	{ 0x8000 | 1, 4, 1 },	/* rttSynMicroseconds: SYN -> SYN-ACK, the server's side */
+	{ 0x8000 | 2, 4, 1 },	/* rttSynAckMicroseconds: SYN-ACK -> ACK, the client's side */
+	{ 0x8000 | 3, 4, 1 },	/* rttMinMicroseconds: timestamps, here -> destination -> here */
+	{ 0x8000 | 4, 4, 1 },	/* rttSmoothedMicroseconds */
+	{ 0x8000 | 5, 4, 1 },	/* rttMaxMicroseconds */
+	{ 0x8000 | 6, 8, 1 },	/* tcpRetransmittedSegmentTotalCount */
+	{ 0x8000 | 7, 8, 1 },	/* tcpOutOfOrderSegmentTotalCount */
+	{ 0x8000 | 8, 8, 1 },	/* tcpZeroWindowSegmentTotalCount */
+};
+#define NTCP (sizeof(tcp_ies) / sizeof(tcp_ies[0]))
+#define REC_TCP (8 + 5 * 4 + 3 * 8)
 
 /* A flow as last exported: its counters then. */
 struct seen {
@@ -150,9 +176,11 @@ static void open_set(struct pl_ipfix *x, uint16_t id)
 static void templates(struct pl_ipfix *x)
 {
 	open_set(x, 2);
-	for (int v6 = 0; v6 < 2; v6++) {
-		put16(x, v6 ? TPL_V6 : TPL_V4);
-		put16(x, (uint16_t)(2 + NCOMMON));
+	for (int t = 0; t < 4; t++) {
+		bool v6 = t & 1, tcp = t >= 2;
+
+		put16(x, (uint16_t)((tcp ? TPL_V4_TCP : TPL_V4) + v6));
+		put16(x, (uint16_t)(2 + NCOMMON + (tcp ? NTCP : 0)));
 		put16(x, v6 ? 27 : 8);		/* sourceIPv6Address / sourceIPv4Address */
 		put16(x, v6 ? 16 : 4);
 		put16(x, v6 ? 28 : 12);		/* destination... */
@@ -161,8 +189,29 @@ static void templates(struct pl_ipfix *x)
 			put16(x, common_ies[i][0]);
 			put16(x, common_ies[i][1]);
 		}
+		for (size_t i = 0; tcp && i < NTCP; i++) {
+			put16(x, tcp_ies[i][0]);
+			put16(x, tcp_ies[i][1]);
+			if (tcp_ies[i][2])
+				put32(x, PL_IPFIX_PEN);
+		}
 	}
 	close_set(x);
+}
+
+static void record_tcp(struct pl_ipfix *x, const struct pl_tcp_state *t, int half)
+{
+	const struct pl_tcp_half *h = &t->h[half & 1];
+
+	put64(x, h->rst);
+	put32(x, t->rtt_syn_us);
+	put32(x, t->rtt_synack_us);
+	put32(x, h->rtt_samples ? h->rtt_min_us : 0);
+	put32(x, h->rtt_samples ? h->rtt_srtt_us : 0);
+	put32(x, h->rtt_samples ? h->rtt_max_us : 0);
+	put64(x, h->retrans);
+	put64(x, h->reorder);
+	put64(x, h->zero_win);
 }
 
 static uint64_t epoch_ms(uint64_t mono_ns, __s64 offset_ns)
@@ -263,6 +312,12 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 
 int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, size_t nf)
 {
+	return pl_ipfix_add_tcp(x, netns, fl, nf, -1);
+}
+
+int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, size_t nf,
+		     int tcp_fd)
+{
 	struct seen *grown = realloc(x->now, (x->nnow + nf + 1) * sizeof(*grown));
 
 	if (!grown)
@@ -272,8 +327,12 @@ int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, s
 		const struct pl_flow_key *k = &fl[f].key;
 		struct seen s = { netns, fl[f].key, fl[f].val.packets, fl[f].val.bytes };
 		const struct seen *old;
+		struct pl_tcp_state ts;
 		uint64_t dp, db;
+		int half = 0;
+		uint16_t tpl;
 		size_t need;
+		bool tcp;
 
 		x->now[x->nnow++] = s;
 		if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
@@ -287,16 +346,20 @@ int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, s
 		/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
 		db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
 		      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
-		need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + 4;
+		tcp = tcp_fd >= 0 && !pl_tcp_flow(tcp_fd, k, &ts, &half);
+		tpl = (uint16_t)((tcp ? TPL_V4_TCP : TPL_V4) + (k->l3proto == 0x86dd));
+		need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + (tcp ? REC_TCP : 0) + 4;
 		if (x->len + need > MSG_MAX) {
 			x->send_err = flush(x, x->in_msg);
 			x->in_msg = 0;
 			if (x->send_err)
 				continue;
 		}
-		if (!x->set_at || x->set_id != (k->l3proto == 0x86dd ? TPL_V6 : TPL_V4))
-			open_set(x, k->l3proto == 0x86dd ? TPL_V6 : TPL_V4);
+		if (!x->set_at || x->set_id != tpl)
+			open_set(x, tpl);
 		record(x, &fl[f], dp, db);
+		if (tcp)
+			record_tcp(x, &ts, half);
 		x->in_msg++;
 		x->sent++;
 	}
@@ -347,6 +410,7 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		struct pl_flow *fl = NULL;
 		struct pl_state st;
 		size_t nf = 0;
+		int tfd;
 
 		/* a deleted namespace's flows were exported while it lived; set aside, their key changed */
 		if (!a[i].meta_ok || a[i].ns_gone || pl_state_open(a[i].dir, &st))
@@ -358,7 +422,10 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 			       strerror(-err));
 			break;
 		}
-		err = pl_ipfix_add(x, a[i].netns, fl, nf);
+		tfd = a[i].meta.tcp_passive ? pl_pin_open(a[i].dir, PL_MAP_TCP_STATE) : -1;
+		err = pl_ipfix_add_tcp(x, a[i].netns, fl, nf, tfd);
+		if (tfd >= 0)
+			close(tfd);
 		free(fl);
 	}
 	free(a);

@@ -36,6 +36,12 @@ void pl_ipfix_close(struct pl_ipfix *x);
  */
 void pl_ipfix_begin(struct pl_ipfix *x, bool templates);
 int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *flows, size_t n);
+/*
+ * The same; TCP flows with a connection in tcp_state @tcp_fd (attach
+ * --tcp-passive; -1: none) go out with the TCP template (258/259).
+ */
+int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *flows, size_t n,
+		     int tcp_fd);
 int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen);
 
 #endif /* __PKTLENS_EXPORT_IPFIX_H */

@@ -123,6 +123,13 @@ static void read_att(struct pl_prom_att *t)
 		}
 		pl_policy_close(&p);
 	}
+	if (t->a->meta.tcp_passive) {
+		struct pl_tcp_pstats ps[PL_SLOT_MAX];
+
+		t->passive = !pl_tcp_pstats_read(t->a->dir, ps);
+		if (t->passive)
+			pl_tcp_pstats_sum(ps, &t->ptcp);
+	}
 	if (t->a->meta.probes & PL_PROBE_TCP) {
 		int fd = pl_pin_open(t->a->dir, PL_MAP_CONN_RETRANS);
 
@@ -159,6 +166,51 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 	fprintf(f, "} %.6f\n%s_count{", h->sum_us / 1e6, name);
 	dev_labels(f, a);
 	fprintf(f, "} %llu\n", h->count);
+}
+
+/* attach --tcp-passive: one counter family, a sample per analysing attachment */
+static void passive_counter(FILE *f, const struct pl_prom_att *at, size_t n, const char *name,
+			    const char *help, size_t off)
+{
+	head(f, name, "counter", help);
+	for (size_t i = 0; i < n; i++)
+		if (at[i].passive) {
+			fprintf(f, "%s{", name);
+			dev_labels(f, &at[i]);
+			fprintf(f, "} %llu\n", *(const __u64 *)((const char *)&at[i].ptcp + off));
+		}
+}
+
+static void passive(FILE *f, const struct pl_prom_att *at, size_t n)
+{
+	head(f, "pktlens_tcp_passive_rtt_seconds", "histogram",
+	     "RTT samples of TCP connections from the packets (attach --tcp-passive): handshake "
+	     "halves and timestamp echoes that completed on this interface, i.e. between it and "
+	     "the hosts behind it.");
+	for (size_t i = 0; i < n; i++)
+		if (at[i].passive)
+			tcp_hist(f, "pktlens_tcp_passive_rtt_seconds", &at[i], &at[i].ptcp.rtt);
+	passive_counter(f, at, n, "pktlens_tcp_passive_segments_total",
+			"TCP segments analysed (attach --tcp-passive).",
+			offsetof(struct pl_tcp_pstats, segs));
+	passive_counter(f, at, n, "pktlens_tcp_passive_retrans_segments_total",
+			"TCP segments that repeated sequence space already seen (attach --tcp-passive).",
+			offsetof(struct pl_tcp_pstats, retrans));
+	passive_counter(f, at, n, "pktlens_tcp_passive_reorder_segments_total",
+			"TCP segments that filled a gap in the sequence space seen (out of order; "
+			"attach --tcp-passive).", offsetof(struct pl_tcp_pstats, reorder));
+	passive_counter(f, at, n, "pktlens_tcp_passive_zero_window_segments_total",
+			"TCP segments advertising a zero window (attach --tcp-passive).",
+			offsetof(struct pl_tcp_pstats, zero_win));
+	passive_counter(f, at, n, "pktlens_tcp_passive_rst_segments_total",
+			"TCP segments with RST (attach --tcp-passive).",
+			offsetof(struct pl_tcp_pstats, rst));
+	passive_counter(f, at, n, "pktlens_tcp_passive_unanalysed_segments_total",
+			"TCP segments not analysed: the namespace's connection table was full.",
+			offsetof(struct pl_tcp_pstats, state_lost));
+	passive_counter(f, at, n, "pktlens_tcp_passive_timestamps_dropped_total",
+			"TSvals not remembered for an RTT sample: the namespace's timestamp map was "
+			"full (attach --tcp-ts-max).", offsetof(struct pl_tcp_pstats, ts_full));
 }
 
 /*
@@ -344,6 +396,7 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (at[i].probes)
 			tcp_hist(f, "pktlens_tcp_connect_latency_seconds", &at[i], &at[i].connlat);
+	passive(f, at, n);
 }
 
 int pl_prom_render(char **out, size_t *len)

@@ -31,6 +31,8 @@ struct pl_prom_att {
 	struct pl_tcp_hist rtt, connlat;
 	struct pl_sample_stats samples[PL_SLOT_MAX];	/* since attach */
 	bool ok, probes;	/* ok: stats and flow count read; probes: TCP ones too */
+	bool passive;		/* attach --tcp-passive: ptcp read */
+	struct pl_tcp_pstats ptcp;	/* every hook's summed */
 	char netns_name[256];	/* its namespace's name in /run/netns, "" for none */
 };
 

@@ -251,8 +251,77 @@ double pl_flow_rate(const struct pl_flow_val *v)
 	return v->bytes / (secs < 1.0 ? 1.0 : secs);
 }
 
+static void json_us(struct jw *w, const char *key, __u32 us, bool known)
+{
+	jw_key(w, key);
+	if (known)
+		jw_u64(w, us);
+	else
+		jw_null(w);
+}
+
+__u32 pl_tcp_row_rtt(const struct pl_tcp_state *tcp, int half)
+{
+	const struct pl_tcp_half *h = &tcp->h[half & 1];
+
+	if (h->rtt_samples)
+		return h->rtt_srtt_us;
+	if (tcp->rtt_syn_us && tcp->rtt_synack_us)
+		return tcp->rtt_syn_us + tcp->rtt_synack_us;
+	return 0;
+}
+
+/*
+ * "tcp": the connection's handshake halves; of the flow's end (@half): RTT
+ * from here to the flow's destination and back (timestamps), sequence
+ * counters.
+ */
+static void json_tcp(struct jw *w, const struct pl_tcp_state *t, int half)
+{
+	const struct pl_tcp_half *h;
+
+	jw_key(w, "tcp");
+	if (!t) {
+		jw_null(w);
+		return;
+	}
+	h = &t->h[half & 1];
+	jw_obj_open(w);
+	json_us(w, "rtt_syn_us", t->rtt_syn_us, t->rtt_syn_us != 0);
+	json_us(w, "rtt_synack_us", t->rtt_synack_us, t->rtt_synack_us != 0);
+	jw_bool_field(w, "timestamps", t->flags & PL_TCPS_TS);
+	jw_u64_field(w, "rtt_samples", h->rtt_samples);
+	json_us(w, "rtt_min_us", h->rtt_min_us, h->rtt_samples != 0);
+	json_us(w, "rtt_srtt_us", h->rtt_srtt_us, h->rtt_samples != 0);
+	json_us(w, "rtt_max_us", h->rtt_max_us, h->rtt_samples != 0);
+	jw_u64_field(w, "segs", h->segs);
+	jw_u64_field(w, "retrans", h->retrans);
+	jw_u64_field(w, "reorder", h->reorder);
+	jw_u64_field(w, "zero_win", h->zero_win);
+	jw_u64_field(w, "rst", h->rst);
+	jw_obj_close(w);
+}
+
+static void json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
+		      long long retrans_segs, long long drops, bool tcp_field,
+		      const struct pl_tcp_state *tcp, int half);
+
 void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
 		  long long retrans_segs, long long drops)
+{
+	json_flow(w, ifname, f, rate, retrans_segs, drops, false, NULL, 0);
+}
+
+void pl_json_flow_tcp(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
+		      long long retrans_segs, long long drops, const struct pl_tcp_state *tcp,
+		      int half)
+{
+	json_flow(w, ifname, f, rate, retrans_segs, drops, true, tcp, half);
+}
+
+static void json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
+		      long long retrans_segs, long long drops, bool tcp_field,
+		      const struct pl_tcp_state *tcp, int half)
 {
 	const struct pl_flow_key *k = &f->key;
 	const struct pl_flow_val *v = &f->val;
@@ -304,6 +373,8 @@ void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, dou
 		jw_u64(w, (uint64_t)drops);
 	else
 		jw_null(w);
+	if (tcp_field)
+		json_tcp(w, tcp, half);
 	jw_obj_close(w);
 }
 

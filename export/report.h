@@ -60,6 +60,16 @@ void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot);
  */
 void pl_json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
 		  long long retrans_segs, long long drops);
+/*
+ * The same with the passive TCP fields of its connection (attach
+ * --tcp-passive): @tcp (NULL: not analysed, "tcp": null), @half: which
+ * end of @tcp sends the flow's packets.
+ */
+void pl_json_flow_tcp(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
+		      long long retrans_segs, long long drops, const struct pl_tcp_state *tcp,
+		      int half);
+/* A passive TCP RTT in microseconds, or 0 for none: the row's srtt, else the handshake's. */
+__u32 pl_tcp_row_rtt(const struct pl_tcp_state *tcp, int half);
 /* Bytes per second over the flow's lifetime, at least one second. */
 double pl_flow_rate(const struct pl_flow_val *v);
 

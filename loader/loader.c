@@ -112,6 +112,8 @@ struct attach {
 	bool notail;		/* the XDP object without tail calls (pktlens_xdp_notail) */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
+	bool tcp_fresh;		/* --tcp-passive: new tcp_state/tcp_ts, for the namespace's pins */
+	uint64_t ns;
 	struct carry carry;
 	char *why;
 	size_t whylen;
@@ -366,10 +368,10 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
 			continue;
 		/* before metadata version 8 a rule and its counters were smaller: not carried */
-		if (d->keep == PL_KEEP_RULES && a->old.meta.version != PL_META_VERSION)
+		if (d->keep == PL_KEEP_RULES && a->old.meta.version < 8)
 			continue;
 		fd = pl_pin_open(a->old_dir, d->name);
-		if (fd < 0 && d->keep == PL_KEEP_RULES)
+		if (fd < 0 && (d->keep == PL_KEEP_RULES || (d->optional && errno == ENOENT)))
 			continue;
 		if (fd < 0)
 			return -errno;
@@ -444,6 +446,13 @@ static int load_xdp(struct attach *a)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_policy_bounded, false);
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp_skb_policy_bounded, false);
+	if (!err)
+		err = pl_tcp_prepare(a->xskel->obj, a->ns, a->o->tcp_passive, a->o->flows_max,
+				     a->o->tcp_ts_max ? a->o->tcp_ts_max : PL_TCP_TS_DEFAULT,
+				     a->have_old ? a->old_dir : NULL, &a->tcp_fresh);
+	if (!err)
+		a->xskel->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
+								  a->o->tcp_passive, true);
 	if (!err && a->info->reattached) {
 		err = map_max_entries(a->old.flows_fd, &max);
 		flows_reused = !err && max == a->o->flows_max;
@@ -588,6 +597,8 @@ static int load_tc(struct attach *a)
 			err = bpf_map__reuse_fd(bpf_object__find_map_by_name(t->obj, d->name),
 						bpf_map__fd(bpf_object__find_map_by_name(x->obj, d->name)));
 	}
+	t->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
+						   a->o->tcp_passive, false);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)
@@ -998,6 +1009,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	pl_pins_gc();
 	err = pl_netns_here(&here);
 	ns = here.ino;
+	a.ns = ns;
 	if (!err)
 		err = pl_pin_dir(a.final, sizeof(a.final), ns, a.li.ifname);
 	if (err)
@@ -1049,6 +1061,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	}
 	a.tmp_made = true;
 	err = pin_maps(&a);
+	if (!err && o->tcp_passive && a.tcp_fresh)
+		err = pl_tcp_pin_ns(a.xskel->obj, ns);
 	if (err) {
 		pl_why(a.why, a.whylen, err, "%s: cannot pin maps in %s: %s", ifname, a.tmp,
 		       strerror(-err));
@@ -1090,6 +1104,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->flows_max = o->flows_max;
 	m->tc_hooks = info->tc_hooks;
 	m->tc_mech = info->tc_mech;
+	m->tcp_passive = o->tcp_passive;
+	m->tcp_ts_max = o->tcp_passive ? (o->tcp_ts_max ? o->tcp_ts_max : PL_TCP_TS_DEFAULT) : 0;
 	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
 		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
@@ -1179,6 +1195,9 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 			return err;
 	}
 	err = pl_pin_dir_remove(att->dir);
+	/* a deleted namespace's too (detach --stale): no live attachment there uses them */
+	if (!err && att->meta_ok && att->meta.tcp_passive)
+		pl_tcp_release_ns(att->netns);
 	return err ? pl_why(why, whylen, err, "%s: cannot remove %s: %s", att->ifname, att->dir,
 			    strerror(-err)) : 0;
 }

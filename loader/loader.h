@@ -208,6 +208,9 @@ enum pl_map_id {
 	PL_MID_POLICY_CLASS,
 	PL_MID_POLICY_BITS,
 	PL_MID_POLICY_CAND,
+	PL_MID_TCP_STATE,
+	PL_MID_TCP_TS,
+	PL_MID_TCP_STATS,
 	PL_MID_MAX,
 };
 
@@ -319,6 +322,9 @@ struct pl_attach_opts {
 	 */
 	bool xdp_prio_set;
 	uint32_t xdp_prio;
+	/* passive TCP analysis (bpf/tcp.h), its timestamp map's capacity (0: default) */
+	bool tcp_passive;
+	uint32_t tcp_ts_max;
 };
 
 struct pl_attach_info {
@@ -650,5 +656,30 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
 
 /* Merge per-CPU flow values (used by state.c and tests). */
 void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d);
+
+/* ---- passive TCP analysis (loader/tcp.c) ---- */
+
+struct bpf_object;
+/* pl_tcp_slots of the XDP (@xdp_obj) or tc object for these hooks */
+__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj);
+/*
+ * Before loading @obj for namespace @ns: with @on, share the namespace's
+ * tcp_state and tcp_ts (or size new ones, *@fresh: pin them with
+ * pl_tcp_pin_ns() once loaded); without, one-entry maps of its own.
+ * @replacing: the pin directory of the attachment being replaced, or NULL.
+ */
+int pl_tcp_prepare(struct bpf_object *obj, uint64_t ns, bool on, __u32 flows_max, __u32 ts_max,
+		   const char *replacing, bool *fresh);
+int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns);
+/* After a detach: remove the namespace's pins when no attachment there analyses TCP. */
+void pl_tcp_release_ns(uint64_t ns);
+/* tcp_stats of the attachment in @dir, summed over CPUs (-ENOENT: none there) */
+int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX]);
+/* The counters of every hook summed (the histogram's max: the largest). */
+void pl_tcp_pstats_sum(const struct pl_tcp_pstats in[PL_SLOT_MAX], struct pl_tcp_pstats *out);
+/* The connection key of a flow, and which half (0: end a) its packets are. */
+void pl_tcp_key_of(const struct pl_flow_key *fk, struct pl_tcp_key *k, int *half);
+/* The state of the TCP connection of flow @fk in tcp_state @state_fd (-ENOENT: none). */
+int pl_tcp_flow(int state_fd, const struct pl_flow_key *fk, struct pl_tcp_state *st, int *half);
 
 #endif /* __PKTLENS_LOADER_H */

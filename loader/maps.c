@@ -85,6 +85,13 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	[PL_MID_POLICY_CFG] = ROW("policy_cfg", BPF_MAP_TYPE_ARRAY, BOTH, false,
 				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	/* passive TCP: the namespace's connections and timestamps (loader/tcp.c), the counters */
+	[PL_MID_TCP_STATE] = ROW(PL_MAP_TCP_STATE, BPF_MAP_TYPE_HASH, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+	[PL_MID_TCP_TS] = ROW(PL_MAP_TCP_TS, BPF_MAP_TYPE_HASH, BOTH, true,
+			      PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+	[PL_MID_TCP_STATS] = ROW(PL_MAP_TCP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED, .optional = true),
 	/* per-CPU scratch of one program run: a sample's header, the bounded rule walk */
 	[PL_MID_SAMPLE_HDR] = ROW("sample_hdr", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
 				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),

@@ -53,8 +53,8 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 	err = pl_maps_open(dir, p->fd);
 	if (!err)
 		err = pl_meta_read(p->fd[PL_MID_META], &p->meta);
-	/* before version 8 a rule (pl_rule) was smaller: never read or write those maps */
-	if (!err && p->meta.version != PL_META_VERSION)
+	/* before version 8 a rule (pl_rule) was smaller: never read or write those maps (8's are 9's) */
+	if (!err && p->meta.version < 8)
 		err = -EPROTO;
 	if (err)
 		pl_maps_close(p->fd);

@@ -516,11 +516,22 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
 	size[PL_MID_POLICY_CLASS] = lk.ncls ? (__u32)lk.ncls : 1;
 	size[PL_MID_POLICY_BITS] = lk.nbits ? (__u32)lk.nbits : 1;
+	/* analyses TCP as the attachment's programs do (bpf/tcp.h) */
+	if (rs->x)
+		rs->x->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							       (int)p->meta.tc_hooks,
+							       p->meta.tcp_passive, true);
+	else
+		rs->t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							       (int)p->meta.tc_hooks,
+							       p->meta.tcp_passive, false);
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {
-		err = pl_why(why, whylen, pl_load_err(err), "%s: loading the rule-set programs failed: %s",
-			     rs->hook, strerror(-err));
+		err = pl_why(why, whylen, pl_load_err(err), "%s: loading the rule-set programs failed: %s%s",
+			     rs->hook, strerror(-err), err == -E2BIG && p->meta.tcp_passive ?
+			     " (rules and TCP analysis over this verifier's limit; attach without "
+			     "--tcp-passive for rules)" : "");
 		goto out;
 	}
 	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);

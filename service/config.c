@@ -258,7 +258,8 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 /* ---- interfaces entries ---- */
 
 static const char *const entry_keys[] = { "match", "netns", "xdp", "tc", "tc-mech", "flows",
-					  "xdp-priority", "filter", "rules", "rules-file", "probes", NULL };
+					  "xdp-priority", "filter", "rules", "rules-file", "probes",
+					  "tcp-passive", "tcp-ts-max", NULL };
 
 /*
  * A rule's words must parse. `--redirect DEV2` names an interface of the
@@ -366,6 +367,15 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	}
 	if (!strcmp(key, "flows"))
 		return number(x, v, key, PL_FLOWS_MIN, PL_FLOWS_MAX, &e->flows);
+	if (!strcmp(key, "tcp-passive")) {
+		static const char *const bools[] = { "false", "true", NULL };
+
+		err = one_of(x, v, key, bools, &i);
+		e->tcp_passive = err ? e->tcp_passive : i == 1;
+		return err;
+	}
+	if (!strcmp(key, "tcp-ts-max"))
+		return number(x, v, key, PL_TCP_TS_MIN, PL_TCP_TS_MAX, &e->tcp_ts_max);
 	if (!strcmp(key, "xdp-priority")) {
 		err = number(x, v, key, 0, PL_XDP_PRIO_MAX, &e->xdp_prio);
 		e->xdp_prio_set = !err;
@@ -450,6 +460,7 @@ static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 
 	*e = (struct pl_cfg_entry){ .xdp_mode = -1, .tc_hooks = -1, .tc_mech = -1,
 				    .flows = PL_FLOWS_DEFAULT, .probes = -1,
+				    .tcp_ts_max = PL_TCP_TS_DEFAULT,
 				    .line = (int)n->start_mark.line + 1,
 				    .col = (int)n->start_mark.column + 1 };
 	err = mapping(x, n, "interfaces entry", entry_keys, entry_key, e);

@@ -45,6 +45,8 @@ struct pl_cfg_entry {
 	size_t nrules;
 	char *rules_file;	/* as resolved (relative to the config's directory) */
 	int probes;		/* PL_PROBE_*, -1: the top-level `probes` */
+	bool tcp_passive;	/* `tcp-passive: true`: attach --tcp-passive */
+	uint32_t tcp_ts_max;	/* `tcp-ts-max` */
 	int line, col;
 };
 

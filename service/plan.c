@@ -149,6 +149,8 @@ static int read_have(struct pl_step *st)
 			  pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, &h->xdp_prio);
 	h->filter = m->filter_set ? m->filter_expr : NULL;
 	h->probes = m->probes;
+	h->tcp_passive = m->tcp_passive;
+	h->tcp_ts_max = m->tcp_passive ? m->tcp_ts_max : 0;
 	st->meta_have = *m;
 	err = pl_policy_open(st->att.dir, &pol);
 	if (err == -ENOENT || err == -EPROTO) {
@@ -213,6 +215,8 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 	w->xdp_prio = e->xdp_prio;
 	w->filter = e->filter;
 	w->probes = pl_config_probes(c, e);
+	w->tcp_passive = e->tcp_passive;
+	w->tcp_ts_max = e->tcp_passive ? e->tcp_ts_max : 0;
 	for (size_t i = 0; !err && i < e->nrules; i++) {
 		char *line = strdup(e->rules[i].text);
 
@@ -289,6 +293,9 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_HOOKS;
 	if (h->flows != w->flows)
 		what |= PL_CH_FLOWS;
+	/* passive TCP analysis is how the programs were loaded: attached again */
+	if (h->tcp_passive != w->tcp_passive || h->tcp_ts_max != w->tcp_ts_max)
+		what |= PL_CH_HOOKS;
 	if (h->filter && w->filter ? strcmp(h->filter, w->filter) : h->filter != w->filter)
 		what |= PL_CH_FILTER;
 	if (st->rules_kept != w->nrules || h->nrules != w->nrules)
@@ -298,8 +305,8 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 	if (!managed(&st->att, c)) {
 		what |= PL_CH_OWNER;
 	}
-	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule */
-	if (st->att.meta.version < PL_META_VERSION)
+	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule (8's are 9's) */
+	if (st->att.meta.version < 8)
 		what |= PL_CH_META;
 	if (strcmp(st->att.ifname, st->ifname))
 		what |= PL_CH_RENAME;

@@ -58,6 +58,8 @@ struct pl_settings {
 	uint32_t xdp_prio;
 	const char *filter;	/* NULL: none */
 	unsigned probes;
+	bool tcp_passive;	/* attach --tcp-passive ... */
+	uint32_t tcp_ts_max;	/* ... --tcp-ts-max (0 without) */
 	struct pl_rule *rules;	/* sorted by id */
 	size_t nrules;
 	struct pl_rule_text *texts;

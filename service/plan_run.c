@@ -121,6 +121,7 @@ static void attach_opts(const struct pl_step *st, const struct pl_config *c, boo
 		.ifname = st->ifname, .xdp_mode = w->xdp_mode, .tc_hooks = w->tc_hooks,
 		.tc_mech = w->tc_hooks ? w->tc_mech : -1, .flows_max = w->flows,
 		.xdp_prio_set = w->xdp_prio_set, .xdp_prio = w->xdp_prio,
+		.tcp_passive = w->tcp_passive, .tcp_ts_max = w->tcp_ts_max,
 		.reattach = reattach, .down_ok = true, .probes = w->probes, .owner = c->owner,
 		.set_filter = true, .filter = w->filter, .set_rules = true, .rules = w->rules,
 		.nrules = w->nrules, .texts = w->texts, .ntexts = w->ntexts,

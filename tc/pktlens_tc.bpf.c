@@ -12,6 +12,8 @@
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
+#define PL_TCP_CTX struct __sk_buff
+#include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC
 #include "../bpf/sample.h"
@@ -51,6 +53,8 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	p.key.ifindex = skb->ifindex;
 	p.key.dir = dir;
 	p.key.hook = PL_HOOK_TC;
+	/* before the policy (bpf/tcp.h) */
+	pl_tcp_passive(skb, &p, slot, skb->ingress_ifindex);
 	if (policy) {
 		j = pl_policy(&p, slot, policy);
 		switch (j.action) {

@@ -7,13 +7,22 @@
  * stderr. The kernel matrix (tests/kernels/) runs it on every kernel, so a
  * change only the newest verifier accepts fails there.
  *
+ * The packet objects' entry and main programs are loaded as attach
+ * --tcp-passive loads them, with every hook analysing TCP (pl_tcp_slots,
+ * bpf/tcp.h): the superset of what an attachment runs, the rule-set
+ * programs (*_policy*) included.
+ *
  *   loadcheck [-j] OBJ.bpf.o[:PROG,PROG...]...
+ * PKTLENS_LOADCHECK_STATS=1: each loaded program's verifier cost too (the
+ * verifier's "processed N insns" line, on stderr), to compare builds.
  * Exit: 0 every program loaded or was skipped for a missing feature, 1 not.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "../loader/features.h"
@@ -48,6 +57,36 @@ static int print(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
 }
 
+/* Set the .rodata variable pl_tcp_slots of @obj (if it has one) to @v. */
+static void set_tcp_slots(struct bpf_object *obj, __u32 v)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(obj, ".rodata");
+	struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *t;
+	const void *init;
+	size_t sz = 0;
+	char data[4096];
+	int id;
+
+	if (!m || !btf || (id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC)) < 0)
+		return;
+	init = bpf_map__initial_value(m, &sz);
+	if (!init || sz > sizeof(data))
+		return;
+	memcpy(data, init, sz);
+	t = btf__type_by_id(btf, (__u32)id);
+	vs = btf_var_secinfos(t);
+	for (int i = 0; i < btf_vlen(t); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+		if (!strcmp(btf__name_by_offset(btf, var->name_off), "pl_tcp_slots") &&
+		    vs->offset + sizeof(v) <= sz)
+			memcpy(data + vs->offset, &v, sizeof(v));
+	}
+	bpf_map__set_initial_value(m, data, sz);
+}
+
 static int load_one(const char *path, const char *name, bool json, bool *first)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
@@ -67,12 +106,27 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 		if (me)
 			want = p;
 	}
+	set_tcp_slots(obj, 7);	/* see the top */
 	if (needs(want, &f) && !pl_feature(f)) {
 		need = pl_feature_info[f].name;
 		res = "skipped";
 	} else {
+		static char log[4096];
+		bool stats = getenv("PKTLENS_LOADCHECK_STATS") != NULL;
+
+		if (stats) {
+			log[0] = '\0';
+			bpf_program__set_log_buf(want, log, sizeof(log));
+			bpf_program__set_log_level(want, 4);
+		}
 		err = bpf_object__load(obj);
 		res = err ? "refused" : "loaded";
+		if (stats && !err) {
+			char *v = strstr(log, "processed ");
+
+			fprintf(stderr, "stats %s %s: %.*s\n", path, name,
+				v ? (int)strcspn(v, "\n") : 0, v ? v : "");
+		}
 	}
 	if (json)
 		printf("%s{\"object\":\"%s\",\"program\":\"%s\",\"result\":\"%s\",\"needs\":%s%s%s}",

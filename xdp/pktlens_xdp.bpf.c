@@ -28,6 +28,8 @@
 #include "../bpf/account.h"
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
+#define PL_TCP_CTX struct xdp_md
+#include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct xdp_md
 #define PL_SAMPLE_HOOK PL_HOOK_XDP
 #include "../bpf/sample.h"
@@ -69,6 +71,8 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	p.key.ifindex = ctx->ingress_ifindex;
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
+	/* before the policy: fewer verifier states reach it (bpf/tcp.h) */
+	pl_tcp_passive(ctx, &p, PL_SLOT_XDP_IN, 0);
 	if (policy) {
 		j = pl_policy(&p, PL_SLOT_XDP_IN, policy);
 		switch (j.action) {

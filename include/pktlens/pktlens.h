@@ -233,13 +233,22 @@ struct pl_meta {
 	 * it: the loader reads both (managed_by then "").
 	 */
 	char managed_by[PL_OWNER_MAX];	/* NUL-terminated */
+	/*
+	 * Version 9: attach --tcp-passive (bpf/tcp.h): 1 when the hooks
+	 * analyse TCP, and the capacity of the namespace's outstanding
+	 * timestamp map it asked for. Versions 6-8 are this struct without
+	 * them (PL_META_V8_SIZE): read with both 0.
+	 */
+	__u32 tcp_passive;
+	__u32 tcp_ts_max;
 };
 
 /*
  * 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by;
- * 8: pl_rule.lim, pl_rule_stats conformed/exceeded, limit maps
+ * 8: pl_rule.lim, pl_rule_stats conformed/exceeded, limit maps;
+ * 9: tcp_passive, tcp_ts_max (and the tcp_* maps, optional in older ones)
  */
-#define PL_META_VERSION 8
+#define PL_META_VERSION 9
 /*
  * The oldest metadata the loader still reads: version 6 without managed_by,
  * 7 with it. Their rule maps hold the smaller pl_rule of before version 8:
@@ -247,6 +256,7 @@ struct pl_meta {
  */
 #define PL_META_VERSION_MIN 6
 #define PL_META_V6_SIZE __builtin_offsetof(struct pl_meta, managed_by)
+#define PL_META_V8_SIZE __builtin_offsetof(struct pl_meta, tcp_passive)
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
@@ -639,6 +649,110 @@ struct pl_tcp_hist_key {
 	__u16 rport;
 	__u16 pad[3];
 };
+
+/* ---- passive TCP analysis (bpf/tcp.h, loader/tcp.c; attach --tcp-passive) ---- */
+
+/*
+ * A TCP connection whatever the direction and interface it is seen on: the
+ * (address, port) end that sorts lower is a, the other b. Addresses as in
+ * struct pl_flow_key. The namespace's tcp_state map is keyed by it, so the
+ * two directions of a forwarded flow meet even when they pass two
+ * interfaces.
+ */
+struct pl_tcp_key {
+	__u8 a[16];
+	__u8 b[16];
+	__u16 aport;
+	__u16 bport;
+	__u32 pad;
+};
+
+/* pl_tcp_half.flags */
+#define PL_TCPH_SEQ 1U		/* hi is valid */
+#define PL_TCPH_TS 2U		/* ts_pending waits for its echo in tcp_ts */
+
+/*
+ * What one end sent, as seen here (half [0]: sent by end a). Sequence
+ * numbers: hi is the highest end (seq + payload + SYN + FIN) seen; a
+ * segment starting above hi leaves a gap [gap_lo, gap_hi) (the newest one
+ * only). A later segment ending at or below hi that lies in the gap is out
+ * of order (reorder), any other repeats bytes seen already (retrans).
+ * RTT: from this end's segment passing here until the other end's echo of
+ * its TSval (RFC 7323) passes: the path from here to the other end and back.
+ */
+struct pl_tcp_half {
+	__u32 hi;
+	__u32 gap_lo, gap_hi;
+	__u32 ts_pending;	/* TSval in tcp_ts (PL_TCPH_TS) */
+	__u32 ts_last;		/* the last TSval seen: only a new one is remembered */
+	__u32 flags;		/* PL_TCPH_* */
+	__u64 ts_pending_ns;	/* when it was remembered */
+	__u64 syn_ns;		/* the latest SYN (client) or SYN-ACK (server) */
+	__u32 segs;		/* segments that take sequence space */
+	__u32 retrans;
+	__u32 reorder;
+	__u32 zero_win;		/* segments advertising a zero window (not SYN, not RST) */
+	__u32 rst;
+	__u32 rtt_samples;	/* timestamp RTT samples */
+	__u32 rtt_min_us, rtt_srtt_us, rtt_max_us;	/* srtt: 7/8 old + 1/8 new */
+	__u32 pad;
+};
+
+/* pl_tcp_state.flags */
+#define PL_TCPS_TS 1U		/* timestamps seen */
+#define PL_TCPS_SYNACK 2U	/* SYN-ACK seen, the client's ACK not yet */
+#define PL_TCPS_CLOSING 4U	/* FIN or RST seen: no new timestamps */
+
+/* tcp_state value: one connection. */
+struct pl_tcp_state {
+	struct pl_tcp_half h[2];
+	__u32 rtt_syn_us;	/* SYN -> SYN-ACK: from here to the server and back */
+	__u32 rtt_synack_us;	/* SYN-ACK -> ACK: from here to the client and back */
+	__u8 client;		/* 1 + the half that sent the SYN; 0: not seen */
+	__u8 flags;		/* PL_TCPS_* */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* tcp_ts key: a TSval one end sent, waiting for its echo; the value is its time (ns). */
+struct pl_tcp_ts_key {
+	struct pl_tcp_key k;
+	__u32 tsval;
+	__u32 half;
+};
+
+/* A remembered TSval not echoed after this long gives way to a newer one (ts_expired). */
+#define PL_TCP_TS_EXPIRE_NS 1000000000ULL
+#define PL_TCP_TS_DEFAULT 16384U	/* attach --tcp-ts-max */
+#define PL_TCP_TS_MIN 16U
+#define PL_TCP_TS_MAX (1U << 22)
+
+/*
+ * Per hook (enum pl_slot), per CPU: the passive TCP counters of the
+ * attachment. rtt: every RTT sample that completed at this hook (handshake
+ * halves and timestamp echoes), i.e. the RTT between here and the hosts
+ * this hook's packets come from; in microseconds.
+ */
+struct pl_tcp_pstats {
+	struct pl_tcp_hist rtt;
+	__u64 segs;		/* TCP segments analysed */
+	__u64 syn_samples;	/* handshake RTT samples */
+	__u64 ts_samples;	/* timestamp RTT samples */
+	__u64 retrans;
+	__u64 reorder;
+	__u64 zero_win;
+	__u64 rst;
+	__u64 state_lost;	/* segments of connections the full tcp_state could not admit */
+	__u64 ts_full;		/* TSvals not remembered: tcp_ts was full */
+	__u64 ts_expired;	/* remembered TSvals never echoed, given up (PL_TCP_TS_EXPIRE_NS) */
+};
+
+#define PL_MAP_TCP_STATE "tcp_state"
+#define PL_MAP_TCP_TS "tcp_ts"
+#define PL_MAP_TCP_STATS "tcp_stats"
+/* The namespace's shared pins of tcp_state and tcp_ts, beside its attachment dirs. */
+#define PL_PIN_NS_TCP_STATE "tcp:state"
+#define PL_PIN_NS_TCP_TS "tcp:ts"
 
 /* Map names, shared so user space finds the pins. */
 #define PL_MAP_STATS "stats"

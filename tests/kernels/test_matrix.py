@@ -205,6 +205,41 @@ def test_policy_drops_exactly(labip, hookargs):
     assert hits == {1: 30, 2: 20, 3: 25, 4: 15}
 
 
+@pytest.mark.parametrize("hookargs", [["--xdp", "none"], ["--xdp", "skb", "--tc", "none"]],
+                         ids=["tc", "xdp"])
+def test_rules_on_a_tcp_passive_hook(labip, hookargs):
+    """A hook that analyses TCP (--tcp-passive) and judges rules: the rule set loads on every
+    kernel (5.10's bounded walk too: bpf/policy.h's judgement is verified once, apart from the
+    parser's states) and drops exactly; the receiving kernel's UdpNoPorts is the oracle."""
+    from scapy.all import IP, UDP, Ether, Raw
+
+    lab = labip
+    pktlens("attach", "vb", *hookargs, "--tcp-passive", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--proto", "udp", "--dport", "7100", "--drop",
+            ns=lab.b)
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    E = lambda dp: (Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /  # noqa
+                    UDP(sport=999, dport=dp) / Raw(b"x" * 20))
+    frames = [E(7100)] * 12 + [E(7300)] * 8
+    before = udp_noports(lab.b)
+    lab.send(frames)
+    hook = "xdp" if "skb" in hookargs else "tc"
+    doc = lab.wait_packets(len(frames), hook=(hook, "in"))
+    assert slot(doc, hook, "in")["verdicts"]["drop"]["packets"] == 12
+    time.sleep(0.3)
+    assert udp_noports(lab.b) - before == len(frames) - 12
+    assert {r["id"]: r["packets"] for r in rules(lab)} == {1: 12}
+    # and the rule-set program analyses TCP: the segments it saw (RSTs: no answer to count)
+    from scapy.all import TCP
+    segs = [Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /
+            TCP(sport=40000 + i, dport=9, flags="R", seq=1000)
+            for i in range(4)]
+    lab.send(segs)
+    lab.wait_packets(len(frames) + len(segs), hook=(hook, "in"))
+    st = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["tcp"]
+    assert st["segs"] == len(segs), st
+
+
 @pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])
 def test_policy_limits_on_this_kernel(labip, hookargs):
     """--limit rules (a global bucket under a spin lock; per-source LRU maps inside a map of

@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Passive TCP analysis (attach --tcp-passive), shared by the XDP and tc
+ * programs: handshake RTT, timestamp RTT (RFC 7323 TSval/TSecr, as pping
+ * does it), retransmissions, reordering, zero windows and RSTs, per
+ * connection and direction, from the packets alone.
+ *
+ * State: tcp_state (one entry per connection, keyed by struct pl_tcp_key,
+ * so both directions meet) and tcp_ts (TSvals waiting for their echo, at
+ * most one per direction of a connection) are shared by every attachment of
+ * the namespace that analyses TCP (the loader pins them beside the
+ * attachment directories), so a router sees a flow whose directions enter
+ * on two interfaces. tcp_stats is the attachment's own.
+ *
+ * Each packet must be analysed once per namespace: the loader sets
+ * pl_tcp_slots to XDP ingress where there is an XDP hook, else tc ingress,
+ * plus tc egress; egress only analyses packets this host sent (no ingress
+ * interface), as forwarded ones were analysed when they came in.
+ *
+ * Everything here runs after the packet was counted: it never changes flow
+ * or interface counts. Both full maps are counted (state_lost, ts_full),
+ * never evicted from.
+ */
+#ifndef __PKTLENS_BPF_TCP_H
+#define __PKTLENS_BPF_TCP_H
+
+#include "common.h"
+#include "parse.h"
+
+#ifndef PL_TCP_CTX
+#error "define PL_TCP_CTX (struct xdp_md or struct __sk_buff) before including tcp.h"
+#endif
+
+/* bit (1 << enum pl_slot) per hook that analyses TCP; set by the loader */
+const volatile __u32 pl_tcp_slots = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PL_FLOWS_DEFAULT);
+	__type(key, struct pl_tcp_key);
+	__type(value, struct pl_tcp_state);
+} tcp_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PL_TCP_TS_DEFAULT);
+	__type(key, struct pl_tcp_ts_key);
+	__type(value, __u64);
+} tcp_ts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, struct pl_tcp_pstats);
+} tcp_stats SEC(".maps");
+
+#define PL_TH_FIN 0x01
+#define PL_TH_SYN 0x02
+#define PL_TH_RST 0x04
+#define PL_TH_ACK 0x10
+
+/* sequence space comparisons (RFC 793, wrapping) */
+#define pl_seq_lt(a, b) ((__s32)((a) - (b)) < 0)
+#define pl_seq_le(a, b) ((__s32)((a) - (b)) <= 0)
+
+static __always_inline __u32 pl_be32(const __u8 *b)
+{
+	return ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | b[3];
+}
+
+/*
+ * floor(log2(v)) for v > 0, 0 for 0: slot of a pl_tcp_hist. Branches, not the
+ * branch-free form: the 5.10 verifier loses the bounds of that one.
+ */
+static __always_inline __u32 pl_log2_u32(__u32 v)
+{
+	__u32 r = 0;
+
+	if (v >= 1U << 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >= 1U << 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >= 1U << 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >= 1U << 2) {
+		v >>= 2;
+		r += 2;
+	}
+	if (v >= 2)
+		r += 1;
+	return r;
+}
+
+static __always_inline __u32 pl_ns_to_us(__u64 ns)
+{
+	__u64 us = ns / 1000;
+
+	return us > 0xffffffffULL ? 0xffffffffU : (__u32)us;
+}
+
+static __always_inline void pl_tcp_hist_add(struct pl_tcp_pstats *s, __u32 us)
+{
+	s->rtt.slot[pl_log2_u32(us)]++;
+	s->rtt.count++;
+	s->rtt.sum_us += us;
+	if (us > s->rtt.max_us)
+		s->rtt.max_us = us;
+}
+
+/* A timestamp RTT sample of the segments @h sent. */
+static __always_inline void pl_tcp_rtt(struct pl_tcp_half *h, __u32 us, struct pl_tcp_pstats *s)
+{
+	if (!h->rtt_samples || us < h->rtt_min_us)
+		h->rtt_min_us = us;
+	if (us > h->rtt_max_us)
+		h->rtt_max_us = us;
+	h->rtt_srtt_us = h->rtt_samples ? (__u32)(((__u64)h->rtt_srtt_us * 7 + us) / 8) : us;
+	h->rtt_samples++;
+	s->ts_samples++;
+	pl_tcp_hist_add(s, us);
+}
+
+/*
+ * The timestamp option in the TCP header at @th of @hl bytes: 0 and the
+ * values, or -1. Options are walked one by one (at most 10: 40 bytes of
+ * NOPs need more, and no stack sends that).
+ */
+static __always_inline int pl_tcp_tsopt(__u8 *th, __u32 hl, void *data_end, __u32 *tsval,
+					__u32 *tsecr)
+{
+	__u32 off = 20;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 10; i++) {
+		__u8 *o;
+
+		if (off + 2 > hl || off > 60)
+			return -1;
+		o = th + off;
+		if (o + 2 > (__u8 *)data_end)
+			return -1;
+		if (o[0] == 0)
+			return -1;
+		if (o[0] == 1) {
+			off++;
+			continue;
+		}
+		if (o[0] == 8 && o[1] == 10) {
+			if (off + 10 > hl || o + 10 > (__u8 *)data_end)
+				return -1;
+			*tsval = pl_be32(o + 2);
+			*tsecr = pl_be32(o + 6);
+			return 0;
+		}
+		if (o[1] < 2)
+			return -1;
+		off += o[1];
+	}
+	return -1;
+}
+
+/* Forget @h's remembered TSval: @tk holds the connection's key. */
+static __always_inline void pl_tcp_ts_forget(struct pl_tcp_ts_key *tk, struct pl_tcp_half *h,
+					     __u32 half)
+{
+	tk->tsval = h->ts_pending;
+	tk->half = half;
+	bpf_map_delete_elem(&tcp_ts, tk);
+	h->flags &= ~PL_TCPH_TS;
+}
+
+/* the clock, read once and only by the segments that need it (~25 ns on a VM) */
+#define PL_NOW() (now ? now : (now = bpf_ktime_get_ns()))
+
+/* a new connection's state: zero (global data, not the stack) */
+static const struct pl_tcp_state pl_tcp_zero;
+
+union pl_tcp_addr {
+	__u8 b[16];
+	__u64 w[2];
+};
+
+/*
+ * Analyse the TCP segment at @offs (the IP header's offset in bits 0-7, the
+ * TCP header's in 16-31) of @l4len bytes (its IP payload), seen at hook
+ * @slot. A global function: the verifier checks it once, apart from the
+ * states of its callers (the rule-set programs are close to its limits
+ * already), and its stack frame is its own; so it takes only the context
+ * and numbers, and reads the addresses and ports again.
+ */
+__noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 slot)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = offs >> 16;
+	struct pl_tcp_ts_key tk;	/* tk.k: the connection's key for tcp_state too */
+	union pl_tcp_addr sa, da;
+	struct pl_tcp_half *h, *o;
+	struct pl_tcp_pstats *s;
+	struct pl_tcp_state *st;
+	__u16 sport, dport;
+	__u8 *th, *ip, fl;
+	__u64 now = 0;
+	int ts;
+
+	if (off > 256 || (offs & 0xff) > 64)
+		return 0;
+	ip = (__u8 *)data + (offs & 0xff);
+	th = (__u8 *)data + off;
+	if (ip + 20 > (__u8 *)data_end || th + 20 > (__u8 *)data_end)
+		return 0;
+	if ((ip[0] >> 4) == 4) {
+		sa.w[0] = 0;
+		da.w[0] = 0;
+		sa.b[8] = sa.b[9] = da.b[8] = da.b[9] = 0;
+		sa.b[10] = sa.b[11] = da.b[10] = da.b[11] = 0xff;
+		__builtin_memcpy(&sa.b[12], ip + 12, 4);
+		__builtin_memcpy(&da.b[12], ip + 16, 4);
+	} else {
+		if (ip + 40 > (__u8 *)data_end)
+			return 0;
+		__builtin_memcpy(sa.b, ip + 8, 16);
+		__builtin_memcpy(da.b, ip + 24, 16);
+	}
+	sport = ((__u16)th[0] << 8) | th[1];
+	dport = ((__u16)th[2] << 8) | th[3];
+	s = bpf_map_lookup_elem(&tcp_stats, &slot);
+	if (!s)
+		return 0;
+	s->segs++;
+	seq = pl_be32(th + 4);
+	fl = th[13];
+	hl = (__u32)(th[12] >> 4) * 4;
+	len = l4len > hl ? l4len - hl : 0;
+	ts = hl > 20 ? pl_tcp_tsopt(th, hl, data_end, &tsval, &tsecr) : -1;
+
+	/* both directions under one key: end a sorts lower by (address as two u64, port) */
+	d = sa.w[0] < da.w[0] || (sa.w[0] == da.w[0] && (sa.w[1] < da.w[1] ||
+		(sa.w[1] == da.w[1] && sport <= dport))) ? 0 : 1;
+	if (d == 0) {
+		__builtin_memcpy(tk.k.a, sa.b, 16);
+		__builtin_memcpy(tk.k.b, da.b, 16);
+		tk.k.aport = sport;
+		tk.k.bport = dport;
+	} else {
+		__builtin_memcpy(tk.k.a, da.b, 16);
+		__builtin_memcpy(tk.k.b, sa.b, 16);
+		tk.k.aport = dport;
+		tk.k.bport = sport;
+	}
+	tk.k.pad = 0;
+
+	st = bpf_map_lookup_elem(&tcp_state, &tk.k);
+	if (!st) {
+		bpf_map_update_elem(&tcp_state, &tk.k, &pl_tcp_zero, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&tcp_state, &tk.k);
+		if (!st) {
+			s->state_lost++;
+			return 0;
+		}
+	}
+	/* the verifier wants constant offsets: two copies of the pointer pair */
+	if (d == 0) {
+		h = &st->h[0];
+		o = &st->h[1];
+	} else {
+		h = &st->h[1];
+		o = &st->h[0];
+	}
+
+	if (fl & PL_TH_RST) {
+		h->rst++;
+		s->rst++;
+	} else if (!(fl & PL_TH_SYN) && !th[14] && !th[15]) {
+		h->zero_win++;
+		s->zero_win++;
+	}
+
+	/* handshake */
+	if ((fl & (PL_TH_SYN | PL_TH_ACK)) == PL_TH_SYN) {
+		if (st->flags & PL_TCPS_CLOSING) {
+			/* the 4-tuple is used again: a new connection */
+			h->flags = 0;
+			o->flags = 0;
+			st->flags = 0;
+			st->rtt_syn_us = 0;
+			st->rtt_synack_us = 0;
+		}
+		h->syn_ns = PL_NOW();
+		st->client = (__u8)(d + 1);
+	} else if ((fl & (PL_TH_SYN | PL_TH_ACK)) == (PL_TH_SYN | PL_TH_ACK)) {
+		if (st->client == 2 - d && o->syn_ns) {
+			if (!st->rtt_syn_us) {
+				st->rtt_syn_us = pl_ns_to_us(PL_NOW() - o->syn_ns);
+				s->syn_samples++;
+				pl_tcp_hist_add(s, st->rtt_syn_us);
+			}
+			h->syn_ns = PL_NOW();
+			st->flags |= PL_TCPS_SYNACK;
+		}
+	} else if ((fl & PL_TH_ACK) && (st->flags & PL_TCPS_SYNACK) && st->client == d + 1 &&
+		   o->syn_ns) {
+		st->rtt_synack_us = pl_ns_to_us(PL_NOW() - o->syn_ns);
+		st->flags &= ~PL_TCPS_SYNACK;
+		s->syn_samples++;
+		pl_tcp_hist_add(s, st->rtt_synack_us);
+	}
+
+	/* sequence space: new, a gap filled (reorder), or seen already (retrans) */
+	seglen = len + !!(fl & PL_TH_SYN) + !!(fl & PL_TH_FIN);
+	if (seglen && !(fl & PL_TH_RST)) {
+		end = seq + seglen;
+		h->segs++;
+		if (!(h->flags & PL_TCPH_SEQ)) {
+			h->hi = end;
+			h->gap_lo = h->gap_hi = end;
+			h->flags |= PL_TCPH_SEQ;
+		} else if (pl_seq_lt(h->hi, end)) {
+			if (pl_seq_lt(h->hi, seq)) {
+				h->gap_lo = h->hi;
+				h->gap_hi = seq;
+			}
+			h->hi = end;
+		} else if (pl_seq_lt(h->gap_lo, h->gap_hi) && pl_seq_le(h->gap_lo, seq) &&
+			   pl_seq_le(end, h->gap_hi)) {
+			h->reorder++;
+			s->reorder++;
+			if (seq == h->gap_lo)
+				h->gap_lo = end;
+			else
+				h->gap_hi = seq;	/* the part above is forgotten */
+		} else {
+			h->retrans++;
+			s->retrans++;
+		}
+	}
+
+	if (fl & (PL_TH_FIN | PL_TH_RST)) {
+		st->flags |= PL_TCPS_CLOSING;
+		if (h->flags & PL_TCPH_TS)
+			pl_tcp_ts_forget(&tk, h, d);
+		if (o->flags & PL_TCPH_TS)
+			pl_tcp_ts_forget(&tk, o, d ^ 1);
+	}
+	if (ts)
+		return 0;
+	st->flags |= PL_TCPS_TS;
+
+	/* this end echoes the other's TSval: an RTT sample of the other's segments */
+	if ((o->flags & PL_TCPH_TS) && (fl & PL_TH_ACK) && pl_seq_le(o->ts_pending, tsecr)) {
+		__u64 *t;
+
+		tk.tsval = o->ts_pending;
+		tk.half = d ^ 1;
+		t = bpf_map_lookup_elem(&tcp_ts, &tk);
+
+		if (t && tsecr == o->ts_pending && PL_NOW() > *t)
+			pl_tcp_rtt(o, pl_ns_to_us(PL_NOW() - *t), s);
+		bpf_map_delete_elem(&tcp_ts, &tk);
+		o->flags &= ~PL_TCPH_TS;
+	}
+
+	/* remember a new TSval of this end, one at a time */
+	if (st->flags & PL_TCPS_CLOSING || !tsval || tsval == h->ts_last)
+		return 0;
+	h->ts_last = tsval;
+	if (h->flags & PL_TCPH_TS) {
+		if (PL_NOW() - h->ts_pending_ns < PL_TCP_TS_EXPIRE_NS)
+			return 0;
+		pl_tcp_ts_forget(&tk, h, d);
+		s->ts_expired++;
+	}
+	{
+		long err;
+
+		tk.tsval = tsval;
+		tk.half = d;
+		PL_NOW();
+		err = bpf_map_update_elem(&tcp_ts, &tk, &now, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			s->ts_full++;
+			return 0;
+		}
+	}
+	h->ts_pending = tsval;
+	h->ts_pending_ns = PL_NOW();
+	h->flags |= PL_TCPH_TS;
+	return 0;
+}
+
+/* Analyse @p at hook @slot if the loader said so (pl_tcp_slots): TCP with its header read. */
+static __always_inline void pl_tcp_passive(PL_TCP_CTX *ctx, const struct pl_pkt *p, __u32 slot,
+					   __u32 ingress_ifindex)
+{
+	if (!(pl_tcp_slots & (1U << slot)) || p->key.l4proto != IPPROTO_TCP_ || !p->ports ||
+	    p->frag)
+		return;
+	/* egress: only what this host sent, forwarded packets were analysed coming in */
+	if (slot == PL_SLOT_TC_OUT && ingress_ifindex)
+		return;
+	pl_tcp_segment(ctx, (__u32)p->l3off | ((__u32)p->l4off << 16), p->l4len, slot);
+}
+
+#endif /* __PKTLENS_BPF_TCP_H */

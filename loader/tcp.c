@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Passive TCP analysis (attach --tcp-passive, bpf/tcp.h): which hooks
+ * analyse, the namespace's shared tcp_state and tcp_ts maps, and reading
+ * them back.
+ *
+ * The shared maps are pinned twice: in every attachment's directory (like
+ * its other maps, so readers and rule sets find them there) and as
+ * PL_PIN_ROOT/NETNS/tcp:state and tcp:ts, where the next attach in the
+ * namespace finds them. Names with ':' are never interfaces'. The last
+ * detach of an analysing attachment removes the namespace's pins.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
+
+__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj)
+{
+	__u32 s = 0;
+
+	if (!tcp)
+		return 0;
+	if (xdp_obj)
+		return xdp_mode != PL_XDP_NONE ? 1U << PL_SLOT_XDP_IN : 0;
+	if (xdp_mode == PL_XDP_NONE && (tc_hooks & PL_TC_IN))
+		s |= 1U << PL_SLOT_TC_IN;
+	if (tc_hooks & PL_TC_OUT)
+		s |= 1U << PL_SLOT_TC_OUT;
+	return s;
+}
+
+/* Whether an attachment in PL_PIN_ROOT/@ns (other than @skip) analyses TCP. */
+static bool ns_analyses(uint64_t ns, const char *skip)
+{
+	char path[512], sub[800];
+	struct dirent *de;
+	bool any = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!any && (de = readdir(d))) {
+		struct pl_meta m;
+		int fd;
+
+		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		if (skip && !strcmp(sub, skip))
+			continue;
+		fd = pl_pin_open(sub, PL_MAP_META);
+		if (fd < 0)
+			continue;
+		any = !pl_meta_read(fd, &m) && m.tcp_passive;
+		close(fd);
+	}
+	closedir(d);
+	return any;
+}
+
+static void ns_pin_path(char *buf, size_t len, uint64_t ns, const char *name)
+{
+	snprintf(buf, len, "%s/%llu/%s", PL_PIN_ROOT, (unsigned long long)ns, name);
+}
+
+int pl_tcp_prepare(struct bpf_object *obj, uint64_t ns, bool on, __u32 flows_max, __u32 ts_max,
+		   const char *replacing, bool *fresh)
+{
+	struct bpf_map *state = bpf_object__find_map_by_name(obj, PL_MAP_TCP_STATE);
+	struct bpf_map *ts = bpf_object__find_map_by_name(obj, PL_MAP_TCP_TS);
+	char p1[600], p2[600];
+	int fd1, fd2, err;
+
+	*fresh = false;
+	if (!state || !ts)
+		return -EPROTO;
+	if (!on)	/* present (rule sets and readers expect them), one entry each */
+		return bpf_map__set_max_entries(state, 1) ?: bpf_map__set_max_entries(ts, 1);
+	ns_pin_path(p1, sizeof(p1), ns, PL_PIN_NS_TCP_STATE);
+	ns_pin_path(p2, sizeof(p2), ns, PL_PIN_NS_TCP_TS);
+	/* pins no live attachment uses: a deleted namespace's, with this inode */
+	if (!ns_analyses(ns, replacing)) {
+		unlink(p1);
+		unlink(p2);
+	}
+	fd1 = bpf_obj_get(p1);
+	fd2 = bpf_obj_get(p2);
+	if (fd1 >= 0 && fd2 >= 0) {
+		err = bpf_map__reuse_fd(state, fd1) ?: bpf_map__reuse_fd(ts, fd2);
+	} else {
+		*fresh = true;
+		err = bpf_map__set_max_entries(state, flows_max) ?:
+		      bpf_map__set_max_entries(ts, ts_max);
+	}
+	if (fd1 >= 0)
+		close(fd1);
+	if (fd2 >= 0)
+		close(fd2);
+	return err;
+}
+
+int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns)
+{
+	char p1[600], p2[600];
+
+	ns_pin_path(p1, sizeof(p1), ns, PL_PIN_NS_TCP_STATE);
+	ns_pin_path(p2, sizeof(p2), ns, PL_PIN_NS_TCP_TS);
+	unlink(p1);
+	unlink(p2);
+	if (bpf_obj_pin(bpf_map__fd(bpf_object__find_map_by_name(obj, PL_MAP_TCP_STATE)), p1) ||
+	    bpf_obj_pin(bpf_map__fd(bpf_object__find_map_by_name(obj, PL_MAP_TCP_TS)), p2)) {
+		int err = -errno;
+
+		unlink(p1);
+		return err;
+	}
+	return 0;
+}
+
+void pl_tcp_release_ns(uint64_t ns)
+{
+	char p[600];
+
+	if (ns_analyses(ns, NULL))
+		return;
+	ns_pin_path(p, sizeof(p), ns, PL_PIN_NS_TCP_STATE);
+	unlink(p);
+	ns_pin_path(p, sizeof(p), ns, PL_PIN_NS_TCP_TS);
+	unlink(p);
+	/* and the namespace's directory, when that was all it held (pl_pin_dir_remove() left it) */
+	ns_pin_path(p, sizeof(p), ns, "");
+	rmdir(p);
+}
+
+static void add(struct pl_tcp_pstats *o, const struct pl_tcp_pstats *i)
+{
+	for (int k = 0; k < PL_TCP_HIST_SLOTS; k++)
+		o->rtt.slot[k] += i->rtt.slot[k];
+	o->rtt.count += i->rtt.count;
+	o->rtt.sum_us += i->rtt.sum_us;
+	if (i->rtt.max_us > o->rtt.max_us)
+		o->rtt.max_us = i->rtt.max_us;
+	o->segs += i->segs;
+	o->syn_samples += i->syn_samples;
+	o->ts_samples += i->ts_samples;
+	o->retrans += i->retrans;
+	o->reorder += i->reorder;
+	o->zero_win += i->zero_win;
+	o->rst += i->rst;
+	o->state_lost += i->state_lost;
+	o->ts_full += i->ts_full;
+	o->ts_expired += i->ts_expired;
+}
+
+void pl_tcp_pstats_sum(const struct pl_tcp_pstats in[PL_SLOT_MAX], struct pl_tcp_pstats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+		add(out, &in[sl]);
+}
+
+int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
+	struct pl_tcp_pstats *v;
+
+	memset(out, 0, sizeof(*out) * PL_SLOT_MAX);
+	if (ncpu <= 0)
+		return -EINVAL;
+	fd = pl_pin_open(dir, PL_MAP_TCP_STATS);
+	if (fd < 0)
+		return -errno;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++) {
+		if (bpf_map_lookup_elem(fd, &slot, v)) {
+			err = -errno;
+			break;
+		}
+		for (int c = 0; c < ncpu; c++)
+			add(&out[slot], &v[c]);
+	}
+	free(v);
+	close(fd);
+	return err;
+}
+
+void pl_tcp_key_of(const struct pl_flow_key *fk, struct pl_tcp_key *k, int *half)
+{
+	__u64 s0, s1, d0, d1;
+	bool a;
+
+	/* as the BPF side orders the ends: addresses as two native-endian u64 words */
+	memcpy(&s0, fk->saddr, 8);
+	memcpy(&s1, fk->saddr + 8, 8);
+	memcpy(&d0, fk->daddr, 8);
+	memcpy(&d1, fk->daddr + 8, 8);
+	a = s0 < d0 || (s0 == d0 && (s1 < d1 || (s1 == d1 && fk->sport <= fk->dport)));
+	memset(k, 0, sizeof(*k));
+	memcpy(k->a, a ? fk->saddr : fk->daddr, 16);
+	memcpy(k->b, a ? fk->daddr : fk->saddr, 16);
+	k->aport = a ? fk->sport : fk->dport;
+	k->bport = a ? fk->dport : fk->sport;
+	*half = a ? 0 : 1;
+}
+
+int pl_tcp_flow(int state_fd, const struct pl_flow_key *fk, struct pl_tcp_state *st, int *half)
+{
+	struct pl_tcp_key k;
+
+	if (state_fd < 0 || fk->l4proto != 6)
+		return -ENOENT;
+	pl_tcp_key_of(fk, &k, half);
+	return bpf_map_lookup_elem(state_fd, &k, st) ? -errno : 0;
+}

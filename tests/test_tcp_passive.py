@@ -1,0 +1,463 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Passive TCP analysis (attach --tcp-passive, bpf/tcp.h).
+
+Oracles are the endpoints' kernels and what the test itself sent: the
+client's TcpRetransSegs (/proc/net/snmp, what nstat reads), its TCP_INFO RTT
+(what ss -ti shows), a known delay added by a user-space delay line
+(tests/delay_relay.py: this kernel has no netem), and scapy segments whose
+retransmissions and reorderings are known by construction.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from lab import PKTLENS, PYTHON, pktlens, pktlens_json, sh, unique  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+C4, H4, HS4, S4 = "198.18.1.1", "198.18.1.2", "198.18.2.2", "198.18.2.1"
+
+# the server in namespace s: port 5001 reads to EOF, port 5002 echoes what it reads
+SERVER = r"""
+import socket, sys, threading
+def sink(c):
+    while c.recv(262144):
+        pass
+    c.close()
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+def serve(port, fn):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1024)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=fn, args=(c,), daemon=True).start()
+threading.Thread(target=serve, args=(5002, echo), daemon=True).start()
+print("ready", flush=True)
+serve(5001, sink)
+"""
+
+
+class PathLab:
+    """client c (va) -- router h (vb | vc, pktlens) -- [delay d (vd | ve)] -- server s (vz).
+
+    198.18.1.0/24 between c and h, 198.18.2.0/24 between h and s; with a delay, namespace d
+    relays frames between vd and ve and holds those travelling from s towards h.
+    """
+
+    def __init__(self, delay_ms=None):
+        self.c, self.h, self.s = unique("plc"), unique("plh"), unique("pls")
+        self.d = unique("pld") if delay_ms else None
+        self.namespaces, self.procs = [], []
+        self.tmp = sh("mktemp", "-d", "/tmp/pktlens-tcpp-XXXXXX").stdout.strip()
+        try:
+            for ns in [self.c, self.h, self.s] + ([self.d] if self.d else []):
+                sh("ip", "netns", "add", ns)
+                self.namespaces.append(ns)
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                   "net.ipv6.conf.default.disable_ipv6=1", "net.ipv4.conf.all.rp_filter=0",
+                   "net.ipv4.conf.default.rp_filter=0")
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", self.h, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            sh("ip", "-n", self.c, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+               "netns", self.h)
+            if self.d:
+                sh("ip", "-n", self.h, "link", "add", "vc", "type", "veth", "peer", "name", "vd",
+                   "netns", self.d)
+                sh("ip", "-n", self.d, "link", "add", "ve", "type", "veth", "peer", "name", "vz",
+                   "netns", self.s)
+                for dev in ("vd", "ve"):
+                    sh("ip", "-n", self.d, "link", "set", dev, "up")
+            else:
+                sh("ip", "-n", self.h, "link", "add", "vc", "type", "veth", "peer", "name", "vz",
+                   "netns", self.s)
+            for ns, dev, a in ((self.c, "va", C4), (self.h, "vb", H4), (self.h, "vc", HS4),
+                               (self.s, "vz", S4)):
+                sh("ip", "-n", ns, "addr", "add", a + "/24", "dev", dev)
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+                # one wire segment per skb (the client's TcpRetransSegs counts segments),
+                # checksums complete (the delay line relays frames as they are)
+                sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
+                   "gro", "off", "tx", "off")
+            sh("ip", "-n", self.c, "route", "add", "default", "via", H4)
+            sh("ip", "-n", self.s, "route", "add", "default", "via", HS4)
+            # static neighbours: no ARP through the delay line
+            for ns, dev, ip, peer_ns, peer_dev in ((self.c, "va", H4, self.h, "vb"),
+                                                   (self.h, "vb", C4, self.c, "va"),
+                                                   (self.h, "vc", S4, self.s, "vz"),
+                                                   (self.s, "vz", HS4, self.h, "vc")):
+                mac = json.loads(sh("ip", "-n", peer_ns, "-j", "link", "show", peer_dev).stdout)[0]["address"]
+                sh("ip", "-n", ns, "neigh", "replace", ip, "lladdr", mac, "dev", dev, "nud", "permanent")
+            if self.d:
+                ready = os.path.join(self.tmp, "relay")
+                # real-time priority: the delay is the relay's wake-up on a loaded host too
+                self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.d, "chrt", "-f", "50",
+                                                    PYTHON,
+                                                    os.path.join(HERE, "delay_relay.py"), "vd", "ve",
+                                                    str(delay_ms), ready]))
+                self._wait(lambda: os.path.exists(ready), "the delay relay")
+            srv = subprocess.Popen(["ip", "netns", "exec", self.s, "chrt", "-f", "50", PYTHON, "-c",
+                                    SERVER],
+                                   stdout=subprocess.PIPE, text=True)
+            self.procs.append(srv)
+            assert srv.stdout.readline().strip() == "ready"
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _wait(cond, what, timeout=10.0):
+        deadline = time.time() + timeout
+        while not cond():
+            assert time.time() < deadline, f"{what} did not start"
+            time.sleep(0.02)
+
+    def client(self, code):
+        """Run Python @code in c; it prints one JSON document."""
+        r = subprocess.run(["ip", "netns", "exec", self.c, "chrt", "-f", "50", PYTHON, "-c", code],
+                           capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def retrans_segs(self):
+        """The client's TcpRetransSegs (what nstat reads from /proc/net/snmp)."""
+        lines = [ln.split() for ln in sh("ip", "netns", "exec", self.c, "cat", "/proc/net/snmp").stdout
+                 .splitlines() if ln.startswith("Tcp:")]
+        return int(lines[1][lines[0].index("RetransSegs")])
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []
+        for ns in reversed(self.namespaces):
+            subprocess.run(["timeout", "-s", "KILL", "30", PKTLENS, "-n", ns, "detach", "--all"], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self.namespaces = []
+        subprocess.run(["rm", "-rf", self.tmp])
+
+
+@pytest.fixture
+def path():
+    labs = []
+
+    def make(delay_ms=None):
+        labs.append(PathLab(delay_ms))
+        return labs[-1]
+    try:
+        yield make
+    finally:
+        for lab in labs:
+            lab.close()
+
+
+def tcp_rows(doc, src, sport=None, dport=None):
+    """The flows of `flows -j` from @src (and ports) that carry the passive TCP object."""
+    return [f for f in doc["flows"] if f.get("proto") == "tcp" and f["src"] == src and f.get("tcp")
+            and (sport is None or f["sport"] == sport) and (dport is None or f["dport"] == dport)]
+
+
+def test_retrans_vs_client_kernel(path):
+    """A transfer through the router with random loss at the server's input: the
+    retransmissions pktlens counts at the router for the client's direction equal the
+    client kernel's TcpRetransSegs delta (TLP and spurious retransmissions are segments on
+    the wire too, and the loss is behind the router, so it sees every one). Bound: the
+    counts agree exactly unless the client retransmitted before its own segment left
+    the router... which cannot happen here; we allow a difference of 1 + 2% for a
+    retransmission merged by the client (tcp_retrans_try_collapse sends one segment for
+    two, and counts one)."""
+    lab = path()
+    for dev in ("vb", "vc"):
+        pktlens("attach", dev, "--tcp-passive", ns=lab.h)    # veth: tc ingress + egress
+    sh("ip", "netns", "exec", lab.s, "nft", "-f", "-", input="""
+table inet pltest {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 5001 numgen random mod 100 < 4 counter drop
+  }
+}
+""")
+    before = lab.retrans_segs()
+    out = lab.client(f"""
+import json, socket
+c = socket.create_connection(("{S4}", 5001))
+c.sendall(b"x" * 1500000)
+c.shutdown(socket.SHUT_WR)
+c.recv(1)
+print(json.dumps({{"sport": c.getsockname()[1]}}))
+c.close()
+""")
+    delta = lab.retrans_segs() - before
+    nft = sh("ip", "netns", "exec", lab.s, "nft", "list", "table", "inet", "pltest").stdout
+    dropped = int(nft.split("counter packets ")[1].split()[0])
+    assert dropped > 0 and delta > 0, (dropped, delta)
+    # the client's direction, seen at vb (tc in) and vc (tc out): one connection state
+    rows = tcp_rows(pktlens_json("flows", ns=lab.h), C4, sport=out["sport"])
+    assert {(r["ifname"], r["dir"]) for r in rows} == {("vb", "in"), ("vc", "out")}
+    got = rows[0]["tcp"]["retrans"]
+    assert all(r["tcp"] == rows[0]["tcp"] for r in rows)
+    assert abs(got - delta) <= 1 + delta // 50, (got, delta, dropped)
+    assert rows[0]["tcp"]["reorder"] == 0
+    # the server's direction lost nothing before the router
+    back = tcp_rows(pktlens_json("flows", ns=lab.h), S4, dport=out["sport"])
+    assert back and back[0]["tcp"]["reorder"] == 0
+    st = pktlens_json("stats", "vb", ns=lab.h)["interfaces"][0]["tcp"]
+    assert st["retrans"] == got and st["state_lost"] == 0
+
+
+def test_rtt_known_delay(path):
+    """40 ms held by the delay line between router and server, XDP only on both router
+    interfaces (each direction enters on another one): the server side of the handshake
+    and the timestamp RTT towards the server are 40 ms plus the base RTT within 10%, the
+    client side is the base alone, and the smoothed RTT agrees with the client's own
+    (TCP_INFO, as ss -ti) within a factor of 1.5."""
+    delay = 40
+    lab = path(delay)
+    for dev in ("vb", "vc"):
+        pktlens("attach", dev, "--xdp", "native", "--tc", "none", "--tcp-passive", ns=lab.h)
+    out = lab.client(f"""
+import json, socket, struct
+c = socket.socket()
+c.connect(("{S4}", 5002))
+for i in range(12):
+    c.sendall(b"q" * 100)
+    got = 0
+    while got < 100:
+        got += len(c.recv(100 - got))
+info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+rtt_us = struct.unpack("I", info[68:72])[0]     # tcpi_rtt
+print(json.dumps({{"sport": c.getsockname()[1], "tcpi_rtt_us": rtt_us}}))
+c.close()
+""")
+    doc = pktlens_json("flows", ns=lab.h)
+    up = tcp_rows(doc, C4, sport=out["sport"])
+    down = tcp_rows(doc, S4, dport=out["sport"])
+    assert [r["ifname"] for r in up] == ["vb"] and [r["ifname"] for r in down] == ["vc"]
+    t = up[0]["tcp"]
+    assert t["timestamps"] and down[0]["tcp"]["rtt_syn_us"] == t["rtt_syn_us"]
+    base = t["rtt_synack_us"]           # router -> client -> router: no delay there
+    expect = delay * 1000 + base
+    assert base < 0.1 * delay * 1000, t
+    assert 0.9 * expect <= t["rtt_syn_us"] <= 1.1 * expect, (t, expect)
+    # the whole handshake against the client kernel's RTT
+    assert abs(t["rtt_syn_us"] + t["rtt_synack_us"] - out["tcpi_rtt_us"]) <= 0.1 * out["tcpi_rtt_us"], (t, out)
+    assert t["rtt_samples"] >= 3, t
+    # a sample also holds the server's wake-up to answer (application time on a loaded
+    # host): min and smoothed within 10%, the max within half again
+    for k in ("rtt_min_us", "rtt_srtt_us"):
+        assert 0.9 * expect <= t[k] <= 1.1 * expect, (k, t, expect)
+    assert t["rtt_min_us"] <= t["rtt_max_us"] <= 1.5 * expect, t
+    assert 1 / 1.5 <= t["rtt_srtt_us"] / out["tcpi_rtt_us"] <= 1.5, (t, out)
+    assert t["retrans"] == 0 and t["reorder"] == 0
+    # per interface: the server side's samples completed on vc, the client side's on vb
+    st = {i["ifname"]: i["tcp"] for i in pktlens_json("stats", ns=lab.h)["interfaces"]}
+    slow = (expect * 9 // 10).bit_length() - 1     # log2 slot of 0.9 * expect
+    assert sum(st["vc"]["rtt_log2_us"][slow:]) >= 1 + t["rtt_samples"], st["vc"]
+    assert sum(st["vb"]["rtt_log2_us"][slow:]) == 0, st["vb"]
+    # --sort rtt puts the delayed direction first
+    first = pktlens_json("flows", "--sort", "rtt", "--top", "1", ns=lab.h)["flows"][0]
+    assert first["src"] == C4 and first["sport"] == out["sport"]
+
+
+def test_many_connections(path):
+    """300 concurrent short connections through the router (tc hooks): every one gets both
+    handshake halves, and the connection table holds each once."""
+    n = 300
+    lab = path()
+    for dev in ("vb", "vc"):
+        pktlens("attach", dev, "--tcp-passive", ns=lab.h)
+    out = lab.client(f"""
+import json, socket
+socks = [socket.socket() for _ in range({n})]
+for s in socks:
+    s.setblocking(False)
+    s.connect_ex(("{S4}", 5001))
+ports = []
+import select
+pending = set(socks)
+while pending:
+    _, w, _ = select.select([], list(pending), [], 10)
+    assert w, "connect timed out"
+    for s in w:
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        pending.discard(s)
+ports = [s.getsockname()[1] for s in socks]
+for s in socks:
+    s.close()
+print(json.dumps(ports))
+""")
+    assert len(set(out)) == n
+    doc = pktlens_json("flows", ns=lab.h)
+    rows = {r["sport"]: r["tcp"] for r in tcp_rows(doc, C4, dport=5001) if r["ifname"] == "vb"}
+    assert set(rows) == set(out)
+    missing = [p for p in out if rows[p]["rtt_syn_us"] is None or rows[p]["rtt_synack_us"] is None]
+    assert not missing, (len(missing), rows[missing[0]])
+    st = pktlens_json("stats", ns=lab.h)["interfaces"]
+    assert sum(i["tcp"]["syn_samples"] for i in st) == 2 * n
+    assert all(i["tcp"]["state_lost"] == 0 for i in st)
+
+
+def tcp_frames(lab, sport, segs, ts=None):
+    """Scapy frames a -> b: segments (seq, payload length, flags[, window]) of one connection."""
+    from scapy.all import IP, TCP, Ether, Raw
+
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    out = []
+    for i, s in enumerate(segs):
+        seq, ln, fl = s[:3]
+        win = s[3] if len(s) > 3 else 5000
+        opts = [("NOP", None), ("NOP", None), ("Timestamp", (ts + i, 0))] if ts else []
+        p = Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") / \
+            TCP(sport=sport, dport=80, seq=seq, ack=1, flags=fl, window=win, options=opts)
+        if ln:
+            p = p / Raw(b"z" * ln)
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("hook", ["xdp", "tc"])
+def test_reorder_and_duplicates(lab, hook):
+    """Segments out of order and repeated, built by scapy: a segment below the highest end
+    that fills the gap seen is out of order, one that repeats bytes already seen is a
+    retransmission; exact counts, on XDP and on tc. Then the outstanding-timestamp map's
+    full case: 40 SYNs with timestamps into a map of 16."""
+    hooks = ["--xdp", "native", "--tc", "none"] if hook == "xdp" else ["--xdp", "none", "--tc", "in"]
+    pktlens("attach", "vb", "--tcp-passive", "--tcp-ts-max", 16, *hooks, ns=lab.b)
+    if hook == "tc":    # a rule set judges ingress: its programs (loader/ruleset.c) analyse TCP too
+        pktlens("policy", "add", "vb", "--in", "--proto", "udp", "--drop", ns=lab.b)
+    segs = [
+        (1000, 100, "A"),            # hi 1100
+        (1200, 100, "A"),            # gap [1100, 1200)
+        (1100, 100, "A"),            # fills it: reorder 1
+        (1100, 100, "A"),            # again: retrans 1
+        (1000, 100, "A"),            # retrans 2
+        (1300, 100, "PA"),           # new
+        (1500, 100, "A"),            # gap [1400, 1500)
+        (1400, 100, "A"),            # reorder 2
+        (1400, 100, "A"),            # retrans 3
+        (1000, 0, "A"),              # a pure ACK takes no sequence space: nothing
+        (1900, 100, "A"),            # gap [1600, 1900)
+        (1700, 100, "A"),            # inside it: reorder 3, the gap is now [1600, 1700)
+        (1600, 100, "A"),            # reorder 4
+        (2000, 0, "A", 0),           # zero window
+        (2000, 0, "R"),              # RST
+    ]
+    frames = tcp_frames(lab, 40000, segs)
+    # the timestamp map: 40 connections' SYNs, each TSval remembered until its echo
+    from scapy.all import IP, TCP, Ether
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    for i in range(40):
+        frames.append(Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /
+                      TCP(sport=41000 + i, dport=80, seq=7, flags="S",
+                          options=[("MSS", 1460), ("Timestamp", (100 + i, 0))]))
+    assert lab.send(frames) == len(frames)
+    doc = lab.wait_packets(len(frames))
+    t = [f["tcp"] for f in pktlens_json("flows", ns=lab.b)["flows"] if f.get("sport") == 40000]
+    assert len(t) == 1, t
+    t = t[0]
+    assert (t["retrans"], t["reorder"], t["zero_win"], t["rst"]) == (3, 4, 1, 1), t
+    assert t["segs"] == 12 and not t["timestamps"] and t["rtt_srtt_us"] is None
+    st = doc["interfaces"][0]["tcp"]
+    assert (st["segs"], st["retrans"], st["reorder"]) == (len(frames), 3, 4), st
+    assert st["ts_max"] == 16 and st["ts_full"] == 40 - 16, st
+    # the last detach takes the namespace's shared maps and its pin directory with it
+    pins = f"/sys/fs/bpf/pktlens/{os.stat(f'/run/netns/{lab.b}').st_ino}"
+    assert sorted(os.listdir(pins)) == ["tcp:state", "tcp:ts", "vb"]
+    pktlens("detach", "vb", ns=lab.b)
+    assert not os.path.exists(pins)
+
+
+def ipfix_records(data_msgs):
+    """Decode IPFIX messages (RFC 7011): [(template id, {(pen, ie): value})], by the templates
+    they carry; values as unsigned numbers, addresses as bytes."""
+    import struct
+    templates, out = {}, []
+    for msg in data_msgs:
+        assert struct.unpack("!H", msg[:2])[0] == 10
+        off = 16
+        while off + 4 <= len(msg):
+            sid, slen = struct.unpack("!HH", msg[off:off + 4])
+            body, off = msg[off + 4:off + slen], off + slen
+            if sid == 2:
+                p = 0
+                while p + 4 <= len(body):
+                    tid, n = struct.unpack("!HH", body[p:p + 4])
+                    p += 4
+                    fields = []
+                    for _ in range(n):
+                        ie, ln = struct.unpack("!HH", body[p:p + 4])
+                        p += 4
+                        pen = 0
+                        if ie & 0x8000:
+                            pen = struct.unpack("!I", body[p:p + 4])[0]
+                            p += 4
+                        fields.append((pen, ie & 0x7fff, ln))
+                    templates[tid] = fields
+            elif sid in templates:
+                fields = templates[sid]
+                size = sum(f[2] for f in fields)
+                for p in range(0, len(body) - size + 1, size):
+                    rec, q = {}, p
+                    for pen, ie, ln in fields:
+                        raw = body[q:q + ln]
+                        rec[(pen, ie)] = int.from_bytes(raw, "big") if ln <= 8 else raw
+                        q += ln
+                    out.append((sid, rec))
+    return out
+
+
+def test_export_ipfix_and_prometheus(lab):
+    """The scapy connection of test_reorder_and_duplicates through the exporters: IPFIX's
+    TCP template carries tcpRstTotalCount (IANA 220) and the enterprise counters (PEN
+    32473), Prometheus the interface's counters and RTT histogram."""
+    import socket
+
+    from lab import Exporter
+    pktlens("attach", "vb", "--tcp-passive", "--xdp", "none", "--tc", "in", ns=lab.b)
+    segs = [(1000, 100, "A"), (1200, 100, "A"), (1100, 100, "A"), (1100, 100, "A"),
+            (2000, 0, "A", 0), (2000, 0, "R")]
+    frames = tcp_frames(lab, 40001, segs, ts=500)
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    col.bind(("127.0.0.1", 0))
+    col.settimeout(0.5)
+    sh(PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{col.getsockname()[1]}",
+       "--interval", 1, "--duration", 1)
+    msgs = []
+    try:
+        while True:
+            msgs.append(col.recv(65535))
+    except socket.timeout:
+        pass
+    col.close()
+    ours = [r for tid, r in ipfix_records(msgs) if tid == 258 and r[(0, 7)] == 40001]
+    assert len(ours) == 1, ours
+    r = ours[0]
+    assert r[(0, 220)] == 1                                  # tcpRstTotalCount
+    assert (r[(32473, 6)], r[(32473, 7)], r[(32473, 8)]) == (1, 1, 1), r
+    assert r[(0, 8)] == 0xC6120001 and r[(0, 11)] == 80     # 198.18.0.1, port 80
+    exp = Exporter()
+    try:
+        _, text, _ = exp.get()
+    finally:
+        exp.stop()
+    ino = str(os.stat(f"/run/netns/{lab.b}").st_ino)
+    mine = [ln for ln in text.splitlines() if f'netns="{ino}"' in ln]
+    assert f'pktlens_tcp_passive_reorder_segments_total{{netns="{ino}",netns_name="{lab.b}",device="vb"}} 1' in mine, mine
+    assert any(ln.startswith("pktlens_tcp_passive_retrans_segments_total{") and ln.endswith(" 1")
+               for ln in mine)
+    assert any(ln.startswith("pktlens_tcp_passive_rtt_seconds_count{") for ln in mine)
