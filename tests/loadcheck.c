@@ -8,6 +8,8 @@
  * change only the newest verifier accepts fails there.
  *
  *   loadcheck [-j] OBJ.bpf.o[:PROG,PROG...]...
+ * With -j each result also says how many instructions the verifier
+ * processed ("insns", from its statistics; null when it did not say).
  * Exit: 0 every program loaded or was skipped for a missing feature, 1 not.
  */
 #include <errno.h>
@@ -48,6 +50,17 @@ static int print(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
 }
 
+/* The verifier's statistics line of a loaded program's log */
+static char vlog[1 << 16];
+
+static long processed(void)
+{
+	const char *s = strstr(vlog, "processed ");
+	long n;
+
+	return s && sscanf(s, "processed %ld insns", &n) == 1 ? n : -1;
+}
+
 static int load_one(const char *path, const char *name, bool json, bool *first)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
@@ -66,6 +79,12 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 		bpf_program__set_autoload(p, me);
 		if (me)
 			want = p;
+		if (me && json) {
+			/* level 4: the statistics only, so the buffer never fills */
+			vlog[0] = '\0';
+			bpf_program__set_log_buf(p, vlog, sizeof(vlog));
+			bpf_program__set_log_level(p, 4);
+		}
 	}
 	if (needs(want, &f) && !pl_feature(f)) {
 		need = pl_feature_info[f].name;
@@ -74,10 +93,17 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 		err = bpf_object__load(obj);
 		res = err ? "refused" : "loaded";
 	}
-	if (json)
-		printf("%s{\"object\":\"%s\",\"program\":\"%s\",\"result\":\"%s\",\"needs\":%s%s%s}",
+	if (json) {
+		long insns = err || need ? -1 : processed();
+
+		printf("%s{\"object\":\"%s\",\"program\":\"%s\",\"result\":\"%s\",\"needs\":%s%s%s,",
 		       *first ? "" : ",", path, name, res, need ? "\"" : "", need ?: "null",
 		       need ? "\"" : "");
+		if (insns >= 0)
+			printf("\"insns\":%ld}", insns);
+		else
+			printf("\"insns\":null}");
+	}
 	else
 		printf("%-8s %s %s%s%s\n", res, path, name, need ? ": needs " : "", need ?: "");
 	*first = false;
