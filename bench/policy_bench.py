@@ -85,8 +85,9 @@ def frame_bytes(src_mac, dst_mac, src="198.18.0.1", dst="198.18.0.2", size=64):
 
 
 class Lab:
-    def __init__(self):
-        self.a, self.b = f"plbench-a{os.getpid()}", f"plbench-b{os.getpid()}"
+    def __init__(self, tag=""):
+        """tag: tells apart two labs of one process (bench/policy_ab.py)"""
+        self.a, self.b = f"plbench-a{os.getpid()}{tag}", f"plbench-b{os.getpid()}{tag}"
         self.tmp = tempfile.mkdtemp(prefix="plbench-")
         for ns in (self.a, self.b):
             sh("ip", "netns", "add", ns)

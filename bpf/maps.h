@@ -94,6 +94,21 @@ struct {
 	__type(value, struct pl_rule_stats);
 } rule_stats SEC(".maps");
 
+/*
+ * The same counters in an array for counter keys below PL_RULE_FAST_MAX
+ * (pl_policy_cfg.fast): an index instead of a hash lookup on the path of
+ * every packet a rule decides. Keyed by pl_rule.ctr like rule_stats, shared
+ * by every rule set of the attachment, so the counts carry over rule-set
+ * swaps as rule_stats' do; readers add both (loader/policy.c). Attachments
+ * made before it have none (fast == 0: every rule counts in rule_stats).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PL_RULE_FAST_MAX);
+	__type(key, __u32);
+	__type(value, struct pl_rule_stats);
+} rule_ctrs SEC(".maps");
+
 /* What attach set up; written by the loader, never by BPF. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -84,6 +84,7 @@ struct {
  */
 struct pl_cand {
 	struct pl_rule_bits b;
+	struct pl_rule_bits m;	/* the rules the expression bits leave */
 	__u32 word;		/* the word being taken */
 	__u32 words;		/* pl_policy_cfg.words; 0: no lookup, every rule is tried */
 };
@@ -291,17 +292,45 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	return 1;
 }
 
-/* Count a hit of the rule with counters @ctr; its counters on this CPU, or NULL. */
-static __always_inline struct pl_rule_stats *pl_rule_hit(__u32 ctr, __u32 len, __u64 now)
+/*
+ * Count a hit of the rule with counters @ctr; its counters on this CPU, or
+ * NULL. Keys below @fast (pl_policy_cfg.fast) count in the rule_ctrs array.
+ */
+static __always_inline struct pl_rule_stats *pl_rule_hit(__u32 ctr, __u32 fast, __u32 len,
+							 __u64 now)
 {
-	struct pl_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &ctr);
+	struct pl_rule_stats *s;
 
+	if (ctr < fast) {
+		s = bpf_map_lookup_elem(&rule_ctrs, &ctr);
+		/*
+		 * one lookup per map: merged into one call of a map chosen at
+		 * run time, the verifier could inline neither lookup
+		 */
+		asm volatile("" : "+r"(s));
+	} else {
+		s = bpf_map_lookup_elem(&rule_stats, &ctr);
+	}
 	if (!s)
 		return 0;
 	s->pkts++;
 	s->bytes += len;
 	s->last_ns = now;
 	return s;
+}
+
+/*
+ * pl_rule_hit() of a rule that is not a --limit rule, in a global function:
+ * the verifier checks the two maps' paths once, not once more for each
+ * state of the caller (the bounded-walk programs are close to its limit).
+ * 1 when @every (a --sample rule's N, else 0) says this hit on this CPU is
+ * sampled.
+ */
+__noinline int pl_rule_count(__u32 ctr, __u32 fast, __u32 len, __u64 now, __u32 every)
+{
+	struct pl_rule_stats *s = pl_rule_hit(ctr, fast, len, now);
+
+	return s && every && s->pkts % every == 0;
 }
 
 static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_ref *best)
@@ -328,6 +357,7 @@ struct pl_walk {
 	struct pl_rule_ref best;	/* the LPM candidate to beat */
 	struct pl_judgement j;
 	__u32 n;
+	__u32 fast;			/* pl_policy_cfg.fast */
 	__u64 now;
 	__u64 exprs;			/* bit i: expression i matched */
 };
@@ -338,7 +368,7 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 	const struct pl_rule *r;
 	struct pl_rule_stats *s;
 	__u32 action, arg;
-	__u64 hits;
+	int fire;		/* a --sample hit that is sampled */
 
 	if (i >= w->n)
 		return 1;
@@ -347,11 +377,14 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 		return 1;
 	if (!pl_rule_match(r, p, w->exprs))
 		return 0;
-	s = pl_rule_hit(r->ctr, p->len, w->now);
-	hits = s ? s->pkts : 0;
 	action = r->action;
 	arg = r->arg;
-	if (action == PL_ACT_LIMIT) {
+	if (action != PL_ACT_LIMIT) {
+		fire = pl_rule_count(r->ctr, w->fast, p->len, w->now,
+				     action == PL_ACT_SAMPLE ? arg : 0);
+	} else {
+		/* in rule_stats: readers add rule_ctrs' part (pkts, bytes) to it */
+		s = pl_rule_hit(r->ctr, 0, p->len, w->now);
 		if (!pl_limit_over(r, p, s)) {
 			if (s) {
 				s->conf_pkts++;
@@ -363,13 +396,13 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 			s->exc_pkts++;
 			s->exc_bytes += p->len;
 		}
-		hits = s ? s->exc_pkts : 0;
 		action = r->lim.over;
 		arg = r->lim.over_arg;
+		fire = s && arg && s->exc_pkts % arg == 0;
 	}
 	if (action == PL_ACT_SAMPLE) {
 		/* every Nth hit (of a limit: excess) on this CPU goes to a `sample --policy` (bpf/sample.h) */
-		if (!w->j.sample_rule && arg && hits && hits % arg == 0)
+		if (!w->j.sample_rule && fire)
 			w->j.sample_rule = r->id;
 		return 0;
 	}
@@ -428,13 +461,44 @@ static __always_inline void pl_cand_and(struct pl_cand *c, const struct pl_rule_
 }
 
 /*
+ * Of the candidates in @c, keep the rules without an expression and those
+ * whose expression bit is set in @exprs: packets no expression matched never
+ * try an expression rule.
+ */
+static __always_inline int pl_cand_exprs(struct pl_cand *c, const struct pl_policy_cfg *cfg,
+					 __u64 exprs)
+{
+	const struct pl_rule_bits *b;
+	__u32 k = cfg->expr_none;
+
+	b = bpf_map_lookup_elem(&policy_bits, &k);
+	if (!b)
+		return -1;
+	for (__u32 i = 0; i < PL_POLICY_LIST_MAX / 64; i++) {
+		if (i >= cfg->words)
+			break;
+		c->m.w[i] = b->w[i];
+	}
+	for (__u32 i = 0; i < PL_POLICY_EXPRS_MAX && exprs; i++) {
+		__u64 low = exprs & -exprs;
+		__u32 idx = cfg->expr_idx[pl_bit_index(low) & 63];
+
+		exprs ^= low;
+		c->m.w[(idx / 64) & (PL_POLICY_LIST_MAX / 64 - 1)] |= 1ULL << (idx & 63);
+	}
+	pl_cand_and(c, &c->m, cfg);
+	return 0;
+}
+
+/*
  * The list rules that may match a packet into policy_cand; -1 when it
  * cannot say (a map the loader did not fill): then every rule is tried.
  * @has: bit (1 << enum pl_lfield) per field the packet has; @ports:
- * sport << 16 | dport; @pv: VLAN << 8 | IP protocol. A global function, so
- * the verifier checks it once, whatever the caller's state.
+ * sport << 16 | dport; @pv: VLAN << 8 | IP protocol; @exprs: the
+ * expression stage's bits. A global function, so the verifier checks it
+ * once, whatever the caller's state.
  */
-__noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv)
+__noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv, __u64 exprs)
 {
 	const struct pl_policy_cfg *cfg;
 	const struct pl_rule_bits *b;
@@ -474,12 +538,14 @@ __noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv)
 			return -1;
 		pl_cand_and(c, b, cfg);
 	}
+	if (cfg->exprs && pl_cand_exprs(c, cfg, exprs))
+		return -1;
 	c->words = cfg->words;
 	return 0;
 }
 
-/* pl_candidates() of @p */
-static __always_inline int pl_candidates_of(const struct pl_pkt *p)
+/* pl_candidates() of @p, whose expression bits are @exprs */
+static __always_inline int pl_candidates_of(const struct pl_pkt *p, __u64 exprs)
 {
 	__u32 ip = pl_is_ip(p) && p->err != PL_PERR_MALFORMED;
 	__u32 has = ip ? 1U << PL_LF_PROTO : 0;
@@ -487,7 +553,7 @@ static __always_inline int pl_candidates_of(const struct pl_pkt *p)
 	if (ip && p->ports)
 		has |= (1U << PL_LF_SPORT) | (1U << PL_LF_DPORT);
 	return pl_candidates(has, (__u32)p->key.sport << 16 | p->key.dport,
-			     (__u32)p->key.vlan << 8 | p->key.l4proto);
+			     (__u32)p->key.vlan << 8 | p->key.l4proto, exprs);
 }
 
 /*
@@ -592,7 +658,7 @@ __noinline int pl_walk_loop(__u32 n)
 	s = bpf_map_lookup_elem(&policy_walk, &zero);
 	if (!s)
 		return 0;
-	pl_candidates_of(&s->p);
+	pl_candidates_of(&s->p, s->w.exprs);
 	bpf_loop(n < PL_POLICY_LIST_MAX ? n : PL_POLICY_LIST_MAX, pl_walk_one, 0, 0);
 	return 0;
 }
@@ -641,6 +707,7 @@ static __always_inline void pl_judge(struct pl_walk_scratch *s, __u32 slot, cons
 			pl_lpm_candidate(&policy_dst, pl_fam(p), p->key.daddr, &w.best);
 	}
 	w.n = cfg->list_len;
+	w.fast = cfg->fast;
 	if (w.n) {
 		s->w = w;
 		if (walk == PL_WALK_LOOP)
@@ -650,7 +717,7 @@ static __always_inline void pl_judge(struct pl_walk_scratch *s, __u32 slot, cons
 		w.j = s->w.j;
 	}
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
-		pl_rule_hit(w.best.ctr, p->len, w.now);
+		pl_rule_hit(w.best.ctr, cfg->fast, p->len, w.now);
 		w.j.action = w.best.action;
 		w.j.arg = w.best.arg;
 		w.j.rule = w.best.id;

@@ -104,6 +104,9 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	[PL_MID_POLICY_CAND] = ROW("policy_cand", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	/* rule counters by index for the first counter keys; optional: attachments made before it */
+	[PL_MID_RULE_CTRS] = ROW(PL_MAP_RULE_CTRS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
 };
 
 const struct pl_map_def *pl_map_find(const char *name)

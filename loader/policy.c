@@ -145,16 +145,25 @@ int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 		free(v);
 		return err;
 	}
-	for (int c = 0; c < ncpu; c++) {
-		sum->pkts += v[c].pkts;
-		sum->bytes += v[c].bytes;
-		if (v[c].last_ns > sum->last_ns)
-			sum->last_ns = v[c].last_ns;
-		sum->conf_pkts += v[c].conf_pkts;
-		sum->conf_bytes += v[c].conf_bytes;
-		sum->exc_pkts += v[c].exc_pkts;
-		sum->exc_bytes += v[c].exc_bytes;
-		sum->keys_new += v[c].keys_new;
+	/*
+	 * the first keys count in rule_ctrs (bpf/maps.h); rule_stats holds what
+	 * they counted before (a rule set of an earlier pktlens): both added
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass && (ctr >= PL_RULE_FAST_MAX || p->fd[PL_MID_RULE_CTRS] < 0 ||
+			     bpf_map_lookup_elem(p->fd[PL_MID_RULE_CTRS], &ctr, v)))
+			break;
+		for (int c = 0; c < ncpu; c++) {
+			sum->pkts += v[c].pkts;
+			sum->bytes += v[c].bytes;
+			if (v[c].last_ns > sum->last_ns)
+				sum->last_ns = v[c].last_ns;
+			sum->conf_pkts += v[c].conf_pkts;
+			sum->conf_bytes += v[c].conf_bytes;
+			sum->exc_pkts += v[c].exc_pkts;
+			sum->exc_bytes += v[c].exc_bytes;
+			sum->keys_new += v[c].keys_new;
+		}
 	}
 	free(v);
 	return 0;
@@ -549,6 +558,11 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 		err = 0;
 	} else {
 		err = pl_map_update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
+		/* a key below PL_RULE_FAST_MAX counts in rule_ctrs: from zero, as a new hash entry */
+		for (size_t i = 0; i < m && !err && p->fd[PL_MID_RULE_CTRS] >= 0; i++)
+			if (k[i] < PL_RULE_FAST_MAX &&
+			    bpf_map_update_elem(p->fd[PL_MID_RULE_CTRS], &k[i], v, BPF_ANY))
+				err = -errno;
 		if (err)
 			for (size_t i = 0; i < m; i++)
 				bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &k[i]);

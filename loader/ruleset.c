@@ -229,6 +229,9 @@ static int fill_list(int fd, const struct pl_rule *rules, size_t n, size_t list_
 static bool lf_range(const struct pl_rule *r, int f, __u32 *lo, __u32 *hi)
 {
 	switch (f) {
+	case -1:	/* not a field: the expression (lookup_exprs()) */
+		*lo = *hi = 0;
+		return r->match & PL_M_EXPR;
 	case PL_LF_SPORT:
 		*lo = r->sport_lo;
 		*hi = r->sport_hi;
@@ -245,6 +248,9 @@ static bool lf_range(const struct pl_rule *r, int f, __u32 *lo, __u32 *hi)
 		return r->match & PL_M_PROTO;
 	}
 }
+
+/* Lists up to this long are walked rule by rule, not looked up */
+#define PL_LIST_SHORT 4
 
 /* Values a field takes in the packet (pl_pkt.key): ports and VLAN (PL_VLAN_NONE too) 16 bits */
 static const __u32 lf_domain[PL_LF_MAX] = { 65536, 65536, 65536, 256 };
@@ -289,6 +295,26 @@ static long lookup_class(struct lookup *lk, const struct pl_rule *const *list, s
 }
 
 /*
+ * The expression rules' part of the lookup: a class of the list rules
+ * without an expression, and which list rule each expression bit is (the
+ * bits fill_list() gives, in list order).
+ */
+static long lookup_exprs(struct lookup *lk, const struct pl_rule *const *list, size_t n,
+			 struct pl_policy_cfg *cfg)
+{
+	long c = lookup_class(lk, list, n, -1, false, 0);
+	unsigned int e = 0;
+
+	if (c < 0)
+		return c;
+	cfg->expr_none = (__u32)c;
+	for (size_t i = 0; i < n; i++)
+		if ((list[i]->match & PL_M_EXPR) && e < PL_POLICY_EXPRS_MAX)
+			cfg->expr_idx[e++] = (__u16)i;
+	return c;
+}
+
+/*
  * The lookup of the @n list rules @list (in list order) into @lk and @cfg:
  * per field some rule matches on, a class per stretch of values between
  * the rules' bounds, and one for packets without the field.
@@ -301,6 +327,11 @@ static int lookup_build(struct lookup *lk, const struct pl_rule *const *list, si
 
 	if (!bound)
 		return -ENOMEM;
+	/* a few rules: trying each costs less than looking them up (words 0: all are tried) */
+	if (n <= PL_LIST_SHORT) {
+		free(bound);
+		return 0;
+	}
 	cfg->words = (__u32)((n + 63) / 64);
 	for (int f = 0; f < PL_LF_MAX; f++) {
 		size_t nb = 0, u = 0;
@@ -344,6 +375,8 @@ static int lookup_build(struct lookup *lk, const struct pl_rule *const *list, si
 		lk->ncls += lf_domain[f];
 	}
 	free(bound);
+	if (c >= 0 && cfg->exprs)
+		c = lookup_exprs(lk, list, n, cfg);
 	return c < 0 ? -ENOMEM : 0;
 }
 
@@ -549,6 +582,7 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 					    whylen)))
 		goto out;
 	cfg.list_len = (__u32)list_n;
+	cfg.fast = p->fd[PL_MID_RULE_CTRS] >= 0 ? PL_RULE_FAST_MAX : 0;
 	cfg.src_cidrs = (__u32)lpm_n[0];
 	cfg.dst_cidrs = (__u32)lpm_n[1];
 	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {

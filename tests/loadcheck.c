@@ -13,8 +13,9 @@
  * programs (*_policy*) included.
  *
  *   loadcheck [-j] OBJ.bpf.o[:PROG,PROG...]...
- * PKTLENS_LOADCHECK_STATS=1: each loaded program's verifier cost too (the
- * verifier's "processed N insns" line, on stderr), to compare builds.
+ * With -j each result also says how many instructions the verifier
+ * processed ("insns", from its statistics; null when it did not say), to
+ * compare builds.
  * Exit: 0 every program loaded or was skipped for a missing feature, 1 not.
  */
 #include <errno.h>
@@ -87,6 +88,17 @@ static void set_tcp_slots(struct bpf_object *obj, __u32 v)
 	bpf_map__set_initial_value(m, data, sz);
 }
 
+/* The verifier's statistics line of a loaded program's log */
+static char vlog[1 << 16];
+
+static long processed(void)
+{
+	const char *s = strstr(vlog, "processed ");
+	long n;
+
+	return s && sscanf(s, "processed %ld insns", &n) == 1 ? n : -1;
+}
+
 static int load_one(const char *path, const char *name, bool json, bool *first)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
@@ -105,33 +117,32 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 		bpf_program__set_autoload(p, me);
 		if (me)
 			want = p;
+		if (me && json) {
+			/* level 4: the statistics only, so the buffer never fills */
+			vlog[0] = '\0';
+			bpf_program__set_log_buf(p, vlog, sizeof(vlog));
+			bpf_program__set_log_level(p, 4);
+		}
 	}
 	set_tcp_slots(obj, 7);	/* see the top */
 	if (needs(want, &f) && !pl_feature(f)) {
 		need = pl_feature_info[f].name;
 		res = "skipped";
 	} else {
-		static char log[4096];
-		bool stats = getenv("PKTLENS_LOADCHECK_STATS") != NULL;
-
-		if (stats) {
-			log[0] = '\0';
-			bpf_program__set_log_buf(want, log, sizeof(log));
-			bpf_program__set_log_level(want, 4);
-		}
 		err = bpf_object__load(obj);
 		res = err ? "refused" : "loaded";
-		if (stats && !err) {
-			char *v = strstr(log, "processed ");
-
-			fprintf(stderr, "stats %s %s: %.*s\n", path, name,
-				v ? (int)strcspn(v, "\n") : 0, v ? v : "");
-		}
 	}
-	if (json)
-		printf("%s{\"object\":\"%s\",\"program\":\"%s\",\"result\":\"%s\",\"needs\":%s%s%s}",
+	if (json) {
+		long insns = err || need ? -1 : processed();
+
+		printf("%s{\"object\":\"%s\",\"program\":\"%s\",\"result\":\"%s\",\"needs\":%s%s%s,",
 		       *first ? "" : ",", path, name, res, need ? "\"" : "", need ?: "null",
 		       need ? "\"" : "");
+		if (insns >= 0)
+			printf("\"insns\":%ld}", insns);
+		else
+			printf("\"insns\":null}");
+	}
 	else
 		printf("%-8s %s %s%s%s\n", res, path, name, need ? ": needs " : "", need ?: "");
 	*first = false;

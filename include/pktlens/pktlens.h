@@ -446,6 +446,15 @@ struct pl_policy_cfg {
 	__u32 lf_used;		/* bit (1 << enum pl_lfield): some list rule matches on it */
 	__u32 lf_base[4];	/* policy_class index of the field's value 0 */
 	__u32 lf_none[4];	/* policy_bits index when the packet lacks the field */
+	__u32 fast;		/* counter keys below this count in rule_ctrs (0: none, an
+				 * attachment made before it) */
+	/*
+	 * words != 0 and exprs != 0: a packet's candidates are the list rules
+	 * without an expression (policy_bits[expr_none]) and those whose
+	 * expression matched: expression bit e is list rule expr_idx[e]
+	 */
+	__u32 expr_none;
+	__u16 expr_idx[64];	/* PL_POLICY_EXPRS_MAX */
 };
 
 /*
@@ -490,6 +499,13 @@ struct pl_rule_stats {
  * the old one does not use, so twice the rules.
  */
 #define PL_RULE_CTR_MAX (2 * PL_POLICY_RULES_MAX)
+/*
+ * Counter keys below this count in the rule_ctrs array instead of the
+ * rule_stats hash (bpf/maps.h); keys are handed out from 1 up, so a rule set
+ * of up to about half this many rules counts there entirely. 64 bytes per
+ * key and CPU: 32 KB per CPU and attachment.
+ */
+#define PL_RULE_FAST_MAX 512U
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
 _Static_assert(sizeof(struct pl_rule_bits) * 8 == PL_POLICY_LIST_MAX, "a bit per list rule");
@@ -764,6 +780,7 @@ struct pl_tcp_pstats {
 #define PL_MAP_TC_CHAIN "tc_chain"
 #define PL_MAP_POLICY_RULES "policy_rules"
 #define PL_MAP_RULE_STATS "rule_stats"
+#define PL_MAP_RULE_CTRS "rule_ctrs"
 #define PL_MAP_REDIRECT "redirect_map"
 #define PL_MAP_POLICY_EXPRS "policy_exprs"
 #define PL_MAP_EXPR_BITS "expr_bits"
