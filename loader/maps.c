@@ -97,6 +97,12 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	[PL_MID_POLICY_CAND] = ROW("policy_cand", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	/*
+	 * pktlens_xdp_notail's rule set (xdp/pktlens_xdp.bpf.c): the entry's own;
+	 * policy commits find it through the entry's maps (loader/xdp_multi.c)
+	 */
+	[PL_MID_POLICY_SET] = ROW("policy_set", BPF_MAP_TYPE_ARRAY_OF_MAPS, PL_OBJ_XDP, false,
+				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_NONE, .optional = true),
 };
 
 const struct pl_map_def *pl_map_find(const char *name)
