@@ -20,6 +20,13 @@
  * Ingress rules are judged at the first ingress hook (XDP if attached, else
  * tc ingress), so each packet is counted once by its rules; egress rules at
  * tc egress.
+ *
+ * An XDP entry that cannot tail-call (pktlens_xdp_notail, in libxdp 1.3's
+ * dispatcher on Linux 6.12) judges by itself: its rule set is one array of
+ * the in rules in list order, built in step 2 (xdp_set_build()) and swapped
+ * into the entry's policy_set in step 4 by one map update, so the same
+ * guarantees hold. Expression rules, which need a compiled stage, are
+ * refused there.
  */
 #include <errno.h>
 #include <stddef.h>
