@@ -362,18 +362,15 @@ struct pl_walk {
 	__u64 exprs;			/* bit i: expression i matched */
 };
 
-/* Try rule @i of the list on @p; 1 when the walk is over. */
-static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struct pl_pkt *p)
+/* Try rule @r (the next of the list) on @p; 1 when the walk is over. */
+static __always_inline long pl_walk_apply(const struct pl_rule *r, struct pl_walk *w,
+					  const struct pl_pkt *p)
 {
-	const struct pl_rule *r;
 	struct pl_rule_stats *s;
 	__u32 action, arg;
 	int fire;		/* a --sample hit that is sampled */
 
-	if (i >= w->n)
-		return 1;
-	r = bpf_map_lookup_elem(&policy_list, &i);
-	if (!r || !pl_before(r->prio, r->id, &w->best))
+	if (!pl_before(r->prio, r->id, &w->best))
 		return 1;
 	if (!pl_rule_match(r, p, w->exprs))
 		return 0;
@@ -411,6 +408,19 @@ static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struc
 	w->j.rule = r->id;
 	w->j.flags = r->flags;
 	return 1;
+}
+
+/* Try rule @i of the list on @p; 1 when the walk is over. */
+static __always_inline long pl_walk_rule(__u32 i, struct pl_walk *w, const struct pl_pkt *p)
+{
+	const struct pl_rule *r;
+
+	if (i >= w->n)
+		return 1;
+	r = bpf_map_lookup_elem(&policy_list, &i);
+	if (!r)
+		return 1;
+	return pl_walk_apply(r, w, p);
 }
 
 /*

@@ -522,9 +522,10 @@ static int join_xdp(struct attach *a, bool flows_reused)
 		err = load_xdp(a);
 		if (!err && a->info->xdp_disp) {
 			a->info->disp_note = "pktlens's XDP program runs in libxdp's dispatcher without "
-					     "tail calls (" PL_XDP_NO_TAIL_WHY "): XDP counts and "
-					     "samples; tcpdump filters, policy rules and sample "
-					     "expressions are refused on its XDP hook";
+					     "tail calls (" PL_XDP_NO_TAIL_WHY "): XDP counts, "
+					     "samples and applies field rules; tcpdump filters, "
+					     "expression rules and sample expressions are refused "
+					     "on its XDP hook";
 		}
 		return err;
 	}
@@ -535,7 +536,7 @@ static int join_xdp(struct attach *a, bool flows_reused)
 		snprintf(note, sizeof(note), "libxdp's dispatcher refused pktlens's program (%s): XDP "
 			 "is attached alone with a bpf_link, no other XDP program runs beside it%s",
 			 a->why, notail_left ? " (--xdp-priority joins the dispatcher without tail "
-			 "calls: no filters, policy rules or sample expressions on XDP)" : "");
+			 "calls: no filters, expression rules or sample expressions on XDP)" : "");
 		pktlens_xdp__destroy(a->xskel);
 		a->xskel = NULL;
 		a->notail = false;

@@ -107,6 +107,12 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	/* rule counters by index for the first counter keys; optional: attachments made before it */
 	[PL_MID_RULE_CTRS] = ROW(PL_MAP_RULE_CTRS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
 				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
+	/*
+	 * pktlens_xdp_notail's rule set (xdp/pktlens_xdp.bpf.c): the entry's own;
+	 * policy commits find it through the entry's maps (loader/xdp_multi.c)
+	 */
+	[PL_MID_POLICY_SET] = ROW("policy_set", BPF_MAP_TYPE_ARRAY_OF_MAPS, PL_OBJ_XDP, false,
+				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_NONE, .optional = true),
 };
 
 const struct pl_map_def *pl_map_find(const char *name)

@@ -20,6 +20,13 @@
  * Ingress rules are judged at the first ingress hook (XDP if attached, else
  * tc ingress), so each packet is counted once by its rules; egress rules at
  * tc egress.
+ *
+ * An XDP entry that cannot tail-call (pktlens_xdp_notail, in libxdp 1.3's
+ * dispatcher on Linux 6.12) judges by itself: its rule set is one array of
+ * the in rules in list order, built in step 2 (xdp_set_build()) and swapped
+ * into the entry's policy_set in step 4 by one map update, so the same
+ * guarantees hold. Expression rules, which need a compiled stage, are
+ * refused there.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -745,6 +752,79 @@ static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, 
 	return err;
 }
 
+/*
+ * The in rules for an XDP entry without tail calls (pktlens_xdp_notail,
+ * xdp/pktlens_xdp.bpf.c): all of them, in list order, in a fresh array for
+ * its policy_set; *@out -1 when there are none. Expression rules need a
+ * tail call: refused.
+ */
+static int xdp_set_build(const struct pl_rule *rules, size_t n, int *out, char *why,
+			 size_t whylen)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_INNER_MAP);
+	struct pl_rule *v;
+	__u32 *k;
+	size_t m = 0;
+	int fd, err;
+
+	*out = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rules[i].dir != PL_DIR_IN)
+			continue;
+		if (rules[i].match & PL_M_EXPR) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "rule %u (an expression rule)", rules[i].id);
+			return pl_xdp_no_tail_why(what, why, whylen);
+		}
+		m++;
+	}
+	if (!m)
+		return 0;
+	if (m > PL_POLICY_LIST_MAX)
+		return pl_why(why, whylen, -E2BIG, "xdp in: %zu rules of the in direction; pktlens's "
+			      "XDP program in libxdp's dispatcher without tail calls takes %u", m,
+			      PL_POLICY_LIST_MAX);
+	v = calloc(m, sizeof(*v));
+	k = calloc(m, sizeof(*k));
+	fd = v && k ? bpf_map_create(BPF_MAP_TYPE_ARRAY, "policy_list", sizeof(*k), sizeof(*v),
+				     (__u32)m, &o) : -ENOMEM;
+	if (fd < 0) {
+		err = fd == -ENOMEM ? fd : -errno;
+		free(v);
+		free(k);
+		return pl_why(why, whylen, err, "xdp in: cannot create the rule set: %s",
+			      strerror(-err));
+	}
+	m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (rules[i].dir != PL_DIR_IN)
+			continue;
+		k[m] = (__u32)m;
+		v[m++] = rules[i];
+	}
+	err = pl_map_update_batch(fd, k, sizeof(*k), v, sizeof(*v), m);
+	free(v);
+	free(k);
+	if (err) {
+		close(fd);
+		return pl_why(why, whylen, err, "xdp in: filling the rule set failed: %s",
+			      strerror(-err));
+	}
+	*out = fd;
+	return 0;
+}
+
+/* policy_set @set_fd := the array @list_fd, or none for -1 */
+static int xdp_set_swap(int set_fd, int list_fd)
+{
+	__u32 zero = 0;
+
+	if (list_fd < 0)
+		return bpf_map_delete_elem(set_fd, &zero) && errno != ENOENT ? -errno : 0;
+	return bpf_map_update_elem(set_fd, &zero, &list_fd, BPF_ANY) ? -errno : 0;
+}
+
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
@@ -753,6 +833,10 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	__u32 prev[2] = { 0, 0 };
 	size_t nrs, nold = 0, swapped = 0;
 	bool counters = false;
+	/* XDP without tail calls: its rule set (xdp_set_build()), the entry's policy_set */
+	int set_fd = -1, list_fd = -1, prev_fd = -1;
+	__u32 prev_set = 0, zero = 0;
+	bool xdp_set = false;
 	int err;
 
 	why[0] = 0;
@@ -760,10 +844,18 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	err = check(p, rules, n, why, whylen);
 	if (err)
 		return err;
-	for (size_t i = 0; i < n; i++)
-		if (rules[i].dir == PL_DIR_IN && p->meta.xdp_mode != PL_XDP_NONE &&
-		    !pl_xdp_prog_tail_calls(p->meta.xdp_prog_id, p->fd[PL_MID_XDP_CHAIN]))
-			return pl_xdp_no_tail_why("policy rules of the in direction", why, whylen);
+	if (p->meta.xdp_mode != PL_XDP_NONE &&
+	    !pl_xdp_prog_tail_calls(p->meta.xdp_prog_id, p->fd[PL_MID_XDP_CHAIN])) {
+		int fd = pl_xdp_prog_map_fd(p->meta.xdp_prog_id, "policy_set");
+
+		for (size_t i = 0; i < n && fd < 0; i++)
+			if (rules[i].dir == PL_DIR_IN)	/* an entry from before policy_set */
+				return pl_xdp_no_tail_why("policy rules of the in direction", why,
+							  whylen);
+		xdp_set = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
 	pl_policy_sort(rules, n);
 	err = pl_policy_rules(p, &old, &nold);
 	if (err)
@@ -778,6 +870,24 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	pl_qsort(byctr, nold, sizeof(*byctr), ctr_cmp);
 	assign_ctrs(rules, n, old, nold, byctr);
 	nrs = ruleset_hooks(p, rs);
+	if (xdp_set) {
+		set_fd = pl_xdp_prog_map_fd(p->meta.xdp_prog_id, "policy_set");
+		err = set_fd < 0 ? pl_why(why, whylen, set_fd, "xdp in: the rule set's map is gone: "
+					  "%s", strerror(-set_fd)) :
+			xdp_set_build(rules, n, &list_fd, why, whylen);
+		if (err) {
+			nrs = 0;
+			goto out;
+		}
+		if (!bpf_map_lookup_elem(set_fd, &zero, &prev_set) && prev_set)
+			prev_fd = bpf_map_get_fd_by_id(prev_set);
+	}
+	if (set_fd >= 0 && nrs && rs[0].slot == PL_SLOT_XDP_IN) {
+		/* judged by the set in policy_set, not by a program in the chain */
+		for (size_t h = 1; h < nrs; h++)
+			rs[h - 1] = rs[h];
+		nrs--;
+	}
 	for (size_t h = 0; h < nrs && !err; h++)
 		err = pl_ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
 	if (err)
@@ -810,6 +920,10 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	 */
 	for (size_t h = 0; h < nrs; h++)
 		prev[h] = slot_prog_id(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir));
+	if (set_fd >= 0 && (err = xdp_set_swap(set_fd, list_fd))) {
+		pl_why(why, whylen, err, "xdp in: cannot swap the rule set in: %s", strerror(-err));
+		goto out;
+	}
 	for (swapped = 0; swapped < nrs && !err; swapped++) {
 		struct pl_ruleset *r = &rs[swapped];
 
@@ -824,6 +938,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 			       strerror(-err));
 	}
 	if (err) {
+		if (set_fd >= 0)
+			xdp_set_swap(set_fd, prev_fd);
 		for (size_t h = 0; h < swapped; h++) {
 			slot_restore(rs[h].chain_fd, PL_CHAIN_POLICY(rs[h].dir), prev[h]);
 			if (rs[h].stage_fd >= 0)
@@ -862,6 +978,9 @@ out:
 	}
 	for (size_t h = 0; h < nrs; h++)
 		pl_ruleset_free(&rs[h]);
+	for (int *fd = (int[]){ set_fd, list_fd, prev_fd }, i = 0; i < 3; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
 	free(byctr);
 	free(old);
 	return err;

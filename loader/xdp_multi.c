@@ -407,11 +407,40 @@ bool pl_xdp_prog_tail_calls(__u32 id, int chain_fd)
 	return uses;
 }
 
+int pl_xdp_prog_map_fd(__u32 id, const char *name)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), ids[64];
+	int fd = id ? bpf_prog_get_fd_by_id(id) : -1, mfd = -ENOENT;
+
+	if (fd < 0)
+		return -ENOENT;
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.nr_map_ids <= sizeof(ids) / sizeof(ids[0])) {
+		for (__u32 i = 0; i < info.nr_map_ids && mfd == -ENOENT; i++) {
+			struct bpf_map_info mi = {};
+			__u32 mlen = sizeof(mi);
+			int m = bpf_map_get_fd_by_id(ids[i]);
+
+			if (m < 0)
+				continue;
+			if (!bpf_obj_get_info_by_fd(m, &mi, &mlen) && !strcmp(mi.name, name))
+				mfd = m;
+			else
+				close(m);
+		}
+	}
+	close(fd);
+	return mfd;
+}
+
 int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen)
 {
 	/* the attachment's state, not the input: a runtime failure (exit 1) */
-	return pl_why(why, whylen, -EBUSY, "%s cannot run on XDP here: pktlens's XDP program runs "
-		      "in libxdp's dispatcher without tail calls (" PL_XDP_NO_TAIL_WHY "); use "
-		      "the tc hooks (attach --xdp none), or attach XDP alone with a bpf_link "
-		      "(PKTLENS_NO_FEATURES=xdp-dispatcher; no other XDP program beside it)", what);
+	return pl_why(why, whylen, -EBUSY, "%s cannot run on XDP here: it needs a tail call, and "
+		      "pktlens's XDP program runs in libxdp's dispatcher without tail calls ("
+		      PL_XDP_NO_TAIL_WHY "); attach XDP alone (no --xdp-priority, no other XDP "
+		      "program there: a bpf_link), use a newer libxdp, or the tc hooks (--xdp none)",
+		      what);
 }

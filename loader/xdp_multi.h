@@ -92,13 +92,17 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
  * do not "change packet data", and Linux 6.12 (a tail call counts as a
  * change since 6.13 and its stable backports) refuses an extension program
  * that does in place of one that does not (libxdp 1.5's dispatcher declares
- * it). Runtime-loaded stages (tcpdump filters, policy rule sets, sample
+ * it). Runtime-loaded stages (tcpdump filters, expression rules, sample
  * expressions) can only be reached by a tail call, so they are refused on
- * such an XDP hook; counting and plain sampling are compiled in.
+ * such an XDP hook; counting, plain sampling and field rules (a rule set in
+ * the entry's policy_set, loader/policy.c) are compiled in.
  */
-#define PL_XDP_NO_TAIL_WHY "this kernel refuses a tail-calling program in libxdp 1.3's dispatcher"
+#define PL_XDP_NO_TAIL_WHY "Linux 6.12 and later refuse a tail-calling extension program in " \
+	"the dispatcher of a libxdp without xdp-tools' fix of May 2025 (#509), such as 1.3"
 /* Whether XDP program @id tail-calls through PROG_ARRAY @chain_fd (true when it cannot tell). */
 bool pl_xdp_prog_tail_calls(__u32 id, int chain_fd);
+/* A new fd of map @name of program @id, or -ENOENT (pktlens_xdp_notail's policy_set) */
+int pl_xdp_prog_map_fd(__u32 id, const char *name);
 /* -EBUSY with why "@what cannot run on XDP here: ..." (the way out) */
 int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen);
 /* Take program @id out of @ifindex's dispatcher; 0 when it is not there. */

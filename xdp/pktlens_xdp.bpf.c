@@ -53,9 +53,96 @@ static __always_inline __u32 pl_xdp_len(struct xdp_md *ctx)
 	return (__u32)(ctx->data_end - ctx->data);
 }
 
+#ifdef PL_XDP_NO_TAIL
+/*
+ * The rule set of pktlens_xdp_notail (see PL_XDP_NO_TAIL below), which
+ * cannot tail-call a rule-set program: the rules of the in direction, all
+ * of them (address-only rules too: no LPM trie, no field lookup), in
+ * (prio, id) order in one array, the one policy_set holds. A commit puts a
+ * fresh array there by one map update (loader/policy.c), so each packet
+ * meets one whole rule set, as with a PROG_ARRAY swap; the walk takes the
+ * array once. Rules the loader refuses here: expressions (compiled code
+ * needs a tail call), more than PL_POLICY_LIST_MAX. Needs bpf_loop() (5.17):
+ * only Linux 6.12 and later run this object.
+ */
+struct pl_set_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);		/* each set's own: its rules */
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct pl_rule));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct pl_set_inner);
+} policy_set SEC(".maps");
+
+struct pl_set_ctx {
+	void *set;
+};
+
+/* bpf_loop() callback of pl_set_walk(): rule @i of the set, on policy_walk's copy */
+static long pl_set_one(__u32 i, void *ctx)
+{
+	struct pl_set_ctx *c = ctx;
+	struct pl_walk_scratch *s;
+	const struct pl_rule *r;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (!s)
+		return 1;
+	r = bpf_map_lookup_elem(c->set, &i);
+	if (!r)
+		return 1;	/* past the last rule */
+	return pl_walk_apply(r, &s->w, &s->p);
+}
+
+/* The walk over the set in policy_set; 0 when there is none. A global function: checked once. */
+__noinline int pl_set_walk(__u32 n)
+{
+	struct pl_set_ctx c;
+	__u32 zero = 0;
+
+	c.set = bpf_map_lookup_elem(&policy_set, &zero);
+	if (!c.set)
+		return 0;
+	bpf_loop(n < PL_POLICY_LIST_MAX ? n : PL_POLICY_LIST_MAX, pl_set_one, &c, 0);
+	return 1;
+}
+
+/* Judge @p by the set in policy_set into *@j; 0 when there is none (no rules) */
+static __always_inline int pl_xdp_set(const struct pl_pkt *p, struct pl_judgement *j)
+{
+	struct pl_walk_scratch *s;
+	__u32 zero = 0;
+
+	if (!bpf_map_lookup_elem(&policy_set, &zero))
+		return 0;
+	s = bpf_map_lookup_elem(&policy_walk, &zero);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->w, 0, sizeof(s->w));
+	s->w.best.prio = 0xffffffff;
+	s->w.best.id = 0xffffffff;
+	s->w.j.action = PL_ACT_NONE;
+	s->w.n = PL_POLICY_LIST_MAX;
+	s->w.now = pl_now_coarse();
+	s->p = *p;
+	if (!pl_set_walk(PL_POLICY_LIST_MAX))
+		return 0;
+	*j = s->w.j;
+	return 1;
+}
+#endif
+
 /*
  * @flags: PL_ACC_FILTER if the expression matched; @policy: judge by the
- * rule set, walked as enum pl_walk_mode says
+ * rule set, walked as enum pl_walk_mode says (pktlens_xdp_notail: by the
+ * set in policy_set, if there is one)
  */
 static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int policy)
 {
@@ -64,7 +151,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	struct pl_frame f = { .ctx = ctx, .len = pl_xdp_len(ctx) };
 	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
-	int ret = XDP_PASS;
+	int ret = XDP_PASS, judged = policy;
 	struct pl_pkt p;
 
 	pl_parse(&p, data, data_end, f.len);
@@ -73,8 +160,13 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	p.key.hook = PL_HOOK_XDP;
 	/* before the policy: fewer verifier states reach it (bpf/tcp.h) */
 	pl_tcp_passive(ctx, &p, PL_SLOT_XDP_IN, 0);
-	if (policy) {
+#ifdef PL_XDP_NO_TAIL
+	judged = pl_xdp_set(&p, &j);
+#else
+	if (policy)
 		j = pl_policy(&p, PL_SLOT_XDP_IN, policy);
+#endif
+	if (judged) {
 		switch (j.action) {
 		case PL_ACT_NONE:
 			flags |= PL_ACC_NOMATCH;
@@ -93,7 +185,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 		}
 	}
 	pl_account(&p, PL_SLOT_XDP_IN, verdict, flags);
-	pl_sample(&f, &p, PL_SLOT_XDP_IN, verdict, policy ? &j : 0);
+	pl_sample(&f, &p, PL_SLOT_XDP_IN, verdict, judged ? &j : 0);
 	return ret;
 }
 
@@ -102,10 +194,10 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
  * programs and maps, but the entries do not tail-call, for libxdp 1.3's
  * dispatcher on kernels that refuse a tail-calling extension program there
  * (Linux 6.12: a tail call may change packet data, the dispatcher's slot
- * does not). It counts and samples; the chain's stages (filter, policy,
- * sample expressions) are loaded at run time and cannot be called without a
- * tail call, so the loader refuses them on such an attachment
- * (loader/xdp_multi.c).
+ * does not). It counts, samples and judges by field rules (policy_set
+ * above); the chain's stages (filter, expression rules, sample expressions)
+ * are loaded at run time and cannot be called without a tail call, so the
+ * loader refuses them on such an attachment (loader/xdp_multi.c).
  */
 #ifdef PL_XDP_NO_TAIL
 #define PL_XDP_CHAIN(ctx, chain) do { } while (0)

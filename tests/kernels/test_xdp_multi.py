@@ -4,7 +4,8 @@
 Where pktlens's program joins the dispatcher, xdp-filter (Debian's xdp-tools) and pktlens share
 one interface: Debian's 6.1 with its libxdp 1.3 takes the tail-calling program; 6.12 refuses that
 one in libxdp 1.3's dispatcher and takes the object built without tail calls
-(pktlens_xdp_notail: counts and samples; filters, policies and sample expressions refused on XDP).
+(pktlens_xdp_notail: counts, samples and applies field rules; filters, expression rules and
+sample expressions refused on XDP).
 Elsewhere (this machine refuses freplace; 5.10's verifier refuses pktlens's program as an
 extension) the attach falls back to a bpf_link and says so, once. Gated on what the attach
 reports (`xdp_attach`, `dispatcher_note` in `attach -j`), never on the kernel's version.
@@ -159,17 +160,17 @@ def test_attach_force_detach_never_disturb_the_other_program(labf):
     info = joined_or_skip(lab)
     fid = filter_id(lab)
     chained = not no_tail(info)
+    # field rules work either way (without tail calls: the entry's own rule set)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop", ns=lab.b)
     if chained:
-        pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop", ns=lab.b)
         pktlens("filter", "set", "vb", f"udp port {PORT_OPEN}", ns=lab.b)
     else:
-        # without tail calls the chain's stages are refused on XDP (exit 1), nothing changes
-        for args in (["policy", "add", "vb", "--proto", "udp", "--dport", "7777", "--drop"],
-                     ["filter", "set", "vb", f"udp port {PORT_OPEN}"],
+        # without tail calls compiled stages are refused on XDP (exit 1), nothing changes
+        for args in (["filter", "set", "vb", f"udp port {PORT_OPEN}"],
                      ["sample", "vb", "-c", "1", "-w", "/dev/null", "udp"]):
             r = pktlens(*args, ns=lab.b, check=False)
             assert r.returncode == 1 and "without tail calls" in r.stderr, (args, r.stderr)
-        assert pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"] == []
+        assert len(pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]) == 1
     before = udp_noports(lab.b)
     send_ports(lab, 5, 7)
     time.sleep(0.5)
@@ -189,6 +190,77 @@ def test_attach_force_detach_never_disturb_the_other_program(labf):
     assert udp_noports(lab.b) - before == 21
     joined_or_skip(lab)
     assert filter_id(lab) == fid and len(ours(lab)) == 1
+
+
+def filter_seen(lab):
+    """xdp-filter's own counters: {action: packets} of what reached its program."""
+    out = nsx(lab.b, "xdp-filter", "status").stdout
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"XDP_(\w+)\s+(\d+) pkts", out)}
+
+
+def rule_hits(lab):
+    doc = pktlens_json("policy", "list", "vb", ns=lab.b)
+    return {r["id"]: r["packets"] for r in doc["interfaces"][0]["rules"]}
+
+
+@pytest.mark.parametrize("prio", [5, 20], ids=["before", "after"])
+def test_field_rules_in_the_dispatcher(labf, prio):
+    """pktlens in the dispatcher with a port drop rule (with or without tail calls): what it
+    drops ends the chain (xdp-filter sees exactly what pktlens passed), what it passes goes on;
+    rule and verdict counts are exact; a rule-set swap while attached (del, add) takes effect;
+    without tail calls an expression rule is refused, saying why, and changes nothing. Oracles:
+    the receiver's UdpNoPorts, xdp-filter's own counters."""
+    lab = labf
+    port_pl = 5003
+    info = joined_or_skip(lab, "--xdp-priority", str(prio))
+    pktlens("policy", "add", "vb", "--id", "7", "--proto", "udp", "--dport", str(port_pl),
+            "--drop", ns=lab.b)
+    if no_tail(info):
+        r = pktlens("policy", "add", "vb", "--id", "8", "--drop", "udp port 9", ns=lab.b,
+                    check=False)
+        assert r.returncode == 1 and "rule 8 (an expression rule)" in r.stderr, r.stderr
+        assert "tail call" in r.stderr and "libxdp" in r.stderr and "\n" not in r.stderr[:-1]
+    assert set(rule_hits(lab)) == {7}
+
+    def send(n_denied, n_open, n_pl):
+        from scapy.all import IP, UDP, Ether, Raw
+
+        src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+        E = lambda dp: (Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /  # noqa
+                        UDP(sport=999, dport=dp) / Raw(b"z" * 30))
+        frames = [E(PORT_DENIED)] * n_denied + [E(PORT_OPEN)] * n_open + [E(port_pl)] * n_pl
+        random.shuffle(frames)
+        assert lab.send(frames) == len(frames)
+
+    nop, f0 = udp_noports(lab.b), filter_seen(lab)
+    x0 = slot(pktlens_json("stats", "vb", ns=lab.b), "xdp", "in")
+    send(11, 13, 17)
+    time.sleep(0.5)
+    x = slot(pktlens_json("stats", "vb", ns=lab.b), "xdp", "in")
+    f = filter_seen(lab)
+    assert udp_noports(lab.b) - nop == 13  # the receiving kernel: the open port alone
+    assert rule_hits(lab) == {7: 17}
+    assert x["verdicts"]["drop"]["packets"] - x0["verdicts"]["drop"]["packets"] == 17
+    passed = x["verdicts"]["pass"]["packets"] - x0["verdicts"]["pass"]["packets"]
+    seen = sum(f.values()) - sum(f0.values())
+    assert f["DROP"] - f0["DROP"] == 11  # xdp-filter dropped the denied port
+    assert passed == x["packets"] - x0["packets"] - 17
+    if prio < 10:
+        assert seen == passed >= 11 + 13  # after pktlens: exactly what it passed
+    else:
+        assert seen - 11 == x["packets"] - x0["packets"]  # pktlens: what xdp-filter passed
+    # a rule-set swap while attached: without the rule its port reaches the receiver
+    pktlens("policy", "del", "vb", "7", ns=lab.b)
+    nop = udp_noports(lab.b)
+    send(0, 0, 5)
+    time.sleep(0.5)
+    assert udp_noports(lab.b) - nop == 5
+    pktlens("policy", "add", "vb", "--id", "9", "--proto", "udp", "--dport", str(port_pl),
+            "--drop", ns=lab.b)
+    send(0, 3, 6)
+    time.sleep(0.5)
+    assert udp_noports(lab.b) - nop == 5 + 3 and rule_hits(lab) == {9: 6}
+    pktlens("detach", "vb", ns=lab.b)
 
 
 def wait_flows(lab, want):
