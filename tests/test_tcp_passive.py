@@ -20,6 +20,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from lab import PKTLENS, PYTHON, pktlens, pktlens_json, sh, unique  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# client, server and delay line on one CPU: their segments then leave in the order they were
+# sent (from two CPUs, a process' send and a softirq's on the other CPU may overtake each other
+# between veths: reordering on the wire, which the router would count)
+ONE_CPU = ["taskset", "-c", "0"]
 C4, H4, HS4, S4 = "198.18.1.1", "198.18.1.2", "198.18.2.2", "198.18.2.1"
 
 # the server in namespace s: port 5001 reads to EOF, port 5002 echoes what it reads
@@ -103,12 +107,12 @@ class PathLab:
             if self.d:
                 ready = os.path.join(self.tmp, "relay")
                 # real-time priority: the delay is the relay's wake-up on a loaded host too
-                self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.d, "chrt", "-f", "50",
+                self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.d, *ONE_CPU, "chrt", "-f", "50",
                                                     PYTHON,
                                                     os.path.join(HERE, "delay_relay.py"), "vd", "ve",
                                                     str(delay_ms), ready]))
                 self._wait(lambda: os.path.exists(ready), "the delay relay")
-            srv = subprocess.Popen(["ip", "netns", "exec", self.s, "chrt", "-f", "50", PYTHON, "-c",
+            srv = subprocess.Popen(["ip", "netns", "exec", self.s, *ONE_CPU, "chrt", "-f", "50", PYTHON, "-c",
                                     SERVER],
                                    stdout=subprocess.PIPE, text=True)
             self.procs.append(srv)
@@ -126,7 +130,7 @@ class PathLab:
 
     def client(self, code):
         """Run Python @code in c; it prints one JSON document."""
-        r = subprocess.run(["ip", "netns", "exec", self.c, "chrt", "-f", "50", PYTHON, "-c", code],
+        r = subprocess.run(["ip", "netns", "exec", self.c, *ONE_CPU, "chrt", "-f", "50", PYTHON, "-c", code],
                            capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 0, r.stderr
