@@ -282,6 +282,21 @@ def random_frames(rng, n):
     return out
 
 
+def send_and_check(router, frames, hooks, hits, drops):
+    """Send frames through the router; the per-rule counters must equal the model's hits and
+    the hook's drop count its drops. Returns the hook's stats slot."""
+    router.send(frames)
+    want_total = sum(hits.values())
+    deadline = time.monotonic() + 10
+    while sum(rule_hits(router).values()) < want_total and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert {k: v for k, v in rule_hits(router).items() if v} == hits
+    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
+    s = slot(pktlens_json("stats", "vb", ns=router.h), *hook)
+    assert s["verdicts"]["drop"]["packets"] == drops
+    return s
+
+
 @pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_many_rules_first_match_randomized(router, hooks):
@@ -300,17 +315,11 @@ def test_many_rules_first_match_randomized(router, hooks):
     for f in descs:
         drops += judge(rules, f, hits) == "drop"
     assert 50 < drops < 270 and len(hits) > 15, (drops, len(hits))
-    router.send([frame(router, f, i) for i, f in enumerate(descs)])
-    want_total = sum(hits.values())
-    deadline = time.monotonic() + 10
-    while sum(rule_hits(router).values()) < want_total and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert {k: v for k, v in rule_hits(router).items() if v} == hits
-    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
-    s = slot(pktlens_json("stats", "vb", ns=router.h), *hook)
-    assert s["verdicts"]["drop"]["packets"] == drops
+    s = send_and_check(router, [frame(router, f, i) for i, f in enumerate(descs)], hooks, hits,
+                       drops)
     # dropped packets are counted per rule and per hook, not in the flow table (no --flows)
-    flows = [f for f in pktlens_json("flows", "vb", ns=router.h)["flows"] if f["hook"] == hook[0]]
+    hook = "xdp" if hooks[1] == "skb" else "tc"
+    flows = [f for f in pktlens_json("flows", "vb", ns=router.h)["flows"] if f["hook"] == hook]
     assert sum(f["packets"] for f in flows) + s["flow_lost_packets"] == s["packets"] - drops
 
 
@@ -344,15 +353,7 @@ def test_expression_rules_among_many_first_match(router, hooks):
     for i, f in enumerate(descs):
         drops += judge(rules, dict(f, index=i), hits) == "drop"
     assert sum(bool(hits.get(r.id)) for r in rules if r.expr) >= 3, hits
-    router.send(frames)
-    want_total = sum(hits.values())
-    deadline = time.monotonic() + 10
-    while sum(rule_hits(router).values()) < want_total and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert {k: v for k, v in rule_hits(router).items() if v} == hits
-    hook = ("xdp", "in") if hooks[1] == "skb" else ("tc", "in")
-    s = slot(pktlens_json("stats", "vb", ns=router.h), *hook)
-    assert s["verdicts"]["drop"]["packets"] == drops
+    send_and_check(router, frames, hooks, hits, drops)
 
 
 def family_rules(path):
