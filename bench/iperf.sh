@@ -4,11 +4,15 @@
 # iperf3 TCP throughput through a veth pair with and without pktlens attached,
 # all in one run, modes alternating so drift cancels out of the ratios.
 #
-#   bench/iperf.sh [-t SECS] [-r ROUNDS] [-j FILE]
+#   bench/iperf.sh [-t SECS] [-r ROUNDS] [-R] [-j FILE]
 #
 # Lab: namespaces plb-a-PID and plb-b-PID joined by veth va (198.18.0.1/30)
 # and vb (198.18.0.2/30); the iperf3 server listens on 198.18.0.2 in plb-b,
-# the client runs in plb-a, so data enters vb, where pktlens is attached:
+# the client runs in plb-a, so data enters vb, where pktlens is attached.
+# -R: the router lab instead: plb-a (va 198.18.0.1/30) - vb plb-r vc (a
+# forwarding router, 198.18.0.2/30 and 198.18.1.1/30) - vd plb-b (198.18.1.2/30,
+# the server); pktlens is attached to both of the router's interfaces, so
+# the data enters vb and leaves vc, the ACKs the other way (issue 22's lab):
 #
 #   none        nothing attached
 #   default     ./pktlens -n NS attach vb               (whatever it picks)
@@ -35,12 +39,14 @@ set -eu
 SECS=10
 ROUNDS=3
 JSON=
-while getopts t:r:j: opt; do
+ROUTER=
+while getopts t:r:j:R opt; do
 	case $opt in
 	t) SECS=$OPTARG ;;
 	r) ROUNDS=$OPTARG ;;
 	j) JSON=$OPTARG ;;
-	*) echo "usage: bench/iperf.sh [-t SECS] [-r ROUNDS] [-j FILE]" >&2; exit 2 ;;
+	R) ROUTER=1 ;;
+	*) echo "usage: bench/iperf.sh [-t SECS] [-r ROUNDS] [-R] [-j FILE]" >&2; exit 2 ;;
 	esac
 done
 
@@ -53,6 +59,18 @@ done
 
 NSA=plb-a-$$
 NSB=plb-b-$$
+NSR=plb-r-$$
+if [ -n "$ROUTER" ]; then
+	ATTNS=$NSR	# where pktlens attaches, to DEVS
+	DEVS="vb vc"
+	SRVIP=198.18.1.2
+	LAB="router lab va -> vb [plb-r] vc -> vd"
+else
+	ATTNS=$NSB
+	DEVS=vb
+	SRVIP=198.18.0.2
+	LAB="veth va -> vb"
+fi
 SERVER=
 PROBE=
 TMP=$(mktemp -d /tmp/pktlens-iperf.XXXXXX)
@@ -64,11 +82,14 @@ cleanup() {
 		kill "$SERVER" 2>/dev/null || true
 		wait "$SERVER" 2>/dev/null || true
 	fi
-	if ip netns list | grep -qw "$NSB"; then
-		$PKTLENS -n "$NSB" detach vb >/dev/null 2>&1 || true
+	if ip netns list | grep -qw "$ATTNS"; then
+		for d in $DEVS; do
+			$PKTLENS -n "$ATTNS" detach "$d" >/dev/null 2>&1 || true
+		done
 	fi
 	ip netns del "$NSA" 2>/dev/null || true
 	ip netns del "$NSB" 2>/dev/null || true
+	[ -z "$ROUTER" ] || ip netns del "$NSR" 2>/dev/null || true
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -76,16 +97,32 @@ trap 'exit 130' INT TERM
 
 ip netns add "$NSA"
 ip netns add "$NSB"
-ip -n "$NSA" link add va type veth peer name vb netns "$NSB"
+if [ -n "$ROUTER" ]; then
+	ip netns add "$NSR"
+	ip -n "$NSA" link add va type veth peer name vb netns "$NSR"
+	ip -n "$NSR" link add vc type veth peer name vd netns "$NSB"
+	ip -n "$NSR" addr add 198.18.0.2/30 dev vb
+	ip -n "$NSR" addr add 198.18.1.1/30 dev vc
+	ip -n "$NSB" addr add 198.18.1.2/30 dev vd
+	ip netns exec "$NSR" sysctl -qw net.ipv4.ip_forward=1
+	for d in vb vc lo; do ip -n "$NSR" link set $d up; done
+	ip -n "$NSB" link set vd up
+else
+	ip -n "$NSA" link add va type veth peer name vb netns "$NSB"
+	ip -n "$NSB" addr add 198.18.0.2/30 dev vb
+	ip -n "$NSB" link set vb up
+fi
 ip -n "$NSA" addr add 198.18.0.1/30 dev va
-ip -n "$NSB" addr add 198.18.0.2/30 dev vb
 ip -n "$NSA" link set va up
-ip -n "$NSB" link set vb up
 ip -n "$NSA" link set lo up
 ip -n "$NSB" link set lo up
+if [ -n "$ROUTER" ]; then
+	ip -n "$NSA" route add 198.18.1.0/30 via 198.18.0.2
+	ip -n "$NSB" route add 198.18.0.0/30 via 198.18.1.1
+fi
 
 timeout -s KILL $((ROUNDS * 6 * (SECS + 15) + 60)) \
-	ip netns exec "$NSB" iperf3 -s -B 198.18.0.2 >/dev/null 2>&1 &
+	ip netns exec "$NSB" iperf3 -s -B $SRVIP >/dev/null 2>&1 &
 SERVER=$!
 i=0
 until ip netns exec "$NSB" ss -Hltn 'sport = :5201' | grep -q 5201; do
@@ -94,14 +131,14 @@ until ip netns exec "$NSB" ss -Hltn 'sport = :5201' | grep -q 5201; do
 	sleep 0.1
 done
 
-# attach MODE: attach pktlens for MODE (none: nothing)
+# attach MODE: attach pktlens for MODE (none: nothing) to every one of DEVS
 attach() {
 	case $1 in
 	none) return 0 ;;
-	default) $PKTLENS -n "$NSB" attach vb ;;
-	xdp-skb) $PKTLENS -n "$NSB" attach vb --xdp skb --tc none ;;
-	xdp-native) $PKTLENS -n "$NSB" attach vb --xdp native --tc none ;;
-	tcp-passive) $PKTLENS -n "$NSB" attach vb --tcp-passive ;;
+	default) for d in $DEVS; do $PKTLENS -n "$ATTNS" attach "$d"; done ;;
+	xdp-skb) for d in $DEVS; do $PKTLENS -n "$ATTNS" attach "$d" --xdp skb --tc none; done ;;
+	xdp-native) for d in $DEVS; do $PKTLENS -n "$ATTNS" attach "$d" --xdp native --tc none; done ;;
+	tcp-passive) for d in $DEVS; do $PKTLENS -n "$ATTNS" attach "$d" --tcp-passive; done ;;
 	tcp-rtt)
 		$PKTLENS -j tcp rtt --netns "/run/netns/$NSA" >"$TMP/rtt.json" 2>/dev/null &
 		PROBE=$!
@@ -119,7 +156,7 @@ run() {
 	attach "$1"
 	b0=$(busy)
 	timeout -s KILL $((SECS + 20)) ip netns exec "$NSA" \
-		iperf3 -c 198.18.0.2 -B 198.18.0.1 -t "$SECS" -O 1 -A 0,1 -J >"$TMP/out.json"
+		iperf3 -c $SRVIP -B 198.18.0.1 -t "$SECS" -O 1 -A 0,1 -J >"$TMP/out.json"
 	b1=$(busy)
 	gbits=$(jq '.end.sum_received.bits_per_second / 1e9' "$TMP/out.json")
 	cpugb=$(jq --argjson j $((b1 - b0)) --argjson hz "$(getconf CLK_TCK)" \
@@ -137,13 +174,13 @@ run() {
 			exit 1
 		fi
 	elif [ "$1" != none ]; then
-		$PKTLENS -n "$NSB" -j stats vb >"$TMP/stats.json"
+		$PKTLENS -n "$ATTNS" -j stats vb >"$TMP/stats.json"
 		hooks=$(jq -r '[.interfaces[0].hooks[] | .hook + "/" + .dir] | join(",")' \
 			"$TMP/stats.json")
 		counted=$(jq '[.interfaces[0].hooks[] | select(.dir == "in") | .packets] | max' \
 			"$TMP/stats.json")
 		[ "$1" != tcp-passive ] || counted=$(jq '.interfaces[0].tcp.segs // 0' "$TMP/stats.json")
-		$PKTLENS -n "$NSB" detach vb >/dev/null
+		for d in $DEVS; do $PKTLENS -n "$ATTNS" detach "$d" >/dev/null; done
 		if [ "$counted" -eq 0 ]; then
 			echo "iperf.sh: $1: pktlens counted no packets" >&2
 			exit 1
@@ -157,7 +194,7 @@ run() {
 
 MODES="none default xdp-skb xdp-native tcp-rtt tcp-passive"
 REVERSED="tcp-passive tcp-rtt xdp-native xdp-skb default none"
-echo "iperf3 TCP, ${SECS} s per run (+1 s omitted), $ROUNDS rounds, veth va -> vb" \
+echo "iperf3 TCP, ${SECS} s per run (+1 s omitted), $ROUNDS rounds, $LAB" \
 	"($NSA -> $NSB), kernel $(uname -r)"
 : >"$TMP/runs"
 r=0
@@ -171,7 +208,7 @@ done
 
 # per mode: median Gbit/s over rounds, and median over rounds of the ratio to
 # the same round's none run (a slow or fast round then cancels out)
-awk -v json="$JSON" -v secs="$SECS" -v rounds="$ROUNDS" -v kernel="$(uname -r)" '
+awk -v json="$JSON" -v lab="$LAB" -v secs="$SECS" -v rounds="$ROUNDS" -v kernel="$(uname -r)" '
 function median(list,    a, n, i, j, t) {
 	n = split(list, a, " ")
 	for (i = 1; i <= n; i++)
@@ -208,7 +245,7 @@ END {
 		(pd >= 0.97 ? "met" : "NOT met"), pd, cpu["tcp-passive"], cpu["default"]
 	if (json == "")
 		exit
-	printf "{\"kernel\":\"%s\",\"secs\":%d,\"rounds\":%d,\"modes\":[", kernel, secs, rounds > json
+	printf "{\"kernel\":\"%s\",\"lab\":\"%s\",\"secs\":%d,\"rounds\":%d,\"modes\":[", kernel, lab, secs, rounds > json
 	for (i = 1; i <= 6; i++) {
 		m = order[i]
 		gsub(/^ /, "", v[m]); gsub(/ /, ",", v[m])
