@@ -504,7 +504,7 @@ static bool share_xdp(const struct attach *a)
 static int join_xdp(struct attach *a, bool flows_reused)
 {
 	static char note[PL_WHY_LEN + 256];
-	bool refused;
+	bool refused, notail_left;
 	int err;
 
 	if (a->info->reattached)
@@ -514,7 +514,9 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	err = pl_xdp_disp_join(a->xskel->obj, xdp_prog(a), a->xskel->progs.pktlens_xdp_skb_main,
 			       a->li.ifindex, a->o->ifname, a->info->xdp_mode, a->info->xdp_prio,
 			       &refused, a->why, a->whylen);
-	if (err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0 && share_xdp(a)) {
+	/* refused with tail calls, the one without not tried yet (not loaded either) */
+	notail_left = err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0;
+	if (notail_left && share_xdp(a)) {
 		/* the kernel refused the tail-calling program there: the one without */
 		pktlens_xdp__destroy(a->xskel);
 		a->xskel = NULL;
@@ -530,9 +532,7 @@ static int join_xdp(struct attach *a, bool flows_reused)
 		return err;
 	}
 	if (err && refused) {
-		/* refused with tail calls, and nothing to share with: the one without was not tried */
-		bool notail_left = !a->notail && bpf_program__fd(xdp_prog(a)) < 0;
-
+		/* refused, and nothing to share with (the one without not tried) or refused too */
 		snprintf(note, sizeof(note), "libxdp's dispatcher refused pktlens's program (%s): XDP "
 			 "is attached alone with a bpf_link, no other XDP program runs beside it%s",
 			 a->why, notail_left ? " (--xdp-priority joins the dispatcher without tail "
