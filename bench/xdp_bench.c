@@ -480,16 +480,23 @@ static void summarize_rounds(double *p, double *f, unsigned int n, struct summar
 	out->ratio_max = r[n - 1];
 }
 
-static void summarize(const struct bench *b, enum frame_kind k, enum bench_case c,
-		      struct summary *out)
+/* pktlens against the program whose ns per round are struct sample's array at @ref */
+static void summarize_vs(const struct bench *b, enum frame_kind k, enum bench_case c,
+			 size_t ref, struct summary *out)
 {
 	double p[MAX_ROUNDS], f[MAX_ROUNDS];
 
 	for (unsigned int i = 0; i < b->rounds; i++) {
 		p[i] = b->s[i][k].prog[c];
-		f[i] = b->s[i][k].floor[c];
+		f[i] = ((const double *)((const char *)&b->s[i][k] + ref))[c];
 	}
 	summarize_rounds(p, f, b->rounds, out);
+}
+
+static void summarize(const struct bench *b, enum frame_kind k, enum bench_case c,
+		      struct summary *out)
+{
+	summarize_vs(b, k, c, offsetof(struct sample, floor), out);
 }
 
 static void summarize_tc(const struct bench *b, enum frame_kind k, struct summary *out)
@@ -603,18 +610,8 @@ struct refs {
 static void summarize_refs(const struct bench *b, enum frame_kind k, enum bench_case c,
 			   struct refs *out)
 {
-	double p[MAX_ROUNDS], q[MAX_ROUNDS];
-
-	for (unsigned int i = 0; i < b->rounds; i++) {
-		p[i] = b->s[i][k].prog[c];
-		q[i] = b->s[i][k].conv[c];
-	}
-	summarize_rounds(p, q, b->rounds, &out->conv);
-	for (unsigned int i = 0; i < b->rounds; i++) {
-		p[i] = b->s[i][k].prog[c];
-		q[i] = b->s[i][k].mem[c];
-	}
-	summarize_rounds(p, q, b->rounds, &out->mem);
+	summarize_vs(b, k, c, offsetof(struct sample, conv), &out->conv);
+	summarize_vs(b, k, c, offsetof(struct sample, mem), &out->mem);
 	out->conv_target = cases[c].many ? TARGET_CONV_MANY : TARGET_CONV_SINGLE;
 	out->met = out->conv.ratio <= out->conv_target &&
 		   (!cases[c].many || out->mem.ratio <= TARGET_MEMLIMIT);
