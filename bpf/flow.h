@@ -16,6 +16,8 @@
  *  - An occupied slot is handed to a colliding flow only once its flow has
  *    been idle for PL_FLOW_IDLE_NS; its delta is then folded into the table.
  *    Colliding flows that are both busy stay correct, just uncached.
+ *  - While a reset holds the cache (flow_ctl), no slot changes hands: what
+ *    user space read of the caches stays where it read it.
  */
 #ifndef __PKTLENS_BPF_FLOW_H
 #define __PKTLENS_BPF_FLOW_H
@@ -73,6 +75,16 @@ static __always_inline void pl_flow_lost(struct pl_stats *s, __u64 pkts, __u64 b
 	s->flow_lost++;
 	s->flow_lost_pkts += pkts;
 	s->flow_lost_bytes += bytes;
+}
+
+/* A reset is reading the caches: leave the slots to their flows (struct pl_flow_ctl). */
+static __always_inline int pl_flow_held(__u64 now)
+{
+	const struct pl_flow_ctl *ctl;
+	__u32 zero = 0;
+
+	ctl = bpf_map_lookup_elem(&flow_ctl, &zero);
+	return ctl && now < ctl->hold_until_ns;
 }
 
 /*
@@ -139,8 +151,11 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 	/* admitted: take over the slot if it is free or its flow went quiet */
 	if (c->key.ifindex && now - c->val.last_ns < PL_FLOW_IDLE_NS)
 		return;
-	if (c->key.ifindex && c->val.packets)
+	if (c->key.ifindex && c->val.packets) {
+		if (pl_flow_held(now))
+			return;
 		pl_flow_table_add(&c->key, &c->val, s);
+	}
 	c->key = *key;
 	__builtin_memset(&c->val, 0, sizeof(c->val));
 	c->val.last_ns = now;

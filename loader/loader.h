@@ -213,6 +213,7 @@ enum pl_map_id {
 	PL_MID_TCP_STATS,
 	PL_MID_RULE_CTRS,
 	PL_MID_POLICY_SET,
+	PL_MID_FLOW_CTL,
 	PL_MID_MAX,
 };
 

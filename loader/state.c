@@ -599,7 +599,80 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
 	return 0;
 }
 
+/*
+ * Return once every BPF program running now has returned: the kernel waits
+ * for an RCU grace period after an update of a map-in-map
+ * (maybe_wait_bpf_programs(), Linux 4.20), and XDP and tc programs run in
+ * RCU read-side sections. A throwaway pair of maps is the cheapest way to
+ * ask for one.
+ */
+static int bpf_quiesce(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	int inner, outer, err = 0;
+	__u32 key = 0;
+
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, sizeof(__u32), sizeof(__u32), 1, NULL);
+	if (inner < 0)
+		return -errno;
+	o.inner_map_fd = inner;
+	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, NULL, sizeof(__u32), sizeof(__u32), 1, &o);
+	if (outer < 0 || bpf_map_update_elem(outer, &key, &inner, BPF_ANY))
+		err = -errno;
+	if (outer >= 0)
+		close(outer);
+	close(inner);
+	return err;
+}
+
+/*
+ * Hold the flow cache's slots (struct pl_flow_ctl) until @until_ns, 0 to
+ * let go; holding waits for programs that decided before the hold.
+ */
+static int cache_hold(int ctl_fd, __u64 until_ns)
+{
+	struct pl_flow_ctl c = { .hold_until_ns = until_ns };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(ctl_fd, &zero, &c, BPF_ANY))
+		return -errno;
+	return until_ns ? bpf_quiesce() : 0;
+}
+
+#define PL_CACHE_HOLD_NS (60ULL * 1000000000ULL)
+
+static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]);
+
 int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
+{
+	/* attachments made before flow_ctl have none: their resets are as before */
+	int ctl = st->dir[0] ? pl_pin_open(st->dir, PL_MAP_FLOW_CTL) : -1;
+	struct timespec now;
+	int err = 0;
+
+	if (ctl >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		err = cache_hold(ctl, (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec +
+				 PL_CACHE_HOLD_NS);
+	}
+	if (!err)
+		err = state_reset(st, printed);
+	if (ctl >= 0) {
+		int e = cache_hold(ctl, 0);
+
+		err = err ?: e;
+		close(ctl);
+	}
+	return err;
+}
+
+/*
+ * The reset proper. Steps 2 and 3 read the caches, then empty the table:
+ * a slot handed to another flow in between would move its delta into the
+ * table after it was read (counted twice) or behind the walk (shown twice),
+ * which is what the hold above prevents.
+ */
+static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
 {
 	struct pl_stats raw[PL_SLOT_MAX], base[PL_SLOT_MAX];
 	struct flow_sums gone = {};	/* flow records the reset takes away, as shown before */

@@ -154,13 +154,15 @@ class Lab:
         out = sh("ip", "-n", ns, "-j", "-s", "link", "show", dev).stdout
         return json.loads(out)[0]["stats64"]
 
-    def send(self, frames, ns=None, dev="va"):
-        """Send scapy frames from namespace a (default) through dev; returns count."""
+    def send(self, frames, ns=None, dev="va", cpu=None):
+        """Send scapy frames from namespace a (default) through dev; returns count. With cpu,
+        the sender runs on that CPU only (so do the receiving hooks: per-CPU state)."""
         from scapy.all import wrpcap  # noqa: imported lazily, scapy is slow to load
 
         path = os.path.join(self.tmp, f"send{next(_seq)}.pcap")
         wrpcap(path, frames)
-        out = sh("ip", "netns", "exec", ns or self.a, PYTHON, SENDRAW, dev, path).stdout
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        out = sh("ip", "netns", "exec", ns or self.a, *pin, PYTHON, SENDRAW, dev, path).stdout
         return int(out.strip())
 
     def wait_packets(self, expected, dev="vb", ns=None, timeout=5.0, hook=None):

@@ -5,6 +5,7 @@
 Oracles: trafgen's count of what it sent and the kernel's `ip -s link` counters of the
 receiving veth; the relation sum(flows) + flow_lost == packets, per hook, after the traffic.
 """
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from lab import pktlens, pktlens_json
+from lab import PIN_ROOT, netns_ino, pktlens, pktlens_json, sh
 
 XDP = ("--xdp", "native", "--tc", "none")
 TC = ("--xdp", "none", "--tc", "in,out")
@@ -236,3 +237,53 @@ def test_force_to_another_size_under_traffic(lab, flows):
     doc = settled(lab)
     assert hooks(doc)[("xdp", "in")]["packets"] > 0
     check_flows_add_up(lab, doc)
+
+
+def cache_keys(pin):
+    """(cpu, slot) -> flow key bytes of every slot of the flow cache that holds packets."""
+    out = {}
+    dump = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", f"{pin}/flow_cache").stdout)
+    for e in dump:
+        slot = e["formatted"]["key"] if "formatted" in e else e["key"]
+        for v in e.get("formatted", e)["values"]:
+            val = v["value"]
+            if val["val"]["packets"]:
+                out[(v["cpu"], slot)] = json.dumps(val["key"], sort_keys=True)
+    return out
+
+
+def set_hold(pin, until_ns):
+    sh("bpftool", "map", "update", "pinned", f"{pin}/flow_ctl", "key", *["0"] * 4,
+       "value", *[str(b) for b in until_ns.to_bytes(8, "little")])
+
+
+def test_a_held_cache_keeps_its_slots(lab):
+    """While a reset holds the flow cache (flow_ctl), a new flow that meets an idle flow's slot
+    leaves it alone: without the hold it takes the slot over (the idle flow's count moves into
+    the table), which is what a reset reading the caches and then the table must not see. The
+    counts stay exact either way, and `stats --reset` lets go of the hold when it is done."""
+    pktlens("attach", "vb", *SKB, ns=lab.b)
+    pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
+    sets = [mixed_flows(lab, 1800)[i::3] for i in range(3)]   # three sets of 600 flows
+
+    def occupy(frames):
+        lab.send(frames * 2, cpu=0)  # the first packet installs, the second counts in the slot;
+        # one CPU: the caches are per CPU
+        time.sleep(0.1)             # then idle: PL_FLOW_IDLE_NS is 20 ms
+
+    occupy(sets[0])
+    before = cache_keys(pin)
+    assert len(before) > 300, len(before)
+    set_hold(pin, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + 3_600_000_000_000)
+    occupy(sets[1])
+    held = cache_keys(pin)
+    assert all(held[k] == v for k, v in before.items())     # no slot changed hands
+    set_hold(pin, 0)
+    occupy(sets[2])
+    after = cache_keys(pin)
+    assert sum(after.get(k) != v for k, v in before.items()) > 0   # the control: they do now
+    doc = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+    assert hooks(doc)[("xdp", "in")]["packets"] == 2 * 1800
+    ctl = json.loads(sh("bpftool", "-j", "map", "lookup", "pinned", f"{pin}/flow_ctl",
+                        "key", *["0"] * 4).stdout)
+    assert ctl.get("formatted", ctl)["value"]["hold_until_ns"] == 0

@@ -134,6 +134,17 @@ struct pl_flow_slot {
 	struct pl_flow_val val;
 };
 
+/*
+ * The flow cache's control (flow_ctl, one entry): until hold_until_ns
+ * (CLOCK_MONOTONIC) a flow that misses its slot does not take it over from
+ * an idle flow, so no cached delta moves into the table while a reset reads
+ * the caches and then empties the table (loader/state.c). A deadline, not a
+ * flag: a reset that dies half-way holds the slots for a minute at most.
+ */
+struct pl_flow_ctl {
+	__u64 hold_until_ns;
+};
+
 /* Number of flow cache slots per CPU; a power of two. */
 #define PL_FLOW_CACHE_BITS 12
 #define PL_FLOW_CACHE_SLOTS (1U << PL_FLOW_CACHE_BITS)
@@ -774,6 +785,7 @@ struct pl_tcp_pstats {
 #define PL_MAP_STATS "stats"
 #define PL_MAP_FLOWS "flows"
 #define PL_MAP_FLOW_CACHE "flow_cache"
+#define PL_MAP_FLOW_CTL "flow_ctl"
 #define PL_MAP_META "meta"
 #define PL_MAP_CHAIN_RES "chain_res"
 #define PL_MAP_XDP_CHAIN "xdp_chain"
