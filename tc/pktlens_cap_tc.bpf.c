@@ -13,36 +13,19 @@
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC
 #include "../bpf/sample.h"
+#include "../bpf/skb.h"
 #include "../bpf/chain.h"
 
 PL_CHAIN_MAP(tc_chain);
 
 #define TC_ACT_UNSPEC_ (-1)
-#define PL_CAP_PULL 128
 
 static __always_inline int pl_cap_tc(struct __sk_buff *skb, __u32 slot, __u8 dir)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct pl_frame f = { .ctx = skb, .len = skb->len };
-	__u32 linear = (__u32)(data_end - data);
 	struct pl_pkt p;
 
-	if (linear < PL_CAP_PULL && skb->len > linear) {
-		bpf_skb_pull_data(skb, skb->len < PL_CAP_PULL ? skb->len : PL_CAP_PULL);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
-	pl_parse(&p, data, data_end, skb->len);
-	if (skb->vlan_present) {
-		pl_parse_hwvlan(&p, skb->vlan_tci);
-		f.vlan_meta = 1;
-		f.vlan_tci = (__u16)skb->vlan_tci;
-		f.vlan_proto = bpf_ntohs((__u16)skb->vlan_proto);
-	}
-	p.key.ifindex = skb->ifindex;
-	p.key.dir = dir;
-	p.key.hook = PL_HOOK_TC;
+	pl_skb_parse(skb, &p, &f, dir);
 	pl_sample(&f, &p, slot, PL_VERDICT_PASS, 0);
 	return TC_ACT_UNSPEC_;
 }

@@ -17,42 +17,23 @@
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC
 #include "../bpf/sample.h"
+#include "../bpf/skb.h"
 
 PL_CHAIN_MAP(tc_chain);
 
 #define TC_ACT_UNSPEC_ (-1)
 #define TC_ACT_SHOT_ 2
 
-/* Enough linear data for Ethernet, two tags, IPv6 + extension headers, TCP. */
-#define PL_TC_PULL 128
-
 static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __u32 flags,
 				 const int policy)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct pl_frame f = { .ctx = skb, .len = skb->len };
 	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
 	int ret = TC_ACT_UNSPEC_;
 	struct pl_pkt p;
-	__u32 linear = (__u32)(data_end - data);
 
-	if (linear < PL_TC_PULL && skb->len > linear) {
-		bpf_skb_pull_data(skb, skb->len < PL_TC_PULL ? skb->len : PL_TC_PULL);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
-	pl_parse(&p, data, data_end, skb->len);
-	if (skb->vlan_present) {
-		pl_parse_hwvlan(&p, skb->vlan_tci);
-		f.vlan_meta = 1;
-		f.vlan_tci = (__u16)skb->vlan_tci;
-		f.vlan_proto = bpf_ntohs((__u16)skb->vlan_proto);
-	}
-	p.key.ifindex = skb->ifindex;
-	p.key.dir = dir;
-	p.key.hook = PL_HOOK_TC;
+	pl_skb_parse(skb, &p, &f, dir);
 	/* before the policy (bpf/tcp.h) */
 	pl_tcp_passive(skb, &p, slot, skb->ingress_ifindex);
 	if (policy) {
