@@ -49,6 +49,80 @@ static int flow_key_cmp(const void *a, const void *b)
 
 static int read_bases(struct pl_state *st, const char *dir);
 
+/*
+ * Return once every BPF program running now has returned: the kernel waits
+ * for an RCU grace period after an update of a map-in-map
+ * (maybe_wait_bpf_programs(), Linux 4.20), and XDP and tc programs run in
+ * RCU read-side sections. A throwaway pair of maps is the cheapest way to
+ * ask for one.
+ */
+static int bpf_quiesce(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	int inner, outer, err = 0;
+	__u32 key = 0;
+
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, sizeof(__u32), sizeof(__u32), 1, NULL);
+	if (inner < 0)
+		return -errno;
+	o.inner_map_fd = inner;
+	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, NULL, sizeof(__u32), sizeof(__u32), 1, &o);
+	if (outer < 0 || bpf_map_update_elem(outer, &key, &inner, BPF_ANY))
+		err = -errno;
+	if (outer >= 0)
+		close(outer);
+	close(inner);
+	return err;
+}
+
+/* A hold lasts until its reader lets go, or this long after it began at most. */
+#define PL_CACHE_HOLD_NS (60ULL * 1000000000ULL)
+
+struct cache_hold {
+	int fd;			/* flow_ctl, -1: none (not pinned, or made before it) */
+	__u64 until;		/* ours */
+};
+
+/*
+ * Hold the flow caches still (struct pl_flow_ctl) for a reading of caches
+ * and table: no cached delta moves into the table meanwhile, so the two
+ * readings agree. Readers at once share the latest deadline; the last to
+ * finish lets go (one that finishes while a later one reads leaves its
+ * deadline in place).
+ */
+static int hold_begin(const struct pl_state *st, struct cache_hold *h)
+{
+	struct pl_flow_ctl cur = {}, mine;
+	struct timespec now;
+	__u32 zero = 0;
+
+	h->fd = st->dir[0] ? pl_pin_open(st->dir, PL_MAP_FLOW_CTL) : -1;
+	if (h->fd < 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	h->until = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec + PL_CACHE_HOLD_NS;
+	mine.hold_until_ns = h->until;
+	if (!bpf_map_lookup_elem(h->fd, &zero, &cur) && cur.hold_until_ns > h->until)
+		mine = cur;
+	if (bpf_map_update_elem(h->fd, &zero, &mine, BPF_ANY))
+		return -errno;
+	return bpf_quiesce();
+}
+
+static void hold_end(struct cache_hold *h)
+{
+	struct pl_flow_ctl cur = {}, none = {};
+	__u32 zero = 0;
+
+	if (h->fd < 0)
+		return;
+	if (!bpf_map_lookup_elem(h->fd, &zero, &cur) && cur.hold_until_ns == h->until)
+		bpf_map_update_elem(h->fd, &zero, &none, BPF_ANY);
+	close(h->fd);
+	h->fd = -1;
+}
+
+
 int pl_state_open(const char *dir, struct pl_state *st)
 {
 	int err = 0;
@@ -403,6 +477,7 @@ static int table_cb(const void *key, const void *vals, int ncpu, void *ctx)
 int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 {
 	struct table_walk tw = { .st = st };
+	struct cache_hold h;
 	struct cache_set cs;
 	size_t kept = 0;
 	int err;
@@ -410,14 +485,19 @@ int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	/*
-	 * The table first, then the cache: a delta the program folds from a
-	 * cache slot into the table in between is missed once (it shows next
-	 * time), never counted twice, so successive readings never shrink.
+	 * The table first, then the cache, held still (hold_begin()). Without
+	 * a hold (attachments made before flow_ctl, or it failed) a delta the
+	 * program folds from a cache slot into the table in between is missed
+	 * once (it shows next time), never counted twice, so successive
+	 * readings never shrink.
 	 */
+	if (hold_begin(st, &h))
+		hold_end(&h);
 	err = percpu_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
 			  table_cb, &tw);
 	if (!err)
 		err = cache_set_read(st, &cs);
+	hold_end(&h);
 	if (err) {
 		free(tw.fv.v);
 		return err;
@@ -444,22 +524,29 @@ int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, size_t *entries)
 {
 	struct table_walk tw = { .st = st, .fn = fn, .ctx = ctx };
+	struct cache_hold h;
 	struct cache_set cs;
 	int err;
 
 	if (entries)
 		*entries = 0;
 	/*
-	 * The cache first, so the table streams by without being kept: a
-	 * delta folded into the table meanwhile is counted twice in this
-	 * reading (see pl_state_flows() for the other trade-off).
+	 * The cache first, so the table streams by without being kept, both
+	 * held still (hold_begin()). Without a hold a delta folded into the
+	 * table meanwhile is counted twice in this reading (see
+	 * pl_state_flows() for the other trade-off).
 	 */
+	if (hold_begin(st, &h))
+		hold_end(&h);
 	err = cache_set_read(st, &cs);
-	if (err)
+	if (err) {
+		hold_end(&h);
 		return err;
+	}
 	tw.cs = &cs;
 	err = percpu_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
 			  table_cb, &tw);
+	hold_end(&h);
 	for (size_t i = 0; i < cs.fv.n && !err; i++)
 		if (!cs.seen[i] && since_reset(st, &cs.fv.v[i]))
 			err = fn(&cs.fv.v[i], ctx);
@@ -599,70 +686,17 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
 	return 0;
 }
 
-/*
- * Return once every BPF program running now has returned: the kernel waits
- * for an RCU grace period after an update of a map-in-map
- * (maybe_wait_bpf_programs(), Linux 4.20), and XDP and tc programs run in
- * RCU read-side sections. A throwaway pair of maps is the cheapest way to
- * ask for one.
- */
-static int bpf_quiesce(void)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, o);
-	int inner, outer, err = 0;
-	__u32 key = 0;
-
-	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, sizeof(__u32), sizeof(__u32), 1, NULL);
-	if (inner < 0)
-		return -errno;
-	o.inner_map_fd = inner;
-	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, NULL, sizeof(__u32), sizeof(__u32), 1, &o);
-	if (outer < 0 || bpf_map_update_elem(outer, &key, &inner, BPF_ANY))
-		err = -errno;
-	if (outer >= 0)
-		close(outer);
-	close(inner);
-	return err;
-}
-
-/*
- * Hold the flow cache's slots (struct pl_flow_ctl) until @until_ns, 0 to
- * let go; holding waits for programs that decided before the hold.
- */
-static int cache_hold(int ctl_fd, __u64 until_ns)
-{
-	struct pl_flow_ctl c = { .hold_until_ns = until_ns };
-	__u32 zero = 0;
-
-	if (bpf_map_update_elem(ctl_fd, &zero, &c, BPF_ANY))
-		return -errno;
-	return until_ns ? bpf_quiesce() : 0;
-}
-
-#define PL_CACHE_HOLD_NS (60ULL * 1000000000ULL)
-
 static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]);
 
 int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
 {
 	/* attachments made before flow_ctl have none: their resets are as before */
-	int ctl = st->dir[0] ? pl_pin_open(st->dir, PL_MAP_FLOW_CTL) : -1;
-	struct timespec now;
-	int err = 0;
+	struct cache_hold h;
+	int err = hold_begin(st, &h);
 
-	if (ctl >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		err = cache_hold(ctl, (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec +
-				 PL_CACHE_HOLD_NS);
-	}
 	if (!err)
 		err = state_reset(st, printed);
-	if (ctl >= 0) {
-		int e = cache_hold(ctl, 0);
-
-		err = err ?: e;
-		close(ctl);
-	}
+	hold_end(&h);
 	return err;
 }
 
