@@ -99,6 +99,28 @@ class Exporter:
             self.p.wait()
 
 
+def start_probes(cmd, prefix, timeout=120):
+    """Popen(cmd), a pktlens command that loads tracing programs named prefix*, returned once
+    all it loaded are attached (no readiness line under -j: the kernel's lists of programs and
+    links say it; loading takes seconds in an emulated VM or under the sanitizers). A program
+    is loaded before any is attached, so once one of its links is there the count is final."""
+    def mine(kind):
+        return {x["id"]: x for x in json.loads(sh("bpftool", "-j", kind, "show").stdout)}
+
+    progs0, links0 = set(mine("prog")), set(mine("link"))
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while True:
+        progs = {i for i, x in mine("prog").items()
+                 if i not in progs0 and x.get("name", "").startswith(prefix)}
+        links = [x for i, x in mine("link").items() if i not in links0 and x.get("prog_id") in progs]
+        if links and len(links) == len(progs):
+            return p
+        assert p.poll() is None, p.stderr.read()
+        assert time.time() < deadline, f"{cmd}: its probes were not attached in {timeout} s"
+        time.sleep(0.1)
+
+
 def slot(stats_doc, hook, direction, iface=0):
     """The counters of one hook/direction in a `stats -j` document."""
     for h in stats_doc["interfaces"][iface]["hooks"]:

@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from lab import PKTLENS, ROOT, Exporter, Lab, netns_ino, pktlens, pktlens_json, sh
+from lab import PKTLENS, ROOT, Exporter, Lab, netns_ino, pktlens, pktlens_json, sh, start_probes
 
-READY = 1.5     # load + attach (no readiness line under -j)
 
 
 class Drops:
@@ -28,9 +27,7 @@ class Drops:
     def __init__(self, *args, ns=None, global_ns=None):
         cmd = [PKTLENS] + (["-n", global_ns] if global_ns else []) + ["-j", "drops"]
         cmd += (["--netns", ns] if ns else []) + [str(a) for a in args]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(READY)
-        assert self.p.poll() is None, self.p.stderr.read()
+        self.p = start_probes(cmd, "pl_drop_")
 
     def stop(self):
         time.sleep(0.3)     # let the last frames be freed

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, PYTHON, sh
+from lab import PKTLENS, PYTHON, sh, start_probes
 
 SERVER = r"""
 import socket, sys
@@ -62,31 +62,9 @@ def netns_path(ns):
     return f"/run/netns/{ns}"
 
 
-# the tracepoint programs each verb attaches (probes/pktlens_tcp.bpf.c)
-TRACE_LINKS = {"retrans": 2, "rtt": 1, "connlat": 1, "life": 1}
-
-
-def tcp_links():
-    """Ids of the attached links of TCP probe programs (pl_tcp_*)."""
-    names = {p["id"]: p.get("name", "")
-             for p in json.loads(sh("bpftool", "-j", "prog", "show").stdout)}
-    return {link["id"] for link in json.loads(sh("bpftool", "-j", "link", "show").stdout)
-            if names.get(link.get("prog_id"), "").startswith("pl_tcp_")}
-
-
 def start_tracer(verb, *args):
-    """`pktlens -j tcp VERB ARGS`, returned once its probes are attached (there is no
-    readiness line under -j: the kernel's list of links says it; loading takes seconds in an
-    emulated VM or under the sanitizers)."""
-    before = tcp_links()
-    p = subprocess.Popen([PKTLENS, "-j", "tcp", verb, *map(str, args)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while len(tcp_links() - before) < TRACE_LINKS[verb]:
-        assert p.poll() is None, p.stderr.read()
-        assert time.time() < deadline, f"tcp {verb} did not attach its probes"
-        time.sleep(0.1)
-    return p
+    """`pktlens -j tcp VERB ARGS`, returned once its probes are attached."""
+    return start_probes([PKTLENS, "-j", "tcp", verb, *map(str, args)], "pl_tcp_")
 
 
 class Tracer:
