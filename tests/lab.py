@@ -105,7 +105,14 @@ def start_probes(cmd, prefix, timeout=120):
     links say it; loading takes seconds in an emulated VM or under the sanitizers). A program
     is loaded before any is attached, so once one of its links is there the count is final."""
     def mine(kind):
-        return {x["id"]: x for x in json.loads(sh("bpftool", "-j", kind, "show").stdout)}
+        # a link being made or freed meanwhile is an {"error": ...} entry and exit code 255
+        for _ in range(50):
+            out = sh("bpftool", "-j", kind, "show", check=False).stdout
+            try:
+                return {x["id"]: x for x in json.loads(out) if "id" in x}
+            except ValueError:
+                time.sleep(0.05)
+        raise AssertionError(f"bpftool {kind} show: {out!r}")
 
     progs0, links0 = set(mine("prog")), set(mine("link"))
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
