@@ -105,7 +105,7 @@ static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdi
 		}
 	}
 	if (len < PL_SIZE_TAB) {
-		__u32 b = pl_size_tab[len];
+		__u64 b = pl_size_tab[len];
 
 		s->rmon[(b >> 4) & (PL_RMON_MAX - 1)]++;
 		s->log2[b & 15]++;
