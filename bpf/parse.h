@@ -43,14 +43,19 @@ enum pl_perr {
 struct pl_pkt {
 	struct pl_flow_key key;
 	__u32 len;		/* wire length */
-	__u8 l3;		/* enum pl_l3 */
-	__u8 l4;		/* enum pl_l4 */
+	__u8 l3;		/* enum pl_l3, nothing else (pl_account() indexes by it) */
+	__u8 l4;		/* enum pl_l4, nothing else (as l3) */
 	__u8 tcp_flags;
-	__u8 vlans;		/* 0, 1 or 2 */
-	__u8 frag;		/* IP fragment (first or not) */
-	__u8 opts;		/* IPv4 options or IPv6 extension headers present */
-	__u8 err;		/* enum pl_perr */
 	__u8 ports;		/* TCP/UDP/SCTP header read: key.sport/dport are ports */
+	union {
+		struct {
+			__u8 vlans;	/* 0, 1 or 2 */
+			__u8 frag;	/* IP fragment (first or not) */
+			__u8 opts;	/* IPv4 options or IPv6 extension headers present */
+			__u8 err;	/* enum pl_perr */
+		};
+		__u32 rare;	/* any of them: pl_account()'s one test */
+	};
 	__u8 l3off;		/* offset of the IP header in the frame */
 	__u16 l4off;		/* offset of the L4 header in the frame (ports set) */
 	__u16 l4len;		/* IP payload from the L4 header on (IP lengths; 0 if unknown) */
