@@ -58,6 +58,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=300000)
     ap.add_argument("--cases")
     args = ap.parse_args()
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        if f.read().strip() != "0":
+            print("policy_ab: warning: kernel.bpf_stats_enabled is on: every program runs slower",
+                  file=sys.stderr)
     cases = [c for c in CASES if not args.cases or any(x in c[0] for x in args.cases.split(","))]
     labs = [pb.Lab("x"), pb.Lab("y")]
     floor_pin = f"/sys/fs/bpf/plab-pass-{os.getpid()}"
