@@ -115,16 +115,19 @@ def test_scrapes_succeed_with_the_documented_idle_clients(exporter):
     time.sleep(0.3)
     codes = [exporter.get(timeout=10)[0] for _ in range(100)]
     assert codes.count(200) == 100, codes
-    # far over the limit for two seconds: refusals, logged at most about once a second
+    # far over the limit for two and a half seconds: refusals, logged at most about once a
+    # second. The pressure lasts past the first second, so a refusal is logged even when
+    # another complaint took the first line; the first extras (what the limit still let in)
+    # are held, the later, refused ones closed in turn
     t0 = time.time()
     extra = []
-    while time.time() - t0 < 2:
+    while time.time() - t0 < 2.5:
         try:
             extra.append(socket.create_connection(("127.0.0.1", exporter.port), timeout=1))
         except OSError:
             pass
         if len(extra) > 300:
-            break
+            extra.pop(32).close()
     for s in idle + extra:
         s.close()
     took = time.time() - t0
