@@ -8,18 +8,11 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <pktlens/clock.h>
 #include <pktlens/why.h>
 
 #include "rotate.h"
 #include "../pcap/out.h"
-
-static uint64_t mono_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
 
 static int period_name(const struct pl_rot *r, char *buf, size_t len)
 {
@@ -147,7 +140,7 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 	r->seq++;
 	r->total++;
 	r->pkts = 0;
-	r->opened_ns = mono_now();
+	r->opened_ns = pl_mono_ns();
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
+#include <pktlens/clock.h>
 #include <pktlens/why.h>
 
 #include "cli.h"
@@ -126,14 +127,6 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 	return err;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
-
 /* -C/-G: close the file and go on in the next one. */
 static int rotate(struct run *r)
 {
@@ -189,7 +182,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		.verdict = h->verdict,
 		.rule_id = h->rule_id,
 	};
-	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, mono_ns()) && (err = rotate(r))) {
+	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, pl_mono_ns()) && (err = rotate(r))) {
 		r->unwritten++;
 		return err;
 	}
@@ -330,7 +323,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	uint64_t t0, last_flush;
 	int err;
 
-	t0 = last_flush = mono_ns();
+	t0 = last_flush = pl_mono_ns();
 	while (!pl_stop) {
 		uint64_t now;
 
@@ -349,7 +342,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			r->write_err = -EPIPE;
 			return 0;
 		}
-		now = mono_ns();
+		now = pl_mono_ns();
 		/* -G: the period is over, also when nothing arrives */
 		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))
 			return 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <linux/types.h>
+#include <pktlens/clock.h>
 #include <pktlens/drops.h>
 #include <pktlens/why.h>
 
@@ -165,14 +166,6 @@ static int drop_count(const struct pl_trig *t, const char *ifname, const char *d
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_t *rate,
 		 char *why, size_t whylen)
 {
@@ -204,7 +197,7 @@ int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_
 		t->n--;
 	}
 	t->hist[t->n] = count;
-	t->at[t->n++] = now_ns();
+	t->at[t->n++] = pl_mono_ns();
 	*rate = 0;
 	if (t->n < 2)
 		return 0;

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <pktlens/clock.h>
+
 #include "loader.h"
 
 #define NETNS_RUN_DIR "/run/netns"
@@ -34,14 +36,6 @@ static struct {
 	size_t n, cap;
 	long long names_at, pids_at;	/* CLOCK_MONOTONIC ns of the last walks, 0: never */
 } cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static struct ns_entry *find(uint64_t ino)
 {
@@ -164,7 +158,7 @@ static void walk_pids(void)
 
 void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
 {
-	long long now = now_ns();
+	long long now = (long long)pl_mono_ns();
 	struct ns_entry *e;
 
 	memset(id, 0, sizeof(*id));

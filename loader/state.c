@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pktlens/array.h>
+#include <pktlens/clock.h>
 
 #include "batch.h"
 #include "loader.h"
@@ -93,14 +94,12 @@ struct cache_hold {
 static int hold_begin(const struct pl_state *st, struct cache_hold *h)
 {
 	struct pl_flow_ctl cur = {}, mine;
-	struct timespec now;
 	__u32 zero = 0;
 
 	h->fd = st->dir[0] ? pl_pin_open(st->dir, PL_MAP_FLOW_CTL) : -1;
 	if (h->fd < 0)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	h->until = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec + PL_CACHE_HOLD_NS;
+	h->until = pl_mono_ns() + PL_CACHE_HOLD_NS;
 	mine.hold_until_ns = h->until;
 	if (!bpf_map_lookup_elem(h->fd, &zero, &cur) && cur.hold_until_ns > h->until)
 		mine = cur;
@@ -121,7 +120,6 @@ static void hold_end(struct cache_hold *h)
 	close(h->fd);
 	h->fd = -1;
 }
-
 
 int pl_state_open(const char *dir, struct pl_state *st)
 {
@@ -686,25 +684,11 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
 	return 0;
 }
 
-static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]);
-
-int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
-{
-	/* attachments made before flow_ctl have none: their resets are as before */
-	struct cache_hold h;
-	int err = hold_begin(st, &h);
-
-	if (!err)
-		err = state_reset(st, printed);
-	hold_end(&h);
-	return err;
-}
-
 /*
  * The reset proper. Steps 2 and 3 read the caches, then empty the table:
  * a slot handed to another flow in between would move its delta into the
  * table after it was read (counted twice) or behind the walk (shown twice),
- * which is what the hold above prevents.
+ * which is what the hold of pl_state_reset() below prevents.
  */
 static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
 {
@@ -778,3 +762,16 @@ out:
 	cache_set_free(&cs);
 	return err;
 }
+
+int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
+{
+	/* attachments made before flow_ctl have none: their resets are as before */
+	struct cache_hold h;
+	int err = hold_begin(st, &h);
+
+	if (!err)
+		err = state_reset(st, printed);
+	hold_end(&h);
+	return err;
+}
+
