@@ -40,6 +40,7 @@
 #define IPFIX_MSG_MAX 1400	/* export/ipfix.c MSG_MAX */
 #define REC_V4 58
 #define REC_V6 82
+#define REC_TCP 52	/* 8 + 5 * 4 + 3 * 8 */
 #define MAX_ATTS 4
 #define MAX_RULES 6
 #define MAX_FLOWS 48
@@ -562,18 +563,25 @@ static uint64_t rd64(const uint8_t *p)
 	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
 }
 
-/* The template set pktlens sends: IPv4 then IPv6, 14 fields each. */
+/*
+ * The template set pktlens sends: IPv4 (256) and IPv6 (257) flows of 14
+ * fields, then the same for TCP flows of attach --tcp-passive (258, 259)
+ * with 9 more: tcpRstTotalCount (IANA 220) and 8 enterprise elements of
+ * PEN 32473, RTTs of 4 bytes, counts of 8.
+ */
 static void check_templates(const uint8_t *s, size_t len)
 {
 	static const uint16_t common[][2] = { { 7, 2 }, { 11, 2 }, { 4, 1 }, { 6, 2 }, { 1, 8 },
 		{ 2, 8 }, { 152, 8 }, { 153, 8 }, { 10, 4 }, { 14, 4 }, { 61, 1 }, { 58, 2 } };
+	static const uint16_t tcp[][2] = { { 220, 8 }, { 0x8001, 4 }, { 0x8002, 4 }, { 0x8003, 4 },
+		{ 0x8004, 4 }, { 0x8005, 4 }, { 0x8006, 8 }, { 0x8007, 8 }, { 0x8008, 8 } };
 	size_t off = 4;
 
-	for (int v6 = 0; v6 < 2; v6++) {
-		unsigned int reclen = 0;
+	for (int t = 0; t < 4; t++) {
+		bool v6 = t & 1, passive = t >= 2;
+		unsigned int reclen = 0, nf = 14 + (passive ? 9 : 0);
 
-		if (off + 4 + 14 * 4 > len || rd16(s + off) != (v6 ? 257 : 256) ||
-		    rd16(s + off + 2) != 14)
+		if (off + 4 + nf * 4 > len || rd16(s + off) != 256 + t || rd16(s + off + 2) != nf)
 			fail("template record header wrong", NULL);
 		off += 4;
 		if (rd16(s + off) != (v6 ? 27 : 8) || rd16(s + off + 2) != (v6 ? 16 : 4) ||
@@ -586,11 +594,20 @@ static void check_templates(const uint8_t *s, size_t len)
 				fail("template field wrong", NULL);
 			reclen += rd16(s + off + 2);
 		}
-		if (reclen != (v6 ? REC_V6 : REC_V4))
+		for (int i = 0; passive && i < 9; i++) {
+			bool pen = tcp[i][0] & 0x8000;
+
+			if (off + 4 + (pen ? 4 : 0) > len || rd16(s + off) != tcp[i][0] ||
+			    rd16(s + off + 2) != tcp[i][1] || (pen && rd32(s + off + 4) != 32473))
+				fail("TCP template field wrong", NULL);
+			reclen += rd16(s + off + 2);
+			off += pen ? 8 : 4;
+		}
+		if (reclen != (v6 ? REC_V6 : REC_V4) + (passive ? REC_TCP : 0))
 			fail("template record length differs from the data records", NULL);
 	}
 	if (off != len)
-		fail("template set has more than the two templates", NULL);
+		fail("template set has more than the four templates", NULL);
 }
 
 struct rx {
