@@ -699,6 +699,7 @@ static int repolicy(struct attach *a)
 	struct pl_policy p;
 	char why[PL_WHY_LEN * 4];
 	size_t n = 0, kept = 0, ntexts = 0;
+	bool has_dir[2];
 	int err;
 
 	err = pl_policy_open(a->tmp, &p);
@@ -716,8 +717,10 @@ static int repolicy(struct attach *a)
 		return pl_why(a->why, a->whylen, err, "%s: cannot read the policy rules: %s",
 			      a->o->ifname, strerror(-err));
 	}
+	has_dir[PL_DIR_IN] = pl_policy_has_dir(&p, PL_DIR_IN);	/* once: it asks the kernel */
+	has_dir[PL_DIR_OUT] = pl_policy_has_dir(&p, PL_DIR_OUT);
 	for (size_t i = 0; i < n; i++)
-		if (pl_policy_has_dir(&p, rules[i].dir))
+		if (rules[i].dir <= PL_DIR_OUT && has_dir[rules[i].dir])
 			rules[kept++] = rules[i];
 	a->info->rules_dropped = n - kept;
 	a->info->rules_kept = kept;
