@@ -85,7 +85,7 @@ struct {
 struct pl_cand {
 	struct pl_rule_bits b;
 	struct pl_rule_bits m;	/* the rules the expression bits leave */
-	__u32 word;		/* the word being taken */
+	__u32 nz;		/* bit i: b.w[i] may have a candidate (taken lowest first) */
 	__u32 words;		/* pl_policy_cfg.words; 0: no lookup, every rule is tried */
 };
 
@@ -471,9 +471,9 @@ static __always_inline void pl_cand_and(struct pl_cand *c, const struct pl_rule_
 }
 
 /*
- * Of the candidates in @c, keep the rules without an expression and those
- * whose expression bit is set in @exprs: packets no expression matched never
- * try an expression rule.
+ * Into @c->m: the rules without an expression and those whose expression
+ * bit is set in @exprs, so that packets no expression matched never try an
+ * expression rule.
  */
 static __always_inline int pl_cand_exprs(struct pl_cand *c, const struct pl_policy_cfg *cfg,
 					 __u64 exprs)
@@ -489,20 +489,25 @@ static __always_inline int pl_cand_exprs(struct pl_cand *c, const struct pl_poli
 			break;
 		c->m.w[i] = b->w[i];
 	}
+	c->m.nz = b->nz;
 	for (__u32 i = 0; i < PL_POLICY_EXPRS_MAX && exprs; i++) {
 		__u64 low = exprs & -exprs;
 		__u32 idx = cfg->expr_idx[pl_bit_index(low) & 63];
+		__u32 wi = (idx / 64) & (PL_POLICY_LIST_MAX / 64 - 1);
 
 		exprs ^= low;
-		c->m.w[(idx / 64) & (PL_POLICY_LIST_MAX / 64 - 1)] |= 1ULL << (idx & 63);
+		c->m.w[wi] |= 1ULL << (idx & 63);
+		c->m.nz |= 1U << wi;
 	}
-	pl_cand_and(c, &c->m, cfg);
 	return 0;
 }
 
 /*
- * The list rules that may match a packet into policy_cand; -1 when it
- * cannot say (a map the loader did not fill): then every rule is tried.
+ * The list rules that may match a packet into policy_cand; 1 when none
+ * can, -1 when it cannot say (a map the loader did not fill): then every
+ * rule is tried. The fields' word masks are intersected first: a packet no
+ * rule can match (the common case of many port rules) costs a few loads,
+ * and only words some rule may hit are intersected.
  * @has: bit (1 << enum pl_lfield) per field the packet has; @ports:
  * sport << 16 | dport; @pv: VLAN << 8 | IP protocol; @exprs: the
  * expression stage's bits. A global function, so the verifier checks it
@@ -510,10 +515,10 @@ static __always_inline int pl_cand_exprs(struct pl_cand *c, const struct pl_poli
  */
 __noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv, __u64 exprs)
 {
+	const struct pl_rule_bits *bp = 0, *bd = 0, *bs = 0, *bv = 0;
 	const struct pl_policy_cfg *cfg;
-	const struct pl_rule_bits *b;
 	struct pl_cand *c;
-	__u32 zero = 0;
+	__u32 zero = 0, nz;
 
 	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
 	c = bpf_map_lookup_elem(&policy_cand, &zero);
@@ -522,35 +527,51 @@ __noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv, __u64 exprs)
 	c->words = 0;
 	if (!cfg || !cfg->words)
 		return -1;
-	__builtin_memset(&c->b, 0xff, sizeof(c->b));
-	c->word = 0;
+	nz = cfg->words < 32 ? (1U << cfg->words) - 1 : ~0U;
 	if (cfg->lf_used & (1U << PL_LF_PROTO)) {
-		b = pl_lf_bits(cfg, PL_LF_PROTO, has & (1U << PL_LF_PROTO), pv & 0xff);
-		if (!b)
+		bp = pl_lf_bits(cfg, PL_LF_PROTO, has & (1U << PL_LF_PROTO), pv & 0xff);
+		if (!bp)
 			return -1;
-		pl_cand_and(c, b, cfg);
+		nz &= bp->nz;
 	}
 	if (cfg->lf_used & (1U << PL_LF_DPORT)) {
-		b = pl_lf_bits(cfg, PL_LF_DPORT, has & (1U << PL_LF_DPORT), ports & 0xffff);
-		if (!b)
+		bd = pl_lf_bits(cfg, PL_LF_DPORT, has & (1U << PL_LF_DPORT), ports & 0xffff);
+		if (!bd)
 			return -1;
-		pl_cand_and(c, b, cfg);
+		nz &= bd->nz;
 	}
 	if (cfg->lf_used & (1U << PL_LF_SPORT)) {
-		b = pl_lf_bits(cfg, PL_LF_SPORT, has & (1U << PL_LF_SPORT), ports >> 16);
-		if (!b)
+		bs = pl_lf_bits(cfg, PL_LF_SPORT, has & (1U << PL_LF_SPORT), ports >> 16);
+		if (!bs)
 			return -1;
-		pl_cand_and(c, b, cfg);
+		nz &= bs->nz;
 	}
 	if (cfg->lf_used & (1U << PL_LF_VLAN)) {
-		b = pl_lf_bits(cfg, PL_LF_VLAN, 1, pv >> 8);
-		if (!b)
+		bv = pl_lf_bits(cfg, PL_LF_VLAN, 1, pv >> 8);
+		if (!bv)
 			return -1;
-		pl_cand_and(c, b, cfg);
+		nz &= bv->nz;
 	}
-	if (cfg->exprs && pl_cand_exprs(c, cfg, exprs))
-		return -1;
+	if (cfg->exprs) {
+		if (pl_cand_exprs(c, cfg, exprs))
+			return -1;
+		nz &= c->m.nz;
+	}
+	c->nz = nz;
 	c->words = cfg->words;
+	if (!nz)
+		return 1;
+	__builtin_memset(&c->b, 0xff, sizeof(c->b));
+	if (bp)
+		pl_cand_and(c, bp, cfg);
+	if (bd)
+		pl_cand_and(c, bd, cfg);
+	if (bs)
+		pl_cand_and(c, bs, cfg);
+	if (bv)
+		pl_cand_and(c, bv, cfg);
+	if (cfg->exprs)
+		pl_cand_and(c, &c->m, cfg);
 	return 0;
 }
 
@@ -581,20 +602,21 @@ __noinline int pl_next(__u32 it)
 	if (!c || !c->words)
 		return (int)(it & 0xffff);
 	for (__u32 k = 0; k < PL_POLICY_LIST_MAX / 64; k++) {
-		__u32 wi = c->word;
+		__u32 nz = c->nz, wi;
 		__u64 m, low;
 
-		if (wi >= c->words)
+		if (!nz)
 			return -1;
-		wi &= PL_POLICY_LIST_MAX / 64 - 1;
-		barrier_var(wi);	/* the mask stays: the loader keeps words <= 16 */
+		wi = pl_bit_index((__u64)(nz & -nz)) & (PL_POLICY_LIST_MAX / 64 - 1);
 		m = c->b.w[wi];
 		if (m) {
 			low = m & -m;
 			c->b.w[wi] = m ^ low;
+			if (m == low)
+				c->nz = nz ^ (1U << wi);
 			return (int)(wi * 64 + pl_bit_index(low));
 		}
-		c->word = wi + 1;
+		c->nz = nz ^ (1U << wi);
 	}
 	return -1;
 }
@@ -668,7 +690,8 @@ __noinline int pl_walk_loop(__u32 n)
 	s = bpf_map_lookup_elem(&policy_walk, &zero);
 	if (!s)
 		return 0;
-	pl_candidates_of(&s->p, s->w.exprs);
+	if (pl_candidates_of(&s->p, s->w.exprs) == 1)
+		return 0;	/* no list rule can match */
 	bpf_loop(n < PL_POLICY_LIST_MAX ? n : PL_POLICY_LIST_MAX, pl_walk_one, 0, 0);
 	return 0;
 }

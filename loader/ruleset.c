@@ -289,8 +289,10 @@ static long lookup_class(struct lookup *lk, const struct pl_rule *const *list, s
 	b = &lk->bits[lk->nbits];
 	memset(b, 0, sizeof(*b));
 	for (size_t i = 0; i < n; i++)
-		if (!lf_range(list[i], f, &lo, &hi) || (has && lo <= v && v <= hi))
+		if (!lf_range(list[i], f, &lo, &hi) || (has && lo <= v && v <= hi)) {
 			b->w[i / 64] |= 1ULL << (i % 64);
+			b->nz |= 1U << (i / 64);
+		}
 	return (long)lk->nbits++;
 }
 

@@ -483,6 +483,8 @@ enum pl_lfield {
 
 struct pl_rule_bits {
 	__u64 w[1024 / 64];	/* PL_POLICY_LIST_MAX bits */
+	__u32 nz;		/* bit i: w[i] != 0 (the lookup skips empty words) */
+	__u32 pad;
 };
 
 /* The text of an expression rule, by rule id (policy_exprs). */
@@ -519,7 +521,8 @@ struct pl_rule_stats {
 #define PL_RULE_FAST_MAX 512U
 #define PL_POLICY_CIDRS_MAX 262144U	/* LPM entries per direction and field */
 #define PL_POLICY_LIST_MAX 1024U	/* rules evaluated in order, per direction */
-_Static_assert(sizeof(struct pl_rule_bits) * 8 == PL_POLICY_LIST_MAX, "a bit per list rule");
+_Static_assert(sizeof(((struct pl_rule_bits *)0)->w) * 8 == PL_POLICY_LIST_MAX, "a bit per list rule");
+_Static_assert(sizeof(((struct pl_rule_bits *)0)->nz) * 8 >= PL_POLICY_LIST_MAX / 64, "a bit per word");
 #define PL_POLICY_LIST_BOUNDED 64U	/* the same, on kernels without bpf_loop() (< 5.17) */
 /* --limit rules' state (limit_bucket, limit_keys): both directions, old and new set in a swap */
 #define PL_LIM_RULES_MAX (4 * PL_POLICY_LIST_MAX)
