@@ -513,10 +513,26 @@ static __always_inline int pl_cand_exprs(struct pl_cand *c, const struct pl_poli
  * expression stage's bits. A global function, so the verifier checks it
  * once, whatever the caller's state.
  */
+/* The fields' bits of a packet, ANDed into @c (@nz_only: only their word masks, into @nz) */
+#define PL_CAND_FIELD(f, has_f, v)							\
+	do {										\
+		if (cfg->lf_used & (1U << (f))) {					\
+			b = pl_lf_bits(cfg, (f), (has_f), (v));				\
+			if (!b) {							\
+				c->words = 0;	/* every rule is tried */		\
+				return -1;						\
+			}								\
+			if (nz_only)							\
+				nz &= b->nz;						\
+			else								\
+				pl_cand_and(c, b, cfg);					\
+		}									\
+	} while (0)
+
 __noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv, __u64 exprs)
 {
-	const struct pl_rule_bits *bp = 0, *bd = 0, *bs = 0, *bv = 0;
 	const struct pl_policy_cfg *cfg;
+	const struct pl_rule_bits *b;
 	struct pl_cand *c;
 	__u32 zero = 0, nz;
 
@@ -528,52 +544,34 @@ __noinline int pl_candidates(__u32 has, __u32 ports, __u32 pv, __u64 exprs)
 	if (!cfg || !cfg->words)
 		return -1;
 	nz = cfg->words < 32 ? (1U << cfg->words) - 1 : ~0U;
-	if (cfg->lf_used & (1U << PL_LF_PROTO)) {
-		bp = pl_lf_bits(cfg, PL_LF_PROTO, has & (1U << PL_LF_PROTO), pv & 0xff);
-		if (!bp)
-			return -1;
-		nz &= bp->nz;
-	}
-	if (cfg->lf_used & (1U << PL_LF_DPORT)) {
-		bd = pl_lf_bits(cfg, PL_LF_DPORT, has & (1U << PL_LF_DPORT), ports & 0xffff);
-		if (!bd)
-			return -1;
-		nz &= bd->nz;
-	}
-	if (cfg->lf_used & (1U << PL_LF_SPORT)) {
-		bs = pl_lf_bits(cfg, PL_LF_SPORT, has & (1U << PL_LF_SPORT), ports >> 16);
-		if (!bs)
-			return -1;
-		nz &= bs->nz;
-	}
-	if (cfg->lf_used & (1U << PL_LF_VLAN)) {
-		bv = pl_lf_bits(cfg, PL_LF_VLAN, 1, pv >> 8);
-		if (!bv)
-			return -1;
-		nz &= bv->nz;
-	}
 	if (cfg->exprs) {
 		if (pl_cand_exprs(c, cfg, exprs))
 			return -1;
 		nz &= c->m.nz;
 	}
-	c->nz = nz;
-	c->words = cfg->words;
-	if (!nz)
-		return 1;
-	__builtin_memset(&c->b, 0xff, sizeof(c->b));
-	if (bp)
-		pl_cand_and(c, bp, cfg);
-	if (bd)
-		pl_cand_and(c, bd, cfg);
-	if (bs)
-		pl_cand_and(c, bs, cfg);
-	if (bv)
-		pl_cand_and(c, bv, cfg);
-	if (cfg->exprs)
-		pl_cand_and(c, &c->m, cfg);
+	/*
+	 * twice: the masks first, then the words; keeping the fields' bits
+	 * between the two would take stack the call chain does not have (512
+	 * bytes in all on Linux 6.1)
+	 */
+	for (int nz_only = 1; nz_only >= 0; nz_only--) {
+		PL_CAND_FIELD(PL_LF_PROTO, has & (1U << PL_LF_PROTO), pv & 0xff);
+		PL_CAND_FIELD(PL_LF_DPORT, has & (1U << PL_LF_DPORT), ports & 0xffff);
+		PL_CAND_FIELD(PL_LF_SPORT, has & (1U << PL_LF_SPORT), ports >> 16);
+		PL_CAND_FIELD(PL_LF_VLAN, 1, pv >> 8);
+		if (!nz_only)
+			break;
+		c->nz = nz;
+		c->words = cfg->words;
+		if (!nz)
+			return 1;
+		__builtin_memset(&c->b, 0xff, sizeof(c->b));
+		if (cfg->exprs)
+			pl_cand_and(c, &c->m, cfg);
+	}
 	return 0;
 }
+#undef PL_CAND_FIELD
 
 /* pl_candidates() of @p, whose expression bits are @exprs */
 static __always_inline int pl_candidates_of(const struct pl_pkt *p, __u64 exprs)
