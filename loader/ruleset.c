@@ -36,10 +36,16 @@ int pl_rule_lpm_field(const struct pl_rule *r)
 	return -1;
 }
 
-/* An LPM key's bits: the family byte, then the address (struct pl_lpm_key). */
+/*
+ * A prefix of an address rule: the family byte, then the address, so that
+ * no prefix of one family contains one of the other (the tries of
+ * bpf/policy.h are per family: fill_lpm() drops the byte).
+ */
+#define FAM_BITS 8
+
 struct prefix {
 	__u8 addr[1 + 16];
-	unsigned int len;	/* PL_LPM_FAM_BITS + the rule's prefix length */
+	unsigned int len;	/* FAM_BITS + the rule's prefix length (IPv4: 96 + it) */
 	struct pl_rule_ref best;
 };
 
@@ -100,7 +106,7 @@ static int lpm_entries(const struct pl_rule *rules, size_t n, int f, struct pref
 			continue;
 		v[m].addr[0] = r->fam;
 		memcpy(v[m].addr + 1, f ? r->dst : r->src, 16);
-		v[m].len = PL_LPM_FAM_BITS + (f ? r->dst_len : r->src_len);
+		v[m].len = FAM_BITS + (f ? r->dst_len : r->src_len);
 		v[m].best = (struct pl_rule_ref){ r->prio, r->id, r->action, r->arg, r->ctr,
 						  r->flags };
 		m++;
@@ -172,26 +178,47 @@ static int obj_map_fd(const struct bpf_object *obj, enum pl_map_id id)
 	return bpf_map__fd(bpf_object__find_map_by_name(obj, pl_maps[id].name));
 }
 
-static int fill_lpm(int fd, const struct prefix *v, size_t n)
+/* How many of the @n prefixes @v are IPv4's */
+static size_t lpm_v4(const struct prefix *v, size_t n)
 {
-	struct pl_lpm_key *k = calloc(n ? n : 1, sizeof(*k));
-	struct pl_rule_ref *r = calloc(n ? n : 1, sizeof(*r));
-	int err;
+	size_t c = 0;
 
-	if (!k || !r) {
-		free(k);
-		free(r);
-		return -ENOMEM;
-	}
+	for (size_t i = 0; i < n; i++)
+		c += v[i].addr[0] == PL_FAM_IPV4;
+	return c;
+}
+
+/* The @n prefixes @v into the IPv4 trie @fd4 and the IPv6 trie @fd6 */
+static int fill_lpm(int fd4, int fd6, const struct prefix *v, size_t n)
+{
+	struct pl_lpm4_key *k4 = calloc(n ? n : 1, sizeof(*k4));
+	struct pl_lpm6_key *k6 = calloc(n ? n : 1, sizeof(*k6));
+	struct pl_rule_ref *r4 = calloc(n ? n : 1, sizeof(*r4));
+	struct pl_rule_ref *r6 = calloc(n ? n : 1, sizeof(*r6));
+	size_t n4 = 0, n6 = 0;
+	int err = -ENOMEM;
+
+	if (!k4 || !k6 || !r4 || !r6)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
-		k[i].prefixlen = v[i].len;
-		k[i].fam = v[i].addr[0];
-		memcpy(k[i].addr, v[i].addr + 1, 16);
-		r[i] = v[i].best;
+		if (v[i].addr[0] == PL_FAM_IPV4) {
+			/* IPv4 rules hold ::ffff:a.b.c.d/96+len (cli/policy_rule.c) */
+			k4[n4].prefixlen = v[i].len - FAM_BITS - 96;
+			memcpy(k4[n4].addr, v[i].addr + 1 + 12, 4);
+			r4[n4++] = v[i].best;
+		} else {
+			k6[n6].prefixlen = v[i].len - FAM_BITS;
+			memcpy(k6[n6].addr, v[i].addr + 1, 16);
+			r6[n6++] = v[i].best;
+		}
 	}
-	err = pl_map_update_batch(fd, k, sizeof(*k), r, sizeof(*r), n);
-	free(k);
-	free(r);
+	err = pl_map_update_batch(fd4, k4, sizeof(*k4), r4, sizeof(*r4), n4);
+	err = err ?: pl_map_update_batch(fd6, k6, sizeof(*k6), r6, sizeof(*r6), n6);
+out:
+	free(k4);
+	free(k6);
+	free(r4);
+	free(r6);
 	return err;
 }
 
@@ -482,7 +509,7 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	struct prefix *lpm[2] = { NULL, NULL };
 	struct lookup lk = { 0 };
 	const struct pl_rule **list = NULL;
-	size_t lpm_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
+	size_t lpm_n[2] = { 0, 0 }, lpm4_n[2] = { 0, 0 }, list_n = 0, from = n, to = 0;
 	__u32 size[PL_MID_MAX] = { 0 }, key = 0;
 	struct bpf_program *prog;
 	struct bpf_object *obj;
@@ -546,8 +573,12 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		err = bpf_program__set_expected_attach_type(prog, 0);
 	if (err)
 		goto out;
-	size[PL_MID_POLICY_SRC] = lpm_n[0] ? (__u32)lpm_n[0] : 1;
-	size[PL_MID_POLICY_DST] = lpm_n[1] ? (__u32)lpm_n[1] : 1;
+	lpm4_n[0] = lpm_v4(lpm[0], lpm_n[0]);
+	lpm4_n[1] = lpm_v4(lpm[1], lpm_n[1]);
+	size[PL_MID_POLICY_SRC4] = lpm4_n[0] ? (__u32)lpm4_n[0] : 1;
+	size[PL_MID_POLICY_SRC6] = lpm_n[0] > lpm4_n[0] ? (__u32)(lpm_n[0] - lpm4_n[0]) : 1;
+	size[PL_MID_POLICY_DST4] = lpm4_n[1] ? (__u32)lpm4_n[1] : 1;
+	size[PL_MID_POLICY_DST6] = lpm_n[1] > lpm4_n[1] ? (__u32)(lpm_n[1] - lpm4_n[1]) : 1;
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
 	size[PL_MID_POLICY_CLASS] = lk.ncls ? (__u32)lk.ncls : 1;
 	size[PL_MID_POLICY_BITS] = lk.nbits ? (__u32)lk.nbits : 1;
@@ -570,8 +601,10 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		goto out;
 	}
 	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
-	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC), lpm[0], lpm_n[0]);
-	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST), lpm[1], lpm_n[1]);
+	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC4), obj_map_fd(obj, PL_MID_POLICY_SRC6),
+			      lpm[0], lpm_n[0]);
+	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_DST4), obj_map_fd(obj, PL_MID_POLICY_DST6),
+			      lpm[1], lpm_n[1]);
 	err = err ?: fill_array(obj_map_fd(obj, PL_MID_POLICY_CLASS), lk.cls, sizeof(*lk.cls), lk.ncls);
 	err = err ?: fill_array(obj_map_fd(obj, PL_MID_POLICY_BITS), lk.bits, sizeof(*lk.bits),
 				lk.nbits);
@@ -585,8 +618,12 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		goto out;
 	cfg.list_len = (__u32)list_n;
 	cfg.fast = p->fd[PL_MID_RULE_CTRS] >= 0 ? PL_RULE_FAST_MAX : 0;
-	cfg.src_cidrs = (__u32)lpm_n[0];
-	cfg.dst_cidrs = (__u32)lpm_n[1];
+	cfg.src4_cidrs = (__u32)lpm4_n[0];
+	cfg.src6_cidrs = (__u32)(lpm_n[0] - lpm4_n[0]);
+	cfg.dst4_cidrs = (__u32)lpm4_n[1];
+	cfg.dst6_cidrs = (__u32)(lpm_n[1] - lpm4_n[1]);
+	cfg.first_prio = list_n ? list[0]->prio : ~0U;
+	cfg.first_id = list_n ? list[0]->id : ~0U;
 	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {
 		err = pl_why(why, whylen, -errno, "%s: filling the rule maps failed: %s", rs->hook,
 			     strerror(errno));

@@ -420,18 +420,20 @@ struct pl_rule {
 #define PL_FAM_IPV6 6
 
 /*
- * LPM trie key: the family byte, then the address in the 128-bit space
- * above, so prefixes of one family never cover packets of the other;
- * prefixlen = 8 + the rule's *_len.
+ * Keys of the address rules' LPM tries, one trie per field and family
+ * (bpf/policy.h), so prefixes of one family never cover packets of the
+ * other. IPv4: the address alone, prefixlen = the rule's *_len - 96 (the
+ * rule holds it mapped, above); IPv6: prefixlen = *_len.
  */
-struct pl_lpm_key {
+struct pl_lpm4_key {
 	__u32 prefixlen;
-	__u8 fam;		/* PL_FAM_* */
-	__u8 addr[16];
-	__u8 pad[3];
+	__u8 addr[4];
 };
 
-#define PL_LPM_FAM_BITS 8
+struct pl_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
 
 /*
  * LPM trie value: among the rules that match on this one address field
@@ -449,8 +451,10 @@ struct pl_rule_ref {
 /* How many rules of each kind a rule set of one direction has. */
 struct pl_policy_cfg {
 	__u32 list_len;		/* policy_list entries, in (prio, id) order */
-	__u32 src_cidrs;	/* policy_src entries (0: skip the lookup) */
-	__u32 dst_cidrs;
+	__u32 src4_cidrs;	/* policy_src4 entries (0: skip the lookup) */
+	__u32 src6_cidrs;	/* policy_src6 */
+	__u32 dst4_cidrs;
+	__u32 dst6_cidrs;
 	__u32 exprs;		/* expression rules: expr_bits holds their verdicts */
 	/* looking policy_list up by field (bpf/policy.h, loader/ruleset.c) */
 	__u32 words;		/* 64-bit words of a struct pl_rule_bits in use */
@@ -466,6 +470,12 @@ struct pl_policy_cfg {
 	 */
 	__u32 expr_none;
 	__u16 expr_idx[64];	/* PL_POLICY_EXPRS_MAX */
+	/*
+	 * (prio, id) of policy_list's first rule, ~0 both when it is empty: an
+	 * LPM candidate before it decides without the walk (0, 0: never)
+	 */
+	__u32 first_prio;
+	__u32 first_id;
 };
 
 /*
