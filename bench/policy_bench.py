@@ -22,13 +22,14 @@
    rounds, the order flipped every round.
 2. Live, in a veth lab: trafgen floods UDP from 198.18.0.0/24; the receiver
    drops it by source prefix with a pktlens rule on native XDP, on tc
-   ingress (tcx), or with an nftables netdev ingress rule, alternating. Reported per method: packets
+   ingress (tcx), with the minimal dropper above attached as native XDP, or
+   with an nftables netdev ingress rule, alternating. Reported per method: packets
    per second the receiver got and dropped, and softirq CPU time (all CPUs,
    /proc/stat) per million dropped packets: receive processing on veth runs
    in NET_RX softirq.
 
     bench/policy_bench.py [--rounds N] [--repeat R] [--seconds S] [--json FILE]
-                          [--cases SUBSTRING,...] [--no-live]
+                          [--cases SUBSTRING,...] [--no-live | --live-only]
 
 Needs root, bpftool, and for part 2 nft and trafgen (skipped, and said, when
 missing). PKTLENS_BIN=path times another pktlens build (before/after).
@@ -304,11 +305,31 @@ def live_part(lab, rounds, seconds):
     fr = frame_bytes(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
     with open(cfg, "w") as f:
         f.write("{ " + ", ".join(f"0x{b:02x}" for b in fr) + " }\n")
-    out = {"pktlens-xdp": [], "pktlens-tc": [], "nftables": []}
+    out = {"pktlens-xdp": [], "pktlens-tc": [], "dropper-xdp": [], "nftables": []}
+    _, pin = dropper_load(lab.tmp)
+    try:
+        return live_rounds(lab, rounds, seconds, cfg, hz, out, pin)
+    finally:
+        sh("rm", "-rf", pin, pin + "-maps", check=False)
+
+
+def dropper_count(pin):
+    """packets the dropper counted, all CPUs"""
+    doc = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", f"{pin}-maps/drop_cnt").stdout)
+    return sum(v["value"]["pkts"] for v in doc[0]["formatted"]["values"])
+
+
+def live_rounds(lab, rounds, seconds, cfg, hz, out, pin):
     for _ in range(rounds):
         for method in out:
             rx0 = json.loads(sh("ip", "-n", lab.b, "-j", "-s", "link", "show", "vb").stdout)[0]["stats64"]["rx"]
-            if method.startswith("pktlens"):
+            if method == "dropper-xdp":
+                dropper_prefix(pin, "src", "198.18.0.0/24")
+                base = dropper_count(pin)
+                # nsenter, not ip -n: that remounts /sys, and the pin is on bpffs
+                sh("nsenter", f"--net=/run/netns/{lab.b}", "ip", "link", "set", "dev", "vb", "xdpdrv", "pinned",
+                   f"{pin}/bench_drop_src")
+            elif method.startswith("pktlens"):
                 xdp = method == "pktlens-xdp"
                 pktlens(lab.b, "attach", "vb", "--xdp", "native" if xdp else "none",
                         "--tc", "none" if xdp else "in")
@@ -320,7 +341,11 @@ def live_part(lab, rounds, seconds):
             t0 = time.monotonic()
             soft = flood(lab, seconds, cfg)
             took = time.monotonic() - t0
-            if method.startswith("pktlens"):
+            if method == "dropper-xdp":
+                dropped = dropper_count(pin) - base
+                sh("ip", "-n", lab.b, "link", "set", "dev", "vb", "xdpdrv", "off")
+                dropper_prefix(pin, "src", "198.18.0.0/24", add=False)
+            elif method.startswith("pktlens"):
                 doc = json.loads(pktlens(lab.b, "-j", "stats", "vb").stdout)
                 dropped = doc["interfaces"][0]["hooks"][0]["verdicts"]["drop"]["packets"]
                 pktlens(lab.b, "detach", "vb")
@@ -341,7 +366,7 @@ def live_part(lab, rounds, seconds):
         summary[method] = dict(dropped_pps=pps, softirq_ms_per_mpkt=cpu, runs=runs)
         print(f"  {method:12} dropped {pps / 1e3:6.0f} kpps   softirq {cpu:7.1f} ms per million dropped")
     nft = summary["nftables"]
-    for method in ("pktlens-xdp", "pktlens-tc"):
+    for method in ("pktlens-xdp", "pktlens-tc", "dropper-xdp"):
         m = summary[method]
         m["ratio_softirq"] = m["softirq_ms_per_mpkt"] / nft["softirq_ms_per_mpkt"]
         m["ratio_pps"] = m["dropped_pps"] / nft["dropped_pps"]
@@ -358,6 +383,7 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--cases", help="only the cases whose name contains one of these (comma-separated)")
     ap.add_argument("--no-live", action="store_true", help="BPF_PROG_TEST_RUN part only")
+    ap.add_argument("--live-only", action="store_true", help="the trafgen flood only")
     a = ap.parse_args()
     if a.cases:
         CASE_FILTER[:] = a.cases.split(",")
@@ -368,7 +394,7 @@ def main():
     lab = Lab()
     try:
         print(f"== policy rules, BPF_PROG_TEST_RUN, repeat {a.repeat}, {a.rounds} rounds (ns/pkt, ratio to XDP_PASS)")
-        tr = test_run_part(lab, a.rounds, a.repeat)
+        tr = None if a.live_only else test_run_part(lab, a.rounds, a.repeat)
         print(f"== policy drop by source prefix under trafgen flood, {a.seconds} s x {a.rounds} rounds")
         live = None if a.no_live else live_part(lab, a.rounds, a.seconds)
     finally:
