@@ -193,12 +193,13 @@ pytest: deps $(BIN) $(TEST_TOOLS)
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # `make test` ends with the kernel matrix in VMs (tests/kernels ran on this
-# kernel with the rest): VM_KERNELS= skips it; the SAN=1 pass leaves it out.
+# kernel with the rest): VM_KERNELS= skips it. The SAN=1 pass leaves it out,
+# and the fuzzers too: they are ASan+UBSan builds either way, run once.
 VM_KERNELS ?= 6.1 6.12 5.10
-test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(FUZZ_BINS)
+test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(if $(filter 1,$(SAN)),,$(FUZZ_BINS))
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
-	@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
+	$(if $(filter 1,$(SAN)),,@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME))
 	$(if $(filter 1,$(SAN)),,$(if $(strip $(VM_KERNELS)),@$(MAKE) -s --no-print-directory test-kernels KERNELS='$(VM_KERNELS)'))
 
 # The kernel matrix: KERNEL_TESTS on each kernel of KERNELS, Debian's own in
