@@ -339,6 +339,15 @@ static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_
 	return prio < best->prio || (prio == best->prio && id < best->id);
 }
 
+/* What the address rule @r decided: its action, as the judgement @j. */
+static __always_inline void pl_judged_by(struct pl_judgement *j, const struct pl_rule_ref *r)
+{
+	j->action = r->action;
+	j->arg = r->arg;
+	j->rule = r->id;
+	j->flags = r->flags;
+}
+
 /* The LPM candidate of address @a (16 bytes, IPv4 mapped) in @map, if better than *best. */
 static __always_inline void pl_lpm_candidate(void *map, int v4, const __u8 *a,
 					     struct pl_rule_ref *best)
@@ -751,10 +760,7 @@ static __always_inline void pl_judge(struct pl_walk_scratch *s, __u32 slot, cons
 	}
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
 		pl_rule_hit(w.best.ctr, cfg->fast, p->len, w.now);
-		w.j.action = w.best.action;
-		w.j.arg = w.best.arg;
-		w.j.rule = w.best.id;
-		w.j.flags = w.best.flags;
+		pl_judged_by(&w.j, &w.best);
 	}
 	s->w.j = w.j;
 }
@@ -818,13 +824,9 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		if (cfg->dst6_cidrs)
 			pl_lpm_candidate(&policy_dst6, 0, p->key.daddr, &best);
 	}
-	if (best.id != 0xffffffff &&
-	    (best.prio < cfg->first_prio || (best.prio == cfg->first_prio && best.id < cfg->first_id))) {
+	if (best.id != 0xffffffff && pl_before(best.prio, best.id, &cfg->first)) {
 		pl_rule_hit(best.ctr, cfg->fast, p->len, pl_now_coarse());
-		j.action = best.action;
-		j.arg = best.arg;
-		j.rule = best.id;
-		j.flags = best.flags;
+		pl_judged_by(&j, &best);
 		return j;
 	}
 	if (!cfg->list_len)

@@ -622,8 +622,8 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	cfg.src6_cidrs = (__u32)(lpm_n[0] - lpm4_n[0]);
 	cfg.dst4_cidrs = (__u32)lpm4_n[1];
 	cfg.dst6_cidrs = (__u32)(lpm_n[1] - lpm4_n[1]);
-	cfg.first_prio = list_n ? list[0]->prio : ~0U;
-	cfg.first_id = list_n ? list[0]->id : ~0U;
+	cfg.first.prio = list_n ? list[0]->prio : ~0U;
+	cfg.first.id = list_n ? list[0]->id : ~0U;
 	if (bpf_map_update_elem(obj_map_fd(obj, PL_MID_POLICY_CFG), &key, &cfg, BPF_ANY)) {
 		err = pl_why(why, whylen, -errno, "%s: filling the rule maps failed: %s", rs->hook,
 			     strerror(errno));

@@ -471,11 +471,11 @@ struct pl_policy_cfg {
 	__u32 expr_none;
 	__u16 expr_idx[64];	/* PL_POLICY_EXPRS_MAX */
 	/*
-	 * (prio, id) of policy_list's first rule, ~0 both when it is empty: an
-	 * LPM candidate before it decides without the walk (0, 0: never)
+	 * prio and id (the rest unused) of policy_list's first rule, ~0 both
+	 * when it is empty: an LPM candidate before it decides without the
+	 * walk (0, 0: never)
 	 */
-	__u32 first_prio;
-	__u32 first_id;
+	struct pl_rule_ref first;
 };
 
 /*
