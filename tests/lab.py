@@ -55,6 +55,12 @@ def netns_ino(ns):
     return os.stat(f"/run/netns/{ns}").st_ino
 
 
+def attachments_in(ns):
+    """`pktlens list` entries of the named namespace itself. Not by inode alone: a deleted
+    namespace's pins keep its inode, which the kernel hands out again to a new one."""
+    return [a for a in pktlens_json("list", ns=ns)["attachments"] if a["this_netns"]]
+
+
 def free_port(kind=socket.SOCK_STREAM):
     """A loopback port nothing listens on right now (TCP, or UDP with SOCK_DGRAM)."""
     s = socket.socket(socket.AF_INET, kind)

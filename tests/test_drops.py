@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, ROOT, Exporter, Lab, netns_ino, pktlens, pktlens_json, sh, start_probes
+from lab import PKTLENS, ROOT, Exporter, Lab, attachments_in, netns_ino, pktlens, pktlens_json, sh, start_probes
 
 
 
@@ -212,7 +212,7 @@ def test_pktlens_rule_beside_the_kernels(dlab):
 def test_attached_probe_stats_flows_and_prometheus(dlab):
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
-    att = [x for x in pktlens_json("list")["attachments"] if x["netns"] == netns_ino(dlab.b)]
+    att = attachments_in(dlab.b)
     assert att[0]["probes"] == ["drops"]
     tr = Drops(ns=dlab.b)
     before = snmp(dlab.b, "Udp", "NoPorts")
@@ -235,7 +235,7 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert want in text.splitlines()
     # detach removes the probes with the rest
     pktlens("detach", "vb", ns=dlab.b)
-    assert not [p for p in os.listdir("/sys/fs/bpf/pktlens") if str(netns_ino(dlab.b)) in p]
+    assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
 
 @pytest.mark.parametrize("args,what", [
@@ -280,7 +280,7 @@ def test_apply_config_probes_drops(dlab, tmp_path):
                         f'    xdp: none\n    tc: in\n    probes: [{probes}]\n')
         doc = pktlens_json("apply", str(conf))
         assert doc["ok"], doc
-        return [x for x in pktlens_json("list")["attachments"] if x["netns"] == ino][0]
+        return attachments_in(dlab.b)[0]
 
     try:
         assert apply("drops")["probes"] == ["drops"]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh
+from lab import PIN_ROOT, PKTLENS, attachments_in, netns_ino, pktlens, pktlens_json, sh
 
 TCX_QUERY = r"""
 import ctypes, os, socket, struct, sys
@@ -54,8 +54,7 @@ def xdp_packets(ns, dev="vb"):
 
 def assert_complete(lab, mech="tcx"):
     """vb is attached with XDP and both tc hooks, and pktlens agrees with the kernel."""
-    att = [a for a in pktlens_json("list", ns=lab.b)["attachments"]
-           if a["netns"] == netns_ino(lab.b) and a["ifname"] == "vb"]
+    att = [a for a in attachments_in(lab.b) if a["ifname"] == "vb"]
     assert len(att) == 1 and att[0]["state"] == "attached", att
     xdp, tcx, cls = kernel_hooks(lab.b, "vb")
     assert xdp and (len(tcx), cls) == ((2, 0) if mech == "tcx" else (0, 2))
@@ -100,8 +99,7 @@ def test_kill9_attach_at_random_points(lab, mech, rounds):
                 outcomes.add("complete")
             else:
                 # nothing pktlens shows; the next attach cleans what the killed one left
-                assert not [a for a in pktlens_json("list", ns=lab.b)["attachments"]
-                            if a["netns"] == netns_ino(lab.b)]
+                assert not attachments_in(lab.b)
                 outcomes.add("none")
             pktlens(*args, "--force", ns=lab.b)
         else:
@@ -178,8 +176,7 @@ def test_interface_renamed_while_attached(lab):
     sh("ip", "-n", lab.b, "link", "set", "vb", "down")
     sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vbren")
     sh("ip", "-n", lab.b, "link", "set", "vbren", "up")
-    att = pktlens_json("list", ns=lab.b)["attachments"]
-    att = [a for a in att if a["netns"] == netns_ino(lab.b)]
+    att = attachments_in(lab.b)
     assert [(a["ifname"], a["state"]) for a in att] == [("vb", "interface-renamed (now vbren)")]
     assert xdp_packets(lab.b) == 4  # still readable under the name it was attached as
     d = pktlens_json("detach", "vb", ns=lab.b)

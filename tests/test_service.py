@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import PKTLENS, PIN_ROOT, PYTHON, ROOT, SENDRAW, free_port, pktlens, pktlens_json, sh, unique
+from lab import PKTLENS, PIN_ROOT, PYTHON, ROOT, SENDRAW, attachments_in, free_port, pktlens, pktlens_json, sh, unique
 
 PEER = "plp"
 COVERED = "plq"
@@ -241,8 +241,7 @@ def rules_of(ns, dev):
 
 
 def listed(ns):
-    ino = ns_ino(ns)
-    return {a["ifname"]: a for a in pktlens_json("list")["attachments"] if a["netns"] == ino}
+    return {a["ifname"]: a for a in attachments_in(ns)}
 
 
 # ---- the config ----
