@@ -193,6 +193,7 @@ static void clsact_release(int ifindex)
 int pl_cap_open(const char *ifname, bool xdp, __u32 dirs, struct pl_cap *cap,
 		struct pl_sampler *s, char *why, size_t whylen)
 {
+	char name[PL_PIN_NAME_MAX];
 	struct pl_netns here;
 	const struct bpf_object *obj;
 	int chain_fd, err;
@@ -222,8 +223,10 @@ int pl_cap_open(const char *ifname, bool xdp, __u32 dirs, struct pl_cap *cap,
 	if ((err = pl_netns_here(&here)))
 		return pl_why(why, whylen, err, "cannot tell the network namespace: %s",
 			      strerror(-err));
+	if ((err = pl_pin_name(name, sizeof(name), ifname)))
+		return pl_why(why, whylen, err, "%s: %s", ifname, strerror(-err));
 	snprintf(cap->marker, sizeof(cap->marker), "%s/" CAP_PREFIX "%llu:%s:%d", PL_PIN_ROOT,
-		 (unsigned long long)here.ino, ifname, (int)getpid());
+		 (unsigned long long)here.ino, name, (int)getpid());
 	if (mkdir(cap->marker, 0700))
 		return pl_why(why, whylen, -errno, "cannot create %s: %s", cap->marker,
 			      strerror(errno));
@@ -351,7 +354,7 @@ void pl_cap_gc(void)
 	pl_netns_here(&here);
 	while ((de = readdir(root))) {
 		unsigned long long ino;
-		char ifname[IF_NAMESIZE + 1], path[600];
+		char name[PL_PIN_NAME_MAX], ifname[IF_NAMESIZE], path[600];
 		const char *colon;
 		long pid;
 		int n = 0;
@@ -362,7 +365,8 @@ void pl_cap_gc(void)
 		pid = strtol(colon + 1, NULL, 10);
 		if (pid <= 0 || !kill((pid_t)pid, 0) || errno != ESRCH)
 			continue;	/* still running (or not ours to judge) */
-		if (sscanf(de->d_name, CAP_PREFIX "%llu:%16[^:]:%n", &ino, ifname, &n) == 2 && n &&
+		if (sscanf(de->d_name, CAP_PREFIX "%llu:%47[^:]:%n", &ino, name, &n) == 2 && n &&
+		    !pl_pin_name_ifname(ifname, sizeof(ifname), name) &&
 		    ino == here.ino && !pl_feature(PL_FEAT_TCX))
 			gc_clsact(ifname);
 		snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, de->d_name);

@@ -1051,10 +1051,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (err)
 		goto out;
 
-	snprintf(a.tmp, sizeof(a.tmp), "%s/%llu/" PL_PIN_TMP_PREFIX "%s:%d", PL_PIN_ROOT,
-		 (unsigned long long)ns, a.li.ifname, (int)getpid());
 	{
-		char nsdir[512];
+		char nsdir[512], name[PL_PIN_NAME_MAX];
+
+		pl_pin_name(name, sizeof(name), a.li.ifname);	/* fits: pl_pin_dir() did above */
+		snprintf(a.tmp, sizeof(a.tmp), "%s/%llu/" PL_PIN_TMP_PREFIX "%s:%d", PL_PIN_ROOT,
+			 (unsigned long long)ns, name, (int)getpid());
 
 		snprintf(nsdir, sizeof(nsdir), "%s/%llu", PL_PIN_ROOT, (unsigned long long)ns);
 		if ((mkdir(nsdir, 0700) && errno != EEXIST) || mkdir(a.tmp, 0700)) {

@@ -62,7 +62,16 @@ struct pl_netns {
 };
 /* The current network namespace. */
 int pl_netns_here(struct pl_netns *ns);
-/* PL_PIN_ROOT/<netns>/<ifname> */
+/*
+ * An interface name as it appears in bpffs, and back: bpffs refuses '.' in
+ * a name (eth0.100, the usual name of a VLAN), so '.' is written "%2e" and
+ * '%' "%25". -ENAMETOOLONG when @len is short; decoding: -EINVAL for a name
+ * no interface has (empty, '.', ':' or another escape in it).
+ */
+#define PL_PIN_NAME_MAX (3 * 16)
+int pl_pin_name(char *buf, size_t len, const char *ifname);
+int pl_pin_name_ifname(char *buf, size_t len, const char *name);
+/* PL_PIN_ROOT/<netns>/<ifname as pl_pin_name() writes it> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
 int pl_pin_open(const char *dir, const char *name);

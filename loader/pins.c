@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The bpffs layout: PL_PIN_ROOT/<netns inode>/<ifname>/{stats,flows,flow_cache,meta,xdp_link} */
+/*
+ * The bpffs layout: PL_PIN_ROOT/<netns inode>/<ifname>/{stats,flows,flow_cache,meta,xdp_link},
+ * <ifname> as pl_pin_name() writes it ('.' as "%2e": bpffs refuses dots).
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -115,10 +118,61 @@ int pl_netns_here(struct pl_netns *ns)
 	return 0;
 }
 
+int pl_pin_name(char *buf, size_t len, const char *ifname)
+{
+	size_t o = 0;
+
+	for (const char *c = ifname; *c; c++) {
+		const char *put = *c == '.' ? "%2e" : *c == '%' ? "%25" : NULL;
+		size_t k = put ? 3 : 1;
+
+		if (o + k >= len)
+			return -ENAMETOOLONG;
+		memcpy(buf + o, put ? put : c, k);
+		o += k;
+	}
+	if (o >= len)
+		return -ENAMETOOLONG;
+	buf[o] = '\0';
+	return 0;
+}
+
+int pl_pin_name_ifname(char *buf, size_t len, const char *name)
+{
+	size_t o = 0;
+
+	for (const char *c = name; *c; c++) {
+		char ch = *c;
+
+		if (ch == '%') {
+			if (!strncmp(c, "%2e", 3))
+				ch = '.';
+			else if (!strncmp(c, "%25", 3))
+				ch = '%';
+			else
+				return -EINVAL;
+			c += 2;
+		} else if (ch == '.' || ch == ':') {
+			return -EINVAL;
+		}
+		if (o + 1 >= len)
+			return -ENAMETOOLONG;
+		buf[o++] = ch;
+	}
+	if (!o)
+		return -EINVAL;
+	buf[o] = '\0';
+	return 0;
+}
+
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname)
 {
-	int n = snprintf(buf, len, "%s/%" PRIu64 "/%s", PL_PIN_ROOT, netns, ifname);
+	char name[PL_PIN_NAME_MAX];
+	int n;
 
+	if (pl_pin_name(name, sizeof(name), ifname))
+		return -ENAMETOOLONG;
+	n = snprintf(buf, len, "%s/%" PRIu64 "/%s", PL_PIN_ROOT, netns, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -167,8 +221,8 @@ int pl_pin_dir_remove(const char *dir)
 }
 
 /*
- * Temporary attach directories are named "tmp:<ifname>:<pid>": bpffs
- * refuses '.' in names, and ':' cannot occur in an interface name.
+ * Temporary attach directories are named "tmp:<ifname>:<pid>" (the name as
+ * pl_pin_name() writes it): ':' cannot occur in an interface name.
  */
 static bool tmp_dir_is_stale(const char *name)
 {
@@ -271,8 +325,10 @@ static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n
 	while ((de = readdir(d))) {
 		struct pl_attachment *a;
 
+		char ifname[sizeof(a->ifname)];
+
 		if (de->d_name[0] == '.' || strchr(de->d_name, ':') ||
-		    strlen(de->d_name) >= sizeof(a->ifname))
+		    pl_pin_name_ifname(ifname, sizeof(ifname), de->d_name))
 			continue;
 		if (*n == *cap) {
 			size_t ncap = *cap ? *cap * 2 : 8;
@@ -290,7 +346,7 @@ static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n
 		a->netns = strtoull(name, NULL, 10);
 		snprintf(a->ns, sizeof(a->ns), "%s", name);
 		a->ns_gone = strchr(name, ':') != NULL;
-		snprintf(a->ifname, sizeof(a->ifname), "%s", de->d_name);
+		snprintf(a->ifname, sizeof(a->ifname), "%s", ifname);
 		snprintf(a->dir, sizeof(a->dir), "%s/%s", path, de->d_name);
 		a->meta_ok = read_meta(a->dir, &a->meta) == 0;
 	}
@@ -395,7 +451,7 @@ int pl_attachment_set_aside(struct pl_attachment *a)
 	snprintf(dir, sizeof(dir), "%s/%s", PL_PIN_ROOT, ns);
 	if (mkdir_0700(dir))
 		return -errno;
-	snprintf(dir, sizeof(dir), "%s/%s/%s", PL_PIN_ROOT, ns, a->ifname);
+	snprintf(dir, sizeof(dir), "%s/%s/%s", PL_PIN_ROOT, ns, strrchr(a->dir, '/') + 1);
 	if (rename(a->dir, dir))
 		return -errno;
 	snprintf(a->ns, sizeof(a->ns), "%s", ns);

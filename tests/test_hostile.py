@@ -268,6 +268,64 @@ def test_odd_interface_names_keep_every_output_valid(lab):
     assert len(d["detached"]) == 3
 
 
+def test_vlan_interfaces_named_with_dots(lab):
+    """eth0.100 is how VLAN interfaces are named, and bpffs refuses '.' in a name: a dotted
+    interface attaches, counts what the kernel says it received, takes rules, survives --force
+    and a rename, is captured without an attach, and leaves no pins behind."""
+    from scapy.all import IP, UDP, Ether
+
+    # a veth pair named like VLANs (the test kernel may lack 8021q): the name is what matters
+    dev, peer = "vb.3017", "va.3017"
+    sh("ip", "-n", lab.b, "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", lab.a)
+    sh("ip", "-n", lab.b, "link", "set", dev, "up")
+    sh("ip", "-n", lab.a, "link", "set", peer, "up")
+    pktlens("attach", dev, "--xdp", "none", "--tc", "in", ns=lab.b)
+    mac = lab.mac(lab.b, dev)
+    frames = [Ether(dst=mac) / IP(src="198.18.0.1", dst="198.18.0.2")
+              / UDP(sport=4000 + i, dport=6000 + i % 2) for i in range(11)]
+    before = lab.link_stats(lab.b, dev)["rx"]["packets"]
+    lab.send(frames, dev=peer)
+    lab.wait_packets(11, dev=dev)
+    assert slot(pktlens_json("stats", dev, ns=lab.b), "tc", "in")["packets"] == 11 == \
+        lab.link_stats(lab.b, dev)["rx"]["packets"] - before
+    mine = [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    assert [(a["ifname"], a["state"]) for a in mine] == [(dev, "attached")]
+    assert "." not in os.path.basename(mine[0]["pins"]) and os.path.isdir(mine[0]["pins"])
+    pktlens("policy", "add", dev, "--proto", "udp", "--dport", 6001, "--drop", ns=lab.b)
+    pktlens("attach", dev, "--xdp", "none", "--tc", "in", "--force", ns=lab.b)
+    lab.send(frames, dev=peer)
+    lab.wait_packets(22, dev=dev)
+    rules = pktlens_json("policy", "list", dev, ns=lab.b)["interfaces"][0]["rules"]
+    assert [r["packets"] for r in rules] == [5]
+    # renamed to another dotted name: found under the old one, re-attached under the new
+    sh("ip", "-n", lab.b, "link", "set", dev, "name", "v.l.a.n")
+    assert [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
+            if a["this_netns"]] == ["interface-renamed (now v.l.a.n)"]
+    pktlens("attach", "v.l.a.n", "--xdp", "none", "--tc", "in", "--force", ns=lab.b)
+    assert slot(pktlens_json("stats", "v.l.a.n", ns=lab.b), "tc", "in")["packets"] == 22
+    pins = [a["pins"] for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    assert [os.path.basename(x) for x in pins] == ["v%2el%2ea%2en"]
+    d = pktlens_json("detach", "v.l.a.n", ns=lab.b)
+    assert d["detached"][0]["ifname"] == "v.l.a.n"
+    assert not os.path.exists(pins[0]) and not os.path.exists(mine[0]["pins"])
+    # a capture on a dotted interface nothing attached
+    out = os.path.join(lab.tmp, "vlan.pcap")
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "v.l.a.n", "-w", out, "-c", "4",
+                          "udp dst port 6000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(n.startswith("cap:") for n in os.listdir(PIN_ROOT)):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    lab.send(frames, dev=peer)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    got = sh("tcpdump", "-nr", out).stdout.splitlines()
+    assert len(got) == 4 and all(".6000:" in line for line in got), got
+    assert not [n for n in os.listdir(PIN_ROOT) if n.startswith("cap:")]
+    assert sh("tc", "-n", lab.b, "filter", "show", "dev", "v.l.a.n", "ingress").stdout == ""
+
+
 def long_expr(size, tail):
     """A valid expression of exactly `size` bytes ending in `tail`."""
     head = "tcp port 80"

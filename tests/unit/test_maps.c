@@ -4,6 +4,7 @@
  * Every map of pktlens_xdp and pktlens_tc has a row of its type, and the
  * rows agree with each other: what --force keeps and rule sets share is
  * pinned, names are unique. Opens the skeletons only (no root needed).
+ * Also the interface names as bpffs names (loader/pins.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -55,10 +56,38 @@ static void test_rows_agree(void)
 	CHECK(pl_map_find("no_such_map") == NULL);
 }
 
+/* bpffs refuses '.': eth0.100 is pinned as eth0%2e100, and read back as itself */
+static void test_pin_names(void)
+{
+	static const char *const names[] = { "eth0", "eth0.100", "a.b.c", ".x", "x.", "p%d.1",
+					     "0123456789.abcd", "...............", "%%%" };
+	char enc[PL_PIN_NAME_MAX], dec[16], dir[128];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		CHECK(pl_pin_name(enc, sizeof(enc), names[i]) == 0);
+		CHECK(!strchr(enc, '.') && !strchr(enc, ':') && !strchr(enc, '/'));
+		CHECK(pl_pin_name_ifname(dec, sizeof(dec), enc) == 0);
+		CHECK_STR(dec, names[i]);
+	}
+	pl_pin_name(enc, sizeof(enc), "eth0.100");
+	CHECK_STR(enc, "eth0%2e100");
+	CHECK(pl_pin_dir(dir, sizeof(dir), 42, "vlan.7") == 0);
+	CHECK_STR(dir, PL_PIN_ROOT "/42/vlan%2e7");
+	/* too small a buffer is an error, never a cut name */
+	CHECK(pl_pin_name(enc, 8, "eth0.100") == -ENAMETOOLONG);
+	CHECK(pl_pin_name(enc, 5, "eth0") == 0 && pl_pin_name(enc, 4, "eth0") == -ENAMETOOLONG);
+	/* names no interface has, as they could appear in bpffs: not an attachment */
+	static const char *const bad[] = { "", "a.b", "tmp:x:1", "x%2", "x%41", "x%2E", "%",
+					   "0123456789abcdef" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(pl_pin_name_ifname(dec, sizeof(dec), bad[i]) < 0);
+}
+
 int main(void)
 {
 	libbpf_set_print(NULL);
 	test_objects_match_the_table();
 	test_rows_agree();
+	test_pin_names();
 	return unit_report("test_maps");
 }
