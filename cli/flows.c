@@ -177,8 +177,10 @@ static void plain_row(const struct row *r, const char *ifname, bool rtx, bool dr
 	if (tfd >= 0) {
 		struct pl_tcp_state st;
 		int half = 0;
+		/* its own statement: an argument beside @half would be read unordered */
+		const struct pl_tcp_state *t = flow_tcp(tfd, k, &st, &half);
 
-		plain_tcp(flow_tcp(tfd, k, &st, &half), half);
+		plain_tcp(t, half);
 	}
 	printf("\n");
 }
@@ -393,6 +395,7 @@ static int do_flows(void *cfg, int argc, char **argv)
 		jw_arr_open(&w);
 		for (i = 0; i < nrows; i++) {
 			const struct row *r = &sel.rows[i];
+			const struct pl_tcp_state *t;
 			struct pl_tcp_state st;
 			int half = 0;
 
@@ -400,8 +403,9 @@ static int do_flows(void *cfg, int argc, char **argv)
 				pl_json_flow(&w, a[r->att].ifname, &r->f, r->rate, r->retrans, r->drops);
 				continue;
 			}
-			pl_json_flow_tcp(&w, a[r->att].ifname, &r->f, r->rate, r->retrans, r->drops,
-					 flow_tcp(tfds[r->att], &r->f.key, &st, &half), half);
+			t = flow_tcp(tfds[r->att], &r->f.key, &st, &half);
+			pl_json_flow_tcp(&w, a[r->att].ifname, &r->f, r->rate, r->retrans, r->drops, t,
+					 half);
 		}
 		jw_arr_close(&w);
 		jw_obj_close(&w);
