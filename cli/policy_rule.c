@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <pktlens/why.h>
 
 #include "opt.h"
@@ -148,19 +149,25 @@ static const struct {
 
 static const char *const per_names[PL_PER_MAX] = { "rule", "src", "dst", "flow" };
 
-/* "DIGITS[SUFFIX]": the number (strict, <= @max) and the suffix; -EINVAL/-ERANGE */
+/*
+ * "DIGITS[SUFFIX]": the number (strict, <= @max) and the suffix; -EINVAL
+ * without digits, -ERANGE above @max (the suffix is set then too, so the
+ * caller can name the unit the number was too large for)
+ */
 static int number_unit(const char *s, __u64 max, __u64 *num, const char **suffix)
 {
 	char buf[32];
 	size_t d = strspn(s, "0123456789");
-	uint64_t v;
+	uint64_t v = 0;
 	int err;
 
-	if (!d || d >= sizeof(buf))
-		return d ? -ERANGE : -EINVAL;
+	if (!d)
+		return -EINVAL;
+	*suffix = s + d;
+	if (d >= sizeof(buf))
+		return -ERANGE;
 	memcpy(buf, s, d);
 	buf[d] = 0;
-	*suffix = s + d;
 	err = pl_parse_u64(buf, 0, max, &v) ? -ERANGE : 0;
 	*num = v;
 	return err;
@@ -175,12 +182,13 @@ static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct p
 	long double tau;
 	int u, err;
 
-	err = number_unit(v, UINT64_MAX / 1000000000, &n, &suf);
-	for (u = 0; !err && u < PL_LIM_UNIT_MAX && strcmp(suf, rate_units[u].name); u++)
+	/* units as tc writes them, in any case: 20Mbit is 20mbit */
+	err = number_unit(v, UINT64_MAX, &n, &suf);
+	for (u = 0; err != -EINVAL && u < PL_LIM_UNIT_MAX && strcasecmp(suf, rate_units[u].name); u++)
 		;
-	if (!err && !*suf)
+	if (err != -EINVAL && !*suf)
 		u = PL_LIM_PPS;
-	if (err == -EINVAL || (!err && u == PL_LIM_UNIT_MAX))
+	if (err == -EINVAL || u == PL_LIM_UNIT_MAX)
 		return perr(e, lw->col[LW_RATE], "--limit '%s': not RATE[pps|bps|kbit|mbit|gbit] "
 			    "(e.g. 1000pps, 20mbit)", v);
 	max = u == PL_LIM_PPS ? PL_LIM_PPS_MAX : PL_LIM_BITS_MAX;
@@ -195,9 +203,9 @@ static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct p
 		const char *want = u == PL_LIM_PPS ? "packets" : "bytes";
 
 		err = number_unit(v, UINT64_MAX, &n, &suf);
-		if (err == -EINVAL || (!err && *suf && strcmp(suf, "packets") && strcmp(suf, "bytes")))
+		if (err == -EINVAL || (*suf && strcasecmp(suf, "packets") && strcasecmp(suf, "bytes")))
 			return perr(e, lw->col[LW_BURST], "--burst '%s': not N[packets|bytes]", v);
-		if (!err && *suf && strcmp(suf, want))
+		if (*suf && strcasecmp(suf, want))
 			return perr(e, lw->col[LW_BURST], "--burst '%s': a %s rate takes a burst in %s",
 				    v, u == PL_LIM_PPS ? "packet" : "bit", want);
 		if (err || n == 0 || n > PL_LIM_BURST_MAX)

@@ -326,8 +326,11 @@ BAD = [
     (["--limit", "pps"], "--limit 'pps': not RATE"),
     (["--limit", "-5pps"], "--limit '-5pps': not RATE"),
     (["--limit", "1.5mbit"], "--limit '1.5mbit': not RATE"),
-    (["--limit", "99999999999999999999999pps"], "the rate must be 1-"),
-    (["--limit", "18446744073709551616bps"], "the rate must be 1-"),
+    (["--limit", "99999999999999999999999pps"], "the rate must be 1-1000000000pps"),
+    (["--limit", "18446744073709551616bps"], "the rate must be 1-1000000000000bps"),
+    (["--limit", "1000000000001bps"], "--limit '1000000000001bps': the rate must be 1-1000000000000bps"),
+    (["--limit", "99999999999999999999kbit"], "the rate must be 1-1000000000kbit"),
+    (["--limit", "10Mbps"], "--limit '10Mbps': not RATE"),
     (["--limit", "2000000000pps"], "the rate must be 1-1000000000pps"),
     (["--limit", "1001gbit"], "the rate must be 1-1000gbit"),
     (["--limit", "1000pps", "--burst", "0"], "--burst '0': must be 1-1000000000 packets"),
@@ -349,6 +352,22 @@ BAD = [
     (["--limit", "100", "--burst", "5", "--burst", "6"], "--burst given twice"),
     (["--limit"], "--limit needs a value"),
 ]
+
+
+def test_rates_up_to_the_limit_in_every_unit_and_case(lab):
+    """A bit rate in bps up to 1 Tbit/s, as any unit is; units in tc's spellings (Mbit, Kbit,
+    GBIT): each rule shows the rate it was given, in the unit's own spelling."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    given = [("40000000000bps", None, "--limit 40000000000bps"),
+             ("1000000000000bps", None, "--limit 1000000000000bps"),
+             ("1000gbit", None, "--limit 1000gbit"), ("20Mbit", None, "--limit 20mbit"),
+             ("300Kbit", "4000Bytes", "--limit 300kbit --burst 4000bytes"),
+             ("2GBIT", None, "--limit 2gbit"), ("50PPS", "7Packets", "--limit 50pps --burst 7packets")]
+    for rate, burst, _ in given:
+        pktlens("policy", "add", "vb", "--proto", "udp", "--limit", rate,
+                *(["--burst", burst] if burst else []), ns=lab.b)
+    rules = [r["rule"] for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]]
+    assert [any(want + " " in r + " " for r in rules) for _, _, want in given] == [True] * len(given), rules
 
 
 def test_bad_input_changes_nothing(lab, tmp_path):
