@@ -351,7 +351,7 @@ static const struct pl_opt attach_opts[] = {
 		  "top, export); connections are matched across the namespace's analysing "
 		  "interfaces" },
 	{ .name = "tcp-ts-max", .type = PL_OPT_UINT, PL_FIELD(struct attach_cfg, tcp_ts_max),
-	  .min = PL_TCP_TS_MIN, .max = PL_TCP_TS_MAX, .arg = "N",
+	  .min = PL_TCP_TS_MIN, .max = PL_TCP_TS_MAX, .arg = "N", .needs = "tcp-passive",
 	  .help = "--tcp-passive: TSvals waiting for their echo, for the whole namespace (default "
 		  "{default}, {min}..{max}; the first analysing attach of the namespace sets it; "
 		  "when full, RTT samples are missed and counted)" },

@@ -482,6 +482,15 @@ static bool is_json_word(const char *s)
 	return !strcmp(s, "-j") || !strcmp(s, "--json");
 }
 
+/* Whether the option of @opts named @name was given */
+static bool seen_named(const struct pl_opt *opts, const bool *seen, const char *name)
+{
+	for (int i = 0; (opts[i].name || opts[i].short_name) && i < OPTS_MAX; i++)
+		if (opts[i].name && !strcmp(opts[i].name, name))
+			return seen[i];
+	return false;
+}
+
 /* One command's options and positionals, then its handler */
 static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char *path, int argc,
 		    char **argv)
@@ -567,6 +576,11 @@ positionals:
 	for (i = 0; c->opts && (c->opts[i].name || c->opts[i].short_name) && i < OPTS_MAX; i++) {
 		const struct pl_opt *o = &c->opts[i];
 
+		if (seen[i] && o->needs && !seen_named(c->opts, seen, o->needs)) {
+			pl_err("%s: %s: only with --%s", path, opt_name(o, name, sizeof(name)), o->needs);
+			ret = PL_EXIT_USAGE;
+			goto out;
+		}
 		if (!(o->flags & PL_OPT_REQUIRED) || seen[i])
 			continue;
 		if (o->missing)

@@ -84,6 +84,8 @@ struct pl_opt {
 	 */
 	const char *bad;
 	const char *missing;	/* REQUIRED: the message when it is not given */
+	/* the long name of an option of the same table it means nothing without, or NULL */
+	const char *needs;
 	unsigned flags;
 };
 

@@ -154,6 +154,17 @@ def test_prefixes(args, msg):
     assert (r.returncode, r.stderr) == (2, msg)
 
 
+@pytest.mark.parametrize("args,msg", [
+    (["attach", "lo", "--tcp-ts-max", "100"], "pktlens: attach: --tcp-ts-max: only with --tcp-passive\n"),
+    (["attach", "--tcp-ts-max=64", "nodev0"], "pktlens: attach: --tcp-ts-max: only with --tcp-passive\n"),
+])
+def test_an_option_without_the_one_it_belongs_to(args, msg):
+    """An option that means nothing without another is refused, not ignored: exit 2, nothing
+    attached."""
+    r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (2, msg)
+
+
 def test_prefix_runs_the_command():
     for words in (["fil", "comp", "--help"], ["filter", "r", "--help"], ["pol", "a", "-h"],
                   ["tc", "--help"]):
