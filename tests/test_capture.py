@@ -602,3 +602,41 @@ def test_json_summary_says_what_was_attached_for_the_capture(lab):
     r = pktlens("-j", "sample", "vb", "--duration", 1, "-w", path, ns=lab.b)
     j = json.loads(r.stdout.splitlines()[-1])
     assert j["attached"] is True and "capture_only" not in j
+
+
+def test_daemon_trigger_firings_never_replace_each_others_files(lab):
+    """A standing trigger whose write: has no strftime pattern: the second firing's file is
+    FILE1, the first firing's FILE keeps its frames (tcpdump -r reads each)."""
+    from test_service import Daemon
+    lab.daemons = []
+    conf = os.path.join(lab.tmp, "re.conf")
+    with open(conf, "w") as f:
+        f.write(f"""name: h21-rearm-test
+triggers:
+  - dev: vb
+    netns: {lab.b}
+    when: "dev pps > 50"
+    for: 1
+    write: {lab.tmp}/d.pcap
+    filter: "udp port 7777"
+""")
+    d = Daemon(lab, conf)
+    sent = []
+    try:
+        d.wait_notify()
+        for k in (1, 2):
+            wait_until(lambda: sum("waiting for 'dev pps > 50'" in line and "sample:" in line
+                                   for _, line in d.lines) >= k)
+            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+            wait_until(lambda: sum("capturing 'udp port 7777'" in line
+                                   for _, line in d.lines) >= k)
+            sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
+            send_raw(lab, sent[-1])
+            path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
+            wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+        assert d.stop() == 0, d.log()
+    finally:
+        d.kill()
+    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
+    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
+    nothing_left(lab)
