@@ -556,6 +556,13 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 					o = by_val[i];
 		}
 		if (o) {
+			/* one value: a second one would silently win (repeatable: FLAG, COUNT, PARSE) */
+			if (seen[o - c->opts] && o->type != PL_OPT_FLAG && o->type != PL_OPT_COUNT &&
+			    o->type != PL_OPT_PARSE) {
+				pl_err("%s: %s given twice", path, opt_name(o, name, sizeof(name)));
+				ret = PL_EXIT_USAGE;
+				goto out;
+			}
 			seen[o - c->opts] = true;
 			if ((ret = set_opt(o, optarg, cfg, path)))
 				goto out;

@@ -54,7 +54,7 @@ static int file_name(const struct pl_rot *r, const char *period, uint64_t seq, c
 	if (r->size && r->keep)
 		n = snprintf(buf, len, "%s%0*llu", period, (int)digits(r->keep - 1),
 			     (unsigned long long)(seq % r->keep));
-	else if (r->size && seq)
+	else if ((r->size || r->each) && seq)
 		n = snprintf(buf, len, "%s%llu", period, (unsigned long long)seq);
 	else
 		n = snprintf(buf, len, "%s", period);
@@ -88,6 +88,7 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 {
 	char period[PATH_MAX], **m;
 	struct stat st;
+	bool foreign;
 	ssize_t at;
 	int err;
 
@@ -98,11 +99,22 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 		snprintf(r->period, sizeof(r->period), "%s", period);
 		r->seq = 0;
 	}
-	err = file_name(r, period, r->seq, r->name, sizeof(r->name));
-	if (err)
-		return pl_why(why, whylen, err, "-w '%s': the file name is too long", r->pattern);
-	at = made_index(r, r->name);
-	if (at < 0 && strcmp(r->name, r->pattern) && !lstat(r->name, &st))
+	for (;;) {
+		err = file_name(r, period, r->seq, r->name, sizeof(r->name));
+		if (err)
+			return pl_why(why, whylen, err, "-w '%s': the file name is too long",
+				      r->pattern);
+		at = made_index(r, r->name);
+		foreign = at < 0 && strcmp(r->name, r->pattern) && !lstat(r->name, &st);
+		/*
+		 * --rearm: a firing never replaces what an earlier one wrote (unless -C -W
+		 * makes a ring of them), nor a file of someone else: the next number, as -C
+		 */
+		if (!r->each || (r->size && r->keep) || (at < 0 && !foreign))
+			break;
+		r->seq++;
+	}
+	if (foreign)
 		return pl_why(why, whylen, -EEXIST, "'%s' exists and this capture did not write it: "
 			      "not replaced (remove it, or name another -w FILE)", r->name);
 	if ((err = pl_out_check(r->name, why, whylen)))

@@ -11,7 +11,9 @@
  * ring. -W N keeps the newest N files this capture made, removing older
  * ones. A name that exists and was not made by this capture is never
  * replaced (the capture stops with an error), except FILE itself: that one
- * the user named.
+ * the user named. A file per pl_rot_open() (each: --rearm's firings) is
+ * numbered as -C numbers them whenever the name is one this capture wrote
+ * already or one that exists and is not its own: FILE, FILE1, FILE2, ...
  */
 #ifndef __PKTLENS_CLI_ROTATE_H
 #define __PKTLENS_CLI_ROTATE_H

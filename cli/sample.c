@@ -221,7 +221,7 @@ static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 }
 
 /* The summary: on stdout under -j, unless stdout carries the capture or its reader is gone. */
-static void summary(const struct run *r, const char *ifname,
+static void summary(const struct run *r, const char *ifname, const char *cap_desc,
 		    const struct pl_sample_stats c[PL_SLOT_MAX], bool json, bool to_stdout)
 {
 	uint64_t sel = 0, smp = 0, lost = 0;
@@ -238,6 +238,10 @@ static void summary(const struct run *r, const char *ifname,
 		jw_init(&w, to_stdout ? stdout : stderr, pl_g.pretty);
 		jw_obj_open(&w);
 		jw_name_field(&w, "ifname", ifname);
+		/* not attached: what was attached for the capture (the first line without -j) */
+		jw_bool_field(&w, "attached", !*cap_desc);
+		if (*cap_desc)
+			jw_str_field(&w, "capture_only", cap_desc);
 		jw_u64_field(&w, "matched", sel);
 		jw_u64_field(&w, "sampled", smp);
 		jw_u64_field(&w, "written", r->written);
@@ -378,6 +382,8 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 	const char *path = rot->pattern;
 	char why[PL_WHY_LEN + 512];
 	uint64_t added = 0, written = 0;
+	/* every file of this capture counts, the ones -C/-G closed on the way (and -W removed) too */
+	const uint64_t d0 = rot->delivered, a0 = rot->added;
 	int err, ret;
 
 	err = pl_sample_start(s, so, why, sizeof(why));
@@ -440,8 +446,6 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 	ring_buffer__consume(*rb);
 	/* written: what reached the file or the reader; the rest of what was handed over was not */
 	if (r->rot) {
-		uint64_t d0 = rot->delivered, a0 = rot->added;
-
 		err = pl_rot_close(rot);
 		r->out = NULL;
 		r->dump = NULL;
@@ -494,6 +498,37 @@ static const struct pl_choice hook_choices[] = {
 	{ "xdp", 1 + PL_HOOK_XDP, false }, { "tc", 1 + PL_HOOK_TC, false }, { NULL, 0, false },
 };
 
+/*
+ * --rule ID and --when 'rule ID ...' need that rule in DEV's policy, --when
+ * 'drops ...' the drop probes: checked once before anything is attached or
+ * printed (@dir: the attachment's, NULL: not attached). 0, or the exit code.
+ */
+static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char *ifname,
+		       const char *dir)
+{
+	char why[PL_WHY_LEN + 256];
+	uint64_t rate;
+	int err;
+
+	if (c->rule && dir && (err = pl_policy_has_rule(dir, c->rule))) {
+		if (err == -ENOENT)
+			pl_err("sample: %s: --rule %u: no rule %u", ifname, c->rule, c->rule);
+		else
+			pl_err("sample: %s: --rule %u: cannot read the policy: %s", ifname, c->rule,
+			       strerror(-err));
+		return PL_EXIT_CODE(err, ENOENT);
+	}
+	if (!c->when)
+		return 0;
+	err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+	t->n = 0;	/* the window starts with the waiting */
+	if (err) {
+		pl_err("sample: %s: --when: %s", ifname, why);
+		return PL_EXIT_CODE(err, ENOENT);
+	}
+	return 0;
+}
+
 /* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
 static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
 {
@@ -539,7 +574,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct pl_cap cap;
 	struct pl_rot rot = { 0 };
 	struct pl_trig trig;
-	char first[PATH_MAX];
+	char first[PATH_MAX], cap_desc[128] = "";
 	bool opened = false, cap_opened = false, json, data_on_stdout;
 	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
@@ -588,6 +623,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 	if (so.policy && so.every != 1) {
 		pl_err("sample: --policy: the rules' --sample 1/N choose already, no --every");
+		goto usage;
+	}
+	if (c->xdp && c->hook == 1 + PL_HOOK_TC) {
+		pl_err("sample: --xdp and --hook tc: one or the other (--xdp is --hook xdp)");
 		goto usage;
 	}
 	if (c->for_secs && !c->when) {
@@ -656,6 +695,9 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (ret)
 		goto out;
 	err = pl_attachments_here(argv[0], &a, &n);
+	/* what --rule and --when name must exist: said now, before any other line */
+	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir)))
+		goto out;
 	if (err == -ENOENT) {
 		/* not attached: capture-only programs of our own, for as long as we run */
 		if (so.policy || so.rule) {
@@ -684,9 +726,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 			goto out;
 		}
 		so.hooks = 0;
+		pl_cap_desc(&cap, cap_desc, sizeof(cap_desc));
 		if (!pl_g.json)
 			pl_info("sample: %s: not attached: attached the capture-only %s until the "
-				"capture ends", a->ifname, pl_cap_desc(&cap, why, sizeof(why)));
+				"capture ends", a->ifname, cap_desc);
 	} else if (err) {
 		ret = pl_select("sample", argv[0], &a, &n);
 		goto out;
@@ -736,7 +779,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		trig.n = 0;	/* a new window: the burst that fired must not fire again at once */
 	}
 	if (!c->when || r->firings)
-		summary(r, a->ifname, total, json, !data_on_stdout || (!path && !r->write_err));
+		summary(r, a->ifname, cap_desc, total, json, !data_on_stdout || (!path && !r->write_err));
 	goto out;
 usage:
 	ret = PL_EXIT_USAGE;
@@ -814,13 +857,16 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "start capturing only once COND holds, looked at every 100 ms over the last "
 		  "second: 'rule ID > Npps' (a policy rule's matches), 'dev pps > N' (DEV's "
 		  "packets received + sent, attached or not), 'drops [REASON] > N/s' (kernel drops "
-		  "on DEV, needs attach --probes drops). Nothing is written before" },
+		  "on DEV, needs attach --probes drops; REASON: a name of the kernel's, as pktlens "
+		  "drops shows them). Nothing is written before" },
 	{ .name = "for", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, for_secs),
 	  .arg = "SECS", .help = "with --when: capture for SECS seconds once it fired, then stop" },
 	{ .name = "rearm", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, rearm), .val = 1,
 	  .help = "with --when and --for: afterwards wait for COND again, and so on until a "
 		  "signal; each firing writes its own file (strftime patterns in FILE name it, -W N "
-		  "keeps the newest N)" },
+		  "keeps the newest N) and never replaces one an earlier firing wrote, nor one that "
+		  "exists and is not this capture's: such a name gets 1, 2, ... appended, as -C "
+		  "numbers files (FILE, FILE1, FILE2, ...)" },
 	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
 	  .arg = "VERDICT", .parse = parse_verdict_opt,
 	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "
@@ -829,10 +875,11 @@ static const struct pl_opt sample_opts[] = {
 	{ .name = "hook", .type = PL_OPT_CHOICE, PL_FIELD(struct sample_cfg, hook),
 	  .choices = hook_choices, .arg = "xdp|tc",
 	  .help = "capture at this hook only (default: ingress at XDP if attached, else tc; "
-		  "egress at tc)" },
+		  "egress at tc); not with --xdp and --hook tc" },
 	{ .name = "rule", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, rule), .min = 1,
-	  .max = UINT32_MAX, .arg = "ID", .bad = ": not a rule id >= 1",
-	  .help = "keep only packets policy rule ID judged (or its --sample chose), in the kernel" },
+	  .max = PL_POLICY_RULES_MAX, .arg = "ID", .bad = ": not a rule id in %llu..%llu",
+	  .help = "keep only packets policy rule ID ({min}..{max}, as policy's ids) judged (or its "
+		  "--sample chose), in the kernel; DEV's policy must have rule ID" },
 	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
 	  .help = "keep the first N matching packets of each flow instead of 1 in N. A flow is "

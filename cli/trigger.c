@@ -48,7 +48,7 @@ static int number(const char *s, const char *unit, uint64_t *v)
 int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen)
 {
 	char buf[256], *w[8];
-	int n, i = 0;
+	int n, i = 0, err;
 	uint64_t v;
 
 	memset(t, 0, sizeof(*t));
@@ -62,8 +62,11 @@ int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen)
 	if (n < 3)
 		return pl_why(why, whylen, -EINVAL, GRAMMAR);
 	if (!strcmp(w[0], "rule")) {
-		if (n != 4 || number(w[1], NULL, &v) || !v || v > UINT32_MAX || strcmp(w[2], ">"))
+		if (n != 4 || number(w[1], NULL, &v) || strcmp(w[2], ">"))
 			return pl_why(why, whylen, -EINVAL, GRAMMAR);
+		if (!v || v > PL_POLICY_RULES_MAX)	/* policy's ids */
+			return pl_why(why, whylen, -EINVAL, "rule %s: not a rule id in 1..%u", w[1],
+				      PL_POLICY_RULES_MAX);
 		t->kind = PL_TRIG_RULE;
 		t->rule = (uint32_t)v;
 		i = 3;
@@ -79,6 +82,15 @@ int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen)
 			if (strlen(w[1]) >= sizeof(t->reason))
 				return pl_why(why, whylen, -EINVAL, "drop reason '%s': too long", w[1]);
 			snprintf(t->reason, sizeof(t->reason), "%s", w[1]);
+			/* a name the kernel does not have would never match: wait forever */
+			err = pl_drop_reason_known(t->reason);
+			if (err == -ENOTSUP)
+				return pl_why(why, whylen, -EINVAL, "drop reason '%s': this kernel has "
+					      "no drop reasons (enum skb_drop_reason in its BTF)",
+					      t->reason);
+			if (err)
+				return pl_why(why, whylen, -EINVAL, "no drop reason '%s' (pktlens drops "
+					      "names those of this kernel)", t->reason);
 		} else if (n != 3) {
 			return pl_why(why, whylen, -EINVAL, GRAMMAR);
 		}
@@ -104,10 +116,9 @@ int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen)
 static int rule_count(const struct pl_trig *t, const char *dir, uint64_t *count, char *why,
 		      size_t whylen)
 {
-	struct pl_rule *rules = NULL;
 	struct pl_rule_stats st;
 	struct pl_policy p;
-	size_t n = 0;
+	struct pl_rule rule;
 	int err;
 
 	if (!dir)
@@ -116,19 +127,12 @@ static int rule_count(const struct pl_trig *t, const char *dir, uint64_t *count,
 	err = pl_policy_open(dir, &p);
 	if (err)
 		return pl_why(why, whylen, err, "cannot open the policy: %s", strerror(-err));
-	err = pl_policy_rules(&p, &rules, &n);
+	err = pl_policy_rule_find(&p, t->rule, &rule);
 	*count = 0;
-	if (!err) {
-		err = -ENOENT;
-		for (size_t i = 0; i < n; i++)
-			if (rules[i].id == t->rule) {
-				err = pl_policy_rule_stats(&p, &rules[i], &st);
-				if (!err)
-					*count = st.pkts;
-				break;
-			}
-	}
-	free(rules);
+	if (!err)
+		err = pl_policy_rule_stats(&p, &rule, &st);
+	if (!err)
+		*count = st.pkts;
 	pl_policy_close(&p);
 	if (err == -ENOENT)
 		return pl_why(why, whylen, err, "'%s': no rule %u", t->text, t->rule);

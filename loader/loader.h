@@ -453,6 +453,10 @@ void pl_policy_close(struct pl_policy *p);
 void pl_policy_sort(struct pl_rule *rules, size_t n);
 /* All recorded rules, sorted. Caller frees *out. */
 int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n);
+/* Rule @id, by id (@out may be NULL). 0, -ENOENT: no such rule, or -errno. */
+int pl_policy_rule_find(const struct pl_policy *p, __u32 id, struct pl_rule *out);
+/* Whether the attachment in @dir has rule @id: 0, -ENOENT (also: an id out of range), or -errno. */
+int pl_policy_has_rule(const char *dir, __u32 id);
 /* Hits of recorded rule @r summed over CPUs (last_ns: the latest). */
 int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 			 struct pl_rule_stats *sum);

@@ -133,6 +133,33 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 	return 0;
 }
 
+int pl_policy_rule_find(const struct pl_policy *p, __u32 id, struct pl_rule *out)
+{
+	struct pl_rule r;
+
+	memset(&r, 0, sizeof(r));	/* filled by the kernel: zeroed for valgrind */
+	if (bpf_map_lookup_elem(p->fd[PL_MID_POLICY_RULES], &id, &r))
+		return -errno;
+	if (out)
+		*out = r;
+	return 0;
+}
+
+int pl_policy_has_rule(const char *dir, __u32 id)
+{
+	struct pl_policy p;
+	int err;
+
+	if (!id || id > PL_POLICY_RULES_MAX)
+		return -ENOENT;
+	err = pl_policy_open(dir, &p);
+	if (err)
+		return err;
+	err = pl_policy_rule_find(&p, id, NULL);
+	pl_policy_close(&p);
+	return err;
+}
+
 int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 			 struct pl_rule_stats *sum)
 {

@@ -289,14 +289,21 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 
 		err = -errno;
 		bpf_map_lookup_elem(s->cfg_fd, &zero, &cur);
-		if (err == -EWOULDBLOCK)
+		/* owner 0: the other one took the lock a moment ago and has not written it yet */
+		if (err == -EWOULDBLOCK && cur.owner)
 			return pl_why(why, whylen, -EBUSY,
 				      "pktlens sample (pid %u) is sampling it already", cur.owner);
+		if (err == -EWOULDBLOCK)
+			return pl_why(why, whylen, -EBUSY,
+				      "another pktlens sample is sampling it already");
 		return pl_why(why, whylen, err, "cannot lock %s: %s", "the pin directory",
 			      strerror(-err));
 	}
-	/* a sampler killed with -9 may have left its settings: start from nothing */
-	err = write_cfg(s, &(struct pl_sample_cfg){ 0 });
+	/*
+	 * a sampler killed with -9 may have left its settings: start from nothing
+	 * but the owner, at once, for a sampler that finds the lock taken now
+	 */
+	err = write_cfg(s, &(struct pl_sample_cfg){ .owner = cfg.owner });
 	if (!err)
 		for (int slot = 0; slot < PL_SLOT_MAX; slot++)
 			s->staged[slot] = true;	/* so that unstage() clears them all */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -301,10 +302,8 @@ static struct {
 	const struct btf_type *t;
 } R;
 
-static const char *kernel_reason(__u32 reason)
+static void load_reasons(void)
 {
-	const struct btf_enum *e;
-
 	if (!R.loaded) {
 		libbpf_print_fn_t print = libbpf_set_print(NULL);
 		int id;
@@ -314,29 +313,59 @@ static const char *kernel_reason(__u32 reason)
 		libbpf_set_print(print);
 		if (libbpf_get_error(R.btf)) {
 			R.btf = NULL;
-			return NULL;
+			return;
 		}
 		id = btf__find_by_name_kind(R.btf, "skb_drop_reason", BTF_KIND_ENUM);
 		R.t = id > 0 ? btf__type_by_id(R.btf, id) : NULL;
 	}
+}
+
+/* An enum skb_drop_reason name as pktlens shows it: without SKB_DROP_REASON_ (or SKB_). */
+static const char *short_reason(const struct btf_enum *e)
+{
+	const char *name = btf__name_by_offset(R.btf, e->name_off);
+
+	if (!strncmp(name, "SKB_DROP_REASON_", 16))
+		return name + 16;
+	return !strncmp(name, "SKB_", 4) ? name + 4 : name;
+}
+
+static const char *kernel_reason(__u32 reason)
+{
+	const struct btf_enum *e;
+
+	load_reasons();
 	if (!R.t)
 		return NULL;
 	e = btf_enum(R.t);
 	for (int i = 0; i < btf_vlen(R.t); i++, e++)
-		if ((__u32)e->val == reason) {
-			const char *name = btf__name_by_offset(R.btf, e->name_off);
-
-			if (!strncmp(name, "SKB_DROP_REASON_", 16))
-				return name + 16;
-			return !strncmp(name, "SKB_", 4) ? name + 4 : name;
-		}
+		if ((__u32)e->val == reason)
+			return short_reason(e);
 	return NULL;
+}
+
+static const char *const xdp_acts[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
+					"XDP_REDIRECT" };
+
+int pl_drop_reason_known(const char *name)
+{
+	const struct btf_enum *e;
+
+	for (size_t i = 0; i < sizeof(xdp_acts) / sizeof(xdp_acts[0]); i++)
+		if (!strcasecmp(name, xdp_acts[i]))
+			return 0;
+	load_reasons();
+	if (!R.t)
+		return -ENOTSUP;
+	e = btf_enum(R.t);
+	for (int i = 0; i < btf_vlen(R.t); i++, e++)
+		if (!strcasecmp(name, short_reason(e)))
+			return 0;
+	return -ENOENT;
 }
 
 const char *pl_drop_reason_name(__u32 kind, __u32 reason, char *buf, size_t len)
 {
-	static const char *const xdp_acts[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
-						"XDP_REDIRECT" };
 	const char *name;
 
 	switch (kind) {

@@ -82,6 +82,12 @@ int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out
  * "unknown (no reasons before Linux 5.17)" without reasons.
  */
 const char *pl_drop_reason_name(__u32 kind, __u32 reason, char *buf, size_t len);
+/*
+ * Whether one word is a reason pl_drop_reason_name() can give, case aside: a
+ * name of the kernel's enum skb_drop_reason (NO_SOCKET) or XDP_ABORTED ..
+ * XDP_REDIRECT. 0, -ENOENT: not one, -ENOTSUP: the kernel has no such enum.
+ */
+int pl_drop_reason_known(const char *name);
 /* The kernel function at @addr, from /proc/kallsyms ("udp_queue_rcv_one_skb"); "0x..." if unknown. */
 const char *pl_drop_location(__u64 addr, char *buf, size_t len);
 /* The start of that function (@addr itself when unknown): locations of one function group by it. */

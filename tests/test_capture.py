@@ -11,6 +11,8 @@ drops is known from what was sent), tcpdump -r and tshark reading the files,
 import glob
 import json
 import os
+import re
+import select
 import signal
 import struct
 import subprocess
@@ -382,4 +384,259 @@ triggers:
     finally:
         d.kill()
     assert not [line for _, line in d.lines if "ended (" in line]   # never restarted
+    nothing_left(lab)
+
+
+def files(d, prefix):
+    return sorted(glob.glob(os.path.join(d, prefix + "*")))
+
+
+def counts(d, prefix):
+    """tcpdump -r's count of each file (None: not readable yet)."""
+    try:
+        return [tcpdump_count(p) for p in files(d, prefix)]
+    except subprocess.CalledProcessError:
+        return None
+
+
+def test_rotated_capture_counts_every_file_written(lab):
+    """The summary's written is what all files of the capture held (tcpdump -r counts them; files
+    -W replaced: the frames sent), for -C (pcapng; pcap with -j and -W), -G, and a rotation that
+    stopped at a FILE1 this capture did not make: sampled = written + lost + not written."""
+    raw = [udp(3000, 9000, i.to_bytes(4, "big") * 250) for i in range(2000)]   # 2.1 MB
+    d = os.path.join(lab.tmp, "sum")
+    os.mkdir(d)
+    # -C 1, pcapng: three files
+    s = Sampler(lab, "-w", os.path.join(d, "c.pcapng"), "-C", 1, "udp")
+    try:
+        send_raw(lab, raw)
+        wait_file(os.path.join(d, "c.pcapng2"), 1)
+        wait_until(lambda: sum(counts(d, "c.pcapng") or [0]) == len(raw))
+    finally:
+        assert s.stop() == 0, s.err
+    c = s.counts()
+    assert len(files(d, "c.pcapng")) == 3
+    assert c["written"] == sum(tcpdump_count(p) for p in files(d, "c.pcapng")) == len(raw)
+    assert c["sampled"] == c["written"] + c["lost"] + c["unwritten"]
+    # FILE1 exists, not this capture's: it stops at the first rotation, FILE's frames were written
+    with open(os.path.join(d, "m.pcap1"), "w") as f:
+        f.write("mine")
+    s = Sampler(lab, "-w", os.path.join(d, "m.pcap"), "-C", 1, "udp")
+    try:
+        send_raw(lab, raw[:1000])
+        s.p.wait(timeout=20)
+    finally:
+        assert s.stop() == 1, s.err
+    c = s.counts()
+    per = tcpdump_count(os.path.join(d, "m.pcap"))     # frames in 1 MB of pcap
+    assert c["written"] == per > 900
+    assert c["sampled"] == c["written"] + c["lost"] + c["unwritten"] and c["unwritten"] > 0
+    # pcap, -W 2 (the first file replaced, its frames written all the same), -j: JSON summary
+    s = Sampler(lab, "-j", "-w", os.path.join(d, "k.pcap"), "-C", 1, "-W", 2, "udp", ready=False)
+    try:
+        wait_until(lambda: os.path.exists(os.path.join(d, "k.pcap0")))
+        send_raw(lab, raw)
+        wait_until(lambda: counts(d, "k.pcap") == [len(raw) - 2 * per, per])  # came round
+    finally:
+        assert s.stop() == 0, s.err
+    j = json.loads(s.out.decode().splitlines()[-1])
+    assert files(d, "k.pcap") == [os.path.join(d, "k.pcap0"), os.path.join(d, "k.pcap1")]
+    assert tcpdump_count(os.path.join(d, "k.pcap0")) == len(raw) - 2 * per
+    assert tcpdump_count(os.path.join(d, "k.pcap1")) == per
+    assert j["written"] == len(raw) and j["sampled"] == j["written"] + j["lost"] + j["unwritten"]
+    # -G 1: a file per second
+    s = Sampler(lab, "-w", os.path.join(d, "t-%s.pcap"), "-G", 1, "udp")
+    try:
+        for k in range(2):
+            n = len(files(d, "t-"))
+            send_raw(lab, raw[k * 10:(k + 1) * 10])
+            wait_until(lambda: len(files(d, "t-")) > n)
+    finally:
+        assert s.stop() == 0, s.err
+    assert s.counts()["written"] == sum(tcpdump_count(p) for p in files(d, "t-")) == 20
+
+
+def wait_count(s, what, n, timeout=20):
+    """Until the sampler's stderr says `what` n times."""
+    deadline = time.time() + timeout
+    while s.err.count(what) < n:
+        left = deadline - time.time()
+        assert left > 0 and s.p.poll() is None, f"not {n} x {what!r}: {s.err!r}"
+        r, _, _ = select.select([s.p.stderr], [], [], left)
+        if r:
+            s.err += os.read(s.p.stderr.fileno(), 4096)
+
+
+def rearm_twice(lab, path, tag):
+    """--rearm --for 1 -w path, fired twice; the frames each firing captured (port 7777)."""
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 50", "--for", 1, "--rearm",
+                "udp port 7777", ready=False)
+    sent = []
+    try:
+        for k in (1, 2):
+            wait_count(s, b"waiting for", k)
+            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+            wait_count(s, b"capturing", k)
+            sent.append([udp(100 * tag + 10 * k + i, 7777) for i in range(5)])
+            send_raw(lab, sent[-1])
+            wait_count(s, b"waiting for", k + 1)
+    finally:
+        assert s.stop() == 0, s.err
+    assert s.counts()["written"] == 10
+    return sent
+
+
+def test_rearm_never_replaces_an_earlier_firings_file(lab):
+    """--rearm -w FILE without a strftime pattern, and with one coarser than the firings: the
+    second firing goes to FILE1 as -C numbers files (FILE2 when FILE1 exists and is not the
+    capture's, which is left as it was); tcpdump -r finds each firing's frames in its file."""
+    d = os.path.join(lab.tmp, "re")
+    os.mkdir(d)
+    with open(os.path.join(d, "re.pcap1"), "w") as f:
+        f.write("mine")
+    first, second = rearm_twice(lab, os.path.join(d, "re.pcap"), 1)
+    assert sorted(os.listdir(d)) == ["re.pcap", "re.pcap1", "re.pcap2"]
+    assert read_file(os.path.join(d, "re.pcap")) == first
+    assert read_file(os.path.join(d, "re.pcap2")) == second
+    assert open(os.path.join(d, "re.pcap1")).read() == "mine"
+    for f in os.listdir(d):
+        os.unlink(os.path.join(d, f))
+    year = time.strftime("%Y")
+    first, second = rearm_twice(lab, os.path.join(d, "x-%Y.pcap"), 2)
+    assert sorted(os.listdir(d)) == [f"x-{year}.pcap", f"x-{year}.pcap1"]
+    assert read_file(os.path.join(d, f"x-{year}.pcap")) == first
+    assert read_file(os.path.join(d, f"x-{year}.pcap1")) == second
+
+
+def kernel_drop_reasons():
+    """The kernel's enum skb_drop_reason names, without the prefix (bpftool reads the BTF)."""
+    out = sh("bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux").stdout
+    return set(re.findall(r"'SKB_DROP_REASON_(\w+)' val=", out))
+
+
+def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
+    """--rule of a rule the policy does not have or out of policy's range, --when 'rule N' of
+    such a rule, a drop reason the kernel's BTF does not have (also in the daemon's config),
+    --xdp with --hook tc, --hook twice: exit 2, one line, nothing made or attached before."""
+    reasons = kernel_drop_reasons()
+    assert "NO_SOCKET" in reasons and "BOGUS_REASON" not in reasons
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "in", ns=lab.b)
+    pktlens("policy", "add", "vb", "--in", "--id", 7, "--proto", "udp", "--dport", 4444, "--drop",
+            ns=lab.b)
+    path = os.path.join(lab.tmp, "bad.pcap")
+    for args, msg in ((["--rule", 999], "--rule 999: no rule 999"),
+                      (["--rule", 262145], "--rule '262145': not a rule id in 1..262144"),
+                      (["--when", "rule 99 > 5pps", "--for", 1], "'rule 99 > 5pps': no rule 99"),
+                      (["--when", "rule 262145 > 5pps", "--for", 1], "not a rule id in 1..262144"),
+                      (["--when", "drops BOGUS_REASON > 5/s", "--for", 1],
+                       "no drop reason 'BOGUS_REASON'"),
+                      (["--xdp", "--hook", "tc"], "--xdp and --hook tc"),
+                      (["--hook", "tc", "--hook", "xdp"], "--hook given twice")):
+        r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not os.path.exists(path)
+    # a reason the kernel has passes the check (then the probes are missing: said so, exit 2)
+    r = pktlens("sample", "vb", "--when", "drops no_socket > 5/s", "--for", 1, ns=lab.b,
+                check=False)
+    assert r.returncode == 2 and "needs the drop probes" in r.stderr, r.stderr
+    conf = os.path.join(lab.tmp, "drops.conf")
+    with open(conf, "w") as f:
+        f.write("triggers:\n  - dev: vb\n    when: \"drops BOGUS_REASON > 5/s\"\n    for: 1\n"
+                "    write: /tmp/x.pcap\n")
+    r = pktlens("apply", conf, "--dry-run", check=False)
+    assert r.returncode == 2 and "no drop reason 'BOGUS_REASON'" in r.stderr, r.stderr
+    # rule 7 exists: --rule 7 captures its frames (tcpdump -r counts them)
+    raw = mixed()
+    s = Sampler(lab, "-w", path, "--rule", 7)
+    try:
+        send_raw(lab, raw)
+        lab.wait_packets(len(raw))
+    finally:
+        assert s.stop() == 0, s.err
+    assert tcpdump_count(path, "udp dst port 4444") == tcpdump_count(path) == 10
+
+
+def test_lock_taken_before_the_owner_is_written(lab):
+    """A sampler that finds the lock taken while sample_cfg has no owner yet (the first one
+    started in the same instant) says another sampler has it, not 'pid 0'."""
+    import fcntl
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    fd = os.open(os.path.join(PIN_ROOT, str(netns_ino(lab.b)), "vb"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = pktlens("sample", "vb", "--duration", 1, ns=lab.b, check=False)
+    finally:
+        os.close(fd)
+    assert r.returncode == 1 and "another pktlens sample is sampling it already" in r.stderr, \
+        r.stderr
+    assert "pid 0" not in r.stderr
+    path = os.path.join(lab.tmp, "after.pcap")
+    s = Sampler(lab, "-w", path)
+    try:
+        send_raw(lab, mixed()[:3])
+        lab.wait_packets(3)
+    finally:
+        assert s.stop() == 0, s.err
+    assert tcpdump_count(path, "udp") == 3
+
+
+def test_json_summary_says_what_was_attached_for_the_capture(lab):
+    """-j on an interface not attached: the summary object says so and names the capture-only
+    programs bpftool shows loaded while it runs; attached: attached true, no capture_only."""
+    path = os.path.join(lab.tmp, "j.pcap")
+    s = Sampler(lab, "-j", "-w", path, ready=False)
+    try:
+        wait_until(lambda: os.path.exists(path))
+        progs = cap_progs()
+        send_raw(lab, mixed()[:3])
+        wait_file(path, 3)
+    finally:
+        assert s.stop(signal.SIGINT) == 0, s.err
+    j = json.loads(s.out.decode().splitlines()[-1])
+    assert j["attached"] is False and {"pl_cap_tc_in", "pl_cap_tc_out"} <= set(progs)
+    assert j["capture_only"] == "tc programs pl_cap_tc_in and pl_cap_tc_out (tcx)"
+    assert j["written"] == tcpdump_count(path, "udp") == 3
+    nothing_left(lab)
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    r = pktlens("-j", "sample", "vb", "--duration", 1, "-w", path, ns=lab.b)
+    j = json.loads(r.stdout.splitlines()[-1])
+    assert j["attached"] is True and "capture_only" not in j
+
+
+def test_daemon_trigger_firings_never_replace_each_others_files(lab):
+    """A standing trigger whose write: has no strftime pattern: the second firing's file is
+    FILE1, the first firing's FILE keeps its frames (tcpdump -r reads each)."""
+    from test_service import Daemon
+    lab.daemons = []
+    conf = os.path.join(lab.tmp, "re.conf")
+    with open(conf, "w") as f:
+        f.write(f"""name: h21-rearm-test
+triggers:
+  - dev: vb
+    netns: {lab.b}
+    when: "dev pps > 50"
+    for: 1
+    write: {lab.tmp}/d.pcap
+    filter: "udp port 7777"
+""")
+    d = Daemon(lab, conf)
+    sent = []
+    try:
+        d.wait_notify()
+        for k in (1, 2):
+            wait_until(lambda: sum("waiting for 'dev pps > 50'" in line and "sample:" in line
+                                   for _, line in d.lines) >= k)
+            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+            wait_until(lambda: sum("capturing 'udp port 7777'" in line
+                                   for _, line in d.lines) >= k)
+            sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
+            send_raw(lab, sent[-1])
+            path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
+            wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+        assert d.stop() == 0, d.log()
+    finally:
+        d.kill()
+    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
+    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
     nothing_left(lab)
