@@ -104,8 +104,8 @@ static __always_inline bool tuple(const struct sock_common *c, const struct pl_t
 	t->lport = BPF_CORE_READ(c, skc_num);
 	t->rport = bpf_ntohs(BPF_CORE_READ(c, skc_dport));
 	if (t->family == AF_INET6_) {
-		BPF_CORE_READ_INTO(t->laddr, c, skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(t->raddr, c, skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->laddr, c, skc_v6_rcv_saddr);	/* all 16 bytes: &, not the array */
+		BPF_CORE_READ_INTO(&t->raddr, c, skc_v6_daddr);
 	} else {
 		__u32 l = BPF_CORE_READ(c, skc_rcv_saddr), r = BPF_CORE_READ(c, skc_daddr);
 

@@ -172,6 +172,52 @@ def test_syn_retransmit_and_connect_latency(tcplab):
     assert syns and all(e["state"] == "SYN_SENT" for e in syns)
 
 
+V6_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[1]))); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(10)
+    c.close()
+"""
+
+V6_CLIENT = r"""
+import json, socket, sys
+out = []
+for host in sys.argv[2:]:
+    c = socket.socket(socket.AF_INET6)
+    c.settimeout(10)
+    c.connect((host, int(sys.argv[1])))
+    out.append(c.getsockname()[1])
+    c.close()
+print(json.dumps(out))
+"""
+
+
+def test_ipv6_and_mapped_addresses_are_whole(tcplab):
+    """IPv6 connections (and an IPv6 socket's connect to an IPv4-mapped address) are shown
+    with their whole addresses, as the kernel has them, not only their first byte."""
+    lab, procs = tcplab
+    for ns, dev, a in ((lab.a, "va", "2001:db8:77::1"), (lab.b, "vb", "2001:db8:77::2")):
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+           f"net.ipv6.conf.{dev}.disable_ipv6=0", f"net.ipv6.conf.{dev}.accept_dad=0")
+        sh("ip", "-n", ns, "addr", "add", a + "/64", "dev", dev, "nodad")
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.b, PYTHON, "-c", V6_SERVER, "5006"],
+                           stdout=subprocess.PIPE, text=True)
+    procs.append(srv)
+    assert srv.stdout.readline().strip() == "ready"
+    lat = Tracer("connlat", "--netns", netns_path(lab.a))
+    out = sh("ip", "netns", "exec", lab.a, PYTHON, "-c", V6_CLIENT, "5006", "2001:db8:77::2",
+             "::ffff:198.18.0.2").stdout
+    ports = json.loads(out)
+    events, _ = lat.stop()
+    got = {e["lport"]: (e["laddr"], e["raddr"], e["rport"]) for e in events if e["lport"] in ports}
+    assert got == {ports[0]: ("2001:db8:77::1", "2001:db8:77::2", 5006),
+                   ports[1]: ("198.18.0.1", "198.18.0.2", 5006)}, events
+
+
 def test_rtt_agrees_with_ss(tcplab):
     lab, procs = tcplab
     # queueing delay: a bulk transfer through a slow token bucket on a's egress builds a
