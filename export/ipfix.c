@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -266,6 +267,16 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 		memmove(host, host + 1, hl - 2);
 		host[hl - 2] = '\0';
 	}
+	/*
+	 * a number 1-65535 or a service name ("ipfix"): getaddrinfo() would take
+	 * 99999 as 99999 modulo 65536, and "+80" as 80
+	 */
+	const char *port = colon + 1;
+	size_t digits = strspn(port, "0123456789");
+
+	if ((digits && (port[digits] || digits > 5 || atoi(port) < 1 || atoi(port) > 65535)) ||
+	    (!digits && !isalpha((unsigned char)port[0])))
+		return pl_why(why, whylen, -EINVAL, "port %s: not a port to send to (1-65535)", port);
 	err = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (err)
 		return pl_why(why, whylen, -EINVAL, "%s", gai_strerror(err));

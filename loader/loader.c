@@ -1150,6 +1150,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 out:
 	if (err)
 		undo(&a);
+	/* over a --tcp-passive attachment without it: the namespace's TCP maps, if now unused */
+	else if (a.have_old && a.old.meta.tcp_passive && !o->tcp_passive)
+		pl_tcp_release_ns(ns);
 	for (int i = 0; i < 3; i++)
 		if (a.link_fd[i] >= 0)
 			close(a.link_fd[i]);

@@ -420,6 +420,12 @@ def test_smaller_refusals():
     r = pktlens("export", "ipfix", "--collector", "127.0.0.1:0", "--duration", "1", check=False)
     assert (r.returncode, r.stderr) == (2, "pktlens: export ipfix: --collector '127.0.0.1:0': port 0: "
                                            "not a port to send to (1-65535)\n")
+    # getaddrinfo() would send to 99999 modulo 65536, and to 80 for "+80"
+    for port in ("65536", "99999", "+80", "-1", "80x", "123456"):
+        r = pktlens("export", "ipfix", "--collector", f"127.0.0.1:{port}", "--duration", "1",
+                    check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: export ipfix: --collector '127.0.0.1:{port}':"
+                                               f" port {port}: not a port to send to (1-65535)\n")
     r = pktlens("tcp", "life", "--by", "rport", check=False)
     assert (r.returncode, r.stderr) == (2, "pktlens: tcp life: --by: only tcp rtt groups by raddr or "
                                            "rport\n")

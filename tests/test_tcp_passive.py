@@ -389,6 +389,11 @@ def test_reorder_and_duplicates(lab, hook):
     assert sorted(os.listdir(pins)) == ["tcp:state", "tcp:ts", "vb"]
     pktlens("detach", "vb", ns=lab.b)
     assert not os.path.exists(pins)
+    # so does a re-attach without --tcp-passive over the last one with it
+    pktlens("attach", "vb", "--tcp-passive", ns=lab.b)
+    assert sorted(os.listdir(pins)) == ["tcp:state", "tcp:ts", "vb"]
+    pktlens("attach", "vb", "--force", ns=lab.b)
+    assert sorted(os.listdir(pins)) == ["vb"]
 
 
 def ipfix_records(data_msgs):
