@@ -101,8 +101,8 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 			jw_null(&w);
 		jw_u64_field(&w, "ethertype", fd.key.l3proto);
 		if (fd.ip) {
-			jw_str_field(&w, "src", pl_fmt_addr(fd.key.saddr, a, sizeof(a)));
-			jw_str_field(&w, "dst", pl_fmt_addr(fd.key.daddr, a, sizeof(a)));
+			jw_str_field(&w, "src", pl_fmt_key_addr(&fd.key, fd.key.saddr, a, sizeof(a)));
+			jw_str_field(&w, "dst", pl_fmt_key_addr(&fd.key, fd.key.daddr, a, sizeof(a)));
 			jw_u64_field(&w, "proto", fd.key.l4proto);
 			if (fd.ports) {
 				jw_u64_field(&w, "sport", fd.key.sport);

@@ -27,6 +27,14 @@ const char *pl_fmt_addr(const __u8 addr[16], char *buf, size_t len)
 	return inet_ntop(AF_INET6, addr, buf, len) ? buf : "?";
 }
 
+const char *pl_fmt_key_addr(const struct pl_flow_key *k, const __u8 addr[16], char *buf,
+			    size_t len)
+{
+	if (k->l3proto == 0x86dd)	/* ::ffff:198.18.0.1 in an IPv6 header stays IPv6 */
+		return inet_ntop(AF_INET6, addr, buf, len) ? buf : "?";
+	return pl_fmt_addr(addr, buf, len);
+}
+
 const char *pl_fmt_l3(__u16 ethertype, char *buf, size_t len)
 {
 	switch (ethertype) {
@@ -99,7 +107,7 @@ const char *pl_fmt_endpoint(const struct pl_flow_key *k, const __u8 *addr, __u16
 		snprintf(buf, len, "-");
 		return buf;
 	}
-	pl_fmt_addr(addr, a, sizeof(a));
+	pl_fmt_key_addr(k, addr, a, sizeof(a));
 	if (!ports)
 		snprintf(buf, len, "%s", a);
 	else

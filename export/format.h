@@ -13,6 +13,9 @@
 
 /* IPv4-mapped addresses print as dotted quads, IPv6 compressed (RFC 5952). */
 const char *pl_fmt_addr(const __u8 addr[16], char *buf, size_t len);
+/* An address of flow @k: as pl_fmt_addr(), but always IPv6 for an IPv6 packet (mapped ones too) */
+const char *pl_fmt_key_addr(const struct pl_flow_key *k, const __u8 addr[16], char *buf,
+			    size_t len);
 /* One end of a flow: "198.18.0.1:80", "[2001:db8::1]:80", the address alone without ports, "-" for non-IP. */
 const char *pl_fmt_endpoint(const struct pl_flow_key *k, const __u8 *addr, __u16 port, char *buf,
 			    size_t len);

@@ -111,8 +111,8 @@ const char *pl_frame_fmt(const struct pl_frame_desc *f, char *buf, size_t len)
 			snprintf(buf, len, "%sethertype 0x%04x", vl, f->key.l3proto);
 		return buf;
 	}
-	pl_fmt_addr(f->key.saddr, s, sizeof(s));
-	pl_fmt_addr(f->key.daddr, dst, sizeof(dst));
+	pl_fmt_key_addr(&f->key, f->key.saddr, s, sizeof(s));
+	pl_fmt_key_addr(&f->key, f->key.daddr, dst, sizeof(dst));
 	p4 = pl_fmt_l4(&f->key, nbuf, sizeof(nbuf));
 	if (f->ports && (f->key.l4proto == 1 || f->key.l4proto == 58))
 		snprintf(buf, len, "%s%s %s > %s: %s type %u code %u", vl, ip, s, dst, p4,

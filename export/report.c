@@ -345,8 +345,8 @@ static void json_flow(struct jw *w, const char *ifname, const struct pl_flow *f,
 	if (ip) {
 		jw_str_field(w, "proto", pl_fmt_l4(k, b2, sizeof(b2)));
 		jw_u64_field(w, "ip_proto", k->l4proto);
-		jw_str_field(w, "src", pl_fmt_addr(k->saddr, b1, sizeof(b1)));
-		jw_str_field(w, "dst", pl_fmt_addr(k->daddr, b1, sizeof(b1)));
+		jw_str_field(w, "src", pl_fmt_key_addr(k, k->saddr, b1, sizeof(b1)));
+		jw_str_field(w, "dst", pl_fmt_key_addr(k, k->daddr, b1, sizeof(b1)));
 		if (icmp) {
 			jw_u64_field(w, "icmp_type", k->sport);
 			jw_u64_field(w, "icmp_code", k->dport);

@@ -70,6 +70,15 @@ static void test_addresses(void)
 	CHECK_STR(pl_fmt_addr(v6, b, sizeof(b)), "2001:db8::1");
 	CHECK_STR(pl_fmt_addr(zero, b, sizeof(b)), "::");
 	CHECK_STR(pl_fmt_addr(v6b, b, sizeof(b)), "2001:db8:0:1::1");
+	/* a flow's address by its packet's family: an IPv4-mapped one in IPv6 stays IPv6 */
+	struct pl_flow_key k4 = { .l3proto = 0x0800, .l4proto = 17 }, k6 = { .l3proto = 0x86dd, .l4proto = 17 };
+	char e[PL_ADDR_STRLEN + 16];
+
+	CHECK_STR(pl_fmt_key_addr(&k4, v4, b, sizeof(b)), "198.18.0.1");
+	CHECK_STR(pl_fmt_key_addr(&k6, v4, b, sizeof(b)), "::ffff:198.18.0.1");
+	CHECK_STR(pl_fmt_key_addr(&k6, v6, b, sizeof(b)), "2001:db8::1");
+	CHECK_STR(pl_fmt_endpoint(&k6, v4, 53, e, sizeof(e)), "[::ffff:198.18.0.1]:53");
+	CHECK_STR(pl_fmt_endpoint(&k4, v4, 53, e, sizeof(e)), "198.18.0.1:53");
 }
 
 static void test_protocols(void)
