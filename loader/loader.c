@@ -104,6 +104,7 @@ struct attach {
 	char tmp[600];
 	char old_dir[512];	/* the attachment replaced: final, or its name's before a rename */
 	char old_name[16];
+	bool old_gone;		/* the old one's hooks run nowhere: its interface was deleted */
 	bool have_old;
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
@@ -954,6 +955,7 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 		a->have_old = true;
 		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
 		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
+		a->old_gone = hit->meta_ok && !pl_meta_live(&hit->meta);
 	}
 	free(v);
 	return 0;
@@ -1025,6 +1027,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
 			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
 			    a.old_name, a.li.ifname);
+	if (a.have_old && !o->force && !o->reattach && a.old_gone)
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: an earlier attachment whose programs no "
+			    "longer run (its interface was deleted) still holds counters (pktlens detach "
+			    "%s drops them, --force carries them over to this one)", ifname, ifname);
 	if (a.have_old && !o->force && !o->reattach)
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
 			    "re-attach)", ifname, ifname);

@@ -268,6 +268,26 @@ def test_odd_interface_names_keep_every_output_valid(lab):
     assert len(d["detached"]) == 3
 
 
+def test_interface_recreated_under_the_same_name(lab):
+    """An attached interface deleted and made again: attach says the old attachment's
+    programs no longer run and what keeps or drops its counters, not 'already attached'."""
+    for _ in range(2):
+        sh("ip", "-n", lab.b, "link", "add", "re0", "type", "veth", "peer", "name", "re1")
+        sh("ip", "-n", lab.b, "link", "set", "re0", "up")
+        if _ == 0:
+            pktlens("attach", "re0", "--xdp", "none", "--tc", "in", ns=lab.b)
+            sh("ip", "-n", lab.b, "link", "del", "re0")
+    r = pktlens("attach", "re0", "--xdp", "none", "--tc", "in", ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (1, "pktlens: attach: re0: an earlier attachment whose "
+                                           "programs no longer run (its interface was deleted) still "
+                                           "holds counters (pktlens detach re0 drops them, --force "
+                                           "carries them over to this one)\n")
+    pktlens("detach", "re0", ns=lab.b)
+    pktlens("attach", "re0", "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
+            if a["this_netns"] and a["ifname"] == "re0"] == ["attached"]
+
+
 def test_vlan_interfaces_named_with_dots(lab):
     """eth0.100 is how VLAN interfaces are named, and bpffs refuses '.' in a name: a dotted
     interface attaches, counts what the kernel says it received, takes rules, survives --force
