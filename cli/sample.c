@@ -879,7 +879,8 @@ static const struct pl_opt sample_opts[] = {
 	{ .name = "rule", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, rule), .min = 1,
 	  .max = PL_POLICY_RULES_MAX, .arg = "ID", .bad = ": not a rule id in %llu..%llu",
 	  .help = "keep only packets policy rule ID ({min}..{max}, as policy's ids) judged (or its "
-		  "--sample chose), in the kernel; DEV's policy must have rule ID" },
+		  "--sample chose; of a --limit rule, the excess: what is within the rate goes on "
+		  "to later rules), in the kernel; DEV's policy must have rule ID" },
 	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
 	  .help = "keep the first N matching packets of each flow instead of 1 in N. A flow is "
