@@ -343,24 +343,25 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
     assert s.counts()["written"] == 30
 
 
+def trigger_conf(lab, fname, name, when, secs, write, keep=None):
+    """A service config with one standing trigger on vb of lab.b, for UDP port 7777 (its entry
+    on line 3)."""
+    conf = os.path.join(lab.tmp, fname)
+    with open(conf, "w") as f:
+        f.write(f'name: {name}\ntriggers:\n  - dev: vb\n    netns: {lab.b}\n    when: "{when}"\n'
+                f'    for: {secs}\n    write: {write}\n' + (f"    keep: {keep}\n" if keep else "") +
+                '    filter: "udp port 7777"\n')
+    return conf
+
+
 def test_daemon_standing_trigger_writes_a_file_when_it_fires(lab):
     """triggers: in the service config: the daemon keeps a `sample --when --rearm` running; a
     burst fires it (a log line says so) and the file holds the frames after it; SIGTERM to the
     daemon ends the sampler and leaves nothing attached."""
     from test_service import Daemon
     lab.daemons = []
-    conf = os.path.join(lab.tmp, "trig.conf")
-    with open(conf, "w") as f:
-        f.write(f"""name: h21-trigger-test
-triggers:
-  - dev: vb
-    netns: {lab.b}
-    when: "dev pps > 200"
-    for: 3
-    write: {lab.tmp}/fired-%H%M%S.pcap
-    keep: 2
-    filter: "udp port 7777"
-""")
+    conf = trigger_conf(lab, "trig.conf", "h21-trigger-test", "dev pps > 200", 3,
+                        f"{lab.tmp}/fired-%H%M%S.pcap", keep=2)
     bad = os.path.join(lab.tmp, "bad.conf")
     with open(bad, "w") as f:
         f.write("triggers:\n  - dev: vb\n    when: \"dev pps >= 5\"\n    for: 1\n"
@@ -609,17 +610,7 @@ def test_daemon_trigger_firings_never_replace_each_others_files(lab):
     FILE1, the first firing's FILE keeps its frames (tcpdump -r reads each)."""
     from test_service import Daemon
     lab.daemons = []
-    conf = os.path.join(lab.tmp, "re.conf")
-    with open(conf, "w") as f:
-        f.write(f"""name: h21-rearm-test
-triggers:
-  - dev: vb
-    netns: {lab.b}
-    when: "dev pps > 50"
-    for: 1
-    write: {lab.tmp}/d.pcap
-    filter: "udp port 7777"
-""")
+    conf = trigger_conf(lab, "re.conf", "h21-rearm-test", "dev pps > 50", 1, f"{lab.tmp}/d.pcap")
     d = Daemon(lab, conf)
     sent = []
     try:
