@@ -367,8 +367,10 @@ static int do_flows(void *cfg, int argc, char **argv)
 			jw_u64_field(&w, "lost_bytes", lost_by);
 			jw_obj_close(&w);
 		} else if (lost) {
-			printf("%s: flow table full (%zu/%u): %llu packets, %llu"
-			       " bytes not recorded in flows\n", PL_NAME(a[i].ifname), used,
+			/* lost while full: a table since made larger (attach --force --flows) is not */
+			printf("%s: flow table %s (%zu/%u): %llu packets, %llu"
+			       " bytes not recorded in flows\n", PL_NAME(a[i].ifname),
+			       used < st.meta.flows_max ? "was full" : "full", used,
 			       st.meta.flows_max, lost_pk, lost_by);
 		} else if (lost_pk) {
 			printf("%s: %llu packets, %llu bytes not recorded in flows (their records "

@@ -222,6 +222,9 @@ def test_force_into_a_smaller_table_counts_what_does_not_fit(lab):
     r = pktlens_json("attach", "vb", "--force", "--flows", "4096", *SKB, ns=lab.b)
     assert r["kept_counters"] and r["flows_dropped"] == 0
     check_flows_add_up(lab, pktlens_json("stats", "vb", ns=lab.b))
+    # the flows lost before are still told, but the table is not full now
+    tail = pktlens("flows", "vb", ns=lab.b).stdout.splitlines()
+    assert [ln for ln in tail if ln.startswith("vb: flow table was full (16/4096): ")], tail
 
 
 @pytest.mark.parametrize("flows", ["16", "4096"])
