@@ -14,6 +14,7 @@
 
 #include "format.h"
 #include "ipfix.h"
+#include "serve.h"
 #include "../loader/loader.h"
 
 #define TPL_V4 256
@@ -271,12 +272,9 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	 * a number 1-65535 or a service name ("ipfix"): getaddrinfo() would take
 	 * 99999 as 99999 modulo 65536, and "+80" as 80
 	 */
-	const char *port = colon + 1;
-	size_t digits = strspn(port, "0123456789");
-
-	if ((digits && (port[digits] || digits > 5 || atoi(port) < 1 || atoi(port) > 65535)) ||
-	    (!digits && !isalpha((unsigned char)port[0])))
-		return pl_why(why, whylen, -EINVAL, "port %s: not a port to send to (1-65535)", port);
+	if (!isalpha((unsigned char)colon[1]) && pl_port_parse(colon + 1) < 0)
+		return pl_why(why, whylen, -EINVAL, "port %s: not a port to send to (1-65535)",
+			      colon + 1);
 	err = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (err)
 		return pl_why(why, whylen, -EINVAL, "%s", gai_strerror(err));

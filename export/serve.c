@@ -47,19 +47,25 @@ struct pl_prom_server {
 	bool starting;		/* MHD_start_daemon(): its failure is ours to say */
 };
 
+int pl_port_parse(const char *s)
+{
+	unsigned long port;
+
+	/* decimal digits only, as every number pktlens reads (020 is twenty) */
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	port = strtoul(s, NULL, 10);
+	return port >= 1 && port <= 65535 ? (int)port : -EINVAL;
+}
+
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	char host[64];
 	const char *colon = strrchr(s, ':');
-	unsigned long port;
+	int port;
 	size_t hl;
 
-	/* decimal digits only, as every number pktlens reads (020 is twenty) */
-	if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-		return -EINVAL;
-	errno = 0;
-	port = strtoul(colon + 1, NULL, 10);
-	if (errno || port < 1 || port > 65535)
+	if (!colon || (port = pl_port_parse(colon + 1)) < 0)
 		return -EINVAL;
 	hl = (size_t)(colon - s);
 	if (hl >= sizeof(host) || !hl)

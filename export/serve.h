@@ -11,6 +11,8 @@
 
 #define PL_PROM_LISTEN_DEFAULT "127.0.0.1:9435"
 
+/* A port number, decimal 1-65535 (no sign, no 0x): the port, or -EINVAL. */
+int pl_port_parse(const char *s);
 /* "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435": the address family, or -EINVAL. */
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
 
