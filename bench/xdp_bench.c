@@ -74,6 +74,7 @@
 #include <sys/utsname.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "pktlens_xdp.skel.h"
@@ -831,6 +832,51 @@ static struct bpf_object *open_obj(const struct bench *b)
 	return bpf_object__open_mem(elf, sz, &o);
 }
 
+/*
+ * Size the flow cache as attach does (pl_flow_cache_size()) and tell the
+ * programs (pl_flow_cache_bits in .rodata, found by its BTF). An object
+ * without the variable (an older variant given with --obj) keeps its own.
+ */
+static int size_cache(struct bpf_object *obj, uint32_t flows_max)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec;
+	struct bpf_map *ro = NULL, *m;
+	unsigned int bits;
+	const void *init;
+	size_t size;
+	char *data;
+	int id, err;
+
+	id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -ENOENT;
+	if (id < 0)
+		return 0;
+	sec = btf__type_by_id(btf, id);
+	vs = btf_var_secinfos(sec);
+	for (int i = 0; i < btf_vlen(sec); i++, vs++) {
+		if (strcmp(btf__name_by_offset(btf, btf__type_by_id(btf, vs->type)->name_off),
+			   "pl_flow_cache_bits"))
+			continue;
+		bpf_object__for_each_map(m, obj)
+			if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
+				ro = m;
+		init = ro ? bpf_map__initial_value(ro, &size) : NULL;
+		if (!init || vs->offset + sizeof(__u32) > size)
+			return -ENOENT;
+		err = pl_flow_cache_size(obj, flows_max, &bits);
+		data = err ? NULL : malloc(size);
+		if (!data)
+			return err ?: -ENOMEM;
+		memcpy(data, init, size);
+		memcpy(data + vs->offset, &(__u32){ bits }, sizeof(__u32));
+		err = bpf_map__set_initial_value(ro, data, size);
+		free(data);
+		return err;
+	}
+	return 0;
+}
+
 static int prog_fd(struct bpf_object *obj, const char *name)
 {
 	struct bpf_program *p = bpf_object__find_program_by_name(obj, name);
@@ -946,11 +992,11 @@ static int load(struct bench *b)
 	b->tc_floor_fd = bpf_program__fd(b->pass->progs.bench_tc_ok);
 
 	what = "pktlens_tc.bpf.o";
-	b->tc = pktlens_tc__open_and_load();
-	if (!b->tc) {
-		err = -errno;
+	b->tc = pktlens_tc__open();
+	err = b->tc ? size_cache(b->tc->obj, PL_FLOWS_DEFAULT) : -errno;
+	err = err ?: pktlens_tc__load(b->tc);
+	if (err)
 		goto fail;
-	}
 	b->tc_fd = bpf_program__fd(b->tc->progs.pktlens_tc_in);
 
 	what = b->cycle_file;
@@ -992,6 +1038,8 @@ static int load(struct bench *b)
 		}
 		flows = bpf_object__find_map_by_name(b->obj[k], PL_MAP_FLOWS);
 		err = flows ? bpf_map__set_max_entries(flows, b->flows + 1) : 0;
+		if (!err)
+			err = size_cache(b->obj[k], b->flows + 1);
 		if (!err)
 			err = bpf_object__load(b->obj[k]);
 		if (err)

@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Flow accounting: a per-CPU direct-mapped write-back cache (flow_cache, an
- * array map) in front of the flow table (flows, a PERCPU_HASH).
+ * Flow accounting: a per-CPU write-back cache (flow_cache) in front of the
+ * flow table (flows, a PERCPU_HASH).
  *
- * Why: under BPF_PROG_TEST_RUN a hash lookup costs about as much as the rest
- * of the program, and a hash *update* several times that, so a hash is only
- * touched on a cache miss and never updated for a flow that already exists.
+ * Why: a hash lookup that misses the CPU caches is three dependent misses
+ * (bucket, element, per-CPU value) and a hash update costs several lookups,
+ * so the hash is touched only when a flow is new to a CPU (or the cache has
+ * no room for it), never for a flow a CPU's cache holds.
+ *
+ * The cache: one ARRAY map (mmapable, so page-aligned and every slot is
+ * one 64-byte line), cut into a region of 2^pl_flow_cache_bits slots per
+ * possible CPU. A flow's slot is one of PL_FLOW_CACHE_WAYS consecutive ones
+ * from its hash (adjacent lines: the neighbours come with the first), so a
+ * cached flow costs one line. The loader sizes the regions to twice a CPU's
+ * share of the table (pl_flow_cache_bits()).
  *
  * Invariants:
  *  - A flow is in the cache only after it was admitted into `flows`, so the
@@ -13,11 +21,13 @@
  *    refuses a flow exactly once per packet, counted in flow_lost*.
  *  - A slot holds the flow's counts since it was installed (a delta); the
  *    table holds the rest. User space sums table + every CPU's slots.
- *  - An occupied slot is handed to a colliding flow only once its flow has
- *    been idle for PL_FLOW_IDLE_NS; its delta is then folded into the table.
- *    Colliding flows that are both busy stay correct, just uncached.
- *  - While a reset holds the cache (flow_ctl), no slot changes hands: what
- *    user space read of the caches stays where it read it.
+ *  - An occupied slot is handed to another flow only once its flow has been
+ *    idle for PL_FLOW_IDLE_UNITS; its delta is then folded into the table.
+ *    Flows that find no free or idle slot stay correct, just uncached.
+ *  - A slot whose 32-bit byte count would wrap is folded into the table
+ *    and starts again from zero.
+ *  - While a reset holds the cache (flow_ctl), no slot changes hands or is
+ *    folded: what user space read of the caches stays where it read it.
  */
 #ifndef __PKTLENS_BPF_FLOW_H
 #define __PKTLENS_BPF_FLOW_H
@@ -29,33 +39,43 @@
  * Timestamps come from pl_now_coarse() (CLOCK_MONOTONIC_COARSE, one
  * jiffy of resolution; the precise clock before Linux 5.11): the precise
  * clock costs ~23 ns per packet on a VM's kvm-clock, more than the rest of
- * the flow code. The idle test needs a few
- * jiffies of slack at HZ=100..1000, hence 20 ms.
+ * the flow code. A slot keeps them in 2^PL_FLOW_TSHIFT ns units (4.19 ms).
+ * The idle test needs a few jiffies of slack at HZ=100..1000: 5 units, 21 ms.
  */
-#define PL_FLOW_IDLE_NS 20000000ULL	/* 20 ms */
+#define PL_FLOW_IDLE_UNITS 5
+
+/* Slots per CPU, as a shift: set by the loader from the map's size (loader/maps.c). */
+const volatile __u32 pl_flow_cache_bits = PL_FLOW_CACHE_MIN_BITS;
 
 /*
  * Cache index: three independent 64-bit multiplies over pairs of the key's
- * six words, top bits of the sum. The former 12-round 32-bit mix was one
- * long dependency chain (~18 ns under test-run); this is ~4 ns. Quality
- * only affects hit rate: a slot is always checked with pl_flow_key_eq().
+ * six words, top bits of the sum. Each pair's high half is folded into its
+ * low half first: addresses and ports are stored in network byte order,
+ * so their fastest-changing bytes sit high in a word, and a multiply only
+ * carries bits upwards (without the fold 100,000 addresses in a row share
+ * half as many slots). Quality only affects the hit rate: a slot is always
+ * checked with pl_flow_slot_eq().
  */
 static __always_inline __u32 pl_flow_hash(const struct pl_flow_key *k)
 {
 	const __u64 *x = (const __u64 *)k;
-	__u64 h;
+	__u64 a = x[0] ^ x[3], b = x[1] ^ x[4], c = x[2] ^ x[5], h;
 
-	h = (x[0] ^ x[3]) * 0x9e3779b97f4a7c15ULL;
-	h ^= (x[1] ^ x[4]) * 0xc2b2ae3d27d4eb4fULL;
-	h ^= (x[2] ^ x[5]) * 0x165667b19e3779f9ULL;
+	a ^= a >> 32;
+	b ^= b >> 32;
+	c ^= c >> 32;
+	h = a * 0x9e3779b97f4a7c15ULL;
+	h ^= b * 0xc2b2ae3d27d4eb4fULL;
+	h ^= c * 0x165667b19e3779f9ULL;
 	return (__u32)(h >> 32);
 }
 
-static __always_inline int pl_flow_key_eq(const struct pl_flow_key *a, const struct pl_flow_key *b)
+/* Does slot @c hold @k? Its key.pad holds TCP flags: not compared. */
+static __always_inline int pl_flow_slot_eq(const struct pl_flow_slot *c, const struct pl_flow_key *k)
 {
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	const __u64 *x = (const __u64 *)&c->key, *y = (const __u64 *)k;
 
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+	return ((x[0] ^ y[0]) | ((x[1] ^ y[1]) & ~0xff000000ULL) | (x[2] ^ y[2]) |
 		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
@@ -118,47 +138,82 @@ static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
 	return 0;
 }
 
+/* Fold slot @c's delta into the table (@d: room for it) and empty it; its flow stays. */
+static __always_inline void pl_flow_slot_fold(struct pl_flow_slot *c, struct pl_flow_val *d,
+					      struct pl_stats *s)
+{
+	d->packets = c->packets;
+	d->bytes = c->bytes;
+	d->first_ns = (__u64)c->first << PL_FLOW_TSHIFT;
+	d->last_ns = (__u64)c->last << PL_FLOW_TSHIFT;
+	d->tcp_flags = c->key.pad;
+	c->key.pad = 0;		/* the table's key */
+	if (d->packets)
+		pl_flow_table_add(&c->key, d, s);
+	c->packets = 0;
+	c->bytes = 0;
+}
+
 static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32 len,
 					    __u8 tcp_flags, struct pl_stats *s)
 {
-	struct pl_flow_slot *c;
-	struct pl_flow_val d;
+	__u32 bits = pl_flow_cache_bits & 31, mask = (1U << bits) - 1;
+	struct pl_flow_slot *c, *victim = NULL;
 	__u64 now = pl_now_coarse();
-	__u32 idx = pl_flow_hash(key) >> (32 - PL_FLOW_CACHE_BITS);
+	__u32 t = (__u32)(now >> PL_FLOW_TSHIFT);
+	__u32 base = bpf_get_smp_processor_id() << bits;
+	__u32 h = pl_flow_hash(key) >> (32 - bits);
+	struct pl_flow_val d;
 
-	c = bpf_map_lookup_elem(&flow_cache, &idx);
-	if (!c)
-		return;
-	if (pl_flow_key_eq(&c->key, key)) {
-		if (!c->val.packets)
-			c->val.first_ns = now;
-		c->val.packets++;
-		c->val.bytes += len;
-		c->val.last_ns = now;
-		c->val.tcp_flags |= tcp_flags;
-		return;
+	for (int w = 0; w < PL_FLOW_CACHE_WAYS; w++) {
+		__u32 idx = base | ((h + w) & mask);
+
+		c = bpf_map_lookup_elem(&flow_cache, &idx);
+		if (!c)
+			break;	/* a CPU beyond the map (not sized by a loader) */
+		if (pl_flow_slot_eq(c, key)) {
+			if (c->bytes > 0xffffffffU - len) {
+				if (pl_flow_held(now))
+					break;	/* this packet to the table */
+				pl_flow_slot_fold(c, &d, s);
+			}
+			if (!c->packets)
+				c->first = t;
+			c->packets++;
+			c->bytes += len;
+			c->last = t;
+			c->key.pad |= tcp_flags;
+			return;
+		}
+		if (!c->key.ifindex) {
+			victim = c;
+			break;	/* a flow is never installed past a free slot */
+		}
+		if (!victim && t - c->last >= PL_FLOW_IDLE_UNITS)
+			victim = c;
 	}
 
-	/* miss: count this packet in the table (admission) */
+	/* not cached: count this packet in the table (admission) */
 	d.packets = 1;
 	d.bytes = len;
 	d.first_ns = now;
 	d.last_ns = now;
 	d.tcp_flags = tcp_flags;
-	if (pl_flow_table_add(key, &d, s))
+	if (pl_flow_table_add(key, &d, s) || !victim)
 		return;
 
-	/* admitted: take over the slot if it is free or its flow went quiet */
-	if (c->key.ifindex && now - c->val.last_ns < PL_FLOW_IDLE_NS)
-		return;
-	if (c->key.ifindex && c->val.packets) {
+	/* admitted: take the free slot, or the idle one after folding it */
+	c = victim;
+	if (c->key.ifindex) {
 		if (pl_flow_held(now))
 			return;
-		pl_flow_table_add(&c->key, &c->val, s);
+		pl_flow_slot_fold(c, &d, s);
 	}
 	c->key = *key;
-	__builtin_memset(&c->val, 0, sizeof(c->val));
-	c->val.last_ns = now;
+	c->packets = 0;
+	c->bytes = 0;
+	c->first = t;
+	c->last = t;
 }
 
 #endif /* __PKTLENS_BPF_FLOW_H */

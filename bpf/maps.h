@@ -31,10 +31,15 @@ struct {
 	__type(value, struct pl_flow_val);
 } flows SEC(".maps");
 
-/* Per-CPU direct-mapped write-back cache in front of `flows` (bpf/flow.h). */
+/*
+ * The per-CPU write-back cache in front of `flows` (bpf/flow.h): a region
+ * of 2^pl_flow_cache_bits slots per possible CPU, sized by the loader.
+ * Mmapable for its layout: the slots start page-aligned, a line each.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PL_FLOW_CACHE_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1U << PL_FLOW_CACHE_MIN_BITS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct pl_flow_slot);
 } flow_cache SEC(".maps");

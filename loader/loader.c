@@ -114,6 +114,7 @@ struct attach {
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
 	bool tcp_fresh;		/* --tcp-passive: new tcp_state/tcp_ts, for the namespace's pins */
+	unsigned int cache_bits;	/* flow cache slots per CPU, a shift (bpf/flow.h) */
 	uint64_t ns;
 	struct carry carry;
 	char *why;
@@ -429,6 +430,8 @@ static int load_xdp(struct attach *a)
 		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
 			      ifname, strerror(errno));
 	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
+	if (!err)
+		err = pl_flow_cache_size(a->xskel->obj, a->o->flows_max, &a->cache_bits);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
 	if (!err)
 		err = bpf_program__set_autoload(a->xskel->progs.pktlens_xdp, xdp && frag);
@@ -451,12 +454,16 @@ static int load_xdp(struct attach *a)
 		err = pl_tcp_prepare(a->xskel->obj, a->ns, a->o->tcp_passive, a->o->flows_max,
 				     a->o->tcp_ts_max ? a->o->tcp_ts_max : PL_TCP_TS_DEFAULT,
 				     a->have_old ? a->old_dir : NULL, &a->tcp_fresh);
-	if (!err)
+	if (!err) {
 		a->xskel->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
 								  a->o->tcp_passive, true);
+		a->xskel->rodata->pl_flow_cache_bits = a->cache_bits;
+	}
 	if (!err && a->info->reattached) {
 		err = map_max_entries(a->old.flows_fd, &max);
-		flows_reused = !err && max == a->o->flows_max;
+		/* an older pktlens's cache (another layout) is read and carried, not reused */
+		flows_reused = !err && max == a->o->flows_max &&
+			       pl_flow_cache_bits_of(a->old.cache_fd) == (int)a->cache_bits;
 		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
@@ -601,6 +608,7 @@ static int load_tc(struct attach *a)
 	}
 	t->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
 						   a->o->tcp_passive, false);
+	t->rodata->pl_flow_cache_bits = a->cache_bits;	/* the XDP object's map */
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
 	if (!err)

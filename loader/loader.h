@@ -281,6 +281,16 @@ struct bpf_object;
  * has a row of the same type naming that object. 0 or -EPROTO with @why.
  */
 int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why, size_t whylen);
+
+/*
+ * The flow cache (bpf/flow.h): slots per CPU as a shift, room for twice a
+ * CPU's share of a table of @flows_max; size @obj's map for it (*bits: the
+ * shift, for the object's pl_flow_cache_bits); the shift of an existing
+ * map, -EPROTO when it is not such a cache (made by an older pktlens).
+ */
+unsigned int pl_flow_cache_bits(__u32 flows_max);
+int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bits);
+int pl_flow_cache_bits_of(int fd);
 /*
  * Open every pinned map of the attachment in @dir into @fd (by enum
  * pl_map_id; -1 where a map is not pinned or, if optional, absent).

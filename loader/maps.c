@@ -30,7 +30,7 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 			     PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED),
 	[PL_MID_FLOWS] = ROW(PL_MAP_FLOWS, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
 			     PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED),
-	[PL_MID_FLOW_CACHE] = ROW(PL_MAP_FLOW_CACHE, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
+	[PL_MID_FLOW_CACHE] = ROW(PL_MAP_FLOW_CACHE, BPF_MAP_TYPE_ARRAY, BOTH, true,
 				  PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED),
 	/* what a reset holds still in the cache; optional: attachments made before it have none */
 	[PL_MID_FLOW_CTL] = ROW(PL_MAP_FLOW_CTL, BPF_MAP_TYPE_ARRAY, BOTH, true,
@@ -152,6 +152,53 @@ int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why,
 				      "the table says this object lacks it");
 	}
 	return 0;
+}
+
+unsigned int pl_flow_cache_bits(__u32 flows_max)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 want, n = ncpu > 0 ? (__u64)ncpu : 1;
+	unsigned int bits = PL_FLOW_CACHE_MIN_BITS;
+
+	want = 2ULL * flows_max / n;
+	while (bits < PL_FLOW_CACHE_MAX_BITS && (1ULL << bits) < want)
+		bits++;
+	/* the whole map within 2^25 slots (2 GiB): old kernels refuse arrays of 4 GiB */
+	while (bits > PL_FLOW_CACHE_MIN_BITS && (n << bits) > (1ULL << 25))
+		bits--;
+	return bits;
+}
+
+int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bits)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(obj, PL_MAP_FLOW_CACHE);
+	int ncpu = libbpf_num_possible_cpus();
+
+	if (!m)
+		return -ENOENT;
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	*bits = pl_flow_cache_bits(flows_max);
+	return bpf_map__set_max_entries(m, (__u32)ncpu << *bits);
+}
+
+int pl_flow_cache_bits_of(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int ncpu = libbpf_num_possible_cpus();
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	/* an attachment made before the cache was an ARRAY of lines: not ours to share */
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(struct pl_flow_slot))
+		return -EPROTO;
+	for (unsigned int b = PL_FLOW_CACHE_MIN_BITS; b <= PL_FLOW_CACHE_MAX_BITS; b++)
+		if (info.max_entries == (__u32)ncpu << b)
+			return (int)b;
+	return -EPROTO;
 }
 
 void pl_maps_close(int fd[PL_MID_MAX])

@@ -516,7 +516,7 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	struct pl_policy_cfg cfg = { 0 };
 	bool skb = !(rs->xdp_flags & BPF_F_XDP_HAS_FRAGS), xdp = !strcmp(rs->hook, "xdp in");
 	bool loop = pl_feature(PL_FEAT_BPF_LOOP);
-	int err;
+	int err, cbits;
 
 	rs->prog_fd = -1;
 	for (size_t i = 0; i < n; i++) {
@@ -591,6 +591,18 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		rs->t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
 							       (int)p->meta.tc_hooks,
 							       p->meta.tcp_passive, false);
+	/* the attachment's flow cache, its size as its programs have it */
+	cbits = pl_flow_cache_bits_of(p->fd[PL_MID_FLOW_CACHE]);
+	if (cbits < 0) {
+		err = pl_why(why, whylen, cbits, "%s: the attachment's flow cache is %s; attach --force "
+			     "makes it anew, keeping its counters", rs->hook,
+			     cbits == -EPROTO ? "an older pktlens's" : strerror(-cbits));
+		goto out;
+	}
+	if (rs->x)
+		rs->x->rodata->pl_flow_cache_bits = (__u32)cbits;
+	else
+		rs->t->rodata->pl_flow_cache_bits = (__u32)cbits;
 	err = prepare_maps(p, obj, size);
 	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
 	if (err) {

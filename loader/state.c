@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -335,9 +336,10 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
 	return batch_walk(fd, ksize, vsize, percpu, false, cb, ctx);
 }
 
-static int cache_cb(const void *key, const void *vals, int ncpu, void *ctx)
+/* The flow cache of an attachment made before the line-sized slots: a PERCPU_ARRAY. */
+static int cache_v1_cb(const void *key, const void *vals, int ncpu, void *ctx)
 {
-	const struct pl_flow_slot *s = vals;
+	const struct pl_flow_slot_v1 *s = vals;
 	int err;
 
 	(void)key;
@@ -349,6 +351,55 @@ static int cache_cb(const void *key, const void *vals, int ncpu, void *ctx)
 			return err;
 	}
 	return 0;
+}
+
+/* A slot's time (2^PL_FLOW_TSHIFT ns units, 32 bits) in ns: the latest such time not after @now. */
+static __u64 slot_ns(__u32 t, __u64 now)
+{
+	__u32 back = (__u32)(now >> PL_FLOW_TSHIFT) - t;
+
+	return ((now >> PL_FLOW_TSHIFT) - back) << PL_FLOW_TSHIFT;
+}
+
+/* Every slot of the flow cache that holds packets, as flows (bpf/flow.h). */
+static int cache_walk(int fd, struct flow_vec *out)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	const struct pl_flow_slot *s;
+	size_t size;
+	__u64 now;
+	int err = 0;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type == BPF_MAP_TYPE_PERCPU_ARRAY && info.value_size == sizeof(struct pl_flow_slot_v1))
+		return percpu_walk(fd, sizeof(__u32), sizeof(struct pl_flow_slot_v1), cache_v1_cb, out);
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(*s))
+		return -EPROTO;
+	/* the map is mmapable: read the slots in place, no copy of the whole cache */
+	size = (size_t)info.max_entries * sizeof(*s);
+	s = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (s == MAP_FAILED)
+		return -errno;
+	now = pl_mono_ns();
+	for (size_t i = 0; i < info.max_entries && !err; i++) {
+		struct pl_flow_slot c = s[i];	/* one read: the program may be changing it */
+		struct pl_flow_val v = {
+			.packets = c.packets,
+			.bytes = c.bytes,
+			.first_ns = slot_ns(c.first, now),
+			.last_ns = slot_ns(c.last, now),
+			.tcp_flags = c.key.pad,
+		};
+
+		if (!c.key.ifindex || !c.packets)
+			continue;
+		c.key.pad = 0;
+		err = vec_push(out, &c.key, &v);
+	}
+	munmap((void *)s, size);
+	return err;
 }
 
 /*
@@ -400,7 +451,7 @@ static int cache_set_read(const struct pl_state *st, struct cache_set *cs)
 	int err;
 
 	memset(cs, 0, sizeof(*cs));
-	err = percpu_walk(st->cache_fd, sizeof(__u32), sizeof(struct pl_flow_slot), cache_cb, &all);
+	err = cache_walk(st->cache_fd, &all);
 	if (err)
 		goto fail;
 	while (size < 2 * all.n)

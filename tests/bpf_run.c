@@ -55,6 +55,8 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "flows", required_argument, NULL, 'f' },
+		{ "cache-bits", required_argument, NULL, 'c' },
+		{ "repeat", required_argument, NULL, 'r' },
 		{},
 	};
 	static struct rec r;
@@ -67,19 +69,24 @@ int main(int argc, char **argv)
 	struct pl_flow *fl = NULL;
 	struct pl_state st = { 0 };
 	uint32_t flows_max = PL_FLOWS_DEFAULT;
+	unsigned int cache_bits;
+	uint32_t cache_force = 0, repeat = 1;	/* --repeat: each frame run N times */
 	size_t nf = 0, used = 0;
 	unsigned runs = 0, rejected = 0;
 	struct jw w;
 	int c, err, prog_fd;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'f' || pl_parse_u32(optarg, PL_FLOWS_MIN, PL_FLOWS_MAX, &flows_max)) {
-			fprintf(stderr, "usage: bpf_run [--flows N] FILE.pcap\n");
-			return 2;
-		}
+		if ((c == 'f' && !pl_parse_u32(optarg, PL_FLOWS_MIN, PL_FLOWS_MAX, &flows_max)) ||
+		    (c == 'c' && !pl_parse_u32(optarg, PL_FLOW_CACHE_MIN_BITS, PL_FLOW_CACHE_MAX_BITS,
+					       &cache_force)) ||
+		    (c == 'r' && !pl_parse_u32(optarg, 1, UINT32_MAX, &repeat)))
+			continue;
+		fprintf(stderr, "usage: bpf_run [--flows N] [--cache-bits B] [--repeat N] FILE.pcap\n");
+		return 2;
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: bpf_run [--flows N] FILE.pcap\n");
+		fprintf(stderr, "usage: bpf_run [--flows N] [--cache-bits B] [--repeat N] FILE.pcap\n");
 		return 2;
 	}
 	p = fopen(argv[optind], "rb");
@@ -93,10 +100,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bpf_run: %s: not a pcap file\n", argv[optind]);
 		return 2;
 	}
+	/* sized as attach sizes it: the table and the flow cache */
 	skel = pktlens_xdp__open();
-	if (!skel || bpf_map__set_max_entries(skel->maps.flows, flows_max) ||
-	    pktlens_xdp__load(skel)) {
-		fprintf(stderr, "bpf_run: cannot load pktlens_xdp: %s\n", strerror(errno));
+	err = skel ? bpf_map__set_max_entries(skel->maps.flows, flows_max) : -errno;
+	err = err ?: pl_flow_cache_size(skel->obj, flows_max, &cache_bits);
+	if (!err && cache_force) {	/* --cache-bits: a smaller cache, for collisions */
+		cache_bits = cache_force;
+		err = bpf_map__set_max_entries(skel->maps.flow_cache,
+					       (__u32)libbpf_num_possible_cpus() << cache_bits);
+	}
+	if (!err) {
+		skel->rodata->pl_flow_cache_bits = cache_bits;
+		err = pktlens_xdp__load(skel);
+	}
+	if (err) {
+		fprintf(stderr, "bpf_run: cannot load pktlens_xdp: %s\n", strerror(-err));
 		return 1;
 	}
 	prog_fd = bpf_program__fd(skel->progs.pktlens_xdp);
@@ -107,7 +125,7 @@ int main(int argc, char **argv)
 	jw_arr_open(&w);
 	while ((more = next_rec(p, swap, &r)) == 1) {
 		LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = r.data, .data_size_in = r.caplen,
-			    .repeat = 1);
+			    .repeat = repeat);
 
 		err = bpf_prog_test_run_opts(prog_fd, &t);
 		if (err) {
@@ -115,7 +133,7 @@ int main(int argc, char **argv)
 			jw_i64(&w, -errno);
 			continue;
 		}
-		runs++;
+		runs += repeat;
 		jw_u64(&w, t.retval);
 	}
 	jw_arr_close(&w);

@@ -221,13 +221,16 @@ class Lab:
         subprocess.run(["rm", "-rf", self.tmp])
 
 
-def bpf_run(frames, tmpdir, flows=None):
-    """Run frames through the XDP program with BPF_PROG_TEST_RUN (bpf_run tool)."""
+def bpf_run(frames, tmpdir, flows=None, cache_bits=None, repeat=None):
+    """Run frames through the XDP program with BPF_PROG_TEST_RUN (bpf_run tool), each `repeat`
+    times; the flow cache sized as attach sizes it, or 2^cache_bits slots a CPU."""
     from scapy.all import wrpcap
 
     path = os.path.join(str(tmpdir), f"run{next(_seq)}.pcap")
     wrpcap(path, frames)
-    args = [BPF_RUN] + (["--flows", str(flows)] if flows else []) + [path]
+    args = [BPF_RUN] + (["--flows", str(flows)] if flows else []) + \
+        (["--cache-bits", str(cache_bits)] if cache_bits else []) + \
+        (["--repeat", str(repeat)] if repeat else []) + [path]
     r = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 

@@ -53,7 +53,7 @@ def test_test_run_many_flows_through_the_cache(tmp_path):
 
     eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # no ARP lookup by scapy
     flows = []
-    for i in range(6000):  # > PL_FLOW_CACHE_SLOTS (4096): collisions are certain
+    for i in range(6000):  # > the 1024 slots of a CPU's cache below: collisions are certain
         if i % 3:
             flows.append(eth / IP(src=f"198.18.{i >> 8}.{i & 255}", dst="198.19.0.1")
                          / UDP(sport=1024 + i, dport=53))
@@ -61,7 +61,7 @@ def test_test_run_many_flows_through_the_cache(tmp_path):
             flows.append(eth / IPv6(src=f"2001:db8::{i:x}", dst="2001:db8:1::1")
                          / UDP(sport=1024 + i, dport=53))
     frames = flows + flows[::-1] + flows  # three passes, the middle one reversed
-    doc = bpf_run(frames, tmp_path, flows=8192)
+    doc = bpf_run(frames, tmp_path, flows=8192, cache_bits=10)
     s = doc["stats"]
     assert s["packets"] == 3 * len(flows)
     assert s["flow_lost"] == 0
@@ -70,6 +70,23 @@ def test_test_run_many_flows_through_the_cache(tmp_path):
     want = {(f.sport, len(f)) for f in flows}
     got = {(f["sport"], f["bytes"] // 3) for f in doc["flows"] if f["packets"] == 3}
     assert len(got) == len(flows) and got == want
+
+
+def test_test_run_a_flow_past_4_gib_in_one_slot(tmp_path):
+    """A cache slot counts bytes in 32 bits: a flow that sends more than 4 GiB through one CPU's
+    slot is folded into the table before the count would wrap, and its totals stay exact."""
+    from scapy.all import Ether, IP, UDP, Raw
+
+    frame = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / \
+        IP(src="198.18.0.1", dst="198.19.0.1") / UDP(sport=4000, dport=4001)
+    frame = frame / Raw(b"x" * (1514 - len(frame)))
+    n = 3_000_000                       # 4.54 GB, past 2^32 bytes once
+    doc = bpf_run([frame], tmp_path, repeat=n)
+    assert doc["stats"]["packets"] == n
+    assert doc["stats"]["flow_lost"] == 0
+    (f,) = doc["flows"]
+    assert f["packets"] == n
+    assert f["bytes"] == n * 1514 > 2 ** 32
 
 
 def test_test_run_real_captures(tmp_path):

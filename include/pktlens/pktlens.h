@@ -128,8 +128,27 @@ struct pl_flow_val {
 	__u8 pad[7];
 };
 
-/* A slot of the per-CPU direct-mapped flow cache (see bpf/flow.h). */
+/*
+ * A slot of the per-CPU flow cache (see bpf/flow.h): one 64-byte cache
+ * line holding a flow's key and what the flow counted since the slot took
+ * it. Counts and times are 32 bits to fit the line: the program folds the
+ * slot into the table before its bytes would wrap (packets, never more
+ * than bytes, cannot wrap first), and times are CLOCK_MONOTONIC in units
+ * of 2^PL_FLOW_TSHIFT ns (4.19 ms, about one jiffy at HZ=250), which wrap
+ * after 208 days: a reader takes the latest time not after now.
+ */
 struct pl_flow_slot {
+	struct pl_flow_key key;	/* key.pad: OR of the TCP flags seen */
+	__u32 packets;
+	__u32 bytes;
+	__u32 first;
+	__u32 last;
+};
+
+#define PL_FLOW_TSHIFT 22
+
+/* The slot of the flow cache before this layout (a PERCPU_ARRAY): still read. */
+struct pl_flow_slot_v1 {
 	struct pl_flow_key key;
 	struct pl_flow_val val;
 };
@@ -145,9 +164,14 @@ struct pl_flow_ctl {
 	__u64 hold_until_ns;
 };
 
-/* Number of flow cache slots per CPU; a power of two. */
-#define PL_FLOW_CACHE_BITS 12
-#define PL_FLOW_CACHE_SLOTS (1U << PL_FLOW_CACHE_BITS)
+/*
+ * Flow cache slots per CPU: 2^bits, room for twice a CPU's share of the
+ * flow table (loader: pl_flow_cache_bits()), within these bounds. A flow
+ * looks for its slot among PL_FLOW_CACHE_WAYS consecutive ones.
+ */
+#define PL_FLOW_CACHE_MIN_BITS 10
+#define PL_FLOW_CACHE_MAX_BITS 24
+#define PL_FLOW_CACHE_WAYS 8
 
 /* Default and limits for the flow table capacity (attach --flows). */
 #define PL_FLOWS_DEFAULT 65536

@@ -274,8 +274,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	libbpf_set_print(silent);
-	xdp = pktlens_xdp__open_and_load();
-	tc = pktlens_tc__open_and_load();
+	xdp = pktlens_xdp__open();
+	tc = pktlens_tc__open();
+	/*
+	 * The smallest flow cache (its default pl_flow_cache_bits) for every
+	 * CPU: collisions, idle slots and folds come soon.
+	 */
+	if (xdp && tc &&
+	    (bpf_map__set_max_entries(xdp->maps.flow_cache,
+				      (__u32)libbpf_num_possible_cpus() << PL_FLOW_CACHE_MIN_BITS) ||
+	     bpf_map__set_max_entries(tc->maps.flow_cache,
+				      (__u32)libbpf_num_possible_cpus() << PL_FLOW_CACHE_MIN_BITS) ||
+	     pktlens_xdp__load(xdp) || pktlens_tc__load(tc)))
+		xdp = NULL;
 	if (!xdp || !tc) {
 		fprintf(stderr, "fuzz_xdp: cannot load the packet programs: %s (root needed)\n",
 			strerror(errno));

@@ -207,9 +207,12 @@ static void test_abi(void)
 {
 	CHECK(sizeof(struct pl_flow_key) == 48);
 	CHECK(sizeof(struct pl_flow_val) == 40);
-	CHECK(sizeof(struct pl_flow_slot) == 88);
+	CHECK(sizeof(struct pl_flow_slot) == 64);	/* one cache line */
+	CHECK(sizeof(struct pl_flow_slot_v1) == 88);	/* older attachments' caches */
+	/* pl_flow_slot_eq() skips byte 3 of the second word, the TCP flags */
+	CHECK(offsetof(struct pl_flow_key, pad) == 11);
 	CHECK(sizeof(struct pl_stats) % 8 == 0);
-	CHECK((PL_FLOW_CACHE_SLOTS & (PL_FLOW_CACHE_SLOTS - 1)) == 0);
+	CHECK(PL_FLOW_CACHE_MIN_BITS <= PL_FLOW_CACHE_MAX_BITS && PL_FLOW_CACHE_MAX_BITS < 32);
 }
 
 int main(void)
