@@ -317,7 +317,7 @@ const struct pl_opt pl_rule_opts[] = {
 	  .flags = PL_OPT_NOPARSE,
 	  .help = "limit: what the excess gets (default drop); sample: counted, every Nth to a "
 		  "sampler, and evaluation goes on" },
-	{ NULL },
+	{ .name = NULL },
 };
 
 /* The row of rule option @o ("--src"), or NULL */
