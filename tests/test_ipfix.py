@@ -14,6 +14,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from lab import PKTLENS, free_port, pktlens
 
 
@@ -32,9 +34,15 @@ def nfdump_records(out):
     return recs
 
 
-def test_ipfix_deltas_reach_nfcapd(lab):
+@pytest.mark.parametrize("hooks", [("--xdp", "native", "--tc", "none"),
+                                   ("--xdp", "native"),   # and tc in+out: each packet counted twice
+                                   ("--xdp", "none")],
+                         ids=["xdp", "xdp+tc", "tc"])
+def test_ipfix_deltas_reach_nfcapd(lab, hooks):
+    """Where XDP and tc ingress both count the arriving packets, the collector still gets each
+    packet once: one observation point per direction."""
     from scapy.all import IP, IPv6, UDP, Ether, Raw
-    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    pktlens("attach", "vb", *hooks, ns=lab.b)
     port = free_port(socket.SOCK_DGRAM)
     out = os.path.join(lab.tmp, "nfcapd")
     os.makedirs(out)
