@@ -495,23 +495,6 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* --netns NAME|PATH|PID: a name is one in /run/netns. */
-static int parse_netns(const char *arg, void *field, char *why, size_t whylen)
-{
-	char path[512];
-	bool word = !strchr(arg, '/') && strspn(arg, "0123456789") != strlen(arg);
-	int err;
-
-	if (word && strlen(arg) < 256) {
-		snprintf(path, sizeof(path), "/run/netns/%s", arg);
-		arg = path;
-	}
-	err = pl_netns_of(arg, field);
-	if (err)
-		snprintf(why, whylen, "%s", err == -EINVAL ? "not a network namespace" : strerror(-err));
-	return err;
-}
-
 struct drops_cfg {
 	uint64_t duration, netns;
 	int by, events;
@@ -633,7 +616,7 @@ static const struct pl_opt drops_opts[] = {
 	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct drops_cfg, duration),
 	  .arg = "SECS", .help = "stop after SECS seconds (default: at Ctrl-C)" },
 	{ .name = "netns", .type = PL_OPT_PARSE, PL_FIELD(struct drops_cfg, netns),
-	  .arg = "NAME|PATH|PID", .parse = parse_netns,
+	  .arg = "NAME|PATH|PID", .parse = pl_netns_opt,
 	  .help = "only this namespace (a name in /run/netns, a path or a PID; default: every "
 		  "namespace, told apart by their inode)" },
 	{ .name = "by", .type = PL_OPT_CHOICE, PL_FIELD(struct drops_cfg, by), .choices = by_keys,

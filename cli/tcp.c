@@ -420,21 +420,12 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 	return ret;
 }
 
-static int parse_netns(const char *s, void *field, char *why, size_t whylen)
-{
-	int err = pl_netns_of(s, field);
-
-	if (err)
-		snprintf(why, whylen, "%s", err == -EINVAL ? "not a network namespace" : strerror(-err));
-	return err;
-}
-
 static const struct pl_opt tcp_opts[] = {
 	{ .name = "duration", .type = PL_OPT_DURATION, PL_FIELD(struct tcp_cfg, duration),
 	  .arg = "SECS", .help = "stop after SECS seconds (default: at Ctrl-C)" },
-	{ .name = "netns", .type = PL_OPT_PARSE, PL_FIELD(struct tcp_cfg, netns), .arg = "PATH|PID",
-	  .parse = parse_netns,
-	  .help = "only this namespace (/run/netns/NAME, /proc/PID/ns/net, PID)" },
+	{ .name = "netns", .type = PL_OPT_PARSE, PL_FIELD(struct tcp_cfg, netns),
+	  .arg = "NAME|PATH|PID", .parse = pl_netns_opt,
+	  .help = "only this namespace (a name in /run/netns, a path or a process's PID)" },
 	{ .name = "hist", .type = PL_OPT_FLAG, PL_FIELD(struct tcp_cfg, hist), .val = 1,
 	  .only = "rtt connlat", .help = "rtt, connlat: a log2 histogram (us) too" },
 	{ .name = "by", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, by), .arg = "raddr|rport",

@@ -291,7 +291,7 @@ void pl_tcp_close(struct pl_tcp *t)
 
 int pl_netns_of(const char *s, __u64 *ino)
 {
-	char path[64];
+	char path[300];
 	struct stat st;
 	bool pid = *s != '\0';
 	int fd, type, err;
@@ -300,6 +300,11 @@ int pl_netns_of(const char *s, __u64 *ino)
 		pid &= isdigit((unsigned char)*c) != 0;
 	if (pid) {
 		snprintf(path, sizeof(path), "/proc/%s/ns/net", s);
+		s = path;
+	} else if (*s && !strchr(s, '/')) {	/* a name, as ip netns gives them */
+		if (strlen(s) > 255 || !strcmp(s, ".") || !strcmp(s, ".."))
+			return -EINVAL;
+		snprintf(path, sizeof(path), "/run/netns/%s", s);
 		s = path;
 	}
 	fd = open(s, O_RDONLY | O_CLOEXEC);
@@ -321,6 +326,15 @@ int pl_netns_of(const char *s, __u64 *ino)
 	close(fd);
 	if (!err)
 		*ino = st.st_ino;
+	return err;
+}
+
+int pl_netns_opt(const char *arg, void *field, char *why, size_t whylen)
+{
+	int err = pl_netns_of(arg, field);
+
+	if (err)
+		snprintf(why, whylen, "%s", err == -EINVAL ? "not a network namespace" : strerror(-err));
 	return err;
 }
 

@@ -54,10 +54,13 @@ int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *ou
 int pl_tcp_conn_lookup(int fd, const struct pl_tcp_tuple *tuple, struct pl_tcp_conn *out);
 
 /*
- * Network namespace inode of a path (/run/netns/X, /proc/PID/ns/net) or a
- * pid; -EINVAL when it is not a network namespace.
+ * Network namespace inode of a name (in /run/netns), a path (/run/netns/X,
+ * /proc/PID/ns/net) or a pid; -EINVAL when it is not a network namespace.
  */
-int pl_netns_of(const char *path_or_pid, __u64 *ino);
+int pl_netns_of(const char *name_path_or_pid, __u64 *ino);
+
+/* The option parser (struct pl_opt .parse) of the probe commands' --netns NAME|PATH|PID. */
+int pl_netns_opt(const char *arg, void *field, char *why, size_t whylen);
 
 /* The value below which @pct percent of the histogram's samples fall (us, interpolated). */
 double pl_hist_percentile(const struct pl_tcp_hist *h, double pct);

@@ -253,7 +253,7 @@ def test_same_tuple_in_two_namespaces(tcplab, lab2):
     procs.append(start_server(lab, 5004))
     procs.append(start_server(lab2, 5004))
     tr = Tracer("connlat")
-    only_a = Tracer("connlat", "--netns", netns_path(lab.a))
+    only_a = Tracer("connlat", "--netns", lab.a)     # a name, as ip netns lists it
     for lb in (lab, lab2):
         c = client(lb, 5004, "bulk", 10, bind=40404, ns=lb.a)
         assert c.wait(timeout=20) == 0
@@ -269,6 +269,8 @@ def test_same_tuple_in_two_namespaces(tcplab, lab2):
 
 def test_bad_input():
     for args, msg in ((["tcp", "retrans", "--netns", "/nonexistent"], "--netns '/nonexistent'"),
+                      (["tcp", "life", "--netns", "no-such-ns"], "--netns 'no-such-ns'"),
+                      (["tcp", "rtt", "--netns", ".."], "--netns '..'"),
                       (["tcp", "rtt", "--by", "lport"], "--by 'lport'"),
                       (["tcp", "connlat", "--min-ms", "x"], "--min-ms 'x'"),
                       (["tcp", "retrans", "--duration", "0"], "--duration '0'"),
