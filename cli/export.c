@@ -48,8 +48,7 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 
 	(void)argc, (void)argv;
 	if (pl_listen_parse(listen, &ss, &sl) < 0) {
-		pl_err("export prometheus: --listen '%s': not ADDR:PORT (e.g. 127.0.0.1:9435, "
-		       "[::1]:9435)", listen);
+		pl_err("export prometheus: --listen '%s': %s", listen, PL_LISTEN_WANT);
 		return PL_EXIT_USAGE;
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -58,6 +59,35 @@ int pl_port_parse(const char *s)
 	return port >= 1 && port <= 65535 ? (int)port : -EINVAL;
 }
 
+/*
+ * A host name (localhost, this host's name): resolved, its first IPv4
+ * address, else its first IPv6 one.
+ */
+static int host_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *p, *pick = NULL;
+
+	if (!*host || strchr(host, ':') || getaddrinfo(host, NULL, &hints, &ai))
+		return -EINVAL;
+	for (p = ai; p; p = p->ai_next)
+		if ((p->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET)) ||
+		    (p->ai_family == AF_INET6 && !pick))
+			pick = p;
+	if (!pick || pick->ai_addrlen > sizeof(*ss)) {
+		freeaddrinfo(ai);
+		return -EINVAL;
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+	*sl = pick->ai_addrlen;
+	if (pick->ai_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	freeaddrinfo(ai);
+	return ss->ss_family;
+}
+
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	char host[64];
@@ -97,7 +127,7 @@ int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
 
 		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-			return -EINVAL;
+			return host_addr(host, port, ss, sl);
 		a4->sin_family = AF_INET;
 		a4->sin_port = htons((uint16_t)port);
 		*sl = sizeof(*a4);
@@ -222,7 +252,7 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	int fam = pl_listen_parse(listen, &ss, &sl);
 
 	if (fam < 0) {
-		snprintf(why, whylen, "'%s': not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)", listen);
+		snprintf(why, whylen, "'%s': %s", listen, PL_LISTEN_WANT);
 		errno = EINVAL;
 		return NULL;
 	}

@@ -13,8 +13,13 @@
 
 /* A port number, decimal 1-65535 (no sign, no 0x): the port, or -EINVAL. */
 int pl_port_parse(const char *s);
-/* "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435": the address family, or -EINVAL. */
+/*
+ * "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435", "localhost:9435" (a name:
+ * its first IPv4 address, else IPv6): the address family, or -EINVAL.
+ */
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
+/* What pl_listen_parse() takes, for the error that refuses the rest. */
+#define PL_LISTEN_WANT "not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435, localhost:9435)"
 
 struct pl_prom_server;
 /* What the server tells its owner; each may be NULL. Called from server threads. */

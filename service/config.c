@@ -523,8 +523,7 @@ static int prom_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	(void)key;
 	err = str_dup(x, v, "listen", &c->prom_listen);
 	if (!err && pl_listen_parse(c->prom_listen, &ss, &sl) < 0)
-		err = at(x, v, "listen: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)",
-			 c->prom_listen);
+		err = at(x, v, "listen: '%s' is %s", c->prom_listen, PL_LISTEN_WANT);
 	return err;
 }
 

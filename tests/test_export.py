@@ -147,6 +147,30 @@ def test_bad_input():
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
 
 
+def test_listen_on_a_host_name():
+    """--listen takes a host name as the IPFIX collector does: localhost is its IPv4 address."""
+    import urllib.request
+    port = free_port()
+    p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen", f"localhost:{port}",
+                          "--duration", "5"], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(50):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(p.stderr.read() if p.poll() is not None else "no answer")
+        assert b"# TYPE pktlens_" in body
+    finally:
+        p.kill()
+        p.wait()
+    r = subprocess.run([PKTLENS, "export", "prometheus", "--listen", "no-such-host.invalid:9435",
+                        "--duration", "1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--listen 'no-such-host.invalid:9435'" in r.stderr, r
+
+
 def test_prometheus_server_scrapes_the_same_numbers(lab, exporter):
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     ns = os.stat(f"/run/netns/{lab.b}").st_ino
