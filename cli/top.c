@@ -162,7 +162,8 @@ static void fmt_rate(char *buf, size_t len, double v, const char *unit)
 	snprintf(buf, len, "%.1f%s%s", v, pfx[i], unit);
 }
 
-static void draw(const struct snap *cur, const struct snap *prev, double secs)
+/* @secs: what the rates are over; @every: the redraw interval asked for. */
+static void draw(const struct snap *cur, const struct snap *prev, double secs, uint32_t every)
 {
 	int row = 0, rows = LINES, cols = COLS;
 	struct flow_rate *fr;
@@ -171,8 +172,8 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs)
 
 	erase();
 	attron(A_BOLD);
-	mvprintw(row++, 0, "pktlens top - %zu interface%s, every %.0f s - q quits", cur->n,
-		 cur->n == 1 ? "" : "s", secs);
+	mvprintw(row++, 0, "pktlens top - %zu interface%s, every %u s - q quits", cur->n,
+		 cur->n == 1 ? "" : "s", every);
 	attroff(A_BOLD);
 	mvprintw(row++, 0, "%-12s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
 		 "DROP/S");
@@ -303,6 +304,8 @@ static int do_top(void *cfg, int argc, char **argv)
 	keypad(stdscr, TRUE);
 	timeout((int)interval * 1000);
 	err = snap_take(dev, &prev);
+	/* the first frame's rates over a quarter second at least, not the microseconds between two readings */
+	napms(250);
 	for (;;) {
 		int ch;
 
@@ -310,7 +313,7 @@ static int do_top(void *cfg, int argc, char **argv)
 			err = snap_take(dev, &cur);
 		if (err)
 			break;
-		draw(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1);
+		draw(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1, interval);
 		snap_free(&prev);
 		prev = cur;
 		memset(&cur, 0, sizeof(cur));

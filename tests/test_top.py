@@ -21,7 +21,10 @@ def test_top_in_tmux(lab):
     wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
                     IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4242, dport=9) /
                     Raw(b"t" * 458)])
-    time.sleep(1.5)  # a frame or two with no flow at all first: empty tables, then some
+    time.sleep(0.6)  # the first frame: it says the interval asked for (it said "every 0 s")
+    first = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+    assert "every 1 s - q quits" in first, first
+    time.sleep(0.9)  # a frame or two with no flow at all first: empty tables, then some
     sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
                                os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
                                frames, "500", stop], stdout=subprocess.DEVNULL)
