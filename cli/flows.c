@@ -55,6 +55,9 @@ static int cmp_rows(const void *x, const void *y)
 	}
 	if (va != vb)
 		return va < vb ? 1 : -1;
+	/* ties (flows with no RTT, retransmits or drops among them): the larger first, then by key */
+	if (a->f.val.bytes != b->f.val.bytes)
+		return a->f.val.bytes < b->f.val.bytes ? 1 : -1;
 	return memcmp(&a->f.key, &b->f.key, sizeof(a->f.key));
 }
 

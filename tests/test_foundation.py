@@ -149,6 +149,9 @@ def test_exact_counts_and_flows(lab, args, hook):
                                                reverse=True)[:3]
     top = pktlens_json("flows", "--top", "1", ns=lab.b)["flows"]
     assert top[0]["bytes"] == max(f["bytes"] for f in flows["flows"])
+    # a key no flow has (no probes: no retransmits): ties, which go by bytes
+    tied = pktlens_json("flows", "vb", "--sort", "retrans", ns=lab.b)["flows"]
+    assert [f["bytes"] for f in tied] == sorted((f["bytes"] for f in flows["flows"]), reverse=True)
 
 
 def test_native_mode_counts(lab):
