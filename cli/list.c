@@ -19,8 +19,9 @@
 #include "../loader/xdp_multi.h"
 
 /*
- * attached, interface-gone, interface-renamed (now NAME), program-gone,
- * netns-gone, other-netns, broken
+ * attached, interface-gone, interface-moved (to another namespace, its
+ * programs still running there), interface-renamed (now NAME),
+ * program-gone, netns-gone, other-netns, broken
  */
 static const char *attach_state(const struct pl_attachment *a, const struct pl_netns *here)
 {
@@ -40,6 +41,9 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 		return "interface-gone";
 	if (a->netns != here->ino)
 		return "other-netns";
+	/* its XDP link still holds a device this namespace has not: the interface moved away */
+	if (!err && pl_link_get(NULL, a->meta.ifindex, &li) == -ENODEV)
+		return "interface-moved";
 	/* the interface with that index must be the one attached, not a newer one */
 	if (pl_link_get(NULL, a->meta.ifindex, &li) ||
 	    (!pl_meta_live(&a->meta) && strcmp(li.ifname, a->ifname)))

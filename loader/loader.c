@@ -203,10 +203,8 @@ static int handle_foreign(struct attach *a, __u32 ours)
 			struct pl_xdp_prog p;
 
 			pl_xdp_prog_info(slots[i].id, &p);
-			return pl_why(a->why, a->whylen, -EBUSY,
-				      "%s: a foreign XDP program (id %u, %s mode) is attached; "
-				      "--force replaces it (program '%s')", ifname, slots[i].id,
-				      slots[i].name, p.name);
+			return pl_foreign_xdp_why(ifname, slots[i].id, slots[i].name, p.name, "",
+						  a->why, a->whylen);
 		}
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)

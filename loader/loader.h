@@ -141,6 +141,15 @@ bool pl_meta_live(const struct pl_meta *m);
 bool pl_meta_tc_live(const struct pl_meta *m, int dir);
 /* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
+/*
+ * Why attach refuses @ifname's XDP program @id (@mode, named @prog; @also
+ * ends the parenthesis): a foreign program (--force replaces it), or
+ * pktlens's own of an attachment in another namespace, the interface having
+ * moved here from it (its link holds it: detach that one first). Into @why;
+ * returns -EBUSY.
+ */
+int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const char *prog,
+		       const char *also, char *why, size_t whylen);
 
 /* ---- who a network namespace is (loader/netns.c) ---- */
 

@@ -405,6 +405,37 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 	return 0;
 }
 
+int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const char *prog,
+		       const char *also, char *why, size_t whylen)
+{
+	struct pl_attachment *a = NULL;
+	size_t n = 0;
+
+	/* pktlens's own, of an attachment elsewhere: the interface moved here from its namespace */
+	if (!pl_attachments(0, &a, &n)) {
+		for (size_t i = 0; i < n; i++) {
+			struct pl_netns_id nid;
+			char ns[96];
+
+			if (!a[i].meta_ok || a[i].meta.xdp_prog_id != id)
+				continue;
+			pl_netns_identify(a[i].netns, false, &nid);
+			pl_netns_fmt(a[i].netns, false, ns, sizeof(ns));
+			/* its bpf_link holds it: only its owner's detach removes it, not --force */
+			snprintf(why, whylen, "%s: pktlens's XDP program (id %u) of the attachment of %s "
+				 "in netns %s runs on it: the interface moved here from there; detach that "
+				 "one first (pktlens -n %s detach %s)", ifname, id,
+				 a[i].ifname, ns, nid.name[0] ? nid.name : "NETNS",
+				 a[i].ifname);
+			free(a);
+			return -EBUSY;
+		}
+		free(a);
+	}
+	return pl_why(why, whylen, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
+		      "--force replaces it (program '%s'%s)", ifname, id, mode, prog, also);
+}
+
 bool pl_attachment_of(const struct pl_attachment *a, const struct pl_netns *ns)
 {
 	if (a->ns_gone || a->netns != ns->ino)

@@ -272,10 +272,9 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 			      strerror(-err));
 	if (d.alone.id && d.alone.id != ours) {
 		if (!force)
-			return pl_why(why, whylen, -EBUSY,
-				      "%s: a foreign XDP program (id %u, %s mode) is attached; --force "
-				      "replaces it (program '%s', not in a libxdp dispatcher)", ifname,
-				      d.alone.id, pl_xdp_mode_name(d.mode), d.alone.name);
+			return pl_foreign_xdp_why(ifname, d.alone.id, pl_xdp_mode_name(d.mode),
+						  d.alone.name, ", not in a libxdp dispatcher", why,
+						  whylen);
 		err = bpf_xdp_detach(ifindex, d.mode == PL_XDP_SKB ? XDP_FLAGS_SKB_MODE :
 				     XDP_FLAGS_DRV_MODE, NULL);
 		if (err)

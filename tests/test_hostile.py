@@ -179,6 +179,36 @@ def test_stats_never_shows_another_interfaces_kernel_counters(lab):
     pktlens("attach", "other0", "--xdp", "none", "--tc", "in", ns=lab.b)
 
 
+def test_interface_moved_to_another_namespace(lab):
+    """An attached interface moved to another namespace (as container tools move veth ends) takes
+    its XDP program along: list here says interface-moved, attach there names the attachment and
+    the detach that frees it (not --force: the link holds it), and after that detach it attaches
+    there."""
+    other = f"plmv{os.getpid()}x{time.monotonic_ns() % 100000}"
+    sh("ip", "-n", lab.b, "link", "add", "mv0", "type", "veth", "peer", "name", "mv1")
+    sh("ip", "-n", lab.b, "link", "set", "mv0", "up")
+    pktlens("attach", "mv0", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    sh("ip", "netns", "add", other)
+    try:
+        sh("ip", "-n", lab.b, "link", "set", "mv0", "netns", other)
+        sh("ip", "-n", other, "link", "set", "mv0", "up")
+        st = [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
+              if a["ifname"] == "mv0" and a["this_netns"]]
+        assert st == ["interface-moved"]
+        for extra in ([], ["--force"]):
+            r = pktlens("attach", "mv0", "--xdp", "skb", "--tc", "none", *extra, ns=other,
+                        check=False)
+            assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
+            if not extra:
+                assert "the interface moved here from there" in r.stderr, r
+                assert f"pktlens -n {lab.b} detach mv0" in r.stderr, r
+        pktlens("detach", "mv0", ns=lab.b)
+        pktlens("attach", "mv0", "--xdp", "skb", "--tc", "none", ns=other)
+        pktlens("detach", "mv0", ns=other)
+    finally:
+        subprocess.run(["ip", "netns", "del", other], capture_output=True)
+
+
 @pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_reattach_renamed_interface_under_its_new_name(lab, hooks):
