@@ -832,6 +832,17 @@ static struct bpf_object *open_obj(const struct bench *b)
 	return bpf_object__open_mem(elf, sz, &o);
 }
 
+/* The object's .rodata map, or NULL */
+static struct bpf_map *rodata_map(const struct bpf_object *obj)
+{
+	struct bpf_map *m, *ro = NULL;
+
+	bpf_object__for_each_map(m, obj)
+		if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
+			ro = m;
+	return ro;
+}
+
 /*
  * Size the flow cache as attach does (pl_flow_cache_size()) and tell the
  * programs (pl_flow_cache_bits in .rodata, found by its BTF). An object
@@ -842,7 +853,7 @@ static int size_cache(struct bpf_object *obj, uint32_t flows_max)
 	struct btf *btf = bpf_object__btf(obj);
 	const struct btf_var_secinfo *vs;
 	const struct btf_type *sec;
-	struct bpf_map *ro = NULL, *m;
+	struct bpf_map *ro;
 	unsigned int bits;
 	const void *init;
 	size_t size;
@@ -858,9 +869,7 @@ static int size_cache(struct bpf_object *obj, uint32_t flows_max)
 		if (strcmp(btf__name_by_offset(btf, btf__type_by_id(btf, vs->type)->name_off),
 			   "pl_flow_cache_bits"))
 			continue;
-		bpf_object__for_each_map(m, obj)
-			if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
-				ro = m;
+		ro = rodata_map(obj);
 		init = ro ? bpf_map__initial_value(ro, &size) : NULL;
 		if (!init || vs->offset + sizeof(__u32) > size)
 			return -ENOENT;
@@ -949,7 +958,7 @@ static int fill_zipf(struct bench *b)
 /* flowmon.bpf.o for frame @k: its flow table and lines sized F + 1. */
 static int load_mon(struct bench *b, enum frame_kind k)
 {
-	struct bpf_map *m, *flows, *lines, *ro = NULL;
+	struct bpf_map *flows, *lines, *ro;
 	uint32_t entries = b->flows + 1;
 	int err;
 
@@ -958,9 +967,7 @@ static int load_mon(struct bench *b, enum frame_kind k)
 		return -errno;
 	flows = bpf_object__find_map_by_name(b->mon[k], "mon_flows");
 	lines = bpf_object__find_map_by_name(b->mon[k], "mem_lines");
-	bpf_object__for_each_map(m, b->mon[k])
-		if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
-			ro = m;
+	ro = rodata_map(b->mon[k]);
 	if (!flows || !lines || !ro)
 		return -ENOENT;
 	err = bpf_map__set_max_entries(flows, entries);

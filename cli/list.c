@@ -28,7 +28,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	struct pl_link_info li;
 	__u32 ifindex = 0;
-	int err;
+	int err, lerr;
 
 	if (!a->meta_ok)
 		return "broken";
@@ -41,11 +41,12 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 		return "interface-gone";
 	if (a->netns != here->ino)
 		return "other-netns";
+	lerr = pl_link_get(NULL, a->meta.ifindex, &li);
 	/* its XDP link still holds a device this namespace has not: the interface moved away */
-	if (!err && pl_link_get(NULL, a->meta.ifindex, &li) == -ENODEV)
+	if (!err && lerr == -ENODEV)
 		return "interface-moved";
 	/* the interface with that index must be the one attached, not a newer one */
-	if (pl_link_get(NULL, a->meta.ifindex, &li) ||
+	if (lerr ||
 	    (!pl_meta_live(&a->meta) && strcmp(li.ifname, a->ifname)))
 		return "interface-gone";
 	if (strcmp(li.ifname, a->ifname)) {

@@ -293,11 +293,13 @@ int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why,
 
 /*
  * The flow cache (bpf/flow.h): slots per CPU as a shift, room for twice a
- * CPU's share of a table of @flows_max; size @obj's map for it (*bits: the
- * shift, for the object's pl_flow_cache_bits); the shift of an existing
- * map, -EPROTO when it is not such a cache (made by an older pktlens).
+ * CPU's share of a table of @flows_max; size @obj's map for 2^@bits slots
+ * per possible CPU; size it for a table of @flows_max (*bits: the shift,
+ * for the object's pl_flow_cache_bits); the shift of an existing map,
+ * -EPROTO when it is not such a cache (made by an older pktlens).
  */
 unsigned int pl_flow_cache_bits(__u32 flows_max);
+int pl_flow_cache_set(struct bpf_object *obj, unsigned int bits);
 int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bits);
 int pl_flow_cache_bits_of(int fd);
 /*

@@ -169,7 +169,7 @@ unsigned int pl_flow_cache_bits(__u32 flows_max)
 	return bits;
 }
 
-int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bits)
+int pl_flow_cache_set(struct bpf_object *obj, unsigned int bits)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(obj, PL_MAP_FLOW_CACHE);
 	int ncpu = libbpf_num_possible_cpus();
@@ -178,8 +178,13 @@ int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bi
 		return -ENOENT;
 	if (ncpu <= 0)
 		return ncpu < 0 ? ncpu : -EINVAL;
+	return bpf_map__set_max_entries(m, (__u32)ncpu << bits);
+}
+
+int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bits)
+{
 	*bits = pl_flow_cache_bits(flows_max);
-	return bpf_map__set_max_entries(m, (__u32)ncpu << *bits);
+	return pl_flow_cache_set(obj, *bits);
 }
 
 int pl_flow_cache_bits_of(int fd)

@@ -103,12 +103,10 @@ int main(int argc, char **argv)
 	/* sized as attach sizes it: the table and the flow cache */
 	skel = pktlens_xdp__open();
 	err = skel ? bpf_map__set_max_entries(skel->maps.flows, flows_max) : -errno;
-	err = err ?: pl_flow_cache_size(skel->obj, flows_max, &cache_bits);
-	if (!err && cache_force) {	/* --cache-bits: a smaller cache, for collisions */
-		cache_bits = cache_force;
-		err = bpf_map__set_max_entries(skel->maps.flow_cache,
-					       (__u32)libbpf_num_possible_cpus() << cache_bits);
-	}
+	cache_bits = cache_force;	/* --cache-bits: a smaller cache, for collisions */
+	if (!err)
+		err = cache_bits ? pl_flow_cache_set(skel->obj, cache_bits) :
+				   pl_flow_cache_size(skel->obj, flows_max, &cache_bits);
 	if (!err) {
 		skel->rodata->pl_flow_cache_bits = cache_bits;
 		err = pktlens_xdp__load(skel);

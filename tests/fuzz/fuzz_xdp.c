@@ -281,10 +281,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	 * CPU: collisions, idle slots and folds come soon.
 	 */
 	if (xdp && tc &&
-	    (bpf_map__set_max_entries(xdp->maps.flow_cache,
-				      (__u32)libbpf_num_possible_cpus() << PL_FLOW_CACHE_MIN_BITS) ||
-	     bpf_map__set_max_entries(tc->maps.flow_cache,
-				      (__u32)libbpf_num_possible_cpus() << PL_FLOW_CACHE_MIN_BITS) ||
+	    (pl_flow_cache_set(xdp->obj, PL_FLOW_CACHE_MIN_BITS) ||
+	     pl_flow_cache_set(tc->obj, PL_FLOW_CACHE_MIN_BITS) ||
 	     pktlens_xdp__load(xdp) || pktlens_tc__load(tc)))
 		xdp = NULL;
 	if (!xdp || !tc) {
