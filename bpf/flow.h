@@ -48,26 +48,13 @@
 const volatile __u32 pl_flow_cache_bits = PL_FLOW_CACHE_MIN_BITS;
 
 /*
- * Cache index: three independent 64-bit multiplies over pairs of the key's
- * six words, top bits of the sum. Each pair's high half is folded into its
- * low half first: addresses and ports are stored in network byte order,
- * so their fastest-changing bytes sit high in a word, and a multiply only
- * carries bits upwards (without the fold 100,000 addresses in a row share
- * half as many slots). Quality only affects the hit rate: a slot is always
- * checked with pl_flow_slot_eq().
+ * Cache index: the top bits of pl_flow_key_mix() (include/pktlens/pktlens.h).
+ * Quality only affects the hit rate: a slot is always checked with
+ * pl_flow_slot_eq().
  */
 static __always_inline __u32 pl_flow_hash(const struct pl_flow_key *k)
 {
-	const __u64 *x = (const __u64 *)k;
-	__u64 a = x[0] ^ x[3], b = x[1] ^ x[4], c = x[2] ^ x[5], h;
-
-	a ^= a >> 32;
-	b ^= b >> 32;
-	c ^= c >> 32;
-	h = a * 0x9e3779b97f4a7c15ULL;
-	h ^= b * 0xc2b2ae3d27d4eb4fULL;
-	h ^= c * 0x165667b19e3779f9ULL;
-	return (__u32)(h >> 32);
+	return (__u32)(pl_flow_key_mix(k) >> 32);
 }
 
 /* Does slot @c hold @k? Its key.pad holds TCP flags: not compared. */

@@ -416,12 +416,8 @@ struct cache_set {
 
 static size_t key_hash(const struct pl_flow_key *k)
 {
-	const __u64 *x = (const __u64 *)k;
-	__u64 h;
+	__u64 h = pl_flow_key_mix(k);	/* the programs' hash: low bits index here */
 
-	h = (x[0] ^ x[3]) * 0x9e3779b97f4a7c15ULL;
-	h ^= (x[1] ^ x[4]) * 0xc2b2ae3d27d4eb4fULL;
-	h ^= (x[2] ^ x[5]) * 0x165667b19e3779f9ULL;
 	return (size_t)(h ^ (h >> 29));
 }
 

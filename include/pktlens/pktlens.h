@@ -119,6 +119,27 @@ struct pl_flow_key {
 
 #define PL_VLAN_NONE 0xffff
 
+/*
+ * A flow key's hash, for the programs' flow cache (bpf/flow.h, the top 32
+ * bits) and user space's merge index (loader/state.c): three independent
+ * 64-bit multiplies over pairs of the key's six words. Each pair's high
+ * half is folded into its low half first: addresses and ports are stored
+ * in network byte order, so their fastest-changing bytes sit high in a
+ * word, and a multiply only carries bits upwards (without the fold 100,000
+ * addresses in a row share half as many cache slots).
+ */
+static inline __attribute__((always_inline)) __u64 pl_flow_key_mix(const struct pl_flow_key *k)
+{
+	const __u64 *x = (const __u64 *)k;
+	__u64 a = x[0] ^ x[3], b = x[1] ^ x[4], c = x[2] ^ x[5];
+
+	a ^= a >> 32;
+	b ^= b >> 32;
+	c ^= c >> 32;
+	return (a * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL) ^
+	       (c * 0x165667b19e3779f9ULL);
+}
+
 struct pl_flow_val {
 	__u64 packets;
 	__u64 bytes;
