@@ -64,7 +64,8 @@ static void plain_hist(const struct pl_stats *s)
 	}
 }
 
-static void plain_slot(const struct pl_stats *s, int slot, bool filter)
+/* @attached: the hook still runs; else these are its counts from before a re-attach without it */
+static void plain_slot(const struct pl_stats *s, int slot, bool filter, bool attached)
 {
 	__u64 pk, by;
 
@@ -74,6 +75,8 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter)
 	for (int v = 0; v < PL_VERDICT_MAX; v++)
 		if (s->pkts[v])
 			printf("  %s %llu/%llu", pl_verdict_names[v], s->pkts[v], s->bytes[v]);
+	if (!attached)
+		printf("  [not attached: counted before a re-attach]");
 	printf("\n    l3:");
 	for (int i = 0; i < PL_L3_MAX; i++)
 		printf(" %s %llu", pl_l3_names[i], s->l3[i]);
@@ -229,7 +232,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_arr_open(w);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
-				pl_json_stats_slot(w, &s[sl], sl);
+				pl_json_stats_slot(w, &s[sl], sl, pl_slot_attached(&st.meta, sl));
 		jw_arr_close(w);
 		pl_drops_summary(w, a);
 		tcp_summary(w, a, &st.meta);
@@ -256,7 +259,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			printf("  filter    '%s'\n", st.meta.filter_expr);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
-				plain_slot(&s[sl], sl, st.meta.filter_set);
+				plain_slot(&s[sl], sl, st.meta.filter_set,
+					   pl_slot_attached(&st.meta, sl));
 		tcp_summary(NULL, a, &st.meta);
 	}
 	pl_state_close(&st);

@@ -188,7 +188,7 @@ void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
 		*pk += s->pkts[v], *by += s->bytes[v];
 }
 
-void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot)
+void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot, bool attached)
 {
 	__u64 pk, by;
 
@@ -196,6 +196,7 @@ void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot)
 	jw_obj_open(w);
 	jw_str_field(w, "hook", pl_slot_hook[slot]);
 	jw_str_field(w, "dir", pl_slot_dir[slot]);
+	jw_bool_field(w, "attached", attached);
 	jw_u64_field(w, "packets", pk);
 	jw_u64_field(w, "bytes", by);
 	jw_key(w, "verdicts");

@@ -53,7 +53,7 @@ const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf,
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */
-void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot);
+void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot, bool attached);
 /*
  * One flow object; rate in bytes per second; @retrans_segs < 0: no TCP
  * probes behind it (null); @drops < 0: no drop probes behind it (null).

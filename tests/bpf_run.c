@@ -160,7 +160,7 @@ int main(int argc, char **argv)
 	jw_u64_field(&w, "rejected", rejected);
 	jw_u64_field(&w, "table_entries", used);
 	jw_key(&w, "stats");
-	pl_json_stats_slot(&w, &s[PL_SLOT_XDP_IN], PL_SLOT_XDP_IN);
+	pl_json_stats_slot(&w, &s[PL_SLOT_XDP_IN], PL_SLOT_XDP_IN, true);
 	jw_key(&w, "flows");
 	jw_arr_open(&w);
 	for (size_t i = 0; i < nf; i++)

@@ -258,6 +258,30 @@ def test_second_attach_and_force_keeps_counters(lab):
     assert [fl["packets"] for fl in flows] == [5]
 
 
+@pytest.mark.parametrize("first,then,gone", [
+    (["--xdp", "native", "--tc", "in"], ["--xdp", "none", "--tc", "in"], ("xdp", "in")),
+    (["--xdp", "skb", "--tc", "in"], ["--xdp", "skb", "--tc", "none"], ("tc", "in")),
+])
+def test_force_without_a_hook_keeps_and_marks_its_counts(lab, first, then, gone):
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", *first, ns=lab.b)
+    f = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP()
+    lab.send([f] * 3)
+    lab.wait_packets(3, hook=gone)
+    pktlens("attach", "vb", "--force", *then, ns=lab.b)
+    kept = [s for s in ("xdp", "tc") if s != gone[0]][0]
+    lab.send([f] * 2)
+    doc = lab.wait_packets(5, hook=(kept, "in"))
+    old = slot(doc, *gone)
+    assert old["packets"] == 3 and old["attached"] is False
+    assert slot(doc, kept, "in")["attached"] is True
+    out = pktlens("stats", "vb", ns=lab.b).stdout
+    rows = {l.split()[0]: l for l in out.splitlines() if l.startswith("  ") and "packets" in l
+            and l.split()[0] in ("xdp", "tc")}
+    assert "[not attached" in rows[gone[0]] and "[not attached" not in rows[kept]
+
+
 def test_foreign_xdp_program_not_replaced(lab):
     obj = str(OUT / "pass.bpf.o")
     sh("ip", "-n", lab.b, "link", "set", "vb", "xdpgeneric", "obj", obj, "sec", "xdp")
