@@ -150,6 +150,12 @@ int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
  */
 int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const char *prog,
 		       const char *also, char *why, size_t whylen);
+/*
+ * Is XDP program @id pktlens's own, of an attachment in another namespace
+ * (its interface moved)? Then the reason and the detach that frees it, into
+ * @why, and true.
+ */
+bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen);
 
 /* ---- who a network namespace is (loader/netns.c) ---- */
 

@@ -405,33 +405,41 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 	return 0;
 }
 
+bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen)
+{
+	struct pl_attachment *a = NULL;
+	bool found = false;
+	size_t n = 0;
+
+	if (pl_attachments(0, &a, &n))
+		return false;
+	for (size_t i = 0; i < n && !found; i++) {
+		struct pl_netns_id nid;
+		char ns[96];
+
+		if (!a[i].meta_ok || a[i].meta.xdp_prog_id != id)
+			continue;
+		pl_netns_identify(a[i].netns, false, &nid);
+		pl_netns_fmt(a[i].netns, false, ns, sizeof(ns));
+		/* its bpf_link holds it: only its owner's detach removes it, not --force */
+		snprintf(why, whylen, "pktlens's XDP program (id %u) of the attachment of %s in netns "
+			 "%s runs on it: the interface moved here from there; detach that one first "
+			 "(pktlens -n %s detach %s)", id, a[i].ifname, ns,
+			 nid.name[0] ? nid.name : "NETNS", a[i].ifname);
+		found = true;
+	}
+	free(a);
+	return found;
+}
+
 int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const char *prog,
 		       const char *also, char *why, size_t whylen)
 {
-	struct pl_attachment *a = NULL;
-	size_t n = 0;
+	char moved[512];
 
 	/* pktlens's own, of an attachment elsewhere: the interface moved here from its namespace */
-	if (!pl_attachments(0, &a, &n)) {
-		for (size_t i = 0; i < n; i++) {
-			struct pl_netns_id nid;
-			char ns[96];
-
-			if (!a[i].meta_ok || a[i].meta.xdp_prog_id != id)
-				continue;
-			pl_netns_identify(a[i].netns, false, &nid);
-			pl_netns_fmt(a[i].netns, false, ns, sizeof(ns));
-			/* its bpf_link holds it: only its owner's detach removes it, not --force */
-			snprintf(why, whylen, "%s: pktlens's XDP program (id %u) of the attachment of %s "
-				 "in netns %s runs on it: the interface moved here from there; detach that "
-				 "one first (pktlens -n %s detach %s)", ifname, id,
-				 a[i].ifname, ns, nid.name[0] ? nid.name : "NETNS",
-				 a[i].ifname);
-			free(a);
-			return -EBUSY;
-		}
-		free(a);
-	}
+	if (pl_xdp_moved_why(id, moved, sizeof(moved)))
+		return pl_why(why, whylen, -EBUSY, "%s: %s", ifname, moved);
 	return pl_why(why, whylen, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
 		      "--force replaces it (program '%s'%s)", ifname, id, mode, prog, also);
 }

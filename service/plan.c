@@ -419,7 +419,7 @@ static __u32 foreign_xdp(int ifindex, __u32 ours)
 /* An interface the config wants that cannot be attached as it says: a note, no step. */
 static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li)
 {
-	char nsbuf[300];
+	char nsbuf[300], moved[512];
 	__u32 id;
 
 	pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
@@ -431,10 +431,13 @@ static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_
 	}
 	if (st->want.xdp_mode != PL_XDP_NONE &&
 	    (st->kind == PL_STEP_ADD || (st->what & PL_CH_REATTACH)) &&
-	    (id = foreign_xdp(li->ifindex, st->kind == PL_STEP_ADD ? 0 : st->att.meta.xdp_prog_id)))
+	    (id = foreign_xdp(li->ifindex, st->kind == PL_STEP_ADD ? 0 : st->att.meta.xdp_prog_id))) {
+		if (pl_xdp_moved_why(id, moved, sizeof(moved)))
+			return note(p, "%s (netns %s): %s", li->ifname, nsbuf, moved) ?: 1;
 		return note(p, "%s (netns %s): a foreign XDP program (id %u) is attached; pktlens "
 			    "does not replace it (detach it, or use xdp: none)", li->ifname, nsbuf,
 			    id) ?: 1;
+	}
 	return 0;
 }
 

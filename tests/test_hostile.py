@@ -179,7 +179,7 @@ def test_stats_never_shows_another_interfaces_kernel_counters(lab):
     pktlens("attach", "other0", "--xdp", "none", "--tc", "in", ns=lab.b)
 
 
-def test_interface_moved_to_another_namespace(lab):
+def test_interface_moved_to_another_namespace(lab, tmp_path):
     """An attached interface moved to another namespace (as container tools move veth ends) takes
     its XDP program along: list here says interface-moved, attach there names the attachment and
     the detach that frees it (not --force: the link holds it), and after that detach it attaches
@@ -202,6 +202,15 @@ def test_interface_moved_to_another_namespace(lab):
             if not extra:
                 assert "the interface moved here from there" in r.stderr, r
                 assert f"pktlens -n {lab.b} detach mv0" in r.stderr, r
+        # the service's plan says the same of it, not "a foreign XDP program"
+        conf = tmp_path / "mv.conf"
+        conf.write_text(f"interfaces:\n  - match: mv0\n    netns: '{other}'\n    xdp: skb\n"
+                        "    tc: none\n")
+        r = pktlens("-j", "apply", str(conf), "--dry-run", check=False)
+        plan = json.loads(r.stdout)
+        assert r.returncode == 1 and not plan["steps"] and not plan["ok"], r
+        assert [n for n in plan["blocked"] if "the interface moved here from there" in n
+                and f"pktlens -n {lab.b} detach mv0" in n and n.startswith("mv0 (netns ")], plan
         pktlens("detach", "mv0", ns=lab.b)
         pktlens("attach", "mv0", "--xdp", "skb", "--tc", "none", ns=other)
         pktlens("detach", "mv0", ns=other)
