@@ -32,6 +32,8 @@ const char *pl_fmt_key_addr(const struct pl_flow_key *k, const __u8 addr[16], ch
 {
 	if (k->l3proto == 0x86dd)	/* ::ffff:198.18.0.1 in an IPv6 header stays IPv6 */
 		return inet_ntop(AF_INET6, addr, buf, len) ? buf : "?";
+	if (k->l3proto == 0x0800)	/* a header too short for addresses: 0.0.0.0, not :: */
+		return inet_ntop(AF_INET, addr + 12, buf, len) ? buf : "?";
 	return pl_fmt_addr(addr, buf, len);
 }
 

@@ -59,9 +59,9 @@ def mixed(src="02:00:00:00:00:01", dst="02:00:00:00:00:02"):
         "ipv6", "udp", ("ipv6", "udp", A6, B6, 0, 0, None), frag=True, opts=True)
     # truncated IPv4 header, garbage IPv4 header, truncated TCP header
     add(E(type=0x0800) / Raw(b"\x45\x00\x00\x30" + b"\x00" * 6),
-        "ipv4", "none", ("ipv4", "0", "::", "::", 0, 0, None), err="truncated")
+        "ipv4", "none", ("ipv4", "0", "0.0.0.0", "0.0.0.0", 0, 0, None), err="truncated")
     add(E(type=0x0800) / Raw(b"\x55" + b"\x00" * 27),
-        "ipv4", "none", ("ipv4", "0", "::", "::", 0, 0, None), err="malformed")
+        "ipv4", "none", ("ipv4", "0", "0.0.0.0", "0.0.0.0", 0, 0, None), err="malformed")
     add(E() / IP(src=A4, dst=B4, proto=6) / Raw(b"\x00" * 10),
         "ipv4", "tcp", ("ipv4", "tcp", A4, B4, 0, 0, None), err="truncated")
     # ARP and another ethertype (LLDP): one flow per ethertype

@@ -112,4 +112,4 @@ def check_flows(flows, cases):
         t = flow_tuple(f)
         assert t not in got, f"flow listed twice: {t}"
         got[t] = (f["packets"], f["bytes"], f.get("tcp_flags", ""))
-    assert got == exp
+    assert got == exp, (sorted(set(got.items()) ^ set(exp.items()), key=str))
