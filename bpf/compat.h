@@ -19,8 +19,12 @@
 
 #define pl_has_helper(name) bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_##name)
 
-/* CLOCK_MONOTONIC, coarse where the kernel has it (5.11): jiffy resolution is enough for last-seen */
-static __always_inline __u64 pl_now_coarse(void)
+/*
+ * CLOCK_MONOTONIC, coarse where the kernel has it (5.11): jiffy resolution
+ * is enough for last-seen. Packet programs read it through pl_now_coarse()
+ * (bpf/maps.h), which asks once per jiffy and CPU.
+ */
+static __always_inline __u64 pl_ktime_coarse(void)
 {
 	if (pl_has_helper(ktime_get_coarse_ns))
 		return bpf_ktime_get_coarse_ns();

@@ -240,6 +240,7 @@ enum pl_map_id {
 	PL_MID_RULE_CTRS,
 	PL_MID_POLICY_SET,
 	PL_MID_FLOW_CTL,
+	PL_MID_CLOCK,
 	PL_MID_MAX,
 };
 

@@ -104,6 +104,9 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	[PL_MID_POLICY_WALK] = ROW("policy_walk", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
+	/* the coarse clock as last read on this CPU (bpf/maps.h): each program's own */
+	[PL_MID_CLOCK] = ROW("pl_clock", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
+			     PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	/* a rule set's lookup of policy_list by field (bpf/policy.h), and its per-CPU scratch */
 	[PL_MID_POLICY_CLASS] = ROW("policy_class", BPF_MAP_TYPE_ARRAY, BOTH, false,
 				    PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
