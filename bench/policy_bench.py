@@ -22,8 +22,9 @@
    rounds, the order flipped every round.
 2. Live, in a veth lab: trafgen floods UDP from 198.18.0.0/24; the receiver
    drops it by source prefix with a pktlens rule on native XDP, on tc
-   ingress (tcx), with the minimal dropper above attached as native XDP, or
-   with an nftables netdev ingress rule, alternating. Reported per method: packets
+   ingress (tcx), with the minimal dropper above attached as native XDP or
+   on tc ingress (clsact: bpftool 7.1 and tc cannot attach by tcx), or with
+   an nftables netdev ingress rule, alternating. Reported per method: packets
    per second the receiver got and dropped, and softirq CPU time (all CPUs,
    /proc/stat) per million dropped packets: receive processing on veth runs
    in NET_RX softirq.
@@ -168,7 +169,7 @@ def prog_run_parallel(prog_id, data, repeat, cpus=(0, 1)):
 def dropper_load(tmp):
     """bench/dropper.bpf.o pinned under bpffs: {prog name: id}, the pin dir"""
     pin = f"/sys/fs/bpf/plbench-drop-{os.getpid()}"
-    sh("bpftool", "prog", "loadall", DROPPER_OBJ, pin, "type", "xdp", "pinmaps", pin + "-maps")
+    sh("bpftool", "prog", "loadall", DROPPER_OBJ, pin, "pinmaps", pin + "-maps")
     ids = {}
     for name in ("bench_drop_src", "bench_drop_dst"):
         ids[name] = json.loads(sh("bpftool", "-j", "prog", "show", "pinned", f"{pin}/{name}").stdout)["id"]
@@ -305,7 +306,7 @@ def live_part(lab, rounds, seconds):
     fr = frame_bytes(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
     with open(cfg, "w") as f:
         f.write("{ " + ", ".join(f"0x{b:02x}" for b in fr) + " }\n")
-    out = {"pktlens-xdp": [], "pktlens-tc": [], "dropper-xdp": [], "nftables": []}
+    out = {"pktlens-xdp": [], "pktlens-tc": [], "dropper-xdp": [], "dropper-tc": [], "nftables": []}
     _, pin = dropper_load(lab.tmp)
     try:
         return live_rounds(lab, rounds, seconds, cfg, hz, out, pin)
@@ -323,12 +324,17 @@ def live_rounds(lab, rounds, seconds, cfg, hz, out, pin):
     for _ in range(rounds):
         for method in out:
             rx0 = json.loads(sh("ip", "-n", lab.b, "-j", "-s", "link", "show", "vb").stdout)[0]["stats64"]["rx"]
-            if method == "dropper-xdp":
+            if method.startswith("dropper"):
                 dropper_prefix(pin, "src", "198.18.0.0/24")
                 base = dropper_count(pin)
                 # nsenter, not ip -n: that remounts /sys, and the pin is on bpffs
-                sh("nsenter", f"--net=/run/netns/{lab.b}", "ip", "link", "set", "dev", "vb", "xdpdrv", "pinned",
-                   f"{pin}/bench_drop_src")
+                if method == "dropper-xdp":
+                    sh("nsenter", f"--net=/run/netns/{lab.b}", "ip", "link", "set", "dev", "vb", "xdpdrv",
+                       "pinned", f"{pin}/bench_drop_src")
+                else:   # clsact: this bpftool and tc cannot attach by tcx
+                    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
+                    sh("nsenter", f"--net=/run/netns/{lab.b}", "tc", "filter", "add", "dev", "vb", "ingress",
+                       "bpf", "direct-action", "object-pinned", f"{pin}/bench_drop_src_tc")
             elif method.startswith("pktlens"):
                 xdp = method == "pktlens-xdp"
                 pktlens(lab.b, "attach", "vb", "--xdp", "native" if xdp else "none",
@@ -341,9 +347,12 @@ def live_rounds(lab, rounds, seconds, cfg, hz, out, pin):
             t0 = time.monotonic()
             soft = flood(lab, seconds, cfg)
             took = time.monotonic() - t0
-            if method == "dropper-xdp":
+            if method.startswith("dropper"):
                 dropped = dropper_count(pin) - base
-                sh("ip", "-n", lab.b, "link", "set", "dev", "vb", "xdpdrv", "off")
+                if method == "dropper-xdp":
+                    sh("ip", "-n", lab.b, "link", "set", "dev", "vb", "xdpdrv", "off")
+                else:
+                    sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
                 dropper_prefix(pin, "src", "198.18.0.0/24", add=False)
             elif method.startswith("pktlens"):
                 doc = json.loads(pktlens(lab.b, "-j", "stats", "vb").stdout)
@@ -366,7 +375,7 @@ def live_rounds(lab, rounds, seconds, cfg, hz, out, pin):
         summary[method] = dict(dropped_pps=pps, softirq_ms_per_mpkt=cpu, runs=runs)
         print(f"  {method:12} dropped {pps / 1e3:6.0f} kpps   softirq {cpu:7.1f} ms per million dropped")
     nft = summary["nftables"]
-    for method in ("pktlens-xdp", "pktlens-tc", "dropper-xdp"):
+    for method in ("pktlens-xdp", "pktlens-tc", "dropper-xdp", "dropper-tc"):
         m = summary[method]
         m["ratio_softirq"] = m["softirq_ms_per_mpkt"] / nft["softirq_ms_per_mpkt"]
         m["ratio_pps"] = m["dropped_pps"] / nft["dropped_pps"]
