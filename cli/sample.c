@@ -566,7 +566,10 @@ static int parse_mode_opt(const char *s, void *field, char *why, size_t whylen)
 static int do_sample(void *cfg, int argc, char **argv)
 {
 	const struct sample_cfg *c = cfg;
-	struct pl_sample_opts so = { .every = c->every, .snaplen = c->snaplen, .dirs = (__u32)c->dirs,
+	/* -s 0: the largest, as tcpdump has it */
+	struct pl_sample_opts so = { .every = c->every,
+				     .snaplen = c->snaplen ? c->snaplen : PL_SNAPLEN_MAX,
+				     .dirs = (__u32)c->dirs,
 				     .policy = c->policy, .verdicts = c->verdicts, .rule = c->rule,
 				     .hooks = c->hook ? 1U << (c->hook - 1) : 0 };
 	struct pl_sample_stats counts[PL_SLOT_MAX], total[PL_SLOT_MAX] = { 0 };
@@ -812,9 +815,9 @@ static const struct pl_opt sample_opts[] = {
 	  .min = 1, .max = UINT64_MAX, .arg = "N", .flags = PL_OPT_SHORT,
 	  .bad = ": not a packet count >= 1", .help = "stop after writing N packets" },
 	{ .name = "snaplen", .short_name = 's', .type = PL_OPT_UINT,
-	  PL_FIELD(struct sample_cfg, snaplen), .min = 1, .max = PL_SNAPLEN_MAX, .arg = "N",
+	  PL_FIELD(struct sample_cfg, snaplen), .min = 0, .max = PL_SNAPLEN_MAX, .arg = "N",
 	  .syn = "-s|--snaplen N", .bad = ": not in %llu..%llu",
-	  .help = "bytes kept per packet, {min}..{max} (default {default})" },
+	  .help = "bytes kept per packet, 1..{max} (default {default}); 0: {max}, as tcpdump's -s 0" },
 	{ .name = "every", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, every), .min = 1,
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a number in %llu..%llu",
 	  .help = "keep 1 in N of the matching packets: every Nth on each CPU" },

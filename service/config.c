@@ -582,7 +582,7 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 	if (!strcmp(key, "keep"))
 		return number(x, v, key, 1, 1000000, &t->keep);
 	if (!strcmp(key, "snaplen"))
-		return number(x, v, key, 1, PL_SNAPLEN_MAX, &t->snaplen);
+		return number(x, v, key, 0, PL_SNAPLEN_MAX, &t->snaplen);	/* 0: 262144 */
 	if (!strcmp(key, "dev")) {
 		err = str_dup(x, v, key, &t->dev);
 		if (!err && (!*t->dev || strlen(t->dev) >= IF_NAMESIZE || strchr(t->dev, '/')))

@@ -168,6 +168,21 @@ def test_snaplen_cuts_and_keeps_wire_length(lab):
     assert [g[1] for g in got] == [len(r) for r in raw]
 
 
+@pytest.mark.parametrize("flag", ["-s", "--snaplen"])
+def test_snaplen_0_keeps_whole_frames_as_tcpdump(lab, flag):
+    """tcpdump's habit: -s 0 is the largest snaplen (262144), not an error."""
+    raw = frames()
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    path = os.path.join(lab.tmp, "snap0.pcap")
+    _, c = capture(lab, raw, "-w", path, flag, 0)
+    assert c["written"] == len(raw)
+    assert [g[0] for g in read_file(path)] == raw
+    snap = sh("tshark", "-r", path, "-T", "fields", "-e", "frame.cap_len").stdout.split()
+    assert [int(x) for x in snap] == [len(r) for r in raw]
+    hdr = open(path, "rb").read(24)
+    assert int.from_bytes(hdr[16:20], "little") == 262144     # the file header's snaplen
+
+
 @pytest.mark.parametrize("expr", [
     "udp", "tcp[tcpflags] & tcp-syn != 0", "ip6", "vlan and udp", "greater 1000",
     "ip[6:2] & 0x3fff != 0", "arp or icmp6",
@@ -318,7 +333,7 @@ def test_policy_sample_rules_feed_the_ring(lab):
 
 
 @pytest.mark.parametrize("args,msg", [
-    (["--snaplen", "0"], "--snaplen '0'"),
+    (["--snaplen", "-1"], "--snaplen '-1'"),
     (["--snaplen", "262145"], "--snaplen '262145'"),
     (["--every", "0"], "--every '0'"),
     (["--every", "ten"], "--every 'ten'"),
