@@ -60,7 +60,8 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	}
 	pl_catch_stop(false);
 	signal(SIGPIPE, SIG_IGN);
-	pl_info("export prometheus: serving http://%s/metrics", listen);
+	pl_info("export prometheus: serving http://%s%s/metrics%s", listen[0] == ':' ? "[::]" : "",
+		listen, listen[0] == ':' ? " (every address, IPv4 and IPv6)" : "");
 	t0 = time(NULL);
 	while (!pl_stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
 		usleep(100000);

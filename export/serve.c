@@ -98,11 +98,21 @@ int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 	if (!colon || (port = pl_port_parse(colon + 1)) < 0)
 		return -EINVAL;
 	hl = (size_t)(colon - s);
-	if (hl >= sizeof(host) || !hl)
+	if (hl >= sizeof(host))
 		return -EINVAL;
 	memcpy(host, s, hl);
 	host[hl] = '\0';
 	memset(ss, 0, sizeof(*ss));
+	if (!hl) {
+		/* ":PORT", as exporters write it: every address, both families ([::], dual stack) */
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		a6->sin6_family = AF_INET6;
+		a6->sin6_addr = in6addr_any;
+		a6->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*a6);
+		return AF_INET6;
+	}
 	if (host[0] == '[' && host[hl - 1] == ']') {
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
 
@@ -243,6 +253,25 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The HTTP server on @ss; [::] takes IPv4 too (dual stack), as Linux binds it by default */
+static struct MHD_Daemon *start(struct pl_prom_server *s, int fam, struct sockaddr_storage *ss)
+{
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+
+	if (fam == AF_INET6)
+		flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)ss)->sin6_addr) ?
+			 MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
+				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,	/* first: all of it */
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned int)(IDLE_CLIENTS_MAX + SCRAPES_MAX),
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_END);
+}
+
 struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_hooks *h,
 				     char *why, size_t whylen)
 {
@@ -276,16 +305,18 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	s->starting = true;
 	errno = 0;
-	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-				MHD_USE_POLL | MHD_USE_ERROR_LOG | (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
-				0, NULL, NULL, on_request, NULL,
-				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,	/* first: all of it */
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
-				MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned int)(IDLE_CLIENTS_MAX + SCRAPES_MAX),
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				MHD_OPTION_END);
+	s->d = start(s, fam, &ss);
+	if (!s->d && errno == EAFNOSUPPORT && fam == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+		/* every address on a host without IPv6: every IPv4 one */
+		struct sockaddr_in a4 = { .sin_family = AF_INET,
+					  .sin_port = ((struct sockaddr_in6 *)&ss)->sin6_port };
+
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, &a4, sizeof(a4));
+		errno = 0;
+		s->d = start(s, AF_INET, &ss);
+	}
 	(void)sl;
 	pthread_mutex_lock(&s->lock);
 	s->starting = false;

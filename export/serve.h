@@ -19,7 +19,7 @@ int pl_port_parse(const char *s);
  */
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
 /* What pl_listen_parse() takes, for the error that refuses the rest. */
-#define PL_LISTEN_WANT "not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)"
+#define PL_LISTEN_WANT "not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435, :9435 for every address)"
 
 struct pl_prom_server;
 /* What the server tells its owner; each may be NULL. Called from server threads. */

@@ -172,7 +172,9 @@ static int exporters(struct daemon *d, const struct pl_config *old, const struct
 				dlog(d, LOG_ERR, "prometheus: %s", why);
 				return -errno;
 			}
-			dlog(d, LOG_INFO, "prometheus: serving http://%s/metrics", c->prom_listen);
+			dlog(d, LOG_INFO, "prometheus: serving http://%s%s/metrics%s",
+			     c->prom_listen[0] == ':' ? "[::]" : "", c->prom_listen,
+			     c->prom_listen[0] == ':' ? " (every address, IPv4 and IPv6)" : "");
 		}
 	}
 	if (!old || !c->ipfix_collector || !old->ipfix_collector ||

@@ -174,7 +174,7 @@ def test_prefix_runs_the_command():
     assert json.loads(r.stdout)["expression"] == "udp"
     r = subprocess.run([PKTLENS, "export", "p", "--listen", "nowhere"], capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (2, "pktlens: export prometheus: --listen 'nowhere': not "
-                                           "ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435)\n")
+                                           "ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435, :9435 for every address)\n")
 
 
 @pytest.mark.parametrize("cmd", [["attach"], ["detach"], ["stats", "a", "b"], ["flows", "a", "b"],

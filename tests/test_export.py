@@ -171,6 +171,29 @@ def test_listen_on_a_host_name():
     assert r.returncode == 2 and "--listen 'no-such-host.invalid:9435'" in r.stderr, r
 
 
+@pytest.mark.parametrize("form", [":{port}", "[::]:{port}"])
+def test_listen_on_every_address(form):
+    """:PORT, as exporters write it, and [::]:PORT answer on IPv4 and IPv6 loopback both."""
+    import urllib.request
+    port = free_port()
+    p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen", form.format(port=port),
+                          "--duration", "5"], stderr=subprocess.PIPE, text=True)
+    try:
+        for url in (f"http://127.0.0.1:{port}/metrics", f"http://[::1]:{port}/metrics"):
+            for _ in range(50):
+                try:
+                    body = urllib.request.urlopen(url, timeout=2).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                raise AssertionError(p.stderr.read() if p.poll() is not None else f"no answer at {url}")
+            assert b"# TYPE pktlens_" in body
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_prometheus_server_scrapes_the_same_numbers(lab, exporter):
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     ns = os.stat(f"/run/netns/{lab.b}").st_ino
