@@ -30,7 +30,8 @@ static void usage(FILE *f)
 {
 	pl_cmd_usage(f, pl_cmds);
 	fprintf(f, "\nGlobal options:\n"
-		   "  -n, --netns NETNS  run in network namespace NETNS (a name in /run/netns or a path;\n"
+		   "  -n, --netns NETNS  run in network namespace NETNS (a name in /run/netns, a path, or\n"
+		   "                     the PID of a process in it;\n"
 		   "                     also --netns=NETNS)\n"
 		   "  -j, --json         print JSON\n"
 		   "  -p, --pretty       pretty-print JSON (implies -j)\n"
@@ -55,6 +56,12 @@ static int enter_netns(const char *cmd, const char *ns)
 		return PL_EXIT_USAGE;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && ns[0] && strspn(ns, "0123456789") == strlen(ns) &&
+	    strlen(ns) < 11) {
+		/* no namespace of that name: a PID's, as nsenter -t takes it */
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", ns);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0) {
 		err = errno;
 		pl_err("%s: netns '%s': %s", cmd, ns, strerror(err));

@@ -464,6 +464,28 @@ def test_global_options_and_netns_errors(lab):
     assert r.returncode == 2
 
 
+def test_netns_by_pid(lab):
+    """-n PID enters the network namespace of that process, as nsenter -t does, where no
+    namespace has that name; a PID that is not there is an error naming it."""
+    p = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab.b}", "sleep", "30"])
+    try:
+        want = os.stat(f"/run/netns/{lab.b}").st_ino
+        for _ in range(100):    # until nsenter has entered it
+            if os.stat(f"/proc/{p.pid}/ns/net").st_ino == want:
+                break
+            time.sleep(0.05)
+        pktlens("-n", str(p.pid), "attach", "vb", "--xdp", "none", "--tc", "in")
+        assert [a["ifname"] for a in pktlens_json("list", ns=lab.b)["attachments"]
+                if a["this_netns"]] == ["vb"]
+        assert pktlens_json("-n", str(p.pid), "stats", "vb")["interfaces"][0]["ifname"] == "vb"
+    finally:
+        p.kill()
+        p.wait()
+    r = pktlens("-n", str(p.pid), "list", check=False)
+    assert (r.returncode, r.stderr) == (2, f"pktlens: list: netns '{p.pid}': No such file or "
+                                           "directory\n")
+
+
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
