@@ -216,11 +216,22 @@ c.close()
     assert abs(got - delta) <= 1 + delta // 50, (got, delta, dropped)
     assert rows[0]["tcp"]["reorder"] == 0
     # the server's direction lost nothing before the router: its own half, not the client's
-    # (at most its FIN again, when the client's ACK of it was among the dropped)
+    # (only its FIN again, once for each of the client's ACKs of it that were dropped: the
+    # server may still be retransmitting it, so read once two readings a second apart agree)
+    def server_half():
+        return tcp_rows(pktlens_json("flows", ns=lab.h), S4, dport=out["sport"])
+
+    back, deadline = server_half(), time.time() + 15
+    while time.time() < deadline:
+        time.sleep(1)
+        again = server_half()
+        if again == back:
+            break
+        back = again
     for doc in (pktlens_json("flows", ns=lab.h), pktlens_json("flows", "--sort", "rtt", ns=lab.h)):
         back = tcp_rows(doc, S4, dport=out["sport"])
         assert back and back[0]["tcp"]["reorder"] == 0
-        assert back[0]["tcp"]["retrans"] <= 1 < got, (back[0]["tcp"], got)
+        assert back[0]["tcp"]["retrans"] <= 3 < got, (back[0]["tcp"], got)
     # the plain table shows the same halves: RETX is the column after SRTT_MS
     plain = {ln.split()[5].split(":")[0]: int(ln.split()[-4])
              for ln in pktlens("flows", "vb", ns=lab.h).stdout.splitlines() if f":{out['sport']}" in ln}
