@@ -42,7 +42,7 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	struct pl_prom_server *srv;
 	struct sockaddr_storage ss;
 	uint64_t duration = c->duration;
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN], url[128];
 	socklen_t sl;
 	time_t t0;
 
@@ -60,8 +60,7 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	}
 	pl_catch_stop(false);
 	signal(SIGPIPE, SIG_IGN);
-	pl_info("export prometheus: serving http://%s%s/metrics%s", listen[0] == ':' ? "[::]" : "",
-		listen, listen[0] == ':' ? " (every address, IPv4 and IPv6)" : "");
+	pl_info("export prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
 	t0 = time(NULL);
 	while (!pl_stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
 		usleep(100000);

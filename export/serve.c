@@ -145,6 +145,15 @@ int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 	}
 }
 
+const char *pl_listen_url(const char *listen, char *buf, size_t len)
+{
+	bool any = listen[0] == ':';
+
+	snprintf(buf, len, "http://%s%s/metrics%s", any ? "[::]" : "", listen,
+		 any ? " (every address, IPv4 and IPv6)" : "");
+	return buf;
+}
+
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text,
 			     const char *allow)
 {

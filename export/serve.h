@@ -18,6 +18,8 @@ int pl_port_parse(const char *s);
  * its first IPv4 address, else IPv6): the address family, or -EINVAL.
  */
 int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
+/* "http://LISTEN/metrics", ":PORT" said as the every-address it is, into @buf */
+const char *pl_listen_url(const char *listen, char *buf, size_t len);
 /* What pl_listen_parse() takes, for the error that refuses the rest. */
 #define PL_LISTEN_WANT "not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435, :9435 for every address)"
 

@@ -158,7 +158,7 @@ static void ipfix_stop(struct daemon *d)
 /* Start the exporters @c asks for (stopping those it no longer does). 0 or -errno. */
 static int exporters(struct daemon *d, const struct pl_config *old, const struct pl_config *c)
 {
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN], url[128];
 	int err;
 
 	if (!old || !c->prom_listen || !old->prom_listen || strcmp(c->prom_listen, old->prom_listen)) {
@@ -172,9 +172,8 @@ static int exporters(struct daemon *d, const struct pl_config *old, const struct
 				dlog(d, LOG_ERR, "prometheus: %s", why);
 				return -errno;
 			}
-			dlog(d, LOG_INFO, "prometheus: serving http://%s%s/metrics%s",
-			     c->prom_listen[0] == ':' ? "[::]" : "", c->prom_listen,
-			     c->prom_listen[0] == ':' ? " (every address, IPv4 and IPv6)" : "");
+			dlog(d, LOG_INFO, "prometheus: serving %s",
+			     pl_listen_url(c->prom_listen, url, sizeof(url)));
 		}
 	}
 	if (!old || !c->ipfix_collector || !old->ipfix_collector ||
