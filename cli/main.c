@@ -56,12 +56,9 @@ static int enter_netns(const char *cmd, const char *ns)
 		return PL_EXIT_USAGE;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && ns[0] && strspn(ns, "0123456789") == strlen(ns) &&
-	    strlen(ns) < 11) {
-		/* no namespace of that name: a PID's, as nsenter -t takes it */
-		snprintf(path, sizeof(path), "/proc/%s/ns/net", ns);
+	/* no namespace of that name: a PID's, as nsenter -t takes it */
+	if (fd < 0 && errno == ENOENT && pl_netns_pid_path(ns, path, sizeof(path)))
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
 	if (fd < 0) {
 		err = errno;
 		pl_err("%s: netns '%s': %s", cmd, ns, strerror(err));

@@ -170,6 +170,8 @@ struct pl_netns_id {
  * thread safe.
  */
 void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id);
+/* Is @s a PID (decimal digits only)? Then its /proc/PID/ns/net into @path, and true. */
+bool pl_netns_pid_path(const char *s, char *path, size_t len);
 /* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
 const char *pl_netns_fmt(uint64_t ino, bool pid, char *buf, size_t len);
 

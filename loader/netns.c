@@ -156,6 +156,16 @@ static void walk_pids(void)
 	compact();
 }
 
+bool pl_netns_pid_path(const char *s, char *path, size_t len)
+{
+	size_t n = strspn(s, "0123456789");
+
+	if (!n || s[n])
+		return false;
+	snprintf(path, len, "/proc/%s/ns/net", s);
+	return true;
+}
+
 void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
 {
 	long long now = (long long)pl_mono_ns();

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: GPL-2.0
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -293,13 +292,9 @@ int pl_netns_of(const char *s, __u64 *ino)
 {
 	char path[300];
 	struct stat st;
-	bool pid = *s != '\0';
 	int fd, type, err;
 
-	for (const char *c = s; *c; c++)
-		pid &= isdigit((unsigned char)*c) != 0;
-	if (pid) {
-		snprintf(path, sizeof(path), "/proc/%s/ns/net", s);
+	if (pl_netns_pid_path(s, path, sizeof(path))) {
 		s = path;
 	} else if (*s && !strchr(s, '/')) {	/* a name, as ip netns gives them */
 		if (strlen(s) > 255 || !strcmp(s, ".") || !strcmp(s, ".."))
