@@ -52,11 +52,25 @@ struct {
 } drop_cnt SEC(".maps");
 
 /* Is the frame in [data, data_end) (@len on the wire) one to drop? Counted if so. */
+/* A trie's answer @hit for a packet of @len bytes: counted when it is one to drop. */
+static __always_inline int counted(void *hit, __u32 len)
+{
+	__u32 zero = 0;
+	struct cnt *c;
+
+	if (!hit)
+		return 0;
+	c = bpf_map_lookup_elem(&drop_cnt, &zero);
+	if (c) {
+		c->pkts++;
+		c->bytes += len;
+	}
+	return 1;
+}
+
 static __always_inline int drop(void *data, void *data_end, __u32 len, int dst)
 {
 	struct ethhdr *eth = data;
-	__u32 zero = 0;
-	struct cnt *c;
 	void *hit;
 
 	if ((void *)(eth + 1) > data_end)
@@ -80,14 +94,7 @@ static __always_inline int drop(void *data, void *data_end, __u32 len, int dst)
 	} else {
 		return 0;
 	}
-	if (!hit)
-		return 0;
-	c = bpf_map_lookup_elem(&drop_cnt, &zero);
-	if (c) {
-		c->pkts++;
-		c->bytes += len;
-	}
-	return 1;
+	return counted(hit, len);
 }
 
 static __always_inline int xdp_drop(struct xdp_md *ctx, int dst)
@@ -121,8 +128,6 @@ int bench_drop_src_tc(struct __sk_buff *skb)
 {
 	struct key6 k6 = { .prefixlen = 128 };
 	struct key4 k4 = { .prefixlen = 32 };
-	__u32 zero = 0;
-	struct cnt *c;
 	__be16 proto;
 	void *hit;
 
@@ -139,14 +144,7 @@ int bench_drop_src_tc(struct __sk_buff *skb)
 	} else {
 		return 0;	/* TC_ACT_OK */
 	}
-	if (!hit)
-		return 0;
-	c = bpf_map_lookup_elem(&drop_cnt, &zero);
-	if (c) {
-		c->pkts++;
-		c->bytes += skb->len;
-	}
-	return 2;		/* TC_ACT_SHOT */
+	return counted(hit, skb->len) ? 2 /* TC_ACT_SHOT */ : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";
