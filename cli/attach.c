@@ -201,7 +201,10 @@ static int select_in_netns(const char *ns, const char *dev, struct pl_attachment
 	return PL_EXIT_OK;
 }
 
-/* Attachments in any namespace whose XDP or tcx link lost its interface, or whose namespace is gone. */
+/*
+ * Attachments in any namespace whose XDP or tcx link lost its interface,
+ * whose namespace is gone, or (clsact, no link) whose programs are gone.
+ */
 static int select_stale(struct pl_attachment **a, size_t *n)
 {
 	size_t i, j;
@@ -214,6 +217,8 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 	for (i = 0, j = 0; i < *n; i++) {
 		__u32 ifindex = 1;
 
+		if (pl_attachment_progs_gone(&(*a)[i]))
+			(*a)[i].ns_gone = true;	/* its filters went with their interface */
 		if ((*a)[i].ns_gone ||
 		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex))
 			(*a)[j++] = (*a)[i];

@@ -18,6 +18,20 @@
 #include "../export/report.h"
 #include "../loader/xdp_multi.h"
 
+/* Is the namespace with @a's inode now another one (its own deleted, the inode reused)? */
+static bool netns_reused(const struct pl_attachment *a)
+{
+	struct pl_netns_id any, its;
+
+	if (!pl_att_cookie(a))
+		return false;
+	pl_netns_identify(a->netns, 0, true, &any);
+	if (!any.name[0] && !any.pid)
+		return false;	/* not found: it may live on unnamed, held by a mount or a file */
+	pl_netns_identify(a->netns, pl_att_cookie(a), true, &its);
+	return !its.name[0] && !its.pid;
+}
+
 /*
  * attached, interface-gone, interface-moved (to another namespace, its
  * programs still running there), interface-renamed (now NAME),
@@ -32,7 +46,8 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 
 	if (!a->meta_ok)
 		return "broken";
-	if (a->ns_gone || (a->netns == here->ino && !pl_attachment_of(a, here)))
+	if (a->ns_gone || (a->netns == here->ino && !pl_attachment_of(a, here)) ||
+	    (a->netns != here->ino && netns_reused(a)))
 		return "netns-gone";
 	err = pl_attachment_link_ifindex(a, &ifindex);
 	if (err && err != -ENOENT)
@@ -40,7 +55,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (!err && !ifindex)
 		return "interface-gone";
 	if (a->netns != here->ino)
-		return "other-netns";
+		return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
 	lerr = pl_link_get(NULL, a->meta.ifindex, &li);
 	/* its XDP link still holds a device this namespace has not: the interface moved away */
 	if (!err && lerr == -ENODEV)

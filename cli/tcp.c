@@ -129,7 +129,7 @@ static int on_event(void *ctx, const struct pl_tcp_event *e)
 	strftime(tm, sizeof(tm), "%H:%M:%S", &lt);
 	endpoint(e->t.laddr, e->t.lport, l, sizeof(l));
 	endpoint(e->t.raddr, e->t.rport, rm, sizeof(rm));
-	pl_netns_fmt(e->t.netns, false, ns, sizeof(ns));
+	pl_netns_fmt(e->t.netns, 0, false, ns, sizeof(ns));
 	if (e->type == PL_TCP_EV_RETRANS)
 		printf("%-8s %-12s %-30s -> %-30s %-12s %-6s %u%s%s%s\n", tm,
 		       ns, l, rm, state_name(e->state),
@@ -234,7 +234,7 @@ static void retrans_summary(struct run *r, uint64_t lost)
 	       "SEGS");
 	for (size_t i = 0; i < r->nconns; i++)
 		printf("%-12s %-30s -> %-30s %11llu %8llu\n",
-		       pl_netns_fmt(r->conns[i].t.netns, false, ns, sizeof(ns)),
+		       pl_netns_fmt(r->conns[i].t.netns, 0, false, ns, sizeof(ns)),
 		       endpoint(r->conns[i].t.laddr, r->conns[i].t.lport, l, sizeof(l)),
 		       endpoint(r->conns[i].t.raddr, r->conns[i].t.rport, rm, sizeof(rm)),
 		       (unsigned long long)r->conns[i].events, (unsigned long long)r->conns[i].segs);
@@ -264,7 +264,7 @@ static int rtt_report(const struct pl_tcp *t, __u32 by, bool hist)
 		char a[PL_ADDR_STRLEN], what[400] = "rtt", ns[300];
 
 		if (by)
-			pl_netns_fmt(keys[i].netns, false, ns, sizeof(ns));
+			pl_netns_fmt(keys[i].netns, 0, false, ns, sizeof(ns));
 		if (by == PL_TCP_BY_RADDR)
 			snprintf(what, sizeof(what), "netns %s raddr %s", ns,
 				 pl_fmt_addr(keys[i].raddr, a, sizeof(a)));

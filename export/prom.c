@@ -85,7 +85,7 @@ static void read_att(struct pl_prom_att *t)
 	if (!t->a->ns_gone) {	/* a deleted namespace's inode may name another now */
 		struct pl_netns_id id;
 
-		pl_netns_identify(t->a->netns, false, &id);
+		pl_netns_identify(t->a->netns, pl_att_cookie(t->a), false, &id);
 		snprintf(t->netns_name, sizeof(t->netns_name), "%s", id.name);
 	}
 	if (!t->a->meta_ok || pl_state_open(t->a->dir, &st))

@@ -146,12 +146,12 @@ const char *pl_fmt_totals(const struct pl_meta *m, const struct pl_stats s[PL_SL
 	return buf;
 }
 
-static void json_netns(struct jw *w, uint64_t ino, const char *dir, bool identify)
+static void json_netns(struct jw *w, uint64_t ino, uint64_t cookie, const char *dir, bool identify)
 {
 	struct pl_netns_id id = { .pid = 0 };
 
 	if (identify)
-		pl_netns_identify(ino, true, &id);
+		pl_netns_identify(ino, cookie, true, &id);
 	jw_u64_field(w, "netns", ino);
 	if (dir)
 		jw_str_field(w, "netns_id", dir);
@@ -164,12 +164,12 @@ static void json_netns(struct jw *w, uint64_t ino, const char *dir, bool identif
 
 void pl_json_netns(struct jw *w, uint64_t ino)
 {
-	json_netns(w, ino, NULL, true);
+	json_netns(w, ino, 0, NULL, true);
 }
 
 void pl_json_att_netns(struct jw *w, const struct pl_attachment *a)
 {
-	json_netns(w, a->netns, a->ns, !a->ns_gone);
+	json_netns(w, a->netns, pl_att_cookie(a), a->ns, !a->ns_gone);
 }
 
 const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf, size_t len)
@@ -178,7 +178,7 @@ const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf,
 		snprintf(buf, len, "%s", a->ns);
 		return buf;
 	}
-	return pl_netns_fmt(a->netns, pid, buf, len);
+	return pl_netns_fmt(a->netns, pl_att_cookie(a), pid, buf, len);
 }
 
 void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)

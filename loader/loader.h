@@ -116,6 +116,11 @@ struct pl_attachment {
 	struct pl_meta meta;
 	bool meta_ok;
 };
+/* The cookie of @a's namespace, 0 where it is not known (pl_netns_identify()). */
+static inline uint64_t pl_att_cookie(const struct pl_attachment *a)
+{
+	return a->meta_ok ? a->meta.netns_cookie : 0;
+}
 /* All attachments (netns == 0: every namespace, set-aside ones too). Caller frees *out. */
 int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
 /*
@@ -142,6 +147,11 @@ bool pl_meta_tc_live(const struct pl_meta *m, int dir);
 /* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 /*
+ * Whether none of @a's programs exists any more, where no link holds them:
+ * clsact filters go with their interface and no pin keeps their programs.
+ */
+bool pl_attachment_progs_gone(const struct pl_attachment *a);
+/*
  * Why attach refuses @ifname's XDP program @id (@mode, named @prog; @also
  * ends the parenthesis): a foreign program (--force replaces it), or
  * pktlens's own of an attachment in another namespace, the interface having
@@ -167,13 +177,14 @@ struct pl_netns_id {
 /*
  * Name the network namespace of inode @ino; with @pid, a process inside an
  * unnamed one. From walks of /run/netns and /proc cached for a second;
- * thread safe.
+ * thread safe. A @cookie (an attachment's, 0: unknown) must match too: a
+ * deleted namespace's inode is soon another's.
  */
-void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id);
+void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_id *id);
 /* Is @s a PID (decimal digits only)? Then its /proc/PID/ns/net into @path, and true. */
 bool pl_netns_pid_path(const char *s, char *path, size_t len);
 /* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
-const char *pl_netns_fmt(uint64_t ino, bool pid, char *buf, size_t len);
+const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, size_t len);
 
 /* ---- netlink (loader/netlink.c) ---- */
 

@@ -7,6 +7,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <pktlens/clock.h>
@@ -28,6 +31,9 @@ struct ns_entry {
 	char name[256];		/* "" when only a process is known */
 	int pid;
 	char comm[16];
+	uint64_t cookie;	/* of the namespace found there (0: no cookies) */
+	int cookie_err;		/* reading it failed: -errno */
+	bool cookie_read;	/* since the last walk */
 };
 
 static struct {
@@ -85,8 +91,10 @@ static void walk_names(void)
 	struct stat st;
 	DIR *d;
 
-	for (size_t i = 0; i < cache.n; i++)
+	for (size_t i = 0; i < cache.n; i++) {
 		cache.e[i].name[0] = '\0';
+		cache.e[i].cookie_read = false;
+	}
 	d = opendir(NETNS_RUN_DIR);
 	if (!d) {
 		compact();
@@ -115,8 +123,10 @@ static void walk_pids(void)
 	struct dirent *de;
 	DIR *d;
 
-	for (size_t i = 0; i < cache.n; i++)
+	for (size_t i = 0; i < cache.n; i++) {
 		cache.e[i].pid = 0;
+		cache.e[i].cookie_read = false;
+	}
 	d = opendir("/proc");
 	if (!d) {
 		compact();
@@ -156,6 +166,65 @@ static void walk_pids(void)
 	compact();
 }
 
+/*
+ * The cookie of the namespace that the nsfs file @path holds into @cookie
+ * (0 on a kernel without cookies), or -errno: this thread steps in, makes a
+ * socket and steps back.
+ */
+static int cookie_at(const char *path, uint64_t *cookie)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = 0;
+
+	*cookie = 0;
+	if (self < 0 || fd < 0 || setns(fd, CLONE_NEWNET)) {
+		err = -errno;
+	} else {
+		socklen_t len = sizeof(*cookie);
+		int sk = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		/* ENOPROTOOPT before Linux 5.14: the inode is all there is */
+		if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) ||
+		    len != sizeof(*cookie))
+			*cookie = 0;
+		if (sk >= 0)
+			close(sk);
+		/* back where it was: every later socket of this thread depends on it */
+		if (setns(self, CLONE_NEWNET)) {
+			fprintf(stderr, "pktlens: cannot return to this thread's network namespace: "
+				"%s\n", strerror(errno));
+			abort();
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	if (self >= 0)
+		close(self);
+	return err;
+}
+
+/* Is @e still the namespace of cookie @cookie (0: any), not a newer one with its inode? */
+static bool same_netns(struct ns_entry *e, uint64_t cookie)
+{
+	char path[512];
+
+	if (!cookie)
+		return true;
+	if (!e->cookie_read) {
+		if (e->name[0])
+			snprintf(path, sizeof(path), NETNS_RUN_DIR "/%s", e->name);
+		else
+			snprintf(path, sizeof(path), "/proc/%d/ns/net", e->pid);
+		e->cookie_err = cookie_at(path, &e->cookie);
+		e->cookie_read = true;
+	}
+	/* gone since the walk: not it; not readable (no privilege): the inode is all there is */
+	if (e->cookie_err)
+		return e->cookie_err != -ENOENT && e->cookie_err != -ESRCH;
+	return !e->cookie || e->cookie == cookie;
+}
+
 bool pl_netns_pid_path(const char *s, char *path, size_t len)
 {
 	size_t n = strspn(s, "0123456789");
@@ -166,7 +235,7 @@ bool pl_netns_pid_path(const char *s, char *path, size_t len)
 	return true;
 }
 
-void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
+void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_id *id)
 {
 	long long now = (long long)pl_mono_ns();
 	struct ns_entry *e;
@@ -186,7 +255,7 @@ void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
 		cache.pids_at = now;
 		e = find(ino);
 	}
-	if (e) {
+	if (e && (e->name[0] || (pid && e->pid)) && same_netns(e, cookie)) {
 		snprintf(id->name, sizeof(id->name), "%s", e->name);
 		if (pid && !e->name[0] && e->pid) {
 			id->pid = e->pid;
@@ -196,11 +265,11 @@ void pl_netns_identify(uint64_t ino, bool pid, struct pl_netns_id *id)
 	pthread_mutex_unlock(&cache.lock);
 }
 
-const char *pl_netns_fmt(uint64_t ino, bool pid, char *buf, size_t len)
+const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, size_t len)
 {
 	struct pl_netns_id id;
 
-	pl_netns_identify(ino, pid, &id);
+	pl_netns_identify(ino, cookie, pid, &id);
 	if (id.name[0])
 		snprintf(buf, len, "%" PRIu64 " (%s)", ino, id.name);
 	else if (id.pid)

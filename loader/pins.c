@@ -419,8 +419,8 @@ bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen)
 
 		if (!a[i].meta_ok || a[i].meta.xdp_prog_id != id)
 			continue;
-		pl_netns_identify(a[i].netns, false, &nid);
-		pl_netns_fmt(a[i].netns, false, ns, sizeof(ns));
+		pl_netns_identify(a[i].netns, pl_att_cookie(&a[i]), false, &nid);
+		pl_netns_fmt(a[i].netns, pl_att_cookie(&a[i]), false, ns, sizeof(ns));
 		/* its bpf_link holds it: only its owner's detach removes it, not --force */
 		snprintf(why, whylen, "pktlens's XDP program (id %u) of the attachment of %s in netns "
 			 "%s runs on it: the interface moved here from there; detach that one first "
@@ -539,6 +539,34 @@ bool pl_meta_live(const struct pl_meta *m)
 			return true;
 	}
 	return pl_meta_tc_live(m, PL_DIR_IN) || pl_meta_tc_live(m, PL_DIR_OUT);
+}
+
+bool pl_attachment_progs_gone(const struct pl_attachment *a)
+{
+	const struct pl_meta *m = &a->meta;
+	const __u32 ids[] = { m->xdp_mode != PL_XDP_NONE ? m->xdp_prog_id : 0,
+			      m->tc_hooks & (1u << PL_DIR_IN) ? m->tc_prog_id[PL_DIR_IN] : 0,
+			      m->tc_hooks & (1u << PL_DIR_OUT) ? m->tc_prog_id[PL_DIR_OUT] : 0 };
+	bool any = false;
+	__u32 ifindex;
+
+	if (!a->meta_ok || pl_attachment_link_ifindex(a, &ifindex) != -ENOENT)
+		return false;
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		int fd;
+
+		if (!ids[i])
+			continue;
+		any = true;
+		fd = bpf_prog_get_fd_by_id(ids[i]);
+		if (fd >= 0) {
+			close(fd);
+			return false;
+		}
+		if (errno != ENOENT)
+			return false;
+	}
+	return any;
 }
 
 /* ifindex the pinned XDP or tcx link is attached to: 0 once the interface is gone */

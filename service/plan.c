@@ -422,7 +422,7 @@ static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_
 	char nsbuf[300], moved[512];
 	__u32 id;
 
-	pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
+	pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));
 	if (st->want.tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 
@@ -644,7 +644,7 @@ int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const stru
 		/* a deleted namespace's (set aside): its inode may name another now */
 		memset(&id, 0, sizeof(id));
 		if (!a[i].ns_gone)
-			pl_netns_identify(a[i].netns, true, &id);
+			pl_netns_identify(a[i].netns, pl_att_cookie(&a[i]), true, &id);
 		snprintf(st->nsname, sizeof(st->nsname), "%s", id.name);
 		st->att = a[i];
 		read_have(st);
@@ -706,7 +706,7 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 	if (st->nsname[0])
 		snprintf(nsbuf, sizeof(nsbuf), "%" PRIu64 " (%s)", st->netns, st->nsname);
 	else
-		pl_netns_fmt(st->netns, true, nsbuf, sizeof(nsbuf));
+		pl_netns_fmt(st->netns, pl_att_cookie(&st->att), true, nsbuf, sizeof(nsbuf));
 	ADD("%s (netns %s): ", st->ifname, nsbuf);
 	switch (st->kind) {
 	case PL_STEP_REMOVE:

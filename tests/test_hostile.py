@@ -134,6 +134,28 @@ def test_new_namespace_never_inherits_a_deleted_ones_attachment(reuse, mech):
     assert r.returncode == 2 and "no such attachment" in r.stderr
 
 
+@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+def test_list_from_elsewhere_never_names_a_reused_inode(reuse, mech):
+    """Seen from another namespace, a deleted namespace's attachment (not set aside: nothing
+    attached in the new one) must not carry the name of the namespace that got its inode, nor
+    pass as that namespace's; detach --stale removes it."""
+    reuse.veth(reuse.old)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", mech, ns=reuse.old)
+    old = [a for a in attachments(reuse.ino) if a["ifname"] == "vb"]
+    assert [(a["netns_name"], a["state"]) for a in old] == [(reuse.old, "other-netns")]
+    reuse.delete_old()
+    new = reuse.new()
+    for doc in (pktlens_json("list"), pktlens_json("list", ns=new)):
+        seen = [(a["netns_name"], a["state"], a["this_netns"]) for a in doc["attachments"]
+                if a["netns"] == reuse.ino and a["ifname"] == "vb"]
+        assert seen == [(None, "netns-gone", False)]
+    text = [ln for ln in pktlens("list").stdout.splitlines() if f"{reuse.ino}" in ln]
+    assert len(text) == 1 and f"({new})" not in text[0] and "netns-gone" in text[0]
+    r = pktlens("detach", "--stale")
+    assert r.returncode == 0 and "detached vb" in r.stdout, r
+    assert [a for a in attachments(reuse.ino) if a["ifname"] == "vb"] == []
+
+
 def test_detach_netns_of_a_deleted_namespace(lab):
     """A deleted namespace's clsact attachment (its inode not reused) is removed by itself from
     any namespace; one of a live namespace from elsewhere is detached inside it."""
