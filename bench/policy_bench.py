@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -400,6 +401,10 @@ def main():
     if os.geteuid():
         print("policy_bench: needs root", file=sys.stderr)
         return 1
+    # SIGTERM/SIGHUP (kill, timeout) unwind like Ctrl-C: the finally blocks remove the
+    # namespaces, the nftables table and the dropper's pins in /sys/fs/bpf
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     lab = Lab()
     try:
         print(f"== policy rules, BPF_PROG_TEST_RUN, repeat {a.repeat}, {a.rounds} rounds (ns/pkt, ratio to XDP_PASS)")
