@@ -513,7 +513,12 @@ int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out
 				struct pl_rule_stats st;
 				struct pl_drop_row *row;
 
-				if (rules[r].action != PL_ACT_DROP || pl_policy_rule_stats(&p, &rules[r], &st))
+				/* --drop, and the excess of a --limit that drops it */
+				bool lim = rules[r].action == PL_ACT_LIMIT &&
+					   rules[r].lim.over == PL_ACT_DROP;
+
+				if ((rules[r].action != PL_ACT_DROP && !lim) ||
+				    pl_policy_rule_stats(&p, &rules[r], &st))
 					continue;
 				if (cnt == cap) {
 					size_t c = cap ? cap * 2 : 16;
@@ -533,8 +538,8 @@ int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out
 				memcpy(row->k.dev, a[i].ifname, sizeof(row->k.dev));
 				row->k.kind = PL_DROP_POLICY;
 				row->k.reason = rules[r].id;
-				row->v.packets = st.pkts;
-				row->v.bytes = st.bytes;
+				row->v.packets = lim ? st.exc_pkts : st.pkts;
+				row->v.bytes = lim ? st.exc_bytes : st.bytes;
 			}
 		free(rules);
 		pl_policy_close(&p);

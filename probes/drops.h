@@ -68,8 +68,8 @@ int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_dro
 size_t pl_drops_merge(struct pl_drop_row *r, size_t n);
 
 /*
- * pktlens's own policy drops beside the kernel's: one row per drop rule of
- * every attachment of namespace @netns (0: all) and interface @ifname
+ * pktlens's own policy drops beside the kernel's: one row per drop rule
+ * (--drop, or --limit ... --over drop: its excess) of every attachment of namespace @netns (0: all) and interface @ifname
  * (NULL: all), kind PL_DROP_POLICY, reason the rule id, counts since the
  * rule was added. Caller frees *out.
  */

@@ -209,6 +209,29 @@ def test_pktlens_rule_beside_the_kernels(dlab):
     assert by_reason(doc, "NO_SOCKET") == 3
 
 
+@pytest.mark.parametrize("xdp", ["native", "none"])
+def test_limit_rule_drops_beside_the_kernels(dlab, xdp):
+    """A --limit rule's dropped excess is a pktlens drop too: every frame sent that did not
+    reach UDP in b (Udp NoPorts: nothing listens there); --over pass drops nothing."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in", ns=dlab.b)
+    out = pktlens("-j", "policy", "add", "vb", "--proto", "udp", "--dport", "4446", "--limit", "1pps",
+                  "--burst", "3", ns=dlab.b).stdout
+    rule = json.loads(out)["id"]
+    out = pktlens("-j", "policy", "add", "vb", "--proto", "udp", "--dport", "4447", "--limit", "1pps",
+                  "--burst", "2", "--over", "pass", ns=dlab.b).stdout
+    passing = json.loads(out)["id"]
+    tr = Drops(ns=dlab.b)
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    sent = dlab.send(udp(dlab, 11, 4446) + udp(dlab, 6, 4447))
+    time.sleep(0.3)
+    reached = snmp(dlab.b, "Udp", "NoPorts") - before
+    doc = tr.stop()[-1]
+    assert sent == 17 and reached == 3 + 6
+    assert by_reason(doc, f"pktlens rule {rule}", kind="pktlens") == sent - reached
+    assert by_reason(doc, f"pktlens rule {passing}", kind="pktlens") == 0
+
+
 def test_attached_probe_stats_flows_and_prometheus(dlab):
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
