@@ -357,6 +357,12 @@ static void report(const struct opts *o, struct group *g, size_t n, const struct
 	fflush(stdout);
 }
 
+/* An IPv6 extension header: hop-by-hop, routing, fragment, AH, destination options */
+static bool ipv6_ext(__u8 nh)
+{
+	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60;
+}
+
 /* The flow of an event's header bytes (IPv4/IPv6 from the network header). */
 static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f)
 {
@@ -378,6 +384,22 @@ static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f
 		memcpy(f->daddr, p + 24, 16);
 		f->l4 = p[6];
 		off = 40;
+		/* past the extension headers, as the probe's counts have it */
+		for (int i = 0; i < 6 && off && ipv6_ext(f->l4); i++) {
+			if (off + 4 > e->caplen) {
+				off = 0;
+			} else if (f->l4 == 44) {	/* fragment: a later one has no ports */
+				f->l4 = p[off];
+				off = ((p[off + 2] << 8 | p[off + 3]) & 0xfff8) ? 0 : off + 8;
+			} else {
+				unsigned len = f->l4 == 51 ? (p[off + 1] + 2u) * 4 : (p[off + 1] + 1u) * 8;
+
+				f->l4 = p[off];
+				off += len;
+			}
+		}
+		if (ipv6_ext(f->l4))
+			off = 0;
 	} else {
 		return false;
 	}

@@ -25,7 +25,20 @@
 #define IPPROTO_SCTP_ 132
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_ICMPV6_ 58
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_DSTOPTS_ 60
+#define IPV6_EXT_MAX 6
 #define NO_HEADER 0xffff
+
+/* An IPv6 extension header the walk in parse() steps over */
+static __always_inline bool is_ipv6_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_FRAGMENT_ ||
+	       nh == IPPROTO_AH_ || nh == IPPROTO_DSTOPTS_;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -175,7 +188,7 @@ static __always_inline __u32 parse(const struct sk_buff *skb, struct pl_drop_key
 				   __u32 *caplen)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head), *nhp;
-	__u16 nh = BPF_CORE_READ(skb, network_header), th = BPF_CORE_READ(skb, transport_header);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
 	__u32 len = BPF_CORE_READ(skb, len), tail = BPF_CORE_READ(skb, tail), l4off = 0;
 	unsigned char *data = BPF_CORE_READ(skb, data);
 	__u16 ports[2] = { 0, 0 };
@@ -202,15 +215,40 @@ static __always_inline __u32 parse(const struct sk_buff *skb, struct pl_drop_key
 		if (!(ip.frag_off & bpf_htons(0x1fff)))
 			l4off = nh + ip.ihl * 4;
 	} else if (k->l3 == ETH_P_IPV6_) {
+		__u32 off = nh + sizeof(struct ipv6hdr);
 		struct ipv6hdr ip6;
+		__u8 nexthdr;
 
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), nhp) || ip6.version != 6)
 			return len;
-		k->l4 = ip6.nexthdr;
+		nexthdr = ip6.nexthdr;
 		BPF_CORE_READ_INTO(&f->saddr, &ip6, saddr);
 		BPF_CORE_READ_INTO(&f->daddr, &ip6, daddr);
-		/* past extension headers the stack has found the transport header */
-		l4off = th != NO_HEADER && th > nh ? th : nh + sizeof(ip6);
+		/*
+		 * the protocol and ports past the extension headers, as the packet
+		 * programs (bpf/parse.h) and the flow table have them; a later
+		 * fragment has no ports
+		 */
+		for (int i = 0; i < IPV6_EXT_MAX; i++) {
+			__u8 eh[4];
+
+			if (!is_ipv6_ext(nexthdr) || bpf_probe_read_kernel(eh, sizeof(eh), head + off))
+				break;
+			if (nexthdr == IPPROTO_FRAGMENT_) {
+				nexthdr = eh[0];
+				if (((eh[2] << 8) | eh[3]) & 0xfff8) {
+					off = 0;	/* not the first fragment */
+					break;
+				}
+				off += 8;
+			} else {
+				off += nexthdr == IPPROTO_AH_ ? ((__u32)eh[1] + 2) * 4 :
+				       ((__u32)eh[1] + 1) * 8;
+				nexthdr = eh[0];
+			}
+		}
+		k->l4 = nexthdr;
+		l4off = is_ipv6_ext(nexthdr) ? 0 : off;	/* a chain longer than we walk: no ports */
 	} else {
 		return len;
 	}

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, ROOT, Exporter, Lab, attachments_in, netns_ino, pktlens, pktlens_json, sh, start_probes
+from lab import PKTLENS, ROOT, Exporter, Lab, RouterLab, attachments_in, netns_ino, pktlens, pktlens_json, sh, start_probes
 
 
 
@@ -230,6 +230,46 @@ def test_limit_rule_drops_beside_the_kernels(dlab, xdp):
     assert sent == 17 and reached == 3 + 6
     assert by_reason(doc, f"pktlens rule {rule}", kind="pktlens") == sent - reached
     assert by_reason(doc, f"pktlens rule {passing}", kind="pktlens") == 0
+
+
+def snmp6(ns, field):
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp6").stdout.split()
+    return int(out[out.index(field) + 1])
+
+
+def test_ipv6_extension_headers_flow_and_events():
+    """An IPv6 packet with extension headers (destination options, a first fragment's header)
+    is the UDP flow it carries, in --by flow and --by proto and in --events, as the packet
+    programs and the flow table have it: protocol udp and its ports, not the first header's."""
+    from scapy.all import IPv6, UDP, Ether, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, Raw
+
+    needs_reasons()
+    r = RouterLab()
+    try:
+        eth = Ether(src=r.mac(r.s, "va"), dst=r.mac(r.h, "vb"))
+        ip = IPv6(src=r.S6, dst=r.H6)
+        frames = [eth / ip / IPv6ExtHdrDestOpt() / UDP(sport=41001, dport=9) / Raw(b"e" * 10)] * 3 + \
+                 [eth / ip / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(sport=41002, dport=7) /
+                  Raw(b"e" * 10)] * 2
+        got = {}
+        for args in (["--by", "flow"], ["--by", "proto"], ["--events"]):
+            tr = Drops(*args, ns=r.h)
+            before = snmp6(r.h, "Udp6NoPorts")
+            sent = r.send(frames)
+            time.sleep(0.3)
+            noports = snmp6(r.h, "Udp6NoPorts") - before
+            got[args[-1]] = tr.stop()
+            assert sent == noports == 5
+        flows = {(d["proto"], d["src"], d["sport"], d["dst"], d["dport"]): d["packets"]
+                 for d in got["flow"][-1]["drops"] if d["reason"] == "NO_SOCKET"}
+        assert flows == {("udp", r.S6, 41001, r.H6, 9): 3, ("udp", r.S6, 41002, r.H6, 7): 2}
+        protos = {(d["l3"], d["l4"]): d["packets"] for d in got["proto"][-1]["drops"]}
+        assert protos.get(("ipv6", "udp")) == 5
+        ev = [(d["proto"], d["sport"], d["dport"]) for d in got["--events"]
+              if d.get("event") == "drop" and d.get("reason") == "NO_SOCKET"]
+        assert sorted(ev) == [("udp", 41001, 9)] * 3 + [("udp", 41002, 7)] * 2
+    finally:
+        r.close()
 
 
 def test_attached_probe_stats_flows_and_prometheus(dlab):
