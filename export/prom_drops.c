@@ -62,8 +62,13 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 		if (fd < 0)
 			continue;
 		if (!pl_drops_read(fd, &r, &nr)) {
-			/* by device and reason only */
+			/*
+			 * by device (its name: a device deleted and made anew
+			 * under it has another ifindex, one series still) and
+			 * reason only
+			 */
 			for (size_t j = 0; j < nr; j++) {
+				r[j].k.ifindex = 0;
 				r[j].k.location = 0;
 				r[j].k.l3 = 0;
 				r[j].k.l4 = 0;

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, ROOT, Exporter, Lab, RouterLab, attachments_in, netns_ino, pktlens, pktlens_json, sh, start_probes
+from lab import PKTLENS, PYTHON, ROOT, SENDRAW, Exporter, Lab, RouterLab, attachments_in, netns_ino, pktlens, pktlens_json, sh, start_probes
 
 
 
@@ -270,6 +270,36 @@ def test_ipv6_extension_headers_flow_and_events():
         assert sorted(ev) == [("udp", 41001, 9)] * 3 + [("udp", 41002, 7)] * 2
     finally:
         r.close()
+
+
+def test_prometheus_one_series_per_device_name(dlab):
+    """A device deleted and made anew under its name (another ifindex) is one series per
+    reason, holding the drops of both: Prometheus refuses a scrape with a label set twice."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    path = os.path.join(dlab.tmp, "otherhost.pcap")
+    wrpcap(path, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:99") /
+                  IP(src="198.18.9.1", dst="198.18.9.2") / UDP(dport=9) / Raw(b"x" * 20)] * 3)
+    for _ in range(2):
+        sh("ip", "-n", dlab.b, "link", "add", "px1", "type", "veth", "peer", "name", "px2")
+        sh("ip", "-n", dlab.b, "link", "set", "px1", "up")
+        sh("ip", "-n", dlab.b, "link", "set", "px2", "up")
+        assert sh("ip", "netns", "exec", dlab.b, PYTHON, SENDRAW, "px1", path).stdout.strip() == "3"
+        time.sleep(0.3)
+        sh("ip", "-n", dlab.b, "link", "del", "px1")
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    series = [line.rsplit(" ", 1) for line in text.splitlines()
+              if line.startswith("pktlens_kernel_drop")]
+    labels = [s[0] for s in series]
+    assert len(labels) == len(set(labels)), "a label set twice"
+    want = f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="px2",reason="OTHERHOST"}}'
+    assert dict(series)[want] == "6"
 
 
 def test_attached_probe_stats_flows_and_prometheus(dlab):
