@@ -484,7 +484,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const stru
 		}
 		/* pins under this name that belong to a live interface of another name: theirs */
 		if (stale && stale->meta_ok) {
-			for (size_t k = 0; k < nl; k++)
+			for (size_t k = 0; stale && k < nl; k++)
 				if (k != l && alive_on(stale, links[k].ifindex))
 					stale = NULL;
 		}

@@ -412,6 +412,29 @@ interfaces:
     assert not (pins(a, "sv1")).exists()
 
 
+def test_apply_plans_interfaces_that_traded_names(svc):
+    """Two attached interfaces trade names, a third one after them: the plan (made at every
+    daemon start and event too) follows each interface by its index to its new name; it
+    crashed when the pins under a name belonged to a live interface listed before the last."""
+    a = svc.netns()
+    for i in range(3):
+        svc.veth(a, f"sv{i}", f"pv{i}")
+    conf = svc.config(f'name: swaptest\ninterfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n')
+    pktlens("apply", conf)
+    idx = {a_["ifname"]: a_["ifindex"] for a_ in listed(a).values()}
+    for cmd in (("sv0", "svt"), ("sv1", "sv0"), ("svt", "sv1")):
+        sh("ip", "-n", a, "link", "set", cmd[0], "name", cmd[1])
+    now = {l["ifname"]: l["ifindex"] for l in json.loads(sh("ip", "-n", a, "-j", "link", "show").stdout)}
+    assert (now["sv0"], now["sv1"]) == (idx["sv1"], idx["sv0"])
+    r = pktlens("-j", "apply", conf, "--dry-run", check=False)
+    assert r.returncode == 0, r
+    steps = json.loads(r.stdout)["steps"]
+    assert sorted((s["ifname"], s["pinned_as"], s["changes"]) for s in steps) == \
+        [("sv0", "sv1", ["rename"]), ("sv1", "sv0", ["rename"])], steps
+    # nothing changed: the pins are where they were
+    assert {n: att["ifindex"] for n, att in listed(a).items()} == idx
+
+
 def test_apply_limit_rules_police_and_stay(svc):
     """A config's --limit rule (issue 20) is the command line's: it polices, list shows its
     conformed and exceeded packets, and a second apply keeps it with its counters; a changed
