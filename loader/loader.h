@@ -428,6 +428,14 @@ int pl_meta_set_owner(const char *dir, const char *owner, char *why, size_t whyl
  */
 int pl_attachment_rename(const struct pl_attachment *a, const char *ifname, char *why,
 			 size_t whylen);
+/*
+ * Two interfaces that traded names (or a chain of renames, one pair at a
+ * time): the pins of @a and @b exchange places in one step (renameat2
+ * RENAME_EXCHANGE), each recording its new directory's name; @a's pins
+ * are then under @b->ifname and @b's under @a->ifname.
+ */
+int pl_attachment_swap(const struct pl_attachment *a, const struct pl_attachment *b, char *why,
+		       size_t whylen);
 
 const char *pl_xdp_mode_name(int mode);
 const char *pl_tc_mech_name(int mech);

@@ -5,6 +5,7 @@
  * an interface's new name.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,13 +75,28 @@ int pl_meta_set_owner(const char *dir, const char *owner, char *why, size_t whyl
 	return err;
 }
 
+/* The attachment in @dir is now of interface @ifname: record it. */
+static int meta_set_ifname(const char *dir, const char *ifname, char *why, size_t whylen)
+{
+	struct pl_meta m;
+	bool owned;
+	int fd, err;
+
+	fd = meta_open(dir, &m, &owned, why, whylen);
+	if (fd < 0)
+		return fd;
+	snprintf(m.ifname, sizeof(m.ifname), "%s", ifname);
+	err = meta_write(fd, &m, dir, why, whylen);
+	close(fd);
+	return err;
+}
+
 int pl_attachment_rename(const struct pl_attachment *a, const char *ifname, char *why,
 			 size_t whylen)
 {
 	char dir[512];
 	struct pl_meta m;
-	bool owned;
-	int fd, err;
+	int err;
 
 	err = pl_pin_dir(dir, sizeof(dir), a->netns, ifname);
 	if (err || strlen(ifname) >= sizeof(m.ifname)) {
@@ -97,11 +113,21 @@ int pl_attachment_rename(const struct pl_attachment *a, const char *ifname, char
 			 strerror(-err));
 		return err;
 	}
-	fd = meta_open(dir, &m, &owned, why, whylen);
-	if (fd < 0)
-		return fd;
-	snprintf(m.ifname, sizeof(m.ifname), "%s", ifname);
-	err = meta_write(fd, &m, dir, why, whylen);
-	close(fd);
-	return err;
+	return meta_set_ifname(dir, ifname, why, whylen);
+}
+
+int pl_attachment_swap(const struct pl_attachment *a, const struct pl_attachment *b, char *why,
+		       size_t whylen)
+{
+	int err;
+
+	if (renameat2(AT_FDCWD, a->dir, AT_FDCWD, b->dir, RENAME_EXCHANGE)) {
+		err = -errno;
+		snprintf(why, whylen, "%s: cannot exchange %s and %s: %s", a->ifname, a->dir, b->dir,
+			 strerror(-err));
+		return err;
+	}
+	/* each directory holds the other's pins now: each records its directory's name */
+	err = meta_set_ifname(b->dir, b->ifname, why, whylen);
+	return err ?: meta_set_ifname(a->dir, a->ifname, why, whylen);
 }

@@ -330,8 +330,8 @@ static bool in_ifindexes(const struct pl_scope *sc, int ifindex)
 }
 
 /*
- * A scope grows by one round: the pins of a named interface may sit under
- * its old name (a rename), and a name's pins may belong to another index.
+ * A scope grows: the pins of a named interface may sit under its old name
+ * (a rename), and a name's pins may belong to another index.
  */
 struct scope_x {
 	const struct pl_scope *sc;
@@ -394,6 +394,63 @@ static int scope_expand(struct scope_x *x, const struct pl_attachment *a, size_t
 	return 0;
 }
 
+/* Add @name and @ifindex (0: none) to the scope where missing; whether it grew. */
+static bool scope_add(struct scope_x *x, const char *name, int ifindex)
+{
+	bool grew = false;
+	size_t i;
+
+	for (i = 0; i < x->nnames && strcmp(x->names[i], name); i++)
+		;
+	if (i == x->nnames) {
+		snprintf(x->names[x->nnames++], IF_NAMESIZE, "%s", name);
+		grew = true;
+	}
+	for (i = 0; ifindex && i < x->nidx && x->idx[i] != ifindex; i++)
+		;
+	if (ifindex && i == x->nidx) {
+		x->idx[x->nidx++] = ifindex;
+		grew = true;
+	}
+	return grew;
+}
+
+/*
+ * Then, with the namespace's interfaces, to all that renames tie to it: an
+ * interface in it brings its name and index, an attachment its name and
+ * recorded index, until nothing more comes (names traded in a cycle, whose
+ * events come in parts: pins under a new name may belong to an interface
+ * no event of this pass named). 0 or -ENOMEM.
+ */
+static int scope_close(struct scope_x *x, const struct pl_link_info *links, size_t nl,
+		       const struct pl_attachment *a, size_t na)
+{
+	char (*names)[IF_NAMESIZE];
+	bool grew = true;
+	int *idx;
+
+	if (!x->sc || x->sc->all)
+		return 0;
+	names = realloc(x->names, (x->sc->nnames + nl + na + 1) * sizeof(*names));
+	if (names)
+		x->names = names;
+	idx = realloc(x->idx, (x->sc->nifindexes + nl + na + 1) * sizeof(*idx));
+	if (idx)
+		x->idx = idx;
+	if (!names || !idx)
+		return -ENOMEM;
+	while (grew) {
+		grew = false;
+		for (size_t l = 0; l < nl; l++)
+			if (scoped_link(x, &links[l]))
+				grew |= scope_add(x, links[l].ifname, links[l].ifindex);
+		for (size_t i = 0; i < na; i++)
+			if (scoped_att(x, &a[i]))
+				grew |= scope_add(x, a[i].ifname, a[i].meta_ok ? (int)a[i].meta.ifindex : 0);
+	}
+	return 0;
+}
+
 /*
  * A foreign XDP program on @ifindex (not @ours): its id, else 0. Where
  * pktlens joins libxdp's dispatcher, the dispatcher is not in the way (the
@@ -442,7 +499,7 @@ static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_
 }
 
 /* The plan for one covered namespace; @a/@marked: every attachment, and which are taken. */
-static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const struct scope_x *sx,
+static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct scope_x *sx,
 		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p, char *why,
 		   size_t whylen)
 {
@@ -464,6 +521,11 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, const stru
 		snprintf(why, whylen, "netns %s: cannot list its interfaces: %s", pl_ns_label(ns),
 			 strerror(-err));
 		return err;
+	}
+	if (scope_close(sx, links, nl, a, na)) {
+		free(links);
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
 	}
 	for (size_t l = 0; l < nl && !err; l++) {
 		const struct pl_link_info *li = &links[l];

@@ -128,7 +128,49 @@ static void attach_opts(const struct pl_step *st, const struct pl_config *c, boo
 	};
 }
 
-static int run_change(struct pl_step *st, const struct pl_config *c)
+/*
+ * The step of @p yet to run whose pins are under @st's new name, to move
+ * elsewhere themselves (interfaces that traded names, a chain of renames):
+ * NULL if none.
+ */
+static struct pl_step *renamed_away(struct pl_plan *p, const struct pl_step *st)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct pl_step *o = p->s[i];
+
+		if (o != st && !o->ran && (o->kind == PL_STEP_CHANGE || o->kind == PL_STEP_ADOPT) &&
+		    (o->what & PL_CH_RENAME) && o->netns == st->netns &&
+		    !strcmp(o->att.ifname, st->ifname) && strcmp(o->ifname, st->ifname))
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * Move @st's pins to its interface's new name. Where another step's pins
+ * are there, still to move, the two exchange places in one step: that one
+ * finds its pins under @st's old name (at its own new name when they
+ * traded names).
+ */
+static int run_rename(struct pl_plan *p, struct pl_step *st, char *why, size_t whylen)
+{
+	struct pl_step *o;
+	int err;
+
+	if (!strcmp(st->att.ifname, st->ifname))
+		return 0;	/* an exchange of another step put them in place */
+	o = renamed_away(p, st);
+	if (!o)
+		return pl_attachment_rename(&st->att, st->ifname, why, whylen);
+	err = pl_attachment_swap(&st->att, &o->att, why, whylen);
+	if (err)
+		return err;
+	snprintf(o->att.dir, sizeof(o->att.dir), "%s", st->att.dir);
+	snprintf(o->att.ifname, sizeof(o->att.ifname), "%s", st->att.ifname);
+	return 0;
+}
+
+static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_config *c)
 {
 	struct pl_attach_opts o;
 	struct pl_attach_info info;
@@ -137,7 +179,7 @@ static int run_change(struct pl_step *st, const struct pl_config *c)
 
 	snprintf(dir, sizeof(dir), "%s", st->att.dir);
 	if (st->what & PL_CH_RENAME) {
-		err = pl_attachment_rename(&st->att, st->ifname, why, sizeof(why));
+		err = run_rename(p, st, why, sizeof(why));
 		if (err)
 			goto out;
 		pl_pin_dir(dir, sizeof(dir), st->netns, st->ifname);
@@ -193,9 +235,9 @@ static int run_add(struct pl_step *st, const struct pl_config *c)
 	return err;
 }
 
-/* One step, in its namespace; 0 or -errno, the result in @st. */
-static int run_step(struct pl_step *st, const struct pl_config *c, const struct pl_nsset *s,
-		    unsigned flags)
+/* One step of @p, in its namespace; 0 or -errno, the result in @st. */
+static int run_step(struct pl_plan *p, struct pl_step *st, const struct pl_config *c,
+		    const struct pl_nsset *s, unsigned flags)
 {
 	double t0 = now_s();
 	int err = 0;
@@ -210,7 +252,7 @@ static int run_step(struct pl_step *st, const struct pl_config *c, const struct 
 	else if (st->kind == PL_STEP_ADD)
 		err = run_add(st, c);
 	else
-		err = run_change(st, c);
+		err = run_change(p, st, c);
 	pl_ns_leave(s);
 	st->ran = !st->kept;
 	st->ok = !err;
@@ -247,7 +289,7 @@ static void worker(struct pl_plan *p, const struct pl_config *c, const struct pl
 	while (!*stop && read(work, &idx, sizeof(idx)) == sizeof(idx)) {
 		struct pl_step *st = p->s[idx];
 		struct result r = { .idx = idx };
-		int err = run_step(st, c, s, flags);
+		int err = run_step(p, st, c, s, flags);
 
 		r.ok = st->ok, r.ran = st->ran, r.kept = st->kept, r.secs = st->secs;
 		memcpy(r.msg, st->msg, sizeof(r.msg));
@@ -344,7 +386,7 @@ size_t pl_plan_run(struct pl_plan *p, const struct pl_config *c, const struct pl
 			if (f >= 0)
 				return failed + (size_t)f;
 		}
-		failed += run_step(st, c, s, flags) != 0;
+		failed += run_step(p, st, c, s, flags) != 0;
 		if (done)
 			done(st, ctx);
 	}

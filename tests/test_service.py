@@ -606,6 +606,51 @@ export:
     assert attached(b, "sv1") and attached(c, "late0")
 
 
+def test_daemon_follows_interfaces_that_trade_names(svc):
+    """Renames in a cycle (two interfaces trading names, then three in a ring): each
+    attachment follows its interface to its new name, counters and all (the pins of one
+    name exchanged with the other's); each name's count is its interface's (the kernel's
+    rx counter)."""
+    a = svc.netns()
+    names = ["sv0", "sv1", "sv2"]
+    for i, n in enumerate(names):
+        svc.veth(a, n, f"pv{i}", up=True)
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    tc: in\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    rx0 = {n: svc.rx(a, n)["packets"] for n in names}
+    for i, n in enumerate(names):
+        assert svc.send(f"pv{i}", 3 + i) == 3 + i
+    wait_for(lambda: [stats_in(a, n) for n in names] == [3, 4, 5], what="3, 4, 5 packets")
+
+    def follows():
+        for n in names:
+            if not attached(a, n) or stats_in(a, n) != svc.rx(a, n)["packets"] - rx0[n]:
+                return False
+        return True
+
+    for batch in (["sv0 svt", "sv1 sv0", "svt sv1"], ["sv0 svt", "sv2 sv0", "sv1 sv2", "svt sv1"]):
+        mark = len(d.lines)
+        # rx0 follows each interface (by its index) to its new name
+        idx = {l["ifname"]: l["ifindex"] for l in json.loads(sh("ip", "-n", a, "-j", "link", "show").stdout)}
+        by_idx = {idx[n]: rx0[n] for n in names}
+        path = os.path.join(svc.tmp, "ren.batch")
+        with open(path, "w") as f:
+            f.write("".join(f"link set {x.split()[0]} name {x.split()[1]}\n" for x in batch))
+        sh("ip", "-n", a, "-batch", path)
+        idx = {l["ifname"]: l["ifindex"] for l in json.loads(sh("ip", "-n", a, "-j", "link", "show").stdout)}
+        rx0 = {n: by_idx[idx[n]] for n in names}
+        wait_for(lambda: follows() and {att["ifindex"] for att in listed(a).values()} == {idx[n] for n in names}
+                 and all(listed(a)[n]["ifindex"] == idx[n] for n in names), what="the pins at the new names")
+        time.sleep(0.3)
+        assert "failed" not in "\n".join(line for _, line in d.lines[mark:]), d.log()
+    assert d.p.poll() is None
+    # traffic after the renames goes on counting under the new names
+    for i in range(3):
+        svc.send(f"pv{i}", 2)
+    wait_for(follows, what="counts after the renames")
+
+
 @pytest.mark.scale
 def test_daemon_burst_of_200_interfaces(svc):
     a = svc.netns()
