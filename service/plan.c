@@ -473,8 +473,73 @@ static __u32 foreign_xdp(int ifindex, __u32 ours)
 	return 0;
 }
 
+/*
+ * Whether the interface of @a, not in its namespace, moved to another with
+ * @a's XDP program: its pinned link still holds a device.
+ */
+static bool moved_away(const struct pl_attachment *a)
+{
+	__u32 on = 0;
+
+	return a->meta_ok && a->meta.xdp_mode != PL_XDP_NONE && !pl_attachment_link_ifindex(a, &on) &&
+	       on;
+}
+
+/*
+ * @li moved here from another namespace with the XDP program of an
+ * attachment this config manages there: that one is removed first (in this
+ * plan, whichever namespace is planned first), so that @st can attach. 1:
+ * taken out of the way, 0: not such a program, -ENOMEM.
+ */
+static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t na, bool *marked,
+		      struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li)
+{
+	struct pl_netns_id nid;
+	struct pl_step *rm;
+	size_t k;
+	__u32 id;
+
+	if (st->want.xdp_mode == PL_XDP_NONE ||
+	    (st->kind != PL_STEP_ADD && !(st->what & PL_CH_REATTACH)))
+		return 0;
+	id = foreign_xdp(li->ifindex, st->kind == PL_STEP_ADD ? 0 : st->att.meta.xdp_prog_id);
+	if (!id)
+		return 0;
+	for (k = 0; k < na; k++)
+		if (a[k].meta_ok && a[k].meta.xdp_prog_id == id && managed(&a[k], c) &&
+		    strcmp(a[k].dir, st->att.dir))
+			break;
+	if (k == na)
+		return 0;
+	if (marked[k]) {	/* its namespace planned it already: a removal, now at once */
+		for (size_t i = 0; i < p->n; i++)
+			if (p->s[i]->kind == PL_STEP_REMOVE && !strcmp(p->s[i]->att.dir, a[k].dir))
+				p->s[i]->moved = p->s[i]->gone = true;
+		return 1;
+	}
+	rm = step_new(p, PL_STEP_REMOVE, NULL, a[k].netns);
+	if (!rm)
+		return -ENOMEM;
+	memset(&nid, 0, sizeof(nid));
+	if (!a[k].ns_gone)
+		pl_netns_identify(a[k].netns, pl_att_cookie(&a[k]), true, &nid);
+	snprintf(rm->nsname, sizeof(rm->nsname), "%s", nid.name);
+	rm->att = a[k];
+	read_have(rm);
+	rm->gone = rm->moved = true;
+	rm->why = "interface moved to another network namespace";
+	snprintf(rm->ifname, sizeof(rm->ifname), "%s", a[k].ifname);
+	snprintf(rm->pinned, sizeof(rm->pinned), "%s", a[k].ifname);
+	marked[k] = true;
+	/* @st stays the last step (the plan is sorted once made) */
+	p->s[p->n - 1] = p->s[p->n - 2];
+	p->s[p->n - 2] = rm;
+	return 1;
+}
+
 /* An interface the config wants that cannot be attached as it says: a note, no step. */
-static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li)
+static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li,
+		   bool xdp_freed)
 {
 	char nsbuf[300], moved[512];
 	__u32 id;
@@ -486,7 +551,7 @@ static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_
 		return note(p, "%s (netns %s): tc-mech tcx %s", li->ifname, nsbuf,
 			    pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs))) ?: 1;
 	}
-	if (st->want.xdp_mode != PL_XDP_NONE &&
+	if (!xdp_freed && st->want.xdp_mode != PL_XDP_NONE &&
 	    (st->kind == PL_STEP_ADD || (st->what & PL_CH_REATTACH)) &&
 	    (id = foreign_xdp(li->ifindex, st->kind == PL_STEP_ADD ? 0 : st->att.meta.xdp_prog_id))) {
 		if (pl_xdp_moved_why(id, moved, sizeof(moved)))
@@ -600,7 +665,10 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 				continue;
 			}
 		}
-		b = blocked(p, st, li);
+		b = take_moved(c, a, na, marked, p, st, li);
+		if (b < 0)
+			goto nomem;
+		b = blocked(p, st, li, b);
 		if (b) {
 			step_drop(p);
 			if (b < 0)
@@ -643,7 +711,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		st->att = a[i];
 		read_have(st);
 		st->gone = true;
-		st->why = "interface gone";
+		st->moved = moved_away(&a[i]);
+		st->why = st->moved ? "interface moved to another network namespace" : "interface gone";
 		snprintf(st->ifname, sizeof(st->ifname), "%s", a[i].ifname);
 		snprintf(st->pinned, sizeof(st->pinned), "%s", a[i].ifname);
 	}

@@ -77,6 +77,9 @@ struct pl_step {
 	const char *why;	/* REMOVE: why (static) */
 	bool gone;		/* REMOVE: the interface or its namespace is gone */
 	bool clear_way;		/* REMOVE: stale pins an ADD needs the name of */
+	bool moved;		/* REMOVE: the interface moved to another namespace, pktlens's
+				 * XDP program with it: removed at once, exporters or not (it
+				 * keeps the interface from being attached where it went) */
 	bool replace;		/* ADD: over pins nothing can read */
 	char prev_owner[PL_OWNER_MAX];	/* ADOPT: "" by hand, else the other config */
 	struct pl_attachment att;	/* REMOVE, CHANGE, ADOPT */

@@ -78,7 +78,7 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 	int err;
 
 	final_totals(st);
-	if (st->gone && !st->clear_way && (flags & PL_RUN_KEEP_GONE)) {
+	if (st->gone && !st->clear_way && !st->moved && (flags & PL_RUN_KEEP_GONE)) {
 		st->kept = true;
 		return 0;
 	}

@@ -651,6 +651,63 @@ def test_daemon_follows_interfaces_that_trade_names(svc):
     wait_for(follows, what="counts after the renames")
 
 
+def xdp_in(ns, dev):
+    """Packets the XDP hook of dev counted."""
+    doc = pktlens_json("stats", dev, ns=ns)
+    return sum(h["packets"] for h in doc["interfaces"][0]["hooks"] if h["hook"] == "xdp")
+
+
+def xdp_prog(ns, dev):
+    """The id of the XDP program on dev, as the kernel says (None: none)."""
+    link = json.loads(sh("ip", "-n", ns, "-j", "-d", "link", "show", "dev", dev).stdout)[0]
+    return link.get("xdp", {}).get("prog", {}).get("id")
+
+
+def test_interface_moved_between_covered_namespaces_is_attached_where_it_went(svc):
+    """An XDP-attached interface moved to another covered namespace takes pktlens's XDP
+    program along: the attachment it left is removed at once (exporters or not) and the
+    interface attached where it went, in whichever order the namespaces are looked at, by
+    apply and by the daemon; moved to a namespace the config does not cover, its program
+    comes off."""
+    a, b = svc.netns(), svc.netns()
+    svc.veth(a, "mv0", "pm0", up=True)
+    port = free_port()
+    conf = svc.config(f'interfaces:\n  - match: "mv*"\n    netns: "{glob_covered()}"\n    xdp: skb\n'
+                      f'    tc: none\n')
+    pktlens("apply", conf)
+    first = xdp_prog(a, "mv0")
+    assert first and attached(a, "mv0")
+    # apply: moved from a to b, then back (b before a, then a before b, by inode)
+    for src, dst in ((a, b), (b, a)):
+        sh("ip", "-n", src, "link", "set", "mv0", "netns", dst)
+        sh("ip", "-n", dst, "link", "set", "mv0", "up")
+        r = pktlens("apply", conf, check=False)
+        assert r.returncode == 0, r
+        assert attached(dst, "mv0") and not pins(src, "mv0").exists()
+        assert xdp_prog(dst, "mv0") not in (None, first)
+        first = xdp_prog(dst, "mv0")
+    # the daemon, with an exporter (gone interfaces' pins wait for it; a moved one's cannot)
+    with open(conf, "a") as f:
+        f.write(f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    for src, dst in ((a, b), (b, a), (a, b)):
+        prog = xdp_prog(src, "mv0")
+        sh("ip", "-n", src, "link", "set", "mv0", "netns", dst)
+        sh("ip", "-n", dst, "link", "set", "mv0", "up")
+        wait_for(lambda: attached(dst, "mv0") and not pins(src, "mv0").exists() and
+                 xdp_prog(dst, "mv0") not in (None, prog), what=f"mv0 attached in {dst}")
+        rx0 = svc.rx(dst, "mv0")["packets"]
+        assert svc.send("pm0", 6) == 6
+        wait_for(lambda: xdp_in(dst, "mv0") == 6, what="6 packets where it went")
+        assert svc.rx(dst, "mv0")["packets"] - rx0 == 6
+    # to a namespace no entry covers: its XDP program comes off, nothing left behind
+    sh("ip", "-n", b, "link", "set", "mv0", "netns", svc.peer)
+    wait_for(lambda: not pins(b, "mv0").exists(), what="mv0's pins removed")
+    assert xdp_prog(svc.peer, "mv0") is None
+    assert "failed" not in d.log() and d.p.poll() is None
+
+
 @pytest.mark.scale
 def test_daemon_burst_of_200_interfaces(svc):
     a = svc.netns()
