@@ -589,8 +589,17 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 			err = at(x, v, "dev: '%s' is not an interface name", t->dev);
 		return err;
 	}
-	if (!strcmp(key, "netns"))
-		return str_dup(x, v, key, &t->netns);
+	if (!strcmp(key, "netns")) {
+		const char *m;
+
+		err = str_dup(x, v, key, &t->netns);
+		m = t->netns;
+		if (!err && (!*m || !strcmp(m, ".") || !strcmp(m, "..") ||
+			     (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT))))
+			err = at(x, v, "netns: '%s' is not a name in /run/netns or \"/\" (the root "
+				 "namespace)", m);
+		return err;
+	}
 	if (!strcmp(key, "write")) {
 		err = str_dup(x, v, key, &t->write);
 		if (!err && t->write[0] != '/')

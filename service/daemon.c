@@ -533,6 +533,7 @@ static void on_link(const struct pl_link_event *ev, void *ctx)
 static void trigger_spawn(struct daemon *d, size_t i)
 {
 	const struct pl_cfg_trigger *t = &d->c->trig[i];
+	bool in_ns = t->netns && strcmp(t->netns, PL_NETNS_ROOT);
 	char fors[16], keep[16], snap[16];
 	const char *argv[24];
 	posix_spawnattr_t at;
@@ -545,7 +546,7 @@ static void trigger_spawn(struct daemon *d, size_t i)
 	snprintf(keep, sizeof(keep), "%u", t->keep);
 	snprintf(snap, sizeof(snap), "%u", t->snaplen);
 	argv[n++] = "pktlens";
-	if (t->netns && strcmp(t->netns, PL_NETNS_ROOT)) {
+	if (in_ns) {
 		argv[n++] = "-n";
 		argv[n++] = t->netns;
 	}
@@ -590,8 +591,8 @@ static void trigger_spawn(struct daemon *d, size_t i)
 	}
 	d->tpid[i] = pid;
 	dlog(d, LOG_INFO, "trigger %s:%d: %s%s%s: waiting for '%s', then capturing %u s into %s "
-	     "(pktlens sample, pid %d)", d->c->path, t->line, t->netns ? t->netns : "",
-	     t->netns ? "/" : "", t->dev, t->when, t->for_secs, t->write, (int)pid);
+	     "(pktlens sample, pid %d)", d->c->path, t->line, in_ns ? t->netns : "",
+	     in_ns ? "/" : "", t->dev, t->when, t->for_secs, t->write, (int)pid);
 }
 
 /* Reap the samplers that ended, start again those whose time has come. */

@@ -283,6 +283,10 @@ BAD_CONFIGS = [
     ("export:\n  ipfix: {interval: 5}\n", 2, 10, "ipfix: 'collector' is missing"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
     ("probes: [udp]\n", 1, 9, "probes: 'udp' is not a probe"),
+    ("triggers:\n  - dev: sv0\n    netns: ''\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
+     3, 12, "netns: '' is not a name in /run/netns or \"/\""),
+    ("triggers:\n  - dev: sv0\n    netns: a/b\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
+     3, 12, "netns: 'a/b' is not a name in /run/netns"),
 ]
 
 
