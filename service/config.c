@@ -150,6 +150,26 @@ static int one_of(struct ctx *x, const yaml_node_t *n, const char *key, const ch
 	return at(x, n, "%s: '%s' is not %s", key, s, list);
 }
 
+/* YAML's booleans (1.1: true, yes, on and false, no, off, in lower, Title or UPPER case). */
+static int boolean(struct ctx *x, const yaml_node_t *n, const char *key, bool *out)
+{
+	static const char *const words[] = { "false", "False", "FALSE", "no", "No", "NO", "off", "Off",
+					     "OFF", "true", "True", "TRUE", "yes", "Yes", "YES", "on",
+					     "On", "ON", NULL };
+	const char *s = NULL;
+	int err = scalar(x, n, key, &s);
+
+	if (err)
+		return err;
+	for (int i = 0; words[i]; i++) {
+		if (!strcmp(s, words[i])) {
+			*out = i >= 9;
+			return 0;
+		}
+	}
+	return at(x, n, "%s: '%s' is not true or false", key, s);
+}
+
 /* A value or a list of values: each appended to *out. */
 static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char ***out,
 		    size_t *nout)
@@ -367,13 +387,8 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	}
 	if (!strcmp(key, "flows"))
 		return number(x, v, key, PL_FLOWS_MIN, PL_FLOWS_MAX, &e->flows);
-	if (!strcmp(key, "tcp-passive")) {
-		static const char *const bools[] = { "false", "true", NULL };
-
-		err = one_of(x, v, key, bools, &i);
-		e->tcp_passive = err ? e->tcp_passive : i == 1;
-		return err;
-	}
+	if (!strcmp(key, "tcp-passive"))
+		return boolean(x, v, key, &e->tcp_passive);
 	if (!strcmp(key, "tcp-ts-max"))
 		return number(x, v, key, PL_TCP_TS_MIN, PL_TCP_TS_MAX, &e->tcp_ts_max);
 	if (!strcmp(key, "xdp-priority")) {

@@ -283,6 +283,7 @@ BAD_CONFIGS = [
     ("export:\n  ipfix: {interval: 5}\n", 2, 10, "ipfix: 'collector' is missing"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
     ("probes: [udp]\n", 1, 9, "probes: 'udp' is not a probe"),
+    ("interfaces:\n  - match: sv0\n    tcp-passive: maybe\n", 3, 18, "tcp-passive: 'maybe' is not true or false"),
     ("triggers:\n  - dev: sv0\n    netns: ''\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: '' is not a name in /run/netns or \"/\""),
     ("triggers:\n  - dev: sv0\n    netns: a/b\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
@@ -320,6 +321,24 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
     r = pktlens("apply", os.path.join(svc.tmp, "missing.conf"), check=False)
     assert r.returncode == 2 and "missing.conf: cannot read it: No such file or directory" in r.stderr
     assert not attached(ns, "sv0")
+
+
+def test_config_booleans_are_yaml_booleans(svc):
+    """tcp-passive takes YAML's booleans (True, yes, on, ...) as true and false: a config
+    written either way attaches the same, and a second apply with the other spelling
+    changes nothing."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    base = f'name: booltest\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tcp-passive: '
+    for words, want in ((("yes", "True", "on", "TRUE", "true"), True), (("No", "false", "off", "FALSE"), False)):
+        for i, w in enumerate(words):
+            r = pktlens("-j", "apply", svc.config(base + w + "\n", f"b{w}.conf"), check=False)
+            assert r.returncode == 0, (w, r.stderr)
+            steps = json.loads(r.stdout)["steps"]
+            if i:
+                assert steps == [], (w, steps)
+        # the programs were loaded for passive TCP analysis (stats reads its counters), or not
+        assert (pktlens_json("stats", "sv0", ns=a)["interfaces"][0]["tcp"] is not None) == want, words
 
 
 def test_every_key_is_documented():
