@@ -794,8 +794,11 @@ static void wakeup(struct daemon *d, void *tag)
 				d->stop = true;
 		}
 	} else if (tag == &tag_ino) {
-		if (pl_netns_watch_read(d->inofd))
+		/* each change gets its own 5 s for a name to be mounted, whatever came before */
+		if (pl_netns_watch_read(d->inofd)) {
+			d->ns_retries = 0;
 			namespaces(d);
+		}
 	} else if (tag == &tag_retry) {
 		drain(d->retryfd);
 		namespaces(d);

@@ -731,6 +731,32 @@ def test_interface_moved_between_covered_namespaces_is_attached_where_it_went(sv
     assert "failed" not in d.log() and d.p.poll() is None
 
 
+def test_daemon_covers_a_namespace_mounted_after_its_name_beside_a_stale_name(svc):
+    """`ip netns add` makes the name, then mounts the namespace on it (no inotify event for
+    the mount): the daemon looks again for 5 s. A covered name that is never mounted (a
+    file left in /run/netns) used those 5 s up once and for all: a namespace added later
+    was never covered."""
+    stale = f"/run/netns/{unique(COVERED)}"
+    open(stale, "w").close()
+    try:
+        conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    tc: in\n')
+        d = Daemon(svc, conf)
+        d.wait_notify()
+        time.sleep(6)       # the stale name's 5 s of looking again are over
+        name = unique(COVERED)
+        path = f"/run/netns/{name}"
+        open(path, "w").close()
+        svc.namespaces.append(name)
+        time.sleep(0.5)     # the name, not mounted yet
+        sh("unshare", f"--net={path}", "ip", "link", "add", "sv0", "type", "veth", "peer", "name", "pv0")
+        # (other namespaces coming and going in /run/netns make any daemon look again: on a
+        # busy machine the one before the fix could pass by luck, never the other way round)
+        wait_for(lambda: attached(name, "sv0"), timeout=3, what="sv0 in the namespace mounted late")
+        assert listed(name)["sv0"]["managed_by"] == conf
+    finally:
+        os.unlink(stale)
+
+
 @pytest.mark.scale
 def test_daemon_burst_of_200_interfaces(svc):
     a = svc.netns()
