@@ -73,8 +73,11 @@ struct daemon {
 	bool full;		/* everything must be looked at */
 	unsigned ns_retries;
 	struct pl_prom_server *prom;
+	char *prom_at;		/* the address it listens on */
 	atomic_ulong scrapes;	/* counted by the server's threads */
 	struct pl_ipfix *ipfix;
+	char *ipfix_to;		/* its collector, interval and observation domain */
+	uint32_t ipfix_iv, ipfix_dom;
 	unsigned long rounds;
 	bool ipfix_failed;
 	struct pending *pend;
@@ -153,52 +156,92 @@ static void ipfix_stop(struct daemon *d)
 	timerfd_settime(d->ipfixfd, 0, &off, NULL);
 	pl_ipfix_close(d->ipfix);
 	d->ipfix = NULL;
+	d->ipfix_to = NULL;	/* the caller's to free */
 }
 
-/* Start the exporters @c asks for (stopping those it no longer does). 0 or -errno. */
-static int exporters(struct daemon *d, const struct pl_config *old, const struct pl_config *c)
+static bool same_str(const char *a, const char *b)
 {
+	return a && b ? !strcmp(a, b) : a == b;
+}
+
+/* Serve /metrics on @listen; 0 or -errno (said in the log either way). */
+static int prom_start(struct daemon *d, const char *listen)
+{
+	struct pl_prom_hooks h = { .scraped = on_scraped, .log = on_server_log, .ctx = d };
 	char why[PL_WHY_LEN], url[128];
 	int err;
 
-	if (!old || !c->prom_listen || !old->prom_listen || strcmp(c->prom_listen, old->prom_listen)) {
+	d->prom = pl_prom_serve(listen, &h, why, sizeof(why));
+	if (!d->prom) {
+		err = errno ? -errno : -EIO;
+		dlog(d, LOG_ERR, "prometheus: %s", why);
+		return err;
+	}
+	d->prom_at = strdup(listen);
+	dlog(d, LOG_INFO, "prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
+	return 0;
+}
+
+/* Send flow records to @collector every @interval s; 0 or -errno (said in the log either way). */
+static int ipfix_start(struct daemon *d, const char *collector, uint32_t interval, uint32_t domain)
+{
+	struct itimerspec every = {
+		.it_interval = { .tv_sec = interval },
+		.it_value = { .tv_sec = interval },
+	};
+	char why[PL_WHY_LEN];
+	int err;
+
+	err = pl_ipfix_open(collector, domain, &d->ipfix, why, sizeof(why));
+	if (err) {
+		dlog(d, LOG_ERR, "ipfix: collector '%s': %s", collector, why);
+		return err;
+	}
+	d->ipfix_to = strdup(collector);
+	d->ipfix_iv = interval;
+	d->ipfix_dom = domain;
+	d->ipfix_failed = false;
+	timerfd_settime(d->ipfixfd, 0, &every, NULL);
+	dlog(d, LOG_INFO, "ipfix: to %s every %u s", collector, interval);
+	return 0;
+}
+
+/*
+ * Make the exporters what @c asks for, against what runs (not what the
+ * previous config said: one that could not start is tried again). One
+ * that cannot start leaves the one running before in place. 0 or -errno.
+ */
+static int exporters(struct daemon *d, const struct pl_config *c)
+{
+	int err = 0;
+
+	if (!same_str(c->prom_listen, d->prom_at) || (c->prom_listen && !d->prom)) {
+		char *was = d->prom_at;
+
 		pl_prom_serve_stop(d->prom);
 		d->prom = NULL;
-		if (c->prom_listen) {
-			struct pl_prom_hooks h = { .scraped = on_scraped, .log = on_server_log, .ctx = d };
-
-			d->prom = pl_prom_serve(c->prom_listen, &h, why, sizeof(why));
-			if (!d->prom) {
-				dlog(d, LOG_ERR, "prometheus: %s", why);
-				return -errno;
-			}
-			dlog(d, LOG_INFO, "prometheus: serving %s",
-			     pl_listen_url(c->prom_listen, url, sizeof(url)));
-		}
+		d->prom_at = NULL;
+		if (c->prom_listen)
+			err = prom_start(d, c->prom_listen);
+		if (err && was)
+			prom_start(d, was);
+		free(was);
 	}
-	if (!old || !c->ipfix_collector || !old->ipfix_collector ||
-	    strcmp(c->ipfix_collector, old->ipfix_collector) ||
-	    c->ipfix_interval != old->ipfix_interval || c->ipfix_domain != old->ipfix_domain) {
+	if (!same_str(c->ipfix_collector, d->ipfix_to) || (c->ipfix_collector && !d->ipfix) ||
+	    (c->ipfix_collector && (c->ipfix_interval != d->ipfix_iv ||
+				    c->ipfix_domain != d->ipfix_dom))) {
+		char *was = d->ipfix_to;
+		int e = 0;
+
 		ipfix_stop(d);
-		if (c->ipfix_collector) {
-			struct itimerspec every = {
-				.it_interval = { .tv_sec = c->ipfix_interval },
-				.it_value = { .tv_sec = c->ipfix_interval },
-			};
-
-			err = pl_ipfix_open(c->ipfix_collector, c->ipfix_domain, &d->ipfix, why,
-					    sizeof(why));
-			if (err) {
-				dlog(d, LOG_ERR, "ipfix: collector '%s': %s", c->ipfix_collector, why);
-				return err;
-			}
-			d->ipfix_failed = false;
-			timerfd_settime(d->ipfixfd, 0, &every, NULL);
-			dlog(d, LOG_INFO, "ipfix: to %s every %u s", c->ipfix_collector,
-			     c->ipfix_interval);
-		}
+		if (c->ipfix_collector)
+			e = ipfix_start(d, c->ipfix_collector, c->ipfix_interval, c->ipfix_domain);
+		if (e && was)
+			ipfix_start(d, was, d->ipfix_iv, d->ipfix_dom);
+		free(was);
+		err = err ?: e;
 	}
-	return 0;
+	return err;
 }
 
 static void ipfix_round(struct daemon *d)
@@ -211,9 +254,9 @@ static void ipfix_round(struct daemon *d)
 				 &recs, why, sizeof(why)) != 0;
 	/* a collector that is down loses this round; once it answers it gets templates first */
 	if (failed && !d->ipfix_failed)
-		dlog(d, LOG_WARNING, "ipfix: %s: %s", d->c->ipfix_collector, why);
+		dlog(d, LOG_WARNING, "ipfix: %s: %s", d->ipfix_to, why);
 	else if (!failed && d->ipfix_failed)
-		dlog(d, LOG_INFO, "ipfix: %s answers again", d->c->ipfix_collector);
+		dlog(d, LOG_INFO, "ipfix: %s answers again", d->ipfix_to);
 	d->ipfix_failed = failed;
 	d->rounds++;
 	malloc_trim(0);
@@ -331,6 +374,7 @@ static void namespaces(struct daemon *d)
 
 /* ---- reconciling ---- */
 
+/* The config exports (its exporters start after the first pass: that one's gone pins wait too). */
 static bool exporting(const struct daemon *d)
 {
 	return d->c->prom_listen || d->c->ipfix_collector;
@@ -453,11 +497,11 @@ static void reconcile_dirty(struct daemon *d)
 	dirty_clear(d);
 }
 
-/* Whether every exporter has read the counters since @pe went. */
+/* Whether every exporter running has read the counters since @pe went. */
 static bool read_since(const struct daemon *d, const struct pending *pe)
 {
-	return (!d->c->prom_listen || atomic_load(&d->scrapes) > pe->scrapes) &&
-	       (!d->c->ipfix_collector || d->rounds > pe->rounds);
+	return (!d->prom || atomic_load(&d->scrapes) > pe->scrapes) &&
+	       (!d->ipfix || d->rounds > pe->rounds);
 }
 
 /* Gone interfaces whose pins every exporter has read since: remove them now. */
@@ -705,7 +749,7 @@ static void reload(struct daemon *d)
 		sd_notify(0, "READY=1\nSTATUS=reload failed: the previous config runs");
 		return;
 	}
-	exporters(d, old, c);
+	exporters(d, c);
 	triggers_stop(d);
 	triggers_start(d);
 	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged", d->path,
@@ -861,7 +905,7 @@ int pl_daemon_run(const char *path)
 	if (err)
 		goto out;
 	d.full = false;
-	if (exporters(&d, NULL, d.c))
+	if (exporters(&d, d.c))
 		goto out;
 	if ((err = triggers_start(&d))) {
 		dlog(&d, LOG_ERR, "cannot start the triggers: %s", strerror(-err));
@@ -896,6 +940,8 @@ int pl_daemon_run(const char *path)
 out:
 	triggers_stop(&d);	/* nothing left running, whatever went wrong */
 	pl_prom_serve_stop(d.prom);
+	free(d.prom_at);
+	free(d.ipfix_to);
 	pl_ipfix_close(d.ipfix);
 	for (size_t i = 0; i < d.nmons; i++)
 		pl_linkmon_close(d.mons[i]);

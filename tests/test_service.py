@@ -850,6 +850,42 @@ def test_daemon_reload(svc):
     assert len(rules_of(a, "sv1")) == 2
 
 
+def test_daemon_reload_to_an_address_in_use_keeps_serving(svc):
+    """SIGHUP with a Prometheus address another socket holds: the error is logged and the
+    server goes on where it was (the running state stays); a later SIGHUP, once the address
+    is free, starts it there (before, the exporter was gone until the address changed)."""
+    port, busy = free_port(), socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port2 = busy.getsockname()[1]
+    conf = svc.config(f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
+
+    def answers(p):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10) as r:
+                return r.status == 200 and b"# TYPE" in r.read()
+        except OSError:
+            return False
+
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert answers(port)
+    with open(conf, "w") as f:
+        f.write(f'export:\n  prometheus: {{ listen: "127.0.0.1:{port2}" }}\n')
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(rf"prometheus: cannot listen on 127\.0\.0\.1:{port2}: Address already in use", start=mark)
+    d.wait_log(r"reloaded ", start=mark)
+    assert answers(port), "the running exporter went with a reload that could not start the new one"
+    busy.close()
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded ", start=mark)
+    assert answers(port2) and not answers(port)
+    assert d.stop() == 0
+
+
 def test_daemon_killed_and_restarted_adopts_with_counters(svc):
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
