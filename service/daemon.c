@@ -531,8 +531,13 @@ due:
 			i++;
 			continue;
 		}
+		/*
+		 * a gone namespace's too, once set aside (<inode>:<cookie>) by an
+		 * attach in a new namespace that got its inode: its links hold no
+		 * device, where the new one's same name does
+		 */
 		for (size_t k = 0; k < na; k++)
-			if (!a[k].ns_gone && a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
+			if (a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
 			    a[k].meta_ok && !strcmp(a[k].meta.managed_by, d->c->owner) &&
 			    (pl_attachment_link_ifindex(&a[k], &on) || !on))
 				pl_plan_remove_step(&p, &a[k], "interface gone");

@@ -959,6 +959,51 @@ def ipfix_v4_packets(datagrams, src, dport):
     return total
 
 
+def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
+    """A covered namespace deleted while exporting: its attachments' pins wait for a scrape.
+    A new namespace that gets its inode sets them aside (<inode>:<cookie>) when something is
+    attached there; the scrape must still release them (they stayed for good, and every
+    full pass logged them as gone again)."""
+    x = svc.netns()
+    svc.veth(x, "sv0", "pv0", up=True)
+    port = free_port()
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    ino = ns_ino(x)
+    before = set(Path(PIN_ROOT).glob(f"{ino}:*/sv0"))     # other runs' leftovers: not ours
+    aside = lambda: set(Path(PIN_ROOT).glob(f"{ino}:*/sv0")) - before  # noqa: E731
+    mark = len(d.lines)
+    sh("ip", "netns", "del", x)
+    svc.namespaces.remove(x)
+    d.wait_log(r"gone sv0 \(netns \d+\): network namespace gone; final totals", start=mark)
+    d.wait_log(r"network namespaces covered: ", start=mark)
+    for _ in range(5):      # the kernel hands the lowest free inode out: ours, unless taken
+        y = svc.netns()
+        if ns_ino(y) == ino:
+            break
+    else:
+        pytest.skip("another namespace took the deleted one's inode")
+    svc.veth(y, "sv0", "pv1")
+    # (the gone namespace's pins are where the new one's go, until set aside: not by path)
+    wait_for(lambda: listed(y).get("sv0", {}).get("state") == "attached", what="sv0 in the namespace with the inode")
+    try:
+        assert aside(), "the gone namespace's pins were not set aside"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert f'netns="{ino}:'.encode() in r.read()
+        wait_for(lambda: not aside(), timeout=5, what="the set-aside pins released after the scrape")
+    finally:
+        for p in aside():
+            pktlens("detach", "--netns", p.parent.name, "sv0", check=False)
+    assert attached(y, "sv0")
+    mark = len(d.lines)
+    svc.netns()             # a full pass: nothing of the gone namespace is left to tell
+    d.wait_log(r"network namespaces covered: ", start=mark)
+    time.sleep(0.5)
+    assert not [line for _, line in d.lines[mark:] if "gone" in line], d.log()
+
+
 def test_daemon_ipfix_in_process_and_gone_pins_wait_for_it(svc):
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
