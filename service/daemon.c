@@ -644,9 +644,15 @@ static void trigger_spawn(struct daemon *d, size_t i)
 	     in_ns ? "/" : "", t->dev, t->when, t->for_secs, t->write, (int)pid);
 }
 
-/* Reap the samplers that ended, start again those whose time has come. */
+/*
+ * Reap the samplers that ended (SIGCHLD), start again those whose time has
+ * come, and set the clock for the next one due: no clock while all run.
+ */
 static void triggers_check(struct daemon *d)
 {
+	struct itimerspec at = { 0 };
+	double next = 0;
+
 	for (size_t i = 0; i < d->ntrig; i++) {
 		int status;
 
@@ -663,7 +669,16 @@ static void triggers_check(struct daemon *d)
 		}
 		if (!d->tpid[i] && now_s() >= d->trestart[i])
 			trigger_spawn(d, i);
+		if (!d->tpid[i] && (!next || d->trestart[i] < next))
+			next = d->trestart[i];
 	}
+	if (next) {
+		double in = next - now_s() > 0.001 ? next - now_s() : 0.001;
+
+		at.it_value.tv_sec = (time_t)in;
+		at.it_value.tv_nsec = (long)((in - (double)(time_t)in) * 1e9);
+	}
+	timerfd_settime(d->trigfd, 0, &at, NULL);
 }
 
 static void triggers_stop(struct daemon *d)
@@ -701,11 +716,9 @@ static void triggers_stop(struct daemon *d)
 	d->ntrig = 0;
 }
 
-/* (Re)start the samplers of @d->c's triggers, and the clock that looks after them. */
+/* (Re)start the samplers of @d->c's triggers (SIGCHLD tells when one ends). */
 static int triggers_start(struct daemon *d)
 {
-	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
-
 	d->ntrig = d->c->ntrig;
 	if (!d->ntrig)
 		return timerfd_settime(d->trigfd, 0, &(struct itimerspec){ 0 }, NULL) ? -errno : 0;
@@ -720,7 +733,7 @@ static int triggers_start(struct daemon *d)
 		return -ENOMEM;
 	}
 	triggers_check(d);
-	return timerfd_settime(d->trigfd, 0, &its, NULL) ? -errno : 0;
+	return 0;
 }
 
 /* ---- reload and stop ---- */
@@ -800,6 +813,7 @@ static int setup(struct daemon *d)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);	/* a trigger's sampler ended */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	d->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -836,12 +850,18 @@ static void wakeup(struct daemon *d, void *tag)
 	if (tag == &tag_sig) {
 		struct signalfd_siginfo si;
 
+		bool child = false;
+
 		while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGHUP)
 				reload(d);
+			else if (si.ssi_signo == SIGCHLD)
+				child = true;
 			else
 				d->stop = true;
 		}
+		if (child && !d->stop)
+			triggers_check(d);
 	} else if (tag == &tag_ino) {
 		/* each change gets its own 5 s for a name to be mounted, whatever came before */
 		if (pl_netns_watch_read(d->inofd)) {

@@ -886,6 +886,55 @@ def test_daemon_reload_to_an_address_in_use_keeps_serving(svc):
     assert d.stop() == 0
 
 
+def timers(pid):
+    """(it_value, it_interval) of every timerfd of process pid, as the kernel has them."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            text = open(f"/proc/{pid}/fdinfo/{fd}").read()
+        except OSError:
+            continue
+        m = re.search(r"it_value: \((\d+), (\d+)\)\nit_interval: \((\d+), (\d+)\)", text)
+        if m:
+            out.append(((int(m[1]), int(m[2])), (int(m[3]), int(m[4]))))
+    return out
+
+
+def test_daemon_trigger_samplers_need_no_clock(svc):
+    """Idle with standing triggers, the daemon runs no clock (it checked its samplers every
+    second): it learns of one that ends from SIGCHLD at once and sets a clock only to start
+    it again 5 s later."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    write = os.path.join(svc.tmp, "t-%s.pcap")
+    conf = svc.config(f'triggers:\n  - dev: sv0\n    netns: {a}\n    when: "dev pps > 1000000"\n'
+                      f'    for: 1\n    write: {write}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    _, line = d.wait_log(r"\(pktlens sample, pid \d+\)")
+    pid = int(re.search(r"pid (\d+)\)", line)[1])
+    d.wait_log(r"sample: sv0: waiting for 'dev pps > 1000000'")
+    time.sleep(0.5)
+    assert timers(d.p.pid) and all(t == ((0, 0), (0, 0)) for t in timers(d.p.pid)), timers(d.p.pid)
+    mark = len(d.lines)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    d.wait_log(rf"pktlens sample \(pid {pid}\) ended \(signal 9\): starting it again in 5 s", start=mark,
+               timeout=2)
+    assert time.monotonic() - t0 < 0.9, "the sampler's end was seen by a clock, not by SIGCHLD"
+    armed = [t for t in timers(d.p.pid) if t[0] != (0, 0)]
+    assert len(armed) == 1 and armed[0][1] == (0, 0) and 3 <= armed[0][0][0] <= 5, timers(d.p.pid)
+    _, line = d.wait_log(r"\(pktlens sample, pid \d+\)", start=mark, timeout=10)
+    assert time.monotonic() - t0 >= 4.5
+    pid2 = int(re.search(r"pid (\d+)\)", line)[1])
+    os.kill(pid2, 0)
+    d.wait_log(r"sample: sv0: waiting for", start=mark)
+    assert all(t == ((0, 0), (0, 0)) for t in timers(d.p.pid)), timers(d.p.pid)
+    assert d.stop() == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid2, 0)
+
+
 def test_daemon_killed_and_restarted_adopts_with_counters(svc):
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
