@@ -882,9 +882,15 @@ static void wakeup(struct daemon *d, void *tag)
 			ipfix_round(d);
 	} else {
 		struct pl_linkmon *m = tag;
-		struct dirty *x = dirty_ns(d, pl_linkmon_netns(m));
-		bool lost = false;
+		struct dirty *x;
+		bool lost = false, live = false;
 
+		/* a reload or a namespace gone earlier in this wakeup may have closed it */
+		for (size_t i = 0; i < d->nmons && !live; i++)
+			live = d->mons[i] == m;
+		if (!live)
+			return;
+		x = dirty_ns(d, pl_linkmon_netns(m));
 		if (pl_linkmon_read(m, on_link, x, &lost) || lost || !x) {
 			if (x)
 				x->all = true;

@@ -935,6 +935,40 @@ def test_daemon_trigger_samplers_need_no_clock(svc):
         os.kill(pid2, 0)
 
 
+def test_daemon_reload_lets_go_of_a_monitor_with_events_waiting(svc):
+    """A SIGHUP that stops covering a namespace, with link notifications of that namespace
+    waiting in the same wakeup: the reload closes its monitor, and the events after it in
+    that wakeup must not be read from the freed monitor (a heap-use-after-free, which the
+    SAN=1 build reports and dies of)."""
+    a = svc.netns()
+    covers = f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+    conf = svc.config(covers)
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    for i in range(3):
+        with open(conf, "w") as f:
+            f.write(covers.replace(glob_covered(), f"nothing{os.getpid()}"))
+        mark = len(d.lines)
+        os.kill(d.p.pid, signal.SIGSTOP)
+        try:
+            d.p.send_signal(signal.SIGHUP)      # the signalfd is ready first, the monitor next
+            svc.veth(a, f"sv{i}", f"pv{i}")
+        finally:
+            os.kill(d.p.pid, signal.SIGCONT)
+        d.wait_log(r"reloaded ", start=mark)
+        d.wait_notify()     # (read them: a full notify socket would hold the daemon up)
+        assert not attached(a, f"sv{i}")
+        with open(conf, "w") as f:
+            f.write(covers)
+        mark = len(d.lines)
+        d.p.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded ", start=mark)
+        d.wait_notify()
+        wait_for(lambda: attached(a, f"sv{i}"), what=f"sv{i} covered again")
+    assert d.p.poll() is None, d.log()
+    assert d.stop() == 0
+
+
 def test_daemon_killed_and_restarted_adopts_with_counters(svc):
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
