@@ -286,6 +286,10 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    tcp-passive: maybe\n", 3, 18, "tcp-passive: 'maybe' is not true or false"),
     ("triggers:\n  - dev: sv0\n    netns: ''\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: '' is not a name in /run/netns or \"/\""),
+    ("triggers:\n  - dev: 'sv 0'\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
+     2, 10, "dev: 'sv 0' is not an interface name"),
+    ("triggers:\n  - dev: 'eth0:1'\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
+     2, 10, "dev: 'eth0:1' is not an interface name"),
     ("triggers:\n  - dev: sv0\n    netns: a/b\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: 'a/b' is not a name in /run/netns"),
 ]
