@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -585,10 +585,9 @@ static void trigger_spawn(struct daemon *d, size_t i)
 	bool in_ns = t->netns && strcmp(t->netns, PL_NETNS_ROOT);
 	char fors[16], keep[16], snap[16];
 	const char *argv[24];
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
+	pid_t pid, parent = getpid();
+	sigset_t none;
 	size_t n = 0;
-	pid_t pid;
 	int err;
 
 	snprintf(fors, sizeof(fors), "%u", t->for_secs);
@@ -621,17 +620,22 @@ static void trigger_spawn(struct daemon *d, size_t i)
 	argv[n] = NULL;
 	/* the daemon blocks its signals for the signalfd: the sampler must get them */
 	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &dfl);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	err = posix_spawn(&pid, "/proc/self/exe", NULL, &at, (char *const *)argv, environ);
-	posix_spawnattr_destroy(&at);
+	pid = fork();
+	if (!pid) {
+		static const int dfl[] = { SIGPIPE, SIGHUP, SIGTERM, SIGINT, SIGCHLD };
+		struct sigaction sa = { .sa_handler = SIG_DFL };
+
+		/* it ends with the daemon, even one killed with -9 (a restart starts its own) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		for (size_t k = 0; k < sizeof(dfl) / sizeof(dfl[0]); k++)
+			sigaction(dfl[k], &sa, NULL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	err = pid < 0 ? errno : 0;
 	if (err) {
 		dlog(d, LOG_ERR, "trigger %s:%d (%s, '%s'): cannot start pktlens sample: %s",
 		     d->c->path, t->line, t->dev, t->when, strerror(err));

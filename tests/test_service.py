@@ -939,6 +939,45 @@ def test_daemon_trigger_samplers_need_no_clock(svc):
         os.kill(pid2, 0)
 
 
+def running(pid):
+    """Whether process pid runs (a zombie no longer does)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_daemon_killed_takes_its_trigger_samplers_along(svc):
+    """A daemon killed with -9 leaves no trigger sampler behind (one went on capturing,
+    orphaned, beside the one the restarted daemon started): the restart's sampler is the
+    only one."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    write = os.path.join(svc.tmp, "k-%s.pcap")
+    conf = svc.config(f'triggers:\n  - dev: sv0\n    netns: {a}\n    when: "dev pps > 1000000"\n'
+                      f'    for: 1\n    write: {write}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    _, line = d.wait_log(r"\(pktlens sample, pid \d+\)")
+    pid = int(re.search(r"pid (\d+)\)", line)[1])
+    d.wait_log(r"sample: sv0: waiting for")
+    d.p.kill()
+    d.p.wait()
+    try:
+        wait_for(lambda: not running(pid), timeout=5, what="the sampler to end with its daemon")
+        d2 = Daemon(svc, conf)
+        d2.wait_notify()
+        _, line = d2.wait_log(r"\(pktlens sample, pid \d+\)")
+        pid2 = int(re.search(r"pid (\d+)\)", line)[1])
+        d2.wait_log(r"sample: sv0: waiting for")
+        assert running(pid2)
+        assert d2.stop() == 0
+        assert not running(pid2)
+    finally:
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_daemon_reload_lets_go_of_a_monitor_with_events_waiting(svc):
     """A SIGHUP that stops covering a namespace, with link notifications of that namespace
     waiting in the same wakeup: the reload closes its monitor, and the events after it in
