@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -755,6 +756,43 @@ static int load(struct ctx *x, FILE *f)
 	return mapping(x, root, "config", top_keys, top_key, x->c);
 }
 
+/*
+ * @path absolute (from the working directory) and plain, without ".", ".."
+ * or empty parts, its symlinks as named: the config's name when it has none
+ * (a symlink switched to another file is still the same config). 0 or
+ * -ENAMETOOLONG.
+ */
+static int abs_path(const char *path, char *out, size_t len)
+{
+	char cwd[PATH_MAX] = "", buf[PATH_MAX * 2], *save = NULL;
+	size_t n = 0;
+
+	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return -errno;
+	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", cwd, path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+		size_t l = strlen(p);
+
+		if (!strcmp(p, "."))
+			continue;
+		if (!strcmp(p, "..")) {
+			while (n && out[--n] != '/')
+				;
+			continue;
+		}
+		if (n + 1 + l >= len)
+			return -ENAMETOOLONG;
+		out[n++] = '/';
+		memcpy(out + n, p, l);
+		n += l;
+	}
+	if (!n)
+		out[n++] = '/';
+	out[n] = '\0';
+	return 0;
+}
+
 int pl_config_load(const char *path, struct pl_config **out, char *why, size_t whylen)
 {
 	struct ctx x = { .path = path, .why = why, .whylen = whylen };
@@ -796,7 +834,7 @@ int pl_config_load(const char *path, struct pl_config **out, char *why, size_t w
 	yaml_document_delete(&x.doc);
 	fclose(f);
 	if (!err && !c->owner[0]) {
-		if (strlen(real) >= sizeof(c->owner)) {
+		if (abs_path(path, real, sizeof(c->owner))) {
 			snprintf(why, whylen, "%s: its absolute path is longer than 255 bytes: give the "
 				 "config a name (name: ...)", path);
 			err = -EINVAL;

@@ -978,6 +978,33 @@ def test_daemon_killed_takes_its_trigger_samplers_along(svc):
             os.kill(pid, signal.SIGKILL)
 
 
+def test_daemon_config_symlink_switched_stays_the_same_config(svc):
+    """Without a name a config is its absolute path as named: a symlink switched to another
+    file (a deployment's new version) is the same config, so a reload removes what the new
+    file no longer matches (it was the target's path: the new one adopted the rest and left
+    these counting, managed by nobody)."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    v1 = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    tc: in\n', "v1.conf")
+    v2 = svc.config(f'interfaces:\n  - match: "sv0"\n    netns: "{glob_covered()}"\n    tc: in\n', "v2.conf")
+    link = os.path.join(svc.tmp, "pktlens.conf")
+    os.symlink("v1.conf", link)
+    d = Daemon(svc, link)
+    d.wait_notify()
+    assert {n: att["managed_by"] for n, att in listed(a).items()} == {"sv0": link, "sv1": link}
+    tcx = json.loads(sh("bpftool", "-j", "link", "show", "pinned", str(pins(a, "sv1") / "tc_in_link")).stdout)["id"]
+    os.symlink("v2.conf", link + ".new")
+    os.replace(link + ".new", link)
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded .*: 0 added, 0 changed, 1 removed, 1 unchanged", start=mark)
+    # the kernel's view: sv1's tcx link is gone (nothing holds it: detached)
+    assert sh("bpftool", "link", "show", "id", tcx, check=False).returncode != 0
+    assert set(listed(a)) == {"sv0"} and not pins(a, "sv1").exists()
+    assert d.stop() == 0
+
+
 def test_daemon_reload_lets_go_of_a_monitor_with_events_waiting(svc):
     """A SIGHUP that stops covering a namespace, with link notifications of that namespace
     waiting in the same wakeup: the reload closes its monitor, and the events after it in
