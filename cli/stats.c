@@ -299,6 +299,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 	while (!pl_stop) {
 		double t, dt;
 		char when[16];
+		struct timespec real;
 		time_t wall;
 		struct tm tm;
 
@@ -309,7 +310,8 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 		t = now_s();
 		dt = t - t_prev;
 		t_prev = t;
-		wall = time(NULL);
+		clock_gettime(CLOCK_REALTIME, &real);
+		wall = real.tv_sec;
 		strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&wall, &tm));
 		for (size_t i = 0; i < n; i++) {
 			struct pl_stats cur[PL_SLOT_MAX];
@@ -332,7 +334,9 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 
 					jw_init(&w, stdout, false);
 					jw_obj_open(&w);
-					jw_double_field(&w, "time", (double)wall);
+					/* to the microsecond: %.9g would round it to 10 s */
+					jw_fixed_field(&w, "time", (double)real.tv_sec +
+						       real.tv_nsec / 1e9, 6);
 					jw_name_field(&w, "ifname", a[i].ifname);
 					jw_str_field(&w, "hook", pl_slot_hook[sl]);
 					jw_str_field(&w, "dir", pl_slot_dir[sl]);

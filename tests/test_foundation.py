@@ -397,6 +397,26 @@ def test_watch_and_reset(lab):
     assert [x["packets"] for x in pktlens_json("flows", "vb", ns=lab.b)["flows"]] == [2]
 
 
+def test_watch_json_time_is_the_wall_clock(lab):
+    """--watch -j's "time" is when the line was taken, to well under a second: %.9g had
+    rounded 1796320634.2 to 1.79632063e+09, ten seconds apart from the clock and the same
+    on every line of ten seconds."""
+    import time
+    pktlens("attach", "vb", *XDP, ns=lab.b)
+    w = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "stats", "vb", "--watch", "1"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [w.stdout.readline() for _ in range(3)]
+        now = time.time()
+    finally:
+        w.terminate()
+        assert w.wait(timeout=5) == 0
+    times = [json.loads(x)["time"] for x in lines]
+    assert all("e" not in x.split('"time":')[1].split(",")[0] for x in lines), lines
+    assert abs(times[-1] - now) < 0.5, (times, now)
+    assert 0.8 < times[1] - times[0] < 1.5 and 0.8 < times[2] - times[1] < 1.5, times
+
+
 def test_interface_gone_then_detach_stale(lab):
     sh("ip", "-n", lab.b, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
     sh("ip", "-n", lab.b, "link", "set", "gone0", "up")
