@@ -20,7 +20,11 @@
 #include "common.h"
 #include "util.h"
 #include "../export/format.h"
+#include "../export/json.h"
 #include "../export/report.h"
+
+#define JSON_FLOWS 10	/* -j: the flows with the most bytes in the interval */
+_Static_assert(JSON_FLOWS == 10, "top's help says 10 flows");
 
 struct flow_rate {
 	struct pl_flow f;
@@ -257,6 +261,177 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs, u
 	refresh();
 }
 
+/* The name of the attachment whose interface has @ifindex (flows carry the index only). */
+static const char *flow_ifname(const struct snap *cur, __u32 ifindex)
+{
+	for (size_t i = 0; i < cur->n; i++)
+		if (cur->a[i].meta_ok && cur->a[i].meta.ifindex == ifindex)
+			return cur->a[i].ifname;
+	return NULL;
+}
+
+/* -j: what a frame shows, as one JSON object (a line; -p: indented). */
+static void json_frame(const struct snap *cur, const struct snap *prev, double secs)
+{
+	__u64 rmon[PL_RMON_MAX] = { 0 };
+	struct flow_rate *fr;
+	struct timespec real;
+	size_t nfr = 0;
+	struct jw w;
+
+	clock_gettime(CLOCK_REALTIME, &real);
+	jw_init(&w, stdout, pl_g.pretty);
+	jw_obj_open(&w);
+	jw_fixed_field(&w, "time", (double)real.tv_sec + real.tv_nsec / 1e9, 6);
+	jw_fixed_field(&w, "interval", secs, 6);
+	jw_key(&w, "interfaces");
+	jw_arr_open(&w);
+	for (size_t i = 0; i < cur->n; i++) {
+		const struct pl_stats *p = prev_stats(prev, &cur->a[i]);
+
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+			__u64 pk = 0, by = 0, ppk = 0, pby = 0, dr, pdr = 0;
+
+			if (!pl_slot_attached(&cur->a[i].meta, sl))
+				continue;
+			pl_stats_totals(&cur->s[i][sl], &pk, &by);
+			dr = cur->s[i][sl].pkts[PL_VERDICT_DROP];
+			if (p) {
+				pl_stats_totals(&p[sl], &ppk, &pby);
+				pdr = p[sl].pkts[PL_VERDICT_DROP];
+			}
+			if (!p || pk < ppk)	/* new, or a stats --reset in between: from zero */
+				ppk = pby = pdr = 0;
+			for (int k = 0; k < PL_RMON_MAX; k++)
+				if (p && cur->s[i][sl].rmon[k] >= p[sl].rmon[k])
+					rmon[k] += cur->s[i][sl].rmon[k] - p[sl].rmon[k];
+			jw_obj_open(&w);
+			jw_name_field(&w, "ifname", cur->a[i].ifname);
+			pl_json_att_netns(&w, &cur->a[i]);
+			jw_str_field(&w, "hook", pl_slot_hook[sl]);
+			jw_str_field(&w, "dir", pl_slot_dir[sl]);
+			jw_double_field(&w, "pps", (double)(pk - ppk) / secs);
+			jw_double_field(&w, "bps", (double)(by - pby) * 8 / secs);
+			jw_double_field(&w, "drops_ps", dr >= pdr ? (double)(dr - pdr) / secs : 0);
+			jw_u64_field(&w, "packets", pk);
+			jw_u64_field(&w, "bytes", by);
+			jw_obj_close(&w);
+		}
+	}
+	jw_arr_close(&w);
+	/* the flows with the most bytes over the interval, as the screen lists them */
+	fr = calloc(cur->nflows ? cur->nflows : 1, sizeof(*fr));
+	for (size_t i = 0; fr && i < cur->nflows; i++) {
+		const struct pl_flow *old = pl_bsearch(&cur->flows[i], prev->flows, prev->nflows,
+						    sizeof(*prev->flows), key_cmp);
+		__u64 d = cur->flows[i].val.bytes - (old && old->val.bytes <= cur->flows[i].val.bytes ?
+						     old->val.bytes : 0);
+
+		if (d) {
+			fr[nfr].f = cur->flows[i];
+			if (old && old->val.packets <= cur->flows[i].val.packets)
+				fr[nfr].f.val.packets -= old->val.packets;
+			fr[nfr].f.val.bytes = d;
+			fr[nfr++].bps = (double)d * 8 / secs;
+		}
+	}
+	if (fr)
+		nfr = top_k(fr, nfr, JSON_FLOWS);
+	jw_key(&w, "flows");
+	jw_arr_open(&w);
+	for (size_t i = 0; i < nfr; i++) {
+		const struct pl_flow_key *k = &fr[i].f.key;
+		bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
+		bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
+		char b1[PL_ADDR_STRLEN], b2[16];
+		struct pl_tcp_state t;
+		int half = 0;
+
+		jw_obj_open(&w);
+		jw_name_field(&w, "ifname", flow_ifname(cur, k->ifindex));
+		jw_u64_field(&w, "ifindex", k->ifindex);
+		jw_str_field(&w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
+		jw_str_field(&w, "dir", k->dir == PL_DIR_IN ? "in" : "out");
+		jw_key(&w, "vlan");
+		if (k->vlan == PL_VLAN_NONE)
+			jw_null(&w);
+		else
+			jw_u64(&w, k->vlan);
+		jw_str_field(&w, "l3", pl_fmt_l3(k->l3proto, b2, sizeof(b2)));
+		jw_u64_field(&w, "ethertype", k->l3proto);
+		if (ip) {
+			jw_str_field(&w, "proto", pl_fmt_l4(k, b2, sizeof(b2)));
+			jw_u64_field(&w, "ip_proto", k->l4proto);
+			jw_str_field(&w, "src", pl_fmt_key_addr(k, k->saddr, b1, sizeof(b1)));
+			jw_str_field(&w, "dst", pl_fmt_key_addr(k, k->daddr, b1, sizeof(b1)));
+			jw_u64_field(&w, icmp ? "icmp_type" : "sport", k->sport);
+			jw_u64_field(&w, icmp ? "icmp_code" : "dport", k->dport);
+		}
+		jw_u64_field(&w, "packets", fr[i].f.val.packets);
+		jw_u64_field(&w, "bytes", fr[i].f.val.bytes);
+		jw_double_field(&w, "bps", fr[i].bps);
+		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
+		if (cur->tfd >= 0) {
+			bool tcp = k->l4proto == 6 && !pl_tcp_flow(cur->tfd, k, &t, &half);
+
+			jw_key(&w, "srtt_ms");
+			if (tcp)
+				jw_fixed(&w, pl_tcp_row_rtt(&t, half) / 1000.0, 3);
+			else
+				jw_null(&w);
+			jw_key(&w, "retrans");
+			if (tcp)
+				jw_u64(&w, t.h[half & 1].retrans);
+			else
+				jw_null(&w);
+		}
+		jw_obj_close(&w);
+	}
+	jw_arr_close(&w);
+	free(fr);
+	/* the size mix over the interval: packets per second by RMON bucket */
+	jw_key(&w, "sizes");
+	jw_obj_open(&w);
+	for (int k = 0; k < PL_RMON_MAX; k++)
+		jw_double_field(&w, pl_rmon_names[k], (double)rmon[k] / secs);
+	jw_obj_close(&w);
+	jw_obj_close(&w);
+	jw_end(&w);
+}
+
+/* -j: a JSON object every @interval seconds, until a signal (or the reader goes away). */
+static int top_json(const char *dev, uint32_t interval)
+{
+	struct snap prev = { 0 }, cur = { 0 };
+	int err;
+
+	pl_catch_stop(false);
+	signal(SIGPIPE, SIG_IGN);
+	err = snap_take(dev, &prev);
+	while (!err && !pl_stop) {
+		for (uint32_t slept = 0; slept < interval * 10 && !pl_stop; slept++)
+			usleep(100000);
+		if (pl_stop)
+			break;
+		err = snap_take(dev, &cur);
+		if (err)
+			break;
+		json_frame(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1);
+		snap_free(&prev);
+		prev = cur;
+		memset(&cur, 0, sizeof(cur));
+		if (ferror(stdout))
+			break;	/* the reader went away */
+	}
+	snap_free(&prev);
+	snap_free(&cur);
+	if (err) {
+		pl_err("top: %s: %s", dev ? dev : "attachments", strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	return PL_EXIT_OK;
+}
+
 struct top_cfg {
 	uint32_t interval;
 };
@@ -281,6 +456,8 @@ static int do_top(void *cfg, int argc, char **argv)
 	}
 	if (ret)
 		return ret;
+	if (pl_g.json)
+		return top_json(dev, interval);
 	/*
 	 * newterm(), not initscr(): that one prints ncurses' own error and
 	 * exits. setupterm() first: a newterm() that fails leaks its screen.
@@ -351,5 +528,7 @@ static const struct top_cfg top_defaults = { .interval = 1 };
 const struct pl_cmd pl_cmd_top = {
 	.name = "top", .args = "[DEV]", .opts = top_opts, .fn = do_top, .defaults = &top_defaults,
 	.cfg_size = sizeof(struct top_cfg), .max_args = 1, .many = "unexpected '%s'",
-	.about = "A live view of rates, drops, top flows and packet sizes; q quits.\n",
+	.about = "A live view of rates, drops, top flows and packet sizes; q quits.\n"
+		 "-j: instead, one JSON object per interval (the same numbers, the " "10" " flows\n"
+		 "with the most bytes in it) until Ctrl-C or SIGTERM, no terminal needed.\n",
 };

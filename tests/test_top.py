@@ -81,3 +81,60 @@ def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
                        capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     assert (r.returncode, r.stderr) == (2, "pktlens: top: cannot use the terminal: TERM 'nosuchterm0' "
                                            "is not known here\n")
+
+
+def test_top_json_gives_the_intervals_numbers_without_a_terminal(lab):
+    """top -j (its help lists -j): one JSON object per interval, no terminal needed, with the
+    rates, the interval's top flows and its size mix; what was sent is the oracle (summed over
+    the intervals, in case the frames straddle two). It used to draw the ncurses screen on
+    stdout whatever -j said, and refuse to run without TERM."""
+    import json
+    from scapy.all import IPv6, UDP, Dot1Q, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    env = {k: v for k, v in os.environ.items() if k != "TERM"}
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "top", "vb"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    big = (Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) / Dot1Q(vlan=42) /
+           IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5353, dport=8053) / Raw(b"b" * 700))
+    small = (Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) /
+             IPv6(src="2001:db8::3", dst="2001:db8::4") / UDP(sport=7, dport=9) / Raw(b"s" * 10))
+
+    def flows(d, sport):
+        return [f for f in d["flows"] if f.get("l3") == "ipv6" and f.get("sport") == sport]
+
+    try:
+        first = json.loads(p.stdout.readline() or "null")
+        assert first, p.stderr.read()
+        lab.send([big] * 30 + [small] * 5)
+        docs = []
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            docs.append(json.loads(line))
+            if sum(f["packets"] for d in docs for f in flows(d, 7)) >= 5 and \
+                    sum(f["packets"] for d in docs for f in flows(d, 5353)) >= 30:
+                break
+        p.send_signal(2)
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+    assert p.stderr.read() == ""
+    for d in docs:
+        assert 0.9 < d["interval"] < 2 and abs(d["time"] - time.time()) < 20
+        assert [(r["ifname"], r["hook"], r["dir"]) for r in d["interfaces"]] == [("vb", "tc", "in")]
+    assert docs[-1]["interfaces"][0]["packets"] - first["interfaces"][0]["packets"] >= 35
+    pkts = sum(d["interfaces"][0]["pps"] * d["interval"] for d in docs)
+    assert 35 - 0.01 <= pkts < 35 + 5, pkts   # and the odd frame of the kernel's own
+    big_f = [f for d in docs for f in flows(d, 5353)]
+    assert all((f["src"], f["dst"], f["dport"], f["vlan"], f["proto"]) ==
+               ("2001:db8::1", "2001:db8::2", 8053, 42, "udp") for f in big_f), big_f
+    assert sum(f["packets"] for f in big_f) == 30
+    assert sum(f["bytes"] for f in big_f) == 30 * len(big)
+    d = [d for d in docs if flows(d, 5353)][0]
+    assert abs(flows(d, 5353)[0]["bps"] - flows(d, 5353)[0]["bytes"] * 8 / d["interval"]) < 1
+    assert d["flows"][0]["sport"] == 5353  # most bytes first
+    assert sum(f["bytes"] for d in docs for f in flows(d, 7)) == 5 * len(small)
+    # the size mix: 30 frames of 764 bytes, 5 of 72
+    assert abs(sum(d["sizes"]["512-1023"] * d["interval"] for d in docs) - 30) < 0.01
+    assert abs(sum(d["sizes"]["65-127"] * d["interval"] for d in docs) - 5) < 0.01
