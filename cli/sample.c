@@ -104,7 +104,11 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 			jw_str_field(&w, "src", pl_fmt_key_addr(&fd.key, fd.key.saddr, a, sizeof(a)));
 			jw_str_field(&w, "dst", pl_fmt_key_addr(&fd.key, fd.key.daddr, a, sizeof(a)));
 			jw_u64_field(&w, "proto", fd.key.l4proto);
-			if (fd.ports) {
+			/* ICMP has no ports: its type and code, named as flows -j names them */
+			if (fd.ports && (fd.key.l4proto == 1 || fd.key.l4proto == 58)) {
+				jw_u64_field(&w, "icmp_type", fd.key.sport);
+				jw_u64_field(&w, "icmp_code", fd.key.dport);
+			} else if (fd.ports) {
 				jw_u64_field(&w, "sport", fd.key.sport);
 				jw_u64_field(&w, "dport", fd.key.dport);
 			}

@@ -313,6 +313,26 @@ def test_count_stdout_and_lines(lab):
     assert len(out.splitlines()) == len(raw)
 
 
+def test_json_lines_give_icmp_type_and_code_not_ports(lab):
+    """-j lines: ICMP and ICMPv6 have no ports; their type and code are named icmp_type and
+    icmp_code, as flows -j names them (they came out as "sport" and "dport")."""
+    from scapy.all import ICMP, IP, UDP, Ether, ICMPv6EchoRequest, IPv6
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / ICMP(type=3, code=13)),
+           bytes(e / IPv6(src="2001:db8::1", dst="2001:db8::2") / ICMPv6EchoRequest()),
+           bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1234, dport=53))]
+    s = Sampler(lab, "-j", "-c", len(raw), ready=False)
+    time.sleep(1.5)
+    send_raw(lab, raw)
+    assert s.stop(sig=0, timeout=20) == 0, s.err
+    docs = [json.loads(line) for line in s.out.decode().splitlines()][:-1]
+    assert [(d["proto"], d.get("icmp_type"), d.get("icmp_code")) for d in docs[:2]] == \
+        [(1, 3, 13), (58, 128, 0)], docs
+    assert all("sport" not in d and "dport" not in d for d in docs[:2]), docs
+    assert (docs[2]["sport"], docs[2]["dport"]) == (1234, 53) and "icmp_type" not in docs[2]
+
+
 def test_policy_sample_rules_feed_the_ring(lab):
     from scapy.all import UDP, TCP, IP, Ether
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
