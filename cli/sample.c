@@ -49,6 +49,7 @@ struct run {
 	uint64_t written, unwritten, bad;	/* written: what reached the file or reader */
 	int64_t mono_to_real;		/* ns */
 	bool draining;			/* after the end: count, do not write */
+	uint64_t end_ns;		/* CLOCK_MONOTONIC: the capture ends (--duration, a stop); 0: not yet known */
 	int write_err;			/* the output failed (-EPIPE: its reader went away) */
 	struct pl_rot *rot;		/* -C/-G: out and dump are the current file's; else NULL */
 	char rot_why[PL_WHY_LEN + 512];	/* why a rotation failed */
@@ -149,6 +150,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	const struct pl_sample_hdr *h = data;
 	const uint8_t *bytes = (const uint8_t *)(h + 1);
 	struct pl_dump_pkt p;
+	uint64_t now;
 	uint32_t caplen;
 	int err;
 
@@ -186,7 +188,11 @@ static int on_record(void *ctx, void *data, size_t size)
 		.verdict = h->verdict,
 		.rule_id = h->rule_id,
 	};
-	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, pl_mono_ns()) && (err = rotate(r))) {
+	/* -G: from the end on (what the ring holds then, the last moments' poll) no new file */
+	now = pl_mono_ns();
+	if (r->rot && r->end_ns && now >= r->end_ns)
+		now = r->rot->opened_ns;
+	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, now) && (err = rotate(r))) {
 		r->unwritten++;
 		return err;
 	}
@@ -332,6 +338,10 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	int err;
 
 	t0 = last_flush = pl_mono_ns();
+	/* -G's periods count from here, as --duration does: they end together */
+	if (r->rot)
+		r->rot->opened_ns = t0;
+	r->end_ns = duration ? t0 + duration * 1000000000ULL : 0;
 	while (!pl_stop) {
 		uint64_t now;
 
@@ -351,6 +361,9 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			return 0;
 		}
 		now = pl_mono_ns();
+		/* the end first: --duration 2 -G 1 makes two files, not a third one left empty */
+		if (duration && now - t0 >= duration * 1000000000ULL)
+			return 0;
 		/* -G: the period is over, also when nothing arrives */
 		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))
 			return 0;
@@ -369,8 +382,6 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 				return PL_EXIT_FAIL;
 			}
 		}
-		if (duration && now - t0 >= duration * 1000000000ULL)
-			return 0;
 	}
 	return 0;
 }
@@ -442,6 +453,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 			so->snaplen, r->policy ? ", what policy --sample rules choose" : "",
 			r->rot ? " into " : "", r->rot ? rot->name : "");
 	ret = capture(r, *rb, s, duration);
+	r->end_ns = pl_mono_ns();
 	/* nothing more can arrive after stop: what is in the ring is all there is */
 	pl_sample_stop(s);
 	if (!r->write_err && !(r->limit && r->handed >= r->limit))

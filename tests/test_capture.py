@@ -18,7 +18,7 @@ import struct
 import subprocess
 import time
 
-from lab import PIN_ROOT, PYTHON, SENDRAW, netns_ino, pktlens, sh
+from lab import PIN_ROOT, PKTLENS, PYTHON, SENDRAW, netns_ino, pktlens, sh
 from test_sample import Sampler
 
 
@@ -312,6 +312,36 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     assert rc == 1 and b"m.pcap1' exists and this capture did not write it" in s.err, s.err
     assert open(os.path.join(d, "m.pcap1")).read() == "mine"
     assert tcpdump_count(os.path.join(d, "m.pcap")) == per
+
+
+def test_rotation_by_time_ends_with_the_duration(lab):
+    """-G 1 --duration 2: two files, each a second of the traffic, not a third one begun in
+    the capture's last moment (the periods counted from the file's opening, a little before
+    --duration's start, and ended first) or for what was left in the ring at the end. Several
+    runs: the race was lost about one time in three."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    stream = os.path.join(lab.tmp, "stream.pcap")
+    write_pcap(stream, [udp(4000 + i, 9000) for i in range(10)])
+    stop = os.path.join(lab.tmp, "stop")
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, PYTHON, SENDRAW, "va", stream, "500",
+                               stop], stdout=subprocess.DEVNULL)
+    try:
+        for run in range(5):
+            d = os.path.join(lab.tmp, f"g{run}")
+            os.mkdir(d)
+            r = subprocess.run([PKTLENS, "-n", lab.b, "-j", "sample", "vb", "-w",
+                                os.path.join(d, "t-%s.pcap"), "-G", "1", "--duration", "2", "udp"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            summary = json.loads(r.stdout)
+            paths = sorted(glob.glob(os.path.join(d, "t-*.pcap")))
+            counts = [tcpdump_count(p) for p in paths]
+            assert len(paths) == 2, (run, counts, os.listdir(d))
+            assert all(c > 300 for c in counts), counts   # about 500 a second
+            assert sum(counts) == summary["written"] > 0
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
 
 
 def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
