@@ -84,9 +84,23 @@ static void made_drop(struct pl_rot *r, size_t i)
 	r->nmade--;
 }
 
+int pl_rot_check(const char *name, char *why, size_t whylen)
+{
+	struct stat st;
+	int err = pl_out_check(name, why, whylen);
+
+	if (err)
+		return err;
+	/* not opened to find out: a FIFO's open() would wait for a reader */
+	if (!lstat(name, &st) && !S_ISREG(st.st_mode))
+		return pl_why(why, whylen, -EINVAL, "not a regular file: -C, -G and --rearm write "
+			      "regular files only");
+	return 0;
+}
+
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 {
-	char period[PATH_MAX], **m;
+	char period[PATH_MAX], check[512], **m;
 	struct stat st;
 	bool foreign;
 	ssize_t at;
@@ -117,8 +131,8 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 	if (foreign)
 		return pl_why(why, whylen, -EEXIST, "'%s' exists and this capture did not write it: "
 			      "not replaced (remove it, or name another -w FILE)", r->name);
-	if ((err = pl_out_check(r->name, why, whylen)))
-		return err;
+	if ((err = pl_rot_check(r->name, check, sizeof(check))))
+		return pl_why(why, whylen, err, "'%s': %s", r->name, check);
 	err = pl_out_open(r->name, r->mode, &r->out, why, whylen);
 	if (err)
 		return err;

@@ -60,6 +60,11 @@ static inline bool pl_rot_on(const struct pl_rot *r)
 }
 /* The first name, for checks before capturing (strftime for now). */
 int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len);
+/*
+ * Whether @name can be one of the files: pl_out_check(), and a regular file
+ * if it exists (a FIFO or device cannot be rotated). 0, or -errno with @why.
+ */
+int pl_rot_check(const char *name, char *why, size_t whylen);
 /* Open the next file (header written, committed under its name). 0, or -errno with @why. */
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen);
 /* Whether a record of about @bytes must go to a new file (-C), or the period is over (-G, @now_ns). */

@@ -704,7 +704,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 		name = first;
 	}
 	/* the file is looked at here, and created only once the sampler has started */
-	if (path && (err = pl_out_check(name, why, sizeof(why)))) {
+	if (path && (err = pl_rot_on(&rot) ? pl_rot_check(name, why, sizeof(why)) :
+			    pl_out_check(name, why, sizeof(why)))) {
 		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;

@@ -545,6 +545,47 @@ def kernel_drop_reasons():
     return set(re.findall(r"'SKB_DROP_REASON_(\w+)' val=", out))
 
 
+def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
+    """-C, -G and --rearm make regular files: -w FIFO or a device with them is bad input (exit
+    2, one line, before the sampler starts; a FIFO's open() used to wait for a reader forever,
+    a device was refused with exit 1 once capturing), and a FIFO where a later -C file would go
+    stops the capture (exit 1), as any name not this capture's does, without waiting on it."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    fifo = os.path.join(lab.tmp, "cap.fifo")
+    os.mkfifo(fifo)
+    for w, args in ((fifo, ["-C", 1]), (fifo, ["-G", 5]),
+                    (fifo, ["--when", "dev pps > 1000000", "--for", 1, "--rearm"]),
+                    ("/dev/null", ["-G", 1]), ("/dev/null", ["-C", 1, "--pcapng"])):
+        r = pktlens("sample", "vb", "-w", w, *args, ns=lab.b, check=False, timeout=10)
+        assert r.returncode == 2, (w, args, r.stderr)
+        assert r.stderr.strip().splitlines() == [
+            f"pktlens: sample: cannot write '{w}': not a regular file: -C, -G and --rearm write "
+            "regular files only"], r.stderr
+    assert stat_is_fifo(fifo)
+    # the second -C file's name is a FIFO: the capture ends there, saying why
+    d = os.path.join(lab.tmp, "rot")
+    os.mkdir(d)
+    os.mkfifo(os.path.join(d, "c.pcap1"))
+    raw = [udp(3000, 9000, i.to_bytes(4, "big") * 250) for i in range(1200)]   # 1.2 MB
+    s = Sampler(lab, "-w", os.path.join(d, "c.pcap"), "-C", 1, "udp")
+    try:
+        send_raw(lab, raw)
+        s.p.wait(timeout=20)
+    finally:
+        if s.p.poll() is None:
+            s.p.kill()
+    assert s.stop() == 1
+    assert "'{}' exists and this capture did not write it".format(
+        os.path.join(d, "c.pcap1")) in s.err.decode(), s.err
+    assert stat_is_fifo(os.path.join(d, "c.pcap1"))
+    assert 0 < tcpdump_count(os.path.join(d, "c.pcap")) < len(raw)
+
+
+def stat_is_fifo(path):
+    import stat
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
 def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
     """--rule of a rule the policy does not have or out of policy's range, --when 'rule N' of
     such a rule, a drop reason the kernel's BTF does not have (also in the daemon's config),
