@@ -192,7 +192,9 @@ static int on_record(void *ctx, void *data, size_t size)
 	now = pl_mono_ns();
 	if (r->rot && r->end_ns && now >= r->end_ns)
 		now = r->rot->opened_ns;
-	if (r->rot && pl_rot_due(r->rot, (uint64_t)caplen + 128, now) && (err = rotate(r))) {
+	/* -C: the record's exact size (pcapng: with the IDB of a hook new to the file) */
+	if (r->rot && pl_rot_due(r->rot, r->dump ? pl_dump_size(r->dump, &p) : caplen, now) &&
+	    (err = rotate(r))) {
 		r->unwritten++;
 		return err;
 	}

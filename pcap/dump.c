@@ -139,26 +139,42 @@ static int write_shb(struct pl_dump *d)
 	return add_block(&rec, BT_SHB, &k) ?: emit(d, &rec, false);
 }
 
+/* The interface id of (@p->ifindex, @p->hook), or -1: it has no IDB in this file yet. */
+static int64_t iface_find(const struct pl_dump *d, const struct pl_dump_pkt *p)
+{
+	for (uint32_t i = 0; i < d->nifs; i++)
+		if (d->ifs[i].ifindex == p->ifindex && d->ifs[i].hook == p->hook)
+			return i;
+	return -1;
+}
+
+/* The IDB's if_name and if_description of @p's interface and hook. */
+static void iface_names(const struct pl_dump_pkt *p, char *name, size_t nlen, char *desc,
+			size_t dlen)
+{
+	const char *hook = p->hook == PL_HOOK_XDP ? "xdp" : "tc";
+
+	snprintf(name, nlen, "%s@%s", p->ifname, hook);
+	snprintf(desc, dlen, "pktlens %s hook of %s (ifindex %u)", hook, p->ifname, p->ifindex);
+}
+
 /* The interface id of (@p->ifindex, @p->hook), adding its IDB to @rec the first time. */
 static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, struct blk *rec, uint32_t *id)
 {
 	struct blk k = { 0 };
-	const char *hook = p->hook == PL_HOOK_XDP ? "xdp" : "tc";
 	char name[64], desc[128];
 	uint16_t lt[2] = { 1 /* LINKTYPE_ETHERNET */, 0 };
 	uint8_t tsresol = 9;
+	int64_t at = iface_find(d, p);
 	int err;
 
-	for (uint32_t i = 0; i < d->nifs; i++)
-		if (d->ifs[i].ifindex == p->ifindex && d->ifs[i].hook == p->hook) {
-			*id = i;
-			return 0;
-		}
+	if (at >= 0) {
+		*id = (uint32_t)at;
+		return 0;
+	}
 	if (d->nifs == MAX_IFS)
 		return -E2BIG;
-	snprintf(name, sizeof(name), "%s@%s", p->ifname, hook);
-	snprintf(desc, sizeof(desc), "pktlens %s hook of %s (ifindex %u)", hook, p->ifname,
-		 p->ifindex);
+	iface_names(p, name, sizeof(name), desc, sizeof(desc));
 	put(&k, lt, 4);
 	put32(&k, d->snaplen);
 	put_opt(&k, IF_NAME, name, (uint16_t)strlen(name));
@@ -225,6 +241,32 @@ static int write_epb(struct pl_dump *d, const struct pl_dump_pkt *p)
 	return err;
 }
 
+/* Bytes of an option of @n bytes of value (padded to 4) */
+static size_t opt_len(size_t n)
+{
+	return 4 + (n + 3) / 4 * 4;
+}
+
+/* The bytes write_epb() adds for @p: its EPB, and the IDB of a new interface. */
+static size_t epb_size(const struct pl_dump *d, const struct pl_dump_pkt *p)
+{
+	char name[64], desc[128], comment[32];
+	/* type, length, interface, timestamp (2), caplen, wire length, data, length again */
+	size_t n = 4 * 7 + (p->caplen + 3) / 4 * 4 + 4;
+
+	n += opt_len(4) + opt_len(9);	/* epb_flags, epb_verdict */
+	if (p->rule_id)
+		n += opt_len((size_t)snprintf(comment, sizeof(comment), "pktlens rule %u",
+					      p->rule_id));
+	n += 4;				/* opt_endofopt */
+	if (iface_find(d, p) < 0) {
+		iface_names(p, name, sizeof(name), desc, sizeof(desc));
+		/* type, length, link type and reserved, snaplen, options, length again */
+		n += 4 * 4 + opt_len(strlen(name)) + opt_len(strlen(desc)) + opt_len(1) + 4 + 4;
+	}
+	return n;
+}
+
 /* ---- pcap ---- */
 
 static int write_pcap_header(struct pl_dump *d)
@@ -279,6 +321,11 @@ int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen, str
 int pl_dump_write(struct pl_dump *d, const struct pl_dump_pkt *p)
 {
 	return d->fmt == PL_DUMP_PCAPNG ? write_epb(d, p) : write_pcap_rec(d, p);
+}
+
+size_t pl_dump_size(const struct pl_dump *d, const struct pl_dump_pkt *p)
+{
+	return d->fmt == PL_DUMP_PCAPNG ? epb_size(d, p) : 16 + (size_t)p->caplen;
 }
 
 void pl_dump_free(struct pl_dump *d)

@@ -344,6 +344,57 @@ def test_rotation_by_time_ends_with_the_duration(lab):
         sender.wait(timeout=10)
 
 
+def test_pcapng_rotation_counts_the_interface_block_a_new_hook_brings(lab):
+    """-C 1 into pcapng: no file grows past 1,000,000 bytes, also when the packet that would
+    fill it is the first of another hook (tc egress after XDP ingress) and so brings that
+    hook's interface block: the estimate (the packet + 128 bytes) left the block out, and the
+    file went 8 bytes past the limit. The file is filled to 196 bytes short of it with frames
+    of known sizes (pcapng blocks are whole 4-byte words), then one egress frame is sent."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "out", ns=lab.b)
+    d = os.path.join(lab.tmp, "ng")
+    os.mkdir(d)
+    path = os.path.join(d, "c.pcapng")
+    limit = 1000000
+
+    def size():
+        time.sleep(0.3)     # written out every 100 ms
+        return os.path.getsize(path)
+
+    def epb(caplen):        # an EPB: header, data, epb_flags, epb_verdict, end of options
+        return 32 + (caplen + 3) // 4 * 4 + 8 + 16 + 4
+
+    s = Sampler(lab, "-w", path, "-C", 1)
+    try:
+        send_raw(lab, [udp(3000, 9000, i.to_bytes(4, "big") * 350) for i in range(600)])
+        have = size()
+        # ingress frames that fit as they are (no rotation before them) up to 196 bytes short:
+        # each adds its length + 60 (all multiples of 4)
+        frames, left = [], limit - have - 196
+        while left > 0:
+            c = 1440 if left > 1500 + 120 else left - 60 - 120 if left > 1560 else left - 60
+            assert 60 <= c <= 1500 and c % 4 == 0, (have, left)
+            frames.append(udp(5000, 9000, b"f" * (c - 42)))
+            left -= epb(c)
+            have += epb(c)
+        assert limit - have == 196
+        send_raw(lab, frames)
+        assert size() == have and len(os.listdir(d)) == 1, (size(), have, os.listdir(d))
+        # the first egress frame: 60 bytes, EPB 120, plus the IDB of vb@tc: past the limit
+        out = udp(6000, 9000, b"e" * 18, src="198.18.0.2", dst="198.18.0.1")
+        p = os.path.join(lab.tmp, "egress.pcap")
+        write_pcap(p, [out])
+        sh("ip", "netns", "exec", lab.b, PYTHON, SENDRAW, "vb", p)
+        wait_until(lambda: os.path.exists(path + "1") and len(sh(
+            "tcpdump", "-nn", "-r", path + "1", check=False).stdout.splitlines()) == 1)
+    finally:
+        assert s.stop() == 0, s.err
+    sizes = {f: os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)}
+    assert all(v <= limit for v in sizes.values()), sizes
+    assert sizes["c.pcapng"] == have and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
+    out_iface = sh("tshark", "-r", path + "1", "-T", "fields", "-e", "frame.interface_name").stdout
+    assert out_iface.split() == ["vb@tc"], out_iface
+
+
 def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
     """--when 'dev pps > 200' --for 3: 20 frames in a second write nothing; a burst of 600
     fires it, and the file holds exactly the frames sent after it fired (the burst's frames go
