@@ -341,8 +341,16 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 	}
 	if (c->by)
 		cfg.rtt_by = strcmp(c->by, "raddr") ? PL_TCP_BY_RPORT : PL_TCP_BY_RADDR;
+	if (hist && progs != PL_TCP_P_RTT && (progs != PL_TCP_P_CONNLAT || life)) {
+		pl_err("tcp %s: --hist: only tcp rtt and tcp connlat draw histograms", verb);
+		return PL_EXIT_USAGE;
+	}
+	if (c->min_ms && (progs != PL_TCP_P_CONNLAT || life)) {
+		pl_err("tcp %s: --min-ms: only tcp connlat leaves out faster connections", verb);
+		return PL_EXIT_USAGE;
+	}
 	if (c->min_ms) {
-		if (progs != PL_TCP_P_CONNLAT || life || pl_parse_u64(c->min_ms, 0, 3600000, &u)) {
+		if (pl_parse_u64(c->min_ms, 0, 3600000, &u)) {
 			pl_err("tcp %s: --min-ms '%s': connlat takes 0..3600000", verb, c->min_ms);
 			return PL_EXIT_USAGE;
 		}

@@ -279,6 +279,22 @@ def test_bad_input():
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
 
 
+def test_options_of_another_command_are_refused():
+    """--hist draws rtt's and connlat's histograms and --min-ms filters connlat: given to a
+    command that has none, they are refused as --by is (exit 2, one line saying which command
+    takes them), not ignored while the command traces on (retrans --hist, life --hist), and
+    not refused as a bad value (rtt --min-ms 5 said 'connlat takes 0..3600000')."""
+    for args, msg in ((["retrans", "--hist"], "--hist: only tcp rtt and tcp connlat"),
+                      (["life", "--hist"], "--hist: only tcp rtt and tcp connlat"),
+                      (["rtt", "--min-ms", "5"], "--min-ms: only tcp connlat"),
+                      (["life", "--min-ms", "5"], "--min-ms: only tcp connlat"),
+                      (["retrans", "--min-ms", "0"], "--min-ms: only tcp connlat")):
+        r = subprocess.run([PKTLENS, "tcp", *args, "--duration", "1"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
+        assert r.stdout == "", r
+
+
 def probe_progs():
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
     return [p for p in json.loads(out) if p.get("name", "").startswith("pl_tcp_retransmit")]
