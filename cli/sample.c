@@ -650,6 +650,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 		pl_err("sample: --xdp and --hook tc: one or the other (--xdp is --hook xdp)");
 		goto usage;
 	}
+	if (pcapng && !path) {
+		pl_err("sample: --pcapng: needs -w FILE or -w - (without -w: one line per packet)");
+		goto usage;
+	}
 	if (c->for_secs && !c->when) {
 		pl_err("sample: --for %llu: only with --when", (unsigned long long)c->for_secs);
 		goto usage;
@@ -851,7 +855,7 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "ring buffer size, rounded up to a power of two (default {default}); it must "
 		  "hold one packet of the snaplen" },
 	{ .name = "pcapng", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, pcapng), .val = 1,
-	  .help = "write pcapng whatever FILE is called" },
+	  .help = "write pcapng whatever FILE is called (-w FILE or -w -)" },
 	{ .name = "mode", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, mode), .arg = "MODE",
 	  .parse = parse_mode_opt, .bad = ": not octal permissions 0..0777",
 	  .help = "permissions of FILE, octal like chmod (default 0600, whatever the umask)" },

@@ -13,6 +13,7 @@ import os
 import re
 import select
 import signal
+import struct
 import subprocess
 import time
 
@@ -377,6 +378,20 @@ def test_bad_input_exits_2_and_leaves_nothing(lab, args, msg):
     raw = frames()[:3]
     _, c = capture(lab, raw, "-w", path)
     assert c["written"] == 3
+
+
+def test_pcapng_without_a_file_is_refused(lab):
+    """--pcapng chooses the file format: without -w there is no file (one line per packet), so
+    it is refused (exit 2, one line) rather than ignored; with -w - pcapng goes to stdout."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    r = pktlens("sample", "vb", "--pcapng", "--duration", 1, ns=lab.b, check=False)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr.strip().splitlines() == [
+        "pktlens: sample: --pcapng: needs -w FILE or -w - (without -w: one line per packet)"], r
+    s = Sampler(lab, "-w", "-", "--pcapng", "-c", 3)
+    send_raw(lab, frames()[:3])
+    assert s.stop(sig=0, timeout=20) == 0, s.err
+    assert s.out[:4] == struct.pack("<I", 0x0A0D0D0A)   # a pcapng section header block
 
 
 def test_one_sampler_per_interface_and_recovery_after_kill(lab):
