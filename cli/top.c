@@ -400,6 +400,18 @@ static void json_frame(const struct snap *cur, const struct snap *prev, double s
 }
 
 /* -j: a JSON object every @interval seconds, until a signal (or the reader goes away). */
+/* The end of either view: the snapshots freed, @err reported. */
+static int top_end(const char *dev, struct snap *prev, struct snap *cur, int err)
+{
+	snap_free(prev);
+	snap_free(cur);
+	if (err) {
+		pl_err("top: %s: %s", dev ? dev : "attachments", strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	return PL_EXIT_OK;
+}
+
 static int top_json(const char *dev, uint32_t interval)
 {
 	struct snap prev = { 0 }, cur = { 0 };
@@ -423,13 +435,7 @@ static int top_json(const char *dev, uint32_t interval)
 		if (ferror(stdout))
 			break;	/* the reader went away */
 	}
-	snap_free(&prev);
-	snap_free(&cur);
-	if (err) {
-		pl_err("top: %s: %s", dev ? dev : "attachments", strerror(-err));
-		return PL_EXIT_FAIL;
-	}
-	return PL_EXIT_OK;
+	return top_end(dev, &prev, &cur, err);
 }
 
 struct top_cfg {
@@ -507,13 +513,7 @@ static int do_top(void *cfg, int argc, char **argv)
 	}
 	endwin();
 	delscreen(scr);
-	snap_free(&prev);
-	snap_free(&cur);
-	if (err) {
-		pl_err("top: %s: %s", dev ? dev : "attachments", strerror(-err));
-		return PL_EXIT_FAIL;
-	}
-	return PL_EXIT_OK;
+	return top_end(dev, &prev, &cur, err);
 }
 
 static const struct pl_opt top_opts[] = {

@@ -130,6 +130,15 @@ static int number(struct ctx *x, const yaml_node_t *n, const char *key, uint32_t
 	return 0;
 }
 
+/* The index of @s in @words (NULL-terminated), -1 when it is none of them. */
+static int word_index(const char *s, const char *const *words)
+{
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(s, words[i]))
+			return i;
+	return -1;
+}
+
 /* @s is one of @words (NULL-terminated): its index. */
 static int one_of(struct ctx *x, const yaml_node_t *n, const char *key, const char *const *words,
 		  int *out)
@@ -140,14 +149,11 @@ static int one_of(struct ctx *x, const yaml_node_t *n, const char *key, const ch
 
 	if (err)
 		return err;
-	for (int i = 0; words[i]; i++) {
-		if (!strcmp(s, words[i])) {
-			*out = i;
-			return 0;
-		}
+	if ((*out = word_index(s, words)) >= 0)
+		return 0;
+	for (int i = 0; words[i]; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 			 i ? (words[i + 1] ? ", " : " or ") : "", words[i]);
-	}
 	return at(x, n, "%s: '%s' is not %s", key, s, list);
 }
 
@@ -158,17 +164,14 @@ static int boolean(struct ctx *x, const yaml_node_t *n, const char *key, bool *o
 					     "OFF", "true", "True", "TRUE", "yes", "Yes", "YES", "on",
 					     "On", "ON", NULL };
 	const char *s = NULL;
-	int err = scalar(x, n, key, &s);
+	int err = scalar(x, n, key, &s), i;
 
 	if (err)
 		return err;
-	for (int i = 0; words[i]; i++) {
-		if (!strcmp(s, words[i])) {
-			*out = i >= 9;
-			return 0;
-		}
-	}
-	return at(x, n, "%s: '%s' is not true or false", key, s);
+	if ((i = word_index(s, words)) < 0)
+		return at(x, n, "%s: '%s' is not true or false", key, s);
+	*out = i >= 9;	/* the first nine say false */
+	return 0;
 }
 
 /* A value or a list of values: each appended to *out. */

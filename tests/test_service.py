@@ -904,13 +904,12 @@ def timers(pid):
     return out
 
 
-def test_daemon_trigger_samplers_need_no_clock(svc):
-    """Idle with standing triggers, the daemon runs no clock (it checked its samplers every
-    second): it learns of one that ends from SIGCHLD at once and sets a clock only to start
-    it again 5 s later."""
+def idle_trigger_daemon(svc, prefix):
+    """A daemon with one standing trigger on sv0 that never fires, its sampler waiting:
+    (daemon, the sampler's pid, the config's path)."""
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
-    write = os.path.join(svc.tmp, "t-%s.pcap")
+    write = os.path.join(svc.tmp, prefix + "-%s.pcap")
     conf = svc.config(f'triggers:\n  - dev: sv0\n    netns: {a}\n    when: "dev pps > 1000000"\n'
                       f'    for: 1\n    write: {write}\n')
     d = Daemon(svc, conf)
@@ -918,6 +917,14 @@ def test_daemon_trigger_samplers_need_no_clock(svc):
     _, line = d.wait_log(r"\(pktlens sample, pid \d+\)")
     pid = int(re.search(r"pid (\d+)\)", line)[1])
     d.wait_log(r"sample: sv0: waiting for 'dev pps > 1000000'")
+    return d, pid, conf
+
+
+def test_daemon_trigger_samplers_need_no_clock(svc):
+    """Idle with standing triggers, the daemon runs no clock (it checked its samplers every
+    second): it learns of one that ends from SIGCHLD at once and sets a clock only to start
+    it again 5 s later."""
+    d, pid, _ = idle_trigger_daemon(svc, "t")
     time.sleep(0.5)
     assert timers(d.p.pid) and all(t == ((0, 0), (0, 0)) for t in timers(d.p.pid)), timers(d.p.pid)
     mark = len(d.lines)
@@ -951,16 +958,7 @@ def test_daemon_killed_takes_its_trigger_samplers_along(svc):
     """A daemon killed with -9 leaves no trigger sampler behind (one went on capturing,
     orphaned, beside the one the restarted daemon started): the restart's sampler is the
     only one."""
-    a = svc.netns()
-    svc.veth(a, "sv0", "pv0", up=True)
-    write = os.path.join(svc.tmp, "k-%s.pcap")
-    conf = svc.config(f'triggers:\n  - dev: sv0\n    netns: {a}\n    when: "dev pps > 1000000"\n'
-                      f'    for: 1\n    write: {write}\n')
-    d = Daemon(svc, conf)
-    d.wait_notify()
-    _, line = d.wait_log(r"\(pktlens sample, pid \d+\)")
-    pid = int(re.search(r"pid (\d+)\)", line)[1])
-    d.wait_log(r"sample: sv0: waiting for")
+    d, pid, conf = idle_trigger_daemon(svc, "k")
     d.p.kill()
     d.p.wait()
     try:
