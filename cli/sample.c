@@ -732,7 +732,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 			goto usage;
 		}
 		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
-			pl_err("sample: %s: --xdp captures ingress only, not --out", argv[0]);
+			pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
+			       c->xdp ? "--xdp" : "--hook xdp");
 			goto usage;
 		}
 		a = calloc(1, sizeof(*a));

@@ -276,8 +276,11 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 		return pl_why(why, whylen, -EINVAL, "port %s: not a port to send to (1-65535)",
 			      colon + 1);
 	err = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (err == EAI_SERVICE)
+		return pl_why(why, whylen, -EINVAL, "port %s: no such UDP service in /etc/services "
+			      "(give the number: IPFIX's is 4739)", colon + 1);
 	if (err)
-		return pl_why(why, whylen, -EINVAL, "%s", gai_strerror(err));
+		return pl_why(why, whylen, -EINVAL, "%s: %s", host, gai_strerror(err));
 	/* port 0 sends nowhere: connect() would pick nothing and every send fail */
 	if ((ai->ai_family == AF_INET ? ((struct sockaddr_in *)ai->ai_addr)->sin_port :
 	     ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port) == 0) {

@@ -118,3 +118,16 @@ def test_collector_unreachable_then_back(lab):
     recs = nfdump_records(out)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
+
+
+@pytest.mark.parametrize("collector,says", [
+    ("127.0.0.1:nosuchservice", "port nosuchservice: no such UDP service in /etc/services"),
+    ("nosuchhost.invalid:4739", "nosuchhost.invalid: "),
+])
+def test_collector_that_does_not_resolve_is_named(collector, says):
+    """A collector whose port is an unknown service name, or whose host does not resolve, is
+    bad input: exit 2, one line naming the part at fault (it printed getaddrinfo's words
+    alone: 'Servname not supported for ai_socktype')."""
+    r = pktlens("export", "ipfix", "--collector", collector, check=False, timeout=30)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
