@@ -232,9 +232,12 @@ static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 	return buf;
 }
 
-/* The summary: on stdout under -j, unless stdout carries the capture or its reader is gone. */
+/*
+ * The summary: on stdout under -j, unless stdout carries the capture or its
+ * reader is gone. With --when (@when) also how often it fired, none too.
+ */
 static void summary(const struct run *r, const char *ifname, const char *cap_desc,
-		    const struct pl_sample_stats c[PL_SLOT_MAX], bool json, bool to_stdout)
+		    const struct pl_sample_stats c[PL_SLOT_MAX], bool when, bool json, bool to_stdout)
 {
 	uint64_t sel = 0, smp = 0, lost = 0;
 	char why[64];
@@ -254,6 +257,8 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 		jw_bool_field(&w, "attached", !*cap_desc);
 		if (*cap_desc)
 			jw_str_field(&w, "capture_only", cap_desc);
+		if (when)
+			jw_u64_field(&w, "firings", r->firings);
 		jw_u64_field(&w, "matched", sel);
 		jw_u64_field(&w, "sampled", smp);
 		jw_u64_field(&w, "written", r->written);
@@ -271,6 +276,9 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 	if (r->unwritten)
 		fprintf(stderr, ", %llu not written (%s)", (unsigned long long)r->unwritten,
 			unwritten_why(r, why, sizeof(why)));
+	if (when)
+		fprintf(stderr, "; --when fired %llu time%s", (unsigned long long)r->firings,
+			r->firings == 1 ? "" : "s");
 	fputc('\n', stderr);
 }
 
@@ -805,8 +813,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 		r->draining = false;
 		trig.n = 0;	/* a new window: the burst that fired must not fire again at once */
 	}
-	if (!c->when || r->firings)
-		summary(r, a->ifname, cap_desc, total, json, !data_on_stdout || (!path && !r->write_err));
+	summary(r, a->ifname, cap_desc, total, c->when != NULL, json,
+		!data_on_stdout || (!path && !r->write_err));
 	goto out;
 usage:
 	ret = PL_EXIT_USAGE;
@@ -940,5 +948,5 @@ const struct pl_cmd pl_cmd_sample = {
 	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error or when the\n"
 		"reader of a pipe goes away, and then prints how many packets matched, were\n"
 		"sampled, were written (reached the file or the reader) and were lost because the\n"
-		"ring was full.\n",
+		"ring was full; with --when also how often it fired (none: the same summary).\n",
 };

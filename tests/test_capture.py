@@ -18,6 +18,8 @@ import struct
 import subprocess
 import time
 
+import pytest
+
 from lab import PIN_ROOT, PKTLENS, PYTHON, SENDRAW, netns_ino, pktlens, sh
 from test_sample import Sampler
 
@@ -422,6 +424,28 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
         assert s.stop() == 0, s.err
     assert read_file(path) == after
     assert s.counts()["written"] == 30
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_trigger_that_never_fired_still_sums_up(lab, json_out):
+    """A --when capture ended by a signal before its condition held says so (it printed no
+    summary at all, and -j nothing on stdout): none matched or written, fired 0 times, no file."""
+    path = os.path.join(lab.tmp, f"never{int(json_out)}.pcap")
+    s = Sampler(lab, *(["-j"] if json_out else []), "-w", path, "--when", "dev pps > 1000000",
+                "--for", 1, ready=False)
+    if json_out:
+        time.sleep(1.5)     # -j: no info lines on stderr to wait for
+    else:
+        s.wait_for(b"waiting for 'dev pps > 1000000'")
+    send_raw(lab, [udp(4000 + i, 7777) for i in range(5)])
+    assert s.stop(signal.SIGINT) == 0, s.err
+    assert not os.path.exists(path)
+    if json_out:
+        doc = json.loads(s.out)
+        assert (doc["firings"], doc["matched"], doc["written"]) == (0, 0, 0), doc
+    else:
+        assert s.counts() == dict(matched=0, sampled=0, written=0, lost=0, unwritten=0)
+        assert b"; --when fired 0 times\n" in s.err, s.err
 
 
 def trigger_conf(lab, fname, name, when, secs, write, keep=None):
