@@ -341,32 +341,11 @@ static void json_frame(const struct snap *cur, const struct snap *prev, double s
 	jw_arr_open(&w);
 	for (size_t i = 0; i < nfr; i++) {
 		const struct pl_flow_key *k = &fr[i].f.key;
-		bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
-		bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
-		char b1[PL_ADDR_STRLEN], b2[16];
 		struct pl_tcp_state t;
 		int half = 0;
 
 		jw_obj_open(&w);
-		jw_name_field(&w, "ifname", flow_ifname(cur, k->ifindex));
-		jw_u64_field(&w, "ifindex", k->ifindex);
-		jw_str_field(&w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
-		jw_str_field(&w, "dir", k->dir == PL_DIR_IN ? "in" : "out");
-		jw_key(&w, "vlan");
-		if (k->vlan == PL_VLAN_NONE)
-			jw_null(&w);
-		else
-			jw_u64(&w, k->vlan);
-		jw_str_field(&w, "l3", pl_fmt_l3(k->l3proto, b2, sizeof(b2)));
-		jw_u64_field(&w, "ethertype", k->l3proto);
-		if (ip) {
-			jw_str_field(&w, "proto", pl_fmt_l4(k, b2, sizeof(b2)));
-			jw_u64_field(&w, "ip_proto", k->l4proto);
-			jw_str_field(&w, "src", pl_fmt_key_addr(k, k->saddr, b1, sizeof(b1)));
-			jw_str_field(&w, "dst", pl_fmt_key_addr(k, k->daddr, b1, sizeof(b1)));
-			jw_u64_field(&w, icmp ? "icmp_type" : "sport", k->sport);
-			jw_u64_field(&w, icmp ? "icmp_code" : "dport", k->dport);
-		}
+		pl_json_flow_key(&w, flow_ifname(cur, k->ifindex), k);
 		jw_u64_field(&w, "packets", fr[i].f.val.packets);
 		jw_u64_field(&w, "bytes", fr[i].f.val.bytes);
 		jw_double_field(&w, "bps", fr[i].bps);
@@ -399,7 +378,6 @@ static void json_frame(const struct snap *cur, const struct snap *prev, double s
 	jw_end(&w);
 }
 
-/* -j: a JSON object every @interval seconds, until a signal (or the reader goes away). */
 /* The end of either view: the snapshots freed, @err reported. */
 static int top_end(const char *dev, struct snap *prev, struct snap *cur, int err)
 {
@@ -412,6 +390,7 @@ static int top_end(const char *dev, struct snap *prev, struct snap *cur, int err
 	return PL_EXIT_OK;
 }
 
+/* -j: a JSON object every @interval seconds, until a signal (or the reader goes away). */
 static int top_json(const char *dev, uint32_t interval)
 {
 	struct snap prev = { 0 }, cur = { 0 };

@@ -320,18 +320,12 @@ void pl_json_flow_tcp(struct jw *w, const char *ifname, const struct pl_flow *f,
 	json_flow(w, ifname, f, rate, retrans_segs, drops, true, tcp, half);
 }
 
-static void json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
-		      long long retrans_segs, long long drops, bool tcp_field,
-		      const struct pl_tcp_state *tcp, int half)
+void pl_json_flow_key(struct jw *w, const char *ifname, const struct pl_flow_key *k)
 {
-	const struct pl_flow_key *k = &f->key;
-	const struct pl_flow_val *v = &f->val;
 	char b1[PL_ADDR_STRLEN], b2[16];
 	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
 	bool icmp = ip && (k->l4proto == 1 || k->l4proto == 58);
-	__s64 epoch = pl_epoch_offset_ns();	/* one for both times */
 
-	jw_obj_open(w);
 	jw_name_field(w, "ifname", ifname);
 	jw_u64_field(w, "ifindex", k->ifindex);
 	jw_str_field(w, "hook", k->hook == PL_HOOK_XDP ? "xdp" : "tc");
@@ -356,6 +350,20 @@ static void json_flow(struct jw *w, const char *ifname, const struct pl_flow *f,
 			jw_u64_field(w, "dport", k->dport);
 		}
 	}
+}
+
+static void json_flow(struct jw *w, const char *ifname, const struct pl_flow *f, double rate,
+		      long long retrans_segs, long long drops, bool tcp_field,
+		      const struct pl_tcp_state *tcp, int half)
+{
+	const struct pl_flow_key *k = &f->key;
+	const struct pl_flow_val *v = &f->val;
+	bool ip = k->l3proto == 0x0800 || k->l3proto == 0x86dd;
+	__s64 epoch = pl_epoch_offset_ns();	/* one for both times */
+	char b2[16];
+
+	jw_obj_open(w);
+	pl_json_flow_key(w, ifname, k);
 	jw_u64_field(w, "packets", v->packets);
 	jw_u64_field(w, "bytes", v->bytes);
 	if (k->l4proto == 6 && ip)

@@ -54,6 +54,8 @@ const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf,
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
 /* One hook/direction's counters as a JSON object. */
 void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot, bool attached);
+/* A flow key's fields (interface to ports) into the open object of @w, as flows -j has them. */
+void pl_json_flow_key(struct jw *w, const char *ifname, const struct pl_flow_key *k);
 /*
  * One flow object; rate in bytes per second; @retrans_segs < 0: no TCP
  * probes behind it (null); @drops < 0: no drop probes behind it (null).
