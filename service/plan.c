@@ -486,6 +486,32 @@ static bool moved_away(const struct pl_attachment *a)
 }
 
 /*
+ * A REMOVE step for @a, an attachment of another namespace than the one
+ * planned: named as its namespace is now (no name when it was deleted or
+ * set aside: its inode may be another's), with what its pins say. @found
+ * (or NULL): whether that namespace was found (by name, or a process in it).
+ */
+static struct pl_step *remove_step(struct pl_plan *p, const struct pl_attachment *a, bool *found)
+{
+	struct pl_step *st = step_new(p, PL_STEP_REMOVE, NULL, a->netns);
+	struct pl_netns_id id;
+
+	if (!st)
+		return NULL;
+	memset(&id, 0, sizeof(id));
+	if (!a->ns_gone)
+		pl_netns_identify(a->netns, pl_att_cookie(a), true, &id);
+	snprintf(st->nsname, sizeof(st->nsname), "%s", id.name);
+	st->att = *a;
+	read_have(st);
+	snprintf(st->ifname, sizeof(st->ifname), "%s", a->ifname);
+	snprintf(st->pinned, sizeof(st->pinned), "%s", a->ifname);
+	if (found)
+		*found = id.name[0] || id.pid;
+	return st;
+}
+
+/*
  * @li moved here from another namespace with the XDP program of an
  * attachment this config manages there: that one is removed first (in this
  * plan, whichever namespace is planned first), so that @st can attach. 1:
@@ -494,7 +520,6 @@ static bool moved_away(const struct pl_attachment *a)
 static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t na, bool *marked,
 		      struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li)
 {
-	struct pl_netns_id nid;
 	struct pl_step *rm;
 	size_t k;
 	__u32 id;
@@ -517,19 +542,11 @@ static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t
 				p->s[i]->moved = p->s[i]->gone = true;
 		return 1;
 	}
-	rm = step_new(p, PL_STEP_REMOVE, NULL, a[k].netns);
+	rm = remove_step(p, &a[k], NULL);
 	if (!rm)
 		return -ENOMEM;
-	memset(&nid, 0, sizeof(nid));
-	if (!a[k].ns_gone)
-		pl_netns_identify(a[k].netns, pl_att_cookie(&a[k]), true, &nid);
-	snprintf(rm->nsname, sizeof(rm->nsname), "%s", nid.name);
-	rm->att = a[k];
-	read_have(rm);
 	rm->gone = rm->moved = true;
 	rm->why = "interface moved to another network namespace";
-	snprintf(rm->ifname, sizeof(rm->ifname), "%s", a[k].ifname);
-	snprintf(rm->pinned, sizeof(rm->pinned), "%s", a[k].ifname);
 	marked[k] = true;
 	/* @st stays the last step (the plan is sorted once made) */
 	p->s[p->n - 1] = p->s[p->n - 2];
@@ -762,27 +779,18 @@ int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const stru
 	pl_ns_leave(s);
 	/* what the config manages in namespaces it no longer covers */
 	for (size_t i = 0; !err && !scope && i < na; i++) {
-		struct pl_netns_id id;
 		struct pl_step *st;
+		bool found;
 
 		if (marked[i] || !managed(&a[i], c) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
 			continue;
-		st = step_new(p, PL_STEP_REMOVE, NULL, a[i].netns);
+		st = remove_step(p, &a[i], &found);
 		if (!st) {
 			err = -ENOMEM;
 			break;
 		}
-		/* a deleted namespace's (set aside): its inode may name another now */
-		memset(&id, 0, sizeof(id));
-		if (!a[i].ns_gone)
-			pl_netns_identify(a[i].netns, pl_att_cookie(&a[i]), true, &id);
-		snprintf(st->nsname, sizeof(st->nsname), "%s", id.name);
-		st->att = a[i];
-		read_have(st);
-		st->gone = !id.name[0] && !id.pid;
+		st->gone = !found;
 		st->why = st->gone ? "network namespace gone" : "network namespace no longer covered";
-		snprintf(st->ifname, sizeof(st->ifname), "%s", a[i].ifname);
-		snprintf(st->pinned, sizeof(st->pinned), "%s", a[i].ifname);
 	}
 	if (err == -ENOMEM)
 		snprintf(why, whylen, "%s", strerror(ENOMEM));
