@@ -21,6 +21,7 @@
 #define IPPROTO_TCP_ 6
 #define TCP_ESTABLISHED_ 1
 #define TCP_SYN_SENT_ 2
+#define TCP_SYN_RECV_ 3
 #define TCP_CLOSE_ 7
 #define EAGAIN_ 11
 #define ENOMEM_ 12
@@ -46,6 +47,18 @@ struct {
 	__type(key, struct pl_tcp_tuple);
 	__type(value, struct pl_tcp_conn);
 } conn_retrans SEC(".maps");
+
+/*
+ * Sockets that began while the retransmit probe ran (SYN_SENT, or SYN_RECV
+ * for an accepted one), with their tcp_sock.total_retrans then: all their
+ * retransmits since are the probe's to count (rtx_segs()).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} rtx_born SEC(".maps");
 
 /* Records the ring had no room for. */
 struct {
@@ -150,44 +163,78 @@ static __always_inline void hist_add(struct pl_tcp_hist *h, __u64 us)
 		h->max_us = us;
 }
 
+/*
+ * Segments the kernel counted in TcpRetransSegs for this retransmit of @sk,
+ * and since its last one seen here: the socket's own total (tcp_sock.
+ * total_retrans, which grows with TcpRetransSegs) less the total at its
+ * last event, or at its start for a socket that began under the probe.
+ * Exact whatever the error of the transmit, and also for retransmits the
+ * tracepoint did not show (a kernel before 6.16 shows only those sent): the
+ * next event makes up for them. A socket first seen here that began before
+ * the probe counts this event's segments, when its error says the kernel
+ * counted it (@counted).
+ */
+static __always_inline __u32 rtx_segs(const struct sock *sk, const struct sk_buff *skb,
+				      const struct pl_tcp_conn *c, __u32 total, bool counted)
+{
+	const struct tcp_skb_cb *cb = (const void *)&skb->cb[0];
+	__u64 key = (__u64)(unsigned long)sk;
+	__u32 segs, *born;
+
+	if (c && c->sk == key && (__s32)(total - c->total) >= 0)
+		return total - c->total;
+	born = bpf_map_lookup_elem(&rtx_born, &key);
+	if (born && (__s32)(total - *born) >= 0)
+		return total - *born;
+	if (!counted)
+		return 0;
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);	/* tcp_skb_pcount() */
+	return segs ? segs : 1;
+}
+
 static __always_inline int retrans(const struct sock *sk, const struct sk_buff *skb, __u32 kind,
-				   int err)
+				   int err, bool counted)
 {
 	const struct pl_tcp_cfg *cf = cfg();
 	struct pl_tcp_conn *c;
 	struct pl_tcp_event e;
-	__u32 segs = 1;
+	__u32 segs = 1, total = 0;
 
 	if (!tuple(&sk->__sk_common, cf, &e.t))
+		return 0;
+	c = bpf_map_lookup_elem(&conn_retrans, &e.t);
+	if (skb) {
+		total = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
+		segs = rtx_segs(sk, skb, c, total, counted);
+		if (!segs)
+			return 0;	/* not sent, and not counted: the kernel tries again */
+	}
+	if (c) {
+		__sync_fetch_and_add(&c->retrans, 1);
+		__sync_fetch_and_add(&c->segs, segs);
+		if (skb) {
+			c->sk = (__u64)(unsigned long)sk;
+			c->total = total;
+		}
+	} else {
+		struct pl_tcp_conn n = { .retrans = 1, .segs = segs, .total = total };
+
+		if (skb)
+			n.sk = (__u64)(unsigned long)sk;
+		bpf_map_update_elem(&conn_retrans, &e.t, &n, BPF_NOEXIST);
+	}
+	if (cf && (cf->flags & PL_TCP_CFG_QUIET))
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = PL_TCP_EV_RETRANS;
 	e.state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	e.kind = kind == PL_TCP_RTX_DATA && e.state == TCP_SYN_SENT_ ? PL_TCP_RTX_SYN : kind;
-	if (skb) {
-		/* tcp_skb_pcount(): TcpRetransSegs grows by it */
-		const struct tcp_skb_cb *cb = (const void *)&skb->cb[0];
-
-		segs = BPF_CORE_READ(cb, tcp_gso_segs);
-		if (!segs)
-			segs = 1;
-	}
 	e.segs = segs;
 	e.lat_ns = 0;
 	e.tx_bytes = e.rx_bytes = 0;
 	e.err = err;
 	e.pad = 0;
-	c = bpf_map_lookup_elem(&conn_retrans, &e.t);
-	if (c) {
-		__sync_fetch_and_add(&c->retrans, 1);
-		__sync_fetch_and_add(&c->segs, segs);
-	} else {
-		struct pl_tcp_conn n = { 1, segs };
-
-		bpf_map_update_elem(&conn_retrans, &e.t, &n, BPF_NOEXIST);
-	}
-	if (!cf || !(cf->flags & PL_TCP_CFG_QUIET))
-		emit(&e);
+	emit(&e);
 	return 0;
 }
 
@@ -198,29 +245,30 @@ int BPF_PROG(pl_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb
 	 * The tracepoint fires for every try. These errors end it before the
 	 * kernel counts TcpRetransSegs (still in the host queue, no memory, no
 	 * window, no route); a transmit that fails after (a firewall drop, no
-	 * buffers) is counted, and reported here with its error.
+	 * buffers) is counted, and reported here with its error. rtx_segs()
+	 * goes by the socket's own count where it can.
 	 */
-	if (err == -EBUSY_ || err == -ENOMEM_ || err == -EAGAIN_ || err == -EHOSTUNREACH_)
-		return 0;
-	return retrans(sk, skb, PL_TCP_RTX_DATA, err);
+	return retrans(sk, skb, PL_TCP_RTX_DATA, err,
+		       err != -EBUSY_ && err != -ENOMEM_ && err != -EAGAIN_ && err != -EHOSTUNREACH_);
 }
 
 /*
  * The same on kernels whose tracepoint has no err argument (before 6.16):
  * there it fires only for a retransmit that was sent (the loader picks the
- * variant from the kernel's BTF, loader/features.c).
+ * variant from the kernel's BTF, loader/features.c); one counted but not
+ * sent shows in the socket's count at its next event.
  */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(pl_tcp_retransmit_noerr, const struct sock *sk, const struct sk_buff *skb)
 {
-	return retrans(sk, skb, PL_TCP_RTX_DATA, 0);
+	return retrans(sk, skb, PL_TCP_RTX_DATA, 0, true);
 }
 
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(pl_tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	/* the request's own addresses and ports, not the listener's */
-	return retrans((const struct sock *)req, NULL, PL_TCP_RTX_SYNACK, 0);
+	/* the request's own addresses and ports, not the listener's; one segment */
+	return retrans((const struct sock *)req, NULL, PL_TCP_RTX_SYNACK, 0, true);
 }
 
 SEC("tp_btf/tcp_probe")
@@ -291,6 +339,20 @@ static __always_inline void life(const struct sock *sk, int newstate, __u64 now,
 	emit(&e);
 }
 
+/* rtx_born: a socket begins (its total is 0 but for a reused one) or ends */
+static __always_inline void note_birth(const struct sock *sk, int newstate)
+{
+	__u64 key = (__u64)(unsigned long)sk;
+
+	if (newstate == TCP_SYN_SENT_ || newstate == TCP_SYN_RECV_) {
+		__u32 total = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
+
+		bpf_map_update_elem(&rtx_born, &key, &total, BPF_ANY);
+	} else if (newstate == TCP_CLOSE_) {
+		bpf_map_delete_elem(&rtx_born, &key);
+	}
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -304,8 +366,14 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	now = bpf_ktime_get_ns();
 	cf = cfg();
-	if (cf && (cf->flags & PL_TCP_CFG_LIFE))
+	if (!cf)
+		return 0;
+	if (cf->flags & PL_TCP_CFG_RETRANS)
+		note_birth(sk, newstate);
+	if (cf->flags & PL_TCP_CFG_LIFE)
 		life(sk, newstate, now, cf);
+	if (!(cf->flags & PL_TCP_CFG_CONNLAT))
+		return 0;
 	if (newstate == TCP_SYN_SENT_) {
 		bpf_map_update_elem(&syn_sent, &key, &now, BPF_ANY);
 		return 0;
@@ -320,7 +388,7 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	e.err = 0;
 	e.pad = 0;
 	bpf_map_delete_elem(&syn_sent, &key);
-	if (newstate != TCP_ESTABLISHED_ || !cf || !tuple(&sk->__sk_common, cf, &e.t))
+	if (newstate != TCP_ESTABLISHED_ || !tuple(&sk->__sk_common, cf, &e.t))
 		return 0;
 	h = bpf_map_lookup_elem(&connlat_hist, &zero);
 	if (h)

@@ -40,6 +40,7 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 {
 	struct pl_tcp *t = calloc(1, sizeof(*t));
 	struct pktlens_tcp *s;
+	struct pl_tcp_cfg c;
 	__u32 zero = 0;
 	int err;
 
@@ -59,14 +60,18 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 				  (progs & PL_TCP_P_RETRANS) && !pl_feature(PL_FEAT_RETRANS_ERR));
 	bpf_program__set_autoload(s->progs.pl_tcp_retransmit_synack, progs & PL_TCP_P_RETRANS);
 	bpf_program__set_autoload(s->progs.pl_tcp_rtt, progs & PL_TCP_P_RTT);
-	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & PL_TCP_P_CONNLAT);
+	/* the state tracepoint: connect latency and tcp life, and for retransmits, which sockets began */
+	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & (PL_TCP_P_CONNLAT | PL_TCP_P_RETRANS));
 	err = pktlens_tcp__load(s);
 	if (err) {
 		err = pl_why(why, whylen, pl_load_err(err), "loading the TCP probes failed: %s%s",
 			     strerror(-err), err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
 		goto fail;
 	}
-	if (bpf_map_update_elem(bpf_map__fd(s->maps.tcp_cfg), &zero, cfg, BPF_ANY)) {
+	c = *cfg;
+	c.flags |= (progs & PL_TCP_P_CONNLAT ? PL_TCP_CFG_CONNLAT : 0) |
+		   (progs & PL_TCP_P_RETRANS ? PL_TCP_CFG_RETRANS : 0);
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.tcp_cfg), &zero, &c, BPF_ANY)) {
 		err = pl_why(why, whylen, -errno, "cannot configure the TCP probes: %s",
 			     strerror(errno));
 		goto fail;

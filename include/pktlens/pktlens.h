@@ -681,7 +681,8 @@ struct pl_tcp_event {
 	__u32 type;		/* enum pl_tcp_ev */
 	__u32 kind;		/* retransmit: enum pl_tcp_rtx */
 	__u32 state;		/* TCP state of the socket (1 ESTABLISHED, 2 SYN_SENT, ...) */
-	__u32 segs;		/* retransmit: segments sent again (TcpRetransSegs counts these) */
+	__u32 segs;		/* retransmit: segments sent again, as TcpRetransSegs counts
+				 * them (with any the socket's count gained unseen) */
 	__u64 lat_ns;		/* connlat: SYN_SENT to ESTABLISHED; close: lifetime */
 	__u64 tx_bytes;		/* close: bytes the peer acknowledged (tcp_sock.bytes_acked) */
 	__u64 rx_bytes;		/* close: bytes received (tcp_sock.bytes_received) */
@@ -706,11 +707,16 @@ struct pl_tcp_cfg {
 
 #define PL_TCP_CFG_QUIET 1U	/* no ring events: only the maps (attach --probes tcp) */
 #define PL_TCP_CFG_LIFE 2U	/* close events (tcp life) */
+#define PL_TCP_CFG_CONNLAT 4U	/* connect latency (set by pl_tcp_open() from its programs) */
+#define PL_TCP_CFG_RETRANS 8U	/* retransmits: the state probe notes sockets that begin (same) */
 
 /* Retransmits per connection (conn_retrans, keyed by struct pl_tcp_tuple). */
 struct pl_tcp_conn {
 	__u64 retrans;		/* retransmit events */
 	__u64 segs;		/* segments, as TcpRetransSegs counts them */
+	__u64 sk;		/* the probe's: socket of the last event (its address) */
+	__u32 total;		/* the probe's: that socket's tcp_sock.total_retrans then */
+	__u32 pad;
 };
 
 /* pl_meta.probes */

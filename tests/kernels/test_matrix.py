@@ -454,23 +454,35 @@ def test_native_xdp_at_jumbo_mtu(lab):
     assert "note: multi-buffer XDP needs Linux 5.18: attaching without it" in r.stdout
 
 
-def test_tcp_retrans_equals_the_kernels_count(labip):
+def retrans_fail(ns):
+    """TcpExtTCPRetransFail of namespace ns: retransmits the kernel counted but could not send."""
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/netstat").stdout.splitlines()
+    ext = [line.split() for line in out if line.startswith("TcpExt:")]
+    return int(ext[1][ext[0].index("TCPRetransFail")])
+
+
+@pytest.mark.parametrize("local_drop", [False, True], ids=["sent", "dropped-locally"])
+def test_tcp_retrans_equals_the_kernels_count(labip, local_drop):
     """tcp retrans under 1-in-10 loss at the receiver: the retransmitted segments it reports
-    equal the sending namespace's RetransSegs (with or without the tracepoint's err)."""
+    equal the sending namespace's RetransSegs (with or without the tracepoint's err). Also
+    when the sender's own firewall drops one in ten of its packets: the kernel counts a
+    retransmit it then fails to send, and a tracepoint without err never fires for it."""
     from test_tcp import client, mss_segments, nft, retrans_segs, start_server, start_tracer
 
     lab = labip
     srv = start_server(lab, 5001)
     nft(lab.b, "loss", "tcp dport 5001 numgen random mod 10 == 0 drop", hook="input")
+    if local_drop:
+        nft(lab.a, "mine", "tcp dport 5001 numgen random mod 10 == 0 drop")
     mss_segments(lab.a, "va")
     tr = start_tracer("retrans", "--netns", f"/run/netns/{lab.a}")
     try:
-        before = retrans_segs(lab.a)
+        before, fail_before = retrans_segs(lab.a), retrans_fail(lab.a)
         c = client(lab, 5001, "bulk", 2 << 20)
         port = int(c.stdout.readline())
         assert c.wait(timeout=300) == 0
         time.sleep(0.5)
-        after = retrans_segs(lab.a)
+        after, failed = retrans_segs(lab.a), retrans_fail(lab.a) - fail_before
     finally:
         tr.send_signal(2)
         out, err = tr.communicate(timeout=60)
@@ -480,6 +492,7 @@ def test_tcp_retrans_equals_the_kernels_count(labip):
     docs = [json.loads(x) for x in out.splitlines() if x.strip()]
     events, summary = docs[:-1], docs[-1]
     assert after - before > 0, "the loss rule made no retransmits"
+    assert failed > 0 or not local_drop, "the sender's firewall failed no retransmit"
     assert all(e["lport"] == port for e in events)
     assert summary["lost"] == 0
     assert sum(e["segs"] for e in events) == after - before, \
