@@ -166,13 +166,98 @@ static void fmt_rate(char *buf, size_t len, double v, const char *unit)
 	snprintf(buf, len, "%.1f%s%s", v, pfx[i], unit);
 }
 
-/* @secs: what the rates are over; @every: the redraw interval asked for. */
-static void draw(const struct snap *cur, const struct snap *prev, double secs, uint32_t every)
+/* One hook of one attachment over the interval. */
+struct slot_rate {
+	size_t att;		/* index in snap.a */
+	int slot;
+	__u64 packets, bytes;	/* its totals now */
+	double pps, bps, drops_ps;
+};
+
+/* What a frame shows, for the screen and -j alike. */
+struct frame {
+	struct slot_rate *rows;
+	size_t nrows;
+	struct flow_rate *flows;	/* the top ones by bytes in the interval, most first */
+	size_t nflows;
+	__u64 rmon[PL_RMON_MAX];	/* packets by size in the interval */
+	double secs;			/* the interval */
+};
+
+static void frame_free(struct frame *f)
+{
+	free(f->rows);
+	free(f->flows);
+}
+
+/*
+ * The interval from @prev to @cur, @secs long: per hook rates, the @kflows
+ * flows with the most bytes, the size mix. An attachment or flow new in the
+ * interval counts from zero; so does one whose counters went back (a
+ * `stats --reset` in between).
+ */
+static int frame_take(const struct snap *cur, const struct snap *prev, double secs, size_t kflows,
+		      struct frame *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->secs = secs;
+	f->rows = calloc(cur->n * PL_SLOT_MAX + 1, sizeof(*f->rows));
+	f->flows = calloc(cur->nflows + 1, sizeof(*f->flows));
+	if (!f->rows || !f->flows) {
+		frame_free(f);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cur->n; i++) {
+		const struct pl_stats *p = prev_stats(prev, &cur->a[i]);
+
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+			const struct pl_stats *c = &cur->s[i][sl];
+			struct slot_rate *r = &f->rows[f->nrows];
+			__u64 ppk = 0, pby = 0, pdr = 0, dr = c->pkts[PL_VERDICT_DROP];
+
+			if (!pl_slot_attached(&cur->a[i].meta, sl))
+				continue;
+			pl_stats_totals(c, &r->packets, &r->bytes);
+			if (p)
+				pl_stats_totals(&p[sl], &ppk, &pby), pdr = p[sl].pkts[PL_VERDICT_DROP];
+			if (!p || r->packets < ppk)
+				ppk = pby = pdr = 0;
+			for (int k = 0; k < PL_RMON_MAX; k++)
+				f->rmon[k] += c->rmon[k] - (p && c->rmon[k] >= p[sl].rmon[k] ?
+							    p[sl].rmon[k] : 0);
+			r->att = i;
+			r->slot = sl;
+			r->pps = (double)(r->packets - ppk) / secs;
+			r->bps = (double)(r->bytes - pby) * 8 / secs;
+			r->drops_ps = dr >= pdr ? (double)(dr - pdr) / secs : 0;
+			f->nrows++;
+		}
+	}
+	for (size_t i = 0; i < cur->nflows; i++) {
+		const struct pl_flow *now = &cur->flows[i];
+		const struct pl_flow *old = pl_bsearch(now, prev->flows, prev->nflows,
+						    sizeof(*prev->flows), key_cmp);
+		struct flow_rate *r = &f->flows[f->nflows];
+
+		if (old && (old->val.bytes > now->val.bytes || old->val.packets > now->val.packets))
+			old = NULL;	/* counted afresh meanwhile */
+		if (now->val.bytes == (old ? old->val.bytes : 0))
+			continue;
+		r->f = *now;
+		r->f.val.packets -= old ? old->val.packets : 0;
+		r->f.val.bytes -= old ? old->val.bytes : 0;
+		r->bps = (double)r->f.val.bytes * 8 / secs;
+		f->nflows++;
+	}
+	f->nflows = top_k(f->flows, f->nflows, kflows);
+	return 0;
+}
+
+/* @f: the frame over @secs; @every: the redraw interval asked for. */
+static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 {
 	int row = 0, rows = LINES, cols = COLS;
-	struct flow_rate *fr;
-	size_t nfr = 0;
-	__u64 rmon[PL_RMON_MAX] = { 0 }, rmax = 0;
+	__u64 rmax = 0;
 
 	erase();
 	attron(A_BOLD);
@@ -181,53 +266,29 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs, u
 	attroff(A_BOLD);
 	mvprintw(row++, 0, "%-12s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
 		 "DROP/S");
-	for (size_t i = 0; i < cur->n && row < rows / 2; i++) {
-		const struct pl_stats *p = prev_stats(prev, &cur->a[i]);
+	for (size_t i = 0; i < f->nrows && row < rows / 2; i++) {
+		const struct slot_rate *r = &f->rows[i];
+		char a[16], b[16], c[16];
 
-		for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
-			__u64 pk = 0, by = 0, ppk = 0, pby = 0;
-			char a[16], b[16], c[16];
-
-			if (!pl_slot_attached(&cur->a[i].meta, sl))
-				continue;
-			pl_stats_totals(&cur->s[i][sl], &pk, &by);
-			if (p)
-				pl_stats_totals(&p[sl], &ppk, &pby);
-			for (int k = 0; k < PL_RMON_MAX; k++)
-				rmon[k] += cur->s[i][sl].rmon[k] - (p ? p[sl].rmon[k] : cur->s[i][sl].rmon[k]);
-			fmt_rate(a, sizeof(a), p ? (pk - ppk) / secs : 0, "");
-			fmt_rate(b, sizeof(b), p ? (by - pby) * 8 / secs : 0, "b");
-			fmt_rate(c, sizeof(c), p ? (cur->s[i][sl].pkts[PL_VERDICT_DROP] -
-						    p[sl].pkts[PL_VERDICT_DROP]) / secs : 0, "");
-			mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s", PL_NAME(cur->a[i].ifname),
-				 pl_slot_hook[sl], pl_slot_dir[sl], a, b, c);
-		}
+		fmt_rate(a, sizeof(a), r->pps, "");
+		fmt_rate(b, sizeof(b), r->bps, "b");
+		fmt_rate(c, sizeof(c), r->drops_ps, "");
+		mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s",
+			 PL_NAME(cur->a[r->att].ifname), pl_slot_hook[r->slot], pl_slot_dir[r->slot],
+			 a, b, c);
 	}
-	/* top flows by bytes over the interval */
-	fr = calloc(cur->nflows ? cur->nflows : 1, sizeof(*fr));
-	for (size_t i = 0; fr && i < cur->nflows; i++) {
-		const struct pl_flow *old = pl_bsearch(&cur->flows[i], prev->flows, prev->nflows,
-						    sizeof(*prev->flows), key_cmp);
-		__u64 d = cur->flows[i].val.bytes - (old ? old->val.bytes : 0);
-
-		if (prev->t && d) {
-			fr[nfr].f = cur->flows[i];
-			fr[nfr++].bps = d * 8 / secs;
-		}
-	}
+	/* top flows by bytes over the interval, as many as the screen has rows for */
 	row++;
-	if (fr)
-		nfr = top_k(fr, nfr, rows > row ? (size_t)(rows - row) : 0);
 	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s%s", "PROTO", "DIR", "SOURCE", "DESTINATION",
 		 "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
-	for (size_t i = 0; i < nfr && row < rows - PL_RMON_MAX - 2; i++) {
-		const struct pl_flow_key *k = &fr[i].f.key;
+	for (size_t i = 0; i < f->nflows && row < rows - PL_RMON_MAX - 2; i++) {
+		const struct pl_flow_key *k = &f->flows[i].f.key;
 		char src[64], dst[64], p4[16], r[16];
 		const char *proto = pl_fmt_l4(k, p4, sizeof(p4));
 
 		pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
 		pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
-		fmt_rate(r, sizeof(r), fr[i].bps, "b");
+		fmt_rate(r, sizeof(r), f->flows[i].bps, "b");
 		mvprintw(row, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
 			 k->dir == PL_DIR_IN ? "in" : "out", src, dst, r);
 		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
@@ -243,17 +304,16 @@ static void draw(const struct snap *cur, const struct snap *prev, double secs, u
 		}
 		row++;
 	}
-	free(fr);
 	/* size mix over the interval */
 	for (int k = 0; k < PL_RMON_MAX; k++)
-		rmax = rmon[k] > rmax ? rmon[k] : rmax;
+		rmax = f->rmon[k] > rmax ? f->rmon[k] : rmax;
 	row = rows - PL_RMON_MAX - 1;
 	mvprintw(row++, 0, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
 	for (int k = 0; k < PL_RMON_MAX && row < rows; k++) {
-		int w = rmax ? (int)(rmon[k] * (unsigned)(cols - 24) / rmax) : 0;
+		int w = rmax ? (int)(f->rmon[k] * (unsigned)(cols - 24) / rmax) : 0;
 		char rate[16];
 
-		fmt_rate(rate, sizeof(rate), prev->t ? rmon[k] / secs : 0, "");
+		fmt_rate(rate, sizeof(rate), (double)f->rmon[k] / f->secs, "");
 		mvprintw(row++, 0, "%-10s %9s  ", pl_rmon_names[k], rate);
 		for (int x = 0; x < w; x++)
 			addch('#');
@@ -271,84 +331,47 @@ static const char *flow_ifname(const struct snap *cur, __u32 ifindex)
 }
 
 /* -j: what a frame shows, as one JSON object (a line; -p: indented). */
-static void json_frame(const struct snap *cur, const struct snap *prev, double secs)
+static void json_frame(const struct snap *cur, const struct frame *f)
 {
-	__u64 rmon[PL_RMON_MAX] = { 0 };
-	struct flow_rate *fr;
 	struct timespec real;
-	size_t nfr = 0;
 	struct jw w;
 
 	clock_gettime(CLOCK_REALTIME, &real);
 	jw_init(&w, stdout, pl_g.pretty);
 	jw_obj_open(&w);
 	jw_fixed_field(&w, "time", (double)real.tv_sec + real.tv_nsec / 1e9, 6);
-	jw_fixed_field(&w, "interval", secs, 6);
+	jw_fixed_field(&w, "interval", f->secs, 6);
 	jw_key(&w, "interfaces");
 	jw_arr_open(&w);
-	for (size_t i = 0; i < cur->n; i++) {
-		const struct pl_stats *p = prev_stats(prev, &cur->a[i]);
+	for (size_t i = 0; i < f->nrows; i++) {
+		const struct slot_rate *r = &f->rows[i];
 
-		for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
-			__u64 pk = 0, by = 0, ppk = 0, pby = 0, dr, pdr = 0;
-
-			if (!pl_slot_attached(&cur->a[i].meta, sl))
-				continue;
-			pl_stats_totals(&cur->s[i][sl], &pk, &by);
-			dr = cur->s[i][sl].pkts[PL_VERDICT_DROP];
-			if (p) {
-				pl_stats_totals(&p[sl], &ppk, &pby);
-				pdr = p[sl].pkts[PL_VERDICT_DROP];
-			}
-			if (!p || pk < ppk)	/* new, or a stats --reset in between: from zero */
-				ppk = pby = pdr = 0;
-			for (int k = 0; k < PL_RMON_MAX; k++)
-				if (p && cur->s[i][sl].rmon[k] >= p[sl].rmon[k])
-					rmon[k] += cur->s[i][sl].rmon[k] - p[sl].rmon[k];
-			jw_obj_open(&w);
-			jw_name_field(&w, "ifname", cur->a[i].ifname);
-			pl_json_att_netns(&w, &cur->a[i]);
-			jw_str_field(&w, "hook", pl_slot_hook[sl]);
-			jw_str_field(&w, "dir", pl_slot_dir[sl]);
-			jw_double_field(&w, "pps", (double)(pk - ppk) / secs);
-			jw_double_field(&w, "bps", (double)(by - pby) * 8 / secs);
-			jw_double_field(&w, "drops_ps", dr >= pdr ? (double)(dr - pdr) / secs : 0);
-			jw_u64_field(&w, "packets", pk);
-			jw_u64_field(&w, "bytes", by);
-			jw_obj_close(&w);
-		}
+		jw_obj_open(&w);
+		jw_name_field(&w, "ifname", cur->a[r->att].ifname);
+		pl_json_att_netns(&w, &cur->a[r->att]);
+		jw_str_field(&w, "hook", pl_slot_hook[r->slot]);
+		jw_str_field(&w, "dir", pl_slot_dir[r->slot]);
+		jw_double_field(&w, "pps", r->pps);
+		jw_double_field(&w, "bps", r->bps);
+		jw_double_field(&w, "drops_ps", r->drops_ps);
+		jw_u64_field(&w, "packets", r->packets);
+		jw_u64_field(&w, "bytes", r->bytes);
+		jw_obj_close(&w);
 	}
 	jw_arr_close(&w);
 	/* the flows with the most bytes over the interval, as the screen lists them */
-	fr = calloc(cur->nflows ? cur->nflows : 1, sizeof(*fr));
-	for (size_t i = 0; fr && i < cur->nflows; i++) {
-		const struct pl_flow *old = pl_bsearch(&cur->flows[i], prev->flows, prev->nflows,
-						    sizeof(*prev->flows), key_cmp);
-		__u64 d = cur->flows[i].val.bytes - (old && old->val.bytes <= cur->flows[i].val.bytes ?
-						     old->val.bytes : 0);
-
-		if (d) {
-			fr[nfr].f = cur->flows[i];
-			if (old && old->val.packets <= cur->flows[i].val.packets)
-				fr[nfr].f.val.packets -= old->val.packets;
-			fr[nfr].f.val.bytes = d;
-			fr[nfr++].bps = (double)d * 8 / secs;
-		}
-	}
-	if (fr)
-		nfr = top_k(fr, nfr, JSON_FLOWS);
 	jw_key(&w, "flows");
 	jw_arr_open(&w);
-	for (size_t i = 0; i < nfr; i++) {
-		const struct pl_flow_key *k = &fr[i].f.key;
+	for (size_t i = 0; i < f->nflows; i++) {
+		const struct pl_flow_key *k = &f->flows[i].f.key;
 		struct pl_tcp_state t;
 		int half = 0;
 
 		jw_obj_open(&w);
 		pl_json_flow_key(&w, flow_ifname(cur, k->ifindex), k);
-		jw_u64_field(&w, "packets", fr[i].f.val.packets);
-		jw_u64_field(&w, "bytes", fr[i].f.val.bytes);
-		jw_double_field(&w, "bps", fr[i].bps);
+		jw_u64_field(&w, "packets", f->flows[i].f.val.packets);
+		jw_u64_field(&w, "bytes", f->flows[i].f.val.bytes);
+		jw_double_field(&w, "bps", f->flows[i].bps);
 		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
 		if (cur->tfd >= 0) {
 			bool tcp = k->l4proto == 6 && !pl_tcp_flow(cur->tfd, k, &t, &half);
@@ -367,12 +390,11 @@ static void json_frame(const struct snap *cur, const struct snap *prev, double s
 		jw_obj_close(&w);
 	}
 	jw_arr_close(&w);
-	free(fr);
 	/* the size mix over the interval: packets per second by RMON bucket */
 	jw_key(&w, "sizes");
 	jw_obj_open(&w);
 	for (int k = 0; k < PL_RMON_MAX; k++)
-		jw_double_field(&w, pl_rmon_names[k], (double)rmon[k] / secs);
+		jw_double_field(&w, pl_rmon_names[k], (double)f->rmon[k] / f->secs);
 	jw_obj_close(&w);
 	jw_obj_close(&w);
 	jw_end(&w);
@@ -394,6 +416,7 @@ static int top_end(const char *dev, struct snap *prev, struct snap *cur, int err
 static int top_json(const char *dev, uint32_t interval)
 {
 	struct snap prev = { 0 }, cur = { 0 };
+	struct frame f;
 	int err;
 
 	pl_catch_stop(false);
@@ -407,7 +430,12 @@ static int top_json(const char *dev, uint32_t interval)
 		err = snap_take(dev, &cur);
 		if (err)
 			break;
-		json_frame(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1);
+		err = frame_take(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1, JSON_FLOWS,
+				 &f);
+		if (err)
+			break;
+		json_frame(&cur, &f);
+		frame_free(&f);
 		snap_free(&prev);
 		prev = cur;
 		memset(&cur, 0, sizeof(cur));
@@ -425,6 +453,7 @@ static int do_top(void *cfg, int argc, char **argv)
 {
 	struct snap prev = { 0 }, cur = { 0 };
 	const char *dev = argc ? argv[0] : NULL, *term;
+	struct frame f;
 	uint32_t interval = ((const struct top_cfg *)cfg)->interval;
 	SCREEN *scr;
 	int tierr;
@@ -475,7 +504,12 @@ static int do_top(void *cfg, int argc, char **argv)
 			err = snap_take(dev, &cur);
 		if (err)
 			break;
-		draw(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1, interval);
+		err = frame_take(&cur, &prev, cur.t - prev.t > 0 ? cur.t - prev.t : 1,
+				 LINES > 0 ? (size_t)LINES : 0, &f);
+		if (err)
+			break;
+		draw(&cur, &f, interval);
+		frame_free(&f);
 		snap_free(&prev);
 		prev = cur;
 		memset(&cur, 0, sizeof(cur));
