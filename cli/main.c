@@ -47,18 +47,18 @@ static void usage(FILE *f)
 static int enter_netns(const char *cmd, const char *ns)
 {
 	char path[4096];
-	int fd, err = 0;
+	int fd, err = pl_netns_resolve(ns, path, sizeof(path));
 
-	if ((size_t)snprintf(path, sizeof(path), strchr(ns, '/') ? "%s" : "/run/netns/%s", ns) >=
-	    sizeof(path) || (!strchr(ns, '/') && strlen(ns) > NAME_MAX)) {
+	if (err == -ENAMETOOLONG) {
 		pl_err("%s: netns: name longer than %d bytes", cmd,
 		       strchr(ns, '/') ? (int)sizeof(path) - 1 : NAME_MAX);
 		return PL_EXIT_USAGE;
 	}
+	if (err) {
+		pl_err("%s: netns '%s': not a namespace name", cmd, ns);
+		return PL_EXIT_USAGE;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	/* no namespace of that name: a PID's, as nsenter -t takes it */
-	if (fd < 0 && errno == ENOENT && pl_netns_pid_path(ns, path, sizeof(path)))
-		fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;
 		pl_err("%s: netns '%s': %s", cmd, ns, strerror(err));

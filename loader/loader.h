@@ -181,8 +181,13 @@ struct pl_netns_id {
  * deleted namespace's inode is soon another's.
  */
 void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_id *id);
-/* Is @s a PID (decimal digits only)? Then its /proc/PID/ns/net into @path, and true. */
-bool pl_netns_pid_path(const char *s, char *path, size_t len);
+/*
+ * The file of network namespace @s, as -n and every --netns take it, into
+ * @path: a path (with a '/') as is; else a name in /run/netns, and when no
+ * namespace has that name and @s is all digits, the PID's /proc/PID/ns/net
+ * (as nsenter -t). 0, -ENAMETOOLONG, or -EINVAL (empty, "." or "..").
+ */
+int pl_netns_resolve(const char *s, char *path, size_t len);
 /* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
 const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, size_t len);
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,14 +226,19 @@ static bool same_netns(struct ns_entry *e, uint64_t cookie)
 	return !e->cookie || e->cookie == cookie;
 }
 
-bool pl_netns_pid_path(const char *s, char *path, size_t len)
+int pl_netns_resolve(const char *s, char *path, size_t len)
 {
 	size_t n = strspn(s, "0123456789");
 
-	if (!n || s[n])
-		return false;
-	snprintf(path, len, "/proc/%s/ns/net", s);
-	return true;
+	if (strchr(s, '/'))
+		return (size_t)snprintf(path, len, "%s", s) >= len ? -ENAMETOOLONG : 0;
+	if (!*s || !strcmp(s, ".") || !strcmp(s, ".."))
+		return -EINVAL;
+	if (strlen(s) > NAME_MAX || (size_t)snprintf(path, len, "/run/netns/%s", s) >= len)
+		return -ENAMETOOLONG;
+	if (n && !s[n] && access(path, F_OK) && errno == ENOENT)
+		snprintf(path, len, "/proc/%s/ns/net", s);
+	return 0;
 }
 
 void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_id *id)

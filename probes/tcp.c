@@ -295,18 +295,13 @@ void pl_tcp_close(struct pl_tcp *t)
 
 int pl_netns_of(const char *s, __u64 *ino)
 {
-	char path[300];
+	char path[4096];
 	struct stat st;
-	int fd, type, err;
+	int fd, type, err = pl_netns_resolve(s, path, sizeof(path));
 
-	if (pl_netns_pid_path(s, path, sizeof(path))) {
-		s = path;
-	} else if (*s && !strchr(s, '/')) {	/* a name, as ip netns gives them */
-		if (strlen(s) > 255 || !strcmp(s, ".") || !strcmp(s, ".."))
-			return -EINVAL;
-		snprintf(path, sizeof(path), "/run/netns/%s", s);
-		s = path;
-	}
+	if (err)
+		return err;
+	s = path;
 	fd = open(s, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
 		char link[64] = "";

@@ -267,6 +267,31 @@ def test_same_tuple_in_two_namespaces(tcplab, lab2):
     assert [e["netns"] for e in only if e["lport"] == 40404] == [ino_a]
 
 
+def test_an_all_digit_namespace_name_before_the_pid():
+    """--netns 1234 is the namespace named 1234 in /run/netns when there is one, else the
+    namespace of PID 1234: what -n takes (--netns had tried the PID first: the test process's
+    own namespace, not the one named after it)."""
+    name = str(os.getpid())
+    sh("ip", "netns", "add", name)
+    try:
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        tr = Tracer("connlat", "--netns", name)
+        code = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); "
+                "c = socket.create_connection(s.getsockname()); c.close()")
+        sh("ip", "netns", "exec", name, PYTHON, "-c", code)
+        events, _ = tr.stop()
+        ino = os.stat(netns_path(name)).st_ino
+        assert events and all(e["netns"] == ino for e in events), (ino, events)
+        r = subprocess.run([PKTLENS, "-n", name, "-j", "list"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        sh("ip", "netns", "del", name, check=False)
+    # no namespace of that name: the process's
+    r = subprocess.run([PKTLENS, "tcp", "connlat", "--netns", name, "--duration", "1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
 def test_bad_input():
     for args, msg in ((["tcp", "retrans", "--netns", "/nonexistent"], "--netns '/nonexistent'"),
                       (["tcp", "life", "--netns", "no-such-ns"], "--netns 'no-such-ns'"),
