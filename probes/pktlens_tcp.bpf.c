@@ -49,9 +49,9 @@ struct {
 } conn_retrans SEC(".maps");
 
 /*
- * Sockets that began while the retransmit probe ran (SYN_SENT, or SYN_RECV
- * for an accepted one), with their tcp_sock.total_retrans then: all their
- * retransmits since are the probe's to count (rtx_segs()).
+ * Sockets that began while the retransmit probe ran (note_birth()), with
+ * their tcp_sock.total_retrans then: all their retransmits since are the
+ * probe's to count (rtx_segs()).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -339,12 +339,17 @@ static __always_inline void life(const struct sock *sk, int newstate, __u64 now,
 	emit(&e);
 }
 
-/* rtx_born: a socket begins (its total is 0 but for a reused one) or ends */
-static __always_inline void note_birth(const struct sock *sk, int newstate)
+/*
+ * rtx_born: a socket begins or ends. A connecting one at SYN_SENT; an
+ * accepted one once ESTABLISHED, when its total has taken in the SYN-ACK's
+ * retransmits (counted here already, as the request's).
+ */
+static __always_inline void note_birth(const struct sock *sk, int oldstate, int newstate)
 {
 	__u64 key = (__u64)(unsigned long)sk;
 
-	if (newstate == TCP_SYN_SENT_ || newstate == TCP_SYN_RECV_) {
+	if (newstate == TCP_SYN_SENT_ ||
+	    (oldstate == TCP_SYN_RECV_ && newstate == TCP_ESTABLISHED_)) {
 		__u32 total = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 
 		bpf_map_update_elem(&rtx_born, &key, &total, BPF_ANY);
@@ -369,7 +374,7 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (!cf)
 		return 0;
 	if (cf->flags & PL_TCP_CFG_RETRANS)
-		note_birth(sk, newstate);
+		note_birth(sk, oldstate, newstate);
 	if (cf->flags & PL_TCP_CFG_LIFE)
 		life(sk, newstate, now, cf);
 	if (!(cf->flags & PL_TCP_CFG_CONNLAT))

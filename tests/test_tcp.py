@@ -151,6 +151,35 @@ def test_retransmits_equal_the_kernels_count(tcplab):
     assert conn[0]["segs"] == after - before and summary["lost"] == 0
 
 
+def test_accepted_connection_counts_its_synack_retransmits_once(tcplab):
+    """On the server: SYN-ACKs retransmitted while the client lost them, then data
+    retransmitted under loss. The accepted socket's own count starts with the SYN-ACK's
+    retransmits, already reported as the request's: the events add up to the server
+    namespace's RetransSegs, each counted once."""
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5007, "echo"))
+    nft(lab.a, "synack", "tcp sport 5007 tcp flags & (syn | ack) == syn | ack drop", hook="input")
+    nft(lab.a, "loss", "tcp sport 5007 numgen random mod 8 == 0 drop", hook="input")
+    mss_segments(lab.b, "vb")
+    tr = Tracer("retrans", "--netns", netns_path(lab.b))
+    before = retrans_segs(lab.b)
+    c = client(lab, 5007, "echo", 150)
+    time.sleep(1.5)
+    sh("ip", "netns", "exec", lab.a, "nft", "delete", "table", "inet", "synack")
+    port = int(c.stdout.readline())
+    c.stdin.close()
+    assert c.wait(timeout=90) == 0
+    time.sleep(0.5)
+    after = retrans_segs(lab.b)
+    events, summary = tr.stop()
+    mine = [e for e in events if e["rport"] == port]
+    kinds = {e["kind"] for e in mine}
+    assert {"synack", "data"} <= kinds, kinds
+    assert mine == events and summary["lost"] == 0
+    assert sum(e["segs"] for e in events) == after - before, \
+        [(e["kind"], e["state"], e["segs"]) for e in events]
+
+
 def test_syn_retransmit_and_connect_latency(tcplab):
     lab, procs = tcplab
     procs.append(start_server(lab, 5002))
