@@ -310,6 +310,8 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
+#define MODE_UNSET ((mode_t)-1)	/* no --mode: PL_OUT_MODE */
+
 /* --mode: octal permission bits, as chmod takes them. */
 static int parse_mode(const char *s, mode_t *mode)
 {
@@ -611,7 +613,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	const char *path = c->path, *name;
 	uint32_t ring_kib = c->ring_kib;
 	uint64_t duration = c->duration;
-	mode_t mode = c->mode;
+	mode_t mode = c->mode == MODE_UNSET ? PL_OUT_MODE : c->mode;
 	bool pcapng = c->pcapng;
 	struct run *r = calloc(1, sizeof(*r));
 	char why[PL_WHY_LEN + 512];
@@ -660,6 +662,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 	if (pcapng && !path) {
 		pl_err("sample: --pcapng: needs -w FILE or -w - (without -w: one line per packet)");
+		goto usage;
+	}
+	if (c->mode != MODE_UNSET && (!path || !strcmp(path, "-"))) {
+		pl_err("sample: --mode: only with -w FILE (the permissions of the files it makes)");
 		goto usage;
 	}
 	if (c->for_secs && !c->when) {
@@ -933,7 +939,7 @@ static const struct pl_opt sample_opts[] = {
 };
 
 static const struct sample_cfg sample_defaults = {
-	.every = 1, .snaplen = PL_SNAPLEN_MAX, .ring_kib = DEFAULT_RING_KIB, .mode = PL_OUT_MODE,
+	.every = 1, .snaplen = PL_SNAPLEN_MAX, .ring_kib = DEFAULT_RING_KIB, .mode = MODE_UNSET,
 };
 
 const struct pl_cmd pl_cmd_sample = {

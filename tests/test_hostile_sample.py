@@ -356,6 +356,18 @@ def test_capture_mode_whatever_the_umask(lab, args, mode):
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode, oct(st.st_mode)
 
 
+@pytest.mark.parametrize("where", [[], ["-w", "-"]], ids=["lines", "stdout"])
+def test_mode_without_a_file_refused(lab, where):
+    """--mode sets the permissions of the files -w FILE makes: with none to make (lines, or
+    pcap on standard output) it is refused in one line, not ignored while sample runs."""
+    attach(lab)
+    r = pktlens("sample", "vb", *where, "--mode", "0644", "--duration", "1", ns=lab.b,
+                check=False)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr == "pktlens: sample: --mode: only with -w FILE (the permissions of the " \
+                       "files it makes)\n", r.stderr
+
+
 @pytest.mark.parametrize("bad", ["0800", "1777", "rw", "", "-1"])
 def test_bad_mode_refused(lab, bad):
     attach(lab)
