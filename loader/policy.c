@@ -610,12 +610,34 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 }
 
 /*
+ * The keys and buckets of per-key LRU map @from into @to, another size: a
+ * --per-size change keeps what the rule tracks. Into a smaller map the LRU
+ * evicts what does not fit, and the rule counts them evicted (keys_new less
+ * the keys there). A key the program adds to @from (of @size keys) meanwhile
+ * may not be copied: evicted too, from the map the rule uses from now on.
+ */
+static void copy_keys(int from, __u32 size, int to)
+{
+	struct pl_limit_key k, next;
+	struct pl_limit_state v;
+	void *prev = NULL;
+
+	/* at most twice its size: a walk restarts where the program evicted its place */
+	for (__u64 i = 0; i < 2ULL * size && !bpf_map_get_next_key(from, prev, &next); i++) {
+		k = next;
+		prev = &k;
+		if (!bpf_map_lookup_elem(from, &k, &v))
+			bpf_map_update_elem(to, &k, &v, BPF_NOEXIST);
+	}
+}
+
+/*
  * The state of the --limit rules of @rules, before they go live: a bucket
  * for each --per rule rule that has none, an LRU map of its --per-size for
  * each --per key rule that has none of that size (a kept counter key's map
- * of another size is replaced: its keys start afresh). State already there
- * carries over with the counter key. @undo: remove what this made for
- * counter keys @byctr (the running rules') does not have.
+ * of another size is replaced by one its keys are copied into, copy_keys()).
+ * State already there carries over with the counter key. @undo: remove what
+ * this made for counter keys @byctr (the running rules') does not have.
  */
 static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
 		       const struct pl_rule *byctr, size_t nold, bool undo, char *why, size_t whylen)
@@ -642,7 +664,7 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 			    errno != EEXIST)
 				err = -errno;
 		} else {
-			int fd = limit_keys_fd(p, ctr);
+			int fd = limit_keys_fd(p, ctr), nfd;
 			struct bpf_map_info info = { 0 };
 			__u32 len = sizeof(info);
 
@@ -651,15 +673,17 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 				close(fd);
 				continue;
 			}
-			if (fd >= 0)
-				close(fd);
-			fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "limit_keys_in",
-					    sizeof(struct pl_limit_key), sizeof(struct pl_limit_state),
-					    r->lim.keys, NULL);
-			if (fd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &fd, BPF_ANY))
+			nfd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "limit_keys_in",
+					     sizeof(struct pl_limit_key), sizeof(struct pl_limit_state),
+					     r->lim.keys, NULL);
+			if (nfd >= 0 && fd >= 0 && info.value_size == sizeof(struct pl_limit_state))
+				copy_keys(fd, info.max_entries, nfd);
+			if (nfd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY))
 				err = -errno;
 			if (fd >= 0)
 				close(fd);
+			if (nfd >= 0)
+				close(nfd);
 		}
 		if (err)
 			pl_why(why, whylen, err, "rule %u: cannot make its limit's state: %s", r->id,

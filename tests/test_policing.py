@@ -402,3 +402,28 @@ def test_help_man_and_readme_describe_limits():
     for word in ("--limit", "--burst", "--per", "--per-size", "--over", "pps", "kbit", "mbit", "gbit",
                  "sample 1/N"):
         assert word in help_text and word in man and word in readme, word
+
+
+def test_per_size_change_keeps_the_keys_and_counts_only_real_evictions(router, tmp_path):
+    """A --per src rule tracking 20 sources, loaded again with a larger --per-size: the 20 keys
+    (and their buckets) carry over and none counts as evicted; with a smaller one, the keys
+    that do not fit are the evicted ones. (Its keys started afresh, all 20 counted evicted.)"""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "1000pps", "--burst", "5",
+            "--per", "src", "--per-size", "64", ns=router.h)
+    tx, rx = replay(router, many_sources(router, 20, 0.2, lambda i: 50))
+    r = rule_doc(router, 1)
+    assert (r["keys"], r["keys_evicted"], r["packets"]) == (20, 0, len(tx))
+    text = pktlens("policy", "list", "vb", ns=router.h).stdout
+    assert "--per-size 64 " in text, text
+    for size, keys, evicted in ((4096, 20, 0), (8, 8, 12)):
+        f = tmp_path / f"rules-{size}"
+        f.write_text(text.replace("--per-size 64 ", f"--per-size {size} "))
+        pktlens("policy", "load", "vb", str(f), ns=router.h)
+        r = rule_doc(router, 1)
+        assert r["limit"]["per_size"] == size, r
+        assert (r["keys"], r["keys_evicted"], r["packets"]) == (keys, evicted, len(tx)), r
+    # the rule goes on judging with what it kept
+    tx2, _ = replay(router, many_sources(router, 20, 0.1, lambda i: 50))
+    r = rule_doc(router, 1)
+    assert r["packets"] == len(tx) + len(tx2) and r["keys"] == 8
