@@ -416,14 +416,17 @@ def test_per_size_change_keeps_the_keys_and_counts_only_real_evictions(router, t
     assert (r["keys"], r["keys_evicted"], r["packets"]) == (20, 0, len(tx))
     text = pktlens("policy", "list", "vb", ns=router.h).stdout
     assert "--per-size 64 " in text, text
-    for size, keys, evicted in ((4096, 20, 0), (8, 8, 12)):
+    for size in (4096, 8):
         f = tmp_path / f"rules-{size}"
         f.write_text(text.replace("--per-size 64 ", f"--per-size {size} "))
         pktlens("policy", "load", "vb", str(f), ns=router.h)
         r = rule_doc(router, 1)
-        assert r["limit"]["per_size"] == size, r
-        assert (r["keys"], r["keys_evicted"], r["packets"]) == (keys, evicted, len(tx)), r
+        assert r["limit"]["per_size"] == size and r["packets"] == len(tx), r
+        if size > 20:
+            assert (r["keys"], r["keys_evicted"]) == (20, 0), r
+        else:   # the kernel's LRU may evict a little early: what it keeps, and the rest
+            assert 0 < r["keys"] <= size and r["keys"] + r["keys_evicted"] == 20, r
     # the rule goes on judging with what it kept
     tx2, _ = replay(router, many_sources(router, 20, 0.1, lambda i: 50))
     r = rule_doc(router, 1)
-    assert r["packets"] == len(tx) + len(tx2) and r["keys"] == 8
+    assert r["packets"] == len(tx) + len(tx2) and 0 < r["keys"] <= 8
