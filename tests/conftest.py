@@ -19,6 +19,11 @@ def pytest_configure(config):
         "markers", "scale: a test whose point is size or endurance (100,000 rules, a million "
         "flows, 400 swaps, 200 interfaces); the sanitized CI pass deselects them (-m 'not scale'), "
         "the code they run is the one smaller tests run there")
+    config.addinivalue_line(
+        "markers", "variant: a test, or a parametrization, whose user-side code another test "
+        "runs already: its subject is the kernel side (in-kernel verdicts, rates), another hook "
+        "or attach mode of the same commands, or more rounds of the same loop; the sanitized CI "
+        "pass deselects them (-m 'not variant'): ASan and UBSan check user-space memory")
 
 
 def pytest_sessionstart(session):

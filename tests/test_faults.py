@@ -70,7 +70,8 @@ def leftovers(lab):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-@pytest.mark.parametrize("mech,rounds", [("tcx", 12), ("clsact", 8)])
+@pytest.mark.parametrize("mech,rounds", [pytest.param("tcx", 12, marks=pytest.mark.variant),
+                                         ("clsact", 8)])
 def test_kill9_attach_at_random_points(lab, mech, rounds):
     """A killed attach leaves a complete attachment or none; re-running attach
     (or detach) recovers, and a killed re-attach loses no counter."""

@@ -51,6 +51,7 @@ def ingress(kind):
     return ("xdp", "in") if kind.startswith("xdp") else ("tc", "in")
 
 
+@pytest.mark.variant    # the in-kernel verdict; test_filter.py runs the translator
 @pytest.mark.parametrize("kind", ["xdp-skb", "xdp-native", "tc-tcx", "tc-clsact"])
 def test_live_matches_equal_libpcap(lab, kind):
     """Each expression, swapped in after the previous one, counts exactly libpcap's matches;

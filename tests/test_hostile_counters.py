@@ -100,8 +100,10 @@ def add(total, doc):
         t["pass"] += h["verdicts"]["pass"]["packets"]
 
 
-@pytest.mark.parametrize("args,seen_at", [(XDP, [("xdp", "in")]),
-                                          (TC, [("tc", "in")]),
+@pytest.mark.parametrize("args,seen_at", [pytest.param(XDP, [("xdp", "in")],
+                                                       marks=pytest.mark.variant),
+                                          pytest.param(TC, [("tc", "in")],
+                                                       marks=pytest.mark.variant),
                                           (SKB_TC, [("xdp", "in"), ("tc", "in")])],
                          ids=["xdp", "tc", "xdp+tc"])
 def test_reset_under_traffic_loses_nothing(lab, args, seen_at):

@@ -156,6 +156,7 @@ NFT = """table netdev plpolice {{
 """
 
 
+@pytest.mark.variant    # the kernel's GCRA; parsing and listing are tested apart
 def test_pps_limit_conforms_and_compare_with_nftables(router, record_property):
     """4,000 pps for 3 s against 1,000 pps burst 100 (XDP): rate x time + burst get through."""
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=router.h)
@@ -191,6 +192,7 @@ def test_pps_limit_conforms_and_compare_with_nftables(router, record_property):
     record_property("nftables_error", nft)
 
 
+@pytest.mark.variant    # the kernel's GCRA; parsing and listing are tested apart
 def test_bps_limit_on_tc(router):
     """A bit rate on tc ingress: bytes through within 5% of rate/8 x time + burst."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=router.h)
@@ -226,6 +228,7 @@ def many_sources(router, n, seconds, rate_of):
     return sorted(timed, key=lambda x: x[0])
 
 
+@pytest.mark.variant    # the kernel's GCRA; parsing and listing are tested apart
 def test_per_source_limits_each_source_on_its_own(router):
     """50 sources at 10..304 pps against 100 pps burst 10 per source."""
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
