@@ -457,6 +457,10 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 
 			if (!idx && !pl_parse_name(v, raw, sizeof(raw)))
 				idx = if_nametoindex(raw);
+			/* as policy list shows a target that is gone (no name has a ':') */
+			if (!idx && !strncmp(v, "ifindex:", 8) &&
+			    !pl_parse_u32(v + 8, 1, INT32_MAX, &u))
+				idx = u;
 
 			if (!idx)
 				return perr(e, vcol, "--redirect '%s': no such interface", v);

@@ -458,6 +458,34 @@ def test_tc_redirect_and_egress_drop(router):
     assert rule_hits(router, "vc") == {1: 5}
 
 
+def test_redirect_to_a_gone_interface_lists_and_loads_back(router):
+    """A --redirect whose target went away is listed as `--redirect ifindex:N`, and that
+    loads back: `policy list > f; policy load DEV f` gives the same rules, counters kept
+    (it had been refused: "no such interface")."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--redirect", "vc", ns=h)
+    idx = json.loads(sh("ip", "-n", h, "-j", "link", "show", "vc").stdout)[0]["ifindex"]
+    sh("ip", "-n", h, "link", "del", "vc")
+    router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=7000), i)
+                 for i in range(3)])
+    time.sleep(0.2)
+    text = pktlens("policy", "list", "vb", ns=h).stdout
+    assert f"--id 1 --in --prio 1000 --proto udp --dport 7000 --redirect ifindex:{idx}\n" in text
+    path = os.path.join(router.tmp, "back.rules")
+    with open(path, "w") as f:
+        f.write(text)
+    r = pktlens("policy", "load", "vb", path, ns=h, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert pktlens("policy", "list", "vb", ns=h).stdout.split("\n#   ")[0] == text.split("\n#   ")[0]
+    assert rule_hits(router) == {1: 3}
+    # the same words on the command line; an index no interface has is not 0 or a name
+    for bad in ("ifindex:0", "ifindex:x", "ifindex:", "ifindex:-1"):
+        r = pktlens("policy", "add", "vb", "--redirect", bad, ns=h, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: policy add: vb: argument 2: --redirect "
+                                               f"'{bad}': no such interface\n")
+
+
 def test_vlan_match_and_counters(router):
     from scapy.all import Dot1Q, Ether, IP, UDP
 
