@@ -29,6 +29,7 @@
  * refused there.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -954,14 +955,20 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	counters = !err;
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct pl_rule *r = &rules[i];
+		char ifn[IF_NAMESIZE];
+		int e;
 
 		/* XDP's devmap (tc redirects by ifindex); check() made sure it is there */
-		if (r->action == PL_ACT_REDIRECT && r->dir == PL_DIR_IN &&
-		    p->meta.xdp_mode != PL_XDP_NONE &&
-		    bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
-			err = pl_why(why, whylen, -errno,
-				     "rule %u: cannot redirect to ifindex %u: %s", r->id, r->arg,
-				     strerror(errno));
+		if (r->action != PL_ACT_REDIRECT || r->dir != PL_DIR_IN ||
+		    p->meta.xdp_mode == PL_XDP_NONE ||
+		    !bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
+			continue;
+		e = errno;
+		/* a target that is gone has no entry: its packets drop (bpf_redirect_map()) */
+		if (!if_indextoname(r->arg, ifn))
+			continue;
+		err = pl_why(why, whylen, -e, "rule %u: cannot redirect to ifindex %u: %s", r->id,
+			     r->arg, strerror(e));
 	}
 	if (err)
 		goto out;

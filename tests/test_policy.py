@@ -486,6 +486,33 @@ def test_redirect_to_a_gone_interface_lists_and_loads_back(router):
                                                f"'{bad}': no such interface\n")
 
 
+def test_xdp_redirect_target_gone_other_changes_go_on(router):
+    """XDP: once a --redirect target is gone (its packets drop: no devmap entry), other
+    changes still work: adding a rule, and loading back what `policy list` printed. Every
+    change had failed on rebuilding that target's devmap entry ("cannot redirect to ifindex
+    N", exit 2) until the redirect rule was deleted."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--redirect", "vc", ns=h)
+    sh("ip", "-n", h, "link", "del", "vc")
+    r = pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7001", "--drop", ns=h,
+                check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=7000 + i % 2), i)
+                 for i in range(6)])
+    time.sleep(0.2)
+    assert rule_hits(router) == {1: 3, 2: 3}
+    s = slot(pktlens_json("stats", "vb", ns=h), "xdp", "in")
+    assert s["verdicts"]["drop"]["packets"] >= 3
+    text = pktlens("policy", "list", "vb", ns=h).stdout
+    path = os.path.join(router.tmp, "back.rules")
+    with open(path, "w") as f:
+        f.write(text)
+    r = pktlens("policy", "load", "vb", path, ns=h, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert rule_hits(router) == {1: 3, 2: 3}
+
+
 def test_vlan_match_and_counters(router):
     from scapy.all import Dot1Q, Ether, IP, UDP
 
