@@ -225,7 +225,7 @@ out:
 }
 
 struct flush_cfg {
-	int dir;
+	int dirs;	/* 1 << PL_DIR_*: --in, --out, both given (0: all) */
 };
 
 static int do_flush(void *cfg, int argc, char **argv)
@@ -234,7 +234,7 @@ static int do_flush(void *cfg, int argc, char **argv)
 	struct pl_rule *rules = NULL;
 	struct target t = { 0 };
 	size_t n = 0, kept = 0, ntexts = 0;
-	int dir = ((const struct flush_cfg *)cfg)->dir, ret;
+	int dirs = ((const struct flush_cfg *)cfg)->dirs, ret;
 
 	(void)argc;
 	ret = open_target("policy flush", argv[0], &t);
@@ -243,7 +243,7 @@ static int do_flush(void *cfg, int argc, char **argv)
 	if (ret)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (dir >= 0 && rules[i].dir != dir)
+		if (dirs && !(dirs & (1 << rules[i].dir)))
 			rules[kept++] = rules[i];
 	ret = commit("policy flush", &t, rules, kept, texts, ntexts);
 	if (!ret && !pl_g.json)
@@ -516,14 +516,15 @@ static const struct pl_cmd policy_del = {
 };
 
 static const struct pl_opt flush_opts[] = {
-	{ .name = "in", .type = PL_OPT_FLAG, PL_FIELD(struct flush_cfg, dir), .val = PL_DIR_IN,
-	  .syn = "--in|--out", .help = "only the ingress rules" },
-	{ .name = "out", .type = PL_OPT_FLAG, PL_FIELD(struct flush_cfg, dir), .val = PL_DIR_OUT,
-	  .syn = "", .help = "only the egress rules" },
+	{ .name = "in", .type = PL_OPT_FLAG, PL_FIELD(struct flush_cfg, dirs), .val = 1 << PL_DIR_IN,
+	  .flags = PL_OPT_OR, .syn = "--in|--out",
+	  .help = "only the ingress rules (with --out: both, as without either)" },
+	{ .name = "out", .type = PL_OPT_FLAG, PL_FIELD(struct flush_cfg, dirs), .val = 1 << PL_DIR_OUT,
+	  .flags = PL_OPT_OR, .syn = "", .help = "only the egress rules" },
 	{ NULL },
 };
 
-static const struct flush_cfg flush_defaults = { .dir = -1 };
+static const struct flush_cfg flush_defaults = { .dirs = 0 };
 
 static const struct pl_cmd policy_flush = {
 	.name = "flush", .args = "DEV", .opts = flush_opts, .fn = do_flush,

@@ -684,6 +684,21 @@ def test_add_list_del_flush(router):
     assert (r.returncode, r.stderr) == (2, "pktlens: policy add: nosuch0: not attached (pktlens attach nosuch0)\n")
 
 
+def test_flush_in_and_out_is_both_directions(router):
+    """`policy flush DEV --in --out` removes the rules of both directions, as sample's --in
+    --out means both; the later flag had won, removing the egress rules alone."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in,out", ns=h)
+    for d in ("--in", "--out", "--in"):
+        pktlens("policy", "add", "vb", d, "--proto", "udp", "--drop", ns=h)
+    assert pktlens("policy", "flush", "vb", "--in", "--out", ns=h).stdout == "vb: 3 rules removed\n"
+    assert pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"] == []
+    for d in ("--in", "--out", "--in"):
+        pktlens("policy", "add", "vb", d, "--proto", "udp", "--drop", ns=h)
+    assert pktlens("policy", "flush", "vb", "--out", ns=h).stdout == "vb: 1 rules removed\n"
+    assert pktlens("policy", "flush", "vb", "--in", ns=h).stdout == "vb: 2 rules removed\n"
+
+
 def test_force_reattach_keeps_rules_and_counters(router):
     h = router.h
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=h)
