@@ -647,6 +647,28 @@ const char *pl_rule_action_name(__u8 a)
 	return a < PL_ACT_MAX ? names[a] : "?";
 }
 
+/*
+ * @s at *@off of @buf as one word pl_rule_tokenize() reads back as it is:
+ * in '...' (each ' in it as '"'"'), always with @always, else only if it
+ * holds a quote or '#' (an interface name has no white space)
+ */
+static void add_word(char *buf, size_t n, size_t *off, const char *s, bool always)
+{
+#define PUT(...) (*off += (size_t)snprintf(buf + *off, *off < n ? n - *off : 0, __VA_ARGS__))
+	if (!always && !strpbrk(s, "'\"#")) {
+		PUT(" %s", s);
+		return;
+	}
+	PUT(" '");
+	for (; *s; s++)
+		if (*s == '\'')
+			PUT("'\"'\"'");
+		else
+			PUT("%c", *s);
+	PUT("'");
+#undef PUT
+}
+
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n)
 {
 	char a[192], ifn[IF_NAMESIZE];
@@ -681,10 +703,12 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 		ADD(" --vlan %u", r->vlan);
 	switch (r->action) {
 	case PL_ACT_REDIRECT:
-		if (if_indextoname(r->arg, ifn))
-			ADD(" --redirect %s", PL_NAME(ifn));
-		else
+		if (if_indextoname(r->arg, ifn)) {
+			ADD(" --redirect");
+			add_word(buf, n, &off, PL_NAME(ifn), false);
+		} else {
 			ADD(" --redirect ifindex:%u", r->arg);
+		}
 		break;
 	case PL_ACT_SAMPLE:
 		ADD(" --sample 1/%u", r->arg);
@@ -699,7 +723,7 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 	if (r->flags & PL_RF_FLOWS)
 		ADD(" --flows");
 	if (expr)
-		ADD(strchr(expr, '\'') ? " \"%s\"" : " '%s'", expr);
+		add_word(buf, n, &off, expr, true);
 #undef ADD
 }
 

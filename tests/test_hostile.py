@@ -282,6 +282,29 @@ def terminal_safe(b):
     return text
 
 
+def test_redirect_targets_with_quotes_or_hash_load_back(lab):
+    """Names may hold quotes and '#': `policy list` quotes such a --redirect target, so its
+    output loads back to the same rules. It had printed them bare, and load read a quote as
+    the start of a quoted word ("unterminated quote") and a leading '#' as a comment."""
+    names = [b"q'1", b'd"q', b"#h", b"b'\"x"]
+    for i, name in enumerate(names):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type",
+                        b"veth", b"peer", b"name", f"qp{i}".encode()], check=True)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    for i, name in enumerate(names):
+        run_raw("policy", "add", "vb", "--proto", "udp", "--dport", 7000 + i, "--redirect", name,
+                ns=lab.b)
+    text = run_raw("policy", "list", "vb", ns=lab.b).stdout
+    path = os.path.join(lab.tmp, "quoted.rules")
+    with open(path, "wb") as f:
+        f.write(text)
+    r = run_raw("policy", "load", "vb", path, ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert run_raw("policy", "list", "vb", ns=lab.b).stdout == text
+    rules = json.loads(run_raw("-j", "policy", "list", "vb", ns=lab.b).stdout)["interfaces"][0]["rules"]
+    assert [r["redirect"] for r in rules] == [n.decode() for n in names]
+
+
 def test_odd_interface_names_keep_every_output_valid(lab):
     """Interface names that are not UTF-8 or hold control characters: every -j output stays
     valid JSON (and UTF-8), the text output and errors carry no raw control characters, and
