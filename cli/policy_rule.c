@@ -505,6 +505,10 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			else
 				nx[(*xlen)++] = ' ';
 			memcpy(nx + *xlen, o, l + 1);
+			/* libpcap's blanks: a newline would split the rule `policy list` prints */
+			for (char *c = nx + *xlen; *c; c++)
+				if (strchr("\n\r\t", *c))
+					*c = ' ';
 			*xlen += l;
 			*x = nx;
 		}

@@ -699,6 +699,33 @@ def test_flush_in_and_out_is_both_directions(router):
     assert pktlens("policy", "flush", "vb", "--in", ns=h).stdout == "vb: 2 rules removed\n"
 
 
+def test_expression_over_lines_lists_on_one_and_loads_back(router):
+    """An expression given over several lines (a shell script's quoted tcpdump expression;
+    libpcap takes newlines, CRs and tabs as blanks) is kept with blanks for them: `policy list`
+    prints the rule on one line and its output loads back. The newline had been kept, so the
+    listed rule spanned two lines and load failed ("unterminated quote")."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    r = pktlens("policy", "add", "vb", "--drop", "udp\n  and dst port 5003\r\n\tor icmp", ns=h)
+    assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 1000 --drop " \
+                       "'udp   and dst port 5003   or icmp'\n"
+    text = pktlens("policy", "list", "vb", ns=h).stdout
+    assert text.splitlines()[1] == "--id 1 --in --prio 1000 --drop 'udp   and dst port 5003   or icmp'"
+    path = os.path.join(router.tmp, "back.rules")
+    with open(path, "w") as f:
+        f.write(text)
+    r = pktlens("policy", "load", "vb", path, ns=h, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert pktlens("policy", "list", "vb", ns=h).stdout == text
+    # the rule still judges as libpcap's expression does
+    descs = [dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=5003 + i % 2) for i in range(6)]
+    frames = [frame(router, f, i) for i, f in enumerate(descs)]
+    assert libpcap_hits(router, frames, "udp and dst port 5003 or icmp") == {0, 2, 4}
+    router.send(frames)
+    time.sleep(0.2)
+    assert rule_hits(router) == {1: 3}
+
+
 def test_force_reattach_keeps_rules_and_counters(router):
     h = router.h
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=h)
