@@ -153,6 +153,7 @@ static __always_inline int pl_gcra(__u64 *tat, __u64 now, __u64 cost, __u64 tau)
 static __always_inline void pl_limit_key(struct pl_limit_key *k, __u8 per, const struct pl_pkt *p)
 {
 	k->per = per;
+	k->l3 = p->l3;
 	if (per != PL_PER_DST)
 		__builtin_memcpy(k->saddr, p->key.saddr, 16);
 	if (per != PL_PER_SRC)

@@ -254,6 +254,23 @@ def test_per_source_limits_each_source_on_its_own(router):
     assert r["keys"] == 50 and r["keys_evicted"] == 0
 
 
+def test_per_source_ipv4_and_its_mapped_ipv6_form_are_two_keys(router):
+    """--per src: 198.18.1.9 and ::ffff:198.18.1.9 (an IPv6 source, as tcpdump's and --src's
+    families keep them apart) are two sources, each with its own bucket; they had shared one
+    key (IPv4 is kept mapped into IPv6), so one family's packets used up the other's."""
+    from scapy.all import Ether, IP, IPv6, UDP
+
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "1pps", "--burst", "1",
+            "--per", "src", ns=router.h)
+    e = Ether(src=router.mac(router.s, "va"), dst=router.mac(router.h, "vb"))
+    router.send([e / IP(src="198.18.1.9", dst="198.18.2.1") / UDP(sport=1, dport=9),
+                 e / IPv6(src="::ffff:198.18.1.9", dst="2001:db8:2::1") / UDP(sport=1, dport=9)])
+    time.sleep(0.2)
+    r = rule_doc(router, 1)
+    assert (r["packets"], r["conformed_packets"], r["keys"]) == (2, 2, 2)
+
+
 def test_per_source_lru_full_counts_evictions(router):
     """--per-size 16 for 50 sources: the LRU evicts, counts it, and judging goes on."""
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=router.h)

@@ -382,7 +382,8 @@ struct pl_limit_key {
 	__u8 per;		/* enum pl_lim_per */
 	__u8 l4proto;
 	__u16 sport, dport;
-	__u16 pad;
+	__u8 l3;		/* enum pl_l3: an IPv4 address and its IPv4-mapped IPv6 form differ */
+	__u8 pad;
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
