@@ -215,8 +215,14 @@ static int do_del(void *cfg, int argc, char **argv)
 		goto out;
 	}
 	ret = commit("policy del", &t, rules, kept, texts, ntexts);
-	if (!ret && !pl_g.json)
-		printf("%s: rule %u deleted\n", PL_NAME(t.a->ifname), id);
+	if (!ret) {
+		pl_print_start();
+		pl_print_obj_open(NULL);
+		pl_print_name("interface", "%s: ", t.a->ifname);
+		pl_print_u64("id", "rule %llu deleted\n", id);
+		pl_print_obj_close();
+		pl_print_end();
+	}
 out:
 	close_target(&t);
 	free(rules);
@@ -246,8 +252,14 @@ static int do_flush(void *cfg, int argc, char **argv)
 		if (dirs && !(dirs & (1 << rules[i].dir)))
 			rules[kept++] = rules[i];
 	ret = commit("policy flush", &t, rules, kept, texts, ntexts);
-	if (!ret && !pl_g.json)
-		printf("%s: %zu rules removed\n", PL_NAME(t.a->ifname), n - kept);
+	if (!ret) {
+		pl_print_start();
+		pl_print_obj_open(NULL);
+		pl_print_name("interface", "%s: ", t.a->ifname);
+		pl_print_u64("removed", "%llu rules removed\n", n - kept);
+		pl_print_obj_close();
+		pl_print_end();
+	}
 out:
 	close_target(&t);
 	free(rules);
@@ -295,9 +307,16 @@ static int do_load(void *cfg, int argc, char **argv)
 	else if (err)
 		pl_err("policy load: %s: %s", t.a->ifname, why);
 	ret = commit_exit(err);
-	if (!ret && !pl_g.json)
-		printf("%s: %zu rule%s loaded from %s\n", PL_NAME(t.a->ifname), rl.n,
-		       rl.n == 1 ? "" : "s", PL_SAFE(argv[1]));
+	if (!ret) {
+		pl_print_start();
+		pl_print_obj_open(NULL);
+		pl_print_name("interface", "%s: ", t.a->ifname);
+		pl_print_u64("rules", "%llu rule", rl.n);
+		pl_print_text("%s loaded from %s\n", rl.n == 1 ? "" : "s", PL_SAFE(argv[1]));
+		pl_print_str("file", NULL, argv[1]);
+		pl_print_obj_close();
+		pl_print_end();
+	}
 out:
 	close_target(&t);
 	free(texts);	/* its texts are the set's */

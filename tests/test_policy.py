@@ -728,6 +728,25 @@ def test_expression_over_lines_lists_on_one_and_loads_back(router):
     assert rule_hits(router) == {1: 3}
 
 
+def test_del_flush_load_print_one_json_document_under_j(router):
+    """-j prints one JSON document for policy del, flush and load too, with what the text
+    says; they had printed nothing under -j."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--drop", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "tcp", "--drop", ns=h)
+    assert pktlens_json("policy", "del", "vb", "1", ns=h) == {"interface": "vb", "id": 1}
+    assert pktlens("policy", "del", "vb", "2", ns=h).stdout == "vb: rule 2 deleted\n"
+    path = os.path.join(router.tmp, "two.rules")
+    with open(path, "w") as f:
+        f.write("--proto udp --drop\n--proto tcp --pass\n")
+    assert pktlens_json("policy", "load", "vb", path, ns=h) == {"interface": "vb", "rules": 2,
+                                                                "file": path}
+    assert pktlens_json("policy", "flush", "vb", ns=h) == {"interface": "vb", "removed": 2}
+    assert pktlens("policy", "load", "vb", path, ns=h).stdout == f"vb: 2 rules loaded from {path}\n"
+    assert pktlens("policy", "flush", "vb", ns=h).stdout == "vb: 2 rules removed\n"
+
+
 def test_force_reattach_keeps_rules_and_counters(router):
     h = router.h
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=h)
