@@ -66,11 +66,11 @@ static const uint16_t tcp_ies[][3] = {	/* id (enterprise bit set: a PEN follows)
 #define NTCP (sizeof(tcp_ies) / sizeof(tcp_ies[0]))
 #define REC_TCP (8 + 5 * 4 + 3 * 8)
 
-/* A flow as last exported: its counters then. */
+/* A flow as last exported: its counters and times then. */
 struct seen {
 	uint64_t netns;
 	struct pl_flow_key key;
-	uint64_t packets, bytes;
+	struct pl_flow_val val;
 };
 
 struct pl_ipfix {
@@ -337,7 +337,7 @@ int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f
 	x->now = grown;
 	for (size_t f = 0; f < nf; f++) {
 		const struct pl_flow_key *k = &fl[f].key;
-		struct seen s = { netns, fl[f].key, fl[f].val.packets, fl[f].val.bytes };
+		struct seen s = { netns, fl[f].key, fl[f].val };
 		const struct seen *old;
 		struct pl_tcp_state ts;
 		uint64_t dp, db;
@@ -350,9 +350,11 @@ int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f
 		if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
 			continue;	/* IPFIX records here are IP flows */
 		old = pl_bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp);
-		/* a flow that shrank was removed and seen again: all of it is new */
-		dp = old && s.packets >= old->packets ? s.packets - old->packets : s.packets;
-		db = old && s.bytes >= old->bytes ? s.bytes - old->bytes : s.bytes;
+		/* counted afresh since (detach and attach, stats --reset): all of it is new */
+		if (old && pl_flow_val_afresh(&old->val, &s.val))
+			old = NULL;
+		dp = old ? s.val.packets - old->val.packets : s.val.packets;
+		db = old ? s.val.bytes - old->val.bytes : s.val.bytes;
 		if (!dp || x->send_err)
 			continue;	/* after a failed send: count on, send nothing */
 		/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */

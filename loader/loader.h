@@ -728,6 +728,13 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
 
 /* Merge per-CPU flow values (used by state.c and tests). */
 void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d);
+/*
+ * A flow read as @now, and as @then at an earlier reading, was counted
+ * afresh in between (detach and attach again, stats --reset): it shrank, or
+ * its first packet came after @then's last. Then all of @now is new, even
+ * where it has grown past @then.
+ */
+bool pl_flow_val_afresh(const struct pl_flow_val *then, const struct pl_flow_val *now);
 
 /* ---- passive TCP analysis (loader/tcp.c) ---- */
 

@@ -247,6 +247,13 @@ void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d)
 	v->tcp_flags |= d->tcp_flags;
 }
 
+bool pl_flow_val_afresh(const struct pl_flow_val *then, const struct pl_flow_val *now)
+{
+	/* a flow that lives on keeps its first packet: the earliest of what it merges */
+	return now->packets < then->packets || now->bytes < then->bytes ||
+	       now->first_ns > then->last_ns;
+}
+
 struct flow_vec {
 	struct pl_flow *v;
 	size_t n, cap;

@@ -132,3 +132,46 @@ def test_collector_that_does_not_resolve_is_named(collector, says):
     r = pktlens("export", "ipfix", "--collector", collector, check=False, timeout=30)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("restart", ["reattach", "reset"])
+def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
+    """After detach and attach again, or `stats --reset`, a flow starts from zero: what it
+    gains from then on all goes to the collector, even when that is more than it had at the
+    previous export (the exporter had subtracted the old count: 10, then 15 arrived once more,
+    and nfcapd got 10 + 5)."""
+    from scapy.all import IP, UDP, Ether, Raw
+    hooks = ("--xdp", "native", "--tc", "none")
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    port = free_port(socket.SOCK_DGRAM)
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",
+                            "--interval", "1"], stderr=subprocess.PIPE, text=True)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1313, dport=2424) / Raw(b"r" * 80)
+    try:
+        time.sleep(1.5)
+        lab.send([v4] * 10)
+        time.sleep(2.5)
+        if restart == "reattach":
+            pktlens("detach", "vb", ns=lab.b)
+            pktlens("attach", "vb", *hooks, ns=lab.b)
+        else:
+            pktlens("stats", "vb", "--reset", ns=lab.b)
+        lab.send([v4] * 15)
+        time.sleep(2.5)
+        exp.send_signal(signal.SIGTERM)
+        assert exp.wait(timeout=10) == 0, exp.stderr.read()
+        time.sleep(1)
+    finally:
+        nfcapd.send_signal(signal.SIGTERM)
+        nfcapd.wait(timeout=10)
+        if exp.poll() is None:
+            exp.kill()
+    recs = nfdump_records(out)
+    mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1313]
+    assert sum(r["in_packets"] for r in mine) == 25, recs
+    assert sum(r["in_bytes"] for r in mine) == 25 * (len(v4) - 14)
