@@ -14,6 +14,7 @@
 #include <term.h>
 #include <time.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <pktlens/array.h>
 
 #include "cli.h"
@@ -35,7 +36,9 @@ struct flow_rate {
 struct snap {
 	struct pl_attachment *a;
 	size_t n;
-	struct pl_stats (*s)[PL_SLOT_MAX];
+	struct pl_stats (*s)[PL_SLOT_MAX];	/* since the last stats --reset, as stats shows */
+	struct pl_stats (*base)[PL_SLOT_MAX];	/* that reset's base: s + base never goes back */
+	__u32 *stats_id;	/* the stats map's id (0: unread): another map, another attachment */
 	struct pl_flow *flows;	/* all attachments' flows, sorted by key */
 	size_t nflows;
 	double t;		/* CLOCK_MONOTONIC seconds */
@@ -107,6 +110,8 @@ static void snap_free(struct snap *s)
 		close(s->tfd);
 	free(s->a);
 	free(s->s);
+	free(s->base);
+	free(s->stats_id);
 	free(s->flows);
 	memset(s, 0, sizeof(*s));
 }
@@ -119,16 +124,23 @@ static int snap_take(const char *dev, struct snap *s)
 	if (err)
 		return err;
 	s->s = calloc(s->n ? s->n : 1, sizeof(*s->s));
-	if (!s->s)
+	s->base = calloc(s->n ? s->n : 1, sizeof(*s->base));
+	s->stats_id = calloc(s->n ? s->n : 1, sizeof(*s->stats_id));
+	if (!s->s || !s->base || !s->stats_id)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
 		struct pl_state st;
 		struct pl_flow *fl = NULL, *grown;
 		size_t nf = 0;
 
 		if (pl_state_open(s->a[i].dir, &st))
 			continue;	/* detached meanwhile: shows as zero */
-		pl_state_stats(&st, s->s[i]);
+		if (!pl_state_stats(&st, s->s[i]) &&
+		    !bpf_obj_get_info_by_fd(st.stats_fd, &info, &len))
+			s->stats_id[i] = info.id;
+		memcpy(s->base[i], st.base, sizeof(s->base[i]));
 		/* the namespace's analysing attachments share one connection table */
 		if (s->tfd < 0 && st.meta.tcp_passive)
 			s->tfd = pl_pin_open(s->a[i].dir, PL_MAP_TCP_STATE);
@@ -148,12 +160,27 @@ static int snap_take(const char *dev, struct snap *s)
 	return 0;
 }
 
-static const struct pl_stats *prev_stats(const struct snap *p, const struct pl_attachment *a)
+/* @a's index in @p if it is the same attachment there (the same stats map), else -1 */
+static long prev_att(const struct snap *p, const struct snap *cur, size_t i)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (p->a[i].netns == a->netns && !strcmp(p->a[i].ifname, a->ifname))
-			return p->s[i];
-	return NULL;
+	const struct pl_attachment *a = &cur->a[i];
+
+	for (size_t j = 0; j < p->n; j++)
+		if (p->a[j].netns == a->netns && !strcmp(p->a[j].ifname, a->ifname))
+			return p->stats_id[j] && p->stats_id[j] == cur->stats_id[i] ? (long)j : -1;
+	return -1;
+}
+
+/*
+ * @c less @p, counted on by the kernel since attach (the counters since the
+ * reset plus its base: they never go back, a stats --reset in the interval
+ * neither); @p NULL: all of @c, an attachment new in the interval.
+ */
+static __u64 since(const __u64 *c, const __u64 *cb, const __u64 *p, const __u64 *pb)
+{
+	__u64 now = *c + *cb, then = p ? *p + *pb : 0;
+
+	return now >= then ? now - then : now;
 }
 
 static void fmt_rate(char *buf, size_t len, double v, const char *unit)
@@ -192,9 +219,10 @@ static void frame_free(struct frame *f)
 
 /*
  * The interval from @prev to @cur, @secs long: per hook rates, the @kflows
- * flows with the most bytes, the size mix. An attachment or flow new in the
- * interval counts from zero; so does one whose counters went back (a
- * `stats --reset` in between).
+ * flows with the most bytes, the size mix. Rates are what the kernel counted
+ * in the interval, a `stats --reset` in it or not; an attachment new in the
+ * interval (detach and attach too: other maps) counts from zero, so does a
+ * flow new or counted afresh (pl_flow_val_afresh()).
  */
 static int frame_take(const struct snap *cur, const struct snap *prev, double secs, size_t kflows,
 		      struct frame *f)
@@ -208,28 +236,34 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cur->n; i++) {
-		const struct pl_stats *p = prev_stats(prev, &cur->a[i]);
+		long pi = prev_att(prev, cur, i);
 
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
-			const struct pl_stats *c = &cur->s[i][sl];
+			const struct pl_stats *c = &cur->s[i][sl], *cb = &cur->base[i][sl];
+			const struct pl_stats *p = pi >= 0 ? &prev->s[pi][sl] : NULL;
+			const struct pl_stats *pb = pi >= 0 ? &prev->base[pi][sl] : NULL;
 			struct slot_rate *r = &f->rows[f->nrows];
-			__u64 ppk = 0, pby = 0, pdr = 0, dr = c->pkts[PL_VERDICT_DROP];
+			__u64 pk = 0, by = 0;
 
 			if (!pl_slot_attached(&cur->a[i].meta, sl))
 				continue;
 			pl_stats_totals(c, &r->packets, &r->bytes);
-			if (p)
-				pl_stats_totals(&p[sl], &ppk, &pby), pdr = p[sl].pkts[PL_VERDICT_DROP];
-			if (!p || r->packets < ppk)
-				ppk = pby = pdr = 0;
+			for (int v = 0; v < PL_VERDICT_MAX; v++) {
+				pk += since(&c->pkts[v], &cb->pkts[v], p ? &p->pkts[v] : NULL,
+					    pb ? &pb->pkts[v] : NULL);
+				by += since(&c->bytes[v], &cb->bytes[v], p ? &p->bytes[v] : NULL,
+					    pb ? &pb->bytes[v] : NULL);
+			}
 			for (int k = 0; k < PL_RMON_MAX; k++)
-				f->rmon[k] += c->rmon[k] - (p && c->rmon[k] >= p[sl].rmon[k] ?
-							    p[sl].rmon[k] : 0);
+				f->rmon[k] += since(&c->rmon[k], &cb->rmon[k], p ? &p->rmon[k] : NULL,
+						    pb ? &pb->rmon[k] : NULL);
 			r->att = i;
 			r->slot = sl;
-			r->pps = (double)(r->packets - ppk) / secs;
-			r->bps = (double)(r->bytes - pby) * 8 / secs;
-			r->drops_ps = dr >= pdr ? (double)(dr - pdr) / secs : 0;
+			r->pps = (double)pk / secs;
+			r->bps = (double)by * 8 / secs;
+			r->drops_ps = (double)since(&c->pkts[PL_VERDICT_DROP], &cb->pkts[PL_VERDICT_DROP],
+						    p ? &p->pkts[PL_VERDICT_DROP] : NULL,
+						    pb ? &pb->pkts[PL_VERDICT_DROP] : NULL) / secs;
 			f->nrows++;
 		}
 	}
@@ -239,8 +273,8 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 						    sizeof(*prev->flows), key_cmp);
 		struct flow_rate *r = &f->flows[f->nflows];
 
-		if (old && (old->val.bytes > now->val.bytes || old->val.packets > now->val.packets))
-			old = NULL;	/* counted afresh meanwhile */
+		if (old && pl_flow_val_afresh(&old->val, &now->val))
+			old = NULL;	/* counted afresh meanwhile (stats --reset, detach and attach) */
 		if (now->val.bytes == (old ? old->val.bytes : 0))
 			continue;
 		r->f = *now;

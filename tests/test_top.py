@@ -5,6 +5,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from lab import PKTLENS, pktlens, sh
 
 
@@ -172,3 +174,49 @@ def test_top_screen_after_a_reset_counts_from_zero(lab):
         assert open(status).read().strip() == "0"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.parametrize("restart", ["reset", "reattach"])
+def test_top_json_counts_what_came_after_a_reset_or_reattach(lab, restart):
+    """stats --reset (or detach and attach again) and then more packets than before, in one
+    interval: the interval's rates and its flow show those packets, all of them (top subtracted
+    the count before, as counters that had not gone back: 15 packets sent, 5 shown)."""
+    import json
+    from scapy.all import IP, UDP, Ether, Raw
+    hooks = ("--xdp", "none", "--tc", "in")
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    frame = (Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) /
+             IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4545, dport=9) / Raw(b"q" * 100))
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "top", "vb", "--interval", "3"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+
+    def mine(d):
+        return sum(f["packets"] for f in d["flows"] if f.get("sport") == 4545)
+
+    try:
+        assert p.stdout.readline(), p.stderr.read()   # top has its first reading: send now
+        lab.send([frame] * 10)
+        seen, deadline = 0, time.time() + 15
+        while seen < 10 and time.time() < deadline:
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            seen += mine(json.loads(line))
+        assert seen == 10
+        # at the start of an interval: all of this falls in it
+        if restart == "reset":
+            pktlens("stats", "vb", "--reset", ns=lab.b)
+        else:
+            pktlens("detach", "vb", ns=lab.b)
+            pktlens("attach", "vb", *hooks, ns=lab.b)
+        lab.send([frame] * 15)
+        docs = [json.loads(p.stdout.readline() or "null"), json.loads(p.stdout.readline() or "null")]
+        assert all(docs), p.stderr.read()
+        p.send_signal(2)
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+    assert sum(mine(d) for d in docs) == 15, docs
+    pkts = sum(d["interfaces"][0]["pps"] * d["interval"] for d in docs)
+    assert abs(pkts - 15) < 0.01, docs
+    assert abs(sum(d["sizes"]["128-255"] * d["interval"] for d in docs) - 15) < 0.01, docs
