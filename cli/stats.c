@@ -275,10 +275,24 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* --watch: rates from the difference of two readings. */
+/* One attachment's reading: the counters, the base of the reset before them, the maps read. */
+struct watch_read {
+	struct pl_stats s[PL_SLOT_MAX];
+	struct pl_stats base[PL_SLOT_MAX];
+	__u32 stats_id;
+};
+
+static void watch_take(const struct pl_state *st, struct watch_read *r)
+{
+	pl_state_stats(st, r->s);
+	memcpy(r->base, st->base, sizeof(r->base));
+	r->stats_id = st->stats_id;
+}
+
+/* --watch: rates from the difference of two readings (pl_stats_since()). */
 static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 {
-	struct pl_stats (*prev)[PL_SLOT_MAX] = calloc(n, sizeof(*prev));
+	struct watch_read *prev = calloc(n, sizeof(*prev));
 	double t_prev = now_s();
 	int rc = PL_EXIT_OK;
 
@@ -290,7 +304,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 
 		if ((rc = pl_open_state("stats", &a[i], &st)))
 			goto out;
-		pl_state_stats(&st, prev[i]);
+		watch_take(&st, &prev[i]);
 		pl_state_close(&st);
 	}
 	if (!pl_g.json)
@@ -314,21 +328,25 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 		wall = real.tv_sec;
 		strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&wall, &tm));
 		for (size_t i = 0; i < n; i++) {
-			struct pl_stats cur[PL_SLOT_MAX];
+			struct watch_read cur;
 			struct pl_state st;
+			bool same;
 
 			if ((rc = pl_open_state("stats", &a[i], &st)))
 				goto out;
-			pl_state_stats(&st, cur);
+			watch_take(&st, &cur);
+			/* the same maps, a stats --reset between or not; other ones: attached again */
+			same = cur.stats_id == prev[i].stats_id;
 			for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
-				__u64 pk, by, ppk, pby;
+				__u64 pk, by, dpk, dby;
+				struct pl_stats d;
 
-				if (!slot_shown(&st.meta, &cur[sl], sl))
+				if (!slot_shown(&st.meta, &cur.s[sl], sl))
 					continue;
-				pl_stats_totals(&cur[sl], &pk, &by);
-				pl_stats_totals(&prev[i][sl], &ppk, &pby);
-				if (pk < ppk)	/* a stats --reset in between: count from zero */
-					ppk = pby = 0;
+				pl_stats_totals(&cur.s[sl], &pk, &by);
+				pl_stats_since(&cur.s[sl], &cur.base[sl], same ? &prev[i].s[sl] : NULL,
+					       same ? &prev[i].base[sl] : NULL, &d);
+				pl_stats_totals(&d, &dpk, &dby);
 				if (pl_g.json) {
 					struct jw w;
 
@@ -340,8 +358,8 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 					jw_name_field(&w, "ifname", a[i].ifname);
 					jw_str_field(&w, "hook", pl_slot_hook[sl]);
 					jw_str_field(&w, "dir", pl_slot_dir[sl]);
-					jw_double_field(&w, "pps", (pk - ppk) / dt);
-					jw_double_field(&w, "bps", (by - pby) * 8 / dt);
+					jw_double_field(&w, "pps", dpk / dt);
+					jw_double_field(&w, "bps", dby * 8 / dt);
 					jw_u64_field(&w, "packets", pk);
 					jw_u64_field(&w, "bytes", by);
 					jw_obj_close(&w);
@@ -349,10 +367,10 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 				} else {
 					printf("%-8s %-16s %-3s %-3s %12.1f %14.0f %14llu %16llu\n",
 					       when, a[i].ifname, pl_slot_hook[sl], pl_slot_dir[sl],
-					       (pk - ppk) / dt, (by - pby) * 8 / dt, pk, by);
+					       dpk / dt, dby * 8 / dt, pk, by);
 				}
 			}
-			memcpy(prev[i], cur, sizeof(cur));
+			prev[i] = cur;
 			pl_state_close(&st);
 		}
 		fflush(stdout);

@@ -14,7 +14,6 @@
 #include <term.h>
 #include <time.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
 #include <pktlens/array.h>
 
 #include "cli.h"
@@ -129,17 +128,14 @@ static int snap_take(const char *dev, struct snap *s)
 	if (!s->s || !s->base || !s->stats_id)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
 		struct pl_state st;
 		struct pl_flow *fl = NULL, *grown;
 		size_t nf = 0;
 
 		if (pl_state_open(s->a[i].dir, &st))
 			continue;	/* detached meanwhile: shows as zero */
-		if (!pl_state_stats(&st, s->s[i]) &&
-		    !bpf_obj_get_info_by_fd(st.stats_fd, &info, &len))
-			s->stats_id[i] = info.id;
+		if (!pl_state_stats(&st, s->s[i]))
+			s->stats_id[i] = st.stats_id;
 		memcpy(s->base[i], st.base, sizeof(s->base[i]));
 		/* the namespace's analysing attachments share one connection table */
 		if (s->tfd < 0 && st.meta.tcp_passive)
@@ -171,17 +167,6 @@ static long prev_att(const struct snap *p, const struct snap *cur, size_t i)
 	return -1;
 }
 
-/*
- * @c less @p, counted on by the kernel since attach (the counters since the
- * reset plus its base: they never go back, a stats --reset in the interval
- * neither); @p NULL: all of @c, an attachment new in the interval.
- */
-static __u64 since(const __u64 *c, const __u64 *cb, const __u64 *p, const __u64 *pb)
-{
-	__u64 now = *c + *cb, then = p ? *p + *pb : 0;
-
-	return now >= then ? now - then : now;
-}
 
 static void fmt_rate(char *buf, size_t len, double v, const char *unit)
 {
@@ -243,27 +228,21 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 			const struct pl_stats *p = pi >= 0 ? &prev->s[pi][sl] : NULL;
 			const struct pl_stats *pb = pi >= 0 ? &prev->base[pi][sl] : NULL;
 			struct slot_rate *r = &f->rows[f->nrows];
-			__u64 pk = 0, by = 0;
+			struct pl_stats d;
+			__u64 pk, by;
 
 			if (!pl_slot_attached(&cur->a[i].meta, sl))
 				continue;
 			pl_stats_totals(c, &r->packets, &r->bytes);
-			for (int v = 0; v < PL_VERDICT_MAX; v++) {
-				pk += since(&c->pkts[v], &cb->pkts[v], p ? &p->pkts[v] : NULL,
-					    pb ? &pb->pkts[v] : NULL);
-				by += since(&c->bytes[v], &cb->bytes[v], p ? &p->bytes[v] : NULL,
-					    pb ? &pb->bytes[v] : NULL);
-			}
+			pl_stats_since(c, cb, p, pb, &d);
+			pl_stats_totals(&d, &pk, &by);
 			for (int k = 0; k < PL_RMON_MAX; k++)
-				f->rmon[k] += since(&c->rmon[k], &cb->rmon[k], p ? &p->rmon[k] : NULL,
-						    pb ? &pb->rmon[k] : NULL);
+				f->rmon[k] += d.rmon[k];
 			r->att = i;
 			r->slot = sl;
 			r->pps = (double)pk / secs;
 			r->bps = (double)by * 8 / secs;
-			r->drops_ps = (double)since(&c->pkts[PL_VERDICT_DROP], &cb->pkts[PL_VERDICT_DROP],
-						    p ? &p->pkts[PL_VERDICT_DROP] : NULL,
-						    pb ? &pb->pkts[PL_VERDICT_DROP] : NULL) / secs;
+			r->drops_ps = (double)d.pkts[PL_VERDICT_DROP] / secs;
 			f->nrows++;
 		}
 	}

@@ -188,6 +188,32 @@ void pl_stats_totals(const struct pl_stats *s, __u64 *pk, __u64 *by)
 		*pk += s->pkts[v], *by += s->bytes[v];
 }
 
+static __u64 counted_since(__u64 now, __u64 now_base, __u64 then, __u64 then_base)
+{
+	now += now_base, then += then_base;
+	return now >= then ? now - then : now;
+}
+
+void pl_stats_since(const struct pl_stats *now, const struct pl_stats *now_base,
+		    const struct pl_stats *then, const struct pl_stats *then_base,
+		    struct pl_stats *d)
+{
+	static const struct pl_stats zero;
+
+	if (!then)
+		then = then_base = &zero;
+	*d = (struct pl_stats){ 0 };
+	for (int v = 0; v < PL_VERDICT_MAX; v++) {
+		d->pkts[v] = counted_since(now->pkts[v], now_base->pkts[v], then->pkts[v],
+					   then_base->pkts[v]);
+		d->bytes[v] = counted_since(now->bytes[v], now_base->bytes[v], then->bytes[v],
+					    then_base->bytes[v]);
+	}
+	for (int k = 0; k < PL_RMON_MAX; k++)
+		d->rmon[k] = counted_since(now->rmon[k], now_base->rmon[k], then->rmon[k],
+					   then_base->rmon[k]);
+}
+
 void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot, bool attached)
 {
 	__u64 pk, by;

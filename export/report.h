@@ -52,6 +52,16 @@ void pl_json_att_netns(struct jw *w, const struct pl_attachment *a);
 const char *pl_fmt_att_netns(const struct pl_attachment *a, bool pid, char *buf, size_t len);
 /* Total packets and bytes over all verdicts. */
 void pl_stats_totals(const struct pl_stats *s, __u64 *pkts, __u64 *bytes);
+/*
+ * What a slot counted between two readings of one attachment (the same
+ * pl_state.stats_id), each given with the base of the stats --reset before it
+ * (pl_state.base): the packets and bytes by verdict and the RMON buckets of
+ * @d. The counters plus their base never go back: a reset between the
+ * readings takes nothing away. @then NULL: all @now counted since attach.
+ */
+void pl_stats_since(const struct pl_stats *now, const struct pl_stats *now_base,
+		    const struct pl_stats *then, const struct pl_stats *then_base,
+		    struct pl_stats *d);
 /* One hook/direction's counters as a JSON object. */
 void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot, bool attached);
 /* A flow key's fields (interface to ports) into the open object of @w, as flows -j has them. */

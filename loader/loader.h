@@ -658,6 +658,7 @@ struct pl_state {
 	int cache_fd;
 	int meta_fd;
 	struct pl_meta meta;
+	__u32 stats_id;		/* the stats map's id: another one is another attachment (detach, attach) */
 	char dir[512];		/* the pin directory ("" for maps not pinned) */
 	/*
 	 * Read at open: subtracted from the kernel's counters (a base may

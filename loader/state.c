@@ -138,6 +138,14 @@ int pl_state_open(const char *dir, struct pl_state *st)
 		err = pl_meta_read(st->meta_fd, &st->meta);
 	if (!err)
 		err = read_bases(st, dir);
+	if (!err) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(st->stats_fd, &info, &len))
+			err = -errno;
+		st->stats_id = info.id;
+	}
 	if (err)
 		pl_state_close(st);
 	return err;

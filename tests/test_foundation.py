@@ -397,6 +397,44 @@ def test_watch_and_reset(lab):
     assert [x["packets"] for x in pktlens_json("flows", "vb", ns=lab.b)["flows"]] == [2]
 
 
+@pytest.mark.parametrize("restart", ["reset", "reattach"])
+def test_watch_rates_after_a_reset_or_reattach(lab, restart):
+    """stats --reset (or detach and attach again) in a --watch interval, then more but smaller
+    packets than before: the line's rates are those packets (--watch subtracted the counts
+    before as if they had not gone back: 2 packets shown for 12, and bytes less than before's
+    wrapped to some 10^19 b/s)."""
+    from scapy.all import Ether, IP, UDP, Raw
+
+    pktlens("attach", "vb", *XDP, ns=lab.b)
+    big = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP() / \
+        Raw(b"b" * 958)
+    small = Ether(dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP() / \
+        Raw(b"s" * 18)
+    lab.send([big] * 10)
+    lab.wait_packets(10)
+    w = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "stats", "vb", "--watch", "3"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(w.stdout.readline())
+        # at the start of an interval: all of this falls in it
+        if restart == "reset":
+            pktlens("stats", "vb", "--reset", ns=lab.b)
+        else:
+            pktlens("detach", "vb", ns=lab.b)
+            pktlens("attach", "vb", *XDP, ns=lab.b)
+        lab.send([small] * 12)
+        docs = [json.loads(w.stdout.readline()), json.loads(w.stdout.readline())]
+    finally:
+        w.terminate()
+        assert w.wait(timeout=5) == 0
+    assert first["packets"] == 10
+    assert docs[-1]["packets"] == 12
+    dt = [d["time"] for d in [first] + docs]
+    pk = sum(d["pps"] * (t1 - t0) for d, t0, t1 in zip(docs, dt, dt[1:]))
+    by = sum(d["bps"] * (t1 - t0) / 8 for d, t0, t1 in zip(docs, dt, dt[1:]))
+    assert abs(pk - 12) < 0.3 and abs(by - 12 * 60) < 20, docs
+
+
 def test_watch_json_time_is_the_wall_clock(lab):
     """--watch -j's "time" is when the line was taken, to well under a second: %.9g had
     rounded 1796320634.2 to 1.79632063e+09, ten seconds apart from the clock and the same
