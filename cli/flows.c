@@ -377,7 +377,7 @@ static int do_flows(void *cfg, int argc, char **argv)
 			       st.meta.flows_max, lost_pk, lost_by);
 		} else if (lost_pk) {
 			printf("%s: %llu packets, %llu bytes not recorded in flows (their records "
-			       "were removed by stats --reset)\n", a[i].ifname, lost_pk, lost_by);
+			       "were removed by stats --reset)\n", PL_NAME(a[i].ifname), lost_pk, lost_by);
 		}
 		pl_state_close(&st);
 	}

@@ -366,7 +366,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 					jw_end(&w);
 				} else {
 					printf("%-8s %-16s %-3s %-3s %12.1f %14.0f %14llu %16llu\n",
-					       when, a[i].ifname, pl_slot_hook[sl], pl_slot_dir[sl],
+					       when, PL_NAME(a[i].ifname), pl_slot_hook[sl], pl_slot_dir[sl],
 					       dpk / dt, dby * 8 / dt, pk, by);
 				}
 			}

@@ -352,6 +352,25 @@ def test_odd_interface_names_keep_every_output_valid(lab):
     assert len(d["detached"]) == 3
 
 
+def test_odd_interface_names_in_stats_watch(lab):
+    """stats --watch's lines name the interface as every other output does: no raw control
+    character reaches the terminal (it printed the name's bytes as they are)."""
+    for i, name in enumerate(ODD_NAMES):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type", b"veth",
+                        b"peer", b"name", f"odd{i}".encode()], check=True)
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", name, b"up"], check=True)
+        run_raw("attach", name, "--xdp", "none", "--tc", "in", ns=lab.b)
+    w = subprocess.Popen([PKTLENS, "-n", lab.b, "stats", "--watch", "1"], stdout=subprocess.PIPE)
+    try:
+        lines = [w.stdout.readline() for _ in range(1 + len(ODD_NAMES))]
+    finally:
+        w.terminate()
+        assert w.wait(timeout=5) == 0
+    text = terminal_safe(b"".join(lines))
+    assert {line.split()[1] for line in text.splitlines()[1:]} == \
+        {"\\xff\\xfe", "v\\x1b[2Jx", "wé\\\\x"}, text
+
+
 def test_interface_recreated_under_the_same_name(lab):
     """An attached interface deleted and made again: attach says the old attachment's
     programs no longer run and what keeps or drops its counters, not 'already attached'."""
