@@ -47,8 +47,8 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	time_t t0;
 
 	(void)argc, (void)argv;
-	if (pl_listen_parse(listen, &ss, &sl) < 0) {
-		pl_err("export prometheus: --listen '%s': %s", listen, PL_LISTEN_WANT);
+	if (pl_listen_parse(listen, &ss, &sl, why, sizeof(why)) < 0) {
+		pl_err("export prometheus: --listen '%s': %s", listen, why);
 		return PL_EXIT_USAGE;
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include <microhttpd.h>
+#include <pktlens/why.h>
 
 #include "prom.h"
 #include "serve.h"
@@ -63,19 +64,24 @@ int pl_port_parse(const char *s)
  * A host name (localhost, this host's name): resolved, its first IPv4
  * address, else its first IPv6 one.
  */
-static int host_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl)
+static int host_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl,
+		     char *why, size_t whylen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *p, *pick = NULL;
+	int err;
 
-	if (!*host || strchr(host, ':') || getaddrinfo(host, NULL, &hints, &ai))
-		return -EINVAL;
+	if (!*host || strchr(host, ':'))
+		return pl_why(why, whylen, -EINVAL, "%s", PL_LISTEN_WANT);
+	err = getaddrinfo(host, NULL, &hints, &ai);
+	if (err)	/* the shape is right: say what is wrong with the name */
+		return pl_why(why, whylen, -EINVAL, "%s: %s", host, gai_strerror(err));
 	for (p = ai; p; p = p->ai_next)
 		if ((p->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET)) ||
 		    (p->ai_family == AF_INET6 && !pick))
 			pick = p;
 	if (!pick || pick->ai_addrlen > sizeof(*ss)) {
 		freeaddrinfo(ai);
-		return -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "%s: no IPv4 or IPv6 address", host);
 	}
 	memset(ss, 0, sizeof(*ss));
 	memcpy(ss, pick->ai_addr, pick->ai_addrlen);
@@ -88,18 +94,19 @@ static int host_addr(const char *host, int port, struct sockaddr_storage *ss, so
 	return ss->ss_family;
 }
 
-int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl, char *why,
+		    size_t whylen)
 {
-	char host[64];
+	char host[256];	/* a DNS name is up to 253 bytes */
 	const char *colon = strrchr(s, ':');
 	int port;
 	size_t hl;
 
 	if (!colon || (port = pl_port_parse(colon + 1)) < 0)
-		return -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "%s", PL_LISTEN_WANT);
 	hl = (size_t)(colon - s);
 	if (hl >= sizeof(host))
-		return -EINVAL;
+		return pl_why(why, whylen, -EINVAL, "%s", PL_LISTEN_WANT);
 	memcpy(host, s, hl);
 	host[hl] = '\0';
 	memset(ss, 0, sizeof(*ss));
@@ -118,7 +125,7 @@ int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 
 		host[hl - 1] = '\0';
 		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
-			return -EINVAL;
+			return pl_why(why, whylen, -EINVAL, "%s", PL_LISTEN_WANT);
 		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
 			/* an IPv6-only socket cannot bind it: the IPv4 address it maps */
 			struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -137,7 +144,7 @@ int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
 
 		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-			return host_addr(host, port, ss, sl);
+			return host_addr(host, port, ss, sl, why, whylen);
 		a4->sin_family = AF_INET;
 		a4->sin_port = htons((uint16_t)port);
 		*sl = sizeof(*a4);
@@ -287,10 +294,11 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	struct pl_prom_server *s;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int fam = pl_listen_parse(listen, &ss, &sl);
+	char bad[160];
+	int fam = pl_listen_parse(listen, &ss, &sl, bad, sizeof(bad));
 
 	if (fam < 0) {
-		snprintf(why, whylen, "'%s': %s", listen, PL_LISTEN_WANT);
+		snprintf(why, whylen, "'%s': %s", listen, bad);
 		errno = EINVAL;
 		return NULL;
 	}

@@ -15,9 +15,11 @@
 int pl_port_parse(const char *s);
 /*
  * "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435", "localhost:9435" (a name:
- * its first IPv4 address, else IPv6): the address family, or -EINVAL.
+ * its first IPv4 address, else IPv6): the address family, or -EINVAL with
+ * @why: PL_LISTEN_WANT, or "HOST: " and why the name does not resolve.
  */
-int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
+int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl, char *why,
+		    size_t whylen);
 /* "http://LISTEN/metrics", ":PORT" said as the every-address it is, into @buf */
 const char *pl_listen_url(const char *listen, char *buf, size_t len);
 /* What pl_listen_parse() takes, for the error that refuses the rest. */

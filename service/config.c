@@ -541,7 +541,7 @@ static int prom_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 
 	(void)key;
 	err = str_dup(x, v, "listen", &c->prom_listen);
-	if (!err && pl_listen_parse(c->prom_listen, &ss, &sl) < 0)
+	if (!err && pl_listen_parse(c->prom_listen, &ss, &sl, NULL, 0) < 0)
 		err = at(x, v, "listen: '%s' is %s", c->prom_listen, PL_LISTEN_WANT);
 	return err;
 }

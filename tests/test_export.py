@@ -169,6 +169,9 @@ def test_listen_on_a_host_name():
     r = subprocess.run([PKTLENS, "export", "prometheus", "--listen", "no-such-host.invalid:9435",
                         "--duration", "1"], capture_output=True, text=True)
     assert r.returncode == 2 and "--listen 'no-such-host.invalid:9435'" in r.stderr, r
+    # one line naming what is wrong: the name does not resolve (it said 'not ADDR:PORT')
+    assert r.stderr.count("\n") == 1 and "9435': no-such-host.invalid: " in r.stderr, r.stderr
+    assert "not ADDR:PORT" not in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("form", [":{port}", "[::]:{port}"])
