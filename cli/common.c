@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "util.h"
+
+int pl_detached_error(const char *cmd, const char *ifname)
+{
+	pl_err("%s: %s: detached meanwhile", cmd, ifname);
+	return PL_EXIT_FAIL;
+}
 
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n)
 {
@@ -30,6 +37,9 @@ int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_stat
 
 int pl_open_error(const char *cmd, const struct pl_attachment *a, int err)
 {
+	/* its pins are gone since it was listed: detached while a view ran, not an old layout */
+	if (err == -ENOENT && access(a->dir, F_OK))
+		return pl_detached_error(cmd, a->ifname);
 	pl_err("%s: %s: cannot open pinned maps in %s: %s%s", cmd, a->ifname, a->dir,
 	       strerror(-err), err == -ENOENT || err == -EPROTO ?
 	       " (attached by an older pktlens? pktlens attach --force)" :

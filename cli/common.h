@@ -14,8 +14,11 @@ int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, siz
 int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_state *st);
 /*
  * A failed pl_*_open() of @a's pins: prints "CMD: IF: cannot open pinned maps
- * in DIR: why", with what to do for the likely causes. Returns PL_EXIT_FAIL.
+ * in DIR: why", with what to do for the likely causes ("CMD: IF: detached
+ * meanwhile" when they are gone). Returns PL_EXIT_FAIL.
  */
 int pl_open_error(const char *cmd, const struct pl_attachment *a, int err);
+/* "CMD: IF: detached meanwhile": a view outlived its attachment. Returns PL_EXIT_FAIL. */
+int pl_detached_error(const char *cmd, const char *ifname);
 
 #endif /* __PKTLENS_CLI_COMMON_H */

@@ -418,6 +418,8 @@ static int top_end(const char *dev, struct snap *prev, struct snap *cur, int err
 {
 	snap_free(prev);
 	snap_free(cur);
+	if (err == -ENOENT && dev)	/* there at the start: pl_select() */
+		return pl_detached_error("top", dev);
 	if (err) {
 		pl_err("top: %s: %s", dev ? dev : "attachments", strerror(-err));
 		return PL_EXIT_FAIL;

@@ -220,3 +220,20 @@ def test_top_json_counts_what_came_after_a_reset_or_reattach(lab, restart):
     pkts = sum(d["interfaces"][0]["pps"] * d["interval"] for d in docs)
     assert abs(pkts - 15) < 0.01, docs
     assert abs(sum(d["sizes"]["128-255"] * d["interval"] for d in docs) - 15) < 0.01, docs
+
+
+@pytest.mark.parametrize("cmd", [["top", "vb"], ["stats", "vb", "--watch", "1"]], ids=["top", "watch"])
+def test_a_view_whose_interface_is_detached_says_so(lab, cmd):
+    """top -j DEV and stats --watch while DEV is detached: a runtime failure (exit 1) in one
+    line that says so (they said 'No such file or directory', --watch adding 'attached by an
+    older pktlens? pktlens attach --force')."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", *cmd], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline(), p.stderr.read()
+        pktlens("detach", "vb", ns=lab.b)
+        assert p.wait(timeout=10) == 1
+    finally:
+        p.kill()
+    assert p.stderr.read() == f"pktlens: {cmd[0]}: vb: detached meanwhile\n"
