@@ -50,6 +50,16 @@ def pktlens_json(*args, ns=None):
 PIN_ROOT = "/sys/fs/bpf/pktlens"
 
 
+def count_afresh(lab, how, *attach_args, dev="vb"):
+    """Make dev in lab.b count from zero: `stats --reset` (how "reset") or detach and attach
+    again with attach_args (how "reattach")."""
+    if how == "reset":
+        pktlens("stats", dev, "--reset", ns=lab.b)
+    else:
+        pktlens("detach", dev, ns=lab.b)
+        pktlens("attach", dev, *attach_args, ns=lab.b)
+
+
 def netns_ino(ns):
     """The inode of a named namespace: the directory its pins live in under PIN_ROOT."""
     return os.stat(f"/run/netns/{ns}").st_ino

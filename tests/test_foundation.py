@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from frames import mixed
-from lab import OUT, PIN_ROOT, PKTLENS, bpf_run, netns_ino, pktlens, pktlens_json, sh, slot
+from lab import OUT, PIN_ROOT, PKTLENS, bpf_run, count_afresh, netns_ino, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 
@@ -417,11 +417,7 @@ def test_watch_rates_after_a_reset_or_reattach(lab, restart):
     try:
         first = json.loads(w.stdout.readline())
         # at the start of an interval: all of this falls in it
-        if restart == "reset":
-            pktlens("stats", "vb", "--reset", ns=lab.b)
-        else:
-            pktlens("detach", "vb", ns=lab.b)
-            pktlens("attach", "vb", *XDP, ns=lab.b)
+        count_afresh(lab, restart, *XDP)
         lab.send([small] * 12)
         docs = [json.loads(w.stdout.readline()), json.loads(w.stdout.readline())]
     finally:

@@ -6,6 +6,7 @@ XDP attachment while `export ipfix --interval 1` sends to nfcapd on loopback. nf
 must show, per flow, exactly the packets and IP bytes sent, spread over at least three
 records (one per interval with traffic): deltas neither double-count nor lose anything.
 """
+import contextlib
 import glob
 import json
 import os
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, free_port, pktlens
+from lab import PKTLENS, count_afresh, free_port, pktlens
 
 
 def nfdump_records(out):
@@ -34,6 +35,30 @@ def nfdump_records(out):
     return recs
 
 
+@contextlib.contextmanager
+def to_nfcapd(lab, *args):
+    """nfcapd on a free port and `export ipfix --interval 1 ARGS` sending to it; yields
+    nfcapd's directory. The body sends; at its end the exporter gets SIGTERM and must exit 0
+    (its last export sent), then nfcapd stops and writes its file."""
+    port = free_port(socket.SOCK_DGRAM)
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",
+                            "--interval", "1", *args], stderr=subprocess.PIPE, text=True)
+    try:
+        yield out
+        exp.send_signal(signal.SIGTERM)
+        assert exp.wait(timeout=10) == 0, exp.stderr.read()
+        time.sleep(1)
+    finally:
+        nfcapd.send_signal(signal.SIGTERM)
+        nfcapd.wait(timeout=10)
+        if exp.poll() is None:
+            exp.kill()
+
+
 @pytest.mark.parametrize("hooks", [("--xdp", "native", "--tc", "none"),
                                    # and tc in+out: each packet counted twice
                                    pytest.param(("--xdp", "native"), marks=pytest.mark.variant),
@@ -44,30 +69,14 @@ def test_ipfix_deltas_reach_nfcapd(lab, hooks):
     packet once: one observation point per direction."""
     from scapy.all import IP, IPv6, UDP, Ether, Raw
     pktlens("attach", "vb", *hooks, ns=lab.b)
-    port = free_port(socket.SOCK_DGRAM)
-    out = os.path.join(lab.tmp, "nfcapd")
-    os.makedirs(out)
-    nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",
-                            "--interval", "1", "--observation-domain", "7"],
-                           stderr=subprocess.PIPE, text=True)
-    try:
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1111, dport=2222) / Raw(b"4" * 100)
+    v6 = e / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=3333, dport=4444) / Raw(b"6" * 60)
+    with to_nfcapd(lab, "--observation-domain", "7") as out:
         time.sleep(1.5)
-        e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-        v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1111, dport=2222) / Raw(b"4" * 100)
-        v6 = e / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=3333, dport=4444) / Raw(b"6" * 60)
         for burst in range(3):
             lab.send([v4] * 10 + [v6] * 5)
             time.sleep(2.2)
-        exp.send_signal(signal.SIGTERM)
-        assert exp.wait(timeout=10) == 0, exp.stderr.read()
-        time.sleep(1)
-    finally:
-        nfcapd.send_signal(signal.SIGTERM)
-        nfcapd.wait(timeout=10)
-        if exp.poll() is None:
-            exp.kill()
     recs = nfdump_records(out)
     v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1111]
     v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("src_port") == 3333]
@@ -143,34 +152,15 @@ def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
     from scapy.all import IP, UDP, Ether, Raw
     hooks = ("--xdp", "native", "--tc", "none")
     pktlens("attach", "vb", *hooks, ns=lab.b)
-    port = free_port(socket.SOCK_DGRAM)
-    out = os.path.join(lab.tmp, "nfcapd")
-    os.makedirs(out)
-    nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",
-                            "--interval", "1"], stderr=subprocess.PIPE, text=True)
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1313, dport=2424) / Raw(b"r" * 80)
-    try:
+    with to_nfcapd(lab) as out:
         time.sleep(1.5)
         lab.send([v4] * 10)
         time.sleep(2.5)
-        if restart == "reattach":
-            pktlens("detach", "vb", ns=lab.b)
-            pktlens("attach", "vb", *hooks, ns=lab.b)
-        else:
-            pktlens("stats", "vb", "--reset", ns=lab.b)
+        count_afresh(lab, restart, *hooks)
         lab.send([v4] * 15)
         time.sleep(2.5)
-        exp.send_signal(signal.SIGTERM)
-        assert exp.wait(timeout=10) == 0, exp.stderr.read()
-        time.sleep(1)
-    finally:
-        nfcapd.send_signal(signal.SIGTERM)
-        nfcapd.wait(timeout=10)
-        if exp.poll() is None:
-            exp.kill()
     recs = nfdump_records(out)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1313]
     assert sum(r["in_packets"] for r in mine) == 25, recs

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, pktlens, sh
+from lab import PKTLENS, count_afresh, pktlens, sh
 
 
 def test_top_in_tmux(lab):
@@ -204,11 +204,7 @@ def test_top_json_counts_what_came_after_a_reset_or_reattach(lab, restart):
             seen += mine(json.loads(line))
         assert seen == 10
         # at the start of an interval: all of this falls in it
-        if restart == "reset":
-            pktlens("stats", "vb", "--reset", ns=lab.b)
-        else:
-            pktlens("detach", "vb", ns=lab.b)
-            pktlens("attach", "vb", *hooks, ns=lab.b)
+        count_afresh(lab, restart, *hooks)
         lab.send([frame] * 15)
         docs = [json.loads(p.stdout.readline() or "null"), json.loads(p.stdout.readline() or "null")]
         assert all(docs), p.stderr.read()
