@@ -300,7 +300,9 @@ def test_redirect_targets_with_quotes_or_hash_load_back(lab):
         f.write(text)
     r = run_raw("policy", "load", "vb", path, ns=lab.b, check=False)
     assert (r.returncode, r.stderr) == (0, b"")
-    assert run_raw("policy", "list", "vb", ns=lab.b).stdout == text
+    # (the '#' comments count packets: the kernel's own may come in between)
+    assert [x for x in run_raw("policy", "list", "vb", ns=lab.b).stdout.splitlines()
+            if not x.startswith(b"#")] == [x for x in text.splitlines() if not x.startswith(b"#")]
     rules = json.loads(run_raw("-j", "policy", "list", "vb", ns=lab.b).stdout)["interfaces"][0]["rules"]
     assert [r["redirect"] for r in rules] == [n.decode() for n in names]
 
