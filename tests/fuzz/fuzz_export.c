@@ -783,11 +783,14 @@ static void fuzz_ipfix(struct in *in)
 			next[nnext++] = (struct base){ flows[i].netns, f->key, dp, db };
 			if (f->key.l3proto != 0x0800 && f->key.l3proto != 0x86dd)
 				continue;
-			/* each counter on its own: what shrank counts whole */
-			if (old && dp >= old->packets)
+			/*
+			 * a flow that shrank, in either counter, was removed and
+			 * came back: both count whole, else the growth since
+			 */
+			if (old && dp >= old->packets && db >= old->bytes) {
 				dp -= old->packets;
-			if (old && db >= old->bytes)
 				db -= old->bytes;
+			}
 			if (!dp)
 				continue;
 			hdr = dp * (f->key.vlan == PL_VLAN_NONE ? 14 : 18);
