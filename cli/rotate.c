@@ -141,7 +141,7 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 	if (!pl_out_is_file(r->out))
 		return pl_why(why, whylen, -EINVAL, "'%s': -C and -G write regular files only",
 			      r->name);
-	err = pl_dump_open(r->out, r->fmt, r->snaplen, &r->dump);
+	err = pl_dump_open(r->out, r->fmt, r->snaplen, r->ifs, r->nifs, &r->dump);
 	if (!err)
 		err = pl_out_flush(r->out);
 	if (err)

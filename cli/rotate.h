@@ -38,6 +38,8 @@ struct pl_rot {
 	mode_t mode;
 	enum pl_dump_fmt fmt;
 	uint32_t snaplen;
+	struct pl_dump_if ifs[2];	/* pcapng: the IDBs every file begins with */
+	size_t nifs;
 	volatile sig_atomic_t *stop;
 	/* state */
 	struct pl_out *out;		/* the file being written, NULL between files */

@@ -41,6 +41,7 @@
 
 struct run {
 	const struct pl_attachment *a;
+	uint32_t ifindex;		/* a's interface, 0: not known */
 	struct pl_out *out;		/* the file, pipe or terminal written */
 	struct pl_dump *dump;		/* NULL: print lines */
 	uint32_t snaplen;
@@ -398,6 +399,21 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	return 0;
 }
 
+/* pcapng: the interface and hooks @s samples, declared in every file's header. */
+static size_t capture_ifs(const struct run *r, const struct pl_sampler *s,
+			  struct pl_dump_if ifs[2])
+{
+	size_t n = 0;
+
+	if (!r->ifindex)
+		return 0;	/* each packet brings its IDB */
+	if (s->slots & 1U << PL_SLOT_XDP_IN)
+		ifs[n++] = (struct pl_dump_if){ r->a->ifname, r->ifindex, PL_HOOK_XDP };
+	if (s->slots & (1U << PL_SLOT_TC_IN | 1U << PL_SLOT_TC_OUT))
+		ifs[n++] = (struct pl_dump_if){ r->a->ifname, r->ifindex, PL_HOOK_TC };
+	return n;
+}
+
 /*
  * Start the sampler, open the output, capture until the end, stop, drain,
  * close the output. The exit code, negated when it did not start (said why).
@@ -419,6 +435,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 		return -PL_EXIT_CODE(err, EINVAL, ENOTSUP);
 	}
 	/* every check passed: now the output (a file under a temporary name until it is complete) */
+	rot->nifs = capture_ifs(r, s, rot->ifs);
 	if (pl_rot_on(rot)) {
 		r->rot = rot;
 		err = pl_rot_open(rot, why, sizeof(why));
@@ -436,7 +453,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 			enum pl_dump_fmt fmt = pcapng || ends_with(path, ".pcapng") ?
 					       PL_DUMP_PCAPNG : PL_DUMP_PCAP;
 
-			err = pl_dump_open(r->out, fmt, so->snaplen, &r->dump);
+			err = pl_dump_open(r->out, fmt, so->snaplen, rot->ifs, rot->nifs, &r->dump);
 			if (!err)
 				err = pl_out_flush(r->out);
 			if (err)
@@ -785,6 +802,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		}
 	}
 	r->a = a;
+	r->ifindex = cap_opened ? (uint32_t)cap.ifindex : a->meta_ok ? a->meta.ifindex : 0;
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
 	pl_catch_stop(true);
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */

@@ -124,48 +124,33 @@ static int emit(struct pl_dump *d, struct blk *rec, bool packet)
 	return err;
 }
 
-static int write_shb(struct pl_dump *d)
-{
-	static const char appl[] = "pktlens";
-	struct blk k = { 0 }, rec = { 0 };
-	uint16_t ver[2] = { 1, 0 };
-	int64_t section_len = -1;
-
-	put32(&k, 0x1A2B3C4DU);
-	put(&k, ver, 4);
-	put(&k, &section_len, 8);
-	put_opt(&k, SHB_USERAPPL, appl, sizeof(appl) - 1);
-	put_opt(&k, OPT_END, NULL, 0);
-	return add_block(&rec, BT_SHB, &k) ?: emit(d, &rec, false);
-}
-
-/* The interface id of (@p->ifindex, @p->hook), or -1: it has no IDB in this file yet. */
-static int64_t iface_find(const struct pl_dump *d, const struct pl_dump_pkt *p)
+/* The interface id of (@ifindex, @hook), or -1: it has no IDB in this file yet. */
+static int64_t iface_find(const struct pl_dump *d, uint32_t ifindex, int hook)
 {
 	for (uint32_t i = 0; i < d->nifs; i++)
-		if (d->ifs[i].ifindex == p->ifindex && d->ifs[i].hook == p->hook)
+		if (d->ifs[i].ifindex == ifindex && d->ifs[i].hook == hook)
 			return i;
 	return -1;
 }
 
-/* The IDB's if_name and if_description of @p's interface and hook. */
-static void iface_names(const struct pl_dump_pkt *p, char *name, size_t nlen, char *desc,
+/* The IDB's if_name and if_description of @f. */
+static void iface_names(const struct pl_dump_if *f, char *name, size_t nlen, char *desc,
 			size_t dlen)
 {
-	const char *hook = p->hook == PL_HOOK_XDP ? "xdp" : "tc";
+	const char *hook = f->hook == PL_HOOK_XDP ? "xdp" : "tc";
 
-	snprintf(name, nlen, "%s@%s", p->ifname, hook);
-	snprintf(desc, dlen, "pktlens %s hook of %s (ifindex %u)", hook, p->ifname, p->ifindex);
+	snprintf(name, nlen, "%s@%s", f->ifname, hook);
+	snprintf(desc, dlen, "pktlens %s hook of %s (ifindex %u)", hook, f->ifname, f->ifindex);
 }
 
-/* The interface id of (@p->ifindex, @p->hook), adding its IDB to @rec the first time. */
-static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, struct blk *rec, uint32_t *id)
+/* The interface id of @f, adding its IDB to @rec the first time. */
+static int iface_id(struct pl_dump *d, const struct pl_dump_if *f, struct blk *rec, uint32_t *id)
 {
 	struct blk k = { 0 };
 	char name[64], desc[128];
 	uint16_t lt[2] = { 1 /* LINKTYPE_ETHERNET */, 0 };
 	uint8_t tsresol = 9;
-	int64_t at = iface_find(d, p);
+	int64_t at = iface_find(d, f->ifindex, f->hook);
 	int err;
 
 	if (at >= 0) {
@@ -174,7 +159,7 @@ static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, struct blk *
 	}
 	if (d->nifs == MAX_IFS)
 		return -E2BIG;
-	iface_names(p, name, sizeof(name), desc, sizeof(desc));
+	iface_names(f, name, sizeof(name), desc, sizeof(desc));
 	put(&k, lt, 4);
 	put32(&k, d->snaplen);
 	put_opt(&k, IF_NAME, name, (uint16_t)strlen(name));
@@ -184,10 +169,41 @@ static int iface_id(struct pl_dump *d, const struct pl_dump_pkt *p, struct blk *
 	err = add_block(rec, BT_IDB, &k);
 	if (err)
 		return err;
-	d->ifs[d->nifs].ifindex = p->ifindex;
-	d->ifs[d->nifs].hook = p->hook;
+	d->ifs[d->nifs].ifindex = f->ifindex;
+	d->ifs[d->nifs].hook = f->hook;
 	*id = d->nifs++;
 	return 0;
+}
+
+/* The interface and hook @p came through. */
+static struct pl_dump_if pkt_if(const struct pl_dump_pkt *p)
+{
+	return (struct pl_dump_if){ .ifname = p->ifname, .ifindex = p->ifindex, .hook = p->hook };
+}
+
+/* The section header and the IDBs of @ifs, as one record: a reader never sees one without the other. */
+static int write_shb(struct pl_dump *d, const struct pl_dump_if *ifs, size_t nifs)
+{
+	static const char appl[] = "pktlens";
+	struct blk k = { 0 }, rec = { 0 };
+	uint16_t ver[2] = { 1, 0 };
+	int64_t section_len = -1;
+	uint32_t id;
+	int err;
+
+	put32(&k, 0x1A2B3C4DU);
+	put(&k, ver, 4);
+	put(&k, &section_len, 8);
+	put_opt(&k, SHB_USERAPPL, appl, sizeof(appl) - 1);
+	put_opt(&k, OPT_END, NULL, 0);
+	err = add_block(&rec, BT_SHB, &k);
+	for (size_t i = 0; !err && i < nifs; i++)
+		err = iface_id(d, &ifs[i], &rec, &id);
+	if (err) {
+		free(rec.b);
+		return err;
+	}
+	return emit(d, &rec, false);
 }
 
 /* What the program returned, as the hook's own action code. */
@@ -210,7 +226,8 @@ static int write_epb(struct pl_dump *d, const struct pl_dump_pkt *p)
 	int64_t act = hook_action(p);
 	char comment[32];
 	uint32_t nifs = d->nifs;
-	int err = iface_id(d, p, &rec, &id);
+	struct pl_dump_if f = pkt_if(p);
+	int err = iface_id(d, &f, &rec, &id);
 
 	if (err) {
 		free(rec.b);
@@ -259,8 +276,10 @@ static size_t epb_size(const struct pl_dump *d, const struct pl_dump_pkt *p)
 		n += opt_len((size_t)snprintf(comment, sizeof(comment), "pktlens rule %u",
 					      p->rule_id));
 	n += 4;				/* opt_endofopt */
-	if (iface_find(d, p) < 0) {
-		iface_names(p, name, sizeof(name), desc, sizeof(desc));
+	if (iface_find(d, p->ifindex, p->hook) < 0) {
+		struct pl_dump_if f = pkt_if(p);
+
+		iface_names(&f, name, sizeof(name), desc, sizeof(desc));
 		/* type, length, link type and reserved, snaplen, options, length again */
 		n += 4 * 4 + opt_len(strlen(name)) + opt_len(strlen(desc)) + opt_len(1) + 4 + 4;
 	}
@@ -298,7 +317,8 @@ static int write_pcap_rec(struct pl_dump *d, const struct pl_dump_pkt *p)
 
 /* ---- both ---- */
 
-int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen, struct pl_dump **dp)
+int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen,
+		 const struct pl_dump_if *ifs, size_t nifs, struct pl_dump **dp)
 {
 	struct pl_dump *d = calloc(1, sizeof(*d));
 	int err;
@@ -309,7 +329,7 @@ int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen, str
 	d->fmt = fmt;
 	d->snaplen = snaplen;
 	d->out = out;
-	err = fmt == PL_DUMP_PCAPNG ? write_shb(d) : write_pcap_header(d);
+	err = fmt == PL_DUMP_PCAPNG ? write_shb(d, ifs, nifs) : write_pcap_header(d);
 	if (err) {
 		free(d);
 		return err;

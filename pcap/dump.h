@@ -32,14 +32,25 @@ struct pl_dump_pkt {
 	uint32_t rule_id;	/* 0: none */
 };
 
+/* An interface and hook a capture covers. */
+struct pl_dump_if {
+	const char *ifname;
+	uint32_t ifindex;
+	int hook;		/* enum pl_hook */
+};
+
 struct pl_dump;
 struct pl_out;
 
 /*
  * Start a capture of packets of up to @snaplen bytes on @out (pcap/out.h):
- * the file header goes out as its first record. 0, or -errno.
+ * the file header goes out as its first record; pcapng: with an IDB for
+ * each of the @nifs interfaces and hooks in @ifs, so that a file without
+ * packets (yet) reads as one (libpcap refuses a section without IDBs). A
+ * packet from a hook not among them brings its own IDB. 0, or -errno.
  */
-int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen, struct pl_dump **d);
+int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen,
+		 const struct pl_dump_if *ifs, size_t nifs, struct pl_dump **d);
 /* One packet, as one record of the output. 0, or -errno (the output's, pl_out_rec()). */
 int pl_dump_write(struct pl_dump *d, const struct pl_dump_pkt *p);
 /* The bytes pl_dump_write(@d, @p) would add to the output (pcapng: an IDB it brings too). */

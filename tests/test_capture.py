@@ -72,6 +72,19 @@ def tcpdump_count(path, expr=""):
     return len(out.splitlines())
 
 
+def if_names(path):
+    """The interface names of a pcapng file's interface blocks, in order (capinfos -I)."""
+    out = sh("capinfos", "-I", path).stdout
+    return re.findall(r"^\s*Name = (\S+)", out, re.M)
+
+
+def tcpdump_count_now(path):
+    """tcpdump_count() of a file still being written: -1 while tcpdump cannot read it whole
+    (its last record half written)."""
+    r = sh("tcpdump", "-nn", "-r", path, check=False)
+    return len(r.stdout.splitlines()) if r.returncode == 0 else -1
+
+
 def mixed():
     """40 frames: every 4th to UDP port 4444 (the drop rule's), the rest to 5555 or 6666."""
     return [udp(1000 + i, (4444, 5555, 6666, 5555)[i % 4], bytes([i]) * 20) for i in range(40)]
@@ -265,7 +278,7 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
         try:
             send_raw(lab, raw)
             wait_until(lambda: sorted(os.listdir(d)) == names and
-                       sum(tcpdump_count(p) for p in paths) == len(raw))
+                       sum(tcpdump_count_now(p) for p in paths) == len(raw))
         finally:
             assert s.stop() == 0, s.err
         assert sorted(os.listdir(d)) == names
@@ -280,7 +293,7 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     try:
         send_raw(lab, raw)
         wait_until(lambda: sorted(os.listdir(d)) == ["k.pcap0", "k.pcap1"] and
-                   tcpdump_count(os.path.join(d, "k.pcap0")) == len(raw) - 2 * per)
+                   tcpdump_count_now(os.path.join(d, "k.pcap0")) == len(raw) - 2 * per)
     finally:
         assert s.stop() == 0, s.err
     assert sorted(os.listdir(d)) == ["k.pcap0", "k.pcap1"]
@@ -346,12 +359,12 @@ def test_rotation_by_time_ends_with_the_duration(lab):
         sender.wait(timeout=10)
 
 
-def test_pcapng_rotation_counts_the_interface_block_a_new_hook_brings(lab):
-    """-C 1 into pcapng: no file grows past 1,000,000 bytes, also when the packet that would
-    fill it is the first of another hook (tc egress after XDP ingress) and so brings that
-    hook's interface block: the estimate (the packet + 128 bytes) left the block out, and the
-    file went 8 bytes past the limit. The file is filled to 196 bytes short of it with frames
-    of known sizes (pcapng blocks are whole 4-byte words), then one egress frame is sent."""
+def test_pcapng_rotation_fills_a_file_to_the_byte_and_declares_the_hooks_in_each(lab):
+    """-C 1 into pcapng: a file is filled up to exactly 1,000,000 bytes and not past it (pcapng
+    blocks are whole 4-byte words: the file is filled with frames of known sizes to 120 bytes
+    short, then one egress frame of 60 bytes, an EPB of 120, fills it); the next frame begins
+    the next file. Every file begins with the interface blocks of both hooks the capture covers
+    (XDP ingress, tc egress), so a file reads whole whichever hook its packets came through."""
     pktlens("attach", "vb", "--xdp", "native", "--tc", "out", ns=lab.b)
     d = os.path.join(lab.tmp, "ng")
     os.mkdir(d)
@@ -365,36 +378,82 @@ def test_pcapng_rotation_counts_the_interface_block_a_new_hook_brings(lab):
     def epb(caplen):        # an EPB: header, data, epb_flags, epb_verdict, end of options
         return 32 + (caplen + 3) // 4 * 4 + 8 + 16 + 4
 
+    def egress():
+        out = udp(6000, 9000, b"e" * 18, src="198.18.0.2", dst="198.18.0.1")
+        p = os.path.join(lab.tmp, "egress.pcap")
+        write_pcap(p, [out])
+        sh("ip", "netns", "exec", lab.b, PYTHON, SENDRAW, "vb", p)
+
+    def ifaces(f):
+        return sh("tshark", "-r", f, "-T", "fields", "-e", "frame.interface_name").stdout.split()
+
     s = Sampler(lab, "-w", path, "-C", 1)
     try:
         send_raw(lab, [udp(3000, 9000, i.to_bytes(4, "big") * 350) for i in range(600)])
         have = size()
-        # ingress frames that fit as they are (no rotation before them) up to 196 bytes short:
-        # each adds its length + 60 (all multiples of 4)
-        frames, left = [], limit - have - 196
+        # ingress frames that fit as they are up to 120 bytes short: each adds its length + 60
+        frames, left = [], limit - have - 120
         while left > 0:
             c = 1440 if left > 1500 + 120 else left - 60 - 120 if left > 1560 else left - 60
             assert 60 <= c <= 1500 and c % 4 == 0, (have, left)
             frames.append(udp(5000, 9000, b"f" * (c - 42)))
             left -= epb(c)
             have += epb(c)
-        assert limit - have == 196
+        assert limit - have == 120
         send_raw(lab, frames)
         assert size() == have and len(os.listdir(d)) == 1, (size(), have, os.listdir(d))
-        # the first egress frame: 60 bytes, EPB 120, plus the IDB of vb@tc: past the limit
-        out = udp(6000, 9000, b"e" * 18, src="198.18.0.2", dst="198.18.0.1")
-        p = os.path.join(lab.tmp, "egress.pcap")
-        write_pcap(p, [out])
-        sh("ip", "netns", "exec", lab.b, PYTHON, SENDRAW, "vb", p)
+        egress()
+        assert size() == limit and os.listdir(d) == ["c.pcapng"], (size(), os.listdir(d))
+        egress()
         wait_until(lambda: os.path.exists(path + "1") and len(sh(
             "tcpdump", "-nn", "-r", path + "1", check=False).stdout.splitlines()) == 1)
     finally:
         assert s.stop() == 0, s.err
     sizes = {f: os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)}
-    assert all(v <= limit for v in sizes.values()), sizes
-    assert sizes["c.pcapng"] == have and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
-    out_iface = sh("tshark", "-r", path + "1", "-T", "fields", "-e", "frame.interface_name").stdout
-    assert out_iface.split() == ["vb@tc"], out_iface
+    assert sizes["c.pcapng"] == limit and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
+    assert ifaces(path)[-1] == "vb@tc" and ifaces(path + "1") == ["vb@tc"]
+    for f in (path, path + "1"):
+        assert if_names(f) == ["vb@xdp", "vb@tc"], (f, if_names(f))
+
+
+def test_pcapng_files_without_packets_read_as_captures(lab):
+    """A pcapng file that got no packet is still a capture tcpdump reads (0 packets): -G's files
+    of quiet seconds, a capture that saw nothing. It had only a section header until a packet
+    brought its interface block, and libpcap refuses a section without one ('the capture file
+    has no Interface Description Blocks'), also while a rotated file waited for its first
+    packet."""
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "in,out", ns=lab.b)
+    d = os.path.join(lab.tmp, "quiet")
+    os.mkdir(d)
+    s = Sampler(lab, "-w", os.path.join(d, "q-%s.pcapng"), "-G", 1, "udp")
+    try:
+        wait_until(lambda: len(os.listdir(d)) >= 2, timeout=10)
+        empty = sorted(glob.glob(os.path.join(d, "*")))[0]
+        assert sh("tcpdump", "-nn", "-r", empty, check=False).returncode == 0
+        n = len(os.listdir(d))
+        send_raw(lab, [udp(7000 + i, 9000) for i in range(5)])
+        wait_until(lambda: len(os.listdir(d)) > n)
+    finally:
+        assert s.stop() == 0, s.err
+    files = sorted(glob.glob(os.path.join(d, "*")))
+    counts = []
+    for f in files:
+        r = sh("tcpdump", "-nn", "-r", f, check=False)
+        assert r.returncode == 0, (f, r.stderr)
+        counts.append(len(r.stdout.splitlines()))
+    assert sum(counts) == 5 and counts.count(0) >= 1, counts
+    assert if_names(files[0]) == ["vb@xdp", "vb@tc"], if_names(files[0])
+    # a capture that saw nothing at all, on an interface not attached (capture-only programs)
+    pktlens("detach", "vb", ns=lab.b)
+    path = os.path.join(lab.tmp, "none.pcapng")
+    s = Sampler(lab, "-w", path, "udp port 1")
+    try:
+        time.sleep(0.5)
+    finally:
+        assert s.stop() == 0, s.err
+    r = sh("tcpdump", "-nn", "-r", path, check=False)
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert if_names(path) == ["vb@tc"], if_names(path)
 
 
 def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):

@@ -72,7 +72,7 @@ static uint32_t u32at(const uint8_t *p)
 
 /* Write @n packets of @pk to @path in @fmt; 0 or -errno. */
 static int dump_file(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen,
-		     const struct pl_dump_pkt *pk, int n)
+		     const struct pl_dump_pkt *pk, int n, const struct pl_dump_if *ifs, size_t nifs)
 {
 	struct pl_out *o;
 	struct pl_dump *d;
@@ -82,7 +82,7 @@ static int dump_file(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen,
 
 	if (err)
 		return err;
-	err = pl_dump_open(o, fmt, snaplen, &d);
+	err = pl_dump_open(o, fmt, snaplen, ifs, nifs, &d);
 	for (int i = 0; !err && i < n; i++)
 		err = pl_dump_write(d, &pk[i]);
 	err = err ?: pl_out_commit(o, why, sizeof(why));
@@ -112,7 +112,7 @@ static void test_pcapng(void)
 			.hook = i == 2 ? PL_HOOK_TC : PL_HOOK_XDP, .dir = i == 2 ? PL_DIR_OUT : PL_DIR_IN,
 			.verdict = PL_VERDICT_DROP, .rule_id = i == 1 ? 7 : 0,
 		};
-	CHECK(dump_file(path, PL_DUMP_PCAPNG, 262144, pk, 3) == 0);
+	CHECK(dump_file(path, PL_DUMP_PCAPNG, 262144, pk, 3, NULL, 0) == 0);
 	f = fopen(path, "rb");
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
@@ -143,12 +143,52 @@ static void test_pcapng(void)
 	CHECK(memmem(buf, n, "eth0@xdp", 8) && memmem(buf, n, "eth0@tc", 7));
 	CHECK(memmem(buf, n, "pktlens rule 7", 14) != NULL);
 	/* pcap: libpcap's nanosecond magic */
-	CHECK(dump_file(path, PL_DUMP_PCAP, 128, pk, 1) == 0);
+	CHECK(dump_file(path, PL_DUMP_PCAP, 128, pk, 1, NULL, 0) == 0);
 	f = fopen(path, "rb");
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
 	CHECK(n == 24 + 16 + 40 && u32at(buf) == 0xA1B23C4DU && u32at(buf + 16) == 128);
 	CHECK(u32at(buf + 28) == 123456789U);	/* the nanoseconds */
+	unlink(path);
+}
+
+/* The interfaces a capture covers are declared at its start: a file without packets has its IDBs. */
+static void test_pcapng_declared(void)
+{
+	char path[] = "/tmp/pktlens-unit-XXXXXX";
+	const struct pl_dump_if ifs[2] = { { "veth7", 9, PL_HOOK_TC }, { "veth7", 9, PL_HOOK_XDP } };
+	struct pl_dump_pkt pk = {
+		.ts_ns = 1, .data = tcp_vlan, .caplen = 40, .wire_len = 40, .ifname = "veth7",
+		.ifindex = 9, .hook = PL_HOOK_XDP, .dir = PL_DIR_IN,
+	};
+	uint8_t buf[4096];
+	size_t n, off = 0, idbs = 0, epbs = 0;
+	int fd = mkstemp(path);
+	FILE *f;
+
+	CHECK(fd >= 0);
+	close(fd);
+	for (int npk = 0; npk < 2; npk++) {
+		CHECK(dump_file(path, PL_DUMP_PCAPNG, 262144, &pk, npk, ifs, 2) == 0);
+		f = fopen(path, "rb");
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		for (off = 0, idbs = 0, epbs = 0; off + 12 <= n; off += u32at(buf + off + 4)) {
+			uint32_t type = u32at(buf + off);
+
+			CHECK(u32at(buf + off + 4) >= 12);
+			if (u32at(buf + off + 4) < 12)
+				break;
+			idbs += type == 1;
+			if (type == 6) {
+				/* the XDP packet is interface 1: declared second, no IDB of its own */
+				CHECK(u32at(buf + off + 8) == 1);
+				epbs++;
+			}
+		}
+		CHECK(off == n && idbs == 2 && epbs == (size_t)npk);
+		CHECK(memmem(buf, n, "veth7@tc", 8) && memmem(buf, n, "veth7@xdp", 9));
+	}
 	unlink(path);
 }
 
@@ -299,7 +339,7 @@ static void test_dump_size(void)
 		CHECK(fd >= 0);
 		close(fd);
 		CHECK(pl_out_open(path, PL_OUT_MODE, &o, why, sizeof(why)) == 0);
-		CHECK(pl_dump_open(o, fmt, 262144, &d) == 0);
+		CHECK(pl_dump_open(o, fmt, 262144, NULL, 0, &d) == 0);
 		for (uint32_t i = 0; i < 40; i++) {
 			struct pl_dump_pkt pk = {
 				.ts_ns = 1700000000000000000ULL + i, .data = frame,
@@ -324,6 +364,7 @@ int main(void)
 {
 	test_dissect();
 	test_pcapng();
+	test_pcapng_declared();
 	test_dump_size();
 	test_out_check();
 	test_out_full();
