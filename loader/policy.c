@@ -515,8 +515,8 @@ static const struct pl_rule *old_rule(const struct pl_rule *old, size_t nold, __
 	return pl_bsearch(&key, old, nold, sizeof(*old), id_cmp);
 }
 
-/* Whether @ctr is the counter key of one of @old (sorted by ctr). */
-static bool has_ctr(const struct pl_rule *old, size_t nold, __u32 ctr)
+/* The rule of @old (sorted by ctr) whose counter key is @ctr, or NULL. */
+static const struct pl_rule *by_ctr(const struct pl_rule *old, size_t nold, __u32 ctr)
 {
 	size_t lo = 0, hi = nold;
 
@@ -524,13 +524,19 @@ static bool has_ctr(const struct pl_rule *old, size_t nold, __u32 ctr)
 		size_t mid = lo + (hi - lo) / 2;
 
 		if (old[mid].ctr == ctr)
-			return true;
+			return &old[mid];
 		if (old[mid].ctr < ctr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return false;
+	return NULL;
+}
+
+/* Whether @ctr is the counter key of one of @old (sorted by ctr). */
+static bool has_ctr(const struct pl_rule *old, size_t nold, __u32 ctr)
+{
+	return by_ctr(old, nold, ctr) != NULL;
 }
 
 static int ctr_cmp(const void *a, const void *b)
@@ -611,13 +617,16 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 }
 
 /*
- * The keys and buckets of per-key LRU map @from into @to, another size: a
- * --per-size change keeps what the rule tracks. Into a smaller map the LRU
- * evicts what does not fit, and the rule counts them evicted (keys_new less
- * the keys there). A key the program adds to @from (of @size keys) meanwhile
- * may not be copied: evicted too, from the map the rule uses from now on.
+ * The keys of kind @per (enum pl_lim_per) and their buckets of per-key LRU
+ * map @from into @to, another map: a --per-size change keeps what the rule
+ * tracks, a --per change only what it still keys by (nothing: keys of
+ * another kind would never match again, yet be counted tracked). Into a
+ * smaller map the LRU evicts what does not fit, and the rule counts them
+ * evicted (keys_new less the keys there). A key the program adds to @from
+ * (of @size keys) meanwhile may not be copied: evicted too, from the map the
+ * rule uses from now on.
  */
-static void copy_keys(int from, __u32 size, int to)
+static void copy_keys(int from, __u32 size, __u8 per, int to)
 {
 	struct pl_limit_key k, next;
 	struct pl_limit_state v;
@@ -627,7 +636,7 @@ static void copy_keys(int from, __u32 size, int to)
 	for (__u64 i = 0; i < 2ULL * size && !bpf_map_get_next_key(from, prev, &next); i++) {
 		k = next;
 		prev = &k;
-		if (!bpf_map_lookup_elem(from, &k, &v))
+		if (k.per == per && !bpf_map_lookup_elem(from, &k, &v))
 			bpf_map_update_elem(to, &k, &v, BPF_NOEXIST);
 	}
 }
@@ -635,8 +644,9 @@ static void copy_keys(int from, __u32 size, int to)
 /*
  * The state of the --limit rules of @rules, before they go live: a bucket
  * for each --per rule rule that has none, an LRU map of its --per-size for
- * each --per key rule that has none of that size (a kept counter key's map
- * of another size is replaced by one its keys are copied into, copy_keys()).
+ * each --per key rule that has none of that size and kind (a kept counter
+ * key's map of another size or --per is replaced by one its keys are copied
+ * into, copy_keys()).
  * State already there carries over with the counter key. @undo: remove what
  * this made for counter keys @byctr (the running rules') does not have.
  */
@@ -665,12 +675,14 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 			    errno != EEXIST)
 				err = -errno;
 		} else {
+			const struct pl_rule *o = by_ctr(byctr, nold, ctr);
 			int fd = limit_keys_fd(p, ctr), nfd;
 			struct bpf_map_info info = { 0 };
 			__u32 len = sizeof(info);
 
 			if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) &&
-			    info.max_entries == r->lim.keys) {
+			    info.max_entries == r->lim.keys &&
+			    (!o || (o->action == PL_ACT_LIMIT && o->lim.per == r->lim.per))) {
 				close(fd);
 				continue;
 			}
@@ -678,7 +690,7 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 					     sizeof(struct pl_limit_key), sizeof(struct pl_limit_state),
 					     r->lim.keys, NULL);
 			if (nfd >= 0 && fd >= 0 && info.value_size == sizeof(struct pl_limit_state))
-				copy_keys(fd, info.max_entries, nfd);
+				copy_keys(fd, info.max_entries, (__u8)r->lim.per, nfd);
 			if (nfd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY))
 				err = -errno;
 			if (fd >= 0)

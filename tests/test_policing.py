@@ -450,3 +450,26 @@ def test_per_size_change_keeps_the_keys_and_counts_only_real_evictions(router, t
     tx2, _ = replay(router, many_sources(router, 20, 0.1, lambda i: 50))
     r = rule_doc(router, 1)
     assert r["packets"] == len(tx) + len(tx2) and 0 < r["keys"] <= 8
+
+
+@pytest.mark.parametrize("new_size", [64, 128])
+def test_per_change_tracks_only_keys_of_the_new_kind(router, tmp_path, new_size):
+    """A --per src rule tracking 20 sources, loaded again as --per dst (its --per-size the same
+    or not): the 20 source keys would never match again and are no longer tracked (they count
+    as evicted); the traffic after it, 20 sources to one destination, is one key. (At the same
+    size the map was kept whole: 21 keys tracked, 20 of them dead.)"""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "1000pps", "--burst", "5",
+            "--per", "src", "--per-size", "64", ns=router.h)
+    tx, _ = replay(router, many_sources(router, 20, 0.2, lambda i: 50))
+    assert (rule_doc(router, 1)["keys"], rule_doc(router, 1)["keys_evicted"]) == (20, 0)
+    text = pktlens("policy", "list", "vb", ns=router.h).stdout
+    f = tmp_path / "rules"
+    f.write_text(text.replace("--per src --per-size 64 ", f"--per dst --per-size {new_size} "))
+    pktlens("policy", "load", "vb", str(f), ns=router.h)
+    r = rule_doc(router, 1)
+    assert r["limit"]["per"] == "dst" and r["limit"]["per_size"] == new_size, r
+    assert (r["keys"], r["keys_evicted"], r["packets"]) == (0, 20, len(tx)), r
+    tx2, _ = replay(router, many_sources(router, 20, 0.1, lambda i: 50))
+    r = rule_doc(router, 1)
+    assert (r["keys"], r["packets"]) == (1, len(tx) + len(tx2)), r
