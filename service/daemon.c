@@ -429,7 +429,24 @@ static void on_step(const struct pl_step *st, void *ctx)
 }
 
 /*
- * One reconcile of @scope (NULL: everything) with @c. -EINVAL: the config
+ * Whether @p removes a gone interface's pins at once, the exporters'
+ * reading or not: one created again under its name (the new attachment
+ * needs the name) or moved to another namespace. Pins of an interface that
+ * is just gone wait for the exporters (PL_RUN_KEEP_GONE).
+ */
+static bool unread_removes(const struct pl_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->s[i]->kind == PL_STEP_REMOVE && p->s[i]->gone &&
+		    (p->s[i]->clear_way || p->s[i]->moved))
+			return true;
+	return false;
+}
+
+/*
+ * One reconcile of @scope (NULL: everything) with @c. An IPFIX round runs
+ * first when it removes pins the exporter has not read (unread_removes()):
+ * the collector gets what they counted since the last round. -EINVAL: the config
  * does not hold in some namespace (nothing changed); else 0 or -errno.
  */
 static int reconcile(struct daemon *d, const struct pl_config *c, const struct pl_scope *scope,
@@ -459,6 +476,8 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 	for (size_t i = 0; remove_why && i < p.n; i++)
 		if (p.s[i]->kind == PL_STEP_REMOVE)
 			p.s[i]->why = remove_why;
+	if (c == d->c && d->ipfix && unread_removes(&p))
+		ipfix_round(d);
 	pl_plan_run(&p, c, &d->ns, c == d->c && exporting(d) ? PL_RUN_KEEP_GONE : 0, on_step, d);
 	close(lock);
 	if (done_plan)

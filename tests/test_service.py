@@ -1180,3 +1180,43 @@ def test_daemon_ipfix_in_process_and_gone_pins_wait_for_it(svc):
     d.wait_log(r"gone sv0 \(netns .*\): interface gone; final totals: tc in 17 packets")
     wait_for(lambda: not pins(a, "sv0").exists(), timeout=5, what="sv0's pins after an IPFIX round")
     col.close()
+
+
+@pytest.mark.parametrize("wait_gone", [False, True], ids=["at-once", "after-gone"])
+def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_gone):
+    """An interface deleted and created again under its name before the next IPFIX round (in
+    one ip -batch, or after the daemon logged the first one gone): the new attachment needs
+    the name, so the old pins go at once; an IPFIX round reads them first, and the collector
+    gets their packets (they were lost: the round is a minute away)."""
+    a = svc.netns()
+    svc.veth(a, "sv1", "pv1", up=True)
+    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    col.bind(("127.0.0.1", 0))
+    col.settimeout(0.2)
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
+    old = int(sh("ip", "-n", a, "-j", "link", "show", "sv1").stdout.split('"ifindex":')[1].split(",")[0])
+    svc.send("pv1", 23, dport=4343)
+    wait_for(lambda: sum(f["packets"] for f in pktlens_json("flows", "sv1", ns=a)["flows"]
+                         if f.get("dport") == 4343) == 23, what="23 packets counted")
+    mark = len(d.lines)
+    if wait_gone:
+        sh("ip", "-n", a, "link", "del", "sv1")
+        d.wait_log(r"gone sv1 \(netns .*\): interface gone; final totals", start=mark)
+        svc.veth(a, "sv1", "pv1", up=True)
+    else:
+        sh("ip", "-n", a, "-b", "-", input="link del sv1\nlink add sv1 type veth peer name pv1x\n")
+        sh("ip", "-n", a, "link", "set", "sv1", "up")
+    wait_for(lambda: listed(a).get("sv1", {}).get("state") == "attached" and
+             listed(a)["sv1"].get("ifindex") != old, what="sv1 attached again")
+    got, deadline = [], time.monotonic() + 5
+    while ipfix_v4_packets(got, "198.18.7.1", 4343) < 23 and time.monotonic() < deadline:
+        try:
+            got.append(col.recv(65536))
+        except socket.timeout:
+            pass
+    col.close()
+    assert ipfix_v4_packets(got, "198.18.7.1", 4343) == 23, d.log()
