@@ -166,7 +166,7 @@ static void plain_row(const struct row *r, const char *ifname, bool rtx, bool dr
 		snprintf(vlan, sizeof(vlan), "%u", k->vlan & 0xfff);
 	if (k->l4proto == 6 && has_ports(k))
 		pl_fmt_tcp_flags(v->tcp_flags, fl, sizeof(fl));
-	printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", PL_NAME(ifname),
+	printf("%-15s %-3s %-3s %4s %-11s %-45s %-45s %10llu %12llu %-6s %8.1f", PL_NAME(ifname),
 	       k->hook == PL_HOOK_XDP ? "xdp" : "tc", k->dir == PL_DIR_IN ? "in" : "out",
 	       vlan, p, src, dst, v->packets, v->bytes, fl, (v->last_ns - v->first_ns) / 1e9);
 	if (rtx && r->retrans >= 0)
@@ -416,7 +416,7 @@ static int do_flows(void *cfg, int argc, char **argv)
 		jw_obj_close(&w);
 		jw_end(&w);
 	} else {
-		printf("%-10s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s%s%s\n", "IFACE", "HK",
+		printf("%-15s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s%s%s\n", "IFACE", "HK",
 		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
 		       "SECS", rtx ? " RETRANS" : "", drops ? "   DROPS" : "",
 		       tcp ? "  RTT_SRV  RTT_CLI  SRTT_MS   RETX  REORD  ZWIN  RST" : "");

@@ -239,6 +239,8 @@ static bool since_reset(const struct pl_state *st, struct pl_flow *f)
 	f->val.bytes = f->val.bytes > b->val.bytes ? f->val.bytes - b->val.bytes : 0;
 	if (f->val.first_ns < b->val.first_ns)
 		f->val.first_ns = b->val.first_ns;	/* the time of the reset */
+	if (f->val.last_ns < f->val.first_ns)
+		f->val.last_ns = f->val.first_ns;	/* a cache's time, rounded down */
 	return true;
 }
 

@@ -194,7 +194,7 @@ def test_syn_retransmit_and_connect_latency(tcplab):
     events, summary = lat.stop()
     r_events, _ = rtx.stop()
     mine = [e for e in events if e["lport"] == port]
-    assert len(mine) == 1 and mine[0]["latency_ms"] >= 1000, events
+    assert len(mine) == 1 and mine[0]["latency_ms"] >= 1000, (port, events, summary, r_events)
     assert mine[0]["rport"] == 5002 and mine[0]["raddr"] == "198.18.0.2"
     assert summary["connlat"]["count"] >= 1 and summary["connlat"]["max_us"] >= 1000000
     syns = [e for e in r_events if e["lport"] == port and e["kind"] == "syn"]
