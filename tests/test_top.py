@@ -10,6 +10,20 @@ import pytest
 from lab import PKTLENS, count_afresh, pktlens, sh
 
 
+def exit_status(path, timeout=5):
+    """The exit code the tmux shell wrote to path: its '> path' creates the file before echo
+    writes the number, so an empty file is not yet the status."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+            if text.endswith("\n"):
+                return text.strip()
+        time.sleep(0.05)
+    raise AssertionError(f"no exit status in {path} after {timeout} s")
+
+
 def test_top_in_tmux(lab):
     from scapy.all import IP, UDP, Ether, Raw, wrpcap
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
@@ -49,11 +63,7 @@ def test_top_in_tmux(lab):
         assert "198.18.0.1:4242" in screen and "198.18.0.2:9" in screen, screen
         assert "512-1023" in screen and "#" in screen, screen
         sh("tmux", "send-keys", "-t", session, "q")
-        deadline = time.time() + 5
-        while not os.path.exists(status) and time.time() < deadline:
-            time.sleep(0.1)
-        with open(status) as f:
-            assert f.read().strip() == "0"
+        assert exit_status(status) == "0"
     finally:
         open(stop, "w").close()
         sender.wait(timeout=10)
@@ -168,10 +178,7 @@ def test_top_screen_after_a_reset_counts_from_zero(lab):
             # rates with a G, T or P prefix: nothing here comes near a gigabit
             assert not re.search(r"\d[GTP]b?\b", s), s
         sh("tmux", "send-keys", "-t", session, "q")
-        deadline = time.time() + 5
-        while not os.path.exists(status) and time.time() < deadline:
-            time.sleep(0.1)
-        assert open(status).read().strip() == "0"
+        assert exit_status(status) == "0"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
