@@ -18,15 +18,19 @@ _Static_assert(PL_L4_MAX <= 8, "l4 index masked with 7 in pl_account()");
 #define PL_ACC_NOMATCH	2U	/* a policy judged it and no rule matched (bpf/policy.h) */
 #define PL_ACC_NOFLOW	4U	/* a rule dropped it and keeps drops out of the flow table */
 
-/* Count @p, seen at @slot, with @verdict (enum pl_verdict) and PL_ACC_* @flags. */
-static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict, __u32 flags)
+/*
+ * The counts every packet gets: @len bytes seen at @slot with @verdict (enum
+ * pl_verdict), PL_ACC_* @flags, of classes @l3 and @l4 (enum pl_l3, pl_l4:
+ * the masks are for the verifier, never change an index). The stats, or NULL.
+ */
+static __always_inline struct pl_stats *pl_count(__u32 slot, __u32 len, __u32 verdict,
+						 __u32 flags, __u8 l3, __u8 l4)
 {
 	struct pl_stats *s;
-	__u32 len = p->len;
 
 	s = bpf_map_lookup_elem(&stats, &slot);
 	if (!s)
-		return;
+		return 0;
 	if (verdict >= PL_VERDICT_MAX)
 		verdict = PL_VERDICT_ABORTED;
 	s->pkts[verdict]++;
@@ -50,12 +54,21 @@ static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdi
 		s->rmon[pl_rmon_bucket(len)]++;
 		s->log2[pl_log2_bucket(len)]++;
 	}
-	/*
-	 * pl_parse() sets l3 and l4 from enum pl_l3/pl_l4 only: the masks are
-	 * for the verifier, never change an index.
-	 */
-	s->l3[p->l3 & (PL_L3_MAX - 1)]++;
-	s->l4[p->l4 & 7]++;
+	s->l3[l3 & (PL_L3_MAX - 1)]++;
+	s->l4[l4 & 7]++;
+	return s;
+}
+
+/* Count @p, seen at @slot, with @verdict (enum pl_verdict) and PL_ACC_* @flags. */
+static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdict, __u32 flags)
+{
+	struct pl_stats *s;
+	__u32 len = p->len;
+
+	/* pl_parse() sets l3 and l4 from enum pl_l3/pl_l4 only */
+	s = pl_count(slot, len, verdict, flags, p->l3, p->l4);
+	if (!s)
+		return;
 	if (p->rare) {		/* vlans, frag, opts, err: one load, one branch */
 		if (p->vlans) {
 			s->vlan++;

@@ -125,28 +125,49 @@ static __always_inline __u8 pl_l4_class(__u8 proto)
 	}
 }
 
-/* L4 ports / ICMP type+code / TCP flags at @l4. */
+/*
+ * Bytes of @proto's header pl_parse_l4() reads: fewer left in the frame and
+ * the packet is truncated (0: it reads none). bpf/early.h judges by it too.
+ */
+static __always_inline __u32 pl_l4_need(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP_:
+		return 20;
+	case IPPROTO_UDP_:
+		return 8;
+	case IPPROTO_SCTP_:
+		return 12;
+	case IPPROTO_ICMP_:
+	case IPPROTO_ICMPV6_:
+		return 4;
+	default:
+		return 0;
+	}
+}
+
+/* L4 ports / ICMP type+code / TCP flags at @l4 (each bound a constant, for the verifier). */
 static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_end)
 {
 	__u8 *b = l4;
 
 	switch (p->key.l4proto) {
 	case IPPROTO_TCP_:
-		if (b + 20 > (__u8 *)data_end)
+		if (b + pl_l4_need(IPPROTO_TCP_) > (__u8 *)data_end)
 			goto trunc;
 		p->tcp_flags = b[13];
 		break;
 	case IPPROTO_UDP_:
-		if (b + 8 > (__u8 *)data_end)
+		if (b + pl_l4_need(IPPROTO_UDP_) > (__u8 *)data_end)
 			goto trunc;
 		break;
 	case IPPROTO_SCTP_:
-		if (b + 12 > (__u8 *)data_end)
+		if (b + pl_l4_need(IPPROTO_SCTP_) > (__u8 *)data_end)
 			goto trunc;
 		break;
 	case IPPROTO_ICMP_:
 	case IPPROTO_ICMPV6_:
-		if (b + 4 > (__u8 *)data_end)
+		if (b + pl_l4_need(IPPROTO_ICMP_) > (__u8 *)data_end)
 			goto trunc;
 		p->key.sport = b[0];
 		p->key.dport = b[1];

@@ -349,7 +349,11 @@ static __always_inline void pl_judged_by(struct pl_judgement *j, const struct pl
 	j->flags = r->flags;
 }
 
-/* The LPM candidate of address @a (16 bytes, IPv4 mapped) in @map, if better than *best. */
+/*
+ * The LPM candidate of address @a in @map, if better than *best: 4 bytes at
+ * @a for IPv4, 16 for IPv6, copied a word at a time (@a 4-byte aligned on
+ * the stack, anything in a packet; the key's words are aligned).
+ */
 static __always_inline void pl_lpm_candidate(void *map, int v4, const __u8 *a,
 					     struct pl_rule_ref *best)
 {
@@ -358,10 +362,11 @@ static __always_inline void pl_lpm_candidate(void *map, int v4, const __u8 *a,
 	struct pl_rule_ref *r;
 
 	if (v4) {
-		__builtin_memcpy(k4.addr, a + 12, 4);
+		*(pl_u32_a *)k4.addr = *(const pl_u32_a *)a;
 		r = bpf_map_lookup_elem(map, &k4);
 	} else {
-		__builtin_memcpy(k6.addr, a, 16);
+		for (int i = 0; i < 4; i++)
+			((pl_u32_a *)k6.addr)[i] = ((const pl_u32_a *)a)[i];
 		r = bpf_map_lookup_elem(map, &k6);
 	}
 	if (r && pl_before(r->prio, r->id, best))
@@ -636,6 +641,14 @@ __noinline int pl_next(__u32 it)
 	return -1;
 }
 
+/* What the early judgement (bpf/early.h) made of a packet. */
+enum pl_early {
+	PL_EARLY_NONE,		/* nothing: the packet is judged from its parse */
+	PL_EARLY_DROP,		/* dropped and counted: the program returns at once */
+	PL_EARLY_BEST,		/* the address rules' candidate is in policy_walk's early */
+	PL_EARLY_NOBEST,	/* the address rules have no candidate */
+};
+
 /*
  * Kernels without bpf_loop() (before 5.17) walk a bounded loop instead. Its
  * body is a global function, which the verifier checks once on its own; as
@@ -645,6 +658,7 @@ __noinline int pl_next(__u32 it)
 struct pl_walk_scratch {
 	struct pl_walk w;
 	struct pl_pkt p;
+	struct pl_rule_ref early;	/* the candidate bpf/early.h found (PL_EARLY_BEST) */
 };
 
 struct {
@@ -797,12 +811,14 @@ __noinline int pl_judge_loop(__u32 slot)
 
 /*
  * Judge @p, seen at @slot, by this program's rule set. The address rules'
- * LPM candidate is looked up here; when it comes before every list rule
- * (the usual drop by prefix) it decides at once, else pl_judge() walks the
- * list (as @walk says) with it as the candidate to beat.
+ * LPM candidate is looked up here, or was by the early judgement (@early:
+ * enum pl_early, bpf/early.h, from the same header bytes); when it comes
+ * before every list rule (the usual drop by prefix) it decides at once,
+ * else pl_judge() walks the list (as @walk says) with it as the candidate to
+ * beat.
  */
 static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u32 slot,
-						     const int walk)
+						     const int walk, int early)
 {
 	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	struct pl_rule_ref best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 };
@@ -813,12 +829,19 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
 	if (!cfg)
 		return j;
-	/* an IPv4-mapped address in an IPv6 packet is IPv6's, as pl_fam() says */
-	if (p->l3 == PL_L3_IPV4 && p->err != PL_PERR_MALFORMED) {
+	if (early == PL_EARLY_BEST) {
+		s = bpf_map_lookup_elem(&policy_walk, &zero);
+		if (!s)
+			return j;
+		best = s->early;
+	} else if (early == PL_EARLY_NOBEST) {
+		/* looked up already: no address rule covers it */
+	} else if (p->l3 == PL_L3_IPV4 && p->err != PL_PERR_MALFORMED) {
+		/* an IPv4-mapped address in an IPv6 packet is IPv6's, as pl_fam() says */
 		if (cfg->src4_cidrs)
-			pl_lpm_candidate(&policy_src4, 1, p->key.saddr, &best);
+			pl_lpm_candidate(&policy_src4, 1, p->key.saddr + 12, &best);
 		if (cfg->dst4_cidrs)
-			pl_lpm_candidate(&policy_dst4, 1, p->key.daddr, &best);
+			pl_lpm_candidate(&policy_dst4, 1, p->key.daddr + 12, &best);
 	} else if (p->l3 == PL_L3_IPV6 && p->err != PL_PERR_MALFORMED) {
 		if (cfg->src6_cidrs)
 			pl_lpm_candidate(&policy_src6, 0, p->key.saddr, &best);

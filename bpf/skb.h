@@ -13,19 +13,27 @@
 /* Enough linear data for Ethernet, two tags, IPv6 + extension headers, TCP. */
 #define PL_SKB_PULL 128
 
+/* The bytes of @skb pl_skb_parse() sees: its linear part, after the pull */
+static __always_inline __u32 pl_skb_avail(struct __sk_buff *skb)
+{
+	__u32 linear = (__u32)((void *)(long)skb->data_end - (void *)(long)skb->data);
+
+	if (linear < PL_SKB_PULL && skb->len > linear)
+		return skb->len < PL_SKB_PULL ? skb->len : PL_SKB_PULL;
+	return linear;
+}
+
 /* Parse @skb, seen on a tc hook in direction @dir, into @p; @f gets its VLAN metadata. */
 static __always_inline void pl_skb_parse(struct __sk_buff *skb, struct pl_pkt *p,
 					 struct pl_frame *f, __u8 dir)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	__u32 linear = (__u32)(data_end - data);
+	__u32 avail = pl_skb_avail(skb);
+	void *data, *data_end;
 
-	if (linear < PL_SKB_PULL && skb->len > linear) {
-		bpf_skb_pull_data(skb, skb->len < PL_SKB_PULL ? skb->len : PL_SKB_PULL);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
+	if (avail > (__u32)((void *)(long)skb->data_end - (void *)(long)skb->data))
+		bpf_skb_pull_data(skb, avail);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
 	pl_parse(p, data, data_end, skb->len);
 	if (skb->vlan_present) {
 		pl_parse_hwvlan(p, skb->vlan_tci);

@@ -18,11 +18,26 @@
 #define PL_SAMPLE_HOOK PL_HOOK_TC
 #include "../bpf/sample.h"
 #include "../bpf/skb.h"
+#include "../bpf/early.h"
 
 PL_CHAIN_MAP(tc_chain);
 
 #define TC_ACT_UNSPEC_ (-1)
 #define TC_ACT_SHOT_ 2
+
+/*
+ * The early judgement (bpf/early.h) from a copy of the headers: no pull.
+ * The copy's IP header is 8-byte aligned. A global function: checked once.
+ */
+__noinline int pl_tc_early(struct __sk_buff *skb, __u32 slot, __u32 flags)
+{
+	__u8 h[PL_EARLY_HDR + 2] __attribute__((aligned(8)));
+
+	if (skb->vlan_present || skb->len < PL_EARLY_HDR ||
+	    bpf_skb_load_bytes(skb, 0, h + 2, PL_EARLY_HDR))
+		return PL_EARLY_NONE;
+	return pl_early(h + 2, pl_skb_avail(skb), skb->len, slot, flags);
+}
 
 static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __u32 flags,
 				 const int policy)
@@ -30,14 +45,19 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 	struct pl_frame f = { .ctx = skb, .len = skb->len };
 	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
-	int ret = TC_ACT_UNSPEC_;
+	int ret = TC_ACT_UNSPEC_, early = PL_EARLY_NONE;
 	struct pl_pkt p;
 
+	if (policy && pl_early_wanted()) {
+		early = pl_tc_early(skb, slot, flags);
+		if (early == PL_EARLY_DROP)
+			return TC_ACT_SHOT_;
+	}
 	pl_skb_parse(skb, &p, &f, dir);
 	/* before the policy (bpf/tcp.h) */
 	pl_tcp_passive(skb, &p, slot, skb->ingress_ifindex);
 	if (policy) {
-		j = pl_policy(&p, slot, policy);
+		j = pl_policy(&p, slot, policy, early);
 		switch (j.action) {
 		case PL_ACT_NONE:
 			flags |= PL_ACC_NOMATCH;

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, PYTHON, SENDRAW, netns_ino, pktlens, sh
+from lab import PIN_ROOT, PKTLENS, PYTHON, SENDRAW, netns_ino, pktlens, pktlens_json, sh
 from test_sample import Sampler
 
 
@@ -126,6 +126,42 @@ def test_verdict_and_rule_select_in_the_kernel(lab):
     assert r.returncode == 2 and "--hook tc: no tc hook for the directions" in r.stderr, r.stderr
     r = pktlens("sample", "vb", "--verdict", "dropped", ns=lab.b, check=False)
     assert r.returncode == 2 and "expected pass, drop, redirect, tx or aborted" in r.stderr
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_verdict_drop_gets_every_prefix_drop(lab, hooks):
+    """Drops by address rule are judged before the parse (bpf/early.h), but not while a sample
+    runs on the hook: --verdict drop gets every frame a --src or --dst rule dropped, in order,
+    and no other; the rules count them all."""
+    from scapy.all import IPv6, UDP, Ether, Raw
+
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", 3, "--src", "198.18.0.0/24", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", 4, "--dst", "2001:db8::2/128", "--drop", ns=lab.b)
+    raw = []
+    for i in range(48):
+        if i % 3 == 2:
+            raw.append(bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                             IPv6(src="2001:db8::1", dst=("2001:db8::2", "2001:db8::3")[i % 2]) /
+                             UDP(sport=3000 + i, dport=7000) / Raw(bytes([i]) * (10 + i))))
+        else:
+            raw.append(udp(2000 + i, 7000, bytes([i]) * (20 + i), src=("198.18.0.1", "198.18.1.1")[i % 2]))
+    v4 = [r for r in raw if r[12:14] == b"\x08\x00" and r[26:30] == bytes([198, 18, 0, 1])]
+    v6 = [r for r in raw if r[12:14] == b"\x86\xdd" and r[38:54] == bytes.fromhex("20010db8" + "0" * 23 + "2")]
+    assert len(v4) == 16 and len(v6) == 8
+    path = os.path.join(lab.tmp, "drops.pcap")
+    s = Sampler(lab, "-w", path, "--verdict", "drop")
+    try:
+        send_raw(lab, raw)
+        lab.wait_packets(len(raw), hook=("tc", "in") if hooks[1] == "none" else None)
+    finally:
+        assert s.stop() == 0, s.err
+    assert read_file(path) == [r for r in raw if r in v4 or r in v6]
+    assert s.counts()["matched"] == 24
+    rules = {r["id"]: (r["packets"], r["bytes"])
+             for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]}
+    assert rules == {3: (16, sum(map(len, v4))), 4: (8, sum(map(len, v6)))}
 
 
 def test_per_flow_takes_first_n_of_each_flow(lab):

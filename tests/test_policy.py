@@ -410,6 +410,110 @@ def test_prefixes_match_only_their_family(router, hooks, path):
     assert rules_only(pktlens("policy", "list", "vb", ns=router.h).stdout) == rules_only(text)
 
 
+def early_edges(src, dst):
+    """Frames at the edges of the early judgement (bpf/early.h): at and below the 54 header
+    bytes it reads, transport headers cut short, and sources/destinations outside the rules."""
+    from scapy.all import Ether, ICMPv6EchoRequest, IP, IPv6, Raw, TCP, UDP
+
+    from model import Case
+
+    E = lambda: Ether(src=src, dst=dst)  # noqa: E731
+    a4, o4, a6, b6, o6 = "198.18.0.1", "198.18.1.1", "2001:db8::1", "2001:db8::2", "2001:db8::3"
+    return [
+        # exactly 54 bytes: Ethernet, IPv4, a TCP header
+        Case(E() / IP(src=a4, dst=o4) / TCP(sport=1, dport=2, flags="S"), "ipv4", "tcp",
+             ("ipv4", "tcp", a4, o4, 1, 2, None), flags="S"),
+        # 42 bytes: shorter than what the early judgement reads
+        Case(E() / IP(src=a4, dst=o4) / UDP(sport=3, dport=4), "ipv4", "udp",
+             ("ipv4", "udp", a4, o4, 3, 4, None)),
+        # outside the IPv4 rule: passes
+        Case(E() / IP(src=o4, dst=a4) / UDP(sport=5, dport=6) / Raw(b"x" * 30), "ipv4", "udp",
+             ("ipv4", "udp", o4, a4, 5, 6, None)),
+        # IPv6 and 8 bytes of UDP, 4 of ICMPv6: all the transport header the parse reads
+        Case(E() / IPv6(src=a6, dst=b6) / UDP(sport=7, dport=8), "ipv6", "udp",
+             ("ipv6", "udp", a6, b6, 7, 8, None)),
+        Case(E() / IPv6(src=a6, dst=b6, nh=58) / Raw(b"\x80\x00\x00\x00"), "ipv6", "icmpv6",
+             ("ipv6", "icmpv6", a6, b6, 128, 0, None)),
+        # IPv6 with 10 of TCP's 20 bytes: truncated
+        Case(E() / IPv6(src=a6, dst=b6, nh=6) / Raw(b"\x00" * 10), "ipv6", "tcp",
+             ("ipv6", "tcp", a6, b6, 0, 0, None), err="truncated"),
+        # to another IPv6 address: passes
+        Case(E() / IPv6(src=a6, dst=o6) / ICMPv6EchoRequest(), "ipv6", "icmpv6",
+             ("ipv6", "icmpv6", a6, o6, 128, 0, None)),
+        Case(E() / IPv6(src=b6, dst=o6) / TCP(sport=9, dport=10, flags="A"), "ipv6", "tcp",
+             ("ipv6", "tcp", b6, o6, 9, 10, None), flags="."),
+    ]
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "skb", "--tc", "none"],
+                                   ["--xdp", "none", "--tc", "in"]], ids=["xdp", "xdp-skb", "tc"])
+def test_prefix_drops_count_every_frame_as_the_parse_does(lab, hooks):
+    """Drops by address rule are judged before the parse when a frame is plain enough
+    (bpf/early.h): every frame of the mixed corpus and the early judgement's edge cases counts
+    as the model says (verdict, size, protocol, VLAN, fragments, options, errors), the rules
+    count what they dropped, and what passed makes the flows."""
+    from frames import mixed
+    from model import check_flows, expected_stats
+
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--src", "198.18.0.0/24", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "2", "--dst", "2001:db8::2/128", "--drop", ns=lab.b)
+    macs = (lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))
+    cases = mixed(*macs) + early_edges(*macs)
+
+    def dropped(c):
+        if c.err == "malformed" or c.l3 not in ("ipv4", "ipv6"):
+            return False
+        if c.l3 == "ipv4":
+            return ipaddress.ip_address(c.flow[2]) in ipaddress.ip_network("198.18.0.0/24")
+        return c.flow[3] == "2001:db8::2"
+
+    drop = [c for c in cases if dropped(c)]
+    kept = [c for c in cases if not dropped(c)]
+    assert len(drop) > 20 and len(kept) > 5
+    lab.send([c.frame for c in cases])
+    hook = ("tc", "in") if hooks[1] == "none" else ("xdp", "in")
+    doc = lab.wait_packets(len(cases), hook=hook)
+    s = slot(doc, *hook)
+    exp = expected_stats(cases)
+    for k in ("packets", "bytes", "size_rmon", "size_log2", "vlan", "vlan_double", "ip_fragments",
+              "ip_options", "parse_errors", "truncated"):
+        assert s[k] == exp[k], k
+    for k, v in s["l3"].items():
+        assert v == exp["l3"][k], f"l3 {k}"
+    for k, v in s["l4"].items():
+        assert v == exp["l4"][k], f"l4 {k}"
+    assert s["verdicts"]["drop"] == {"packets": len(drop), "bytes": sum(len(c.wire) for c in drop)}
+    assert s["verdicts"]["pass"] == {"packets": len(kept), "bytes": sum(len(c.wire) for c in kept)}
+    rules = {r["id"]: (r["packets"], r["bytes"])
+             for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]}
+    by_fam = lambda fam: [c for c in drop if c.l3 == fam]  # noqa: E731
+    assert rules == {1: (len(by_fam("ipv4")), sum(len(c.wire) for c in by_fam("ipv4"))),
+                     2: (len(by_fam("ipv6")), sum(len(c.wire) for c in by_fam("ipv6")))}
+    check_flows([f for f in pktlens_json("flows", "vb", ns=lab.b)["flows"] if f["hook"] == hook[0]], kept)
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_prefix_drops_are_analysed_by_passive_tcp(lab, hooks):
+    """With --tcp-passive the analysis sees every TCP segment, those a prefix rule drops too
+    (they are not judged before the parse there, bpf/early.h); UDP is dropped all the same."""
+    from scapy.all import Ether, IP, TCP, UDP
+
+    pktlens("attach", "vb", *hooks, "--tcp-passive", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--src", "198.18.0.0/24", "--drop", ns=lab.b)
+    E = lambda: Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))  # noqa: E731
+    tcp = [E() / IP(src="198.18.0.1", dst="198.18.1.1") / TCP(sport=40000 + i, dport=80, flags="S", seq=i)
+           for i in range(12)]
+    udp = [E() / IP(src="198.18.0.1", dst="198.18.1.1") / UDP(sport=1, dport=2) for _ in range(5)]
+    lab.send(tcp + udp)
+    doc = lab.wait_packets(len(tcp) + len(udp))
+    s = doc["interfaces"][0]["hooks"][0]
+    assert s["verdicts"]["drop"]["packets"] == len(tcp) + len(udp)
+    assert (s["l4"]["tcp"], s["l4"]["udp"]) == (len(tcp), len(udp))
+    assert doc["interfaces"][0]["tcp"]["segs"] == len(tcp)
+
+
 def test_redirect_arrives_byte_identical(router):
     """XDP (generic) redirect through the devmap to vc: the receiver gets the frames unchanged
     (MACs, TTL), though neither MAC nor destination address would be routed there."""

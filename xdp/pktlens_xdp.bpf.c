@@ -33,6 +33,7 @@
 #define PL_SAMPLE_CTX struct xdp_md
 #define PL_SAMPLE_HOOK PL_HOOK_XDP
 #include "../bpf/sample.h"
+#include "../bpf/early.h"
 
 PL_CHAIN_MAP(xdp_chain);
 PL_CHAIN_MAP(xdp_skb_chain);
@@ -51,6 +52,17 @@ static __always_inline __u32 pl_xdp_len(struct xdp_md *ctx)
 	if (pl_has_helper(xdp_get_buff_len))
 		return (__u32)bpf_xdp_get_buff_len(ctx);
 	return (__u32)(ctx->data_end - ctx->data);
+}
+
+/* The early judgement (bpf/early.h) of a frame of @len bytes on XDP. A global function: checked once. */
+__noinline int pl_xdp_early(struct xdp_md *ctx, __u32 len, __u32 flags)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + PL_EARLY_HDR > data_end)
+		return PL_EARLY_NONE;
+	return pl_early(data, (__u32)(data_end - data), len, PL_SLOT_XDP_IN, flags);
 }
 
 #ifdef PL_XDP_NO_TAIL
@@ -146,15 +158,18 @@ static __always_inline int pl_xdp_set(const struct pl_pkt *p, struct pl_judgemen
  */
 static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int policy)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	struct pl_frame f = { .ctx = ctx, .len = pl_xdp_len(ctx) };
 	struct pl_judgement j = { PL_ACT_NONE, 0, 0, 0, 0 };
 	__u32 verdict = PL_VERDICT_PASS;
-	int ret = XDP_PASS, judged = policy;
+	int ret = XDP_PASS, judged = policy, early = PL_EARLY_NONE;
 	struct pl_pkt p;
 
-	pl_parse(&p, data, data_end, f.len);
+	if (policy && pl_early_wanted()) {
+		early = pl_xdp_early(ctx, f.len, flags);
+		if (early == PL_EARLY_DROP)
+			return XDP_DROP;
+	}
+	pl_parse(&p, (void *)(long)ctx->data, (void *)(long)ctx->data_end, f.len);
 	p.key.ifindex = ctx->ingress_ifindex;
 	p.key.dir = PL_DIR_IN;
 	p.key.hook = PL_HOOK_XDP;
@@ -164,7 +179,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 	judged = pl_xdp_set(&p, &j);
 #else
 	if (policy)
-		j = pl_policy(&p, PL_SLOT_XDP_IN, policy);
+		j = pl_policy(&p, PL_SLOT_XDP_IN, policy, early);
 #endif
 	if (judged) {
 		switch (j.action) {
