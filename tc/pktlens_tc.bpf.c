@@ -26,15 +26,21 @@ PL_CHAIN_MAP(tc_chain);
 #define TC_ACT_SHOT_ 2
 
 /*
- * The early judgement (bpf/early.h) from a copy of the headers: no pull.
- * The copy's IP header is 8-byte aligned. A global function: checked once.
+ * The early judgement (bpf/early.h) of @skb: its headers where they are
+ * linear, else a copy of them (the copy's IP header 8-byte aligned), so
+ * they are never pulled. A global function: checked once.
  */
 __noinline int pl_tc_early(struct __sk_buff *skb, __u32 slot, __u32 flags)
 {
 	__u8 h[PL_EARLY_HDR + 2] __attribute__((aligned(8)));
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
 
-	if (skb->vlan_present || skb->len < PL_EARLY_HDR ||
-	    bpf_skb_load_bytes(skb, 0, h + 2, PL_EARLY_HDR))
+	if (skb->vlan_present || skb->len < PL_EARLY_HDR)
+		return PL_EARLY_NONE;
+	if (data + PL_EARLY_HDR <= data_end)
+		return pl_early(data, pl_skb_avail(skb), skb->len, slot, flags);
+	if (bpf_skb_load_bytes(skb, 0, h + 2, PL_EARLY_HDR))
 		return PL_EARLY_NONE;
 	return pl_early(h + 2, pl_skb_avail(skb), skb->len, slot, flags);
 }

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PYTHON, SENDRAW, netns_ino, pktlens, pktlens_json, sh, slot
+from lab import PIN_ROOT, PYTHON, SENDRAW, Lab, netns_ino, pktlens, pktlens_json, sh, slot
 
 MARK = b"PLMARK"
 
@@ -512,6 +512,52 @@ def test_prefix_drops_are_analysed_by_passive_tcp(lab, hooks):
     assert s["verdicts"]["drop"]["packets"] == len(tcp) + len(udp)
     assert (s["l4"]["tcp"], s["l4"]["udp"]) == (len(tcp), len(udp))
     assert doc["interfaces"][0]["tcp"]["segs"] == len(tcp)
+
+
+SEND_UDP = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 40404))
+for n in sys.argv[3].split(","):
+    s.sendto(b"e" * int(n), (sys.argv[2], 9))
+"""
+
+
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_prefix_drops_of_socket_traffic_on_tc(direction):
+    """A local socket's frames have their headers in the skb's linear part, where the early
+    judgement reads them in place (bpf/early.h; sendraw's have only the Ethernet header there):
+    dropped by a --src rule on tc ingress (sent by the peer) and egress (sent here), counted
+    as the frames are, and the link never sends what egress dropped."""
+    from model import rmon_bucket
+
+    lab = Lab(addrs=True)
+    try:
+        lab.static_neighbours()
+        pktlens("attach", "vb", "--xdp", "none", "--tc", "in,out", ns=lab.b)
+        src, dst, ns = ("198.18.0.1", "198.18.0.2", lab.a) if direction == "in" else \
+            ("198.18.0.2", "198.18.0.1", lab.b)
+        pktlens("policy", "add", "vb", f"--{direction}", "--id", "5", "--src", f"{src}/32", "--drop",
+                ns=lab.b)
+        sizes = [0, 11, 12, 13, 100, 300, 1400, 12]     # 42..1442-byte frames, 54 among them
+        frames = [14 + 20 + 8 + n for n in sizes]
+        before = lab.link_stats(lab.b, "vb")
+        sh("ip", "netns", "exec", ns, PYTHON, "-c", SEND_UDP, src, dst, ",".join(map(str, sizes)))
+        doc = lab.wait_packets(len(sizes), hook=("tc", direction))
+        s = slot(doc, "tc", direction)
+        assert s["verdicts"]["drop"] == {"packets": len(sizes), "bytes": sum(frames)}
+        assert s["l4"]["udp"] == s["l3"]["ipv4"] == len(sizes)
+        assert {k: v for k, v in s["size_rmon"].items() if v} == \
+            {b: sum(1 for f in frames if rmon_bucket(f) == b) for b in {rmon_bucket(f) for f in frames}}
+        rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+        assert [(r["id"], r["packets"], r["bytes"]) for r in rules] == [(5, len(sizes), sum(frames))]
+        after = lab.link_stats(lab.b, "vb")
+        if direction == "out":
+            assert after["tx"]["packets"] == before["tx"]["packets"]
+        else:
+            assert after["rx"]["packets"] - before["rx"]["packets"] == len(sizes)
+    finally:
+        lab.close()
 
 
 def test_redirect_arrives_byte_identical(router):
