@@ -27,7 +27,9 @@
    an nftables netdev ingress rule, alternating. Reported per method: packets
    per second the receiver got and dropped, and softirq CPU time (all CPUs,
    /proc/stat) per million dropped packets: receive processing on veth runs
-   in NET_RX softirq.
+   in NET_RX softirq. Then, in passes of their own with the kernel's BPF
+   statistics on, the BPF methods' own run time per dropped packet (nftables
+   has no such figure).
 
     bench/policy_bench.py [--rounds N] [--repeat R] [--seconds S] [--json FILE]
                           [--cases SUBSTRING,...] [--no-live | --live-only]
@@ -321,49 +323,61 @@ def dropper_count(pin):
     return sum(v["value"]["pkts"] for v in doc[0]["formatted"]["values"])
 
 
+def method_on(lab, method, pin):
+    """Put `method`'s drop of 198.18.0.0/24 in place on vb; returns the dropper's count before."""
+    if method.startswith("dropper"):
+        dropper_prefix(pin, "src", "198.18.0.0/24")
+        base = dropper_count(pin)
+        # nsenter, not ip -n: that remounts /sys, and the pin is on bpffs
+        if method == "dropper-xdp":
+            sh("nsenter", f"--net=/run/netns/{lab.b}", "ip", "link", "set", "dev", "vb", "xdpdrv",
+               "pinned", f"{pin}/bench_drop_src")
+        else:   # clsact: this bpftool and tc cannot attach by tcx
+            sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
+            sh("nsenter", f"--net=/run/netns/{lab.b}", "tc", "filter", "add", "dev", "vb", "ingress",
+               "bpf", "direct-action", "object-pinned", f"{pin}/bench_drop_src_tc")
+        return base
+    if method.startswith("pktlens"):
+        xdp = method == "pktlens-xdp"
+        pktlens(lab.b, "attach", "vb", "--xdp", "native" if xdp else "none", "--tc", "none" if xdp else "in")
+        pktlens(lab.b, "policy", "add", "vb", "--src", "198.18.0.0/24", "--drop")
+        return 0
+    sh("ip", "netns", "exec", lab.b, "nft", "-f", "-", input=(
+        "table netdev plbench {\n chain in {\n  type filter hook ingress device vb priority 0;\n"
+        "  ip saddr 198.18.0.0/24 counter drop\n }\n}\n"))
+    return 0
+
+
+def method_off(lab, method, pin, base):
+    """Take `method` away again; returns the packets it dropped."""
+    if method.startswith("dropper"):
+        dropped = dropper_count(pin) - base
+        if method == "dropper-xdp":
+            sh("ip", "-n", lab.b, "link", "set", "dev", "vb", "xdpdrv", "off")
+        else:
+            sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
+        dropper_prefix(pin, "src", "198.18.0.0/24", add=False)
+    elif method.startswith("pktlens"):
+        doc = json.loads(pktlens(lab.b, "-j", "stats", "vb").stdout)
+        dropped = doc["interfaces"][0]["hooks"][0]["verdicts"]["drop"]["packets"]
+        pktlens(lab.b, "detach", "vb")
+    else:
+        rules = json.loads(sh("ip", "netns", "exec", lab.b, "nft", "-j", "list", "table", "netdev",
+                              "plbench").stdout)["nftables"]
+        dropped = next(x["rule"]["expr"][1]["counter"]["packets"] for x in rules if "rule" in x)
+        sh("ip", "netns", "exec", lab.b, "nft", "delete", "table", "netdev", "plbench")
+    return dropped
+
+
 def live_rounds(lab, rounds, seconds, cfg, hz, out, pin):
     for _ in range(rounds):
         for method in out:
             rx0 = json.loads(sh("ip", "-n", lab.b, "-j", "-s", "link", "show", "vb").stdout)[0]["stats64"]["rx"]
-            if method.startswith("dropper"):
-                dropper_prefix(pin, "src", "198.18.0.0/24")
-                base = dropper_count(pin)
-                # nsenter, not ip -n: that remounts /sys, and the pin is on bpffs
-                if method == "dropper-xdp":
-                    sh("nsenter", f"--net=/run/netns/{lab.b}", "ip", "link", "set", "dev", "vb", "xdpdrv",
-                       "pinned", f"{pin}/bench_drop_src")
-                else:   # clsact: this bpftool and tc cannot attach by tcx
-                    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
-                    sh("nsenter", f"--net=/run/netns/{lab.b}", "tc", "filter", "add", "dev", "vb", "ingress",
-                       "bpf", "direct-action", "object-pinned", f"{pin}/bench_drop_src_tc")
-            elif method.startswith("pktlens"):
-                xdp = method == "pktlens-xdp"
-                pktlens(lab.b, "attach", "vb", "--xdp", "native" if xdp else "none",
-                        "--tc", "none" if xdp else "in")
-                pktlens(lab.b, "policy", "add", "vb", "--src", "198.18.0.0/24", "--drop")
-            else:
-                sh("ip", "netns", "exec", lab.b, "nft", "-f", "-", input=(
-                    "table netdev plbench {\n chain in {\n  type filter hook ingress device vb priority 0;\n"
-                    "  ip saddr 198.18.0.0/24 counter drop\n }\n}\n"))
+            base = method_on(lab, method, pin)
             t0 = time.monotonic()
             soft = flood(lab, seconds, cfg)
             took = time.monotonic() - t0
-            if method.startswith("dropper"):
-                dropped = dropper_count(pin) - base
-                if method == "dropper-xdp":
-                    sh("ip", "-n", lab.b, "link", "set", "dev", "vb", "xdpdrv", "off")
-                else:
-                    sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
-                dropper_prefix(pin, "src", "198.18.0.0/24", add=False)
-            elif method.startswith("pktlens"):
-                doc = json.loads(pktlens(lab.b, "-j", "stats", "vb").stdout)
-                dropped = doc["interfaces"][0]["hooks"][0]["verdicts"]["drop"]["packets"]
-                pktlens(lab.b, "detach", "vb")
-            else:
-                rules = json.loads(sh("ip", "netns", "exec", lab.b, "nft", "-j", "list", "table", "netdev",
-                                      "plbench").stdout)["nftables"]
-                dropped = next(x["rule"]["expr"][1]["counter"]["packets"] for x in rules if "rule" in x)
-                sh("ip", "netns", "exec", lab.b, "nft", "delete", "table", "netdev", "plbench")
+            dropped = method_off(lab, method, pin, base)
             rx1 = json.loads(sh("ip", "-n", lab.b, "-j", "-s", "link", "show", "vb").stdout)[0]["stats64"]["rx"]
             got = rx1["packets"] - rx0["packets"]
             out[method].append(dict(seconds=took, dropped=dropped, rx_link=got,
@@ -382,7 +396,43 @@ def live_rounds(lab, rounds, seconds, cfg, hz, out, pin):
         m["ratio_pps"] = m["dropped_pps"] / nft["dropped_pps"]
         print(f"  {method}/nftables: softirq per packet {m['ratio_softirq']:.2f}, "
               f"drop rate {m['ratio_pps']:.2f}")
+    prog_time(lab, rounds, seconds, cfg, pin, summary)
     return summary
+
+
+def prog_runs():
+    """{prog id: (run_time_ns, run_cnt)} of every program, from the kernel's BPF statistics"""
+    return {p["id"]: (p["run_time_ns"], p["run_cnt"])
+            for p in json.loads(sh("bpftool", "-j", "prog", "show").stdout) if "run_cnt" in p}
+
+
+def prog_time(lab, rounds, seconds, cfg, pin, summary):
+    """The BPF methods' own run time per dropped packet under the same flood, in passes of their
+    own with kernel.bpf_stats_enabled (its two clock reads per run are in the figure, the same
+    for every method; the kernel's path around the program is not). A tail-called program's
+    time counts in the entry program's."""
+    methods = [m for m in summary if m != "nftables"]
+    runs = {m: [] for m in methods}
+    old = sh("sysctl", "-n", "kernel.bpf_stats_enabled").stdout.strip()
+    sh("sysctl", "-qw", "kernel.bpf_stats_enabled=1")
+    try:
+        for _ in range(rounds):
+            for method in methods:
+                base = method_on(lab, method, pin)
+                r0 = prog_runs()
+                flood(lab, seconds, cfg)
+                r1 = prog_runs()
+                dropped = method_off(lab, method, pin, base)
+                ns = sum(t - r0.get(i, (0, 0))[0] for i, (t, c) in r1.items() if c - r0.get(i, (0, 0))[1] > 1000)
+                if dropped:
+                    runs[method].append(ns / dropped)
+    finally:
+        sh("sysctl", "-qw", f"kernel.bpf_stats_enabled={old or 0}")
+    for method in methods:
+        if runs[method]:
+            summary[method]["prog_ns_per_pkt"] = statistics.median(runs[method])
+            print(f"  {method:12} program {summary[method]['prog_ns_per_pkt']:6.1f} ns per dropped packet "
+                  f"({min(runs[method]):.1f}..{max(runs[method]):.1f}, bpf_stats)")
 
 
 def main():
