@@ -45,7 +45,6 @@ static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32
 {
 	struct pl_rule_ref best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 };
 	const struct pl_policy_cfg *cfg;
-	const struct pl_sample_cfg *sc;
 	struct pl_walk_scratch *s;
 	__u32 zero = 0, l4off;
 	__u16 eth = pl_get16(e + 12);
@@ -73,28 +72,21 @@ static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32
 	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
 	if (!cfg)
 		return PL_EARLY_NONE;
-	if (l3 == PL_L3_IPV4) {
-		if (cfg->src4_cidrs)
-			pl_lpm_candidate(&policy_src4, 1, e + 26, &best);
-		if (cfg->dst4_cidrs)
-			pl_lpm_candidate(&policy_dst4, 1, e + 30, &best);
-	} else {
-		if (cfg->src6_cidrs)
-			pl_lpm_candidate(&policy_src6, 0, e + 22, &best);
-		if (cfg->dst6_cidrs)
-			pl_lpm_candidate(&policy_dst6, 0, e + 38, &best);
-	}
+	/* the addresses: IPv4's at 26 and 30, IPv6's at 22 and 38 */
+	if (l3 == PL_L3_IPV4)
+		pl_lpm_best(cfg, 1, e + 26, e + 30, &best);
+	else
+		pl_lpm_best(cfg, 0, e + 22, e + 38, &best);
 	if (best.id == 0xffffffff)
 		return PL_EARLY_NOBEST;
 	if (!pl_before(best.prio, best.id, &cfg->first) || best.action != PL_ACT_DROP ||
 	    (best.flags & PL_RF_FLOWS))
 		goto stash;
 	/* the passive TCP analysis sees every segment, dropped or not */
-	if (proto == IPPROTO_TCP_ && (pl_tcp_slots & (1U << (slot & 31))))
+	if (proto == IPPROTO_TCP_ && pl_tcp_at(slot))
 		goto stash;
 	/* a sampler on this hook may want the packet: pl_sample() decides */
-	sc = bpf_map_lookup_elem(&sample_cfg, &zero);
-	if (sc && (sc->slots & (1U << (slot & 31))))
+	if (pl_sample_at(slot))
 		goto stash;
 
 	pl_rule_hit(best.ctr, cfg->fast, len, pl_now_coarse());

@@ -373,6 +373,27 @@ static __always_inline void pl_lpm_candidate(void *map, int v4, const __u8 *a,
 		*best = *r;
 }
 
+/*
+ * The address rules' candidate for a packet of family @v4 (else IPv6) from
+ * @src and @dst (4 or 16 bytes, as pl_lpm_candidate() takes them), into
+ * *best: the tries of the rule set @cfg has entries in.
+ */
+static __always_inline void pl_lpm_best(const struct pl_policy_cfg *cfg, int v4, const __u8 *src,
+					const __u8 *dst, struct pl_rule_ref *best)
+{
+	if (v4) {
+		if (cfg->src4_cidrs)
+			pl_lpm_candidate(&policy_src4, 1, src, best);
+		if (cfg->dst4_cidrs)
+			pl_lpm_candidate(&policy_dst4, 1, dst, best);
+	} else {
+		if (cfg->src6_cidrs)
+			pl_lpm_candidate(&policy_src6, 0, src, best);
+		if (cfg->dst6_cidrs)
+			pl_lpm_candidate(&policy_dst6, 0, dst, best);
+	}
+}
+
 /* State of the walk over policy_list. */
 struct pl_walk {
 	const struct pl_pkt *p;		/* bpf_loop(): the packet; the bounded walk: unused */
@@ -838,15 +859,9 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		/* looked up already: no address rule covers it */
 	} else if (p->l3 == PL_L3_IPV4 && p->err != PL_PERR_MALFORMED) {
 		/* an IPv4-mapped address in an IPv6 packet is IPv6's, as pl_fam() says */
-		if (cfg->src4_cidrs)
-			pl_lpm_candidate(&policy_src4, 1, p->key.saddr + 12, &best);
-		if (cfg->dst4_cidrs)
-			pl_lpm_candidate(&policy_dst4, 1, p->key.daddr + 12, &best);
+		pl_lpm_best(cfg, 1, p->key.saddr + 12, p->key.daddr + 12, &best);
 	} else if (p->l3 == PL_L3_IPV6 && p->err != PL_PERR_MALFORMED) {
-		if (cfg->src6_cidrs)
-			pl_lpm_candidate(&policy_src6, 0, p->key.saddr, &best);
-		if (cfg->dst6_cidrs)
-			pl_lpm_candidate(&policy_dst6, 0, p->key.daddr, &best);
+		pl_lpm_best(cfg, 0, p->key.saddr, p->key.daddr, &best);
 	}
 	if (best.id != 0xffffffff && pl_before(best.prio, best.id, &cfg->first)) {
 		pl_rule_hit(best.ctr, cfg->fast, p->len, pl_now_coarse());

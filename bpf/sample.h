@@ -170,6 +170,16 @@ __noinline int pl_sample_put(PL_SAMPLE_CTX *ctx)
 	return -1;
 }
 
+/* The running sampler's settings when it samples @slot, else NULL. */
+static __always_inline struct pl_sample_cfg *pl_sample_at(__u32 slot)
+{
+	struct pl_sample_cfg *cfg;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&sample_cfg, &zero);
+	return cfg && (cfg->slots & (1U << (slot & 31))) ? cfg : 0;
+}
+
 /*
  * After @p was judged (@j, NULL without a policy) and counted with @verdict
  * at @slot: hand it to the running sampler if it wants it.
@@ -182,8 +192,8 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 	struct pl_sample_hdr *h;
 	__u32 zero = 0, every, rule;
 
-	cfg = bpf_map_lookup_elem(&sample_cfg, &zero);
-	if (!cfg || !(cfg->slots & (1U << slot)))
+	cfg = pl_sample_at(slot);
+	if (!cfg)
 		return;
 	/* --verdict, --rule: decided here, so what is not wanted never costs a copy */
 	if ((cfg->flags & PL_SAMPLE_F_VERDICT) &&

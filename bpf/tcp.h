@@ -395,11 +395,17 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	return 0;
 }
 
+/* Does the loader have TCP analysed at hook @slot (pl_tcp_slots)? */
+static __always_inline int pl_tcp_at(__u32 slot)
+{
+	return (pl_tcp_slots & (1U << (slot & 31))) != 0;
+}
+
 /* Analyse @p at hook @slot if the loader said so (pl_tcp_slots): TCP with its header read. */
 static __always_inline void pl_tcp_passive(PL_TCP_CTX *ctx, const struct pl_pkt *p, __u32 slot,
 					   __u32 ingress_ifindex)
 {
-	if (!(pl_tcp_slots & (1U << slot)) || p->key.l4proto != IPPROTO_TCP_ || !p->ports ||
+	if (!pl_tcp_at(slot) || p->key.l4proto != IPPROTO_TCP_ || !p->ports ||
 	    p->frag)
 		return;
 	/* egress: only what this host sent, forwarded packets were analysed coming in */
