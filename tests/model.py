@@ -87,12 +87,15 @@ def flow_tuple(f):
     )
 
 
-def check_stats(slot, cases):
-    """Assert a stats slot (JSON) equals the model; returns the expectation."""
+def check_stats(slot, cases, dropped=()):
+    """Assert a stats slot (JSON) equals the model, the cases in `dropped` with verdict drop and
+    the others pass; returns the expectation."""
     exp = expected_stats(cases)
     assert slot["packets"] == exp["packets"]
     assert slot["bytes"] == exp["bytes"]
-    assert slot["verdicts"]["pass"] == {"packets": exp["packets"], "bytes": exp["bytes"]}
+    kept = [c for c in cases if not any(c is d for d in dropped)]
+    for verdict, part in (("pass", kept), ("drop", dropped)):
+        assert slot["verdicts"][verdict] == {"packets": len(part), "bytes": sum(len(c.wire) for c in part)}
     assert slot["size_rmon"] == exp["size_rmon"]
     assert slot["size_log2"] == exp["size_log2"]
     for k, v in slot["l3"].items():
