@@ -59,7 +59,7 @@ TEST_TOOLS := $(OUT)/tests/bpf_run $(OUT)/tests/fill_flows $(OUT)/tests/loadchec
 	      $(OUT)/tests/pace_send
 BENCH_BINS := $(OUT)/bench/xdp_bench $(OUT)/bench/filter_bench $(OUT)/bench/tcp_bench
 
-.PHONY: all deps test test-kernels unit pytest demo bench fuzz install clean
+.PHONY: all deps test test-build test-kernels unit pytest demo bench fuzz install clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -196,11 +196,15 @@ pytest: deps $(BIN) $(TEST_TOOLS)
 # kernel with the rest): VM_KERNELS= skips it. The SAN=1 pass leaves it out,
 # and the fuzzers too: they are ASan+UBSan builds either way, run once.
 VM_KERNELS ?= 6.1 6.12 5.10
-test: deps $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(if $(filter 1,$(SAN)),,$(FUZZ_BINS))
+TEST_BUILD := $(BIN) $(UNIT_BINS) $(TEST_TOOLS) $(if $(filter 1,$(SAN)),,$(FUZZ_BINS))
+test: deps $(TEST_BUILD)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 	$(if $(filter 1,$(SAN)),,@$(MAKE) -s fuzz FUZZ_TIME=$(TEST_FUZZ_TIME))
 	$(if $(filter 1,$(SAN)),,$(if $(strip $(VM_KERNELS)),@$(MAKE) -s --no-print-directory test-kernels KERNELS='$(VM_KERNELS)'))
+
+# What `make test` runs, built and not run (.ci/run builds it with -j first)
+test-build: deps $(TEST_BUILD)
 
 # The kernel matrix: KERNEL_TESTS on each kernel of KERNELS, Debian's own in
 # qemu (scripts/vmtest.sh, cached in .output/kernels) and `host` right here,
