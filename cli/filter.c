@@ -397,7 +397,7 @@ static void print_set(const struct pl_chain *c, const char *ifname, const char *
 static int set_or_clear(int argc, char **argv, bool set)
 {
 	const char *verb = set ? "filter set" : "filter clear";
-	struct pl_chain c = { -1, -1, -1, -1, {}, false };
+	struct pl_chain c = { -1, -1, -1, -1, {}, false, "" };
 	struct pl_attachment *a = NULL;
 	char why[PL_WHY_LEN * 4], *expr = NULL, *old = NULL;
 	size_t n;

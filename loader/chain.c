@@ -22,6 +22,7 @@
 
 #include "features.h"
 #include "loader.h"
+#include "ruleset.h"
 #include "xdp_multi.h"
 #include "../pcap/cbpf.h"
 
@@ -42,6 +43,7 @@ int pl_chain_open(const char *dir, struct pl_chain *c)
 
 	memset(c, 0, sizeof(*c));
 	c->xdp_fd = c->tc_fd = -1;
+	snprintf(c->dir, sizeof(c->dir), "%s", dir);
 	c->res_fd = pl_pin_open(dir, PL_MAP_CHAIN_RES);
 	c->meta_fd = pl_pin_open(dir, PL_MAP_META);
 	if (c->res_fd < 0 || c->meta_fd < 0)
@@ -110,6 +112,36 @@ void pl_wait_for_packets(void)
 		usleep(100000);	/* nohz_full kernels refuse it: XDP/tc runs take microseconds */
 }
 
+/*
+ * A tc hook's MAIN slot, where its chain hands packets back to be counted:
+ * attach fills it only when it chains a filter itself, so the first filter
+ * or sample stage of an attachment loads it here (pl_chain_main_load()).
+ * XDP's is always there.
+ */
+static int need_main(const struct pl_chain *c, const struct hook *h, char *why, size_t whylen)
+{
+	__u32 d = h->t.res_key == PL_SLOT_TC_OUT ? PL_DIR_OUT : PL_DIR_IN;
+	__u32 slot = PL_CHAIN_MAIN(d), id;
+	int fd, err = 0;
+
+	if (h->t.ctx != PL_FILTER_TC || !bpf_map_lookup_elem(h->t.chain_fd, &slot, &id))
+		return 0;
+	if (errno != ENOENT)
+		return pl_why(why, whylen, -errno, "%s: cannot read the filter chain: %s", h->name,
+			      strerror(errno));
+	if (!c->dir[0])
+		return pl_why(why, whylen, -ENOENT, "%s: the filter chain has no counting program",
+			      h->name);
+	fd = pl_chain_main_load(c->dir, d, why, whylen);
+	if (fd < 0)
+		return fd;
+	if (bpf_map_update_elem(h->t.chain_fd, &slot, &fd, BPF_ANY))
+		err = pl_why(why, whylen, -errno, "%s: cannot chain the counting program: %s",
+			     h->name, strerror(errno));
+	close(fd);
+	return err;
+}
+
 /* Compile, translate, wrap and load @expr for hook @h; the program fd or -errno. */
 static int load_rules(const struct hook *h, const char *expr, char *why, size_t whylen)
 {
@@ -174,6 +206,8 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 		if (fds[i] < 0)
 			err = fds[i];
 	}
+	for (size_t i = 0; i < n && !err; i++)
+		err = need_main(c, &h[i], why, whylen);
 	/* every program passed the verifier: now swap, hook by hook */
 	for (size_t i = 0; i < n && !err; i++) {
 		old[i] = old_rules(&h[i]);
@@ -230,12 +264,16 @@ int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __
 {
 	struct hook h[PL_SLOT_MAX];
 	size_t n = hooks_of(c, h);
+	int err;
 
 	if (nnext > PL_CHAIN_NEXT_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (h[i].t.res_key != (__u32)slot)
 			continue;
+		err = need_main(c, &h[i], why, whylen);
+		if (err)
+			return err;
 		h[i].t.res_fd = res_fd;
 		memcpy(h[i].t.next, next, nnext * sizeof(*next));
 		h[i].t.nnext = nnext;

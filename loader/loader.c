@@ -112,6 +112,7 @@ struct attach {
 	bool xdp_joined;	/* our program went into the dispatcher */
 	bool notail;		/* the XDP object without tail calls (pktlens_xdp_notail) */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
+	bool refilter;		/* chains a filter (refilter()): tc's MAIN programs loaded now */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
 	bool tcp_fresh;		/* --tcp-passive: new tcp_state/tcp_ts, for the namespace's pins */
 	unsigned int cache_bits;	/* flow cache slots per CPU, a shift (bpf/flow.h) */
@@ -617,14 +618,15 @@ static int load_tc(struct attach *a)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy_bounded, false);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, a->info->tc_hooks & PL_TC_IN);
+	/* the chain's MAIN twins: here for a filter of this attach, else on first use (chain.c) */
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_main,
-						a->info->tc_hooks & PL_TC_IN);
+						a->refilter && (a->info->tc_hooks & PL_TC_IN));
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out, a->info->tc_hooks & PL_TC_OUT);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
-						a->info->tc_hooks & PL_TC_OUT);
+						a->refilter && (a->info->tc_hooks & PL_TC_OUT));
 	if (err)
 		return pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s",
 			      a->o->ifname, strerror(-err));
@@ -646,7 +648,11 @@ static struct bpf_map *xdp_chain(const struct attach *a)
 						 a->xskel->maps.xdp_skb_chain;
 }
 
-/* Every hook's MAIN slot: where a chained filter hands the packet back. */
+/*
+ * The MAIN slots: where a chained filter hands the packet back. XDP's always;
+ * tc's when this attach chains a filter, else `filter set` or `sample` fills
+ * them on first use (loader/chain.c): half of tc's verification saved.
+ */
 static int fill_chains(struct attach *a)
 {
 	__u32 slot = PL_CHAIN_MAIN(PL_DIR_IN);
@@ -660,7 +666,7 @@ static int fill_chains(struct attach *a)
 			err = -errno;
 	}
 	for (int dir = 0; dir < 2 && !err; dir++) {
-		if (!(a->info->tc_hooks & (1u << dir)))
+		if (!(a->info->tc_hooks & (1u << dir)) || !a->refilter)
 			continue;
 		slot = PL_CHAIN_MAIN(dir);
 		fd = bpf_program__fd(dir == PL_DIR_IN ? a->tskel->progs.pktlens_tc_in_main :
@@ -1056,6 +1062,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (!err && info->xdp_disp && info->xdp_mode == PL_XDP_NATIVE && !info->xdp_note)
 		info->xdp_note = "libxdp's dispatcher runs pktlens without multi-buffer XDP "
 				 "(native XDP takes frames that fit one page)";
+	a.refilter = o->set_filter ? o->filter != NULL : info->reattached && a.old.meta.filter_set;
 	if (!err && info->tc_hooks)
 		err = load_tc(&a);
 	if (!err)
@@ -1131,8 +1138,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			     ifname, strerror(errno));
 		goto out;
 	}
-	if (o->set_filter ? o->filter && (err = refilter(&a, o->filter)) :
-	    info->reattached && a.old.meta.filter_set && (err = refilter(&a, a.old.meta.filter_expr)))
+	if (a.refilter && (err = refilter(&a, o->set_filter ? o->filter : a.old.meta.filter_expr)))
 		goto out;
 	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
 		goto out;

@@ -455,6 +455,7 @@ struct pl_chain {
 	int meta_fd;
 	struct pl_meta meta;
 	bool xdp_no_tail;	/* the XDP entry does not tail-call (loader/xdp_multi.h) */
+	char dir[512];		/* its pins; "" in attach, which loads what the chain needs */
 };
 
 /* Open the pins of the attachment in @dir. */

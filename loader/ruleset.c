@@ -501,6 +501,59 @@ static int build_stage(const struct pl_policy *p, struct pl_ruleset *rs,
 	return err;
 }
 
+/*
+ * Load @prog, the one program of @x or @t (an XDP or tc object just opened)
+ * to load, against attachment @p: its pinned maps reused, the object's own
+ * sized by @size (0: as built), the attachment's TCP analysis and flow cache
+ * in the read-only data, as attach set them in its programs. @what names the
+ * program in @why. 0, or -errno with @why.
+ */
+static int load_against(const struct pl_policy *p, struct pktlens_xdp *x, struct pktlens_tc *t,
+			struct bpf_program *prog, const __u32 size[PL_MID_MAX], __u32 xdp_flags,
+			const char *hook, const char *what, char *why, size_t whylen)
+{
+	struct bpf_object *obj = x ? x->obj : t->obj;
+	int err, cbits;
+
+	err = pl_maps_check(obj, x ? PL_OBJ_XDP : PL_OBJ_TC, why, whylen);
+	if (err)
+		return err;
+	autoload_only(obj, prog);
+	/* beside an extension program (libxdp's dispatcher): as it is, no attach type */
+	if (x && (xdp_flags & PL_EBPF_F_NO_ATTACH_TYPE))
+		err = bpf_program__set_expected_attach_type(prog, 0);
+	if (err)
+		return pl_why(why, whylen, err, "%s: cannot prepare %s: %s", hook, what,
+			      strerror(-err));
+	/* analyses TCP as the attachment's programs do (bpf/tcp.h) */
+	if (x)
+		x->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							   (int)p->meta.tc_hooks,
+							   p->meta.tcp_passive, true);
+	else
+		t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
+							   (int)p->meta.tc_hooks,
+							   p->meta.tcp_passive, false);
+	/* the attachment's flow cache, its size as its programs have it */
+	cbits = pl_flow_cache_bits_of(p->fd[PL_MID_FLOW_CACHE]);
+	if (cbits < 0)
+		return pl_why(why, whylen, cbits, "%s: the attachment's flow cache is %s; attach "
+			      "--force makes it anew, keeping its counters", hook,
+			      cbits == -EPROTO ? "an older pktlens's" : strerror(-cbits));
+	if (x)
+		x->rodata->pl_flow_cache_bits = (__u32)cbits;
+	else
+		t->rodata->pl_flow_cache_bits = (__u32)cbits;
+	err = prepare_maps(p, obj, size);
+	err = err ?: (x ? pktlens_xdp__load(x) : pktlens_tc__load(t));
+	if (err)
+		return pl_why(why, whylen, pl_load_err(err), "%s: loading %s failed: %s%s", hook,
+			      what, strerror(-err), err == -E2BIG && p->meta.tcp_passive ?
+			      " (rules and TCP analysis over this verifier's limit; attach without "
+			      "--tcp-passive for rules)" : "");
+	return 0;
+}
+
 /* See ruleset.h */
 int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const struct pl_rule *rules,
 		     size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
@@ -516,7 +569,7 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	struct pl_policy_cfg cfg = { 0 };
 	bool skb = !(rs->xdp_flags & BPF_F_XDP_HAS_FRAGS), xdp = !strcmp(rs->hook, "xdp in");
 	bool loop = pl_feature(PL_FEAT_BPF_LOOP);
-	int err, cbits;
+	int err;
 
 	rs->prog_fd = -1;
 	for (size_t i = 0; i < n; i++) {
@@ -564,15 +617,6 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 			     xdp ? "XDP" : "tc", strerror(errno));
 		goto out;
 	}
-	err = pl_maps_check(obj, xdp ? PL_OBJ_XDP : PL_OBJ_TC, why, whylen);
-	if (err)
-		goto out;
-	autoload_only(obj, prog);
-	/* beside an extension program (libxdp's dispatcher): as it is, no attach type */
-	if (xdp && (rs->xdp_flags & PL_EBPF_F_NO_ATTACH_TYPE))
-		err = bpf_program__set_expected_attach_type(prog, 0);
-	if (err)
-		goto out;
 	lpm4_n[0] = lpm_v4(lpm[0], lpm_n[0]);
 	lpm4_n[1] = lpm_v4(lpm[1], lpm_n[1]);
 	size[PL_MID_POLICY_SRC4] = lpm4_n[0] ? (__u32)lpm4_n[0] : 1;
@@ -582,36 +626,10 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
 	size[PL_MID_POLICY_CLASS] = lk.ncls ? (__u32)lk.ncls : 1;
 	size[PL_MID_POLICY_BITS] = lk.nbits ? (__u32)lk.nbits : 1;
-	/* analyses TCP as the attachment's programs do (bpf/tcp.h) */
-	if (rs->x)
-		rs->x->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
-							       (int)p->meta.tc_hooks,
-							       p->meta.tcp_passive, true);
-	else
-		rs->t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
-							       (int)p->meta.tc_hooks,
-							       p->meta.tcp_passive, false);
-	/* the attachment's flow cache, its size as its programs have it */
-	cbits = pl_flow_cache_bits_of(p->fd[PL_MID_FLOW_CACHE]);
-	if (cbits < 0) {
-		err = pl_why(why, whylen, cbits, "%s: the attachment's flow cache is %s; attach --force "
-			     "makes it anew, keeping its counters", rs->hook,
-			     cbits == -EPROTO ? "an older pktlens's" : strerror(-cbits));
+	err = load_against(p, rs->x, rs->t, prog, size, rs->xdp_flags, rs->hook,
+			   "the rule-set programs", why, whylen);
+	if (err)
 		goto out;
-	}
-	if (rs->x)
-		rs->x->rodata->pl_flow_cache_bits = (__u32)cbits;
-	else
-		rs->t->rodata->pl_flow_cache_bits = (__u32)cbits;
-	err = prepare_maps(p, obj, size);
-	err = err ?: (rs->x ? pktlens_xdp__load(rs->x) : pktlens_tc__load(rs->t));
-	if (err) {
-		err = pl_why(why, whylen, pl_load_err(err), "%s: loading the rule-set programs failed: %s%s",
-			     rs->hook, strerror(-err), err == -E2BIG && p->meta.tcp_passive ?
-			     " (rules and TCP analysis over this verifier's limit; attach without "
-			     "--tcp-passive for rules)" : "");
-		goto out;
-	}
 	err = fill_list(obj_map_fd(obj, PL_MID_POLICY_LIST), rules + from, to - from, list_n);
 	err = err ?: fill_lpm(obj_map_fd(obj, PL_MID_POLICY_SRC4), obj_map_fd(obj, PL_MID_POLICY_SRC6),
 			      lpm[0], lpm_n[0]);
@@ -649,4 +667,35 @@ out:
 	free(lk.cls);
 	free(lk.bits);
 	return err;
+}
+
+/* See ruleset.h */
+int pl_chain_main_load(const char *dir, __u32 d, char *why, size_t whylen)
+{
+	const __u32 size[PL_MID_MAX] = { 0 };
+	const char *hook = d == PL_DIR_IN ? "tc in" : "tc out";
+	struct bpf_program *prog;
+	struct pktlens_tc *t = NULL;
+	struct pl_policy p;
+	int fd;
+
+	fd = pl_policy_open(dir, &p);
+	if (fd)
+		return pl_why(why, whylen, fd, "%s: cannot open the attachment's maps in %s: %s",
+			      hook, dir, strerror(-fd));
+	t = pktlens_tc__open();
+	if (!t) {
+		fd = pl_why(why, whylen, -errno, "%s: cannot open the tc object: %s", hook,
+			    strerror(errno));
+		goto out;
+	}
+	prog = d == PL_DIR_IN ? t->progs.pktlens_tc_in_main : t->progs.pktlens_tc_out_main;
+	fd = load_against(&p, NULL, t, prog, size, 0, hook, "the filter chain's counting program",
+			  why, whylen);
+	if (!fd && (fd = dup(bpf_program__fd(prog))) < 0)
+		fd = pl_why(why, whylen, -errno, "%s: %s", hook, strerror(errno));
+out:
+	pktlens_tc__destroy(t);
+	pl_policy_close(&p);
+	return fd;
 }

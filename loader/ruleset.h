@@ -34,6 +34,14 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		     size_t n, const struct pl_rule_text *texts, size_t ntexts, char *why,
 		     size_t whylen);
 void pl_ruleset_free(struct pl_ruleset *rs);
+/*
+ * Load the tc counting program that a filter chain of direction @d hands
+ * packets back to (PL_CHAIN_MAIN, *_main in tc/pktlens_tc.bpf.c), against
+ * the maps of the attachment pinned in @dir, as attach would have. attach
+ * loads it only when it chains a filter itself; `filter set` and `sample`
+ * load it on first use (pl_chain_main()). Its fd, or -errno with @why.
+ */
+int pl_chain_main_load(const char *dir, __u32 d, char *why, size_t whylen);
 /* 0/1: the LPM trie of source/destination a rule goes into; -1: the ordered list */
 int pl_rule_lpm_field(const struct pl_rule *r);
 

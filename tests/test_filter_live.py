@@ -5,6 +5,7 @@ programs (PROG_ARRAY tail call), counting exactly the packets libpcap matches.
 The oracle is tcpdump itself: `tcpdump -r sent.pcap -w matched.pcap EXPR` over the frames
 the test sends, so the expected counts come from libpcap, not from this code.
 """
+import json
 import os
 import subprocess
 import time
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from frames import mixed
-from lab import SENDRAW, pktlens, pktlens_json, sh, slot
+from lab import PIN_ROOT, PKTLENS, SENDRAW, netns_ino, pktlens, pktlens_json, sh, slot
 
 EXPRESSIONS = [
     "udp",
@@ -217,3 +218,61 @@ def test_force_reattach_keeps_filter_and_detach_frees_it(lab):
     while len(pl_filter_progs()) > before and time.time() < deadline:
         time.sleep(0.05)
     assert len(pl_filter_progs()) == before
+
+
+
+def tc_chain_slots(lab, dev="vb"):
+    """The filled slots of DEV's tc PROG_ARRAY, from its pin (bpftool, not pktlens)."""
+    pin = os.path.join(PIN_ROOT, str(netns_ino(lab.b)), dev, "tc_chain")
+    doc = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", pin).stdout)
+    return sorted(int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little") for e in doc)
+
+
+@pytest.mark.parametrize("first", ["sample", "filter"])
+def test_tc_counting_program_comes_with_the_first_chain_stage(lab, first):
+    """A tc attach loads no counting program for the chain (the MAIN slots, 1 and 3, stay
+    empty); the first stage chained in, a sample or a filter, loads it, and from then on every
+    packet is still counted once in both directions (the link's own counters for egress), the
+    sample gets libpcap's matches and the filter counts them."""
+    from scapy.all import rdpcap
+
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in,out", ns=lab.b)
+    assert tc_chain_slots(lab) == []
+    frames = [c.frame for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))]
+    size = sum(len(bytes(f)) for f in frames)
+    tx0 = lab.link_stats(lab.b, "vb")["tx"]
+    n = lab.send(frames)
+    lab.send(frames, ns=lab.b, dev="vb")
+    lab.wait_packets(n, hook=("tc", "out"))
+    exp = libpcap_matches(lab, frames, "udp")
+    assert exp[0] > 0
+    path = os.path.join(lab.tmp, "s.pcap")
+    if first == "sample":
+        s = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "--hook", "tc", "-w", path,
+                              "-c", str(exp[0]), "udp"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 20     # until its stages are chained in (slots 10, 11)
+        while not {10, 11} <= set(tc_chain_slots(lab)) and time.time() < deadline:
+            assert s.poll() is None, s.communicate()
+            time.sleep(0.05)
+    else:
+        pktlens("filter", "set", "vb", "udp", ns=lab.b)
+    assert {1, 3} <= set(tc_chain_slots(lab))
+    lab.send(frames)
+    lab.wait_packets(2 * n, hook=("tc", "in"))
+    if first == "sample":
+        err = s.communicate(timeout=20)[1]
+        assert s.returncode == 0, err
+        want = [bytes(p) for p in rdpcap(os.path.join(lab.tmp, "matched.pcap"))]
+        got = [bytes(p) for p in rdpcap(path)]
+        assert [len(p) for p in got] == [len(p) for p in want]
+        assert got == want
+    lab.send(frames, ns=lab.b, dev="vb")
+    doc = lab.wait_packets(2 * n, hook=("tc", "out"))
+    tx = lab.link_stats(lab.b, "vb")["tx"]
+    for d in ("in", "out"):
+        h = slot(doc, "tc", d)
+        assert (h["packets"], h["bytes"]) == (2 * n, 2 * size), d
+        if first == "filter":
+            assert (h["filter_packets"], h["filter_bytes"]) == exp, d
+    assert tx["packets"] - tx0["packets"] == 2 * n
