@@ -113,32 +113,40 @@ void pl_wait_for_packets(void)
 }
 
 /*
- * A tc hook's MAIN slot, where its chain hands packets back to be counted:
- * attach fills it only when it chains a filter itself, so the first filter
- * or sample stage of an attachment loads it here (pl_chain_main_load()).
- * XDP's is always there.
+ * The tc hooks' MAIN slots, where their chain hands packets back to be
+ * counted: attach fills them only when it chains a filter itself, so the
+ * first filter or sample stage of an attachment loads them here, both
+ * directions from one object (pl_chain_main_load()). XDP's is always there.
  */
-static int need_main(const struct pl_chain *c, const struct hook *h, char *why, size_t whylen)
+static int need_mains(const struct pl_chain *c, char *why, size_t whylen)
 {
-	__u32 d = h->t.res_key == PL_SLOT_TC_OUT ? PL_DIR_OUT : PL_DIR_IN;
-	__u32 slot = PL_CHAIN_MAIN(d), id;
-	int fd, err = 0;
+	int fds[2] = { -1, -1 }, err = 0;
+	unsigned int dirs = 0;
+	__u32 slot, id;
 
-	if (h->t.ctx != PL_FILTER_TC || !bpf_map_lookup_elem(h->t.chain_fd, &slot, &id))
+	for (int d = 0; d < 2 && c->tc_fd >= 0; d++) {
+		slot = PL_CHAIN_MAIN(d);
+		if (!(c->meta.tc_hooks & (1u << d)) || !bpf_map_lookup_elem(c->tc_fd, &slot, &id))
+			continue;
+		if (errno != ENOENT)
+			return pl_why(why, whylen, -errno, "tc: cannot read the filter chain: %s",
+				      strerror(errno));
+		dirs |= 1u << d;
+	}
+	if (!dirs)
 		return 0;
-	if (errno != ENOENT)
-		return pl_why(why, whylen, -errno, "%s: cannot read the filter chain: %s", h->name,
-			      strerror(errno));
 	if (!c->dir[0])
-		return pl_why(why, whylen, -ENOENT, "%s: the filter chain has no counting program",
-			      h->name);
-	fd = pl_chain_main_load(c->dir, d, why, whylen);
-	if (fd < 0)
-		return fd;
-	if (bpf_map_update_elem(h->t.chain_fd, &slot, &fd, BPF_ANY))
-		err = pl_why(why, whylen, -errno, "%s: cannot chain the counting program: %s",
-			     h->name, strerror(errno));
-	close(fd);
+		return pl_why(why, whylen, -ENOENT, "tc: the filter chain has no counting program");
+	err = pl_chain_main_load(c->dir, dirs, fds, why, whylen);
+	for (int d = 0; d < 2; d++) {
+		if (fds[d] < 0)
+			continue;
+		slot = PL_CHAIN_MAIN(d);
+		if (!err && bpf_map_update_elem(c->tc_fd, &slot, &fds[d], BPF_ANY))
+			err = pl_why(why, whylen, -errno, "tc %s: cannot chain the counting program: %s",
+				     d == PL_DIR_IN ? "in" : "out", strerror(errno));
+		close(fds[d]);
+	}
 	return err;
 }
 
@@ -206,8 +214,8 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 		if (fds[i] < 0)
 			err = fds[i];
 	}
-	for (size_t i = 0; i < n && !err; i++)
-		err = need_main(c, &h[i], why, whylen);
+	if (!err)
+		err = need_mains(c, why, whylen);
 	/* every program passed the verifier: now swap, hook by hook */
 	for (size_t i = 0; i < n && !err; i++) {
 		old[i] = old_rules(&h[i]);
@@ -271,7 +279,7 @@ int pl_chain_load_stage(const struct pl_chain *c, int slot, int res_fd, const __
 	for (size_t i = 0; i < n; i++) {
 		if (h[i].t.res_key != (__u32)slot)
 			continue;
-		err = need_main(c, &h[i], why, whylen);
+		err = h[i].t.ctx == PL_FILTER_TC ? need_mains(c, why, whylen) : 0;
 		if (err)
 			return err;
 		h[i].t.res_fd = res_fd;

@@ -423,15 +423,6 @@ static int fill_array(int fd, const void *v, size_t vsz, size_t n)
 	return err;
 }
 
-/* Of @obj's programs, load only @prog. */
-static void autoload_only(struct bpf_object *obj, struct bpf_program *prog)
-{
-	struct bpf_program *q;
-
-	bpf_object__for_each_program(q, obj)
-		bpf_program__set_autoload(q, q == prog);
-}
-
 /*
  * The expression stage of @rs: every PL_M_EXPR rule of @rules (its direction,
  * in list order, as fill_list() numbers them) compiled, translated and
@@ -502,26 +493,36 @@ static int build_stage(const struct pl_policy *p, struct pl_ruleset *rs,
 }
 
 /*
- * Load @prog, the one program of @x or @t (an XDP or tc object just opened)
- * to load, against attachment @p: its pinned maps reused, the object's own
- * sized by @size (0: as built), the attachment's TCP analysis and flow cache
- * in the read-only data, as attach set them in its programs. @what names the
- * program in @why. 0, or -errno with @why.
+ * Load @prog[i] for each bit i of @which, the only programs of @x or @t (an
+ * XDP or tc object just opened) to load, against attachment @p: its pinned
+ * maps reused, the object's own sized by @size (0: as built), the
+ * attachment's TCP analysis and flow cache in the read-only data, as attach
+ * set them in its programs. @what names the programs in @why. 0, or -errno
+ * with @why.
  */
 static int load_against(const struct pl_policy *p, struct pktlens_xdp *x, struct pktlens_tc *t,
-			struct bpf_program *prog, const __u32 size[PL_MID_MAX], __u32 xdp_flags,
-			const char *hook, const char *what, char *why, size_t whylen)
+			struct bpf_program *const *prog, unsigned int which,
+			const __u32 size[PL_MID_MAX], __u32 xdp_flags, const char *hook,
+			const char *what, char *why, size_t whylen)
 {
 	struct bpf_object *obj = x ? x->obj : t->obj;
+	struct bpf_program *q;
 	int err, cbits;
 
 	err = pl_maps_check(obj, x ? PL_OBJ_XDP : PL_OBJ_TC, why, whylen);
 	if (err)
 		return err;
-	autoload_only(obj, prog);
+	bpf_object__for_each_program(q, obj) {
+		bool load = false;
+
+		for (unsigned int i = 0; which >> i; i++)
+			load |= (which & (1u << i)) && q == prog[i];
+		bpf_program__set_autoload(q, load);
+	}
 	/* beside an extension program (libxdp's dispatcher): as it is, no attach type */
-	if (x && (xdp_flags & PL_EBPF_F_NO_ATTACH_TYPE))
-		err = bpf_program__set_expected_attach_type(prog, 0);
+	for (unsigned int i = 0; x && (xdp_flags & PL_EBPF_F_NO_ATTACH_TYPE) && !err && which >> i; i++)
+		if (which & (1u << i))
+			err = bpf_program__set_expected_attach_type(prog[i], 0);
 	if (err)
 		return pl_why(why, whylen, err, "%s: cannot prepare %s: %s", hook, what,
 			      strerror(-err));
@@ -626,7 +627,7 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 	size[PL_MID_POLICY_LIST] = list_n ? (__u32)list_n : 1;
 	size[PL_MID_POLICY_CLASS] = lk.ncls ? (__u32)lk.ncls : 1;
 	size[PL_MID_POLICY_BITS] = lk.nbits ? (__u32)lk.nbits : 1;
-	err = load_against(p, rs->x, rs->t, prog, size, rs->xdp_flags, rs->hook,
+	err = load_against(p, rs->x, rs->t, &prog, 1, size, rs->xdp_flags, rs->hook,
 			   "the rule-set programs", why, whylen);
 	if (err)
 		goto out;
@@ -670,32 +671,39 @@ out:
 }
 
 /* See ruleset.h */
-int pl_chain_main_load(const char *dir, __u32 d, char *why, size_t whylen)
+int pl_chain_main_load(const char *dir, unsigned int dirs, int fds[2], char *why, size_t whylen)
 {
 	const __u32 size[PL_MID_MAX] = { 0 };
-	const char *hook = d == PL_DIR_IN ? "tc in" : "tc out";
-	struct bpf_program *prog;
+	struct bpf_program *prog[2];
 	struct pktlens_tc *t = NULL;
 	struct pl_policy p;
-	int fd;
+	int err;
 
-	fd = pl_policy_open(dir, &p);
-	if (fd)
-		return pl_why(why, whylen, fd, "%s: cannot open the attachment's maps in %s: %s",
-			      hook, dir, strerror(-fd));
+	fds[0] = fds[1] = -1;
+	err = pl_policy_open(dir, &p);
+	if (err)
+		return pl_why(why, whylen, err, "tc: cannot open the attachment's maps in %s: %s",
+			      dir, strerror(-err));
 	t = pktlens_tc__open();
 	if (!t) {
-		fd = pl_why(why, whylen, -errno, "%s: cannot open the tc object: %s", hook,
-			    strerror(errno));
+		err = pl_why(why, whylen, -errno, "tc: cannot open the tc object: %s", strerror(errno));
 		goto out;
 	}
-	prog = d == PL_DIR_IN ? t->progs.pktlens_tc_in_main : t->progs.pktlens_tc_out_main;
-	fd = load_against(&p, NULL, t, prog, size, 0, hook, "the filter chain's counting program",
-			  why, whylen);
-	if (!fd && (fd = dup(bpf_program__fd(prog))) < 0)
-		fd = pl_why(why, whylen, -errno, "%s: %s", hook, strerror(errno));
+	prog[PL_DIR_IN] = t->progs.pktlens_tc_in_main;
+	prog[PL_DIR_OUT] = t->progs.pktlens_tc_out_main;
+	err = load_against(&p, NULL, t, prog, dirs, size, 0, "tc",
+			   "the filter chain's counting programs", why, whylen);
+	for (int d = 0; d < 2 && !err; d++)
+		if ((dirs & (1u << d)) && (fds[d] = dup(bpf_program__fd(prog[d]))) < 0)
+			err = pl_why(why, whylen, -errno, "tc: %s", strerror(errno));
+	if (err) {
+		for (int d = 0; d < 2; d++)
+			if (fds[d] >= 0)
+				close(fds[d]);
+		fds[0] = fds[1] = -1;
+	}
 out:
 	pktlens_tc__destroy(t);
 	pl_policy_close(&p);
-	return fd;
+	return err;
 }

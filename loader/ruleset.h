@@ -35,13 +35,15 @@ int pl_ruleset_build(const struct pl_policy *p, struct pl_ruleset *rs, const str
 		     size_t whylen);
 void pl_ruleset_free(struct pl_ruleset *rs);
 /*
- * Load the tc counting program that a filter chain of direction @d hands
- * packets back to (PL_CHAIN_MAIN, *_main in tc/pktlens_tc.bpf.c), against
- * the maps of the attachment pinned in @dir, as attach would have. attach
- * loads it only when it chains a filter itself; `filter set` and `sample`
- * load it on first use (pl_chain_main()). Its fd, or -errno with @why.
+ * Load the tc counting programs that a filter chain hands packets back to
+ * (PL_CHAIN_MAIN, *_main in tc/pktlens_tc.bpf.c), of each direction in the
+ * bits @dirs (1 << PL_DIR_IN, 1 << PL_DIR_OUT), against the maps of the
+ * attachment pinned in @dir, as attach would have, from one object. attach
+ * loads them only when it chains a filter itself; `filter set` and `sample`
+ * on first use (loader/chain.c). 0 and their fds in @fds (-1 for the
+ * others), or -errno with @why.
  */
-int pl_chain_main_load(const char *dir, __u32 d, char *why, size_t whylen);
+int pl_chain_main_load(const char *dir, unsigned int dirs, int fds[2], char *why, size_t whylen);
 /* 0/1: the LPM trie of source/destination a rule goes into; -1: the ordered list */
 int pl_rule_lpm_field(const struct pl_rule *r);
 
