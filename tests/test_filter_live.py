@@ -220,7 +220,6 @@ def test_force_reattach_keeps_filter_and_detach_frees_it(lab):
     assert len(pl_filter_progs()) == before
 
 
-
 def tc_chain_slots(lab, dev="vb"):
     """The filled slots of DEV's tc PROG_ARRAY, from its pin (bpftool, not pktlens)."""
     pin = os.path.join(PIN_ROOT, str(netns_ino(lab.b)), dev, "tc_chain")
