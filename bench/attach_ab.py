@@ -7,12 +7,16 @@ turn, the order alternating, and detaches it again; reported per build: the
 median, minimum and maximum wall time of the attach over the rounds.
 
     bench/attach_ab.py A_PKTLENS B_PKTLENS [--rounds 12] [--opts 'ATTACH-OPTIONS']
+                       [--then 'COMMAND']
 
 The attach options default to '--xdp none --tc in,out' (what attach picks on a
-veth). Needs root.
+veth). With --then, what is timed is COMMAND (pktlens arguments, e.g. 'policy
+load vb rules.txt' or 'filter set vb "udp port 9"', split as a shell would),
+run right after each attach. Needs root.
 """
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import time
@@ -28,8 +32,11 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--opts", default="--xdp none --tc in,out")
+    ap.add_argument("--then", help="time this pktlens command after the attach instead")
     args = ap.parse_args()
     args.opts = args.opts.split()
+    then = shlex.split(args.then) if args.then else None
+    what = args.then if then else "attach " + " ".join(args.opts)
     builds = [args.a, args.b]
     ns = f"plab{os.getpid()}"
     sh("ip", "netns", "add", ns)
@@ -41,11 +48,14 @@ def main():
             for b in builds if r % 2 == 0 else builds[::-1]:
                 t0 = time.perf_counter()
                 sh(b, "-n", ns, "attach", "vb", *args.opts)
+                if then:
+                    t0 = time.perf_counter()
+                    sh(b, "-n", ns, *then)
                 took[b].append(time.perf_counter() - t0)
                 sh(b, "-n", ns, "detach", "vb")
         for name, b in zip("AB", builds):
             v = sorted(took[b])
-            print(f"{name} {b}: attach {' '.join(args.opts)}: median {statistics.median(v) * 1e3:.0f} ms, "
+            print(f"{name} {b}: {what}: median {statistics.median(v) * 1e3:.0f} ms, "
                   f"min {v[0] * 1e3:.0f}, max {v[-1] * 1e3:.0f} ({args.rounds} rounds)")
         print(f"B / A (medians): {statistics.median(took[args.b]) / statistics.median(took[args.a]):.2f}")
     finally:

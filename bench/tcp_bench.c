@@ -42,6 +42,7 @@
 
 #include "pktlens/pktlens.h"
 #include "pktlens_xdp.skel.h"
+#include "../loader/features.h"
 
 #define FRAME 1514
 #define MAX_ROUNDS 64
@@ -194,6 +195,7 @@ int main(int argc, char **argv)
 		if (!s[k])
 			goto out;
 		s[k]->rodata->pl_tcp_slots = k ? 1U << PL_SLOT_XDP_IN : 0;
+		pl_obj_kernel(s[k]->obj);
 		bpf_map__set_max_entries(s[k]->maps.flows, flows + 16);
 		bpf_map__set_max_entries(s[k]->maps.tcp_state, flows + 16);
 		bpf_map__set_max_entries(s[k]->maps.tcp_ts, flows + 16);

@@ -82,6 +82,7 @@
 #include "pass.skel.h"
 #include "../cli/util.h"
 #include "../export/json.h"
+#include "../loader/features.h"
 #include "../loader/loader.h"
 
 #define TARGET_SINGLE 2.0
@@ -844,46 +845,21 @@ static struct bpf_map *rodata_map(const struct bpf_object *obj)
 }
 
 /*
- * Size the flow cache as attach does (pl_flow_cache_size()) and tell the
- * programs (pl_flow_cache_bits in .rodata, found by its BTF). An object
- * without the variable (an older variant given with --obj) keeps its own.
+ * What the loader does to a packet object before its load: tell it what the
+ * kernel has (pl_obj_kernel()), size the flow cache as attach does
+ * (pl_flow_cache_size()) and tell the programs (pl_flow_cache_bits). An
+ * object without these (an older variant given with --obj) keeps its own.
  */
-static int size_cache(struct bpf_object *obj, uint32_t flows_max)
+static int prepare_obj(struct bpf_object *obj, uint32_t flows_max)
 {
-	struct btf *btf = bpf_object__btf(obj);
-	const struct btf_var_secinfo *vs;
-	const struct btf_type *sec;
-	struct bpf_map *ro;
 	unsigned int bits;
-	const void *init;
-	size_t size;
-	char *data;
-	int id, err;
+	int err = pl_obj_kernel(obj);
 
-	id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -ENOENT;
-	if (id < 0)
-		return 0;
-	sec = btf__type_by_id(btf, id);
-	vs = btf_var_secinfos(sec);
-	for (int i = 0; i < btf_vlen(sec); i++, vs++) {
-		if (strcmp(btf__name_by_offset(btf, btf__type_by_id(btf, vs->type)->name_off),
-			   "pl_flow_cache_bits"))
-			continue;
-		ro = rodata_map(obj);
-		init = ro ? bpf_map__initial_value(ro, &size) : NULL;
-		if (!init || vs->offset + sizeof(__u32) > size)
-			return -ENOENT;
+	if (!err || err == -ENOENT)
 		err = pl_flow_cache_size(obj, flows_max, &bits);
-		data = err ? NULL : malloc(size);
-		if (!data)
-			return err ?: -ENOMEM;
-		memcpy(data, init, size);
-		memcpy(data + vs->offset, &(__u32){ bits }, sizeof(__u32));
-		err = bpf_map__set_initial_value(ro, data, size);
-		free(data);
-		return err;
-	}
-	return 0;
+	if (!err)
+		err = pl_obj_set_u32(obj, "pl_flow_cache_bits", bits);
+	return err == -ENOENT ? 0 : err;
 }
 
 static int prog_fd(struct bpf_object *obj, const char *name)
@@ -1000,7 +976,7 @@ static int load(struct bench *b)
 
 	what = "pktlens_tc.bpf.o";
 	b->tc = pktlens_tc__open();
-	err = b->tc ? size_cache(b->tc->obj, PL_FLOWS_DEFAULT) : -errno;
+	err = b->tc ? prepare_obj(b->tc->obj, PL_FLOWS_DEFAULT) : -errno;
 	err = err ?: pktlens_tc__load(b->tc);
 	if (err)
 		goto fail;
@@ -1046,7 +1022,7 @@ static int load(struct bench *b)
 		flows = bpf_object__find_map_by_name(b->obj[k], PL_MAP_FLOWS);
 		err = flows ? bpf_map__set_max_entries(flows, b->flows + 1) : 0;
 		if (!err)
-			err = size_cache(b->obj[k], b->flows + 1);
+			err = prepare_obj(b->obj[k], b->flows + 1);
 		if (!err)
 			err = bpf_object__load(b->obj[k]);
 		if (err)

@@ -2,12 +2,16 @@
 /*
  * What the running kernel has, decided at load time (DESIGN.md, Kernels).
  *
- * pl_has_helper(name) is a CO-RE relocation against the kernel's BTF
- * (enum bpf_func_id): libbpf turns it into the constant 0 or 1 before the
- * program is loaded, and the verifier never walks the branch that calls a
- * helper the kernel lacks. Code that cannot be hidden this way (a bpf_loop()
- * callback, a program's frags flag, a tracepoint argument) is in separate
- * programs instead, which the loader picks (loader/features.c).
+ * pl_has_helper(name) tests a bit of pl_helpers, a .rodata constant the
+ * loader sets from its probes before the load (PL_HELPER_*, loader/features.c):
+ * the verifier reads frozen .rodata as a known value and never walks the
+ * branch that calls a helper the kernel lacks. (A CO-RE check against the
+ * kernel's BTF would do the same, but makes libbpf parse that BTF, several
+ * megabytes, at every load.) Unset, every helper counts as there: a loader
+ * that forgot fails to load on an older kernel instead of quietly losing a
+ * feature. Code that cannot be hidden this way (a bpf_loop() callback, a
+ * program's frags flag, a tracepoint argument) is in separate programs
+ * instead, which the loader picks.
  *
  * Everything here is written for the oldest verifier we support (5.10): no
  * reliance on bounds that only newer verifiers infer.
@@ -15,9 +19,9 @@
 #ifndef __PKTLENS_BPF_COMPAT_H
 #define __PKTLENS_BPF_COMPAT_H
 
-#include <bpf/bpf_core_read.h>
+const volatile __u32 pl_helpers = PL_HELPER_ALL;
 
-#define pl_has_helper(name) bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_##name)
+#define pl_has_helper(name) ((pl_helpers & PL_HELPER_##name) != 0)
 
 /*
  * CLOCK_MONOTONIC, coarse where the kernel has it (5.11): jiffy resolution

@@ -241,7 +241,9 @@ int pl_cap_open(const char *ifname, bool xdp, __u32 dirs, struct pl_cap *cap,
 	if (!obj)
 		return pl_why(why, whylen, -errno, "cannot open the capture program: %s",
 			      strerror(errno));
-	err = trim_maps((struct bpf_object *)obj);
+	err = pl_obj_kernel((struct bpf_object *)obj);
+	if (!err)
+		err = trim_maps((struct bpf_object *)obj);
 	if (!err)
 		err = xdp ? pktlens_cap_xdp__load(cap->x) : pktlens_cap_tc__load(cap->t);
 	if (err)

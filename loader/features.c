@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Kernel features (loader/features.h). Helpers and attach types are read
- * from the kernel's own BTF (enum bpf_func_id, enum bpf_attach_type): the
- * same source the BPF programs' pl_has_helper() relocations use, so user
- * space and the programs always agree. A tracepoint's arguments come from
- * its btf_trace_* prototype. Multi-buffer XDP is a load flag BTF does not
- * describe: a two-instruction program with BPF_F_XDP_HAS_FRAGS is loaded.
- * Without BTF (or unprivileged), libbpf's helper probes answer instead.
+ * Kernel features (loader/features.h), probed in two groups, each on first
+ * use. Helpers, tcx and the load flags are asked of the kernel itself: a
+ * two-instruction program calling the helper (the verifier names a helper
+ * it does not know), a tcx query on the loopback device, a program loaded
+ * with the flag. That costs well under a millisecond; parsing the kernel's
+ * BTF (/sys/kernel/btf/vmlinux, several megabytes) costs tens, so only a
+ * tracepoint's arguments, which nothing else tells, are read from it, and
+ * only by the commands that ask for them (the probes). The packet programs
+ * get the helpers as a .rodata mask (pl_obj_kernel()), not as CO-RE
+ * relocations: libbpf then has no reason to parse the BTF at every load.
+ * Unprivileged, nothing can be loaded or queried: the BTF answers instead.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,8 +56,9 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 };
 
 static struct {
-	bool probed;
+	bool probed, btf_probed;
 	bool have[PL_FEAT_MAX];
+	__u32 helpers;		/* PL_HELPER_* the kernel has */
 	struct utsname uts;
 } F;
 
@@ -90,12 +95,41 @@ static int tp_args(const struct btf *btf, const char *tp)
 	return t && btf_is_func_proto(t) ? btf_vlen(t) - 1 : -1;
 }
 
-static bool helper(const struct btf *btf, enum bpf_prog_type type, enum bpf_func_id id,
-		   const char *name)
+/* The kernel's BTF, NULL without (quietly: a kernel without BTF is no error here). */
+static struct btf *kernel_btf(void)
 {
-	if (btf)
-		return enum_has(btf, "bpf_func_id", name);
-	return libbpf_probe_bpf_helper(type, id, NULL) == 1;
+	libbpf_print_fn_t print = libbpf_set_print(NULL);
+	struct btf *btf = btf__load_vmlinux_btf();
+
+	libbpf_set_print(print);
+	return libbpf_get_error(btf) ? NULL : btf;
+}
+
+/*
+ * 1 if the kernel has helper @id for XDP programs, 0 if not, -errno if it
+ * cannot say. The verifier names a helper it does not know ("invalid func",
+ * or "unknown func" for one another program type has); any other refusal
+ * (this call passes no arguments) means it knows it.
+ */
+static int helper(enum bpf_func_id id)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_JMP | BPF_CALL, .imm = id },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	char log[4096] = "";
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .log_buf = log, .log_size = sizeof(log),
+		    .log_level = 1);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "pl_helper", "GPL", insns, 3, &o);
+
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	if (errno == EPERM)
+		return -EPERM;
+	return !strstr(log, "invalid func ") && !strstr(log, "unknown func ");
 }
 
 static bool xdp_frags_load(void)
@@ -162,47 +196,93 @@ static bool xdp_test_meta(void)
 	return ok;
 }
 
+/* The helpers of PL_HELPER_*, in the order of their bits */
+static const struct {
+	enum bpf_func_id id;
+	const char *name;
+} helpers[] = {
+	{ BPF_FUNC_ktime_get_coarse_ns, "BPF_FUNC_ktime_get_coarse_ns" },
+	{ BPF_FUNC_jiffies64, "BPF_FUNC_jiffies64" },
+	{ BPF_FUNC_xdp_load_bytes, "BPF_FUNC_xdp_load_bytes" },
+	{ BPF_FUNC_xdp_get_buff_len, "BPF_FUNC_xdp_get_buff_len" },
+	{ BPF_FUNC_loop, "BPF_FUNC_loop" },
+};
+_Static_assert(PL_HELPER_ALL == (1U << (sizeof(helpers) / sizeof(helpers[0]))) - 1,
+	       "one probe per PL_HELPER_* bit");
+
+/*
+ * Whether loopback has a tcx query (6.6): 1, 0 (an older kernel refuses the
+ * attach type), -errno if it cannot say.
+ */
+static int tcx_query(void)
+{
+	__u32 cnt = 0;
+
+	if (!bpf_prog_query(1, PL_BPF_TCX_INGRESS, 0, NULL, NULL, &cnt))
+		return 1;
+	return errno == EINVAL ? 0 : -errno;
+}
+
+/* Everything but the tracepoints, without the kernel's BTF when the kernel can be asked. */
 static void probe(void)
 {
-	libbpf_print_fn_t print;
-	struct btf *btf;
-	int args;
+	struct btf *btf = NULL;
+	int tcx, have[sizeof(helpers) / sizeof(helpers[0])];
+	bool asked;
 
 	F.probed = true;
 	uname(&F.uts);
-	print = libbpf_set_print(NULL);	/* a kernel without BTF is no error here */
-	btf = btf__load_vmlinux_btf();
-	libbpf_set_print(print);
-	if (libbpf_get_error(btf))
-		btf = NULL;
-	F.have[PL_FEAT_TCX] = btf && enum_has(btf, "bpf_attach_type", "BPF_TCX_INGRESS");
-	F.have[PL_FEAT_XDP_LOAD_BYTES] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes,
-					    "BPF_FUNC_xdp_load_bytes");
-	F.have[PL_FEAT_BPF_LOOP] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_loop, "BPF_FUNC_loop");
-	F.have[PL_FEAT_COARSE_CLOCK] = helper(btf, BPF_PROG_TYPE_XDP, BPF_FUNC_ktime_get_coarse_ns,
-					      "BPF_FUNC_ktime_get_coarse_ns");
+	tcx = tcx_query();
+	asked = tcx >= 0;
+	for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
+		asked &= (have[i] = helper(helpers[i].id)) >= 0;
+	if (!asked && (btf = kernel_btf())) {
+		if (tcx < 0)
+			tcx = enum_has(btf, "bpf_attach_type", "BPF_TCX_INGRESS");
+		for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
+			if (have[i] < 0)
+				have[i] = enum_has(btf, "bpf_func_id", helpers[i].name);
+	}
+	btf__free(btf);
+	F.have[PL_FEAT_TCX] = tcx > 0;
+	for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
+		if (have[i] > 0)
+			F.helpers |= 1U << i;
+	F.have[PL_FEAT_XDP_LOAD_BYTES] = F.helpers & PL_HELPER_xdp_load_bytes;
+	F.have[PL_FEAT_BPF_LOOP] = F.helpers & PL_HELPER_loop;
+	F.have[PL_FEAT_COARSE_CLOCK] = F.helpers & PL_HELPER_ktime_get_coarse_ns;
 	/* unprivileged, the load is refused whatever the kernel has: frags came with xdp_load_bytes */
 	F.have[PL_FEAT_XDP_FRAGS] = xdp_frags_load() ||
 				    (errno == EPERM && F.have[PL_FEAT_XDP_LOAD_BYTES]);
-	args = btf ? tp_args(btf, "tcp_retransmit_skb") : -1;
-	F.have[PL_FEAT_RETRANS_ERR] = args >= 3;
-	F.have[PL_FEAT_DROP_REASON] = btf && tp_args(btf, "kfree_skb") >= 3;
 	F.have[PL_FEAT_XDP_TEST_META] = xdp_test_meta();
 	F.have[PL_FEAT_XDP_DISPATCHER] = pl_xdp_disp_probe();
+	mask(getenv("PKTLENS_NO_FEATURES"));
+	/* the programs follow the mask too: what the loader thinks missing, they never call */
+	if (!F.have[PL_FEAT_XDP_LOAD_BYTES])
+		F.helpers &= ~(__u32)PL_HELPER_xdp_load_bytes;
+	if (!F.have[PL_FEAT_BPF_LOOP])
+		F.helpers &= ~(__u32)PL_HELPER_loop;
+	if (!F.have[PL_FEAT_COARSE_CLOCK])
+		F.helpers &= ~(__u32)PL_HELPER_ktime_get_coarse_ns;
+}
+
+/* The tracepoints' arguments: only the kernel's BTF has them. */
+static void probe_btf(void)
+{
+	struct btf *btf = kernel_btf();
+
+	F.btf_probed = true;
+	F.have[PL_FEAT_RETRANS_ERR] = btf && tp_args(btf, "tcp_retransmit_skb") >= 3;
+	F.have[PL_FEAT_DROP_REASON] = btf && tp_args(btf, "kfree_skb") >= 3;
 	btf__free(btf);
 	mask(getenv("PKTLENS_NO_FEATURES"));
 }
 
 bool pl_tracepoint_btf(const char *tp)
 {
-	libbpf_print_fn_t print = libbpf_set_print(NULL);
-	struct btf *btf = btf__load_vmlinux_btf();
-	bool have;
+	struct btf *btf = kernel_btf();
+	bool have = btf && tp_args(btf, tp) >= 0;
 
-	libbpf_set_print(print);
-	if (libbpf_get_error(btf))
-		return false;
-	have = tp_args(btf, tp) >= 0;
 	btf__free(btf);
 	return have;
 }
@@ -211,7 +291,58 @@ bool pl_feature(enum pl_feature f)
 {
 	if (!F.probed)
 		probe();
+	if ((f == PL_FEAT_RETRANS_ERR || f == PL_FEAT_DROP_REASON) && !F.btf_probed)
+		probe_btf();
 	return f < PL_FEAT_MAX && F.have[f];
+}
+
+__u32 pl_kernel_helpers(void)
+{
+	if (!F.probed)
+		probe();
+	return F.helpers;
+}
+
+/* See features.h */
+int pl_obj_set_u32(struct bpf_object *obj, const char *name, __u32 v)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(obj, ".rodata");
+	const struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *t;
+	const void *init;
+	size_t sz = 0;
+	void *data;
+	int id, err = -ENOENT;
+
+	if (!m || !btf || (id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC)) < 0)
+		return -ENOENT;
+	init = bpf_map__initial_value(m, &sz);
+	if (!init || !(data = malloc(sz)))
+		return -ENOMEM;
+	memcpy(data, init, sz);
+	t = btf__type_by_id(btf, (__u32)id);
+	vs = btf_var_secinfos(t);
+	for (int i = 0; i < btf_vlen(t); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+		if (!strcmp(btf__name_by_offset(btf, var->name_off), name)) {
+			err = vs->size == sizeof(v) && vs->offset + sizeof(v) <= sz ? 0 : -EINVAL;
+			if (!err)
+				memcpy((char *)data + vs->offset, &v, sizeof(v));
+			break;
+		}
+	}
+	if (!err)
+		err = bpf_map__set_initial_value(m, data, sz);
+	free(data);
+	return err;
+}
+
+/* See features.h */
+int pl_obj_kernel(struct bpf_object *obj)
+{
+	return pl_obj_set_u32(obj, "pl_helpers", pl_kernel_helpers());
 }
 
 const char *pl_kernel_release(void)

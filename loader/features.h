@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What the running kernel can do, probed once per process (loader/features.c)
- * from its BTF and, where BTF cannot say, by loading a tiny program. The
+ * by asking it (a tiny program loaded, a query) and, for tracepoints, from
+ * its BTF. The
  * loader picks program variants from this, never from the version number;
  * `pktlens --version` prints it. What the kernel lacks is refused with
  * -ENOSYS and a reason from pl_feature_needs(): a runtime failure (exit 1).
@@ -37,6 +38,19 @@ extern const struct pl_feature_info pl_feature_info[PL_FEAT_MAX];
 
 /* Whether the running kernel has @f (probed on the first call). */
 bool pl_feature(enum pl_feature f);
+/* The helpers of PL_HELPER_* (include/pktlens/pktlens.h) the kernel has, less the masked features. */
+__u32 pl_kernel_helpers(void);
+struct bpf_object;
+/*
+ * Set the 32-bit .rodata variable @name of @obj (opened, not loaded) to @v:
+ * 0, -ENOENT if @obj has none, -EINVAL if it is not 32 bits wide.
+ */
+int pl_obj_set_u32(struct bpf_object *obj, const char *name, __u32 v);
+/*
+ * Tell packet object @obj what the kernel has (pl_helpers, bpf/compat.h):
+ * every packet object gets this between open and load.
+ */
+int pl_obj_kernel(struct bpf_object *obj);
 /* Whether the kernel's BTF has tracepoint @tp (its btf_trace_@tp prototype), for tp_btf. */
 bool pl_tracepoint_btf(const char *tp);
 /* The running kernel's release (uname -r). */

@@ -428,7 +428,9 @@ static int load_xdp(struct attach *a)
 	if (!a->xskel)
 		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
 			      ifname, strerror(errno));
-	err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
+	err = pl_obj_kernel(a->xskel->obj);
+	if (!err)
+		err = bpf_map__set_max_entries(a->xskel->maps.flows, a->o->flows_max);
 	if (!err)
 		err = pl_flow_cache_size(a->xskel->obj, a->o->flows_max, &a->cache_bits);
 	/* only the variant in use: each has its own PROG_ARRAY and *_main twin */
@@ -598,6 +600,7 @@ static int load_tc(struct attach *a)
 	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
 	if (err)
 		return err;
+	err = pl_obj_kernel(t->obj);
 	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
 		const struct pl_map_def *d = &pl_maps[i];
 

@@ -512,6 +512,7 @@ static int load_against(const struct pl_policy *p, struct pktlens_xdp *x, struct
 	err = pl_maps_check(obj, x ? PL_OBJ_XDP : PL_OBJ_TC, why, whylen);
 	if (err)
 		return err;
+	err = pl_obj_kernel(obj);
 	bpf_object__for_each_program(q, obj) {
 		bool load = false;
 

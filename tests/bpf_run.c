@@ -17,6 +17,7 @@
 
 #include "pktlens_xdp.skel.h"
 #include "../export/report.h"
+#include "../loader/features.h"
 #include "../cli/util.h"
 
 /* Minimal classic-pcap reader (libpcap's header clashes with linux/bpf.h). */
@@ -102,7 +103,9 @@ int main(int argc, char **argv)
 	}
 	/* sized as attach sizes it: the table and the flow cache */
 	skel = pktlens_xdp__open();
-	err = skel ? bpf_map__set_max_entries(skel->maps.flows, flows_max) : -errno;
+	err = skel ? pl_obj_kernel(skel->obj) : -errno;
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.flows, flows_max);
 	cache_bits = cache_force;	/* --cache-bits: a smaller cache, for collisions */
 	if (!err)
 		err = cache_bits ? pl_flow_cache_set(skel->obj, cache_bits) :

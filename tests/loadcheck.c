@@ -58,36 +58,6 @@ static int print(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
 }
 
-/* Set the .rodata variable pl_tcp_slots of @obj (if it has one) to @v. */
-static void set_tcp_slots(struct bpf_object *obj, __u32 v)
-{
-	struct bpf_map *m = bpf_object__find_map_by_name(obj, ".rodata");
-	struct btf *btf = bpf_object__btf(obj);
-	const struct btf_var_secinfo *vs;
-	const struct btf_type *t;
-	const void *init;
-	size_t sz = 0;
-	char data[4096];
-	int id;
-
-	if (!m || !btf || (id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC)) < 0)
-		return;
-	init = bpf_map__initial_value(m, &sz);
-	if (!init || sz > sizeof(data))
-		return;
-	memcpy(data, init, sz);
-	t = btf__type_by_id(btf, (__u32)id);
-	vs = btf_var_secinfos(t);
-	for (int i = 0; i < btf_vlen(t); i++, vs++) {
-		const struct btf_type *var = btf__type_by_id(btf, vs->type);
-
-		if (!strcmp(btf__name_by_offset(btf, var->name_off), "pl_tcp_slots") &&
-		    vs->offset + sizeof(v) <= sz)
-			memcpy(data + vs->offset, &v, sizeof(v));
-	}
-	bpf_map__set_initial_value(m, data, sz);
-}
-
 /* The verifier's statistics line of a loaded program's log */
 static char vlog[1 << 16];
 
@@ -124,7 +94,8 @@ static int load_one(const char *path, const char *name, bool json, bool *first)
 			bpf_program__set_log_level(p, 4);
 		}
 	}
-	set_tcp_slots(obj, 7);	/* see the top */
+	pl_obj_kernel(obj);	/* as the loader does */
+	pl_obj_set_u32(obj, "pl_tcp_slots", 7);	/* see the top */
 	if (needs(want, &f) && !pl_feature(f)) {
 		need = pl_feature_info[f].name;
 		res = "skipped";

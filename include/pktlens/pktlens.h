@@ -199,6 +199,19 @@ struct pl_flow_ctl {
 #define PL_FLOWS_MIN 16
 #define PL_FLOWS_MAX (1U << 24)
 
+/*
+ * Helpers the packet programs call only where the kernel has them: bits of
+ * their .rodata constant pl_helpers (bpf/compat.h), which the loader sets
+ * from its probes before each load (loader/features.c: pl_obj_kernel()).
+ * Named as the helpers are, for pl_has_helper(name).
+ */
+#define PL_HELPER_ktime_get_coarse_ns (1U << 0)
+#define PL_HELPER_jiffies64 (1U << 1)
+#define PL_HELPER_xdp_load_bytes (1U << 2)
+#define PL_HELPER_xdp_get_buff_len (1U << 3)
+#define PL_HELPER_loop (1U << 4)
+#define PL_HELPER_ALL ((1U << 5) - 1)
+
 /* XDP attach modes as recorded in struct pl_meta. */
 enum pl_xdp_mode {
 	PL_XDP_NONE = 0,

@@ -36,6 +36,7 @@
 
 #include "pktlens_tc.skel.h"
 #include "pktlens_xdp.skel.h"
+#include "../../loader/features.h"
 #include "../../loader/loader.h"
 
 #define ETH_HLEN_ 14
@@ -281,7 +282,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	 * CPU: collisions, idle slots and folds come soon.
 	 */
 	if (xdp && tc &&
-	    (pl_flow_cache_set(xdp->obj, PL_FLOW_CACHE_MIN_BITS) ||
+	    (pl_obj_kernel(xdp->obj) || pl_obj_kernel(tc->obj) ||
+	     pl_flow_cache_set(xdp->obj, PL_FLOW_CACHE_MIN_BITS) ||
 	     pl_flow_cache_set(tc->obj, PL_FLOW_CACHE_MIN_BITS) ||
 	     pktlens_xdp__load(xdp) || pktlens_tc__load(tc)))
 		xdp = NULL;

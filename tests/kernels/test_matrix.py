@@ -12,6 +12,7 @@ NoPorts counter), tcpdump reading the samples, the verifier itself (loadcheck).
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 
@@ -123,6 +124,45 @@ def test_every_program_passes_the_verifier():
     assert not notail or any(x["object"].endswith("pktlens_xdp_notail.bpf.o") and
                              x["program"] == "pktlens_xdp_skb" and x["result"] == "loaded"
                              for x in res)
+
+
+def helpers_called(prog_id):
+    """The helpers program prog_id calls as the kernel keeps it, after the verifier's pruning."""
+    insns = json.loads(sh("bpftool", "-j", "prog", "dump", "xlated", "id", prog_id).stdout)
+    return {m.group(1) for x in insns if (m := re.match(r"\(85\) call (\w+)#", x.get("disasm", "")))}
+
+
+@pytest.mark.parametrize("mask", ["", "coarse-clock,xdp-load-bytes"], ids=["kernel", "masked"])
+def test_packet_programs_call_what_the_kernel_has_without_reading_its_btf(lab1500, tmp_path, mask):
+    """The packet programs learn the kernel's helpers from the loader (a .rodata mask,
+    bpf/compat.h), not from the kernel's BTF: as the kernel keeps them, they call the coarse clock
+    and bpf_xdp_load_bytes() exactly where `pktlens --version` says the kernel has them (less
+    PKTLENS_NO_FEATURES), and no command that loads them (attach, policy, filter, sample) reads
+    the kernel's BTF, several megabytes (strace)."""
+    lab = lab1500
+    env = dict(os.environ)
+    env["PKTLENS_NO_FEATURES"] = ",".join(x for x in (env.get("PKTLENS_NO_FEATURES"), mask) if x)
+    run = lambda *a, ns=lab.b: subprocess.run([PKTLENS, *(["-n", ns] if ns else []), *a],  # noqa
+                                              env=env, capture_output=True, text=True, timeout=120)
+    have = {k for k, v in json.loads(run("-j", "--version", ns=None).stdout)["features"].items()
+            if v["available"]}
+    trace = tmp_path / "openat"
+    cmds = [("attach", "vb", "--xdp", "skb", "--tc", "in"),
+            ("policy", "add", "vb", "--id", "1", "--proto", "udp", "--dport", "7", "--drop"),
+            ("filter", "set", "vb", "udp port 9"),
+            ("sample", "vb", "-c", "1", "--duration", "1", "-w", str(tmp_path / "s.pcap"))]
+    for cmd in cmds:
+        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat", "-o", trace, PKTLENS,
+                            "-n", lab.b, *cmd], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "btf/vmlinux" not in trace.read_text(), (cmd, r.stderr)
+    hooks = {(h["hook"], h["dir"]): h["prog_id"] for h in here(lab)[0]["hooks"]}
+    xdp, tc = helpers_called(hooks[("xdp", "in")]), helpers_called(hooks[("tc", "in")])
+    for calls in (xdp, tc):
+        assert ("bpf_ktime_get_coarse_ns" in calls) == ("coarse-clock" in have), (have, calls)
+        assert "bpf_ktime_get_ns" in calls
+    assert ("bpf_xdp_load_bytes" in xdp) == ("xdp-load-bytes" in have), (have, xdp)
+    assert "bpf_skb_load_bytes" in tc
+    run("detach", "vb")
 
 
 def here(lab):
