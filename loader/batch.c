@@ -32,6 +32,27 @@ int pl_batch_update(int fd, const void *keys, size_t ksz, const void *vals, size
 	return 0;
 }
 
+int pl_batch_delete(int fd, const void *keys, size_t ksz, __u32 n)
+{
+	__u32 i = 0, done;
+
+	while (i < n) {
+		done = n - i;
+		if (!bpf_map_delete_batch(fd, (const char *)keys + i * ksz, &done, NULL))
+			return 0;
+		if (errno == ENOENT) {
+			i += done + 1;	/* the kernel stopped at a key that was not there */
+			continue;
+		}
+		if (!unsupported(errno))
+			return -1;
+		for (; i < n; i++)
+			if (bpf_map_delete_elem(fd, (const char *)keys + i * ksz) && errno != ENOENT)
+				return -1;
+	}
+	return 0;
+}
+
 int pl_batch_lookup(int fd, void *in_batch, void *out_batch, void *keys, size_t ksz,
 		    void *vals, size_t vsz, __u32 *count, bool del)
 {

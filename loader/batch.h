@@ -22,5 +22,10 @@ int pl_batch_update(int fd, const void *keys, size_t ksz, const void *vals, size
 		    __u32 *count, __u64 elem_flags);
 int pl_batch_lookup(int fd, void *in_batch, void *out_batch, void *keys, size_t ksz,
 		    void *vals, size_t vsz, __u32 *count, bool del);
+/*
+ * Delete the @n keys at @keys (@ksz bytes each) from @fd; a key that is not
+ * there is no error. 0, or -1 with errno set.
+ */
+int pl_batch_delete(int fd, const void *keys, size_t ksz, __u32 n);
 
 #endif /* __PKTLENS_BATCH_H */

@@ -596,8 +596,7 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 			k[m++] = rules[i].ctr;
 	/* undo: take them out again (a later step failed): nothing is left behind */
 	if (undo) {
-		for (size_t i = 0; i < m; i++)
-			bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &k[i]);
+		pl_batch_delete(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), (__u32)m);
 		err = 0;
 	} else {
 		err = pl_map_update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
@@ -607,8 +606,7 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 			    bpf_map_update_elem(p->fd[PL_MID_RULE_CTRS], &k[i], v, BPF_ANY))
 				err = -errno;
 		if (err)
-			for (size_t i = 0; i < m; i++)
-				bpf_map_delete_elem(p->fd[PL_MID_RULE_STATS], &k[i]);
+			pl_batch_delete(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), (__u32)m);
 	}
 	free(k);
 	free(v);
@@ -709,11 +707,14 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 
 /*
  * Delete from @fd the keys of @old (the __u32 at @off of each rule: id or
- * ctr) that no rule of @rules has. @k: room for n keys.
+ * ctr) that no rule of @rules has; with @limits, only those of --limit
+ * rules (the limit maps have no others). @k: room for n + nold keys.
  */
 static void delete_unused(int fd, __u32 *k, const struct pl_rule *rules, size_t n,
-			  const struct pl_rule *old, size_t nold, size_t off)
+			  const struct pl_rule *old, size_t nold, size_t off, bool limits)
 {
+	size_t m = 0;
+
 	for (size_t i = 0; i < n; i++)
 		memcpy(&k[i], (const char *)&rules[i] + off, sizeof(*k));
 	pl_qsort(k, n, sizeof(*k), u32_cmp);
@@ -721,9 +722,10 @@ static void delete_unused(int fd, __u32 *k, const struct pl_rule *rules, size_t 
 		__u32 key;
 
 		memcpy(&key, (const char *)&old[i] + off, sizeof(key));
-		if (!has_id(k, n, key))
-			bpf_map_delete_elem(fd, &key);
+		if ((!limits || old[i].action == PL_ACT_LIMIT) && !has_id(k, n, key))
+			k[n + m++] = key;
 	}
+	pl_batch_delete(fd, k + n, sizeof(*k), (__u32)m);
 }
 
 /*
@@ -734,7 +736,7 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 		  const struct pl_rule *old, size_t nold, char *why, size_t whylen)
 {
 	struct pl_rule *v = calloc(n ? n : 1, sizeof(*v));
-	__u32 *k = calloc((n > nold ? n : nold) + 1, sizeof(*k));
+	__u32 *k = calloc(n + nold + 1, sizeof(*k));
 	size_t m = 0;
 	int err;
 
@@ -756,13 +758,13 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 		pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
 	if (!err) {
 		delete_unused(p->fd[PL_MID_POLICY_RULES], k, rules, n, old, nold,
-			      offsetof(struct pl_rule, id));
+			      offsetof(struct pl_rule, id), false);
 		delete_unused(p->fd[PL_MID_RULE_STATS], k, rules, n, old, nold,
-			      offsetof(struct pl_rule, ctr));
+			      offsetof(struct pl_rule, ctr), false);
 		delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, rules, n, old, nold,
-			      offsetof(struct pl_rule, ctr));
+			      offsetof(struct pl_rule, ctr), true);
 		delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, rules, n, old, nold,
-			      offsetof(struct pl_rule, ctr));
+			      offsetof(struct pl_rule, ctr), true);
 		/* a kept counter key whose rule no longer limits that way */
 		for (size_t i = 0; i < n; i++) {
 			const struct pl_rule *o = old_rule(old, nold, rules[i].id), *r = &rules[i];
