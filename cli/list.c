@@ -87,6 +87,7 @@ static int do_list(void *cfg, int argc, char **argv)
 	struct pl_netns here = { 0, 0 };
 	struct pl_xdp_disp d;
 	size_t n = 0;
+	int nsw = 24, hw = 30;	/* the NETNS and HOOKS columns, at least */
 	struct jw w;
 	int err;
 
@@ -145,7 +146,19 @@ static int do_list(void *cfg, int argc, char **argv)
 		free(a);
 		return PL_EXIT_OK;
 	}
-	printf("%-24s %-16s %7s %-30s %9s  %-19s %s\n", "NETNS", "IFACE", "IFINDEX", "HOOKS",
+	/* columns as wide as their widest value: a namespace's name has no bound */
+	for (size_t i = 0; i < n; i++) {
+		char hooks[128] = "-", ns[300];
+		int len = (int)strlen(pl_fmt_att_netns(&a[i], true, ns, sizeof(ns)));
+
+		nsw = len > nsw ? len : nsw;
+		if (a[i].meta_ok) {
+			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
+			len = (int)strlen(hooks);
+			hw = len > hw ? len : hw;
+		}
+	}
+	printf("%-*s %-16s %7s %-*s %9s  %-19s %s\n", nsw, "NETNS", "IFACE", "IFINDEX", hw, "HOOKS",
 	       "FLOWS", "ATTACHED", "STATE");
 	for (size_t i = 0; i < n; i++) {
 		char when[32] = "-", hooks[128] = "-", ns[300];
@@ -157,9 +170,9 @@ static int do_list(void *cfg, int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 			pl_fmt_hooks(&a[i].meta, hooks, sizeof(hooks));
 		}
-		printf("%-24s %-16s %7u %-30s %9u  %-19s %s%s%s%s\n",
-		       pl_fmt_att_netns(&a[i], true, ns, sizeof(ns)), PL_NAME(a[i].ifname),
-		       a[i].meta.ifindex, hooks, a[i].meta.flows_max, when,
+		printf("%-*s %-16s %7u %-*s %9u  %-19s %s%s%s%s\n",
+		       nsw, pl_fmt_att_netns(&a[i], true, ns, sizeof(ns)), PL_NAME(a[i].ifname),
+		       a[i].meta.ifindex, hw, hooks, a[i].meta.flows_max, when,
 		       attach_state(&a[i], &here), pl_attachment_of(&a[i], &here) ? " (this netns)" : "",
 		       a[i].meta.managed_by[0] ? ", managed by " : "", PL_SAFE(a[i].meta.managed_by));
 		/* what runs before and after pktlens in XDP, so what it does not see */

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from frames import mixed
-from lab import OUT, PIN_ROOT, PKTLENS, bpf_run, count_afresh, netns_ino, pktlens, pktlens_json, sh, slot
+from lab import OUT, PIN_ROOT, PKTLENS, bpf_run, count_afresh, netns_ino, pktlens, pktlens_json, sh, slot, unique
 from model import check_flows, check_stats
 
 
@@ -363,6 +363,29 @@ def test_plain_output(lab):
     assert "[2001:db8::1]:5555" in out and "198.18.0.1:1000" in out
     lst = pktlens("list").stdout
     assert "xdp/skb in" in lst
+
+
+def test_list_columns_line_up_with_a_long_namespace_name(lab):
+    """A namespace's name has no length bound: `list` widens NETNS (and HOOKS) to its widest
+    value, so every row's IFACE and HOOKS start under the header's."""
+    long_ns = unique("pl-a-namespace-whose-name-is-longer-than-any-column-")
+    sh("ip", "netns", "add", long_ns)
+    try:
+        sh("ip", "-n", long_ns, "link", "add", "vx", "type", "veth", "peer", "name", "vy")
+        sh("ip", "-n", long_ns, "link", "set", "vx", "up")
+        pktlens("attach", "vx", ns=long_ns)
+        pktlens("attach", "vb", "--xdp", "skb", "--tc", "in,out", ns=lab.b)
+        lines = pktlens("list").stdout.splitlines()
+        iface, hooks = lines[0].index("IFACE"), lines[0].index("HOOKS")
+        mine = {ln[iface:].split()[0]: ln for ln in lines[1:]
+                if f"({long_ns})" in ln or f"({lab.b})" in ln}
+        assert set(mine) == {"vx", "vb"}, lines
+        assert mine["vx"][hooks:].startswith("tc/"), lines
+        assert mine["vb"][hooks:].startswith("xdp/skb in, tc/"), lines
+        assert all(ln[hooks - 1] == " " and ln[iface - 1] == " " for ln in mine.values()), lines
+    finally:
+        pktlens("detach", "vx", ns=long_ns, check=False)
+        sh("ip", "netns", "del", long_ns, check=False)
 
 
 def test_watch_and_reset(lab):
