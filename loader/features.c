@@ -196,19 +196,28 @@ static bool xdp_test_meta(void)
 	return ok;
 }
 
-/* The helpers of PL_HELPER_*, in the order of their bits */
+/* The helpers of PL_HELPER_*, in the order of their bits: id, and name in enum bpf_func_id */
+#define HELPER(n) { BPF_FUNC_##n, "BPF_FUNC_" #n }
 static const struct {
 	enum bpf_func_id id;
 	const char *name;
 } helpers[] = {
-	{ BPF_FUNC_ktime_get_coarse_ns, "BPF_FUNC_ktime_get_coarse_ns" },
-	{ BPF_FUNC_jiffies64, "BPF_FUNC_jiffies64" },
-	{ BPF_FUNC_xdp_load_bytes, "BPF_FUNC_xdp_load_bytes" },
-	{ BPF_FUNC_xdp_get_buff_len, "BPF_FUNC_xdp_get_buff_len" },
-	{ BPF_FUNC_loop, "BPF_FUNC_loop" },
+	HELPER(ktime_get_coarse_ns), HELPER(jiffies64), HELPER(xdp_load_bytes),
+	HELPER(xdp_get_buff_len), HELPER(loop),
 };
+#undef HELPER
 _Static_assert(PL_HELPER_ALL == (1U << (sizeof(helpers) / sizeof(helpers[0]))) - 1,
 	       "one probe per PL_HELPER_* bit");
+
+/* The features that are a helper: each is had exactly when its helper is */
+static const struct {
+	enum pl_feature feat;
+	__u32 helper;
+} helper_feats[] = {
+	{ PL_FEAT_XDP_LOAD_BYTES, PL_HELPER_xdp_load_bytes },
+	{ PL_FEAT_BPF_LOOP, PL_HELPER_loop },
+	{ PL_FEAT_COARSE_CLOCK, PL_HELPER_ktime_get_coarse_ns },
+};
 
 /*
  * Whether loopback has a tcx query (6.6): 1, 0 (an older kernel refuses the
@@ -248,9 +257,8 @@ static void probe(void)
 	for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
 		if (have[i] > 0)
 			F.helpers |= 1U << i;
-	F.have[PL_FEAT_XDP_LOAD_BYTES] = F.helpers & PL_HELPER_xdp_load_bytes;
-	F.have[PL_FEAT_BPF_LOOP] = F.helpers & PL_HELPER_loop;
-	F.have[PL_FEAT_COARSE_CLOCK] = F.helpers & PL_HELPER_ktime_get_coarse_ns;
+	for (size_t i = 0; i < sizeof(helper_feats) / sizeof(helper_feats[0]); i++)
+		F.have[helper_feats[i].feat] = F.helpers & helper_feats[i].helper;
 	/* unprivileged, the load is refused whatever the kernel has: frags came with xdp_load_bytes */
 	F.have[PL_FEAT_XDP_FRAGS] = xdp_frags_load() ||
 				    (errno == EPERM && F.have[PL_FEAT_XDP_LOAD_BYTES]);
@@ -258,12 +266,9 @@ static void probe(void)
 	F.have[PL_FEAT_XDP_DISPATCHER] = pl_xdp_disp_probe();
 	mask(getenv("PKTLENS_NO_FEATURES"));
 	/* the programs follow the mask too: what the loader thinks missing, they never call */
-	if (!F.have[PL_FEAT_XDP_LOAD_BYTES])
-		F.helpers &= ~(__u32)PL_HELPER_xdp_load_bytes;
-	if (!F.have[PL_FEAT_BPF_LOOP])
-		F.helpers &= ~(__u32)PL_HELPER_loop;
-	if (!F.have[PL_FEAT_COARSE_CLOCK])
-		F.helpers &= ~(__u32)PL_HELPER_ktime_get_coarse_ns;
+	for (size_t i = 0; i < sizeof(helper_feats) / sizeof(helper_feats[0]); i++)
+		if (!F.have[helper_feats[i].feat])
+			F.helpers &= ~helper_feats[i].helper;
 }
 
 /* The tracepoints' arguments: only the kernel's BTF has them. */
