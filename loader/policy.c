@@ -705,19 +705,24 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 	return err;
 }
 
-/*
- * Delete from @fd the keys of @old (the __u32 at @off of each rule: id or
- * ctr) that no rule of @rules has; with @limits, only those of --limit
- * rules (the limit maps have no others). @k: room for n + nold keys.
- */
-static void delete_unused(int fd, __u32 *k, const struct pl_rule *rules, size_t n,
-			  const struct pl_rule *old, size_t nold, size_t off, bool limits)
+/* @k[0..n): the __u32 at @off of each of @rules (id or ctr), sorted */
+static void sorted_keys(__u32 *k, const struct pl_rule *rules, size_t n, size_t off)
 {
-	size_t m = 0;
-
 	for (size_t i = 0; i < n; i++)
 		memcpy(&k[i], (const char *)&rules[i] + off, sizeof(*k));
 	pl_qsort(k, n, sizeof(*k), u32_cmp);
+}
+
+/*
+ * Delete from @fd the keys of @old (the __u32 at @off of each rule) that
+ * none of the @n sorted keys @k (sorted_keys()) is; with @limits, only those
+ * of --limit rules (the limit maps have no others). @k: room for n + nold.
+ */
+static void delete_unused(int fd, __u32 *k, size_t n, const struct pl_rule *old, size_t nold,
+			  size_t off, bool limits)
+{
+	size_t m = 0;
+
 	for (size_t i = 0; i < nold; i++) {
 		__u32 key;
 
@@ -757,13 +762,15 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 	if (err)
 		pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
 	if (!err) {
-		delete_unused(p->fd[PL_MID_POLICY_RULES], k, rules, n, old, nold,
+		sorted_keys(k, rules, n, offsetof(struct pl_rule, id));
+		delete_unused(p->fd[PL_MID_POLICY_RULES], k, n, old, nold,
 			      offsetof(struct pl_rule, id), false);
-		delete_unused(p->fd[PL_MID_RULE_STATS], k, rules, n, old, nold,
+		sorted_keys(k, rules, n, offsetof(struct pl_rule, ctr));
+		delete_unused(p->fd[PL_MID_RULE_STATS], k, n, old, nold,
 			      offsetof(struct pl_rule, ctr), false);
-		delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, rules, n, old, nold,
+		delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, n, old, nold,
 			      offsetof(struct pl_rule, ctr), true);
-		delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, rules, n, old, nold,
+		delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, n, old, nold,
 			      offsetof(struct pl_rule, ctr), true);
 		/* a kept counter key whose rule no longer limits that way */
 		for (size_t i = 0; i < n; i++) {
