@@ -833,17 +833,6 @@ static struct bpf_object *open_obj(const struct bench *b)
 	return bpf_object__open_mem(elf, sz, &o);
 }
 
-/* The object's .rodata map, or NULL */
-static struct bpf_map *rodata_map(const struct bpf_object *obj)
-{
-	struct bpf_map *m, *ro = NULL;
-
-	bpf_object__for_each_map(m, obj)
-		if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
-			ro = m;
-	return ro;
-}
-
 /*
  * What the loader does to a packet object before its load: tell it what the
  * kernel has (pl_obj_kernel()), size the flow cache as attach does
@@ -934,7 +923,7 @@ static int fill_zipf(struct bench *b)
 /* flowmon.bpf.o for frame @k: its flow table and lines sized F + 1. */
 static int load_mon(struct bench *b, enum frame_kind k)
 {
-	struct bpf_map *flows, *lines, *ro;
+	struct bpf_map *flows, *lines;
 	uint32_t entries = b->flows + 1;
 	int err;
 
@@ -943,14 +932,13 @@ static int load_mon(struct bench *b, enum frame_kind k)
 		return -errno;
 	flows = bpf_object__find_map_by_name(b->mon[k], "mon_flows");
 	lines = bpf_object__find_map_by_name(b->mon[k], "mem_lines");
-	ro = rodata_map(b->mon[k]);
-	if (!flows || !lines || !ro)
+	if (!flows || !lines)
 		return -ENOENT;
 	err = bpf_map__set_max_entries(flows, entries);
 	if (!err)
 		err = bpf_map__set_max_entries(lines, entries);
 	if (!err)
-		err = bpf_map__set_initial_value(ro, &entries, sizeof(entries));
+		err = pl_obj_set_u32(b->mon[k], "mem_entries", entries);
 	if (!err)
 		err = bpf_object__load(b->mon[k]);
 	if (err)
