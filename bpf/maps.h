@@ -114,11 +114,12 @@ struct {
 /*
  * Policy rules, as `policy add/load` left them (by id): the loader's record,
  * never read by BPF. The programs judge packets by the rule-set maps in
- * bpf/policy.h, built from this.
+ * bpf/policy.h, built from this. Created small; a commit that needs more
+ * room pins a larger copy in its place (loader/policy.c).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PL_POLICY_RULES_MAX);
+	__uint(max_entries, PL_POLICY_RULES_INIT);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct pl_rule);

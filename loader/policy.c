@@ -900,6 +900,68 @@ static int xdp_set_swap(int set_fd, int list_fd)
 	return bpf_map_update_elem(set_fd, &zero, &list_fd, BPF_ANY) ? -errno : 0;
 }
 
+/*
+ * Room in policy_rules for @rules beside @old, as record() needs it while it
+ * writes the new rules before deleting the old ones: the record starts small
+ * (PL_POLICY_RULES_INIT) and is replaced, when full, by a copy twice as
+ * large or more, pinned in its place (bpffs renames atomically: a reader
+ * opens the old map or the new one, both whole). Only user space uses it,
+ * so no program has to follow. Before anything goes live: a failure here
+ * leaves the attachment as it was.
+ */
+static int record_room(struct pl_policy *p, const struct pl_rule *rules, size_t n,
+		       const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), max, *k = NULL;
+	char path[sizeof(p->dir) + 32], tmp[sizeof(p->dir) + 32];
+	size_t need = nold;
+	int fd = -1, err;
+
+	for (size_t i = 0; i < n; i++)
+		need += !old_rule(old, nold, rules[i].id);
+	if (need > PL_POLICY_RULES_MAX)
+		need = PL_POLICY_RULES_MAX;	/* ids are 1..PL_POLICY_RULES_MAX: never more */
+	if (bpf_obj_get_info_by_fd(p->fd[PL_MID_POLICY_RULES], &info, &len))
+		return pl_why(why, whylen, -errno, "reading the rule record: %s", strerror(errno));
+	if (info.max_entries >= need)
+		return 0;
+	for (max = info.max_entries ? info.max_entries : 1; max < need; max *= 2)
+		;
+	if (max > PL_POLICY_RULES_MAX)
+		max = PL_POLICY_RULES_MAX;
+	o.map_flags = info.map_flags;
+	fd = bpf_map_create(info.type, PL_MAP_POLICY_RULES, info.key_size, info.value_size, max,
+			    &o);
+	err = fd < 0 ? -errno : 0;
+	k = calloc(nold ? nold : 1, sizeof(*k));
+	if (!err && !k)
+		err = -ENOMEM;
+	for (size_t i = 0; i < nold && !err; i++)
+		k[i] = old[i].id;
+	err = err ?: pl_map_update_batch(fd, k, sizeof(*k), old, sizeof(*old), nold);
+	free(k);
+	snprintf(path, sizeof(path), "%s/%s", p->dir, PL_MAP_POLICY_RULES);
+	snprintf(tmp, sizeof(tmp), "%s/%s_new", p->dir, PL_MAP_POLICY_RULES);
+	unlink(tmp);	/* left by a commit killed right here */
+	if (!err && bpf_obj_pin(fd, tmp))
+		err = -errno;
+	if (!err && rename(tmp, path)) {
+		err = -errno;
+		unlink(tmp);
+	}
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		return pl_why(why, whylen, err, "cannot make room for %zu rules in the rule record: "
+			      "%s", need, strerror(-err));
+	}
+	close(p->fd[PL_MID_POLICY_RULES]);
+	p->fd[PL_MID_POLICY_RULES] = fd;
+	return 0;
+}
+
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
 {
@@ -936,6 +998,11 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	if (err)
 		return pl_why(why, whylen, err, "reading the current rules: %s", strerror(-err));
 	pl_qsort(old, nold, sizeof(*old), id_cmp);
+	err = record_room(p, rules, n, old, nold, why, whylen);
+	if (err) {
+		free(old);
+		return err;
+	}
 	byctr = malloc((nold ? nold : 1) * sizeof(*byctr));
 	if (!byctr) {
 		free(old);

@@ -911,6 +911,49 @@ def test_force_reattach_keeps_rules_and_counters(router):
     assert s["packets"] >= 3
 
 
+def record_max(router, dev="vb"):
+    """The kernel's size of the attachment's rule record (policy_rules)."""
+    pin = f"{PIN_ROOT}/{netns_ino(router.h)}/{dev}/policy_rules"
+    return json.loads(sh("bpftool", "-j", "map", "show", "pinned", pin).stdout)["max_entries"]
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_rule_record_grows_keeping_rules_and_counters(router, hooks):
+    """A new attachment's record is small; more rules than it holds move it to a larger copy."""
+    h = router.h
+    pktlens("attach", "vb", *hooks, ns=h)
+    small = record_max(router)
+    assert small < 262144
+    pktlens("policy", "add", "vb", "--id", "7", "--src", "198.18.1.9/32", "--drop", ns=h)
+    router.send([frame(router, dict(src=A4[1], dst=D4[0], proto=17, sport=1, dport=9), i) for i in range(3)])
+    time.sleep(0.3)
+    assert rule_hits(router) == {7: 3}
+    # rule 7 kept as it is, and twice the record's room of others: it grows on the way
+    n = 2 * small + 5
+    path = os.path.join(router.tmp, "grow.rules")
+    with open(path, "w") as f:
+        f.write("--id 7 --in --prio 1000 --src 198.18.1.9/32 --drop\n")
+        f.writelines(prefix_rules(1, n))
+    pktlens("policy", "load", "vb", path, ns=h, timeout=300)
+    assert record_max(router) >= n + 1
+    ids, _ = listed_ids(router)
+    assert len(ids) == n + 1 and 7 in ids
+    pins = sorted(os.listdir(f"{PIN_ROOT}/{netns_ino(h)}/vb"))
+    assert "policy_rules" in pins and not [p for p in pins if p.startswith("policy_rules") and p != "policy_rules"]
+    # rule 7 counted on; a rule past the old room judges and counts too
+    last = ipaddress.ip_network(prefix_rules(1, n)[-1].split()[1])
+    router.send([frame(router, dict(src=A4[1], dst=D4[0], proto=17, sport=1, dport=9), 10),
+                 frame(router, dict(src=last[1], dst=D6[0], proto=17, sport=1, dport=9), 11)])
+    time.sleep(0.3)
+    hits = {k: v for k, v in rule_hits(router).items() if v}
+    assert hits[7] == 4 and sum(hits.values()) == 5 and len(hits) == 2
+    # the record survives a re-attach with --force, at its size
+    pktlens("attach", "vb", *hooks, "--force", ns=h)
+    assert len(listed_ids(router)[0]) == n + 1 and record_max(router) >= n + 1
+    assert rule_hits(router)[7] == 4
+
+
 def test_limits(router):
     """100,000 address rules in one trie; over the list limit nothing changes."""
     h = router.h

@@ -576,6 +576,13 @@ struct pl_rule_stats {
 
 #define PL_POLICY_RULES_MAX (1U << 18)	/* rules per interface, both directions; ids 1.. this */
 /*
+ * The rule record (policy_rules) of a new attachment: a commit that needs
+ * more room replaces it with a larger copy, up to PL_POLICY_RULES_MAX
+ * (loader/policy.c), so an attachment without rules does not carry the
+ * hash buckets of 262,144 (4 MiB).
+ */
+#define PL_POLICY_RULES_INIT 1024U
+/*
  * Counter keys: a rule that replaces another never shares its counters, even
  * with its id: while the old set still runs, the new one counts under keys
  * the old one does not use, so twice the rules.
