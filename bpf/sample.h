@@ -62,12 +62,25 @@ struct {
 	__type(value, __u32);
 } sample_res SEC(".maps");
 
-/* --per-flow: packets taken per flow (struct pl_flow_key), cleared by each sampler that uses it. */
-struct {
+/*
+ * --per-flow: packets taken per flow (struct pl_flow_key). The table's
+ * template: a sampler with --per-flow puts a fresh one of
+ * PL_SAMPLE_FLOWS_MAX flows in sample_flows when it starts and takes it out
+ * when it stops (loader/sample.c), so an attachment holds none (2 MB,
+ * preallocated) while nobody samples per flow.
+ */
+struct pl_sample_flows {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, PL_SAMPLE_FLOWS_MAX);
+	__uint(max_entries, 64);
 	__type(key, struct pl_flow_key);
 	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct pl_sample_flows);
 } sample_flows SEC(".maps");
 
 /* Where the frame is and what the hook knows beside it. */
@@ -221,8 +234,12 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 		return;
 	st->selected++;
 	if (cfg->flags & PL_SAMPLE_F_PER_FLOW) {
-		__u32 *n = bpf_map_lookup_elem(&sample_flows, &p->key);
+		void *flows = bpf_map_lookup_elem(&sample_flows, &zero);
+		__u32 *n;
 
+		if (!flows)
+			return;		/* the sampler has not put its table in (yet) */
+		n = bpf_map_lookup_elem(flows, &p->key);
 		if (n) {
 			if (*n >= every)
 				return;
@@ -231,7 +248,7 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 			__u32 one = 1;
 
 			/* another CPU may add it at the same moment: both take their packet */
-			bpf_map_update_elem(&sample_flows, &p->key, &one, BPF_NOEXIST);
+			bpf_map_update_elem(flows, &p->key, &one, BPF_NOEXIST);
 		}
 	} else {
 		st->seq++;

@@ -68,8 +68,11 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
 	[PL_MID_SAMPLE_RES] = ROW(PL_MAP_SAMPLE_RES, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
 				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
-	/* --per-flow state; optional: attachments made before it have none */
-	[PL_MID_SAMPLE_FLOWS] = ROW(PL_MAP_SAMPLE_FLOWS, BPF_MAP_TYPE_LRU_HASH, BOTH, true,
+	/*
+	 * --per-flow state: the sampler's table while it runs (an LRU_HASH of
+	 * its own in attachments made before); optional: older ones have none
+	 */
+	[PL_MID_SAMPLE_FLOWS] = ROW(PL_MAP_SAMPLE_FLOWS, BPF_MAP_TYPE_ARRAY_OF_MAPS, BOTH, true,
 				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
 	/* each hook's PROG_ARRAY; the kernel ties one to frags or not, so XDP has two */
 	[PL_MID_XDP_CHAIN] = ROW(PL_MAP_XDP_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,

@@ -142,6 +142,16 @@ void pl_ruleset_free(struct pl_ruleset *rs)
 	rs->t = NULL;
 }
 
+/* Whether the attachment pins map @d as the table has it (an older pktlens: absent, or another type) */
+static bool pinned_as(const struct pl_policy *p, const struct pl_map_def *d)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = p->fd[pl_map_id(d)];
+
+	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == d->type;
+}
+
 /*
  * The maps of rule-set object @obj as the table says (enum pl_map_rules):
  * the attachment's where shared, none where its programs do not use them,
@@ -158,10 +168,10 @@ static int prepare_maps(const struct pl_policy *p, struct bpf_object *obj,
 
 		if (bpf_map__is_internal(m))
 			continue;
-		if (d->rules == PL_RS_SHARED && (p->fd[pl_map_id(d)] >= 0 || !d->optional))
+		if (d->rules == PL_RS_SHARED && (!d->optional || pinned_as(p, d)))
 			err = bpf_map__reuse_fd(m, p->fd[pl_map_id(d)]);
 		else if (d->rules == PL_RS_SHARED)
-			;	/* optional, and the attachment predates it: its own */
+			;	/* optional, and the attachment predates it (or this kind): its own */
 		else if (d->rules == PL_RS_NONE)
 			err = bpf_map__set_autocreate(m, false);
 		else if (size[pl_map_id(d)])

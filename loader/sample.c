@@ -242,6 +242,36 @@ static int clear_flows(int fd)
 	return errno == ENOENT ? 0 : -errno;
 }
 
+/*
+ * --per-flow's table: a fresh one in the attachment's sample_flows for a
+ * sampler that wants it, none otherwise (a sampler killed with -9 left its
+ * own). An attachment of an older pktlens pins the table itself: emptied
+ * instead.
+ */
+static int flows_table(const struct pl_sampler *s, bool want)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), zero = 0;
+	int fd, err = 0;
+
+	if (s->flows_fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(s->flows_fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS)
+		return want ? clear_flows(s->flows_fd) : 0;
+	if (!want)
+		return bpf_map_delete_elem(s->flows_fd, &zero) && errno != ENOENT ? -errno : 0;
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "pl_sample_flows", sizeof(struct pl_flow_key),
+			    sizeof(__u32), PL_SAMPLE_FLOWS_MAX, NULL);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_update_elem(s->flows_fd, &zero, &fd, BPF_ANY))
+		err = -errno;
+	close(fd);	/* sample_flows holds it */
+	return err;
+}
+
 int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen)
 {
 	struct pl_sample_cfg cfg = {
@@ -323,10 +353,10 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 			      strerror(errno));
 	if (o->expr && !o->policy && (err = stage(s, o->expr, why, whylen)))
 		return err;
-	/* sampling is off (cfg zeroed above): nothing adds to the table while it is cleared */
-	if (o->per_flow && (err = clear_flows(s->flows_fd)))
-		return pl_why(why, whylen, err, "cannot clear %s: %s", PL_MAP_SAMPLE_FLOWS,
-			      strerror(-err));
+	/* sampling is off (cfg zeroed above): nothing adds to the table while it is replaced */
+	if ((err = flows_table(s, o->per_flow)))
+		return pl_why(why, whylen, err, "cannot set up the --per-flow table (%s): %s",
+			      PL_MAP_SAMPLE_FLOWS, strerror(-err));
 	err = read_counts(s, s->base);
 	if (err)
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS,
@@ -350,9 +380,11 @@ void pl_sample_stop(struct pl_sampler *s)
 		return;
 	if (s->live)
 		write_cfg(s, &(struct pl_sample_cfg){ 0 });
-	s->live = false;
 	unstage(s);
 	pl_wait_for_packets();
+	if (s->live)
+		flows_table(s, false);	/* unused now: its 2 MB back */
+	s->live = false;
 }
 
 void pl_sample_close(struct pl_sampler *s)

@@ -164,17 +164,29 @@ def test_verdict_drop_gets_every_prefix_drop(lab, hooks):
     assert rules == {3: (16, sum(map(len, v4))), 4: (8, sum(map(len, v6)))}
 
 
+def flow_tables(lab):
+    """The --per-flow tables in vb's sample_flows, as the kernel describes them."""
+    pin = os.path.join(PIN_ROOT, str(netns_ino(lab.b)), "vb", "sample_flows")
+    ids = [int.from_bytes(bytes(int(b, 16) for b in e["value"]), "little")
+           for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned", pin).stdout)]
+    return [json.loads(sh("bpftool", "-j", "map", "show", "id", str(i)).stdout) for i in ids]
+
+
 def test_per_flow_takes_first_n_of_each_flow(lab):
     """100 flows of 10 packets, --per-flow 3: exactly 300 frames, the first 3 of each flow."""
     raw = [udp(2000 + f, 7000, bytes([f, k]) * 10) for k in range(10) for f in range(100)]
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    assert flow_tables(lab) == []        # none until a sampler wants one
     path = os.path.join(lab.tmp, "flows.pcap")
     s = Sampler(lab, "-w", path, "--per-flow", 3, "udp")
     try:
         send_raw(lab, raw)
         lab.wait_packets(len(raw))
+        tables = flow_tables(lab)
+        assert len(tables) == 1 and tables[0]["max_entries"] == 16384 and tables[0]["type"] == "lru_hash"
     finally:
         assert s.stop() == 0, s.err
+    assert flow_tables(lab) == []        # its memory back when it stops
     got = read_file(path)
     assert len(got) == 300 and tcpdump_count(path) == 300
     per = {}

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from frames import mixed
-from lab import OUT, PKTLENS, PYTHON, Lab, pktlens, pktlens_json, sh, slot
+from lab import OUT, PIN_ROOT, PKTLENS, PYTHON, Lab, netns_ino, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 # What each kernel of the matrix has (pktlens -V): the README's kernel table says the same.
@@ -365,6 +365,38 @@ def test_sample_writes_what_was_sent(lab1500, hookargs):
     from scapy.all import rdpcap
 
     assert [bytes(x) for x in rdpcap(path)] == raw
+
+
+def test_per_flow_sampler_table_and_a_growing_rule_record(lab1500):
+    """The maps made on first use: --per-flow's table, put in sample_flows for the sampler's
+    run only, and the rule record, replaced by a larger copy when it fills."""
+    from scapy.all import IP, UDP, Ether, Raw
+
+    lab = lab1500
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    frames = [Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /
+              UDP(sport=4000 + f, dport=7000) / Raw(bytes([f, k]) * 10) for k in range(4) for f in range(3)]
+    path, p = sample(lab, 6, "--per-flow", "2")
+    deadline, err = time.time() + 30, b""
+    while b"capturing" not in err and p.poll() is None and time.time() < deadline:
+        err += os.read(p.stderr.fileno(), 4096)
+    assert b"capturing" in err, err
+    lab.send(frames)
+    _, rest = p.communicate(timeout=60)
+    assert p.returncode == 0, err + rest
+    from scapy.all import rdpcap
+
+    assert sorted(bytes(x) for x in rdpcap(path)) == sorted(bytes(f) for f in frames[:6])
+    pins = os.path.join(PIN_ROOT, str(netns_ino(lab.b)), "vb")
+    assert json.loads(sh("bpftool", "-j", "map", "dump", "pinned", f"{pins}/sample_flows").stdout) == []
+    path = os.path.join(lab.tmp, "many.txt")
+    with open(path, "w") as f:
+        f.writelines(f"--src 2001:db8:{i:x}::/48 --drop\n" for i in range(3000))
+    pktlens("policy", "load", "vb", path, ns=lab.b)
+    assert len(rules(lab)) == 3000
+    info = json.loads(sh("bpftool", "-j", "map", "show", "pinned", f"{pins}/policy_rules").stdout)
+    assert info["max_entries"] >= 3000
 
 
 def test_sample_unattached_captures_and_leaves_nothing(lab1500):
