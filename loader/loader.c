@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,11 @@ struct attach {
 	const struct pl_attach_opts *o;
 	struct pl_attach_info *info;
 	struct pl_link_info li;
-	struct pktlens_xdp *xskel;
+	struct pktlens_xdp *xskel;	/* the map owner, and the programs libxdp loads */
+	struct pktlens_xdp *xentry;	/* XDP's entry program apart (xdp_open_prog()), or NULL */
+	struct pktlens_xdp *xmain;	/* its MAIN twin apart, or NULL */
 	struct pktlens_tc *tskel;
+	struct pktlens_tc *tskel_out;	/* egress's programs apart (open_tc()), or NULL */
 	struct pl_state old;
 	struct pl_meta *m;
 	char final[512];
@@ -347,8 +351,17 @@ static bool frags(const struct attach *a)
 /* The XDP program for the mode: frags-capable in native mode, where the kernel has frags. */
 static struct bpf_program *xdp_prog(const struct attach *a)
 {
-	return frags(a) ? a->xskel->progs.pktlens_xdp :
-						 a->xskel->progs.pktlens_xdp_skb;
+	struct pktlens_xdp *x = a->xentry ? a->xentry : a->xskel;
+
+	return frags(a) ? x->progs.pktlens_xdp : x->progs.pktlens_xdp_skb;
+}
+
+/* Its twin in the chain's MAIN slot */
+static struct bpf_program *xdp_main_prog(const struct attach *a)
+{
+	struct pktlens_xdp *x = a->xmain ? a->xmain : a->xskel;
+
+	return frags(a) ? x->progs.pktlens_xdp_main : x->progs.pktlens_xdp_skb_main;
 }
 
 /*
@@ -416,6 +429,51 @@ static struct pktlens_xdp *open_notail(void)
 	return s;
 }
 
+/*
+ * An XDP object with one program of the attach to load, its entry or its
+ * MAIN twin, and every map the owner's (a->xskel, loaded): load_programs()
+ * verifies it beside the others. NULL with a->why.
+ */
+static struct pktlens_xdp *xdp_open_prog(struct attach *a, bool main)
+{
+	struct pktlens_xdp *x = a->notail ? open_notail() : pktlens_xdp__open();
+	struct bpf_program *p;
+	struct bpf_map *m;
+	int err = 0;
+
+	if (!x) {
+		pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s", a->o->ifname,
+		       strerror(errno));
+		return NULL;
+	}
+	bpf_object__for_each_program(p, x->obj)
+		if (!err)
+			err = bpf_program__set_autoload(p, false);
+	p = frags(a) ? (main ? x->progs.pktlens_xdp_main : x->progs.pktlens_xdp) :
+		       (main ? x->progs.pktlens_xdp_skb_main : x->progs.pktlens_xdp_skb);
+	if (!err)
+		err = bpf_program__set_autoload(p, true);
+	if (!err)
+		err = pl_obj_kernel(x->obj);
+	bpf_object__for_each_map(m, x->obj) {
+		int fd;
+
+		if (err || bpf_map__is_internal(m))
+			continue;
+		fd = bpf_map__fd(bpf_object__find_map_by_name(a->xskel->obj, bpf_map__name(m)));
+		err = fd >= 0 ? bpf_map__reuse_fd(m, fd) : bpf_map__set_autocreate(m, false);
+	}
+	x->rodata->pl_tcp_slots = a->xskel->rodata->pl_tcp_slots;
+	x->rodata->pl_flow_cache_bits = a->cache_bits;
+	if (err) {
+		pl_why(a->why, a->whylen, err, "%s: cannot prepare program %s: %s", a->o->ifname,
+		       bpf_program__name(p), strerror(-err));
+		pktlens_xdp__destroy(x);
+		return NULL;
+	}
+	return x;
+}
+
 static int load_xdp(struct attach *a)
 {
 	const char *ifname = a->o->ifname;
@@ -475,12 +533,17 @@ static int load_xdp(struct attach *a)
 		return err;
 	if (a->info->xdp_disp)
 		return join_xdp(a, flows_reused);
-	err = pktlens_xdp__load(a->xskel);
+	/* the maps alone: the programs go in objects of their own, verified side by side */
+	err = bpf_program__set_autoload(xdp_prog(a), false);
+	if (!err)
+		err = bpf_program__set_autoload(xdp_main_prog(a), false);
+	if (!err)
+		err = pktlens_xdp__load(a->xskel);
 	if (err)
-		return pl_why(a->why, a->whylen, pl_load_err(err), "%s: the kernel refused program %s: %s",
-			      ifname, bpf_program__name(xdp ? xdp_prog(a) :
-							a->xskel->progs.pktlens_xdp_skb),
-			      strerror(-err));
+		return pl_why(a->why, a->whylen, pl_load_err(err), "%s: cannot create the maps: %s",
+			      ifname, strerror(-err));
+	if (xdp && (!(a->xentry = xdp_open_prog(a, false)) || !(a->xmain = xdp_open_prog(a, true))))
+		return -EINVAL;		/* why: xdp_open_prog() */
 	return loaded_xdp(a, flows_reused);
 }
 
@@ -581,25 +644,33 @@ static int loaded_xdp(struct attach *a, bool flows_reused)
 			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
 				      ifname, strerror(-err));
 	}
-	if (a->info->xdp_mode != PL_XDP_NONE)
+	/* programs apart are loaded later, by load_programs() */
+	if (a->info->xdp_mode != PL_XDP_NONE && !a->xentry)
 		return prog_id(xdp_prog(a), &a->m->xdp_prog_id);
 	return 0;
 }
 
-/* The tc object shares every map of the XDP object. */
-static int load_tc(struct attach *a)
+/*
+ * Open a tc object for the directions in @hooks (PL_TC_*): every map of the
+ * XDP object shared, tc_chain @chain_fd's where >= 0, only those
+ * directions' programs loaded.
+ */
+static struct pktlens_tc *tc_open(struct attach *a, unsigned int hooks, int chain_fd)
 {
 	struct pktlens_xdp *x = a->xskel;
-	struct pktlens_tc *t;
+	struct pktlens_tc *t = pktlens_tc__open();
 	int err;
 
-	t = a->tskel = pktlens_tc__open();
-	if (!t)
-		return pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s",
-			      a->o->ifname, strerror(errno));
+	if (!t) {
+		pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s", a->o->ifname,
+		       strerror(errno));
+		return NULL;
+	}
 	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
-	if (err)
-		return err;
+	if (err) {
+		pktlens_tc__destroy(t);
+		return NULL;
+	}
 	err = pl_obj_kernel(t->obj);
 	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
 		const struct pl_map_def *d = &pl_maps[i];
@@ -608,6 +679,8 @@ static int load_tc(struct attach *a)
 			err = bpf_map__reuse_fd(bpf_object__find_map_by_name(t->obj, d->name),
 						bpf_map__fd(bpf_object__find_map_by_name(x->obj, d->name)));
 	}
+	if (!err && chain_fd >= 0)
+		err = bpf_map__reuse_fd(t->maps.tc_chain, chain_fd);
 	t->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
 						   a->o->tcp_passive, false);
 	t->rodata->pl_flow_cache_bits = a->cache_bits;	/* the XDP object's map */
@@ -620,28 +693,121 @@ static int load_tc(struct attach *a)
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_policy_bounded, false);
 	if (!err)
-		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, a->info->tc_hooks & PL_TC_IN);
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_in, hooks & PL_TC_IN);
 	/* the chain's MAIN twins: here for a filter of this attach, else on first use (chain.c) */
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_main,
-						a->refilter && (a->info->tc_hooks & PL_TC_IN));
+						a->refilter && (hooks & PL_TC_IN));
 	if (!err)
-		err = bpf_program__set_autoload(t->progs.pktlens_tc_out, a->info->tc_hooks & PL_TC_OUT);
+		err = bpf_program__set_autoload(t->progs.pktlens_tc_out, hooks & PL_TC_OUT);
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
-						a->refilter && (a->info->tc_hooks & PL_TC_OUT));
-	if (err)
-		return pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s",
-			      a->o->ifname, strerror(-err));
-	err = pktlens_tc__load(t);
-	if (err)
-		return pl_why(a->why, a->whylen, pl_load_err(err),
-			      "%s: the kernel refused the tc programs: %s", a->o->ifname,
-			      strerror(-err));
-	if (a->info->tc_hooks & PL_TC_IN)
-		err = prog_id(t->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
+						a->refilter && (hooks & PL_TC_OUT));
+	if (err) {
+		pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s", a->o->ifname,
+		       strerror(-err));
+		pktlens_tc__destroy(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* The tc object with the programs of direction @dir (enum pl_dir) */
+static struct pktlens_tc *tc_obj(const struct attach *a, int dir)
+{
+	return dir == PL_DIR_OUT && a->tskel_out ? a->tskel_out : a->tskel;
+}
+
+/*
+ * The tc objects, sharing every map of the XDP object. With both directions
+ * egress's programs are in an object of their own, so that load_programs()
+ * verifies them beside ingress's; the two share tc_chain.
+ */
+static int open_tc(struct attach *a)
+{
+	unsigned int hooks = a->info->tc_hooks;
+	bool split = hooks == (PL_TC_IN | PL_TC_OUT);
+	int chain_fd = -1;
+
+	if (split) {
+		/* tc_chain as bpf/chain.h has it, made here so that both can share it */
+		chain_fd = bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, PL_MAP_TC_CHAIN, sizeof(__u32),
+					  sizeof(__u32), PL_CHAIN_SLOTS, NULL);
+		if (chain_fd < 0)
+			return pl_why(a->why, a->whylen, -errno, "%s: cannot create %s: %s",
+				      a->o->ifname, PL_MAP_TC_CHAIN, strerror(errno));
+	}
+	a->tskel = tc_open(a, split ? PL_TC_IN : hooks, chain_fd);
+	if (a->tskel && split)
+		a->tskel_out = tc_open(a, PL_TC_OUT, chain_fd);
+	if (chain_fd >= 0)
+		close(chain_fd);	/* the objects hold it */
+	return !a->tskel || (split && !a->tskel_out) ? -EINVAL : 0;	/* why: tc_open() */
+}
+
+struct obj_load {
+	struct bpf_object_skeleton *s;
+	const struct bpf_program *prog;	/* the program it is for, NULL: tc's */
+	pthread_t th;
+	bool thread;
+	int err;
+};
+
+static void *obj_load_thread(void *arg)
+{
+	struct obj_load *l = arg;
+
+	l->err = bpf_object__load_skeleton(l->s);
+	return NULL;
+}
+
+/*
+ * Load the attach's programs: XDP's entry and its MAIN twin where the owner
+ * of the maps did not (xdp_open_prog()), tc's directions (open_tc()), each
+ * object in a thread of its own on a machine of several CPUs. The verifier
+ * takes most of an attach, and each program about as long.
+ */
+static int load_programs(struct attach *a)
+{
+	struct obj_load l[4];
+	size_t n = 0;
+	bool par = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	int err = 0;
+
+	if (a->xentry) {
+		l[n++] = (struct obj_load){ .s = a->xentry->skeleton, .prog = xdp_prog(a) };
+		l[n++] = (struct obj_load){ .s = a->xmain->skeleton, .prog = xdp_main_prog(a) };
+	}
+	if (a->tskel)
+		l[n++] = (struct obj_load){ .s = a->tskel->skeleton };
+	if (a->tskel_out)
+		l[n++] = (struct obj_load){ .s = a->tskel_out->skeleton };
+	for (size_t i = 1; i < n && par; i++)
+		l[i].thread = !pthread_create(&l[i].th, NULL, obj_load_thread, &l[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].thread)
+			pthread_join(l[i].th, NULL);
+		else
+			obj_load_thread(&l[i]);
+	}
+	for (size_t i = 0; i < n && !err; i++) {
+		if (!l[i].err)
+			continue;
+		err = pl_load_err(l[i].err);
+		if (l[i].prog)
+			pl_why(a->why, a->whylen, err, "%s: the kernel refused program %s: %s",
+			       a->o->ifname, bpf_program__name(l[i].prog), strerror(-l[i].err));
+		else
+			pl_why(a->why, a->whylen, err, "%s: the kernel refused the tc programs: %s",
+			       a->o->ifname, strerror(-l[i].err));
+	}
+	if (!err && a->xentry)
+		err = prog_id(xdp_prog(a), &a->m->xdp_prog_id);
+	if (!err && (a->info->tc_hooks & PL_TC_IN))
+		err = prog_id(tc_obj(a, PL_DIR_IN)->progs.pktlens_tc_in, &a->m->tc_prog_id[PL_DIR_IN]);
 	if (!err && (a->info->tc_hooks & PL_TC_OUT))
-		err = prog_id(t->progs.pktlens_tc_out, &a->m->tc_prog_id[PL_DIR_OUT]);
+		err = prog_id(tc_obj(a, PL_DIR_OUT)->progs.pktlens_tc_out,
+			      &a->m->tc_prog_id[PL_DIR_OUT]);
 	return err;
 }
 
@@ -662,9 +828,7 @@ static int fill_chains(struct attach *a)
 	int fd, err = 0;
 
 	if (a->info->xdp_mode != PL_XDP_NONE) {
-		fd = bpf_program__fd(frags(a) ?
-				     a->xskel->progs.pktlens_xdp_main :
-				     a->xskel->progs.pktlens_xdp_skb_main);
+		fd = bpf_program__fd(xdp_main_prog(a));
 		if (bpf_map_update_elem(bpf_map__fd(xdp_chain(a)), &slot, &fd, BPF_ANY))
 			err = -errno;
 	}
@@ -672,8 +836,8 @@ static int fill_chains(struct attach *a)
 		if (!(a->info->tc_hooks & (1u << dir)) || !a->refilter)
 			continue;
 		slot = PL_CHAIN_MAIN(dir);
-		fd = bpf_program__fd(dir == PL_DIR_IN ? a->tskel->progs.pktlens_tc_in_main :
-							a->tskel->progs.pktlens_tc_out_main);
+		fd = bpf_program__fd(dir == PL_DIR_IN ? tc_obj(a, dir)->progs.pktlens_tc_in_main :
+							tc_obj(a, dir)->progs.pktlens_tc_out_main);
 		if (bpf_map_update_elem(bpf_map__fd(a->tskel->maps.tc_chain), &slot, &fd, BPF_ANY))
 			err = -errno;
 	}
@@ -852,8 +1016,8 @@ static int clsact_remove_orphan(struct attach *a, int dir, struct bpf_tc_hook *h
 
 static int attach_tc_dir(struct attach *a, int dir)
 {
-	const struct bpf_program *prog = dir == PL_DIR_IN ? a->tskel->progs.pktlens_tc_in :
-							    a->tskel->progs.pktlens_tc_out;
+	const struct bpf_program *prog = dir == PL_DIR_IN ? tc_obj(a, dir)->progs.pktlens_tc_in :
+							    tc_obj(a, dir)->progs.pktlens_tc_out;
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->li.ifindex,
 		    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog),
@@ -1067,7 +1231,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 				 "(native XDP takes frames that fit one page)";
 	a.refilter = o->set_filter ? o->filter != NULL : info->reattached && a.old.meta.filter_set;
 	if (!err && info->tc_hooks)
-		err = load_tc(&a);
+		err = open_tc(&a);
+	if (!err)
+		err = load_programs(&a);
 	if (!err)
 		err = fill_chains(&a);
 	if (err)
@@ -1177,7 +1343,10 @@ out:
 	for (int i = 0; i < 3; i++)
 		if (a.link_fd[i] >= 0)
 			close(a.link_fd[i]);
+	pktlens_tc__destroy(a.tskel_out);
 	pktlens_tc__destroy(a.tskel);
+	pktlens_xdp__destroy(a.xmain);
+	pktlens_xdp__destroy(a.xentry);
 	pktlens_xdp__destroy(a.xskel);
 	pl_state_close(&a.old);
 	return err;
