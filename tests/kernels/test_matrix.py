@@ -338,6 +338,15 @@ def sample(lab, n, *args):
                                    *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def started(p):
+    """What sampler @p said on stderr until it is capturing (or gone, or 30 s passed)."""
+    deadline = time.time() + 30
+    err = b""
+    while b"capturing" not in err and p.poll() is None and time.time() < deadline:
+        err += os.read(p.stderr.fileno(), 4096)
+    return err
+
+
 @pytest.mark.parametrize("hookargs", [["--xdp", "skb", "--tc", "in"], ["--xdp", "skb", "--tc", "none"]],
                          ids=["xdp+tc", "xdp-only"])
 def test_sample_writes_what_was_sent(lab1500, hookargs):
@@ -346,10 +355,7 @@ def test_sample_writes_what_was_sent(lab1500, hookargs):
     cases = [c for c in mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")) if len(c.frame) <= 1514]
     raw = [bytes(c.frame) for c in cases[:20]]
     path, p = sample(lab, len(raw))
-    deadline = time.time() + 30
-    err = b""
-    while b"capturing" not in err and p.poll() is None and time.time() < deadline:
-        err += os.read(p.stderr.fileno(), 4096)
+    err = started(p)
     if "xdp-load-bytes" not in features() and "none" in hookargs:
         p.wait(timeout=30)
         err += p.stderr.read()
@@ -378,9 +384,7 @@ def test_per_flow_sampler_table_and_a_growing_rule_record(lab1500):
     frames = [Ether(src=src, dst=dst) / IP(src="198.18.0.1", dst="198.18.0.2") /
               UDP(sport=4000 + f, dport=7000) / Raw(bytes([f, k]) * 10) for k in range(4) for f in range(3)]
     path, p = sample(lab, 6, "--per-flow", "2")
-    deadline, err = time.time() + 30, b""
-    while b"capturing" not in err and p.poll() is None and time.time() < deadline:
-        err += os.read(p.stderr.fileno(), 4096)
+    err = started(p)
     assert b"capturing" in err, err
     lab.send(frames)
     _, rest = p.communicate(timeout=60)
@@ -408,10 +412,7 @@ def test_sample_unattached_captures_and_leaves_nothing(lab1500):
     filters = lambda: sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", "ingress").stdout  # noqa: E731
     for how in ("count", "kill"):
         path, p = sample(lab, len(raw) if how == "count" else 1000)
-        deadline = time.time() + 30
-        err = b""
-        while b"capturing" not in err and p.poll() is None and time.time() < deadline:
-            err += os.read(p.stderr.fileno(), 4096)
+        err = started(p)
         assert b"not attached: attached the capture-only tc programs" in err, err
         assert ("tcx" in features()) == (filters() == "")   # clsact shows a filter meanwhile
         if how == "count":
