@@ -280,7 +280,10 @@ enum pl_map_keep {
 	PL_KEEP_ALWAYS,		/* reused: the counters go on */
 	PL_KEEP_FLOWS,		/* reused with the flow table when its capacity is unchanged,
 				 * else the table and its cache are merged into a new table */
-	PL_KEEP_RULES,		/* reused where there is one: the rules and their counters */
+	PL_KEEP_RULES,		/* reused where there is one: the rules' counters and state */
+	PL_KEEP_RECORD,		/* copied where there is one: the loader's record of the
+				 * rules, the old attachment's as it was until the new one
+				 * takes its place (a kill in between leaves it whole) */
 };
 
 /* What a rule-set object (loader/policy.c) does with the map */
@@ -343,6 +346,11 @@ void pl_maps_close(int fd[PL_MID_MAX]);
  */
 int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
 			size_t n);
+/*
+ * Every entry of map @from into map @to, of the same key and value sizes
+ * (not per-CPU), in PL_BATCH chunks. 0 or -errno.
+ */
+int pl_map_copy(int from, int to);
 
 /* ---- attach/detach (loader/loader.c) ---- */
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,13 +44,13 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
 	/* policy rules: the record, their counters, redirect targets, expression texts */
 	[PL_MID_POLICY_RULES] = ROW(PL_MAP_POLICY_RULES, BPF_MAP_TYPE_HASH, BOTH, true,
-				    PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_NONE),
+				    PL_PIN_ALWAYS, PL_KEEP_RECORD, PL_RS_NONE),
 	[PL_MID_RULE_STATS] = ROW(PL_MAP_RULE_STATS, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
 				  PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED),
 	[PL_MID_REDIRECT] = ROW(PL_MAP_REDIRECT, BPF_MAP_TYPE_DEVMAP_HASH, PL_OBJ_XDP, true,
 				PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
 	[PL_MID_POLICY_EXPRS] = ROW(PL_MAP_POLICY_EXPRS, BPF_MAP_TYPE_HASH, BOTH, true,
-				    PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_NONE),
+				    PL_PIN_ALWAYS, PL_KEEP_RECORD, PL_RS_NONE),
 	[PL_MID_EXPR_BITS] = ROW(PL_MAP_EXPR_BITS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
 				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
 	/* --limit rules: buckets by counter key, per-key LRU maps by counter key, their locks */
@@ -236,6 +237,40 @@ int pl_maps_open(const char *dir, int fd[PL_MID_MAX])
 	}
 	if (err)
 		pl_maps_close(fd);
+	return err;
+}
+
+int pl_map_copy(int from, int to)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char token[PL_BATCH_TOKEN];
+	void *keys = NULL, *vals = NULL;
+	int err = 0;
+
+	if (bpf_obj_get_info_by_fd(from, &info, &len))
+		return -errno;
+	if (info.key_size > PL_BATCH_TOKEN)
+		return -EINVAL;
+	keys = calloc(PL_BATCH, info.key_size);
+	vals = calloc(PL_BATCH, info.value_size);
+	if (!keys || !vals)
+		err = -ENOMEM;
+	for (bool first = true, end = false; !err && !end; first = false) {
+		__u32 n = PL_BATCH;
+
+		if (pl_batch_lookup(from, first ? NULL : token, token, keys, info.key_size, vals,
+				    info.value_size, &n, false)) {
+			if (errno != ENOENT) {
+				err = -errno;
+				break;
+			}
+			end = true;	/* the last @n */
+		}
+		err = pl_map_update_batch(to, keys, info.key_size, vals, info.value_size, n);
+	}
+	free(keys);
+	free(vals);
 	return err;
 }
 

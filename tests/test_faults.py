@@ -118,6 +118,43 @@ def test_kill9_attach_at_random_points(lab, mech, rounds):
     assert "complete" in outcomes or "none" in outcomes
 
 
+def rules_of(ns, dev="vb"):
+    doc = pktlens_json("policy", "list", dev, ns=ns)["interfaces"][0]
+    return {r["id"]: (r["dir"], r["packets"]) for r in doc["rules"]}
+
+
+@pytest.mark.parametrize("xdp", ["skb", "none"])
+def test_reattach_killed_at_its_exchange_leaves_the_old_attachment_whole(lab, xdp):
+    """attach --force killed right before its pins take the old ones' place
+    (strace kills it as it calls renameat2): the old attachment's rules are
+    as they were, counters too, not the new one's; the next --force
+    completes the change."""
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "3", "--proto", "udp", "--dport", "2000", "--pass",
+            ns=lab.b)
+    pktlens("policy", "add", "vb", "--out", "--id", "8", "--proto", "udp", "--dport", "53",
+            "--drop", ns=lab.b)
+    udp(lab, 4)
+    wait = time.monotonic() + 10
+    while rules_of(lab.b)[3][1] < 4 and time.monotonic() < wait:
+        time.sleep(0.05)
+    before = rules_of(lab.b)
+    assert before[3][1] == 4 and before[8][1] == 0, before
+    # the new hooks lack egress: its rule would go
+    args = ["attach", "vb", "--xdp", xdp, "--tc", "in", "--force"]
+    r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=renameat2",
+                        "-e", "inject=renameat2:signal=KILL", PKTLENS, "-n", lab.b, *args],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert r.returncode in (-9, 137), (r.returncode, r.stderr)
+    assert [d for d in leftovers(lab) if d != "vb"], "not killed at the exchange"
+    att = [a for a in attachments_in(lab.b) if a["ifname"] == "vb"]
+    assert [sorted(h["dir"] for h in a["hooks"] if h["hook"] == "tc") for a in att] == [["in", "out"]]
+    assert rules_of(lab.b) == before
+    done = pktlens(*args, ns=lab.b)
+    assert rules_of(lab.b) == {3: before[3]}, done.stdout
+    assert leftovers(lab) == ["vb"]
+
+
 def test_detach_recovers_after_killed_attach(lab):
     """kill -9 between pinning and the final rename: detach removes the leftovers."""
     for delay in (0.02, 0.05, 0.1, 0.2):
