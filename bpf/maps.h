@@ -146,14 +146,35 @@ struct {
 	__type(value, __u64);
 } expr_bits SEC(".maps");
 
-/* Hits per rule, by pl_rule.ctr; kept across rule-set swaps. */
+/*
+ * Hits per rule, by pl_rule.ctr; kept across rule-set swaps. Keys below
+ * PL_RULE_GEN here, the others in the map of their generation in rule_gens
+ * (include/pktlens/pktlens.h).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, PL_RULE_CTR_MAX);
+	__uint(max_entries, PL_RULE_GEN);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct pl_rule_stats);
 } rule_stats SEC(".maps");
+
+struct pl_rule_gen {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PL_RULE_GEN);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	/* sizes, not types: clang leaves types seen through two pointers as forward declarations */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct pl_rule_stats));
+};
+
+/* Slot g: the counters of generation g's keys, once a commit made them; slot 0 unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, PL_RULE_GENS);
+	__type(key, __u32);
+	__array(values, struct pl_rule_gen);
+} rule_gens SEC(".maps");
 
 /*
  * The same counters in an array for counter keys below PL_RULE_FAST_MAX

@@ -296,7 +296,8 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 
 /*
  * Count a hit of the rule with counters @ctr; its counters on this CPU, or
- * NULL. Keys below @fast (pl_policy_cfg.fast) count in the rule_ctrs array.
+ * NULL. Keys below @fast (pl_policy_cfg.fast) count in the rule_ctrs array,
+ * the others in rule_stats or their generation's map (PL_RULE_GEN).
  */
 static __always_inline struct pl_rule_stats *pl_rule_hit(__u32 ctr, __u32 fast, __u32 len,
 							 __u64 now)
@@ -311,7 +312,16 @@ static __always_inline struct pl_rule_stats *pl_rule_hit(__u32 ctr, __u32 fast, 
 		 */
 		asm volatile("" : "+r"(s));
 	} else {
-		s = bpf_map_lookup_elem(&rule_stats, &ctr);
+		__u32 g = ctr / PL_RULE_GEN;
+		void *m = g ? bpf_map_lookup_elem(&rule_gens, &g) : 0;
+
+		/* no map of its generation: an attachment that keeps all keys in rule_stats */
+		if (m) {
+			s = bpf_map_lookup_elem(m, &ctr);
+			asm volatile("" : "+r"(s));
+		} else {
+			s = bpf_map_lookup_elem(&rule_stats, &ctr);
+		}
 	}
 	if (!s)
 		return 0;

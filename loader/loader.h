@@ -259,6 +259,7 @@ enum pl_map_id {
 	PL_MID_POLICY_SET,
 	PL_MID_FLOW_CTL,
 	PL_MID_CLOCK,
+	PL_MID_RULE_GENS,
 	PL_MID_MAX,
 };
 
@@ -502,6 +503,13 @@ struct pl_policy {
 	struct pl_meta meta;
 	int fd[PL_MID_MAX];	/* pl_maps_open(): policy_rules holds the rules by id,
 				 * policy_exprs the texts of expression rules */
+	/*
+	 * Counter keys of generation g >= 1 (PL_RULE_GEN) are in gen_fd[g],
+	 * where @gens; else every key is in rule_stats (an attachment made
+	 * before generations). -1: no map of that generation yet.
+	 */
+	bool gens;
+	int gen_fd[PL_RULE_GENS];
 };
 
 /* The expression of rule @id (PL_M_EXPR). */

@@ -121,6 +121,9 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	/* rule counters by index for the first counter keys; optional: attachments made before it */
 	[PL_MID_RULE_CTRS] = ROW(PL_MAP_RULE_CTRS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
 				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
+	/* counters of the keys of generation >= 1 (PL_RULE_GEN); optional: attachments made before */
+	[PL_MID_RULE_GENS] = ROW(PL_MAP_RULE_GENS, BPF_MAP_TYPE_ARRAY_OF_MAPS, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
 	/*
 	 * pktlens_xdp_notail's rule set (xdp/pktlens_xdp.bpf.c): the entry's own;
 	 * policy commits find it through the entry's maps (loader/xdp_multi.c)

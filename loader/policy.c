@@ -50,6 +50,37 @@
 void pl_policy_close(struct pl_policy *p)
 {
 	pl_maps_close(p->fd);
+	for (__u32 g = 0; g < PL_RULE_GENS; g++)
+		if (p->gen_fd[g] >= 0) {
+			close(p->gen_fd[g]);
+			p->gen_fd[g] = -1;
+		}
+}
+
+/*
+ * The maps of the counter key generations (PL_RULE_GEN) @p has: keys are
+ * handed out from 1 up, so generation g exists only if g - 1 does and the
+ * first empty slot ends them. An attachment whose rule_stats holds every
+ * key (made before generations) has none.
+ */
+static int open_gens(struct pl_policy *p)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), id;
+
+	if (p->fd[PL_MID_RULE_GENS] < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(p->fd[PL_MID_RULE_STATS], &info, &len))
+		return -errno;
+	p->gens = info.max_entries < PL_RULE_CTR_MAX;
+	for (__u32 g = 1; p->gens && g < PL_RULE_GENS; g++) {
+		if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_GENS], &g, &id))
+			return errno == ENOENT ? 0 : -errno;
+		p->gen_fd[g] = bpf_map_get_fd_by_id(id);
+		if (p->gen_fd[g] < 0)
+			return -errno;
+	}
+	return 0;
 }
 
 int pl_policy_open(const char *dir, struct pl_policy *p)
@@ -57,16 +88,51 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 	int err;
 
 	memset(p, 0, sizeof(*p));
+	for (__u32 g = 0; g < PL_RULE_GENS; g++)
+		p->gen_fd[g] = -1;
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	err = pl_maps_open(dir, p->fd);
-	if (!err)
-		err = pl_meta_read(p->fd[PL_MID_META], &p->meta);
+	if (err)
+		return err;
+	err = pl_meta_read(p->fd[PL_MID_META], &p->meta);
 	/* before version 8 a rule (pl_rule) was smaller: never read or write those maps (8's are 9's) */
 	if (!err && p->meta.version < 8)
 		err = -EPROTO;
+	err = err ?: open_gens(p);
 	if (err)
-		pl_maps_close(p->fd);
+		pl_policy_close(p);
 	return err;
+}
+
+/* The map of counter key @ctr's counters (-1: its generation has none yet) */
+static int ctr_fd(const struct pl_policy *p, __u32 ctr)
+{
+	__u32 g = ctr / PL_RULE_GEN;
+
+	return p->gens && g ? p->gen_fd[g < PL_RULE_GENS ? g : 0] : p->fd[PL_MID_RULE_STATS];
+}
+
+/*
+ * A map for generation @g of counter keys, in rule_gens: before the keys
+ * are handed to a rule set, so its programs find them there.
+ */
+static int make_gen(struct pl_policy *p, __u32 g)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+	int fd;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "rule_gen", sizeof(__u32),
+			    sizeof(struct pl_rule_stats), PL_RULE_GEN, &o);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_update_elem(p->fd[PL_MID_RULE_GENS], &g, &fd, BPF_ANY)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	p->gen_fd[g] = fd;
+	return 0;
 }
 
 static int rule_cmp(const void *a, const void *b)
@@ -164,8 +230,8 @@ int pl_policy_has_rule(const char *dir, __u32 id)
 int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 			 struct pl_rule_stats *sum)
 {
-	__u32 ctr = r->ctr;
-	int ncpu = libbpf_num_possible_cpus();
+	__u32 ctr = r->ctr, id = 0;
+	int ncpu = libbpf_num_possible_cpus(), fd, late = -1;
 	struct pl_rule_stats *v;
 
 	memset(sum, 0, sizeof(*sum));
@@ -174,12 +240,21 @@ int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_STATS], &ctr, v)) {
-		int err = -errno;
+	fd = ctr_fd(p, ctr);
+	/* a generation made since @p was opened: a commit's new rule, read from the record since */
+	if (fd < 0 && !bpf_map_lookup_elem(p->fd[PL_MID_RULE_GENS], &(__u32){ ctr / PL_RULE_GEN },
+					   &id))
+		fd = late = bpf_map_get_fd_by_id(id);
+	if (fd < 0 || bpf_map_lookup_elem(fd, &ctr, v)) {
+		int err = fd < 0 ? -ENOENT : -errno;
 
+		if (late >= 0)
+			close(late);
 		free(v);
 		return err;
 	}
+	if (late >= 0)
+		close(late);
 	/*
 	 * the first keys count in rule_ctrs (bpf/maps.h); rule_stats holds what
 	 * they counted before (a rule set of an earlier pktlens): both added
@@ -400,6 +475,21 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * Delete counter keys @k (@m of them, sorted here) from the maps they are
+ * in; one that is not there is no error.
+ */
+static void ctr_delete(const struct pl_policy *p, __u32 *k, size_t m)
+{
+	pl_qsort(k, m, sizeof(*k), u32_cmp);
+	for (size_t i = 0, j; i < m; i = j) {
+		for (j = i + 1; j < m && k[j] / PL_RULE_GEN == k[i] / PL_RULE_GEN; j++)
+			;
+		if (ctr_fd(p, k[i]) >= 0)
+			pl_batch_delete(ctr_fd(p, k[i]), k + i, sizeof(*k), (__u32)(j - i));
+	}
+}
+
 /* @id among @ids (sorted) */
 static bool has_id(const __u32 *ids, size_t n, __u32 id)
 {
@@ -570,8 +660,11 @@ static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *o
 	}
 }
 
-/* Zeroed per-CPU counters for the rules of @rules whose keys @old does not use. */
-static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+/*
+ * Zeroed per-CPU counters for the rules of @rules whose keys @old does not
+ * use, each in the map of its key's generation (made here when new).
+ */
+static int new_counters(struct pl_policy *p, const struct pl_rule *rules, size_t n,
 			const struct pl_rule *byctr, size_t nold, bool undo, char *why,
 			size_t whylen)
 {
@@ -579,7 +672,7 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 	size_t vsz, m = 0;
 	__u32 *k;
 	void *v;
-	int err;
+	int err = 0;
 
 	if (ncpu <= 0)
 		return pl_why(why, whylen, -EINVAL, "cannot count CPUs");
@@ -596,18 +689,27 @@ static int new_counters(const struct pl_policy *p, const struct pl_rule *rules, 
 			k[m++] = rules[i].ctr;
 	/* undo: take them out again (a later step failed): nothing is left behind */
 	if (undo) {
-		pl_batch_delete(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), (__u32)m);
-		err = 0;
-	} else {
-		err = pl_map_update_batch(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), v, vsz, m);
-		/* a key below PL_RULE_FAST_MAX counts in rule_ctrs: from zero, as a new hash entry */
-		for (size_t i = 0; i < m && !err && p->fd[PL_MID_RULE_CTRS] >= 0; i++)
-			if (k[i] < PL_RULE_FAST_MAX &&
-			    bpf_map_update_elem(p->fd[PL_MID_RULE_CTRS], &k[i], v, BPF_ANY))
-				err = -errno;
-		if (err)
-			pl_batch_delete(p->fd[PL_MID_RULE_STATS], k, sizeof(*k), (__u32)m);
+		ctr_delete(p, k, m);
+		goto out;
 	}
+	pl_qsort(k, m, sizeof(*k), u32_cmp);
+	for (size_t i = 0, j; i < m && !err; i = j) {
+		__u32 g = k[i] / PL_RULE_GEN;
+
+		for (j = i + 1; j < m && k[j] / PL_RULE_GEN == g; j++)
+			;
+		if (p->gens && g && p->gen_fd[g] < 0 && (err = make_gen(p, g)))
+			break;
+		err = pl_map_update_batch(ctr_fd(p, k[i]), k + i, sizeof(*k), v, vsz, j - i);
+	}
+	/* a key below PL_RULE_FAST_MAX counts in rule_ctrs: from zero, as a new hash entry */
+	for (size_t i = 0; i < m && !err && p->fd[PL_MID_RULE_CTRS] >= 0; i++)
+		if (k[i] < PL_RULE_FAST_MAX &&
+		    bpf_map_update_elem(p->fd[PL_MID_RULE_CTRS], &k[i], v, BPF_ANY))
+			err = -errno;
+	if (err)
+		ctr_delete(p, k, m);
+out:
 	free(k);
 	free(v);
 	return err ? pl_why(why, whylen, err, "cannot create rule counters: %s",
@@ -714,11 +816,12 @@ static void sorted_keys(__u32 *k, const struct pl_rule *rules, size_t n, size_t 
 }
 
 /*
- * Delete from @fd the keys of @old (the __u32 at @off of each rule) that
- * none of the @n sorted keys @k (sorted_keys()) is; with @limits, only those
+ * The keys of @old (the __u32 at @off of each rule) that none of the @n
+ * sorted keys @k (sorted_keys()) is, put at k + n; with @limits, only those
  * of --limit rules (the limit maps have no others). @k: room for n + nold.
+ * Returns how many.
  */
-static void delete_unused(int fd, __u32 *k, size_t n, const struct pl_rule *old, size_t nold,
+static size_t unused_keys(__u32 *k, size_t n, const struct pl_rule *old, size_t nold,
 			  size_t off, bool limits)
 {
 	size_t m = 0;
@@ -730,7 +833,14 @@ static void delete_unused(int fd, __u32 *k, size_t n, const struct pl_rule *old,
 		if ((!limits || old[i].action == PL_ACT_LIMIT) && !has_id(k, n, key))
 			k[n + m++] = key;
 	}
-	pl_batch_delete(fd, k + n, sizeof(*k), (__u32)m);
+	return m;
+}
+
+/* Delete unused_keys() from @fd. */
+static void delete_unused(int fd, __u32 *k, size_t n, const struct pl_rule *old, size_t nold,
+			  size_t off, bool limits)
+{
+	pl_batch_delete(fd, k + n, sizeof(*k), (__u32)unused_keys(k, n, old, nold, off, limits));
 }
 
 /*
@@ -766,8 +876,8 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 		delete_unused(p->fd[PL_MID_POLICY_RULES], k, n, old, nold,
 			      offsetof(struct pl_rule, id), false);
 		sorted_keys(k, rules, n, offsetof(struct pl_rule, ctr));
-		delete_unused(p->fd[PL_MID_RULE_STATS], k, n, old, nold,
-			      offsetof(struct pl_rule, ctr), false);
+		ctr_delete(p, k + n, unused_keys(k, n, old, nold, offsetof(struct pl_rule, ctr),
+						 false));
 		delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, n, old, nold,
 			      offsetof(struct pl_rule, ctr), true);
 		delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, n, old, nold,

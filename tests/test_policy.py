@@ -954,6 +954,68 @@ def test_rule_record_grows_keeping_rules_and_counters(router, hooks):
     assert rule_hits(router)[7] == 4
 
 
+def counter_maps(router, dev="vb"):
+    """{map: (max_entries, keys)} of the rule counters: rule_stats, then each map in rule_gens by slot."""
+    d = f"{PIN_ROOT}/{netns_ino(router.h)}/{dev}"
+
+    def keys(*how):
+        return len(json.loads(sh("bpftool", "-j", "map", "dump", *how).stdout))
+
+    def size(*how):
+        return json.loads(sh("bpftool", "-j", "map", "show", *how).stdout)["max_entries"]
+
+    out = {"rule_stats": (size("pinned", f"{d}/rule_stats"), keys("pinned", f"{d}/rule_stats"))}
+    for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned", f"{d}/rule_gens").stdout):
+        slot, inner = e["key"], e["value"]
+        slot = slot if isinstance(slot, int) else int.from_bytes(bytes(int(b, 16) for b in slot), "little")
+        inner = inner if isinstance(inner, int) else int.from_bytes(bytes(int(b, 16) for b in inner), "little")
+        out[slot] = (size("id", str(inner)), keys("id", str(inner)))
+    return out
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_rule_counters_made_a_generation_at_a_time(router, hooks):
+    """A new attachment's rule counters hold 16,384 keys; rules past them count in maps made
+    by the commit that needs them, each key in one map for as long as its rule lives: exact,
+    kept by rules kept, gone with rules that go, carried over by attach --force."""
+    h = router.h
+    pktlens("attach", "vb", *hooks, ns=h)
+    assert counter_maps(router) == {"rule_stats": (16384, 0)}
+    pktlens("policy", "add", "vb", "--id", "7", "--src", "198.18.1.9/32", "--drop", ns=h)
+    router.send([frame(router, dict(src=A4[1], dst=D4[0], proto=17, sport=1, dport=9), i) for i in range(3)])
+    time.sleep(0.3)
+    assert rule_hits(router) == {7: 3}
+    n = 20000
+    for tag, want in ((1, {"rule_stats": (16384, 16383), 1: (16384, n + 1 - 16383)}),
+                      # 20,000 others beside the 20,000 going: keys past 32,767 too
+                      (2, {"rule_stats": (16384, 16383), 1: (16384, n + 1 - 16383), 2: (16384, 0)})):
+        path = os.path.join(router.tmp, f"gen{tag}.rules")
+        rules = prefix_rules(tag, n)
+        with open(path, "w") as f:
+            f.write("--id 7 --in --src 198.18.1.9/32 --drop\n")
+            f.writelines(rules)
+        pktlens("policy", "load", "vb", path, ns=h, timeout=300)
+        maps = counter_maps(router)
+        assert sum(k for _, k in maps.values()) == n + 1, maps
+        assert {m: s for m, (s, _) in maps.items()} == {m: s for m, (s, _) in want.items()}, maps
+        # the last rule's key is the highest handed out: in the newest map
+        last = ipaddress.ip_network(rules[-1].split()[1])
+        first = ipaddress.ip_network(rules[0].split()[1])
+        router.send([frame(router, dict(src=last[1], dst=D6[0], proto=17, sport=1, dport=9), 10 + tag),
+                     frame(router, dict(src=last[1], dst=D6[0], proto=17, sport=1, dport=9), 20 + tag),
+                     frame(router, dict(src=first[1], dst=D6[0], proto=17, sport=1, dport=9), 30 + tag),
+                     frame(router, dict(src=A4[1], dst=D4[0], proto=17, sport=1, dport=9), 40 + tag)])
+        time.sleep(0.3)
+        hits = {k: v for k, v in rule_hits(router).items() if v}
+        assert hits[7] == 3 + tag and sorted(hits.values()) == [1, 2, 3 + tag], hits
+    pktlens("attach", "vb", *hooks, "--force", ns=h)
+    assert counter_maps(router) == maps
+    assert sorted(v for v in rule_hits(router).values() if v) == [1, 2, 5]
+    pktlens("policy", "flush", "vb", ns=h)
+    assert sum(k for _, k in counter_maps(router).values()) == 0
+
+
 def test_limits(router):
     """100,000 address rules in one trie; over the list limit nothing changes."""
     h = router.h
@@ -1047,9 +1109,7 @@ def test_rule_ids_stay_in_range_and_list_loads_back(router):
     time.sleep(0.3)
     assert {k: v for k, v in rule_hits(router).items() if v} == {1: 1}
     # one counter per rule: nothing of the 200,000 left behind
-    pins = f"{PIN_ROOT}/{netns_ino(h)}/vb/rule_stats"
-    keys = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", pins).stdout)
-    assert len(keys) == 100000
+    assert sum(k for _, k in counter_maps(router).values()) == 100000
 
 
 @pytest.mark.parametrize("args", [["policy", "--help"], ["policy", "add", "--help"], ["policy", "help"]])

@@ -457,7 +457,7 @@ struct pl_rule {
 	__u32 match;		/* PL_M_* */
 	__u32 arg;		/* redirect: ifindex; sample: N */
 	__u32 expr_hash;	/* PL_M_EXPR: FNV-1a of the expression text */
-	__u32 ctr;		/* key of its counters in rule_stats, 1..PL_RULE_CTR_MAX (loader) */
+	__u32 ctr;		/* key of its counters (PL_RULE_GEN), 1..PL_RULE_CTR_MAX (loader) */
 	__u16 vlan;		/* outermost VLAN id */
 	__u16 sport_lo, sport_hi, dport_lo, dport_hi;
 	__u16 pad2;
@@ -588,6 +588,17 @@ struct pl_rule_stats {
  * the old one does not use, so twice the rules.
  */
 #define PL_RULE_CTR_MAX (2 * PL_POLICY_RULES_MAX)
+/*
+ * Counter keys come in generations of PL_RULE_GEN: keys below it count in
+ * rule_stats, made with the attachment (256 KiB of hash buckets), and the
+ * keys of generation g = ctr / PL_RULE_GEN >= 1 in rule_gens[g], a hash of
+ * PL_RULE_GEN the loader makes when a commit first hands out one of its
+ * keys (bpf/maps.h). A key stays in its map for as long as its rule lives,
+ * so no counter is ever copied. An attachment whose rule_stats holds
+ * PL_RULE_CTR_MAX (made before generations) keeps every key there.
+ */
+#define PL_RULE_GEN 16384U
+#define PL_RULE_GENS (PL_RULE_CTR_MAX / PL_RULE_GEN + 1)
 /*
  * Counter keys below this count in the rule_ctrs array instead of the
  * rule_stats hash (bpf/maps.h); keys are handed out from 1 up, so a rule set
@@ -878,6 +889,7 @@ struct pl_tcp_pstats {
 #define PL_MAP_POLICY_RULES "policy_rules"
 #define PL_MAP_RULE_STATS "rule_stats"
 #define PL_MAP_RULE_CTRS "rule_ctrs"
+#define PL_MAP_RULE_GENS "rule_gens"
 #define PL_MAP_REDIRECT "redirect_map"
 #define PL_MAP_POLICY_EXPRS "policy_exprs"
 #define PL_MAP_EXPR_BITS "expr_bits"
