@@ -89,7 +89,7 @@ static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32
 	if (pl_sample_at(slot))
 		goto stash;
 
-	pl_rule_hit(best.ctr, cfg->fast, len, pl_now_coarse());
+	pl_rule_tally(best.ctr, cfg->fast, len, pl_now_coarse());
 	pl_count(slot, len, PL_VERDICT_DROP, flags, l3, pl_l4_class(proto));
 	return PL_EARLY_DROP;
 stash:

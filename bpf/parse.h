@@ -222,6 +222,18 @@ trunc:
 	p->err = PL_PERR_TRUNCATED;
 }
 
+/*
+ * @v (below 2^16) as it is, but unknown to the verifier: two byte swaps it
+ * does not follow. Where paths of different lengths meet (the IPv6
+ * extension headers walked), their offsets become one unknown, so the rest
+ * of the program is checked once for all of them, not once per path.
+ */
+static __always_inline __u32 pl_opaque16(__u32 v)
+{
+	asm volatile("%0 = be16 %0; %0 = be16 %0" : "+r"(v));
+	return v;
+}
+
 static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data_end)
 {
 	__u8 *h = ip + 40;
@@ -280,11 +292,12 @@ static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data
 	if (i == PL_IPV6_EXT_MAX)	/* chain longer than we walk */
 		return;
 	{
-		__u32 plen = pl_get16(ip + 4), ext = (__u32)(h - ip) - 40;
+		__u32 off = pl_opaque16((__u32)(h - ip)) & 0x3fff, plen = pl_get16(ip + 4);
 
-		p->l4len = plen > ext ? (__u16)(plen - ext) : 0;
+		h = ip + off;
+		p->l4len = plen > off - 40 ? (__u16)(plen - (off - 40)) : 0;
+		p->l4off += (__u16)off;	/* from the IP header's offset */
 	}
-	p->l4off += (__u16)(h - ip);	/* from the IP header's offset */
 	pl_parse_l4(p, h, data_end);
 	return;
 trunc:

@@ -345,6 +345,27 @@ __noinline int pl_rule_count(__u32 ctr, __u32 fast, __u32 len, __u64 now, __u32 
 	return s && every && s->pkts % every == 0;
 }
 
+/*
+ * A hit whose counters the caller does not use after: a key of the
+ * rule_ctrs array counted inline (the drop by prefix of bpf/early.h), the
+ * others by pl_rule_count(), whose map lookups the verifier checks once.
+ */
+static __always_inline void pl_rule_tally(__u32 ctr, __u32 fast, __u32 len, __u64 now)
+{
+	struct pl_rule_stats *s;
+
+	if (ctr >= fast) {
+		pl_rule_count(ctr, 0, len, now, 0);
+		return;
+	}
+	s = bpf_map_lookup_elem(&rule_ctrs, &ctr);
+	if (s) {
+		s->pkts++;
+		s->bytes += len;
+		s->last_ns = now;
+	}
+}
+
 static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_ref *best)
 {
 	return prio < best->prio || (prio == best->prio && id < best->id);
@@ -805,7 +826,7 @@ static __always_inline void pl_judge(struct pl_walk_scratch *s, __u32 slot, cons
 		w.j = s->w.j;
 	}
 	if (w.j.action == PL_ACT_NONE && w.best.id != 0xffffffff) {
-		pl_rule_hit(w.best.ctr, cfg->fast, p->len, w.now);
+		pl_rule_tally(w.best.ctr, cfg->fast, p->len, w.now);
 		pl_judged_by(&w.j, &w.best);
 	}
 	s->w.j = w.j;
@@ -874,7 +895,7 @@ static __always_inline struct pl_judgement pl_policy(const struct pl_pkt *p, __u
 		pl_lpm_best(cfg, 0, p->key.saddr, p->key.daddr, &best);
 	}
 	if (best.id != 0xffffffff && pl_before(best.prio, best.id, &cfg->first)) {
-		pl_rule_hit(best.ctr, cfg->fast, p->len, pl_now_coarse());
+		pl_rule_tally(best.ctr, cfg->fast, p->len, pl_now_coarse());
 		pl_judged_by(&j, &best);
 		return j;
 	}
