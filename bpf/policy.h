@@ -294,6 +294,14 @@ static __always_inline int pl_rule_match(const struct pl_rule *r, const struct p
 	return 1;
 }
 
+/* One hit of @len bytes at @now in a rule's counters on this CPU */
+static __always_inline void pl_rule_bump(struct pl_rule_stats *s, __u32 len, __u64 now)
+{
+	s->pkts++;
+	s->bytes += len;
+	s->last_ns = now;
+}
+
 /*
  * Count a hit of the rule with counters @ctr; its counters on this CPU, or
  * NULL. Keys below @fast (pl_policy_cfg.fast) count in the rule_ctrs array,
@@ -323,11 +331,8 @@ static __always_inline struct pl_rule_stats *pl_rule_hit(__u32 ctr, __u32 fast, 
 			s = bpf_map_lookup_elem(&rule_stats, &ctr);
 		}
 	}
-	if (!s)
-		return 0;
-	s->pkts++;
-	s->bytes += len;
-	s->last_ns = now;
+	if (s)
+		pl_rule_bump(s, len, now);
 	return s;
 }
 
@@ -359,11 +364,8 @@ static __always_inline void pl_rule_tally(__u32 ctr, __u32 fast, __u32 len, __u6
 		return;
 	}
 	s = bpf_map_lookup_elem(&rule_ctrs, &ctr);
-	if (s) {
-		s->pkts++;
-		s->bytes += len;
-		s->last_ns = now;
-	}
+	if (s)
+		pl_rule_bump(s, len, now);
 }
 
 static __always_inline int pl_before(__u32 prio, __u32 id, const struct pl_rule_ref *best)

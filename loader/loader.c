@@ -116,7 +116,6 @@ struct attach {
 	bool xdp_joined;	/* our program went into the dispatcher */
 	bool notail;		/* the XDP object without tail calls (pktlens_xdp_notail) */
 	bool policy_reused;	/* --force: the rules of the old attachment carried over */
-	bool records_copied;	/* --force: ... their record too, a copy (copy_records()) */
 	bool refilter;		/* chains a filter (refilter()): tc's MAIN programs loaded now */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
 	bool tcp_fresh;		/* --tcp-passive: new tcp_state/tcp_ts, for the namespace's pins */
@@ -370,8 +369,7 @@ static struct bpf_program *xdp_main_prog(const struct attach *a)
  * attachment's: counters always, the flow table and its cache when
  * @flows_reused, rules where it has them (attachments made before policies
  * existed have none to reuse; those before version 8 hold a smaller pl_rule).
- * The records of the rules are new maps as large as the old ones, which
- * copy_records() fills once they exist.
+ * The records of the rules are copies of the old ones (pl_map_clone()).
  */
 static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
@@ -380,9 +378,7 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
 		const struct pl_map_def *d = &pl_maps[i];
 		bool rules = d->keep == PL_KEEP_RULES || d->keep == PL_KEEP_RECORD;
-		struct bpf_map *m = bpf_object__find_map_by_name(a->xskel->obj, d->name);
-		__u32 max = 0;
-		int fd;
+		int fd, copy;
 
 		if (!(d->objs & PL_OBJ_XDP) || d->keep == PL_KEEP_NONE ||
 		    (d->keep == PL_KEEP_FLOWS && !flows_reused))
@@ -395,36 +391,14 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 			continue;
 		if (fd < 0)
 			return -errno;
-		if (d->keep == PL_KEEP_RECORD) {
-			err = map_max_entries(fd, &max) ?: bpf_map__set_max_entries(m, max);
-			a->records_copied |= !err;
-		} else {
-			err = bpf_map__reuse_fd(m, fd);
-		}
+		copy = d->keep == PL_KEEP_RECORD ? pl_map_clone(fd, 0) : fd;
+		err = copy < 0 ? copy :
+		      bpf_map__reuse_fd(bpf_object__find_map_by_name(a->xskel->obj, d->name), copy);
+		if (copy != fd && copy >= 0)
+			close(copy);
 		close(fd);
 		if (!err)
 			a->policy_reused |= rules;
-	}
-	return err;
-}
-
-/* --force: the old attachment's records of the rules into the maps reuse_old_maps() sized */
-static int copy_records(struct attach *a)
-{
-	int err = 0;
-
-	for (size_t i = 0; i < PL_MID_MAX && !err && a->records_copied; i++) {
-		const struct pl_map_def *d = &pl_maps[i];
-		int fd;
-
-		if (d->keep != PL_KEEP_RECORD || !(d->objs & PL_OBJ_XDP))
-			continue;
-		fd = pl_pin_open(a->old_dir, d->name);
-		if (fd < 0)
-			continue;	/* none to copy: reuse_old_maps() found none either */
-		err = pl_map_copy(fd, bpf_map__fd(bpf_object__find_map_by_name(a->xskel->obj,
-										 d->name)));
-		close(fd);
 	}
 	return err;
 }
@@ -670,10 +644,6 @@ static int loaded_xdp(struct attach *a, bool flows_reused)
 	int err;
 
 	a->flows_reused = flows_reused;
-	err = copy_records(a);
-	if (err)
-		return pl_why(a->why, a->whylen, err, "%s: cannot copy the rule record over: %s",
-			      ifname, strerror(-err));
 	if (a->info->reattached && !flows_reused) {
 		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &a->carry);
 		if (err)

@@ -348,10 +348,10 @@ void pl_maps_close(int fd[PL_MID_MAX]);
 int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
 			size_t n);
 /*
- * Every entry of map @from into map @to, of the same key and value sizes
- * (not per-CPU), in PL_BATCH chunks. 0 or -errno.
+ * A new map like @from (not per-CPU) but of @max entries (0: as many), with
+ * every entry of @from copied in PL_BATCH chunks: its fd, or -errno.
  */
-int pl_map_copy(int from, int to);
+int pl_map_clone(int from, __u32 max);
 
 /* ---- attach/detach (loader/loader.c) ---- */
 

@@ -243,18 +243,24 @@ int pl_maps_open(const char *dir, int fd[PL_MID_MAX])
 	return err;
 }
 
-int pl_map_copy(int from, int to)
+int pl_map_clone(int from, __u32 max)
 {
+	LIBBPF_OPTS(bpf_map_create_opts, o);
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 	char token[PL_BATCH_TOKEN];
 	void *keys = NULL, *vals = NULL;
-	int err = 0;
+	int fd, err = 0;
 
 	if (bpf_obj_get_info_by_fd(from, &info, &len))
 		return -errno;
 	if (info.key_size > PL_BATCH_TOKEN)
 		return -EINVAL;
+	o.map_flags = info.map_flags;
+	fd = bpf_map_create(info.type, info.name, info.key_size, info.value_size,
+			    max ? max : info.max_entries, &o);
+	if (fd < 0)
+		return -errno;
 	keys = calloc(PL_BATCH, info.key_size);
 	vals = calloc(PL_BATCH, info.value_size);
 	if (!keys || !vals)
@@ -270,11 +276,13 @@ int pl_map_copy(int from, int to)
 			}
 			end = true;	/* the last @n */
 		}
-		err = pl_map_update_batch(to, keys, info.key_size, vals, info.value_size, n);
+		err = pl_map_update_batch(fd, keys, info.key_size, vals, info.value_size, n);
 	}
 	free(keys);
 	free(vals);
-	return err;
+	if (err)
+		close(fd);
+	return err ? err : fd;
 }
 
 int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,

@@ -475,6 +475,16 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The end of the run of the @m sorted keys @k from @i on that are of k[i]'s generation */
+static size_t gen_end(const __u32 *k, size_t i, size_t m)
+{
+	size_t j = i + 1;
+
+	while (j < m && k[j] / PL_RULE_GEN == k[i] / PL_RULE_GEN)
+		j++;
+	return j;
+}
+
 /*
  * Delete counter keys @k (@m of them, sorted here) from the maps they are
  * in; one that is not there is no error.
@@ -483,8 +493,7 @@ static void ctr_delete(const struct pl_policy *p, __u32 *k, size_t m)
 {
 	pl_qsort(k, m, sizeof(*k), u32_cmp);
 	for (size_t i = 0, j; i < m; i = j) {
-		for (j = i + 1; j < m && k[j] / PL_RULE_GEN == k[i] / PL_RULE_GEN; j++)
-			;
+		j = gen_end(k, i, m);
 		if (ctr_fd(p, k[i]) >= 0)
 			pl_batch_delete(ctr_fd(p, k[i]), k + i, sizeof(*k), (__u32)(j - i));
 	}
@@ -696,8 +705,7 @@ static int new_counters(struct pl_policy *p, const struct pl_rule *rules, size_t
 	for (size_t i = 0, j; i < m && !err; i = j) {
 		__u32 g = k[i] / PL_RULE_GEN;
 
-		for (j = i + 1; j < m && k[j] / PL_RULE_GEN == g; j++)
-			;
+		j = gen_end(k, i, m);
 		if (p->gens && g && p->gen_fd[g] < 0 && (err = make_gen(p, g)))
 			break;
 		err = pl_map_update_batch(ctr_fd(p, k[i]), k + i, sizeof(*k), v, vsz, j - i);
@@ -1022,12 +1030,11 @@ static int xdp_set_swap(int set_fd, int list_fd)
 static int record_room(struct pl_policy *p, const struct pl_rule *rules, size_t n,
 		       const struct pl_rule *old, size_t nold, char *why, size_t whylen)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, o);
 	struct bpf_map_info info = {};
-	__u32 len = sizeof(info), max, *k = NULL;
+	__u32 len = sizeof(info), max;
 	char path[sizeof(p->dir) + 32], tmp[sizeof(p->dir) + 32];
 	size_t need = nold;
-	int fd = -1, err;
+	int fd, err;
 
 	for (size_t i = 0; i < n; i++)
 		need += !old_rule(old, nold, rules[i].id);
@@ -1041,17 +1048,8 @@ static int record_room(struct pl_policy *p, const struct pl_rule *rules, size_t 
 		;
 	if (max > PL_POLICY_RULES_MAX)
 		max = PL_POLICY_RULES_MAX;
-	o.map_flags = info.map_flags;
-	fd = bpf_map_create(info.type, PL_MAP_POLICY_RULES, info.key_size, info.value_size, max,
-			    &o);
-	err = fd < 0 ? -errno : 0;
-	k = calloc(nold ? nold : 1, sizeof(*k));
-	if (!err && !k)
-		err = -ENOMEM;
-	for (size_t i = 0; i < nold && !err; i++)
-		k[i] = old[i].id;
-	err = err ?: pl_map_update_batch(fd, k, sizeof(*k), old, sizeof(*old), nold);
-	free(k);
+	fd = pl_map_clone(p->fd[PL_MID_POLICY_RULES], max);
+	err = fd < 0 ? fd : 0;
 	snprintf(path, sizeof(path), "%s/%s", p->dir, PL_MAP_POLICY_RULES);
 	snprintf(tmp, sizeof(tmp), "%s/%s_new", p->dir, PL_MAP_POLICY_RULES);
 	unlink(tmp);	/* left by a commit killed right here */
