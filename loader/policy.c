@@ -749,6 +749,31 @@ static void copy_keys(int from, __u32 size, __u8 per, int to)
 	}
 }
 
+/* Every key of the per-key LRU map @fd (of @size keys) with a full bucket. */
+static void refill_keys(int fd, __u32 size)
+{
+	struct pl_limit_key k, next;
+	struct pl_limit_state v = { 0 };
+	void *prev = NULL;
+
+	for (__u64 i = 0; i < 2ULL * size && !bpf_map_get_next_key(fd, prev, &next); i++) {
+		k = next;
+		prev = &k;
+		bpf_map_update_elem(fd, &k, &v, BPF_EXIST);
+	}
+}
+
+/*
+ * Whether limit @o, kept by a rule whose limit is now @r (the same --per),
+ * judges otherwise: its state is a time, the rate's and burst's, so a
+ * bucket emptied at a low rate would hold the new one back until it passed.
+ */
+static bool limit_changed(const struct pl_limit *o, const struct pl_limit *r)
+{
+	return o->rate != r->rate || o->tau != r->tau ||
+	       (o->unit == PL_LIM_PPS) != (r->unit == PL_LIM_PPS);
+}
+
 /*
  * The state of the --limit rules of @rules, before they go live: a bucket
  * for each --per rule rule that has none, an LRU map of its --per-size for
@@ -901,6 +926,22 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr);
 			if (r->action != PL_ACT_LIMIT || r->lim.per == PL_PER_RULE)
 				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr);
+			/* a rate or burst that changed: a full bucket (its keys' too), as tc's */
+			if (r->action != PL_ACT_LIMIT || o->lim.per != r->lim.per ||
+			    !limit_changed(&o->lim, &r->lim))
+				continue;
+			if (r->lim.per == PL_PER_RULE) {
+				struct pl_limit_bucket b = { 0 };
+
+				bpf_map_update_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr, &b, BPF_EXIST);
+			} else {
+				int fd = limit_keys_fd(p, ctr);
+
+				if (fd >= 0) {
+					refill_keys(fd, r->lim.keys);
+					close(fd);
+				}
+			}
 		}
 	}
 	free(v);

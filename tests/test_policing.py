@@ -473,3 +473,31 @@ def test_per_change_tracks_only_keys_of_the_new_kind(router, tmp_path, new_size)
     tx2, _ = replay(router, many_sources(router, 20, 0.1, lambda i: 50))
     r = rule_doc(router, 1)
     assert (r["keys"], r["packets"]) == (1, len(tx) + len(tx2)), r
+
+
+@pytest.mark.parametrize("per", ["rule", "src"])
+def test_a_changed_rate_starts_with_a_full_bucket(lab, tmp_path, per):
+    """A rule loaded again (same id) with a higher rate and burst judges by them at once: its
+    bucket (a time, the old rate's) had been kept, so 1pps burst 50 used up held back the new
+    100000pps burst 1000 for 50 s, dropping everything. Counters and keys stay the rule's."""
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--limit", "1pps", "--burst", "50",
+            *(["--per", per] if per != "rule" else []), ns=lab.b)
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    frames = [e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=7000)] * 60
+    lab.send(frames)
+    lab.wait_packets(60)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert (r["packets"], r["conformed_packets"], r["exceeded_packets"]) == (60, 50, 10), r
+    text = pktlens("policy", "list", "vb", ns=lab.b).stdout
+    f = tmp_path / "rules"
+    f.write_text(text.replace("--limit 1pps --burst 50packets", "--limit 100000pps --burst 1000packets"))
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    lab.send(frames)
+    lab.wait_packets(120)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert r["limit"]["rate"] == 100000 and r["limit"]["burst"] == 1000, r
+    assert (r["packets"], r["conformed_packets"], r["exceeded_packets"]) == (120, 110, 10), r
+    assert r.get("keys", 1) == 1, r
