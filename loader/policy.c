@@ -647,7 +647,8 @@ static int ctr_cmp(const void *a, const void *b)
 
 /*
  * Counter keys of @rules: the rule with the same id in @old keeps its own
- * (unless the caller said PL_RULE_CTR_NEW), every other rule gets one that
+ * (unless the caller said PL_RULE_CTR_NEW, or it becomes a --limit rule),
+ * every other rule gets one that
  * no rule of @old uses, so it never counts into a replaced rule's counters.
  * @old sorted by id; @byctr is @old sorted by counter key.
  */
@@ -659,7 +660,9 @@ static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *o
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
 
-		if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr) {
+		/* one that becomes a --limit rule: its conformed + exceeded are its matches */
+		if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr &&
+		    (o->action == PL_ACT_LIMIT || rules[i].action != PL_ACT_LIMIT)) {
 			rules[i].ctr = o->ctr;
 			continue;
 		}

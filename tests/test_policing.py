@@ -501,3 +501,28 @@ def test_a_changed_rate_starts_with_a_full_bucket(lab, tmp_path, per):
     assert r["limit"]["rate"] == 100000 and r["limit"]["burst"] == 1000, r
     assert (r["packets"], r["conformed_packets"], r["exceeded_packets"]) == (120, 110, 10), r
     assert r.get("keys", 1) == 1, r
+
+
+def test_a_rule_that_becomes_a_limit_counts_conformed_plus_exceeded_as_matched(lab, tmp_path):
+    """--id 5 --drop loaded again as --id 5 --limit: conformed + exceeded = matched still holds
+    (its drop-time matches had been kept under the limit's, 20 matched of 10 judged), and a
+    limit that was a --pass in between starts afresh too, not with its first stint's numbers."""
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "5", "--proto", "udp", "--drop", ns=lab.b)
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    frames = [e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=7000)] * 10
+    f = tmp_path / "rules"
+    sent = 0
+    for action in ("--limit 1pps --burst 3", "--pass", "--limit 1pps --burst 4"):
+        lab.send(frames)
+        sent += 10
+        lab.wait_packets(sent)
+        f.write_text(f"--id 5 --proto udp {action}\n")
+        pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    lab.send(frames)
+    lab.wait_packets(sent + 10)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert (r["packets"], r["conformed_packets"], r["exceeded_packets"]) == (10, 4, 6), r
+    assert r["conformed_bytes"] + r["exceeded_bytes"] == r["bytes"], r
