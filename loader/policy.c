@@ -936,7 +936,8 @@ static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t
 			if (r->lim.per == PL_PER_RULE) {
 				struct pl_limit_bucket b = { 0 };
 
-				bpf_map_update_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr, &b, BPF_EXIST);
+				bpf_map_update_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr, &b,
+						    BPF_EXIST | BPF_F_LOCK);
 			} else {
 				int fd = limit_keys_fd(p, ctr);
 
