@@ -225,11 +225,10 @@ static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct p
 	tau = (long double)units * PL_LIM_TICKS_PER_SEC / l->rate;
 	if (tau > (long double)(1ULL << 62))	/* the state is a time: at most 2^56 ns of rate */
 		return perr(e, lw->col[LW_BURST] ? lw->col[LW_BURST] : lw->col[LW_RATE],
-			    "--burst '%s': at most %llu %s at %llu%s (2^56 ns of traffic)",
-			    lw->v[LW_BURST] ? lw->v[LW_BURST] : "", (unsigned long long)
+			    "--burst %llu: more than 2^56 ns of traffic at %s (at most %llu %s)",
+			    (unsigned long long)l->burst, lw->v[LW_RATE], (unsigned long long)
 			    ((long double)(1ULL << 62) * l->rate / PL_LIM_TICKS_PER_SEC /
-			     (u == PL_LIM_PPS ? 1 : 8)), u == PL_LIM_PPS ? "packets" : "bytes",
-			    (unsigned long long)(l->rate / rate_units[u].mul), rate_units[u].name);
+			     (u == PL_LIM_PPS ? 1 : 8)), u == PL_LIM_PPS ? "packets" : "bytes");
 	l->tau = tau < 1 ? 1 : (__u64)tau;
 	l->per = PL_PER_RULE;
 	if ((v = lw->v[LW_PER])) {
