@@ -555,13 +555,18 @@ static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t
 }
 
 /* An interface the config wants that cannot be attached as it says: a note, no step. */
-static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li,
-		   bool xdp_freed)
+static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, struct pl_plan *p,
+		   const struct pl_step *st, const struct pl_link_info *li, bool xdp_freed)
 {
 	char nsbuf[300], moved[512];
 	__u32 id;
 
 	pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));
+	/* xdp: auto is none on a virtual device: with tc: none the entry gives it no hook */
+	if (st->want.xdp_mode == PL_XDP_NONE && !st->want.tc_hooks)
+		return note(p, "%s (netns %s): %s:%d:%d: nothing to attach (xdp: auto is none on a "
+			    "virtual device, and tc: none)", li->ifname, nsbuf, c->path, e->line,
+			    e->col) ?: 1;
 	if (st->want.tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 
@@ -685,7 +690,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		b = take_moved(c, a, na, marked, p, st, li);
 		if (b < 0)
 			goto nomem;
-		b = blocked(p, st, li, b);
+		b = blocked(c, e, p, st, li, b);
 		if (b) {
 			step_drop(p);
 			if (b < 0)

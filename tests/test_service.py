@@ -488,6 +488,40 @@ def test_apply_limit_rules_police_and_stay(svc):
                                    "--per rule --over drop", 0)]
 
 
+def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
+    """tc: none with xdp: auto (none on a virtual device) leaves a veth nothing to attach: the
+    plan says so, naming the entry (FILE:LINE:COL), dry run and apply alike, and changes
+    nothing; the daemon logs it for such an interface and attaches the others."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}")
+    g = glob_covered()
+    conf = svc.config(f'name: nohook\ninterfaces:\n  - match: "sv*"\n    netns: "{g}"\n')
+    pktlens("apply", conf)
+    bad = svc.config(f'name: nohook\ninterfaces:\n  - match: sv9\n    netns: "{g}"\n'
+                     f'  - match: "sv*"\n    netns: "{g}"\n    tc: none\n', "bad.conf")
+    for dry in ([], ["--dry-run"]):
+        r = pktlens("apply", bad, *dry, check=False)
+        assert r.returncode == 1 and r.stdout == "", r
+        for n in ("sv0", "sv1"):
+            assert f"pktlens: apply: {n} (netns " in r.stderr and \
+                f"): {bad}:5:5: nothing to attach (xdp: auto is none on a virtual device, and tc: none)" \
+                in r.stderr, r.stderr
+        doc = json.loads(pktlens("-j", "apply", bad, *dry, check=False).stdout)
+        assert not doc["ok"] and len(doc["blocked"]) == 2 and not any(s.get("done") for s in doc["steps"])
+    assert {n: [(h["hook"], h["dir"]) for h in att["hooks"]] for n, att in listed(a).items()} == \
+        {n: [("tc", "in"), ("tc", "out")] for n in ("sv0", "sv1")}
+    # the daemon: the matching veth that gets no hook is logged, sv9 (first entry) attached
+    pktlens("detach", "--all", ns=a)
+    d = Daemon(svc, bad)
+    d.wait_notify()
+    svc.veth(a, "sv9", "pv9")
+    wait_for(lambda: attached(a, "sv9"), what="sv9 attached")
+    d.wait_log(rf"sv0 \(netns .*\): {re.escape(bad)}:5:5: nothing to attach")
+    assert set(listed(a)) == {"sv9"}
+    assert d.p.poll() is None
+
+
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):
     """kill -9 at random points of apply: every attachment as the old or the new config says."""
     a = svc.netns()
