@@ -646,8 +646,9 @@ static int ctr_cmp(const void *a, const void *b)
 }
 
 /*
- * Counter keys of @rules: the rule with the same id in @old keeps its own
- * (unless the caller said PL_RULE_CTR_NEW), every other rule gets one that
+ * Counter keys of @rules: a rule that comes with the key of a rule of @old
+ * keeps it (renumbered, pl_rule_list_finish()), the rule with the same id
+ * in @old keeps its own (unless the caller said PL_RULE_CTR_NEW), every other rule gets one that
  * no rule of @old uses, so it never counts into a replaced rule's counters.
  * @old sorted by id; @byctr is @old sorted by counter key.
  */
@@ -659,6 +660,10 @@ static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *o
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
 
+		/* a running rule's key the caller carried over to this rule's new id */
+		if (rules[i].ctr && rules[i].ctr != PL_RULE_CTR_NEW &&
+		    has_ctr(byctr, nold, rules[i].ctr))
+			continue;
 		if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr) {
 			rules[i].ctr = o->ctr;
 			continue;

@@ -217,6 +217,7 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 	w->probes = pl_config_probes(c, e);
 	w->tcp_passive = e->tcp_passive;
 	w->tcp_ts_max = e->tcp_passive ? e->tcp_ts_max : 0;
+	st->rs.in_order = true;	/* first match wins in the order the config lists them */
 	for (size_t i = 0; !err && i < e->nrules; i++) {
 		char *line = strdup(e->rules[i].text);
 

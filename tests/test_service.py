@@ -488,6 +488,40 @@ def test_apply_limit_rules_police_and_stay(svc):
                                    "--per rule --over drop", 0)]
 
 
+def test_apply_rules_run_in_the_order_listed_whatever_ran_before(svc):
+    """A config's rules run in the order listed (first match wins), also when the rules already
+    running came in another order or a rule is put before them: the same file judges the same
+    way whatever was applied before, and rules that stay keep their counters."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    base = f'name: ordtest\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tc: in\n    rules:\n'
+    drop9, pass_udp = '      - "--proto udp --dport 9 --drop"\n', '      - "--proto udp --pass"\n'
+    v1 = svc.config(base + drop9, "v1.conf")
+    v2 = svc.config(base + pass_udp + drop9, "v2.conf")
+    v3 = svc.config(base + drop9 + pass_udp, "v3.conf")
+    pktlens("apply", v1)
+    assert svc.send("pv0", 3, dport=9) == 3
+    wait_for(lambda: stats_in(a, "sv0") == 3, what="3 packets on sv0")
+    # a rule put before the running one: it comes first, the running one keeps its counter
+    assert pktlens_json("apply", v2)["ok"]
+    assert pktlens("apply", v2).stdout.startswith("nothing to change")
+    assert svc.send("pv0", 4, dport=9) == 4
+    wait_for(lambda: stats_in(a, "sv0") == 7, what="7 packets on sv0")
+    assert rules_of(a, "sv0") == [("--id 1 --in --prio 1000 --proto udp --pass", 4),
+                                  ("--id 2 --in --prio 1000 --proto udp --dport 9 --drop", 3)]
+    # the two swapped: the drop comes first again, each keeps its counter
+    plan = pktlens_json("apply", v3, "--dry-run")
+    assert [s["changes"] for s in plan["steps"]] == [["rules"]], plan
+    assert pktlens_json("apply", v3)["ok"]
+    assert pktlens("apply", v3).stdout.startswith("nothing to change")
+    assert svc.send("pv0", 5, dport=9) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 12, what="12 packets on sv0")
+    assert sorted((r.split("--prio 1000 ")[1], n) for r, n in rules_of(a, "sv0")) == \
+        [("--proto udp --dport 9 --drop", 8), ("--proto udp --pass", 4)]
+    assert [r.split("--prio 1000 ")[1] for r, _ in rules_of(a, "sv0")] == \
+        ["--proto udp --dport 9 --drop", "--proto udp --pass"]
+
+
 def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
     """tc: none with xdp: auto (none on a virtual device) leaves a veth nothing to attach: the
     plan says so, naming the entry (FILE:LINE:COL), dry run and apply alike, and changes
