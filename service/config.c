@@ -210,6 +210,12 @@ static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char *
 	return 0;
 }
 
+/* The node of value @k of @n as str_list() read it (errors point at it, not at the list). */
+static const yaml_node_t *item(struct ctx *x, const yaml_node_t *n, size_t k)
+{
+	return n->type == YAML_SEQUENCE_NODE ? node(x, n->data.sequence.items.start[k]) : n;
+}
+
 /*
  * Walk mapping @n, calling @fn for each key in @keys (NULL-terminated):
  * keys must be values, known, and given once.
@@ -271,7 +277,8 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 		else if (!strcmp(words[i], "drops"))
 			*out |= PL_PROBE_DROPS;
 		else if (strcmp(words[i], "none"))
-			err = at(x, n, "%s: '%s' is not a probe (tcp, drops, or none)", key, words[i]);
+			err = at(x, item(x, n, i), "%s: '%s' is not a probe (tcp, drops, or none)",
+				 key, words[i]);
 	}
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);
@@ -354,12 +361,13 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			const char *m = e->match[k];
 
 			if (!*m)
-				err = at(x, v, "match: an empty name");
+				err = at(x, item(x, v, k), "match: an empty name");
 			else if (!strpbrk(m, "*?[") && strlen(m) >= IF_NAMESIZE)
-				err = at(x, v, "match: '%s' is longer than an interface name can be "
-					 "(%d bytes)", m, IF_NAMESIZE - 1);
+				err = at(x, item(x, v, k), "match: '%s' is longer than an interface "
+					 "name can be (%d bytes)", m, IF_NAMESIZE - 1);
 			else if (strchr(m, '/'))
-				err = at(x, v, "match: '%s': an interface name has no '/'", m);
+				err = at(x, item(x, v, k), "match: '%s': an interface name has no '/'",
+					 m);
 		}
 		return err;
 	}
@@ -369,8 +377,8 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			const char *m = e->netns[k];
 
 			if (!*m || (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT)))
-				err = at(x, v, "netns: '%s' is not a name in /run/netns, a glob over "
-					 "them, or \"/\" (the root namespace)", m);
+				err = at(x, item(x, v, k), "netns: '%s' is not a name in /run/netns, "
+					 "a glob over them, or \"/\" (the root namespace)", m);
 		}
 		return err;
 	}
