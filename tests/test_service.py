@@ -279,6 +279,9 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    rules: '--drop'\n", 3, 12, "rules: expected a list of rules"),
     ("interfaces:\n  - match: [sv0\n", 3, 1, "not YAML: "),
     ("interfaces: []\n---\ninterfaces: []\n", 3, 1, "a second YAML document"),
+    # what libyaml's reader refuses (it gives an offset, not a position): counted in characters
+    ("interfaces:\n  - match: sv0\n    filter: 'udp \x01'\n", 3, 18, "not YAML: control characters"),
+    ("name: '\u00e9\u00e9\x01'\n", 1, 10, "not YAML: control characters"),
     ("export:\n  prometheus: {listen: 'localhost'}\n", 2, 24, "listen: 'localhost' is not ADDR:PORT"),
     ("export:\n  ipfix: {interval: 5}\n", 2, 10, "ipfix: 'collector' is missing"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
