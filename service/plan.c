@@ -675,8 +675,16 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			}
 		}
 		err = resolve(c, e, li, st, why, whylen);
-		if (err)
+		if (err) {
+			/* a rule that holds in one namespace may not in another: say where */
+			size_t len = strlen(why);
+			char nsbuf[300];
+
+			pl_netns_fmt(ns->ino, 0, true, nsbuf, sizeof(nsbuf));
+			if (len < whylen)
+				snprintf(why + len, whylen - len, " (%s in netns %s)", li->ifname, nsbuf);
 			break;
+		}
 		if (on) {
 			st->rules_kept = rules_kept(&st->want, &st->have);
 			st->what = differences(st, c);

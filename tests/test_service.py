@@ -566,6 +566,28 @@ def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
     assert d.p.poll() is None
 
 
+def test_apply_redirect_rule_missing_in_one_namespace_names_it(svc):
+    """A --redirect rule is looked up in each namespace it runs in: where its target is
+    missing in one covered namespace only, the error names FILE:LINE:COL and the interface
+    and namespace where it does not hold (the target exists in the other), exit 2, nothing
+    attached anywhere; with the target in both, both are attached."""
+    a, b = svc.netns(), svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "out0", "po0")
+    svc.veth(b, "sv1", "pv1")
+    conf = svc.config(f'name: redir\ninterfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      '    rules:\n      - "--proto udp --dport 9 --redirect out0"\n')
+    for dry in (["--dry-run"], []):
+        r = pktlens("apply", conf, *dry, check=False)
+        assert r.returncode == 2 and r.stdout == "", r
+        assert r.stderr == f"pktlens: apply: {conf}:6:43: --redirect 'out0': no such interface " \
+                           f"(sv1 in netns {ns_ino(b)} ({b}))\n", r.stderr
+    assert not attached(a, "sv0") and not attached(b, "sv1")
+    svc.veth(b, "out0", "po1")
+    assert pktlens_json("apply", conf)["ok"]
+    assert attached(a, "sv0") and attached(b, "sv1")
+
+
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):
     """kill -9 at random points of apply: every attachment as the old or the new config says."""
     a = svc.netns()
