@@ -598,7 +598,9 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 
 	err = pl_ns_enter(ns);
 	if (err) {
-		note(p, "netns %s: cannot enter it: %s", pl_ns_label(ns), strerror(-err));
+		note(p, "netns %s: cannot enter it: %s%s", pl_ns_label(ns), strerror(-err),
+		     err == -EPERM ? " (that needs CAP_SYS_ADMIN: pktlens.service has it only "
+		     "with a drop-in)" : "");
 		return 0;
 	}
 	/* its cookie: pins of a deleted namespace that had its inode are not its own */

@@ -588,6 +588,21 @@ def test_apply_redirect_rule_missing_in_one_namespace_names_it(svc):
     assert attached(a, "sv0") and attached(b, "sv1")
 
 
+def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
+    """pktlens.service has no CAP_SYS_ADMIN unless a drop-in adds it, and entering a named
+    namespace needs it: apply (and the daemon) says so where it cannot enter one; nothing
+    changes."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    conf = svc.config(f'name: nocap\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n')
+    r = subprocess.run(["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-sys_admin",
+                        PKTLENS, "apply", conf], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert f"pktlens: apply: netns {a}: cannot enter it: Operation not permitted (that needs " \
+           f"CAP_SYS_ADMIN: pktlens.service has it only with a drop-in)\n" in r.stderr, r.stderr
+    assert not attached(a, "sv0")
+
+
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):
     """kill -9 at random points of apply: every attachment as the old or the new config says."""
     a = svc.netns()
