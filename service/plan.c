@@ -172,8 +172,13 @@ static const char *text_of(const struct pl_settings *x, __u32 id)
 	return pl_policy_text(x->texts, x->ntexts, id);
 }
 
-/* Rules of @want the same in @have (id, words, expression): they keep their counters. */
-static size_t rules_kept(const struct pl_settings *want, const struct pl_settings *have)
+/*
+ * Rules of @want the same in @have (id, words, expression): they keep their
+ * counters; with @renumbered also those given another id for the listed
+ * order (pl_rule_list_finish()), which keep them too.
+ */
+static size_t rules_kept(const struct pl_settings *want, const struct pl_settings *have,
+			 bool renumbered)
 {
 	size_t kept = 0;
 
@@ -184,6 +189,12 @@ static size_t rules_kept(const struct pl_settings *want, const struct pl_setting
 		const char *a = text_of(want, r->id), *b = o ? text_of(have, r->id) : NULL;
 		struct pl_rule x = *r, y;
 
+		/* renumbered into the listed order, with the counter key of its running twin */
+		if (renumbered && r->ctr && r->ctr != PL_RULE_CTR_NEW &&
+		    (!o || o->ctr != r->ctr)) {
+			kept++;
+			continue;
+		}
 		if (!o)
 			continue;
 		/* the counter key is the loader's: a rule that keeps its id keeps it */
@@ -299,7 +310,7 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_HOOKS;
 	if (h->filter && w->filter ? strcmp(h->filter, w->filter) : h->filter != w->filter)
 		what |= PL_CH_FILTER;
-	if (st->rules_kept != w->nrules || h->nrules != w->nrules)
+	if (rules_kept(w, h, false) != w->nrules || h->nrules != w->nrules)
 		what |= PL_CH_RULES;
 	if ((h->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)) != (w->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)))
 		what |= PL_CH_PROBES;
@@ -688,7 +699,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			break;
 		}
 		if (on) {
-			st->rules_kept = rules_kept(&st->want, &st->have);
+			st->rules_kept = rules_kept(&st->want, &st->have, true);
 			st->what = differences(st, c);
 			if (!managed(on, c))
 				st->kind = PL_STEP_ADOPT;

@@ -513,7 +513,8 @@ def test_apply_rules_run_in_the_order_listed_whatever_ran_before(svc):
     assert svc.send("pv0", 3, dport=9) == 3
     wait_for(lambda: stats_in(a, "sv0") == 3, what="3 packets on sv0")
     # a rule put before the running one: it comes first, the running one keeps its counter
-    assert pktlens_json("apply", v2)["ok"]
+    done = pktlens_json("apply", v2)
+    assert done["ok"] and [(s["changes"], s["rules_kept"]) for s in done["steps"]] == [(["rules"], 1)]
     assert pktlens("apply", v2).stdout.startswith("nothing to change")
     assert svc.send("pv0", 4, dport=9) == 4
     wait_for(lambda: stats_in(a, "sv0") == 7, what="7 packets on sv0")
@@ -521,7 +522,7 @@ def test_apply_rules_run_in_the_order_listed_whatever_ran_before(svc):
                                   ("--id 2 --in --prio 1000 --proto udp --dport 9 --drop", 3)]
     # the two swapped: the drop comes first again, each keeps its counter
     plan = pktlens_json("apply", v3, "--dry-run")
-    assert [s["changes"] for s in plan["steps"]] == [["rules"]], plan
+    assert [(s["changes"], s["rules_kept"]) for s in plan["steps"]] == [(["rules"], 2)], plan
     assert pktlens_json("apply", v3)["ok"]
     assert pktlens("apply", v3).stdout.startswith("nothing to change")
     assert svc.send("pv0", 5, dport=9) == 5
