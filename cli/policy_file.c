@@ -191,6 +191,7 @@ __u32 pl_rules_next_id(const struct pl_rule *rules, size_t n)
 struct by_content {
 	struct pl_rule r;
 	__u32 id;		/* 0 once taken */
+	__u32 ctr;		/* the running rule's counter key */
 };
 
 static int content_cmp(const void *a, const void *b)
@@ -206,22 +207,88 @@ static int content_cmp(const void *a, const void *b)
  * one of a running rule the set replaces (with counters of its own). So
  * ids stay in range whatever the loads, and `policy list` output loads back.
  */
-static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold)
+/* A rule without a given id: its priority, place in the list and id. */
+struct placed {
+	__u32 prio, id;
+	size_t i;
+};
+
+static int placed_cmp(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+
+	if (x->prio != y->prio)
+		return x->prio < y->prio ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Whether the rules without a given id (@given false) of each priority have
+ * ids rising in list order; -ENOMEM.
+ */
+static int in_list_order(const struct pl_rule *rules, size_t n, const bool *given)
+{
+	struct placed *p = malloc((n ? n : 1) * sizeof(*p));
+	size_t m = 0;
+	int ok = 1;
+
+	if (!p)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!given[i])
+			p[m++] = (struct placed){ rules[i].prio, rules[i].id, i };
+	pl_qsort(p, m, sizeof(*p), placed_cmp);
+	for (size_t k = 1; k < m && ok; k++)
+		ok = p[k].prio != p[k - 1].prio || p[k].id > p[k - 1].id;
+	free(p);
+	return ok;
+}
+
+/*
+ * Rules without a given id numbered 1, 2, ... in list order, past the given
+ * ids (@ids, sorted): each keeps the counter key of the running rule it
+ * matched (@carry), the others count afresh.
+ */
+static void renumber(struct pl_rule *rules, size_t n, const bool *given, const __u32 *carry,
+		     const __u32 *ids, size_t nids)
+{
+	__u32 next = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (given[i])
+			continue;
+		while (pl_bsearch(&next, ids, nids, sizeof(*ids), id_cmp))
+			next++;
+		rules[i].id = next++;
+		rules[i].ctr = carry[i] ? carry[i] : PL_RULE_CTR_NEW;
+	}
+}
+
+static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold,
+		      bool in_order)
 {
 	struct by_content *c = calloc(nold ? nold : 1, sizeof(*c));
 	__u32 *taken = calloc(n + nold + 1, sizeof(*taken)), *was = NULL, next = 1;
+	__u32 *carry = calloc(n ? n : 1, sizeof(*carry));
+	bool *given = calloc(n ? n : 1, sizeof(*given));
 	size_t ntaken = 0;
+	int ordered;
 
-	if (!c || !taken) {
+	if (!c || !taken || !carry || !given) {
 		free(c);
 		free(taken);
+		free(carry);
+		free(given);
 		return -ENOMEM;
 	}
+	for (size_t i = 0; i < n; i++)
+		given[i] = rules[i].id != 0;
 	for (size_t i = 0; i < nold; i++) {
 		c[i].r = old[i];
 		c[i].r.id = 0;
 		c[i].r.ctr = 0;
 		c[i].id = old[i].id;
+		c[i].ctr = old[i].ctr;
 	}
 	pl_qsort(c, nold, sizeof(*c), content_cmp);
 	/* ids given in the set are theirs: an old rule cannot lend such an id to another */
@@ -243,6 +310,7 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
 			if (hit->id) {
 				rules[i].id = hit->id;
+				carry[i] = hit->ctr;
 				taken[ntaken++] = hit->id;
 				hit->id = 0;
 				break;
@@ -253,6 +321,8 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 	was = malloc((nold ? nold : 1) * sizeof(*was));
 	if (!was) {
 		free(taken);
+		free(carry);
+		free(given);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < nold; i++)
@@ -280,9 +350,20 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 				taken[ntaken++] = rules[i].id;
 		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
 	}
+	ordered = in_order ? in_list_order(rules, n, given) : 1;
+	if (!ordered) {
+		ntaken = 0;
+		for (size_t i = 0; i < n; i++)
+			if (given[i])
+				taken[ntaken++] = rules[i].id;
+		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
+		renumber(rules, n, given, carry, taken, ntaken);
+	}
 	free(was);
 	free(taken);
-	return 0;
+	free(carry);
+	free(given);
+	return ordered < 0 ? ordered : 0;
 }
 
 /* By id, then by position: the later of two rules with one id comes second. */
@@ -329,7 +410,7 @@ int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size
 	free(o);
 	if (err)
 		return err;
-	if (assign_ids(rl->rules, rl->n, old, nold))
+	if (assign_ids(rl->rules, rl->n, old, nold, rl->in_order))
 		goto nomem;
 	for (size_t i = 0; i < rl->n; i++)
 		nt += rl->orig[i].expr != NULL;

@@ -8,6 +8,7 @@
 #ifndef __PKTLENS_CLI_POLICY_FILE_H
 #define __PKTLENS_CLI_POLICY_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -27,6 +28,7 @@ struct pl_rule_list {
 	struct pl_rule *rules;
 	struct pl_rule_origin *orig;
 	size_t n, cap;
+	bool in_order;		/* a config's rules: list order is run order (see _finish()) */
 };
 
 /*
@@ -58,7 +60,11 @@ int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size
  * the set nor a running rule uses, else one of a running rule the set
  * replaces (with counters of its own: ctr PL_RULE_CTR_NEW). *texts
  * (malloc'd, sorted by id; the texts stay the set's) gets the expression of
- * each PL_M_EXPR rule. 0, or -EINVAL/-ENOMEM with @why.
+ * each PL_M_EXPR rule. With @rl->in_order (a config's rules, run in the
+ * order listed) ids kept so would run rules of one priority out of that
+ * order: then the rules without --id are numbered afresh in list order,
+ * each keeping the counter key (ctr) of the identical running rule it
+ * matched, the others PL_RULE_CTR_NEW. 0, or -EINVAL/-ENOMEM with @why.
  */
 int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size_t nold,
 			struct pl_rule_text **texts, size_t *ntexts, char *why, size_t whylen);

@@ -646,10 +646,11 @@ static int ctr_cmp(const void *a, const void *b)
 }
 
 /*
- * Counter keys of @rules: the rule with the same id in @old keeps its own
- * (unless the caller said PL_RULE_CTR_NEW, or it becomes a --limit rule),
- * every other rule gets one that
- * no rule of @old uses, so it never counts into a replaced rule's counters.
+ * Counter keys of @rules: a rule that comes with the key of a rule of @old
+ * keeps it (renumbered, pl_rule_list_finish()), the rule with the same id
+ * in @old keeps its own (unless the caller said PL_RULE_CTR_NEW), except
+ * that a rule that becomes a --limit rule counts afresh; every other rule
+ * gets one that no rule of @old uses, so it never counts into a replaced rule's counters.
  * @old sorted by id; @byctr is @old sorted by counter key.
  */
 static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold,
@@ -659,11 +660,15 @@ static void assign_ctrs(struct pl_rule *rules, size_t n, const struct pl_rule *o
 
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
+		const struct pl_rule *c = NULL;
 
+		if (rules[i].ctr && rules[i].ctr != PL_RULE_CTR_NEW)
+			c = by_ctr(byctr, nold, rules[i].ctr);	/* carried to a new id */
+		else if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr)
+			c = o;
 		/* one that becomes a --limit rule: its conformed + exceeded are its matches */
-		if (rules[i].ctr != PL_RULE_CTR_NEW && o && o->ctr &&
-		    (o->action == PL_ACT_LIMIT || rules[i].action != PL_ACT_LIMIT)) {
-			rules[i].ctr = o->ctr;
+		if (c && (c->action == PL_ACT_LIMIT || rules[i].action != PL_ACT_LIMIT)) {
+			rules[i].ctr = c->ctr;
 			continue;
 		}
 		while (has_ctr(byctr, nold, next))

@@ -210,6 +210,12 @@ static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char *
 	return 0;
 }
 
+/* The node of value @k of @n as str_list() read it (errors point at it, not at the list). */
+static const yaml_node_t *item(struct ctx *x, const yaml_node_t *n, size_t k)
+{
+	return n->type == YAML_SEQUENCE_NODE ? node(x, n->data.sequence.items.start[k]) : n;
+}
+
 /*
  * Walk mapping @n, calling @fn for each key in @keys (NULL-terminated):
  * keys must be values, known, and given once.
@@ -271,7 +277,8 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 		else if (!strcmp(words[i], "drops"))
 			*out |= PL_PROBE_DROPS;
 		else if (strcmp(words[i], "none"))
-			err = at(x, n, "%s: '%s' is not a probe (tcp, drops, or none)", key, words[i]);
+			err = at(x, item(x, n, i), "%s: '%s' is not a probe (tcp, drops, or none)",
+				 key, words[i]);
 	}
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);
@@ -354,12 +361,13 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			const char *m = e->match[k];
 
 			if (!*m)
-				err = at(x, v, "match: an empty name");
+				err = at(x, item(x, v, k), "match: an empty name");
 			else if (!strpbrk(m, "*?[") && strlen(m) >= IF_NAMESIZE)
-				err = at(x, v, "match: '%s' is longer than an interface name can be "
-					 "(%d bytes)", m, IF_NAMESIZE - 1);
+				err = at(x, item(x, v, k), "match: '%s' is longer than an interface "
+					 "name can be (%d bytes)", m, IF_NAMESIZE - 1);
 			else if (strchr(m, '/'))
-				err = at(x, v, "match: '%s': an interface name has no '/'", m);
+				err = at(x, item(x, v, k), "match: '%s': an interface name has no '/'",
+					 m);
 		}
 		return err;
 	}
@@ -369,8 +377,8 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			const char *m = e->netns[k];
 
 			if (!*m || (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT)))
-				err = at(x, v, "netns: '%s' is not a name in /run/netns, a glob over "
-					 "them, or \"/\" (the root namespace)", m);
+				err = at(x, item(x, v, k), "netns: '%s' is not a name in /run/netns, "
+					 "a glob over them, or \"/\" (the root namespace)", m);
 		}
 		return err;
 	}
@@ -715,11 +723,39 @@ static int top_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	return err;
 }
 
-/* libyaml's own complaint, with its position. */
-static int yaml_error(struct ctx *x, const yaml_parser_t *p)
+/*
+ * libyaml's own complaint, with its position. Its reader (bytes that are
+ * not UTF-8, control characters) gives a byte offset instead of a mark:
+ * the line and column are counted in @f up to it.
+ */
+static int yaml_error(struct ctx *x, const yaml_parser_t *p, FILE *f)
 {
+	yaml_mark_t r = { 0 };
 	const yaml_mark_t *m = p->problem ? &p->problem_mark : &p->context_mark;
 
+	if (p->error == YAML_READER_ERROR && !fseek(f, 0, SEEK_SET)) {
+		unsigned char bom[3];
+		size_t i = 0;
+
+		/* a UTF-8 byte order mark is no column */
+		if (fread(bom, 1, 3, f) == 3 && !memcmp(bom, "\xef\xbb\xbf", 3))
+			i = 3;
+		else
+			fseek(f, 0, SEEK_SET);
+		for (; i < p->problem_offset; i++) {
+			int ch = getc(f);
+
+			if (ch == EOF)
+				break;
+			if (ch == '\n') {
+				r.line++;
+				r.column = 0;
+			} else if ((ch & 0xc0) != 0x80) {
+				r.column++;	/* a character: not a UTF-8 continuation byte */
+			}
+		}
+		m = &r;
+	}
 	snprintf(x->why, x->whylen, "%s:%zu:%zu: not YAML: %s%s%s", x->path, m->line + 1,
 		 m->column + 1, p->problem ? p->problem : "cannot parse",
 		 p->context ? " " : "", p->context ? p->context : "");
@@ -737,13 +773,13 @@ static int load(struct ctx *x, FILE *f)
 		return nomem(x);
 	yaml_parser_set_input_file(&p, f);
 	if (!yaml_parser_load(&p, &x->doc)) {
-		err = yaml_error(x, &p);
+		err = yaml_error(x, &p, f);
 		yaml_parser_delete(&p);
 		return err;
 	}
 	/* one document: a second one would be silently ignored */
 	if (!yaml_parser_load(&p, &extra)) {
-		err = yaml_error(x, &p);
+		err = yaml_error(x, &p, f);
 	} else {
 		root = yaml_document_get_root_node(&extra);
 		if (root)

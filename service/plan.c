@@ -172,8 +172,13 @@ static const char *text_of(const struct pl_settings *x, __u32 id)
 	return pl_policy_text(x->texts, x->ntexts, id);
 }
 
-/* Rules of @want the same in @have (id, words, expression): they keep their counters. */
-static size_t rules_kept(const struct pl_settings *want, const struct pl_settings *have)
+/*
+ * Rules of @want the same in @have (id, words, expression): they keep their
+ * counters; with @renumbered also those given another id for the listed
+ * order (pl_rule_list_finish()), which keep them too.
+ */
+static size_t rules_kept(const struct pl_settings *want, const struct pl_settings *have,
+			 bool renumbered)
 {
 	size_t kept = 0;
 
@@ -184,6 +189,12 @@ static size_t rules_kept(const struct pl_settings *want, const struct pl_setting
 		const char *a = text_of(want, r->id), *b = o ? text_of(have, r->id) : NULL;
 		struct pl_rule x = *r, y;
 
+		/* renumbered into the listed order, with the counter key of its running twin */
+		if (renumbered && r->ctr && r->ctr != PL_RULE_CTR_NEW &&
+		    (!o || o->ctr != r->ctr)) {
+			kept++;
+			continue;
+		}
 		if (!o)
 			continue;
 		/* the counter key is the loader's: a rule that keeps its id keeps it */
@@ -217,6 +228,7 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 	w->probes = pl_config_probes(c, e);
 	w->tcp_passive = e->tcp_passive;
 	w->tcp_ts_max = e->tcp_passive ? e->tcp_ts_max : 0;
+	st->rs.in_order = true;	/* first match wins in the order the config lists them */
 	for (size_t i = 0; !err && i < e->nrules; i++) {
 		char *line = strdup(e->rules[i].text);
 
@@ -298,7 +310,7 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_HOOKS;
 	if (h->filter && w->filter ? strcmp(h->filter, w->filter) : h->filter != w->filter)
 		what |= PL_CH_FILTER;
-	if (st->rules_kept != w->nrules || h->nrules != w->nrules)
+	if (rules_kept(w, h, false) != w->nrules || h->nrules != w->nrules)
 		what |= PL_CH_RULES;
 	if ((h->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)) != (w->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)))
 		what |= PL_CH_PROBES;
@@ -555,13 +567,18 @@ static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t
 }
 
 /* An interface the config wants that cannot be attached as it says: a note, no step. */
-static int blocked(struct pl_plan *p, const struct pl_step *st, const struct pl_link_info *li,
-		   bool xdp_freed)
+static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, struct pl_plan *p,
+		   const struct pl_step *st, const struct pl_link_info *li, bool xdp_freed)
 {
 	char nsbuf[300], moved[512];
 	__u32 id;
 
 	pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));
+	/* xdp: auto is none on a virtual device: with tc: none the entry gives it no hook */
+	if (st->want.xdp_mode == PL_XDP_NONE && !st->want.tc_hooks)
+		return note(p, "%s (netns %s): %s:%d:%d: nothing to attach (xdp: auto is none on a "
+			    "virtual device, and tc: none)", li->ifname, nsbuf, c->path, e->line,
+			    e->col) ?: 1;
 	if (st->want.tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 
@@ -592,7 +609,9 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 
 	err = pl_ns_enter(ns);
 	if (err) {
-		note(p, "netns %s: cannot enter it: %s", pl_ns_label(ns), strerror(-err));
+		note(p, "netns %s: cannot enter it: %s%s", pl_ns_label(ns), strerror(-err),
+		     err == -EPERM ? " (that needs CAP_SYS_ADMIN: pktlens.service has it only "
+		     "with a drop-in)" : "");
 		return 0;
 	}
 	/* its cookie: pins of a deleted namespace that had its inode are not its own */
@@ -669,10 +688,18 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			}
 		}
 		err = resolve(c, e, li, st, why, whylen);
-		if (err)
+		if (err) {
+			/* a rule that holds in one namespace may not in another: say where */
+			size_t len = strlen(why);
+			char nsbuf[300];
+
+			pl_netns_fmt(ns->ino, 0, true, nsbuf, sizeof(nsbuf));
+			if (len < whylen)
+				snprintf(why + len, whylen - len, " (%s in netns %s)", li->ifname, nsbuf);
 			break;
+		}
 		if (on) {
-			st->rules_kept = rules_kept(&st->want, &st->have);
+			st->rules_kept = rules_kept(&st->want, &st->have, true);
 			st->what = differences(st, c);
 			if (!managed(on, c))
 				st->kind = PL_STEP_ADOPT;
@@ -685,7 +712,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		b = take_moved(c, a, na, marked, p, st, li);
 		if (b < 0)
 			goto nomem;
-		b = blocked(p, st, li, b);
+		b = blocked(c, e, p, st, li, b);
 		if (b) {
 			step_drop(p);
 			if (b < 0)

@@ -279,10 +279,20 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    rules: '--drop'\n", 3, 12, "rules: expected a list of rules"),
     ("interfaces:\n  - match: [sv0\n", 3, 1, "not YAML: "),
     ("interfaces: []\n---\ninterfaces: []\n", 3, 1, "a second YAML document"),
+    # what libyaml's reader refuses (it gives an offset, not a position): counted in characters
+    ("interfaces:\n  - match: sv0\n    filter: 'udp \x01'\n", 3, 18, "not YAML: control characters"),
+    ("name: '\u00e9\u00e9\x01'\n", 1, 10, "not YAML: control characters"),
     ("export:\n  prometheus: {listen: 'localhost'}\n", 2, 24, "listen: 'localhost' is not ADDR:PORT"),
     ("export:\n  ipfix: {interval: 5}\n", 2, 10, "ipfix: 'collector' is missing"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
-    ("probes: [udp]\n", 1, 9, "probes: 'udp' is not a probe"),
+    ("probes: [udp]\n", 1, 10, "probes: 'udp' is not a probe"),
+    # a bad value of a list: its own line and column, not the list's
+    ("interfaces:\n  - match:\n      - sv0\n      - averyveryverylongname\n", 4, 9,
+     "match: 'averyveryverylongname' is longer than an interface name can be"),
+    ("interfaces:\n  - match: sv0\n    netns:\n      - x\n      - a/b\n", 5, 9,
+     "netns: 'a/b' is not a name in /run/netns"),
+    ("interfaces:\n  - match: [sv0, '', sv1]\n", 2, 18, "match: an empty name"),
+    ("probes:\n  - tcp\n  - udp\n", 3, 5, "probes: 'udp' is not a probe"),
     ("interfaces:\n  - match: sv0\n    tcp-passive: maybe\n", 3, 18, "tcp-passive: 'maybe' is not true or false"),
     ("triggers:\n  - dev: sv0\n    netns: ''\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: '' is not a name in /run/netns or \"/\""),
@@ -486,6 +496,112 @@ def test_apply_limit_rules_police_and_stay(svc):
     assert [s["changes"] for s in done["steps"]] == [["rules"]] and done["steps"][0]["rules_kept"] == 0
     assert rules_of(a, "sv0") == [("--id 2 --in --prio 1000 --proto udp --dport 9 --limit 3pps --burst 3packets "
                                    "--per rule --over drop", 0)]
+
+
+def test_apply_rules_run_in_the_order_listed_whatever_ran_before(svc):
+    """A config's rules run in the order listed (first match wins), also when the rules already
+    running came in another order or a rule is put before them: the same file judges the same
+    way whatever was applied before, and rules that stay keep their counters."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    base = f'name: ordtest\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tc: in\n    rules:\n'
+    drop9, pass_udp = '      - "--proto udp --dport 9 --drop"\n', '      - "--proto udp --pass"\n'
+    v1 = svc.config(base + drop9, "v1.conf")
+    v2 = svc.config(base + pass_udp + drop9, "v2.conf")
+    v3 = svc.config(base + drop9 + pass_udp, "v3.conf")
+    pktlens("apply", v1)
+    assert svc.send("pv0", 3, dport=9) == 3
+    wait_for(lambda: stats_in(a, "sv0") == 3, what="3 packets on sv0")
+    # a rule put before the running one: it comes first, the running one keeps its counter
+    done = pktlens_json("apply", v2)
+    assert done["ok"] and [(s["changes"], s["rules_kept"]) for s in done["steps"]] == [(["rules"], 1)]
+    assert pktlens("apply", v2).stdout.startswith("nothing to change")
+    assert svc.send("pv0", 4, dport=9) == 4
+    wait_for(lambda: stats_in(a, "sv0") == 7, what="7 packets on sv0")
+    assert rules_of(a, "sv0") == [("--id 1 --in --prio 1000 --proto udp --pass", 4),
+                                  ("--id 2 --in --prio 1000 --proto udp --dport 9 --drop", 3)]
+    # the two swapped: the drop comes first again, each keeps its counter
+    plan = pktlens_json("apply", v3, "--dry-run")
+    assert [(s["changes"], s["rules_kept"]) for s in plan["steps"]] == [(["rules"], 2)], plan
+    assert pktlens_json("apply", v3)["ok"]
+    assert pktlens("apply", v3).stdout.startswith("nothing to change")
+    assert svc.send("pv0", 5, dport=9) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 12, what="12 packets on sv0")
+    assert sorted((r.split("--prio 1000 ")[1], n) for r, n in rules_of(a, "sv0")) == \
+        [("--proto udp --dport 9 --drop", 8), ("--proto udp --pass", 4)]
+    assert [r.split("--prio 1000 ")[1] for r, _ in rules_of(a, "sv0")] == \
+        ["--proto udp --dport 9 --drop", "--proto udp --pass"]
+
+
+def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
+    """tc: none with xdp: auto (none on a virtual device) leaves a veth nothing to attach: the
+    plan says so, naming the entry (FILE:LINE:COL), dry run and apply alike, and changes
+    nothing; the daemon logs it for such an interface and attaches the others."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}")
+    g = glob_covered()
+    conf = svc.config(f'name: nohook\ninterfaces:\n  - match: "sv*"\n    netns: "{g}"\n')
+    pktlens("apply", conf)
+    bad = svc.config(f'name: nohook\ninterfaces:\n  - match: sv9\n    netns: "{g}"\n'
+                     f'  - match: "sv*"\n    netns: "{g}"\n    tc: none\n', "bad.conf")
+    for dry in ([], ["--dry-run"]):
+        r = pktlens("apply", bad, *dry, check=False)
+        assert r.returncode == 1 and r.stdout == "", r
+        for n in ("sv0", "sv1"):
+            assert f"pktlens: apply: {n} (netns " in r.stderr and \
+                f"): {bad}:5:5: nothing to attach (xdp: auto is none on a virtual device, and tc: none)" \
+                in r.stderr, r.stderr
+        doc = json.loads(pktlens("-j", "apply", bad, *dry, check=False).stdout)
+        assert not doc["ok"] and len(doc["blocked"]) == 2 and not any(s.get("done") for s in doc["steps"])
+    assert {n: [(h["hook"], h["dir"]) for h in att["hooks"]] for n, att in listed(a).items()} == \
+        {n: [("tc", "in"), ("tc", "out")] for n in ("sv0", "sv1")}
+    # the daemon: the matching veth that gets no hook is logged, sv9 (first entry) attached
+    pktlens("detach", "--all", ns=a)
+    d = Daemon(svc, bad)
+    d.wait_notify()
+    svc.veth(a, "sv9", "pv9")
+    wait_for(lambda: attached(a, "sv9"), what="sv9 attached")
+    d.wait_log(rf"sv0 \(netns .*\): {re.escape(bad)}:5:5: nothing to attach")
+    assert set(listed(a)) == {"sv9"}
+    assert d.p.poll() is None
+
+
+def test_apply_redirect_rule_missing_in_one_namespace_names_it(svc):
+    """A --redirect rule is looked up in each namespace it runs in: where its target is
+    missing in one covered namespace only, the error names FILE:LINE:COL and the interface
+    and namespace where it does not hold (the target exists in the other), exit 2, nothing
+    attached anywhere; with the target in both, both are attached."""
+    a, b = svc.netns(), svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "out0", "po0")
+    svc.veth(b, "sv1", "pv1")
+    conf = svc.config(f'name: redir\ninterfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      '    rules:\n      - "--proto udp --dport 9 --redirect out0"\n')
+    for dry in (["--dry-run"], []):
+        r = pktlens("apply", conf, *dry, check=False)
+        assert r.returncode == 2 and r.stdout == "", r
+        assert r.stderr == f"pktlens: apply: {conf}:6:43: --redirect 'out0': no such interface " \
+                           f"(sv1 in netns {ns_ino(b)} ({b}))\n", r.stderr
+    assert not attached(a, "sv0") and not attached(b, "sv1")
+    svc.veth(b, "out0", "po1")
+    assert pktlens_json("apply", conf)["ok"]
+    assert attached(a, "sv0") and attached(b, "sv1")
+
+
+def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
+    """pktlens.service has no CAP_SYS_ADMIN unless a drop-in adds it, and entering a named
+    namespace needs it: apply (and the daemon) says so where it cannot enter one; nothing
+    changes."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    conf = svc.config(f'name: nocap\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n')
+    r = subprocess.run(["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-sys_admin",
+                        PKTLENS, "apply", conf], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert f"pktlens: apply: netns {a}: cannot enter it: Operation not permitted (that needs " \
+           f"CAP_SYS_ADMIN: pktlens.service has it only with a drop-in)\n" in r.stderr, r.stderr
+    assert not attached(a, "sv0")
 
 
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):
