@@ -589,6 +589,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			break;
 		}
+		err = 0;	/* the number of events read */
 		if (duration && mono_s() - t0 >= (double)duration)
 			break;
 		if (watch && mono_s() - tw >= watch) {
@@ -623,7 +624,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 		if (!err)
 			report(&o, g, n, NULL, 0, lost, mono_s() - t0);
 	}
-	if (err) {
+	if (err && ret == PL_EXIT_OK) {	/* else said already */
 		pl_err("drops: reading the counters: %s", strerror(-err));
 		ret = PL_EXIT_FAIL;
 	}

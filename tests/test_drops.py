@@ -331,6 +331,39 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
 
+FLOOD = """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + 10
+while time.time() < end:
+    s.sendto(b"f", ("127.0.0.1", 9))
+    time.sleep(0.001)
+"""
+
+
+def test_events_while_drops_go_on_end_with_the_counts(dlab):
+    """--events ended by --duration while drops keep coming (UDP to a closed port on b's
+    loopback): the last read's events are no error; the counts are printed, exit 0, and every
+    drop counted is an event printed or one counted as lost."""
+    needs_reasons()
+    flood = subprocess.Popen(["nsenter", f"--net=/run/netns/{dlab.b}", "timeout", "-s", "KILL", "15",
+                              PYTHON, "-c", FLOOD])
+    try:
+        time.sleep(0.5)
+        r = subprocess.run([PKTLENS, "-j", "drops", "--netns", dlab.b, "--events", "--rate",
+                            "1000000", "--duration", "2"], capture_output=True, text=True, timeout=60)
+    finally:
+        flood.kill()
+        flood.wait()
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    events = [d for d in docs[:-1] if d.get("event") == "drop"]
+    assert len(events) == len(docs) - 1 and "event" not in docs[-1]
+    lost = docs[-1]["lost"]
+    assert by_reason(docs[-1], "NO_SOCKET") > 0
+    assert len(events) + lost["events_ring"] + lost["events_rate"] <= docs[-1]["packets"]
+
+
 @pytest.mark.parametrize("args,what", [
     (["--by", "reasons"], "--by 'reasons' is wrong"),
     (["--top", "0"], "--top '0' is wrong"),
