@@ -331,6 +331,23 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
 
+def test_watch_prints_the_interval_the_end_cuts_short(dlab):
+    """--watch prints the drops of the last interval too, the one --duration or Ctrl-C ends:
+    the intervals add up to every drop (here the first interval is the last)."""
+    needs_reasons()
+    p = start_probes([PKTLENS, "-j", "drops", "--netns", dlab.b, "--watch", "6", "--duration",
+                      "6"], "pl_drop_")
+    sent = dlab.send(udp(dlab, 9, 9))
+    assert p.poll() is None, "--duration ended before the frames were sent"
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert sent == 9 and [by_reason(d, "NO_SOCKET") for d in docs] == [9]
+    tr = Drops("--watch", "60", ns=dlab.b)
+    sent = dlab.send(udp(dlab, 5, 9))
+    assert [by_reason(d, "NO_SOCKET") for d in tr.stop()] == [sent] == [5]
+
+
 FLOOD = """
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
