@@ -331,6 +331,27 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
 
+SEND9 = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(9):
+    s.sendto(b"o" * (100 + i), ("198.18.0.1", 7000))
+"""
+
+
+def test_bytes_on_transmit_count_from_the_network_header(dlab):
+    """A drop on transmit (a pktlens --out rule on tc egress, the kernel's TC_EGRESS) counts
+    the IP packet's bytes, as one on receive does, not the Ethernet header before it."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "out", ns=dlab.b)
+    pktlens("policy", "add", "vb", "--out", "--proto", "udp", "--dport", "7000", "--drop", ns=dlab.b)
+    tr = Drops("--by", "flow", ns=dlab.b)
+    sh("nsenter", f"--net=/run/netns/{dlab.b}", PYTHON, "-c", SEND9)
+    flows = [d for d in tr.stop()[-1]["drops"] if d["dport"] == 7000]
+    assert len(flows) == 1 and flows[0]["packets"] == 9
+    assert flows[0]["bytes"] == sum(20 + 8 + 100 + i for i in range(9))
+
+
 def test_watch_prints_the_interval_the_end_cuts_short(dlab):
     """--watch prints the drops of the last interval too, the one --duration or Ctrl-C ends:
     the intervals add up to every drop (here the first interval is the last)."""
