@@ -517,6 +517,36 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* --watch: print the drops since the last call (@prev, @tw: that reading and its time). */
+static int watch_report(const struct pl_drops *d, const struct opts *o,
+			const struct pl_drop_row *base, size_t nbase, struct group **prev,
+			size_t *nprev, double *tw)
+{
+	uint64_t lost[PL_DROP_LOST_MAX];
+	double now = mono_s();
+	struct group *g = NULL, *keep;
+	size_t n = 0;
+	int err;
+
+	err = collect(d, o, base, nbase, &g, &n);
+	if (err)
+		return err;
+	pl_drops_lost(d, lost);
+	keep = malloc((n ? n : 1) * sizeof(*g));
+	if (!keep) {
+		free(g);
+		return -ENOMEM;
+	}
+	memcpy(keep, g, n * sizeof(*g));	/* sorted by key, for the next delta */
+	report(o, g, n, *prev ? *prev : keep, *prev ? *nprev : 0, lost, now - *tw);
+	free(*prev);
+	free(g);
+	*prev = keep;
+	*nprev = n;
+	*tw = now;
+	return 0;
+}
+
 struct drops_cfg {
 	uint64_t duration, netns;
 	int by, events;
@@ -589,41 +619,25 @@ static int do_drops(void *cfg, int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			break;
 		}
+		err = 0;	/* the number of events read */
 		if (duration && mono_s() - t0 >= (double)duration)
 			break;
 		if (watch && mono_s() - tw >= watch) {
-			double now = mono_s();
-
-			err = collect(d, &o, base, nbase, &g, &n);
+			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
 			if (err)
 				break;
-			pl_drops_lost(d, lost);
-			{
-				struct group *keep = malloc((n ? n : 1) * sizeof(*g));
-
-				if (!keep) {
-					err = -ENOMEM;
-					break;
-				}
-				memcpy(keep, g, n * sizeof(*g));	/* sorted by key, for the next delta */
-				report(&o, g, n, prev ? prev : keep, prev ? nprev : 0, lost, now - tw);
-				free(prev);
-				prev = keep;
-				nprev = n;
-			}
-			free(g);
-			g = NULL;
-			tw = now;
 		}
 	}
 	pl_drops_poll(d, 0);	/* what is left */
+	if (!err && watch)	/* the last interval, cut short by --duration or Ctrl-C */
+		err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
 	if (!err && !watch) {
 		err = collect(d, &o, base, nbase, &g, &n);
 		pl_drops_lost(d, lost);
 		if (!err)
 			report(&o, g, n, NULL, 0, lost, mono_s() - t0);
 	}
-	if (err) {
+	if (err && ret == PL_EXIT_OK) {	/* else said already */
 		pl_err("drops: reading the counters: %s", strerror(-err));
 		ret = PL_EXIT_FAIL;
 	}

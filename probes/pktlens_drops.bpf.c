@@ -182,7 +182,7 @@ static __always_inline void event(const struct pl_drop_cfg *cf, const struct pl_
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* L3/L4 of @skb into @k, and its flow into @f; the IP packet's length, or skb->len. */
+/* L3/L4 of @skb into @k, and its flow into @f; the length from the network header, or skb->len. */
 static __always_inline __u32 parse(const struct sk_buff *skb, struct pl_drop_key *k,
 				   struct pl_drop_flow_key *f, const unsigned char **hdr,
 				   __u32 *caplen)
@@ -201,6 +201,8 @@ static __always_inline __u32 parse(const struct sk_buff *skb, struct pl_drop_key
 	nhp = head + nh;
 	if (data >= nhp)
 		len += data - nhp;	/* the IP layer pulled its header already */
+	else if (nhp - data <= len)
+		len -= nhp - data;	/* on transmit, data is still at the link-layer header */
 	*hdr = nhp;
 	*caplen = tail > nh ? tail - nh : 0;
 	if (k->l3 == ETH_P_IP_) {

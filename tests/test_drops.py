@@ -331,6 +331,77 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
 
+SEND9 = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(9):
+    s.sendto(b"o" * (100 + i), ("198.18.0.1", 7000))
+"""
+
+
+def test_bytes_on_transmit_count_from_the_network_header(dlab):
+    """A drop on transmit (a pktlens --out rule on tc egress, the kernel's TC_EGRESS) counts
+    the IP packet's bytes, as one on receive does, not the Ethernet header before it."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "out", ns=dlab.b)
+    pktlens("policy", "add", "vb", "--out", "--proto", "udp", "--dport", "7000", "--drop", ns=dlab.b)
+    tr = Drops("--by", "flow", ns=dlab.b)
+    sh("nsenter", f"--net=/run/netns/{dlab.b}", PYTHON, "-c", SEND9)
+    flows = [d for d in tr.stop()[-1]["drops"] if d["dport"] == 7000]
+    assert len(flows) == 1 and flows[0]["packets"] == 9
+    assert flows[0]["bytes"] == sum(20 + 8 + 100 + i for i in range(9))
+
+
+def test_watch_prints_the_interval_the_end_cuts_short(dlab):
+    """--watch prints the drops of the last interval too, the one --duration or Ctrl-C ends:
+    the intervals add up to every drop (here the first interval is the last)."""
+    needs_reasons()
+    p = start_probes([PKTLENS, "-j", "drops", "--netns", dlab.b, "--watch", "6", "--duration",
+                      "6"], "pl_drop_")
+    sent = dlab.send(udp(dlab, 9, 9))
+    assert p.poll() is None, "--duration ended before the frames were sent"
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert sent == 9 and [by_reason(d, "NO_SOCKET") for d in docs] == [9]
+    tr = Drops("--watch", "60", ns=dlab.b)
+    sent = dlab.send(udp(dlab, 5, 9))
+    assert [by_reason(d, "NO_SOCKET") for d in tr.stop()] == [sent] == [5]
+
+
+FLOOD = """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + 10
+while time.time() < end:
+    s.sendto(b"f", ("127.0.0.1", 9))
+    time.sleep(0.001)
+"""
+
+
+def test_events_while_drops_go_on_end_with_the_counts(dlab):
+    """--events ended by --duration while drops keep coming (UDP to a closed port on b's
+    loopback): the last read's events are no error; the counts are printed, exit 0, and every
+    drop counted is an event printed or one counted as lost."""
+    needs_reasons()
+    flood = subprocess.Popen(["nsenter", f"--net=/run/netns/{dlab.b}", "timeout", "-s", "KILL", "15",
+                              PYTHON, "-c", FLOOD])
+    try:
+        time.sleep(0.5)
+        r = subprocess.run([PKTLENS, "-j", "drops", "--netns", dlab.b, "--events", "--rate",
+                            "1000000", "--duration", "2"], capture_output=True, text=True, timeout=60)
+    finally:
+        flood.kill()
+        flood.wait()
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    events = [d for d in docs[:-1] if d.get("event") == "drop"]
+    assert len(events) == len(docs) - 1 and "event" not in docs[-1]
+    lost = docs[-1]["lost"]
+    assert by_reason(docs[-1], "NO_SOCKET") > 0
+    assert len(events) + lost["events_ring"] + lost["events_rate"] <= docs[-1]["packets"]
+
+
 @pytest.mark.parametrize("args,what", [
     (["--by", "reasons"], "--by 'reasons' is wrong"),
     (["--top", "0"], "--top '0' is wrong"),
