@@ -14,6 +14,8 @@
  * the user named. A file per pl_rot_open() (each: --rearm's firings) is
  * numbered as -C numbers them whenever the name is one this capture wrote
  * already or one that exists and is not its own: FILE, FILE1, FILE2, ...
+ * -G's files too whenever the name is one this capture wrote already (a FILE
+ * without a strftime pattern, or one coarser than SECS): never replaced.
  */
 #ifndef __PKTLENS_CLI_ROTATE_H
 #define __PKTLENS_CLI_ROTATE_H

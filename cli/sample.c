@@ -906,7 +906,9 @@ static const struct pl_opt sample_opts[] = {
 	  PL_FIELD(struct sample_cfg, rot_secs), .arg = "SECS", .syn = "-G SECS",
 	  .flags = PL_OPT_SHORT,
 	  .help = "like tcpdump -G: a new file every SECS seconds, named by strftime(FILE) in "
-		  "local time (-w 'dns-%H%M%S.pcap')" },
+		  "local time (-w 'dns-%H%M%S.pcap'); a name this capture wrote already (no "
+		  "pattern, or one coarser than SECS) gets 1, 2, ... appended, as -C numbers "
+		  "files: unlike tcpdump, never replaced" },
 	{ .name = "file-count", .short_name = 'W', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, rot_keep), .min = 1, .max = 1000000, .arg = "N",
 	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",

@@ -377,6 +377,46 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     assert tcpdump_count(os.path.join(d, "m.pcap")) == per
 
 
+def numbered(d, base):
+    """The files base, base1, base2, ... in d, in that order."""
+    names = [f for f in os.listdir(d) if f == base or (f.startswith(base) and
+                                                      f[len(base):].isdigit())]
+    return [os.path.join(d, f) for f in sorted(names, key=lambda f: int(f[len(base):] or 0))]
+
+
+def test_rotation_by_time_never_replaces_its_own_earlier_file(lab):
+    """-G 1 with a FILE whose name does not change from one period to the next (no strftime
+    pattern, or one coarser than SECS, as %Y): a period's file never replaces the previous one
+    (it did, and the summary counted frames no file held any more); it gets 1, 2, ... appended
+    as -C numbers files, the concatenation is exactly what was sent, and -W 2 keeps the 2 newest."""
+    d = os.path.join(lab.tmp, "same")
+    os.mkdir(d)
+    year = time.strftime("%Y")
+    for pattern, base, keep in (("c.pcap", "c.pcap", ()), ("y-%Y.pcapng", f"y-{year}.pcapng", ()),
+                                ("k.pcap", "k.pcap", ("-W", 2))):
+        s = Sampler(lab, "-w", os.path.join(d, pattern), "-G", 1, *keep, "udp")
+        sent = []
+        try:
+            for k in range(3):
+                last = numbered(d, base)[-1]
+                raw = [udp(3000 + 10 * k + i, 9000, bytes([k, i]) * 20) for i in range(5)]
+                send_raw(lab, raw)
+                sent.append(raw)
+                wait_until(lambda: numbered(d, base)[-1] != last)    # the next period's file
+        finally:
+            assert s.stop() == 0, s.err
+        paths = numbered(d, base)
+        c = s.counts()
+        if keep:
+            assert len(paths) == 2 and os.path.basename(paths[0]) != base, paths
+            assert frames_in(paths)[-5:] == sent[-1]
+        else:
+            assert os.path.basename(paths[0]) == base and len(paths) >= 4, paths
+            assert frames_in(paths, base.endswith("ng")) == sum(sent, [])
+            assert c["written"] == 15
+        assert c["sampled"] == c["written"] + c["lost"] + c["unwritten"]
+
+
 def test_rotation_by_time_ends_with_the_duration(lab):
     """-G 1 --duration 2: two files, each a second of the traffic, not a third one begun in
     the capture's last moment (the periods counted from the file's opening, a little before
