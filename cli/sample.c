@@ -762,6 +762,15 @@ static int do_sample(void *cfg, int argc, char **argv)
 			       argv[0], argv[0], so.policy ? "--policy" : "--rule");
 			goto usage;
 		}
+		/* the capture-only programs judge nothing: every packet passes */
+		if (so.verdicts && !(so.verdicts & 1U << PL_VERDICT_PASS)) {
+			int v = __builtin_ctz(so.verdicts);
+
+			pl_err("sample: %s: not attached (pktlens attach %s): no policy, every packet "
+			       "passes, so no --verdict %s", argv[0], argv[0],
+			       v < PL_VERDICT_MAX ? pl_verdict_names[v] : "?");
+			goto usage;
+		}
 		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
 			pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
 			       c->xdp ? "--xdp" : "--hook xdp");
@@ -932,7 +941,8 @@ static const struct pl_opt sample_opts[] = {
 	  .arg = "VERDICT", .parse = parse_verdict_opt,
 	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "
 		  "repeat for several. Decided in the kernel before the copy: a flood the policy "
-		  "drops costs nothing when only other verdicts are kept" },
+		  "drops costs nothing when only other verdicts are kept. Not attached: every "
+		  "packet passes (nothing judges it), so pass must be one of them" },
 	{ .name = "hook", .type = PL_OPT_CHOICE, PL_FIELD(struct sample_cfg, hook),
 	  .choices = hook_choices, .arg = "xdp|tc",
 	  .help = "capture at this hook only (default: ingress at XDP if attached, else tc; "

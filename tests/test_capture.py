@@ -296,6 +296,31 @@ def _unattached(lab, started):
     nothing_left(lab)
 
 
+def test_verdict_no_capture_program_gives_is_refused_on_an_unattached_interface(lab):
+    """The capture-only programs judge nothing: every packet they see passes. --verdict drop,
+    redirect, tx or aborted without pass (at tc or --xdp) would wait forever and capture
+    nothing (it was accepted): exit 2, one line, nothing made or attached. With pass among
+    them, every frame (tcpdump -r as oracle)."""
+    path = os.path.join(lab.tmp, "v.pcap")
+    for args in (["--verdict", "drop"], ["--verdict", "redirect", "--verdict", "tx"],
+                 ["--verdict", "aborted", "--xdp"], ["--verdict", "tx", "--in", "udp"]):
+        r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False, timeout=10)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert f"--verdict {args[1]}" in r.stderr and "not attached" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not os.path.exists(path)
+        nothing_left(lab)
+    raw = [udp(4000 + i, 9000, bytes([i]) * 20) for i in range(10)]
+    s = Sampler(lab, "-w", path, "--verdict", "drop", "--verdict", "pass")
+    try:
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+    finally:
+        assert s.stop() == 0, s.err
+    assert read_file(path) == raw
+    nothing_left(lab)
+
+
 def frames_in(paths, tshark=False):
     """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
     in file order."""
