@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -343,6 +344,21 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
 	return PL_EXIT_USAGE;
 }
 
+/*
+ * Whether the interface @ifindex is gone from this namespace (deleted, or
+ * moved away): its programs, ours or the attachment's, no longer see it.
+ */
+static bool dev_gone(uint32_t ifindex, const char *ifname)
+{
+	char name[IF_NAMESIZE];
+
+	if (!ifindex || if_indextoname(ifindex, name) || errno != ENXIO)
+		return false;
+	pl_err("sample: %s: the interface is gone (deleted, or moved to another network "
+	       "namespace): stopped", ifname);
+	return true;
+}
+
 /* Drain the ring and write out every POLL_MS and FLUSH_NS until something ends the capture. */
 static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sampler *s,
 		   uint64_t duration)
@@ -394,6 +410,8 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 				       r->a->ifname);
 				return PL_EXIT_FAIL;
 			}
+			if (dev_gone(r->ifindex, r->a->ifname))
+				return PL_EXIT_FAIL;
 		}
 	}
 	return 0;
@@ -575,7 +593,8 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 }
 
 /* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
-static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
+static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
+			const char *dir)
 {
 	char why[PL_WHY_LEN + 256];
 	uint64_t rate;
@@ -589,6 +608,8 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
 			pl_err("sample: %s: --when: %s", ifname, why);
 			return PL_EXIT_CODE(err, ENOENT);
 		}
+		if (dev_gone(ifindex, ifname))
+			return PL_EXIT_FAIL;
 		if (rate > t->above) {
 			if (!pl_g.json)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
@@ -818,7 +839,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {
 		if (c->when) {
-			ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
+			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;
@@ -981,8 +1002,9 @@ const struct pl_cmd pl_cmd_sample = {
 		 "run in the kernel (default: all packets). On a DEV pktlens has not attached, a\n"
 		 "capture-only program of its own (tc, or --xdp) runs for the capture's duration\n"
 		 "and is removed at its end (the first line says what was attached).\n",
-	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error or when the\n"
-		"reader of a pipe goes away, and then prints how many packets matched, were\n"
-		"sampled, were written (reached the file or the reader) and were lost because the\n"
-		"ring was full; with --when also how often it fired (none: the same summary).\n",
+	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error, when the\n"
+		"reader of a pipe goes away or the interface does (exit 1), and then prints how\n"
+		"many packets matched, were sampled, were written (reached the file or the\n"
+		"reader) and were lost because the ring was full; with --when also how often it\n"
+		"fired (none: the same summary).\n",
 };

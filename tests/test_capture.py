@@ -321,6 +321,32 @@ def test_verdict_no_capture_program_gives_is_refused_on_an_unattached_interface(
     nothing_left(lab)
 
 
+@pytest.mark.parametrize("attach", [None, ["--xdp", "native", "--tc", "none"]],
+                         ids=["not-attached", "attached"])
+@pytest.mark.parametrize("hook", [[], ["--xdp"]], ids=["tc", "xdp"])
+def test_interface_deleted_under_the_capture_ends_it(lab, attach, hook):
+    """The interface deleted while a capture runs (its programs go with it): the sampler writes
+    out what it has, says so and exits 1, as tcpdump's 'The interface disappeared' (it went
+    on forever, capturing nothing); a capture-only one leaves nothing behind."""
+    if attach:
+        pktlens("attach", "vb", *attach, ns=lab.b)
+    path = os.path.join(lab.tmp, "gone.pcap")
+    raw = [udp(3000 + i, 9000, bytes([i]) * 20) for i in range(5)]
+    s = Sampler(lab, "-w", path, *hook)
+    try:
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+        sh("ip", "-n", lab.a, "link", "del", "va")      # its peer vb goes with it
+        s.p.wait(timeout=5)
+    finally:
+        rc = s.stop()
+    assert rc == 1 and b"vb: the interface is gone" in s.err, s.err
+    assert s.counts()["written"] == len(raw)
+    assert read_file(path) == raw
+    wait_until(lambda: cap_progs() == [])
+    assert markers() == []
+
+
 def frames_in(paths, tshark=False):
     """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
     in file order."""
