@@ -207,7 +207,14 @@ int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_
 		return 0;
 	last = t->n - 1;
 	dt = t->at[last] - t->at[0];
-	if (dt && t->hist[last] > t->hist[0])
+	/*
+	 * over the last second: a window not a second long yet (the first second of
+	 * waiting, or of waiting again) is what it counted, not scaled up to a
+	 * second (a burst of 100 in its first 100 ms is 100/s, not 1000/s)
+	 */
+	if (dt < 1000000000ULL)
+		dt = 1000000000ULL;
+	if (t->hist[last] > t->hist[0])
 		*rate = (t->hist[last] - t->hist[0]) * 1000000000ULL / dt;
 	return 0;
 }

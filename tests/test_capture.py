@@ -624,6 +624,36 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
     assert s.counts()["written"] == 30
 
 
+def test_trigger_rate_is_over_a_second_also_in_the_first_one(lab):
+    """--when 'dev pps > 200': bursts of 100 frames 1.3 s apart never make 200 in a second, also
+    when the first one lands right after the waiting began (the rate was the window's count
+    over the window's length, 100 ms then: 1000/s, and it fired); 300 at once do fire."""
+    path = os.path.join(lab.tmp, "burst.pcap")
+    burst = os.path.join(lab.tmp, "burst100.pcap")
+    write_pcap(burst, [udp(4000 + i, 7777) for i in range(100)])
+    # started beforehand, waiting on stdin: the first burst goes out at once when told
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "sh", "-c",
+                               f"read go; exec {PYTHON} {SENDRAW} va {burst}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 200", "--for", 1, ready=False)
+    try:
+        s.wait_for(b"waiting for 'dev pps > 200'")
+        sender.communicate(b"go\n", timeout=10)
+        for _ in range(2):
+            time.sleep(1.3)
+            send_raw(lab, [udp(5000 + i, 7777) for i in range(100)])
+        time.sleep(0.5)
+        assert not os.path.exists(path)
+        send_raw(lab, [udp(6000 + i, 7777) for i in range(300)])
+        s.wait_for(b"fired")
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+        assert s.stop() == 0, s.err
+    assert s.err.count(b"' fired: ") == 1 and s.counts()["written"] == 0, s.err
+
+
 @pytest.mark.parametrize("json_out", [False, True])
 def test_trigger_that_never_fired_still_sums_up(lab, json_out):
     """A --when capture ended by a signal before its condition held says so (it printed no
