@@ -624,6 +624,17 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
     assert s.counts()["written"] == 30
 
 
+@pytest.mark.parametrize("cond", ["drops > 5/s extra", "drops NO_SOCKET >= 5/s",
+                                  "drops NO_SOCKET 5 /s", "drops > > 5/s"])
+def test_trigger_grammar_errors_name_the_grammar_not_a_reason(lab, cond):
+    """A 'drops' condition of the wrong shape is refused for its shape (exit 2, one line with the
+    grammar), not as a drop reason named by whatever word came second ("no drop reason '>'")."""
+    r = pktlens("sample", "vb", "--when", cond, "--for", 1, ns=lab.b, check=False, timeout=10)
+    assert r.returncode == 2 and f"--when '{cond}'" in r.stderr, r.stderr
+    assert "expected 'rule ID > Npps', 'dev pps > N' or 'drops [REASON] > N/s'" in r.stderr
+    assert "no drop reason" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
 def test_trigger_rate_is_over_a_second_also_in_the_first_one(lab):
     """--when 'dev pps > 200': bursts of 100 frames 1.3 s apart never make 200 in a second, also
     when the first one lands right after the waiting began (the rate was the window's count
