@@ -119,7 +119,8 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 			return pl_why(why, whylen, err, "-w '%s': the file name is too long",
 				      r->pattern);
 		at = made_index(r, r->name);
-		foreign = at < 0 && strcmp(r->name, r->pattern) && !lstat(r->name, &st);
+		/* FILE itself is the user's to replace, but not by --rearm's firings */
+		foreign = at < 0 && (r->each || strcmp(r->name, r->pattern)) && !lstat(r->name, &st);
 		/*
 		 * --rearm: a firing never replaces what an earlier one wrote (unless -C -W
 		 * makes a ring of them), nor a file of someone else: the next number, as -C.

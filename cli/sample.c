@@ -956,7 +956,8 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "with --when and --for: afterwards wait for COND again, and so on until a "
 		  "signal; each firing writes its own file (strftime patterns in FILE name it, -W N "
 		  "keeps the newest N) and never replaces one an earlier firing wrote, nor one that "
-		  "exists and is not this capture's: such a name gets 1, 2, ... appended, as -C "
+		  "exists and is not this capture's (FILE too): such a name gets 1, 2, ... appended, "
+		  "as -C "
 		  "numbers files (FILE, FILE1, FILE2, ...)" },
 	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
 	  .arg = "VERDICT", .parse = parse_verdict_opt,

@@ -1016,3 +1016,48 @@ def test_daemon_trigger_firings_never_replace_each_others_files(lab):
     assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
     assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
     nothing_left(lab)
+
+
+def test_rearm_never_replaces_a_file_there_before_it_also_after_a_daemon_restart(lab):
+    """--rearm's firings never replace a file that existed before the capture, FILE itself
+    included (it replaced FILE: --help says such a name gets a number). What it protects: a
+    standing trigger's sampler is a new one after the daemon restarts, and its first firing
+    replaced the attack pcap the earlier one wrote under the same write: name."""
+    from test_service import Daemon
+    with open(os.path.join(lab.tmp, "own.pcap"), "w") as f:
+        f.write("mine")
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "own.pcap"), "--when", "dev pps > 50", "--for",
+                1, "--rearm", "udp port 7777", ready=False)
+    try:
+        s.wait_for(b"waiting for")
+        send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+        s.wait_for(b"capturing")
+        first = [udp(7100 + i, 7777) for i in range(5)]
+        send_raw(lab, first)
+        wait_count(s, b"waiting for", 2)
+    finally:
+        assert s.stop() == 0, s.err
+    assert open(os.path.join(lab.tmp, "own.pcap")).read() == "mine"
+    assert read_file(os.path.join(lab.tmp, "own.pcap1")) == first
+    lab.daemons = []
+    conf = trigger_conf(lab, "rs.conf", "h21-restart-test", "dev pps > 50", 1,
+                        f"{lab.tmp}/d.pcap")
+    sent = []
+    for k in (1, 2):        # two daemons one after the other: a sampler each
+        d = Daemon(lab, conf)
+        try:
+            d.wait_notify()
+            wait_until(lambda: any("waiting for 'dev pps > 50'" in line and "sample:" in line
+                                   for _, line in d.lines))
+            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+            wait_until(lambda: any("capturing 'udp port 7777'" in line for _, line in d.lines))
+            sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
+            send_raw(lab, sent[-1])
+            path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
+            wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+            assert d.stop() == 0, d.log()
+        finally:
+            d.kill()
+    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
+    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
+    nothing_left(lab)
