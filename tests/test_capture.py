@@ -205,6 +205,28 @@ def test_per_flow_takes_first_n_of_each_flow(lab):
     assert read_file(path) == raw[:100]
 
 
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_per_flow_with_policy_takes_first_n_of_what_the_rules_sample(lab, hooks):
+    """--policy --per-flow 3 with a --sample 1/1 rule and 20 flows of 10 packets: the first 3 of
+    each flow the rule sampled, 60 frames (it took the first 1 of each: --policy's own 1-in-1
+    was taken for the per-flow N); other flows' packets, which no rule sampled, none."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", 4, "--proto", "udp", "--dport", 7000, "--sample", "1/1",
+            ns=lab.b)
+    raw = [udp(2000 + f, 7000 + f % 2, bytes([f, k]) * 10) for k in range(10) for f in range(40)]
+    path = os.path.join(lab.tmp, "pol.pcap")
+    s = Sampler(lab, "-w", path, "--policy", "--per-flow", 3)
+    try:
+        send_raw(lab, raw)
+        lab.wait_packets(len(raw), hook=("tc", "in") if hooks[1] == "none" else None)
+    finally:
+        assert s.stop() == 0, s.err
+    got = read_file(path)
+    assert got == [r for r in raw if r[36:38] == (7000).to_bytes(2, "big")][:60]
+    assert s.counts()["written"] == 60 and tcpdump_count(path, "udp dst port 7000") == 60
+
+
 def cap_progs():
     """Names of the capture-only programs loaded anywhere (only this file's tests make them)."""
     progs = json.loads(sh("bpftool", "-j", "prog", "show").stdout)
