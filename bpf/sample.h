@@ -221,7 +221,9 @@ static __always_inline void pl_sample(const struct pl_frame *f, const struct pl_
 		if (!j || !j->sample_rule)
 			return;
 		rule = j->sample_rule;
-		every = 1;	/* the rule's 1/N has chosen already */
+		/* the rule's 1/N has chosen already; --per-flow N still takes N of each flow */
+		if (!(cfg->flags & PL_SAMPLE_F_PER_FLOW))
+			every = 1;
 	} else if (cfg->flags & PL_SAMPLE_F_EXPR) {
 		__u32 *res = bpf_map_lookup_elem(&sample_res, &slot);
 

@@ -54,7 +54,7 @@ static int file_name(const struct pl_rot *r, const char *period, uint64_t seq, c
 	if (r->size && r->keep)
 		n = snprintf(buf, len, "%s%0*llu", period, (int)digits(r->keep - 1),
 			     (unsigned long long)(seq % r->keep));
-	else if ((r->size || r->each) && seq)
+	else if ((r->size || r->secs || r->each) && seq)
 		n = snprintf(buf, len, "%s%llu", period, (unsigned long long)seq);
 	else
 		n = snprintf(buf, len, "%s", period);
@@ -119,12 +119,15 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 			return pl_why(why, whylen, err, "-w '%s': the file name is too long",
 				      r->pattern);
 		at = made_index(r, r->name);
-		foreign = at < 0 && strcmp(r->name, r->pattern) && !lstat(r->name, &st);
+		/* FILE itself is the user's to replace, but not by --rearm's firings */
+		foreign = at < 0 && (r->each || strcmp(r->name, r->pattern)) && !lstat(r->name, &st);
 		/*
 		 * --rearm: a firing never replaces what an earlier one wrote (unless -C -W
-		 * makes a ring of them), nor a file of someone else: the next number, as -C
+		 * makes a ring of them), nor a file of someone else: the next number, as -C.
+		 * -G: a period whose name this capture wrote already (FILE without a
+		 * pattern, or one coarser than SECS) neither: the next number too
 		 */
-		if (!r->each || (r->size && r->keep) || (at < 0 && !foreign))
+		if ((r->size && r->keep) || (r->each ? at < 0 && !foreign : !r->secs || at < 0))
 			break;
 		r->seq++;
 	}

@@ -13,7 +13,11 @@
  * replaced (the capture stops with an error), except FILE itself: that one
  * the user named. A file per pl_rot_open() (each: --rearm's firings) is
  * numbered as -C numbers them whenever the name is one this capture wrote
- * already or one that exists and is not its own: FILE, FILE1, FILE2, ...
+ * already or one that exists and is not its own, FILE itself included (a
+ * standing trigger's sampler started again must not replace what the one
+ * before it wrote): FILE, FILE1, FILE2, ...
+ * -G's files too whenever the name is one this capture wrote already (a FILE
+ * without a strftime pattern, or one coarser than SECS): never replaced.
  */
 #ifndef __PKTLENS_CLI_ROTATE_H
 #define __PKTLENS_CLI_ROTATE_H

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -343,6 +344,21 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
 	return PL_EXIT_USAGE;
 }
 
+/*
+ * Whether the interface @ifindex is gone from this namespace (deleted, or
+ * moved away): its programs, ours or the attachment's, no longer see it.
+ */
+static bool dev_gone(uint32_t ifindex, const char *ifname)
+{
+	char name[IF_NAMESIZE];
+
+	if (!ifindex || if_indextoname(ifindex, name) || errno != ENXIO)
+		return false;
+	pl_err("sample: %s: the interface is gone (deleted, or moved to another network "
+	       "namespace): stopped", ifname);
+	return true;
+}
+
 /* Drain the ring and write out every POLL_MS and FLUSH_NS until something ends the capture. */
 static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sampler *s,
 		   uint64_t duration)
@@ -394,6 +410,8 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 				       r->a->ifname);
 				return PL_EXIT_FAIL;
 			}
+			if (dev_gone(r->ifindex, r->a->ifname))
+				return PL_EXIT_FAIL;
 		}
 	}
 	return 0;
@@ -575,7 +593,8 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 }
 
 /* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
-static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
+static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
+			const char *dir)
 {
 	char why[PL_WHY_LEN + 256];
 	uint64_t rate;
@@ -589,6 +608,8 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
 			pl_err("sample: %s: --when: %s", ifname, why);
 			return PL_EXIT_CODE(err, ENOENT);
 		}
+		if (dev_gone(ifindex, ifname))
+			return PL_EXIT_FAIL;
 		if (rate > t->above) {
 			if (!pl_g.json)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
@@ -762,6 +783,15 @@ static int do_sample(void *cfg, int argc, char **argv)
 			       argv[0], argv[0], so.policy ? "--policy" : "--rule");
 			goto usage;
 		}
+		/* the capture-only programs judge nothing: every packet passes */
+		if (so.verdicts && !(so.verdicts & 1U << PL_VERDICT_PASS)) {
+			int v = __builtin_ctz(so.verdicts);
+
+			pl_err("sample: %s: not attached (pktlens attach %s): no policy, every packet "
+			       "passes, so no --verdict %s", argv[0], argv[0],
+			       v < PL_VERDICT_MAX ? pl_verdict_names[v] : "?");
+			goto usage;
+		}
 		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
 			pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
 			       c->xdp ? "--xdp" : "--hook xdp");
@@ -809,7 +839,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {
 		if (c->when) {
-			ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
+			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;
@@ -906,7 +936,9 @@ static const struct pl_opt sample_opts[] = {
 	  PL_FIELD(struct sample_cfg, rot_secs), .arg = "SECS", .syn = "-G SECS",
 	  .flags = PL_OPT_SHORT,
 	  .help = "like tcpdump -G: a new file every SECS seconds, named by strftime(FILE) in "
-		  "local time (-w 'dns-%H%M%S.pcap')" },
+		  "local time (-w 'dns-%H%M%S.pcap'); a name this capture wrote already (no "
+		  "pattern, or one coarser than SECS) gets 1, 2, ... appended, as -C numbers "
+		  "files: unlike tcpdump, never replaced" },
 	{ .name = "file-count", .short_name = 'W', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, rot_keep), .min = 1, .max = 1000000, .arg = "N",
 	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",
@@ -924,13 +956,15 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "with --when and --for: afterwards wait for COND again, and so on until a "
 		  "signal; each firing writes its own file (strftime patterns in FILE name it, -W N "
 		  "keeps the newest N) and never replaces one an earlier firing wrote, nor one that "
-		  "exists and is not this capture's: such a name gets 1, 2, ... appended, as -C "
+		  "exists and is not this capture's (FILE too): such a name gets 1, 2, ... appended, "
+		  "as -C "
 		  "numbers files (FILE, FILE1, FILE2, ...)" },
 	{ .name = "verdict", .type = PL_OPT_PARSE, PL_FIELD(struct sample_cfg, verdicts),
 	  .arg = "VERDICT", .parse = parse_verdict_opt,
 	  .help = "keep only packets with this fate: pass, drop, redirect, tx or aborted; "
 		  "repeat for several. Decided in the kernel before the copy: a flood the policy "
-		  "drops costs nothing when only other verdicts are kept" },
+		  "drops costs nothing when only other verdicts are kept. Not attached: every "
+		  "packet passes (nothing judges it), so pass must be one of them" },
 	{ .name = "hook", .type = PL_OPT_CHOICE, PL_FIELD(struct sample_cfg, hook),
 	  .choices = hook_choices, .arg = "xdp|tc",
 	  .help = "capture at this hook only (default: ingress at XDP if attached, else tc; "
@@ -942,7 +976,8 @@ static const struct pl_opt sample_opts[] = {
 		  "to later rules), in the kernel; DEV's policy must have rule ID" },
 	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
-	  .help = "keep the first N matching packets of each flow instead of 1 in N. A flow is "
+	  .help = "keep the first N matching packets of each flow instead of 1 in N (with "
+		  "--policy: of what the rules' --sample chose). A flow is "
 		  "what pktlens flows counts apart: interface, hook, direction, VLAN, ethertype, "
 		  "addresses, protocol and ports (the two directions are two flows). The state "
 		  "table holds " "16384" " flows; when it is full the flow "
@@ -969,8 +1004,9 @@ const struct pl_cmd pl_cmd_sample = {
 		 "run in the kernel (default: all packets). On a DEV pktlens has not attached, a\n"
 		 "capture-only program of its own (tc, or --xdp) runs for the capture's duration\n"
 		 "and is removed at its end (the first line says what was attached).\n",
-	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error or when the\n"
-		"reader of a pipe goes away, and then prints how many packets matched, were\n"
-		"sampled, were written (reached the file or the reader) and were lost because the\n"
-		"ring was full; with --when also how often it fired (none: the same summary).\n",
+	.more = "Ends on -c, --duration, --for, Ctrl-C, SIGTERM, SIGHUP, a write error, when the\n"
+		"reader of a pipe goes away or the interface does (exit 1), and then prints how\n"
+		"many packets matched, were sampled, were written (reached the file or the\n"
+		"reader) and were lost because the ring was full; with --when also how often it\n"
+		"fired (none: the same summary).\n",
 };

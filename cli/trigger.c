@@ -78,6 +78,9 @@ int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen)
 		i += 2;
 	} else if (!strcmp(w[0], "drops")) {
 		t->kind = PL_TRIG_DROPS;
+		/* the shape first ('drops > N', 'drops REASON > N'): then the reason, if any */
+		if ((n != 3 && n != 4) || strcmp(w[n - 2], ">") || (n == 4 && !strcmp(w[1], ">")))
+			return pl_why(why, whylen, -EINVAL, GRAMMAR);
 		if (n == 4) {
 			if (strlen(w[1]) >= sizeof(t->reason))
 				return pl_why(why, whylen, -EINVAL, "drop reason '%s': too long", w[1]);
@@ -91,11 +94,7 @@ int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen)
 			if (err)
 				return pl_why(why, whylen, -EINVAL, "no drop reason '%s' (pktlens drops "
 					      "names those of this kernel)", t->reason);
-		} else if (n != 3) {
-			return pl_why(why, whylen, -EINVAL, GRAMMAR);
 		}
-		if (strcmp(w[n - 2], ">"))
-			return pl_why(why, whylen, -EINVAL, GRAMMAR);
 		i = n - 1;
 	} else {
 		return pl_why(why, whylen, -EINVAL, GRAMMAR);
@@ -207,7 +206,14 @@ int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_
 		return 0;
 	last = t->n - 1;
 	dt = t->at[last] - t->at[0];
-	if (dt && t->hist[last] > t->hist[0])
+	/*
+	 * over the last second: a window not a second long yet (the first second of
+	 * waiting, or of waiting again) is what it counted, not scaled up to a
+	 * second (a burst of 100 in its first 100 ms is 100/s, not 1000/s)
+	 */
+	if (dt < 1000000000ULL)
+		dt = 1000000000ULL;
+	if (t->hist[last] > t->hist[0])
 		*rate = (t->hist[last] - t->hist[0]) * 1000000000ULL / dt;
 	return 0;
 }

@@ -205,6 +205,28 @@ def test_per_flow_takes_first_n_of_each_flow(lab):
     assert read_file(path) == raw[:100]
 
 
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_per_flow_with_policy_takes_first_n_of_what_the_rules_sample(lab, hooks):
+    """--policy --per-flow 3 with a --sample 1/1 rule and 20 flows of 10 packets: the first 3 of
+    each flow the rule sampled, 60 frames (it took the first 1 of each: --policy's own 1-in-1
+    was taken for the per-flow N); other flows' packets, which no rule sampled, none."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", 4, "--proto", "udp", "--dport", 7000, "--sample", "1/1",
+            ns=lab.b)
+    raw = [udp(2000 + f, 7000 + f % 2, bytes([f, k]) * 10) for k in range(10) for f in range(40)]
+    path = os.path.join(lab.tmp, "pol.pcap")
+    s = Sampler(lab, "-w", path, "--policy", "--per-flow", 3)
+    try:
+        send_raw(lab, raw)
+        lab.wait_packets(len(raw), hook=("tc", "in") if hooks[1] == "none" else None)
+    finally:
+        assert s.stop() == 0, s.err
+    got = read_file(path)
+    assert got == [r for r in raw if r[36:38] == (7000).to_bytes(2, "big")][:60]
+    assert s.counts()["written"] == 60 and tcpdump_count(path, "udp dst port 7000") == 60
+
+
 def cap_progs():
     """Names of the capture-only programs loaded anywhere (only this file's tests make them)."""
     progs = json.loads(sh("bpftool", "-j", "prog", "show").stdout)
@@ -296,6 +318,57 @@ def _unattached(lab, started):
     nothing_left(lab)
 
 
+def test_verdict_no_capture_program_gives_is_refused_on_an_unattached_interface(lab):
+    """The capture-only programs judge nothing: every packet they see passes. --verdict drop,
+    redirect, tx or aborted without pass (at tc or --xdp) would wait forever and capture
+    nothing (it was accepted): exit 2, one line, nothing made or attached. With pass among
+    them, every frame (tcpdump -r as oracle)."""
+    path = os.path.join(lab.tmp, "v.pcap")
+    for args in (["--verdict", "drop"], ["--verdict", "redirect", "--verdict", "tx"],
+                 ["--verdict", "aborted", "--xdp"], ["--verdict", "tx", "--in", "udp"]):
+        r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False, timeout=10)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert f"--verdict {args[1]}" in r.stderr and "not attached" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not os.path.exists(path)
+        nothing_left(lab)
+    raw = [udp(4000 + i, 9000, bytes([i]) * 20) for i in range(10)]
+    s = Sampler(lab, "-w", path, "--verdict", "drop", "--verdict", "pass")
+    try:
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+    finally:
+        assert s.stop() == 0, s.err
+    assert read_file(path) == raw
+    nothing_left(lab)
+
+
+@pytest.mark.parametrize("attach", [None, ["--xdp", "native", "--tc", "none"]],
+                         ids=["not-attached", "attached"])
+@pytest.mark.parametrize("hook", [[], ["--xdp"]], ids=["tc", "xdp"])
+def test_interface_deleted_under_the_capture_ends_it(lab, attach, hook):
+    """The interface deleted while a capture runs (its programs go with it): the sampler writes
+    out what it has, says so and exits 1, as tcpdump's 'The interface disappeared' (it went
+    on forever, capturing nothing); a capture-only one leaves nothing behind."""
+    if attach:
+        pktlens("attach", "vb", *attach, ns=lab.b)
+    path = os.path.join(lab.tmp, "gone.pcap")
+    raw = [udp(3000 + i, 9000, bytes([i]) * 20) for i in range(5)]
+    s = Sampler(lab, "-w", path, *hook)
+    try:
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+        sh("ip", "-n", lab.a, "link", "del", "va")      # its peer vb goes with it
+        s.p.wait(timeout=5)
+    finally:
+        rc = s.stop()
+    assert rc == 1 and b"vb: the interface is gone" in s.err, s.err
+    assert s.counts()["written"] == len(raw)
+    assert read_file(path) == raw
+    wait_until(lambda: cap_progs() == [])
+    assert markers() == []
+
+
 def frames_in(paths, tshark=False):
     """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
     in file order."""
@@ -375,6 +448,46 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     assert rc == 1 and b"m.pcap1' exists and this capture did not write it" in s.err, s.err
     assert open(os.path.join(d, "m.pcap1")).read() == "mine"
     assert tcpdump_count(os.path.join(d, "m.pcap")) == per
+
+
+def numbered(d, base):
+    """The files base, base1, base2, ... in d, in that order."""
+    names = [f for f in os.listdir(d) if f == base or (f.startswith(base) and
+                                                      f[len(base):].isdigit())]
+    return [os.path.join(d, f) for f in sorted(names, key=lambda f: int(f[len(base):] or 0))]
+
+
+def test_rotation_by_time_never_replaces_its_own_earlier_file(lab):
+    """-G 1 with a FILE whose name does not change from one period to the next (no strftime
+    pattern, or one coarser than SECS, as %Y): a period's file never replaces the previous one
+    (it did, and the summary counted frames no file held any more); it gets 1, 2, ... appended
+    as -C numbers files, the concatenation is exactly what was sent, and -W 2 keeps the 2 newest."""
+    d = os.path.join(lab.tmp, "same")
+    os.mkdir(d)
+    year = time.strftime("%Y")
+    for pattern, base, keep in (("c.pcap", "c.pcap", ()), ("y-%Y.pcapng", f"y-{year}.pcapng", ()),
+                                ("k.pcap", "k.pcap", ("-W", 2))):
+        s = Sampler(lab, "-w", os.path.join(d, pattern), "-G", 1, *keep, "udp")
+        sent = []
+        try:
+            for k in range(3):
+                last = numbered(d, base)[-1]
+                raw = [udp(3000 + 10 * k + i, 9000, bytes([k, i]) * 20) for i in range(5)]
+                send_raw(lab, raw)
+                sent.append(raw)
+                wait_until(lambda: numbered(d, base)[-1] != last)    # the next period's file
+        finally:
+            assert s.stop() == 0, s.err
+        paths = numbered(d, base)
+        c = s.counts()
+        if keep:
+            assert len(paths) == 2 and os.path.basename(paths[0]) != base, paths
+            assert frames_in(paths)[-5:] == sent[-1]
+        else:
+            assert os.path.basename(paths[0]) == base and len(paths) >= 4, paths
+            assert frames_in(paths, base.endswith("ng")) == sum(sent, [])
+            assert c["written"] == 15
+        assert c["sampled"] == c["written"] + c["lost"] + c["unwritten"]
 
 
 def test_rotation_by_time_ends_with_the_duration(lab):
@@ -531,6 +644,47 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
         assert s.stop() == 0, s.err
     assert read_file(path) == after
     assert s.counts()["written"] == 30
+
+
+@pytest.mark.parametrize("cond", ["drops > 5/s extra", "drops NO_SOCKET >= 5/s",
+                                  "drops NO_SOCKET 5 /s", "drops > > 5/s"])
+def test_trigger_grammar_errors_name_the_grammar_not_a_reason(lab, cond):
+    """A 'drops' condition of the wrong shape is refused for its shape (exit 2, one line with the
+    grammar), not as a drop reason named by whatever word came second ("no drop reason '>'")."""
+    r = pktlens("sample", "vb", "--when", cond, "--for", 1, ns=lab.b, check=False, timeout=10)
+    assert r.returncode == 2 and f"--when '{cond}'" in r.stderr, r.stderr
+    assert "expected 'rule ID > Npps', 'dev pps > N' or 'drops [REASON] > N/s'" in r.stderr
+    assert "no drop reason" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_trigger_rate_is_over_a_second_also_in_the_first_one(lab):
+    """--when 'dev pps > 200': bursts of 100 frames 1.3 s apart never make 200 in a second, also
+    when the first one lands right after the waiting began (the rate was the window's count
+    over the window's length, 100 ms then: 1000/s, and it fired); 300 at once do fire."""
+    path = os.path.join(lab.tmp, "burst.pcap")
+    burst = os.path.join(lab.tmp, "burst100.pcap")
+    write_pcap(burst, [udp(4000 + i, 7777) for i in range(100)])
+    # started beforehand, waiting on stdin: the first burst goes out at once when told
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "sh", "-c",
+                               f"read go; exec {PYTHON} {SENDRAW} va {burst}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 200", "--for", 1, ready=False)
+    try:
+        s.wait_for(b"waiting for 'dev pps > 200'")
+        sender.communicate(b"go\n", timeout=10)
+        for _ in range(2):
+            time.sleep(1.3)
+            send_raw(lab, [udp(5000 + i, 7777) for i in range(100)])
+        time.sleep(0.5)
+        assert not os.path.exists(path)
+        send_raw(lab, [udp(6000 + i, 7777) for i in range(300)])
+        s.wait_for(b"fired")
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+        assert s.stop() == 0, s.err
+    assert s.err.count(b"' fired: ") == 1 and s.counts()["written"] == 0, s.err
 
 
 @pytest.mark.parametrize("json_out", [False, True])
@@ -881,6 +1035,51 @@ def test_daemon_trigger_firings_never_replace_each_others_files(lab):
         assert d.stop() == 0, d.log()
     finally:
         d.kill()
+    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
+    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
+    nothing_left(lab)
+
+
+def test_rearm_never_replaces_a_file_there_before_it_also_after_a_daemon_restart(lab):
+    """--rearm's firings never replace a file that existed before the capture, FILE itself
+    included (it replaced FILE: --help says such a name gets a number). What it protects: a
+    standing trigger's sampler is a new one after the daemon restarts, and its first firing
+    replaced the attack pcap the earlier one wrote under the same write: name."""
+    from test_service import Daemon
+    with open(os.path.join(lab.tmp, "own.pcap"), "w") as f:
+        f.write("mine")
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "own.pcap"), "--when", "dev pps > 50", "--for",
+                1, "--rearm", "udp port 7777", ready=False)
+    try:
+        s.wait_for(b"waiting for")
+        send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+        s.wait_for(b"capturing")
+        first = [udp(7100 + i, 7777) for i in range(5)]
+        send_raw(lab, first)
+        wait_count(s, b"waiting for", 2)
+    finally:
+        assert s.stop() == 0, s.err
+    assert open(os.path.join(lab.tmp, "own.pcap")).read() == "mine"
+    assert read_file(os.path.join(lab.tmp, "own.pcap1")) == first
+    lab.daemons = []
+    conf = trigger_conf(lab, "rs.conf", "h21-restart-test", "dev pps > 50", 1,
+                        f"{lab.tmp}/d.pcap")
+    sent = []
+    for k in (1, 2):        # two daemons one after the other: a sampler each
+        d = Daemon(lab, conf)
+        try:
+            d.wait_notify()
+            wait_until(lambda: any("waiting for 'dev pps > 50'" in line and "sample:" in line
+                                   for _, line in d.lines))
+            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+            wait_until(lambda: any("capturing 'udp port 7777'" in line for _, line in d.lines))
+            sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
+            send_raw(lab, sent[-1])
+            path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
+            wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+            assert d.stop() == 0, d.log()
+        finally:
+            d.kill()
     assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
     assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
     nothing_left(lab)
