@@ -1092,7 +1092,7 @@ static void detach_old_hooks(struct attach *a)
 static const struct {
 	unsigned bit;
 	const char *name;
-	int (*pin)(__u64 netns, const char *dir, char *why, size_t whylen);
+	int (*pin)(__u64 netns, const char *dir, const char *carry, char *why, size_t whylen);
 } probe_sets[] = {
 	{ PL_PROBE_TCP, "TCP", pl_tcp_pin_quiet },
 	{ PL_PROBE_DROPS, "drop", pl_drops_pin_quiet },
@@ -1273,7 +1273,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		if (!(o->probes & probe_sets[i].bit))
 			continue;
-		err = probe_sets[i].pin(ns, a.tmp, pwhy, sizeof(pwhy));
+		/* a re-attach's probes count on in the old ones' maps */
+		err = probe_sets[i].pin(ns, a.tmp,
+					info->reattached && (a.old.meta.probes & probe_sets[i].bit) ?
+					a.old_dir : NULL, pwhy, sizeof(pwhy));
 		if (err) {
 			pl_why(a.why, a.whylen, err, "%s: cannot attach the %s probes: %s", ifname,
 			       probe_sets[i].name, pwhy);

@@ -91,6 +91,17 @@ int pl_meta_read(int fd, struct pl_meta *m);
  * another XDP mode, could still find the old program (EEXIST).
  */
 void pl_pin_link_detach(const char *path);
+struct bpf_map;
+
+/*
+ * A re-attach's probes count on in the old attachment's maps: before the
+ * load, @maps[i] reuses the map pinned as @dir/@names[i] when it is there
+ * and alike (type, flags, sizes). Returns how many were reused.
+ */
+int pl_pins_reuse_maps(const char *dir, struct bpf_map *const *maps, const char *const *names,
+		       size_t n);
+/* pl_pin_link_detach() of each @dir/@names[i]. */
+void pl_pins_links_detach(const char *dir, const char *const *names, size_t n);
 /* Remove a pin directory and everything pinned in it (links detached first). */
 int pl_pin_dir_remove(const char *dir);
 /*

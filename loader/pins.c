@@ -187,6 +187,44 @@ void pl_pin_link_detach(const char *path)
 	unlink(path);
 }
 
+int pl_pins_reuse_maps(const char *dir, struct bpf_map *const *maps, const char *const *names,
+		       size_t n)
+{
+	char path[1024];
+	int reused = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		    info.type == (__u32)bpf_map__type(maps[i]) &&
+		    info.map_flags == bpf_map__map_flags(maps[i]) &&
+		    info.key_size == bpf_map__key_size(maps[i]) &&
+		    info.value_size == bpf_map__value_size(maps[i]) &&
+		    info.max_entries == bpf_map__max_entries(maps[i]) &&
+		    !bpf_map__reuse_fd(maps[i], fd))
+			reused++;
+		close(fd);	/* bpf_map__reuse_fd() took a copy */
+	}
+	return reused;
+}
+
+void pl_pins_links_detach(const char *dir, const char *const *names, size_t n)
+{
+	char path[1024];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		pl_pin_link_detach(path);
+	}
+}
+
 int pl_pin_dir_remove(const char *dir)
 {
 	char path[1024];

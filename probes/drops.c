@@ -34,8 +34,13 @@ static int on_record(void *ctx, void *data, size_t size)
 	return d->fn ? d->fn(d->ctx, data) : 0;
 }
 
-int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
-		  struct pl_drops **out, char *why, size_t whylen)
+static const char *const link_pins[] = { PL_PIN_DROP_KFREE_LINK, PL_PIN_DROP_XDP_EXC_LINK,
+					 PL_PIN_DROP_XDP_RDR_LINK, PL_PIN_DROP_XDP_RDRM_LINK };
+static const char *const map_pins[] = { PL_MAP_DROP_STATS, PL_MAP_DROP_FLOWS };
+
+/* pl_drops_open(), counting on in the maps pinned in @carry (a re-attach's old directory) */
+static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_event_fn fn,
+		      void *ctx, struct pl_drops **out, char *why, size_t whylen)
 {
 	struct pl_drops *d = calloc(1, sizeof(*d));
 	struct pktlens_drops *s;
@@ -57,6 +62,11 @@ int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
 	bpf_program__set_autoload(s->progs.pl_drop_kfree_noreason, !reason);
 	bpf_program__set_autoload(s->progs.pl_drop_xdp_rdrm,
 				  pl_tracepoint_btf("xdp_redirect_map_err"));
+	if (carry) {
+		struct bpf_map *maps[] = { s->maps.drop_stats, s->maps.drop_flows };
+
+		pl_pins_reuse_maps(carry, maps, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
+	}
 	err = pktlens_drops__load(s);
 	if (err) {
 		err = pl_why(why, whylen, pl_load_err(err), "loading the drop probes failed: %s%s",
@@ -68,6 +78,9 @@ int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
 			     strerror(errno));
 		goto fail;
 	}
+	/* the old links stop before these start: no drop counted twice in shared maps */
+	if (carry)
+		pl_pins_links_detach(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
 	err = pktlens_drops__attach(s);
 	if (err) {
 		pl_why(why, whylen, err, "attaching the drop tracepoints failed: %s", strerror(-err));
@@ -83,6 +96,12 @@ int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
 fail:
 	pl_drops_close(d);
 	return err;
+}
+
+int pl_drops_open(const struct pl_drop_cfg *cfg, pl_drop_event_fn fn, void *ctx,
+		  struct pl_drops **out, char *why, size_t whylen)
+{
+	return open_drops(cfg, NULL, fn, ctx, out, why, whylen);
 }
 
 int pl_drops_poll(struct pl_drops *d, int timeout_ms)
@@ -131,10 +150,6 @@ void pl_drops_close(struct pl_drops *d)
 	free(d);
 }
 
-static const char *const link_pins[] = { PL_PIN_DROP_KFREE_LINK, PL_PIN_DROP_XDP_EXC_LINK,
-					 PL_PIN_DROP_XDP_RDR_LINK, PL_PIN_DROP_XDP_RDRM_LINK };
-static const char *const map_pins[] = { PL_MAP_DROP_STATS, PL_MAP_DROP_FLOWS };
-
 int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
 {
 	struct bpf_link *links[] = { d->skel->links.pl_drop_kfree ?: d->skel->links.pl_drop_kfree_noreason,
@@ -176,13 +191,14 @@ void pl_drops_unpin(const char *dir)
 	}
 }
 
-int pl_drops_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen)
+int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
+		       size_t whylen)
 {
 	struct pl_drop_cfg cfg = { .netns = netns, .flags = PL_DROP_CFG_FLOWS };
 	struct pl_drops *d = NULL;
 	int err;
 
-	err = pl_drops_open(&cfg, NULL, NULL, &d, why, whylen);
+	err = open_drops(&cfg, carry, NULL, NULL, &d, why, whylen);
 	if (!err)
 		err = pl_drops_pin(d, dir, why, whylen);
 	pl_drops_close(d);

@@ -43,9 +43,12 @@ void pl_drops_unpin(const char *dir);
 /*
  * `attach --probes drops`: load the drop tracepoints for network namespace
  * @netns, counting by reason and per flow (no events), and pin them in @dir.
+ * With @carry (a re-attach's old directory), they count on in the maps
+ * pinned there, whose links are detached just before these attach.
  * On error nothing of them is left pinned.
  */
-int pl_drops_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen);
+int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
+		       size_t whylen);
 
 struct pl_drop_row {
 	struct pl_drop_key k;

@@ -35,8 +35,15 @@ static int on_record(void *ctx, void *data, size_t size)
 	return t->fn ? t->fn(t->ctx, data) : 0;
 }
 
-int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn, void *ctx,
-		struct pl_tcp **out, char *why, size_t whylen)
+/* what pl_tcp_pin() pins: links (NULL when not loaded), then maps */
+static const char *const link_pins[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
+					 PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
+static const char *const map_pins[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST,
+					PL_PIN_TCP_CONNLAT_HIST };
+
+/* pl_tcp_open(), counting on in the maps pinned in @carry (a re-attach's old directory) */
+static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *carry,
+		    pl_tcp_event_fn fn, void *ctx, struct pl_tcp **out, char *why, size_t whylen)
 {
 	struct pl_tcp *t = calloc(1, sizeof(*t));
 	struct pktlens_tcp *s;
@@ -62,6 +69,12 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 	bpf_program__set_autoload(s->progs.pl_tcp_rtt, progs & PL_TCP_P_RTT);
 	/* the state tracepoint: connect latency and tcp life, and for retransmits, which sockets began */
 	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & (PL_TCP_P_CONNLAT | PL_TCP_P_RETRANS));
+	if (carry) {
+		struct bpf_map *maps[] = { s->maps.conn_retrans, s->maps.rtt_hist,
+					   s->maps.connlat_hist };
+
+		pl_pins_reuse_maps(carry, maps, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
+	}
 	err = pktlens_tcp__load(s);
 	if (err) {
 		err = pl_why(why, whylen, pl_load_err(err), "loading the TCP probes failed: %s%s",
@@ -76,6 +89,9 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 			     strerror(errno));
 		goto fail;
 	}
+	/* the old links stop before these start: nothing counted twice in shared maps */
+	if (carry)
+		pl_pins_links_detach(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
 	err = pktlens_tcp__attach(s);
 	if (err) {
 		pl_why(why, whylen, err, "attaching the TCP tracepoints failed: %s", strerror(-err));
@@ -91,6 +107,12 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 fail:
 	pl_tcp_close(t);
 	return err;
+}
+
+int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn, void *ctx,
+		struct pl_tcp **out, char *why, size_t whylen)
+{
+	return open_tcp(progs, cfg, NULL, fn, ctx, out, why, whylen);
 }
 
 int pl_tcp_poll(struct pl_tcp *t, int timeout_ms)
@@ -209,25 +231,22 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 				     t->skel->links.pl_tcp_retransmit_noerr,
 				     t->skel->links.pl_tcp_retransmit_synack,
 				     t->skel->links.pl_tcp_rtt, t->skel->links.pl_tcp_state };
-	const char *lnames[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
-				 PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
 	struct bpf_map *maps[] = { t->skel->maps.conn_retrans, t->skel->maps.rtt_hist,
 				   t->skel->maps.connlat_hist };
-	const char *mnames[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST, PL_PIN_TCP_CONNLAT_HIST };
 	char path[640];
 	int err;
 
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		if (!links[i])
 			continue;	/* not loaded */
-		snprintf(path, sizeof(path), "%s/%s", dir, lnames[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, link_pins[i]);
 		err = bpf_link__pin(links[i], path);
 		if (err)
 			return pl_why(why, whylen, err, "cannot pin %s: %s", path, strerror(-err));
 		bpf_link__disconnect(links[i]);	/* the pin keeps it attached */
 	}
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, mnames[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
 		err = bpf_map__pin(maps[i], path);
 		if (err)
 			return pl_why(why, whylen, err, "cannot pin %s: %s", path, strerror(-err));
@@ -235,28 +254,25 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 	return 0;
 }
 
-int pl_tcp_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen)
+int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
+		     size_t whylen)
 {
-	static const char *const pins[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
-					    PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK,
-					    PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST,
-					    PL_PIN_TCP_CONNLAT_HIST };
 	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET, .netns = netns };
 	struct pl_tcp *t = NULL;
 	char path[640];
 	int err;
 
-	err = pl_tcp_open(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, NULL, NULL, &t,
-			  why, whylen);
+	err = open_tcp(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, carry, NULL, NULL,
+		       &t, why, whylen);
 	if (!err)
 		err = pl_tcp_pin(t, dir, why, whylen);
 	pl_tcp_close(t);
-	for (size_t i = 0; err && i < sizeof(pins) / sizeof(pins[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, pins[i]);
-		if (strstr(pins[i], "_link"))
-			pl_pin_link_detach(path);
-		else
+	if (err) {
+		pl_pins_links_detach(dir, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
+		for (size_t i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
 			unlink(path);
+		}
 	}
 	return err;
 }

@@ -44,10 +44,13 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen);
 /*
  * `attach --probes tcp`: load the retransmit, RTT and connect-latency
  * tracepoints for network namespace @netns, quiet (maps only, for flows and
- * the exporters), and pin them in @dir. On error nothing of them is left
+ * the exporters), and pin them in @dir. With @carry (a re-attach's old
+ * directory), they count on in the maps pinned there, whose links are
+ * detached just before these attach. On error nothing of them is left
  * pinned.
  */
-int pl_tcp_pin_quiet(__u64 netns, const char *dir, char *why, size_t whylen);
+int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
+		     size_t whylen);
 /* A histogram pinned by pl_tcp_pin() in @dir (PL_PIN_TCP_*_HIST), summed over CPUs. */
 int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out);
 /* Retransmits of connection @tuple from the map pinned in an attachment (@fd); -ENOENT: none. */

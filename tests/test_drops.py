@@ -331,6 +331,39 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
 
+
+@pytest.mark.parametrize("hooks", [["--tc", "in"], ["--tc", "in,out"]])
+def test_reattach_keeps_the_probe_counters(dlab, hooks):
+    """attach --force (and apply) over an attachment with --probes drops: the drops counted
+    before stay, the ones after add to them, none is counted twice (the kernel's NoPorts)."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    before = snmp(dlab.b, "Udp", "NoPorts")
+
+    def counted():
+        st = pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]
+        return {d["reason"]: d["packets"] for d in st["kernel_drops"]}.get("NO_SOCKET", 0)
+
+    dlab.send(udp(dlab, 4, 9, sport=43100))
+    time.sleep(0.3)
+    assert counted() == snmp(dlab.b, "Udp", "NoPorts") - before == 4
+    for n in (3, 5):
+        pktlens("attach", "vb", "--xdp", "none", *hooks, "--probes", "drops", "--force",
+                ns=dlab.b)
+        dlab.send(udp(dlab, n, 9, sport=43100))
+        time.sleep(0.3)
+        assert counted() == snmp(dlab.b, "Udp", "NoPorts") - before
+    assert counted() == 12
+    fl = pktlens_json("flows", "vb", "--sort", "drops", ns=dlab.b)["flows"]
+    assert fl[0]["sport"] == 43100 and fl[0]["drops"] == 12
+    # without --probes the next one has none; with them again, they start afresh
+    pktlens("attach", "vb", "--xdp", "none", *hooks, "--force", ns=dlab.b)
+    assert attachments_in(dlab.b)[0]["probes"] == []
+    pktlens("attach", "vb", "--xdp", "none", *hooks, "--probes", "drops", "--force", ns=dlab.b)
+    dlab.send(udp(dlab, 2, 9, sport=43100))
+    time.sleep(0.3)
+    assert counted() == 2
+
 SEND9 = """
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
