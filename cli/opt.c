@@ -616,6 +616,12 @@ positionals:
 		ret = PL_EXIT_USAGE;
 		goto out;
 	}
+	/* an empty DEV would read as "no such interface ''" further on */
+	if (n && !*pos[0] && c->args && !strncmp(c->args + (c->args[0] == '['), "DEV", 3)) {
+		pl_err("%s: DEV is empty: an interface name is needed", path);
+		ret = PL_EXIT_USAGE;
+		goto out;
+	}
 	pos[n] = NULL;
 	ret = c->fn(cfg, n, pos);
 out:

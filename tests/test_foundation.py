@@ -312,6 +312,11 @@ def test_foreign_xdp_program_not_replaced(lab):
     (["stats", "--watch", "0"], 2, "pktlens: stats: --watch '0' is wrong"),
     (["detach", "vb"], 2, "pktlens: detach: vb: not attached"),
     (["frobnicate"], 2, "pktlens: what is 'frobnicate'?"),
+    (["attach", ""], 2, "pktlens: attach: DEV is empty"),
+    (["sample", "", "-c", "1"], 2, "pktlens: sample: DEV is empty"),
+    (["stats", ""], 2, "pktlens: stats: DEV is empty"),
+    (["policy", "add", "", "--drop"], 2, "pktlens: policy add: DEV is empty"),
+    (["filter", "set", "", "udp"], 2, "pktlens: filter set: DEV is empty"),
 ])
 def test_bad_input(lab, args, code, msg):
     r = pktlens(*args, ns=lab.b, check=False)
