@@ -61,7 +61,7 @@ class PathLab:
     relays frames between vd and ve and holds those travelling from s towards h.
     """
 
-    def __init__(self, delay_ms=None):
+    def __init__(self, delay_ms=None, gso=False):
         self.c, self.h, self.s = unique("plc"), unique("plh"), unique("pls")
         self.d = unique("pld") if delay_ms else None
         self.namespaces, self.procs = [], []
@@ -92,9 +92,11 @@ class PathLab:
                 sh("ip", "-n", ns, "addr", "add", a + "/24", "dev", dev)
                 sh("ip", "-n", ns, "link", "set", dev, "up")
                 # one wire segment per skb (the client's TcpRetransSegs counts segments),
-                # checksums complete (the delay line relays frames as they are)
-                sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
-                   "gro", "off", "tx", "off")
+                # checksums complete (the delay line relays frames as they are); with gso the
+                # veths' defaults: TSO skbs of many segments each, forwarded whole
+                if not gso:
+                    sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
+                       "gro", "off", "tx", "off")
             sh("ip", "-n", self.c, "route", "add", "default", "via", H4)
             sh("ip", "-n", self.s, "route", "add", "default", "via", HS4)
             # static neighbours: no ARP through the delay line
@@ -158,8 +160,8 @@ class PathLab:
 def path():
     labs = []
 
-    def make(delay_ms=None):
-        labs.append(PathLab(delay_ms))
+    def make(delay_ms=None, gso=False):
+        labs.append(PathLab(delay_ms, gso))
         return labs[-1]
     try:
         yield make
@@ -174,7 +176,8 @@ def tcp_rows(doc, src, sport=None, dport=None):
             and (sport is None or f["sport"] == sport) and (dport is None or f["dport"] == dport)]
 
 
-def test_retrans_vs_client_kernel(path):
+@pytest.mark.parametrize("gso", [False, True], ids=["segments", "gso"])
+def test_retrans_vs_client_kernel(path, gso):
     """A transfer through the router with random loss at the server's input: the
     retransmissions pktlens counts at the router for the client's direction equal the
     client kernel's TcpRetransSegs delta (TLP and spurious retransmissions are segments on
@@ -182,23 +185,24 @@ def test_retrans_vs_client_kernel(path):
     counts agree exactly unless the client retransmitted before its own segment left
     the router... which cannot happen here; we allow a difference of 1 + 2% for a
     retransmission merged by the client (tcp_retrans_try_collapse sends one segment for
-    two, and counts one)."""
-    lab = path()
+    two, and counts one). With gso the client sends TSO skbs, which tc sees whole: each
+    counts as the gso_segs wire segments it stands for, as the client's kernel counts them."""
+    lab = path(gso=gso)
     for dev in ("vb", "vc"):
         pktlens("attach", dev, "--tcp-passive", ns=lab.h)    # veth: tc ingress + egress
     sh("ip", "netns", "exec", lab.s, "nft", "-f", "-", input="""
 table inet pltest {
   chain in {
     type filter hook input priority 0;
-    tcp dport 5001 numgen random mod 100 < 4 counter drop
+    tcp dport 5001 numgen random mod 100 < LOSS counter drop
   }
 }
-""")
+""".replace("LOSS", "10" if gso else "4"))    # gso: fewer, bigger skbs
     before = lab.retrans_segs()
     out = lab.client(f"""
 import json, socket
 c = socket.create_connection(("{S4}", 5001))
-c.sendall(b"x" * 1500000)
+c.sendall(b"x" * {6000000 if gso else 1500000})
 c.shutdown(socket.SHUT_WR)
 c.recv(1)
 print(json.dumps({{"sport": c.getsockname()[1]}}))
