@@ -297,8 +297,16 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 
 	/* handshake */
 	if ((fl & (PL_TH_SYN | PL_TH_ACK)) == PL_TH_SYN) {
-		if (st->flags & PL_TCPS_CLOSING) {
-			/* the 4-tuple is used again: a new connection */
+		/*
+		 * the 4-tuple is used again: a new connection, after the old one closed or
+		 * ended unseen (a SYN that is not a retransmission of the one seen: another ISN)
+		 */
+		if ((st->flags & PL_TCPS_CLOSING) || ((h->flags & PL_TCPH_SEQ) &&
+		    (!(h->flags & PL_TCPH_ISN) || h->isn != seq))) {
+			if (h->flags & PL_TCPH_TS)
+				pl_tcp_ts_forget(&tk, h, d);
+			if (o->flags & PL_TCPH_TS)
+				pl_tcp_ts_forget(&tk, o, d ^ 1);
 			h->flags = 0;
 			o->flags = 0;
 			st->flags = 0;
@@ -306,6 +314,8 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 			st->rtt_synack_us = 0;
 		}
 		h->syn_ns = PL_NOW();
+		h->isn = seq;
+		h->flags |= PL_TCPH_ISN;
 		st->client = (__u8)(d + 1);
 	} else if ((fl & (PL_TH_SYN | PL_TH_ACK)) == (PL_TH_SYN | PL_TH_ACK)) {
 		if (st->client == 2 - d && o->syn_ns) {

@@ -411,6 +411,40 @@ def test_reorder_and_duplicates(lab, hook):
     assert sorted(os.listdir(pins)) == ["vb"]
 
 
+@pytest.mark.parametrize("hook", ["xdp", "tc"])
+def test_sequence_wrap_and_port_reuse(lab, hook):
+    """Sequence numbers across 2^32 compare in sequence space; a 4-tuple used again by a
+    new connection (a SYN with another ISN, whether or not the old one's FIN or RST passed
+    here) starts its sequence space afresh, while a SYN sent again (the same ISN) is a
+    retransmission."""
+    hooks = ["--xdp", "native", "--tc", "none"] if hook == "xdp" else ["--xdp", "none", "--tc", "in"]
+    pktlens("attach", "vb", "--tcp-passive", *hooks, ns=lab.b)
+    w = 0xFFFFFF00
+    cases = {   # sport: (segments, (retrans, reorder))
+        # in order across the wrap, a gap across it, its fill, the fill again
+        50001: ([(w, 100, "A"), (w + 100, 200, "A"), ((w + 500) % 2**32, 100, "A"),
+                 ((w + 300) % 2**32, 200, "A"), ((w + 300) % 2**32, 200, "A")], (1, 1)),
+        # the old connection ends unseen; the new one's ISN is below the old data
+        50002: ([(100000, 0, "S"), (100001, 1000, "A"), (101001, 1000, "A"),
+                 (5000, 0, "S"), (5001, 1000, "A"), (6001, 1000, "A")], (0, 0)),
+        # ... or above it
+        50003: ([(5000, 0, "S"), (5001, 1000, "A"),
+                 (900000, 0, "S"), (900001, 1000, "A"), (900001, 1000, "A")], (1, 0)),
+        # the old one's FIN passed
+        50004: ([(100000, 0, "S"), (100001, 1000, "A"), (101001, 0, "FA"),
+                 (5000, 0, "S"), (5001, 1000, "A")], (0, 0)),
+        # the SYN twice more, the FIN once more
+        50005: ([(7, 0, "S"), (7, 0, "S"), (7, 0, "S"), (8, 100, "A"), (108, 0, "FA"),
+                 (108, 0, "FA")], (3, 0)),
+    }
+    frames = [f for sport, (segs, _) in cases.items() for f in tcp_frames(lab, sport, segs)]
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    got = {f["sport"]: (f["tcp"]["retrans"], f["tcp"]["reorder"])
+           for f in pktlens_json("flows", ns=lab.b)["flows"] if f.get("sport") in cases}
+    assert got == {sport: want for sport, (_, want) in cases.items()}, got
+
+
 def ipfix_records(data_msgs):
     """Decode IPFIX messages (RFC 7011): [(template id, {(pen, ie): value})], by the templates
     they carry; values as unsigned numbers, addresses as bytes."""
