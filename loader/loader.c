@@ -1306,6 +1306,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->tc_mech = info->tc_mech;
 	m->tcp_passive = o->tcp_passive;
 	m->tcp_ts_max = o->tcp_passive ? (o->tcp_ts_max ? o->tcp_ts_max : PL_TCP_TS_DEFAULT) : 0;
+	/* the namespace's map, which its first analysing attach sized: maybe not this one */
+	info->tcp_ts_max = o->tcp_passive ? bpf_map__max_entries(a.xskel->maps.tcp_ts) : 0;
 	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
 		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {

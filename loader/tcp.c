@@ -198,6 +198,21 @@ int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX])
 	return err;
 }
 
+int pl_tcp_ts_max_read(const char *dir, __u32 *max)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = pl_pin_open(dir, PL_MAP_TCP_TS), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	close(fd);
+	*max = info.max_entries;
+	return err;
+}
+
 void pl_tcp_key_of(const struct pl_flow_key *fk, struct pl_tcp_key *k, int *half)
 {
 	__u64 s0, s1, d0, d1;

@@ -336,6 +336,26 @@ print(json.dumps(ports))
     assert all(i["tcp"]["state_lost"] == 0 for i in st)
 
 
+def test_ts_max_is_the_namespaces(path):
+    """The outstanding-timestamp map is the namespace's, sized by its first analysing attach:
+    a later attach's --tcp-ts-max does not resize it, and attach and stats say the size it
+    has, not the one asked for; with no other analysing attachment left, it is sized again."""
+    lab = path()
+    pktlens("attach", "vb", "--tcp-passive", "--tcp-ts-max", 32, ns=lab.h)
+    r = pktlens("attach", "vc", "--tcp-passive", "--tcp-ts-max", 64, ns=lab.h)
+    assert "(outstanding timestamps: 32)" in r.stdout, r.stdout
+    assert "sized by its first analysing attach: 32, not --tcp-ts-max 64" in r.stdout, r.stdout
+    doc = json.loads(pktlens("-j", "attach", "vc", "--force", "--tcp-passive", "--tcp-ts-max", 64,
+                             ns=lab.h).stdout)
+    assert doc["tcp_ts_max"] == 32, doc
+    st = {i["ifname"]: i["tcp"]["ts_max"] for i in pktlens_json("stats", ns=lab.h)["interfaces"]}
+    assert st == {"vb": 32, "vc": 32}, st
+    pktlens("detach", "vb", ns=lab.h)
+    r = pktlens("attach", "vc", "--force", "--tcp-passive", "--tcp-ts-max", 64, ns=lab.h)
+    assert "(outstanding timestamps: 64)" in r.stdout and "note: the namespace" not in r.stdout, r.stdout
+    assert pktlens_json("stats", "vc", ns=lab.h)["interfaces"][0]["tcp"]["ts_max"] == 64
+
+
 def tcp_frames(lab, sport, segs, ts=None):
     """Scapy frames a -> b: segments (seq, payload length, flags[, window]) of one connection."""
     from scapy.all import IP, TCP, Ether, Raw
