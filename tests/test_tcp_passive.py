@@ -356,6 +356,21 @@ def test_ts_max_is_the_namespaces(path):
     assert pktlens_json("stats", "vc", ns=lab.h)["interfaces"][0]["tcp"]["ts_max"] == 64
 
 
+def test_egress_only_says_what_it_analyses(lab):
+    """Without an ingress hook only what this host sends is analysed (forwarded segments are
+    analysed where they arrive): attach says so, and the segments arriving are not counted."""
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "out", "--tcp-passive", ns=lab.b)
+    assert "note: no ingress hook: --tcp-passive analyses only what this host sends out of vb" \
+        in r.stdout, r.stdout
+    frames = tcp_frames(lab, 40002, [(1000, 100, "A"), (1000, 100, "A")])
+    assert lab.send(frames) == len(frames)
+    time.sleep(0.3)
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["tcp"]["segs"] == 0
+    for hooks in (["--xdp", "none", "--tc", "in"], ["--xdp", "skb", "--tc", "out"]):
+        r = pktlens("attach", "vb", "--force", *hooks, "--tcp-passive", ns=lab.b)
+        assert "no ingress hook" not in r.stdout, r.stdout
+
+
 def tcp_frames(lab, sport, segs, ts=None):
     """Scapy frames a -> b: segments (seq, payload length, flags[, window]) of one connection."""
     from scapy.all import IP, TCP, Ether, Raw
