@@ -103,6 +103,9 @@ static int do_attach(void *cfg, int argc, char **argv)
 		printf("note: no ingress hook: --tcp-passive analyses only what this host sends "
 		       "out of %s; arriving and forwarded segments are analysed at ingress hooks\n",
 		       PL_NAME(o.ifname));
+	if (o.tcp_passive && info.xdp_mode == PL_XDP_SKB && !(info.tc_hooks & PL_TC_IN))
+		printf("note: XDP in skb mode sees a GSO or GRO skb as one frame: --tcp-passive counts "
+		       "it as one segment there (add --tc in: tc ingress counts its segments)\n");
 	if (o.tcp_passive && info.tcp_ts_max != info.meta.tcp_ts_max)
 		printf("note: the namespace's outstanding-timestamp map is shared and was sized by its "
 		       "first analysing attach: %u, not --tcp-ts-max %u (detach every --tcp-passive "

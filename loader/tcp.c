@@ -26,11 +26,17 @@ __u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj)
 {
 	__u32 s = 0;
 
+	/*
+	 * XDP in skb mode sees a GSO or GRO skb linearized, one frame for its segments:
+	 * tc ingress, where there is one, analyses instead (it counts skb->gso_segs)
+	 */
+	bool xdp_in = xdp_mode == PL_XDP_NATIVE || (xdp_mode == PL_XDP_SKB && !(tc_hooks & PL_TC_IN));
+
 	if (!tcp)
 		return 0;
 	if (xdp_obj)
-		return xdp_mode != PL_XDP_NONE ? 1U << PL_SLOT_XDP_IN : 0;
-	if (xdp_mode == PL_XDP_NONE && (tc_hooks & PL_TC_IN))
+		return xdp_in ? 1U << PL_SLOT_XDP_IN : 0;
+	if (!xdp_in && (tc_hooks & PL_TC_IN))
 		s |= 1U << PL_SLOT_TC_IN;
 	if (tc_hooks & PL_TC_OUT)
 		s |= 1U << PL_SLOT_TC_OUT;

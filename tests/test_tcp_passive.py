@@ -176,8 +176,9 @@ def tcp_rows(doc, src, sport=None, dport=None):
             and (sport is None or f["sport"] == sport) and (dport is None or f["dport"] == dport)]
 
 
-@pytest.mark.parametrize("gso", [False, True], ids=["segments", "gso"])
-def test_retrans_vs_client_kernel(path, gso):
+@pytest.mark.parametrize("gso,hooks", [(False, []), (True, []), (True, ["--xdp", "skb", "--tc", "in,out"])],
+                         ids=["segments", "gso", "gso-xdp-skb"])
+def test_retrans_vs_client_kernel(path, gso, hooks):
     """A transfer through the router with random loss at the server's input: the
     retransmissions pktlens counts at the router for the client's direction equal the
     client kernel's TcpRetransSegs delta (TLP and spurious retransmissions are segments on
@@ -186,10 +187,11 @@ def test_retrans_vs_client_kernel(path, gso):
     the router... which cannot happen here; we allow a difference of 1 + 2% for a
     retransmission merged by the client (tcp_retrans_try_collapse sends one segment for
     two, and counts one). With gso the client sends TSO skbs, which tc sees whole: each
-    counts as the gso_segs wire segments it stands for, as the client's kernel counts them."""
+    counts as the gso_segs wire segments it stands for, as the client's kernel counts them;
+    XDP in skb mode sees them linearized, so tc ingress analyses beside it."""
     lab = path(gso=gso)
     for dev in ("vb", "vc"):
-        pktlens("attach", dev, "--tcp-passive", ns=lab.h)    # veth: tc ingress + egress
+        pktlens("attach", dev, "--tcp-passive", *hooks, ns=lab.h)    # veth: tc ingress + egress
     sh("ip", "netns", "exec", lab.s, "nft", "-f", "-", input="""
 table inet pltest {
   chain in {
