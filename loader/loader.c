@@ -521,7 +521,8 @@ static int load_xdp(struct attach *a)
 				     a->have_old ? a->old_dir : NULL, &a->tcp_fresh);
 	if (!err) {
 		a->xskel->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
-								  a->o->tcp_passive, true);
+								  a->o->tcp_passive, true,
+								  a->li.ifindex);
 		a->xskel->rodata->pl_flow_cache_bits = a->cache_bits;
 	}
 	if (!err && a->info->reattached) {
@@ -688,7 +689,7 @@ static struct pktlens_tc *tc_open(struct attach *a, unsigned int hooks, int chai
 	if (!err && chain_fd >= 0)
 		err = bpf_map__reuse_fd(t->maps.tc_chain, chain_fd);
 	t->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
-						   a->o->tcp_passive, false);
+						   a->o->tcp_passive, false, a->li.ifindex);
 	t->rodata->pl_flow_cache_bits = a->cache_bits;	/* the XDP object's map */
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);

@@ -760,8 +760,8 @@ bool pl_flow_val_afresh(const struct pl_flow_val *then, const struct pl_flow_val
 /* ---- passive TCP analysis (loader/tcp.c) ---- */
 
 struct bpf_object;
-/* pl_tcp_slots of the XDP (@xdp_obj) or tc object for these hooks */
-__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj);
+/* pl_tcp_slots of the XDP (@xdp_obj) or tc object for these hooks on interface @ifindex */
+__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int ifindex);
 /*
  * Before loading @obj for namespace @ns: with @on, share the namespace's
  * tcp_state and tcp_ts (or size new ones, *@fresh: pin them with

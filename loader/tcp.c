@@ -22,7 +22,10 @@
 
 #include "loader.h"
 
-__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj)
+/* the loopback device's index in every namespace (the kernel's LOOPBACK_IFINDEX) */
+#define PL_LOOPBACK_IFINDEX 1
+
+__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int ifindex)
 {
 	__u32 s = 0;
 
@@ -34,6 +37,12 @@ __u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj)
 
 	if (!tcp)
 		return 0;
+	/*
+	 * what lo sends out comes in again on lo: this host sent all of it, analysed once
+	 * at egress where lo has that hook
+	 */
+	if (ifindex == PL_LOOPBACK_IFINDEX && (tc_hooks & PL_TC_OUT))
+		return xdp_obj ? 0 : 1U << PL_SLOT_TC_OUT;
 	if (xdp_obj)
 		return xdp_in ? 1U << PL_SLOT_XDP_IN : 0;
 	if (!xdp_in && (tc_hooks & PL_TC_IN))

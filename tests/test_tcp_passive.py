@@ -373,6 +373,43 @@ def test_egress_only_says_what_it_analyses(lab):
         assert "no ingress hook" not in r.stdout, r.stdout
 
 
+@pytest.mark.parametrize("hooks", [[], ["--xdp", "skb", "--tc", "in,out"], ["--tc", "in"]],
+                         ids=["tc", "xdp-skb", "tc-in"])
+def test_loopback_analysed_once(lab, hooks):
+    """What lo sends comes in again on lo: each segment is analysed once (at egress where lo
+    has that hook), so a local transfer that retransmits nothing shows no retransmission,
+    with both handshake halves and its segments counted once."""
+    sh("ip", "-n", lab.b, "link", "set", "lo", "up")
+    pktlens("attach", "lo", "--tcp-passive", *hooks, ns=lab.b)
+    out = subprocess.run(["ip", "netns", "exec", lab.b, PYTHON, "-c", """
+import json, socket, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen()
+def sink():
+    c, _ = srv.accept()
+    while c.recv(65536):
+        pass
+    c.close()
+t = threading.Thread(target=sink)
+t.start()
+c = socket.create_connection(srv.getsockname())
+c.sendall(b"x" * 300000)
+sport = c.getsockname()[1]
+c.close()
+t.join()
+print(json.dumps({"sport": sport}))
+"""], capture_output=True, text=True, timeout=30, check=True)
+    sport = json.loads(out.stdout)["sport"]
+    time.sleep(0.3)
+    rows = [f["tcp"] for f in pktlens_json("flows", ns=lab.b)["flows"]
+            if f.get("proto") == "tcp" and sport in (f["sport"], f["dport"]) and f["tcp"]]
+    assert rows and all(t["retrans"] == 0 and t["reorder"] == 0 for t in rows), rows
+    assert all(t["rtt_syn_us"] and t["rtt_synack_us"] for t in rows), rows
+    st = pktlens_json("stats", "lo", ns=lab.b)["interfaces"][0]["tcp"]
+    assert st["retrans"] == 0 and st["syn_samples"] == 2, st
+
+
 def tcp_frames(lab, sport, segs, ts=None):
     """Scapy frames a -> b: segments (seq, payload length, flags[, window]) of one connection."""
     from scapy.all import IP, TCP, Ether, Raw
