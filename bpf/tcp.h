@@ -13,8 +13,8 @@
  * on two interfaces. tcp_stats is the attachment's own.
  *
  * Each packet must be analysed once per namespace: the loader sets
- * pl_tcp_slots to XDP ingress where there is an XDP hook, else tc ingress,
- * plus tc egress; egress only analyses packets this host sent (no ingress
+ * pl_tcp_slots to XDP ingress where there is an XDP hook, else tc ingress
+ * (also beside skb-mode XDP, which sees GSO/GRO skbs linearized), plus tc egress; egress only analyses packets this host sent (no ingress
  * interface), as forwarded ones were analysed when they came in.
  *
  * Everything here runs after the packet was counted: it never changes flow
@@ -29,6 +29,15 @@
 
 #ifndef PL_TCP_CTX
 #error "define PL_TCP_CTX (struct xdp_md or struct __sk_buff) before including tcp.h"
+#endif
+
+/*
+ * The wire segments @ctx carries: a GSO or GRO skb on tc stands for
+ * gso_segs of them (the sender's TcpRetransSegs counts those), a frame on
+ * XDP for one. The tc program defines it as its skb's gso_segs.
+ */
+#ifndef PL_TCP_GSO_SEGS
+#define PL_TCP_GSO_SEGS(ctx) 1U
 #endif
 
 /* bit (1 << enum pl_slot) per hook that analyses TCP; set by the loader */
@@ -199,7 +208,7 @@ union pl_tcp_addr {
 __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 slot)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = offs >> 16;
+	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = offs >> 16, n;
 	struct pl_tcp_ts_key tk;	/* tk.k: the connection's key for tcp_state too */
 	union pl_tcp_addr sa, da;
 	struct pl_tcp_half *h, *o;
@@ -231,10 +240,13 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	}
 	sport = ((__u16)th[0] << 8) | th[1];
 	dport = ((__u16)th[2] << 8) | th[3];
+	n = PL_TCP_GSO_SEGS(ctx);
+	if (!n)
+		n = 1;
 	s = bpf_map_lookup_elem(&tcp_stats, &slot);
 	if (!s)
 		return 0;
-	s->segs++;
+	s->segs += n;
 	seq = pl_be32(th + 4);
 	fl = th[13];
 	hl = (__u32)(th[12] >> 4) * 4;
@@ -262,7 +274,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		bpf_map_update_elem(&tcp_state, &tk.k, &pl_tcp_zero, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&tcp_state, &tk.k);
 		if (!st) {
-			s->state_lost++;
+			s->state_lost += n;
 			return 0;
 		}
 	}
@@ -285,8 +297,16 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 
 	/* handshake */
 	if ((fl & (PL_TH_SYN | PL_TH_ACK)) == PL_TH_SYN) {
-		if (st->flags & PL_TCPS_CLOSING) {
-			/* the 4-tuple is used again: a new connection */
+		/*
+		 * the 4-tuple is used again: a new connection, after the old one closed or
+		 * ended unseen (a SYN that is not a retransmission of the one seen: another ISN)
+		 */
+		if ((st->flags & PL_TCPS_CLOSING) || ((h->flags & PL_TCPH_SEQ) &&
+		    (!(h->flags & PL_TCPH_ISN) || h->isn != seq))) {
+			if (h->flags & PL_TCPH_TS)
+				pl_tcp_ts_forget(&tk, h, d);
+			if (o->flags & PL_TCPH_TS)
+				pl_tcp_ts_forget(&tk, o, d ^ 1);
 			h->flags = 0;
 			o->flags = 0;
 			st->flags = 0;
@@ -294,6 +314,8 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 			st->rtt_synack_us = 0;
 		}
 		h->syn_ns = PL_NOW();
+		h->isn = seq;
+		h->flags |= PL_TCPH_ISN;
 		st->client = (__u8)(d + 1);
 	} else if ((fl & (PL_TH_SYN | PL_TH_ACK)) == (PL_TH_SYN | PL_TH_ACK)) {
 		if (st->client == 2 - d && o->syn_ns) {
@@ -313,11 +335,11 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		pl_tcp_hist_add(s, st->rtt_synack_us);
 	}
 
-	/* sequence space: new, a gap filled (reorder), or seen already (retrans) */
+	/* sequence space: new, a gap filled (reorder), or seen already (retrans); n segments each */
 	seglen = len + !!(fl & PL_TH_SYN) + !!(fl & PL_TH_FIN);
 	if (seglen && !(fl & PL_TH_RST)) {
 		end = seq + seglen;
-		h->segs++;
+		h->segs += n;
 		if (!(h->flags & PL_TCPH_SEQ)) {
 			h->hi = end;
 			h->gap_lo = h->gap_hi = end;
@@ -330,15 +352,15 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 			h->hi = end;
 		} else if (pl_seq_lt(h->gap_lo, h->gap_hi) && pl_seq_le(h->gap_lo, seq) &&
 			   pl_seq_le(end, h->gap_hi)) {
-			h->reorder++;
-			s->reorder++;
+			h->reorder += n;
+			s->reorder += n;
 			if (seq == h->gap_lo)
 				h->gap_lo = end;
 			else
 				h->gap_hi = seq;	/* the part above is forgotten */
 		} else {
-			h->retrans++;
-			s->retrans++;
+			h->retrans += n;
+			s->retrans += n;
 		}
 	}
 

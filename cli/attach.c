@@ -79,7 +79,7 @@ static int do_attach(void *cfg, int argc, char **argv)
 		jw_u64_field(&w, "flows_max", o.flows_max);
 		jw_bool_field(&w, "tcp_passive", o.tcp_passive);
 		if (o.tcp_passive)
-			jw_u64_field(&w, "tcp_ts_max", info.meta.tcp_ts_max);
+			jw_u64_field(&w, "tcp_ts_max", info.tcp_ts_max);
 		else
 			jw_key(&w, "tcp_ts_max"), jw_null(&w);
 		jw_bool_field(&w, "replaced_foreign", info.replaced_foreign);
@@ -98,7 +98,19 @@ static int do_attach(void *cfg, int argc, char **argv)
 	       info.reason, o.flows_max);
 	if (o.tcp_passive)
 		printf("passive TCP analysis on: handshake and timestamp RTT, retransmissions, "
-		       "reordering (outstanding timestamps: %u)\n", info.meta.tcp_ts_max);
+		       "reordering (outstanding timestamps: %u)\n", info.tcp_ts_max);
+	if (o.tcp_passive && info.xdp_mode == PL_XDP_NONE && !(info.tc_hooks & PL_TC_IN))
+		printf("note: no ingress hook: --tcp-passive analyses only what this host sends "
+		       "out of %s; arriving and forwarded segments are analysed at ingress hooks\n",
+		       PL_NAME(o.ifname));
+	if (o.tcp_passive && info.xdp_mode == PL_XDP_SKB && !(info.tc_hooks & PL_TC_IN))
+		printf("note: XDP in skb mode sees a GSO or GRO skb as one frame: --tcp-passive counts "
+		       "it as one segment there (add --tc in: tc ingress counts its segments)\n");
+	if (o.tcp_passive && info.tcp_ts_max != info.meta.tcp_ts_max)
+		printf("note: the namespace's outstanding-timestamp map is shared and was sized by its "
+		       "first analysing attach: %u, not --tcp-ts-max %u (detach every --tcp-passive "
+		       "attachment of the namespace to size it again)\n", info.tcp_ts_max,
+		       info.meta.tcp_ts_max);
 	if (info.tc_note)
 		printf("note: %s\n", info.tc_note);
 	if (info.xdp_note)

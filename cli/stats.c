@@ -107,9 +107,10 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter, bool att
 static void tcp_summary(struct jw *w, const struct pl_attachment *a, const struct pl_meta *m)
 {
 	struct pl_tcp_pstats p[PL_SLOT_MAX], t;
+	__u32 ts_max = m->tcp_ts_max;	/* asked for; the shared map's own size below */
 	int hi = -1;
 
-	if (!m->tcp_passive || pl_tcp_pstats_read(a->dir, p)) {
+	if (!m->tcp_passive || pl_tcp_pstats_read(a->dir, p) || pl_tcp_ts_max_read(a->dir, &ts_max)) {
 		if (w)
 			jw_key(w, "tcp"), jw_null(w);
 		return;
@@ -129,7 +130,7 @@ static void tcp_summary(struct jw *w, const struct pl_attachment *a, const struc
 		jw_u64_field(w, "zero_win", t.zero_win);
 		jw_u64_field(w, "rst", t.rst);
 		jw_u64_field(w, "state_lost", t.state_lost);
-		jw_u64_field(w, "ts_max", m->tcp_ts_max);
+		jw_u64_field(w, "ts_max", ts_max);
 		jw_u64_field(w, "ts_full", t.ts_full);
 		jw_u64_field(w, "ts_expired", t.ts_expired);
 		jw_u64_field(w, "rtt_count", t.rtt.count);
@@ -151,7 +152,7 @@ static void tcp_summary(struct jw *w, const struct pl_attachment *a, const struc
 	if (t.state_lost || t.ts_full)
 		printf("            not analysed: %llu segments (connection table full); "
 		       "timestamps not remembered: %llu (%u outstanding at most)\n", t.state_lost,
-		       t.ts_full, m->tcp_ts_max);
+		       t.ts_full, ts_max);
 	if (hi < 0)
 		return;
 	printf("    %-19s : %-10s distribution\n", "rtt (us)", "count");

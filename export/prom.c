@@ -157,7 +157,8 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		cum += h->slot[k];
 		fprintf(f, "%s_bucket{", name);
 		dev_labels(f, a);
-		fprintf(f, ",le=\"%g\"} %llu\n", (double)(2ULL << k) / 1e6, cum);
+		/* exact: "%g" would round 4.194304 to 4.1943, below the slot's edge */
+		fprintf(f, ",le=\"%.10g\"} %llu\n", (double)(2ULL << k) / 1e6, cum);
 	}
 	fprintf(f, "%s_bucket{", name);
 	dev_labels(f, a);

@@ -521,7 +521,8 @@ static int load_xdp(struct attach *a)
 				     a->have_old ? a->old_dir : NULL, &a->tcp_fresh);
 	if (!err) {
 		a->xskel->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
-								  a->o->tcp_passive, true);
+								  a->o->tcp_passive, true,
+								  a->li.ifindex);
 		a->xskel->rodata->pl_flow_cache_bits = a->cache_bits;
 	}
 	if (!err && a->info->reattached) {
@@ -688,7 +689,7 @@ static struct pktlens_tc *tc_open(struct attach *a, unsigned int hooks, int chai
 	if (!err && chain_fd >= 0)
 		err = bpf_map__reuse_fd(t->maps.tc_chain, chain_fd);
 	t->rodata->pl_tcp_slots = pl_tcp_slots_for(a->info->xdp_mode, a->info->tc_hooks,
-						   a->o->tcp_passive, false);
+						   a->o->tcp_passive, false, a->li.ifindex);
 	t->rodata->pl_flow_cache_bits = a->cache_bits;	/* the XDP object's map */
 	if (!err)
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_in_policy, false);
@@ -1309,6 +1310,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	m->tc_mech = info->tc_mech;
 	m->tcp_passive = o->tcp_passive;
 	m->tcp_ts_max = o->tcp_passive ? (o->tcp_ts_max ? o->tcp_ts_max : PL_TCP_TS_DEFAULT) : 0;
+	/* the namespace's map, which its first analysing attach sized: maybe not this one */
+	info->tcp_ts_max = o->tcp_passive ? bpf_map__max_entries(a.xskel->maps.tcp_ts) : 0;
 	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
 		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
 	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {

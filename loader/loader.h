@@ -426,6 +426,9 @@ struct pl_attach_info {
 				 * switch): counted in flow_lost*, flows + lost == counters */
 	size_t rules_kept;	/* policy rules carried over */
 	size_t rules_dropped;	/* ... dropped: their direction has no hook now */
+	/* --tcp-passive: the namespace's outstanding-timestamp map's size, set by its first
+	 * analysing attach (meta.tcp_ts_max is what this one asked for) */
+	uint32_t tcp_ts_max;
 	struct pl_meta meta;	/* as pinned */
 };
 
@@ -768,8 +771,8 @@ bool pl_flow_val_afresh(const struct pl_flow_val *then, const struct pl_flow_val
 /* ---- passive TCP analysis (loader/tcp.c) ---- */
 
 struct bpf_object;
-/* pl_tcp_slots of the XDP (@xdp_obj) or tc object for these hooks */
-__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj);
+/* pl_tcp_slots of the XDP (@xdp_obj) or tc object for these hooks on interface @ifindex */
+__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int ifindex);
 /*
  * Before loading @obj for namespace @ns: with @on, share the namespace's
  * tcp_state and tcp_ts (or size new ones, *@fresh: pin them with
@@ -783,6 +786,8 @@ int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns);
 void pl_tcp_release_ns(uint64_t ns);
 /* tcp_stats of the attachment in @dir, summed over CPUs (-ENOENT: none there) */
 int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX]);
+/* The size of the outstanding-timestamp map attachment @dir shares with its namespace: 0, -errno. */
+int pl_tcp_ts_max_read(const char *dir, __u32 *max);
 /* The counters of every hook summed (the histogram's max: the largest). */
 void pl_tcp_pstats_sum(const struct pl_tcp_pstats in[PL_SLOT_MAX], struct pl_tcp_pstats *out);
 /* The connection key of a flow, and which half (0: end a) its packets are. */

@@ -541,11 +541,13 @@ static int load_against(const struct pl_policy *p, struct pktlens_xdp *x, struct
 	if (x)
 		x->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
 							   (int)p->meta.tc_hooks,
-							   p->meta.tcp_passive, true);
+							   p->meta.tcp_passive, true,
+							   (int)p->meta.ifindex);
 	else
 		t->rodata->pl_tcp_slots = pl_tcp_slots_for((int)p->meta.xdp_mode,
 							   (int)p->meta.tc_hooks,
-							   p->meta.tcp_passive, false);
+							   p->meta.tcp_passive, false,
+							   (int)p->meta.ifindex);
 	/* the attachment's flow cache, its size as its programs have it */
 	cbits = pl_flow_cache_bits_of(p->fd[PL_MID_FLOW_CACHE]);
 	if (cbits < 0)

@@ -22,15 +22,30 @@
 
 #include "loader.h"
 
-__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj)
+/* the loopback device's index in every namespace (the kernel's LOOPBACK_IFINDEX) */
+#define PL_LOOPBACK_IFINDEX 1
+
+__u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int ifindex)
 {
 	__u32 s = 0;
 
+	/*
+	 * XDP in skb mode sees a GSO or GRO skb linearized, one frame for its segments:
+	 * tc ingress, where there is one, analyses instead (it counts skb->gso_segs)
+	 */
+	bool xdp_in = xdp_mode == PL_XDP_NATIVE || (xdp_mode == PL_XDP_SKB && !(tc_hooks & PL_TC_IN));
+
 	if (!tcp)
 		return 0;
+	/*
+	 * what lo sends out comes in again on lo: this host sent all of it, analysed once
+	 * at egress where lo has that hook
+	 */
+	if (ifindex == PL_LOOPBACK_IFINDEX && (tc_hooks & PL_TC_OUT))
+		return xdp_obj ? 0 : 1U << PL_SLOT_TC_OUT;
 	if (xdp_obj)
-		return xdp_mode != PL_XDP_NONE ? 1U << PL_SLOT_XDP_IN : 0;
-	if (xdp_mode == PL_XDP_NONE && (tc_hooks & PL_TC_IN))
+		return xdp_in ? 1U << PL_SLOT_XDP_IN : 0;
+	if (!xdp_in && (tc_hooks & PL_TC_IN))
 		s |= 1U << PL_SLOT_TC_IN;
 	if (tc_hooks & PL_TC_OUT)
 		s |= 1U << PL_SLOT_TC_OUT;
@@ -195,6 +210,21 @@ int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX])
 	}
 	free(v);
 	close(fd);
+	return err;
+}
+
+int pl_tcp_ts_max_read(const char *dir, __u32 *max)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = pl_pin_open(dir, PL_MAP_TCP_TS), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	close(fd);
+	*max = info.max_entries;
 	return err;
 }
 

@@ -401,8 +401,11 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		return number(x, v, key, PL_FLOWS_MIN, PL_FLOWS_MAX, &e->flows);
 	if (!strcmp(key, "tcp-passive"))
 		return boolean(x, v, key, &e->tcp_passive);
-	if (!strcmp(key, "tcp-ts-max"))
-		return number(x, v, key, PL_TCP_TS_MIN, PL_TCP_TS_MAX, &e->tcp_ts_max);
+	if (!strcmp(key, "tcp-ts-max")) {
+		err = number(x, v, key, PL_TCP_TS_MIN, PL_TCP_TS_MAX, &e->tcp_ts_max);
+		e->tcp_ts_max_set = !err;
+		return err;
+	}
 	if (!strcmp(key, "xdp-priority")) {
 		err = number(x, v, key, 0, PL_XDP_PRIO_MAX, &e->xdp_prio);
 		e->xdp_prio_set = !err;
@@ -500,6 +503,9 @@ static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 	if (e->xdp_mode == PL_XDP_NONE && e->xdp_prio_set)
 		return at(x, n, "interfaces entry: xdp-priority without an XDP hook (xdp: native "
 			  "or skb)");
+	/* as attach refuses --tcp-ts-max without --tcp-passive */
+	if (e->tcp_ts_max_set && !e->tcp_passive)
+		return at(x, n, "interfaces entry: tcp-ts-max without tcp-passive: true");
 	/* rules must parse now (ids given twice too), however their namespace looks them up */
 	for (size_t i = 0; !err && i < e->nrules; i++)
 		err = check_rule(x, e, &rs, &e->rules[i]);

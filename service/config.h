@@ -39,6 +39,7 @@ struct pl_cfg_entry {
 	int tc_mech;		/* enum pl_tc_mech, -1: auto (tcx where the kernel has it) */
 	uint32_t flows;
 	bool xdp_prio_set;	/* `xdp-priority` given: XDP's priority in libxdp's dispatcher */
+	bool tcp_ts_max_set;	/* `tcp-ts-max` given (only with `tcp-passive: true`) */
 	uint32_t xdp_prio;
 	char *filter;		/* tcpdump expression, NULL: none */
 	struct pl_cfg_rule *rules;	/* `rules:` then `rules-file:`'s */

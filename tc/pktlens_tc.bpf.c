@@ -13,6 +13,7 @@
 #include "../bpf/chain.h"
 #include "../bpf/policy.h"
 #define PL_TCP_CTX struct __sk_buff
+#define PL_TCP_GSO_SEGS(ctx) ((ctx)->gso_segs)
 #include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC

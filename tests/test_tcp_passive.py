@@ -61,7 +61,7 @@ class PathLab:
     relays frames between vd and ve and holds those travelling from s towards h.
     """
 
-    def __init__(self, delay_ms=None):
+    def __init__(self, delay_ms=None, gso=False):
         self.c, self.h, self.s = unique("plc"), unique("plh"), unique("pls")
         self.d = unique("pld") if delay_ms else None
         self.namespaces, self.procs = [], []
@@ -92,9 +92,11 @@ class PathLab:
                 sh("ip", "-n", ns, "addr", "add", a + "/24", "dev", dev)
                 sh("ip", "-n", ns, "link", "set", dev, "up")
                 # one wire segment per skb (the client's TcpRetransSegs counts segments),
-                # checksums complete (the delay line relays frames as they are)
-                sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
-                   "gro", "off", "tx", "off")
+                # checksums complete (the delay line relays frames as they are); with gso the
+                # veths' defaults: TSO skbs of many segments each, forwarded whole
+                if not gso:
+                    sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
+                       "gro", "off", "tx", "off")
             sh("ip", "-n", self.c, "route", "add", "default", "via", H4)
             sh("ip", "-n", self.s, "route", "add", "default", "via", HS4)
             # static neighbours: no ARP through the delay line
@@ -158,8 +160,8 @@ class PathLab:
 def path():
     labs = []
 
-    def make(delay_ms=None):
-        labs.append(PathLab(delay_ms))
+    def make(delay_ms=None, gso=False):
+        labs.append(PathLab(delay_ms, gso))
         return labs[-1]
     try:
         yield make
@@ -174,7 +176,9 @@ def tcp_rows(doc, src, sport=None, dport=None):
             and (sport is None or f["sport"] == sport) and (dport is None or f["dport"] == dport)]
 
 
-def test_retrans_vs_client_kernel(path):
+@pytest.mark.parametrize("gso,hooks", [(False, []), (True, []), (True, ["--xdp", "skb", "--tc", "in,out"])],
+                         ids=["segments", "gso", "gso-xdp-skb"])
+def test_retrans_vs_client_kernel(path, gso, hooks):
     """A transfer through the router with random loss at the server's input: the
     retransmissions pktlens counts at the router for the client's direction equal the
     client kernel's TcpRetransSegs delta (TLP and spurious retransmissions are segments on
@@ -182,23 +186,25 @@ def test_retrans_vs_client_kernel(path):
     counts agree exactly unless the client retransmitted before its own segment left
     the router... which cannot happen here; we allow a difference of 1 + 2% for a
     retransmission merged by the client (tcp_retrans_try_collapse sends one segment for
-    two, and counts one)."""
-    lab = path()
+    two, and counts one). With gso the client sends TSO skbs, which tc sees whole: each
+    counts as the gso_segs wire segments it stands for, as the client's kernel counts them;
+    XDP in skb mode sees them linearized, so tc ingress analyses beside it."""
+    lab = path(gso=gso)
     for dev in ("vb", "vc"):
-        pktlens("attach", dev, "--tcp-passive", ns=lab.h)    # veth: tc ingress + egress
+        pktlens("attach", dev, "--tcp-passive", *hooks, ns=lab.h)    # veth: tc ingress + egress
     sh("ip", "netns", "exec", lab.s, "nft", "-f", "-", input="""
 table inet pltest {
   chain in {
     type filter hook input priority 0;
-    tcp dport 5001 numgen random mod 100 < 4 counter drop
+    tcp dport 5001 numgen random mod 100 < LOSS counter drop
   }
 }
-""")
+""".replace("LOSS", "10" if gso else "4"))    # gso: fewer, bigger skbs
     before = lab.retrans_segs()
     out = lab.client(f"""
 import json, socket
 c = socket.create_connection(("{S4}", 5001))
-c.sendall(b"x" * 1500000)
+c.sendall(b"x" * {6000000 if gso else 1500000})
 c.shutdown(socket.SHUT_WR)
 c.recv(1)
 print(json.dumps({{"sport": c.getsockname()[1]}}))
@@ -332,6 +338,78 @@ print(json.dumps(ports))
     assert all(i["tcp"]["state_lost"] == 0 for i in st)
 
 
+def test_ts_max_is_the_namespaces(path):
+    """The outstanding-timestamp map is the namespace's, sized by its first analysing attach:
+    a later attach's --tcp-ts-max does not resize it, and attach and stats say the size it
+    has, not the one asked for; with no other analysing attachment left, it is sized again."""
+    lab = path()
+    pktlens("attach", "vb", "--tcp-passive", "--tcp-ts-max", 32, ns=lab.h)
+    r = pktlens("attach", "vc", "--tcp-passive", "--tcp-ts-max", 64, ns=lab.h)
+    assert "(outstanding timestamps: 32)" in r.stdout, r.stdout
+    assert "sized by its first analysing attach: 32, not --tcp-ts-max 64" in r.stdout, r.stdout
+    doc = json.loads(pktlens("-j", "attach", "vc", "--force", "--tcp-passive", "--tcp-ts-max", 64,
+                             ns=lab.h).stdout)
+    assert doc["tcp_ts_max"] == 32, doc
+    st = {i["ifname"]: i["tcp"]["ts_max"] for i in pktlens_json("stats", ns=lab.h)["interfaces"]}
+    assert st == {"vb": 32, "vc": 32}, st
+    pktlens("detach", "vb", ns=lab.h)
+    r = pktlens("attach", "vc", "--force", "--tcp-passive", "--tcp-ts-max", 64, ns=lab.h)
+    assert "(outstanding timestamps: 64)" in r.stdout and "note: the namespace" not in r.stdout, r.stdout
+    assert pktlens_json("stats", "vc", ns=lab.h)["interfaces"][0]["tcp"]["ts_max"] == 64
+
+
+def test_egress_only_says_what_it_analyses(lab):
+    """Without an ingress hook only what this host sends is analysed (forwarded segments are
+    analysed where they arrive): attach says so, and the segments arriving are not counted."""
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "out", "--tcp-passive", ns=lab.b)
+    assert "note: no ingress hook: --tcp-passive analyses only what this host sends out of vb" \
+        in r.stdout, r.stdout
+    frames = tcp_frames(lab, 40002, [(1000, 100, "A"), (1000, 100, "A")])
+    assert lab.send(frames) == len(frames)
+    time.sleep(0.3)
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["tcp"]["segs"] == 0
+    for hooks in (["--xdp", "none", "--tc", "in"], ["--xdp", "skb", "--tc", "out"]):
+        r = pktlens("attach", "vb", "--force", *hooks, "--tcp-passive", ns=lab.b)
+        assert "no ingress hook" not in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("hooks", [[], ["--xdp", "skb", "--tc", "in,out"], ["--tc", "in"]],
+                         ids=["tc", "xdp-skb", "tc-in"])
+def test_loopback_analysed_once(lab, hooks):
+    """What lo sends comes in again on lo: each segment is analysed once (at egress where lo
+    has that hook), so a local transfer that retransmits nothing shows no retransmission,
+    with both handshake halves and its segments counted once."""
+    sh("ip", "-n", lab.b, "link", "set", "lo", "up")
+    pktlens("attach", "lo", "--tcp-passive", *hooks, ns=lab.b)
+    out = subprocess.run(["ip", "netns", "exec", lab.b, PYTHON, "-c", """
+import json, socket, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen()
+def sink():
+    c, _ = srv.accept()
+    while c.recv(65536):
+        pass
+    c.close()
+t = threading.Thread(target=sink)
+t.start()
+c = socket.create_connection(srv.getsockname())
+c.sendall(b"x" * 300000)
+sport = c.getsockname()[1]
+c.close()
+t.join()
+print(json.dumps({"sport": sport}))
+"""], capture_output=True, text=True, timeout=30, check=True)
+    sport = json.loads(out.stdout)["sport"]
+    time.sleep(0.3)
+    rows = [f["tcp"] for f in pktlens_json("flows", ns=lab.b)["flows"]
+            if f.get("proto") == "tcp" and sport in (f["sport"], f["dport"]) and f["tcp"]]
+    assert rows and all(t["retrans"] == 0 and t["reorder"] == 0 for t in rows), rows
+    assert all(t["rtt_syn_us"] and t["rtt_synack_us"] for t in rows), rows
+    st = pktlens_json("stats", "lo", ns=lab.b)["interfaces"][0]["tcp"]
+    assert st["retrans"] == 0 and st["syn_samples"] == 2, st
+
+
 def tcp_frames(lab, sport, segs, ts=None):
     """Scapy frames a -> b: segments (seq, payload length, flags[, window]) of one connection."""
     from scapy.all import IP, TCP, Ether, Raw
@@ -405,6 +483,40 @@ def test_reorder_and_duplicates(lab, hook):
     assert sorted(os.listdir(pins)) == ["tcp:state", "tcp:ts", "vb"]
     pktlens("attach", "vb", "--force", ns=lab.b)
     assert sorted(os.listdir(pins)) == ["vb"]
+
+
+@pytest.mark.parametrize("hook", ["xdp", "tc"])
+def test_sequence_wrap_and_port_reuse(lab, hook):
+    """Sequence numbers across 2^32 compare in sequence space; a 4-tuple used again by a
+    new connection (a SYN with another ISN, whether or not the old one's FIN or RST passed
+    here) starts its sequence space afresh, while a SYN sent again (the same ISN) is a
+    retransmission."""
+    hooks = ["--xdp", "native", "--tc", "none"] if hook == "xdp" else ["--xdp", "none", "--tc", "in"]
+    pktlens("attach", "vb", "--tcp-passive", *hooks, ns=lab.b)
+    w = 0xFFFFFF00
+    cases = {   # sport: (segments, (retrans, reorder))
+        # in order across the wrap, a gap across it, its fill, the fill again
+        50001: ([(w, 100, "A"), (w + 100, 200, "A"), ((w + 500) % 2**32, 100, "A"),
+                 ((w + 300) % 2**32, 200, "A"), ((w + 300) % 2**32, 200, "A")], (1, 1)),
+        # the old connection ends unseen; the new one's ISN is below the old data
+        50002: ([(100000, 0, "S"), (100001, 1000, "A"), (101001, 1000, "A"),
+                 (5000, 0, "S"), (5001, 1000, "A"), (6001, 1000, "A")], (0, 0)),
+        # ... or above it
+        50003: ([(5000, 0, "S"), (5001, 1000, "A"),
+                 (900000, 0, "S"), (900001, 1000, "A"), (900001, 1000, "A")], (1, 0)),
+        # the old one's FIN passed
+        50004: ([(100000, 0, "S"), (100001, 1000, "A"), (101001, 0, "FA"),
+                 (5000, 0, "S"), (5001, 1000, "A")], (0, 0)),
+        # the SYN twice more, the FIN once more
+        50005: ([(7, 0, "S"), (7, 0, "S"), (7, 0, "S"), (8, 100, "A"), (108, 0, "FA"),
+                 (108, 0, "FA")], (3, 0)),
+    }
+    frames = [f for sport, (segs, _) in cases.items() for f in tcp_frames(lab, sport, segs)]
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    got = {f["sport"]: (f["tcp"]["retrans"], f["tcp"]["reorder"])
+           for f in pktlens_json("flows", ns=lab.b)["flows"] if f.get("sport") in cases}
+    assert got == {sport: want for sport, (_, want) in cases.items()}, got
 
 
 def ipfix_records(data_msgs):
@@ -488,3 +600,9 @@ def test_export_ipfix_and_prometheus(lab):
     assert any(ln.startswith("pktlens_tcp_passive_retrans_segments_total{") and ln.endswith(" 1")
                for ln in mine)
     assert any(ln.startswith("pktlens_tcp_passive_rtt_seconds_count{") for ln in mine)
+    # the bucket bounds are the log2 slots' edges exactly (a rounded "4.1943" would hold
+    # samples up to 4.194303 s above its le)
+    les = [ln.split('le="')[1].split('"')[0] for ln in mine
+           if ln.startswith("pktlens_tcp_passive_rtt_seconds_bucket{")]
+    assert les == [f"{2 ** (k + 1) / 1e6:.10g}" for k in range(25)] + ["+Inf"], les
+    assert les[20] == "2.097152" and les[24] == "33.554432", les

@@ -793,6 +793,7 @@ struct pl_tcp_key {
 /* pl_tcp_half.flags */
 #define PL_TCPH_SEQ 1U		/* hi is valid */
 #define PL_TCPH_TS 2U		/* ts_pending waits for its echo in tcp_ts */
+#define PL_TCPH_ISN 4U		/* isn is this end's SYN's sequence number */
 
 /*
  * What one end sent, as seen here (half [0]: sent by end a). Sequence
@@ -818,7 +819,7 @@ struct pl_tcp_half {
 	__u32 rst;
 	__u32 rtt_samples;	/* timestamp RTT samples */
 	__u32 rtt_min_us, rtt_srtt_us, rtt_max_us;	/* srtt: 7/8 old + 1/8 new */
-	__u32 pad;
+	__u32 isn;		/* the SYN's sequence number (PL_TCPH_ISN) */
 };
 
 /* pl_tcp_state.flags */
