@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <net/if.h>
 
 #include <bpf/libbpf.h>
 #include <pktlens/clock.h>
@@ -343,6 +344,17 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
 	return PL_EXIT_USAGE;
 }
 
+/*
+ * The interface with @ifindex is no longer in this namespace (deleted, or
+ * moved away): as tcpdump's "The interface disappeared", nothing more can come.
+ */
+static bool iface_gone(uint32_t ifindex)
+{
+	char name[IF_NAMESIZE];
+
+	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
+}
+
 /* Drain the ring and write out every POLL_MS and FLUSH_NS until something ends the capture. */
 static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sampler *s,
 		   uint64_t duration)
@@ -391,6 +403,11 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			/* detach or attach --force removed the pin directory we sample */
 			if (!fstat(s->dir_fd, &st) && st.st_nlink == 0) {
 				pl_err("sample: %s: detached or re-attached while sampling: stopped",
+				       r->a->ifname);
+				return PL_EXIT_FAIL;
+			}
+			if (iface_gone(r->ifindex)) {
+				pl_err("sample: %s: the interface went away while sampling: stopped",
 				       r->a->ifname);
 				return PL_EXIT_FAIL;
 			}
@@ -636,6 +653,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	char why[PL_WHY_LEN + 512];
 	char *expr = NULL;
 	size_t n;
+	__u32 gone_ifindex = 0;
 	int err, ret = PL_EXIT_OK;
 
 	if (!r) {
@@ -799,6 +817,13 @@ static int do_sample(void *cfg, int argc, char **argv)
 		if (err) {
 			ret = pl_open_error("sample", a, err);
 			goto out;
+		}
+		/* its counters stay readable, but no packet can come: refused, not waited on */
+		if (a->meta_ok && (iface_gone(a->meta.ifindex) ||
+				   (!pl_attachment_link_ifindex(a, &gone_ifindex) && !gone_ifindex))) {
+			pl_err("sample: %s: the attached interface was deleted (its counters: pktlens stats %s; "
+			       "pktlens detach %s removes them)", a->ifname, a->ifname, a->ifname);
+			goto usage;
 		}
 	}
 	r->a = a;
