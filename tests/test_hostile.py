@@ -562,6 +562,29 @@ def test_numbers_are_decimal(lab):
         assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
 
 
+@pytest.mark.parametrize("args", [["list"], ["stats", "vb"], ["-j", "stats", "vb"],
+                                  ["flows", "vb"], ["policy", "list", "vb"],
+                                  ["-j", "policy", "list"], ["filter", "compile", "udp"],
+                                  ["--help"], ["-j", "-V"]])
+def test_output_that_cannot_be_written_is_an_error(lab, args):
+    """What a command prints must reach standard output: on a full disk (/dev/full) or a
+    closed descriptor it fails (exit 1) with one line naming the cause, instead of exit 0 with
+    a cut file (a `policy list > f` that `policy load` would then take as all the rules)."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "53", "--drop", ns=lab.b)
+    cmd = [PKTLENS, "-n", lab.b, *args]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout, ok
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (1, "pktlens: cannot write to standard output: No space "
+                                           "left on device\n"), r
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       timeout=60, preexec_fn=lambda: os.close(1))
+    assert (r.returncode, r.stderr) == (1, "pktlens: cannot write to standard output: Bad file "
+                                           "descriptor\n"), r
+
+
 def test_smaller_refusals():
     """Things that were accepted and could never work, or said the wrong thing."""
     r = pktlens("export", "ipfix", "--collector", "127.0.0.1:0", "--duration", "1", check=False)
