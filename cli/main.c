@@ -215,27 +215,24 @@ static ssize_t stdout_write(void *cookie, const char *buf, size_t len)
  * went away (EPIPE, where SIGPIPE is ignored: sample) ended the output by
  * its own choice.
  */
-static bool stdout_said;	/* a command said it already */
-
-int pl_stdout_flush(bool said)
+int pl_stdout_flush(void)
 {
 	if (fflush(stdout) != EOF && !ferror(stdout))
 		return 0;
 	if (!stdout_errno)
 		stdout_errno = errno ? errno : EIO;
-	stdout_said |= said;
 	return -stdout_errno;
 }
 
+/* a command that failed has said why in its one line (-j: its error document failed too) */
 static int close_stdout(int rc)
 {
-	int err = pl_stdout_flush(false);
+	int err = pl_stdout_flush();
 
-	if (!err || err == -EPIPE)
+	if (!err || err == -EPIPE || rc)
 		return rc;
-	if (!stdout_said)
-		pl_err("cannot write to standard output: %s", strerror(-err));
-	return rc ? rc : PL_EXIT_FAIL;
+	pl_err("cannot write to standard output: %s", strerror(-err));
+	return PL_EXIT_FAIL;
 }
 
 int main(int argc, char **argv)

@@ -266,7 +266,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	 * --reset: to the reading shown, and only once it is out: figures that
 	 * could not be written (a full disk) leave the counters as they are
 	 */
-	if (reset && (err = pl_stdout_flush(true))) {
+	if (reset && (err = pl_stdout_flush())) {
 		pl_err("stats: %s: cannot write the reading: %s: counters not reset", a->ifname,
 		       strerror(-err));
 		rc = PL_EXIT_FAIL;
