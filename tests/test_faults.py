@@ -235,6 +235,40 @@ def test_interface_deleted_while_attached(lab):
     assert leftovers(lab) == []
 
 
+def test_interface_deleted_during_attach(lab):
+    """An interface deleted while `attach` runs (once its temporary pin directory is there:
+    it has looked the interface up and loaded its programs): it fails with one line naming
+    the deletion (exit 1, not the kernel's bare "Invalid argument" of an XDP link to a
+    vanished device) and leaves no pins behind; or, deleted after its links were made, it
+    completed and `detach` ends it."""
+    failed = 0
+    for _ in range(3):
+        sh("ip", "-n", lab.b, "link", "add", "dd0", "type", "veth", "peer", "name", "dd1")
+        sh("ip", "-n", lab.b, "link", "set", "dd0", "up")
+        # strace holds each mkdir() 0.3 s: its temporary pin directory made, attach waits
+        # there before it links its programs
+        p = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdir",
+                              "-e", "inject=mkdir:delay_exit=300000", PKTLENS, "-n", lab.b,
+                              "attach", "dd0", "--xdp", "skb", "--tc", "in,out"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(d.startswith("tmp:dd0:") for d in leftovers(lab)):
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.001)
+        sh("ip", "-n", lab.b, "link", "del", "dd0")
+        out, err = p.communicate(timeout=60)
+        if p.returncode:
+            failed += 1
+            assert (p.returncode, err) == (1, "pktlens: attach: dd0: the interface was deleted "
+                                              "during the attach (No such device): nothing "
+                                              "attached\n"), (out, err)
+        else:
+            pktlens("detach", "dd0", ns=lab.b)
+        assert [d for d in leftovers(lab) if "dd0" in d] == []
+        assert [a for a in attachments_in(lab.b) if a["ifname"] == "dd0"] == []
+    assert failed
+
+
 def test_bpffs_unmounted_and_remounted(lab):
     """A bpffs of our own in a private mount namespace: when it is unmounted the
     kernel drops the pinned links (XDP and tcx detach, counters are gone);
