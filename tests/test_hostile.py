@@ -585,6 +585,16 @@ def test_output_that_cannot_be_written_is_an_error(lab, args):
                                            "descriptor\n"), r
 
 
+def test_failing_command_with_unwritable_output_says_one_line(lab):
+    """-j writes a command's error document to stdout too: when that cannot be written either,
+    the command's own line is the only one (its exit code unchanged)."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([PKTLENS, "-n", lab.b, "-j", "stats", "nosuch"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (2, "pktlens: stats: nosuch: not attached (pktlens "
+                                           "attach nosuch)\n"), r
+
+
 def test_smaller_refusals():
     """Things that were accepted and could never work, or said the wrong thing."""
     r = pktlens("export", "ipfix", "--collector", "127.0.0.1:0", "--duration", "1", check=False)
