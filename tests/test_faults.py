@@ -235,6 +235,48 @@ def test_interface_deleted_while_attached(lab):
     assert leftovers(lab) == []
 
 
+@pytest.mark.parametrize("hooks", [("--xdp", "skb", "--tc", "none"),
+                                   ("--xdp", "none", "--tc", "in")], ids=["xdp", "tc"])
+def test_detach_totals_count_what_came_while_the_hooks_came_off(lab, hooks):
+    """Packets counted after detach took its reading but before the hooks came off were in no
+    total (the maps went with the pins). strace holds detach where it opens the pin directory
+    to remove it, hooks still attached; what arrives then is in the final totals, which equal
+    the kernel's own count of what vb received."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    udp(lab, 3)
+    lab.wait_packets(3)
+    d = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
+    p = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-P", d, "-e", "trace=openat",
+                          "-e", "inject=openat:delay_exit=2000000", PKTLENS, "-n", lab.b, "-j",
+                          "detach", "vb"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+
+    def holding():
+        """pktlens (strace's child) holds the pin directory open: it is held there."""
+        for kid in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split():
+            fds = f"/proc/{kid}/fd"
+            for fd in os.listdir(fds):
+                try:
+                    if os.readlink(f"{fds}/{fd}") == d:
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    deadline = time.monotonic() + 30
+    while not holding():
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.01)
+    udp(lab, 5)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    totals = json.loads(out)["detached"][0]["totals"]
+    received = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    assert [t["packets"] for t in totals] == [8] and received == 8, (totals, received)
+    assert leftovers(lab) == []
+
+
 def test_interface_deleted_during_attach(lab):
     """An interface deleted while `attach` runs (once its temporary pin directory is there:
     it has looked the interface up and loaded its programs): it fails with one line naming
