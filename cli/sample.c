@@ -592,7 +592,7 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 }
 
 /* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
-static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
+static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir, uint32_t ifindex)
 {
 	char why[PL_WHY_LEN + 256];
 	uint64_t rate;
@@ -601,6 +601,11 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, const char *dir)
 	if (!pl_g.json)
 		pl_info("sample: %s: waiting for '%s'", ifname, t->text);
 	while (!pl_stop) {
+		if (iface_gone(ifindex)) {
+			pl_err("sample: %s: the interface went away while waiting for '%s': stopped",
+			       ifname, t->text);
+			return PL_EXIT_FAIL;
+		}
 		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
 		if (err) {
 			pl_err("sample: %s: --when: %s", ifname, why);
@@ -834,7 +839,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {
 		if (c->when) {
-			ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir);
+			ret = wait_trigger(&trig, a->ifname, cap_opened ? NULL : a->dir, r->ifindex);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;

@@ -353,6 +353,27 @@ def test_interface_deleted_under_the_sampler_ends_it(lab, how):
         assert not os.path.exists(os.path.join(lab.tmp, "late.pcap"))
 
 
+def test_interface_deleted_under_a_waiting_trigger_ends_it(lab):
+    """--when 'rule ID > N': counters of the pins are still readable once the interface is
+    gone, but the trigger can never fire: the sampler ends (exit 1, one line) instead of
+    waiting for ever."""
+    attach(lab)
+    pktlens("policy", "add", "vb", "--id", 7, "--proto", "udp", "--pass", ns=lab.b)
+    path = os.path.join(lab.tmp, "when.pcap")
+    s = Sampler(lab, "-w", path, "--when", "rule 7 > 1000pps", "--for", 2, ready=False)
+    try:
+        s.wait_for(b"waiting for")
+        sh("ip", "-n", lab.b, "link", "del", "vb")
+        s.p.wait(timeout=5)
+    finally:
+        rc = s.stop(timeout=10)
+    err = s.err.decode()
+    assert rc == 1, err
+    assert "pktlens: sample: vb: the interface went away while waiting for 'rule 7 > 1000pps': " \
+           "stopped\n" in err, err
+    assert not os.path.exists(path)
+
+
 # ---- 13: symbolic links, file modes ----
 
 def test_symbolic_links_are_not_followed(lab):
