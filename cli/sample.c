@@ -273,7 +273,7 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 		return;
 	}
 	fprintf(stderr, "pktlens: sample %s: %llu matched, %llu sampled, %llu written, "
-		"%llu lost (ring full)", ifname, (unsigned long long)sel, (unsigned long long)smp,
+		"%llu lost (ring full)", PL_NAME(ifname), (unsigned long long)sel, (unsigned long long)smp,
 		(unsigned long long)r->written, (unsigned long long)lost);
 	if (r->unwritten)
 		fprintf(stderr, ", %llu not written (%s)", (unsigned long long)r->unwritten,

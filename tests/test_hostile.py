@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh, slot, unique
+from lab import PIN_ROOT, PKTLENS, PYTHON, netns_ino, pktlens, pktlens_json, sh, slot, unique
 
 
 def quiet(ns):
@@ -280,6 +280,45 @@ def terminal_safe(b):
     text = b.decode("utf-8")
     assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0], text
     return text
+
+
+@pytest.mark.parametrize("attached", [True, False], ids=["attached", "capture-only"])
+def test_odd_interface_names_in_sample_summary_and_pcapng(lab, attached):
+    """sample's summary line (stderr) and a pcapng file's interface name and description carry
+    the name as pktlens shows it everywhere (\\xHH): no raw terminal escape on stderr, and
+    pcapng's options stay the UTF-8 its format requires (tcpdump and scapy read the file)."""
+    from scapy.all import Ether, IP, UDP, rdpcap, sendp  # noqa: F401
+    for i, name in enumerate(ODD_NAMES):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type",
+                        b"veth", b"peer", b"name", f"odd{i}".encode()], check=True)
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", name, b"up"], check=True)
+        sh("ip", "-n", lab.b, "link", "set", f"odd{i}", "up")
+        if attached:
+            run_raw("attach", name, "--xdp", "none", "--tc", "in", ns=lab.b)
+        path = os.path.join(lab.tmp, f"odd{i}.pcapng")
+        p = subprocess.Popen([os.fsencode(PKTLENS), b"-n", lab.b.encode(), b"sample", name,
+                              b"--pcapng", b"-c", b"1", b"-w", path.encode()],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff") / IP(src="198.18.0.1", dst="198.18.0.2") /
+                      UDP(sport=1, dport=2))
+        deadline = time.time() + 20
+        while p.poll() is None and time.time() < deadline:
+            # from the peer, until the sampler took one
+            sh("ip", "netns", "exec", lab.b, PYTHON, "-c",
+               "import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
+               f"s.bind(('odd{i}', 0)); s.send(bytes.fromhex('{frame.hex()}'))")
+            time.sleep(0.2)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 0, err
+        text = terminal_safe(err)
+        summary = [ln for ln in text.splitlines() if " matched, " in ln]
+        assert len(summary) == 1 and summary[0].startswith("pktlens: sample "), text
+        data = open(path, "rb").read()
+        idb = data[data.index(b"\x01\x00\x00\x00"):]            # first IDB on: options UTF-8
+        opts = [o for o in idb.split(b"\x00") if b"@tc" in o or b"hook of" in o]
+        assert opts and all(o.decode("utf-8") for o in opts)
+        assert not any(b"\x1b" in o or b"\xff" in o for o in opts), opts
+        assert len(rdpcap(path)) == 1
 
 
 def test_redirect_targets_with_quotes_or_hash_load_back(lab):
