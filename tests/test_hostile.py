@@ -321,6 +321,23 @@ def test_odd_interface_names_in_sample_summary_and_pcapng(lab, attached):
         assert len(rdpcap(path)) == 1
 
 
+def test_odd_interface_names_in_apply_plans(lab):
+    """apply (and the daemon's log, the same step lines) names interfaces as everywhere else:
+    a terminal escape in a name never reaches the output raw."""
+    subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", ODD_NAMES[1], b"type",
+                    b"veth", b"peer", b"name", b"odd1"], check=True)
+    subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", ODD_NAMES[1], b"up"], check=True)
+    cfg = os.path.join(lab.tmp, "odd.yaml")
+    with open(cfg, "w") as f:
+        f.write(f'interfaces:\n  - match: "v?*x"\n    netns: "{lab.b}"\n    xdp: none\n'
+                f'    tc: in\n')
+    for extra in (["--dry-run"], []):
+        r = run_raw("apply", cfg, *extra)
+        text = terminal_safe(r.stdout)
+        assert "v\\x1b[2Jx (netns " in text, text
+    pktlens("detach", "--all", ns=lab.b)
+
+
 def test_redirect_targets_with_quotes_or_hash_load_back(lab):
     """Names may hold quotes and '#': `policy list` quotes such a --redirect target, so its
     output loads back to the same rules. It had printed them bare, and load read a quote as
