@@ -278,17 +278,24 @@ static int do_detach(void *cfg, int argc, char **argv)
 		struct pl_stats s[PL_SLOT_MAX] = {};
 		struct pl_state st;
 		char why[PL_WHY_LEN];
-		bool have = false;
+		bool have = false, opened;
 
-		/* final totals first: the maps go away with the pins */
-		if (pl_state_open(a[i].dir, &st) == 0) {
-			have = pl_state_stats(&st, s) == 0;
-			pl_state_close(&st);
-		}
+		/*
+		 * The maps held open across the detach: the final totals are read
+		 * once the hooks are off, so a packet counted while they came off is
+		 * in them; the maps go when these last references close.
+		 */
+		opened = pl_state_open(a[i].dir, &st) == 0;
 		if (pl_detach(&a[i], why, sizeof(why))) {
+			if (opened)
+				pl_state_close(&st);
 			pl_err("detach: %s", why);
 			ret = PL_EXIT_FAIL;
 			continue;
+		}
+		if (opened) {
+			have = pl_state_stats(&st, s) == 0;
+			pl_state_close(&st);
 		}
 		pl_print_obj_open(NULL);
 		pl_print_name("ifname", "detached %s", a[i].ifname);

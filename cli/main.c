@@ -128,7 +128,7 @@ static void print_version(void)
 	jw_end(&w);
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	bool version = false;
 	int i;
@@ -185,4 +185,61 @@ int main(int argc, char **argv)
 		return PL_EXIT_OK;
 	}
 	return pl_cmd_run(pl_cmds, argc - i, argv + i, enter);
+}
+
+static int stdout_errno;	/* why the first write to standard output failed */
+
+/* stdout's writes, as stdio makes them, keeping the cause of the first failure */
+static ssize_t stdout_write(void *cookie, const char *buf, size_t len)
+{
+	size_t done = 0;
+
+	(void)cookie;
+	while (done < len) {
+		ssize_t n = write(STDOUT_FILENO, buf + done, len - done);
+
+		if (n <= 0) {
+			if (!stdout_errno)
+				stdout_errno = n < 0 ? errno : EIO;
+			return done ? (ssize_t)done : -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+/*
+ * What was printed must have reached standard output: a full disk or a
+ * closed descriptor is a failure (exit 1, said with its cause), never a
+ * silent success that leaves a cut `policy list > f` to load. A reader that
+ * went away (EPIPE, where SIGPIPE is ignored: sample) ended the output by
+ * its own choice.
+ */
+int pl_stdout_flush(void)
+{
+	if (fflush(stdout) != EOF && !ferror(stdout))
+		return 0;
+	if (!stdout_errno)
+		stdout_errno = errno ? errno : EIO;
+	return -stdout_errno;
+}
+
+/* a command that failed has said why in its one line (-j: its error document failed too) */
+static int close_stdout(int rc)
+{
+	int err = pl_stdout_flush();
+
+	if (!err || err == -EPIPE || rc)
+		return rc;
+	pl_err("cannot write to standard output: %s", strerror(-err));
+	return PL_EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+	FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){ .write = stdout_write });
+
+	if (out)
+		stdout = out;	/* `top` gives ncurses descriptor 1 itself */
+	return close_stdout(run(argc, argv));
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <net/if.h>
 
 #include <bpf/libbpf.h>
 #include <pktlens/clock.h>
@@ -273,7 +274,7 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 		return;
 	}
 	fprintf(stderr, "pktlens: sample %s: %llu matched, %llu sampled, %llu written, "
-		"%llu lost (ring full)", ifname, (unsigned long long)sel, (unsigned long long)smp,
+		"%llu lost (ring full)", PL_NAME(ifname), (unsigned long long)sel, (unsigned long long)smp,
 		(unsigned long long)r->written, (unsigned long long)lost);
 	if (r->unwritten)
 		fprintf(stderr, ", %llu not written (%s)", (unsigned long long)r->unwritten,
@@ -345,17 +346,23 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
 }
 
 /*
- * Whether the interface @ifindex is gone from this namespace (deleted, or
- * moved away): its programs, ours or the attachment's, no longer see it.
+ * The interface with @ifindex is no longer in this namespace (deleted, or
+ * moved away): as tcpdump's "The interface disappeared", nothing more can come.
  */
-static bool dev_gone(uint32_t ifindex, const char *ifname)
+static bool iface_gone(uint32_t ifindex)
 {
 	char name[IF_NAMESIZE];
 
-	if (!ifindex || if_indextoname(ifindex, name) || errno != ENXIO)
+	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
+}
+
+/* iface_gone(), said for @ifname, gone while @doing */
+static bool dev_gone(uint32_t ifindex, const char *ifname, const char *doing)
+{
+	if (!iface_gone(ifindex))
 		return false;
 	pl_err("sample: %s: the interface is gone (deleted, or moved to another network "
-	       "namespace): stopped", ifname);
+	       "namespace) while %s: stopped", ifname, doing);
 	return true;
 }
 
@@ -410,7 +417,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 				       r->a->ifname);
 				return PL_EXIT_FAIL;
 			}
-			if (dev_gone(r->ifindex, r->a->ifname))
+			if (dev_gone(r->ifindex, r->a->ifname, "sampling"))
 				return PL_EXIT_FAIL;
 		}
 	}
@@ -608,8 +615,11 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 			pl_err("sample: %s: --when: %s", ifname, why);
 			return PL_EXIT_CODE(err, ENOENT);
 		}
-		if (dev_gone(ifindex, ifname))
+		if (iface_gone(ifindex)) {
+			pl_err("sample: %s: the interface is gone (deleted, or moved to another "
+			       "network namespace) while waiting for '%s': stopped", ifname, t->text);
 			return PL_EXIT_FAIL;
+		}
 		if (rate > t->above) {
 			if (!pl_g.json)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
@@ -657,6 +667,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	char why[PL_WHY_LEN + 512];
 	char *expr = NULL;
 	size_t n;
+	__u32 gone_ifindex = 0;
 	int err, ret = PL_EXIT_OK;
 
 	if (!r) {
@@ -829,6 +840,13 @@ static int do_sample(void *cfg, int argc, char **argv)
 		if (err) {
 			ret = pl_open_error("sample", a, err);
 			goto out;
+		}
+		/* its counters stay readable, but no packet can come: refused, not waited on */
+		if (a->meta_ok && (iface_gone(a->meta.ifindex) ||
+				   (!pl_attachment_link_ifindex(a, &gone_ifindex) && !gone_ifindex))) {
+			pl_err("sample: %s: the attached interface was deleted (its counters: pktlens stats %s; "
+			       "pktlens detach %s removes them)", a->ifname, a->ifname, a->ifname);
+			goto usage;
 		}
 	}
 	r->a = a;

@@ -188,10 +188,9 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	/* the (slow) count first: the reading and the reset follow each other closely */
 	err = pl_state_flow_count(&st, &used);
 	if (!err)
-		err = reset ? pl_state_reset(&st, s) : pl_state_stats(&st, s);
+		err = pl_state_stats(&st, s);
 	if (err) {
-		pl_err("stats: %s: cannot %s maps: %s", a->ifname, reset ? "reset" : "read",
-		       strerror(-err));
+		pl_err("stats: %s: cannot read maps: %s", a->ifname, strerror(-err));
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
@@ -264,8 +263,20 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 					   pl_slot_attached(&st.meta, sl));
 		tcp_summary(NULL, a, &st.meta);
 	}
+	/*
+	 * --reset: to the reading shown, and only once it is out: figures that
+	 * could not be written (a full disk) leave the counters as they are
+	 */
+	if (reset && (err = pl_stdout_flush())) {
+		pl_err("stats: %s: cannot write the reading: %s: counters not reset", a->ifname,
+		       strerror(-err));
+		rc = PL_EXIT_FAIL;
+	} else if (reset && (err = pl_state_reset_to(&st, s))) {
+		pl_err("stats: %s: cannot reset maps: %s", a->ifname, strerror(-err));
+		rc = PL_EXIT_FAIL;
+	}
 	pl_state_close(&st);
-	return PL_EXIT_OK;
+	return rc;
 }
 
 static double now_s(void)

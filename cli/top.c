@@ -471,6 +471,7 @@ static int do_top(void *cfg, int argc, char **argv)
 	struct frame f;
 	uint32_t interval = ((const struct top_cfg *)cfg)->interval;
 	SCREEN *scr;
+	FILE *tout = NULL;
 	int tierr;
 	double t0;
 	int err, ret;
@@ -495,9 +496,13 @@ static int do_top(void *cfg, int argc, char **argv)
 	scr = NULL;
 	if (term && *term && setupterm(NULL, STDOUT_FILENO, &tierr) == OK) {
 		del_curterm(cur_term);
-		scr = newterm(NULL, stdout, stdin);
+		/* a stream on descriptor 1: stdout is pktlens's checked one, without (cli/main.c) */
+		tout = fdopen(dup(STDOUT_FILENO), "w");
+		scr = tout ? newterm(NULL, tout, stdin) : NULL;
 	}
 	if (!scr) {
+		if (tout)
+			fclose(tout);
 		if (term && *term)
 			pl_err("top: cannot use the terminal: TERM '%s' is not known here", term);
 		else
@@ -541,6 +546,7 @@ static int do_top(void *cfg, int argc, char **argv)
 	}
 	endwin();
 	delscreen(scr);
+	fclose(tout);
 	return top_end(dev, &prev, &cur, err);
 }
 

@@ -39,6 +39,12 @@ extern struct pl_globals pl_g;
  * stdout under -j). Returns nothing; callers return the exit code.
  */
 __attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
+/*
+ * Flush stdout: 0 once everything printed has been written, else -errno of
+ * the first write that failed. cli/main.c checks it again at exit: a
+ * command that ends with 0 then fails (exit 1) with that cause.
+ */
+int pl_stdout_flush(void);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
 /*

@@ -1347,8 +1347,15 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	a.tmp_made = false;
 	err = 0;
 out:
-	if (err)
+	if (err) {
+		struct pl_link_info now;
+
 		undo(&a);
+		/* deleted under us: the kernel's errno for it (XDP: EINVAL) would name no cause */
+		if (a.li.ifindex > 0 && pl_link_get(NULL, a.li.ifindex, &now) == -ENODEV)
+			err = pl_why(a.why, a.whylen, -ENXIO, "%s: the interface was deleted during "
+				     "the attach (%s): nothing attached", ifname, strerror(ENODEV));
+	}
 	/* over a --tcp-passive attachment without it: the namespace's TCP maps, if now unused */
 	else if (a.have_old && a.old.meta.tcp_passive && !o->tcp_passive)
 		pl_tcp_release_ns(ns);

@@ -718,6 +718,12 @@ int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX]);
  */
 int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]);
 /*
+ * The same reset, to @reading, which pl_state_stats() made before (and the
+ * caller has shown): what came after it stays in the counters. So `stats
+ * --reset` resets only once its figures are out.
+ */
+int pl_state_reset_to(struct pl_state *st, const struct pl_stats reading[PL_SLOT_MAX]);
+/*
  * Pin @base (and @fbase, NULL: none) as the bases of the attachment in @dir,
  * replacing the ones there at once (a pin under a temporary name, then
  * rename()).

@@ -754,22 +754,24 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
  * table after it was read (counted twice) or behind the walk (shown twice),
  * which is what the hold of pl_state_reset() below prevents.
  */
-static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
+/* @read: take the reading now into @printed, else @printed is one pl_state_stats() made */
+static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX], bool read)
 {
-	struct pl_stats raw[PL_SLOT_MAX], base[PL_SLOT_MAX];
+	struct pl_stats base[PL_SLOT_MAX];
 	struct flow_sums gone = {};	/* flow records the reset takes away, as shown before */
 	struct cache_set cs = {};
 	struct timespec now;
 	int err;
 
-	/* 1. the reading: printed, and the base from now on */
-	err = stats_raw(st, raw);
-	if (err)
+	/* 1. the reading: printed, and the base from now on (what it showed and the old base) */
+	if (read && (err = pl_state_stats(st, printed)))
 		return err;
 	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
-		printed[sl] = raw[sl];
-		stats_sub(&printed[sl], &st->base[sl]);
-		base[sl] = raw[sl];
+		__u64 *b = (__u64 *)&base[sl];
+		const __u64 *p = (const __u64 *)&printed[sl], *o = (const __u64 *)&st->base[sl];
+
+		for (size_t w = 0; w < sizeof(struct pl_stats) / sizeof(__u64); w++)
+			b[w] = p[w] + o[w];
 	}
 	/*
 	 * 2. what the per-CPU caches hold becomes the flows' base: user space
@@ -834,7 +836,20 @@ int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
 	int err = hold_begin(st, &h);
 
 	if (!err)
-		err = state_reset(st, printed);
+		err = state_reset(st, printed, true);
+	hold_end(&h);
+	return err;
+}
+
+int pl_state_reset_to(struct pl_state *st, const struct pl_stats reading[PL_SLOT_MAX])
+{
+	struct pl_stats printed[PL_SLOT_MAX];
+	struct cache_hold h;
+	int err = hold_begin(st, &h);
+
+	memcpy(printed, reading, sizeof(printed));
+	if (!err)
+		err = state_reset(st, printed, false);
 	hold_end(&h);
 	return err;
 }

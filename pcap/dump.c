@@ -18,6 +18,7 @@
 #include <linux/types.h>
 
 #include "dump.h"
+#include "../export/format.h"
 #include "out.h"
 #include "pktlens/pktlens.h"
 
@@ -133,21 +134,25 @@ static int64_t iface_find(const struct pl_dump *d, uint32_t ifindex, int hook)
 	return -1;
 }
 
-/* The IDB's if_name and if_description of @f. */
+/*
+ * The IDB's if_name and if_description of @f: the name as pktlens shows it
+ * everywhere (pl_fmt_name()), UTF-8 as pcapng's options must be.
+ */
 static void iface_names(const struct pl_dump_if *f, char *name, size_t nlen, char *desc,
 			size_t dlen)
 {
 	const char *hook = f->hook == PL_HOOK_XDP ? "xdp" : "tc";
+	const char *shown = PL_NAME(f->ifname);
 
-	snprintf(name, nlen, "%s@%s", f->ifname, hook);
-	snprintf(desc, dlen, "pktlens %s hook of %s (ifindex %u)", hook, f->ifname, f->ifindex);
+	snprintf(name, nlen, "%s@%s", shown, hook);
+	snprintf(desc, dlen, "pktlens %s hook of %s (ifindex %u)", hook, shown, f->ifindex);
 }
 
 /* The interface id of @f, adding its IDB to @rec the first time. */
 static int iface_id(struct pl_dump *d, const struct pl_dump_if *f, struct blk *rec, uint32_t *id)
 {
 	struct blk k = { 0 };
-	char name[64], desc[128];
+	char name[PL_NAME_TEXT + 8], desc[PL_NAME_TEXT + 64];
 	uint16_t lt[2] = { 1 /* LINKTYPE_ETHERNET */, 0 };
 	uint8_t tsresol = 9;
 	int64_t at = iface_find(d, f->ifindex, f->hook);

@@ -33,6 +33,7 @@
 #include "daemon.h"
 #include "plan.h"
 #include "watch.h"
+#include "../export/format.h"
 #include "../export/ipfix.h"
 #include "../export/serve.h"
 
@@ -103,16 +104,18 @@ static double now_s(void)
 __attribute__((format(printf, 3, 4)))
 static void dlog(const struct daemon *d, int prio, const char *fmt, ...)
 {
-	char line[4096];
+	char line[4096], safe[4 * sizeof(line) + 5];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* one line, no raw control character, whatever a name in it holds (as pl_err()) */
+	pl_fmt_safe(line, safe, sizeof(safe));
 	if (d->journal)
-		fprintf(stderr, "<%d>pktlens: daemon: %s\n", prio, line);
+		fprintf(stderr, "<%d>pktlens: daemon: %s\n", prio, safe);
 	else
-		fprintf(stderr, "pktlens: daemon: %s\n", line);
+		fprintf(stderr, "pktlens: daemon: %s\n", safe);
 }
 
 #define LOG_ERR 3

@@ -873,7 +873,7 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 		snprintf(nsbuf, sizeof(nsbuf), "%" PRIu64 " (%s)", st->netns, st->nsname);
 	else
 		pl_netns_fmt(st->netns, pl_att_cookie(&st->att), true, nsbuf, sizeof(nsbuf));
-	ADD("%s (netns %s): ", st->ifname, nsbuf);
+	ADD("%s (netns %s): ", PL_NAME(st->ifname), nsbuf);
 	switch (st->kind) {
 	case PL_STEP_REMOVE:
 		ADD("%s", st->why);
@@ -891,7 +891,7 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 		break;
 	default:
 		if (st->what & PL_CH_RENAME)
-			ADD("%srenamed from %s", sep, st->pinned), sep = "; ";
+			ADD("%srenamed from %s", sep, PL_NAME(st->pinned)), sep = "; ";
 		if (st->what & (PL_CH_HOOKS | PL_CH_PROBES))
 			ADD("%shooks %s -> %s", sep, hooks_str(h, a, sizeof(a)),
 			    hooks_str(w, b, sizeof(b))), sep = "; ";

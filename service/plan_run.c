@@ -57,28 +57,30 @@ static int enter_for(const struct pl_step *st, const struct pl_nsset *s)
 	return err;
 }
 
-static void final_totals(struct pl_step *st)
+/* @state (opened before the detach, the maps held by it) read into @st's message; closed */
+static void final_totals(struct pl_step *st, struct pl_state *state)
 {
 	struct pl_stats s[PL_SLOT_MAX];
-	struct pl_state state;
 	char totals[sizeof(st->msg) - 32];
 
-	if (pl_state_open(st->att.dir, &state))
-		return;
-	if (!pl_state_stats(&state, s) && pl_fmt_totals(&st->att.meta, s, totals, sizeof(totals))[0])
+	if (!pl_state_stats(state, s) && pl_fmt_totals(&st->att.meta, s, totals, sizeof(totals))[0])
 		snprintf(st->msg, sizeof(st->msg), "final totals: %s", totals);
-	pl_state_close(&state);
+	pl_state_close(state);
 }
 
 static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned flags)
 {
 	struct pl_attachment att = st->att;
 	char why[PL_WHY_LEN * 2];
-	bool disp;
+	struct pl_state state;
+	bool disp, opened;
 	int err;
 
-	final_totals(st);
+	/* held open across the detach: the totals are read once the hooks are off (cli detach) */
+	opened = !pl_state_open(st->att.dir, &state);
 	if (st->gone && !st->clear_way && !st->moved && (flags & PL_RUN_KEEP_GONE)) {
+		if (opened)
+			final_totals(st, &state);
 		st->kept = true;
 		return 0;
 	}
@@ -107,6 +109,8 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 			snprintf(att.dir, sizeof(att.dir), "%s", aside);
 	}
 	err = pl_detach(&att, why, sizeof(why));
+	if (opened)
+		final_totals(st, &state);
 	if (err)
 		snprintf(st->msg, sizeof(st->msg), "%s", why);
 	return err;

@@ -65,6 +65,10 @@ def assert_nothing(lab):
     assert kernel_hooks(lab.b, "vb") == (None, [], 0)
 
 
+# LeakSanitizer cannot run under ptrace: a sanitized pktlens run by strace checks all but leaks
+NO_LEAK_CHECK = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}
+
+
 def leftovers(lab):
     d = f"{PIN_ROOT}/{netns_ino(lab.b)}"
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
@@ -233,6 +237,83 @@ def test_interface_deleted_while_attached(lab):
     assert d["detached"][0]["ifname"] == "vb"
     assert d["detached"][0]["totals"][0]["packets"] == 3
     assert leftovers(lab) == []
+
+
+@pytest.mark.parametrize("hooks", [("--xdp", "skb", "--tc", "none"),
+                                   ("--xdp", "none", "--tc", "in")], ids=["xdp", "tc"])
+def test_detach_totals_count_what_came_while_the_hooks_came_off(lab, hooks):
+    """Packets counted after detach took its reading but before the hooks came off were in no
+    total (the maps went with the pins). strace holds detach where it opens the pin directory
+    to remove it, hooks still attached; what arrives then is in the final totals, which equal
+    the kernel's own count of what vb received."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    udp(lab, 3)
+    lab.wait_packets(3)
+    d = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
+    p = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-P", d, "-e", "trace=openat",
+                          "-e", "inject=openat:delay_exit=2000000", PKTLENS, "-n", lab.b, "-j",
+                          "detach", "vb"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=NO_LEAK_CHECK)
+
+    def holding():
+        """pktlens (strace's child) holds the pin directory open: it is held there."""
+        for kid in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split():
+            fds = f"/proc/{kid}/fd"
+            for fd in os.listdir(fds):
+                try:
+                    if os.readlink(f"{fds}/{fd}") == d:
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    deadline = time.monotonic() + 30
+    while not holding():
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.01)
+    udp(lab, 5)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    totals = json.loads(out)["detached"][0]["totals"]
+    received = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    assert [t["packets"] for t in totals] == [8] and received == 8, (totals, received)
+    assert leftovers(lab) == []
+
+
+def test_interface_deleted_during_attach(lab):
+    """An interface deleted while `attach` runs (once its temporary pin directory is there:
+    it has looked the interface up and loaded its programs): it fails with one line naming
+    the deletion (exit 1, not the kernel's bare "Invalid argument" of an XDP link to a
+    vanished device) and leaves no pins behind; or, deleted after its links were made, it
+    completed and `detach` ends it."""
+    failed = 0
+    for _ in range(3):
+        sh("ip", "-n", lab.b, "link", "add", "dd0", "type", "veth", "peer", "name", "dd1")
+        sh("ip", "-n", lab.b, "link", "set", "dd0", "up")
+        # strace holds each mkdir() 0.3 s: its temporary pin directory made, attach waits
+        # there before it links its programs
+        p = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdir",
+                              "-e", "inject=mkdir:delay_exit=300000", PKTLENS, "-n", lab.b,
+                              "attach", "dd0", "--xdp", "skb", "--tc", "in,out"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=NO_LEAK_CHECK)
+        deadline = time.monotonic() + 60
+        while not any(d.startswith("tmp:dd0:") for d in leftovers(lab)):
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.001)
+        sh("ip", "-n", lab.b, "link", "del", "dd0")
+        out, err = p.communicate(timeout=60)
+        if p.returncode:
+            failed += 1
+            assert (p.returncode, err) == (1, "pktlens: attach: dd0: the interface was deleted "
+                                              "during the attach (No such device): nothing "
+                                              "attached\n"), (out, err)
+        else:
+            pktlens("detach", "dd0", ns=lab.b)
+        assert [d for d in leftovers(lab) if "dd0" in d] == []
+        assert [a for a in attachments_in(lab.b) if a["ifname"] == "dd0"] == []
+    assert failed
 
 
 def test_bpffs_unmounted_and_remounted(lab):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh, slot, unique
+from lab import PIN_ROOT, PKTLENS, PYTHON, netns_ino, pktlens, pktlens_json, sh, slot, unique
 
 
 def quiet(ns):
@@ -280,6 +280,62 @@ def terminal_safe(b):
     text = b.decode("utf-8")
     assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0], text
     return text
+
+
+@pytest.mark.parametrize("attached", [True, False], ids=["attached", "capture-only"])
+def test_odd_interface_names_in_sample_summary_and_pcapng(lab, attached):
+    """sample's summary line (stderr) and a pcapng file's interface name and description carry
+    the name as pktlens shows it everywhere (\\xHH): no raw terminal escape on stderr, and
+    pcapng's options stay the UTF-8 its format requires (tcpdump and scapy read the file)."""
+    from scapy.all import Ether, IP, UDP, rdpcap, sendp  # noqa: F401
+    for i, name in enumerate(ODD_NAMES):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type",
+                        b"veth", b"peer", b"name", f"odd{i}".encode()], check=True)
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", name, b"up"], check=True)
+        sh("ip", "-n", lab.b, "link", "set", f"odd{i}", "up")
+        if attached:
+            run_raw("attach", name, "--xdp", "none", "--tc", "in", ns=lab.b)
+        path = os.path.join(lab.tmp, f"odd{i}.pcapng")
+        p = subprocess.Popen([os.fsencode(PKTLENS), b"-n", lab.b.encode(), b"sample", name,
+                              b"--pcapng", b"-c", b"1", b"-w", path.encode()],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff") / IP(src="198.18.0.1", dst="198.18.0.2") /
+                      UDP(sport=1, dport=2))
+        deadline = time.time() + 20
+        while p.poll() is None and time.time() < deadline:
+            # from the peer, until the sampler took one
+            sh("ip", "netns", "exec", lab.b, PYTHON, "-c",
+               "import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
+               f"s.bind(('odd{i}', 0)); s.send(bytes.fromhex('{frame.hex()}'))")
+            time.sleep(0.2)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 0, err
+        text = terminal_safe(err)
+        summary = [ln for ln in text.splitlines() if " matched, " in ln]
+        assert len(summary) == 1 and summary[0].startswith("pktlens: sample "), text
+        data = open(path, "rb").read()
+        idb = data[data.index(b"\x01\x00\x00\x00"):]            # first IDB on: options UTF-8
+        opts = [o for o in idb.split(b"\x00") if b"@tc" in o or b"hook of" in o]
+        assert opts and all(o.decode("utf-8") for o in opts)
+        assert not any(b"\x1b" in o or b"\xff" in o for o in opts), opts
+        assert len(rdpcap(path)) == 1
+
+
+def test_odd_interface_names_in_apply_plans(lab):
+    """apply (and the daemon's log, the same step lines) names interfaces as everywhere else:
+    a terminal escape in a name never reaches the output raw."""
+    subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", ODD_NAMES[1], b"type",
+                    b"veth", b"peer", b"name", b"odd1"], check=True)
+    subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", ODD_NAMES[1], b"up"], check=True)
+    cfg = os.path.join(lab.tmp, "odd.yaml")
+    with open(cfg, "w") as f:
+        f.write(f'interfaces:\n  - match: "v?*x"\n    netns: "{lab.b}"\n    xdp: none\n'
+                f'    tc: in\n')
+    for extra in (["--dry-run"], []):
+        r = run_raw("apply", cfg, *extra)
+        text = terminal_safe(r.stdout)
+        assert "v\\x1b[2Jx (netns " in text, text
+    pktlens("detach", "--all", ns=lab.b)
 
 
 def test_redirect_targets_with_quotes_or_hash_load_back(lab):
@@ -560,6 +616,39 @@ def test_numbers_are_decimal(lab):
                  ["policy", "add", "vb", "--dport", "0x50", "--drop"]):
         r = pktlens(*args, ns=lab.b, check=False)
         assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
+
+
+@pytest.mark.parametrize("args", [["list"], ["stats", "vb"], ["-j", "stats", "vb"],
+                                  ["flows", "vb"], ["policy", "list", "vb"],
+                                  ["-j", "policy", "list"], ["filter", "compile", "udp"],
+                                  ["--help"], ["-j", "-V"]])
+def test_output_that_cannot_be_written_is_an_error(lab, args):
+    """What a command prints must reach standard output: on a full disk (/dev/full) or a
+    closed descriptor it fails (exit 1) with one line naming the cause, instead of exit 0 with
+    a cut file (a `policy list > f` that `policy load` would then take as all the rules)."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "53", "--drop", ns=lab.b)
+    cmd = [PKTLENS, "-n", lab.b, *args]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout, ok
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (1, "pktlens: cannot write to standard output: No space "
+                                           "left on device\n"), r
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       timeout=60, preexec_fn=lambda: os.close(1))
+    assert (r.returncode, r.stderr) == (1, "pktlens: cannot write to standard output: Bad file "
+                                           "descriptor\n"), r
+
+
+def test_failing_command_with_unwritable_output_says_one_line(lab):
+    """-j writes a command's error document to stdout too: when that cannot be written either,
+    the command's own line is the only one (its exit code unchanged)."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([PKTLENS, "-n", lab.b, "-j", "stats", "nosuch"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (2, "pktlens: stats: nosuch: not attached (pktlens "
+                                           "attach nosuch)\n"), r
 
 
 def test_smaller_refusals():

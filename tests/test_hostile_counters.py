@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, netns_ino, pktlens, pktlens_json, sh
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh
 
 XDP = ("--xdp", "native", "--tc", "none")
 TC = ("--xdp", "none", "--tc", "in,out")
@@ -172,6 +172,35 @@ def test_reset_keeps_a_cached_flow_exact(lab):
     lab.wait_packets(1)
     d = pktlens_json("detach", "vb", ns=lab.b)
     assert d["detached"][0]["totals"][0]["packets"] == 1
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out):
+    """`stats --reset > FILE` on a full disk: the figures never got out, so the counters must
+    not be reset (exit 1, one line saying so with the cause); a reset whose figures are
+    written resets to exactly what it printed, in every field."""
+    pktlens("attach", "vb", *SKB_TC, ns=lab.b)
+    frames = mixed_flows(lab, 4)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    lab.send(frames * 3)
+    before = settled(lab)
+    assert hooks(before)[("xdp", "in")]["packets"] == 12 == \
+        lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    j = ["-j"] if json_out else []
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([PKTLENS, "-n", lab.b, *j, "stats", "vb", "--reset"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (1, "pktlens: stats: vb: cannot write the reading: No "
+                                           "space left on device: counters not reset\n")
+    after = pktlens_json("stats", "vb", ns=lab.b)
+    assert hooks(after) == hooks(before)          # every field of every hook, as it was
+    printed = pktlens_json("stats", "vb", "--reset", ns=lab.b)
+    assert hooks(printed) == hooks(before)
+    lab.send(frames[:1])
+    doc = lab.wait_packets(1)
+    for key, h in hooks(doc).items():              # from zero: only the one frame
+        assert h["packets"] == 1 and h["bytes"] == len(frames[0]), key
+    check_flows_add_up(lab, doc)
 
 
 @pytest.mark.parametrize("size", [None, "2048"], ids=["same-table", "other-table"])

@@ -316,6 +316,66 @@ def test_small_ring_with_small_snaplen_counts_what_fits(lab):
     assert c["written"] >= 3 and c["written"] + c["lost"] == 20 and c["unwritten"] == 0
 
 
+# ---- the interface goes away under a sampler ----
+
+@pytest.mark.parametrize("how", ["attached", "capture-only"])
+def test_interface_deleted_under_the_sampler_ends_it(lab, how):
+    """Like tcpdump's "The interface disappeared": a sampler whose interface is deleted ends
+    within a flush (exit 1, one line naming it, the summary), with what it took written out
+    and nothing of its own left chained or pinned; an attachment whose interface is gone is
+    refused at start (exit 2) instead of waiting forever."""
+    if how == "attached":
+        attach(lab)
+    path = os.path.join(lab.tmp, "gone.pcap")
+    s = Sampler(lab, "-w", path)
+    try:
+        raw = udp_frames(3, 100)
+        send_raw(lab, raw)
+        time.sleep(0.5)
+        sh("ip", "-n", lab.b, "link", "del", "vb")   # oracle: the kernel has no vb any more
+        s.p.wait(timeout=5)
+    finally:
+        rc = s.stop(timeout=10)
+    err = s.err.decode()
+    assert rc == 1, err
+    assert "pktlens: sample: vb: the interface is gone (deleted, or moved to another network " \
+        "namespace) while sampling: stopped\n" in err, err
+    assert s.counts()["written"] == 3
+    assert [g[0] for g in read_file(path)] == raw
+    ino = netns_ino(lab.b)
+    assert [d for d in os.listdir(PIN_ROOT) if d.startswith(f"cap:{ino}:")] == []
+    if how == "attached":
+        assert not chained_sample_stage(lab)
+        r = pktlens("sample", "vb", "-c", 1, "-w", os.path.join(lab.tmp, "late.pcap"),
+                    ns=lab.b, check=False, timeout=10)
+        assert r.returncode == 2, r
+        assert r.stderr.startswith("pktlens: sample: vb: the attached interface was deleted"), r.stderr
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+        assert not os.path.exists(os.path.join(lab.tmp, "late.pcap"))
+
+
+def test_interface_deleted_under_a_waiting_trigger_ends_it(lab):
+    """--when 'rule ID > N': counters of the pins are still readable once the interface is
+    gone, but the trigger can never fire: the sampler ends (exit 1, one line) instead of
+    waiting for ever."""
+    attach(lab)
+    pktlens("policy", "add", "vb", "--id", 7, "--proto", "udp", "--pass", ns=lab.b)
+    path = os.path.join(lab.tmp, "when.pcap")
+    s = Sampler(lab, "-w", path, "--when", "rule 7 > 1000pps", "--for", 2, ready=False)
+    try:
+        s.wait_for(b"waiting for")
+        sh("ip", "-n", lab.b, "link", "del", "vb")
+        s.p.wait(timeout=5)
+    finally:
+        rc = s.stop(timeout=10)
+    err = s.err.decode()
+    assert rc == 1, err
+    assert "pktlens: sample: vb: the interface is gone (deleted, or moved to another network " \
+        "namespace) while waiting for 'rule 7 > 1000pps': " \
+           "stopped\n" in err, err
+    assert not os.path.exists(path)
+
+
 # ---- 13: symbolic links, file modes ----
 
 def test_symbolic_links_are_not_followed(lab):
