@@ -1012,6 +1012,19 @@ def test_json_summary_says_what_was_attached_for_the_capture(lab):
     assert j["attached"] is True and "capture_only" not in j
 
 
+def fire_daemon_trigger(lab, d, sent, k, nth):
+    """Fire daemon @d's 'dev pps > 50' trigger once its sampler waits the @nth time, and send
+    firing @k's five frames (appended to @sent): d.pcap holds the first, d.pcap1 the second."""
+    wait_until(lambda: sum("waiting for 'dev pps > 50'" in line and "sample:" in line
+                           for _, line in d.lines) >= nth)
+    send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
+    wait_until(lambda: sum("capturing 'udp port 7777'" in line for _, line in d.lines) >= nth)
+    sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
+    send_raw(lab, sent[-1])
+    path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
+    wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+
+
 def test_daemon_trigger_firings_never_replace_each_others_files(lab):
     """A standing trigger whose write: has no strftime pattern: the second firing's file is
     FILE1, the first firing's FILE keeps its frames (tcpdump -r reads each)."""
@@ -1023,15 +1036,7 @@ def test_daemon_trigger_firings_never_replace_each_others_files(lab):
     try:
         d.wait_notify()
         for k in (1, 2):
-            wait_until(lambda: sum("waiting for 'dev pps > 50'" in line and "sample:" in line
-                                   for _, line in d.lines) >= k)
-            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
-            wait_until(lambda: sum("capturing 'udp port 7777'" in line
-                                   for _, line in d.lines) >= k)
-            sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
-            send_raw(lab, sent[-1])
-            path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
-            wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+            fire_daemon_trigger(lab, d, sent, k, k)
         assert d.stop() == 0, d.log()
     finally:
         d.kill()
@@ -1069,14 +1074,7 @@ def test_rearm_never_replaces_a_file_there_before_it_also_after_a_daemon_restart
         d = Daemon(lab, conf)
         try:
             d.wait_notify()
-            wait_until(lambda: any("waiting for 'dev pps > 50'" in line and "sample:" in line
-                                   for _, line in d.lines))
-            send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(200)])
-            wait_until(lambda: any("capturing 'udp port 7777'" in line for _, line in d.lines))
-            sent.append([udp(7000 + 10 * k + i, 7777) for i in range(5)])
-            send_raw(lab, sent[-1])
-            path = os.path.join(lab.tmp, "d.pcap" + ("1" if k == 2 else ""))
-            wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
+            fire_daemon_trigger(lab, d, sent, k, 1)
             assert d.stop() == 0, d.log()
         finally:
             d.kill()

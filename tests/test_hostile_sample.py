@@ -318,6 +318,14 @@ def test_small_ring_with_small_snaplen_counts_what_fits(lab):
 
 # ---- the interface goes away under a sampler ----
 
+def said_gone(s, rc, doing):
+    """Sampler @s, whose interface was deleted while @doing, ended with exit 1 and said so."""
+    err = s.err.decode()
+    assert rc == 1, err
+    assert "pktlens: sample: vb: the interface is gone (deleted, or moved to another network " \
+        f"namespace) while {doing}: stopped\n" in err, err
+
+
 @pytest.mark.parametrize("how", ["attached", "capture-only"])
 def test_interface_deleted_under_the_sampler_ends_it(lab, how):
     """Like tcpdump's "The interface disappeared": a sampler whose interface is deleted ends
@@ -336,10 +344,7 @@ def test_interface_deleted_under_the_sampler_ends_it(lab, how):
         s.p.wait(timeout=5)
     finally:
         rc = s.stop(timeout=10)
-    err = s.err.decode()
-    assert rc == 1, err
-    assert "pktlens: sample: vb: the interface is gone (deleted, or moved to another network " \
-        "namespace) while sampling: stopped\n" in err, err
+    said_gone(s, rc, "sampling")
     assert s.counts()["written"] == 3
     assert [g[0] for g in read_file(path)] == raw
     ino = netns_ino(lab.b)
@@ -368,11 +373,7 @@ def test_interface_deleted_under_a_waiting_trigger_ends_it(lab):
         s.p.wait(timeout=5)
     finally:
         rc = s.stop(timeout=10)
-    err = s.err.decode()
-    assert rc == 1, err
-    assert "pktlens: sample: vb: the interface is gone (deleted, or moved to another network " \
-        "namespace) while waiting for 'rule 7 > 1000pps': " \
-           "stopped\n" in err, err
+    said_gone(s, rc, "waiting for 'rule 7 > 1000pps'")
     assert not os.path.exists(path)
 
 
