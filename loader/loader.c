@@ -189,6 +189,7 @@ static int handle_foreign(struct attach *a, __u32 ours)
 		__u32 flag;
 		const char *name;
 	} slots[3];
+	struct pl_xdp_prog p;
 	int err, i;
 
 	if (a->info->xdp_disp)
@@ -204,13 +205,11 @@ static int handle_foreign(struct attach *a, __u32 ours)
 	for (i = 0; i < 3; i++) {
 		if (!slots[i].id || slots[i].id == ours)
 			continue;
-		if (!a->o->force) {
-			struct pl_xdp_prog p;
-
-			pl_xdp_prog_info(slots[i].id, &p);
+		pl_xdp_prog_info(slots[i].id, &p);
+		/* a capture-only sampler's link: not ours to take, even with --force */
+		if (!a->o->force || !strcmp(p.name, PL_CAP_XDP_PROG))
 			return pl_foreign_xdp_why(ifname, slots[i].id, slots[i].name, p.name, "",
 						  a->why, a->whylen);
-		}
 		err = bpf_xdp_detach(a->li.ifindex, slots[i].flag, NULL);
 		if (err)
 			return pl_why(a->why, a->whylen, err,

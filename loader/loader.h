@@ -22,6 +22,8 @@
 #define PL_PIN_TC_IN_LINK "tc_in_link"
 #define PL_PIN_TC_OUT_LINK "tc_out_link"
 #define PL_PIN_TMP_PREFIX "tmp:"
+/* the capture-only sampler's XDP program (xdp/pktlens_cap_xdp.bpf.c), held by its bpf_link */
+#define PL_CAP_XDP_PROG "pl_cap_xdp"
 #define PL_WHY_LEN 256
 
 /*

@@ -478,6 +478,11 @@ int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const cha
 	/* pktlens's own, of an attachment elsewhere: the interface moved here from its namespace */
 	if (pl_xdp_moved_why(id, moved, sizeof(moved)))
 		return pl_why(why, whylen, -EBUSY, "%s: %s", ifname, moved);
+	/* pktlens's own too: a capture-only sampler's, held by its bpf_link (loader/capture.c) */
+	if (!strcmp(prog, PL_CAP_XDP_PROG))
+		return pl_why(why, whylen, -EBUSY, "%s: a capture-only `pktlens sample --xdp` runs "
+			      "XDP program %s (id %u) on it until its capture ends: end that capture "
+			      "first, or attach with --xdp none", ifname, PL_CAP_XDP_PROG, id);
 	return pl_why(why, whylen, -EBUSY, "%s: a foreign XDP program (id %u, %s mode) is attached; "
 		      "--force replaces it (program '%s'%s)", ifname, id, mode, prog, also);
 }

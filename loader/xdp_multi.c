@@ -271,7 +271,7 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 		return pl_why(why, whylen, err, "%s: cannot query XDP state: %s", ifname,
 			      strerror(-err));
 	if (d.alone.id && d.alone.id != ours) {
-		if (!force)
+		if (!force || !strcmp(d.alone.name, PL_CAP_XDP_PROG))
 			return pl_foreign_xdp_why(ifname, d.alone.id, pl_xdp_mode_name(d.mode),
 						  d.alone.name, ", not in a libxdp dispatcher", why,
 						  whylen);

@@ -264,6 +264,34 @@ def nothing_left(lab):
     assert not os.path.exists(os.path.join(PIN_ROOT, str(netns_ino(lab.b))))
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_attach_beside_a_capture_only_xdp_sampler_names_it(lab, force):
+    """attach over a running capture-only `sample --xdp`: refused with one line naming the
+    sampler (exit 1), also with --force (the program is the sampler's, held by its bpf_link);
+    the capture goes on, and an attach without XDP works beside it."""
+    from test_sample import frames
+    raw = frames()[:4]
+    path = os.path.join(lab.tmp, "beside.pcap")
+    s = Sampler(lab, "-w", path, "--xdp")
+    try:
+        prog = json.loads(sh("ip", "-n", lab.b, "-j", "-d", "link", "show", "vb").stdout)[0]
+        ours = prog["xdp"]["prog"]["id"]
+        r = pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", *force, ns=lab.b, check=False)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1, r.stderr
+        assert lines[0] == (f"pktlens: attach: vb: a capture-only `pktlens sample --xdp` runs "
+                            f"XDP program pl_cap_xdp (id {ours}) on it until its capture ends: "
+                            "end that capture first, or attach with --xdp none")
+        link = json.loads(sh("ip", "-n", lab.b, "-j", "-d", "link", "show", "vb").stdout)[0]
+        assert link["xdp"]["prog"]["id"] == ours
+        pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+    finally:
+        assert s.stop(signal.SIGINT) == 0, s.err
+    assert read_file(path) == raw
+
+
 def test_unattached_interface_gets_a_capture_program_for_the_duration(lab):
     """Exact frames at tc (default) and XDP (--xdp) on an interface never attached; afterwards,
     and after SIGINT, SIGTERM, SIGHUP, nothing is left; after kill -9 the next command cleans."""
