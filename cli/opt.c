@@ -477,9 +477,15 @@ static int common_opt(int opt, const struct pl_cmd *obj, const char *path, char 
 	}
 }
 
-static bool is_json_word(const char *s)
+/* -j or -p (as common_opt() takes them): sets the output and says whether @s was one */
+static bool json_word(const char *s)
 {
-	return !strcmp(s, "-j") || !strcmp(s, "--json");
+	if (!strcmp(s, "-p") || !strcmp(s, "--pretty"))
+		pl_g.pretty = true;
+	else if (strcmp(s, "-j") && strcmp(s, "--json"))
+		return false;
+	pl_g.json = true;
+	return true;
 }
 
 /* Whether the option of @opts named @name was given */
@@ -517,7 +523,9 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 				ret = PL_EXIT_OK;
 				goto out;
 			}
-		optind = 1;
+		/* -j and -p after the command's name, as every command takes them */
+		for (optind = 1; optind < argc && json_word(argv[optind]); optind++)
+			;
 		goto positionals;
 	}
 	if (c->flags & PL_CMD_STOP)
@@ -575,11 +583,9 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 positionals:
 	pos = argv + optind;
 	n = argc - optind;
-	/* a -j after the words of a command whose options stop at the first word */
-	if ((c->flags & (PL_CMD_STOP | PL_CMD_RAW)) && n > 0 && is_json_word(pos[n - 1])) {
-		pl_g.json = true;
+	/* a -j (or -p) after the words of a command whose options stop at the first word */
+	if ((c->flags & (PL_CMD_STOP | PL_CMD_RAW)) && n > 0 && json_word(pos[n - 1]))
 		n--;
-	}
 	for (i = 0; c->opts && (c->opts[i].name || c->opts[i].short_name) && i < OPTS_MAX; i++) {
 		const struct pl_opt *o = &c->opts[i];
 

@@ -97,8 +97,8 @@ struct pl_opt {
 #define PL_FIELD(type, member) .off = offsetof(type, member), .size = sizeof(((type *)0)->member)
 
 /* Command flags. */
-#define PL_CMD_STOP (1u << 0)	/* options only before the first positional (and a trailing -j) */
-#define PL_CMD_RAW (1u << 1)	/* the handler parses its words (-h anywhere, a trailing -j) */
+#define PL_CMD_STOP (1u << 0)	/* options only before the first positional (and a trailing -j or -p) */
+#define PL_CMD_RAW (1u << 1)	/* the handler parses its words (-h anywhere; -j, -p first or last) */
 #define PL_CMD_NAME_SUBS (1u << 2)	/* "what is 'x'?" names the sub-commands */
 
 struct pl_cmd {

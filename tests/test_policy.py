@@ -1134,3 +1134,18 @@ def test_usage_errors(args, msg):
     assert r.returncode == 2
     if msg:
         assert r.stderr == msg
+
+
+@pytest.mark.parametrize("words", [["-j", "vb", "--proto", "udp", "--drop"],
+                                   ["--json", "vb", "--proto", "udp", "--drop"],
+                                   ["-p", "vb", "--proto", "udp", "--drop"],
+                                   ["vb", "--proto", "udp", "--drop", "-p"]])
+def test_add_takes_j_and_p_after_its_name(router, words):
+    """`policy add` takes -j and -p after its name, as every command does (pktlens(8)), and
+    last: `policy add -j vb ...` had been read as DEV '-j' and expression 'vb'."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    r = pktlens("policy", "add", *words, ns=router.h, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert json.loads(r.stdout) == {"interface": "vb", "id": 1,
+                                    "rule": "--id 1 --in --prio 1000 --proto udp --drop"}
+    assert ("\n    " in r.stdout) == ("-p" in words)
