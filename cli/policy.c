@@ -137,6 +137,17 @@ static int do_add(void *cfg, int argc, char **argv)
 		ret = read_rules("policy add", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
 		goto out;
+	if (pl_rule_redirect_missing(&r, rules, n)) {
+		int a = argc - 1;
+
+		for (int i = 1; i + 1 < argc; i++)
+			if (!strcmp(argv[i], "--redirect"))
+				a = i + 1;
+		pl_err("policy add: %s: argument %d: --redirect '%s': no such interface", argv[0], a,
+		       PL_SAFE(argv[a]));
+		ret = PL_EXIT_USAGE;
+		goto out;
+	}
 	if (!r.id)
 		r.id = pl_rules_next_id(rules, n);
 	if (!r.id) {
@@ -295,6 +306,15 @@ static int do_load(void *cfg, int argc, char **argv)
 		ret = PL_EXIT_FAIL;
 		goto out;
 	}
+	for (size_t i = 0; i < rl.n; i++)
+		if (pl_rule_redirect_missing(&rl.rules[i], old, nold)) {
+			const struct pl_rule_origin *a = &rl.orig[i];
+
+			pl_err("policy load: %s:%d:%d: --redirect 'ifindex:%u': no such interface",
+			       PL_SAFE(a->file), a->line, a->redirect_col, rl.rules[i].arg);
+			ret = PL_EXIT_USAGE;
+			goto out;
+		}
 	err = pl_rule_list_finish(&rl, old, nold, &texts, &ntexts, why, sizeof(why));
 	if (err) {
 		pl_err("policy load: %s", why);

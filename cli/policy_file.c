@@ -51,7 +51,10 @@ int pl_rule_list_add_line(struct pl_rule_list *rl, char *line, const char *file,
 		rl->orig = no;
 		rl->cap = cap;
 	}
-	rl->orig[rl->n] = (struct pl_rule_origin){ r.id, file, lineno, col0 + toks[0].col - 1, expr };
+	rl->orig[rl->n] = (struct pl_rule_origin){ r.id, file, lineno, col0 + toks[0].col - 1, 0, expr };
+	for (int i = 0; i + 1 < nt; i++)
+		if (!strcmp(toks[i].s, "--redirect"))
+			rl->orig[rl->n].redirect_col = col0 + toks[i + 1].col - 1;
 	rl->rules[rl->n++] = r;
 	return 0;
 }

@@ -20,6 +20,7 @@ struct pl_rule_origin {
 	__u32 id;		/* the rule's id once pl_rule_list_finish() gave it */
 	const char *file;	/* not owned */
 	int line, col;
+	int redirect_col;	/* of --redirect's value (0: none) */
 	char *expr;		/* its tcpdump expression (owned), or NULL */
 };
 

@@ -645,6 +645,18 @@ void pl_rule_limit_format(const struct pl_limit *l, char *buf, size_t n)
 		snprintf(buf + off, n - (size_t)off, " --over %s", pl_rule_action_name(l->over));
 }
 
+bool pl_rule_redirect_missing(const struct pl_rule *r, const struct pl_rule *old, size_t nold)
+{
+	char ifn[IF_NAMESIZE];
+
+	if (r->action != PL_ACT_REDIRECT || if_indextoname(r->arg, ifn))
+		return false;
+	for (size_t i = 0; i < nold; i++)
+		if (old[i].action == PL_ACT_REDIRECT && old[i].arg == r->arg)
+			return false;
+	return true;
+}
+
 const char *pl_rule_action_name(__u8 a)
 {
 	static const char *const names[PL_ACT_MAX] = { "none", "pass", "drop", "redirect", "sample",

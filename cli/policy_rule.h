@@ -52,6 +52,13 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 		  struct pl_rule_err *e);
 /* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n);
+
+/*
+ * Whether @r redirects to an interface index that does not exist and that
+ * none of the running rules @old redirects to: `ifindex:N` takes back a
+ * target that is gone, it does not name a missing interface.
+ */
+bool pl_rule_redirect_missing(const struct pl_rule *r, const struct pl_rule *old, size_t nold);
 /* "none", "pass", "drop", "redirect", "sample", "limit" (enum pl_action), or "?". */
 const char *pl_rule_action_name(__u8 a);
 /* "rule", "src", "dst", "flow" (enum pl_lim_per), or "?". */

@@ -1149,3 +1149,31 @@ def test_add_takes_j_and_p_after_its_name(router, words):
     assert json.loads(r.stdout) == {"interface": "vb", "id": 1,
                                     "rule": "--id 1 --in --prio 1000 --proto udp --drop"}
     assert ("\n    " in r.stdout) == ("-p" in words)
+
+
+def test_redirect_to_an_index_no_interface_has_is_refused(router):
+    """`--redirect ifindex:N` takes back a target that is gone (a running rule redirects to
+    it), but an index no interface has is a missing interface, refused like a missing name
+    with its argument or file:line:col, the rules unchanged (it had been accepted)."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "9", "--drop", ns=h)
+    before = pktlens("policy", "list", "vb", ns=h).stdout
+    r = pktlens("policy", "add", "vb", "--proto", "udp", "--redirect", "ifindex:7777", ns=h, check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: policy add: vb: argument 4: --redirect "
+                                           "'ifindex:7777': no such interface\n")
+    path = os.path.join(router.tmp, "missing.rules")
+    with open(path, "w") as f:
+        f.write("--proto tcp --drop\n  --out --proto udp --redirect ifindex:7778\n")
+    r = pktlens("policy", "load", "vb", path, ns=h, check=False)
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:2:32: --redirect "
+                                           "'ifindex:7778': no such interface\n")
+    assert pktlens("policy", "list", "vb", ns=h).stdout == before
+    # a target that went away is still taken back, by add and by load
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--redirect", "vc", ns=h)
+    idx = json.loads(sh("ip", "-n", h, "-j", "link", "show", "vc").stdout)[0]["ifindex"]
+    sh("ip", "-n", h, "link", "del", "vc")
+    pktlens("policy", "add", "vb", "--proto", "tcp", "--redirect", f"ifindex:{idx}", ns=h)
+    with open(path, "w") as f:
+        f.write(pktlens("policy", "list", "vb", ns=h).stdout)
+    assert pktlens("policy", "load", "vb", path, ns=h).stdout == f"vb: 3 rules loaded from {path}\n"
