@@ -105,6 +105,25 @@ def test_http_errors_and_slow_clients(exporter):
     exporter.stop()
 
 
+def test_get_with_a_body_is_answered_400(exporter):
+    """A GET or HEAD carrying a body (sized or chunked) gets 400, not a silently closed
+    connection; the connection's next request and other clients are still served."""
+    for req in (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Connection: close\r\n\r\nhello",
+                b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                b"Connection: close\r\n\r\nab",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as s:
+            s.sendall(req)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        assert out.startswith(b"HTTP/1.1 400 "), (req, out)
+    assert exporter.get()[0] == 200
+    exporter.stop()
+
+
 def test_scrapes_succeed_with_the_documented_idle_clients(exporter):
     """64 clients connect and hang on (the documented number): every scrape still succeeds
     (libmicrohttpd must not split the limit over pool threads). Connections over the limit are
