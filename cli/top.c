@@ -323,7 +323,9 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	row = rows - PL_RMON_MAX - 1;
 	mvprintw(row++, 0, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
 	for (int k = 0; k < PL_RMON_MAX && row < rows; k++) {
-		int w = rmax ? (int)(f->rmon[k] * (unsigned)(cols - 24) / rmax) : 0;
+		/* a terminal under 24 columns has no room for bars (not 2^32 of them) */
+		__u64 room = cols > 24 ? (__u64)(cols - 24) : 0;
+		int w = rmax ? (int)(f->rmon[k] * room / rmax) : 0;
 		char rate[16];
 
 		fmt_rate(rate, sizeof(rate), (double)f->rmon[k] / f->secs, "");

@@ -240,3 +240,36 @@ def test_a_view_whose_interface_is_detached_says_so(lab, cmd):
     finally:
         p.kill()
     assert p.stderr.read() == f"pktlens: {cmd[0]}: vb: detached meanwhile\n"
+
+
+def test_top_in_a_narrow_terminal_draws_and_quits(lab):
+    """A pane under 24 columns while packets of two sizes flow: the size bars' room went
+    negative, cast to unsigned, so top looped over some 2^31 '#'s a frame: a blank screen at
+    full CPU that no q could end. It must draw the size mix and quit on q as in 80x24."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    session = f"pltopn{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    frames = os.path.join(lab.tmp, "mix.pcap")
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    ip = IP(src="198.18.0.1", dst="198.18.0.2")
+    wrpcap(frames, [e / ip / UDP(sport=4646, dport=9) / Raw(b"n" * 458)] * 3 +
+           [e / ip / UDP(sport=4647, dport=9) / Raw(b"n" * 60)])
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
+                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
+                               frames, "200", stop], stdout=subprocess.DEVNULL)
+    sh("tmux", "new-session", "-d", "-s", session, "-x", "20", "-y", "14",
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    try:
+        screen, deadline = "", time.time() + 10
+        while time.time() < deadline and not ("256-511" in screen and "65-127" in screen):
+            time.sleep(0.5)
+            screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+        assert "256-511" in screen and "65-127" in screen, screen
+        sh("tmux", "send-keys", "-t", session, "q")
+        assert exit_status(status) == "0"
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
