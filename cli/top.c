@@ -236,8 +236,10 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 			pl_stats_totals(c, &r->packets, &r->bytes);
 			pl_stats_since(c, cb, p, pb, &d);
 			pl_stats_totals(&d, &pk, &by);
+			/* an arriving packet once: tc ingress also counts what XDP passed */
 			for (int k = 0; k < PL_RMON_MAX; k++)
-				f->rmon[k] += d.rmon[k];
+				f->rmon[k] += sl == PL_SLOT_TC_IN &&
+					      cur->a[i].meta.xdp_mode != PL_XDP_NONE ? 0 : d.rmon[k];
 			r->att = i;
 			r->slot = sl;
 			r->pps = (double)pk / secs;

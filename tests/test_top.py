@@ -273,3 +273,35 @@ def test_top_in_a_narrow_terminal_draws_and_quits(lab):
         open(stop, "w").close()
         sender.wait(timeout=10)
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
+    """XDP and tc ingress attached at once both count each arriving packet (each under its own
+    hook row): the size mix, packets per second by size, must count it once, as the IPFIX
+    export and the dashboard do (it added the hooks up: 40 of 20 frames)."""
+    import json
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "top", "vb"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline() or "null")
+        assert first, p.stderr.read()
+        assert {(r["hook"], r["dir"]) for r in first["interfaces"]} >= {("xdp", "in"), ("tc", "in")}
+        lab.send([Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) /
+                  IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4747, dport=9) /
+                  Raw(b"o" * 358)] * 20)
+        docs = []
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            docs.append(json.loads(line))
+            tc_in = [r for d in docs for r in d["interfaces"] if (r["hook"], r["dir"]) == ("tc", "in")]
+            if tc_in and tc_in[-1]["packets"] >= 20 and len(docs) >= 2:
+                break
+        p.send_signal(2)
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+    assert abs(sum(d["sizes"]["256-511"] * d["interval"] for d in docs) - 20) < 0.01, docs
