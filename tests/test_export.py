@@ -161,7 +161,10 @@ def test_scrapes_succeed_with_the_documented_idle_clients(exporter):
 def test_bad_input():
     for args, msg in ((["export", "prometheus", "--listen", "localhost"], "--listen 'localhost'"),
                       (["export", "prometheus", "--listen", "127.0.0.1:0"], "--listen '127.0.0.1:0'"),
-                      (["export", "ipfox"], "what is 'ipfox'")):
+                      (["export", "ipfox"], "what is 'ipfox'"),
+                      (["export", "prometheus", "extra"], "unexpected 'extra'"),
+                      (["export", "ipfix", "--collector", "127.0.0.1:4739", "extra"],
+                       "unexpected 'extra'")):
         r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
 
