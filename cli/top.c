@@ -322,7 +322,8 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	/* size mix over the interval */
 	for (int k = 0; k < PL_RMON_MAX; k++)
 		rmax = f->rmon[k] > rmax ? f->rmon[k] : rmax;
-	row = rows - PL_RMON_MAX - 1;
+	/* at the bottom; a short terminal shows what fits below the rest, not over it */
+	row = rows - PL_RMON_MAX - 1 > row ? rows - PL_RMON_MAX - 1 : row;
 	mvprintw(row++, 0, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
 	for (int k = 0; k < PL_RMON_MAX && row < rows; k++) {
 		/* a terminal under 24 columns has no room for bars (not 2^32 of them) */

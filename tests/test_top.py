@@ -242,10 +242,12 @@ def test_a_view_whose_interface_is_detached_says_so(lab, cmd):
     assert p.stderr.read() == f"pktlens: {cmd[0]}: vb: detached meanwhile\n"
 
 
-def test_top_in_a_narrow_terminal_draws_and_quits(lab):
+@pytest.mark.parametrize("cols,lines", [(20, 14), (80, 7)], ids=["narrow", "short"])
+def test_top_in_a_small_terminal_draws_and_quits(lab, cols, lines):
     """A pane under 24 columns while packets of two sizes flow: the size bars' room went
     negative, cast to unsigned, so top looped over some 2^31 '#'s a frame: a blank screen at
-    full CPU that no q could end. It must draw the size mix and quit on q as in 80x24."""
+    full CPU that no q could end. A pane under 12 lines: the size mix, drawn from the bottom,
+    overwrote the title and headers. Either must draw what fits and quit on q."""
     from scapy.all import IP, UDP, Ether, Raw, wrpcap
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     session = f"pltopn{os.getpid()}"
@@ -259,14 +261,18 @@ def test_top_in_a_narrow_terminal_draws_and_quits(lab):
     sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
                                os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
                                frames, "200", stop], stdout=subprocess.DEVNULL)
-    sh("tmux", "new-session", "-d", "-s", session, "-x", "20", "-y", "14",
+    sh("tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(lines),
        f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
     try:
         screen, deadline = "", time.time() + 10
-        while time.time() < deadline and not ("256-511" in screen and "65-127" in screen):
+        while time.time() < deadline and "vb " not in screen:
             time.sleep(0.5)
             screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
-        assert "256-511" in screen and "65-127" in screen, screen
+        rows = screen.splitlines()
+        assert rows[0].startswith("pktlens top - 1 interface"[:cols]), screen
+        assert rows[1].startswith("IFACE") and rows[2].startswith("vb "), screen
+        if lines >= 14:
+            assert "256-511" in screen and "65-127" in screen, screen
         sh("tmux", "send-keys", "-t", session, "q")
         assert exit_status(status) == "0"
     finally:
