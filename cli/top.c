@@ -271,7 +271,7 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 /* @f: the frame over @secs; @every: the redraw interval asked for. */
 static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 {
-	int row = 0, rows = LINES, cols = COLS;
+	int row = 0, rows = LINES, cols = COLS, aw;
 	__u64 rmax = 0;
 
 	erase();
@@ -294,8 +294,10 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	}
 	/* top flows by bytes over the interval, as many as the screen has rows for */
 	row++;
-	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s%s", "PROTO", "DIR", "SOURCE", "DESTINATION",
-		 "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
+	/* 80 columns: the addresses give up what the RTT and retransmit columns take */
+	aw = cur->tfd >= 0 ? 21 : 29;
+	mvprintw(row++, 0, "%-6s %-3s %-*s %-*s %9s%s", "PROTO", "DIR", aw, "SOURCE", aw,
+		 "DESTINATION", "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
 	for (size_t i = 0; i < f->nflows && row < rows - PL_RMON_MAX - 2; i++) {
 		const struct pl_flow_key *k = &f->flows[i].f.key;
 		char src[64], dst[64], p4[16], r[16];
@@ -304,8 +306,8 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 		pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
 		pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
 		fmt_rate(r, sizeof(r), f->flows[i].bps, "b");
-		mvprintw(row, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
-			 k->dir == PL_DIR_IN ? "in" : "out", src, dst, r);
+		mvprintw(row, 0, "%-6.6s %-3s %-*.*s %-*.*s %9s", *proto ? proto : "l2",
+			 k->dir == PL_DIR_IN ? "in" : "out", aw, aw, src, aw, aw, dst, r);
 		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
 		if (cur->tfd >= 0) {
 			struct pl_tcp_state t;

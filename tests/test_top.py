@@ -311,3 +311,41 @@ def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
     finally:
         p.kill()
     assert abs(sum(d["sizes"]["256-511"] * d["interval"] for d in docs) - 20) < 0.01, docs
+
+
+def test_top_with_tcp_passive_fits_80_columns(lab):
+    """attach --tcp-passive adds SRTT_MS and RETX to the flow rows: in 80 columns they must fit
+    (the address columns kept their 29 characters, the rows ran to 96 and wrapped into the next
+    row, which overwrote them)."""
+    from scapy.all import IP, TCP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "native", "--tcp-passive", ns=lab.b)
+    session = f"pltopp{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    frames = os.path.join(lab.tmp, "tcp.pcap")
+    wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                    IP(src="198.18.0.1", dst="198.18.0.2") /
+                    TCP(sport=4848, dport=80, flags="A", seq=1000 + 100 * i) / Raw(b"p" * 100)
+                    for i in range(50)])
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
+                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
+                               frames, "100", stop], stdout=subprocess.DEVNULL)
+    sh("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    try:
+        screen, deadline = "", time.time() + 10
+        while time.time() < deadline and "198.18.0.1:4848" not in screen:
+            time.sleep(0.5)
+            screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+        lines = screen.splitlines()
+        head = [x for x in lines if x.startswith("PROTO")]
+        assert head and head[0].rstrip().endswith("SRTT_MS   RETX"), screen
+        row = [x for x in lines if "198.18.0.1:4848" in x]
+        assert row and len(row[0].split()) == 7 and "198.18.0.2:80" in row[0], screen
+        assert len(lines) <= 24 and all(len(x) <= 80 for x in lines), screen
+        sh("tmux", "send-keys", "-t", session, "q")
+        assert exit_status(status) == "0"
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
