@@ -157,7 +157,7 @@ static const struct pl_cmd export_prometheus = {
 
 static const struct pl_cmd export_ipfix = {
 	.name = "ipfix", .opts = ipfix_opts, .fn = do_ipfix, .defaults = &export_defaults,
-	.cfg_size = sizeof(struct export_cfg), .max_args = 0, .many = "unexpected arguments",
+	.cfg_size = sizeof(struct export_cfg), .max_args = 0, .many = "unexpected '%s'",
 	.about = "ipfix: send every attachment's flows to an IPFIX collector (RFC 7011, UDP)\n"
 		 "every --interval seconds: the packets and bytes each flow gained since the last\n"
 		 "export; templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last "

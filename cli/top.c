@@ -236,8 +236,10 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 			pl_stats_totals(c, &r->packets, &r->bytes);
 			pl_stats_since(c, cb, p, pb, &d);
 			pl_stats_totals(&d, &pk, &by);
+			/* an arriving packet once: tc ingress also counts what XDP passed */
 			for (int k = 0; k < PL_RMON_MAX; k++)
-				f->rmon[k] += d.rmon[k];
+				f->rmon[k] += sl == PL_SLOT_TC_IN &&
+					      cur->a[i].meta.xdp_mode != PL_XDP_NONE ? 0 : d.rmon[k];
 			r->att = i;
 			r->slot = sl;
 			r->pps = (double)pk / secs;
@@ -269,7 +271,7 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 /* @f: the frame over @secs; @every: the redraw interval asked for. */
 static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 {
-	int row = 0, rows = LINES, cols = COLS;
+	int row = 0, rows = LINES, cols = COLS, aw;
 	__u64 rmax = 0;
 
 	erase();
@@ -292,8 +294,10 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	}
 	/* top flows by bytes over the interval, as many as the screen has rows for */
 	row++;
-	mvprintw(row++, 0, "%-6s %-3s %-29s %-29s %9s%s", "PROTO", "DIR", "SOURCE", "DESTINATION",
-		 "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
+	/* 80 columns: the addresses give up what the RTT and retransmit columns take */
+	aw = cur->tfd >= 0 ? 21 : 29;
+	mvprintw(row++, 0, "%-6s %-3s %-*s %-*s %9s%s", "PROTO", "DIR", aw, "SOURCE", aw,
+		 "DESTINATION", "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
 	for (size_t i = 0; i < f->nflows && row < rows - PL_RMON_MAX - 2; i++) {
 		const struct pl_flow_key *k = &f->flows[i].f.key;
 		char src[64], dst[64], p4[16], r[16];
@@ -302,8 +306,8 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 		pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
 		pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
 		fmt_rate(r, sizeof(r), f->flows[i].bps, "b");
-		mvprintw(row, 0, "%-6.6s %-3s %-29.29s %-29.29s %9s", *proto ? proto : "l2",
-			 k->dir == PL_DIR_IN ? "in" : "out", src, dst, r);
+		mvprintw(row, 0, "%-6.6s %-3s %-*.*s %-*.*s %9s", *proto ? proto : "l2",
+			 k->dir == PL_DIR_IN ? "in" : "out", aw, aw, src, aw, aw, dst, r);
 		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
 		if (cur->tfd >= 0) {
 			struct pl_tcp_state t;
@@ -320,10 +324,13 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	/* size mix over the interval */
 	for (int k = 0; k < PL_RMON_MAX; k++)
 		rmax = f->rmon[k] > rmax ? f->rmon[k] : rmax;
-	row = rows - PL_RMON_MAX - 1;
+	/* at the bottom; a short terminal shows what fits below the rest, not over it */
+	row = rows - PL_RMON_MAX - 1 > row ? rows - PL_RMON_MAX - 1 : row;
 	mvprintw(row++, 0, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
 	for (int k = 0; k < PL_RMON_MAX && row < rows; k++) {
-		int w = rmax ? (int)(f->rmon[k] * (unsigned)(cols - 24) / rmax) : 0;
+		/* a terminal under 24 columns has no room for bars (not 2^32 of them) */
+		__u64 room = cols > 24 ? (__u64)(cols - 24) : 0;
+		int w = rmax ? (int)(f->rmon[k] * room / rmax) : 0;
 		char rate[16];
 
 		fmt_rate(rate, sizeof(rate), (double)f->rmon[k] / f->secs, "");

@@ -197,7 +197,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*state = (void *)1;
 		return MHD_YES;
 	}
-	if (*data_size)
+	if (*data_size) {
+		/*
+		 * A body: libmicrohttpd takes no response while it still uploads
+		 * (it would close the connection unanswered); drop it, answer after.
+		 */
+		*data_size = 0;
+		*state = (void *)2;
+		return MHD_YES;
+	}
+	if (*state == (void *)2)
 		return reply(c, MHD_HTTP_BAD_REQUEST, "no body expected\n", NULL);
 	if (strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);

@@ -105,6 +105,25 @@ def test_http_errors_and_slow_clients(exporter):
     exporter.stop()
 
 
+def test_get_with_a_body_is_answered_400(exporter):
+    """A GET or HEAD carrying a body (sized or chunked) gets 400, not a silently closed
+    connection; the connection's next request and other clients are still served."""
+    for req in (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Connection: close\r\n\r\nhello",
+                b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                b"Connection: close\r\n\r\nab",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as s:
+            s.sendall(req)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        assert out.startswith(b"HTTP/1.1 400 "), (req, out)
+    assert exporter.get()[0] == 200
+    exporter.stop()
+
+
 def test_scrapes_succeed_with_the_documented_idle_clients(exporter):
     """64 clients connect and hang on (the documented number): every scrape still succeeds
     (libmicrohttpd must not split the limit over pool threads). Connections over the limit are
@@ -142,7 +161,10 @@ def test_scrapes_succeed_with_the_documented_idle_clients(exporter):
 def test_bad_input():
     for args, msg in ((["export", "prometheus", "--listen", "localhost"], "--listen 'localhost'"),
                       (["export", "prometheus", "--listen", "127.0.0.1:0"], "--listen '127.0.0.1:0'"),
-                      (["export", "ipfox"], "what is 'ipfox'")):
+                      (["export", "ipfox"], "what is 'ipfox'"),
+                      (["export", "prometheus", "extra"], "unexpected 'extra'"),
+                      (["export", "ipfix", "--collector", "127.0.0.1:4739", "extra"],
+                       "unexpected 'extra'")):
         r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
 
@@ -302,3 +324,49 @@ def test_grafana_dashboard_uses_served_metrics(exporter):
     for m in quantiles:
         assert m.endswith("_bucket") and served[m[:-len("_bucket")]] == "histogram"
     assert all(p["targets"] for p in dash["panels"])
+
+
+def test_grafana_rates_count_a_packet_once_with_xdp_and_tc(lab, exporter, tmp_path):
+    """XDP and tc ingress attached at once both count every arriving packet (under their own
+    hook): the dashboard's per-interface packet, bit and size panels must count it once (they
+    summed the hooks: twice the traffic). The panels' queries run in promtool over this scrape's
+    series as a second's increase from zero."""
+    import yaml
+    from lab import ROOT
+    pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
+    frame_len, sent = 142, 10
+    from scapy.all import IP, UDP, Ether, Raw
+    lab.send([Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) /
+              IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) /
+              Raw(b"g" * (frame_len - 42))] * sent)
+    lab.wait_packets(sent, hook=("tc", "in"))
+    series = []
+    for line in exporter.get()[1].splitlines():
+        m = SAMPLE.match(line)
+        if m and m[1] in ("pktlens_packets_total", "pktlens_bytes_total",
+                          "pktlens_packet_size_bytes_bucket") and f'netns_name="{lab.b}"' in m[2]:
+            series.append({"series": f"{m[1]}{{{m[2]}}}", "values": f"0 {m[3]}"})
+    hooks = {s["series"].split('hook="')[1].split('"')[0] for s in series}
+    assert hooks == {"xdp", "tc"}, series
+    with open(ROOT / "docs" / "grafana-dashboard.json") as f:
+        exprs = {p["title"]: p["targets"][0]["expr"] for p in json.load(f)["panels"]}
+
+    def query(title):
+        return exprs[title].replace("$device", "vb").replace("$__rate_interval", "2s")
+    # the increase, from 0 at 0 s to the scrape's count at 1 s, over the 2 s range: half of it
+    want = {"Packets per second": sent / 2, "Bits per second": 8 * sent * frame_len / 2}
+    tests = [{"expr": f'({query(t)}) and on (direction) '
+                      f'label_replace(vector(1), "direction", "in", "", "")',
+              "eval_time": "1s",
+              "exp_samples": [{"labels": '{device="vb", direction="in"}', "value": v}]}
+             for t, v in want.items()]
+    tests.append({"expr": f'({query("Packet sizes")}) and on (le) '
+                          f'label_replace(vector(1), "le", "255", "", "")',
+                  "eval_time": "1s", "exp_samples": [{"labels": '{le="255"}', "value": sent / 2}]})
+    (tmp_path / "rules.yml").write_text("groups: []\n")
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({
+        "rule_files": ["rules.yml"], "evaluation_interval": "1s",
+        "tests": [{"interval": "1s", "input_series": series, "promql_expr_test": tests}]}))
+    r = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

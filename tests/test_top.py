@@ -240,3 +240,112 @@ def test_a_view_whose_interface_is_detached_says_so(lab, cmd):
     finally:
         p.kill()
     assert p.stderr.read() == f"pktlens: {cmd[0]}: vb: detached meanwhile\n"
+
+
+@pytest.mark.parametrize("cols,lines", [(20, 14), (80, 7)], ids=["narrow", "short"])
+def test_top_in_a_small_terminal_draws_and_quits(lab, cols, lines):
+    """A pane under 24 columns while packets of two sizes flow: the size bars' room went
+    negative, cast to unsigned, so top looped over some 2^31 '#'s a frame: a blank screen at
+    full CPU that no q could end. A pane under 12 lines: the size mix, drawn from the bottom,
+    overwrote the title and headers. Either must draw what fits and quit on q."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    session = f"pltopn{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    frames = os.path.join(lab.tmp, "mix.pcap")
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    ip = IP(src="198.18.0.1", dst="198.18.0.2")
+    wrpcap(frames, [e / ip / UDP(sport=4646, dport=9) / Raw(b"n" * 458)] * 3 +
+           [e / ip / UDP(sport=4647, dport=9) / Raw(b"n" * 60)])
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
+                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
+                               frames, "200", stop], stdout=subprocess.DEVNULL)
+    sh("tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(lines),
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    try:
+        screen, deadline = "", time.time() + 10
+        while time.time() < deadline and "vb " not in screen:
+            time.sleep(0.5)
+            screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+        rows = screen.splitlines()
+        assert rows[0].startswith("pktlens top - 1 interface"[:cols]), screen
+        assert rows[1].startswith("IFACE") and rows[2].startswith("vb "), screen
+        if lines >= 14:
+            assert "256-511" in screen and "65-127" in screen, screen
+        sh("tmux", "send-keys", "-t", session, "q")
+        assert exit_status(status) == "0"
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
+    """XDP and tc ingress attached at once both count each arriving packet (each under its own
+    hook row): the size mix, packets per second by size, must count it once, as the IPFIX
+    export and the dashboard do (it added the hooks up: 40 of 20 frames)."""
+    import json
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "-j", "top", "vb"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline() or "null")
+        assert first, p.stderr.read()
+        assert {(r["hook"], r["dir"]) for r in first["interfaces"]} >= {("xdp", "in"), ("tc", "in")}
+        lab.send([Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) /
+                  IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4747, dport=9) /
+                  Raw(b"o" * 358)] * 20)
+        docs = []
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            docs.append(json.loads(line))
+            tc_in = [r for d in docs for r in d["interfaces"] if (r["hook"], r["dir"]) == ("tc", "in")]
+            if tc_in and tc_in[-1]["packets"] >= 20 and len(docs) >= 2:
+                break
+        p.send_signal(2)
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+    assert abs(sum(d["sizes"]["256-511"] * d["interval"] for d in docs) - 20) < 0.01, docs
+
+
+def test_top_with_tcp_passive_fits_80_columns(lab):
+    """attach --tcp-passive adds SRTT_MS and RETX to the flow rows: in 80 columns they must fit
+    (the address columns kept their 29 characters, the rows ran to 96 and wrapped into the next
+    row, which overwrote them)."""
+    from scapy.all import IP, TCP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "native", "--tcp-passive", ns=lab.b)
+    session = f"pltopp{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    frames = os.path.join(lab.tmp, "tcp.pcap")
+    wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                    IP(src="198.18.0.1", dst="198.18.0.2") /
+                    TCP(sport=4848, dport=80, flags="A", seq=1000 + 100 * i) / Raw(b"p" * 100)
+                    for i in range(50)])
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
+                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
+                               frames, "100", stop], stdout=subprocess.DEVNULL)
+    sh("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    try:
+        screen, deadline = "", time.time() + 10
+        while time.time() < deadline and "198.18.0.1:4848" not in screen:
+            time.sleep(0.5)
+            screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+        lines = screen.splitlines()
+        head = [x for x in lines if x.startswith("PROTO")]
+        assert head and head[0].rstrip().endswith("SRTT_MS   RETX"), screen
+        row = [x for x in lines if "198.18.0.1:4848" in x]
+        assert row and len(row[0].split()) == 7 and "198.18.0.2:80" in row[0], screen
+        assert len(lines) <= 24 and all(len(x) <= 80 for x in lines), screen
+        sh("tmux", "send-keys", "-t", session, "q")
+        assert exit_status(status) == "0"
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
