@@ -1053,6 +1053,13 @@ def fire_daemon_trigger(lab, d, sent, k, nth):
     wait_until(lambda: os.path.exists(path) and read_file(path) == sent[-1])
 
 
+def firings_kept(lab, sent):
+    """Each of fire_daemon_trigger()'s two firings kept its own file; nothing is left."""
+    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
+    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
+    nothing_left(lab)
+
+
 def test_daemon_trigger_firings_never_replace_each_others_files(lab):
     """A standing trigger whose write: has no strftime pattern: the second firing's file is
     FILE1, the first firing's FILE keeps its frames (tcpdump -r reads each)."""
@@ -1068,9 +1075,7 @@ def test_daemon_trigger_firings_never_replace_each_others_files(lab):
         assert d.stop() == 0, d.log()
     finally:
         d.kill()
-    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
-    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
-    nothing_left(lab)
+    firings_kept(lab, sent)
 
 
 def test_rearm_never_replaces_a_file_there_before_it_also_after_a_daemon_restart(lab):
@@ -1106,6 +1111,4 @@ def test_rearm_never_replaces_a_file_there_before_it_also_after_a_daemon_restart
             assert d.stop() == 0, d.log()
         finally:
             d.kill()
-    assert read_file(os.path.join(lab.tmp, "d.pcap")) == sent[0]
-    assert read_file(os.path.join(lab.tmp, "d.pcap1")) == sent[1]
-    nothing_left(lab)
+    firings_kept(lab, sent)

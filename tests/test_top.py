@@ -24,6 +24,56 @@ def exit_status(path, timeout=5):
     raise AssertionError(f"no exit status in {path} after {timeout} s")
 
 
+def start_top(lab, session, cols, lines, status, errors=None):
+    """`top vb` in a detached tmux pane of @cols x @lines; its exit code goes to @status."""
+    to_errors = f" 2> {errors}" if errors else ""
+    sh("tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(lines),
+       f"TERM=xterm {PKTLENS} -n {lab.b} top vb{to_errors}; echo $? > {status}")
+
+
+def send_frames(lab, frames, rate, stop):
+    """sendraw.py from va: the frames of pcap @frames, @rate a second, until @stop exists."""
+    return subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
+                             os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
+                             frames, str(rate), stop], stdout=subprocess.DEVNULL)
+
+
+def docs_until(p, done, timeout=15):
+    """`top -j`'s documents, read from @p until done(docs) holds or @timeout seconds pass."""
+    import json
+    docs, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+        docs.append(json.loads(line))
+        if done(docs):
+            break
+    return docs
+
+
+def screen_with(session, text, timeout=10):
+    """The pane's text once it shows @text (or what it shows after @timeout seconds)."""
+    screen, deadline = "", time.time() + timeout
+    while time.time() < deadline and text not in screen:
+        time.sleep(0.5)
+        screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+    return screen
+
+
+def quit_top(session, status):
+    """q ends top with exit 0."""
+    sh("tmux", "send-keys", "-t", session, "q")
+    assert exit_status(status) == "0"
+
+
+def end_top(session, stop=None, sender=None):
+    """Stop the sender (if any) and the tmux session."""
+    if sender:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+    subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
 def test_top_in_tmux(lab):
     from scapy.all import IP, UDP, Ether, Raw, wrpcap
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
@@ -31,8 +81,7 @@ def test_top_in_tmux(lab):
     status = os.path.join(lab.tmp, "status")
     errors = os.path.join(lab.tmp, "stderr")
     stop = os.path.join(lab.tmp, "stop")
-    sh("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb 2> {errors}; echo $? > {status}")
+    start_top(lab, session, 80, 24, status, errors)
     frames = os.path.join(lab.tmp, "stream.pcap")
     wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
                     IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4242, dport=9) /
@@ -41,9 +90,7 @@ def test_top_in_tmux(lab):
     first = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
     assert "every 1 s - q quits" in first, first
     time.sleep(0.9)  # a frame or two with no flow at all first: empty tables, then some
-    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
-                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
-                               frames, "500", stop], stdout=subprocess.DEVNULL)
+    sender = send_frames(lab, frames, 500, stop)
     try:
         screen = ""
         deadline = time.time() + 15
@@ -62,12 +109,9 @@ def test_top_in_tmux(lab):
         assert row[1:3] == ["xdp", "in"] and float(row[3].rstrip("k")) > 0, screen
         assert "198.18.0.1:4242" in screen and "198.18.0.2:9" in screen, screen
         assert "512-1023" in screen and "#" in screen, screen
-        sh("tmux", "send-keys", "-t", session, "q")
-        assert exit_status(status) == "0"
+        quit_top(session, status)
     finally:
-        open(stop, "w").close()
-        sender.wait(timeout=10)
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        end_top(session, stop, sender)
 
 
 def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
@@ -118,15 +162,8 @@ def test_top_json_gives_the_intervals_numbers_without_a_terminal(lab):
         first = json.loads(p.stdout.readline() or "null")
         assert first, p.stderr.read()
         lab.send([big] * 30 + [small] * 5)
-        docs = []
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            line = p.stdout.readline()
-            assert line, p.stderr.read()
-            docs.append(json.loads(line))
-            if sum(f["packets"] for d in docs for f in flows(d, 7)) >= 5 and \
-                    sum(f["packets"] for d in docs for f in flows(d, 5353)) >= 30:
-                break
+        docs = docs_until(p, lambda docs: sum(f["packets"] for d in docs for f in flows(d, 7)) >= 5
+                          and sum(f["packets"] for d in docs for f in flows(d, 5353)) >= 30)
         p.send_signal(2)
         assert p.wait(timeout=10) == 0
     finally:
@@ -164,8 +201,7 @@ def test_top_screen_after_a_reset_counts_from_zero(lab):
               Raw(b"r" * 300)] * 400)
     session = f"pltopr{os.getpid()}"
     status = os.path.join(lab.tmp, "status")
-    sh("tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    start_top(lab, session, 100, 30, status)
     try:
         time.sleep(1.5)
         pktlens("stats", "vb", "--reset", ns=lab.b)
@@ -177,10 +213,9 @@ def test_top_screen_after_a_reset_counts_from_zero(lab):
         for s in screens:
             # rates with a G, T or P prefix: nothing here comes near a gigabit
             assert not re.search(r"\d[GTP]b?\b", s), s
-        sh("tmux", "send-keys", "-t", session, "q")
-        assert exit_status(status) == "0"
+        quit_top(session, status)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        end_top(session)
 
 
 @pytest.mark.parametrize("restart", ["reset", "reattach"])
@@ -258,27 +293,18 @@ def test_top_in_a_small_terminal_draws_and_quits(lab, cols, lines):
     ip = IP(src="198.18.0.1", dst="198.18.0.2")
     wrpcap(frames, [e / ip / UDP(sport=4646, dport=9) / Raw(b"n" * 458)] * 3 +
            [e / ip / UDP(sport=4647, dport=9) / Raw(b"n" * 60)])
-    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
-                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
-                               frames, "200", stop], stdout=subprocess.DEVNULL)
-    sh("tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(lines),
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    sender = send_frames(lab, frames, 200, stop)
+    start_top(lab, session, cols, lines, status)
     try:
-        screen, deadline = "", time.time() + 10
-        while time.time() < deadline and "vb " not in screen:
-            time.sleep(0.5)
-            screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+        screen = screen_with(session, "vb ")
         rows = screen.splitlines()
         assert rows[0].startswith("pktlens top - 1 interface"[:cols]), screen
         assert rows[1].startswith("IFACE") and rows[2].startswith("vb "), screen
         if lines >= 14:
             assert "256-511" in screen and "65-127" in screen, screen
-        sh("tmux", "send-keys", "-t", session, "q")
-        assert exit_status(status) == "0"
+        quit_top(session, status)
     finally:
-        open(stop, "w").close()
-        sender.wait(timeout=10)
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        end_top(session, stop, sender)
 
 
 def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
@@ -297,15 +323,12 @@ def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
         lab.send([Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb")) /
                   IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=4747, dport=9) /
                   Raw(b"o" * 358)] * 20)
-        docs = []
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            line = p.stdout.readline()
-            assert line, p.stderr.read()
-            docs.append(json.loads(line))
-            tc_in = [r for d in docs for r in d["interfaces"] if (r["hook"], r["dir"]) == ("tc", "in")]
-            if tc_in and tc_in[-1]["packets"] >= 20 and len(docs) >= 2:
-                break
+
+        def tc_in(docs):
+            return [r for d in docs for r in d["interfaces"] if (r["hook"], r["dir"]) == ("tc", "in")]
+
+        docs = docs_until(p, lambda docs: tc_in(docs) and tc_in(docs)[-1]["packets"] >= 20
+                          and len(docs) >= 2)
         p.send_signal(2)
         assert p.wait(timeout=10) == 0
     finally:
@@ -327,25 +350,16 @@ def test_top_with_tcp_passive_fits_80_columns(lab):
                     IP(src="198.18.0.1", dst="198.18.0.2") /
                     TCP(sport=4848, dport=80, flags="A", seq=1000 + 100 * i) / Raw(b"p" * 100)
                     for i in range(50)])
-    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, "/usr/bin/python3",
-                               os.path.join(os.path.dirname(__file__), "sendraw.py"), "va",
-                               frames, "100", stop], stdout=subprocess.DEVNULL)
-    sh("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb; echo $? > {status}")
+    sender = send_frames(lab, frames, 100, stop)
+    start_top(lab, session, 80, 24, status)
     try:
-        screen, deadline = "", time.time() + 10
-        while time.time() < deadline and "198.18.0.1:4848" not in screen:
-            time.sleep(0.5)
-            screen = sh("tmux", "capture-pane", "-p", "-t", session, check=False).stdout
+        screen = screen_with(session, "198.18.0.1:4848")
         lines = screen.splitlines()
         head = [x for x in lines if x.startswith("PROTO")]
         assert head and head[0].rstrip().endswith("SRTT_MS   RETX"), screen
         row = [x for x in lines if "198.18.0.1:4848" in x]
         assert row and len(row[0].split()) == 7 and "198.18.0.2:80" in row[0], screen
         assert len(lines) <= 24 and all(len(x) <= 80 for x in lines), screen
-        sh("tmux", "send-keys", "-t", session, "q")
-        assert exit_status(status) == "0"
+        quit_top(session, status)
     finally:
-        open(stop, "w").close()
-        sender.wait(timeout=10)
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        end_top(session, stop, sender)
