@@ -969,7 +969,8 @@ static const struct pl_opt sample_opts[] = {
 		  "on DEV, needs attach --probes drops; REASON: a name of the kernel's, as pktlens "
 		  "drops shows them). Nothing is written before" },
 	{ .name = "for", .type = PL_OPT_DURATION, PL_FIELD(struct sample_cfg, for_secs),
-	  .arg = "SECS", .help = "with --when: capture for SECS seconds once it fired, then stop" },
+	  .arg = "SECS", .help = "with --when: capture for SECS seconds once it fired, then stop "
+		  "(without it: until -c or a signal)" },
 	{ .name = "rearm", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, rearm), .val = 1,
 	  .help = "with --when and --for: afterwards wait for COND again, and so on until a "
 		  "signal; each firing writes its own file (strftime patterns in FILE name it, -W N "
