@@ -204,6 +204,16 @@ static void stats_sub(struct pl_stats *a, const struct pl_stats *b)
 		x[w] -= y[w];
 }
 
+/* @a + @b, counter by counter. */
+static void stats_add(struct pl_stats *a, const struct pl_stats *b)
+{
+	__u64 *x = (__u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+
+	for (size_t w = 0; w < sizeof(*a) / sizeof(__u64); w++)
+		x[w] += y[w];
+}
+
 int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX])
 {
 	int err = stats_raw(st, out);
@@ -754,8 +764,8 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
  * table after it was read (counted twice) or behind the walk (shown twice),
  * which is what the hold of pl_state_reset() below prevents.
  */
-/* @read: take the reading now into @printed, else @printed is one pl_state_stats() made */
-static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX], bool read)
+/* @printed: the reading pl_state_stats() made, which the reset takes away */
+static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLOT_MAX])
 {
 	struct pl_stats base[PL_SLOT_MAX];
 	struct flow_sums gone = {};	/* flow records the reset takes away, as shown before */
@@ -763,15 +773,10 @@ static int state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX]
 	struct timespec now;
 	int err;
 
-	/* 1. the reading: printed, and the base from now on (what it showed and the old base) */
-	if (read && (err = pl_state_stats(st, printed)))
-		return err;
+	/* 1. the base from now on: what the reading showed and the old base */
 	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
-		__u64 *b = (__u64 *)&base[sl];
-		const __u64 *p = (const __u64 *)&printed[sl], *o = (const __u64 *)&st->base[sl];
-
-		for (size_t w = 0; w < sizeof(struct pl_stats) / sizeof(__u64); w++)
-			b[w] = p[w] + o[w];
+		base[sl] = printed[sl];
+		stats_add(&base[sl], &st->base[sl]);
 	}
 	/*
 	 * 2. what the per-CPU caches hold becomes the flows' base: user space
@@ -836,20 +841,18 @@ int pl_state_reset(struct pl_state *st, struct pl_stats printed[PL_SLOT_MAX])
 	int err = hold_begin(st, &h);
 
 	if (!err)
-		err = state_reset(st, printed, true);
+		err = pl_state_stats(st, printed) ?: state_reset(st, printed);
 	hold_end(&h);
 	return err;
 }
 
 int pl_state_reset_to(struct pl_state *st, const struct pl_stats reading[PL_SLOT_MAX])
 {
-	struct pl_stats printed[PL_SLOT_MAX];
 	struct cache_hold h;
 	int err = hold_begin(st, &h);
 
-	memcpy(printed, reading, sizeof(printed));
 	if (!err)
-		err = state_reset(st, printed, false);
+		err = state_reset(st, reading);
 	hold_end(&h);
 	return err;
 }
