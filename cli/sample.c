@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <net/if.h>
 
 #include <bpf/libbpf.h>
 #include <pktlens/clock.h>
@@ -603,23 +602,21 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 			const char *dir)
 {
-	char why[PL_WHY_LEN + 256];
+	char why[PL_WHY_LEN + 256], waiting[sizeof(t->text) + 16];
 	uint64_t rate;
 	int err;
 
+	snprintf(waiting, sizeof(waiting), "waiting for '%s'", t->text);
 	if (!pl_g.json)
-		pl_info("sample: %s: waiting for '%s'", ifname, t->text);
+		pl_info("sample: %s: %s", ifname, waiting);
 	while (!pl_stop) {
 		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
 		if (err) {
 			pl_err("sample: %s: --when: %s", ifname, why);
 			return PL_EXIT_CODE(err, ENOENT);
 		}
-		if (iface_gone(ifindex)) {
-			pl_err("sample: %s: the interface is gone (deleted, or moved to another "
-			       "network namespace) while waiting for '%s': stopped", ifname, t->text);
+		if (dev_gone(ifindex, ifname, waiting))
 			return PL_EXIT_FAIL;
-		}
 		if (rate > t->above) {
 			if (!pl_g.json)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
