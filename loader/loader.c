@@ -145,17 +145,6 @@ static int prog_id(const struct bpf_program *prog, __u32 *id)
 	return 0;
 }
 
-static int map_max_entries(int fd, __u32 *max)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return -errno;
-	*max = info.max_entries;
-	return 0;
-}
-
 /*
  * Hooks by driver when not told: native XDP + tc egress on physical devices;
  * tc ingress + egress on virtual ones, where native XDP linearizes skbs and
@@ -525,7 +514,7 @@ static int load_xdp(struct attach *a)
 		a->xskel->rodata->pl_flow_cache_bits = a->cache_bits;
 	}
 	if (!err && a->info->reattached) {
-		err = map_max_entries(a->old.flows_fd, &max);
+		err = pl_map_max_entries(a->old.flows_fd, &max);
 		/* an older pktlens's cache (another layout) is read and carried, not reused */
 		flows_reused = !err && max == a->o->flows_max &&
 			       pl_flow_cache_bits_of(a->old.cache_fd) == (int)a->cache_bits;

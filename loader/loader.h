@@ -102,8 +102,9 @@ struct bpf_map;
  */
 int pl_pins_reuse_maps(const char *dir, struct bpf_map *const *maps, const char *const *names,
 		       size_t n);
-/* pl_pin_link_detach() of each @dir/@names[i]. */
-void pl_pins_links_detach(const char *dir, const char *const *names, size_t n);
+/* pl_pin_link_detach() of each @dir/@links[i], then unlink each @dir/@maps[i]. */
+void pl_pins_unpin(const char *dir, const char *const *links, size_t nlinks,
+		   const char *const *maps, size_t nmaps);
 /* Remove a pin directory and everything pinned in it (links detached first). */
 int pl_pin_dir_remove(const char *dir);
 /*
@@ -365,6 +366,8 @@ int pl_map_update_batch(int fd, const void *keys, size_t ksz, const void *vals, 
  * every entry of @from copied in PL_BATCH chunks: its fd, or -errno.
  */
 int pl_map_clone(int from, __u32 max);
+/* The max_entries of map @fd into *@max: 0 or -errno. */
+int pl_map_max_entries(int fd, __u32 *max);
 
 /* ---- attach/detach (loader/loader.c) ---- */
 

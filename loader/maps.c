@@ -243,6 +243,17 @@ int pl_maps_open(const char *dir, int fd[PL_MID_MAX])
 	return err;
 }
 
+int pl_map_max_entries(int fd, __u32 *max)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*max = info.max_entries;
+	return 0;
+}
+
 int pl_map_clone(int from, __u32 max)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, o);

@@ -215,13 +215,18 @@ int pl_pins_reuse_maps(const char *dir, struct bpf_map *const *maps, const char 
 	return reused;
 }
 
-void pl_pins_links_detach(const char *dir, const char *const *names, size_t n)
+void pl_pins_unpin(const char *dir, const char *const *links, size_t nlinks,
+		   const char *const *maps, size_t nmaps)
 {
 	char path[1024];
 
-	for (size_t i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+	for (size_t i = 0; i < nlinks; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, links[i]);
 		pl_pin_link_detach(path);
+	}
+	for (size_t i = 0; i < nmaps; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, maps[i]);
+		unlink(path);
 	}
 }
 

@@ -215,16 +215,12 @@ int pl_tcp_pstats_read(const char *dir, struct pl_tcp_pstats out[PL_SLOT_MAX])
 
 int pl_tcp_ts_max_read(const char *dir, __u32 *max)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	int fd = pl_pin_open(dir, PL_MAP_TCP_TS), err = 0;
+	int fd = pl_pin_open(dir, PL_MAP_TCP_TS), err;
 
 	if (fd < 0)
 		return -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		err = -errno;
+	err = pl_map_max_entries(fd, max);
 	close(fd);
-	*max = info.max_entries;
 	return err;
 }
 

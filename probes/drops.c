@@ -80,7 +80,7 @@ static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_
 	}
 	/* the old links stop before these start: no drop counted twice in shared maps */
 	if (carry)
-		pl_pins_links_detach(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
+		pl_pins_unpin(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), NULL, 0);
 	err = pktlens_drops__attach(s);
 	if (err) {
 		pl_why(why, whylen, err, "attaching the drop tracepoints failed: %s", strerror(-err));
@@ -179,16 +179,8 @@ int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
 
 void pl_drops_unpin(const char *dir)
 {
-	char path[640];
-
-	for (size_t i = 0; i < sizeof(link_pins) / sizeof(link_pins[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, link_pins[i]);
-		pl_pin_link_detach(path);
-	}
-	for (size_t i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
-		unlink(path);
-	}
+	pl_pins_unpin(dir, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), map_pins,
+		      sizeof(map_pins) / sizeof(map_pins[0]));
 }
 
 int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,

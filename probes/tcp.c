@@ -91,7 +91,7 @@ static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *ca
 	}
 	/* the old links stop before these start: nothing counted twice in shared maps */
 	if (carry)
-		pl_pins_links_detach(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
+		pl_pins_unpin(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), NULL, 0);
 	err = pktlens_tcp__attach(s);
 	if (err) {
 		pl_why(why, whylen, err, "attaching the TCP tracepoints failed: %s", strerror(-err));
@@ -259,7 +259,6 @@ int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 {
 	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET, .netns = netns };
 	struct pl_tcp *t = NULL;
-	char path[640];
 	int err;
 
 	err = open_tcp(PL_TCP_P_RETRANS | PL_TCP_P_RTT | PL_TCP_P_CONNLAT, &cfg, carry, NULL, NULL,
@@ -267,13 +266,9 @@ int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 	if (!err)
 		err = pl_tcp_pin(t, dir, why, whylen);
 	pl_tcp_close(t);
-	if (err) {
-		pl_pins_links_detach(dir, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
-		for (size_t i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
-			unlink(path);
-		}
-	}
+	if (err)
+		pl_pins_unpin(dir, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), map_pins,
+			      sizeof(map_pins) / sizeof(map_pins[0]));
 	return err;
 }
 
