@@ -14,7 +14,8 @@
  *
  * Each packet must be analysed once per namespace: the loader sets
  * pl_tcp_slots to XDP ingress where there is an XDP hook, else tc ingress
- * (also beside skb-mode XDP, which sees GSO/GRO skbs linearized), plus tc egress; egress only analyses packets this host sent (no ingress
+ * (also beside skb-mode XDP, which sees GSO/GRO skbs linearized), plus tc
+ * egress; egress only analyses packets this host sent (no ingress
  * interface), as forwarded ones were analysed when they came in.
  *
  * Everything here runs after the packet was counted: it never changes flow
