@@ -47,6 +47,13 @@ def pktlens_json(*args, ns=None):
     return json.loads(pktlens("-j", *args, ns=ns).stdout)
 
 
+def rules_listed(dev, ns):
+    """`policy list DEV` without its no-rule-matched lines: the rules, for comparing before and
+    after a refused change while stray frames (IPv6 neighbour discovery, MLD) may pass."""
+    out = pktlens("policy", "list", dev, ns=ns).stdout
+    return "".join(l for l in out.splitlines(True) if ": no rule matched " not in l)
+
+
 PIN_ROOT = "/sys/fs/bpf/pktlens"
 
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import OUT, Exporter, netns_ino, pktlens, pktlens_json, sh
+from lab import OUT, Exporter, netns_ino, pktlens, pktlens_json, rules_listed, sh
 
 PACE_SEND = str(OUT / "tests" / "pace_send")
 TOL = 0.05
@@ -397,7 +397,7 @@ def test_bad_input_changes_nothing(lab, tmp_path):
     """Each bad limit: one line naming it, exit 2, by `add` and in a file (FILE:LINE:COL); no change."""
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
     pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "300pps", ns=lab.b)
-    before = pktlens("policy", "list", "vb", ns=lab.b).stdout
+    before = rules_listed("vb", lab.b)
     f = tmp_path / "rules"
     for words, msg in BAD:
         r = pktlens("policy", "add", "vb", "--proto", "udp", *words, ns=lab.b, check=False)
@@ -412,7 +412,7 @@ def test_bad_input_changes_nothing(lab, tmp_path):
         col = int(r.stderr.split(":")[4])
         line = f.read_text().splitlines()[2]
         assert col > 2 and line[col - 2] == " " and line[col - 1] != " ", (col, line)   # a word's start
-    assert pktlens("policy", "list", "vb", ns=lab.b).stdout == before
+    assert rules_listed("vb", lab.b) == before
 
 
 def test_help_man_and_readme_describe_limits():

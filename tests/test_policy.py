@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PYTHON, SENDRAW, Lab, netns_ino, pktlens, pktlens_json, sh, slot
+from lab import (PIN_ROOT, PYTHON, SENDRAW, Lab, netns_ino, pktlens, pktlens_json, rules_listed, sh,
+                 slot)
 
 MARK = b"PLMARK"
 
@@ -1158,7 +1159,7 @@ def test_redirect_to_an_index_no_interface_has_is_refused(router):
     h = router.h
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
     pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "9", "--drop", ns=h)
-    before = pktlens("policy", "list", "vb", ns=h).stdout
+    before = rules_listed("vb", h)
     r = pktlens("policy", "add", "vb", "--proto", "udp", "--redirect", "ifindex:7777", ns=h, check=False)
     assert (r.returncode, r.stderr) == (2, "pktlens: policy add: vb: argument 4: --redirect "
                                            "'ifindex:7777': no such interface\n")
@@ -1168,7 +1169,7 @@ def test_redirect_to_an_index_no_interface_has_is_refused(router):
     r = pktlens("policy", "load", "vb", path, ns=h, check=False)
     assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:2:32: --redirect "
                                            "'ifindex:7778': no such interface\n")
-    assert pktlens("policy", "list", "vb", ns=h).stdout == before
+    assert rules_listed("vb", h) == before
     # a target that went away is still taken back, by add and by load
     pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--redirect", "vc", ns=h)
     idx = json.loads(sh("ip", "-n", h, "-j", "link", "show", "vc").stdout)[0]["ifindex"]
