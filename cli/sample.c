@@ -345,6 +345,21 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
 }
 
 /*
+ * The directions a capture takes when told neither --in nor --out: both, but
+ * on a loopback device every frame sent comes back in, so ingress alone sees
+ * each once (libpcap skips loopback's outgoing copies for the same reason).
+ * A --policy capture keeps both: an --out rule's samples are taken on egress.
+ */
+static __u32 default_dirs(const char *ifname, bool policy)
+{
+	struct pl_link_info li;
+
+	if (!policy && !pl_link_get(ifname, 0, &li) && li.loopback)
+		return 1U << PL_DIR_IN;
+	return (1U << PL_DIR_IN) | (1U << PL_DIR_OUT);
+}
+
+/*
  * The interface with @ifindex is no longer in this namespace (deleted, or
  * moved away): as tcpdump's "The interface disappeared", nothing more can come.
  */
@@ -680,7 +695,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		pl_g.json = false;
 	name = data_on_stdout ? "standard output" : path;
 	if (!so.dirs)
-		so.dirs = (1U << PL_DIR_IN) | (1U << PL_DIR_OUT);
+		so.dirs = default_dirs(argv[0], so.policy);
 	if (argc > 1) {
 		expr = pl_join_args(argc, argv, 1);
 		if (!expr) {
@@ -924,7 +939,7 @@ static const struct pl_opt sample_opts[] = {
 	  .help = "keep 1 in N of the matching packets: every Nth on each CPU" },
 	{ .name = "in", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, dirs), .val = 1 << PL_DIR_IN,
 	  .flags = PL_OPT_OR, .syn = "--in|--out",
-	  .help = "ingress only (default both: ingress at XDP if attached, else tc)" },
+	  .help = "ingress only (default both, loopback ingress: ingress at XDP if attached, else tc)" },
 	{ .name = "out", .type = PL_OPT_FLAG, PL_FIELD(struct sample_cfg, dirs), .val = 1 << PL_DIR_OUT,
 	  .flags = PL_OPT_OR, .syn = "", .help = "egress only (at tc)" },
 	{ .name = "buffer-size", .short_name = 'B', .type = PL_OPT_UINT,

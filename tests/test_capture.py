@@ -397,6 +397,38 @@ def test_interface_deleted_under_the_capture_ends_it(lab, attach, hook):
     assert markers() == []
 
 
+@pytest.mark.parametrize("args,times", [((), 1), (("--in",), 1), (("--out",), 1),
+                                         (("--in", "--out"), 2)])
+def test_loopback_gives_each_frame_once_as_tcpdump(lab, args, times):
+    """Every frame sent on a loopback device comes back in on it: without --in/--out a capture
+    of lo takes each once, the frames tcpdump -i lo takes (it skips the outgoing copies);
+    --out alone takes them on the way out, --in --out twice."""
+    mine = os.path.join(lab.tmp, "lo.pcap")
+    theirs = os.path.join(lab.tmp, "lo-tcpdump.pcap")
+    td = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab.b}", "tcpdump", "-i", "lo", "-U",
+                           "-w", theirs, "udp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    s = Sampler(lab, "-w", mine, *args, "udp", dev="lo")
+    try:
+        said = b""
+        while b"listening" not in said:                 # tcpdump is capturing
+            more = os.read(td.stderr.fileno(), 4096)
+            assert more, said
+            said += more
+        send = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" \
+               "for i in range(7):\n    s.sendto(bytes([i]) * (10 + 100 * i), " \
+               "('127.0.0.1', 4000 + i))\n"
+        sh("nsenter", f"--net=/run/netns/{lab.b}", PYTHON, "-c", send)
+        wait_file(mine, 7 * times)
+        wait_until(lambda: tcpdump_count_now(theirs) == 7)
+    finally:
+        td.terminate()
+        td.wait()
+        assert s.stop(signal.SIGINT) == 0, s.err
+    got, want = read_file(mine), read_file(theirs)
+    assert len(want) == 7 and got == [f for f in want for _ in range(times)]
+    nothing_left(lab)
+
+
 def frames_in(paths, tshark=False):
     """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
     in file order."""

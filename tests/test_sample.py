@@ -84,10 +84,10 @@ def send_raw(lab, raw):
 
 
 class Sampler:
-    """`pktlens sample vb ARGS` in namespace b, running until stop()."""
+    """`pktlens sample DEV ARGS` (vb unless told) in namespace b, running until stop()."""
 
-    def __init__(self, lab, *args, ready=True):
-        self.p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", *map(str, args)],
+    def __init__(self, lab, *args, ready=True, dev="vb"):
+        self.p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", dev, *map(str, args)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.err = b""
         if ready:
