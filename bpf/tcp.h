@@ -18,6 +18,13 @@
  * egress; egress only analyses packets this host sent (no ingress
  * interface), as forwarded ones were analysed when they came in.
  *
+ * A device stacked on another (a VLAN, macvlan or bridge on an attached
+ * interface, attached too) passes each segment through two hooks. Each end
+ * of a connection is analysed at one interface: the first whose hook saw
+ * new sequence space or a new SYN of it (pl_tcp_half.ifindex); the others
+ * skip its segments, which that hook has analysed already. A path that
+ * moves to another interface hands the end on with its next new segment.
+ *
  * Everything here runs after the packet was counted: it never changes flow
  * or interface counts. Both full maps are counted (state_lost, ts_full),
  * never evicted from.
@@ -39,6 +46,11 @@
  */
 #ifndef PL_TCP_GSO_SEGS
 #define PL_TCP_GSO_SEGS(ctx) 1U
+#endif
+
+/* The interface of the hook @ctx runs at (skb->ifindex on tc). */
+#ifndef PL_TCP_IFINDEX
+#define PL_TCP_IFINDEX(ctx) ((ctx)->ingress_ifindex)
 #endif
 
 /* bit (1 << enum pl_slot) per hook that analyses TCP; set by the loader */
@@ -209,7 +221,7 @@ union pl_tcp_addr {
 __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 slot)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = offs >> 16, n;
+	__u32 seq, hl, len, seglen, end, tsval = 0, tsecr = 0, d, off = offs >> 16, n, ifx;
 	struct pl_tcp_ts_key tk;	/* tk.k: the connection's key for tcp_state too */
 	union pl_tcp_addr sa, da;
 	struct pl_tcp_half *h, *o;
@@ -247,11 +259,11 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	s = bpf_map_lookup_elem(&tcp_stats, &slot);
 	if (!s)
 		return 0;
-	s->segs += n;
 	seq = pl_be32(th + 4);
 	fl = th[13];
 	hl = (__u32)(th[12] >> 4) * 4;
 	len = l4len > hl ? l4len - hl : 0;
+	seglen = len + !!(fl & PL_TH_SYN) + !!(fl & PL_TH_FIN);
 	ts = hl > 20 ? pl_tcp_tsopt(th, hl, data_end, &tsval, &tsecr) : -1;
 
 	/* both directions under one key: end a sorts lower by (address as two u64, port) */
@@ -275,6 +287,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		bpf_map_update_elem(&tcp_state, &tk.k, &pl_tcp_zero, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&tcp_state, &tk.k);
 		if (!st) {
+			s->segs += n;
 			s->state_lost += n;
 			return 0;
 		}
@@ -287,6 +300,18 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		h = &st->h[1];
 		o = &st->h[0];
 	}
+
+	/* this end's segments are another interface's unless this one sees something new first */
+	ifx = PL_TCP_IFINDEX(ctx);
+	if (h->ifindex != ifx) {
+		if (h->ifindex && (!seglen || (fl & PL_TH_RST) ||
+		    ((h->flags & PL_TCPH_SEQ) && pl_seq_le(seq + seglen, h->hi))) &&
+		    ((fl & (PL_TH_SYN | PL_TH_ACK)) != PL_TH_SYN ||
+		     ((h->flags & PL_TCPH_ISN) && h->isn == seq)))
+			return 0;
+		h->ifindex = ifx;
+	}
+	s->segs += n;
 
 	if (fl & PL_TH_RST) {
 		h->rst++;
@@ -337,7 +362,6 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	}
 
 	/* sequence space: new, a gap filled (reorder), or seen already (retrans); n segments each */
-	seglen = len + !!(fl & PL_TH_SYN) + !!(fl & PL_TH_FIN);
 	if (seglen && !(fl & PL_TH_RST)) {
 		end = seq + seglen;
 		h->segs += n;

@@ -14,6 +14,7 @@
 #include "../bpf/policy.h"
 #define PL_TCP_CTX struct __sk_buff
 #define PL_TCP_GSO_SEGS(ctx) ((ctx)->gso_segs)
+#define PL_TCP_IFINDEX(ctx) ((ctx)->ifindex)
 #include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC

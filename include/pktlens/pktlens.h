@@ -820,6 +820,7 @@ struct pl_tcp_half {
 	__u32 rtt_samples;	/* timestamp RTT samples */
 	__u32 rtt_min_us, rtt_srtt_us, rtt_max_us;	/* srtt: 7/8 old + 1/8 new */
 	__u32 isn;		/* the SYN's sequence number (PL_TCPH_ISN) */
+	__u32 ifindex;		/* the hook's interface that analyses this end's segments */
 };
 
 /* pl_tcp_state.flags */
