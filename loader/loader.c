@@ -108,6 +108,7 @@ struct attach {
 	char tmp[600];
 	char old_dir[512];	/* the attachment replaced: final, or its name's before a rename */
 	char old_name[16];
+	char old_now[16];	/* a live old one's interface renamed since: its name now, else "" */
 	bool old_gone;		/* the old one's hooks run nowhere: its interface was deleted */
 	bool have_old;
 	bool tmp_made;
@@ -1110,6 +1111,7 @@ static void undo(struct attach *a)
 static int find_old(struct attach *a, const struct pl_netns *here)
 {
 	struct pl_attachment *v = NULL, *hit = NULL;
+	struct pl_link_info li;
 	size_t n = 0;
 	int err;
 
@@ -1130,6 +1132,10 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
 		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
 		a->old_gone = hit->meta_ok && !pl_meta_live(&hit->meta);
+		/* found by name, but its hooks run on another interface: ours took its old name */
+		if (hit->meta_ok && !a->old_gone && (int)hit->meta.ifindex != a->li.ifindex &&
+		    !pl_link_get(NULL, (int)hit->meta.ifindex, &li))
+			snprintf(a->old_now, sizeof(a->old_now), "%s", li.ifname);
 	}
 	free(v);
 	return 0;
@@ -1201,6 +1207,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
 			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
 			    a.old_name, a.li.ifname);
+	if (a.have_old && !o->force && !o->reattach && a.old_now[0])
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: the attachment named %s follows its interface, "
+			    "renamed %s since (pktlens attach %s --force moves it to that name, pktlens "
+			    "detach %s removes it)", ifname, ifname, a.old_now, a.old_now, ifname);
 	if (a.have_old && !o->force && !o->reattach && a.old_gone)
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: an earlier attachment whose programs no "
 			    "longer run (its interface was deleted) still holds counters (pktlens detach "

@@ -429,6 +429,29 @@ def test_odd_interface_names_in_stats_watch(lab):
         {"\\xff\\xfe", "v\\x1b[2Jx", "wé\\\\x"}, text
 
 
+def test_new_interface_under_a_renamed_ones_old_name(lab):
+    """vb attached, renamed vr, a new vb made: attaching the new vb says whose attachment holds
+    the name and how to free it, not 'vb: already attached' (the new vb never was); the advice
+    works and both count on their own."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vb1")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (1, "pktlens: attach: vb: the attachment named vb follows "
+                                           "its interface, renamed vr since (pktlens attach vr "
+                                           "--force moves it to that name, pktlens detach vb "
+                                           "removes it)\n")
+    pktlens("attach", "vr", "--xdp", "none", "--tc", "in", "--force", ns=lab.b)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert sorted((a["ifname"], a["state"]) for a in pktlens_json("list", ns=lab.b)["attachments"]
+                  if a["this_netns"]) == [("vb", "attached"), ("vr", "attached")]
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vr", ns=lab.b), "tc", "in")["packets"] == 3
+    assert slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")["packets"] == 0
+
+
 def test_interface_recreated_under_the_same_name(lab):
     """An attached interface deleted and made again: attach says the old attachment's
     programs no longer run and what keeps or drops its counters, not 'already attached'."""
