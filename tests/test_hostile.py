@@ -429,6 +429,20 @@ def test_odd_interface_names_in_stats_watch(lab):
         {"\\xff\\xfe", "v\\x1b[2Jx", "wé\\\\x"}, text
 
 
+@pytest.mark.parametrize("cmd", ["stats", "flows", "detach"])
+def test_commands_on_a_renamed_interfaces_new_name(lab, cmd):
+    """vb attached, then renamed vr: `CMD vr` says it is attached as vb and how to reach it,
+    not 'not attached (pktlens attach vr)', an attach that is refused."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    r = pktlens(cmd, "vr", ns=lab.b, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == \
+        (2, "", f"pktlens: {cmd}: vr: attached as vb, its name before a rename (use vb, or "
+                "pktlens attach vr --force to move it to this name)\n")
+    assert pktlens("attach", "vr", ns=lab.b, check=False).returncode == 1  # what it used to say
+    pktlens(cmd, "vb", ns=lab.b)
+
+
 def test_new_interface_under_a_renamed_ones_old_name(lab):
     """vb attached, renamed vr, a new vb made: attaching the new vb says whose attachment holds
     the name and how to free it, not 'vb: already attached' (the new vb never was); the advice
