@@ -215,9 +215,10 @@ static int handle_foreign(struct attach *a, __u32 ours)
 /*
  * Copy merged flows into a fresh table (CPU 0 gets the sums), in batches;
  * from where a batch fails (the new table is smaller: full) one by one.
- * What did not fit is left out of @c's sums (see account_carry()).
+ * What did not fit is left out of @c's sums (see account_carry()). Keys
+ * take @ifindex: an interface made again under the old name has another.
  */
-static int copy_flows(const struct pl_state *old, int new_fd, struct carry *c)
+static int copy_flows(const struct pl_state *old, int new_fd, __u32 ifindex, struct carry *c)
 {
 	enum { CHUNK = 4096 };
 	int ncpu = libbpf_num_possible_cpus();
@@ -246,6 +247,7 @@ static int copy_flows(const struct pl_state *old, int new_fd, struct carry *c)
 
 		for (j = 0; j < cnt; j++) {
 			keys[j] = fl[i + j].key;
+			keys[j].ifindex = ifindex;
 			vals[j * ncpu] = fl[i + j].val;
 		}
 		if (pl_batch_update(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
@@ -516,9 +518,14 @@ static int load_xdp(struct attach *a)
 	}
 	if (!err && a->info->reattached) {
 		err = pl_map_max_entries(a->old.flows_fd, &max);
-		/* an older pktlens's cache (another layout) is read and carried, not reused */
+		/*
+		 * an older pktlens's cache (another layout) is read and carried, not
+		 * reused; so are the flows of a deleted interface's attachment, keyed
+		 * by its index, for this one's
+		 */
 		flows_reused = !err && max == a->o->flows_max &&
-			       pl_flow_cache_bits_of(a->old.cache_fd) == (int)a->cache_bits;
+			       pl_flow_cache_bits_of(a->old.cache_fd) == (int)a->cache_bits &&
+			       a->old.meta.ifindex == (__u32)a->li.ifindex;
 		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
@@ -635,7 +642,8 @@ static int loaded_xdp(struct attach *a, bool flows_reused)
 
 	a->flows_reused = flows_reused;
 	if (a->info->reattached && !flows_reused) {
-		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &a->carry);
+		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), (__u32)a->li.ifindex,
+				 &a->carry);
 		if (err)
 			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
 				      ifname, strerror(-err));

@@ -486,6 +486,38 @@ def test_interface_recreated_under_the_same_name(lab):
             if a["this_netns"] and a["ifname"] == "re0"] == ["attached"]
 
 
+def test_force_over_a_deleted_interface_keeps_one_row_per_flow(lab):
+    """re0 attached, a flow counted, re0 deleted and made again (another ifindex), attach
+    --force carries the counters over: the flow's later packets add to the same row, which
+    names the new interface's index, not two identical rows."""
+    def make():
+        sh("ip", "-n", lab.b, "link", "add", "re0", "type", "veth", "peer", "name", "re1")
+        sh("ip", "-n", lab.b, "link", "set", "re0", "up")
+        sh("ip", "-n", lab.b, "link", "set", "re1", "up")
+
+    def udp_flows():
+        return [(f["ifindex"], f["src"], f["sport"], f["packets"])
+                for f in pktlens_json("flows", "re0", ns=lab.b)["flows"] if f["proto"] == "udp"]
+
+    make()
+    pktlens("attach", "re0", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    send_frames(lab.b, 2, dev="re1")
+    time.sleep(0.2)
+    old = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "re0").stdout)[0]["ifindex"]
+    assert udp_flows() == [(old, "198.18.10.1", 1, 2)]
+    sh("ip", "-n", lab.b, "link", "del", "re0")
+    make()
+    new = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "re0").stdout)[0]["ifindex"]
+    assert new != old
+    pktlens("attach", "re0", "--xdp", "skb", "--tc", "none", "--force", ns=lab.b)
+    send_frames(lab.b, 3, dev="re1")
+    time.sleep(0.2)
+    assert udp_flows() == [(new, "198.18.10.1", 1, 5)]
+    doc = pktlens_json("stats", "re0", ns=lab.b)
+    assert slot(doc, "xdp", "in")["packets"] == sum(
+        f["packets"] for f in pktlens_json("flows", "re0", ns=lab.b)["flows"])
+
+
 def test_vlan_interfaces_named_with_dots(lab):
     """eth0.100 is how VLAN interfaces are named, and bpffs refuses '.' in a name: a dotted
     interface attaches, counts what the kernel says it received, takes rules, survives --force
