@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
 
 #include "common.h"
 #include "util.h"
@@ -12,10 +14,37 @@ int pl_detached_error(const char *cmd, const char *ifname)
 	return PL_EXIT_FAIL;
 }
 
+/* The name @ifname's interface was attached as, before a rename: into @was; false if none */
+static bool attached_before_rename(const char *ifname, char *was, size_t len)
+{
+	struct pl_attachment *v = NULL;
+	struct pl_link_info li;
+	size_t n = 0;
+	bool found = false;
+
+	if (pl_link_get(ifname, 0, &li) || pl_attachments_here(NULL, &v, &n))
+		return false;
+	/* its programs run on this very interface (an index reused by a new one has none) */
+	for (size_t i = 0; i < n && !found; i++)
+		if (v[i].meta_ok && (int)v[i].meta.ifindex == li.ifindex && strcmp(v[i].ifname, ifname) &&
+		    pl_meta_live(&v[i].meta)) {
+			snprintf(was, len, "%s", v[i].ifname);
+			found = true;
+		}
+	free(v);
+	return found;
+}
+
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n)
 {
 	int err = pl_attachments_here(ifname, a, n);
+	char was[IFNAMSIZ];
 
+	if (err == -ENOENT && ifname && attached_before_rename(ifname, was, sizeof(was))) {
+		pl_err("%s: %s: attached as %s, its name before a rename (use %s, or pktlens attach "
+		       "%s --force to move it to this name)", cmd, ifname, was, was, ifname);
+		return PL_EXIT_USAGE;
+	}
 	if (err == -ENOENT && ifname) {
 		pl_err("%s: %s: not attached (pktlens attach %s)", cmd, ifname, ifname);
 		return PL_EXIT_USAGE;

@@ -108,6 +108,7 @@ struct attach {
 	char tmp[600];
 	char old_dir[512];	/* the attachment replaced: final, or its name's before a rename */
 	char old_name[16];
+	char old_now[16];	/* a live old one's interface renamed since: its name now, else "" */
 	bool old_gone;		/* the old one's hooks run nowhere: its interface was deleted */
 	bool have_old;
 	bool tmp_made;
@@ -214,9 +215,10 @@ static int handle_foreign(struct attach *a, __u32 ours)
 /*
  * Copy merged flows into a fresh table (CPU 0 gets the sums), in batches;
  * from where a batch fails (the new table is smaller: full) one by one.
- * What did not fit is left out of @c's sums (see account_carry()).
+ * What did not fit is left out of @c's sums (see account_carry()). Keys
+ * take @ifindex: an interface made again under the old name has another.
  */
-static int copy_flows(const struct pl_state *old, int new_fd, struct carry *c)
+static int copy_flows(const struct pl_state *old, int new_fd, __u32 ifindex, struct carry *c)
 {
 	enum { CHUNK = 4096 };
 	int ncpu = libbpf_num_possible_cpus();
@@ -245,6 +247,7 @@ static int copy_flows(const struct pl_state *old, int new_fd, struct carry *c)
 
 		for (j = 0; j < cnt; j++) {
 			keys[j] = fl[i + j].key;
+			keys[j].ifindex = ifindex;
 			vals[j * ncpu] = fl[i + j].val;
 		}
 		if (pl_batch_update(new_fd, keys, sizeof(*keys), vals, ncpu * sizeof(*vals),
@@ -515,9 +518,14 @@ static int load_xdp(struct attach *a)
 	}
 	if (!err && a->info->reattached) {
 		err = pl_map_max_entries(a->old.flows_fd, &max);
-		/* an older pktlens's cache (another layout) is read and carried, not reused */
+		/*
+		 * an older pktlens's cache (another layout) is read and carried, not
+		 * reused; so are the flows of a deleted interface's attachment, keyed
+		 * by its index, for this one's
+		 */
 		flows_reused = !err && max == a->o->flows_max &&
-			       pl_flow_cache_bits_of(a->old.cache_fd) == (int)a->cache_bits;
+			       pl_flow_cache_bits_of(a->old.cache_fd) == (int)a->cache_bits &&
+			       a->old.meta.ifindex == (__u32)a->li.ifindex;
 		err = err ?: reuse_old_maps(a, flows_reused);
 	}
 	if (err)
@@ -634,7 +642,8 @@ static int loaded_xdp(struct attach *a, bool flows_reused)
 
 	a->flows_reused = flows_reused;
 	if (a->info->reattached && !flows_reused) {
-		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), &a->carry);
+		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), (__u32)a->li.ifindex,
+				 &a->carry);
 		if (err)
 			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
 				      ifname, strerror(-err));
@@ -1110,6 +1119,7 @@ static void undo(struct attach *a)
 static int find_old(struct attach *a, const struct pl_netns *here)
 {
 	struct pl_attachment *v = NULL, *hit = NULL;
+	struct pl_link_info li;
 	size_t n = 0;
 	int err;
 
@@ -1130,6 +1140,10 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
 		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
 		a->old_gone = hit->meta_ok && !pl_meta_live(&hit->meta);
+		/* found by name, but its hooks run on another interface: ours took its old name */
+		if (hit->meta_ok && !a->old_gone && (int)hit->meta.ifindex != a->li.ifindex &&
+		    !pl_link_get(NULL, (int)hit->meta.ifindex, &li))
+			snprintf(a->old_now, sizeof(a->old_now), "%s", li.ifname);
 	}
 	free(v);
 	return 0;
@@ -1201,6 +1215,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
 			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
 			    a.old_name, a.li.ifname);
+	if (a.have_old && !o->force && !o->reattach && a.old_now[0])
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: the attachment named %s follows its interface, "
+			    "renamed %s since (pktlens attach %s --force moves it to that name, pktlens "
+			    "detach %s removes it)", ifname, ifname, a.old_now, a.old_now, ifname);
 	if (a.have_old && !o->force && !o->reattach && a.old_gone)
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: an earlier attachment whose programs no "
 			    "longer run (its interface was deleted) still holds counters (pktlens detach "

@@ -158,7 +158,10 @@ int pl_attachment_set_aside(struct pl_attachment *a);
 bool pl_meta_live(const struct pl_meta *m);
 /* The same for @m's tc hook of direction @dir alone. */
 bool pl_meta_tc_live(const struct pl_meta *m, int dir);
-/* The ifindex @a's pinned XDP link is attached to; 0 once the interface is gone. */
+/*
+ * The ifindex @a's pinned XDP or tcx links are attached to (the first link that
+ * holds one); 0 once the interface is gone.
+ */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
 /*
  * Whether none of @a's programs exists any more, where no link holds them:

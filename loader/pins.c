@@ -617,26 +617,37 @@ bool pl_attachment_progs_gone(const struct pl_attachment *a)
 	return any;
 }
 
-/* ifindex the pinned XDP or tcx link is attached to: 0 once the interface is gone */
+/*
+ * ifindex the pinned XDP or tcx links are attached to: 0 once the interface is
+ * gone. One link detached alone (bpftool link detach) reads 0 too, so the
+ * first that still holds a device answers.
+ */
 int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex)
 {
 	static const char *const pins[] = { PL_PIN_XDP_LINK, PL_PIN_TC_IN_LINK, PL_PIN_TC_OUT_LINK };
-	struct bpf_link_info info = {};
-	__u32 len = sizeof(info);
 	char path[600];
-	int fd = -1, err = 0;
+	int err = -ENOENT;
 
-	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]) && fd < 0; i++) {
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
 		snprintf(path, sizeof(path), "%s/%s", a->dir, pins[i]);
 		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		/* xdp.ifindex and tcx.ifindex share their place in the union */
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			if (err)	/* no link read yet */
+				err = -errno;
+		} else {
+			*ifindex = info.xdp.ifindex;
+			err = 0;
+		}
+		close(fd);
+		if (!err && *ifindex)
+			break;
 	}
-	if (fd < 0)
-		return -ENOENT;
-	/* xdp.ifindex and tcx.ifindex share their place in the union */
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		err = -errno;
-	else
-		*ifindex = info.xdp.ifindex;
-	close(fd);
 	return err;
 }

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, attachments_in, netns_ino, pktlens, pktlens_json, sh
+from lab import PIN_ROOT, PKTLENS, attachments_in, netns_ino, pktlens, pktlens_json, sh, slot
 
 TCX_QUERY = r"""
 import ctypes, os, socket, struct, sys
@@ -224,6 +224,35 @@ def test_interface_renamed_while_attached(lab):
     d = pktlens_json("detach", "vb", ns=lab.b)
     assert d["detached"][0]["totals"][0]["packets"] == 4
     assert kernel_hooks(lab.b, "vbren") == (None, [], 0)
+    assert leftovers(lab) == []
+
+
+@pytest.mark.parametrize("xdp,pin,live,state", [("skb", "xdp_link", ("tc", "in"), "program-gone"),
+                                                ("none", "tc_in_link", ("tc", "out"), "attached")])
+def test_one_link_detached_by_another_tool_leaves_the_interface_there(lab, xdp, pin, live, state):
+    """`bpftool link detach` of the first pinned link (its ifindex reads 0 then) while the
+    interface and another hook stay: not reported as a deleted interface (list, sample; detach
+    --stale takes what list calls gone, but acts on every namespace, so not run here). list
+    says program-gone when the XDP program no longer runs; tc alone, while a hook runs."""
+    from scapy.all import Ether, IP, UDP
+
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/{pin}"
+    link = json.loads(sh("bpftool", "-j", "link", "show", "pinned", path).stdout)["id"]
+    sh("bpftool", "link", "detach", "id", link)
+    assert [(a["ifname"], a["state"]) for a in attachments_in(lab.b)] == [("vb", state)]
+    r = pktlens("sample", "vb", "-c", "1", "--duration", "1", "-w", os.devnull, ns=lab.b, check=False)
+    assert r.returncode == 0, r.stderr
+    if live == ("tc", "in"):
+        udp(lab, 3)
+    else:
+        f = Ether(src=lab.mac(lab.b, "vb"), dst=lab.mac(lab.a, "va")) / \
+            IP(src="198.18.0.2", dst="198.18.0.1") / UDP(sport=2000, dport=1000)
+        lab.send([f] * 3, ns=lab.b, dev="vb")
+    doc = lab.wait_packets(3, hook=live)
+    assert slot(doc, *live)["packets"] == 3
+    assert doc["interfaces"][0]["kernel"]["rx_packets" if live[1] == "in" else "tx_packets"] >= 3
+    assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["ifname"] == "vb"
     assert leftovers(lab) == []
 
 

@@ -429,6 +429,43 @@ def test_odd_interface_names_in_stats_watch(lab):
         {"\\xff\\xfe", "v\\x1b[2Jx", "wé\\\\x"}, text
 
 
+@pytest.mark.parametrize("cmd", ["stats", "flows", "detach"])
+def test_commands_on_a_renamed_interfaces_new_name(lab, cmd):
+    """vb attached, then renamed vr: `CMD vr` says it is attached as vb and how to reach it,
+    not 'not attached (pktlens attach vr)', an attach that is refused."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    r = pktlens(cmd, "vr", ns=lab.b, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == \
+        (2, "", f"pktlens: {cmd}: vr: attached as vb, its name before a rename (use vb, or "
+                "pktlens attach vr --force to move it to this name)\n")
+    assert pktlens("attach", "vr", ns=lab.b, check=False).returncode == 1  # what it used to say
+    pktlens(cmd, "vb", ns=lab.b)
+
+
+def test_new_interface_under_a_renamed_ones_old_name(lab):
+    """vb attached, renamed vr, a new vb made: attaching the new vb says whose attachment holds
+    the name and how to free it, not 'vb: already attached' (the new vb never was); the advice
+    works and both count on their own."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vb1")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (1, "pktlens: attach: vb: the attachment named vb follows "
+                                           "its interface, renamed vr since (pktlens attach vr "
+                                           "--force moves it to that name, pktlens detach vb "
+                                           "removes it)\n")
+    pktlens("attach", "vr", "--xdp", "none", "--tc", "in", "--force", ns=lab.b)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert sorted((a["ifname"], a["state"]) for a in pktlens_json("list", ns=lab.b)["attachments"]
+                  if a["this_netns"]) == [("vb", "attached"), ("vr", "attached")]
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vr", ns=lab.b), "tc", "in")["packets"] == 3
+    assert slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")["packets"] == 0
+
+
 def test_interface_recreated_under_the_same_name(lab):
     """An attached interface deleted and made again: attach says the old attachment's
     programs no longer run and what keeps or drops its counters, not 'already attached'."""
@@ -447,6 +484,38 @@ def test_interface_recreated_under_the_same_name(lab):
     pktlens("attach", "re0", "--xdp", "none", "--tc", "in", ns=lab.b)
     assert [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
             if a["this_netns"] and a["ifname"] == "re0"] == ["attached"]
+
+
+def test_force_over_a_deleted_interface_keeps_one_row_per_flow(lab):
+    """re0 attached, a flow counted, re0 deleted and made again (another ifindex), attach
+    --force carries the counters over: the flow's later packets add to the same row, which
+    names the new interface's index, not two identical rows."""
+    def make():
+        sh("ip", "-n", lab.b, "link", "add", "re0", "type", "veth", "peer", "name", "re1")
+        sh("ip", "-n", lab.b, "link", "set", "re0", "up")
+        sh("ip", "-n", lab.b, "link", "set", "re1", "up")
+
+    def udp_flows():
+        return [(f["ifindex"], f["src"], f["sport"], f["packets"])
+                for f in pktlens_json("flows", "re0", ns=lab.b)["flows"] if f["proto"] == "udp"]
+
+    make()
+    pktlens("attach", "re0", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    send_frames(lab.b, 2, dev="re1")
+    time.sleep(0.2)
+    old = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "re0").stdout)[0]["ifindex"]
+    assert udp_flows() == [(old, "198.18.10.1", 1, 2)]
+    sh("ip", "-n", lab.b, "link", "del", "re0")
+    make()
+    new = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "re0").stdout)[0]["ifindex"]
+    assert new != old
+    pktlens("attach", "re0", "--xdp", "skb", "--tc", "none", "--force", ns=lab.b)
+    send_frames(lab.b, 3, dev="re1")
+    time.sleep(0.2)
+    assert udp_flows() == [(new, "198.18.10.1", 1, 5)]
+    doc = pktlens_json("stats", "re0", ns=lab.b)
+    assert slot(doc, "xdp", "in")["packets"] == sum(
+        f["packets"] for f in pktlens_json("flows", "re0", ns=lab.b)["flows"])
 
 
 def test_vlan_interfaces_named_with_dots(lab):
