@@ -162,13 +162,15 @@ mem=${VM_MEM:-2G}
 [[ $mem =~ ^[1-9][0-9]*[MG]$ ]] || die "VM_MEM=$mem: a size in M or G (2G)"
 
 start=$(date +%s.%N)
+# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check
+# can miss its ticks and panic ("IO-APIC + timer doesn't work!") before init
 # qemu gets the command's time, plus time to boot and power off
 timeout -s KILL $((timeout + 180)) "${qemu[@]}" -name "pktlens-$label" \
 	-nodefaults -no-user-config -nographic -no-reboot -monitor none \
 	"${cpu[@]}" -smp "${VM_SMP:-2}" -m "$mem" \
 	-object "memory-backend-memfd,id=mem,size=$mem,share=on" -machine memory-backend=mem \
 	-kernel "$kdir/vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-	-append "console=ttyS0 rdinit=/init panic=-1 ${VM_APPEND-quiet} pktlens.init=$repo/scripts/vm-init.sh" \
+	-append "console=ttyS0 rdinit=/init panic=-1 no_timer_check ${VM_APPEND-quiet} pktlens.init=$repo/scripts/vm-init.sh" \
 	-chardev "file,id=con,path=$work/console.log" -serial chardev:con \
 	-chardev "socket,id=root,path=$work/root.sock" -device vhost-user-fs-pci,chardev=root,tag=root \
 	-chardev "socket,id=out,path=$work/out.sock" -device vhost-user-fs-pci,chardev=out,tag=out \
