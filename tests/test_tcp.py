@@ -180,6 +180,65 @@ def test_accepted_connection_counts_its_synack_retransmits_once(tcplab):
         [(e["kind"], e["state"], e["segs"]) for e in events]
 
 
+ONCE_SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.2", int(sys.argv[1]))); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    got = b""
+    while len(got) < 1000:
+        got += c.recv(4096)
+    c.sendall(got)
+    c.close()              # the server closes first: no TIME_WAIT on the client's port
+"""
+
+SAME_PORT_CLIENT = r"""
+import socket, sys
+for _ in range(int(sys.argv[3])):
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("198.18.0.1", int(sys.argv[2])))
+    c.settimeout(10)
+    c.connect(("198.18.0.2", int(sys.argv[1])))
+    c.sendall(b"z" * 1000)
+    got = 0
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        got += len(d)
+    assert got == 1000
+    c.close()
+"""
+
+
+def test_same_tuple_again_counts_each_connections_retransmits(tcplab):
+    """Connections one after another from one bound port: the same 4-tuple, and the kernel
+    often gives each new socket the address of the one before. Every one retransmits its
+    data once (the receiver drops every second data segment): all are counted, equal to
+    the namespace's RetransSegs, in the events and in the connection's summary."""
+    lab, procs = tcplab
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.b, PYTHON, "-c", ONCE_SERVER, "5008"],
+                           stdout=subprocess.PIPE, text=True)
+    procs.append(srv)
+    assert srv.stdout.readline().strip() == "ready"
+    nft(lab.b, "loss", "tcp dport 5008 meta length > 500 numgen inc mod 2 == 0 drop",
+        hook="input")
+    tr = Tracer("retrans", "--netns", netns_path(lab.a))
+    before = retrans_segs(lab.a)
+    sh("ip", "netns", "exec", lab.a, PYTHON, "-c", SAME_PORT_CLIENT, "5008", "40408", "8",
+       timeout=60)
+    time.sleep(0.5)
+    after = retrans_segs(lab.a)
+    events, summary = tr.stop()
+    assert after - before >= 8, after - before
+    assert sum(e["segs"] for e in events) == after - before, events
+    assert [(c["lport"], c["rport"], c["segs"]) for c in summary["connections"]] == \
+        [(40408, 5008, after - before)], summary
+
+
 def test_syn_retransmit_and_connect_latency(tcplab):
     lab, procs = tcplab
     procs.append(start_server(lab, 5002))
