@@ -355,6 +355,33 @@ def test_same_tuple_in_two_namespaces(tcplab, lab2):
     assert [e["netns"] for e in only if e["lport"] == 40404] == [ino_a]
 
 
+def without_btf(*args):
+    """pktlens ARGS as on a kernel without the tracepoints in its BTF: an empty
+    /sys/kernel/btf in a mount namespace of its own."""
+    return subprocess.run(["unshare", "-m", "sh", "-c",
+                           'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh", PKTLENS,
+                           *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_tracepoints_the_kernel_lacks_are_named(tcplab):
+    """A kernel without the tracepoints (or without BTF, which tp_btf reads them from): each
+    command names the tracepoint it needs in one line, exits 1, and attaches nothing."""
+    lab, _ = tcplab
+    for args, tp in ((["tcp", "retrans", "--duration", 1], "tcp_retransmit_skb"),
+                     (["-j", "tcp", "rtt", "--duration", 1], "tcp_probe"),
+                     (["tcp", "connlat", "--duration", 1], "inet_sock_set_state"),
+                     (["tcp", "life", "--duration", 1], "inet_sock_set_state"),
+                     (["-n", lab.a, "attach", "va", "--xdp", "none", "--probes", "tcp"],
+                      "tcp_retransmit_skb")):
+        r = without_btf(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"need tracepoint {tp}, which this kernel's BTF (/sys/kernel/btf/vmlinux) " \
+               "does not have" in r.stderr, r.stderr
+    from lab import pktlens_json
+    assert [a for a in pktlens_json("list", ns=lab.a)["attachments"] if a["this_netns"]] == []
+
+
 def test_an_all_digit_namespace_name_before_the_pid():
     """--netns 1234 is the namespace named 1234 in /run/netns when there is one, else the
     namespace of PID 1234: what -n takes (--netns had tried the PID first: the test process's
