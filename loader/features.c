@@ -292,6 +292,26 @@ bool pl_tracepoint_btf(const char *tp)
 	return have;
 }
 
+const char *pl_tracepoints_missing(const struct bpf_object *obj)
+{
+	struct btf *btf = kernel_btf();
+	struct bpf_program *p;
+	const char *miss = NULL;
+
+	bpf_object__for_each_program(p, obj) {
+		const char *sec = bpf_program__section_name(p);
+
+		if (!bpf_program__autoload(p) || strncmp(sec, "tp_btf/", 7))
+			continue;
+		if (!btf || tp_args(btf, sec + 7) < 0) {
+			miss = sec + 7;
+			break;
+		}
+	}
+	btf__free(btf);
+	return miss;
+}
+
 bool pl_feature(enum pl_feature f)
 {
 	if (!F.probed)

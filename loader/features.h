@@ -53,6 +53,12 @@ int pl_obj_set_u32(struct bpf_object *obj, const char *name, __u32 v);
 int pl_obj_kernel(struct bpf_object *obj);
 /* Whether the kernel's BTF has tracepoint @tp (its btf_trace_@tp prototype), for tp_btf. */
 bool pl_tracepoint_btf(const char *tp);
+/*
+ * The tracepoint of the first tp_btf program @obj would load that the
+ * kernel's BTF lacks (all of them without BTF), NULL if none: why a load
+ * failed, in words (libbpf's errno says "No such process").
+ */
+const char *pl_tracepoints_missing(const struct bpf_object *obj);
 /* The running kernel's release (uname -r). */
 const char *pl_kernel_release(void);
 /*

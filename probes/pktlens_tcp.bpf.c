@@ -342,20 +342,35 @@ static __always_inline void life(const struct sock *sk, int newstate, __u64 now,
 /*
  * rtx_born: a socket begins or ends. A connecting one at SYN_SENT; an
  * accepted one once ESTABLISHED, when its total has taken in the SYN-ACK's
- * retransmits (counted here already, as the request's).
+ * retransmits (counted here already, as the request's). One that ends is
+ * forgotten in its connection's entry too: a new socket of the same 4-tuple
+ * (a port bound again) often gets the same address, and counted from the
+ * old socket's total (rtx_segs()) its retransmits would be lost.
  */
-static __always_inline void note_birth(const struct sock *sk, int oldstate, int newstate)
+static __always_inline void note_birth(const struct sock *sk, int oldstate, int newstate,
+				       const struct pl_tcp_cfg *cf)
 {
 	__u64 key = (__u64)(unsigned long)sk;
+	struct pl_tcp_tuple t;
+	struct pl_tcp_conn *c;
 
 	if (newstate == TCP_SYN_SENT_ ||
 	    (oldstate == TCP_SYN_RECV_ && newstate == TCP_ESTABLISHED_)) {
 		__u32 total = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 
 		bpf_map_update_elem(&rtx_born, &key, &total, BPF_ANY);
-	} else if (newstate == TCP_CLOSE_) {
-		bpf_map_delete_elem(&rtx_born, &key);
+		return;
 	}
+	if (newstate != TCP_CLOSE_)
+		return;
+	bpf_map_delete_elem(&rtx_born, &key);
+	if (!tuple(&sk->__sk_common, cf, &t))
+		return;
+	/* as in life(): the local port may be released (skc_num = 0) by now */
+	t.lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	c = bpf_map_lookup_elem(&conn_retrans, &t);
+	if (c && c->sk == key)
+		c->sk = 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -374,7 +389,7 @@ int BPF_PROG(pl_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (!cf)
 		return 0;
 	if (cf->flags & PL_TCP_CFG_RETRANS)
-		note_birth(sk, oldstate, newstate);
+		note_birth(sk, oldstate, newstate, cf);
 	if (cf->flags & PL_TCP_CFG_LIFE)
 		life(sk, newstate, now, cf);
 	if (!(cf->flags & PL_TCP_CFG_CONNLAT))

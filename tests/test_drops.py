@@ -452,6 +452,17 @@ def test_bad_input_exits_2_with_one_line(args, what):
     assert len(lines) == 1 and lines[0].startswith("pktlens: drops: ") and what in lines[0]
 
 
+def test_tracepoints_the_kernel_lacks_are_named():
+    """A kernel without the drop tracepoints in its BTF (here: an empty /sys/kernel/btf in a
+    mount namespace of its own): drops names the tracepoint in one line and exits 1."""
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh", PKTLENS,
+                        "drops", "--duration", "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "the drop probes need tracepoint kfree_skb, which this kernel's BTF " \
+           "(/sys/kernel/btf/vmlinux) does not have" in r.stderr, r.stderr
+
+
 def test_readme_man_and_help_agree():
     """Every option of `drops --help` is in the README's command table and the man page."""
     help_ = subprocess.run([PKTLENS, "drops", "--help"], capture_output=True, text=True).stdout

@@ -180,6 +180,65 @@ def test_accepted_connection_counts_its_synack_retransmits_once(tcplab):
         [(e["kind"], e["state"], e["segs"]) for e in events]
 
 
+ONCE_SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.2", int(sys.argv[1]))); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    got = b""
+    while len(got) < 1000:
+        got += c.recv(4096)
+    c.sendall(got)
+    c.close()              # the server closes first: no TIME_WAIT on the client's port
+"""
+
+SAME_PORT_CLIENT = r"""
+import socket, sys
+for _ in range(int(sys.argv[3])):
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("198.18.0.1", int(sys.argv[2])))
+    c.settimeout(10)
+    c.connect(("198.18.0.2", int(sys.argv[1])))
+    c.sendall(b"z" * 1000)
+    got = 0
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        got += len(d)
+    assert got == 1000
+    c.close()
+"""
+
+
+def test_same_tuple_again_counts_each_connections_retransmits(tcplab):
+    """Connections one after another from one bound port: the same 4-tuple, and the kernel
+    often gives each new socket the address of the one before. Every one retransmits its
+    data once (the receiver drops every second data segment): all are counted, equal to
+    the namespace's RetransSegs, in the events and in the connection's summary."""
+    lab, procs = tcplab
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.b, PYTHON, "-c", ONCE_SERVER, "5008"],
+                           stdout=subprocess.PIPE, text=True)
+    procs.append(srv)
+    assert srv.stdout.readline().strip() == "ready"
+    nft(lab.b, "loss", "tcp dport 5008 meta length > 500 numgen inc mod 2 == 0 drop",
+        hook="input")
+    tr = Tracer("retrans", "--netns", netns_path(lab.a))
+    before = retrans_segs(lab.a)
+    sh("ip", "netns", "exec", lab.a, PYTHON, "-c", SAME_PORT_CLIENT, "5008", "40408", "8",
+       timeout=60)
+    time.sleep(0.5)
+    after = retrans_segs(lab.a)
+    events, summary = tr.stop()
+    assert after - before >= 8, after - before
+    assert sum(e["segs"] for e in events) == after - before, events
+    assert [(c["lport"], c["rport"], c["segs"]) for c in summary["connections"]] == \
+        [(40408, 5008, after - before)], summary
+
+
 def test_syn_retransmit_and_connect_latency(tcplab):
     lab, procs = tcplab
     procs.append(start_server(lab, 5002))
@@ -294,6 +353,33 @@ def test_same_tuple_in_two_namespaces(tcplab, lab2):
     ino_a2 = os.stat(netns_path(lab2.a)).st_ino
     assert sorted(e["netns"] for e in same) == sorted([ino_a, ino_a2])
     assert [e["netns"] for e in only if e["lport"] == 40404] == [ino_a]
+
+
+def without_btf(*args):
+    """pktlens ARGS as on a kernel without the tracepoints in its BTF: an empty
+    /sys/kernel/btf in a mount namespace of its own."""
+    return subprocess.run(["unshare", "-m", "sh", "-c",
+                           'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh", PKTLENS,
+                           *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_tracepoints_the_kernel_lacks_are_named(tcplab):
+    """A kernel without the tracepoints (or without BTF, which tp_btf reads them from): each
+    command names the tracepoint it needs in one line, exits 1, and attaches nothing."""
+    lab, _ = tcplab
+    for args, tp in ((["tcp", "retrans", "--duration", 1], "tcp_retransmit_skb"),
+                     (["-j", "tcp", "rtt", "--duration", 1], "tcp_probe"),
+                     (["tcp", "connlat", "--duration", 1], "inet_sock_set_state"),
+                     (["tcp", "life", "--duration", 1], "inet_sock_set_state"),
+                     (["-n", lab.a, "attach", "va", "--xdp", "none", "--probes", "tcp"],
+                      "tcp_retransmit_skb")):
+        r = without_btf(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"need tracepoint {tp}, which this kernel's BTF (/sys/kernel/btf/vmlinux) " \
+               "does not have" in r.stderr, r.stderr
+    from lab import pktlens_json
+    assert [a for a in pktlens_json("list", ns=lab.a)["attachments"] if a["this_netns"]] == []
 
 
 def test_an_all_digit_namespace_name_before_the_pid():
