@@ -289,6 +289,10 @@ static int do_load(void *cfg, int argc, char **argv)
 	int ret, err;
 
 	(void)cfg, (void)argc;
+	/* before FILE: a file we cannot read for want of privileges says so */
+	ret = pl_need_caps("policy load", PL_NEED_BPF | PL_NEED_NET_ADMIN);
+	if (ret)
+		goto out;
 	err = pl_rule_list_read(&rl, argv[1], why, sizeof(why));
 	if (err) {
 		if (err == -EINVAL)

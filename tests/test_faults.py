@@ -381,6 +381,28 @@ def test_every_command_names_the_missing_capability(args, missing):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args,missing", [
+    (["policy", "load", "vb", "{d}/rules"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["apply", "{d}/pktlens.conf"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["sample", "vb", "-c", "1", "-w", "{d}/out.pcap"], "CAP_BPF"),
+    (["sample", "vb", "-c", "1", "-w", "{d}/x-%S.pcap", "-G", "1"], "CAP_BPF"),
+])
+def test_missing_capability_is_named_before_files_it_cannot_reach(tmp_path, args, missing):
+    """A file in root's directory (tmp_path is 0700) is out of reach for want
+    of privileges: the missing capability is the error (exit 1), not the
+    file's "Permission denied" (exit 2), and nothing is created there."""
+    os.chmod(tmp_path, 0o700)
+    (tmp_path / "rules").write_text("--dst 198.18.0.9/32 --drop\n")
+    (tmp_path / "pktlens.conf").write_text("interfaces: []\n")
+    before = sorted(os.listdir(tmp_path))
+    r = subprocess.run(NOPRIV + [PKTLENS] + [a.format(d=tmp_path) for a in args],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert f"missing capability {missing}" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(os.listdir(tmp_path)) == before
+
+
 def test_pins_are_private(lab):
     pktlens("attach", "vb", ns=lab.b)
     pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
