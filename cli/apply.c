@@ -59,7 +59,7 @@ static int do_apply(void *cfgp, int argc, char **argv)
 
 	(void)argc;
 	/* before FILE: a file we cannot read for want of privileges says so */
-	ret = pl_need_caps("apply", PL_NEED_BPF | PL_NEED_NET_ADMIN);
+	ret = pl_need_caps("apply", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON);
 	if (ret)
 		return ret;
 	err = pl_config_load(argv[0], &c, why, sizeof(why));

@@ -770,7 +770,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		name = first;
 	}
 	/* before -w FILE: a place we cannot write for want of privileges says so */
-	ret = pl_need_caps("sample", PL_NEED_BPF);
+	ret = pl_need_caps("sample", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		goto out;
 	/* the file is looked at here, and created only once the sampler has started */

@@ -381,6 +381,41 @@ def test_every_command_names_the_missing_capability(args, missing):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args", [
+    ["attach", "va"],
+    ["policy", "add", "vb", "--dst", "198.18.0.9/32", "--drop"],
+    ["policy", "load", "vb", "/dev/null"],
+    ["filter", "set", "vb", "udp"],
+    ["sample", "vb", "-c", "1", "udp"],
+    ["sample", "va", "-c", "1"],
+    ["tcp", "retrans", "--duration", "1"],
+    ["drops", "--duration", "1"],
+])
+def test_missing_perfmon_is_named(lab, args):
+    """CAP_BPF and CAP_NET_ADMIN are not enough to load pktlens's programs (the
+    verifier refuses packet-pointer arithmetic without CAP_PERFMON): a command
+    that loads them names CAP_PERFMON (exit 1) instead of the kernel's bare
+    "Permission denied", and changes nothing."""
+    pktlens("attach", "vb", ns=lab.b)
+    hooks = kernel_hooks(lab.b, "vb"), kernel_hooks(lab.a, "va")
+    ns = lab.a if args[1] == "va" else lab.b
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "capsh",
+                        "--drop=cap_sys_admin,cap_perfmon", "--", "-c",
+                        " ".join([PKTLENS] + [f"'{a}'" for a in args])],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "missing capability CAP_PERFMON (run as root)" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (kernel_hooks(lab.b, "vb"), kernel_hooks(lab.a, "va")) == hooks
+    assert pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"] == []
+    # what only reads or takes away needs no CAP_PERFMON
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{lab.b}", "capsh",
+                        "--drop=cap_sys_admin,cap_perfmon", "--", "-c",
+                        f"{PKTLENS} -j stats vb && {PKTLENS} policy flush vb"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+
+
 @pytest.mark.parametrize("args,missing", [
     (["policy", "load", "vb", "{d}/rules"], "CAP_BPF, CAP_NET_ADMIN"),
     (["apply", "{d}/pktlens.conf"], "CAP_BPF, CAP_NET_ADMIN"),
