@@ -311,6 +311,12 @@ void pl_pins_gc(void)
 			pl_pin_dir_remove(sub);
 		}
 		closedir(d);
+		/*
+		 * the namespace's TCP maps when no attachment analyses: a killed
+		 * --tcp-passive attach pinned them (its tmp dir gone, here or by another's gc)
+		 */
+		if (strspn(de->d_name, "0123456789") == strlen(de->d_name))
+			pl_tcp_release_ns(strtoull(de->d_name, NULL, 10));
 	}
 	closedir(root);
 }

@@ -172,6 +172,39 @@ def test_detach_recovers_after_killed_attach(lab):
         assert leftovers(lab) == []
 
 
+def strace_attach(lab, inject, *args, ns=None):
+    """`attach` under strace, its final rename() made to fail as @inject says."""
+    return subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename",
+                           "-e", f"inject=rename:{inject}", PKTLENS, "-n", ns or lab.b,
+                           "attach", *args], env=NO_LEAK_CHECK, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_or_failed_tcp_passive_attach_leaves_no_namespace_pins(lab):
+    """An attach --tcp-passive pins the namespace's shared TCP maps (tcp:state,
+    tcp:ts) before its own pins are renamed into place. Killed there (or failing
+    there), it must not leave them behind once its temporary directory is gone:
+    the failure's undo and the next attach/detach remove them, unless a live
+    attachment of the namespace analyses TCP with them."""
+    r = strace_attach(lab, "error=EIO", "vb", "--xdp", "none", "--tcp-passive")
+    assert r.returncode == 1 and "Input/output error" in r.stderr, r.stderr
+    assert leftovers(lab) == []
+    r = strace_attach(lab, "signal=KILL", "vb", "--xdp", "none", "--tcp-passive")
+    assert r.returncode in (-9, 137), (r.returncode, r.stderr)
+    assert "tcp:state" in leftovers(lab)
+    assert pktlens("detach", "vb", ns=lab.b, check=False).returncode == 2  # not attached
+    assert leftovers(lab) == []
+    assert_nothing(lab)
+    # a live analysing attachment keeps them, with what it measured
+    pktlens("attach", "lo", "--xdp", "none", "--tcp-passive", ns=lab.b)
+    r = strace_attach(lab, "signal=KILL", "vb", "--xdp", "none", "--tcp-passive")
+    assert r.returncode in (-9, 137), (r.returncode, r.stderr)
+    pktlens("detach", "vb", ns=lab.b, check=False)
+    assert leftovers(lab) == ["lo", "tcp:state", "tcp:ts"]
+    pktlens("detach", "lo", ns=lab.b)
+    assert leftovers(lab) == []
+
+
 def test_concurrent_changes_are_serialised(lab):
     """Eight CLIs attach/re-attach/add rules on one interface at once: they
     take turns; the result is one complete attachment with every rule."""
