@@ -449,6 +449,18 @@ def test_missing_perfmon_is_named(lab, args):
     assert r.returncode == 0, r
 
 
+def test_privileged_port_names_cap_net_bind_service(lab):
+    """export prometheus on a port below 1024 without CAP_NET_BIND_SERVICE: the
+    error names the capability (exit 1), not a bare "Permission denied"."""
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{lab.b}", "capsh",
+                        "--drop=cap_net_bind_service", "--", "-c",
+                        f"{PKTLENS} export prometheus --listen 0.0.0.0:80 --duration 1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert r.stderr == ("pktlens: export prometheus: cannot listen on 0.0.0.0:80: Permission "
+                        "denied (a privileged port: needs CAP_NET_BIND_SERVICE)\n"), r.stderr
+
+
 @pytest.mark.parametrize("args,missing", [
     (["policy", "load", "vb", "{d}/rules"], "CAP_BPF, CAP_NET_ADMIN"),
     (["apply", "{d}/pktlens.conf"], "CAP_BPF, CAP_NET_ADMIN"),
