@@ -58,14 +58,16 @@ static int do_apply(void *cfgp, int argc, char **argv)
 	int err, ret;
 
 	(void)argc;
+	/* before FILE: a file we cannot read for want of privileges says so */
+	ret = pl_need_caps("apply", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON);
+	if (ret)
+		return ret;
 	err = pl_config_load(argv[0], &c, why, sizeof(why));
 	if (err) {
 		pl_err("apply: %s", why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 	}
-	ret = pl_need_caps("apply", PL_NEED_BPF | PL_NEED_NET_ADMIN);
-	if (!ret)
-		ret = pl_lock_changes("apply");
+	ret = pl_lock_changes("apply");
 	if (ret)
 		goto out;
 	err = pl_nsset_init(&ns, why, sizeof(why));

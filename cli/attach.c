@@ -46,7 +46,7 @@ static int do_attach(void *cfg, int argc, char **argv)
 	int err;
 
 	(void)argc;
-	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN)) ||
+	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON)) ||
 	    (err = pl_lock_changes("attach")))
 		return err;
 

@@ -595,7 +595,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 		o.cfg.flags |= PL_DROP_CFG_FLOWS;
 	if (events)
 		o.cfg.flags |= PL_DROP_CFG_EVENTS;
-	ret = pl_need_caps("drops", PL_NEED_BPF);
+	ret = pl_need_caps("drops", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		return ret;
 	err = pl_drops_open(&o.cfg, events ? on_event : NULL, NULL, &d, why, sizeof(why));

@@ -410,7 +410,8 @@ static int set_or_clear(int argc, char **argv, bool set)
 			return PL_EXIT_FAIL;
 		}
 	}
-	ret = pl_need_caps(verb, PL_NEED_BPF);
+	/* set loads the chain's counting programs */
+	ret = pl_need_caps(verb, PL_NEED_BPF | (set ? PL_NEED_PERFMON : 0));
 	if (!ret)
 		ret = pl_lock_changes(verb);
 	if (!ret)

@@ -51,13 +51,14 @@ struct target {
 	bool open;
 };
 
-static int open_target(const char *verb, const char *ifname, struct target *t)
+/* @need: PL_NEED_PERFMON where the change loads rule-set programs */
+static int open_target(const char *verb, const char *ifname, unsigned need, struct target *t)
 {
 	size_t n;
 	int ret, err;
 
 	memset(t, 0, sizeof(*t));
-	ret = pl_need_caps(verb, PL_NEED_BPF | PL_NEED_NET_ADMIN);
+	ret = pl_need_caps(verb, PL_NEED_BPF | PL_NEED_NET_ADMIN | need);
 	if (!ret)
 		ret = pl_lock_changes(verb);
 	if (!ret)
@@ -132,7 +133,7 @@ static int do_add(void *cfg, int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	free(toks);
-	ret = open_target("policy add", argv[0], &t);
+	ret = open_target("policy add", argv[0], PL_NEED_PERFMON, &t);
 	if (!ret)
 		ret = read_rules("policy add", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
@@ -212,7 +213,7 @@ static int do_del(void *cfg, int argc, char **argv)
 		pl_err("policy del: %s: '%s' is not a rule id", argv[0], argv[1]);
 		return PL_EXIT_USAGE;
 	}
-	ret = open_target("policy del", argv[0], &t);
+	ret = open_target("policy del", argv[0], PL_NEED_PERFMON, &t);
 	if (!ret)
 		ret = read_rules("policy del", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
@@ -254,7 +255,7 @@ static int do_flush(void *cfg, int argc, char **argv)
 	int dirs = ((const struct flush_cfg *)cfg)->dirs, ret;
 
 	(void)argc;
-	ret = open_target("policy flush", argv[0], &t);
+	ret = open_target("policy flush", argv[0], 0, &t);
 	if (!ret)
 		ret = read_rules("policy flush", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
@@ -289,6 +290,10 @@ static int do_load(void *cfg, int argc, char **argv)
 	int ret, err;
 
 	(void)cfg, (void)argc;
+	/* before FILE: a file we cannot read for want of privileges says so */
+	ret = pl_need_caps("policy load", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON);
+	if (ret)
+		goto out;
 	err = pl_rule_list_read(&rl, argv[1], why, sizeof(why));
 	if (err) {
 		if (err == -EINVAL)
@@ -298,7 +303,7 @@ static int do_load(void *cfg, int argc, char **argv)
 		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
-	ret = open_target("policy load", argv[0], &t);
+	ret = open_target("policy load", argv[0], PL_NEED_PERFMON, &t);
 	if (ret)
 		goto out;
 	if (pl_policy_rules(&t.p, &old, &nold)) {

@@ -784,6 +784,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 		}
 		name = first;
 	}
+	/* before -w FILE: a place we cannot write for want of privileges says so */
+	ret = pl_need_caps("sample", PL_NEED_BPF | PL_NEED_PERFMON);
+	if (ret)
+		goto out;
 	/* the file is looked at here, and created only once the sampler has started */
 	if (path && (err = pl_rot_on(&rot) ? pl_rot_check(name, why, sizeof(why)) :
 			    pl_out_check(name, why, sizeof(why)))) {
@@ -792,9 +796,6 @@ static int do_sample(void *cfg, int argc, char **argv)
 		goto out;
 	}
 
-	ret = pl_need_caps("sample", PL_NEED_BPF);
-	if (ret)
-		goto out;
 	err = pl_attachments_here(argv[0], &a, &n);
 	/* what --rule and --when name must exist: said now, before any other line */
 	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir)))

@@ -356,7 +356,7 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		}
 		cfg.min_lat_ns = u * 1000000ULL;
 	}
-	ret = pl_need_caps("tcp", PL_NEED_BPF);
+	ret = pl_need_caps("tcp", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		return ret;
 	jw_init(&r.w, stdout, false);

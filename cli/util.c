@@ -136,13 +136,16 @@ int pl_need_caps(const char *cmd, unsigned need)
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2] = {};
 	char missing[64] = "";
+	const char *sep = "";
 
 	if (syscall(SYS_capget, &h, d))
 		return PL_EXIT_OK;	/* cannot tell: let the kernel say no */
 	if ((need & PL_NEED_BPF) && !has_cap(d, CAP_BPF) && !has_cap(d, CAP_SYS_ADMIN))
-		strcat(missing, "CAP_BPF");
+		strcat(missing, "CAP_BPF"), sep = ", ";
 	if ((need & PL_NEED_NET_ADMIN) && !has_cap(d, CAP_NET_ADMIN))
-		strcat(missing, *missing ? ", CAP_NET_ADMIN" : "CAP_NET_ADMIN");
+		strcat(strcat(missing, sep), "CAP_NET_ADMIN"), sep = ", ";
+	if ((need & PL_NEED_PERFMON) && !has_cap(d, CAP_PERFMON) && !has_cap(d, CAP_SYS_ADMIN))
+		strcat(strcat(missing, sep), "CAP_PERFMON");
 	if (!*missing)
 		return PL_EXIT_OK;
 	pl_err("%s: missing capability %s (run as root)", cmd, missing);

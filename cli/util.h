@@ -63,6 +63,9 @@ int pl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* Capabilities a command needs (bit masks for pl_need_caps). */
 #define PL_NEED_BPF (1u << 0)		/* CAP_BPF, or CAP_SYS_ADMIN */
 #define PL_NEED_NET_ADMIN (1u << 1)	/* CAP_NET_ADMIN */
+/* loads packet or tracing programs: CAP_PERFMON, or CAP_SYS_ADMIN (the verifier's
+ * pointer arithmetic on packets, tracepoints) */
+#define PL_NEED_PERFMON (1u << 2)
 /* Print "CMD: missing capability ..." and return PL_EXIT_FAIL when lacking one. */
 int pl_need_caps(const char *cmd, unsigned need);
 /*

@@ -350,7 +350,9 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	if (!s->d) {
 		int err = errno ? errno : EADDRINUSE;
 
-		snprintf(why, whylen, "cannot listen on %s: %s", listen, strerror(err));
+		/* EACCES: a port below net.ipv4.ip_unprivileged_port_start (1024) */
+		snprintf(why, whylen, "cannot listen on %s: %s%s", listen, strerror(err),
+			 err == EACCES ? " (a privileged port: needs CAP_NET_BIND_SERVICE)" : "");
 		pthread_mutex_destroy(&s->lock);
 		free(s);
 		errno = err;

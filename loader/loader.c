@@ -1107,6 +1107,9 @@ static void undo(struct attach *a)
 		clsact_release_qdisc(a->li.ifindex);
 	if (a->tmp_made)
 		pl_pin_dir_remove(a->tmp);
+	/* the namespace's TCP maps pinned for this attach, unless a live attachment uses them */
+	if (a->tcp_fresh && a->o->tcp_passive)
+		pl_tcp_release_ns(a->ns);
 }
 
 /*

@@ -52,8 +52,8 @@ int pl_bpffs_ensure(char *why, size_t whylen)
 			return pl_why(why, whylen, -errno, "cannot create %s: %s", PL_BPFFS,
 				      strerror(errno));
 		if (mount("bpf", PL_BPFFS, "bpf", 0, "mode=0700"))
-			return pl_why(why, whylen, -errno, "cannot mount bpffs on %s: %s", PL_BPFFS,
-				      strerror(errno));
+			return pl_why(why, whylen, -errno, "cannot mount bpffs on %s: %s%s", PL_BPFFS,
+				      strerror(errno), errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	}
 	err = mkdir_0700(PL_PIN_ROOT);
 	return err ? pl_why(why, whylen, err, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err)) : 0;
@@ -311,6 +311,12 @@ void pl_pins_gc(void)
 			pl_pin_dir_remove(sub);
 		}
 		closedir(d);
+		/*
+		 * the namespace's TCP maps when no attachment analyses: a killed
+		 * --tcp-passive attach pinned them (its tmp dir gone, here or by another's gc)
+		 */
+		if (strspn(de->d_name, "0123456789") == strlen(de->d_name))
+			pl_tcp_release_ns(strtoull(de->d_name, NULL, 10));
 	}
 	closedir(root);
 }

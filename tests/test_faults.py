@@ -172,6 +172,39 @@ def test_detach_recovers_after_killed_attach(lab):
         assert leftovers(lab) == []
 
 
+def strace_attach(lab, inject, *args, ns=None):
+    """`attach` under strace, its final rename() made to fail as @inject says."""
+    return subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename",
+                           "-e", f"inject=rename:{inject}", PKTLENS, "-n", ns or lab.b,
+                           "attach", *args], env=NO_LEAK_CHECK, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_or_failed_tcp_passive_attach_leaves_no_namespace_pins(lab):
+    """An attach --tcp-passive pins the namespace's shared TCP maps (tcp:state,
+    tcp:ts) before its own pins are renamed into place. Killed there (or failing
+    there), it must not leave them behind once its temporary directory is gone:
+    the failure's undo and the next attach/detach remove them, unless a live
+    attachment of the namespace analyses TCP with them."""
+    r = strace_attach(lab, "error=EIO", "vb", "--xdp", "none", "--tcp-passive")
+    assert r.returncode == 1 and "Input/output error" in r.stderr, r.stderr
+    assert leftovers(lab) == []
+    r = strace_attach(lab, "signal=KILL", "vb", "--xdp", "none", "--tcp-passive")
+    assert r.returncode in (-9, 137), (r.returncode, r.stderr)
+    assert "tcp:state" in leftovers(lab)
+    assert pktlens("detach", "vb", ns=lab.b, check=False).returncode == 2  # not attached
+    assert leftovers(lab) == []
+    assert_nothing(lab)
+    # a live analysing attachment keeps them, with what it measured
+    pktlens("attach", "lo", "--xdp", "none", "--tcp-passive", ns=lab.b)
+    r = strace_attach(lab, "signal=KILL", "vb", "--xdp", "none", "--tcp-passive")
+    assert r.returncode in (-9, 137), (r.returncode, r.stderr)
+    pktlens("detach", "vb", ns=lab.b, check=False)
+    assert leftovers(lab) == ["lo", "tcp:state", "tcp:ts"]
+    pktlens("detach", "lo", ns=lab.b)
+    assert leftovers(lab) == []
+
+
 def test_concurrent_changes_are_serialised(lab):
     """Eight CLIs attach/re-attach/add rules on one interface at once: they
     take turns; the result is one complete attachment with every rule."""
@@ -408,6 +441,75 @@ def test_every_command_names_the_missing_capability(args, missing):
     assert f"missing capability {missing}" in r.stderr, r.stderr
     assert verb.split()[0] in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["attach", "va"],
+    ["policy", "add", "vb", "--dst", "198.18.0.9/32", "--drop"],
+    ["policy", "load", "vb", "/dev/null"],
+    ["filter", "set", "vb", "udp"],
+    ["sample", "vb", "-c", "1", "udp"],
+    ["sample", "va", "-c", "1"],
+    ["tcp", "retrans", "--duration", "1"],
+    ["drops", "--duration", "1"],
+])
+def test_missing_perfmon_is_named(lab, args):
+    """CAP_BPF and CAP_NET_ADMIN are not enough to load pktlens's programs (the
+    verifier refuses packet-pointer arithmetic without CAP_PERFMON): a command
+    that loads them names CAP_PERFMON (exit 1) instead of the kernel's bare
+    "Permission denied", and changes nothing."""
+    pktlens("attach", "vb", ns=lab.b)
+    hooks = kernel_hooks(lab.b, "vb"), kernel_hooks(lab.a, "va")
+    ns = lab.a if args[1] == "va" else lab.b
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "capsh",
+                        "--drop=cap_sys_admin,cap_perfmon", "--", "-c",
+                        " ".join([PKTLENS] + [f"'{a}'" for a in args])],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "missing capability CAP_PERFMON (run as root)" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (kernel_hooks(lab.b, "vb"), kernel_hooks(lab.a, "va")) == hooks
+    assert pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"] == []
+    # what only reads or takes away needs no CAP_PERFMON
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{lab.b}", "capsh",
+                        "--drop=cap_sys_admin,cap_perfmon", "--", "-c",
+                        f"{PKTLENS} -j stats vb && {PKTLENS} policy flush vb"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+
+
+def test_privileged_port_names_cap_net_bind_service(lab):
+    """export prometheus on a port below 1024 without CAP_NET_BIND_SERVICE: the
+    error names the capability (exit 1), not a bare "Permission denied"."""
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{lab.b}", "capsh",
+                        "--drop=cap_net_bind_service", "--", "-c",
+                        f"{PKTLENS} export prometheus --listen 0.0.0.0:80 --duration 1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert r.stderr == ("pktlens: export prometheus: cannot listen on 0.0.0.0:80: Permission "
+                        "denied (a privileged port: needs CAP_NET_BIND_SERVICE)\n"), r.stderr
+
+
+@pytest.mark.parametrize("args,missing", [
+    (["policy", "load", "vb", "{d}/rules"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["apply", "{d}/pktlens.conf"], "CAP_BPF, CAP_NET_ADMIN"),
+    (["sample", "vb", "-c", "1", "-w", "{d}/out.pcap"], "CAP_BPF"),
+    (["sample", "vb", "-c", "1", "-w", "{d}/x-%S.pcap", "-G", "1"], "CAP_BPF"),
+])
+def test_missing_capability_is_named_before_files_it_cannot_reach(tmp_path, args, missing):
+    """A file in root's directory (tmp_path is 0700) is out of reach for want
+    of privileges: the missing capability is the error (exit 1), not the
+    file's "Permission denied" (exit 2), and nothing is created there."""
+    os.chmod(tmp_path, 0o700)
+    (tmp_path / "rules").write_text("--dst 198.18.0.9/32 --drop\n")
+    (tmp_path / "pktlens.conf").write_text("interfaces: []\n")
+    before = sorted(os.listdir(tmp_path))
+    r = subprocess.run(NOPRIV + [PKTLENS] + [a.format(d=tmp_path) for a in args],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert f"missing capability {missing}" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_pins_are_private(lab):

@@ -513,6 +513,21 @@ def test_mounts_bpffs_when_missing(lab):
     assert not xdp_prog_attached(lab.b, "vb")
 
 
+def test_bpffs_missing_without_cap_sys_admin_names_it(lab):
+    """bpffs missing and no CAP_SYS_ADMIN to mount it (CAP_BPF, CAP_NET_ADMIN and
+    CAP_PERFMON kept): attach says which capability the mount needs, exit 1, and
+    leaves nothing on the interface."""
+    script = (f"while umount /sys/fs/bpf 2>/dev/null; do :; done; "
+              f"nsenter --net=/run/netns/{lab.b} capsh --drop=cap_sys_admin -- "
+              f"-c '{PKTLENS} attach vb --xdp skb'; echo rc=$?; "
+              f"mount | grep -c ' /sys/fs/bpf type bpf' || true")
+    r = sh("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+    assert r.stdout.split() == ["rc=1", "0"], r
+    assert r.stderr == ("pktlens: attach: cannot mount bpffs on /sys/fs/bpf: Operation not "
+                        "permitted (needs CAP_SYS_ADMIN)\n"), r.stderr
+    assert not xdp_prog_attached(lab.b, "vb")
+
+
 def test_list_refuses_metadata_of_another_size(lab):
     """A pin left by another pktlens version with a larger metadata value is reported as
     another version's, never read into a smaller buffer (list aborted before)."""
