@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """tc ingress/egress: the XDP pipeline on tc hooks, tcx and clsact attachment."""
 import json
+import os
 import subprocess
 import time
 
 import pytest
 
 from frames import mixed
-from lab import Lab, PKTLENS, PYTHON, pktlens, pktlens_json, sh, slot
+from lab import Lab, PKTLENS, PYTHON, attachments_in, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 
@@ -185,3 +186,37 @@ def test_list_shows_mechanism(lab):
     pktlens("attach", "vb", ns=lab.b)
     out = subprocess.run([PKTLENS, "-n", lab.b, "list"], capture_output=True, text=True).stdout
     assert "tc/tcx in+out" in out and "attached (this netns)" in out
+
+
+def test_legacy_ingress_qdisc_takes_no_egress_filter(lab):
+    """The ingress qdisc (not clsact) files every filter in its one block, whatever parent it
+    names: an egress filter there would count ingress packets as egress. Refused; tc in works."""
+    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "ingress")
+    sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", "parent", "ffff:", "pref", "5",
+       "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff")
+    def filters():  # tc names the parent or not, by what else it finds there
+        return tc_filters(lab.b, "vb", "ingress").replace("parent ffff: ", "")
+
+    before = filters()
+    r = pktlens("attach", "vb", "--tc-mech", "clsact", ns=lab.b, check=False)
+    assert r.returncode == 1 and r.stderr == (
+        "pktlens: attach: vb: cannot attach on tc egress: the ingress qdisc there is not clsact "
+        "and has no egress hook (tc qdisc del dev vb ingress)\n"), r.stderr
+    assert filters() == before and "pktlens" not in before
+    assert attachments_in(lab.b) == []
+    # the same through a capture of sample on a kernel without tcx
+    r = subprocess.run([PKTLENS, "-n", lab.b, "sample", "vb", "-c", "1", "--duration", "1"],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PKTLENS_NO_FEATURES="tcx"))
+    assert r.returncode == 1 and "the ingress qdisc there is not clsact" in r.stderr, r.stderr
+    assert filters() == before
+    # ingress alone works on it, and counts ingress
+    pktlens("attach", "vb", "--tc-mech", "clsact", "--tc", "in", ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:5]
+    lab.send([c.frame for c in cases])
+    doc = lab.wait_packets(5, hook=("tc", "in"))
+    assert slot(doc, "tc", "in")["packets"] == 5
+    pktlens("detach", "vb", ns=lab.b)
+    assert filters() == before
+    assert "qdisc ingress ffff:" in qdiscs(lab.b, "vb")
+
