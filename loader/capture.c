@@ -165,8 +165,9 @@ static int attach_tc(struct pl_cap *cap, int dir, char *why, size_t whylen)
 		cap->qdisc_made = true;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return pl_why(why, whylen, err, "%s: cannot attach the capture program %s on tc "
-			      "%s: %s", cap->ifname, bpf_program__name(p), dname, strerror(-err));
+		return pl_why(why, whylen, err == -EINVAL ? -EBUSY : err, "%s: cannot attach the "
+			      "capture program %s on tc %s: %s", cap->ifname, bpf_program__name(p),
+			      dname, err == -EINVAL ? PL_CLSACT_PRIO_TAKEN : strerror(-err));
 	cap->filter[dir] = true;
 	return 0;
 }

@@ -1070,8 +1070,9 @@ static int attach_tc_dir(struct attach *a, int dir)
 		return err;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return pl_why(a->why, a->whylen, err, "%s: cannot attach tc %s filter: %s",
-			      a->o->ifname, dir_name[dir], strerror(-err));
+		return pl_why(a->why, a->whylen, err == -EINVAL ? -EBUSY : err,
+			      "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],
+			      err == -EINVAL ? PL_CLSACT_PRIO_TAKEN : strerror(-err));
 	a->filter_made[dir] = true;
 	a->m->tc_handle[dir] = opts.handle;
 	a->m->tc_prio[dir] = opts.priority;

@@ -229,6 +229,9 @@ int pl_clsact_filter_count(int ifindex, int *count);
 struct bpf_tc_hook;
 int pl_clsact_hook(struct bpf_tc_hook *hook, const char *ifname, bool *made, char *why,
 		   size_t whylen);
+/* bpf_tc_attach()'s EINVAL: the kernel's word for a priority another kind of filter holds */
+#define PL_CLSACT_PRIO_TAKEN "priority 1 is held by another kind of filter or one for another " \
+	"protocol (tc filter show): pktlens's must run first"
 /* The kind of the qdisc in the ingress slot ("clsact", "ingress"; "" = none) into @kind. */
 int pl_ingress_qdisc_kind(int ifindex, char *kind, size_t len);
 

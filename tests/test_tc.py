@@ -220,3 +220,19 @@ def test_legacy_ingress_qdisc_takes_no_egress_filter(lab):
     assert filters() == before
     assert "qdisc ingress ffff:" in qdiscs(lab.b, "vb")
 
+
+@pytest.mark.parametrize("direction", ["ingress", "egress"])
+def test_foreign_filter_holding_priority_1(lab, direction):
+    """Another kind of filter at priority 1 keeps ours from going first: a runtime refusal (1)
+    that says so, the foreign filter and qdisc untouched, none of ours left."""
+    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
+    sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", direction, "pref", "1",
+       "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff")
+    before = {d: tc_filters(lab.b, "vb", d) for d in ("ingress", "egress")}
+    r = pktlens("attach", "vb", "--tc-mech", "clsact", ns=lab.b, check=False)
+    assert r.returncode == 1 and r.stderr == (
+        f"pktlens: attach: vb: cannot attach tc {direction} filter: priority 1 is held by "
+        "another kind of filter or one for another protocol (tc filter show): pktlens's must "
+        "run first\n"), r.stderr
+    assert {d: tc_filters(lab.b, "vb", d) for d in ("ingress", "egress")} == before
+    assert "clsact" in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
