@@ -236,3 +236,27 @@ def test_foreign_filter_holding_priority_1(lab, direction):
         "run first\n"), r.stderr
     assert {d: tc_filters(lab.b, "vb", d) for d in ("ingress", "egress")} == before
     assert "clsact" in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
+
+
+def test_three_tags_parse_alike_on_xdp_and_tc(lab):
+    """The parser walks two VLAN tags. tc ingress gets the outer one in skb metadata and two
+    still in the frame: it walks one of those, so a triple-tagged frame is the same non-IP
+    frame (ethertype 0x8100 after two tags) on both hooks, and a double-tagged one IP."""
+    from scapy.all import IP, UDP, Dot1Q, Ether, Raw
+    a, b = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    udp = IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1111, dport=2222) / Raw(b"x" * 50)
+    triple = Ether(src=a, dst=b, type=0x88a8) / Dot1Q(vlan=300, type=0x8100) / \
+        Dot1Q(vlan=301) / Dot1Q(vlan=302) / udp
+    double = Ether(src=a, dst=b, type=0x88a8) / Dot1Q(vlan=10, type=0x8100) / Dot1Q(vlan=11) / udp
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+    lab.send([triple, double])
+    doc = lab.wait_packets(2, hook=("tc", "in"))
+    for hook in ("xdp", "tc"):
+        s = slot(doc, hook, "in")
+        assert (s["packets"], s["bytes"]) == (2, len(triple) + len(double)), hook
+        assert (s["l3"]["ipv4"], s["l3"]["other"], s["l4"]["udp"], s["l4"]["none"]) == \
+            (1, 1, 1, 1), (hook, s["l3"], s["l4"])
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    got = sorted((f["hook"], f["vlan"], f["ethertype"], f.get("proto"), f["bytes"]) for f in flows)
+    assert got == sorted([(h, 300, 0x8100, None, len(triple)) for h in ("tc", "xdp")] +
+                         [(h, 10, 0x0800, "udp", len(double)) for h in ("tc", "xdp")]), got
