@@ -260,3 +260,48 @@ def test_three_tags_parse_alike_on_xdp_and_tc(lab):
     got = sorted((f["hook"], f["vlan"], f["ethertype"], f.get("proto"), f["bytes"]) for f in flows)
     assert got == sorted([(h, 300, 0x8100, None, len(triple)) for h in ("tc", "xdp")] +
                          [(h, 10, 0x0800, "udp", len(double)) for h in ("tc", "xdp")]), got
+
+
+VLAN_PUSH = """
+import ctypes, os, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def bpf(cmd, attr):
+    buf = ctypes.create_string_buffer(attr, 128)
+    r = libc.syscall(321, cmd, buf, 128)  # x86-64 bpf(2)
+    if r < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return r
+I = lambda op, dst, imm: struct.pack("<BBhi", op, dst, 0, imm)
+# r2 = htons(ETH_P_8021Q); r3 = vid; bpf_skb_vlan_push(skb, r2, r3); return TCX_NEXT
+insns = I(0xb7, 2, 0x0081) + I(0xb7, 3, int(sys.argv[3])) + I(0x85, 0, 18) + \\
+    I(0xb7, 0, -1) + I(0x95, 0, 0)
+ib, lic = ctypes.create_string_buffer(insns), ctypes.create_string_buffer(b"GPL")
+prog = bpf(5, struct.pack("<IIQQIIQII16sII", 3, len(insns) // 8, ctypes.addressof(ib),
+                          ctypes.addressof(lic), 0, 0, 0, 0, 0, b"test_vlan_push", 0, 47))
+link = bpf(28, struct.pack("<IIII", prog, socket.if_nametoindex(sys.argv[1]), 47, 0))
+pin = ctypes.create_string_buffer(sys.argv[2].encode())
+bpf(6, struct.pack("<QII", ctypes.addressof(pin), link, 0))
+"""
+
+
+def test_tag_in_metadata_reaches_tc_not_xdp(lab):
+    """A tag that arrives in skb metadata (a NIC's rx VLAN offload; here a tcx program on the
+    peer's egress pushes it, which veth hands over as metadata) is not in the frame XDP sees:
+    XDP counts it untagged and 4 bytes shorter, tc with its VLAN id, as on the wire."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pin = f"/sys/fs/bpf/{lab.a}-vlan-push"
+    sh("nsenter", f"--net=/run/netns/{lab.a}", PYTHON, "-c", VLAN_PUSH, "va", pin, 100)
+    try:
+        pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+        frame = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) / \
+            IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) / Raw(b"x" * 60)
+        lab.send([frame] * 3)
+        doc = lab.wait_packets(3, hook=("tc", "in"))
+        xdp, tc = slot(doc, "xdp", "in"), slot(doc, "tc", "in")
+        assert (xdp["packets"], xdp["bytes"], xdp["vlan"]) == (3, 3 * len(frame), 0), xdp
+        assert (tc["packets"], tc["bytes"], tc["vlan"]) == (3, 3 * (len(frame) + 4), 3), tc
+        flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+        assert sorted((f["hook"], f["vlan"], f["proto"]) for f in flows) == \
+            [("tc", 100, "udp"), ("xdp", None, "udp")]
+    finally:
+        os.unlink(pin)
