@@ -304,8 +304,13 @@ trunc:
 	p->err = PL_PERR_TRUNCATED;
 }
 
-/* Parse the frame in [data, data_end); @len is the wire length. */
-static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_end, __u32 len)
+/*
+ * Parse the frame in [data, data_end); @len is the wire length. Of its VLAN
+ * tags, @tags are walked: 2, or 1 on tc under the tag the stack took off
+ * (pl_parse_hwvlan()), so that every hook sees the same two tags.
+ */
+static __always_inline void pl_parse_tags(struct pl_pkt *p, void *data, void *data_end,
+					  __u32 len, int tags)
 {
 	__u8 *b = data;
 	__u16 proto;
@@ -327,6 +332,8 @@ static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_en
 #pragma unroll
 	for (i = 0; i < 2; i++) {
 		if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
+			break;
+		if (i == 1 && tags < 2)
 			break;
 		if (b + 4 > (__u8 *)data_end) {
 			p->key.l3proto = proto;
@@ -354,6 +361,11 @@ static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_en
 		p->l3 = PL_L3_ARP;
 		break;
 	}
+}
+
+static __always_inline void pl_parse(struct pl_pkt *p, void *data, void *data_end, __u32 len)
+{
+	pl_parse_tags(p, data, data_end, len, 2);
 }
 
 /*

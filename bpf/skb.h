@@ -34,7 +34,7 @@ static __always_inline void pl_skb_parse(struct __sk_buff *skb, struct pl_pkt *p
 		bpf_skb_pull_data(skb, avail);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	pl_parse(p, data, data_end, skb->len);
+	pl_parse_tags(p, data, data_end, skb->len, skb->vlan_present ? 1 : 2);
 	if (skb->vlan_present) {
 		pl_parse_hwvlan(p, skb->vlan_tci);
 		f->vlan_meta = 1;

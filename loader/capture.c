@@ -144,6 +144,7 @@ static int attach_tc(struct pl_cap *cap, int dir, char *why, size_t whylen)
 	/* first in line, as tcpdump sees packets before tc ingress does */
 	LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = CAP_BPF_F_BEFORE);
 	const char *dname = dir == PL_DIR_IN ? "ingress" : "egress";
+	bool made;
 	int err;
 
 	if (cap->tcx) {
@@ -157,16 +158,16 @@ static int attach_tc(struct pl_cap *cap, int dir, char *why, size_t whylen)
 			      "program %s with tcx: %s", cap->ifname, bpf_program__name(p),
 			      strerror(-err));
 	}
-	err = bpf_tc_hook_create(&hook);
-	if (!err)
+	err = pl_clsact_hook(&hook, cap->ifname, &made, why, whylen);
+	if (err)
+		return err;
+	if (made)
 		cap->qdisc_made = true;
-	else if (err != -EEXIST)
-		return pl_why(why, whylen, err, "%s: cannot create a clsact qdisc: %s", cap->ifname,
-			      strerror(-err));
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return pl_why(why, whylen, err, "%s: cannot attach the capture program %s on tc "
-			      "%s: %s", cap->ifname, bpf_program__name(p), dname, strerror(-err));
+		return pl_why(why, whylen, err == -EINVAL ? -EBUSY : err, "%s: cannot attach the "
+			      "capture program %s on tc %s: %s", cap->ifname, bpf_program__name(p),
+			      dname, err == -EINVAL ? PL_CLSACT_PRIO_TAKEN : strerror(-err));
 	cap->filter[dir] = true;
 	return 0;
 }

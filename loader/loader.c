@@ -980,6 +980,31 @@ static int clsact_detach_filter(int ifindex, int dir, __u32 handle, __u32 prio)
 	return bpf_tc_detach(&hook, &opts);
 }
 
+/*
+ * The clsact qdisc of @hook's interface, made unless there is one (*@made).
+ * The slot may hold the older ingress qdisc instead: its block takes every
+ * filter whatever parent it names, so an egress filter would count ingress
+ * packets; refused.
+ */
+int pl_clsact_hook(struct bpf_tc_hook *hook, const char *ifname, bool *made, char *why,
+		   size_t whylen)
+{
+	char kind[32];
+	int err;
+
+	err = bpf_tc_hook_create(hook);
+	*made = !err;
+	if (err && err != -EEXIST)
+		return pl_why(why, whylen, err, "%s: cannot create a clsact qdisc: %s", ifname,
+			      strerror(-err));
+	if (err && hook->attach_point == BPF_TC_EGRESS &&
+	    !pl_ingress_qdisc_kind(hook->ifindex, kind, sizeof(kind)) && strcmp(kind, "clsact"))
+		return pl_why(why, whylen, -EBUSY, "%s: cannot attach on tc egress: the %s qdisc "
+			      "there is not clsact and has no egress hook (tc qdisc del dev %s %s)",
+			      ifname, kind, ifname, kind);
+	return 0;
+}
+
 /* Remove the clsact qdisc we created, unless someone else's filters are on it. */
 static void clsact_release_qdisc(int ifindex)
 {
@@ -1027,6 +1052,7 @@ static int attach_tc_dir(struct attach *a, int dir)
 	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog),
 		    .handle = PL_CLSACT_HANDLE, .priority = PL_CLSACT_PRIO);
 	LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = PL_BPF_F_BEFORE);
+	bool made;
 	int fd, err;
 
 	if (a->info->tc_mech == PL_TC_TCX) {
@@ -1044,18 +1070,18 @@ static int attach_tc_dir(struct attach *a, int dir)
 				    a->o->ifname, dir_name[dir], strerror(-err)) : 0;
 	}
 
-	err = bpf_tc_hook_create(&hook);
-	if (!err)
+	err = pl_clsact_hook(&hook, a->o->ifname, &made, a->why, a->whylen);
+	if (err)
+		return err;
+	if (made)
 		a->m->tc_qdisc_created = 1;
-	else if (err != -EEXIST)
-		return pl_why(a->why, a->whylen, err, "%s: cannot create clsact qdisc: %s",
-			      a->o->ifname, strerror(-err));
 	if ((err = clsact_remove_orphan(a, dir, &hook)))
 		return err;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err)
-		return pl_why(a->why, a->whylen, err, "%s: cannot attach tc %s filter: %s",
-			      a->o->ifname, dir_name[dir], strerror(-err));
+		return pl_why(a->why, a->whylen, err == -EINVAL ? -EBUSY : err,
+			      "%s: cannot attach tc %s filter: %s", a->o->ifname, dir_name[dir],
+			      err == -EINVAL ? PL_CLSACT_PRIO_TAKEN : strerror(-err));
 	a->filter_made[dir] = true;
 	a->m->tc_handle[dir] = opts.handle;
 	a->m->tc_prio[dir] = opts.priority;

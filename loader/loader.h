@@ -225,6 +225,18 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
 int pl_links(struct pl_link_info **out, size_t *n);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */
 int pl_clsact_filter_count(int ifindex, int *count);
+/*
+ * The clsact qdisc for @hook (made unless there: *@made), refused for egress
+ * where the slot holds an ingress qdisc. 0 or -errno with @why.
+ */
+struct bpf_tc_hook;
+int pl_clsact_hook(struct bpf_tc_hook *hook, const char *ifname, bool *made, char *why,
+		   size_t whylen);
+/* bpf_tc_attach()'s EINVAL: the kernel's word for a priority another kind of filter holds */
+#define PL_CLSACT_PRIO_TAKEN "priority 1 is held by another kind of filter or one for another " \
+	"protocol (tc filter show): pktlens's must run first"
+/* The kind of the qdisc in the ingress slot ("clsact", "ingress"; "" = none) into @kind. */
+int pl_ingress_qdisc_kind(int ifindex, char *kind, size_t len);
 
 /* ---- the maps of an attachment (loader/maps.c) ---- */
 

@@ -10,6 +10,7 @@
 #include <netlink/errno.h>
 #include <netlink/route/link.h>
 #include <netlink/route/classifier.h>
+#include <netlink/route/qdisc.h>
 #include <linux/pkt_sched.h>
 
 #include "loader.h"
@@ -135,6 +136,33 @@ int pl_clsact_filter_count(int ifindex, int *count)
 			nl_cache_free(cache);
 		}
 	}
+	nl_socket_free(sk);
+	return err ? nl_to_errno(err) : 0;
+}
+
+/*
+ * The kind of the qdisc in @ifindex's ingress slot ("clsact", or "ingress",
+ * which has no egress hook) into @kind; "" when there is none.
+ */
+int pl_ingress_qdisc_kind(int ifindex, char *kind, size_t len)
+{
+	struct nl_cache *cache = NULL;
+	struct rtnl_qdisc *q;
+	struct nl_sock *sk;
+	int err;
+
+	snprintf(kind, len, "%s", "");
+	sk = nl_socket_alloc();
+	if (!sk)
+		return -ENOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (!err)
+		err = rtnl_qdisc_alloc_cache(sk, &cache);
+	if (!err && (q = rtnl_qdisc_get_by_parent(cache, ifindex, TC_H_INGRESS))) {
+		snprintf(kind, len, "%s", rtnl_tc_get_kind(TC_CAST(q)) ?: "");
+		rtnl_qdisc_put(q);
+	}
+	nl_cache_free(cache);
 	nl_socket_free(sk);
 	return err ? nl_to_errno(err) : 0;
 }

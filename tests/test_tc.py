@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """tc ingress/egress: the XDP pipeline on tc hooks, tcx and clsact attachment."""
 import json
+import os
 import subprocess
 import time
 
 import pytest
 
 from frames import mixed
-from lab import Lab, PKTLENS, PYTHON, pktlens, pktlens_json, sh, slot
+from lab import Lab, PKTLENS, PYTHON, attachments_in, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 
@@ -185,3 +186,123 @@ def test_list_shows_mechanism(lab):
     pktlens("attach", "vb", ns=lab.b)
     out = subprocess.run([PKTLENS, "-n", lab.b, "list"], capture_output=True, text=True).stdout
     assert "tc/tcx in+out" in out and "attached (this netns)" in out
+
+
+def test_legacy_ingress_qdisc_takes_no_egress_filter(lab):
+    """The ingress qdisc (not clsact) files every filter in its one block, whatever parent it
+    names: an egress filter there would count ingress packets as egress. Refused; tc in works."""
+    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "ingress")
+    sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", "parent", "ffff:", "pref", "5",
+       "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff")
+    def filters():  # tc names the parent or not, by what else it finds there
+        return tc_filters(lab.b, "vb", "ingress").replace("parent ffff: ", "")
+
+    before = filters()
+    r = pktlens("attach", "vb", "--tc-mech", "clsact", ns=lab.b, check=False)
+    assert r.returncode == 1 and r.stderr == (
+        "pktlens: attach: vb: cannot attach on tc egress: the ingress qdisc there is not clsact "
+        "and has no egress hook (tc qdisc del dev vb ingress)\n"), r.stderr
+    assert filters() == before and "pktlens" not in before
+    assert attachments_in(lab.b) == []
+    # the same through a capture of sample on a kernel without tcx
+    r = subprocess.run([PKTLENS, "-n", lab.b, "sample", "vb", "-c", "1", "--duration", "1"],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PKTLENS_NO_FEATURES="tcx"))
+    assert r.returncode == 1 and "the ingress qdisc there is not clsact" in r.stderr, r.stderr
+    assert filters() == before
+    # ingress alone works on it, and counts ingress
+    pktlens("attach", "vb", "--tc-mech", "clsact", "--tc", "in", ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:5]
+    lab.send([c.frame for c in cases])
+    doc = lab.wait_packets(5, hook=("tc", "in"))
+    assert slot(doc, "tc", "in")["packets"] == 5
+    pktlens("detach", "vb", ns=lab.b)
+    assert filters() == before
+    assert "qdisc ingress ffff:" in qdiscs(lab.b, "vb")
+
+
+@pytest.mark.parametrize("direction", ["ingress", "egress"])
+def test_foreign_filter_holding_priority_1(lab, direction):
+    """Another kind of filter at priority 1 keeps ours from going first: a runtime refusal (1)
+    that says so, the foreign filter and qdisc untouched, none of ours left."""
+    sh("tc", "-n", lab.b, "qdisc", "add", "dev", "vb", "clsact")
+    sh("tc", "-n", lab.b, "filter", "add", "dev", "vb", direction, "pref", "1",
+       "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff")
+    before = {d: tc_filters(lab.b, "vb", d) for d in ("ingress", "egress")}
+    r = pktlens("attach", "vb", "--tc-mech", "clsact", ns=lab.b, check=False)
+    assert r.returncode == 1 and r.stderr == (
+        f"pktlens: attach: vb: cannot attach tc {direction} filter: priority 1 is held by "
+        "another kind of filter or one for another protocol (tc filter show): pktlens's must "
+        "run first\n"), r.stderr
+    assert {d: tc_filters(lab.b, "vb", d) for d in ("ingress", "egress")} == before
+    assert "clsact" in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
+
+
+def test_three_tags_parse_alike_on_xdp_and_tc(lab):
+    """The parser walks two VLAN tags. tc ingress gets the outer one in skb metadata and two
+    still in the frame: it walks one of those, so a triple-tagged frame is the same non-IP
+    frame (ethertype 0x8100 after two tags) on both hooks, and a double-tagged one IP."""
+    from scapy.all import IP, UDP, Dot1Q, Ether, Raw
+    a, b = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    udp = IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1111, dport=2222) / Raw(b"x" * 50)
+    triple = Ether(src=a, dst=b, type=0x88a8) / Dot1Q(vlan=300, type=0x8100) / \
+        Dot1Q(vlan=301) / Dot1Q(vlan=302) / udp
+    double = Ether(src=a, dst=b, type=0x88a8) / Dot1Q(vlan=10, type=0x8100) / Dot1Q(vlan=11) / udp
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+    lab.send([triple, double])
+    doc = lab.wait_packets(2, hook=("tc", "in"))
+    for hook in ("xdp", "tc"):
+        s = slot(doc, hook, "in")
+        assert (s["packets"], s["bytes"]) == (2, len(triple) + len(double)), hook
+        assert (s["l3"]["ipv4"], s["l3"]["other"], s["l4"]["udp"], s["l4"]["none"]) == \
+            (1, 1, 1, 1), (hook, s["l3"], s["l4"])
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    got = sorted((f["hook"], f["vlan"], f["ethertype"], f.get("proto"), f["bytes"]) for f in flows)
+    assert got == sorted([(h, 300, 0x8100, None, len(triple)) for h in ("tc", "xdp")] +
+                         [(h, 10, 0x0800, "udp", len(double)) for h in ("tc", "xdp")]), got
+
+
+VLAN_PUSH = """
+import ctypes, os, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def bpf(cmd, attr):
+    buf = ctypes.create_string_buffer(attr, 128)
+    r = libc.syscall(321, cmd, buf, 128)  # x86-64 bpf(2)
+    if r < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return r
+I = lambda op, dst, imm: struct.pack("<BBhi", op, dst, 0, imm)
+# r2 = htons(ETH_P_8021Q); r3 = vid; bpf_skb_vlan_push(skb, r2, r3); return TCX_NEXT
+insns = I(0xb7, 2, 0x0081) + I(0xb7, 3, int(sys.argv[3])) + I(0x85, 0, 18) + \\
+    I(0xb7, 0, -1) + I(0x95, 0, 0)
+ib, lic = ctypes.create_string_buffer(insns), ctypes.create_string_buffer(b"GPL")
+prog = bpf(5, struct.pack("<IIQQIIQII16sII", 3, len(insns) // 8, ctypes.addressof(ib),
+                          ctypes.addressof(lic), 0, 0, 0, 0, 0, b"test_vlan_push", 0, 47))
+link = bpf(28, struct.pack("<IIII", prog, socket.if_nametoindex(sys.argv[1]), 47, 0))
+pin = ctypes.create_string_buffer(sys.argv[2].encode())
+bpf(6, struct.pack("<QII", ctypes.addressof(pin), link, 0))
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="bpf(2) called by its x86-64 number")
+def test_tag_in_metadata_reaches_tc_not_xdp(lab):
+    """A tag that arrives in skb metadata (a NIC's rx VLAN offload; here a tcx program on the
+    peer's egress pushes it, which veth hands over as metadata) is not in the frame XDP sees:
+    XDP counts it untagged and 4 bytes shorter, tc with its VLAN id, as on the wire."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pin = f"/sys/fs/bpf/{lab.a}-vlan-push"
+    sh("nsenter", f"--net=/run/netns/{lab.a}", PYTHON, "-c", VLAN_PUSH, "va", pin, 100)
+    try:
+        pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+        frame = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) / \
+            IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=2) / Raw(b"x" * 60)
+        lab.send([frame] * 3)
+        doc = lab.wait_packets(3, hook=("tc", "in"))
+        xdp, tc = slot(doc, "xdp", "in"), slot(doc, "tc", "in")
+        assert (xdp["packets"], xdp["bytes"], xdp["vlan"]) == (3, 3 * len(frame), 0), xdp
+        assert (tc["packets"], tc["bytes"], tc["vlan"]) == (3, 3 * (len(frame) + 4), 3), tc
+        flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+        assert sorted((f["hook"], f["vlan"], f["proto"]) for f in flows) == \
+            [("tc", 100, "udp"), ("xdp", None, "udp")]
+    finally:
+        os.unlink(pin)
