@@ -380,6 +380,31 @@ def test_bad_input_exits_2_and_leaves_nothing(lab, args, msg):
     assert c["written"] == 3
 
 
+@pytest.mark.parametrize("attached", [False, True], ids=["capture-only", "attached"])
+def test_interface_without_ethernet_header_is_refused(lab, attached):
+    """A tun device's frames start at the IP header: written as LINKTYPE_ETHERNET they are
+    garbage to tcpdump (which writes LINKTYPE_RAW there), so sample refuses it, exit 2,
+    before anything is created or attached."""
+    sh("ip", "-n", lab.b, "tuntap", "add", "mode", "tun", "name", "tn0")
+    sh("ip", "-n", lab.b, "link", "set", "tn0", "up")
+    if attached:
+        pktlens("attach", "tn0", ns=lab.b)
+    path = os.path.join(lab.tmp, "tun.pcap")
+    r = pktlens("sample", "tn0", "-w", path, "--duration", 1, ns=lab.b, check=False, timeout=20)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == ("pktlens: sample: tn0: not an Ethernet interface (ARPHRD 65534: no "
+                        "link-layer header, as tun and wireguard): pktlens captures Ethernet "
+                        "frames only\n")
+    assert not os.path.exists(path) and os.listdir(lab.tmp) == []
+    tc = sh("tc", "-n", lab.b, "filter", "show", "dev", "tn0", "ingress").stdout
+    net = sh("ip", "netns", "exec", lab.b, "bpftool", "net", "show").stdout
+    assert "pl_cap" not in tc and "pl_cap" not in net
+    # an Ethernet interface still samples
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    _, c = capture(lab, frames()[:3], "-w", path)
+    assert c["written"] == 3 and [g[0] for g in read_file(path)] == frames()[:3]
+
+
 def test_pcapng_without_a_file_is_refused(lab):
     """--pcapng chooses the file format: without -w there is no file (one line per packet), so
     it is refused (exit 2, one line) rather than ignored; with -w - pcapng goes to stdout."""
