@@ -726,6 +726,12 @@ static int do_sample(void *cfg, int argc, char **argv)
 		pl_err("sample: --xdp and --hook tc: one or the other (--xdp is --hook xdp)");
 		goto usage;
 	}
+	/* XDP sees ingress only, attached or capture-only alike */
+	if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
+		pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
+		       c->xdp ? "--xdp" : "--hook xdp");
+		goto usage;
+	}
 	if (pcapng && !path) {
 		pl_err("sample: --pcapng: needs -w FILE or -w - (without -w: one line per packet)");
 		goto usage;
@@ -820,11 +826,6 @@ static int do_sample(void *cfg, int argc, char **argv)
 			pl_err("sample: %s: not attached (pktlens attach %s): no policy, every packet "
 			       "passes, so no --verdict %s", argv[0], argv[0],
 			       v < PL_VERDICT_MAX ? pl_verdict_names[v] : "?");
-			goto usage;
-		}
-		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
-			pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
-			       c->xdp ? "--xdp" : "--hook xdp");
 			goto usage;
 		}
 		a = calloc(1, sizeof(*a));
