@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -645,6 +646,25 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 	return 0;
 }
 
+/*
+ * Frames are read, filtered and written as Ethernet (LINKTYPE_ETHERNET): an
+ * interface whose frames have no Ethernet header (tun, wireguard, ip tunnels:
+ * ARPHRD_NONE and others) would give files tcpdump decodes as garbage.
+ * 0, or the exit code; an interface not found is left to the caller.
+ */
+static int check_ethernet(const char *ifname)
+{
+	struct pl_link_info li;
+
+	if (pl_link_get(ifname, 0, &li) || li.arptype == ARPHRD_ETHER ||
+	    li.arptype == ARPHRD_LOOPBACK)
+		return 0;
+	pl_err("sample: %s: not an Ethernet interface (ARPHRD %u%s): pktlens captures Ethernet "
+	       "frames only", PL_NAME(ifname), li.arptype,
+	       li.arptype == ARPHRD_NONE ? ": no link-layer header, as tun and wireguard" : "");
+	return PL_EXIT_USAGE;
+}
+
 static int parse_mode_opt(const char *s, void *field, char *why, size_t whylen)
 {
 	(void)why, (void)whylen;
@@ -719,6 +739,12 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 	if (c->xdp && c->hook == 1 + PL_HOOK_TC) {
 		pl_err("sample: --xdp and --hook tc: one or the other (--xdp is --hook xdp)");
+		goto usage;
+	}
+	/* XDP sees ingress only, attached or capture-only alike */
+	if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
+		pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
+		       c->xdp ? "--xdp" : "--hook xdp");
 		goto usage;
 	}
 	if (pcapng && !path) {
@@ -800,6 +826,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* what --rule and --when name must exist: said now, before any other line */
 	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir)))
 		goto out;
+	if ((!err || err == -ENOENT) && (ret = check_ethernet(err ? argv[0] : a->ifname)))
+		goto out;
 	if (err == -ENOENT) {
 		/* not attached: capture-only programs of our own, for as long as we run */
 		if (so.policy || so.rule) {
@@ -814,11 +842,6 @@ static int do_sample(void *cfg, int argc, char **argv)
 			pl_err("sample: %s: not attached (pktlens attach %s): no policy, every packet "
 			       "passes, so no --verdict %s", argv[0], argv[0],
 			       v < PL_VERDICT_MAX ? pl_verdict_names[v] : "?");
-			goto usage;
-		}
-		if (cap_xdp && so.dirs == (1U << PL_DIR_OUT)) {
-			pl_err("sample: %s: %s captures ingress only, not --out", argv[0],
-			       c->xdp ? "--xdp" : "--hook xdp");
 			goto usage;
 		}
 		a = calloc(1, sizeof(*a));

@@ -216,6 +216,7 @@ struct pl_link_info {
 	bool up;
 	bool loopback;
 	char kind[32];		/* IFLA_INFO_KIND: "veth", "bridge", ... ("" = physical) */
+	unsigned int arptype;	/* ARPHRD_*: ETHER, LOOPBACK, NONE (tun, wireguard), ... */
 	__u64 rx_packets, rx_bytes, rx_dropped;
 	__u64 tx_packets, tx_bytes, tx_dropped;
 };

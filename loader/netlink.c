@@ -44,6 +44,7 @@ static void link_info(struct rtnl_link *link, struct pl_link_info *li)
 	li->loopback = rtnl_link_get_flags(link) & IFF_LOOPBACK;
 	s = rtnl_link_get_type(link);
 	snprintf(li->kind, sizeof(li->kind), "%s", s ? s : "");
+	li->arptype = rtnl_link_get_arptype(link);
 	li->rx_packets = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS);
 	li->rx_bytes = rtnl_link_get_stat(link, RTNL_LINK_RX_BYTES);
 	li->rx_dropped = rtnl_link_get_stat(link, RTNL_LINK_RX_DROPPED);

@@ -132,6 +132,35 @@ int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX])
 	return 0;
 }
 
+/*
+ * While sampling is off: the 1-in-N counters (seq, per CPU and slot) back to
+ * 0, so that --every N keeps the Nth matching packet of this capture, not
+ * one shifted by what an earlier sampler saw. The other counters go on.
+ */
+static int reset_seq(const struct pl_sampler *s)
+{
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
+	struct pl_sample_stats *v;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (__u32 slot = 0; !err && slot < PL_SLOT_MAX; slot++) {
+		if (bpf_map_lookup_elem(s->stats_fd, &slot, v)) {
+			err = -errno;
+			break;
+		}
+		for (int c = 0; c < ncpu; c++)
+			v[c].seq = 0;
+		if (bpf_map_update_elem(s->stats_fd, &slot, v, BPF_ANY))
+			err = -errno;
+	}
+	free(v);
+	return err;
+}
+
 static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])
 {
 	return pl_sample_stats_read(s->stats_fd, out);
@@ -357,7 +386,9 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	if ((err = flows_table(s, o->per_flow)))
 		return pl_why(why, whylen, err, "cannot set up the --per-flow table (%s): %s",
 			      PL_MAP_SAMPLE_FLOWS, strerror(-err));
-	err = read_counts(s, s->base);
+	err = reset_seq(s);
+	if (!err)
+		err = read_counts(s, s->base);
 	if (err)
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS,
 			      strerror(-err));

@@ -1025,6 +1025,20 @@ def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
     assert tcpdump_count(path, "udp dst port 4444") == tcpdump_count(path) == 10
 
 
+@pytest.mark.parametrize("attach", [None, ["--xdp", "native", "--tc", "in,out"]],
+                         ids=["capture-only", "attached"])
+def test_hook_xdp_with_out_says_xdp_is_ingress_only(lab, attach):
+    """XDP sees ingress only: --hook xdp --out is refused as that, also where pktlens's XDP
+    program is attached (it used to say no XDP program could copy frames)."""
+    if attach:
+        pktlens("attach", "vb", *attach, ns=lab.b)
+    path = os.path.join(lab.tmp, "out.pcap")
+    r = pktlens("sample", "vb", "-w", path, "--hook", "xdp", "--out", ns=lab.b, check=False)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == "pktlens: sample: vb: --hook xdp captures ingress only, not --out\n"
+    assert not os.path.exists(path)
+
+
 def test_lock_taken_before_the_owner_is_written(lab):
     """A sampler that finds the lock taken while sample_cfg has no owner yet (the first one
     started in the same instant) says another sampler has it, not 'pid 0'."""

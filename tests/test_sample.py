@@ -252,6 +252,30 @@ def test_every_tenth_of_ten_thousand(lab):
     assert len(got) == 1000 and set(got) <= set(raw)
 
 
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+                         ids=["xdp", "tc"])
+def test_every_counts_from_the_captures_first_packet(lab, hooks):
+    """--every N keeps the Nth, 2Nth, ... matching packet of this capture on a CPU: a sampler
+    before it, which saw a number of packets that is no multiple of N, must not shift it."""
+    from scapy.all import UDP, IP, Ether
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    hook = ("xdp", "in") if hooks[1] == "native" else ("tc", "in")
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1, dport=1000 + i))
+           for i in range(20)]
+    path = os.path.join(lab.tmp, "every.pcap")
+    sent = 0
+    for n, want in ((3, 0), (4, 0), (6, 0), (7, 1), (20, 2)):
+        s = Sampler(lab, "-w", path, "--every", 7, "udp")
+        sent += send_raw(lab, raw[:n])
+        lab.wait_packets(sent, hook=hook)     # the hook's count goes on across captures
+        assert s.stop() == 0, s.err
+        c = s.counts()
+        assert (c["matched"], c["sampled"], c["written"]) == (n, want, want), (n, c)
+        # the 7th and 14th of this capture's packets, no other
+        assert [g[0] for g in read_file(path)] == raw[6:n:7]
+
+
 def overflow_ring(lab, path, n):
     """Attach XDP, sample into a one-page ring whose reader is stopped while n numbered
     900-byte frames arrive, then let it go on and end it; (frames, counts). The snaplen
@@ -378,6 +402,31 @@ def test_bad_input_exits_2_and_leaves_nothing(lab, args, msg):
     raw = frames()[:3]
     _, c = capture(lab, raw, "-w", path)
     assert c["written"] == 3
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["capture-only", "attached"])
+def test_interface_without_ethernet_header_is_refused(lab, attached):
+    """A tun device's frames start at the IP header: written as LINKTYPE_ETHERNET they are
+    garbage to tcpdump (which writes LINKTYPE_RAW there), so sample refuses it, exit 2,
+    before anything is created or attached."""
+    sh("ip", "-n", lab.b, "tuntap", "add", "mode", "tun", "name", "tn0")
+    sh("ip", "-n", lab.b, "link", "set", "tn0", "up")
+    if attached:
+        pktlens("attach", "tn0", ns=lab.b)
+    path = os.path.join(lab.tmp, "tun.pcap")
+    r = pktlens("sample", "tn0", "-w", path, "--duration", 1, ns=lab.b, check=False, timeout=20)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == ("pktlens: sample: tn0: not an Ethernet interface (ARPHRD 65534: no "
+                        "link-layer header, as tun and wireguard): pktlens captures Ethernet "
+                        "frames only\n")
+    assert not os.path.exists(path) and os.listdir(lab.tmp) == []
+    tc = sh("tc", "-n", lab.b, "filter", "show", "dev", "tn0", "ingress").stdout
+    net = sh("ip", "netns", "exec", lab.b, "bpftool", "net", "show").stdout
+    assert "pl_cap" not in tc and "pl_cap" not in net
+    # an Ethernet interface still samples
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    _, c = capture(lab, frames()[:3], "-w", path)
+    assert c["written"] == 3 and [g[0] for g in read_file(path)] == frames()[:3]
 
 
 def test_pcapng_without_a_file_is_refused(lab):
