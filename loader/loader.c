@@ -561,7 +561,7 @@ static bool share_xdp(const struct attach *a)
 /*
  * In libxdp's dispatcher libxdp loads the object, against it, so the new
  * program runs from here on: the replaced one leaves first (no double
- * counting). A kernel that refuses the tail-calling program there (libxdp
+ * counting), from the dispatcher or, attached alone before, its link. A kernel that refuses the tail-calling program there (libxdp
  * 1.3's dispatcher on Linux 6.12) gets the object built without tail calls
  * (open_notail(), loader/xdp_multi.h says what it lacks) when XDP must be
  * shared (share_xdp()), else the tail-calling one attached alone; one that
@@ -575,9 +575,15 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	bool refused, notail_left;
 	int err;
 
-	if (a->info->reattached)
+	if (a->info->reattached) {
+		char path[700];
+
+		/* alone, its link is in libxdp's way ("not using a dispatcher"): it goes too */
+		snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
+		pl_pin_link_detach(path);
 		pl_xdp_disp_leave((int)a->old.meta.ifindex, a->old.meta.ifname, a->old.meta.xdp_prog_id,
 				  NULL, 0);
+	}
 	/* the plain variant (see frags()) and its twin in the chain */
 	err = pl_xdp_disp_join(a->xskel->obj, xdp_prog(a), a->xskel->progs.pktlens_xdp_skb_main,
 			       a->li.ifindex, a->o->ifname, a->info->xdp_mode, a->info->xdp_prio,
