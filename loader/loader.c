@@ -569,12 +569,13 @@ static bool share_xdp(const struct attach *a)
 /*
  * In libxdp's dispatcher libxdp loads the object, against it, so the new
  * program runs from here on: the replaced one leaves first (no double
- * counting). A kernel that refuses the tail-calling program there (libxdp
+ * counting), from the dispatcher or, attached alone before, its link. A kernel that refuses the tail-calling program there (libxdp
  * 1.3's dispatcher on Linux 6.12) gets the object built without tail calls
  * (open_notail(), loader/xdp_multi.h says what it lacks) when XDP must be
  * shared (share_xdp()), else the tail-calling one attached alone; one that
- * refuses that too (5.10's verifier) gets it attached alone, as where
- * freplace is refused altogether. The attach says which.
+ * refuses that too, or lacks the bpf_loop() it needs (5.10, whose verifier
+ * refuses both), gets it attached alone, as where freplace is refused
+ * altogether. The attach says which.
  */
 static int join_xdp(struct attach *a, bool flows_reused)
 {
@@ -582,15 +583,25 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	bool refused, notail_left;
 	int err;
 
-	if (a->info->reattached)
+	if (a->info->reattached) {
+		char path[700];
+
+		/* alone, its link is in libxdp's way ("not using a dispatcher"): it goes too */
+		snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
+		pl_pin_link_detach(path);
 		pl_xdp_disp_leave((int)a->old.meta.ifindex, a->old.meta.ifname, a->old.meta.xdp_prog_id,
 				  NULL, 0);
+	}
 	/* the plain variant (see frags()) and its twin in the chain */
 	err = pl_xdp_disp_join(a->xskel->obj, xdp_prog(a), a->xskel->progs.pktlens_xdp_skb_main,
 			       a->li.ifindex, a->o->ifname, a->info->xdp_mode, a->info->xdp_prio,
 			       &refused, a->why, a->whylen);
-	/* refused with tail calls, the one without not tried yet (not loaded either) */
-	notail_left = err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0;
+	/*
+	 * refused with tail calls, the one without not tried yet (not loaded
+	 * either) and loadable here: its rule walk needs bpf_loop()
+	 */
+	notail_left = err && refused && !a->notail && bpf_program__fd(xdp_prog(a)) < 0 &&
+		      pl_feature(PL_FEAT_BPF_LOOP);
 	if (notail_left && share_xdp(a)) {
 		/* the kernel refused the tail-calling program there: the one without */
 		pktlens_xdp__destroy(a->xskel);

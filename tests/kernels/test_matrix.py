@@ -211,6 +211,11 @@ def rules(lab):
     return pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
 
 
+def snmp6(ns, field):
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp6").stdout.split()
+    return int(out[out.index(field) + 1])
+
+
 def udp_noports(ns):
     out = sh("ip", "netns", "exec", ns, "nstat", "-az", "-j", "UdpNoPorts").stdout
     return json.loads(out)["kernel"]["UdpNoPorts"]
@@ -218,11 +223,15 @@ def udp_noports(ns):
 
 @pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])
 def test_policy_drops_exactly(labip, hookargs):
-    """A prefix rule (LPM) and a port rule (the list walk: bounded before 5.17) drop; the
-    receiving kernel's UdpNoPorts counts exactly what passed."""
-    from scapy.all import IP, UDP, Ether, Raw
+    """A prefix rule (LPM) and a port rule (the list walk: bounded before 5.17) drop, for
+    IPv4 and IPv6 (the trie's and the walk's 16-byte keys); the receiving kernel's UdpNoPorts
+    and Udp6NoPorts count exactly what passed."""
+    from scapy.all import IP, UDP, Ether, IPv6, Raw
 
     lab = labip
+    sh("ip", "netns", "exec", lab.b, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+       "net.ipv6.conf.vb.disable_ipv6=0", "net.ipv6.conf.vb.accept_dad=0")
+    sh("ip", "-n", lab.b, "addr", "add", "2001:db8:23::2/64", "dev", "vb", "nodad")
     pktlens("attach", "vb", *hookargs, ns=lab.b)
     pktlens("policy", "add", "vb", "--id", "1", "--src", "198.18.0.1/32", "--proto", "udp",
             "--dport", "7000-7009", "--drop", ns=lab.b)
@@ -231,22 +240,31 @@ def test_policy_drops_exactly(labip, hookargs):
     pktlens("policy", "add", "vb", "--id", "3", "--src", "198.18.2.0/24", "--drop", ns=lab.b)
     pktlens("policy", "add", "vb", "--id", "4", "--drop", "udp dst port 7400 and udp[8:2] = 0x7878",
             ns=lab.b)  # an expression: the translated stage on this kernel
+    pktlens("policy", "add", "vb", "--id", "5", "--src", "2001:db8:24::/48", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "6", "--dst", "2001:db8:23::2/128", "--proto", "udp",
+            "--dport", "7600-7601", "--drop", ns=lab.b)
     src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
     E = lambda s="198.18.0.1", dp=7000: (Ether(src=src, dst=dst) / IP(src=s, dst="198.18.0.2") /  # noqa
                                          UDP(sport=999, dport=dp) / Raw(b"x" * 20))
+    E6 = lambda s="2001:db8:23::1", dp=7600: (Ether(src=src, dst=dst) /  # noqa
+                                              IPv6(src=s, dst="2001:db8:23::2") /
+                                              UDP(sport=998, dport=dp) / Raw(b"z" * 20))
     frames = ([E(dp=7000 + i % 10) for i in range(30)] + [E(dp=7100)] * 20 +
-              [E(s="198.18.2.7", dp=7200)] * 25 + [E(dp=7400)] * 15 + [E(dp=7300)] * 40)
-    before = udp_noports(lab.b)
+              [E(s="198.18.2.7", dp=7200)] * 25 + [E(dp=7400)] * 15 + [E(dp=7300)] * 40 +
+              [E6(s="2001:db8:24:5::9", dp=7700)] * 12 + [E6(dp=7600 + i % 2) for i in range(9)] +
+              [E6(dp=7700)] * 11)
+    before, before6 = udp_noports(lab.b), snmp6(lab.b, "Udp6NoPorts")
     lab.send(frames)
     hook = "xdp" if hookargs else "tc"
     doc = lab.wait_packets(len(frames), hook=(hook, "in"))
     s = slot(doc, hook, "in")
-    assert s["verdicts"]["drop"]["packets"] == 90
-    assert s["verdicts"]["pass"]["packets"] == 40
+    assert s["verdicts"]["drop"]["packets"] == 90 + 21
+    assert s["verdicts"]["pass"]["packets"] == 40 + 11
     time.sleep(0.3)
     assert udp_noports(lab.b) - before == 40
+    assert snmp6(lab.b, "Udp6NoPorts") - before6 == 11
     hits = {r["id"]: r["packets"] for r in rules(lab)}
-    assert hits == {1: 30, 2: 20, 3: 25, 4: 15}
+    assert hits == {1: 30, 2: 20, 3: 25, 4: 15, 5: 12, 6: 9}
 
 
 @pytest.mark.parametrize("hookargs", [["--xdp", "none"], ["--xdp", "skb", "--tc", "none"]],

@@ -359,6 +359,16 @@ def test_fallback_is_said_once():
         assert info["xdp_attach"] == "bpf_link" and info["xdp_priority"] is None
         assert "bpf_link" in info["dispatcher_note"]
         pktlens("detach", "vb", ns=lab.b)
+        # unmasked: where the kernel refuses pktlens's program in the dispatcher, a note that
+        # says --xdp-priority joins it without tail calls is true (5.10 has no bpf_loop(),
+        # which that program needs: the note must not send users there)
+        info = json.loads(pktlens("-j", "attach", "vb", "--xdp", "skb", "--tc", "none",
+                                  ns=lab.b).stdout)
+        if "--xdp-priority joins" in (info["dispatcher_note"] or ""):
+            info = json.loads(pktlens("-j", "attach", "vb", "--xdp", "skb", "--tc", "none",
+                                      "--force", "--xdp-priority", "5", ns=lab.b).stdout)
+            assert info["xdp_attach"] == "libxdp-dispatcher", info
+        pktlens("detach", "vb", ns=lab.b)
     finally:
         lab.close()
 
