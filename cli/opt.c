@@ -656,7 +656,11 @@ static int run_obj(const struct pl_cmd *obj, int argc, char **argv)
 			return ret;
 	}
 	if (optind >= argc) {
-		print_usage(stderr, obj);
+		/* -j: a JSON error, as for `pktlens -j` without a command */
+		if (pl_g.json)
+			pl_err("%s: no sub-command (see pktlens %s --help)", obj->name, obj->name);
+		else
+			print_usage(stderr, obj);
 		return PL_EXIT_USAGE;
 	}
 	if (!strcmp(argv[optind], "help")) {

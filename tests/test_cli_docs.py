@@ -187,6 +187,21 @@ def test_json_after_every_command(cmd):
     assert r.stderr.startswith(f"pktlens: {' '.join(cmd[:2]) if cmd[0] in ('tcp', 'export', 'filter', 'policy') else cmd[0]}: ")
 
 
+@pytest.mark.parametrize("words", [["-j", "tcp"], ["tcp", "-j"], ["-p", "policy"], ["filter", "--json"],
+                                   ["-j", "export"]])
+def test_json_without_a_sub_command(words):
+    """`pktlens -j OBJ` without its sub-command is an error document as `pktlens -j` without
+    a command is (it had printed only the usage to stderr, nothing on stdout); without -j
+    the usage stays."""
+    obj = [w for w in words if not w.startswith("-")][0]
+    r = subprocess.run([PKTLENS, *words], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert json.loads(r.stdout) == {"error": f"{obj}: no sub-command (see pktlens {obj} --help)"}
+    assert r.stderr == f"pktlens: {obj}: no sub-command (see pktlens {obj} --help)\n"
+    r = subprocess.run([PKTLENS, obj], capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (2, "") and r.stderr.startswith(f"Usage: pktlens {obj} ")
+
+
 def test_missing_value_and_unknown_option():
     r = subprocess.run([PKTLENS, "sample", "vb", "--snaplen"], capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (2, "pktlens: sample: --snaplen needs a value "
