@@ -2,6 +2,7 @@
 /* pktlens: XDP/tc packet analytics and filtering. `pktlens OBJECT ...` */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -130,38 +131,60 @@ static void print_version(void)
 
 static int run(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		/* long ones above 255: an error names the word given, not its short form */
+		{ "json", no_argument, NULL, PL_OPT_LONG + 'j' },
+		{ "pretty", no_argument, NULL, PL_OPT_LONG + 'p' },
+		{ "netns", required_argument, NULL, PL_OPT_LONG + 'n' },
+		{ "help", no_argument, NULL, PL_OPT_LONG + 'h' },
+		{ "version", no_argument, NULL, PL_OPT_LONG + 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	bool version = false;
-	int i;
+	int i, opt;
 
 	libbpf_set_print(libbpf_quiet);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	/* global options come before OBJECT */
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *a = argv[i];
+	/* global options come before OBJECT, in getopt's forms as every command's (-jp, -nNS, --) */
+	pl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, "+:jpn:hV", longopts, NULL)) != -1) {
+		const char *a = argv[optind - 1];
+		char name[8];
 
-		if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
+		if (optopt && optopt < 256) {	/* a short one, maybe in a bundle */
+			snprintf(name, sizeof(name), "-%c", optopt);
+			a = name;
+		}
+		switch (opt >= PL_OPT_LONG ? opt - PL_OPT_LONG : opt) {
+		case 'p':
+			pl_g.pretty = true;
+			/* fall through */
+		case 'j':
 			pl_g.json = true;
-		} else if (!strcmp(a, "-p") || !strcmp(a, "--pretty")) {
-			pl_g.json = pl_g.pretty = true;
-		} else if (!strcmp(a, "-n") || !strcmp(a, "--netns")) {
-			if (++i >= argc) {
-				pl_err("option '%s' needs a network namespace", a);
+			break;
+		case 'n':
+			if (!*optarg) {
+				pl_err("option '--netns' needs a network namespace");
 				return PL_EXIT_USAGE;
 			}
-			pl_g.netns = argv[i];
-		} else if (!strncmp(a, "--netns=", 8) && a[8]) {
-			pl_g.netns = a + 8;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			pl_g.netns = optarg;
+			break;
+		case 'h':
 			usage(stdout);
 			return PL_EXIT_OK;
-		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+		case 'V':
 			version = true;
-		} else {
+			break;
+		case ':':
+			pl_err("option '%s' needs a network namespace", a);
+			return PL_EXIT_USAGE;
+		default:
 			pl_err("unknown option '%s' (see pktlens --help)", a);
 			return PL_EXIT_USAGE;
 		}
 	}
+	i = optind;
 	if (version) {	/* -V wherever it came, -j makes it JSON */
 		print_version();
 		return PL_EXIT_OK;

@@ -547,7 +547,7 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 		}
 	}
 	for (const struct pl_opt *o = common_opts; o->name; o++) {
-		longopts[nl++] = (struct option){ o->name, no_argument, NULL, o->short_name };
+		longopts[nl++] = (struct option){ o->name, no_argument, NULL, PL_OPT_LONG + o->short_name };
 		shorts[ns++] = o->short_name;
 	}
 	longopts[nl] = (struct option){ NULL, 0, NULL, 0 };
@@ -556,6 +556,8 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 	while ((opt = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
 		const struct pl_opt *o = NULL;
 
+		if (opt >= PL_OPT_LONG)
+			opt -= PL_OPT_LONG;	/* a common option's long form */
 		if (opt >= 256) {
 			o = by_val[opt - 256];
 		} else {
@@ -639,9 +641,9 @@ out:
 static int run_obj(const struct pl_cmd *obj, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, PL_OPT_LONG + 'j' },
+		{ "pretty", no_argument, NULL, PL_OPT_LONG + 'p' },
+		{ "help", no_argument, NULL, PL_OPT_LONG + 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct pl_cmd *sub;
@@ -650,13 +652,17 @@ static int run_obj(const struct pl_cmd *obj, int argc, char **argv)
 
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, "+jph", longopts, NULL)) != -1) {
-		int ret = common_opt(opt, obj, obj->name, argv);
+		int ret = common_opt(opt >= PL_OPT_LONG ? opt - PL_OPT_LONG : opt, obj, obj->name, argv);
 
 		if (ret >= 0)
 			return ret;
 	}
 	if (optind >= argc) {
-		print_usage(stderr, obj);
+		/* -j: a JSON error, as for `pktlens -j` without a command */
+		if (pl_g.json)
+			pl_err("%s: no sub-command (see pktlens %s --help)", obj->name, obj->name);
+		else
+			print_usage(stderr, obj);
 		return PL_EXIT_USAGE;
 	}
 	if (!strcmp(argv[optind], "help")) {

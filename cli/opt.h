@@ -89,6 +89,9 @@ struct pl_opt {
 	unsigned flags;
 };
 
+/* getopt's value of the long form of the common options: -j is 'j', --json PL_OPT_LONG + 'j' */
+#define PL_OPT_LONG 1024
+
 /* A number macro as a string, for help texts */
 #define PL_STR_(x) #x
 #define PL_STR(x) PL_STR_(x)

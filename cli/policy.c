@@ -139,13 +139,16 @@ static int do_add(void *cfg, int argc, char **argv)
 	if (ret)
 		goto out;
 	if (pl_rule_redirect_missing(&r, rules, n)) {
+		const char *v = argv[argc - 1];
 		int a = argc - 1;
 
-		for (int i = 1; i + 1 < argc; i++)
-			if (!strcmp(argv[i], "--redirect"))
-				a = i + 1;
+		for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+			if (!strcmp(argv[i], "--redirect") && i + 1 < argc)
+				v = argv[a = i + 1];
+			else if (!strncmp(argv[i], "--redirect=", 11))
+				v = argv[a = i] + 11;
 		pl_err("policy add: %s: argument %d: --redirect '%s': no such interface", argv[0], a,
-		       PL_SAFE(argv[a]));
+		       PL_SAFE(v));
 		ret = PL_EXIT_USAGE;
 		goto out;
 	}

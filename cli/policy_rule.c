@@ -359,6 +359,31 @@ static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
 	return 0;
 }
 
+/* Word @w appended to the expression *@x (*@xlen long, begun at *@expr_col); 0 or -ENOMEM. */
+static int add_expr_word(const struct pl_rule_tok *w, char **x, size_t *xlen, int *expr_col,
+			 struct pl_rule_err *e)
+{
+	size_t l = strlen(w->s);
+	char *nx = realloc(*x, *xlen + l + 2);
+
+	if (!nx) {
+		e->col = w->col;
+		return pl_why(e->msg, sizeof(e->msg), -ENOMEM, "%s", strerror(ENOMEM));
+	}
+	if (!*x)
+		*expr_col = w->col;
+	else
+		nx[(*xlen)++] = ' ';
+	memcpy(nx + *xlen, w->s, l + 1);
+	/* libpcap's blanks: a newline would split the rule `policy list` prints */
+	for (char *c = nx + *xlen; *c; c++)
+		if (strchr("\n\r\t", *c))
+			*c = ' ';
+	*xlen += l;
+	*x = nx;
+	return 0;
+}
+
 /* The options and words of a rule (pl_rule_parse()). */
 static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **x,
 		       size_t *xlen, int *expr_col, bool *v4src_, bool *v4dst_, int *src_col_,
@@ -370,18 +395,41 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 	bool v4src = false, v4dst = false;
 	int src_col = 0, dst_col = 0, act_col = 0, proto_col = 0, flows_col = 0;
 	const char *proto_word = NULL;
+	bool ends = false;
 
 	memset(r, 0, sizeof(*r));
 	r->prio = PL_RULE_PRIO_DEFAULT;
 	r->dir = PL_DIR_IN;
 	for (int i = 0; i < n; i++) {
-		const char *o = t[i].s;
+		const char *o = t[i].s, *eq = strncmp(o, "--", 2) ? NULL : strchr(o, '=');
 		const char *v = i + 1 < n ? t[i + 1].s : NULL;
-		int vcol = i + 1 < n ? t[i + 1].col : t[i].col;
-		const struct pl_opt *ro = rule_opt(o);
-		bool takes = ro && ro->type != PL_OPT_FLAG;
+		int vcol = i + 1 < n ? t[i + 1].col : t[i].col, skip = 1;
+		const struct pl_opt *ro;
+		char name[32];
+		bool takes;
 		uint32_t u;
 
+		/* as getopt takes them: "--" ends the options, "--opt=VALUE" is one word */
+		if (ends || !strcmp(o, "--")) {
+			if (ends && add_expr_word(&t[i], x, xlen, expr_col, e))
+				return -ENOMEM;
+			ends = true;
+			continue;
+		}
+		if (eq && (size_t)(eq - o) < sizeof(name)) {
+			memcpy(name, o, (size_t)(eq - o));
+			name[eq - o] = 0;
+			if (rule_opt(name)) {
+				o = name;
+				v = eq + 1;
+				vcol = t[i].col;
+				skip = 0;
+			}
+		}
+		ro = rule_opt(o);
+		takes = ro && ro->type != PL_OPT_FLAG;
+		if (!skip && !takes)
+			return perr(e, t[i].col, "%s takes no value", o);
 		if (takes && !v)
 			return perr(e, t[i].col, "%s needs a value", o);
 		if (check_once(o, t[i].col, cols, e))
@@ -407,12 +455,12 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 		} else if (!strcmp(o, "--prio")) {
 			if (pl_parse_u32(v, 0, UINT32_MAX, &r->prio))
 				return perr(e, vcol, "--prio '%s': not a number 0-4294967295", v);
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--id")) {
 			if (pl_parse_u32(v, 1, PL_POLICY_RULES_MAX, &r->id))
 				return perr(e, vcol, "--id '%s': not a number 1-%u", v,
 					    PL_POLICY_RULES_MAX);
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--src") || !strcmp(o, "--dst")) {
 			bool src = o[2] == 's';
 
@@ -426,7 +474,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				src_col = vcol;
 			else
 				dst_col = vcol;
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--proto")) {
 			if (parse_proto(v, &r->proto))
 				return perr(e, vcol, "--proto '%s': not tcp, udp, icmp, icmp6, sctp "
@@ -434,7 +482,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			r->match |= PL_M_PROTO;
 			proto_word = v;
 			proto_col = vcol;
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--sport") || !strcmp(o, "--dport")) {
 			bool s = o[2] == 's';
 			int err = parse_ports(v, s ? &r->sport_lo : &r->dport_lo,
@@ -445,13 +493,13 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 					    "range ends below its start" :
 					    "not a port 0-65535 or range LO-HI");
 			r->match |= s ? PL_M_SPORT : PL_M_DPORT;
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--vlan")) {
 			if (pl_parse_u32(v, 0, 4095, &u))
 				return perr(e, vcol, "--vlan '%s': not a VLAN id 0-4095", v);
 			r->vlan = (__u16)u;
 			r->match |= PL_M_VLAN;
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--redirect")) {
 			char raw[IF_NAMESIZE];
 			/* the name, or as policy list shows odd ones (\xHH, \\) */
@@ -468,13 +516,13 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 				return perr(e, vcol, "--redirect '%s': no such interface", v);
 			r->action = PL_ACT_REDIRECT;
 			r->arg = idx;
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--sample")) {
 			if (strncmp(v, "1/", 2) || pl_parse_u32(v + 2, 1, UINT32_MAX, &u))
 				return perr(e, vcol, "--sample '%s': not 1/N with N >= 1", v);
 			r->action = PL_ACT_SAMPLE;
 			r->arg = u;
-			i++;
+			i += skip;
 		} else if (!strcmp(o, "--limit") || !strcmp(o, "--burst") || !strcmp(o, "--per") ||
 			   !strcmp(o, "--per-size") || !strcmp(o, "--over")) {
 			int w = 0;
@@ -486,7 +534,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			lw.v[w] = v;
 			lw.col[w] = vcol;
 			lw.ocol[w] = t[i].col;
-			i++;
+			i += skip;
 			if (w == LW_OVER && !strcmp(v, "sample") && i + 1 < n) {
 				lw.v[LW_OVER_ARG] = t[i + 1].s;
 				lw.col[LW_OVER_ARG] = t[i + 1].col;
@@ -494,25 +542,8 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			}
 		} else if (o[0] == '-' && o[1] == '-' && !ro) {
 			return perr(e, t[i].col, "unknown option '%s'", o);
-		} else {
-			size_t l = strlen(o);
-			char *nx = realloc(*x, *xlen + l + 2);
-
-			if (!nx) {
-				e->col = t[i].col;
-				return pl_why(e->msg, sizeof(e->msg), -ENOMEM, "%s", strerror(ENOMEM));
-			}
-			if (!*x)
-				*expr_col = t[i].col;
-			else
-				nx[(*xlen)++] = ' ';
-			memcpy(nx + *xlen, o, l + 1);
-			/* libpcap's blanks: a newline would split the rule `policy list` prints */
-			for (char *c = nx + *xlen; *c; c++)
-				if (strchr("\n\r\t", *c))
-					*c = ' ';
-			*xlen += l;
-			*x = nx;
+		} else if (add_expr_word(&t[i], x, xlen, expr_col, e)) {
+			return -ENOMEM;
 		}
 	}
 	if ((r->match & (PL_M_SPORT | PL_M_DPORT)) && (r->match & PL_M_PROTO) && r->proto != 6 &&

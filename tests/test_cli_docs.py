@@ -187,6 +187,48 @@ def test_json_after_every_command(cmd):
     assert r.stderr.startswith(f"pktlens: {' '.join(cmd[:2]) if cmd[0] in ('tcp', 'export', 'filter', 'policy') else cmd[0]}: ")
 
 
+@pytest.mark.parametrize("words", [["-j", "tcp"], ["tcp", "-j"], ["-p", "policy"], ["filter", "--json"],
+                                   ["-j", "export"]])
+def test_json_without_a_sub_command(words):
+    """`pktlens -j OBJ` without its sub-command is an error document as `pktlens -j` without
+    a command is (it had printed only the usage to stderr, nothing on stdout); without -j
+    the usage stays."""
+    obj = [w for w in words if not w.startswith("-")][0]
+    r = subprocess.run([PKTLENS, *words], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert json.loads(r.stdout) == {"error": f"{obj}: no sub-command (see pktlens {obj} --help)"}
+    assert r.stderr == f"pktlens: {obj}: no sub-command (see pktlens {obj} --help)\n"
+    r = subprocess.run([PKTLENS, obj], capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (2, "") and r.stderr.startswith(f"Usage: pktlens {obj} ")
+
+
+@pytest.mark.parametrize("args,rc,out,err", [
+    (["-jp", "-V"], 0, "{\n", ""),
+    (["-pj", "-V"], 0, "{\n", ""),
+    (["-nnosuch16", "list"], 2, "", "pktlens: list: netns 'nosuch16': No such file or directory\n"),
+    (["-jnnosuch16", "list"], 2, '{"error":"list: netns \'nosuch16\': No such file or directory"}\n',
+     "pktlens: list: netns 'nosuch16': No such file or directory\n"),
+    (["--netns=", "list"], 2, "", "pktlens: option '--netns' needs a network namespace\n"),
+    (["--netns"], 2, "", "pktlens: option '--netns' needs a network namespace\n"),
+    (["-n"], 2, "", "pktlens: option '-n' needs a network namespace\n"),
+    (["-j", "--", "-V"], 2, '{"error":"what is \'-V\'? (see pktlens --help)"}\n',
+     "pktlens: what is '-V'? (see pktlens --help)\n"),
+    (["-px", "list"], 2, '{"error":"unknown option \'-x\' (see pktlens --help)"}\n',
+     "pktlens: unknown option '-x' (see pktlens --help)\n"),
+    (["--json=1", "list"], 2, "", "pktlens: unknown option '--json=1' (see pktlens --help)\n"),
+    (["list", "--json=1"], 2, "", "pktlens: list: unknown option '--json=1' (see pktlens list --help)\n"),
+    (["policy", "--pretty=1"], 2, "", "pktlens: policy: unknown option '--pretty=1' (see pktlens policy --help)\n"),
+])
+def test_global_options_in_getopt_forms(args, rc, out, err):
+    """The global options take getopt's forms as every command's options do: bundles (-jp),
+    -nNETNS, --netns= (empty: a missing value), -- to end them; they had been refused as
+    unknown options. A long common option given a value is named as given (it had been
+    '-j')."""
+    r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (rc, err)
+    assert r.stdout.startswith(out) if rc == 0 else r.stdout == out
+
+
 def test_missing_value_and_unknown_option():
     r = subprocess.run([PKTLENS, "sample", "vb", "--snaplen"], capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (2, "pktlens: sample: --snaplen needs a value "

@@ -831,6 +831,39 @@ def test_add_list_del_flush(router):
     assert (r.returncode, r.stderr) == (2, "pktlens: policy add: nosuch0: not attached (pktlens attach nosuch0)\n")
 
 
+def test_add_takes_option_equals_value_and_double_dash(router):
+    """A rule's options take getopt's forms as every other command's do: `--opt=VALUE` is the
+    option and its value, `--` ends the options (the words after it are the expression, also
+    one that begins with a dash); both had been refused as unknown options. The rule is the
+    one the spaced form makes, in `policy add` and in `policy load` files."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    r = pktlens("policy", "add", "vb", "--prio=5", "--proto=udp", "--dport=53-60", "--drop", "--",
+                "udp", "port", "55", ns=h, check=False)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 5 --proto udp --dport 53-60 --drop 'udp port 55'\n"
+    r = pktlens("policy", "add", "vb", "--limit=100pps", "--per=src", "--over=sample", "1/5", "--",
+                "-ether[0] = 0xfffffffe", ns=h, check=False)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.endswith("--limit 100pps --burst 10packets --per src --per-size 65536 --over sample 1/5 "
+                             "'-ether[0] = 0xfffffffe'\n")
+    for words, msg in [(["--drop=1"], "argument 1: --drop takes no value"),
+                       (["--prio=", "--drop"], "argument 1: --prio '': not a number 0-4294967295"),
+                       (["--bogus=1", "--drop"], "argument 1: unknown option '--bogus=1'"),
+                       (["--prio=7", "--prio", "8", "--drop"], "argument 2: --prio given twice (also at column 1)"),
+                       (["--redirect=ifindex:7777"], "argument 1: --redirect 'ifindex:7777': no such interface"),
+                       (["--drop", "--", "--prio", "3"], "argument 3: expression '--prio 3': can't parse filter "
+                                                         "expression: syntax error")]:
+        r = pktlens("policy", "add", "vb", *words, ns=h, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: policy add: vb: {msg}\n"), words
+    path = os.path.join(router.tmp, "eq.rules")
+    with open(path, "w") as f:
+        f.write("--id=3 --src=198.18.7.0/24 --pass\n--id 4 --drop -- tcp port 9\n")
+    assert pktlens("policy", "load", "vb", path, ns=h).stdout == f"vb: 2 rules loaded from {path}\n"
+    assert [x["rule"] for x in pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"]] == [
+        "--id 3 --in --prio 1000 --src 198.18.7.0/24 --pass", "--id 4 --in --prio 1000 --drop 'tcp port 9'"]
+
+
 def test_flush_in_and_out_is_both_directions(router):
     """`policy flush DEV --in --out` removes the rules of both directions, as sample's --in
     --out means both; the later flag had won, removing the egress rules alone."""
