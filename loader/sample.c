@@ -104,40 +104,12 @@ static int slot_dir(int slot)
 	return slot == PL_SLOT_TC_OUT ? PL_DIR_OUT : PL_DIR_IN;
 }
 
-int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX])
-{
-	int ncpu = libbpf_num_possible_cpus();
-	struct pl_sample_stats *v;
-
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -EINVAL;
-	v = calloc((size_t)ncpu, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	memset(out, 0, PL_SLOT_MAX * sizeof(*out));
-	for (__u32 slot = 0; slot < PL_SLOT_MAX; slot++) {
-		if (bpf_map_lookup_elem(fd, &slot, v)) {
-			int err = -errno;
-
-			free(v);
-			return err;
-		}
-		for (int c = 0; c < ncpu; c++) {
-			out[slot].selected += v[c].selected;
-			out[slot].sampled += v[c].sampled;
-			out[slot].lost += v[c].lost;
-		}
-	}
-	free(v);
-	return 0;
-}
-
 /*
- * While sampling is off: the 1-in-N counters (seq, per CPU and slot) back to
- * 0, so that --every N keeps the Nth matching packet of this capture, not
- * one shifted by what an earlier sampler saw. The other counters go on.
+ * Each slot's per-CPU values of the stats map @fd in turn: @fn sees them (one
+ * entry per possible CPU) and, with @write, what it leaves is written back.
  */
-static int reset_seq(const struct pl_sampler *s)
+static int each_slot(int fd, bool write,
+		     void (*fn)(__u32 slot, struct pl_sample_stats *v, int ncpu, void *ctx), void *ctx)
 {
 	int ncpu = libbpf_num_possible_cpus(), err = 0;
 	struct pl_sample_stats *v;
@@ -148,17 +120,51 @@ static int reset_seq(const struct pl_sampler *s)
 	if (!v)
 		return -ENOMEM;
 	for (__u32 slot = 0; !err && slot < PL_SLOT_MAX; slot++) {
-		if (bpf_map_lookup_elem(s->stats_fd, &slot, v)) {
+		if (bpf_map_lookup_elem(fd, &slot, v)) {
 			err = -errno;
 			break;
 		}
-		for (int c = 0; c < ncpu; c++)
-			v[c].seq = 0;
-		if (bpf_map_update_elem(s->stats_fd, &slot, v, BPF_ANY))
+		fn(slot, v, ncpu, ctx);
+		if (write && bpf_map_update_elem(fd, &slot, v, BPF_ANY))
 			err = -errno;
 	}
 	free(v);
 	return err;
+}
+
+static void add_up(__u32 slot, struct pl_sample_stats *v, int ncpu, void *ctx)
+{
+	struct pl_sample_stats *out = ctx;
+
+	for (int c = 0; c < ncpu; c++) {
+		out[slot].selected += v[c].selected;
+		out[slot].sampled += v[c].sampled;
+		out[slot].lost += v[c].lost;
+	}
+}
+
+int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX])
+{
+	memset(out, 0, PL_SLOT_MAX * sizeof(*out));
+	return each_slot(fd, false, add_up, out);
+}
+
+static void zero_seq(__u32 slot, struct pl_sample_stats *v, int ncpu, void *ctx)
+{
+	(void)slot;
+	(void)ctx;
+	for (int c = 0; c < ncpu; c++)
+		v[c].seq = 0;
+}
+
+/*
+ * While sampling is off: the 1-in-N counters (seq, per CPU and slot) back to
+ * 0, so that --every N keeps the Nth matching packet of this capture, not
+ * one shifted by what an earlier sampler saw. The other counters go on.
+ */
+static int reset_seq(const struct pl_sampler *s)
+{
+	return each_slot(s->stats_fd, true, zero_seq, NULL);
 }
 
 static int read_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX])
