@@ -15,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 #include <net/if.h>
-#include <net/if_arp.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -648,20 +647,18 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 
 /*
  * Frames are read, filtered and written as Ethernet (LINKTYPE_ETHERNET): an
- * interface whose frames have no Ethernet header (tun, wireguard, ip tunnels:
- * ARPHRD_NONE and others) would give files tcpdump decodes as garbage.
- * 0, or the exit code; an interface not found is left to the caller.
+ * interface whose frames have no Ethernet header would give files tcpdump
+ * decodes as garbage. 0, or the exit code; an interface not found is left to
+ * the caller.
  */
 static int check_ethernet(const char *ifname)
 {
 	struct pl_link_info li;
+	char buf[96];
 
-	if (pl_link_get(ifname, 0, &li) || li.arptype == ARPHRD_ETHER ||
-	    li.arptype == ARPHRD_LOOPBACK)
+	if (pl_link_get(ifname, 0, &li) || !pl_link_not_ethernet(&li, buf, sizeof(buf)))
 		return 0;
-	pl_err("sample: %s: not an Ethernet interface (ARPHRD %u%s): pktlens captures Ethernet "
-	       "frames only", PL_NAME(ifname), li.arptype,
-	       li.arptype == ARPHRD_NONE ? ": no link-layer header, as tun and wireguard" : "");
+	pl_err("sample: %s: %s: pktlens captures Ethernet frames only", PL_NAME(ifname), buf);
 	return PL_EXIT_USAGE;
 }
 

@@ -1199,6 +1199,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
 	struct pl_netns here;
+	char l2[96];
 	uint64_t ns;
 	__u32 key = 0;
 	int err;
@@ -1213,6 +1214,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return pl_why(a.why, a.whylen, -ENETDOWN,
 			      "%s: interface is down (ip link set %s up, or --force)", ifname,
 			      ifname);
+	if (pl_link_not_ethernet(&a.li, l2, sizeof(l2)))
+		return pl_why(a.why, a.whylen, -EINVAL, "%s: %s: pktlens analyses Ethernet "
+			      "frames only", ifname, l2);
 	info->reason = pl_attach_hooks(o, &a.li, &info->xdp_mode, &info->tc_hooks, &info->tc_mech);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
 		return pl_why(a.why, a.whylen, -EINVAL,

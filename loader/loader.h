@@ -222,6 +222,12 @@ struct pl_link_info {
 };
 /* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
+/*
+ * The programs parse Ethernet frames (loopback's too): NULL for such an
+ * interface, else why @li is not one (tun, wireguard and IP tunnels have no
+ * link-layer header), for "DEV: <why>: ..." messages.
+ */
+const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_t len);
 /* Every interface of the current network namespace (one dump). Caller frees *out. */
 int pl_links(struct pl_link_info **out, size_t *n);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */

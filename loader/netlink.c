@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 
 #include <netlink/netlink.h>
 #include <netlink/errno.h>
@@ -51,6 +52,15 @@ static void link_info(struct rtnl_link *link, struct pl_link_info *li)
 	li->tx_packets = rtnl_link_get_stat(link, RTNL_LINK_TX_PACKETS);
 	li->tx_bytes = rtnl_link_get_stat(link, RTNL_LINK_TX_BYTES);
 	li->tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED);
+}
+
+const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_t len)
+{
+	if (li->arptype == ARPHRD_ETHER || li->arptype == ARPHRD_LOOPBACK)
+		return NULL;
+	snprintf(buf, len, "not an Ethernet interface (ARPHRD %u%s)", li->arptype,
+		 li->arptype == ARPHRD_NONE ? ": no link-layer header, as tun and wireguard" : "");
+	return buf;
 }
 
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)

@@ -574,6 +574,9 @@ static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, stru
 	__u32 id;
 
 	pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));
+	if (pl_link_not_ethernet(li, moved, sizeof(moved)))
+		return note(p, "%s (netns %s): %s: pktlens analyses Ethernet frames only",
+			    li->ifname, nsbuf, moved) ?: 1;
 	/* xdp: auto is none on a virtual device: with tc: none the entry gives it no hook */
 	if (st->want.xdp_mode == PL_XDP_NONE && !st->want.tc_hooks)
 		return note(p, "%s (netns %s): %s:%d:%d: nothing to attach (xdp: auto is none on a "
@@ -595,6 +598,19 @@ static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, stru
 			    id) ?: 1;
 	}
 	return 0;
+}
+
+/*
+ * Whether @e names @li exactly. A pattern covers the interfaces pktlens can
+ * analyse: one without an Ethernet header (tun, wireguard) is covered only
+ * where it is named, and then blocked, saying why.
+ */
+static bool named_exactly(const struct pl_cfg_entry *e, const struct pl_link_info *li)
+{
+	for (size_t k = 0; k < e->nmatch; k++)
+		if (!strcmp(e->match[k], li->ifname))
+			return true;
+	return false;
 }
 
 /* The plan for one covered namespace; @a/@marked: every attachment, and which are taken. */
@@ -633,6 +649,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		const struct pl_cfg_entry *e;
 		struct pl_attachment *on = NULL, *stale = NULL;
 		struct pl_step *st;
+		char l2[96];
 		int b;
 
 		if (!scoped_link(sx, li))
@@ -654,6 +671,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (on)
 			marked[on - a] = true;
 		e = pl_config_match(c, ns->name[0] ? ns->name : NULL, li->ifname);
+		if (e && pl_link_not_ethernet(li, l2, sizeof(l2)) && !named_exactly(e, li))
+			e = NULL;
 		if (!e) {
 			if (on && managed(on, c)) {
 				st = step_new(p, PL_STEP_REMOVE, ns, 0);

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, PYTHON, SENDRAW, pktlens, pktlens_json, sh
+from lab import PIN_ROOT, PKTLENS, PYTHON, SENDRAW, netns_ino, pktlens, pktlens_json, sh
 
 SUMMARY = re.compile(r"(\d+) matched, (\d+) sampled, (\d+) written, (\d+) lost \(ring full\)"
                      r"(?:, (\d+) not written)?")
@@ -404,25 +404,27 @@ def test_bad_input_exits_2_and_leaves_nothing(lab, args, msg):
     assert c["written"] == 3
 
 
-@pytest.mark.parametrize("attached", [False, True], ids=["capture-only", "attached"])
-def test_interface_without_ethernet_header_is_refused(lab, attached):
+def test_interface_without_ethernet_header_is_refused(lab):
     """A tun device's frames start at the IP header: written as LINKTYPE_ETHERNET they are
-    garbage to tcpdump (which writes LINKTYPE_RAW there), so sample refuses it, exit 2,
-    before anything is created or attached."""
+    garbage to tcpdump (which writes LINKTYPE_RAW there), and parsed as Ethernet the flows
+    would be, so attach and sample refuse it, exit 2, one line, before anything is created
+    or attached."""
     sh("ip", "-n", lab.b, "tuntap", "add", "mode", "tun", "name", "tn0")
     sh("ip", "-n", lab.b, "link", "set", "tn0", "up")
-    if attached:
-        pktlens("attach", "tn0", ns=lab.b)
+    why = "tn0: not an Ethernet interface (ARPHRD 65534: no link-layer header, as tun and wireguard)"
+    for args in ([], ["--xdp", "skb", "--tc", "none"], ["--tc", "in"]):
+        r = pktlens("attach", "tn0", *args, ns=lab.b, check=False)
+        assert (r.returncode, r.stdout, r.stderr) == \
+            (2, "", f"pktlens: attach: {why}: pktlens analyses Ethernet frames only\n"), r
+    assert not os.path.exists(os.path.join(PIN_ROOT, str(netns_ino(lab.b)), "tn0"))
     path = os.path.join(lab.tmp, "tun.pcap")
     r = pktlens("sample", "tn0", "-w", path, "--duration", 1, ns=lab.b, check=False, timeout=20)
     assert r.returncode == 2, r.stderr
-    assert r.stderr == ("pktlens: sample: tn0: not an Ethernet interface (ARPHRD 65534: no "
-                        "link-layer header, as tun and wireguard): pktlens captures Ethernet "
-                        "frames only\n")
+    assert r.stderr == f"pktlens: sample: {why}: pktlens captures Ethernet frames only\n"
     assert not os.path.exists(path) and os.listdir(lab.tmp) == []
     tc = sh("tc", "-n", lab.b, "filter", "show", "dev", "tn0", "ingress").stdout
     net = sh("ip", "netns", "exec", lab.b, "bpftool", "net", "show").stdout
-    assert "pl_cap" not in tc and "pl_cap" not in net
+    assert "pl_" not in tc and "pl_cap" not in net and "pktlens" not in net
     # an Ethernet interface still samples
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     _, c = capture(lab, frames()[:3], "-w", path)

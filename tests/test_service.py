@@ -570,6 +570,30 @@ def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
     assert d.p.poll() is None
 
 
+def test_a_pattern_passes_over_interfaces_without_ethernet_a_name_is_blocked(svc):
+    """pktlens analyses Ethernet frames: a pattern covers the Ethernet interfaces it matches
+    and passes over a tun device (no link-layer header) it also matches; a config that names
+    the tun device is blocked, saying why, and changes nothing."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    sh("ip", "-n", a, "tuntap", "add", "mode", "tun", "name", "sv7")
+    sh("ip", "-n", a, "link", "set", "sv7", "up")
+    g = glob_covered()
+    conf = svc.config(f'name: l2\ninterfaces:\n  - match: "sv*"\n    netns: "{g}"\n')
+    assert pktlens_json("apply", conf)["ok"]
+    assert set(listed(a)) == {"sv0"}
+    assert pktlens("apply", conf).stdout.startswith("nothing to change")
+    named = svc.config(f'name: l2\ninterfaces:\n  - match: [sv0, sv7]\n    netns: "{g}"\n',
+                       "named.conf")
+    for dry in ([], ["--dry-run"]):
+        r = pktlens("apply", named, *dry, check=False)
+        assert r.returncode == 1 and r.stdout == "", r
+        assert "pktlens: apply: sv7 (netns " in r.stderr and \
+            "): not an Ethernet interface (ARPHRD 65534: no link-layer header, as tun and " \
+            "wireguard): pktlens analyses Ethernet frames only" in r.stderr, r.stderr
+    assert set(listed(a)) == {"sv0"}
+
+
 def test_apply_redirect_rule_missing_in_one_namespace_names_it(svc):
     """A --redirect rule is looked up in each namespace it runs in: where its target is
     missing in one covered namespace only, the error names FILE:LINE:COL and the interface
