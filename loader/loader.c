@@ -569,7 +569,8 @@ static bool share_xdp(const struct attach *a)
 /*
  * In libxdp's dispatcher libxdp loads the object, against it, so the new
  * program runs from here on: the replaced one leaves first (no double
- * counting), from the dispatcher or, attached alone before, its link. A kernel that refuses the tail-calling program there (libxdp
+ * counting), from the dispatcher or, attached alone before, by its link. A
+ * kernel that refuses the tail-calling program there (libxdp
  * 1.3's dispatcher on Linux 6.12) gets the object built without tail calls
  * (open_notail(), loader/xdp_multi.h says what it lacks) when XDP must be
  * shared (share_xdp()), else the tail-calling one attached alone; one that
