@@ -345,8 +345,8 @@ def test_without_privileges(lab):
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         "--inh-caps=-all", PKTLENS, "attach", "lo"], capture_output=True, text=True)
     assert r.returncode == 1
-    assert r.stderr.strip() == ("pktlens: attach: missing capability CAP_BPF, CAP_NET_ADMIN "
-                                "(run as root)")
+    assert r.stderr.strip() == ("pktlens: attach: missing capability CAP_BPF, CAP_NET_ADMIN, "
+                                "CAP_PERFMON (run as root)")
 
 
 @pytest.mark.parametrize("cmd", ["attach", "detach", "list", "stats", "flows"])
