@@ -54,6 +54,23 @@ static void link_info(struct rtnl_link *link, struct pl_link_info *li)
 	li->tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED);
 }
 
+/* A connected NETLINK_ROUTE socket into *@sk: 0 or -errno. */
+static int route_sock(struct nl_sock **sk)
+{
+	int err;
+
+	*sk = nl_socket_alloc();
+	if (!*sk)
+		return -ENOMEM;
+	err = nl_connect(*sk, NETLINK_ROUTE);
+	if (err) {
+		nl_socket_free(*sk);
+		*sk = NULL;
+		return nl_to_errno(err);
+	}
+	return 0;
+}
+
 const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_t len)
 {
 	if (li->arptype == ARPHRD_ETHER || li->arptype == ARPHRD_LOOPBACK)
@@ -72,14 +89,9 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
 	memset(li, 0, sizeof(*li));
 	if (ifname && (!*ifname || strlen(ifname) >= IFNAMSIZ))
 		return -ENODEV;
-	sk = nl_socket_alloc();
-	if (!sk)
-		return -ENOMEM;
-	err = nl_connect(sk, NETLINK_ROUTE);
-	if (err) {
-		err = nl_to_errno(err);
-		goto out;
-	}
+	err = route_sock(&sk);
+	if (err)
+		return err;
 	err = rtnl_link_get_kernel(sk, ifname ? 0 : ifindex, ifname, &link);
 	if (err) {
 		err = nl_to_errno(err);
@@ -102,12 +114,10 @@ int pl_links(struct pl_link_info **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	sk = nl_socket_alloc();
-	if (!sk)
-		return -ENOMEM;
-	err = nl_connect(sk, NETLINK_ROUTE);
-	if (!err)
-		err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
+	err = route_sock(&sk);
+	if (err)
+		return err;
+	err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
 	if (err) {
 		nl_socket_free(sk);
 		return nl_to_errno(err);
@@ -134,10 +144,9 @@ int pl_clsact_filter_count(int ifindex, int *count)
 	int err;
 
 	*count = 0;
-	sk = nl_socket_alloc();
-	if (!sk)
-		return -ENOMEM;
-	err = nl_connect(sk, NETLINK_ROUTE);
+	err = route_sock(&sk);
+	if (err)
+		return err;
 	for (size_t i = 0; !err && i < sizeof(parents) / sizeof(parents[0]); i++) {
 		struct nl_cache *cache = NULL;
 
@@ -163,12 +172,10 @@ int pl_ingress_qdisc_kind(int ifindex, char *kind, size_t len)
 	int err;
 
 	snprintf(kind, len, "%s", "");
-	sk = nl_socket_alloc();
-	if (!sk)
-		return -ENOMEM;
-	err = nl_connect(sk, NETLINK_ROUTE);
-	if (!err)
-		err = rtnl_qdisc_alloc_cache(sk, &cache);
+	err = route_sock(&sk);
+	if (err)
+		return err;
+	err = rtnl_qdisc_alloc_cache(sk, &cache);
 	if (!err && (q = rtnl_qdisc_get_by_parent(cache, ifindex, TC_H_INGRESS))) {
 		snprintf(kind, len, "%s", rtnl_tc_get_kind(TC_CAST(q)) ?: "");
 		rtnl_qdisc_put(q);
