@@ -350,11 +350,9 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
  * each once (libpcap skips loopback's outgoing copies for the same reason).
  * A --policy capture keeps both: an --out rule's samples are taken on egress.
  */
-static __u32 default_dirs(const char *ifname, bool policy)
+static __u32 default_dirs(const struct pl_link_info *li, bool policy)
 {
-	struct pl_link_info li;
-
-	if (!policy && !pl_link_get(ifname, 0, &li) && li.loopback)
+	if (!policy && li && li->loopback)
 		return 1U << PL_DIR_IN;
 	return (1U << PL_DIR_IN) | (1U << PL_DIR_OUT);
 }
@@ -648,15 +646,14 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 /*
  * Frames are read, filtered and written as Ethernet (LINKTYPE_ETHERNET): an
  * interface whose frames have no Ethernet header would give files tcpdump
- * decodes as garbage. 0, or the exit code; an interface not found is left to
- * the caller.
+ * decodes as garbage. 0, or the exit code; an interface not found (@li NULL)
+ * is left to the caller.
  */
-static int check_ethernet(const char *ifname)
+static int check_ethernet(const struct pl_link_info *li, const char *ifname)
 {
-	struct pl_link_info li;
 	char buf[96];
 
-	if (pl_link_get(ifname, 0, &li) || !pl_link_not_ethernet(&li, buf, sizeof(buf)))
+	if (!li || !pl_link_not_ethernet(li, buf, sizeof(buf)))
 		return 0;
 	pl_err("sample: %s: %s: pktlens captures Ethernet frames only", PL_NAME(ifname), buf);
 	return PL_EXIT_USAGE;
@@ -686,6 +683,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	bool opened = false, cap_opened = false, json, data_on_stdout;
 	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
+	struct pl_link_info dev_li, *li = NULL;
 	struct ring_buffer *rb = NULL;
 	const char *path = c->path, *name;
 	uint32_t ring_kib = c->ring_kib;
@@ -711,8 +709,11 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (path && !strcmp(path, "-"))
 		pl_g.json = false;
 	name = data_on_stdout ? "standard output" : path;
+	/* DEV as the kernel has it now, for the checks below; NULL: none of that name */
+	if (!pl_link_get(argv[0], 0, &dev_li))
+		li = &dev_li;
 	if (!so.dirs)
-		so.dirs = default_dirs(argv[0], so.policy);
+		so.dirs = default_dirs(li, so.policy);
 	if (argc > 1) {
 		expr = pl_join_args(argc, argv, 1);
 		if (!expr) {
@@ -823,7 +824,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* what --rule and --when name must exist: said now, before any other line */
 	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir)))
 		goto out;
-	if ((!err || err == -ENOENT) && (ret = check_ethernet(err ? argv[0] : a->ifname)))
+	if ((!err || err == -ENOENT) && (ret = check_ethernet(li, argv[0])))
 		goto out;
 	if (err == -ENOENT) {
 		/* not attached: capture-only programs of our own, for as long as we run */
