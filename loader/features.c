@@ -23,6 +23,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <pktlens/why.h>
 
 #include "features.h"
 #include "loader.h"
@@ -292,7 +293,8 @@ bool pl_tracepoint_btf(const char *tp)
 	return have;
 }
 
-const char *pl_tracepoints_missing(const struct bpf_object *obj)
+/* The tracepoint of the first tp_btf program @obj would load that the kernel's BTF lacks */
+static const char *tracepoints_missing(const struct bpf_object *obj)
 {
 	struct btf *btf = kernel_btf();
 	struct bpf_program *p;
@@ -310,6 +312,18 @@ const char *pl_tracepoints_missing(const struct bpf_object *obj)
 	}
 	btf__free(btf);
 	return miss;
+}
+
+int pl_probes_load_why(const struct bpf_object *obj, int err, const char *what, char *why,
+		       size_t whylen)
+{
+	const char *tp = tracepoints_missing(obj);
+
+	if (tp)
+		return pl_why(why, whylen, -ENOTSUP, "%s need tracepoint %s, which this kernel's "
+			      "BTF (/sys/kernel/btf/vmlinux) does not have", what, tp);
+	return pl_why(why, whylen, pl_load_err(err), "loading %s failed: %s%s", what,
+		      strerror(-err), err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
 }
 
 bool pl_feature(enum pl_feature f)

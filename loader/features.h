@@ -54,11 +54,13 @@ int pl_obj_kernel(struct bpf_object *obj);
 /* Whether the kernel's BTF has tracepoint @tp (its btf_trace_@tp prototype), for tp_btf. */
 bool pl_tracepoint_btf(const char *tp);
 /*
- * The tracepoint of the first tp_btf program @obj would load that the
- * kernel's BTF lacks (all of them without BTF), NULL if none: why a load
- * failed, in words (libbpf's errno says "No such process").
+ * Why the tracing programs of @obj, @what ("the TCP probes"), did not load:
+ * @err from their skeleton's load. A tp_btf program whose tracepoint the
+ * kernel's BTF lacks is named (libbpf's errno says "No such process"), else
+ * the load's errno. Returns the error, the reason in @why.
  */
-const char *pl_tracepoints_missing(const struct bpf_object *obj);
+int pl_probes_load_why(const struct bpf_object *obj, int err, const char *what, char *why,
+		       size_t whylen);
 /* The running kernel's release (uname -r). */
 const char *pl_kernel_release(void);
 /*

@@ -45,7 +45,6 @@ static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_
 	struct pl_drops *d = calloc(1, sizeof(*d));
 	struct pktlens_drops *s;
 	bool reason = pl_feature(PL_FEAT_DROP_REASON);
-	const char *tp;
 	__u32 zero = 0;
 	int err;
 
@@ -69,14 +68,8 @@ static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_
 		pl_pins_reuse_maps(carry, maps, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
 	}
 	err = pktlens_drops__load(s);
-	if (err && (tp = pl_tracepoints_missing(s->obj))) {
-		err = pl_why(why, whylen, -ENOTSUP, "the drop probes need tracepoint %s, which this "
-			     "kernel's BTF (/sys/kernel/btf/vmlinux) does not have", tp);
-		goto fail;
-	}
 	if (err) {
-		err = pl_why(why, whylen, pl_load_err(err), "loading the drop probes failed: %s%s",
-			     strerror(-err), err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
+		err = pl_probes_load_why(s->obj, err, "the drop probes", why, whylen);
 		goto fail;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(s->maps.drop_cfg), &zero, cfg, BPF_ANY)) {

@@ -48,7 +48,6 @@ static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *ca
 	struct pl_tcp *t = calloc(1, sizeof(*t));
 	struct pktlens_tcp *s;
 	struct pl_tcp_cfg c;
-	const char *tp;
 	__u32 zero = 0;
 	int err;
 
@@ -77,14 +76,8 @@ static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *ca
 		pl_pins_reuse_maps(carry, maps, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
 	}
 	err = pktlens_tcp__load(s);
-	if (err && (tp = pl_tracepoints_missing(s->obj))) {
-		err = pl_why(why, whylen, -ENOTSUP, "the TCP probes need tracepoint %s, which this "
-			     "kernel's BTF (/sys/kernel/btf/vmlinux) does not have", tp);
-		goto fail;
-	}
 	if (err) {
-		err = pl_why(why, whylen, pl_load_err(err), "loading the TCP probes failed: %s%s",
-			     strerror(-err), err == -EPERM ? " (needs root or CAP_BPF and CAP_PERFMON)" : "");
+		err = pl_probes_load_why(s->obj, err, "the TCP probes", why, whylen);
 		goto fail;
 	}
 	c = *cfg;
