@@ -144,14 +144,15 @@ int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns)
 
 void pl_tcp_release_ns(uint64_t ns)
 {
-	char p[600];
+	char p[600], q[600];
 
-	if (ns_analyses(ns, NULL))
-		return;
 	ns_pin_path(p, sizeof(p), ns, PL_PIN_NS_TCP_STATE);
+	ns_pin_path(q, sizeof(q), ns, PL_PIN_NS_TCP_TS);
+	/* pl_pins_gc() asks for every namespace: most have no TCP pins to read metas for */
+	if ((access(p, F_OK) && access(q, F_OK)) || ns_analyses(ns, NULL))
+		return;
 	unlink(p);
-	ns_pin_path(p, sizeof(p), ns, PL_PIN_NS_TCP_TS);
-	unlink(p);
+	unlink(q);
 	/* and the namespace's directory, when that was all it held (pl_pin_dir_remove() left it) */
 	ns_pin_path(p, sizeof(p), ns, "");
 	rmdir(p);
