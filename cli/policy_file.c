@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Rule sets as text: `policy load` files and the rules of `pktlens apply` configs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pktlens/array.h>
 
 #include "policy_file.h"
@@ -86,18 +89,49 @@ static int next_line(FILE *f, char *line, int *nul)
 	return len ? 1 : 0;
 }
 
-int pl_rules_file_each(const char *path, int (*fn)(char *line, int lineno, void *ctx), void *ctx,
-		       char *why, size_t whylen)
+/* @path opened for reading: a regular file of at most @max bytes unless @max is 0 */
+static FILE *open_rules(const char *path, size_t max, char *why, size_t whylen)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	if (!max) {
+		f = fopen(path, "r");
+		if (!f)
+			snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+		return f;
+	}
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "'%s': not a regular file", path);
+	} else if ((unsigned long long)st.st_size > max) {
+		snprintf(why, whylen, "'%s': larger than %zu %s: not a rules file", path,
+			 max % (1U << 20) ? max : max >> 20, max % (1U << 20) ? "bytes" : "MiB");
+	} else {
+		f = fdopen(fd, "r");
+		if (f)
+			return f;
+		snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+int pl_rules_file_each(const char *path, size_t regular_max,
+		       int (*fn)(char *line, int lineno, void *ctx), void *ctx, char *why,
+		       size_t whylen)
 {
 	int lineno = 0, err = 0, got, nul = 0;
 	char *line;
 	FILE *f;
 
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+	f = open_rules(path, regular_max, why, whylen);
+	if (!f)
 		return -EIO;
-	}
 	line = malloc(RULE_LINE_MAX);
 	if (!line) {
 		fclose(f);
@@ -151,7 +185,7 @@ int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size
 {
 	struct read_ctx c = { rl, path, why, whylen };
 
-	return pl_rules_file_each(path, read_line, &c, why, whylen);
+	return pl_rules_file_each(path, 0, read_line, &c, why, whylen);
 }
 
 void pl_rule_list_free(struct pl_rule_list *rl)

@@ -45,10 +45,14 @@ int pl_rule_list_add_line(struct pl_rule_list *rl, char *line, const char *file,
  * 8 KiB; a UTF-8 byte order mark at its start blanked) and its number, until
  * @fn returns nonzero (that is returned; @fn fills @why). -EIO (with @why)
  * when it cannot be read, -EINVAL ("FILE:LINE[:COL]: why") for a line too
- * long or a NUL byte.
+ * long or a NUL byte. @regular_max: 0 reads whatever @path is (a pipe, for
+ * the command line); else @path must be a regular file of at most that many
+ * bytes (-EIO otherwise), opened without blocking on a FIFO: a config's
+ * rules file, read by a daemon that must never hang on a reload.
  */
-int pl_rules_file_each(const char *path, int (*fn)(char *line, int lineno, void *ctx), void *ctx,
-		       char *why, size_t whylen);
+int pl_rules_file_each(const char *path, size_t regular_max,
+		       int (*fn)(char *line, int lineno, void *ctx), void *ctx, char *why,
+		       size_t whylen);
 /*
  * Every line of the file @path (one rule per line, # comments), as
  * pl_rule_list_add_line(); -EIO (with @why) when it cannot be read.

@@ -462,7 +462,8 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		if (!e->rules_file)
 			return nomem(x);
 		sprintf(e->rules_file, "%s%s%s", *p == '/' ? "" : x->dir, *p == '/' ? "" : "/", p);
-		err = pl_rules_file_each(e->rules_file, file_rule, &f, x->why, x->whylen);
+		err = pl_rules_file_each(e->rules_file, CONFIG_SIZE_MAX, file_rule, &f, x->why,
+					 x->whylen);
 		if (err == -EIO) {
 			char why[PL_WHY_LEN];
 

@@ -335,6 +335,21 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
     r = pktlens("apply", path, check=False)
     assert r.returncode == 2 and r.stderr.startswith(f"pktlens: apply: {path}:4:17: rules-file: cannot read "
                                                      f"'{svc.tmp}/nope.rules': No such file"), r.stderr
+    # a rules file that is not a regular file, or a huge one, is refused at once: a FIFO would
+    # hang apply, and the daemon's reload with it
+    fifo = os.path.join(svc.tmp, "rules.fifo")
+    os.mkfifo(fifo)
+    huge = os.path.join(svc.tmp, "huge.rules")
+    with open(huge, "w") as f:
+        f.write(("# " + "x" * 97 + "\n") * ((5 << 20) // 100 + 1))
+    for n, (name, msg) in enumerate([(fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
+                                     (huge, "larger than 4 MiB: not a rules file")]):
+        path = svc.config(f"interfaces:\n  - match: sv0\n    netns: '{glob}'\n    rules-file: {name}\n",
+                          f"rfx{n}.conf")
+        for args in (["apply", path], ["daemon", "--config", path]):
+            r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=10)
+            assert r.returncode == 2 and r.stderr == \
+                f"pktlens: {args[0]}: {path}:4:17: rules-file: '{name}': {msg}\n", r.stderr
     r = pktlens("apply", os.path.join(svc.tmp, "missing.conf"), check=False)
     assert r.returncode == 2 and "missing.conf: cannot read it: No such file or directory" in r.stderr
     assert not attached(ns, "sv0")
