@@ -124,6 +124,7 @@ $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB_OBJS)
 #   policy     random `policy load` files through the rule parser, round trip via list
 #   export     random attachments and flow tables through the Prometheus and IPFIX writers
 #   xdp        random frames through the XDP and tc programs (BPF_PROG_TEST_RUN, root)
+#   config     random service configs through the loader apply and the daemon use
 # `make fuzz` runs each for FUZZ_TIME seconds (`make fuzz FUZZ_TIME=600`,
 # `make fuzz FUZZ_TARGETS=policy`), `make test` for TEST_FUZZ_TIME. Seeds in
 # tests/fuzz/corpus/<target>/ are copied to $(OUT)/fuzz-corpus/<target>, where
@@ -131,7 +132,7 @@ $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB_OBJS)
 # are replayed first. A finding fails the make, its input in $(OUT)/<target>-crash-*.
 FUZZ_TIME ?= 300
 TEST_FUZZ_TIME ?= 10
-FUZZ_TARGETS ?= translate policy export xdp
+FUZZ_TARGETS ?= translate policy export xdp config
 FUZZ_BINS := $(patsubst %,$(OUT)/fuzz_%,$(FUZZ_TARGETS))
 # undefined behaviour stops the run like a crash does
 FUZZ_SAN := -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -139,11 +140,13 @@ FUZZ_MAX_LEN_translate := 2048
 FUZZ_MAX_LEN_policy := 4096
 FUZZ_MAX_LEN_export := 4096
 FUZZ_MAX_LEN_xdp := 4096
+FUZZ_MAX_LEN_config := 4096
 # what the summary line counts
 FUZZ_UNIT_translate := programs
 FUZZ_UNIT_policy := rule files
 FUZZ_UNIT_export := flow tables
 FUZZ_UNIT_xdp := frames
+FUZZ_UNIT_config := configs
 
 # the translator alone: pcap/ without the capture writer
 XLATE_SRCS := $(filter-out pcap/dump.c,$(wildcard pcap/*.c))
@@ -152,10 +155,12 @@ $(OUT)/fuzz_translate: tests/fuzz/fuzz_translate.c $(XLATE_SRCS) $(wildcard pcap
 		-Iinclude tests/fuzz/fuzz_translate.c $(XLATE_SRCS) \
 		$(shell pkg-config --libs libbpf libpcap 2>/dev/null) -lelf -lz -o $@
 
-# The other targets link the library sources (and the policy rule grammar)
-# built by clang with coverage and sanitizers, from an archive so each takes
-# only what it calls.
-FUZZ_LIB_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(LIB_SRCS) cli/policy_rule.c)
+# The other targets link the library sources built by clang with coverage and
+# sanitizers (and the policy rule grammar, rule
+# files, triggers and the service config), from an archive so each takes only
+# what it calls.
+FUZZ_LIB_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(LIB_SRCS) cli/policy_rule.c cli/policy_file.c \
+		 cli/trigger.c service/config.c)
 $(OUT)/fuzz/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(Q)$(call msg,FUZZCC,$@)$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
