@@ -90,7 +90,7 @@ static void read_att(struct pl_prom_att *t)
 	}
 	if (!t->a->meta_ok || pl_state_open(t->a->dir, &st))
 		return;
-	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_count(&st, &t->flows);
+	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_live(&st, &t->flows);
 	pl_state_close(&st);
 	if (!t->ok)
 		return;
@@ -362,7 +362,8 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\n", at[i].samples[sl].lost);
 	}
-	head(f, "pktlens_flow_table_entries", "gauge", "Flows in the flow table.");
+	head(f, "pktlens_flow_table_entries", "gauge",
+	     "Flows in the flow table with packets since the last stats --reset (as flows lists them).");
 	for (size_t i = 0; i < n; i++)
 		if (at[i].ok) {
 			fputs("pktlens_flow_table_entries{", f);

@@ -780,8 +780,14 @@ typedef int (*pl_flow_fn)(const struct pl_flow *f, void *ctx);
  * twice in this one reading.
  */
 int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, size_t *entries);
-/* Number of entries in the flow table (one batched walk: ~0.5 s per million). */
+/*
+ * Number of entries in the flow table (one batched walk: ~0.5 s per million).
+ * Not the flows: after a stats --reset the flows the caches hold count in
+ * their slots without an entry until a slot is folded.
+ */
 int pl_state_flow_count(const struct pl_state *st, size_t *n);
+/* Number of flows pl_state_flows_each() gives: those with packets since the last reset. */
+int pl_state_flow_live(const struct pl_state *st, size_t *n);
 
 /*
  * Walk any hash or array map in batches, calling @cb with each key and its

@@ -642,6 +642,19 @@ int pl_state_flow_count(const struct pl_state *st, size_t *n)
 			   count_cb, n);
 }
 
+static int live_cb(const struct pl_flow *f, void *ctx)
+{
+	(void)f;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+int pl_state_flow_live(const struct pl_state *st, size_t *n)
+{
+	*n = 0;
+	return pl_state_flows_each(st, live_cb, n, NULL);
+}
+
 /* ---- bases: what a reset leaves for readers to subtract ---- */
 
 static int fbase_cb(const void *key, const void *vals, int ncpu, void *ctx)
