@@ -145,8 +145,14 @@ static void read_att(struct pl_prom_att *t)
 	}
 }
 
-/* A log2 microsecond histogram as a Prometheus histogram in seconds, fixed buckets. */
-#define PROM_TCP_BUCKETS 25	/* up to 2^25 us, 33.5 s */
+/*
+ * A log2 microsecond histogram as a Prometheus histogram in seconds, fixed
+ * buckets. Slot k holds the samples of [2^k, 2^(k+1)) us, whole microseconds
+ * (struct pl_tcp_hist): up to 2^(k+1) - 1. `le` is inclusive, so slots 0..k
+ * are exactly the samples <= 2^(k+1) - 1 us; a bound of 2^(k+1) us would
+ * leave out the samples equal to it, which are in slot k + 1.
+ */
+#define PROM_TCP_BUCKETS 25	/* up to 2^25 - 1 us, 33.554431 s */
 
 static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		     const struct pl_tcp_hist *h)
@@ -157,8 +163,8 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		cum += h->slot[k];
 		fprintf(f, "%s_bucket{", name);
 		dev_labels(f, a);
-		/* exact: "%g" would round 4.194304 to 4.1943, below the slot's edge */
-		fprintf(f, ",le=\"%.10g\"} %llu\n", (double)(2ULL << k) / 1e6, cum);
+		/* exact: "%g" would round 4.194303 to 4.1943, below the slot's edge */
+		fprintf(f, ",le=\"%.10g\"} %llu\n", (double)((2ULL << k) - 1) / 1e6, cum);
 	}
 	fprintf(f, "%s_bucket{", name);
 	dev_labels(f, a);
