@@ -70,13 +70,6 @@ static void slot_labels(FILE *f, const struct pl_prom_att *t, int slot)
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)			\
 			if ((atts)[i].ok && pl_slot_attached(&(atts)[i].a->meta, sl))
 
-static int add_segs(const void *key, const void *val, int ncpu, void *ctx)
-{
-	(void)key, (void)ncpu;
-	*(__u64 *)ctx += ((const struct pl_tcp_conn *)val)->segs;
-	return 0;
-}
-
 static void read_att(struct pl_prom_att *t)
 {
 	struct pl_state st;
@@ -131,14 +124,7 @@ static void read_att(struct pl_prom_att *t)
 			pl_tcp_pstats_sum(ps, &t->ptcp);
 	}
 	if (t->a->meta.probes & PL_PROBE_TCP) {
-		int fd = pl_pin_open(t->a->dir, PL_MAP_CONN_RETRANS);
-
-		t->probes = fd >= 0;
-		if (fd >= 0 && pl_map_walk(fd, sizeof(struct pl_tcp_tuple), sizeof(struct pl_tcp_conn),
-					   false, add_segs, &t->retrans_segs))
-			t->probes = false;
-		if (fd >= 0)
-			close(fd);
+		t->probes = !pl_tcp_pinned_rtx(t->a->dir, &t->retrans_segs);
 		if (t->probes && (pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_RTT_HIST, &t->rtt) ||
 				  pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_CONNLAT_HIST, &t->connlat)))
 			t->probes = false;

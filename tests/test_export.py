@@ -294,6 +294,28 @@ def test_tcp_probe_metrics(lab, exporter):
     check_tcp_buckets(text, mine, "pktlens_tcp_rtt_seconds", pinned_slots(pin, "tcp_rtt_hist"))
     check_tcp_buckets(text, mine, "pktlens_tcp_connect_latency_seconds",
                       pinned_slots(pin, "tcp_connlat_hist"))
+    # conn_retrans is an LRU of 65,536 connections: past that many, an eviction takes a
+    # connection's count away. Evict them all by hand: the counter must not go down, nor
+    # when a re-attach carries the probes' maps over
+    keys = [e["key"] for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned",
+                                            f"{pin}/conn_retrans").stdout)]
+    assert keys
+    for k in keys:
+        sh("bpftool", "map", "delete", "pinned", f"{pin}/conn_retrans", "key", "hex", *k)
+    assert prom_value(exporter.get()[1], "pktlens_tcp_retransmit_segments_total", mine) == delta
+    pktlens("attach", "va", "--force", "--xdp", "none", "--tc", "in,out", "--probes", "tcp",
+            ns=lab.a)
+    assert prom_value(exporter.get()[1], "pktlens_tcp_retransmit_segments_total", mine) == delta
+
+
+def prom_value(text, name, labels):
+    """The one sample of @name with @labels, read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    want = {k: str(v) for k, v in labels.items()}
+    got = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+           if s.name == name and want.items() <= s.labels.items()]
+    assert len(got) == 1, (name, labels, got)
+    return got[0]
 
 
 def pinned_slots(pin, name):

@@ -910,5 +910,6 @@ struct pl_tcp_pstats {
 #define PL_PIN_TCP_STATE_LINK "tcp_state_link"
 #define PL_PIN_TCP_RTT_HIST "tcp_rtt_hist"
 #define PL_PIN_TCP_CONNLAT_HIST "tcp_connlat_hist"
+#define PL_PIN_TCP_RTX_TOTAL "tcp_rtx_total"	/* segments retransmitted, per CPU (never evicted) */
 
 #endif /* __PKTLENS_PKTLENS_H */
