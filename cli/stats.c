@@ -186,7 +186,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	if (rc)
 		return rc;
 	/* the (slow) count first: the reading and the reset follow each other closely */
-	err = pl_state_flow_count(&st, &used);
+	err = pl_state_flow_live(&st, &used);
 	if (!err)
 		err = pl_state_stats(&st, s);
 	if (err) {

@@ -70,13 +70,6 @@ static void slot_labels(FILE *f, const struct pl_prom_att *t, int slot)
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)			\
 			if ((atts)[i].ok && pl_slot_attached(&(atts)[i].a->meta, sl))
 
-static int add_segs(const void *key, const void *val, int ncpu, void *ctx)
-{
-	(void)key, (void)ncpu;
-	*(__u64 *)ctx += ((const struct pl_tcp_conn *)val)->segs;
-	return 0;
-}
-
 static void read_att(struct pl_prom_att *t)
 {
 	struct pl_state st;
@@ -90,7 +83,7 @@ static void read_att(struct pl_prom_att *t)
 	}
 	if (!t->a->meta_ok || pl_state_open(t->a->dir, &st))
 		return;
-	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_count(&st, &t->flows);
+	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_live(&st, &t->flows);
 	pl_state_close(&st);
 	if (!t->ok)
 		return;
@@ -131,22 +124,21 @@ static void read_att(struct pl_prom_att *t)
 			pl_tcp_pstats_sum(ps, &t->ptcp);
 	}
 	if (t->a->meta.probes & PL_PROBE_TCP) {
-		int fd = pl_pin_open(t->a->dir, PL_MAP_CONN_RETRANS);
-
-		t->probes = fd >= 0;
-		if (fd >= 0 && pl_map_walk(fd, sizeof(struct pl_tcp_tuple), sizeof(struct pl_tcp_conn),
-					   false, add_segs, &t->retrans_segs))
-			t->probes = false;
-		if (fd >= 0)
-			close(fd);
+		t->probes = !pl_tcp_pinned_rtx(t->a->dir, &t->retrans_segs);
 		if (t->probes && (pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_RTT_HIST, &t->rtt) ||
 				  pl_tcp_pinned_hist(t->a->dir, PL_PIN_TCP_CONNLAT_HIST, &t->connlat)))
 			t->probes = false;
 	}
 }
 
-/* A log2 microsecond histogram as a Prometheus histogram in seconds, fixed buckets. */
-#define PROM_TCP_BUCKETS 25	/* up to 2^25 us, 33.5 s */
+/*
+ * A log2 microsecond histogram as a Prometheus histogram in seconds, fixed
+ * buckets. Slot k holds the samples of [2^k, 2^(k+1)) us, whole microseconds
+ * (struct pl_tcp_hist): up to 2^(k+1) - 1. `le` is inclusive, so slots 0..k
+ * are exactly the samples <= 2^(k+1) - 1 us; a bound of 2^(k+1) us would
+ * leave out the samples equal to it, which are in slot k + 1.
+ */
+#define PROM_TCP_BUCKETS 25	/* up to 2^25 - 1 us, 33.554431 s */
 
 static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		     const struct pl_tcp_hist *h)
@@ -157,8 +149,8 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		cum += h->slot[k];
 		fprintf(f, "%s_bucket{", name);
 		dev_labels(f, a);
-		/* exact: "%g" would round 4.194304 to 4.1943, below the slot's edge */
-		fprintf(f, ",le=\"%.10g\"} %llu\n", (double)(2ULL << k) / 1e6, cum);
+		/* exact: "%g" would round 4.194303 to 4.1943, below the slot's edge */
+		fprintf(f, ",le=\"%.10g\"} %llu\n", (double)((2ULL << k) - 1) / 1e6, cum);
 	}
 	fprintf(f, "%s_bucket{", name);
 	dev_labels(f, a);
@@ -362,7 +354,8 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\n", at[i].samples[sl].lost);
 	}
-	head(f, "pktlens_flow_table_entries", "gauge", "Flows in the flow table.");
+	head(f, "pktlens_flow_table_entries", "gauge",
+	     "Flows in the flow table with packets since the last stats --reset (as flows lists them).");
 	for (size_t i = 0; i < n; i++)
 		if (at[i].ok) {
 			fputs("pktlens_flow_table_entries{", f);

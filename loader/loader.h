@@ -296,6 +296,7 @@ enum pl_map_id {
 	PL_MID_FLOW_CTL,
 	PL_MID_CLOCK,
 	PL_MID_RULE_GENS,
+	PL_MID_FLOW_RESET,
 	PL_MID_MAX,
 };
 
@@ -780,8 +781,16 @@ typedef int (*pl_flow_fn)(const struct pl_flow *f, void *ctx);
  * twice in this one reading.
  */
 int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, size_t *entries);
-/* Number of entries in the flow table (one batched walk: ~0.5 s per million). */
+/*
+ * Number of entries in the flow table (one batched walk: ~0.5 s per million).
+ * Not quite the flows: after a stats --reset, also flows with no packet
+ * since whose cached counts were folded into the table when another flow
+ * took their slot over; and attachments made before flow_reset leave out
+ * the flows cached at the reset until their slots are folded.
+ */
 int pl_state_flow_count(const struct pl_state *st, size_t *n);
+/* Number of flows pl_state_flows_each() gives: those with packets since the last reset. */
+int pl_state_flow_live(const struct pl_state *st, size_t *n);
 
 /*
  * Walk any hash or array map in batches, calling @cb with each key and its

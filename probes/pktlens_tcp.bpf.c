@@ -49,6 +49,19 @@ struct {
 } conn_retrans SEC(".maps");
 
 /*
+ * Every segment retrans() counted, per CPU: the namespace's total,
+ * which conn_retrans cannot give past 65,536 connections (an LRU: an
+ * eviction takes its connection's count along). A counter that never goes
+ * down while the probe runs (pktlens_tcp_retransmit_segments_total).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rtx_total SEC(".maps");
+
+/*
  * Sockets that began while the retransmit probe ran (note_birth()), with
  * their tcp_sock.total_retrans then: all their retransmits since are the
  * probe's to count (rtx_segs()).
@@ -198,7 +211,8 @@ static __always_inline int retrans(const struct sock *sk, const struct sk_buff *
 	const struct pl_tcp_cfg *cf = cfg();
 	struct pl_tcp_conn *c;
 	struct pl_tcp_event e;
-	__u32 segs = 1, total = 0;
+	__u32 segs = 1, total = 0, zero = 0;
+	__u64 *all;
 
 	if (!tuple(&sk->__sk_common, cf, &e.t))
 		return 0;
@@ -209,6 +223,9 @@ static __always_inline int retrans(const struct sock *sk, const struct sk_buff *
 		if (!segs)
 			return 0;	/* not sent, and not counted: the kernel tries again */
 	}
+	all = bpf_map_lookup_elem(&rtx_total, &zero);
+	if (all)	/* atomic: the SYN-ACK program may run nested on this CPU */
+		__sync_fetch_and_add(all, segs);
 	if (c) {
 		__sync_fetch_and_add(&c->retrans, 1);
 		__sync_fetch_and_add(&c->segs, segs);

@@ -39,7 +39,61 @@ static int on_record(void *ctx, void *data, size_t size)
 static const char *const link_pins[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYNACK_LINK,
 					 PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
 static const char *const map_pins[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST,
-					PL_PIN_TCP_CONNLAT_HIST };
+					PL_PIN_TCP_CONNLAT_HIST, PL_PIN_TCP_RTX_TOTAL };
+
+static int add_conn_segs(const void *key, const void *val, int ncpu, void *ctx)
+{
+	(void)key, (void)ncpu;
+	*(__u64 *)ctx += ((const struct pl_tcp_conn *)val)->segs;
+	return 0;
+}
+
+/* The sum of a per-CPU u64 (PERCPU_ARRAY, key 0). */
+static int percpu_u64(int fd, __u64 *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
+	__u32 zero = 0;
+	__u64 *v;
+
+	*out = 0;
+	if (ncpu <= 0)
+		return -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, v))
+		err = -errno;
+	for (int c = 0; !err && c < ncpu; c++)
+		*out += v[c];
+	free(v);
+	return err;
+}
+
+/*
+ * A re-attach carrying the maps of an attachment made before rtx_total:
+ * start the total at what its connections hold, so the exporter's counter
+ * does not go back. Called once the old links are detached, before ours
+ * attach: nothing counts meanwhile.
+ */
+static void seed_rtx_total(struct pktlens_tcp *s)
+{
+	int fd = bpf_map__fd(s->maps.rtx_total);
+	__u64 have = 0, sum = 0, *v;
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 zero = 0;
+
+	if (percpu_u64(fd, &have) || have || ncpu <= 0)
+		return;		/* its own: carried along, or nothing counted */
+	if (pl_map_walk(bpf_map__fd(s->maps.conn_retrans), sizeof(struct pl_tcp_tuple),
+			sizeof(struct pl_tcp_conn), false, add_conn_segs, &sum) || !sum)
+		return;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return;
+	v[0] = sum;
+	bpf_map_update_elem(fd, &zero, v, BPF_ANY);
+	free(v);
+}
 
 /* pl_tcp_open(), counting on in the maps pinned in @carry (a re-attach's old directory) */
 static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *carry,
@@ -71,7 +125,7 @@ static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *ca
 	bpf_program__set_autoload(s->progs.pl_tcp_state, progs & (PL_TCP_P_CONNLAT | PL_TCP_P_RETRANS));
 	if (carry) {
 		struct bpf_map *maps[] = { s->maps.conn_retrans, s->maps.rtt_hist,
-					   s->maps.connlat_hist };
+					   s->maps.connlat_hist, s->maps.rtx_total };
 
 		pl_pins_reuse_maps(carry, maps, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
 	}
@@ -89,8 +143,10 @@ static int open_tcp(unsigned progs, const struct pl_tcp_cfg *cfg, const char *ca
 		goto fail;
 	}
 	/* the old links stop before these start: nothing counted twice in shared maps */
-	if (carry)
+	if (carry) {
 		pl_pins_unpin(carry, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), NULL, 0);
+		seed_rtx_total(s);
+	}
 	err = pktlens_tcp__attach(s);
 	if (err) {
 		pl_why(why, whylen, err, "attaching the TCP tracepoints failed: %s", strerror(-err));
@@ -231,7 +287,7 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 				     t->skel->links.pl_tcp_retransmit_synack,
 				     t->skel->links.pl_tcp_rtt, t->skel->links.pl_tcp_state };
 	struct bpf_map *maps[] = { t->skel->maps.conn_retrans, t->skel->maps.rtt_hist,
-				   t->skel->maps.connlat_hist };
+				   t->skel->maps.connlat_hist, t->skel->maps.rtx_total };
 	char path[640];
 	int err;
 
@@ -285,6 +341,28 @@ int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *ou
 		memset(out, 0, sizeof(*out));	/* no sample yet */
 		err = 0;
 	}
+	close(fd);
+	return err;
+}
+
+int pl_tcp_pinned_rtx(const char *dir, __u64 *segs)
+{
+	int fd = pl_pin_open(dir, PL_PIN_TCP_RTX_TOTAL), err;
+
+	*segs = 0;
+	if (fd >= 0) {
+		err = percpu_u64(fd, segs);
+		close(fd);
+		return err;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	/* an attachment made before rtx_total: what its connections hold */
+	fd = pl_pin_open(dir, PL_MAP_CONN_RETRANS);
+	if (fd < 0)
+		return -errno;
+	err = pl_map_walk(fd, sizeof(struct pl_tcp_tuple), sizeof(struct pl_tcp_conn), false,
+			  add_conn_segs, segs);
 	close(fd);
 	return err;
 }

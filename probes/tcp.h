@@ -53,6 +53,12 @@ int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 		     size_t whylen);
 /* A histogram pinned by pl_tcp_pin() in @dir (PL_PIN_TCP_*_HIST), summed over CPUs. */
 int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out);
+/*
+ * Segments the retransmit probe pinned in @dir counted since attach (its
+ * rtx_total; for an attachment made before it, the sum over conn_retrans,
+ * which an eviction lowers).
+ */
+int pl_tcp_pinned_rtx(const char *dir, __u64 *segs);
 /* Retransmits of connection @tuple from the map pinned in an attachment (@fd); -ENOENT: none. */
 int pl_tcp_conn_lookup(int fd, const struct pl_tcp_tuple *tuple, struct pl_tcp_conn *out);
 

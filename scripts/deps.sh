@@ -10,7 +10,7 @@ set -eu
 PKGS="clang llvm make gcc pkg-config libbpf-dev libxdp-dev xdp-tools libpcap-dev
 libnl-3-dev libnl-route-3-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
 iproute2 python3 python3-scapy python3-pytest tcpdump tshark iperf3 ethtool iputils-ping
-nftables libmicrohttpd-dev prometheus libncurses-dev tmux nfdump valgrind
+nftables libmicrohttpd-dev prometheus python3-prometheus-client libncurses-dev tmux nfdump valgrind
 libyaml-dev libsystemd-dev systemd strace"
 for opt in "$@"; do
 	case $opt in

@@ -20,7 +20,7 @@ import json
 
 import pytest
 
-from lab import PKTLENS, Exporter, free_port, pktlens, sh
+from lab import PIN_ROOT, PKTLENS, Exporter, free_port, netns_ino, pktlens, sh
 
 SAMPLE = re.compile(r'^([a-z_0-9]+)\{([^}]*)\} (\S+)$')
 
@@ -290,6 +290,65 @@ def test_tcp_probe_metrics(lab, exporter):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    pin = f"{PIN_ROOT}/{netns_ino(lab.a)}/va"
+    check_tcp_buckets(text, mine, "pktlens_tcp_rtt_seconds", pinned_slots(pin, "tcp_rtt_hist"))
+    check_tcp_buckets(text, mine, "pktlens_tcp_connect_latency_seconds",
+                      pinned_slots(pin, "tcp_connlat_hist"))
+    # conn_retrans is an LRU of 65,536 connections: past that many, an eviction takes a
+    # connection's count away. Evict them all by hand: the counter must not go down, nor
+    # when a re-attach carries the probes' maps over
+    keys = [e["key"] for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned",
+                                            f"{pin}/conn_retrans").stdout)]
+    assert keys
+    for k in keys:
+        sh("bpftool", "map", "delete", "pinned", f"{pin}/conn_retrans", "key", "hex", *k)
+    assert prom_value(exporter.get()[1], "pktlens_tcp_retransmit_segments_total", mine) == delta
+    pktlens("attach", "va", "--force", "--xdp", "none", "--tc", "in,out", "--probes", "tcp",
+            ns=lab.a)
+    assert prom_value(exporter.get()[1], "pktlens_tcp_retransmit_segments_total", mine) == delta
+
+
+def prom_value(text, name, labels):
+    """The one sample of @name with @labels, read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    want = {k: str(v) for k, v in labels.items()}
+    got = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+           if s.name == name and want.items() <= s.labels.items()]
+    assert len(got) == 1, (name, labels, got)
+    return got[0]
+
+
+def pinned_slots(pin, name):
+    """The slots of a pinned TCP histogram (all remote addresses), summed over CPUs, as the
+    kernel holds them."""
+    slots = [0] * 32
+    for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned", f"{pin}/{name}").stdout):
+        for v in e.get("formatted", e)["values"]:
+            slots = [a + b for a, b in zip(slots, v["value"]["slot"])]
+    return slots
+
+
+def check_tcp_buckets(text, labels, family, slots):
+    """Read by prometheus_client's parser: each bucket counts exactly the slots whose samples
+    (whole microseconds, slot k [2^k, 2^(k+1)), the last one unbounded) are all <= its le, and
+    no slot has samples on both sides of an le."""
+    from prometheus_client.parser import text_string_to_metric_families
+    want = {k: str(v) for k, v in labels.items()}
+    fam = [f for f in text_string_to_metric_families(text) if f.name == family]
+    assert len(fam) == 1 and fam[0].type == "histogram"
+    buckets = [(float(s.labels["le"]), s.value) for s in fam[0].samples
+               if s.name == family + "_bucket" and want.items() <= s.labels.items()]
+    assert len(buckets) == 26 and buckets[-1] == (float("inf"), sum(slots)), buckets
+    assert sum(slots) > 0
+    for le, got in buckets[:-1]:
+        le_us = round(le * 1e6)
+        assert abs(le * 1e6 - le_us) < 1e-6, le   # a whole number of microseconds
+        below = 0
+        for k, n in enumerate(slots):
+            lo, hi = (1 << k if k else 0), ((2 << k) - 1 if k < 31 else float("inf"))
+            assert hi <= le_us or lo > le_us, f"{family}: slot {lo}..{hi} us straddles le={le}"
+            below += n if hi <= le_us else 0
+        assert got == below, (family, le, got, below)
 
 
 def test_samples_lost_to_a_full_ring(lab, exporter):

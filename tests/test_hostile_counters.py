@@ -326,3 +326,71 @@ def test_a_held_cache_keeps_its_slots(lab):
     ctl = json.loads(sh("bpftool", "-j", "map", "lookup", "pinned", f"{pin}/flow_ctl",
                         "key", *["0"] * 4).stdout)
     assert ctl.get("formatted", ctl)["value"]["hold_until_ns"] == 0
+
+
+def udp_flows(lab, n, v6):
+    """n UDP flows of one 100-byte frame each, IPv4 or IPv6."""
+    from scapy.all import IP, UDP, Ether, IPv6, Raw
+    e = Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb"))
+    l3 = (lambda i: IPv6(src=f"2001:db8::{i + 1:x}", dst="2001:db8:1::1")) if v6 else \
+        (lambda i: IP(src=f"198.18.1.{i + 1}", dst="198.19.0.1"))
+    return [bytes(e / l3(i) / UDP(sport=2000 + i, dport=53) / Raw(b"f" * 40)) for i in range(n)]
+
+
+def prom_flow_entries(ns):
+    """pktlens_flow_table_entries of vb in namespace ns, read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from lab import Exporter
+    exporter = Exporter()
+    try:
+        status, text, _ = exporter.get(timeout=30)
+        exporter.stop()
+    finally:
+        exporter.kill()
+    assert status == 200
+    got = [s.value for fam in text_string_to_metric_families(text)
+           if fam.name == "pktlens_flow_table_entries" for s in fam.samples
+           if s.labels.get("netns_name") == ns and s.labels.get("device") == "vb"]
+    assert len(got) == 1, got
+    return got[0]
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("args,hook", [(XDP, ("xdp", "in")), (TC, ("tc", "in"))],
+                         ids=["xdp", "tc"])
+def test_reset_keeps_cached_flows_counted_and_limited(lab, args, hook, v6):
+    """Flows a CPU's cache holds across `stats --reset` count again when they come back: stats
+    (text and -j), flows -j and the exporter's flow count agree with the flows listed; they
+    take their places in the table again, so --flows still holds (what does not fit is
+    counted as lost); and flows that do not come back leave their places to new ones."""
+    pktlens("attach", "vb", *args, "--flows", "16", ns=lab.b)
+    frames = udp_flows(lab, 42, v6)
+    lab.send(frames[:10], cpu=0)    # one CPU: the caches are per CPU
+    lab.wait_packets(10, hook=hook)
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    lab.send(frames[:10], cpu=0)    # the same flows again: cached, not new to the table
+    doc = lab.wait_packets(10, hook=hook)
+    assert hooks(doc)[hook]["packets"] == 10
+    fl = pktlens_json("flows", "vb", ns=lab.b)
+    assert len(fl["flows"]) == 10
+    assert (fl["interfaces"][0]["flows"], fl["interfaces"][0]["table_entries"]) == (10, 10)
+    assert doc["interfaces"][0]["flows"] == 10
+    assert re.search(r"flow table 10/16\b", pktlens("stats", "vb", ns=lab.b).stdout)
+    assert prom_flow_entries(lab.b) == 10
+    # 16 new flows into a table of 16 that holds 10: 6 fit, 10 are refused
+    lab.send(frames[10:26], cpu=0)
+    doc = lab.wait_packets(26, hook=hook)
+    h = hooks(doc)[hook]
+    assert (h["packets"], h["flow_lost_packets"]) == (26, 10)
+    flows = check_flows_add_up(lab, doc)
+    assert len(flows) == 16 and doc["interfaces"][0]["flows"] == 16
+    assert pktlens_json("flows", "vb", ns=lab.b)["interfaces"][0]["table_entries"] == 16
+    assert prom_flow_entries(lab.b) == 16
+    # a full table whose flows end, a reset: 16 new flows fit, the cached ones do not hold
+    # on to their places
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    lab.send(frames[26:42], cpu=0)
+    doc = lab.wait_packets(16, hook=hook)
+    h = hooks(doc)[hook]
+    assert (h["packets"], h["flow_lost_packets"]) == (16, 0)
+    assert len(check_flows_add_up(lab, doc)) == 16 and doc["interfaces"][0]["flows"] == 16
