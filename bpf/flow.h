@@ -28,13 +28,6 @@
  *    and starts again from zero.
  *  - While a reset holds the cache (flow_ctl), no slot changes hands or is
  *    folded: what user space read of the caches stays where it read it.
- *  - A reset deletes the table's entries but leaves the slots (user space
- *    does not write them): a slot whose last packet came before the reset
- *    (flow_reset) is stale. Its flow's next packet gives it its entry
- *    back (zero counts), or, the table full, is refused as a new flow's,
- *    so the cache still holds no more flows than the table admits; a stale
- *    slot another flow would take over is folded only where the table
- *    takes it, else it stays as it is.
  */
 #ifndef __PKTLENS_BPF_FLOW_H
 #define __PKTLENS_BPF_FLOW_H
@@ -101,37 +94,9 @@ static __always_inline int pl_flow_held(__u64 now)
 	return ctl && now < ctl->hold_until_ns;
 }
 
-/* The slots' time of the table's last reset (struct pl_flow_reset), 0: none. */
-static __always_inline __u32 pl_flow_reset_t(void)
-{
-	const struct pl_flow_reset *r;
-	__u32 zero = 0;
-
-	r = bpf_map_lookup_elem(&flow_reset, &zero);
-	return r ? r->t : 0;
-}
-
-/* Slot @c's flow had no packet since the reset at @rt: its table entry may be gone. */
-static __always_inline int pl_flow_slot_stale(const struct pl_flow_slot *c, __u32 rt)
-{
-	return rt && (__s32)(c->last - rt) <= 0;
-}
-
-/* Give @key its table entry back (zero counts) where it has none: -1 when the table is full. */
-static __always_inline int pl_flow_readmit(const struct pl_flow_key *key)
-{
-	struct pl_flow_val z = {};
-	long err;
-
-	if (bpf_map_lookup_elem(&flows, key))
-		return 0;
-	err = bpf_map_update_elem(&flows, key, &z, BPF_NOEXIST);
-	return err && err != -EEXIST ? -1 : 0;
-}
-
 /*
  * Add @d to @key's entry in the table, inserting it when missing.
- * Returns 0, or -1 when the table is full (the loss is counted in @s, if any).
+ * Returns 0, or -1 when the table is full (the loss is counted).
  */
 static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
 					     struct pl_flow_val *d, struct pl_stats *s)
@@ -154,36 +119,26 @@ static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
 		}
 	}
 	if (err) {
-		if (s)
-			pl_flow_lost(s, d->packets, d->bytes);
+		pl_flow_lost(s, d->packets, d->bytes);
 		return -1;
 	}
 	return 0;
 }
 
-/*
- * Fold slot @c's delta into the table (@d: room for it) and empty it; its
- * flow stays. A full table: with @s the loss is counted there and the slot
- * emptied all the same; without, the slot is left as it was and -1 returned.
- */
-static __always_inline int pl_flow_slot_fold(struct pl_flow_slot *c, struct pl_flow_val *d,
-					     struct pl_stats *s)
+/* Fold slot @c's delta into the table (@d: room for it) and empty it; its flow stays. */
+static __always_inline void pl_flow_slot_fold(struct pl_flow_slot *c, struct pl_flow_val *d,
+					      struct pl_stats *s)
 {
-	__u8 flags = c->key.pad;
-
 	d->packets = c->packets;
 	d->bytes = c->bytes;
 	d->first_ns = (__u64)c->first << PL_FLOW_TSHIFT;
 	d->last_ns = (__u64)c->last << PL_FLOW_TSHIFT;
-	d->tcp_flags = flags;
+	d->tcp_flags = c->key.pad;
 	c->key.pad = 0;		/* the table's key */
-	if (d->packets && pl_flow_table_add(&c->key, d, s) && !s) {
-		c->key.pad = flags;
-		return -1;
-	}
+	if (d->packets)
+		pl_flow_table_add(&c->key, d, s);
 	c->packets = 0;
 	c->bytes = 0;
-	return 0;
 }
 
 static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32 len,
@@ -195,7 +150,6 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 	__u32 t = (__u32)(now >> PL_FLOW_TSHIFT);
 	__u32 base = bpf_get_smp_processor_id() << bits;
 	__u32 h = pl_flow_hash(key) >> (32 - bits);
-	__u32 rt = pl_flow_reset_t();
 	struct pl_flow_val d;
 
 	for (int w = 0; w < PL_FLOW_CACHE_WAYS; w++) {
@@ -205,10 +159,6 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 		if (!c)
 			break;	/* a CPU beyond the map (not sized by a loader) */
 		if (pl_flow_slot_eq(c, key)) {
-			if (pl_flow_slot_stale(c, rt) && pl_flow_readmit(key)) {
-				pl_flow_lost(s, 1, len);	/* refused, as a new flow */
-				return;
-			}
 			if (c->bytes > 0xffffffffU - len) {
 				if (pl_flow_held(now))
 					break;	/* this packet to the table */
@@ -244,9 +194,7 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 	if (c->key.ifindex) {
 		if (pl_flow_held(now))
 			return;
-		/* a stale flow's delta predates the reset: not lost, kept where the table has no room */
-		if (pl_flow_slot_fold(c, &d, pl_flow_slot_stale(c, rt) ? NULL : s))
-			return;
+		pl_flow_slot_fold(c, &d, s);
 	}
 	c->key = *key;
 	c->packets = 0;

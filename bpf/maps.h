@@ -99,14 +99,6 @@ struct {
 	__type(value, struct pl_flow_ctl);
 } flow_ctl SEC(".maps");
 
-/* The flow table's last reset (struct pl_flow_reset, bpf/flow.h). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pl_flow_reset);
-} flow_reset SEC(".maps");
-
 /*
  * Filter chaining: the verdict of the RULES program of a hook (enum
  * pl_slot) for the packet in flight on this CPU, read by that hook's MAIN

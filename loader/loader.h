@@ -296,7 +296,6 @@ enum pl_map_id {
 	PL_MID_FLOW_CTL,
 	PL_MID_CLOCK,
 	PL_MID_RULE_GENS,
-	PL_MID_FLOW_RESET,
 	PL_MID_MAX,
 };
 
@@ -783,10 +782,8 @@ typedef int (*pl_flow_fn)(const struct pl_flow *f, void *ctx);
 int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, size_t *entries);
 /*
  * Number of entries in the flow table (one batched walk: ~0.5 s per million).
- * Not quite the flows: after a stats --reset, also flows with no packet
- * since whose cached counts were folded into the table when another flow
- * took their slot over; and attachments made before flow_reset leave out
- * the flows cached at the reset until their slots are folded.
+ * Not the flows: after a stats --reset the flows the caches hold count in
+ * their slots without an entry until a slot is folded.
  */
 int pl_state_flow_count(const struct pl_state *st, size_t *n);
 /* Number of flows pl_state_flows_each() gives: those with packets since the last reset. */

@@ -36,9 +36,6 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	/* what a reset holds still in the cache; optional: attachments made before it have none */
 	[PL_MID_FLOW_CTL] = ROW(PL_MAP_FLOW_CTL, BPF_MAP_TYPE_ARRAY, BOTH, true,
 				PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
-	/* the table's last reset (cached flows to enter again); kept with the flows; optional */
-	[PL_MID_FLOW_RESET] = ROW(PL_MAP_FLOW_RESET, BPF_MAP_TYPE_ARRAY, BOTH, true,
-				  PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED, .optional = true),
 	/* what attach set up (the loader's, never read by BPF) */
 	[PL_MID_META] = ROW(PL_MAP_META, BPF_MAP_TYPE_ARRAY, BOTH, true,
 			    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_NONE),

@@ -772,29 +772,6 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
 }
 
 /*
- * Tell the programs the table was emptied (struct pl_flow_reset): a slot
- * whose last packet is not after now (a unit later: the programs' coarse
- * clock is behind this one) lost its flow's entry, given back by the
- * flow's next packet. Attachments made before flow_reset have none.
- */
-static int mark_reset(const struct pl_state *st)
-{
-	struct pl_flow_reset r = { .t = (__u32)(pl_mono_ns() >> PL_FLOW_TSHIFT) + 1 };
-	__u32 zero = 0;
-	int fd, err = 0;
-
-	fd = st->dir[0] ? pl_pin_open(st->dir, PL_MAP_FLOW_RESET) : -1;
-	if (fd < 0)
-		return 0;
-	if (!r.t)
-		r.t = 1;	/* 0: never reset */
-	if (bpf_map_update_elem(fd, &zero, &r, BPF_ANY))
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-/*
  * The reset proper. Steps 2 and 3 read the caches, then empty the table:
  * a slot handed to another flow in between would move its delta into the
  * table after it was read (counted twice) or behind the walk (shown twice),
@@ -833,8 +810,6 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	 */
 	err = batch_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
 			 true, true, removed_cb, &gone);
-	if (!err)
-		err = mark_reset(st);
 	if (err)
 		goto out;
 	for (size_t i = 0; i < st->nfbase; i++)	/* what the old base hid was not shown */

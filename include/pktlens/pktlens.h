@@ -186,19 +186,6 @@ struct pl_flow_ctl {
 };
 
 /*
- * The flow table's last reset (flow_reset, one entry): t, in the slots'
- * time units (2^PL_FLOW_TSHIFT ns), is a little after the reset emptied the
- * table, 0 before any. A cache slot whose last packet is at or before t
- * holds a flow whose table entry the reset may have deleted: its next
- * packet gives it one back (bpf/flow.h), or is refused as a new flow's
- * would be when the table is full.
- */
-struct pl_flow_reset {
-	__u32 t;
-	__u32 pad;
-};
-
-/*
  * Flow cache slots per CPU: 2^bits, room for twice a CPU's share of the
  * flow table (loader: pl_flow_cache_bits()), within these bounds. A flow
  * looks for its slot among PL_FLOW_CACHE_WAYS consecutive ones.
@@ -897,7 +884,6 @@ struct pl_tcp_pstats {
 #define PL_MAP_FLOWS "flows"
 #define PL_MAP_FLOW_CACHE "flow_cache"
 #define PL_MAP_FLOW_CTL "flow_ctl"
-#define PL_MAP_FLOW_RESET "flow_reset"
 #define PL_MAP_META "meta"
 #define PL_MAP_CHAIN_RES "chain_res"
 #define PL_MAP_XDP_CHAIN "xdp_chain"
