@@ -742,3 +742,33 @@ def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):
         assert ctr_entries(lab) == len(counted), (sysc, when, counted)
     assert killed >= len(points) - 3, (killed, points)
 
+
+@pytest.mark.parametrize("xdp", ["none", "skb"])
+def test_reattach_after_a_killed_policy_change_keeps_what_runs(lab, tmp_path, xdp):
+    """attach --force after a `policy load` killed between its swap and its
+    record: the new attachment judges by the rules that ran, with their
+    counts, lists exactly those and leaves one counter per rule."""
+    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    lab.static_neighbours()
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
+    base = tmp_path / "base"
+    base.write_text("--proto udp --dport 9 --drop\n--out --proto udp --dport 9 --drop\n")
+    new = tmp_path / "new"
+    new.write_text("--proto udp --dport 10 --drop\n--out --proto udp --dport 10 --drop\n")
+    pktlens("policy", "load", "vb", str(base), ns=lab.b)
+    counted = {i: r["packets"] for i, r in listed_rules(lab.b).items()}
+    check_rules_run_as_listed(lab, counted)
+    clean = pins_of(lab)
+    r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=membarrier",
+                        "-e", "inject=membarrier:signal=KILL", PKTLENS, "-n", lab.b, "policy",
+                        "load", "vb", str(new)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    assert r.returncode in (-9, 137), r.stderr
+    check_rules_run_as_listed(lab, counted)
+    assert sorted(dport_of(r) for r in listed_rules(lab.b).values()) == [10, 10]
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", "--force", ns=lab.b)
+    assert pins_of(lab) == clean
+    check_rules_run_as_listed(lab, counted)
+    assert sorted(dport_of(r) for r in listed_rules(lab.b).values()) == [10, 10]
+    assert ctr_entries(lab) == len(counted) == 2
