@@ -360,11 +360,23 @@ static struct bpf_program *xdp_main_prog(const struct attach *a)
  * attachment's: counters always, the flow table and its cache when
  * @flows_reused, rules where it has them (attachments made before policies
  * existed have none to reuse; those before version 8 hold a smaller pl_rule).
- * The records of the rules are copies of the old ones (pl_map_clone()).
+ * The records of the rules are copies of the old ones (pl_map_clone()),
+ * settled first where a killed policy change left its journal: the record
+ * of what runs, without the counters of rules that do not run.
  */
 static int reuse_old_maps(struct attach *a, bool flows_reused)
 {
+	struct pl_policy op;
 	int err = 0;
+
+	if (a->old.meta.version >= 8 && !pl_policy_open(a->old_dir, &op)) {
+		char why[PL_WHY_LEN];
+
+		err = pl_policy_settle(&op, why, sizeof(why));
+		pl_policy_close(&op);
+		if (err)
+			return err;
+	}
 
 	for (size_t i = 0; i < PL_MID_MAX && !err; i++) {
 		const struct pl_map_def *d = &pl_maps[i];

@@ -605,6 +605,13 @@ __u32 pl_policy_expr_hash(const char *text);
  * of range, -ENOTSUP no hook for a direction, -EINVAL a bad expression, else
  * from the kernel. Sorts @rules and sets their ctr.
  */
+/*
+ * Settle the journal a killed pl_policy_commit() left (loader/policy.c): the
+ * record of what runs pinned as the record, the counters, limit state and
+ * redirect targets of rules that do not run removed. Nothing without one.
+ * Under the lock; pl_policy_commit() does it first.
+ */
+int pl_policy_settle(struct pl_policy *p, char *why, size_t whylen);
 int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		     const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen);
 

@@ -8,14 +8,19 @@
  *   2. for every hook that judges a direction, load a fresh pktlens_*_policy
  *      program with its own rule maps (the shared counters, flows and stats
  *      are reused) and fill those maps (loader/ruleset.c);
- *   3. create zeroed counters for new rule ids, add redirect targets;
- *   4. swap each hook's POLICY slot (one map update), or empty it when a
+ *   3. pin the whole new record and the journal (see resolve()), before
+ *      any of step 4's state, which the journal covers;
+ *   4. create zeroed counters for new rule ids, add redirect targets;
+ *   5. swap each hook's POLICY slot (one map update), or empty it when a
  *      direction has no rules left;
- *   5. record the rules, drop the counters and targets of removed rules.
+ *   6. drop the counters and targets of removed rules, rename the new
+ *      record over the old one, remove the journal.
  *
- * A failure before step 4 changes nothing; a failure inside it puts the
+ * A failure before step 5 changes nothing; a failure inside it puts the
  * previous programs back. Each packet meets one whole rule set: the one its
- * hook's slot held when the tail call was made.
+ * hook's slot held when the tail call was made. A kill at any point leaves
+ * the journal, by which readers find the record of what runs and the next
+ * commit settles it (pl_policy_settle()).
  *
  * Ingress rules are judged at the first ingress hook (XDP if attached, else
  * tc ingress), so each packet is counted once by its rules; egress rules at
@@ -24,7 +29,7 @@
  * An XDP entry that cannot tail-call (pktlens_xdp_notail, in libxdp 1.3's
  * dispatcher on Linux 6.12) judges by itself: its rule set is one array of
  * the in rules in list order, built in step 2 (xdp_set_build()) and swapped
- * into the entry's policy_set in step 4 by one map update, so the same
+ * into the entry's policy_set in step 5 by one map update, so the same
  * guarantees hold. Expression rules, which need a compiled stage, are
  * refused there.
  */
@@ -83,6 +88,8 @@ static int open_gens(struct pl_policy *p)
 	return 0;
 }
 
+static int resolve(struct pl_policy *p);
+
 int pl_policy_open(const char *dir, struct pl_policy *p)
 {
 	int err;
@@ -99,6 +106,7 @@ int pl_policy_open(const char *dir, struct pl_policy *p)
 	if (!err && p->meta.version < 8)
 		err = -EPROTO;
 	err = err ?: open_gens(p);
+	err = err ?: resolve(p);	/* a commit's journal: the record of what runs */
 	if (err)
 		pl_policy_close(p);
 	return err;
@@ -151,7 +159,8 @@ void pl_policy_sort(struct pl_rule *rules, size_t n)
 	pl_qsort(rules, n, sizeof(*rules), rule_cmp);
 }
 
-int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
+/* The rules of the record @fd, sorted (pl_policy_sort()). */
+static int rules_of(int fd, struct pl_rule **out, size_t *n)
 {
 	struct pl_rule *v = NULL;
 	__u32 *keys = NULL, chunk;
@@ -180,7 +189,7 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 			cap += PL_BATCH;
 		}
 		chunk = PL_BATCH;
-		err = pl_batch_lookup(p->fd[PL_MID_POLICY_RULES], first ? NULL : batch, batch,
+		err = pl_batch_lookup(fd, first ? NULL : batch, batch,
 					  keys + cnt, sizeof(*keys), v + cnt, sizeof(*v), &chunk, false);
 		first = false;
 		cnt += chunk;
@@ -198,6 +207,11 @@ int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+int pl_policy_rules(const struct pl_policy *p, struct pl_rule **out, size_t *n)
+{
+	return rules_of(p->fd[PL_MID_POLICY_RULES], out, n);
 }
 
 int pl_policy_rule_find(const struct pl_policy *p, __u32 id, struct pl_rule *out)
@@ -339,7 +353,8 @@ static int text_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n)
+/* The texts of the expression record @fd, sorted by id. */
+static int exprs_of(int fd, struct pl_rule_text **out, size_t *n)
 {
 	struct pl_rule_text *v = NULL;
 	struct pl_rule_expr e;
@@ -347,12 +362,11 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 	__u32 key, next;
 	int err = 0;
 
-	for (int ret = pl_map_first_key(p->fd[PL_MID_POLICY_EXPRS], &next); !ret;
-	     ret = bpf_map_get_next_key(p->fd[PL_MID_POLICY_EXPRS], &key, &next)) {
+	for (int ret = pl_map_first_key(fd, &next); !ret; ret = bpf_map_get_next_key(fd, &key, &next)) {
 		struct pl_rule_text *nv;
 
 		key = next;
-		if (bpf_map_lookup_elem(p->fd[PL_MID_POLICY_EXPRS], &key, &e))
+		if (bpf_map_lookup_elem(fd, &key, &e))
 			continue;
 		nv = realloc(v, (cnt + 1) * sizeof(*v));
 		if (!nv) {
@@ -376,6 +390,11 @@ int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n)
+{
+	return exprs_of(p->fd[PL_MID_POLICY_EXPRS], out, n);
 }
 
 void pl_policy_texts_sort(struct pl_rule_text *t, size_t n)
@@ -466,6 +485,280 @@ static void slot_restore(int chain_fd, __u32 slot, __u32 id)
 	slot_set(chain_fd, slot, fd);
 	if (fd >= 0)
 		close(fd);
+}
+
+/*
+ * The journal of a commit (pl_policy_commit()): before its swap, a commit
+ * pins the whole new record beside the running one (policy_rules_next,
+ * policy_exprs_next), then policy_next: what each hook's POLICY slot and
+ * the XDP entry's policy_set held before (old) and will hold after (new)
+ * the swap. After the swap it renames the new record over the old and
+ * removes policy_next. Until then every reader (pl_policy_open()) compares
+ * the hooks with policy_next and reads, for each direction, the record
+ * whose rule set runs there: a kill -9 at any point leaves policy list,
+ * stats and the exporters showing what runs, and the next commit settles
+ * the journal to that (pl_policy_settle()).
+ */
+#define PL_POLICY_NEXT "policy_next"
+#define PL_POLICY_RULES_NEXT PL_MAP_POLICY_RULES "_next"
+#define PL_POLICY_EXPRS_NEXT PL_MAP_POLICY_EXPRS "_next"
+
+/* What judges: the XDP chain's, tc's in and out POLICY slots, the XDP entry's policy_set. */
+enum { H_XDP, H_TC_IN, H_TC_OUT, H_SET, H_MAX };
+static const int h_dir[H_MAX] = { PL_DIR_IN, PL_DIR_IN, PL_DIR_OUT, PL_DIR_IN };
+
+struct journal {
+	__u32 old[H_MAX], new[H_MAX];	/* program ids (policy_set: the array's map id), 0: empty */
+};
+
+/* What @p's hooks hold now */
+static void live_ids(const struct pl_policy *p, __u32 ids[H_MAX])
+{
+	__u32 zero = 0;
+	int fd;
+
+	memset(ids, 0, H_MAX * sizeof(*ids));
+	if (p->fd[PL_MID_XDP_CHAIN] >= 0)
+		ids[H_XDP] = slot_prog_id(p->fd[PL_MID_XDP_CHAIN], PL_CHAIN_POLICY(PL_DIR_IN));
+	if (p->fd[PL_MID_TC_CHAIN] >= 0) {
+		ids[H_TC_IN] = slot_prog_id(p->fd[PL_MID_TC_CHAIN], PL_CHAIN_POLICY(PL_DIR_IN));
+		ids[H_TC_OUT] = slot_prog_id(p->fd[PL_MID_TC_CHAIN], PL_CHAIN_POLICY(PL_DIR_OUT));
+	}
+	if (p->meta.xdp_mode != PL_XDP_NONE &&
+	    (fd = pl_xdp_prog_map_fd(p->meta.xdp_prog_id, "policy_set")) >= 0) {
+		if (bpf_map_lookup_elem(fd, &zero, &ids[H_SET]))
+			ids[H_SET] = 0;
+		close(fd);
+	}
+}
+
+/* The kernel's id of object @fd (0 for fd < 0) */
+static __u32 obj_id(int fd, bool map)
+{
+	struct bpf_map_info mi = {};
+	struct bpf_prog_info pi = {};
+	__u32 len = map ? sizeof(mi) : sizeof(pi);
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, map ? (void *)&mi : (void *)&pi, &len))
+		return 0;
+	return map ? mi.id : pi.id;
+}
+
+static void pin_path(char *path, size_t len, const struct pl_policy *p, const char *name)
+{
+	snprintf(path, len, "%s/%s", p->dir, name);
+}
+
+static void unpin(const struct pl_policy *p, const char *name)
+{
+	char path[sizeof(p->dir) + 32];
+
+	pin_path(path, sizeof(path), p, name);
+	unlink(path);
+}
+
+/* Pin @fd at @name, in one step over what is there. */
+static int pin_over(const struct pl_policy *p, int fd, const char *name)
+{
+	char path[sizeof(p->dir) + 32], tmp[sizeof(p->dir) + 40];
+	int err = 0;
+
+	pin_path(path, sizeof(path), p, name);
+	snprintf(tmp, sizeof(tmp), "%s_tmp", path);
+	unlink(tmp);	/* left by a commit killed right here */
+	if (bpf_obj_pin(fd, tmp))
+		return -errno;
+	if (rename(tmp, path)) {
+		err = -errno;
+		unlink(tmp);
+	}
+	return err;
+}
+
+/* A fresh, unpinned record like @like (of @max rules at least) holding @rules */
+static int record_new(int like, __u32 max, const struct pl_rule *rules, size_t n)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), *k;
+	int fd, err;
+
+	if (bpf_obj_get_info_by_fd(like, &info, &len))
+		return -errno;
+	o.map_flags = info.map_flags;
+	fd = bpf_map_create(info.type, info.name, info.key_size, info.value_size,
+			    max > info.max_entries ? max : info.max_entries, &o);
+	if (fd < 0)
+		return -errno;
+	k = calloc(n ? n : 1, sizeof(*k));
+	if (!k) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		k[i] = rules[i].id;
+	err = pl_map_update_batch(fd, k, sizeof(*k), rules, sizeof(*rules), n);
+	free(k);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* A fresh, unpinned expression record like @like holding the texts of @t that @rules' ids have */
+static int exprs_new(int like, const struct pl_rule *rules, size_t n, const struct pl_rule_text *t,
+		     size_t nt)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd;
+
+	if (bpf_obj_get_info_by_fd(like, &info, &len))
+		return -errno;
+	o.map_flags = info.map_flags;
+	fd = bpf_map_create(info.type, info.name, info.key_size, info.value_size, info.max_entries,
+			    &o);
+	if (fd < 0)
+		return -errno;
+	for (size_t i = 0; i < n; i++) {
+		const char *text = pl_policy_text(t, nt, rules[i].id);
+		struct pl_rule_expr e = { { 0 } };
+
+		if (!(rules[i].match & PL_M_EXPR) || !text)
+			continue;
+		snprintf(e.text, sizeof(e.text), "%s", text);
+		if (bpf_map_update_elem(fd, &rules[i].id, &e, BPF_ANY)) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+	}
+	return fd;
+}
+
+/*
+ * Which directions run the journal's new rule set (@dn), from what the
+ * hooks hold; how many directions it changes and how many of those run it.
+ */
+static void journal_dirs(const struct pl_policy *p, const struct journal *j, bool dn[2],
+			 int *changed, int *done)
+{
+	__u32 live[H_MAX];
+	int chg[2] = { 0, 0 }, sw[2] = { 0, 0 };
+
+	live_ids(p, live);
+	for (int h = 0; h < H_MAX; h++) {
+		if (j->old[h] == j->new[h])
+			continue;
+		chg[h_dir[h]]++;
+		sw[h_dir[h]] += live[h] == j->new[h];
+	}
+	*changed = *done = 0;
+	for (int d = 0; d < 2; d++) {
+		dn[d] = chg[d] && sw[d] == chg[d];
+		*changed += chg[d] > 0;
+		*done += dn[d];
+	}
+}
+
+/*
+ * Point @p's record (policy_rules, policy_exprs) at what runs, where a
+ * commit's journal is there: the new record when its rule set runs on
+ * every hook it changes, the old one when on none, else (a kill between
+ * two hooks' swaps) a record made here of each direction's running rules.
+ */
+static int resolve(struct pl_policy *p)
+{
+	int mfd = pl_pin_open(p->dir, PL_POLICY_NEXT), nfd[2] = { -1, -1 }, err = 0;
+	struct pl_rule *r[2] = { NULL, NULL }, *v = NULL;
+	struct pl_rule_text *t[2] = { NULL, NULL }, *tv = NULL;
+	size_t nr[2] = { 0, 0 }, nt[2] = { 0, 0 }, m = 0, mt = 0;
+	struct journal j = { { 0 }, { 0 } };	/* filled by the kernel: zeroed for valgrind */
+	int changed, done;
+	bool dn[2];
+	__u32 zero = 0;
+
+	if (mfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (bpf_map_lookup_elem(mfd, &zero, &j)) {
+		err = -errno;
+		close(mfd);
+		return err;
+	}
+	close(mfd);
+	journal_dirs(p, &j, dn, &changed, &done);
+	if (!done)
+		return 0;	/* the old rule set runs: the record is */
+	nfd[0] = pl_pin_open(p->dir, PL_POLICY_RULES_NEXT);
+	nfd[1] = pl_pin_open(p->dir, PL_POLICY_EXPRS_NEXT);
+	if (done == changed) {
+		/* the new one runs; a new record already renamed in place is the record */
+		for (int i = 0; i < 2; i++) {
+			int mid = i ? PL_MID_POLICY_EXPRS : PL_MID_POLICY_RULES;
+
+			if (nfd[i] < 0)
+				continue;
+			close(p->fd[mid]);
+			p->fd[mid] = nfd[i];
+		}
+		return 0;
+	}
+	/* old rules of one direction, new ones of the other: a record of both */
+	if (nfd[0] < 0 || nfd[1] < 0) {
+		err = -ENOENT;
+		goto out;
+	}
+	err = rules_of(p->fd[PL_MID_POLICY_RULES], &r[0], &nr[0]);
+	err = err ?: rules_of(nfd[0], &r[1], &nr[1]);
+	err = err ?: exprs_of(p->fd[PL_MID_POLICY_EXPRS], &t[0], &nt[0]);
+	err = err ?: exprs_of(nfd[1], &t[1], &nt[1]);
+	v = err ? NULL : calloc(nr[0] + nr[1] + 1, sizeof(*v));
+	tv = err ? NULL : calloc(nt[0] + nt[1] + 1, sizeof(*tv));
+	if (!err && (!v || !tv))
+		err = -ENOMEM;
+	for (int s = 0; s < 2 && !err; s++)
+		for (size_t i = 0; i < nr[s]; i++) {
+			const char *text;
+
+			if (dn[r[s][i].dir] != (s == 1))
+				continue;
+			v[m++] = r[s][i];
+			text = pl_policy_text(t[s], nt[s], r[s][i].id);
+			if (text)
+				tv[mt++] = (struct pl_rule_text){ .id = r[s][i].id, .text = (char *)text };
+		}
+	if (!err) {
+		int rfd, efd;
+
+		pl_policy_texts_sort(tv, mt);
+		rfd = record_new(nfd[0], (__u32)m, v, m);
+		efd = rfd < 0 ? rfd : exprs_new(nfd[1], v, m, tv, mt);
+		if (rfd < 0 || efd < 0) {
+			err = rfd < 0 ? rfd : efd;
+			if (rfd >= 0)
+				close(rfd);
+		} else {
+			close(p->fd[PL_MID_POLICY_RULES]);
+			close(p->fd[PL_MID_POLICY_EXPRS]);
+			p->fd[PL_MID_POLICY_RULES] = rfd;
+			p->fd[PL_MID_POLICY_EXPRS] = efd;
+		}
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (nfd[i] >= 0)
+			close(nfd[i]);
+		free(r[i]);
+		pl_policy_texts_free(t[i], nt[i]);
+	}
+	free(v);
+	free(tv);	/* its texts are t's */
+	return err;
 }
 
 static int u32_cmp(const void *a, const void *b)
@@ -885,114 +1178,130 @@ static void delete_unused(int fd, __u32 *k, size_t n, const struct pl_rule *old,
 }
 
 /*
- * policy_rules := @rules: write what changed, delete what is gone, and the
- * counters no rule of @rules uses any more.
+ * The counters, limit state and redirect targets of @old's rules that none
+ * of @rules uses any more: once no rule set that runs has them.
  */
-static int record(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
-		  const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+static int forget(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+		  const struct pl_rule *old, size_t nold)
 {
-	struct pl_rule *v = calloc(n ? n : 1, sizeof(*v));
 	__u32 *k = calloc(n + nold + 1, sizeof(*k));
-	size_t m = 0;
-	int err;
 
-	if (!v || !k) {
-		free(v);
-		free(k);
-		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct pl_rule *o = old_rule(old, nold, rules[i].id);
+	if (!k)
+		return -ENOMEM;
+	sorted_keys(k, rules, n, offsetof(struct pl_rule, ctr));
+	ctr_delete(p, k + n, unused_keys(k, n, old, nold, offsetof(struct pl_rule, ctr), false));
+	delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, n, old, nold, offsetof(struct pl_rule, ctr),
+		      true);
+	delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, n, old, nold, offsetof(struct pl_rule, ctr),
+		      true);
+	free(k);
+	if (p->fd[PL_MID_REDIRECT] < 0)
+		return 0;
+	for (size_t i = 0; i < nold; i++) {
+		bool used = false;
 
-		if (o && !memcmp(o, &rules[i], sizeof(*o)))
+		if (old[i].action != PL_ACT_REDIRECT)
 			continue;
-		k[m] = rules[i].id;
-		v[m++] = rules[i];
+		for (size_t j = 0; j < n && !used; j++)
+			used = rules[j].action == PL_ACT_REDIRECT && rules[j].arg == old[i].arg &&
+			       rules[j].dir == PL_DIR_IN;
+		if (!used)
+			bpf_map_delete_elem(p->fd[PL_MID_REDIRECT], &old[i].arg);
 	}
-	err = pl_map_update_batch(p->fd[PL_MID_POLICY_RULES], k, sizeof(*k), v, sizeof(*v), m);
-	if (err)
-		pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
-	if (!err) {
-		sorted_keys(k, rules, n, offsetof(struct pl_rule, id));
-		delete_unused(p->fd[PL_MID_POLICY_RULES], k, n, old, nold,
-			      offsetof(struct pl_rule, id), false);
-		sorted_keys(k, rules, n, offsetof(struct pl_rule, ctr));
-		ctr_delete(p, k + n, unused_keys(k, n, old, nold, offsetof(struct pl_rule, ctr),
-						 false));
-		delete_unused(p->fd[PL_MID_LIMIT_BUCKET], k, n, old, nold,
-			      offsetof(struct pl_rule, ctr), true);
-		delete_unused(p->fd[PL_MID_LIMIT_KEYS], k, n, old, nold,
-			      offsetof(struct pl_rule, ctr), true);
-		/* a kept counter key whose rule no longer limits that way */
-		for (size_t i = 0; i < n; i++) {
-			const struct pl_rule *o = old_rule(old, nold, rules[i].id), *r = &rules[i];
-			__u32 ctr = r->ctr;
+	return 0;
+}
 
-			if (!o || o->ctr != ctr || o->action != PL_ACT_LIMIT)
-				continue;
-			if (r->action != PL_ACT_LIMIT || r->lim.per != PL_PER_RULE)
-				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr);
-			if (r->action != PL_ACT_LIMIT || r->lim.per == PL_PER_RULE)
-				bpf_map_delete_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr);
-			/* a rate or burst that changed: a full bucket (its keys' too), as tc's */
-			if (r->action != PL_ACT_LIMIT || o->lim.per != r->lim.per ||
-			    !limit_changed(&o->lim, &r->lim))
-				continue;
-			if (r->lim.per == PL_PER_RULE) {
-				struct pl_limit_bucket b = { 0 };
+/* The limit state of a kept counter key whose rule (@old sorted by id) no longer limits that way */
+static void limits_kept(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+			const struct pl_rule *old, size_t nold)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *o = old_rule(old, nold, rules[i].id), *r = &rules[i];
+		__u32 ctr = r->ctr;
 
-				bpf_map_update_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr, &b,
-						    BPF_EXIST | BPF_F_LOCK);
-			} else {
-				int fd = limit_keys_fd(p, ctr);
+		if (!o || o->ctr != ctr || o->action != PL_ACT_LIMIT)
+			continue;
+		if (r->action != PL_ACT_LIMIT || r->lim.per != PL_PER_RULE)
+			bpf_map_delete_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr);
+		if (r->action != PL_ACT_LIMIT || r->lim.per == PL_PER_RULE)
+			bpf_map_delete_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr);
+		/* a rate or burst that changed: a full bucket (its keys' too), as tc's */
+		if (r->action != PL_ACT_LIMIT || o->lim.per != r->lim.per ||
+		    !limit_changed(&o->lim, &r->lim))
+			continue;
+		if (r->lim.per == PL_PER_RULE) {
+			struct pl_limit_bucket b = { 0 };
 
-				if (fd >= 0) {
-					refill_keys(fd, r->lim.keys);
-					close(fd);
-				}
+			bpf_map_update_elem(p->fd[PL_MID_LIMIT_BUCKET], &ctr, &b,
+					    BPF_EXIST | BPF_F_LOCK);
+		} else {
+			int fd = limit_keys_fd(p, ctr);
+
+			if (fd >= 0) {
+				refill_keys(fd, r->lim.keys);
+				close(fd);
 			}
 		}
 	}
-	free(v);
-	free(k);
+}
+
+/* The rules of the record pinned at @name in @p's directory (none: ENOENT) */
+static int pinned_rules(const struct pl_policy *p, const char *name, struct pl_rule **out,
+			size_t *n)
+{
+	int fd = pl_pin_open(p->dir, name), err;
+
+	*out = NULL;
+	*n = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	err = rules_of(fd, out, n);
+	close(fd);
+	if (!err)
+		pl_qsort(*out, *n, sizeof(**out), id_cmp);
 	return err;
 }
 
-/* policy_exprs := the texts of @rules' expressions */
-static int record_texts(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
-			const struct pl_rule_text *texts, size_t ntexts, char *why, size_t whylen)
+/*
+ * A journal left by a killed commit: remove the counters, limit state and
+ * redirect targets of the rules of both records that do not run, pin the
+ * record of what runs (@p's, resolve()) as the record, remove the journal.
+ * Without a journal, the new records such a commit pinned before it.
+ */
+int pl_policy_settle(struct pl_policy *p, char *why, size_t whylen)
 {
-	struct pl_rule_text *have = NULL;
-	size_t nhave = 0;
-	int err;
+	struct pl_rule *now = NULL, *o[2] = { NULL, NULL };
+	size_t nnow = 0, no[2] = { 0, 0 };
+	int fd = pl_pin_open(p->dir, PL_POLICY_NEXT), err;
 
-	err = pl_policy_exprs(p, &have, &nhave);
-	if (err)
-		return pl_why(why, whylen, err, "reading the expressions: %s", strerror(-err));
-	for (size_t i = 0; i < n && !err; i++) {
-		const char *t = pl_policy_text(texts, ntexts, rules[i].id), *h;
-		struct pl_rule_expr e = { { 0 } };
-
-		if (!(rules[i].match & PL_M_EXPR) || !t)
-			continue;
-		h = pl_policy_text(have, nhave, rules[i].id);
-		if (h && !strcmp(h, t))
-			continue;
-		snprintf(e.text, sizeof(e.text), "%s", t);
-		if (bpf_map_update_elem(p->fd[PL_MID_POLICY_EXPRS], &rules[i].id, &e, BPF_ANY))
-			err = pl_why(why, whylen, -errno, "recording rule %u's expression: %s",
-				     rules[i].id, strerror(errno));
+	if (fd < 0 && errno != ENOENT)
+		return pl_why(why, whylen, -errno, "reading the journal of the rules: %s",
+			      strerror(errno));
+	if (fd < 0) {
+		unpin(p, PL_POLICY_RULES_NEXT);
+		unpin(p, PL_POLICY_EXPRS_NEXT);
+		return 0;
 	}
-	for (size_t i = 0; i < nhave && !err; i++) {
-		bool keep = false;
-
-		for (size_t j = 0; j < n && !keep; j++)
-			keep = rules[j].id == have[i].id && (rules[j].match & PL_M_EXPR);
-		if (!keep)
-			bpf_map_delete_elem(p->fd[PL_MID_POLICY_EXPRS], &have[i].id);
+	close(fd);
+	err = rules_of(p->fd[PL_MID_POLICY_RULES], &now, &nnow);
+	err = err ?: pinned_rules(p, PL_MAP_POLICY_RULES, &o[0], &no[0]);
+	err = err ?: pinned_rules(p, PL_POLICY_RULES_NEXT, &o[1], &no[1]);
+	/* while the journal is there (a kill here: the next commit does it again) */
+	for (int i = 0; i < 2 && !err; i++)
+		err = forget(p, now, nnow, o[i], no[i]);
+	/* exprs first: a reader meanwhile reads from the journal what it reads after */
+	err = err ?: pin_over(p, p->fd[PL_MID_POLICY_EXPRS], PL_MAP_POLICY_EXPRS);
+	err = err ?: pin_over(p, p->fd[PL_MID_POLICY_RULES], PL_MAP_POLICY_RULES);
+	if (!err) {
+		unpin(p, PL_POLICY_NEXT);
+		unpin(p, PL_POLICY_RULES_NEXT);
+		unpin(p, PL_POLICY_EXPRS_NEXT);
 	}
-	pl_policy_texts_free(have, nhave);
-	return err;
+	free(now);
+	free(o[0]);
+	free(o[1]);
+	return err ? pl_why(why, whylen, err, "settling the journal of a killed policy change: %s",
+			    strerror(-err)) : 0;
 }
 
 /*
@@ -1068,55 +1377,122 @@ static int xdp_set_swap(int set_fd, int list_fd)
 	return bpf_map_update_elem(set_fd, &zero, &list_fd, BPF_ANY) ? -errno : 0;
 }
 
-/*
- * Room in policy_rules for @rules beside @old, as record() needs it while it
- * writes the new rules before deleting the old ones: the record starts small
- * (PL_POLICY_RULES_INIT) and is replaced, when full, by a copy twice as
- * large or more, pinned in its place (bpffs renames atomically: a reader
- * opens the old map or the new one, both whole). Only user space uses it,
- * so no program has to follow. Before anything goes live: a failure here
- * leaves the attachment as it was.
- */
-static int record_room(struct pl_policy *p, const struct pl_rule *rules, size_t n,
-		       const struct pl_rule *old, size_t nold, char *why, size_t whylen)
+/* The journal's hook (H_*) of rule set hook @r */
+static int ruleset_h(const struct pl_ruleset *r)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info), max;
-	char path[sizeof(p->dir) + 32], tmp[sizeof(p->dir) + 32];
-	size_t need = nold;
-	int fd, err;
+	if (r->slot == PL_SLOT_XDP_IN)
+		return H_XDP;
+	return r->dir == PL_DIR_IN ? H_TC_IN : H_TC_OUT;
+}
 
-	for (size_t i = 0; i < n; i++)
-		need += !old_rule(old, nold, rules[i].id);
-	if (need > PL_POLICY_RULES_MAX)
-		need = PL_POLICY_RULES_MAX;	/* ids are 1..PL_POLICY_RULES_MAX: never more */
+/*
+ * Before the swap: the whole new record (@rules, the texts of @texts or,
+ * for a rule given none, the running one's) pinned beside the running one,
+ * then the journal naming what each hook holds now and will hold after the
+ * swap (@rs, and @list_fd in policy_set unless it is -2). A failure
+ * removes what it pinned.
+ */
+static int journal_write(struct pl_policy *p, const struct pl_rule *rules, size_t n,
+			 const struct pl_rule_text *texts, size_t ntexts,
+			 const struct pl_ruleset *rs, size_t nrs, int list_fd, struct journal *j,
+			 int *rec_fd, int *exprs_fd, int *jfd, char *why, size_t whylen)
+{
+	struct pl_rule_text *have = NULL, *tv = NULL;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), max, zero = 0;
+	size_t nhave = 0, m = 0;
+	char path[sizeof(p->dir) + 32];
+	int err;
+
+	live_ids(p, j->old);
+	memcpy(j->new, j->old, sizeof(j->new));
+	for (size_t h = 0; h < nrs; h++)
+		j->new[ruleset_h(&rs[h])] = obj_id(rs[h].stage_fd >= 0 ? rs[h].stage_fd :
+						   rs[h].prog_fd, false);
+	if (list_fd != -2)
+		j->new[H_SET] = obj_id(list_fd, true);
+	/* the record starts small and grows twice as large or more, never smaller */
 	if (bpf_obj_get_info_by_fd(p->fd[PL_MID_POLICY_RULES], &info, &len))
 		return pl_why(why, whylen, -errno, "reading the rule record: %s", strerror(errno));
-	if (info.max_entries >= need)
-		return 0;
-	for (max = info.max_entries ? info.max_entries : 1; max < need; max *= 2)
+	for (max = info.max_entries ? info.max_entries : 1; max < n; max *= 2)
 		;
 	if (max > PL_POLICY_RULES_MAX)
 		max = PL_POLICY_RULES_MAX;
-	fd = pl_map_clone(p->fd[PL_MID_POLICY_RULES], max);
-	err = fd < 0 ? fd : 0;
-	snprintf(path, sizeof(path), "%s/%s", p->dir, PL_MAP_POLICY_RULES);
-	snprintf(tmp, sizeof(tmp), "%s/%s_new", p->dir, PL_MAP_POLICY_RULES);
-	unlink(tmp);	/* left by a commit killed right here */
-	if (!err && bpf_obj_pin(fd, tmp))
-		err = -errno;
-	if (!err && rename(tmp, path)) {
-		err = -errno;
-		unlink(tmp);
+	err = pl_policy_exprs(p, &have, &nhave);
+	tv = err ? NULL : calloc(n + 1, sizeof(*tv));
+	if (!err && !tv)
+		err = -ENOMEM;
+	for (size_t i = 0; i < n && !err; i++) {
+		const char *t = pl_policy_text(texts, ntexts, rules[i].id);
+
+		t = t ? t : pl_policy_text(have, nhave, rules[i].id);
+		if ((rules[i].match & PL_M_EXPR) && t)
+			tv[m++] = (struct pl_rule_text){ .id = rules[i].id, .text = (char *)t };
 	}
+	if (!err) {
+		*rec_fd = record_new(p->fd[PL_MID_POLICY_RULES], max, rules, n);
+		err = *rec_fd < 0 ? *rec_fd : 0;
+	}
+	if (!err) {
+		pl_policy_texts_sort(tv, m);
+		*exprs_fd = exprs_new(p->fd[PL_MID_POLICY_EXPRS], rules, n, tv, m);
+		err = *exprs_fd < 0 ? *exprs_fd : 0;
+	}
+	free(tv);	/* its texts are have's and texts' */
+	pl_policy_texts_free(have, nhave);
+	if (!err) {
+		*jfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, PL_POLICY_NEXT, sizeof(zero), sizeof(*j), 1,
+				      NULL);
+		err = *jfd < 0 || bpf_map_update_elem(*jfd, &zero, j, BPF_ANY) ? -errno : 0;
+	}
+	/* the journal last: a reader finds it with both records there */
+	pin_path(path, sizeof(path), p, PL_POLICY_RULES_NEXT);
+	err = err ?: bpf_obj_pin(*rec_fd, path) ? -errno : 0;
+	pin_path(path, sizeof(path), p, PL_POLICY_EXPRS_NEXT);
+	err = err ?: bpf_obj_pin(*exprs_fd, path) ? -errno : 0;
+	pin_path(path, sizeof(path), p, PL_POLICY_NEXT);
+	err = err ?: bpf_obj_pin(*jfd, path) ? -errno : 0;
 	if (err) {
-		if (fd >= 0)
-			close(fd);
-		return pl_why(why, whylen, err, "cannot make room for %zu rules in the rule record: "
-			      "%s", need, strerror(-err));
+		unpin(p, PL_POLICY_RULES_NEXT);
+		unpin(p, PL_POLICY_EXPRS_NEXT);
+		return pl_why(why, whylen, err, "recording the rules: %s", strerror(-err));
 	}
+	return 0;
+}
+
+/* Take back journal_write() (the swap failed: the old rule set runs) */
+static void journal_drop(const struct pl_policy *p)
+{
+	unpin(p, PL_POLICY_NEXT);
+	unpin(p, PL_POLICY_RULES_NEXT);
+	unpin(p, PL_POLICY_EXPRS_NEXT);
+}
+
+/*
+ * After the swap: the new record renamed over the old one (expressions
+ * first: a reader meanwhile reads the same from either), then the journal
+ * removed; @p's record is the new one (*@rec_fd, *@exprs_fd taken).
+ */
+static int journal_done(struct pl_policy *p, int *rec_fd, int *exprs_fd, char *why,
+			size_t whylen)
+{
+	const char *from[2] = { PL_POLICY_EXPRS_NEXT, PL_POLICY_RULES_NEXT };
+	const char *to[2] = { PL_MAP_POLICY_EXPRS, PL_MAP_POLICY_RULES };
+	char a[sizeof(p->dir) + 32], b[sizeof(p->dir) + 32];
+
+	for (int i = 0; i < 2; i++) {
+		pin_path(a, sizeof(a), p, from[i]);
+		pin_path(b, sizeof(b), p, to[i]);
+		if (rename(a, b))
+			return pl_why(why, whylen, -errno, "recording the rules: %s",
+				      strerror(errno));
+	}
+	unpin(p, PL_POLICY_NEXT);
+	close(p->fd[PL_MID_POLICY_EXPRS]);
 	close(p->fd[PL_MID_POLICY_RULES]);
-	p->fd[PL_MID_POLICY_RULES] = fd;
+	p->fd[PL_MID_POLICY_EXPRS] = *exprs_fd;
+	p->fd[PL_MID_POLICY_RULES] = *rec_fd;
+	*exprs_fd = *rec_fd = -1;
 	return 0;
 }
 
@@ -1131,7 +1507,10 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	/* XDP without tail calls: its rule set (xdp_set_build()), the entry's policy_set */
 	int set_fd = -1, list_fd = -1, prev_fd = -1;
 	__u32 prev_set = 0, zero = 0;
-	bool xdp_set = false;
+	bool xdp_set = false, journaled = false;
+	/* the new record, its journal (see resolve()) */
+	int rec_fd = -1, exprs_fd = -1, jfd = -1;
+	struct journal j;
 	int err;
 
 	why[0] = 0;
@@ -1152,15 +1531,13 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 			close(fd);
 	}
 	pl_policy_sort(rules, n);
+	err = pl_policy_settle(p, why, whylen);
+	if (err)
+		return err;
 	err = pl_policy_rules(p, &old, &nold);
 	if (err)
 		return pl_why(why, whylen, err, "reading the current rules: %s", strerror(-err));
 	pl_qsort(old, nold, sizeof(*old), id_cmp);
-	err = record_room(p, rules, n, old, nold, why, whylen);
-	if (err) {
-		free(old);
-		return err;
-	}
 	byctr = malloc((nold ? nold : 1) * sizeof(*byctr));
 	if (!byctr) {
 		free(old);
@@ -1190,8 +1567,12 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	}
 	for (size_t h = 0; h < nrs && !err; h++)
 		err = pl_ruleset_build(p, &rs[h], rules, n, texts, ntexts, why, whylen);
+	/* the journal before the counters: killed from here on, the next commit finds them */
+	err = err ?: journal_write(p, rules, n, texts, ntexts, rs, nrs, set_fd >= 0 ? list_fd : -2,
+				   &j, &rec_fd, &exprs_fd, &jfd, why, whylen);
 	if (err)
 		goto out;
+	journaled = true;
 
 	/* counters of new rules, redirect targets */
 	err = new_counters(p, rules, n, byctr, nold, false, why, whylen);
@@ -1253,7 +1634,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 		}
 		goto out;
 	}
-	counters = false;	/* live now: a failure below must not take them away */
+	counters = journaled = false;	/* live now: a failure below must not take them away */
 	/* the previous set's program, if it sat behind an expression stage, once unused */
 	pl_wait_for_packets();
 	for (size_t h = 0; h < nrs; h++)
@@ -1261,30 +1642,24 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 			if (rs[h].stage_fd < 0 || g != rs[h].gen)
 				slot_set(rs[h].chain_fd, PL_CHAIN_POLICY_GEN(rs[h].dir, g), -1);
 
-	/* the record; counters and redirect targets of rules that are gone */
-	err = record(p, rules, n, old, nold, why, whylen);
-	err = err ?: record_texts(p, rules, n, texts, ntexts, why, whylen);
-	if (p->fd[PL_MID_REDIRECT] >= 0) {
-		for (size_t i = 0; i < nold; i++) {
-			bool used = false;
-
-			if (old[i].action != PL_ACT_REDIRECT)
-				continue;
-			for (size_t j = 0; j < n && !used; j++)
-				used = rules[j].action == PL_ACT_REDIRECT && rules[j].arg == old[i].arg &&
-				       rules[j].dir == PL_DIR_IN;
-			if (!used)
-				bpf_map_delete_elem(p->fd[PL_MID_REDIRECT], &old[i].arg);
-		}
-	}
+	/*
+	 * what no running rule uses, while the journal still names the old
+	 * record (killed here, the next pl_policy_settle() does it again);
+	 * then the new record in place of the old, the journal gone
+	 */
+	limits_kept(p, rules, n, old, nold);
+	forget(p, rules, n, old, nold);
+	err = journal_done(p, &rec_fd, &exprs_fd, why, whylen);
 out:
 	if (err && counters) {
 		new_counters(p, rules, n, byctr, nold, true, why, 0);
 		limit_state(p, rules, n, byctr, nold, true, why, 0);
 	}
+	if (err && journaled)
+		journal_drop(p);	/* after the counters: the old rule set runs */
 	for (size_t h = 0; h < nrs; h++)
 		pl_ruleset_free(&rs[h]);
-	for (int *fd = (int[]){ set_fd, list_fd, prev_fd }, i = 0; i < 3; i++)
+	for (int *fd = (int[]){ set_fd, list_fd, prev_fd, rec_fd, exprs_fd, jfd }, i = 0; i < 6; i++)
 		if (fd[i] >= 0)
 			close(fd[i]);
 	free(byctr);

@@ -623,3 +623,152 @@ def test_kill9_detach_then_detach_again(lab):
             pktlens("detach", "vb", ns=lab.b)
         assert_nothing(lab)
         assert leftovers(lab) == []
+
+
+# --- a policy change killed at any point (loader/policy.c: the journal) ---
+
+def udp_got(ns):
+    """UDP datagrams namespace @ns's kernel took in (to a socket or not): /proc/net/snmp."""
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").stdout.splitlines()
+    head, vals = [ln.split()[1:] for ln in out if ln.startswith("Udp:")][:2]
+    row = dict(zip(head, map(int, vals)))
+    return row["InDatagrams"] + row["NoPorts"] + row["InErrors"]
+
+
+def udp_send(frm, dst, port, n):
+    sh("ip", "netns", "exec", frm, PYTHON_BIN, "-c",
+       "import socket, sys\n"
+       "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+       f"for _ in range({n}): s.sendto(b'x' * 18, ('{dst}', {port}))\n")
+
+
+PYTHON_BIN = "/usr/bin/python3"
+KILL_SYSCALLS = ("bpf", "membarrier", "rename", "unlink")
+
+
+def listed_rules(ns):
+    doc = pktlens_json("policy", "list", "vb", ns=ns)["interfaces"][0]
+    return {r["id"]: r for r in doc["rules"]}
+
+
+def dport_of(rule):
+    return int(rule["rule"].split("--dport ")[1].split()[0])
+
+
+def check_rules_run_as_listed(lab, counted):
+    """For each direction and port 9 and 10: the kernel of the receiving side
+    (/proc/net/snmp) sees the datagrams unless `policy list` shows a drop rule
+    for it, and that rule counts exactly the ones dropped. @counted: packets
+    per rule id seen so far (updated)."""
+    before = listed_rules(lab.b)
+    want = dict(counted)
+    for d, frm, to, dst in (("in", lab.a, lab.b, "198.18.0.2"), ("out", lab.b, lab.a, "198.18.0.1")):
+        for port in (9, 10):
+            drops = [r for r in before.values() if r["dir"] == d and dport_of(r) == port]
+            got0 = udp_got(to)
+            udp_send(frm, dst, port, 3)
+            time.sleep(0.05)
+            got = udp_got(to) - got0
+            assert got == (0 if drops else 3), (d, port, got, before)
+            for r in drops:
+                want[r["id"]] = want.get(r["id"], 0) + 3
+    after = listed_rules(lab.b)
+    assert after.keys() == before.keys(), (before, after)
+    assert {i: r["packets"] for i, r in after.items()} == \
+        {i: want.get(i, 0) for i in after}, (want, after)
+    counted.clear()
+    counted.update({i: r["packets"] for i, r in after.items()})
+
+
+def pins_of(lab):
+    return sorted(os.listdir(f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"))
+
+
+def ctr_entries(lab):
+    out = sh("bpftool", "-j", "map", "dump", "pinned",
+             f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/rule_stats").stdout
+    return len(json.loads(out))
+
+
+@pytest.mark.parametrize("xdp,op", [("none", "load"), ("none", "add"), ("none", "del"),
+                                    ("skb", "load"),
+                                    pytest.param("skb", "add", marks=pytest.mark.variant),
+                                    pytest.param("skb", "del", marks=pytest.mark.variant)])
+def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):
+    """`policy load|add|del` killed at any of its bpf, membarrier, rename and
+    unlink calls (strace): `policy list` shows, per direction, exactly the
+    rules the kernel judges by (what the receiving side's UDP counters see
+    dropped), each counting exactly the packets it dropped; the next change
+    removes the journal and leaves one counter per rule."""
+    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    lab.static_neighbours()
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
+    base = tmp_path / "base"
+    base.write_text("--proto udp --dport 9 --drop\n--out --proto udp --dport 9 --drop\n")
+    new = tmp_path / "new"
+    new.write_text("--proto udp --dport 10 --drop\n--out --proto udp --dport 10 --drop\n")
+    args = {"load": ["policy", "load", "vb", str(new)],
+            "add": ["policy", "add", "vb", "--out", "--proto", "udp", "--dport", "10", "--drop"],
+            "del": ["policy", "del", "vb", "1"]}[op]
+    pktlens("policy", "load", "vb", str(base), ns=lab.b)
+    clean = pins_of(lab)
+    # how often the change makes each call
+    trace = tmp_path / "trace"
+    sh("strace", "-f", "-qq", "-o", str(trace), "-e", "trace=" + ",".join(KILL_SYSCALLS),
+       "-e", "signal=none", PKTLENS, "-n", lab.b, *args)
+    calls = {s: sum(ln.split(None, 1)[1].startswith(s + "(") for ln in trace.read_text().splitlines())
+             for s in KILL_SYSCALLS}
+    assert calls["membarrier"] and calls["bpf"] > 20, calls
+    points = [(s, w) for s in ("membarrier", "rename", "unlink") for w in range(1, calls[s] + 1)]
+    # the last bpf calls (the journal, the counters, the swap and after) and some before
+    points += [("bpf", w) for w in sorted({*range(1, calls["bpf"], 25),
+                                          *range(calls["bpf"] - 24, calls["bpf"] + 1)}) if w > 0]
+    killed = 0
+    for sysc, when in points:
+        pktlens("policy", "load", "vb", str(base), ns=lab.b)
+        counted = {i: r["packets"] for i, r in listed_rules(lab.b).items()}
+        check_rules_run_as_listed(lab, counted)
+        r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={sysc}",
+                            "-e", f"inject={sysc}:signal=KILL:when={when}", PKTLENS, "-n", lab.b,
+                            *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert r.returncode in (0, -9, 137), (sysc, when, r.returncode, r.stderr)
+        killed += r.returncode != 0
+        check_rules_run_as_listed(lab, counted)
+        # the next change settles it: no journal left, the counts go on, one counter per rule
+        pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "11", "--pass", ns=lab.b)
+        assert pins_of(lab) == clean, (sysc, when)
+        check_rules_run_as_listed(lab, counted)
+        assert ctr_entries(lab) == len(counted), (sysc, when, counted)
+    assert killed >= len(points) - 3, (killed, points)
+
+
+@pytest.mark.parametrize("xdp", ["none", "skb"])
+def test_reattach_after_a_killed_policy_change_keeps_what_runs(lab, tmp_path, xdp):
+    """attach --force after a `policy load` killed between its swap and its
+    record: the new attachment judges by the rules that ran, with their
+    counts, lists exactly those and leaves one counter per rule."""
+    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    lab.static_neighbours()
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
+    base = tmp_path / "base"
+    base.write_text("--proto udp --dport 9 --drop\n--out --proto udp --dport 9 --drop\n")
+    new = tmp_path / "new"
+    new.write_text("--proto udp --dport 10 --drop\n--out --proto udp --dport 10 --drop\n")
+    pktlens("policy", "load", "vb", str(base), ns=lab.b)
+    counted = {i: r["packets"] for i, r in listed_rules(lab.b).items()}
+    check_rules_run_as_listed(lab, counted)
+    clean = pins_of(lab)
+    r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=membarrier",
+                        "-e", "inject=membarrier:signal=KILL", PKTLENS, "-n", lab.b, "policy",
+                        "load", "vb", str(new)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    assert r.returncode in (-9, 137), r.stderr
+    check_rules_run_as_listed(lab, counted)
+    assert sorted(dport_of(r) for r in listed_rules(lab.b).values()) == [10, 10]
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", "--force", ns=lab.b)
+    assert pins_of(lab) == clean
+    check_rules_run_as_listed(lab, counted)
+    assert sorted(dport_of(r) for r in listed_rules(lab.b).values()) == [10, 10]
+    assert ctr_entries(lab) == len(counted) == 2
