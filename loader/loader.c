@@ -42,6 +42,7 @@
 #include "batch.h"
 #include "features.h"
 #include "loader.h"
+#include "../cli/util.h"
 #include "xdp_multi.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_xdp_notail.skel.h"
@@ -1426,6 +1427,8 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
 	struct pl_netns here = { 0, 0 };
+	struct pl_state st;
+	bool opened;
 	int err;
 
 	/*
@@ -1463,7 +1466,25 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 		if (err)
 			return err;
 	}
+	/*
+	 * The flows leave with the maps: their last counts go to the log the
+	 * IPFIX exporter reads (loader/gone.c), read once the pins are gone
+	 * (the hooks with them), from the maps held open meanwhile. A deleted
+	 * namespace's were set aside by the exporter already.
+	 */
+	opened = !att->ns_gone && pl_state_open(att->dir, &st) == 0;
 	err = pl_pin_dir_remove(att->dir);
+	if (opened) {
+		struct pl_flow *fl = NULL;
+		size_t nf = 0;
+
+		if (!err && (pl_state_flows(&st, &fl, &nf) ||
+			     pl_gone_log(att->netns, &st.meta, fl, nf)))
+			pl_warn("detach: %s: some flows' last counts were not kept for the IPFIX "
+				"exporter", att->ifname);
+		free(fl);
+		pl_state_close(&st);
+	}
 	/* a deleted namespace's too (detach --stale): no live attachment there uses them */
 	if (!err && att->meta_ok && att->meta.tcp_passive)
 		pl_tcp_release_ns(att->netns);
