@@ -406,6 +406,11 @@ static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
 	struct pl_flow f = { g->key.key, g->val };
 	struct seen *old = pl_bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp);
 	bool same = old && !pl_flow_val_afresh(&old->val, &s.val);
+
+	if (g->val.pad[0] & PL_GONE_LIVES_ON) {		/* what its old table took after a copy */
+		send_flow(x, &f, s.val.packets, s.val.bytes, -1);
+		return;
+	}
 	uint64_t dp = same ? s.val.packets - old->val.packets : s.val.packets;
 	uint64_t db = same ? s.val.bytes - old->val.bytes : s.val.bytes;
 

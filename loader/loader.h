@@ -803,6 +803,8 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
  */
 #define PL_MAP_FLOWS_GONE "flows_gone"
 #define PL_GONE_MAX 262144
+/* in pl_flow_val.pad[0] of a logged flow: it lives on, these counts are its last delta */
+#define PL_GONE_LIVES_ON 1
 struct pl_gone_key {
 	__u64 id;		/* CLOCK_MONOTONIC ns of the removal; 0: a reader's entry */
 	__u64 netns;		/* the attachment's (struct pl_attachment.netns); a reader's pid */

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, count_afresh, free_port, pktlens
+from lab import PKTLENS, count_afresh, free_port, pktlens, pktlens_json
 
 
 def nfdump_records(out):
@@ -209,4 +209,30 @@ def test_a_flow_that_leaves_between_exports_loses_nothing(lab, hooks, removal):
     assert sum(r["in_bytes"] for r in v4r) == 20 * (len(v4) - 14)
     assert sum(r["in_packets"] for r in v6r) == 11, recs
     assert sum(r["in_bytes"] for r in v6r) == 11 * (len(v6) - 14)
+
+
+def test_flows_that_do_not_fit_a_smaller_table_are_exported(lab):
+    """`attach --force --flows 16` over 40 IPv4 and 8 IPv6 flows: the 32 that do not fit
+    leave the table, and what they gained since the last export still reaches the
+    collector (nfdump's totals equal what was sent; they were lost); the 16 that fit go on
+    counting."""
+    from scapy.all import IP, IPv6, UDP, Ether, Raw
+    hooks = ("--xdp", "native", "--tc", "none")
+    pktlens("attach", "vb", *hooks, "--flows", "1024", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = [e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=5000 + i, dport=6000) /
+          Raw(b"s" * 30) for i in range(40)]
+    v6 = [e / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=7000 + i, dport=8000) /
+          Raw(b"t" * 30) for i in range(8)]
+    with to_nfcapd(lab, interval=60) as out:     # one export: at SIGTERM
+        assert lab.send((v4 + v6) * 3) == 144
+        r = pktlens_json("attach", "vb", "--force", "--flows", "16", *hooks, ns=lab.b)
+        assert r["flows_dropped"] >= 32, r
+    recs = nfdump_records(out)
+    v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("dst_port") == 6000]
+    v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("dst_port") == 8000]
+    assert sum(r["in_packets"] for r in v4r) == 120, recs
+    assert sum(r["in_bytes"] for r in v4r) == 120 * (len(v4[0]) - 14)
+    assert sum(r["in_packets"] for r in v6r) == 24, recs
+    assert sum(r["in_bytes"] for r in v6r) == 24 * (len(v6[0]) - 14)
 
