@@ -773,9 +773,18 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
  * table's entries it deleted with the cached deltas, less the old base.
  * Logged for the IPFIX exporter (loader/gone.c).
  */
-static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct cache_set *cs)
+static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct cache_set *cs,
+			__u64 *first)
 {
 	size_t kept = 0;
+
+	/* the cached flows' own first packets, not the reset's time their base takes */
+	for (size_t i = 0; first && i < cs->fv.n; i++) {
+		__u64 t = cs->fv.v[i].val.first_ns;
+
+		cs->fv.v[i].val.first_ns = first[i];
+		first[i] = t;
+	}
 
 	for (size_t i = 0; i < fv->n; i++) {
 		cache_merge(cs, &fv->v[i]);
@@ -789,9 +798,11 @@ static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct c
 		if (!cs->seen[i] && since_reset(st, &f) && vec_push(fv, &f.key, &f.val))
 			break;
 	}
-	if (pl_gone_log(st->meta.netns_ino, &st->meta, fv->v, fv->n))
+	if (!first || pl_gone_log(st->meta.netns_ino, &st->meta, fv->v, fv->n))
 		pl_warn("%s: some flows' last counts were not kept for the IPFIX exporter",
 			st->dir);
+	for (size_t i = 0; first && i < cs->fv.n; i++)
+		cs->fv.v[i].val.first_ns = first[i];
 }
 
 /*
@@ -806,6 +817,7 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	struct pl_stats base[PL_SLOT_MAX];
 	struct removed r = {};		/* flow records the reset takes away, as shown before */
 	struct flow_sums *gone = &r.gone;
+	__u64 *first = NULL;		/* the cached flows' first packets (log_removed()) */
 	struct cache_set cs = {};
 	struct timespec now;
 	int err;
@@ -823,8 +835,11 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	if (err)
 		return err;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	first = calloc(cs.fv.n ? cs.fv.n : 1, sizeof(*first));
 	for (size_t i = 0; i < cs.fv.n; i++) {
 		sums_add(gone, &cs.fv.v[i].key, &cs.fv.v[i].val, 1);
+		if (first)
+			first[i] = cs.fv.v[i].val.first_ns;
 		cs.fv.v[i].val.first_ns = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
 	}
 	/*
@@ -861,7 +876,7 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	if (err)
 		goto out;
 	if (st->dir[0])		/* before the old base goes: it is what readers subtracted */
-		log_removed(st, &r.fv, &cs);
+		log_removed(st, &r.fv, &cs, first);
 	memcpy(st->base, base, sizeof(base));
 	pl_qsort(cs.fv.v, cs.fv.n, sizeof(*cs.fv.v), flow_key_cmp);
 	free(st->fbase);
@@ -869,6 +884,7 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	st->nfbase = cs.fv.n;
 	cs.fv.v = NULL;
 out:
+	free(first);
 	free(r.fv.v);
 	cache_set_free(&cs);
 	return err;
