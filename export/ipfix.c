@@ -96,6 +96,8 @@ struct pl_ipfix {
 	bool locked;		/* the caller holds the change lock (pl_ipfix_locked()) */
 	uint32_t interval;	/* s; 0: removed flows are not read (pl_ipfix_interval()) */
 	uint64_t gone_since;	/* removals logged after this (CLOCK_MONOTONIC ns) are news */
+	struct seen *counted;	/* flows copied to new keys, for the baseline (add_gones()) */
+	size_t ncounted;
 };
 
 static void put(struct pl_ipfix *x, const void *p, size_t n)
@@ -411,13 +413,28 @@ static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
 	 * (times aside: a flow only in a cache since a reset starts then)
 	 */
 	bool same = old && old->val.packets <= s.val.packets && old->val.bytes <= s.val.bytes;
+	uint64_t dp, db;
 
 	if (g->val.pad[0] & PL_GONE_LIVES_ON) {		/* what its old table took after a copy */
 		send_flow(x, &f, s.val.packets, s.val.bytes, -1);
 		return;
 	}
-	uint64_t dp = same ? s.val.packets - old->val.packets : s.val.packets;
-	uint64_t db = same ? s.val.bytes - old->val.bytes : s.val.bytes;
+	if (g->val.pad[0] & PL_GONE_COUNTED) {		/* copied from another key: sent there */
+		s.val.pad[0] = 0;
+		if (old) {
+			old->val = s.val;
+		} else {	/* the baseline takes it after this pass (add_gones()) */
+			struct seen *c = realloc(x->counted, (x->ncounted + 1) * sizeof(*c));
+
+			if (!c)
+				return;	/* it goes out in full again */
+			x->counted = c;
+			x->counted[x->ncounted++] = s;
+		}
+		return;
+	}
+	dp = same ? s.val.packets - old->val.packets : s.val.packets;
+	db = same ? s.val.bytes - old->val.bytes : s.val.bytes;
 
 	if (old)
 		memset(&old->val, 0, sizeof(old->val));	/* the key's next reading is all new */
@@ -507,6 +524,19 @@ static int add_gones(struct pl_ipfix *x)
 		if (g[i].key.id > since && g[i].key.id <= x->gone_since)
 			add_gone(x, &g[i]);
 	free(g);
+	if (x->ncounted) {
+		struct seen *p = realloc(x->prev, (x->nprev + x->ncounted) * sizeof(*p));
+
+		if (p) {
+			memcpy(p + x->nprev, x->counted, x->ncounted * sizeof(*p));
+			x->prev = p;
+			x->nprev += x->ncounted;
+			pl_qsort(x->prev, x->nprev, sizeof(*x->prev), seen_cmp);
+		}
+		free(x->counted);
+		x->counted = NULL;
+		x->ncounted = 0;
+	}
 	return 0;
 }
 
@@ -600,5 +630,6 @@ void pl_ipfix_close(struct pl_ipfix *x)
 		close(x->fd);
 	free(x->now);
 	free(x->prev);
+	free(x->counted);
 	free(x);
 }

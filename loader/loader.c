@@ -95,8 +95,8 @@ struct carry {
 	__u64 flows_lost[PL_SLOT_MAX];			/* flows that did not fit */
 	struct pl_flow *fl;	/* the old flows as copied (packets 0: did not fit), by key */
 	size_t n;
-	struct pl_flow *left, *more;	/* for the IPFIX exporter, once attached: log_carry() */
-	size_t nleft, nmore;
+	struct pl_flow *left, *more, *moved;	/* for the IPFIX exporter, once attached: log_carry() */
+	size_t nleft, nmore, nmoved;
 };
 
 static int key_cmp(const void *a, const void *b)
@@ -290,8 +290,7 @@ static int copy_flows(const struct pl_state *old, int new_fd, __u32 ifindex, str
 /*
  * For the IPFIX exporter (loader/gone.c), what the copy did not carry: a
  * flow that did not fit leaves with its last counts; one that fit lives on
- * in the new table, less what its old one took after the copy. Not where
- * the interface's index changed: the flows live on under other keys.
+ * in the new table, less what its old one took after the copy.
  * Logged once the attach is done (an attach undone leaves the old flows).
  */
 static void log_carry(struct attach *a, const struct pl_flow *fl, size_t n)
@@ -300,8 +299,26 @@ static void log_carry(struct attach *a, const struct pl_flow *fl, size_t n)
 
 	cy->left = calloc(n ? n : 1, sizeof(*cy->left));
 	cy->more = calloc(n ? n : 1, sizeof(*cy->more));
-	if (!cy->left || !cy->more)
+	cy->moved = calloc(cy->n ? cy->n : 1, sizeof(*cy->moved));
+	if (!cy->left || !cy->more || !cy->moved)
 		return;
+	if (a->old.meta.ifindex != (__u32)a->li.ifindex) {
+		/*
+		 * The interface was made again: the old keys leave with their
+		 * last counts, the copies under the new index start from what
+		 * was copied, which the exporter has counted (under the old keys)
+		 */
+		memcpy(cy->left, fl, n * sizeof(*fl));
+		cy->nleft = n;
+		for (size_t i = 0; i < cy->n; i++) {
+			if (!cy->fl[i].val.packets)
+				continue;
+			cy->moved[cy->nmoved] = cy->fl[i];
+			cy->moved[cy->nmoved].key.ifindex = (__u32)a->li.ifindex;
+			cy->moved[cy->nmoved++].val.pad[0] = PL_GONE_COUNTED;
+		}
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_flow *c = pl_bsearch(&fl[i], cy->fl, cy->n, sizeof(*c), key_cmp);
 		struct pl_flow *m = &cy->more[cy->nmore];
@@ -343,8 +360,7 @@ static int account_carry(struct attach *a, struct pl_stats base[PL_SLOT_MAX])
 		pk[sl] += fl[i].val.packets;
 		by[sl] += fl[i].val.bytes;
 	}
-	if (a->old.meta.ifindex == (__u32)a->li.ifindex)
-		log_carry(a, fl, n);
+	log_carry(a, fl, n);
 	free(fl);
 	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
 		__u64 lost_pk = pk[sl] > a->carry.pkts[sl] ? pk[sl] - a->carry.pkts[sl] : 0;
@@ -1458,12 +1474,14 @@ out:
 	else if (a.have_old && a.old.meta.tcp_passive && !o->tcp_passive)
 		pl_tcp_release_ns(ns);
 	if (!err && (pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.left, a.carry.nleft) ||
-		     pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.more, a.carry.nmore)))
+		     pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.more, a.carry.nmore) ||
+		     pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.moved, a.carry.nmoved)))
 		pl_warn("attach: %s: some flows' last counts were not kept for the IPFIX exporter",
 			ifname);
 	free(a.carry.fl);
 	free(a.carry.left);
 	free(a.carry.more);
+	free(a.carry.moved);
 	for (int i = 0; i < 3; i++)
 		if (a.link_fd[i] >= 0)
 			close(a.link_fd[i]);

@@ -805,6 +805,8 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
 #define PL_GONE_MAX 262144
 /* in pl_flow_val.pad[0] of a logged flow: it lives on, these counts are its last delta */
 #define PL_GONE_LIVES_ON 1
+/* ...: a flow copied under another key, its counts those the exporter has counted under the old */
+#define PL_GONE_COUNTED 2
 struct pl_gone_key {
 	__u64 id;		/* CLOCK_MONOTONIC ns of the removal; 0: a reader's entry */
 	__u64 netns;		/* the attachment's (struct pl_attachment.netns); a reader's pid */

@@ -282,3 +282,32 @@ def test_flows_leaving_under_traffic_lose_nothing(lab, how):
     else:                   # what crossed while no hook was on (old off, new not yet) aside
         assert counted > num * 0.9
         assert sum(r["in_packets"] for r in mine) == counted
+
+
+def test_force_onto_an_interface_made_again_counts_once(lab):
+    """vb deleted and made again (another ifindex), then `attach --force`: the old flows are
+    copied under the new index. The collector still gets each packet once: the old keys
+    leave with their last counts, the new ones start from what was copied."""
+    from scapy.all import IP, UDP, Ether, Raw
+    from lab import sh
+    hooks = ("--xdp", "native", "--tc", "none")
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1515, dport=2626) / Raw(b"i" * 70)
+    with to_nfcapd(lab, interval=2) as out:
+        time.sleep(0.5)
+        assert lab.send([v4] * 10) == 10
+        time.sleep(2.5)                 # exported
+        assert lab.send([v4] * 4) == 4
+        sh("ip", "-n", lab.a, "link", "del", "va")
+        sh("ip", "-n", lab.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
+           lab.b)
+        sh("ip", "-n", lab.a, "link", "set", "va", "up")
+        sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+        pktlens("attach", "vb", "--force", *hooks, ns=lab.b)
+        assert lab.send([v4] * 3) == 3
+        time.sleep(0.5)
+    recs = nfdump_records(out)
+    mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1515]
+    assert sum(r["in_packets"] for r in mine) == 17, recs
+    assert sum(r["in_bytes"] for r in mine) == 17 * (len(v4) - 14)
