@@ -90,6 +90,9 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
 		return PL_EXIT_CODE(err, EINVAL);
 	}
+	if (pl_ipfix_interval(x, interval, why, sizeof(why)))
+		pl_warn("export ipfix: %s: the flows removed between exports (stats --reset, "
+			"detach) are not sent", why);
 	pl_catch_stop(false);
 	pl_info("export ipfix: to %s every %u s", collector, interval);
 	t0 = time(NULL);

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <pktlens/array.h>
+#include <pktlens/clock.h>
 #include <pktlens/why.h>
 
 #include "format.h"
@@ -90,6 +93,11 @@ struct pl_ipfix {
 	uint32_t in_msg;	/* data records in buf */
 	int send_err;
 	bool refused;		/* an earlier message was refused (ICMP unreachable) */
+	bool locked;		/* the caller holds the change lock (pl_ipfix_locked()) */
+	uint32_t interval;	/* s; 0: removed flows are not read (pl_ipfix_interval()) */
+	uint64_t gone_since;	/* removals logged after this (CLOCK_MONOTONIC ns) are news */
+	struct seen *counted;	/* flows copied to new keys, for the baseline (add_gones()) */
+	size_t ncounted;
 };
 
 static void put(struct pl_ipfix *x, const void *p, size_t n)
@@ -322,6 +330,40 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 	}
 }
 
+/* One data record of @f's @dp packets and @db bytes (Ethernet headers included). */
+static void send_flow(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uint64_t db,
+		      int tcp_fd)
+{
+	const struct pl_flow_key *k = &f->key;
+	struct pl_tcp_state ts;
+	int half = 0;
+	uint16_t tpl;
+	size_t need;
+	bool tcp;
+
+	if (!dp || x->send_err)
+		return;	/* after a failed send: count on, send nothing */
+	/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
+	db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
+	      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
+	tcp = tcp_fd >= 0 && !pl_tcp_flow(tcp_fd, k, &ts, &half);
+	tpl = (uint16_t)((tcp ? TPL_V4_TCP : TPL_V4) + (k->l3proto == 0x86dd));
+	need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + (tcp ? REC_TCP : 0) + 4;
+	if (x->len + need > MSG_MAX) {
+		x->send_err = flush(x, x->in_msg);
+		x->in_msg = 0;
+		if (x->send_err)
+			return;
+	}
+	if (!x->set_at || x->set_id != tpl)
+		open_set(x, tpl);
+	record(x, f, dp, db);
+	if (tcp)
+		record_tcp(x, &ts, half);
+	x->in_msg++;
+	x->sent++;
+}
+
 int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, size_t nf)
 {
 	return pl_ipfix_add_tcp(x, netns, fl, nf, -1);
@@ -339,12 +381,7 @@ int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f
 		const struct pl_flow_key *k = &fl[f].key;
 		struct seen s = { netns, fl[f].key, fl[f].val };
 		const struct seen *old;
-		struct pl_tcp_state ts;
 		uint64_t dp, db;
-		int half = 0;
-		uint16_t tpl;
-		size_t need;
-		bool tcp;
 
 		x->now[x->nnow++] = s;
 		if (k->l3proto != 0x0800 && k->l3proto != 0x86dd)
@@ -355,29 +392,53 @@ int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f
 			old = NULL;
 		dp = old ? s.val.packets - old->val.packets : s.val.packets;
 		db = old ? s.val.bytes - old->val.bytes : s.val.bytes;
-		if (!dp || x->send_err)
-			continue;	/* after a failed send: count on, send nothing */
-		/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
-		db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
-		      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
-		tcp = tcp_fd >= 0 && !pl_tcp_flow(tcp_fd, k, &ts, &half);
-		tpl = (uint16_t)((tcp ? TPL_V4_TCP : TPL_V4) + (k->l3proto == 0x86dd));
-		need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + (tcp ? REC_TCP : 0) + 4;
-		if (x->len + need > MSG_MAX) {
-			x->send_err = flush(x, x->in_msg);
-			x->in_msg = 0;
-			if (x->send_err)
-				continue;
-		}
-		if (!x->set_at || x->set_id != tpl)
-			open_set(x, tpl);
-		record(x, &fl[f], dp, db);
-		if (tcp)
-			record_tcp(x, &ts, half);
-		x->in_msg++;
-		x->sent++;
+		send_flow(x, &fl[f], dp, db, tcp_fd);
 	}
 	return 0;
+}
+
+/*
+ * A flow that left its table (stats --reset, detach) since the last round,
+ * as logged by whoever removed it (loader/gone.c): send what it gained
+ * since the last export; what its key counts from now on is another flow.
+ */
+static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
+{
+	struct seen s = { g->key.netns, g->key.key, g->val };
+	struct pl_flow f = { g->key.key, g->val };
+	struct seen *old = pl_bsearch(&s, x->prev, x->nprev, sizeof(s), seen_cmp);
+	/*
+	 * Every removal is logged, and the exporter's reading is of the flow
+	 * it removed, not counted afresh since: the removal's reading holds it
+	 * (times aside: a flow only in a cache since a reset starts then)
+	 */
+	bool same = old && old->val.packets <= s.val.packets && old->val.bytes <= s.val.bytes;
+	uint64_t dp, db;
+
+	if (g->val.pad[0] & PL_GONE_LIVES_ON) {		/* what its old table took after a copy */
+		send_flow(x, &f, s.val.packets, s.val.bytes, -1);
+		return;
+	}
+	if (g->val.pad[0] & PL_GONE_COUNTED) {		/* copied from another key: sent there */
+		s.val.pad[0] = 0;
+		if (old) {
+			old->val = s.val;
+		} else {	/* the baseline takes it after this pass (add_gones()) */
+			struct seen *c = realloc(x->counted, (x->ncounted + 1) * sizeof(*c));
+
+			if (!c)
+				return;	/* it goes out in full again */
+			x->counted = c;
+			x->counted[x->ncounted++] = s;
+		}
+		return;
+	}
+	dp = same ? s.val.packets - old->val.packets : s.val.packets;
+	db = same ? s.val.bytes - old->val.bytes : s.val.bytes;
+
+	if (old)
+		memset(&old->val, 0, sizeof(old->val));	/* the key's next reading is all new */
+	send_flow(x, &f, dp, db, -1);
 }
 
 int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen)
@@ -427,17 +488,94 @@ static size_t first_hook_only(const struct pl_meta *m, struct pl_flow *fl, size_
 	return kept;
 }
 
+static int gone_cmp(const void *a, const void *b)
+{
+	const struct pl_gone *x = a, *y = b;
+
+	if (x->key.id != y->key.id)
+		return x->key.id < y->key.id ? -1 : 1;
+	return memcmp(&x->key, &y->key, sizeof(x->key));
+}
+
+/*
+ * The flows removed since the last round, oldest removal first (a key
+ * reset twice is two flows one after the other). Read under the change
+ * lock, which removals hold: a removal is wholly before this reading
+ * (logged, its flows gone from the tables read next) or wholly after.
+ */
+static int add_gones(struct pl_ipfix *x)
+{
+	struct pl_gone *g = NULL;
+	size_t n = 0;
+	uint64_t since = x->gone_since;
+	int err;
+
+	if (!x->interval)
+		return 0;
+	x->gone_since = pl_mono_ns();
+	pl_gone_reader(x->interval);	/* still reading: removals keep logging */
+	err = pl_gone_read(&g, &n);
+	if (err) {
+		x->gone_since = since;
+		return err;
+	}
+	pl_qsort(g, n, sizeof(*g), gone_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (g[i].key.id > since && g[i].key.id <= x->gone_since)
+			add_gone(x, &g[i]);
+	free(g);
+	if (x->ncounted) {
+		struct seen *p = realloc(x->prev, (x->nprev + x->ncounted) * sizeof(*p));
+
+		if (p) {
+			memcpy(p + x->nprev, x->counted, x->ncounted * sizeof(*p));
+			x->prev = p;
+			x->nprev += x->ncounted;
+			pl_qsort(x->prev, x->nprev, sizeof(*x->prev), seen_cmp);
+		}
+		free(x->counted);
+		x->counted = NULL;
+		x->ncounted = 0;
+	}
+	return 0;
+}
+
+/*
+ * The change lock, shared: no stats --reset or detach removes flows while a
+ * round reads the log of removed flows and the tables. A pktlens that holds
+ * it for long (an attach loading many programs) delays the round by up to
+ * 5 s; after that the round goes on without it.
+ */
+static int read_lock(void)
+{
+	int fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	for (int waited = 0; fd >= 0 && flock(fd, LOCK_SH | LOCK_NB); waited += 10) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= 5000) {
+			close(fd);
+			return -1;
+		}
+		usleep(10000);
+	}
+	return fd;
+}
+
 int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)
 {
 	struct pl_attachment *a = NULL;
 	size_t n = 0;
-	int err = pl_attachments(0, &a, &n);
+	int lock, err = pl_attachments(0, &a, &n);
 
 	*records = 0;
 	if (err)
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
 	why[0] = '\0';
 	pl_ipfix_begin(x, tpl);
+	lock = x->locked ? -1 : read_lock();
+	err = add_gones(x);
+	if (err)
+		pl_why(why, whylen, err, "cannot read %s/%s: %s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE,
+		       strerror(-err));
 	for (size_t i = 0; i < n && !err; i++) {
 		struct pl_flow *fl = NULL;
 		struct pl_state st;
@@ -461,8 +599,27 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 			close(tfd);
 		free(fl);
 	}
+	if (lock >= 0)
+		close(lock);
 	free(a);
 	return pl_ipfix_end(x, err, records, why, whylen);
+}
+
+int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whylen)
+{
+	int err = pl_gone_reader(secs);
+
+	if (err)
+		return pl_why(why, whylen, err, "cannot create %s/%s: %s", PL_PIN_ROOT,
+			      PL_MAP_FLOWS_GONE, strerror(-err));
+	x->interval = secs;
+	x->gone_since = pl_mono_ns();	/* flows that left before are not this exporter's */
+	return 0;
+}
+
+void pl_ipfix_locked(struct pl_ipfix *x, bool locked)
+{
+	x->locked = locked;
 }
 
 void pl_ipfix_close(struct pl_ipfix *x)
@@ -473,5 +630,6 @@ void pl_ipfix_close(struct pl_ipfix *x)
 		close(x->fd);
 	free(x->now);
 	free(x->prev);
+	free(x->counted);
 	free(x);
 }

@@ -26,6 +26,19 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 int pl_ipfix_export(struct pl_ipfix *x, bool templates, size_t *records, char *why,
 		    size_t whylen);
 void pl_ipfix_close(struct pl_ipfix *x);
+/*
+ * pl_ipfix_export() takes the change lock (shared) while it reads, so no
+ * stats --reset or detach removes flows meanwhile: with @locked the caller
+ * holds it already (a flock of another descriptor would wait on itself).
+ */
+void pl_ipfix_locked(struct pl_ipfix *x, bool locked);
+/*
+ * Rounds every @secs seconds, which also read the flows that left their
+ * tables since the last round (stats --reset, detach: loader/gone.c) and
+ * send what they gained: from now on removals log them (an exporter
+ * without this sends what the tables hold alone). 0, or -errno with @why.
+ */
+int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whylen);
 
 /*
  * pl_ipfix_export() in steps, for flows read elsewhere: begin a round (the

@@ -37,11 +37,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/array.h>
 #include <pktlens/why.h>
 
 #include "batch.h"
 #include "features.h"
 #include "loader.h"
+#include "../cli/util.h"
 #include "xdp_multi.h"
 #include "pktlens_xdp.skel.h"
 #include "pktlens_xdp_notail.skel.h"
@@ -91,7 +93,17 @@ struct carry {
 	bool copied;
 	__u64 pkts[PL_SLOT_MAX], bytes[PL_SLOT_MAX];	/* carried over */
 	__u64 flows_lost[PL_SLOT_MAX];			/* flows that did not fit */
+	struct pl_flow *fl;	/* the old flows as copied (packets 0: did not fit), by key */
+	size_t n;
+	struct pl_flow *left, *more, *moved;	/* for the IPFIX exporter, once attached: log_carry() */
+	size_t nleft, nmore, nmoved;
 };
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct pl_flow *)a)->key, &((const struct pl_flow *)b)->key,
+		      sizeof(struct pl_flow_key));
+}
 
 struct attach {
 	const struct pl_attach_opts *o;
@@ -269,8 +281,58 @@ static int copy_flows(const struct pl_state *old, int new_fd, __u32 ifindex, str
 	}
 	free(keys);
 	free(vals);
-	free(fl);
+	pl_qsort(fl, n, sizeof(*fl), key_cmp);
+	c->fl = fl;
+	c->n = n;
 	return 0;
+}
+
+/*
+ * For the IPFIX exporter (loader/gone.c), what the copy did not carry: a
+ * flow that did not fit leaves with its last counts; one that fit lives on
+ * in the new table, less what its old one took after the copy.
+ * Logged once the attach is done (an attach undone leaves the old flows).
+ */
+static void log_carry(struct attach *a, const struct pl_flow *fl, size_t n)
+{
+	struct carry *cy = &a->carry;
+
+	cy->left = calloc(n ? n : 1, sizeof(*cy->left));
+	cy->more = calloc(n ? n : 1, sizeof(*cy->more));
+	cy->moved = calloc(cy->n ? cy->n : 1, sizeof(*cy->moved));
+	if (!cy->left || !cy->more || !cy->moved)
+		return;
+	if (a->old.meta.ifindex != (__u32)a->li.ifindex) {
+		/*
+		 * The interface was made again: the old keys leave with their
+		 * last counts, the copies under the new index start from what
+		 * was copied, which the exporter has counted (under the old keys)
+		 */
+		memcpy(cy->left, fl, n * sizeof(*fl));
+		cy->nleft = n;
+		for (size_t i = 0; i < cy->n; i++) {
+			if (!cy->fl[i].val.packets)
+				continue;
+			cy->moved[cy->nmoved] = cy->fl[i];
+			cy->moved[cy->nmoved].key.ifindex = (__u32)a->li.ifindex;
+			cy->moved[cy->nmoved++].val.pad[0] = PL_GONE_COUNTED;
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_flow *c = pl_bsearch(&fl[i], cy->fl, cy->n, sizeof(*c), key_cmp);
+		struct pl_flow *m = &cy->more[cy->nmore];
+
+		if (!c || !c->val.packets) {
+			cy->left[cy->nleft++] = fl[i];
+		} else if (fl[i].val.packets > c->val.packets) {
+			*m = fl[i];
+			m->val.packets -= c->val.packets;
+			m->val.bytes -= c->val.bytes < m->val.bytes ? c->val.bytes : m->val.bytes;
+			m->val.pad[0] = PL_GONE_LIVES_ON;
+			cy->nmore++;
+		}
+	}
 }
 
 /*
@@ -298,6 +360,7 @@ static int account_carry(struct attach *a, struct pl_stats base[PL_SLOT_MAX])
 		pk[sl] += fl[i].val.packets;
 		by[sl] += fl[i].val.bytes;
 	}
+	log_carry(a, fl, n);
 	free(fl);
 	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
 		__u64 lost_pk = pk[sl] > a->carry.pkts[sl] ? pk[sl] - a->carry.pkts[sl] : 0;
@@ -1422,6 +1485,15 @@ out:
 	/* over a --tcp-passive attachment without it: the namespace's TCP maps, if now unused */
 	else if (a.have_old && a.old.meta.tcp_passive && !o->tcp_passive)
 		pl_tcp_release_ns(ns);
+	if (!err && (pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.left, a.carry.nleft) ||
+		     pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.more, a.carry.nmore) ||
+		     pl_gone_log(a.old.meta.netns_ino, &a.old.meta, a.carry.moved, a.carry.nmoved)))
+		pl_warn("attach: %s: some flows' last counts were not kept for the IPFIX exporter",
+			ifname);
+	free(a.carry.fl);
+	free(a.carry.left);
+	free(a.carry.more);
+	free(a.carry.moved);
 	for (int i = 0; i < 3; i++)
 		if (a.link_fd[i] >= 0)
 			close(a.link_fd[i]);
@@ -1438,6 +1510,8 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
 	struct pl_netns here = { 0, 0 };
+	struct pl_state st;
+	bool opened;
 	int err;
 
 	/*
@@ -1475,7 +1549,25 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 		if (err)
 			return err;
 	}
+	/*
+	 * The flows leave with the maps: their last counts go to the log the
+	 * IPFIX exporter reads (loader/gone.c), read once the pins are gone
+	 * (the hooks with them), from the maps held open meanwhile. A deleted
+	 * namespace's were set aside by the exporter already.
+	 */
+	opened = !att->ns_gone && pl_state_open(att->dir, &st) == 0;
 	err = pl_pin_dir_remove(att->dir);
+	if (opened) {
+		struct pl_flow *fl = NULL;
+		size_t nf = 0;
+
+		if (!err && (pl_state_flows(&st, &fl, &nf) ||
+			     pl_gone_log(att->netns, &st.meta, fl, nf)))
+			pl_warn("detach: %s: some flows' last counts were not kept for the IPFIX "
+				"exporter", att->ifname);
+		free(fl);
+		pl_state_close(&st);
+	}
 	/* a deleted namespace's too (detach --stale): no live attachment there uses them */
 	if (!err && att->meta_ok && att->meta.tcp_passive)
 		pl_tcp_release_ns(att->netns);

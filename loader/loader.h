@@ -804,6 +804,42 @@ int pl_state_flow_live(const struct pl_state *st, size_t *n);
 typedef int (*pl_walk_fn)(const void *key, const void *vals, int ncpu, void *ctx);
 int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, void *ctx);
 
+/*
+ * The flows that left a flow table (loader/gone.c): stats --reset and
+ * detach append each removed flow's last reading (as pl_state_flows()
+ * showed it) to one log pinned at PL_PIN_ROOT/PL_MAP_FLOWS_GONE, under the
+ * change lock, so the IPFIX exporter can send what a flow gained between
+ * its last export and its removal. Only while an exporter reads it: each
+ * says so every round (pl_gone_reader()); a removal drops what is older
+ * than two rounds and a minute of every exporter still reading, and keeps
+ * nothing once none is. At most PL_GONE_MAX flows: the oldest go first.
+ */
+#define PL_MAP_FLOWS_GONE "flows_gone"
+#define PL_GONE_MAX 262144
+/* in pl_flow_val.pad[0] of a logged flow: it lives on, these counts are its last delta */
+#define PL_GONE_LIVES_ON 1
+/* ...: a flow copied under another key, its counts those the exporter has counted under the old */
+#define PL_GONE_COUNTED 2
+struct pl_gone_key {
+	__u64 id;		/* CLOCK_MONOTONIC ns of the removal; 0: a reader's entry */
+	__u64 netns;		/* the attachment's (struct pl_attachment.netns); a reader's pid */
+	struct pl_flow_key key;
+};
+struct pl_gone {
+	struct pl_gone_key key;
+	struct pl_flow_val val;	/* a reader's: packets its interval in ns, last_ns its last read */
+};
+/*
+ * Log @n flows removed from an attachment in @netns (@m: its meta, for the
+ * exporter's one observation point per direction; NULL: all). Call with the
+ * change lock held, after the removal. 0, or -errno (some not logged).
+ */
+int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *fl, size_t n);
+/* Every entry of the log, readers' too, unsorted. 0 (none: *n 0), or -errno. */
+int pl_gone_read(struct pl_gone **out, size_t *n);
+/* An exporter of every @interval_s seconds reads the log now (creating it): 0 or -errno. */
+int pl_gone_reader(uint32_t interval_s);
+
 /* Merge per-CPU flow values (used by state.c and tests). */
 void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d);
 /*

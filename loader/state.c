@@ -18,6 +18,7 @@
 
 #include "batch.h"
 #include "loader.h"
+#include "../cli/util.h"
 
 #define BATCH 4096
 
@@ -762,13 +763,59 @@ static void sums_add(struct flow_sums *s, const struct pl_flow_key *k, const str
 	s->bytes[sl] += sign * (__s64)v->bytes;
 }
 
+struct removed {
+	struct flow_sums gone;	/* per stats slot */
+	struct flow_vec fv;	/* per flow, summed over CPUs */
+};
+
 static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
 {
 	const struct pl_flow_val *v = vals;
+	struct removed *r = ctx;
+	struct pl_flow_val sum = {};
 
-	for (int c = 0; c < ncpu; c++)
-		sums_add(ctx, key, &v[c], 1);
-	return 0;
+	for (int c = 0; c < ncpu; c++) {
+		sums_add(&r->gone, key, &v[c], 1);
+		pl_flow_val_merge(&sum, &v[c]);
+	}
+	return vec_push(&r->fv, key, &sum);
+}
+
+/*
+ * The flows a reset took away, as readers showed them just before: the
+ * table's entries it deleted with the cached deltas, less the old base.
+ * Logged for the IPFIX exporter (loader/gone.c).
+ */
+static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct cache_set *cs,
+			__u64 *first)
+{
+	size_t kept = 0;
+
+	/* the cached flows' own first packets, not the reset's time their base takes */
+	for (size_t i = 0; first && i < cs->fv.n; i++) {
+		__u64 t = cs->fv.v[i].val.first_ns;
+
+		cs->fv.v[i].val.first_ns = first[i];
+		first[i] = t;
+	}
+
+	for (size_t i = 0; i < fv->n; i++) {
+		cache_merge(cs, &fv->v[i]);
+		if (since_reset(st, &fv->v[i]))
+			fv->v[kept++] = fv->v[i];
+	}
+	fv->n = kept;
+	for (size_t i = 0; i < cs->fv.n; i++) {
+		struct pl_flow f = cs->fv.v[i];
+
+		if (!cs->seen[i] && since_reset(st, &f) && vec_push(fv, &f.key, &f.val))
+			break;
+	}
+	if (!first || pl_gone_log(st->meta.netns_ino, &st->meta, fv->v, fv->n))
+		pl_warn("%s: some flows' last counts were not kept for the IPFIX exporter",
+			st->dir);
+	for (size_t i = 0; first && i < cs->fv.n; i++)
+		cs->fv.v[i].val.first_ns = first[i];
 }
 
 /*
@@ -781,7 +828,9 @@ static int removed_cb(const void *key, const void *vals, int ncpu, void *ctx)
 static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLOT_MAX])
 {
 	struct pl_stats base[PL_SLOT_MAX];
-	struct flow_sums gone = {};	/* flow records the reset takes away, as shown before */
+	struct removed r = {};		/* flow records the reset takes away, as shown before */
+	struct flow_sums *gone = &r.gone;
+	__u64 *first = NULL;		/* the cached flows' first packets (log_removed()) */
 	struct cache_set cs = {};
 	struct timespec now;
 	int err;
@@ -799,8 +848,11 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	if (err)
 		return err;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	first = calloc(cs.fv.n ? cs.fv.n : 1, sizeof(*first));
 	for (size_t i = 0; i < cs.fv.n; i++) {
-		sums_add(&gone, &cs.fv.v[i].key, &cs.fv.v[i].val, 1);
+		sums_add(gone, &cs.fv.v[i].key, &cs.fv.v[i].val, 1);
+		if (first)
+			first[i] = cs.fv.v[i].val.first_ns;
 		cs.fv.v[i].val.first_ns = (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
 	}
 	/*
@@ -809,11 +861,11 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	 * table size); flows that arrive behind the walk stay
 	 */
 	err = batch_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
-			 true, true, removed_cb, &gone);
+			 true, true, removed_cb, &r);
 	if (err)
 		goto out;
 	for (size_t i = 0; i < st->nfbase; i++)	/* what the old base hid was not shown */
-		sums_add(&gone, &st->fbase[i].key, &st->fbase[i].val, -1);
+		sums_add(gone, &st->fbase[i].key, &st->fbase[i].val, -1);
 	/*
 	 * 4. Flow records the reset took away of packets counted after the
 	 * reading are no longer in any flow: count them as not recorded in
@@ -826,8 +878,8 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 
 		for (int v = 0; v < PL_VERDICT_MAX; v++)
 			pk += p->pkts[v], by += p->bytes[v];
-		extra_pk = gone.pkts[sl] - (__s64)(pk - p->flow_lost_pkts);
-		extra_by = gone.bytes[sl] - (__s64)(by - p->flow_lost_bytes);
+		extra_pk = gone->pkts[sl] - (__s64)(pk - p->flow_lost_pkts);
+		extra_by = gone->bytes[sl] - (__s64)(by - p->flow_lost_bytes);
 		if (extra_pk > 0)
 			base[sl].flow_lost_pkts -= (__u64)extra_pk;
 		if (extra_by > 0)
@@ -836,6 +888,8 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	err = st->dir[0] ? pl_state_base_pin(st->dir, base, cs.fv.v, cs.fv.n) : 0;
 	if (err)
 		goto out;
+	if (st->dir[0])		/* before the old base goes: it is what readers subtracted */
+		log_removed(st, &r.fv, &cs, first);
 	memcpy(st->base, base, sizeof(base));
 	pl_qsort(cs.fv.v, cs.fv.n, sizeof(*cs.fv.v), flow_key_cmp);
 	free(st->fbase);
@@ -843,6 +897,8 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	st->nfbase = cs.fv.n;
 	cs.fv.v = NULL;
 out:
+	free(first);
+	free(r.fv.v);
 	cache_set_free(&cs);
 	return err;
 }

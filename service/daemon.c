@@ -200,6 +200,9 @@ static int ipfix_start(struct daemon *d, const char *collector, uint32_t interva
 		dlog(d, LOG_ERR, "ipfix: collector '%s': %s", collector, why);
 		return err;
 	}
+	if (pl_ipfix_interval(d->ipfix, interval, why, sizeof(why)))
+		dlog(d, LOG_WARNING, "ipfix: %s: the flows removed between exports (stats --reset, "
+		     "detach) are not sent", why);
 	d->ipfix_to = strdup(collector);
 	d->ipfix_iv = interval;
 	d->ipfix_dom = domain;
@@ -479,8 +482,11 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 	for (size_t i = 0; remove_why && i < p.n; i++)
 		if (p.s[i]->kind == PL_STEP_REMOVE)
 			p.s[i]->why = remove_why;
-	if (c == d->c && d->ipfix && unread_removes(&p))
+	if (c == d->c && d->ipfix && unread_removes(&p)) {
+		pl_ipfix_locked(d->ipfix, true);	/* ours, held */
 		ipfix_round(d);
+		pl_ipfix_locked(d->ipfix, false);
+	}
 	pl_plan_run(&p, c, &d->ns, c == d->c && exporting(d) ? PL_RUN_KEEP_GONE : 0, on_step, d);
 	close(lock);
 	if (done_plan)

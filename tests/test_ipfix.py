@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, count_afresh, free_port, pktlens
+from lab import PKTLENS, count_afresh, free_port, pktlens, pktlens_json
 
 
 def nfdump_records(out):
@@ -36,7 +36,7 @@ def nfdump_records(out):
 
 
 @contextlib.contextmanager
-def to_nfcapd(lab, *args):
+def to_nfcapd(lab, *args, interval=1):
     """nfcapd on a free port and `export ipfix --interval 1 ARGS` sending to it; yields
     nfcapd's directory. The body sends; at its end the exporter gets SIGTERM and must exit 0
     (its last export sent), then nfcapd stops and writes its file."""
@@ -46,7 +46,8 @@ def to_nfcapd(lab, *args):
     nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}",
-                            "--interval", "1", *args], stderr=subprocess.PIPE, text=True)
+                            "--interval", str(interval), *args], stderr=subprocess.PIPE,
+                           text=True)
     try:
         yield out
         exp.send_signal(signal.SIGTERM)
@@ -165,3 +166,148 @@ def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1313]
     assert sum(r["in_packets"] for r in mine) == 25, recs
     assert sum(r["in_bytes"] for r in mine) == 25 * (len(v4) - 14)
+
+
+@pytest.mark.parametrize("hooks", [("--xdp", "native", "--tc", "none"), ("--xdp", "none"),
+                                   # one observation point: XDP's, tc ingress's left out
+                                   pytest.param(("--xdp", "native"), marks=pytest.mark.variant)],
+                         ids=["xdp", "tc", "xdp+tc"])
+@pytest.mark.parametrize("removal", ["reset", "detach",
+                                     # nothing leaves: the flows are kept, or copied
+                                     pytest.param("force", marks=pytest.mark.variant),
+                                     pytest.param("force-resize", marks=pytest.mark.variant)])
+def test_a_flow_that_leaves_between_exports_loses_nothing(lab, hooks, removal):
+    """Flows that leave the table between two exports (`stats --reset` empties it, `detach`
+    takes it away) still send what they gained since the last export: nfdump's totals over
+    all records equal what was sent, IPv4 and IPv6. Exports every 3 s: 10 + 5 frames go out
+    after the exporter starts and before its first export, so that export sends them; then 7
+    + 4 more, removed at once (their only trace at the next export is the log of removed
+    flows; before it they were lost); then 3 + 2 into the fresh table, or the new attachment.
+    `attach --force` (the same table size: the maps kept; another: the flows copied) loses
+    nothing either. The last export comes at SIGTERM."""
+    from scapy.all import IP, IPv6, UDP, Ether, Raw
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1414, dport=2525) / Raw(b"g" * 90)
+    v6 = e / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=3636, dport=4747) / Raw(b"h" * 40)
+    with to_nfcapd(lab, interval=3) as out:
+        time.sleep(1)
+        assert lab.send([v4] * 10 + [v6] * 5) == 15
+        time.sleep(3)               # the first export: 10 + 5
+        assert lab.send([v4] * 7 + [v6] * 4) == 11
+        if removal.startswith("force"):
+            pktlens("attach", "vb", "--force", *hooks,
+                    *(["--flows", "64"] if removal == "force-resize" else []), ns=lab.b)
+        else:
+            count_afresh(lab, "reset" if removal == "reset" else "reattach", *hooks)
+        assert lab.send([v4] * 3 + [v6] * 2) == 5
+        time.sleep(0.5)
+    recs = nfdump_records(out)
+    v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1414]
+    v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("src_port") == 3636]
+    assert sum(r["in_packets"] for r in v4r) == 20, recs
+    assert sum(r["in_bytes"] for r in v4r) == 20 * (len(v4) - 14)
+    assert sum(r["in_packets"] for r in v6r) == 11, recs
+    assert sum(r["in_bytes"] for r in v6r) == 11 * (len(v6) - 14)
+
+
+def test_flows_that_do_not_fit_a_smaller_table_are_exported(lab):
+    """`attach --force --flows 16` over 40 IPv4 and 8 IPv6 flows: the 32 that do not fit
+    leave the table, and what they gained since the last export still reaches the
+    collector (nfdump's totals equal what was sent; they were lost); the 16 that fit go on
+    counting."""
+    from scapy.all import IP, IPv6, UDP, Ether, Raw
+    hooks = ("--xdp", "native", "--tc", "none")
+    pktlens("attach", "vb", *hooks, "--flows", "1024", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = [e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=5000 + i, dport=6000) /
+          Raw(b"s" * 30) for i in range(40)]
+    v6 = [e / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=7000 + i, dport=8000) /
+          Raw(b"t" * 30) for i in range(8)]
+    with to_nfcapd(lab, interval=60) as out:     # one export: at SIGTERM
+        assert lab.send((v4 + v6) * 3) == 144
+        r = pktlens_json("attach", "vb", "--force", "--flows", "16", *hooks, ns=lab.b)
+        assert r["flows_dropped"] >= 32, r
+    recs = nfdump_records(out)
+    v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("dst_port") == 6000]
+    v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("dst_port") == 8000]
+    assert sum(r["in_packets"] for r in v4r) == 120, recs
+    assert sum(r["in_bytes"] for r in v4r) == 120 * (len(v4[0]) - 14)
+    assert sum(r["in_packets"] for r in v6r) == 24, recs
+    assert sum(r["in_bytes"] for r in v6r) == 24 * (len(v6[0]) - 14)
+
+
+@pytest.mark.parametrize("how", ["reset", "force"])
+def test_flows_leaving_under_traffic_lose_nothing(lab, how):
+    """trafgen streams 300 flows (IPv4 and IPv6, UDP and TCP) while `stats --reset` empties the
+    table, or `attach --force` moves it into another size, again and again under an exporter
+    of every second: nfdump's totals over those flows equal what trafgen sent, packets and
+    IP bytes (--force: what the attachment counted; the frames that cross between the old
+    hooks coming off and the new ones going on are counted nowhere). The copy of --force
+    misses what the old table takes after it: that goes out as a delta of the flow, which
+    lives on (before, those packets were lost)."""
+    from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
+    from test_hostile_counters import Trafgen, hooks as by_hook, settled
+    hooks = ("--xdp", "native", "--tc", "none")
+    pktlens("attach", "vb", *hooks, "--flows", "1024", ns=lab.b)
+    # destinations no other test uses: the exporter sends every namespace's flows
+    e = Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb"))
+    frames = [bytes(e / (IPv6(src=f"2001:db8::{i + 1:x}", dst="2001:db8:171::1") if i % 4 == 3
+                         else IP(src=f"198.18.{i >> 8}.{i & 255}", dst="198.19.171.1")) /
+                    (UDP if i % 3 else TCP)(sport=1024 + i, dport=53) / Raw(b"p" * (i * 11 % 1300)))
+              for i in range(300)]
+    num = 400_000
+    with to_nfcapd(lab) as out:
+        tg = Trafgen(lab, frames, num, rate=100_000)   # 4 s
+        time.sleep(0.3)
+        for i in range(4):
+            if how == "reset":
+                pktlens("stats", "vb", "--reset", ns=lab.b)
+            else:
+                pktlens("attach", "vb", "--force", "--flows", ["4096", "2048"][i % 2], *hooks,
+                        ns=lab.b)
+            time.sleep(0.2)
+        running = tg.running()
+        tg.wait()
+        counted = by_hook(settled(lab))[("xdp", "in")]["packets"]
+        time.sleep(1.5)
+    assert running, "trafgen ended before the removals: send more"
+    recs = nfdump_records(out)
+    mine = [r for r in recs if r.get("dst4_addr") == "198.19.171.1" or
+            r.get("dst6_addr") == "2001:db8:171::1"]
+    if how == "reset":      # trafgen's count, every byte
+        assert sum(r["in_packets"] for r in mine) == num
+        assert sum(r["in_bytes"] for r in mine) == sum(len(frames[k % len(frames)]) - 14
+                                                     for k in range(num))
+    else:                   # what crossed while no hook was on (old off, new not yet) aside
+        assert counted > num * 0.9
+        assert sum(r["in_packets"] for r in mine) == counted
+
+
+def test_force_onto_an_interface_made_again_counts_once(lab):
+    """vb deleted and made again (another ifindex), then `attach --force`: the old flows are
+    copied under the new index. The collector still gets each packet once: the old keys
+    leave with their last counts, the new ones start from what was copied."""
+    from scapy.all import IP, UDP, Ether, Raw
+    from lab import sh
+    hooks = ("--xdp", "native", "--tc", "none")
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1515, dport=2626) / Raw(b"i" * 70)
+    with to_nfcapd(lab, interval=2) as out:
+        time.sleep(0.5)
+        assert lab.send([v4] * 10) == 10
+        time.sleep(2.5)                 # exported
+        assert lab.send([v4] * 4) == 4
+        sh("ip", "-n", lab.a, "link", "del", "va")
+        sh("ip", "-n", lab.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
+           lab.b)
+        sh("ip", "-n", lab.a, "link", "set", "va", "up")
+        sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+        pktlens("attach", "vb", "--force", *hooks, ns=lab.b)
+        assert lab.send([v4] * 3) == 3
+        time.sleep(0.5)
+    recs = nfdump_records(out)
+    mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1515]
+    assert sum(r["in_packets"] for r in mine) == 17, recs
+    assert sum(r["in_bytes"] for r in mine) == 17 * (len(v4) - 14)

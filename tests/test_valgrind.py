@@ -19,12 +19,13 @@ so pktlens zeroes the buffers those commands fill.
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 
 import pytest
 
-from lab import PKTLENS, PYTHON, ROOT, SENDRAW, pktlens, pktlens_json, slot
+from lab import PKTLENS, PYTHON, ROOT, SENDRAW, free_port, pktlens, pktlens_json, slot
 
 SUPP = ROOT / "tests" / "valgrind.supp"
 CAPTURES = str(ROOT.parent / "shared" / "captures")
@@ -193,3 +194,32 @@ def test_xdp_clsact(lab, tmp_path):
     assert slot(doc, "xdp", "in")["packets"] == 3
     vg(tmp_path, "detach", "vb", ns=ns)
     assert attachments(ns) == []
+
+
+def test_ipfix_and_removals(lab, tmp_path):
+    """export ipfix reading the log of removed flows while stats --reset, attach --force into
+    another size and detach write it (all under memcheck)."""
+    ns = lab.b
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=ns)
+    log = os.path.join(str(tmp_path), "vg-export.log")
+    exp = subprocess.Popen(VALGRIND + [f"--log-file={log}", PKTLENS, "export", "ipfix",
+                                       "--collector", f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
+                                       "--interval", "1", "--duration", "12"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)       # memcheck starts slowly
+        assert lab.send(udp(7)) == 7
+        vg(tmp_path, "stats", "vb", "--reset", ns=ns)
+        assert lab.send(udp(5, sport=1001)) == 5
+        vg(tmp_path, "attach", "vb", "--force", "--flows", "64", "--xdp", "native", "--tc", "none",
+           ns=ns, timeout=180)
+        assert lab.send(udp(3, sport=1002)) == 3
+        vg(tmp_path, "detach", "vb", ns=ns)
+        out, err = exp.communicate(timeout=120)
+    finally:
+        if exp.poll() is None:
+            exp.kill()
+    with open(log) as f:
+        report = f.read()
+    assert "ERROR SUMMARY: 0 errors" in report, f"export ipfix: memcheck:\n{report}\n{err}"
+    assert exp.returncode == 0, err

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The flows that left a flow table (stats --reset, detach), kept for the
+ * IPFIX exporter: a flow removed between two exports had gained packets
+ * since the first, which the second could no longer read. Whoever removes
+ * flows appends each one's last reading here, under the change lock;
+ * exporters read the log under the same lock (shared) and send what each
+ * removed flow gained since their previous export.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <pktlens/array.h>
+#include <pktlens/clock.h>
+
+#include "loader.h"
+
+static int gone_open(bool create)
+{
+	char path[256];
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE);
+	fd = bpf_obj_get(path);
+	if (fd >= 0 || !create || errno != ENOENT)
+		return fd >= 0 ? fd : -errno;
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pl_flows_gone", sizeof(struct pl_gone_key),
+			    sizeof(struct pl_flow_val), PL_GONE_MAX, &o);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_pin(fd, path)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+struct gone_vec {
+	struct pl_gone *v;
+	size_t n, cap;
+};
+
+static int read_cb(const void *key, const void *vals, int ncpu, void *ctx)
+{
+	struct gone_vec *g = ctx;
+
+	(void)ncpu;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 256;
+		struct pl_gone *p = realloc(g->v, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		g->v = p;
+		g->cap = cap;
+	}
+	memcpy(&g->v[g->n].key, key, sizeof(g->v[g->n].key));
+	memcpy(&g->v[g->n].val, vals, sizeof(g->v[g->n].val));
+	g->n++;
+	return 0;
+}
+
+int pl_gone_read(struct pl_gone **out, size_t *n)
+{
+	struct gone_vec g = {};
+	int fd = gone_open(false), err;
+
+	*out = NULL;
+	*n = 0;
+	if (fd == -ENOENT)
+		return 0;	/* nothing ever left */
+	if (fd < 0)
+		return fd;
+	err = pl_map_walk(fd, sizeof(struct pl_gone_key), sizeof(struct pl_flow_val), false,
+			  read_cb, &g);
+	close(fd);
+	if (err) {
+		free(g.v);
+		return err;
+	}
+	*out = g.v;
+	*n = g.n;
+	return 0;
+}
+
+static bool is_reader(const struct pl_gone_key *k)
+{
+	return !k->id;
+}
+
+/* A reader's entry is stale once it missed two of its rounds and a minute. */
+static __u64 reader_keep(const struct pl_flow_val *v)
+{
+	return 2 * v->packets + 60000000000ULL;
+}
+
+int pl_gone_reader(uint32_t interval_s)
+{
+	struct pl_gone_key k = { .netns = (__u64)getpid() };
+	struct pl_flow_val v = { .packets = (__u64)interval_s * 1000000000ULL };
+	char why[PL_WHY_LEN];
+	int fd, err;
+
+	err = pl_bpffs_ensure(why, sizeof(why));	/* the first attach may come later */
+	if (err)
+		return err;
+	fd = gone_open(true);
+	if (fd < 0)
+		return fd;
+	v.last_ns = pl_mono_ns();
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	const struct pl_gone *x = a, *y = b;
+
+	return x->key.id < y->key.id ? -1 : x->key.id > y->key.id;
+}
+
+int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *fl, size_t n)
+{
+	struct pl_gone_key k = { .netns = netns };
+	struct pl_gone *g = NULL;
+	size_t ng = 0, flows = 0, lost = 0;
+	__u64 now = pl_mono_ns(), keep = 0;
+	int fd, err;
+
+	if (!n)
+		return 0;
+	fd = gone_open(false);
+	if (fd == -ENOENT)
+		return 0;	/* no exporter ever read it: nobody to keep them for */
+	if (fd < 0)
+		return fd;
+	err = pl_gone_read(&g, &ng);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	/* who reads it: exporters that are alive keep what is as old as their rounds */
+	for (size_t i = 0; i < ng; i++) {
+		if (!is_reader(&g[i].key))
+			continue;
+		if (now - g[i].val.last_ns > reader_keep(&g[i].val))
+			bpf_map_delete_elem(fd, &g[i].key);
+		else if (reader_keep(&g[i].val) > keep)
+			keep = reader_keep(&g[i].val);
+	}
+	pl_qsort(g, ng, sizeof(*g), id_cmp);
+	for (size_t i = 0; i < ng; i++)
+		if (!is_reader(&g[i].key))
+			flows++;
+	/* older than any reader's round, or the oldest where there is no room */
+	for (size_t i = 0; i < ng; i++) {
+		if (is_reader(&g[i].key))
+			continue;
+		if (now - g[i].key.id <= keep && flows + n <= PL_GONE_MAX)
+			break;
+		bpf_map_delete_elem(fd, &g[i].key);
+		flows--;
+	}
+	free(g);
+	k.id = now;
+	for (size_t i = 0; keep && i < n; i++) {
+		const struct pl_flow_key *f = &fl[i].key;
+
+		if (!fl[i].val.packets || (f->l3proto != 0x0800 && f->l3proto != 0x86dd))
+			continue;	/* the exporter sends IP flows */
+		/* its one observation point per direction: XDP's, where tc ingress counts too */
+		if (m && m->xdp_mode != PL_XDP_NONE && f->dir == PL_DIR_IN && f->hook == PL_HOOK_TC)
+			continue;
+		k.key = *f;
+		if (bpf_map_update_elem(fd, &k, &fl[i].val, BPF_NOEXIST)) {
+			err = -errno;
+			lost++;
+		}
+	}
+	close(fd);
+	return lost ? err : 0;
+}
