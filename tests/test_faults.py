@@ -690,7 +690,9 @@ def ctr_entries(lab):
     return len(json.loads(out))
 
 
-@pytest.mark.parametrize("xdp,op", [("none", "load"), ("none", "add"), ("none", "del"),
+@pytest.mark.parametrize("xdp,op", [("none", "load"),
+                                    pytest.param("none", "add", marks=pytest.mark.variant),
+                                    pytest.param("none", "del", marks=pytest.mark.variant),
                                     ("skb", "load"),
                                     pytest.param("skb", "add", marks=pytest.mark.variant),
                                     pytest.param("skb", "del", marks=pytest.mark.variant)])
