@@ -77,6 +77,8 @@ int pl_pin_name_ifname(char *buf, size_t len, const char *name);
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
 int pl_pin_open(const char *dir, const char *name);
+/* Pin @fd as @dir/@name in one step for readers: under a temporary name, then renamed over. */
+int pl_pin_replace(int fd, const char *dir, const char *name);
 /*
  * bpf_map_get_next_key(@fd, NULL, @key): the first key of a map, for walks
  * that go on with bpf_map_get_next_key(); 0 or -errno (-ENOENT: empty).

@@ -559,24 +559,6 @@ static void unpin(const struct pl_policy *p, const char *name)
 	unlink(path);
 }
 
-/* Pin @fd at @name, in one step over what is there. */
-static int pin_over(const struct pl_policy *p, int fd, const char *name)
-{
-	char path[sizeof(p->dir) + 32], tmp[sizeof(p->dir) + 40];
-	int err = 0;
-
-	pin_path(path, sizeof(path), p, name);
-	snprintf(tmp, sizeof(tmp), "%s_tmp", path);
-	unlink(tmp);	/* left by a commit killed right here */
-	if (bpf_obj_pin(fd, tmp))
-		return -errno;
-	if (rename(tmp, path)) {
-		err = -errno;
-		unlink(tmp);
-	}
-	return err;
-}
-
 /* A fresh, unpinned record like @like (of @max rules at least) holding @rules */
 static int record_new(int like, __u32 max, const struct pl_rule *rules, size_t n)
 {
@@ -1290,8 +1272,8 @@ int pl_policy_settle(struct pl_policy *p, char *why, size_t whylen)
 	for (int i = 0; i < 2 && !err; i++)
 		err = forget(p, now, nnow, o[i], no[i]);
 	/* exprs first: a reader meanwhile reads from the journal what it reads after */
-	err = err ?: pin_over(p, p->fd[PL_MID_POLICY_EXPRS], PL_MAP_POLICY_EXPRS);
-	err = err ?: pin_over(p, p->fd[PL_MID_POLICY_RULES], PL_MAP_POLICY_RULES);
+	err = err ?: pl_pin_replace(p->fd[PL_MID_POLICY_EXPRS], p->dir, PL_MAP_POLICY_EXPRS);
+	err = err ?: pl_pin_replace(p->fd[PL_MID_POLICY_RULES], p->dir, PL_MAP_POLICY_RULES);
 	if (!err) {
 		unpin(p, PL_POLICY_NEXT);
 		unpin(p, PL_POLICY_RULES_NEXT);

@@ -30,6 +30,23 @@ int pl_pin_open(const char *dir, const char *name)
 	return bpf_obj_get(path);
 }
 
+int pl_pin_replace(int fd, const char *dir, const char *name)
+{
+	char tmp[1024], path[1024];
+	int err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/" PL_PIN_TMP_PREFIX "%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(tmp);	/* left by a change that was killed */
+	if (bpf_obj_pin(fd, tmp))
+		return -errno;
+	if (rename(tmp, path)) {
+		err = -errno;
+		unlink(tmp);
+	}
+	return err;
+}
+
 void pl_state_close(struct pl_state *st)
 {
 	int *fds[] = { &st->stats_fd, &st->flows_fd, &st->cache_fd, &st->meta_fd };
@@ -694,24 +711,6 @@ static int read_bases(struct pl_state *st, const char *dir)
 	return 0;
 }
 
-/* Pin @fd as @dir/@name in one step for readers: under a temporary name, then renamed. */
-static int pin_replace(int fd, const char *dir, const char *name)
-{
-	char tmp[1024], path[1024];
-	int err = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s/" PL_PIN_TMP_PREFIX "%s", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(tmp);	/* left by a reset that was killed */
-	if (bpf_obj_pin(fd, tmp))
-		return -errno;
-	if (rename(tmp, path)) {
-		err = -errno;
-		unlink(tmp);
-	}
-	return err;
-}
-
 int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
 		      const struct pl_flow *fbase, size_t nfbase)
 {
@@ -727,7 +726,7 @@ int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
 		for (size_t i = 0; i < nfbase && !err; i++)
 			if (bpf_map_update_elem(fd, &fbase[i].key, &fbase[i].val, BPF_NOEXIST))
 				err = -errno;
-		err = err ?: pin_replace(fd, dir, PL_MAP_FLOWS_BASE);
+		err = err ?: pl_pin_replace(fd, dir, PL_MAP_FLOWS_BASE);
 		close(fd);
 	} else {
 		snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_FLOWS_BASE);
@@ -743,7 +742,7 @@ int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
 	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++)
 		if (bpf_map_update_elem(fd, &slot, &base[slot], BPF_ANY))
 			err = -errno;
-	err = err ?: pin_replace(fd, dir, PL_MAP_STATS_BASE);
+	err = err ?: pl_pin_replace(fd, dir, PL_MAP_STATS_BASE);
 	close(fd);
 	return err;
 }
