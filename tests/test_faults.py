@@ -690,6 +690,20 @@ def ctr_entries(lab):
     return len(json.loads(out))
 
 
+def killed_policy_lab(lab, tmp_path, xdp):
+    """vb attached (XDP @xdp, tc in and out) and reachable from va; two rule files, each
+    dropping UDP to one port both ways: port 9 (base) and 10 (new)."""
+    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    lab.static_neighbours()
+    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
+    base = tmp_path / "base"
+    base.write_text("--proto udp --dport 9 --drop\n--out --proto udp --dport 9 --drop\n")
+    new = tmp_path / "new"
+    new.write_text("--proto udp --dport 10 --drop\n--out --proto udp --dport 10 --drop\n")
+    return base, new
+
+
 @pytest.mark.parametrize("xdp,op", [("none", "load"),
                                     pytest.param("none", "add", marks=pytest.mark.variant),
                                     pytest.param("none", "del", marks=pytest.mark.variant),
@@ -702,14 +716,7 @@ def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):
     rules the kernel judges by (what the receiving side's UDP counters see
     dropped), each counting exactly the packets it dropped; the next change
     removes the journal and leaves one counter per rule."""
-    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
-    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
-    lab.static_neighbours()
-    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
-    base = tmp_path / "base"
-    base.write_text("--proto udp --dport 9 --drop\n--out --proto udp --dport 9 --drop\n")
-    new = tmp_path / "new"
-    new.write_text("--proto udp --dport 10 --drop\n--out --proto udp --dport 10 --drop\n")
+    base, new = killed_policy_lab(lab, tmp_path, xdp)
     args = {"load": ["policy", "load", "vb", str(new)],
             "add": ["policy", "add", "vb", "--out", "--proto", "udp", "--dport", "10", "--drop"],
             "del": ["policy", "del", "vb", "1"]}[op]
@@ -763,14 +770,7 @@ def test_reattach_after_a_killed_policy_change_keeps_what_runs(lab, tmp_path, xd
     """attach --force after a `policy load` killed between its swap and its
     record: the new attachment judges by the rules that ran, with their
     counts, lists exactly those and leaves one counter per rule."""
-    sh("ip", "-n", lab.a, "addr", "add", "198.18.0.1/24", "dev", "va")
-    sh("ip", "-n", lab.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
-    lab.static_neighbours()
-    pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
-    base = tmp_path / "base"
-    base.write_text("--proto udp --dport 9 --drop\n--out --proto udp --dport 9 --drop\n")
-    new = tmp_path / "new"
-    new.write_text("--proto udp --dport 10 --drop\n--out --proto udp --dport 10 --drop\n")
+    base, new = killed_policy_lab(lab, tmp_path, xdp)
     pktlens("policy", "load", "vb", str(base), ns=lab.b)
     counted = {i: r["packets"] for i, r in listed_rules(lab.b).items()}
     check_rules_run_as_listed(lab, counted)
