@@ -21,7 +21,8 @@
 # Environment: VM_ACCEL=kvm|tcg (default: kvm when /dev/kvm opens and the CPU
 # shows vmx or svm, else tcg), VM_CPU (TCG's CPU model, max), VM_MEM (2G,
 # with its unit), VM_SMP (2), VM_APPEND (kernel arguments, default quiet),
-# VM_BOOT_TIMEOUT (120 s to reach the guest init), VM_QEMU=PATH (another
+# VM_BOOT_TIMEOUT (120 s to reach the guest init), VM_BOOT_TRIES (2: a guest
+# that never reached its init ran nothing and is booted again), VM_QEMU=PATH (another
 # qemu-system-x86_64), VM_VERBOSE=1 (the serial console to stderr too).
 # Files: .output/vm/LABEL/ (console.log, the initramfs, the output share out/).
 set -euo pipefail
@@ -126,22 +127,33 @@ trap 'echo "pktlens: vmtest: $name: interrupted" >&2; exit 130' INT TERM
 
 # virtiofsd for the host's root: a read-only bind of / (without the mounts
 # on top of it: no /proc, /sys, /dev, /run of the host) made in a mount
-# namespace of its own, so the host's mount table is untouched
-unshare -m --propagation private sh -c '
-	mount --bind / "$1" && mount -o remount,bind,ro "$1" &&
-	exec "$2" --socket-path="$3" -o source="$1" -o cache=always -o no_posix_lock' \
-	vm-root "$work/hostroot" "$VIRTIOFSD" "$work/root.sock" > "$work/virtiofsd-root.log" 2>&1 &
-pids+=($!)
-"$VIRTIOFSD" --socket-path="$work/out.sock" -o source="$work/out" -o cache=none \
-	> "$work/virtiofsd-out.log" 2>&1 &
-pids+=($!)
-for sock in root out; do
-	for _ in $(seq 100); do
-		[ -S "$work/$sock.sock" ] && break
-		sleep 0.05
+# namespace of its own, so the host's mount table is untouched; and one for
+# the job's files. Each serves one guest: started again for each boot.
+fs_pids=()
+start_fs() {
+	for p in "${fs_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
 	done
-	[ -S "$work/$sock.sock" ] || { cat "$work/virtiofsd-$sock.log" >&2; die "virtiofsd for $sock did not start"; }
-done
+	fs_pids=()
+	rm -f "$work/root.sock" "$work/out.sock"
+	unshare -m --propagation private sh -c '
+		mount --bind / "$1" && mount -o remount,bind,ro "$1" &&
+		exec "$2" --socket-path="$3" -o source="$1" -o cache=always -o no_posix_lock' \
+		vm-root "$work/hostroot" "$VIRTIOFSD" "$work/root.sock" > "$work/virtiofsd-root.log" 2>&1 &
+	fs_pids+=($!)
+	"$VIRTIOFSD" --socket-path="$work/out.sock" -o source="$work/out" -o cache=none \
+		> "$work/virtiofsd-out.log" 2>&1 &
+	fs_pids+=($!)
+	pids+=("${fs_pids[@]}")
+	for sock in root out; do
+		for _ in $(seq 100); do
+			[ -S "$work/$sock.sock" ] && break
+			sleep 0.05
+		done
+		[ -S "$work/$sock.sock" ] || { cat "$work/virtiofsd-$sock.log" >&2; die "virtiofsd for $sock did not start"; }
+	done
+}
 
 # KVM needs /dev/kvm and a CPU with virtualization extensions: some VMs
 # offer a /dev/kvm whose guests never get past the kernel's setup code
@@ -162,40 +174,55 @@ mem=${VM_MEM:-2G}
 [[ $mem =~ ^[1-9][0-9]*[MG]$ ]] || die "VM_MEM=$mem: a size in M or G (2G)"
 
 start=$(date +%s.%N)
-# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check
-# can miss its ticks and panic ("IO-APIC + timer doesn't work!") before init
-# qemu gets the command's time, plus time to boot and power off
-timeout -s KILL $((timeout + 180)) "${qemu[@]}" -name "pktlens-$label" \
-	-nodefaults -no-user-config -nographic -no-reboot -monitor none \
-	"${cpu[@]}" -smp "${VM_SMP:-2}" -m "$mem" \
-	-object "memory-backend-memfd,id=mem,size=$mem,share=on" -machine memory-backend=mem \
-	-kernel "$kdir/vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-	-append "console=ttyS0 rdinit=/init panic=-1 no_timer_check ${VM_APPEND-quiet} pktlens.init=$repo/scripts/vm-init.sh" \
-	-chardev "file,id=con,path=$work/console.log" -serial chardev:con \
-	-chardev "socket,id=root,path=$work/root.sock" -device vhost-user-fs-pci,chardev=root,tag=root \
-	-chardev "socket,id=out,path=$work/out.sock" -device vhost-user-fs-pci,chardev=out,tag=out \
-	-nic none > "$work/qemu.log" 2>&1 &
-vm=$!
-pids+=("$vm")
-tail -n +1 -s 0.2 -F --pid=$vm "$work/out/stdout" 2>/dev/null &
-tails=($!)
-tail -n +1 -s 0.2 -F --pid=$vm "$work/out/stderr" >&2 2>/dev/null &
-tails+=($!)
-if [ "${VM_VERBOSE:-0}" = 1 ]; then
-	tail -n +1 -s 0.2 -F --pid=$vm "$work/console.log" >&2 2>/dev/null &
+# A guest that never reached its init ran nothing: boot it again, up to
+# VM_BOOT_TRIES times in all (qemu's TCG has crashed at boot, once in a few
+# hundred boots on a busy host: "iotlb_to_section: Assertion ... failed").
+tries=${VM_BOOT_TRIES:-2}
+[[ $tries =~ ^[1-9][0-9]*$ ]] || die "VM_BOOT_TRIES=$tries: a number of boots, 1 or more"
+for try in $(seq "$tries"); do
+	start_fs
+	# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check
+	# can miss its ticks and panic ("IO-APIC + timer doesn't work!") before init
+	# qemu gets the command's time, plus time to boot and power off
+	timeout -s KILL $((timeout + 180)) "${qemu[@]}" -name "pktlens-$label" \
+		-nodefaults -no-user-config -nographic -no-reboot -monitor none \
+		"${cpu[@]}" -smp "${VM_SMP:-2}" -m "$mem" \
+		-object "memory-backend-memfd,id=mem,size=$mem,share=on" -machine memory-backend=mem \
+		-kernel "$kdir/vmlinuz" -initrd "$work/initramfs.cpio.gz" \
+		-append "console=ttyS0 rdinit=/init panic=-1 no_timer_check ${VM_APPEND-quiet} pktlens.init=$repo/scripts/vm-init.sh" \
+		-chardev "file,id=con,path=$work/console.log" -serial chardev:con \
+		-chardev "socket,id=root,path=$work/root.sock" -device vhost-user-fs-pci,chardev=root,tag=root \
+		-chardev "socket,id=out,path=$work/out.sock" -device vhost-user-fs-pci,chardev=out,tag=out \
+		-nic none > "$work/qemu.log" 2>&1 &
+	vm=$!
+	pids+=("$vm")
+	tail -n +1 -s 0.2 -F --pid=$vm "$work/out/stdout" 2>/dev/null &
+	tails=($!)
+	tail -n +1 -s 0.2 -F --pid=$vm "$work/out/stderr" >&2 2>/dev/null &
 	tails+=($!)
-fi
-# a guest that has not reached its init in VM_BOOT_TIMEOUT seconds will not
-booted=1
-for _ in $(seq $((${VM_BOOT_TIMEOUT:-120} * 5))); do
-	[ -e "$work/out/booted" ] && break
-	kill -0 $vm 2>/dev/null || break
-	sleep 0.2
+	if [ "${VM_VERBOSE:-0}" = 1 ]; then
+		tail -n +1 -s 0.2 -F --pid=$vm "$work/console.log" >&2 2>/dev/null &
+		tails+=($!)
+	fi
+	# a guest that has not reached its init in VM_BOOT_TIMEOUT seconds will not
+	booted=1
+	for _ in $(seq $((${VM_BOOT_TIMEOUT:-120} * 5))); do
+		[ -e "$work/out/booted" ] && break
+		kill -0 $vm 2>/dev/null || break
+		sleep 0.2
+	done
+	if [ ! -e "$work/out/booted" ] && kill -0 $vm 2>/dev/null; then
+		booted=0
+		kill $vm
+	fi
+	[ -e "$work/out/booted" ] || [ "$try" = "$tries" ] && break
+	wait $vm 2>/dev/null || true
+	wait "${tails[@]}" 2>/dev/null || true
+	echo "pktlens: vmtest: $name: the VM did not reach its init (boot $try of $tries:" \
+		"$( (tail -n 1 "$work/qemu.log"; tail -n 1 "$work/console.log") 2>/dev/null |
+		tr -d '\033' | tr -s '\n' ' ' | cut -c1-160)), booting again" >&2
+	mv "$work/console.log" "$work/console.$try.log" 2>/dev/null || true
 done
-if [ ! -e "$work/out/booted" ] && kill -0 $vm 2>/dev/null; then
-	booted=0
-	kill $vm
-fi
 qrc=0
 wait $vm 2>/dev/null || qrc=$?
 wait "${tails[@]}" 2>/dev/null || true
