@@ -168,14 +168,20 @@ def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
     assert sum(r["in_bytes"] for r in mine) == 25 * (len(v4) - 14)
 
 
-@pytest.mark.parametrize("hooks", [("--xdp", "native", "--tc", "none"), ("--xdp", "none"),
-                                   # one observation point: XDP's, tc ingress's left out
-                                   pytest.param(("--xdp", "native"), marks=pytest.mark.variant)],
-                         ids=["xdp", "tc", "xdp+tc"])
-@pytest.mark.parametrize("removal", ["reset", "detach",
-                                     # nothing leaves: the flows are kept, or copied
-                                     pytest.param("force", marks=pytest.mark.variant),
-                                     pytest.param("force-resize", marks=pytest.mark.variant)])
+XDP, TC, XDP_TC = ("--xdp", "native", "--tc", "none"), ("--xdp", "none"), ("--xdp", "native")
+
+
+# each removal on the hooks that matter to it (xdp+tc: one observation point, XDP's, with tc
+# ingress's flows left out; force: nothing leaves, the flows are kept; force-resize: copied)
+@pytest.mark.parametrize("removal,hooks", [
+    ("reset", XDP), ("reset", TC), ("detach", XDP), ("detach", TC),
+    pytest.param("reset", XDP_TC, marks=pytest.mark.variant),
+    pytest.param("detach", XDP_TC, marks=pytest.mark.variant),
+    pytest.param("force", XDP, marks=pytest.mark.variant),
+    pytest.param("force-resize", TC, marks=pytest.mark.variant),
+    pytest.param("force-resize", XDP_TC, marks=pytest.mark.variant)],
+    ids=["reset-xdp", "reset-tc", "detach-xdp", "detach-tc", "reset-xdp+tc", "detach-xdp+tc",
+         "force-xdp", "force-resize-tc", "force-resize-xdp+tc"])
 def test_a_flow_that_leaves_between_exports_loses_nothing(lab, hooks, removal):
     """Flows that leave the table between two exports (`stats --reset` empties it, `detach`
     takes it away) still send what they gained since the last export: nfdump's totals over

@@ -691,9 +691,10 @@ def test_export_ipfix_and_prometheus(lab):
     assert any(ln.startswith("pktlens_tcp_passive_retrans_segments_total{") and ln.endswith(" 1")
                for ln in mine)
     assert any(ln.startswith("pktlens_tcp_passive_rtt_seconds_count{") for ln in mine)
-    # the bucket bounds are the log2 slots' edges exactly (a rounded "4.1943" would hold
-    # samples up to 4.194303 s above its le)
+    # the bucket bounds are exactly the largest whole-microsecond sample of each log2 slot
+    # (slot k holds [2^k, 2^(k+1)) us; `le` is inclusive; a rounded "4.1943" would leave out
+    # samples up to 4.194303 s)
     les = [ln.split('le="')[1].split('"')[0] for ln in mine
            if ln.startswith("pktlens_tcp_passive_rtt_seconds_bucket{")]
-    assert les == [f"{2 ** (k + 1) / 1e6:.10g}" for k in range(25)] + ["+Inf"], les
-    assert les[20] == "2.097152" and les[24] == "33.554432", les
+    assert les == [f"{(2 ** (k + 1) - 1) / 1e6:.10g}" for k in range(25)] + ["+Inf"], les
+    assert les[20] == "2.097151" and les[24] == "33.554431", les
