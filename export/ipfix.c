@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -540,29 +538,10 @@ static int add_gones(struct pl_ipfix *x)
 	return 0;
 }
 
-/*
- * The change lock, shared: no stats --reset or detach removes flows while a
- * round reads the log of removed flows and the tables. A pktlens that holds
- * it for long (an attach loading many programs) delays the round by up to
- * 5 s; after that the round goes on without it.
- */
-static int read_lock(void)
-{
-	int fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	for (int waited = 0; fd >= 0 && flock(fd, LOCK_SH | LOCK_NB); waited += 10) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= 5000) {
-			close(fd);
-			return -1;
-		}
-		usleep(10000);
-	}
-	return fd;
-}
-
 int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)
 {
 	struct pl_attachment *a = NULL;
+	char lwhy[PL_WHY_LEN];	/* without the lock the round goes on: not said */
 	size_t n = 0;
 	int lock, err = pl_attachments(0, &a, &n);
 
@@ -571,7 +550,13 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
 	why[0] = '\0';
 	pl_ipfix_begin(x, tpl);
-	lock = x->locked ? -1 : read_lock();
+	/*
+	 * The change lock, shared: no stats --reset or detach removes flows while
+	 * this round reads the log of removed flows and the tables. A pktlens that
+	 * holds it for long (an attach loading many programs) delays the round by
+	 * up to 5 s; after that the round goes on without it.
+	 */
+	lock = x->locked ? -1 : pl_change_lock_shared(5000, lwhy, sizeof(lwhy));
 	err = add_gones(x);
 	if (err)
 		pl_why(why, whylen, err, "cannot read %s/%s: %s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE,

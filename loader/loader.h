@@ -51,6 +51,8 @@ int pl_bpffs_ensure(char *why, size_t whylen);
  * killed pktlens never leaves it held) or -errno with @why set.
  */
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen);
+/* The same lock shared, for readers that no change may cut across (the IPFIX exporter). */
+int pl_change_lock_shared(unsigned wait_ms, char *why, size_t whylen);
 /* Inode of the current network namespace. */
 int pl_netns_ino(uint64_t *ino);
 /*

@@ -59,7 +59,8 @@ int pl_bpffs_ensure(char *why, size_t whylen)
 	return err ? pl_why(why, whylen, err, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err)) : 0;
 }
 
-int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
+/* The change lock as flock() @op (LOCK_EX, LOCK_SH) takes it, waiting up to @wait_ms */
+static int change_lock(int op, unsigned wait_ms, char *why, size_t whylen)
 {
 	unsigned waited = 0;
 	int fd, err;
@@ -70,7 +71,7 @@ int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
 	fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return pl_why(why, whylen, -errno, "cannot open %s: %s", PL_PIN_ROOT, strerror(errno));
-	while (flock(fd, LOCK_EX | LOCK_NB)) {
+	while (flock(fd, op | LOCK_NB)) {
 		err = -errno;
 		if (err != -EWOULDBLOCK && err != -EINTR) {
 			close(fd);
@@ -87,6 +88,16 @@ int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
 		waited += 10;
 	}
 	return fd;
+}
+
+int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)
+{
+	return change_lock(LOCK_EX, wait_ms, why, whylen);
+}
+
+int pl_change_lock_shared(unsigned wait_ms, char *why, size_t whylen)
+{
+	return change_lock(LOCK_SH, wait_ms, why, whylen);
 }
 
 int pl_netns_ino(uint64_t *ino)
