@@ -150,16 +150,13 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 	/* who reads it: exporters that are alive keep what is as old as their rounds */
 	for (size_t i = 0; i < ng; i++) {
 		if (!is_reader(&g[i].key))
-			continue;
-		if (now - g[i].val.last_ns > reader_keep(&g[i].val))
+			flows++;
+		else if (now - g[i].val.last_ns > reader_keep(&g[i].val))
 			bpf_map_delete_elem(fd, &g[i].key);
 		else if (reader_keep(&g[i].val) > keep)
 			keep = reader_keep(&g[i].val);
 	}
 	pl_qsort(g, ng, sizeof(*g), id_cmp);
-	for (size_t i = 0; i < ng; i++)
-		if (!is_reader(&g[i].key))
-			flows++;
 	/* older than any reader's round, or the oldest where there is no room */
 	for (size_t i = 0; i < ng; i++) {
 		if (is_reader(&g[i].key))
