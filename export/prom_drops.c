@@ -4,8 +4,11 @@
  * namespace, device (skb->dev when freed) and reason, XDP exceptions by
  * action and XDP redirect errors by errno. The probes of one namespace
  * count all its drops: a namespace with several attachments that have them
- * is written once, from the first.
+ * is written once, each series the largest of their counts (the oldest
+ * probe's), so attaching another one (whose counts start at 0) does not make
+ * a counter go back.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +43,43 @@ static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *na
 		}
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(&((const struct pl_drop_row *)a)->k, &((const struct pl_drop_row *)b)->k,
+		      sizeof(struct pl_drop_key));
+}
+
+/*
+ * Another probe's rows of the same namespace (@r, merged) into @ns: per key
+ * the larger count. Both count the same drops, the older one since earlier.
+ */
+static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
+{
+	struct pl_drop_row *all = realloc(ns->r, (ns->n + n + 1) * sizeof(*all));
+	size_t out = 0;
+
+	if (!all)
+		return false;
+	memcpy(all + ns->n, r, n * sizeof(*r));
+	n += ns->n;
+	qsort(all, n, sizeof(*all), cmp_key);
+	for (size_t i = 0; i < n; i++) {
+		if (out && !cmp_key(&all[out - 1], &all[i])) {
+			struct pl_drop_val *v = &all[out - 1].v;
+
+			if (all[i].v.packets > v->packets)
+				v->packets = all[i].v.packets;
+			if (all[i].v.bytes > v->bytes)
+				v->bytes = all[i].v.bytes;
+			continue;
+		}
+		all[out++] = all[i];
+	}
+	ns->r = all;
+	ns->n = out;
+	return true;
+}
+
 void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 {
 	struct ns_rows *ns = calloc(n ? n : 1, sizeof(*ns));
@@ -56,8 +96,6 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 			continue;
 		for (k = 0; k < nns && strcmp(ns[k].a->ns, a[i].ns); k++)
 			;
-		if (k < nns)
-			continue;	/* that namespace's drops are written already */
 		fd = pl_pin_open(a[i].dir, PL_MAP_DROP_STATS);
 		if (fd < 0)
 			continue;
@@ -73,7 +111,13 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 				r[j].k.l3 = 0;
 				r[j].k.l4 = 0;
 			}
-			ns[nns++] = (struct ns_rows){ &a[i], r, pl_drops_merge(r, nr) };
+			nr = pl_drops_merge(r, nr);
+			if (k == nns) {
+				ns[nns++] = (struct ns_rows){ &a[i], r, nr };
+			} else {
+				merge_max(&ns[k], r, nr);	/* no memory: the first's counts */
+				free(r);
+			}
 		}
 		close(fd);
 	}
