@@ -49,6 +49,12 @@ static struct group norm(const struct pl_drop_row *r, enum by by)
 {
 	struct group g = { .packets = r->v.packets, .bytes = r->v.bytes };
 
+	/* a rule id is one interface's: rules of two interfaces stay apart */
+	if ((by == BY_REASON || by == BY_LOCATION) && r->k.kind == PL_DROP_POLICY) {
+		g.k.netns = r->k.netns;
+		g.k.ifindex = r->k.ifindex;
+		memcpy(g.k.dev, r->k.dev, sizeof(g.k.dev));
+	}
 	switch (by) {
 	case BY_REASON:
 		g.k.kind = r->k.kind;
@@ -191,6 +197,28 @@ static struct pl_flow_key flow_key(const struct pl_drop_flow_key *f)
 	return k;
 }
 
+/* A pktlens rule's interface (its id is that interface's). */
+static void json_rule_dev(struct jw *w, const struct group *g)
+{
+	if (g->k.kind == PL_DROP_POLICY) {
+		jw_u64_field(w, "netns", g->k.netns);
+		jw_name_field(w, "device", g->k.dev);
+	}
+}
+
+/* The reason column of text: "pktlens rule N (DEV)" for a rule, whose id is DEV's. */
+static const char *text_reason(const struct group *g, char *buf, size_t len)
+{
+	char r[64];
+	const char *name = pl_drop_reason_name(g->k.kind, g->k.reason, r, sizeof(r));
+
+	if (g->k.kind == PL_DROP_POLICY)
+		snprintf(buf, len, "%s (%s)", name, PL_NAME(g->k.dev));
+	else
+		snprintf(buf, len, "%s", name);
+	return buf;
+}
+
 static void json_group(struct jw *w, const struct group *g, enum by by)
 {
 	char b1[64], b2[64];
@@ -200,6 +228,7 @@ static void json_group(struct jw *w, const struct group *g, enum by by)
 	case BY_REASON:
 		jw_str_field(w, "kind", kind_name(g->k.kind));
 		jw_str_field(w, "reason", pl_drop_reason_name(g->k.kind, g->k.reason, b1, sizeof(b1)));
+		json_rule_dev(w, g);
 		break;
 	case BY_DEV:
 		jw_u64_field(w, "netns", g->k.netns);
@@ -217,6 +246,7 @@ static void json_group(struct jw *w, const struct group *g, enum by by)
 		else
 			jw_str_field(w, "reason", pl_drop_reason_name(g->k.kind, g->k.reason, b1,
 								      sizeof(b1)));
+		json_rule_dev(w, g);
 		break;
 	case BY_FLOW: {
 		struct pl_flow_key k = flow_key(&g->f);
@@ -252,12 +282,11 @@ static void text_head(enum by by)
 
 static void text_group(const struct group *g, enum by by)
 {
-	char b1[64], b2[64], s[64], d[64];
+	char b1[128], b2[64], s[64], d[64];
 
 	switch (by) {
 	case BY_REASON:
-		printf("%-8s %-40s", kind_name(g->k.kind),
-		       pl_drop_reason_name(g->k.kind, g->k.reason, b1, sizeof(b1)));
+		printf("%-8s %-40s", kind_name(g->k.kind), text_reason(g, b1, sizeof(b1)));
 		break;
 	case BY_DEV:
 		printf("%-12llu %-42s", (unsigned long long)g->k.netns,
@@ -274,7 +303,7 @@ static void text_group(const struct group *g, enum by by)
 	case BY_LOCATION:
 		printf("%-8s %-40s", kind_name(g->k.kind),
 		       g->k.kind == PL_DROP_KFREE ? pl_drop_location(g->k.location, b1, sizeof(b1)) :
-		       pl_drop_reason_name(g->k.kind, g->k.reason, b1, sizeof(b1)));
+		       text_reason(g, b1, sizeof(b1)));
 		break;
 	case BY_FLOW: {
 		struct pl_flow_key k = flow_key(&g->f);

@@ -202,10 +202,20 @@ def test_pktlens_rule_beside_the_kernels(dlab):
     out = pktlens("-j", "policy", "add", "vb", "--in", "--proto", "udp", "--dport", "4444", "--drop",
                   ns=dlab.b).stdout
     rule = json.loads(out)["id"]
+    # another interface's rule of the same id is another rule: a row of its own
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in", ns=dlab.b)
+    out = pktlens("-j", "policy", "add", "lo", "--in", "--proto", "udp", "--dport", "4444", "--drop",
+                  ns=dlab.b).stdout
+    assert json.loads(out)["id"] == rule
     tr = Drops(ns=dlab.b)
     dlab.send(udp(dlab, 8, 4444) + udp(dlab, 3, 9))
+    sh("nsenter", f"--net=/run/netns/{dlab.b}", PYTHON, "-c",
+       "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+       "for i in range(2): s.sendto(b'x', ('127.0.0.1', 4444))\n")
     doc = tr.stop()[-1]
-    assert by_reason(doc, f"pktlens rule {rule}", kind="pktlens") == 8
+    rows = {(d["device"], d["netns"]): d["packets"] for d in doc["drops"]
+            if d["kind"] == "pktlens" and d["reason"] == f"pktlens rule {rule}"}
+    assert rows == {("vb", netns_ino(dlab.b)): 8, ("lo", netns_ino(dlab.b)): 2}
     assert by_reason(doc, "NO_SOCKET") == 3
 
 
