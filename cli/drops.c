@@ -197,6 +197,15 @@ static struct pl_flow_key flow_key(const struct pl_drop_flow_key *f)
 	return k;
 }
 
+/* ICMP's type and code (in sport, dport) also named as flows -j and sample -j name them. */
+static void json_icmp(struct jw *w, const struct pl_drop_flow_key *f)
+{
+	if (f->l4 == 1 || f->l4 == 58) {
+		jw_u64_field(w, "icmp_type", f->sport);
+		jw_u64_field(w, "icmp_code", f->dport);
+	}
+}
+
 /* A pktlens rule's interface (its id is that interface's). */
 static void json_rule_dev(struct jw *w, const struct group *g)
 {
@@ -258,6 +267,7 @@ static void json_group(struct jw *w, const struct group *g, enum by by)
 		jw_u64_field(w, "sport", g->f.sport);
 		jw_str_field(w, "dst", pl_fmt_addr(g->f.daddr, a, sizeof(a)));
 		jw_u64_field(w, "dport", g->f.dport);
+		json_icmp(w, &g->f);
 		jw_str_field(w, "reason", pl_drop_reason_name(g->kind, g->reason, b2, sizeof(b2)));
 		break;
 	}
@@ -477,6 +487,7 @@ static int on_event(void *ctx, const struct pl_drop_event *e)
 			jw_u64_field(&w, "sport", f.sport);
 			jw_str_field(&w, "dst", pl_fmt_addr(f.daddr, a, sizeof(a)));
 			jw_u64_field(&w, "dport", f.dport);
+			json_icmp(&w, &f);
 		}
 		for (__u32 i = 0; i < e->caplen && i < PL_DROP_SNAP; i++)
 			snprintf(hex + 2 * i, 3, "%02x", e->data[i]);

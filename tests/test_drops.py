@@ -87,10 +87,17 @@ def test_udp_no_socket_equals_udp_noports(dlab):
 
 def test_flow_shows_the_exact_5tuple(dlab):
     needs_reasons()
+    from scapy.all import ICMP, IP, Ether
+
     tr = Drops("--by", "flow", ns=dlab.b)     # a name in /run/netns
-    dlab.send(udp(dlab, 5, 9, sport=41234) + udp(dlab, 3, 7, sport=41235))
+    bad_icmp = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb")) / \
+        IP(src="198.18.0.1", dst="198.18.0.2") / ICMP(type=13, code=0, chksum=0x1234)
+    dlab.send(udp(dlab, 5, 9, sport=41234) + udp(dlab, 3, 7, sport=41235) + [bad_icmp] * 2)
     doc = tr.stop()[-1]
     flows = {(d["proto"], d["src"], d["sport"], d["dst"], d["dport"]): d for d in doc["drops"]}
+    # ICMP: its type and code named as flows -j names them
+    icmp = [d for d in doc["drops"] if d["proto"] == "icmp"]
+    assert [(d["icmp_type"], d["icmp_code"], d["packets"]) for d in icmp] == [(13, 0, 2)]
     a = flows[("udp", "198.18.0.1", 41234, "198.18.0.2", 9)]
     b = flows[("udp", "198.18.0.1", 41235, "198.18.0.2", 7)]
     assert (a["packets"], b["packets"]) == (5, 3)
