@@ -299,14 +299,14 @@ static void text_group(const struct group *g, enum by by)
 		printf("%-8s %-40s", kind_name(g->k.kind), text_reason(g, b1, sizeof(b1)));
 		break;
 	case BY_DEV:
-		printf("%-12llu %-42s", (unsigned long long)g->k.netns,
+		printf("%-12llu %-43s", (unsigned long long)g->k.netns,
 		       g->k.dev[0] ? PL_NAME(g->k.dev) : "-");
 		break;
 	case BY_PROTO:
 	{
 		const char *l4 = pl_drop_l4_name(g->k.l3, g->k.l4, b2, sizeof(b2));
 
-		printf("%-8s %-38s", g->k.l3 ? pl_fmt_l3(g->k.l3, b1, sizeof(b1)) : "-",
+		printf("%-8s %-39s", g->k.l3 ? pl_fmt_l3(g->k.l3, b1, sizeof(b1)) : "-",
 		       l4[0] ? l4 : "-");
 		break;
 	}

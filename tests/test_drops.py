@@ -203,6 +203,23 @@ def test_dev_is_of_the_current_namespace(dlab):
     assert doc["packets"] == 4
 
 
+@pytest.mark.parametrize("by", ["dev", pytest.param("proto", marks=pytest.mark.variant)])
+def test_text_columns_line_up(dlab, by):
+    """Text: each row's packet and byte counts end where their headings end."""
+    p = start_probes([PKTLENS, "-n", dlab.b, "drops", "vb", "--by", by], "pl_drop_")
+    dlab.send(udp(dlab, 3, 9, dst_mac="02:00:00:00:00:96"))
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=30)[0].splitlines()
+    head = [i for i, line in enumerate(out) if "PACKETS" in line][0]
+    ends = [out[head].index("PACKETS") + 7, out[head].index("BYTES") + 5]
+    rows = out[head + 1:]
+    assert rows and all(line.rstrip() for line in rows)
+    for line in rows:
+        pk, by_ = line.split()[-2:]
+        assert [line.rindex(" " + pk + " ") + 1 + len(pk), len(line.rstrip())] == ends, line
+
+
 def test_pktlens_rule_beside_the_kernels(dlab):
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=dlab.b)
