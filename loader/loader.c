@@ -132,6 +132,9 @@ struct attach {
 	bool refilter;		/* chains a filter (refilter()): tc's MAIN programs loaded now */
 	bool flows_reused;	/* --force, same table size: the flow maps carried over */
 	bool tcp_fresh;		/* --tcp-passive: new tcp_state/tcp_ts, for the namespace's pins */
+	bool old_touched;	/* the old hooks or probes are taken down: undo attaches it again */
+	__u32 old_prio;		/* the old XDP's place in the dispatcher, if it had one */
+	bool old_prio_ok;
 	unsigned int cache_bits;	/* flow cache slots per CPU, a shift (bpf/flow.h) */
 	uint64_t ns;
 	struct carry carry;
@@ -1265,6 +1268,37 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 	return 0;
 }
 
+static int restoring;	/* restore_old()'s pl_attach() is under way: none of its own */
+
+/* After a failed re-attach: attach the one it replaced again as @om says; said in @why. */
+static void restore_old(const struct pl_meta *om, bool prio_ok, __u32 prio, char *why,
+			size_t whylen)
+{
+	struct pl_attach_opts o = {
+		.ifname = om->ifname, .xdp_mode = om->xdp_mode, .tc_hooks = om->tc_hooks,
+		.tc_mech = om->tc_hooks ? (int)om->tc_mech : -1, .flows_max = om->flows_max,
+		.force = true, .reattach = true, .down_ok = true, .probes = om->probes,
+		.xdp_prio_set = prio_ok, .xdp_prio = prio, .tcp_passive = om->tcp_passive,
+		.tcp_ts_max = om->tcp_ts_max,
+	};
+	struct pl_attach_info info;
+	char rwhy[PL_WHY_LEN];
+	size_t n = strlen(why);
+	int err;
+
+	if (restoring)
+		return;
+	restoring = 1;
+	err = pl_attach(&o, &info, rwhy, sizeof(rwhy));
+	restoring = 0;
+	if (!err)
+		snprintf(why + n, whylen > n ? whylen - n : 0,
+			 "; the attachment it was to replace runs again as it was");
+	else
+		snprintf(why + n, whylen > n ? whylen - n : 0,
+			 "; attaching the one it was to replace again failed too: %s", rwhy);
+}
+
 int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char *why, size_t whylen)
 {
 	struct attach a = {
@@ -1348,6 +1382,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			    "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
 		info->reattached = true;
+	if (info->reattached && a.old.meta.xdp_mode != PL_XDP_NONE)
+		a.old_prio_ok = pl_xdp_disp_runs((int)a.old.meta.ifindex, a.old.meta.xdp_prog_id,
+						 &a.old_prio);
 	/* a re-attach keeps its place in the dispatcher unless told */
 	info->xdp_prio = o->xdp_prio_set ? o->xdp_prio : PL_XDP_PRIO_DEFAULT;
 	if (info->xdp_disp && !o->xdp_prio_set && info->reattached)
@@ -1400,7 +1437,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		if (!(o->probes & probe_sets[i].bit))
 			continue;
-		/* a re-attach's probes count on in the old ones' maps */
+		/* a re-attach's probes count on in the old ones' maps (whose links go) */
+		a.old_touched |= info->reattached && (a.old.meta.probes & probe_sets[i].bit);
 		err = probe_sets[i].pin(ns, a.tmp,
 					info->reattached && (a.old.meta.probes & probe_sets[i].bit) ?
 					a.old_dir : NULL, pwhy, sizeof(pwhy));
@@ -1413,8 +1451,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	}
 
 	/* The old hooks must go before the new ones attach: no double counting. */
-	if (info->reattached)
+	if (info->reattached) {
+		a.old_touched = true;
 		detach_old_hooks(&a);
+	}
 	if (info->xdp_mode != PL_XDP_NONE && (err = attach_xdp(&a)))
 		goto out;
 	for (int dir = 0; dir < 2; dir++)
@@ -1502,6 +1542,13 @@ out:
 	pktlens_xdp__destroy(a.xmain);
 	pktlens_xdp__destroy(a.xentry);
 	pktlens_xdp__destroy(a.xskel);
+	/*
+	 * A re-attach that failed once the old hooks (or probes) were down: the
+	 * old one, as it was, again over its maps (counters, flows, rules kept),
+	 * not left with nothing running.
+	 */
+	if (err && a.old_touched && !a.old_gone && !strcmp(a.old_dir, a.final) && err != -ENXIO)
+		restore_old(&a.old.meta, a.old_prio_ok, a.old_prio, why, whylen);
 	pl_state_close(&a.old);
 	return err;
 }

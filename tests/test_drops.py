@@ -402,6 +402,39 @@ def test_reattach_keeps_the_probe_counters(dlab, hooks):
     time.sleep(0.3)
     assert counted() == 2
 
+LO_NOPORT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[1])):
+    s.sendto(b"n", ("127.0.0.1", 9))
+"""
+
+
+def test_failed_reattach_leaves_the_old_one_running(dlab):
+    """attach --force that fails once the old hooks and probes are down (native XDP on lo,
+    which has none): the old attachment runs again as it was, its tc hook and drop probes
+    counting on from where they were (the kernel's NoPorts), not left with nothing attached."""
+    needs_reasons()
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    sh("nsenter", f"--net=/run/netns/{dlab.b}", PYTHON, "-c", LO_NOPORT, "3")
+    r = pktlens("attach", "lo", "--xdp", "native", "--tc", "in", "--probes", "drops", "--force",
+                ns=dlab.b, check=False)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "native" in r.stderr and "runs again as it was" in r.stderr, r.stderr
+    att = [a for a in attachments_in(dlab.b) if a["ifname"] == "lo"]
+    assert len(att) == 1 and att[0]["state"] == "attached" and att[0]["probes"] == ["drops"]
+    sh("nsenter", f"--net=/run/netns/{dlab.b}", PYTHON, "-c", LO_NOPORT, "2")
+    time.sleep(0.3)
+    st = pktlens_json("stats", "lo", ns=dlab.b)["interfaces"][0]
+    noports = snmp(dlab.b, "Udp", "NoPorts") - before
+    assert noports == 5
+    assert {d["reason"]: d["packets"] for d in st["kernel_drops"]}.get("NO_SOCKET") == noports
+    # each datagram and its ICMP port unreachable crossed lo's tc ingress once
+    assert [h["packets"] for h in st["hooks"] if (h["hook"], h["dir"]) == ("tc", "in")] == [10]
+    pktlens("detach", "lo", ns=dlab.b)
+
+
 SEND9 = """
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
