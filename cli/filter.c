@@ -404,7 +404,14 @@ static int set_or_clear(int argc, char **argv, bool set)
 	int err, ret;
 
 	if (set) {
-		expr = pl_join_args(argc, argv, 1);
+		/* "--" ends the options (getopt stops at DEV, so it comes after DEV here) */
+		int from = !strcmp(argv[1], "--") ? 2 : 1;
+
+		if (from >= argc) {
+			pl_err("%s: needs DEV and an expression", verb);
+			return PL_EXIT_USAGE;
+		}
+		expr = pl_join_args(argc, argv, from);
 		if (!expr) {
 			pl_err("%s: %s", verb, strerror(ENOMEM));
 			return PL_EXIT_FAIL;
