@@ -423,6 +423,8 @@ static int set_or_clear(int argc, char **argv, bool set)
 		ret = pl_lock_changes(verb);
 	if (!ret)
 		ret = pl_select(verb, argv[0], &a, &n);
+	if (!ret && set)	/* nothing would run it; clear may tidy up */
+		ret = pl_refuse_gone(verb, a);
 	if (ret)
 		goto out;
 	err = pl_chain_open(a->dir, &c);
