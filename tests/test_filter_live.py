@@ -160,11 +160,13 @@ def test_swaps_under_traffic_lose_no_packet(lab):
 
 def test_bad_expressions_keep_the_running_filter(lab):
     """... and "--" after DEV ends the options: an expression starting with '-' is taken whole
-    (not as "-- -ip[9]", which libpcap reads as a double negation)."""
+    (not as "-- -ip[9]", which libpcap reads as a double negation); its newlines and tabs are
+    kept as blanks, as policy rules keep them (they had split the lines set and stats print)."""
     running = "-ip[9] = 0xffffffef"        # -(17): IPv4 UDP
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
-    r = pktlens("filter", "set", "vb", "--", running, ns=lab.b)
+    r = pktlens("filter", "set", "vb", "--", "-ip[9]\n=\t0xffffffef", ns=lab.b)
     assert r.stdout == f"vb: filter '{running}' chained on xdp in\n"
+    assert f"\n  filter    '{running}'\n" in pktlens("stats", "vb", ns=lab.b).stdout
     for expr, msg in [("tcp port foo", "unknown port 'foo'"),
                       ("inbound", "not supported in-kernel"),
                       ("ip and and", "syntax error"),
