@@ -14,6 +14,40 @@ int pl_detached_error(const char *cmd, const char *ifname)
 	return PL_EXIT_FAIL;
 }
 
+static bool iface_gone(uint32_t ifindex)
+{
+	char name[IF_NAMESIZE];
+
+	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
+}
+
+/* As `list` says interface-gone: links holding no device, no such index, or the index reused */
+static bool attachment_iface_gone(const struct pl_attachment *a)
+{
+	struct pl_link_info li;
+	__u32 link_ifindex;
+
+	if (!a->meta_ok)
+		return false;
+	/* XDP and tcx links outlive their device, holding index 0 (moved: another namespace's) */
+	if (!pl_attachment_link_ifindex(a, &link_ifindex))
+		return !link_ifindex;
+	if (iface_gone(a->meta.ifindex))
+		return true;
+	/* clsact: another interface got the index (a rename keeps the programs running) */
+	return !pl_link_get(NULL, a->meta.ifindex, &li) && strcmp(li.ifname, a->ifname) &&
+	       !pl_meta_live(&a->meta);
+}
+
+int pl_refuse_gone(const char *cmd, const struct pl_attachment *a)
+{
+	if (!attachment_iface_gone(a))
+		return PL_EXIT_OK;
+	pl_err("%s: %s: the attached interface was deleted (its counters: pktlens stats %s; "
+	       "pktlens detach %s removes them)", cmd, a->ifname, a->ifname, a->ifname);
+	return PL_EXIT_USAGE;
+}
+
 /* The name @ifname's interface was attached as, before a rename: into @was; false if none */
 static bool attached_before_rename(const char *ifname, char *was, size_t len)
 {

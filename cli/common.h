@@ -20,5 +20,12 @@ int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_stat
 int pl_open_error(const char *cmd, const struct pl_attachment *a, int err);
 /* "CMD: IF: detached meanwhile": a view outlived its attachment. Returns PL_EXIT_FAIL. */
 int pl_detached_error(const char *cmd, const char *ifname);
+/*
+ * Whether @a's interface was deleted (its pins and counters stay until detach):
+ * then prints "CMD: IF: the attached interface was deleted (...)" and returns
+ * PL_EXIT_USAGE, for the commands that would change what runs on it; else 0.
+ * One moved to another namespace still runs its programs: not gone.
+ */
+int pl_refuse_gone(const char *cmd, const struct pl_attachment *a);
 
 #endif /* __PKTLENS_CLI_COMMON_H */

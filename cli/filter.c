@@ -404,7 +404,14 @@ static int set_or_clear(int argc, char **argv, bool set)
 	int err, ret;
 
 	if (set) {
-		expr = pl_join_args(argc, argv, 1);
+		/* "--" ends the options (getopt stops at DEV, so it comes after DEV here) */
+		int from = !strcmp(argv[1], "--") ? 2 : 1;
+
+		if (from >= argc) {
+			pl_err("%s: needs DEV and an expression", verb);
+			return PL_EXIT_USAGE;
+		}
+		expr = pl_join_args(argc, argv, from);
 		if (!expr) {
 			pl_err("%s: %s", verb, strerror(ENOMEM));
 			return PL_EXIT_FAIL;
@@ -416,6 +423,8 @@ static int set_or_clear(int argc, char **argv, bool set)
 		ret = pl_lock_changes(verb);
 	if (!ret)
 		ret = pl_select(verb, argv[0], &a, &n);
+	if (!ret && set)	/* nothing would run it; clear may tidy up */
+		ret = pl_refuse_gone(verb, a);
 	if (ret)
 		goto out;
 	err = pl_chain_open(a->dir, &c);

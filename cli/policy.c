@@ -51,8 +51,12 @@ struct target {
 	bool open;
 };
 
-/* @need: PL_NEED_PERFMON where the change loads rule-set programs */
-static int open_target(const char *verb, const char *ifname, unsigned need, struct target *t)
+/*
+ * @need: PL_NEED_PERFMON where the change loads rule-set programs; @live: the
+ * change adds rules, refused on an interface that is gone
+ */
+static int open_target(const char *verb, const char *ifname, unsigned need, bool live,
+		       struct target *t)
 {
 	size_t n;
 	int ret, err;
@@ -63,6 +67,9 @@ static int open_target(const char *verb, const char *ifname, unsigned need, stru
 		ret = pl_lock_changes(verb);
 	if (!ret)
 		ret = pl_select(verb, ifname, &t->a, &n);
+	/* rules added to an interface that is gone would judge nothing; del and flush tidy up */
+	if (!ret && live)
+		ret = pl_refuse_gone(verb, t->a);
 	if (ret)
 		return ret;
 	err = pl_policy_open(t->a->dir, &t->p);
@@ -133,7 +140,7 @@ static int do_add(void *cfg, int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	free(toks);
-	ret = open_target("policy add", argv[0], PL_NEED_PERFMON, &t);
+	ret = open_target("policy add", argv[0], PL_NEED_PERFMON, true, &t);
 	if (!ret)
 		ret = read_rules("policy add", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
@@ -216,7 +223,7 @@ static int do_del(void *cfg, int argc, char **argv)
 		pl_err("policy del: %s: '%s' is not a rule id", argv[0], argv[1]);
 		return PL_EXIT_USAGE;
 	}
-	ret = open_target("policy del", argv[0], PL_NEED_PERFMON, &t);
+	ret = open_target("policy del", argv[0], PL_NEED_PERFMON, false, &t);
 	if (!ret)
 		ret = read_rules("policy del", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
@@ -258,7 +265,7 @@ static int do_flush(void *cfg, int argc, char **argv)
 	int dirs = ((const struct flush_cfg *)cfg)->dirs, ret;
 
 	(void)argc;
-	ret = open_target("policy flush", argv[0], 0, &t);
+	ret = open_target("policy flush", argv[0], 0, false, &t);
 	if (!ret)
 		ret = read_rules("policy flush", &t, &rules, &n, &texts, &ntexts);
 	if (ret)
@@ -306,7 +313,7 @@ static int do_load(void *cfg, int argc, char **argv)
 		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
-	ret = open_target("policy load", argv[0], PL_NEED_PERFMON, &t);
+	ret = open_target("policy load", argv[0], PL_NEED_PERFMON, true, &t);
 	if (ret)
 		goto out;
 	if (pl_policy_rules(&t.p, &old, &nold)) {

@@ -179,6 +179,11 @@ char *pl_join_args(int argc, char **argv, int from)
 			strcat(s, " ");
 		strcat(s, argv[i]);
 	}
+	/* libpcap's blanks, as policy rules keep them: a newline would split the lines
+	 * `filter set`, `stats` and `sample` print the expression in */
+	for (char *c = s; c && *c; c++)
+		if (*c == '\n' || *c == '\r' || *c == '\t')
+			*c = ' ';
 	return s;
 }
 

@@ -85,7 +85,10 @@ void pl_catch_stop(bool hup);
 /* --duration SECS (1 s .. 366 days); on a bad value prints "CMD: --duration ..." and returns PL_EXIT_USAGE. */
 int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs);
 
-/* The words argv[from..argc) joined by spaces (like tcpdump's expression). NULL on ENOMEM. */
+/*
+ * The words argv[from..argc) joined by spaces (like tcpdump's expression), newlines,
+ * CRs and tabs in them made blanks (libpcap reads them so). NULL on ENOMEM.
+ */
 char *pl_join_args(int argc, char **argv, int from);
 
 /* getopt_long reset between commands */

@@ -343,6 +343,19 @@ static int file_rule(char *line, int lineno, void *ctx)
 	return add_rule(f->e, line, f->e->rules_file, lineno, 1) ? nomem(f->x) : 0;
 }
 
+
+/*
+ * A filter's newlines, CRs and tabs made blanks (libpcap reads them so; a YAML
+ * block scalar keeps them), as `filter set` and policy rules keep them: the
+ * expression shows on one line wherever it is printed.
+ */
+static void blanks(char *expr)
+{
+	for (char *c = expr; *c; c++)
+		if (*c == '\n' || *c == '\r' || *c == '\t')
+			*c = ' ';
+}
+
 static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 {
 	static const char *const xdp_words[] = { "auto", "native", "skb", "generic", "none", NULL };
@@ -421,6 +434,7 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		err = str_dup(x, v, key, &e->filter);
 		if (err)
 			return err;
+		blanks(e->filter);
 		if (!*e->filter || strlen(e->filter) >= PL_FILTER_EXPR_MAX)
 			return at(x, v, "filter: %s", *e->filter ? "longer than 2047 bytes" :
 				  "an empty expression (leave filter out for none)");
@@ -649,6 +663,7 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		err = str_dup(x, v, key, &t->filter);
 		if (err)
 			return err;
+		blanks(t->filter);
 		if (!*t->filter || strlen(t->filter) >= PL_FILTER_EXPR_MAX)
 			return at(x, v, "filter: %s", *t->filter ? "longer than 2047 bytes" :
 				  "an empty expression (leave filter out for every packet)");

@@ -236,3 +236,26 @@ def test_missing_value_and_unknown_option():
     r = subprocess.run([PKTLENS, "top", "--bogus"], capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (2, "pktlens: top: unknown option '--bogus' "
                                            "(see pktlens top --help)\n")
+
+
+def test_prose_names_only_options_commands_take():
+    """Every `CMD ... --opt` quoted in the prose of README and docs/ names an option CMD has
+    (README had sent readers to `attach --filter`, which attach never had)."""
+    tops = {c.split()[0] for c in COMMANDS}
+    bad = []
+    for doc in ["README.md", "docs/RELIABILITY.md", "docs/BENCHMARKS.md"]:
+        for m in re.finditer(r"`([^`\n]+)`", (ROOT / doc).read_text()):
+            words = m.group(1).replace("\\|", "|").split()
+            words = words[1:] if words[:1] == ["pktlens"] else words
+            if not words or words[0] not in tops:
+                continue
+            cmd = words[0]
+            if len(words) > 1 and f"{cmd} {words[1]}" in COMMANDS:
+                cmd = f"{cmd} {words[1]}"
+            if cmd not in COMMANDS:
+                continue
+            for w in words:
+                opt = re.match(r"--[a-z][a-z0-9-]*", w)
+                if opt and opt.group(0) not in accepted(cmd) | COMMON:
+                    bad.append(f"{doc}: {m.group(0)}: {cmd} has no {opt.group(0)}")
+    assert not bad, "\n".join(bad)

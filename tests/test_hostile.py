@@ -197,6 +197,15 @@ def test_stats_never_shows_another_interfaces_kernel_counters(lab):
     st = [a["state"] for a in pktlens_json("list", ns=lab.b)["attachments"]
           if a["ifname"] == "gone0" and a["this_netns"]]
     assert st == ["interface-gone"]
+    # a filter or rules added to it would run nowhere: refused, as a sample of it is (they had
+    # been "chained on tc in" / "rule 1 added"); flush, del and clear still tidy up
+    assert sh("ip", "-n", lab.b, "link", "show", "gone0", check=False).returncode != 0
+    for args in (["filter", "set", "gone0", "udp"], ["policy", "add", "gone0", "--drop"]):
+        r = pktlens(*args, ns=lab.b, check=False)
+        assert (r.returncode, r.stdout, r.stderr) == (
+            2, "", f"pktlens: {args[0]} {args[1]}: gone0: the attached interface was deleted (its "
+                   "counters: pktlens stats gone0; pktlens detach gone0 removes them)\n")
+    pktlens("filter", "clear", "gone0", ns=lab.b)
     # and attaching the new interface is not refused because of the old one
     pktlens("attach", "other0", "--xdp", "none", "--tc", "in", ns=lab.b)
 

@@ -373,6 +373,18 @@ def test_config_booleans_are_yaml_booleans(svc):
         assert (pktlens_json("stats", "sv0", ns=a)["interfaces"][0]["tcp"] is not None) == want, words
 
 
+
+def test_config_filter_over_lines_plans_on_one_line(svc):
+    """A filter written as a YAML block scalar (newlines, a tab) is kept with blanks, as
+    `filter set` and policy rules keep them: the plan names it on one line (its newlines had
+    split the plan's line)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    conf = svc.config(f'name: blanks\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n'
+                      '    tc: in\n    filter: |\n      udp and\n      \tport 53\n', "blanks.conf")
+    lines = pktlens("apply", conf, "--dry-run").stdout.splitlines()
+    assert len(lines) == 2 and lines[0].endswith(", filter 'udp and  port 53 '"), lines
+
 def test_every_key_is_documented():
     """Each key the parser knows is in the commented example and the man page; the example parses."""
     src = (ROOT / "service" / "config.c").read_text()
