@@ -279,7 +279,8 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	mvprintw(row++, 0, "pktlens top - %zu interface%s, every %u s - q quits", cur->n,
 		 cur->n == 1 ? "" : "s", every);
 	attroff(A_BOLD);
-	mvprintw(row++, 0, "%-12s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
+	/* IFNAMSIZ - 1 columns: an interface's whole name (two names may differ in the last) */
+	mvprintw(row++, 0, "%-15s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
 		 "DROP/S");
 	for (size_t i = 0; i < f->nrows && row < rows / 2; i++) {
 		const struct slot_rate *r = &f->rows[i];
@@ -288,7 +289,7 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 		fmt_rate(a, sizeof(a), r->pps, "");
 		fmt_rate(b, sizeof(b), r->bps, "b");
 		fmt_rate(c, sizeof(c), r->drops_ps, "");
-		mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s",
+		mvprintw(row++, 0, "%-15.15s %-3s %-3s %11s %11s %11s",
 			 PL_NAME(cur->a[r->att].ifname), pl_slot_hook[r->slot], pl_slot_dir[r->slot],
 			 a, b, c);
 	}

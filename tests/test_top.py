@@ -24,11 +24,11 @@ def exit_status(path, timeout=5):
     raise AssertionError(f"no exit status in {path} after {timeout} s")
 
 
-def start_top(lab, session, cols, lines, status, errors=None):
-    """`top vb` in a detached tmux pane of @cols x @lines; its exit code goes to @status."""
+def start_top(lab, session, cols, lines, status, errors=None, dev="vb"):
+    """`top DEV` in a detached tmux pane of @cols x @lines; its exit code goes to @status."""
     to_errors = f" 2> {errors}" if errors else ""
     sh("tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(lines),
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb{to_errors}; echo $? > {status}")
+       f"TERM=xterm {PKTLENS} -n {lab.b} top {dev}{to_errors}; echo $? > {status}")
 
 
 def send_frames(lab, frames, rate, stop):
@@ -339,9 +339,13 @@ def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
 def test_top_with_tcp_passive_fits_80_columns(lab):
     """attach --tcp-passive adds SRTT_MS and RETX to the flow rows: in 80 columns they must fit
     (the address columns kept their 29 characters, the rows ran to 96 and wrapped into the next
-    row, which overwrote them)."""
+    row, which overwrote them). An interface name of IFNAMSIZ - 1 characters shows whole (it was
+    cut to 12: 'vb.long-name' for two interfaces 'vb.long-name.1' and '.2')."""
     from scapy.all import IP, TCP, Ether, Raw, wrpcap
-    pktlens("attach", "vb", "--xdp", "native", "--tcp-passive", ns=lab.b)
+    dev = "vb.long-name-15"
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", dev)
+    sh("ip", "-n", lab.b, "link", "set", dev, "up")
+    pktlens("attach", dev, "--xdp", "native", "--tcp-passive", ns=lab.b)
     session = f"pltopp{os.getpid()}"
     status = os.path.join(lab.tmp, "status")
     stop = os.path.join(lab.tmp, "stop")
@@ -351,10 +355,12 @@ def test_top_with_tcp_passive_fits_80_columns(lab):
                     TCP(sport=4848, dport=80, flags="A", seq=1000 + 100 * i) / Raw(b"p" * 100)
                     for i in range(50)])
     sender = send_frames(lab, frames, 100, stop)
-    start_top(lab, session, 80, 24, status)
+    start_top(lab, session, 80, 24, status, dev=dev)
     try:
         screen = screen_with(session, "198.18.0.1:4848")
         lines = screen.splitlines()
+        assert [x.split()[:3] for x in lines if x.startswith(dev[:12])] == \
+            [[dev, "xdp", "in"], [dev, "tc", "in"], [dev, "tc", "out"]], screen
         head = [x for x in lines if x.startswith("PROTO")]
         assert head and head[0].rstrip().endswith("SRTT_MS   RETX"), screen
         row = [x for x in lines if "198.18.0.1:4848" in x]
