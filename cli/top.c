@@ -271,7 +271,7 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 /* @f: the frame over @secs; @every: the redraw interval asked for. */
 static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 {
-	int row = 0, rows = LINES, cols = COLS, aw;
+	int row = 0, rows = LINES, cols = COLS, aw, amin;
 	__u64 rmax = 0;
 
 	erase();
@@ -295,8 +295,14 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	}
 	/* top flows by bytes over the interval, as many as the screen has rows for */
 	row++;
-	/* 80 columns: the addresses give up what the RTT and retransmit columns take */
-	aw = cur->tfd >= 0 ? 21 : 29;
+	/* the address columns share what the others leave: 29 each in 80 columns, 21 with the RTT
+	 * and retransmit columns; a wider terminal shows up to a whole [IPv6]:port (47) */
+	amin = cur->tfd >= 0 ? 21 : 29;
+	aw = (cols - 22 - (cur->tfd >= 0 ? 16 : 0)) / 2;
+	if (aw < amin)
+		aw = amin;
+	if (aw > 47)
+		aw = 47;
 	mvprintw(row++, 0, "%-6s %-3s %-*s %-*s %9s%s", "PROTO", "DIR", aw, "SOURCE", aw,
 		 "DESTINATION", "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
 	for (size_t i = 0; i < f->nflows && row < rows - PL_RMON_MAX - 2; i++) {

@@ -369,3 +369,30 @@ def test_top_with_tcp_passive_fits_80_columns(lab):
         quit_top(session, status)
     finally:
         end_top(session, stop, sender)
+
+
+@pytest.mark.variant
+def test_top_in_a_wide_terminal_shows_whole_ipv6_endpoints(lab):
+    """The address columns kept 29 characters however wide the pane: an IPv6 flow's
+    [address]:port (up to 47) lost its port even in 120 columns. In 80 they still fit (the
+    tests above); wider, each endpoint shows whole."""
+    from scapy.all import IPv6, UDP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    src, dst = "2001:db8:1234:5678:9abc:def0:1234:5678", "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+    session = f"pltopw{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    frames = os.path.join(lab.tmp, "v6.pcap")
+    wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                    IPv6(src=src, dst=dst) / UDP(sport=65535, dport=65534) / Raw(b"w" * 200)])
+    sender = send_frames(lab, frames, 100, stop)
+    start_top(lab, session, 120, 24, status)
+    try:
+        screen = screen_with(session, f"[{dst}]:65534")
+        row = [x for x in screen.splitlines() if f"[{src}]:65535" in x]
+        assert row and row[0].split()[:4] == ["udp", "in", f"[{src}]:65535", f"[{dst}]:65534"], \
+            screen
+        assert all(len(x) <= 120 for x in screen.splitlines()), screen
+        quit_top(session, status)
+    finally:
+        end_top(session, stop, sender)
