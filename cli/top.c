@@ -140,7 +140,10 @@ static int snap_take(const char *dev, struct snap *s)
 		/* the namespace's analysing attachments share one connection table */
 		if (s->tfd < 0 && st.meta.tcp_passive)
 			s->tfd = pl_pin_open(s->a[i].dir, PL_MAP_TCP_STATE);
-		if (!pl_state_flows(&st, &fl, &nf) && nf) {
+		/* each arriving packet's flow once: XDP's where tc ingress counts it again */
+		if (!pl_state_flows(&st, &fl, &nf))
+			nf = pl_flows_first_hook_only(&st.meta, fl, nf);
+		if (nf) {
 			grown = realloc(s->flows, (s->nflows + nf) * sizeof(*grown));
 			if (grown) {
 				s->flows = grown;

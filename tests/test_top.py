@@ -307,10 +307,10 @@ def test_top_in_a_small_terminal_draws_and_quits(lab, cols, lines):
         end_top(session, stop, sender)
 
 
-def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
+def test_top_size_mix_and_flows_count_an_arriving_packet_once_with_xdp_and_tc(lab):
     """XDP and tc ingress attached at once both count each arriving packet (each under its own
-    hook row): the size mix, packets per second by size, must count it once, as the IPFIX
-    export and the dashboard do (it added the hooks up: 40 of 20 frames)."""
+    hook row): the size mix, packets per second by size, and the top flows must count it once,
+    as the IPFIX export and the dashboard do (it added the hooks up: 40 of 20 frames)."""
     import json
     from scapy.all import IP, UDP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
@@ -334,6 +334,10 @@ def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
     finally:
         p.kill()
     assert abs(sum(d["sizes"]["256-511"] * d["interval"] for d in docs) - 20) < 0.01, docs
+    # and its flow once, as XDP's (it was listed twice, under each hook: two like rows on the
+    # screen, which has no hook column, and 40 packets of 20 added up)
+    mine = [(f["hook"], f["packets"]) for d in docs for f in d["flows"] if f.get("sport") == 4747]
+    assert sum(n for _, n in mine) == 20 and {h for h, _ in mine} == {"xdp"}, mine
 
 
 def test_top_with_tcp_passive_fits_80_columns(lab):
