@@ -140,7 +140,10 @@ static int snap_take(const char *dev, struct snap *s)
 		/* the namespace's analysing attachments share one connection table */
 		if (s->tfd < 0 && st.meta.tcp_passive)
 			s->tfd = pl_pin_open(s->a[i].dir, PL_MAP_TCP_STATE);
-		if (!pl_state_flows(&st, &fl, &nf) && nf) {
+		/* each arriving packet's flow once: XDP's where tc ingress counts it again */
+		if (!pl_state_flows(&st, &fl, &nf))
+			nf = pl_flows_first_hook_only(&st.meta, fl, nf);
+		if (nf) {
 			grown = realloc(s->flows, (s->nflows + nf) * sizeof(*grown));
 			if (grown) {
 				s->flows = grown;
@@ -271,7 +274,7 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 /* @f: the frame over @secs; @every: the redraw interval asked for. */
 static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 {
-	int row = 0, rows = LINES, cols = COLS, aw;
+	int row = 0, rows = LINES, cols = COLS, aw, amin;
 	__u64 rmax = 0;
 
 	erase();
@@ -279,7 +282,8 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 	mvprintw(row++, 0, "pktlens top - %zu interface%s, every %u s - q quits", cur->n,
 		 cur->n == 1 ? "" : "s", every);
 	attroff(A_BOLD);
-	mvprintw(row++, 0, "%-12s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
+	/* IFNAMSIZ - 1 columns: an interface's whole name (two names may differ in the last) */
+	mvprintw(row++, 0, "%-15s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
 		 "DROP/S");
 	for (size_t i = 0; i < f->nrows && row < rows / 2; i++) {
 		const struct slot_rate *r = &f->rows[i];
@@ -288,14 +292,20 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 		fmt_rate(a, sizeof(a), r->pps, "");
 		fmt_rate(b, sizeof(b), r->bps, "b");
 		fmt_rate(c, sizeof(c), r->drops_ps, "");
-		mvprintw(row++, 0, "%-12.12s %-3s %-3s %11s %11s %11s",
+		mvprintw(row++, 0, "%-15.15s %-3s %-3s %11s %11s %11s",
 			 PL_NAME(cur->a[r->att].ifname), pl_slot_hook[r->slot], pl_slot_dir[r->slot],
 			 a, b, c);
 	}
 	/* top flows by bytes over the interval, as many as the screen has rows for */
 	row++;
-	/* 80 columns: the addresses give up what the RTT and retransmit columns take */
-	aw = cur->tfd >= 0 ? 21 : 29;
+	/* the address columns share what the others leave: 29 each in 80 columns, 21 with the RTT
+	 * and retransmit columns; a wider terminal shows up to a whole [IPv6]:port (47) */
+	amin = cur->tfd >= 0 ? 21 : 29;
+	aw = (cols - 22 - (cur->tfd >= 0 ? 16 : 0)) / 2;
+	if (aw < amin)
+		aw = amin;
+	if (aw > 47)
+		aw = 47;
 	mvprintw(row++, 0, "%-6s %-3s %-*s %-*s %9s%s", "PROTO", "DIR", aw, "SOURCE", aw,
 		 "DESTINATION", "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
 	for (size_t i = 0; i < f->nflows && row < rows - PL_RMON_MAX - 2; i++) {

@@ -468,24 +468,6 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	return 0;
 }
 
-/*
- * One observation point per direction: where XDP and tc ingress both count
- * an attachment's arriving packets, only the first hook's (XDP's) flows go
- * out, or a collector adding the records up would count every packet twice.
- * `flows` still shows both. Returns the flows kept, at the front of @fl.
- */
-static size_t first_hook_only(const struct pl_meta *m, struct pl_flow *fl, size_t nf)
-{
-	size_t kept = 0;
-
-	if (m->xdp_mode == PL_XDP_NONE)
-		return nf;
-	for (size_t f = 0; f < nf; f++)
-		if (fl[f].key.dir != PL_DIR_IN || fl[f].key.hook != PL_HOOK_TC)
-			fl[kept++] = fl[f];
-	return kept;
-}
-
 static int gone_cmp(const void *a, const void *b)
 {
 	const struct pl_gone *x = a, *y = b;
@@ -577,7 +559,7 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 			       strerror(-err));
 			break;
 		}
-		nf = first_hook_only(&a[i].meta, fl, nf);
+		nf = pl_flows_first_hook_only(&a[i].meta, fl, nf);
 		tfd = a[i].meta.tcp_passive ? pl_pin_open(a[i].dir, PL_MAP_TCP_STATE) : -1;
 		err = pl_ipfix_add_tcp(x, a[i].netns, fl, nf, tfd);
 		if (tfd >= 0)

@@ -781,6 +781,24 @@ struct pl_flow {
  * pl_state_flows_each(). Successive readings never shrink. Caller frees *out.
  */
 int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n);
+/*
+ * One observation point per direction: where XDP and tc ingress both count an
+ * attachment's arriving packets, only the first hook's (XDP's) flows, or one
+ * adding them up counts every packet twice (the IPFIX export, top's flows;
+ * `flows` shows both). Returns the flows kept, at the front of @fl.
+ */
+static inline size_t pl_flows_first_hook_only(const struct pl_meta *m, struct pl_flow *fl,
+					      size_t nf)
+{
+	size_t kept = 0;
+
+	if (m->xdp_mode == PL_XDP_NONE)
+		return nf;
+	for (size_t f = 0; f < nf; f++)
+		if (fl[f].key.dir != PL_DIR_IN || fl[f].key.hook != PL_HOOK_TC)
+			fl[kept++] = fl[f];
+	return kept;
+}
 /* Called for each flow; a nonzero return stops the walk and is returned. */
 typedef int (*pl_flow_fn)(const struct pl_flow *f, void *ctx);
 /*

@@ -24,11 +24,11 @@ def exit_status(path, timeout=5):
     raise AssertionError(f"no exit status in {path} after {timeout} s")
 
 
-def start_top(lab, session, cols, lines, status, errors=None):
-    """`top vb` in a detached tmux pane of @cols x @lines; its exit code goes to @status."""
+def start_top(lab, session, cols, lines, status, errors=None, dev="vb"):
+    """`top DEV` in a detached tmux pane of @cols x @lines; its exit code goes to @status."""
     to_errors = f" 2> {errors}" if errors else ""
     sh("tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(lines),
-       f"TERM=xterm {PKTLENS} -n {lab.b} top vb{to_errors}; echo $? > {status}")
+       f"TERM=xterm {PKTLENS} -n {lab.b} top {dev}{to_errors}; echo $? > {status}")
 
 
 def send_frames(lab, frames, rate, stop):
@@ -307,10 +307,10 @@ def test_top_in_a_small_terminal_draws_and_quits(lab, cols, lines):
         end_top(session, stop, sender)
 
 
-def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
+def test_top_size_mix_and_flows_count_an_arriving_packet_once_with_xdp_and_tc(lab):
     """XDP and tc ingress attached at once both count each arriving packet (each under its own
-    hook row): the size mix, packets per second by size, must count it once, as the IPFIX
-    export and the dashboard do (it added the hooks up: 40 of 20 frames)."""
+    hook row): the size mix, packets per second by size, and the top flows must count it once,
+    as the IPFIX export and the dashboard do (it added the hooks up: 40 of 20 frames)."""
     import json
     from scapy.all import IP, UDP, Ether, Raw
     pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
@@ -334,14 +334,22 @@ def test_top_size_mix_counts_an_arriving_packet_once_with_xdp_and_tc(lab):
     finally:
         p.kill()
     assert abs(sum(d["sizes"]["256-511"] * d["interval"] for d in docs) - 20) < 0.01, docs
+    # and its flow once, as XDP's (it was listed twice, under each hook: two like rows on the
+    # screen, which has no hook column, and 40 packets of 20 added up)
+    mine = [(f["hook"], f["packets"]) for d in docs for f in d["flows"] if f.get("sport") == 4747]
+    assert sum(n for _, n in mine) == 20 and {h for h, _ in mine} == {"xdp"}, mine
 
 
 def test_top_with_tcp_passive_fits_80_columns(lab):
     """attach --tcp-passive adds SRTT_MS and RETX to the flow rows: in 80 columns they must fit
     (the address columns kept their 29 characters, the rows ran to 96 and wrapped into the next
-    row, which overwrote them)."""
+    row, which overwrote them). An interface name of IFNAMSIZ - 1 characters shows whole (it was
+    cut to 12: 'vb.long-name' for two interfaces 'vb.long-name.1' and '.2')."""
     from scapy.all import IP, TCP, Ether, Raw, wrpcap
-    pktlens("attach", "vb", "--xdp", "native", "--tcp-passive", ns=lab.b)
+    dev = "vb.long-name-15"
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", dev)
+    sh("ip", "-n", lab.b, "link", "set", dev, "up")
+    pktlens("attach", dev, "--xdp", "native", "--tcp-passive", ns=lab.b)
     session = f"pltopp{os.getpid()}"
     status = os.path.join(lab.tmp, "status")
     stop = os.path.join(lab.tmp, "stop")
@@ -351,15 +359,44 @@ def test_top_with_tcp_passive_fits_80_columns(lab):
                     TCP(sport=4848, dport=80, flags="A", seq=1000 + 100 * i) / Raw(b"p" * 100)
                     for i in range(50)])
     sender = send_frames(lab, frames, 100, stop)
-    start_top(lab, session, 80, 24, status)
+    start_top(lab, session, 80, 24, status, dev=dev)
     try:
         screen = screen_with(session, "198.18.0.1:4848")
         lines = screen.splitlines()
+        assert [x.split()[:3] for x in lines if x.startswith(dev[:12])] == \
+            [[dev, "xdp", "in"], [dev, "tc", "in"], [dev, "tc", "out"]], screen
         head = [x for x in lines if x.startswith("PROTO")]
         assert head and head[0].rstrip().endswith("SRTT_MS   RETX"), screen
         row = [x for x in lines if "198.18.0.1:4848" in x]
         assert row and len(row[0].split()) == 7 and "198.18.0.2:80" in row[0], screen
         assert len(lines) <= 24 and all(len(x) <= 80 for x in lines), screen
+        quit_top(session, status)
+    finally:
+        end_top(session, stop, sender)
+
+
+@pytest.mark.variant
+def test_top_in_a_wide_terminal_shows_whole_ipv6_endpoints(lab):
+    """The address columns kept 29 characters however wide the pane: an IPv6 flow's
+    [address]:port (up to 47) lost its port even in 120 columns. In 80 they still fit (the
+    tests above); wider, each endpoint shows whole."""
+    from scapy.all import IPv6, UDP, Ether, Raw, wrpcap
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    src, dst = "2001:db8:1234:5678:9abc:def0:1234:5678", "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+    session = f"pltopw{os.getpid()}"
+    status = os.path.join(lab.tmp, "status")
+    stop = os.path.join(lab.tmp, "stop")
+    frames = os.path.join(lab.tmp, "v6.pcap")
+    wrpcap(frames, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                    IPv6(src=src, dst=dst) / UDP(sport=65535, dport=65534) / Raw(b"w" * 200)])
+    sender = send_frames(lab, frames, 100, stop)
+    start_top(lab, session, 120, 24, status)
+    try:
+        screen = screen_with(session, f"[{dst}]:65534")
+        row = [x for x in screen.splitlines() if f"[{src}]:65535" in x]
+        assert row and row[0].split()[:4] == ["udp", "in", f"[{src}]:65535", f"[{dst}]:65534"], \
+            screen
+        assert all(len(x) <= 120 for x in screen.splitlines()), screen
         quit_top(session, status)
     finally:
         end_top(session, stop, sender)
