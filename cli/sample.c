@@ -813,7 +813,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (ret)
 		goto out;
 	/* the file is looked at here, and created only once the sampler has started */
-	if (path && (err = pl_rot_on(&rot) ? pl_rot_check(name, why, sizeof(why)) :
+	if (path && (err = pl_rot_on(&rot) ? pl_rot_check_first(&rot, name, why, sizeof(why)) :
 			    pl_out_check(name, why, sizeof(why)))) {
 		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;

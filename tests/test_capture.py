@@ -945,7 +945,23 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
     """-C, -G and --rearm make regular files: -w FIFO or a device with them is bad input (exit
     2, one line, before the sampler starts; a FIFO's open() used to wait for a reader forever,
     a device was refused with exit 1 once capturing), and a FIFO where a later -C file would go
-    stops the capture (exit 1), as any name not this capture's does, without waiting on it."""
+    stops the capture (exit 1), as any name not this capture's does, without waiting on it.
+    A first file that exists and is not FILE itself (-C -W's FILE0, -G's strftime name) is
+    refused the same way before the start (it was exit 1 after capture-only programs were
+    attached and a line said so)."""
+    d = os.path.join(lab.tmp, "first")
+    os.mkdir(d)
+    for first, w, args in (("k.pcap0", "k.pcap", ["-C", 1, "-W", 3]),
+                           (time.strftime("g-%Y.pcap"), "g-%Y.pcap", ["-G", 60])):
+        with open(os.path.join(d, first), "w") as f:
+            f.write("mine")
+        r = pktlens("sample", "vb", "-w", os.path.join(d, w), *args, ns=lab.b, check=False,
+                    timeout=10)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"pktlens: sample: cannot write '{os.path.join(d, first)}': exists and this capture "
+            "did not write it: not replaced (remove it, or name another -w FILE)"], r.stderr
+        assert sorted(os.listdir(d)) == [first] and open(os.path.join(d, first)).read() == "mine"
+        os.unlink(os.path.join(d, first))
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     fifo = os.path.join(lab.tmp, "cap.fifo")
     os.mkfifo(fifo)
