@@ -611,11 +611,17 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 	return 0;
 }
 
-/* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
+/*
+ * --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal
+ * ends it. @dir_fd: the attachment's pin directory (-1: capture-only). What
+ * the condition names was there at the start (check_names()): a rule deleted,
+ * a detach or re-attach meanwhile is a failure of the run (exit 1), said as such.
+ */
 static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
-			const char *dir)
+			const char *dir, int dir_fd)
 {
 	char why[PL_WHY_LEN + 256], waiting[sizeof(t->text) + 16];
+	struct stat st;
 	uint64_t rate;
 	int err;
 
@@ -623,13 +629,19 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 	if (!pl_g.json)
 		pl_info("sample: %s: %s", ifname, waiting);
 	while (!pl_stop) {
-		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
-		if (err) {
-			pl_err("sample: %s: --when: %s", ifname, why);
-			return PL_EXIT_CODE(err, ENOENT);
+		/* detach or attach --force removed the pin directory: nothing we set can fire */
+		if (dir_fd >= 0 && !fstat(dir_fd, &st) && st.st_nlink == 0) {
+			pl_err("sample: %s: detached or re-attached while %s: stopped", ifname,
+			       waiting);
+			return PL_EXIT_FAIL;
 		}
+		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
 		if (dev_gone(ifindex, ifname, waiting))
 			return PL_EXIT_FAIL;
+		if (err) {
+			pl_err("sample: %s: --when: %s (while waiting): stopped", ifname, why);
+			return PL_EXIT_FAIL;
+		}
 		if (rate > t->above) {
 			if (!pl_g.json)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
@@ -891,7 +903,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {
 		if (c->when) {
-			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir);
+			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir,
+					   cap_opened ? -1 : s.dir_fd);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;
