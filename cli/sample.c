@@ -618,7 +618,7 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
  * a detach or re-attach meanwhile is a failure of the run (exit 1), said as such.
  */
 static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
-			const char *dir, int dir_fd)
+			const char *dir, int dir_fd, uint64_t fired)
 {
 	char why[PL_WHY_LEN + 256], waiting[sizeof(t->text) + 16];
 	struct stat st;
@@ -651,7 +651,8 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 		usleep(PL_TRIG_STEP_MS * 1000);
 	}
 	if (!pl_g.json)
-		pl_info("sample: %s: '%s' did not fire: nothing written", ifname, t->text);
+		pl_info("sample: %s: '%s' did not fire%s", ifname, t->text,
+			fired ? " again" : ": nothing written");
 	return 0;
 }
 
@@ -904,7 +905,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	for (;;) {
 		if (c->when) {
 			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir,
-					   cap_opened ? -1 : s.dir_fd);
+					   cap_opened ? -1 : s.dir_fd, r->firings);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;

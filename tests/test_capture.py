@@ -910,6 +910,9 @@ def rearm_twice(lab, path, tag):
     finally:
         assert s.stop() == 0, s.err
     assert s.counts()["written"] == 10
+    # the wait a signal ended came after two firings that wrote files
+    assert b"'dev pps > 50' did not fire again\n" in s.err and b"nothing written" not in s.err, \
+        s.err
     return sent
 
 
