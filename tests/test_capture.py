@@ -1018,7 +1018,13 @@ def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
                       (["--when", "drops BOGUS_REASON > 5/s", "--for", 1],
                        "no drop reason 'BOGUS_REASON'"),
                       (["--xdp", "--hook", "tc"], "--xdp and --hook tc"),
-                      (["--hook", "tc", "--hook", "xdp"], "--hook given twice")):
+                      (["--hook", "tc", "--hook", "xdp"], "--hook given twice"),
+                      # a number of seconds, but over the 366 days durations take (it said
+                      # "not a number of seconds >= 1")
+                      (["-G", 99999999999], "-G '99999999999': not a number of seconds from 1 "
+                       "to 31622400 (366 days)"),
+                      (["--when", "dev pps > 5", "--for", 31622401], "--for '31622401': not a "
+                       "number of seconds from 1 to 31622400")):
         r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False)
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
