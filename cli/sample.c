@@ -1042,7 +1042,7 @@ static const struct pl_opt sample_opts[] = {
 		  "--sample chose; of a --limit rule, the excess: what is within the rate goes on "
 		  "to later rules), in the kernel; DEV's policy must have rule ID" },
 	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
-	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
+	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count in %llu..%llu",
 	  .help = "keep the first N matching packets of each flow instead of 1 in N (with "
 		  "--policy: of what the rules' --sample chose). A flow is "
 		  "what pktlens flows counts apart: interface, hook, direction, VLAN, ethertype, "

@@ -1024,7 +1024,9 @@ def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
                       (["-G", 99999999999], "-G '99999999999': not a number of seconds from 1 "
                        "to 31622400 (366 days)"),
                       (["--when", "dev pps > 5", "--for", 31622401], "--for '31622401': not a "
-                       "number of seconds from 1 to 31622400")):
+                       "number of seconds from 1 to 31622400"),
+                      (["--per-flow", 4294967296], "--per-flow '4294967296': not a packet count "
+                       "in 1..4294967295")):
         r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False)
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
