@@ -586,19 +586,37 @@ static const struct pl_choice hook_choices[] = {
  * printed (@dir: the attachment's, NULL: not attached). 0, or the exit code.
  */
 static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char *ifname,
-		       const char *dir)
+		       const char *dir, __u32 dirs)
 {
 	char why[PL_WHY_LEN + 256];
+	struct pl_policy p;
+	struct pl_rule rule;
 	uint64_t rate;
 	int err;
 
-	if (c->rule && dir && (err = pl_policy_has_rule(dir, c->rule))) {
+	if (c->rule && dir) {
+		err = pl_policy_has_rule(dir, c->rule);
+		if (!err && !(err = pl_policy_open(dir, &p))) {
+			err = pl_policy_rule_find(&p, c->rule, &rule);
+			pl_policy_close(&p);
+		}
 		if (err == -ENOENT)
 			pl_err("sample: %s: --rule %u: no rule %u", ifname, c->rule, c->rule);
-		else
+		else if (err)
 			pl_err("sample: %s: --rule %u: cannot read the policy: %s", ifname, c->rule,
 			       strerror(-err));
-		return PL_EXIT_CODE(err, ENOENT);
+		if (err)
+			return PL_EXIT_CODE(err, ENOENT);
+		/* XDP sees ingress only: its capture can never see an --out rule's packets */
+		if (c->xdp || c->hook == 1 + PL_HOOK_XDP)
+			dirs &= 1U << PL_DIR_IN;
+		if (rule.dir < 2 && !(dirs & (1U << rule.dir))) {
+			bool out = rule.dir == PL_DIR_OUT;
+
+			pl_err("sample: %s: --rule %u: an --%s rule, and this capture takes %s only",
+			       ifname, c->rule, out ? "out" : "in", out ? "ingress" : "egress");
+			return PL_EXIT_USAGE;
+		}
 	}
 	if (!c->when)
 		return 0;
@@ -835,7 +853,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 
 	err = pl_attachments_here(argv[0], &a, &n);
 	/* what --rule and --when name must exist: said now, before any other line */
-	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir)))
+	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir,
+								  so.dirs)))
 		goto out;
 	if ((!err || err == -ENOENT) && (ret = check_ethernet(li, argv[0])))
 		goto out;

@@ -1031,6 +1031,20 @@ def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not os.path.exists(path)
+    # a rule of the direction the capture does not take could never give it a packet: refused
+    # (it captured nothing until --duration, exit 0), also where that direction has a hook
+    pktlens("attach", "vb", "--force", "--xdp", "native", "--tc", "in,out", ns=lab.b)
+    pktlens("policy", "add", "vb", "--out", "--id", 9, "--proto", "udp", "--drop", ns=lab.b)
+    for args, msg in ((["--rule", 7, "--out"], "--rule 7: an --in rule, and this capture takes "
+                       "egress only"),
+                      (["--rule", 9, "--hook", "xdp"], "--rule 9: an --out rule, and this "
+                       "capture takes ingress only"),
+                      (["--rule", 9, "--in"], "--rule 9: an --out rule")):
+        r = pktlens("sample", "vb", "-w", path, "--duration", 1, *args, ns=lab.b, check=False)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"pktlens: sample: vb: {msg}" + ("" if "this capture" in msg else
+                                             ", and this capture takes ingress only")], r.stderr
+        assert not os.path.exists(path)
     # a reason the kernel has passes the check (then the probes are missing: said so, exit 2)
     r = pktlens("sample", "vb", "--when", "drops no_socket > 5/s", "--for", 1, ns=lab.b,
                 check=False)
