@@ -72,9 +72,10 @@ int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len);
  */
 int pl_rot_check(const char *name, char *why, size_t whylen);
 /*
- * pl_rot_check() of the first name @name, which must also not exist unless it
- * is FILE itself (or a firing's, which numbers past it): a name this capture
- * did not make is never replaced. 0, or -errno with @why.
+ * pl_rot_check() of the first name @name of a capture that starts now (not
+ * one --when starts later), which must also not exist unless it is FILE
+ * itself (or a firing's, which numbers past it): a name this capture did not
+ * make is never replaced. 0, or -errno with @why.
  */
 int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen);
 /* Open the next file (header written, committed under its name). 0, or -errno with @why. */

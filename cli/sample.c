@@ -843,9 +843,13 @@ static int do_sample(void *cfg, int argc, char **argv)
 	ret = pl_need_caps("sample", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		goto out;
-	/* the file is looked at here, and created only once the sampler has started */
-	if (path && (err = pl_rot_on(&rot) ? pl_rot_check_first(&rot, name, why, sizeof(why)) :
-			    pl_out_check(name, why, sizeof(why)))) {
+	/*
+	 * the file is looked at here, and created only once the sampler has started;
+	 * a rotation's first name is known now unless --when names it when it fires
+	 */
+	if (path && (err = !pl_rot_on(&rot) ? pl_out_check(name, why, sizeof(why)) : c->when ?
+			    pl_rot_check(name, why, sizeof(why)) :
+			    pl_rot_check_first(&rot, name, why, sizeof(why)))) {
 		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;

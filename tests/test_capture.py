@@ -964,6 +964,13 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
             f"pktlens: sample: cannot write '{os.path.join(d, first)}': exists and this capture "
             "did not write it: not replaced (remove it, or name another -w FILE)"], r.stderr
         assert sorted(os.listdir(d)) == [first] and open(os.path.join(d, first)).read() == "mine"
+        if first == "k.pcap0":
+            # --when: the name is made when it fires (a strftime one may differ then): it waits
+            s = Sampler(lab, "-w", os.path.join(d, w), *args, "--when", "dev pps > 1000000",
+                        "--for", 1, ready=False)
+            s.wait_for(b"waiting for")
+            assert s.stop() == 0, s.err
+            assert open(os.path.join(d, first)).read() == "mine"
         os.unlink(os.path.join(d, first))
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     fifo = os.path.join(lab.tmp, "cap.fifo")
