@@ -348,7 +348,8 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
  * The directions a capture takes when told neither --in nor --out: both, but
  * on a loopback device every frame sent comes back in, so ingress alone sees
  * each once (libpcap skips loopback's outgoing copies for the same reason).
- * A --policy capture keeps both: an --out rule's samples are taken on egress.
+ * A --policy or --rule capture keeps both: an --out rule's samples and
+ * judgements are taken on egress (and a frame is judged by a rule once).
  */
 static __u32 default_dirs(const struct pl_link_info *li, bool policy)
 {
@@ -744,7 +745,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (!pl_link_get(argv[0], 0, &dev_li))
 		li = &dev_li;
 	if (!so.dirs)
-		so.dirs = default_dirs(li, so.policy);
+		so.dirs = default_dirs(li, so.policy || so.rule);
 	if (argc > 1) {
 		expr = pl_join_args(argc, argv, 1);
 		if (!expr) {

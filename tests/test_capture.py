@@ -429,6 +429,28 @@ def test_loopback_gives_each_frame_once_as_tcpdump(lab, args, times):
     nothing_left(lab)
 
 
+def test_loopback_rule_capture_takes_an_out_rules_frames(lab):
+    """--rule of an --out rule on lo: without --in/--out the capture takes both directions, as
+    --policy does (a rule judges each frame once, so each comes once): the 7 frames the rule
+    judged on the way out, as its counter says (it took nothing: lo's default was ingress
+    alone, which that rule never judges)."""
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in,out", ns=lab.b)
+    pktlens("policy", "add", "lo", "--out", "--id", 5, "--proto", "udp", "--pass", ns=lab.b)
+    mine = os.path.join(lab.tmp, "lo.pcap")
+    s = Sampler(lab, "-w", mine, "--rule", 5, dev="lo")
+    try:
+        send = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" \
+               "for i in range(7):\n    s.sendto(bytes([i]) * 20, ('127.0.0.1', 4000 + i))\n"
+        sh("nsenter", f"--net=/run/netns/{lab.b}", PYTHON, "-c", send)
+        wait_file(mine, 7, timeout=5)
+    finally:
+        assert s.stop(signal.SIGINT) == 0, s.err
+    got = read_file(mine)
+    assert sorted(int.from_bytes(f[36:38], "big") for f in got) == list(range(4000, 4007))
+    rule = pktlens_json("policy", "list", "lo", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert rule["id"] == 5 and rule["packets"] == 7
+
+
 def frames_in(paths, tshark=False):
     """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
     in file order."""
