@@ -408,7 +408,8 @@ static int set_opt(const struct pl_opt *o, const char *s, void *cfg, const char 
 		else if (!err)
 			*(uint64_t *)field = v;
 		if (!fmt)
-			fmt = o->type == PL_OPT_DURATION ? ": not a number of seconds >= 1" :
+			fmt = o->type == PL_OPT_DURATION ?
+			      ": not a number of seconds from 1 to 31622400 (366 days)" :
 			      " is wrong: expected a number from %llu to %llu";
 		break;
 	case PL_OPT_CHOICE:

@@ -98,6 +98,20 @@ int pl_rot_check(const char *name, char *why, size_t whylen)
 	return 0;
 }
 
+int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen)
+{
+	struct stat st;
+	int err = pl_rot_check(name, why, whylen);
+
+	if (err)
+		return err;
+	/* as pl_rot_open() will find it: said before anything is attached or printed */
+	if (!r->each && strcmp(name, r->pattern) && !lstat(name, &st))
+		return pl_why(why, whylen, -EEXIST, "exists and this capture did not write it: not "
+			      "replaced (remove it, or name another -w FILE)");
+	return 0;
+}
+
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 {
 	char period[PATH_MAX], check[512], **m;

@@ -71,6 +71,13 @@ int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len);
  * if it exists (a FIFO or device cannot be rotated). 0, or -errno with @why.
  */
 int pl_rot_check(const char *name, char *why, size_t whylen);
+/*
+ * pl_rot_check() of the first name @name of a capture that starts now (not
+ * one --when starts later), which must also not exist unless it is FILE
+ * itself (or a firing's, which numbers past it): a name this capture did not
+ * make is never replaced. 0, or -errno with @why.
+ */
+int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen);
 /* Open the next file (header written, committed under its name). 0, or -errno with @why. */
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen);
 /* Whether a record of about @bytes must go to a new file (-C), or the period is over (-G, @now_ns). */

@@ -348,7 +348,8 @@ static int check_ring(uint32_t ring_kib, uint32_t ring_bytes, uint32_t snaplen)
  * The directions a capture takes when told neither --in nor --out: both, but
  * on a loopback device every frame sent comes back in, so ingress alone sees
  * each once (libpcap skips loopback's outgoing copies for the same reason).
- * A --policy capture keeps both: an --out rule's samples are taken on egress.
+ * A --policy or --rule capture keeps both: an --out rule's samples and
+ * judgements are taken on egress (and a frame is judged by a rule once).
  */
 static __u32 default_dirs(const struct pl_link_info *li, bool policy)
 {
@@ -586,19 +587,37 @@ static const struct pl_choice hook_choices[] = {
  * printed (@dir: the attachment's, NULL: not attached). 0, or the exit code.
  */
 static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char *ifname,
-		       const char *dir)
+		       const char *dir, __u32 dirs)
 {
 	char why[PL_WHY_LEN + 256];
+	struct pl_policy p;
+	struct pl_rule rule;
 	uint64_t rate;
 	int err;
 
-	if (c->rule && dir && (err = pl_policy_has_rule(dir, c->rule))) {
+	if (c->rule && dir) {
+		err = pl_policy_has_rule(dir, c->rule);
+		if (!err && !(err = pl_policy_open(dir, &p))) {
+			err = pl_policy_rule_find(&p, c->rule, &rule);
+			pl_policy_close(&p);
+		}
 		if (err == -ENOENT)
 			pl_err("sample: %s: --rule %u: no rule %u", ifname, c->rule, c->rule);
-		else
+		else if (err)
 			pl_err("sample: %s: --rule %u: cannot read the policy: %s", ifname, c->rule,
 			       strerror(-err));
-		return PL_EXIT_CODE(err, ENOENT);
+		if (err)
+			return PL_EXIT_CODE(err, ENOENT);
+		/* XDP sees ingress only: its capture can never see an --out rule's packets */
+		if (c->xdp || c->hook == 1 + PL_HOOK_XDP)
+			dirs &= 1U << PL_DIR_IN;
+		if (rule.dir < 2 && !(dirs & (1U << rule.dir))) {
+			bool out = rule.dir == PL_DIR_OUT;
+
+			pl_err("sample: %s: --rule %u: an --%s rule, and this capture takes %s only",
+			       ifname, c->rule, out ? "out" : "in", out ? "ingress" : "egress");
+			return PL_EXIT_USAGE;
+		}
 	}
 	if (!c->when)
 		return 0;
@@ -611,11 +630,17 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 	return 0;
 }
 
-/* --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal ends it. */
+/*
+ * --when: look every PL_TRIG_STEP_MS until the condition holds (0) or a signal
+ * ends it. @dir_fd: the attachment's pin directory (-1: capture-only). What
+ * the condition names was there at the start (check_names()): a rule deleted,
+ * a detach or re-attach meanwhile is a failure of the run (exit 1), said as such.
+ */
 static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
-			const char *dir)
+			const char *dir, int dir_fd, uint64_t fired)
 {
 	char why[PL_WHY_LEN + 256], waiting[sizeof(t->text) + 16];
+	struct stat st;
 	uint64_t rate;
 	int err;
 
@@ -623,13 +648,19 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 	if (!pl_g.json)
 		pl_info("sample: %s: %s", ifname, waiting);
 	while (!pl_stop) {
-		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
-		if (err) {
-			pl_err("sample: %s: --when: %s", ifname, why);
-			return PL_EXIT_CODE(err, ENOENT);
+		/* detach or attach --force removed the pin directory: nothing we set can fire */
+		if (dir_fd >= 0 && !fstat(dir_fd, &st) && st.st_nlink == 0) {
+			pl_err("sample: %s: detached or re-attached while %s: stopped", ifname,
+			       waiting);
+			return PL_EXIT_FAIL;
 		}
+		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
 		if (dev_gone(ifindex, ifname, waiting))
 			return PL_EXIT_FAIL;
+		if (err) {
+			pl_err("sample: %s: --when: %s (while waiting): stopped", ifname, why);
+			return PL_EXIT_FAIL;
+		}
 		if (rate > t->above) {
 			if (!pl_g.json)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
@@ -639,7 +670,8 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 		usleep(PL_TRIG_STEP_MS * 1000);
 	}
 	if (!pl_g.json)
-		pl_info("sample: %s: '%s' did not fire: nothing written", ifname, t->text);
+		pl_info("sample: %s: '%s' did not fire%s", ifname, t->text,
+			fired ? " again" : ": nothing written");
 	return 0;
 }
 
@@ -713,7 +745,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (!pl_link_get(argv[0], 0, &dev_li))
 		li = &dev_li;
 	if (!so.dirs)
-		so.dirs = default_dirs(li, so.policy);
+		so.dirs = default_dirs(li, so.policy || so.rule);
 	if (argc > 1) {
 		expr = pl_join_args(argc, argv, 1);
 		if (!expr) {
@@ -812,9 +844,13 @@ static int do_sample(void *cfg, int argc, char **argv)
 	ret = pl_need_caps("sample", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		goto out;
-	/* the file is looked at here, and created only once the sampler has started */
-	if (path && (err = pl_rot_on(&rot) ? pl_rot_check(name, why, sizeof(why)) :
-			    pl_out_check(name, why, sizeof(why)))) {
+	/*
+	 * the file is looked at here, and created only once the sampler has started;
+	 * a rotation's first name is known now unless --when names it when it fires
+	 */
+	if (path && (err = !pl_rot_on(&rot) ? pl_out_check(name, why, sizeof(why)) : c->when ?
+			    pl_rot_check(name, why, sizeof(why)) :
+			    pl_rot_check_first(&rot, name, why, sizeof(why)))) {
 		pl_err("sample: cannot write '%s': %s", name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
@@ -822,7 +858,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 
 	err = pl_attachments_here(argv[0], &a, &n);
 	/* what --rule and --when name must exist: said now, before any other line */
-	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir)))
+	if ((!err || err == -ENOENT) && (ret = check_names(c, &trig, argv[0], err ? NULL : a->dir,
+								  so.dirs)))
 		goto out;
 	if ((!err || err == -ENOENT) && (ret = check_ethernet(li, argv[0])))
 		goto out;
@@ -891,7 +928,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {
 		if (c->when) {
-			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir);
+			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir,
+					   cap_opened ? -1 : s.dir_fd, r->firings);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;
@@ -1028,7 +1066,7 @@ static const struct pl_opt sample_opts[] = {
 		  "--sample chose; of a --limit rule, the excess: what is within the rate goes on "
 		  "to later rules), in the kernel; DEV's policy must have rule ID" },
 	{ .name = "per-flow", .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, per_flow), .min = 1,
-	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count >= 1",
+	  .max = UINT32_MAX, .arg = "N", .bad = ": not a packet count in %llu..%llu",
 	  .help = "keep the first N matching packets of each flow instead of 1 in N (with "
 		  "--policy: of what the rules' --sample chose). A flow is "
 		  "what pktlens flows counts apart: interface, hook, direction, VLAN, ethertype, "

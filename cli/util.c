@@ -210,6 +210,6 @@ int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs)
 {
 	if (!pl_parse_u64(arg, 1, 86400 * 366, secs))
 		return PL_EXIT_OK;
-	pl_err("%s: --duration '%s': not a number of seconds >= 1", cmd, arg);
+	pl_err("%s: --duration '%s': not a number of seconds from 1 to 31622400 (366 days)", cmd, arg);
 	return PL_EXIT_USAGE;
 }

@@ -651,9 +651,15 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		return err;
 	}
 	if (!strcmp(key, "write")) {
+		const char *base;
+
 		err = str_dup(x, v, key, &t->write);
 		if (!err && t->write[0] != '/')
-			err = at(x, v, "write: '%s' is not an absolute path", t->write);
+			return at(x, v, "write: '%s' is not an absolute path", t->write);
+		/* a directory's name: its sampler would be refused at every start, forever */
+		base = err ? NULL : strrchr(t->write, '/') + 1;
+		if (base && (!*base || !strcmp(base, ".") || !strcmp(base, "..")))
+			err = at(x, v, "write: '%s' names a directory, not a file", t->write);
 		return err;
 	}
 	if (!strcmp(key, "filter")) {

@@ -429,6 +429,28 @@ def test_loopback_gives_each_frame_once_as_tcpdump(lab, args, times):
     nothing_left(lab)
 
 
+def test_loopback_rule_capture_takes_an_out_rules_frames(lab):
+    """--rule of an --out rule on lo: without --in/--out the capture takes both directions, as
+    --policy does (a rule judges each frame once, so each comes once): the 7 frames the rule
+    judged on the way out, as its counter says (it took nothing: lo's default was ingress
+    alone, which that rule never judges)."""
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in,out", ns=lab.b)
+    pktlens("policy", "add", "lo", "--out", "--id", 5, "--proto", "udp", "--pass", ns=lab.b)
+    mine = os.path.join(lab.tmp, "lo.pcap")
+    s = Sampler(lab, "-w", mine, "--rule", 5, dev="lo")
+    try:
+        send = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" \
+               "for i in range(7):\n    s.sendto(bytes([i]) * 20, ('127.0.0.1', 4000 + i))\n"
+        sh("nsenter", f"--net=/run/netns/{lab.b}", PYTHON, "-c", send)
+        wait_file(mine, 7, timeout=5)
+    finally:
+        assert s.stop(signal.SIGINT) == 0, s.err
+    got = read_file(mine)
+    assert sorted(int.from_bytes(f[36:38], "big") for f in got) == list(range(4000, 4007))
+    rule = pktlens_json("policy", "list", "lo", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert rule["id"] == 5 and rule["packets"] == 7
+
+
 def frames_in(paths, tshark=False):
     """Every file readable on its own (by tcpdump; with tshark, by tshark too); their frames,
     in file order."""
@@ -910,6 +932,9 @@ def rearm_twice(lab, path, tag):
     finally:
         assert s.stop() == 0, s.err
     assert s.counts()["written"] == 10
+    # the wait a signal ended came after two firings that wrote files
+    assert b"'dev pps > 50' did not fire again\n" in s.err and b"nothing written" not in s.err, \
+        s.err
     return sent
 
 
@@ -945,7 +970,30 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
     """-C, -G and --rearm make regular files: -w FIFO or a device with them is bad input (exit
     2, one line, before the sampler starts; a FIFO's open() used to wait for a reader forever,
     a device was refused with exit 1 once capturing), and a FIFO where a later -C file would go
-    stops the capture (exit 1), as any name not this capture's does, without waiting on it."""
+    stops the capture (exit 1), as any name not this capture's does, without waiting on it.
+    A first file that exists and is not FILE itself (-C -W's FILE0, -G's strftime name) is
+    refused the same way before the start (it was exit 1 after capture-only programs were
+    attached and a line said so)."""
+    d = os.path.join(lab.tmp, "first")
+    os.mkdir(d)
+    for first, w, args in (("k.pcap0", "k.pcap", ["-C", 1, "-W", 3]),
+                           (time.strftime("g-%Y.pcap"), "g-%Y.pcap", ["-G", 60])):
+        with open(os.path.join(d, first), "w") as f:
+            f.write("mine")
+        r = pktlens("sample", "vb", "-w", os.path.join(d, w), *args, ns=lab.b, check=False,
+                    timeout=10)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"pktlens: sample: cannot write '{os.path.join(d, first)}': exists and this capture "
+            "did not write it: not replaced (remove it, or name another -w FILE)"], r.stderr
+        assert sorted(os.listdir(d)) == [first] and open(os.path.join(d, first)).read() == "mine"
+        if first == "k.pcap0":
+            # --when: the name is made when it fires (a strftime one may differ then): it waits
+            s = Sampler(lab, "-w", os.path.join(d, w), *args, "--when", "dev pps > 1000000",
+                        "--for", 1, ready=False)
+            s.wait_for(b"waiting for")
+            assert s.stop() == 0, s.err
+            assert open(os.path.join(d, first)).read() == "mine"
+        os.unlink(os.path.join(d, first))
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     fifo = os.path.join(lab.tmp, "cap.fifo")
     os.mkfifo(fifo)
@@ -999,10 +1047,32 @@ def test_bad_names_and_contradictions_are_refused_with_one_line(lab):
                       (["--when", "drops BOGUS_REASON > 5/s", "--for", 1],
                        "no drop reason 'BOGUS_REASON'"),
                       (["--xdp", "--hook", "tc"], "--xdp and --hook tc"),
-                      (["--hook", "tc", "--hook", "xdp"], "--hook given twice")):
+                      (["--hook", "tc", "--hook", "xdp"], "--hook given twice"),
+                      # a number of seconds, but over the 366 days durations take (it said
+                      # "not a number of seconds >= 1")
+                      (["-G", 99999999999], "-G '99999999999': not a number of seconds from 1 "
+                       "to 31622400 (366 days)"),
+                      (["--when", "dev pps > 5", "--for", 31622401], "--for '31622401': not a "
+                       "number of seconds from 1 to 31622400"),
+                      (["--per-flow", 4294967296], "--per-flow '4294967296': not a packet count "
+                       "in 1..4294967295")):
         r = pktlens("sample", "vb", "-w", path, *args, ns=lab.b, check=False)
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not os.path.exists(path)
+    # a rule of the direction the capture does not take could never give it a packet: refused
+    # (it captured nothing until --duration, exit 0), also where that direction has a hook
+    pktlens("attach", "vb", "--force", "--xdp", "native", "--tc", "in,out", ns=lab.b)
+    pktlens("policy", "add", "vb", "--out", "--id", 9, "--proto", "udp", "--drop", ns=lab.b)
+    for args, msg in ((["--rule", 7, "--out"], "--rule 7: an --in rule, and this capture takes "
+                       "egress only"),
+                      (["--rule", 9, "--hook", "xdp"], "--rule 9: an --out rule, and this "
+                       "capture takes ingress only"),
+                      (["--rule", 9, "--in"], "--rule 9: an --out rule")):
+        r = pktlens("sample", "vb", "-w", path, "--duration", 1, *args, ns=lab.b, check=False)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"pktlens: sample: vb: {msg}" + ("" if "this capture" in msg else
+                                             ", and this capture takes ingress only")], r.stderr
         assert not os.path.exists(path)
     # a reason the kernel has passes the check (then the probes are missing: said so, exit 2)
     r = pktlens("sample", "vb", "--when", "drops no_socket > 5/s", "--for", 1, ns=lab.b,

@@ -377,6 +377,31 @@ def test_interface_deleted_under_a_waiting_trigger_ends_it(lab):
     assert not os.path.exists(path)
 
 
+def test_rule_deleted_or_detach_under_a_waiting_trigger_ends_it(lab):
+    """What --when names was there at the start: its rule deleted, or the interface detached,
+    while the trigger waits is a failure of the run (exit 1, one line saying what happened), not
+    bad input (it was exit 2), and a detach under a 'dev pps' trigger ends it at once (it waited
+    on and, fired, made a file only to say it was detached)."""
+    attach(lab)
+    pktlens("policy", "add", "vb", "--id", 7, "--proto", "udp", "--pass", ns=lab.b)
+    path = os.path.join(lab.tmp, "when.pcap")
+    for when, change, said in (
+            ("rule 7 > 1000pps", ("policy", "del", "vb", 7),
+             "--when: 'rule 7 > 1000pps': no rule 7 (while waiting): stopped"),
+            ("dev pps > 1000000", ("detach", "vb"),
+             "detached or re-attached while waiting for 'dev pps > 1000000': stopped")):
+        s = Sampler(lab, "-w", path, "--when", when, "--for", 2, ready=False)
+        try:
+            s.wait_for(b"waiting for")
+            pktlens(*change, ns=lab.b)
+            s.p.wait(timeout=5)
+        finally:
+            rc = s.stop(timeout=10)
+        err = s.err.decode()
+        assert rc == 1 and f"pktlens: sample: vb: {said}\n" in err, err
+        assert not os.path.exists(path)
+
+
 # ---- 13: symbolic links, file modes ----
 
 def test_symbolic_links_are_not_followed(lab):

@@ -305,6 +305,11 @@ BAD_CONFIGS = [
      2, 10, "dev: 'eth0:1' is not an interface name"),
     ("triggers:\n  - dev: sv0\n    netns: a/b\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: 'a/b' is not a name in /run/netns"),
+    # a directory: accepted, its sampler was refused (exit 2) and started again every 5 s
+    ("triggers:\n  - dev: sv0\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/\n",
+     5, 12, "write: '/tmp/' names a directory, not a file"),
+    ("triggers:\n  - dev: sv0\n    when: 'dev pps > 5'\n    for: 1\n    write: /var/tmp/..\n",
+     5, 12, "write: '/var/tmp/..' names a directory, not a file"),
 ]
 
 
