@@ -367,6 +367,7 @@ BAD = [
     (["--limit", "100", "--per", "host"], "--per 'host': not rule, src, dst or flow"),
     (["--limit", "100", "--over", "reject"], "--over 'reject': not drop, pass or sample 1/N"),
     (["--limit", "100", "--over", "sample"], "--over sample: not 1/N"),
+    (["--limit", "100", "--over", "sample "], "--over sample: not 1/N"),
     (["--limit", "100", "--over", "sample", "1/0"], "--over sample 1/0: not 1/N"),
     (["--burst", "10", "--drop"], "--burst: only with --limit"),
     (["--per", "src", "--drop"], "--per: only with --limit"),
