@@ -479,7 +479,7 @@ static int common_opt(int opt, const struct pl_cmd *obj, const char *path, char 
 }
 
 /* -j or -p (as common_opt() takes them): sets the output and says whether @s was one */
-static bool json_word(const char *s)
+bool pl_json_word(const char *s)
 {
 	if (!strcmp(s, "-p") || !strcmp(s, "--pretty"))
 		pl_g.pretty = true;
@@ -525,7 +525,7 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 				goto out;
 			}
 		/* -j and -p after the command's name, as every command takes them */
-		for (optind = 1; optind < argc && json_word(argv[optind]); optind++)
+		for (optind = 1; optind < argc && pl_json_word(argv[optind]); optind++)
 			;
 		goto positionals;
 	}
@@ -587,7 +587,7 @@ positionals:
 	pos = argv + optind;
 	n = argc - optind;
 	/* a -j (or -p) after the words of a command whose options stop at the first word */
-	if ((c->flags & (PL_CMD_STOP | PL_CMD_RAW)) && n > 0 && json_word(pos[n - 1]))
+	if ((c->flags & (PL_CMD_STOP | PL_CMD_RAW)) && n > 0 && pl_json_word(pos[n - 1]))
 		n--;
 	for (i = 0; c->opts && (c->opts[i].name || c->opts[i].short_name) && i < OPTS_MAX; i++) {
 		const struct pl_opt *o = &c->opts[i];

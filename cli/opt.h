@@ -132,6 +132,8 @@ extern const struct pl_cmd *const pl_cmds[];
  * called with the command's name, e.g. to enter --netns; non-zero stops).
  */
 int pl_cmd_run(const struct pl_cmd *const *cmds, int argc, char **argv, int (*enter)(const char *name));
+/* -j, --json, -p or --pretty: sets the output and says whether @s was one */
+bool pl_json_word(const char *s);
 
 /*
  * The sub-command of @parent (NULL: the commands @cmds at the top) that

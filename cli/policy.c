@@ -117,6 +117,17 @@ static int read_rules(const char *verb, struct target *t, struct pl_rule **rules
 	return err ? PL_EXIT_FAIL : PL_EXIT_OK;
 }
 
+/* Whether the word after @w is @w's value (a rule option that takes one, without "=") */
+static bool value_of(const char *w)
+{
+	if (strncmp(w, "--", 2) || strchr(w, '='))
+		return false;
+	for (const struct pl_opt *o = pl_rule_opts; o->name; o++)
+		if (!strcmp(o->name, w + 2))
+			return o->type != PL_OPT_FLAG;
+	return false;
+}
+
 static int do_add(void *cfg, int argc, char **argv)
 {
 	struct pl_rule_text *texts = NULL, *nt;
@@ -126,15 +137,22 @@ static int do_add(void *cfg, int argc, char **argv)
 	char line[PL_FILTER_EXPR_MAX + 512], *expr = NULL;
 	struct pl_rule_tok *toks;
 	struct pl_rule_err e;
-	int ret;
+	bool ends = false;
+	int ret, ntok = 0;
 
 	(void)cfg;
 	toks = calloc((size_t)argc, sizeof(*toks));
 	if (!toks)
 		return PL_EXIT_FAIL;
-	for (int i = 1; i < argc; i++)
-		toks[i - 1] = (struct pl_rule_tok){ argv[i], i };
-	if (pl_rule_parse(toks, argc - 1, &r, &expr, &e)) {
+	for (int i = 1; i < argc; i++) {
+		/* -j (-p) among the options, as other commands take it anywhere: not an
+		 * expression word (after "--" every word is, and an option's value is its own) */
+		if (!ends && !value_of(argv[i - 1]) && pl_json_word(argv[i]))
+			continue;
+		ends = ends || !strcmp(argv[i], "--");
+		toks[ntok++] = (struct pl_rule_tok){ argv[i], i };
+	}
+	if (pl_rule_parse(toks, ntok, &r, &expr, &e)) {
 		pl_err("policy add: %s: argument %d: %s", argv[0], e.col, e.msg);
 		free(toks);
 		return PL_EXIT_USAGE;

@@ -250,10 +250,15 @@ static int parse_limit(const struct limit_words *lw, struct pl_rule *r, struct p
 	if ((v = lw->v[LW_OVER])) {
 		if (!strcmp(v, "drop") || !strcmp(v, "pass")) {
 			l->over = v[0] == 'd' ? PL_ACT_DROP : PL_ACT_PASS;
-		} else if (!strcmp(v, "sample")) {
-			v = lw->v[LW_OVER_ARG];
+		} else if (!strcmp(v, "sample") || !strncmp(v, "sample ", 7)) {
+			/* "sample 1/N" in one word too, as --sample's value is one */
+			int col = v[6] ? lw->col[LW_OVER] : lw->col[LW_OVER_ARG];
+
+			v = v[6] ? v + 7 + strspn(v + 7, " ") : lw->v[LW_OVER_ARG];
+			if (v && !*v)	/* "sample " in one word: no 1/N, as "sample" alone */
+				v = NULL;
 			if (!v || strncmp(v, "1/", 2) || pl_parse_u32(v + 2, 1, UINT32_MAX, &l->over_arg))
-				return perr(e, v ? lw->col[LW_OVER_ARG] : lw->col[LW_OVER],
+				return perr(e, v ? col : lw->col[LW_OVER],
 					    "--over sample%s%s: not 1/N with N >= 1", v ? " " : "",
 					    v ? v : "");
 			l->over = PL_ACT_SAMPLE;

@@ -855,12 +855,12 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		if (list_n[d] > PL_POLICY_LIST_MAX)
 			return pl_why(why, whylen, -E2BIG,
 				      "rule %u: %zu %s rules with ports, protocol, VLAN, both "
-				      "addresses or --sample: at most %u", list_over[d], list_n[d],
+				      "addresses, --sample or --limit: at most %u", list_over[d], list_n[d],
 				      d ? "egress" : "ingress", PL_POLICY_LIST_MAX);
 		if (list_n[d] > PL_POLICY_LIST_BOUNDED && !pl_feature(PL_FEAT_BPF_LOOP))
 			return pl_why(why, whylen, -ENOSYS,
 				      "rule %u: %zu %s rules with ports, protocol, VLAN, both "
-				      "addresses or --sample: more than %u %s", bounded_over[d],
+				      "addresses, --sample or --limit: more than %u %s", bounded_over[d],
 				      list_n[d], d ? "egress" : "ingress", PL_POLICY_LIST_BOUNDED,
 				      pl_feature_needs(PL_FEAT_BPF_LOOP, needs, sizeof(needs)));
 		for (int f = 0; f < 2; f++)

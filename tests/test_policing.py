@@ -367,6 +367,7 @@ BAD = [
     (["--limit", "100", "--per", "host"], "--per 'host': not rule, src, dst or flow"),
     (["--limit", "100", "--over", "reject"], "--over 'reject': not drop, pass or sample 1/N"),
     (["--limit", "100", "--over", "sample"], "--over sample: not 1/N"),
+    (["--limit", "100", "--over", "sample "], "--over sample: not 1/N"),
     (["--limit", "100", "--over", "sample", "1/0"], "--over sample 1/0: not 1/N"),
     (["--burst", "10", "--drop"], "--burst: only with --limit"),
     (["--per", "src", "--drop"], "--per: only with --limit"),
@@ -391,6 +392,15 @@ def test_rates_up_to_the_limit_in_every_unit_and_case(lab):
                 *(["--burst", burst] if burst else []), ns=lab.b)
     rules = [r["rule"] for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]]
     assert [any(want + " " in r + " " for r in rules) for _, _, want in given] == [True] * len(given), rules
+    # -j among the rule's words (as every command takes it), not an expression word '-j';
+    # `--over 'sample 1/N'` in one word, as `--sample 1/N` is (both had been refused)
+    for words, want in ((["-j", "--limit", "70pps", "--over", "sample 1/9", "--proto", "udp"],
+                         "--limit 70pps --burst 7packets --per rule --over sample 1/9"),
+                        (["--limit", "80pps", "--json", "--over=sample 1/3", "udp"],
+                         "--limit 80pps --burst 8packets --per rule --over sample 1/3 'udp'")):
+        r = pktlens("policy", "add", "vb", *words, ns=lab.b, check=False)
+        assert r.returncode == 0, (words, r.stderr)
+        assert json.loads(r.stdout)["rule"].endswith(want), r.stdout
 
 
 def test_bad_input_changes_nothing(lab, tmp_path):

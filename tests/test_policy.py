@@ -1070,11 +1070,12 @@ def test_limits(router):
     assert hits == {100001: 4, 65537: 1}     # 2001:db8:1::1: in 2001:db8:1:0::/64, line 65537
     over = os.path.join(router.tmp, "over.rules")
     with open(over, "w") as f:
-        f.writelines(f"--proto udp --dport {i} --drop\n" for i in range(1025))
+        f.writelines(f"--proto udp --dport {i} --drop\n" for i in range(1024))
+        f.write("--src 198.18.7.7/32 --limit 10pps\n")     # one address, but a limit: a list rule
     r = pktlens("policy", "load", "vb", over, ns=h, check=False)
     assert r.returncode == 2
     assert r.stderr == (f"pktlens: policy load: {over}:1025:1: 1025 ingress rules with ports, protocol, "
-                        "VLAN, both addresses or --sample: at most 1024\n")
+                        "VLAN, both addresses, --sample or --limit: at most 1024\n")
     assert len(pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"]) == 100001
     print(f"100,001 rules loaded in {took:.1f} s")
     # 64 expression rules per direction, not 65
