@@ -236,6 +236,25 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 						 e->rules[i].col, why, whylen) : -ENOMEM;
 		free(line);
 	}
+	/*
+	 * A rule of a direction this interface gets no hook for would be
+	 * refused by the commit, after earlier steps ran: an error of the
+	 * plan, at the rule, as `policy add` refuses it (exit 2).
+	 */
+	for (size_t i = 0; !err && i < st->rs.n; i++) {
+		const struct pl_rule_origin *src = &st->rs.orig[i];
+		bool out = st->rs.rules[i].dir == PL_DIR_OUT;
+		bool has = out ? (w->tc_hooks & PL_TC_OUT) :
+				 (w->xdp_mode != PL_XDP_NONE || (w->tc_hooks & PL_TC_IN));
+
+		if (!has) {
+			snprintf(why, whylen, "%s:%d:%d: %s rule, but %s gets no %s hook (%s)", src->file,
+				 src->line, src->col, out ? "an egress (--out)" : "an ingress",
+				 li->ifname, out ? "egress" : "ingress",
+				 out ? "tc: out or in,out" : "xdp: native or skb, or tc: in or in,out");
+			err = -EINVAL;
+		}
+	}
 	if (!err)
 		err = pl_rule_list_finish(&st->rs, st->have.rules, st->have.nrules, &w->texts,
 					&w->ntexts, why, whylen);

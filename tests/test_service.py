@@ -631,6 +631,36 @@ def test_apply_redirect_rule_missing_in_one_namespace_names_it(svc):
     assert attached(a, "sv0") and attached(b, "sv1")
 
 
+@pytest.mark.variant
+def test_apply_rule_of_a_direction_without_a_hook_is_an_error_of_the_plan(svc):
+    """An --out rule on an entry with tc: in (or an ingress rule, of a rules-file too, where
+    the interface gets no ingress hook) is refused as `policy add` refuses it: FILE:LINE:COL
+    of the rule, exit 2, by --dry-run as by apply, and nothing attached, not even the
+    interfaces of the other entry that the run would have attached first."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "sv1.x-y", "pv1")
+    with open(os.path.join(svc.tmp, "in.rules"), "w") as f:
+        f.write("# ingress\n--src 2001:db8::/32 --drop\n")
+    head = f'interfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tc: in,out\n' \
+           '    rules: ["--out --proto udp --drop"]\n  - match: "sv1*"\n' f'    netns: "{glob_covered()}"\n'
+    cases = [("    tc: in\n    rules:\n      - '--proto udp --dport 53 --pass'\n      - '--out --proto udp --drop'\n",
+              "{conf}:11:10: an egress (--out) rule, but sv1.x-y gets no egress hook (tc: out or in,out)"),
+             ("    tc: out\n    rules-file: in.rules\n",
+              "{tmp}/in.rules:2:1: an ingress rule, but sv1.x-y gets no ingress hook")]
+    for n, (tail, msg) in enumerate(cases):
+        conf = svc.config(head + tail, f"dir{n}.conf")
+        for dry in (["--dry-run"], []):
+            r = pktlens("apply", conf, *dry, check=False)
+            assert r.returncode == 2 and r.stdout == "", r
+            assert r.stderr.startswith("pktlens: apply: " + msg.format(conf=conf, tmp=svc.tmp)), r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr
+        assert not attached(a, "sv0") and not attached(a, "sv1.x-y")
+    r = pktlens("apply", svc.config(head + "    tc: in,out\n    rules-file: in.rules\n", "ok.conf"),
+                "--dry-run", check=False)
+    assert r.returncode == 0 and "plan: 2 to add" in r.stdout, r
+
+
 def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     """pktlens.service has no CAP_SYS_ADMIN unless a drop-in adds it, and entering a named
     namespace needs it: apply (and the daemon) says so where it cannot enter one; nothing
