@@ -71,6 +71,13 @@ static const char *kind(const yaml_node_t *n)
 }
 
 /* A plain empty value, ~ or null: YAML's null. */
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st) && S_ISDIR(st.st_mode);
+}
+
 static bool is_null(const yaml_node_t *n)
 {
 	const char *v = (const char *)n->data.scalar.value;
@@ -640,6 +647,10 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		err = str_dup(x, v, key, &t->write);
 		if (!err && t->write[0] != '/')
 			err = at(x, v, "write: '%s' is not an absolute path", t->write);
+		/* as `sample -w` refuses it; the daemon would start a sampler that fails every 5 s */
+		if (!err && (t->write[strlen(t->write) - 1] == '/' ||
+			     (!strchr(t->write, '%') && is_dir(t->write))))
+			err = at(x, v, "write: '%s' is a directory, not a file name", t->write);
 		return err;
 	}
 	if (!strcmp(key, "filter")) {

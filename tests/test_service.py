@@ -303,6 +303,11 @@ BAD_CONFIGS = [
      2, 10, "dev: 'sv 0' is not an interface name"),
     ("triggers:\n  - dev: 'eth0:1'\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      2, 10, "dev: 'eth0:1' is not an interface name"),
+    # a directory, as `sample -w` refuses it (the daemon's sampler would fail every 5 s)
+    ("triggers:\n  - dev: sv0\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/\n",
+     5, 12, "write: '/tmp/' is a directory, not a file name"),
+    ("triggers:\n  - dev: sv0\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp\n",
+     5, 12, "write: '/tmp' is a directory, not a file name"),
     ("triggers:\n  - dev: sv0\n    netns: a/b\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: 'a/b' is not a name in /run/netns"),
 ]
