@@ -372,9 +372,13 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			else if (!strpbrk(m, "*?[") && strlen(m) >= IF_NAMESIZE)
 				err = at(x, item(x, v, k), "match: '%s' is longer than an interface "
 					 "name can be (%d bytes)", m, IF_NAMESIZE - 1);
-			else if (strchr(m, '/'))
-				err = at(x, item(x, v, k), "match: '%s': an interface name has no '/'",
-					 m);
+			else if (strpbrk(m, "/:"))
+				err = at(x, item(x, v, k), "match: '%s': an interface name has no '%c'",
+					 m, *strpbrk(m, "/:"));
+			/* as the kernel has names (dev_valid_name()): such a pattern matches nothing */
+			else if (strpbrk(m, " \t\n\v\f\r"))
+				err = at(x, item(x, v, k), "match: '%s': an interface name has no white "
+					 "space", m);
 		}
 		return err;
 	}

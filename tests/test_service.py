@@ -292,6 +292,9 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    netns:\n      - x\n      - a/b\n", 5, 9,
      "netns: 'a/b' is not a name in /run/netns"),
     ("interfaces:\n  - match: [sv0, '', sv1]\n", 2, 18, "match: an empty name"),
+    # names the kernel cannot have (as triggers' dev): a pattern that could never match
+    ("interfaces:\n  - match: [sv0, 'sv0:1']\n", 2, 18, "match: 'sv0:1': an interface name has no ':'"),
+    ("interfaces:\n  - match: 'veth *'\n", 2, 12, "match: 'veth *': an interface name has no white space"),
     ("probes:\n  - tcp\n  - udp\n", 3, 5, "probes: 'udp' is not a probe"),
     ("interfaces:\n  - match: sv0\n    tcp-passive: maybe\n", 3, 18, "tcp-passive: 'maybe' is not true or false"),
     ("interfaces:\n  - match: sv0\n    tcp-ts-max: 64\n", 2, 5, "tcp-ts-max without tcp-passive: true"),
