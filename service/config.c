@@ -279,13 +279,17 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 		return 0;
 	err = str_list(x, n, key, &words, &nw);
 	for (size_t i = 0; !err && i < nw; i++) {
-		if (!strcmp(words[i], "tcp"))
-			*out |= PL_PROBE_TCP;
-		else if (!strcmp(words[i], "drops"))
-			*out |= PL_PROBE_DROPS;
-		else if (strcmp(words[i], "none"))
+		unsigned bit = !strcmp(words[i], "tcp") ? PL_PROBE_TCP :
+			       !strcmp(words[i], "drops") ? PL_PROBE_DROPS : 0;
+
+		if (!bit && strcmp(words[i], "none"))
 			err = at(x, item(x, n, i), "%s: '%s' is not a probe (tcp, drops, or none)",
 				 key, words[i]);
+		/* as attach --probes: none stands alone, each probe once */
+		else if ((bit & *out) || (nw > 1 && !bit))
+			err = at(x, item(x, n, i), "%s: '%s' %s", key, words[i],
+				 bit ? "is given twice" : "with other probes (none stands alone)");
+		*out |= bit;
 	}
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);

@@ -296,6 +296,9 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: [sv0, 'sv0:1']\n", 2, 18, "match: 'sv0:1': an interface name has no ':'"),
     ("interfaces:\n  - match: 'veth *'\n", 2, 12, "match: 'veth *': an interface name has no white space"),
     ("probes:\n  - tcp\n  - udp\n", 3, 5, "probes: 'udp' is not a probe"),
+    # as attach --probes: none stands alone, each probe once
+    ("probes: [tcp, none]\n", 1, 15, "probes: 'none' with other probes (none stands alone)"),
+    ("interfaces:\n  - match: sv0\n    probes: [drops, drops]\n", 3, 21, "probes: 'drops' is given twice"),
     ("interfaces:\n  - match: sv0\n    tcp-passive: maybe\n", 3, 18, "tcp-passive: 'maybe' is not true or false"),
     ("interfaces:\n  - match: sv0\n    tcp-ts-max: 64\n", 2, 5, "tcp-ts-max without tcp-passive: true"),
     ("interfaces:\n  - match: sv0\n    tcp-ts-max: 64\n    tcp-passive: off\n", 2, 5,
