@@ -972,19 +972,29 @@ bool pl_config_covers(const struct pl_config *c, const char *name)
 	return false;
 }
 
-const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
-					   const char *ifname)
+const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c,
+						 const char *const *names, size_t nnames,
+						 const char *ifname)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pl_cfg_entry *e = &c->e[i];
+		bool covers = !nnames && pl_config_entry_netns(e, NULL);
 
-		if (!pl_config_entry_netns(e, name))
+		for (size_t k = 0; !covers && k < nnames; k++)
+			covers = pl_config_entry_netns(e, names[k]);
+		if (!covers)
 			continue;
 		for (size_t k = 0; k < e->nmatch; k++)
 			if (!fnmatch(e->match[k], ifname, 0))
 				return e;
 	}
 	return NULL;
+}
+
+const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
+					   const char *ifname)
+{
+	return pl_config_match_names(c, name ? &name : NULL, name ? 1 : 0, ifname);
 }
 
 unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e)

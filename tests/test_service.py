@@ -672,6 +672,25 @@ def test_apply_rule_of_a_direction_without_a_hook_is_an_error_of_the_plan(svc):
     assert r.returncode == 0 and "plan: 2 to add" in r.stdout, r
 
 
+@pytest.mark.variant
+def test_apply_entry_names_a_namespace_by_any_of_its_names(svc):
+    """A namespace with two names in /run/netns (a bind mount, as `ip netns attach` makes):
+    an entry that names it by its second name covers it, even where another entry covers it
+    by the first (the name shown)."""
+    a = svc.netns()
+    alias = unique("plr")
+    Path(f"/run/netns/{alias}").touch()
+    svc.namespaces.append(alias)    # `ip netns del` unmounts and removes it
+    sh("mount", "--bind", f"/run/netns/{a}", f"/run/netns/{alias}")
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "sv1", "pv1")
+    conf = svc.config(f'interfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n'
+                      f'  - match: sv1\n    netns: "{alias}"\n    tc: in\n')
+    doc = pktlens_json("apply", conf, "--dry-run")
+    assert [(s["action"], s["ifname"], s["netns"], s["to"]["tc"]) for s in doc["steps"]] == \
+        [("add", "sv0", ns_ino(a), "in,out"), ("add", "sv1", ns_ino(a), "in")], doc
+
+
 def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     """pktlens.service has no CAP_SYS_ADMIN unless a drop-in adds it, and entering a named
     namespace needs it: apply (and the daemon) says so where it cannot enter one; nothing
