@@ -71,6 +71,13 @@ static const char *kind(const yaml_node_t *n)
 }
 
 /* A plain empty value, ~ or null: YAML's null. */
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st) && S_ISDIR(st.st_mode);
+}
+
 static bool is_null(const yaml_node_t *n)
 {
 	const char *v = (const char *)n->data.scalar.value;
@@ -272,13 +279,17 @@ static int probes(struct ctx *x, const yaml_node_t *n, const char *key, unsigned
 		return 0;
 	err = str_list(x, n, key, &words, &nw);
 	for (size_t i = 0; !err && i < nw; i++) {
-		if (!strcmp(words[i], "tcp"))
-			*out |= PL_PROBE_TCP;
-		else if (!strcmp(words[i], "drops"))
-			*out |= PL_PROBE_DROPS;
-		else if (strcmp(words[i], "none"))
+		unsigned bit = !strcmp(words[i], "tcp") ? PL_PROBE_TCP :
+			       !strcmp(words[i], "drops") ? PL_PROBE_DROPS : 0;
+
+		if (!bit && strcmp(words[i], "none"))
 			err = at(x, item(x, n, i), "%s: '%s' is not a probe (tcp, drops, or none)",
 				 key, words[i]);
+		/* as attach --probes: none stands alone, each probe once */
+		else if ((bit & *out) || (nw > 1 && !bit))
+			err = at(x, item(x, n, i), "%s: '%s' %s", key, words[i],
+				 bit ? "is given twice" : "with other probes (none stands alone)");
+		*out |= bit;
 	}
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);
@@ -378,9 +389,13 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			else if (!strpbrk(m, "*?[") && strlen(m) >= IF_NAMESIZE)
 				err = at(x, item(x, v, k), "match: '%s' is longer than an interface "
 					 "name can be (%d bytes)", m, IF_NAMESIZE - 1);
-			else if (strchr(m, '/'))
-				err = at(x, item(x, v, k), "match: '%s': an interface name has no '/'",
-					 m);
+			else if (strpbrk(m, "/:"))
+				err = at(x, item(x, v, k), "match: '%s': an interface name has no '%c'",
+					 m, *strpbrk(m, "/:"));
+			/* as the kernel has names (dev_valid_name()): such a pattern matches nothing */
+			else if (strpbrk(m, " \t\n\v\f\r"))
+				err = at(x, item(x, v, k), "match: '%s': an interface name has no white "
+					 "space", m);
 		}
 		return err;
 	}
@@ -656,9 +671,13 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		err = str_dup(x, v, key, &t->write);
 		if (!err && t->write[0] != '/')
 			return at(x, v, "write: '%s' is not an absolute path", t->write);
-		/* a directory's name: its sampler would be refused at every start, forever */
+		/*
+		 * a directory's name, as `sample -w` refuses it: the daemon would
+		 * start a sampler that is refused every 5 s, forever
+		 */
 		base = err ? NULL : strrchr(t->write, '/') + 1;
-		if (base && (!*base || !strcmp(base, ".") || !strcmp(base, "..")))
+		if (base && (!*base || !strcmp(base, ".") || !strcmp(base, "..") ||
+			     (!strchr(t->write, '%') && is_dir(t->write))))
 			err = at(x, v, "write: '%s' names a directory, not a file", t->write);
 		return err;
 	}
@@ -974,19 +993,29 @@ bool pl_config_covers(const struct pl_config *c, const char *name)
 	return false;
 }
 
-const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
-					   const char *ifname)
+const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c,
+						 const char *const *names, size_t nnames,
+						 const char *ifname)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pl_cfg_entry *e = &c->e[i];
+		bool covers = !nnames && pl_config_entry_netns(e, NULL);
 
-		if (!pl_config_entry_netns(e, name))
+		for (size_t k = 0; !covers && k < nnames; k++)
+			covers = pl_config_entry_netns(e, names[k]);
+		if (!covers)
 			continue;
 		for (size_t k = 0; k < e->nmatch; k++)
 			if (!fnmatch(e->match[k], ifname, 0))
 				return e;
 	}
 	return NULL;
+}
+
+const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
+					   const char *ifname)
+{
+	return pl_config_match_names(c, name ? &name : NULL, name ? 1 : 0, ifname);
 }
 
 unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e)

@@ -96,6 +96,13 @@ bool pl_config_covers(const struct pl_config *c, const char *name);
 /* The entry that decides @ifname in namespace @name (NULL: root), or NULL. */
 const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
 					   const char *ifname);
+/*
+ * The same for a namespace with @nnames names in /run/netns (0: the root
+ * one): the first entry that covers any of them and matches @ifname.
+ */
+const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c,
+						 const char *const *names, size_t nnames,
+						 const char *ifname);
 /* The probes of entry @e. */
 unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e);
 

@@ -172,3 +172,60 @@ const char *pl_ns_label(const struct pl_ns *ns)
 {
 	return ns->name[0] ? ns->name : "root";
 }
+
+int pl_ns_names(const struct pl_ns *ns, char ***names, size_t *n)
+{
+	DIR *d = opendir(PL_NETNS_DIR);
+	struct dirent *de;
+	bool own = false;
+	char **v = NULL;
+	size_t k = 0;
+
+	*names = NULL;
+	*n = 0;
+	while (d && (de = readdir(d))) {
+		char path[512], **nv;
+		struct statfs sfs;
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    (size_t)snprintf(path, sizeof(path), PL_NETNS_DIR "/%s", de->d_name) >= sizeof(path) ||
+		    statfs(path, &sfs) || (unsigned long)sfs.f_type != NSFS_MAGIC || stat(path, &st) ||
+		    st.st_ino != ns->ino)
+			continue;
+		nv = realloc(v, (k + 2) * sizeof(*v));
+		if (!nv || !(nv[k] = strdup(de->d_name))) {
+			v = nv ? nv : v;
+			goto nomem;
+		}
+		v = nv;
+		own |= !strcmp(v[k++], ns->name);
+	}
+	if (!own) {	/* gone from /run/netns in between: its own name still says it */
+		char **nv = realloc(v, (k + 1) * sizeof(*v));
+
+		if (!nv || !(nv[k] = strdup(ns->name))) {
+			v = nv ? nv : v;
+			goto nomem;
+		}
+		v = nv;
+		k++;
+	}
+	if (d)
+		closedir(d);
+	*names = v;
+	*n = k;
+	return 0;
+nomem:
+	if (d)
+		closedir(d);
+	pl_ns_names_free(v, k);
+	return -ENOMEM;
+}
+
+void pl_ns_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

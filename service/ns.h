@@ -45,6 +45,13 @@ int pl_ns_enter(const struct pl_ns *ns);
 /* Back to the root namespace. */
 void pl_ns_leave(const struct pl_nsset *s);
 void pl_nsset_free(struct pl_nsset *s);
+/*
+ * Every name of named namespace @ns in /run/netns (one namespace may have
+ * several: `ip netns attach`, bind mounts); at least its own name.
+ * 0, or -ENOMEM. Free with pl_ns_names_free().
+ */
+int pl_ns_names(const struct pl_ns *ns, char ***names, size_t *n);
+void pl_ns_names_free(char **names, size_t n);
 /* "root" or the name, for messages. */
 const char *pl_ns_label(const struct pl_ns *ns);
 

@@ -236,6 +236,25 @@ static int resolve(const struct pl_config *c, const struct pl_cfg_entry *e,
 						 e->rules[i].col, why, whylen) : -ENOMEM;
 		free(line);
 	}
+	/*
+	 * A rule of a direction this interface gets no hook for would be
+	 * refused by the commit, after earlier steps ran: an error of the
+	 * plan, at the rule, as `policy add` refuses it (exit 2).
+	 */
+	for (size_t i = 0; !err && i < st->rs.n; i++) {
+		const struct pl_rule_origin *src = &st->rs.orig[i];
+		bool out = st->rs.rules[i].dir == PL_DIR_OUT;
+		bool has = out ? (w->tc_hooks & PL_TC_OUT) :
+				 (w->xdp_mode != PL_XDP_NONE || (w->tc_hooks & PL_TC_IN));
+
+		if (!has) {
+			snprintf(why, whylen, "%s:%d:%d: %s rule, but %s gets no %s hook (%s)", src->file,
+				 src->line, src->col, out ? "an egress (--out)" : "an ingress",
+				 li->ifname, out ? "egress" : "ingress",
+				 out ? "tc: out or in,out" : "xdp: native or skb, or tc: in or in,out");
+			err = -EINVAL;
+		}
+	}
 	if (!err)
 		err = pl_rule_list_finish(&st->rs, st->have.rules, st->have.nrules, &w->texts,
 					&w->ntexts, why, whylen);
@@ -620,7 +639,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 {
 	struct pl_link_info *links = NULL;
 	struct pl_netns here = { .ino = ns->ino };
-	size_t nl = 0;
+	size_t nl = 0, nnames = 0;
+	char **names = NULL;
 	int err;
 
 	err = pl_ns_enter(ns);
@@ -639,8 +659,14 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			 strerror(-err));
 		return err;
 	}
+	if (ns->name[0] && pl_ns_names(ns, &names, &nnames)) {
+		free(links);
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
 	if (scope_close(sx, links, nl, a, na)) {
 		free(links);
+		pl_ns_names_free(names, nnames);
 		snprintf(why, whylen, "%s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
@@ -670,7 +696,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		}
 		if (on)
 			marked[on - a] = true;
-		e = pl_config_match(c, ns->name[0] ? ns->name : NULL, li->ifname);
+		/* an entry may name the namespace by any of its names */
+		e = pl_config_match_names(c, (const char *const *)names, nnames, li->ifname);
 		if (e && pl_link_not_ethernet(li, l2, sizeof(l2)) && !named_exactly(e, li))
 			e = NULL;
 		if (!e) {
@@ -757,6 +784,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		}
 	}
 	free(links);
+	pl_ns_names_free(names, nnames);
 	/* the rest of this namespace's attachments lost their interface */
 	for (size_t i = 0; !err && i < na; i++) {
 		struct pl_step *st;
@@ -782,6 +810,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 	return err;
 nomem:
 	free(links);
+	pl_ns_names_free(names, nnames);
 	return -ENOMEM;
 }
 

@@ -292,7 +292,13 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    netns:\n      - x\n      - a/b\n", 5, 9,
      "netns: 'a/b' is not a name in /run/netns"),
     ("interfaces:\n  - match: [sv0, '', sv1]\n", 2, 18, "match: an empty name"),
+    # names the kernel cannot have (as triggers' dev): a pattern that could never match
+    ("interfaces:\n  - match: [sv0, 'sv0:1']\n", 2, 18, "match: 'sv0:1': an interface name has no ':'"),
+    ("interfaces:\n  - match: 'veth *'\n", 2, 12, "match: 'veth *': an interface name has no white space"),
     ("probes:\n  - tcp\n  - udp\n", 3, 5, "probes: 'udp' is not a probe"),
+    # as attach --probes: none stands alone, each probe once
+    ("probes: [tcp, none]\n", 1, 15, "probes: 'none' with other probes (none stands alone)"),
+    ("interfaces:\n  - match: sv0\n    probes: [drops, drops]\n", 3, 21, "probes: 'drops' is given twice"),
     ("interfaces:\n  - match: sv0\n    tcp-passive: maybe\n", 3, 18, "tcp-passive: 'maybe' is not true or false"),
     ("interfaces:\n  - match: sv0\n    tcp-ts-max: 64\n", 2, 5, "tcp-ts-max without tcp-passive: true"),
     ("interfaces:\n  - match: sv0\n    tcp-ts-max: 64\n    tcp-passive: off\n", 2, 5,
@@ -303,6 +309,9 @@ BAD_CONFIGS = [
      2, 10, "dev: 'sv 0' is not an interface name"),
     ("triggers:\n  - dev: 'eth0:1'\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      2, 10, "dev: 'eth0:1' is not an interface name"),
+    # a directory, as `sample -w` refuses it (the daemon's sampler would fail every 5 s)
+    ("triggers:\n  - dev: sv0\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp\n",
+     5, 12, "write: '/tmp' names a directory, not a file"),
     ("triggers:\n  - dev: sv0\n    netns: a/b\n    when: 'dev pps > 5'\n    for: 1\n    write: /tmp/x.pcap\n",
      3, 12, "netns: 'a/b' is not a name in /run/netns"),
     # a directory: accepted, its sampler was refused (exit 2) and started again every 5 s
@@ -646,6 +655,55 @@ def test_apply_redirect_rule_missing_in_one_namespace_names_it(svc):
     svc.veth(b, "out0", "po1")
     assert pktlens_json("apply", conf)["ok"]
     assert attached(a, "sv0") and attached(b, "sv1")
+
+
+@pytest.mark.variant
+def test_apply_rule_of_a_direction_without_a_hook_is_an_error_of_the_plan(svc):
+    """An --out rule on an entry with tc: in (or an ingress rule, of a rules-file too, where
+    the interface gets no ingress hook) is refused as `policy add` refuses it: FILE:LINE:COL
+    of the rule, exit 2, by --dry-run as by apply, and nothing attached, not even the
+    interfaces of the other entry that the run would have attached first."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "sv1.x-y", "pv1")
+    with open(os.path.join(svc.tmp, "in.rules"), "w") as f:
+        f.write("# ingress\n--src 2001:db8::/32 --drop\n")
+    head = f'interfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tc: in,out\n' \
+           '    rules: ["--out --proto udp --drop"]\n  - match: "sv1*"\n' f'    netns: "{glob_covered()}"\n'
+    cases = [("    tc: in\n    rules:\n      - '--proto udp --dport 53 --pass'\n      - '--out --proto udp --drop'\n",
+              "{conf}:11:10: an egress (--out) rule, but sv1.x-y gets no egress hook (tc: out or in,out)"),
+             ("    tc: out\n    rules-file: in.rules\n",
+              "{tmp}/in.rules:2:1: an ingress rule, but sv1.x-y gets no ingress hook")]
+    for n, (tail, msg) in enumerate(cases):
+        conf = svc.config(head + tail, f"dir{n}.conf")
+        for dry in (["--dry-run"], []):
+            r = pktlens("apply", conf, *dry, check=False)
+            assert r.returncode == 2 and r.stdout == "", r
+            assert r.stderr.startswith("pktlens: apply: " + msg.format(conf=conf, tmp=svc.tmp)), r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr
+        assert not attached(a, "sv0") and not attached(a, "sv1.x-y")
+    r = pktlens("apply", svc.config(head + "    tc: in,out\n    rules-file: in.rules\n", "ok.conf"),
+                "--dry-run", check=False)
+    assert r.returncode == 0 and "plan: 2 to add" in r.stdout, r
+
+
+@pytest.mark.variant
+def test_apply_entry_names_a_namespace_by_any_of_its_names(svc):
+    """A namespace with two names in /run/netns (a bind mount, as `ip netns attach` makes):
+    an entry that names it by its second name covers it, even where another entry covers it
+    by the first (the name shown)."""
+    a = svc.netns()
+    alias = unique("plr")
+    Path(f"/run/netns/{alias}").touch()
+    svc.namespaces.append(alias)    # `ip netns del` unmounts and removes it
+    sh("mount", "--bind", f"/run/netns/{a}", f"/run/netns/{alias}")
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "sv1", "pv1")
+    conf = svc.config(f'interfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n'
+                      f'  - match: sv1\n    netns: "{alias}"\n    tc: in\n')
+    doc = pktlens_json("apply", conf, "--dry-run")
+    assert [(s["action"], s["ifname"], s["netns"], s["to"]["tc"]) for s in doc["steps"]] == \
+        [("add", "sv0", ns_ino(a), "in,out"), ("add", "sv1", ns_ino(a), "in")], doc
 
 
 def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
