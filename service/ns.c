@@ -147,13 +147,30 @@ int pl_nsset_update(struct pl_nsset *s, const struct pl_config *c, bool *changed
 	return 0;
 }
 
+/* The inode of the network namespace this thread is in; 0 if unknown. */
+static uint64_t here_ino(void)
+{
+	struct stat st;
+
+	return stat("/proc/thread-self/ns/net", &st) ? 0 : (uint64_t)st.st_ino;
+}
+
+/*
+ * setns(2) needs CAP_SYS_ADMIN even into the namespace the thread is already
+ * in, and pktlens.service has no CAP_SYS_ADMIN: a config of the root
+ * namespace only must not need it, so the namespace we are in is not entered.
+ */
 int pl_ns_enter(const struct pl_ns *ns)
 {
+	if (ns->ino && ns->ino == here_ino())
+		return 0;
 	return setns(ns->fd, CLONE_NEWNET) ? -errno : 0;
 }
 
 void pl_ns_leave(const struct pl_nsset *s)
 {
+	if (s->root_ino && s->root_ino == here_ino())
+		return;
 	setns(s->root_fd, CLONE_NEWNET);
 }
 

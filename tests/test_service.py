@@ -719,6 +719,16 @@ def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     assert f"pktlens: apply: netns {a}: cannot enter it: Operation not permitted (that needs " \
            f"CAP_SYS_ADMIN: pktlens.service has it only with a drop-in)\n" in r.stderr, r.stderr
     assert not attached(a, "sv0")
+    # with pktlens.service's capabilities only (no CAP_SYS_ADMIN), a config of the namespace
+    # pktlens runs in needs to enter none: setns(2) even into one's own namespace needs it
+    unit_caps = "-all,+bpf,+net_admin,+perfmon"
+    here = svc.config('name: nocap\ninterfaces:\n  - match: sv0\n', "here.conf")
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{a}", "setpriv", f"--bounding-set={unit_caps}",
+                        f"--inh-caps={unit_caps}", f"--ambient-caps={unit_caps}",
+                        "--securebits=+noroot,+noroot_locked", PKTLENS, "apply", here],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r
+    assert attached(a, "sv0")
 
 
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):
