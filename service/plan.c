@@ -1018,7 +1018,20 @@ void pl_step_json(struct jw *w, const struct pl_step *st, bool result)
 	jw_str_field(w, "action", pl_step_verb(st));
 	jw_str_field(w, "ifname", st->ifname);
 	jw_u64_field(w, "netns", st->netns);
-	jw_str_field(w, "netns_name", st->nsname[0] ? st->nsname : NULL);
+	if (st->nsname[0]) {
+		jw_str_field(w, "netns_name", st->nsname);
+	} else {
+		/* as the text names it (pl_step_describe()): the namespace pktlens runs in has one too */
+		struct pl_netns_id id;
+
+		memset(&id, 0, sizeof(id));
+		pl_netns_identify(st->netns, pl_att_cookie(&st->att), true, &id);
+		jw_str_field(w, "netns_name", id.name[0] ? id.name : NULL);
+		if (id.pid) {
+			jw_u64_field(w, "netns_pid", (uint64_t)id.pid);
+			jw_str_field(w, "netns_comm", id.comm);
+		}
+	}
 	if (st->kind == PL_STEP_REMOVE) {
 		jw_str_field(w, "reason", st->why);
 		jw_bool_field(w, "gone", st->gone);

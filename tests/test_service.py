@@ -725,10 +725,13 @@ def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     here = svc.config('name: nocap\ninterfaces:\n  - match: sv0\n', "here.conf")
     r = subprocess.run(["nsenter", f"--net=/run/netns/{a}", "setpriv", f"--bounding-set={unit_caps}",
                         f"--inh-caps={unit_caps}", f"--ambient-caps={unit_caps}",
-                        "--securebits=+noroot,+noroot_locked", PKTLENS, "apply", here],
+                        "--securebits=+noroot,+noroot_locked", PKTLENS, "apply", "-j", here],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == "", r
     assert attached(a, "sv0")
+    # -j names the namespace as the text does ("netns INODE (NAME)"), the one it runs in too
+    assert [(s["action"], s["netns"], s["netns_name"]) for s in json.loads(r.stdout)["steps"]] == \
+        [("add", ns_ino(a), a)], r.stdout
 
 
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):
