@@ -338,8 +338,9 @@ static void sync_monitors(struct daemon *d)
 		if (!err)
 			err = watch_fd(d, pl_linkmon_fd(m), m);
 		if (err) {
-			dlog(d, LOG_ERR, "netns %s: cannot watch its interfaces: %s", pl_ns_label(ns),
-			     strerror(-err));
+			dlog(d, LOG_ERR, "netns %s: cannot watch its interfaces: %s%s", pl_ns_label(ns),
+			     strerror(-err), err == -EPERM ? " (entering it needs CAP_SYS_ADMIN: "
+			     "pktlens.service has it only with a drop-in)" : "");
 			pl_linkmon_close(m);
 			continue;
 		}
@@ -957,9 +958,9 @@ int pl_daemon_run(const char *path)
 		dlog(&d, LOG_ERR, "cannot set up its event loop: %s", strerror(-err));
 		goto out;
 	}
-	/* watch first, then look: nothing that happens in between is missed */
+	/* watch first, then look: nothing that happens in between is missed (namespaces() opens
+	 * the monitors of the namespaces it finds) */
 	namespaces(&d);
-	sync_monitors(&d);
 	err = reconcile(&d, d.c, NULL, &p, NULL);
 	if (err == -EINVAL) {
 		ret = 2;

@@ -719,6 +719,25 @@ def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     assert f"pktlens: apply: netns {a}: cannot enter it: Operation not permitted (that needs " \
            f"CAP_SYS_ADMIN: pktlens.service has it only with a drop-in)\n" in r.stderr, r.stderr
     assert not attached(a, "sv0")
+    # the daemon says it once per namespace, with what it needs, and runs on
+    d = subprocess.Popen(["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-sys_admin",
+                          PKTLENS, "daemon", "--config", conf], stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in d.stderr:
+            lines.append(line)
+            if " ready: " in line:
+                break
+        d.send_signal(signal.SIGTERM)
+        assert d.wait(timeout=30) == 0
+    finally:
+        if d.poll() is None:
+            d.kill()
+            d.wait()
+    watch = [x for x in lines if "cannot watch" in x]
+    assert watch == [f"pktlens: daemon: netns {a}: cannot watch its interfaces: Operation not permitted "
+                     f"(entering it needs CAP_SYS_ADMIN: pktlens.service has it only with a drop-in)\n"], lines
+    assert not attached(a, "sv0")
     # with pktlens.service's capabilities only (no CAP_SYS_ADMIN), a config of the namespace
     # pktlens runs in needs to enter none: setns(2) even into one's own namespace needs it
     unit_caps = "-all,+bpf,+net_admin,+perfmon"
