@@ -993,13 +993,13 @@ bool pl_config_covers(const struct pl_config *c, const char *name)
 	return false;
 }
 
-const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c,
+const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool root,
 						 const char *const *names, size_t nnames,
 						 const char *ifname)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pl_cfg_entry *e = &c->e[i];
-		bool covers = !nnames && pl_config_entry_netns(e, NULL);
+		bool covers = root && pl_config_entry_netns(e, NULL);
 
 		for (size_t k = 0; !covers && k < nnames; k++)
 			covers = pl_config_entry_netns(e, names[k]);
@@ -1012,10 +1012,10 @@ const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c,
 	return NULL;
 }
 
-const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
+const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, bool root, const char *name,
 					   const char *ifname)
 {
-	return pl_config_match_names(c, name ? &name : NULL, name ? 1 : 0, ifname);
+	return pl_config_match_names(c, root, name ? &name : NULL, name ? 1 : 0, ifname);
 }
 
 unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e)

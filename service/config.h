@@ -93,14 +93,17 @@ void pl_config_free(struct pl_config *c);
 bool pl_config_entry_netns(const struct pl_cfg_entry *e, const char *name);
 /* Whether any entry covers @name (NULL: the root namespace). */
 bool pl_config_covers(const struct pl_config *c, const char *name);
-/* The entry that decides @ifname in namespace @name (NULL: root), or NULL. */
-const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, const char *name,
+/*
+ * The entry that decides @ifname in the namespace named @name (NULL: none),
+ * which is, with @root, the root one ("/": the one pktlens runs in), or NULL.
+ */
+const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, bool root, const char *name,
 					   const char *ifname);
 /*
- * The same for a namespace with @nnames names in /run/netns (0: the root
- * one): the first entry that covers any of them and matches @ifname.
+ * The same for a namespace with @nnames names in /run/netns (and, with
+ * @root, "/"): the first entry that covers any of them and matches @ifname.
  */
-const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c,
+const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool root,
 						 const char *const *names, size_t nnames,
 						 const char *ifname);
 /* The probes of entry @e. */

@@ -58,7 +58,7 @@ static int wanted(const struct pl_nsset *s, const struct pl_config *c, struct pl
 		w = calloc(1, sizeof(*w));
 		if (!w)
 			return -ENOMEM;
-		w[0] = (struct pl_ns){ .ino = s->root_ino, .fd = -1 };
+		w[0] = (struct pl_ns){ .ino = s->root_ino, .fd = -1, .slash = true };
 		*n = cap = 1;
 	}
 	d = opendir(PL_NETNS_DIR);
@@ -78,12 +78,10 @@ static int wanted(const struct pl_nsset *s, const struct pl_config *c, struct pl
 				(*pending)++;	/* `ip netns add` has not mounted it yet */
 			continue;
 		}
-		if (st.st_ino == s->root_ino)
-			continue;	/* a name for the root namespace: covered as such, or not */
 		for (i = 0; i < *n && w[i].ino != st.st_ino; i++)
 			;
 		if (i < *n) {	/* two names, one namespace: the first in sort order */
-			if (strcmp(de->d_name, w[i].name) < 0)
+			if (!w[i].name[0] || strcmp(de->d_name, w[i].name) < 0)
 				snprintf(w[i].name, sizeof(w[i].name), "%s", de->d_name);
 			continue;
 		}
@@ -125,7 +123,7 @@ int pl_nsset_update(struct pl_nsset *s, const struct pl_config *c, bool *changed
 		if (old) {
 			w[i].fd = dup(old->fd);
 			kept++;
-		} else if (!w[i].name[0]) {
+		} else if (w[i].slash || w[i].ino == s->root_ino) {
 			w[i].fd = dup(s->root_fd);
 		} else {
 			snprintf(path, sizeof(path), PL_NETNS_DIR "/%s", w[i].name);

@@ -18,7 +18,13 @@
 
 struct pl_ns {
 	uint64_t ino;
-	char name[256];		/* "" for the root namespace */
+	/*
+	 * Its name in /run/netns, "" for none. The namespace pktlens runs in is
+	 * covered as "/" (@slash) and by any name it has there that the config
+	 * covers, as another one would be: `pktlens -n NS apply` covers NS by name.
+	 */
+	char name[256];
+	bool slash;
 	int fd;
 };
 

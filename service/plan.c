@@ -697,7 +697,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (on)
 			marked[on - a] = true;
 		/* an entry may name the namespace by any of its names */
-		e = pl_config_match_names(c, (const char *const *)names, nnames, li->ifname);
+		e = pl_config_match_names(c, ns->slash, (const char *const *)names, nnames,
+					  li->ifname);
 		if (e && pl_link_not_ethernet(li, l2, sizeof(l2)) && !named_exactly(e, li))
 			e = NULL;
 		if (!e) {

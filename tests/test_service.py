@@ -751,6 +751,13 @@ def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     # -j names the namespace as the text does ("netns INODE (NAME)"), the one it runs in too
     assert [(s["action"], s["netns"], s["netns_name"]) for s in json.loads(r.stdout)["steps"]] == \
         [("add", ns_ino(a), a)], r.stdout
+    # the same config by the namespace's name (the glob), run there: the namespace is covered by
+    # its name wherever pktlens runs, nothing "no longer covered" to remove
+    r = pktlens("apply", "--dry-run", conf, ns=a)
+    assert r.stdout == "plan: 0 to add, 0 to change, 0 to remove, 1 unchanged (--dry-run: nothing changed)\n", \
+        r.stdout
+    assert pktlens("apply", conf, ns=a).stdout == f"nothing to change: 1 attachment as {conf} says\n"
+    assert attached(a, "sv0")
 
 
 def test_apply_killed_leaves_each_attachment_old_or_new(svc):

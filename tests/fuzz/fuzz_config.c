@@ -67,11 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)pl_config_covers(c, NULL);
 	(void)pl_config_covers(c, "blue");
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		const struct pl_cfg_entry *e = pl_config_match(c, NULL, names[i]);
+		const struct pl_cfg_entry *e = pl_config_match(c, true, NULL, names[i]);
 
 		if (e)
 			(void)pl_config_probes(c, e);
-		(void)pl_config_match(c, "blue", names[i]);
+		(void)pl_config_match(c, false, "blue", names[i]);
 	}
 	pl_config_free(c);
 	return 0;
