@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,52 +303,80 @@ int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_dro
 	return err;
 }
 
-/* enum skb_drop_reason of the running kernel, by value (loaded once). */
+/*
+ * enum skb_drop_reason of the running kernel: its values and names as
+ * pktlens shows them, read once from the kernel's BTF, which is then freed
+ * (it is several megabytes: a daemon that kept it for the names after its
+ * first scrape never got back to its idle size). Once for all threads: the
+ * exporter's scrapes run in threads of their own.
+ */
+struct reason {
+	__u32 val;
+	char *name;
+};
+
 static struct {
-	bool loaded;
-	struct btf *btf;
-	const struct btf_type *t;
-} R;
-
-static void load_reasons(void)
-{
-	if (!R.loaded) {
-		libbpf_print_fn_t print = libbpf_set_print(NULL);
-		int id;
-
-		R.loaded = true;
-		R.btf = btf__load_vmlinux_btf();
-		libbpf_set_print(print);
-		if (libbpf_get_error(R.btf)) {
-			R.btf = NULL;
-			return;
-		}
-		id = btf__find_by_name_kind(R.btf, "skb_drop_reason", BTF_KIND_ENUM);
-		R.t = id > 0 ? btf__type_by_id(R.btf, id) : NULL;
-	}
-}
+	pthread_once_t once;
+	struct reason *r;	/* NULL: the kernel's BTF has no skb_drop_reason */
+	size_t n;
+} R = { .once = PTHREAD_ONCE_INIT };
 
 /* An enum skb_drop_reason name as pktlens shows it: without SKB_DROP_REASON_ (or SKB_). */
-static const char *short_reason(const struct btf_enum *e)
+static const char *short_reason(const char *name)
 {
-	const char *name = btf__name_by_offset(R.btf, e->name_off);
-
 	if (!strncmp(name, "SKB_DROP_REASON_", 16))
 		return name + 16;
 	return !strncmp(name, "SKB_", 4) ? name + 4 : name;
 }
 
+static void load_reasons_once(void)
+{
+	libbpf_print_fn_t print = libbpf_set_print(NULL);
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t = NULL;
+	const struct btf_enum *e;
+	struct reason *r;
+	int id, n;
+
+	libbpf_set_print(print);
+	if (libbpf_get_error(btf))
+		return;
+	id = btf__find_by_name_kind(btf, "skb_drop_reason", BTF_KIND_ENUM);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	n = t ? btf_vlen(t) : 0;
+	r = n ? calloc((size_t)n, sizeof(*r)) : NULL;
+	if (r) {
+		e = btf_enum(t);
+		for (int i = 0; i < n; i++, e++) {
+			r[i].val = (__u32)e->val;
+			r[i].name = strdup(short_reason(btf__name_by_offset(btf, e->name_off)));
+			if (!r[i].name) {
+				while (i--)
+					free(r[i].name);
+				free(r);
+				r = NULL;
+				break;
+			}
+		}
+	}
+	if (r) {
+		R.r = r;
+		R.n = (size_t)n;
+	}
+	btf__free(btf);
+}
+
+static void load_reasons(void)
+{
+	pthread_once(&R.once, load_reasons_once);
+}
+
 static const char *kernel_reason(__u32 reason)
 {
-	const struct btf_enum *e;
-
 	load_reasons();
-	if (!R.t)
-		return NULL;
-	e = btf_enum(R.t);
-	for (int i = 0; i < btf_vlen(R.t); i++, e++)
-		if ((__u32)e->val == reason)
-			return short_reason(e);
+	for (size_t i = 0; i < R.n; i++)
+		if (R.r[i].val == reason)
+			return R.r[i].name;
 	return NULL;
 }
 
@@ -356,17 +385,14 @@ static const char *const xdp_acts[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "
 
 int pl_drop_reason_known(const char *name)
 {
-	const struct btf_enum *e;
-
 	for (size_t i = 0; i < sizeof(xdp_acts) / sizeof(xdp_acts[0]); i++)
 		if (!strcasecmp(name, xdp_acts[i]))
 			return 0;
 	load_reasons();
-	if (!R.t)
+	if (!R.r)
 		return -ENOTSUP;
-	e = btf_enum(R.t);
-	for (int i = 0; i < btf_vlen(R.t); i++, e++)
-		if (!strcasecmp(name, short_reason(e)))
+	for (size_t i = 0; i < R.n; i++)
+		if (!strcasecmp(name, R.r[i].name))
 			return 0;
 	return -ENOENT;
 }
