@@ -1178,8 +1178,13 @@ static int attach_tc_dir(struct attach *a, int dir)
 	return 0;
 }
 
-/* Take down the hooks of the attachment being replaced (its maps live on). */
-static void detach_old_hooks(struct attach *a)
+/*
+ * Take down the hooks of the attachment being replaced (its maps live on),
+ * each just before the new one of its place attaches: XDP, then tc per
+ * direction. An XDP attach that fails (a driver without native XDP) then
+ * leaves the old tc hooks counting, where they were all gone before it.
+ */
+static void detach_old_xdp(struct attach *a)
 {
 	const struct pl_meta *om = &a->old.meta;
 	char path[700];
@@ -1187,12 +1192,24 @@ static void detach_old_hooks(struct attach *a)
 	snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
 	pl_pin_link_detach(path);
 	pl_xdp_disp_leave((int)om->ifindex, om->ifname, om->xdp_prog_id, NULL, 0);
-	for (int dir = 0; dir < 2; dir++) {
-		snprintf(path, sizeof(path), "%s/%s", a->old_dir, tc_link_pin[dir]);
-		pl_pin_link_detach(path);
-		if (om->tc_mech == PL_TC_CLSACT && (om->tc_hooks & (1u << dir)))
-			clsact_detach_filter(om->ifindex, dir, om->tc_handle[dir], om->tc_prio[dir]);
-	}
+}
+
+static void detach_old_tc(struct attach *a, int dir)
+{
+	const struct pl_meta *om = &a->old.meta;
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/%s", a->old_dir, tc_link_pin[dir]);
+	pl_pin_link_detach(path);
+	if (om->tc_mech == PL_TC_CLSACT && (om->tc_hooks & (1u << dir)))
+		clsact_detach_filter(om->ifindex, dir, om->tc_handle[dir], om->tc_prio[dir]);
+}
+
+/* After the tc hooks: the clsact qdisc the old attachment created. */
+static void old_qdisc(struct attach *a)
+{
+	const struct pl_meta *om = &a->old.meta;
+
 	/* the qdisc we created before is still ours: keep it only if we use it */
 	if (om->tc_mech == PL_TC_CLSACT && om->tc_qdisc_created) {
 		if (a->info->tc_mech == PL_TC_CLSACT)
@@ -1450,16 +1467,21 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		m->probes |= probe_sets[i].bit;
 	}
 
-	/* The old hooks must go before the new ones attach: no double counting. */
+	/* Each old hook goes just before the new one of its place attaches: no double counting. */
 	if (info->reattached) {
 		a.old_touched = true;
-		detach_old_hooks(&a);
+		detach_old_xdp(&a);
 	}
 	if (info->xdp_mode != PL_XDP_NONE && (err = attach_xdp(&a)))
 		goto out;
-	for (int dir = 0; dir < 2; dir++)
+	for (int dir = 0; dir < 2; dir++) {
+		if (info->reattached)
+			detach_old_tc(&a, dir);
 		if ((info->tc_hooks & (1u << dir)) && (err = attach_tc_dir(&a, dir)))
 			goto out;
+	}
+	if (info->reattached)
+		old_qdisc(&a);
 	if (info->reattached && (err = carry_bases(&a)))
 		goto out;
 	info->kept_counters = info->reattached && !info->flows_dropped && !info->pkts_dropped;

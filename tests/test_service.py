@@ -611,6 +611,33 @@ def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
     assert d.p.poll() is None
 
 
+def test_apply_xdp_the_driver_refuses_leaves_the_tc_hooks_counting(svc):
+    """A change adding XDP to a tc attachment that the driver refuses (a bridge has no native
+    XDP) leaves the attachment as it was, counting: the old tc hooks were taken down before
+    the XDP attach was tried ("program-gone", nothing counted until the next apply)."""
+    a = svc.netns()
+    sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", a, "link", "set", "br0", "up")
+    sh("ip", "-n", a, "addr", "add", "198.18.9.1/24", "dev", "br0")
+    base = f'name: brtest\ninterfaces:\n  - match: br0\n    netns: "{glob_covered()}"\n    tc: out\n'
+    old = svc.config(base + "    xdp: none\n", "old.conf")
+    new = svc.config(base + "    xdp: native\n", "new.conf")
+    pktlens("apply", old)
+    r = pktlens("apply", new, check=False)
+    assert r.returncode == 1 and "driver lacks native XDP" in r.stderr, r
+    assert listed(a)["br0"]["state"] == "attached"
+
+    def counts():
+        st = pktlens_json("stats", "br0", ns=a)["interfaces"][0]
+        return st["kernel"]["tx_packets"], sum(h["packets"] for h in st["hooks"] if h["dir"] == "out")
+
+    (tx0, out0) = counts()
+    sh("ip", "netns", "exec", a, "ping", "-b", "-c", "2", "-i", "0.2", "-W", "1", "198.18.9.255", check=False)
+    tx, out = counts()
+    assert tx - tx0 >= 2 and out - out0 == tx - tx0, (tx0, out0, tx, out)
+    assert pktlens("apply", old).stdout.startswith("nothing to change")
+
+
 def test_a_pattern_passes_over_interfaces_without_ethernet_a_name_is_blocked(svc):
     """pktlens analyses Ethernet frames: a pattern covers the Ethernet interfaces it matches
     and passes over a tun device (no link-layer header) it also matches; a config that names
