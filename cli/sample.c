@@ -56,6 +56,8 @@ struct run {
 	struct pl_rot *rot;		/* -C/-G: out and dump are the current file's; else NULL */
 	char rot_why[PL_WHY_LEN + 512];	/* why a rotation failed */
 	uint64_t firings;		/* --when: times it fired */
+	uint64_t skipped;		/* --when: firings another sampler had the interface for */
+	bool busy;			/* --when: the last firing found it so (said once a streak) */
 	const char *expr;		/* for the "capturing" line */
 	bool policy;
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
@@ -259,8 +261,10 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 		jw_bool_field(&w, "attached", !*cap_desc);
 		if (*cap_desc)
 			jw_str_field(&w, "capture_only", cap_desc);
-		if (when)
+		if (when) {
 			jw_u64_field(&w, "firings", r->firings);
+			jw_u64_field(&w, "firings_not_captured", r->skipped);
+		}
 		jw_u64_field(&w, "matched", sel);
 		jw_u64_field(&w, "sampled", smp);
 		jw_u64_field(&w, "written", r->written);
@@ -281,6 +285,9 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 	if (when)
 		fprintf(stderr, "; --when fired %llu time%s", (unsigned long long)r->firings,
 			r->firings == 1 ? "" : "s");
+	if (when && r->skipped)
+		fprintf(stderr, " (%llu while another sampler had the interface: not captured)",
+			(unsigned long long)r->skipped);
 	fputc('\n', stderr);
 }
 
@@ -468,10 +475,25 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 	int err, ret;
 
 	err = pl_sample_start(s, so, why, sizeof(why));
+	/*
+	 * A trigger that fires while another sampler has the interface (an
+	 * operator's sample, the daemon's other trigger) waits for the next
+	 * firing: ending would lose that one too (the daemon starts it again
+	 * only 5 s later).
+	 */
+	if (err == -EBUSY && r->firings) {
+		if (!r->busy)
+			pl_err("sample: %s: fired, but %s: not captured; waiting to fire again",
+			       r->a->ifname, why);
+		r->busy = true;
+		r->skipped++;
+		return PL_EXIT_OK;
+	}
 	if (err) {
 		pl_err("sample: %s: %s", r->a->ifname, why);
 		return -PL_EXIT_CODE(err, EINVAL, ENOTSUP);
 	}
+	r->busy = false;
 	/* every check passed: now the output (a file under a temporary name until it is complete) */
 	rot->nifs = capture_ifs(r, s, rot->ifs);
 	if (pl_rot_on(rot)) {
@@ -637,15 +659,16 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
  * a detach or re-attach meanwhile is a failure of the run (exit 1), said as such.
  */
 static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
-			const char *dir, int dir_fd, uint64_t fired)
+			const char *dir, int dir_fd, uint64_t fired, bool quiet)
 {
 	char why[PL_WHY_LEN + 256], waiting[sizeof(t->text) + 16];
 	struct stat st;
 	uint64_t rate;
 	int err;
 
+	/* @quiet: another sampler has the interface, which was said once (one_capture()) */
 	snprintf(waiting, sizeof(waiting), "waiting for '%s'", t->text);
-	if (!pl_g.json)
+	if (!pl_g.json && !quiet)
 		pl_info("sample: %s: %s", ifname, waiting);
 	while (!pl_stop) {
 		/* detach or attach --force removed the pin directory: nothing we set can fire */
@@ -662,7 +685,7 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 			return PL_EXIT_FAIL;
 		}
 		if (rate > t->above) {
-			if (!pl_g.json)
+			if (!pl_g.json && !quiet)
 				pl_info("sample: %s: '%s' fired: %llu/s", ifname, t->text,
 					(unsigned long long)rate);
 			return 0;
@@ -929,7 +952,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	for (;;) {
 		if (c->when) {
 			ret = wait_trigger(&trig, a->ifname, r->ifindex, cap_opened ? NULL : a->dir,
-					   cap_opened ? -1 : s.dir_fd, r->firings);
+					   cap_opened ? -1 : s.dir_fd, r->firings, r->busy);
 			if (ret || pl_stop)
 				break;
 			duration = c->for_secs;
@@ -939,6 +962,10 @@ static int do_sample(void *cfg, int argc, char **argv)
 		if (ret < 0) {	/* did not start: nothing to count */
 			ret = -ret;
 			goto out;
+		}
+		if (r->busy) {	/* fired while another sampler had it: wait again */
+			trig.n = 0;
+			continue;
 		}
 		err = pl_sample_counts(&s, counts);
 		if (err) {

@@ -728,6 +728,39 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
     assert s.counts()["written"] == 30
 
 
+def test_trigger_firing_while_another_sampler_has_the_interface_waits_again(lab):
+    """A --when capture that fires while another `sample` has the (attached) interface says so
+    once and waits to fire again: it ended with exit 1, and a daemon's standing trigger lost its
+    firings until started again 5 s later. Fired again once the other one ended, it writes the
+    frames after that firing, and its summary counts the firing it could not capture."""
+    pktlens("attach", "vb", "--xdp", "none", ns=lab.b)
+    other = Sampler(lab, "-w", os.path.join(lab.tmp, "other.pcap"), "udp port 9999")
+    path = os.path.join(lab.tmp, "busy.pcap")
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 200", "--for", 2, "udp port 7777",
+                ready=False)
+    try:
+        s.wait_for(b"waiting for 'dev pps > 200'")
+        flood = [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(600)]
+        send_raw(lab, flood)
+        s.wait_for(b"is sampling it already: not captured; waiting to fire again")
+        assert other.stop() == 0, other.err
+        time.sleep(1.2)     # the skipped firing's window has passed
+        assert s.p.poll() is None and not os.path.exists(path), s.err
+        send_raw(lab, flood)
+        s.wait_for(b"capturing")
+        after = [udp(6000 + i, 7777) for i in range(30)]
+        send_raw(lab, after)
+        assert s.p.wait(timeout=20) == 0, s.err
+    finally:
+        other.stop()
+        assert s.stop() == 0, s.err
+    assert read_file(path) == after
+    assert s.err.count(b"not captured; waiting to fire again") == 1, s.err
+    m = re.search(rb"; --when fired (\d+) times \((\d+) while another sampler had the "
+                  rb"interface: not captured\)\n", s.err)
+    assert m and int(m[1]) == int(m[2]) + 1 >= 2, s.err
+
+
 @pytest.mark.parametrize("cond", ["drops > 5/s extra", "drops NO_SOCKET >= 5/s",
                                   "drops NO_SOCKET 5 /s", "drops > > 5/s"])
 def test_trigger_grammar_errors_name_the_grammar_not_a_reason(lab, cond):
@@ -808,7 +841,7 @@ def test_daemon_standing_trigger_writes_a_file_when_it_fires(lab):
     daemon ends the sampler and leaves nothing attached."""
     from test_service import Daemon
     lab.daemons = []
-    conf = trigger_conf(lab, "trig.conf", "h21-trigger-test", "dev pps > 200", 3,
+    conf = trigger_conf(lab, "trig.conf", "h21-trigger-test", "dev pps > 200", 8,
                         f"{lab.tmp}/fired-%H%M%S.pcap", keep=2)
     bad = os.path.join(lab.tmp, "bad.conf")
     with open(bad, "w") as f:
@@ -817,10 +850,11 @@ def test_daemon_standing_trigger_writes_a_file_when_it_fires(lab):
     r = pktlens("apply", bad, "--dry-run", check=False)
     assert r.returncode == 2 and "bad.conf:3:11: when: 'dev pps >= 5': expected" in r.stderr, \
         r.stderr
+    # --for 8: the frames after it go out once its log says capturing, on a loaded host too
     d = Daemon(lab, conf)
     try:
         d.wait_notify()
-        d.wait_log(r"trigger .*trig.conf:3: .*vb: waiting for 'dev pps > 200', then capturing 3 s")
+        d.wait_log(r"trigger .*trig.conf:3: .*vb: waiting for 'dev pps > 200', then capturing 8 s")
         d.wait_log(r"pktlens: sample: vb: waiting for 'dev pps > 200'")
         send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(600)])
         d.wait_log(r"pktlens: sample: vb: 'dev pps > 200' fired: \d+/s")
