@@ -52,6 +52,34 @@ __u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int i
 	return s;
 }
 
+/* Whether the attachment pinned at @dir analyses TCP. */
+static bool dir_analyses(const char *dir)
+{
+	struct pl_meta m;
+	bool any;
+	int fd = pl_pin_open(dir, PL_MAP_META);
+
+	if (fd < 0)
+		return false;
+	any = !pl_meta_read(fd, &m) && m.tcp_passive;
+	close(fd);
+	return any;
+}
+
+/* Whether the map pinned at @path holds @max entries. */
+static bool pin_sized(const char *path, __u32 max)
+{
+	__u32 have = 0;
+	int fd = bpf_obj_get(path);
+	bool same;
+
+	if (fd < 0)
+		return false;
+	same = !pl_map_max_entries(fd, &have) && have == max;
+	close(fd);
+	return same;
+}
+
 /* Whether an attachment in PL_PIN_ROOT/@ns (other than @skip) analyses TCP. */
 static bool ns_analyses(uint64_t ns, const char *skip)
 {
@@ -65,19 +93,12 @@ static bool ns_analyses(uint64_t ns, const char *skip)
 	if (!d)
 		return false;
 	while (!any && (de = readdir(d))) {
-		struct pl_meta m;
-		int fd;
-
 		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
 		if (skip && !strcmp(sub, skip))
 			continue;
-		fd = pl_pin_open(sub, PL_MAP_META);
-		if (fd < 0)
-			continue;
-		any = !pl_meta_read(fd, &m) && m.tcp_passive;
-		close(fd);
+		any = dir_analyses(sub);
 	}
 	closedir(d);
 	return any;
@@ -103,8 +124,13 @@ int pl_tcp_prepare(struct bpf_object *obj, uint64_t ns, bool on, __u32 flows_max
 		return bpf_map__set_max_entries(state, 1) ?: bpf_map__set_max_entries(ts, 1);
 	ns_pin_path(p1, sizeof(p1), ns, PL_PIN_NS_TCP_STATE);
 	ns_pin_path(p2, sizeof(p2), ns, PL_PIN_NS_TCP_TS);
-	/* pins no live attachment uses: a deleted namespace's, with this inode */
-	if (!ns_analyses(ns, replacing)) {
+	/*
+	 * pins no live attachment uses: a deleted namespace's, with this inode; or only the
+	 * attachment this one replaces (attach --force), whose connections carry over unless
+	 * the table or the timestamp map is asked for in another size
+	 */
+	if (!ns_analyses(ns, replacing) &&
+	    !(replacing && dir_analyses(replacing) && pin_sized(p1, flows_max) && pin_sized(p2, ts_max))) {
 		unlink(p1);
 		unlink(p2);
 	}
