@@ -910,6 +910,20 @@ static const char *hooks_str(const struct pl_settings *x, char *buf, size_t len)
 
 #define ADD(...) (n < len ? (void)(n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__)) : (void)0)
 
+/* "off", or "on" with the outstanding-timestamp map asked for */
+static const char *tcp_str(const struct pl_settings *x, char *buf, size_t len)
+{
+	if (!x->tcp_passive)
+		return "off";
+	snprintf(buf, len, "on (tcp-ts-max %u)", x->tcp_ts_max);
+	return buf;
+}
+
+static bool tcp_differs(const struct pl_settings *h, const struct pl_settings *w)
+{
+	return h->tcp_passive != w->tcp_passive || h->tcp_ts_max != w->tcp_ts_max;
+}
+
 const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 {
 	const struct pl_settings *h = &st->have, *w = &st->want;
@@ -931,6 +945,8 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 		ADD("%s, flows %u", hooks_str(w, a, sizeof(a)), w->flows);
 		if (w->xdp_prio_set)
 			ADD(", xdp priority %u", w->xdp_prio);
+		if (w->tcp_passive)
+			ADD(", tcp-passive %s", tcp_str(w, a, sizeof(a)));
 		if (w->filter)
 			ADD(", filter '%s'", w->filter);
 		if (w->nrules)
@@ -941,12 +957,25 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 	default:
 		if (st->what & PL_CH_RENAME)
 			ADD("%srenamed from %s", sep, PL_NAME(st->pinned)), sep = "; ";
-		if (st->what & (PL_CH_HOOKS | PL_CH_PROBES))
-			ADD("%shooks %s -> %s", sep, hooks_str(h, a, sizeof(a)),
-			    hooks_str(w, b, sizeof(b))), sep = "; ";
+		/*
+		 * the hooks, unless they stay and what re-attaches is the priority or passive
+		 * TCP, said below ("hooks tc/tcx in -> tc/tcx in" told nothing)
+		 */
+		if (st->what & (PL_CH_HOOKS | PL_CH_PROBES)) {
+			bool prio = w->xdp_prio_set && h->xdp_prio_set && h->xdp_prio != w->xdp_prio;
+
+			hooks_str(h, a, sizeof(a));
+			hooks_str(w, b, sizeof(b));
+			if (strcmp(a, b) || !(prio || tcp_differs(h, w)))
+				ADD("%shooks %s -> %s", sep, a, b), sep = "; ";
+		}
 		if ((st->what & PL_CH_HOOKS) && w->xdp_prio_set && h->xdp_prio_set &&
 		    h->xdp_prio != w->xdp_prio)
 			ADD("%sxdp priority %u -> %u", sep, h->xdp_prio, w->xdp_prio), sep = "; ";
+		if ((st->what & PL_CH_HOOKS) && tcp_differs(h, w)) {
+			ADD("%stcp-passive %s", sep, tcp_str(h, a, sizeof(a))), sep = "; ";
+			ADD(" -> %s", tcp_str(w, b, sizeof(b)));
+		}
 		if (st->what & PL_CH_FLOWS)
 			ADD("%sflows %u -> %u", sep, h->flows, w->flows), sep = "; ";
 		if (st->what & PL_CH_FILTER) {
@@ -987,6 +1016,12 @@ static void settings_json(struct jw *w, const struct pl_settings *x)
 	else
 		jw_null(w);
 	jw_str_field(w, "filter", x->filter);
+	jw_bool_field(w, "tcp_passive", x->tcp_passive);
+	jw_key(w, "tcp_ts_max");
+	if (x->tcp_passive)
+		jw_u64(w, x->tcp_ts_max);
+	else
+		jw_null(w);
 	jw_key(w, "probes");
 	jw_arr_open(w);
 	if (x->probes & PL_PROBE_TCP)

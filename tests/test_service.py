@@ -385,6 +385,14 @@ def test_config_booleans_are_yaml_booleans(svc):
                 assert steps == [], (w, steps)
         # the programs were loaded for passive TCP analysis (stats reads its counters), or not
         assert (pktlens_json("stats", "sv0", ns=a)["interfaces"][0]["tcp"] is not None) == want, words
+    # the plan says what changes: passive TCP, and its timestamp map's size (it said "hooks
+    # tc/tcx in+out -> tc/tcx in+out", and from/to had no field for it)
+    conf = svc.config(base + "yes\n    tcp-ts-max: 64\n", "bts.conf")
+    out = pktlens("apply", conf, "--dry-run").stdout
+    assert ": tcp-passive off -> on (tcp-ts-max 64)\n" in out and "hooks" not in out, out
+    steps = json.loads(pktlens("-j", "apply", conf, "--dry-run").stdout)["steps"]
+    assert [(s["from"]["tcp_passive"], s["from"]["tcp_ts_max"], s["to"]["tcp_passive"], s["to"]["tcp_ts_max"])
+            for s in steps] == [(False, None, True, 64)], steps
 
 
 
