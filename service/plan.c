@@ -1097,6 +1097,8 @@ void pl_step_json(struct jw *w, const struct pl_step *st, bool result)
 		jw_str_field(w, "error", st->ran && !st->ok ? st->msg : NULL);
 		if (st->kind == PL_STEP_REMOVE)
 			jw_str_field(w, "final_totals", st->ok && st->msg[0] ? st->msg : NULL);
+		else
+			jw_str_field(w, "note", st->ran && st->ok && st->msg[0] ? st->msg : NULL);
 		jw_key(w, "seconds");
 		jw_double(w, st->secs);
 	}

@@ -174,6 +174,21 @@ static int run_rename(struct pl_plan *p, struct pl_step *st, char *why, size_t w
 	return 0;
 }
 
+/*
+ * The note `attach` gives: the namespace's outstanding-timestamp map keeps the size its first
+ * analysing attach gave it, not the one this step asked for.
+ */
+static void tcp_note(struct pl_step *st, const struct pl_attach_opts *o,
+		     const struct pl_attach_info *info)
+{
+	if (o->tcp_passive && info->tcp_ts_max != info->meta.tcp_ts_max)
+		snprintf(st->msg, sizeof(st->msg),
+			 "note: the namespace's outstanding-timestamp map was sized by its first "
+			 "analysing attach: %u, not tcp-ts-max %u (detach every tcp-passive "
+			 "attachment of the namespace to size it again)", info->tcp_ts_max,
+			 info->meta.tcp_ts_max);
+}
+
 static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_config *c)
 {
 	struct pl_attach_opts o;
@@ -192,6 +207,8 @@ static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_con
 		/* one step: the new attachment takes the old one's place with everything */
 		attach_opts(st, c, true, &o);
 		err = pl_attach(&o, &info, why, sizeof(why));
+		if (!err)
+			tcp_note(st, &o, &info);
 		goto out;
 	}
 	if (st->what & PL_CH_FILTER) {
@@ -236,6 +253,8 @@ static int run_add(struct pl_step *st, const struct pl_config *c)
 	err = pl_attach(&o, &info, why, sizeof(why));
 	if (err)
 		snprintf(st->msg, sizeof(st->msg), "%s", why);
+	else
+		tcp_note(st, &o, &info);
 	return err;
 }
 

@@ -393,6 +393,18 @@ def test_config_booleans_are_yaml_booleans(svc):
     steps = json.loads(pktlens("-j", "apply", conf, "--dry-run").stdout)["steps"]
     assert [(s["from"]["tcp_passive"], s["from"]["tcp_ts_max"], s["to"]["tcp_passive"], s["to"]["tcp_ts_max"])
             for s in steps] == [(False, None, True, 64)], steps
+    # the namespace's timestamp map is already sized by another analysing attachment: the step
+    # says so, as `attach` does (apply said nothing, and stats then showed another size)
+    svc.veth(a, "sv1", "pv1", up=True)
+    pktlens("attach", "sv1", "--tcp-passive", "--tcp-ts-max", 32, ns=a)
+    r = pktlens("apply", conf)
+    assert "; note: the namespace's outstanding-timestamp map was sized by its first analysing " \
+        "attach: 32, not tcp-ts-max 64 (" in r.stdout, r.stdout
+    assert pktlens_json("stats", "sv0", ns=a)["interfaces"][0]["tcp"]["ts_max"] == 32
+    doc = json.loads(pktlens("-j", "apply", svc.config(base + "yes\n    tcp-ts-max: 128\n", "bts2.conf")).stdout)
+    assert [s["note"] for s in doc["steps"]] == [
+        "note: the namespace's outstanding-timestamp map was sized by its first analysing attach: 32, "
+        "not tcp-ts-max 128 (detach every tcp-passive attachment of the namespace to size it again)"], doc
 
 
 
@@ -455,7 +467,7 @@ interfaces:
     assert done["ok"]
 
     def key(s):
-        return {k: v for k, v in s.items() if k not in ("done", "error", "final_totals", "seconds")}
+        return {k: v for k, v in s.items() if k not in ("done", "error", "final_totals", "note", "seconds")}
 
     assert [key(s) for s in plan["steps"]] == [key(s) for s in done["steps"]]
     assert all(s["done"] for s in done["steps"])
