@@ -1241,8 +1241,11 @@ static void undo(struct attach *a)
 	if (a->tmp_made)
 		pl_pin_dir_remove(a->tmp);
 	/* the namespace's TCP maps pinned for this attach, unless a live attachment uses them */
-	if (a->tcp_fresh && a->o->tcp_passive)
+	if (a->tcp_fresh && a->o->tcp_passive) {
+		if (a->have_old)
+			pl_tcp_repin_ns(a->ns, a->old_dir);
 		pl_tcp_release_ns(a->ns);
+	}
 }
 
 /*

@@ -886,6 +886,11 @@ __u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int i
 int pl_tcp_prepare(struct bpf_object *obj, uint64_t ns, bool on, __u32 flows_max, __u32 ts_max,
 		   const char *replacing, bool *fresh);
 int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns);
+/*
+ * After a failed re-attach that pinned new maps as the namespace's: the maps of the
+ * attachment in @dir (the one it was to replace) are the namespace's again, if it analyses.
+ */
+void pl_tcp_repin_ns(uint64_t ns, const char *dir);
 /* After a detach: remove the namespace's pins when no attachment there analyses TCP. */
 void pl_tcp_release_ns(uint64_t ns);
 /* tcp_stats of the attachment in @dir, summed over CPUs (-ENOENT: none there) */

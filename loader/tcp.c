@@ -66,20 +66,6 @@ static bool dir_analyses(const char *dir)
 	return any;
 }
 
-/* Whether the map pinned at @path holds @max entries. */
-static bool pin_sized(const char *path, __u32 max)
-{
-	__u32 have = 0;
-	int fd = bpf_obj_get(path);
-	bool same;
-
-	if (fd < 0)
-		return false;
-	same = !pl_map_max_entries(fd, &have) && have == max;
-	close(fd);
-	return same;
-}
-
 /* Whether an attachment in PL_PIN_ROOT/@ns (other than @skip) analyses TCP. */
 static bool ns_analyses(uint64_t ns, const char *skip)
 {
@@ -124,18 +110,31 @@ int pl_tcp_prepare(struct bpf_object *obj, uint64_t ns, bool on, __u32 flows_max
 		return bpf_map__set_max_entries(state, 1) ?: bpf_map__set_max_entries(ts, 1);
 	ns_pin_path(p1, sizeof(p1), ns, PL_PIN_NS_TCP_STATE);
 	ns_pin_path(p2, sizeof(p2), ns, PL_PIN_NS_TCP_TS);
-	/*
-	 * pins no live attachment uses: a deleted namespace's, with this inode; or only the
-	 * attachment this one replaces (attach --force), whose connections carry over unless
-	 * the table or the timestamp map is asked for in another size
-	 */
-	if (!ns_analyses(ns, replacing) &&
-	    !(replacing && dir_analyses(replacing) && pin_sized(p1, flows_max) && pin_sized(p2, ts_max))) {
-		unlink(p1);
-		unlink(p2);
+	if (ns_analyses(ns, replacing)) {	/* shared with the namespace's other attachments */
+		fd1 = bpf_obj_get(p1);
+		fd2 = bpf_obj_get(p2);
+	} else if (replacing && dir_analyses(replacing)) {
+		/*
+		 * the attachment this one replaces (attach --force, apply, or the restore of
+		 * one a failed re-attach took down) is the namespace's only analysing one: its
+		 * own maps, and so its connections, carry over unless another size is asked
+		 * for; pinned again as the namespace's (a failed re-attach pinned its own there)
+		 */
+		__u32 m1 = 0, m2 = 0;
+
+		fd1 = pl_pin_open(replacing, PL_MAP_TCP_STATE);
+		fd2 = pl_pin_open(replacing, PL_MAP_TCP_TS);
+		if (fd1 >= 0 && fd2 >= 0 && (pl_map_max_entries(fd1, &m1) || m1 != flows_max ||
+					     pl_map_max_entries(fd2, &m2) || m2 != ts_max)) {
+			close(fd1);
+			close(fd2);
+			fd1 = fd2 = -1;
+		}
+		*fresh = true;
+	} else {
+		/* pins no live attachment uses (a deleted namespace's, with this inode): new maps */
+		fd1 = fd2 = -1;
 	}
-	fd1 = bpf_obj_get(p1);
-	fd2 = bpf_obj_get(p2);
 	if (fd1 >= 0 && fd2 >= 0) {
 		err = bpf_map__reuse_fd(state, fd1) ?: bpf_map__reuse_fd(ts, fd2);
 	} else {
@@ -166,6 +165,29 @@ int pl_tcp_pin_ns(struct bpf_object *obj, uint64_t ns)
 		return err;
 	}
 	return 0;
+}
+
+void pl_tcp_repin_ns(uint64_t ns, const char *dir)
+{
+	char p1[600], p2[600];
+	int fd1, fd2;
+
+	if (!dir_analyses(dir))
+		return;
+	fd1 = pl_pin_open(dir, PL_MAP_TCP_STATE);
+	fd2 = pl_pin_open(dir, PL_MAP_TCP_TS);
+	if (fd1 >= 0 && fd2 >= 0) {
+		ns_pin_path(p1, sizeof(p1), ns, PL_PIN_NS_TCP_STATE);
+		ns_pin_path(p2, sizeof(p2), ns, PL_PIN_NS_TCP_TS);
+		unlink(p1);
+		unlink(p2);
+		if (bpf_obj_pin(fd1, p1) || bpf_obj_pin(fd2, p2))
+			unlink(p1);	/* one without the other: the next attach makes both */
+	}
+	if (fd1 >= 0)
+		close(fd1);
+	if (fd2 >= 0)
+		close(fd2);
 }
 
 void pl_tcp_release_ns(uint64_t ns)

@@ -499,6 +499,23 @@ print(json.dumps({"sport": sport}))
     assert all(ts[0]["rtt_syn_us"] and ts[0]["rtt_synack_us"] for ts in halves.values()), halves
     st = pktlens_json("stats", "lo", ns=lab.b)["interfaces"][0]["tcp"]
     assert st["retrans"] == delta and st["syn_samples"] == 2, st
+    if not hooks:
+        # a re-attach that fails once the old hooks are down (native XDP on lo), asking for
+        # another timestamp map size: the old one runs again as it was, its connections too
+        # (they were in the failed attach's new maps: every flow's "tcp" became null)
+        r = pktlens("attach", "lo", "--force", "--tcp-passive", "--tcp-ts-max", 64, "--xdp", "native",
+                    ns=lab.b, check=False)
+        assert r.returncode == 1 and "runs again as it was" in r.stderr, r.stderr
+        again = {}
+        for f in pktlens_json("flows", ns=lab.b)["flows"]:
+            if f.get("proto") == "tcp" and sport in (f["sport"], f["dport"]):
+                again.setdefault(f["sport"], []).append(f["tcp"])
+        assert again == halves, again
+        assert pktlens_json("stats", "lo", ns=lab.b)["interfaces"][0]["tcp"]["ts_max"] == 16384
+        pins = f"/sys/fs/bpf/pktlens/{os.stat(f'/run/netns/{lab.b}').st_ino}"
+        ids = [json.loads(sh("bpftool", "-j", "map", "show", "pinned", f"{pins}/{p}").stdout)["id"]
+               for p in ("tcp:ts", "lo/tcp_ts")]
+        assert ids[0] == ids[1], ids    # the namespace's pin is the restored one's map
 
 
 def tcp_frames(lab, sport, segs, ts=None):
