@@ -414,6 +414,9 @@ def test_bad_input():
                       (["tcp", "rtt", "--by", "lport"], "--by 'lport'"),
                       (["tcp", "connlat", "--min-ms", "x"], "--min-ms 'x'"),
                       (["tcp", "retrans", "--duration", "0"], "--duration '0'"),
+                      # a second --netns silently replaced the first (and traced on)
+                      (["tcp", "rtt", "--netns", "/proc/self/ns/net", "--netns=/proc/self/ns/net",
+                        "--duration", "1"], "--netns given twice"),
                       (["tcp", "latency"], "what is 'latency'")):
         r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
