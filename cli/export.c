@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pktlens/clock.h>
+
 #include "cli.h"
 #include "util.h"
 #include "../export/ipfix.h"
@@ -44,7 +46,7 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	uint64_t duration = c->duration;
 	char why[PL_WHY_LEN], url[128];
 	socklen_t sl;
-	time_t t0;
+	uint64_t end_ns;
 
 	(void)argc, (void)argv;
 	if (pl_listen_parse(listen, &ss, &sl, why, sizeof(why)) < 0) {
@@ -61,9 +63,16 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	pl_catch_stop(false);
 	signal(SIGPIPE, SIG_IGN);
 	pl_info("export prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
-	t0 = time(NULL);
-	while (!pl_stop && (!duration || (uint64_t)(time(NULL) - t0) < duration))
-		usleep(100000);
+	/* the whole --duration from now, not to the wall clock's next whole second */
+	end_ns = pl_mono_ns() + duration * 1000000000ULL;
+	while (!pl_stop) {
+		uint64_t now = pl_mono_ns();
+
+		if (duration && now >= end_ns)
+			break;
+		usleep(duration && end_ns - now < 100000000ULL ?
+		       (useconds_t)((end_ns - now) / 1000) + 1 : 100000);
+	}
 	pl_prom_serve_stop(srv);
 	return PL_EXIT_OK;
 }

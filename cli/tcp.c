@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <pktlens/array.h>
+#include <pktlens/clock.h>
 
 #include "cli.h"
 #include "util.h"
@@ -317,7 +318,7 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 	bool hist = c->hist, life = false;
 	char why[256];
 	int err, ret = PL_EXIT_OK;
-	time_t t0;
+	uint64_t end_ns = 0;
 
 	if (!strcmp(verb, "retrans"))
 		progs = PL_TCP_P_RETRANS;
@@ -375,16 +376,23 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		       "TX_KB", "RX_KB", "MS");
 	else if (!pl_g.json && progs == PL_TCP_P_CONNLAT)
 		printf("%-8s %-12s %-30s    %-30s %10s\n", "TIME", "NETNS", "LOCAL", "REMOTE", "LAT(ms)");
-	t0 = time(NULL);
+	/* the whole --duration from now, not to the wall clock's next whole second */
+	if (duration)
+		end_ns = pl_mono_ns() + duration * 1000000000ULL;
 	while (!pl_stop && !r.err) {
-		err = pl_tcp_poll(t, 100);
+		uint64_t now = pl_mono_ns();
+		int wait_ms = 100;
+
+		if (end_ns && now >= end_ns)
+			break;
+		if (end_ns && end_ns - now < 100000000ULL)
+			wait_ms = (int)((end_ns - now + 999999) / 1000000);
+		err = pl_tcp_poll(t, wait_ms);
 		if (err < 0) {
 			pl_err("tcp %s: reading events: %s", verb, strerror(-err));
 			ret = PL_EXIT_FAIL;
 			break;
 		}
-		if (duration && (uint64_t)(time(NULL) - t0) >= duration)
-			break;
 	}
 	pl_tcp_poll(t, 0);	/* what is left */
 	if (life) {

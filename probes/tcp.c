@@ -414,7 +414,14 @@ int pl_netns_of(const char *s, __u64 *ino)
 
 int pl_netns_opt(const char *arg, void *field, char *why, size_t whylen)
 {
-	int err = pl_netns_of(arg, field);
+	int err;
+
+	/* one namespace: a second --netns would silently replace the first */
+	if (*(__u64 *)field) {
+		snprintf(why, whylen, "--netns given twice (one namespace only)");
+		return -EINVAL;
+	}
+	err = pl_netns_of(arg, field);
 
 	if (err)
 		snprintf(why, whylen, "%s", err == -EINVAL ? "not a network namespace" : strerror(-err));

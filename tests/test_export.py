@@ -196,6 +196,22 @@ def test_listen_on_a_host_name():
     assert "not ADDR:PORT" not in r.stderr, r.stderr
 
 
+@pytest.mark.variant
+def test_duration_serves_the_whole_seconds():
+    """--duration 1 serves for a whole second from the moment it listens: it counted
+    wall-clock seconds (time()), so it stopped at the next whole second, 0.01 to 0.99 s
+    later, and a scrape later in the asked second found nobody listening."""
+    p = subprocess.Popen([PKTLENS, "export", "prometheus", f"--listen=127.0.0.1:{free_port()}",
+                          "--duration=1"], stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()          # "export prometheus: serving http://..."
+    t0 = time.monotonic()
+    assert "serving" in line, (line, p.stderr.read())
+    p.wait(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr.read()
+    assert 0.97 <= elapsed < 5, elapsed
+
+
 @pytest.mark.parametrize("form", [":{port}", "[::]:{port}"])
 def test_listen_on_every_address(form):
     """:PORT, as exporters write it, and [::]:PORT answer on IPv4 and IPv6 loopback both."""

@@ -414,9 +414,28 @@ def test_bad_input():
                       (["tcp", "rtt", "--by", "lport"], "--by 'lport'"),
                       (["tcp", "connlat", "--min-ms", "x"], "--min-ms 'x'"),
                       (["tcp", "retrans", "--duration", "0"], "--duration '0'"),
+                      # a second --netns silently replaced the first (and traced on)
+                      (["tcp", "rtt", "--netns", "/proc/self/ns/net", "--netns=/proc/self/ns/net",
+                        "--duration", "1"], "--netns given twice"),
                       (["tcp", "latency"], "what is 'latency'")):
         r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
+
+
+@pytest.mark.variant
+def test_duration_traces_the_whole_seconds():
+    """--duration 1 traces for a whole second from the moment the probes are attached. It
+    counted wall-clock seconds (time()), so it stopped at the next whole second: 0.01 to 0.99 s
+    of tracing, and a retransmit or connection later in the asked second was never seen."""
+    p = subprocess.Popen([PKTLENS, "tcp", "retrans", "--duration=1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()          # "tcp retrans: tracing, Ctrl-C to end", then the loop
+    t0 = time.monotonic()
+    assert "tracing" in line, (line, p.stderr.read())
+    p.wait(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr.read()
+    assert 0.97 <= elapsed < 5, elapsed
 
 
 def test_options_of_another_command_are_refused():
