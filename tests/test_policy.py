@@ -1212,3 +1212,28 @@ def test_redirect_to_an_index_no_interface_has_is_refused(router):
     with open(path, "w") as f:
         f.write(pktlens("policy", "list", "vb", ns=h).stdout)
     assert pktlens("policy", "load", "vb", path, ns=h).stdout == f"vb: 3 rules loaded from {path}\n"
+
+
+def test_limit_error_names_the_first_line_past_it(lab):
+    """A file past a limit names the first line past it in the file. A line equal to a running
+    rule keeps that rule's (lower) id, so the loader's first rule past the limit in id order
+    was an earlier line, one within the limit: 64 expression rules and a 65th that is already
+    running were reported at line 64, not 65 (1,024 list rules and a 1,025th: 1,024)."""
+    h = lab.b
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    for kept, line, lines, msg in [
+            (["--pass", "udp port 9999"], "--pass 'udp port 9999'",
+             [f"--pass 'udp port {i}'" for i in range(1, 65)],
+             "more than 64 ingress rules with an expression"),
+            (["--proto", "udp", "--dport", "9999", "--pass"], "--proto udp --dport 9999 --pass",
+             [f"--proto udp --dport {i} --pass" for i in range(1, 1025)],
+             "1025 ingress rules with ports, protocol, VLAN, both addresses, --sample or --limit: at most 1024")]:
+        pktlens("policy", "flush", "vb", ns=h)
+        pktlens("policy", "add", "vb", "--id", "5", *kept, ns=h)
+        before = rules_listed("vb", h)
+        path = os.path.join(lab.tmp, "limit.rules")
+        with open(path, "w") as f:
+            f.write("".join(ln + "\n" for ln in lines + [line]))
+        r = pktlens("policy", "load", "vb", path, ns=h, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:{len(lines) + 1}:1: {msg}\n")
+        assert rules_listed("vb", h) == before
