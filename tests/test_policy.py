@@ -1214,6 +1214,35 @@ def test_redirect_to_an_index_no_interface_has_is_refused(router):
     assert pktlens("policy", "load", "vb", path, ns=h).stdout == f"vb: 3 rules loaded from {path}\n"
 
 
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"],
+                                   pytest.param(["--xdp", "none", "--tc", "in"], marks=pytest.mark.variant)],
+                         ids=["xdp", "tc"])
+def test_ports_past_six_ipv6_extension_headers(lab, hooks):
+    """The parser walks up to six IPv6 extension headers (README) and then reads the ports:
+    a chain of exactly six had been taken as longer than it walks, its UDP port unread, so
+    a --dport rule missed it (the drops probe read it). Seven headers are past the walk."""
+    from scapy.all import (Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
+                           UDP)
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--proto", "udp", "--dport", "5353", "--pass", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "2", "--src", "2001:db8::1/128", "--pass", ns=lab.b)
+
+    def frame(n):
+        f = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
+        for i in range(n - 1):
+            f = f / (IPv6ExtHdrRouting() if i == 0 else IPv6ExtHdrDestOpt())
+        return Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) / f / UDP(sport=7, dport=5353)
+
+    # 1..6 headers: the port is read; 7: the chain is longer than the walk, no port
+    lab.send([frame(n) for n in range(1, 8)])
+    for _ in range(50):
+        got = {r["id"]: r["packets"] for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]}
+        if sum(got.values()) == 7:
+            break
+        time.sleep(0.05)
+    assert got == {1: 6, 2: 1}
+
+
 def test_limit_error_names_the_first_line_past_it(lab):
     """A file past a limit names the first line past it in the file. A line equal to a running
     rule keeps that rule's (lower) id, so the loader's first rule past the limit in id order
