@@ -1266,3 +1266,30 @@ def test_limit_error_names_the_first_line_past_it(lab):
         r = pktlens("policy", "load", "vb", path, ns=h, check=False)
         assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:{len(lines) + 1}:1: {msg}\n")
         assert rules_listed("vb", h) == before
+
+
+def test_xdp_redirect_targets_swap_for_others(lab):
+    """XDP redirects through a devmap that held 64 targets: a change adds the new set's targets
+    before the swap and removes the old set's after it, so a set of 64 targets could not be
+    replaced by another ("cannot redirect to ifindex N: Argument list too long", also with 40
+    and 40 others). The map holds both sets now; a set past 64 targets is refused by name."""
+    h = lab.b
+    sh("ip", "-n", h, "-batch", "-", input="".join(f"link add t{i} type veth peer name u{i}\n"
+                                                   for i in range(1, 67)))
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    path = os.path.join(lab.tmp, "targets.rules")
+
+    def load(targets, check=True):
+        with open(path, "w") as f:
+            f.write("".join(f"--proto udp --dport {i} --redirect t{i}\n" for i in targets))
+        return pktlens("policy", "load", "vb", path, ns=h, check=check)
+
+    load(range(1, 65))
+    assert load(range(3, 67)).stdout == f"vb: 64 rules loaded from {path}\n"
+    assert re.findall(r"--redirect (t\d+)", pktlens("policy", "list", "vb", ns=h).stdout) == \
+        [f"t{i}" for i in range(3, 67)]
+    before = rules_listed("vb", h)
+    r = load(range(1, 66), check=False)
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:65:1: more than 64 interfaces to "
+                                           "redirect to at xdp in\n")
+    assert rules_listed("vb", h) == before
