@@ -289,7 +289,10 @@ static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data
 	}
 	p->key.l4proto = nh;
 	p->l4 = pl_l4_class(nh);
-	if (i == PL_IPV6_EXT_MAX)	/* chain longer than we walk */
+	/* a chain longer than we walk (six headers followed by L4 are walked) */
+	if (i == PL_IPV6_EXT_MAX && (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ ||
+				     nh == IPPROTO_DSTOPTS_ || nh == IPPROTO_AH_ ||
+				     nh == IPPROTO_FRAGMENT_))
 		return;
 	{
 		__u32 off = pl_opaque16((__u32)(h - ip)) & 0x3fff, plen = pl_get16(ip + 4);

@@ -11,6 +11,7 @@
 
 #include "policy_file.h"
 #include "policy_rule.h"
+#include "../loader/ruleset.h"
 
 /* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
 #define RULE_LINE_MAX 8192
@@ -469,6 +470,67 @@ nomem:
 	return -ENOMEM;
 }
 
+/*
+ * Whether rules @a and @b count against one limit of the kinds the loader
+ * checks: @kind 0 rules with an expression, 1 list rules, 2 address rules
+ * of one field (pl_policy_commit()'s checks).
+ */
+static bool same_limit(const struct pl_rule *a, const struct pl_rule *b, int kind)
+{
+	if (a->dir != b->dir)
+		return false;
+	if (kind == 0)
+		return (a->match & PL_M_EXPR) && (b->match & PL_M_EXPR);
+	if (kind == 1)
+		return pl_rule_lpm_field(a) < 0 && pl_rule_lpm_field(b) < 0;
+	return pl_rule_lpm_field(a) >= 0 && pl_rule_lpm_field(a) == pl_rule_lpm_field(b);
+}
+
+static int rule_id_cmp(const void *a, const void *b)
+{
+	const struct pl_rule *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * A limit error names the first rule past the limit in id order; in a file
+ * that is the first past it in the file's order (kept rules keep their ids,
+ * new ones take free ids, so the two orders differ): the index in rl->orig
+ * of that rule, or @at when @msg is no limit error. The rules are in id
+ * order then (pl_policy_commit() sorts them before its checks).
+ */
+static size_t past_limit(const struct pl_rule_list *rl, size_t at, const char *msg)
+{
+	struct pl_rule key = { .id = rl->orig[at].id };
+	const struct pl_rule *r, *x;
+	size_t k = 0, seen = 0;
+	int kind;
+
+	if (strstr(msg, "rules with an expression"))
+		kind = 0;
+	else if (strstr(msg, "rules with ports, protocol, VLAN"))
+		kind = 1;
+	else if (strstr(msg, "rules on a ") && strstr(msg, " address alone"))
+		kind = 2;
+	else
+		return at;
+	r = pl_bsearch(&key, rl->rules, rl->n, sizeof(*r), rule_id_cmp);
+	if (!r || !same_limit(r, r, kind))
+		return at;
+	for (size_t i = 0; i < rl->n; i++)
+		k += same_limit(&rl->rules[i], r, kind) && rl->rules[i].id <= r->id;
+	for (size_t i = 0; i < rl->n; i++) {
+		key.id = rl->orig[i].id;
+		x = pl_bsearch(&key, rl->rules, rl->n, sizeof(*x), rule_id_cmp);
+		if (!x)
+			return at;
+		if (same_limit(x, r, kind) && ++seen == k)
+			return i;
+	}
+	return at;
+}
+
 const char *pl_rule_list_locate(const struct pl_rule_list *rl, const char *why, char *buf,
 				size_t len)
 {
@@ -479,6 +541,7 @@ const char *pl_rule_list_locate(const struct pl_rule_list *rl, const char *why, 
 		return NULL;
 	for (size_t i = 0; i < rl->n; i++)
 		if (rl->orig[i].id == id) {
+			i = past_limit(rl, i, why + used);
 			snprintf(buf, len, "%s:%d:%d: %s", rl->orig[i].file, rl->orig[i].line,
 				 rl->orig[i].col, why + used);
 			return buf;

@@ -800,6 +800,9 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 		 size_t whylen)
 {
 	size_t list_n[2] = { 0, 0 }, lpm_n[2][2] = { { 0, 0 }, { 0, 0 } }, expr_n[2] = { 0, 0 };
+	/* XDP's redirect targets: the devmap holds twice as many, old and new set in a swap */
+	__u32 targets[PL_REDIRECT_MAX];
+	size_t ntargets = 0;
 	/* the first rule past each limit */
 	__u32 list_over[2] = { 0, 0 }, bounded_over[2] = { 0, 0 };
 	__u32 lpm_over[2][2] = { { 0, 0 }, { 0, 0 } };
@@ -836,6 +839,19 @@ static int check(const struct pl_policy *p, const struct pl_rule *rules, size_t 
 				      "rule %u: this attachment has no redirect map (re-attach)",
 				      r->id);
 		/* limits name the first rule past them ("rule N: "), where a file can point */
+		if (r->action == PL_ACT_REDIRECT && p->meta.xdp_mode != PL_XDP_NONE &&
+		    r->dir == PL_DIR_IN) {
+			size_t t = 0;
+
+			while (t < ntargets && targets[t] != r->arg)
+				t++;
+			if (t == ntargets && ntargets == PL_REDIRECT_MAX)
+				return pl_why(why, whylen, -E2BIG,
+					      "rule %u: more than %u interfaces to redirect to at xdp in",
+					      r->id, PL_REDIRECT_MAX);
+			if (t == ntargets)
+				targets[ntargets++] = r->arg;
+		}
 		if ((r->match & PL_M_EXPR) && ++expr_n[r->dir] > PL_POLICY_EXPRS_MAX)
 			return pl_why(why, whylen, -E2BIG,
 				      "rule %u: more than %u %s rules with an expression", r->id,

@@ -1212,3 +1212,84 @@ def test_redirect_to_an_index_no_interface_has_is_refused(router):
     with open(path, "w") as f:
         f.write(pktlens("policy", "list", "vb", ns=h).stdout)
     assert pktlens("policy", "load", "vb", path, ns=h).stdout == f"vb: 3 rules loaded from {path}\n"
+
+
+@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"],
+                                   pytest.param(["--xdp", "none", "--tc", "in"], marks=pytest.mark.variant)],
+                         ids=["xdp", "tc"])
+def test_ports_past_six_ipv6_extension_headers(lab, hooks):
+    """The parser walks up to six IPv6 extension headers (README) and then reads the ports:
+    a chain of exactly six had been taken as longer than it walks, its UDP port unread, so
+    a --dport rule missed it (the drops probe read it). Seven headers are past the walk."""
+    from scapy.all import (Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
+                           UDP)
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--proto", "udp", "--dport", "5353", "--pass", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "2", "--src", "2001:db8::1/128", "--pass", ns=lab.b)
+
+    def frame(n):
+        f = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
+        for i in range(n - 1):
+            f = f / (IPv6ExtHdrRouting() if i == 0 else IPv6ExtHdrDestOpt())
+        return Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) / f / UDP(sport=7, dport=5353)
+
+    # 1..6 headers: the port is read; 7: the chain is longer than the walk, no port
+    lab.send([frame(n) for n in range(1, 8)])
+    for _ in range(50):
+        got = {r["id"]: r["packets"] for r in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]}
+        if sum(got.values()) == 7:
+            break
+        time.sleep(0.05)
+    assert got == {1: 6, 2: 1}
+
+
+def test_limit_error_names_the_first_line_past_it(lab):
+    """A file past a limit names the first line past it in the file. A line equal to a running
+    rule keeps that rule's (lower) id, so the loader's first rule past the limit in id order
+    was an earlier line, one within the limit: 64 expression rules and a 65th that is already
+    running were reported at line 64, not 65 (1,024 list rules and a 1,025th: 1,024)."""
+    h = lab.b
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    for kept, line, lines, msg in [
+            (["--pass", "udp port 9999"], "--pass 'udp port 9999'",
+             [f"--pass 'udp port {i}'" for i in range(1, 65)],
+             "more than 64 ingress rules with an expression"),
+            (["--proto", "udp", "--dport", "9999", "--pass"], "--proto udp --dport 9999 --pass",
+             [f"--proto udp --dport {i} --pass" for i in range(1, 1025)],
+             "1025 ingress rules with ports, protocol, VLAN, both addresses, --sample or --limit: at most 1024")]:
+        pktlens("policy", "flush", "vb", ns=h)
+        pktlens("policy", "add", "vb", "--id", "5", *kept, ns=h)
+        before = rules_listed("vb", h)
+        path = os.path.join(lab.tmp, "limit.rules")
+        with open(path, "w") as f:
+            f.write("".join(ln + "\n" for ln in lines + [line]))
+        r = pktlens("policy", "load", "vb", path, ns=h, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:{len(lines) + 1}:1: {msg}\n")
+        assert rules_listed("vb", h) == before
+
+
+def test_xdp_redirect_targets_swap_for_others(lab):
+    """XDP redirects through a devmap that held 64 targets: a change adds the new set's targets
+    before the swap and removes the old set's after it, so a set of 64 targets could not be
+    replaced by another ("cannot redirect to ifindex N: Argument list too long", also with 40
+    and 40 others). The map holds both sets now; a set past 64 targets is refused by name."""
+    h = lab.b
+    sh("ip", "-n", h, "-batch", "-", input="".join(f"link add t{i} type veth peer name u{i}\n"
+                                                   for i in range(1, 67)))
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    path = os.path.join(lab.tmp, "targets.rules")
+
+    def load(targets, check=True):
+        with open(path, "w") as f:
+            f.write("".join(f"--proto udp --dport {i} --redirect t{i}\n" for i in targets))
+        return pktlens("policy", "load", "vb", path, ns=h, check=check)
+
+    load(range(1, 65))
+    assert load(range(3, 67)).stdout == f"vb: 64 rules loaded from {path}\n"
+    assert re.findall(r"--redirect (t\d+)", pktlens("policy", "list", "vb", ns=h).stdout) == \
+        [f"t{i}" for i in range(3, 67)]
+    before = rules_listed("vb", h)
+    r = load(range(1, 66), check=False)
+    assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:65:1: more than 64 interfaces to "
+                                           "redirect to at xdp in\n")
+    assert rules_listed("vb", h) == before

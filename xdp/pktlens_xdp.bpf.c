@@ -38,10 +38,13 @@
 PL_CHAIN_MAP(xdp_chain);
 PL_CHAIN_MAP(xdp_skb_chain);
 
-/* Redirect targets of policy rules, by ifindex (loader/policy.c fills it). */
+/*
+ * Redirect targets of policy rules, by ifindex (loader/policy.c fills it):
+ * a rule set's and, while it is swapped for another, the other's.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
-	__uint(max_entries, PL_REDIRECT_MAX);
+	__uint(max_entries, 2 * PL_REDIRECT_MAX);
 	__type(key, __u32);
 	__type(value, __u32);
 } redirect_map SEC(".maps");
