@@ -326,8 +326,15 @@ void pl_pins_gc(void)
 		 * the namespace's TCP maps when no attachment analyses: a killed
 		 * --tcp-passive attach pinned them (its tmp dir gone, here or by another's gc)
 		 */
-		if (strspn(de->d_name, "0123456789") == strlen(de->d_name))
+		if (strspn(de->d_name, "0123456789") == strlen(de->d_name)) {
 			pl_tcp_release_ns(strtoull(de->d_name, NULL, 10));
+			/*
+			 * and the namespace's directory, if empty (its attachments set
+			 * aside, or an older pktlens's leftover): a namespace made later
+			 * with its inode would look attached-to (no pins left behind)
+			 */
+			rmdir(path);
+		}
 	}
 	closedir(root);
 }
@@ -558,6 +565,9 @@ int pl_attachment_set_aside(struct pl_attachment *a)
 	snprintf(dir, sizeof(dir), "%s/%s/%s", PL_PIN_ROOT, ns, strrchr(a->dir, '/') + 1);
 	if (rename(a->dir, dir))
 		return -errno;
+	/* the inode's directory, once that was all it held (pl_pins_gc() says why) */
+	*strrchr(a->dir, '/') = '\0';
+	rmdir(a->dir);
 	snprintf(a->ns, sizeof(a->ns), "%s", ns);
 	snprintf(a->dir, sizeof(a->dir), "%s", dir);
 	a->ns_gone = true;

@@ -205,6 +205,25 @@ def test_killed_or_failed_tcp_passive_attach_leaves_no_namespace_pins(lab):
     assert leftovers(lab) == []
 
 
+def test_an_empty_namespace_directory_is_removed(lab):
+    """An empty namespace directory under the pin root (attachments set aside when their
+    namespace was deleted and its inode reused, or left by an older build) is removed by the
+    next attach or detach: a namespace made later with that inode looked attached-to (a
+    capture's "nothing left pinned" check failed on one). One that holds anything stays."""
+    d = os.path.join(PIN_ROOT, str(4100000000 + os.getpid()))
+    os.makedirs(d)
+    try:
+        pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+        assert not os.path.exists(d)
+        os.makedirs(os.path.join(d, "keep"))
+        pktlens("detach", "vb", ns=lab.b)
+        assert os.path.isdir(os.path.join(d, "keep"))
+    finally:
+        for p in (os.path.join(d, "keep"), d):
+            if os.path.isdir(p):
+                os.rmdir(p)
+
+
 def test_concurrent_changes_are_serialised(lab):
     """Eight CLIs attach/re-attach/add rules on one interface at once: they
     take turns; the result is one complete attachment with every rule."""
