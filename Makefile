@@ -188,8 +188,10 @@ $(FUZZ_RUNS): fuzz-%: $(OUT)/fuzz_%
 		echo "fuzz_$*: $$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\).*/\1 $(FUZZ_UNIT_$*) in \2 s/p' $(OUT)/fuzz-$*.log), no finding$(if $(wildcard tests/fuzz/crashes/$*-*),; replayed tests/fuzz/crashes/$*-* ($(words $(wildcard tests/fuzz/crashes/$*-*))))"; \
 	else tail -40 $(OUT)/fuzz-$*.log; echo "fuzz_$*: FINDING (input saved in $(OUT)/$*-crash-*), log $(OUT)/fuzz-$*.log"; exit 1; fi
 
+# FUZZ_JOBS targets at a time (one CPU each; default: as many as there are CPUs)
+FUZZ_JOBS ?= $(shell nproc)
 fuzz: deps
-	@set -e; for t in $(FUZZ_RUNS); do $(MAKE) -s --no-print-directory $$t; done
+	@$(MAKE) -s --no-print-directory -j$(FUZZ_JOBS) $(FUZZ_RUNS)
 
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done

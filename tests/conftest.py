@@ -17,7 +17,7 @@ _LAB_NS = re.compile(r"^pl[a-z]*?(\d+)x\d+$")
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "scale: a test whose point is size or endurance (100,000 rules, a million "
-        "flows, 400 swaps, 200 interfaces); the sanitized CI pass deselects them (-m 'not scale'), "
+        "flows, 200 swaps, 200 interfaces); the sanitized CI pass deselects them (-m 'not scale'), "
         "the code they run is the one smaller tests run there")
     config.addinivalue_line(
         "markers", "variant: a test, or a parametrization, whose user-side code another test "

@@ -723,8 +723,10 @@ def killed_policy_lab(lab, tmp_path, xdp):
     return base, new
 
 
-# load on both hooks; add and del, whose commit is load's, on XDP with tc out
-@pytest.mark.parametrize("xdp,op", [("none", "load"), ("skb", "load"),
+# load on both hooks; add and del, whose commit is load's, on XDP with tc out (the sanitizer
+# pass: load on tc, the same user-side commit as on XDP)
+@pytest.mark.parametrize("xdp,op", [("none", "load"),
+                                    pytest.param("skb", "load", marks=pytest.mark.variant),
                                     pytest.param("skb", "add", marks=pytest.mark.variant),
                                     pytest.param("skb", "del", marks=pytest.mark.variant)])
 def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):

@@ -122,6 +122,7 @@ def test_tc_vlan_tags_in_metadata(lab, expr):
         assert (s["filter_packets"], s["filter_bytes"]) == exp, (expr, hook)
 
 
+@pytest.mark.variant    # the kernel's swap; filter set's user side runs in the tests above
 def test_swaps_under_traffic_lose_no_packet(lab):
     """Replace the expression 200 times while frames flow: every frame is counted once, and
     the matches stay within what the two expressions allow."""

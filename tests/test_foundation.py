@@ -46,6 +46,7 @@ def test_test_run_flow_table_full(tmp_path):
     assert s["flow_lost_bytes"] == s["flow_lost_packets"] * 42
 
 
+@pytest.mark.variant    # the BPF flow cache under BPF_PROG_TEST_RUN; flows -j runs elsewhere
 def test_test_run_many_flows_through_the_cache(tmp_path):
     """More flows than cache slots, interleaved: colliding flows share slots, are folded into the
     table or stay uncached, and every flow still ends with its exact count."""

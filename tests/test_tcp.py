@@ -151,6 +151,7 @@ def test_retransmits_equal_the_kernels_count(tcplab):
     assert conn[0]["segs"] == after - before and summary["lost"] == 0
 
 
+@pytest.mark.variant    # the probes' counting; `tcp retrans` output runs in the tests above
 def test_accepted_connection_counts_its_synack_retransmits_once(tcplab):
     """On the server: SYN-ACKs retransmitted while the client lost them, then data
     retransmitted under loss. The accepted socket's own count starts with the SYN-ACK's
@@ -214,6 +215,7 @@ for _ in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.variant    # the probes' counting; `tcp retrans` output runs in the tests above
 def test_same_tuple_again_counts_each_connections_retransmits(tcplab):
     """Connections one after another from one bound port: the same 4-tuple, and the kernel
     often gives each new socket the address of the one before. Every one retransmits its
