@@ -55,9 +55,12 @@ static int cmp_key(const void *a, const void *b)
  */
 static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
 {
-	struct pl_drop_row *all = realloc(ns->r, (ns->n + n + 1) * sizeof(*all));
+	struct pl_drop_row *all;
 	size_t out = 0;
 
+	if (!n)		/* a probe that has counted nothing yet (@r NULL) */
+		return true;
+	all = realloc(ns->r, (ns->n + n + 1) * sizeof(*all));
 	if (!all)
 		return false;
 	memcpy(all + ns->n, r, n * sizeof(*r));

@@ -597,6 +597,8 @@ size_t pl_drops_merge(struct pl_drop_row *r, size_t n)
 {
 	size_t out = 0;
 
+	if (!n)		/* a map with no rows: @r may be NULL, which qsort() must not get */
+		return 0;
 	qsort(r, n, sizeof(*r), cmp_row);
 	for (size_t i = 0; i < n; i++) {
 		if (out && !cmp_row(&r[out - 1], &r[i])) {

@@ -114,7 +114,7 @@ class Exporter:
 
     def stop(self):
         self.p.terminate()
-        assert self.p.wait(timeout=10) == 0
+        assert self.p.wait(timeout=10) == 0, self.p.stderr.read()[-4000:]
 
     def kill(self):
         if self.p.poll() is None:
