@@ -87,6 +87,20 @@ def free_port(kind=socket.SOCK_STREAM):
     return port
 
 
+def seconds_running(args, ready):
+    """Run pktlens ARGS until it exits by itself; the seconds from its first stderr line (which
+    must hold @ready: it has started) to its exit, which must be 0."""
+    p = subprocess.Popen([PKTLENS, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    line = p.stderr.readline()
+    t0 = time.monotonic()
+    assert ready in line, (line, p.stderr.read())
+    p.wait(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr.read()
+    return elapsed
+
+
 class Exporter:
     """`pktlens export prometheus` on a free loopback port, ready to answer."""
 

@@ -20,7 +20,7 @@ import json
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, Exporter, free_port, netns_ino, pktlens, sh
+from lab import PIN_ROOT, PKTLENS, Exporter, free_port, netns_ino, pktlens, seconds_running, sh
 
 SAMPLE = re.compile(r'^([a-z_0-9]+)\{([^}]*)\} (\S+)$')
 
@@ -201,14 +201,8 @@ def test_duration_serves_the_whole_seconds():
     """--duration 1 serves for a whole second from the moment it listens: it counted
     wall-clock seconds (time()), so it stopped at the next whole second, 0.01 to 0.99 s
     later, and a scrape later in the asked second found nobody listening."""
-    p = subprocess.Popen([PKTLENS, "export", "prometheus", f"--listen=127.0.0.1:{free_port()}",
-                          "--duration=1"], stderr=subprocess.PIPE, text=True)
-    line = p.stderr.readline()          # "export prometheus: serving http://..."
-    t0 = time.monotonic()
-    assert "serving" in line, (line, p.stderr.read())
-    p.wait(timeout=30)
-    elapsed = time.monotonic() - t0
-    assert p.returncode == 0, p.stderr.read()
+    elapsed = seconds_running(["export", "prometheus", f"--listen=127.0.0.1:{free_port()}",
+                               "--duration=1"], "serving")
     assert 0.97 <= elapsed < 5, elapsed
 
 
