@@ -43,12 +43,6 @@ static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *na
 		}
 }
 
-static int cmp_key(const void *a, const void *b)
-{
-	return memcmp(&((const struct pl_drop_row *)a)->k, &((const struct pl_drop_row *)b)->k,
-		      sizeof(struct pl_drop_key));
-}
-
 /*
  * Another probe's rows of the same namespace (@r, merged) into @ns: per key
  * the larger count. Both count the same drops, the older one since earlier.
@@ -56,7 +50,6 @@ static int cmp_key(const void *a, const void *b)
 static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
 {
 	struct pl_drop_row *all;
-	size_t out = 0;
 
 	if (!n)		/* a probe that has counted nothing yet (@r NULL) */
 		return true;
@@ -64,22 +57,8 @@ static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
 	if (!all)
 		return false;
 	memcpy(all + ns->n, r, n * sizeof(*r));
-	n += ns->n;
-	qsort(all, n, sizeof(*all), cmp_key);
-	for (size_t i = 0; i < n; i++) {
-		if (out && !cmp_key(&all[out - 1], &all[i])) {
-			struct pl_drop_val *v = &all[out - 1].v;
-
-			if (all[i].v.packets > v->packets)
-				v->packets = all[i].v.packets;
-			if (all[i].v.bytes > v->bytes)
-				v->bytes = all[i].v.bytes;
-			continue;
-		}
-		all[out++] = all[i];
-	}
 	ns->r = all;
-	ns->n = out;
+	ns->n = pl_drops_fold(all, ns->n + n, true);
 	return true;
 }
 

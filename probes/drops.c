@@ -593,7 +593,7 @@ static int cmp_row(const void *a, const void *b)
 		      sizeof(struct pl_drop_key));
 }
 
-size_t pl_drops_merge(struct pl_drop_row *r, size_t n)
+size_t pl_drops_fold(struct pl_drop_row *r, size_t n, bool max)
 {
 	size_t out = 0;
 
@@ -602,11 +602,25 @@ size_t pl_drops_merge(struct pl_drop_row *r, size_t n)
 	qsort(r, n, sizeof(*r), cmp_row);
 	for (size_t i = 0; i < n; i++) {
 		if (out && !cmp_row(&r[out - 1], &r[i])) {
-			r[out - 1].v.packets += r[i].v.packets;
-			r[out - 1].v.bytes += r[i].v.bytes;
+			struct pl_drop_val *v = &r[out - 1].v;
+
+			if (!max) {
+				v->packets += r[i].v.packets;
+				v->bytes += r[i].v.bytes;
+			} else {
+				if (r[i].v.packets > v->packets)
+					v->packets = r[i].v.packets;
+				if (r[i].v.bytes > v->bytes)
+					v->bytes = r[i].v.bytes;
+			}
 			continue;
 		}
 		r[out++] = r[i];
 	}
 	return out;
+}
+
+size_t pl_drops_merge(struct pl_drop_row *r, size_t n)
+{
+	return pl_drops_fold(r, n, false);
 }

@@ -69,6 +69,8 @@ int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_dro
 
 /* Sort @r by key and sum the rows of equal keys; the rows left. */
 size_t pl_drops_merge(struct pl_drop_row *r, size_t n);
+/* The same, with @max: per key the larger count of the rows (two probes counting the same drops). */
+size_t pl_drops_fold(struct pl_drop_row *r, size_t n, bool max);
 
 /*
  * pktlens's own policy drops beside the kernel's: one row per drop rule
