@@ -85,7 +85,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	uint64_t duration = c->duration;
 	struct pl_ipfix *x = NULL;
 	char why[256];
-	time_t t0, next;
+	uint64_t next, end;
 	unsigned round = 0;
 	bool failed = false;
 	size_t recs;
@@ -104,16 +104,22 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 			"detach) are not sent", why);
 	pl_catch_stop(false);
 	pl_info("export ipfix: to %s every %u s", collector, interval);
-	t0 = time(NULL);
-	next = t0 + interval;
+	/*
+	 * Exports every --interval and at the end of the whole --duration from
+	 * now, on the monotonic clock: the wall clock's next whole second cut
+	 * --duration short by up to a second, and a clock step moved both.
+	 */
+	next = pl_mono_ns() + interval * 1000000000ULL;
+	end = pl_mono_ns() + duration * 1000000000ULL;
 	for (;;) {
-		bool last = pl_stop || (duration && (uint64_t)(time(NULL) - t0) >= duration);
+		uint64_t now = pl_mono_ns(), wake = duration && end < next ? end : next;
+		bool last = pl_stop || (duration && now >= end);
 
-		if (!last && time(NULL) < next) {
-			usleep(100000);
+		if (!last && now < next) {
+			usleep(wake - now < 100000000ULL ? (useconds_t)((wake - now) / 1000) + 1 : 100000);
 			continue;
 		}
-		next += interval;
+		next += interval * 1000000000ULL;
 		/*
 		 * A collector that is down loses this interval, not the next one's
 		 * counts; once it answers again it gets the templates first.

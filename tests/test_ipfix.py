@@ -144,7 +144,8 @@ def test_collector_that_does_not_resolve_is_named(collector, says):
     assert r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("restart", ["reattach", "reset"])
+# reattach: attach and detach, whose user-side code the other tests run under the sanitizers
+@pytest.mark.parametrize("restart", [pytest.param("reattach", marks=pytest.mark.variant), "reset"])
 def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
     """After detach and attach again, or `stats --reset`, a flow starts from zero: what it
     gains from then on all goes to the collector, even when that is more than it had at the
@@ -174,7 +175,7 @@ XDP, TC, XDP_TC = ("--xdp", "native", "--tc", "none"), ("--xdp", "none"), ("--xd
 # each removal on the hooks that matter to it (xdp+tc: one observation point, XDP's, with tc
 # ingress's flows left out; force: nothing leaves, the flows are kept; force-resize: copied)
 @pytest.mark.parametrize("removal,hooks", [
-    ("reset", XDP), ("reset", TC), ("detach", XDP), ("detach", TC),
+    ("reset", XDP), ("reset", TC), pytest.param("detach", XDP, marks=pytest.mark.variant), ("detach", TC),
     pytest.param("reset", XDP_TC, marks=pytest.mark.variant),
     pytest.param("detach", XDP_TC, marks=pytest.mark.variant),
     pytest.param("force", XDP, marks=pytest.mark.variant),
@@ -243,7 +244,8 @@ def test_flows_that_do_not_fit_a_smaller_table_are_exported(lab):
     assert sum(r["in_bytes"] for r in v6r) == 24 * (len(v6[0]) - 14)
 
 
-@pytest.mark.parametrize("how", ["reset", "force"])
+# force: attach --force under traffic, which tests/test_hostile_counters.py runs under the sanitizers
+@pytest.mark.parametrize("how", ["reset", pytest.param("force", marks=pytest.mark.variant)])
 def test_flows_leaving_under_traffic_lose_nothing(lab, how):
     """trafgen streams 300 flows (IPv4 and IPv6, UDP and TCP) while `stats --reset` empties the
     table, or `attach --force` moves it into another size, again and again under an exporter
@@ -317,3 +319,20 @@ def test_force_onto_an_interface_made_again_counts_once(lab):
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1515]
     assert sum(r["in_packets"] for r in mine) == 17, recs
     assert sum(r["in_bytes"] for r in mine) == 17 * (len(v4) - 14)
+
+
+def test_duration_runs_its_whole_length_and_exports_at_the_end():
+    """--duration 1 with a longer --interval: it runs one whole second from its start (it
+    counted wall-clock seconds, time(), so it stopped at the next whole second, 0.01 to 1 s
+    later) and sends its last export as it stops. The oracle is a UDP socket as collector."""
+    from lab import seconds_running
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as col:
+        col.bind(("127.0.0.1", 0))
+        port = col.getsockname()[1]
+        elapsed = seconds_running(["export", "ipfix", "--collector", f"127.0.0.1:{port}",
+                                   "--interval", "30", "--duration", "1"], "export ipfix: to")
+        col.settimeout(1)
+        msg = col.recv(65535)
+    assert 0.97 <= elapsed < 5, elapsed
+    assert msg[:2] == b"\x00\x0a"  # an IPFIX message (version 10)
