@@ -24,6 +24,11 @@ def pytest_configure(config):
         "runs already: its subject is the kernel side (in-kernel verdicts, rates), another hook "
         "or attach mode of the same commands, or more rounds of the same loop; the sanitized CI "
         "pass deselects them (-m 'not variant'): ASan and UBSan check user-space memory")
+    config.addinivalue_line(
+        "markers", "core: a kernel-matrix test (tests/kernels) that CI runs on every kernel: "
+        "the harness, the features, every program through the verifier, one attach, rule set, "
+        "policer, sample, filter, TCP probe and drop probe each; the others run on 6.1 and 5.10 "
+        "(.ci/run: 6.12:core, scripts/test-kernels.sh) and here")
 
 
 def pytest_sessionstart(session):

@@ -21,6 +21,7 @@ from lab import PKTLENS, ROOT, Lab, sh
 LABEL = os.environ.get("PKTLENS_KERNEL", "host")
 IN_VM = LABEL != "host"
 in_vm = pytest.mark.skipif(not IN_VM, reason="checks the VM, not this machine")
+pytestmark = pytest.mark.core  # the harness itself: on every kernel
 
 
 def mounts():

@@ -32,6 +32,8 @@ FEATURES = {
     "6.18": ALL,
 }
 
+CORE = pytest.mark.core  # on every kernel of CI's matrix (tests/conftest.py)
+
 
 def kernel():
     label = os.environ.get("PKTLENS_KERNEL", "host")
@@ -67,6 +69,7 @@ def labip():
     lab.close()
 
 
+@pytest.mark.core
 def test_features_match_the_kernel():
     k = kernel()
     if k not in FEATURES:
@@ -95,6 +98,7 @@ def libxdp_dispatcher_loads():
         lab.close()
 
 
+@pytest.mark.core
 def test_every_program_passes_the_verifier():
     """Each program of each object, loaded alone; only a missing feature may skip one."""
     # pktlens_xdp_notail: the same programs whose entries do not tail-call, for libxdp 1.3's
@@ -132,7 +136,8 @@ def helpers_called(prog_id):
     return {m.group(1) for x in insns if (m := re.match(r"\(85\) call (\w+)#", x.get("disasm", "")))}
 
 
-@pytest.mark.parametrize("mask", ["", "coarse-clock,xdp-load-bytes"], ids=["kernel", "masked"])
+@pytest.mark.parametrize("mask", [pytest.param("", id="kernel", marks=CORE),
+                                  pytest.param("coarse-clock,xdp-load-bytes", id="masked")])
 def test_packet_programs_call_what_the_kernel_has_without_reading_its_btf(lab1500, tmp_path, mask):
     """The packet programs learn the kernel's helpers from the loader (a .rodata mask,
     bpf/compat.h), not from the kernel's BTF: as the kernel keeps them, they call the coarse clock
@@ -179,7 +184,9 @@ MODES = {
 }
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+# tc-auto (tcx from 6.6, clsact before) and XDP native with tc on every kernel
+@pytest.mark.parametrize("mode", [pytest.param(m, marks=CORE)
+                                  if m in ("tc-auto", "xdp-native+tc") else m for m in MODES])
 def test_attach_counts_exactly_and_detaches_clean(lab1500, mode):
     lab = lab1500
     args, hook = MODES[mode]
@@ -221,7 +228,8 @@ def udp_noports(ns):
     return json.loads(out)["kernel"]["UdpNoPorts"]
 
 
-@pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])
+@pytest.mark.parametrize("hookargs", [pytest.param([], id="tc", marks=CORE),
+                                      pytest.param(["--xdp", "skb", "--tc", "none"], id="xdp")])
 def test_policy_drops_exactly(labip, hookargs):
     """A prefix rule (LPM) and a port rule (the list walk: bounded before 5.17) drop, for
     IPv4 and IPv6 (the trie's and the walk's 16-byte keys); the receiving kernel's UdpNoPorts
@@ -233,16 +241,18 @@ def test_policy_drops_exactly(labip, hookargs):
        "net.ipv6.conf.vb.disable_ipv6=0", "net.ipv6.conf.vb.accept_dad=0")
     sh("ip", "-n", lab.b, "addr", "add", "2001:db8:23::2/64", "dev", "vb", "nodad")
     pktlens("attach", "vb", *hookargs, ns=lab.b)
-    pktlens("policy", "add", "vb", "--id", "1", "--src", "198.18.0.1/32", "--proto", "udp",
-            "--dport", "7000-7009", "--drop", ns=lab.b)
-    pktlens("policy", "add", "vb", "--id", "2", "--proto", "udp", "--dport", "7100", "--drop",
-            ns=lab.b)
-    pktlens("policy", "add", "vb", "--id", "3", "--src", "198.18.2.0/24", "--drop", ns=lab.b)
-    pktlens("policy", "add", "vb", "--id", "4", "--drop", "udp dst port 7400 and udp[8:2] = 0x7878",
-            ns=lab.b)  # an expression: the translated stage on this kernel
-    pktlens("policy", "add", "vb", "--id", "5", "--src", "2001:db8:24::/48", "--drop", ns=lab.b)
-    pktlens("policy", "add", "vb", "--id", "6", "--dst", "2001:db8:23::2/128", "--proto", "udp",
-            "--dport", "7600-7601", "--drop", ns=lab.b)
+    # one rule set, loaded in one change: each change verifies the rule-set programs again,
+    # 10-15 s under TCG (the single adds run in tests/test_policy.py on the host)
+    rules_file = os.path.join(lab.tmp, "rules.txt")
+    with open(rules_file, "w") as f:
+        f.write("--id 1 --src 198.18.0.1/32 --proto udp --dport 7000-7009 --drop\n"
+                "--id 2 --proto udp --dport 7100 --drop\n"
+                "--id 3 --src 198.18.2.0/24 --drop\n"
+                "# an expression: the translated stage on this kernel\n"
+                "--id 4 --drop udp dst port 7400 and udp[8:2] = 0x7878\n"
+                "--id 5 --src 2001:db8:24::/48 --drop\n"
+                "--id 6 --dst 2001:db8:23::2/128 --proto udp --dport 7600-7601 --drop\n")
+    pktlens("policy", "load", "vb", rules_file, ns=lab.b)
     src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
     E = lambda s="198.18.0.1", dp=7000: (Ether(src=src, dst=dst) / IP(src=s, dst="198.18.0.2") /  # noqa
                                          UDP(sport=999, dport=dp) / Raw(b"x" * 20))
@@ -302,7 +312,8 @@ def test_rules_on_a_tcp_passive_hook(labip, hookargs):
     assert st["segs"] == len(segs), st
 
 
-@pytest.mark.parametrize("hookargs", [[], ["--xdp", "skb", "--tc", "none"]], ids=["tc", "xdp"])
+@pytest.mark.parametrize("hookargs", [pytest.param([], id="tc"),
+                                      pytest.param(["--xdp", "skb", "--tc", "none"], id="xdp", marks=CORE)])
 def test_policy_limits_on_this_kernel(labip, hookargs):
     """--limit rules (a global bucket under a spin lock; per-source LRU maps inside a map of
     maps) pass the verifier and police on this kernel: a burst of 10 of 40 frames conforms (a
@@ -365,8 +376,8 @@ def started(p):
     return err
 
 
-@pytest.mark.parametrize("hookargs", [["--xdp", "skb", "--tc", "in"], ["--xdp", "skb", "--tc", "none"]],
-                         ids=["xdp+tc", "xdp-only"])
+@pytest.mark.parametrize("hookargs", [pytest.param(["--xdp", "skb", "--tc", "in"], id="xdp+tc", marks=CORE),
+                                      pytest.param(["--xdp", "skb", "--tc", "none"], id="xdp-only")])
 def test_sample_writes_what_was_sent(lab1500, hookargs):
     lab = lab1500
     pktlens("attach", "vb", *hookargs, ns=lab.b)
@@ -477,7 +488,7 @@ def test_filter_set_counts_matches(lab1500, hookargs):
     assert s["filter_packets"] == want, s
 
 
-@pytest.mark.parametrize("ctx", [[], ["--tc"]], ids=["xdp", "tc"])
+@pytest.mark.parametrize("ctx", [pytest.param([], id="xdp", marks=CORE), pytest.param(["--tc"], id="tc")])
 def test_filter_run_agrees_with_libpcap(tmp_path, ctx):
     from scapy.all import wrpcap
 
@@ -492,6 +503,7 @@ def test_filter_run_agrees_with_libpcap(tmp_path, ctx):
         assert got == [bytes(x) for x in rdpcap(str(out))], expr
 
 
+@pytest.mark.core
 def test_tcp_probes_load_and_report(labip):
     """attach --probes tcp, and tcp connlat over a real connection in the lab."""
     lab = labip
@@ -520,6 +532,7 @@ def version(v):
     return tuple(int(x) for x in v.split("."))
 
 
+@pytest.mark.core
 def test_readme_kernel_table_is_true():
     """The README's table says what pktlens reports, and agrees with FEATURES on every kernel."""
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
@@ -563,7 +576,8 @@ def retrans_fail(ns):
     return int(ext[1][ext[0].index("TCPRetransFail")])
 
 
-@pytest.mark.parametrize("local_drop", [False, True], ids=["sent", "dropped-locally"])
+@pytest.mark.parametrize("local_drop", [pytest.param(False, id="sent", marks=CORE),
+                                        pytest.param(True, id="dropped-locally")])
 def test_tcp_retrans_equals_the_kernels_count(labip, local_drop):
     """tcp retrans under 1-in-10 loss at the receiver: the retransmitted segments it reports
     equal the sending namespace's RetransSegs (with or without the tracepoint's err). Also

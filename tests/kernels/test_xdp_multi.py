@@ -27,6 +27,8 @@ from lab import OUT, PKTLENS, Lab, pktlens, pktlens_json, sh, slot
 
 PORT_DENIED, PORT_OPEN = 5001, 5002
 
+CORE = pytest.mark.core  # on every kernel of CI's matrix (tests/conftest.py)
+
 
 def nsx(ns, *args, check=True):
     """A command in namespace ns that keeps the host's bpffs (libxdp's pins live there)."""
@@ -203,7 +205,7 @@ def rule_hits(lab):
     return {r["id"]: r["packets"] for r in doc["interfaces"][0]["rules"]}
 
 
-@pytest.mark.parametrize("prio", [5, 20], ids=["before", "after"])
+@pytest.mark.parametrize("prio", [pytest.param(5, id="before", marks=CORE), pytest.param(20, id="after")])
 def test_field_rules_in_the_dispatcher(labf, prio):
     """pktlens in the dispatcher with a port drop rule (with or without tail calls): what it
     drops ends the chain (xdp-filter sees exactly what pktlens passed), what it passes goes on;
