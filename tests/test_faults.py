@@ -74,7 +74,7 @@ def leftovers(lab):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-@pytest.mark.parametrize("mech,rounds", [pytest.param("tcx", 12, marks=pytest.mark.variant),
+@pytest.mark.parametrize("mech,rounds", [pytest.param("tcx", 8, marks=pytest.mark.variant),
                                          ("clsact", 8)])
 def test_kill9_attach_at_random_points(lab, mech, rounds):
     """A killed attach leaves a complete attachment or none; re-running attach
@@ -761,8 +761,13 @@ def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):
         picked = before + last
     elif os.environ.get("PKTLENS_SAN") == "1":
         picked = rnd.sample(last, 2)
-    else:
+    elif xdp == "none":
         picked = rnd.sample(last, 4) + rnd.sample(before, min(2, len(before)))
+    else:
+        # the XDP cases (variant: the same commit code as tc's, in CI's first pass only) try
+        # half as many points, drawn anew each run like the rest
+        points = sorted(rnd.sample(points, (len(points) + 1) // 2))
+        picked = rnd.sample(last, 2) + rnd.sample(before, min(1, len(before)))
     points += [("bpf", w) for w in sorted(picked)]
     print(f"kill points {points} (PKTLENS_KILL_SEED={seed})")
     killed = 0
