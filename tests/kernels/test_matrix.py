@@ -144,6 +144,8 @@ def test_packet_programs_call_what_the_kernel_has_without_reading_its_btf(lab150
     and bpf_xdp_load_bytes() exactly where `pktlens --version` says the kernel has them (less
     PKTLENS_NO_FEATURES), and no command that loads them (attach, policy, filter, sample) reads
     the kernel's BTF, several megabytes (strace)."""
+    if mask and not set(mask.split(",")) & features():
+        pytest.skip("the kernel has none of the masked features: [kernel] runs the same")
     lab = lab1500
     env = dict(os.environ)
     env["PKTLENS_NO_FEATURES"] = ",".join(x for x in (env.get("PKTLENS_NO_FEATURES"), mask) if x)
