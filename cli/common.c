@@ -14,7 +14,7 @@ int pl_detached_error(const char *cmd, const char *ifname)
 	return PL_EXIT_FAIL;
 }
 
-static bool iface_gone(uint32_t ifindex)
+bool pl_iface_gone(uint32_t ifindex)
 {
 	char name[IF_NAMESIZE];
 
@@ -32,7 +32,7 @@ static bool attachment_iface_gone(const struct pl_attachment *a)
 	/* XDP and tcx links outlive their device, holding index 0 (moved: another namespace's) */
 	if (!pl_attachment_link_ifindex(a, &link_ifindex))
 		return !link_ifindex;
-	if (iface_gone(a->meta.ifindex))
+	if (pl_iface_gone(a->meta.ifindex))
 		return true;
 	/* clsact: another interface got the index (a rename keeps the programs running) */
 	return !pl_link_get(NULL, a->meta.ifindex, &li) && strcmp(li.ifname, a->ifname) &&

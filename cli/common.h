@@ -27,5 +27,10 @@ int pl_detached_error(const char *cmd, const char *ifname);
  * One moved to another namespace still runs its programs: not gone.
  */
 int pl_refuse_gone(const char *cmd, const struct pl_attachment *a);
+/*
+ * The interface with @ifindex is no longer in this namespace (deleted, or
+ * moved away); false for index 0.
+ */
+bool pl_iface_gone(uint32_t ifindex);
 
 #endif /* __PKTLENS_CLI_COMMON_H */

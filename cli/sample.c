@@ -366,20 +366,12 @@ static __u32 default_dirs(const struct pl_link_info *li, bool policy)
 }
 
 /*
- * The interface with @ifindex is no longer in this namespace (deleted, or
- * moved away): as tcpdump's "The interface disappeared", nothing more can come.
+ * pl_iface_gone(), said for @ifname, gone while @doing: as tcpdump's "The
+ * interface disappeared", nothing more can come.
  */
-static bool iface_gone(uint32_t ifindex)
-{
-	char name[IF_NAMESIZE];
-
-	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
-}
-
-/* iface_gone(), said for @ifname, gone while @doing */
 static bool dev_gone(uint32_t ifindex, const char *ifname, const char *doing)
 {
-	if (!iface_gone(ifindex))
+	if (!pl_iface_gone(ifindex))
 		return false;
 	pl_err("sample: %s: the interface is gone (deleted, or moved to another network "
 	       "namespace) while %s: stopped", ifname, doing);
@@ -749,7 +741,6 @@ static int do_sample(void *cfg, int argc, char **argv)
 	char why[PL_WHY_LEN + 512];
 	char *expr = NULL;
 	size_t n;
-	__u32 gone_ifindex = 0;
 	int err, ret = PL_EXIT_OK;
 
 	if (!r) {
@@ -936,12 +927,9 @@ static int do_sample(void *cfg, int argc, char **argv)
 			goto out;
 		}
 		/* its counters stay readable, but no packet can come: refused, not waited on */
-		if (a->meta_ok && (iface_gone(a->meta.ifindex) ||
-				   (!pl_attachment_link_ifindex(a, &gone_ifindex) && !gone_ifindex))) {
-			pl_err("sample: %s: the attached interface was deleted (its counters: pktlens stats %s; "
-			       "pktlens detach %s removes them)", a->ifname, a->ifname, a->ifname);
-			goto usage;
-		}
+		ret = pl_refuse_gone("sample", a);
+		if (ret)
+			goto out;
 	}
 	r->a = a;
 	r->ifindex = cap_opened ? (uint32_t)cap.ifindex : a->meta_ok ? a->meta.ifindex : 0;
