@@ -8,7 +8,7 @@
 # Each runs `PKTLENS_KERNEL=LABEL /usr/bin/python3 -m pytest -q
 # -p no:cacheprovider PYTEST-ARG...` for at most SECS seconds (default 600),
 # with `-m MARKEXPR` too where one is given (6.12:core: the tests marked
-# core alone on 6.12, tests/kernels/conftest.py),
+# core alone on 6.12, tests/conftest.py),
 # then prints one line per kernel (label, release, passed/failed counts,
 # seconds) and a total; exits 1 when any kernel failed, timed out, did not
 # boot or ran no test. Logs: .output/vm/LABEL.log, .output/vm/LABEL/ (VMs).
@@ -23,9 +23,12 @@ if [ "${1-}" = -t ]; then
 	timeout=$2
 	shift 2
 fi
+# the LABELs; the MARKEXPR given with one, in marks[LABEL]
 labels=()
+declare -A marks=()
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
-	labels+=("$1")
+	labels+=("${1%%:*}")
+	[[ $1 == *:* ]] && marks[${1%%:*}]=${1#*:}
 	shift
 done
 [ "${1-}" = -- ] && shift
@@ -44,11 +47,9 @@ mkdir -p "$repo/.output/vm"
 
 # One kernel: its log, then "rc seconds release" in $state/LABEL
 run_one() {
-	local label=${1%%:*} log kdir release rc start fetched=1 marks=()
-	[ "$1" != "$label" ] && marks=(-m "${1#*:}")
-	log=$repo/.output/vm/$label.log
+	local label=$1 log=$repo/.output/vm/$1.log kdir release rc start fetched=1
 	shift
-	set -- "$@" "${marks[@]}"
+	[ -n "${marks[$label]-}" ] && set -- "$@" -m "${marks[$label]}"
 	# fetch first (on first use), so download time is not test time
 	if [ "$label" != host ]; then
 		kdir=$("$repo/scripts/vm-fetch.sh" "$label") && "$repo/scripts/vm-fetch.sh" qemu > /dev/null || fetched=0
@@ -73,9 +74,8 @@ run_one() {
 
 # run_one, its output as it comes (one job) or when it ends (several)
 run_shown() {
-	local label=${1%%:*} marks=
-	[ "$1" != "$label" ] && marks=" -m ${1#*:}"
-	echo "=== kernel $label: pytest -q ${*:2}$marks" >&2
+	local label=$1
+	echo "=== kernel $label: pytest -q ${*:2}${marks[$label]:+ -m ${marks[$label]}}" >&2
 	: > "$repo/.output/vm/$label.log"
 	if [ "$jobs" = 1 ] || [ "$label" = host ]; then
 		run_one "$@" &
@@ -91,7 +91,7 @@ run_shown() {
 
 running=0
 for label in "${labels[@]}"; do
-	[ "${label%%:*}" = host ] && continue
+	[ "$label" = host ] && continue
 	if [ $running -ge "$jobs" ]; then
 		wait -n
 		running=$((running - 1))
@@ -101,7 +101,7 @@ for label in "${labels[@]}"; do
 done
 wait
 for label in "${labels[@]}"; do
-	[ "${label%%:*}" = host ] && run_shown "$label" "$@"
+	[ "$label" = host ] && run_shown host "$@"
 done
 
 summary=()
@@ -109,7 +109,6 @@ total_pass=0
 total_fail=0
 failed=0
 for label in "${labels[@]}"; do
-	label=${label%%:*}
 	log=$repo/.output/vm/$label.log
 	read -r rc secs release < "$state/$label" 2>/dev/null || { rc=125; secs=0; release="no result"; }
 	# pytest's closing line: "2 failed, 5 passed, 1 skipped in 30.12s"
