@@ -37,6 +37,15 @@ struct export_cfg {
 	uint64_t duration;
 };
 
+/* Sleep until @until_ns (pl_mono_ns()), at most 100 ms: the loop sees pl_stop meanwhile. */
+static void nap_until(uint64_t until_ns)
+{
+	uint64_t now = pl_mono_ns();
+
+	if (now < until_ns)
+		usleep(until_ns - now < 100000000ULL ? (useconds_t)((until_ns - now) / 1000) + 1 : 100000);
+}
+
 static int do_prometheus(void *cfg, int argc, char **argv)
 {
 	const struct export_cfg *c = cfg;
@@ -65,14 +74,8 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	pl_info("export prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
 	/* the whole --duration from now, not to the wall clock's next whole second */
 	end_ns = pl_mono_ns() + duration * 1000000000ULL;
-	while (!pl_stop) {
-		uint64_t now = pl_mono_ns();
-
-		if (duration && now >= end_ns)
-			break;
-		usleep(duration && end_ns - now < 100000000ULL ?
-		       (useconds_t)((end_ns - now) / 1000) + 1 : 100000);
-	}
+	while (!pl_stop && !(duration && pl_mono_ns() >= end_ns))
+		nap_until(duration ? end_ns : UINT64_MAX);
 	pl_prom_serve_stop(srv);
 	return PL_EXIT_OK;
 }
@@ -85,7 +88,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	uint64_t duration = c->duration;
 	struct pl_ipfix *x = NULL;
 	char why[256];
-	uint64_t next, end;
+	uint64_t t0, next, end;
 	unsigned round = 0;
 	bool failed = false;
 	size_t recs;
@@ -109,14 +112,15 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	 * now, on the monotonic clock: the wall clock's next whole second cut
 	 * --duration short by up to a second, and a clock step moved both.
 	 */
-	next = pl_mono_ns() + interval * 1000000000ULL;
-	end = pl_mono_ns() + duration * 1000000000ULL;
+	t0 = pl_mono_ns();
+	next = t0 + interval * 1000000000ULL;
+	end = t0 + duration * 1000000000ULL;
 	for (;;) {
-		uint64_t now = pl_mono_ns(), wake = duration && end < next ? end : next;
+		uint64_t now = pl_mono_ns();
 		bool last = pl_stop || (duration && now >= end);
 
 		if (!last && now < next) {
-			usleep(wake - now < 100000000ULL ? (useconds_t)((wake - now) / 1000) + 1 : 100000);
+			nap_until(duration && end < next ? end : next);
 			continue;
 		}
 		next += interval * 1000000000ULL;
