@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, count_afresh, free_port, pktlens, pktlens_json
+from lab import PKTLENS, count_afresh, free_port, pktlens, pktlens_json, seconds_running
 
 
 def nfdump_records(out):
@@ -325,8 +325,6 @@ def test_duration_runs_its_whole_length_and_exports_at_the_end():
     """--duration 1 with a longer --interval: it runs one whole second from its start (it
     counted wall-clock seconds, time(), so it stopped at the next whole second, 0.01 to 1 s
     later) and sends its last export as it stops. The oracle is a UDP socket as collector."""
-    from lab import seconds_running
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as col:
         col.bind(("127.0.0.1", 0))
         port = col.getsockname()[1]
