@@ -67,7 +67,8 @@ static int do_apply(void *cfgp, int argc, char **argv)
 		pl_err("apply: %s", why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 	}
-	ret = pl_lock_changes("apply");
+	/* a dry run changes nothing: it only keeps changes out while it plans */
+	ret = dry ? pl_lock_view("apply") : pl_lock_changes("apply");
 	if (ret)
 		goto out;
 	err = pl_nsset_init(&ns, why, sizeof(why));

@@ -152,18 +152,30 @@ int pl_need_caps(const char *cmd, unsigned need)
 	return PL_EXIT_FAIL;
 }
 
-int pl_lock_changes(const char *cmd)
+/* The change lock, exclusive or @shared, held for the rest of the process's life. */
+static int lock_changes(const char *cmd, bool shared)
 {
 	static int fd = -1;
 	char why[256];
 
 	if (fd >= 0)
 		return PL_EXIT_OK;
-	fd = pl_change_lock(60 * 1000, why, sizeof(why));
+	fd = shared ? pl_change_lock_shared(60 * 1000, why, sizeof(why)) :
+		      pl_change_lock(60 * 1000, why, sizeof(why));
 	if (fd >= 0)
 		return PL_EXIT_OK;
 	pl_err("%s: %s", cmd, why);
 	return PL_EXIT_FAIL;
+}
+
+int pl_lock_changes(const char *cmd)
+{
+	return lock_changes(cmd, false);
+}
+
+int pl_lock_view(const char *cmd)
+{
+	return lock_changes(cmd, true);
 }
 
 char *pl_join_args(int argc, char **argv, int from)

@@ -74,6 +74,12 @@ int pl_need_caps(const char *cmd, unsigned need);
  * PL_EXIT_OK, or prints "CMD: why" and returns PL_EXIT_FAIL.
  */
 int pl_lock_changes(const char *cmd);
+/*
+ * The same lock shared, for a command that only reads the attachments
+ * (apply --dry-run): it waits out a change in progress, as readers do,
+ * and neither waits for nor holds up other readers.
+ */
+int pl_lock_view(const char *cmd);
 
 /*
  * Long-running commands (stats --watch, sample, tcp, export) end their loop

@@ -461,7 +461,15 @@ interfaces:
       - "--proto udp --dport 9 --drop"
       - "--proto udp --dport 7 --pass"
 """)
-    plan = pktlens_json("apply", conf, "--dry-run")
+    # a reader holds the change lock shared (an exporter reading, another dry run): a dry run
+    # only reads, so it does not wait for readers; an apply waits until they are done
+    reader = subprocess.Popen(["flock", "-s", PIN_ROOT, "sleep", "30"])
+    try:
+        time.sleep(0.2)
+        plan = json.loads(pktlens("-j", "apply", conf, "--dry-run", timeout=15).stdout)
+    finally:
+        reader.kill()
+        reader.wait()
     assert plan["dry_run"] and plan["ok"] and not any(attached(ns, d) for ns, d in ((a, "sv0"), (b, "sv2")))
     done = pktlens_json("apply", conf)
     assert done["ok"]
