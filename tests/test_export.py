@@ -405,7 +405,9 @@ def test_grafana_rates_count_a_packet_once_with_xdp_and_tc(lab, exporter, tmp_pa
     """XDP and tc ingress attached at once both count every arriving packet (under their own
     hook): the dashboard's per-interface packet, bit and size panels must count it once (they
     summed the hooks: twice the traffic). The panels' queries run in promtool over this scrape's
-    series as a second's increase from zero."""
+    series as a second's increase from zero, beside a copy of them as another namespace's
+    interface of the same name with twice the counts: a namespace's interface is a series of its
+    own (the panels had summed same-named interfaces across namespaces)."""
     import yaml
     from lab import ROOT
     pktlens("attach", "vb", "--xdp", "native", ns=lab.b)
@@ -421,6 +423,10 @@ def test_grafana_rates_count_a_packet_once_with_xdp_and_tc(lab, exporter, tmp_pa
         if m and m[1] in ("pktlens_packets_total", "pktlens_bytes_total",
                           "pktlens_packet_size_bytes_bucket") and f'netns_name="{lab.b}"' in m[2]:
             series.append({"series": f"{m[1]}{{{m[2]}}}", "values": f"0 {m[3]}"})
+            other = re.sub(r'netns="[^"]*"', 'netns="1"', m[2]).replace(
+                f'netns_name="{lab.b}"', 'netns_name="other"')
+            series.append({"series": f"{m[1]}{{{other}}}", "values": f"0 {2 * float(m[3])}"})
+    netns = re.search(r'netns="([^"]*)"', series[0]["series"])[1]
     hooks = {s["series"].split('hook="')[1].split('"')[0] for s in series}
     assert hooks == {"xdp", "tc"}, series
     with open(ROOT / "docs" / "grafana-dashboard.json") as f:
@@ -433,11 +439,13 @@ def test_grafana_rates_count_a_packet_once_with_xdp_and_tc(lab, exporter, tmp_pa
     tests = [{"expr": f'({query(t)}) and on (direction) '
                       f'label_replace(vector(1), "direction", "in", "", "")',
               "eval_time": "1s",
-              "exp_samples": [{"labels": '{device="vb", direction="in"}', "value": v}]}
+              "exp_samples": [
+                  {"labels": f'{{device="vb", direction="in", netns="{ns}", netns_name="{name}"}}',
+                   "value": k * v} for ns, name, k in ((netns, lab.b, 1), ("1", "other", 2))]}
              for t, v in want.items()]
     tests.append({"expr": f'({query("Packet sizes")}) and on (le) '
                           f'label_replace(vector(1), "le", "255", "", "")',
-                  "eval_time": "1s", "exp_samples": [{"labels": '{le="255"}', "value": sent / 2}]})
+                  "eval_time": "1s", "exp_samples": [{"labels": '{le="255"}', "value": 3 * sent / 2}]})
     (tmp_path / "rules.yml").write_text("groups: []\n")
     (tmp_path / "test.yml").write_text(yaml.safe_dump({
         "rule_files": ["rules.yml"], "evaluation_interval": "1s",
