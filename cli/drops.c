@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pktlens/clock.h>
+
 #include "cli.h"
 #include "drops.h"
 #include "util.h"
@@ -600,7 +602,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	struct pl_drop_row *base = NULL;
 	struct group *prev = NULL, *g = NULL;
 	size_t nbase = 0, nprev = 0, n = 0;
-	uint64_t duration = c->duration, lost[PL_DROP_LOST_MAX];
+	uint64_t duration = c->duration, end_ns, lost[PL_DROP_LOST_MAX];
 	uint32_t watch = c->watch, rate = c->rate;
 	struct pl_drops *d = NULL;
 	bool events = c->events;
@@ -651,16 +653,17 @@ static int do_drops(void *cfg, int argc, char **argv)
 	if (events && !pl_g.json)
 		printf("%-12s %-16s %-28s %-28s %s\n", "NETNS", "DEVICE", "REASON", "LOCATION",
 		       "PACKET");
+	end_ns = pl_deadline_in(duration);
 	t0 = tw = mono_s();
 	while (!pl_stop) {
-		err = pl_drops_poll(d, 100);
+		err = pl_drops_poll(d, pl_deadline_ms(end_ns, 100));
 		if (err < 0) {
 			pl_err("drops: reading events: %s", strerror(-err));
 			ret = PL_EXIT_FAIL;
 			break;
 		}
 		err = 0;	/* the number of events read */
-		if (duration && mono_s() - t0 >= (double)duration)
+		if (pl_deadline_passed(end_ns))
 			break;
 		if (watch && mono_s() - tw >= watch) {
 			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);

@@ -40,10 +40,10 @@ struct export_cfg {
 /* Sleep until @until_ns (pl_mono_ns()), at most 100 ms: the loop sees pl_stop meanwhile. */
 static void nap_until(uint64_t until_ns)
 {
-	uint64_t now = pl_mono_ns();
+	int ms = pl_deadline_ms(until_ns, 100);
 
-	if (now < until_ns)
-		usleep(until_ns - now < 100000000ULL ? (useconds_t)((until_ns - now) / 1000) + 1 : 100000);
+	if (ms)
+		usleep((useconds_t)ms * 1000);
 }
 
 static int do_prometheus(void *cfg, int argc, char **argv)
@@ -73,9 +73,9 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	pl_info("export prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
 	/* the whole --duration from now, not to the wall clock's next whole second */
-	end_ns = pl_mono_ns() + duration * 1000000000ULL;
-	while (!pl_stop && !(duration && pl_mono_ns() >= end_ns))
-		nap_until(duration ? end_ns : UINT64_MAX);
+	end_ns = pl_deadline_in(duration);
+	while (!pl_stop && !pl_deadline_passed(end_ns))
+		nap_until(end_ns);
 	pl_prom_serve_stop(srv);
 	return PL_EXIT_OK;
 }

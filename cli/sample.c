@@ -389,12 +389,12 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	/* -G's periods count from here, as --duration does: they end together */
 	if (r->rot)
 		r->rot->opened_ns = t0;
-	r->end_ns = duration ? t0 + duration * 1000000000ULL : 0;
+	r->end_ns = duration ? t0 + duration * 1000000000ULL : 0;	/* t0: as -G's */
 	while (!pl_stop) {
 		uint64_t now;
 
 		/* the kernel wakes us only when the ring fills up: drain it every POLL_MS too */
-		err = ring_buffer__poll(rb, POLL_MS);
+		err = ring_buffer__poll(rb, pl_deadline_ms(r->end_ns, POLL_MS));
 		if (err >= 0 || err == -EINTR)
 			err = ring_buffer__consume(rb);
 		if (err == -ECANCELED || r->write_err)
@@ -410,7 +410,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 		}
 		now = pl_mono_ns();
 		/* the end first: --duration 2 -G 1 makes two files, not a third one left empty */
-		if (duration && now - t0 >= duration * 1000000000ULL)
+		if (pl_deadline_passed(r->end_ns))
 			return 0;
 		/* -G: the period is over, also when nothing arrives */
 		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))

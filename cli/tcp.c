@@ -377,17 +377,9 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 	else if (!pl_g.json && progs == PL_TCP_P_CONNLAT)
 		printf("%-8s %-12s %-30s    %-30s %10s\n", "TIME", "NETNS", "LOCAL", "REMOTE", "LAT(ms)");
 	/* the whole --duration from now, not to the wall clock's next whole second */
-	if (duration)
-		end_ns = pl_mono_ns() + duration * 1000000000ULL;
-	while (!pl_stop && !r.err) {
-		uint64_t now = pl_mono_ns();
-		int wait_ms = 100;
-
-		if (end_ns && now >= end_ns)
-			break;
-		if (end_ns && end_ns - now < 100000000ULL)
-			wait_ms = (int)((end_ns - now + 999999) / 1000000);
-		err = pl_tcp_poll(t, wait_ms);
+	end_ns = pl_deadline_in(duration);
+	while (!pl_stop && !r.err && !pl_deadline_passed(end_ns)) {
+		err = pl_tcp_poll(t, pl_deadline_ms(end_ns, 100));
 		if (err < 0) {
 			pl_err("tcp %s: reading events: %s", verb, strerror(-err));
 			ret = PL_EXIT_FAIL;
