@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pktlens/array.h>
+
 #include "cli.h"
 #include "common.h"
 #include "print.h"
@@ -211,15 +213,11 @@ struct run_result {
 
 static int idx_add(struct idx_list *l, unsigned int idx)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		unsigned int *v = realloc(l->v, cap * sizeof(*v));
+	unsigned int *v = pl_grown(l->v, &l->cap, l->n, sizeof(*v), 256);
 
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
 	l->v[l->n++] = idx;
 	return 0;
 }

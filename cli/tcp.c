@@ -59,23 +59,20 @@ struct run {
 
 static void count_conn(struct run *r, const struct pl_tcp_event *e)
 {
+	struct conn *c;
+
 	for (size_t i = 0; i < r->nconns; i++)
 		if (!memcmp(&r->conns[i].t, &e->t, sizeof(e->t))) {
 			r->conns[i].events++;
 			r->conns[i].segs += e->segs;
 			return;
 		}
-	if (r->nconns == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 64;
-		struct conn *c = realloc(r->conns, cap * sizeof(*c));
-
-		if (!c) {
-			r->err = -ENOMEM;
-			return;
-		}
-		r->conns = c;
-		r->cap = cap;
+	c = pl_grown(r->conns, &r->cap, r->nconns, sizeof(*c), 64);
+	if (!c) {
+		r->err = -ENOMEM;
+		return;
 	}
+	r->conns = c;
 	r->conns[r->nconns++] = (struct conn){ e->t, 1, e->segs };
 }
 

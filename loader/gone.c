@@ -51,15 +51,11 @@ static int read_cb(const void *key, const void *vals, int ncpu, void *ctx)
 	struct gone_vec *g = ctx;
 
 	(void)ncpu;
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 256;
-		struct pl_gone *p = realloc(g->v, cap * sizeof(*p));
+	struct pl_gone *p = pl_grown(g->v, &g->cap, g->n, sizeof(*p), 256);
 
-		if (!p)
-			return -ENOMEM;
-		g->v = p;
-		g->cap = cap;
-	}
+	if (!p)
+		return -ENOMEM;
+	g->v = p;
 	memcpy(&g->v[g->n].key, key, sizeof(g->v[g->n].key));
 	memcpy(&g->v[g->n].val, vals, sizeof(g->v[g->n].val));
 	g->n++;

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <pktlens/array.h>
 #include <pktlens/clock.h>
 
 #include "loader.h"
@@ -58,15 +59,10 @@ static struct ns_entry *add(uint64_t ino)
 
 	if (e)
 		return e;
-	if (cache.n == cache.cap) {
-		size_t cap = cache.cap ? cache.cap * 2 : 32;
-		struct ns_entry *p = realloc(cache.e, cap * sizeof(*p));
-
-		if (!p)
-			return NULL;
-		cache.e = p;
-		cache.cap = cap;
-	}
+	e = pl_grown(cache.e, &cache.cap, cache.n, sizeof(*e), 32);
+	if (!e)
+		return NULL;
+	cache.e = e;
 	e = &cache.e[cache.n++];
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;

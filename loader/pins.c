@@ -397,17 +397,12 @@ static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n
 		if (de->d_name[0] == '.' || strchr(de->d_name, ':') ||
 		    pl_pin_name_ifname(ifname, sizeof(ifname), de->d_name))
 			continue;
-		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 8;
-			struct pl_attachment *p = realloc(*out, ncap * sizeof(*p));
-
-			if (!p) {
-				closedir(d);
-				return -ENOMEM;
-			}
-			*out = p;
-			*cap = ncap;
+		a = pl_grown(*out, cap, *n, sizeof(*a), 8);
+		if (!a) {
+			closedir(d);
+			return -ENOMEM;
 		}
+		*out = a;
 		a = &(*out)[(*n)++];
 		memset(a, 0, sizeof(*a));
 		a->netns = strtoull(name, NULL, 10);

@@ -314,15 +314,10 @@ static long lookup_class(struct lookup *lk, const struct pl_rule *const *list, s
 	struct pl_rule_bits *b;
 	__u32 lo, hi;
 
-	if (lk->nbits == lk->capbits) {
-		size_t cap = lk->capbits ? 2 * lk->capbits : 64;
-		struct pl_rule_bits *nb = realloc(lk->bits, cap * sizeof(*nb));
-
-		if (!nb)
-			return -ENOMEM;
-		lk->bits = nb;
-		lk->capbits = cap;
-	}
+	b = pl_grown(lk->bits, &lk->capbits, lk->nbits, sizeof(*b), 64);
+	if (!b)
+		return -ENOMEM;
+	lk->bits = b;
 	b = &lk->bits[lk->nbits];
 	memset(b, 0, sizeof(*b));
 	for (size_t i = 0; i < n; i++)

@@ -299,15 +299,11 @@ struct flow_vec {
 
 static int vec_push(struct flow_vec *fv, const struct pl_flow_key *k, const struct pl_flow_val *val)
 {
-	if (fv->n == fv->cap) {
-		size_t cap = fv->cap ? fv->cap * 2 : 1024;
-		struct pl_flow *p = realloc(fv->v, cap * sizeof(*p));
+	struct pl_flow *p = pl_grown(fv->v, &fv->cap, fv->n, sizeof(*p), 1024);
 
-		if (!p)
-			return -ENOMEM;
-		fv->v = p;
-		fv->cap = cap;
-	}
+	if (!p)
+		return -ENOMEM;
+	fv->v = p;
 	fv->v[fv->n].key = *k;
 	fv->v[fv->n].val = *val;
 	fv->n++;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
+#include <pktlens/array.h>
 #include <pktlens/why.h>
 
 #include "out.h"
@@ -238,20 +239,17 @@ static uint64_t last_whole(const struct pl_out *o, uint64_t from, uint64_t upto)
 
 static int push_end(struct pl_out *o, uint64_t end, bool packet)
 {
+	struct rec_end *e;
+
 	if (o->head && o->nends == o->ends_cap) {	/* reuse the consumed front */
 		memmove(o->ends, o->ends + o->head, (o->nends - o->head) * sizeof(*o->ends));
 		o->nends -= o->head;
 		o->head = 0;
 	}
-	if (o->nends == o->ends_cap) {
-		size_t cap = o->ends_cap ? 2 * o->ends_cap : 1024;
-		struct rec_end *e = realloc(o->ends, cap * sizeof(*e));
-
-		if (!e)
-			return -ENOMEM;
-		o->ends = e;
-		o->ends_cap = cap;
-	}
+	e = pl_grown(o->ends, &o->ends_cap, o->nends, sizeof(*e), 1024);
+	if (!e)
+		return -ENOMEM;
+	o->ends = e;
 	o->ends[o->nends].end = end;
 	o->ends[o->nends++].packet = packet;
 	return 0;

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pktlens/array.h>
 #include <pktlens/why.h>
 
 #include "xlate.h"
@@ -48,25 +49,21 @@ const char *pl_filter_ctx_name(enum pl_filter_ctx ctx)
 
 void xl_emit(struct xlate *x, struct bpf_insn i)
 {
+	struct bpf_insn *o;
+
 	if (x->ret)
 		return;
-	if (x->cnt == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 256;
-		struct bpf_insn *o;
-
-		if (x->cnt >= PL_EBPF_MAX_INSNS) {
-			x->ret = pl_why(x->err, x->errlen, -E2BIG,
-					"translated program exceeds %u instructions", PL_EBPF_MAX_INSNS);
-			return;
-		}
-		o = realloc(x->out, cap * sizeof(*o));
-		if (!o) {
-			x->ret = -ENOMEM;
-			return;
-		}
-		x->out = o;
-		x->cap = cap;
+	if (x->cnt == x->cap && x->cnt >= PL_EBPF_MAX_INSNS) {
+		x->ret = pl_why(x->err, x->errlen, -E2BIG,
+				"translated program exceeds %u instructions", PL_EBPF_MAX_INSNS);
+		return;
 	}
+	o = pl_grown(x->out, &x->cap, x->cnt, sizeof(*o), 256);
+	if (!o) {
+		x->ret = -ENOMEM;
+		return;
+	}
+	x->out = o;
 	x->out[x->cnt++] = i;
 }
 
@@ -86,19 +83,16 @@ void xl_land(struct xlate *x, size_t at)
 
 void xl_jmp_to(struct xlate *x, struct bpf_insn jump, uint32_t target)
 {
+	struct fixup *f;
+
 	if (x->ret)
 		return;
-	if (x->nfix == x->fixcap) {
-		size_t cap = x->fixcap ? x->fixcap * 2 : 64;
-		struct fixup *f = realloc(x->fix, cap * sizeof(*f));
-
-		if (!f) {
-			x->ret = -ENOMEM;
-			return;
-		}
-		x->fix = f;
-		x->fixcap = cap;
+	f = pl_grown(x->fix, &x->fixcap, x->nfix, sizeof(*f), 64);
+	if (!f) {
+		x->ret = -ENOMEM;
+		return;
 	}
+	x->fix = f;
 	x->fix[x->nfix++] = (struct fixup){ .pos = x->cnt, .target = x->base + target };
 	xl_emit(x, jump);
 }

@@ -11,6 +11,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <pktlens/array.h>
 #include <pktlens/why.h>
 
 #include "drops.h"
@@ -237,15 +238,11 @@ static int push_row(const void *key, const void *vals, int ncpu, void *ctx)
 	struct rows *r = ctx;
 	char *row;
 
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 64;
-		char *v = realloc(r->v, cap * r->size);
+	char *v = pl_grown(r->v, &r->cap, r->n, r->size, 64);
 
-		if (!v)
-			return -ENOMEM;
-		r->v = v;
-		r->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	r->v = v;
 	row = r->v + r->n * r->size;
 	memset(row, 0, r->size);
 	memcpy(row, key, r->ksize);

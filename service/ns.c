@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <pktlens/array.h>
+
 #include "ns.h"
 
 #ifndef NSFS_MAGIC
@@ -64,6 +66,7 @@ static int wanted(const struct pl_nsset *s, const struct pl_config *c, struct pl
 	d = opendir(PL_NETNS_DIR);
 	while (d && (de = readdir(d))) {
 		char path[512];
+		struct pl_ns *p;
 		struct statfs sfs;
 		struct stat st;
 		size_t i;
@@ -85,16 +88,13 @@ static int wanted(const struct pl_nsset *s, const struct pl_config *c, struct pl
 				snprintf(w[i].name, sizeof(w[i].name), "%s", de->d_name);
 			continue;
 		}
-		if (*n == cap) {
-			struct pl_ns *p = realloc(w, (cap = cap ? cap * 2 : 16) * sizeof(*p));
-
-			if (!p) {
-				free(w);
-				closedir(d);
-				return -ENOMEM;
-			}
-			w = p;
+		p = pl_grown(w, &cap, *n, sizeof(*p), 16);
+		if (!p) {
+			free(w);
+			closedir(d);
+			return -ENOMEM;
 		}
+		w = p;
 		w[*n] = (struct pl_ns){ .ino = st.st_ino, .fd = -1 };
 		snprintf(w[*n].name, sizeof(w[*n].name), "%s", de->d_name);
 		(*n)++;

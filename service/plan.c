@@ -38,15 +38,11 @@ static struct pl_step *step_new(struct pl_plan *p, enum pl_step_kind kind, const
 {
 	struct pl_step *st;
 
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
-		struct pl_step **s = realloc(p->s, cap * sizeof(*s));
+	struct pl_step **s = pl_grown(p->s, &p->cap, p->n, sizeof(*s), 16);
 
-		if (!s)
-			return NULL;
-		p->s = s;
-		p->cap = cap;
-	}
+	if (!s)
+		return NULL;
+	p->s = s;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Unit tests: number parsing, address/flag formatting, JSON writer, flow merge and times. */
+/* Unit tests: number parsing, address/flag formatting, JSON writer, flow merge and times, arrays. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <pktlens/array.h>
 
 #include "unit.h"
 #include "../../cli/util.h"
@@ -215,6 +218,29 @@ static void test_abi(void)
 	CHECK(PL_FLOW_CACHE_MIN_BITS <= PL_FLOW_CACHE_MAX_BITS && PL_FLOW_CACHE_MAX_BITS < 32);
 }
 
+static void test_grown(void)
+{
+	size_t cap = 0, n;
+	int *v = NULL, *p;
+
+	for (n = 0; n < 100; n++) {
+		p = pl_grown(v, &cap, n, sizeof(*v), 4);
+		CHECK(p != NULL);
+		if (!p)
+			break;
+		v = p;
+		v[n] = (int)n;
+	}
+	CHECK(cap == 128);	/* 4, doubled five times */
+	for (n = 0; n < 100 && v; n++)
+		CHECK(v[n] == (int)n);
+	/* room left: the same array; too large to count: NULL, the array and cap kept */
+	CHECK(pl_grown(v, &cap, 100, sizeof(*v), 4) == v && cap == 128);
+	cap = SIZE_MAX / 2 + 1;
+	CHECK(pl_grown(v, &cap, cap, sizeof(*v), 4) == NULL && cap == SIZE_MAX / 2 + 1);
+	free(v);
+}
+
 int main(void)
 {
 	test_parse_numbers();
@@ -225,5 +251,6 @@ int main(void)
 	test_flow_merge();
 	test_flow_times();
 	test_abi();
+	test_grown();
 	return unit_report("test_format");
 }
