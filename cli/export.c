@@ -112,6 +112,8 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
 		return PL_EXIT_CODE(err, EINVAL);
 	}
+	if (pl_g.netns)
+		pl_ipfix_home_only(x);
 	if (pl_ipfix_interval(x, interval, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the flows removed between exports (stats --reset, "
 			"detach) are not sent", why);
@@ -171,7 +173,8 @@ static const struct pl_opt ipfix_opts[] = {
 	  .help = "export every SECS seconds (default {default})" },
 	{ .name = "observation-domain", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, domain),
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a 32-bit number",
-	  .help = "the observation domain id (default 0)" },
+	  .help = "the observation domain of this namespace's flows (default 0; every other "
+		  "namespace's: its inode)" },
 	DURATION_OPT,
 	{ NULL },
 };
@@ -191,10 +194,12 @@ static const struct pl_cmd export_prometheus = {
 static const struct pl_cmd export_ipfix = {
 	.name = "ipfix", .opts = ipfix_opts, .fn = do_ipfix, .defaults = &export_defaults,
 	.cfg_size = sizeof(struct export_cfg), .max_args = 0, .many = "unexpected '%s'",
-	.about = "ipfix: send every attachment's flows to an IPFIX collector (RFC 7011, UDP)\n"
-		 "every --interval seconds: the packets and bytes each flow gained since the last\n"
-		 "export; templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last "
-		 "export at the end.\n",
+	.about = "ipfix: send every attachment's flows (with -n NETNS that namespace's alone,\n"
+		 "sending from there) to an IPFIX collector (RFC 7011, UDP) every --interval\n"
+		 "seconds: the packets and bytes each flow gained since the last export;\n"
+		 "templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last export at "
+		 "the end. Each\nnamespace is an observation domain: this one's --observation-domain, "
+		 "another's\nits inode.\n",
 };
 
 const struct pl_cmd pl_cmd_export = {
