@@ -23,6 +23,8 @@
 /* TCP flows of attach --tcp-passive: the same, then tcp_ies */
 #define TPL_V4_TCP 258
 #define TPL_V6_TCP 259
+/* options: observationDomainName (IE 300) scoped by observationDomainId (IE 149) */
+#define TPL_DOMAIN 260
 #define MSG_MAX 1400		/* stay under a 1500-byte MTU */
 
 /* Information elements (IANA) of both templates, after the addresses. */
@@ -225,6 +227,34 @@ static void templates(struct pl_ipfix *x)
 }
 
 /*
+ * The options template naming domains, and the name of domain @id, of
+ * namespace @netns: "netns INODE (NAME)" (NAME: in /run/netns), or "netns
+ * INODE". One data record.
+ */
+static void domain_name(struct pl_ipfix *x, uint32_t id, uint64_t netns)
+{
+	char ns[320], name[256];
+	int l;
+
+	open_set(x, 3);
+	put16(x, TPL_DOMAIN);
+	put16(x, 2);		/* fields */
+	put16(x, 1);		/* of which scope */
+	put16(x, 149);		/* observationDomainId */
+	put16(x, 4);
+	put16(x, 300);		/* observationDomainName */
+	put16(x, 0xffff);	/* variable length */
+	pl_netns_fmt(netns, 0, false, ns, sizeof(ns));
+	l = snprintf(name, sizeof(name), "netns %s", PL_SAFE(ns));
+	l = l < 0 ? 0 : l > 254 ? 254 : l;	/* one length byte */
+	open_set(x, TPL_DOMAIN);
+	put32(x, id);
+	put8(x, (uint8_t)l);
+	put(x, name, (size_t)l);
+	close_set(x);
+}
+
+/*
  * The observation domain of namespace @netns (an inode): --observation-domain
  * for the exporter's own, every other its inode, which is 32 bits (procfs
  * numbers namespaces with unsigned ints) and stays the namespace's while it
@@ -272,7 +302,8 @@ static int use_domain(struct pl_ipfix *x, uint64_t netns)
 		return 0;
 	x->doms[i].tpl = false;
 	templates(x);
-	return flush(x, 0);
+	domain_name(x, id, netns);
+	return flush(x, 1);
 }
 
 static void record_tcp(struct pl_ipfix *x, const struct pl_tcp_state *t, int half)

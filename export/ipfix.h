@@ -7,7 +7,8 @@
  * namespace is an observation domain of its own (its interface indexes are
  * its own): the exporter's namespace (the one it runs in: -n's, else the
  * root one) the domain given, every other the domain of its inode; each
- * domain has its own templates and sequence numbers.
+ * domain has its own templates and sequence numbers, and with its templates
+ * an options record naming it (observationDomainName: "netns INODE (NAME)").
  */
 #ifndef __PKTLENS_EXPORT_IPFIX_H
 #define __PKTLENS_EXPORT_IPFIX_H

@@ -386,16 +386,25 @@ def test_force_onto_an_interface_made_again_counts_once(lab):
     assert sum(r["in_bytes"] for r in mine) == 17 * (len(v4) - 14)
 
 
-def test_duration_runs_its_whole_length_and_exports_at_the_end():
+def test_duration_runs_its_whole_length_and_exports_at_the_end(tmp_path):
     """--duration 1 with a longer --interval: it runs one whole second from its start (it
     counted wall-clock seconds, time(), so it stopped at the next whole second, 0.01 to 1 s
-    later) and sends its last export as it stops. The oracle is a UDP socket as collector."""
+    later) and sends its last export as it stops. The oracle is a UDP socket as collector.
+    Its first message, the templates, names the exporter's namespace's domain (an options
+    record: observationDomainName scoped by observationDomainId), as tshark decodes it."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as col:
         col.bind(("127.0.0.1", 0))
         port = col.getsockname()[1]
         elapsed = seconds_running(["export", "ipfix", "--collector", f"127.0.0.1:{port}",
-                                   "--interval", "30", "--duration", "1"], "export ipfix: to")
+                                   "--interval", "30", "--duration", "1",
+                                   "--observation-domain", "3"], "export ipfix: to")
         col.settimeout(1)
         msg = col.recv(65535)
     assert 0.97 <= elapsed < 5, elapsed
     assert msg[:2] == b"\x00\x0a"  # an IPFIX message (version 10)
+    wrpcap(str(tmp_path / "t.pcap"), [Ether() / IP(src="127.0.0.1", dst="127.0.0.1") /
+                                      UDP(sport=4739, dport=port) / Raw(msg)])
+    r = sh("tshark", "-r", tmp_path / "t.pcap", "-d", f"udp.port=={port},cflow", "-T", "fields",
+           "-e", "cflow.od_id", "-e", "cflow.observation_domain_name")
+    assert r.stdout.split("\t") == ["3,3", f"netns {os.stat('/proc/self/ns/net').st_ino}\n"]

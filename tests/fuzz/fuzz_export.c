@@ -15,8 +15,9 @@
  * keeps, each namespace's records in its own observation domain (the
  * exporter's namespace the domain given, another its inode), sequence numbers
  * count the domain's data records before each message, the templates as
- * announced, alone in a message, in each domain before its first records of
- * a round that sends them, and the records carry exactly the packet and
+ * announced, with the options template and record naming the domain
+ * (observationDomainName) alone in a message, in each domain before its
+ * first records of a round that sends them, and the records carry exactly the packet and
  * byte deltas since the previous round (octets without Ethernet headers).
  *
  *   make fuzz (builds .output/fuzz_export; seeds in tests/fuzz/corpus/export/)
@@ -662,7 +663,8 @@ static void receive(struct rx *rx)
 	while ((got = recv(collector, m, sizeof(m), 0)) >= 0) {
 		size_t off = 16, n = (size_t)got;
 		struct rx_dom *dom;
-		uint32_t recs = 0;
+		uint32_t recs = 0, named = 0;
+		int sets = 0;	/* of the templates' message: templates, options template, name */
 
 		snprintf(d, sizeof(d), "message %zu of the round, %zd bytes", rx->messages, got);
 		rx->messages++;
@@ -684,9 +686,12 @@ static void receive(struct rx *rx)
 			len = rd16(m + off + 2);
 			if (len < 4 || off + len > n)
 				fail("set length outside the message", d);
+			if (sets && sets++ != (id == 3 ? 1 : id == 260 ? 2 : -1))
+				fail("the templates' message not templates, options template, name", d);
 			if (id == 2) {
-				if (n != 16 + len)
-					fail("templates not alone in their message", d);
+				if (off != 16)
+					fail("templates not first in their message", d);
+				sets = 1;
 				if (dom->tpl)
 					fail("templates sent unasked (the domain has them)", d);
 				if (dom->id == rx->domain && rx->messages != 1)
@@ -694,6 +699,19 @@ static void receive(struct rx *rx)
 				check_templates(m + off, len);
 				dom->tpl = true;
 				rx->templates |= dom->id == rx->domain;
+			} else if (id == 3) {	/* observationDomainName scoped by observationDomainId */
+				static const uint8_t opt[] = { 1, 4, 0, 2, 0, 1, 0, 149, 0, 4, 1, 44,
+							       0xff, 0xff };
+
+				if (sets != 2 || len != 4 + sizeof(opt) ||
+				    memcmp(m + off + 4, opt, sizeof(opt)))
+					fail("options template wrong", d);
+			} else if (id == 260) {	/* the domain's name: "netns INODE..." */
+				if (sets != 3 || len < 9 || len != 9 + m[off + 8] ||
+				    rd32(m + off + 4) != dom->id ||
+				    len < 9 + 6 || memcmp(m + off + 9, "netns ", 6))
+					fail("domain name record wrong", d);
+				named++;
 			} else if (id == 256 || id == 257) {
 				size_t rl = id == 257 ? REC_V6 : REC_V4, a = id == 257 ? 32 : 8;
 
@@ -713,7 +731,9 @@ static void receive(struct rx *rx)
 			}
 			off += len;
 		}
-		dom->seq += recs;
+		if (sets && sets != 3)
+			fail("the templates' message without the domain's name", d);
+		dom->seq += recs + named;	/* an options record is a data record */
 		rx->records += recs;
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK)
