@@ -2,6 +2,9 @@
 /*
  * pktlens export prometheus [--listen ADDR:PORT]: serve /metrics
  * (export/serve.c, export/prom.c), on loopback unless told otherwise.
+ * pktlens export ipfix --collector HOST:PORT: send the flows (export/ipfix.c).
+ * Both export every namespace's attachments; with -n NETNS (entered by
+ * main.c before this runs) that namespace's alone.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,12 +53,14 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 {
 	const struct export_cfg *c = cfg;
 	const char *listen = c->listen;
+	struct pl_prom_hooks h = { .log = on_server_log };
 	struct pl_prom_server *srv;
 	struct sockaddr_storage ss;
 	uint64_t duration = c->duration;
 	char why[PL_WHY_LEN], url[128];
 	socklen_t sl;
 	uint64_t end_ns;
+	int err;
 
 	(void)argc, (void)argv;
 	if (pl_listen_parse(listen, &ss, &sl, why, sizeof(why)) < 0) {
@@ -64,7 +69,12 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 	}
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
-	srv = pl_prom_serve(listen, &(struct pl_prom_hooks){ .log = on_server_log }, why, sizeof(why));
+	/* -n: that namespace's attachments alone (serve.c renders them) */
+	if (pl_g.netns && (err = pl_netns_here(&h.only))) {
+		pl_err("export prometheus: netns '%s': %s", pl_g.netns, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	srv = pl_prom_serve(listen, &h, why, sizeof(why));
 	if (!srv) {
 		pl_err("export prometheus: %s", why);
 		return PL_EXIT_FAIL;
@@ -102,6 +112,8 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
 		return PL_EXIT_CODE(err, EINVAL);
 	}
+	if (pl_g.netns)
+		pl_ipfix_home_only(x);
 	if (pl_ipfix_interval(x, interval, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the flows removed between exports (stats --reset, "
 			"detach) are not sent", why);
@@ -161,7 +173,8 @@ static const struct pl_opt ipfix_opts[] = {
 	  .help = "export every SECS seconds (default {default})" },
 	{ .name = "observation-domain", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, domain),
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a 32-bit number",
-	  .help = "the observation domain id (default 0)" },
+	  .help = "the observation domain of this namespace's flows (default 0; every other "
+		  "namespace's: its inode)" },
 	DURATION_OPT,
 	{ NULL },
 };
@@ -172,7 +185,8 @@ static const struct pl_cmd export_prometheus = {
 	.name = "prometheus", .opts = prometheus_opts, .fn = do_prometheus,
 	.defaults = &export_defaults, .cfg_size = sizeof(struct export_cfg), .max_args = 0,
 	.many = "unexpected '%s'",
-	.about = "prometheus: serve every attachment's counters (all network namespaces) at\n"
+	.about = "prometheus: serve every attachment's counters (all network namespaces; with\n"
+		 "-n NETNS that namespace's alone, listening there) at\n"
 		 "http://ADDR:PORT/metrics in the Prometheus text format, until Ctrl-C or\n"
 		 "--duration.\n",
 };
@@ -180,10 +194,12 @@ static const struct pl_cmd export_prometheus = {
 static const struct pl_cmd export_ipfix = {
 	.name = "ipfix", .opts = ipfix_opts, .fn = do_ipfix, .defaults = &export_defaults,
 	.cfg_size = sizeof(struct export_cfg), .max_args = 0, .many = "unexpected '%s'",
-	.about = "ipfix: send every attachment's flows to an IPFIX collector (RFC 7011, UDP)\n"
-		 "every --interval seconds: the packets and bytes each flow gained since the last\n"
-		 "export; templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last "
-		 "export at the end.\n",
+	.about = "ipfix: send every attachment's flows (with -n NETNS that namespace's alone,\n"
+		 "sending from there) to an IPFIX collector (RFC 7011, UDP) every --interval\n"
+		 "seconds: the packets and bytes each flow gained since the last export;\n"
+		 "templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last export at "
+		 "the end. Each\nnamespace is an observation domain: this one's --observation-domain, "
+		 "another's\nits inode.\n",
 };
 
 const struct pl_cmd pl_cmd_export = {

@@ -23,6 +23,8 @@
 /* TCP flows of attach --tcp-passive: the same, then tcp_ies */
 #define TPL_V4_TCP 258
 #define TPL_V6_TCP 259
+/* options: observationDomainName (IE 300) scoped by observationDomainId (IE 149) */
+#define TPL_DOMAIN 260
 #define MSG_MAX 1400		/* stay under a 1500-byte MTU */
 
 /* Information elements (IANA) of both templates, after the addresses. */
@@ -74,10 +76,26 @@ struct seen {
 	struct pl_flow_val val;
 };
 
+/*
+ * An observation domain (RFC 7011): one per network namespace, since the
+ * interface indexes of two namespaces are alike. Templates and sequence
+ * numbers are the domain's.
+ */
+struct domain {
+	uint32_t id;
+	uint32_t seq;		/* data records sent in it so far */
+	bool tpl;		/* its templates go out before its next records */
+	bool used;		/* this round sent it records (or templates) */
+};
+
 struct pl_ipfix {
 	int fd;
-	uint32_t domain;
-	uint32_t seq;		/* data records sent so far */
+	uint32_t domain;	/* --observation-domain: the home namespace's */
+	struct pl_netns home;	/* the exporter's namespace (-n's) */
+	bool home_only;		/* its attachments alone (pl_ipfix_home_only()) */
+	struct domain *doms;
+	size_t ndoms;
+	size_t cur;		/* the domain of the message in buf (doms[cur]) */
 	struct seen *prev;
 	size_t nprev;
 	uint8_t buf[MSG_MAX];
@@ -142,9 +160,10 @@ static void begin(struct pl_ipfix *x)
 /* Send the message in buf (if it has a set), then start a new one. */
 static int flush(struct pl_ipfix *x, uint32_t records)
 {
+	struct domain *dom = &x->doms[x->cur];
 	uint8_t *h = x->buf;
 	uint16_t v = htons(10), l;
-	uint32_t t = htonl((uint32_t)time(NULL)), s = htonl(x->seq), d = htonl(x->domain);
+	uint32_t t = htonl((uint32_t)time(NULL)), s = htonl(dom->seq), d = htonl(dom->id);
 	int err = 0;
 
 	close_set(x);
@@ -166,7 +185,7 @@ static int flush(struct pl_ipfix *x, uint32_t records)
 			x->refused = true;
 			err = send(x->fd, x->buf, x->len, 0) < 0 ? -errno : 0;
 		}
-		x->seq += records;
+		dom->seq += records;
 	}
 	begin(x);
 	return err;
@@ -205,6 +224,86 @@ static void templates(struct pl_ipfix *x)
 		}
 	}
 	close_set(x);
+}
+
+/*
+ * The options template naming domains, and the name of domain @id, of
+ * namespace @netns: "netns INODE (NAME)" (NAME: in /run/netns), or "netns
+ * INODE". One data record.
+ */
+static void domain_name(struct pl_ipfix *x, uint32_t id, uint64_t netns)
+{
+	char ns[320], name[256];
+	int l;
+
+	open_set(x, 3);
+	put16(x, TPL_DOMAIN);
+	put16(x, 2);		/* fields */
+	put16(x, 1);		/* of which scope */
+	put16(x, 149);		/* observationDomainId */
+	put16(x, 4);
+	put16(x, 300);		/* observationDomainName */
+	put16(x, 0xffff);	/* variable length */
+	pl_netns_fmt(netns, 0, false, ns, sizeof(ns));
+	l = snprintf(name, sizeof(name), "netns %s", PL_SAFE(ns));
+	l = l < 0 ? 0 : l > 254 ? 254 : l;	/* one length byte */
+	open_set(x, TPL_DOMAIN);
+	put32(x, id);
+	put8(x, (uint8_t)l);
+	put(x, name, (size_t)l);
+	close_set(x);
+}
+
+/*
+ * The observation domain of namespace @netns (an inode): --observation-domain
+ * for the exporter's own, every other its inode, which is 32 bits (procfs
+ * numbers namespaces with unsigned ints) and stays the namespace's while it
+ * lives, whichever others come and go.
+ */
+static uint32_t domain_of(const struct pl_ipfix *x, uint64_t netns)
+{
+	return netns == x->home.ino ? x->domain : (uint32_t)netns;
+}
+
+/*
+ * Messages from here on are of @netns's domain, its templates first where
+ * they are due (a domain new to the exporter, or a round that sends them):
+ * 0, or the -errno of a send, or -ENOMEM.
+ */
+static int use_domain(struct pl_ipfix *x, uint64_t netns)
+{
+	uint32_t id = domain_of(x, netns);
+	size_t i;
+	int err;
+
+	if (x->doms[x->cur].id == id)	/* the usual: the flows of one namespace in a row */
+		i = x->cur;
+	else
+		for (i = 0; i < x->ndoms && x->doms[i].id != id; i++)
+			;
+	if (i == x->ndoms) {	/* new, or forgotten (forget_domains()) and back: from 0 */
+		struct domain *d = realloc(x->doms, (x->ndoms + 1) * sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		x->doms = d;
+		x->doms[x->ndoms++] = (struct domain){ .id = id, .tpl = true };
+	}
+	/* the message so far: another domain's, or records that go before the templates */
+	if (i != x->cur || x->doms[i].tpl) {
+		err = flush(x, x->in_msg);
+		x->in_msg = 0;
+		x->cur = i;
+		if (err)
+			return err;
+	}
+	x->doms[i].used = true;
+	if (!x->doms[i].tpl)
+		return 0;
+	x->doms[i].tpl = false;
+	templates(x);
+	domain_name(x, id, netns);
+	return flush(x, 1);
 }
 
 static void record_tcp(struct pl_ipfix *x, const struct pl_tcp_state *t, int half)
@@ -298,7 +397,18 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 		freeaddrinfo(ai);
 		return -ENOMEM;
 	}
+	x->fd = -1;
 	x->domain = domain;
+	x->doms = calloc(1, sizeof(*x->doms));
+	err = x->doms ? pl_netns_here(&x->home) : -ENOMEM;
+	if (err) {
+		freeaddrinfo(ai);
+		pl_ipfix_close(x);
+		return pl_why(why, whylen, err, "cannot tell the current network namespace: %s",
+			      strerror(-err));
+	}
+	x->doms[0] = (struct domain){ .id = domain, .tpl = true };
+	x->ndoms = 1;
 	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (x->fd < 0 || connect(x->fd, ai->ai_addr, ai->ai_addrlen)) {
 		err = pl_why(why, whylen, -errno, "%s", strerror(errno));
@@ -322,15 +432,18 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 	x->send_err = 0;
 	x->refused = false;
 	begin(x);
-	if (tpl) {
-		templates(x);
-		x->send_err = flush(x, 0);
+	for (size_t i = 0; i < x->ndoms; i++)
+		x->doms[i].used = false;
+	if (tpl) {	/* the home domain's at once; every other's before its next records */
+		for (size_t i = 0; i < x->ndoms; i++)
+			x->doms[i].tpl = true;
+		x->send_err = use_domain(x, x->home.ino);
 	}
 }
 
 /* One data record of @f's @dp packets and @db bytes (Ethernet headers included). */
-static void send_flow(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uint64_t db,
-		      int tcp_fd)
+static void send_flow(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f, uint64_t dp,
+		      uint64_t db, int tcp_fd)
 {
 	const struct pl_flow_key *k = &f->key;
 	struct pl_tcp_state ts;
@@ -341,6 +454,9 @@ static void send_flow(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, 
 
 	if (!dp || x->send_err)
 		return;	/* after a failed send: count on, send nothing */
+	x->send_err = use_domain(x, netns);
+	if (x->send_err)
+		return;
 	/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
 	db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
 	      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
@@ -390,7 +506,7 @@ int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f
 			old = NULL;
 		dp = old ? s.val.packets - old->val.packets : s.val.packets;
 		db = old ? s.val.bytes - old->val.bytes : s.val.bytes;
-		send_flow(x, &fl[f], dp, db, tcp_fd);
+		send_flow(x, netns, &fl[f], dp, db, tcp_fd);
 	}
 	return 0;
 }
@@ -414,7 +530,7 @@ static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
 	uint64_t dp, db;
 
 	if (g->val.pad[0] & PL_GONE_LIVES_ON) {		/* what its old table took after a copy */
-		send_flow(x, &f, s.val.packets, s.val.bytes, -1);
+		send_flow(x, s.netns, &f, s.val.packets, s.val.bytes, -1);
 		return;
 	}
 	if (g->val.pad[0] & PL_GONE_COUNTED) {		/* copied from another key: sent there */
@@ -436,7 +552,7 @@ static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
 
 	if (old)
 		memset(&old->val, 0, sizeof(old->val));	/* the key's next reading is all new */
-	send_flow(x, &f, dp, db, -1);
+	send_flow(x, s.netns, &f, dp, db, -1);
 }
 
 int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen)
@@ -468,18 +584,22 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	return 0;
 }
 
+/* by namespace (one domain's messages in a row), then by removal */
 static int gone_cmp(const void *a, const void *b)
 {
 	const struct pl_gone *x = a, *y = b;
 
+	if (x->key.netns != y->key.netns)
+		return x->key.netns < y->key.netns ? -1 : 1;
 	if (x->key.id != y->key.id)
 		return x->key.id < y->key.id ? -1 : 1;
 	return memcmp(&x->key, &y->key, sizeof(x->key));
 }
 
 /*
- * The flows removed since the last round, oldest removal first (a key
- * reset twice is two flows one after the other). Read under the change
+ * The flows removed since the last round (of the home namespace alone with
+ * home_only), oldest removal first (a key reset twice is two flows one
+ * after the other). Read under the change
  * lock, which removals hold: a removal is wholly before this reading
  * (logged, its flows gone from the tables read next) or wholly after.
  */
@@ -501,7 +621,8 @@ static int add_gones(struct pl_ipfix *x)
 	}
 	pl_qsort(g, n, sizeof(*g), gone_cmp);
 	for (size_t i = 0; i < n; i++)
-		if (g[i].key.id > since && g[i].key.id <= x->gone_since)
+		if (g[i].key.id > since && g[i].key.id <= x->gone_since &&
+		    (!x->home_only || g[i].key.netns == x->home.ino))
 			add_gone(x, &g[i]);
 	free(g);
 	if (x->ncounted) {
@@ -520,12 +641,38 @@ static int add_gones(struct pl_ipfix *x)
 	return 0;
 }
 
+/*
+ * Forget the domains of namespaces that have no attachment left (@a, @n: this
+ * round's) and sent nothing this round (their removed flows went out in an
+ * earlier one), so that a host that makes and deletes namespaces all day
+ * does not grow the list; the home domain (doms[0]) stays.
+ */
+static void forget_domains(struct pl_ipfix *x, const struct pl_attachment *a, size_t n)
+{
+	uint32_t cur = x->doms[x->cur].id;
+	size_t m = 1;
+
+	for (size_t i = 1; i < x->ndoms; i++) {
+		bool keep = x->doms[i].used;
+
+		for (size_t k = 0; k < n && !keep; k++)
+			keep = !a[k].ns_gone && domain_of(x, a[k].netns) == x->doms[i].id;
+		if (keep)
+			x->doms[m++] = x->doms[i];
+	}
+	x->ndoms = m;
+	for (x->cur = 0; x->cur < m && x->doms[x->cur].id != cur; x->cur++)
+		;
+	if (x->cur == m)	/* its message was sent: nothing in buf */
+		x->cur = 0;
+}
+
 int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)
 {
 	struct pl_attachment *a = NULL;
 	char lwhy[PL_WHY_LEN];	/* without the lock the round goes on: not said */
 	size_t n = 0;
-	int lock, err = pl_attachments(0, &a, &n);
+	int lock, err = pl_attachments_in(x->home_only ? &x->home : NULL, &a, &n);
 
 	*records = 0;
 	if (err)
@@ -568,8 +715,11 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 	}
 	if (lock >= 0)
 		close(lock);
+	err = pl_ipfix_end(x, err, records, why, whylen);
+	if (!err)
+		forget_domains(x, a, n);
 	free(a);
-	return pl_ipfix_end(x, err, records, why, whylen);
+	return err;
 }
 
 int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whylen)
@@ -582,6 +732,11 @@ int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whyle
 	x->interval = secs;
 	x->gone_since = pl_mono_ns();	/* flows that left before are not this exporter's */
 	return 0;
+}
+
+void pl_ipfix_home_only(struct pl_ipfix *x)
+{
+	x->home_only = true;
 }
 
 void pl_ipfix_locked(struct pl_ipfix *x, bool locked)
@@ -598,5 +753,6 @@ void pl_ipfix_close(struct pl_ipfix *x)
 	free(x->now);
 	free(x->prev);
 	free(x->counted);
+	free(x->doms);
 	free(x);
 }

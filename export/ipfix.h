@@ -3,7 +3,12 @@
  * IPFIX (RFC 7011) export of the flow tables over UDP: one template for IPv4
  * and one for IPv6 flows, data records with the packets and bytes each flow
  * gained since the previous export (so nothing is counted twice or lost
- * between intervals), templates sent again every few intervals.
+ * between intervals), templates sent again every few intervals. Each network
+ * namespace is an observation domain of its own (its interface indexes are
+ * its own): the exporter's namespace (the one it runs in: -n's, else the
+ * root one) the domain given, every other the domain of its inode; each
+ * domain has its own templates and sequence numbers, and with its templates
+ * an options record naming it (observationDomainName: "netns INODE (NAME)").
  */
 #ifndef __PKTLENS_EXPORT_IPFIX_H
 #define __PKTLENS_EXPORT_IPFIX_H
@@ -15,17 +20,23 @@
 struct pl_ipfix;
 struct pl_flow;
 
-/* @collector: HOST:PORT ([v6]:PORT). 0, or -errno with @why. */
+/*
+ * @collector: HOST:PORT ([v6]:PORT); @domain: the observation domain of the
+ * current namespace's flows. 0, or -errno with @why.
+ */
 int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
 		  size_t whylen);
 /*
- * Read every attachment's flows and send the deltas since the last call
+ * Read every attachment's flows (pl_ipfix_home_only(): the current
+ * namespace's) and send the deltas since the last call
  * (with the templates first when @templates). Sets *records to the data
  * records sent. 0, or -errno with @why.
  */
 int pl_ipfix_export(struct pl_ipfix *x, bool templates, size_t *records, char *why,
 		    size_t whylen);
 void pl_ipfix_close(struct pl_ipfix *x);
+/* pl_ipfix_export() of the current namespace's attachments alone (-n), not every one's. */
+void pl_ipfix_home_only(struct pl_ipfix *x);
 /*
  * pl_ipfix_export() takes the change lock (shared) while it reads, so no
  * stats --reset or detach removes flows meanwhile: with @locked the caller

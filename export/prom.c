@@ -393,13 +393,13 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 	passive(f, at, n);
 }
 
-int pl_prom_render(char **out, size_t *len)
+int pl_prom_render(const struct pl_netns *only, char **out, size_t *len)
 {
 	struct pl_attachment *a = NULL;
 	struct pl_prom_att *at;
 	size_t n = 0;
 	FILE *f;
-	int err = pl_attachments(0, &a, &n);
+	int err = pl_attachments_in(only, &a, &n);
 
 	*out = NULL;
 	if (err)

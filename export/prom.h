@@ -11,10 +11,11 @@
 #include "../loader/loader.h"
 
 /*
- * Render the metrics of all attachments (every network namespace) into a
- * malloc'd buffer. 0, or -errno (the buffer is then NULL).
+ * Render the metrics of the attachments of namespace @only (NULL: of every
+ * namespace; pl_attachments_in()), every family, the drop probes' too, into
+ * a malloc'd buffer. 0, or -errno (the buffer is then NULL).
  */
-int pl_prom_render(char **out, size_t *len);
+int pl_prom_render(const struct pl_netns *only, char **out, size_t *len);
 
 #define PL_PROM_NO_KEYS UINT64_MAX
 

@@ -182,13 +182,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **state)
 {
+	const struct pl_prom_server *s = cls;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	char *body = NULL;
 	size_t len = 0;
 	int err;
 
-	(void)cls;
 	(void)version;
 	(void)data;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
@@ -210,7 +210,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return reply(c, MHD_HTTP_BAD_REQUEST, "no body expected\n", NULL);
 	if (strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);
-	err = pl_prom_render(&body, &len);
+	err = pl_prom_render(s->h.only.ino ? &s->h.only : NULL, &body, &len);
 	if (err)
 		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the pinned maps\n", NULL);
 	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -287,7 +287,7 @@ static struct MHD_Daemon *start(struct pl_prom_server *s, int fam, struct sockad
 	if (fam == AF_INET6)
 		flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)ss)->sin6_addr) ?
 			 MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,	/* first: all of it */
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,

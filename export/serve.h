@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "../loader/loader.h"
+
 #define PL_PROM_LISTEN_DEFAULT "127.0.0.1:9435"
 
 /* A port number, decimal 1-65535 (no sign, no 0x): the port, or -EINVAL. */
@@ -26,15 +28,20 @@ const char *pl_listen_url(const char *listen, char *buf, size_t len);
 #define PL_LISTEN_WANT "not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435, :9435 for every address)"
 
 struct pl_prom_server;
-/* What the server tells its owner; each may be NULL. Called from server threads. */
+/*
+ * What the server serves, and tells its owner (each callback may be NULL;
+ * called from server threads).
+ */
 struct pl_prom_hooks {
 	void (*scraped)(void *ctx);	/* a scrape is over */
 	/* libmicrohttpd's complaints, at most one line a second (counting the rest) */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
+	/* the attachments of this namespace alone (-n); ino 0: every namespace's */
+	struct pl_netns only;
 };
 /*
- * Serve every attachment's metrics (pl_prom_render()) at http://@listen/metrics:
+ * Serve the attachments' metrics (pl_prom_render()) at http://@listen/metrics:
  * a thread per connection, up to 64 idle clients beside 16 scrapes, idle or
  * half-open clients dropped after a timeout, 404 for other paths, 405 for
  * other methods. After each scrape the memory it took goes back to the

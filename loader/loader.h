@@ -142,6 +142,12 @@ static inline uint64_t pl_att_cookie(const struct pl_attachment *a)
 /* All attachments (netns == 0: every namespace, set-aside ones too). Caller frees *out. */
 int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n);
 /*
+ * The attachments of namespace @ns (as pl_attachment_of() says; never a
+ * deleted namespace's that had its inode), or with @ns NULL all of them
+ * (pl_attachments(0)). Caller frees *out.
+ */
+int pl_attachments_in(const struct pl_netns *ns, struct pl_attachment **out, size_t *n);
+/*
  * Attachments of the current network namespace: all of them, or just
  * @ifname (-ENOENT when it is not attached). Never one of a deleted
  * namespace that had the same inode. Caller frees *out.

@@ -518,10 +518,30 @@ bool pl_attachment_of(const struct pl_attachment *a, const struct pl_netns *ns)
 	return !a->meta_ok || !a->meta.netns_cookie || !ns->cookie || a->meta.netns_cookie == ns->cookie;
 }
 
+/* Those of @out's @n attachments that belong to @ns (all: NULL) and are @ifname (any: NULL). */
+static size_t keep_of(const struct pl_netns *ns, const char *ifname, struct pl_attachment *a, size_t n)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if ((!ns || pl_attachment_of(&a[i], ns)) && (!ifname || !strcmp(a[i].ifname, ifname)))
+			a[m++] = a[i];
+	return m;
+}
+
+int pl_attachments_in(const struct pl_netns *ns, struct pl_attachment **out, size_t *n)
+{
+	int err = pl_attachments(ns ? ns->ino : 0, out, n);
+
+	if (!err)
+		*n = keep_of(ns, NULL, *out, *n);
+	return err;
+}
+
 int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n)
 {
 	struct pl_netns here;
-	size_t i, m = 0;
+	size_t m;
 	int err;
 
 	err = pl_netns_here(&here);
@@ -529,10 +549,7 @@ int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *
 		err = pl_attachments(here.ino, out, n);
 	if (err)
 		return err;
-	for (i = 0; i < *n; i++)
-		if (pl_attachment_of(&(*out)[i], &here) && (!ifname || !strcmp((*out)[i].ifname, ifname)))
-			(*out)[m++] = (*out)[i];
-	*n = m;
+	*n = m = keep_of(&here, ifname, *out, *n);
 	if (m || !ifname)
 		return 0;
 	free(*out);

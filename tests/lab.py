@@ -101,13 +101,30 @@ def seconds_running(args, ready):
     return elapsed
 
 
-class Exporter:
-    """`pktlens export prometheus` on a free loopback port, ready to answer."""
+# GET http://ADDR/PATH from inside a namespace: the status and the body
+_NS_GET = """import sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5)
+except urllib.error.HTTPError as e:
+    r = e
+sys.stdout.write(f"{r.status}\\n" + r.read().decode())
+"""
 
-    def __init__(self):
-        self.port = free_port()
-        self.p = subprocess.Popen([PKTLENS, "export", "prometheus", "--listen",
-                                   f"127.0.0.1:{self.port}"], stderr=subprocess.PIPE, text=True)
+
+class Exporter:
+    """`pktlens export prometheus` on a free loopback port, ready to answer. With ns,
+    `pktlens -n ns export prometheus`: its loopback is ns's, where get() asks."""
+
+    def __init__(self, ns=None):
+        self.ns = ns
+        self.port = 9435 if ns else free_port()    # a lab's namespace: nothing else listens
+        self.p = subprocess.Popen([PKTLENS, *(["-n", ns] if ns else []), "export", "prometheus",
+                                   "--listen", f"127.0.0.1:{self.port}"], stderr=subprocess.PIPE,
+                                  text=True)
+        if ns:      # listening once it says so
+            line = self.p.stderr.readline()
+            assert "export prometheus: serving" in line, line + self.p.stderr.read()
+            return
         deadline = time.time() + 10
         while True:
             try:
@@ -118,6 +135,11 @@ class Exporter:
                 time.sleep(0.1)
 
     def get(self, path="/metrics", method="GET", timeout=5):
+        if self.ns:
+            out = sh("ip", "netns", "exec", self.ns, PYTHON, "-c", _NS_GET,
+                     f"http://127.0.0.1:{self.port}{path}", timeout=timeout + 5).stdout
+            status, body = out.split("\n", 1)
+            return int(status), body, {}
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
                                      data=b"x" if method == "POST" else None)
         try:

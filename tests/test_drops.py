@@ -364,10 +364,50 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     finally:
         ex.stop()
     pktlens("detach", "lo", ns=dlab.b)
+    only_this_namespace_exported(dlab, want)
     # detach removes the probes with the rest
     pktlens("detach", "vb", ns=dlab.b)
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
 
+
+
+def only_this_namespace_exported(dlab, want):
+    """`pktlens -n B export prometheus` serves B's series alone, of every family: not those of
+    namespace a's attachment with the drop and TCP probes, whose kernel drops and TCP
+    histograms the exporter of every namespace serves (it served them with -n too)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from scapy.all import IP, UDP, Ether, Raw
+
+    pktlens("attach", "va", "--xdp", "none", "--tc", "in", "--probes", "drops,tcp", ns=dlab.a)
+    back = Ether(src=dlab.mac(dlab.b, "vb"), dst=dlab.mac(dlab.a, "va")) / \
+        IP(src="198.18.0.2", dst="198.18.0.1") / UDP(sport=43001, dport=9) / Raw(b"r" * 20)
+    assert dlab.send([back] * 5, ns=dlab.b, dev="vb") == 5     # a: no socket, dropped
+    time.sleep(0.3)
+
+    def series(ex):
+        """{sample name: [samples]} of one scrape, read by prometheus_client's parser"""
+        try:
+            text = ex.get()[1]
+        finally:
+            ex.stop()
+        out = {}
+        for f in text_string_to_metric_families(text):
+            for s in f.samples:
+                out.setdefault(s.name, []).append(s)
+        return out
+
+    a, b = str(netns_ino(dlab.a)), str(netns_ino(dlab.b))
+    every = series(Exporter())
+    assert any(s.labels == {"netns": a, "device": "va", "reason": "NO_SOCKET"} and s.value == 5
+               for s in every["pktlens_kernel_drops_total"])
+    assert any(s.labels["netns"] == a for s in every["pktlens_tcp_rtt_seconds_bucket"])
+    only = series(Exporter(ns=dlab.b))
+    nets = {s.labels["netns"] for ss in only.values() for s in ss if "netns" in s.labels}
+    assert nets == {b}, nets
+    assert [s.value for s in only["pktlens_attachments"]] == [1]
+    assert not any(n.startswith("pktlens_tcp_") for n in only)     # a's probes alone had them
+    assert [s.value for s in only.get("pktlens_kernel_drops_total", [])
+            if s.labels == {"netns": b, "device": "vb", "reason": "NO_SOCKET"}] == [float(want.split()[-1])]
 
 
 @pytest.mark.parametrize("hooks", [["--tc", "in"], ["--tc", "in,out"]])

@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,12 +18,21 @@ import time
 
 import pytest
 
-from lab import PKTLENS, count_afresh, free_port, pktlens, pktlens_json, seconds_running
+from lab import (PKTLENS, count_afresh, free_port, netns_ino, pktlens, pktlens_json,
+                 seconds_running, sh)
+
+# `nfdump -E`: an exporter (one per observation domain) as nfcapd kept it
+EXPORTER = re.compile(r"SysID: (\d+), IP: +\S+, version: 10, ID: +(\d+)"
+                      r"(?:, Sequence failures: (\d+))?")
 
 
-def nfdump_records(out):
+def nfdump_records(out, ns=None):
     """Every record in nfcapd's closed files under out (a file nfcapd rotated
-    at a minute boundary may hold none: nfdump then says so instead of JSON)."""
+    at a minute boundary may hold none: nfdump then says so instead of JSON), each with
+    the observation domain it came in ("domain") and the sequence failures nfcapd counted
+    in that domain ("seq_failures"). With ns, those of namespace ns alone (an exporter in
+    the root namespace sends them in the domain of its inode): another run's tests that send
+    the same flows through their own namespaces at the same time are not counted."""
     files = [f for f in glob.glob(os.path.join(out, "**", "nfcapd.*"), recursive=True)
              if "current" not in f]
     assert files, os.listdir(out)
@@ -30,8 +40,15 @@ def nfdump_records(out):
     for f in files:
         r = subprocess.run(["nfdump", "-r", f, "-o", "json"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-        if "No matching flows" not in r.stdout:
-            recs += json.loads(r.stdout or "[]")
+        if "No matching flows" in r.stdout:
+            continue
+        e = subprocess.run(["nfdump", "-E", f], capture_output=True, text=True)
+        assert e.returncode == 0, e.stderr
+        sysids = {int(m[1]): (int(m[2]), int(m[3] or 0)) for m in EXPORTER.finditer(e.stdout)}
+        for rec in json.loads(r.stdout or "[]"):
+            rec["domain"], rec["seq_failures"] = sysids[rec["export_sysid"]]
+            if ns is None or rec["domain"] == netns_ino(ns):
+                recs.append(rec)
     return recs
 
 
@@ -78,7 +95,7 @@ def test_ipfix_deltas_reach_nfcapd(lab, hooks):
         for burst in range(3):
             lab.send([v4] * 10 + [v6] * 5)
             time.sleep(2.2)
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1111]
     v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("src_port") == 3333]
     assert len(v4r) >= 3 and len(v6r) >= 3, recs
@@ -87,6 +104,54 @@ def test_ipfix_deltas_reach_nfcapd(lab, hooks):
     assert sum(r["in_packets"] for r in v6r) == 15
     assert sum(r["in_bytes"] for r in v6r) == 15 * (len(v6) - 14)
     assert all(r["proto"] == 17 and r["dst_port"] == 2222 for r in v4r)
+
+
+def test_each_namespace_is_an_observation_domain(lab, lab2):
+    """Two namespaces made afresh, the same flow through an attachment on vb in each, vb's
+    ifindex the same in both: the exporter of every namespace sends each namespace's records
+    under an observation domain of its own, the namespace's inode (--observation-domain is
+    its own namespace's), so the collector tells A's ingressInterface 2 from B's: nfcapd
+    keeps one exporter per domain, with exact packet counts and no sequence failure (sequence
+    numbers are per domain). `pktlens -n B export ipfix` sends B's flows alone, under
+    --observation-domain; its socket is B's, like everything of -n, so its collector
+    listens in B. Before, both went out under one domain, and -n sent every namespace's."""
+    from scapy.all import IP, UDP, Ether, Raw
+    for x in (lab, lab2):
+        pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=x.b)
+    index = {json.loads(sh("ip", "-n", x.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
+             for x in (lab, lab2)}
+    assert len(index) == 1, index
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1818, dport=2929) / Raw(b"d" * 64)
+    assert lab.send([v4] * 10) == 10 and lab2.send([v4] * 6) == 6
+    out_b = os.path.join(lab.tmp, "nfcapd-b")
+    os.makedirs(out_b)
+    nfcapd_b = subprocess.Popen(["ip", "netns", "exec", lab.b, "nfcapd", "-b", "127.0.0.1", "-p",
+                                 "4739", "-w", out_b, "-t", "60"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    exp_b = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                              "127.0.0.1:4739", "--interval", "1", "--observation-domain", "9"],
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        with to_nfcapd(lab, "--observation-domain", "7") as out:
+            time.sleep(1.4)         # the first export: all of it
+            exp_b.send_signal(signal.SIGTERM)
+            assert exp_b.wait(timeout=10) == 0, exp_b.stderr.read()
+    finally:
+        nfcapd_b.send_signal(signal.SIGTERM)
+        nfcapd_b.wait(timeout=10)
+        if exp_b.poll() is None:
+            exp_b.kill()
+    mine = [r for r in nfdump_records(out) if r.get("src_port") == 1818]
+    got = {}
+    for r in mine:
+        got[r["domain"]] = got.get(r["domain"], 0) + r["in_packets"]
+        assert r["input_snmp"] in index and r["seq_failures"] == 0, r
+    assert got == {netns_ino(lab.b): 10, netns_ino(lab2.b): 6}, mine
+    only_b = nfdump_records(out_b)
+    assert {(r["domain"], r.get("src_port"), r["input_snmp"]) for r in only_b} == \
+        {(9, 1818, *index)}, only_b
+    assert sum(r["in_packets"] for r in only_b) == 10
 
 
 def test_collector_unreachable_then_back(lab):
@@ -126,7 +191,7 @@ def test_collector_unreachable_then_back(lab):
             exp.kill()
     assert f"pktlens: export ipfix: 127.0.0.1:{port}: Connection refused (an earlier message " \
         "was refused: is the collector listening?)" in err, err
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
 
@@ -163,7 +228,7 @@ def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
         count_afresh(lab, restart, *hooks)
         lab.send([v4] * 15)
         time.sleep(2.5)
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1313]
     assert sum(r["in_packets"] for r in mine) == 25, recs
     assert sum(r["in_bytes"] for r in mine) == 25 * (len(v4) - 14)
@@ -209,7 +274,7 @@ def test_a_flow_that_leaves_between_exports_loses_nothing(lab, hooks, removal):
             count_afresh(lab, "reset" if removal == "reset" else "reattach", *hooks)
         assert lab.send([v4] * 3 + [v6] * 2) == 5
         time.sleep(0.5)
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1414]
     v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("src_port") == 3636]
     assert sum(r["in_packets"] for r in v4r) == 20, recs
@@ -235,7 +300,7 @@ def test_flows_that_do_not_fit_a_smaller_table_are_exported(lab):
         assert lab.send((v4 + v6) * 3) == 144
         r = pktlens_json("attach", "vb", "--force", "--flows", "16", *hooks, ns=lab.b)
         assert r["flows_dropped"] >= 32, r
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     v4r = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("dst_port") == 6000]
     v6r = [r for r in recs if r.get("src6_addr") == "2001:db8::1" and r.get("dst_port") == 8000]
     assert sum(r["in_packets"] for r in v4r) == 120, recs
@@ -280,7 +345,7 @@ def test_flows_leaving_under_traffic_lose_nothing(lab, how):
         counted = by_hook(settled(lab))[("xdp", "in")]["packets"]
         time.sleep(1.5)
     assert running, "trafgen ended before the removals: send more"
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("dst4_addr") == "198.19.171.1" or
             r.get("dst6_addr") == "2001:db8:171::1"]
     if how == "reset":      # trafgen's count, every byte
@@ -315,22 +380,31 @@ def test_force_onto_an_interface_made_again_counts_once(lab):
         pktlens("attach", "vb", "--force", *hooks, ns=lab.b)
         assert lab.send([v4] * 3) == 3
         time.sleep(0.5)
-    recs = nfdump_records(out)
+    recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1515]
     assert sum(r["in_packets"] for r in mine) == 17, recs
     assert sum(r["in_bytes"] for r in mine) == 17 * (len(v4) - 14)
 
 
-def test_duration_runs_its_whole_length_and_exports_at_the_end():
+def test_duration_runs_its_whole_length_and_exports_at_the_end(tmp_path):
     """--duration 1 with a longer --interval: it runs one whole second from its start (it
     counted wall-clock seconds, time(), so it stopped at the next whole second, 0.01 to 1 s
-    later) and sends its last export as it stops. The oracle is a UDP socket as collector."""
+    later) and sends its last export as it stops. The oracle is a UDP socket as collector.
+    Its first message, the templates, names the exporter's namespace's domain (an options
+    record: observationDomainName scoped by observationDomainId), as tshark decodes it."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as col:
         col.bind(("127.0.0.1", 0))
         port = col.getsockname()[1]
         elapsed = seconds_running(["export", "ipfix", "--collector", f"127.0.0.1:{port}",
-                                   "--interval", "30", "--duration", "1"], "export ipfix: to")
+                                   "--interval", "30", "--duration", "1",
+                                   "--observation-domain", "3"], "export ipfix: to")
         col.settimeout(1)
         msg = col.recv(65535)
     assert 0.97 <= elapsed < 5, elapsed
     assert msg[:2] == b"\x00\x0a"  # an IPFIX message (version 10)
+    wrpcap(str(tmp_path / "t.pcap"), [Ether() / IP(src="127.0.0.1", dst="127.0.0.1") /
+                                      UDP(sport=4739, dport=port) / Raw(msg)])
+    r = sh("tshark", "-r", tmp_path / "t.pcap", "-d", f"udp.port=={port},cflow", "-T", "fields",
+           "-e", "cflow.od_id", "-e", "cflow.observation_domain_name")
+    assert r.stdout.split("\t") == ["3,3", f"netns {os.stat('/proc/self/ns/net').st_ino}\n"]

@@ -12,8 +12,12 @@
  * series twice, histogram buckets cumulative with +Inf equal to _count.
  * IPFIX (RFC 7011): version 10, the length field equals the datagram, the
  * sets fill it exactly, no message above the 1400-byte budget the exporter
- * keeps, sequence numbers count the data records before each message, the
- * templates as announced, and the records carry exactly the packet and
+ * keeps, each namespace's records in its own observation domain (the
+ * exporter's namespace the domain given, another its inode), sequence numbers
+ * count the domain's data records before each message, the templates as
+ * announced, with the options template and record naming the domain
+ * (observationDomainName) alone in a message, in each domain before its
+ * first records of a round that sends them, and the records carry exactly the packet and
  * byte deltas since the previous round (octets without Ethernet headers).
  *
  *   make fuzz (builds .output/fuzz_export; seeds in tests/fuzz/corpus/export/)
@@ -610,13 +614,44 @@ static void check_templates(const uint8_t *s, size_t len)
 		fail("template set has more than the four templates", NULL);
 }
 
-struct rx {
-	uint32_t domain;
+/* An observation domain as received */
+struct rx_dom {
+	uint32_t id;
 	uint32_t seq;		/* data records received so far: the next sequence number */
+	bool tpl;		/* its templates came, since the last round that sends them began */
+};
+
+struct rx {
+	uint32_t domain;	/* the exporter's namespace's (home's) */
+	uint64_t home;		/* its inode */
+	struct rx_dom d[3];	/* home's, and those of the two namespaces flows come from */
+	size_t nd;
 	uint64_t records, packets, octets;	/* this round */
-	bool templates;		/* this round */
+	bool templates;		/* this round, the home domain's */
 	size_t messages;
 };
+
+/* The domain of namespace @netns's records (export/ipfix.c domain_of()). */
+static uint32_t rx_domain_of(const struct rx *rx, uint64_t netns)
+{
+	return netns == rx->home ? rx->domain : (uint32_t)netns;
+}
+
+/* The domain @id as received, or NULL where no namespace of the input has it. */
+static struct rx_dom *rx_dom(struct rx *rx, uint32_t id)
+{
+	for (size_t i = 0; i < rx->nd; i++)
+		if (rx->d[i].id == id)
+			return &rx->d[i];
+	return NULL;
+}
+
+/* Domain @id, expected (once however many namespaces share it) */
+static void rx_expect(struct rx *rx, uint32_t id)
+{
+	if (!rx_dom(rx, id))
+		rx->d[rx->nd++] = (struct rx_dom){ .id = id };
+}
 
 /* Read and check every message the exporter sent. */
 static void receive(struct rx *rx)
@@ -627,7 +662,9 @@ static void receive(struct rx *rx)
 
 	while ((got = recv(collector, m, sizeof(m), 0)) >= 0) {
 		size_t off = 16, n = (size_t)got;
-		uint32_t recs = 0;
+		struct rx_dom *dom;
+		uint32_t recs = 0, named = 0;
+		int sets = 0;	/* of the templates' message: templates, options template, name */
 
 		snprintf(d, sizeof(d), "message %zu of the round, %zd bytes", rx->messages, got);
 		rx->messages++;
@@ -635,8 +672,11 @@ static void receive(struct rx *rx)
 			fail("message without a set or above the MTU budget", d);
 		if (rd16(m) != 10 || rd16(m + 2) != n)
 			fail("version or length field wrong", d);
-		if (rd32(m + 8) != rx->seq || rd32(m + 12) != rx->domain)
-			fail("sequence number or observation domain wrong", d);
+		dom = rx_dom(rx, rd32(m + 12));
+		if (!dom)
+			fail("observation domain of no namespace", d);
+		if (rd32(m + 8) != dom->seq)
+			fail("sequence number wrong", d);
 		while (off < n) {
 			uint16_t id, len;
 
@@ -646,16 +686,39 @@ static void receive(struct rx *rx)
 			len = rd16(m + off + 2);
 			if (len < 4 || off + len > n)
 				fail("set length outside the message", d);
+			if (sets && sets++ != (id == 3 ? 1 : id == 260 ? 2 : -1))
+				fail("the templates' message not templates, options template, name", d);
 			if (id == 2) {
-				if (rx->messages != 1 || n != 16 + len)
-					fail("templates not alone in the round's first message", d);
+				if (off != 16)
+					fail("templates not first in their message", d);
+				sets = 1;
+				if (dom->tpl)
+					fail("templates sent unasked (the domain has them)", d);
+				if (dom->id == rx->domain && rx->messages != 1)
+					fail("the home domain's templates not the round's first message", d);
 				check_templates(m + off, len);
-				rx->templates = true;
+				dom->tpl = true;
+				rx->templates |= dom->id == rx->domain;
+			} else if (id == 3) {	/* observationDomainName scoped by observationDomainId */
+				static const uint8_t opt[] = { 1, 4, 0, 2, 0, 1, 0, 149, 0, 4, 1, 44,
+							       0xff, 0xff };
+
+				if (sets != 2 || len != 4 + sizeof(opt) ||
+				    memcmp(m + off + 4, opt, sizeof(opt)))
+					fail("options template wrong", d);
+			} else if (id == 260) {	/* the domain's name: "netns INODE..." */
+				if (sets != 3 || len < 9 || len != 9 + m[off + 8] ||
+				    rd32(m + off + 4) != dom->id ||
+				    len < 9 + 6 || memcmp(m + off + 9, "netns ", 6))
+					fail("domain name record wrong", d);
+				named++;
 			} else if (id == 256 || id == 257) {
 				size_t rl = id == 257 ? REC_V6 : REC_V4, a = id == 257 ? 32 : 8;
 
 				if (len == 4 || (len - 4) % rl)
 					fail("data set length not whole records", d);
+				if (!dom->tpl)
+					fail("records before their domain's templates", d);
 				for (size_t r = off + 4; r < off + len; r += rl) {
 					rx->octets += rd64(m + r + a + 7);
 					rx->packets += rd64(m + r + a + 15);
@@ -668,7 +731,9 @@ static void receive(struct rx *rx)
 			}
 			off += len;
 		}
-		rx->seq += recs;
+		if (sets && sets != 3)
+			fail("the templates' message without the domain's name", d);
+		dom->seq += recs + named;	/* an options record is a data record */
 		rx->records += recs;
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -715,7 +780,7 @@ static void fuzz_ipfix(struct in *in)
 	size_t nflows = 0, nbase = 0, atts = take(in, 1) % (MAX_ATTS + 1);
 	size_t start[MAX_ATTS + 1] = { 0 };
 	int rounds = (int)(take(in, 1) % MAX_ROUNDS) + 1;
-	struct rx rx = { .domain = (uint32_t)take(in, 4) };
+	struct rx rx = { .domain = (uint32_t)take(in, 4), .home = 4026531840ULL };
 	struct pl_ipfix *x = NULL;
 	char why[256];
 
@@ -726,9 +791,13 @@ static void fuzz_ipfix(struct in *in)
 		fail("messages from an earlier input", NULL);
 	if (pl_ipfix_open(collector_addr, rx.domain, &x, why, sizeof(why)))
 		fail("pl_ipfix_open", why);
-	/* the flow tables: a few attachments, some sharing a namespace */
+	/* this namespace's flows go out under the domain given, another's under its inode */
+	if (pl_netns_ino(&rx.home))
+		fail("pl_netns_ino", strerror(errno));
+	rx_expect(&rx, rx.domain);
+	/* the flow tables: a few attachments, some sharing a namespace, ours or another */
 	for (size_t a = 0; a < atts; a++) {
-		uint64_t netns = 4026531840ULL + take(in, 1) % 2;
+		uint64_t netns = take(in, 1) % 2 ? rx.home : rx.home + 1;
 		size_t nf = take(in, 1) % (MAX_FLOWS + 1);
 
 		start[a] = nflows;
@@ -737,6 +806,7 @@ static void fuzz_ipfix(struct in *in)
 			bool dup = false;
 
 			g->netns = netns;
+			rx_expect(&rx, rx_domain_of(&rx, netns));
 			make_key(in, &g->f.key);
 			for (size_t j = 0; j < nflows; j++)	/* keys are unique per namespace */
 				dup |= flows[j].netns == netns &&
@@ -801,6 +871,8 @@ static void fuzz_ipfix(struct in *in)
 		rx.records = rx.packets = rx.octets = 0;
 		rx.templates = false;
 		rx.messages = 0;
+		for (size_t i = 0; tpl && i < rx.nd; i++)
+			rx.d[i].tpl = false;	/* each domain gets them again */
 		pl_ipfix_begin(x, tpl);
 		for (size_t a = 0; a < atts && !err; a++) {
 			struct pl_flow fl[MAX_FLOWS];
