@@ -3,10 +3,10 @@
  * The drop probes' metrics (attach --probes drops): the kernel's drops by
  * namespace, device (skb->dev when freed) and reason, XDP exceptions by
  * action and XDP redirect errors by errno. The probes of one namespace
- * count all its drops: a namespace with several attachments that have them
- * is written once, each series the largest of their counts (the oldest
- * probe's), so attaching another one (whose counts start at 0) does not make
- * a counter go back.
+ * count all its drops, and its attachments that have them share one set
+ * (probes/drops.c): a namespace is written once. Sets an older pktlens
+ * pinned apart are merged taking each series' largest count (the oldest
+ * set's), so one that counts from 0 does not make a counter go back.
  */
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -180,8 +183,105 @@ int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
 
 void pl_drops_unpin(const char *dir)
 {
-	pl_pins_unpin(dir, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), map_pins,
-		      sizeof(map_pins) / sizeof(map_pins[0]));
+	/* unpinned, not detached: other attachments of the namespace may hold the same links */
+	pl_pins_unpin(dir, NULL, 0, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
+	pl_pins_unpin(dir, NULL, 0, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
+}
+
+/*
+ * The probes pinned in attachment directory @dir (its kfree link and both
+ * maps): the link's id and drop_stats' (false: none there). Map ids grow:
+ * the lower one has counted since earlier.
+ */
+static bool pinned_set(const char *dir, __u32 *link_id, __u32 *map_id)
+{
+	struct bpf_link_info li = { 0 };
+	struct bpf_map_info mi = { 0 };
+	__u32 llen = sizeof(li), mlen = sizeof(mi);
+	char path[1024];
+	int lfd, mfd, ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, PL_PIN_DROP_KFREE_LINK);
+	lfd = bpf_obj_get(path);
+	mfd = pl_pin_open(dir, PL_MAP_DROP_STATS);
+	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_DROP_FLOWS);
+	ok = lfd >= 0 && mfd >= 0 && !access(path, F_OK) &&
+	     !bpf_obj_get_info_by_fd(lfd, &li, &llen) && !bpf_obj_get_info_by_fd(mfd, &mi, &mlen);
+	if (lfd >= 0)
+		close(lfd);
+	if (mfd >= 0)
+		close(mfd);
+	*link_id = li.id;
+	*map_id = mi.id;
+	return ok;
+}
+
+/* Pin the probes pinned in @from (links and maps) in @to too: one more holder of them. */
+static int repin(const char *from, const char *to, char *why, size_t whylen)
+{
+	const char *const *names[] = { link_pins, map_pins };
+	size_t counts[] = { sizeof(link_pins) / sizeof(link_pins[0]),
+			    sizeof(map_pins) / sizeof(map_pins[0]) };
+	char src[1024], dst[1024];
+
+	for (size_t t = 0; t < 2; t++)
+		for (size_t i = 0; i < counts[t]; i++) {
+			int fd, err = 0;
+
+			snprintf(src, sizeof(src), "%s/%s", from, names[t][i]);
+			snprintf(dst, sizeof(dst), "%s/%s", to, names[t][i]);
+			fd = bpf_obj_get(src);
+			if (fd < 0 && errno == ENOENT && t == 0)
+				continue;	/* a tracepoint this kernel lacks */
+			if (fd < 0 || bpf_obj_pin(fd, dst))
+				err = pl_why(why, whylen, -errno, "cannot pin %s as %s: %s", src, dst,
+					     strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			if (err)
+				return err;
+		}
+	return 0;
+}
+
+/*
+ * The probe set the attachment at @dir joins: the namespace's oldest (lowest
+ * drop_stats id) pinned in another directory of the namespace (attachments,
+ * and the temporary ones of attaches under way), into @from; false: none, or
+ * the one of @carry (the attachment being replaced) held by it alone, which
+ * then counts on in new programs over its maps, as before.
+ */
+static bool ns_set(const char *nsdir, const char *dir, const char *carry, char *from,
+		   size_t fromlen)
+{
+	__u32 carry_link = 0, carry_map = 0, link, map, best = 0;
+	size_t holders = 0;
+	char sub[800];
+	struct dirent *de;
+	DIR *d = opendir(nsdir);
+
+	if (!d)
+		return false;
+	if (carry && !pinned_set(carry, &carry_link, &carry_map))
+		carry_link = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", nsdir, de->d_name);
+		if (!strcmp(sub, dir) || !pinned_set(sub, &link, &map))
+			continue;
+		if (carry_link && link == carry_link && strcmp(sub, carry))
+			holders++;
+		if (!best || map < best) {
+			best = map;
+			snprintf(from, fromlen, "%s", sub);
+		}
+	}
+	closedir(d);
+	/* the replaced attachment's own probes, the namespace's oldest: count on in them */
+	if (best && carry_link && best == carry_map && !holders)
+		return false;
+	return best != 0;
 }
 
 int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
@@ -189,14 +289,39 @@ int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *wh
 {
 	struct pl_drop_cfg cfg = { .netns = netns, .flags = PL_DROP_CFG_FLOWS };
 	struct pl_drops *d = NULL;
-	int err;
+	char nsdir[512], from[800];
+	char *slash;
+	int lock, err;
 
-	err = open_drops(&cfg, carry, NULL, NULL, &d, why, whylen);
-	if (!err)
-		err = pl_drops_pin(d, dir, why, whylen);
-	pl_drops_close(d);
+	/*
+	 * One probe set per namespace, pinned by each attachment that has the
+	 * probes: it counts on while any of them is left (each pin holds it),
+	 * however they come and go. The namespace's directory (@dir's parent) is
+	 * locked while one is looked for and pinned: attaches running side by side
+	 * (apply's workers) then find each other's, never start two.
+	 */
+	snprintf(nsdir, sizeof(nsdir), "%s", dir);
+	slash = strrchr(nsdir, '/');
+	if (slash)
+		*slash = '\0';
+	lock = open(nsdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0 || flock(lock, LOCK_EX)) {
+		err = pl_why(why, whylen, -errno, "cannot lock %s: %s", nsdir, strerror(errno));
+		if (lock >= 0)
+			close(lock);
+		return err;
+	}
+	if (ns_set(nsdir, dir, carry, from, sizeof(from))) {
+		err = repin(from, dir, why, whylen);
+	} else {
+		err = open_drops(&cfg, carry, NULL, NULL, &d, why, whylen);
+		if (!err)
+			err = pl_drops_pin(d, dir, why, whylen);
+		pl_drops_close(d);
+	}
 	if (err)
 		pl_drops_unpin(dir);
+	close(lock);
 	return err;
 }
 

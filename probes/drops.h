@@ -41,11 +41,13 @@ void pl_drops_close(struct pl_drops *d);
 int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen);
 void pl_drops_unpin(const char *dir);
 /*
- * `attach --probes drops`: load the drop tracepoints for network namespace
- * @netns, counting by reason and per flow (no events), and pin them in @dir.
- * With @carry (a re-attach's old directory), they count on in the maps
- * pinned there, whose links are detached just before these attach.
- * On error nothing of them is left pinned.
+ * `attach --probes drops`: pin in @dir (a temporary directory in the
+ * namespace's) the drop tracepoints of network namespace @netns, counting by
+ * reason and per flow (no events): the namespace's oldest set that another of
+ * its directories pins, else a new one. With @carry (a re-attach's old
+ * directory) holding the namespace's oldest set alone, new ones count on in
+ * the maps pinned there, whose links are detached just before these attach.
+ * On error nothing of them is left pinned in @dir.
  */
 int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 		       size_t whylen);

@@ -355,16 +355,37 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="vb",'
             f'reason="NO_SOCKET"}} {cli}')
     ex = Exporter()
+
+    def scraped():
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return [s.value for f in text_string_to_metric_families(ex.get()[1]) for s in f.samples
+                if s.name == "pktlens_kernel_drops_total" and s.labels["device"] == "vb" and
+                s.labels["netns"] == str(netns_ino(dlab.b)) and s.labels["reason"] == "NO_SOCKET"]
+
     try:
         assert want in ex.get()[1].splitlines()
         # another attachment of the namespace with the probes (listed before vb), whose
         # counts start at 0: the namespace's counters do not go back
         pktlens("attach", "lo", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
         assert want in ex.get()[1].splitlines()
+        # nor when the first one with the probes goes (detached, or re-attached without
+        # them) while another keeps them: they count on from where they were (NoPorts)
+        pktlens("detach", "vb", ns=dlab.b)
+        dlab.send(udp(dlab, 3, 9, sport=43000))
+        time.sleep(0.3)
+        assert scraped() == [snmp(dlab.b, "Udp", "NoPorts") - before] == [cli + 3]
+        pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+        pktlens("attach", "lo", "--xdp", "none", "--tc", "in", "--force", ns=dlab.b)
+        dlab.send(udp(dlab, 2, 9, sport=43000))
+        time.sleep(0.3)
+        assert scraped() == [snmp(dlab.b, "Udp", "NoPorts") - before] == [cli + 5]
+        st = pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]
+        assert {d["reason"]: d["packets"] for d in st["kernel_drops"]}["NO_SOCKET"] == cli + 5
     finally:
         ex.stop()
     pktlens("detach", "lo", ns=dlab.b)
-    only_this_namespace_exported(dlab, want)
+    only_this_namespace_exported(dlab, f"{want.rsplit(' ', 1)[0]} {cli + 5}")
     # detach removes the probes with the rest
     pktlens("detach", "vb", ns=dlab.b)
     assert not os.path.exists(att[0]["pins"]) and attachments_in(dlab.b) == []
