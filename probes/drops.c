@@ -328,34 +328,55 @@ int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *wh
 /* Rows being read: @size bytes each, the value's packets/bytes summed over CPUs by @sum. */
 struct rows {
 	char *v;
-	size_t n, cap, size, ksize;
-	void (*sum)(void *row, const void *vals, int ncpu);
+	size_t n, cap, size, ksize, vsize;
+	void (*sum)(void *row, const void *vals, int ncpu, size_t vsize);
 };
 
-static void sum_stats(void *row, const void *vals, int ncpu)
+static void sum_stats(void *row, const void *vals, int ncpu, size_t vsize)
 {
 	struct pl_drop_row *r = row;
 	const struct pl_drop_val *v = vals;
 
+	(void)vsize;
 	for (int c = 0; c < ncpu; c++) {
 		r->v.packets += v[c].packets;
 		r->v.bytes += v[c].bytes;
 	}
 }
 
-static void sum_flows(void *row, const void *vals, int ncpu)
+/*
+ * One flow's per-CPU values (@vsize bytes each) summed, with the reason and
+ * device of its latest drop: the CPU's whose last_ns is the latest (the last
+ * CPU that dropped it, in an older pktlens's map without last_ns).
+ */
+static void sum_flows(void *row, const void *vals, int ncpu, size_t vsize)
 {
 	struct pl_drop_flow_row *r = row;
-	const struct pl_drop_flow_val *v = vals;
 
 	for (int c = 0; c < ncpu; c++) {
-		r->v.packets += v[c].packets;
-		r->v.bytes += v[c].bytes;
-		if (v[c].packets) {
-			r->v.reason = v[c].reason;
-			r->v.ifindex = v[c].ifindex;
+		struct pl_drop_flow_val v = { 0 };
+
+		memcpy(&v, (const char *)vals + (size_t)c * vsize, vsize);
+		r->v.packets += v.packets;
+		r->v.bytes += v.bytes;
+		if (v.packets && v.last_ns >= r->v.last_ns) {
+			r->v.reason = v.reason;
+			r->v.ifindex = v.ifindex;
+			r->v.last_ns = v.last_ns;
 		}
 	}
+}
+
+/* drop_flows' value size: a map an older pktlens pinned has no last_ns. */
+static size_t flow_vsize(int fd)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+	    info.value_size == sizeof(struct pl_drop_flow_val_v1))
+		return sizeof(struct pl_drop_flow_val_v1);
+	return sizeof(struct pl_drop_flow_val);
 }
 
 static int push_row(const void *key, const void *vals, int ncpu, void *ctx)
@@ -371,15 +392,17 @@ static int push_row(const void *key, const void *vals, int ncpu, void *ctx)
 	row = r->v + r->n * r->size;
 	memset(row, 0, r->size);
 	memcpy(row, key, r->ksize);
-	r->sum(row, vals, ncpu);
+	r->sum(row, vals, ncpu, r->vsize);
 	r->n++;
 	return 0;
 }
 
 static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize)
 {
-	int err = pl_map_walk(fd, r->ksize, vsize, true, push_row, r);
+	int err;
 
+	r->vsize = vsize;
+	err = pl_map_walk(fd, r->ksize, vsize, true, push_row, r);
 	if (err) {
 		free(r->v);
 		return err;
@@ -402,24 +425,25 @@ int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n)
 	struct rows r = { .size = sizeof(**out), .ksize = sizeof(struct pl_drop_flow_key),
 			  .sum = sum_flows };
 
-	return read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_flow_val));
+	return read_rows(fd, &r, (void **)out, n, flow_vsize(fd));
 }
 
 int pl_drops_flow_lookup(int fd, const struct pl_drop_flow_key *k, struct pl_drop_flow_val *out)
 {
 	int ncpu = libbpf_num_possible_cpus(), err = 0;
 	struct pl_drop_flow_row r = { 0 };
-	struct pl_drop_flow_val *v;
+	size_t vsize = flow_vsize(fd);
+	void *v;
 
 	if (ncpu <= 0)
 		return -EINVAL;
-	v = calloc((size_t)ncpu, sizeof(*v));
+	v = calloc((size_t)ncpu, vsize);
 	if (!v)
 		return -ENOMEM;
 	if (bpf_map_lookup_elem(fd, k, v))
 		err = -errno;
 	else
-		sum_flows(&r, v, ncpu);
+		sum_flows(&r, v, ncpu, vsize);
 	*out = r.v;
 	free(v);
 	return err;

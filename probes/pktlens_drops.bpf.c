@@ -283,8 +283,9 @@ static __always_inline void flow(const struct pl_drop_cfg *cf, struct pl_drop_fl
 		v->bytes += bytes;
 		v->reason = k->reason;
 		v->ifindex = k->ifindex;
+		v->last_ns = bpf_ktime_get_ns();
 	} else {
-		struct pl_drop_flow_val n = { 1, bytes, k->reason, k->ifindex };
+		struct pl_drop_flow_val n = { 1, bytes, k->reason, k->ifindex, bpf_ktime_get_ns() };
 
 		bpf_map_update_elem(&drop_flows, f, &n, BPF_ANY);
 	}

@@ -93,7 +93,13 @@ def test_flow_shows_the_exact_5tuple(dlab):
     bad_icmp = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb")) / \
         IP(src="198.18.0.1", dst="198.18.0.2") / ICMP(type=13, code=0, chksum=0x1234)
     dlab.send(udp(dlab, 5, 9, sport=41234) + udp(dlab, 3, 7, sport=41235) + [bad_icmp] * 2)
+    # a flow dropped on two CPUs: first for a bad IP header checksum on CPU 1, then for no
+    # socket on CPU 0 (the receiving softirq runs on the sender's CPU)
+    hdr = snmp(dlab.b, "Ip", "InHdrErrors")
+    dlab.send(udp(dlab, 2, 9, sport=41236, chksum=0x1234), cpu=1)
+    dlab.send(udp(dlab, 1, 9, sport=41236), cpu=0)
     doc = tr.stop()[-1]
+    hdr = snmp(dlab.b, "Ip", "InHdrErrors") - hdr
     flows = {(d["proto"], d["src"], d["sport"], d["dst"], d["dport"]): d for d in doc["drops"]}
     # ICMP: its type and code named as flows -j names them
     icmp = [d for d in doc["drops"] if d["proto"] == "icmp"]
@@ -103,6 +109,9 @@ def test_flow_shows_the_exact_5tuple(dlab):
     assert (a["packets"], b["packets"]) == (5, 3)
     assert a["reason"] == b["reason"] == "NO_SOCKET"
     assert a["netns"] == netns_ino(dlab.b)
+    # its latest drop's reason, not that of the highest-numbered CPU that dropped it
+    c = flows[("udp", "198.18.0.1", 41236, "198.18.0.2", 9)]
+    assert hdr == 2 and (c["packets"], c["reason"]) == (3, "NO_SOCKET")
     # the bytes of the IP packets: 20 + 8 + payload
     assert a["bytes"] == sum(28 + 20 + i % 7 for i in range(5))
 

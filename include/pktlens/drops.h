@@ -59,6 +59,15 @@ struct pl_drop_flow_val {
 	__u64 bytes;
 	__u32 reason;		/* the latest drop's (on this CPU) */
 	__u32 ifindex;
+	__u64 last_ns;		/* CLOCK_MONOTONIC of that drop: the latest of the CPUs' is the flow's */
+};
+
+/* drop_flows' value pinned by pktlens before last_ns (readers take the last CPU's reason). */
+struct pl_drop_flow_val_v1 {
+	__u64 packets;
+	__u64 bytes;
+	__u32 reason;
+	__u32 ifindex;
 };
 
 /* drop_cfg[0], written before the probes are attached. */
