@@ -247,40 +247,28 @@ static int repin(const char *from, const char *to, char *why, size_t whylen)
 /*
  * The probe set the attachment at @dir joins: the namespace's oldest (lowest
  * drop_stats id) pinned in another directory of the namespace (attachments,
- * and the temporary ones of attaches under way), into @from; false: none, or
- * the one of @carry (the attachment being replaced) held by it alone, which
- * then counts on in new programs over its maps, as before.
+ * the one a re-attach replaces, and the temporary ones of attaches under
+ * way), into @from; false: none.
  */
-static bool ns_set(const char *nsdir, const char *dir, const char *carry, char *from,
-		   size_t fromlen)
+static bool ns_set(const char *nsdir, const char *dir, char *from, size_t fromlen)
 {
-	__u32 carry_link = 0, carry_map = 0, link, map, best = 0;
-	size_t holders = 0;
+	__u32 link, map, best = 0;
 	char sub[800];
 	struct dirent *de;
 	DIR *d = opendir(nsdir);
 
 	if (!d)
 		return false;
-	if (carry && !pinned_set(carry, &carry_link, &carry_map))
-		carry_link = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", nsdir, de->d_name);
-		if (!strcmp(sub, dir) || !pinned_set(sub, &link, &map))
-			continue;
-		if (carry_link && link == carry_link && strcmp(sub, carry))
-			holders++;
-		if (!best || map < best) {
+		if (strcmp(sub, dir) && pinned_set(sub, &link, &map) && (!best || map < best)) {
 			best = map;
 			snprintf(from, fromlen, "%s", sub);
 		}
 	}
 	closedir(d);
-	/* the replaced attachment's own probes, the namespace's oldest: count on in them */
-	if (best && carry_link && best == carry_map && !holders)
-		return false;
 	return best != 0;
 }
 
@@ -296,9 +284,12 @@ int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *wh
 	/*
 	 * One probe set per namespace, pinned by each attachment that has the
 	 * probes: it counts on while any of them is left (each pin holds it),
-	 * however they come and go. The namespace's directory (@dir's parent) is
-	 * locked while one is looked for and pinned: attaches running side by side
-	 * (apply's workers) then find each other's, never start two.
+	 * however they come and go. A re-attach pins the set of the one it
+	 * replaces too: no drop missed or counted twice while the links would
+	 * change, nor a kill that leaves the old attachment without them. The
+	 * namespace's directory (@dir's parent) is locked while a set is looked for
+	 * and pinned: attaches running side by side (apply's workers) then find
+	 * each other's, never start two.
 	 */
 	snprintf(nsdir, sizeof(nsdir), "%s", dir);
 	slash = strrchr(nsdir, '/');
@@ -311,7 +302,7 @@ int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *wh
 			close(lock);
 		return err;
 	}
-	if (ns_set(nsdir, dir, carry, from, sizeof(from))) {
+	if (ns_set(nsdir, dir, from, sizeof(from))) {
 		err = repin(from, dir, why, whylen);
 	} else {
 		err = open_drops(&cfg, carry, NULL, NULL, &d, why, whylen);

@@ -44,9 +44,9 @@ void pl_drops_unpin(const char *dir);
  * `attach --probes drops`: pin in @dir (a temporary directory in the
  * namespace's) the drop tracepoints of network namespace @netns, counting by
  * reason and per flow (no events): the namespace's oldest set that another of
- * its directories pins, else a new one. With @carry (a re-attach's old
- * directory) holding the namespace's oldest set alone, new ones count on in
- * the maps pinned there, whose links are detached just before these attach.
+ * its directories pins (a re-attach's old one too), else a new one. With
+ * @carry (a re-attach's old directory), a new set counts on in the maps
+ * pinned there (an old set whose links are gone).
  * On error nothing of them is left pinned in @dir.
  */
 int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
