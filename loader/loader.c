@@ -1660,12 +1660,28 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	 * step, so a kill leaves the old pins or the new ones in place, never
 	 * neither (the counters of a re-attach live in both until the old go).
 	 */
-	if (a.have_old && !strcmp(a.old_dir, a.final) &&
-	    !renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
-		a.tmp_made = false;
-		pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
-		err = 0;
-		goto out;
+	if (a.have_old && !strcmp(a.old_dir, a.final)) {
+		if (!renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
+			a.tmp_made = false;
+			pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
+			err = 0;
+			goto out;
+		}
+		/* only a kernel without RENAME_EXCHANGE goes on below: else undone */
+		if (errno != EINVAL && errno != ENOSYS) {
+			err = pl_why(a.why, a.whylen, -errno, "%s: cannot exchange %s and %s: %s",
+				     ifname, a.tmp, a.final, strerror(errno));
+			goto out;
+		}
+	}
+	/* the links swapped in place (swap_hook()) are the new attachment's too: not detached */
+	for (int i = 0; a.have_old && i < 3; i++) {
+		char path[700];
+
+		if (a.swapped[i] < 0 || (i && info->tc_mech == PL_TC_CLSACT))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a.old_dir, i ? tc_link_pin[i - 1] : PL_PIN_XDP_LINK);
+		unlink(path);
 	}
 	if (a.have_old && (err = pl_pin_dir_remove(a.old_dir))) {
 		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname, a.old_dir, strerror(-err));

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh
+from lab import PIN_ROOT, PKTLENS, attachments_in, netns_ino, pktlens, pktlens_json, sh
 
 XDP = ("--xdp", "native", "--tc", "none")
 TC = ("--xdp", "none", "--tc", "in,out")
@@ -412,3 +412,31 @@ def test_reattach_under_traffic_counts_every_packet_once(lab, hook):
     rx = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
     assert {k: h["packets"] for k, h in hooks(doc).items()} == {("xdp", "in"): rx, ("tc", "in"): rx}
     check_flows_add_up(lab, doc)
+
+
+def test_reattach_failing_after_its_swaps_puts_the_old_programs_back(lab):
+    """`attach --force` that fails once its hooks run the new programs (strace makes the
+    exchange of the pin directories fail, EIO): the old programs run in their places again, the
+    XDP link's and the clsact filter's (the ids `list` shows, and running: "attached"), and the
+    stream is counted once throughout, by each hook as vb's rx counter has it."""
+    hook = ("--xdp", "skb", "--tc", "in", "--tc-mech", "clsact")
+    pktlens("attach", "vb", *hook, ns=lab.b)
+    before = attachments_in(lab.b)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    tg = Trafgen(lab, mixed_flows(lab, 20), 10 ** 8, 20_000)
+    try:
+        lab.wait_packets(1000)
+        r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=renameat2",
+                            "-e", "inject=renameat2:error=EIO", PKTLENS, "-n", lab.b, "attach",
+                            "vb", "--force", *hook], capture_output=True, text=True)
+        assert r.returncode == 1 and "cannot exchange" in r.stderr, r.stderr
+        lab.wait_packets(lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0 + 1000)
+    finally:
+        tg.p.send_signal(signal.SIGINT)
+        tg.p.communicate(timeout=30)
+    assert attachments_in(lab.b) == before and before[0]["state"] == "attached"
+    doc = settled(lab)
+    rx = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    assert {k: h["packets"] for k, h in hooks(doc).items()} == {("xdp", "in"): rx, ("tc", "in"): rx}
+    check_flows_add_up(lab, doc)
+    assert os.listdir(f"{PIN_ROOT}/{netns_ino(lab.b)}") == ["vb"]  # the temporary pins gone
