@@ -125,6 +125,7 @@ struct attach {
 	bool have_old;
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
+	int swapped[3];		/* a place swapped in place (swap_hook()): the old program, or -1 */
 	bool filter_made[2];	/* clsact filters of this attach */
 	bool xdp_joined;	/* our program went into the dispatcher */
 	bool notail;		/* the XDP object without tail calls (pktlens_xdp_notail) */
@@ -134,6 +135,7 @@ struct attach {
 	bool tcp_fresh;		/* --tcp-passive: new tcp_state/tcp_ts, for the namespace's pins */
 	bool old_touched;	/* the old hooks or probes are taken down: undo attaches it again */
 	__u32 old_prio;		/* the old XDP's place in the dispatcher, if it had one */
+	__u32 old_xdp_id;	/* the program the old XDP hook runs (old_xdp_prog()) */
 	bool old_prio_ok;
 	unsigned int cache_bits;	/* flow cache slots per CPU, a shift (bpf/flow.h) */
 	uint64_t ns;
@@ -707,7 +709,7 @@ static int join_xdp(struct attach *a, bool flows_reused)
 		a->notail = false;
 		a->info->xdp_disp = false;
 		a->info->disp_note = note;
-		err = handle_foreign(a, a->info->reattached ? a->old.meta.xdp_prog_id : 0);
+		err = handle_foreign(a, a->old_xdp_id);
 		if (err) {
 			size_t len = strlen(a->why);
 
@@ -1219,6 +1221,115 @@ static void old_qdisc(struct attach *a)
 	}
 }
 
+/*
+ * Whether place @i (0 XDP, 1 + enum pl_dir tc) of the replaced attachment
+ * can take the new program in place: the same interface and name, XDP in
+ * the same mode and alone (not in libxdp's dispatcher), tc in the same
+ * direction by the same mechanism.
+ */
+static bool can_swap(const struct attach *a, int i)
+{
+	const struct pl_meta *om = &a->old.meta;
+	unsigned int bit = i ? 1u << (i - 1) : 0;
+
+	if (!a->info->reattached || a->old_gone || strcmp(a->old_dir, a->final) ||
+	    om->ifindex != (__u32)a->li.ifindex)
+		return false;
+	if (!i)
+		return a->info->xdp_mode != PL_XDP_NONE && (int)om->xdp_mode == a->info->xdp_mode &&
+		       !a->info->xdp_disp && !pl_xdp_prog_ext(om->xdp_prog_id);
+	return (a->info->tc_hooks & bit) && (om->tc_hooks & bit) && (int)om->tc_mech == a->info->tc_mech;
+}
+
+/* clsact: the filter at the old attachment's handle and priority runs @prog_fd from now on */
+static int clsact_replace(const struct attach *a, int dir, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->li.ifindex,
+		    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
+		    .handle = a->old.meta.tc_handle[dir], .priority = a->old.meta.tc_prio[dir]);
+
+	return bpf_tc_attach(&hook, &opts);
+}
+
+/*
+ * A re-attach swaps the program of each place the old and the new
+ * attachment share (can_swap()) in place, atomically: the old link's
+ * (BPF_LINK_UPDATE, XDP and tcx) or the old clsact filter's (replaced at its
+ * handle). Each packet meets the old program or the new one, never neither
+ * and never both: taking the old hook down and attaching the new one missed
+ * those of the 1-30 ms between (generic XDP's static key, veth's XDP queues
+ * going down and up). The link is pinned in the new directory too (the old
+ * one's removal leaves it: pl_pin_dir_remove()); the old program is held
+ * for undo(), which swaps it back. False: not swapped, nothing changed.
+ */
+static bool swap_hook(struct attach *a, int i)
+{
+	const struct pl_meta *om = &a->old.meta;
+	int dir = i - 1, new_fd, old_fd = -1, fd = -1;
+	const char *pin = i ? tc_link_pin[dir] : PL_PIN_XDP_LINK;
+	struct bpf_link_info li = {};
+	__u32 len = sizeof(li);
+	char path[700];
+
+	if (!can_swap(a, i))
+		return false;
+	new_fd = bpf_program__fd(!i ? xdp_prog(a) : dir == PL_DIR_IN ?
+				 tc_obj(a, dir)->progs.pktlens_tc_in : tc_obj(a, dir)->progs.pktlens_tc_out);
+	if (i && om->tc_mech == PL_TC_CLSACT) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->li.ifindex,
+			    .attach_point = dir == PL_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, q, .handle = om->tc_handle[dir], .priority = om->tc_prio[dir]);
+
+		/* the old filter, running the old program */
+		if (bpf_tc_query(&hook, &q) || q.prog_id != om->tc_prog_id[dir] ||
+		    (old_fd = bpf_prog_get_fd_by_id(q.prog_id)) < 0)
+			return false;
+		if (clsact_replace(a, dir, new_fd)) {
+			close(old_fd);
+			return false;
+		}
+		a->m->tc_handle[dir] = om->tc_handle[dir];
+		a->m->tc_prio[dir] = om->tc_prio[dir];
+		a->swapped[i] = old_fd;
+		return true;
+	}
+	snprintf(path, sizeof(path), "%s/%s", a->old_dir, pin);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &li, &len) ||
+	    (old_fd = bpf_prog_get_fd_by_id(li.prog_id)) < 0 || pin_fd(fd, a->tmp, pin)) {
+		if (fd >= 0)
+			close(fd);
+		if (old_fd >= 0)
+			close(old_fd);
+		return false;
+	}
+	LIBBPF_OPTS(bpf_link_update_opts, u, .flags = BPF_F_REPLACE, .old_prog_fd = old_fd);
+	if (bpf_link_update(fd, new_fd, &u)) {
+		snprintf(path, sizeof(path), "%s/%s", a->tmp, pin);
+		unlink(path);
+		close(fd);
+		close(old_fd);
+		return false;
+	}
+	a->link_fd[i] = fd;
+	a->swapped[i] = old_fd;
+	return true;
+}
+
+/* undo(): the old programs back in the places swap_hook() gave the new ones */
+static void swap_back(struct attach *a)
+{
+	for (int i = 0; i < 3; i++) {
+		if (a->swapped[i] < 0)
+			continue;
+		if (i && a->old.meta.tc_mech == PL_TC_CLSACT)
+			clsact_replace(a, i - 1, a->swapped[i]);
+		else
+			bpf_link_update(a->link_fd[i], a->swapped[i], NULL);
+	}
+}
+
 /* attach --probes: each set's loader, which pins it in the new attachment's directory */
 static const struct {
 	unsigned bit;
@@ -1231,6 +1342,7 @@ static const struct {
 
 static void undo(struct attach *a)
 {
+	swap_back(a);
 	if (a->xdp_joined)
 		pl_xdp_disp_leave(a->li.ifindex, a->o->ifname, a->m->xdp_prog_id, NULL, 0);
 	for (int dir = 0; dir < 2; dir++)
@@ -1288,6 +1400,24 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 	return 0;
 }
 
+/*
+ * The program the replaced attachment's XDP hook runs: its pinned link's
+ * (a re-attach killed between swap_hook() and its rename left the new
+ * program in the old link, recorded nowhere), else the one it records.
+ */
+static __u32 old_xdp_prog(const struct attach *a)
+{
+	struct bpf_link_info li = {};
+	__u32 len = sizeof(li), id = a->old.meta.xdp_prog_id;
+	int fd = pl_pin_open(a->old_dir, PL_PIN_XDP_LINK);
+
+	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &li, &len) && li.prog_id)
+		id = li.prog_id;
+	if (fd >= 0)
+		close(fd);
+	return id;
+}
+
 static int restoring;	/* restore_old()'s pl_attach() is under way: none of its own */
 
 /* After a failed re-attach: attach the one it replaced again as @om says; said in @why. */
@@ -1324,7 +1454,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	struct attach a = {
 		.o = o, .info = info, .why = why, .whylen = whylen,
 		.old = { .stats_fd = -1, .flows_fd = -1, .cache_fd = -1, .meta_fd = -1 },
-		.link_fd = { -1, -1, -1 },
+		.link_fd = { -1, -1, -1 }, .swapped = { -1, -1, -1 },
 	};
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
@@ -1402,6 +1532,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			    "re-attach)", ifname, ifname);
 	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
 		info->reattached = true;
+	if (info->reattached)
+		a.old_xdp_id = old_xdp_prog(&a);
 	if (info->reattached && a.old.meta.xdp_mode != PL_XDP_NONE)
 		a.old_prio_ok = pl_xdp_disp_runs((int)a.old.meta.ifindex, a.old.meta.xdp_prog_id,
 						 &a.old_prio);
@@ -1411,7 +1543,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		pl_xdp_disp_runs((int)a.old.meta.ifindex, a.old.meta.xdp_prog_id, &info->xdp_prio);
 
 	if (info->xdp_mode != PL_XDP_NONE) {
-		err = handle_foreign(&a, info->reattached ? a.old.meta.xdp_prog_id : 0);
+		err = handle_foreign(&a, a.old_xdp_id);
 		if (err)
 			goto out;
 	}
@@ -1470,16 +1602,25 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		m->probes |= probe_sets[i].bit;
 	}
 
-	/* Each old hook goes just before the new one of its place attaches: no double counting. */
-	if (info->reattached) {
-		a.old_touched = true;
-		detach_old_xdp(&a);
+	/*
+	 * Each old hook takes the new program in place (swap_hook()), or goes
+	 * just before the new one of its place attaches: no double counting.
+	 */
+	if (!swap_hook(&a, 0)) {
+		if (info->reattached) {
+			a.old_touched = true;
+			detach_old_xdp(&a);
+		}
+		if (info->xdp_mode != PL_XDP_NONE && (err = attach_xdp(&a)))
+			goto out;
 	}
-	if (info->xdp_mode != PL_XDP_NONE && (err = attach_xdp(&a)))
-		goto out;
 	for (int dir = 0; dir < 2; dir++) {
-		if (info->reattached)
+		if (swap_hook(&a, 1 + dir))
+			continue;
+		if (info->reattached) {
+			a.old_touched |= (a.old.meta.tc_hooks & (1u << dir)) != 0;
 			detach_old_tc(&a, dir);
+		}
 		if ((info->tc_hooks & (1u << dir)) && (err = attach_tc_dir(&a, dir)))
 			goto out;
 	}
@@ -1519,12 +1660,28 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	 * step, so a kill leaves the old pins or the new ones in place, never
 	 * neither (the counters of a re-attach live in both until the old go).
 	 */
-	if (a.have_old && !strcmp(a.old_dir, a.final) &&
-	    !renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
-		a.tmp_made = false;
-		pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
-		err = 0;
-		goto out;
+	if (a.have_old && !strcmp(a.old_dir, a.final)) {
+		if (!renameat2(AT_FDCWD, a.tmp, AT_FDCWD, a.final, RENAME_EXCHANGE)) {
+			a.tmp_made = false;
+			pl_pin_dir_remove(a.tmp);	/* the old pins now; else a later pl_pins_gc() */
+			err = 0;
+			goto out;
+		}
+		/* only a kernel without RENAME_EXCHANGE goes on below: else undone */
+		if (errno != EINVAL && errno != ENOSYS) {
+			err = pl_why(a.why, a.whylen, -errno, "%s: cannot exchange %s and %s: %s",
+				     ifname, a.tmp, a.final, strerror(errno));
+			goto out;
+		}
+	}
+	/* the links swapped in place (swap_hook()) are the new attachment's too: not detached */
+	for (int i = 0; a.have_old && i < 3; i++) {
+		char path[700];
+
+		if (a.swapped[i] < 0 || (i && info->tc_mech == PL_TC_CLSACT))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a.old_dir, i ? tc_link_pin[i - 1] : PL_PIN_XDP_LINK);
+		unlink(path);
 	}
 	if (a.have_old && (err = pl_pin_dir_remove(a.old_dir))) {
 		pl_why(a.why, a.whylen, err, "%s: cannot remove old pins in %s: %s", ifname, a.old_dir, strerror(-err));
@@ -1559,9 +1716,12 @@ out:
 	free(a.carry.left);
 	free(a.carry.more);
 	free(a.carry.moved);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		if (a.link_fd[i] >= 0)
 			close(a.link_fd[i]);
+		if (a.swapped[i] >= 0)
+			close(a.swapped[i]);
+	}
 	pktlens_tc__destroy(a.tskel_out);
 	pktlens_tc__destroy(a.tskel);
 	pktlens_xdp__destroy(a.xmain);

@@ -257,6 +257,51 @@ static bool shared_link(const char *name)
 	return false;
 }
 
+static __u32 link_id(int fd)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) ? info.id : 0;
+}
+
+/*
+ * Whether the link pinned as @dir/@name is also the one pinned under that
+ * name in the attachment directory of the temporary one @dir
+ * ("tmp:<name>:<pid>", see tmp_dir_is_stale()): a re-attach swaps the
+ * program of the old links in place (loader.c, swap_hook()) and pins them
+ * in both until the old directory goes. Detaching it then would take the
+ * hook of the attachment that lives on.
+ */
+static bool link_pinned_beside(const char *dir, const char *name)
+{
+	const char *slash = strrchr(dir, '/'), *own, *colon;
+	size_t plen = strlen(PL_PIN_TMP_PREFIX);
+	char path[1024];
+	__u32 id;
+	int fd;
+
+	if (!slash || strncmp(slash + 1, PL_PIN_TMP_PREFIX, plen))
+		return false;
+	own = slash + 1 + plen;
+	colon = strrchr(own, ':');
+	if (!colon)
+		return false;
+	snprintf(path, sizeof(path), "%.*s/%.*s/%s", (int)(slash - dir), dir, (int)(colon - own),
+		 own, name);
+	fd = bpf_obj_get(path);
+	id = link_id(fd);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	if (id && link_id(fd) != id)
+		id = 0;
+	if (fd >= 0)
+		close(fd);
+	return id != 0;
+}
+
 int pl_pin_dir_remove(const char *dir)
 {
 	char path[1024];
@@ -271,8 +316,10 @@ int pl_pin_dir_remove(const char *dir)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (strstr(de->d_name, "_link") && !shared_link(de->d_name))
-			pl_pin_link_detach(path);	/* now, not when bpffs lets go of it */
+		/* now, not when bpffs lets go of it; unless another attachment uses it too */
+		if (strstr(de->d_name, "_link") && !shared_link(de->d_name) &&
+		    !link_pinned_beside(dir, de->d_name))
+			pl_pin_link_detach(path);
 		if (unlink(path) && errno != ENOENT && !err)
 			err = -errno;
 	}
