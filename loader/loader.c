@@ -1418,6 +1418,17 @@ static __u32 old_xdp_prog(const struct attach *a)
 	return id;
 }
 
+/* The attachment's metadata as it stands (struct pl_meta) into its map. */
+static int write_meta(struct attach *a)
+{
+	__u32 key = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(a->xskel->maps.meta), &key, a->m, 0))
+		return pl_why(a->why, a->whylen, -errno, "%s: cannot write attach metadata: %s",
+			      a->o->ifname, strerror(errno));
+	return 0;
+}
+
 static int restoring;	/* restore_old()'s pl_attach() is under way: none of its own */
 
 /* After a failed re-attach: attach the one it replaced again as @om says; said in @why. */
@@ -1461,7 +1472,6 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	struct pl_netns here;
 	char l2[96];
 	uint64_t ns;
-	__u32 key = 0;
 	int err;
 
 	memset(info, 0, sizeof(*info));
@@ -1603,6 +1613,34 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	}
 
 	/*
+	 * The metadata, the filter and the rules before any hook runs the new
+	 * programs: a program that went live first judged its first packets by
+	 * no rule (a re-attach's swapped hook, a new attach's rules). The
+	 * metadata is written again once the hooks are (clsact's handles).
+	 */
+	m->version = PL_META_VERSION;
+	m->ifindex = a.li.ifindex;
+	snprintf(m->ifname, sizeof(m->ifname), "%s", a.li.ifname);
+	m->netns_ino = ns;
+	m->netns_cookie = here.cookie;
+	m->attach_time = (__u64)time(NULL);
+	m->xdp_mode = info->xdp_mode;
+	m->flows_max = o->flows_max;
+	m->tc_hooks = info->tc_hooks;
+	m->tc_mech = info->tc_mech;
+	m->tcp_passive = o->tcp_passive;
+	m->tcp_ts_max = o->tcp_passive ? (o->tcp_ts_max ? o->tcp_ts_max : PL_TCP_TS_DEFAULT) : 0;
+	/* the namespace's map, which its first analysing attach sized: maybe not this one */
+	info->tcp_ts_max = o->tcp_passive ? bpf_map__max_entries(a.xskel->maps.tcp_ts) : 0;
+	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
+		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
+	if ((err = write_meta(&a)))
+		goto out;
+	if (a.refilter && (err = refilter(&a, o->set_filter ? o->filter : a.old.meta.filter_expr)))
+		goto out;
+	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
+		goto out;
+	/*
 	 * Each old hook takes the new program in place (swap_hook()), or goes
 	 * just before the new one of its place attaches: no double counting.
 	 */
@@ -1629,31 +1667,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (info->reattached && (err = carry_bases(&a)))
 		goto out;
 	info->kept_counters = info->reattached && !info->flows_dropped && !info->pkts_dropped;
-
-	m->version = PL_META_VERSION;
-	m->ifindex = a.li.ifindex;
-	snprintf(m->ifname, sizeof(m->ifname), "%s", a.li.ifname);
-	m->netns_ino = ns;
-	m->netns_cookie = here.cookie;
-	m->attach_time = (__u64)time(NULL);
-	m->xdp_mode = info->xdp_mode;
-	m->flows_max = o->flows_max;
-	m->tc_hooks = info->tc_hooks;
-	m->tc_mech = info->tc_mech;
-	m->tcp_passive = o->tcp_passive;
-	m->tcp_ts_max = o->tcp_passive ? (o->tcp_ts_max ? o->tcp_ts_max : PL_TCP_TS_DEFAULT) : 0;
-	/* the namespace's map, which its first analysing attach sized: maybe not this one */
-	info->tcp_ts_max = o->tcp_passive ? bpf_map__max_entries(a.xskel->maps.tcp_ts) : 0;
-	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
-		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
-	if (bpf_map_update_elem(bpf_map__fd(a.xskel->maps.meta), &key, m, 0)) {
-		err = pl_why(a.why, a.whylen, -errno, "%s: cannot write attach metadata: %s",
-			     ifname, strerror(errno));
-		goto out;
-	}
-	if (a.refilter && (err = refilter(&a, o->set_filter ? o->filter : a.old.meta.filter_expr)))
-		goto out;
-	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
+	if ((err = write_meta(&a)))
 		goto out;
 	/*
 	 * Over an old attachment in its place: swap the two directories in one

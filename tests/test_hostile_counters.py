@@ -428,6 +428,33 @@ def test_reattach_under_traffic_counts_every_packet_once(lab, hook):
     check_flows_add_up(lab, doc)
 
 
+def test_reattach_never_passes_what_the_rules_drop(lab):
+    """`attach --force` over an attachment whose rules drop a stream (every source it sends
+    from), three times into 20,000 pps: the new XDP program judges its first packet by the
+    rules, so nothing passes to tc ingress behind it, and XDP counts every packet vb got as
+    dropped. The rules were set after the hooks switched, so the new program passed what
+    crossed meanwhile."""
+    hook = ("--xdp", "skb", "--tc", "in")
+    if not xdp_swappable(pktlens_json("attach", "vb", *hook, ns=lab.b)):
+        pytest.xfail(DISPATCHER_XFAIL)
+    for src in ("198.18.0.0/15", "2001:db8::/32"):
+        pktlens("policy", "add", "vb", "--src", src, "--drop", ns=lab.b)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    tg = Trafgen(lab, mixed_flows(lab, 20), 10 ** 8, 20_000)
+    try:
+        lab.wait_packets(1000)
+        for _ in range(3):
+            assert pktlens_json("attach", "vb", "--force", *hook, ns=lab.b)["reattached"]
+    finally:
+        tg.p.send_signal(signal.SIGINT)
+        tg.p.communicate(timeout=30)
+    doc = settled(lab)
+    rx = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    counted = hooks(doc)
+    assert (counted[("xdp", "in")]["packets"], counted[("tc", "in")]["packets"]) == (rx, 0)
+    assert counted[("xdp", "in")]["verdicts"]["drop"]["packets"] == rx
+
+
 def test_reattach_failing_after_its_swaps_puts_the_old_programs_back(lab):
     """`attach --force` that fails once its hooks run the new programs (strace makes the
     exchange of the pin directories fail, EIO): the old programs run in their places again, the
