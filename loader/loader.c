@@ -1599,7 +1599,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 
 		if (!(o->probes & probe_sets[i].bit))
 			continue;
-		/* a re-attach's probes count on in the old ones' maps (whose links go) */
+		/* a re-attach pins the old one's running probes (probes/probeset.h) */
 		a.old_touched |= info->reattached && (a.old.meta.probes & probe_sets[i].bit);
 		err = probe_sets[i].pin(ns, a.tmp,
 					info->reattached && (a.old.meta.probes & probe_sets[i].bit) ?

@@ -109,7 +109,10 @@ int pl_pins_reuse_maps(const char *dir, struct bpf_map *const *maps, const char 
 /* pl_pin_link_detach() of each @dir/@links[i], then unlink each @dir/@maps[i]. */
 void pl_pins_unpin(const char *dir, const char *const *links, size_t nlinks,
 		   const char *const *maps, size_t nmaps);
-/* Remove a pin directory and everything pinned in it (links detached first). */
+/*
+ * Remove a pin directory and everything pinned in it (links detached first,
+ * but the probe sets' links, which other directories may pin: unpinned).
+ */
 int pl_pin_dir_remove(const char *dir);
 /*
  * Remove leftovers of attaches that died half-way (temporary dirs of dead

@@ -21,10 +21,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pktlens/array.h>
-#include <pktlens/drops.h>
 #include <pktlens/why.h>
 
 #include "loader.h"
+#include "../probes/probeset.h"
 #include "xdp_multi.h"
 
 #ifndef BPF_FS_MAGIC
@@ -242,21 +242,6 @@ void pl_pins_unpin(const char *dir, const char *const *links, size_t nlinks,
 	}
 }
 
-/*
- * The drop probes' links, which every attachment of a namespace with the
- * probes pins (probes/drops.c): unpinned only, they stop with their last pin.
- */
-static bool shared_link(const char *name)
-{
-	static const char *const shared[] = { PL_PIN_DROP_KFREE_LINK, PL_PIN_DROP_XDP_EXC_LINK,
-					       PL_PIN_DROP_XDP_RDR_LINK, PL_PIN_DROP_XDP_RDRM_LINK };
-
-	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
-		if (!strcmp(name, shared[i]))
-			return true;
-	return false;
-}
-
 static __u32 link_id(int fd)
 {
 	struct bpf_link_info info = {};
@@ -317,7 +302,7 @@ int pl_pin_dir_remove(const char *dir)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		/* now, not when bpffs lets go of it; unless another attachment uses it too */
-		if (strstr(de->d_name, "_link") && !shared_link(de->d_name) &&
+		if (strstr(de->d_name, "_link") && !pl_probe_link_shared(de->d_name) &&
 		    !link_pinned_beside(dir, de->d_name))
 			pl_pin_link_detach(path);
 		if (unlink(path) && errno != ENOENT && !err)

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -22,6 +19,7 @@
 #include "../loader/features.h"
 #include "../loader/loader.h"
 #include "pktlens_drops.skel.h"
+#include "probeset.h"
 
 struct pl_drops {
 	struct pktlens_drops *skel;
@@ -42,6 +40,12 @@ static int on_record(void *ctx, void *data, size_t size)
 static const char *const link_pins[] = { PL_PIN_DROP_KFREE_LINK, PL_PIN_DROP_XDP_EXC_LINK,
 					 PL_PIN_DROP_XDP_RDR_LINK, PL_PIN_DROP_XDP_RDRM_LINK };
 static const char *const map_pins[] = { PL_MAP_DROP_STATS, PL_MAP_DROP_FLOWS };
+
+/* one set per namespace: its drops whichever device, counted once however many attachments */
+const struct pl_probe_pins pl_drop_pins = {
+	.links = link_pins, .nlinks = sizeof(link_pins) / sizeof(link_pins[0]),
+	.maps = map_pins, .nmaps = sizeof(map_pins) / sizeof(map_pins[0]), .per_ns = true,
+};
 
 /* pl_drops_open(), counting on in the maps pinned in @carry (a re-attach's old directory) */
 static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_event_fn fn,
@@ -183,137 +187,32 @@ int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
 
 void pl_drops_unpin(const char *dir)
 {
-	/* unpinned, not detached: other attachments of the namespace may hold the same links */
-	pl_pins_unpin(dir, NULL, 0, link_pins, sizeof(link_pins) / sizeof(link_pins[0]));
-	pl_pins_unpin(dir, NULL, 0, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
+	pl_probe_set_unpin(&pl_drop_pins, dir);
 }
 
-/*
- * The probes pinned in attachment directory @dir (its kfree link and both
- * maps): the link's id and drop_stats' (false: none there). Map ids grow:
- * the lower one has counted since earlier.
- */
-static bool pinned_set(const char *dir, __u32 *link_id, __u32 *map_id)
+/* A new set, pinned in @dir: pl_probe_set_pin()'s load */
+static int load_quiet(__u64 netns, const char *dir, const char *carry, char *why, size_t whylen)
 {
-	struct bpf_link_info li = { 0 };
-	struct bpf_map_info mi = { 0 };
-	__u32 llen = sizeof(li), mlen = sizeof(mi);
-	char path[1024];
-	int lfd, mfd, ok;
+	struct pl_drop_cfg cfg = { .netns = netns, .flags = PL_DROP_CFG_FLOWS };
+	struct pl_drops *d = NULL;
+	int err;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, PL_PIN_DROP_KFREE_LINK);
-	lfd = bpf_obj_get(path);
-	mfd = pl_pin_open(dir, PL_MAP_DROP_STATS);
-	snprintf(path, sizeof(path), "%s/%s", dir, PL_MAP_DROP_FLOWS);
-	ok = lfd >= 0 && mfd >= 0 && !access(path, F_OK) &&
-	     !bpf_obj_get_info_by_fd(lfd, &li, &llen) && !bpf_obj_get_info_by_fd(mfd, &mi, &mlen);
-	if (lfd >= 0)
-		close(lfd);
-	if (mfd >= 0)
-		close(mfd);
-	*link_id = li.id;
-	*map_id = mi.id;
-	return ok;
-}
-
-/* Pin the probes pinned in @from (links and maps) in @to too: one more holder of them. */
-static int repin(const char *from, const char *to, char *why, size_t whylen)
-{
-	const char *const *names[] = { link_pins, map_pins };
-	size_t counts[] = { sizeof(link_pins) / sizeof(link_pins[0]),
-			    sizeof(map_pins) / sizeof(map_pins[0]) };
-	char src[1024], dst[1024];
-
-	for (size_t t = 0; t < 2; t++)
-		for (size_t i = 0; i < counts[t]; i++) {
-			int fd, err = 0;
-
-			snprintf(src, sizeof(src), "%s/%s", from, names[t][i]);
-			snprintf(dst, sizeof(dst), "%s/%s", to, names[t][i]);
-			fd = bpf_obj_get(src);
-			if (fd < 0 && errno == ENOENT && t == 0)
-				continue;	/* a tracepoint this kernel lacks */
-			if (fd < 0 || bpf_obj_pin(fd, dst))
-				err = pl_why(why, whylen, -errno, "cannot pin %s as %s: %s", src, dst,
-					     strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			if (err)
-				return err;
-		}
-	return 0;
-}
-
-/*
- * The probe set the attachment at @dir joins: the namespace's oldest (lowest
- * drop_stats id) pinned in another directory of the namespace (attachments,
- * the one a re-attach replaces, and the temporary ones of attaches under
- * way), into @from; false: none.
- */
-static bool ns_set(const char *nsdir, const char *dir, char *from, size_t fromlen)
-{
-	__u32 link, map, best = 0;
-	char sub[800];
-	struct dirent *de;
-	DIR *d = opendir(nsdir);
-
-	if (!d)
-		return false;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", nsdir, de->d_name);
-		if (strcmp(sub, dir) && pinned_set(sub, &link, &map) && (!best || map < best)) {
-			best = map;
-			snprintf(from, fromlen, "%s", sub);
-		}
-	}
-	closedir(d);
-	return best != 0;
+	err = open_drops(&cfg, carry, NULL, NULL, &d, why, whylen);
+	if (!err)
+		err = pl_drops_pin(d, dir, why, whylen);
+	pl_drops_close(d);
+	return err;
 }
 
 int pl_drops_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 		       size_t whylen)
 {
-	struct pl_drop_cfg cfg = { .netns = netns, .flags = PL_DROP_CFG_FLOWS };
-	struct pl_drops *d = NULL;
-	char nsdir[512], from[800];
-	char *slash;
-	int lock, err;
-
 	/*
 	 * One probe set per namespace, pinned by each attachment that has the
 	 * probes: it counts on while any of them is left (each pin holds it),
-	 * however they come and go. A re-attach pins the set of the one it
-	 * replaces too: no drop missed or counted twice while the links would
-	 * change, nor a kill that leaves the old attachment without them. The
-	 * namespace's directory (@dir's parent) is locked while a set is looked for
-	 * and pinned: attaches running side by side (apply's workers) then find
-	 * each other's, never start two.
+	 * however they come and go, a re-attach's too (probes/probeset.h).
 	 */
-	snprintf(nsdir, sizeof(nsdir), "%s", dir);
-	slash = strrchr(nsdir, '/');
-	if (slash)
-		*slash = '\0';
-	lock = open(nsdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock < 0 || flock(lock, LOCK_EX)) {
-		err = pl_why(why, whylen, -errno, "cannot lock %s: %s", nsdir, strerror(errno));
-		if (lock >= 0)
-			close(lock);
-		return err;
-	}
-	if (ns_set(nsdir, dir, from, sizeof(from))) {
-		err = repin(from, dir, why, whylen);
-	} else {
-		err = open_drops(&cfg, carry, NULL, NULL, &d, why, whylen);
-		if (!err)
-			err = pl_drops_pin(d, dir, why, whylen);
-		pl_drops_close(d);
-	}
-	if (err)
-		pl_drops_unpin(dir);
-	close(lock);
-	return err;
+	return pl_probe_set_pin(&pl_drop_pins, netns, dir, carry, load_quiet, why, whylen);
 }
 
 /* Rows being read: @size bytes each, the value's packets/bytes summed over CPUs by @sum. */

@@ -18,6 +18,7 @@
 #include "../loader/features.h"
 #include "../loader/loader.h"
 #include "pktlens_tcp.skel.h"
+#include "probeset.h"
 
 struct pl_tcp {
 	struct pktlens_tcp *skel;
@@ -40,6 +41,12 @@ static const char *const link_pins[] = { PL_PIN_TCP_RTX_LINK, PL_PIN_TCP_RTX_SYN
 					 PL_PIN_TCP_RTT_LINK, PL_PIN_TCP_STATE_LINK };
 static const char *const map_pins[] = { PL_MAP_CONN_RETRANS, PL_PIN_TCP_RTT_HIST,
 					PL_PIN_TCP_CONNLAT_HIST, PL_PIN_TCP_RTX_TOTAL };
+
+/* one set per attachment: each counts the namespace's TCP since its own attach */
+const struct pl_probe_pins pl_tcp_pins = {
+	.links = link_pins, .nlinks = sizeof(link_pins) / sizeof(link_pins[0]),
+	.maps = map_pins, .nmaps = sizeof(map_pins) / sizeof(map_pins[0]),
+};
 
 static int add_conn_segs(const void *key, const void *val, int ncpu, void *ctx)
 {
@@ -309,8 +316,8 @@ int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen)
 	return 0;
 }
 
-int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
-		     size_t whylen)
+/* A new set, pinned in @dir: pl_probe_set_pin()'s load */
+static int load_quiet(__u64 netns, const char *dir, const char *carry, char *why, size_t whylen)
 {
 	struct pl_tcp_cfg cfg = { .flags = PL_TCP_CFG_QUIET, .netns = netns };
 	struct pl_tcp *t = NULL;
@@ -321,10 +328,14 @@ int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 	if (!err)
 		err = pl_tcp_pin(t, dir, why, whylen);
 	pl_tcp_close(t);
-	if (err)
-		pl_pins_unpin(dir, link_pins, sizeof(link_pins) / sizeof(link_pins[0]), map_pins,
-			      sizeof(map_pins) / sizeof(map_pins[0]));
 	return err;
+}
+
+int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
+		     size_t whylen)
+{
+	/* a re-attach pins the running probes of the one it replaces (probes/probeset.h) */
+	return pl_probe_set_pin(&pl_tcp_pins, netns, dir, carry, load_quiet, why, whylen);
 }
 
 int pl_tcp_pinned_hist(const char *dir, const char *name, struct pl_tcp_hist *out)

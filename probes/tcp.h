@@ -42,12 +42,14 @@ void pl_tcp_close(struct pl_tcp *t);
  */
 int pl_tcp_pin(struct pl_tcp *t, const char *dir, char *why, size_t whylen);
 /*
- * `attach --probes tcp`: load the retransmit, RTT and connect-latency
- * tracepoints for network namespace @netns, quiet (maps only, for flows and
- * the exporters), and pin them in @dir. With @carry (a re-attach's old
- * directory), they count on in the maps pinned there, whose links are
- * detached just before these attach. On error nothing of them is left
- * pinned.
+ * `attach --probes tcp`: pin in @dir (a temporary directory in the
+ * namespace's) the retransmit, RTT and connect-latency tracepoints of
+ * network namespace @netns, quiet (maps only, for flows and the exporters):
+ * with @carry (a re-attach's old directory), the running ones pinned there,
+ * else new ones. New ones count on in maps @carry pins without their links
+ * (those of an attachment made before tcp_rtx_total too: its links are
+ * detached just before these attach). On error nothing of them is left
+ * pinned in @dir.
  */
 int pl_tcp_pin_quiet(__u64 netns, const char *dir, const char *carry, char *why,
 		     size_t whylen);

@@ -270,6 +270,19 @@ def test_prometheus_server_scrapes_the_same_numbers(lab, exporter):
         sh("rm", "-rf", tmp)
 
 
+def sent_all(ns, port):
+    """Wait until ns's connections to port have nothing left to send or retransmit: a client
+    that exited leaves its data to the kernel, whose retransmits go on meanwhile."""
+    deadline = time.monotonic() + 30
+    while True:
+        out = sh("ss", "-N", ns, "-H", "-tn", "state", "established", "state", "fin-wait-1",
+                 "state", "closing", "state", "last-ack", f"( dport = :{port} )").stdout
+        if not out.strip():
+            return
+        assert time.monotonic() < deadline, out
+        time.sleep(0.05)
+
+
 def test_tcp_probe_metrics(lab, exporter):
     """attach --probes tcp: retransmits equal TcpRetransSegs; RTT and connect latency histograms."""
     from test_tcp import client, nft, retrans_segs, start_server
@@ -283,7 +296,7 @@ def test_tcp_probe_metrics(lab, exporter):
         c = client(lab, 5010, "bulk", 4 << 20)
         c.stdout.readline()
         assert c.wait(timeout=60) == 0
-        time.sleep(0.5)
+        sent_all(lab.a, 5010)
         delta = retrans_segs(lab.a) - before
     finally:
         server.kill()
@@ -313,9 +326,45 @@ def test_tcp_probe_metrics(lab, exporter):
     for k in keys:
         sh("bpftool", "map", "delete", "pinned", f"{pin}/conn_retrans", "key", "hex", *k)
     assert prom_value(exporter.get()[1], "pktlens_tcp_retransmit_segments_total", mine) == delta
-    pktlens("attach", "va", "--force", "--xdp", "none", "--tc", "in,out", "--probes", "tcp",
-            ns=lab.a)
+    args = ["attach", "va", "--force", "--xdp", "none", "--tc", "in,out", "--probes", "tcp"]
+    pktlens(*args, ns=lab.a)
     assert prom_value(exporter.get()[1], "pktlens_tcp_retransmit_segments_total", mine) == delta
+    # a re-attach killed as it exchanges its pins for the old ones (strace kills it at
+    # renameat2) leaves the attachment its running probes: once the next attach has removed
+    # what the killed one left, they still count every retransmit (they had no links left)
+    r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=renameat2",
+                        "-e", "inject=renameat2:signal=KILL", PKTLENS, "-n", lab.a, *args],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert r.returncode in (-9, 137), (r.returncode, r.stderr)
+    # another attachment with the probes (its attach removes what the killed one left):
+    # its own series, counting since its attach
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in", "--probes", "tcp", ns=lab.a)
+    mid = retrans_segs(lab.a)
+    server = start_server(lab, 5010)
+    try:
+        c = client(lab, 5010, "bulk", 4 << 20)
+        c.stdout.readline()
+        assert c.wait(timeout=60) == 0
+        sent_all(lab.a, 5010)
+    finally:
+        server.kill()
+        server.wait()
+    assert retrans_segs(lab.a) - before > delta
+    text = exporter.get()[1]
+    assert prom_value(text, "pktlens_tcp_retransmit_segments_total", mine) == \
+        retrans_segs(lab.a) - before
+    lo = dict(mine, device="lo")
+    assert prom_value(text, "pktlens_tcp_retransmit_segments_total", lo) == \
+        retrans_segs(lab.a) - mid
+    # detaching the one that counted longest leaves the other's series as it was
+    pktlens("detach", "va", ns=lab.a)
+    text = exporter.get()[1]
+    assert prom_value(text, "pktlens_tcp_retransmit_segments_total", lo) == \
+        retrans_segs(lab.a) - mid
+    from prometheus_client.parser import text_string_to_metric_families
+    assert not [s for f in text_string_to_metric_families(text) for s in f.samples
+                if s.name.startswith("pktlens_tcp_") and
+                {k: str(v) for k, v in mine.items()}.items() <= s.labels.items()]
 
 
 def prom_value(text, name, labels):
