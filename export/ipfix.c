@@ -94,7 +94,7 @@ struct pl_ipfix {
 	struct pl_netns home;	/* the exporter's namespace (-n's) */
 	bool home_only;		/* its attachments alone (pl_ipfix_home_only()) */
 	struct domain *doms;
-	size_t ndoms;
+	size_t ndoms, domcap;
 	size_t cur;		/* the domain of the message in buf (doms[cur]) */
 	struct seen *prev;
 	size_t nprev;
@@ -282,7 +282,7 @@ static int use_domain(struct pl_ipfix *x, uint64_t netns)
 		for (i = 0; i < x->ndoms && x->doms[i].id != id; i++)
 			;
 	if (i == x->ndoms) {	/* new, or forgotten (forget_domains()) and back: from 0 */
-		struct domain *d = realloc(x->doms, (x->ndoms + 1) * sizeof(*d));
+		struct domain *d = pl_grown(x->doms, &x->domcap, x->ndoms, sizeof(*d), 4);
 
 		if (!d)
 			return -ENOMEM;
@@ -408,7 +408,7 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 			      strerror(-err));
 	}
 	x->doms[0] = (struct domain){ .id = domain, .tpl = true };
-	x->ndoms = 1;
+	x->ndoms = x->domcap = 1;
 	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (x->fd < 0 || connect(x->fd, ai->ai_addr, ai->ai_addrlen)) {
 		err = pl_why(why, whylen, -errno, "%s", strerror(errno));

@@ -49,10 +49,9 @@ struct gone_vec {
 static int read_cb(const void *key, const void *vals, int ncpu, void *ctx)
 {
 	struct gone_vec *g = ctx;
-
-	(void)ncpu;
 	struct pl_gone *p = pl_grown(g->v, &g->cap, g->n, sizeof(*p), 256);
 
+	(void)ncpu;
 	if (!p)
 		return -ENOMEM;
 	g->v = p;

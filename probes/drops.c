@@ -272,9 +272,7 @@ static size_t flow_vsize(int fd)
 static int push_row(const void *key, const void *vals, int ncpu, void *ctx)
 {
 	struct rows *r = ctx;
-	char *row;
-
-	char *v = pl_grown(r->v, &r->cap, r->n, r->size, 64);
+	char *v = pl_grown(r->v, &r->cap, r->n, r->size, 64), *row;
 
 	if (!v)
 		return -ENOMEM;
