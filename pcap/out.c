@@ -203,7 +203,9 @@ int pl_out_open(const char *path, mode_t mode, struct pl_out **out, char *why, s
 	o->pipe = S_ISFIFO(st.st_mode);
 	o->sock = S_ISSOCK(st.st_mode);
 	if (o->reg) {
-		off_t at = lseek(o->fd, 0, SEEK_CUR);
+		/* O_APPEND (`-w - >> FILE`): writes go to the end, whatever the offset says */
+		int fl = fcntl(o->fd, F_GETFL);
+		off_t at = fl >= 0 && (fl & O_APPEND) ? st.st_size : lseek(o->fd, 0, SEEK_CUR);
 
 		o->base = at > 0 ? (uint64_t)at : 0;
 	}

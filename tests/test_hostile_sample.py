@@ -276,6 +276,53 @@ def test_full_disk_ends_with_whole_records(lab):
     assert open(listing).read().split() == ["f.pcap"]     # no temporary left either
 
 
+def test_full_disk_appending_to_stdout_keeps_what_the_file_held(lab):
+    """`sample -w - >> FILE` on a disk that fills up: the cut back to the last whole record
+    is made after what FILE held before (the O_APPEND file's offset said 0: FILE was cut to
+    the capture's length, 40,000 bytes of it lost)."""
+    attach(lab)
+    mnt = os.path.join(lab.tmp, "small")
+    os.mkdir(mnt)
+    saved = os.path.join(lab.tmp, "saved")
+    old = bytes(range(256)) * 160                       # 40,960 bytes the user had
+    with open(os.path.join(lab.tmp, "old"), "wb") as f:
+        f.write(old)
+    script = (f"mount -t tmpfs -o size=64k pktlens-small {mnt} || exit 99; "
+              f"cp {lab.tmp}/old {mnt}/f; "
+              f"{PKTLENS} -n {lab.b} sample vb -w - udp >> {mnt}/f; rc=$?; "
+              f"cp {mnt}/f {saved}; exit $rc")
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        err = b""
+        deadline = time.time() + 20
+        while b"capturing" not in err:
+            assert time.time() < deadline and p.poll() is None, err
+            r, _, _ = select.select([p.stderr], [], [], 1)
+            if r:
+                err += os.read(p.stderr.fileno(), 4096)
+        raw = udp_frames(40, 1000)            # 40 KB into the 24 KiB left
+        send_raw(lab, raw)
+        _, rest = p.communicate(timeout=30)   # it ends by itself
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = (err + rest).decode()
+    assert p.returncode == 1 and "No space left on device" in err, err
+    c = counts(err)
+    assert 0 < c["written"] < len(raw), err
+    data = open(saved, "rb").read()
+    assert data[:len(old)] == old
+    assert len(data) == len(old) + 24 + c["written"] * (16 + 1000)
+    cap = os.path.join(lab.tmp, "cap.pcap")
+    with open(cap, "wb") as f:
+        f.write(data[len(old):])
+    n, warn = tcpdump_read(cap)
+    assert n == c["written"] and "truncated" not in warn, warn
+    assert [g[0] for g in read_file(cap)] == raw[:n]
+
+
 @pytest.mark.parametrize("args,need", [
     (["-B", "4"], 512),                    # default snaplen 262144: a 262192-byte record
     (["-B", "64"], 512),
