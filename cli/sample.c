@@ -51,6 +51,7 @@ struct run {
 	uint64_t written, unwritten, bad;	/* written: what reached the file or reader */
 	int64_t mono_to_real;		/* ns */
 	bool draining;			/* after the end: count, do not write */
+	bool no_reader;			/* the FIFO's reader never came before the end */
 	uint64_t end_ns;		/* CLOCK_MONOTONIC: the capture ends (--duration, a stop); 0: not yet known */
 	int write_err;			/* the output failed (-EPIPE: its reader went away) */
 	struct pl_rot *rot;		/* -C/-G: out and dump are the current file's; else NULL */
@@ -226,6 +227,8 @@ static int64_t mono_to_real(void)
 /* Why packets were left unwritten, for the summary. */
 static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 {
+	if (r->no_reader)
+		return "no reader opened the FIFO";
 	if (r->rot_why[0])
 		return "the next file could not be made";
 	if (r->write_err == -EPIPE)
@@ -452,6 +455,26 @@ static size_t capture_ifs(const struct run *r, const struct pl_sampler *s,
 }
 
 /*
+ * The capture ended while its FIFO waited for a reader: stop the sampler and
+ * count what it took as not written (the summary says why). Exit 0.
+ */
+static int no_reader(struct run *r, struct pl_sampler *s, struct ring_buffer **rb,
+		     const char *name)
+{
+	r->no_reader = true;
+	if (!*rb)
+		*rb = ring_buffer__new(s->ring_fd, on_record, r, NULL);
+	pl_sample_stop(s);
+	r->draining = true;
+	if (*rb)
+		ring_buffer__consume(*rb);
+	if (!pl_g.json)
+		pl_info("sample: %s: no reader opened '%s' before the capture ended: nothing "
+			"written", r->a->ifname, name);
+	return PL_EXIT_OK;
+}
+
+/*
  * Start the sampler, open the output, capture until the end, stop, drain,
  * close the output. The exit code, negated when it did not start (said why).
  */
@@ -498,7 +521,13 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 			return -PL_EXIT_FAIL;
 		}
 	} else {
-		err = pl_out_open(path ? path : "-", mode, &r->out, why, sizeof(why));
+		uint64_t deadline = pl_deadline_in(duration);
+
+		err = pl_out_open(path ? path : "-", mode, &pl_stop, deadline, &r->out, why,
+				  sizeof(why));
+		/* a FIFO nobody opened to read before the end (a signal, --duration): a stop */
+		if (err == -ENXIO && (pl_stop || pl_deadline_passed(deadline)))
+			return no_reader(r, s, rb, name);
 		if (!err)
 			pl_out_stop_on(r->out, &pl_stop);
 		if (!err && path) {

@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include <pktlens/array.h>
+#include <pktlens/clock.h>
 #include <pktlens/why.h>
 
 #include "out.h"
@@ -160,7 +161,33 @@ static int open_tmp(struct pl_out *o, const char *path, mode_t mode, char *why, 
 	return 0;
 }
 
-int pl_out_open(const char *path, mode_t mode, struct pl_out **out, char *why, size_t whylen)
+/*
+ * A FIFO or device, as it is. A FIFO without a reader yet: opened without
+ * blocking, again every 10 ms, so that a stop or the deadline ends the wait
+ * (a blocking open() would outlast --duration, and a signal would fail it).
+ */
+static int open_as_is(const char *path, bool fifo, volatile sig_atomic_t *stop,
+		      uint64_t deadline_ns)
+{
+	const int flags = O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
+
+	if (!fifo)
+		return open(path, flags);
+	for (;;) {
+		int fd = open(path, flags | O_NONBLOCK);
+
+		if (fd >= 0 || errno != ENXIO)
+			return fd;
+		if ((stop && *stop) || pl_deadline_passed(deadline_ns)) {
+			errno = ENXIO;
+			return -1;
+		}
+		usleep(10000);
+	}
+}
+
+int pl_out_open(const char *path, mode_t mode, volatile sig_atomic_t *stop, uint64_t deadline_ns,
+		struct pl_out **out, char *why, size_t whylen)
 {
 	struct pl_out *o = calloc(1, sizeof(*o));
 	struct stat st;
@@ -185,7 +212,11 @@ int pl_out_open(const char *path, mode_t mode, struct pl_out **out, char *why, s
 			goto fail;
 		}
 		if (!lstat(path, &st) && !S_ISREG(st.st_mode)) {
-			o->fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+			o->fd = open_as_is(path, S_ISFIFO(st.st_mode), stop, deadline_ns);
+			if (o->fd < 0 && errno == ENXIO && S_ISFIFO(st.st_mode)) {
+				err = pl_why(why, whylen, -ENXIO, "no reader opened the FIFO");
+				goto fail;
+			}
 			if (o->fd < 0) {
 				err = pl_why(why, whylen, -errno, "%s", strerror(errno));
 				goto fail;

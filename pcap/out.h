@@ -39,9 +39,13 @@ int pl_out_check(const char *path, char *why, size_t whylen);
 /*
  * Open @path after pl_out_check(): a regular or new file under a temporary
  * name created with @mode (exactly: the umask does not apply), anything else
- * (a FIFO, a device, "-") as it is. 0, or -errno with @why.
+ * (a FIFO, a device, "-") as it is. A FIFO nobody reads yet is waited for
+ * until *@stop is set or CLOCK_MONOTONIC passes @deadline_ns (0: none), which
+ * gives -ENXIO (a stop, not a failure, for the caller to tell). 0, or -errno
+ * with @why.
  */
-int pl_out_open(const char *path, mode_t mode, struct pl_out **out, char *why, size_t whylen);
+int pl_out_open(const char *path, mode_t mode, volatile sig_atomic_t *stop, uint64_t deadline_ns,
+		struct pl_out **out, char *why, size_t whylen);
 /*
  * Add one record made of @n pieces; @packet: it counts as a packet in
  * pl_out_packets() once delivered. Whole or not at all. 0, or the -errno of

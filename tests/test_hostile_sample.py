@@ -449,6 +449,53 @@ def test_rule_deleted_or_detach_under_a_waiting_trigger_ends_it(lab):
         assert not os.path.exists(path)
 
 
+def sampling(lab):
+    """Whether a sampler has sample_cfg set for a hook (the kernel copies packets)."""
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/sample_cfg"
+    value = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout)[0]["value"]
+    return any(int(b, 16) for b in value[:4])      # struct pl_sample_cfg's slots
+
+
+def test_fifo_without_a_reader_ends_with_the_duration_or_a_signal(lab):
+    """-w FIFO that nobody reads: the sampler waits for a reader, but --duration and Ctrl-C
+    still end it (exit 0, a summary that says why nothing was written). Its blocking open()
+    outlasted --duration for ever, and SIGINT failed it: 'Interrupted system call', exit 1."""
+    attach(lab)
+    fifo = os.path.join(lab.tmp, "cap.fifo")
+    os.mkfifo(fifo)
+    raw = udp_frames(3, 100)
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", fifo, "--duration", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: sampling(lab) or p.poll() is not None)
+        send_raw(lab, raw)
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert err.splitlines() == [
+        f"pktlens: sample: vb: no reader opened '{fifo}' before the capture ended: nothing "
+        "written",
+        "pktlens: sample vb: 3 matched, 3 sampled, 0 written, 0 lost (ring full), 3 not written "
+        "(no reader opened the FIFO)"], err
+    s = Sampler(lab, "-j", "-w", fifo, ready=False)
+    wait_until(lambda: sampling(lab) or s.p.poll() is not None)
+    assert s.stop(sig=signal.SIGINT, timeout=10) == 0, s.err
+    doc = json.loads(s.out)
+    assert (doc["written"], doc["unwritten"]) == (0, 0) and s.err == b"", s
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    # a reader that comes gets the capture
+    td = subprocess.Popen(["tcpdump", "-nn", "-r", fifo], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    s = Sampler(lab, "-w", fifo, "-c", 3)
+    send_raw(lab, raw)
+    assert s.stop(sig=0, timeout=10) == 0, s.err
+    out, _ = td.communicate(timeout=10)
+    assert len(out.splitlines()) == 3 and s.counts()["written"] == 3, (out, s.err)
+
+
 # ---- 13: symbolic links, file modes ----
 
 def test_symbolic_links_are_not_followed(lab):
