@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <linux/fs.h>
 
 #include <pktlens/array.h>
 #include <pktlens/clock.h>
@@ -97,7 +98,17 @@ int pl_out_check(const char *path, char *why, size_t whylen)
 	/* a capture file of a running sampler is locked (pl_out_open) */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0) {
+		int attr = 0;
+
 		err = flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK;
+		/* chattr +i or +a: the rename over it would fail, once the sampler has started */
+		if (!err && !ioctl(fd, FS_IOC_GETFLAGS, &attr) &&
+		    (attr & (FS_IMMUTABLE_FL | FS_APPEND_FL))) {
+			close(fd);
+			return pl_why(why, whylen, -EPERM, "%s (chattr +%c): not replaced",
+				      attr & FS_IMMUTABLE_FL ? "immutable" : "append-only",
+				      attr & FS_IMMUTABLE_FL ? 'i' : 'a');
+		}
 		close(fd);
 		if (err)
 			return pl_why(why, whylen, -EBUSY, "another pktlens sample is writing it");

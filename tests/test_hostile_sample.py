@@ -107,6 +107,27 @@ def test_refused_or_failed_start_leaves_every_file_alone(lab):
     assert tcpdump_read(mine)[0] == len(raw)
 
 
+def test_immutable_or_append_only_file_is_refused_before_the_start(lab):
+    """FILE that chattr +i or +a keeps from being replaced: bad input, refused before anything
+    is attached (exit 2, one line). The rename over it failed only once the capture had begun:
+    exit 1, after a capture-only program had been attached for it."""
+    out = out_dir(lab, {"keep.pcap": b"precious\n"})
+    keep = os.path.join(out, "keep.pcap")
+    for flag, what in (("i", "immutable"), ("a", "append-only")):
+        if subprocess.run(["chattr", f"+{flag}", keep], capture_output=True).returncode:
+            pytest.skip("this file system has no chattr flags")
+        try:
+            for args in ([], ["-C", 1]):
+                r = pktlens("sample", "vb", "-w", keep, *args, "--duration", 1, ns=lab.b,
+                            check=False)
+                assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+                    f"pktlens: sample: cannot write '{keep}': {what} (chattr +{flag}): not "
+                    "replaced\n")), r
+        finally:
+            subprocess.run(["chattr", f"-{flag}", keep])
+    assert open(keep, "rb").read() == b"precious\n" and os.listdir(out) == ["keep.pcap"]
+
+
 def test_file_replaced_once_capturing_and_kept_by_kill9(lab):
     """An existing file is replaced by the new capture when it begins; a kill -9 later leaves
     what was written, readable, and no temporary file."""
