@@ -427,7 +427,8 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	struct pl_ipfix *x;
 	int err;
 
-	if (!colon || !hl || hl >= sizeof(host) || !colon[1])
+	/* "[::1]": the last colon is the address's, no port follows */
+	if (!colon || !hl || hl >= sizeof(host) || !colon[1] || strchr(colon, ']'))
 		return pl_why(why, whylen, -EINVAL, "not HOST:PORT");
 	memcpy(host, collector, hl);
 	host[hl] = '\0';
