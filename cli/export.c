@@ -137,8 +137,9 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		}
 		next += interval * 1000000000ULL;
 		/*
-		 * A collector that is down loses this interval, not the next one's
-		 * counts; once it answers again it gets the templates first.
+		 * A message send() refuses goes out, with the round's later
+		 * records, at the next export (each delta once), the
+		 * templates first.
 		 */
 		failed = pl_ipfix_export(x, failed || round++ % TEMPLATE_EVERY == 0, &recs, why,
 					 sizeof(why)) != 0;

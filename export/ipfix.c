@@ -76,6 +76,25 @@ struct seen {
 	struct pl_flow_val val;
 };
 
+#define NS_UNSENT UINT64_MAX	/* a seen of x->now whose first record was not sent: left out */
+
+/*
+ * A data record not yet known to be sent: in buf, or refused by send(). A
+ * table flow's (@now: its x->now entry) commits its reading to the baseline
+ * once its message is sent, else keeps the old one, so that the next round
+ * sends the delta; a removed flow's (@now SIZE_MAX: add_gone()) is kept in
+ * x->carry to be sent then.
+ */
+struct pend {
+	size_t now;
+	uint64_t netns;
+	struct pl_flow f;
+	uint64_t dp, db;
+};
+
+#define PEND_MAX (MSG_MAX / REC_V4 + 1)	/* records in one message, at most */
+#define CARRY_MAX 262144		/* removed flows' records kept unsent, at most */
+
 /*
  * An observation domain (RFC 7011): one per network namespace, since the
  * interface indexes of two namespaces are alike. Templates and sequence
@@ -107,6 +126,9 @@ struct pl_ipfix {
 	size_t nnow;
 	size_t sent;		/* data records sent */
 	uint32_t in_msg;	/* data records in buf */
+	struct pend pend[PEND_MAX];	/* those records */
+	struct pend *carry;	/* removed flows' records no send took: sent next round */
+	size_t ncarry, carrycap;
 	int send_err;
 	bool refused;		/* an earlier message was refused (ICMP unreachable) */
 	bool locked;		/* the caller holds the change lock (pl_ipfix_locked()) */
@@ -157,7 +179,42 @@ static void begin(struct pl_ipfix *x)
 	x->set_at = 0;
 }
 
-/* Send the message in buf (if it has a set), then start a new one. */
+/*
+ * A record that was not sent (its message refused, or none sent after a
+ * failure): a table flow keeps its old baseline, so that the next round sends
+ * what this one could not (a flow new since keeps none: it goes out in full);
+ * a removed flow's record waits in x->carry.
+ */
+static void unsent(struct pl_ipfix *x, const struct pend *p)
+{
+	struct seen *s, *old;
+
+	if (p->now == SIZE_MAX) {
+		struct pend *c;
+
+		if (x->ncarry >= CARRY_MAX)
+			return;	/* lost, as a collector that never answers loses all */
+		c = pl_grown(x->carry, &x->carrycap, x->ncarry, sizeof(*c), 64);
+		if (!c)
+			return;
+		x->carry = c;
+		x->carry[x->ncarry++] = *p;
+		return;
+	}
+	s = &x->now[p->now];
+	old = pl_bsearch(s, x->prev, x->nprev, sizeof(*s), seen_cmp);
+	if (old)
+		s->val = old->val;
+	else
+		s->netns = NS_UNSENT;
+}
+
+/*
+ * Send the message in buf (if it has a set), then start a new one. Its
+ * @records data records (the flows' in x->pend, x->in_msg, and a domain's
+ * name) count as sent, in the sequence number and the baseline, only once
+ * send() took it.
+ */
 static int flush(struct pl_ipfix *x, uint32_t records)
 {
 	struct domain *dom = &x->doms[x->cur];
@@ -185,8 +242,14 @@ static int flush(struct pl_ipfix *x, uint32_t records)
 			x->refused = true;
 			err = send(x->fd, x->buf, x->len, 0) < 0 ? -errno : 0;
 		}
-		dom->seq += records;
+		if (!err) {
+			dom->seq += records;
+			x->sent += x->in_msg;
+		}
 	}
+	for (uint32_t i = 0; err && i < x->in_msg; i++)
+		unsent(x, &x->pend[i]);
+	x->in_msg = 0;
 	begin(x);
 	return err;
 }
@@ -292,7 +355,6 @@ static int use_domain(struct pl_ipfix *x, uint64_t netns)
 	/* the message so far: another domain's, or records that go before the templates */
 	if (i != x->cur || x->doms[i].tpl) {
 		err = flush(x, x->in_msg);
-		x->in_msg = 0;
 		x->cur = i;
 		if (err)
 			return err;
@@ -365,7 +427,8 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	struct pl_ipfix *x;
 	int err;
 
-	if (!colon || !hl || hl >= sizeof(host) || !colon[1])
+	/* "[::1]": the last colon is the address's, no port follows */
+	if (!colon || !hl || hl >= sizeof(host) || !colon[1] || strchr(colon, ']'))
 		return pl_why(why, whylen, -EINVAL, "not HOST:PORT");
 	memcpy(host, collector, hl);
 	host[hl] = '\0';
@@ -441,41 +504,51 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 	}
 }
 
-/* One data record of @f's @dp packets and @db bytes (Ethernet headers included). */
+/*
+ * One data record of @f's @dp packets and @db bytes (Ethernet headers
+ * included), of x->now[@now] (SIZE_MAX: a removed flow's).
+ */
 static void send_flow(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f, uint64_t dp,
-		      uint64_t db, int tcp_fd)
+		      uint64_t db, int tcp_fd, size_t now)
 {
 	const struct pl_flow_key *k = &f->key;
+	struct pend p = { now, netns, *f, dp, db };
 	struct pl_tcp_state ts;
 	int half = 0;
 	uint16_t tpl;
 	size_t need;
 	bool tcp;
 
-	if (!dp || x->send_err)
-		return;	/* after a failed send: count on, send nothing */
-	x->send_err = use_domain(x, netns);
-	if (x->send_err)
+	if (!dp)
 		return;
+	if (x->send_err) {	/* after a failed send: count on, send it next round */
+		unsent(x, &p);
+		return;
+	}
+	x->send_err = use_domain(x, netns);
+	if (x->send_err) {
+		unsent(x, &p);
+		return;
+	}
 	/* octetDeltaCount counts from the IP header on: no Ethernet header or tag */
 	db -= dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) <= db ?
 	      dp * (14 + (k->vlan == PL_VLAN_NONE ? 0 : 4)) : db;
 	tcp = tcp_fd >= 0 && !pl_tcp_flow(tcp_fd, k, &ts, &half);
 	tpl = (uint16_t)((tcp ? TPL_V4_TCP : TPL_V4) + (k->l3proto == 0x86dd));
 	need = (k->l3proto == 0x86dd ? REC_V6 : REC_V4) + (tcp ? REC_TCP : 0) + 4;
-	if (x->len + need > MSG_MAX) {
+	if (x->len + need > MSG_MAX || x->in_msg >= PEND_MAX) {
 		x->send_err = flush(x, x->in_msg);
-		x->in_msg = 0;
-		if (x->send_err)
+		if (x->send_err) {
+			unsent(x, &p);
 			return;
+		}
 	}
 	if (!x->set_at || x->set_id != tpl)
 		open_set(x, tpl);
 	record(x, f, dp, db);
 	if (tcp)
 		record_tcp(x, &ts, half);
-	x->in_msg++;
-	x->sent++;
+	x->pend[x->in_msg++] = p;
 }
 
 int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *fl, size_t nf)
@@ -506,7 +579,7 @@ int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *f
 			old = NULL;
 		dp = old ? s.val.packets - old->val.packets : s.val.packets;
 		db = old ? s.val.bytes - old->val.bytes : s.val.bytes;
-		send_flow(x, netns, &fl[f], dp, db, tcp_fd);
+		send_flow(x, netns, &fl[f], dp, db, tcp_fd, x->nnow - 1);
 	}
 	return 0;
 }
@@ -530,7 +603,7 @@ static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
 	uint64_t dp, db;
 
 	if (g->val.pad[0] & PL_GONE_LIVES_ON) {		/* what its old table took after a copy */
-		send_flow(x, s.netns, &f, s.val.packets, s.val.bytes, -1);
+		send_flow(x, s.netns, &f, s.val.packets, s.val.bytes, -1, SIZE_MAX);
 		return;
 	}
 	if (g->val.pad[0] & PL_GONE_COUNTED) {		/* copied from another key: sent there */
@@ -552,30 +625,49 @@ static void add_gone(struct pl_ipfix *x, const struct pl_gone *g)
 
 	if (old)
 		memset(&old->val, 0, sizeof(old->val));	/* the key's next reading is all new */
-	send_flow(x, s.netns, &f, dp, db, -1);
+	send_flow(x, s.netns, &f, dp, db, -1, SIZE_MAX);
 }
 
 int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen)
 {
-	*records = 0;
-	if (err) {		/* flows unreadable: keep the old baseline, try again next time */
-		free(x->now);
-		x->now = NULL;
-		return err;
-	}
+	size_t m = 0, n;
+
+	/* what is in buf is deltas of flows read, also in a round that ends in @err */
 	if (!x->send_err)
 		x->send_err = flush(x, x->in_msg);
 	/*
-	 * The new baseline holds whatever was sent or not: a failed send loses
-	 * that interval's deltas at the collector (reported), it never makes the
-	 * next interval count them twice.
+	 * The new baseline: the readings whose records were sent (or that had
+	 * nothing to send), and the old ones of flows whose records were not
+	 * (unsent()), whose deltas the next round sends: each delta reaches the
+	 * collector once, neither lost nor twice.
 	 */
+	for (size_t i = 0; i < x->nnow; i++)
+		if (x->now[i].netns != NS_UNSENT)
+			x->now[m++] = x->now[i];
+	x->nnow = n = m;
 	pl_qsort(x->now, x->nnow, sizeof(*x->now), seen_cmp);
+	if (err) {
+		/* flows not read (a table unreadable): their old readings, for the next round */
+		struct seen *all = realloc(x->now, (n + x->nprev + 1) * sizeof(*all));
+
+		if (!all) {	/* the old baseline: what this round sent may go again */
+			free(x->now);
+			x->now = NULL;
+			return err;
+		}
+		x->now = all;
+		for (size_t i = 0; i < x->nprev; i++)
+			if (!pl_bsearch(&x->prev[i], x->now, n, sizeof(*x->now), seen_cmp))
+				x->now[x->nnow++] = x->prev[i];
+		pl_qsort(x->now, x->nnow, sizeof(*x->now), seen_cmp);
+	}
 	free(x->prev);
 	x->prev = x->now;
 	x->nprev = x->nnow;
 	x->now = NULL;
-	*records = x->send_err ? 0 : x->sent;
+	*records = x->sent;
+	if (err)
+		return err;
 	if (x->send_err)
 		return pl_why(why, whylen, x->send_err, "cannot send: %s", strerror(-x->send_err));
 	if (x->refused)		/* records went out; the collector may have missed templates */
@@ -610,6 +702,17 @@ static int add_gones(struct pl_ipfix *x)
 	uint64_t since = x->gone_since;
 	int err;
 
+	if (x->ncarry) {	/* the records of removed flows that earlier rounds could not send */
+		struct pend *c = x->carry;
+
+		n = x->ncarry;
+		x->carry = NULL;
+		x->ncarry = x->carrycap = 0;
+		for (size_t i = 0; i < n; i++)
+			send_flow(x, c[i].netns, &c[i].f, c[i].dp, c[i].db, -1, SIZE_MAX);
+		free(c);
+		n = 0;
+	}
 	if (!x->interval)
 		return 0;
 	x->gone_since = pl_mono_ns();
@@ -753,6 +856,7 @@ void pl_ipfix_close(struct pl_ipfix *x)
 	free(x->now);
 	free(x->prev);
 	free(x->counted);
+	free(x->carry);
 	free(x->doms);
 	free(x);
 }

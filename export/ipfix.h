@@ -54,9 +54,11 @@ int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whyle
 /*
  * pl_ipfix_export() in steps, for flows read elsewhere: begin a round (the
  * templates first when @templates), add each attachment's flows (0 or
- * -ENOMEM), end it. pl_ipfix_end() with @err != 0 drops the round (the
- * baseline stays) and returns @err; else it sends what is left, sets
- * *records and returns 0 or the -errno of a failed send, with @why.
+ * -ENOMEM), end it. pl_ipfix_end() sends what is left and sets *records
+ * to the data records sent; with @err != 0 it keeps the old baseline of
+ * flows not added this round (their deltas go next round) and returns @err,
+ * else 0 or the -errno of a failed send, with @why. A record whose message
+ * send() refused keeps its flow's old baseline: the next round sends it.
  */
 void pl_ipfix_begin(struct pl_ipfix *x, bool templates);
 int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *flows, size_t n);

@@ -102,7 +102,14 @@ int pl_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl, c
 	int port;
 	size_t hl;
 
-	if (!colon || (port = pl_port_parse(colon + 1)) < 0)
+	if (!colon)
+		return pl_why(why, whylen, -EINVAL, "%s", PL_LISTEN_WANT);
+	port = pl_port_parse(colon + 1);
+	/* a number out of range (0, 65536): say so; else the shape is wrong */
+	if (port < 0 && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+		return pl_why(why, whylen, -EINVAL, "port %s: not a port to listen on (1-65535)",
+			      colon + 1);
+	if (port < 0)
 		return pl_why(why, whylen, -EINVAL, "%s", PL_LISTEN_WANT);
 	hl = (size_t)(colon - s);
 	if (hl >= sizeof(host))

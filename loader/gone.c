@@ -29,7 +29,7 @@ static int gone_open(bool create)
 	if (fd >= 0 || !create || errno != ENOENT)
 		return fd >= 0 ? fd : -errno;
 	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pl_flows_gone", sizeof(struct pl_gone_key),
-			    sizeof(struct pl_flow_val), PL_GONE_MAX, &o);
+			    sizeof(struct pl_flow_val), PL_GONE_MAX + PL_GONE_READERS, &o);
 	if (fd < 0)
 		return -errno;
 	if (bpf_obj_pin(fd, path)) {
@@ -95,6 +95,28 @@ static __u64 reader_keep(const struct pl_flow_val *v)
 	return 2 * v->packets + 60000000000ULL;
 }
 
+/*
+ * A log full of flows (PL_GONE_MAX + PL_GONE_READERS of them, as an older
+ * pktlens filled it) has no room for a reader's entry: the oldest flow
+ * goes, as it would for the next removal. 0 or -errno.
+ */
+static int drop_oldest(int fd)
+{
+	struct pl_gone *g = NULL, *old = NULL;
+	size_t n = 0;
+	int err = pl_gone_read(&g, &n);
+
+	for (size_t i = 0; !err && i < n; i++)
+		if (!is_reader(&g[i].key) && (!old || g[i].key.id < old->key.id))
+			old = &g[i];
+	if (!err && old && bpf_map_delete_elem(fd, &old->key))
+		err = -errno;
+	if (!err && !old)
+		err = -E2BIG;
+	free(g);
+	return err;
+}
+
 int pl_gone_reader(uint32_t interval_s)
 {
 	struct pl_gone_key k = { .netns = (__u64)getpid() };
@@ -111,6 +133,11 @@ int pl_gone_reader(uint32_t interval_s)
 	v.last_ns = pl_mono_ns();
 	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		err = -errno;
+	if (err == -E2BIG) {	/* full: it made no room for readers (before PL_GONE_READERS) */
+		err = drop_oldest(fd);
+		if (!err && bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+			err = -errno;
+	}
 	close(fd);
 	return err;
 }
@@ -126,7 +153,9 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 {
 	struct pl_gone_key k = { .netns = netns };
 	struct pl_gone *g = NULL;
-	size_t ng = 0, flows = 0, lost = 0;
+	size_t ng = 0, flows = 0, lost = 0, limit = 0;
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
 	__u64 now = pl_mono_ns(), keep = 0;
 	int fd, err;
 
@@ -137,6 +166,14 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 		return 0;	/* no exporter ever read it: nobody to keep them for */
 	if (fd < 0)
 		return fd;
+	/*
+	 * flows up to PL_GONE_MAX, the rest of the map kept for readers (a map an
+	 * older pktlens made has room for PL_GONE_MAX entries in all)
+	 */
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) == 0 && info.max_entries > PL_GONE_READERS)
+		limit = info.max_entries - PL_GONE_READERS;
+	if (limit > PL_GONE_MAX)
+		limit = PL_GONE_MAX;
 	err = pl_gone_read(&g, &ng);
 	if (err) {
 		close(fd);
@@ -156,7 +193,7 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 	for (size_t i = 0; i < ng; i++) {
 		if (is_reader(&g[i].key))
 			continue;
-		if (now - g[i].key.id <= keep && flows + n <= PL_GONE_MAX)
+		if (now - g[i].key.id <= keep && flows + n <= limit)
 			break;
 		bpf_map_delete_elem(fd, &g[i].key);
 		flows--;
@@ -172,9 +209,14 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 		if (m && m->xdp_mode != PL_XDP_NONE && f->dir == PL_DIR_IN && f->hook == PL_HOOK_TC)
 			continue;
 		k.key = *f;
-		if (bpf_map_update_elem(fd, &k, &fl[i].val, BPF_NOEXIST)) {
+		if (flows >= limit) {	/* the rest of the map is the readers' */
+			err = -E2BIG;
+			lost++;
+		} else if (bpf_map_update_elem(fd, &k, &fl[i].val, BPF_NOEXIST)) {
 			err = -errno;
 			lost++;
+		} else {
+			flows++;
 		}
 	}
 	close(fd);

@@ -843,10 +843,12 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
  * its last export and its removal. Only while an exporter reads it: each
  * says so every round (pl_gone_reader()); a removal drops what is older
  * than two rounds and a minute of every exporter still reading, and keeps
- * nothing once none is. At most PL_GONE_MAX flows: the oldest go first.
+ * nothing once none is. At most PL_GONE_MAX flows: the oldest go first
+ * (PL_GONE_READERS entries of the map are the readers').
  */
 #define PL_MAP_FLOWS_GONE "flows_gone"
 #define PL_GONE_MAX 262144
+#define PL_GONE_READERS 64
 /* in pl_flow_val.pad[0] of a logged flow: it lives on, these counts are its last delta */
 #define PL_GONE_LIVES_ON 1
 /* ...: a flow copied under another key, its counts those the exporter has counted under the old */

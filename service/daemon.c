@@ -258,7 +258,7 @@ static void ipfix_round(struct daemon *d)
 
 	failed = pl_ipfix_export(d->ipfix, d->ipfix_failed || d->rounds % TEMPLATE_EVERY == 0,
 				 &recs, why, sizeof(why)) != 0;
-	/* a collector that is down loses this round; once it answers it gets templates first */
+	/* what a refused send could not send goes next round; once it answers it gets templates first */
 	if (failed && !d->ipfix_failed)
 		dlog(d, LOG_WARNING, "ipfix: %s: %s", d->ipfix_to, why);
 	else if (!failed && d->ipfix_failed)

@@ -744,6 +744,15 @@ def test_smaller_refusals():
                     check=False)
         assert (r.returncode, r.stderr) == (2, f"pktlens: export ipfix: --collector '127.0.0.1:{port}':"
                                                f" port {port}: not a port to send to (1-65535)\n")
+    # an IPv6 collector without a port: the address's last colon is no port's ("port 1]")
+    r = pktlens("export", "ipfix", "--collector", "[::1]", "--duration", "1", check=False)
+    assert (r.returncode, r.stderr) == (2, "pktlens: export ipfix: --collector '[::1]': not "
+                                           "HOST:PORT\n")
+    # a listen port out of range is named as such (it said 'not ADDR:PORT')
+    for listen, port in (("127.0.0.1:0", "0"), ("[::1]:65536", "65536"), (":0", "0")):
+        r = pktlens("export", "prometheus", "--listen", listen, "--duration", "1", check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: export prometheus: --listen '{listen}': "
+                                               f"port {port}: not a port to listen on (1-65535)\n")
     r = pktlens("tcp", "life", "--by", "rport", check=False)
     assert (r.returncode, r.stderr) == (2, "pktlens: tcp life: --by: only tcp rtt groups by raddr or "
                                            "rport\n")

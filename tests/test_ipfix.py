@@ -6,6 +6,7 @@ XDP attachment while `export ipfix --interval 1` sends to nfcapd on loopback. nf
 must show, per flow, exactly the packets and IP bytes sent, spread over at least three
 records (one per interval with traffic): deltas neither double-count nor lose anything.
 """
+import collections
 import contextlib
 import glob
 import json
@@ -194,6 +195,55 @@ def test_collector_unreachable_then_back(lab):
     recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
+
+
+def test_a_round_whose_sends_fail_part_way_sends_the_rest_once(lab):
+    """A round whose sends start failing part-way (an nft quota in the exporter's namespace
+    drops its datagrams after the first ~2,500 bytes: send() says EPERM) commits the records
+    that went out and keeps the others' deltas for the next export, which sends them: nfcapd's
+    totals equal what crossed, each of 200 flows once (the records after the failure were
+    lost). The first 100 flows leave the table (stats --reset) before that round, which sends
+    them from the log of removed flows, then the 100 in the table."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    frames = [e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=5000 + i, dport=6000)
+              / Raw(b"q" * 30) for i in range(200)]
+    assert lab.send(frames[:100] * 3) == 300
+    port = free_port(socket.SOCK_DGRAM)
+    sh("ip", "netns", "exec", lab.b, "nft", "-f", "-", input=(
+        "table inet plquota {\n chain out {\n type filter hook output priority 0;\n"
+        f" udp dport {port} quota over 2500 bytes drop\n }}\n}}\n"))
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    nfcapd = subprocess.Popen(["ip", "netns", "exec", lab.b, "nfcapd", "-b", "127.0.0.1", "-p",
+                               str(port), "-w", out, "-t", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                            f"127.0.0.1:{port}", "--interval", "2"], stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        line = exp.stderr.readline()    # "to 127.0.0.1:PORT every 2 s": it reads removals
+        count_afresh(lab, "reset")
+        assert lab.send(frames[100:] * 3) == 300
+        line = exp.stderr.readline()    # the first round: its third message fails
+        assert "cannot send: Operation not permitted" in line, line
+        sh("ip", "netns", "exec", lab.b, "nft", "delete", "table", "inet", "plquota")
+        exp.send_signal(signal.SIGTERM)  # the last export: what the first could not send
+        assert exp.wait(timeout=10) == 0
+        err = exp.stderr.read()
+        time.sleep(1)
+    finally:
+        nfcapd.send_signal(signal.SIGTERM)
+        nfcapd.wait(timeout=10)
+        if exp.poll() is None:
+            exp.kill()
+    recs = [r for r in nfdump_records(out) if r.get("src4_addr") == "198.18.0.1"]
+    per_flow = collections.Counter()
+    for r in recs:
+        per_flow[r["src_port"]] += r["in_packets"]
+    assert per_flow == {5000 + i: 3 for i in range(200)}, (per_flow, err)
+    assert sum(r["in_bytes"] for r in recs) == 600 * (len(frames[0]) - 14)
 
 
 @pytest.mark.parametrize("collector,says", [
@@ -409,3 +459,56 @@ def test_duration_runs_its_whole_length_and_exports_at_the_end(tmp_path):
     r = sh("tshark", "-r", tmp_path / "t.pcap", "-d", f"udp.port=={port},cflow", "-T", "fields",
            "-e", "cflow.od_id", "-e", "cflow.observation_domain_name")
     assert r.stdout.split("\t") == ["3,3", f"netns {os.stat('/proc/self/ns/net').st_ino}\n"]
+
+
+def forget_removed_flows():
+    """Unpin the log of removed flows where no other exporter runs on the host (the next reader
+    makes it again): the 262,144 flows left in it would slow the next tests' exporters, each of
+    whose rounds reads it, until their readers' time runs out."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"pktlens") and (b"ipfix" in argv or b"daemon" in argv):
+            return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink("/sys/fs/bpf/pktlens/flows_gone")
+
+
+def test_an_exporter_started_while_the_log_of_removed_flows_is_full_reads_it(lab):
+    """`stats --reset` of 262,144 flows while an exporter reads the log of removed flows fills
+    the log (PL_GONE_MAX). An exporter started then registered as its reader into the full map,
+    which refused it (E2BIG: 'cannot create /sys/fs/bpf/pktlens/flows_gone: Argument list too
+    long'), and it never sent a removed flow; now the log keeps room for readers, and a reader
+    finding it full (left so by an older pktlens) makes room by the oldest flow. nfcapd gets the
+    5 frames of a flow reset away before the second exporter's last export."""
+    from scapy.all import IP, UDP, Ether, Raw
+    from test_scale import FILL_FLOWS, attachment
+    n = 262144
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", "--flows", str(n), ns=lab.b)
+    att = attachment(lab.b, "vb")
+    r = subprocess.run(["nsenter", f"--net=/run/netns/{lab.b}", FILL_FLOWS,
+                        os.path.join(att["pins"], "flows"), str(att["ifindex"]), str(n)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["inserted"] == n, r.stderr
+    # rounds 5 s apart: two exporters reading 262,144 removed flows every second hold the
+    # change lock (shared) so often that a removal waits long for it
+    first = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                              "127.0.0.1:9", "--interval", "5"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "every 5 s" in first.stderr.readline()  # a reader: removals are logged
+        count_afresh(lab, "reset")                      # 262,144 removed flows
+        with to_nfcapd(lab, interval=5) as out:
+            e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            assert lab.send([e / IP(src="198.18.0.1", dst="198.18.0.2") /
+                             UDP(sport=4321, dport=1234) / Raw(b"z" * 20)] * 5) == 5
+            lab.wait_packets(5)
+            count_afresh(lab, "reset")
+    finally:
+        first.kill()
+        first.wait()
+        forget_removed_flows()
+    recs = [r for r in nfdump_records(out, lab.b) if r.get("src_port") == 4321]
+    assert sum(r["in_packets"] for r in recs) == 5, recs
