@@ -60,35 +60,59 @@ int pl_bpffs_ensure(char *why, size_t whylen)
 	return err ? pl_why(why, whylen, err, "cannot create %s: %s", PL_PIN_ROOT, strerror(-err)) : 0;
 }
 
-/* The change lock as flock() @op (LOCK_EX, LOCK_SH) takes it, waiting up to @wait_ms */
+/*
+ * flock() @op (LOCK_EX, LOCK_SH) on @fd, polling; *@waited counts the
+ * milliseconds spent so far, up to @wait_ms. 0, or -EBUSY past @wait_ms.
+ */
+static int lock_poll(int fd, int op, unsigned *waited, unsigned wait_ms)
+{
+	while (flock(fd, op | LOCK_NB)) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (*waited >= wait_ms)
+			return -EBUSY;
+		usleep(10000);
+		*waited += 10;
+	}
+	return 0;
+}
+
+/*
+ * The change lock as flock() @op (LOCK_EX, LOCK_SH) takes it, waiting up to
+ * @wait_ms. flock() prefers no one: exporters whose shared holds overlap
+ * (a round each, on their own intervals) would keep a change out for good.
+ * So every taker first passes a turnstile, an exclusive flock on the bpffs
+ * root, which a change holds while it waits: sharers that come after it
+ * wait behind it, those before it finish, and it gets in.
+ */
 static int change_lock(int op, unsigned wait_ms, char *why, size_t whylen)
 {
 	unsigned waited = 0;
-	int fd, err;
+	int fd, gate, err;
 
 	err = pl_bpffs_ensure(why, whylen);
 	if (err)
 		return err;
+	gate = open(PL_BPFFS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (gate < 0)
+		return pl_why(why, whylen, -errno, "cannot open %s: %s", PL_BPFFS, strerror(errno));
 	fd = open(PL_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return pl_why(why, whylen, -errno, "cannot open %s: %s", PL_PIN_ROOT, strerror(errno));
-	while (flock(fd, op | LOCK_NB)) {
-		err = -errno;
-		if (err != -EWOULDBLOCK && err != -EINTR) {
-			close(fd);
-			return pl_why(why, whylen, err, "cannot lock %s: %s", PL_PIN_ROOT,
-				      strerror(-err));
-		}
-		if (waited >= wait_ms) {
-			close(fd);
-			return pl_why(why, whylen, -EBUSY, "another pktlens has been changing "
-				      "attachments for %u s (it holds the lock on %s)", wait_ms / 1000,
-				      PL_PIN_ROOT);
-		}
-		usleep(10000);
-		waited += 10;
+	if (fd < 0) {
+		err = pl_why(why, whylen, -errno, "cannot open %s: %s", PL_PIN_ROOT, strerror(errno));
+		close(gate);
+		return err;
 	}
-	return fd;
+	err = lock_poll(gate, LOCK_EX, &waited, wait_ms);
+	if (!err)
+		err = lock_poll(fd, op, &waited, wait_ms);
+	close(gate);	/* the turnstile is passed (or not): the next may come */
+	if (!err)
+		return fd;
+	close(fd);
+	if (err == -EBUSY)
+		return pl_why(why, whylen, err, "another pktlens has been changing attachments for "
+			      "%u s (it holds the lock on %s)", wait_ms / 1000, PL_PIN_ROOT);
+	return pl_why(why, whylen, err, "cannot lock %s: %s", PL_PIN_ROOT, strerror(-err));
 }
 
 int pl_change_lock(unsigned wait_ms, char *why, size_t whylen)

@@ -263,6 +263,28 @@ def test_lock_holder_makes_others_wait(lab):
     assert_complete(lab)
 
 
+def test_a_waiting_change_goes_before_later_readers(lab, tmp_path):
+    """Readers that come while a change waits for the lock wait behind it: exporters whose
+    shared holds overlap (a round each) kept a change (stats --reset, attach) out for good."""
+    conf = tmp_path / "view.yaml"
+    conf.write_text(f'interfaces:\n  - match: "vb"\n    netns: "{lab.b}"\n')
+    holder = subprocess.Popen(["flock", "-s", PIN_ROOT, "sleep", "1.2"])  # a reader mid-round
+    try:
+        time.sleep(0.3)
+        change = subprocess.Popen([PKTLENS, "-n", lab.b, "attach", "vb", "--xdp", "skb"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        # a reader after the change (apply --dry-run holds the lock shared, as an exporter's round)
+        pktlens("apply", str(conf), "--dry-run", timeout=30)
+        # the change was let in first: it is attached by the time the reader got the lock
+        assert change.poll() is not None, "a reader that came later went before the waiting change"
+        out, err = change.communicate(timeout=30)
+        assert change.returncode == 0, err
+    finally:
+        holder.wait()
+    assert_complete(lab)
+
+
 def test_interface_renamed_while_attached(lab):
     pktlens("attach", "vb", "--xdp", "skb", ns=lab.b)
     udp(lab, 4)
