@@ -58,7 +58,11 @@ static void plain_hist(const struct pl_stats *s)
 	for (int i = 0; i <= last; i++) {
 		char range[32];
 
-		snprintf(range, sizeof(range), "%u -> %u", i ? 1u << i : 0u, (2u << i) - 1);
+		/* the last bucket is open: GSO/BIG TCP packets reach 512 KiB */
+		if (i == PL_LOG2_MAX - 1)
+			snprintf(range, sizeof(range), "%u and more", 1u << i);
+		else
+			snprintf(range, sizeof(range), "%u -> %u", i ? 1u << i : 0u, (2u << i) - 1);
 		printf("    %-19s : %-10llu ", range, s->log2[i]);
 		bar(s->log2[i], max);
 	}

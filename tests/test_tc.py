@@ -306,3 +306,50 @@ def test_tag_in_metadata_reaches_tc_not_xdp(lab):
             [("tc", 100, "udp"), ("xdp", None, "udp")]
     finally:
         os.unlink(pin)
+
+
+TCP_SINK = """
+import socket
+s = socket.socket(socket.AF_INET6)
+s.bind(("2001:db8::1", 5001))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+while c.recv(1 << 20):
+    pass
+"""
+
+TCP_SEND = """
+import socket
+s = socket.create_connection(("2001:db8::1", 5001))
+s.sendall(b"x" * (8 << 20))
+s.close()
+"""
+
+
+@pytest.mark.variant
+def test_big_tcp_packets_in_the_open_log2_bucket(lab):
+    """tc egress counts a BIG TCP super-packet whole (up to 512 KiB): the last log2 bucket holds
+    every length from 65536 on, and the table says so (it read "65536 -> 131071")."""
+    for ns, dev, addr in ((lab.a, "va", "2001:db8::1/64"), (lab.b, "vb", "2001:db8::2/64")):
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=0")
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad")
+        sh("ip", "-n", ns, "link", "set", dev, "gso_max_size", 185000, "gro_max_size", 185000)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "out", ns=lab.b)
+    pktlens("filter", "set", "vb", "greater 131072", ns=lab.b)   # the oracle: libpcap's len
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.a, PYTHON, "-c", TCP_SINK],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline() == "ready\n"
+        sh("ip", "netns", "exec", lab.b, PYTHON, "-c", TCP_SEND)
+        sink.wait(timeout=30)
+    finally:
+        sink.kill()
+        sink.wait()
+    out = slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "out")
+    assert out["filter_packets"] > 0, out       # packets longer than 131071 bytes were sent
+    assert out["size_log2"][16] >= out["filter_packets"]
+    assert out["size_rmon"][">9216"] >= out["size_log2"][16]
+    rows = [l.split(":")[0].strip() for l in pktlens("stats", "vb", ns=lab.b).stdout.splitlines()
+            if l.strip().startswith(("32768 ", "65536 "))]
+    assert rows == ["32768 -> 65535", "65536 and more"] or rows == ["65536 and more"], rows
