@@ -175,6 +175,9 @@ def test_force_reattach_switches_mechanism_keeping_counters(lab):
     (["--tc", "sideways"], "pktlens: attach: --tc 'sideways' is wrong"),
     (["--tc-mech", "ebpf"], "pktlens: attach: --tc-mech 'ebpf' is wrong"),
     (["--xdp", "none", "--tc", "none"], "pktlens: attach: vb: nothing to attach"),
+    # not "(--xdp none and --tc none)": no --xdp was given, a veth gets none by default
+    (["--tc", "none"], "pktlens: attach: vb: nothing to attach (--tc none, and a virtual device "
+                       "gets no XDP unless --xdp skb or native)\n"),
 ])
 def test_bad_tc_options(lab, args, msg):
     r = pktlens("attach", "vb", *args, ns=lab.b, check=False)
@@ -186,6 +189,10 @@ def test_list_shows_mechanism(lab):
     pktlens("attach", "vb", ns=lab.b)
     out = subprocess.run([PKTLENS, "-n", lab.b, "list"], capture_output=True, text=True).stdout
     assert "tc/tcx in+out" in out and "attached (this netns)" in out
+    # --xdp alone: the why is the default tc's, not "native XDP would linearize skbs"
+    r = pktlens("attach", "vb", "--force", "--xdp", "skb", ns=lab.b)
+    assert "xdp/skb in, tc/tcx in+out; --xdp as requested; virtual device: tc on ingress and " \
+           "egress by default (override with --tc);" in r.stdout, r.stdout
 
 
 def test_legacy_ingress_qdisc_takes_no_egress_filter(lab):
