@@ -305,21 +305,44 @@ static void watch_take(const struct pl_state *st, struct watch_read *r)
 	r->stats_id = st->stats_id;
 }
 
+/*
+ * Open @a's maps for --watch. Watching every interface (@named false), one detached
+ * meanwhile is no longer watched (*@gone; the others go on) instead of ending the watch:
+ * that is for the DEV the user named.
+ */
+static int watch_open(const struct pl_attachment *a, bool named, struct pl_state *st, bool *gone)
+{
+	int err = pl_state_open(a->dir, st);
+
+	if (err && !named && err == -ENOENT && access(a->dir, F_OK)) {
+		pl_info("stats: %s: detached meanwhile; watching the others", PL_NAME(a->ifname));
+		*gone = true;
+		return PL_EXIT_OK;
+	}
+	return err ? pl_open_error("stats", a, err) : PL_EXIT_OK;
+}
+
 /* --watch: rates from the difference of two readings (pl_stats_since()). */
-static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
+static int watch(const struct pl_attachment *a, size_t n, uint32_t secs, bool named)
 {
 	struct watch_read *prev = calloc(n, sizeof(*prev));
+	bool *gone = calloc(n, sizeof(*gone));
 	double t_prev = now_s();
 	int rc = PL_EXIT_OK;
 
-	if (!prev)
+	if (!prev || !gone) {
+		free(prev);
+		free(gone);
 		return PL_EXIT_FAIL;
+	}
 	pl_catch_stop(false);
 	for (size_t i = 0; i < n; i++) {
 		struct pl_state st;
 
-		if ((rc = pl_open_state("stats", &a[i], &st)))
+		if ((rc = watch_open(&a[i], named, &st, &gone[i])))
 			goto out;
+		if (gone[i])
+			continue;
 		watch_take(&st, &prev[i]);
 		pl_state_close(&st);
 	}
@@ -348,8 +371,12 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 			struct pl_state st;
 			bool same;
 
-			if ((rc = pl_open_state("stats", &a[i], &st)))
+			if (gone[i])
+				continue;
+			if ((rc = watch_open(&a[i], named, &st, &gone[i])))
 				goto out;
+			if (gone[i])
+				continue;
 			watch_take(&st, &cur);
 			/* the same maps, a stats --reset between or not; other ones: attached again */
 			same = cur.stats_id == prev[i].stats_id;
@@ -393,6 +420,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 	}
 out:
 	free(prev);
+	free(gone);
 	return rc;
 }
 
@@ -424,7 +452,7 @@ static int do_stats(void *cfg, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (secs) {
-		rc = n ? watch(a, n, secs) : PL_EXIT_OK;
+		rc = n ? watch(a, n, secs, argc > 0) : PL_EXIT_OK;
 		if (!n)
 			pl_info("no interfaces attached in this network namespace");
 		free(a);
