@@ -183,7 +183,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	struct pl_xdp_disp d;
 	struct pl_state st;
 	size_t used = 0;
-	bool have_li, disp;
+	bool have_li, live, disp;
 	int err, rc;
 
 	rc = pl_open_state("stats", a, &st);
@@ -198,8 +198,14 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
-	/* the kernel's counters of the interface attached, not of one that got its index since */
-	have_li = pl_meta_live(&st.meta) && pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+	/*
+	 * The kernel's counters of the interface attached, not of one that got its index since:
+	 * it runs our programs, or (none runs: a `tc qdisc del ... clsact`, a link detached by
+	 * another tool) has the name attached, as list's program-gone has it.
+	 */
+	live = pl_meta_live(&st.meta);
+	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0 &&
+		  (live || !strcmp(li.ifname, a->ifname));
 	/* the XDP programs beside ours: what runs before it, pktlens does not see */
 	disp = have_li && pl_meta_xdp_disp(&st.meta, &d);
 
@@ -256,6 +262,9 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
 		else
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
+		if (have_li && !live)
+			printf("  state     program-gone: none of its programs runs on %s any more "
+			       "(pktlens attach %s --force)\n", PL_NAME(a->ifname), PL_NAME(a->ifname));
 		if (disp)
 			pl_print_xdp_disp(&d, st.meta.xdp_prog_id, "  ");
 		pl_drops_summary(NULL, a);

@@ -171,6 +171,25 @@ def test_force_reattach_switches_mechanism_keeping_counters(lab):
     assert slot(lab.wait_packets(12, hook=("tc", "in")), "tc", "in")["packets"] == 12
 
 
+def test_clsact_qdisc_deleted_under_an_attachment(lab):
+    """`tc qdisc del dev vb clsact` takes pktlens's filters with it: list says program-gone,
+    and stats still shows vb's kernel counters (it said "interface index N is gone" of an
+    interface that is there) and says what is wrong; detach then leaves nothing."""
+    pktlens("attach", "vb", "--tc", "in", "--tc-mech", "clsact", ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:3]
+    lab.send([c.frame for c in cases])
+    lab.wait_packets(3, hook=("tc", "in"))
+    sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
+    assert [a["state"] for a in attachments_in(lab.b)] == ["program-gone"]
+    kernel = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["kernel"]
+    assert kernel["rx_packets"] == lab.link_stats(lab.b, "vb")["rx"]["packets"] >= 3
+    out = pktlens("stats", "vb", ns=lab.b).stdout
+    assert "is gone" not in out and "  state     program-gone: none of its programs runs on vb " \
+        "any more (pktlens attach vb --force)\n" in out, out
+    assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["totals"][0]["packets"] == 3
+    assert "clsact" not in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--tc", "sideways"], "pktlens: attach: --tc 'sideways' is wrong"),
     (["--tc-mech", "ebpf"], "pktlens: attach: --tc-mech 'ebpf' is wrong"),
