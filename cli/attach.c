@@ -232,7 +232,8 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 		if (pl_attachment_progs_gone(&(*a)[i]))
 			(*a)[i].ns_gone = true;	/* its filters went with their interface */
 		if ((*a)[i].ns_gone ||
-		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex))
+		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex &&
+		     !pl_links_detached_here(&(*a)[i])))
 			(*a)[j++] = (*a)[i];
 	}
 	*n = j;

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from frames import mixed
-from lab import Lab, PKTLENS, PYTHON, attachments_in, pktlens, pktlens_json, sh, slot
+from lab import Lab, PKTLENS, PYTHON, attachments_in, netns_ino, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 
@@ -171,15 +171,22 @@ def test_force_reattach_switches_mechanism_keeping_counters(lab):
     assert slot(lab.wait_packets(12, hook=("tc", "in")), "tc", "in")["packets"] == 12
 
 
-def test_clsact_qdisc_deleted_under_an_attachment(lab):
-    """`tc qdisc del dev vb clsact` takes pktlens's filters with it: list says program-gone,
-    and stats still shows vb's kernel counters (it said "interface index N is gone" of an
-    interface that is there) and says what is wrong; detach then leaves nothing."""
-    pktlens("attach", "vb", "--tc", "in", "--tc-mech", "clsact", ns=lab.b)
+@pytest.mark.parametrize("mech", ["clsact", "tcx"])
+def test_programs_taken_off_by_another_tool(lab, mech):
+    """`tc qdisc del dev vb clsact` takes pktlens's filters with it, `bpftool link detach` its
+    tcx link: list says program-gone (of tcx it said interface-gone, and detach --stale took
+    it), and stats still shows vb's kernel counters (it said "interface index N is gone" of
+    an interface that is there) and says what is wrong; detach then leaves nothing."""
+    pktlens("attach", "vb", "--tc", "in", "--tc-mech", mech, ns=lab.b)
     cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:3]
     lab.send([c.frame for c in cases])
     lab.wait_packets(3, hook=("tc", "in"))
-    sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
+    if mech == "clsact":
+        sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
+    else:
+        path = f"/sys/fs/bpf/pktlens/{netns_ino(lab.b)}/vb/tc_in_link"
+        link = json.loads(sh("bpftool", "-j", "link", "show", "pinned", path).stdout)["id"]
+        sh("bpftool", "link", "detach", "id", link)
     assert [a["state"] for a in attachments_in(lab.b)] == ["program-gone"]
     kernel = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["kernel"]
     assert kernel["rx_packets"] == lab.link_stats(lab.b, "vb")["rx"]["packets"] >= 3
