@@ -195,6 +195,17 @@ def test_programs_taken_off_by_another_tool(lab, mech):
         "any more (pktlens attach vb --force)\n" in out, out
     assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["totals"][0]["packets"] == 3
     assert "clsact" not in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
+    # detach --stale from its namespace leaves it (the interface is there); in a bpffs of its
+    # own, where --stale meets no other attachment of this machine
+    take = f"tc -n {lab.b} qdisc del dev vb clsact" if mech == "clsact" else \
+        f"bpftool link detach pinned /sys/fs/bpf/pktlens/{netns_ino(lab.b)}/vb/tc_in_link"
+    p = f"{PKTLENS} -n {lab.b}"
+    r = sh("unshare", "-m", "--propagation", "private", "sh", "-ec",
+           f"mount -t bpf bpf /sys/fs/bpf; {p} attach vb --tc in --tc-mech {mech} >/dev/null; "
+           f"{take}; {p} detach --stale; {p} -j list; {p} detach vb >/dev/null")
+    assert r.stdout.count("\n") == 1, r.stdout     # --stale detached nothing
+    assert [(a["ifname"], a["state"]) for a in json.loads(r.stdout)["attachments"]] == \
+        [("vb", "program-gone")]
 
 
 @pytest.mark.parametrize("args,msg", [
