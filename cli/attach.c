@@ -229,10 +229,13 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 	for (i = 0, j = 0; i < *n; i++) {
 		__u32 ifindex = 1;
 
-		if (pl_attachment_progs_gone(&(*a)[i]))
-			(*a)[i].ns_gone = true;	/* its filters went with their interface */
+		/* its filters went with their interface (not with a clsact qdisc deleted: list's
+		 * program-gone, which detach DEV removes) */
+		if (pl_attachment_progs_gone(&(*a)[i]) && !pl_iface_still_here(&(*a)[i]))
+			(*a)[i].ns_gone = true;
 		if ((*a)[i].ns_gone ||
-		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex))
+		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex &&
+		     !pl_iface_still_here(&(*a)[i])))
 			(*a)[j++] = (*a)[i];
 	}
 	*n = j;

@@ -21,6 +21,15 @@ bool pl_iface_gone(uint32_t ifindex)
 	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
 }
 
+bool pl_iface_still_here(const struct pl_attachment *a)
+{
+	struct pl_link_info li;
+	struct pl_netns here;
+
+	return !pl_netns_here(&here) && a->netns == here.ino && pl_attachment_of(a, &here) &&
+	       !pl_link_get(NULL, a->meta.ifindex, &li) && !strcmp(li.ifname, a->ifname);
+}
+
 /* As `list` says interface-gone: links holding no device, no such index, or the index reused */
 static bool attachment_iface_gone(const struct pl_attachment *a)
 {
@@ -31,7 +40,7 @@ static bool attachment_iface_gone(const struct pl_attachment *a)
 		return false;
 	/* XDP and tcx links outlive their device, holding index 0 (moved: another namespace's) */
 	if (!pl_attachment_link_ifindex(a, &link_ifindex))
-		return !link_ifindex;
+		return !link_ifindex && !pl_iface_still_here(a);
 	if (pl_iface_gone(a->meta.ifindex))
 		return true;
 	/* clsact: another interface got the index (a rename keeps the programs running) */

@@ -28,6 +28,13 @@ int pl_detached_error(const char *cmd, const char *ifname);
  */
 int pl_refuse_gone(const char *cmd, const struct pl_attachment *a);
 /*
+ * @a's interface is here: @a is this namespace's and an interface has the index and the
+ * name attached. When its XDP and tcx links hold no device (index 0) or its clsact
+ * programs are gone, another tool took them off (bpftool link detach, tc qdisc del):
+ * list's program-gone, not a deleted interface.
+ */
+bool pl_iface_still_here(const struct pl_attachment *a);
+/*
  * The interface with @ifindex is no longer in this namespace (deleted, or
  * moved away); false for index 0.
  */

@@ -53,7 +53,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (err && err != -ENOENT)
 		return "unknown";
 	if (!err && !ifindex)
-		return "interface-gone";
+		return pl_iface_still_here(a) ? "program-gone" : "interface-gone";
 	if (a->netns != here->ino)
 		return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
 	lerr = pl_link_get(NULL, a->meta.ifindex, &li);

@@ -58,7 +58,11 @@ static void plain_hist(const struct pl_stats *s)
 	for (int i = 0; i <= last; i++) {
 		char range[32];
 
-		snprintf(range, sizeof(range), "%u -> %u", i ? 1u << i : 0u, (2u << i) - 1);
+		/* the last bucket is open: GSO/BIG TCP packets reach 512 KiB */
+		if (i == PL_LOG2_MAX - 1)
+			snprintf(range, sizeof(range), "%u and more", 1u << i);
+		else
+			snprintf(range, sizeof(range), "%u -> %u", i ? 1u << i : 0u, (2u << i) - 1);
 		printf("    %-19s : %-10llu ", range, s->log2[i]);
 		bar(s->log2[i], max);
 	}
@@ -179,7 +183,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	struct pl_xdp_disp d;
 	struct pl_state st;
 	size_t used = 0;
-	bool have_li, disp;
+	bool have_li, live, disp;
 	int err, rc;
 
 	rc = pl_open_state("stats", a, &st);
@@ -194,8 +198,14 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;
 	}
-	/* the kernel's counters of the interface attached, not of one that got its index since */
-	have_li = pl_meta_live(&st.meta) && pl_link_get(NULL, st.meta.ifindex, &li) == 0;
+	/*
+	 * The kernel's counters of the interface attached, not of one that got its index since:
+	 * it runs our programs, or (none runs: a `tc qdisc del ... clsact`, a link detached by
+	 * another tool) has the name attached, as list's program-gone has it.
+	 */
+	live = pl_meta_live(&st.meta);
+	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0 &&
+		  (live || !strcmp(li.ifname, a->ifname));
 	/* the XDP programs beside ours: what runs before it, pktlens does not see */
 	disp = have_li && pl_meta_xdp_disp(&st.meta, &d);
 
@@ -252,6 +262,9 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
 		else
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
+		if (have_li && !live)
+			printf("  state     program-gone: none of its programs runs on %s any more "
+			       "(pktlens attach %s --force)\n", PL_NAME(a->ifname), PL_NAME(a->ifname));
 		if (disp)
 			pl_print_xdp_disp(&d, st.meta.xdp_prog_id, "  ");
 		pl_drops_summary(NULL, a);
@@ -301,21 +314,44 @@ static void watch_take(const struct pl_state *st, struct watch_read *r)
 	r->stats_id = st->stats_id;
 }
 
+/*
+ * Open @a's maps for --watch. Watching every interface (@named false), one detached
+ * meanwhile is no longer watched (*@gone; the others go on) instead of ending the watch:
+ * that is for the DEV the user named.
+ */
+static int watch_open(const struct pl_attachment *a, bool named, struct pl_state *st, bool *gone)
+{
+	int err = pl_state_open(a->dir, st);
+
+	if (err && !named && err == -ENOENT && access(a->dir, F_OK)) {
+		pl_info("stats: %s: detached meanwhile; watching the others", PL_NAME(a->ifname));
+		*gone = true;
+		return PL_EXIT_OK;
+	}
+	return err ? pl_open_error("stats", a, err) : PL_EXIT_OK;
+}
+
 /* --watch: rates from the difference of two readings (pl_stats_since()). */
-static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
+static int watch(const struct pl_attachment *a, size_t n, uint32_t secs, bool named)
 {
 	struct watch_read *prev = calloc(n, sizeof(*prev));
+	bool *gone = calloc(n, sizeof(*gone));
 	double t_prev = now_s();
 	int rc = PL_EXIT_OK;
 
-	if (!prev)
+	if (!prev || !gone) {
+		free(prev);
+		free(gone);
 		return PL_EXIT_FAIL;
+	}
 	pl_catch_stop(false);
 	for (size_t i = 0; i < n; i++) {
 		struct pl_state st;
 
-		if ((rc = pl_open_state("stats", &a[i], &st)))
+		if ((rc = watch_open(&a[i], named, &st, &gone[i])))
 			goto out;
+		if (gone[i])
+			continue;
 		watch_take(&st, &prev[i]);
 		pl_state_close(&st);
 	}
@@ -344,8 +380,12 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 			struct pl_state st;
 			bool same;
 
-			if ((rc = pl_open_state("stats", &a[i], &st)))
+			if (gone[i])
+				continue;
+			if ((rc = watch_open(&a[i], named, &st, &gone[i])))
 				goto out;
+			if (gone[i])
+				continue;
 			watch_take(&st, &cur);
 			/* the same maps, a stats --reset between or not; other ones: attached again */
 			same = cur.stats_id == prev[i].stats_id;
@@ -389,6 +429,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs)
 	}
 out:
 	free(prev);
+	free(gone);
 	return rc;
 }
 
@@ -420,7 +461,7 @@ static int do_stats(void *cfg, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (secs) {
-		rc = n ? watch(a, n, secs) : PL_EXIT_OK;
+		rc = n ? watch(a, n, secs, argc > 0) : PL_EXIT_OK;
 		if (!n)
 			pl_info("no interfaces attached in this network namespace");
 		free(a);

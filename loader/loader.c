@@ -179,6 +179,17 @@ const char *pl_attach_hooks(const struct pl_attach_opts *o, const struct pl_link
 		   pl_feature(PL_FEAT_TCX) ? PL_TC_TCX : PL_TC_CLSACT;
 	if (o->xdp_mode >= 0 && o->tc_hooks >= 0)
 		return "as requested";
+	/* one of the two given: say why the other is what it is, not why both are */
+	if (o->xdp_mode >= 0)
+		return virt ? "--xdp as requested; virtual device: tc on ingress and egress by "
+			      "default (override with --tc)" :
+			      "--xdp as requested; physical device: tc for egress by default "
+			      "(override with --tc)";
+	if (o->tc_hooks >= 0)
+		return virt ? "--tc as requested; virtual device: no XDP by default, native XDP "
+			      "would linearize skbs and lose GRO (override with --xdp)" :
+			      "--tc as requested; physical device: native XDP in the driver for "
+			      "ingress by default (override with --xdp)";
 	if (virt)
 		return "virtual device: tc sees ingress and egress at no measurable cost, "
 		       "native XDP would linearize skbs and lose GRO (override with --xdp, --tc)";
@@ -1489,7 +1500,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			      "frames only", ifname, l2);
 	info->reason = pl_attach_hooks(o, &a.li, &info->xdp_mode, &info->tc_hooks, &info->tc_mech);
 	if (info->xdp_mode == PL_XDP_NONE && !info->tc_hooks)
-		return pl_why(a.why, a.whylen, -EINVAL,
+		return pl_why(a.why, a.whylen, -EINVAL, o->xdp_mode < 0 ?
+			      "%s: nothing to attach (--tc none, and a virtual device gets no XDP "
+			      "unless --xdp skb or native)" :
 			      "%s: nothing to attach (--xdp none and --tc none)", ifname);
 	if (info->xdp_mode == PL_XDP_NATIVE && !pl_feature(PL_FEAT_XDP_FRAGS))
 		info->xdp_note = "multi-buffer XDP needs Linux 5.18: attaching without it "

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from frames import mixed
-from lab import Lab, PKTLENS, PYTHON, attachments_in, pktlens, pktlens_json, sh, slot
+from lab import Lab, PKTLENS, PYTHON, attachments_in, netns_ino, pktlens, pktlens_json, sh, slot
 from model import check_flows, check_stats
 
 
@@ -171,10 +171,50 @@ def test_force_reattach_switches_mechanism_keeping_counters(lab):
     assert slot(lab.wait_packets(12, hook=("tc", "in")), "tc", "in")["packets"] == 12
 
 
+@pytest.mark.parametrize("mech", ["clsact", "tcx"])
+def test_programs_taken_off_by_another_tool(lab, mech):
+    """`tc qdisc del dev vb clsact` takes pktlens's filters with it, `bpftool link detach` its
+    tcx link: list says program-gone (of tcx it said interface-gone, and detach --stale took
+    it), and stats still shows vb's kernel counters (it said "interface index N is gone" of
+    an interface that is there) and says what is wrong; detach then leaves nothing."""
+    pktlens("attach", "vb", "--tc", "in", "--tc-mech", mech, ns=lab.b)
+    cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:3]
+    lab.send([c.frame for c in cases])
+    lab.wait_packets(3, hook=("tc", "in"))
+    if mech == "clsact":
+        sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
+    else:
+        path = f"/sys/fs/bpf/pktlens/{netns_ino(lab.b)}/vb/tc_in_link"
+        link = json.loads(sh("bpftool", "-j", "link", "show", "pinned", path).stdout)["id"]
+        sh("bpftool", "link", "detach", "id", link)
+    assert [a["state"] for a in attachments_in(lab.b)] == ["program-gone"]
+    kernel = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["kernel"]
+    assert kernel["rx_packets"] == lab.link_stats(lab.b, "vb")["rx"]["packets"] >= 3
+    out = pktlens("stats", "vb", ns=lab.b).stdout
+    assert "is gone" not in out and "  state     program-gone: none of its programs runs on vb " \
+        "any more (pktlens attach vb --force)\n" in out, out
+    assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["totals"][0]["packets"] == 3
+    assert "clsact" not in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
+    # detach --stale from its namespace leaves it (the interface is there); in a bpffs of its
+    # own, where --stale meets no other attachment of this machine
+    take = f"tc -n {lab.b} qdisc del dev vb clsact" if mech == "clsact" else \
+        f"bpftool link detach pinned /sys/fs/bpf/pktlens/{netns_ino(lab.b)}/vb/tc_in_link"
+    p = f"{PKTLENS} -n {lab.b}"
+    r = sh("unshare", "-m", "--propagation", "private", "sh", "-ec",
+           f"mount -t bpf bpf /sys/fs/bpf; {p} attach vb --tc in --tc-mech {mech} >/dev/null; "
+           f"{take}; {p} detach --stale; {p} -j list; {p} detach vb >/dev/null")
+    assert r.stdout.count("\n") == 1, r.stdout     # --stale detached nothing
+    assert [(a["ifname"], a["state"]) for a in json.loads(r.stdout)["attachments"]] == \
+        [("vb", "program-gone")]
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--tc", "sideways"], "pktlens: attach: --tc 'sideways' is wrong"),
     (["--tc-mech", "ebpf"], "pktlens: attach: --tc-mech 'ebpf' is wrong"),
     (["--xdp", "none", "--tc", "none"], "pktlens: attach: vb: nothing to attach"),
+    # not "(--xdp none and --tc none)": no --xdp was given, a veth gets none by default
+    (["--tc", "none"], "pktlens: attach: vb: nothing to attach (--tc none, and a virtual device "
+                       "gets no XDP unless --xdp skb or native)\n"),
 ])
 def test_bad_tc_options(lab, args, msg):
     r = pktlens("attach", "vb", *args, ns=lab.b, check=False)
@@ -186,6 +226,10 @@ def test_list_shows_mechanism(lab):
     pktlens("attach", "vb", ns=lab.b)
     out = subprocess.run([PKTLENS, "-n", lab.b, "list"], capture_output=True, text=True).stdout
     assert "tc/tcx in+out" in out and "attached (this netns)" in out
+    # --xdp alone: the why is the default tc's, not "native XDP would linearize skbs"
+    r = pktlens("attach", "vb", "--force", "--xdp", "skb", ns=lab.b)
+    assert "xdp/skb in, tc/tcx in+out; --xdp as requested; virtual device: tc on ingress and " \
+           "egress by default (override with --tc);" in r.stdout, r.stdout
 
 
 def test_legacy_ingress_qdisc_takes_no_egress_filter(lab):
@@ -306,3 +350,50 @@ def test_tag_in_metadata_reaches_tc_not_xdp(lab):
             [("tc", 100, "udp"), ("xdp", None, "udp")]
     finally:
         os.unlink(pin)
+
+
+TCP_SINK = """
+import socket
+s = socket.socket(socket.AF_INET6)
+s.bind(("2001:db8::1", 5001))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+while c.recv(1 << 20):
+    pass
+"""
+
+TCP_SEND = """
+import socket
+s = socket.create_connection(("2001:db8::1", 5001))
+s.sendall(b"x" * (8 << 20))
+s.close()
+"""
+
+
+@pytest.mark.variant
+def test_big_tcp_packets_in_the_open_log2_bucket(lab):
+    """tc egress counts a BIG TCP super-packet whole (up to 512 KiB): the last log2 bucket holds
+    every length from 65536 on, and the table says so (it read "65536 -> 131071")."""
+    for ns, dev, addr in ((lab.a, "va", "2001:db8::1/64"), (lab.b, "vb", "2001:db8::2/64")):
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=0")
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad")
+        sh("ip", "-n", ns, "link", "set", dev, "gso_max_size", 185000, "gro_max_size", 185000)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "out", ns=lab.b)
+    pktlens("filter", "set", "vb", "greater 131072", ns=lab.b)   # the oracle: libpcap's len
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.a, PYTHON, "-c", TCP_SINK],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline() == "ready\n"
+        sh("ip", "netns", "exec", lab.b, PYTHON, "-c", TCP_SEND)
+        sink.wait(timeout=30)
+    finally:
+        sink.kill()
+        sink.wait()
+    out = slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "out")
+    assert out["filter_packets"] > 0, out       # packets longer than 131071 bytes were sent
+    assert out["size_log2"][16] >= out["filter_packets"]
+    assert out["size_rmon"][">9216"] >= out["size_log2"][16]
+    rows = [l.split(":")[0].strip() for l in pktlens("stats", "vb", ns=lab.b).stdout.splitlines()
+            if l.strip().startswith(("32768 ", "65536 "))]
+    assert rows == ["32768 -> 65535", "65536 and more"] or rows == ["65536 and more"], rows

@@ -278,6 +278,30 @@ def test_a_view_whose_interface_is_detached_says_so(lab, cmd):
     assert p.stderr.read() == f"pktlens: {cmd[0]}: vb: detached meanwhile\n"
 
 
+def test_watch_of_every_interface_goes_on_when_one_is_detached(lab):
+    """stats --watch without DEV while one of two attachments is detached: the other is still
+    watched and Ctrl-C ends it with 0 (it ended with 'vb: detached meanwhile', exit 1, as a
+    watch of the DEV named does)."""
+    import json
+    import signal
+    for dev in ("vb", "lo"):
+        pktlens("attach", dev, "--xdp", "none", "--tc", "in", ns=lab.b)
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "stats", "--watch", "1"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("TIME"), p.stderr.read()
+        assert [p.stdout.readline().split()[1] for _ in range(2)] == ["lo", "vb"]
+        pktlens("detach", "vb", ns=lab.b)
+        assert p.stderr.readline() == "pktlens: stats: vb: detached meanwhile; watching the others\n"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+    # the interval that said so is the last printed, and shows lo alone
+    assert p.stdout.read().splitlines()[-1].split()[1:4] == ["lo", "tc", "in"]
+    assert json.loads(pktlens("-j", "stats", ns=lab.b).stdout)["interfaces"][0]["ifname"] == "lo"
+
+
 @pytest.mark.parametrize("cols,lines", [(20, 14), (80, 7)], ids=["narrow", "short"])
 def test_top_in_a_small_terminal_draws_and_quits(lab, cols, lines):
     """A pane under 24 columns while packets of two sizes flow: the size bars' room went

@@ -48,7 +48,7 @@ enum pl_rmon {
 	PL_RMON_MAX,
 };
 
-/* log2 buckets: bucket k counts lengths in [2^k, 2^(k+1)); k <= 16. */
+/* log2 buckets: bucket k counts lengths in [2^k, 2^(k+1)), k < 16; bucket 16 all from 65536 on. */
 #define PL_LOG2_MAX 17
 
 enum pl_l3 {
