@@ -668,6 +668,22 @@ static bool share_xdp(const struct attach *a)
  * refuses that too, or lacks the bpf_loop() it needs (5.10, whose verifier
  * refuses both), gets it attached alone, as where freplace is refused
  * altogether. The attach says which.
+ *
+ * So a re-attach in the dispatcher is not gapless: libxdp 1.3 adds programs to
+ * a dispatcher or takes them out (xdp_program__attach_multi(),
+ * __detach_multi(): each loads a new dispatcher and swaps it in
+ * atomically), but has no call that replaces one member by another in one
+ * swap, and a member's run priority and chain-call actions are fixed once it
+ * is in (a new dispatcher copies them from the old one's config). Joining
+ * the new program before the old one leaves would run both: with the new
+ * one first and no action going on, the packet never reaches the old one,
+ * but then neither the programs after pktlens until the old one leaves, and
+ * the new one goes on with no action after that (it would shut out every
+ * program behind it for good); with XDP_PASS going on, or at pktlens's own
+ * priority (libxdp sorts a loaded program before an unloaded one of the same
+ * priority and name: the old one first), every passed packet is counted
+ * twice. Exactly once needs the packet to tell the second program that the
+ * first counted it (a BPF change), so the old program leaves first.
  */
 static int join_xdp(struct attach *a, bool flows_reused)
 {
@@ -1232,6 +1248,20 @@ static void old_qdisc(struct attach *a)
 	}
 }
 
+/* The replaced attachment ran in this one's place: the same interface, under the same name. */
+static bool same_place(const struct attach *a)
+{
+	return a->info->reattached && !a->old_gone && !strcmp(a->old_dir, a->final) &&
+	       a->old.meta.ifindex == (__u32)a->li.ifindex;
+}
+
+/* The replaced attachment's XDP program ran alone (no dispatcher) in this place and mode. */
+static bool old_xdp_alone(const struct attach *a)
+{
+	return same_place(a) && a->info->xdp_mode != PL_XDP_NONE &&
+	       (int)a->old.meta.xdp_mode == a->info->xdp_mode && !pl_xdp_prog_ext(a->old_xdp_id);
+}
+
 /*
  * Whether place @i (0 XDP, 1 + enum pl_dir tc) of the replaced attachment
  * can take the new program in place: the same interface and name, XDP in
@@ -1243,13 +1273,10 @@ static bool can_swap(const struct attach *a, int i)
 	const struct pl_meta *om = &a->old.meta;
 	unsigned int bit = i ? 1u << (i - 1) : 0;
 
-	if (!a->info->reattached || a->old_gone || strcmp(a->old_dir, a->final) ||
-	    om->ifindex != (__u32)a->li.ifindex)
-		return false;
 	if (!i)
-		return a->info->xdp_mode != PL_XDP_NONE && (int)om->xdp_mode == a->info->xdp_mode &&
-		       !a->info->xdp_disp && !pl_xdp_prog_ext(om->xdp_prog_id);
-	return (a->info->tc_hooks & bit) && (om->tc_hooks & bit) && (int)om->tc_mech == a->info->tc_mech;
+		return !a->info->xdp_disp && old_xdp_alone(a);
+	return same_place(a) && (a->info->tc_hooks & bit) && (om->tc_hooks & bit) &&
+	       (int)om->tc_mech == a->info->tc_mech;
 }
 
 /* clsact: the filter at the old attachment's handle and priority runs @prog_fd from now on */
@@ -1560,6 +1587,22 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (info->reattached && a.old.meta.xdp_mode != PL_XDP_NONE)
 		a.old_prio_ok = pl_xdp_disp_runs((int)a.old.meta.ifindex, a.old.meta.xdp_prog_id,
 						 &a.old_prio);
+	/*
+	 * pktlens's XDP program ran alone here, where libxdp's dispatcher could
+	 * take it: the dispatcher refused it (5.10's verifier, native XDP at an
+	 * MTU over a page, a tail call on 6.12). A re-attach keeps it alone
+	 * and swaps the link's program in place (swap_hook()) unless
+	 * --xdp-priority asks for the dispatcher: trying that took the old link
+	 * down first (libxdp will not join beside a program attached alone), and
+	 * when it refused again, what crossed until the new link was counted by
+	 * neither hook.
+	 */
+	if (info->xdp_disp && !o->xdp_prio_set && old_xdp_alone(&a)) {
+		info->xdp_disp = false;
+		info->disp_note = "pktlens's XDP program ran alone here (a bpf_link): the re-attach "
+				  "keeps it alone and replaces its program in place (--xdp-priority "
+				  "tries libxdp's dispatcher)";
+	}
 	/* a re-attach keeps its place in the dispatcher unless told */
 	info->xdp_prio = o->xdp_prio_set ? o->xdp_prio : PL_XDP_PRIO_DEFAULT;
 	if (info->xdp_disp && !o->xdp_prio_set && info->reattached)

@@ -386,17 +386,16 @@ def test_reset_keeps_cached_flows_counted(lab, args, hook, v6):
 
 # the four ways a hook is attached, two in each lab; a re-attach swaps each in place
 # (loader.c: swap_hook())
-DISPATCHER_XFAIL = ("where the kernel has libxdp's dispatcher (5.10 and 6.1 in the VMs: it then "
-                    "refuses skb mode), a re-attach takes the old XDP link down to join it "
-                    "(loader.c: join_xdp()), and falls back to a new link: not swapped, packets "
-                    "missed; native XDP on veth even drops those queued as its XDP goes")
+DISPATCHER_XFAIL = ("pktlens's XDP program runs in libxdp's dispatcher here: libxdp 1.3 has no "
+                    "call that replaces one program of a dispatcher by another, so a re-attach "
+                    "takes the old one out, then puts the new one in (loader.c: join_xdp()), and "
+                    "what crosses between is counted by neither")
 
 
 def xdp_swappable(attach_doc):
-    """Whether this kernel attaches XDP alone from the start (refuses the dispatcher), which
-    a re-attach swaps in place."""
-    note = attach_doc["dispatcher_note"] or ""
-    return note.startswith("this kernel refuses libxdp's dispatcher")
+    """Whether XDP runs alone (a bpf_link: the kernel has no dispatcher, or the dispatcher
+    refused pktlens's program), which a re-attach swaps in place."""
+    return attach_doc["xdp_attach"] == "bpf_link"
 
 
 @pytest.mark.parametrize("hook", [
@@ -410,7 +409,12 @@ def test_reattach_under_traffic_counts_every_packet_once(lab, hook):
     add up. Taking the old hook down and then attaching the new one missed what crossed
     between: in three runs of this test, of 150,000-300,000 packets, 3,376-11,744 on generic
     XDP, 8,599-13,494 on tcx, 1,763-13,681 on native XDP, 37-1,465 on clsact."""
-    if not xdp_swappable(pktlens_json("attach", "vb", *hook, ns=lab.b)):
+    r = pktlens("-j", "attach", "vb", *hook, ns=lab.b, check=False)
+    if r.returncode and "needs multi-buffer XDP" in r.stderr:
+        pytest.skip("native XDP takes no frame over a page here (the lab's MTU is 9,500): "
+                    "multi-buffer XDP came with Linux 5.18")
+    assert r.returncode == 0, r.stderr
+    if not xdp_swappable(json.loads(r.stdout)):
         pytest.xfail(DISPATCHER_XFAIL)
     rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
     tg = Trafgen(lab, mixed_flows(lab, 20), 10 ** 8, 50_000)

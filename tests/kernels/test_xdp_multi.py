@@ -338,6 +338,15 @@ def test_kill9_mid_attach_leaves_the_dispatcher_consistent(labf):
     assert udp_noports(lab.b) - before == 4
 
 
+def xdp_link(lab):
+    """(link id, program id) of the bpf_link that runs vb's XDP program (the kernel's view)."""
+    prog = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "vb").stdout)[0]["xdp"]["prog"]
+    links = [ln["id"] for ln in json.loads(sh("bpftool", "-j", "link", "show").stdout)
+             if ln["type"] == "xdp" and ln["prog_id"] == prog["id"]]
+    assert len(links) == 1, links
+    return links[0], prog["id"]
+
+
 def test_fallback_is_said_once():
     """Where pktlens attaches XDP alone (the kernel refuses the dispatcher, or it is masked as
     here), attach says so in one line and attaches with a bpf_link as before."""
@@ -366,6 +375,16 @@ def test_fallback_is_said_once():
         # which that program needs: the note must not send users there)
         info = json.loads(pktlens("-j", "attach", "vb", "--xdp", "skb", "--tc", "none",
                                   ns=lab.b).stdout)
+        if info["xdp_attach"] == "bpf_link":
+            # alone (refused there, or no dispatcher): a re-attach gives the new program to the
+            # kernel's XDP link in place. It took that link down to try the dispatcher again,
+            # which refused again, and what crossed until a new link was counted by neither.
+            link = xdp_link(lab)
+            again = json.loads(pktlens("-j", "attach", "vb", "--xdp", "skb", "--tc", "none",
+                                       "--force", ns=lab.b).stdout)
+            assert again["xdp_attach"] == "bpf_link" and again["reattached"], again
+            now = xdp_link(lab)
+            assert now[0] == link[0] and now[1] != link[1], (link, now)
         if "--xdp-priority joins" in (info["dispatcher_note"] or ""):
             info = json.loads(pktlens("-j", "attach", "vb", "--xdp", "skb", "--tc", "none",
                                       "--force", "--xdp-priority", "5", ns=lab.b).stdout)
