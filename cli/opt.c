@@ -446,6 +446,21 @@ static int set_opt(const struct pl_opt *o, const char *s, void *cfg, const char 
 	return PL_EXIT_USAGE;
 }
 
+/* Is @word one of @longopts, as --NAME or --NAME=VALUE? */
+static bool long_opt(const struct option *longopts, const char *word)
+{
+	size_t len;
+
+	if (strncmp(word, "--", 2))
+		return false;
+	word += 2;
+	len = strcspn(word, "=");
+	for (const struct option *l = longopts; l->name; l++)
+		if (strlen(l->name) == len && !strncmp(l->name, word, len))
+			return true;
+	return false;
+}
+
 /*
  * getopt's @opt when it is none of the command's: -j, -p (-1: go on), -h
  * (help: PL_EXIT_OK), or a missing value or an unknown option (PL_EXIT_USAGE)
@@ -575,6 +590,13 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 				goto out;
 			}
 			seen[o - c->opts] = true;
+			/* `--collector --duration 1`: the value was left out, not "--duration" */
+			if (optarg && optarg == argv[optind - 1] && long_opt(longopts, optarg)) {
+				pl_err("%s: %s needs a value before %s", path,
+				       opt_name(o, name, sizeof(name)), optarg);
+				ret = PL_EXIT_USAGE;
+				goto out;
+			}
 			if ((ret = set_opt(o, optarg, cfg, path)))
 				goto out;
 			continue;

@@ -753,6 +753,13 @@ def test_smaller_refusals():
         r = pktlens("export", "prometheus", "--listen", listen, "--duration", "1", check=False)
         assert (r.returncode, r.stderr) == (2, f"pktlens: export prometheus: --listen '{listen}': "
                                                f"port {port}: not a port to listen on (1-65535)\n")
+    # a value left out before the next option is said so (it took the option as the value)
+    for args, opt, nxt in ((["export", "ipfix", "--collector", "--duration", "1"], "--collector", "--duration"),
+                           (["sample", "vb", "-w", "--count=3"], "-w", "--count=3"),
+                           (["stats", "vb", "--watch", "--json"], "--watch", "--json")):
+        r = pktlens(*args, check=False)
+        assert r.returncode == 2 and r.stderr.endswith(f": {opt} needs a value before {nxt}\n"), \
+            (args, r.stderr)
     r = pktlens("tcp", "life", "--by", "rport", check=False)
     assert (r.returncode, r.stderr) == (2, "pktlens: tcp life: --by: only tcp rtt groups by raddr or "
                                            "rport\n")
