@@ -148,6 +148,9 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		if (last)
 			break;
 	}
+	if (pl_ipfix_save(x, why, sizeof(why)))
+		pl_warn("export ipfix: %s: the next exporter to %s sends every flow's whole count "
+			"again", why, collector);
 	pl_ipfix_close(x);
 	return PL_EXIT_OK;
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <pktlens/array.h>
@@ -136,6 +138,7 @@ struct pl_ipfix {
 	uint64_t gone_since;	/* removals logged after this (CLOCK_MONOTONIC ns) are news */
 	struct seen *counted;	/* flows copied to new keys, for the baseline (add_gones()) */
 	size_t ncounted;
+	char state[192];	/* where pl_ipfix_save() keeps the baseline (see resume()) */
 };
 
 static void put(struct pl_ipfix *x, const void *p, size_t n)
@@ -417,6 +420,165 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
 	put16(x, k->vlan == PL_VLAN_NONE ? 0 : k->vlan);
 }
 
+/*
+ * The baseline across a restart: a collector sums the deltas it is sent,
+ * so an exporter that started from nothing sent every flow's whole count
+ * again (a daemon's restart doubled what the collector had). A clean stop
+ * keeps what was sent (the baseline and each domain's sequence number) in
+ * a file of the collector's address, port and domain and the exporter's
+ * namespace, under PL_IPFIX_STATE_DIR (a tmpfs: it goes at a reboot, as
+ * the counters do); the next exporter of that identity goes on from there
+ * and removes the file, so that an exporter that dies without a clean stop
+ * leaves none to be taken stale (the next one sends the whole counts, as a
+ * first one does).
+ */
+#define STATE_MAGIC "pktlens-ipfix-1"
+
+struct state_head {
+	char magic[16];
+	uint32_t seen_size;	/* sizeof(struct seen): of this build's layout */
+	uint32_t ndoms;
+	uint64_t nprev;
+};
+
+struct state_dom {
+	uint32_t id;
+	uint32_t seq;
+};
+
+static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t salen)
+{
+	char host[INET6_ADDRSTRLEN + 8], port[16];
+
+	if (getnameinfo(sa, salen, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return;	/* no name, no state: every start sends whole counts */
+	snprintf(x->state, sizeof(x->state), "%s/ipfix-%s-%s-d%u-ns%llu", PL_IPFIX_STATE_DIR, host,
+		 port, x->domain, (unsigned long long)x->home.ino);
+}
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+	for (uint8_t *p = buf; len;) {
+		ssize_t n = read(fd, p, len);
+
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Take up the state a clean stop of this identity left (see above), and remove it. */
+static void resume(struct pl_ipfix *x)
+{
+	struct state_head h;
+	struct state_dom *d = NULL;
+	struct seen *prev = NULL;
+	struct stat st;
+	int fd;
+
+	if (!x->state[0])
+		return;
+	fd = open(x->state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	unlink(x->state);	/* taken: a crash from here on leaves none */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    !read_all(fd, &h, sizeof(h)) || memcmp(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC)) ||
+	    h.seen_size != sizeof(struct seen) || h.ndoms > 1U << 20 || h.nprev > 1ULL << 32 ||
+	    (uint64_t)st.st_size != sizeof(h) + h.ndoms * sizeof(*d) + h.nprev * sizeof(*prev))
+		goto out;
+	d = calloc(h.ndoms + 1, sizeof(*d));
+	prev = calloc(h.nprev + 1, sizeof(*prev));
+	if (!d || !prev || !read_all(fd, d, h.ndoms * sizeof(*d)) ||
+	    !read_all(fd, prev, h.nprev * sizeof(*prev)))
+		goto out;
+	for (uint32_t i = 0; i < h.ndoms; i++) {
+		struct domain *grown;
+
+		if (d[i].id == x->domain) {
+			x->doms[0].seq = d[i].seq;
+			continue;
+		}
+		grown = pl_grown(x->doms, &x->domcap, x->ndoms, sizeof(*x->doms), 4);
+		if (!grown)
+			goto out;
+		x->doms = grown;
+		x->doms[x->ndoms++] = (struct domain){ .id = d[i].id, .seq = d[i].seq, .tpl = true };
+	}
+	pl_qsort(prev, h.nprev, sizeof(*prev), seen_cmp);
+	free(x->prev);
+	x->prev = prev;
+	x->nprev = h.nprev;
+	prev = NULL;
+out:
+	free(prev);
+	free(d);
+	close(fd);
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	for (const uint8_t *p = buf; len;) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
+{
+	struct state_head h = { .seen_size = sizeof(struct seen) };
+	struct state_dom *d;
+	char tmp[sizeof(x->state) + 8];
+	bool sent = x->nprev > 0;
+	int fd, err = 0;
+
+	if (!x->state[0])
+		return 0;
+	for (size_t i = 0; i < x->ndoms; i++)
+		sent |= x->doms[i].seq > 0;
+	if (!sent)
+		return 0;	/* nothing sent, nothing to go on from */
+	memcpy(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC));
+	h.ndoms = (uint32_t)x->ndoms;
+	h.nprev = x->nprev;
+	d = calloc(x->ndoms, sizeof(*d));
+	if (!d)
+		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
+	for (size_t i = 0; i < x->ndoms; i++)
+		d[i] = (struct state_dom){ x->doms[i].id, x->doms[i].seq };
+	if (mkdir(PL_IPFIX_STATE_DIR, 0700) && errno != EEXIST) {
+		err = -errno;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", x->state);
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (!write_all(fd, &h, sizeof(h)) || !write_all(fd, d, x->ndoms * sizeof(*d)) ||
+	    !write_all(fd, x->prev, x->nprev * sizeof(*x->prev)))
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, x->state))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+out:
+	free(d);
+	return err ? pl_why(why, whylen, err, "cannot keep what was sent in %s: %s", x->state,
+			    strerror(-err)) : 0;
+}
+
 int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
 		  size_t whylen)
 {
@@ -479,7 +641,9 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 		pl_ipfix_close(x);
 		return err;
 	}
+	state_path(x, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
+	resume(x);
 	begin(x);
 	*out = x;
 	return 0;

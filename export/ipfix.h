@@ -35,6 +35,13 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 int pl_ipfix_export(struct pl_ipfix *x, bool templates, size_t *records, char *why,
 		    size_t whylen);
 void pl_ipfix_close(struct pl_ipfix *x);
+/*
+ * At a clean stop: keep what was sent, so that the next exporter to the
+ * same collector, domain and namespace sends only what is new since (it
+ * sent every flow's whole count again). 0, or -errno with @why.
+ */
+int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen);
+#define PL_IPFIX_STATE_DIR "/run/pktlens"
 /* pl_ipfix_export() of the current namespace's attachments alone (-n), not every one's. */
 void pl_ipfix_home_only(struct pl_ipfix *x);
 /*

@@ -152,11 +152,22 @@ static void on_server_log(void *ctx, const char *line)
 	dlog(ctx, LOG_WARNING, "prometheus: %s", line);
 }
 
+/* What the exporter sent, kept for the next one (pl_ipfix_save()): a restart sends only what is new */
+static void ipfix_keep(struct daemon *d)
+{
+	char why[PL_WHY_LEN];
+
+	if (d->ipfix && pl_ipfix_save(d->ipfix, why, sizeof(why)))
+		dlog(d, LOG_WARNING, "ipfix: %s: the next exporter to %s sends every flow's whole "
+		     "count again", why, d->ipfix_to);
+}
+
 static void ipfix_stop(struct daemon *d)
 {
 	struct itimerspec off = { 0 };
 
 	timerfd_settime(d->ipfixfd, 0, &off, NULL);
+	ipfix_keep(d);
 	pl_ipfix_close(d->ipfix);
 	d->ipfix = NULL;
 	d->ipfix_to = NULL;	/* the caller's to free */
@@ -815,8 +826,10 @@ static void stop(struct daemon *d)
 {
 	sd_notify(0, "STOPPING=1");
 	triggers_stop(d);
-	if (d->ipfix)
+	if (d->ipfix) {
 		ipfix_round(d);		/* a last export, as `export ipfix` ends */
+		ipfix_keep(d);
+	}
 	if (d->c->detach_on_stop) {
 		/* the same owner, nothing wanted: everything this config manages goes */
 		struct pl_config none = { .path = d->c->path };

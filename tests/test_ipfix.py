@@ -53,6 +53,12 @@ def nfdump_records(out, ns=None):
     return recs
 
 
+def forget_sent(port):
+    """What exporters to 127.0.0.1:PORT kept for the next one (/run/pktlens), removed."""
+    for f in glob.glob(f"/run/pktlens/ipfix-127.0.0.1-{port}-*"):
+        os.unlink(f)
+
+
 @contextlib.contextmanager
 def to_nfcapd(lab, *args, interval=1):
     """nfcapd on a free port and `export ipfix --interval 1 ARGS` sending to it; yields
@@ -76,6 +82,8 @@ def to_nfcapd(lab, *args, interval=1):
         nfcapd.wait(timeout=10)
         if exp.poll() is None:
             exp.kill()
+            exp.wait()
+        forget_sent(port)
 
 
 @pytest.mark.parametrize("hooks", [("--xdp", "native", "--tc", "none"),
@@ -143,6 +151,8 @@ def test_each_namespace_is_an_observation_domain(lab, lab2):
         nfcapd_b.wait(timeout=10)
         if exp_b.poll() is None:
             exp_b.kill()
+            exp_b.wait()
+        forget_sent(4739)
     mine = [r for r in nfdump_records(out) if r.get("src_port") == 1818]
     got = {}
     for r in mine:
@@ -282,6 +292,46 @@ def test_a_flow_counted_afresh_is_exported_in_full(lab, restart):
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1313]
     assert sum(r["in_packets"] for r in mine) == 25, recs
     assert sum(r["in_bytes"] for r in mine) == 25 * (len(v4) - 14)
+
+
+def test_a_restarted_exporter_sends_only_what_is_new(lab):
+    """A collector sums deltas: an exporter stopped and started again (a daemon's restart) sent
+    every flow's whole count again, so nfcapd had 10 + (10 + 5) for 15 packets. A clean stop
+    keeps what was sent; one that dies (kill -9) keeps nothing, and the next sends it all."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1717, dport=2828) / Raw(b"s" * 70)
+    port = free_port(socket.SOCK_DGRAM)
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    nfcapd = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", out, "-t", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}"]
+    try:
+        lab.send([v4] * 10)
+        # two clean stops, the second after 5 more: 15 at the collector, not 10 + 15
+        for more in (0, 5):
+            lab.send([v4] * more)
+            r = subprocess.run(args + ["--duration", "1"], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0 and "sends every flow" not in r.stderr, r.stderr
+        # a start that dies before it stops cleanly keeps nothing: the next sends the whole 22
+        lab.send([v4] * 7)
+        died = subprocess.Popen(args + ["--interval", "1"], stderr=subprocess.DEVNULL)
+        time.sleep(1.6)
+        died.kill()
+        died.wait()
+        r = subprocess.run(args + ["--duration", "1"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        time.sleep(1)
+    finally:
+        nfcapd.send_signal(signal.SIGTERM)
+        nfcapd.wait(timeout=10)
+        forget_sent(port)
+    mine = [r for r in nfdump_records(out, lab.b) if r.get("src_port") == 1717]
+    # 15 by the clean stops, 7 by the one that died, 22 again after it
+    assert sum(r["in_packets"] for r in mine) == 15 + 7 + 22, mine
+    assert sum(r["in_bytes"] for r in mine) == 44 * (len(v4) - 14)
 
 
 XDP, TC, XDP_TC = ("--xdp", "native", "--tc", "none"), ("--xdp", "none"), ("--xdp", "native")
