@@ -446,6 +446,33 @@ static int set_opt(const struct pl_opt *o, const char *s, void *cfg, const char 
 	return PL_EXIT_USAGE;
 }
 
+/*
+ * Does @argv give an option of @c that sends data to stdout ("-" for a
+ * PL_OPT_STDOUT option: -w -, -w-, --write -, --write=-)? Looked for before
+ * parsing, so that an error in any option, before it or after, leaves
+ * stdout to the data's reader.
+ */
+static bool stdout_data(const struct pl_cmd *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : "";
+
+		for (const struct pl_opt *o = c->opts; o && (o->name || o->short_name); o++) {
+			size_t n = o->name ? strlen(o->name) : 0;
+
+			if (!(o->flags & PL_OPT_STDOUT))
+				continue;
+			if (o->short_name && a[0] == '-' && a[1] == o->short_name &&
+			    (!strcmp(a + 2, "-") || (!a[2] && !strcmp(next, "-"))))
+				return true;
+			if (n && !strncmp(a, "--", 2) && !strncmp(a + 2, o->name, n) &&
+			    (!strcmp(a + 2 + n, "=-") || (!a[2 + n] && !strcmp(next, "-"))))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* Is @word one of @longopts, as --NAME or --NAME=VALUE? */
 static bool long_opt(const struct option *longopts, const char *word)
 {
@@ -568,6 +595,7 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 	}
 	longopts[nl] = (struct option){ NULL, 0, NULL, 0 };
 	shorts[ns] = 0;
+	pl_g.data_on_stdout = stdout_data(c, argc, argv);
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
 		const struct pl_opt *o = NULL;

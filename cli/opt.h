@@ -55,6 +55,7 @@ enum pl_opt_type {
 #define PL_OPT_OR (1u << 2)		/* FLAG: |= .val */
 #define PL_OPT_SHORT (1u << 3)		/* named by its short form in messages and synopsis */
 #define PL_OPT_NOPARSE (1u << 4)	/* documented here, parsed by the handler (policy rules) */
+#define PL_OPT_STDOUT (1u << 5)		/* STRING: "-" sends the data to stdout: no JSON errors there */
 
 struct pl_choice {
 	const char *name;

@@ -1025,7 +1025,7 @@ out:
 
 static const struct pl_opt sample_opts[] = {
 	{ .name = "write", .short_name = 'w', .type = PL_OPT_STRING, PL_FIELD(struct sample_cfg, path),
-	  .arg = "FILE", .syn = "-w FILE|-", .flags = PL_OPT_SHORT,
+	  .arg = "FILE", .syn = "-w FILE|-", .flags = PL_OPT_SHORT | PL_OPT_STDOUT,
 	  .help = "write pcap (nanosecond timestamps) to FILE; '-': standard output; FILE ending in "
 		  ".pcapng (or --pcapng): pcapng, with one interface per hook (DEV@xdp, DEV@tc), "
 		  "direction and verdict per packet; a new FILE replaces an old one once capturing "

@@ -41,7 +41,7 @@ void pl_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = vformat(fmt, ap);
 	va_end(ap);
-	if (pl_g.json) {
+	if (pl_g.json && !pl_g.data_on_stdout) {
 		struct jw w;
 
 		jw_init(&w, stdout, false);

@@ -31,6 +31,7 @@ struct pl_globals {
 	bool json;
 	bool pretty;
 	const char *netns;	/* -n NETNS, or NULL */
+	bool data_on_stdout;	/* stdout carries data (sample -w -): -j's errors go to stderr alone */
 };
 extern struct pl_globals pl_g;
 

@@ -238,6 +238,19 @@ def test_missing_value_and_unknown_option():
                                            "(see pktlens top --help)\n")
 
 
+@pytest.mark.parametrize("args", [["-w", "-", "--snaplen", "x"], ["--snaplen", "x", "-w", "-"],
+                                  ["--snaplen", "x", "--write=-"], ["-w-", "--snaplen", "x"]])
+def test_json_errors_leave_a_capture_on_stdout_alone(args):
+    """-j prints errors as JSON on stdout, but not into a capture piped to a reader (sample -w -):
+    an option refused before -w - was seen put {"error": ...} into the pcap stream."""
+    r = subprocess.run([PKTLENS, "-j", "sample", "vb", *args], capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "pktlens: sample: --snaplen 'x': not in 0..262144\n"
+    r = subprocess.run([PKTLENS, "-j", "sample", "vb", "--snaplen", "x", "-w", "f.pcap"],
+                       capture_output=True, text=True)
+    assert json.loads(r.stdout)["error"] == "sample: --snaplen 'x': not in 0..262144"
+
+
 def test_prose_names_only_options_commands_take():
     """Every `CMD ... --opt` quoted in the prose of README and docs/ names an option CMD has
     (README had sent readers to `attach --filter`, which attach never had)."""
