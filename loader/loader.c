@@ -1306,8 +1306,7 @@ static bool swap_hook(struct attach *a, int i)
 	const struct pl_meta *om = &a->old.meta;
 	int dir = i - 1, new_fd, old_fd = -1, fd = -1;
 	const char *pin = i ? tc_link_pin[dir] : PL_PIN_XDP_LINK;
-	struct bpf_link_info li = {};
-	__u32 len = sizeof(li);
+	struct bpf_link_info li;
 	char path[700];
 
 	if (!can_swap(a, i))
@@ -1332,10 +1331,8 @@ static bool swap_hook(struct attach *a, int i)
 		a->swapped[i] = old_fd;
 		return true;
 	}
-	snprintf(path, sizeof(path), "%s/%s", a->old_dir, pin);
-	fd = bpf_obj_get(path);
-	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &li, &len) ||
-	    (old_fd = bpf_prog_get_fd_by_id(li.prog_id)) < 0 || pin_fd(fd, a->tmp, pin)) {
+	fd = pl_pin_link_open(a->old_dir, pin, &li);
+	if (fd < 0 || (old_fd = bpf_prog_get_fd_by_id(li.prog_id)) < 0 || pin_fd(fd, a->tmp, pin)) {
 		if (fd >= 0)
 			close(fd);
 		if (old_fd >= 0)
@@ -1445,15 +1442,14 @@ static int find_old(struct attach *a, const struct pl_netns *here)
  */
 static __u32 old_xdp_prog(const struct attach *a)
 {
-	struct bpf_link_info li = {};
-	__u32 len = sizeof(li), id = a->old.meta.xdp_prog_id;
-	int fd = pl_pin_open(a->old_dir, PL_PIN_XDP_LINK);
+	struct bpf_link_info li;
+	__u32 id = a->old.meta.xdp_prog_id;
+	int fd = pl_pin_link_open(a->old_dir, PL_PIN_XDP_LINK, &li);
 
-	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &li, &len) && li.prog_id)
-		id = li.prog_id;
-	if (fd >= 0)
-		close(fd);
-	return id;
+	if (fd < 0)
+		return id;
+	close(fd);
+	return li.prog_id ?: id;
 }
 
 /* The attachment's metadata as it stands (struct pl_meta) into its map. */

@@ -79,6 +79,9 @@ int pl_pin_name_ifname(char *buf, size_t len, const char *name);
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
 /* An fd of the object pinned as @dir/@name, or -1 with errno set. */
 int pl_pin_open(const char *dir, const char *name);
+struct bpf_link_info;
+/* The same for a pinned link, with its bpf_link_info in *@li; -1 with errno set. */
+int pl_pin_link_open(const char *dir, const char *name, struct bpf_link_info *li);
 /* Pin @fd as @dir/@name in one step for readers: under a temporary name, then renamed over. */
 int pl_pin_replace(int fd, const char *dir, const char *name);
 /*

@@ -30,6 +30,22 @@ int pl_pin_open(const char *dir, const char *name)
 	return bpf_obj_get(path);
 }
 
+int pl_pin_link_open(const char *dir, const char *name, struct bpf_link_info *li)
+{
+	__u32 len = sizeof(*li);
+	int fd = pl_pin_open(dir, name);
+
+	memset(li, 0, sizeof(*li));
+	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, li, &len)) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
 int pl_pin_replace(int fd, const char *dir, const char *name)
 {
 	char tmp[1024], path[1024];
