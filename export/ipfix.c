@@ -938,6 +938,8 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 {
 	struct pl_attachment *a = NULL;
 	char lwhy[PL_WHY_LEN];	/* without the lock the round goes on: not said */
+	struct pl_holds hs = {};
+	const char **dirs;
 	size_t n = 0;
 	int lock, err = pl_attachments_in(x->home_only ? &x->home : NULL, &a, &n);
 
@@ -957,6 +959,11 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 	if (err)
 		pl_why(why, whylen, err, "cannot read %s/%s: %s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE,
 		       strerror(-err));
+	dirs = calloc(n ? n : 1, sizeof(*dirs));
+	for (size_t i = 0; dirs && i < n; i++)
+		dirs[i] = a[i].meta_ok && !a[i].ns_gone ? a[i].dir : "";
+	if (dirs)
+		pl_holds_begin(&hs, dirs, n);	/* every flow cache still, one wait for all */
 	for (size_t i = 0; i < n && !err; i++) {
 		struct pl_flow *fl = NULL;
 		struct pl_state st;
@@ -966,6 +973,7 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		/* a deleted namespace's flows were exported while it lived; set aside, their key changed */
 		if (!a[i].meta_ok || a[i].ns_gone || pl_state_open(a[i].dir, &st))
 			continue;
+		st.held = hs.n == n;
 		err = pl_state_flows(&st, &fl, &nf);
 		pl_state_close(&st);
 		if (err) {
@@ -980,6 +988,8 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 			close(tfd);
 		free(fl);
 	}
+	pl_holds_end(&hs);
+	free(dirs);
 	if (lock >= 0)
 		close(lock);
 	err = pl_ipfix_end(x, err, records, why, whylen);

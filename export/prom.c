@@ -70,7 +70,7 @@ static void slot_labels(FILE *f, const struct pl_prom_att *t, int slot)
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)			\
 			if ((atts)[i].ok && pl_slot_attached(&(atts)[i].a->meta, sl))
 
-static void read_att(struct pl_prom_att *t)
+static void read_att(struct pl_prom_att *t, bool held)
 {
 	struct pl_state st;
 	struct pl_policy p;
@@ -83,6 +83,7 @@ static void read_att(struct pl_prom_att *t)
 	}
 	if (!t->a->meta_ok || pl_state_open(t->a->dir, &st))
 		return;
+	st.held = held;
 	t->ok = !pl_state_stats(&st, t->s) && !pl_state_flow_live(&st, &t->flows);
 	pl_state_close(&st);
 	if (!t->ok)
@@ -409,9 +410,20 @@ int pl_prom_render(const struct pl_netns *only, char **out, size_t *len)
 		free(a);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
-		at[i].a = &a[i];
-		read_att(&at[i]);
+	{
+		const char **dirs = calloc(n ? n : 1, sizeof(*dirs));
+		struct pl_holds hs = {};
+
+		for (size_t i = 0; dirs && i < n; i++)
+			dirs[i] = a[i].meta_ok ? a[i].dir : "";
+		if (dirs)
+			pl_holds_begin(&hs, dirs, n);	/* every flow cache still, one wait for all */
+		for (size_t i = 0; i < n; i++) {
+			at[i].a = &a[i];
+			read_att(&at[i], hs.n == n);
+		}
+		pl_holds_end(&hs);
+		free(dirs);
 	}
 	f = open_memstream(out, len);
 	if (f) {

@@ -126,12 +126,12 @@ struct cache_hold {
  * finish lets go (one that finishes while a later one reads leaves its
  * deadline in place).
  */
-static int hold_begin(const struct pl_state *st, struct cache_hold *h)
+static int hold_set(const char *dir, struct cache_hold *h)
 {
 	struct pl_flow_ctl cur = {}, mine;
 	__u32 zero = 0;
 
-	h->fd = st->dir[0] ? pl_pin_open(st->dir, PL_MAP_FLOW_CTL) : -1;
+	h->fd = dir[0] ? pl_pin_open(dir, PL_MAP_FLOW_CTL) : -1;
 	if (h->fd < 0)
 		return 0;
 	h->until = pl_mono_ns() + PL_CACHE_HOLD_NS;
@@ -140,7 +140,14 @@ static int hold_begin(const struct pl_state *st, struct cache_hold *h)
 		mine = cur;
 	if (bpf_map_update_elem(h->fd, &zero, &mine, BPF_ANY))
 		return -errno;
-	return bpf_quiesce();
+	return 1;
+}
+
+static int hold_begin(const struct pl_state *st, struct cache_hold *h)
+{
+	int err = hold_set(st->dir, h);
+
+	return err > 0 ? bpf_quiesce() : err;
 }
 
 static void hold_end(struct cache_hold *h)
@@ -154,6 +161,39 @@ static void hold_end(struct cache_hold *h)
 		bpf_map_update_elem(h->fd, &zero, &none, BPF_ANY);
 	close(h->fd);
 	h->fd = -1;
+}
+
+void pl_holds_begin(struct pl_holds *hs, const char *const *dirs, size_t n)
+{
+	bool set = false;
+
+	hs->n = 0;
+	hs->h = calloc(n ? n : 1, sizeof(*hs->h));
+	if (!hs->h)
+		return;		/* none held: each reading holds its own */
+	for (size_t i = 0; i < n; i++) {
+		int err = hold_set(dirs[i], &hs->h[i]);
+
+		if (err < 0) {	/* not held: its reading holds (or not) by itself */
+			hold_end(&hs->h[i]);
+			hs->h[i].fd = -1;
+		}
+		set |= err > 0;
+	}
+	hs->n = n;
+	if (set && bpf_quiesce()) {
+		pl_holds_end(hs);	/* the wait failed: each reading waits for itself */
+		hs->n = 0;
+	}
+}
+
+void pl_holds_end(struct pl_holds *hs)
+{
+	for (size_t i = 0; i < hs->n; i++)
+		hold_end(&hs->h[i]);
+	free(hs->h);
+	hs->h = NULL;
+	hs->n = 0;
 }
 
 int pl_state_open(const char *dir, struct pl_state *st)
@@ -593,7 +633,8 @@ int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 	 * once (it shows next time), never counted twice, so successive
 	 * readings never shrink.
 	 */
-	if (hold_begin(st, &h))
+	h.fd = -1;
+	if (!st->held && hold_begin(st, &h))
 		hold_end(&h);
 	err = percpu_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
 			  table_cb, &tw);
@@ -638,7 +679,8 @@ int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, siz
 	 * table meanwhile is counted twice in this reading (see
 	 * pl_state_flows() for the other trade-off).
 	 */
-	if (hold_begin(st, &h))
+	h.fd = -1;
+	if (!st->held && hold_begin(st, &h))
 		hold_end(&h);
 	err = cache_set_read(st, &cs);
 	if (err) {
