@@ -226,7 +226,7 @@ test-kernels: deps $(BIN) $(TEST_TOOLS)
 demo: deps pktlens
 	./scripts/demo.sh
 
-bench: deps pktlens $(BENCH_BINS)
+bench: deps pktlens $(BENCH_BINS) $(OUT)/tests/fill_flows
 	@./scripts/deps.sh --bench
 	./bench/run.sh
 

@@ -12,7 +12,8 @@
 # flood the policy drops, with and without --verdict (capture_bench), then the
 # service mode (service_bench: the daemon's creation-to-first-packet latency,
 # a burst of interfaces, idle RSS and CPU, apply times), then the kfree_skb
-# drop probe under a drop flood and with iperf3 (drops_bench).
+# drop probe under a drop flood and with iperf3 (drops_bench), the exporters at scale
+# (export_bench).
 # Results are printed and kept in .output/bench/. Takes ~12 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
@@ -35,10 +36,11 @@ SAMPLE_ARGS=
 SERVICE_ARGS=
 DROPS_ARGS=
 SYN_ARGS=
+EXPORT_ARGS=
 case ${1-} in
 --quick) XDP_ARGS="--rounds 3 --flows 20000"; IPERF_ARGS="-t 3 -r 1"; POLICY_ARGS="--rounds 2 --seconds 2"; SAMPLE_ARGS="--rounds 1 --seconds 2"
 	SERVICE_ARGS="--count 10 --burst 50 --many 20 --idle 3"; DROPS_ARGS="--rounds 1 --seconds 2"
-	SYN_ARGS="--rounds 1 --seconds 3" ;;
+	SYN_ARGS="--rounds 1 --seconds 3"; EXPORT_ARGS="--scrapes 5 --flows 100000 --rounds 1" ;;
 "") ;;
 *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
@@ -122,3 +124,9 @@ echo "CPU busy between the benchmarks: $(busy)%"
 echo
 # shellcheck disable=SC2086
 bench/drops_bench.py $DROPS_ARGS --json $OUT/drops_bench.json
+echo
+echo "CPU busy between the benchmarks: $(busy)%"
+echo
+echo "== exporters at scale: Prometheus scrapes, IPFIX records/s ($OUT/export_bench.json)"
+# shellcheck disable=SC2086
+bench/export_bench.py $EXPORT_ARGS --json $OUT/export_bench.json
