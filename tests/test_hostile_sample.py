@@ -253,6 +253,29 @@ def test_stalled_reader_does_not_hold_the_sampler(lab):
 
 # ---- 11: a full disk, a ring too small for one packet ----
 
+def on_small_disk(lab, script, raw):
+    """`sh -c SCRIPT` in a private mount namespace (its 64 KiB tmpfs stays there); once its
+    sampler says it is capturing, RAW is sent. Returns its exit status and stderr once it ends
+    by itself (the disk full)."""
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        err = b""
+        deadline = time.time() + 20
+        while b"capturing" not in err:
+            assert time.time() < deadline and p.poll() is None, err
+            r, _, _ = select.select([p.stderr], [], [], 1)
+            if r:
+                err += os.read(p.stderr.fileno(), 4096)
+        send_raw(lab, raw)
+        _, rest = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, (err + rest).decode()
+
+
 def test_full_disk_ends_with_whole_records(lab):
     """A 64 KiB tmpfs in a private mount namespace fills up: one error naming ENOSPC, a summary
     that says why packets were not written, a file tcpdump reads to its end without a warning."""
@@ -264,25 +287,9 @@ def test_full_disk_ends_with_whole_records(lab):
     script = (f"mount -t tmpfs -o size=64k pktlens-small {mnt} || exit 99; "
               f"{PKTLENS} -n {lab.b} sample vb -w {mnt}/f.pcap udp; rc=$?; "
               f"cp {mnt}/f.pcap {saved}; ls -A {mnt} > {listing}; exit $rc")
-    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        err = b""
-        deadline = time.time() + 20
-        while b"capturing" not in err:
-            assert time.time() < deadline and p.poll() is None, err
-            r, _, _ = select.select([p.stderr], [], [], 1)
-            if r:
-                err += os.read(p.stderr.fileno(), 4096)
-        raw = udp_frames(150, 1000)           # 150 KB into 64 KiB
-        send_raw(lab, raw)
-        out, rest = p.communicate(timeout=30)  # it ends by itself
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    err = (err + rest).decode()
-    assert p.returncode == 1, err
+    raw = udp_frames(150, 1000)           # 150 KB into 64 KiB
+    rc, err = on_small_disk(lab, script, raw)
+    assert rc == 1, err
     lines = err.strip().splitlines()
     assert [x for x in lines if "cannot write" in x] == [
         f"pktlens: sample: cannot write '{mnt}/f.pcap': No space left on device"], err
@@ -312,25 +319,9 @@ def test_full_disk_appending_to_stdout_keeps_what_the_file_held(lab):
               f"cp {lab.tmp}/old {mnt}/f; "
               f"{PKTLENS} -n {lab.b} sample vb -w - udp >> {mnt}/f; rc=$?; "
               f"cp {mnt}/f {saved}; exit $rc")
-    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        err = b""
-        deadline = time.time() + 20
-        while b"capturing" not in err:
-            assert time.time() < deadline and p.poll() is None, err
-            r, _, _ = select.select([p.stderr], [], [], 1)
-            if r:
-                err += os.read(p.stderr.fileno(), 4096)
-        raw = udp_frames(40, 1000)            # 40 KB into the 24 KiB left
-        send_raw(lab, raw)
-        _, rest = p.communicate(timeout=30)   # it ends by itself
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    err = (err + rest).decode()
-    assert p.returncode == 1 and "No space left on device" in err, err
+    raw = udp_frames(40, 1000)            # 40 KB into the 24 KiB left
+    rc, err = on_small_disk(lab, script, raw)
+    assert rc == 1 and "No space left on device" in err, err
     c = counts(err)
     assert 0 < c["written"] < len(raw), err
     data = open(saved, "rb").read()
