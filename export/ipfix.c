@@ -457,19 +457,6 @@ static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t 
 		 port, x->domain, (unsigned long long)x->home.ino);
 }
 
-static bool read_all(int fd, void *buf, size_t len)
-{
-	for (uint8_t *p = buf; len;) {
-		ssize_t n = read(fd, p, len);
-
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* Take up the state a clean stop of this identity left (see above), and remove it. */
 static void resume(struct pl_ipfix *x)
 {
@@ -477,6 +464,7 @@ static void resume(struct pl_ipfix *x)
 	struct state_dom *d = NULL;
 	struct seen *prev = NULL;
 	struct stat st;
+	FILE *f;
 	int fd;
 
 	if (!x->state[0])
@@ -485,15 +473,20 @@ static void resume(struct pl_ipfix *x)
 	if (fd < 0)
 		return;
 	unlink(x->state);	/* taken: a crash from here on leaves none */
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return;
+	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    !read_all(fd, &h, sizeof(h)) || memcmp(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC)) ||
+	    fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC)) ||
 	    h.seen_size != sizeof(struct seen) || h.ndoms > 1U << 20 || h.nprev > 1ULL << 32 ||
 	    (uint64_t)st.st_size != sizeof(h) + h.ndoms * sizeof(*d) + h.nprev * sizeof(*prev))
 		goto out;
 	d = calloc(h.ndoms + 1, sizeof(*d));
 	prev = calloc(h.nprev + 1, sizeof(*prev));
-	if (!d || !prev || !read_all(fd, d, h.ndoms * sizeof(*d)) ||
-	    !read_all(fd, prev, h.nprev * sizeof(*prev)))
+	if (!d || !prev || fread(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
+	    fread(prev, sizeof(*prev), h.nprev, f) != h.nprev)
 		goto out;
 	for (uint32_t i = 0; i < h.ndoms; i++) {
 		struct domain *grown;
@@ -516,20 +509,7 @@ static void resume(struct pl_ipfix *x)
 out:
 	free(prev);
 	free(d);
-	close(fd);
-}
-
-static bool write_all(int fd, const void *buf, size_t len)
-{
-	for (const uint8_t *p = buf; len;) {
-		ssize_t n = write(fd, p, len);
-
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
+	fclose(f);
 }
 
 int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
@@ -539,6 +519,7 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 	char tmp[sizeof(x->state) + 8];
 	bool sent = x->nprev > 0;
 	int fd, err = 0;
+	FILE *f;
 
 	if (!x->state[0])
 		return 0;
@@ -560,15 +541,21 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 	}
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", x->state);
 	fd = mkstemp(tmp);
-	if (fd < 0) {
+	f = fd < 0 ? NULL : fdopen(fd, "w");
+	if (!f) {
 		err = -errno;
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
 		goto out;
 	}
-	if (!write_all(fd, &h, sizeof(h)) || !write_all(fd, d, x->ndoms * sizeof(*d)) ||
-	    !write_all(fd, x->prev, x->nprev * sizeof(*x->prev)))
+	errno = 0;	/* a short write may set none: -EIO then (mkdir() left EEXIST) */
+	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), x->ndoms, f) != x->ndoms ||
+	    fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev)
 		err = errno ? -errno : -EIO;
-	if (close(fd) && !err)
-		err = -errno;
+	if (fclose(f) && !err)
+		err = errno ? -errno : -EIO;
 	if (!err && rename(tmp, x->state))
 		err = -errno;
 	if (err)
@@ -938,8 +925,8 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 {
 	struct pl_attachment *a = NULL;
 	char lwhy[PL_WHY_LEN];	/* without the lock the round goes on: not said */
-	struct pl_holds hs = {};
-	const char **dirs;
+	struct pl_holds hs;
+	bool held;
 	size_t n = 0;
 	int lock, err = pl_attachments_in(x->home_only ? &x->home : NULL, &a, &n);
 
@@ -959,11 +946,7 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 	if (err)
 		pl_why(why, whylen, err, "cannot read %s/%s: %s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE,
 		       strerror(-err));
-	dirs = calloc(n ? n : 1, sizeof(*dirs));
-	for (size_t i = 0; dirs && i < n; i++)
-		dirs[i] = a[i].meta_ok && !a[i].ns_gone ? a[i].dir : "";
-	if (dirs)
-		pl_holds_begin(&hs, dirs, n);	/* every flow cache still, one wait for all */
+	held = pl_holds_begin(&hs, a, n);	/* every flow cache still, one wait for all */
 	for (size_t i = 0; i < n && !err; i++) {
 		struct pl_flow *fl = NULL;
 		struct pl_state st;
@@ -973,7 +956,7 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		/* a deleted namespace's flows were exported while it lived; set aside, their key changed */
 		if (!a[i].meta_ok || a[i].ns_gone || pl_state_open(a[i].dir, &st))
 			continue;
-		st.held = hs.n == n;
+		st.held = held;
 		err = pl_state_flows(&st, &fl, &nf);
 		pl_state_close(&st);
 		if (err) {
@@ -989,7 +972,6 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		free(fl);
 	}
 	pl_holds_end(&hs);
-	free(dirs);
 	if (lock >= 0)
 		close(lock);
 	err = pl_ipfix_end(x, err, records, why, whylen);

@@ -411,19 +411,14 @@ int pl_prom_render(const struct pl_netns *only, char **out, size_t *len)
 		return -ENOMEM;
 	}
 	{
-		const char **dirs = calloc(n ? n : 1, sizeof(*dirs));
-		struct pl_holds hs = {};
+		struct pl_holds hs;
+		bool held = pl_holds_begin(&hs, a, n);	/* every flow cache still, one wait for all */
 
-		for (size_t i = 0; dirs && i < n; i++)
-			dirs[i] = a[i].meta_ok ? a[i].dir : "";
-		if (dirs)
-			pl_holds_begin(&hs, dirs, n);	/* every flow cache still, one wait for all */
 		for (size_t i = 0; i < n; i++) {
 			at[i].a = &a[i];
-			read_att(&at[i], hs.n == n);
+			read_att(&at[i], held);
 		}
 		pl_holds_end(&hs);
-		free(dirs);
 	}
 	f = open_memstream(out, len);
 	if (f) {

@@ -829,17 +829,18 @@ int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, siz
  */
 int pl_state_flow_count(const struct pl_state *st, size_t *n);
 /*
- * The flow caches of the attachments pinned in @dirs held still at once,
- * with one wait for the programs running now (a hold of each took a grace
- * period each: 10 ms an attachment, a scrape of 200 interfaces 2.4 s). A
- * pl_state then opened of one of them with ->held set reads it without a
- * hold of its own. pl_holds_end() lets them go.
+ * The flow caches of attachments @a (those with their metadata read) held
+ * still at once, with one wait for the programs running now (a hold of each
+ * took a grace period each: 10 ms an attachment, a scrape of 200 interfaces
+ * 2.4 s). True when they are held: a pl_state then opened of one of them
+ * with ->held set reads it without a hold of its own. pl_holds_end() lets
+ * them go (also after false).
  */
 struct pl_holds {
 	struct cache_hold *h;
 	size_t n;
 };
-void pl_holds_begin(struct pl_holds *hs, const char *const *dirs, size_t n);
+bool pl_holds_begin(struct pl_holds *hs, const struct pl_attachment *a, size_t n);
 void pl_holds_end(struct pl_holds *hs);
 /* Number of flows pl_state_flows_each() gives: those with packets since the last reset. */
 int pl_state_flow_live(const struct pl_state *st, size_t *n);

@@ -163,28 +163,27 @@ static void hold_end(struct cache_hold *h)
 	h->fd = -1;
 }
 
-void pl_holds_begin(struct pl_holds *hs, const char *const *dirs, size_t n)
+bool pl_holds_begin(struct pl_holds *hs, const struct pl_attachment *a, size_t n)
 {
 	bool set = false;
 
 	hs->n = 0;
 	hs->h = calloc(n ? n : 1, sizeof(*hs->h));
 	if (!hs->h)
-		return;		/* none held: each reading holds its own */
+		return false;	/* none held: each reading holds its own */
 	for (size_t i = 0; i < n; i++) {
-		int err = hold_set(dirs[i], &hs->h[i]);
+		int err = hold_set(a[i].meta_ok ? a[i].dir : "", &hs->h[i]);
 
-		if (err < 0) {	/* not held: its reading holds (or not) by itself */
+		if (err < 0)	/* not held: its reading holds (or not) by itself */
 			hold_end(&hs->h[i]);
-			hs->h[i].fd = -1;
-		}
 		set |= err > 0;
 	}
 	hs->n = n;
 	if (set && bpf_quiesce()) {
 		pl_holds_end(hs);	/* the wait failed: each reading waits for itself */
-		hs->n = 0;
+		return false;
 	}
+	return true;
 }
 
 void pl_holds_end(struct pl_holds *hs)
