@@ -19,6 +19,7 @@ Needs root and the test tools (`make test-build` or `make bench`: .output/tests/
 """
 import argparse
 import ctypes
+import glob
 import json
 import os
 import socket
@@ -162,9 +163,7 @@ class Sink:
             recs, off = 0, 16
             while off + 4 <= len(m):
                 sid, slen = struct.unpack("!HH", m[off:off + 4])
-                if sid in (256, 258):
-                    recs += (slen - 4) // RECLEN[sid]
-                elif sid in (257, 259):
+                if sid in RECLEN:
                     recs += (slen - 4) // RECLEN[sid]
                 elif sid == 260:
                     recs += 1
@@ -198,9 +197,8 @@ def ipfix_part(lab, flows, rounds):
             r1 = os.times()
             time.sleep(0.5)
             sink.close()
-            for f in os.listdir("/run/pktlens") if os.path.isdir("/run/pktlens") else []:
-                if f.startswith(f"ipfix-127.0.0.1-{sink.port}-"):
-                    os.unlink(os.path.join("/run/pktlens", f))  # the next round sends it all again
+            for f in glob.glob(f"/run/pktlens/ipfix-127.0.0.1-{sink.port}-*"):
+                os.unlink(f)  # what it kept: the next round sends it all again
             assert p.returncode == 0, p.stderr
             cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
             sent = sum(sink.end.values())
