@@ -551,8 +551,9 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 		goto out;
 	}
 	errno = 0;	/* a short write may set none: -EIO then (mkdir() left EEXIST) */
+	/* x->prev is NULL while no flow was sent: fwrite() must not be handed it, even for 0 */
 	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), x->ndoms, f) != x->ndoms ||
-	    fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev)
+	    (x->nprev && fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev))
 		err = errno ? -errno : -EIO;
 	if (fclose(f) && !err)
 		err = errno ? -errno : -EIO;
