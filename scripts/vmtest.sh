@@ -170,6 +170,8 @@ kvm) cpu=(-accel kvm -cpu host) ;;
 tcg) cpu=(-accel tcg -cpu "${VM_CPU:-max}") ;;
 *) die "VM_ACCEL=$accel: kvm or tcg" ;;
 esac
+# the tests' own timeouts stretch under TCG (tests/lab.py: TIME_SCALE)
+printf 'VM_ENV+=( PKTLENS_VM_ACCEL=%q )\n' "$accel" >> "$work/out/job"
 mem=${VM_MEM:-2G}
 [[ $mem =~ ^[1-9][0-9]*[MG]$ ]] || die "VM_MEM=$mem: a size in M or G (2G)"
 

@@ -26,6 +26,11 @@ OUT = Path(os.environ.get("PKTLENS_OUT", str(ROOT / ".output")))
 BPF_RUN = str(OUT / "tests" / "bpf_run")
 SENDRAW = str(ROOT / "tests" / "sendraw.py")
 PYTHON = "/usr/bin/python3"
+# Inside a test VM under TCG (scripts/vmtest.sh says which) the verifier and everything else
+# run several times slower than on the host; a loaded CI host slows them further: a command's
+# timeout stretches by this much there (a policy's 5.10 verification took 25 s here, over 60
+# s on a busier host)
+TIME_SCALE = 4 if os.environ.get("PKTLENS_VM_ACCEL") == "tcg" else 1
 
 _seq = itertools.count()
 
@@ -35,9 +40,10 @@ def sh(*args, check=True, **kw):
 
 
 def pktlens(*args, ns=None, check=True, timeout=60):
-    """Run pktlens; returns the CompletedProcess (stdout, stderr, returncode)."""
+    """Run pktlens; returns the CompletedProcess (stdout, stderr, returncode). @timeout is the
+    host's seconds (TIME_SCALE stretches it in a TCG VM)."""
     cmd = [PKTLENS] + (["-n", ns] if ns else []) + [str(a) for a in args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * TIME_SCALE)
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
