@@ -46,12 +46,17 @@ struct pl_out {
 };
 
 
-/* The directory of @path must exist and take new files. */
+/*
+ * The directory of @path must exist and take new files: one is made there and
+ * removed, as the output's temporary file will be (access() says yes to root
+ * where no file can be made: /proc, a read-only or full file system).
+ */
 static int dir_check(const char *path, char *why, size_t whylen)
 {
 	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], probe[PATH_MAX + 32];
 	struct stat st;
+	int fd;
 
 	if (!slash)
 		snprintf(dir, sizeof(dir), ".");
@@ -67,8 +72,13 @@ static int dir_check(const char *path, char *why, size_t whylen)
 		return pl_why(why, whylen, -errno, "%s", strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return pl_why(why, whylen, -ENOTDIR, "%s", strerror(ENOTDIR));
-	if (access(dir, W_OK | X_OK))
-		return pl_why(why, whylen, -errno, "%s", strerror(errno));
+	snprintf(probe, sizeof(probe), "%s/.pktlens-check.XXXXXX", dir);
+	fd = mkostemp(probe, O_CLOEXEC);
+	if (fd < 0)
+		return pl_why(why, whylen, -errno, "%s: no file can be made there: %s", dir,
+			      strerror(errno));
+	close(fd);
+	unlink(probe);
 	return 0;
 }
 

@@ -390,6 +390,9 @@ def test_policy_sample_rules_feed_the_ring(lab):
     (["inbound"], "not supported in-kernel"),
     (["--policy", "udp"], "--policy"),
     (["-w", "/nonexistent-dir/x.pcap"], "cannot write '/nonexistent-dir/x.pcap'"),
+    # a file whose directory takes no new file, though access() says root may write it
+    (["-w", "/proc/version"], "cannot write '/proc/version': /proc: no file can be made there"),
+    (["-w", "/sys/kernel/x.pcap"], "cannot write '/sys/kernel/x.pcap': /sys/kernel: no file"),
 ])
 def test_bad_input_exits_2_and_leaves_nothing(lab, args, msg):
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
