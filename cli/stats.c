@@ -68,8 +68,11 @@ static void plain_hist(const struct pl_stats *s)
 	}
 }
 
-/* @attached: the hook still runs; else these are its counts from before a re-attach without it */
-static void plain_slot(const struct pl_stats *s, int slot, bool filter, bool attached)
+/*
+ * @attached: the attachment has the hook, else these are its counts from before a re-attach
+ * without it; @runs: its program runs there (another tool has not taken it off)
+ */
+static void plain_slot(const struct pl_stats *s, int slot, bool filter, bool attached, bool runs)
 {
 	__u64 pk, by;
 
@@ -81,6 +84,8 @@ static void plain_slot(const struct pl_stats *s, int slot, bool filter, bool att
 			printf("  %s %llu/%llu", pl_verdict_names[v], s->pkts[v], s->bytes[v]);
 	if (!attached)
 		printf("  [not attached: counted before a re-attach]");
+	else if (!runs)
+		printf("  [not running: its program was taken off the interface]");
 	printf("\n    l3:");
 	for (int i = 0; i < PL_L3_MAX; i++)
 		printf(" %s %llu", pl_l3_names[i], s->l3[i]);
@@ -183,7 +188,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	struct pl_xdp_disp d;
 	struct pl_state st;
 	size_t used = 0;
-	bool have_li, live, disp;
+	bool have_li, live = false, disp, runs[PL_SLOT_MAX];
 	int err, rc;
 
 	rc = pl_open_state("stats", a, &st);
@@ -203,7 +208,10 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	 * it runs our programs, or (none runs: a `tc qdisc del ... clsact`, a link detached by
 	 * another tool) has the name attached, as list's program-gone has it.
 	 */
-	live = pl_meta_live(&st.meta);
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+		runs[sl] = pl_slot_attached(&st.meta, sl) && pl_meta_slot_live(&st.meta, sl);
+		live |= runs[sl];
+	}
 	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0 &&
 		  (live || !strcmp(li.ifname, a->ifname));
 	/* the XDP programs beside ours: what runs before it, pktlens does not see */
@@ -242,7 +250,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_arr_open(w);
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
-				pl_json_stats_slot(w, &s[sl], sl, pl_slot_attached(&st.meta, sl));
+				pl_json_stats_slot(w, &s[sl], sl, runs[sl]);
 		jw_arr_close(w);
 		pl_drops_summary(w, a);
 		tcp_summary(w, a, &st.meta);
@@ -273,7 +281,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
 				plain_slot(&s[sl], sl, st.meta.filter_set,
-					   pl_slot_attached(&st.meta, sl));
+					   pl_slot_attached(&st.meta, sl), runs[sl]);
 		tcp_summary(NULL, a, &st.meta);
 	}
 	/*

@@ -174,6 +174,8 @@ int pl_attachment_set_aside(struct pl_attachment *a);
 bool pl_meta_live(const struct pl_meta *m);
 /* The same for @m's tc hook of direction @dir alone. */
 bool pl_meta_tc_live(const struct pl_meta *m, int dir);
+/* The same for @m's hook @slot (PL_SLOT_*) alone. */
+bool pl_meta_slot_live(const struct pl_meta *m, int slot);
 /*
  * The ifindex @a's pinned XDP or tcx links are attached to (the first link that
  * holds one); 0 once the interface is gone.

@@ -685,19 +685,35 @@ bool pl_meta_tc_live(const struct pl_meta *m, int dir)
 	return false;
 }
 
+static bool xdp_live(const struct pl_meta *m)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (m->xdp_mode == PL_XDP_NONE || !m->xdp_prog_id)
+		return false;
+	if (!bpf_xdp_query((int)m->ifindex, 0, &q) &&
+	    (q.prog_id == m->xdp_prog_id || q.skb_prog_id == m->xdp_prog_id ||
+	     q.drv_prog_id == m->xdp_prog_id))
+		return true;
+	return pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, NULL);
+}
+
 bool pl_meta_live(const struct pl_meta *m)
 {
-	if (m->xdp_mode != PL_XDP_NONE && m->xdp_prog_id) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	return xdp_live(m) || pl_meta_tc_live(m, PL_DIR_IN) || pl_meta_tc_live(m, PL_DIR_OUT);
+}
 
-		if (!bpf_xdp_query((int)m->ifindex, 0, &q) &&
-		    (q.prog_id == m->xdp_prog_id || q.skb_prog_id == m->xdp_prog_id ||
-		     q.drv_prog_id == m->xdp_prog_id))
-			return true;
-		if (pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, NULL))
-			return true;
+bool pl_meta_slot_live(const struct pl_meta *m, int slot)
+{
+	switch (slot) {
+	case PL_SLOT_XDP_IN:
+		return xdp_live(m);
+	case PL_SLOT_TC_IN:
+		return pl_meta_tc_live(m, PL_DIR_IN);
+	case PL_SLOT_TC_OUT:
+		return pl_meta_tc_live(m, PL_DIR_OUT);
 	}
-	return pl_meta_tc_live(m, PL_DIR_IN) || pl_meta_tc_live(m, PL_DIR_OUT);
+	return false;
 }
 
 bool pl_attachment_progs_gone(const struct pl_attachment *a)

@@ -325,6 +325,11 @@ def test_one_link_detached_by_another_tool_leaves_the_interface_there(lab, xdp, 
         lab.send([f] * 3, ns=lab.b, dev="vb")
     doc = lab.wait_packets(3, hook=live)
     assert slot(doc, *live)["packets"] == 3
+    # each hook says whether its program still runs: the detached one's does not
+    gone = ("xdp", "in") if pin == "xdp_link" else ("tc", "in")
+    assert {(h["hook"], h["dir"]): h["attached"] for h in doc["interfaces"][0]["hooks"]} == \
+        {k: k != gone for k in ([("xdp", "in")] if xdp != "none" else []) + [("tc", "in"),
+                                                                             ("tc", "out")]}
     assert doc["interfaces"][0]["kernel"]["rx_packets" if live[1] == "in" else "tx_packets"] >= 3
     assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["ifname"] == "vb"
     assert leftovers(lab) == []

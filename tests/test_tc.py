@@ -188,11 +188,16 @@ def test_programs_taken_off_by_another_tool(lab, mech):
         link = json.loads(sh("bpftool", "-j", "link", "show", "pinned", path).stdout)["id"]
         sh("bpftool", "link", "detach", "id", link)
     assert [a["state"] for a in attachments_in(lab.b)] == ["program-gone"]
-    kernel = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["kernel"]
+    doc = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]
+    kernel = doc["kernel"]
     assert kernel["rx_packets"] == lab.link_stats(lab.b, "vb")["rx"]["packets"] >= 3
+    # the hook's counts stay, and it says it no longer runs (it said "attached": true)
+    assert [(h["hook"], h["dir"], h["packets"], h["attached"]) for h in doc["hooks"]] == \
+        [("tc", "in", 3, False)]
     out = pktlens("stats", "vb", ns=lab.b).stdout
     assert "is gone" not in out and "  state     program-gone: none of its programs runs on vb " \
         "any more (pktlens attach vb --force)\n" in out, out
+    assert "[not running: its program was taken off the interface]" in out, out
     assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["totals"][0]["packets"] == 3
     assert "clsact" not in qdiscs(lab.b, "vb") and attachments_in(lab.b) == []
     # detach --stale from its namespace leaves it (the interface is there); in a bpffs of its
