@@ -127,7 +127,7 @@ def rules_of(ns, dev="vb"):
     return {r["id"]: (r["dir"], r["packets"]) for r in doc["rules"]}
 
 
-@pytest.mark.parametrize("xdp", ["skb", "none"])
+@pytest.mark.parametrize("xdp", [pytest.param("skb", marks=pytest.mark.variant), "none"])
 def test_reattach_killed_at_its_exchange_leaves_the_old_attachment_whole(lab, xdp):
     """attach --force killed right before its pins take the old ones' place
     (strace kills it as it calls renameat2): the old attachment's rules are
@@ -347,7 +347,7 @@ def test_interface_deleted_while_attached(lab):
     assert leftovers(lab) == []
 
 
-@pytest.mark.parametrize("hooks", [("--xdp", "skb", "--tc", "none"),
+@pytest.mark.parametrize("hooks", [pytest.param(("--xdp", "skb", "--tc", "none"), marks=pytest.mark.variant),
                                    ("--xdp", "none", "--tc", "in")], ids=["xdp", "tc"])
 def test_detach_totals_count_what_came_while_the_hooks_came_off(lab, hooks):
     """Packets counted after detach took its reading but before the hooks came off were in no
@@ -817,7 +817,7 @@ def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):
     assert killed >= len(points) - 3, (killed, points)
 
 
-@pytest.mark.parametrize("xdp", ["none", "skb"])
+@pytest.mark.parametrize("xdp", ["none", pytest.param("skb", marks=pytest.mark.variant)])
 def test_reattach_after_a_killed_policy_change_keeps_what_runs(lab, tmp_path, xdp):
     """attach --force after a `policy load` killed between its swap and its
     record: the new attachment judges by the rules that ran, with their

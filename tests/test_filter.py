@@ -566,7 +566,7 @@ def test_long_program_needs_long_jumps(captures, oracle):
         assert set(run_filter(cap, expr)["matches"]) == want
 
 
-@pytest.mark.parametrize("tc", [[], ["--tc"]])
+@pytest.mark.parametrize("tc", [[], pytest.param(["--tc"], marks=pytest.mark.variant)])
 def test_many_protochains_fit(tc):
     """Unrolled loops pass the verifier, on tc also in the copy for tags in skb metadata."""
     expr = "ip6 protochain 6 or ip6 protochain 17 or ip protochain 6"

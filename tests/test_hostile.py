@@ -99,7 +99,7 @@ def send_frames(ns, n, dev="va"):
         os.unlink(path)
 
 
-@pytest.mark.parametrize("mech", ["tcx", "clsact"])
+@pytest.mark.parametrize("mech", ["tcx", pytest.param("clsact", marks=pytest.mark.variant)])
 def test_new_namespace_never_inherits_a_deleted_ones_attachment(reuse, mech):
     """The kernel reuses a deleted namespace's inode: the new namespace must not see the old
     attachment as its own (not in stats, not 'already attached', no counters carried over by

@@ -357,7 +357,8 @@ def prom_flow_entries(ns):
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
-@pytest.mark.parametrize("args,hook", [(XDP, ("xdp", "in")), (TC, ("tc", "in"))],
+@pytest.mark.parametrize("args,hook", [pytest.param(XDP, ("xdp", "in"), marks=pytest.mark.variant),
+                                       (TC, ("tc", "in"))],
                          ids=["xdp", "tc"])
 def test_reset_keeps_cached_flows_counted(lab, args, hook, v6):
     """Flows a CPU's cache holds across `stats --reset` count again when they come back: stats

@@ -173,7 +173,8 @@ EXPR_RULES = [
 ]
 
 
-@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "native", "--tc", "none"],
+@pytest.mark.parametrize("hooks", [pytest.param(["--xdp", "skb", "--tc", "none"], marks=pytest.mark.variant),
+                                   pytest.param(["--xdp", "native", "--tc", "none"], marks=pytest.mark.variant),
                                    ["--xdp", "none", "--tc", "in"]], ids=["xdp", "xdp-native", "tc"])
 def test_expression_rules_with_fast_fields(router, hooks):
     """tcpdump expressions in rules, alone and with fast fields, judged as libpcap does."""
@@ -326,7 +327,8 @@ def test_many_rules_first_match_randomized(router, hooks):
     assert sum(f["packets"] for f in flows) + s["flow_lost_packets"] == s["packets"] - drops
 
 
-@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+@pytest.mark.parametrize("hooks", [pytest.param(["--xdp", "skb", "--tc", "none"], marks=pytest.mark.variant),
+                                   ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_expression_rules_among_many_first_match(router, hooks):
     """Expression rules among field rules in a looked-up list: a packet tries an expression
@@ -375,7 +377,8 @@ def family_rules(path):
 
 
 @pytest.mark.parametrize("path", ["lpm", "list"])
-@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+@pytest.mark.parametrize("hooks", [pytest.param(["--xdp", "skb", "--tc", "none"], marks=pytest.mark.variant),
+                                   ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_prefixes_match_only_their_family(router, hooks, path):
     """A prefix matches packets of its own family only, as tcpdump's `src net`/`dst net`: ::/0
@@ -448,7 +451,8 @@ def early_edges(src, dst):
     ]
 
 
-@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "skb", "--tc", "none"],
+@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"],
+                                   pytest.param(["--xdp", "skb", "--tc", "none"], marks=pytest.mark.variant),
                                    ["--xdp", "none", "--tc", "in"]], ids=["xdp", "xdp-skb", "tc"])
 def test_prefix_drops_count_every_frame_as_the_parse_does(lab, hooks):
     """Drops by address rule are judged before the parse when a frame is plain enough
@@ -953,7 +957,8 @@ def record_max(router, dev="vb"):
     return json.loads(sh("bpftool", "-j", "map", "show", "pinned", pin).stdout)["max_entries"]
 
 
-@pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+@pytest.mark.parametrize("hooks", [pytest.param(["--xdp", "skb", "--tc", "none"], marks=pytest.mark.variant),
+                                   ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_rule_record_grows_keeping_rules_and_counters(router, hooks):
     """A new attachment's record is small; more rules than it holds move it to a larger copy."""

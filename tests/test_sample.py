@@ -253,7 +253,8 @@ def test_every_tenth_of_ten_thousand(lab):
     assert len(got) == 1000 and set(got) <= set(raw)
 
 
-@pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
+@pytest.mark.parametrize("hooks", [pytest.param(["--xdp", "native", "--tc", "none"], marks=pytest.mark.variant),
+                                   ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_every_counts_from_the_captures_first_packet(lab, hooks):
     """--every N keeps the Nth, 2Nth, ... matching packet of this capture on a CPU: a sampler

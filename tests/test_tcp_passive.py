@@ -176,7 +176,8 @@ def tcp_rows(doc, src, sport=None, dport=None):
             and (sport is None or f["sport"] == sport) and (dport is None or f["dport"] == dport)]
 
 
-@pytest.mark.parametrize("gso,hooks", [(False, []), (True, []), (True, ["--xdp", "skb", "--tc", "in,out"])],
+@pytest.mark.parametrize("gso,hooks", [(False, []), (True, []),
+                                       pytest.param(True, ["--xdp", "skb", "--tc", "in,out"], marks=pytest.mark.variant)],
                          ids=["segments", "gso", "gso-xdp-skb"])
 def test_retrans_vs_client_kernel(path, gso, hooks):
     """A transfer through the router with random loss at the server's input: the
