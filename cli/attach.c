@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pktlens attach | detach */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include <bpf/bpf.h>
 #include <pktlens/why.h>
@@ -145,32 +142,12 @@ static int do_attach(void *cfg, int argc, char **argv)
  */
 static int enter_netns_ino(uint64_t ino)
 {
-	static const char *const dirs[] = { "/run/netns", "/proc" };
-	char path[300];
-	struct dirent *de;
-	struct stat st;
-	int err = -ENOENT;
+	int fd = pl_netns_open(ino, 0), err;
 
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && err == -ENOENT; i++) {
-		DIR *d = opendir(dirs[i]);
-
-		while (d && err == -ENOENT && (de = readdir(d))) {
-			int fd;
-
-			if (de->d_name[0] == '.' || (i && !isdigit((unsigned char)de->d_name[0])))
-				continue;
-			snprintf(path, sizeof(path), i ? "%s/%s/ns/net" : "%s/%s", dirs[i], de->d_name);
-			if (stat(path, &st) || st.st_ino != ino)
-				continue;
-			fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			err = setns(fd, CLONE_NEWNET) ? -errno : 0;
-			close(fd);
-		}
-		if (d)
-			closedir(d);
-	}
+	if (fd < 0)
+		return fd;
+	err = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	close(fd);
 	return err;
 }
 

@@ -21,13 +21,26 @@ bool pl_iface_gone(uint32_t ifindex)
 	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
 }
 
+/* 1: the namespace this thread is in has @arg's interface, at its index under its name */
+static int iface_in_this_netns(void *arg)
+{
+	const struct pl_attachment *a = arg;
+	struct pl_link_info li;
+
+	return !pl_link_get(NULL, a->meta.ifindex, &li) && !strcmp(li.ifname, a->ifname);
+}
+
 bool pl_iface_still_here(const struct pl_attachment *a)
 {
-	struct pl_link_info li;
 	struct pl_netns here;
 
-	return !pl_netns_here(&here) && a->netns == here.ino && pl_attachment_of(a, &here) &&
-	       !pl_link_get(NULL, a->meta.ifindex, &li) && !strcmp(li.ifname, a->ifname);
+	if (pl_netns_here(&here))
+		return false;
+	if (a->netns == here.ino)
+		return pl_attachment_of(a, &here) && iface_in_this_netns((void *)a) == 1;
+	/* another namespace's: looked at from inside it, on a thread of its own */
+	return !a->ns_gone && pl_netns_run(a->netns, pl_att_cookie(a), iface_in_this_netns,
+					    (void *)a) == 1;
 }
 
 /* As `list` says interface-gone: links holding no device, no such index, or the index reused */

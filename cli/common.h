@@ -28,8 +28,9 @@ int pl_detached_error(const char *cmd, const char *ifname);
  */
 int pl_refuse_gone(const char *cmd, const struct pl_attachment *a);
 /*
- * @a's interface is here: @a is this namespace's and an interface has the index and the
- * name attached. When its XDP and tcx links hold no device (index 0) or its clsact
+ * @a's interface is still there: in @a's namespace (this one, or another entered
+ * through its name or a process inside it) an interface has the index and the name
+ * attached. When its XDP and tcx links hold no device (index 0) or its clsact
  * programs are gone, another tool took them off (bpftool link detach, tc qdisc del):
  * list's program-gone, not a deleted interface.
  */

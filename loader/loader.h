@@ -223,6 +223,17 @@ void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_
  * (as nsenter -t). 0, -ENAMETOOLONG, or -EINVAL (empty, "." or "..").
  */
 int pl_netns_resolve(const char *s, char *path, size_t len);
+/*
+ * An fd of the network namespace of inode @ino (@cookie as pl_netns_identify()
+ * takes it), through its name in /run/netns or a process inside it; -ENOENT
+ * when neither holds it (deleted, or held only by a mount or a file).
+ */
+int pl_netns_open(uint64_t ino, uint64_t cookie);
+/*
+ * @fn(@arg) on a thread of its own inside that namespace (pl_netns_open()):
+ * its result, or pl_netns_open()'s, setns()'s or pthread_create()'s -errno.
+ */
+int pl_netns_run(uint64_t ino, uint64_t cookie, int (*fn)(void *), void *arg);
 /* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
 const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, size_t len);
 

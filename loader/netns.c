@@ -280,3 +280,60 @@ const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, siz
 		snprintf(buf, len, "%" PRIu64, ino);
 	return buf;
 }
+
+int pl_netns_open(uint64_t ino, uint64_t cookie)
+{
+	struct pl_netns_id id;
+	char path[300];
+	struct stat st;
+	int fd;
+
+	pl_netns_identify(ino, cookie, true, &id);
+	if (id.name[0])
+		snprintf(path, sizeof(path), NETNS_RUN_DIR "/%s", id.name);
+	else if (id.pid)
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", id.pid);
+	else
+		return -ENOENT;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ESRCH ? -ENOENT : -errno;
+	/* the name or the process moved on since the walk */
+	if (fstat(fd, &st) || st.st_ino != ino) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+struct ns_job {
+	int fd;
+	int (*fn)(void *);
+	void *arg;
+	int ret;
+};
+
+static void *ns_job_run(void *p)
+{
+	struct ns_job *j = p;
+
+	/* this thread's namespace alone: the caller's threads and sockets stay where they are */
+	j->ret = setns(j->fd, CLONE_NEWNET) ? -errno : j->fn(j->arg);
+	return NULL;
+}
+
+int pl_netns_run(uint64_t ino, uint64_t cookie, int (*fn)(void *), void *arg)
+{
+	struct ns_job j = { .fn = fn, .arg = arg };
+	pthread_t t;
+	int err;
+
+	j.fd = pl_netns_open(ino, cookie);
+	if (j.fd < 0)
+		return j.fd;
+	err = pthread_create(&t, NULL, ns_job_run, &j);
+	if (!err)
+		pthread_join(t, NULL);
+	close(j.fd);
+	return err ? -err : j.ret;
+}

@@ -175,7 +175,7 @@ def test_force_reattach_switches_mechanism_keeping_counters(lab):
 def test_programs_taken_off_by_another_tool(lab, mech):
     """`tc qdisc del dev vb clsact` takes pktlens's filters with it, `bpftool link detach` its
     tcx link: list says program-gone (of tcx it said interface-gone, and detach --stale took
-    it), and stats still shows vb's kernel counters (it said "interface index N is gone" of
+    it; from another namespace it still did), and stats still shows vb's kernel counters (it said "interface index N is gone" of
     an interface that is there) and says what is wrong; detach then leaves nothing."""
     pktlens("attach", "vb", "--tc", "in", "--tc-mech", mech, ns=lab.b)
     cases = mixed(lab.mac(lab.a, "va"), lab.mac(lab.b, "vb"))[:3]
@@ -188,6 +188,9 @@ def test_programs_taken_off_by_another_tool(lab, mech):
         link = json.loads(sh("bpftool", "-j", "link", "show", "pinned", path).stdout)["id"]
         sh("bpftool", "link", "detach", "id", link)
     assert [a["state"] for a in attachments_in(lab.b)] == ["program-gone"]
+    # from another namespace too (it entered lab.b's to look: tcx said interface-gone there)
+    assert [a["state"] for a in pktlens_json("list")["attachments"]
+            if a["netns_name"] == lab.b] == ["program-gone"]
     doc = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]
     kernel = doc["kernel"]
     assert kernel["rx_packets"] == lab.link_stats(lab.b, "vb")["rx"]["packets"] >= 3
@@ -207,8 +210,9 @@ def test_programs_taken_off_by_another_tool(lab, mech):
     p = f"{PKTLENS} -n {lab.b}"
     r = sh("unshare", "-m", "--propagation", "private", "sh", "-ec",
            f"mount -t bpf bpf /sys/fs/bpf; {p} attach vb --tc in --tc-mech {mech} >/dev/null; "
-           f"{take}; {p} detach --stale; {p} -j list; {p} detach vb >/dev/null")
-    assert r.stdout.count("\n") == 1, r.stdout     # --stale detached nothing
+           f"{take}; {p} detach --stale; {PKTLENS} detach --stale; {p} -j list; "
+           f"{p} detach vb >/dev/null")
+    assert r.stdout.count("\n") == 1, r.stdout     # --stale, here or from the root, detached nothing
     assert [(a["ifname"], a["state"]) for a in json.loads(r.stdout)["attachments"]] == \
         [("vb", "program-gone")]
 
