@@ -7,11 +7,13 @@
  * program to one slot with freplace. A new member means a new dispatcher,
  * swapped in atomically over netlink (XDP_FLAGS_REPLACE) with the others
  * re-linked to it; libxdp serialises this with a lock in its own bpffs
- * directory. pktlens's entry program is loaded as an extension program
- * (BPF_PROG_TYPE_EXT) by pktlens itself, with the other programs of the
- * attachment (the chain's stages share its PROG_ARRAY), against a one-slot
- * stand-in built here; libxdp then links the loaded program to the real
- * dispatcher (re-targeting freplace: Linux 5.10).
+ * directory. pktlens hands libxdp its whole object (pl_xdp_disp_join():
+ * the chain's stages share the entry's PROG_ARRAY), and libxdp loads the
+ * entry as an extension program (BPF_PROG_TYPE_EXT) against its dispatcher
+ * and links it there, live from then on: the rules and chains a re-attach
+ * fills in afterwards are not in it yet (docs/RELIABILITY.md). The one-slot
+ * stand-in built here only asks whether this kernel takes such a program
+ * at all (pl_xdp_disp_probe(): freplace re-targeting, Linux 5.10).
  *
  * An extension program carries no multi-buffer flag (libxdp clears it: the
  * dispatcher has it or not), and a PROG_ARRAY takes programs of one frags
