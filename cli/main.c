@@ -141,7 +141,7 @@ static int run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool version = false;
-	int i, opt;
+	int i, n, opt;
 
 	libbpf_set_print(libbpf_quiet);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -180,7 +180,11 @@ static int run(int argc, char **argv)
 			pl_err("option '%s' needs a network namespace", a);
 			return PL_EXIT_USAGE;
 		default:
-			pl_err("unknown option '%s' (see pktlens --help)", a);
+			n = pl_opt_no_value(opt, argv[optind - 1]);
+			if (n)
+				pl_err("%.*s takes no value (see pktlens --help)", n, argv[optind - 1]);
+			else
+				pl_err("unknown option '%s' (see pktlens --help)", a);
 			return PL_EXIT_USAGE;
 		}
 	}

@@ -488,6 +488,14 @@ static bool long_opt(const struct option *longopts, const char *word)
 	return false;
 }
 
+int pl_opt_no_value(int opt, const char *word)
+{
+	const char *eq = strchr(word, '=');
+
+	/* getopt_long() knew the name (optopt: its value; 0 when unknown) but not a value for it */
+	return opt == '?' && optopt && !strncmp(word, "--", 2) && eq ? (int)(eq - word) : 0;
+}
+
 /*
  * getopt's @opt when it is none of the command's: -j, -p (-1: go on), -h
  * (help: PL_EXIT_OK), or a missing value or an unknown option (PL_EXIT_USAGE)
@@ -496,7 +504,12 @@ static int common_opt(int opt, const struct pl_cmd *obj, const char *path, char 
 {
 	char name[64];
 	const char *word = argv[optind - 1];
+	int n = pl_opt_no_value(opt, word);
 
+	if (n) {
+		pl_err("%s: %.*s takes no value (see pktlens %s --help)", path, n, word, obj->name);
+		return PL_EXIT_USAGE;
+	}
 	if (optopt && optopt < 256) {
 		snprintf(name, sizeof(name), "-%c", optopt);
 		word = name;

@@ -135,6 +135,12 @@ extern const struct pl_cmd *const pl_cmds[];
 int pl_cmd_run(const struct pl_cmd *const *cmds, int argc, char **argv, int (*enter)(const char *name));
 /* -j, --json, -p or --pretty: sets the output and says whether @s was one */
 bool pl_json_word(const char *s);
+/*
+ * After getopt_long() returned @opt for the argument @word: the length of
+ * "--NAME" when @word is --NAME=VALUE for an option that takes no value (its
+ * error says so, not "unknown option"), else 0.
+ */
+int pl_opt_no_value(int opt, const char *word);
 
 /*
  * The sub-command of @parent (NULL: the commands @cmds at the top) that

@@ -215,15 +215,23 @@ def test_json_without_a_sub_command(words):
      "pktlens: what is '-V'? (see pktlens --help)\n"),
     (["-px", "list"], 2, '{"error":"unknown option \'-x\' (see pktlens --help)"}\n',
      "pktlens: unknown option '-x' (see pktlens --help)\n"),
-    (["--json=1", "list"], 2, "", "pktlens: unknown option '--json=1' (see pktlens --help)\n"),
-    (["list", "--json=1"], 2, "", "pktlens: list: unknown option '--json=1' (see pktlens list --help)\n"),
-    (["policy", "--pretty=1"], 2, "", "pktlens: policy: unknown option '--pretty=1' (see pktlens policy --help)\n"),
+    (["--json=1", "list"], 2, "", "pktlens: --json takes no value (see pktlens --help)\n"),
+    (["--version=2"], 2, "", "pktlens: --version takes no value (see pktlens --help)\n"),
+    (["--nosuch=1", "list"], 2, "", "pktlens: unknown option '--nosuch=1' (see pktlens --help)\n"),
+    (["list", "--json=1"], 2, "", "pktlens: list: --json takes no value (see pktlens list --help)\n"),
+    (["policy", "--pretty=1"], 2, "", "pktlens: policy: --pretty takes no value (see pktlens policy --help)\n"),
+    # a command's own option that takes no value, given one: it said "unknown option"
+    (["attach", "lo", "--tcp-passive=1"], 2, "",
+     "pktlens: attach: --tcp-passive takes no value (see pktlens attach --help)\n"),
+    (["stats", "--reset=yes"], 2, "", "pktlens: stats: --reset takes no value (see pktlens stats --help)\n"),
+    (["stats", "--resets=yes"], 2, "", "pktlens: stats: unknown option '--resets=yes' (see pktlens stats --help)\n"),
 ])
 def test_global_options_in_getopt_forms(args, rc, out, err):
     """The global options take getopt's forms as every command's options do: bundles (-jp),
     -nNETNS, --netns= (empty: a missing value), -- to end them; they had been refused as
     unknown options. A long common option given a value is named as given (it had been
-    '-j')."""
+    '-j'), and said to take none, as any option of a command that takes none (it had been
+    'unknown option')."""
     r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (rc, err)
     assert r.stdout.startswith(out) if rc == 0 else r.stdout == out
