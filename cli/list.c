@@ -32,6 +32,36 @@ static bool netns_reused(const struct pl_attachment *a)
 	return !its.name[0] && !its.pid;
 }
 
+/* In @arg's namespace: 2 a hook of it runs, 1 none does but its interface is there, 0 neither */
+static int hooks_here(void *arg)
+{
+	const struct pl_attachment *a = arg;
+	struct pl_link_info li;
+
+	if (pl_meta_live(&a->meta))
+		return 2;
+	return !pl_link_get(NULL, a->meta.ifindex, &li) && !strcmp(li.ifname, a->ifname);
+}
+
+/*
+ * An attachment of another namespace whose links (if any) hold a device, looked at from
+ * inside that namespace; one nothing lets us enter (held by a bind mount elsewhere, an
+ * open file): by whether the kernel still has its programs, which a deleted clsact
+ * qdisc frees only after a grace period
+ */
+static const char *other_netns_state(const struct pl_attachment *a)
+{
+	switch (pl_netns_run(a->netns, pl_att_cookie(a), hooks_here, (void *)a)) {
+	case 2:
+		return "other-netns";
+	case 1:
+		return "program-gone";
+	case 0:
+		return "interface-gone";
+	}
+	return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
+}
+
 /*
  * attached, interface-gone, interface-moved (to another namespace, its
  * programs still running there), interface-renamed (now NAME),
@@ -55,7 +85,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (!err && !ifindex)
 		return pl_iface_still_here(a) ? "program-gone" : "interface-gone";
 	if (a->netns != here->ino)
-		return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
+		return other_netns_state(a);
 	lerr = pl_link_get(NULL, a->meta.ifindex, &li);
 	/* its XDP link still holds a device this namespace has not: the interface moved away */
 	if (!err && lerr == -ENODEV)
