@@ -21,8 +21,7 @@ bool pl_iface_gone(uint32_t ifindex)
 	return ifindex && !if_indextoname(ifindex, name) && (errno == ENXIO || errno == ENODEV);
 }
 
-/* 1: the namespace this thread is in has @arg's interface, at its index under its name */
-static int iface_in_this_netns(void *arg)
+int pl_iface_in_this_netns(void *arg)
 {
 	const struct pl_attachment *a = arg;
 	struct pl_link_info li;
@@ -37,9 +36,9 @@ bool pl_iface_still_here(const struct pl_attachment *a)
 	if (pl_netns_here(&here))
 		return false;
 	if (a->netns == here.ino)
-		return pl_attachment_of(a, &here) && iface_in_this_netns((void *)a) == 1;
+		return pl_attachment_of(a, &here) && pl_iface_in_this_netns((void *)a) == 1;
 	/* another namespace's: looked at from inside it, on a thread of its own */
-	return !a->ns_gone && pl_netns_run(a->netns, pl_att_cookie(a), iface_in_this_netns,
+	return !a->ns_gone && pl_netns_run(a->netns, pl_att_cookie(a), pl_iface_in_this_netns,
 					    (void *)a) == 1;
 }
 

@@ -36,6 +36,11 @@ int pl_refuse_gone(const char *cmd, const struct pl_attachment *a);
  */
 bool pl_iface_still_here(const struct pl_attachment *a);
 /*
+ * 1: the namespace this thread is in has the interface of attachment @arg at its index
+ * under its name, else 0 (pl_netns_run()'s form).
+ */
+int pl_iface_in_this_netns(void *arg);
+/*
  * The interface with @ifindex is no longer in this namespace (deleted, or
  * moved away); false for index 0.
  */

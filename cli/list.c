@@ -36,11 +36,8 @@ static bool netns_reused(const struct pl_attachment *a)
 static int hooks_here(void *arg)
 {
 	const struct pl_attachment *a = arg;
-	struct pl_link_info li;
 
-	if (pl_meta_live(&a->meta))
-		return 2;
-	return !pl_link_get(NULL, a->meta.ifindex, &li) && !strcmp(li.ifname, a->ifname);
+	return pl_meta_live(&a->meta) ? 2 : pl_iface_in_this_netns(arg);
 }
 
 /*
