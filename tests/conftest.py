@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+import json
 import os
 import re
 import subprocess
@@ -8,7 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from lab import Lab, RouterLab  # noqa: E402
+from lab import PIN_ROOT, PKTLENS, Lab, RouterLab  # noqa: E402
 
 # lab.unique(): a lowercase prefix, the test process's pid, x, a sequence number
 _LAB_NS = re.compile(r"^pl[a-z]*?(\d+)x\d+$")
@@ -40,6 +41,28 @@ def pytest_sessionstart(session):
         m = _LAB_NS.match(name)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             subprocess.run(["ip", "netns", "del", name], check=False)
+    session.pin_dirs_before = set(os.listdir(PIN_ROOT)) if os.path.isdir(PIN_ROOT) else set()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Pins this run left behind for an interface or namespace that is gone fail the run (a
+    test's cleanup missed them: pktlens keeps such pins on purpose, for their counters), and
+    go. Attachments that are live (here or in another namespace) may be another run's."""
+    before = getattr(session, "pin_dirs_before", None)
+    if before is None or not os.path.exists(PKTLENS):
+        return
+    r = subprocess.run([PKTLENS, "-j", "list"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return
+    left = [a for a in json.loads(r.stdout).get("attachments", [])
+            if a.get("state") not in ("attached", "other-netns") and a["pins"].split("/")[-2] not in before]
+    for a in left:
+        subprocess.run([PKTLENS, "detach", "--netns", a["netns_id"], a["ifname"]], capture_output=True)
+    if left:
+        sys.stderr.write("\nERROR: the run left the pins of gone interfaces or namespaces behind (removed now): " +
+                         ", ".join(a["pins"] for a in left) + "\n")
+        if session.exitstatus == 0:
+            session.exitstatus = 1
 
 
 @pytest.fixture
