@@ -120,11 +120,15 @@ static int do_attach(void *cfg, int argc, char **argv)
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n",
 		       PL_NAME(o.ifname));
-	if (info.reattached && (info.flows_dropped || info.pkts_dropped))
+	if (info.reattached && info.flows_dropped)
 		printf("re-attached over the previous pktlens attachment; counters kept, but %llu "
 		       "flows did not fit the new table: %llu packets counted as not recorded in "
 		       "flows\n", (unsigned long long)info.flows_dropped,
 		       (unsigned long long)info.pkts_dropped);
+	else if (info.reattached && info.pkts_dropped)
+		printf("re-attached over the previous pktlens attachment; counters kept, but %llu "
+		       "packets the old hooks counted while they were switched are counted as not "
+		       "recorded in flows\n", (unsigned long long)info.pkts_dropped);
 	else if (info.reattached)
 		printf("re-attached over the previous pktlens attachment; counters kept\n");
 	if (info.rules_kept || info.rules_dropped)

@@ -392,6 +392,24 @@ static int account_carry(struct attach *a, struct pl_stats base[PL_SLOT_MAX])
 	return 0;
 }
 
+/*
+ * A re-attach into a new table: the old flows copied into it, as late as
+ * possible (everything verified and pinned, just before the hooks switch),
+ * since what the old hooks count after the copy is not carried
+ * (account_carry()).
+ */
+static int carry_flows(struct attach *a)
+{
+	int err;
+
+	if (!a->info->reattached || a->flows_reused)
+		return 0;
+	err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), (__u32)a->li.ifindex,
+			 &a->carry);
+	return err ? pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s", a->o->ifname,
+			    strerror(-err)) : 0;
+}
+
 /* --force: the old attachment's bases go with its counters (and flows, when reused). */
 static int carry_bases(struct attach *a)
 {
@@ -753,20 +771,10 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	return loaded_xdp(a, flows_reused);
 }
 
-/* After the object loaded: flows carried over, our program's id. */
+/* After the object loaded: our program's id (the flows are copied by carry_flows()). */
 static int loaded_xdp(struct attach *a, bool flows_reused)
 {
-	const char *ifname = a->o->ifname;
-	int err;
-
 	a->flows_reused = flows_reused;
-	if (a->info->reattached && !flows_reused) {
-		err = copy_flows(&a->old, bpf_map__fd(a->xskel->maps.flows), (__u32)a->li.ifindex,
-				 &a->carry);
-		if (err)
-			return pl_why(a->why, a->whylen, err, "%s: cannot carry flows over: %s",
-				      ifname, strerror(-err));
-	}
 	/* programs apart are loaded later, by load_programs() */
 	if (a->info->xdp_mode != PL_XDP_NONE && !a->xentry)
 		return prog_id(xdp_prog(a), &a->m->xdp_prog_id);
@@ -1691,6 +1699,8 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (a.refilter && (err = refilter(&a, o->set_filter ? o->filter : a.old.meta.filter_expr)))
 		goto out;
 	if ((o->set_rules ? o->nrules || a.policy_reused : a.policy_reused) && (err = repolicy(&a)))
+		goto out;
+	if ((err = carry_flows(&a)))
 		goto out;
 	/*
 	 * Each old hook takes the new program in place (swap_hook()), or goes
