@@ -12,8 +12,8 @@
  * one 64-byte line), cut into a region of 2^pl_flow_cache_bits slots per
  * possible CPU. A flow's slot is one of PL_FLOW_CACHE_WAYS consecutive ones
  * from its hash (adjacent lines: the neighbours come with the first), so a
- * cached flow costs one line. The loader sizes the regions to twice a CPU's
- * share of the table (pl_flow_cache_bits()).
+ * cached flow costs one line. The loader sizes the regions to four times a
+ * CPU's share of the table (PL_FLOW_CACHE_SHARES, pl_flow_cache_bits()).
  *
  * Invariants:
  *  - A flow is in the cache only after it was admitted into `flows`, so the

@@ -170,7 +170,7 @@ unsigned int pl_flow_cache_bits(__u32 flows_max)
 	__u64 want, n = ncpu > 0 ? (__u64)ncpu : 1;
 	unsigned int bits = PL_FLOW_CACHE_MIN_BITS;
 
-	want = 2ULL * flows_max / n;
+	want = (__u64)PL_FLOW_CACHE_SHARES * flows_max / n;
 	while (bits < PL_FLOW_CACHE_MAX_BITS && (1ULL << bits) < want)
 		bits++;
 	/* the whole map within 2^25 slots (2 GiB): old kernels refuse arrays of 4 GiB */

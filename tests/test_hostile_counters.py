@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import time
 
@@ -331,36 +332,82 @@ def set_hold(pin, until_ns):
        "value", *[str(b) for b in until_ns.to_bytes(8, "little")])
 
 
+def cache_home(key, bits):
+    """The first slot (within a CPU's region of 2^bits) of a flow key as cache_keys() gives it:
+    the top bits of pl_flow_key_mix() (include/pktlens/pktlens.h) over its six words."""
+    raw = struct.pack("<IBBHHBBHH16s16s", key["ifindex"], key["dir"], key["hook"], key["vlan"],
+                      key["l3proto"], key["l4proto"], 0, key["sport"], key["dport"],
+                      bytes(key["saddr"]), bytes(key["daddr"]))
+    x = struct.unpack("<6Q", raw)
+    m64 = (1 << 64) - 1
+    a, b, c = x[0] ^ x[3], x[1] ^ x[4], x[2] ^ x[5]
+    a, b, c = a ^ (a >> 32), b ^ (b >> 32), c ^ (c >> 32)
+    mix = ((a * 0x9e3779b97f4a7c15) ^ (b * 0xc2b2ae3d27d4eb4f) ^ (c * 0x165667b19e3779f9)) & m64
+    return (mix >> 32) >> (32 - bits)
+
+
 def test_a_held_cache_keeps_its_slots(lab):
     """While a reset holds the flow cache (flow_ctl), a new flow that finds only idle flows'
     slots leaves them alone: without the hold it takes one over (the idle flow's count moves
     into the table), which is what a reset reading the caches and then the table must not see.
-    The counts stay exact either way, and `stats --reset` lets go of the hold when it is done."""
-    # --flows 1024: the smallest cache, 1024 slots a CPU (2 x 1024 / CPUs, at least 1024)
+    The counts stay exact either way, and `stats --reset` lets go of the hold when it is done.
+    The flows are chosen to share one slot window (8 slots from their hash), so they meet a
+    full window whatever the cache's size."""
+    from scapy.all import IP, UDP, Ether, Raw
+
     pktlens("attach", "vb", *SKB, "--flows", "1024", ns=lab.b)
     pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb"
-    flows = mixed_flows(lab, 1020)
-    # most of CPU 0's slots taken, then two small sets that find few free ones
-    sets = [flows[:900], flows[900:960], flows[960:]]
+    info = json.loads(sh("bpftool", "-j", "map", "show", "pinned", f"{pin}/flow_cache").stdout)
+    with open("/sys/devices/system/cpu/possible") as f:
+        ncpu = max(int(r.split("-")[-1]) for r in f.read().strip().split(",")) + 1
+    bits = (info["max_entries"] // ncpu).bit_length() - 1
+    assert info["max_entries"] == ncpu << bits
+    mac = lab.mac(lab.b, "vb")
+
+    def frame(sport):
+        return Ether(dst=mac) / IP(src="198.18.0.1", dst="198.18.0.2") / \
+            UDP(sport=sport, dport=53) / Raw(b"h" * 30)
 
     def occupy(frames):
         lab.send(frames * 2, cpu=0)  # the first packet installs, the second counts in the slot;
         # one CPU: the caches are per CPU
         time.sleep(0.1)             # then idle: PL_FLOW_IDLE_UNITS is 21 ms
 
+    # a template flow's key as the cache holds it; the others differ in the source port only
+    occupy([frame(1000)])
+    (slot0, tkey), = cache_keys(pin).items()
+    template = json.loads(tkey)
+    assert template["sport"] == 1000
+    size = 1 << bits
+
+    def home(sport):
+        return cache_home(dict(template, sport=sport), bits)
+
+    assert (slot0 - home(1000)) % size < 8, "the test's copy of the cache hash is wrong"
+    by_home = {}
+    for sport in range(1001, 65536):
+        by_home.setdefault(home(sport), []).append(sport)
+    # a window of 8 slots whose flows' own windows miss the template's slot, and 16 flows for it
+    h = max((h for h, ports in by_home.items() if len(ports) >= 16 and
+             (slot0 - h) % size > 14 and (h - slot0) % size > 7), key=lambda h: len(by_home[h]))
+    ports = by_home[h][:16]
+    sets = [[frame(p) for p in ports[:8]], [frame(p) for p in ports[8:12]], [frame(p) for p in ports[12:]]]
+
     occupy(sets[0])
     before = cache_keys(pin)
-    assert len(before) > 800, len(before)
+    window = {(h + w) % size for w in range(8)}
+    assert set(before) == window | {slot0}, sorted(before)     # 8 flows fill their window
+    assert {json.loads(before[s])["sport"] for s in window} == set(ports[:8])
     set_hold(pin, time.clock_gettime_ns(time.CLOCK_MONOTONIC) + 3_600_000_000_000)
     occupy(sets[1])
     held = cache_keys(pin)
-    assert all(held[k] == v for k, v in before.items())     # no slot changed hands
+    assert held == before                                       # no slot changed hands
     set_hold(pin, 0)
     occupy(sets[2])
     after = cache_keys(pin)
     assert sum(after.get(k) != v for k, v in before.items()) > 0   # the control: they do now
     doc = pktlens_json("stats", "vb", "--reset", ns=lab.b)
-    assert hooks(doc)[("xdp", "in")]["packets"] == 2 * 1020
+    assert hooks(doc)[("xdp", "in")]["packets"] == 2 * 17
     ctl = json.loads(sh("bpftool", "-j", "map", "lookup", "pinned", f"{pin}/flow_ctl",
                         "key", *["0"] * 4).stdout)
     assert ctl.get("formatted", ctl)["value"]["hold_until_ns"] == 0

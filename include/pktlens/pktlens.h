@@ -123,10 +123,10 @@ struct pl_flow_key {
  * A flow key's hash, for the programs' flow cache (bpf/flow.h, the top 32
  * bits) and user space's merge index (loader/state.c): three independent
  * 64-bit multiplies over pairs of the key's six words. Each pair's high
- * half is folded into its low half first: addresses and ports are stored
- * in network byte order, so their fastest-changing bytes sit high in a
- * word, and a multiply only carries bits upwards (without the fold 100,000
- * addresses in a row share half as many cache slots).
+ * half is folded into its low half first: addresses are stored in network
+ * byte order (ports in host order), so their fastest-changing bytes sit
+ * high in a word, and a multiply only carries bits upwards (without the
+ * fold 100,000 addresses in a row share half as many cache slots).
  */
 static inline __attribute__((always_inline)) __u64 pl_flow_key_mix(const struct pl_flow_key *k)
 {
@@ -186,10 +186,15 @@ struct pl_flow_ctl {
 };
 
 /*
- * Flow cache slots per CPU: 2^bits, room for twice a CPU's share of the
- * flow table (loader: pl_flow_cache_bits()), within these bounds. A flow
- * looks for its slot among PL_FLOW_CACHE_WAYS consecutive ones.
+ * Flow cache slots per CPU: 2^bits, room for PL_FLOW_CACHE_SHARES times a
+ * CPU's share of the flow table (loader: pl_flow_cache_bits()), within
+ * these bounds. A flow looks for its slot among PL_FLOW_CACHE_WAYS
+ * consecutive ones. Four shares keep a CPU's region at most half full
+ * when every flow of a full table comes in on two CPUs, or on one (a
+ * single-queue device) of any number: 1.3 lines per packet of a flow
+ * under rotation where two shares took 2.2 (docs/BENCHMARKS.md).
  */
+#define PL_FLOW_CACHE_SHARES 4
 #define PL_FLOW_CACHE_MIN_BITS 10
 #define PL_FLOW_CACHE_MAX_BITS 24
 #define PL_FLOW_CACHE_WAYS 8
