@@ -387,10 +387,11 @@ int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why,
 
 /*
  * The flow cache (bpf/flow.h): slots per CPU as a shift, room for
- * PL_FLOW_CACHE_SHARES times a CPU's share of a table of @flows_max; size @obj's map for 2^@bits slots
- * per possible CPU; size it for a table of @flows_max (*bits: the shift,
- * for the object's pl_flow_cache_bits); the shift of an existing map,
- * -EPROTO when it is not such a cache (made by an older pktlens).
+ * PL_FLOW_CACHE_SHARES times a CPU's share of a table of @flows_max; size
+ * @obj's map for 2^@bits slots per possible CPU; size it for a table of
+ * @flows_max (*bits: the shift, for the object's pl_flow_cache_bits); the
+ * shift of an existing map, -EPROTO when it is not such a cache (made by an
+ * older pktlens).
  */
 unsigned int pl_flow_cache_bits(__u32 flows_max);
 int pl_flow_cache_set(struct bpf_object *obj, unsigned int bits);
