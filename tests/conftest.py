@@ -35,13 +35,22 @@ def pytest_configure(config):
 def pytest_sessionstart(session):
     """Remove the namespaces of an earlier test run that was killed (its pid is gone)
     before its fixtures could: runs still alive keep theirs."""
+    session.pin_dirs_before = pin_dirs()
     if not os.path.isdir("/run/netns"):
         return
     for name in os.listdir("/run/netns"):
         m = _LAB_NS.match(name)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             subprocess.run(["ip", "netns", "del", name], check=False)
-    session.pin_dirs_before = set(os.listdir(PIN_ROOT)) if os.path.isdir(PIN_ROOT) else set()
+
+
+def pin_dirs():
+    """Every attachment's pin directory, as NETNS/IFACE under PIN_ROOT."""
+    if not os.path.isdir(PIN_ROOT):
+        return set()
+    return {f"{ns}/{dev}" for ns in os.listdir(PIN_ROOT)
+            if os.path.isdir(os.path.join(PIN_ROOT, ns))
+            for dev in os.listdir(os.path.join(PIN_ROOT, ns))}
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -55,12 +64,14 @@ def pytest_sessionfinish(session, exitstatus):
     if r.returncode != 0:
         return
     left = [a for a in json.loads(r.stdout).get("attachments", [])
-            if a.get("state") not in ("attached", "other-netns") and a["pins"].split("/")[-2] not in before]
+            if a.get("state") not in ("attached", "other-netns") and
+            "/".join(a["pins"].split("/")[-2:]) not in before]
     for a in left:
-        subprocess.run([PKTLENS, "detach", "--netns", a["netns_id"], a["ifname"]], capture_output=True)
+        subprocess.run([PKTLENS, "detach", "--netns", a["netns_id"], a["ifname"]],
+                       capture_output=True)
     if left:
-        sys.stderr.write("\nERROR: the run left the pins of gone interfaces or namespaces behind (removed now): " +
-                         ", ".join(a["pins"] for a in left) + "\n")
+        sys.stderr.write("\nERROR: the run left the pins of gone interfaces or namespaces behind "
+                         "(removed now): " + ", ".join(a["pins"] for a in left) + "\n")
         if session.exitstatus == 0:
             session.exitstatus = 1
 
