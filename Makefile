@@ -42,7 +42,8 @@ TEST_ENV := PKTLENS_BIN=$(abspath $(BIN)) PKTLENS_OUT=$(abspath $(OUT)) PKTLENS_
 
 # Kernel-side objects: name.bpf.c -> $(OUT)/name.bpf.o -> $(OUT)/name.skel.h
 BPF_SRCS := xdp/pktlens_xdp.bpf.c tc/pktlens_tc.bpf.c xdp/pktlens_cap_xdp.bpf.c tc/pktlens_cap_tc.bpf.c probes/pktlens_tcp.bpf.c probes/pktlens_drops.bpf.c
-BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/flowmon.bpf.c bench/filter_ref.bpf.c bench/dropper.bpf.c
+BENCH_BPF_SRCS := bench/pass.bpf.c bench/cycle.bpf.c bench/flowmon.bpf.c bench/filter_ref.bpf.c bench/dropper.bpf.c \
+		  bench/forward.bpf.c
 # pktlens_xdp_notail: the XDP object without tail calls (-DPL_XDP_NO_TAIL), from the same source
 BPF_OBJS := $(patsubst %.bpf.c,$(OUT)/%.bpf.o,$(notdir $(BPF_SRCS) $(BENCH_BPF_SRCS))) \
 	    $(OUT)/pktlens_xdp_notail.bpf.o

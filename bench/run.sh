@@ -4,7 +4,8 @@
 # `make bench`: the BPF_PROG_TEST_RUN cost of the XDP and tc programs
 # (xdp_bench), iperf3 through a veth lab with and without pktlens (iperf.sh),
 # translated tcpdump filters (filter_bench), then policy rules (policy_bench:
-# test runs per rule kind, and drop under a trafgen flood against nftables),
+# test runs per rule kind, and drop under a trafgen flood against nftables,
+# on a veth pair and on frames that come as from a NIC driver),
 # then a live SYN flood against a TCP server: a client's connect time and
 # softirq CPU with no rule, a pktlens per-source SYN limit and nftables' meter
 # (syn_bench),
