@@ -15,7 +15,7 @@
 # a burst of interfaces, idle RSS and CPU, apply times), then the kfree_skb
 # drop probe under a drop flood and with iperf3 (drops_bench), the exporters at scale
 # (export_bench).
-# Results are printed and kept in .output/bench/. Takes ~12 minutes.
+# Results are printed and kept in .output/bench/. Takes ~20 minutes.
 #
 #   bench/run.sh [--quick]      --quick: 3 rounds, 20000 flows, 3 s iperf runs
 #
