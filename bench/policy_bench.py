@@ -141,7 +141,7 @@ class Lab:
         # (nsenter, not ip netns exec: that remounts /sys, and the pins are on bpffs)
         enter = ("nsenter", f"--net=/run/netns/{self.m}")
         sh(*enter, "bpftool", "map", "update", "pinned", self.fwd + "-maps/bench_fwd_tx", "key", "0", "0", "0",
-           "0", "value", *[str((idx >> s) & 255) for s in (0, 8, 16, 24)])
+           "0", "value", *[str(b) for b in idx.to_bytes(4, "little")])
         sh(*enter, "ip", "link", "set", "dev", "vm1", "xdpdrv", "pinned", self.fwd + "/bench_forward")
         self.skip_ids.add(json.loads(sh("bpftool", "-j", "prog", "show", "pinned",
                                         self.fwd + "/bench_forward").stdout)["id"])
@@ -345,9 +345,16 @@ def flood(lab, seconds, cfg):
     return softirq_jiffies() - s0
 
 
+def live_tools():
+    """Are the live flood's tools there? Says so when not."""
+    if shutil.which("trafgen") and shutil.which("nft"):
+        return True
+    print("  skipped: needs trafgen (netsniff-ng) and nft (nftables)")
+    return False
+
+
 def live_part(lab, rounds, seconds):
-    if not shutil.which("trafgen") or not shutil.which("nft"):
-        print("  skipped: needs trafgen (netsniff-ng) and nft (nftables)")
+    if not live_tools():
         return None
     hz = os.sysconf("SC_CLK_TCK")
     cfg = os.path.join(lab.tmp, "flood.cfg")
@@ -507,19 +514,22 @@ def main():
     try:
         print(f"== policy rules, BPF_PROG_TEST_RUN, repeat {a.repeat}, {a.rounds} rounds (ns/pkt, ratio to XDP_PASS)")
         tr = None if a.live_only else test_run_part(lab, a.rounds, a.repeat)
-        print(f"== policy drop by source prefix under trafgen flood, {a.seconds} s x {a.rounds} rounds")
-        live = None if a.no_live or a.lab == "nic" else live_part(lab, a.rounds, a.seconds)
+        live = None
+        if not a.no_live and a.lab != "nic":
+            print(f"== policy drop by source prefix under trafgen flood, {a.seconds} s x {a.rounds} rounds")
+            live = live_part(lab, a.rounds, a.seconds)
     finally:
         lab.close()
     live_nic = None
-    if not a.no_live and a.lab != "veth" and shutil.which("trafgen"):
+    if not a.no_live and a.lab != "veth":
         print(f"== the same flood reaching vb as XDP frames, as from a NIC driver (bench/forward.bpf.c), "
               f"{a.seconds} s x {a.rounds} rounds")
-        lab = Lab(nic=True)
-        try:
-            live_nic = live_part(lab, a.rounds, a.seconds)
-        finally:
-            lab.close()
+        if live_tools():    # before the lab: it needs the forwarder, not these
+            lab = Lab(nic=True)
+            try:
+                live_nic = live_part(lab, a.rounds, a.seconds)
+            finally:
+                lab.close()
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(test_run=tr, live=live, live_nic=live_nic), f, indent=1)
