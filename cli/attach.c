@@ -248,6 +248,7 @@ static int do_detach(void *cfg, int argc, char **argv)
 	if (rc)
 		return rc;
 	pl_pins_gc();	/* what an attach killed half-way left */
+	pl_gone_gc();	/* and the log of removed flows a killed exporter left */
 	rc = stale ? select_stale(&a, &n) : netns ? select_in_netns(netns, argv[0], &a, &n) :
 	     pl_select("detach", all ? NULL : argv[0], &a, &n);
 	if (rc) {

@@ -984,8 +984,12 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 
 int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whylen)
 {
+	char lwhy[PL_WHY_LEN];	/* without the lock it registers all the same: not said */
+	int lock = pl_change_lock_shared(5000, lwhy, sizeof(lwhy));
 	int err = pl_gone_reader(secs);
 
+	if (lock >= 0)
+		close(lock);
 	if (err)
 		return pl_why(why, whylen, err, "cannot create %s/%s: %s", PL_PIN_ROOT,
 			      PL_MAP_FLOWS_GONE, strerror(-err));
@@ -1008,6 +1012,8 @@ void pl_ipfix_close(struct pl_ipfix *x)
 {
 	if (!x)
 		return;
+	if (x->interval)
+		pl_gone_unread();	/* removals need not be logged for it any more */
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->now);

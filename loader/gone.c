@@ -12,11 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <pktlens/array.h>
 #include <pktlens/clock.h>
 
 #include "loader.h"
+
+static void gone_path(char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE);
+}
 
 static int gone_open(bool create)
 {
@@ -24,7 +30,7 @@ static int gone_open(bool create)
 	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, PL_MAP_FLOWS_GONE);
+	gone_path(path, sizeof(path));
 	fd = bpf_obj_get(path);
 	if (fd >= 0 || !create || errno != ENOENT)
 		return fd >= 0 ? fd : -errno;
@@ -95,6 +101,48 @@ static __u64 reader_keep(const struct pl_flow_val *v)
 	return 2 * v->packets + 60000000000ULL;
 }
 
+static __u64 pidns_ino(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) ? 0 : st.st_ino;
+}
+
+/* When process @pid started (clock ticks since boot, /proc/PID/stat), 0 if it is gone. */
+static __u64 proc_start(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* after the command's name, which may hold anything */
+	for (int field = 3; p && field <= 22; field++) {
+		p = strchr(p, ' ');
+		p = p ? p + 1 : NULL;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+/*
+ * Whether a reader's entry still stands for a reader: a process of our pid
+ * namespace is checked (a killed exporter is gone now, not in a minute);
+ * one of another, or written by an older pktlens, by its time alone.
+ */
+static bool reader_live(const struct pl_gone *g, __u64 now)
+{
+	if (g->val.bytes && g->val.bytes == pidns_ino() &&
+	    proc_start((pid_t)g->key.netns) != g->val.first_ns)
+		return false;
+	return now - g->val.last_ns <= reader_keep(&g->val);
+}
+
 /*
  * A log full of flows (PL_GONE_MAX + PL_GONE_READERS of them, as an older
  * pktlens filled it) has no room for a reader's entry: the oldest flow
@@ -117,10 +165,38 @@ static int drop_oldest(int fd)
 	return err;
 }
 
+static void gone_unpin(void)
+{
+	char path[256];
+
+	gone_path(path, sizeof(path));
+	unlink(path);
+}
+
+/* Whether an exporter still reads the log (its entry not older than its rounds allow). */
+static bool read_by_any(void)
+{
+	struct pl_gone *g = NULL;
+	__u64 now = pl_mono_ns();
+	size_t n = 0;
+	bool read = false;
+
+	if (pl_gone_read(&g, &n))
+		return true;	/* not known: kept */
+	for (size_t i = 0; i < n && !read; i++)
+		read = is_reader(&g[i].key) && reader_live(&g[i], now);
+	free(g);
+	return read;
+}
+
 int pl_gone_reader(uint32_t interval_s)
 {
 	struct pl_gone_key k = { .netns = (__u64)getpid() };
-	struct pl_flow_val v = { .packets = (__u64)interval_s * 1000000000ULL };
+	struct pl_flow_val v = {
+		.packets = (__u64)interval_s * 1000000000ULL,
+		.bytes = pidns_ino(),		/* who it is, for reader_live() */
+		.first_ns = proc_start(getpid()),
+	};
 	char why[PL_WHY_LEN];
 	int fd, err;
 
@@ -183,10 +259,16 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 	for (size_t i = 0; i < ng; i++) {
 		if (!is_reader(&g[i].key))
 			flows++;
-		else if (now - g[i].val.last_ns > reader_keep(&g[i].val))
+		else if (!reader_live(&g[i], now))
 			bpf_map_delete_elem(fd, &g[i].key);
 		else if (reader_keep(&g[i].val) > keep)
 			keep = reader_keep(&g[i].val);
+	}
+	if (!keep) {	/* no exporter reads it any more: nothing to keep, no pin left behind */
+		free(g);
+		close(fd);
+		gone_unpin();
+		return 0;
 	}
 	pl_qsort(g, ng, sizeof(*g), id_cmp);
 	/* older than any reader's round, or the oldest where there is no room */
@@ -200,7 +282,7 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 	}
 	free(g);
 	k.id = now;
-	for (size_t i = 0; keep && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct pl_flow_key *f = &fl[i].key;
 
 		if (!fl[i].val.packets || (f->l3proto != 0x0800 && f->l3proto != 0x86dd))
@@ -221,4 +303,28 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 	}
 	close(fd);
 	return lost ? err : 0;
+}
+
+void pl_gone_unread(void)
+{
+	struct pl_gone_key k = { .netns = (__u64)getpid() };
+	char why[PL_WHY_LEN];
+	int fd = gone_open(false), lock;
+
+	if (fd < 0)
+		return;
+	/* exclusive: no exporter registers, no removal logs between the look and the unpin */
+	lock = pl_change_lock(5000, why, sizeof(why));
+	bpf_map_delete_elem(fd, &k);
+	close(fd);
+	if (lock >= 0 && !read_by_any())
+		gone_unpin();
+	if (lock >= 0)
+		close(lock);
+}
+
+void pl_gone_gc(void)
+{
+	if (!read_by_any())
+		gone_unpin();
 }

@@ -874,8 +874,8 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
  * change lock, so the IPFIX exporter can send what a flow gained between
  * its last export and its removal. Only while an exporter reads it: each
  * says so every round (pl_gone_reader()); a removal drops what is older
- * than two rounds and a minute of every exporter still reading, and keeps
- * nothing once none is. At most PL_GONE_MAX flows: the oldest go first
+ * than two rounds and a minute of every exporter still reading, and unpins
+ * the log once none is (an exporter that ends says so: pl_gone_unread()). At most PL_GONE_MAX flows: the oldest go first
  * (PL_GONE_READERS entries of the map are the readers').
  */
 #define PL_MAP_FLOWS_GONE "flows_gone"
@@ -902,8 +902,20 @@ struct pl_gone {
 int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *fl, size_t n);
 /* Every entry of the log, readers' too, unsorted. 0 (none: *n 0), or -errno. */
 int pl_gone_read(struct pl_gone **out, size_t *n);
-/* An exporter of every @interval_s seconds reads the log now (creating it): 0 or -errno. */
+/*
+ * An exporter of every @interval_s seconds reads the log now (creating it): 0 or -errno.
+ * Call with the change lock held, shared at least: pl_gone_unread() of another
+ * exporter may otherwise unpin the log it has just registered in.
+ */
 int pl_gone_reader(uint32_t interval_s);
+/*
+ * This process's exporter reads the log no more. The log is unpinned once no
+ * exporter reads it: nobody to keep removed flows for, no pin left behind.
+ * Takes the change lock (exclusive): call without it.
+ */
+void pl_gone_unread(void);
+/* Unpin the log if no exporter reads it (the last one was killed): with the change lock held. */
+void pl_gone_gc(void);
 
 /* Merge per-CPU flow values (used by state.c and tests). */
 void pl_flow_val_merge(struct pl_flow_val *v, const struct pl_flow_val *d);

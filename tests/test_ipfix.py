@@ -518,20 +518,98 @@ def test_duration_runs_its_whole_length_and_exports_at_the_end(tmp_path):
     assert r.stdout.split("\t") == ["3,3", f"netns {os.stat('/proc/self/ns/net').st_ino}\n"]
 
 
-def forget_removed_flows():
-    """Unpin the log of removed flows where no other exporter runs on the host (the next reader
-    makes it again): the 262,144 flows left in it would slow the next tests' exporters, each of
-    whose rounds reads it, until their readers' time runs out."""
+GONE_LOG = "/sys/fs/bpf/pktlens/flows_gone"
+
+
+def exporters_running(but=()):
+    """Whether a pktlens exporter (`export ipfix`, the daemon) runs on the host, other than the
+    processes whose pids are in but."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"pktlens") and (b"ipfix" in argv or b"daemon" in argv):
-            return
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink("/sys/fs/bpf/pktlens/flows_gone")
+        if (int(pid) not in but and argv and argv[0].endswith(b"pktlens") and
+                (b"ipfix" in argv or b"daemon" in argv)):
+            return True
+    return False
+
+
+def forget_removed_flows():
+    """Unpin the log of removed flows where no other exporter runs on the host (the next reader
+    makes it again): the 262,144 flows left in it by an exporter killed here would slow the next
+    tests' exporters, each of whose rounds reads it, until the dead reader's time runs out."""
+    if not exporters_running():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(GONE_LOG)
+
+
+def test_the_log_of_removed_flows_goes_with_its_last_reader(lab):
+    """The first exporter pins the log of removed flows (flows_gone). It stayed pinned when every
+    exporter had ended: a pin left behind on a host with nothing attached and nothing exporting.
+    Now an exporter that ends says so, and the last one unpins the log; while another still
+    reads, it stays, and a flow removed after the first exporter ended still reaches the second's
+    collector in full."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=3939, dport=4848) / Raw(b"q" * 50)
+    procs = []
+    try:
+        with nfcapd_on(lab) as (port, out):
+            for to, iv in (("127.0.0.1:9", "1"), (f"127.0.0.1:{port}", "2")):
+                procs.append(subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", to,
+                                               "--interval", iv], stderr=subprocess.PIPE,
+                                              text=True))
+                assert "every" in procs[-1].stderr.readline()   # registered as a reader
+            assert os.path.exists(GONE_LOG)
+            first, second = procs
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=10) == 0, first.stderr.read()
+            assert os.path.exists(GONE_LOG)                     # the second still reads it
+            assert lab.send([v4] * 6) == 6
+            lab.wait_packets(6)
+            count_afresh(lab, "reset")                          # logged for the second
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=10) == 0, second.stderr.read()
+            if not exporters_running():                         # another run's exporter reads
+                assert not os.path.exists(GONE_LOG)
+            time.sleep(1)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    recs = [r for r in nfdump_records(out, lab.b) if r.get("src_port") == 3939]
+    assert sum(r["in_packets"] for r in recs) == 6, recs
+    assert sum(r["in_bytes"] for r in recs) == 6 * (len(v4) - 14)
+
+
+@pytest.mark.parametrize("then", ["detach", "reset"])
+def test_the_log_of_removed_flows_goes_at_the_next_change_after_its_last_reader_is_killed(lab, then):
+    """An exporter killed (kill -9) cannot say it ends. The next detach, or the next removal of
+    flows (`stats --reset`), finds its process gone and unpins the log: it waited for the dead
+    reader's rounds and a minute, and a detach with no flow to log left it for good."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    assert lab.send([e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=2929, dport=3838)] * 3) == 3
+    lab.wait_packets(3)
+    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", "127.0.0.1:9", "--interval",
+                            "30"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "every 30 s" in exp.stderr.readline()
+    finally:
+        exp.kill()
+        exp.wait()
+    assert os.path.exists(GONE_LOG)
+    if then == "detach":
+        pktlens("detach", "--all", ns=lab.b)
+    else:
+        count_afresh(lab, "reset")
+    if not exporters_running():                                 # another run's exporter reads
+        assert not os.path.exists(GONE_LOG)
 
 
 def test_an_exporter_started_while_the_log_of_removed_flows_is_full_reads_it(lab):
