@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+import contextlib
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from lab import PIN_ROOT, PKTLENS, Lab, RouterLab  # noqa: E402
+from lab import GONE_LOG, PIN_ROOT, PKTLENS, Lab, RouterLab, exporter_running  # noqa: E402
 
 # lab.unique(): a lowercase prefix, the test process's pid, x, a sequence number
 _LAB_NS = re.compile(r"^pl[a-z]*?(\d+)x\d+$")
@@ -36,6 +37,8 @@ def pytest_sessionstart(session):
     """Remove the namespaces of an earlier test run that was killed (its pid is gone)
     before its fixtures could: runs still alive keep theirs."""
     session.pin_dirs_before = pin_dirs()
+    session.kept_before = kept_for_loopback()
+    session.gone_log_before = os.path.exists(GONE_LOG)
     if not os.path.isdir("/run/netns"):
         return
     for name in os.listdir("/run/netns"):
@@ -53,7 +56,46 @@ def pin_dirs():
             for dev in os.listdir(os.path.join(PIN_ROOT, ns))}
 
 
+KEPT = "/run/pktlens"
+
+
+def kept_for_loopback():
+    """What IPFIX exporters to loopback collectors (the tests' nfcapd and sockets) kept for the
+    next exporter to the same collector."""
+    if not os.path.isdir(KEPT):
+        return set()
+    return {f for f in os.listdir(KEPT) if f.startswith("ipfix-127.0.0.1-")}
+
+
 def pytest_sessionfinish(session, exitstatus):
+    """What the run left behind: removed, and an error where a test or pktlens should not have."""
+    forget_kept(session)
+    check_gone_log(session)
+    check_pins(session)
+
+
+def forget_kept(session):
+    """The state this run's exporters kept for the next exporter to their (random) loopback
+    ports: no later exporter comes, the files would pile up in /run."""
+    for f in kept_for_loopback() - getattr(session, "kept_before", kept_for_loopback()):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(KEPT, f))
+
+
+def check_gone_log(session):
+    """The log of removed flows pinned with no exporter left to read it: the last exporter to
+    end unpins it, and the next detach after a killed one does; it failing to fails the run."""
+    if (getattr(session, "gone_log_before", True) or not os.path.exists(GONE_LOG) or
+            exporter_running()):
+        return
+    os.unlink(GONE_LOG)
+    sys.stderr.write(f"\nERROR: the run left {GONE_LOG} pinned with no exporter reading it "
+                     "(removed now)\n")
+    if session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def check_pins(session):
     """Pins this run left behind for an interface or namespace that is gone fail the run (a
     test's cleanup missed them: pktlens keeps such pins on purpose, for their counters), and
     go. Attachments that are live (here or in another namespace) may be another run's."""

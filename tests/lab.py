@@ -61,6 +61,8 @@ def rules_listed(dev, ns):
 
 
 PIN_ROOT = "/sys/fs/bpf/pktlens"
+# the IPFIX exporters' log of removed flows (loader/gone.c)
+GONE_LOG = os.path.join(PIN_ROOT, "flows_gone")
 
 
 def count_afresh(lab, how, *attach_args, dev="vb"):
@@ -71,6 +73,19 @@ def count_afresh(lab, how, *attach_args, dev="vb"):
     else:
         pktlens("detach", dev, ns=lab.b)
         pktlens("attach", dev, *attach_args, ns=lab.b)
+
+
+def exporter_running():
+    """Whether a pktlens IPFIX exporter (`export ipfix`, the daemon) runs on the host."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"pktlens") and (b"ipfix" in argv or b"daemon" in argv):
+            return True
+    return False
 
 
 def netns_ino(ns):

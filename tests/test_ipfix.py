@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from lab import (PKTLENS, count_afresh, free_port, netns_ino, pktlens, pktlens_json,
-                 seconds_running, sh)
+from lab import (GONE_LOG, PKTLENS, count_afresh, exporter_running, free_port, netns_ino,
+                 pktlens, pktlens_json, seconds_running, sh)
 
 # `nfdump -E`: an exporter (one per observation domain) as nfcapd kept it
 EXPORTER = re.compile(r"SysID: (\d+), IP: +\S+, version: 10, ID: +(\d+)"
@@ -518,29 +518,11 @@ def test_duration_runs_its_whole_length_and_exports_at_the_end(tmp_path):
     assert r.stdout.split("\t") == ["3,3", f"netns {os.stat('/proc/self/ns/net').st_ino}\n"]
 
 
-GONE_LOG = "/sys/fs/bpf/pktlens/flows_gone"
-
-
-def exporters_running(but=()):
-    """Whether a pktlens exporter (`export ipfix`, the daemon) runs on the host, other than the
-    processes whose pids are in but."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if (int(pid) not in but and argv and argv[0].endswith(b"pktlens") and
-                (b"ipfix" in argv or b"daemon" in argv)):
-            return True
-    return False
-
-
 def forget_removed_flows():
     """Unpin the log of removed flows where no other exporter runs on the host (the next reader
     makes it again): the 262,144 flows left in it by an exporter killed here would slow the next
     tests' exporters, each of whose rounds reads it, until the dead reader's time runs out."""
-    if not exporters_running():
+    if not exporter_running():
         with contextlib.suppress(FileNotFoundError):
             os.unlink(GONE_LOG)
 
@@ -573,7 +555,7 @@ def test_the_log_of_removed_flows_goes_with_its_last_reader(lab):
             count_afresh(lab, "reset")                          # logged for the second
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=10) == 0, second.stderr.read()
-            if not exporters_running():                         # another run's exporter reads
+            if not exporter_running():      # else another run's exporter reads it
                 assert not os.path.exists(GONE_LOG)
             time.sleep(1)
     finally:
@@ -608,7 +590,7 @@ def test_the_log_of_removed_flows_goes_at_the_next_change_after_its_last_reader_
         pktlens("detach", "--all", ns=lab.b)
     else:
         count_afresh(lab, "reset")
-    if not exporters_running():                                 # another run's exporter reads
+    if not exporter_running():          # else another run's exporter reads it
         assert not os.path.exists(GONE_LOG)
 
 
