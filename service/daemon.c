@@ -824,12 +824,10 @@ static void reload(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
+	size_t detached = SIZE_MAX;	/* the reconcile failed (said) */
+
 	sd_notify(0, "STOPPING=1");
 	triggers_stop(d);
-	if (d->ipfix) {
-		ipfix_round(d);		/* a last export, as `export ipfix` ends */
-		ipfix_keep(d);
-	}
 	if (d->c->detach_on_stop) {
 		/* the same owner, nothing wanted: everything this config manages goes */
 		struct pl_config none = { .path = d->c->path };
@@ -837,15 +835,25 @@ static void stop(struct daemon *d)
 
 		snprintf(none.owner, sizeof(none.owner), "%s", d->c->owner);
 		d->npend = 0;
+		/* their flows go to the log of removed flows, which our exporter still reads */
 		if (!reconcile(d, &none, NULL, &p, "the daemon stops (on-stop: detach)")) {
-			dlog(d, LOG_INFO, "stopped: detached %zu attachment%s (on-stop: detach)",
-			     pl_plan_count(&p, PL_STEP_REMOVE),
-			     pl_plan_count(&p, PL_STEP_REMOVE) == 1 ? "" : "s");
+			detached = pl_plan_count(&p, PL_STEP_REMOVE);
 			pl_plan_free(&p);
 		}
-		return;
 	}
-	dlog(d, LOG_INFO, "stopped: attachments left in place, counting (on-stop: keep)");
+	/*
+	 * a last export, as `export ipfix` ends: after the detach, so that what
+	 * the hooks counted until they came off reaches the collector
+	 */
+	if (d->ipfix) {
+		ipfix_round(d);
+		ipfix_keep(d);
+	}
+	if (!d->c->detach_on_stop)
+		dlog(d, LOG_INFO, "stopped: attachments left in place, counting (on-stop: keep)");
+	else if (detached != SIZE_MAX)
+		dlog(d, LOG_INFO, "stopped: detached %zu attachment%s (on-stop: detach)", detached,
+		     detached == 1 ? "" : "s");
 }
 
 /* ---- the loop ---- */

@@ -1552,6 +1552,58 @@ def test_daemon_ipfix_in_process_and_gone_pins_wait_for_it(svc):
     col.close()
 
 
+def test_daemon_stopping_with_detach_exports_what_was_counted_until_the_hooks_came_off(svc):
+    """`on-stop: detach` with IPFIX, a stream arriving as the daemon stops: its last export came
+    before the detach, so what the hooks counted in between never reached the collector. Now
+    the detach logs the flows it removes for the exporter, and the last export comes after it:
+    the collector's packets of the stream equal the final totals the daemon logs."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: slow to import
+    a = svc.netns()
+    svc.veth(a, "sv3", "pv3")
+    for ns, dev in ((a, "sv3"), (svc.peer, "pv3")):   # nothing but the stream arrives
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    col.bind(("127.0.0.1", 0))
+    col.settimeout(0.2)
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n'
+                      'on-stop: detach\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
+    wait_for(lambda: listed(a).get("sv3", {}).get("state") == "attached", what="sv3 attached")
+    path = os.path.join(svc.tmp, "stream.pcap")
+    wrpcap(path, [Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:01") /
+                  IP(src="198.18.7.1", dst="198.18.7.2") / UDP(sport=40000 + i % 50, dport=4545) /
+                  Raw(b"s" * 32) for i in range(2000)])
+    done = threading.Event()
+
+    def stream():
+        while not done.is_set():
+            subprocess.run(["ip", "netns", "exec", svc.peer, PYTHON, SENDRAW, "pv3", path],
+                           capture_output=True)
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: stats_in(a, "sv3") > 2000, what="the stream counted")
+        assert d.stop() == 0, d.log()
+    finally:
+        done.set()
+        t.join(timeout=30)
+    _, line = d.wait_log(r"sv3 .*final totals: ")
+    m = re.search(r"final totals: tc in (\d+) packets", line)
+    assert m, line
+    got = []
+    while True:
+        try:
+            got.append(col.recv(65536))
+        except socket.timeout:
+            break
+    col.close()
+    assert ipfix_v4_packets(got, "198.18.7.1", 4545) == int(m.group(1)), line
+
+
 @pytest.mark.parametrize("wait_gone", [False, True], ids=["at-once", "after-gone"])
 def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_gone):
     """An interface deleted and created again under its name before the next IPFIX round (in
