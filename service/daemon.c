@@ -162,11 +162,16 @@ static void ipfix_keep(struct daemon *d)
 		     "count again", why, d->ipfix_to);
 }
 
+static void ipfix_round(struct daemon *d);
+
+/* The exporter ends (a reload changed it): its last export first, as `export ipfix` ends. */
 static void ipfix_stop(struct daemon *d)
 {
 	struct itimerspec off = { 0 };
 
 	timerfd_settime(d->ipfixfd, 0, &off, NULL);
+	if (d->ipfix)
+		ipfix_round(d);
 	ipfix_keep(d);
 	pl_ipfix_close(d->ipfix);
 	d->ipfix = NULL;

@@ -1604,6 +1604,52 @@ def test_daemon_stopping_with_detach_exports_what_was_counted_until_the_hooks_ca
     assert ipfix_v4_packets(got, "198.18.7.1", 4545) == int(m.group(1)), line
 
 
+def test_daemon_reload_to_another_collector_sends_the_old_one_its_last_export(svc):
+    """A reload that moves IPFIX to another collector ends the exporter to the first: like
+    `export ipfix` ending, it sends its last export first (the first collector never got what
+    was counted since its last round; with a 60 s interval, nothing at all). The new collector
+    gets every flow's whole count: it has seen none of it."""
+    a = svc.netns()
+    svc.veth(a, "sv4", "pv4", up=True)
+    cols = []
+    for _ in range(2):
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.bind(("127.0.0.1", 0))
+        c.settimeout(0.2)
+        cols.append(c)
+
+    def conf_for(col):
+        return (f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n')
+
+    def received(col, timeout=5):
+        got, deadline = [], time.monotonic() + timeout
+        while ipfix_v4_packets(got, "198.18.7.1", 4646) < 9 and time.monotonic() < deadline:
+            try:
+                got.append(col.recv(65536))
+            except socket.timeout:
+                pass
+        return ipfix_v4_packets(got, "198.18.7.1", 4646)
+    conf = svc.config(conf_for(cols[0]))
+    d = Daemon(svc, conf)
+    try:
+        d.wait_notify()
+        d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
+        svc.send("pv4", 9, dport=4646)
+        wait_for(lambda: stats_in(a, "sv4") >= 9, what="9 packets counted")
+        with open(conf, "w") as f:
+            f.write(conf_for(cols[1]))
+        mark = len(d.lines)
+        d.p.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded ", start=mark)
+        assert received(cols[0]) == 9
+        assert d.stop() == 0, d.log()
+        assert received(cols[1]) == 9
+    finally:
+        for c in cols:
+            c.close()
+
+
 @pytest.mark.parametrize("wait_gone", [False, True], ids=["at-once", "after-gone"])
 def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_gone):
     """An interface deleted and created again under its name before the next IPFIX round (in
