@@ -854,6 +854,9 @@ static void stop(struct daemon *d)
 		ipfix_round(d);
 		ipfix_keep(d);
 	}
+	/* gone interfaces' pins that last round read: no pin left for an export that never comes */
+	if (d->npend)
+		release_pending(d);
 	if (!d->c->detach_on_stop)
 		dlog(d, LOG_INFO, "stopped: attachments left in place, counting (on-stop: keep)");
 	else if (detached != SIZE_MAX)

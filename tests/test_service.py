@@ -1604,6 +1604,40 @@ def test_daemon_stopping_with_detach_exports_what_was_counted_until_the_hooks_ca
     assert ipfix_v4_packets(got, "198.18.7.1", 4545) == int(m.group(1)), line
 
 
+def test_daemon_stopping_releases_the_gone_pins_its_last_export_read(svc):
+    """`on-stop: keep`, IPFIX every 60 s: an interface deleted before the stop leaves its pins
+    for the exporter's next round. The stop's last export reads them; they stayed pinned after
+    the daemon had gone (for an export that never came), and now go with it. The collector gets
+    the interface's packets."""
+    a = svc.netns()
+    svc.veth(a, "sv5", "pv5", up=True)
+    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    col.bind(("127.0.0.1", 0))
+    col.settimeout(0.2)
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n')
+    d = Daemon(svc, conf)
+    try:
+        d.wait_notify()
+        d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
+        svc.send("pv5", 11, dport=4747)
+        wait_for(lambda: stats_in(a, "sv5") >= 11, what="11 packets counted")
+        sh("ip", "-n", a, "link", "del", "sv5")
+        d.wait_log(r"gone sv5 \(netns .*\): interface gone; final totals: tc in 11 packets")
+        assert pins(a, "sv5").exists()          # waiting for the next round
+        assert d.stop() == 0, d.log()
+        assert not pins(a, "sv5").exists(), d.log()
+        got = []
+        while True:
+            try:
+                got.append(col.recv(65536))
+            except socket.timeout:
+                break
+        assert ipfix_v4_packets(got, "198.18.7.1", 4747) == 11
+    finally:
+        col.close()
+
+
 def test_daemon_reload_to_another_collector_sends_the_old_one_its_last_export(svc):
     """A reload that moves IPFIX to another collector ends the exporter to the first: like
     `export ipfix` ending, it sends its last export first (the first collector never got what
