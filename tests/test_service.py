@@ -1468,6 +1468,47 @@ def ipfix_v4_packets(datagrams, src, dport):
     return total
 
 
+def ipfix_collector():
+    """A UDP socket on a free loopback port, for the daemon's IPFIX messages."""
+    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    col.bind(("127.0.0.1", 0))
+    col.settimeout(0.2)
+    return col
+
+
+def ipfix_config(col, interval, extra=""):
+    """A config covering this run's namespaces' sv* interfaces, exporting IPFIX to col."""
+    return (f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+            f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", '
+            f'interval: {interval} }}\n' + extra)
+
+
+def ipfix_received(col, dport, want=None, timeout=5):
+    """Packets of the IPFIX records from 198.18.7.1 to dport that reach col: until want of them
+    came (or timeout s passed), or, without want, until col is quiet for its timeout."""
+    got, deadline = [], time.monotonic() + timeout
+    while want is None or (ipfix_v4_packets(got, "198.18.7.1", dport) < want and
+                           time.monotonic() < deadline):
+        try:
+            got.append(col.recv(65536))
+        except socket.timeout:
+            if want is None:
+                break
+    return ipfix_v4_packets(got, "198.18.7.1", dport)
+
+
+def ipfix_daemon_counted(svc, col, ns, dev, peer_dev, n, dport):
+    """A daemon exporting IPFIX to col every 60 s, and n packets to dport sent from peer_dev
+    counted on ns's dev. Returns (its config's path, the daemon)."""
+    conf = svc.config(ipfix_config(col, 60))
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
+    svc.send(peer_dev, n, dport=dport)
+    wait_for(lambda: stats_in(ns, dev) >= n, what=f"{n} packets counted")
+    return conf, d
+
+
 def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
     """A covered namespace deleted while exporting: its attachments' pins wait for a scrape.
     A new namespace that gets its inode sets them aside (<inode>:<cookie>) when something is
@@ -1528,22 +1569,13 @@ def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
 def test_daemon_ipfix_in_process_and_gone_pins_wait_for_it(svc):
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
-    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    col.bind(("127.0.0.1", 0))
-    col.settimeout(0.2)
-    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
-                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 1 }}\n')
+    col = ipfix_collector()
+    conf = svc.config(ipfix_config(col, 1))
     d = Daemon(svc, conf)
     d.wait_notify()
     d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 1 s")
     svc.send("pv0", 17, dport=4242)
-    got, deadline = [], time.monotonic() + 10
-    while ipfix_v4_packets(got, "198.18.7.1", 4242) < 17 and time.monotonic() < deadline:
-        try:
-            got.append(col.recv(65536))
-        except socket.timeout:
-            pass
-    assert ipfix_v4_packets(got, "198.18.7.1", 4242) == 17
+    assert ipfix_received(col, 4242, 17, timeout=10) == 17
     # a gone interface's pins go after an IPFIX round has read them (the Prometheus case, where
     # the test decides when the scrape comes, is in the test above)
     sh("ip", "-n", a, "link", "del", "sv0")
@@ -1563,12 +1595,8 @@ def test_daemon_stopping_with_detach_exports_what_was_counted_until_the_hooks_ca
     for ns, dev in ((a, "sv3"), (svc.peer, "pv3")):   # nothing but the stream arrives
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
         sh("ip", "-n", ns, "link", "set", dev, "up")
-    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    col.bind(("127.0.0.1", 0))
-    col.settimeout(0.2)
-    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
-                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n'
-                      'on-stop: detach\n')
+    col = ipfix_collector()
+    conf = svc.config(ipfix_config(col, 60, "on-stop: detach\n"))
     d = Daemon(svc, conf)
     d.wait_notify()
     d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
@@ -1594,14 +1622,9 @@ def test_daemon_stopping_with_detach_exports_what_was_counted_until_the_hooks_ca
     _, line = d.wait_log(r"sv3 .*final totals: ")
     m = re.search(r"final totals: tc in (\d+) packets", line)
     assert m, line
-    got = []
-    while True:
-        try:
-            got.append(col.recv(65536))
-        except socket.timeout:
-            break
+    got = ipfix_received(col, 4545)
     col.close()
-    assert ipfix_v4_packets(got, "198.18.7.1", 4545) == int(m.group(1)), line
+    assert got == int(m.group(1)), line
 
 
 def test_daemon_stopping_releases_the_gone_pins_its_last_export_read(svc):
@@ -1611,29 +1634,15 @@ def test_daemon_stopping_releases_the_gone_pins_its_last_export_read(svc):
     the interface's packets."""
     a = svc.netns()
     svc.veth(a, "sv5", "pv5", up=True)
-    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    col.bind(("127.0.0.1", 0))
-    col.settimeout(0.2)
-    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
-                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n')
-    d = Daemon(svc, conf)
+    col = ipfix_collector()
     try:
-        d.wait_notify()
-        d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
-        svc.send("pv5", 11, dport=4747)
-        wait_for(lambda: stats_in(a, "sv5") >= 11, what="11 packets counted")
+        _, d = ipfix_daemon_counted(svc, col, a, "sv5", "pv5", 11, 4747)
         sh("ip", "-n", a, "link", "del", "sv5")
         d.wait_log(r"gone sv5 \(netns .*\): interface gone; final totals: tc in 11 packets")
         assert pins(a, "sv5").exists()          # waiting for the next round
         assert d.stop() == 0, d.log()
         assert not pins(a, "sv5").exists(), d.log()
-        got = []
-        while True:
-            try:
-                got.append(col.recv(65536))
-            except socket.timeout:
-                break
-        assert ipfix_v4_packets(got, "198.18.7.1", 4747) == 11
+        assert ipfix_received(col, 4747) == 11
     finally:
         col.close()
 
@@ -1645,40 +1654,17 @@ def test_daemon_reload_to_another_collector_sends_the_old_one_its_last_export(sv
     gets every flow's whole count: it has seen none of it."""
     a = svc.netns()
     svc.veth(a, "sv4", "pv4", up=True)
-    cols = []
-    for _ in range(2):
-        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        c.bind(("127.0.0.1", 0))
-        c.settimeout(0.2)
-        cols.append(c)
-
-    def conf_for(col):
-        return (f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
-                f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n')
-
-    def received(col, timeout=5):
-        got, deadline = [], time.monotonic() + timeout
-        while ipfix_v4_packets(got, "198.18.7.1", 4646) < 9 and time.monotonic() < deadline:
-            try:
-                got.append(col.recv(65536))
-            except socket.timeout:
-                pass
-        return ipfix_v4_packets(got, "198.18.7.1", 4646)
-    conf = svc.config(conf_for(cols[0]))
-    d = Daemon(svc, conf)
+    cols = [ipfix_collector(), ipfix_collector()]
     try:
-        d.wait_notify()
-        d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
-        svc.send("pv4", 9, dport=4646)
-        wait_for(lambda: stats_in(a, "sv4") >= 9, what="9 packets counted")
+        conf, d = ipfix_daemon_counted(svc, cols[0], a, "sv4", "pv4", 9, 4646)
         with open(conf, "w") as f:
-            f.write(conf_for(cols[1]))
+            f.write(ipfix_config(cols[1], 60))
         mark = len(d.lines)
         d.p.send_signal(signal.SIGHUP)
         d.wait_log(r"reloaded ", start=mark)
-        assert received(cols[0]) == 9
+        assert ipfix_received(cols[0], 4646, 9) == 9
         assert d.stop() == 0, d.log()
-        assert received(cols[1]) == 9
+        assert ipfix_received(cols[1], 4646, 9) == 9
     finally:
         for c in cols:
             c.close()
@@ -1692,11 +1678,8 @@ def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_go
     gets their packets (they were lost: the round is a minute away)."""
     a = svc.netns()
     svc.veth(a, "sv1", "pv1", up=True)
-    col = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    col.bind(("127.0.0.1", 0))
-    col.settimeout(0.2)
-    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
-                      f'export:\n  ipfix: {{ collector: "127.0.0.1:{col.getsockname()[1]}", interval: 60 }}\n')
+    col = ipfix_collector()
+    conf = svc.config(ipfix_config(col, 60))
     d = Daemon(svc, conf)
     d.wait_notify()
     d.wait_log(r"ipfix: to 127\.0\.0\.1:\d+ every 60 s")
@@ -1714,11 +1697,6 @@ def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_go
         sh("ip", "-n", a, "link", "set", "sv1", "up")
     wait_for(lambda: listed(a).get("sv1", {}).get("state") == "attached" and
              listed(a)["sv1"].get("ifindex") != old, what="sv1 attached again")
-    got, deadline = [], time.monotonic() + 5
-    while ipfix_v4_packets(got, "198.18.7.1", 4343) < 23 and time.monotonic() < deadline:
-        try:
-            got.append(col.recv(65536))
-        except socket.timeout:
-            pass
+    got = ipfix_received(col, 4343, 23)
     col.close()
-    assert ipfix_v4_packets(got, "198.18.7.1", 4343) == 23, d.log()
+    assert got == 23, d.log()
