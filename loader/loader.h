@@ -875,8 +875,9 @@ int pl_map_walk(int fd, size_t ksize, size_t vsize, bool percpu, pl_walk_fn cb, 
  * its last export and its removal. Only while an exporter reads it: each
  * says so every round (pl_gone_reader()); a removal drops what is older
  * than two rounds and a minute of every exporter still reading, and unpins
- * the log once none is (an exporter that ends says so: pl_gone_unread()). At most PL_GONE_MAX flows: the oldest go first
- * (PL_GONE_READERS entries of the map are the readers').
+ * the log once none is (an exporter that ends says so: pl_gone_unread()).
+ * At most PL_GONE_MAX flows: the oldest go first (PL_GONE_READERS entries
+ * of the map are the readers').
  */
 #define PL_MAP_FLOWS_GONE "flows_gone"
 #define PL_GONE_MAX 262144
@@ -904,8 +905,9 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 int pl_gone_read(struct pl_gone **out, size_t *n);
 /*
  * An exporter of every @interval_s seconds reads the log now (creating it): 0 or -errno.
- * Call with the change lock held, shared at least: pl_gone_unread() of another
- * exporter may otherwise unpin the log it has just registered in.
+ * Called with the change lock held, shared at least, where it could be taken:
+ * pl_gone_unread() of another exporter may otherwise unpin the log it has
+ * just registered in (its next round registers again, in a new log).
  */
 int pl_gone_reader(uint32_t interval_s);
 /*
