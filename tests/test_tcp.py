@@ -41,7 +41,7 @@ c = socket.socket()
 if len(sys.argv) > 4:
     c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     c.bind(("198.18.0.1", int(sys.argv[4])))
-c.settimeout(30)
+c.settimeout(120)          # no progress for that long: under TCG with loss both ways, 30 s was hit
 c.connect(("198.18.0.2", port))
 print(c.getsockname()[1], flush=True)
 if mode == "bulk":
