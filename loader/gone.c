@@ -305,6 +305,12 @@ int pl_gone_log(uint64_t netns, const struct pl_meta *m, const struct pl_flow *f
 	return lost ? err : 0;
 }
 
+void pl_gone_gc(void)
+{
+	if (!read_by_any())
+		gone_unpin();
+}
+
 void pl_gone_unread(void)
 {
 	struct pl_gone_key k = { .netns = (__u64)getpid() };
@@ -317,14 +323,8 @@ void pl_gone_unread(void)
 	lock = pl_change_lock(5000, why, sizeof(why));
 	bpf_map_delete_elem(fd, &k);
 	close(fd);
-	if (lock >= 0 && !read_by_any())
-		gone_unpin();
-	if (lock >= 0)
-		close(lock);
-}
-
-void pl_gone_gc(void)
-{
-	if (!read_by_any())
-		gone_unpin();
+	if (lock < 0)
+		return;		/* its entry is out; the next removal or detach unpins */
+	pl_gone_gc();
+	close(lock);
 }
