@@ -245,9 +245,9 @@ static int content_cmp(const void *a, const void *b)
  * one of a running rule the set replaces (with counters of its own). So
  * ids stay in range whatever the loads, and `policy list` output loads back.
  */
-/* A rule without a given id: its priority, place in the list and id. */
+/* A rule of the set: its direction, priority, place in the list and id. */
 struct placed {
-	__u32 prio, id;
+	__u32 dir, prio, id;
 	size_t i;
 };
 
@@ -255,62 +255,119 @@ static int placed_cmp(const void *a, const void *b)
 {
 	const struct placed *x = a, *y = b;
 
+	if (x->dir != y->dir)
+		return x->dir < y->dir ? -1 : 1;
 	if (x->prio != y->prio)
 		return x->prio < y->prio ? -1 : 1;
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
 /*
- * Whether the rules without a given id (@given false) of each priority have
- * ids rising in list order; -ENOMEM.
+ * The rules of @rules (@n) by direction and priority, each group in list
+ * order (malloc'd), or NULL.
  */
-static int in_list_order(const struct pl_rule *rules, size_t n, const bool *given)
+static struct placed *by_group(const struct pl_rule *rules, size_t n)
 {
 	struct placed *p = malloc((n ? n : 1) * sizeof(*p));
-	size_t m = 0;
+
+	if (!p)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct placed){ rules[i].dir, rules[i].prio, rules[i].id, i };
+	pl_qsort(p, n, sizeof(*p), placed_cmp);
+	return p;
+}
+
+static bool same_group(const struct placed *a, const struct placed *b)
+{
+	return a->dir == b->dir && a->prio == b->prio;
+}
+
+/* Whether the rules of each direction and priority have ids rising in list order; -ENOMEM. */
+static int in_list_order(const struct pl_rule *rules, size_t n)
+{
+	struct placed *p = by_group(rules, n);
 	int ok = 1;
 
 	if (!p)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (!given[i])
-			p[m++] = (struct placed){ rules[i].prio, rules[i].id, i };
-	pl_qsort(p, m, sizeof(*p), placed_cmp);
-	for (size_t k = 1; k < m && ok; k++)
-		ok = p[k].prio != p[k - 1].prio || p[k].id > p[k - 1].id;
+	for (size_t k = 1; k < n && ok; k++)
+		ok = !same_group(&p[k], &p[k - 1]) || p[k].id > p[k - 1].id;
 	free(p);
 	return ok;
 }
 
 /*
- * Rules without a given id numbered 1, 2, ... in list order, past the given
- * ids (@ids, sorted): each keeps the counter key of the running rule it
- * matched (@carry), the others count afresh.
+ * Rules without a given id numbered afresh so that each direction and
+ * priority runs in list order: each takes the lowest id above the rule
+ * before it in its group that no other rule has, below the next given id
+ * of its group. Each keeps the counter key of the running rule it matched
+ * (@carry), the others count afresh. 0, or -ERANGE with the index of a
+ * rule no id fits in @bad[0] (the given ids of its group leave no room),
+ * the ids below and above it in @bad[1], @bad[2] (0: none).
  */
-static void renumber(struct pl_rule *rules, size_t n, const bool *given, const __u32 *carry,
-		     const __u32 *ids, size_t nids)
+static int renumber(struct pl_rule *rules, size_t n, const bool *given, const __u32 *carry,
+		    size_t *bad)
 {
-	__u32 next = 1;
+	struct placed *p = by_group(rules, n);
+	__u32 *used = calloc(n ? n : 1, sizeof(*used));
+	size_t *at = calloc(n ? n : 1, sizeof(*at));	/* list index -> place in p */
+	size_t nused = 0;
+	int err = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	if (!p || !used || !at) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++)
+		at[p[k].i] = k;
+	for (size_t i = 0; i < n; i++)
+		if (given[i])
+			used[nused++] = rules[i].id;
+	/* in list order, so a rule's group predecessor has its id when the rule takes one */
+	for (size_t i = 0; i < n && !err; i++) {
+		size_t k = at[i];
+		__u32 low = 0, high = PL_POLICY_RULES_MAX + 1, id;
+
 		if (given[i])
 			continue;
-		while (pl_bsearch(&next, ids, nids, sizeof(*ids), id_cmp))
-			next++;
-		rules[i].id = next++;
+		if (k > 0 && same_group(&p[k - 1], &p[k]))
+			low = rules[p[k - 1].i].id;
+		for (size_t m = k + 1; m < n && same_group(&p[m], &p[k]); m++)
+			if (given[p[m].i]) {
+				high = rules[p[m].i].id;
+				break;
+			}
+		pl_qsort(used, nused, sizeof(*used), id_cmp);
+		for (id = low + 1; id < high && pl_bsearch(&id, used, nused, sizeof(*used), id_cmp); id++)
+			;
+		if (id >= high) {
+			bad[0] = i;
+			bad[1] = low;
+			bad[2] = high > PL_POLICY_RULES_MAX ? 0 : high;
+			err = -ERANGE;
+			break;
+		}
+		rules[i].id = id;
 		rules[i].ctr = carry[i] ? carry[i] : PL_RULE_CTR_NEW;
+		used[nused++] = id;
 	}
+out:
+	free(p);
+	free(used);
+	free(at);
+	return err;
 }
 
 static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old, size_t nold,
-		      bool in_order)
+		      bool in_order, size_t *bad)
 {
 	struct by_content *c = calloc(nold ? nold : 1, sizeof(*c));
 	__u32 *taken = calloc(n + nold + 1, sizeof(*taken)), *was = NULL, next = 1;
 	__u32 *carry = calloc(n ? n : 1, sizeof(*carry));
 	bool *given = calloc(n ? n : 1, sizeof(*given));
 	size_t ntaken = 0;
-	int ordered;
+	int ordered, err;
 
 	if (!c || !taken || !carry || !given) {
 		free(c);
@@ -388,20 +445,13 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 				taken[ntaken++] = rules[i].id;
 		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
 	}
-	ordered = in_order ? in_list_order(rules, n, given) : 1;
-	if (!ordered) {
-		ntaken = 0;
-		for (size_t i = 0; i < n; i++)
-			if (given[i])
-				taken[ntaken++] = rules[i].id;
-		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
-		renumber(rules, n, given, carry, taken, ntaken);
-	}
+	ordered = in_order ? in_list_order(rules, n) : 1;
+	err = ordered < 0 ? ordered : !ordered ? renumber(rules, n, given, carry, bad) : 0;
 	free(was);
 	free(taken);
 	free(carry);
 	free(given);
-	return ordered < 0 ? ordered : 0;
+	return err;
 }
 
 /* By id, then by position: the later of two rules with one id comes second. */
@@ -419,12 +469,50 @@ static int at_cmp(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/*
+ * A config's rules run in the order listed within a direction and priority
+ * (first match wins), and a priority's rules run by id: ids given with
+ * --id must rise in list order there. 0, or -EINVAL with @why naming the
+ * later of two rules that would run the other way round.
+ */
+static int given_in_order(const struct pl_rule_list *rl, char *why, size_t whylen)
+{
+	struct placed *p = by_group(rl->rules, rl->n);
+	const struct placed *prev = NULL;
+	int err = 0;
+
+	if (!p) {
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < rl->n && !err; k++) {
+		if (prev && !same_group(prev, &p[k]))
+			prev = NULL;
+		if (!rl->rules[p[k].i].id)
+			continue;
+		if (prev && p[k].id < prev->id) {
+			const struct pl_rule_origin *a = &rl->orig[p[k].i], *b = &rl->orig[prev->i];
+
+			snprintf(why, whylen, "%s:%d:%d: rule id %u is listed after rule id %u (%s%sline %d) "
+				 "of the same priority, %u, but would run before it (ids run in order "
+				 "within a priority): list it first, or give it an id above %u or "
+				 "another --prio", a->file, a->line, a->col, p[k].id, prev->id,
+				 strcmp(a->file, b->file) ? b->file : "", strcmp(a->file, b->file) ? " " : "",
+				 b->line, p[k].prio, prev->id);
+			err = -EINVAL;
+		}
+		prev = &p[k];
+	}
+	free(p);
+	return err;
+}
+
 int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size_t nold,
 			struct pl_rule_text **texts, size_t *ntexts, char *why, size_t whylen)
 {
 	struct at *o = malloc((rl->n ? rl->n : 1) * sizeof(*o));
 	struct pl_rule_text *t;
-	size_t m = 0, nt = 0;
+	size_t m = 0, nt = 0, bad[3] = { 0 };
 	int err = 0;
 
 	*texts = NULL;
@@ -448,7 +536,25 @@ int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size
 	free(o);
 	if (err)
 		return err;
-	if (assign_ids(rl->rules, rl->n, old, nold, rl->in_order))
+	if (rl->in_order && (err = given_in_order(rl, why, whylen)))
+		return err;
+	err = assign_ids(rl->rules, rl->n, old, nold, rl->in_order, bad);
+	if (err == -ERANGE) {
+		const struct pl_rule_origin *a = &rl->orig[bad[0]];
+		char room[64];
+
+		if (bad[1] && bad[2])
+			snprintf(room, sizeof(room), "between rule ids %zu and %zu", bad[1], bad[2]);
+		else if (bad[2])
+			snprintf(room, sizeof(room), "below rule id %zu", bad[2]);
+		else
+			snprintf(room, sizeof(room), "above rule id %zu", bad[1]);
+		snprintf(why, whylen, "%s:%d:%d: no rule id is free %s, the rules listed around it "
+			 "in priority %u (ids run in order within a priority): give it an --id, or "
+			 "them ids further apart", a->file, a->line, a->col, room, rl->rules[bad[0]].prio);
+		return -EINVAL;
+	}
+	if (err)
 		goto nomem;
 	for (size_t i = 0; i < rl->n; i++)
 		nt += rl->orig[i].expr != NULL;

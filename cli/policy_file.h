@@ -66,10 +66,13 @@ int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size
  * replaces (with counters of its own: ctr PL_RULE_CTR_NEW). *texts
  * (malloc'd, sorted by id; the texts stay the set's) gets the expression of
  * each PL_M_EXPR rule. With @rl->in_order (a config's rules, run in the
- * order listed) ids kept so would run rules of one priority out of that
- * order: then the rules without --id are numbered afresh in list order,
- * each keeping the counter key (ctr) of the identical running rule it
- * matched, the others PL_RULE_CTR_NEW. 0, or -EINVAL/-ENOMEM with @why.
+ * order listed within a direction and priority): ids given with --id must
+ * rise in list order there (else -EINVAL naming the later rule); where ids
+ * kept so would run rules out of that order, the rules without --id are
+ * numbered afresh, each between the rules around it in its priority,
+ * keeping the counter key (ctr) of the identical running rule it matched,
+ * the others PL_RULE_CTR_NEW (-EINVAL when the given ids around one leave
+ * no id free). 0, or -EINVAL/-ENOMEM with @why.
  */
 int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size_t nold,
 			struct pl_rule_text **texts, size_t *ntexts, char *why, size_t whylen);

@@ -401,10 +401,14 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	}
 	if (!strcmp(key, "netns")) {
 		err = str_list(x, v, key, &e->netns, &e->nnetns);
+		if (!err && !e->nnetns)
+			err = at(x, v, "netns: an empty list (leave 'netns' out for the root namespace)");
 		for (size_t k = 0; !err && k < e->nnetns; k++) {
 			const char *m = e->netns[k];
 
-			if (!*m || (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT)))
+			/* "." and ".." name no file in /run/netns: such an entry would match nothing */
+			if (!*m || !strcmp(m, ".") || !strcmp(m, "..") ||
+			    (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT)))
 				err = at(x, item(x, v, k), "netns: '%s' is not a name in /run/netns, "
 					 "a glob over them, or \"/\" (the root namespace)", m);
 		}
@@ -513,7 +517,7 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 
 static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 {
-	struct pl_rule_list rs = { 0 };
+	struct pl_rule_list rs = { .in_order = true };	/* as the plan reads them (plan.c) */
 	struct pl_rule_text *texts = NULL;
 	size_t ntexts = 0;
 	int err;
@@ -536,7 +540,7 @@ static int entry(struct ctx *x, yaml_node_t *n, struct pl_cfg_entry *e)
 	/* as attach refuses --tcp-ts-max without --tcp-passive */
 	if (e->tcp_ts_max_set && !e->tcp_passive)
 		return at(x, n, "interfaces entry: tcp-ts-max without tcp-passive: true");
-	/* rules must parse now (ids given twice too), however their namespace looks them up */
+	/* rules must parse now (ids given twice or out of order too), however their namespace looks them up */
 	for (size_t i = 0; !err && i < e->nrules; i++)
 		err = check_rule(x, e, &rs, &e->rules[i]);
 	if (!err)

@@ -987,6 +987,12 @@ int pl_daemon_run(const char *path)
 		dlog(&d, LOG_ERR, "cannot set up its event loop: %s", strerror(-err));
 		goto out;
 	}
+	/* the exporters before any change: one that cannot start (a port in use, a collector
+	 * that does not resolve) ends the daemon with nothing attached, adopted or removed */
+	if (exporters(&d, d.c)) {
+		dlog(&d, LOG_ERR, "not started: %s: nothing changed", path);
+		goto out;
+	}
 	/* watch first, then look: nothing that happens in between is missed (namespaces() opens
 	 * the monitors of the namespaces it finds) */
 	namespaces(&d);
@@ -998,8 +1004,6 @@ int pl_daemon_run(const char *path)
 	if (err)
 		goto out;
 	d.full = false;
-	if (exporters(&d, d.c))
-		goto out;
 	if ((err = triggers_start(&d))) {
 		dlog(&d, LOG_ERR, "cannot start the triggers: %s", strerror(-err));
 		goto out;

@@ -269,11 +269,23 @@ BAD_CONFIGS = [
      "--src '198.18.300.0/24': not an IPv4 or IPv6 address"),
     ("interfaces:\n  - match: sv0\n    rules:\n      - '--id 3 --drop'\n      - '--id 3 --pass'\n", 5, 10,
      "rule id 3 is given twice (line 4)"),
+    # a priority runs by id: given ids that would run the rules out of the order listed
+    ("interfaces:\n  - match: sv0\n    rules:\n      - '--id 7 --proto udp --dport 53 --pass'\n"
+     "      - '--id 3 --proto udp --drop'\n", 5, 10,
+     "rule id 3 is listed after rule id 7 (line 4) of the same priority, 1000, but would run before it"),
+    ("interfaces:\n  - match: sv0\n    rules:\n      - '--proto udp --dport 53 --pass'\n"
+     "      - '--id 1 --proto udp --drop'\n", 4, 10, "no rule id is free below rule id 1,"),
+    ("interfaces:\n  - match: sv0\n    rules:\n      - '--id 4 --proto udp --dport 53 --pass'\n"
+     "      - '--proto tcp --pass'\n      - '--id 5 --proto udp --drop'\n", 5, 10,
+     "no rule id is free between rule ids 4 and 5,"),
     ("interfaces:\n  - match: sv0\n    rules:\n      - '--proto udp --limit 10furlongs'\n", 4, 30,
      "--limit '10furlongs': not RATE[pps|bps|kbit|mbit|gbit]"),
     ("interfaces:\n  - match: sv0\n    rules:\n      - '--limit 100 --per src --per-size 0'\n", 4, 43,
      "--per-size '0': not a number 1-16777216"),
     ("interfaces:\n  - match: sv0\n    netns: a/b\n", 3, 12, "netns: 'a/b' is not a name in /run/netns"),
+    ("interfaces:\n  - match: sv0\n    netns: '.'\n", 3, 12, "netns: '.' is not a name in /run/netns"),
+    ("interfaces:\n  - match: sv0\n    netns: [x, '..']\n", 3, 16, "netns: '..' is not a name in /run/netns"),
+    ("interfaces:\n  - match: sv0\n    netns: []\n", 3, 12, "netns: an empty list (leave 'netns' out"),
     ("interfaces:\n  - match: averyveryverylongname\n", 2, 12, "longer than an interface name can be"),
     ("interfaces: {match: sv0}\n", 1, 13, "interfaces: expected a list of entries"),
     ("interfaces:\n  - match: sv0\n    rules: '--drop'\n", 3, 12, "rules: expected a list of rules"),
@@ -603,6 +615,43 @@ def test_apply_rules_run_in_the_order_listed_whatever_ran_before(svc):
         [("--proto udp --dport 9 --drop", 8), ("--proto udp --pass", 4)]
     assert [r.split("--prio 1000 ")[1] for r, _ in rules_of(a, "sv0")] == \
         ["--proto udp --dport 9 --drop", "--proto udp --pass"]
+
+
+def udp_delivered(ns):
+    """UDP datagrams the namespace's kernel took in (to a socket or to none): /proc/net/snmp."""
+    out = sh("nsenter", f"--net=/run/netns/{ns}", "cat", "/proc/net/snmp").stdout
+    head, vals = [line.split() for line in out.splitlines() if line.startswith("Udp:")][:2]
+    row = dict(zip(head[1:], map(int, vals[1:])))
+    return row["InDatagrams"] + row["NoPorts"]
+
+
+@pytest.mark.parametrize("order", ["given-first", "given-last", "between"])
+def test_apply_rules_with_ids_run_in_the_order_listed(svc, order):
+    """Rules given an --id and rules without one run in the order listed: a rule without
+    --id takes an id between those of the rules listed around it (before, it took the lowest
+    free id and could run before a rule listed above it, turning a drop into a pass)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True, addr="198.18.7.2")
+    base = f'name: idord\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tc: in\n    rules:\n'
+    drop = '      - "{}--proto udp --dport 9 --drop"\n'
+    pas = '      - "{}--proto udp --pass"\n'
+    # (rules, whether the drop comes first)
+    rules, drops = {
+        "given-first": (drop.format("--id 5 ") + pas.format(""), True),
+        "given-last": (pas.format("") + drop.format("--id 5 "), False),
+        "between": (drop.format("--id 3 ") + pas.format("") + '      - "--id 9 --proto tcp --pass"\n', True),
+    }[order]
+    conf = svc.config(base + rules)
+    assert pktlens_json("apply", conf)["ok"]
+    assert pktlens("apply", conf).stdout.startswith("nothing to change")
+    before = udp_delivered(a)
+    assert svc.send("pv0", 6, dport=9) == 6
+    wait_for(lambda: stats_in(a, "sv0") >= 6, what="6 packets on sv0")
+    time.sleep(0.2)
+    assert udp_delivered(a) - before == (0 if drops else 6)
+    got = {r.split("--prio 1000 ")[1]: n for r, n in rules_of(a, "sv0")}
+    assert got["--proto udp --dport 9 --drop"] == (6 if drops else 0), got
+    assert got["--proto udp --pass"] == (0 if drops else 6), got
 
 
 def test_apply_entry_that_gives_a_virtual_device_no_hook_changes_nothing(svc):
@@ -1210,6 +1259,41 @@ def test_daemon_reload(svc):
     svc.veth(a, "sv1", "pv1")
     wait_for(lambda: attached(a, "sv1"), what="sv1 after a failed reload")
     assert len(rules_of(a, "sv1")) == 2
+
+
+@pytest.mark.parametrize("exporter", ["prometheus-busy", "ipfix-unresolvable"])
+def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
+    """An exporter that cannot start (a port another socket holds, a collector name that does
+    not resolve) ends the daemon, exit 1, before it attaches, adopts or removes anything
+    (before, it attached and adopted first, then exited: under systemd's Restart= it did that
+    every few seconds without READY=1)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    svc.veth(a, "sv1", "pv1", up=True)
+    pktlens("attach", "sv0", "--xdp", "none", "--tc", "in", ns=a)
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    export = {
+        "prometheus-busy": f'  prometheus: {{ listen: "127.0.0.1:{busy.getsockname()[1]}" }}\n',
+        "ipfix-unresolvable": '  ipfix: { collector: "no-such-host.invalid:4739", interval: 5 }\n',
+    }[exporter]
+    conf = svc.config(f'name: noexp\ninterfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'    tc: in\non-stop: detach\nexport:\n{export}')
+    try:
+        d = Daemon(svc, conf)
+        rc = d.p.wait(timeout=60)
+        d.t.join(timeout=5)
+    finally:
+        busy.close()
+    assert rc == 1, d.log()
+    assert re.search(r"(prometheus|ipfix): .*(Address already in use|collector 'no-such-host)", d.log()), d.log()
+    assert "not started: " in d.log() and " add " not in d.log() and " adopt " not in d.log(), d.log()
+    assert not any(n == b"READY=1" for m in d.notes for n in m.split(b"\n"))
+    att = listed(a)
+    assert set(att) == {"sv0"} and att["sv0"]["managed_by"] is None, att
+    assert not pins(a, "sv1").exists()
 
 
 def test_daemon_reload_to_an_address_in_use_keeps_serving(svc):
