@@ -35,14 +35,29 @@ static void print_step(const struct pl_step *st, bool dry)
 	pl_warn("apply: %s %s: failed: %s", pl_step_verb(st), line, st->msg);
 }
 
+/* A removal's final totals that standard output did not take: to stderr, not lost with the pins. */
+static void spill(const struct pl_step *st)
+{
+	char line[PL_WHY_LEN * 12];
+
+	if (st->kind != PL_STEP_REMOVE || !st->ran || !st->ok || !st->msg[0])
+		return;
+	pl_step_describe(st, line, sizeof(line));
+	fprintf(stderr, "pktlens: apply: %s %s; %s (standard output did not take it)\n",
+		pl_step_verb(st), line, st->msg);
+}
+
 static void on_done(const struct pl_step *st, void *ctx)
 {
 	struct out *o = ctx;
 
 	if (st->ran && st->ok)
 		o->counts[st->kind]++;
-	if (!pl_g.json)
+	if (!pl_g.json) {
 		print_step(st, false);
+		if (pl_stdout_flush())
+			spill(st);
+	}
 }
 
 static int do_apply(void *cfgp, int argc, char **argv)
@@ -66,6 +81,14 @@ static int do_apply(void *cfgp, int argc, char **argv)
 	if (err) {
 		pl_err("apply: %s", why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+	}
+	/* a standard output closed before we start: a removal's final totals would be lost */
+	err = dry ? 0 : pl_stdout_flush();
+	if (err && err != -EPIPE) {
+		pl_err("apply: cannot write to standard output: %s: nothing changed (the final "
+		       "totals of what it removes would be lost)", strerror(-err));
+		ret = PL_EXIT_FAIL;
+		goto out;
 	}
 	/* a dry run changes nothing: it only keeps changes out while it plans */
 	ret = dry ? pl_lock_view("apply") : pl_lock_changes("apply");
@@ -112,6 +135,9 @@ static int do_apply(void *cfgp, int argc, char **argv)
 		jw_bool_field(&o.w, "ok", !failed && !p.blocked);
 		jw_obj_close(&o.w);
 		jw_end(&o.w);
+		if (pl_stdout_flush())
+			for (size_t i = 0; i < p.n; i++)
+				spill(p.s[i]);
 	} else if (p.blocked) {
 		pl_warn("apply: %zu interface%s %s covers cannot be attached as it says: nothing "
 			    "changed", p.blocked, p.blocked == 1 ? "" : "s", c->path);

@@ -242,6 +242,13 @@ static int do_detach(void *cfg, int argc, char **argv)
 		       "detach --help)");
 		return PL_EXIT_USAGE;
 	}
+	/* a standard output closed before we start: the final totals would have nowhere to go */
+	rc = pl_stdout_flush();
+	if (rc && rc != -EPIPE) {
+		pl_err("detach: cannot write to standard output: %s: nothing detached (the final "
+		       "totals would be lost)", strerror(-rc));
+		return PL_EXIT_FAIL;
+	}
 	rc = pl_need_caps("detach", PL_NEED_BPF | PL_NEED_NET_ADMIN);
 	if (!rc)
 		rc = pl_lock_changes("detach");
@@ -302,6 +309,15 @@ static int do_detach(void *cfg, int argc, char **argv)
 		pl_print_arr_close();
 		pl_print_obj_close();
 		pl_print_text("\n");
+		/* the counters are gone with the pins: what stdout did not take goes to stderr */
+		if (have && pl_stdout_flush()) {
+			char totals[512];
+
+			pl_fmt_totals(&a[i].meta, s, totals, sizeof(totals));
+			fprintf(stderr, "pktlens: detach: detached %s: final totals: %s (standard output "
+				"did not take them)\n", a[i].ifname, totals[0] ? totals : "none");
+			ret = PL_EXIT_FAIL;
+		}
 	}
 	pl_print_arr_close();
 	pl_print_obj_close();

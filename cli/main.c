@@ -244,7 +244,7 @@ static ssize_t stdout_write(void *cookie, const char *buf, size_t len)
  */
 int pl_stdout_flush(void)
 {
-	if (fflush(stdout) != EOF && !ferror(stdout))
+	if (fflush(stdout) != EOF && !ferror(stdout) && !stdout_errno)
 		return 0;
 	if (!stdout_errno)
 		stdout_errno = errno ? errno : EIO;
@@ -262,9 +262,35 @@ static int close_stdout(int rc)
 	return PL_EXIT_FAIL;
 }
 
+/*
+ * Descriptors 0-2 closed by the caller (`pktlens detach eth0 >&-`) get
+ * /dev/null, so that no file, map or socket opened later takes their
+ * numbers (stdout's writes would go into it); a closed stdout stays a
+ * failure to write (pl_stdout_flush(): EBADF), never a silent success.
+ */
+static void std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int null;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		null = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+		if (null >= 0 && null != fd) {
+			dup2(null, fd);
+			close(null);
+		}
+		if (fd == STDOUT_FILENO)
+			stdout_errno = EBADF;
+	}
+}
+
 int main(int argc, char **argv)
 {
-	FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){ .write = stdout_write });
+	FILE *out;
+
+	std_fds();
+	out = fopencookie(NULL, "w", (cookie_io_functions_t){ .write = stdout_write });
 
 	if (out)
 		stdout = out;	/* `top` gives ncurses descriptor 1 itself */

@@ -205,6 +205,40 @@ def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out)
     check_flows_add_up(lab, doc)
 
 
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out):
+    """detach with standard output closed changes nothing (exit 1: the final totals would have
+    nowhere to go); with standard output full, the programs and pins go, so the final totals go
+    to stderr, equal to the kernel's count of what arrived (before, both lost them)."""
+    pktlens("attach", "vb", *SKB_TC, ns=lab.b)
+    frames = mixed_flows(lab, 3)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    lab.send(frames * 2)
+    settled(lab)
+    n = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    assert n == 6
+    j = ["-j"] if json_out else []
+    # closed: nothing detached, the counters as they were
+    r = subprocess.run([PKTLENS, "-n", lab.b, *j, "detach", "vb"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=60,
+                       preexec_fn=lambda: os.close(1))
+    assert (r.returncode, r.stderr) == (1, "pktlens: detach: cannot write to standard output: Bad "
+                                           "file descriptor: nothing detached (the final totals "
+                                           "would be lost)\n")
+    assert hooks(pktlens_json("stats", "vb", ns=lab.b))[("xdp", "in")]["packets"] == 6
+    # full: detached, the totals on stderr
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([PKTLENS, "-n", lab.b, *j, "detach", "vb"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 1, r
+    m = re.search(r"^pktlens: detach: detached vb: final totals: xdp in (\d+) packets, (\d+) bytes; "
+                  r"tc in (\d+) packets, (\d+) bytes \(standard output did not take them\)$",
+                  r.stderr, re.M)
+    assert m, r.stderr
+    assert int(m[1]) == int(m[3]) == n and int(m[2]) == int(m[4]) == sum(len(f) for f in frames * 2)
+    assert not any(a["ifname"] == "vb" for a in attachments_in(lab.b))
+
+
 @pytest.mark.parametrize("size", [None, "2048"], ids=["same-table", "other-table"])
 def test_force_after_reset_keeps_the_base(lab, size):
     """attach --force after a reset: the counters go on from the reset, not from the attach,

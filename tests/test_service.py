@@ -617,6 +617,30 @@ def test_apply_rules_run_in_the_order_listed_whatever_ran_before(svc):
         ["--proto udp --dport 9 --drop", "--proto udp --pass"]
 
 
+def test_apply_whose_output_cannot_be_written_keeps_the_final_totals(svc):
+    """apply with standard output closed changes nothing (exit 1); with it full, a removal's
+    final totals go to stderr instead of going with the pins."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    conf = svc.config(f'name: outtest\ninterfaces:\n  - match: sv0\n    netns: "{glob_covered()}"\n    tc: in\n')
+    r = subprocess.run([PKTLENS, "apply", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert r.returncode == 1 and r.stderr.startswith("pktlens: apply: cannot write to standard output: "
+                                                     "Bad file descriptor: nothing changed"), r.stderr
+    assert not attached(a, "sv0")
+    pktlens("apply", conf)
+    assert svc.send("pv0", 5) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 5, what="5 packets on sv0")
+    empty = svc.config("name: outtest\ninterfaces: []\n", "empty.conf")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([PKTLENS, "apply", empty], stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+    assert r.returncode == 1 and re.search(r"^pktlens: apply: remove sv0 \(netns .*final totals: tc in "
+                                           r"5 packets, .*\(standard output did not take it\)$",
+                                           r.stderr, re.M), r.stderr
+    assert not attached(a, "sv0")
+
+
 def udp_delivered(ns):
     """UDP datagrams the namespace's kernel took in (to a socket or to none): /proc/net/snmp."""
     out = sh("nsenter", f"--net=/run/netns/{ns}", "cat", "/proc/net/snmp").stdout
