@@ -26,6 +26,18 @@
 #include "../loader/xdp_multi.h"
 
 #define CONFIG_SIZE_MAX (4 << 20)	/* a config is small; a huge one is a mistake */
+/* A config nests four levels (top, interfaces, an entry, its rules): deeper is a mistake. */
+#define CONFIG_DEPTH_MAX 16
+/*
+ * Anchors and aliases (&name, *name) share rules and entries; bounded, so
+ * that aliases of aliases cannot make a small file a huge config, and
+ * libyaml's loader, which looks each alias up among all anchors, stays fast.
+ */
+#define CONFIG_ANCHORS_MAX 1024
+#define CONFIG_ALIASES_MAX 65536
+#define CONFIG_EXPANDED_MAX 1048576	/* nodes the aliases stand for, all told */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct ctx {
 	const char *path;
@@ -813,6 +825,120 @@ static int yaml_error(struct ctx *x, const yaml_parser_t *p, FILE *f)
 	return -EINVAL;
 }
 
+/* An anchor seen by limits_check(): its name and how many nodes it stands for. */
+struct anchor {
+	char *name;
+	uint64_t nodes;
+};
+
+/*
+ * Before the document is built, from its events: libyaml's scanner costs
+ * time in the square of the nesting depth of flow collections ('[' 50,000
+ * deep: seconds; the 4 MiB a config may have: hours), and aliases can make
+ * a small file stand for billions of nodes. The first collection past
+ * CONFIG_DEPTH_MAX levels, or alias past the limits above, is the error,
+ * found after reading little more than itself. 0, or -EINVAL with @x->why.
+ */
+static int limits_check(struct ctx *x, FILE *f)
+{
+	struct anchor an[CONFIG_ANCHORS_MAX];
+	struct {
+		uint64_t at;	/* nodes before the collection */
+		char *anchor;
+	} open[CONFIG_DEPTH_MAX + 1];
+	uint64_t nodes = 0, expanded = 0;
+	size_t nan = 0, naliases = 0;
+	int depth = 0, err = 0;
+	yaml_parser_t p;
+	yaml_event_t ev;
+
+	if (!yaml_parser_initialize(&p))
+		return nomem(x);
+	yaml_parser_set_input_file(&p, f);
+	for (;;) {
+		const char *what = NULL;
+		char *anchor = NULL;
+		uint64_t size = 0;
+		yaml_event_type_t type;
+
+		if (!yaml_parser_parse(&p, &ev)) {
+			err = yaml_error(x, &p, f);
+			break;
+		}
+		type = ev.type;
+		switch (type) {
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			nodes++;
+			if (++depth > CONFIG_DEPTH_MAX) {
+				what = "nested deeper than " STR(CONFIG_DEPTH_MAX) " levels";
+				break;
+			}
+			open[depth].at = nodes;
+			open[depth].anchor = (char *)(type == YAML_SEQUENCE_START_EVENT ?
+						      ev.data.sequence_start.anchor :
+						      ev.data.mapping_start.anchor);
+			/* the event's anchor is freed with it: a copy until the collection ends */
+			if (open[depth].anchor && !(open[depth].anchor = strdup(open[depth].anchor)))
+				err = nomem(x);
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			if (depth > 0) {
+				anchor = open[depth].anchor;
+				size = nodes - open[depth].at + 1;
+				depth--;
+			}
+			break;
+		case YAML_SCALAR_EVENT:
+			nodes++;
+			if (ev.data.scalar.anchor && !(anchor = strdup((char *)ev.data.scalar.anchor)))
+				err = nomem(x);
+			size = 1;
+			break;
+		case YAML_ALIAS_EVENT:
+			what = ++naliases > CONFIG_ALIASES_MAX ? "more than " STR(CONFIG_ALIASES_MAX)
+			       " aliases (*name)" : "an alias (*name) of no anchor before it (or of one it is inside)";
+			for (size_t k = nan; k-- > 0 && naliases <= CONFIG_ALIASES_MAX;)
+				if (!strcmp(an[k].name, (char *)ev.data.alias.anchor)) {
+					/* counted into nodes: an alias inside an anchored node grows it */
+					nodes += an[k].nodes;
+					expanded += an[k].nodes;
+					what = expanded > CONFIG_EXPANDED_MAX ? "aliases (*name) that stand "
+					       "for more than " STR(CONFIG_EXPANDED_MAX) " nodes" : NULL;
+					break;
+				}
+			break;
+		default:
+			break;
+		}
+		if (anchor && nan == CONFIG_ANCHORS_MAX) {
+			what = "more than " STR(CONFIG_ANCHORS_MAX) " anchors (&name)";
+			free(anchor);
+		} else if (anchor) {
+			an[nan++] = (struct anchor){ anchor, size };
+		}
+		if (what && !err) {
+			snprintf(x->why, x->whylen, "%s:%zu:%zu: %s: not a pktlens config", x->path,
+				 ev.start_mark.line + 1, ev.start_mark.column + 1, what);
+			err = -EINVAL;
+		}
+		yaml_event_delete(&ev);
+		if (err || type == YAML_STREAM_END_EVENT)
+			break;
+	}
+	yaml_parser_delete(&p);
+	while (depth > 0 && depth <= CONFIG_DEPTH_MAX)
+		free(open[depth--].anchor);
+	while (nan)
+		free(an[--nan].name);
+	if (!err && fseek(f, 0, SEEK_SET)) {
+		snprintf(x->why, x->whylen, "%s: cannot read it again: %s", x->path, strerror(errno));
+		err = -EIO;
+	}
+	return err;
+}
+
 static int load(struct ctx *x, FILE *f)
 {
 	yaml_document_t extra;
@@ -820,6 +946,9 @@ static int load(struct ctx *x, FILE *f)
 	yaml_node_t *root;
 	int err = 0;
 
+	err = limits_check(x, f);
+	if (err)
+		return err;
 	if (!yaml_parser_initialize(&p))
 		return nomem(x);
 	yaml_parser_set_input_file(&p, f);

@@ -381,6 +381,41 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
     assert not attached(ns, "sv0")
 
 
+def test_config_nesting_and_aliases_are_bounded(svc):
+    """A config nested deep or made huge by aliases is refused at once, FILE:LINE:COL, exit 2
+    (before, '[' 50,000 deep took seconds and grew as the square of the depth, and aliases of
+    aliases took gigabytes); anchors and aliases that share rules between entries work."""
+    ns = svc.netns()
+    svc.veth(ns, "sv0", "pv0")
+    svc.veth(ns, "sv1", "pv1")
+    glob = glob_covered()
+    bomb = "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 8))
+    cases = [
+        ("interfaces: " + "[" * 200000 + "]" * 200000 + "\n", 1, 28, "nested deeper than 16 levels"),
+        ("interfaces:\n" + "  " + "- " * 500000 + "x\n", 2, 33, "nested deeper than 16 levels"),
+        ("x0: &a0 '--drop'\n" + bomb, 7, 50, "aliases (*name) that stand for more than 1048576 nodes"),
+        ("interfaces: &i\n  - match: sv0\n    rules: *i\n", 3, 12, "an alias (*name) of no anchor before it"),
+        ("a: &r x\nb: [" + ", ".join(["*r"] * 70000) + "]\n", 2, 5 + 4 * 65536, "more than 65536 aliases"),
+        ("a: [" + ", ".join(f"&r{i} x" for i in range(1100)) + "]\n", 1, 9135, "more than 1024 anchors"),
+    ]
+    for n, (text, line, col, msg) in enumerate(cases):
+        path = svc.config(text, f"limit{n}.conf")
+        for args in (["apply", path, "--dry-run"], ["daemon", "--config", path]):
+            t0 = time.monotonic()
+            r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=60)
+            assert time.monotonic() - t0 < 5, (msg, time.monotonic() - t0)
+            assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, (msg, r.stderr[:300])
+            assert r.stderr.startswith(f"pktlens: {args[0]}: {path}:{line}:{col}: "), r.stderr[:300]
+    # shared by anchors: both interfaces get the same rules
+    conf = svc.config(f'name: anchors\ninterfaces:\n  - &e\n    match: sv0\n    netns: "{glob}"\n    tc: in\n'
+                      '    rules: &common\n      - "--proto udp --dport 53 --pass"\n      - "--proto tcp --drop"\n'
+                      f'  - match: sv1\n    netns: "{glob}"\n    tc: in\n    rules: *common\n', "anchors.conf")
+    assert pktlens_json("apply", conf)["ok"]
+    for dev in ("sv0", "sv1"):
+        assert [r.split("--prio 1000 ")[1] for r, _ in rules_of(ns, dev)] == \
+            ["--proto udp --dport 53 --pass", "--proto tcp --drop"]
+
+
 def test_config_booleans_are_yaml_booleans(svc):
     """tcp-passive takes YAML's booleans (True, yes, on, ...) as true and false: a config
     written either way attaches the same, and a second apply with the other spelling
