@@ -105,7 +105,11 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 			jw_u64(&w, fd.key.vlan);
 		else
 			jw_null(&w);
-		jw_u64_field(&w, "ethertype", fd.key.l3proto);
+		jw_key(&w, "ethertype");	/* null: the snap length cut it off */
+		if (fd.cut)
+			jw_null(&w);
+		else
+			jw_u64(&w, fd.key.l3proto);
 		if (fd.ip) {
 			jw_str_field(&w, "src", pl_fmt_key_addr(&fd.key, fd.key.saddr, a, sizeof(a)));
 			jw_str_field(&w, "dst", pl_fmt_key_addr(&fd.key, fd.key.daddr, a, sizeof(a)));

@@ -43,12 +43,16 @@ void pl_frame_dissect(const uint8_t *d, uint32_t caplen, struct pl_frame_desc *o
 
 	memset(o, 0, sizeof(*o));
 	o->key.vlan = PL_VLAN_NONE;
-	if (caplen < 14)
+	if (caplen < 14) {
+		o->cut = 1;
 		return;
+	}
 	proto = be16(d + 12);
 	for (int i = 0; i < 2 && (proto == 0x8100 || proto == 0x88a8); i++) {
-		if (end - b < 4)
+		if (end - b < 4) {
+			o->cut = 2;
 			return;
+		}
 		if (i == 0)
 			o->key.vlan = be16(b) & 0x0fff;
 		proto = be16(b + 2);
@@ -102,7 +106,9 @@ const char *pl_frame_fmt(const struct pl_frame_desc *f, char *buf, size_t len)
 	if (f->key.vlan != PL_VLAN_NONE)
 		snprintf(vl, sizeof(vl), "vlan %u, ", f->key.vlan);
 	if (!f->ip) {
-		if (f->key.l3proto == 0x0806)
+		if (f->cut)	/* as tcpdump marks a header the snap length cut */
+			snprintf(buf, len, "%s[|%s]", vl, f->cut == 1 ? "ether" : "vlan");
+		else if (f->key.l3proto == 0x0806)
 			snprintf(buf, len, "%sARP", vl);
 		else if (f->key.l3proto == 0x0800 || f->key.l3proto == 0x86dd)
 			snprintf(buf, len, "%s%s, truncated or malformed",

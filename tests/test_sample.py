@@ -360,6 +360,34 @@ def test_json_lines_give_icmp_type_and_code_not_ports(lab):
     assert (docs[2]["sport"], docs[2]["dport"]) == (1234, 53) and "icmp_type" not in docs[2]
 
 
+@pytest.mark.parametrize("snaplen", [1, 13, 14, 16])
+def test_lines_of_frames_cut_before_their_ethertype_give_none(lab, snaplen):
+    """A snap length that cuts the Ethernet header (or the VLAN tag) leaves no ethertype to
+    tell: -j gives null, the line says [|ether] or [|vlan], as tcpdump marks a cut header
+    (it said "ethertype 0x0000"); from 14 bytes on, an untagged frame's ethertype is there."""
+    from scapy.all import IP, UDP, Dot1Q, Ether
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    raw = [bytes(e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1234, dport=53)),
+           bytes(e / Dot1Q(vlan=7) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1234, dport=53))]
+    for args, parse in ((["-j"], lambda out: [json.loads(x) for x in out.splitlines()][:-1]),
+                        ([], lambda out: out.splitlines())):
+        s = Sampler(lab, *args, "-s", snaplen, "-c", len(raw), ready=False)
+        time.sleep(1.5)
+        send_raw(lab, raw)
+        assert s.stop(sig=0, timeout=20) == 0, s.err
+        got = parse(s.out.decode())
+        assert len(got) == 2, got
+        if args:
+            assert [d["caplen"] for d in got] == [min(snaplen, len(r)) for r in raw]
+            assert got[0]["ethertype"] == (None if snaplen < 14 else 0x0800), got
+            assert got[1]["ethertype"] == (None if snaplen < 18 else 0x0800), got
+        else:
+            assert " pass %s, length 42" % ("[|ether]" if snaplen < 14 else "IP, truncated or malformed") \
+                in got[0], got
+            assert " pass %s, length 46" % ("[|ether]" if snaplen < 14 else "[|vlan]") in got[1], got
+
+
 def test_policy_sample_rules_feed_the_ring(lab):
     from scapy.all import UDP, TCP, IP, Ether
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)

@@ -48,8 +48,16 @@ static void test_dissect(void)
 	CHECK_STR(pl_frame_fmt(&d, b, sizeof(b)), "vlan 10, IP, truncated or malformed");
 	pl_frame_dissect(tcp_vlan, 40, &d);
 	CHECK_STR(pl_frame_fmt(&d, b, sizeof(b)), "vlan 10, IP 198.18.0.1 > 198.18.0.2: tcp");
+	/* the snap length cut the Ethernet header or the tag: no ethertype to tell, as tcpdump says */
 	pl_frame_dissect(tcp_vlan, 10, &d);
-	CHECK_STR(pl_frame_fmt(&d, b, sizeof(b)), "ethertype 0x0000");
+	CHECK_STR(pl_frame_fmt(&d, b, sizeof(b)), "[|ether]");
+	CHECK(d.cut == 1);
+	pl_frame_dissect(tcp_vlan, 16, &d);
+	CHECK_STR(pl_frame_fmt(&d, b, sizeof(b)), "[|vlan]");
+	CHECK(d.cut == 2);
+	pl_frame_dissect(udp6_hbh, 14, &d);
+	CHECK_STR(pl_frame_fmt(&d, b, sizeof(b)), "IP6, truncated or malformed");
+	CHECK(d.cut == 0);
 	/* every prefix of both frames dissects without reading past it (ASan would tell) */
 	for (uint32_t n = 0; n <= sizeof(udp6_hbh); n++) {
 		uint8_t *copy = malloc(n ? n : 1);
