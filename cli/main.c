@@ -263,10 +263,11 @@ static int close_stdout(int rc)
 }
 
 /*
- * Descriptors 0-2 closed by the caller (`pktlens detach eth0 >&-`) get
- * /dev/null, so that no file, map or socket opened later takes their
- * numbers (stdout's writes would go into it); a closed stdout stays a
- * failure to write (pl_stdout_flush(): EBADF), never a silent success.
+ * Descriptors 0-2 closed by the caller (`pktlens detach eth0 >&-`) are
+ * opened again, so that no file, map or socket opened later takes their
+ * numbers (stdout's writes would go into it): stdin and stderr on
+ * /dev/null, stdout on /dev/full, where every write fails as on the closed
+ * descriptor; its cause stays EBADF (pl_stdout_flush()), never a success.
  */
 static void std_fds(void)
 {
@@ -275,7 +276,7 @@ static void std_fds(void)
 
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
-		null = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+		null = open(fd == STDOUT_FILENO ? "/dev/full" : "/dev/null", fd ? O_WRONLY : O_RDONLY);
 		if (null >= 0 && null != fd) {
 			dup2(null, fd);
 			close(null);

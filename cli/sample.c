@@ -788,6 +788,12 @@ static int do_sample(void *cfg, int argc, char **argv)
 	if (path && !strcmp(path, "-"))
 		pl_g.json = false;
 	name = data_on_stdout ? "standard output" : path;
+	/* closed by the caller (cli/main.c gave it /dev/null): nothing to capture into */
+	if (data_on_stdout && pl_stdout_flush() == -EBADF) {
+		pl_err("sample: cannot write to standard output: %s", strerror(EBADF));
+		ret = PL_EXIT_FAIL;
+		goto out;
+	}
 	/* DEV as the kernel has it now, for the checks below; NULL: none of that name */
 	if (!pl_link_get(argv[0], 0, &dev_li))
 		li = &dev_li;
