@@ -112,20 +112,40 @@ int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size
 	return 0;
 }
 
+/* Whether -G's period is over at @now_ns. */
+static bool period_over(const struct pl_rot *r, uint64_t now_ns)
+{
+	return r->secs && now_ns - r->period_ns >= r->secs * 1000000000ULL;
+}
+
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 {
 	char period[PATH_MAX], check[512], **m;
+	uint64_t now = pl_mono_ns();
 	struct stat st;
 	bool foreign;
 	ssize_t at;
 	int err;
 
-	err = period_name(r, period, sizeof(period));
-	if (err)
-		return pl_why(why, whylen, err, "-w '%s': the file name is too long", r->pattern);
-	if (strcmp(period, r->period)) {	/* a new period (or the first): counting anew */
-		snprintf(r->period, sizeof(r->period), "%s", period);
-		r->seq = 0;
+	/*
+	 * A new period: the first file, each firing's, or -G's SECS over. A
+	 * file -C starts within a period keeps its name (numbered) and clock.
+	 */
+	if (!r->total || r->each || period_over(r, now)) {
+		err = period_name(r, period, sizeof(period));
+		if (err)
+			return pl_why(why, whylen, err, "-w '%s': the file name is too long", r->pattern);
+		if (!r->total || r->each)
+			r->period_ns = now;	/* sample's capture() sets its start once it runs */
+		else	/* on the capture's grid, past periods no packet came in */
+			r->period_ns += (now - r->period_ns) / (r->secs * 1000000000ULL) *
+					(r->secs * 1000000000ULL);
+		if (strcmp(period, r->period)) {	/* counting anew */
+			snprintf(r->period, sizeof(r->period), "%s", period);
+			r->seq = 0;
+		}
+	} else {
+		snprintf(period, sizeof(period), "%s", r->period);
 	}
 	for (;;) {
 		err = file_name(r, period, r->seq, r->name, sizeof(r->name));
@@ -191,7 +211,7 @@ bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns)
 {
 	if (!r->out)
 		return false;
-	if (r->secs && now_ns - r->opened_ns >= r->secs * 1000000000ULL)
+	if (period_over(r, now_ns))
 		return true;
 	return r->size && r->pkts && pl_out_bytes(r->out) + bytes > r->size;
 }

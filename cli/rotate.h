@@ -5,9 +5,10 @@
  * complete on its own (its own pcap header, or pcapng section and interface
  * blocks) and appears under its name only once its header is written (out.h).
  *
- * Names: -G SECS: strftime(FILE) at each file's start (local time). -C MB
+ * Names: -G SECS: strftime(FILE) at each period's start (local time); the
+ * periods count from the capture's start, whatever -C does in them. -C MB
  * without -W: the first file of a period is that name, the next ones get 1,
- * 2, ... appended; with -W N: 0..N-1, zero-padded to the same width, in a
+ * 2, ... appended (tcpdump's names, strftime of the period's start); with -W N: 0..N-1, zero-padded to the same width, in a
  * ring. -W N keeps the newest N files this capture made, removing older
  * ones. A name that exists and was not made by this capture is never
  * replaced (the capture stops with an error), except FILE itself: that one
@@ -55,6 +56,7 @@ struct pl_rot {
 	uint64_t seq;			/* files made in this period */
 	uint64_t total;			/* files made */
 	uint64_t opened_ns;		/* CLOCK_MONOTONIC when the file began */
+	uint64_t period_ns;		/* -G: when its period began: the capture's start, then every SECS */
 	uint64_t pkts;			/* packets in this file */
 	uint64_t delivered, added;	/* of the files closed */
 };

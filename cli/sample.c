@@ -200,7 +200,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	/* -G: from the end on (what the ring holds then, the last moments' poll) no new file */
 	now = pl_mono_ns();
 	if (r->rot && r->end_ns && now >= r->end_ns)
-		now = r->rot->opened_ns;
+		now = r->rot->period_ns;
 	/* -C: the record's exact size (pcapng: with the IDB of a hook new to the file) */
 	if (r->rot && pl_rot_due(r->rot, r->dump ? pl_dump_size(r->dump, &p) : caplen, now) &&
 	    (err = rotate(r))) {
@@ -395,7 +395,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 	t0 = last_flush = pl_mono_ns();
 	/* -G's periods count from here, as --duration does: they end together */
 	if (r->rot)
-		r->rot->opened_ns = t0;
+		r->rot->period_ns = t0;
 	r->end_ns = duration ? t0 + duration * 1000000000ULL : 0;	/* t0: as -G's */
 	while (!pl_stop) {
 		uint64_t now;

@@ -602,6 +602,44 @@ def test_rotation_by_time_ends_with_the_duration(lab):
         sender.wait(timeout=10)
 
 
+def test_rotation_by_size_within_a_period_keeps_its_name_and_clock(lab):
+    """-G 8 -C 1: the files -C starts within a period are named as tcpdump names them, the
+    period's strftime name with 1, 2, ... appended, and do not restart -G's clock: the next
+    period begins 8 s after the capture's start (each -C file was named by the second it
+    opened, and -G's period restarted with it, so the next period came 8 s after the last
+    -C file)."""
+    d = os.path.join(lab.tmp, "gc")
+    os.mkdir(d)
+    burst = [[udp(3000, 9000, bytes([k, i % 256]) * 500) for i in range(1100)] for k in range(2)]
+    s = Sampler(lab, "-w", os.path.join(d, "p-%s.pcap"), "-G", 8, "-C", 1, "udp")
+    t0 = time.time()
+    try:
+        first = os.listdir(d)
+        assert len(first) == 1, first
+        base = first[0]
+        sec0 = int(base[2:-5])
+        assert abs(sec0 - t0) <= 2, (base, t0)
+        send_raw(lab, burst[0])                        # about 1.1 MB: a -C file begins
+        wait_until(lambda: len(os.listdir(d)) == 2)
+        time.sleep(max(0.0, t0 + 2.5 - time.time()))  # a later second, the same period
+        send_raw(lab, burst[1])
+        wait_until(lambda: len(os.listdir(d)) == 3)
+        assert sorted(os.listdir(d)) == sorted([base, base + "1", base + "2"]), os.listdir(d)
+        if time.time() - t0 > 7:
+            pytest.skip("the host took more than a period for two bursts: no timing to test")
+        time.sleep(max(0.0, t0 + 8.5 - time.time()))  # the next period, 8 s after the start
+        late = [udp(4000 + i, 9000) for i in range(3)]
+        send_raw(lab, late)
+        wait_until(lambda: len(os.listdir(d)) == 4, timeout=3)
+    finally:
+        assert s.stop() == 0, s.err
+    names = sorted(os.listdir(d))
+    new = [n for n in names if n not in (base, base + "1", base + "2")]
+    assert len(new) == 1 and sec0 + 8 <= int(new[0][2:-5]) <= sec0 + 9, (names, sec0)
+    paths = [os.path.join(d, n) for n in (base, base + "1", base + "2", new[0])]
+    assert frames_in(paths) == burst[0] + burst[1] + late
+
+
 def test_pcapng_rotation_fills_a_file_to_the_byte_and_declares_the_hooks_in_each(lab):
     """-C 1 into pcapng: a file is filled up to exactly 1,000,000 bytes and not past it (pcapng
     blocks are whole 4-byte words: the file is filled with frames of known sizes to 120 bytes
