@@ -970,8 +970,16 @@ static int load(struct ctx *x, FILE *f)
 	if (err)
 		return err;
 	root = yaml_document_get_root_node(&x->doc);
-	if (!root || is_null(root))
-		return 0;	/* empty: nothing attached */
+	/*
+	 * Empty (or comments alone): the moment a config tool truncates the file
+	 * before writing it, which a reload must not take for "remove everything";
+	 * managing nothing is said in so many words.
+	 */
+	if (!root || is_null(root)) {
+		snprintf(x->why, x->whylen, "%s: empty: no config in it (to manage nothing, write "
+			 "'interfaces: []')", x->path);
+		return -EINVAL;
+	}
 	return mapping(x, root, "config", top_keys, top_key, x->c);
 }
 

@@ -376,6 +376,13 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
             r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=10)
             assert r.returncode == 2 and r.stderr == \
                 f"pktlens: {args[0]}: {path}:4:17: rules-file: '{name}': {msg}\n", r.stderr
+    # empty, or comments alone: no config (a truncated file is not "manage nothing")
+    for n, text in enumerate(("", "\n# a comment\n", "---\n", "~\n")):
+        path = svc.config(text, f"empty{n}.conf")
+        for args in (["apply", path], ["apply", path, "--dry-run"], ["daemon", "--config", path]):
+            r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=30)
+            assert (r.returncode, r.stderr) == (2, f"pktlens: {args[0]}: {path}: empty: no config in it (to "
+                                                   "manage nothing, write 'interfaces: []')\n"), r
     r = pktlens("apply", os.path.join(svc.tmp, "missing.conf"), check=False)
     assert r.returncode == 2 and "missing.conf: cannot read it: No such file or directory" in r.stderr
     assert not attached(ns, "sv0")
@@ -1318,6 +1325,24 @@ def test_daemon_reload(svc):
     svc.veth(a, "sv1", "pv1")
     wait_for(lambda: attached(a, "sv1"), what="sv1 after a failed reload")
     assert len(rules_of(a, "sv1")) == 2
+    # emptied (as a config tool truncates it before writing): not "remove everything"
+    counted = rules_of(a, "sv0")
+    for text in ("", "# being rewritten\n", "---\n"):
+        with open(conf, "w") as f:
+            f.write(text)
+        mark = len(d.lines)
+        d.p.send_signal(signal.SIGHUP)
+        _, line = d.wait_log(r"reload: ", start=mark)
+        assert line.startswith(f"pktlens: daemon: reload: {conf}: empty: no config in it (to manage "
+                               "nothing, write 'interfaces: []')"), line
+        assert attached(a, "sv0") and attached(a, "sv1") and rules_of(a, "sv0") == counted
+    # nothing managed, said in so many words: both go
+    with open(conf, "w") as f:
+        f.write("interfaces: []\n")
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded .*: 0 added, 0 changed, 2 removed", start=mark)
+    assert not attached(a, "sv0") and not attached(a, "sv1")
 
 
 @pytest.mark.parametrize("exporter", ["prometheus-busy", "ipfix-unresolvable"])
