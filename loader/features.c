@@ -54,6 +54,11 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 				  "tcp retrans sees retransmits that were sent" },
 	[PL_FEAT_DROP_REASON] = { "drop-reason", "5.17", "drops shows why the kernel dropped (reasons)",
 				  "drops counts by kernel location only (no reasons)" },
+	[PL_FEAT_DROP_RX_SK] = { "drop-rx-sock", "6.11",
+				 "a drop on a socket's receive path without a device (TCP's old or "
+				 "out-of-window segments) counts in the socket's namespace",
+				 "such a drop counts under no namespace (netns 0): drops --netns, "
+				 "stats and flows miss it" },
 };
 
 static struct {
@@ -280,6 +285,7 @@ static void probe_btf(void)
 	F.btf_probed = true;
 	F.have[PL_FEAT_RETRANS_ERR] = btf && tp_args(btf, "tcp_retransmit_skb") >= 3;
 	F.have[PL_FEAT_DROP_REASON] = btf && tp_args(btf, "kfree_skb") >= 3;
+	F.have[PL_FEAT_DROP_RX_SK] = btf && tp_args(btf, "kfree_skb") >= 4;
 	btf__free(btf);
 	mask(getenv("PKTLENS_NO_FEATURES"));
 }
@@ -330,7 +336,8 @@ bool pl_feature(enum pl_feature f)
 {
 	if (!F.probed)
 		probe();
-	if ((f == PL_FEAT_RETRANS_ERR || f == PL_FEAT_DROP_REASON) && !F.btf_probed)
+	if ((f == PL_FEAT_RETRANS_ERR || f == PL_FEAT_DROP_REASON || f == PL_FEAT_DROP_RX_SK) &&
+	    !F.btf_probed)
 		probe_btf();
 	return f < PL_FEAT_MAX && F.have[f];
 }

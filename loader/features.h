@@ -24,6 +24,7 @@ enum pl_feature {
 	PL_FEAT_XDP_TEST_META,	/* XDP test runs take an xdp_md: filter run's len is the wire length */
 	PL_FEAT_XDP_DISPATCHER,	/* freplace: XDP joins libxdp's dispatcher, else a bpf_link alone */
 	PL_FEAT_DROP_REASON,	/* kfree_skb's reason (enum skb_drop_reason): drops by reason */
+	PL_FEAT_DROP_RX_SK,	/* kfree_skb's rx_sk: a socket's drop without device in its namespace */
 	PL_FEAT_MAX,
 };
 

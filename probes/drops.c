@@ -53,7 +53,7 @@ static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_
 {
 	struct pl_drops *d = calloc(1, sizeof(*d));
 	struct pktlens_drops *s;
-	bool reason = pl_feature(PL_FEAT_DROP_REASON);
+	bool reason = pl_feature(PL_FEAT_DROP_REASON), rx_sk = pl_feature(PL_FEAT_DROP_RX_SK);
 	__u32 zero = 0;
 	int err;
 
@@ -67,7 +67,8 @@ static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_
 		goto fail;
 	}
 	/* kfree_skb's reason came with 5.17; xdp_redirect_map_err is gone from newer kernels */
-	bpf_program__set_autoload(s->progs.pl_drop_kfree, reason);
+	bpf_program__set_autoload(s->progs.pl_drop_kfree_sk, reason && rx_sk);
+	bpf_program__set_autoload(s->progs.pl_drop_kfree, reason && !rx_sk);
 	bpf_program__set_autoload(s->progs.pl_drop_kfree_noreason, !reason);
 	bpf_program__set_autoload(s->progs.pl_drop_xdp_rdrm,
 				  pl_tracepoint_btf("xdp_redirect_map_err"));
@@ -160,7 +161,8 @@ void pl_drops_close(struct pl_drops *d)
 
 int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
 {
-	struct bpf_link *links[] = { d->skel->links.pl_drop_kfree ?: d->skel->links.pl_drop_kfree_noreason,
+	struct bpf_link *links[] = { d->skel->links.pl_drop_kfree_sk ?: d->skel->links.pl_drop_kfree ?:
+				     d->skel->links.pl_drop_kfree_noreason,
 				     d->skel->links.pl_drop_xdp_exc, d->skel->links.pl_drop_xdp_rdr,
 				     d->skel->links.pl_drop_xdp_rdrm };
 	struct bpf_map *maps[] = { d->skel->maps.drop_stats, d->skel->maps.drop_flows };

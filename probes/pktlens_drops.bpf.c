@@ -291,7 +291,13 @@ static __always_inline void flow(const struct pl_drop_cfg *cf, struct pl_drop_fl
 	}
 }
 
-static __always_inline int kfree(const struct sk_buff *skb, __u64 location, __u32 reason)
+/*
+ * @rx_sk: the socket the packet was received for, when the tracepoint says
+ * (Linux 6.11 and later), else NULL: a drop without a device (TCP's receive
+ * path has let go of it) counts in that socket's namespace.
+ */
+static __always_inline int kfree(const struct sk_buff *skb, __u64 location, __u32 reason,
+				 const struct sock *rx_sk)
 {
 	const struct pl_drop_cfg *cf = cfg();
 	struct pl_drop_flow_key f;
@@ -306,6 +312,8 @@ static __always_inline int kfree(const struct sk_buff *skb, __u64 location, __u3
 	__builtin_memset(&k, 0, sizeof(k));
 	__builtin_memset(&f, 0, sizeof(f));
 	sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		sk = (struct sock *)rx_sk;
 	if (sk)
 		sk_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (!dev_key(BPF_CORE_READ(skb, dev), sk_netns, cf, &k))
@@ -320,20 +328,36 @@ static __always_inline int kfree(const struct sk_buff *skb, __u64 location, __u3
 	return 0;
 }
 
+static __always_inline bool consumed(enum skb_drop_reason reason)
+{
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
+}
+
+/* 5.17 to 6.10: a reason, no socket (probes/drops.c picks one of the three by the kernel's BTF) */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(pl_drop_kfree, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+	if (consumed(reason))
 		return 0;	/* freed, not dropped */
-	return kfree(skb, (__u64)location, reason);
+	return kfree(skb, (__u64)location, reason, NULL);
+}
+
+/* 6.11 and later: the socket a received packet was for, too */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(pl_drop_kfree_sk, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	if (consumed(reason))
+		return 0;
+	return kfree(skb, (__u64)location, reason, rx_sk);
 }
 
 /* Kernels before 5.17: the tracepoint has no reason (loader/features.c picks this one). */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(pl_drop_kfree_noreason, struct sk_buff *skb, void *location)
 {
-	return kfree(skb, (__u64)location, PL_DROP_NO_REASON);
+	return kfree(skb, (__u64)location, PL_DROP_NO_REASON, NULL);
 }
 
 static __always_inline int xdp_fail(const struct net_device *dev, __u32 kind, __u32 reason)

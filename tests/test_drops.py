@@ -116,6 +116,45 @@ def test_flow_shows_the_exact_5tuple(dlab):
     assert a["bytes"] == sum(28 + 20 + i % 7 for i in range(5))
 
 
+def test_tcp_receive_path_drops_count_in_the_sockets_namespace(dlab):
+    """Segments out of a TCP connection's window are dropped by the socket's receive path,
+    where the skb has neither device nor owner: they count in the socket's namespace (the
+    tracepoint's rx_sk, Linux 6.11+), so `drops --netns` sees them (they counted under netns
+    0, which no per-namespace view showed)."""
+    needs_reasons()
+    if not pktlens_json("--version")["features"]["drop-rx-sock"]["available"]:
+        pytest.skip("the kernel's kfree_skb names no socket (Linux 6.11+)")
+    from scapy.all import IP, TCP, Ether, Raw
+
+    server = subprocess.Popen(["ip", "netns", "exec", dlab.b, PYTHON, "-c",
+                               "import socket,time\ns=socket.socket()\n"
+                               "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                               "s.bind(('198.18.0.2',5202)); s.listen()\nc,_=s.accept()\ntime.sleep(60)"])
+    client = None
+    try:
+        time.sleep(0.5)
+        client = subprocess.Popen(["ip", "netns", "exec", dlab.a, PYTHON, "-c",
+                                   "import socket,time\ns=socket.socket(); s.bind(('198.18.0.1',43010))\n"
+                                   "s.connect(('198.18.0.2',5202)); s.sendall(b'hi'); time.sleep(60)"])
+        time.sleep(1.0)
+        tr = Drops("--by", "flow", ns=dlab.b)
+        eth = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb"))
+        segs = [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
+                TCP(sport=43010, dport=5202, flags="A", seq=(12345 + i * 100000) & 0xffffffff, ack=1) /
+                Raw(b"a" * 20) for i in range(6)]
+        assert dlab.send(segs) == 6
+        doc = tr.stop()[-1]
+    finally:
+        for p in (client, server):
+            if p:
+                p.kill()
+                p.wait()
+    mine = [d for d in doc["drops"] if (d["proto"], d["src"], d["sport"], d["dst"], d["dport"]) ==
+            ("tcp", "198.18.0.1", 43010, "198.18.0.2", 5202)]
+    assert sum(d["packets"] for d in mine) == 6, doc["drops"]
+    assert all(d["netns"] == netns_ino(dlab.b) and d["reason"].startswith("TCP_") for d in mine), mine
+
+
 def test_nft_drop_equals_the_rules_counter(dlab):
     needs_reasons()
     sh("ip", "netns", "exec", dlab.b, "nft", "-f", "-", input=(

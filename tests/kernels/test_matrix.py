@@ -24,10 +24,10 @@ from model import check_flows, check_stats
 
 # What each kernel of the matrix has (pktlens -V): the README's kernel table says the same.
 ALL = {"tcx", "xdp-frags", "xdp-load-bytes", "bpf-loop", "coarse-clock", "retrans-err",
-       "xdp-test-meta", "xdp-dispatcher", "drop-reason"}
+       "xdp-test-meta", "xdp-dispatcher", "drop-reason", "drop-rx-sock"}
 FEATURES = {
     "5.10": {"xdp-dispatcher"},     # kfree_skb's reason came with 5.17
-    "6.1": ALL - {"tcx", "retrans-err"},
+    "6.1": ALL - {"tcx", "retrans-err", "drop-rx-sock"},
     "6.12": ALL - {"retrans-err"},
     "6.18": ALL,
 }
