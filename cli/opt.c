@@ -544,6 +544,32 @@ bool pl_json_word(const char *s)
 	return true;
 }
 
+/*
+ * -j or -p anywhere among @c's options, before getopt reads them: an error
+ * about an option before it (`flows eth0 --sort foo -j`) is then JSON too,
+ * as with -j first. A word that is another option's value is not one.
+ */
+static void json_prescan(const struct pl_cmd *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *w = argv[i];
+		bool value = false;
+
+		if (!strcmp(w, "--"))
+			return;
+		if (pl_json_word(w) || w[0] != '-' || !w[1])
+			continue;
+		for (const struct pl_opt *o = c->opts; o && (o->name || o->short_name); o++) {
+			if (!takes_value(o) || (o->flags & PL_OPT_NOPARSE))
+				continue;
+			if (w[1] == '-' ? o->name && !strcmp(w + 2, o->name) :
+			    o->short_name == w[1] && !w[2])
+				value = true;
+		}
+		i += value;	/* "--collector X", "-w X": X is the value */
+	}
+}
+
 /* Whether the option of @opts named @name was given */
 static bool seen_named(const struct pl_opt *opts, const bool *seen, const char *name)
 {
@@ -609,6 +635,8 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 	longopts[nl] = (struct option){ NULL, 0, NULL, 0 };
 	shorts[ns] = 0;
 	pl_g.data_on_stdout = stdout_data(c, argc, argv);
+	if (!(c->flags & PL_CMD_STOP))
+		json_prescan(c, argc, argv);
 	pl_getopt_reset();
 	while ((opt = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
 		const struct pl_opt *o = NULL;

@@ -237,6 +237,28 @@ def test_global_options_in_getopt_forms(args, rc, out, err):
     assert r.stdout.startswith(out) if rc == 0 else r.stdout == out
 
 
+@pytest.mark.parametrize("args", [["flows", "lo", "--sort", "foo", "-j"], ["flows", "--top", "0", "-p"],
+                                  ["stats", "lo", "--watch", "0", "--json"],
+                                  ["export", "ipfix", "--interval", "0", "-j"],
+                                  ["top", "--interval", "0", "-j"], ["attach", "lo", "--xdp", "fast", "-j"]])
+def test_json_after_a_bad_option_is_still_json(args):
+    """-j (or -p) after the option it would report: the error is JSON on stdout as with -j
+    first (stdout was empty, so `... -j | jq` got nothing), and the one line on stderr."""
+    moved = [a for a in args if a not in ("-j", "-p", "--json")]
+    first = subprocess.run([PKTLENS, moved[0], *([a for a in args if a in ("-j", "-p", "--json")]), *moved[1:]],
+                           capture_output=True, text=True)
+    r = subprocess.run([PKTLENS, *args], capture_output=True, text=True)
+    assert r.returncode == first.returncode == 2
+    assert r.stdout == first.stdout and json.loads(r.stdout)["error"], (r.stdout, first.stdout)
+    assert r.stderr == first.stderr and r.stderr.count("\n") == 1
+
+
+def test_option_value_that_reads_like_json_is_a_value():
+    """A value that reads like -j (a file named -j) is the option's value, not -j."""
+    r = subprocess.run([PKTLENS, "filter", "run", "-r", "-j", "udp"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "" and "-j" in r.stderr, r
+
+
 def test_missing_value_and_unknown_option():
     r = subprocess.run([PKTLENS, "sample", "vb", "--snaplen"], capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (2, "pktlens: sample: --snaplen needs a value "
