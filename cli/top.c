@@ -511,8 +511,19 @@ static int do_top(void *cfg, int argc, char **argv)
 	 */
 	term = getenv("TERM");
 	scr = NULL;
+	/* Ctrl-C and SIGTERM end the view as they end top -j (exit 0): ncurses leaves them ours */
+	pl_catch_stop(false);
 	if (term && *term && setupterm(NULL, STDOUT_FILENO, &tierr) == OK) {
+		const char *cup = tigetstr("cup");
+		bool moves = cup && cup != (char *)-1;
+
 		del_curterm(cur_term);
+		/* redrawn in place, or not at all: a terminal that cannot move the cursor (dumb) */
+		if (!moves) {
+			pl_err("top: cannot use the terminal: TERM '%s' cannot move the cursor (top -j "
+			       "needs no terminal)", term);
+			return PL_EXIT_USAGE;
+		}
 		/* a stream on descriptor 1: stdout is pktlens's checked one, without (cli/main.c) */
 		tout = fdopen(dup(STDOUT_FILENO), "w");
 		scr = tout ? newterm(NULL, tout, stdin) : NULL;
@@ -552,7 +563,7 @@ static int do_top(void *cfg, int argc, char **argv)
 		memset(&cur, 0, sizeof(cur));
 		t0 = now_s();
 		ch = getch();
-		if (ch == 'q' || ch == 'Q')
+		if (ch == 'q' || ch == 'Q' || pl_stop)
 			break;
 		/*
 		 * getch() gives up before the interval only when stdin has ended

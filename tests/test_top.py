@@ -137,6 +137,26 @@ def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
                        capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     assert (r.returncode, r.stderr) == (2, "pktlens: top: cannot use the terminal: TERM 'nosuchterm0' "
                                            "is not known here\n")
+    # known, but it cannot redraw in place: one line, not a screen written over itself
+    r = subprocess.run([PKTLENS, "-n", lab.b, "top", "vb"], env=dict(env, TERM="dumb"),
+                       capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (2, "pktlens: top: cannot use the terminal: TERM 'dumb' cannot "
+                                           "move the cursor (top -j needs no terminal)\n")
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+def test_top_ends_on_ctrl_c_and_sigterm_with_exit_0(lab, sig):
+    """Ctrl-C (SIGINT) and SIGTERM end the live view with exit 0 and the terminal restored,
+    as they end top -j, stats --watch and the exporters (ncurses' handler made it exit 1)."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    session, status = f"pltop{os.getpid()}{sig}", os.path.join(lab.tmp, f"top-{sig}.status")
+    start_top(lab, session, 80, 24, status)
+    try:
+        screen_with(session, "vb")
+        sh("pkill", f"-{sig}", "-f", f"^{PKTLENS} -n {lab.b} top vb")
+        assert exit_status(status) == "0"
+    finally:
+        end_top(session)
 
 
 def test_top_json_gives_the_intervals_numbers_without_a_terminal(lab):
