@@ -310,52 +310,53 @@ static int renumber(struct pl_rule *rules, size_t n, const bool *given, const __
 		    size_t *bad)
 {
 	struct placed *p = by_group(rules, n);
-	__u32 *used = calloc(n ? n : 1, sizeof(*used));
+	/* ids taken, one bit each (1..PL_POLICY_RULES_MAX): 32 KiB */
+	uint64_t *used = calloc(PL_POLICY_RULES_MAX / 64 + 1, sizeof(*used));
 	size_t *at = calloc(n ? n : 1, sizeof(*at));	/* list index -> place in p */
-	size_t nused = 0;
+	__u32 *high = calloc(n ? n : 1, sizeof(*high));	/* the next given id of its group */
 	int err = 0;
 
-	if (!p || !used || !at) {
+	if (!p || !used || !at || !high) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = n; k-- > 0;) {
 		at[p[k].i] = k;
+		high[k] = k + 1 < n && same_group(&p[k + 1], &p[k]) ?
+			  (given[p[k + 1].i] ? rules[p[k + 1].i].id : high[k + 1]) :
+			  PL_POLICY_RULES_MAX + 1;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (given[i])
-			used[nused++] = rules[i].id;
+			used[rules[i].id / 64] |= 1ULL << (rules[i].id % 64);
 	/* in list order, so a rule's group predecessor has its id when the rule takes one */
 	for (size_t i = 0; i < n && !err; i++) {
 		size_t k = at[i];
-		__u32 low = 0, high = PL_POLICY_RULES_MAX + 1, id;
+		__u32 low = 0, id;
 
 		if (given[i])
 			continue;
 		if (k > 0 && same_group(&p[k - 1], &p[k]))
 			low = rules[p[k - 1].i].id;
-		for (size_t m = k + 1; m < n && same_group(&p[m], &p[k]); m++)
-			if (given[p[m].i]) {
-				high = rules[p[m].i].id;
-				break;
-			}
-		pl_qsort(used, nused, sizeof(*used), id_cmp);
-		for (id = low + 1; id < high && pl_bsearch(&id, used, nused, sizeof(*used), id_cmp); id++)
-			;
-		if (id >= high) {
+		for (id = low + 1; id < high[k] && (used[id / 64] >> (id % 64) & 1); id++)
+			if (used[id / 64] == ~0ULL)
+				id |= 63;	/* a word of taken ids at once */
+		if (id >= high[k]) {
 			bad[0] = i;
 			bad[1] = low;
-			bad[2] = high > PL_POLICY_RULES_MAX ? 0 : high;
+			bad[2] = high[k] > PL_POLICY_RULES_MAX ? 0 : high[k];
 			err = -ERANGE;
 			break;
 		}
 		rules[i].id = id;
 		rules[i].ctr = carry[i] ? carry[i] : PL_RULE_CTR_NEW;
-		used[nused++] = id;
+		used[id / 64] |= 1ULL << (id % 64);
 	}
 out:
 	free(p);
 	free(used);
 	free(at);
+	free(high);
 	return err;
 }
 
