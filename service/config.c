@@ -928,8 +928,9 @@ static int limits_check(struct ctx *x, FILE *f)
 			break;
 	}
 	yaml_parser_delete(&p);
-	while (depth > 0 && depth <= CONFIG_DEPTH_MAX)
-		free(open[depth--].anchor);
+	/* the collections still open (one past the limit had no entry) */
+	for (depth = depth > CONFIG_DEPTH_MAX ? CONFIG_DEPTH_MAX : depth; depth > 0; depth--)
+		free(open[depth].anchor);
 	while (nan)
 		free(an[--nan].name);
 	if (!err && fseek(f, 0, SEEK_SET)) {
