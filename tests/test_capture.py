@@ -602,6 +602,7 @@ def test_rotation_by_time_ends_with_the_duration(lab):
         sender.wait(timeout=10)
 
 
+@pytest.mark.variant     # timing; rotate.c's period code runs in the other -G tests under ASan
 def test_rotation_by_size_within_a_period_keeps_its_name_and_clock(lab):
     """-G 8 -C 1: the files -C starts within a period are named as tcpdump names them, the
     period's strftime name with 1, 2, ... appended, and do not restart -G's clock: the next

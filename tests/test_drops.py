@@ -116,6 +116,7 @@ def test_flow_shows_the_exact_5tuple(dlab):
     assert a["bytes"] == sum(28 + 20 + i % 7 for i in range(5))
 
 
+@pytest.mark.variant     # the kernel side: which program variant the probe loads
 def test_tcp_receive_path_drops_count_in_the_sockets_namespace(dlab):
     """Segments out of a TCP connection's window are dropped by the socket's receive path,
     where the skb has neither device nor owner: they count in the socket's namespace (the

@@ -144,6 +144,7 @@ def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
                                            "move the cursor (top -j needs no terminal)\n")
 
 
+@pytest.mark.variant     # ncurses' signals: the same code as q ends the view with
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
 def test_top_ends_on_ctrl_c_and_sigterm_with_exit_0(lab, sig):
     """Ctrl-C (SIGINT) and SIGTERM end the live view with exit 0 and the terminal restored,
