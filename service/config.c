@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "../cli/opt.h"
 #include "../cli/policy_file.h"
 #include "../cli/trigger.h"
 #include "../pcap/cbpf.h"
@@ -36,8 +37,6 @@
 #define CONFIG_ANCHORS_MAX 1024
 #define CONFIG_ALIASES_MAX 65536
 #define CONFIG_EXPANDED_MAX 1048576	/* nodes the aliases stand for, all told */
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 struct ctx {
 	const char *path;
@@ -871,7 +870,7 @@ static int limits_check(struct ctx *x, FILE *f)
 		case YAML_MAPPING_START_EVENT:
 			nodes++;
 			if (++depth > CONFIG_DEPTH_MAX) {
-				what = "nested deeper than " STR(CONFIG_DEPTH_MAX) " levels";
+				what = "nested deeper than " PL_STR(CONFIG_DEPTH_MAX) " levels";
 				break;
 			}
 			open[depth].at = nodes;
@@ -897,7 +896,7 @@ static int limits_check(struct ctx *x, FILE *f)
 			size = 1;
 			break;
 		case YAML_ALIAS_EVENT:
-			what = ++naliases > CONFIG_ALIASES_MAX ? "more than " STR(CONFIG_ALIASES_MAX)
+			what = ++naliases > CONFIG_ALIASES_MAX ? "more than " PL_STR(CONFIG_ALIASES_MAX)
 			       " aliases (*name)" : "an alias (*name) of no anchor before it (or of one it is inside)";
 			for (size_t k = nan; k-- > 0 && naliases <= CONFIG_ALIASES_MAX;)
 				if (!strcmp(an[k].name, (char *)ev.data.alias.anchor)) {
@@ -905,7 +904,7 @@ static int limits_check(struct ctx *x, FILE *f)
 					nodes += an[k].nodes;
 					expanded += an[k].nodes;
 					what = expanded > CONFIG_EXPANDED_MAX ? "aliases (*name) that stand "
-					       "for more than " STR(CONFIG_EXPANDED_MAX) " nodes" : NULL;
+					       "for more than " PL_STR(CONFIG_EXPANDED_MAX) " nodes" : NULL;
 					break;
 				}
 			break;
@@ -913,7 +912,7 @@ static int limits_check(struct ctx *x, FILE *f)
 			break;
 		}
 		if (anchor && nan == CONFIG_ANCHORS_MAX) {
-			what = "more than " STR(CONFIG_ANCHORS_MAX) " anchors (&name)";
+			what = "more than " PL_STR(CONFIG_ANCHORS_MAX) " anchors (&name)";
 			free(anchor);
 		} else if (anchor) {
 			an[nan++] = (struct anchor){ anchor, size };
