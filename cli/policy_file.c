@@ -13,8 +13,11 @@
 #include "policy_rule.h"
 #include "../loader/ruleset.h"
 
-/* a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200 bytes */
-#define RULE_LINE_MAX 8192
+/*
+ * a rule as `policy list` prints it is at most PL_FILTER_EXPR_MAX + ~200
+ * bytes; a line holds RULE_LINE_MAX bytes besides its end (LF or CR LF)
+ */
+#define RULE_LINE_MAX 8190
 #define RULE_TOKS_MAX 256
 
 int pl_rule_list_add_line(struct pl_rule_list *rl, char *line, const char *file, int lineno,
@@ -64,22 +67,24 @@ int pl_rule_list_add_line(struct pl_rule_list *rl, char *line, const char *file,
 }
 
 /*
- * The next line of @f into @line (RULE_LINE_MAX), NUL-terminated: 1, or 0 at
- * the end of the file. Bounded, so a file without newlines (say /dev/zero)
- * cannot eat memory; -E2BIG for a longer line, -EILSEQ for a NUL byte (at
- * *@nul, 1-based), -EIO for a read error.
+ * The next line of @f into @line (RULE_LINE_MAX + 3 bytes: the line, its CR
+ * LF and a NUL), NUL-terminated: 1, or 0 at the end of the file. Bounded, so
+ * a file without newlines (say /dev/zero) cannot eat memory; -E2BIG for a
+ * longer line, -EILSEQ for a NUL byte (at *@nul, 1-based), -EIO for a read
+ * error.
  */
 static int next_line(FILE *f, char *line, int *nul)
 {
 	int c, len = 0;
 
 	while ((c = getc(f)) != EOF) {
-		if (len == RULE_LINE_MAX - 2)
-			return -E2BIG;
 		if (c == 0) {
 			*nul = len + 1;
 			return -EILSEQ;
 		}
+		/* past the limit only the line's end: LF, or CR if LF follows */
+		if (len >= RULE_LINE_MAX && c != '\n' && (len > RULE_LINE_MAX || c != '\r'))
+			return -E2BIG;
 		line[len++] = (char)c;
 		if (c == '\n')
 			break;
@@ -133,7 +138,7 @@ int pl_rules_file_each(const char *path, size_t regular_max,
 	f = open_rules(path, regular_max, why, whylen);
 	if (!f)
 		return -EIO;
-	line = malloc(RULE_LINE_MAX);
+	line = malloc(RULE_LINE_MAX + 3);
 	if (!line) {
 		fclose(f);
 		snprintf(why, whylen, "%s", strerror(ENOMEM));
@@ -142,8 +147,8 @@ int pl_rules_file_each(const char *path, size_t regular_max,
 	while (!err && (got = next_line(f, line, &nul)) != 0) {
 		lineno++;
 		if (got == -E2BIG) {
-			snprintf(why, whylen, "%s:%d: line longer than %d bytes", path, lineno,
-				 RULE_LINE_MAX - 2);
+			snprintf(why, whylen, "%s:%d:%d: line longer than %d bytes", path, lineno,
+				 RULE_LINE_MAX + 1, RULE_LINE_MAX);
 			err = -EINVAL;
 		} else if (got == -EILSEQ) {
 			snprintf(why, whylen, "%s:%d:%d: a NUL byte (not a text file?)", path, lineno,

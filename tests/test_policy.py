@@ -1301,3 +1301,35 @@ def test_xdp_redirect_targets_swap_for_others(lab):
     assert (r.returncode, r.stderr) == (2, f"pktlens: policy load: {path}:65:1: more than 64 interfaces to "
                                            "redirect to at xdp in\n")
     assert rules_listed("vb", h) == before
+
+
+def test_rule_file_lines_up_to_the_limit_load_whatever_their_end(lab):
+    """A line of a rules file holds 8190 bytes besides its end: exactly that many load ended
+    by LF, CR LF or the end of the file; one more is refused naming FILE:LINE:COL (the first
+    byte past the limit), exit 2, the rules running before untouched."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "icmp", "--pass", ns=lab.b)
+    before = rules_listed("vb", lab.b)
+
+    def line(n, dport):
+        rule = f"--proto udp --dport {dport} --drop"
+        return rule + " " * (n - len(rule))
+
+    for n, (end, width) in enumerate([("\n", 8190), ("\r\n", 8190), ("", 8190), ("\n", 8189)]):
+        path = os.path.join(lab.tmp, f"ok{n}.rules")
+        with open(path, "w", newline="") as f:
+            f.write("# a comment\n--proto tcp --drop" + (end or "\n") + line(width, 100 + n) + end)
+        r = pktlens("policy", "load", "vb", path, ns=lab.b, check=False)
+        assert r.returncode == 0, (end, width, r.stderr)
+        assert f"--dport {100 + n} --drop" in rules_listed("vb", lab.b)
+    pktlens("policy", "flush", "vb", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "icmp", "--pass", ns=lab.b)
+    before = rules_listed("vb", lab.b)
+    for n, (end, width) in enumerate([("\n", 8191), ("\r\n", 8191), ("", 8191), ("\n", 20000)]):
+        path = os.path.join(lab.tmp, f"long{n}.rules")
+        with open(path, "w", newline="") as f:
+            f.write("# a comment\n" + line(width, 200 + n) + end)
+        r = pktlens("policy", "load", "vb", path, ns=lab.b, check=False)
+        assert (r.returncode, r.stderr) == \
+            (2, f"pktlens: policy load: {path}:2:8191: line longer than 8190 bytes\n"), (end, width)
+        assert rules_listed("vb", lab.b) == before
