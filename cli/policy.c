@@ -136,7 +136,7 @@ static int do_add(void *cfg, int argc, char **argv)
 	struct target t = { 0 };
 	char line[PL_FILTER_EXPR_MAX + 512], *expr = NULL;
 	struct pl_rule_tok *toks;
-	struct pl_rule_err e;
+	struct pl_rule_err e = { .args = true };
 	bool ends = false;
 	int ret, ntok = 0;
 

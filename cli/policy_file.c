@@ -24,7 +24,7 @@ int pl_rule_list_add_line(struct pl_rule_list *rl, char *line, const char *file,
 			  int col0, char *why, size_t whylen)
 {
 	struct pl_rule_tok toks[RULE_TOKS_MAX];
-	struct pl_rule_err e;
+	struct pl_rule_err e = { 0 };
 	struct pl_rule r;
 	char *expr = NULL;
 	int nt;

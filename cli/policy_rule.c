@@ -355,10 +355,11 @@ static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
 		if (strcmp(key, once[k]))
 			continue;
 		if (cols[k] && k == sizeof(once) / sizeof(once[0]) - 1)
-			return perr(e, col, "%s: a rule has one direction (another at column %d)", o,
-				    cols[k]);
+			return perr(e, col, "%s: a rule has one direction (another at %s %d)", o,
+				    e->args ? "argument" : "column", cols[k]);
 		if (cols[k])
-			return perr(e, col, "%s given twice (also at column %d)", o, cols[k]);
+			return perr(e, col, "%s given twice (also at %s %d)", o,
+				    e->args ? "argument" : "column", cols[k]);
 		cols[k] = col;
 	}
 	return 0;
@@ -447,7 +448,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 		    !strcmp(o, "--sample") || !strcmp(o, "--limit")) {
 			if (act_col)
 				return perr(e, t[i].col, "%s: a rule has one action (another at "
-					    "column %d)", o, act_col);
+					    "%s %d)", o, e->args ? "argument" : "column", act_col);
 			act_col = t[i].col;
 		}
 		if (!strcmp(o, "--drop")) {

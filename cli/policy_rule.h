@@ -35,6 +35,7 @@ struct pl_rule_tok {
 /* Where and why a rule is wrong. */
 struct pl_rule_err {
 	int col;
+	bool args;	/* in: the words are arguments (col is one's number), not a line's */
 	char msg[PL_FILTER_EXPR_MAX + 512];	/* room for an expression and the reason after it */
 };
 

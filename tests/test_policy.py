@@ -856,7 +856,11 @@ def test_add_takes_option_equals_value_and_double_dash(router):
     for words, msg in [(["--drop=1"], "argument 1: --drop takes no value"),
                        (["--prio=", "--drop"], "argument 1: --prio '': not a number 0-4294967295"),
                        (["--bogus=1", "--drop"], "argument 1: unknown option '--bogus=1'"),
-                       (["--prio=7", "--prio", "8", "--drop"], "argument 2: --prio given twice (also at column 1)"),
+                       (["--prio=7", "--prio", "8", "--drop"], "argument 2: --prio given twice (also at argument 1)"),
+                       (["--in", "--drop", "--out"], "argument 3: --out: a rule has one direction (another at "
+                                                     "argument 1)"),
+                       (["--drop", "--vlan", "3", "--pass"], "argument 4: --pass: a rule has one action (another "
+                                                             "at argument 1)"),
                        (["--redirect=ifindex:7777"], "argument 1: --redirect 'ifindex:7777': no such interface"),
                        (["--drop", "--", "--prio", "3"], "argument 3: expression '--prio 3': can't parse filter "
                                                          "expression: syntax error")]:

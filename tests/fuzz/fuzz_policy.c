@@ -99,7 +99,7 @@ static void round_trip(const struct pl_rule *parsed, const char *expr, const cha
 	char text[PL_FILTER_EXPR_MAX + 512], copy[sizeof(text)], *expr2 = NULL;
 	struct pl_rule_tok toks[MAX_TOKS];
 	struct pl_rule r = *parsed, r2;
-	struct pl_rule_err e;
+	struct pl_rule_err e = { 0 };
 	int n;
 
 	if (!r.id)
