@@ -311,7 +311,7 @@ static int do_run(void *cfg, int argc, char **argv)
 {
 	const struct filter_cfg *c = cfg;
 	struct pl_filter_opts o = { .ctx = c->ctx, .test_wirelen = true, .test_vlan_meta = c->vlan_meta,
-				    .xdp_linear = pl_xdp_linear() };
+				    .xdp_linear = pl_xdp_linear(), .test_reach = true };
 	struct run_result r = { 0 };
 	struct built b = { .fd = -1 };
 	const char *file = c->file;
@@ -352,7 +352,7 @@ static int do_run(void *cfg, int argc, char **argv)
 		pl_info("filter run: '%s': %u of %u packets skipped (%s)", file, r.skipped,
 			r.packets, o.ctx == PL_FILTER_TC ?
 			"shorter than 14 bytes or its IP header, or longer than a page" :
-			"shorter than 14 bytes, or too long for a test run");
+			"shorter than 14 bytes, too long for a test run, or read past 64 KiB");
 	if (pl_g.json)
 		print_run_json(&r, expr, file, o.ctx);
 	else if (count_only)
@@ -532,7 +532,9 @@ const struct pl_cmd pl_cmd_filter = {
 		 "through the kernel verifier. A program returns 1 for a match, 0 otherwise.\n",
 	.more = "Packets the kernel cannot test-run are skipped (never listed, counted as\n"
 		"\"skipped\"): shorter than an Ethernet header (14 bytes; no XDP or tc\n"
-		"program sees those), and with --tc longer than a page or cut inside the\n"
+		"program sees those), with XDP where the expression reads past 64 KiB of\n"
+		"a longer frame (no XDP program can: bpf_xdp_load_bytes() takes offsets\n"
+		"up to 65535), and with --tc longer than a page or cut inside the\n"
 		"IPv4/IPv6 header. A truncated capture (caplen < length) runs on its\n"
 		"captured bytes while `len` still gives the original length, as in libpcap.\n"
 		"\n"

@@ -61,7 +61,18 @@ struct pl_filter_opts {
 	 * past the capture) and `len` is data_end - data.
 	 */
 	bool xdp_linear;
+	/*
+	 * XDP, BPF_PROG_TEST_RUN of captured packets: a load at an offset past
+	 * 65535 that the frame holds returns PL_FILTER_UNREACHABLE instead of 0
+	 * (bpf_xdp_load_bytes() takes no larger offset, so no XDP program can
+	 * read those bytes; pl_ebpf_run() then skips the packet rather than
+	 * give a verdict libpcap would not). Live, such a load is no match.
+	 */
+	bool test_reach;
 };
+
+/* what a program made with opts.test_reach returns for a load it cannot reach */
+#define PL_FILTER_UNREACHABLE	3
 
 /* Limits. */
 #define PL_CBPF_MAX_INSNS	65536U		/* cBPF input */

@@ -215,6 +215,9 @@ int pl_ebpf_run(int prog_fd, const struct pl_filter_opts *o, const void *pkt, ui
 	 */
 	if (err == -EINVAL || (err == -ENOMEM && o->ctx == PL_FILTER_XDP && caplen > 4096))
 		err = -EMSGSIZE;
+	/* a load past 64 KiB no XDP program can make (opts.test_reach) */
+	if (!err && o->ctx == PL_FILTER_XDP && o->test_reach && ret == PL_FILTER_UNREACHABLE)
+		err = -EMSGSIZE;
 	if (!err)
 		*match = ret != 0;
 	return err;

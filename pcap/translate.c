@@ -117,16 +117,46 @@ void xl_to_host(struct xlate *x, uint8_t dst, unsigned int bytes)
 /* ---- packet loads ---- */
 
 /*
+ * Whether the offset in r2 of a slow-path load can be past 65535, where
+ * bpf_xdp_load_bytes() takes none (opts.test_reach).
+ */
+enum far { FAR_NEVER, FAR_MAYBE };
+
+/*
  * Slow path: offset in r2 (at most PKT_HELPER_MAX); read @bytes bytes with
  * the helper into dst, or return 0. Returns a jump to be landed on a
  * "return 0" (the caller emits it, shared with its own failures).
  */
-static size_t emit_helper_load(struct xlate *x, unsigned int bytes, uint8_t dst)
+static size_t emit_helper_load(struct xlate *x, unsigned int bytes, uint8_t dst, enum far far)
 {
 	int32_t helper = x->o.ctx == PL_FILTER_TC ? BPF_FUNC_skb_load_bytes :
 						    BPF_FUNC_xdp_load_bytes;
 	size_t fail;
 
+	if (x->o.ctx == PL_FILTER_XDP && x->o.test_reach && !x->o.xdp_linear && far != FAR_NEVER) {
+		/*
+		 * opts.test_reach: past 65535 the helper fails; whether the frame
+		 * has the bytes decides 0 (no match, as libpcap) or unreachable:
+		 *   if r2 <= 0xffff goto call    (also for a constant: the helper call
+		 *                                 stays reachable, the verifier prunes it)
+		 *   buf = r2; r0 = bpf_xdp_get_buff_len(ctx); r2 = buf + bytes
+		 *   if r2 > r0: return 0;  return PL_FILTER_UNREACHABLE
+		 * Not in programs with loops (x->ind_helper): a branch on the
+		 * offset there would keep the verifier from pruning their states.
+		 */
+		size_t j_near = xl_jmp_local(x, BPF_JMP_IMM(BPF_JLE, R2, PKT_DIRECT_MAX, 0));
+
+		xl_emit(x, BPF_STX_MEM(BPF_W, R10, R2, OFF_BUF));
+		xl_emit(x, BPF_LDX_MEM(BPF_DW, R1, R10, OFF_CTX));
+		xl_emit(x, BPF_CALL_HELPER(BPF_FUNC_xdp_get_buff_len));
+		xl_emit(x, BPF_LDX_MEM(BPF_W, R2, R10, OFF_BUF));
+		xl_emit(x, BPF_ALU64_IMM(BPF_ADD, R2, (int32_t)bytes));
+		xl_emit(x, BPF_JMP_REG(BPF_JLE, R2, R0, 2));
+		xl_ret0(x);
+		xl_emit(x, BPF_MOV32_IMM(R0, PL_FILTER_UNREACHABLE));
+		xl_emit(x, BPF_EXIT_INSN());
+		xl_land(x, j_near);
+	}
 	xl_emit(x, BPF_LDX_MEM(BPF_DW, R1, R10, OFF_CTX));
 	xl_emit(x, BPF_MOV64_REG(R3, R10));
 	xl_emit(x, BPF_ALU64_IMM(BPF_ADD, R3, OFF_BUF));
@@ -153,9 +183,9 @@ static size_t emit_helper_load(struct xlate *x, unsigned int bytes, uint8_t dst)
  *   done:
  */
 static void emit_load_end(struct xlate *x, unsigned int bytes, uint8_t dst, size_t j_fast,
-			  size_t j_fail2, uint8_t ptr, int16_t off)
+			  size_t j_fail2, uint8_t ptr, int16_t off, enum far far)
 {
-	size_t j_fail = emit_helper_load(x, bytes, dst);
+	size_t j_fail = emit_helper_load(x, bytes, dst, far);
 	size_t j_done = xl_jmp_local(x, BPF_JMP_A(0));
 
 	xl_land(x, j_fail);
@@ -191,7 +221,8 @@ void xl_load_abs(struct xlate *x, unsigned int bytes, uint32_t k, uint8_t dst)
 		j_fast = xl_jmp_local(x, BPF_JMP_REG(BPF_JLE, R1, REG_END, 0));
 	}
 	xl_emit(x, BPF_MOV64_IMM(R2, (int32_t)k));
-	emit_load_end(x, bytes, dst, j_fast, NO_JUMP, R1, -(int16_t)bytes);
+	emit_load_end(x, bytes, dst, j_fast, NO_JUMP, R1, -(int16_t)bytes,
+		      k > PKT_DIRECT_MAX ? FAR_MAYBE : FAR_NEVER);
 }
 
 void xl_x_plus_k(struct xlate *x, uint32_t k)
@@ -223,7 +254,7 @@ static void emit_load_ind_bounded(struct xlate *x, unsigned int bytes, uint32_t 
 	xl_emit(x, BPF_MOV64_REG(R2, REG_X));
 	if (k)
 		xl_emit(x, BPF_ALU64_IMM(BPF_ADD, R2, (int32_t)k));
-	emit_load_end(x, bytes, dst, j_fast, NO_JUMP, R2, (int16_t)k);
+	emit_load_end(x, bytes, dst, j_fast, NO_JUMP, R2, (int16_t)k, FAR_NEVER);
 }
 
 /*
@@ -246,7 +277,7 @@ static void emit_load_r1(struct xlate *x, unsigned int bytes, uint8_t dst)
 	xl_land(x, j_slow);
 	j_big = xl_jmp_local(x, BPF_JMP_IMM(BPF_JGT, R1, PKT_HELPER_MAX, 0));
 	xl_emit(x, BPF_MOV64_REG(R2, R1));
-	emit_load_end(x, bytes, dst, j_fast, j_big, R2, 0);
+	emit_load_end(x, bytes, dst, j_fast, j_big, R2, 0, FAR_MAYBE);
 }
 
 /*
@@ -261,7 +292,7 @@ static void emit_helper_r1(struct xlate *x, unsigned int bytes, uint8_t dst)
 	xl_emit(x, BPF_ALU64_IMM(BPF_RSH, R2, 32));
 	xl_emit(x, BPF_ALU64_IMM(BPF_NEG, R2, 0));
 	xl_emit(x, BPF_ALU64_REG(BPF_OR, R2, R1));
-	emit_load_end(x, bytes, dst, NO_JUMP, NO_JUMP, 0, 0);
+	emit_load_end(x, bytes, dst, NO_JUMP, NO_JUMP, 0, 0, FAR_NEVER);	/* loops: see emit_helper_load() */
 }
 
 void xl_load_r1_any(struct xlate *x, unsigned int bytes, uint8_t dst)

@@ -671,6 +671,40 @@ def test_run_huge_frames_and_wire_lengths(workdir, oracle, tc):
     assert "2 of 8 packets skipped" in r.stderr
 
 
+def test_xdp_reads_past_64k_are_skipped_never_a_wrong_verdict(workdir, oracle):
+    """An XDP program cannot read past 64 KiB of a frame (bpf_xdp_load_bytes() takes offsets up
+    to 65535): in a 66-70 KiB frame, an expression that reads a byte there, at a constant or an
+    X-indexed offset, gets the frame skipped (it said no match where libpcap says match); reads
+    up to 65535, `len`, and reads past the frame's end keep libpcap's verdict."""
+    from scapy.all import IP, UDP, Ether, Raw
+
+    frames = []
+    for size in (66000, 70000, 68123):
+        hdr = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                    IP(src="198.18.10.1", dst="198.18.10.2") / UDP(sport=7, dport=9))
+        frames.append((hdr + b"\x07" * (size - len(hdr)), size))
+    small = bytes(Ether() / IP(src="198.18.10.1", dst="198.18.10.2") / UDP(sport=7, dport=9) / Raw(b"\x07" * 60))
+    frames.append((small, len(small)))
+    path = workdir / "past64k.pcap"
+    write_pcap(path, frames)
+    cap = Capture("past64k", path, [f"past64k#{i}" for i in range(1, len(frames) + 1)])
+    far = {"ether[65536] = 7": {1, 2, 3}, "not ether[65540] = 0": {1, 2, 3},
+           "ether[67999] = 7": {2, 3}, "udp[65600:2] = 0x0707": {1, 2, 3},
+           "ether[ether[23] * 3900 + 200] = 7": {2, 3}}   # [23] = 17 (UDP): at 66,500
+    near = ["ether[65535] = 7", "ether[65534:4] = 0x07070707", "len > 66000", "udp port 9",
+            "ether[70000] = 7", "not ether[70000] = 7", "ether[69999] = 7", "ether[200000] = 0"]
+    run_oracle(oracle, cap, list(far) + near)
+    for expr, skip in far.items():
+        assert cap.verdicts[expr] >= skip, expr
+        doc = run_filter(cap, expr)
+        assert set(doc["skipped_packets"]) == skip and set(doc["matches"]) == cap.verdicts[expr] - skip, expr
+    for expr in near:
+        doc = run_filter(cap, expr)
+        # (ether[69999] on the 68,123-byte frame: past its end, so no match, not skipped)
+        assert set(doc["skipped_packets"]) == ({2} if expr == "ether[69999] = 7" else set()), expr
+        assert set(doc["matches"]) == cap.verdicts[expr] - set(doc["skipped_packets"]), expr
+
+
 # --------------------------------------------------------------------------
 # CLI errors, exit codes, help
 
