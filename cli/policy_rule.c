@@ -346,6 +346,12 @@ static const char *const once[] = { "--prio", "--id", "--src", "--dst", "--proto
 				     "--dport", "--vlan", "--burst", "--per", "--per-size",
 				     "--over", "--in" };
 
+/* What @e's positions count: a command line's arguments or a line's columns. */
+static const char *pos_unit(const struct pl_rule_err *e)
+{
+	return e->args ? "argument" : "column";
+}
+
 /* Error for @o given again (0 the first time); @cols: column of each of once[]. */
 static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
 {
@@ -356,10 +362,10 @@ static int check_once(const char *o, int col, int cols[], struct pl_rule_err *e)
 			continue;
 		if (cols[k] && k == sizeof(once) / sizeof(once[0]) - 1)
 			return perr(e, col, "%s: a rule has one direction (another at %s %d)", o,
-				    e->args ? "argument" : "column", cols[k]);
+				    pos_unit(e), cols[k]);
 		if (cols[k])
 			return perr(e, col, "%s given twice (also at %s %d)", o,
-				    e->args ? "argument" : "column", cols[k]);
+				    pos_unit(e), cols[k]);
 		cols[k] = col;
 	}
 	return 0;
@@ -448,7 +454,7 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 		    !strcmp(o, "--sample") || !strcmp(o, "--limit")) {
 			if (act_col)
 				return perr(e, t[i].col, "%s: a rule has one action (another at "
-					    "%s %d)", o, e->args ? "argument" : "column", act_col);
+					    "%s %d)", o, pos_unit(e), act_col);
 			act_col = t[i].col;
 		}
 		if (!strcmp(o, "--drop")) {
