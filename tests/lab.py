@@ -31,6 +31,8 @@ PYTHON = "/usr/bin/python3"
 # timeout stretches by this much there (a policy's 5.10 verification took 25 s here, over 60
 # s on a busier host)
 TIME_SCALE = 4 if os.environ.get("PKTLENS_VM_ACCEL") == "tcg" else 1
+# the sanitized pass (`make test SAN=1`): the build under test is ASan+UBSan's
+SAN = os.environ.get("PKTLENS_SAN") == "1"
 
 _seq = itertools.count()
 

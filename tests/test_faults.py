@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, attachments_in, netns_ino, pktlens, pktlens_json, sh, slot
+from lab import PIN_ROOT, PKTLENS, SAN, attachments_in, netns_ino, pktlens, pktlens_json, sh, slot
 
 TCX_QUERY = r"""
 import ctypes, os, socket, struct, sys
@@ -87,7 +87,7 @@ def test_kill9_attach_at_random_points(lab, mech, rounds):
     rnd = random.Random(9)
     outcomes = set()
     # the sanitized pass: half the rounds (each kind of kill, attach and re-attach, still comes)
-    if os.environ.get("PKTLENS_SAN") == "1":
+    if SAN:
         rounds //= 2
     for i in range(rounds):
         force = i % 2 == 1
@@ -789,7 +789,7 @@ def test_policy_change_killed_anywhere_lists_what_runs(lab, tmp_path, xdp, op):
     rnd = random.Random(seed)
     if os.environ.get("PKTLENS_KILL_SWEEP") == "1":
         picked = before + last
-    elif os.environ.get("PKTLENS_SAN") == "1":
+    elif SAN:
         # the sanitized pass: half the other calls too, drawn anew each run (about 2 s a point)
         points = sorted(rnd.sample(points, (len(points) + 1) // 2))
         picked = rnd.sample(last, 2)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import PKTLENS, PIN_ROOT, PYTHON, ROOT, SENDRAW, attachments_in, free_port, pktlens, pktlens_json, sh, unique
+from lab import PKTLENS, PIN_ROOT, PYTHON, ROOT, SAN, SENDRAW, attachments_in, free_port, pktlens, pktlens_json, sh, unique
 
 PEER = "plp"
 COVERED = "plq"
@@ -345,7 +345,7 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
         ways = (["apply", path], ["apply", path, "--dry-run"], ["daemon", "--config", path])
         # the sanitized pass: each config through one of the three, in turn (about 0.1 s a run
         # there); the first pass: through all three
-        for args in ways[n % 3:n % 3 + 1] if os.environ.get("PKTLENS_SAN") == "1" else ways:
+        for args in ways[n % 3:n % 3 + 1] if SAN else ways:
             r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=30)
             cmd = args[0]
             assert r.returncode == 2, (text, r)
@@ -1252,7 +1252,7 @@ def test_daemon_burst_of_200_interfaces(svc):
     print(f"RSS {rss} kB before 5 scrapes of 200 attachments, {d.status('VmRSS')} kB after, "
           f"peak {d.status('VmHWM')} kB")
     # ASan's allocator keeps what is freed in its quarantine: there is nothing to give back
-    if os.environ.get("PKTLENS_SAN") != "1":
+    if not SAN:
         assert d.status("VmRSS") - rss < 4096
 
 
@@ -1283,7 +1283,7 @@ def test_daemon_scrapes_naming_drop_reasons_give_their_memory_back(svc):
     wait_for(lambda: named() >= 3, timeout=10, step=0.05, what="3 drops, their reason named")
     assert named() >= 3 and named() >= 3
     time.sleep(0.3)
-    if os.environ.get("PKTLENS_SAN") != "1":
+    if not SAN:
         assert d.status("VmRSS") - rss < 2048, (rss, d.status("VmRSS"))
 
 

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from lab import PKTLENS, PYTHON, ROOT, SENDRAW, free_port, pktlens, pktlens_json, slot
+from lab import PKTLENS, PYTHON, ROOT, SAN, SENDRAW, free_port, pktlens, pktlens_json, slot
 
 SUPP = ROOT / "tests" / "valgrind.supp"
 CAPTURES = str(ROOT.parent / "shared" / "captures")
@@ -38,7 +38,7 @@ VALGRIND = [
 ]
 
 # valgrind cannot run an ASan binary: `make test SAN=1` has the sanitizers check instead
-pytestmark = pytest.mark.skipif(os.environ.get("PKTLENS_SAN") == "1",
+pytestmark = pytest.mark.skipif(SAN,
                                 reason="SAN=1 build: ASan and valgrind do not mix")
 
 A, B = "198.18.0.1", "198.18.0.2"
