@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "common.h"
 #include "util.h"
+#include "../export/format.h"
 #include "../service/plan.h"
 
 struct apply_cfg {
@@ -24,7 +25,7 @@ struct out {
 
 static void print_step(const struct pl_step *st, bool dry)
 {
-	char line[PL_WHY_LEN * 12];
+	char line[PL_WHY_LEN * 12], why[4 * sizeof(st->msg) + 5];
 
 	pl_step_describe(st, line, sizeof(line));
 	if (dry || (st->ran && st->ok)) {
@@ -32,7 +33,9 @@ static void print_step(const struct pl_step *st, bool dry)
 		       !dry ? st->msg : "");
 		return;
 	}
-	pl_warn("apply: %s %s: failed: %s", pl_step_verb(st), line, st->msg);
+	/* line shows names already (pl_fmt_name()): the reason alone is escaped here */
+	fprintf(stderr, "pktlens: apply: %s %s: failed: %s\n", pl_step_verb(st), line,
+		pl_fmt_name(st->msg, why, sizeof(why)));
 }
 
 /* A removal's final totals that standard output did not take: to stderr, not lost with the pins. */

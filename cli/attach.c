@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,12 @@ static int do_attach(void *cfg, int argc, char **argv)
 	int err;
 
 	(void)argc;
+	/* no interface has a longer name; the reason must not be cut off after it (why's room) */
+	if (strlen(o.ifname) >= IFNAMSIZ) {
+		pl_err("attach: %s: no such interface (names are at most %d bytes)", o.ifname,
+		       IFNAMSIZ - 1);
+		return PL_EXIT_USAGE;
+	}
 	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON)) ||
 	    (err = pl_lock_changes("attach")))
 		return err;
@@ -132,9 +139,11 @@ static int do_attach(void *cfg, int argc, char **argv)
 	else if (info.reattached)
 		printf("re-attached over the previous pktlens attachment; counters kept\n");
 	if (info.rules_kept || info.rules_dropped)
-		printf("policy: %zu rules judge packets again", info.rules_kept);
+		printf("policy: %zu rule%s packets again", info.rules_kept,
+		       info.rules_kept == 1 ? " judges" : "s judge");
 	if (info.rules_dropped)
-		printf("; %zu rules dropped: their direction has no hook now", info.rules_dropped);
+		printf("; %zu rule%s dropped: their direction has no hook now", info.rules_dropped,
+		       info.rules_dropped == 1 ? "" : "s");
 	if (info.rules_kept || info.rules_dropped)
 		printf("\n");
 	return PL_EXIT_OK;

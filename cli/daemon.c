@@ -19,7 +19,7 @@ static int do_daemon(void *cfgp, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	ret = pl_need_caps("daemon", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON);
-	return ret ? ret : pl_daemon_run(cfg->config);
+	return ret ? ret : pl_daemon_run(cfg->config, pl_g.json);
 }
 
 static const struct pl_opt daemon_opts[] = {

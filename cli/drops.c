@@ -603,6 +603,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	struct group *prev = NULL, *g = NULL;
 	size_t nbase = 0, nprev = 0, n = 0;
 	uint64_t duration = c->duration, end_ns, lost[PL_DROP_LOST_MAX];
+	char until[64];
 	uint32_t watch = c->watch, rate = c->rate;
 	struct pl_drops *d = NULL;
 	bool events = c->events;
@@ -622,13 +623,13 @@ static int do_drops(void *cfg, int argc, char **argv)
 		o.dev = argv[0];
 		o.cfg.ifindex = if_nametoindex(o.dev);
 		if (!o.cfg.ifindex) {
-			pl_err("drops: %s: no such interface%s", PL_NAME(o.dev),
+			pl_err("drops: %s: no such interface%s", o.dev,
 			       pl_g.netns ? "" : " here (pktlens -n NETNS drops DEV for another namespace)");
 			return PL_EXIT_USAGE;
 		}
 		if (pl_netns_ino(&here) || (o.cfg.netns && o.cfg.netns != here)) {
 			pl_err("drops: %s: DEV is an interface of the current namespace: give its "
-			       "namespace with pktlens -n NETNS, not --netns", PL_NAME(o.dev));
+			       "namespace with pktlens -n NETNS, not --netns", o.dev);
 			return PL_EXIT_USAGE;
 		}
 		o.cfg.netns = here;
@@ -648,8 +649,9 @@ static int do_drops(void *cfg, int argc, char **argv)
 	if (pl_drops_policy(o.cfg.netns, o.dev, &base, &nbase))
 		nbase = 0;
 	pl_catch_stop(false);
-	pl_info("drops: counting%s%s, Ctrl-C to end", o.dev ? " on " : "",
-		o.dev ? PL_NAME(o.dev) : o.cfg.netns ? " in one namespace" : "");
+	pl_info("drops: counting%s%s, %s", o.dev ? " on " : "",
+		o.dev ? o.dev : o.cfg.netns ? " in one namespace" : "",
+		pl_until(duration, until, sizeof(until)));
 	if (events && !pl_g.json)
 		printf("%-12s %-16s %-28s %-28s %s\n", "NETNS", "DEVICE", "REASON", "LOCATION",
 		       "PACKET");

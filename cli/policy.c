@@ -173,7 +173,7 @@ static int do_add(void *cfg, int argc, char **argv)
 			else if (!strncmp(argv[i], "--redirect=", 11))
 				v = argv[a = i] + 11;
 		pl_err("policy add: %s: argument %d: --redirect '%s': no such interface", argv[0], a,
-		       PL_SAFE(v));
+		       v);
 		ret = PL_EXIT_USAGE;
 		goto out;
 	}
@@ -296,7 +296,8 @@ static int do_flush(void *cfg, int argc, char **argv)
 		pl_print_start();
 		pl_print_obj_open(NULL);
 		pl_print_name("interface", "%s: ", t.a->ifname);
-		pl_print_u64("removed", "%llu rules removed\n", n - kept);
+		pl_print_u64("removed", "%llu rule", n - kept);
+		pl_print_text("%s removed\n", n - kept == 1 ? "" : "s");
 		pl_print_obj_close();
 		pl_print_end();
 	}
@@ -344,7 +345,7 @@ static int do_load(void *cfg, int argc, char **argv)
 			const struct pl_rule_origin *a = &rl.orig[i];
 
 			pl_err("policy load: %s:%d:%d: --redirect 'ifindex:%u': no such interface",
-			       PL_SAFE(a->file), a->line, a->redirect_col, rl.rules[i].arg);
+			       a->file, a->line, a->redirect_col, rl.rules[i].arg);
 			ret = PL_EXIT_USAGE;
 			goto out;
 		}

@@ -735,7 +735,7 @@ static int check_ethernet(const struct pl_link_info *li, const char *ifname)
 
 	if (!li || !pl_link_not_ethernet(li, buf, sizeof(buf)))
 		return 0;
-	pl_err("sample: %s: %s: pktlens captures Ethernet frames only", PL_NAME(ifname), buf);
+	pl_err("sample: %s: %s: pktlens captures Ethernet frames only", ifname, buf);
 	return PL_EXIT_USAGE;
 }
 

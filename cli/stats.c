@@ -332,7 +332,7 @@ static int watch_open(const struct pl_attachment *a, bool named, struct pl_state
 	int err = pl_state_open(a->dir, st);
 
 	if (err && !named && err == -ENOENT && access(a->dir, F_OK)) {
-		pl_info("stats: %s: detached meanwhile; watching the others", PL_NAME(a->ifname));
+		pl_info("stats: %s: detached meanwhile; watching the others", a->ifname);
 		*gone = true;
 		return PL_EXIT_OK;
 	}

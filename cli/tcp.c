@@ -311,6 +311,7 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 	struct run r = { .verb = verb };
 	struct pl_tcp *t = NULL;
 	uint64_t duration = c->duration, u;
+	char until[64];
 	unsigned progs;
 	bool hist = c->hist, life = false;
 	char why[256];
@@ -364,7 +365,8 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		return PL_EXIT_FAIL;
 	}
 	pl_catch_stop(false);
-	pl_info("tcp %s: tracing%s, Ctrl-C to end", verb, cfg.netns ? " one namespace" : "");
+	pl_info("tcp %s: tracing%s, %s", verb, cfg.netns ? " one namespace" : "",
+		pl_until(duration, until, sizeof(until)));
 	if (!pl_g.json && progs == PL_TCP_P_RETRANS)
 		printf("%-8s %-12s %-30s    %-30s %-12s %-6s %s\n", "TIME", "NETNS", "LOCAL", "REMOTE",
 		       "STATE", "KIND", "SEGS");

@@ -15,13 +15,17 @@
 
 struct pl_globals pl_g;
 
-/* "pktlens: MSG" on stderr, one line whatever MSG holds (controls as \\xHH) */
+/*
+ * "pktlens: MSG" on stderr, one line whatever MSG holds, shown as interface
+ * names are (pl_fmt_name(): controls as \xHH, a backslash as \\), so the
+ * raw names messages hold never look alike: callers pass names raw.
+ */
 static void to_stderr(const char *msg)
 {
 	size_t len = 4 * strlen(msg) + 5;
 	char *safe = malloc(len);
 
-	fprintf(stderr, "pktlens: %s\n", safe ? pl_fmt_safe(msg, safe, len) : "out of memory");
+	fprintf(stderr, "pktlens: %s\n", safe ? pl_fmt_name(msg, safe, len) : "out of memory");
 	free(safe);
 }
 
@@ -176,6 +180,14 @@ int pl_lock_changes(const char *cmd)
 int pl_lock_view(const char *cmd)
 {
 	return lock_changes(cmd, true);
+}
+
+const char *pl_until(uint64_t duration, char *buf, size_t len)
+{
+	if (!duration)
+		return "Ctrl-C to end";
+	snprintf(buf, len, "for %llu s (Ctrl-C ends it sooner)", (unsigned long long)duration);
+	return buf;
 }
 
 char *pl_join_args(int argc, char **argv, int from)

@@ -81,6 +81,8 @@ int pl_lock_changes(const char *cmd);
  * and neither waits for nor holds up other readers.
  */
 int pl_lock_view(const char *cmd);
+/* How a live command ends, for its first line: @duration seconds (0: none given) or Ctrl-C. */
+const char *pl_until(uint64_t duration, char *buf, size_t len);
 
 /*
  * Long-running commands (stats --watch, sample, tcp, export) end their loop

@@ -35,6 +35,7 @@
 #include "watch.h"
 #include "../export/format.h"
 #include "../export/ipfix.h"
+#include "../export/json.h"
 #include "../export/serve.h"
 
 #define LOCK_WAIT_MS 60000
@@ -84,6 +85,7 @@ struct daemon {
 	struct pending *pend;
 	size_t npend;
 	bool journal;
+	bool json;		/* -j: the first error before it is ready, as JSON on stdout too */
 	bool stop;
 	double lock_wait;	/* of the running pass, until its first step is logged */
 };
@@ -101,8 +103,12 @@ static double now_s(void)
 
 /* ---- logging ---- */
 
+#define LOG_ERR 3
+#define LOG_WARNING 4
+#define LOG_INFO 6
+
 __attribute__((format(printf, 3, 4)))
-static void dlog(const struct daemon *d, int prio, const char *fmt, ...)
+static void dlog(struct daemon *d, int prio, const char *fmt, ...)
 {
 	char line[4096], safe[4 * sizeof(line) + 5];
 	va_list ap;
@@ -112,15 +118,24 @@ static void dlog(const struct daemon *d, int prio, const char *fmt, ...)
 	va_end(ap);
 	/* one line, no raw control character, whatever a name in it holds (as pl_err()) */
 	pl_fmt_safe(line, safe, sizeof(safe));
+	if (d->json && prio <= LOG_ERR) {
+		struct jw w;
+		char msg[sizeof(line) + 16];
+
+		snprintf(msg, sizeof(msg), "daemon: %s", line);
+		jw_init(&w, stdout, false);
+		jw_obj_open(&w);
+		jw_str_field(&w, "error", msg);
+		jw_obj_close(&w);
+		jw_end(&w);
+		fflush(stdout);
+		d->json = false;	/* one JSON document */
+	}
 	if (d->journal)
 		fprintf(stderr, "<%d>pktlens: daemon: %s\n", prio, safe);
 	else
 		fprintf(stderr, "pktlens: daemon: %s\n", safe);
 }
-
-#define LOG_ERR 3
-#define LOG_WARNING 4
-#define LOG_INFO 6
 
 /* systemd connects stderr to the journal and says so in JOURNAL_STREAM=dev:ino */
 static bool stderr_is_journal(void)
@@ -962,9 +977,9 @@ static void wakeup(struct daemon *d, void *tag)
 	}
 }
 
-int pl_daemon_run(const char *path)
+int pl_daemon_run(const char *path, bool json)
 {
-	struct daemon d = { .path = path, .ep = -1, .sigfd = -1, .inofd = -1, .scrapefd = -1,
+	struct daemon d = { .path = path, .json = json, .ep = -1, .sigfd = -1, .inofd = -1, .scrapefd = -1,
 			    .ipfixfd = -1, .retryfd = -1, .trigfd = -1 };
 	char why[PL_WHY_LEN * 8];
 	struct pl_plan p;
@@ -1013,6 +1028,7 @@ int pl_daemon_run(const char *path)
 	     pl_plan_count(&p, PL_STEP_CHANGE) + pl_plan_count(&p, PL_STEP_ADOPT),
 	     pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged, d.ns.n, d.ns.n == 1 ? "" : "s");
 	pl_plan_free(&p);
+	d.json = false;		/* running: its errors are log lines */
 	sd_notifyf(0, "READY=1\nSTATUS=running %s\nMAINPID=%d", path, (int)getpid());
 
 	while (!d.stop) {

@@ -7,7 +7,13 @@
 #ifndef __PKTLENS_SERVICE_DAEMON_H
 #define __PKTLENS_SERVICE_DAEMON_H
 
-/* Run until SIGTERM or SIGINT; the exit code (0, 1 runtime failure, 2 a bad config). */
-int pl_daemon_run(const char *config);
+#include <stdbool.h>
+
+/*
+ * Run until SIGTERM or SIGINT; the exit code (0, 1 runtime failure, 2 a bad
+ * config). @json (-j): the error that ends it before it is ready is also
+ * written to stdout as {"error": ...}.
+ */
+int pl_daemon_run(const char *config, bool json);
 
 #endif /* __PKTLENS_SERVICE_DAEMON_H */

@@ -423,6 +423,36 @@ def test_odd_interface_names_keep_every_output_valid(lab):
     assert len(d["detached"]) == 3
 
 
+def test_errors_show_names_as_every_other_output_does(lab):
+    """Two interfaces whose names differ by a control byte and its \\xHH spelling: errors
+    name each as `list` does (a backslash as \\\\), so they never look alike; a word no
+    interface could have (over 15 bytes) keeps its reason in attach's error."""
+    a, b = b"h\x01z", b"h\\x01z"
+    for i, name in enumerate((a, b)):
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"add", b"name", name, b"type", b"veth",
+                        b"peer", b"name", f"pe{i}".encode()], check=True)
+        subprocess.run([b"ip", b"-n", lab.b.encode(), b"link", b"set", name, b"up"], check=True)
+        run_raw("attach", name, "--xdp", "none", "--tc", "in", ns=lab.b)
+    shown = {n: terminal_safe(run_raw("stats", n, ns=lab.b).stdout).split()[0] for n in (a, b)}
+    assert shown == {a: "h\\x01z", b: "h\\\\x01z"}
+    errs = {}
+    for n in (a, b):
+        r = run_raw("attach", n, "--xdp", "none", "--tc", "in", ns=lab.b, check=False)
+        errs[n] = terminal_safe(r.stderr)
+        assert r.returncode == 1 and errs[n] == \
+            f"pktlens: attach: {shown[n]}: already attached (pktlens detach {shown[n]}, or --force to " \
+            "re-attach)\n"
+    r = run_raw("flows", b"q\\" + a, ns=lab.b, check=False)
+    assert r.returncode == 2 and terminal_safe(r.stderr).startswith("pktlens: flows: q\\\\h\\x01z: not attached")
+    for n in (16, 40, 300, 5000):
+        word = "l" * n
+        r = pktlens("attach", word, ns=lab.b, check=False)
+        assert (r.returncode, r.stderr) == \
+            (2, f"pktlens: attach: {word}: no such interface (names are at most 15 bytes)\n")
+    run_raw("detach", a, ns=lab.b)
+    run_raw("detach", b, ns=lab.b)
+
+
 def test_odd_interface_names_in_stats_watch(lab):
     """stats --watch's lines name the interface as every other output does: no raw control
     character reaches the terminal (it printed the name's bytes as they are)."""

@@ -427,6 +427,28 @@ def test_config_nesting_and_aliases_are_bounded(svc):
             ["--proto udp --dport 53 --pass", "--proto tcp --drop"]
 
 
+def test_daemon_errors_before_it_runs_are_json_under_j(svc):
+    """`-j daemon`: the error that ends it before it runs (no config, one that is not YAML,
+    one with a bad value) is one JSON document on stdout as every command's, and the same
+    line on stderr; without -j stdout stays empty."""
+    missing = os.path.join(svc.tmp, "nosuch.conf")
+    cases = [(missing, f"daemon: {missing}: cannot read it: No such file or directory")]
+    for n, (text, where) in enumerate([("interfaces: [\n", "2:1: not YAML"),
+                                       ("interfaces:\n  - match: x\n    flows: many\n", "3:12: ")]):
+        path = svc.config(text, f"jbad{n}.conf")
+        cases.append((path, f"daemon: {path}:{where}"))
+    for path, msg in cases:
+        for j in (["-j"], []):
+            r = subprocess.run([PKTLENS] + j + ["daemon", "--config", path], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 2 and r.stderr.startswith("pktlens: " + msg), (path, r.stderr)
+            assert r.stderr.count("\n") == 1
+            if j:
+                assert json.loads(r.stdout) == {"error": r.stderr[len("pktlens: "):-1]}
+            else:
+                assert r.stdout == ""
+
+
 def test_config_booleans_are_yaml_booleans(svc):
     """tcp-passive takes YAML's booleans (True, yes, on, ...) as true and false: a config
     written either way attaches the same, and a second apply with the other spelling
