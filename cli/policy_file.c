@@ -302,6 +302,25 @@ static int in_list_order(const struct pl_rule *rules, size_t n)
 	return ok;
 }
 
+/* Whether the ids given (@given) rise in list order within each direction and priority. */
+static bool given_rise(const struct pl_rule *rules, size_t n, const bool *given)
+{
+	struct placed *p = by_group(rules, n);
+	const struct placed *prev = NULL;
+	bool ok = p != NULL;
+
+	for (size_t k = 0; ok && k < n; k++) {
+		if (prev && !same_group(prev, &p[k]))
+			prev = NULL;
+		if (!given[p[k].i])
+			continue;
+		ok = !prev || p[k].id > prev->id;
+		prev = &p[k];
+	}
+	free(p);
+	return ok;
+}
+
 /*
  * Rules without a given id numbered afresh so that each direction and
  * priority runs in list order: each takes the lowest id above the rule
@@ -362,6 +381,28 @@ out:
 	free(used);
 	free(at);
 	free(high);
+	return err;
+}
+
+/* renumber(), or where the given ids leave no room the ids as they are (policy load). */
+static int renumber_or_keep(struct pl_rule *rules, size_t n, const bool *given, const __u32 *carry,
+			    size_t *bad)
+{
+	__u32 *ids = malloc((n ? n : 1) * sizeof(*ids)), *ctrs = malloc((n ? n : 1) * sizeof(*ctrs));
+	int err = -ENOMEM;
+
+	if (ids && ctrs) {
+		for (size_t i = 0; i < n; i++)
+			ids[i] = rules[i].id, ctrs[i] = rules[i].ctr;
+		err = renumber(rules, n, given, carry, bad);
+		if (err == -ERANGE) {
+			for (size_t i = 0; i < n; i++)
+				rules[i].id = ids[i], rules[i].ctr = ctrs[i];
+			err = 0;
+		}
+	}
+	free(ids);
+	free(ctrs);
 	return err;
 }
 
@@ -451,8 +492,21 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 				taken[ntaken++] = rules[i].id;
 		pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
 	}
-	ordered = in_order ? in_list_order(rules, n) : 1;
-	err = ordered < 0 ? ordered : !ordered ? renumber(rules, n, given, carry, bad) : 0;
+	/*
+	 * A config's rules run in list order (its given ids were checked to rise);
+	 * a rules file's too where the ids it gives rise in list order and leave
+	 * room between them, else its given ids decide and the other rules keep
+	 * the ids given above (policy load, as before).
+	 */
+	ordered = in_list_order(rules, n);
+	if (ordered < 0)
+		err = ordered;
+	else if (ordered)
+		err = 0;
+	else if (in_order)
+		err = renumber(rules, n, given, carry, bad);
+	else
+		err = given_rise(rules, n, given) ? renumber_or_keep(rules, n, given, carry, bad) : 0;
 	free(was);
 	free(taken);
 	free(carry);

@@ -768,6 +768,90 @@ BAD_FILES = [
 ]
 
 
+# rules of a file, in policy add words without --id: (words, proto, dport or None, action)
+ORDER_POOL = [("--proto udp --dport 7000 --drop", 17, 7000, "drop"),
+              ("--proto udp --pass", 17, None, "pass"),
+              ("--proto icmp --pass", 1, None, "pass"),
+              ("--proto tcp --dport 7001 --pass", 6, 7001, "pass"),
+              ("--proto tcp --drop", 6, None, "drop"),
+              ("--dport 7000 --pass", None, 7000, "pass"),
+              ("--src 198.18.1.1/32 --drop", None, None, "drop")]   # the frames' source
+ORDER_FRAMES = [(17, 7000), (17, 7001), (6, 7000), (6, 7001), (1, 0)]
+
+
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.variant)])
+def test_load_runs_a_files_rules_in_its_order_whatever_ran_before(router, seed):
+    """Each load of a file runs its rules in the file's order (first match wins), whatever
+    ran before: rules identical to running ones keep their counters, not an order of their
+    own. The receiver's capture says what passed; the model is the file's order."""
+    import random
+
+    rng = random.Random(seed)
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
+    path = os.path.join(router.tmp, "order.rules")
+    kept = {}     # rule words -> packets it counted so far, across loads
+    for rnd in range(4):
+        rules = rng.sample(ORDER_POOL, rng.randint(3, len(ORDER_POOL)))
+        with open(path, "w") as f:
+            f.writelines(w + "\n" for w, *_ in rules)
+        assert pktlens("policy", "load", "vb", path, ns=router.h).returncode == 0
+        kept = {w: n for w, n in kept.items() if w in {r[0] for r in rules}}
+        want, hits = set(), {}
+        descs = [dict(src=A4[0], dst=D4[0], proto=p, sport=1000, dport=d) for p, d in ORDER_FRAMES]
+        for i, (p, d) in enumerate(ORDER_FRAMES):
+            first = next((r for r in rules if r[1] in (None, p) and r[2] in (None, d)), None)
+            if first:
+                hits[first[0]] = hits.get(first[0], 0) + 1
+            if not first or first[3] == "pass":
+                want.add(i)
+        cap = router.capture()
+        router.send([frame(router, f, i) for i, f in enumerate(descs)])
+        seen = {marker_of(p) for p in router.stop_capture(cap)} - {None}
+        listed = pktlens_json("policy", "list", "vb", ns=router.h)["interfaces"][0]["rules"]
+        assert [r["id"] for r in listed] == sorted(r["id"] for r in listed)
+        assert seen == want, (rnd, [r[0] for r in rules], sorted(seen), sorted(want))
+        # listed in id order = the file's order; a kept rule's counter carried on
+        assert len(listed) == len(rules)
+        for r, (w, *_) in zip(listed, rules):
+            assert r["packets"] == kept.get(w, 0) + hits.get(w, 0), (rnd, w, r, kept)
+        kept = {w: kept.get(w, 0) + hits.get(w, 0) for w, *_ in rules}
+
+
+def test_load_ids_given_decide_where_they_do_not_rise(router):
+    """Ids given with --id that rise in list order: the rules without one run between them in
+    list order, whatever ids identical running rules had (their counters kept); given ids that
+    do not rise, or leave no room, decide the order themselves, as `policy list` shows it."""
+    h = router.h
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=h)
+    path = os.path.join(router.tmp, "ids.rules")
+
+    def load_ids(text):
+        with open(path, "w") as f:
+            f.write(text)
+        pktlens("policy", "load", "vb", path, ns=h)
+        return [r["id"] for r in pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"]]
+
+    # the running set: dport 7002 gets id 1, 7003 id 2
+    assert load_ids("--proto udp --dport 7002 --drop\n--proto udp --dport 7003 --pass\n") == [1, 2]
+    router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=7003), 0)])
+    time.sleep(0.3)
+    assert rule_hits(router) == {1: 0, 2: 1}
+    # rising given ids: 7003 (running as id 2) runs between 10 and 20, keeping its counter
+    text = "--id 10 --proto udp --dport 7001 --drop\n--proto udp --dport 7003 --pass\n" \
+           "--id 20 --proto udp --dport 7002 --pass\n--proto udp --dport 7004 --drop\n"
+    listed = load_ids(text)
+    assert listed == [10, 11, 20, 21], listed
+    assert rule_hits(router) == {10: 0, 11: 1, 20: 0, 21: 0}
+    # given ids that fall: they decide; the rule without one takes a free id
+    listed = load_ids("--id 9 --proto udp --dport 7001 --drop\n--id 4 --proto udp --dport 7002 --pass\n"
+                      "--proto udp --dport 7003 --pass\n")
+    assert listed[:2] == [4, 9] and rule_hits(router)[11] == 1, listed
+    # no room between given ids 5 and 6: the ids decide, the rule without one keeps its id
+    listed = load_ids("--id 5 --proto udp --dport 7001 --drop\n--proto udp --dport 7003 --pass\n"
+                      "--id 6 --proto udp --dport 7002 --pass\n")
+    assert listed == [5, 6, 11], listed
+
+
 def test_bad_rule_files_change_nothing(router):
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
     pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "5003", "--drop", ns=router.h)
@@ -885,7 +969,7 @@ def test_flush_in_and_out_is_both_directions(router):
     assert pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"] == []
     for d in ("--in", "--out", "--in"):
         pktlens("policy", "add", "vb", d, "--proto", "udp", "--drop", ns=h)
-    assert pktlens("policy", "flush", "vb", "--out", ns=h).stdout == "vb: 1 rules removed\n"
+    assert pktlens("policy", "flush", "vb", "--out", ns=h).stdout == "vb: 1 rule removed\n"
     assert pktlens("policy", "flush", "vb", "--in", ns=h).stdout == "vb: 2 rules removed\n"
 
 
@@ -947,7 +1031,7 @@ def test_force_reattach_keeps_rules_and_counters(router):
     router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=5003), i) for i in range(5)])
     time.sleep(0.2)
     r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--force", ns=h)
-    assert "policy: 1 rules judge packets again" in r.stdout
+    assert "policy: 1 rule judges packets again" in r.stdout
     router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=5003), i) for i in range(3)])
     time.sleep(0.2)
     assert rule_hits(router) == {1: 8}
