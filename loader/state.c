@@ -871,6 +871,55 @@ static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct c
 }
 
 /*
+ * Every flow a cache slot holds back in the table, at zero, once a reset
+ * emptied it. A flow sits in a cache only after the table took it
+ * (bpf/flow.h), so folding its slot into the table never fails; a slot whose
+ * flow the reset removed would break that: folded into a table full by
+ * then, its whole delta, packets from before the reset included, would count
+ * as not recorded in flows, and under the hook of whichever packet folded
+ * it. The slots' flows fit: the table held every one of them. -errno of the
+ * first failure other than "there already" (a packet put it back first) and
+ * a table filled meanwhile by new flows; caches of the old layout (a
+ * PERCPU_ARRAY) are left as they are.
+ */
+static int keep_cached_flows(const struct pl_state *st)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	const struct pl_flow_slot *s;
+	void *zero;
+	size_t size;
+	int err = 0;
+
+	if (bpf_obj_get_info_by_fd(st->cache_fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(*s))
+		return 0;
+	zero = calloc((size_t)ncpus(), (sizeof(struct pl_flow_val) + 7) & ~(size_t)7);
+	if (!zero)
+		return -ENOMEM;
+	size = (size_t)info.max_entries * sizeof(*s);
+	s = mmap(NULL, size, PROT_READ, MAP_SHARED, st->cache_fd, 0);
+	if (s == MAP_FAILED) {
+		free(zero);
+		return -errno;
+	}
+	for (size_t i = 0; i < info.max_entries && !err; i++) {
+		struct pl_flow_key k = s[i].key;	/* one read: the program may be changing it */
+
+		if (!k.ifindex)
+			continue;
+		k.pad = 0;
+		if (bpf_map_update_elem(st->flows_fd, &k, zero, BPF_NOEXIST) && errno != EEXIST &&
+		    errno != E2BIG)
+			err = -errno;
+	}
+	munmap((void *)s, size);
+	free(zero);
+	return err;
+}
+
+/*
  * The reset proper. Steps 2 and 3 read the caches, then empty the table:
  * a slot handed to another flow in between would move its delta into the
  * table after it was read (counted twice) or behind the walk (shown twice),
@@ -916,6 +965,11 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 			 true, true, removed_cb, &r);
 	if (err)
 		goto out;
+	err = keep_cached_flows(st);
+	if (err)	/* the reset is half done: finish it */
+		pl_warn("%s: flows some CPU's cache holds could not be put back in the table (%s): "
+			"those the table has no room for later count as not recorded in flows",
+			st->dir, strerror(-err));
 	for (size_t i = 0; i < st->nfbase; i++)	/* what the old base hid was not shown */
 		sums_add(gone, &st->fbase[i].key, &st->fbase[i].val, -1);
 	/*
