@@ -146,6 +146,15 @@ static __always_inline __u32 pl_l4_need(__u8 proto)
 	}
 }
 
+/* No L4 header read (a later fragment, one cut short): ICMP's type and code are unknown. */
+static __always_inline void pl_no_l4_header(struct pl_pkt *p)
+{
+	if (p->l4 == PL_L4_ICMP || p->l4 == PL_L4_ICMPV6) {
+		p->key.sport = PL_ICMP_NONE;
+		p->key.dport = PL_ICMP_NONE;
+	}
+}
+
 /* L4 ports / ICMP type+code / TCP flags at @l4 (each bound a constant, for the verifier). */
 static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_end)
 {
@@ -167,8 +176,10 @@ static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_e
 		break;
 	case IPPROTO_ICMP_:
 	case IPPROTO_ICMPV6_:
-		if (b + pl_l4_need(IPPROTO_ICMP_) > (__u8 *)data_end)
+		if (b + pl_l4_need(IPPROTO_ICMP_) > (__u8 *)data_end) {
+			pl_no_l4_header(p);
 			goto trunc;
+		}
 		p->key.sport = b[0];
 		p->key.dport = b[1];
 		return;
@@ -206,10 +217,14 @@ static __always_inline void pl_parse_ipv4(struct pl_pkt *p, __u8 *ip, void *data
 	frag = pl_get16(ip + 6);
 	if (frag & 0x3fff)		/* MF or offset */
 		p->frag = 1;
-	if (frag & 0x1fff)		/* not the first fragment: no L4 header */
+	if (frag & 0x1fff) {		/* not the first fragment: no L4 header */
+		pl_no_l4_header(p);
 		return;
-	if (ip + hlen > (__u8 *)data_end)
+	}
+	if (ip + hlen > (__u8 *)data_end) {
+		pl_no_l4_header(p);
 		goto trunc;
+	}
 	{
 		__u16 tot = pl_get16(ip + 2);
 
@@ -280,6 +295,7 @@ static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data
 				/* not the first fragment: no L4 header */
 				p->key.l4proto = nh;
 				p->l4 = pl_l4_class(nh);
+				pl_no_l4_header(p);
 				return;
 			}
 			h += 8;

@@ -19,6 +19,7 @@
 #include "drops.h"
 #include "util.h"
 #include "../export/format.h"
+#include "../export/report.h"
 #include "../export/json.h"
 #include "../loader/features.h"
 #include "../loader/loader.h"
@@ -202,10 +203,8 @@ static struct pl_flow_key flow_key(const struct pl_drop_flow_key *f)
 /* ICMP's type and code (in sport, dport) also named as flows -j and sample -j name them. */
 static void json_icmp(struct jw *w, const struct pl_drop_flow_key *f)
 {
-	if (f->l4 == 1 || f->l4 == 58) {
-		jw_u64_field(w, "icmp_type", f->sport);
-		jw_u64_field(w, "icmp_code", f->dport);
-	}
+	if (f->l4 == 1 || f->l4 == 58)
+		pl_json_icmp(w, f->sport, f->dport);
 }
 
 /* A pktlens rule's interface (its id is that interface's). */

@@ -160,8 +160,8 @@ static void plain_row(const struct row *r, const char *ifname, bool rtx, bool dr
 	if (!*p)
 		p = pl_fmt_l3(k->l3proto, l3, sizeof(l3));
 	else if (k->l4proto == 1 || k->l4proto == 58)
-		snprintf(proto, sizeof(proto), "%s %u/%u", k->l4proto == 1 ? "icmp" : "icmp6",
-			 k->sport, k->dport), p = proto;
+		snprintf(proto, sizeof(proto), k->sport == PL_ICMP_NONE ? "%s -/-" : "%s %u/%u",
+			 k->l4proto == 1 ? "icmp" : "icmp6", k->sport, k->dport), p = proto;
 	if (k->vlan != PL_VLAN_NONE)
 		snprintf(vlan, sizeof(vlan), "%u", k->vlan & 0xfff);
 	if (k->l4proto == 6 && has_ports(k))

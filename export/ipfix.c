@@ -405,7 +405,10 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
 		put(x, k->saddr + 12, 4);
 		put(x, k->daddr + 12, 4);
 	}
-	/* ICMP: type and code as the IPFIX convention puts them, type * 256 + code in dport */
+	/*
+	 * ICMP: type and code as the IPFIX convention puts them, type * 256 + code
+	 * in dport; a later fragment's (PL_ICMP_NONE) as 255/255, not Echo Reply's 0/0
+	 */
 	put16(x, ports ? k->sport : 0);
 	put16(x, ports ? k->dport : (uint16_t)(k->sport << 8 | (k->dport & 0xff)));
 	put8(x, k->l4proto);

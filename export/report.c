@@ -346,6 +346,16 @@ void pl_json_flow_tcp(struct jw *w, const char *ifname, const struct pl_flow *f,
 	json_flow(w, ifname, f, rate, retrans_segs, drops, true, tcp, half);
 }
 
+void pl_json_icmp(struct jw *w, __u16 sport, __u16 dport)
+{
+	bool none = sport == PL_ICMP_NONE;
+
+	jw_key(w, "icmp_type");
+	none ? jw_null(w) : jw_u64(w, sport);
+	jw_key(w, "icmp_code");
+	none ? jw_null(w) : jw_u64(w, dport);
+}
+
 void pl_json_flow_key(struct jw *w, const char *ifname, const struct pl_flow_key *k)
 {
 	char b1[PL_ADDR_STRLEN], b2[16];
@@ -369,8 +379,7 @@ void pl_json_flow_key(struct jw *w, const char *ifname, const struct pl_flow_key
 		jw_str_field(w, "src", pl_fmt_key_addr(k, k->saddr, b1, sizeof(b1)));
 		jw_str_field(w, "dst", pl_fmt_key_addr(k, k->daddr, b1, sizeof(b1)));
 		if (icmp) {
-			jw_u64_field(w, "icmp_type", k->sport);
-			jw_u64_field(w, "icmp_code", k->dport);
+			pl_json_icmp(w, k->sport, k->dport);
 		} else {
 			jw_u64_field(w, "sport", k->sport);
 			jw_u64_field(w, "dport", k->dport);

@@ -66,6 +66,8 @@ void pl_stats_since(const struct pl_stats *now, const struct pl_stats *now_base,
 void pl_json_stats_slot(struct jw *w, const struct pl_stats *s, int slot, bool attached);
 /* A flow key's fields (interface to ports) into the open object of @w, as flows -j has them. */
 void pl_json_flow_key(struct jw *w, const char *ifname, const struct pl_flow_key *k);
+/* "icmp_type", "icmp_code" of a flow key's @sport, @dport: null when PL_ICMP_NONE (no header read) */
+void pl_json_icmp(struct jw *w, __u16 sport, __u16 dport);
 /*
  * One flow object; rate in bytes per second; @retrans_segs < 0: no TCP
  * probes behind it (null); @drops < 0: no drop probes behind it (null).

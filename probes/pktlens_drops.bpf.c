@@ -17,6 +17,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "pktlens/drops.h"
+#include "pktlens/pktlens.h"
 
 #define ETH_P_IP_ 0x0800
 #define ETH_P_IPV6_ 0x86DD
@@ -265,6 +266,9 @@ static __always_inline __u32 parse(const struct sk_buff *skb, struct pl_drop_key
 			f->sport = bpf_ntohs(ports[0]);
 			f->dport = bpf_ntohs(ports[1]);
 		}
+	} else if (k->l4 == IPPROTO_ICMP_ || k->l4 == IPPROTO_ICMPV6_) {
+		f->sport = PL_ICMP_NONE;	/* no header read: not Echo Reply's 0/0 */
+		f->dport = PL_ICMP_NONE;
 	}
 	return len;
 }

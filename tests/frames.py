@@ -51,6 +51,16 @@ def mixed(src="02:00:00:00:00:01", dst="02:00:00:00:00:02"):
     for i, fr in enumerate(frags):
         ports = (4000, 4001) if i == 0 else (0, 0)
         add(E() / fr, "ipv4", "udp", ("ipv4", "udp", A4, B4) + ports + (None,), frag=True)
+    # ICMP fragments: the later ones have no type and code (null), not Echo Reply's 0/0, which a
+    # real reply to the same address has
+    frags = fragment(IP(src=A4, dst=B4, id=78) / ICMP(type=8, code=0) / Raw(b"i" * 1800), fragsize=800)
+    for i, fr in enumerate(frags):
+        tc = (8, 0) if i == 0 else (None, None)
+        add(E() / fr, "ipv4", "icmp", ("ipv4", "icmp", A4, B4) + tc + (None,), frag=True)
+    add(E() / IP(src=A4, dst=B4) / ICMP(type=0, code=0) / Raw(b"r" * 40),
+        "ipv4", "icmp", ("ipv4", "icmp", A4, B4, 0, 0, None))
+    add(E() / IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(id=10, offset=20, m=0, nh=58) / Raw(b"h" * 40),
+        "ipv6", "icmpv6", ("ipv6", "icmpv6", A6, B6, None, None, None), frag=True, opts=True)
     # IPv6 fragments
     add(E() / IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(id=9, offset=0, m=1) /
         UDP(sport=4002, dport=4003) / Raw(b"g" * 64),

@@ -118,6 +118,12 @@ struct pl_flow_key {
 } __attribute__((aligned(8)));
 
 #define PL_VLAN_NONE 0xffff
+/*
+ * An ICMP/ICMPv6 flow's sport and dport (its type and code) when the packet
+ * has no ICMP header to read: a later fragment, or one cut before it. Not
+ * 0/0, which is Echo Reply.
+ */
+#define PL_ICMP_NONE 0xffff
 
 /*
  * A flow key's hash, for the programs' flow cache (bpf/flow.h, the top 32
