@@ -133,6 +133,31 @@ static int attach_xdp(struct pl_cap *cap, char *why, size_t whylen)
 		      "at tc, without --xdp)" : "");
 }
 
+/* The pid of another live capture-only sampler of this interface (its marker), or 0. */
+static long other_sampler(const struct pl_cap *cap)
+{
+	const char *mine = strrchr(cap->marker, '/') + 1, *colon = strrchr(mine, ':');
+	size_t len = (size_t)(colon - mine) + 1;	/* "cap:INO:DEV:" */
+	struct dirent *de;
+	long pid = 0;
+	DIR *root;
+
+	root = opendir(PL_PIN_ROOT);
+	if (!root)
+		return 0;
+	while (!pid && (de = readdir(root))) {
+		long p;
+
+		if (strncmp(de->d_name, mine, len) || !strcmp(de->d_name, mine))
+			continue;
+		p = strtol(de->d_name + len, NULL, 10);
+		if (p > 0 && (!kill((pid_t)p, 0) || errno != ESRCH))
+			pid = p;
+	}
+	closedir(root);
+	return pid;
+}
+
 static int attach_tc(struct pl_cap *cap, int dir, char *why, size_t whylen)
 {
 	const struct bpf_program *p = dir == PL_DIR_IN ? cap->t->progs.pl_cap_tc_in :
@@ -144,6 +169,7 @@ static int attach_tc(struct pl_cap *cap, int dir, char *why, size_t whylen)
 	/* first in line, as tcpdump sees packets before tc ingress does */
 	LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = CAP_BPF_F_BEFORE);
 	const char *dname = dir == PL_DIR_IN ? "ingress" : "egress";
+	long other;
 	bool made;
 	int err;
 
@@ -164,6 +190,9 @@ static int attach_tc(struct pl_cap *cap, int dir, char *why, size_t whylen)
 	if (made)
 		cap->qdisc_made = true;
 	err = bpf_tc_attach(&hook, &opts);
+	if (err == -EEXIST && (other = other_sampler(cap)) > 0)	/* its filter is there */
+		return pl_why(why, whylen, -EBUSY, "%s: pktlens sample (pid %ld) is sampling it "
+			      "already", cap->ifname, other);
 	if (err)
 		return pl_why(why, whylen, err == -EINVAL ? -EBUSY : err, "%s: cannot attach the "
 			      "capture program %s on tc %s: %s", cap->ifname, bpf_program__name(p),
@@ -345,6 +374,12 @@ static void gc_clsact(const char *ifname)
 		clsact_release(ifindex);
 }
 
+static int gc_clsact_in(void *ifname)
+{
+	gc_clsact(ifname);
+	return 0;
+}
+
 void pl_cap_gc(void)
 {
 	struct pl_netns here = { 0 };
@@ -369,9 +404,18 @@ void pl_cap_gc(void)
 		if (pid <= 0 || !kill((pid_t)pid, 0) || errno != ESRCH)
 			continue;	/* still running (or not ours to judge) */
 		if (sscanf(de->d_name, CAP_PREFIX "%llu:%47[^:]:%n", &ino, name, &n) == 2 && n &&
-		    !pl_pin_name_ifname(ifname, sizeof(ifname), name) &&
-		    ino == here.ino && !pl_feature(PL_FEAT_TCX))
-			gc_clsact(ifname);
+		    !pl_pin_name_ifname(ifname, sizeof(ifname), name) && !pl_feature(PL_FEAT_TCX)) {
+			if (ino == here.ino)
+				gc_clsact(ifname);
+			/*
+			 * another namespace's: its filters are there, so removed from a
+			 * thread inside it; the marker stays for a later command when
+			 * that fails, but goes with a namespace that is gone (and its
+			 * filters with it)
+			 */
+			else if ((n = pl_netns_run(ino, 0, gc_clsact_in, ifname)) && n != -ENOENT)
+				continue;
+		}
 		snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, de->d_name);
 		rmdir(path);
 	}

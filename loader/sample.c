@@ -342,6 +342,20 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 			      "(--tc in,out) to sample there",
 			      pl_feature_needs(PL_FEAT_XDP_LOAD_BYTES, needs, sizeof(needs)));
 	}
+	/*
+	 * ingress sampled at tc for want of bpf_xdp_load_bytes while XDP judges the
+	 * in rules: what the policy drops, redirects or picks never reaches tc
+	 */
+	if ((s->slots & (1U << PL_SLOT_TC_IN)) && s->c.meta.xdp_mode != PL_XDP_NONE &&
+	    !pl_feature(PL_FEAT_XDP_LOAD_BYTES) &&
+	    (o->policy || o->rule || (o->verdicts & ~(1U << PL_VERDICT_PASS)))) {
+		char needs[128];
+
+		return pl_why(why, whylen, -ENOSYS, "%s on ingress: the policy judges it at XDP "
+			      "here, and sampling at XDP %s (sample --out for egress alone)",
+			      o->policy ? "--policy" : o->rule ? "--rule" : "--verdict",
+			      pl_feature_needs(PL_FEAT_XDP_LOAD_BYTES, needs, sizeof(needs)));
+	}
 	if (!s->slots && o->hooks == 1U << PL_HOOK_XDP)
 		return pl_why(why, whylen, -ENOTSUP, "--hook xdp: no XDP program of pktlens "
 			      "that can copy frames (see pktlens attach --xdp)");

@@ -346,6 +346,64 @@ def _unattached(lab, started):
     nothing_left(lab)
 
 
+def test_clsact_capture_killed_is_cleaned_from_any_namespace_and_a_second_is_told_the_first(lab):
+    """Without tcx (clsact filters outlive their process; forced here as on Linux before 6.6):
+    a second capture-only sampler of the interface is told the first one's pid, and after a
+    kill -9 of the first, the next pktlens command, run in another namespace, removes its
+    filters with its marker (it removed the marker alone, and the filters stayed on for good,
+    refusing every later capture)."""
+    env = {**os.environ, "PKTLENS_NO_FEATURES": "tcx"}
+    path = os.path.join(lab.tmp, "k.pcap")
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", path], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: len(markers()) == 1 and "pl_cap_tc_in" in
+                   sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", "ingress").stdout)
+        r = subprocess.run([PKTLENS, "-n", lab.b, "sample", "vb", "-c", "1"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stderr.splitlines()[-1]) == \
+            (1, f"pktlens: sample: vb: pktlens sample (pid {p.pid}) is sampling it already"), r.stderr
+        assert len(markers()) == 1
+    finally:
+        p.kill()
+        p.wait()
+    assert "pl_cap_tc" in sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", "egress").stdout
+    subprocess.run([PKTLENS, "-n", lab.a, "list"], env=env, check=True, capture_output=True)
+    nothing_left(lab)
+    assert sh("tc", "-n", lab.b, "filter", "show", "dev", "vb", "egress").stdout == ""
+    assert "clsact" not in sh("tc", "-n", lab.b, "qdisc", "show", "dev", "vb").stdout
+    r = subprocess.run([PKTLENS, "-n", lab.b, "sample", "vb", "-c", "1", "--duration", "1"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    nothing_left(lab)
+
+
+@pytest.mark.parametrize("select", [["--rule", "2"], ["--policy"], ["--verdict", "drop"],
+                                    ["--verdict", "pass", "--verdict", "redirect"]])
+def test_policy_selection_where_xdp_judges_but_cannot_copy_is_refused(lab, select):
+    """XDP and tc in attached on a kernel without bpf_xdp_load_bytes (forced, as on Linux
+    before 5.18): ingress is sampled at tc, behind the XDP policy, so what the policy drops or
+    picks never comes there. A selection by the policy is refused in one line naming the
+    feature, exit 1 (it captured nothing and said so only at the end); the same sampler of
+    egress alone, and one of everything, run."""
+    env = {**os.environ, "PKTLENS_NO_FEATURES": "xdp-load-bytes"}
+
+    def run(*args):
+        return subprocess.run([PKTLENS, "-n", lab.b, *args], env=env, capture_output=True,
+                              text=True, timeout=30)
+    assert run("attach", "vb", "--xdp", "skb", "--tc", "in,out").returncode == 0
+    assert run("policy", "add", "vb", "--proto", "udp", "--dport", "7100", "--drop").returncode == 0
+    assert run("policy", "add", "vb", "--proto", "udp", "--dport", "7200", "--sample", "1/1").returncode == 0
+    r = run("sample", "vb", "-c", "1", "--duration", "1", *select)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"pktlens: sample: vb: {select[0]} on ingress: the policy judges it at "
+                               "XDP here, and sampling at XDP needs Linux 5.18"), r.stderr
+    for ok in ([] if select[0] == "--rule" else ["--out", *select], []):   # rule 2 is --in
+        r = run("sample", "vb", "-c", "1", "--duration", "1", *ok)
+        assert r.returncode == 0, (ok, r.stderr)
+    run("detach", "vb")
+
+
 def test_verdict_no_capture_program_gives_is_refused_on_an_unattached_interface(lab):
     """The capture-only programs judge nothing: every packet they see passes. --verdict drop,
     redirect, tx or aborted without pass (at tc or --xdp) would wait forever and capture
