@@ -286,7 +286,18 @@ static int do_detach(void *cfg, int argc, char **argv)
 		 * once the hooks are off, so a packet counted while they came off is
 		 * in them; the maps go when these last references close.
 		 */
-		opened = pl_state_open(a[i].dir, &st) == 0;
+		rc = pl_state_open(a[i].dir, &st);
+		opened = rc == 0;
+		/* counters that are there but cannot be read now are never detached away */
+		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM ||
+		    (opened && (rc = pl_state_stats(&st, s)) && (rc == -EMFILE || rc == -ENOMEM))) {
+			if (opened)
+				pl_state_close(&st);
+			pl_err("detach: %s: cannot read its counters: %s: not detached (the final "
+			       "totals would be lost)", a[i].ifname, strerror(-rc));
+			ret = PL_EXIT_FAIL;
+			continue;
+		}
 		if (pl_detach(&a[i], why, sizeof(why))) {
 			if (opened)
 				pl_state_close(&st);
@@ -295,7 +306,14 @@ static int do_detach(void *cfg, int argc, char **argv)
 			continue;
 		}
 		if (opened) {
-			have = pl_state_stats(&st, s) == 0;
+			struct pl_stats after[PL_SLOT_MAX];
+
+			/* the reading before the hooks came off, where this one fails */
+			have = !rc;
+			if (pl_state_stats(&st, after) == 0) {
+				memcpy(s, after, sizeof(after));
+				have = true;
+			}
 			pl_state_close(&st);
 		}
 		pl_print_obj_open(NULL);

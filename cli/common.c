@@ -90,6 +90,14 @@ static bool attached_before_rename(const char *ifname, char *was, size_t len)
 	return found;
 }
 
+const char *pl_pins_hint(int err)
+{
+	/* the pins are root's, mode 0700: CAP_BPF alone does not open them for another user */
+	if (err == -EACCES)
+		return " (the pins are root's: run as root, or with CAP_DAC_OVERRIDE besides CAP_BPF)";
+	return err == -EPERM ? " (needs root or CAP_BPF)" : "";
+}
+
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n)
 {
 	int err = pl_attachments_here(ifname, a, n);
@@ -105,8 +113,7 @@ int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, siz
 		return PL_EXIT_USAGE;
 	}
 	if (err) {
-		pl_err("%s: cannot read %s: %s%s", cmd, PL_PIN_ROOT, strerror(-err),
-		       err == -EACCES || err == -EPERM ? " (needs root or CAP_BPF)" : "");
+		pl_err("%s: cannot read %s: %s%s", cmd, PL_PIN_ROOT, strerror(-err), pl_pins_hint(err));
 		return PL_EXIT_FAIL;
 	}
 	return PL_EXIT_OK;
@@ -126,7 +133,6 @@ int pl_open_error(const char *cmd, const struct pl_attachment *a, int err)
 		return pl_detached_error(cmd, a->ifname);
 	pl_err("%s: %s: cannot open pinned maps in %s: %s%s", cmd, a->ifname, a->dir,
 	       strerror(-err), err == -ENOENT || err == -EPROTO ?
-	       " (attached by an older pktlens? pktlens attach --force)" :
-	       err == -EACCES || err == -EPERM ? " (needs root or CAP_BPF)" : "");
+	       " (attached by an older pktlens? pktlens attach --force)" : pl_pins_hint(err));
 	return PL_EXIT_FAIL;
 }

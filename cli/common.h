@@ -10,6 +10,8 @@
  * or all. Prints the error and returns an exit code (0 on success).
  */
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n);
+/* What to say after an -errno of reading the pins (" (...)"), or "". */
+const char *pl_pins_hint(int err);
 /* Open an attachment's maps, printing the error. Returns an exit code. */
 int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_state *st);
 /*

@@ -124,7 +124,7 @@ static int do_list(void *cfg, int argc, char **argv)
 	pl_netns_here(&here);
 	err = pl_attachments(0, &a, &n);
 	if (err) {
-		pl_err("list: cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+		pl_err("list: cannot read %s: %s%s", PL_PIN_ROOT, strerror(-err), pl_pins_hint(err));
 		return PL_EXIT_FAIL;
 	}
 	if (pl_g.json) {

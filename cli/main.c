@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,8 +290,26 @@ static void std_fds(void)
 int main(int argc, char **argv)
 {
 	FILE *out;
+	int ncpu;
 
 	std_fds();
+	/*
+	 * A file size limit (ulimit -f) makes a write fail (EFBIG) as a full disk
+	 * does, said and handled as such: not a signal that kills a detach after
+	 * its removal and before its final totals are written anywhere.
+	 */
+	signal(SIGXFSZ, SIG_IGN);
+	/*
+	 * libbpf reads the possible CPUs once and keeps the count: read now, while
+	 * descriptors are free. Read later with none left (EMFILE), the count was 1
+	 * where per-CPU buffers were sized, and the kernel wrote past them.
+	 */
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0) {
+		fprintf(stderr, "pktlens: cannot read the possible CPUs "
+			"(/sys/devices/system/cpu/possible): %s\n", strerror(ncpu ? -ncpu : EINVAL));
+		return PL_EXIT_FAIL;
+	}
 	out = fopencookie(NULL, "w", (cookie_io_functions_t){ .write = stdout_write });
 
 	if (out)

@@ -212,8 +212,13 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		runs[sl] = pl_slot_attached(&st.meta, sl) && pl_meta_slot_live(&st.meta, sl);
 		live |= runs[sl];
 	}
-	have_li = pl_link_get(NULL, st.meta.ifindex, &li) == 0 &&
-		  (live || !strcmp(li.ifname, a->ifname));
+	err = pl_link_get(NULL, st.meta.ifindex, &li);
+	if (err == -EMFILE || err == -ENFILE || err == -ENOMEM) {	/* not "the interface is gone" */
+		pl_err("stats: %s: cannot read the interface: %s", a->ifname, strerror(-err));
+		pl_state_close(&st);
+		return PL_EXIT_FAIL;
+	}
+	have_li = !err && (live || !strcmp(li.ifname, a->ifname));
 	/* the XDP programs beside ours: what runs before it, pktlens does not see */
 	disp = have_li && pl_meta_xdp_disp(&st.meta, &d);
 

@@ -111,6 +111,7 @@ struct attach {
 	struct pl_link_info li;
 	struct pktlens_xdp *xskel;	/* the map owner, and the programs libxdp loads */
 	struct pktlens_xdp *xentry;	/* XDP's entry program apart (xdp_open_prog()), or NULL */
+	int open_err;		/* -errno of xdp_open_prog()'s or tc_open()'s failure */
 	struct pktlens_xdp *xmain;	/* its MAIN twin apart, or NULL */
 	struct pktlens_tc *tskel;
 	struct pktlens_tc *tskel_out;	/* egress's programs apart (open_tc()), or NULL */
@@ -548,8 +549,8 @@ static struct pktlens_xdp *xdp_open_prog(struct attach *a, bool main)
 	int err = 0;
 
 	if (!x) {
-		pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s", a->o->ifname,
-		       strerror(errno));
+		a->open_err = pl_why(a->why, a->whylen, -errno, "%s: cannot open the XDP object: %s",
+				     a->o->ifname, strerror(errno));
 		return NULL;
 	}
 	bpf_object__for_each_program(p, x->obj)
@@ -572,8 +573,8 @@ static struct pktlens_xdp *xdp_open_prog(struct attach *a, bool main)
 	x->rodata->pl_tcp_slots = a->xskel->rodata->pl_tcp_slots;
 	x->rodata->pl_flow_cache_bits = a->cache_bits;
 	if (err) {
-		pl_why(a->why, a->whylen, err, "%s: cannot prepare program %s: %s", a->o->ifname,
-		       bpf_program__name(p), strerror(-err));
+		a->open_err = pl_why(a->why, a->whylen, err, "%s: cannot prepare program %s: %s",
+				     a->o->ifname, bpf_program__name(p), strerror(-err));
 		pktlens_xdp__destroy(x);
 		return NULL;
 	}
@@ -655,7 +656,7 @@ static int load_xdp(struct attach *a)
 		return pl_why(a->why, a->whylen, pl_load_err(err), "%s: cannot create the maps: %s",
 			      ifname, strerror(-err));
 	if (xdp && (!(a->xentry = xdp_open_prog(a, false)) || !(a->xmain = xdp_open_prog(a, true))))
-		return -EINVAL;		/* why: xdp_open_prog() */
+		return a->open_err ?: -EINVAL;		/* why: xdp_open_prog() */
 	return loaded_xdp(a, flows_reused);
 }
 
@@ -793,12 +794,13 @@ static struct pktlens_tc *tc_open(struct attach *a, unsigned int hooks, int chai
 	int err;
 
 	if (!t) {
-		pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s", a->o->ifname,
-		       strerror(errno));
+		a->open_err = pl_why(a->why, a->whylen, -errno, "%s: cannot open the tc object: %s",
+				     a->o->ifname, strerror(errno));
 		return NULL;
 	}
 	err = pl_maps_check(t->obj, PL_OBJ_TC, a->why, a->whylen);
 	if (err) {
+		a->open_err = err;
 		pktlens_tc__destroy(t);
 		return NULL;
 	}
@@ -835,8 +837,8 @@ static struct pktlens_tc *tc_open(struct attach *a, unsigned int hooks, int chai
 		err = bpf_program__set_autoload(t->progs.pktlens_tc_out_main,
 						a->refilter && (hooks & PL_TC_OUT));
 	if (err) {
-		pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s", a->o->ifname,
-		       strerror(-err));
+		a->open_err = pl_why(a->why, a->whylen, err, "%s: cannot prepare the tc object: %s",
+				     a->o->ifname, strerror(-err));
 		pktlens_tc__destroy(t);
 		return NULL;
 	}
@@ -873,7 +875,7 @@ static int open_tc(struct attach *a)
 		a->tskel_out = tc_open(a, PL_TC_OUT, chain_fd);
 	if (chain_fd >= 0)
 		close(chain_fd);	/* the objects hold it */
-	return !a->tskel || (split && !a->tskel_out) ? -EINVAL : 0;	/* why: tc_open() */
+	return !a->tskel || (split && !a->tskel_out) ? a->open_err ?: -EINVAL : 0;	/* why: tc_open() */
 }
 
 struct obj_load {

@@ -455,6 +455,7 @@ static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n
 {
 	char path[256];
 	struct dirent *de;
+	int err;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/%s", PL_PIN_ROOT, name);
@@ -482,7 +483,13 @@ static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n
 		a->ns_gone = strchr(name, ':') != NULL;
 		snprintf(a->ifname, sizeof(a->ifname), "%s", ifname);
 		snprintf(a->dir, sizeof(a->dir), "%s/%s", path, de->d_name);
-		a->meta_ok = read_meta(a->dir, &a->meta) == 0;
+		err = read_meta(a->dir, &a->meta);
+		a->meta_ok = !err;
+		/* no descriptor or memory left is this reading's failure, not a broken attachment */
+		if (err == -EMFILE || err == -ENFILE || err == -ENOMEM) {
+			closedir(d);
+			return err;
+		}
 	}
 	closedir(d);
 	return 0;
@@ -527,6 +534,8 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 			if (is_netns_dir(de->d_name))
 				err = add_netns_dir(de->d_name, out, n, &cap);
 		closedir(root);
+	} else if (errno != ENOENT) {	/* none made yet: nothing attached; unreadable: not "none" */
+		err = -errno;
 	}
 	if (err) {
 		free(*out);

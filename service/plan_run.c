@@ -77,7 +77,14 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 	int err;
 
 	/* held open across the detach: the totals are read once the hooks are off (cli detach) */
-	opened = !pl_state_open(st->att.dir, &state);
+	err = pl_state_open(st->att.dir, &state);
+	opened = !err;
+	/* counters that are there but cannot be read now are never removed (cli detach) */
+	if (err == -EMFILE || err == -ENFILE || err == -ENOMEM) {
+		snprintf(st->msg, sizeof(st->msg), "cannot read its counters: %s: not removed (the "
+			 "final totals would be lost)", strerror(-err));
+		return err;
+	}
 	if (st->gone && !st->clear_way && !st->moved && (flags & PL_RUN_KEEP_GONE)) {
 		if (opened)
 			final_totals(st, &state);

@@ -527,6 +527,23 @@ def test_missing_perfmon_is_named(lab, args):
     assert r.returncode == 0, r
 
 
+@pytest.mark.parametrize("args", [["list"], ["-j", "list"], ["stats"], ["flows", "vb"]])
+def test_another_user_with_every_capability_is_told_the_pins_are_roots(lab, args):
+    """Another user holding CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN cannot open
+    root's pin directory (mode 0700): one line saying so, exit 1 (list said "no interfaces
+    attached", exit 0, of an attached vb; the others blamed CAP_BPF, which it holds)."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    caps = "+bpf,+net_admin,+perfmon,+sys_admin"
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        f"--inh-caps={caps}", f"--ambient-caps={caps}", PKTLENS, "-n", lab.b] + args,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
+    assert r.stderr.endswith(f"cannot read {PIN_ROOT}: Permission denied (the pins are root's: run "
+                             "as root, or with CAP_DAC_OVERRIDE besides CAP_BPF)\n"), r.stderr
+    if "-j" in args:
+        assert json.loads(r.stdout)["error"]
+
+
 def test_privileged_port_names_cap_net_bind_service(lab):
     """export prometheus on a port below 1024 without CAP_NET_BIND_SERVICE: the
     error names the capability (exit 1), not a bare "Permission denied"."""

@@ -8,6 +8,7 @@ receiving veth; the relation sum(flows) + flow_lost == packets, per hook, after 
 import json
 import os
 import re
+import resource
 import signal
 import struct
 import subprocess
@@ -235,11 +236,15 @@ def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out)
     check_flows_add_up(lab, doc)
 
 
-@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
-def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out):
+@pytest.mark.parametrize("json_out,full", [(False, "dev-full"), (True, "dev-full"),
+                                           pytest.param(False, "file-size-limit", marks=pytest.mark.variant)],
+                         ids=["text", "json", "ulimit-f"])
+def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out, full):
     """detach with standard output closed changes nothing (exit 1: the final totals would have
-    nowhere to go); with standard output full, the programs and pins go, so the final totals go
-    to stderr, equal to the kernel's count of what arrived (before, both lost them)."""
+    nowhere to go); with standard output full (/dev/full, or a file under a file size limit,
+    which killed pktlens with SIGXFSZ after the removal), the programs and pins go, so the
+    final totals go to stderr, equal to the kernel's count of what arrived (before, both lost
+    them)."""
     pktlens("attach", "vb", *SKB_TC, ns=lab.b)
     frames = mixed_flows(lab, 3)
     rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
@@ -257,9 +262,10 @@ def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out):
                                            "would be lost)\n")
     assert hooks(pktlens_json("stats", "vb", ns=lab.b))[("xdp", "in")]["packets"] == 6
     # full: detached, the totals on stderr
-    with open("/dev/full", "w") as full:
-        r = subprocess.run([PKTLENS, "-n", lab.b, *j, "detach", "vb"], stdout=full,
-                           stderr=subprocess.PIPE, text=True, timeout=60)
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))) if full == "file-size-limit" else None
+    with open("/dev/full" if limit is None else os.path.join(lab.tmp, "totals.out"), "w") as out:
+        r = subprocess.run([PKTLENS, "-n", lab.b, *j, "detach", "vb"], stdout=out,
+                           stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=limit)
     assert r.returncode == 1, r
     m = re.search(r"^pktlens: detach: detached vb: final totals: xdp in (\d+) packets, (\d+) bytes; "
                   r"tc in (\d+) packets, (\d+) bytes \(standard output did not take them\)$",
@@ -267,6 +273,44 @@ def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out):
     assert m, r.stderr
     assert int(m[1]) == int(m[3]) == n and int(m[2]) == int(m[4]) == sum(len(f) for f in frames * 2)
     assert not any(a["ifname"] == "vb" for a in attachments_in(lab.b))
+
+
+def test_descriptors_run_short_anywhere_one_line_and_nothing_lost(lab):
+    """Under every small descriptor limit (ulimit -n 4..15): stats, flows, stats --reset, list
+    and attach fail in one line with exit 1 or work, never abort (the CPU count read with no
+    descriptor left was 1, and the kernel wrote both CPUs' counters past the buffers: malloc
+    aborted), list never says "none attached" of what is, attach never says bad input (exit
+    2); detach never removes an attachment without printing its final totals, which equal
+    the kernel's count of what arrived."""
+    pktlens("attach", "vb", *SKB_TC, ns=lab.b)
+    frames = mixed_flows(lab, 4)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    lab.send(frames * 3)
+    settled(lab)
+    n = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+
+    def limited(fds, *args):
+        r = subprocess.run([PKTLENS, "-n", lab.b, *args], capture_output=True, text=True, timeout=60,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (fds, fds)))
+        assert r.returncode in (0, 1) and len(r.stderr.splitlines()) <= 1, (fds, args, r)
+        return r
+    sh("ip", "-n", lab.b, "link", "add", "vx", "type", "veth", "peer", "name", "vy")
+    sh("ip", "-n", lab.b, "link", "set", "vx", "up")
+    for fds in range(4, 16):
+        for args in (["stats", "vb"], ["-j", "flows", "vb"], ["list"], ["-j", "list"]):
+            r = limited(fds, *args)
+            assert r.returncode or "vb" in r.stdout, (fds, args, r.stdout)
+        limited(fds, "attach", "vx", "--xdp", "none", "--tc", "in")
+        pktlens("detach", "vx", ns=lab.b, check=False)
+        assert hooks(pktlens_json("stats", "vb", ns=lab.b))[("xdp", "in")]["packets"] == n
+    for fds in range(4, 40):
+        r = limited(fds, "detach", "vb")
+        if r.returncode == 0:
+            break
+        assert any(a["ifname"] == "vb" for a in attachments_in(lab.b)), (fds, r.stderr)
+    m = re.search(r"^detached vb: final totals: xdp in (\d+) packets, (\d+) bytes; tc in (\d+) packets",
+                  r.stdout, re.M)
+    assert m and int(m[1]) == int(m[3]) == n, (fds, r.stdout, r.stderr)
 
 
 @pytest.mark.parametrize("size", [None, "2048"], ids=["same-table", "other-table"])
