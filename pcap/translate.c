@@ -25,7 +25,8 @@
  * Jumps: cBPF jumps go forward by at most 255 instructions (conditional) or
  * 2^32 (ja). Every cBPF instruction is emitted with jumps to symbolic targets,
  * patched once all addresses are known; a ja too long for the 16-bit offset
- * becomes a `gotol` (BPF_JMP32|BPF_JA, 32-bit offset). Conditional jumps stay
+ * hops through trampolines (trampolines()), and only where a stretch has no
+ * place for one becomes a `gotol` (BPF_JMP32|BPF_JA, 32-bit offset, 6.6). Conditional jumps stay
  * within 255 * (longest expansion) instructions, well inside 16 bits.
  * Backward jumps (libpcap's protochain loops) are unrolled first
  * (validate.c). Instructions no path reaches are dropped (the verifier
@@ -81,6 +82,19 @@ void xl_land(struct xlate *x, size_t at)
 		x->out[at].off = (int16_t)(x->cnt - at - 1);
 }
 
+/* Remember fix[@n], a ja, until its target is emitted (trampolines()). */
+static void open_ja(struct xlate *x, size_t n)
+{
+	size_t *o = pl_grown(x->open, &x->opencap, x->nopen, sizeof(*o), 16);
+
+	if (!o) {
+		x->ret = -ENOMEM;
+		return;
+	}
+	x->open = o;
+	x->open[x->nopen++] = n;
+}
+
 void xl_jmp_to(struct xlate *x, struct bpf_insn jump, uint32_t target)
 {
 	struct fixup *f;
@@ -94,6 +108,8 @@ void xl_jmp_to(struct xlate *x, struct bpf_insn jump, uint32_t target)
 	}
 	x->fix = f;
 	x->fix[x->nfix++] = (struct fixup){ .pos = x->cnt, .target = x->base + target };
+	if (jump.code == (BPF_JMP | BPF_JA))
+		open_ja(x, x->nfix - 1);
 	xl_emit(x, jump);
 }
 
@@ -580,7 +596,8 @@ static int patch_jumps(struct xlate *x)
 {
 	for (size_t n = 0; n < x->nfix; n++) {
 		struct bpf_insn *j = &x->out[x->fix[n].pos];
-		int64_t off = (int64_t)x->start[x->fix[n].target] - (int64_t)x->fix[n].pos - 1;
+		int64_t off = (int64_t)(x->fix[n].hop ? x->fix[n].at : x->start[x->fix[n].target]) -
+			      (int64_t)x->fix[n].pos - 1;
 
 		if (off <= INT16_MAX)
 			j->off = (int16_t)off;
@@ -593,6 +610,65 @@ static int patch_jumps(struct xlate *x)
 	return 0;
 }
 
+/*
+ * Trampolines: a ja whose target is still TRAMPOLINE_GAP instructions or
+ * more ahead goes instead to a ja put here, at a point no instruction falls
+ * through (after an exit or a ja), which goes on to the target or the next
+ * such ja. So no jump needs more than the 16-bit offset every kernel takes:
+ * a `gotol` (32-bit, Linux 6.6) only where a stretch of 32,767 instructions
+ * has no such point. Jumping over a whole copy of a large program (the tc
+ * VLAN copy, the fast copy) needed one, which 5.10 and 6.1 refuse.
+ */
+#define TRAMPOLINE_GAP 24000
+
+/*
+ * Whether no instruction of those from @from on goes on at the next one: the
+ * last is an exit or a ja, and no local jump among them lands past it (a
+ * skipped `return` lands there: xl_land()). Jumps to other cBPF instructions
+ * are patched later (their off is 0 until then).
+ */
+static bool nothing_falls_through(const struct xlate *x, size_t from)
+{
+	uint8_t last = x->cnt > from ? x->out[x->cnt - 1].code : 0;
+
+	if (last != (BPF_JMP | BPF_EXIT) && last != (BPF_JMP | BPF_JA))
+		return false;
+	for (size_t p = from; p + 1 < x->cnt; p++) {
+		uint8_t c = x->out[p].code, cls = BPF_CLASS(c), op = BPF_OP(c);
+
+		if ((cls == BPF_JMP || cls == BPF_JMP32) && op != BPF_CALL && op != BPF_EXIT &&
+		    p + (size_t)(int64_t)x->out[p].off + 1 == x->cnt)
+			return false;
+	}
+	return true;
+}
+
+static void trampolines(struct xlate *x)
+{
+	size_t n0 = x->nopen, kept = 0;
+
+	for (size_t k = 0; k < n0 && !x->ret; k++) {
+		size_t n = x->open[k];
+		uint32_t t = x->fix[n].target;
+
+		if (x->start[t])	/* emitted: its offset is known to fit, or gotol */
+			continue;
+		if (x->cnt - x->fix[n].pos < TRAMPOLINE_GAP) {
+			x->open[kept++] = n;
+			continue;
+		}
+		x->fix[n].hop = true;
+		x->fix[n].at = x->cnt;
+		x->base = 0;
+		xl_jmp_to(x, BPF_JMP_A(0), t);	/* the next hop, opened past n0 */
+	}
+	if (x->ret)
+		return;
+	for (size_t k = n0; k < x->nopen; k++)
+		x->open[kept++] = x->open[k];
+	x->nopen = kept;
+}
+
 /* One copy of the program: cBPF insn i starts at start[base + i]. */
 static void emit_variant(struct xlate *x, uint32_t base, uint32_t fast_len)
 {
@@ -600,8 +676,13 @@ static void emit_variant(struct xlate *x, uint32_t base, uint32_t fast_len)
 	x->fast_len = fast_len;
 	for (uint32_t i = 0; !x->ret && i < x->len; i++) {
 		x->start[base + i] = x->cnt;
-		if (x->reach[i])
-			emit_one(x, i);
+		if (!x->reach[i])
+			continue;
+		emit_one(x, i);
+		if (!x->ret && nothing_falls_through(x, x->start[base + i])) {
+			trampolines(x);
+			x->base = base;
+		}
 	}
 	x->start[base + x->len] = x->cnt;
 }
@@ -681,6 +762,7 @@ out:
 		pl_why(err, errlen, ret, "translating: %s", strerror(ENOMEM));
 	free(x.out);
 	free(x.fix);
+	free(x.open);
 	free(x.start);
 	free(x.xmax);
 	free(x.reach);

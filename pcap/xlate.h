@@ -62,6 +62,8 @@
 struct fixup {
 	size_t pos;		/* eBPF index of the jump */
 	uint32_t target;	/* start[] index it goes to */
+	bool hop;		/* goes to the trampoline at eBPF index @at instead (emit_variant()) */
+	size_t at;
 };
 
 struct xlate {
@@ -79,6 +81,8 @@ struct xlate {
 	size_t cnt, cap;
 	struct fixup *fix;
 	size_t nfix, fixcap;
+	size_t *open;			/* fix[] indices of ja's whose target is not emitted yet */
+	size_t nopen, opencap;
 	int ret;			/* the first emission error, sticky */
 	char *err;
 	size_t errlen;

@@ -505,6 +505,16 @@ def test_filter_run_agrees_with_libpcap(tmp_path, ctx):
         assert got == [bytes(x) for x in rdpcap(str(out))], expr
 
 
+def test_a_tc_program_longer_than_a_16_bit_jump_loads():
+    """`ip6 protochain 6 and port 80` on tc: the jump over a whole copy of the program (the tc
+    VLAN copy) needed a gotol, which kernels before 6.6 refuse ("unknown opcode 06"); it hops
+    through trampolines now, and the program passes the verifier on every kernel."""
+    doc = json.loads(pktlens("-j", "filter", "compile", "--tc", "ip6 protochain 6 and port 80",
+                             timeout=600).stdout)
+    assert doc["verifier_ok"], {k: v for k, v in doc.items() if k not in ("cbpf", "ebpf")}
+    assert doc["ebpf_insns"] > 65536
+
+
 @pytest.mark.core
 def test_tcp_probes_load_and_report(labip):
     """attach --probes tcp, and tcp connlat over a real connection in the lab."""

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/bpf.h>
 #include <linux/filter.h>
 
 #include "../../pcap/cbpf.h"
@@ -525,6 +526,51 @@ static void test_long_jumps(void)
 		p[n++] = (struct sock_filter)LD(BPF_W, BPF_IND, (uint32_t)(1 + i));
 	p[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
 	check("jt/jf 255 over X-indexed loads", p, n);
+
+	/*
+	 * ja over 3000 tests that return: past 32,767 eBPF instructions, yet no
+	 * gotol (which kernels before 6.6 refuse): the jump hops through
+	 * trampolines put after the returns, every offset within 16 bits
+	 */
+	n = 0;
+	p[n++] = (struct sock_filter)LD(BPF_B, BPF_ABS, 15);
+	p[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 1, 0, 1);
+	p[n++] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA, 3 * 3000);
+	for (uint32_t i = 0; i < 3000; i++) {
+		p[n++] = (struct sock_filter)LD(BPF_H, BPF_ABS, 14 + i % 60);
+		p[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x10000 + i, 0, 1);
+		p[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, i + 2);
+	}
+	p[n++] = (struct sock_filter)LD(BPF_B, BPF_ABS, 16);
+	p[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
+	check("ja over 3000 returns", p, n);
+	{
+		const struct pl_filter_opts o[] = { { .ctx = PL_FILTER_XDP }, { .ctx = PL_FILTER_TC } };
+
+		for (size_t k = 0; k < 2; k++) {
+			struct bpf_insn *e;
+			size_t elen, far = 0, gotol = 0;
+			char err[256];
+
+			if (pl_cbpf_translate(p, n, &o[k], &e, &elen, err, sizeof(err))) {
+				fail("ja over 3000 returns: %s", err);
+				failed++;
+				continue;
+			}
+			for (size_t i = 0; i < elen; i++) {
+				gotol += e[i].code == (BPF_JMP32 | BPF_JA);
+				far += e[i].code == (BPF_JMP | BPF_JA) && e[i].off > 16000;
+			}
+			free(e);
+			if (elen > 40000 && !gotol && far >= 2) {
+				passed++;
+			} else {
+				fail("ja over 3000 returns (%s): %zu insns, %zu gotol, %zu far hops",
+				     k ? "tc" : "xdp", elen, gotol, far);
+				failed++;
+			}
+		}
+	}
 }
 
 /* Backward jumps (libpcap's protochain): unrolled up to PL_CBPF_MAX_LOOPS times. */
