@@ -449,6 +449,32 @@ def test_daemon_errors_before_it_runs_are_json_under_j(svc):
                 assert r.stdout == ""
 
 
+def test_apply_without_a_kernel_feature_a_step_needs_changes_nothing(svc):
+    """A kernel without bpf_loop() (forced, as Linux before 5.17) walks at most 64 list rules a
+    direction: a config whose second interface has 65 changes nothing, --dry-run says so too,
+    exit 1 (the first interface was attached, then the second failed: '1 of 2 steps done')."""
+    env = {**os.environ, "PKTLENS_NO_FEATURES": "bpf-loop"}
+    ns = svc.netns()
+    svc.veth(ns, "sv0", "pv0")
+    svc.veth(ns, "sv1", "pv1")
+    glob = glob_covered()
+    rules = "".join(f'      - "--proto udp --dport {7000 + i} --drop"\n' for i in range(65))
+    conf = svc.config(f'name: bounded\ninterfaces:\n  - match: sv0\n    netns: "{glob}"\n    tc: in\n'
+                      f'  - match: sv1\n    netns: "{glob}"\n    tc: in\n    rules:\n{rules}', "bounded.conf")
+    for dry in (["--dry-run"], []):
+        r = subprocess.run([PKTLENS, "apply", conf] + dry, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 1, r
+        assert "sv1" in r.stderr and "65 ingress rules" in r.stderr and "needs Linux 5.17" in r.stderr, r.stderr
+        assert listed(ns) == {}, (dry, listed(ns))
+    # within the bound: both attached
+    conf = svc.config(conf and open(conf).read().replace('--dport 7064 --drop"\n', '--dport 7064 --pass"\n')
+                      .replace('      - "--proto udp --dport 7064 --pass"\n', ''), "bounded64.conf")
+    r = subprocess.run([PKTLENS, "apply", conf], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r
+    assert sorted(listed(ns)) == ["sv0", "sv1"] and len(rules_of(ns, "sv1")) == 64
+
+
 def test_config_booleans_are_yaml_booleans(svc):
     """tcp-passive takes YAML's booleans (True, yes, on, ...) as true and false: a config
     written either way attaches the same, and a second apply with the other spelling
