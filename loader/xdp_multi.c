@@ -288,10 +288,14 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 	}
 	if (!d.id)
 		return 0;
-	if (d.mode != mode)
-		return pl_why(why, whylen, -EBUSY, "%s: the libxdp dispatcher there runs in %s mode "
-			      "(%zu programs): attach with --xdp %s to run beside them", ifname,
-			      pl_xdp_mode_name(d.mode), d.n, pl_xdp_mode_name(d.mode));
+	/* pktlens's own alone there (the program replaced, what a killed attach left): it leaves
+	 * first (join_xdp()), the dispatcher with it, and the new one joins in its own mode */
+	for (size_t i = 0; i < d.n && d.mode != mode; i++)
+		if (d.prog[i].id != ours && (strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)) ||
+					     recorded(ifindex, d.prog[i].id)))
+			return pl_why(why, whylen, -EBUSY, "%s: the libxdp dispatcher there runs in %s "
+				      "mode (%zu programs): attach with --xdp %s to run beside them",
+				      ifname, pl_xdp_mode_name(d.mode), d.n, pl_xdp_mode_name(d.mode));
 	/* a pktlens attach killed after joining: its program, no attachment's */
 	for (size_t i = 0; i < d.n; i++) {
 		if (strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)) ||

@@ -194,6 +194,42 @@ def test_attach_force_detach_never_disturb_the_other_program(labf):
     assert filter_id(lab) == fid and len(ours(lab)) == 1
 
 
+def test_attach_force_changes_the_xdp_mode_of_pktlens_alone_in_the_dispatcher():
+    """pktlens alone in libxdp's dispatcher: attach --force to the other XDP mode works (it was
+    refused: 'the libxdp dispatcher there runs in skb mode (1 programs)', though the one
+    program there was the one replaced), counters kept, every frame counted once; detach
+    leaves no dispatcher."""
+    from scapy.all import IP, UDP, Ether, Raw
+
+    lab = Lab(mtu=1500, addrs=True)
+    try:
+        prio = ["--xdp-priority", "5"]
+        r = attach(lab, *prio)
+        assert r.returncode == 0, r.stderr
+        if json.loads(r.stdout)["xdp_attach"] != "libxdp-dispatcher":
+            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
+        frames = [Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) /
+                  IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=999, dport=4000 + i) / Raw(b"m" * 30)
+                  for i in range(5)]
+        sent = lab.send(frames)
+        for mode, shown in (("native", 1), ("skb", 2), ("native", 1)):   # XDP_ATTACHED_DRV, _SKB
+            r = subprocess.run([PKTLENS, "-n", lab.b, "-j", "attach", "vb", "--xdp", mode, "--tc", "none",
+                                "--force", *prio], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, (mode, r.stderr)
+            assert json.loads(r.stdout)["kept_counters"]
+            link = json.loads(sh("ip", "-n", lab.b, "-j", "-d", "link", "show", "vb").stdout)[0]
+            assert link["xdp"]["mode"] == shown, (mode, link["xdp"])
+            assert len(ours(lab)) == 1
+            sent += lab.send(frames)
+            time.sleep(0.5)
+            got = udp_flow_packets(lab)   # the lab's own ARP and ND aside
+            assert sum(got.get(4000 + i, 0) for i in range(5)) == sent, (mode, got)
+        pktlens("detach", "vb", ns=lab.b)
+        assert dispatcher(lab.b) is None
+    finally:
+        lab.close()
+
+
 def filter_seen(lab):
     """xdp-filter's own counters: {action: packets} of what reached its program."""
     out = nsx(lab.b, "xdp-filter", "status").stdout
