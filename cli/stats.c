@@ -298,7 +298,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		       strerror(-err));
 		rc = PL_EXIT_FAIL;
 	} else if (reset && (err = pl_state_reset_to(&st, s))) {
-		pl_err("stats: %s: cannot reset maps: %s", a->ifname, strerror(-err));
+		pl_err("stats: %s: cannot reset maps: %s: counters not reset, whatever the reading "
+		       "says", a->ifname, strerror(-err));
 		rc = PL_EXIT_FAIL;
 	}
 	pl_state_close(&st);
