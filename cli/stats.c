@@ -233,6 +233,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_u64_field(w, "flows_max", st.meta.flows_max);
 		jw_bool_field(w, "reset", reset);
 		jw_str_field(w, "filter", st.meta.filter_set ? st.meta.filter_expr : NULL);
+		jw_bool_field(w, "filter_setting", st.meta.filter_set == PL_FILTER_SETTING);
 		jw_key(w, "xdp_dispatcher");
 		if (disp)
 			pl_json_xdp_disp(w, &d, st.meta.xdp_prog_id);
@@ -282,7 +283,10 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			pl_print_xdp_disp(&d, st.meta.xdp_prog_id, "  ");
 		pl_drops_summary(NULL, a);
 		if (st.meta.filter_set)
-			printf("  filter    '%s'\n", st.meta.filter_expr);
+			printf("  filter    '%s'%s\n", st.meta.filter_expr,
+			       st.meta.filter_set != PL_FILTER_SETTING ? "" : " (being set or cleared, "
+			       "or its filter set or clear was killed: a hook may run what was there "
+			       "before; pktlens filter set or clear sets them all again)");
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			if (slot_shown(&st.meta, &s[sl], sl))
 				plain_slot(&s[sl], sl, st.meta.filter_set,

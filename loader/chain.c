@@ -95,11 +95,11 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 	return n;
 }
 
-static int write_meta(struct pl_chain *c, const char *expr)
+static int write_meta(struct pl_chain *c, const char *expr, __u32 state)
 {
 	__u32 key = 0;
 
-	c->meta.filter_set = expr != NULL;
+	c->meta.filter_set = expr ? state : 0;
 	memset(c->meta.filter_expr, 0, sizeof(c->meta.filter_expr));
 	if (expr)
 		memcpy(c->meta.filter_expr, expr, strlen(expr));
@@ -199,6 +199,7 @@ static void restore_rules(const struct hook *h, int old_fd)
 int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 {
 	int fds[PL_SLOT_MAX] = { -1, -1, -1 }, old[PL_SLOT_MAX] = { -1, -1, -1 };
+	const struct pl_meta was = c->meta;
 	struct hook h[PL_SLOT_MAX];
 	size_t n = hooks_of(c, h);
 	int err = 0;
@@ -216,18 +217,27 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 	}
 	if (!err)
 		err = need_mains(c, why, whylen);
-	/* every program passed the verifier: now swap, hook by hook */
+	/*
+	 * every program passed the verifier: say what is being set, then swap hook
+	 * by hook; killed among the swaps, the hooks run either expression and the
+	 * metadata says so (PL_FILTER_SETTING) until a filter set or clear, or an
+	 * attach --force, sets them all again
+	 */
+	if (!err && (err = write_meta(c, expr, PL_FILTER_SETTING)))
+		pl_why(why, whylen, err, "cannot record the expression: %s", strerror(-err));
 	for (size_t i = 0; i < n && !err; i++) {
 		old[i] = old_rules(&h[i]);
 		if (!bpf_map_update_elem(h[i].t.chain_fd, &h[i].rules_slot, &fds[i], BPF_ANY))
 			continue;
 		err = pl_why(why, whylen, -errno, "%s: cannot chain the program: %s", h[i].name,
 			     strerror(errno));
-		/* put back what the hooks already swapped had */
+		/* put back what the hooks already swapped had, and what the metadata said */
 		while (i--)
 			restore_rules(&h[i], old[i]);
+		c->meta = was;
+		bpf_map_update_elem(c->meta_fd, &(__u32){ 0 }, &c->meta, BPF_ANY);
 	}
-	if (!err && (err = write_meta(c, expr)))
+	if (!err && (err = write_meta(c, expr, 1)))
 		pl_why(why, whylen, err, "cannot record the expression: %s", strerror(-err));
 	for (size_t i = 0; i < n; i++) {
 		if (fds[i] >= 0)
@@ -244,11 +254,18 @@ int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen)
 	size_t n = hooks_of(c, h);
 	int err;
 
+	/* killed among the deletes, some hooks still run it: said as for filter set */
+	if (c->meta.filter_set) {
+		c->meta.filter_set = PL_FILTER_SETTING;
+		if (bpf_map_update_elem(c->meta_fd, &(__u32){ 0 }, &c->meta, BPF_ANY))
+			return pl_why(why, whylen, -errno, "cannot update the metadata: %s",
+				      strerror(errno));
+	}
 	for (size_t i = 0; i < n; i++)
 		if (bpf_map_delete_elem(h[i].t.chain_fd, &h[i].rules_slot) && errno != ENOENT)
 			return pl_why(why, whylen, -errno, "%s: cannot unchain the filter: %s",
 				      h[i].name, strerror(errno));
-	err = write_meta(c, NULL);
+	err = write_meta(c, NULL, 0);
 	return err ? pl_why(why, whylen, err, "cannot update the metadata: %s", strerror(-err)) : 0;
 }
 

@@ -144,7 +144,9 @@ static int read_have(struct pl_step *st)
 	h->flows = m->flows_max;
 	h->xdp_prio_set = m->xdp_mode != PL_XDP_NONE &&
 			  pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, &h->xdp_prio);
-	h->filter = m->filter_set ? m->filter_expr : NULL;
+	/* a filter set killed half-way (PL_FILTER_SETTING): equal to no config's, so set again */
+	h->filter = m->filter_set == PL_FILTER_SETTING ? "(being set)" : m->filter_set ? m->filter_expr :
+		    NULL;
 	h->probes = m->probes;
 	h->tcp_passive = m->tcp_passive;
 	h->tcp_ts_max = m->tcp_passive ? m->tcp_ts_max : 0;

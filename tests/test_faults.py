@@ -772,6 +772,48 @@ def killed_policy_lab(lab, tmp_path, xdp):
 
 # load on both hooks; add and del, whose commit is load's, on XDP with tc out (the sanitizer
 # pass: load on tc, the same user-side commit as on XDP)
+def test_filter_set_killed_between_its_hooks_says_so_and_is_set_again(lab, tmp_path):
+    """`filter set` killed at each of its last bpf calls (the swaps, hook by hook, and the
+    metadata around them): stats either names the expression every hook runs (the traffic's
+    filter counts per hook agree), or says the filter is being set (it named the old one
+    while XDP ran the new); the next filter set runs one expression on every hook."""
+    from scapy.all import IP, UDP, Ether
+
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "in", ns=lab.b)
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb")) / IP(src="198.18.0.1", dst="198.18.0.2")
+    frames = [e / UDP(sport=9, dport=53)] * 2 + [e / UDP(sport=9, dport=54)] * 5
+    want = {"udp port 53": 2, "udp port 54": 5}
+
+    def matched():
+        before = pktlens_json("stats", "vb", ns=lab.b)
+        lab.send(frames)
+        lab.wait_packets(slot(before, "tc", "in")["packets"] + len(frames), hook=("tc", "in"))
+        after = pktlens_json("stats", "vb", ns=lab.b)
+        return after["interfaces"][0], {h: slot(after, h, "in")["filter_packets"] -
+                                        slot(before, h, "in")["filter_packets"] for h in ("xdp", "tc")}
+    trace = tmp_path / "trace"
+    pktlens("filter", "set", "vb", "udp port 54", ns=lab.b)
+    sh("strace", "-f", "-qq", "-o", str(trace), "-e", "trace=bpf", "-e", "signal=none", PKTLENS,
+       "-n", lab.b, "filter", "set", "vb", "udp port 53", env=NO_LEAK_CHECK)
+    n = sum(ln.split(None, 1)[1].startswith("bpf(") for ln in trace.read_text().splitlines())
+    mixed = 0
+    for when in range(n - 7, n + 1):
+        pktlens("filter", "set", "vb", "udp port 54", ns=lab.b)
+        subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=bpf", "-e",
+                        f"inject=bpf:signal=KILL:when={when}", PKTLENS, "-n", lab.b, "filter", "set", "vb",
+                        "udp port 53"], capture_output=True, env=NO_LEAK_CHECK)
+        doc, got = matched()
+        if not doc["filter_setting"]:
+            assert got == {"xdp": want[doc["filter"]], "tc": want[doc["filter"]]}, (when, doc["filter"], got)
+        else:
+            mixed += got["xdp"] != got["tc"]
+            assert "being set" in pktlens("stats", "vb", ns=lab.b).stdout
+            pktlens("filter", "set", "vb", "udp port 53", ns=lab.b)
+            doc, got = matched()
+            assert not doc["filter_setting"] and got == {"xdp": 2, "tc": 2}, (when, got)
+    assert mixed, "no kill point fell between the two hooks' swaps"
+
+
 @pytest.mark.parametrize("xdp,op", [("none", "load"),
                                     pytest.param("skb", "load", marks=pytest.mark.variant),
                                     pytest.param("skb", "add", marks=pytest.mark.variant),

@@ -119,6 +119,12 @@ struct pl_flow_key {
 
 #define PL_VLAN_NONE 0xffff
 /*
+ * pl_meta.filter_set while `filter set` swaps filter_expr in hook by hook:
+ * a kill among the swaps leaves some hooks on the expression before it
+ * (loader/chain.c). Older readers take it as set.
+ */
+#define PL_FILTER_SETTING 2
+/*
  * An ICMP/ICMPv6 flow's sport and dport (its type and code) when the packet
  * has no ICMP header to read: a later fragment, or one cut before it. Not
  * 0/0, which is Echo Reply.
@@ -296,7 +302,7 @@ struct pl_meta {
 	__u32 tc_handle[2];	/* clsact: our filter's handle and priority */
 	__u32 tc_prio[2];
 	__u32 tc_qdisc_created;	/* clsact: the qdisc is ours */
-	__u32 filter_set;	/* a filter expression is chained in */
+	__u32 filter_set;	/* a filter expression is chained in: 1, or PL_FILTER_SETTING */
 	char filter_expr[PL_FILTER_EXPR_MAX];	/* NUL-terminated */
 	__u32 probes;		/* PL_PROBE_*: attach --probes, pinned beside the maps */
 	__u32 pad_probes;
