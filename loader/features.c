@@ -37,7 +37,7 @@ const struct pl_feature_info pl_feature_info[PL_FEAT_MAX] = {
 				"native XDP only where a frame fits one buffer (MTU ~3.5k on veth)" },
 	[PL_FEAT_XDP_LOAD_BYTES] = { "xdp-load-bytes", "5.18",
 				     "samples taken at XDP (bpf_xdp_load_bytes)",
-				     "samples taken at tc only" },
+				     "samples taken at tc only (ingress by the XDP policy refused)" },
 	[PL_FEAT_BPF_LOOP] = { "bpf-loop", "5.17", "1024 list rules per direction (bpf_loop)",
 			       "64 list rules per direction (prefix rules unlimited)" },
 	[PL_FEAT_COARSE_CLOCK] = { "coarse-clock", "5.11", "flow timestamps from the coarse clock",

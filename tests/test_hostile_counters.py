@@ -89,6 +89,17 @@ def check_flows_add_up(lab, doc):
     return flows
 
 
+def attached_with_traffic(lab, flows, rounds):
+    """vb attached at XDP (skb) and tc in, `flows` mixed flows sent `rounds` times: the frames
+    and the kernel's count of what arrived."""
+    pktlens("attach", "vb", *SKB_TC, ns=lab.b)
+    frames = mixed_flows(lab, flows)
+    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    lab.send(frames * rounds)
+    settled(lab)
+    return frames, lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+
+
 FIELDS = ("packets", "bytes")
 
 
@@ -245,12 +256,7 @@ def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out, full):
     which killed pktlens with SIGXFSZ after the removal), the programs and pins go, so the
     final totals go to stderr, equal to the kernel's count of what arrived (before, both lost
     them)."""
-    pktlens("attach", "vb", *SKB_TC, ns=lab.b)
-    frames = mixed_flows(lab, 3)
-    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
-    lab.send(frames * 2)
-    settled(lab)
-    n = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    frames, n = attached_with_traffic(lab, 3, 2)
     assert n == 6
     j = ["-j"] if json_out else []
     # closed: nothing detached, the counters as they were
@@ -282,12 +288,7 @@ def test_descriptors_run_short_anywhere_one_line_and_nothing_lost(lab):
     aborted), list never says "none attached" of what is, attach never says bad input (exit
     2); detach never removes an attachment without printing its final totals, which equal
     the kernel's count of what arrived."""
-    pktlens("attach", "vb", *SKB_TC, ns=lab.b)
-    frames = mixed_flows(lab, 4)
-    rx0 = lab.link_stats(lab.b, "vb")["rx"]["packets"]
-    lab.send(frames * 3)
-    settled(lab)
-    n = lab.link_stats(lab.b, "vb")["rx"]["packets"] - rx0
+    _, n = attached_with_traffic(lab, 4, 3)
 
     def limited(fds, *args):
         r = subprocess.run([PKTLENS, "-n", lab.b, *args], capture_output=True, text=True, timeout=60,
