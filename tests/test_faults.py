@@ -772,6 +772,7 @@ def killed_policy_lab(lab, tmp_path, xdp):
 
 # load on both hooks; add and del, whose commit is load's, on XDP with tc out (the sanitizer
 # pass: load on tc, the same user-side commit as on XDP)
+@pytest.mark.variant   # its subject is the kernel's state between two swaps
 def test_filter_set_killed_between_its_hooks_says_so_and_is_set_again(lab, tmp_path):
     """`filter set` killed at each of its last bpf calls (the swaps, hook by hook, and the
     metadata around them): stats either names the expression every hook runs (the traffic's
