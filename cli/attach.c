@@ -288,9 +288,10 @@ static int do_detach(void *cfg, int argc, char **argv)
 		 */
 		rc = pl_state_open(a[i].dir, &st);
 		opened = rc == 0;
+		if (opened)	/* the reading before the hooks come off, where the last fails */
+			rc = pl_state_stats(&st, s);
 		/* counters that are there but cannot be read now are never detached away */
-		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM ||
-		    (opened && (rc = pl_state_stats(&st, s)) && (rc == -EMFILE || rc == -ENOMEM))) {
+		if (pl_starved(rc)) {
 			if (opened)
 				pl_state_close(&st);
 			pl_err("detach: %s: cannot read its counters: %s: not detached (the final "
@@ -308,7 +309,6 @@ static int do_detach(void *cfg, int argc, char **argv)
 		if (opened) {
 			struct pl_stats after[PL_SLOT_MAX];
 
-			/* the reading before the hooks came off, where this one fails */
 			have = !rc;
 			if (pl_state_stats(&st, after) == 0) {
 				memcpy(s, after, sizeof(after));

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pktlens/why.h>
+
 #include "cli.h"
 #include "common.h"
 #include "drops.h"
@@ -213,7 +215,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		live |= runs[sl];
 	}
 	err = pl_link_get(NULL, st.meta.ifindex, &li);
-	if (err == -EMFILE || err == -ENFILE || err == -ENOMEM) {	/* not "the interface is gone" */
+	if (pl_starved(err)) {	/* not "the interface is gone" */
 		pl_err("stats: %s: cannot read the interface: %s", a->ifname, strerror(-err));
 		pl_state_close(&st);
 		return PL_EXIT_FAIL;

@@ -485,8 +485,8 @@ static int add_netns_dir(const char *name, struct pl_attachment **out, size_t *n
 		snprintf(a->dir, sizeof(a->dir), "%s/%s", path, de->d_name);
 		err = read_meta(a->dir, &a->meta);
 		a->meta_ok = !err;
-		/* no descriptor or memory left is this reading's failure, not a broken attachment */
-		if (err == -EMFILE || err == -ENFILE || err == -ENOMEM) {
+		/* this reading's failure, not a broken attachment */
+		if (pl_starved(err)) {
 			closedir(d);
 			return err;
 		}

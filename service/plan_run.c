@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <pktlens/array.h>
+#include <pktlens/why.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -80,7 +81,7 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 	err = pl_state_open(st->att.dir, &state);
 	opened = !err;
 	/* counters that are there but cannot be read now are never removed (cli detach) */
-	if (err == -EMFILE || err == -ENFILE || err == -ENOMEM) {
+	if (pl_starved(err)) {
 		snprintf(st->msg, sizeof(st->msg), "cannot read its counters: %s: not removed (the "
 			 "final totals would be lost)", strerror(-err));
 		return err;

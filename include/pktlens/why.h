@@ -10,7 +10,9 @@
 #ifndef PKTLENS_WHY_H
 #define PKTLENS_WHY_H
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -31,6 +33,16 @@ static inline int pl_why(char *why, size_t whylen, int err, const char *fmt, ...
 	pl_vwhy(why, whylen, err, fmt, ap);
 	va_end(ap);
 	return err;
+}
+
+/*
+ * Whether -errno @err is this process running out of descriptors or memory:
+ * a reading that failed, not a broken or missing thing read. Counters that
+ * cannot be read so are never removed, nor called gone.
+ */
+static inline bool pl_starved(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM;
 }
 
 #endif /* PKTLENS_WHY_H */
