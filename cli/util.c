@@ -45,15 +45,8 @@ void pl_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = vformat(fmt, ap);
 	va_end(ap);
-	if (pl_g.json && !pl_g.data_on_stdout) {
-		struct jw w;
-
-		jw_init(&w, stdout, false);
-		jw_obj_open(&w);
-		jw_str_field(&w, "error", msg ? msg : "out of memory");
-		jw_obj_close(&w);
-		jw_end(&w);
-	}
+	if (pl_g.json && !pl_g.data_on_stdout)
+		jw_error_doc(stdout, msg ? msg : "out of memory");
 	to_stderr(msg ? msg : "out of memory");
 	free(msg);
 }

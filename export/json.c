@@ -163,6 +163,17 @@ void jw_end(struct jw *w)
 	fflush(w->f);
 }
 
+void jw_error_doc(FILE *f, const char *msg)
+{
+	struct jw w;
+
+	jw_init(&w, f, false);
+	jw_obj_open(&w);
+	jw_str_field(&w, "error", msg);
+	jw_obj_close(&w);
+	jw_end(&w);
+}
+
 void jw_str_field(struct jw *w, const char *key, const char *s) { jw_key(w, key); jw_str(w, s); }
 void jw_u64_field(struct jw *w, const char *key, uint64_t v) { jw_key(w, key); jw_u64(w, v); }
 void jw_i64_field(struct jw *w, const char *key, int64_t v) { jw_key(w, key); jw_i64(w, v); }

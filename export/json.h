@@ -38,6 +38,8 @@ void jw_bool(struct jw *w, bool v);
 void jw_null(struct jw *w);
 /* End a document: newline and flush. */
 void jw_end(struct jw *w);
+/* A whole document of its own, {"error": @msg}: what fails under -j (pl_err(), the daemon). */
+void jw_error_doc(FILE *f, const char *msg);
 
 /* key + value in one call */
 void jw_str_field(struct jw *w, const char *key, const char *s);

@@ -119,16 +119,10 @@ static void dlog(struct daemon *d, int prio, const char *fmt, ...)
 	/* one line, no raw control character, whatever a name in it holds (as pl_err()) */
 	pl_fmt_safe(line, safe, sizeof(safe));
 	if (d->json && prio <= LOG_ERR) {
-		struct jw w;
 		char msg[sizeof(line) + 16];
 
 		snprintf(msg, sizeof(msg), "daemon: %s", line);
-		jw_init(&w, stdout, false);
-		jw_obj_open(&w);
-		jw_str_field(&w, "error", msg);
-		jw_obj_close(&w);
-		jw_end(&w);
-		fflush(stdout);
+		jw_error_doc(stdout, msg);
 		d->json = false;	/* one JSON document */
 	}
 	if (d->journal)
