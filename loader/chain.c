@@ -95,15 +95,21 @@ static size_t hooks_of(const struct pl_chain *c, struct hook h[PL_SLOT_MAX])
 	return n;
 }
 
-static int write_meta(struct pl_chain *c, const char *expr, __u32 state)
+/* @c's metadata as it is, into its map; 0 or -errno */
+static int put_meta(const struct pl_chain *c)
 {
 	__u32 key = 0;
 
+	return bpf_map_update_elem(c->meta_fd, &key, &c->meta, BPF_ANY) ? -errno : 0;
+}
+
+static int write_meta(struct pl_chain *c, const char *expr, __u32 state)
+{
 	c->meta.filter_set = expr ? state : 0;
 	memset(c->meta.filter_expr, 0, sizeof(c->meta.filter_expr));
 	if (expr)
 		memcpy(c->meta.filter_expr, expr, strlen(expr));
-	return bpf_map_update_elem(c->meta_fd, &key, &c->meta, BPF_ANY) ? -errno : 0;
+	return put_meta(c);
 }
 
 void pl_wait_for_packets(void)
@@ -235,7 +241,7 @@ int pl_chain_set(struct pl_chain *c, const char *expr, char *why, size_t whylen)
 		while (i--)
 			restore_rules(&h[i], old[i]);
 		c->meta = was;
-		bpf_map_update_elem(c->meta_fd, &(__u32){ 0 }, &c->meta, BPF_ANY);
+		put_meta(c);
 	}
 	if (!err && (err = write_meta(c, expr, 1)))
 		pl_why(why, whylen, err, "cannot record the expression: %s", strerror(-err));
@@ -257,9 +263,8 @@ int pl_chain_clear(struct pl_chain *c, char *why, size_t whylen)
 	/* killed among the deletes, some hooks still run it: said as for filter set */
 	if (c->meta.filter_set) {
 		c->meta.filter_set = PL_FILTER_SETTING;
-		if (bpf_map_update_elem(c->meta_fd, &(__u32){ 0 }, &c->meta, BPF_ANY))
-			return pl_why(why, whylen, -errno, "cannot update the metadata: %s",
-				      strerror(errno));
+		if ((err = put_meta(c)))
+			return pl_why(why, whylen, err, "cannot update the metadata: %s", strerror(-err));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (bpf_map_delete_elem(h[i].t.chain_fd, &h[i].rules_slot) && errno != ENOENT)
