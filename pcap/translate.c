@@ -643,9 +643,16 @@ static bool nothing_falls_through(const struct xlate *x, size_t from)
 	return true;
 }
 
+/* Whether the oldest open ja (open[] is in emission order) may need a hop by now. */
+static bool hop_due(const struct xlate *x)
+{
+	return x->nopen && x->cnt - x->fix[x->open[0]].pos >= TRAMPOLINE_GAP;
+}
+
 static void trampolines(struct xlate *x)
 {
 	size_t n0 = x->nopen, kept = 0;
+	uint32_t base = x->base;
 
 	for (size_t k = 0; k < n0 && !x->ret; k++) {
 		size_t n = x->open[k];
@@ -659,9 +666,10 @@ static void trampolines(struct xlate *x)
 		}
 		x->fix[n].hop = true;
 		x->fix[n].at = x->cnt;
-		x->base = 0;
+		x->base = 0;	/* t is a start[] index already */
 		xl_jmp_to(x, BPF_JMP_A(0), t);	/* the next hop, opened past n0 */
 	}
+	x->base = base;
 	if (x->ret)
 		return;
 	for (size_t k = n0; k < x->nopen; k++)
@@ -679,10 +687,8 @@ static void emit_variant(struct xlate *x, uint32_t base, uint32_t fast_len)
 		if (!x->reach[i])
 			continue;
 		emit_one(x, i);
-		if (!x->ret && nothing_falls_through(x, x->start[base + i])) {
+		if (!x->ret && hop_due(x) && nothing_falls_through(x, x->start[base + i]))
 			trampolines(x);
-			x->base = base;
-		}
 	}
 	x->start[base + x->len] = x->cnt;
 }
