@@ -616,6 +616,13 @@ static inline __u64 pl_policy_limit_evicted(const struct pl_rule_stats *s, __u64
 bool pl_policy_judges(const struct pl_policy *p, int slot);
 /* Whether some hook of the attachment judges rules of direction @dir. */
 bool pl_policy_has_dir(const struct pl_policy *p, int dir);
+/*
+ * The bound of the rule walk without bpf_loop() (PL_POLICY_LIST_BOUNDED
+ * list rules of direction @dir): 0, or -ENOSYS naming the rule past it and
+ * the release that lifts it. pl_policy_commit() checks it; apply's plan too,
+ * before any change.
+ */
+int pl_policy_bound(const struct pl_rule *rules, size_t n, int dir, char *why, size_t whylen);
 /* Texts of all expression rules, sorted by id. Free with pl_policy_texts_free(). */
 int pl_policy_exprs(const struct pl_policy *p, struct pl_rule_text **out, size_t *n);
 void pl_policy_texts_free(struct pl_rule_text *t, size_t n);

@@ -26,7 +26,6 @@
 
 #include "plan.h"
 #include "../cli/policy_rule.h"
-#include "../loader/ruleset.h"
 #include "../export/format.h"
 #include "../export/report.h"
 #include "../loader/features.h"
@@ -606,22 +605,11 @@ static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, stru
 		return note(p, "%s (netns %s): tc-mech tcx %s", li->ifname, nsbuf,
 			    pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs))) ?: 1;
 	}
-	/* the rule walk's bound without bpf_loop() (loader/policy.c's check, before any change) */
-	if (!pl_feature(PL_FEAT_BPF_LOOP)) {
-		size_t list[2] = { 0, 0 };
-		char needs[128];
-
-		for (size_t i = 0; i < st->rs.n; i++)
-			if (pl_rule_lpm_field(&st->rs.rules[i]) < 0 && st->rs.rules[i].dir <= PL_DIR_OUT)
-				list[st->rs.rules[i].dir]++;
-		for (int d = 0; d < 2; d++)
-			if (list[d] > PL_POLICY_LIST_BOUNDED)
-				return note(p, "%s (netns %s): %s:%d:%d: %zu %s rules with ports, protocol, "
-					    "VLAN, both addresses, --sample or --limit: more than %u %s",
-					    li->ifname, nsbuf, c->path, e->line, e->col, list[d],
-					    d ? "egress" : "ingress", PL_POLICY_LIST_BOUNDED,
-					    pl_feature_needs(PL_FEAT_BPF_LOOP, needs, sizeof(needs))) ?: 1;
-	}
+	/* the rule walk's bound without bpf_loop(), as the commit would find it */
+	for (int d = 0; d < 2; d++)
+		if (pl_policy_bound(st->rs.rules, st->rs.n, d, moved, sizeof(moved)))
+			return note(p, "%s (netns %s): %s:%d:%d: %s", li->ifname, nsbuf, c->path,
+				    e->line, e->col, moved) ?: 1;
 	if (!xdp_freed && st->want.xdp_mode != PL_XDP_NONE &&
 	    (st->kind == PL_STEP_ADD || (st->what & PL_CH_REATTACH)) &&
 	    (id = foreign_xdp(li->ifindex, st->kind == PL_STEP_ADD ? 0 : st->att.meta.xdp_prog_id))) {
