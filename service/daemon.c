@@ -11,6 +11,8 @@
  * syslog priority prefix when stderr is the journal (JOURNAL_STREAM).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -65,6 +68,7 @@ struct daemon {
 	struct pl_config *c;
 	struct pl_nsset ns;
 	int ep, sigfd, inofd, scrapefd, ipfixfd, retryfd, trigfd;
+	int lockfd;		/* instance_lock() of the config's owner */
 	pid_t *tpid;		/* triggers: each one's `pktlens sample`, 0: not running */
 	double *trestart;	/* when to start it again after it ended */
 	size_t ntrig;
@@ -796,15 +800,66 @@ static int triggers_start(struct daemon *d)
 
 /* ---- reload and stop ---- */
 
+/*
+ * One daemon per config (its owner, the name attachments record): a second
+ * would attach, export and sample everything twice, and its stop detach what
+ * the first still manages. An flock() on /run/pktlens/daemon-HASH.lock, held
+ * for the daemon's life (the kernel lets it go with the process, even on
+ * kill -9); the file names the holder's pid. The fd, or -1 with @why.
+ */
+static int instance_lock(const char *owner, char *why, size_t whylen)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	char path[64], held[24] = "";
+	ssize_t n;
+	int fd;
+
+	for (const unsigned char *c = (const unsigned char *)owner; *c; c++)
+		h = (h ^ *c) * 0x100000001b3ULL;
+	snprintf(path, sizeof(path), PL_IPFIX_STATE_DIR "/daemon-%016" PRIx64 ".lock", h);
+	if (mkdir(PL_IPFIX_STATE_DIR, 0700) && errno != EEXIST) {
+		snprintf(why, whylen, "cannot make %s: %s", PL_IPFIX_STATE_DIR, strerror(errno));
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK) {
+			snprintf(why, whylen, "cannot lock %s: %s", path, strerror(errno));
+		} else {
+			n = pread(fd, held, sizeof(held) - 1, 0);
+			held[n > 0 ? n : 0] = '\0';
+			held[strcspn(held, "\n")] = '\0';
+			snprintf(why, whylen, "another pktlens daemon (pid %s) runs the config '%s' "
+				 "(it holds %s)", held[0] ? held : "unknown", owner, path);
+		}
+		close(fd);
+		return -1;
+	}
+	n = snprintf(held, sizeof(held), "%d\n", (int)getpid());
+	if (!ftruncate(fd, 0))
+		(void)!pwrite(fd, held, (size_t)n, 0);	/* the lock counts; the pid helps the message */
+	return fd;
+}
+
 static void reload(struct daemon *d)
 {
 	struct pl_config *c = NULL, *old = d->c;
 	char why[PL_WHY_LEN * 8];
+	int err, lockfd = -1;
 	struct pl_plan p;
-	int err;
 
 	sd_notify(0, "RELOADING=1");
 	err = pl_config_load(d->path, &c, why, sizeof(why));
+	/* a config renamed: another daemon may run it already */
+	if (!err && strcmp(c->owner, old->owner) && (lockfd = instance_lock(c->owner, why,
+									     sizeof(why))) < 0) {
+		pl_config_free(c);
+		err = -EBUSY;
+	}
 	if (err) {
 		dlog(d, LOG_ERR, "reload: %s; still running the previous config", why);
 		sd_notify(0, "READY=1\nSTATUS=reload failed: the previous config runs");
@@ -820,6 +875,8 @@ static void reload(struct daemon *d)
 		namespaces(d);
 		d->full = false;
 		pl_config_free(c);
+		if (lockfd >= 0)
+			close(lockfd);
 		dlog(d, LOG_ERR, "reload: %s: not applied; still running the previous config",
 		     d->path);
 		sd_notify(0, "READY=1\nSTATUS=reload failed: the previous config runs");
@@ -833,6 +890,10 @@ static void reload(struct daemon *d)
 	     pl_plan_count(&p, PL_STEP_ADOPT), pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged);
 	pl_plan_free(&p);
 	pl_config_free(old);
+	if (lockfd >= 0) {
+		close(d->lockfd);
+		d->lockfd = lockfd;
+	}
 	sd_notifyf(0, "READY=1\nSTATUS=running %s", d->path);
 }
 
@@ -974,7 +1035,7 @@ static void wakeup(struct daemon *d, void *tag)
 int pl_daemon_run(const char *path, bool json)
 {
 	struct daemon d = { .path = path, .json = json, .ep = -1, .sigfd = -1, .inofd = -1, .scrapefd = -1,
-			    .ipfixfd = -1, .retryfd = -1, .trigfd = -1 };
+			    .ipfixfd = -1, .retryfd = -1, .trigfd = -1, .lockfd = -1 };
 	char why[PL_WHY_LEN * 8];
 	struct pl_plan p;
 	int err, ret = 1;
@@ -985,6 +1046,12 @@ int pl_daemon_run(const char *path, bool json)
 	if (err) {
 		dlog(&d, LOG_ERR, "%s", why);
 		return err == -ENOMEM ? 1 : 2;
+	}
+	d.lockfd = instance_lock(d.c->owner, why, sizeof(why));
+	if (d.lockfd < 0) {
+		dlog(&d, LOG_ERR, "not started: %s", why);
+		pl_config_free(d.c);
+		return 1;
 	}
 	err = pl_nsset_init(&d.ns, why, sizeof(why));
 	if (err) {
@@ -1058,7 +1125,8 @@ out:
 	pl_nsset_free(&d.ns);
 	pl_config_free(d.c);
 	{
-		int fds[] = { d.ep, d.sigfd, d.inofd, d.scrapefd, d.ipfixfd, d.retryfd, d.trigfd };
+		int fds[] = { d.ep, d.sigfd, d.inofd, d.scrapefd, d.ipfixfd, d.retryfd, d.trigfd,
+			      d.lockfd };
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)
