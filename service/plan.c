@@ -599,6 +599,11 @@ static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, stru
 		return note(p, "%s (netns %s): %s:%d:%d: nothing to attach (xdp: auto is none on a "
 			    "virtual device, and tc: none)", li->ifname, nsbuf, c->path, e->line,
 			    e->col) ?: 1;
+	/* as attach --xdp-priority refuses a device it gives no XDP hook */
+	if (e->xdp_prio_set && st->want.xdp_mode == PL_XDP_NONE)
+		return note(p, "%s (netns %s): %s:%d:%d: xdp-priority, but no XDP hook (xdp: auto is "
+			    "none on a virtual device: xdp: skb or native)", li->ifname, nsbuf,
+			    c->path, e->line, e->col) ?: 1;
 	if (st->want.tc_mech == PL_TC_TCX && !pl_feature(PL_FEAT_TCX)) {
 		char needs[128];
 

@@ -183,18 +183,34 @@ static int run_rename(struct pl_plan *p, struct pl_step *st, char *why, size_t w
 }
 
 /*
- * The note `attach` gives: the namespace's outstanding-timestamp map keeps the size its first
- * analysing attach gave it, not the one this step asked for.
+ * The notes `attach` gives, "note: ...; note: ...": XDP attached alone (the kernel refuses
+ * libxdp's dispatcher), native XDP without multi-buffer, and the namespace's
+ * outstanding-timestamp map keeping the size its first analysing attach gave it.
  */
-static void tcp_note(struct pl_step *st, const struct pl_attach_opts *o,
-		     const struct pl_attach_info *info)
+static void attach_notes(struct pl_step *st, const struct pl_attach_opts *o,
+			 const struct pl_attach_info *info)
 {
+	size_t n = 0;
+
+#define ADD_NOTE(...)								\
+	do {									\
+		if (n < sizeof(st->msg))					\
+			n += (size_t)snprintf(st->msg + n, sizeof(st->msg) - n, "%snote: ", \
+					      n ? "; " : "");			\
+		if (n < sizeof(st->msg))					\
+			n += (size_t)snprintf(st->msg + n, sizeof(st->msg) - n, __VA_ARGS__); \
+	} while (0)
+	st->msg[0] = '\0';
+	if (info->disp_note && o->xdp_prio_set)
+		ADD_NOTE("%s", info->disp_note);
+	if (info->xdp_note)
+		ADD_NOTE("%s", info->xdp_note);
 	if (o->tcp_passive && info->tcp_ts_max != info->meta.tcp_ts_max)
-		snprintf(st->msg, sizeof(st->msg),
-			 "note: the namespace's outstanding-timestamp map was sized by its first "
+		ADD_NOTE("the namespace's outstanding-timestamp map was sized by its first "
 			 "analysing attach: %u, not tcp-ts-max %u (detach every tcp-passive "
 			 "attachment of the namespace to size it again)", info->tcp_ts_max,
 			 info->meta.tcp_ts_max);
+#undef ADD_NOTE
 }
 
 static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_config *c)
@@ -216,7 +232,7 @@ static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_con
 		attach_opts(st, c, true, &o);
 		err = pl_attach(&o, &info, why, sizeof(why));
 		if (!err)
-			tcp_note(st, &o, &info);
+			attach_notes(st, &o, &info);
 		goto out;
 	}
 	if (st->what & PL_CH_FILTER) {
@@ -262,7 +278,7 @@ static int run_add(struct pl_step *st, const struct pl_config *c)
 	if (err)
 		snprintf(st->msg, sizeof(st->msg), "%s", why);
 	else
-		tcp_note(st, &o, &info);
+		attach_notes(st, &o, &info);
 	return err;
 }
 
@@ -339,13 +355,18 @@ static long run_parallel(struct pl_plan *p, size_t from, int nw, const struct pl
 {
 	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	int work[2] = { -1, -1 }, res[2] = { -1, -1 }, started = 0;
+	int work[2] = { -1, -1 }, res[2] = { -1, -1 }, started = 0, status, died = 0;
 	pid_t parent = getpid(), pids[WORKERS_MAX];
+	bool *reported = calloc(p->n, sizeof(*reported));
 	struct result r;
 	long failed = 0;
 
-	if (stop == MAP_FAILED)
+	if (stop == MAP_FAILED || !reported) {
+		if (stop != MAP_FAILED)
+			munmap((void *)stop, sizeof(int));
+		free(reported);
 		return -1;
+	}
 	*stop = 0;
 	if (pipe2(work, O_CLOEXEC) || pipe2(res, O_CLOEXEC))
 		goto out;
@@ -377,6 +398,7 @@ static long run_parallel(struct pl_plan *p, size_t from, int nw, const struct pl
 		if (r.idx < from || r.idx >= p->n)
 			continue;
 		st = p->s[r.idx];
+		reported[r.idx] = true;
 		st->ok = r.ok, st->ran = r.ran, st->kept = r.kept, st->secs = r.secs;
 		memcpy(st->msg, r.msg, sizeof(st->msg));
 		failed += !st->ok;
@@ -384,7 +406,31 @@ static long run_parallel(struct pl_plan *p, size_t from, int nw, const struct pl
 			done(st, ctx);
 	}
 	for (int w = 0; w < started; w++)
-		waitpid(pids[w], NULL, 0);
+		if (waitpid(pids[w], &status, 0) == pids[w] && !(WIFEXITED(status) && !WEXITSTATUS(status)))
+			died = WIFSIGNALED(status) ? WTERMSIG(status) : -1;
+	/*
+	 * A worker that died took the step it was running with it, unreported: that
+	 * step failed (its attachment is old or new, as after any failed step). Steps
+	 * no worker took after a stop on error were not run, as in order.
+	 */
+	for (size_t i = from; i < p->n && (died || !*stop); i++) {
+		struct pl_step *st = p->s[i];
+
+		if (reported[i])
+			continue;
+		st->ok = 0;
+		st->ran = 0;
+		if (died > 0)
+			snprintf(st->msg, sizeof(st->msg), "its worker process was killed (%s) before "
+				 "it reported: the attachment is as it was or as planned, see 'pktlens list'",
+				 strsignal(died));
+		else
+			snprintf(st->msg, sizeof(st->msg), "its worker process ended before it reported: "
+				 "the attachment is as it was or as planned, see 'pktlens list'");
+		failed++;
+		if (done)
+			done(st, ctx);
+	}
 out:
 	for (int i = 0; i < 2; i++) {
 		if (work[i] >= 0)
@@ -393,6 +439,7 @@ out:
 			close(res[i]);
 	}
 	munmap((void *)stop, sizeof(int));
+	free(reported);
 	return started ? failed : -1;
 }
 
