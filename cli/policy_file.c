@@ -11,6 +11,7 @@
 
 #include "policy_file.h"
 #include "policy_rule.h"
+#include "util.h"
 #include "../loader/ruleset.h"
 
 /*
@@ -100,7 +101,6 @@ static FILE *open_rules(const char *path, size_t max, char *why, size_t whylen)
 {
 	struct stat st;
 	FILE *f;
-	int fd;
 
 	if (!max) {
 		f = fopen(path, "r");
@@ -108,22 +108,18 @@ static FILE *open_rules(const char *path, size_t max, char *why, size_t whylen)
 			snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
 		return f;
 	}
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
+	f = pl_fopen_nowait(path, &st);
+	if (!f)
 		snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
-	} else if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st.st_mode))
 		snprintf(why, whylen, "'%s': not a regular file", path);
-	} else if ((unsigned long long)st.st_size > max) {
+	else if ((unsigned long long)st.st_size > max)
 		snprintf(why, whylen, "'%s': larger than %zu %s: not a rules file", path,
 			 max % (1U << 20) ? max : max >> 20, max % (1U << 20) ? "bytes" : "MiB");
-	} else {
-		f = fdopen(fd, "r");
-		if (f)
-			return f;
-		snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
-	}
-	if (fd >= 0)
-		close(fd);
+	else
+		return f;
+	if (f)
+		fclose(f);
 	return NULL;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -202,6 +203,24 @@ char *pl_join_args(int argc, char **argv, int from)
 		if (*c == '\n' || *c == '\r' || *c == '\t')
 			*c = ' ';
 	return s;
+}
+
+FILE *pl_fopen_nowait(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), err;
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if (!fstat(fd, st)) {
+		f = fdopen(fd, "r");
+		if (f)
+			return f;
+	}
+	err = errno;
+	close(fd);
+	errno = err;
+	return NULL;
 }
 
 volatile sig_atomic_t pl_stop;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 #include "../export/json.h"
 
@@ -99,6 +101,13 @@ int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs);
  * CRs and tabs in them made blanks (libpcap reads them so). NULL on ENOMEM.
  */
 char *pl_join_args(int argc, char **argv, int from);
+
+/*
+ * @path opened for reading without waiting for a FIFO's writer or a device
+ * (O_NONBLOCK: a FIFO's open returns at once), its stat in @st for the caller
+ * to judge the type and size before any read. NULL with errno set.
+ */
+FILE *pl_fopen_nowait(const char *path, struct stat *st);
 
 /* getopt_long reset between commands */
 void pl_getopt_reset(void);

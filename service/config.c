@@ -22,6 +22,7 @@
 #include "../cli/opt.h"
 #include "../cli/policy_file.h"
 #include "../cli/trigger.h"
+#include "../cli/util.h"
 #include "../pcap/cbpf.h"
 #include "../export/serve.h"
 #include "../loader/xdp_multi.h"
@@ -37,6 +38,9 @@
 #define CONFIG_ANCHORS_MAX 1024
 #define CONFIG_ALIASES_MAX 65536
 #define CONFIG_EXPANDED_MAX 1048576	/* nodes the aliases stand for, all told */
+/* rules (from lists and files) and rules-file bytes read, all told: files are no nodes */
+#define CONFIG_RULES_MAX CONFIG_EXPANDED_MAX
+#define CONFIG_RULE_BYTES_MAX (16 * CONFIG_SIZE_MAX)
 
 struct ctx {
 	const char *path;
@@ -45,6 +49,15 @@ struct ctx {
 	struct pl_config *c;
 	char *why;
 	size_t whylen;
+	bool interfaces;	/* the config said which (`interfaces: []` for none) */
+	size_t rules, rule_bytes;	/* CONFIG_RULES_MAX, CONFIG_RULE_BYTES_MAX */
+	struct built *built;	/* expressions already built: a set, open addressing */
+	size_t nbuilt, built_cap;
+};
+
+struct built {
+	uint64_t hash;
+	const char *expr;	/* an entry's own string, freed with the config */
 };
 
 /* "FILE:LINE:COL: what" for node @n; -EINVAL. */
@@ -256,6 +269,8 @@ static int mapping(struct ctx *x, const yaml_node_t *n, const char *what, const 
 		if (k->type != YAML_SCALAR_NODE)
 			return at(x, k, "%s: a key must be a word, not %s", what, kind(k));
 		name = (const char *)k->data.scalar.value;
+		if (strlen(name) != k->data.scalar.length)
+			return at(x, k, "%s: a key contains a NUL byte", what);
 		for (q = n->data.mapping.pairs.start; q < p; q++)
 			if (!strcmp((const char *)node(x, q->key)->data.scalar.value, name))
 				return at(x, k, "%s: '%s' is given twice (line %zu)", what, name,
@@ -358,11 +373,65 @@ struct file_ctx {
 	struct pl_cfg_entry *e;
 };
 
+/*
+ * One more rule (@bytes read from a file for it): the whole config's rules and
+ * rules-file bytes are bounded as its aliases are, for a file named by many
+ * entries (or one entry's aliases) is read and checked once for each.
+ */
+static int charge(struct ctx *x, const char *file, size_t bytes)
+{
+	x->rule_bytes += bytes;
+	if (++x->rules <= CONFIG_RULES_MAX && x->rule_bytes <= CONFIG_RULE_BYTES_MAX)
+		return 0;
+	snprintf(x->why, x->whylen, "%s: more than %s in the config all told (lists, rules-files "
+		 "and what the aliases repeat of them)", file, x->rules > CONFIG_RULES_MAX ?
+		 PL_STR(CONFIG_RULES_MAX) " rules" : "64 MiB of rules-files read");
+	return -EINVAL;
+}
+
+/* Was @expr built already (1, or 0)? With @add, it is now (-ENOMEM when it cannot be kept). */
+static int built(struct ctx *x, const char *expr, bool add)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	size_t i, mask = x->built_cap - 1;
+
+	for (const unsigned char *c = (const unsigned char *)expr; *c; c++)
+		h = (h ^ *c) * 0x100000001b3ULL;
+	for (i = h & mask; x->built_cap && x->built[i].expr; i = (i + 1) & mask)
+		if (x->built[i].hash == h && !strcmp(x->built[i].expr, expr))
+			return 1;
+	if (!add)
+		return 0;
+	if (2 * (x->nbuilt + 1) > x->built_cap) {	/* at most half full */
+		size_t cap = x->built_cap ? 2 * x->built_cap : 64;
+		struct built *t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		for (size_t k = 0; k < x->built_cap; k++) {
+			if (!x->built[k].expr)
+				continue;
+			for (i = x->built[k].hash & (cap - 1); t[i].expr; i = (i + 1) & (cap - 1))
+				;
+			t[i] = x->built[k];
+		}
+		free(x->built);
+		x->built = t;
+		x->built_cap = cap;
+		for (i = h & (cap - 1); t[i].expr; i = (i + 1) & (cap - 1))
+			;
+	}
+	x->built[i] = (struct built){ h, expr };
+	x->nbuilt++;
+	return 0;
+}
+
 static int file_rule(char *line, int lineno, void *ctx)
 {
 	struct file_ctx *f = ctx;
 
-	return add_rule(f->e, line, f->e->rules_file, lineno, 1) ? nomem(f->x) : 0;
+	return charge(f->x, f->e->rules_file, strlen(line) + 1) ?:
+	       add_rule(f->e, line, f->e->rules_file, lineno, 1) ? nomem(f->x) : 0;
 }
 
 
@@ -422,6 +491,9 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			    (strchr(m, '/') && strcmp(m, PL_NETNS_ROOT)))
 				err = at(x, item(x, v, k), "netns: '%s' is not a name in /run/netns, "
 					 "a glob over them, or \"/\" (the root namespace)", m);
+			else if (m[0] == '.')
+				err = at(x, item(x, v, k), "netns: '%s': names beginning with '.' are "
+					 "hidden in /run/netns and never covered", m);
 		}
 		return err;
 	}
@@ -468,10 +540,13 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		if (!*e->filter || strlen(e->filter) >= PL_FILTER_EXPR_MAX)
 			return at(x, v, "filter: %s", *e->filter ? "longer than 2047 bytes" :
 				  "an empty expression (leave filter out for none)");
+		/* each expression is built once: aliases and entries may repeat it many times */
+		if (built(x, e->filter, false))
+			return 0;
 		if (pl_filter_build(e->filter, &o, &p, why, sizeof(why)))
 			return at(x, v, "filter '%s': %s", e->filter, why);
 		pl_filter_prog_free(&p);
-		return 0;
+		return built(x, e->filter, true) < 0 ? nomem(x) : 0;
 	}
 	if (!strcmp(key, "rules")) {
 		if (is_null(v))
@@ -484,7 +559,7 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			yaml_node_t *r = node(x, *it);
 			const char *text;
 
-			err = scalar(x, r, "rules", &text);
+			err = scalar(x, r, "rules", &text) ?: charge(x, x->path, 0);
 			if (!err && add_rule(e, text, x->path, (int)r->start_mark.line + 1, text_col(r)))
 				err = nomem(x);
 			if (err)
@@ -566,8 +641,10 @@ static int interfaces(struct ctx *x, yaml_node_t *v)
 	struct pl_config *c = x->c;
 	size_t n;
 
+	/* `interfaces:` with nothing after it: a file cut short as much as an empty one */
 	if (is_null(v))
-		return 0;
+		return at(x, v, "interfaces: no entries (to manage nothing, write 'interfaces: []')");
+	x->interfaces = true;
 	if (v->type != YAML_SEQUENCE_NODE)
 		return at(x, v, "interfaces: expected a list of entries (- match: ...), not %s",
 			  kind(v));
@@ -707,10 +784,12 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		if (!*t->filter || strlen(t->filter) >= PL_FILTER_EXPR_MAX)
 			return at(x, v, "filter: %s", *t->filter ? "longer than 2047 bytes" :
 				  "an empty expression (leave filter out for every packet)");
+		if (built(x, t->filter, false))
+			return 0;
 		if (pl_filter_build(t->filter, &o, &p, why, sizeof(why)))
 			return at(x, v, "filter '%s': %s", t->filter, why);
 		pl_filter_prog_free(&p);
-		return 0;
+		return built(x, t->filter, true) < 0 ? nomem(x) : 0;
 	}
 	err = str_dup(x, v, key, &t->when);
 	if (!err && pl_trig_parse(t->when, &tr, why, sizeof(why)))
@@ -980,7 +1059,11 @@ static int load(struct ctx *x, FILE *f)
 			 "'interfaces: []')", x->path);
 		return -EINVAL;
 	}
-	return mapping(x, root, "config", top_keys, top_key, x->c);
+	err = mapping(x, root, "config", top_keys, top_key, x->c);
+	/* a config of exporters or triggers alone manages nothing; one that does nothing at all is cut short */
+	if (!err && !x->interfaces && !x->c->prom_listen && !x->c->ipfix_collector && !x->c->ntrig)
+		err = at(x, root, "no 'interfaces' (to manage nothing, write 'interfaces: []')");
+	return err;
 }
 
 /*
@@ -1030,8 +1113,8 @@ int pl_config_load(const char *path, struct pl_config **out, char *why, size_t w
 	int err;
 
 	*out = NULL;
-	f = fopen(path, "r");
-	if (!f || fstat(fileno(f), &st) || !realpath(path, real)) {
+	f = pl_fopen_nowait(path, &st);		/* a FIFO must not hang a reload */
+	if (!f || !realpath(path, real)) {
 		err = errno;
 		snprintf(why, whylen, "%s: cannot read it: %s", path, strerror(err));
 		if (f)
@@ -1058,6 +1141,7 @@ int pl_config_load(const char *path, struct pl_config **out, char *why, size_t w
 	x.c = c;
 	memset(&x.doc, 0, sizeof(x.doc));
 	err = load(&x, f);
+	free(x.built);
 	yaml_document_delete(&x.doc);
 	fclose(f);
 	if (!err && !c->owner[0]) {
@@ -1120,7 +1204,9 @@ bool pl_config_entry_netns(const struct pl_cfg_entry *e, const char *name)
 	for (size_t i = 0; i < e->nnetns; i++) {
 		bool root = !strcmp(e->netns[i], PL_NETNS_ROOT);
 
-		if (name ? !root && !fnmatch(e->netns[i], name, FNM_PERIOD) : root)
+		/* a name as it is, or a glob (a name may hold glob characters itself) */
+		if (name ? !root && (!strcmp(e->netns[i], name) ||
+				     !fnmatch(e->netns[i], name, FNM_PERIOD)) : root)
 			return true;
 	}
 	return false;
@@ -1147,7 +1233,7 @@ const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool
 		if (!covers)
 			continue;
 		for (size_t k = 0; k < e->nmatch; k++)
-			if (!fnmatch(e->match[k], ifname, 0))
+			if (!strcmp(e->match[k], ifname) || !fnmatch(e->match[k], ifname, 0))
 				return e;
 	}
 	return NULL;

@@ -298,6 +298,11 @@ BAD_CONFIGS = [
     ("export:\n  prometheus: {listen: 'localhost'}\n", 2, 24, "listen: 'localhost' is not ADDR:PORT"),
     ("export:\n  ipfix: {interval: 5}\n", 2, 10, "ipfix: 'collector' is missing"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
+    # a file cut short after its first lines manages nothing only when it says so
+    ("name: cut\n", 1, 1, "no 'interfaces' (to manage nothing, write 'interfaces: []')"),
+    ("name: cut\ninterfaces:\n", 2, 12, "interfaces: no entries (to manage nothing, write"),
+    ("interfaces:\n  - match: sv0\n    \"tc\\0x\": in\n", 3, 5, "a key contains a NUL byte"),
+    ("interfaces:\n  - match: sv0\n    netns: .x\n", 3, 12, "netns: '.x': names beginning with '.'"),
     ("probes: [udp]\n", 1, 10, "probes: 'udp' is not a probe"),
     # a bad value of a list: its own line and column, not the list's
     ("interfaces:\n  - match:\n      - sv0\n      - averyveryverylongname\n", 4, 9,
@@ -380,6 +385,11 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
             r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=10)
             assert r.returncode == 2 and r.stderr == \
                 f"pktlens: {args[0]}: {path}:4:17: rules-file: '{name}': {msg}\n", r.stderr
+    # nor is the config itself when it is a FIFO or a device: refused without waiting
+    for name in (fifo, "/dev/zero"):
+        for args in (["apply", name], ["apply", name, "--dry-run"], ["daemon", "--config", name]):
+            r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=10)
+            assert (r.returncode, r.stderr) == (2, f"pktlens: {args[0]}: {name}: not a regular file\n"), r
     # empty, or comments alone: no config (a truncated file is not "manage nothing")
     for n, text in enumerate(("", "\n# a comment\n", "---\n", "~\n")):
         path = svc.config(text, f"empty{n}.conf")
@@ -417,6 +427,23 @@ def test_config_nesting_and_aliases_are_bounded(svc):
             assert time.monotonic() - t0 < 5, (msg, time.monotonic() - t0)
             assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, (msg, r.stderr[:300])
             assert r.stderr.startswith(f"pktlens: {args[0]}: {path}:{line}:{col}: "), r.stderr[:300]
+    # what aliases repeat is bounded by its cost too: one filter is built once however many
+    # entries name it (2,000 builds of a long one took 50 s), and the rules (lists and files:
+    # a file is no node) are counted all told
+    expr = " or ".join(f"udp port {1000 + i}" for i in range(95))
+    many = svc.config(f'interfaces:\n  - &e\n    match: sv0\n    netns: "{glob}"\n    filter: "{expr}"\n' +
+                      "  - *e\n" * 2000, "filters.conf")
+    rules = os.path.join(svc.tmp, "many.rules")
+    with open(rules, "w") as f:
+        f.write("".join(f"--src 198.18.{i >> 8 & 255}.{i & 255}/32 --drop\n" for i in range(60000)))
+    huge = svc.config(f'interfaces:\n  - &e\n    match: sv0\n    netns: "{glob}"\n    rules-file: {rules}\n' +
+                      "  - *e\n" * 20, "rulesfile.conf")
+    for path, rc, msg in ((many, 0, "plan: 1 to add"),
+                          (huge, 2, f"pktlens: apply: {rules}: more than 1048576 rules in the config all told")):
+        t0 = time.monotonic()
+        r = subprocess.run([PKTLENS, "apply", path, "--dry-run"], capture_output=True, text=True, timeout=120)
+        assert time.monotonic() - t0 < (15 if SAN else 5), (path, time.monotonic() - t0)
+        assert r.returncode == rc and msg in r.stdout + r.stderr, (path, r.stdout[-300:], r.stderr[:300])
     # shared by anchors: both interfaces get the same rules
     conf = svc.config(f'name: anchors\ninterfaces:\n  - &e\n    match: sv0\n    netns: "{glob}"\n    tc: in\n'
                       '    rules: &common\n      - "--proto udp --dport 53 --pass"\n      - "--proto tcp --drop"\n'
@@ -1033,6 +1060,43 @@ def test_apply_killed_leaves_each_attachment_old_or_new(svc):
     assert not [d for d in os.listdir(Path(PIN_ROOT) / str(ns_ino(a))) if d.startswith("tmp:")]
 
 
+def test_apply_whose_worker_dies_fails_and_names_the_step(svc):
+    """A worker process killed while it adds an interface takes its step with it: apply says
+    so and exits 1, never "applied" with an interface left out; the next apply adds it."""
+    a = svc.netns()
+    names = [f"sv{i}" for i in range(8)]
+    for i, n in enumerate(names):
+        svc.veth(a, n, f"pv{i}")
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{a}"\n', "workers.conf")
+    lost_seen = False
+    for attempt in range(4):
+        p = subprocess.Popen([PKTLENS, "apply", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        victim, deadline = None, time.monotonic() + 20
+        while victim is None and p.poll() is None and time.monotonic() < deadline:
+            kids = [int(c) for t in os.listdir(f"/proc/{p.pid}/task")
+                    for c in open(f"/proc/{p.pid}/task/{t}/children").read().split()]
+            victim = kids[0] if kids else None
+        if victim is not None:
+            time.sleep(0.03 * attempt)     # into its first step, or later
+            os.kill(victim, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+        lost = [ln for ln in (out + err).splitlines() if "its worker process was killed (Killed)" in ln]
+        if p.returncode == 0:
+            # the kill came before the worker took a step, or after its last: nothing lost
+            assert not lost and sorted(listed(a)) == sorted(names), (out, err)
+        else:
+            assert p.returncode == 1 and len(lost) == 1 and "applied:" not in out, (out, err)
+            assert len(listed(a)) == len(names) - 1, (out, err)
+            lost_seen = True
+        assert pktlens("apply", conf).returncode == 0
+        assert sorted(listed(a)) == sorted(names)
+        if lost_seen:
+            break
+        pktlens("detach", "--all", ns=a)
+    if not lost_seen:
+        pytest.skip("no kill landed while a worker was adding an interface")
+
+
 # ---- the daemon ----
 
 def test_daemon_attaches_as_interfaces_and_namespaces_appear(svc):
@@ -1558,6 +1622,39 @@ def test_daemon_killed_takes_its_trigger_samplers_along(svc):
     finally:
         if running(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_second_daemon_of_a_config_is_refused_and_names_match_as_written(svc):
+    """Two daemons of one config would attach, export and sample everything twice (and one's
+    stop detach what the other manages): the second is refused, exit 1, naming the first's pid,
+    until the first is gone, even by kill -9. A match naming an interface whose name holds glob
+    characters covers it as written (and, as a glob, what it matches); xdp-priority on an
+    interface the entry gives no XDP hook is refused as attach --xdp-priority refuses it."""
+    a = svc.netns()
+    svc.veth(a, "sv[1]", "pv1")
+    svc.veth(a, "sv1", "pv2")
+    svc.veth(a, "sw0", "pw0")
+    conf = svc.config(f'interfaces:\n  - match: ["sv[1]"]\n    netns: "{a}"\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert sorted(listed(a)) == ["sv1", "sv[1]"]
+    d2 = Daemon(svc, conf)
+    assert d2.p.wait(timeout=20) == 1
+    d2.t.join(timeout=5)
+    assert re.search(rf"not started: another pktlens daemon \(pid {d.p.pid}\) runs the config "
+                     rf"'{re.escape(conf)}'", d2.log()), d2.log()
+    assert d.p.poll() is None and sorted(listed(a)) == ["sv1", "sv[1]"]
+    d.p.kill()
+    d.p.wait()
+    d3 = Daemon(svc, conf)
+    d3.wait_notify()
+    assert d3.stop() == 0
+    # xdp: auto is none on a veth: a priority for it is an interface the plan cannot attach
+    prio = svc.config(f'interfaces:\n  - match: sw0\n    netns: "{a}"\n    xdp-priority: 7\n', "prio.conf")
+    r = pktlens("apply", prio, "--dry-run", check=False)
+    assert r.returncode == 1 and re.search(rf"sw0 \(netns \d+ \({a}\)\): {re.escape(prio)}:2:5: "
+                                           r"xdp-priority, but no XDP hook", r.stderr), r
+    assert "sw0" not in listed(a)
 
 
 def test_daemon_config_symlink_switched_stays_the_same_config(svc):
