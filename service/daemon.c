@@ -800,6 +800,23 @@ static int triggers_start(struct daemon *d)
 
 /* ---- reload and stop ---- */
 
+/* Whether @a and @b trigger the same captures (their lines in the file may differ). */
+static bool same_triggers(const struct pl_config *a, const struct pl_config *b)
+{
+	if (a->ntrig != b->ntrig)
+		return false;
+	for (size_t i = 0; i < a->ntrig; i++) {
+		const struct pl_cfg_trigger *x = &a->trig[i], *y = &b->trig[i];
+
+		if (!same_str(x->dev, y->dev) || !same_str(x->netns, y->netns) ||
+		    !same_str(x->when, y->when) || !same_str(x->write, y->write) ||
+		    !same_str(x->filter, y->filter) || x->for_secs != y->for_secs ||
+		    x->keep != y->keep || x->snaplen != y->snaplen)
+			return false;
+	}
+	return true;
+}
+
 /*
  * One daemon per config (its owner, the name attachments record): a second
  * would attach, export and sample everything twice, and its stop detach what
@@ -883,8 +900,11 @@ static void reload(struct daemon *d)
 		return;
 	}
 	exporters(d, c);
-	triggers_stop(d);
-	triggers_start(d);
+	/* a capture in progress goes on when its trigger did not change */
+	if (!same_triggers(old, c)) {
+		triggers_stop(d);
+		triggers_start(d);
+	}
 	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged", d->path,
 	     pl_plan_count(&p, PL_STEP_ADD), pl_plan_count(&p, PL_STEP_CHANGE) +
 	     pl_plan_count(&p, PL_STEP_ADOPT), pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged);

@@ -1602,6 +1602,29 @@ def running(pid):
         return False
 
 
+def test_daemon_reload_keeps_a_sampler_whose_trigger_did_not_change(svc):
+    """A reload that leaves a trigger as it was leaves its sampler running (a capture in
+    progress is not cut short); one that changes the trigger starts it again."""
+    d, pid, conf = idle_trigger_daemon(svc, "k")
+    with open(conf, "a") as f:
+        f.write("# touched\n")
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded ", start=mark)
+    assert running(pid) and not re.search(r"\(pktlens sample, pid", "\n".join(l for _, l in d.lines[mark:])), d.log()
+    with open(conf) as f:
+        text = f.read().replace("for: 1", "for: 2")
+    with open(conf, "w") as f:
+        f.write(text)
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded ", start=mark)
+    _, line = d.wait_log(r"\(pktlens sample, pid \d+\)", start=mark)
+    assert int(re.search(r"pid (\d+)\)", line)[1]) != pid
+    wait_for(lambda: not running(pid), what="the old sampler gone")
+    assert d.stop() == 0
+
+
 def test_daemon_killed_takes_its_trigger_samplers_along(svc):
     """A daemon killed with -9 leaves no trigger sampler behind (one went on capturing,
     orphaned, beside the one the restarted daemon started): the restart's sampler is the
