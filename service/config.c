@@ -356,11 +356,15 @@ static int check_rule(struct ctx *x, const struct pl_cfg_entry *e, struct pl_rul
 
 static int add_rule(struct pl_cfg_entry *e, const char *text, const char *file, int line, int col)
 {
-	struct pl_cfg_rule *p = realloc(e->rules, (e->nrules + 1) * sizeof(*p));
+	struct pl_cfg_rule *p = e->rules;
 
-	if (!p)
-		return -ENOMEM;
-	e->rules = p;
+	/* room for twice as many whenever the count reaches a power of two: files of many rules */
+	if (!(e->nrules & (e->nrules - 1))) {
+		p = realloc(e->rules, (e->nrules ? 2 * e->nrules : 1) * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		e->rules = p;
+	}
 	p[e->nrules] = (struct pl_cfg_rule){ strdup(text), file, line, col };
 	if (!p[e->nrules].text)
 		return -ENOMEM;
