@@ -182,35 +182,39 @@ static int run_rename(struct pl_plan *p, struct pl_step *st, char *why, size_t w
 	return 0;
 }
 
+/* "note: WHAT" added to @st's message, after "; " when it has one already */
+__attribute__((format(printf, 2, 3)))
+static void add_note(struct pl_step *st, const char *fmt, ...)
+{
+	size_t n = strlen(st->msg);
+	va_list ap;
+
+	n += (size_t)snprintf(st->msg + n, sizeof(st->msg) - n, "%snote: ", n ? "; " : "");
+	if (n >= sizeof(st->msg))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(st->msg + n, sizeof(st->msg) - n, fmt, ap);
+	va_end(ap);
+}
+
 /*
- * The notes `attach` gives, "note: ...; note: ...": XDP attached alone (the kernel refuses
- * libxdp's dispatcher), native XDP without multi-buffer, and the namespace's
- * outstanding-timestamp map keeping the size its first analysing attach gave it.
+ * The notes `attach` gives: XDP attached alone where the config asked for libxdp's
+ * dispatcher (the kernel refuses it), native XDP without multi-buffer, and the
+ * namespace's outstanding-timestamp map keeping the size its first analysing attach gave it.
  */
 static void attach_notes(struct pl_step *st, const struct pl_attach_opts *o,
 			 const struct pl_attach_info *info)
 {
-	size_t n = 0;
-
-#define ADD_NOTE(...)								\
-	do {									\
-		if (n < sizeof(st->msg))					\
-			n += (size_t)snprintf(st->msg + n, sizeof(st->msg) - n, "%snote: ", \
-					      n ? "; " : "");			\
-		if (n < sizeof(st->msg))					\
-			n += (size_t)snprintf(st->msg + n, sizeof(st->msg) - n, __VA_ARGS__); \
-	} while (0)
 	st->msg[0] = '\0';
 	if (info->disp_note && o->xdp_prio_set)
-		ADD_NOTE("%s", info->disp_note);
+		add_note(st, "%s", info->disp_note);
 	if (info->xdp_note)
-		ADD_NOTE("%s", info->xdp_note);
+		add_note(st, "%s", info->xdp_note);
 	if (o->tcp_passive && info->tcp_ts_max != info->meta.tcp_ts_max)
-		ADD_NOTE("the namespace's outstanding-timestamp map was sized by its first "
+		add_note(st, "the namespace's outstanding-timestamp map was sized by its first "
 			 "analysing attach: %u, not tcp-ts-max %u (detach every tcp-passive "
 			 "attachment of the namespace to size it again)", info->tcp_ts_max,
 			 info->meta.tcp_ts_max);
-#undef ADD_NOTE
 }
 
 static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_config *c)

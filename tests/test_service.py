@@ -1678,6 +1678,13 @@ def test_second_daemon_of_a_config_is_refused_and_names_match_as_written(svc):
     assert r.returncode == 1 and re.search(rf"sw0 \(netns \d+ \({a}\)\): {re.escape(prio)}:2:5: "
                                            r"xdp-priority, but no XDP hook", r.stderr), r
     assert "sw0" not in listed(a)
+    # with an XDP hook it runs where the kernel lets it, and apply says what attach says
+    prio = svc.config(f'interfaces:\n  - match: sw0\n    netns: "{a}"\n    xdp: skb\n    tc: none\n'
+                      '    xdp-priority: 7\n', "prio2.conf")
+    r = pktlens("apply", prio)
+    mech = listed(a)["sw0"]
+    refused = [h for h in mech["hooks"] if h["hook"] == "xdp" and h.get("mechanism") == "bpf_link"]
+    assert ("note: this kernel refuses libxdp's dispatcher" in r.stdout) == bool(refused), (r.stdout, mech)
 
 
 def test_daemon_config_symlink_switched_stays_the_same_config(svc):
