@@ -109,6 +109,19 @@ struct domain {
 	bool used;		/* this round sent it records (or templates) */
 };
 
+/*
+ * A forgotten domain's sequence number (forget_domains()): RFC 7011 3.1 has
+ * it go on increasing for the life of the exporter, so a namespace that
+ * comes back (detach, then attach again) resumes it instead of starting at 0.
+ * Also the state file's record of a domain.
+ */
+struct dom_seq {
+	uint32_t id;
+	uint32_t seq;
+};
+
+#define RETIRED_MAX 65536	/* forgotten domains remembered, at most (512 KiB): the oldest go */
+
 struct pl_ipfix {
 	int fd;
 	uint32_t domain;	/* --observation-domain: the home namespace's */
@@ -117,6 +130,8 @@ struct pl_ipfix {
 	struct domain *doms;
 	size_t ndoms, domcap;
 	size_t cur;		/* the domain of the message in buf (doms[cur]) */
+	struct dom_seq *retired;	/* forgotten domains' sequence numbers, oldest first */
+	size_t nretired, retcap;
 	struct seen *prev;
 	size_t nprev;
 	uint8_t buf[MSG_MAX];
@@ -347,13 +362,21 @@ static int use_domain(struct pl_ipfix *x, uint64_t netns)
 	else
 		for (i = 0; i < x->ndoms && x->doms[i].id != id; i++)
 			;
-	if (i == x->ndoms) {	/* new, or forgotten (forget_domains()) and back: from 0 */
+	if (i == x->ndoms) {	/* new (from 0), or forgotten (forget_domains()) and back */
 		struct domain *d = pl_grown(x->doms, &x->domcap, x->ndoms, sizeof(*d), 4);
+		uint32_t seq = 0;
 
 		if (!d)
 			return -ENOMEM;
 		x->doms = d;
-		x->doms[x->ndoms++] = (struct domain){ .id = id, .tpl = true };
+		for (size_t r = 0; r < x->nretired; r++)
+			if (x->retired[r].id == id) {
+				seq = x->retired[r].seq;
+				memmove(&x->retired[r], &x->retired[r + 1],
+					(--x->nretired - r) * sizeof(*x->retired));
+				break;
+			}
+		x->doms[x->ndoms++] = (struct domain){ .id = id, .seq = seq, .tpl = true };
 	}
 	/* the message so far: another domain's, or records that go before the templates */
 	if (i != x->cur || x->doms[i].tpl) {
@@ -444,11 +467,6 @@ struct state_head {
 	uint64_t nprev;
 };
 
-struct state_dom {
-	uint32_t id;
-	uint32_t seq;
-};
-
 static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t salen)
 {
 	char host[INET6_ADDRSTRLEN + 8], port[16];
@@ -464,7 +482,7 @@ static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t 
 static void resume(struct pl_ipfix *x)
 {
 	struct state_head h;
-	struct state_dom *d = NULL;
+	struct dom_seq *d = NULL;
 	struct seen *prev = NULL;
 	struct stat st;
 	FILE *f;
@@ -518,7 +536,7 @@ out:
 int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 {
 	struct state_head h = { .seen_size = sizeof(struct seen) };
-	struct state_dom *d;
+	struct dom_seq *d;
 	char tmp[sizeof(x->state) + 8];
 	bool sent = x->nprev > 0;
 	int fd, err = 0;
@@ -528,16 +546,20 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 		return 0;
 	for (size_t i = 0; i < x->ndoms; i++)
 		sent |= x->doms[i].seq > 0;
+	sent |= x->nretired > 0;
 	if (!sent)
 		return 0;	/* nothing sent, nothing to go on from */
 	memcpy(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC));
-	h.ndoms = (uint32_t)x->ndoms;
+	/* the domains in use, and those forgotten (retire()): a namespace back resumes its own */
+	h.ndoms = (uint32_t)(x->ndoms + x->nretired);
 	h.nprev = x->nprev;
-	d = calloc(x->ndoms, sizeof(*d));
+	d = calloc(h.ndoms, sizeof(*d));
 	if (!d)
 		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
 	for (size_t i = 0; i < x->ndoms; i++)
-		d[i] = (struct state_dom){ x->doms[i].id, x->doms[i].seq };
+		d[i] = (struct dom_seq){ x->doms[i].id, x->doms[i].seq };
+	if (x->nretired)
+		memcpy(d + x->ndoms, x->retired, x->nretired * sizeof(*d));
 	if (mkdir(PL_IPFIX_STATE_DIR, 0700) && errno != EEXIST) {
 		err = -errno;
 		goto out;
@@ -555,7 +577,7 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 	}
 	errno = 0;	/* a short write may set none: -EIO then (mkdir() left EEXIST) */
 	/* x->prev is NULL while no flow was sent: fwrite() must not be handed it, even for 0 */
-	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), x->ndoms, f) != x->ndoms ||
+	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
 	    (x->nprev && fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev))
 		err = errno ? -errno : -EIO;
 	if (fclose(f) && !err)
@@ -899,11 +921,28 @@ static int add_gones(struct pl_ipfix *x)
 	return 0;
 }
 
+/* Remember forgotten domain @d's sequence number, the oldest remembered going at RETIRED_MAX. */
+static void retire(struct pl_ipfix *x, const struct domain *d)
+{
+	struct dom_seq *r;
+
+	if (!d->seq)
+		return;		/* a domain back from 0 starts where it was */
+	if (x->nretired == RETIRED_MAX)
+		memmove(x->retired, x->retired + 1, --x->nretired * sizeof(*x->retired));
+	r = pl_grown(x->retired, &x->retcap, x->nretired, sizeof(*r), 16);
+	if (!r)
+		return;		/* back, it starts at 0 */
+	x->retired = r;
+	x->retired[x->nretired++] = (struct dom_seq){ d->id, d->seq };
+}
+
 /*
  * Forget the domains of namespaces that have no attachment left (@a, @n: this
  * round's) and sent nothing this round (their removed flows went out in an
  * earlier one), so that a host that makes and deletes namespaces all day
- * does not grow the list; the home domain (doms[0]) stays.
+ * does not grow the list; the home domain (doms[0]) stays. Their sequence
+ * numbers are kept apart (retire()), for a namespace that comes back.
  */
 static void forget_domains(struct pl_ipfix *x, const struct pl_attachment *a, size_t n)
 {
@@ -917,6 +956,8 @@ static void forget_domains(struct pl_ipfix *x, const struct pl_attachment *a, si
 			keep = !a[k].ns_gone && domain_of(x, a[k].netns) == x->doms[i].id;
 		if (keep)
 			x->doms[m++] = x->doms[i];
+		else
+			retire(x, &x->doms[i]);
 	}
 	x->ndoms = m;
 	for (x->cur = 0; x->cur < m && x->doms[x->cur].id != cur; x->cur++)
@@ -1024,5 +1065,6 @@ void pl_ipfix_close(struct pl_ipfix *x)
 	free(x->counted);
 	free(x->carry);
 	free(x->doms);
+	free(x->retired);
 	free(x);
 }

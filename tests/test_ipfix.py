@@ -629,3 +629,96 @@ def test_an_exporter_started_while_the_log_of_removed_flows_is_full_reads_it(lab
         forget_removed_flows()
     recs = [r for r in nfdump_records(out, lab.b) if r.get("src_port") == 4321]
     assert sum(r["in_packets"] for r in recs) == 5, recs
+
+
+# data record lengths by template (export/ipfix.c: REC_V4, REC_V6, with REC_TCP); 260: one
+# options record a set (observationDomainName)
+REC_LEN = {256: 58, 257: 82, 258: 58 + 52, 259: 82 + 52}
+
+
+def ipfix_headers(msgs):
+    """(domain, sequence number, data records, whether it names the domain) of each IPFIX
+    message, as RFC 7011 3.1 and 3.3 lay them out: the records counted from the data sets'
+    lengths."""
+    import struct
+    out = []
+    for m in msgs:
+        version, length, _, seq, domain = struct.unpack("!HHIII", m[:16])
+        assert version == 10 and length == len(m), m[:16]
+        recs, named, at = 0, False, 16
+        while at < length:
+            sid, slen = struct.unpack("!HH", m[at:at + 4])
+            assert slen >= 4, m
+            if sid == 260:
+                recs, named = recs + 1, True
+            elif sid >= 256:
+                recs += (slen - 4) // REC_LEN[sid]
+            at += slen
+        out.append((domain, seq, recs, named))
+    return out
+
+
+class RawCollector:
+    """A UDP socket on a free loopback port: the oracle that reads message headers itself."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+
+    def drain(self, quiet=0.2):
+        """Every message until none came for quiet seconds."""
+        self.sock.settimeout(quiet)
+        with contextlib.suppress(socket.timeout):
+            while True:
+                self.msgs.append(self.sock.recv(65535))
+        return ipfix_headers(self.msgs)
+
+    def close(self):
+        self.sock.close()
+        forget_sent(self.port)
+
+
+def sequence_breaks(headers, domain):
+    """Where a message of domain does not go on from the one before: RFC 7011 3.1, the sequence
+    number of each message is the count of data records sent in the domain before it."""
+    mine = [(s, n) for d, s, n, _ in headers if d == domain]
+    return [(a, b) for a, b in zip(mine, mine[1:]) if b[0] != a[0] + a[1]], mine
+
+
+def test_a_namespace_back_after_its_domain_was_forgotten_goes_on_with_its_sequence(lab):
+    """A namespace whose attachments all went is forgotten by the exporter after two rounds
+    (its domain's templates are due again when it comes back). Its sequence number went with
+    it: attached again, its messages started over at 0, which RFC 7011 forbids within a
+    session and a collector counts as lost or duplicated records. Now it goes on."""
+    from scapy.all import IP, UDP, Ether, Raw
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1919, dport=2929) / Raw(b"d" * 40)
+    col = RawCollector()
+    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{col.port}",
+                            "--interval", "1"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "every 1 s" in exp.stderr.readline()
+        pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+        assert lab.send([v4] * 3) == 3
+        lab.wait_packets(3)
+        pktlens("detach", "vb", ns=lab.b)
+        time.sleep(2.6)     # the round that sends the removed flow, then one that forgets
+        pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+        assert lab.send([v4] * 3) == 3
+        lab.wait_packets(3)
+        exp.send_signal(signal.SIGTERM)     # its last export sends them
+        assert exp.wait(timeout=10) == 0, exp.stderr.read()
+        headers = col.drain()
+    finally:
+        if exp.poll() is None:
+            exp.kill()
+            exp.wait()
+        col.close()
+    breaks, mine = sequence_breaks(headers, netns_ino(lab.b))
+    named = [h for h in headers if h[0] == netns_ino(lab.b) and h[3]]
+    assert len(named) == 2, headers     # forgotten, and named again when back
+    # each attachment: templates and the domain's name (1 record), then the flow's record
+    assert sum(n for _, n in mine) >= 4 and not breaks, mine
