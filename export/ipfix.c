@@ -148,6 +148,7 @@ struct pl_ipfix {
 	size_t ncarry, carrycap;
 	int send_err;
 	bool refused;		/* an earlier message was refused (ICMP unreachable) */
+	bool failed;		/* the last round left records unsent or flows unread */
 	bool locked;		/* the caller holds the change lock (pl_ipfix_locked()) */
 	uint32_t interval;	/* s; 0: removed flows are not read (pl_ipfix_interval()) */
 	uint64_t gone_since;	/* removals logged after this (CLOCK_MONOTONIC ns) are news */
@@ -668,6 +669,7 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 	x->now = NULL;
 	x->nnow = 0;
 	x->sent = 0;
+	x->failed = false;
 	x->in_msg = 0;
 	x->send_err = 0;
 	x->refused = false;
@@ -843,6 +845,7 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	x->nprev = x->nnow;
 	x->now = NULL;
 	*records = x->sent;
+	x->failed = err || x->send_err;
 	if (err)
 		return err;
 	if (x->send_err)
@@ -976,8 +979,10 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 	int lock, err = pl_attachments_in(x->home_only ? &x->home : NULL, &a, &n);
 
 	*records = 0;
-	if (err)
+	if (err) {
+		x->failed = true;
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+	}
 	why[0] = '\0';
 	pl_ipfix_begin(x, tpl);
 	/*
@@ -1040,6 +1045,11 @@ int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whyle
 	x->interval = secs;
 	x->gone_since = pl_mono_ns();	/* flows that left before are not this exporter's */
 	return 0;
+}
+
+bool pl_ipfix_failed(const struct pl_ipfix *x)
+{
+	return x->failed;
 }
 
 void pl_ipfix_home_only(struct pl_ipfix *x)

@@ -722,3 +722,42 @@ def test_a_namespace_back_after_its_domain_was_forgotten_goes_on_with_its_sequen
     assert len(named) == 2, headers     # forgotten, and named again when back
     # each attachment: templates and the domain's name (1 record), then the flow's record
     assert sum(n for _, n in mine) >= 4 and not breaks, mine
+
+
+COLLECTOR_ADDR = "198.18.99.1"
+
+
+@contextlib.contextmanager
+def collector_gone(lab):
+    """A collector address in lab.b (COLLECTOR_ADDR on vb, local there) for `-n lab.b export
+    ipfix`; yields (port, drop) where drop() deletes the address: the exporter's send() then
+    fails, ENETUNREACH, as with a route gone. What exporters to it kept is removed at the end."""
+    port = free_port(socket.SOCK_DGRAM)
+    addr = lambda op: sh("ip", "-n", lab.b, "addr", op, f"{COLLECTOR_ADDR}/32", "dev", "vb")  # noqa: E731
+    addr("add")
+    try:
+        yield port, lambda: addr("del")
+    finally:
+        for f in glob.glob(f"/run/pktlens/ipfix-{COLLECTOR_ADDR}-{port}-*"):
+            os.unlink(f)
+
+
+def test_a_last_export_that_cannot_send_exits_1(lab):
+    """The last export (SIGTERM) could not send: the exporter said so and exited 0, as if all
+    went out. Now it exits 1 with the one line naming the collector and the errno text."""
+    with collector_gone(lab) as (port, drop):
+        exp = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                                f"{COLLECTOR_ADDR}:{port}", "--interval", "30"],
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            assert "every 30 s" in exp.stderr.readline()
+            drop()
+            exp.send_signal(signal.SIGTERM)
+            rc = exp.wait(timeout=10)
+            err = exp.stderr.read()
+        finally:
+            if exp.poll() is None:
+                exp.kill()
+                exp.wait()
+    assert (rc, err) == (1, f"pktlens: export ipfix: {COLLECTOR_ADDR}:{port}: cannot send: "
+                            "Network is unreachable\n")
