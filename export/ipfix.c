@@ -451,7 +451,8 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
  * The baseline across a restart: a collector sums the deltas it is sent,
  * so an exporter that started from nothing sent every flow's whole count
  * again (a daemon's restart doubled what the collector had). A clean stop
- * keeps what was sent (the baseline and each domain's sequence number) in
+ * keeps what was sent (the baseline and each domain's sequence number), and
+ * the records of removed flows that no send took (x->carry), in
  * a file of the collector's address, port and domain and the exporter's
  * namespace, under PL_IPFIX_STATE_DIR (a tmpfs: it goes at a reboot, as
  * the counters do); the next exporter of that identity goes on from there
@@ -459,13 +460,16 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
  * leaves none to be taken stale (the next one sends the whole counts, as a
  * first one does).
  */
-#define STATE_MAGIC "pktlens-ipfix-1"
+#define STATE_MAGIC "pktlens-ipfix-2"	/* -1 had no carry: taken as a foreign file */
 
+/* then ndoms struct dom_seq, nprev struct seen, ncarry struct pend (of removed flows) */
 struct state_head {
 	char magic[16];
 	uint32_t seen_size;	/* sizeof(struct seen): of this build's layout */
 	uint32_t ndoms;
 	uint64_t nprev;
+	uint32_t pend_size;	/* sizeof(struct pend) */
+	uint32_t ncarry;	/* removed flows' records no send took (x->carry) */
 };
 
 static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t salen)
@@ -485,6 +489,7 @@ static void resume(struct pl_ipfix *x)
 	struct state_head h;
 	struct dom_seq *d = NULL;
 	struct seen *prev = NULL;
+	struct pend *carry = NULL;
 	struct stat st;
 	FILE *f;
 	int fd;
@@ -502,13 +507,17 @@ static void resume(struct pl_ipfix *x)
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC)) ||
-	    h.seen_size != sizeof(struct seen) || h.ndoms > 1U << 20 || h.nprev > 1ULL << 32 ||
-	    (uint64_t)st.st_size != sizeof(h) + h.ndoms * sizeof(*d) + h.nprev * sizeof(*prev))
+	    h.seen_size != sizeof(struct seen) || h.pend_size != sizeof(struct pend) ||
+	    h.ndoms > 1U << 20 || h.nprev > 1ULL << 32 || h.ncarry > CARRY_MAX ||
+	    (uint64_t)st.st_size != sizeof(h) + h.ndoms * sizeof(*d) + h.nprev * sizeof(*prev) +
+				    h.ncarry * sizeof(*carry))
 		goto out;
 	d = calloc(h.ndoms + 1, sizeof(*d));
 	prev = calloc(h.nprev + 1, sizeof(*prev));
-	if (!d || !prev || fread(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
-	    fread(prev, sizeof(*prev), h.nprev, f) != h.nprev)
+	carry = calloc(h.ncarry + 1, sizeof(*carry));
+	if (!d || !prev || !carry || fread(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
+	    fread(prev, sizeof(*prev), h.nprev, f) != h.nprev ||
+	    fread(carry, sizeof(*carry), h.ncarry, f) != h.ncarry)
 		goto out;
 	for (uint32_t i = 0; i < h.ndoms; i++) {
 		struct domain *grown;
@@ -528,7 +537,15 @@ static void resume(struct pl_ipfix *x)
 	x->prev = prev;
 	x->nprev = h.nprev;
 	prev = NULL;
+	for (uint32_t i = 0; i < h.ncarry; i++)
+		carry[i].now = SIZE_MAX;	/* a removed flow's, whatever the file says */
+	free(x->carry);
+	x->carry = carry;
+	x->carrycap = h.ncarry + 1;
+	x->ncarry = h.ncarry;
+	carry = NULL;
 out:
+	free(carry);
 	free(prev);
 	free(d);
 	fclose(f);
@@ -536,7 +553,7 @@ out:
 
 int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 {
-	struct state_head h = { .seen_size = sizeof(struct seen) };
+	struct state_head h = { .seen_size = sizeof(struct seen), .pend_size = sizeof(struct pend) };
 	struct dom_seq *d;
 	char tmp[sizeof(x->state) + 8];
 	bool sent = x->nprev > 0;
@@ -547,13 +564,14 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 		return 0;
 	for (size_t i = 0; i < x->ndoms; i++)
 		sent |= x->doms[i].seq > 0;
-	sent |= x->nretired > 0;
+	sent |= x->nretired > 0 || x->ncarry > 0;
 	if (!sent)
-		return 0;	/* nothing sent, nothing to go on from */
+		return 0;	/* nothing sent or waiting, nothing to go on from */
 	memcpy(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC));
 	/* the domains in use, and those forgotten (retire()): a namespace back resumes its own */
 	h.ndoms = (uint32_t)(x->ndoms + x->nretired);
 	h.nprev = x->nprev;
+	h.ncarry = (uint32_t)x->ncarry;		/* at most CARRY_MAX */
 	d = calloc(h.ndoms, sizeof(*d));
 	if (!d)
 		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
@@ -579,7 +597,8 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 	errno = 0;	/* a short write may set none: -EIO then (mkdir() left EEXIST) */
 	/* x->prev is NULL while no flow was sent: fwrite() must not be handed it, even for 0 */
 	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
-	    (x->nprev && fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev))
+	    (x->nprev && fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev) ||
+	    (x->ncarry && fwrite(x->carry, sizeof(*x->carry), x->ncarry, f) != x->ncarry))
 		err = errno ? -errno : -EIO;
 	if (fclose(f) && !err)
 		err = errno ? -errno : -EIO;

@@ -730,13 +730,14 @@ COLLECTOR_ADDR = "198.18.99.1"
 @contextlib.contextmanager
 def collector_gone(lab):
     """A collector address in lab.b (COLLECTOR_ADDR on vb, local there) for `-n lab.b export
-    ipfix`; yields (port, drop) where drop() deletes the address: the exporter's send() then
-    fails, ENETUNREACH, as with a route gone. What exporters to it kept is removed at the end."""
+    ipfix`; yields (port, drop, back) where drop() deletes the address: the exporter's send()
+    then fails, ENETUNREACH, as with a route gone; back() adds it again. What exporters to it
+    kept is removed at the end."""
     port = free_port(socket.SOCK_DGRAM)
     addr = lambda op: sh("ip", "-n", lab.b, "addr", op, f"{COLLECTOR_ADDR}/32", "dev", "vb")  # noqa: E731
     addr("add")
     try:
-        yield port, lambda: addr("del")
+        yield port, lambda: addr("del"), lambda: addr("add")
     finally:
         for f in glob.glob(f"/run/pktlens/ipfix-{COLLECTOR_ADDR}-{port}-*"):
             os.unlink(f)
@@ -745,7 +746,7 @@ def collector_gone(lab):
 def test_a_last_export_that_cannot_send_exits_1(lab):
     """The last export (SIGTERM) could not send: the exporter said so and exited 0, as if all
     went out. Now it exits 1 with the one line naming the collector and the errno text."""
-    with collector_gone(lab) as (port, drop):
+    with collector_gone(lab) as (port, drop, _):
         exp = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
                                 f"{COLLECTOR_ADDR}:{port}", "--interval", "30"],
                                stderr=subprocess.PIPE, text=True)
@@ -761,3 +762,50 @@ def test_a_last_export_that_cannot_send_exits_1(lab):
                 exp.wait()
     assert (rc, err) == (1, f"pktlens: export ipfix: {COLLECTOR_ADDR}:{port}: cannot send: "
                             "Network is unreachable\n")
+
+
+def test_removed_flows_a_last_export_could_not_send_go_out_from_the_next_exporter(lab):
+    """A flow removed (stats --reset) while the collector cannot be reached: its record waits
+    in the exporter for the next export. A clean stop kept the baseline and the sequence numbers
+    but not those records, so the next exporter never sent them. Now the state file keeps them
+    too, and the next exporter to the collector sends them: nfcapd gets the 3 packets."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=2525, dport=3636) / Raw(b"c" * 60)
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    nfcapd = None
+    with collector_gone(lab) as (port, drop, back):
+        args = [PKTLENS, "-n", lab.b, "export", "ipfix", "--collector", f"{COLLECTOR_ADDR}:{port}",
+                "--interval", "30"]
+        exp = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        try:
+            assert "every 30 s" in exp.stderr.readline()    # a reader of removed flows
+            assert lab.send([v4] * 3) == 3
+            lab.wait_packets(3)
+            drop()
+            count_afresh(lab, "reset")
+            exp.send_signal(signal.SIGTERM)
+            assert exp.wait(timeout=10) == 1
+            err = exp.stderr.read()
+            assert "cannot send: Network is unreachable" in err and "whole count" not in err, err
+            assert glob.glob(f"/run/pktlens/ipfix-{COLLECTOR_ADDR}-{port}-*"), "no state kept"
+            back()
+            nfcapd = subprocess.Popen(["ip", "netns", "exec", lab.b, "nfcapd", "-b", COLLECTOR_ADDR,
+                                       "-p", str(port), "-w", out, "-t", "60"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            r = subprocess.run(args + ["--duration", "1"], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            time.sleep(0.5)
+        finally:
+            if exp.poll() is None:
+                exp.kill()
+                exp.wait()
+            if nfcapd:
+                nfcapd.send_signal(signal.SIGTERM)
+                nfcapd.wait(timeout=10)
+    recs = [r for r in nfdump_records(out) if r.get("src_port") == 2525]
+    assert sum(r["in_packets"] for r in recs) == 3, recs
+    assert sum(r["in_bytes"] for r in recs) == 3 * (len(v4) - 14)
