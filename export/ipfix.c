@@ -329,6 +329,9 @@ static void domain_name(struct pl_ipfix *x, uint32_t id, uint64_t netns)
 	pl_netns_fmt(netns, 0, false, ns, sizeof(ns));
 	l = snprintf(name, sizeof(name), "netns %s", PL_SAFE(ns));
 	l = l < 0 ? 0 : l > 254 ? 254 : l;	/* one length byte */
+	/* a string is UTF-8 (RFC 7011 6.1.6): not a character cut in two, the whole one left out */
+	while (l > 0 && ((unsigned char)name[l] & 0xc0) == 0x80)
+		l--;
 	open_set(x, TPL_DOMAIN);
 	put32(x, id);
 	put8(x, (uint8_t)l);

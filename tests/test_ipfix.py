@@ -20,7 +20,7 @@ import time
 import pytest
 
 from lab import (GONE_LOG, PKTLENS, count_afresh, exporter_running, free_port, netns_ino,
-                 pktlens, pktlens_json, seconds_running, sh)
+                 pktlens, pktlens_json, seconds_running, sh, unique)
 
 # `nfdump -E`: an exporter (one per observation domain) as nfcapd kept it
 EXPORTER = re.compile(r"SysID: (\d+), IP: +\S+, version: 10, ID: +(\d+)"
@@ -809,3 +809,48 @@ def test_removed_flows_a_last_export_could_not_send_go_out_from_the_next_exporte
     recs = [r for r in nfdump_records(out) if r.get("src_port") == 2525]
     assert sum(r["in_packets"] for r in recs) == 3, recs
     assert sum(r["in_bytes"] for r in recs) == 3 * (len(v4) - 14)
+
+
+def test_a_long_utf8_namespace_name_is_cut_between_characters():
+    """observationDomainName (a string: UTF-8, RFC 7011 6.1.6) fits one length byte, 254 bytes:
+    the name of a namespace with a long UTF-8 name was cut at byte 254, in the middle of a
+    character, and the collector got invalid UTF-8. Now the cut leaves the whole character out."""
+    import struct
+    base = unique("plu")
+    if (254 - len("netns 4026531840 (") - len(base)) % 2 == 0:
+        base += "x"                     # byte 254 falls in the middle of an é
+    ns = base + "é" * ((255 - len(base)) // 2)
+    sh("ip", "netns", "add", ns)
+    try:
+        ino = os.stat(f"/run/netns/{ns}").st_ino
+        assert len(str(ino)) == 10, ino
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        col = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c",
+                                "import socket, sys\n"
+                                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                                "s.bind(('127.0.0.1', 0))\n"
+                                "print(s.getsockname()[1], flush=True)\n"
+                                "s.settimeout(10)\n"
+                                "print(s.recv(65535).hex())\n"],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(col.stdout.readline())
+            pktlens("export", "ipfix", "--collector", f"127.0.0.1:{port}", "--interval", "30",
+                    "--duration", "1", ns=ns)
+            msg = bytes.fromhex(col.stdout.readline())
+        finally:
+            col.kill()
+            col.wait()
+            for f in glob.glob(f"/run/pktlens/ipfix-127.0.0.1-{port}-*"):
+                os.unlink(f)
+    finally:
+        sh("ip", "netns", "del", ns)
+    at, name = 16, None
+    while at < len(msg):
+        sid, slen = struct.unpack("!HH", msg[at:at + 4])
+        if sid == 260:      # observationDomainId, then the name's length byte
+            name = msg[at + 9:at + 9 + msg[at + 8]]
+        at += slen
+    full = f"netns {ino} ({ns})".encode()
+    assert name is not None and len(name) == 253 and full.startswith(name), (name, full)
+    name.decode("utf-8")    # strict: raises on a character cut in two
