@@ -148,7 +148,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		if (last)
 			break;
 	}
-	/* a last export that could not send is a failure (said above), its state kept all the same */
+	/* a last export that could not send: a failure (said above), its state kept all the same */
 	failed = pl_ipfix_failed(x);
 	if (pl_ipfix_save(x, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the next exporter to %s sends every flow's whole count "

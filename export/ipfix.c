@@ -120,7 +120,7 @@ struct dom_seq {
 	uint32_t seq;
 };
 
-#define RETIRED_MAX 65536	/* forgotten domains remembered, at most (512 KiB): the oldest go */
+#define RETIRED_MAX 65536	/* forgotten domains kept, at most (512 KiB): the oldest go */
 
 struct pl_ipfix {
 	int fd;
@@ -556,7 +556,8 @@ out:
 
 int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 {
-	struct state_head h = { .seen_size = sizeof(struct seen), .pend_size = sizeof(struct pend) };
+	struct state_head h = { .seen_size = sizeof(struct seen),
+				.pend_size = sizeof(struct pend) };
 	struct dom_seq *d;
 	char tmp[sizeof(x->state) + 8];
 	bool sent = x->nprev > 0;

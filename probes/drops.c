@@ -454,7 +454,7 @@ const char *pl_drop_reason_name(__u32 kind, __u32 reason, char *buf, size_t len)
 		return buf;
 	case PL_DROP_XDP_REDIRECT:
 		name = strerrorname_np((int)reason);
-		/* one without a name (ENOTSUPP, 524, is the kernel's own): its number, one series each */
+		/* one without a name (the kernel's own ENOTSUPP, 524): its number, a series each */
 		if (name)
 			snprintf(buf, len, "XDP redirect %s", name);
 		else

@@ -24,7 +24,8 @@ int main(void)
 		for (unsigned b = a + 1; b < N; b++)
 			if (!strcmp(names[a], names[b])) {
 				if (!same++)
-					fprintf(stderr, "errno %u and %u: both '%s'\n", a, b, names[a]);
+					fprintf(stderr, "errno %u and %u: both '%s'\n", a, b,
+						names[a]);
 			}
 	CHECK(same == 0);
 	CHECK_STR(names[ENETDOWN], "XDP redirect ENETDOWN");
