@@ -148,11 +148,13 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		if (last)
 			break;
 	}
+	/* a last export that could not send: a failure (said above), its state kept all the same */
+	failed = pl_ipfix_failed(x);
 	if (pl_ipfix_save(x, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the next exporter to %s sends every flow's whole count "
 			"again", why, collector);
 	pl_ipfix_close(x);
-	return PL_EXIT_OK;
+	return failed ? PL_EXIT_FAIL : PL_EXIT_OK;
 }
 
 #define DURATION_OPT \

@@ -109,6 +109,19 @@ struct domain {
 	bool used;		/* this round sent it records (or templates) */
 };
 
+/*
+ * A forgotten domain's sequence number (forget_domains()): RFC 7011 3.1 has
+ * it go on increasing for the life of the exporter, so a namespace that
+ * comes back (detach, then attach again) resumes it instead of starting at 0.
+ * Also the state file's record of a domain.
+ */
+struct dom_seq {
+	uint32_t id;
+	uint32_t seq;
+};
+
+#define RETIRED_MAX 65536	/* forgotten domains kept, at most (512 KiB): the oldest go */
+
 struct pl_ipfix {
 	int fd;
 	uint32_t domain;	/* --observation-domain: the home namespace's */
@@ -117,6 +130,8 @@ struct pl_ipfix {
 	struct domain *doms;
 	size_t ndoms, domcap;
 	size_t cur;		/* the domain of the message in buf (doms[cur]) */
+	struct dom_seq *retired;	/* forgotten domains' sequence numbers, oldest first */
+	size_t nretired, retcap;
 	struct seen *prev;
 	size_t nprev;
 	uint8_t buf[MSG_MAX];
@@ -133,6 +148,7 @@ struct pl_ipfix {
 	size_t ncarry, carrycap;
 	int send_err;
 	bool refused;		/* an earlier message was refused (ICMP unreachable) */
+	bool failed;		/* the last round left records unsent or flows unread */
 	bool locked;		/* the caller holds the change lock (pl_ipfix_locked()) */
 	uint32_t interval;	/* s; 0: removed flows are not read (pl_ipfix_interval()) */
 	uint64_t gone_since;	/* removals logged after this (CLOCK_MONOTONIC ns) are news */
@@ -313,6 +329,9 @@ static void domain_name(struct pl_ipfix *x, uint32_t id, uint64_t netns)
 	pl_netns_fmt(netns, 0, false, ns, sizeof(ns));
 	l = snprintf(name, sizeof(name), "netns %s", PL_SAFE(ns));
 	l = l < 0 ? 0 : l > 254 ? 254 : l;	/* one length byte */
+	/* a string is UTF-8 (RFC 7011 6.1.6): not a character cut in two, the whole one left out */
+	while (l > 0 && ((unsigned char)name[l] & 0xc0) == 0x80)
+		l--;
 	open_set(x, TPL_DOMAIN);
 	put32(x, id);
 	put8(x, (uint8_t)l);
@@ -347,13 +366,21 @@ static int use_domain(struct pl_ipfix *x, uint64_t netns)
 	else
 		for (i = 0; i < x->ndoms && x->doms[i].id != id; i++)
 			;
-	if (i == x->ndoms) {	/* new, or forgotten (forget_domains()) and back: from 0 */
+	if (i == x->ndoms) {	/* new (from 0), or forgotten (forget_domains()) and back */
 		struct domain *d = pl_grown(x->doms, &x->domcap, x->ndoms, sizeof(*d), 4);
+		uint32_t seq = 0;
 
 		if (!d)
 			return -ENOMEM;
 		x->doms = d;
-		x->doms[x->ndoms++] = (struct domain){ .id = id, .tpl = true };
+		for (size_t r = 0; r < x->nretired; r++)
+			if (x->retired[r].id == id) {
+				seq = x->retired[r].seq;
+				memmove(&x->retired[r], &x->retired[r + 1],
+					(--x->nretired - r) * sizeof(*x->retired));
+				break;
+			}
+		x->doms[x->ndoms++] = (struct domain){ .id = id, .seq = seq, .tpl = true };
 	}
 	/* the message so far: another domain's, or records that go before the templates */
 	if (i != x->cur || x->doms[i].tpl) {
@@ -427,7 +454,8 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
  * The baseline across a restart: a collector sums the deltas it is sent,
  * so an exporter that started from nothing sent every flow's whole count
  * again (a daemon's restart doubled what the collector had). A clean stop
- * keeps what was sent (the baseline and each domain's sequence number) in
+ * keeps what was sent (the baseline and each domain's sequence number), and
+ * the records of removed flows that no send took (x->carry), in
  * a file of the collector's address, port and domain and the exporter's
  * namespace, under PL_IPFIX_STATE_DIR (a tmpfs: it goes at a reboot, as
  * the counters do); the next exporter of that identity goes on from there
@@ -435,18 +463,16 @@ static void record(struct pl_ipfix *x, const struct pl_flow *f, uint64_t dp, uin
  * leaves none to be taken stale (the next one sends the whole counts, as a
  * first one does).
  */
-#define STATE_MAGIC "pktlens-ipfix-1"
+#define STATE_MAGIC "pktlens-ipfix-2"	/* -1 had no carry: taken as a foreign file */
 
+/* then ndoms struct dom_seq, nprev struct seen, ncarry struct pend (of removed flows) */
 struct state_head {
 	char magic[16];
 	uint32_t seen_size;	/* sizeof(struct seen): of this build's layout */
 	uint32_t ndoms;
 	uint64_t nprev;
-};
-
-struct state_dom {
-	uint32_t id;
-	uint32_t seq;
+	uint32_t pend_size;	/* sizeof(struct pend) */
+	uint32_t ncarry;	/* removed flows' records no send took (x->carry) */
 };
 
 static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t salen)
@@ -464,8 +490,9 @@ static void state_path(struct pl_ipfix *x, const struct sockaddr *sa, socklen_t 
 static void resume(struct pl_ipfix *x)
 {
 	struct state_head h;
-	struct state_dom *d = NULL;
+	struct dom_seq *d = NULL;
 	struct seen *prev = NULL;
+	struct pend *carry = NULL;
 	struct stat st;
 	FILE *f;
 	int fd;
@@ -483,13 +510,17 @@ static void resume(struct pl_ipfix *x)
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC)) ||
-	    h.seen_size != sizeof(struct seen) || h.ndoms > 1U << 20 || h.nprev > 1ULL << 32 ||
-	    (uint64_t)st.st_size != sizeof(h) + h.ndoms * sizeof(*d) + h.nprev * sizeof(*prev))
+	    h.seen_size != sizeof(struct seen) || h.pend_size != sizeof(struct pend) ||
+	    h.ndoms > 1U << 20 || h.nprev > 1ULL << 32 || h.ncarry > CARRY_MAX ||
+	    (uint64_t)st.st_size != sizeof(h) + h.ndoms * sizeof(*d) + h.nprev * sizeof(*prev) +
+				    h.ncarry * sizeof(*carry))
 		goto out;
 	d = calloc(h.ndoms + 1, sizeof(*d));
 	prev = calloc(h.nprev + 1, sizeof(*prev));
-	if (!d || !prev || fread(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
-	    fread(prev, sizeof(*prev), h.nprev, f) != h.nprev)
+	carry = calloc(h.ncarry + 1, sizeof(*carry));
+	if (!d || !prev || !carry || fread(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
+	    fread(prev, sizeof(*prev), h.nprev, f) != h.nprev ||
+	    fread(carry, sizeof(*carry), h.ncarry, f) != h.ncarry)
 		goto out;
 	for (uint32_t i = 0; i < h.ndoms; i++) {
 		struct domain *grown;
@@ -509,7 +540,15 @@ static void resume(struct pl_ipfix *x)
 	x->prev = prev;
 	x->nprev = h.nprev;
 	prev = NULL;
+	for (uint32_t i = 0; i < h.ncarry; i++)
+		carry[i].now = SIZE_MAX;	/* a removed flow's, whatever the file says */
+	free(x->carry);
+	x->carry = carry;
+	x->carrycap = h.ncarry + 1;
+	x->ncarry = h.ncarry;
+	carry = NULL;
 out:
+	free(carry);
 	free(prev);
 	free(d);
 	fclose(f);
@@ -517,8 +556,9 @@ out:
 
 int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 {
-	struct state_head h = { .seen_size = sizeof(struct seen) };
-	struct state_dom *d;
+	struct state_head h = { .seen_size = sizeof(struct seen),
+				.pend_size = sizeof(struct pend) };
+	struct dom_seq *d;
 	char tmp[sizeof(x->state) + 8];
 	bool sent = x->nprev > 0;
 	int fd, err = 0;
@@ -528,16 +568,21 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 		return 0;
 	for (size_t i = 0; i < x->ndoms; i++)
 		sent |= x->doms[i].seq > 0;
+	sent |= x->nretired > 0 || x->ncarry > 0;
 	if (!sent)
-		return 0;	/* nothing sent, nothing to go on from */
+		return 0;	/* nothing sent or waiting, nothing to go on from */
 	memcpy(h.magic, STATE_MAGIC, sizeof(STATE_MAGIC));
-	h.ndoms = (uint32_t)x->ndoms;
+	/* the domains in use, and those forgotten (retire()): a namespace back resumes its own */
+	h.ndoms = (uint32_t)(x->ndoms + x->nretired);
 	h.nprev = x->nprev;
-	d = calloc(x->ndoms, sizeof(*d));
+	h.ncarry = (uint32_t)x->ncarry;		/* at most CARRY_MAX */
+	d = calloc(h.ndoms, sizeof(*d));
 	if (!d)
 		return pl_why(why, whylen, -ENOMEM, "%s", strerror(ENOMEM));
 	for (size_t i = 0; i < x->ndoms; i++)
-		d[i] = (struct state_dom){ x->doms[i].id, x->doms[i].seq };
+		d[i] = (struct dom_seq){ x->doms[i].id, x->doms[i].seq };
+	if (x->nretired)
+		memcpy(d + x->ndoms, x->retired, x->nretired * sizeof(*d));
 	if (mkdir(PL_IPFIX_STATE_DIR, 0700) && errno != EEXIST) {
 		err = -errno;
 		goto out;
@@ -555,8 +600,9 @@ int pl_ipfix_save(struct pl_ipfix *x, char *why, size_t whylen)
 	}
 	errno = 0;	/* a short write may set none: -EIO then (mkdir() left EEXIST) */
 	/* x->prev is NULL while no flow was sent: fwrite() must not be handed it, even for 0 */
-	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), x->ndoms, f) != x->ndoms ||
-	    (x->nprev && fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev))
+	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(d, sizeof(*d), h.ndoms, f) != h.ndoms ||
+	    (x->nprev && fwrite(x->prev, sizeof(*x->prev), x->nprev, f) != x->nprev) ||
+	    (x->ncarry && fwrite(x->carry, sizeof(*x->carry), x->ncarry, f) != x->ncarry))
 		err = errno ? -errno : -EIO;
 	if (fclose(f) && !err)
 		err = errno ? -errno : -EIO;
@@ -646,6 +692,7 @@ void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
 	x->now = NULL;
 	x->nnow = 0;
 	x->sent = 0;
+	x->failed = false;
 	x->in_msg = 0;
 	x->send_err = 0;
 	x->refused = false;
@@ -821,6 +868,7 @@ int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t
 	x->nprev = x->nnow;
 	x->now = NULL;
 	*records = x->sent;
+	x->failed = err || x->send_err;
 	if (err)
 		return err;
 	if (x->send_err)
@@ -899,11 +947,28 @@ static int add_gones(struct pl_ipfix *x)
 	return 0;
 }
 
+/* Remember forgotten domain @d's sequence number, the oldest remembered going at RETIRED_MAX. */
+static void retire(struct pl_ipfix *x, const struct domain *d)
+{
+	struct dom_seq *r;
+
+	if (!d->seq)
+		return;		/* a domain back from 0 starts where it was */
+	if (x->nretired == RETIRED_MAX)
+		memmove(x->retired, x->retired + 1, --x->nretired * sizeof(*x->retired));
+	r = pl_grown(x->retired, &x->retcap, x->nretired, sizeof(*r), 16);
+	if (!r)
+		return;		/* back, it starts at 0 */
+	x->retired = r;
+	x->retired[x->nretired++] = (struct dom_seq){ d->id, d->seq };
+}
+
 /*
  * Forget the domains of namespaces that have no attachment left (@a, @n: this
  * round's) and sent nothing this round (their removed flows went out in an
  * earlier one), so that a host that makes and deletes namespaces all day
- * does not grow the list; the home domain (doms[0]) stays.
+ * does not grow the list; the home domain (doms[0]) stays. Their sequence
+ * numbers are kept apart (retire()), for a namespace that comes back.
  */
 static void forget_domains(struct pl_ipfix *x, const struct pl_attachment *a, size_t n)
 {
@@ -917,6 +982,8 @@ static void forget_domains(struct pl_ipfix *x, const struct pl_attachment *a, si
 			keep = !a[k].ns_gone && domain_of(x, a[k].netns) == x->doms[i].id;
 		if (keep)
 			x->doms[m++] = x->doms[i];
+		else
+			retire(x, &x->doms[i]);
 	}
 	x->ndoms = m;
 	for (x->cur = 0; x->cur < m && x->doms[x->cur].id != cur; x->cur++)
@@ -935,8 +1002,10 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 	int lock, err = pl_attachments_in(x->home_only ? &x->home : NULL, &a, &n);
 
 	*records = 0;
-	if (err)
+	if (err) {
+		x->failed = true;
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
+	}
 	why[0] = '\0';
 	pl_ipfix_begin(x, tpl);
 	/*
@@ -1001,6 +1070,11 @@ int pl_ipfix_interval(struct pl_ipfix *x, uint32_t secs, char *why, size_t whyle
 	return 0;
 }
 
+bool pl_ipfix_failed(const struct pl_ipfix *x)
+{
+	return x->failed;
+}
+
 void pl_ipfix_home_only(struct pl_ipfix *x)
 {
 	x->home_only = true;
@@ -1024,5 +1098,6 @@ void pl_ipfix_close(struct pl_ipfix *x)
 	free(x->counted);
 	free(x->carry);
 	free(x->doms);
+	free(x->retired);
 	free(x);
 }

@@ -76,5 +76,11 @@ int pl_ipfix_add(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *flows
 int pl_ipfix_add_tcp(struct pl_ipfix *x, uint64_t netns, const struct pl_flow *flows, size_t n,
 		     int tcp_fd);
 int pl_ipfix_end(struct pl_ipfix *x, int err, size_t *records, char *why, size_t whylen);
+/*
+ * Whether the last round failed: a send() that took no message (its records
+ * wait for the next export) or flows it could not read. Not a refusal
+ * noticed while its records went out (ECONNREFUSED of an earlier datagram).
+ */
+bool pl_ipfix_failed(const struct pl_ipfix *x);
 
 #endif /* __PKTLENS_EXPORT_IPFIX_H */

@@ -185,6 +185,15 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return ret;
 }
 
+/*
+ * A request's state (*state): NULL until its headers are in; a GET /metrics
+ * whose render succeeded is SCRAPE, and counts as a scrape once its response
+ * went out whole (on_completed()). Anything else (404, 400, 500, HEAD, a
+ * client that went away) reads nothing for the daemon's removals.
+ */
+enum req_state { REQ_NONE, REQ_HEADERS, REQ_BODY, REQ_ANSWERED, REQ_SCRAPE };
+#define REQ(st) ((void *)(uintptr_t)(st))
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **state)
@@ -201,7 +210,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n", "GET, HEAD");
 	if (!*state) {		/* first call: headers only; answer on the second */
-		*state = (void *)1;
+		*state = REQ(REQ_HEADERS);
 		return MHD_YES;
 	}
 	if (*data_size) {
@@ -210,11 +219,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		 * (it would close the connection unanswered); drop it, answer after.
 		 */
 		*data_size = 0;
-		*state = (void *)2;
+		*state = REQ(REQ_BODY);
 		return MHD_YES;
 	}
-	if (*state == (void *)2)
+	if (*state == REQ(REQ_BODY)) {
+		*state = REQ(REQ_ANSWERED);
 		return reply(c, MHD_HTTP_BAD_REQUEST, "no body expected\n", NULL);
+	}
+	*state = REQ(REQ_ANSWERED);
 	if (strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);
 	err = pl_prom_render(s->h.only.ino ? &s->h.only : NULL, &body, &len);
@@ -228,21 +240,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
+	if (ret == MHD_YES && !strcmp(method, "GET"))
+		*state = REQ(REQ_SCRAPE);
 	return ret;
 }
 
-/* A request is over (its response freed): hand the scrape's memory back. */
+/*
+ * A request is over (its response freed): hand the memory back; a scrape
+ * (a GET /metrics rendered and sent whole) is told to the owner.
+ */
 static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct pl_prom_server *s = cls;
 
 	(void)c;
-	(void)toe;
 	if (!*state)
 		return;
 	malloc_trim(0);
-	if (s->h.scraped)
+	if (*state == REQ(REQ_SCRAPE) && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+	    s->h.scraped)
 		s->h.scraped(s->h.ctx);
 }
 

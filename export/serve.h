@@ -33,7 +33,11 @@ struct pl_prom_server;
  * called from server threads).
  */
 struct pl_prom_hooks {
-	void (*scraped)(void *ctx);	/* a scrape is over */
+	/*
+	 * a scrape is over: a GET /metrics whose render succeeded and whose
+	 * response went out whole (not a 404, 400, 500, HEAD or a client gone)
+	 */
+	void (*scraped)(void *ctx);
 	/* libmicrohttpd's complaints, at most one line a second (counting the rest) */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;

@@ -453,7 +453,12 @@ const char *pl_drop_reason_name(__u32 kind, __u32 reason, char *buf, size_t len)
 		snprintf(buf, len, "XDP action %u", reason);
 		return buf;
 	case PL_DROP_XDP_REDIRECT:
-		snprintf(buf, len, "XDP redirect %s", strerrorname_np((int)reason) ?: "error");
+		name = strerrorname_np((int)reason);
+		/* one without a name (the kernel's own ENOTSUPP, 524): its number, a series each */
+		if (name)
+			snprintf(buf, len, "XDP redirect %s", name);
+		else
+			snprintf(buf, len, "XDP redirect error %u", reason);
 		return buf;
 	case PL_DROP_POLICY:
 		snprintf(buf, len, "pktlens rule %u", reason);

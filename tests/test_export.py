@@ -502,3 +502,41 @@ def test_grafana_rates_count_a_packet_once_with_xdp_and_tc(lab, exporter, tmp_pa
     r = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=tmp_path,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_daemon_keeps_a_gone_interface_pins_until_a_get_of_metrics_is_served():
+    """`pktlens daemon` exporting Prometheus keeps a deleted interface's pins until a scrape has
+    read them. Any request counted as that scrape: a 404 (curl /healthz), a 405, a GET with a
+    body (400), a HEAD, released the pins, and the final counts were never served. Now only a
+    GET /metrics rendered and sent whole does."""
+    import http.client
+    from test_service import Daemon, ServiceLab, attached, glob_covered, pins, wait_for
+    svc = ServiceLab()
+    try:
+        a = svc.netns()
+        svc.veth(a, "sv0", "pv0", up=True)
+        port = free_port()
+        conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                          f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
+        d = Daemon(svc, conf)
+        d.wait_notify()
+        assert attached(a, "sv0")
+        sh("ip", "-n", a, "link", "del", "sv0")
+        d.wait_log(r"gone sv0 \(netns .*\): interface gone; final totals")
+        assert pins(a, "sv0").exists()
+        for method, path, body, status in (("GET", "/healthz", None, 404), ("POST", "/metrics", None, 405),
+                                           ("GET", "/metrics", b"x", 400), ("HEAD", "/metrics", None, 200)):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request(method, path, body=body)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            assert r.status == status, (method, path, r.status)
+        time.sleep(0.5)     # the daemon's loop has seen whatever the server told it
+        assert pins(a, "sv0").exists(), "released by a request that was no scrape"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert b'device="sv0"' in r.read()
+        wait_for(lambda: not pins(a, "sv0").exists(), timeout=5, what="sv0's pins after the scrape")
+        assert d.stop() == 0, d.log()
+    finally:
+        svc.close()

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from lab import (GONE_LOG, PKTLENS, count_afresh, exporter_running, free_port, netns_ino,
-                 pktlens, pktlens_json, seconds_running, sh)
+                 pktlens, pktlens_json, seconds_running, sh, unique)
 
 # `nfdump -E`: an exporter (one per observation domain) as nfcapd kept it
 EXPORTER = re.compile(r"SysID: (\d+), IP: +\S+, version: 10, ID: +(\d+)"
@@ -629,3 +629,228 @@ def test_an_exporter_started_while_the_log_of_removed_flows_is_full_reads_it(lab
         forget_removed_flows()
     recs = [r for r in nfdump_records(out, lab.b) if r.get("src_port") == 4321]
     assert sum(r["in_packets"] for r in recs) == 5, recs
+
+
+# data record lengths by template (export/ipfix.c: REC_V4, REC_V6, with REC_TCP); 260: one
+# options record a set (observationDomainName)
+REC_LEN = {256: 58, 257: 82, 258: 58 + 52, 259: 82 + 52}
+
+
+def ipfix_headers(msgs):
+    """(domain, sequence number, data records, whether it names the domain) of each IPFIX
+    message, as RFC 7011 3.1 and 3.3 lay them out: the records counted from the data sets'
+    lengths."""
+    import struct
+    out = []
+    for m in msgs:
+        version, length, _, seq, domain = struct.unpack("!HHIII", m[:16])
+        assert version == 10 and length == len(m), m[:16]
+        recs, named, at = 0, False, 16
+        while at < length:
+            sid, slen = struct.unpack("!HH", m[at:at + 4])
+            assert slen >= 4, m
+            if sid == 260:
+                recs, named = recs + 1, True
+            elif sid >= 256:
+                recs += (slen - 4) // REC_LEN[sid]
+            at += slen
+        out.append((domain, seq, recs, named))
+    return out
+
+
+class RawCollector:
+    """A UDP socket on a free loopback port: the oracle that reads message headers itself."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+
+    def drain(self, quiet=0.2):
+        """Every message until none came for quiet seconds."""
+        self.sock.settimeout(quiet)
+        with contextlib.suppress(socket.timeout):
+            while True:
+                self.msgs.append(self.sock.recv(65535))
+        return ipfix_headers(self.msgs)
+
+    def close(self):
+        self.sock.close()
+        forget_sent(self.port)
+
+
+def sequence_breaks(headers, domain):
+    """Where a message of domain does not go on from the one before: RFC 7011 3.1, the sequence
+    number of each message is the count of data records sent in the domain before it."""
+    mine = [(s, n) for d, s, n, _ in headers if d == domain]
+    return [(a, b) for a, b in zip(mine, mine[1:]) if b[0] != a[0] + a[1]], mine
+
+
+def test_a_namespace_back_after_its_domain_was_forgotten_goes_on_with_its_sequence(lab):
+    """A namespace whose attachments all went is forgotten by the exporter after two rounds
+    (its domain's templates are due again when it comes back). Its sequence number went with
+    it: attached again, its messages started over at 0, which RFC 7011 forbids within a
+    session and a collector counts as lost or duplicated records. Now it goes on."""
+    from scapy.all import IP, UDP, Ether, Raw
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1919, dport=2929) / Raw(b"d" * 40)
+    col = RawCollector()
+    exp = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{col.port}",
+                            "--interval", "1"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "every 1 s" in exp.stderr.readline()
+        pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+        assert lab.send([v4] * 3) == 3
+        lab.wait_packets(3)
+        pktlens("detach", "vb", ns=lab.b)
+        time.sleep(2.6)     # the round that sends the removed flow, then one that forgets
+        pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+        assert lab.send([v4] * 3) == 3
+        lab.wait_packets(3)
+        exp.send_signal(signal.SIGTERM)     # its last export sends them
+        assert exp.wait(timeout=10) == 0, exp.stderr.read()
+        headers = col.drain()
+    finally:
+        if exp.poll() is None:
+            exp.kill()
+            exp.wait()
+        col.close()
+    breaks, mine = sequence_breaks(headers, netns_ino(lab.b))
+    named = [h for h in headers if h[0] == netns_ino(lab.b) and h[3]]
+    assert len(named) == 2, headers     # forgotten, and named again when back
+    # each attachment: templates and the domain's name (1 record), then the flow's record
+    assert sum(n for _, n in mine) >= 4 and not breaks, mine
+
+
+COLLECTOR_ADDR = "198.18.99.1"
+
+
+@contextlib.contextmanager
+def collector_gone(lab):
+    """A collector address in lab.b (COLLECTOR_ADDR on vb, local there) for `-n lab.b export
+    ipfix`; yields (port, drop, back) where drop() deletes the address: the exporter's send()
+    then fails, ENETUNREACH, as with a route gone; back() adds it again. What exporters to it
+    kept is removed at the end."""
+    port = free_port(socket.SOCK_DGRAM)
+    addr = lambda op: sh("ip", "-n", lab.b, "addr", op, f"{COLLECTOR_ADDR}/32", "dev", "vb")  # noqa: E731
+    addr("add")
+    try:
+        yield port, lambda: addr("del"), lambda: addr("add")
+    finally:
+        for f in glob.glob(f"/run/pktlens/ipfix-{COLLECTOR_ADDR}-{port}-*"):
+            os.unlink(f)
+
+
+def test_a_last_export_that_cannot_send_exits_1(lab):
+    """The last export (SIGTERM) could not send: the exporter said so and exited 0, as if all
+    went out. Now it exits 1 with the one line naming the collector and the errno text."""
+    with collector_gone(lab) as (port, drop, _):
+        exp = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                                f"{COLLECTOR_ADDR}:{port}", "--interval", "30"],
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            assert "every 30 s" in exp.stderr.readline()
+            drop()
+            exp.send_signal(signal.SIGTERM)
+            rc = exp.wait(timeout=10)
+            err = exp.stderr.read()
+        finally:
+            if exp.poll() is None:
+                exp.kill()
+                exp.wait()
+    assert (rc, err) == (1, f"pktlens: export ipfix: {COLLECTOR_ADDR}:{port}: cannot send: "
+                            "Network is unreachable\n")
+
+
+def test_removed_flows_a_last_export_could_not_send_go_out_from_the_next_exporter(lab):
+    """A flow removed (stats --reset) while the collector cannot be reached: its record waits
+    in the exporter for the next export. A clean stop kept the baseline and the sequence numbers
+    but not those records, so the next exporter never sent them. Now the state file keeps them
+    too, and the next exporter to the collector sends them: nfcapd gets the 3 packets."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=2525, dport=3636) / Raw(b"c" * 60)
+    out = os.path.join(lab.tmp, "nfcapd")
+    os.makedirs(out)
+    nfcapd = None
+    with collector_gone(lab) as (port, drop, back):
+        args = [PKTLENS, "-n", lab.b, "export", "ipfix", "--collector", f"{COLLECTOR_ADDR}:{port}",
+                "--interval", "30"]
+        exp = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        try:
+            assert "every 30 s" in exp.stderr.readline()    # a reader of removed flows
+            assert lab.send([v4] * 3) == 3
+            lab.wait_packets(3)
+            drop()
+            count_afresh(lab, "reset")
+            exp.send_signal(signal.SIGTERM)
+            assert exp.wait(timeout=10) == 1
+            err = exp.stderr.read()
+            assert "cannot send: Network is unreachable" in err and "whole count" not in err, err
+            assert glob.glob(f"/run/pktlens/ipfix-{COLLECTOR_ADDR}-{port}-*"), "no state kept"
+            back()
+            nfcapd = subprocess.Popen(["ip", "netns", "exec", lab.b, "nfcapd", "-b", COLLECTOR_ADDR,
+                                       "-p", str(port), "-w", out, "-t", "60"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            r = subprocess.run(args + ["--duration", "1"], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            time.sleep(0.5)
+        finally:
+            if exp.poll() is None:
+                exp.kill()
+                exp.wait()
+            if nfcapd:
+                nfcapd.send_signal(signal.SIGTERM)
+                nfcapd.wait(timeout=10)
+    recs = [r for r in nfdump_records(out) if r.get("src_port") == 2525]
+    assert sum(r["in_packets"] for r in recs) == 3, recs
+    assert sum(r["in_bytes"] for r in recs) == 3 * (len(v4) - 14)
+
+
+def test_a_long_utf8_namespace_name_is_cut_between_characters():
+    """observationDomainName (a string: UTF-8, RFC 7011 6.1.6) fits one length byte, 254 bytes:
+    the name of a namespace with a long UTF-8 name was cut at byte 254, in the middle of a
+    character, and the collector got invalid UTF-8. Now the cut leaves the whole character out."""
+    import struct
+    base = unique("plu")
+    if (254 - len("netns 4026531840 (") - len(base)) % 2 == 0:
+        base += "x"                     # byte 254 falls in the middle of an é
+    ns = base + "é" * ((255 - len(base)) // 2)
+    sh("ip", "netns", "add", ns)
+    try:
+        ino = os.stat(f"/run/netns/{ns}").st_ino
+        assert len(str(ino)) == 10, ino
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        col = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c",
+                                "import socket, sys\n"
+                                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                                "s.bind(('127.0.0.1', 0))\n"
+                                "print(s.getsockname()[1], flush=True)\n"
+                                "s.settimeout(10)\n"
+                                "print(s.recv(65535).hex())\n"],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(col.stdout.readline())
+            pktlens("export", "ipfix", "--collector", f"127.0.0.1:{port}", "--interval", "30",
+                    "--duration", "1", ns=ns)
+            msg = bytes.fromhex(col.stdout.readline())
+        finally:
+            col.kill()
+            col.wait()
+            for f in glob.glob(f"/run/pktlens/ipfix-127.0.0.1-{port}-*"):
+                os.unlink(f)
+    finally:
+        sh("ip", "netns", "del", ns)
+    at, name = 16, None
+    while at < len(msg):
+        sid, slen = struct.unpack("!HH", msg[at:at + 4])
+        if sid == 260:      # observationDomainId, then the name's length byte
+            name = msg[at + 9:at + 9 + msg[at + 8]]
+        at += slen
+    full = f"netns {ino} ({ns})".encode()
+    assert name is not None and len(name) == 253 and full.startswith(name), (name, full)
+    name.decode("utf-8")    # strict: raises on a character cut in two
