@@ -713,6 +713,8 @@ static int join_xdp(struct attach *a, bool flows_reused)
 	if (a->info->reattached) {
 		char path[700];
 
+		/* the old hook is down from here: a failure after this attaches it again (restore_old()) */
+		a->old_touched = true;
 		/* alone, its link is in libxdp's way ("not using a dispatcher"): it goes too */
 		snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
 		pl_pin_link_detach(path);
