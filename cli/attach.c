@@ -40,7 +40,8 @@ static int do_attach(void *cfg, int argc, char **argv)
 				    .xdp_prio = (uint32_t)c->xdp_prio,
 				    .tcp_passive = c->tcp_passive, .tcp_ts_max = c->tcp_ts_max };
 	struct pl_attach_info info;
-	char why[PL_WHY_LEN], hooks[128];
+	/* a refused filter or rule says why and the way out (pl_xdp_no_tail_why()), then the restore */
+	char why[PL_WHY_LEN * 8], hooks[128];
 	int err;
 
 	(void)argc;

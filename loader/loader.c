@@ -706,7 +706,7 @@ static bool share_xdp(const struct attach *a)
  */
 static int join_xdp(struct attach *a, bool flows_reused)
 {
-	static char note[PL_WHY_LEN + 256];
+	static char note[PL_WHY_LEN * 4 + 256];
 	bool refused, notail_left;
 	int err;
 
@@ -991,7 +991,7 @@ static int refilter(struct attach *a, const char *expr)
 		.meta = *a->m,
 		.xdp_no_tail = a->notail,
 	};
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN * 4];	/* pl_xdp_no_tail_why()'s way out is 400 bytes and more */
 	int err;
 
 	err = pl_chain_set(&c, expr, why, sizeof(why));
@@ -1489,7 +1489,7 @@ static void restore_old(const struct pl_meta *om, bool prio_ok, __u32 prio, char
 		.tcp_ts_max = om->tcp_ts_max,
 	};
 	struct pl_attach_info info;
-	char rwhy[PL_WHY_LEN];
+	char rwhy[PL_WHY_LEN * 4];
 	size_t n = strlen(why);
 	int err;
 
