@@ -708,6 +708,8 @@ static int join_xdp(struct attach *a, bool flows_reused)
 {
 	static char note[PL_WHY_LEN * 4 + 256];
 	bool refused, notail_left;
+	char names[PL_WHY_LEN];
+	size_t others;
 	int err;
 
 	if (a->info->reattached) {
@@ -745,6 +747,16 @@ static int join_xdp(struct attach *a, bool flows_reused)
 					     "on its XDP hook";
 		}
 		return err;
+	}
+	if (err && refused && a->info->reattached &&
+	    (others = pl_xdp_disp_others(a->li.ifindex, names, sizeof(names)))) {
+		char joined[PL_WHY_LEN * 2];
+
+		/* alone would remove the dispatcher with them: a re-attach's --force is not for them */
+		snprintf(joined, sizeof(joined), "%s", a->why);
+		return pl_why(a->why, a->whylen, -EBUSY, "%s; attaching XDP alone instead would remove "
+			      "libxdp's dispatcher with the %zu other program%s in it (%s): not done",
+			      joined, others, others == 1 ? "" : "s", names);
 	}
 	if (err && refused) {
 		/* refused, and nothing to share with (the one without not tried) or refused too */

@@ -268,6 +268,7 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 {
 	struct pl_xdp_disp d;
 	int err = pl_xdp_disp_read(ifindex, &d);
+	size_t stay = 0;
 
 	if (err)
 		return pl_why(why, whylen, err, "%s: cannot query XDP state: %s", ifname,
@@ -298,13 +299,21 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 				      ifname, pl_xdp_mode_name(d.mode), d.n, pl_xdp_mode_name(d.mode));
 	/* a pktlens attach killed after joining: its program, no attachment's */
 	for (size_t i = 0; i < d.n; i++) {
+		if (d.prog[i].id != ours)
+			stay++;
 		if (strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)) ||
 		    d.prog[i].id == ours || recorded(ifindex, d.prog[i].id))
 			continue;
 		err = pl_xdp_disp_leave(ifindex, ifname, d.prog[i].id, why, whylen);
 		if (err)
 			return err;
+		stay--;
 	}
+	/* said before the old program leaves: libxdp would refuse the join with E2BIG */
+	if (stay >= PL_XDP_DISP_MAX)
+		return pl_why(why, whylen, -E2BIG, "%s: libxdp's dispatcher there is full: it runs %zu "
+			      "programs, the most it takes (xdp-loader status %s lists them)", ifname,
+			      stay, ifname);
 	return 0;
 }
 
@@ -338,15 +347,23 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
 	xdp_program__close(p);
 	if (err) {
 		/*
-		 * The object did not load: the kernel refused it as a dispatcher's
-		 * member; or the driver refused a dispatcher without multi-buffer
-		 * support for its MTU (ERANGE): alone, pktlens can have frags.
+		 * The kernel refused the program itself as a dispatcher's member
+		 * (not loaded: the verifier's EINVAL or EACCES, freplace's EPERM,
+		 * which libxdp turns into EOPNOTSUPP like a program too large); or
+		 * the driver refused a dispatcher without multi-buffer support for
+		 * its MTU (ERANGE): alone, pktlens can have frags. Anything else (a
+		 * full dispatcher's E2BIG, maps that found no memory, EBUSY) is no
+		 * reason to attach alone: attaching alone removes the dispatcher.
 		 */
-		*refused = bpf_program__fd(prog) < 0 || err == -ERANGE;
+		*refused = err == -ERANGE ||
+			   (bpf_program__fd(prog) < 0 && (err == -EINVAL || err == -EACCES ||
+							  err == -EPERM || err == -EOPNOTSUPP));
 		return pl_why(why, whylen, pl_load_err(err), "%s: cannot join the libxdp dispatcher "
 			      "in %s mode: %s%s%s", ifname, pl_xdp_mode_name(mode), strerror(-err),
 			      err == -ERANGE ? ", an MTU over one page needs multi-buffer XDP, which "
-			      "the dispatcher runs without" : "", xdp_said(said, sizeof(said)));
+			      "the dispatcher runs without" : err == -E2BIG ? " (the dispatcher is "
+			      "full: it runs ten programs at most)" : "",
+			      xdp_said(said, sizeof(said)));
 	}
 	prog_id_of(bpf_program__fd(prog), &id);
 	if (!pl_xdp_prog_ext(id)) {
@@ -358,6 +375,26 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
 			      ifname);
 	}
 	return 0;
+}
+
+size_t pl_xdp_disp_others(int ifindex, char *names, size_t len)
+{
+	struct pl_xdp_disp d;
+	size_t n = 0, at = 0;
+
+	if (len)
+		names[0] = '\0';
+	if (pl_xdp_disp_read(ifindex, &d) || !d.id)
+		return 0;
+	for (size_t i = 0; i < d.n; i++) {
+		if (!strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)))
+			continue;
+		if (at < len)
+			at += (size_t)snprintf(names + at, len - at, "%s%s id %u", n ? ", " : "",
+					       d.prog[i].name, d.prog[i].id);
+		n++;
+	}
+	return n;
 }
 
 int pl_xdp_disp_leave(int ifindex, const char *ifname, __u32 id, char *why, size_t whylen)

@@ -105,6 +105,11 @@ bool pl_xdp_prog_tail_calls(__u32 id, int chain_fd);
 int pl_xdp_prog_map_fd(__u32 id, const char *name);
 /* -EBUSY with why "@what cannot run on XDP here: ..." (the way out) */
 int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen);
+/*
+ * The programs not pktlens's in @ifindex's libxdp dispatcher (0: none, or no
+ * dispatcher), their names and ids into @names.
+ */
+size_t pl_xdp_disp_others(int ifindex, char *names, size_t len);
 /* Take program @id out of @ifindex's dispatcher; 0 when it is not there. */
 int pl_xdp_disp_leave(int ifindex, const char *ifname, __u32 id, char *why, size_t whylen);
 
