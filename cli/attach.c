@@ -206,7 +206,9 @@ static int select_in_netns(const char *ns, const char *dev, struct pl_attachment
 
 /*
  * Attachments in any namespace whose XDP or tcx link lost its interface,
- * whose namespace is gone, or (clsact, no link) whose programs are gone.
+ * whose namespace is gone, (clsact, no link) whose programs are gone, or
+ * (libxdp's dispatcher, no link) whose dispatcher runs nowhere, its interface
+ * deleted.
  */
 static int select_stale(struct pl_attachment **a, size_t *n)
 {
@@ -224,7 +226,8 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 		 * program-gone, which detach DEV removes) */
 		if (pl_attachment_progs_gone(&(*a)[i]) && !pl_iface_still_here(&(*a)[i]))
 			(*a)[i].ns_gone = true;
-		if ((*a)[i].ns_gone ||
+		/* in libxdp's dispatcher (no link), its interface deleted: libxdp's pins keep it */
+		if ((*a)[i].ns_gone || pl_disp_stale(&(*a)[i]) ||
 		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex &&
 		     !pl_iface_still_here(&(*a)[i])))
 			(*a)[j++] = (*a)[i];

@@ -1830,6 +1830,65 @@ out:
 	return err;
 }
 
+/* disp_detach(): pl_xdp_disp_leave() in the namespace the interface moved to */
+struct leave_job {
+	const struct pl_xdp_where *w;
+	__u32 id;
+	char *why;
+	size_t whylen;
+};
+
+static int leave_there(void *arg)
+{
+	struct leave_job *j = arg;
+
+	return pl_xdp_disp_leave(j->w->ifindex, j->w->ifname, j->id, j->why, j->whylen);
+}
+
+/*
+ * pl_detach(): @att's XDP program out of libxdp's dispatcher, wherever that
+ * runs, as a bpf_link's detach does: here, or in the namespace its
+ * interface moved to (entered for it); on no interface (deleted: libxdp's
+ * pins alone keep the program), those pins are removed, as libxdp's
+ * clean-up would, so that the program is freed.
+ */
+static int disp_detach(const struct pl_attachment *att, char *why, size_t whylen)
+{
+	const struct pl_meta *m = &att->meta;
+	struct pl_netns here = { 0, 0 };
+	struct pl_xdp_where w;
+	struct leave_job j = { .w = &w, .id = m->xdp_prog_id, .why = why, .whylen = whylen };
+	char ns[300];
+	int where, err;
+
+	pl_netns_here(&here);
+	if (!att->ns_gone && pl_attachment_of(att, &here) &&
+	    pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, NULL))
+		return pl_xdp_disp_leave((int)m->ifindex, att->ifname, m->xdp_prog_id, why, whylen);
+	where = pl_xdp_disp_where(m->xdp_prog_id, &w);
+	if (where == 1 && w.netns == here.ino)
+		return leave_there(&j);
+	if (where == 1) {
+		if (whylen)
+			why[0] = '\0';
+		err = pl_netns_run(w.netns, 0, leave_there, &j);
+		if (err && !why[0])	/* the namespace, not libxdp, failed */
+			pl_why(why, whylen, err, "%s: cannot enter network namespace %s, where its "
+			       "XDP program runs in libxdp's dispatcher on %s: %s", att->ifname,
+			       pl_netns_fmt(w.netns, 0, true, ns, sizeof(ns)), w.ifname,
+			       strerror(-err));
+		return err;
+	}
+	if (!where)
+		return pl_xdp_disp_drop(m->xdp_prog_id, att->ifname, why, whylen);
+	/* no dispatcher's pins hold it (not libxdp's, or unreadable): as before */
+	if (!att->ns_gone && !pl_attachment_of(att, &here))
+		return pl_why(why, whylen, -EXDEV, "%s: its XDP program runs in libxdp's dispatcher "
+			      "in network namespace %llu: run pktlens -n NETNS detach %s", att->ifname,
+			      (unsigned long long)att->netns, att->ifname);
+	return 0;
+}
+
 int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
@@ -1861,15 +1920,8 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 			clsact_release_qdisc(m->ifindex);
 	}
 	/* in libxdp's dispatcher: our program leaves it, the others stay */
-	if (att->meta_ok && !att->ns_gone && m->xdp_mode != PL_XDP_NONE &&
-	    pl_xdp_prog_ext(m->xdp_prog_id)) {
-		pl_netns_here(&here);
-		if (!pl_attachment_of(att, &here))
-			return pl_why(why, whylen, -EXDEV, "%s: its XDP program runs in libxdp's "
-				      "dispatcher in network namespace %llu: run pktlens -n NETNS "
-				      "detach %s", att->ifname, (unsigned long long)att->netns,
-				      att->ifname);
-		err = pl_xdp_disp_leave((int)m->ifindex, att->ifname, m->xdp_prog_id, why, whylen);
+	if (att->meta_ok && m->xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(m->xdp_prog_id)) {
+		err = disp_detach(att, why, whylen);
 		if (err)
 			return err;
 	}
