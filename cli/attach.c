@@ -40,7 +40,8 @@ static int do_attach(void *cfg, int argc, char **argv)
 				    .xdp_prio = (uint32_t)c->xdp_prio,
 				    .tcp_passive = c->tcp_passive, .tcp_ts_max = c->tcp_ts_max };
 	struct pl_attach_info info;
-	char why[PL_WHY_LEN], hooks[128];
+	/* a refused filter or rule says why and the way out (pl_xdp_no_tail_why()), then the restore */
+	char why[PL_WHY_LEN * 8], hooks[128];
 	int err;
 
 	(void)argc;
@@ -205,7 +206,9 @@ static int select_in_netns(const char *ns, const char *dev, struct pl_attachment
 
 /*
  * Attachments in any namespace whose XDP or tcx link lost its interface,
- * whose namespace is gone, or (clsact, no link) whose programs are gone.
+ * whose namespace is gone, (clsact, no link) whose programs are gone, or
+ * (libxdp's dispatcher, no link) whose dispatcher runs nowhere, its interface
+ * deleted.
  */
 static int select_stale(struct pl_attachment **a, size_t *n)
 {
@@ -223,7 +226,8 @@ static int select_stale(struct pl_attachment **a, size_t *n)
 		 * program-gone, which detach DEV removes) */
 		if (pl_attachment_progs_gone(&(*a)[i]) && !pl_iface_still_here(&(*a)[i]))
 			(*a)[i].ns_gone = true;
-		if ((*a)[i].ns_gone ||
+		/* in libxdp's dispatcher (no link), its interface deleted: libxdp's pins keep it */
+		if ((*a)[i].ns_gone || pl_disp_stale(&(*a)[i]) ||
 		    ((*a)[i].meta_ok && !pl_attachment_link_ifindex(&(*a)[i], &ifindex) && !ifindex &&
 		     !pl_iface_still_here(&(*a)[i])))
 			(*a)[j++] = (*a)[i];

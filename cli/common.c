@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "util.h"
+#include "../loader/xdp_multi.h"
 
 int pl_detached_error(const char *cmd, const char *ifname)
 {
@@ -42,6 +43,26 @@ bool pl_iface_still_here(const struct pl_attachment *a)
 					    (void *)a) == 1;
 }
 
+/* An XDP hook in libxdp's dispatcher whose program still exists */
+static bool in_disp(const struct pl_attachment *a)
+{
+	return a->meta_ok && a->meta.xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(a->meta.xdp_prog_id);
+}
+
+bool pl_disp_moved(const struct pl_attachment *a)
+{
+	struct pl_xdp_where w;
+
+	return in_disp(a) && pl_xdp_disp_moved(a->meta.xdp_prog_id, a->netns, &w);
+}
+
+bool pl_disp_stale(const struct pl_attachment *a)
+{
+	struct pl_xdp_where w;
+
+	return in_disp(a) && !pl_iface_still_here(a) && !pl_xdp_disp_where(a->meta.xdp_prog_id, &w);
+}
+
 /* As `list` says interface-gone: links holding no device, no such index, or the index reused */
 static bool attachment_iface_gone(const struct pl_attachment *a)
 {
@@ -53,8 +74,9 @@ static bool attachment_iface_gone(const struct pl_attachment *a)
 	/* XDP and tcx links outlive their device, holding index 0 (moved: another namespace's) */
 	if (!pl_attachment_link_ifindex(a, &link_ifindex))
 		return !link_ifindex && !pl_iface_still_here(a);
+	/* one in libxdp's dispatcher that moved away runs on there, as a link's does */
 	if (pl_iface_gone(a->meta.ifindex))
-		return true;
+		return !pl_disp_moved(a);
 	/* clsact: another interface got the index (a rename keeps the programs running) */
 	return !pl_link_get(NULL, a->meta.ifindex, &li) && strcmp(li.ifname, a->ifname) &&
 	       !pl_meta_live(&a->meta);

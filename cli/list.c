@@ -54,7 +54,7 @@ static const char *other_netns_state(const struct pl_attachment *a)
 	case 1:
 		return "program-gone";
 	case 0:
-		return "interface-gone";
+		return pl_disp_moved(a) ? "interface-moved" : "interface-gone";
 	}
 	return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
 }
@@ -90,7 +90,8 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	/* the interface with that index must be the one attached, not a newer one */
 	if (lerr ||
 	    (!pl_meta_live(&a->meta) && strcmp(li.ifname, a->ifname)))
-		return "interface-gone";
+		/* no link: libxdp's dispatcher, wherever it runs, says where it went */
+		return pl_disp_moved(a) ? "interface-moved" : "interface-gone";
 	if (strcmp(li.ifname, a->ifname)) {
 		static char renamed[64];
 

@@ -706,13 +706,17 @@ static bool share_xdp(const struct attach *a)
  */
 static int join_xdp(struct attach *a, bool flows_reused)
 {
-	static char note[PL_WHY_LEN + 256];
+	static char note[PL_WHY_LEN * 4 + 256];
 	bool refused, notail_left;
+	char names[PL_WHY_LEN];
+	size_t others;
 	int err;
 
 	if (a->info->reattached) {
 		char path[700];
 
+		/* the old hook is down from here: a failure after this attaches it again (restore_old()) */
+		a->old_touched = true;
 		/* alone, its link is in libxdp's way ("not using a dispatcher"): it goes too */
 		snprintf(path, sizeof(path), "%s/%s", a->old_dir, PL_PIN_XDP_LINK);
 		pl_pin_link_detach(path);
@@ -743,6 +747,16 @@ static int join_xdp(struct attach *a, bool flows_reused)
 					     "on its XDP hook";
 		}
 		return err;
+	}
+	if (err && refused && a->info->reattached &&
+	    (others = pl_xdp_disp_others(a->li.ifindex, names, sizeof(names)))) {
+		char joined[PL_WHY_LEN * 2];
+
+		/* alone would remove the dispatcher with them: a re-attach's --force is not for them */
+		snprintf(joined, sizeof(joined), "%s", a->why);
+		return pl_why(a->why, a->whylen, -EBUSY, "%s; attaching XDP alone instead would remove "
+			      "libxdp's dispatcher with the %zu other program%s in it (%s): not done",
+			      joined, others, others == 1 ? "" : "s", names);
 	}
 	if (err && refused) {
 		/* refused, and nothing to share with (the one without not tried) or refused too */
@@ -989,7 +1003,7 @@ static int refilter(struct attach *a, const char *expr)
 		.meta = *a->m,
 		.xdp_no_tail = a->notail,
 	};
-	char why[PL_WHY_LEN];
+	char why[PL_WHY_LEN * 4];	/* pl_xdp_no_tail_why()'s way out is 400 bytes and more */
 	int err;
 
 	err = pl_chain_set(&c, expr, why, sizeof(why));
@@ -1487,7 +1501,7 @@ static void restore_old(const struct pl_meta *om, bool prio_ok, __u32 prio, char
 		.tcp_ts_max = om->tcp_ts_max,
 	};
 	struct pl_attach_info info;
-	char rwhy[PL_WHY_LEN];
+	char rwhy[PL_WHY_LEN * 4];
 	size_t n = strlen(why);
 	int err;
 
@@ -1816,6 +1830,65 @@ out:
 	return err;
 }
 
+/* disp_detach(): pl_xdp_disp_leave() in the namespace the interface moved to */
+struct leave_job {
+	const struct pl_xdp_where *w;
+	__u32 id;
+	char *why;
+	size_t whylen;
+};
+
+static int leave_there(void *arg)
+{
+	struct leave_job *j = arg;
+
+	return pl_xdp_disp_leave(j->w->ifindex, j->w->ifname, j->id, j->why, j->whylen);
+}
+
+/*
+ * pl_detach(): @att's XDP program out of libxdp's dispatcher, wherever that
+ * runs, as a bpf_link's detach does: here, or in the namespace its
+ * interface moved to (entered for it); on no interface (deleted: libxdp's
+ * pins alone keep the program), those pins are removed, as libxdp's
+ * clean-up would, so that the program is freed.
+ */
+static int disp_detach(const struct pl_attachment *att, char *why, size_t whylen)
+{
+	const struct pl_meta *m = &att->meta;
+	struct pl_netns here = { 0, 0 };
+	struct pl_xdp_where w;
+	struct leave_job j = { .w = &w, .id = m->xdp_prog_id, .why = why, .whylen = whylen };
+	char ns[300];
+	int where, err;
+
+	pl_netns_here(&here);
+	if (!att->ns_gone && pl_attachment_of(att, &here) &&
+	    pl_xdp_disp_runs((int)m->ifindex, m->xdp_prog_id, NULL))
+		return pl_xdp_disp_leave((int)m->ifindex, att->ifname, m->xdp_prog_id, why, whylen);
+	where = pl_xdp_disp_where(m->xdp_prog_id, &w);
+	if (where == 1 && w.netns == here.ino)
+		return leave_there(&j);
+	if (where == 1) {
+		if (whylen)
+			why[0] = '\0';
+		err = pl_netns_run(w.netns, 0, leave_there, &j);
+		if (err && !why[0])	/* the namespace, not libxdp, failed */
+			pl_why(why, whylen, err, "%s: cannot enter network namespace %s, where its "
+			       "XDP program runs in libxdp's dispatcher on %s: %s", att->ifname,
+			       pl_netns_fmt(w.netns, 0, true, ns, sizeof(ns)), w.ifname,
+			       strerror(-err));
+		return err;
+	}
+	if (!where)
+		return pl_xdp_disp_drop(m->xdp_prog_id, att->ifname, why, whylen);
+	/* no dispatcher's pins hold it (not libxdp's, or unreadable): as before */
+	if (!att->ns_gone && !pl_attachment_of(att, &here))
+		return pl_why(why, whylen, -EXDEV, "%s: its XDP program runs in libxdp's dispatcher "
+			      "in network namespace %llu: run pktlens -n NETNS detach %s", att->ifname,
+			      (unsigned long long)att->netns, att->ifname);
+	return 0;
+}
+
 int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 {
 	const struct pl_meta *m = &att->meta;
@@ -1847,15 +1920,8 @@ int pl_detach(const struct pl_attachment *att, char *why, size_t whylen)
 			clsact_release_qdisc(m->ifindex);
 	}
 	/* in libxdp's dispatcher: our program leaves it, the others stay */
-	if (att->meta_ok && !att->ns_gone && m->xdp_mode != PL_XDP_NONE &&
-	    pl_xdp_prog_ext(m->xdp_prog_id)) {
-		pl_netns_here(&here);
-		if (!pl_attachment_of(att, &here))
-			return pl_why(why, whylen, -EXDEV, "%s: its XDP program runs in libxdp's "
-				      "dispatcher in network namespace %llu: run pktlens -n NETNS "
-				      "detach %s", att->ifname, (unsigned long long)att->netns,
-				      att->ifname);
-		err = pl_xdp_disp_leave((int)m->ifindex, att->ifname, m->xdp_prog_id, why, whylen);
+	if (att->meta_ok && m->xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(m->xdp_prog_id)) {
+		err = disp_detach(att, why, whylen);
 		if (err)
 			return err;
 	}

@@ -234,6 +234,12 @@ int pl_netns_open(uint64_t ino, uint64_t cookie);
  * its result, or pl_netns_open()'s, setns()'s or pthread_create()'s -errno.
  */
 int pl_netns_run(uint64_t ino, uint64_t cookie, int (*fn)(void *), void *arg);
+/*
+ * @fn(@arg) inside every network namespace a name in /run/netns or a
+ * process holds (as pl_netns_run()), until one returns > 0: that result,
+ * its namespace's inode in *@ino; 0 when none did.
+ */
+int pl_netns_find(int (*fn)(void *), void *arg, uint64_t *ino);
 /* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
 const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, size_t len);
 

@@ -337,3 +337,29 @@ int pl_netns_run(uint64_t ino, uint64_t cookie, int (*fn)(void *), void *arg)
 	close(j.fd);
 	return err ? -err : j.ret;
 }
+
+int pl_netns_find(int (*fn)(void *), void *arg, uint64_t *ino)
+{
+	uint64_t *inos;
+	size_t n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&cache.lock);
+	/* fresh: the namespace an interface moved to may be new */
+	walk_names();
+	walk_pids();
+	cache.names_at = cache.pids_at = (long long)pl_mono_ns();
+	inos = calloc(cache.n + 1, sizeof(*inos));
+	for (size_t i = 0; inos && i < cache.n; i++)
+		inos[n++] = cache.e[i].ino;
+	pthread_mutex_unlock(&cache.lock);
+	if (!inos)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && ret <= 0; i++) {
+		ret = pl_netns_run(inos[i], 0, fn, arg);
+		if (ret > 0)
+			*ino = inos[i];
+	}
+	free(inos);
+	return ret > 0 ? ret : 0;
+}

@@ -26,12 +26,15 @@
  * calls instead (pktlens_xdp_notail); pl_xdp_prog_tail_calls() tells the
  * two apart afterwards by whether the entry uses the chain's PROG_ARRAY.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <linux/if_link.h>
 
 #include <bpf/bpf.h>
@@ -268,6 +271,8 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 {
 	struct pl_xdp_disp d;
 	int err = pl_xdp_disp_read(ifindex, &d);
+	char moved[PL_WHY_LEN * 2];
+	size_t stay = 0;
 
 	if (err)
 		return pl_why(why, whylen, err, "%s: cannot query XDP state: %s", ifname,
@@ -288,6 +293,12 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 	}
 	if (!d.id)
 		return 0;
+	/* pktlens's own, of another namespace's attachment: the interface moved here from there */
+	for (size_t i = 0; i < d.n; i++)
+		if (!strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)) &&
+		    d.prog[i].id != ours && !recorded(ifindex, d.prog[i].id) &&
+		    pl_xdp_moved_why(d.prog[i].id, moved, sizeof(moved)))
+			return pl_why(why, whylen, -EBUSY, "%s: %s", ifname, moved);
 	/* pktlens's own alone there (the program replaced, what a killed attach left): it leaves
 	 * first (join_xdp()), the dispatcher with it, and the new one joins in its own mode */
 	for (size_t i = 0; i < d.n && d.mode != mode; i++)
@@ -298,13 +309,21 @@ int pl_xdp_disp_check(int ifindex, const char *ifname, int mode, __u32 ours, boo
 				      ifname, pl_xdp_mode_name(d.mode), d.n, pl_xdp_mode_name(d.mode));
 	/* a pktlens attach killed after joining: its program, no attachment's */
 	for (size_t i = 0; i < d.n; i++) {
+		if (d.prog[i].id != ours)
+			stay++;
 		if (strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)) ||
 		    d.prog[i].id == ours || recorded(ifindex, d.prog[i].id))
 			continue;
 		err = pl_xdp_disp_leave(ifindex, ifname, d.prog[i].id, why, whylen);
 		if (err)
 			return err;
+		stay--;
 	}
+	/* said before the old program leaves: libxdp would refuse the join with E2BIG */
+	if (stay >= PL_XDP_DISP_MAX)
+		return pl_why(why, whylen, -E2BIG, "%s: libxdp's dispatcher there is full: it runs %zu "
+			      "programs, the most it takes (xdp-loader status %s lists them)", ifname,
+			      stay, ifname);
 	return 0;
 }
 
@@ -338,15 +357,23 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
 	xdp_program__close(p);
 	if (err) {
 		/*
-		 * The object did not load: the kernel refused it as a dispatcher's
-		 * member; or the driver refused a dispatcher without multi-buffer
-		 * support for its MTU (ERANGE): alone, pktlens can have frags.
+		 * The kernel refused the program itself as a dispatcher's member
+		 * (not loaded: the verifier's EINVAL or EACCES, freplace's EPERM,
+		 * which libxdp turns into EOPNOTSUPP like a program too large); or
+		 * the driver refused a dispatcher without multi-buffer support for
+		 * its MTU (ERANGE): alone, pktlens can have frags. Anything else (a
+		 * full dispatcher's E2BIG, maps that found no memory, EBUSY) is no
+		 * reason to attach alone: attaching alone removes the dispatcher.
 		 */
-		*refused = bpf_program__fd(prog) < 0 || err == -ERANGE;
+		*refused = err == -ERANGE ||
+			   (bpf_program__fd(prog) < 0 && (err == -EINVAL || err == -EACCES ||
+							  err == -EPERM || err == -EOPNOTSUPP));
 		return pl_why(why, whylen, pl_load_err(err), "%s: cannot join the libxdp dispatcher "
 			      "in %s mode: %s%s%s", ifname, pl_xdp_mode_name(mode), strerror(-err),
 			      err == -ERANGE ? ", an MTU over one page needs multi-buffer XDP, which "
-			      "the dispatcher runs without" : "", xdp_said(said, sizeof(said)));
+			      "the dispatcher runs without" : err == -E2BIG ? " (the dispatcher is "
+			      "full: it runs ten programs at most)" : "",
+			      xdp_said(said, sizeof(said)));
 	}
 	prog_id_of(bpf_program__fd(prog), &id);
 	if (!pl_xdp_prog_ext(id)) {
@@ -358,6 +385,26 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
 			      ifname);
 	}
 	return 0;
+}
+
+size_t pl_xdp_disp_others(int ifindex, char *names, size_t len)
+{
+	struct pl_xdp_disp d;
+	size_t n = 0, at = 0;
+
+	if (len)
+		names[0] = '\0';
+	if (pl_xdp_disp_read(ifindex, &d) || !d.id)
+		return 0;
+	for (size_t i = 0; i < d.n; i++) {
+		if (!strncmp(d.prog[i].name, OUR_PREFIX, strlen(OUR_PREFIX)))
+			continue;
+		if (at < len)
+			at += (size_t)snprintf(names + at, len - at, "%s%s id %u", n ? ", " : "",
+					       d.prog[i].name, d.prog[i].id);
+		n++;
+	}
+	return n;
 }
 
 int pl_xdp_disp_leave(int ifindex, const char *ifname, __u32 id, char *why, size_t whylen)
@@ -448,4 +495,153 @@ int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen)
 		      PL_XDP_NO_TAIL_WHY "); attach XDP alone (no --xdp-priority, no other XDP "
 		      "program there: a bpf_link), use a newer libxdp, or the tc hooks (--xdp none)",
 		      what);
+}
+
+/* libxdp's bpffs directory, where libxdp finds it (LIBXDP_BPFFS, else /sys/fs/bpf) */
+static void libxdp_dir(char *buf, size_t len)
+{
+	const char *env = secure_getenv(XDP_BPFFS_ENVVAR);
+
+	snprintf(buf, len, "%s/xdp", env && *env ? env : "/sys/fs/bpf");
+}
+
+/*
+ * libxdp's directory dispatch-IFINDEX-ID whose progN-prog pins hold program
+ * @id: its name into @name, the dispatcher's id into *@disp. -ENOENT: none.
+ */
+static int disp_dir_of(__u32 id, char *name, size_t len, __u32 *disp)
+{
+	char root[512], path[1024];
+	struct dirent *de, *pe;
+	int found = -ENOENT;
+	DIR *d, *sub;
+
+	libxdp_dir(root, sizeof(root));
+	d = opendir(root);
+	if (!d)
+		return -ENOENT;
+	while (found && (de = readdir(d))) {
+		__u32 did;
+		int ifx;
+
+		if (sscanf(de->d_name, "dispatch-%d-%u", &ifx, &did) != 2)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+		sub = opendir(path);
+		while (sub && found && (pe = readdir(sub))) {
+			size_t l = strlen(pe->d_name);
+			__u32 prog = 0;
+			int fd;
+
+			if (l < 5 || strcmp(pe->d_name + l - 5, "-prog"))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/%s", root, de->d_name, pe->d_name);
+			fd = bpf_obj_get(path);
+			prog_id_of(fd, &prog);
+			if (fd >= 0)
+				close(fd);
+			if (prog != id)
+				continue;
+			snprintf(name, len, "%s", de->d_name);
+			*disp = did;
+			found = 0;
+		}
+		if (sub)
+			closedir(sub);
+	}
+	closedir(d);
+	return found;
+}
+
+struct disp_find {
+	__u32 disp;		/* the dispatcher's program id */
+	struct pl_xdp_where w;
+};
+
+/* In this thread's namespace: the interface dispatcher f->disp runs on (1), or none (0) */
+static int disp_runs_here(void *arg)
+{
+	struct disp_find *f = arg;
+	struct pl_link_info *li = NULL;
+	size_t n = 0;
+	int hit = 0;
+
+	if (pl_links(&li, &n))
+		return 0;
+	for (size_t i = 0; i < n && !hit; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (bpf_xdp_query(li[i].ifindex, 0, &q) ||
+		    (q.skb_prog_id != f->disp && q.drv_prog_id != f->disp))
+			continue;
+		f->w.ifindex = li[i].ifindex;
+		snprintf(f->w.ifname, sizeof(f->w.ifname), "%s", li[i].ifname);
+		hit = 1;
+	}
+	free(li);
+	return hit;
+}
+
+int pl_xdp_disp_where(__u32 id, struct pl_xdp_where *w)
+{
+	struct disp_find f = { 0 };
+	char name[300];
+	uint64_t ino = 0;
+	int ret;
+
+	if (disp_dir_of(id, name, sizeof(name), &f.disp))
+		return -ENOENT;
+	ret = pl_netns_find(disp_runs_here, &f, &ino);
+	if (ret <= 0)
+		return ret;
+	*w = f.w;
+	w->netns = ino;
+	return 1;
+}
+
+bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w)
+{
+	return pl_xdp_prog_ext(id) && pl_xdp_disp_where(id, w) == 1 && w->netns != netns;
+}
+
+int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen)
+{
+	char root[512], name[300], path[820], file[1200];
+	struct dirent *de;
+	__u32 disp;
+	int lock, err = 0;
+	DIR *d;
+
+	libxdp_dir(root, sizeof(root));
+	/* libxdp's lock: no libxdp call changes its pins meanwhile */
+	lock = open(root, O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0 || flock(lock, LOCK_EX)) {
+		err = -errno;
+		if (lock >= 0)
+			close(lock);
+		return err == -ENOENT ? 0 : pl_why(why, whylen, err, "%s: cannot lock libxdp's "
+						   "directory %s: %s", ifname, root, strerror(-err));
+	}
+	if (disp_dir_of(id, name, sizeof(name), &disp)) {
+		close(lock);
+		return 0;	/* gone meanwhile */
+	}
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		if (unlink(file) && !err)
+			err = -errno;
+	}
+	if (!d)
+		err = -errno;
+	else
+		closedir(d);
+	if (!err && rmdir(path))
+		err = -errno;
+	close(lock);
+	return err ? pl_why(why, whylen, err, "%s: cannot remove %s, libxdp's pins of the dispatcher "
+			    "its XDP program ran in: %s", ifname, path, strerror(-err)) : 0;
 }

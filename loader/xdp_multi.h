@@ -105,6 +105,33 @@ bool pl_xdp_prog_tail_calls(__u32 id, int chain_fd);
 int pl_xdp_prog_map_fd(__u32 id, const char *name);
 /* -EBUSY with why "@what cannot run on XDP here: ..." (the way out) */
 int pl_xdp_no_tail_why(const char *what, char *why, size_t whylen);
+/*
+ * The programs not pktlens's in @ifindex's libxdp dispatcher (0: none, or no
+ * dispatcher), their names and ids into @names.
+ */
+size_t pl_xdp_disp_others(int ifindex, char *names, size_t len);
+/* Where a dispatcher's member runs (pl_xdp_disp_where()). */
+struct pl_xdp_where {
+	__u64 netns;		/* the namespace's inode */
+	int ifindex;
+	char ifname[16];
+};
+/*
+ * Where extension program @id's libxdp dispatcher (the one whose pins in
+ * libxdp's bpffs directory hold it) is attached, in any network namespace
+ * pl_netns_find() reaches: 1 and *@w; 0 when it is attached nowhere (its
+ * interface was deleted: libxdp's pins alone keep it); -ENOENT when no
+ * dispatcher's pins hold it.
+ */
+int pl_xdp_disp_where(__u32 id, struct pl_xdp_where *w);
+/* Whether program @id runs in a libxdp dispatcher outside namespace @netns (*@w: where). */
+bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w);
+/*
+ * Remove the pins of the dispatcher of @id's that is attached nowhere
+ * (pl_xdp_disp_where() 0), as libxdp's own clean-up does: its programs are
+ * freed. 0 or -errno with why (naming @ifname).
+ */
+int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen);
 /* Take program @id out of @ifindex's dispatcher; 0 when it is not there. */
 int pl_xdp_disp_leave(int ifindex, const char *ifname, __u32 id, char *why, size_t whylen);
 

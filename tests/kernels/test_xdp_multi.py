@@ -479,3 +479,155 @@ def test_apply_sets_and_changes_the_xdp_priority(labf, tmp_path):
     finally:
         pktlens("detach", "vb", ns=lab.b, check=False)
     assert not ours(lab) and filter_id(lab) == fid
+
+
+def in_list(ns, dev="vb"):
+    return [a for a in pktlens_json("list", ns=ns)["attachments"]
+            if a["this_netns"] and a["ifname"] == dev]
+
+
+def test_failed_reattach_in_the_dispatcher_joins_the_old_one_again():
+    """A re-attach that fails once the old program left the dispatcher (native XDP on lo, which
+    has none) attaches the old one again as it was, at its priority, and says so in one line:
+    it was left with nothing running (the old program out, no restore)."""
+    lab = Lab(mtu=1500)
+    try:
+        r = pktlens("-j", "attach", "lo", "--xdp", "skb", "--tc", "none", "--xdp-priority", "7",
+                    ns=lab.b)
+        if json.loads(r.stdout)["xdp_attach"] != "libxdp-dispatcher":
+            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
+        r = pktlens("attach", "lo", "--xdp", "native", "--tc", "none", "--force", "--xdp-priority",
+                    "7", ns=lab.b, check=False)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "native" in r.stderr and "runs again as it was" in r.stderr, r.stderr
+        progs = dispatcher(lab.b, "lo")
+        assert [(p[0], p[1][:7]) for p in progs] == [(7, "pktlens")], progs
+        att = in_list(lab.b, "lo")
+        assert len(att) == 1 and att[0]["state"] == "attached", att
+        assert att[0]["hooks"][0]["prog_id"] == progs[0][2]
+        pktlens("detach", "lo", ns=lab.b)
+        assert dispatcher(lab.b, "lo") is None
+    finally:
+        lab.close()
+
+
+def test_failed_reattach_into_the_dispatcher_keeps_the_old_link_and_filter():
+    """Alone with a bpf_link and a tcpdump filter, a re-attach with --xdp-priority joins the
+    dispatcher; where it must do so without tail calls (6.12, libxdp 1.3) the filter cannot be
+    chained again: the old attachment runs again as it was (its link, its filter), and the error
+    line carries the whole reason and way out (it was cut at 255 bytes)."""
+    lab = Lab(mtu=1500, addrs=True)
+    try:
+        r = attach(lab)
+        assert r.returncode == 0, r.stderr
+        if json.loads(r.stdout)["xdp_attach"] != "bpf_link":
+            pytest.skip("pktlens's program joined libxdp's dispatcher on its own here")
+        pktlens("filter", "set", "vb", f"udp port {PORT_OPEN}", ns=lab.b)
+        r = attach(lab, "--force", "--xdp-priority", "5")
+        if r.returncode == 0:
+            # the dispatcher takes the tail-calling program (6.1), or there is none (fallback)
+            info = json.loads(r.stdout)
+            assert not no_tail(info), info
+        else:
+            assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+            err = json.loads(r.stdout)["error"]
+            assert "cannot chain the filter again" in err and "without tail calls" in err, err
+            assert "or the tc hooks (--xdp none)" in err, err  # the whole way out
+            assert err.endswith("runs again as it was"), err
+            assert dispatcher(lab.b) is None
+            xdp_link(lab)  # the old attachment's link again
+            att = in_list(lab.b)
+            assert len(att) == 1 and att[0]["state"] == "attached", att
+            st = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]
+            assert st["filter"] == f"udp port {PORT_OPEN}", st
+        pktlens("detach", "vb", ns=lab.b)
+    finally:
+        lab.close()
+
+
+def test_a_full_dispatcher_is_refused_as_full_and_left_alone():
+    """libxdp's dispatcher holds ten programs at most: attach --xdp-priority there says it is
+    full (exit 1), with --force too, and leaves all ten running (they were all removed: E2BIG was
+    taken for the kernel refusing pktlens's program, and --force removed the dispatcher)."""
+    lab = Lab(mtu=1500)
+    try:
+        for i in range(10):
+            r = nsx(lab.b, "xdp-loader", "load", "-m", "skb", "-P", str(100 + i), "vb",
+                    OUT / "pass.bpf.o", check=False)
+            if r.returncode or dispatcher(lab.b) is None:
+                pytest.skip(f"libxdp cannot load its dispatcher on this kernel: {r.stderr}")
+        ids = [p[2] for p in dispatcher(lab.b)]
+        assert len(ids) == 10
+        for force in ([], ["--force"]):
+            r = attach(lab, "--xdp-priority", "5", *force)
+            assert r.returncode == 1, (force, r.stdout)
+            assert "full" in r.stderr and "refused" not in r.stderr, r.stderr
+            assert len(r.stderr.splitlines()) == 1, r.stderr
+            assert [p[2] for p in dispatcher(lab.b)] == ids
+            assert in_list(lab.b) == []
+    finally:
+        nsx(lab.b, "xdp-loader", "unload", "vb", "--all", check=False)
+        lab.close()
+
+
+def test_detach_stale_frees_the_program_of_a_deleted_interface():
+    """pktlens in libxdp's dispatcher, its interface deleted: libxdp's pins of the dead
+    dispatcher keep pktlens's program; list says interface-gone, detach --stale removes the
+    attachment and those pins, and the program is freed (it was never found stale)."""
+    lab = Lab(mtu=1500)
+    try:
+        r = attach(lab, "--xdp-priority", "5")
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        if info["xdp_attach"] != "libxdp-dispatcher":
+            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
+        pid = info["hooks"][0]["prog_id"]
+        sh("ip", "-n", lab.b, "link", "del", "vb")
+        assert [a["state"] for a in in_list(lab.b)] == ["interface-gone"]
+        assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0
+        r = pktlens("detach", "--stale")  # every namespace's: this VM runs this test alone
+        assert "detached vb" in r.stdout, r.stdout
+        assert in_list(lab.b) == []
+        deadline = time.time() + 5
+        while time.time() < deadline and \
+                sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0:
+            time.sleep(0.2)
+        assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode != 0
+    finally:
+        lab.close()
+
+
+def test_an_interface_moved_away_takes_its_dispatcher_member_along():
+    """pktlens in libxdp's dispatcher, the interface moved to another namespace: its program
+    runs on there. list says interface-moved; an attach there is refused as moved here (it took
+    the program out as an orphan); detach in the old namespace takes it out there, as a
+    bpf_link's detach does (it said 'detached' and left the program running); then the attach
+    there works."""
+    lab = Lab(mtu=1500)
+    there = lab.b + "m"
+    sh("ip", "netns", "add", there)
+    try:
+        r = attach(lab, "--xdp-priority", "5")
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        if info["xdp_attach"] != "libxdp-dispatcher":
+            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
+        pid = info["hooks"][0]["prog_id"]
+        sh("ip", "-n", lab.b, "link", "set", "vb", "netns", there)
+        sh("ip", "-n", there, "link", "set", "vb", "up")
+        assert [a["state"] for a in in_list(lab.b)] == ["interface-moved"]
+        args = ("attach", "vb", "--xdp", "skb", "--tc", "none", "--xdp-priority", "5")
+        r = pktlens(*args, "--force", ns=there, check=False)
+        assert r.returncode == 1 and "moved here from there" in r.stderr, r.stderr
+        assert f"pktlens -n {lab.b} detach vb" in r.stderr, r.stderr
+        assert [p[2] for p in dispatcher(there)] == [pid]
+        r = pktlens("detach", "vb", ns=lab.b)
+        assert "detached vb" in r.stdout, r.stdout
+        assert dispatcher(there) is None and in_list(lab.b) == []
+        pktlens(*args, ns=there)
+        assert [p[1][:7] for p in dispatcher(there)] == ["pktlens"]
+    finally:
+        subprocess.run([PKTLENS, "-n", there, "detach", "--all"], capture_output=True)
+        nsx(there, "xdp-loader", "unload", "vb", "--all", check=False)
+        sh("ip", "netns", "del", there, check=False)
+        lab.close()
