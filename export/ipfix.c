@@ -616,25 +616,26 @@ out:
 			    strerror(-err)) : 0;
 }
 
-int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
-		  size_t whylen)
+int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
+			     const char **port, char *why, size_t whylen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
-	char host[256];
 	const char *colon = strrchr(collector, ':');
 	size_t hl = colon ? (size_t)(colon - collector) : 0;
-	struct pl_ipfix *x;
-	int err;
 
 	/* "[::1]": the last colon is the address's, no port follows */
-	if (!colon || !hl || hl >= sizeof(host) || !colon[1] || strchr(colon, ']'))
+	if (!colon || !hl || hl >= hostlen || !colon[1] || strchr(colon, ']'))
 		return pl_why(why, whylen, -EINVAL, "not HOST:PORT");
 	memcpy(host, collector, hl);
 	host[hl] = '\0';
 	if (host[0] == '[' && host[hl - 1] == ']') {
 		memmove(host, host + 1, hl - 2);
 		host[hl - 2] = '\0';
+	} else if (strchr(host, ':')) {
+		/* "::1" would be host "::", port 1 */
+		return pl_why(why, whylen, -EINVAL, "not HOST:PORT (an IPv6 address goes in "
+			      "brackets: [ADDR]:PORT)");
 	}
+	*port = colon + 1;
 	/*
 	 * a number 1-65535 or a service name ("ipfix"): getaddrinfo() would take
 	 * 99999 as 99999 modulo 65536, and "+80" as 80
@@ -642,10 +643,28 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	if (!isalpha((unsigned char)colon[1]) && pl_port_parse(colon + 1) < 0)
 		return pl_why(why, whylen, -EINVAL, "port %s: not a port to send to (1-65535)",
 			      colon + 1);
-	err = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (err == EAI_SERVICE)
+	if (isalpha((unsigned char)colon[1]) && !getservbyname(colon + 1, "udp"))
 		return pl_why(why, whylen, -EINVAL, "port %s: no such UDP service in /etc/services "
 			      "(give the number: IPFIX's is 4739)", colon + 1);
+	return 0;
+}
+
+int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
+		  size_t whylen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+	const char *port;
+	char host[256];
+	struct pl_ipfix *x;
+	int err;
+
+	err = pl_ipfix_collector_split(collector, host, sizeof(host), &port, why, whylen);
+	if (err)
+		return err;
+	err = getaddrinfo(host, port, &hints, &ai);
+	if (err == EAI_SERVICE)
+		return pl_why(why, whylen, -EINVAL, "port %s: no such UDP service in /etc/services "
+			      "(give the number: IPFIX's is 4739)", port);
 	if (err)
 		return pl_why(why, whylen, -EINVAL, "%s: %s", host, gai_strerror(err));
 	/* port 0 sends nowhere: connect() would pick nothing and every send fail */

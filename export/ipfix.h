@@ -21,6 +21,14 @@ struct pl_ipfix;
 struct pl_flow;
 
 /*
+ * @collector as HOST:PORT or [IPV6]:PORT, resolving nothing: the host (brackets
+ * off) in @host, the port's text in *port (1-65535, or a UDP service name that
+ * /etc/services has). 0, or -EINVAL with @why. pl_ipfix_open() and the config's
+ * check both read a collector so.
+ */
+int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
+			     const char **port, char *why, size_t whylen);
+/*
  * @collector: HOST:PORT ([v6]:PORT); @domain: the observation domain of the
  * current namespace's flows. 0, or -errno with @why.
  */

@@ -24,6 +24,7 @@
 #include "../cli/trigger.h"
 #include "../cli/util.h"
 #include "../pcap/cbpf.h"
+#include "../export/ipfix.h"
 #include "../export/serve.h"
 #include "../loader/xdp_multi.h"
 
@@ -689,8 +690,8 @@ static int prom_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 static int ipfix_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 {
 	struct pl_config *c = obj;
-	const char *colon;
-	uint32_t port;
+	char host[256], why[PL_WHY_LEN];
+	const char *port;
 	int err;
 
 	if (!strcmp(key, "interval"))
@@ -700,10 +701,9 @@ static int ipfix_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 	err = str_dup(x, v, key, &c->ipfix_collector);
 	if (err)
 		return err;
-	colon = strrchr(c->ipfix_collector, ':');
-	if (!colon || colon == c->ipfix_collector || !colon[1] || strspn(colon + 1, "0123456789") !=
-	    strlen(colon + 1) || (port = (uint32_t)strtoul(colon + 1, NULL, 10)) < 1 || port > 65535)
-		return at(x, v, "collector: '%s' is not HOST:PORT", c->ipfix_collector);
+	/* as export ipfix --collector reads it; the host is resolved when the exporter starts */
+	if (pl_ipfix_collector_split(c->ipfix_collector, host, sizeof(host), &port, why, sizeof(why)))
+		return at(x, v, "collector: '%s': %s", c->ipfix_collector, why);
 	return 0;
 }
 
