@@ -192,6 +192,9 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
  * client that went away) reads nothing for the daemon's removals.
  */
 enum req_state { REQ_NONE, REQ_HEADERS, REQ_BODY, REQ_ANSWERED, REQ_SCRAPE };
+/* a scrape's state carries its render's number above the state */
+#define REQ_BITS 3
+#define REQ_OF(st) ((uintptr_t)(st) & ((1U << REQ_BITS) - 1))
 #define REQ(st) ((void *)(uintptr_t)(st))
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -199,6 +202,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  size_t *data_size, void **state)
 {
 	const struct pl_prom_server *s = cls;
+	unsigned long render = 0;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	char *body = NULL;
@@ -229,6 +233,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	*state = REQ(REQ_ANSWERED);
 	if (strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", NULL);
+	/* numbered before it reads a map: a removal after this reads nothing of it */
+	if (s->h.rendering)
+		render = s->h.rendering(s->h.ctx);
 	err = pl_prom_render(s->h.only.ino ? &s->h.only : NULL, &body, &len);
 	if (err)
 		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the pinned maps\n", NULL);
@@ -241,7 +248,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	if (ret == MHD_YES && !strcmp(method, "GET"))
-		*state = REQ(REQ_SCRAPE);
+		*state = (void *)(uintptr_t)(render << REQ_BITS | REQ_SCRAPE);
 	return ret;
 }
 
@@ -258,9 +265,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 	if (!*state)
 		return;
 	malloc_trim(0);
-	if (*state == REQ(REQ_SCRAPE) && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+	if (REQ_OF(*state) == REQ_SCRAPE && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
 	    s->h.scraped)
-		s->h.scraped(s->h.ctx);
+		s->h.scraped(s->h.ctx, (uintptr_t)*state >> REQ_BITS);
 }
 
 /*

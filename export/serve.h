@@ -34,10 +34,16 @@ struct pl_prom_server;
  */
 struct pl_prom_hooks {
 	/*
-	 * a scrape is over: a GET /metrics whose render succeeded and whose
-	 * response went out whole (not a 404, 400, 500, HEAD or a client gone)
+	 * a render of /metrics begins: a number for it, greater than that of
+	 * every render begun before (the owner counts them)
 	 */
-	void (*scraped)(void *ctx);
+	unsigned long (*rendering)(void *ctx);
+	/*
+	 * a scrape is over: a GET /metrics whose render (numbered @render by
+	 * rendering(), 0 without it) succeeded and whose response went out whole
+	 * (not a 404, 400, 500, HEAD or a client gone)
+	 */
+	void (*scraped)(void *ctx, unsigned long render);
 	/* libmicrohttpd's complaints, at most one line a second (counting the rest) */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;

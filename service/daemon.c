@@ -60,7 +60,7 @@ struct dirty {
 struct pending {
 	uint64_t netns;
 	char ifname[IF_NAMESIZE];
-	unsigned long scrapes, rounds;	/* exporter counts when it went */
+	unsigned long scrapes, rounds;	/* renders begun and IPFIX rounds when it went */
 };
 
 struct daemon {
@@ -80,7 +80,12 @@ struct daemon {
 	unsigned ns_retries;
 	struct pl_prom_server *prom;
 	char *prom_at;		/* the address it listens on */
-	atomic_ulong scrapes;	/* counted by the server's threads */
+	/*
+	 * renders of /metrics begun, and the greatest number of one that was
+	 * scraped whole (the server's threads count them): a gone interface's
+	 * pins go once a render begun after it went was scraped
+	 */
+	atomic_ulong renders, scraped;
 	struct pl_ipfix *ipfix;
 	char *ipfix_to;		/* its collector, interval and observation domain */
 	uint32_t ipfix_iv, ipfix_dom;
@@ -148,12 +153,21 @@ static bool stderr_is_journal(void)
 
 /* ---- exporters ---- */
 
-static void on_scraped(void *ctx)
+static unsigned long on_rendering(void *ctx)
 {
 	struct daemon *d = ctx;
+
+	return atomic_fetch_add(&d->renders, 1) + 1;
+}
+
+static void on_scraped(void *ctx, unsigned long render)
+{
+	struct daemon *d = ctx;
+	unsigned long seen = atomic_load(&d->scraped);
 	uint64_t one = 1;
 
-	atomic_fetch_add(&d->scrapes, 1);
+	while (render > seen && !atomic_compare_exchange_weak(&d->scraped, &seen, render))
+		;
 	if (write(d->scrapefd, &one, sizeof(one)) < 0) {
 		/* the counter is enough: the loop sees it at its next wakeup */
 	}
@@ -199,7 +213,8 @@ static bool same_str(const char *a, const char *b)
 /* Serve /metrics on @listen; 0 or -errno (said in the log either way). */
 static int prom_start(struct daemon *d, const char *listen)
 {
-	struct pl_prom_hooks h = { .scraped = on_scraped, .log = on_server_log, .ctx = d };
+	struct pl_prom_hooks h = { .rendering = on_rendering, .scraped = on_scraped,
+				   .log = on_server_log, .ctx = d };
 	char why[PL_WHY_LEN], url[128];
 	int err;
 
@@ -449,7 +464,7 @@ static void on_step(const struct pl_step *st, void *ctx)
 		n = &d->pend[d->npend++];
 		n->netns = st->netns;
 		snprintf(n->ifname, sizeof(n->ifname), "%s", st->ifname);
-		n->scrapes = atomic_load(&d->scrapes);
+		n->scrapes = atomic_load(&d->renders);
 		n->rounds = d->rounds;
 		return;
 	}
@@ -558,7 +573,7 @@ static void reconcile_dirty(struct daemon *d)
 /* Whether every exporter running has read the counters since @pe went. */
 static bool read_since(const struct daemon *d, const struct pending *pe)
 {
-	return (!d->prom || atomic_load(&d->scrapes) > pe->scrapes) &&
+	return (!d->prom || atomic_load(&d->scraped) > pe->scrapes) &&
 	       (!d->ipfix || d->rounds > pe->rounds);
 }
 
