@@ -676,10 +676,13 @@ static int do_drops(void *cfg, int argc, char **argv)
 	if (!err && watch)	/* the last interval, cut short by --duration or Ctrl-C */
 		err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
 	if (!err && !watch) {
+		/* the counting ends where the counters are read, not after their names are looked up */
+		double took = mono_s() - t0;
+
 		err = collect(d, &o, base, nbase, &g, &n);
 		pl_drops_lost(d, lost);
 		if (!err)
-			report(&o, g, n, NULL, 0, lost, mono_s() - t0);
+			report(&o, g, n, NULL, 0, lost, took);
 	}
 	if (err && ret == PL_EXIT_OK) {	/* else said already */
 		pl_err("drops: reading the counters: %s", strerror(-err));

@@ -51,7 +51,9 @@ static int file_name(const struct pl_rot *r, const char *period, uint64_t seq, c
 {
 	int n;
 
-	if (r->size && r->keep)
+	if (r->size && r->keep == 1)	/* tcpdump -C -W 1: one file, its name as given */
+		n = snprintf(buf, len, "%s", period);
+	else if (r->size && r->keep)
 		n = snprintf(buf, len, "%s%0*llu", period, (int)digits(r->keep - 1),
 			     (unsigned long long)(seq % r->keep));
 	else if ((r->size || r->secs || r->each) && seq)
@@ -239,7 +241,9 @@ int pl_rot_next(struct pl_rot *r, char *why, size_t whylen)
 
 	if (err)
 		return pl_why(why, whylen, err, "'%s': %s", r->name, strerror(-err));
-	return pl_rot_open(r, why, whylen);
+	err = pl_rot_open(r, why, whylen);
+	r->next_failed = err != 0;
+	return err;
 }
 
 void pl_rot_free(struct pl_rot *r)

@@ -40,6 +40,7 @@ struct pl_rot {
 	uint64_t secs;			/* -G: seconds per file, 0: no */
 	uint32_t keep;			/* -W: files kept, 0: all */
 	bool each;			/* a file per pl_rot_open() (--rearm: per firing) */
+	bool next_failed;		/* pl_rot_next() could not make the next file */
 	mode_t mode;
 	enum pl_dump_fmt fmt;
 	uint32_t snaplen;
@@ -86,7 +87,7 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen);
 bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns);
 /* Finish and close the file (counting what reached it). 0, or its write error. */
 int pl_rot_close(struct pl_rot *r);
-/* Close, then open the next. */
+/* Close, then open the next (next_failed: that open failed, not the close). */
 int pl_rot_next(struct pl_rot *r, char *why, size_t whylen);
 /* Free everything (closes the file first). */
 void pl_rot_free(struct pl_rot *r);

@@ -233,10 +233,10 @@ static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 {
 	if (r->no_reader)
 		return "no reader opened the FIFO";
-	if (r->rot_why[0])
-		return "the next file could not be made";
 	if (r->write_err == -EPIPE)
 		return "the reader went away";
+	if (r->rot && r->rot->next_failed)
+		return "the next file could not be made";
 	if (r->write_err)
 		return "the output failed";
 	snprintf(buf, len, "-c %llu reached", (unsigned long long)r->limit);
@@ -541,6 +541,11 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 			err = pl_dump_open(r->out, fmt, so->snaplen, rot->ifs, rot->nifs, &r->dump);
 			if (!err)
 				err = pl_out_flush(r->out);
+			/* a reader gone before the file's header reached it: as one gone later */
+			if (err == -EPIPE) {
+				r->write_err = -EPIPE;
+				err = 0;
+			}
 			if (err)
 				snprintf(why, sizeof(why), "%s", strerror(-err));
 		}

@@ -562,6 +562,17 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     assert sorted(os.listdir(d)) == ["k.pcap0", "k.pcap1"]
     got = frames_in([os.path.join(d, "k.pcap1"), os.path.join(d, "k.pcap0")])
     assert got == raw[per:]
+    # -W 1: one file named as given, as tcpdump names it (no digit), holding the newest frames
+    for f in glob.glob(os.path.join(d, "*")):
+        os.unlink(f)
+    one = os.path.join(d, "k.pcap")
+    s = Sampler(lab, "-w", one, "-C", 1, "-W", 1, "udp")
+    try:
+        send_raw(lab, raw)
+        wait_until(lambda: os.listdir(d) == ["k.pcap"] and tcpdump_count_now(one) == len(raw) - 2 * per)
+    finally:
+        assert s.stop() == 0, s.err
+    assert os.listdir(d) == ["k.pcap"] and frames_in([one]) == raw[2 * per:]
     # -G 1: a file per second, strftime names; batches a second apart, none lost or repeated
     for f in glob.glob(os.path.join(d, "*")):
         os.unlink(f)

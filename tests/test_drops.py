@@ -633,6 +633,24 @@ def test_bad_input_exits_2_with_one_line(args, what):
     assert len(lines) == 1 and lines[0].startswith("pktlens: drops: ") and what in lines[0]
 
 
+@pytest.mark.variant    # timed
+def test_seconds_are_the_counting_not_the_naming(dlab):
+    """`seconds` is how long the counters counted: --duration's, not that plus the lookup of
+    the dropping functions' names in /proc/kallsyms after it (3.13 s for --duration 3)."""
+    flood = subprocess.Popen(["nsenter", f"--net=/run/netns/{dlab.b}", "timeout", "-s", "KILL", "15",
+                              PYTHON, "-c", FLOOD])
+    try:
+        time.sleep(0.3)
+        r = subprocess.run([PKTLENS, "-j", "drops", "--netns", dlab.b, "--by", "location", "--duration", "1"],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        flood.kill()
+        flood.wait()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["packets"] > 0 and 1.0 <= doc["seconds"] < 1.1, r.stdout[-300:]
+
+
 def test_tracepoints_the_kernel_lacks_are_named():
     """A kernel without the drop tracepoints in its BTF (here: an empty /sys/kernel/btf in a
     mount namespace of its own): drops names the tracepoint in one line and exits 1."""

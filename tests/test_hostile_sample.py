@@ -221,6 +221,22 @@ def test_pcap_reader_that_takes_100_bytes(lab, size):
     assert got[:4] == bytes.fromhex("4d3cb2a1")
 
 
+def test_reader_gone_before_the_file_header_is_a_reader_gone(lab):
+    """`sample -w - | true`: the reader may be gone before the pcap header goes out; that is
+    the reader going away as later (exit 0, the summary), not a write failure (exit 1)."""
+    attach(lab)
+    rd, wr = os.pipe()
+    os.close(rd)
+    try:
+        r = subprocess.run([PKTLENS, "-n", lab.b, "sample", "vb", "-w", "-", "--duration", "5"],
+                           stdout=wr, stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(wr)
+    assert r.returncode == 0 and "Broken pipe" not in r.stderr, r.stderr
+    assert "the reader went away" in r.stderr or counts(r.stderr)["unwritten"] == 0, r.stderr
+    assert not chained_sample_stage(lab)
+
+
 def test_stalled_reader_does_not_hold_the_sampler(lab):
     """A reader that never reads: SIGTERM still ends the sampler (within about a second of
     the pipe taking nothing more), with its stage unchained and the summary."""
@@ -276,16 +292,19 @@ def on_small_disk(lab, script, raw):
     return p.returncode, (err + rest).decode()
 
 
-def test_full_disk_ends_with_whole_records(lab):
+@pytest.mark.parametrize("rotate", [[], ["-C", "1"]], ids=["file", "size-rotation"])
+def test_full_disk_ends_with_whole_records(lab, rotate):
     """A 64 KiB tmpfs in a private mount namespace fills up: one error naming ENOSPC, a summary
-    that says why packets were not written, a file tcpdump reads to its end without a warning."""
+    that says why packets were not written, a file tcpdump reads to its end without a warning.
+    With -C the first file filling the disk is the output failing, not the next file (none
+    was due)."""
     attach(lab)
     mnt = os.path.join(lab.tmp, "small")
     os.mkdir(mnt)
     saved = os.path.join(lab.tmp, "saved.pcap")
     listing = os.path.join(lab.tmp, "listing")
     script = (f"mount -t tmpfs -o size=64k pktlens-small {mnt} || exit 99; "
-              f"{PKTLENS} -n {lab.b} sample vb -w {mnt}/f.pcap udp; rc=$?; "
+              f"{PKTLENS} -n {lab.b} sample vb -w {mnt}/f.pcap {' '.join(rotate)} udp; rc=$?; "
               f"cp {mnt}/f.pcap {saved}; ls -A {mnt} > {listing}; exit $rc")
     raw = udp_frames(150, 1000)           # 150 KB into 64 KiB
     rc, err = on_small_disk(lab, script, raw)
