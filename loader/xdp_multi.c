@@ -604,12 +604,46 @@ bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w)
 	return pl_xdp_prog_ext(id) && pl_xdp_disp_where(id, w) == 1 && w->netns != netns;
 }
 
+/*
+ * Programs pinned in libxdp's dispatcher directory @path other than @id
+ * (its "progN-prog" pins); @mine: the "progN" of @id's pins ("" if none).
+ */
+static int disp_members(const char *path, __u32 id, char *mine, size_t len)
+{
+	char file[1200];
+	struct dirent *de;
+	int others = 0;
+	DIR *d = opendir(path);
+
+	mine[0] = '\0';
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		__u32 prog = 0;
+		int fd;
+
+		if (l < 5 || strcmp(de->d_name + l - 5, "-prog"))
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		fd = bpf_obj_get(file);
+		prog_id_of(fd, &prog);
+		if (fd >= 0)
+			close(fd);
+		if (prog == id && l - 5 < len)
+			snprintf(mine, len, "%.*s", (int)(l - 5), de->d_name);
+		else
+			others++;
+	}
+	if (d)
+		closedir(d);
+	return others;
+}
+
 int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen)
 {
-	char root[512], name[300], path[820], file[1200];
+	char root[512], name[300], path[820], file[1200], mine[256];
 	struct dirent *de;
 	__u32 disp;
-	int lock, err = 0;
+	int lock, err = 0, others;
 	DIR *d;
 
 	libxdp_dir(root, sizeof(root));
@@ -627,9 +661,17 @@ int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen)
 		return 0;	/* gone meanwhile */
 	}
 	snprintf(path, sizeof(path), "%s/%s", root, name);
+	/*
+	 * Other programs' pins there: the interface may live on in a namespace
+	 * nothing lets us look into, their dispatcher with it. Only ours go (its
+	 * freplace link and program: the dispatcher's slot falls back to its stub).
+	 */
+	others = disp_members(path, id, mine, sizeof(mine));
 	d = opendir(path);
 	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' ||
+		    (others && (strncmp(de->d_name, mine, strlen(mine)) ||
+				de->d_name[strlen(mine)] != '-')))
 			continue;
 		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		if (unlink(file) && !err)
@@ -639,7 +681,7 @@ int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen)
 		err = -errno;
 	else
 		closedir(d);
-	if (!err && rmdir(path))
+	if (!err && !others && rmdir(path))
 		err = -errno;
 	close(lock);
 	return err ? pl_why(why, whylen, err, "%s: cannot remove %s, libxdp's pins of the dispatcher "

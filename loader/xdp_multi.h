@@ -127,9 +127,11 @@ int pl_xdp_disp_where(__u32 id, struct pl_xdp_where *w);
 /* Whether program @id runs in a libxdp dispatcher outside namespace @netns (*@w: where). */
 bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w);
 /*
- * Remove the pins of the dispatcher of @id's that is attached nowhere
- * (pl_xdp_disp_where() 0), as libxdp's own clean-up does: its programs are
- * freed. 0 or -errno with why (naming @ifname).
+ * Remove the pins of the dispatcher of @id's that is attached nowhere we can
+ * see (pl_xdp_disp_where() 0), as libxdp's own clean-up does: its programs
+ * are freed. With other programs pinned there only @id's pins go (the device
+ * may live on in a namespace we cannot enter, running them). 0 or -errno
+ * with why (naming @ifname).
  */
 int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen);
 /* Take program @id out of @ifindex's dispatcher; 0 when it is not there. */

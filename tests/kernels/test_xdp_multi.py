@@ -597,6 +597,36 @@ def test_detach_stale_frees_the_program_of_a_deleted_interface():
         lab.close()
 
 
+def test_detach_stale_takes_only_its_own_pins_from_a_shared_dispatcher(labf):
+    """As above with xdp-filter in the dispatcher too: the interface may live on where pktlens
+    cannot look, so detach --stale removes pktlens's pins alone from libxdp's directory (its
+    program is freed) and leaves xdp-filter's (it removed the directory, every program's)."""
+    pid = joined_or_skip(labf, "--xdp-priority", "5")["hooks"][0]["prog_id"]
+    others = [p for _, name, p in dispatcher(labf.b) if p != pid]
+    assert len(others) == 1, dispatcher(labf.b)
+    root = "/sys/fs/bpf/xdp"
+    ifindex = json.loads(sh("ip", "-n", labf.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
+    dirs = [d for d in os.listdir(root) if d.startswith(f"dispatch-{ifindex}-")]
+    assert len(dirs) == 1, os.listdir(root)
+    sh("ip", "-n", labf.b, "link", "del", "vb")
+    try:
+        r = pktlens("detach", "--stale")
+        assert "detached vb" in r.stdout, r.stdout
+        deadline = time.time() + 5
+        while time.time() < deadline and \
+                sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0:
+            time.sleep(0.2)
+        assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode != 0
+        assert sh("bpftool", "prog", "show", "id", others[0], check=False).returncode == 0
+        assert [d for d in os.listdir(root) if d.startswith(f"dispatch-{ifindex}-")] == dirs
+        assert len(os.listdir(os.path.join(root, dirs[0]))) > 0
+    finally:
+        # what xdp-filter's unload cannot do on a deleted interface: its pins, libxdp's directory
+        for d in dirs:
+            sh("rm", "-rf", os.path.join(root, d), check=False)
+        sh("rm", "-rf", "/sys/fs/bpf/xdp-filter", check=False)
+
+
 def test_an_interface_moved_away_takes_its_dispatcher_member_along():
     """pktlens in libxdp's dispatcher, the interface moved to another namespace: its program
     runs on there. list says interface-moved; an attach there is refused as moved here (it took
