@@ -570,29 +570,39 @@ def test_a_full_dispatcher_is_refused_as_full_and_left_alone():
         lab.close()
 
 
+def joined_alone(lab):
+    """pktlens alone in vb's dispatcher at priority 5: its program's id (skipped where the
+    kernel refuses the dispatcher)."""
+    r = attach(lab, "--xdp-priority", "5")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    if info["xdp_attach"] != "libxdp-dispatcher":
+        pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
+    return info["hooks"][0]["prog_id"]
+
+
+def wait_freed(pid):
+    """Program pid is freed within 5 s (the kernel frees it after an RCU grace period)."""
+    deadline = time.time() + 5
+    while time.time() < deadline and sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0:
+        time.sleep(0.2)
+    assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode != 0
+
+
 def test_detach_stale_frees_the_program_of_a_deleted_interface():
     """pktlens in libxdp's dispatcher, its interface deleted: libxdp's pins of the dead
     dispatcher keep pktlens's program; list says interface-gone, detach --stale removes the
     attachment and those pins, and the program is freed (it was never found stale)."""
     lab = Lab(mtu=1500)
     try:
-        r = attach(lab, "--xdp-priority", "5")
-        assert r.returncode == 0, r.stderr
-        info = json.loads(r.stdout)
-        if info["xdp_attach"] != "libxdp-dispatcher":
-            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
-        pid = info["hooks"][0]["prog_id"]
+        pid = joined_alone(lab)
         sh("ip", "-n", lab.b, "link", "del", "vb")
         assert [a["state"] for a in in_list(lab.b)] == ["interface-gone"]
         assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0
         r = pktlens("detach", "--stale")  # every namespace's: this VM runs this test alone
         assert "detached vb" in r.stdout, r.stdout
         assert in_list(lab.b) == []
-        deadline = time.time() + 5
-        while time.time() < deadline and \
-                sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0:
-            time.sleep(0.2)
-        assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode != 0
+        wait_freed(pid)
     finally:
         lab.close()
 
@@ -612,11 +622,7 @@ def test_detach_stale_takes_only_its_own_pins_from_a_shared_dispatcher(labf):
     try:
         r = pktlens("detach", "--stale")
         assert "detached vb" in r.stdout, r.stdout
-        deadline = time.time() + 5
-        while time.time() < deadline and \
-                sh("bpftool", "prog", "show", "id", pid, check=False).returncode == 0:
-            time.sleep(0.2)
-        assert sh("bpftool", "prog", "show", "id", pid, check=False).returncode != 0
+        wait_freed(pid)
         assert sh("bpftool", "prog", "show", "id", others[0], check=False).returncode == 0
         assert [d for d in os.listdir(root) if d.startswith(f"dispatch-{ifindex}-")] == dirs
         assert len(os.listdir(os.path.join(root, dirs[0]))) > 0
@@ -637,12 +643,7 @@ def test_an_interface_moved_away_takes_its_dispatcher_member_along():
     there = lab.b + "m"
     sh("ip", "netns", "add", there)
     try:
-        r = attach(lab, "--xdp-priority", "5")
-        assert r.returncode == 0, r.stderr
-        info = json.loads(r.stdout)
-        if info["xdp_attach"] != "libxdp-dispatcher":
-            pytest.skip(f"pktlens's program cannot join libxdp's dispatcher here: {r.stdout}")
-        pid = info["hooks"][0]["prog_id"]
+        pid = joined_alone(lab)
         sh("ip", "-n", lab.b, "link", "set", "vb", "netns", there)
         sh("ip", "-n", there, "link", "set", "vb", "up")
         assert [a["state"] for a in in_list(lab.b)] == ["interface-moved"]
