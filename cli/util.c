@@ -205,6 +205,15 @@ char *pl_join_args(int argc, char **argv, int from)
 	return s;
 }
 
+uint64_t pl_str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		h = (h ^ *c) * 0x100000001b3ULL;
+	return h;
+}
+
 FILE *pl_fopen_nowait(const char *path, struct stat *st)
 {
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), err;

@@ -109,6 +109,9 @@ char *pl_join_args(int argc, char **argv, int from);
  */
 FILE *pl_fopen_nowait(const char *path, struct stat *st);
 
+/* FNV-1a of @s: for a set of strings or a name made from one (not for security) */
+uint64_t pl_str_hash(const char *s);
+
 /* getopt_long reset between commands */
 void pl_getopt_reset(void);
 

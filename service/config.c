@@ -397,11 +397,9 @@ static int charge(struct ctx *x, const char *file, size_t bytes)
 /* Was @expr built already (1, or 0)? With @add, it is now (-ENOMEM when it cannot be kept). */
 static int built(struct ctx *x, const char *expr, bool add)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	uint64_t h = pl_str_hash(expr);
 	size_t i, mask = x->built_cap - 1;
 
-	for (const unsigned char *c = (const unsigned char *)expr; *c; c++)
-		h = (h ^ *c) * 0x100000001b3ULL;
 	for (i = h & mask; x->built_cap && x->built[i].expr; i = (i + 1) & mask)
 		if (x->built[i].hash == h && !strcmp(x->built[i].expr, expr))
 			return 1;

@@ -36,6 +36,7 @@
 #include "daemon.h"
 #include "plan.h"
 #include "watch.h"
+#include "../cli/util.h"
 #include "../export/format.h"
 #include "../export/ipfix.h"
 #include "../export/json.h"
@@ -841,14 +842,12 @@ static bool same_triggers(const struct pl_config *a, const struct pl_config *b)
  */
 static int instance_lock(const char *owner, char *why, size_t whylen)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
 	char path[64], held[24] = "";
 	ssize_t n;
 	int fd;
 
-	for (const unsigned char *c = (const unsigned char *)owner; *c; c++)
-		h = (h ^ *c) * 0x100000001b3ULL;
-	snprintf(path, sizeof(path), PL_IPFIX_STATE_DIR "/daemon-%016" PRIx64 ".lock", h);
+	snprintf(path, sizeof(path), PL_IPFIX_STATE_DIR "/daemon-%016" PRIx64 ".lock",
+		 pl_str_hash(owner));
 	if (mkdir(PL_IPFIX_STATE_DIR, 0700) && errno != EEXIST) {
 		snprintf(why, whylen, "cannot make %s: %s", PL_IPFIX_STATE_DIR, strerror(errno));
 		return -1;
