@@ -510,16 +510,10 @@ def test_daemon_keeps_a_gone_interface_pins_until_a_get_of_metrics_is_served():
     body (400), a HEAD, released the pins, and the final counts were never served. Now only a
     GET /metrics rendered and sent whole does."""
     import http.client
-    from test_service import Daemon, ServiceLab, attached, glob_covered, pins, wait_for
+    from test_service import ServiceLab, attached, pins, prometheus_daemon, wait_for
     svc = ServiceLab()
     try:
-        a = svc.netns()
-        svc.veth(a, "sv0", "pv0", up=True)
-        port = free_port()
-        conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
-                          f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
-        d = Daemon(svc, conf)
-        d.wait_notify()
+        a, port, d = prometheus_daemon(svc)
         assert attached(a, "sv0")
         sh("ip", "-n", a, "link", "del", "sv0")
         d.wait_log(r"gone sv0 \(netns .*\): interface gone; final totals")

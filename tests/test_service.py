@@ -1865,18 +1865,25 @@ def ipfix_daemon_counted(svc, col, ns, dev, peer_dev, n, dport):
     return conf, d
 
 
-def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
-    """A covered namespace deleted while exporting: its attachments' pins wait for a scrape.
-    A new namespace that gets its inode sets them aside (<inode>:<cookie>) when something is
-    attached there; the scrape must still release them (they stayed for good, and every
-    full pass logged them as gone again)."""
-    x = svc.netns()
-    svc.veth(x, "sv0", "pv0", up=True)
+def prometheus_daemon(svc):
+    """A daemon serving Prometheus on a free port, attached to sv0 (up) in a covered namespace
+    of its own, ready: (namespace, port, daemon)."""
+    ns = svc.netns()
+    svc.veth(ns, "sv0", "pv0", up=True)
     port = free_port()
     conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
                       f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
     d = Daemon(svc, conf)
     d.wait_notify()
+    return ns, port, d
+
+
+def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
+    """A covered namespace deleted while exporting: its attachments' pins wait for a scrape.
+    A new namespace that gets its inode sets them aside (<inode>:<cookie>) when something is
+    attached there; the scrape must still release them (they stayed for good, and every
+    full pass logged them as gone again)."""
+    x, port, d = prometheus_daemon(svc)
     ino = ns_ino(x)
     before = set(Path(PIN_ROOT).glob(f"{ino}:*/sv0"))     # other runs' leftovers: not ours
     aside = lambda: set(Path(PIN_ROOT).glob(f"{ino}:*/sv0")) - before  # noqa: E731
