@@ -506,15 +506,49 @@ static void libxdp_dir(char *buf, size_t len)
 }
 
 /*
+ * Programs pinned in libxdp's dispatcher directory @path other than @id
+ * (its "progN-prog" pins); @mine: the "progN" of @id's pins ("" if none).
+ */
+static int disp_members(const char *path, __u32 id, char *mine, size_t len)
+{
+	char file[1200];
+	struct dirent *de;
+	int others = 0;
+	DIR *d = opendir(path);
+
+	mine[0] = '\0';
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		__u32 prog = 0;
+		int fd;
+
+		if (l < 5 || strcmp(de->d_name + l - 5, "-prog"))
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		fd = bpf_obj_get(file);
+		prog_id_of(fd, &prog);
+		if (fd >= 0)
+			close(fd);
+		if (prog == id && l - 5 < len)
+			snprintf(mine, len, "%.*s", (int)(l - 5), de->d_name);
+		else
+			others++;
+	}
+	if (d)
+		closedir(d);
+	return others;
+}
+
+/*
  * libxdp's directory dispatch-IFINDEX-ID whose progN-prog pins hold program
  * @id: its name into @name, the dispatcher's id into *@disp. -ENOENT: none.
  */
 static int disp_dir_of(__u32 id, char *name, size_t len, __u32 *disp)
 {
-	char root[512], path[1024];
-	struct dirent *de, *pe;
+	char root[512], path[1024], mine[256];
 	int found = -ENOENT;
-	DIR *d, *sub;
+	struct dirent *de;
+	DIR *d;
 
 	libxdp_dir(root, sizeof(root));
 	d = opendir(root);
@@ -527,27 +561,12 @@ static int disp_dir_of(__u32 id, char *name, size_t len, __u32 *disp)
 		if (sscanf(de->d_name, "dispatch-%d-%u", &ifx, &did) != 2)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-		sub = opendir(path);
-		while (sub && found && (pe = readdir(sub))) {
-			size_t l = strlen(pe->d_name);
-			__u32 prog = 0;
-			int fd;
-
-			if (l < 5 || strcmp(pe->d_name + l - 5, "-prog"))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s/%s", root, de->d_name, pe->d_name);
-			fd = bpf_obj_get(path);
-			prog_id_of(fd, &prog);
-			if (fd >= 0)
-				close(fd);
-			if (prog != id)
-				continue;
-			snprintf(name, len, "%s", de->d_name);
-			*disp = did;
-			found = 0;
-		}
-		if (sub)
-			closedir(sub);
+		disp_members(path, id, mine, sizeof(mine));
+		if (!mine[0])
+			continue;
+		snprintf(name, len, "%s", de->d_name);
+		*disp = did;
+		found = 0;
 	}
 	closedir(d);
 	return found;
@@ -602,40 +621,6 @@ int pl_xdp_disp_where(__u32 id, struct pl_xdp_where *w)
 bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w)
 {
 	return pl_xdp_prog_ext(id) && pl_xdp_disp_where(id, w) == 1 && w->netns != netns;
-}
-
-/*
- * Programs pinned in libxdp's dispatcher directory @path other than @id
- * (its "progN-prog" pins); @mine: the "progN" of @id's pins ("" if none).
- */
-static int disp_members(const char *path, __u32 id, char *mine, size_t len)
-{
-	char file[1200];
-	struct dirent *de;
-	int others = 0;
-	DIR *d = opendir(path);
-
-	mine[0] = '\0';
-	while (d && (de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		__u32 prog = 0;
-		int fd;
-
-		if (l < 5 || strcmp(de->d_name + l - 5, "-prog"))
-			continue;
-		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-		fd = bpf_obj_get(file);
-		prog_id_of(fd, &prog);
-		if (fd >= 0)
-			close(fd);
-		if (prog == id && l - 5 < len)
-			snprintf(mine, len, "%.*s", (int)(l - 5), de->d_name);
-		else
-			others++;
-	}
-	if (d)
-		closedir(d);
-	return others;
 }
 
 int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen)
