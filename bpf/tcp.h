@@ -48,6 +48,11 @@
 #define PL_TCP_GSO_SEGS(ctx) 1U
 #endif
 
+/* The bytes of @ctx from its data on (skb->len on tc: a GSO skb's every segment). */
+#ifndef PL_TCP_LEN
+#define PL_TCP_LEN(ctx) ((__u32)((ctx)->data_end - (ctx)->data))
+#endif
+
 /* The interface of the hook @ctx runs at (skb->ifindex on tc). */
 #ifndef PL_TCP_IFINDEX
 #define PL_TCP_IFINDEX(ctx) ((ctx)->ingress_ifindex)
@@ -230,7 +235,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	__u16 sport, dport;
 	__u8 *th, *ip, fl;
 	__u64 now = 0;
-	int ts;
+	int ts, local;
 
 	if (off > 256 || (offs & 0xff) > 64)
 		return 0;
@@ -262,6 +267,12 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	seq = pl_be32(th + 4);
 	fl = th[13];
 	hl = (__u32)(th[12] >> 4) * 4;
+	/*
+	 * BIG TCP: a GSO skb above 64 KiB has IP length 0 (IPv4 tot_len, IPv6
+	 * payload_len without a jumbo option); its length is the skb's
+	 */
+	if (!l4len && n > 1 && PL_TCP_LEN(ctx) > off)
+		l4len = PL_TCP_LEN(ctx) - off;
 	len = l4len > hl ? l4len - hl : 0;
 	seglen = len + !!(fl & PL_TH_SYN) + !!(fl & PL_TH_FIN);
 	ts = hl > 20 ? pl_tcp_tsopt(th, hl, data_end, &tsval, &tsecr) : -1;
@@ -312,6 +323,12 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		h->ifindex = ifx;
 	}
 	s->segs += n;
+	/*
+	 * a segment this host sends completes no RTT sample on the interface: what it
+	 * echoes came in here, the span is this host's own delay (ePPing leaves these
+	 * out too); on lo, which analyses at egress alone, it is the arrival as well
+	 */
+	local = slot == PL_SLOT_TC_OUT && ifx != PL_LOOPBACK_IFINDEX;
 
 	if (fl & PL_TH_RST) {
 		h->rst++;
@@ -325,16 +342,20 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	if ((fl & (PL_TH_SYN | PL_TH_ACK)) == PL_TH_SYN) {
 		/*
 		 * the 4-tuple is used again: a new connection, after the old one closed or
-		 * ended unseen (a SYN that is not a retransmission of the one seen: another ISN)
+		 * ended unseen, when either end has state of it (a SYN that is not a
+		 * retransmission of the one seen: another ISN; the same SYN again, even
+		 * after a FIN or RST, is one)
 		 */
-		if ((st->flags & PL_TCPS_CLOSING) || ((h->flags & PL_TCPH_SEQ) &&
-		    (!(h->flags & PL_TCPH_ISN) || h->isn != seq))) {
+		if (!((h->flags & PL_TCPH_ISN) && h->isn == seq) &&
+		    ((st->flags & PL_TCPS_CLOSING) || ((h->flags | o->flags) & PL_TCPH_SEQ))) {
 			if (h->flags & PL_TCPH_TS)
 				pl_tcp_ts_forget(&tk, h, d);
 			if (o->flags & PL_TCPH_TS)
 				pl_tcp_ts_forget(&tk, o, d ^ 1);
 			h->flags = 0;
 			o->flags = 0;
+			h->ts_last = 0;
+			o->ts_last = 0;
 			st->flags = 0;
 			st->rtt_syn_us = 0;
 			st->rtt_synack_us = 0;
@@ -347,8 +368,10 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		if (st->client == 2 - d && o->syn_ns) {
 			if (!st->rtt_syn_us) {
 				st->rtt_syn_us = pl_ns_to_us(PL_NOW() - o->syn_ns);
-				s->syn_samples++;
-				pl_tcp_hist_add(s, st->rtt_syn_us);
+				if (!local) {
+					s->syn_samples++;
+					pl_tcp_hist_add(s, st->rtt_syn_us);
+				}
 			}
 			h->syn_ns = PL_NOW();
 			st->flags |= PL_TCPS_SYNACK;
@@ -357,8 +380,10 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		   o->syn_ns) {
 		st->rtt_synack_us = pl_ns_to_us(PL_NOW() - o->syn_ns);
 		st->flags &= ~PL_TCPS_SYNACK;
-		s->syn_samples++;
-		pl_tcp_hist_add(s, st->rtt_synack_us);
+		if (!local) {
+			s->syn_samples++;
+			pl_tcp_hist_add(s, st->rtt_synack_us);
+		}
 	}
 
 	/* sequence space: new, a gap filled (reorder), or seen already (retrans); n segments each */
@@ -408,14 +433,17 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		tk.half = d ^ 1;
 		t = bpf_map_lookup_elem(&tcp_ts, &tk);
 
-		if (t && tsecr == o->ts_pending && PL_NOW() > *t)
+		if (t && tsecr == o->ts_pending && !local && PL_NOW() > *t)
 			pl_tcp_rtt(o, pl_ns_to_us(PL_NOW() - *t), s);
 		bpf_map_delete_elem(&tcp_ts, &tk);
 		o->flags &= ~PL_TCPH_TS;
 	}
 
-	/* remember a new TSval of this end, one at a time */
-	if (st->flags & PL_TCPS_CLOSING || !tsval || tsval == h->ts_last)
+	/*
+	 * remember a new TSval of this end, one at a time: newer than every one seen
+	 * (TSvals only grow: an older or repeated one was seen, maybe echoed already)
+	 */
+	if (st->flags & PL_TCPS_CLOSING || !tsval || (h->ts_last && pl_seq_le(tsval, h->ts_last)))
 		return 0;
 	h->ts_last = tsval;
 	if (h->flags & PL_TCPH_TS) {

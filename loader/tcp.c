@@ -22,9 +22,6 @@
 
 #include "loader.h"
 
-/* the loopback device's index in every namespace (the kernel's LOOPBACK_IFINDEX) */
-#define PL_LOOPBACK_IFINDEX 1
-
 __u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int ifindex)
 {
 	__u32 s = 0;
@@ -90,6 +87,25 @@ static bool ns_analyses(uint64_t ns, const char *skip)
 	return any;
 }
 
+/*
+ * Whether the attachment pinned at @dir asked for these sizes: its maps may be
+ * another's it shared (sized by the namespace's first analysing attach), and
+ * the same command again keeps them as the first time.
+ */
+static bool asked_for(const char *dir, __u32 flows_max, __u32 ts_max)
+{
+	struct pl_meta m;
+	bool same;
+	int fd = pl_pin_open(dir, PL_MAP_META);
+
+	if (fd < 0)
+		return false;
+	same = !pl_meta_read(fd, &m) && m.tcp_passive && m.flows_max == flows_max &&
+	       m.tcp_ts_max == ts_max;
+	close(fd);
+	return same;
+}
+
 static void ns_pin_path(char *buf, size_t len, uint64_t ns, const char *name)
 {
 	snprintf(buf, len, "%s/%llu/%s", PL_PIN_ROOT, (unsigned long long)ns, name);
@@ -124,8 +140,9 @@ int pl_tcp_prepare(struct bpf_object *obj, uint64_t ns, bool on, __u32 flows_max
 
 		fd1 = pl_pin_open(replacing, PL_MAP_TCP_STATE);
 		fd2 = pl_pin_open(replacing, PL_MAP_TCP_TS);
-		if (fd1 >= 0 && fd2 >= 0 && (pl_map_max_entries(fd1, &m1) || m1 != flows_max ||
-					     pl_map_max_entries(fd2, &m2) || m2 != ts_max)) {
+		if (fd1 >= 0 && fd2 >= 0 && !asked_for(replacing, flows_max, ts_max) &&
+		    (pl_map_max_entries(fd1, &m1) || m1 != flows_max ||
+		     pl_map_max_entries(fd2, &m2) || m2 != ts_max)) {
 			close(fd1);
 			close(fd2);
 			fd1 = fd2 = -1;

@@ -15,6 +15,7 @@
 #define PL_TCP_CTX struct __sk_buff
 #define PL_TCP_GSO_SEGS(ctx) ((ctx)->gso_segs)
 #define PL_TCP_IFINDEX(ctx) ((ctx)->ifindex)
+#define PL_TCP_LEN(ctx) ((ctx)->len)
 #include "../bpf/tcp.h"
 #define PL_SAMPLE_CTX struct __sk_buff
 #define PL_SAMPLE_HOOK PL_HOOK_TC

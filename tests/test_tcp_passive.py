@@ -247,6 +247,72 @@ c.close()
     assert st["retrans"] == got and st["state_lost"] == 0
 
 
+def test_big_tcp_counts_every_segment(lab):
+    """IPv6 BIG TCP (gso_max_size above 64 KiB): the sender's GSO skbs of more than 64 KiB
+    have IPv6 payload length 0; analysed at the sender's tc egress, their segments and
+    retransmissions still count (the skb's length, gso_segs segments), equal to the sender
+    kernel's TcpRetransSegs under random loss at the receiver."""
+    for ns, dev, a in ((lab.a, "va", "2001:db8::1"), (lab.b, "vb", "2001:db8::2")):
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+           f"net.ipv6.conf.{dev}.disable_ipv6=0")
+        sh("ip", "-n", ns, "addr", "add", a + "/64", "dev", dev, "nodad")
+        r = sh("ip", "-n", ns, "link", "set", dev, "gso_max_size", "185000", "gro_max_size",
+               "185000", check=False)
+        if r.returncode:
+            pytest.skip(f"no BIG TCP here: {r.stderr}")
+    pktlens("attach", "va", "--tcp-passive", ns=lab.a)
+    sh("ip", "netns", "exec", lab.b, "nft", "-f", "-", input="""
+table inet pltest {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 5001 numgen random mod 100 < 3 counter drop
+  }
+}
+""")
+
+    def retrans_segs():
+        snmp = [ln.split() for ln in sh("ip", "netns", "exec", lab.a, "cat", "/proc/net/snmp")
+                .stdout.splitlines() if ln.startswith("Tcp:")]
+        return int(snmp[1][snmp[0].index("RetransSegs")])
+
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.b, PYTHON, "-c", """
+import socket
+s = socket.socket(socket.AF_INET6)
+s.bind(("2001:db8::2", 5001))
+s.listen()
+print("ready", flush=True)
+c, _ = s.accept()
+while c.recv(262144):
+    pass
+c.close()
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert srv.stdout.readline().strip() == "ready"
+        before = retrans_segs()
+        out = subprocess.run(["ip", "netns", "exec", lab.a, PYTHON, "-c", """
+import socket
+c = socket.create_connection(("2001:db8::2", 5001))
+c.sendall(b"x" * 20000000)
+c.shutdown(socket.SHUT_WR)
+c.recv(1)
+print(c.getsockname()[1])
+"""], capture_output=True, text=True, timeout=60, check=True)
+        sport = int(out.stdout)
+        srv.wait(timeout=30)
+    finally:
+        srv.kill()
+        srv.wait()
+    delta = retrans_segs() - before
+    assert delta > 0, delta
+    doc = pktlens_json("stats", "va", ns=lab.a)["interfaces"][0]
+    out_hook = [h for h in doc["hooks"] if h["dir"] == "out"][0]
+    assert out_hook["size_log2"][-1] > 0, out_hook["size_log2"]   # skbs above 64 KiB did pass
+    rows = [f["tcp"] for f in pktlens_json("flows", "va", ns=lab.a)["flows"]
+            if f.get("proto") == "tcp" and f.get("sport") == sport]
+    assert len(rows) == 1 and rows[0]["segs"] >= 20000000 // 9500, rows   # the MTU: 9500
+    assert abs(rows[0]["retrans"] - delta) <= 1 + delta // 50, (rows[0], delta)
+
+
 def stack(lab, upper):
     """Put the client's link of @lab on a device stacked on the router's vb (and the client's
     va for a VLAN): the router's address moves to it, the client's neighbour follows."""
@@ -379,6 +445,38 @@ c.close()
     assert first["src"] == C4 and first["sport"] == out["sport"]
 
 
+def test_an_end_host_samples_arrivals_only(path):
+    """On an end host (the client's va, tc in and out), a segment the host sends completes no
+    RTT sample: what it echoes (the server's TSval) or answers arrived here, and the span is
+    the host's own delay, 50 ms of the client's think time between requests here. So the
+    interface's histogram and the client's flows hold the round trips to the server only:
+    every sample far below that think time, the server's half without timestamp samples."""
+    lab = path()
+    pktlens("attach", "va", "--tcp-passive", ns=lab.c)
+    out = lab.client(f"""
+import json, socket, time
+c = socket.socket()
+c.connect(("{S4}", 5002))
+for i in range(15):
+    c.sendall(b"q" * 100)
+    got = 0
+    while got < 100:
+        got += len(c.recv(100 - got))
+    time.sleep(0.05)
+print(json.dumps({{"sport": c.getsockname()[1]}}))
+c.close()
+""")
+    doc = pktlens_json("flows", "va", ns=lab.c)
+    up, down = tcp_rows(doc, C4, sport=out["sport"]), tcp_rows(doc, S4, dport=out["sport"])
+    assert len(up) == 1 and len(down) == 1, doc
+    assert up[0]["tcp"]["rtt_samples"] >= 10 and up[0]["tcp"]["rtt_max_us"] < 25000, up
+    assert down[0]["tcp"]["rtt_samples"] == 0, down
+    st = pktlens_json("stats", "va", ns=lab.c)["interfaces"][0]["tcp"]
+    # the client's ACK of the SYN-ACK: sent here, so only the SYN -> SYN-ACK half arrived
+    assert st["syn_samples"] == 1 and st["ts_samples"] == up[0]["tcp"]["rtt_samples"], st
+    assert sum(st["rtt_log2_us"][15:]) == 0, st     # none of 32 ms or more
+
+
 def test_many_connections(path):
     """300 concurrent short connections through the router (tc hooks): every one gets both
     handshake halves, and the connection table holds each once."""
@@ -420,7 +518,9 @@ print(json.dumps(ports))
 def test_ts_max_is_the_namespaces(path):
     """The outstanding-timestamp map is the namespace's, sized by its first analysing attach:
     a later attach's --tcp-ts-max does not resize it, and attach and stats say the size it
-    has, not the one asked for; with no other analysing attachment left, it is sized again."""
+    has, not the one asked for; with no other analysing attachment left, attach --force
+    asking for what it asked before keeps it (and the connections), another size sizes it
+    again."""
     lab = path()
     pktlens("attach", "vb", "--tcp-passive", "--tcp-ts-max", 32, ns=lab.h)
     r = pktlens("attach", "vc", "--tcp-passive", "--tcp-ts-max", 64, ns=lab.h)
@@ -431,10 +531,31 @@ def test_ts_max_is_the_namespaces(path):
     assert doc["tcp_ts_max"] == 32, doc
     st = {i["ifname"]: i["tcp"]["ts_max"] for i in pktlens_json("stats", ns=lab.h)["interfaces"]}
     assert st == {"vb": 32, "vc": 32}, st
+    out = lab.client(f"""
+import json, socket
+c = socket.create_connection(("{S4}", 5001))
+c.sendall(b"x" * 1000)
+print(json.dumps({{"sport": c.getsockname()[1]}}))
+c.close()
+""")
+
+    def conn():
+        return [r["tcp"] for r in tcp_rows(pktlens_json("flows", "vc", ns=lab.h), C4, sport=out["sport"])]
+
+    seen = conn()
+    assert len(seen) == 1 and seen[0]["rtt_syn_us"], seen
+    # vb, which sized the maps, goes: vc again as it asked before keeps them and its
+    # connections (the same command twice never loses what the first collected)...
     pktlens("detach", "vb", ns=lab.h)
     r = pktlens("attach", "vc", "--force", "--tcp-passive", "--tcp-ts-max", 64, ns=lab.h)
-    assert "(outstanding timestamps: 64)" in r.stdout and "note: the namespace" not in r.stdout, r.stdout
-    assert pktlens_json("stats", "vc", ns=lab.h)["interfaces"][0]["tcp"]["ts_max"] == 64
+    assert "(outstanding timestamps: 32)" in r.stdout, r.stdout
+    assert conn() == seen
+    assert pktlens_json("stats", "vc", ns=lab.h)["interfaces"][0]["tcp"]["ts_max"] == 32
+    # ... another size, with no other analysing attachment left, sizes them again
+    r = pktlens("attach", "vc", "--force", "--tcp-passive", "--tcp-ts-max", 128, ns=lab.h)
+    assert "(outstanding timestamps: 128)" in r.stdout and "note: the namespace" not in r.stdout, r.stdout
+    assert pktlens_json("stats", "vc", ns=lab.h)["interfaces"][0]["tcp"]["ts_max"] == 128
+    assert conn() == []
 
 
 def test_egress_only_says_what_it_analyses(lab):
@@ -632,6 +753,66 @@ def test_sequence_wrap_and_port_reuse(lab, hook):
     # their counts (it made the shared maps afresh: every flow's "tcp" became null)
     pktlens("attach", "vb", "--force", "--tcp-passive", *hooks, ns=lab.b)
     assert counts() == got
+
+
+def both_ends(lab, sport, segs):
+    """Scapy frames of one connection 198.18.0.1:sport <-> 198.18.0.2:80, both ends' segments
+    sent into vb (the hook sees both directions arrive): (end 'c' or 's', seq, ack, payload
+    length, flags[, TSval, TSecr])."""
+    from scapy.all import IP, TCP, Ether, Raw
+
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    out = []
+    for end, seq, ack, ln, fl, *ts in segs:
+        a, b, sp, dp = ("198.18.0.1", "198.18.0.2", sport, 80) if end == "c" else \
+            ("198.18.0.2", "198.18.0.1", 80, sport)
+        opts = [("NOP", None), ("NOP", None), ("Timestamp", tuple(ts))] if ts else []
+        p = Ether(src=src, dst=dst) / IP(src=a, dst=b) / TCP(sport=sp, dport=dp, seq=seq, ack=ack,
+                                                             flags=fl, window=5000, options=opts)
+        out.append(p / Raw(b"z" * ln) if ln else p)
+    return out
+
+
+@pytest.mark.parametrize("hook", ["xdp", "tc"])
+def test_reused_tuples_repeated_syns_and_old_tsvals(lab, hook):
+    """Both ends' segments by scapy: a 4-tuple whose old connection only the server's data
+    showed (a download seen mid-stream) starts afresh at the new SYN, so the new connection's
+    server data is new, not retransmitted; the same SYN again after the RST that refused it
+    (or after a FIN) is a retransmission; and a TSval older than one seen is not remembered
+    again, so its echo gives no second sample."""
+    hooks = ["--xdp", "native", "--tc", "none"] if hook == "xdp" else ["--xdp", "none", "--tc", "in"]
+    pktlens("attach", "vb", "--tcp-passive", *hooks, ns=lab.b)
+    old = [x for i in range(3) for x in (("s", 1000000 + 100 * i, 77, 100, "A"),
+                                         ("c", 77, 1000100 + 100 * i, 0, "A"))]
+    new = [("c", 5000, 0, 0, "S"), ("s", 500000, 5001, 0, "SA"), ("c", 5001, 500001, 0, "A")]
+    new += [x for i in range(5) for x in (("s", 500001 + 100 * i, 5001, 100, "A"),
+                                          ("c", 5001, 500101 + 100 * i, 0, "A"))]
+    cases = {   # sport: (segments, {end: (retrans, reorder, rtt samples)})
+        51001: (old + new, {"c": (0, 0, 0), "s": (0, 0, 0)}),
+        # refused twice, its RST never reached the client: its SYN twice more
+        51002: ([("c", 7, 0, 0, "S"), ("s", 0, 8, 0, "RA"), ("c", 7, 0, 0, "S"),
+                 ("s", 0, 8, 0, "RA"), ("c", 7, 0, 0, "S")], {"c": (2, 0, 0)}),
+        # the same SYN after the connection's FINs
+        51003: ([("c", 7, 0, 0, "S"), ("s", 90, 8, 0, "SA"), ("c", 8, 91, 100, "A"),
+                 ("c", 108, 91, 0, "FA"), ("s", 91, 109, 0, "FA"), ("c", 7, 0, 0, "S")],
+                {"c": (1, 0, 0)}),
+        # TSvals 100 and 200 echoed, then 100 again (a retransmission) and its echo
+        51004: ([("c", 1000, 1, 100, "A", 100, 0), ("s", 1, 1100, 0, "A", 5000, 100),
+                 ("c", 1100, 1, 100, "A", 200, 5000), ("s", 1, 1200, 0, "A", 5001, 200),
+                 ("c", 1000, 1, 100, "A", 100, 5001), ("s", 1, 1200, 0, "A", 5002, 100)],
+                {"c": (1, 0, 2)}),
+    }
+    frames = [f for sport, (segs, _) in cases.items() for f in both_ends(lab, sport, segs)]
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    got = {}
+    for f in pktlens_json("flows", ns=lab.b)["flows"]:
+        for sport, (_, want) in cases.items():
+            end = "c" if f.get("sport") == sport else "s" if f.get("dport") == sport else None
+            if end in want and f["tcp"]:
+                t = f["tcp"]
+                got.setdefault(sport, {})[end] = (t["retrans"], t["reorder"], t["rtt_samples"])
+    assert got == {sport: want for sport, (_, want) in cases.items()}, got
 
 
 def ipfix_records(data_msgs):

@@ -866,6 +866,8 @@ struct pl_tcp_ts_key {
 /* A remembered TSval not echoed after this long gives way to a newer one (ts_expired). */
 #define PL_TCP_TS_EXPIRE_NS 1000000000ULL
 #define PL_TCP_TS_DEFAULT 16384U	/* attach --tcp-ts-max */
+/* the loopback device's index in every namespace (the kernel's LOOPBACK_IFINDEX) */
+#define PL_LOOPBACK_IFINDEX 1
 #define PL_TCP_TS_MIN 16U
 #define PL_TCP_TS_MAX (1U << 22)
 
