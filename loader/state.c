@@ -871,8 +871,8 @@ static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct c
 }
 
 /*
- * Every flow a cache slot holds back in the table, at zero, once a reset
- * emptied it. A flow sits in a cache only after the table took it
+ * Every flow a cache slot holds packets of back in the table, at zero, once
+ * a reset emptied it. A flow sits in a cache only after the table took it
  * (bpf/flow.h), so folding its slot into the table never fails; a slot whose
  * flow the reset removed would break that: folded into a table full by
  * then, its whole delta, packets from before the reset included, would count
@@ -907,7 +907,13 @@ static int keep_cached_flows(const struct pl_state *st)
 	for (size_t i = 0; i < info.max_entries && !err; i++) {
 		struct pl_flow_key k = s[i].key;	/* one read: the program may be changing it */
 
-		if (!k.ifindex)
+		/*
+		 * a slot without packets since its last fold holds nothing from before
+		 * the reset (the hold lets slots only count on): folding it later puts
+		 * in the table only what came after, so its flow need not be there,
+		 * and a table full of one-packet flows (a scan) is emptied
+		 */
+		if (!k.ifindex || !s[i].packets)
 			continue;
 		k.pad = 0;
 		if (bpf_map_update_elem(st->flows_fd, &k, zero, BPF_NOEXIST) && errno != EEXIST &&

@@ -218,6 +218,32 @@ def test_reset_then_a_full_table_counts_what_the_caches_held_once(lab, args, flo
     check_flows_add_up(lab, doc)
 
 
+@pytest.mark.parametrize("args,flows", [
+    pytest.param(("--xdp", "none", "--tc", "in"), 1000, id="tc-1000"),
+    pytest.param(XDP, 700, id="xdp-700", marks=pytest.mark.variant)])
+def test_reset_empties_a_table_a_scan_filled(lab, args, flows):
+    """A scan fills the table with one-packet flows (their cache slots hold nothing since
+    their admission): a reset empties it, so as many new flows are recorded afterwards, none
+    refused, and the flows add up to the counters."""
+    from scapy.all import IP, UDP, Ether
+    pktlens("attach", "vb", *args, "--flows", str(flows), ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb"))
+    scan = [e / IP(src="198.18.0.1", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4000, dport=9)
+            for i in range(flows + 50)]
+    lab.send(scan, cpu=0)
+    doc = settled(lab)
+    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]["flows"]
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    assert pktlens_json("flows", "vb", ns=lab.b)["interfaces"][0]["table_entries"] == 0
+    new = [e / IP(src="198.18.0.2", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4001, dport=9)
+           for i in range(flows)]
+    lab.send(new, cpu=0)
+    doc = settled(lab)
+    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]
+    assert all(h["flow_lost_packets"] == 0 for h in hooks(doc).values()), hooks(doc)
+    check_flows_add_up(lab, doc)
+
+
 @pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
 def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out):
     """`stats --reset > FILE` on a full disk: the figures never got out, so the counters must
