@@ -710,8 +710,13 @@ positionals:
 
 		const char *words[2] = { pos[c->max_args], obj->name };
 
-		subst(msg, sizeof(msg), c->many ? c->many : "what is '%s'? (see pktlens %s --help)",
-		      NULL, words);
+		/* the extra word is always named: a .many without it is the hint after it */
+		if (c->many && strstr(c->many, "%s"))
+			subst(msg, sizeof(msg), c->many, NULL, words);
+		else if (c->many)
+			snprintf(msg, sizeof(msg), "what is '%s'? (%s)", words[0], c->many);
+		else
+			snprintf(msg, sizeof(msg), "what is '%s'? (see pktlens %s --help)", words[0], words[1]);
 		pl_err("%s: %s", path, msg);
 		ret = PL_EXIT_USAGE;
 		goto out;

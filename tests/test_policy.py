@@ -1256,6 +1256,15 @@ def test_help(args):
     (["policy", "del", "vb"], "pktlens: policy del: needs DEV and a rule id\n"),
     (["policy", "del", "vb", "x"], "pktlens: policy del: vb: 'x' is not a rule id\n"),
     (["policy", "load", "vb"], "pktlens: policy load: needs DEV and FILE\n"),
+    # an extra word is named, not taken for a missing DEV ("needs DEV and a rule id" with both given)
+    (["policy", "del", "vb", "1", "2"], "pktlens: policy del: what is '2'? (see pktlens policy --help)\n"),
+    (["policy", "flush", "vb", "extra"], "pktlens: policy flush: what is 'extra'? (see pktlens policy --help)\n"),
+    (["policy", "load", "vb", "f", "extra"],
+     "pktlens: policy load: what is 'extra'? (see pktlens policy --help)\n"),
+    (["policy", "list", "vb", "extra"],
+     "pktlens: policy list: what is 'extra'? (at most one DEV; see pktlens policy --help)\n"),
+    (["filter", "clear", "vb", "extra"], "pktlens: filter clear: what is 'extra'? (see pktlens filter --help)\n"),
+    (["attach", "vb", "extra"], "pktlens: attach: what is 'extra'? (one DEV only; see pktlens attach --help)\n"),
     (["policy", "add", "lo", "--src", "198.18.0.0/24", "--pass", "--flows"],
      "pktlens: policy add: lo: argument 4: --flows: only with --drop or --limit (the packets a rule passes "
      "or redirects are always in the flow table)\n"),
