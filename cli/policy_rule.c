@@ -343,7 +343,7 @@ static const struct pl_opt *rule_opt(const char *o)
  * --out are one option, the direction.
  */
 static const char *const once[] = { "--prio", "--id", "--src", "--dst", "--proto", "--sport",
-				     "--dport", "--vlan", "--burst", "--per", "--per-size",
+				     "--dport", "--vlan", "--flows", "--burst", "--per", "--per-size",
 				     "--over", "--in" };
 
 /* What @e's positions count: a command line's arguments or a line's columns. */

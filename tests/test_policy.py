@@ -1265,6 +1265,11 @@ def test_help(args):
      "pktlens: policy list: what is 'extra'? (at most one DEV; see pktlens policy --help)\n"),
     (["filter", "clear", "vb", "extra"], "pktlens: filter clear: what is 'extra'? (see pktlens filter --help)\n"),
     (["attach", "vb", "extra"], "pktlens: attach: what is 'extra'? (one DEV only; see pktlens attach --help)\n"),
+    # each option at most once: a repeated flag was taken silently
+    (["policy", "add", "vb", "--proto", "udp", "--limit", "3pps", "--flows", "--flows"],
+     "pktlens: policy add: vb: argument 6: --flows given twice (also at argument 5)\n"),
+    (["policy", "flush", "vb", "--in", "--in"], "pktlens: policy flush: --in given twice\n"),
+    (["policy", "flush", "vb", "--out", "--in", "--out"], "pktlens: policy flush: --out given twice\n"),
     (["policy", "add", "lo", "--src", "198.18.0.0/24", "--pass", "--flows"],
      "pktlens: policy add: lo: argument 4: --flows: only with --drop or --limit (the packets a rule passes "
      "or redirects are always in the flow table)\n"),
