@@ -1435,3 +1435,21 @@ def test_rule_file_lines_up_to_the_limit_load_whatever_their_end(lab):
         assert (r.returncode, r.stderr) == \
             (2, f"pktlens: policy load: {path}:2:8191: line longer than 8190 bytes\n"), (end, width)
         assert rules_listed("vb", lab.b) == before
+
+
+def test_add_default_id_is_what_help_says(lab):
+    """`policy add --help` says how a rule without --id gets its id, as the code gives it: one
+    above the highest, or the lowest free one when the highest is 262144 (the help said only
+    "one above the highest")."""
+    help_text = " ".join(pktlens("policy", "add", "--help").stdout.split())
+    assert ("--id N the rule's id, 1-262144 (default: one above the highest, or the lowest free "
+            "one when the highest is 262144)") in help_text
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "7", "--proto", "udp", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "tcp", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "262144", "--proto", "icmp", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "sctp", "--drop", ns=lab.b)
+    out = pktlens("policy", "list", "vb", ns=lab.b).stdout
+    ids = {x.split("--proto ")[1].split()[0]: int(x.split()[1]) for x in out.splitlines()
+           if x.startswith("--id ")}
+    assert ids == {"udp": 7, "tcp": 8, "icmp": 262144, "sctp": 1}, out
