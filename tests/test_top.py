@@ -448,3 +448,53 @@ def test_top_in_a_wide_terminal_shows_whole_ipv6_endpoints(lab):
         quit_top(session, status)
     finally:
         end_top(session, stop, sender)
+
+
+def top_in_pty(lab, rows, cols, keys=b"q", stdout_pty=True, settle=1.5, timeout=10):
+    """`top vb` with TERM=xterm on a pseudo-terminal of @rows x @cols (its stdin; its stdout
+    too with @stdout_pty, else a pipe): after @settle seconds @keys are typed. Returns the
+    wait status (None: still running after @timeout, then killed) and what it wrote."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "top", "vb"], stdin=slave,
+                         stdout=slave if stdout_pty else subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, TERM="xterm"), start_new_session=True)
+    os.close(slave)
+    out, typed, deadline = b"", False, time.time() + timeout
+    start = time.time()
+    try:
+        while time.time() < deadline and p.poll() is None:
+            if not typed and time.time() - start > settle:
+                os.write(master, keys)
+                typed = True
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    pass
+        status = p.poll()
+        if status is None:
+            p.kill()
+            p.wait()
+        return status, out, p.stderr.read().decode()
+    finally:
+        os.close(master)
+        if not stdout_pty:
+            p.stdout.close()
+        p.stderr.close()
+
+
+@pytest.mark.parametrize("rows,cols", [(5, 10), (8, 8), (10, 5), (4, 9), (6, 10), (1, 1)])
+def test_top_in_a_tiny_terminal_does_not_crash(lab, rows, cols):
+    """A terminal smaller than a line of the view: mvprintw() formats into ncurses' buffer of
+    (LINES + 1) * (COLS + 1) bytes, which the longer lines overran: SIGSEGV. Each line is cut
+    at the width instead; q quits with exit 0."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    status, out, err = top_in_pty(lab, rows, cols)
+    assert (status, err) == (0, ""), (status, err, out[-300:])
