@@ -545,6 +545,16 @@ static int do_top(void *cfg, int argc, char **argv)
 			       "needs no terminal)", term);
 			return PL_EXIT_USAGE;
 		}
+		/*
+		 * The screen's terminal is standard output: ncurses sets its modes (cbreak) there,
+		 * so with stdout a file or pipe the keyboard stays line-buffered, q never arrives
+		 * and the file fills with escape sequences. Standard input may be anything: its
+		 * end quits, as q does.
+		 */
+		if (!isatty(STDOUT_FILENO)) {
+			pl_err("top: standard output is not a terminal (top -j needs none)");
+			return PL_EXIT_USAGE;
+		}
 		/* a stream on descriptor 1: stdout is pktlens's checked one, without (cli/main.c) */
 		tout = fdopen(dup(STDOUT_FILENO), "w");
 		scr = tout ? newterm(NULL, tout, stdin) : NULL;

@@ -118,16 +118,21 @@ def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
     """stdin at its end (/dev/null, a closed pipe): nothing can press q, so top exits (it used to
     redraw forever); without TERM it says so in one line instead of ncurses' own message."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    import pty
+
     env = dict(os.environ, TERM="xterm")
     for stdin in (subprocess.DEVNULL, subprocess.PIPE):
+        master, slave = pty.openpty()  # the screen needs a terminal on stdout, stdin need not be one
         p = subprocess.Popen([PKTLENS, "-n", lab.b, "top", "vb"], stdin=stdin,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+                             stdout=slave, stderr=subprocess.PIPE, env=env, text=True)
+        os.close(slave)
         if p.stdin:
             p.stdin.close()
         try:
             assert p.wait(timeout=10) == 0
         finally:
             p.kill()
+            os.close(master)
         assert p.stderr.read() == ""
     env.pop("TERM")
     r = subprocess.run([PKTLENS, "-n", lab.b, "top", "vb"], env=env, capture_output=True, text=True,
@@ -453,7 +458,8 @@ def test_top_in_a_wide_terminal_shows_whole_ipv6_endpoints(lab):
 def top_in_pty(lab, rows, cols, keys=b"q", stdout_pty=True, settle=1.5, timeout=10):
     """`top vb` with TERM=xterm on a pseudo-terminal of @rows x @cols (its stdin; its stdout
     too with @stdout_pty, else a pipe): after @settle seconds @keys are typed. Returns the
-    wait status (None: still running after @timeout, then killed) and what it wrote."""
+    exit status (None: still running after @timeout, then killed), what it wrote to stdout and
+    its stderr."""
     import fcntl
     import pty
     import select
@@ -482,6 +488,8 @@ def top_in_pty(lab, rows, cols, keys=b"q", stdout_pty=True, settle=1.5, timeout=
         if status is None:
             p.kill()
             p.wait()
+        if not stdout_pty:
+            out = p.stdout.read()
         return status, out, p.stderr.read().decode()
     finally:
         os.close(master)
@@ -498,3 +506,15 @@ def test_top_in_a_tiny_terminal_does_not_crash(lab, rows, cols):
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
     status, out, err = top_in_pty(lab, rows, cols)
     assert (status, err) == (0, ""), (status, err, out[-300:])
+
+
+@pytest.mark.parametrize("keys", [b"q", b"q\n"])
+def test_top_refuses_an_output_that_is_not_a_terminal(lab, keys):
+    """`top > file` (or a pipe) with the keyboard on stdin: ncurses set cbreak on stdout, not on
+    the keyboard, so q was never read (not even with Enter: top ignored it) and top ran until
+    killed, filling the file with escape sequences. It says stdout is not a terminal and
+    points to top -j instead: exit 2 at once, nothing on stdout."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    status, out, err = top_in_pty(lab, 24, 80, keys=keys, stdout_pty=False, timeout=5)
+    assert (status, out, err) == (2, b"", "pktlens: top: standard output is not a terminal (top -j "
+                                          "needs none)\n")
