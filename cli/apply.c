@@ -182,7 +182,7 @@ const struct pl_cmd pl_cmd_apply = {
 	.name = "apply", .args = "FILE", .opts = apply_opts, .fn = do_apply,
 	.cfg_size = sizeof(struct apply_cfg), .min_args = 1, .max_args = 1,
 	.few = "which config? FILE is missing (see pktlens apply --help)",
-	.many = "one FILE only (see pktlens apply --help)",
+	.many = "one FILE only; see pktlens apply --help",
 	.about = "Make the attachments what FILE (YAML, see docs/pktlens.conf) says, in one\n"
 		 "step: attach what it matches and is not attached, change what differs\n"
 		 "(hooks, XDP mode, flow table size, filter, rules, probes), remove what it\n"

@@ -427,7 +427,7 @@ const struct pl_cmd pl_cmd_attach = {
 	.defaults = &attach_defaults, .cfg_size = sizeof(struct attach_cfg),
 	.min_args = 1, .max_args = 1,
 	.few = "which device? DEV is missing (see pktlens attach --help)",
-	.many = "too many arguments (see pktlens attach --help)",
+	.many = "one DEV only; see pktlens attach --help",
 	.about = "Load the pktlens programs on DEV and pin their maps and links under\n"
 		 PL_PIN_ROOT "/<netns>/DEV so counters survive this command.\n"
 		 "Default hooks: native XDP ingress + tc egress on physical devices; tc\n"
@@ -448,6 +448,6 @@ static const struct pl_opt detach_opts[] = {
 const struct pl_cmd pl_cmd_detach = {
 	.name = "detach", .args = "DEV | --all | --stale | --netns NETNS DEV", .opts = detach_opts, .fn = do_detach,
 	.cfg_size = sizeof(struct detach_cfg), .min_args = 0, .max_args = 1,
-	.many = "give one DEV, --all, --stale or --netns NETNS DEV (see pktlens detach --help)",
+	.many = "give one DEV, --all, --stale or --netns NETNS DEV; see pktlens detach --help",
 	.about = "Print DEV's final totals, then remove its programs and pins.\n",
 };

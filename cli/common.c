@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,4 +158,48 @@ int pl_open_error(const char *cmd, const struct pl_attachment *a, int err)
 	       strerror(-err), err == -ENOENT || err == -EPROTO ?
 	       " (attached by an older pktlens? pktlens attach --force)" : pl_pins_hint(err));
 	return PL_EXIT_FAIL;
+}
+
+void pl_view_errs_begin(struct pl_view_errs *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->held = pl_g.data_on_stdout;
+	pl_g.data_on_stdout = true;
+}
+
+void pl_view_errs_add(struct pl_view_errs *e, const char *ifname)
+{
+	char (*names)[16] = realloc(e->ifname, (e->n + 1) * sizeof(*names));
+	char **msgs;
+
+	if (names)
+		e->ifname = names;
+	msgs = names ? realloc(e->msg, (e->n + 1) * sizeof(*msgs)) : NULL;
+	if (!msgs)
+		return;	/* its line is on stderr; the exit code says it failed */
+	e->msg = msgs;
+	snprintf(e->ifname[e->n], sizeof(e->ifname[e->n]), "%s", ifname);
+	e->msg[e->n] = strdup(pl_err_last());
+	e->n++;
+}
+
+void pl_view_errs_end(struct pl_view_errs *e, struct jw *w)
+{
+	pl_g.data_on_stdout = e->held;
+	if (pl_g.json && e->n) {
+		jw_key(w, "errors");
+		jw_arr_open(w);
+		for (size_t i = 0; i < e->n; i++) {
+			jw_obj_open(w);
+			jw_name_field(w, "ifname", e->ifname[i]);
+			jw_str_field(w, "error", e->msg[i] ? e->msg[i] : "out of memory");
+			jw_obj_close(w);
+		}
+		jw_arr_close(w);
+	}
+	for (size_t i = 0; i < e->n; i++)
+		free(e->msg[i]);
+	free(e->msg);
+	free(e->ifname);
+	memset(e, 0, sizeof(*e));
 }

@@ -3,6 +3,7 @@
 #ifndef __PKTLENS_CLI_COMMON_H
 #define __PKTLENS_CLI_COMMON_H
 
+#include "../export/json.h"
 #include "../loader/loader.h"
 
 /*
@@ -58,5 +59,24 @@ bool pl_disp_stale(const struct pl_attachment *a);
  * moved away); false for index 0.
  */
 bool pl_iface_gone(uint32_t ifindex);
+
+/*
+ * The attachments a view of several could not read. One that fails is left out
+ * and the others are still shown: under -j its error goes to stderr alone while
+ * the document is open (pl_view_errs_begin()), and the document ends with
+ * "errors": [{"ifname": IF, "error": MESSAGE}, ...] when there were any
+ * (pl_view_errs_end()), so it always parses.
+ */
+struct pl_view_errs {
+	size_t n;
+	char (*ifname)[16];
+	char **msg;
+	bool held;		/* pl_g.data_on_stdout before begin */
+};
+void pl_view_errs_begin(struct pl_view_errs *e);
+/* After pl_err() said why @ifname could not be read: keeps that message */
+void pl_view_errs_add(struct pl_view_errs *e, const char *ifname);
+/* Under -j (@w open on the document's top object), the "errors" member; frees @e */
+void pl_view_errs_end(struct pl_view_errs *e, struct jw *w);
 
 #endif /* __PKTLENS_CLI_COMMON_H */

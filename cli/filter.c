@@ -519,7 +519,7 @@ static const struct pl_cmd filter_set = {
 
 static const struct pl_cmd filter_clear = {
 	.name = "clear", .args = "DEV", .fn = do_clear, .flags = PL_CMD_STOP,
-	.min_args = 1, .max_args = 1, .few = "needs DEV", .many = "needs DEV",
+	.min_args = 1, .max_args = 1, .few = "needs DEV",
 	.about = "clear    unchain the expression from DEV\n",
 };
 

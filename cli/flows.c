@@ -279,6 +279,23 @@ static int sel_flow(const struct pl_flow *f, void *ctx)
 	return 0;
 }
 
+/*
+ * The rows of attachment @att out of @s again: its walk failed part-way (with --top, rows of
+ * others it pushed out are not back: the table is read once).
+ */
+static void sel_drop_att(struct sel *s, size_t att)
+{
+	size_t k = 0;
+
+	for (size_t j = 0; j < s->n; j++)
+		if (s->rows[j].att != att)
+			s->rows[k++] = s->rows[j];
+	s->n = k;
+	if (s->top)
+		for (size_t j = s->n / 2; j-- > 0;)
+			heap_down(s->rows, s->n, j);
+}
+
 struct flows_cfg {
 	uint32_t top;
 	int sort;
@@ -289,6 +306,7 @@ static int do_flows(void *cfg, int argc, char **argv)
 	const struct flows_cfg *c = cfg;
 	struct pl_attachment *a = NULL;
 	struct sel sel = { .cfd = -1, .dfd = -1, .tfd = -1 };
+	struct pl_view_errs errs = { 0 };
 	int *cfds = NULL, *dfds = NULL, *tfds = NULL;
 	size_t n = 0, nrows, i;
 	bool rtx = false, drops = false, tcp = false;
@@ -321,6 +339,7 @@ static int do_flows(void *cfg, int argc, char **argv)
 		jw_key(&w, "interfaces");
 		jw_arr_open(&w);
 	}
+	pl_view_errs_begin(&errs);
 	for (i = 0; i < n; i++) {
 		struct pl_stats s[PL_SLOT_MAX];
 		struct pl_state st;
@@ -328,8 +347,12 @@ static int do_flows(void *cfg, int argc, char **argv)
 		__u64 lost = 0, lost_pk = 0, lost_by = 0;
 		int err;
 
-		if ((rc = pl_open_state("flows", &a[i], &st)))
-			goto out;
+		/* one that cannot be read does not hide the others' flows */
+		if ((err = pl_open_state("flows", &a[i], &st))) {
+			pl_view_errs_add(&errs, a[i].ifname);
+			rc = rc ? rc : err;
+			continue;
+		}
 		if (st.meta.probes & PL_PROBE_TCP)
 			cfds[i] = pl_pin_open(a[i].dir, PL_MAP_CONN_RETRANS);
 		rtx |= cfds[i] >= 0;
@@ -351,9 +374,12 @@ static int do_flows(void *cfg, int argc, char **argv)
 			err = pl_state_stats(&st, s);
 		if (err) {
 			pl_err("flows: %s: cannot read maps: %s", a[i].ifname, strerror(-err));
+			pl_view_errs_add(&errs, a[i].ifname);
 			pl_state_close(&st);
 			rc = PL_EXIT_FAIL;
-			goto out;
+			/* its flows read before the failure stay out of the table */
+			sel_drop_att(&sel, i);
+			continue;
 		}
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			lost += s[sl].flow_lost, lost_pk += s[sl].flow_lost_pkts,
@@ -413,9 +439,11 @@ static int do_flows(void *cfg, int argc, char **argv)
 					 half);
 		}
 		jw_arr_close(&w);
+		pl_view_errs_end(&errs, &w);
 		jw_obj_close(&w);
 		jw_end(&w);
 	} else {
+		pl_view_errs_end(&errs, &w);
 		printf("%-15s %-3s %-3s %4s %-11s %-45s %-45s %10s %12s %-6s %8s%s%s%s\n", "IFACE", "HK",
 		       "DIR", "VLAN", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FLAGS",
 		       "SECS", rtx ? " RETRANS" : "", drops ? "   DROPS" : "",

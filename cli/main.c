@@ -169,6 +169,11 @@ static int run(int argc, char **argv)
 				pl_err("option '--netns' needs a network namespace");
 				return PL_EXIT_USAGE;
 			}
+			/* as a command's options: a second one would silently win */
+			if (pl_g.netns) {
+				pl_err("%s given twice (see pktlens --help)", opt >= PL_OPT_LONG ? "--netns" : "-n");
+				return PL_EXIT_USAGE;
+			}
 			pl_g.netns = optarg;
 			break;
 		case 'h':

@@ -651,9 +651,11 @@ static int run_leaf(const struct pl_cmd *c, const struct pl_cmd *obj, const char
 					o = by_val[i];
 		}
 		if (o) {
-			/* one value: a second one would silently win (repeatable: FLAG, COUNT, PARSE) */
-			if (seen[o - c->opts] && o->type != PL_OPT_FLAG && o->type != PL_OPT_COUNT &&
-			    o->type != PL_OPT_PARSE) {
+			/*
+			 * Each option at most once: a second value would silently win, a second
+			 * flag says nothing more (repeatable: COUNT, -dd; PARSE, e.g. --verdict)
+			 */
+			if (seen[o - c->opts] && o->type != PL_OPT_COUNT && o->type != PL_OPT_PARSE) {
 				pl_err("%s: %s given twice", path, opt_name(o, name, sizeof(name)));
 				ret = PL_EXIT_USAGE;
 				goto out;
@@ -710,8 +712,13 @@ positionals:
 
 		const char *words[2] = { pos[c->max_args], obj->name };
 
-		subst(msg, sizeof(msg), c->many ? c->many : "what is '%s'? (see pktlens %s --help)",
-		      NULL, words);
+		/* the extra word is always named: a .many without it is the hint after it */
+		if (c->many && strstr(c->many, "%s"))
+			subst(msg, sizeof(msg), c->many, NULL, words);
+		else if (c->many)
+			snprintf(msg, sizeof(msg), "what is '%s'? (%s)", words[0], c->many);
+		else
+			snprintf(msg, sizeof(msg), "what is '%s'? (see pktlens %s --help)", words[0], words[1]);
 		pl_err("%s: %s", path, msg);
 		ret = PL_EXIT_USAGE;
 		goto out;

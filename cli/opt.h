@@ -118,7 +118,8 @@ struct pl_cmd {
 	size_t cfg_size;
 	int min_args, max_args;	/* positionals; max -1: any number */
 	const char *few;	/* message for too few (after "CMD: "); NULL: generated */
-	const char *many;	/* for too many, a format given the first extra word; NULL: generated */
+	/* too many: a format given the first extra word, or a hint after "what is 'WORD'?"; NULL: generated */
+	const char *many;
 	int (*fn)(void *cfg, int argc, char **argv);
 	const struct pl_cmd *const *subs;	/* sub-commands, NULL-terminated */
 	unsigned flags;

@@ -580,12 +580,12 @@ static const struct pl_cmd policy_add = {
 
 static const struct pl_cmd policy_list = {
 	.name = "list", .args = "[DEV]", .fn = do_policy_list, .max_args = 1,
-	.many = "at most one DEV",
+	.many = "at most one DEV; see pktlens policy --help",
 };
 
 static const struct pl_cmd policy_del = {
 	.name = "del", .args = "DEV ID", .fn = do_del, .min_args = 2, .max_args = 2,
-	.few = "needs DEV and a rule id", .many = "needs DEV and a rule id",
+	.few = "needs DEV and a rule id",
 };
 
 static const struct pl_opt flush_opts[] = {
@@ -603,12 +603,12 @@ static const struct pl_cmd policy_flush = {
 	.name = "flush", .args = "DEV", .opts = flush_opts, .fn = do_flush,
 	.about = "flush: remove all rules of DEV, or of one direction:\n",
 	.defaults = &flush_defaults, .cfg_size = sizeof(struct flush_cfg), .min_args = 1,
-	.max_args = 1, .few = "needs DEV [--in|--out]", .many = "needs DEV [--in|--out]",
+	.max_args = 1, .few = "needs DEV [--in|--out]",
 };
 
 static const struct pl_cmd policy_load = {
 	.name = "load", .args = "DEV FILE", .fn = do_load, .min_args = 2, .max_args = 2,
-	.few = "needs DEV and FILE", .many = "needs DEV and FILE",
+	.few = "needs DEV and FILE",
 };
 
 const struct pl_cmd pl_cmd_policy = {

@@ -281,7 +281,8 @@ const struct pl_opt pl_rule_opts[] = {
 	{ .name = "prio", .type = PL_OPT_STRING, .arg = "N", .flags = PL_OPT_NOPARSE,
 	  .help = "0-4294967295, lower first (default " PL_STR(PL_RULE_PRIO_DEFAULT_N) ")" },
 	{ .name = "id", .type = PL_OPT_STRING, .arg = "N", .flags = PL_OPT_NOPARSE,
-	  .help = "the rule's id (default: one above the highest)" },
+	  .help = "the rule's id, 1-" PL_STR(PL_POLICY_RULES_MAX_N) " (default: one above the highest, or "
+		  "the lowest free one when the highest is " PL_STR(PL_POLICY_RULES_MAX_N) ")" },
 	{ .name = "src", .type = PL_OPT_STRING, .arg = "CIDR", .syn = "", .flags = PL_OPT_NOPARSE,
 	  .help = "match: IPv4 or IPv6 source prefix (198.18.0.0/15, 2001:db8::/32)" },
 	{ .name = "dst", .type = PL_OPT_STRING, .arg = "CIDR", .syn = "", .flags = PL_OPT_NOPARSE,
@@ -343,7 +344,7 @@ static const struct pl_opt *rule_opt(const char *o)
  * --out are one option, the direction.
  */
 static const char *const once[] = { "--prio", "--id", "--src", "--dst", "--proto", "--sport",
-				     "--dport", "--vlan", "--burst", "--per", "--per-size",
+				     "--dport", "--vlan", "--flows", "--burst", "--per", "--per-size",
 				     "--over", "--in" };
 
 /* What @e's positions count: a command line's arguments or a line's columns. */

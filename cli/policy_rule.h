@@ -16,6 +16,9 @@
 #define PL_RULE_PRIO_DEFAULT_N 1000
 #define PL_RULE_PRIO_DEFAULT 1000U
 /* --per-size's bounds as text for the help (the numbers: pktlens.h) */
+/* the highest rule id as text for the help (the number: pktlens.h) */
+#define PL_POLICY_RULES_MAX_N 262144
+_Static_assert(PL_POLICY_RULES_MAX_N == PL_POLICY_RULES_MAX, "PL_POLICY_RULES_MAX_N is PL_POLICY_RULES_MAX");
 #define PL_RULE_KEYS_MAX_N 16777216
 #define PL_RULE_KEYS_DEFAULT_N 65536
 _Static_assert(PL_RULE_KEYS_MAX_N == PL_LIM_KEYS_MAX && PL_RULE_KEYS_DEFAULT_N == PL_LIM_KEYS_DEFAULT,

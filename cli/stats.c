@@ -461,6 +461,7 @@ struct stats_cfg {
 static int do_stats(void *cfg, int argc, char **argv)
 {
 	const struct stats_cfg *c = cfg;
+	struct pl_view_errs errs;
 	struct pl_attachment *a = NULL;
 	uint32_t secs = c->watch;
 	bool reset = c->reset;
@@ -495,10 +496,20 @@ static int do_stats(void *cfg, int argc, char **argv)
 	} else if (!n) {
 		printf("no interfaces attached in this network namespace (pktlens attach DEV)\n");
 	}
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = show_one(&w, &a[i], reset);
-	if (pl_g.json && !rc) {
+	/* one that cannot be read (or reset) does not hide, or keep unreset, the others */
+	pl_view_errs_begin(&errs);
+	for (size_t i = 0; i < n; i++) {
+		int r = show_one(&w, &a[i], reset);
+
+		if (r) {
+			pl_view_errs_add(&errs, a[i].ifname);
+			rc = rc ? rc : r;
+		}
+	}
+	if (pl_g.json)
 		jw_arr_close(&w);
+	pl_view_errs_end(&errs, &w);
+	if (pl_g.json) {
 		jw_obj_close(&w);
 		jw_end(&w);
 	}

@@ -8,6 +8,7 @@
 #include <curses.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,24 @@ static int frame_take(const struct snap *cur, const struct snap *prev, double se
 	return 0;
 }
 
+/*
+ * Line @row from column 0, cut at the screen's width. Not mvprintw(): its
+ * buffer is the screen's size, (LINES + 1) * (COLS + 1), and a line longer
+ * than a small screen (5x10) overran it.
+ */
+__attribute__((format(printf, 2, 3))) static void put_line(int row, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (row >= LINES || COLS <= 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	mvaddnstr(row, 0, buf, COLS);
+}
+
 /* @f: the frame over @secs; @every: the redraw interval asked for. */
 static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 {
@@ -279,11 +298,11 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 
 	erase();
 	attron(A_BOLD);
-	mvprintw(row++, 0, "pktlens top - %zu interface%s, every %u s - q quits", cur->n,
+	put_line(row++, "pktlens top - %zu interface%s, every %u s - q quits", cur->n,
 		 cur->n == 1 ? "" : "s", every);
 	attroff(A_BOLD);
 	/* IFNAMSIZ - 1 columns: an interface's whole name (two names may differ in the last) */
-	mvprintw(row++, 0, "%-15s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
+	put_line(row++, "%-15s %-3s %-3s %11s %11s %11s", "IFACE", "HK", "DIR", "PPS", "BPS",
 		 "DROP/S");
 	for (size_t i = 0; i < f->nrows && row < rows / 2; i++) {
 		const struct slot_rate *r = &f->rows[i];
@@ -292,7 +311,7 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 		fmt_rate(a, sizeof(a), r->pps, "");
 		fmt_rate(b, sizeof(b), r->bps, "b");
 		fmt_rate(c, sizeof(c), r->drops_ps, "");
-		mvprintw(row++, 0, "%-15.15s %-3s %-3s %11s %11s %11s",
+		put_line(row++, "%-15.15s %-3s %-3s %11s %11s %11s",
 			 PL_NAME(cur->a[r->att].ifname), pl_slot_hook[r->slot], pl_slot_dir[r->slot],
 			 a, b, c);
 	}
@@ -306,47 +325,49 @@ static void draw(const struct snap *cur, const struct frame *f, uint32_t every)
 		aw = amin;
 	if (aw > 47)
 		aw = 47;
-	mvprintw(row++, 0, "%-6s %-3s %-*s %-*s %9s%s", "PROTO", "DIR", aw, "SOURCE", aw,
+	put_line(row++, "%-6s %-3s %-*s %-*s %9s%s", "PROTO", "DIR", aw, "SOURCE", aw,
 		 "DESTINATION", "BPS", cur->tfd >= 0 ? "  SRTT_MS   RETX" : "");
 	for (size_t i = 0; i < f->nflows && row < rows - PL_RMON_MAX - 2; i++) {
 		const struct pl_flow_key *k = &f->flows[i].f.key;
-		char src[64], dst[64], p4[16], r[16];
+		char src[64], dst[64], p4[16], r[16], tcp[32] = "";
 		const char *proto = pl_fmt_l4(k, p4, sizeof(p4));
 
 		pl_fmt_endpoint(k, k->saddr, k->sport, src, sizeof(src));
 		pl_fmt_endpoint(k, k->daddr, k->dport, dst, sizeof(dst));
 		fmt_rate(r, sizeof(r), f->flows[i].bps, "b");
-		mvprintw(row, 0, "%-6.6s %-3s %-*.*s %-*.*s %9s", *proto ? proto : "l2",
-			 k->dir == PL_DIR_IN ? "in" : "out", aw, aw, src, aw, aw, dst, r);
 		/* attach --tcp-passive: the smoothed RTT (else the handshake's) and retransmits */
 		if (cur->tfd >= 0) {
 			struct pl_tcp_state t;
 			int half = 0;
 
 			if (k->l4proto == 6 && !pl_tcp_flow(cur->tfd, k, &t, &half))
-				printw("  %7.2f %6u", pl_tcp_row_rtt(&t, half) / 1000.0,
-				       t.h[half & 1].retrans);
+				snprintf(tcp, sizeof(tcp), "  %7.2f %6u",
+					 pl_tcp_row_rtt(&t, half) / 1000.0, t.h[half & 1].retrans);
 			else
-				printw("  %7s %6s", "-", "-");
+				snprintf(tcp, sizeof(tcp), "  %7s %6s", "-", "-");
 		}
-		row++;
+		put_line(row++, "%-6.6s %-3s %-*.*s %-*.*s %9s%s", *proto ? proto : "l2",
+			 k->dir == PL_DIR_IN ? "in" : "out", aw, aw, src, aw, aw, dst, r, tcp);
 	}
 	/* size mix over the interval */
 	for (int k = 0; k < PL_RMON_MAX; k++)
 		rmax = f->rmon[k] > rmax ? f->rmon[k] : rmax;
 	/* at the bottom; a short terminal shows what fits below the rest, not over it */
 	row = rows - PL_RMON_MAX - 1 > row ? rows - PL_RMON_MAX - 1 : row;
-	mvprintw(row++, 0, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
+	put_line(row++, "%-10s %9s  size mix (last interval)", "BYTES", "PKT/S");
 	for (int k = 0; k < PL_RMON_MAX && row < rows; k++) {
 		/* a terminal under 24 columns has no room for bars (not 2^32 of them) */
+		char rate[16], bar[384];
 		__u64 room = cols > 24 ? (__u64)(cols - 24) : 0;
-		int w = rmax ? (int)(f->rmon[k] * room / rmax) : 0;
-		char rate[16];
+		int w;
 
+		/* bars up to the line's room, scaled alike (one over 400 columns: shorter bars) */
+		room = room < sizeof(bar) - 1 ? room : sizeof(bar) - 1;
+		w = rmax ? (int)(f->rmon[k] * room / rmax) : 0;
 		fmt_rate(rate, sizeof(rate), (double)f->rmon[k] / f->secs, "");
-		mvprintw(row++, 0, "%-10s %9s  ", pl_rmon_names[k], rate);
-		for (int x = 0; x < w; x++)
-			addch('#');
+		memset(bar, '#', (size_t)w);
+		bar[w] = 0;
+		put_line(row++, "%-10s %9s  %s", pl_rmon_names[k], rate, bar);
 	}
 	refresh();
 }
@@ -522,6 +543,16 @@ static int do_top(void *cfg, int argc, char **argv)
 		if (!moves) {
 			pl_err("top: cannot use the terminal: TERM '%s' cannot move the cursor (top -j "
 			       "needs no terminal)", term);
+			return PL_EXIT_USAGE;
+		}
+		/*
+		 * The screen's terminal is standard output: ncurses sets its modes (cbreak) there,
+		 * so with stdout a file or pipe the keyboard stays line-buffered, q never arrives
+		 * and the file fills with escape sequences. Standard input may be anything: its
+		 * end quits, as q does.
+		 */
+		if (!isatty(STDOUT_FILENO)) {
+			pl_err("top: standard output is not a terminal (top -j needs none)");
 			return PL_EXIT_USAGE;
 		}
 		/* a stream on descriptor 1: stdout is pktlens's checked one, without (cli/main.c) */

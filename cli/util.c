@@ -38,6 +38,8 @@ static char *vformat(const char *fmt, va_list ap)
 	return vasprintf(&msg, fmt, ap) < 0 ? NULL : msg;
 }
 
+static char *last_err;	/* pl_err()'s last message */
+
 void pl_err(const char *fmt, ...)
 {
 	char *msg;
@@ -49,7 +51,13 @@ void pl_err(const char *fmt, ...)
 	if (pl_g.json && !pl_g.data_on_stdout)
 		jw_error_doc(stdout, msg ? msg : "out of memory");
 	to_stderr(msg ? msg : "out of memory");
-	free(msg);
+	free(last_err);
+	last_err = msg;
+}
+
+const char *pl_err_last(void)
+{
+	return last_err ? last_err : "out of memory";
 }
 
 static void vlog(const char *fmt, va_list ap)

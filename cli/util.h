@@ -42,6 +42,8 @@ extern struct pl_globals pl_g;
  * stdout under -j). Returns nothing; callers return the exit code.
  */
 __attribute__((format(printf, 1, 2))) void pl_err(const char *fmt, ...);
+/* The message of the last pl_err() ("out of memory" when it could not be kept) */
+const char *pl_err_last(void);
 /*
  * Flush stdout: 0 once everything printed has been written, else -errno of
  * the first write that failed. cli/main.c checks it again at exit: a

@@ -457,6 +457,17 @@ static __u64 slot_ns(__u32 t, __u64 now)
 	return ((now >> PL_FLOW_TSHIFT) - back) << PL_FLOW_TSHIFT;
 }
 
+/*
+ * Whether slot time @t is after @now: a packet stamped it after @now was
+ * read (the walk takes a while under traffic). slot_ns() would take it for
+ * 2^32 units (208 days) earlier: last seen before first seen, lifetimes of
+ * 10^10 s, rates of nothing.
+ */
+static bool slot_after(__u32 t, __u64 now)
+{
+	return (__s32)((__u32)(now >> PL_FLOW_TSHIFT) - t) < 0;
+}
+
 /* Every slot of the flow cache that holds packets, as flows (bpf/flow.h). */
 static int cache_walk(int fd, struct flow_vec *out)
 {
@@ -481,16 +492,23 @@ static int cache_walk(int fd, struct flow_vec *out)
 	now = pl_mono_ns();
 	for (size_t i = 0; i < info.max_entries && !err; i++) {
 		struct pl_flow_slot c = s[i];	/* one read: the program may be changing it */
-		struct pl_flow_val v = {
+		struct pl_flow_val v;
+
+		/* and c is that read: the compiler may not read the slot again for its fields */
+		__asm__ __volatile__("" ::: "memory");
+
+		if (!c.key.ifindex || !c.packets)
+			continue;
+		/* stamped since the clock was read: read it again, now after the stamps */
+		if (slot_after(c.first, now) || slot_after(c.last, now))
+			now = pl_mono_ns();
+		v = (struct pl_flow_val){
 			.packets = c.packets,
 			.bytes = c.bytes,
 			.first_ns = slot_ns(c.first, now),
 			.last_ns = slot_ns(c.last, now),
 			.tcp_flags = c.key.pad,
 		};
-
-		if (!c.key.ifindex || !c.packets)
-			continue;
 		c.key.pad = 0;
 		err = vec_push(out, &c.key, &v);
 	}

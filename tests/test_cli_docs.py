@@ -211,6 +211,12 @@ def test_json_without_a_sub_command(words):
     (["--netns=", "list"], 2, "", "pktlens: option '--netns' needs a network namespace\n"),
     (["--netns"], 2, "", "pktlens: option '--netns' needs a network namespace\n"),
     (["-n"], 2, "", "pktlens: option '-n' needs a network namespace\n"),
+    # a second namespace silently won: `-n B -n C stats --reset` reset C's counters
+    (["-n", "nosuch16", "-n", "nosuch17", "stats", "--reset"], 2, "",
+     "pktlens: -n given twice (see pktlens --help)\n"),
+    (["--netns=nosuch16", "-nnosuch17", "list"], 2, "", "pktlens: -n given twice (see pktlens --help)\n"),
+    (["-n", "nosuch16", "--netns", "nosuch17", "list"], 2, "",
+     "pktlens: --netns given twice (see pktlens --help)\n"),
     (["-j", "--", "-V"], 2, '{"error":"what is \'-V\'? (see pktlens --help)"}\n',
      "pktlens: what is '-V'? (see pktlens --help)\n"),
     (["-px", "list"], 2, '{"error":"unknown option \'-x\' (see pktlens --help)"}\n',

@@ -904,3 +904,50 @@ def test_reattach_after_a_killed_policy_change_keeps_what_runs(lab, tmp_path, xd
     check_rules_run_as_listed(lab, counted)
     assert sorted(dport_of(r) for r in listed_rules(lab.b).values()) == [10, 10]
     assert ctr_entries(lab) == len(counted) == 2
+
+
+def test_one_unreadable_attachment_hides_no_other(lab):
+    """An attachment whose pins cannot be opened (its stats map removed) is one error among
+    the others: `-j stats` and `-j flows` stay one valid document with every other interface
+    in it and the failing one under "errors", the error line names it with the errno text,
+    `stats --reset` resets the ones after it too, and the exit code is 1 (it stopped at the
+    first failure, leaving the JSON array open and the rest unread and unreset)."""
+    from scapy.all import IP, UDP, Ether
+
+    devs = ["vb", "vg", "vi", "vj"]
+    for d in devs[1:]:
+        sh("ip", "-n", lab.b, "link", "add", d, "type", "veth", "peer", "name", "p" + d)
+        sh("ip", "-n", lab.b, "link", "set", d, "up")
+        sh("ip", "-n", lab.b, "link", "set", "p" + d, "up")
+    for d in devs:
+        pktlens("attach", d, "--xdp", "none", "--tc", "in", ns=lab.b)
+    frames = [Ether() / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1000 + i, dport=9)
+              for i in range(3)]
+    for d in devs:
+        lab.send(frames, ns=lab.a if d == "vb" else lab.b, dev="va" if d == "vb" else "p" + d)
+    os.unlink(f"{PIN_ROOT}/{netns_ino(lab.b)}/vg/stats")
+    shown = ["vb", "vi", "vj"]
+    why = "vg: cannot open pinned maps in "
+
+    def check(r, cmd):
+        assert r.returncode == 1, r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"pktlens: {cmd}: {why}"), r.stderr
+        assert "No such file or directory" in lines[0]
+        doc = json.loads(r.stdout) if r.stdout.startswith("{") else None
+        if doc is not None:
+            assert [i["ifname"] for i in doc["interfaces"]] == shown
+            assert doc["errors"] == [{"ifname": "vg", "error": lines[0].removeprefix("pktlens: ")}]
+        return doc
+
+    doc = check(pktlens("-j", "stats", ns=lab.b, check=False), "stats")
+    assert all(i["hooks"][0]["packets"] == 3 for i in doc["interfaces"]), doc
+    doc = check(pktlens("-j", "flows", ns=lab.b, check=False), "flows")
+    assert sorted(f["ifname"] for f in doc["flows"]) == sorted(shown * 3)
+    r = pktlens("stats", "--reset", ns=lab.b, check=False)
+    check(r, "stats")
+    assert [ln.split()[0] for ln in r.stdout.splitlines() if "(ifindex" in ln] == shown
+    doc = check(pktlens("-j", "stats", ns=lab.b, check=False), "stats")
+    assert all(i["hooks"][0]["packets"] == 0 for i in doc["interfaces"]), doc
+    # nothing failing: no "errors" member
+    assert "errors" not in pktlens_json("stats", "vj", ns=lab.b)

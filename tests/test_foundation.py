@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -552,3 +553,38 @@ def test_list_refuses_metadata_of_another_size(lab):
         assert got["zz9"]["state"] != "attached"
     finally:
         sh("rm", "-rf", fake)
+
+
+def test_flow_times_stay_in_order_while_traffic_flows(lab):
+    """`flows -j` read again and again while 50 UDP flows arrive at some 30 kpps: a flow-cache
+    slot stamped after the reader took the time was taken for 2^32 units (208 days) earlier,
+    so some flows had last_seen before first_seen and lifetimes of 1.8e10 s. Every flow of
+    every reading keeps first_seen <= last_seen and a lifetime no longer than the test's."""
+    from scapy.all import IP, UDP, Ether, wrpcap
+
+    from lab import PYTHON, SENDRAW
+
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    path, stop = os.path.join(lab.tmp, "flows50.pcap"), os.path.join(lab.tmp, "stop")
+    wrpcap(path, [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+                  IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=2000 + i, dport=9)
+                  for i in range(50)])
+    start = time.time()
+    sender = subprocess.Popen(["ip", "netns", "exec", lab.a, PYTHON, SENDRAW, "va", path, "30000", stop],
+                              stdout=subprocess.DEVNULL)
+    bad, readings, most = [], 0, 0
+    try:
+        deadline = time.time() + 20
+        while readings < 80 and time.time() < deadline:
+            flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+            if not flows:
+                continue
+            readings += 1
+            most = max(most, len(flows))
+            bad += [f for f in flows if f["last_seen"] < f["first_seen"] or
+                    not 0 <= f["duration"] <= time.time() - start + 1]
+    finally:
+        open(stop, "w").close()
+        sender.wait(timeout=10)
+    assert readings >= 20 and most == 50, (readings, most)
+    assert not bad, bad[:3]

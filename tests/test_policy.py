@@ -1256,6 +1256,20 @@ def test_help(args):
     (["policy", "del", "vb"], "pktlens: policy del: needs DEV and a rule id\n"),
     (["policy", "del", "vb", "x"], "pktlens: policy del: vb: 'x' is not a rule id\n"),
     (["policy", "load", "vb"], "pktlens: policy load: needs DEV and FILE\n"),
+    # an extra word is named, not taken for a missing DEV ("needs DEV and a rule id" with both given)
+    (["policy", "del", "vb", "1", "2"], "pktlens: policy del: what is '2'? (see pktlens policy --help)\n"),
+    (["policy", "flush", "vb", "extra"], "pktlens: policy flush: what is 'extra'? (see pktlens policy --help)\n"),
+    (["policy", "load", "vb", "f", "extra"],
+     "pktlens: policy load: what is 'extra'? (see pktlens policy --help)\n"),
+    (["policy", "list", "vb", "extra"],
+     "pktlens: policy list: what is 'extra'? (at most one DEV; see pktlens policy --help)\n"),
+    (["filter", "clear", "vb", "extra"], "pktlens: filter clear: what is 'extra'? (see pktlens filter --help)\n"),
+    (["attach", "vb", "extra"], "pktlens: attach: what is 'extra'? (one DEV only; see pktlens attach --help)\n"),
+    # each option at most once: a repeated flag was taken silently
+    (["policy", "add", "vb", "--proto", "udp", "--limit", "3pps", "--flows", "--flows"],
+     "pktlens: policy add: vb: argument 6: --flows given twice (also at argument 5)\n"),
+    (["policy", "flush", "vb", "--in", "--in"], "pktlens: policy flush: --in given twice\n"),
+    (["policy", "flush", "vb", "--out", "--in", "--out"], "pktlens: policy flush: --out given twice\n"),
     (["policy", "add", "lo", "--src", "198.18.0.0/24", "--pass", "--flows"],
      "pktlens: policy add: lo: argument 4: --flows: only with --drop or --limit (the packets a rule passes "
      "or redirects are always in the flow table)\n"),
@@ -1421,3 +1435,21 @@ def test_rule_file_lines_up_to_the_limit_load_whatever_their_end(lab):
         assert (r.returncode, r.stderr) == \
             (2, f"pktlens: policy load: {path}:2:8191: line longer than 8190 bytes\n"), (end, width)
         assert rules_listed("vb", lab.b) == before
+
+
+def test_add_default_id_is_what_help_says(lab):
+    """`policy add --help` says how a rule without --id gets its id, as the code gives it: one
+    above the highest, or the lowest free one when the highest is 262144 (the help said only
+    "one above the highest")."""
+    help_text = " ".join(pktlens("policy", "add", "--help").stdout.split())
+    assert ("--id N the rule's id, 1-262144 (default: one above the highest, or the lowest free "
+            "one when the highest is 262144)") in help_text
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "7", "--proto", "udp", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "tcp", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "262144", "--proto", "icmp", "--drop", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "sctp", "--drop", ns=lab.b)
+    out = pktlens("policy", "list", "vb", ns=lab.b).stdout
+    ids = {x.split("--proto ")[1].split()[0]: int(x.split()[1]) for x in out.splitlines()
+           if x.startswith("--id ")}
+    assert ids == {"udp": 7, "tcp": 8, "icmp": 262144, "sctp": 1}, out

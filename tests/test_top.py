@@ -118,16 +118,21 @@ def test_top_ends_with_its_input_and_says_when_the_terminal_is_unknown(lab):
     """stdin at its end (/dev/null, a closed pipe): nothing can press q, so top exits (it used to
     redraw forever); without TERM it says so in one line instead of ncurses' own message."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    import pty
+
     env = dict(os.environ, TERM="xterm")
     for stdin in (subprocess.DEVNULL, subprocess.PIPE):
+        master, slave = pty.openpty()  # the screen needs a terminal on stdout, stdin need not be one
         p = subprocess.Popen([PKTLENS, "-n", lab.b, "top", "vb"], stdin=stdin,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+                             stdout=slave, stderr=subprocess.PIPE, env=env, text=True)
+        os.close(slave)
         if p.stdin:
             p.stdin.close()
         try:
             assert p.wait(timeout=10) == 0
         finally:
             p.kill()
+            os.close(master)
         assert p.stderr.read() == ""
     env.pop("TERM")
     r = subprocess.run([PKTLENS, "-n", lab.b, "top", "vb"], env=env, capture_output=True, text=True,
@@ -448,3 +453,68 @@ def test_top_in_a_wide_terminal_shows_whole_ipv6_endpoints(lab):
         quit_top(session, status)
     finally:
         end_top(session, stop, sender)
+
+
+def top_in_pty(lab, rows, cols, keys=b"q", stdout_pty=True, settle=1.5, timeout=10):
+    """`top vb` with TERM=xterm on a pseudo-terminal of @rows x @cols (its stdin; its stdout
+    too with @stdout_pty, else a pipe): after @settle seconds @keys are typed. Returns the
+    exit status (None: still running after @timeout, then killed), what it wrote to stdout and
+    its stderr."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "top", "vb"], stdin=slave,
+                         stdout=slave if stdout_pty else subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, TERM="xterm"), start_new_session=True)
+    os.close(slave)
+    out, typed, deadline = b"", False, time.time() + timeout
+    start = time.time()
+    try:
+        while time.time() < deadline and p.poll() is None:
+            if not typed and time.time() - start > settle:
+                os.write(master, keys)
+                typed = True
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    pass
+        status = p.poll()
+        if status is None:
+            p.kill()
+            p.wait()
+        if not stdout_pty:
+            out = p.stdout.read()
+        return status, out, p.stderr.read().decode()
+    finally:
+        os.close(master)
+        if not stdout_pty:
+            p.stdout.close()
+        p.stderr.close()
+
+
+@pytest.mark.parametrize("rows,cols", [(5, 10), (8, 8), (10, 5), (4, 9), (6, 10), (1, 1)])
+def test_top_in_a_tiny_terminal_does_not_crash(lab, rows, cols):
+    """A terminal smaller than a line of the view: mvprintw() formats into ncurses' buffer of
+    (LINES + 1) * (COLS + 1) bytes, which the longer lines overran: SIGSEGV. Each line is cut
+    at the width instead; q quits with exit 0."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    status, out, err = top_in_pty(lab, rows, cols)
+    assert (status, err) == (0, ""), (status, err, out[-300:])
+
+
+@pytest.mark.parametrize("keys", [b"q", b"q\n"])
+def test_top_refuses_an_output_that_is_not_a_terminal(lab, keys):
+    """`top > file` (or a pipe) with the keyboard on stdin: ncurses set cbreak on stdout, not on
+    the keyboard, so q was never read (not even with Enter: top ignored it) and top ran until
+    killed, filling the file with escape sequences. It says stdout is not a terminal and
+    points to top -j instead: exit 2 at once, nothing on stdout."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    status, out, err = top_in_pty(lab, 24, 80, keys=keys, stdout_pty=False, timeout=5)
+    assert (status, out, err) == (2, b"", "pktlens: top: standard output is not a terminal (top -j "
+                                          "needs none)\n")
