@@ -539,3 +539,45 @@ def test_a_rule_that_becomes_a_limit_counts_conformed_plus_exceeded_as_matched(l
     r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
     assert (r["packets"], r["conformed_packets"], r["exceeded_packets"]) == (10, 4, 6), r
     assert r["conformed_bytes"] + r["exceeded_bytes"] == r["bytes"], r
+
+
+def udp_from_sources(lab, n, dport=9000):
+    """One UDP frame from each of n sources 198.18.0.10.. to vb."""
+    from scapy.all import Ether, IP, UDP
+
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    return [e / IP(src=f"198.18.0.{10 + i}", dst="198.18.0.2") / UDP(sport=1, dport=dport)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("action", ["--limit 1pps --burst 1 --per src", "--sample 1/1", "--drop"])
+def test_load_identical_rule_keeps_counters_when_a_line_claims_its_id(lab, tmp_path, action):
+    """A file with the running rule 1 unchanged (no --id) and another rule given --id 1: the
+    counters (and --per keys) stay with the unchanged rule, under another id, and the rule that
+    claims id 1 with other content starts at 0. (They went to the --id 1 rule: a TCP rule showed
+    the 10 UDP packets and keys, the UDP rule counted afresh.)"""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--proto", "udp", "--dport", "9000",
+            *action.split(), ns=lab.b)
+    lab.send(udp_from_sources(lab, 10))
+    lab.wait_packets(10)
+    f = tmp_path / "rules"
+    f.write_text(f"--proto udp --dport 9000 {action}\n--id 1 --proto tcp --dport 22 {action}\n")
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    tcp = next(r for r in rules if r["id"] == 1)
+    udp = next(r for r in rules if r["id"] != 1)
+    assert "--proto tcp" in pktlens("policy", "list", "vb", ns=lab.b).stdout.split("--id 1 ")[1].split("\n")[0]
+    assert tcp["packets"] == 0 and tcp.get("keys", 0) == 0, tcp
+    assert udp["packets"] == 10, udp
+    if "--per" in action:
+        assert (udp["keys"], udp["keys_evicted"], udp["conformed_packets"]) == (10, 0, 10), udp
+    lab.send(udp_from_sources(lab, 10))
+    lab.wait_packets(20)
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    assert next(r for r in rules if r["id"] == udp["id"])["packets"] == 20
+    assert next(r for r in rules if r["id"] == 1)["packets"] == 0
+    # the same --id 1 rule loaded again (its content now): it keeps what it has, the other too
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    assert sorted(r["packets"] for r in rules) == [0, 20], rules
