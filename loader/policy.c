@@ -1061,6 +1061,33 @@ static void copy_keys(int from, __u32 size, __u8 per, int to)
 	}
 }
 
+/*
+ * The keys counter key @ctr's --per rule @r inserted (keys_new) made the
+ * keys of its map @fd, where its --per changed: the keys dropped with the
+ * old kind were never evicted (pl_policy_limit_evicted() counts what the
+ * LRU evicted). Subtracted on one CPU (the sum over CPUs wraps back): for
+ * a key counting in rule_ctrs, from its rule_stats entry, which no program
+ * writes; for another, from its entry in the map the programs count in, so
+ * a hit on that CPU between the read and the write may go uncounted.
+ */
+static void keys_reset(const struct pl_policy *p, const struct pl_rule *r, int fd)
+{
+	int ncpu = libbpf_num_possible_cpus(), sfd = ctr_fd(p, r->ctr);
+	struct pl_rule_stats sum, *v;
+	__u64 keys = 0;
+
+	if (ncpu <= 0 || sfd < 0 || pl_policy_rule_stats(p, r, &sum) ||
+	    pl_map_walk(fd, sizeof(struct pl_limit_key), sizeof(struct pl_limit_state), false,
+			count_key, &keys) || sum.keys_new == keys)
+		return;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (v && !bpf_map_lookup_elem(sfd, &r->ctr, v)) {
+		v[0].keys_new -= sum.keys_new - keys;
+		bpf_map_update_elem(sfd, &r->ctr, v, BPF_EXIST);
+	}
+	free(v);
+}
+
 /* Every key of the per-key LRU map @fd (of @size keys) with a full bucket. */
 static void refill_keys(int fd, __u32 size)
 {
@@ -1138,6 +1165,9 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 				copy_keys(fd, info.max_entries, (__u8)r->lim.per, nfd);
 			if (nfd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY))
 				err = -errno;
+			/* another --per (or none before): only the keys it starts with were inserted */
+			else if (o && (o->action != PL_ACT_LIMIT || o->lim.per != r->lim.per))
+				keys_reset(p, r, nfd);
 			if (fd >= 0)
 				close(fd);
 			if (nfd >= 0)
