@@ -63,10 +63,11 @@ void pl_policy_close(struct pl_policy *p)
 }
 
 /*
- * The maps of the counter key generations (PL_RULE_GEN) @p has: keys are
- * handed out from 1 up, so generation g exists only if g - 1 does and the
- * first empty slot ends them. An attachment whose rule_stats holds every
- * key (made before generations) has none.
+ * The maps of the counter key generations (PL_RULE_GEN) @p has: a commit
+ * makes one when it first hands out a key of it and takes it out again
+ * once no rule counts there (gens_release()), so any may be missing. An
+ * attachment whose rule_stats holds every key (made before generations)
+ * has none.
  */
 static int open_gens(struct pl_policy *p)
 {
@@ -79,10 +80,13 @@ static int open_gens(struct pl_policy *p)
 		return -errno;
 	p->gens = info.max_entries < PL_RULE_CTR_MAX;
 	for (__u32 g = 1; p->gens && g < PL_RULE_GENS; g++) {
-		if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_GENS], &g, &id))
-			return errno == ENOENT ? 0 : -errno;
+		if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_GENS], &g, &id)) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
 		p->gen_fd[g] = bpf_map_get_fd_by_id(id);
-		if (p->gen_fd[g] < 0)
+		if (p->gen_fd[g] < 0 && errno != ENOENT)	/* ENOENT: released meanwhile */
 			return -errno;
 	}
 	return 0;
@@ -1088,6 +1092,31 @@ static void keys_reset(const struct pl_policy *p, const struct pl_rule *r, int f
 	free(v);
 }
 
+/*
+ * The generations of counter keys (rule_gens) none of @rules counts in,
+ * taken out (a map goes with its last reference): after the swap, once no
+ * packet runs a rule set before it (pl_wait_for_packets()), so nothing
+ * counts there any more. An attachment with thousands of rules for a while
+ * does not keep their maps after them.
+ */
+static void gens_release(struct pl_policy *p, const struct pl_rule *rules, size_t n)
+{
+	bool used[PL_RULE_GENS] = { false };
+
+	if (!p->gens)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (rules[i].ctr / PL_RULE_GEN < PL_RULE_GENS)
+			used[rules[i].ctr / PL_RULE_GEN] = true;
+	for (__u32 g = 1; g < PL_RULE_GENS; g++) {
+		if (used[g] || (bpf_map_delete_elem(p->fd[PL_MID_RULE_GENS], &g) && errno != ENOENT))
+			continue;
+		if (p->gen_fd[g] >= 0)
+			close(p->gen_fd[g]);
+		p->gen_fd[g] = -1;
+	}
+}
+
 /* Every key of the per-key LRU map @fd (of @size keys) with a full bucket. */
 static void refill_keys(int fd, __u32 size)
 {
@@ -1690,6 +1719,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	 */
 	limits_kept(p, rules, n, old, nold);
 	forget(p, rules, n, old, nold);
+	gens_release(p, rules, n);
 	err = journal_done(p, &rec_fd, &exprs_fd, why, whylen);
 out:
 	if (err && counters) {
