@@ -231,7 +231,21 @@ struct by_content {
 	struct pl_rule r;
 	__u32 id;		/* 0 once taken */
 	__u32 ctr;		/* the running rule's counter key */
+	size_t line;		/* 1 + the set's rule that takes its id with other content, else 0 */
 };
+
+/* A rule of the set given its id with --id: the id and the rule's place. */
+struct given_id {
+	__u32 id;
+	size_t i;
+};
+
+static int given_id_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct given_id *)a)->id, y = ((const struct given_id *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
 
 static int content_cmp(const void *a, const void *b)
 {
@@ -241,7 +255,9 @@ static int content_cmp(const void *a, const void *b)
 
 /*
  * Rules without --id take the id of an identical rule already there (so its
- * counters carry over), else the lowest id that neither the set nor a
+ * counters carry over; where a rule of the set gives that id with other
+ * content, the counters and limit state carry over to another id, and that
+ * rule counts afresh), else the lowest id that neither the set nor a
  * running rule uses, and only when none is left below PL_POLICY_RULES_MAX
  * one of a running rule the set replaces (with counters of its own). So
  * ids stay in range whatever the loads, and `policy list` output loads back.
@@ -409,15 +425,13 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 	__u32 *taken = calloc(n + nold + 1, sizeof(*taken)), *was = NULL, next = 1;
 	__u32 *carry = calloc(n ? n : 1, sizeof(*carry));
 	bool *given = calloc(n ? n : 1, sizeof(*given));
-	size_t ntaken = 0;
-	int ordered, err;
+	struct given_id *gv = NULL;
+	size_t ntaken = 0, ngv = 0;
+	int ordered, err = 0;
 
 	if (!c || !taken || !carry || !given) {
-		free(c);
-		free(taken);
-		free(carry);
-		free(given);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		given[i] = rules[i].id != 0;
@@ -434,34 +448,64 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		if (rules[i].id)
 			taken[ntaken++] = rules[i].id;
 	pl_qsort(taken, ntaken, sizeof(*taken), id_cmp);
-	for (size_t j = 0; j < nold; j++)
-		if (pl_bsearch(&c[j].id, taken, ntaken, sizeof(*taken), id_cmp))
+	/*
+	 * a running rule whose id a rule of the set gives: that rule's own when
+	 * they are equal; else an equal rule without --id takes its counters
+	 * and limit state (under an id of its own) and the rule that gives the
+	 * id starts at zero, as a rule with other content
+	 */
+	gv = calloc(n ? n : 1, sizeof(*gv));
+	if (!gv) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rules[i].id)
+			gv[ngv++] = (struct given_id){ rules[i].id, i };
+	pl_qsort(gv, ngv, sizeof(*gv), given_id_cmp);
+	for (size_t j = 0; j < nold; j++) {
+		struct given_id *g = pl_bsearch(&(struct given_id){ c[j].id, 0 }, gv, ngv, sizeof(*gv),
+						given_id_cmp);
+		struct pl_rule r;
+
+		if (!g)
+			continue;
+		r = rules[g->i];
+		r.id = r.ctr = 0;
+		if (!memcmp(&r, &c[j].r, sizeof(r)))
 			c[j].id = 0;
+		else
+			c[j].line = g->i + 1;
+	}
 	for (size_t i = 0; i < n; i++) {
-		struct by_content key = { .r = rules[i] }, *hit;
+		struct by_content key = { .r = rules[i] }, *hit, *pick = NULL;
 
 		if (rules[i].id)
 			continue;
 		hit = pl_bsearch(&key, c, nold, sizeof(*c), content_cmp);
 		while (hit && hit > c && !content_cmp(hit - 1, &key))
 			hit--;
+		/* one whose id is free first: the rule keeps id and counters */
 		for (; hit && hit < c + nold && !content_cmp(hit, &key); hit++)
-			if (hit->id) {
-				rules[i].id = hit->id;
-				carry[i] = hit->ctr;
-				taken[ntaken++] = hit->id;
-				hit->id = 0;
-				break;
-			}
+			if (hit->id && (!pick || pick->line))
+				pick = hit;
+		if (!pick)
+			continue;
+		carry[i] = pick->ctr;
+		if (pick->line) {
+			rules[i].ctr = pick->ctr;	/* to another id (assign_ctrs()) */
+			rules[pick->line - 1].ctr = PL_RULE_CTR_NEW;
+		} else {
+			rules[i].id = pick->id;
+			taken[ntaken++] = pick->id;
+		}
+		pick->id = 0;
 	}
-	free(c);
 	/* the rest: first ids nothing uses, then those of running rules that go */
 	was = malloc((nold ? nold : 1) * sizeof(*was));
 	if (!was) {
-		free(taken);
-		free(carry);
-		free(given);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 	for (size_t i = 0; i < nold; i++)
 		was[i] = old[i].id;
@@ -479,7 +523,7 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 			if (next > PL_POLICY_RULES_MAX)
 				break;
 			rules[i].id = next++;
-			if (pass)
+			if (pass && !carry[i])
 				rules[i].ctr = PL_RULE_CTR_NEW;	/* another rule had this id */
 		}
 		/* pass 1 must not hand out an id pass 0 gave */
@@ -503,6 +547,9 @@ static int assign_ids(struct pl_rule *rules, size_t n, const struct pl_rule *old
 		err = renumber(rules, n, given, carry, bad);
 	else
 		err = given_rise(rules, n, given) ? renumber_or_keep(rules, n, given, carry, bad) : 0;
+out:
+	free(c);
+	free(gv);
 	free(was);
 	free(taken);
 	free(carry);

@@ -63,10 +63,11 @@ void pl_policy_close(struct pl_policy *p)
 }
 
 /*
- * The maps of the counter key generations (PL_RULE_GEN) @p has: keys are
- * handed out from 1 up, so generation g exists only if g - 1 does and the
- * first empty slot ends them. An attachment whose rule_stats holds every
- * key (made before generations) has none.
+ * The maps of the counter key generations (PL_RULE_GEN) @p has: a commit
+ * makes one when it first hands out a key of it and takes it out again
+ * once no rule counts there (gens_release()), so any may be missing. An
+ * attachment whose rule_stats holds every key (made before generations)
+ * has none.
  */
 static int open_gens(struct pl_policy *p)
 {
@@ -79,10 +80,13 @@ static int open_gens(struct pl_policy *p)
 		return -errno;
 	p->gens = info.max_entries < PL_RULE_CTR_MAX;
 	for (__u32 g = 1; p->gens && g < PL_RULE_GENS; g++) {
-		if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_GENS], &g, &id))
-			return errno == ENOENT ? 0 : -errno;
+		if (bpf_map_lookup_elem(p->fd[PL_MID_RULE_GENS], &g, &id)) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
 		p->gen_fd[g] = bpf_map_get_fd_by_id(id);
-		if (p->gen_fd[g] < 0)
+		if (p->gen_fd[g] < 0 && errno != ENOENT)	/* ENOENT: released meanwhile */
 			return -errno;
 	}
 	return 0;
@@ -1061,6 +1065,58 @@ static void copy_keys(int from, __u32 size, __u8 per, int to)
 	}
 }
 
+/*
+ * The keys counter key @ctr's --per rule @r inserted (keys_new) made the
+ * keys of its map @fd, where its --per changed: the keys dropped with the
+ * old kind were never evicted (pl_policy_limit_evicted() counts what the
+ * LRU evicted). Subtracted on one CPU (the sum over CPUs wraps back): for
+ * a key counting in rule_ctrs, from its rule_stats entry, which no program
+ * writes; for another, from its entry in the map the programs count in, so
+ * a hit on that CPU between the read and the write may go uncounted.
+ */
+static void keys_reset(const struct pl_policy *p, const struct pl_rule *r, int fd)
+{
+	int ncpu = libbpf_num_possible_cpus(), sfd = ctr_fd(p, r->ctr);
+	struct pl_rule_stats sum, *v;
+	__u64 keys = 0;
+
+	if (ncpu <= 0 || sfd < 0 || pl_policy_rule_stats(p, r, &sum) ||
+	    pl_map_walk(fd, sizeof(struct pl_limit_key), sizeof(struct pl_limit_state), false,
+			count_key, &keys) || sum.keys_new == keys)
+		return;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (v && !bpf_map_lookup_elem(sfd, &r->ctr, v)) {
+		v[0].keys_new -= sum.keys_new - keys;
+		bpf_map_update_elem(sfd, &r->ctr, v, BPF_EXIST);
+	}
+	free(v);
+}
+
+/*
+ * The generations of counter keys (rule_gens) none of @rules counts in,
+ * taken out (a map goes with its last reference): after the swap, once no
+ * packet runs a rule set before it (pl_wait_for_packets()), so nothing
+ * counts there any more. An attachment with thousands of rules for a while
+ * does not keep their maps after them.
+ */
+static void gens_release(struct pl_policy *p, const struct pl_rule *rules, size_t n)
+{
+	bool used[PL_RULE_GENS] = { false };
+
+	if (!p->gens)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (rules[i].ctr / PL_RULE_GEN < PL_RULE_GENS)
+			used[rules[i].ctr / PL_RULE_GEN] = true;
+	for (__u32 g = 1; g < PL_RULE_GENS; g++) {
+		if (used[g] || (bpf_map_delete_elem(p->fd[PL_MID_RULE_GENS], &g) && errno != ENOENT))
+			continue;
+		if (p->gen_fd[g] >= 0)
+			close(p->gen_fd[g]);
+		p->gen_fd[g] = -1;
+	}
+}
+
 /* Every key of the per-key LRU map @fd (of @size keys) with a full bucket. */
 static void refill_keys(int fd, __u32 size)
 {
@@ -1138,6 +1194,9 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 				copy_keys(fd, info.max_entries, (__u8)r->lim.per, nfd);
 			if (nfd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY))
 				err = -errno;
+			/* another --per (or none before): only the keys it starts with were inserted */
+			else if (o && (o->action != PL_ACT_LIMIT || o->lim.per != r->lim.per))
+				keys_reset(p, r, nfd);
 			if (fd >= 0)
 				close(fd);
 			if (nfd >= 0)
@@ -1660,6 +1719,7 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 	 */
 	limits_kept(p, rules, n, old, nold);
 	forget(p, rules, n, old, nold);
+	gens_release(p, rules, n);
 	err = journal_done(p, &rec_fd, &exprs_fd, why, whylen);
 out:
 	if (err && counters) {

@@ -33,6 +33,8 @@ PYTHON = "/usr/bin/python3"
 TIME_SCALE = 4 if os.environ.get("PKTLENS_VM_ACCEL") == "tcg" else 1
 # the sanitized pass (`make test SAN=1`): the build under test is ASan+UBSan's
 SAN = os.environ.get("PKTLENS_SAN") == "1"
+# namespaces' names begin with this (hosts shared by several test runs tell theirs apart)
+NS_PREFIX = os.environ.get("PKTLENS_NS_PREFIX", "")
 
 _seq = itertools.count()
 
@@ -219,7 +221,7 @@ def slot(stats_doc, hook, direction, iface=0):
 
 
 def unique(prefix):
-    return f"{prefix}{os.getpid()}x{next(_seq)}"
+    return f"{NS_PREFIX}{prefix}{os.getpid()}x{next(_seq)}"
 
 
 class Lab:

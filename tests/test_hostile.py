@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, PYTHON, netns_ino, pktlens, pktlens_json, sh, slot, unique
+from lab import NS_PREFIX, PIN_ROOT, PKTLENS, PYTHON, netns_ino, pktlens, pktlens_json, sh, slot, unique
 
 
 def quiet(ns):
@@ -219,7 +219,7 @@ def test_interface_moved_to_another_namespace(lab, tmp_path):
     its XDP program along: list here says interface-moved, attach there names the attachment and
     the detach that frees it (not --force: the link holds it), and after that detach it attaches
     there."""
-    other = f"plmv{os.getpid()}x{time.monotonic_ns() % 100000}"
+    other = f"{NS_PREFIX}plmv{os.getpid()}x{time.monotonic_ns() % 100000}"
     sh("ip", "-n", lab.b, "link", "add", "mv0", "type", "veth", "peer", "name", "mv1")
     sh("ip", "-n", lab.b, "link", "set", "mv0", "up")
     pktlens("attach", "mv0", "--xdp", "skb", "--tc", "none", ns=lab.b)

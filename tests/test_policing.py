@@ -468,9 +468,9 @@ def test_per_size_change_keeps_the_keys_and_counts_only_real_evictions(router, t
 @pytest.mark.parametrize("new_size", [64, 128])
 def test_per_change_tracks_only_keys_of_the_new_kind(router, tmp_path, new_size):
     """A --per src rule tracking 20 sources, loaded again as --per dst (its --per-size the same
-    or not): the 20 source keys would never match again and are no longer tracked (they count
-    as evicted); the traffic after it, 20 sources to one destination, is one key. (At the same
-    size the map was kept whole: 21 keys tracked, 20 of them dead.)"""
+    or not): the 20 source keys would never match again and are no longer tracked, nor counted
+    evicted (the LRU evicted none); the traffic after it, 20 sources to one destination, is one
+    key. (At the same size the map was kept whole: 21 keys tracked, 20 of them dead.)"""
     pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=router.h)
     pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "1000pps", "--burst", "5",
             "--per", "src", "--per-size", "64", ns=router.h)
@@ -482,10 +482,10 @@ def test_per_change_tracks_only_keys_of_the_new_kind(router, tmp_path, new_size)
     pktlens("policy", "load", "vb", str(f), ns=router.h)
     r = rule_doc(router, 1)
     assert r["limit"]["per"] == "dst" and r["limit"]["per_size"] == new_size, r
-    assert (r["keys"], r["keys_evicted"], r["packets"]) == (0, 20, len(tx)), r
+    assert (r["keys"], r["keys_evicted"], r["packets"]) == (0, 0, len(tx)), r
     tx2, _ = replay(router, many_sources(router, 20, 0.1, lambda i: 50))
     r = rule_doc(router, 1)
-    assert (r["keys"], r["packets"]) == (1, len(tx) + len(tx2)), r
+    assert (r["keys"], r["keys_evicted"], r["packets"]) == (1, 0, len(tx) + len(tx2)), r
 
 
 @pytest.mark.parametrize("per", ["rule", "src"])
@@ -539,3 +539,93 @@ def test_a_rule_that_becomes_a_limit_counts_conformed_plus_exceeded_as_matched(l
     r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
     assert (r["packets"], r["conformed_packets"], r["exceeded_packets"]) == (10, 4, 6), r
     assert r["conformed_bytes"] + r["exceeded_bytes"] == r["bytes"], r
+
+
+def udp_from_sources(lab, n, dport=9000):
+    """One UDP frame from each of n sources 198.18.0.10.. to vb."""
+    from scapy.all import Ether, IP, UDP
+
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    return [e / IP(src=f"198.18.0.{10 + i}", dst="198.18.0.2") / UDP(sport=1, dport=dport)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("action", ["--limit 1pps --burst 1 --per src", "--sample 1/1", "--drop"])
+def test_load_identical_rule_keeps_counters_when_a_line_claims_its_id(lab, tmp_path, action):
+    """A file with the running rule 1 unchanged (no --id) and another rule given --id 1: the
+    counters (and --per keys) stay with the unchanged rule, under another id, and the rule that
+    claims id 1 with other content starts at 0. (They went to the --id 1 rule: a TCP rule showed
+    the 10 UDP packets and keys, the UDP rule counted afresh.)"""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "1", "--proto", "udp", "--dport", "9000",
+            *action.split(), ns=lab.b)
+    lab.send(udp_from_sources(lab, 10))
+    lab.wait_packets(10)
+    f = tmp_path / "rules"
+    f.write_text(f"--proto udp --dport 9000 {action}\n--id 1 --proto tcp --dport 22 {action}\n")
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    tcp = next(r for r in rules if r["id"] == 1)
+    udp = next(r for r in rules if r["id"] != 1)
+    assert "--proto tcp" in pktlens("policy", "list", "vb", ns=lab.b).stdout.split("--id 1 ")[1].split("\n")[0]
+    assert tcp["packets"] == 0 and tcp.get("keys", 0) == 0, tcp
+    assert udp["packets"] == 10, udp
+    if "--per" in action:
+        assert (udp["keys"], udp["keys_evicted"], udp["conformed_packets"]) == (10, 0, 10), udp
+    lab.send(udp_from_sources(lab, 10))
+    lab.wait_packets(20)
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    assert next(r for r in rules if r["id"] == udp["id"])["packets"] == 20
+    assert next(r for r in rules if r["id"] == 1)["packets"] == 0
+    # the same --id 1 rule loaded again (its content now): it keeps what it has, the other too
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    rules = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]
+    assert sorted(r["packets"] for r in rules) == [0, 20], rules
+
+
+def prom_rule(ns):
+    """pktlens_policy_rule_* of the attachment of vb in ns, as the exporter serves them."""
+    e = Exporter()
+    try:
+        _, body, _ = e.get()
+    finally:
+        e.kill()
+    ino = str(netns_ino(ns))
+    return {ln.split("{")[0]: ln.rsplit(" ", 1)[1] for ln in body.splitlines()
+            if ln.startswith("pktlens_policy_rule_") and f'netns="{ino}",netns_name="{ns}",device="vb"' in ln}
+
+
+@pytest.mark.parametrize("via", [["--per", "dst"], ["--per", "rule"]])
+def test_a_per_change_counts_no_key_evicted(lab, tmp_path, via):
+    """--per src tracking 3 sources, loaded as --per dst (or as --per rule and back to --per src):
+    the rule starts with no key of the new kind, and none counts as evicted, in policy list and
+    -j and in Prometheus alike. (keys_new stayed the counter's: "0 keys tracked of 65536, 3
+    evicted".) An LRU eviction afterwards still counts."""
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    base = "--id 1 --dport 9000 --limit 1pps --burst 2"
+    pktlens("policy", "add", "vb", *base.split(), "--per", "src", ns=lab.b)
+    lab.send(udp_from_sources(lab, 3) * 5)
+    lab.wait_packets(15)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert (r["keys"], r["keys_evicted"]) == (3, 0), r
+    f = tmp_path / "rules"
+    steps = [via] + ([["--per", "src"]] if via[1] == "rule" else [])
+    for step in steps:
+        f.write_text(f"{base} {' '.join(step)}\n")
+        pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert (r["packets"], r["keys"], r["keys_evicted"]) == (15, 0, 0), r
+    assert "#   0 keys tracked of 65536, 0 evicted" in pktlens("policy", "list", "vb", ns=lab.b).stdout
+    m = prom_rule(lab.b)
+    assert (m["pktlens_policy_rule_keys"], m["pktlens_policy_rule_keys_evicted_total"]) == ("0", "0"), m
+    # the new kind's keys count as before: into a map of 2, 3 keys evict one or more
+    f.write_text(f"{base} {' '.join(steps[-1])} --per-size 2\n")
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    from scapy.all import Ether, IP, UDP
+
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    lab.send([e / IP(src=f"198.18.0.{10 + i}", dst=f"198.18.0.{20 + i}") / UDP(sport=1, dport=9000)
+              for i in range(3)])
+    lab.wait_packets(18)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert 0 < r["keys"] <= 2 and r["keys"] + r["keys_evicted"] == 3, r

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from lab import PKTLENS, PIN_ROOT, PYTHON, ROOT, SAN, SENDRAW, attachments_in, free_port, pktlens, pktlens_json, sh, unique
+from lab import (NS_PREFIX, PKTLENS, PIN_ROOT, PYTHON, ROOT, SAN, SENDRAW, attachments_in, free_port, pktlens,
+                 pktlens_json, sh, unique)
 
 PEER = "plp"
 COVERED = "plq"
 
 
 def glob_covered():
-    return f"{COVERED}{os.getpid()}x*"
+    return f"{NS_PREFIX}{COVERED}{os.getpid()}x*"
 
 
 def ns_ino(ns):
