@@ -523,7 +523,8 @@ static const struct pl_opt stats_opts[] = {
 	  .help = "print packet and bit rates every SECS seconds until Ctrl-C (JSON lines with -j)" },
 	{ .name = "reset", .type = PL_OPT_FLAG, PL_FIELD(struct stats_cfg, reset), .val = 1,
 	  .help = "print the counters, then start them again from zero and empty the flow table "
-		  "(nothing counted meanwhile is lost)" },
+		  "but for the flows whose packets a CPU's flow cache holds (nothing counted "
+		  "meanwhile is lost)" },
 	{ NULL },
 };
 
