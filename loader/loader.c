@@ -1589,7 +1589,12 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
 			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,
 			    a.old_name, a.li.ifname);
-	if (a.have_old && !o->force && !o->reattach && a.old_now[0])
+	/*
+	 * The attachment of this name runs on another interface, renamed since:
+	 * --force cannot give it to this one (it would take the hooks off that
+	 * interface and carry its counters over to a different one).
+	 */
+	if (a.have_old && !o->reattach && a.old_now[0])
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: the attachment named %s follows its interface, "
 			    "renamed %s since (pktlens attach %s --force moves it to that name, pktlens "
 			    "detach %s removes it)", ifname, ifname, a.old_now, a.old_now, ifname);

@@ -509,6 +509,29 @@ def test_new_interface_under_a_renamed_ones_old_name(lab):
     assert slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")["packets"] == 0
 
 
+def test_force_does_not_take_a_renamed_interfaces_attachment(lab):
+    """vb attached, renamed vr, a new vb made: `attach vb --force` is refused as attach vb is
+    (it had re-attached, taking vr's hooks off and carrying vr's counters to the new vb)."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    sh("ip", "-n", lab.b, "link", "set", "vb", "down")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vr")
+    sh("ip", "-n", lab.b, "link", "set", "vr", "up")
+    sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vb1")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+    send_frames(lab.a, 2)
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--force", ns=lab.b, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, "", "pktlens: attach: vb: the attachment named vb follows its interface, renamed vr "
+               "since (pktlens attach vr --force moves it to that name, pktlens detach vb "
+               "removes it)\n")
+    # vr still counts, under its attachment
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")["packets"] == 5
+    assert [(a["ifname"], a["state"]) for a in pktlens_json("list", ns=lab.b)["attachments"]
+            if a["this_netns"]] == [("vb", "interface-renamed (now vr)")]
+
+
 def test_interface_recreated_under_the_same_name(lab):
     """An attached interface deleted and made again: attach says the old attachment's
     programs no longer run and what keeps or drops its counters, not 'already attached'."""
