@@ -123,6 +123,9 @@ struct attach {
 	char old_name[16];
 	char old_now[16];	/* a live old one's interface renamed since: its name now, else "" */
 	bool old_gone;		/* the old one's hooks run nowhere: its interface was deleted */
+	bool old_off;		/* ... though its interface is this one: its programs were taken off */
+	bool old_moved;		/* the old one's interface moved to another namespace: */
+	struct pl_moved old_where;	/* where its hooks run */
 	bool have_old;
 	bool tmp_made;
 	int link_fd[3];		/* xdp, tc in, tc out */
@@ -1450,6 +1453,13 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
 		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
 		a->old_gone = hit->meta_ok && !pl_meta_live(&hit->meta);
+		/* not here, but its hooks run on where its interface moved: not deleted */
+		if (a->old_gone && pl_attachment_moved(hit, &a->old_where) == 1) {
+			a->old_gone = false;
+			a->old_moved = true;
+		}
+		/* the same interface, still here: only its programs were taken off (tc, bpftool) */
+		a->old_off = a->old_gone && (int)hit->meta.ifindex == a->li.ifindex;
 		/* found by name, but its hooks run on another interface: ours took its old name */
 		if (hit->meta_ok && !a->old_gone && (int)hit->meta.ifindex != a->li.ifindex &&
 		    !pl_link_get(NULL, (int)hit->meta.ifindex, &li))
@@ -1528,7 +1538,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
 	struct pl_netns here;
-	char l2[96];
+	char l2[96], nsbuf[400];
 	uint64_t ns;
 	int err;
 
@@ -1598,6 +1608,17 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: the attachment named %s follows its interface, "
 			    "renamed %s since (pktlens attach %s --force moves it to that name, pktlens "
 			    "detach %s removes it)", ifname, ifname, a.old_now, a.old_now, ifname);
+	/* --force would take its hooks off the moved interface and give its counters to this one */
+	if (a.have_old && a.old_moved)
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: the attachment named %s follows its "
+			    "interface, moved since: it is %s, where its hooks still run (pktlens "
+			    "detach %s removes it, then %s can be attached)", ifname, ifname,
+			    pl_moved_fmt(&a.old_where, nsbuf, sizeof(nsbuf)), ifname, ifname);
+	if (a.have_old && !o->force && !o->reattach && a.old_off)
+		return pl_why(a.why, a.whylen, -EEXIST, "%s: an earlier attachment whose programs no "
+			    "longer run (something other than pktlens took them off %s) still holds "
+			    "counters (pktlens detach %s drops them, --force attaches again and keeps "
+			    "them)", ifname, ifname, ifname);
 	if (a.have_old && !o->force && !o->reattach && a.old_gone)
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: an earlier attachment whose programs no "
 			    "longer run (its interface was deleted) still holds counters (pktlens detach "

@@ -186,6 +186,23 @@ int pl_attachment_link_ifindex(const struct pl_attachment *a, __u32 *ifindex);
  * clsact filters go with their interface and no pin keeps their programs.
  */
 bool pl_attachment_progs_gone(const struct pl_attachment *a);
+/* Where an attachment's hooks run when its interface moved to another namespace. */
+struct pl_moved {
+	uint64_t netns;		/* that namespace's inode */
+	int ifindex;		/* the interface's index there */
+	char ifname[16];	/* and its name */
+	unsigned int slots;	/* the hooks (1 << PL_SLOT_*) that run there */
+};
+/*
+ * Whether @a's hooks run in another network namespace than its own, its
+ * interface having moved there: 1 and *@w; 0 when they run in its own, or
+ * nowhere. A device's XDP or tcx links still hold its index (the kernel
+ * zeroes it when the device is deleted), libxdp's pins its dispatcher:
+ * only then are the namespaces pl_netns_find() reaches looked into.
+ */
+int pl_attachment_moved(const struct pl_attachment *a, struct pl_moved *w);
+/* "NAME in netns INODE (NETNS-NAME)" of @w, into @buf */
+const char *pl_moved_fmt(const struct pl_moved *w, char *buf, size_t len);
 /*
  * Why attach refuses @ifname's XDP program @id (@mode, named @prog; @also
  * ends the parenthesis): a foreign program (--force replaces it), or
@@ -201,6 +218,12 @@ int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const cha
  * @why, and true.
  */
 bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen);
+/*
+ * Is a tcx program on @ifindex (of the current namespace) pktlens's own, of
+ * an attachment in another namespace (its interface moved here)? Then the
+ * reason and the detach that frees it, into @why, and true.
+ */
+bool pl_tc_moved_why(int ifindex, char *why, size_t whylen);
 
 /* ---- who a network namespace is (loader/netns.c) ---- */
 

@@ -548,7 +548,25 @@ int pl_attachments(uint64_t netns, struct pl_attachment **out, size_t *n)
 	return 0;
 }
 
-bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen)
+/* @m's hook that runs program @id: "XDP", "tc in", "tc out"; NULL when none does */
+static const char *hook_of(const struct pl_meta *m, __u32 id, bool tc)
+{
+	if (!tc)
+		return m->xdp_prog_id == id ? "XDP" : NULL;
+	if (m->tc_mech != PL_TC_TCX)
+		return NULL;
+	if ((m->tc_hooks & (1u << PL_DIR_IN)) && m->tc_prog_id[PL_DIR_IN] == id)
+		return "tc in";
+	if ((m->tc_hooks & (1u << PL_DIR_OUT)) && m->tc_prog_id[PL_DIR_OUT] == id)
+		return "tc out";
+	return NULL;
+}
+
+/*
+ * Whether program @id (XDP, or tcx with @tc) is the hook of an attachment
+ * of a namespace other than @here (any: NULL); the reason, into @why.
+ */
+static bool prog_moved_why(__u32 id, bool tc, const struct pl_netns *here, char *why, size_t whylen)
 {
 	struct pl_attachment *a = NULL;
 	bool found = false;
@@ -558,21 +576,47 @@ bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen)
 		return false;
 	for (size_t i = 0; i < n && !found; i++) {
 		struct pl_netns_id nid;
+		const char *hook;
 		char ns[96];
 
-		if (!a[i].meta_ok || a[i].meta.xdp_prog_id != id)
+		if (!a[i].meta_ok || !(hook = hook_of(&a[i].meta, id, tc)) ||
+		    (here && pl_attachment_of(&a[i], here)))
 			continue;
 		pl_netns_identify(a[i].netns, pl_att_cookie(&a[i]), false, &nid);
 		pl_netns_fmt(a[i].netns, pl_att_cookie(&a[i]), false, ns, sizeof(ns));
 		/* its bpf_link holds it: only its owner's detach removes it, not --force */
-		snprintf(why, whylen, "pktlens's XDP program (id %u) of the attachment of %s in netns "
+		snprintf(why, whylen, "pktlens's %s program (id %u) of the attachment of %s in netns "
 			 "%s runs on it: the interface moved here from there; detach that one first "
-			 "(pktlens -n %s detach %s)", id, a[i].ifname, ns,
+			 "(pktlens -n %s detach %s)", hook, id, a[i].ifname, ns,
 			 nid.name[0] ? nid.name : "NETNS", a[i].ifname);
 		found = true;
 	}
 	free(a);
 	return found;
+}
+
+bool pl_xdp_moved_why(__u32 id, char *why, size_t whylen)
+{
+	return prog_moved_why(id, false, NULL, why, whylen);
+}
+
+bool pl_tc_moved_why(int ifindex, char *why, size_t whylen)
+{
+	static const int types[] = { PL_BPF_TCX_INGRESS, PL_BPF_TCX_EGRESS };
+	struct pl_netns here;
+
+	if (pl_netns_here(&here))
+		return false;
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		__u32 ids[64], cnt = 64;
+
+		if (bpf_prog_query(ifindex, types[t], 0, NULL, ids, &cnt))
+			continue;
+		for (__u32 i = 0; i < cnt && i < 64; i++)
+			if (prog_moved_why(ids[i], true, &here, why, whylen))
+				return true;
+	}
+	return false;
 }
 
 int pl_foreign_xdp_why(const char *ifname, __u32 id, const char *mode, const char *prog,
@@ -723,6 +767,70 @@ bool pl_meta_slot_live(const struct pl_meta *m, int slot)
 		return pl_meta_tc_live(m, PL_DIR_OUT);
 	}
 	return false;
+}
+
+struct moved_find {
+	struct pl_meta m;	/* its ifindex: the interface's where it runs now */
+	struct pl_moved *w;
+};
+
+/* In each namespace (pl_netns_find()): do @arg's hooks run on its ifindex here? */
+static int moved_runs_here(void *arg)
+{
+	struct moved_find *f = arg;
+	struct pl_link_info li;
+	unsigned int slots = 0;
+
+	for (int s = 0; s < PL_SLOT_MAX; s++)
+		if (pl_meta_slot_live(&f->m, s))
+			slots |= 1u << s;
+	if (!slots || pl_link_get(NULL, (int)f->m.ifindex, &li))
+		return 0;
+	f->w->slots = slots;
+	f->w->ifindex = li.ifindex;
+	snprintf(f->w->ifname, sizeof(f->w->ifname), "%s", li.ifname);
+	return 1;
+}
+
+int pl_attachment_moved(const struct pl_attachment *a, struct pl_moved *w)
+{
+	struct moved_find f = { .w = w };
+	struct pl_xdp_where xw;
+	__u32 ifindex = 0;
+	uint64_t ino = 0;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	if (!a->meta_ok)
+		return 0;
+	f.m = a->meta;
+	if (!pl_attachment_link_ifindex(a, &ifindex) && ifindex) {
+		/* a device holds its links: look for it in every namespace */
+		f.m.ifindex = ifindex;
+		ret = pl_netns_find(moved_runs_here, &f, &ino);
+	} else if (a->meta.xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(a->meta.xdp_prog_id) &&
+		   pl_xdp_disp_where(a->meta.xdp_prog_id, &xw) == 1) {
+		f.m.ifindex = (__u32)xw.ifindex;
+		ino = xw.netns;
+		ret = pl_netns_run(ino, 0, moved_runs_here, &f);
+	} else {
+		return 0;
+	}
+	if (ret <= 0 || ino == a->netns) {
+		memset(w, 0, sizeof(*w));
+		return 0;
+	}
+	w->netns = ino;
+	return 1;
+}
+
+const char *pl_moved_fmt(const struct pl_moved *w, char *buf, size_t len)
+{
+	char ns[300];
+
+	snprintf(buf, len, "%s in netns %s", w->ifname, pl_netns_fmt(w->netns, 0, false, ns,
+								       sizeof(ns)));
+	return buf;
 }
 
 bool pl_attachment_progs_gone(const struct pl_attachment *a)

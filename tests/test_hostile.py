@@ -253,6 +253,67 @@ def test_interface_moved_to_another_namespace(lab, tmp_path):
         subprocess.run(["ip", "netns", "del", other], capture_output=True)
 
 
+class MovedVb:
+    """lab.b's vb attached (tcx in and out), then moved to a namespace of its own, `c`."""
+
+    def __init__(self, lab, hooks=("--xdp", "none", "--tc", "in,out")):
+        self.lab, self.c = lab, unique("plc")
+        pktlens("attach", "vb", *hooks, ns=lab.b)
+        sh("ip", "netns", "add", self.c)
+        try:
+            quiet(self.c)
+            sh("ip", "-n", lab.b, "link", "set", "vb", "netns", self.c)
+            sh("ip", "-n", self.c, "link", "set", "vb", "up")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        subprocess.run([PKTLENS, "-n", self.c, "detach", "--all"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.c], capture_output=True)
+
+
+@pytest.fixture
+def moved(lab):
+    m = MovedVb(lab)
+    yield m
+    m.close()
+
+
+def test_new_interface_under_a_moved_ones_old_name(lab, moved):
+    """vb attached, moved to netns c, a new vb made in its place: attach vb, with --force or
+    without, is refused as moved there (it said the old one's interface was deleted, and
+    --force took the running hooks off vb in c and gave its counters to the new vb)."""
+    sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vb1")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+    ino = netns_ino(moved.c)
+    for extra in ([], ["--force"]):
+        r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", *extra, ns=lab.b, check=False)
+        assert (r.returncode, r.stdout, r.stderr) == (
+            1, "", f"pktlens: attach: vb: the attachment named vb follows its interface, moved "
+                   f"since: it is vb in netns {ino} ({moved.c}), where its hooks still run "
+                   "(pktlens detach vb removes it, then vb can be attached)\n"), r
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")["packets"] == 3
+    pktlens("detach", "vb", ns=lab.b)
+    assert not [a for a in pktlens_json("list", ns=moved.c)["attachments"] if a["ifname"] == "vb"
+                and (a["this_netns"] or a.get("netns_name") == lab.b)]
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+
+
+def test_programs_taken_off_by_hand_are_not_a_deleted_interface(lab):
+    """vb attached with clsact, its qdisc deleted by hand: attach says the programs were taken
+    off vb, not that its interface was deleted."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--tc-mech", "clsact", ns=lab.b)
+    sh("tc", "-n", lab.b, "qdisc", "del", "dev", "vb", "clsact")
+    r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == (
+        1, "pktlens: attach: vb: an earlier attachment whose programs no longer run (something "
+           "other than pktlens took them off vb) still holds counters (pktlens detach vb drops "
+           "them, --force attaches again and keeps them)\n"), r
+
+
 @pytest.mark.parametrize("hooks", [["--xdp", "skb", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_reattach_renamed_interface_under_its_new_name(lab, hooks):
