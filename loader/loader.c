@@ -1538,7 +1538,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	const char *ifname = o->ifname;
 	struct pl_meta *m = &info->meta;
 	struct pl_netns here;
-	char l2[96], nsbuf[400];
+	char l2[96], nsbuf[640];
 	uint64_t ns;
 	int err;
 
@@ -1626,6 +1626,13 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (a.have_old && !o->force && !o->reattach)
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached (pktlens detach %s, or --force to "
 			    "re-attach)", ifname, ifname);
+	/*
+	 * Moved here with another namespace's attachment, whose tcx links hold
+	 * their programs on it: a second attachment would count every packet
+	 * twice (XDP: handle_foreign()). Only that one's detach frees it.
+	 */
+	if (pl_tc_moved_why(a.li.ifindex, nsbuf, sizeof(nsbuf)))
+		return pl_why(a.why, a.whylen, -EBUSY, "%s: %s", ifname, nsbuf);
 	if (a.have_old && pl_state_open(a.old_dir, &a.old) == 0)
 		info->reattached = true;
 	if (info->reattached)

@@ -302,6 +302,28 @@ def test_new_interface_under_a_moved_ones_old_name(lab, moved):
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
 
 
+def test_attach_refused_where_a_tcx_attachment_moved_to(lab, moved):
+    """vb attached with tcx in lab.b, moved to netns c: attach vb there, --force or not, is
+    refused naming the attachment and the detach that frees it (it attached a second pair of
+    tc programs: every packet counted twice); after that detach it attaches there."""
+    ino = netns_ino(lab.b)
+    for extra in ([], ["--force"]):
+        r = pktlens("attach", "vb", "--xdp", "none", "--tc", "in,out", *extra, ns=moved.c,
+                    check=False)
+        assert r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r
+        assert r.stderr.startswith("pktlens: attach: vb: pktlens's tc in program (id "), r
+        assert r.stderr.endswith(f") of the attachment of vb in netns {ino} ({lab.b}) runs on "
+                                 "it: the interface moved here from there; detach that one "
+                                 f"first (pktlens -n {lab.b} detach vb)\n"), r
+    assert not [a for a in pktlens_json("list", ns=moved.c)["attachments"]
+                if a["ifname"] == "vb" and a["this_netns"]]
+    pktlens("detach", "vb", ns=lab.b)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=moved.c)
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    assert slot(pktlens_json("stats", "vb", ns=moved.c), "tc", "in")["packets"] == 3
+
+
 def test_programs_taken_off_by_hand_are_not_a_deleted_interface(lab):
     """vb attached with clsact, its qdisc deleted by hand: attach says the programs were taken
     off vb, not that its interface was deleted."""
