@@ -32,6 +32,14 @@ static bool netns_reused(const struct pl_attachment *a)
 	return !its.name[0] && !its.pid;
 }
 
+/* Do @a's hooks run in another namespace, its interface moved there (XDP, tcx)? */
+static bool moved_away(const struct pl_attachment *a)
+{
+	struct pl_moved w;
+
+	return pl_attachment_moved(a, &w) == 1;
+}
+
 /* In @arg's namespace: 2 a hook of it runs, 1 none does but its interface is there, 0 neither */
 static int hooks_here(void *arg)
 {
@@ -52,9 +60,9 @@ static const char *other_netns_state(const struct pl_attachment *a)
 	case 2:
 		return "other-netns";
 	case 1:
-		return "program-gone";
+		return moved_away(a) ? "interface-moved" : "program-gone";
 	case 0:
-		return pl_disp_moved(a) ? "interface-moved" : "interface-gone";
+		return moved_away(a) ? "interface-moved" : "interface-gone";
 	}
 	return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
 }
@@ -91,7 +99,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (lerr ||
 	    (!pl_meta_live(&a->meta) && strcmp(li.ifname, a->ifname)))
 		/* no link: libxdp's dispatcher, wherever it runs, says where it went */
-		return pl_disp_moved(a) ? "interface-moved" : "interface-gone";
+		return moved_away(a) ? "interface-moved" : "interface-gone";
 	if (strcmp(li.ifname, a->ifname)) {
 		static char renamed[64];
 
@@ -99,7 +107,8 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 		return renamed;
 	}
 	if (a->meta.xdp_mode == PL_XDP_NONE)
-		return pl_meta_live(&a->meta) ? "attached" : "program-gone";
+		return pl_meta_live(&a->meta) ? "attached" : moved_away(a) ? "interface-moved" :
+		       "program-gone";
 	if (bpf_xdp_query(a->meta.ifindex, 0, &q))
 		return "unknown";
 	if (q.prog_id != a->meta.xdp_prog_id && q.skb_prog_id != a->meta.xdp_prog_id &&

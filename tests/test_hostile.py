@@ -324,6 +324,22 @@ def test_attach_refused_where_a_tcx_attachment_moved_to(lab, moved):
     assert slot(pktlens_json("stats", "vb", ns=moved.c), "tc", "in")["packets"] == 3
 
 
+def test_list_says_a_moved_tcx_attachment_moved_from_everywhere(lab, moved):
+    """vb attached with tcx in lab.b, moved to netns c: list says interface-moved from the host,
+    from lab.b and from c (from the host and c it said interface-gone), also once a new vb
+    takes the name in lab.b."""
+    def states():
+        return {ns: [a["state"] for a in pktlens_json("list", ns=ns)["attachments"]
+                     if a["ifname"] == "vb" and a.get("netns_name") == lab.b]
+                for ns in (None, lab.b, moved.c)}
+    assert states() == {None: ["interface-moved"], lab.b: ["interface-moved"],
+                        moved.c: ["interface-moved"]}
+    sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vb1")
+    sh("ip", "-n", lab.b, "link", "set", "vb", "up")
+    assert states() == {None: ["interface-moved"], lab.b: ["interface-moved"],
+                        moved.c: ["interface-moved"]}
+
+
 def test_programs_taken_off_by_hand_are_not_a_deleted_interface(lab):
     """vb attached with clsact, its qdisc deleted by hand: attach says the programs were taken
     off vb, not that its interface was deleted."""
