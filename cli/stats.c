@@ -183,6 +183,19 @@ static void tcp_summary(struct jw *w, const struct pl_attachment *a, const struc
 	}
 }
 
+/* The interface's kernel counters, in the namespace it moved to (pl_netns_run()) */
+struct moved_li {
+	const struct pl_moved *mv;
+	struct pl_link_info *li;
+};
+
+static int moved_link_get(void *arg)
+{
+	struct moved_li *m = arg;
+
+	return pl_link_get(NULL, m->mv->ifindex, m->li) ? 0 : 1;
+}
+
 static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 {
 	struct pl_stats s[PL_SLOT_MAX];
@@ -190,7 +203,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	struct pl_xdp_disp d;
 	struct pl_state st;
 	size_t used = 0;
-	bool have_li, live = false, disp, runs[PL_SLOT_MAX];
+	bool have_li, live = false, disp, runs[PL_SLOT_MAX], moved = false;
+	struct pl_moved mv;
 	int err, rc;
 
 	rc = pl_open_state("stats", a, &st);
@@ -214,15 +228,26 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		runs[sl] = pl_slot_attached(&st.meta, sl) && pl_meta_slot_live(&st.meta, sl);
 		live |= runs[sl];
 	}
-	err = pl_link_get(NULL, st.meta.ifindex, &li);
-	if (pl_starved(err)) {	/* not "the interface is gone" */
-		pl_err("stats: %s: cannot read the interface: %s", a->ifname, strerror(-err));
-		pl_state_close(&st);
-		return PL_EXIT_FAIL;
+	/* none runs here: its interface may have moved to another namespace, its hooks along */
+	if (!live && pl_attachment_moved(a, &mv) == 1) {
+		struct moved_li m = { .mv = &mv, .li = &li };
+
+		moved = true;
+		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+			runs[sl] = pl_slot_attached(&st.meta, sl) && (mv.slots & (1u << sl));
+		have_li = pl_netns_run(mv.netns, 0, moved_link_get, &m) == 1;
+		disp = false;
+	} else {
+		err = pl_link_get(NULL, st.meta.ifindex, &li);
+		if (pl_starved(err)) {	/* not "the interface is gone" */
+			pl_err("stats: %s: cannot read the interface: %s", a->ifname, strerror(-err));
+			pl_state_close(&st);
+			return PL_EXIT_FAIL;
+		}
+		have_li = !err && (live || !strcmp(li.ifname, a->ifname));
+		/* the XDP programs beside ours: what runs before it, pktlens does not see */
+		disp = have_li && pl_meta_xdp_disp(&st.meta, &d);
 	}
-	have_li = !err && (live || !strcmp(li.ifname, a->ifname));
-	/* the XDP programs beside ours: what runs before it, pktlens does not see */
-	disp = have_li && pl_meta_xdp_disp(&st.meta, &d);
 
 	if (pl_g.json) {
 		jw_obj_open(w);
@@ -241,6 +266,16 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 			pl_json_xdp_disp(w, &d, st.meta.xdp_prog_id);
 		else
 			jw_null(w);
+		jw_key(w, "moved_to");
+		if (moved) {
+			jw_obj_open(w);
+			jw_name_field(w, "ifname", mv.ifname);
+			jw_u64_field(w, "ifindex", (__u64)mv.ifindex);
+			jw_u64_field(w, "netns", mv.netns);
+			jw_obj_close(w);
+		} else {
+			jw_null(w);
+		}
 		jw_key(w, "kernel");
 		if (have_li) {
 			jw_obj_open(w);
@@ -272,13 +307,17 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		       st.meta.ifindex, pl_fmt_att_netns(a, true, ns, sizeof(ns)),
 		       pl_fmt_hooks(&st.meta, hooks, sizeof(hooks)), used, st.meta.flows_max,
 		       reset ? " [counters reset after this reading]" : "");
+		if (moved)
+			printf("  moved     to another namespace, its hooks along: it is %s in netns "
+			       "%s\n", PL_NAME(mv.ifname), pl_netns_fmt(mv.netns, 0, false, ns,
+								    sizeof(ns)));
 		if (have_li)
 			printf("  kernel    rx packets %llu  bytes %llu  dropped %llu"
 			       "   tx packets %llu  bytes %llu\n", li.rx_packets,
 			       li.rx_bytes, li.rx_dropped, li.tx_packets, li.tx_bytes);
 		else
 			printf("  kernel    interface index %u is gone\n", st.meta.ifindex);
-		if (have_li && !live)
+		if (have_li && !live && !moved)
 			printf("  state     program-gone: none of its programs runs on %s any more "
 			       "(pktlens attach %s --force)\n", PL_NAME(a->ifname), PL_NAME(a->ifname));
 		if (disp)

@@ -340,6 +340,24 @@ def test_list_says_a_moved_tcx_attachment_moved_from_everywhere(lab, moved):
                         moved.c: ["interface-moved"]}
 
 
+def test_stats_of_an_attachment_whose_interface_moved(lab, moved):
+    """vb attached with tcx in lab.b, moved to netns c: stats in lab.b shows its hooks running
+    there and its counters rising (it said its interface index is gone and every hook "not
+    running: its program was taken off the interface")."""
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    doc = pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]
+    assert doc["moved_to"] == {"ifname": "vb", "ifindex": doc["moved_to"]["ifindex"],
+                               "netns": netns_ino(moved.c)}
+    assert [h["attached"] for h in doc["hooks"]] == [True, True]
+    assert doc["kernel"] is not None and doc["kernel"]["rx_packets"] >= 3
+    assert slot({"interfaces": [doc]}, "tc", "in")["packets"] == 3
+    out = pktlens("stats", "vb", ns=lab.b).stdout
+    assert (f"  moved     to another namespace, its hooks along: it is vb in netns "
+            f"{netns_ino(moved.c)} ({moved.c})\n") in out, out
+    assert "is gone" not in out and "not running" not in out, out
+
+
 def test_programs_taken_off_by_hand_are_not_a_deleted_interface(lab):
     """vb attached with clsact, its qdisc deleted by hand: attach says the programs were taken
     off vb, not that its interface was deleted."""
