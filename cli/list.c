@@ -68,6 +68,40 @@ static const char *other_netns_state(const struct pl_attachment *a)
 }
 
 /*
+ * Of an attachment whose interface is here: attached (all its hooks run),
+ * program-gone (none does), partial (not running: HOOKS) (some do; another
+ * tool took the others off); interface-moved when none runs here but all
+ * went along with the interface to another namespace.
+ */
+static const char *hooks_state(const struct pl_meta *m, const struct pl_attachment *a)
+{
+	static const char head[] = "partial (not running:";
+	static char partial[80];
+	unsigned int want = 0, run = 0;
+	size_t len;
+
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++) {
+		if (!pl_slot_attached(m, sl))
+			continue;
+		want |= 1u << sl;
+		if (pl_meta_slot_live(m, sl))
+			run |= 1u << sl;
+	}
+	if (!run)
+		return moved_away(a) ? "interface-moved" : "program-gone";
+	if (run == want)
+		return "attached";
+	len = (size_t)snprintf(partial, sizeof(partial), "%s", head);
+	for (int sl = 0; sl < PL_SLOT_MAX; sl++)
+		if ((want & ~run) & (1u << sl))
+			len += (size_t)snprintf(partial + len, sizeof(partial) - len, "%s %s %s",
+						len > sizeof(head) - 1 ? "," : "", pl_slot_hook[sl],
+						pl_slot_dir[sl]);
+	snprintf(partial + len, sizeof(partial) - len, ")");
+	return partial;
+}
+
+/*
  * attached, interface-gone, interface-moved (to another namespace, its
  * programs still running there), interface-renamed (now NAME),
  * program-gone, netns-gone, other-netns, broken
@@ -106,16 +140,9 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 		snprintf(renamed, sizeof(renamed), "interface-renamed (now %s)", PL_NAME(li.ifname));
 		return renamed;
 	}
-	if (a->meta.xdp_mode == PL_XDP_NONE)
-		return pl_meta_live(&a->meta) ? "attached" : moved_away(a) ? "interface-moved" :
-		       "program-gone";
-	if (bpf_xdp_query(a->meta.ifindex, 0, &q))
+	if (a->meta.xdp_mode != PL_XDP_NONE && bpf_xdp_query(a->meta.ifindex, 0, &q))
 		return "unknown";
-	if (q.prog_id != a->meta.xdp_prog_id && q.skb_prog_id != a->meta.xdp_prog_id &&
-	    q.drv_prog_id != a->meta.xdp_prog_id &&
-	    !pl_xdp_disp_runs((int)a->meta.ifindex, a->meta.xdp_prog_id, NULL))
-		return "program-gone";
-	return "attached";
+	return hooks_state(&a->meta, a);
 }
 
 static int do_list(void *cfg, int argc, char **argv)
@@ -228,5 +255,11 @@ const struct pl_cmd pl_cmd_list = {
 		 "inode, INODE:ID for a deleted namespace's attachment (pktlens detach\n"
 		 "--netns NETNS DEV removes one). Where XDP runs in libxdp's dispatcher,\n"
 		 "the programs beside pktlens's follow, in run order, with their priority\n"
-		 "and id: what one before it drops, pktlens does not see.\n",
+		 "and id: what one before it drops, pktlens does not see.\n"
+		 "STATE: attached (every hook runs), partial (not running: HOOKS) (another\n"
+		 "tool took those off), program-gone (none runs), interface-gone,\n"
+		 "interface-moved (to another namespace, its hooks along), interface-renamed\n"
+		 "(now NEW), netns-gone, other-netns (runs in another namespace), broken\n"
+		 "(its metadata pin is missing, unreadable or another version's: detach\n"
+		 "removes it), unknown (its links or XDP state could not be read).\n",
 };

@@ -304,13 +304,15 @@ def test_interface_renamed_while_attached(lab):
     assert leftovers(lab) == []
 
 
-@pytest.mark.parametrize("xdp,pin,live,state", [("skb", "xdp_link", ("tc", "in"), "program-gone"),
-                                                ("none", "tc_in_link", ("tc", "out"), "attached")])
+@pytest.mark.parametrize("xdp,pin,live,state", [
+    ("skb", "xdp_link", ("tc", "in"), "partial (not running: xdp in)"),
+    ("none", "tc_in_link", ("tc", "out"), "partial (not running: tc in)")])
 def test_one_link_detached_by_another_tool_leaves_the_interface_there(lab, xdp, pin, live, state):
     """`bpftool link detach` of the first pinned link (its ifindex reads 0 then) while the
     interface and another hook stay: not reported as a deleted interface (list, sample; detach
     --stale takes what list calls gone, but acts on every namespace, so not run here). list
-    says program-gone when the XDP program no longer runs; tc alone, while a hook runs."""
+    says partial, naming the hook that no longer runs (it said program-gone when XDP's did not
+    though tc ran on, and attached when tc in's did not)."""
     from scapy.all import Ether, IP, UDP
 
     pktlens("attach", "vb", "--xdp", xdp, "--tc", "in,out", ns=lab.b)
@@ -336,6 +338,20 @@ def test_one_link_detached_by_another_tool_leaves_the_interface_there(lab, xdp, 
     assert doc["interfaces"][0]["kernel"]["rx_packets" if live[1] == "in" else "tx_packets"] >= 3
     assert pktlens_json("detach", "vb", ns=lab.b)["detached"][0]["ifname"] == "vb"
     assert leftovers(lab) == []
+
+
+def test_clsact_filter_deleted_by_another_tool(lab):
+    """`tc filter del` of the clsact ingress filter: list says partial, naming tc in (it said
+    attached), as stats says its hook no longer runs; with both deleted, program-gone."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in,out", "--tc-mech", "clsact", ns=lab.b)
+    sh("tc", "-n", lab.b, "filter", "del", "dev", "vb", "ingress", "pref", "1")
+    assert [(a["ifname"], a["state"]) for a in attachments_in(lab.b)] == \
+        [("vb", "partial (not running: tc in)")]
+    doc = pktlens_json("stats", "vb", ns=lab.b)
+    assert {(h["hook"], h["dir"]): h["attached"] for h in doc["interfaces"][0]["hooks"]} == \
+        {("tc", "in"): False, ("tc", "out"): True}
+    sh("tc", "-n", lab.b, "filter", "del", "dev", "vb", "egress", "pref", "1")
+    assert [(a["ifname"], a["state"]) for a in attachments_in(lab.b)] == [("vb", "program-gone")]
 
 
 def test_interface_deleted_while_attached(lab):
