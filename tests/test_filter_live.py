@@ -193,7 +193,7 @@ def test_bad_expressions_keep_the_running_filter(lab):
     (["set", "vb"], 2, "filter set: needs DEV and an expression"),
     (["set", "vb", "--"], 2, "filter set: needs DEV and an expression"),
     (["clear"], 2, "filter clear: needs DEV"),
-    (["clear", "vb", "extra"], 2, "filter clear: needs DEV"),
+    (["clear", "vb", "extra"], 2, "filter clear: what is 'extra'?"),
 ])
 def test_set_usage_errors(lab, args, code, msg):
     r = pktlens("filter", *args, ns=lab.b, check=False)
