@@ -391,6 +391,26 @@ c.close()
     assert st["vb"]["retrans"] + st[up]["retrans"] == got["retrans"], st
 
 
+def echo_rounds(n, pause=0.0):
+    """Client code: @n requests of 100 bytes to the server's echo port, each read back whole,
+    @pause seconds apart; prints its port and the kernel's RTT (TCP_INFO tcpi_rtt, as ss -ti)."""
+    return f"""
+import json, socket, struct, time
+c = socket.socket()
+c.connect(("{S4}", 5002))
+for i in range({n}):
+    c.sendall(b"q" * 100)
+    got = 0
+    while got < 100:
+        got += len(c.recv(100 - got))
+    time.sleep({pause})
+info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+rtt_us = struct.unpack("I", info[68:72])[0]     # tcpi_rtt
+print(json.dumps({{"sport": c.getsockname()[1], "tcpi_rtt_us": rtt_us}}))
+c.close()
+"""
+
+
 def test_rtt_known_delay(path):
     """40 ms held by the delay line between router and server, XDP only on both router
     interfaces (each direction enters on another one): the server side of the handshake
@@ -401,20 +421,7 @@ def test_rtt_known_delay(path):
     lab = path(delay)
     for dev in ("vb", "vc"):
         pktlens("attach", dev, "--xdp", "native", "--tc", "none", "--tcp-passive", ns=lab.h)
-    out = lab.client(f"""
-import json, socket, struct
-c = socket.socket()
-c.connect(("{S4}", 5002))
-for i in range(12):
-    c.sendall(b"q" * 100)
-    got = 0
-    while got < 100:
-        got += len(c.recv(100 - got))
-info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-rtt_us = struct.unpack("I", info[68:72])[0]     # tcpi_rtt
-print(json.dumps({{"sport": c.getsockname()[1], "tcpi_rtt_us": rtt_us}}))
-c.close()
-""")
+    out = lab.client(echo_rounds(12))
     doc = pktlens_json("flows", ns=lab.h)
     up = tcp_rows(doc, C4, sport=out["sport"])
     down = tcp_rows(doc, S4, dport=out["sport"])
@@ -453,19 +460,7 @@ def test_an_end_host_samples_arrivals_only(path):
     every sample far below that think time, the server's half without timestamp samples."""
     lab = path()
     pktlens("attach", "va", "--tcp-passive", ns=lab.c)
-    out = lab.client(f"""
-import json, socket, time
-c = socket.socket()
-c.connect(("{S4}", 5002))
-for i in range(15):
-    c.sendall(b"q" * 100)
-    got = 0
-    while got < 100:
-        got += len(c.recv(100 - got))
-    time.sleep(0.05)
-print(json.dumps({{"sport": c.getsockname()[1]}}))
-c.close()
-""")
+    out = lab.client(echo_rounds(15, pause=0.05))
     doc = pktlens_json("flows", "va", ns=lab.c)
     up, down = tcp_rows(doc, C4, sport=out["sport"]), tcp_rows(doc, S4, dport=out["sport"])
     assert len(up) == 1 and len(down) == 1, doc
