@@ -49,18 +49,24 @@ __u32 pl_tcp_slots_for(int xdp_mode, int tc_hooks, bool tcp, bool xdp_obj, int i
 	return s;
 }
 
-/* Whether the attachment pinned at @dir analyses TCP. */
-static bool dir_analyses(const char *dir)
+/* Whether the attachment pinned at @dir analyses TCP; its metadata into @m. */
+static bool dir_meta_analyses(const char *dir, struct pl_meta *m)
 {
-	struct pl_meta m;
 	bool any;
 	int fd = pl_pin_open(dir, PL_MAP_META);
 
 	if (fd < 0)
 		return false;
-	any = !pl_meta_read(fd, &m) && m.tcp_passive;
+	any = !pl_meta_read(fd, m) && m->tcp_passive;
 	close(fd);
 	return any;
+}
+
+static bool dir_analyses(const char *dir)
+{
+	struct pl_meta m;
+
+	return dir_meta_analyses(dir, &m);
 }
 
 /* Whether an attachment in PL_PIN_ROOT/@ns (other than @skip) analyses TCP. */
@@ -95,15 +101,8 @@ static bool ns_analyses(uint64_t ns, const char *skip)
 static bool asked_for(const char *dir, __u32 flows_max, __u32 ts_max)
 {
 	struct pl_meta m;
-	bool same;
-	int fd = pl_pin_open(dir, PL_MAP_META);
 
-	if (fd < 0)
-		return false;
-	same = !pl_meta_read(fd, &m) && m.tcp_passive && m.flows_max == flows_max &&
-	       m.tcp_ts_max == ts_max;
-	close(fd);
-	return same;
+	return dir_meta_analyses(dir, &m) && m.flows_max == flows_max && m.tcp_ts_max == ts_max;
 }
 
 static void ns_pin_path(char *buf, size_t len, uint64_t ns, const char *name)
