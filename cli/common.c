@@ -50,13 +50,6 @@ static bool in_disp(const struct pl_attachment *a)
 	return a->meta_ok && a->meta.xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(a->meta.xdp_prog_id);
 }
 
-bool pl_disp_moved(const struct pl_attachment *a)
-{
-	struct pl_xdp_where w;
-
-	return in_disp(a) && pl_xdp_disp_moved(a->meta.xdp_prog_id, a->netns, &w);
-}
-
 bool pl_disp_stale(const struct pl_attachment *a)
 {
 	struct pl_xdp_where w;
@@ -68,6 +61,7 @@ bool pl_disp_stale(const struct pl_attachment *a)
 static bool attachment_iface_gone(const struct pl_attachment *a)
 {
 	struct pl_link_info li;
+	struct pl_moved mv;
 	__u32 link_ifindex;
 
 	if (!a->meta_ok)
@@ -77,7 +71,7 @@ static bool attachment_iface_gone(const struct pl_attachment *a)
 		return !link_ifindex && !pl_iface_still_here(a);
 	/* one in libxdp's dispatcher that moved away runs on there, as a link's does */
 	if (pl_iface_gone(a->meta.ifindex))
-		return !pl_disp_moved(a);
+		return pl_attachment_moved(a, &mv) != 1;
 	/* clsact: another interface got the index (a rename keeps the programs running) */
 	return !pl_link_get(NULL, a->meta.ifindex, &li) && strcmp(li.ifname, a->ifname) &&
 	       !pl_meta_live(&a->meta);

@@ -44,11 +44,6 @@ bool pl_iface_still_here(const struct pl_attachment *a);
  */
 int pl_iface_in_this_netns(void *arg);
 /*
- * @a's XDP program runs in libxdp's dispatcher of an interface that moved to
- * another namespace (found by looking in each: no link tells where).
- */
-bool pl_disp_moved(const struct pl_attachment *a);
-/*
  * @a's XDP program was in libxdp's dispatcher of an interface deleted since:
  * the dispatcher runs nowhere, libxdp's pins alone keep the program (detach
  * --stale removes them with the attachment).

@@ -618,11 +618,6 @@ int pl_xdp_disp_where(__u32 id, struct pl_xdp_where *w)
 	return 1;
 }
 
-bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w)
-{
-	return pl_xdp_prog_ext(id) && pl_xdp_disp_where(id, w) == 1 && w->netns != netns;
-}
-
 int pl_xdp_disp_drop(__u32 id, const char *ifname, char *why, size_t whylen)
 {
 	char root[512], name[300], path[820], file[1200], mine[256];

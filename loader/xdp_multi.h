@@ -124,8 +124,6 @@ struct pl_xdp_where {
  * dispatcher's pins hold it.
  */
 int pl_xdp_disp_where(__u32 id, struct pl_xdp_where *w);
-/* Whether program @id runs in a libxdp dispatcher outside namespace @netns (*@w: where). */
-bool pl_xdp_disp_moved(__u32 id, __u64 netns, struct pl_xdp_where *w);
 /*
  * Remove the pins of the dispatcher of @id's that is attached nowhere we can
  * see (pl_xdp_disp_where() 0), as libxdp's own clean-up does: its programs
