@@ -79,7 +79,7 @@ static __always_inline void pl_account(struct pl_pkt *p, __u32 slot, __u32 verdi
 			s->ip_frags++;
 		if (p->opts)
 			s->ip_opts++;
-		if (p->err == PL_PERR_MALFORMED)
+		if (p->err == PL_PERR_MALFORMED || p->err == PL_PERR_L4)
 			s->parse_err++;
 		else if (p->err == PL_PERR_TRUNCATED)
 			s->truncated++;

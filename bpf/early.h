@@ -35,13 +35,17 @@
 /* Ethernet and an IPv6 header (or an IPv4 one and 20 bytes of transport header) */
 #define PL_EARLY_HDR 54
 
+/* The byte of an IPv6 frame's TCP data offset (Ethernet, IPv6, TCP's 12th): callers read it */
+#define PL_EARLY_TCP6_B12 66
+
 /*
  * Judge the frame whose first PL_EARLY_HDR bytes are at @e (@avail of them
  * as the parse would see them, @len on the wire), seen at @slot with
- * PL_ACC_* @flags. Returns enum pl_early.
+ * PL_ACC_* @flags; @tcp6_b12: its byte at PL_EARLY_TCP6_B12, -1 when the
+ * frame is shorter. Returns enum pl_early.
  */
 static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32 slot,
-				    __u32 flags)
+				    __u32 flags, int tcp6_b12)
 {
 	struct pl_rule_ref best = { .prio = 0xffffffff, .id = 0xffffffff, .ctr = 0 };
 	const struct pl_policy_cfg *cfg;
@@ -68,6 +72,13 @@ static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32
 	}
 	if (l4off + pl_l4_need(proto) > avail)
 		return PL_EARLY_NONE;		/* truncated: the parse counts it */
+	if (proto == IPPROTO_TCP_) {
+		/* a bad data offset: the parse counts it (IPv6's is past these bytes: @tcp6_b12) */
+		if (l3 == PL_L3_IPV4 ? pl_tcp_doff_bad(e[46], pl_get16(e + 16) > 20 ?
+						       pl_get16(e + 16) - 20 : 0) :
+		    tcp6_b12 < 0 || pl_tcp_doff_bad((__u8)tcp6_b12, pl_get16(e + 18)))
+			return PL_EARLY_NONE;
+	}
 
 	cfg = bpf_map_lookup_elem(&policy_cfg, &zero);
 	if (!cfg)

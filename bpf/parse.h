@@ -35,8 +35,14 @@
 
 enum pl_perr {
 	PL_PERR_NONE = 0,
-	PL_PERR_MALFORMED,
+	PL_PERR_MALFORMED,	/* no usable IP header: no address matches a rule */
 	PL_PERR_TRUNCATED,
+	/*
+	 * A transport header that cannot be (TCP's data offset below 5 words or
+	 * past the IP length: tcpdump's "bad hdr length"): counted with the
+	 * parse errors, while its addresses and ports are read and matched.
+	 */
+	PL_PERR_L4,
 };
 
 /* Parse result. key.ifindex/dir/hook are filled in by the caller. */
@@ -155,6 +161,18 @@ static __always_inline void pl_no_l4_header(struct pl_pkt *p)
 	}
 }
 
+/*
+ * Is TCP's data offset byte @b12 impossible: fewer than 5 words, or more
+ * than the @l4len bytes the IP lengths leave (0: unknown, as in a BIG TCP
+ * packet's)? bpf/early.h judges by it too.
+ */
+static __always_inline int pl_tcp_doff_bad(__u8 b12, __u32 l4len)
+{
+	__u32 doff = b12 >> 4;
+
+	return doff < 5 || (l4len && doff * 4 > l4len);
+}
+
 /* L4 ports / ICMP type+code / TCP flags at @l4 (each bound a constant, for the verifier). */
 static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_end)
 {
@@ -165,6 +183,8 @@ static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_e
 		if (b + pl_l4_need(IPPROTO_TCP_) > (__u8 *)data_end)
 			goto trunc;
 		p->tcp_flags = b[13];
+		if (pl_tcp_doff_bad(b[12], p->l4len))
+			p->err = PL_PERR_L4;
 		break;
 	case IPPROTO_UDP_:
 		if (b + pl_l4_need(IPPROTO_UDP_) > (__u8 *)data_end)

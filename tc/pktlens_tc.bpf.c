@@ -35,17 +35,27 @@ PL_CHAIN_MAP(tc_chain);
  */
 __noinline int pl_tc_early(struct __sk_buff *skb, __u32 slot, __u32 flags)
 {
-	__u8 h[PL_EARLY_HDR + 2] __attribute__((aligned(8)));
+	__u8 h[PL_EARLY_TCP6_B12 + 3] __attribute__((aligned(8)));
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	int b12 = -1;
 
 	if (skb->vlan_present || skb->len < PL_EARLY_HDR)
 		return PL_EARLY_NONE;
-	if (data + PL_EARLY_HDR <= data_end)
-		return pl_early(data, pl_skb_avail(skb), skb->len, slot, flags);
-	if (bpf_skb_load_bytes(skb, 0, h + 2, PL_EARLY_HDR))
+	if (data + PL_EARLY_HDR <= data_end) {
+		if (data + PL_EARLY_TCP6_B12 + 1 <= data_end)
+			b12 = ((__u8 *)data)[PL_EARLY_TCP6_B12];
+		return pl_early(data, pl_skb_avail(skb), skb->len, slot, flags, b12);
+	}
+	/* the IPv6 TCP data offset's byte too when the frame has it */
+	if (skb->len > PL_EARLY_TCP6_B12) {
+		if (bpf_skb_load_bytes(skb, 0, h + 2, PL_EARLY_TCP6_B12 + 1))
+			return PL_EARLY_NONE;
+		b12 = h[2 + PL_EARLY_TCP6_B12];
+	} else if (bpf_skb_load_bytes(skb, 0, h + 2, PL_EARLY_HDR)) {
 		return PL_EARLY_NONE;
-	return pl_early(h + 2, pl_skb_avail(skb), skb->len, slot, flags);
+	}
+	return pl_early(h + 2, pl_skb_avail(skb), skb->len, slot, flags, b12);
 }
 
 static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __u32 flags,

@@ -74,6 +74,19 @@ def mixed(src="02:00:00:00:00:01", dst="02:00:00:00:00:02"):
         "ipv4", "none", ("ipv4", "0", "0.0.0.0", "0.0.0.0", 0, 0, None), err="malformed")
     add(E() / IP(src=A4, dst=B4, proto=6) / Raw(b"\x00" * 10),
         "ipv4", "tcp", ("ipv4", "tcp", A4, B4, 0, 0, None), err="truncated")
+    # TCP data offsets that cannot be (tcpdump: "bad hdr length"): below 5 words, past the IP
+    # length; a parse error, but the addresses, ports and flags count
+    add(E() / IP(src=A4, dst=B4) / TCP(sport=40001, dport=80, flags="S", dataofs=4),
+        "ipv4", "tcp", ("ipv4", "tcp", A4, B4, 40001, 80, None), flags="S", err="bad-l4")
+    add(E() / IP(src=A4, dst=B4) / TCP(sport=40002, dport=80, flags="A", dataofs=15) / Raw(b"d" * 30),
+        "ipv4", "tcp", ("ipv4", "tcp", A4, B4, 40002, 80, None), flags=".", err="bad-l4")
+    add(E() / IPv6(src=A6, dst=B6) / TCP(sport=40003, dport=80, flags="S", dataofs=0) / Raw(b"d" * 8),
+        "ipv6", "tcp", ("ipv6", "tcp", A6, B6, 40003, 80, None), flags="S", err="bad-l4")
+    add(E() / IPv6(src=A6, dst=B6) / TCP(sport=40004, dport=80, flags="A", dataofs=9) / Raw(b"d" * 15),
+        "ipv6", "tcp", ("ipv6", "tcp", A6, B6, 40004, 80, None), flags=".", err="bad-l4")
+    # a data offset that fits: options (12 bytes) and data
+    add(E() / IPv6(src=A6, dst=B6) / TCP(sport=40005, dport=80, flags="A", dataofs=8) / Raw(b"d" * 12),
+        "ipv6", "tcp", ("ipv6", "tcp", A6, B6, 40005, 80, None), flags=".")
     # ARP and another ethertype (LLDP): one flow per ethertype
     add(E() / ARP(psrc=A4, pdst=B4), "arp", "none", ("arp", None, None, None, None, None, None))
     add(E(type=0x88CC) / Raw(b"\x02\x07\x04" + b"\x00" * 40),

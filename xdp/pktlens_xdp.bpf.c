@@ -63,9 +63,13 @@ __noinline int pl_xdp_early(struct xdp_md *ctx, __u32 len, __u32 flags)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
+	int b12 = -1;
+
 	if (data + PL_EARLY_HDR > data_end)
 		return PL_EARLY_NONE;
-	return pl_early(data, (__u32)(data_end - data), len, PL_SLOT_XDP_IN, flags);
+	if (data + PL_EARLY_TCP6_B12 + 1 <= data_end)
+		b12 = ((__u8 *)data)[PL_EARLY_TCP6_B12];
+	return pl_early(data, (__u32)(data_end - data), len, PL_SLOT_XDP_IN, flags, b12);
 }
 
 #ifdef PL_XDP_NO_TAIL
