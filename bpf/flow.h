@@ -18,7 +18,8 @@
  * Invariants:
  *  - A flow is in the cache only after it was admitted into `flows`, so the
  *    cache never holds more distinct flows than the table and a full table
- *    refuses a flow exactly once per packet, counted in flow_lost*.
+ *    refuses a flow exactly once per packet, counted in flow_lost*
+ *    (a reset since may have taken it out: below).
  *  - A slot holds the flow's counts since it was installed (a delta); the
  *    table holds the rest. User space sums table + every CPU's slots.
  *  - An occupied slot is handed to another flow only once its flow has been
@@ -28,6 +29,10 @@
  *    and starts again from zero.
  *  - While a reset holds the cache (flow_ctl), no slot changes hands or is
  *    folded: what user space read of the caches stays where it read it.
+ *  - A reset may take a cached flow out of the table (its slot's count then
+ *    is the flow's base, and the slot's debt in flow_debt): a fold that
+ *    finds no entry puts the delta back only when it holds more than the
+ *    debt, and counts as lost only that much when the table is full.
  */
 #ifndef __PKTLENS_BPF_FLOW_H
 #define __PKTLENS_BPF_FLOW_H
@@ -94,12 +99,8 @@ static __always_inline int pl_flow_held(__u64 now)
 	return ctl && now < ctl->hold_until_ns;
 }
 
-/*
- * Add @d to @key's entry in the table, inserting it when missing.
- * Returns 0, or -1 when the table is full (the loss is counted).
- */
-static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
-					     struct pl_flow_val *d, struct pl_stats *s)
+/* Add @d to @key's entry in the table, inserting it when missing: 0, or -1 when the table is full. */
+static __always_inline int pl_flow_table_put(const struct pl_flow_key *key, struct pl_flow_val *d)
 {
 	struct pl_flow_val *v;
 	long err;
@@ -118,25 +119,69 @@ static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
 			return 0;
 		}
 	}
-	if (err) {
-		pl_flow_lost(s, d->packets, d->bytes);
-		return -1;
+	return err ? -1 : 0;
+}
+
+/* pl_flow_table_put(), the loss counted in @s when the table is full */
+static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
+					     struct pl_flow_val *d, struct pl_stats *s)
+{
+	if (!pl_flow_table_put(key, d))
+		return 0;
+	pl_flow_lost(s, d->packets, d->bytes);
+	return -1;
+}
+
+/*
+ * Slot @c's delta @d of @key, whose flow is not in the table: a reset took
+ * it out (loader/state.c). What this CPU's slot held then is the flow's
+ * base (flow_debt): a delta of nothing more is not put back, so the flows
+ * of before a reset do not fill the table again; a delta the full table
+ * does not take counts as not recorded in flows, less that base, under the
+ * flow's own hook (the packet folding it may be another hook's).
+ */
+static __always_inline void pl_flow_fold_new(const struct pl_flow_key *key, struct pl_flow_val *d)
+{
+	struct pl_flow_debt *b;
+	struct pl_stats *s;
+	__u64 pk = d->packets, by = d->bytes;
+	__u32 slot = key->hook == PL_HOOK_XDP ? PL_SLOT_XDP_IN :
+		     key->dir == PL_DIR_IN ? PL_SLOT_TC_IN : PL_SLOT_TC_OUT;
+
+	b = bpf_map_lookup_elem(&flow_debt, key);
+	if (b) {	/* this CPU's value: its slot's */
+		pk = pk > b->packets ? pk - b->packets : 0;
+		by = by > b->bytes ? by - b->bytes : 0;
+		b->packets = 0;
+		b->bytes = 0;
+		if (!pk && !by)
+			return;
 	}
-	return 0;
+	if (!pl_flow_table_put(key, d))
+		return;
+	s = bpf_map_lookup_elem(&stats, &slot);
+	if (s)
+		pl_flow_lost(s, pk, by);
 }
 
 /* Fold slot @c's delta into the table (@d: room for it) and empty it; its flow stays. */
-static __always_inline void pl_flow_slot_fold(struct pl_flow_slot *c, struct pl_flow_val *d,
-					      struct pl_stats *s)
+static __always_inline void pl_flow_slot_fold(struct pl_flow_slot *c, struct pl_flow_val *d)
 {
+	struct pl_flow_val *v;
+
 	d->packets = c->packets;
 	d->bytes = c->bytes;
 	d->first_ns = (__u64)c->first << PL_FLOW_TSHIFT;
 	d->last_ns = (__u64)c->last << PL_FLOW_TSHIFT;
 	d->tcp_flags = c->key.pad;
 	c->key.pad = 0;		/* the table's key */
-	if (d->packets)
-		pl_flow_table_add(&c->key, d, s);
+	if (d->packets) {
+		v = bpf_map_lookup_elem(&flows, &c->key);
+		if (v)
+			pl_flow_val_add(v, d);
+		else
+			pl_flow_fold_new(&c->key, d);
+	}
 	c->packets = 0;
 	c->bytes = 0;
 }
@@ -162,7 +207,7 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 			if (c->bytes > 0xffffffffU - len) {
 				if (pl_flow_held(now))
 					break;	/* this packet to the table */
-				pl_flow_slot_fold(c, &d, s);
+				pl_flow_slot_fold(c, &d);
 			}
 			if (!c->packets)
 				c->first = t;
@@ -194,7 +239,7 @@ static __always_inline void pl_flow_account(const struct pl_flow_key *key, __u32
 	if (c->key.ifindex) {
 		if (pl_flow_held(now))
 			return;
-		pl_flow_slot_fold(c, &d, s);
+		pl_flow_slot_fold(c, &d);
 	}
 	c->key = *key;
 	c->packets = 0;

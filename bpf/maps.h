@@ -100,6 +100,19 @@ struct {
 } flow_ctl SEC(".maps");
 
 /*
+ * What cache slots held of the flows the last reset took out of the table
+ * (struct pl_flow_debt): user space writes it while a reset holds the
+ * caches, a fold into a full table reads it. Sized by the loader.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pl_flow_key);
+	__type(value, struct pl_flow_debt);
+} flow_debt SEC(".maps");
+
+/*
  * Filter chaining: the verdict of the RULES program of a hook (enum
  * pl_slot) for the packet in flight on this CPU, read by that hook's MAIN
  * program right after the tail call (bpf/chain.h).

@@ -354,6 +354,7 @@ enum pl_map_id {
 	PL_MID_FLOW_CTL,
 	PL_MID_CLOCK,
 	PL_MID_RULE_GENS,
+	PL_MID_FLOW_DEBT,
 	PL_MID_MAX,
 };
 

@@ -36,6 +36,9 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	/* what a reset holds still in the cache; optional: attachments made before it have none */
 	[PL_MID_FLOW_CTL] = ROW(PL_MAP_FLOW_CTL, BPF_MAP_TYPE_ARRAY, BOTH, true,
 				PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+	/* what cache slots held of the flows the last reset took out; optional as flow_ctl */
+	[PL_MID_FLOW_DEBT] = ROW(PL_MAP_FLOW_DEBT, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
+				 PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED, .optional = true),
 	/* what attach set up (the loader's, never read by BPF) */
 	[PL_MID_META] = ROW(PL_MAP_META, BPF_MAP_TYPE_ARRAY, BOTH, true,
 			    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_NONE),
@@ -193,8 +196,19 @@ int pl_flow_cache_set(struct bpf_object *obj, unsigned int bits)
 
 int pl_flow_cache_size(struct bpf_object *obj, __u32 flows_max, unsigned int *bits)
 {
+	struct bpf_map *debt = bpf_object__find_map_by_name(obj, PL_MAP_FLOW_DEBT);
+	int err;
+
 	*bits = pl_flow_cache_bits(flows_max);
-	return pl_flow_cache_set(obj, *bits);
+	err = pl_flow_cache_set(obj, *bits);
+	/*
+	 * a reset's debts (bpf/flow.h): a table's flows, twice for flows cached
+	 * on two CPUs, within 2^20 (16 MiB of buckets); a reset keeps the flows
+	 * past that in the table, as before flow_debt
+	 */
+	if (!err && debt)
+		err = bpf_map__set_max_entries(debt, flows_max < (1U << 19) ? 2 * flows_max : 1U << 20);
+	return err;
 }
 
 int pl_flow_cache_bits_of(int fd)

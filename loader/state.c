@@ -469,12 +469,17 @@ static bool slot_after(__u32 t, __u64 now)
 }
 
 /* Every slot of the flow cache that holds packets, as flows (bpf/flow.h). */
-static int cache_walk(int fd, struct flow_vec *out)
+/*
+ * The flows of cache @fd's slots into @out, a slot at a time; with @cpus,
+ * the CPU of each (whose region holds the slot) into *@cpus, left NULL for
+ * a cache of the old layout.
+ */
+static int cache_walk(int fd, struct flow_vec *out, __u32 **cpus)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 	const struct pl_flow_slot *s;
-	size_t size;
+	size_t size, region, cap = 0;
 	__u64 now;
 	int err = 0;
 
@@ -486,6 +491,7 @@ static int cache_walk(int fd, struct flow_vec *out)
 		return -EPROTO;
 	/* the map is mmapable: read the slots in place, no copy of the whole cache */
 	size = (size_t)info.max_entries * sizeof(*s);
+	region = info.max_entries / (size_t)ncpus();
 	s = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (s == MAP_FAILED)
 		return -errno;
@@ -511,6 +517,16 @@ static int cache_walk(int fd, struct flow_vec *out)
 		};
 		c.key.pad = 0;
 		err = vec_push(out, &c.key, &v);
+		if (!err && cpus && out->n > cap) {
+			__u32 *p = realloc(*cpus, out->n * 2 * sizeof(**cpus));
+
+			if (!p)
+				err = -ENOMEM;
+			else
+				*cpus = p, cap = out->n * 2;
+		}
+		if (!err && cpus)
+			(*cpus)[out->n - 1] = (__u32)(region ? i / region : 0);
 	}
 	munmap((void *)s, size);
 	return err;
@@ -526,6 +542,9 @@ struct cache_set {
 	bool *seen;		/* fv.v[i] was merged into a table entry */
 	__u32 *idx;		/* 1 + index into fv.v, 0: empty */
 	size_t mask;
+	/* cache_set_read(..., true): the slots as read, before the merge, and their CPUs */
+	struct flow_vec slots;
+	__u32 *cpu;		/* NULL: a cache of the old layout */
 };
 
 static size_t key_hash(const struct pl_flow_key *k)
@@ -551,17 +570,28 @@ static void cache_set_free(struct cache_set *cs)
 	free(cs->fv.v);
 	free(cs->seen);
 	free(cs->idx);
+	free(cs->slots.v);
+	free(cs->cpu);
 	memset(cs, 0, sizeof(*cs));
 }
 
-static int cache_set_read(const struct pl_state *st, struct cache_set *cs)
+/* @slots: the slots as read too (struct cache_set) */
+static int cache_set_read(const struct pl_state *st, struct cache_set *cs, bool slots)
 {
 	struct flow_vec all = {};
 	size_t size = 16;
 	int err;
 
 	memset(cs, 0, sizeof(*cs));
-	err = cache_walk(st->cache_fd, &all);
+	err = cache_walk(st->cache_fd, &all, slots ? &cs->cpu : NULL);
+	if (!err && slots && all.n) {
+		cs->slots.v = malloc(all.n * sizeof(*all.v));
+		if (!cs->slots.v)
+			err = -ENOMEM;
+		else
+			memcpy(cs->slots.v, all.v, all.n * sizeof(*all.v));
+		cs->slots.n = all.n;
+	}
 	if (err)
 		goto fail;
 	while (size < 2 * all.n)
@@ -591,6 +621,8 @@ fail:
 	free(all.v);
 	free(cs->seen);
 	free(cs->idx);
+	free(cs->slots.v);
+	free(cs->cpu);
 	memset(cs, 0, sizeof(*cs));
 	return err;
 }
@@ -656,7 +688,7 @@ int pl_state_flows(const struct pl_state *st, struct pl_flow **out, size_t *n)
 	err = percpu_walk(st->flows_fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_val),
 			  table_cb, &tw);
 	if (!err)
-		err = cache_set_read(st, &cs);
+		err = cache_set_read(st, &cs, false);
 	hold_end(&h);
 	if (err) {
 		free(tw.fv.v);
@@ -699,7 +731,7 @@ int pl_state_flows_each(const struct pl_state *st, pl_flow_fn fn, void *ctx, siz
 	h.fd = -1;
 	if (!st->held && hold_begin(st, &h))
 		hold_end(&h);
-	err = cache_set_read(st, &cs);
+	err = cache_set_read(st, &cs, false);
 	if (err) {
 		hold_end(&h);
 		return err;
@@ -943,6 +975,77 @@ static int keep_cached_flows(const struct pl_state *st)
 	return err;
 }
 
+/* Put @k back in the table at zero (keep_cached_flows()): 0 also when it is there or the table full */
+static int keep_flow(int flows_fd, const struct pl_flow_key *k)
+{
+	void *zero = calloc((size_t)ncpus(), (sizeof(struct pl_flow_val) + 7) & ~(size_t)7);
+	int err = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	if (bpf_map_update_elem(flows_fd, k, zero, BPF_NOEXIST) && errno != EEXIST && errno != E2BIG)
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+/*
+ * The debts of this reset (struct pl_flow_debt), in place of the last
+ * one's: what each slot with packets held in the reading @cs made, by flow
+ * and CPU. The table, emptied, keeps none of those flows: a fold into it
+ * that fails later counts as not recorded in flows only what the slot
+ * counted after the reading. A flow cached with packets on more than one
+ * CPU, or whose debt finds no room, is put back in the table at zero
+ * instead, as keep_cached_flows() does (its base is their sum: one fold
+ * failing would take the others' part of it too). -ENOENT: the attachment
+ * has no flow_debt (made before it) or its cache is of the old layout.
+ */
+static int put_debts(const struct pl_state *st, const struct cache_set *cs)
+{
+	size_t vsize = (sizeof(struct pl_flow_debt) + 7) & ~(size_t)7;
+	int n = ncpus(), fd, err;
+	unsigned char *ncpu = NULL;
+	struct pl_flow_debt *d;
+
+	if (!st->dir[0] || (cs->slots.n && !cs->cpu))
+		return -ENOENT;
+	fd = pl_pin_open(st->dir, PL_MAP_FLOW_DEBT);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	d = calloc((size_t)n, vsize);
+	err = d ? batch_walk(fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_debt), true, true,
+			     NULL, NULL) : -ENOMEM;
+	if (!err && cs->slots.n && !(ncpu = calloc(cs->fv.n ? cs->fv.n : 1, 1)))
+		err = -ENOMEM;
+	/* on how many CPUs each flow's slots hold packets */
+	for (size_t i = 0; !err && i < cs->slots.n; i++) {
+		__u32 e = *cache_slot(cs, &cs->slots.v[i].key);
+
+		if (e && ncpu[e - 1] < 2)
+			ncpu[e - 1]++;
+	}
+	for (size_t i = 0; !err && i < cs->slots.n; i++) {
+		const struct pl_flow *f = &cs->slots.v[i];
+		__u32 e = *cache_slot(cs, &f->key);
+		struct pl_flow_debt *mine;
+
+		if (!e || ncpu[e - 1] > 1 || cs->cpu[i] >= (__u32)n) {
+			err = keep_flow(st->flows_fd, &f->key);
+			continue;
+		}
+		memset(d, 0, (size_t)n * vsize);
+		mine = (struct pl_flow_debt *)((char *)d + cs->cpu[i] * vsize);
+		mine->packets = f->val.packets;
+		mine->bytes = f->val.bytes;
+		if (bpf_map_update_elem(fd, &f->key, d, BPF_NOEXIST))
+			err = keep_flow(st->flows_fd, &f->key);
+	}
+	free(ncpu);
+	free(d);
+	close(fd);
+	return err;
+}
+
 /*
  * The reset proper. Steps 2 and 3 read the caches, then empty the table:
  * a slot handed to another flow in between would move its delta into the
@@ -969,7 +1072,7 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 	 * 2. what the per-CPU caches hold becomes the flows' base: user space
 	 * must not write the slots the programs keep counting in
 	 */
-	err = cache_set_read(st, &cs);
+	err = cache_set_read(st, &cs, true);
 	if (err)
 		return err;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
@@ -989,7 +1092,9 @@ static int state_reset(struct pl_state *st, const struct pl_stats printed[PL_SLO
 			 true, true, removed_cb, &r);
 	if (err)
 		goto out;
-	err = keep_cached_flows(st);
+	err = put_debts(st, &cs);
+	if (err == -ENOENT)	/* an attachment made before flow_debt */
+		err = keep_cached_flows(st);
 	if (err)	/* the reset is half done: finish it */
 		pl_warn("%s: flows some CPU's cache holds could not be put back in the table (%s): "
 			"those the table has no room for later count as not recorded in flows",

@@ -213,7 +213,7 @@ def test_attach_detach_leaves_nothing(lab):
     pktlens("attach", "vb", *XDP, ns=lab.b)
     assert os.path.isdir(pin)
     assert sorted(os.listdir(pin)) == [
-        "chain_res", "expr_bits", "flow_cache", "flow_ctl", "flows", "limit_bucket", "limit_keys", "limit_locks",
+        "chain_res", "expr_bits", "flow_cache", "flow_ctl", "flow_debt", "flows", "limit_bucket", "limit_keys", "limit_locks",
         "meta", "policy_exprs", "policy_rules",
         "redirect_map", "rule_ctrs", "rule_gens", "rule_stats", "sample_cfg", "sample_flows", "sample_res",
         "sample_ring", "sample_stats", "stats", "tcp_state", "tcp_stats", "tcp_ts", "xdp_chain",

@@ -244,6 +244,51 @@ def test_reset_empties_a_table_a_scan_filled(lab, args, flows):
     check_flows_add_up(lab, doc)
 
 
+@pytest.mark.parametrize("args,flows,rounds", [
+    pytest.param(XDP, 600, 2, id="xdp-600x2"),
+    pytest.param(("--xdp", "none", "--tc", "in"), 900, 3, id="tc-900x3", marks=pytest.mark.variant),
+    pytest.param(SKB, 400, 5, id="skb-400x5", marks=pytest.mark.variant)])
+def test_reset_empties_a_table_of_cached_flows(lab, args, flows, rounds):
+    """Flows of several packets fill the table, each cached with packets in its CPU's slot
+    (the table put them back at zero and stayed full: every new flow refused, reset after reset);
+    a reset empties it: as many new flows are recorded, none refused. Then the old flows come
+    again into the table the new ones filled: what their slots held before the reset is not
+    counted as not recorded in flows, what they counted since is, and the flows add up."""
+    from scapy.all import IP, UDP, Ether
+    pktlens("attach", "vb", *args, "--flows", str(flows), ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb"))
+    old = [e / IP(src="198.18.0.1", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4000, dport=9)
+           for i in range(flows)]
+    for _ in range(rounds):
+        lab.send(old, cpu=0)
+    doc = settled(lab)
+    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]["flows"]
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    assert pktlens_json("flows", "vb", ns=lab.b)["interfaces"][0]["table_entries"] == 0
+    new = [e / IP(src="198.18.0.2", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4001, dport=9)
+           for i in range(flows)]
+    lab.send(new, cpu=0)
+    doc = settled(lab)
+    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]
+    assert all(h["flow_lost_packets"] == 0 for h in hooks(doc).values()), hooks(doc)
+    check_flows_add_up(lab, doc)
+    # the old flows again (out of the table, their slots count on), then 50 ms later (the
+    # slots idle) twice as many flows as the table holds: they take idle slots over, folding
+    # old flows into the table until it is full, and past it
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    lab.send(old, cpu=0)
+    time.sleep(0.05)
+    more = [e / IP(src="198.18.0.3", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4002, dport=9)
+            for i in range(2 * flows)]
+    lab.send(more, cpu=0)
+    doc = settled(lab)
+    for h in hooks(doc).values():
+        if h["dir"] == "in":
+            assert h["packets"] == 3 * flows, h
+            assert flows <= h["flow_lost_packets"] <= 2 * flows, h
+    check_flows_add_up(lab, doc)
+
+
 @pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
 def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out):
     """`stats --reset > FILE` on a full disk: the figures never got out, so the counters must

@@ -198,6 +198,20 @@ struct pl_flow_ctl {
 };
 
 /*
+ * What a CPU's cache slot held of a flow when the last reset took the
+ * flow out of the table (flow_debt, a PERCPU_HASH by flow key: each CPU
+ * its own slot's; loader/state.c): the flows' base counts it already. The
+ * table the reset emptied may be full again when that slot folds; the
+ * program then counts as not recorded in flows only what the slot counted
+ * since, under the flow's own hook (bpf/flow.h). So a reset empties the
+ * whole table, cached flows included.
+ */
+struct pl_flow_debt {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/*
  * Flow cache slots per CPU: 2^bits, room for PL_FLOW_CACHE_SHARES times a
  * CPU's share of the flow table (loader: pl_flow_cache_bits()), within
  * these bounds. A flow looks for its slot among PL_FLOW_CACHE_WAYS
@@ -903,6 +917,7 @@ struct pl_tcp_pstats {
 #define PL_MAP_FLOWS "flows"
 #define PL_MAP_FLOW_CACHE "flow_cache"
 #define PL_MAP_FLOW_CTL "flow_ctl"
+#define PL_MAP_FLOW_DEBT "flow_debt"
 #define PL_MAP_META "meta"
 #define PL_MAP_CHAIN_RES "chain_res"
 #define PL_MAP_XDP_CHAIN "xdp_chain"
