@@ -61,6 +61,9 @@ struct run {
 	bool busy;			/* --when: the last firing found it so (said once a streak) */
 	const char *expr;		/* for the "capturing" line */
 	bool policy;
+	bool dirs_default;		/* no --in, --out or XDP hook: both directions wanted */
+	bool hook_tc;			/* --hook tc: ingress at tc only */
+	bool said_dirs;			/* a direction no hook takes was said (once) */
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
@@ -459,6 +462,29 @@ static size_t capture_ifs(const struct run *r, const struct pl_sampler *s,
 }
 
 /*
+ * Both directions wanted (@r->dirs_default) and a hook of the attachment missing
+ * for one (XDP alone, --tc in or --tc out): said once, at the end of the
+ * "capturing" line (@buf, "" otherwise), as tcpdump shows both directions
+ * and a capture of one would look complete.
+ */
+static const char *missing_dirs(struct run *r, const struct pl_sampler *s, __u32 dirs,
+				char *buf, size_t len)
+{
+	bool in = s->slots & (1U << PL_SLOT_XDP_IN | 1U << PL_SLOT_TC_IN);
+	bool out = s->slots & 1U << PL_SLOT_TC_OUT;
+	bool no_in = (dirs & 1U << PL_DIR_IN) && !in, no_out = (dirs & 1U << PL_DIR_OUT) && !out;
+
+	*buf = 0;
+	if (!r->dirs_default || r->said_dirs || (!no_in && !no_out))
+		return buf;
+	r->said_dirs = true;
+	snprintf(buf, len, " (%s only: %s's attachment has no %s hook; see pktlens attach --tc)",
+		 no_out ? "ingress" : "egress", r->a->ifname,
+		 no_out ? "tc egress" : r->hook_tc ? "tc ingress" : "XDP or tc ingress");
+	return buf;
+}
+
+/*
  * The capture ended while its FIFO waited for a reader: stop the sampler and
  * count what it took as not written (the summary says why). Exit 0.
  */
@@ -487,7 +513,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 		       const char *name, mode_t mode, bool pcapng)
 {
 	const char *path = rot->pattern;
-	char why[PL_WHY_LEN + 512];
+	char why[PL_WHY_LEN + 512], dirs_note[128];
 	uint64_t added = 0, written = 0;
 	/* every file of this capture counts, the ones -C/-G closed on the way (and -W removed) too */
 	const uint64_t d0 = rot->delivered, a0 = rot->added;
@@ -567,10 +593,11 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 	}
 	r->mono_to_real = mono_to_real();
 	if (!pl_g.json)
-		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s%s%s", r->a->ifname,
+		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s%s%s%s", r->a->ifname,
 			r->expr ? " '" : "", r->expr ? r->expr : "", r->expr ? "'" : "",
 			so->snaplen, r->policy ? ", what policy --sample rules choose" : "",
-			r->rot ? " into " : "", r->rot ? rot->name : "");
+			r->rot ? " into " : "", r->rot ? rot->name : "",
+			missing_dirs(r, s, so->dirs, dirs_note, sizeof(dirs_note)));
 	ret = capture(r, *rb, s, duration);
 	r->end_ns = pl_mono_ns();
 	/* nothing more can arrive after stop: what is in the ring is all there is */
@@ -787,6 +814,8 @@ static int do_sample(void *cfg, int argc, char **argv)
 	}
 	r->limit = c->count;
 	r->policy = c->policy;
+	r->dirs_default = !c->dirs && !cap_xdp;
+	r->hook_tc = c->hook == 1 + PL_HOOK_TC;
 	/* a capture on stdout leaves no room for JSON there: errors and the summary on stderr */
 	json = pl_g.json;
 	data_on_stdout = !path || !strcmp(path, "-");

@@ -128,6 +128,44 @@ def test_verdict_and_rule_select_in_the_kernel(lab):
     assert r.returncode == 2 and "expected pass, drop, redirect, tx or aborted" in r.stderr
 
 
+@pytest.mark.parametrize("hooks,args,missing,hook", [
+    (["--xdp", "native", "--tc", "none"], [], "egress", "tc egress"),
+    (["--xdp", "none", "--tc", "in"], [], "egress", "tc egress"),
+    (["--xdp", "none", "--tc", "out"], [], "ingress", "XDP or tc ingress"),
+    (["--xdp", "native", "--tc", "out"], ["--hook", "tc"], "ingress", "tc ingress"),
+    (["--xdp", "none", "--tc", "in,out"], [], None, None),
+], ids=["xdp", "tc-in", "tc-out", "xdp-hook-tc", "tc-both"])
+def test_a_direction_no_hook_of_the_attachment_takes_is_said(lab, hooks, args, missing, hook):
+    """tcpdump shows both directions: a capture of an attachment that has no hook for one of
+    them (XDP alone, --tc in, --tc out) says on its "capturing" line which one it takes alone,
+    rather than hand over a file that looks complete. Asked for one direction (--in, --out),
+    or one both hooks take, nothing is said."""
+    pktlens("attach", "vb", *hooks, ns=lab.b)
+    raw = [udp(2000 + i, 7000) for i in range(6)]
+    s = Sampler(lab, *args, "udp port 7000")
+    try:
+        send_raw(lab, raw)
+        if missing != "ingress":
+            lab.wait_packets(len(raw), hook=("xdp" if "native" in hooks else "tc", "in"))
+    finally:
+        assert s.stop() == 0, s.err
+    err, c = s.err.decode(), s.counts()
+    said = re.findall(r"^pktlens: sample: vb: capturing 'udp port 7000', snaplen 262144 "
+                      r"\((\w+) only: vb's attachment has no (.*) hook; see pktlens attach --tc\)$",
+                      err, re.M)
+    if missing is None:
+        assert said == [] and "only:" not in err, err
+    else:
+        assert said == [("ingress" if missing == "egress" else "egress", hook)], err
+    # only the direction asked for, and one the attachment takes: nothing to say
+    if missing is not None:
+        s = Sampler(lab, "--in" if missing == "egress" else "--out", "-c", 1)
+        s.stop()
+        assert b"only:" not in s.err, s.err
+    # what the hooks there take is captured whole
+    assert c["written"] == (0 if missing == "ingress" else len(raw)), err
+
+
 @pytest.mark.parametrize("hooks", [["--xdp", "native", "--tc", "none"], ["--xdp", "none", "--tc", "in"]],
                          ids=["xdp", "tc"])
 def test_verdict_drop_gets_every_prefix_drop(lab, hooks):
