@@ -2064,3 +2064,50 @@ def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_go
     got = ipfix_received(col, 4343, 23)
     col.close()
     assert got == 23, d.log()
+
+
+def test_apply_reattach_raced_by_a_rename_takes_no_other_interface_pins(svc):
+    """An interface renamed, and another one created under its old name, while an apply
+    re-attaches the interfaces one by one (a flows change): the step planned for the renamed
+    one must not re-attach the new one over the renamed one's pins (its hooks taken off the
+    renamed interface, its counters given to another). The step fails naming what happened,
+    the renamed interface keeps counting, and the next apply follows it by its index."""
+    a = svc.netns()
+    n = 16
+    for i in range(n):
+        svc.veth(a, f"sx{i}", f"px{i}", up=True)
+    last = f"sx{n - 1}"
+    body = f'name: racetest\ninterfaces:\n  - match: ["sx*", "sy*"]\n    netns: "{glob_covered()}"\n' \
+           '    xdp: none\n    tc: in\n    flows: {}\n'
+    conf = svc.config(body.format(1024))
+    pktlens("apply", conf)
+    sent = svc.send(f"px{n - 1}", 20, dst_mac=svc.mac(a, last))
+    counted = stats_in(a, last)
+    assert counted >= sent
+    idx = listed(a)[last]["ifindex"]
+    conf = svc.config(body.format(2048))
+    p = subprocess.Popen([PKTLENS, "apply", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        # the first re-attach done: the plan is made, the last interface's step is to come
+        wait_for(lambda: p.poll() is None and listed(a).get("sx0", {}).get("flows_max") == 2048,
+                 timeout=30, step=0.005, what="the first re-attach")
+        os.kill(p.pid, signal.SIGSTOP)
+        assert listed(a)[last]["flows_max"] == 1024, "the race came too late: a faster machine?"
+        sh("ip", "-n", a, "link", "set", last, "name", "sy0")
+        svc.veth(a, last, "pxnew", up=True)
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1, (out, err)
+    assert f"{last}" in err and "meanwhile" in err, err
+    att = listed(a)
+    # the renamed interface's attachment is still its own, counting, under its old name
+    assert att[last]["ifindex"] == idx, att
+    # and the next apply follows it to its new name and attaches the new one afresh
+    pktlens("apply", conf)
+    att = listed(a)
+    assert att["sy0"]["ifindex"] == idx and att["sy0"]["flows_max"] == 2048, att
+    assert att[last]["ifindex"] != idx
+    assert stats_in(a, "sy0") >= counted
+    assert stats_in(a, last) < counted
