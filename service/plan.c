@@ -276,6 +276,18 @@ static bool alive_on(const struct pl_attachment *a, int ifindex)
 }
 
 /*
+ * Whether @a is the attachment of interface @li: alive_on() its index and,
+ * under another name (a rename), its programs running there. An index comes
+ * again in a namespace with an interface moved in from another one (it keeps
+ * its index where that is free) or created with `ip link add ... index N`:
+ * a deleted interface's pins are not a rename of that one.
+ */
+static bool att_of(const struct pl_attachment *a, const struct pl_link_info *li)
+{
+	return alive_on(a, li->ifindex) && (!strcmp(a->ifname, li->ifname) || pl_meta_live(&a->meta));
+}
+
+/*
  * Whether every hook @a records runs: its pinned XDP and tcx links on its
  * interface, or its XDP program in the interface's libxdp dispatcher.
  */
@@ -691,7 +703,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		for (size_t i = 0; i < na; i++) {
 			if (!pl_attachment_of(&a[i], &here))
 				continue;
-			if (alive_on(&a[i], li->ifindex))
+			if (att_of(&a[i], li))
 				on = &a[i];
 			else if (!strcmp(a[i].ifname, li->ifname))
 				stale = &a[i];
@@ -699,7 +711,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		/* pins under this name that belong to a live interface of another name: theirs */
 		if (stale && stale->meta_ok) {
 			for (size_t k = 0; stale && k < nl; k++)
-				if (k != l && alive_on(stale, links[k].ifindex))
+				if (k != l && att_of(stale, &links[k]))
 					stale = NULL;
 		}
 		if (on)

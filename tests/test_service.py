@@ -2111,3 +2111,49 @@ def test_apply_reattach_raced_by_a_rename_takes_no_other_interface_pins(svc):
     assert att[last]["ifindex"] != idx
     assert stats_in(a, "sy0") >= counted
     assert stats_in(a, last) < counted
+
+
+def test_an_index_that_comes_again_is_not_a_rename(svc):
+    """A deleted interface's pins record its index; an interface moved in from another
+    namespace keeps its index where it is free there, and `ip link add ... index N` gives
+    one: such an interface is not the deleted one renamed. It was planned as one ("renamed
+    from"), re-attached with the deleted interface's counters. Now the deleted one's pins
+    go (final totals) and the newcomer is attached afresh: by apply, and by the daemon
+    whose exporter keeps a deleted interface's pins until it has read them."""
+    a, b = svc.netns(), svc.netns()
+    svc.veth(a, "ix0", "pi0", up=True)
+    svc.veth(b, "ix1", "pi1", up=True)
+    conf = svc.config(f'name: indextest\ninterfaces:\n  - match: "ix*"\n    netns: "{glob_covered()}"\n'
+                      '    xdp: none\n    tc: in\n')
+    pktlens("apply", conf)
+    idx = listed(b)["ix1"]["ifindex"]
+    assert listed(a)["ix0"]["ifindex"] == idx   # each namespace's first veth
+    assert svc.send("pi1", 9, dst_mac=svc.mac(b, "ix1")) == 9
+    wait_for(lambda: stats_in(b, "ix1") >= 9, what="ix1 counting")
+    # apply: ix1 deleted, ix0 moved into b, where it keeps its index
+    sh("ip", "-n", b, "link", "del", "ix1")
+    sh("ip", "-n", a, "link", "set", "ix0", "netns", b)
+    sh("ip", "-n", b, "link", "set", "ix0", "up")
+    assert json.loads(sh("ip", "-n", b, "-j", "link", "show", "ix0").stdout)[0]["ifindex"] == idx
+    r = pktlens("-j", "apply", conf, check=False)
+    assert r.returncode == 0, r
+    steps = {(s["action"], s["ifname"], s["netns"]): s for s in json.loads(r.stdout)["steps"]}
+    assert ("remove", "ix1", ns_ino(b)) in steps, steps
+    assert ("add", "ix0", ns_ino(b)) in steps, steps
+    assert set(listed(b)) == {"ix0"} and stats_in(b, "ix0") == 0
+    # the daemon: ix0 deleted (its pins wait for the exporter), ix2 created with its index
+    port = free_port()
+    with open(conf, "a") as f:
+        f.write(f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert svc.send("pi0", 7, dst_mac=svc.mac(b, "ix0")) == 7
+    wait_for(lambda: stats_in(b, "ix0") >= 7, what="ix0 counting")
+    sh("ip", "-n", b, "link", "del", "ix0")
+    d.wait_log(r"gone ix0 .*its pins stay")
+    sh("ip", "-n", b, "link", "add", "ix2", "index", str(idx), "type", "veth", "peer", "name", "pi2",
+       "netns", svc.peer)
+    d.wait_log(r"add ix2 ")
+    assert "renamed from" not in d.log(), d.log()
+    assert stats_in(b, "ix2") == 0
+    assert "failed" not in d.log() and d.p.poll() is None
