@@ -876,6 +876,16 @@ static int instance_lock(const char *owner, char *why, size_t whylen)
 	return fd;
 }
 
+/* The config's entries that never apply (the first entry that matches decides): said once. */
+static void shadow_warn(struct daemon *d)
+{
+	char line[PL_WHY_LEN * 2];
+
+	for (size_t j = 0; j < d->c->n; j++)
+		if (pl_config_shadow_line(d->c, j, line, sizeof(line)))
+			dlog(d, LOG_WARNING, "warning: %s", line);
+}
+
 static void reload(struct daemon *d)
 {
 	struct pl_config *c = NULL, *old = d->c;
@@ -897,6 +907,7 @@ static void reload(struct daemon *d)
 		return;
 	}
 	d->c = c;
+	shadow_warn(d);
 	namespaces(d);
 	err = reconcile(d, c, NULL, &p, NULL);
 	d->full = false;
@@ -1087,6 +1098,7 @@ int pl_daemon_run(const char *path, bool json)
 		pl_config_free(d.c);
 		return 1;
 	}
+	shadow_warn(&d);
 	err = pl_nsset_init(&d.ns, why, sizeof(why));
 	if (err) {
 		dlog(&d, LOG_ERR, "%s", why);

@@ -2157,3 +2157,34 @@ def test_an_index_that_comes_again_is_not_a_rename(svc):
     assert "renamed from" not in d.log(), d.log()
     assert stats_in(b, "ix2") == 0
     assert "failed" not in d.log() and d.p.poll() is None
+
+
+def test_an_entry_that_never_applies_is_said(svc):
+    """The first entry that matches decides: a later entry whose every name an earlier entry
+    matches first, in every namespace it names, does nothing; its settings were silently
+    ignored. apply and the daemon now warn, naming FILE:LINE:COL and the entry that decides
+    (the config still applies: first match wins on purpose). Overlapping globs are not
+    flagged."""
+    a = svc.netns()
+    svc.veth(a, "sh0", "ps0")
+    body = (f'interfaces:\n  - match: "sh*"\n    netns: "{glob_covered()}"\n    flows: 1024\n'
+            f'  - match: [sh0, "sh*"]\n    netns: ["{glob_covered()}"]\n    flows: 2048\n'
+            f'  - match: "*"\n    netns: "{glob_covered()}"\n'
+            f'  - match: sh0\n    netns: {a}\n    flows: 4096\n')
+    conf = svc.config(body)
+    r = pktlens("apply", conf)
+    warned = re.findall(r"warning: (\S+):(\d+):(\d+): this interfaces entry never applies: the entry "
+                        r"at line (\d+) ", r.stderr)
+    assert warned == [(conf, "5", "5", "2"), (conf, "10", "5", "2")], r.stderr
+    assert listed(a)["sh0"]["flows_max"] == 1024
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert len(re.findall(r"warning: .* never applies", d.log())) == 2, d.log()
+    conf = svc.config(body.replace('"sh*"\n    netns', '"sh1"\n    netns', 1))
+    d.p.send_signal(signal.SIGHUP)
+    n = len(d.lines)
+    d.wait_log(r"reloaded ")
+    # the second entry decides sh0 now: the last one still never applies
+    assert re.findall(r"warning: \S+:(\d+):\d+: .* never applies: the entry at line (\d+) ",
+                      "\n".join(l for _, l in d.lines[n:])) == [("10", "5")], d.log()
+    assert listed(a)["sh0"]["flows_max"] == 2048
