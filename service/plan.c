@@ -317,6 +317,10 @@ static bool hooks_live(const struct pl_attachment *a)
 		if (!ok)
 			return false;
 	}
+	/* clsact holds no link: its filter, with the program recorded (tc filter del takes it) */
+	for (int dir = PL_DIR_IN; a->meta.tc_mech == PL_TC_CLSACT && dir <= PL_DIR_OUT; dir++)
+		if ((a->meta.tc_hooks & (1u << dir)) && !pl_meta_tc_live(&a->meta, dir))
+			return false;
 	return true;
 }
 

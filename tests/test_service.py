@@ -2188,3 +2188,29 @@ def test_an_entry_that_never_applies_is_said(svc):
     assert re.findall(r"warning: \S+:(\d+):\d+: .* never applies: the entry at line (\d+) ",
                       "\n".join(l for _, l in d.lines[n:])) == [("10", "5")], d.log()
     assert listed(a)["sh0"]["flows_max"] == 2048
+
+
+def test_apply_attaches_again_a_clsact_hook_taken_off_by_hand(svc):
+    """A plan checks that every hook an attachment records runs and attaches again where
+    one does not: tcx and XDP by their pinned links, and clsact (no link) by its filter.
+    A `tc filter del` of pktlens's clsact filter left list saying "program-gone" (or
+    "partial" beside other hooks) while apply said "nothing to change"; now apply attaches it again, counters
+    kept, and a second apply changes nothing."""
+    a = svc.netns()
+    svc.veth(a, "cl0", "pc0", up=True)
+    conf = svc.config(f'name: clsacttest\ninterfaces:\n  - match: "cl*"\n    netns: "{glob_covered()}"\n'
+                      '    xdp: none\n    tc: in\n    tc-mech: clsact\n')
+    pktlens("apply", conf)
+    assert svc.send("pc0", 8, dst_mac=svc.mac(a, "cl0")) == 8
+    wait_for(lambda: stats_in(a, "cl0") >= 8, what="cl0 counting")
+    before = stats_in(a, "cl0")
+    sh("ip", "netns", "exec", a, "tc", "filter", "del", "dev", "cl0", "ingress")
+    assert listed(a)["cl0"]["state"] == "program-gone"
+    r = pktlens("-j", "apply", conf, "--dry-run")
+    steps = json.loads(r.stdout)["steps"]
+    assert [(s["action"], s["ifname"], s["changes"]) for s in steps] == [("change", "cl0", ["hooks"])], steps
+    pktlens("apply", conf)
+    assert listed(a)["cl0"]["state"] == "attached"
+    assert "nothing to change" in pktlens("apply", conf).stdout
+    assert svc.send("pc0", 5, dst_mac=svc.mac(a, "cl0")) == 5
+    wait_for(lambda: stats_in(a, "cl0") >= before + 5, what="counted again, from where it was")
