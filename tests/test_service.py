@@ -2214,3 +2214,59 @@ def test_apply_attaches_again_a_clsact_hook_taken_off_by_hand(svc):
     assert "nothing to change" in pktlens("apply", conf).stdout
     assert svc.send("pc0", 5, dst_mac=svc.mac(a, "cl0")) == 5
     wait_for(lambda: stats_in(a, "cl0") >= before + 5, what="counted again, from where it was")
+
+
+def test_a_name_held_by_a_renamed_interface_attachment_blocks_the_plan(svc):
+    """An attachment made by hand on ho0, renamed ho9 since, holds the pins named ho0; a new
+    ho0 appears and the config names ho0 (not ho9). attach refuses ho0 (the attachment named
+    ho0 follows its interface), so the plan must: --dry-run said "2 to add", exit 0, while
+    apply added the other interface and then failed on ho0 (exit 1, half applied), and the
+    daemon's ready line counted the failed step as added. Now the plan names why, and
+    nothing changes; where the config matches ho9 too, the pins follow it and ho0 is added."""
+    a = svc.netns()
+    svc.veth(a, "ho0", "ph0")
+    svc.veth(a, "ho1", "ph1")
+    pktlens("attach", "ho0", "--force", "--xdp", "none", "--tc", "in", ns=a)
+    sh("ip", "-n", a, "link", "set", "ho0", "name", "ho9")
+    svc.veth(a, "ho0", "ph2")
+    body = f'name: heldtest\ninterfaces:\n  - match: [ho0, ho1]\n    netns: "{glob_covered()}"\n    tc: in\n'
+    conf = svc.config(body)
+    for dry in (["--dry-run"], []):
+        r = pktlens("apply", conf, *dry, check=False)
+        assert r.returncode == 1, r
+        assert "the pins named ho0 are the attachment of ho9, renamed since" in r.stderr, r.stderr
+        assert "nothing changed" in r.stderr
+        assert set(listed(a)) == {"ho0"} and listed(a)["ho0"]["managed_by"] is None
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    _, line = d.wait_log(r"ready: ")
+    assert ": 1 added, 0 changed, 0 removed, 0 unchanged;" in line, d.log()
+    assert "the pins named ho0 are the attachment of ho9" in d.log()
+    d.stop()
+    conf = svc.config(body.replace("[ho0, ho1]", "[ho0, ho1, ho9]"))
+    r = pktlens("apply", conf)
+    assert "adopt ho9" in r.stdout and "renamed from ho0" in r.stdout, r
+    att = listed(a)
+    assert set(att) == {"ho0", "ho1", "ho9"} and att["ho9"]["managed_by"] == "heldtest", att
+
+
+def test_daemon_counts_a_failed_step_as_failed_not_done(svc):
+    """The daemon's ready and reloaded lines counted the steps planned: an add the kernel
+    refused when it ran (a bridge has no native XDP) was logged as failed, then counted in
+    "1 added". They count what was done now, and how many failed."""
+    a = svc.netns()
+    sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
+    svc.veth(a, "ok0", "pk0")
+    conf = svc.config(f'name: failcount\ninterfaces:\n  - match: br0\n    netns: "{glob_covered()}"\n'
+                      f'    xdp: native\n    tc: out\n  - match: ok0\n    netns: "{glob_covered()}"\n'
+                      '    xdp: none\n    tc: in\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    _, line = d.wait_log(r"ready: ")
+    assert ": 1 added, 0 changed, 0 removed, 0 unchanged, 1 failed (logged above);" in line, d.log()
+    assert re.search(r"add br0 .*: failed: ", d.log()), d.log()
+    assert set(listed(a)) == {"ok0"}
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    _, line = d.wait_log(r"reloaded ", start=mark)
+    assert line.endswith(": 0 added, 0 changed, 0 removed, 1 unchanged, 1 failed (logged above)"), d.log()
