@@ -1043,8 +1043,10 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 
 			hooks_str(h, a, sizeof(a));
 			hooks_str(w, b, sizeof(b));
-			if (strcmp(a, b) || !(prio || tcp_differs(h, w)))
+			if (strcmp(a, b))
 				ADD("%shooks %s -> %s", sep, a, b), sep = "; ";
+			else if (!(prio || tcp_differs(h, w)))	/* the same hooks, not all running */
+				ADD("%shooks %s (not all running: attached again)", sep, b), sep = "; ";
 		}
 		if ((st->what & PL_CH_HOOKS) && w->xdp_prio_set && h->xdp_prio_set &&
 		    h->xdp_prio != w->xdp_prio)

@@ -2209,7 +2209,9 @@ def test_apply_attaches_again_a_clsact_hook_taken_off_by_hand(svc):
     r = pktlens("-j", "apply", conf, "--dry-run")
     steps = json.loads(r.stdout)["steps"]
     assert [(s["action"], s["ifname"], s["changes"]) for s in steps] == [("change", "cl0", ["hooks"])], steps
-    pktlens("apply", conf)
+    r = pktlens("apply", conf)
+    # the same hooks on both sides of "->" told nothing: it says why it attaches again
+    assert "hooks tc/clsact in (not all running: attached again)" in r.stdout, r
     assert listed(a)["cl0"]["state"] == "attached"
     assert "nothing to change" in pktlens("apply", conf).stdout
     assert svc.send("pc0", 5, dst_mac=svc.mac(a, "cl0")) == 5
