@@ -85,6 +85,10 @@ static int do_apply(void *cfgp, int argc, char **argv)
 		pl_err("apply: %s", why);
 		return err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 	}
+	/* an entry that can never decide an interface does nothing: say so (not an error) */
+	for (size_t j = 0; j < c->n; j++)
+		if (pl_config_shadow_line(c, j, why, sizeof(why)))
+			pl_warn("apply: warning: %s", why);
 	/* a standard output closed before we start: a removal's final totals would be lost */
 	err = dry ? 0 : pl_stdout_flush();
 	if (err && err != -EPIPE) {

@@ -122,6 +122,7 @@ struct attach {
 	char old_dir[512];	/* the attachment replaced: final, or its name's before a rename */
 	char old_name[16];
 	char old_now[16];	/* a live old one's interface renamed since: its name now, else "" */
+	int old_ifindex;	/* the interface the old one records (0: unreadable) */
 	bool old_gone;		/* the old one's hooks run nowhere: its interface was deleted */
 	bool old_off;		/* ... though its interface is this one: its programs were taken off */
 	bool old_moved;		/* the old one's interface moved to another namespace: */
@@ -1452,6 +1453,7 @@ static int find_old(struct attach *a, const struct pl_netns *here)
 		a->have_old = true;
 		snprintf(a->old_dir, sizeof(a->old_dir), "%s", hit->dir);
 		snprintf(a->old_name, sizeof(a->old_name), "%s", hit->ifname);
+		a->old_ifindex = hit->meta_ok ? (int)hit->meta.ifindex : 0;
 		a->old_gone = hit->meta_ok && !pl_meta_live(&hit->meta);
 		/* not here, but its hooks run on where its interface moved: not deleted */
 		if (a->old_gone && pl_attachment_moved(hit, &a->old_where) == 1) {
@@ -1548,6 +1550,10 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	if (err)
 		return pl_why(a.why, a.whylen, err, "%s: %s", ifname,
 			      err == -ENODEV ? "no such interface" : strerror(-err));
+	if (o->ifindex && a.li.ifindex != o->ifindex)
+		return pl_why(a.why, a.whylen, -ESTALE, "%s: another interface has this name now "
+			      "(index %d, planned for index %d): renamed or created again meanwhile; "
+			      "left as it was", ifname, a.li.ifindex, o->ifindex);
 	if (!a.li.up && !o->force && !o->down_ok)
 		return pl_why(a.why, a.whylen, -ENETDOWN,
 			      "%s: interface is down (ip link set %s up, or --force)", ifname,
@@ -1595,6 +1601,11 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	err = find_old(&a, &here);
 	if (err)
 		return err;
+	if (o->ifindex && a.have_old && a.old_ifindex && a.old_ifindex != o->ifindex)
+		return pl_why(a.why, a.whylen, -ESTALE, "%s: the attachment under this name is "
+			      "another interface's now (index %d, planned for index %d): renamed "
+			      "or attached again meanwhile; left as it was", ifname, a.old_ifindex,
+			      o->ifindex);
 	if (a.have_old && !o->force && !o->reattach && strcmp(a.old_name, a.li.ifname))
 		return pl_why(a.why, a.whylen, -EEXIST, "%s: already attached as %s, its name before a rename "
 			    "(pktlens detach %s, or --force to re-attach as %s)", ifname, a.old_name,

@@ -463,6 +463,13 @@ struct pl_attach_opts {
 	uint32_t flows_max;
 	bool force;		/* reattach + down_ok, and replace a foreign XDP program */
 	bool reattach;		/* over an existing pktlens attachment, keeping its counters */
+	/*
+	 * The interface's index the caller planned for (0: whichever has the
+	 * name): another interface under the name, or an attachment of the name
+	 * that records another index, is refused (renamed or created again since
+	 * the plan: a re-attach would take the renamed one's hooks and counters).
+	 */
+	int ifindex;
 	bool down_ok;		/* attach to an interface that is down */
 	unsigned probes;	/* PL_PROBE_*: pinned with the attachment, in the same step */
 	/*

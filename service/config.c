@@ -1247,6 +1247,62 @@ const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, bool root,
 	return pl_config_match_names(c, root, name ? &name : NULL, name ? 1 : 0, ifname);
 }
 
+static bool literal(const char *s)
+{
+	return !strpbrk(s, "*?[\\");
+}
+
+/* Whether @e covers every namespace that @ns (an entry's netns: NULL, "/", a name or glob) is. */
+static bool covers_ns(const struct pl_cfg_entry *e, const char *ns)
+{
+	if (!ns || !strcmp(ns, PL_NETNS_ROOT))
+		return pl_config_entry_netns(e, NULL);
+	for (size_t i = 0; i < e->nnetns; i++)
+		if (!strcmp(e->netns[i], ns))
+			return true;
+	return literal(ns) && pl_config_entry_netns(e, ns);
+}
+
+/* Whether @e matches every interface that @m (a name or glob) matches. */
+static bool covers_if(const struct pl_cfg_entry *e, const char *m)
+{
+	for (size_t i = 0; i < e->nmatch; i++)
+		if (!strcmp(e->match[i], m) || !strcmp(e->match[i], "*") ||
+		    (literal(m) && !fnmatch(e->match[i], m, 0)))
+			return true;
+	return false;
+}
+
+const struct pl_cfg_entry *pl_config_shadowed(const struct pl_config *c, size_t j)
+{
+	const struct pl_cfg_entry *e = &c->e[j];
+
+	for (size_t i = 0; i < j; i++) {
+		const struct pl_cfg_entry *f = &c->e[i];
+		bool all = true;
+
+		for (size_t k = 0; all && k < (e->nnetns ? e->nnetns : 1); k++)
+			all = covers_ns(f, e->nnetns ? e->netns[k] : NULL);
+		for (size_t k = 0; all && k < e->nmatch; k++)
+			all = covers_if(f, e->match[k]);
+		if (all)
+			return f;
+	}
+	return NULL;
+}
+
+bool pl_config_shadow_line(const struct pl_config *c, size_t j, char *buf, size_t len)
+{
+	const struct pl_cfg_entry *f = pl_config_shadowed(c, j);
+
+	if (!f)
+		return false;
+	snprintf(buf, len, "%s:%d:%d: this interfaces entry never applies: the entry at line %d "
+		 "matches first every interface it names (the first entry that matches decides)",
+		 c->path, c->e[j].line, c->e[j].col, f->line);
+	return true;
+}
+
 unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e)
 {
 	return e->probes >= 0 ? (unsigned)e->probes : c->probes;

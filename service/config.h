@@ -106,6 +106,15 @@ const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, bool root,
 const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool root,
 						 const char *const *names, size_t nnames,
 						 const char *ifname);
+/*
+ * The earlier entry that matches, first, every interface entry @j names in
+ * every namespace it names (so @j never decides one), or NULL. Only what is
+ * certain: names and namespaces without glob characters, or a glob equal to
+ * an earlier one's.
+ */
+const struct pl_cfg_entry *pl_config_shadowed(const struct pl_config *c, size_t j);
+/* Entry @j shadowed: what to say of it ("FILE:LINE:COL: ...") in @buf; false if not. */
+bool pl_config_shadow_line(const struct pl_config *c, size_t j, char *buf, size_t len);
 /* The probes of entry @e. */
 unsigned pl_config_probes(const struct pl_config *c, const struct pl_cfg_entry *e);
 

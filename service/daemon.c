@@ -876,6 +876,28 @@ static int instance_lock(const char *owner, char *why, size_t whylen)
 	return fd;
 }
 
+/* ", N failed (logged above)" where steps of @p failed, else "" */
+static const char *failed_note(const struct pl_plan *p)
+{
+	static char buf[64];
+	size_t n = pl_plan_failed(p);
+
+	if (!n)
+		return "";
+	snprintf(buf, sizeof(buf), ", %zu failed (logged above)", n);
+	return buf;
+}
+
+/* The config's entries that never apply (the first entry that matches decides): said once. */
+static void shadow_warn(struct daemon *d)
+{
+	char line[PL_WHY_LEN * 2];
+
+	for (size_t j = 0; j < d->c->n; j++)
+		if (pl_config_shadow_line(d->c, j, line, sizeof(line)))
+			dlog(d, LOG_WARNING, "warning: %s", line);
+}
+
 static void reload(struct daemon *d)
 {
 	struct pl_config *c = NULL, *old = d->c;
@@ -897,6 +919,7 @@ static void reload(struct daemon *d)
 		return;
 	}
 	d->c = c;
+	shadow_warn(d);
 	namespaces(d);
 	err = reconcile(d, c, NULL, &p, NULL);
 	d->full = false;
@@ -919,9 +942,10 @@ static void reload(struct daemon *d)
 		triggers_stop(d);
 		triggers_start(d);
 	}
-	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged", d->path,
-	     pl_plan_count(&p, PL_STEP_ADD), pl_plan_count(&p, PL_STEP_CHANGE) +
-	     pl_plan_count(&p, PL_STEP_ADOPT), pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged);
+	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged%s",
+	     d->path, pl_plan_count_ok(&p, PL_STEP_ADD), pl_plan_count_ok(&p, PL_STEP_CHANGE) +
+	     pl_plan_count_ok(&p, PL_STEP_ADOPT), pl_plan_count_ok(&p, PL_STEP_REMOVE), p.unchanged,
+	     failed_note(&p));
 	pl_plan_free(&p);
 	pl_config_free(old);
 	if (lockfd >= 0) {
@@ -946,7 +970,7 @@ static void stop(struct daemon *d)
 		d->npend = 0;
 		/* their flows go to the log of removed flows, which our exporter still reads */
 		if (!reconcile(d, &none, NULL, &p, "the daemon stops (on-stop: detach)")) {
-			detached = pl_plan_count(&p, PL_STEP_REMOVE);
+			detached = pl_plan_count_ok(&p, PL_STEP_REMOVE);
 			pl_plan_free(&p);
 		}
 	}
@@ -1087,6 +1111,7 @@ int pl_daemon_run(const char *path, bool json)
 		pl_config_free(d.c);
 		return 1;
 	}
+	shadow_warn(&d);
 	err = pl_nsset_init(&d.ns, why, sizeof(why));
 	if (err) {
 		dlog(&d, LOG_ERR, "%s", why);
@@ -1118,10 +1143,11 @@ int pl_daemon_run(const char *path, bool json)
 		dlog(&d, LOG_ERR, "cannot start the triggers: %s", strerror(-err));
 		goto out;
 	}
-	dlog(&d, LOG_INFO, "ready: %s (%s): %zu added, %zu changed, %zu removed, %zu unchanged; "
-	     "%zu network namespace%s", path, d.c->owner, pl_plan_count(&p, PL_STEP_ADD),
-	     pl_plan_count(&p, PL_STEP_CHANGE) + pl_plan_count(&p, PL_STEP_ADOPT),
-	     pl_plan_count(&p, PL_STEP_REMOVE), p.unchanged, d.ns.n, d.ns.n == 1 ? "" : "s");
+	dlog(&d, LOG_INFO, "ready: %s (%s): %zu added, %zu changed, %zu removed, %zu unchanged%s; "
+	     "%zu network namespace%s", path, d.c->owner, pl_plan_count_ok(&p, PL_STEP_ADD),
+	     pl_plan_count_ok(&p, PL_STEP_CHANGE) + pl_plan_count_ok(&p, PL_STEP_ADOPT),
+	     pl_plan_count_ok(&p, PL_STEP_REMOVE), p.unchanged, failed_note(&p), d.ns.n,
+	     d.ns.n == 1 ? "" : "s");
 	pl_plan_free(&p);
 	d.json = false;		/* running: its errors are log lines */
 	sd_notifyf(0, "READY=1\nSTATUS=running %s\nMAINPID=%d", path, (int)getpid());

@@ -276,6 +276,18 @@ static bool alive_on(const struct pl_attachment *a, int ifindex)
 }
 
 /*
+ * Whether @a is the attachment of interface @li: alive_on() its index and,
+ * under another name (a rename), its programs running there. An index comes
+ * again in a namespace with an interface moved in from another one (it keeps
+ * its index where that is free) or created with `ip link add ... index N`:
+ * a deleted interface's pins are not a rename of that one.
+ */
+static bool att_of(const struct pl_attachment *a, const struct pl_link_info *li)
+{
+	return alive_on(a, li->ifindex) && (!strcmp(a->ifname, li->ifname) || pl_meta_live(&a->meta));
+}
+
+/*
  * Whether every hook @a records runs: its pinned XDP and tcx links on its
  * interface, or its XDP program in the interface's libxdp dispatcher.
  */
@@ -305,6 +317,10 @@ static bool hooks_live(const struct pl_attachment *a)
 		if (!ok)
 			return false;
 	}
+	/* clsact holds no link: its filter, with the program recorded (tc filter del takes it) */
+	for (int dir = PL_DIR_IN; a->meta.tc_mech == PL_TC_CLSACT && dir <= PL_DIR_OUT; dir++)
+		if ((a->meta.tc_hooks & (1u << dir)) && !pl_meta_tc_live(&a->meta, dir))
+			return false;
 	return true;
 }
 
@@ -640,6 +656,26 @@ static bool named_exactly(const struct pl_cfg_entry *e, const struct pl_link_inf
 	return false;
 }
 
+/*
+ * Whether this plan moves @held, pins under a name that are the attachment of
+ * @holder (renamed since), out of that name: renamed to @holder's name where an
+ * entry matches it (adopted if another's), removed where this config manages it.
+ */
+static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
+		       const struct pl_attachment *held, const struct pl_link_info *holder,
+		       char **names, size_t nnames, bool root)
+{
+	const struct pl_cfg_entry *e;
+	char l2[96];
+
+	if (!scoped_link(sx, holder))
+		return false;
+	if (managed(held, c))
+		return true;
+	e = pl_config_match_names(c, root, (const char *const *)names, nnames, holder->ifname);
+	return e && !(pl_link_not_ethernet(holder, l2, sizeof(l2)) && !named_exactly(e, holder));
+}
+
 /* The plan for one covered namespace; @a/@marked: every attachment, and which are taken. */
 static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct scope_x *sx,
 		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p, char *why,
@@ -681,7 +717,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 	for (size_t l = 0; l < nl && !err; l++) {
 		const struct pl_link_info *li = &links[l];
 		const struct pl_cfg_entry *e;
-		struct pl_attachment *on = NULL, *stale = NULL;
+		struct pl_attachment *on = NULL, *stale = NULL, *held = NULL;
+		const struct pl_link_info *holder = NULL;
 		struct pl_step *st;
 		char l2[96];
 		int b;
@@ -691,7 +728,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		for (size_t i = 0; i < na; i++) {
 			if (!pl_attachment_of(&a[i], &here))
 				continue;
-			if (alive_on(&a[i], li->ifindex))
+			if (att_of(&a[i], li))
 				on = &a[i];
 			else if (!strcmp(a[i].ifname, li->ifname))
 				stale = &a[i];
@@ -699,8 +736,10 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		/* pins under this name that belong to a live interface of another name: theirs */
 		if (stale && stale->meta_ok) {
 			for (size_t k = 0; stale && k < nl; k++)
-				if (k != l && alive_on(stale, links[k].ifindex))
+				if (k != l && att_of(stale, &links[k])) {
+					held = stale, holder = &links[k];
 					stale = NULL;
+				}
 		}
 		if (on)
 			marked[on - a] = true;
@@ -768,6 +807,18 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (b < 0)
 			goto nomem;
 		b = blocked(c, e, p, st, li, b);
+		/* attach would refuse: the name's pins are another interface's, left where they are */
+		if (!b && st->kind == PL_STEP_ADD && held && !moves_away(c, sx, held, holder, names, nnames,
+									  ns->slash)) {
+			char nsbuf[300];
+
+			pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));
+			b = note(p, "%s (netns %s): the pins named %s are the attachment of %s, renamed "
+				 "since, which this config does not manage or match (pktlens attach %s "
+				 "--force moves them to its name, pktlens detach %s removes them)",
+				 li->ifname, nsbuf, li->ifname, holder->ifname, holder->ifname,
+				 li->ifname) ?: 1;
+		}
 		if (b) {
 			step_drop(p);
 			if (b < 0)
@@ -901,6 +952,24 @@ size_t pl_plan_count(const struct pl_plan *p, enum pl_step_kind k)
 	return n;
 }
 
+size_t pl_plan_count_ok(const struct pl_plan *p, enum pl_step_kind k)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		n += p->s[i]->kind == k && p->s[i]->ok;
+	return n;
+}
+
+size_t pl_plan_failed(const struct pl_plan *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		n += !p->s[i]->ok;
+	return n;
+}
+
 const char *pl_step_verb(const struct pl_step *st)
 {
 	static const char *const verbs[] = { "remove", "change", "adopt", "add" };
@@ -974,8 +1043,10 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 
 			hooks_str(h, a, sizeof(a));
 			hooks_str(w, b, sizeof(b));
-			if (strcmp(a, b) || !(prio || tcp_differs(h, w)))
+			if (strcmp(a, b))
 				ADD("%shooks %s -> %s", sep, a, b), sep = "; ";
+			else if (!(prio || tcp_differs(h, w)))	/* the same hooks, not all running */
+				ADD("%shooks %s (not all running: attached again)", sep, b), sep = "; ";
 		}
 		if ((st->what & PL_CH_HOOKS) && w->xdp_prio_set && h->xdp_prio_set &&
 		    h->xdp_prio != w->xdp_prio)

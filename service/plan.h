@@ -140,6 +140,10 @@ size_t pl_plan_run(struct pl_plan *p, const struct pl_config *c, const struct pl
 
 /* Steps of kind @k. */
 size_t pl_plan_count(const struct pl_plan *p, enum pl_step_kind k);
+/* Steps of kind @k that did not fail (run, or kept by PL_RUN_KEEP_GONE). */
+size_t pl_plan_count_ok(const struct pl_plan *p, enum pl_step_kind k);
+/* Steps that failed (or, after a stop on error, did not run). */
+size_t pl_plan_failed(const struct pl_plan *p);
 /* "add", "change", "adopt", "remove" */
 const char *pl_step_verb(const struct pl_step *st);
 /* "veth3 (netns 4026532251 blue): tc/tcx in+out, flows 65536, 2 rules" */

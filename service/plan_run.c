@@ -234,6 +234,7 @@ static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_con
 	if ((st->what & PL_CH_REATTACH) || ((st->what & PL_CH_FILTER) && (st->what & PL_CH_RULES))) {
 		/* one step: the new attachment takes the old one's place with everything */
 		attach_opts(st, c, true, &o);
+		o.ifindex = st->ifindex;	/* the interface planned for, not a new one of its name */
 		err = pl_attach(&o, &info, why, sizeof(why));
 		if (!err)
 			attach_notes(st, &o, &info);

@@ -2064,3 +2064,211 @@ def test_daemon_ipfix_gets_the_counts_of_an_interface_created_again(svc, wait_go
     got = ipfix_received(col, 4343, 23)
     col.close()
     assert got == 23, d.log()
+
+
+def test_apply_reattach_raced_by_a_rename_takes_no_other_interface_pins(svc):
+    """An interface renamed, and another one created under its old name, while an apply
+    re-attaches the interfaces one by one (a flows change): the step planned for the renamed
+    one must not re-attach the new one over the renamed one's pins (its hooks taken off the
+    renamed interface, its counters given to another). The step fails naming what happened,
+    the renamed interface keeps counting, and the next apply follows it by its index."""
+    a = svc.netns()
+    n = 16
+    for i in range(n):
+        svc.veth(a, f"sx{i}", f"px{i}", up=True)
+    last = f"sx{n - 1}"
+    body = f'name: racetest\ninterfaces:\n  - match: ["sx*", "sy*"]\n    netns: "{glob_covered()}"\n' \
+           '    xdp: none\n    tc: in\n    flows: {}\n'
+    conf = svc.config(body.format(1024))
+    pktlens("apply", conf)
+    sent = svc.send(f"px{n - 1}", 20, dst_mac=svc.mac(a, last))
+    counted = stats_in(a, last)
+    assert counted >= sent
+    idx = listed(a)[last]["ifindex"]
+    conf = svc.config(body.format(2048))
+    p = subprocess.Popen([PKTLENS, "apply", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        # the first re-attach done: the plan is made, the last interface's step is to come
+        wait_for(lambda: p.poll() is None and listed(a).get("sx0", {}).get("flows_max") == 2048,
+                 timeout=30, step=0.005, what="the first re-attach")
+        os.kill(p.pid, signal.SIGSTOP)
+        assert listed(a)[last]["flows_max"] == 1024, "the race came too late: a faster machine?"
+        sh("ip", "-n", a, "link", "set", last, "name", "sy0")
+        svc.veth(a, last, "pxnew", up=True)
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1, (out, err)
+    assert f"{last}" in err and "meanwhile" in err, err
+    att = listed(a)
+    # the renamed interface's attachment is still its own, counting, under its old name
+    assert att[last]["ifindex"] == idx, att
+    # and the next apply follows it to its new name and attaches the new one afresh
+    pktlens("apply", conf)
+    att = listed(a)
+    assert att["sy0"]["ifindex"] == idx and att["sy0"]["flows_max"] == 2048, att
+    assert att[last]["ifindex"] != idx
+    assert stats_in(a, "sy0") >= counted
+    assert stats_in(a, last) < counted
+
+
+def test_an_index_that_comes_again_is_not_a_rename(svc):
+    """A deleted interface's pins record its index; an interface moved in from another
+    namespace keeps its index where it is free there, and `ip link add ... index N` gives
+    one: such an interface is not the deleted one renamed. It was planned as one ("renamed
+    from"), re-attached with the deleted interface's counters. Now the deleted one's pins
+    go (final totals) and the newcomer is attached afresh: by apply, and by the daemon
+    whose exporter keeps a deleted interface's pins until it has read them."""
+    a, b = svc.netns(), svc.netns()
+    svc.veth(a, "ix0", "pi0", up=True)
+    svc.veth(b, "ix1", "pi1", up=True)
+    conf = svc.config(f'name: indextest\ninterfaces:\n  - match: "ix*"\n    netns: "{glob_covered()}"\n'
+                      '    xdp: none\n    tc: in\n')
+    pktlens("apply", conf)
+    idx = listed(b)["ix1"]["ifindex"]
+    assert listed(a)["ix0"]["ifindex"] == idx   # each namespace's first veth
+    assert svc.send("pi1", 9, dst_mac=svc.mac(b, "ix1")) == 9
+    wait_for(lambda: stats_in(b, "ix1") >= 9, what="ix1 counting")
+    # apply: ix1 deleted, ix0 moved into b, where it keeps its index
+    sh("ip", "-n", b, "link", "del", "ix1")
+    sh("ip", "-n", a, "link", "set", "ix0", "netns", b)
+    sh("ip", "-n", b, "link", "set", "ix0", "up")
+    assert json.loads(sh("ip", "-n", b, "-j", "link", "show", "ix0").stdout)[0]["ifindex"] == idx
+    r = pktlens("-j", "apply", conf, check=False)
+    assert r.returncode == 0, r
+    steps = {(s["action"], s["ifname"], s["netns"]): s for s in json.loads(r.stdout)["steps"]}
+    assert ("remove", "ix1", ns_ino(b)) in steps, steps
+    assert ("add", "ix0", ns_ino(b)) in steps, steps
+    assert set(listed(b)) == {"ix0"} and stats_in(b, "ix0") == 0
+    # the daemon: ix0 deleted (its pins wait for the exporter), ix2 created with its index
+    port = free_port()
+    with open(conf, "a") as f:
+        f.write(f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert svc.send("pi0", 7, dst_mac=svc.mac(b, "ix0")) == 7
+    wait_for(lambda: stats_in(b, "ix0") >= 7, what="ix0 counting")
+    sh("ip", "-n", b, "link", "del", "ix0")
+    d.wait_log(r"gone ix0 .*its pins stay")
+    sh("ip", "-n", b, "link", "add", "ix2", "index", str(idx), "type", "veth", "peer", "name", "pi2",
+       "netns", svc.peer)
+    d.wait_log(r"add ix2 ")
+    assert "renamed from" not in d.log(), d.log()
+    assert stats_in(b, "ix2") == 0
+    assert "failed" not in d.log() and d.p.poll() is None
+
+
+def test_an_entry_that_never_applies_is_said(svc):
+    """The first entry that matches decides: a later entry whose every name an earlier entry
+    matches first, in every namespace it names, does nothing; its settings were silently
+    ignored. apply and the daemon now warn, naming FILE:LINE:COL and the entry that decides
+    (the config still applies: first match wins on purpose). Overlapping globs are not
+    flagged."""
+    a = svc.netns()
+    svc.veth(a, "sh0", "ps0")
+    body = (f'interfaces:\n  - match: "sh*"\n    netns: "{glob_covered()}"\n    flows: 1024\n'
+            f'  - match: [sh0, "sh*"]\n    netns: ["{glob_covered()}"]\n    flows: 2048\n'
+            f'  - match: "*"\n    netns: "{glob_covered()}"\n'
+            f'  - match: sh0\n    netns: {a}\n    flows: 4096\n')
+    conf = svc.config(body)
+    r = pktlens("apply", conf)
+    warned = re.findall(r"warning: (\S+):(\d+):(\d+): this interfaces entry never applies: the entry "
+                        r"at line (\d+) ", r.stderr)
+    assert warned == [(conf, "5", "5", "2"), (conf, "10", "5", "2")], r.stderr
+    assert listed(a)["sh0"]["flows_max"] == 1024
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert len(re.findall(r"warning: .* never applies", d.log())) == 2, d.log()
+    conf = svc.config(body.replace('"sh*"\n    netns', '"sh1"\n    netns', 1))
+    d.p.send_signal(signal.SIGHUP)
+    n = len(d.lines)
+    d.wait_log(r"reloaded ")
+    # the second entry decides sh0 now: the last one still never applies
+    assert re.findall(r"warning: \S+:(\d+):\d+: .* never applies: the entry at line (\d+) ",
+                      "\n".join(l for _, l in d.lines[n:])) == [("10", "5")], d.log()
+    assert listed(a)["sh0"]["flows_max"] == 2048
+
+
+def test_apply_attaches_again_a_clsact_hook_taken_off_by_hand(svc):
+    """A plan checks that every hook an attachment records runs and attaches again where
+    one does not: tcx and XDP by their pinned links, and clsact (no link) by its filter.
+    A `tc filter del` of pktlens's clsact filter left list saying "program-gone" (or
+    "partial" beside other hooks) while apply said "nothing to change"; now apply attaches it again, counters
+    kept, and a second apply changes nothing."""
+    a = svc.netns()
+    svc.veth(a, "cl0", "pc0", up=True)
+    conf = svc.config(f'name: clsacttest\ninterfaces:\n  - match: "cl*"\n    netns: "{glob_covered()}"\n'
+                      '    xdp: none\n    tc: in\n    tc-mech: clsact\n')
+    pktlens("apply", conf)
+    assert svc.send("pc0", 8, dst_mac=svc.mac(a, "cl0")) == 8
+    wait_for(lambda: stats_in(a, "cl0") >= 8, what="cl0 counting")
+    before = stats_in(a, "cl0")
+    sh("ip", "netns", "exec", a, "tc", "filter", "del", "dev", "cl0", "ingress")
+    assert listed(a)["cl0"]["state"] == "program-gone"
+    r = pktlens("-j", "apply", conf, "--dry-run")
+    steps = json.loads(r.stdout)["steps"]
+    assert [(s["action"], s["ifname"], s["changes"]) for s in steps] == [("change", "cl0", ["hooks"])], steps
+    r = pktlens("apply", conf)
+    # the same hooks on both sides of "->" told nothing: it says why it attaches again
+    assert "hooks tc/clsact in (not all running: attached again)" in r.stdout, r
+    assert listed(a)["cl0"]["state"] == "attached"
+    assert "nothing to change" in pktlens("apply", conf).stdout
+    assert svc.send("pc0", 5, dst_mac=svc.mac(a, "cl0")) == 5
+    wait_for(lambda: stats_in(a, "cl0") >= before + 5, what="counted again, from where it was")
+
+
+def test_a_name_held_by_a_renamed_interface_attachment_blocks_the_plan(svc):
+    """An attachment made by hand on ho0, renamed ho9 since, holds the pins named ho0; a new
+    ho0 appears and the config names ho0 (not ho9). attach refuses ho0 (the attachment named
+    ho0 follows its interface), so the plan must: --dry-run said "2 to add", exit 0, while
+    apply added the other interface and then failed on ho0 (exit 1, half applied), and the
+    daemon's ready line counted the failed step as added. Now the plan names why, and
+    nothing changes; where the config matches ho9 too, the pins follow it and ho0 is added."""
+    a = svc.netns()
+    svc.veth(a, "ho0", "ph0")
+    svc.veth(a, "ho1", "ph1")
+    pktlens("attach", "ho0", "--force", "--xdp", "none", "--tc", "in", ns=a)
+    sh("ip", "-n", a, "link", "set", "ho0", "name", "ho9")
+    svc.veth(a, "ho0", "ph2")
+    body = f'name: heldtest\ninterfaces:\n  - match: [ho0, ho1]\n    netns: "{glob_covered()}"\n    tc: in\n'
+    conf = svc.config(body)
+    for dry in (["--dry-run"], []):
+        r = pktlens("apply", conf, *dry, check=False)
+        assert r.returncode == 1, r
+        assert "the pins named ho0 are the attachment of ho9, renamed since" in r.stderr, r.stderr
+        assert "nothing changed" in r.stderr
+        assert set(listed(a)) == {"ho0"} and listed(a)["ho0"]["managed_by"] is None
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    _, line = d.wait_log(r"ready: ")
+    assert ": 1 added, 0 changed, 0 removed, 0 unchanged;" in line, d.log()
+    assert "the pins named ho0 are the attachment of ho9" in d.log()
+    d.stop()
+    conf = svc.config(body.replace("[ho0, ho1]", "[ho0, ho1, ho9]"))
+    r = pktlens("apply", conf)
+    assert "adopt ho9" in r.stdout and "renamed from ho0" in r.stdout, r
+    att = listed(a)
+    assert set(att) == {"ho0", "ho1", "ho9"} and att["ho9"]["managed_by"] == "heldtest", att
+
+
+def test_daemon_counts_a_failed_step_as_failed_not_done(svc):
+    """The daemon's ready and reloaded lines counted the steps planned: an add the kernel
+    refused when it ran (a bridge has no native XDP) was logged as failed, then counted in
+    "1 added". They count what was done now, and how many failed."""
+    a = svc.netns()
+    sh("ip", "-n", a, "link", "add", "br0", "type", "bridge")
+    svc.veth(a, "ok0", "pk0")
+    conf = svc.config(f'name: failcount\ninterfaces:\n  - match: br0\n    netns: "{glob_covered()}"\n'
+                      f'    xdp: native\n    tc: out\n  - match: ok0\n    netns: "{glob_covered()}"\n'
+                      '    xdp: none\n    tc: in\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    _, line = d.wait_log(r"ready: ")
+    assert ": 1 added, 0 changed, 0 removed, 0 unchanged, 1 failed (logged above);" in line, d.log()
+    assert re.search(r"add br0 .*: failed: ", d.log()), d.log()
+    assert set(listed(a)) == {"ok0"}
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    _, line = d.wait_log(r"reloaded ", start=mark)
+    assert line.endswith(": 0 added, 0 changed, 0 removed, 1 unchanged, 1 failed (logged above)"), d.log()
