@@ -151,7 +151,7 @@ static int collect(const struct pl_drops *d, const struct opts *o, const struct 
 	}
 	err = pl_drops_read(pl_drops_stats_fd(d), &rows, &nrows);
 	if (!err)
-		err = pl_drops_policy(o->cfg.netns, o->dev, &pol, &npol);
+		err = pl_drops_policy(o->cfg.netns, o->cfg.ifindex, &pol, &npol);
 	if (err) {
 		free(rows);
 		return err;
@@ -645,7 +645,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 		pl_err("drops: %s", why);
 		return PL_EXIT_FAIL;
 	}
-	if (pl_drops_policy(o.cfg.netns, o.dev, &base, &nbase))
+	if (pl_drops_policy(o.cfg.netns, o.cfg.ifindex, &base, &nbase))
 		nbase = 0;
 	pl_catch_stop(false);
 	pl_info("drops: counting%s%s, %s", o.dev ? " on " : "",

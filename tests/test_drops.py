@@ -292,6 +292,30 @@ def test_pktlens_rule_beside_the_kernels(dlab):
     assert by_reason(doc, "NO_SOCKET") == 3
 
 
+@pytest.mark.parametrize("how", ["altname", "rename"])
+def test_dev_by_another_name_shows_its_rules_drops(dlab, how):
+    """DEV is the interface, whatever name it was attached as: an altname of it, or its new
+    name after a rename, shows the drops of its attachment's rules as its own name does."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=dlab.b)
+    out = pktlens("-j", "policy", "add", "vb", "--in", "--proto", "udp", "--dport", "4448", "--drop",
+                  ns=dlab.b).stdout
+    rule = json.loads(out)["id"]
+    frames = udp(dlab, 9, 4448)
+    if how == "altname":
+        sh("ip", "-n", dlab.b, "link", "property", "add", "dev", "vb", "altname", "vb-other-name")
+        name = "vb-other-name"
+    else:
+        sh("ip", "-n", dlab.b, "link", "set", "dev", "vb", "name", "vbnew")
+        name = "vbnew"
+    tr = Drops(name, global_ns=dlab.b)
+    sent = dlab.send(frames)
+    doc = tr.stop()[-1]
+    assert sent == 9
+    assert by_reason(doc, f"pktlens rule {rule}", kind="pktlens") == sent
+    assert by_reason(doc, "TC_INGRESS") == sent
+
+
 @pytest.mark.parametrize("xdp", ["native", "none"])
 def test_limit_rule_drops_beside_the_kernels(dlab, xdp):
     """A --limit rule's dropped excess is a pktlens drop too: every frame sent that did not
