@@ -269,6 +269,49 @@ def test_text_columns_line_up(dlab, by):
         assert [line.rindex(" " + pk + " ") + 1 + len(pk), len(line.rstrip())] == ends, line
 
 
+@pytest.mark.parametrize("by", ["flow", "reason"])
+def test_text_columns_line_up_with_long_values(dlab, by):
+    """Text: a value wider than its column's heading (an [IPv6]:port of 46 characters, a
+    pktlens rule of a 15-character interface) widens the column; the counts stay in line.
+    (IPv6 is disabled in the lab: b drops those frames, as IPV6DISABLED.)"""
+    from scapy.all import IPv6, UDP, Ether, Raw
+
+    needs_reasons()
+    src, dst = "2001:db8:1234:5678:9abc:def0:1234:5677", "2001:db8:1234:5678:9abc:def0:1234:5678"
+    eth = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb"))
+    frames = [eth / IPv6(src=src, dst=dst) / UDP(sport=65000, dport=65001) / Raw(b"x" * 10)] * 3
+    frames += udp(dlab, 2, 9)
+    if by == "reason":
+        sh("ip", "-n", dlab.b, "link", "add", "pl-long-name-15", "type", "veth", "peer", "name",
+           "plx15")
+        for dev in ("pl-long-name-15", "plx15"):
+            sh("ip", "-n", dlab.b, "link", "set", dev, "up")
+        sh("ip", "-n", dlab.b, "addr", "add", "198.18.77.2/24", "dev", "pl-long-name-15")
+        sh("ip", "-n", dlab.b, "neigh", "replace", "198.18.77.1", "lladdr", "02:00:00:00:00:01",
+           "dev", "pl-long-name-15", "nud", "permanent")
+        pktlens("attach", "pl-long-name-15", "--xdp", "none", "--tc", "out", ns=dlab.b)
+        pktlens("policy", "add", "pl-long-name-15", "--out", "--proto", "udp", "--drop",
+                ns=dlab.b)
+    p = start_probes([PKTLENS, "-n", dlab.b, "drops", "--by", by], "pl_drop_")
+    dlab.send(frames)
+    if by == "reason":
+        sh("nsenter", f"--net=/run/netns/{dlab.b}", PYTHON, "-c",
+           "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'pl-long-name-15')\n"
+           "for i in range(4): s.sendto(b'x', ('198.18.77.1', 9))\n")
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=30)[0].splitlines()
+    head = [i for i, line in enumerate(out) if "PACKETS" in line][0]
+    ends = [out[head].index("PACKETS") + 7, out[head].index("BYTES") + 5]
+    rows = out[head + 1:]
+    want = f"[{src}]:65000" if by == "flow" else "pktlens rule 1 (pl-long-name-15)"
+    assert [line for line in rows if want in line], out
+    for line in rows:
+        pk, by_ = line.split()[-2:]
+        assert [line.rindex(" " + pk + " ") + 1 + len(pk), len(line.rstrip())] == ends, line
+
+
 def test_pktlens_rule_beside_the_kernels(dlab):
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=dlab.b)
