@@ -606,12 +606,15 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* --watch: print the drops since the last call (@prev, @tw: that reading and its time). */
+/*
+ * --watch: print the drops since the last call (@prev, @tw, @plost: that
+ * reading, its time and its losses), the losses too of that interval alone.
+ */
 static int watch_report(const struct pl_drops *d, const struct opts *o,
 			const struct pl_drop_row *base, size_t nbase, struct group **prev,
-			size_t *nprev, double *tw)
+			size_t *nprev, double *tw, uint64_t plost[PL_DROP_LOST_MAX])
 {
-	uint64_t lost[PL_DROP_LOST_MAX];
+	uint64_t lost[PL_DROP_LOST_MAX], now_lost[PL_DROP_LOST_MAX];
 	double now = mono_s();
 	struct group *g = NULL, *keep;
 	size_t n = 0;
@@ -620,7 +623,11 @@ static int watch_report(const struct pl_drops *d, const struct opts *o,
 	err = collect(d, o, base, nbase, &g, &n);
 	if (err)
 		return err;
-	pl_drops_lost(d, lost);
+	pl_drops_lost(d, now_lost);
+	for (int i = 0; i < PL_DROP_LOST_MAX; i++) {
+		lost[i] = now_lost[i] - (plost[i] <= now_lost[i] ? plost[i] : now_lost[i]);
+		plost[i] = now_lost[i];
+	}
 	keep = malloc((n ? n : 1) * sizeof(*g));
 	if (!keep) {
 		free(g);
@@ -650,6 +657,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	struct group *prev = NULL, *g = NULL;
 	size_t nbase = 0, nprev = 0, n = 0;
 	uint64_t duration = c->duration, end_ns, lost[PL_DROP_LOST_MAX];
+	uint64_t wlost[PL_DROP_LOST_MAX] = { 0 };	/* --watch: the losses of the last reading */
 	char until[64];
 	uint32_t watch = c->watch, rate = c->rate;
 	struct pl_drops *d = NULL;
@@ -715,14 +723,14 @@ static int do_drops(void *cfg, int argc, char **argv)
 		if (pl_deadline_passed(end_ns))
 			break;
 		if (watch && mono_s() - tw >= watch) {
-			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
+			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw, wlost);
 			if (err)
 				break;
 		}
 	}
 	pl_drops_poll(d, 0);	/* what is left */
 	if (!err && watch)	/* the last interval, cut short by --duration or Ctrl-C */
-		err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
+		err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw, wlost);
 	if (!err && !watch) {
 		/* the counting ends where the counters are read, not after their names are looked up */
 		double took = mono_s() - t0;

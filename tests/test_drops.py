@@ -650,6 +650,28 @@ def test_watch_prints_the_interval_the_end_cuts_short(dlab):
     assert [by_reason(d, "NO_SOCKET") for d in tr.stop()] == [sent] == [5]
 
 
+def test_watch_intervals_lose_events_of_their_own(dlab):
+    """--watch with --events: each interval's `lost` is of that interval, as its packets are:
+    over the run every drop counted is an event printed or one lost, once."""
+    needs_reasons()
+    p = start_probes([PKTLENS, "-j", "drops", "--netns", dlab.b, "--watch", "1", "--duration",
+                      "4", "--events", "--rate", "1"], "pl_drop_")
+    sent = 0
+    for _ in range(3):
+        sent += dlab.send(udp(dlab, 6, 9))
+        time.sleep(1)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    events = [d for d in docs if d.get("event") == "drop"]
+    reports = [d for d in docs if "event" not in d]
+    assert sent == 18 and len(reports) >= 3
+    packets = sum(d["packets"] for d in reports)
+    lost = sum(d["lost"]["events_rate"] + d["lost"]["events_ring"] for d in reports)
+    assert sum(by_reason(d, "NO_SOCKET") for d in reports) == sent
+    assert len(events) + lost == packets, (len(events), [d["lost"] for d in reports], packets)
+
+
 FLOOD = """
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
