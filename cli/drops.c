@@ -499,6 +499,9 @@ static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f
 			f->sport = (__u16)(p[off] << 8 | p[off + 1]);
 			f->dport = (__u16)(p[off + 2] << 8 | p[off + 3]);
 		}
+	} else if (f->l4 == 1 || f->l4 == 58) {
+		f->sport = PL_ICMP_NONE;	/* no header (a later fragment): not Echo Reply's 0/0 */
+		f->dport = PL_ICMP_NONE;
 	}
 	return true;
 }

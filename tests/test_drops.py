@@ -422,6 +422,32 @@ def test_ipv6_extension_headers_flow_and_events():
         r.close()
 
 
+def test_icmp_later_fragments_have_no_type_in_events_as_in_flows(dlab):
+    """An ICMP echo request in fragments, dropped (another host's MAC): the first fragment
+    is type 8 code 0; the later ones carry no ICMP header, so --events says null for their
+    type and code, as --by flow does, not Echo Reply's 0/0."""
+    from scapy.all import ICMP, IP, Ether, Raw, fragment
+
+    needs_reasons()
+    pkt = IP(src="198.18.0.1", dst="198.18.0.2") / ICMP(type=8) / Raw(b"a" * 200)
+    frames = [Ether(src=dlab.mac(dlab.a, "va"), dst="02:00:00:00:00:95") / f
+              for f in fragment(pkt, fragsize=64)]
+    got = {}
+    for args in (["--events"], ["--by", "flow"]):
+        tr = Drops(*args, ns=dlab.b)
+        assert dlab.send(frames) == len(frames) == 4
+        got[args[-1]] = tr.stop()
+    ev = sorted(((d["icmp_type"], d["icmp_code"]) for d in got["--events"]
+                 if d.get("event") == "drop" and d["reason"] == "OTHERHOST"),
+                key=lambda t: (t[0] is None, t))
+    assert ev == [(8, 0), (None, None), (None, None), (None, None)]
+    flows = sorted((d["icmp_type"], d["icmp_code"], d["packets"]) for d in got["flow"][-1]["drops"]
+                   if d["reason"] == "OTHERHOST" and d["icmp_type"] is not None)
+    nones = [d["packets"] for d in got["flow"][-1]["drops"]
+             if d["reason"] == "OTHERHOST" and d["icmp_type"] is None]
+    assert flows == [(8, 0, 1)] and nones == [3]
+
+
 def test_prometheus_one_series_per_device_name(dlab):
     """A device deleted and made anew under its name (another ifindex) is one series per
     reason, holding the drops of both: Prometheus refuses a scrape with a label set twice."""
