@@ -691,6 +691,16 @@ static int do_drops(void *cfg, int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 		o.cfg.netns = here;
+	} else if (pl_g.netns && !o.cfg.netns) {
+		/* -n NETNS: that namespace's drops (as the exporters serve its alone) */
+		uint64_t here;
+
+		err = pl_netns_ino(&here);
+		if (err) {
+			pl_err("drops: netns '%s': %s", pl_g.netns, strerror(-err));
+			return PL_EXIT_FAIL;
+		}
+		o.cfg.netns = here;
 	}
 	if (o.by == BY_FLOW)
 		o.cfg.flags |= PL_DROP_CFG_FLOWS;
@@ -790,6 +800,7 @@ const struct pl_cmd pl_cmd_drops = {
 		 "errors), counted in the kernel until Ctrl-C or --duration; pktlens's own policy\n"
 		 "drops in the same time are shown beside them as `pktlens rule N`. The device is\n"
 		 "skb->dev when the skb was freed: the one it arrived on for drops on receive.\n"
-		 "DEV: only drops on DEV, an interface of the current namespace (-n). -j: one\n"
+		 "DEV: only drops on DEV, an interface of the current namespace (-n). -n NETNS\n"
+		 "without DEV or --netns: NETNS's drops alone (else every namespace's). -j: one\n"
 		 "document (JSON lines with --watch or --events).\n",
 };

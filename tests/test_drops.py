@@ -252,6 +252,21 @@ def test_dev_is_of_the_current_namespace(dlab):
     assert doc["packets"] == 4
 
 
+def test_global_netns_without_dev_is_that_namespaces_drops(dlab):
+    """`pktlens -n NETNS drops` (no DEV, no --netns) counts NETNS's drops alone, as `-n`
+    gives the exporters that namespace's alone: not a's, not other namespaces'."""
+    needs_reasons()
+    tr = Drops("--by", "dev", global_ns=dlab.b)
+    sent = dlab.send(udp(dlab, 5, 9))
+    sh("nsenter", f"--net=/run/netns/{dlab.a}", PYTHON, "-c",
+       "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+       "for i in range(4): s.sendto(b'x', ('127.0.0.1', 9))\n")
+    doc = tr.stop()[-1]
+    assert sent == 5
+    assert {d["netns"] for d in doc["drops"]} == {netns_ino(dlab.b)}, doc
+    assert [d["packets"] for d in doc["drops"] if d["device"] == "vb"] == [5]
+
+
 @pytest.mark.parametrize("by", ["dev", pytest.param("proto", marks=pytest.mark.variant)])
 def test_text_columns_line_up(dlab, by):
     """Text: each row's packet and byte counts end where their headings end."""
