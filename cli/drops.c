@@ -151,7 +151,7 @@ static int collect(const struct pl_drops *d, const struct opts *o, const struct 
 	}
 	err = pl_drops_read(pl_drops_stats_fd(d), &rows, &nrows);
 	if (!err)
-		err = pl_drops_policy(o->cfg.netns, o->dev, &pol, &npol);
+		err = pl_drops_policy(o->cfg.netns, o->cfg.ifindex, &pol, &npol);
 	if (err) {
 		free(rows);
 		return err;
@@ -278,55 +278,105 @@ static void json_group(struct jw *w, const struct group *g, enum by by)
 	jw_obj_close(w);
 }
 
-static void text_head(enum by by)
-{
-	static const char *const heads[] = {
-		[BY_REASON] = "KIND     REASON                                  ",
-		[BY_DEV] = "NETNS        DEVICE                                     ",
-		[BY_PROTO] = "L3       L4                                     ",
-		[BY_FLOW] = "NETNS        PROTO  SOURCE                        DESTINATION                   REASON                  ",
-		[BY_LOCATION] = "KIND     LOCATION                                ",
-	};
+/*
+ * Text columns (their headings and least widths): each as wide as its widest
+ * value, so that a long one (an [IPv6]:port, a rule's interface, a kernel
+ * function) never pushes the counts out of line.
+ */
+#define TEXT_COLS 5
+#define TEXT_CELL 320
+static const struct {
+	int n;
+	const char *head[TEXT_COLS];
+	int min[TEXT_COLS];
+} text_cols[] = {
+	[BY_REASON] = { 2, { "KIND", "REASON" }, { 8, 40 } },
+	[BY_DEV] = { 2, { "NETNS", "DEVICE" }, { 12, 43 } },
+	[BY_PROTO] = { 2, { "L3", "L4" }, { 8, 39 } },
+	[BY_FLOW] = { 5, { "NETNS", "PROTO", "SOURCE", "DESTINATION", "REASON" }, { 12, 6, 29, 29, 24 } },
+	[BY_LOCATION] = { 2, { "KIND", "LOCATION" }, { 8, 40 } },
+};
 
-	printf("%s %12s %14s\n", heads[by], "PACKETS", "BYTES");
-}
-
-static void text_group(const struct group *g, enum by by)
+/* @g's label columns as text, into @c (TEXT_COLS cells of TEXT_CELL bytes). */
+static void text_cells(const struct group *g, enum by by, char c[][TEXT_CELL])
 {
-	char b1[128], b2[64], s[64], d[64];
+	char b1[128], b2[64];
 
 	switch (by) {
 	case BY_REASON:
-		printf("%-8s %-40s", kind_name(g->k.kind), text_reason(g, b1, sizeof(b1)));
+		snprintf(c[0], TEXT_CELL, "%s", kind_name(g->k.kind));
+		snprintf(c[1], TEXT_CELL, "%s", text_reason(g, b1, sizeof(b1)));
 		break;
 	case BY_DEV:
-		printf("%-12llu %-43s", (unsigned long long)g->k.netns,
-		       g->k.dev[0] ? PL_NAME(g->k.dev) : "-");
+		snprintf(c[0], TEXT_CELL, "%llu", (unsigned long long)g->k.netns);
+		snprintf(c[1], TEXT_CELL, "%s", g->k.dev[0] ? PL_NAME(g->k.dev) : "-");
 		break;
-	case BY_PROTO:
-	{
+	case BY_PROTO: {
 		const char *l4 = pl_drop_l4_name(g->k.l3, g->k.l4, b2, sizeof(b2));
 
-		printf("%-8s %-39s", g->k.l3 ? pl_fmt_l3(g->k.l3, b1, sizeof(b1)) : "-",
-		       l4[0] ? l4 : "-");
+		snprintf(c[0], TEXT_CELL, "%s", g->k.l3 ? pl_fmt_l3(g->k.l3, b1, sizeof(b1)) : "-");
+		snprintf(c[1], TEXT_CELL, "%s", l4[0] ? l4 : "-");
 		break;
 	}
 	case BY_LOCATION:
-		printf("%-8s %-40s", kind_name(g->k.kind),
-		       g->k.kind == PL_DROP_KFREE ? pl_drop_location(g->k.location, b1, sizeof(b1)) :
-		       text_reason(g, b1, sizeof(b1)));
+		snprintf(c[0], TEXT_CELL, "%s", kind_name(g->k.kind));
+		snprintf(c[1], TEXT_CELL, "%s",
+			 g->k.kind == PL_DROP_KFREE ? pl_drop_location(g->k.location, b1, sizeof(b1)) :
+			 text_reason(g, b1, sizeof(b1)));
 		break;
 	case BY_FLOW: {
 		struct pl_flow_key k = flow_key(&g->f);
 
-		printf("%-12llu %-6s %-29s %-29s %-24s", (unsigned long long)g->f.netns,
-		       pl_fmt_l4(&k, b1, sizeof(b1)), pl_fmt_endpoint(&k, k.saddr, k.sport, s, sizeof(s)),
-		       pl_fmt_endpoint(&k, k.daddr, k.dport, d, sizeof(d)),
-		       pl_drop_reason_name(g->kind, g->reason, b2, sizeof(b2)));
+		snprintf(c[0], TEXT_CELL, "%llu", (unsigned long long)g->f.netns);
+		snprintf(c[1], TEXT_CELL, "%s", pl_fmt_l4(&k, b1, sizeof(b1)));
+		pl_fmt_endpoint(&k, k.saddr, k.sport, c[2], TEXT_CELL);
+		pl_fmt_endpoint(&k, k.daddr, k.dport, c[3], TEXT_CELL);
+		snprintf(c[4], TEXT_CELL, "%s", pl_drop_reason_name(g->kind, g->reason, b2, sizeof(b2)));
 		break;
 	}
 	}
-	printf(" %12llu %14llu\n", (unsigned long long)g->packets, (unsigned long long)g->bytes);
+}
+
+/* Characters of UTF-8 text (interface names are shown as printable UTF-8). */
+static int text_width(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* @s padded to @width characters, and the space after it */
+static void text_cell(const char *s, int width)
+{
+	printf("%s%*s ", s, width > text_width(s) ? width - text_width(s) : 0, "");
+}
+
+/* The table of @g's first @n rows, columns as wide as they need. */
+static void text_table(const struct group *g, size_t n, enum by by)
+{
+	char c[TEXT_COLS][TEXT_CELL];
+	int w[TEXT_COLS];
+
+	for (int j = 0; j < text_cols[by].n; j++)
+		w[j] = text_cols[by].min[j];
+	for (size_t i = 0; i < n; i++) {
+		text_cells(&g[i], by, c);
+		for (int j = 0; j < text_cols[by].n; j++)
+			if (text_width(c[j]) > w[j])
+				w[j] = text_width(c[j]);
+	}
+	for (int j = 0; j < text_cols[by].n; j++)
+		text_cell(text_cols[by].head[j], w[j]);
+	printf("%12s %14s\n", "PACKETS", "BYTES");
+	for (size_t i = 0; i < n; i++) {
+		text_cells(&g[i], by, c);
+		for (int j = 0; j < text_cols[by].n; j++)
+			text_cell(c[j], w[j]);
+		printf("%12llu %14llu\n", (unsigned long long)g[i].packets,
+		       (unsigned long long)g[i].bytes);
+	}
 }
 
 /* Print @g (all rows, or the --top biggest); @prev: subtract an earlier reading (--watch). */
@@ -381,12 +431,10 @@ static void report(const struct opts *o, struct group *g, size_t n, const struct
 	if (!pl_feature(PL_FEAT_DROP_REASON))
 		printf(" (Linux %s has no drop reasons: by location)", pl_kernel_release());
 	printf("\n");
-	text_head(o->by);
-	for (size_t i = 0; i < n && (!o->top || shown < o->top); i++)
-		if (g[i].packets) {
-			text_group(&g[i], o->by);
-			shown++;
-		}
+	/* sorted by packets: the rows with packets first, the --top biggest of them */
+	while (shown < n && g[shown].packets && (!o->top || shown < o->top))
+		shown++;
+	text_table(g, shown, o->by);
 	if (lost[PL_DROP_LOST_TABLE])
 		printf("%llu drops not counted: the table was full\n",
 		       (unsigned long long)lost[PL_DROP_LOST_TABLE]);
@@ -451,6 +499,9 @@ static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f
 			f->sport = (__u16)(p[off] << 8 | p[off + 1]);
 			f->dport = (__u16)(p[off + 2] << 8 | p[off + 3]);
 		}
+	} else if (f->l4 == 1 || f->l4 == 58) {
+		f->sport = PL_ICMP_NONE;	/* no header (a later fragment): not Echo Reply's 0/0 */
+		f->dport = PL_ICMP_NONE;
 	}
 	return true;
 }
@@ -558,12 +609,15 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* --watch: print the drops since the last call (@prev, @tw: that reading and its time). */
+/*
+ * --watch: print the drops since the last call (@prev, @tw, @plost: that
+ * reading, its time and its losses), the losses too of that interval alone.
+ */
 static int watch_report(const struct pl_drops *d, const struct opts *o,
 			const struct pl_drop_row *base, size_t nbase, struct group **prev,
-			size_t *nprev, double *tw)
+			size_t *nprev, double *tw, uint64_t plost[PL_DROP_LOST_MAX])
 {
-	uint64_t lost[PL_DROP_LOST_MAX];
+	uint64_t lost[PL_DROP_LOST_MAX], now_lost[PL_DROP_LOST_MAX];
 	double now = mono_s();
 	struct group *g = NULL, *keep;
 	size_t n = 0;
@@ -572,7 +626,11 @@ static int watch_report(const struct pl_drops *d, const struct opts *o,
 	err = collect(d, o, base, nbase, &g, &n);
 	if (err)
 		return err;
-	pl_drops_lost(d, lost);
+	pl_drops_lost(d, now_lost);
+	for (int i = 0; i < PL_DROP_LOST_MAX; i++) {
+		lost[i] = now_lost[i] - (plost[i] <= now_lost[i] ? plost[i] : now_lost[i]);
+		plost[i] = now_lost[i];
+	}
 	keep = malloc((n ? n : 1) * sizeof(*g));
 	if (!keep) {
 		free(g);
@@ -602,6 +660,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	struct group *prev = NULL, *g = NULL;
 	size_t nbase = 0, nprev = 0, n = 0;
 	uint64_t duration = c->duration, end_ns, lost[PL_DROP_LOST_MAX];
+	uint64_t wlost[PL_DROP_LOST_MAX] = { 0 };	/* --watch: the losses of the last reading */
 	char until[64];
 	uint32_t watch = c->watch, rate = c->rate;
 	struct pl_drops *d = NULL;
@@ -632,6 +691,16 @@ static int do_drops(void *cfg, int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 		o.cfg.netns = here;
+	} else if (pl_g.netns && !o.cfg.netns) {
+		/* -n NETNS: that namespace's drops (as the exporters serve its alone) */
+		uint64_t here;
+
+		err = pl_netns_ino(&here);
+		if (err) {
+			pl_err("drops: netns '%s': %s", pl_g.netns, strerror(-err));
+			return PL_EXIT_FAIL;
+		}
+		o.cfg.netns = here;
 	}
 	if (o.by == BY_FLOW)
 		o.cfg.flags |= PL_DROP_CFG_FLOWS;
@@ -645,7 +714,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 		pl_err("drops: %s", why);
 		return PL_EXIT_FAIL;
 	}
-	if (pl_drops_policy(o.cfg.netns, o.dev, &base, &nbase))
+	if (pl_drops_policy(o.cfg.netns, o.cfg.ifindex, &base, &nbase))
 		nbase = 0;
 	pl_catch_stop(false);
 	pl_info("drops: counting%s%s, %s", o.dev ? " on " : "",
@@ -667,14 +736,14 @@ static int do_drops(void *cfg, int argc, char **argv)
 		if (pl_deadline_passed(end_ns))
 			break;
 		if (watch && mono_s() - tw >= watch) {
-			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
+			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw, wlost);
 			if (err)
 				break;
 		}
 	}
 	pl_drops_poll(d, 0);	/* what is left */
 	if (!err && watch)	/* the last interval, cut short by --duration or Ctrl-C */
-		err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw);
+		err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw, wlost);
 	if (!err && !watch) {
 		/* the counting ends where the counters are read, not after their names are looked up */
 		double took = mono_s() - t0;
@@ -731,6 +800,7 @@ const struct pl_cmd pl_cmd_drops = {
 		 "errors), counted in the kernel until Ctrl-C or --duration; pktlens's own policy\n"
 		 "drops in the same time are shown beside them as `pktlens rule N`. The device is\n"
 		 "skb->dev when the skb was freed: the one it arrived on for drops on receive.\n"
-		 "DEV: only drops on DEV, an interface of the current namespace (-n). -j: one\n"
+		 "DEV: only drops on DEV, an interface of the current namespace (-n). -n NETNS\n"
+		 "without DEV or --netns: NETNS's drops alone (else every namespace's). -j: one\n"
 		 "document (JSON lines with --watch or --events).\n",
 };

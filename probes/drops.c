@@ -565,7 +565,7 @@ const char *pl_drop_l4_name(__u16 l3, __u8 l4, char *buf, size_t len)
 	return pl_fmt_l4(&k, buf, len);
 }
 
-int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out, size_t *n)
+int pl_drops_policy(uint64_t netns, __u32 ifindex, struct pl_drop_row **out, size_t *n)
 {
 	struct pl_attachment *a = NULL;
 	struct pl_drop_row *rows = NULL;
@@ -579,7 +579,12 @@ int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out
 		struct pl_policy p;
 		size_t nr = 0;
 
-		if (a[i].ns_gone || !a[i].meta_ok || (ifname && strcmp(a[i].ifname, ifname)) ||
+		/*
+		 * @ifindex's by its index, not its name: the name it was
+		 * attached as may be another now (a rename, an altname given)
+		 */
+		if (a[i].ns_gone || !a[i].meta_ok ||
+		    (ifindex && (a[i].meta.ifindex != ifindex || !pl_meta_live(&a[i].meta))) ||
 		    pl_policy_open(a[i].dir, &p))
 			continue;
 		if (!pl_policy_rules(&p, &rules, &nr))

@@ -76,11 +76,12 @@ size_t pl_drops_fold(struct pl_drop_row *r, size_t n, bool max);
 
 /*
  * pktlens's own policy drops beside the kernel's: one row per drop rule
- * (--drop, or --limit ... --over drop: its excess) of every attachment of namespace @netns (0: all) and interface @ifname
- * (NULL: all), kind PL_DROP_POLICY, reason the rule id, counts since the
- * rule was added. Caller frees *out.
+ * (--drop, or --limit ... --over drop: its excess) of every attachment of namespace @netns (0: all) and interface @ifindex
+ * of the current namespace (0: all; the attachment that runs on it, whatever
+ * name it was attached as), kind PL_DROP_POLICY, reason the rule id, counts
+ * since the rule was added. Caller frees *out.
  */
-int pl_drops_policy(uint64_t netns, const char *ifname, struct pl_drop_row **out, size_t *n);
+int pl_drops_policy(uint64_t netns, __u32 ifindex, struct pl_drop_row **out, size_t *n);
 
 /*
  * The reason's name: the kernel's own (enum skb_drop_reason in its BTF,
