@@ -267,6 +267,19 @@ def test_global_netns_without_dev_is_that_namespaces_drops(dlab):
     assert [d["packets"] for d in doc["drops"] if d["device"] == "vb"] == [5]
 
 
+def rows_in_line(out):
+    """The rows under the text table's heading of `drops` output lines @out, after checking each
+    row's packet and byte counts end where their headings end."""
+    head = [i for i, line in enumerate(out) if "PACKETS" in line][0]
+    ends = [out[head].index("PACKETS") + 7, out[head].index("BYTES") + 5]
+    rows = out[head + 1:]
+    assert rows and all(line.rstrip() for line in rows)
+    for line in rows:
+        pk = line.split()[-2]
+        assert [line.rindex(" " + pk + " ") + 1 + len(pk), len(line.rstrip())] == ends, line
+    return rows
+
+
 @pytest.mark.parametrize("by", ["dev", pytest.param("proto", marks=pytest.mark.variant)])
 def test_text_columns_line_up(dlab, by):
     """Text: each row's packet and byte counts end where their headings end."""
@@ -274,14 +287,7 @@ def test_text_columns_line_up(dlab, by):
     dlab.send(udp(dlab, 3, 9, dst_mac="02:00:00:00:00:96"))
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)
-    out = p.communicate(timeout=30)[0].splitlines()
-    head = [i for i, line in enumerate(out) if "PACKETS" in line][0]
-    ends = [out[head].index("PACKETS") + 7, out[head].index("BYTES") + 5]
-    rows = out[head + 1:]
-    assert rows and all(line.rstrip() for line in rows)
-    for line in rows:
-        pk, by_ = line.split()[-2:]
-        assert [line.rindex(" " + pk + " ") + 1 + len(pk), len(line.rstrip())] == ends, line
+    rows_in_line(p.communicate(timeout=30)[0].splitlines())
 
 
 @pytest.mark.parametrize("by", ["flow", "reason"])
@@ -317,14 +323,8 @@ def test_text_columns_line_up_with_long_values(dlab, by):
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)
     out = p.communicate(timeout=30)[0].splitlines()
-    head = [i for i, line in enumerate(out) if "PACKETS" in line][0]
-    ends = [out[head].index("PACKETS") + 7, out[head].index("BYTES") + 5]
-    rows = out[head + 1:]
     want = f"[{src}]:65000" if by == "flow" else "pktlens rule 1 (pl-long-name-15)"
-    assert [line for line in rows if want in line], out
-    for line in rows:
-        pk, by_ = line.split()[-2:]
-        assert [line.rindex(" " + pk + " ") + 1 + len(pk), len(line.rstrip())] == ends, line
+    assert [line for line in rows_in_line(out) if want in line], out
 
 
 def test_pktlens_rule_beside_the_kernels(dlab):

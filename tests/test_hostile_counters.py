@@ -218,6 +218,21 @@ def test_reset_then_a_full_table_counts_what_the_caches_held_once(lab, args, flo
     check_flows_add_up(lab, doc)
 
 
+def reset_then_as_many_new_flows(lab, e, flows):
+    """A reset empties vb's full table: `flows` new flows are all recorded after it, none
+    refused, and the flows add up to the counters."""
+    from scapy.all import IP, UDP
+    pktlens("stats", "vb", "--reset", ns=lab.b)
+    assert pktlens_json("flows", "vb", ns=lab.b)["interfaces"][0]["table_entries"] == 0
+    new = [e / IP(src="198.18.0.2", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4001, dport=9)
+           for i in range(flows)]
+    lab.send(new, cpu=0)
+    doc = settled(lab)
+    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]
+    assert all(h["flow_lost_packets"] == 0 for h in hooks(doc).values()), hooks(doc)
+    check_flows_add_up(lab, doc)
+
+
 @pytest.mark.parametrize("args,flows", [
     pytest.param(("--xdp", "none", "--tc", "in"), 1000, id="tc-1000"),
     pytest.param(XDP, 700, id="xdp-700", marks=pytest.mark.variant)])
@@ -233,15 +248,7 @@ def test_reset_empties_a_table_a_scan_filled(lab, args, flows):
     lab.send(scan, cpu=0)
     doc = settled(lab)
     assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]["flows"]
-    pktlens("stats", "vb", "--reset", ns=lab.b)
-    assert pktlens_json("flows", "vb", ns=lab.b)["interfaces"][0]["table_entries"] == 0
-    new = [e / IP(src="198.18.0.2", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4001, dport=9)
-           for i in range(flows)]
-    lab.send(new, cpu=0)
-    doc = settled(lab)
-    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]
-    assert all(h["flow_lost_packets"] == 0 for h in hooks(doc).values()), hooks(doc)
-    check_flows_add_up(lab, doc)
+    reset_then_as_many_new_flows(lab, e, flows)
 
 
 @pytest.mark.parametrize("args,flows,rounds", [
@@ -251,9 +258,10 @@ def test_reset_empties_a_table_a_scan_filled(lab, args, flows):
 def test_reset_empties_a_table_of_cached_flows(lab, args, flows, rounds):
     """Flows of several packets fill the table, each cached with packets in its CPU's slot
     (the table put them back at zero and stayed full: every new flow refused, reset after reset);
-    a reset empties it: as many new flows are recorded, none refused. Then the old flows come
-    again into the table the new ones filled: what their slots held before the reset is not
-    counted as not recorded in flows, what they counted since is, and the flows add up."""
+    a reset empties it: as many new flows are recorded, none refused. Then, after another reset,
+    the old flows count on in their slots and more flows than the table holds take the slots
+    over: what the slots held before the reset is not counted as not recorded in flows, what
+    they counted since is, and the flows add up per hook."""
     from scapy.all import IP, UDP, Ether
     pktlens("attach", "vb", *args, "--flows", str(flows), ns=lab.b)
     e = Ether(src="02:00:00:00:00:01", dst=lab.mac(lab.b, "vb"))
@@ -263,15 +271,7 @@ def test_reset_empties_a_table_of_cached_flows(lab, args, flows, rounds):
         lab.send(old, cpu=0)
     doc = settled(lab)
     assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]["flows"]
-    pktlens("stats", "vb", "--reset", ns=lab.b)
-    assert pktlens_json("flows", "vb", ns=lab.b)["interfaces"][0]["table_entries"] == 0
-    new = [e / IP(src="198.18.0.2", dst=f"198.19.{i >> 8}.{i & 255}") / UDP(sport=4001, dport=9)
-           for i in range(flows)]
-    lab.send(new, cpu=0)
-    doc = settled(lab)
-    assert doc["interfaces"][0]["flows"] == flows, doc["interfaces"][0]
-    assert all(h["flow_lost_packets"] == 0 for h in hooks(doc).values()), hooks(doc)
-    check_flows_add_up(lab, doc)
+    reset_then_as_many_new_flows(lab, e, flows)
     # the old flows again (out of the table, their slots count on), then 50 ms later (the
     # slots idle) twice as many flows as the table holds: they take idle slots over, folding
     # old flows into the table until it is full, and past it
