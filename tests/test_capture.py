@@ -129,12 +129,15 @@ def test_verdict_and_rule_select_in_the_kernel(lab):
 
 
 @pytest.mark.parametrize("hooks,args,missing,hook", [
-    (["--xdp", "native", "--tc", "none"], [], "egress", "tc egress"),
-    (["--xdp", "none", "--tc", "in"], [], "egress", "tc egress"),
-    (["--xdp", "none", "--tc", "out"], [], "ingress", "XDP or tc ingress"),
-    (["--xdp", "native", "--tc", "out"], ["--hook", "tc"], "ingress", "tc ingress"),
-    (["--xdp", "none", "--tc", "in,out"], [], None, None),
-], ids=["xdp", "tc-in", "tc-out", "xdp-hook-tc", "tc-both"])
+    pytest.param(["--xdp", "native", "--tc", "none"], [], "egress", "tc egress", id="xdp"),
+    pytest.param(["--xdp", "none", "--tc", "in"], [], "egress", "tc egress", id="tc-in",
+                 marks=pytest.mark.variant),
+    pytest.param(["--xdp", "none", "--tc", "out"], [], "ingress", "XDP or tc ingress", id="tc-out"),
+    pytest.param(["--xdp", "native", "--tc", "out"], ["--hook", "tc"], "ingress", "tc ingress",
+                 id="xdp-hook-tc", marks=pytest.mark.variant),
+    pytest.param(["--xdp", "none", "--tc", "in,out"], [], None, None, id="tc-both",
+                 marks=pytest.mark.variant),
+])
 def test_a_direction_no_hook_of_the_attachment_takes_is_said(lab, hooks, args, missing, hook):
     """tcpdump shows both directions: a capture of an attachment that has no hook for one of
     them (XDP alone, --tc in, --tc out) says on its "capturing" line which one it takes alone,

@@ -350,7 +350,7 @@ def test_pktlens_rule_beside_the_kernels(dlab):
     assert by_reason(doc, "NO_SOCKET") == 3
 
 
-@pytest.mark.parametrize("how", ["altname", "rename"])
+@pytest.mark.parametrize("how", ["altname", pytest.param("rename", marks=pytest.mark.variant)])
 def test_dev_by_another_name_shows_its_rules_drops(dlab, how):
     """DEV is the interface, whatever name it was attached as: an altname of it, or its new
     name after a rename, shows the drops of its attachment's rules as its own name does."""
