@@ -50,6 +50,13 @@ static bool in_disp(const struct pl_attachment *a)
 	return a->meta_ok && a->meta.xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(a->meta.xdp_prog_id);
 }
 
+bool pl_moved_away(const struct pl_attachment *a)
+{
+	struct pl_moved w;
+
+	return pl_attachment_moved(a, &w) == 1;
+}
+
 bool pl_disp_stale(const struct pl_attachment *a)
 {
 	struct pl_xdp_where w;
@@ -61,7 +68,6 @@ bool pl_disp_stale(const struct pl_attachment *a)
 static bool attachment_iface_gone(const struct pl_attachment *a)
 {
 	struct pl_link_info li;
-	struct pl_moved mv;
 	__u32 link_ifindex;
 
 	if (!a->meta_ok)
@@ -71,7 +77,7 @@ static bool attachment_iface_gone(const struct pl_attachment *a)
 		return !link_ifindex && !pl_iface_still_here(a);
 	/* one in libxdp's dispatcher that moved away runs on there, as a link's does */
 	if (pl_iface_gone(a->meta.ifindex))
-		return pl_attachment_moved(a, &mv) != 1;
+		return !pl_moved_away(a);
 	/* clsact: another interface got the index (a rename keeps the programs running) */
 	return !pl_link_get(NULL, a->meta.ifindex, &li) && strcmp(li.ifname, a->ifname) &&
 	       !pl_meta_live(&a->meta);

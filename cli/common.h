@@ -43,6 +43,8 @@ bool pl_iface_still_here(const struct pl_attachment *a);
  * under its name, else 0 (pl_netns_run()'s form).
  */
 int pl_iface_in_this_netns(void *arg);
+/* Do @a's hooks run in another namespace, its interface moved there (pl_attachment_moved())? */
+bool pl_moved_away(const struct pl_attachment *a);
 /*
  * @a's XDP program was in libxdp's dispatcher of an interface deleted since:
  * the dispatcher runs nowhere, libxdp's pins alone keep the program (detach

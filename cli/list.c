@@ -32,14 +32,6 @@ static bool netns_reused(const struct pl_attachment *a)
 	return !its.name[0] && !its.pid;
 }
 
-/* Do @a's hooks run in another namespace, its interface moved there (XDP, tcx)? */
-static bool moved_away(const struct pl_attachment *a)
-{
-	struct pl_moved w;
-
-	return pl_attachment_moved(a, &w) == 1;
-}
-
 /* In @arg's namespace: 2 a hook of it runs, 1 none does but its interface is there, 0 neither */
 static int hooks_here(void *arg)
 {
@@ -60,9 +52,9 @@ static const char *other_netns_state(const struct pl_attachment *a)
 	case 2:
 		return "other-netns";
 	case 1:
-		return moved_away(a) ? "interface-moved" : "program-gone";
+		return pl_moved_away(a) ? "interface-moved" : "program-gone";
 	case 0:
-		return moved_away(a) ? "interface-moved" : "interface-gone";
+		return pl_moved_away(a) ? "interface-moved" : "interface-gone";
 	}
 	return pl_attachment_progs_gone(a) ? "program-gone" : "other-netns";
 }
@@ -88,7 +80,7 @@ static const char *hooks_state(const struct pl_meta *m, const struct pl_attachme
 			run |= 1u << sl;
 	}
 	if (!run)
-		return moved_away(a) ? "interface-moved" : "program-gone";
+		return pl_moved_away(a) ? "interface-moved" : "program-gone";
 	if (run == want)
 		return "attached";
 	len = (size_t)snprintf(partial, sizeof(partial), "%s", head);
@@ -133,7 +125,7 @@ static const char *attach_state(const struct pl_attachment *a, const struct pl_n
 	if (lerr ||
 	    (!pl_meta_live(&a->meta) && strcmp(li.ifname, a->ifname)))
 		/* no link: libxdp's dispatcher, wherever it runs, says where it went */
-		return moved_away(a) ? "interface-moved" : "interface-gone";
+		return pl_moved_away(a) ? "interface-moved" : "interface-gone";
 	if (strcmp(li.ifname, a->ifname)) {
 		static char renamed[64];
 

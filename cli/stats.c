@@ -183,19 +183,6 @@ static void tcp_summary(struct jw *w, const struct pl_attachment *a, const struc
 	}
 }
 
-/* The interface's kernel counters, in the namespace it moved to (pl_netns_run()) */
-struct moved_li {
-	const struct pl_moved *mv;
-	struct pl_link_info *li;
-};
-
-static int moved_link_get(void *arg)
-{
-	struct moved_li *m = arg;
-
-	return pl_link_get(NULL, m->mv->ifindex, m->li) ? 0 : 1;
-}
-
 static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 {
 	struct pl_stats s[PL_SLOT_MAX];
@@ -230,12 +217,11 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 	}
 	/* none runs here: its interface may have moved to another namespace, its hooks along */
 	if (!live && pl_attachment_moved(a, &mv) == 1) {
-		struct moved_li m = { .mv = &mv, .li = &li };
-
 		moved = true;
 		for (int sl = 0; sl < PL_SLOT_MAX; sl++)
 			runs[sl] = pl_slot_attached(&st.meta, sl) && (mv.slots & (1u << sl));
-		have_li = pl_netns_run(mv.netns, 0, moved_link_get, &m) == 1;
+		li = mv.li;	/* its kernel counters, as read there */
+		have_li = true;
 		disp = false;
 	} else {
 		err = pl_link_get(NULL, st.meta.ifindex, &li);
@@ -269,8 +255,8 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_key(w, "moved_to");
 		if (moved) {
 			jw_obj_open(w);
-			jw_name_field(w, "ifname", mv.ifname);
-			jw_u64_field(w, "ifindex", (__u64)mv.ifindex);
+			jw_name_field(w, "ifname", mv.li.ifname);
+			jw_u64_field(w, "ifindex", (__u64)mv.li.ifindex);
 			jw_u64_field(w, "netns", mv.netns);
 			jw_obj_close(w);
 		} else {
@@ -309,7 +295,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		       reset ? " [counters reset after this reading]" : "");
 		if (moved)
 			printf("  moved     to another namespace, its hooks along: it is %s in netns "
-			       "%s\n", PL_NAME(mv.ifname), pl_netns_fmt(mv.netns, 0, false, ns,
+			       "%s\n", PL_NAME(mv.li.ifname), pl_netns_fmt(mv.netns, 0, false, ns,
 								    sizeof(ns)));
 		if (have_li)
 			printf("  kernel    rx packets %llu  bytes %llu  dropped %llu"

@@ -40,6 +40,43 @@ static inline int pl_load_err(int err)
 #define PL_BPF_TCX_INGRESS 46
 #define PL_BPF_TCX_EGRESS 47
 
+/* ---- netlink (loader/netlink.c) ---- */
+
+struct pl_link_info {
+	int ifindex;
+	char ifname[16];
+	bool up;
+	bool loopback;
+	char kind[32];		/* IFLA_INFO_KIND: "veth", "bridge", ... ("" = physical) */
+	unsigned int arptype;	/* ARPHRD_*: ETHER, LOOPBACK, NONE (tun, wireguard), ... */
+	__u64 rx_packets, rx_bytes, rx_dropped;
+	__u64 tx_packets, tx_bytes, tx_dropped;
+};
+/* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
+int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
+/*
+ * The programs parse Ethernet frames (loopback's too): NULL for such an
+ * interface, else why @li is not one (tun, wireguard and IP tunnels have no
+ * link-layer header), for "DEV: <why>: ..." messages.
+ */
+const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_t len);
+/* Every interface of the current network namespace (one dump). Caller frees *out. */
+int pl_links(struct pl_link_info **out, size_t *n);
+/* Number of filters on the clsact qdisc's ingress and egress hooks. */
+int pl_clsact_filter_count(int ifindex, int *count);
+/*
+ * The clsact qdisc for @hook (made unless there: *@made), refused for egress
+ * where the slot holds an ingress qdisc. 0 or -errno with @why.
+ */
+struct bpf_tc_hook;
+int pl_clsact_hook(struct bpf_tc_hook *hook, const char *ifname, bool *made, char *why,
+		   size_t whylen);
+/* bpf_tc_attach()'s EINVAL: the kernel's word for a priority another kind of filter holds */
+#define PL_CLSACT_PRIO_TAKEN "priority 1 is held by another kind of filter or one for another " \
+	"protocol (tc filter show): pktlens's must run first"
+/* The kind of the qdisc in the ingress slot ("clsact", "ingress"; "" = none) into @kind. */
+int pl_ingress_qdisc_kind(int ifindex, char *kind, size_t len);
+
 /* ---- bpffs layout (loader/pins.c) ---- */
 
 /* Mount bpffs on /sys/fs/bpf if it is not, create PL_PIN_ROOT (0700). */
@@ -189,8 +226,7 @@ bool pl_attachment_progs_gone(const struct pl_attachment *a);
 /* Where an attachment's hooks run when its interface moved to another namespace. */
 struct pl_moved {
 	uint64_t netns;		/* that namespace's inode */
-	int ifindex;		/* the interface's index there */
-	char ifname[16];	/* and its name */
+	struct pl_link_info li;	/* the interface there: index, name, kernel counters */
 	unsigned int slots;	/* the hooks (1 << PL_SLOT_*) that run there */
 };
 /*
@@ -265,43 +301,6 @@ int pl_netns_run(uint64_t ino, uint64_t cookie, int (*fn)(void *), void *arg);
 int pl_netns_find(int (*fn)(void *), void *arg, uint64_t *ino);
 /* "4026532251 (blue)", "4026531840 (pid 1 systemd)" (with @pid) or "4026532251", into @buf. */
 const char *pl_netns_fmt(uint64_t ino, uint64_t cookie, bool pid, char *buf, size_t len);
-
-/* ---- netlink (loader/netlink.c) ---- */
-
-struct pl_link_info {
-	int ifindex;
-	char ifname[16];
-	bool up;
-	bool loopback;
-	char kind[32];		/* IFLA_INFO_KIND: "veth", "bridge", ... ("" = physical) */
-	unsigned int arptype;	/* ARPHRD_*: ETHER, LOOPBACK, NONE (tun, wireguard), ... */
-	__u64 rx_packets, rx_bytes, rx_dropped;
-	__u64 tx_packets, tx_bytes, tx_dropped;
-};
-/* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
-int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
-/*
- * The programs parse Ethernet frames (loopback's too): NULL for such an
- * interface, else why @li is not one (tun, wireguard and IP tunnels have no
- * link-layer header), for "DEV: <why>: ..." messages.
- */
-const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_t len);
-/* Every interface of the current network namespace (one dump). Caller frees *out. */
-int pl_links(struct pl_link_info **out, size_t *n);
-/* Number of filters on the clsact qdisc's ingress and egress hooks. */
-int pl_clsact_filter_count(int ifindex, int *count);
-/*
- * The clsact qdisc for @hook (made unless there: *@made), refused for egress
- * where the slot holds an ingress qdisc. 0 or -errno with @why.
- */
-struct bpf_tc_hook;
-int pl_clsact_hook(struct bpf_tc_hook *hook, const char *ifname, bool *made, char *why,
-		   size_t whylen);
-/* bpf_tc_attach()'s EINVAL: the kernel's word for a priority another kind of filter holds */
-#define PL_CLSACT_PRIO_TAKEN "priority 1 is held by another kind of filter or one for another " \
-	"protocol (tc filter show): pktlens's must run first"
-/* The kind of the qdisc in the ingress slot ("clsact", "ingress"; "" = none) into @kind. */
-int pl_ingress_qdisc_kind(int ifindex, char *kind, size_t len);
 
 /* ---- the maps of an attachment (loader/maps.c) ---- */
 
@@ -839,8 +838,6 @@ int pl_state_reset_to(struct pl_state *st, const struct pl_stats reading[PL_SLOT
  */
 int pl_state_base_pin(const char *dir, const struct pl_stats base[PL_SLOT_MAX],
 		      const struct pl_flow *fbase, size_t nfbase);
-/* The stats slot (enum pl_slot) of a flow's packets. */
-int pl_flow_slot(const struct pl_flow_key *k);
 
 struct pl_flow {
 	struct pl_flow_key key;

@@ -778,17 +778,14 @@ struct moved_find {
 static int moved_runs_here(void *arg)
 {
 	struct moved_find *f = arg;
-	struct pl_link_info li;
 	unsigned int slots = 0;
 
 	for (int s = 0; s < PL_SLOT_MAX; s++)
 		if (pl_meta_slot_live(&f->m, s))
 			slots |= 1u << s;
-	if (!slots || pl_link_get(NULL, (int)f->m.ifindex, &li))
+	if (!slots || pl_link_get(NULL, (int)f->m.ifindex, &f->w->li))
 		return 0;
 	f->w->slots = slots;
-	f->w->ifindex = li.ifindex;
-	snprintf(f->w->ifname, sizeof(f->w->ifname), "%s", li.ifname);
 	return 1;
 }
 
@@ -828,7 +825,7 @@ const char *pl_moved_fmt(const struct pl_moved *w, char *buf, size_t len)
 {
 	char ns[300];
 
-	snprintf(buf, len, "%s in netns %s", w->ifname, pl_netns_fmt(w->netns, 0, false, ns,
+	snprintf(buf, len, "%s in netns %s", w->li.ifname, pl_netns_fmt(w->netns, 0, false, ns,
 								       sizeof(ns)));
 	return buf;
 }
