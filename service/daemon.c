@@ -876,15 +876,18 @@ static int instance_lock(const char *owner, char *why, size_t whylen)
 	return fd;
 }
 
-/* ", N failed (logged above)" where steps of @p failed, else "" */
-static const char *failed_note(const struct pl_plan *p)
+/* "N added, N changed, N removed, N unchanged[, N failed (logged above)]": what @p did */
+static const char *plan_counts(const struct pl_plan *p, char *buf, size_t len)
 {
-	static char buf[64];
-	size_t n = pl_plan_failed(p);
+	size_t failed = pl_plan_failed(p);
+	int n;
 
-	if (!n)
-		return "";
-	snprintf(buf, sizeof(buf), ", %zu failed (logged above)", n);
+	n = snprintf(buf, len, "%zu added, %zu changed, %zu removed, %zu unchanged",
+		     pl_plan_count_ok(p, PL_STEP_ADD),
+		     pl_plan_count_ok(p, PL_STEP_CHANGE) + pl_plan_count_ok(p, PL_STEP_ADOPT),
+		     pl_plan_count_ok(p, PL_STEP_REMOVE), p->unchanged);
+	if (failed && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", %zu failed (logged above)", failed);
 	return buf;
 }
 
@@ -901,7 +904,7 @@ static void shadow_warn(struct daemon *d)
 static void reload(struct daemon *d)
 {
 	struct pl_config *c = NULL, *old = d->c;
-	char why[PL_WHY_LEN * 8];
+	char why[PL_WHY_LEN * 8], counts[160];
 	int err, lockfd = -1;
 	struct pl_plan p;
 
@@ -942,10 +945,7 @@ static void reload(struct daemon *d)
 		triggers_stop(d);
 		triggers_start(d);
 	}
-	dlog(d, LOG_INFO, "reloaded %s: %zu added, %zu changed, %zu removed, %zu unchanged%s",
-	     d->path, pl_plan_count_ok(&p, PL_STEP_ADD), pl_plan_count_ok(&p, PL_STEP_CHANGE) +
-	     pl_plan_count_ok(&p, PL_STEP_ADOPT), pl_plan_count_ok(&p, PL_STEP_REMOVE), p.unchanged,
-	     failed_note(&p));
+	dlog(d, LOG_INFO, "reloaded %s: %s", d->path, plan_counts(&p, counts, sizeof(counts)));
 	pl_plan_free(&p);
 	pl_config_free(old);
 	if (lockfd >= 0) {
@@ -1094,7 +1094,7 @@ int pl_daemon_run(const char *path, bool json)
 {
 	struct daemon d = { .path = path, .json = json, .ep = -1, .sigfd = -1, .inofd = -1, .scrapefd = -1,
 			    .ipfixfd = -1, .retryfd = -1, .trigfd = -1, .lockfd = -1 };
-	char why[PL_WHY_LEN * 8];
+	char why[PL_WHY_LEN * 8], counts[160];
 	struct pl_plan p;
 	int err, ret = 1;
 
@@ -1143,11 +1143,8 @@ int pl_daemon_run(const char *path, bool json)
 		dlog(&d, LOG_ERR, "cannot start the triggers: %s", strerror(-err));
 		goto out;
 	}
-	dlog(&d, LOG_INFO, "ready: %s (%s): %zu added, %zu changed, %zu removed, %zu unchanged%s; "
-	     "%zu network namespace%s", path, d.c->owner, pl_plan_count_ok(&p, PL_STEP_ADD),
-	     pl_plan_count_ok(&p, PL_STEP_CHANGE) + pl_plan_count_ok(&p, PL_STEP_ADOPT),
-	     pl_plan_count_ok(&p, PL_STEP_REMOVE), p.unchanged, failed_note(&p), d.ns.n,
-	     d.ns.n == 1 ? "" : "s");
+	dlog(&d, LOG_INFO, "ready: %s (%s): %s; %zu network namespace%s", path, d.c->owner,
+	     plan_counts(&p, counts, sizeof(counts)), d.ns.n, d.ns.n == 1 ? "" : "s");
 	pl_plan_free(&p);
 	d.json = false;		/* running: its errors are log lines */
 	sd_notifyf(0, "READY=1\nSTATUS=running %s\nMAINPID=%d", path, (int)getpid());
