@@ -296,13 +296,6 @@ int pl_state_stats(const struct pl_state *st, struct pl_stats out[PL_SLOT_MAX])
 	return err;
 }
 
-int pl_flow_slot(const struct pl_flow_key *k)
-{
-	if (k->hook == PL_HOOK_XDP)
-		return PL_SLOT_XDP_IN;
-	return k->dir == PL_DIR_OUT ? PL_SLOT_TC_OUT : PL_SLOT_TC_IN;
-}
-
 /*
  * @f less its base, if it has one (what the caches held at the last reset);
  * false when nothing is left: no packet of it came since.
@@ -468,9 +461,9 @@ static bool slot_after(__u32 t, __u64 now)
 	return (__s32)((__u32)(now >> PL_FLOW_TSHIFT) - t) < 0;
 }
 
-/* Every slot of the flow cache that holds packets, as flows (bpf/flow.h). */
 /*
- * The flows of cache @fd's slots into @out, a slot at a time; with @cpus,
+ * Every slot of flow cache @fd that holds packets, as flows (bpf/flow.h),
+ * into @out, a slot at a time; with @cpus,
  * the CPU of each (whose region holds the slot) into *@cpus, left NULL for
  * a cache of the old layout.
  */
@@ -921,6 +914,24 @@ static void log_removed(const struct pl_state *st, struct flow_vec *fv, struct c
 }
 
 /*
+ * Put @k back in the table at zero (@zero: a value per CPU): 0 also when it
+ * is there (a packet put it back first) or the table is full (filled
+ * meanwhile by new flows).
+ */
+static int keep_flow(int flows_fd, const struct pl_flow_key *k, const void *zero)
+{
+	if (bpf_map_update_elem(flows_fd, k, zero, BPF_NOEXIST) && errno != EEXIST && errno != E2BIG)
+		return -errno;
+	return 0;
+}
+
+/* A zero value of the table for each CPU, for keep_flow(); NULL when out of memory */
+static void *flow_zero(void)
+{
+	return calloc((size_t)ncpus(), (sizeof(struct pl_flow_val) + 7) & ~(size_t)7);
+}
+
+/*
  * Every flow a cache slot holds packets of back in the table, at zero, once
  * a reset emptied it. A flow sits in a cache only after the table took it
  * (bpf/flow.h), so folding its slot into the table never fails; a slot whose
@@ -945,7 +956,7 @@ static int keep_cached_flows(const struct pl_state *st)
 		return -errno;
 	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(*s))
 		return 0;
-	zero = calloc((size_t)ncpus(), (sizeof(struct pl_flow_val) + 7) & ~(size_t)7);
+	zero = flow_zero();
 	if (!zero)
 		return -ENOMEM;
 	size = (size_t)info.max_entries * sizeof(*s);
@@ -966,25 +977,9 @@ static int keep_cached_flows(const struct pl_state *st)
 		if (!k.ifindex || !s[i].packets)
 			continue;
 		k.pad = 0;
-		if (bpf_map_update_elem(st->flows_fd, &k, zero, BPF_NOEXIST) && errno != EEXIST &&
-		    errno != E2BIG)
-			err = -errno;
+		err = keep_flow(st->flows_fd, &k, zero);
 	}
 	munmap((void *)s, size);
-	free(zero);
-	return err;
-}
-
-/* Put @k back in the table at zero (keep_cached_flows()): 0 also when it is there or the table full */
-static int keep_flow(int flows_fd, const struct pl_flow_key *k)
-{
-	void *zero = calloc((size_t)ncpus(), (sizeof(struct pl_flow_val) + 7) & ~(size_t)7);
-	int err = 0;
-
-	if (!zero)
-		return -ENOMEM;
-	if (bpf_map_update_elem(flows_fd, k, zero, BPF_NOEXIST) && errno != EEXIST && errno != E2BIG)
-		err = -errno;
 	free(zero);
 	return err;
 }
@@ -1006,6 +1001,7 @@ static int put_debts(const struct pl_state *st, const struct cache_set *cs)
 	int n = ncpus(), fd, err;
 	unsigned char *ncpu = NULL;
 	struct pl_flow_debt *d;
+	void *zero;
 
 	if (!st->dir[0] || (cs->slots.n && !cs->cpu))
 		return -ENOENT;
@@ -1013,7 +1009,8 @@ static int put_debts(const struct pl_state *st, const struct cache_set *cs)
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
 	d = calloc((size_t)n, vsize);
-	err = d ? batch_walk(fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_debt), true, true,
+	zero = flow_zero();
+	err = d && zero ? batch_walk(fd, sizeof(struct pl_flow_key), sizeof(struct pl_flow_debt), true, true,
 			     NULL, NULL) : -ENOMEM;
 	if (!err && cs->slots.n && !(ncpu = calloc(cs->fv.n ? cs->fv.n : 1, 1)))
 		err = -ENOMEM;
@@ -1030,7 +1027,7 @@ static int put_debts(const struct pl_state *st, const struct cache_set *cs)
 		struct pl_flow_debt *mine;
 
 		if (!e || ncpu[e - 1] > 1 || cs->cpu[i] >= (__u32)n) {
-			err = keep_flow(st->flows_fd, &f->key);
+			err = keep_flow(st->flows_fd, &f->key, zero);
 			continue;
 		}
 		memset(d, 0, (size_t)n * vsize);
@@ -1038,9 +1035,10 @@ static int put_debts(const struct pl_state *st, const struct cache_set *cs)
 		mine->packets = f->val.packets;
 		mine->bytes = f->val.bytes;
 		if (bpf_map_update_elem(fd, &f->key, d, BPF_NOEXIST))
-			err = keep_flow(st->flows_fd, &f->key);
+			err = keep_flow(st->flows_fd, &f->key, zero);
 	}
 	free(ncpu);
+	free(zero);
 	free(d);
 	close(fd);
 	return err;
