@@ -99,17 +99,12 @@ static __always_inline int pl_flow_held(__u64 now)
 	return ctl && now < ctl->hold_until_ns;
 }
 
-/* Add @d to @key's entry in the table, inserting it when missing: 0, or -1 when the table is full. */
-static __always_inline int pl_flow_table_put(const struct pl_flow_key *key, struct pl_flow_val *d)
+/* Insert @d as @key's entry, which a lookup missed: 0, or -1 when the table is full. */
+static __always_inline int pl_flow_table_insert(const struct pl_flow_key *key, struct pl_flow_val *d)
 {
 	struct pl_flow_val *v;
 	long err;
 
-	v = bpf_map_lookup_elem(&flows, key);
-	if (v) {
-		pl_flow_val_add(v, d);
-		return 0;
-	}
 	err = bpf_map_update_elem(&flows, key, d, BPF_NOEXIST);
 	if (err == -EEXIST) {
 		/* another CPU inserted it meanwhile: our per-CPU value is zero */
@@ -120,6 +115,18 @@ static __always_inline int pl_flow_table_put(const struct pl_flow_key *key, stru
 		}
 	}
 	return err ? -1 : 0;
+}
+
+/* Add @d to @key's entry in the table, inserting it when missing: 0, or -1 when the table is full. */
+static __always_inline int pl_flow_table_put(const struct pl_flow_key *key, struct pl_flow_val *d)
+{
+	struct pl_flow_val *v = bpf_map_lookup_elem(&flows, key);
+
+	if (v) {
+		pl_flow_val_add(v, d);
+		return 0;
+	}
+	return pl_flow_table_insert(key, d);
 }
 
 /* pl_flow_table_put(), the loss counted in @s when the table is full */
@@ -133,20 +140,20 @@ static __always_inline int pl_flow_table_add(const struct pl_flow_key *key,
 }
 
 /*
- * Slot @c's delta @d of @key, whose flow is not in the table: a reset took
- * it out (loader/state.c). What this CPU's slot held then is the flow's
- * base (flow_debt): a delta of nothing more is not put back, so the flows
- * of before a reset do not fill the table again; a delta the full table
- * does not take counts as not recorded in flows, less that base, under the
- * flow's own hook (the packet folding it may be another hook's).
+ * Slot @c's delta @d of @key, whose flow a lookup did not find in the
+ * table: a reset took it out (loader/state.c). What this CPU's slot held
+ * then is the flow's base (flow_debt): a delta of nothing more is not put
+ * back, so the flows of before a reset do not fill the table again; a
+ * delta the full table does not take counts as not recorded in flows, less
+ * that base, under the flow's own hook (the packet folding it may be
+ * another hook's).
  */
 static __always_inline void pl_flow_fold_new(const struct pl_flow_key *key, struct pl_flow_val *d)
 {
 	struct pl_flow_debt *b;
 	struct pl_stats *s;
 	__u64 pk = d->packets, by = d->bytes;
-	__u32 slot = key->hook == PL_HOOK_XDP ? PL_SLOT_XDP_IN :
-		     key->dir == PL_DIR_IN ? PL_SLOT_TC_IN : PL_SLOT_TC_OUT;
+	__u32 slot = (__u32)pl_flow_slot(key);
 
 	b = bpf_map_lookup_elem(&flow_debt, key);
 	if (b) {	/* this CPU's value: its slot's */
@@ -157,7 +164,7 @@ static __always_inline void pl_flow_fold_new(const struct pl_flow_key *key, stru
 		if (!pk && !by)
 			return;
 	}
-	if (!pl_flow_table_put(key, d))
+	if (!pl_flow_table_insert(key, d))
 		return;
 	s = bpf_map_lookup_elem(&stats, &slot);
 	if (s)

@@ -62,7 +62,6 @@ __noinline int pl_xdp_early(struct xdp_md *ctx, __u32 len, __u32 flags)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-
 	int b12 = -1;
 
 	if (data + PL_EARLY_HDR > data_end)

@@ -152,6 +152,14 @@ static inline __attribute__((always_inline)) __u64 pl_flow_key_mix(const struct 
 	       (c * 0x165667b19e3779f9ULL);
 }
 
+/* The stats slot (enum pl_slot) of a flow's packets: the programs' and user space's. */
+static inline __attribute__((always_inline)) int pl_flow_slot(const struct pl_flow_key *k)
+{
+	if (k->hook == PL_HOOK_XDP)
+		return PL_SLOT_XDP_IN;
+	return k->dir == PL_DIR_OUT ? PL_SLOT_TC_OUT : PL_SLOT_TC_IN;
+}
+
 struct pl_flow_val {
 	__u64 packets;
 	__u64 bytes;
