@@ -492,7 +492,8 @@ static int reuse_old_maps(struct attach *a, bool flows_reused)
 		if (rules && a->old.meta.version < 8)
 			continue;
 		fd = pl_pin_open(a->old_dir, d->name);
-		if (fd < 0 && (rules || (d->optional && errno == ENOENT)))
+		/* EPROTO: another layout than this pktlens's, not carried (as rules before 8) */
+		if (fd < 0 && (rules || errno == EPROTO || (d->optional && errno == ENOENT)))
 			continue;
 		if (fd < 0)
 			return -errno;

@@ -114,8 +114,19 @@ int pl_pin_name(char *buf, size_t len, const char *ifname);
 int pl_pin_name_ifname(char *buf, size_t len, const char *name);
 /* PL_PIN_ROOT/<netns>/<ifname as pl_pin_name() writes it> */
 int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
-/* An fd of the object pinned as @dir/@name, or -1 with errno set. */
+/*
+ * An fd of the object pinned as @dir/@name, or -1 with errno set: EPROTO
+ * for a map of the map table (pl_maps[]) whose type, key or value size is
+ * not the table's (another pktlens's layout, or not pktlens's: reading it
+ * into our structs would overrun them).
+ */
 int pl_pin_open(const char *dir, const char *name);
+/*
+ * 0 if map @fd has keys of @ksize (0: any) and values of @vsize bytes (per
+ * CPU), -EPROTO if not: a lookup copies the map's own sizes, and a pin of
+ * another layout would overrun a reader's buffers.
+ */
+int pl_map_sized(int fd, size_t ksize, size_t vsize);
 struct bpf_link_info;
 /* The same for a pinned link, with its bpf_link_info in *@li; -1 with errno set. */
 int pl_pin_link_open(const char *dir, const char *name, struct bpf_link_info *li);
@@ -399,6 +410,13 @@ struct pl_map_def {
 	bool optional;			/* may be missing from an attachment (older pktlens) */
 	const char *pin_skb;		/* the non-frags XDP variant (skb mode; native without
 				 * frags) pins this map under .name instead */
+	/*
+	 * SHAPE(): the key and value sizes of the objects' map, and so of the
+	 * pin readers open (pl_pin_open()); 0: a map whose layouts of older
+	 * attachments its readers tell apart themselves (meta, flow_cache,
+	 * sample_flows) or one never pinned
+	 */
+	__u32 key_size, value_size;
 };
 
 extern const struct pl_map_def pl_maps[PL_MID_MAX];
@@ -407,6 +425,8 @@ extern const struct pl_map_def pl_maps[PL_MID_MAX];
 const struct pl_map_def *pl_map_find(const char *name);
 /* The id of row @d. */
 enum pl_map_id pl_map_id(const struct pl_map_def *d);
+/* Whether the map @fd has row @d's type and SHAPE() (a row without one: any). */
+bool pl_map_fits(int fd, const struct pl_map_def *d);
 struct bpf_object;
 /*
  * Check @obj (PL_OBJ_XDP or PL_OBJ_TC) against the table: each of its maps

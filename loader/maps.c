@@ -20,58 +20,74 @@
 #include "loader.h"
 
 #define BOTH (PL_OBJ_XDP | PL_OBJ_TC)
-/* a row: name, type, objects, shared, pin, keep, rules[, .optional, .pin_skb (the non-frags variant's)] */
+/*
+ * a row: name, type, objects, shared, pin, keep, rules[, .optional, .pin_skb (the non-frags
+ * variant's), SHAPE(key type, value type)]
+ */
 #define ROW(NAME, TYPE, OBJS, SHARED, PIN, KEEP, RULES, ...)                          \
 	{ .name = (NAME), .type = (TYPE), .objs = (OBJS), .shared = (SHARED), .pin = (PIN), \
 	  .keep = (KEEP), .rules = (RULES), __VA_ARGS__ }
+#define SHAPE(K, V) .key_size = sizeof(K), .value_size = sizeof(V)
 
 const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	/* counters and flows: kept across attach --force */
 	[PL_MID_STATS] = ROW(PL_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-			     PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED),
+			     PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED,
+			     SHAPE(__u32, struct pl_stats)),
 	[PL_MID_FLOWS] = ROW(PL_MAP_FLOWS, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
-			     PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED),
+			     PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED,
+			     SHAPE(struct pl_flow_key, struct pl_flow_val)),
 	[PL_MID_FLOW_CACHE] = ROW(PL_MAP_FLOW_CACHE, BPF_MAP_TYPE_ARRAY, BOTH, true,
 				  PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED),
 	/* what a reset holds still in the cache; optional: attachments made before it have none */
 	[PL_MID_FLOW_CTL] = ROW(PL_MAP_FLOW_CTL, BPF_MAP_TYPE_ARRAY, BOTH, true,
-				PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+				PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true,
+				SHAPE(__u32, struct pl_flow_ctl)),
 	/* what cache slots held of the flows the last reset took out; optional as flow_ctl */
 	[PL_MID_FLOW_DEBT] = ROW(PL_MAP_FLOW_DEBT, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED, .optional = true),
+				 PL_PIN_ALWAYS, PL_KEEP_FLOWS, PL_RS_SHARED, .optional = true,
+				 SHAPE(struct pl_flow_key, struct pl_flow_debt)),
 	/* what attach set up (the loader's, never read by BPF) */
 	[PL_MID_META] = ROW(PL_MAP_META, BPF_MAP_TYPE_ARRAY, BOTH, true,
 			    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_NONE),
 	/* filter chaining: a RULES stage's verdict per hook */
 	[PL_MID_CHAIN_RES] = ROW(PL_MAP_CHAIN_RES, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, SHAPE(__u32, __u32)),
 	/* policy rules: the record, their counters, redirect targets, expression texts */
 	[PL_MID_POLICY_RULES] = ROW(PL_MAP_POLICY_RULES, BPF_MAP_TYPE_HASH, BOTH, true,
-				    PL_PIN_ALWAYS, PL_KEEP_RECORD, PL_RS_NONE),
+				    PL_PIN_ALWAYS, PL_KEEP_RECORD, PL_RS_NONE,
+				    SHAPE(__u32, struct pl_rule)),
 	[PL_MID_RULE_STATS] = ROW(PL_MAP_RULE_STATS, BPF_MAP_TYPE_PERCPU_HASH, BOTH, true,
-				  PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED),
+				  PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED,
+				  SHAPE(__u32, struct pl_rule_stats)),
 	[PL_MID_REDIRECT] = ROW(PL_MAP_REDIRECT, BPF_MAP_TYPE_DEVMAP_HASH, PL_OBJ_XDP, true,
-				PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
+				PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true,
+				SHAPE(__u32, __u32)),
 	[PL_MID_POLICY_EXPRS] = ROW(PL_MAP_POLICY_EXPRS, BPF_MAP_TYPE_HASH, BOTH, true,
-				    PL_PIN_ALWAYS, PL_KEEP_RECORD, PL_RS_NONE),
+				    PL_PIN_ALWAYS, PL_KEEP_RECORD, PL_RS_NONE,
+				    SHAPE(__u32, struct pl_rule_expr)),
 	[PL_MID_EXPR_BITS] = ROW(PL_MAP_EXPR_BITS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, SHAPE(__u32, __u64)),
 	/* --limit rules: buckets by counter key, per-key LRU maps by counter key, their locks */
 	[PL_MID_LIMIT_BUCKET] = ROW(PL_MAP_LIMIT_BUCKET, BPF_MAP_TYPE_HASH, BOTH, true,
-				    PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED),
+				    PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED,
+				    SHAPE(__u32, struct pl_limit_bucket)),
 	[PL_MID_LIMIT_KEYS] = ROW(PL_MAP_LIMIT_KEYS, BPF_MAP_TYPE_HASH_OF_MAPS, BOTH, true,
-				  PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED),
+				  PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, SHAPE(__u32, __u32)),
 	[PL_MID_LIMIT_LOCKS] = ROW(PL_MAP_LIMIT_LOCKS, BPF_MAP_TYPE_ARRAY, BOTH, true,
-				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED,
+				   SHAPE(__u32, struct pl_limit_lock)),
 	/* pcap samples */
 	[PL_MID_SAMPLE_CFG] = ROW(PL_MAP_SAMPLE_CFG, BPF_MAP_TYPE_ARRAY, BOTH, true,
-				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED,
+				  SHAPE(__u32, struct pl_sample_cfg)),
 	[PL_MID_SAMPLE_STATS] = ROW(PL_MAP_SAMPLE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED,
+				    SHAPE(__u32, struct pl_sample_stats)),
 	[PL_MID_SAMPLE_RING] = ROW(PL_MAP_SAMPLE_RING, BPF_MAP_TYPE_ARRAY_OF_MAPS, BOTH, true,
-				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				   PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, SHAPE(__u32, __u32)),
 	[PL_MID_SAMPLE_RES] = ROW(PL_MAP_SAMPLE_RES, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED),
+				  PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, SHAPE(__u32, __u32)),
 	/*
 	 * --per-flow state: the sampler's table while it runs (an LRU_HASH of
 	 * its own in attachments made before); optional: older ones have none
@@ -81,11 +97,12 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	/* each hook's PROG_ARRAY; the kernel ties one to frags or not, so XDP has two */
 	[PL_MID_XDP_CHAIN] = ROW(PL_MAP_XDP_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,
 				 PL_PIN_XDP, PL_KEEP_NONE, PL_RS_NONE, .optional = true,
-				 .pin_skb = "xdp_skb_chain"),
+				 .pin_skb = "xdp_skb_chain", SHAPE(__u32, __u32)),
 	[PL_MID_XDP_SKB_CHAIN] = ROW("xdp_skb_chain", BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,
-				     PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_NONE),
+				     PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_NONE, SHAPE(__u32, __u32)),
 	[PL_MID_TC_CHAIN] = ROW(PL_MAP_TC_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_TC, false,
-				PL_PIN_TC, PL_KEEP_NONE, PL_RS_NONE, .optional = true),
+				PL_PIN_TC, PL_KEEP_NONE, PL_RS_NONE, .optional = true,
+				SHAPE(__u32, __u32)),
 	/* a rule set's own lookup maps (bpf/policy.h), sized when it is built */
 	[PL_MID_POLICY_SRC4] = ROW("policy_src4", BPF_MAP_TYPE_LPM_TRIE, BOTH, false,
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
@@ -101,11 +118,14 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	/* passive TCP: the namespace's connections and timestamps (loader/tcp.c), the counters */
 	[PL_MID_TCP_STATE] = ROW(PL_MAP_TCP_STATE, BPF_MAP_TYPE_HASH, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+				 PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true,
+				 SHAPE(struct pl_tcp_key, struct pl_tcp_state)),
 	[PL_MID_TCP_TS] = ROW(PL_MAP_TCP_TS, BPF_MAP_TYPE_HASH, BOTH, true,
-			      PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+			      PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true,
+			      SHAPE(struct pl_tcp_ts_key, __u64)),
 	[PL_MID_TCP_STATS] = ROW(PL_MAP_TCP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED, .optional = true),
+				 PL_PIN_ALWAYS, PL_KEEP_ALWAYS, PL_RS_SHARED, .optional = true,
+				 SHAPE(__u32, struct pl_tcp_pstats)),
 	/* per-CPU scratch of one program run: a sample's header, the bounded rule walk */
 	[PL_MID_SAMPLE_HDR] = ROW("sample_hdr", BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, false,
 				  PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
@@ -123,10 +143,12 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 				   PL_PIN_NEVER, PL_KEEP_NONE, PL_RS_OWN),
 	/* rule counters by index for the first counter keys; optional: attachments made before it */
 	[PL_MID_RULE_CTRS] = ROW(PL_MAP_RULE_CTRS, BPF_MAP_TYPE_PERCPU_ARRAY, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
+				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true,
+				 SHAPE(__u32, struct pl_rule_stats)),
 	/* counters of the keys of generation >= 1 (PL_RULE_GEN); optional: attachments made before */
 	[PL_MID_RULE_GENS] = ROW(PL_MAP_RULE_GENS, BPF_MAP_TYPE_ARRAY_OF_MAPS, BOTH, true,
-				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true),
+				 PL_PIN_ALWAYS, PL_KEEP_RULES, PL_RS_SHARED, .optional = true,
+				 SHAPE(__u32, __u32)),
 	/*
 	 * pktlens_xdp_notail's rule set (xdp/pktlens_xdp.bpf.c): the entry's own;
 	 * policy commits find it through the entry's maps (loader/xdp_multi.c)
@@ -158,11 +180,14 @@ int pl_maps_check(const struct bpf_object *obj, unsigned int obj_bit, char *why,
 
 		if (bpf_map__is_internal(m))
 			continue;	/* .rodata, .bss: the object's own */
-		if (!d || !(d->objs & obj_bit) || d->type != bpf_map__type(m))
+		if (!d || !(d->objs & obj_bit) || d->type != bpf_map__type(m) ||
+		    (d->key_size && (d->key_size != bpf_map__key_size(m) ||
+				     d->value_size != bpf_map__value_size(m))))
 			return pl_why(why, whylen, -EPROTO, "map %s of %s: %s (loader/maps.c)", name,
 				      bpf_object__name(obj), !d ? "not in the map table" :
 				      d->type != bpf_map__type(m) ? "another type than the table says" :
-				      "the table says this object lacks it");
+				      !(d->objs & obj_bit) ? "the table says this object lacks it" :
+				      "another key or value size than the table says");
 	}
 	return 0;
 }
@@ -228,6 +253,17 @@ int pl_flow_cache_bits_of(int fd)
 		if (info.max_entries == (__u32)ncpu << b)
 			return (int)b;
 	return -EPROTO;
+}
+
+bool pl_map_fits(int fd, const struct pl_map_def *d)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!d->key_size)
+		return true;
+	return !bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == (__u32)d->type &&
+	       info.key_size == d->key_size && info.value_size == d->value_size;
 }
 
 void pl_maps_close(int fd[PL_MID_MAX])

@@ -24,10 +24,28 @@
 
 int pl_pin_open(const char *dir, const char *name)
 {
+	const struct pl_map_def *d = pl_map_find(name);
 	char path[1024];
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return bpf_obj_get(path);
+	fd = bpf_obj_get(path);
+	if (fd >= 0 && d && !pl_map_fits(fd, d)) {
+		close(fd);
+		errno = EPROTO;
+		return -1;
+	}
+	return fd;
+}
+
+int pl_map_sized(int fd, size_t ksize, size_t vsize)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	return (ksize && info.key_size != ksize) || info.value_size != vsize ? -EPROTO : 0;
 }
 
 int pl_pin_link_open(const char *dir, const char *name, struct bpf_link_info *li)
@@ -381,6 +399,9 @@ static int batch_walk(int fd, size_t ksize, size_t vsize, bool percpu, bool del,
 	 * the command) cannot see, so they would take every key and value
 	 * read back for uninitialised.
 	 */
+	err = pl_map_sized(fd, ksize, vsize);
+	if (err)
+		return err;
 	keys = calloc(BATCH, ksize);
 	vals = calloc((size_t)n * BATCH, vsize);
 	if (!keys || !vals) {
@@ -785,6 +806,7 @@ static int read_bases(struct pl_state *st, const char *dir)
 	fd = pl_pin_open(dir, PL_MAP_STATS_BASE);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;	/* never reset */
+	err = pl_map_sized(fd, sizeof(__u32), sizeof(st->base[0]));
 	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++)
 		if (bpf_map_lookup_elem(fd, &slot, &st->base[slot]))
 			err = -errno;

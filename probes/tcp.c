@@ -65,6 +65,9 @@ static int percpu_u64(int fd, __u64 *out)
 	*out = 0;
 	if (ncpu <= 0)
 		return -EINVAL;
+	err = pl_map_sized(fd, sizeof(zero), sizeof(*v));
+	if (err)
+		return err;
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -269,6 +272,9 @@ static int percpu_hist(int fd, const void *key, struct pl_tcp_hist *out)
 
 	if (ncpu <= 0)
 		return -EINVAL;
+	err = pl_map_sized(fd, 0, sizeof(*v));
+	if (err)
+		return err;
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;

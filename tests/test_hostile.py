@@ -964,3 +964,52 @@ def test_listen_on_an_ipv4_mapped_address():
     finally:
         p.terminate()
         p.wait(timeout=10)
+
+
+def evil_map(path, kind, key, value=32768, entries=8):
+    """A map pinned at path, of another layout than pktlens's (kind, key size, values of 32 KiB),
+    holding `entries` entries, so a reader that takes it for its own reads 32 KiB per entry and
+    CPU into buffers sized for its struct. Returns the pin it stood in for, renamed aside."""
+    aside = os.path.join(os.path.dirname(path), "aside_" + os.path.basename(path))
+    os.rename(path, aside)
+    sh("bpftool", "map", "create", path, "type", kind, "key", key, "value", value,
+       "entries", entries, "name", "other")
+    for i in range(entries):
+        sh("bpftool", "map", "update", "pinned", path, "key", i, *["0"] * (key - 1),
+           "value", *["1"] * value)
+    return aside
+
+
+@pytest.mark.parametrize("name,cmds", [
+    ("stats", [["stats", "vb"], ["-j", "stats", "vb"], ["policy", "list", "vb"]]),
+    pytest.param("flows", [["flows", "vb"], ["-j", "stats", "vb"]], marks=pytest.mark.variant),
+    pytest.param("rule_stats", [["policy", "list", "vb"], ["-j", "stats", "vb"]],
+                 marks=pytest.mark.variant),
+    ("drop_stats", [["stats", "vb"], ["-j", "stats", "vb"]]),
+])
+def test_pinned_maps_of_another_layout_are_never_read_as_ours(lab, name, cmds):
+    """A pin replaced by a map of another layout (another pktlens version's, or not pktlens's):
+    the commands that read it say so in one line (exit 1) or leave it out, never read it into
+    their structs (`stats` overran its heap buffer and aborted: malloc(): invalid size), and
+    once the pin is back every count is there."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--pass", ns=lab.b)
+    send_frames(lab.a, 3)
+    time.sleep(0.2)
+    before = slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")
+    pin = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/{name}"
+    info = json.loads(sh("bpftool", "-j", "map", "show", "pinned", pin).stdout)
+    kind = "array" if info["type"] != "array" else "hash"
+    aside = evil_map(pin, kind if name == "stats" else info["type"].replace("lru_", ""),
+                     info["bytes_key"])
+    try:
+        for cmd in cmds:
+            r = pktlens(*cmd, ns=lab.b, check=False)
+            assert r.returncode in (0, 1), (cmd, r.returncode, r.stderr)
+            if r.returncode:
+                assert r.stderr.count("\n") == 1 and "vb" in r.stderr, (cmd, r.stderr)
+    finally:
+        os.unlink(pin)
+        os.rename(aside, pin)
+    after = slot(pktlens_json("stats", "vb", ns=lab.b), "tc", "in")
+    assert after["packets"] >= before["packets"] >= 3
