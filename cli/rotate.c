@@ -204,18 +204,22 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 	}
 	r->seq++;
 	r->total++;
-	r->pkts = 0;
 	r->opened_ns = pl_mono_ns();
 	return 0;
 }
 
-bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns)
+bool pl_rot_due(const struct pl_rot *r, bool packet, uint64_t now_ns)
 {
 	if (!r->out)
 		return false;
 	if (period_over(r, now_ns))
 		return true;
-	return r->size && r->pkts && pl_out_bytes(r->out) + bytes > r->size;
+	/*
+	 * tcpdump's -C: before a packet, the file is already past the size (its
+	 * pcap_dump_ftell() > MB million); so the packet that crossed it is the
+	 * last of its file, and a file no packet followed is not begun
+	 */
+	return packet && r->size && pl_out_bytes(r->out) > r->size;
 }
 
 int pl_rot_close(struct pl_rot *r)

@@ -36,7 +36,7 @@ struct pl_out;
 struct pl_rot {
 	/* settings */
 	const char *pattern;		/* -w FILE */
-	uint64_t size;			/* -C: bytes per file at most (one bigger packet: alone), 0: no */
+	uint64_t size;			/* -C: a file past it gets no more packets (tcpdump's), 0: no */
 	uint64_t secs;			/* -G: seconds per file, 0: no */
 	uint32_t keep;			/* -W: files kept, 0: all */
 	bool each;			/* a file per pl_rot_open() (--rearm: per firing) */
@@ -58,7 +58,6 @@ struct pl_rot {
 	uint64_t total;			/* files made */
 	uint64_t opened_ns;		/* CLOCK_MONOTONIC when the file began */
 	uint64_t period_ns;		/* -G: when its period began: the capture's start, then every SECS */
-	uint64_t pkts;			/* packets in this file */
 	uint64_t delivered, added;	/* of the files closed */
 };
 
@@ -83,8 +82,11 @@ int pl_rot_check(const char *name, char *why, size_t whylen);
 int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen);
 /* Open the next file (header written, committed under its name). 0, or -errno with @why. */
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen);
-/* Whether a record of about @bytes must go to a new file (-C), or the period is over (-G, @now_ns). */
-bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns);
+/*
+ * Whether the next file begins now: -G's period is over at @now_ns, or
+ * (@packet: before writing one) -C's file is past its size already.
+ */
+bool pl_rot_due(const struct pl_rot *r, bool packet, uint64_t now_ns);
 /* Finish and close the file (counting what reached it). 0, or its write error. */
 int pl_rot_close(struct pl_rot *r);
 /* Close, then open the next (next_failed: that open failed, not the close). */

@@ -204,8 +204,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	now = pl_mono_ns();
 	if (r->rot && r->end_ns && now >= r->end_ns)
 		now = r->rot->period_ns;
-	/* -C: the record's exact size (pcapng: with the IDB of a hook new to the file) */
-	if (r->rot && pl_rot_due(r->rot, r->dump ? pl_dump_size(r->dump, &p) : caplen, now) &&
+	if (r->rot && pl_rot_due(r->rot, true, now) &&
 	    (err = rotate(r))) {
 		r->unwritten++;
 		return err;
@@ -216,8 +215,6 @@ static int on_record(void *ctx, void *data, size_t size)
 		r->write_err = err;
 		return err;
 	}
-	if (r->rot)
-		r->rot->pkts++;
 	r->handed++;
 	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
 }
@@ -423,7 +420,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 		if (pl_deadline_passed(r->end_ns))
 			return 0;
 		/* -G: the period is over, also when nothing arrives */
-		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))
+		if (r->rot && pl_rot_due(r->rot, false, now) && rotate(r))
 			return 0;
 		if (now - last_flush >= FLUSH_NS) {
 			struct stat st;
@@ -1105,7 +1102,8 @@ static const struct pl_opt sample_opts[] = {
 	{ .name = "file-size", .short_name = 'C', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, rot_mb), .min = 1, .max = 1000000, .arg = "MB",
 	  .syn = "-C MB", .flags = PL_OPT_SHORT, .bad = ": not a size in %llu..%llu MB",
-	  .help = "like tcpdump -C: a new file once this one would grow past MB million bytes; "
+	  .help = "like tcpdump -C: a new file before a packet once this one is past MB million "
+		  "bytes (the packet that took it past is its last); "
 		  "the first is FILE, the next FILE1, FILE2, ... (with -W: FILE0.. in a ring). "
 		  "Every file is complete on its own (pcapng: its own section and interface "
 		  "blocks). A name that exists and was not made by this capture is never "

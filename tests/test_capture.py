@@ -587,7 +587,7 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
             assert s.stop() == 0, s.err
         assert sorted(os.listdir(d)) == names
         assert frames_in(paths, fmt == "pcapng") == raw   # each on its own; together: raw
-        assert all(900000 < os.path.getsize(p) <= 1000000 for p in paths[:2])
+        assert all(1000000 < os.path.getsize(p) < 1002000 for p in paths[:2])   # tcpdump's
         per[fmt] = tcpdump_count(paths[0])
     per = per["pcap"]
     # -W 2 of the 3 files: exactly 2 left, the newest, holding the newest frames whole
@@ -642,6 +642,46 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     assert rc == 1 and b"m.pcap1' exists and this capture did not write it" in s.err, s.err
     assert open(os.path.join(d, "m.pcap1")).read() == "mine"
     assert tcpdump_count(os.path.join(d, "m.pcap")) == per
+
+
+@pytest.mark.parametrize("fmt", ["pcap", pytest.param("pcapng", marks=pytest.mark.variant)])
+def test_rotation_by_size_splits_at_tcpdumps_packet(lab, fmt):
+    """-C 1 ends each file where tcpdump's -C 1 ends it: a new file begins before a packet only
+    when this one is already past 1,000,000 bytes, so the packet that crossed the limit is its
+    file's last (ours ended one packet earlier, never past the limit). Frames of many sizes
+    (2.2 MB, three files). pcap: our files, concatenated by mergecap, split again by tcpdump -C 1
+    itself give the same files, packet for packet and byte for byte. pcapng (tcpdump cannot
+    write it): the same rule read from the files, every file but the last is past the limit
+    and was not before its last block (a block's length ends it)."""
+    raw = [udp(3000, 9000, i.to_bytes(4, "big") * (5 + i * 37 % 363)) for i in range(2900)]
+    d = os.path.join(lab.tmp, "ours")
+    os.mkdir(d)
+    base = f"c.{fmt}"
+    s = Sampler(lab, "-w", os.path.join(d, base), "-C", 1, "udp")
+    try:
+        send_raw(lab, raw)
+        wait_until(lambda: sum(tcpdump_count_now(p) for p in numbered(d, base)) == len(raw))
+    finally:
+        assert s.stop() == 0, s.err
+    ours = numbered(d, base)
+    assert [os.path.basename(p) for p in ours] == [base, base + "1", base + "2"], ours
+    assert frames_in(ours, fmt == "pcapng") == raw
+    if fmt == "pcapng":
+        for p in ours[:-1]:
+            with open(p, "rb") as f:
+                data = f.read()
+            last = struct.unpack("<I", data[-4:])[0]      # the last block's total length
+            assert len(data) - last <= 1000000 < len(data), (p, len(data), last)
+        return
+    merged = os.path.join(lab.tmp, "merged.pcap")
+    sh("mergecap", "-a", "-F", "nsecpcap", "-w", merged, *ours)
+    ref = os.path.join(lab.tmp, "ref")
+    os.mkdir(ref)
+    sh("tcpdump", "-Z", "root", "-r", merged, "-w", os.path.join(ref, base), "-C", "1")
+
+    def split(paths):
+        return [(os.path.basename(p), tcpdump_count(p), os.path.getsize(p)) for p in paths]
+    assert split(ours) == split(numbered(ref, base))
 
 
 def numbered(d, base):
@@ -754,11 +794,12 @@ def test_rotation_by_size_within_a_period_keeps_its_name_and_clock(lab):
 
 
 def test_pcapng_rotation_fills_a_file_to_the_byte_and_declares_the_hooks_in_each(lab):
-    """-C 1 into pcapng: a file is filled up to exactly 1,000,000 bytes and not past it (pcapng
-    blocks are whole 4-byte words: the file is filled with frames of known sizes to 120 bytes
-    short, then one egress frame of 60 bytes, an EPB of 120, fills it); the next frame begins
-    the next file. Every file begins with the interface blocks of both hooks the capture covers
-    (XDP ingress, tc egress), so a file reads whole whichever hook its packets came through."""
+    """-C 1 into pcapng, tcpdump's rule: a file of exactly 1,000,000 bytes is not past the limit
+    and takes the next frame too; a file past it takes no more (pcapng blocks are whole 4-byte
+    words: the file is filled with frames of known sizes to 120 bytes short, then one egress
+    frame of 60 bytes, an EPB of 120, fills it; a second one goes past, a third begins the next
+    file). Every file begins with the interface blocks of both hooks the capture covers (XDP
+    ingress, tc egress), so a file reads whole whichever hook its packets came through."""
     pktlens("attach", "vb", "--xdp", "native", "--tc", "out", ns=lab.b)
     d = os.path.join(lab.tmp, "ng")
     os.mkdir(d)
@@ -799,12 +840,14 @@ def test_pcapng_rotation_fills_a_file_to_the_byte_and_declares_the_hooks_in_each
         egress()
         assert size() == limit and os.listdir(d) == ["c.pcapng"], (size(), os.listdir(d))
         egress()
+        assert size() == limit + 120 and os.listdir(d) == ["c.pcapng"], (size(), os.listdir(d))
+        egress()
         wait_until(lambda: os.path.exists(path + "1") and len(sh(
             "tcpdump", "-nn", "-r", path + "1", check=False).stdout.splitlines()) == 1)
     finally:
         assert s.stop() == 0, s.err
     sizes = {f: os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)}
-    assert sizes["c.pcapng"] == limit and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
+    assert sizes["c.pcapng"] == limit + 120 and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
     assert ifaces(path)[-1] == "vb@tc" and ifaces(path + "1") == ["vb@tc"]
     for f in (path, path + "1"):
         assert if_names(f) == ["vb@xdp", "vb@tc"], (f, if_names(f))
