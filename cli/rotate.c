@@ -100,17 +100,43 @@ int pl_rot_check(const char *name, char *why, size_t whylen)
 	return 0;
 }
 
-int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen)
+/* Whether the names do not depend on when a file is made (no strftime of FILE). */
+static bool names_fixed(const struct pl_rot *r)
 {
-	struct stat st;
-	int err = pl_rot_check(name, why, whylen);
+	return (!r->secs && !r->each) || !strchr(r->pattern, '%');
+}
 
+int pl_rot_check_start(const struct pl_rot *r, bool now, char *name, size_t namelen, char *why,
+		       size_t whylen)
+{
+	char period[PATH_MAX];
+	struct stat st;
+	uint64_t last;
+	int err = period_name(r, period, sizeof(period));
+
+	if (!err)
+		err = file_name(r, period, 0, name, namelen);
 	if (err)
+		return pl_why(why, whylen, err, "the file name is too long");
+	err = pl_rot_check(name, why, whylen);
+	/* --rearm numbers past what exists; --when's strftime names are made when it fires */
+	if (err || r->each || (!now && !names_fixed(r)))
 		return err;
-	/* as pl_rot_open() will find it: said before anything is attached or printed */
-	if (!r->each && strcmp(name, r->pattern) && !lstat(name, &st))
-		return pl_why(why, whylen, -EEXIST, "exists and this capture did not write it: not "
-			      "replaced (remove it, or name another -w FILE)");
+	/*
+	 * as pl_rot_open() will find them, said before anything is attached or
+	 * printed: -C -W's ring, -C's next file (FILE1: an earlier run's), and
+	 * -G's next one when its period's name cannot change
+	 */
+	last = r->size && r->keep ? r->keep - 1 : r->size || names_fixed(r) ? 1 : 0;
+	for (uint64_t i = 0; i <= last; i++) {
+		if ((err = file_name(r, period, i, name, namelen)))
+			return pl_why(why, whylen, err, "the file name is too long");
+		if (!i && !strcmp(name, r->pattern))
+			continue;	/* FILE itself: the user's to replace */
+		if (!lstat(name, &st))
+			return pl_why(why, whylen, -EEXIST, "exists and this capture did not write "
+				      "it: not replaced (remove it, or name another -w FILE)");
+	}
 	return 0;
 }
 

@@ -788,7 +788,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct pl_cap cap;
 	struct pl_rot rot = { 0 };
 	struct pl_trig trig;
-	char first[PATH_MAX], cap_desc[128] = "";
+	char first[PATH_MAX], bad[PATH_MAX], cap_desc[128] = "";
 	bool opened = false, cap_opened = false, json, data_on_stdout;
 	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
@@ -930,12 +930,11 @@ static int do_sample(void *cfg, int argc, char **argv)
 		goto out;
 	/*
 	 * the file is looked at here, and created only once the sampler has started;
-	 * a rotation's first name is known now unless --when names it when it fires
+	 * so are the names a rotation will write that are known now
 	 */
-	if (path && (err = !pl_rot_on(&rot) ? pl_out_check(name, why, sizeof(why)) : c->when ?
-			    pl_rot_check(name, why, sizeof(why)) :
-			    pl_rot_check_first(&rot, name, why, sizeof(why)))) {
-		pl_err("sample: cannot write '%s': %s", name, why);
+	if (path && (err = !pl_rot_on(&rot) ? pl_out_check(name, why, sizeof(why)) :
+			    pl_rot_check_start(&rot, !c->when, bad, sizeof(bad), why, sizeof(why)))) {
+		pl_err("sample: cannot write '%s': %s", pl_rot_on(&rot) ? bad : name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
@@ -1107,7 +1106,8 @@ static const struct pl_opt sample_opts[] = {
 		  "the first is FILE, the next FILE1, FILE2, ... (with -W: FILE0.. in a ring). "
 		  "Every file is complete on its own (pcapng: its own section and interface "
 		  "blocks). A name that exists and was not made by this capture is never "
-		  "replaced: the capture stops with an error" },
+		  "replaced: refused before the start if it is known then (FILE1, -W's "
+		  "FILE0..), else the capture stops there with an error" },
 	{ .name = "rotate-seconds", .short_name = 'G', .type = PL_OPT_DURATION,
 	  PL_FIELD(struct sample_cfg, rot_secs), .arg = "SECS", .syn = "-G SECS",
 	  .flags = PL_OPT_SHORT,
