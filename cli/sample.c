@@ -1118,8 +1118,9 @@ static const struct pl_opt sample_opts[] = {
 	{ .name = "file-count", .short_name = 'W', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, rot_keep), .min = 1, .max = 1000000, .arg = "N",
 	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",
-	  .help = "with -C or -G: keep the newest N files this capture wrote, removing older ones "
-		  "(unlike tcpdump -G -W, the capture goes on)" },
+	  .help = "with -C, -G or --rearm: keep the newest N files this capture wrote, removing "
+		  "older ones (unlike tcpdump -G -W, the capture goes on; with -G -C, of all "
+		  "periods, where tcpdump rings N within each)" },
 	{ .name = "when", .type = PL_OPT_STRING, PL_FIELD(struct sample_cfg, when), .arg = "COND",
 	  .help = "start capturing only once COND holds, looked at every 100 ms over the last "
 		  "second: 'rule ID > Npps' (a policy rule's matches), 'dev pps > N' (DEV's "
