@@ -100,17 +100,43 @@ int pl_rot_check(const char *name, char *why, size_t whylen)
 	return 0;
 }
 
-int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen)
+/* Whether the names do not depend on when a file is made (no strftime of FILE). */
+static bool names_fixed(const struct pl_rot *r)
 {
-	struct stat st;
-	int err = pl_rot_check(name, why, whylen);
+	return (!r->secs && !r->each) || !strchr(r->pattern, '%');
+}
 
+int pl_rot_check_start(const struct pl_rot *r, bool now, char *name, size_t namelen, char *why,
+		       size_t whylen)
+{
+	char period[PATH_MAX];
+	struct stat st;
+	uint64_t last;
+	int err = period_name(r, period, sizeof(period));
+
+	if (!err)
+		err = file_name(r, period, 0, name, namelen);
 	if (err)
+		return pl_why(why, whylen, err, "the file name is too long");
+	err = pl_rot_check(name, why, whylen);
+	/* --rearm numbers past what exists; --when's strftime names are made when it fires */
+	if (err || r->each || (!now && !names_fixed(r)))
 		return err;
-	/* as pl_rot_open() will find it: said before anything is attached or printed */
-	if (!r->each && strcmp(name, r->pattern) && !lstat(name, &st))
-		return pl_why(why, whylen, -EEXIST, "exists and this capture did not write it: not "
-			      "replaced (remove it, or name another -w FILE)");
+	/*
+	 * as pl_rot_open() will find them, said before anything is attached or
+	 * printed: -C -W's ring, -C's next file (FILE1: an earlier run's), and
+	 * -G's next one when its period's name cannot change
+	 */
+	last = r->size && r->keep ? r->keep - 1 : r->size || names_fixed(r) ? 1 : 0;
+	for (uint64_t i = 0; i <= last; i++) {
+		if ((err = file_name(r, period, i, name, namelen)))
+			return pl_why(why, whylen, err, "the file name is too long");
+		if (!i && !strcmp(name, r->pattern))
+			continue;	/* FILE itself: the user's to replace */
+		if (!lstat(name, &st))
+			return pl_why(why, whylen, -EEXIST, "exists and this capture did not write "
+				      "it: not replaced (remove it, or name another -w FILE)");
+	}
 	return 0;
 }
 
@@ -204,18 +230,22 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 	}
 	r->seq++;
 	r->total++;
-	r->pkts = 0;
 	r->opened_ns = pl_mono_ns();
 	return 0;
 }
 
-bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns)
+bool pl_rot_due(const struct pl_rot *r, bool packet, uint64_t now_ns)
 {
 	if (!r->out)
 		return false;
 	if (period_over(r, now_ns))
 		return true;
-	return r->size && r->pkts && pl_out_bytes(r->out) + bytes > r->size;
+	/*
+	 * tcpdump's -C: before a packet, the file is already past the size (its
+	 * pcap_dump_ftell() > MB million); so the packet that crossed it is the
+	 * last of its file, and a file no packet followed is not begun
+	 */
+	return packet && r->size && pl_out_bytes(r->out) > r->size;
 }
 
 int pl_rot_close(struct pl_rot *r)

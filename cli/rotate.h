@@ -11,8 +11,9 @@
  * 2, ... appended (tcpdump's names, strftime of the period's start); with -W N: 0..N-1, zero-padded to the same width, in a
  * ring. -W N keeps the newest N files this capture made, removing older
  * ones. A name that exists and was not made by this capture is never
- * replaced (the capture stops with an error), except FILE itself: that one
- * the user named. A file per pl_rot_open() (each: --rearm's firings) is
+ * replaced (refused before the start when known then, pl_rot_check_start();
+ * else the capture stops with an error), except FILE itself: that one the
+ * user named. A file per pl_rot_open() (each: --rearm's firings) is
  * numbered as -C numbers them whenever the name is one this capture wrote
  * already or one that exists and is not its own, FILE itself included (a
  * standing trigger's sampler started again must not replace what the one
@@ -36,7 +37,7 @@ struct pl_out;
 struct pl_rot {
 	/* settings */
 	const char *pattern;		/* -w FILE */
-	uint64_t size;			/* -C: bytes per file at most (one bigger packet: alone), 0: no */
+	uint64_t size;			/* -C: a file past it gets no more packets (tcpdump's), 0: no */
 	uint64_t secs;			/* -G: seconds per file, 0: no */
 	uint32_t keep;			/* -W: files kept, 0: all */
 	bool each;			/* a file per pl_rot_open() (--rearm: per firing) */
@@ -58,7 +59,6 @@ struct pl_rot {
 	uint64_t total;			/* files made */
 	uint64_t opened_ns;		/* CLOCK_MONOTONIC when the file began */
 	uint64_t period_ns;		/* -G: when its period began: the capture's start, then every SECS */
-	uint64_t pkts;			/* packets in this file */
 	uint64_t delivered, added;	/* of the files closed */
 };
 
@@ -75,16 +75,24 @@ int pl_rot_first_name(const struct pl_rot *r, char *buf, size_t len);
  */
 int pl_rot_check(const char *name, char *why, size_t whylen);
 /*
- * pl_rot_check() of the first name @name of a capture that starts now (not
- * one --when starts later), which must also not exist unless it is FILE
- * itself (or a firing's, which numbers past it): a name this capture did not
- * make is never replaced. 0, or -errno with @why.
+ * Before the start: pl_rot_check() of the first name, and none of the names
+ * the capture will write that are known now may exist, except FILE itself:
+ * a name this capture did not make is never replaced. Known now (@now: the
+ * capture starts now; else --when starts it later, and a strftime name is
+ * known only then): -C -W N's FILE0..FILE(N-1), -C's FILE1, -G's strftime
+ * name, and its next one when the name cannot change (FILE1). --rearm's
+ * names number past what exists: only pl_rot_check(). 0, or -errno with
+ * @why and the name in @name.
  */
-int pl_rot_check_first(const struct pl_rot *r, const char *name, char *why, size_t whylen);
+int pl_rot_check_start(const struct pl_rot *r, bool now, char *name, size_t namelen, char *why,
+		       size_t whylen);
 /* Open the next file (header written, committed under its name). 0, or -errno with @why. */
 int pl_rot_open(struct pl_rot *r, char *why, size_t whylen);
-/* Whether a record of about @bytes must go to a new file (-C), or the period is over (-G, @now_ns). */
-bool pl_rot_due(const struct pl_rot *r, uint64_t bytes, uint64_t now_ns);
+/*
+ * Whether the next file begins now: -G's period is over at @now_ns, or
+ * (@packet: before writing one) -C's file is past its size already.
+ */
+bool pl_rot_due(const struct pl_rot *r, bool packet, uint64_t now_ns);
 /* Finish and close the file (counting what reached it). 0, or its write error. */
 int pl_rot_close(struct pl_rot *r);
 /* Close, then open the next (next_failed: that open failed, not the close). */

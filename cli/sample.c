@@ -204,8 +204,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	now = pl_mono_ns();
 	if (r->rot && r->end_ns && now >= r->end_ns)
 		now = r->rot->period_ns;
-	/* -C: the record's exact size (pcapng: with the IDB of a hook new to the file) */
-	if (r->rot && pl_rot_due(r->rot, r->dump ? pl_dump_size(r->dump, &p) : caplen, now) &&
+	if (r->rot && pl_rot_due(r->rot, true, now) &&
 	    (err = rotate(r))) {
 		r->unwritten++;
 		return err;
@@ -216,8 +215,6 @@ static int on_record(void *ctx, void *data, size_t size)
 		r->write_err = err;
 		return err;
 	}
-	if (r->rot)
-		r->rot->pkts++;
 	r->handed++;
 	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
 }
@@ -423,7 +420,7 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 		if (pl_deadline_passed(r->end_ns))
 			return 0;
 		/* -G: the period is over, also when nothing arrives */
-		if (r->rot && pl_rot_due(r->rot, 0, now) && rotate(r))
+		if (r->rot && pl_rot_due(r->rot, false, now) && rotate(r))
 			return 0;
 		if (now - last_flush >= FLUSH_NS) {
 			struct stat st;
@@ -791,7 +788,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	struct pl_cap cap;
 	struct pl_rot rot = { 0 };
 	struct pl_trig trig;
-	char first[PATH_MAX], cap_desc[128] = "";
+	char first[PATH_MAX], bad[PATH_MAX], cap_desc[128] = "";
 	bool opened = false, cap_opened = false, json, data_on_stdout;
 	bool cap_xdp = c->xdp || c->hook == 1 + PL_HOOK_XDP;
 	struct pl_attachment *a = NULL;
@@ -933,12 +930,11 @@ static int do_sample(void *cfg, int argc, char **argv)
 		goto out;
 	/*
 	 * the file is looked at here, and created only once the sampler has started;
-	 * a rotation's first name is known now unless --when names it when it fires
+	 * so are the names a rotation will write that are known now
 	 */
-	if (path && (err = !pl_rot_on(&rot) ? pl_out_check(name, why, sizeof(why)) : c->when ?
-			    pl_rot_check(name, why, sizeof(why)) :
-			    pl_rot_check_first(&rot, name, why, sizeof(why)))) {
-		pl_err("sample: cannot write '%s': %s", name, why);
+	if (path && (err = !pl_rot_on(&rot) ? pl_out_check(name, why, sizeof(why)) :
+			    pl_rot_check_start(&rot, !c->when, bad, sizeof(bad), why, sizeof(why)))) {
+		pl_err("sample: cannot write '%s': %s", pl_rot_on(&rot) ? bad : name, why);
 		ret = err == -EBUSY ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
@@ -1105,11 +1101,13 @@ static const struct pl_opt sample_opts[] = {
 	{ .name = "file-size", .short_name = 'C', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, rot_mb), .min = 1, .max = 1000000, .arg = "MB",
 	  .syn = "-C MB", .flags = PL_OPT_SHORT, .bad = ": not a size in %llu..%llu MB",
-	  .help = "like tcpdump -C: a new file once this one would grow past MB million bytes; "
+	  .help = "like tcpdump -C: a new file before a packet once this one is past MB million "
+		  "bytes (the packet that took it past is its last); "
 		  "the first is FILE, the next FILE1, FILE2, ... (with -W: FILE0.. in a ring). "
 		  "Every file is complete on its own (pcapng: its own section and interface "
 		  "blocks). A name that exists and was not made by this capture is never "
-		  "replaced: the capture stops with an error" },
+		  "replaced: refused before the start if it is known then (FILE1, -W's "
+		  "FILE0..), else the capture stops there with an error" },
 	{ .name = "rotate-seconds", .short_name = 'G', .type = PL_OPT_DURATION,
 	  PL_FIELD(struct sample_cfg, rot_secs), .arg = "SECS", .syn = "-G SECS",
 	  .flags = PL_OPT_SHORT,
@@ -1120,8 +1118,9 @@ static const struct pl_opt sample_opts[] = {
 	{ .name = "file-count", .short_name = 'W', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, rot_keep), .min = 1, .max = 1000000, .arg = "N",
 	  .syn = "-W N", .flags = PL_OPT_SHORT, .bad = ": not a number of files in %llu..%llu",
-	  .help = "with -C or -G: keep the newest N files this capture wrote, removing older ones "
-		  "(unlike tcpdump -G -W, the capture goes on)" },
+	  .help = "with -C, -G or --rearm: keep the newest N files this capture wrote, removing "
+		  "older ones (unlike tcpdump -G -W, the capture goes on; with -G -C, of all "
+		  "periods, where tcpdump rings N within each)" },
 	{ .name = "when", .type = PL_OPT_STRING, PL_FIELD(struct sample_cfg, when), .arg = "COND",
 	  .help = "start capturing only once COND holds, looked at every 100 ms over the last "
 		  "second: 'rule ID > Npps' (a policy rule's matches), 'dev pps > N' (DEV's "

@@ -263,34 +263,6 @@ static int write_epb(struct pl_dump *d, const struct pl_dump_pkt *p)
 	return err;
 }
 
-/* Bytes of an option of @n bytes of value (padded to 4) */
-static size_t opt_len(size_t n)
-{
-	return 4 + (n + 3) / 4 * 4;
-}
-
-/* The bytes write_epb() adds for @p: its EPB, and the IDB of a new interface. */
-static size_t epb_size(const struct pl_dump *d, const struct pl_dump_pkt *p)
-{
-	char name[64], desc[128], comment[32];
-	/* type, length, interface, timestamp (2), caplen, wire length, data, length again */
-	size_t n = 4 * 7 + (p->caplen + 3) / 4 * 4 + 4;
-
-	n += opt_len(4) + opt_len(9);	/* epb_flags, epb_verdict */
-	if (p->rule_id)
-		n += opt_len((size_t)snprintf(comment, sizeof(comment), "pktlens rule %u",
-					      p->rule_id));
-	n += 4;				/* opt_endofopt */
-	if (iface_find(d, p->ifindex, p->hook) < 0) {
-		struct pl_dump_if f = pkt_if(p);
-
-		iface_names(&f, name, sizeof(name), desc, sizeof(desc));
-		/* type, length, link type and reserved, snaplen, options, length again */
-		n += 4 * 4 + opt_len(strlen(name)) + opt_len(strlen(desc)) + opt_len(1) + 4 + 4;
-	}
-	return n;
-}
-
 /* ---- pcap ---- */
 
 static int write_pcap_header(struct pl_dump *d)
@@ -346,11 +318,6 @@ int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen,
 int pl_dump_write(struct pl_dump *d, const struct pl_dump_pkt *p)
 {
 	return d->fmt == PL_DUMP_PCAPNG ? write_epb(d, p) : write_pcap_rec(d, p);
-}
-
-size_t pl_dump_size(const struct pl_dump *d, const struct pl_dump_pkt *p)
-{
-	return d->fmt == PL_DUMP_PCAPNG ? epb_size(d, p) : 16 + (size_t)p->caplen;
 }
 
 void pl_dump_free(struct pl_dump *d)

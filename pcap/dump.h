@@ -53,8 +53,6 @@ int pl_dump_open(struct pl_out *out, enum pl_dump_fmt fmt, uint32_t snaplen,
 		 const struct pl_dump_if *ifs, size_t nifs, struct pl_dump **d);
 /* One packet, as one record of the output. 0, or -errno (the output's, pl_out_rec()). */
 int pl_dump_write(struct pl_dump *d, const struct pl_dump_pkt *p);
-/* The bytes pl_dump_write(@d, @p) would add to the output (pcapng: an IDB it brings too). */
-size_t pl_dump_size(const struct pl_dump *d, const struct pl_dump_pkt *p);
 /* Free @d (the output is the caller's). */
 void pl_dump_free(struct pl_dump *d);
 

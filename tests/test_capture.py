@@ -587,7 +587,7 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
             assert s.stop() == 0, s.err
         assert sorted(os.listdir(d)) == names
         assert frames_in(paths, fmt == "pcapng") == raw   # each on its own; together: raw
-        assert all(900000 < os.path.getsize(p) <= 1000000 for p in paths[:2])
+        assert all(1000000 < os.path.getsize(p) < 1002000 for p in paths[:2])   # tcpdump's
         per[fmt] = tcpdump_count(paths[0])
     per = per["pcap"]
     # -W 2 of the 3 files: exactly 2 left, the newest, holding the newest frames whole
@@ -628,20 +628,61 @@ def test_rotation_by_size_and_time_loses_and_repeats_nothing(lab):
     paths = sorted(glob.glob(os.path.join(d, "t-*.pcap")))
     assert len(paths) >= 3
     assert frames_in(paths) == raw[:20]
-    # a generated name that exists and is not this capture's: refused, never replaced
+    # a generated name that exists and is not this capture's, and not known to be one of its
+    # names before the start (FILE2): it stops there, never replaced
     for f in glob.glob(os.path.join(d, "*")):
         os.unlink(f)
-    with open(os.path.join(d, "m.pcap1"), "w") as f:
+    with open(os.path.join(d, "m.pcap2"), "w") as f:
         f.write("mine")
     s = Sampler(lab, "-w", os.path.join(d, "m.pcap"), "-C", 1, "udp")
     try:
-        send_raw(lab, raw[:per + 10])
+        send_raw(lab, raw[:2 * per + 10])
         s.p.wait(timeout=20)
     finally:
         rc = s.stop()
-    assert rc == 1 and b"m.pcap1' exists and this capture did not write it" in s.err, s.err
-    assert open(os.path.join(d, "m.pcap1")).read() == "mine"
-    assert tcpdump_count(os.path.join(d, "m.pcap")) == per
+    assert rc == 1 and b"m.pcap2' exists and this capture did not write it" in s.err, s.err
+    assert open(os.path.join(d, "m.pcap2")).read() == "mine"
+    assert [tcpdump_count(os.path.join(d, f)) for f in ("m.pcap", "m.pcap1")] == [per, per]
+
+
+@pytest.mark.parametrize("fmt", ["pcap", pytest.param("pcapng", marks=pytest.mark.variant)])
+def test_rotation_by_size_splits_at_tcpdumps_packet(lab, fmt):
+    """-C 1 ends each file where tcpdump's -C 1 ends it: a new file begins before a packet only
+    when this one is already past 1,000,000 bytes, so the packet that crossed the limit is its
+    file's last (ours ended one packet earlier, never past the limit). Frames of many sizes
+    (2.2 MB, three files). pcap: our files, concatenated by mergecap, split again by tcpdump -C 1
+    itself give the same files, packet for packet and byte for byte. pcapng (tcpdump cannot
+    write it): the same rule read from the files, every file but the last is past the limit
+    and was not before its last block (a block's length ends it)."""
+    raw = [udp(3000, 9000, i.to_bytes(4, "big") * (5 + i * 37 % 363)) for i in range(2900)]
+    d = os.path.join(lab.tmp, "ours")
+    os.mkdir(d)
+    base = f"c.{fmt}"
+    s = Sampler(lab, "-w", os.path.join(d, base), "-C", 1, "udp")
+    try:
+        send_raw(lab, raw)
+        wait_until(lambda: sum(tcpdump_count_now(p) for p in numbered(d, base)) == len(raw))
+    finally:
+        assert s.stop() == 0, s.err
+    ours = numbered(d, base)
+    assert [os.path.basename(p) for p in ours] == [base, base + "1", base + "2"], ours
+    assert frames_in(ours, fmt == "pcapng") == raw
+    if fmt == "pcapng":
+        for p in ours[:-1]:
+            with open(p, "rb") as f:
+                data = f.read()
+            last = struct.unpack("<I", data[-4:])[0]      # the last block's total length
+            assert len(data) - last <= 1000000 < len(data), (p, len(data), last)
+        return
+    merged = os.path.join(lab.tmp, "merged.pcap")
+    sh("mergecap", "-a", "-F", "nsecpcap", "-w", merged, *ours)
+    ref = os.path.join(lab.tmp, "ref")
+    os.mkdir(ref)
+    sh("tcpdump", "-Z", "root", "-r", merged, "-w", os.path.join(ref, base), "-C", "1")
+
+    def split(paths):
+        return [(os.path.basename(p), tcpdump_count(p), os.path.getsize(p)) for p in paths]
+    assert split(ours) == split(numbered(ref, base))
 
 
 def numbered(d, base):
@@ -754,11 +795,12 @@ def test_rotation_by_size_within_a_period_keeps_its_name_and_clock(lab):
 
 
 def test_pcapng_rotation_fills_a_file_to_the_byte_and_declares_the_hooks_in_each(lab):
-    """-C 1 into pcapng: a file is filled up to exactly 1,000,000 bytes and not past it (pcapng
-    blocks are whole 4-byte words: the file is filled with frames of known sizes to 120 bytes
-    short, then one egress frame of 60 bytes, an EPB of 120, fills it); the next frame begins
-    the next file. Every file begins with the interface blocks of both hooks the capture covers
-    (XDP ingress, tc egress), so a file reads whole whichever hook its packets came through."""
+    """-C 1 into pcapng, tcpdump's rule: a file of exactly 1,000,000 bytes is not past the limit
+    and takes the next frame too; a file past it takes no more (pcapng blocks are whole 4-byte
+    words: the file is filled with frames of known sizes to 120 bytes short, then one egress
+    frame of 60 bytes, an EPB of 120, fills it; a second one goes past, a third begins the next
+    file). Every file begins with the interface blocks of both hooks the capture covers (XDP
+    ingress, tc egress), so a file reads whole whichever hook its packets came through."""
     pktlens("attach", "vb", "--xdp", "native", "--tc", "out", ns=lab.b)
     d = os.path.join(lab.tmp, "ng")
     os.mkdir(d)
@@ -799,12 +841,14 @@ def test_pcapng_rotation_fills_a_file_to_the_byte_and_declares_the_hooks_in_each
         egress()
         assert size() == limit and os.listdir(d) == ["c.pcapng"], (size(), os.listdir(d))
         egress()
+        assert size() == limit + 120 and os.listdir(d) == ["c.pcapng"], (size(), os.listdir(d))
+        egress()
         wait_until(lambda: os.path.exists(path + "1") and len(sh(
             "tcpdump", "-nn", "-r", path + "1", check=False).stdout.splitlines()) == 1)
     finally:
         assert s.stop() == 0, s.err
     sizes = {f: os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)}
-    assert sizes["c.pcapng"] == limit and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
+    assert sizes["c.pcapng"] == limit + 120 and sorted(sizes) == ["c.pcapng", "c.pcapng1"], sizes
     assert ifaces(path)[-1] == "vb@tc" and ifaces(path + "1") == ["vb@tc"]
     for f in (path, path + "1"):
         assert if_names(f) == ["vb@xdp", "vb@tc"], (f, if_names(f))
@@ -1036,7 +1080,7 @@ def counts(d, prefix):
 def test_rotated_capture_counts_every_file_written(lab):
     """The summary's written is what all files of the capture held (tcpdump -r counts them; files
     -W replaced: the frames sent), for -C (pcapng; pcap with -j and -W), -G, and a rotation that
-    stopped at a FILE1 this capture did not make: sampled = written + lost + not written."""
+    stopped at a FILE2 this capture did not make: sampled = written + lost + not written."""
     raw = [udp(3000, 9000, i.to_bytes(4, "big") * 250) for i in range(2000)]   # 2.1 MB
     d = os.path.join(lab.tmp, "sum")
     os.mkdir(d)
@@ -1052,18 +1096,19 @@ def test_rotated_capture_counts_every_file_written(lab):
     assert len(files(d, "c.pcapng")) == 3
     assert c["written"] == sum(tcpdump_count(p) for p in files(d, "c.pcapng")) == len(raw)
     assert c["sampled"] == c["written"] + c["lost"] + c["unwritten"]
-    # FILE1 exists, not this capture's: it stops at the first rotation, FILE's frames were written
-    with open(os.path.join(d, "m.pcap1"), "w") as f:
+    # FILE2 exists, not this capture's: it stops at the second rotation, the frames of FILE and
+    # FILE1 were written
+    with open(os.path.join(d, "m.pcap2"), "w") as f:
         f.write("mine")
     s = Sampler(lab, "-w", os.path.join(d, "m.pcap"), "-C", 1, "udp")
     try:
-        send_raw(lab, raw[:1000])
+        send_raw(lab, raw)
         s.p.wait(timeout=20)
     finally:
         assert s.stop() == 1, s.err
     c = s.counts()
     per = tcpdump_count(os.path.join(d, "m.pcap"))     # frames in 1 MB of pcap
-    assert c["written"] == per > 900
+    assert c["written"] == 2 * per == 2 * tcpdump_count(os.path.join(d, "m.pcap1")) > 1800
     assert c["sampled"] == c["written"] + c["lost"] + c["unwritten"] and c["unwritten"] > 0
     # pcap, -W 2 (the first file replaced, its frames written all the same), -j: JSON summary
     s = Sampler(lab, "-j", "-w", os.path.join(d, "k.pcap"), "-C", 1, "-W", 2, "udp", ready=False)
@@ -1155,10 +1200,11 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
     """-C, -G and --rearm make regular files: -w FIFO or a device with them is bad input (exit
     2, one line, before the sampler starts; a FIFO's open() used to wait for a reader forever,
     a device was refused with exit 1 once capturing), and a FIFO where a later -C file would go
-    stops the capture (exit 1), as any name not this capture's does, without waiting on it.
-    A first file that exists and is not FILE itself (-C -W's FILE0, -G's strftime name) is
-    refused the same way before the start (it was exit 1 after capture-only programs were
-    attached and a line said so)."""
+    (FILE2: not known before the start to be one of its names) stops the capture (exit 1), as
+    any name not this capture's does, without waiting on it. A first file that exists and is
+    not FILE itself (-C -W's FILE0, -G's strftime name) is refused the same way before the
+    start (it was exit 1 after capture-only programs were attached and a line said so), with
+    --when too unless it is a strftime name (made when it fires)."""
     d = os.path.join(lab.tmp, "first")
     os.mkdir(d)
     for first, w, args in (("k.pcap0", "k.pcap", ["-C", 1, "-W", 3]),
@@ -1171,13 +1217,17 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
             f"pktlens: sample: cannot write '{os.path.join(d, first)}': exists and this capture "
             "did not write it: not replaced (remove it, or name another -w FILE)"], r.stderr
         assert sorted(os.listdir(d)) == [first] and open(os.path.join(d, first)).read() == "mine"
+        # --when: a strftime name is made when it fires (it may differ then): it waits; -C -W's
+        # FILE0 does not depend on when: refused as before a capture that starts now
+        s = Sampler(lab, "-w", os.path.join(d, w), *args, "--when", "dev pps > 1000000",
+                    "--for", 1, ready=False)
         if first == "k.pcap0":
-            # --when: the name is made when it fires (a strftime one may differ then): it waits
-            s = Sampler(lab, "-w", os.path.join(d, w), *args, "--when", "dev pps > 1000000",
-                        "--for", 1, ready=False)
+            assert s.p.wait(timeout=10) == 2 and s.stop() == 2, s.err
+            assert b"cannot write '%s': exists" % os.path.join(d, first).encode() in s.err
+        else:
             s.wait_for(b"waiting for")
             assert s.stop() == 0, s.err
-            assert open(os.path.join(d, first)).read() == "mine"
+        assert open(os.path.join(d, first)).read() == "mine"
         os.unlink(os.path.join(d, first))
     pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
     fifo = os.path.join(lab.tmp, "cap.fifo")
@@ -1191,11 +1241,11 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
             f"pktlens: sample: cannot write '{w}': not a regular file: -C, -G and --rearm write "
             "regular files only"], r.stderr
     assert stat_is_fifo(fifo)
-    # the second -C file's name is a FIFO: the capture ends there, saying why
+    # the third -C file's name is a FIFO: the capture ends there, saying why
     d = os.path.join(lab.tmp, "rot")
     os.mkdir(d)
-    os.mkfifo(os.path.join(d, "c.pcap1"))
-    raw = [udp(3000, 9000, i.to_bytes(4, "big") * 250) for i in range(1200)]   # 1.2 MB
+    os.mkfifo(os.path.join(d, "c.pcap2"))
+    raw = [udp(3000, 9000, i.to_bytes(4, "big") * 250) for i in range(2100)]   # 2.2 MB
     s = Sampler(lab, "-w", os.path.join(d, "c.pcap"), "-C", 1, "udp")
     try:
         send_raw(lab, raw)
@@ -1205,9 +1255,46 @@ def test_rotation_into_a_fifo_or_device_is_refused_without_waiting(lab):
             s.p.kill()
     assert s.stop() == 1
     assert "'{}' exists and this capture did not write it".format(
-        os.path.join(d, "c.pcap1")) in s.err.decode(), s.err
-    assert stat_is_fifo(os.path.join(d, "c.pcap1"))
-    assert 0 < tcpdump_count(os.path.join(d, "c.pcap")) < len(raw)
+        os.path.join(d, "c.pcap2")) in s.err.decode(), s.err
+    assert stat_is_fifo(os.path.join(d, "c.pcap2"))
+    assert 0 < sum(tcpdump_count(os.path.join(d, f)) for f in ("c.pcap", "c.pcap1")) < len(raw)
+
+
+@pytest.mark.parametrize("have, w, args, refused", [
+    # sample -w c.pcap -C 1 run again: its earlier run's FILE1 (FILE itself may be replaced)
+    (["c.pcap", "c.pcap1"], "c.pcap", ["-C", 1], "c.pcap1"),
+    pytest.param(["k.pcap1"], "k.pcap", ["-C", 1, "-W", 3], "k.pcap1", marks=pytest.mark.variant),
+    pytest.param(["k.pcap2"], "k.pcap", ["-C", 1, "-W", 3], "k.pcap2", marks=pytest.mark.variant),
+    pytest.param(["g.pcap", "g.pcap1"], "g.pcap", ["-G", 60], "g.pcap1",
+                 marks=pytest.mark.variant),
+    pytest.param(["c.pcap1"], "c.pcap", ["-C", 1, "--when", "dev pps > 1000000", "--for", 1],
+                 "c.pcap1", marks=pytest.mark.variant),
+], ids=["C-FILE1", "CW-FILE1", "CW-FILE2", "G-FILE1", "when-C-FILE1"])
+def test_names_known_before_the_start_are_checked_before_the_start(lab, have, w, args, refused):
+    """Every name the rotation will write that is known before the start (-C's FILE1, -C -W N's
+    FILE0..FILE(N-1), -G's FILE1 when FILE has no strftime pattern; with --when too, when the
+    names do not depend on the time it fires) and exists, not made by this capture: refused
+    before anything is attached (exit 2, one line naming it and what to do), the files there
+    untouched. A re-run of `-w c.pcap -C 1` that found its earlier run's c.pcap1 captured until
+    the first rotation, then stopped (exit 1)."""
+    import hashlib
+    d = os.path.join(lab.tmp, "known")
+    os.mkdir(d)
+    for i, f in enumerate(have):
+        with open(os.path.join(d, f), "wb") as fh:
+            fh.write(b"earlier run %d\n" % i)
+
+    def digests():
+        return {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
+                for f in os.listdir(d)}
+    before = digests()
+    r = pktlens("sample", "vb", "-w", os.path.join(d, w), *args, ns=lab.b, check=False,
+                timeout=10)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"pktlens: sample: cannot write '{os.path.join(d, refused)}': exists and this capture "
+        "did not write it: not replaced (remove it, or name another -w FILE)\n")), r
+    assert digests() == before
+    nothing_left(lab)
 
 
 def stat_is_fifo(path):

@@ -332,48 +332,11 @@ static void test_out_pipe(void)
 	close(saved);
 }
 
-/* pl_dump_size(): exactly what pl_dump_write() adds, IDBs of new hooks and comments included (-C). */
-static void test_dump_size(void)
-{
-	static uint8_t frame[1600];
-	const char *names[] = { "eth0", "a-much-longer-name" };
-
-	for (int fmt = PL_DUMP_PCAP; fmt <= PL_DUMP_PCAPNG; fmt++) {
-		char path[] = "/tmp/pktlens-unit-XXXXXX", why[128];
-		int fd = mkstemp(path);
-		struct pl_out *o;
-		struct pl_dump *d;
-
-		CHECK(fd >= 0);
-		close(fd);
-		CHECK(pl_out_open(path, PL_OUT_MODE, NULL, 0, &o, why, sizeof(why)) == 0);
-		CHECK(pl_dump_open(o, fmt, 262144, NULL, 0, &d) == 0);
-		for (uint32_t i = 0; i < 40; i++) {
-			struct pl_dump_pkt pk = {
-				.ts_ns = 1700000000000000000ULL + i, .data = frame,
-				.caplen = 1 + i * 37 % 1500, .wire_len = 1600,
-				.ifname = names[i / 20], .ifindex = 2 + i / 20,
-				.hook = i % 3 ? PL_HOOK_TC : PL_HOOK_XDP, .dir = i % 2,
-				.verdict = PL_VERDICT_PASS, .rule_id = i % 4 ? 0 : i * 1001,
-			};
-			uint64_t before = pl_out_bytes(o);
-			size_t want = pl_dump_size(d, &pk);
-
-			CHECK(pl_dump_write(d, &pk) == 0);
-			CHECK(pl_out_bytes(o) - before == want);
-		}
-		pl_dump_free(d);
-		pl_out_close(o);
-		unlink(path);
-	}
-}
-
 int main(void)
 {
 	test_dissect();
 	test_pcapng();
 	test_pcapng_declared();
-	test_dump_size();
 	test_out_check();
 	test_out_full();
 	test_out_pipe();
