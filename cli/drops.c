@@ -16,6 +16,7 @@
 #include <pktlens/clock.h>
 
 #include "cli.h"
+#include "common.h"
 #include "drops.h"
 #include "util.h"
 #include "../export/format.h"
@@ -691,16 +692,10 @@ static int do_drops(void *cfg, int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 		o.cfg.netns = here;
-	} else if (pl_g.netns && !o.cfg.netns) {
-		/* -n NETNS: that namespace's drops (as the exporters serve its alone) */
-		uint64_t here;
-
-		err = pl_netns_ino(&here);
-		if (err) {
-			pl_err("drops: netns '%s': %s", pl_g.netns, strerror(-err));
-			return PL_EXIT_FAIL;
-		}
-		o.cfg.netns = here;
+	} else {
+		ret = pl_probe_netns("drops", &o.cfg.netns);	/* -n NETNS: that one's alone */
+		if (ret)
+			return ret;
 	}
 	if (o.by == BY_FLOW)
 		o.cfg.flags |= PL_DROP_CFG_FLOWS;
