@@ -2,7 +2,8 @@
 /*
  * The drop probes' metrics (attach --probes drops): the kernel's drops by
  * namespace, device (skb->dev when freed) and reason, XDP exceptions by
- * action and XDP redirect errors by errno. The probes of one namespace
+ * action and XDP redirect errors by errno, with the namespace's labels as
+ * every other series (pl_prom_ns_labels()). The probes of one namespace
  * count all its drops, and its attachments that have them share one set
  * (probes/drops.c): a namespace is written once. Sets an older pktlens
  * pinned apart are merged taking each series' largest count (the oldest
@@ -18,7 +19,7 @@
 #include "../probes/drops.h"
 
 struct ns_rows {
-	const struct pl_attachment *a;
+	const struct pl_prom_att *t;	/* the namespace's first attachment with the probes */
 	struct pl_drop_row *r;
 	size_t n;
 };
@@ -35,9 +36,10 @@ static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *na
 
 			if (r->k.kind != kind)
 				continue;
-			fprintf(f, "%s{netns=\"%s\",device=\"", name, ns[i].a->ns);
-			pl_prom_label(f, r->k.dev[0] ? PL_NAME(r->k.dev) : "");
-			fprintf(f, "\",%s=\"", label);
+			fprintf(f, "%s{", name);
+			/* the device the packet was on: the namespace's labels as every series' */
+			pl_prom_ns_labels(f, ns[i].t->a->ns, ns[i].t->netns_name, r->k.dev);
+			fprintf(f, ",%s=\"", label);
 			pl_prom_label(f, pl_drop_reason_name(kind, r->k.reason, buf, sizeof(buf)));
 			fprintf(f, "\"} %llu\n", (unsigned long long)(bytes ? r->v.bytes : r->v.packets));
 		}
@@ -62,7 +64,7 @@ static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
 	return true;
 }
 
-void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
+void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 {
 	struct ns_rows *ns = calloc(n ? n : 1, sizeof(*ns));
 	size_t nns = 0;
@@ -70,15 +72,16 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 	if (!ns)
 		return;
 	for (size_t i = 0; i < n; i++) {
+		const struct pl_attachment *a = at[i].a;
 		struct pl_drop_row *r = NULL;
 		size_t nr = 0, k;
 		int fd;
 
-		if (!a[i].meta_ok || !(a[i].meta.probes & PL_PROBE_DROPS))
+		if (!a->meta_ok || !(a->meta.probes & PL_PROBE_DROPS))
 			continue;
-		for (k = 0; k < nns && strcmp(ns[k].a->ns, a[i].ns); k++)
+		for (k = 0; k < nns && strcmp(ns[k].t->a->ns, a->ns); k++)
 			;
-		fd = pl_pin_open(a[i].dir, PL_MAP_DROP_STATS);
+		fd = pl_pin_open(a->dir, PL_MAP_DROP_STATS);
 		if (fd < 0)
 			continue;
 		if (!pl_drops_read(fd, &r, &nr)) {
@@ -95,7 +98,7 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 			}
 			nr = pl_drops_merge(r, nr);
 			if (k == nns) {
-				ns[nns++] = (struct ns_rows){ &a[i], r, nr };
+				ns[nns++] = (struct ns_rows){ &at[i], r, nr };
 			} else {
 				merge_max(&ns[k], r, nr);	/* no memory: the first's counts */
 				free(r);

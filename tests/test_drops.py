@@ -489,8 +489,39 @@ def test_prometheus_one_series_per_device_name(dlab):
               if line.startswith("pktlens_kernel_drop")]
     labels = [s[0] for s in series]
     assert len(labels) == len(set(labels)), "a label set twice"
-    want = f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="px2",reason="OTHERHOST"}}'
+    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",netns_name="{dlab.b}",'
+            f'device="px2",reason="OTHERHOST"}}')
     assert dict(series)[want] == "6"
+
+
+def test_drop_series_carry_the_labels_of_the_namespaces_other_series(dlab):
+    """The kernel drop series of a namespace carry the labels its other series begin with:
+    netns, and netns_name, its name in `ip netns` (the Grafana legend's {{netns_name}}, a join
+    on (netns, netns_name, device)); read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    dlab.send(udp(dlab, 4, 9))
+    time.sleep(0.3)
+    noports = snmp(dlab.b, "Udp", "NoPorts") - before
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    ino = str(netns_ino(dlab.b))
+    mine = [s for f in text_string_to_metric_families(text) for s in f.samples
+            if s.labels.get("netns") == ino]
+    named = {n["name"] for n in json.loads(sh("ip", "-j", "netns", "list").stdout or "[]")}
+    assert dlab.b in named
+    assert {s.labels.get("netns_name") for s in mine} == {dlab.b}, \
+        {(s.name, s.labels.get("netns_name")) for s in mine}
+    assert [(s.labels, s.value) for s in mine if s.name == "pktlens_kernel_drops_total" and
+            s.labels["reason"] == "NO_SOCKET"] == \
+        [({"netns": ino, "netns_name": dlab.b, "device": "vb", "reason": "NO_SOCKET"}, noports)]
+    assert noports == 4
 
 
 def test_attached_probe_stats_flows_and_prometheus(dlab):
@@ -509,8 +540,8 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert {d["reason"]: d["packets"] for d in st["kernel_drops"]}["NO_SOCKET"] == cli
     fl = pktlens_json("flows", "vb", "--sort", "drops", ns=dlab.b)["flows"]
     assert fl[0]["sport"] == 43000 and fl[0]["drops"] == cli
-    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="vb",'
-            f'reason="NO_SOCKET"}} {cli}')
+    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",netns_name="{dlab.b}",'
+            f'device="vb",reason="NO_SOCKET"}} {cli}')
     ex = Exporter()
 
     def scraped():
@@ -576,7 +607,8 @@ def only_this_namespace_exported(dlab, want):
 
     a, b = str(netns_ino(dlab.a)), str(netns_ino(dlab.b))
     every = series(Exporter())
-    assert any(s.labels == {"netns": a, "device": "va", "reason": "NO_SOCKET"} and s.value == 5
+    assert any(s.labels == {"netns": a, "netns_name": dlab.a, "device": "va",
+                            "reason": "NO_SOCKET"} and s.value == 5
                for s in every["pktlens_kernel_drops_total"])
     assert any(s.labels["netns"] == a for s in every["pktlens_tcp_rtt_seconds_bucket"])
     only = series(Exporter(ns=dlab.b))
@@ -585,7 +617,8 @@ def only_this_namespace_exported(dlab, want):
     assert [s.value for s in only["pktlens_attachments"]] == [1]
     assert not any(n.startswith("pktlens_tcp_") for n in only)     # a's probes alone had them
     assert [s.value for s in only.get("pktlens_kernel_drops_total", [])
-            if s.labels == {"netns": b, "device": "vb", "reason": "NO_SOCKET"}] == [float(want.split()[-1])]
+            if s.labels == {"netns": b, "netns_name": dlab.b, "device": "vb",
+                            "reason": "NO_SOCKET"}] == [float(want.split()[-1])]
 
 
 @pytest.mark.parametrize("hooks", [["--tc", "in"], ["--tc", "in,out"]])
