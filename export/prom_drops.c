@@ -22,6 +22,8 @@ struct ns_rows {
 	const struct pl_prom_att *t;	/* the namespace's first attachment with the probes */
 	struct pl_drop_row *r;
 	size_t n;
+	uint64_t table_lost;	/* drops drop_stats had no room for */
+	bool lost_ok;		/* table_lost read: not only sets without drop_lost */
 };
 
 static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *name,
@@ -73,8 +75,10 @@ void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_attachment *a = at[i].a;
+		uint64_t lost[PL_DROP_LOST_MAX];
 		struct pl_drop_row *r = NULL;
 		size_t nr = 0, k;
+		bool lost_ok;
 		int fd;
 
 		if (!a->meta_ok || !(a->meta.probes & PL_PROBE_DROPS))
@@ -84,6 +88,7 @@ void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 		fd = pl_pin_open(a->dir, PL_MAP_DROP_STATS);
 		if (fd < 0)
 			continue;
+		lost_ok = !pl_drops_pinned_lost(a->dir, lost);
 		if (!pl_drops_read(fd, &r, &nr)) {
 			/*
 			 * by device (its name: a device deleted and made anew
@@ -98,11 +103,15 @@ void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 			}
 			nr = pl_drops_merge(r, nr);
 			if (k == nns) {
-				ns[nns++] = (struct ns_rows){ &at[i], r, nr };
+				ns[nns++] = (struct ns_rows){ .t = &at[i], .r = r, .n = nr };
 			} else {
 				merge_max(&ns[k], r, nr);	/* no memory: the first's counts */
 				free(r);
 			}
+			/* as the rows: the largest of the sets' counts */
+			if (lost_ok && (!ns[k].lost_ok || lost[PL_DROP_LOST_TABLE] > ns[k].table_lost))
+				ns[k].table_lost = lost[PL_DROP_LOST_TABLE];
+			ns[k].lost_ok |= lost_ok;
 		}
 		close(fd);
 	}
@@ -112,6 +121,15 @@ void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 	family(f, ns, nns, "pktlens_kernel_drop_bytes_total",
 	       "Bytes (from the network header) of the packets the kernel dropped "
 	       "(attach --probes drops).", PL_DROP_KFREE, "reason", true);
+	fputs("# HELP pktlens_kernel_drops_lost_total Packets the kernel dropped that "
+	      "pktlens_kernel_drops_total could not count: the namespace's table of drop keys was "
+	      "full (attach --probes drops).\n# TYPE pktlens_kernel_drops_lost_total counter\n", f);
+	for (size_t i = 0; i < nns; i++)
+		if (ns[i].lost_ok) {
+			fputs("pktlens_kernel_drops_lost_total{", f);
+			pl_prom_ns_labels(f, ns[i].t->a->ns, ns[i].t->netns_name, "");
+			fprintf(f, "} %llu\n", (unsigned long long)ns[i].table_lost);
+		}
 	family(f, ns, nns, "pktlens_xdp_exceptions_total",
 	       "XDP programs' exceptions (xdp:xdp_exception) by device and action "
 	       "(attach --probes drops).", PL_DROP_XDP_EXCEPTION, "action", false);

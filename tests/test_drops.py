@@ -524,6 +524,83 @@ def test_drop_series_carry_the_labels_of_the_namespaces_other_series(dlab):
     assert noports == 4
 
 
+def rx_dropped(ns, dev):
+    """The kernel's rx_dropped of @dev in @ns (`ip -s link`)."""
+    return json.loads(sh("ip", "-n", ns, "-j", "-s", "link", "show", dev).stdout)[0][
+        "stats64"]["rx"]["dropped"]
+
+
+def test_drops_a_full_table_could_not_count_are_exported(dlab):
+    """Drops the probes' table (16,384 keys) had no room for are served as
+    pktlens_kernel_drops_lost_total: frames of 17,000 unknown ethertypes (a key each, dropped
+    as UNHANDLED_PROTO) fill it, and what the table counted plus what it lost is every drop
+    the kernel counted on vb (rx_dropped), the lost ones more than none."""
+    import struct
+    from prometheus_client.parser import text_string_to_metric_families
+
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    n = 17000
+    eth = bytes.fromhex(dlab.mac(dlab.b, "vb").replace(":", "") +
+                        dlab.mac(dlab.a, "va").replace(":", ""))
+    path = os.path.join(dlab.tmp, "ethertypes.pcap")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for t in range(0x1000, 0x1000 + n):   # no protocol of the kernel handles these
+            frame = eth + struct.pack("!H", t) + bytes(46)
+            f.write(struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame)
+    before = rx_dropped(dlab.b, "vb")
+    out = sh("ip", "netns", "exec", dlab.a, PYTHON, SENDRAW, "va", path).stdout
+    assert int(out) == n
+    deadline = time.time() + 10
+    while rx_dropped(dlab.b, "vb") - before < n and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    dropped = rx_dropped(dlab.b, "vb") - before
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    ino = str(netns_ino(dlab.b))
+    mine = [s for f in text_string_to_metric_families(text) for s in f.samples
+            if s.labels.get("netns") == ino]
+    counted = sum(s.value for s in mine if s.name == "pktlens_kernel_drops_total" and
+                  s.labels["device"] == "vb")
+    lost = [(s.labels, s.value) for s in mine if s.name == "pktlens_kernel_drops_lost_total"]
+    assert dropped == n
+    assert len(lost) == 1 and lost[0][0] == {"netns": ino, "netns_name": dlab.b, "device": ""}
+    assert lost[0][1] > 0 and counted + lost[0][1] == dropped, (counted, lost, dropped)
+
+
+def test_a_set_without_drop_lost_is_still_the_namespaces(dlab):
+    """The probes an older pktlens pinned, without drop_lost, are still the namespace's set: a
+    new attachment with the probes pins them too (the same kfree_skb link), not a second set
+    counting the same drops; the exporter then serves no lost count for the namespace (not
+    known), rather than 0."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    old = attachments_in(dlab.b)[0]["pins"]
+    os.unlink(os.path.join(old, "drop_lost"))
+
+    def link(pins):
+        return json.loads(sh("bpftool", "-j", "link", "show", "pinned",
+                             os.path.join(pins, "drop_kfree_link")).stdout)["id"]
+
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    new = [a["pins"] for a in attachments_in(dlab.b) if a["ifname"] == "lo"][0]
+    assert link(new) == link(old)
+    assert not os.path.exists(os.path.join(new, "drop_lost"))
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    assert f'netns="{netns_ino(dlab.b)}"' in text
+    assert not [line for line in text.splitlines() if line.startswith(
+        f'pktlens_kernel_drops_lost_total{{netns="{netns_ino(dlab.b)}"')]
+
+
 def test_attached_probe_stats_flows_and_prometheus(dlab):
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
