@@ -267,6 +267,26 @@ def test_global_netns_without_dev_is_that_namespaces_drops(dlab):
     assert [d["packets"] for d in doc["drops"] if d["device"] == "vb"] == [5]
 
 
+def test_namespace_named_as_tcp_names_it(dlab):
+    """drops names a row's and an event's namespace as tcp names a connection's: JSON netns and
+    netns_name (its name in `ip netns`), text `INODE (NAME)`."""
+    needs_reasons()
+    ino = netns_ino(dlab.b)
+    tr = Drops("--by", "dev", "--events", global_ns=dlab.b)
+    dlab.send(udp(dlab, 3, 9))
+    docs = tr.stop()
+    events = [d for d in docs if d.get("event") == "drop" and d["device"] == "vb"]
+    rows = [d for d in docs[-1]["drops"] if d["device"] == "vb"]
+    assert len(events) == 3 and len(rows) == 1, docs
+    assert {(d["netns"], d["netns_name"]) for d in events + rows} == {(ino, dlab.b)}
+    p = start_probes([PKTLENS, "-n", dlab.b, "drops", "--by", "dev"], "pl_drop_")
+    dlab.send(udp(dlab, 2, 9))
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    assert [line.split()[-2] for line in rows_in_line(p.communicate(timeout=30)[0].splitlines())
+            if line.startswith(f"{ino} ({dlab.b}) ") and " vb " in line] == ["2"]
+
+
 def rows_in_line(out):
     """The rows under the text table's heading of `drops` output lines @out, after checking each
     row's packet and byte counts end where their headings end."""
