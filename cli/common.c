@@ -121,6 +121,22 @@ const char *pl_pins_hint(int err)
 	return err == -EPERM ? " (needs root or CAP_BPF)" : "";
 }
 
+int pl_probe_netns(const char *cmd, __u64 *netns)
+{
+	uint64_t here;
+	int err;
+
+	if (*netns || !pl_g.netns)
+		return PL_EXIT_OK;
+	err = pl_netns_ino(&here);
+	if (err) {
+		pl_err("%s: netns '%s': %s", cmd, pl_g.netns, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	*netns = here;
+	return PL_EXIT_OK;
+}
+
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n)
 {
 	int err = pl_attachments_here(ifname, a, n);

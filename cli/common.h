@@ -11,6 +11,14 @@
  * or all. Prints the error and returns an exit code (0 on success).
  */
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n);
+/*
+ * The namespace a probe command (drops, tcp) traces, in @netns: the one its
+ * --netns named (@netns non-zero already), else with -n NETNS the namespace
+ * entered (as the exporters serve its alone), else 0: every namespace.
+ * Prints "CMD: netns 'NETNS': why" and returns PL_EXIT_FAIL when the
+ * current namespace cannot be read; else PL_EXIT_OK.
+ */
+int pl_probe_netns(const char *cmd, __u64 *netns);
 /* What to say after an -errno of reading the pins (" (...)"), or "". */
 const char *pl_pins_hint(int err);
 /* Open an attachment's maps, printing the error. Returns an exit code. */

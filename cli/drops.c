@@ -16,6 +16,7 @@
 #include <pktlens/clock.h>
 
 #include "cli.h"
+#include "common.h"
 #include "drops.h"
 #include "util.h"
 #include "../export/format.h"
@@ -211,7 +212,7 @@ static void json_icmp(struct jw *w, const struct pl_drop_flow_key *f)
 static void json_rule_dev(struct jw *w, const struct group *g)
 {
 	if (g->k.kind == PL_DROP_POLICY) {
-		jw_u64_field(w, "netns", g->k.netns);
+		pl_json_netns(w, g->k.netns);
 		jw_name_field(w, "device", g->k.dev);
 	}
 }
@@ -241,7 +242,7 @@ static void json_group(struct jw *w, const struct group *g, enum by by)
 		json_rule_dev(w, g);
 		break;
 	case BY_DEV:
-		jw_u64_field(w, "netns", g->k.netns);
+		pl_json_netns(w, g->k.netns);
 		jw_name_field(w, "device", g->k.dev);
 		jw_u64_field(w, "ifindex", g->k.ifindex);
 		break;
@@ -262,7 +263,7 @@ static void json_group(struct jw *w, const struct group *g, enum by by)
 		struct pl_flow_key k = flow_key(&g->f);
 		char a[PL_ADDR_STRLEN];
 
-		jw_u64_field(w, "netns", g->f.netns);
+		pl_json_netns(w, g->f.netns);
 		jw_str_field(w, "proto", pl_fmt_l4(&k, b1, sizeof(b1)));
 		jw_str_field(w, "src", pl_fmt_addr(g->f.saddr, a, sizeof(a)));
 		jw_u64_field(w, "sport", g->f.sport);
@@ -308,7 +309,7 @@ static void text_cells(const struct group *g, enum by by, char c[][TEXT_CELL])
 		snprintf(c[1], TEXT_CELL, "%s", text_reason(g, b1, sizeof(b1)));
 		break;
 	case BY_DEV:
-		snprintf(c[0], TEXT_CELL, "%llu", (unsigned long long)g->k.netns);
+		pl_netns_fmt(g->k.netns, 0, false, c[0], TEXT_CELL);
 		snprintf(c[1], TEXT_CELL, "%s", g->k.dev[0] ? PL_NAME(g->k.dev) : "-");
 		break;
 	case BY_PROTO: {
@@ -327,7 +328,7 @@ static void text_cells(const struct group *g, enum by by, char c[][TEXT_CELL])
 	case BY_FLOW: {
 		struct pl_flow_key k = flow_key(&g->f);
 
-		snprintf(c[0], TEXT_CELL, "%llu", (unsigned long long)g->f.netns);
+		pl_netns_fmt(g->f.netns, 0, false, c[0], TEXT_CELL);
 		snprintf(c[1], TEXT_CELL, "%s", pl_fmt_l4(&k, b1, sizeof(b1)));
 		pl_fmt_endpoint(&k, k.saddr, k.sport, c[2], TEXT_CELL);
 		pl_fmt_endpoint(&k, k.daddr, k.dport, c[3], TEXT_CELL);
@@ -508,7 +509,7 @@ static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f
 
 static int on_event(void *ctx, const struct pl_drop_event *e)
 {
-	char r[64], loc[128], s[64], d[64], p[16];
+	char r[64], loc[128], s[64], d[64], p[16], ns[300];
 	struct pl_drop_flow_key f;
 	struct pl_flow_key k;
 	bool ip = event_flow(e, &f);
@@ -527,7 +528,7 @@ static int on_event(void *ctx, const struct pl_drop_event *e)
 		jw_obj_open(&w);
 		jw_str_field(&w, "event", "drop");
 		jw_u64_field(&w, "ts_ns", e->ts_ns);
-		jw_u64_field(&w, "netns", e->k.netns);
+		pl_json_netns(&w, e->k.netns);
 		jw_name_field(&w, "device", e->k.dev);
 		jw_str_field(&w, "kind", kind_name(e->k.kind));
 		jw_str_field(&w, "reason", pl_drop_reason_name(e->k.kind, e->k.reason, r, sizeof(r)));
@@ -548,8 +549,9 @@ static int on_event(void *ctx, const struct pl_drop_event *e)
 		jw_obj_close(&w);
 		jw_end(&w);
 	} else {
-		printf("%-12llu %-16s %-28s %-28s %s%s%s%s%s len %u\n",
-		       (unsigned long long)e->k.netns, e->k.dev[0] ? PL_NAME(e->k.dev) : "-",
+		printf("%-12s %-16s %-28s %-28s %s%s%s%s%s len %u\n",
+		       pl_netns_fmt(e->k.netns, 0, false, ns, sizeof(ns)),
+		       e->k.dev[0] ? PL_NAME(e->k.dev) : "-",
 		       pl_drop_reason_name(e->k.kind, e->k.reason, r, sizeof(r)), loc,
 		       ip ? pl_fmt_l4(&k, p, sizeof(p)) : "", ip ? " " : "",
 		       ip ? pl_fmt_endpoint(&k, k.saddr, k.sport, s, sizeof(s)) : "",
@@ -691,16 +693,10 @@ static int do_drops(void *cfg, int argc, char **argv)
 			return PL_EXIT_USAGE;
 		}
 		o.cfg.netns = here;
-	} else if (pl_g.netns && !o.cfg.netns) {
-		/* -n NETNS: that namespace's drops (as the exporters serve its alone) */
-		uint64_t here;
-
-		err = pl_netns_ino(&here);
-		if (err) {
-			pl_err("drops: netns '%s': %s", pl_g.netns, strerror(-err));
-			return PL_EXIT_FAIL;
-		}
-		o.cfg.netns = here;
+	} else {
+		ret = pl_probe_netns("drops", &o.cfg.netns);	/* -n NETNS: that one's alone */
+		if (ret)
+			return ret;
 	}
 	if (o.by == BY_FLOW)
 		o.cfg.flags |= PL_DROP_CFG_FLOWS;

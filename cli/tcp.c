@@ -14,6 +14,7 @@
 #include <pktlens/clock.h>
 
 #include "cli.h"
+#include "common.h"
 #include "util.h"
 #include "../export/format.h"
 #include "../export/json.h"
@@ -355,7 +356,8 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		}
 		cfg.min_lat_ns = u * 1000000ULL;
 	}
-	ret = pl_need_caps("tcp", PL_NEED_BPF | PL_NEED_PERFMON);
+	/* -n NETNS: that namespace's connections alone, as drops and the exporters */
+	ret = pl_probe_netns("tcp", &cfg.netns) ?: pl_need_caps("tcp", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		return ret;
 	jw_init(&r.w, stdout, false);
@@ -464,6 +466,7 @@ TCP_VERB(life, "life      one line per connection that ends: lifetime and bytes 
 const struct pl_cmd pl_cmd_tcp = {
 	.name = "tcp", .flags = PL_CMD_NAME_SUBS,
 	.subs = (const struct pl_cmd *const[]){ &tcp_retrans, &tcp_rtt, &tcp_connlat, &tcp_life, NULL },
-	.about = "TCP from tracepoints, in every network namespace (or --netns's), until Ctrl-C\n"
-		 "or --duration (-j: one object per event, then a summary object):\n",
+	.about = "TCP from tracepoints, in every network namespace (or --netns's; with -n NETNS\n"
+		 "and no --netns, NETNS's alone), until Ctrl-C or --duration (-j: one object per\n"
+		 "event, then a summary object):\n",
 };

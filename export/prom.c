@@ -2,8 +2,10 @@
 /*
  * Prometheus text exposition: counters end in _total, sizes are in bytes,
  * the packet-size histogram is a real histogram (cumulative _bucket{le},
- * _sum, _count) over the RMON bucket bounds. Labels: netns (inode) and
- * device, like node_exporter's node_network_*, then direction, hook, verdict.
+ * _sum, _count) over the RMON bucket bounds. Labels: netns (inode),
+ * netns_name and device, like node_exporter's node_network_*, written by
+ * pl_prom_ns_labels() alone (the drop probes' series too), then direction,
+ * hook, verdict.
  * Every metric family is written once with its HELP and TYPE, then its
  * samples for all attachments.
  */
@@ -44,19 +46,24 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* netns (INODE, or INODE:ID), netns_name (where it has one in /run/netns), device */
-static void dev_labels(FILE *f, const struct pl_prom_att *t)
+void pl_prom_ns_labels(FILE *f, const char *netns, const char *netns_name, const char *device)
 {
 	/* the inode, or INODE:ID for a deleted namespace's (pl_attachment.ns): unique */
-	fprintf(f, "netns=\"%s\",", t->a->ns);
-	if (t->netns_name[0]) {
+	fprintf(f, "netns=\"%s\",", netns);
+	if (netns_name[0]) {
 		fputs("netns_name=\"", f);
-		esc(f, PL_SAFE(t->netns_name));	/* valid UTF-8, whatever the name's bytes */
+		esc(f, PL_SAFE(netns_name));	/* valid UTF-8, whatever the name's bytes */
 		fputs("\",", f);
 	}
 	fputs("device=\"", f);
-	esc(f, PL_NAME(t->a->ifname));	/* valid UTF-8, one text per name */
+	esc(f, device[0] ? PL_NAME(device) : "");	/* valid UTF-8, one text per name */
 	fputc('"', f);
+}
+
+/* an attachment's series: its namespace's labels and its interface */
+static void dev_labels(FILE *f, const struct pl_prom_att *t)
+{
+	pl_prom_ns_labels(f, t->a->ns, t->netns_name, t->a->ifname);
 }
 
 static void slot_labels(FILE *f, const struct pl_prom_att *t, int slot)
@@ -423,7 +430,7 @@ int pl_prom_render(const struct pl_netns *only, char **out, size_t *len)
 	f = open_memstream(out, len);
 	if (f) {
 		pl_prom_write(f, at, n);
-		pl_prom_drops(f, a, n);
+		pl_prom_drops(f, at, n);
 		if (fclose(f))
 			err = -ENOMEM;
 	} else {

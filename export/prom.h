@@ -42,7 +42,18 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n);
 
 /* A label value, escaped (backslash, double quote, newline). */
 void pl_prom_label(FILE *f, const char *v);
-/* The drop probes' families for @n attachments (export/prom_drops.c; reads their pinned maps). */
-void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n);
+/*
+ * The labels every series of a namespace begins with, as `netns="...",...`
+ * (no braces, no comma after): netns (its inode, or INODE:ID for a deleted
+ * namespace's), netns_name (when @netns_name, its name in /run/netns, is not
+ * ""), device (@device, an interface name; "" for none). The one writer of
+ * these labels, so the series of a namespace join on them.
+ */
+void pl_prom_ns_labels(FILE *f, const char *netns, const char *netns_name, const char *device);
+/*
+ * The drop probes' families for @n attachments as pl_prom_render() read them
+ * (export/prom_drops.c; reads the probes' pinned maps).
+ */
+void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n);
 
 #endif /* __PKTLENS_EXPORT_PROM_H */

@@ -2,7 +2,8 @@
 /*
  * The drop probes' metrics (attach --probes drops): the kernel's drops by
  * namespace, device (skb->dev when freed) and reason, XDP exceptions by
- * action and XDP redirect errors by errno. The probes of one namespace
+ * action and XDP redirect errors by errno, with the namespace's labels as
+ * every other series (pl_prom_ns_labels()). The probes of one namespace
  * count all its drops, and its attachments that have them share one set
  * (probes/drops.c): a namespace is written once. Sets an older pktlens
  * pinned apart are merged taking each series' largest count (the oldest
@@ -18,9 +19,11 @@
 #include "../probes/drops.h"
 
 struct ns_rows {
-	const struct pl_attachment *a;
+	const struct pl_prom_att *t;	/* the namespace's first attachment with the probes */
 	struct pl_drop_row *r;
 	size_t n;
+	uint64_t table_lost;	/* drops drop_stats had no room for */
+	bool lost_ok;		/* table_lost read: not only sets without drop_lost */
 };
 
 static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *name,
@@ -35,9 +38,10 @@ static void family(FILE *f, const struct ns_rows *ns, size_t nns, const char *na
 
 			if (r->k.kind != kind)
 				continue;
-			fprintf(f, "%s{netns=\"%s\",device=\"", name, ns[i].a->ns);
-			pl_prom_label(f, r->k.dev[0] ? PL_NAME(r->k.dev) : "");
-			fprintf(f, "\",%s=\"", label);
+			fprintf(f, "%s{", name);
+			/* the device the packet was on: the namespace's labels as every series' */
+			pl_prom_ns_labels(f, ns[i].t->a->ns, ns[i].t->netns_name, r->k.dev);
+			fprintf(f, ",%s=\"", label);
 			pl_prom_label(f, pl_drop_reason_name(kind, r->k.reason, buf, sizeof(buf)));
 			fprintf(f, "\"} %llu\n", (unsigned long long)(bytes ? r->v.bytes : r->v.packets));
 		}
@@ -62,7 +66,7 @@ static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
 	return true;
 }
 
-void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
+void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 {
 	struct ns_rows *ns = calloc(n ? n : 1, sizeof(*ns));
 	size_t nns = 0;
@@ -70,17 +74,21 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 	if (!ns)
 		return;
 	for (size_t i = 0; i < n; i++) {
+		const struct pl_attachment *a = at[i].a;
+		uint64_t lost[PL_DROP_LOST_MAX];
 		struct pl_drop_row *r = NULL;
 		size_t nr = 0, k;
+		bool lost_ok;
 		int fd;
 
-		if (!a[i].meta_ok || !(a[i].meta.probes & PL_PROBE_DROPS))
+		if (!a->meta_ok || !(a->meta.probes & PL_PROBE_DROPS))
 			continue;
-		for (k = 0; k < nns && strcmp(ns[k].a->ns, a[i].ns); k++)
+		for (k = 0; k < nns && strcmp(ns[k].t->a->ns, a->ns); k++)
 			;
-		fd = pl_pin_open(a[i].dir, PL_MAP_DROP_STATS);
+		fd = pl_pin_open(a->dir, PL_MAP_DROP_STATS);
 		if (fd < 0)
 			continue;
+		lost_ok = !pl_drops_pinned_lost(a->dir, lost);
 		if (!pl_drops_read(fd, &r, &nr)) {
 			/*
 			 * by device (its name: a device deleted and made anew
@@ -95,11 +103,15 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 			}
 			nr = pl_drops_merge(r, nr);
 			if (k == nns) {
-				ns[nns++] = (struct ns_rows){ &a[i], r, nr };
+				ns[nns++] = (struct ns_rows){ .t = &at[i], .r = r, .n = nr };
 			} else {
 				merge_max(&ns[k], r, nr);	/* no memory: the first's counts */
 				free(r);
 			}
+			/* as the rows: the largest of the sets' counts */
+			if (lost_ok && (!ns[k].lost_ok || lost[PL_DROP_LOST_TABLE] > ns[k].table_lost))
+				ns[k].table_lost = lost[PL_DROP_LOST_TABLE];
+			ns[k].lost_ok |= lost_ok;
 		}
 		close(fd);
 	}
@@ -109,6 +121,15 @@ void pl_prom_drops(FILE *f, const struct pl_attachment *a, size_t n)
 	family(f, ns, nns, "pktlens_kernel_drop_bytes_total",
 	       "Bytes (from the network header) of the packets the kernel dropped "
 	       "(attach --probes drops).", PL_DROP_KFREE, "reason", true);
+	fputs("# HELP pktlens_kernel_drops_lost_total Packets the kernel dropped that "
+	      "pktlens_kernel_drops_total could not count: the namespace's table of drop keys was "
+	      "full (attach --probes drops).\n# TYPE pktlens_kernel_drops_lost_total counter\n", f);
+	for (size_t i = 0; i < nns; i++)
+		if (ns[i].lost_ok) {
+			fputs("pktlens_kernel_drops_lost_total{", f);
+			pl_prom_ns_labels(f, ns[i].t->a->ns, ns[i].t->netns_name, "");
+			fprintf(f, "} %llu\n", (unsigned long long)ns[i].table_lost);
+		}
 	family(f, ns, nns, "pktlens_xdp_exceptions_total",
 	       "XDP programs' exceptions (xdp:xdp_exception) by device and action "
 	       "(attach --probes drops).", PL_DROP_XDP_EXCEPTION, "action", false);

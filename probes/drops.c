@@ -39,12 +39,16 @@ static int on_record(void *ctx, void *data, size_t size)
 
 static const char *const link_pins[] = { PL_PIN_DROP_KFREE_LINK, PL_PIN_DROP_XDP_EXC_LINK,
 					 PL_PIN_DROP_XDP_RDR_LINK, PL_PIN_DROP_XDP_RDRM_LINK };
-static const char *const map_pins[] = { PL_MAP_DROP_STATS, PL_MAP_DROP_FLOWS };
+static const char *const map_pins[] = { PL_MAP_DROP_STATS, PL_MAP_DROP_FLOWS, PL_MAP_DROP_LOST };
 
-/* one set per namespace: its drops whichever device, counted once however many attachments */
+/*
+ * one set per namespace: its drops whichever device, counted once however
+ * many attachments; drop_lost is newer than the others
+ */
 const struct pl_probe_pins pl_drop_pins = {
 	.links = link_pins, .nlinks = sizeof(link_pins) / sizeof(link_pins[0]),
-	.maps = map_pins, .nmaps = sizeof(map_pins) / sizeof(map_pins[0]), .per_ns = true,
+	.maps = map_pins, .nmaps = sizeof(map_pins) / sizeof(map_pins[0]), .nmaps_new = 1,
+	.per_ns = true,
 };
 
 /* pl_drops_open(), counting on in the maps pinned in @carry (a re-attach's old directory) */
@@ -73,7 +77,7 @@ static int open_drops(const struct pl_drop_cfg *cfg, const char *carry, pl_drop_
 	bpf_program__set_autoload(s->progs.pl_drop_xdp_rdrm,
 				  pl_tracepoint_btf("xdp_redirect_map_err"));
 	if (carry) {
-		struct bpf_map *maps[] = { s->maps.drop_stats, s->maps.drop_flows };
+		struct bpf_map *maps[] = { s->maps.drop_stats, s->maps.drop_flows, s->maps.drop_lost };
 
 		pl_pins_reuse_maps(carry, maps, map_pins, sizeof(map_pins) / sizeof(map_pins[0]));
 	}
@@ -135,9 +139,10 @@ int pl_drops_flows_fd(const struct pl_drops *d)
 	return bpf_map__fd(d->skel->maps.drop_flows);
 }
 
-void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX])
+/* drop_lost[] (@fd) summed over CPUs */
+static void lost_read(int fd, uint64_t out[PL_DROP_LOST_MAX])
 {
-	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(d->skel->maps.drop_lost);
+	int ncpu = libbpf_num_possible_cpus();
 	uint64_t *v;
 
 	memset(out, 0, sizeof(uint64_t) * PL_DROP_LOST_MAX);
@@ -148,6 +153,22 @@ void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX])
 			for (int c = 0; c < ncpu; c++)
 				out[i] += v[c];
 	free(v);
+}
+
+void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX])
+{
+	lost_read(bpf_map__fd(d->skel->maps.drop_lost), out);
+}
+
+int pl_drops_pinned_lost(const char *dir, uint64_t out[PL_DROP_LOST_MAX])
+{
+	int fd = pl_pin_open(dir, PL_MAP_DROP_LOST);
+
+	if (fd < 0)
+		return -errno;
+	lost_read(fd, out);
+	close(fd);
+	return 0;
 }
 
 void pl_drops_close(struct pl_drops *d)
@@ -165,7 +186,8 @@ int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen)
 				     d->skel->links.pl_drop_kfree_noreason,
 				     d->skel->links.pl_drop_xdp_exc, d->skel->links.pl_drop_xdp_rdr,
 				     d->skel->links.pl_drop_xdp_rdrm };
-	struct bpf_map *maps[] = { d->skel->maps.drop_stats, d->skel->maps.drop_flows };
+	struct bpf_map *maps[] = { d->skel->maps.drop_stats, d->skel->maps.drop_flows,
+				   d->skel->maps.drop_lost };
 	char path[640];
 	int err;
 

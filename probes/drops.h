@@ -35,9 +35,14 @@ int pl_drops_stats_fd(const struct pl_drops *d);
 int pl_drops_flows_fd(const struct pl_drops *d);
 /* drop_lost[] summed over CPUs. */
 void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX]);
+/*
+ * The same of the set pinned in @dir (attach --probes drops); -ENOENT: a set
+ * an older pktlens pinned, without drop_lost.
+ */
+int pl_drops_pinned_lost(const char *dir, uint64_t out[PL_DROP_LOST_MAX]);
 void pl_drops_close(struct pl_drops *d);
 
-/* Pin links and the stats and flow maps in @dir (attach --probes drops); remove them again. */
+/* Pin links and the stats, flow and lost maps in @dir (attach --probes drops); unpin them. */
 int pl_drops_pin(struct pl_drops *d, const char *dir, char *why, size_t whylen);
 void pl_drops_unpin(const char *dir);
 /*

@@ -47,7 +47,7 @@ static bool pinned_set(const struct pl_probe_pins *p, const char *dir, __u32 *ma
 	if (fd < 0)
 		return false;
 	close(fd);
-	for (size_t i = 1; i < p->nmaps; i++) {
+	for (size_t i = 1; i < p->nmaps - p->nmaps_new; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, p->maps[i]);
 		if (access(path, F_OK))
 			return false;
@@ -78,6 +78,8 @@ static int repin(const struct pl_probe_pins *p, const char *from, const char *to
 			fd = bpf_obj_get(src);
 			if (fd < 0 && errno == ENOENT && t == 0)
 				continue;	/* a tracepoint this kernel lacks */
+			if (fd < 0 && errno == ENOENT && i >= counts[t] - p->nmaps_new)
+				continue;	/* a map newer than the set (an older pktlens's) */
 			if (fd < 0 || bpf_obj_pin(fd, dst))
 				err = pl_why(why, whylen, -errno, "cannot pin %s as %s: %s", src, dst,
 					     strerror(errno));

@@ -21,6 +21,8 @@ struct pl_probe_pins {
 	/* all in every set; maps[0]'s id orders sets (ids grow: the lowest counted longest) */
 	const char *const *maps;
 	size_t nmaps;
+	/* but the last nmaps_new of them, newer than some sets: one an older pktlens pinned lacks them */
+	size_t nmaps_new;
 	/* one set per namespace, pinned by each of its attachments with them; else per attachment */
 	bool per_ns;
 };

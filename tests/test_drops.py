@@ -267,6 +267,26 @@ def test_global_netns_without_dev_is_that_namespaces_drops(dlab):
     assert [d["packets"] for d in doc["drops"] if d["device"] == "vb"] == [5]
 
 
+def test_namespace_named_as_tcp_names_it(dlab):
+    """drops names a row's and an event's namespace as tcp names a connection's: JSON netns and
+    netns_name (its name in `ip netns`), text `INODE (NAME)`."""
+    needs_reasons()
+    ino = netns_ino(dlab.b)
+    tr = Drops("--by", "dev", "--events", global_ns=dlab.b)
+    dlab.send(udp(dlab, 3, 9))
+    docs = tr.stop()
+    events = [d for d in docs if d.get("event") == "drop" and d["device"] == "vb"]
+    rows = [d for d in docs[-1]["drops"] if d["device"] == "vb"]
+    assert len(events) == 3 and len(rows) == 1, docs
+    assert {(d["netns"], d["netns_name"]) for d in events + rows} == {(ino, dlab.b)}
+    p = start_probes([PKTLENS, "-n", dlab.b, "drops", "--by", "dev"], "pl_drop_")
+    dlab.send(udp(dlab, 2, 9))
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    assert [line.split()[-2] for line in rows_in_line(p.communicate(timeout=30)[0].splitlines())
+            if line.startswith(f"{ino} ({dlab.b}) ") and " vb " in line] == ["2"]
+
+
 def rows_in_line(out):
     """The rows under the text table's heading of `drops` output lines @out, after checking each
     row's packet and byte counts end where their headings end."""
@@ -489,8 +509,116 @@ def test_prometheus_one_series_per_device_name(dlab):
               if line.startswith("pktlens_kernel_drop")]
     labels = [s[0] for s in series]
     assert len(labels) == len(set(labels)), "a label set twice"
-    want = f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="px2",reason="OTHERHOST"}}'
+    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",netns_name="{dlab.b}",'
+            f'device="px2",reason="OTHERHOST"}}')
     assert dict(series)[want] == "6"
+
+
+def test_drop_series_carry_the_labels_of_the_namespaces_other_series(dlab):
+    """The kernel drop series of a namespace carry the labels its other series begin with:
+    netns, and netns_name, its name in `ip netns` (the Grafana legend's {{netns_name}}, a join
+    on (netns, netns_name, device)); read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    dlab.send(udp(dlab, 4, 9))
+    time.sleep(0.3)
+    noports = snmp(dlab.b, "Udp", "NoPorts") - before
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    ino = str(netns_ino(dlab.b))
+    mine = [s for f in text_string_to_metric_families(text) for s in f.samples
+            if s.labels.get("netns") == ino]
+    named = {n["name"] for n in json.loads(sh("ip", "-j", "netns", "list").stdout or "[]")}
+    assert dlab.b in named
+    assert {s.labels.get("netns_name") for s in mine} == {dlab.b}, \
+        {(s.name, s.labels.get("netns_name")) for s in mine}
+    assert [(s.labels, s.value) for s in mine if s.name == "pktlens_kernel_drops_total" and
+            s.labels["reason"] == "NO_SOCKET"] == \
+        [({"netns": ino, "netns_name": dlab.b, "device": "vb", "reason": "NO_SOCKET"}, noports)]
+    assert noports == 4
+
+
+def rx_dropped(ns, dev):
+    """The kernel's rx_dropped of @dev in @ns (`ip -s link`)."""
+    return json.loads(sh("ip", "-n", ns, "-j", "-s", "link", "show", dev).stdout)[0][
+        "stats64"]["rx"]["dropped"]
+
+
+def test_drops_a_full_table_could_not_count_are_exported(dlab):
+    """Drops the probes' table (16,384 keys) had no room for are served as
+    pktlens_kernel_drops_lost_total: frames of 17,000 unknown ethertypes (a key each, dropped
+    as UNHANDLED_PROTO) fill it, and what the table counted plus what it lost is every drop
+    the kernel counted on vb (rx_dropped), the lost ones more than none."""
+    import struct
+    from prometheus_client.parser import text_string_to_metric_families
+
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    n = 17000
+    eth = bytes.fromhex(dlab.mac(dlab.b, "vb").replace(":", "") +
+                        dlab.mac(dlab.a, "va").replace(":", ""))
+    path = os.path.join(dlab.tmp, "ethertypes.pcap")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for t in range(0x1000, 0x1000 + n):   # no protocol of the kernel handles these
+            frame = eth + struct.pack("!H", t) + bytes(46)
+            f.write(struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame)
+    before = rx_dropped(dlab.b, "vb")
+    out = sh("ip", "netns", "exec", dlab.a, PYTHON, SENDRAW, "va", path).stdout
+    assert int(out) == n
+    deadline = time.time() + 10
+    while rx_dropped(dlab.b, "vb") - before < n and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    dropped = rx_dropped(dlab.b, "vb") - before
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    ino = str(netns_ino(dlab.b))
+    mine = [s for f in text_string_to_metric_families(text) for s in f.samples
+            if s.labels.get("netns") == ino]
+    counted = sum(s.value for s in mine if s.name == "pktlens_kernel_drops_total" and
+                  s.labels["device"] == "vb")
+    lost = [(s.labels, s.value) for s in mine if s.name == "pktlens_kernel_drops_lost_total"]
+    assert dropped == n
+    assert len(lost) == 1 and lost[0][0] == {"netns": ino, "netns_name": dlab.b, "device": ""}
+    assert lost[0][1] > 0 and counted + lost[0][1] == dropped, (counted, lost, dropped)
+
+
+def test_a_set_without_drop_lost_is_still_the_namespaces(dlab):
+    """The probes an older pktlens pinned, without drop_lost, are still the namespace's set: a
+    new attachment with the probes pins them too (the same kfree_skb link), not a second set
+    counting the same drops; the exporter then serves no lost count for the namespace (not
+    known), rather than 0."""
+    needs_reasons()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    old = attachments_in(dlab.b)[0]["pins"]
+    os.unlink(os.path.join(old, "drop_lost"))
+
+    def link(pins):
+        return json.loads(sh("bpftool", "-j", "link", "show", "pinned",
+                             os.path.join(pins, "drop_kfree_link")).stdout)["id"]
+
+    pktlens("attach", "lo", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    new = [a["pins"] for a in attachments_in(dlab.b) if a["ifname"] == "lo"][0]
+    assert link(new) == link(old)
+    assert not os.path.exists(os.path.join(new, "drop_lost"))
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    assert f'netns="{netns_ino(dlab.b)}"' in text
+    assert not [line for line in text.splitlines() if line.startswith(
+        f'pktlens_kernel_drops_lost_total{{netns="{netns_ino(dlab.b)}"')]
 
 
 def test_attached_probe_stats_flows_and_prometheus(dlab):
@@ -509,8 +637,8 @@ def test_attached_probe_stats_flows_and_prometheus(dlab):
     assert {d["reason"]: d["packets"] for d in st["kernel_drops"]}["NO_SOCKET"] == cli
     fl = pktlens_json("flows", "vb", "--sort", "drops", ns=dlab.b)["flows"]
     assert fl[0]["sport"] == 43000 and fl[0]["drops"] == cli
-    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",device="vb",'
-            f'reason="NO_SOCKET"}} {cli}')
+    want = (f'pktlens_kernel_drops_total{{netns="{netns_ino(dlab.b)}",netns_name="{dlab.b}",'
+            f'device="vb",reason="NO_SOCKET"}} {cli}')
     ex = Exporter()
 
     def scraped():
@@ -576,7 +704,8 @@ def only_this_namespace_exported(dlab, want):
 
     a, b = str(netns_ino(dlab.a)), str(netns_ino(dlab.b))
     every = series(Exporter())
-    assert any(s.labels == {"netns": a, "device": "va", "reason": "NO_SOCKET"} and s.value == 5
+    assert any(s.labels == {"netns": a, "netns_name": dlab.a, "device": "va",
+                            "reason": "NO_SOCKET"} and s.value == 5
                for s in every["pktlens_kernel_drops_total"])
     assert any(s.labels["netns"] == a for s in every["pktlens_tcp_rtt_seconds_bucket"])
     only = series(Exporter(ns=dlab.b))
@@ -585,7 +714,8 @@ def only_this_namespace_exported(dlab, want):
     assert [s.value for s in only["pktlens_attachments"]] == [1]
     assert not any(n.startswith("pktlens_tcp_") for n in only)     # a's probes alone had them
     assert [s.value for s in only.get("pktlens_kernel_drops_total", [])
-            if s.labels == {"netns": b, "device": "vb", "reason": "NO_SOCKET"}] == [float(want.split()[-1])]
+            if s.labels == {"netns": b, "netns_name": dlab.b, "device": "vb",
+                            "reason": "NO_SOCKET"}] == [float(want.split()[-1])]
 
 
 @pytest.mark.parametrize("hooks", [["--tc", "in"], ["--tc", "in,out"]])

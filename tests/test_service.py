@@ -1389,7 +1389,8 @@ def test_daemon_scrapes_naming_drop_reasons_give_their_memory_back(svc):
     sh("ip", "netns", "exec", svc.peer, PYTHON, "-c", "import socket; s = socket.socket(socket.AF_INET, "
        "socket.SOCK_DGRAM); [s.sendto(b'x', ('198.18.7.2', 9)) for _ in range(3)]")
     ino = ns_ino(a)
-    rx = re.compile(rf'pktlens_kernel_drops_total{{netns="{ino}",device="sv0",reason="([A-Z_]+)"}} (\d+)')
+    rx = re.compile(rf'pktlens_kernel_drops_total{{netns="{ino}",(?:netns_name="[^"]*",)?device="sv0",'
+                    r'reason="([A-Z_]+)"} (\d+)')
     rss = d.status("VmRSS")
 
     def named():

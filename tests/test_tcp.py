@@ -62,16 +62,17 @@ def netns_path(ns):
     return f"/run/netns/{ns}"
 
 
-def start_tracer(verb, *args):
-    """`pktlens -j tcp VERB ARGS`, returned once its probes are attached."""
-    return start_probes([PKTLENS, "-j", "tcp", verb, *map(str, args)], "pl_tcp_")
+def start_tracer(verb, *args, global_ns=None):
+    """`pktlens [-n GLOBAL_NS] -j tcp VERB ARGS`, returned once its probes are attached."""
+    return start_probes([PKTLENS] + (["-n", global_ns] if global_ns else []) +
+                        ["-j", "tcp", verb, *map(str, args)], "pl_tcp_")
 
 
 class Tracer:
-    """`pktlens -j tcp VERB ARGS` running until stop()."""
+    """`pktlens [-n GLOBAL_NS] -j tcp VERB ARGS` running until stop()."""
 
-    def __init__(self, verb, *args):
-        self.p = start_tracer(verb, *args)
+    def __init__(self, verb, *args, global_ns=None):
+        self.p = start_tracer(verb, *args, global_ns=global_ns)
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
@@ -94,10 +95,15 @@ def client(lab, port, mode, n, bind=None, ns=None):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def retrans_segs(ns):
+def tcp_mib(ns, field):
+    """The kernel's TCP counter @field (RetransSegs, ActiveOpens, ...) of namespace @ns."""
     out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").stdout.splitlines()
     tcp = [line.split() for line in out if line.startswith("Tcp:")]
-    return int(tcp[1][tcp[0].index("RetransSegs")])
+    return int(tcp[1][tcp[0].index(field)])
+
+
+def retrans_segs(ns):
+    return tcp_mib(ns, "RetransSegs")
 
 
 def mss_segments(ns, dev):
@@ -355,6 +361,21 @@ def test_same_tuple_in_two_namespaces(tcplab, lab2):
     ino_a2 = os.stat(netns_path(lab2.a)).st_ino
     assert sorted(e["netns"] for e in same) == sorted([ino_a, ino_a2])
     assert [e["netns"] for e in only if e["lport"] == 40404] == [ino_a]
+
+
+def test_global_netns_is_that_namespaces_connections(tcplab):
+    """`pktlens -n NETNS tcp` (no --netns) traces NETNS's connections alone, as `-n` gives
+    drops and the exporters that namespace's alone: as many as its ActiveOpens, none of b's."""
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5009))
+    tr = Tracer("connlat", global_ns=lab.a)
+    before = {ns: tcp_mib(ns, "ActiveOpens") for ns in (lab.a, lab.b)}
+    for ns in (lab.a, lab.b, lab.a, lab.b, lab.a):   # b connects to its own address
+        assert client(lab, 5009, "bulk", 10, ns=ns).wait(timeout=20) == 0
+    events, _ = tr.stop()
+    opened = {ns: tcp_mib(ns, "ActiveOpens") - before[ns] for ns in (lab.a, lab.b)}
+    assert opened == {lab.a: 3, lab.b: 2}
+    assert [e["netns"] for e in events] == [os.stat(netns_path(lab.a)).st_ino] * opened[lab.a]
 
 
 def without_btf(*args):

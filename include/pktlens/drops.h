@@ -102,6 +102,8 @@ struct pl_drop_event {
 /* Pins in the attachment's directory (attach --probes drops). */
 #define PL_MAP_DROP_STATS "drop_stats"
 #define PL_MAP_DROP_FLOWS "drop_flows"
+/* drop_lost[]: PL_DROP_LOST_TABLE, drops drop_stats had no room for (older pktlens: not pinned) */
+#define PL_MAP_DROP_LOST "drop_lost"
 #define PL_PIN_DROP_KFREE_LINK "drop_kfree_link"
 #define PL_PIN_DROP_XDP_EXC_LINK "drop_xdp_exc_link"
 #define PL_PIN_DROP_XDP_RDR_LINK "drop_xdp_rdr_link"
