@@ -357,7 +357,7 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		cfg.min_lat_ns = u * 1000000ULL;
 	}
 	/* -n NETNS: that namespace's connections alone, as drops and the exporters */
-	ret = pl_probe_netns("tcp", &cfg.netns) ?: pl_need_caps("tcp", PL_NEED_BPF | PL_NEED_PERFMON);
+	ret = pl_need_caps("tcp", PL_NEED_BPF | PL_NEED_PERFMON) ?: pl_probe_netns("tcp", &cfg.netns);
 	if (ret)
 		return ret;
 	jw_init(&r.w, stdout, false);
