@@ -1799,6 +1799,10 @@ def test_systemd_unit_verifies(tmp_path):
     assert "Type=notify\n" in text and "ExecReload=/bin/kill -HUP $MAINPID\n" in text
     assert "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON\n" in text
     assert "ReadWritePaths=/sys/fs/bpf\n" in text and "ProtectSystem=strict\n" in text
+    # the policy is in place before networking configures interfaces (as nftables.service does)
+    unit_keys = [line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    assert ["Before", "network-pre.target"] in unit_keys and ["Wants", "network-pre.target"] in unit_keys
+    assert not any(k == "After" and "network-pre.target" in v.split() for k, v in unit_keys)
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
                        env=dict(os.environ, MANPATH=str(prefix / "share/man")))
     assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r
