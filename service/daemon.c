@@ -612,7 +612,7 @@ due:
 		 */
 		for (size_t k = 0; k < na; k++)
 			if (a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
-			    a[k].meta_ok && !strcmp(a[k].meta.managed_by, d->c->owner) &&
+			    pl_plan_manages(d->c, &a[k]) &&
 			    (pl_attachment_link_ifindex(&a[k], &on) || !on))
 				pl_plan_remove_step(&p, &a[k], "interface gone");
 		d->pend[i] = d->pend[--d->npend];
@@ -967,6 +967,7 @@ static void stop(struct daemon *d)
 		struct pl_plan p;
 
 		snprintf(none.owner, sizeof(none.owner), "%s", d->c->owner);
+		snprintf(none.file, sizeof(none.file), "%s", d->c->file);
 		d->npend = 0;
 		/* their flows go to the log of removed flows, which our exporter still reads */
 		if (!reconcile(d, &none, NULL, &p, "the daemon stops (on-stop: detach)")) {

@@ -117,9 +117,15 @@ int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const 
 	return 0;
 }
 
-static bool managed(const struct pl_attachment *a, const struct pl_config *c)
+/* Whether @a records @c's name: its own, nothing to record. */
+static bool named(const struct pl_attachment *a, const struct pl_config *c)
 {
 	return a->meta_ok && !strcmp(a->meta.managed_by, c->owner);
+}
+
+bool pl_plan_manages(const struct pl_config *c, const struct pl_attachment *a)
+{
+	return named(a, c) || (a->meta_ok && c->file[0] && !strcmp(a->meta.managed_file, c->file));
 }
 
 static int rule_id_cmp(const void *a, const void *b)
@@ -347,9 +353,9 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_RULES;
 	if ((h->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)) != (w->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)))
 		what |= PL_CH_PROBES;
-	if (!managed(&st->att, c)) {
+	/* another config's, by hand, or this file's under its previous name: recorded anew */
+	if (!named(&st->att, c))
 		what |= PL_CH_OWNER;
-	}
 	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule (8's are 9's) */
 	if (st->att.meta.version < 8)
 		what |= PL_CH_META;
@@ -576,7 +582,7 @@ static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t
 	if (!id)
 		return 0;
 	for (k = 0; k < na; k++)
-		if (a[k].meta_ok && a[k].meta.xdp_prog_id == id && managed(&a[k], c) &&
+		if (a[k].meta_ok && a[k].meta.xdp_prog_id == id && pl_plan_manages(c, &a[k]) &&
 		    strcmp(a[k].dir, st->att.dir))
 			break;
 	if (k == na)
@@ -670,7 +676,7 @@ static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
 
 	if (!scoped_link(sx, holder))
 		return false;
-	if (managed(held, c))
+	if (pl_plan_manages(c, held))
 		return true;
 	e = pl_config_match_names(c, root, (const char *const *)names, nnames, holder->ifname);
 	return e && !(pl_link_not_ethernet(holder, l2, sizeof(l2)) && !named_exactly(e, holder));
@@ -749,7 +755,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (e && pl_link_not_ethernet(li, l2, sizeof(l2)) && !named_exactly(e, li))
 			e = NULL;
 		if (!e) {
-			if (on && managed(on, c)) {
+			if (on && pl_plan_manages(c, on)) {
 				st = step_new(p, PL_STEP_REMOVE, ns, 0);
 				if (!st)
 					goto nomem;
@@ -795,7 +801,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (on) {
 			st->rules_kept = rules_kept(&st->want, &st->have, true);
 			st->what = differences(st, c);
-			if (!managed(on, c))
+			if (!pl_plan_manages(c, on))
 				st->kind = PL_STEP_ADOPT;
 			if (!st->what) {
 				p->unchanged++;
@@ -852,7 +858,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (marked[i] || !pl_attachment_of(&a[i], &here) || !scoped_att(sx, &a[i]))
 			continue;
 		marked[i] = true;
-		if (!managed(&a[i], c)) {
+		if (!pl_plan_manages(c, &a[i])) {
 			p->left_alone++;
 			continue;
 		}
@@ -917,7 +923,7 @@ int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const stru
 		struct pl_step *st;
 		bool found;
 
-		if (marked[i] || !managed(&a[i], c) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
+		if (marked[i] || !pl_plan_manages(c, &a[i]) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
 			continue;
 		st = remove_step(p, &a[i], &found);
 		if (!st) {
@@ -1068,8 +1074,10 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 			    w->nrules - st->rules_kept, h->nrules - st->rules_kept), sep = "; ";
 		if (st->what & PL_CH_OWNER) {
 			ADD("%snow managed by this config (", sep), sep = "; ";
-			ADD(st->prev_owner[0] ? "was managed by %s)" : "was attached by hand)",
+			ADD(st->prev_owner[0] ? "was managed by %s" : "was attached by hand",
 			    st->prev_owner);
+			/* found by the file it records: this file's name before */
+			ADD("%s)", st->kind == PL_STEP_CHANGE ? ", this file's previous name" : "");
 		}
 		if (st->what & PL_CH_META)
 			ADD("%sattached again: its metadata is version %u, an older pktlens's", sep,
@@ -1161,7 +1169,7 @@ void pl_step_json(struct jw *w, const struct pl_step *st, bool result)
 		jw_str_field(w, "pinned_as", st->pinned);
 		jw_u64_field(w, "rules_kept", st->rules_kept);
 	}
-	if (st->kind == PL_STEP_ADOPT)
+	if (st->what & PL_CH_OWNER)
 		jw_str_field(w, "managed_by_before", st->prev_owner[0] ? st->prev_owner : NULL);
 	if (st->kind != PL_STEP_ADD) {
 		jw_key(w, "from");

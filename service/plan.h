@@ -8,9 +8,11 @@
  * it was or as the config says.
  *
  * Ownership: an attachment records the config managing it
- * (pl_meta.managed_by). Only those are changed or removed; one made by hand
- * (or by another config) is left alone unless the config covers it, and
- * then adopted with its counters.
+ * (pl_meta.managed_by) and that config's file (pl_meta.managed_file). Only
+ * those are changed or removed, with those that record the config's file
+ * under another name (its `name` changed since: the new one is recorded).
+ * One made by hand (or by another config) is left alone unless the config
+ * covers it, and then adopted with its counters.
  */
 #ifndef __PKTLENS_SERVICE_PLAN_H
 #define __PKTLENS_SERVICE_PLAN_H
@@ -123,6 +125,8 @@ struct pl_scope {
  */
 int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const struct pl_scope *scope,
 		 struct pl_plan *p, char *why, size_t whylen);
+/* Whether @c manages @a: it records @c's name, or @c's file (@c's name changed since). */
+bool pl_plan_manages(const struct pl_config *c, const struct pl_attachment *a);
 void pl_plan_free(struct pl_plan *p);
 /* Add the removal of @a (its interface gone) to @p. 0 or -ENOMEM. */
 int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const char *why);

@@ -1101,6 +1101,37 @@ def test_apply_whose_worker_dies_fails_and_names_the_step(svc):
         pytest.skip("no kill landed while a worker was adding an interface")
 
 
+def test_apply_after_the_config_name_changed_manages_what_the_file_managed(svc):
+    """A config's `name` edited in place: what the file managed under its old name is its own
+    (found by the file the attachments record), counters kept. It was another config's to
+    the new name: the interfaces an edit also stopped matching were left counting, managed
+    by a name no config had any more, and never detached."""
+    a = svc.netns()
+    for i in range(3):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    body = f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    conf = svc.config("name: old-name\n" + body)
+    pktlens("apply", conf)
+    assert svc.send("pv0", 5) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 5, what="5 packets on sv0")
+    # renamed, and sv2 no longer matched, in one edit: sv2 goes, the others change owner
+    svc.config("name: new-name\n" + body.replace('"sv*"', '["sv0", "sv1"]'))
+    r = pktlens("apply", conf)
+    assert re.search(r"^remove sv2 \(netns .*\): no longer matched by the config; final totals", r.stdout, re.M), r.stdout
+    assert re.search(r"^change sv0 \(netns .*\): now managed by this config \(was managed by old-name, "
+                     r"this file's previous name\)$", r.stdout, re.M), r.stdout
+    assert r.stdout.endswith("applied: 0 added, 2 changed, 1 removed, 0 unchanged\n"), r.stdout
+    att = listed(a)
+    assert {n: x["managed_by"] for n, x in att.items()} == {"sv0": "new-name", "sv1": "new-name"}
+    assert stats_in(a, "sv0") == 5, "the new name reset sv0's counters"
+    assert pktlens("apply", conf).stdout.startswith("nothing to change: 2 attachments")
+    # an entry removed afterwards: detached
+    svc.config("name: new-name\n" + body.replace('"sv*"', '"sv0"'))
+    r = pktlens("apply", conf)
+    assert re.search(r"^remove sv1 \(netns .*\): no longer matched", r.stdout, re.M), r.stdout
+    assert set(listed(a)) == {"sv0"} and stats_in(a, "sv0") == 5
+
+
 # ---- the daemon ----
 
 def test_daemon_attaches_as_interfaces_and_namespaces_appear(svc):
