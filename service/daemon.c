@@ -517,7 +517,7 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 	}
 	/* others changing attachments (pktlens commands) hold the lock: say how long we waited */
 	d->lock_wait = now_s() - t0;
-	err = pl_plan_make(c, &d->ns, scope, &p, why, sizeof(why));
+	err = pl_plan_make(c, &d->ns, scope, 0, &p, why, sizeof(why));
 	if (err) {
 		close(lock);
 		dlog(d, LOG_ERR, "%s", why);

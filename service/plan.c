@@ -682,10 +682,31 @@ static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
 	return e && !(pl_link_not_ethernet(holder, l2, sizeof(l2)) && !named_exactly(e, holder));
 }
 
+/*
+ * @on, which entry @e matches, is managed by another config: a note naming
+ * that config (its name, and its file where that is not its name), nothing
+ * done. Two configs that matched one interface took it from each other on
+ * every apply and every daemon event. 0 or -ENOMEM.
+ */
+static int claimed(const struct pl_config *c, const struct pl_cfg_entry *e, struct pl_plan *p,
+		   const struct pl_attachment *on, uint64_t netns)
+{
+	const char *owner = on->meta.managed_by, *file = on->meta.managed_file;
+	bool own_file = file[0] && strcmp(file, owner);
+	char nsbuf[300];
+
+	pl_netns_fmt(netns, 0, true, nsbuf, sizeof(nsbuf));
+	return note(p, "%s (netns %s): managed by the config '%s'%s%s%s, which %s:%d:%d matches "
+		    "too: left to it (pktlens apply --take-over %s takes it over)",
+		    PL_NAME(on->ifname), nsbuf, PL_SAFE(owner), own_file ? " (" : "",
+		    own_file ? PL_SAFE(file) : "", own_file ? ")" : "", c->path, e->line, e->col,
+		    c->path);
+}
+
 /* The plan for one covered namespace; @a/@marked: every attachment, and which are taken. */
 static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct scope_x *sx,
-		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p, char *why,
-		   size_t whylen)
+		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p,
+		   unsigned flags, char *why, size_t whylen)
 {
 	struct pl_link_info *links = NULL;
 	struct pl_netns here = { .ino = ns->ino };
@@ -769,6 +790,13 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			} else if (on) {
 				p->left_alone++;
 			}
+			continue;
+		}
+		/* another config's: left to it, unless taken over on purpose */
+		if (on && on->meta.managed_by[0] && !pl_plan_manages(c, on) &&
+		    !(flags & PL_PLAN_TAKE_OVER)) {
+			if (claimed(c, e, p, on, ns->ino))
+				goto nomem;
 			continue;
 		}
 		st = step_new(p, on ? PL_STEP_CHANGE : PL_STEP_ADD, ns, 0);
@@ -894,7 +922,7 @@ static int kind_order(const void *x, const void *y)
 }
 
 int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const struct pl_scope *scope,
-		 struct pl_plan *p, char *why, size_t whylen)
+		 unsigned flags, struct pl_plan *p, char *why, size_t whylen)
 {
 	struct scope_x sx = { .sc = scope };
 	struct pl_attachment *a = NULL;
@@ -916,7 +944,7 @@ int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const stru
 	}
 	for (size_t i = 0; !err && i < s->n; i++)
 		if (!scope || scope->netns == s->ns[i].ino)
-			err = plan_ns(c, &s->ns[i], &sx, a, na, marked, p, why, whylen);
+			err = plan_ns(c, &s->ns[i], &sx, a, na, marked, p, flags, why, whylen);
 	pl_ns_leave(s);
 	/* what the config manages in namespaces it no longer covers */
 	for (size_t i = 0; !err && !scope && i < na; i++) {

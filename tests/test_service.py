@@ -1132,6 +1132,61 @@ def test_apply_after_the_config_name_changed_manages_what_the_file_managed(svc):
     assert set(listed(a)) == {"sv0"} and stats_in(a, "sv0") == 5
 
 
+def test_apply_leaves_an_interface_another_config_manages_to_it(svc):
+    """Two configs that match one interface took it from each other on every apply (and every
+    daemon event), each adopting it. The second now names the first and changes nothing,
+    exit 1, unless --take-over; the first's attachment and counters stay as they were."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}    flows: 4096\n', "first.conf")
+    second = svc.config(f'name: second\ninterfaces:\n  - match: "sv*"\n{entry}', "second.conf")
+    pktlens("apply", first)
+    assert svc.send("pv0", 5) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 5, what="5 packets on sv0")
+    for dry in ([], ["--dry-run"]):
+        r = pktlens("apply", second, *dry, check=False)
+        assert r.returncode == 1, r
+        lines = [line for line in r.stderr.splitlines() if "managed by the config" in line]
+        assert len(lines) == 1 and re.fullmatch(
+            rf"pktlens: apply: sv0 \(netns .*\): managed by the config 'first' \({re.escape(first)}\), which "
+            rf"{re.escape(second)}:3:5 matches too: left to it \(pktlens apply --take-over {re.escape(second)} "
+            r"takes it over\)", lines[0]), r.stderr
+    att = listed(a)
+    assert set(att) == {"sv0"} and att["sv0"]["managed_by"] == "first" and att["sv0"]["flows_max"] == 4096
+    assert stats_in(a, "sv0") == 5
+    assert pktlens("apply", first).stdout.startswith("nothing to change: 1 attachment")
+    # taken over on purpose: adopted, counters kept; now the first is the one refused
+    done = pktlens_json("apply", second, "--take-over")
+    assert sorted((s["action"], s["ifname"]) for s in done["steps"]) == [("add", "sv1"), ("adopt", "sv0")]
+    assert [s["managed_by_before"] for s in done["steps"] if s["action"] == "adopt"] == ["first"]
+    assert listed(a)["sv0"]["managed_by"] == "second" and stats_in(a, "sv0") == 5
+    r = pktlens("apply", first, check=False)
+    assert r.returncode == 1 and "sv0 (netns" in r.stderr and "managed by the config 'second'" in r.stderr, r
+
+
+def test_daemon_leaves_an_interface_another_config_manages_to_it(svc):
+    """A daemon whose config overlaps another's: it says so once and leaves the other's
+    interface alone, at start and at the interface's events (it adopted it on each)."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}', "first.conf")
+    second = svc.config(f'name: second\ninterfaces:\n  - match: "sv*"\n{entry}', "second.conf")
+    pktlens("apply", first)
+    d = Daemon(svc, second)
+    d.wait_notify()
+    d.wait_log(r"sv0 \(netns .*\): managed by the config 'first' .*: left to it")
+    d.wait_log(r"ready: .*: 1 added, 0 changed, 0 removed, 0 unchanged")
+    mark = len(d.lines)
+    sh("ip", "-n", a, "link", "set", "sv0", "down")
+    d.wait_log(r"sv0 \(netns .*\): managed by the config 'first'", start=mark)
+    assert {n: x["managed_by"] for n, x in listed(a).items()} == {"sv0": "first", "sv1": "second"}
+    assert d.stop() == 0
+
+
 # ---- the daemon ----
 
 def test_daemon_attaches_as_interfaces_and_namespaces_appear(svc):
