@@ -1132,6 +1132,33 @@ def test_apply_after_the_config_name_changed_manages_what_the_file_managed(svc):
     assert set(listed(a)) == {"sv0"} and stats_in(a, "sv0") == 5
 
 
+def test_a_renamed_config_and_metadata_without_its_file(svc):
+    """Attachments of an older pktlens (metadata version 9, no room for the config's file)
+    are read as before; a config whose name changed does not know them for its own, says so,
+    and --take-over records the new name in their smaller metadata."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    body = f'interfaces:\n  - match: "sv0"\n    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    conf = svc.config("name: old-name\n" + body)
+    pktlens("apply", conf)
+    meta = pins(a, "sv0") / "meta"
+    value = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", str(meta)).stdout)[0]["value"]
+    v9 = ["0x09", "0x00", "0x00", "0x00"] + value[4:len(value) - 256]   # without managed_file
+    meta.unlink()
+    sh("bpftool", "map", "create", str(meta), "type", "array", "key", "4", "value", str(len(v9)),
+       "entries", "1", "name", "meta")
+    sh("bpftool", "map", "update", "pinned", str(meta), "key", "0", "0", "0", "0", "value", *v9)
+    assert listed(a)["sv0"]["managed_by"] == "old-name"
+    assert pktlens("apply", conf).stdout.startswith("nothing to change: 1 attachment")
+    svc.config("name: new-name\n" + body)
+    r = pktlens("apply", conf, check=False)
+    assert r.returncode == 1 and "sv0 (netns" in r.stderr and "managed by the config 'old-name', which" in r.stderr, r
+    r = pktlens("apply", conf, "--take-over")
+    assert "now managed by this config (was managed by old-name)" in r.stdout, r.stdout
+    assert listed(a)["sv0"]["managed_by"] == "new-name"
+    assert pktlens("apply", conf).stdout.startswith("nothing to change: 1 attachment")
+
+
 def test_apply_leaves_an_interface_another_config_manages_to_it(svc):
     """Two configs that match one interface took it from each other on every apply (and every
     daemon event), each adopting it. The second now names the first and changes nothing,
