@@ -1132,6 +1132,25 @@ def test_apply_after_the_config_name_changed_manages_what_the_file_managed(svc):
     assert set(listed(a)) == {"sv0"} and stats_in(a, "sv0") == 5
 
 
+@pytest.mark.variant
+def test_daemon_reload_after_the_config_name_changed_manages_what_the_file_managed(svc):
+    """The daemon's reload of a file whose `name` was edited: what the file managed under
+    the old name is its own (the one the edit stopped matching is detached), as with apply."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    body = f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    conf = svc.config("name: old-name\n" + body)
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    svc.config("name: new-name\n" + body.replace('"sv*"', '"sv0"'))
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded .*: 0 added, 1 changed, 1 removed, 0 unchanged", start=mark)
+    assert {n: x["managed_by"] for n, x in listed(a).items()} == {"sv0": "new-name"}
+    assert d.stop() == 0
+
+
 def test_a_renamed_config_and_metadata_without_its_file(svc):
     """Attachments of an older pktlens (metadata version 9, no room for the config's file)
     are read as before; a config whose name changed does not know them for its own, says so,
