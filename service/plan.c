@@ -128,6 +128,13 @@ bool pl_plan_manages(const struct pl_config *c, const struct pl_attachment *a)
 	return named(a, c) || (a->meta_ok && c->file[0] && !strcmp(a->meta.managed_file, c->file));
 }
 
+/* Whether @a is another config's, left to it (adopted only with PL_PLAN_TAKE_OVER). */
+static bool others(const struct pl_config *c, const struct pl_attachment *a, unsigned flags)
+{
+	return a->meta_ok && a->meta.managed_by[0] && !pl_plan_manages(c, a) &&
+	       !(flags & PL_PLAN_TAKE_OVER);
+}
+
 static int rule_id_cmp(const void *a, const void *b)
 {
 	__u32 x = ((const struct pl_rule *)a)->id, y = ((const struct pl_rule *)b)->id;
@@ -665,16 +672,17 @@ static bool named_exactly(const struct pl_cfg_entry *e, const struct pl_link_inf
 /*
  * Whether this plan moves @held, pins under a name that are the attachment of
  * @holder (renamed since), out of that name: renamed to @holder's name where an
- * entry matches it (adopted if another's), removed where this config manages it.
+ * entry matches it (adopted if made by hand, or another config's with
+ * PL_PLAN_TAKE_OVER), removed where this config manages it.
  */
 static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
 		       const struct pl_attachment *held, const struct pl_link_info *holder,
-		       char **names, size_t nnames, bool root)
+		       char **names, size_t nnames, bool root, unsigned flags)
 {
 	const struct pl_cfg_entry *e;
 	char l2[96];
 
-	if (!scoped_link(sx, holder))
+	if (!scoped_link(sx, holder) || others(c, held, flags))
 		return false;
 	if (pl_plan_manages(c, held))
 		return true;
@@ -683,13 +691,14 @@ static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
 }
 
 /*
- * @on, which entry @e matches, is managed by another config: a note naming
+ * @on, the attachment of @ifname (pinned under its name before a rename)
+ * that entry @e matches, is managed by another config: a note naming
  * that config (its name, and its file where that is not its name), nothing
  * done. Two configs that matched one interface took it from each other on
  * every apply and every daemon event. 0 or -ENOMEM.
  */
 static int claimed(const struct pl_config *c, const struct pl_cfg_entry *e, struct pl_plan *p,
-		   const struct pl_attachment *on, uint64_t netns)
+		   const struct pl_attachment *on, const char *ifname, uint64_t netns)
 {
 	const char *owner = on->meta.managed_by, *file = on->meta.managed_file;
 	bool own_file = file[0] && strcmp(file, owner);
@@ -698,7 +707,7 @@ static int claimed(const struct pl_config *c, const struct pl_cfg_entry *e, stru
 	pl_netns_fmt(netns, 0, true, nsbuf, sizeof(nsbuf));
 	return note(p, "%s (netns %s): managed by the config '%s'%s%s%s, which %s:%d:%d matches "
 		    "too: left to it (pktlens apply --take-over %s takes it over)",
-		    PL_NAME(on->ifname), nsbuf, PL_SAFE(owner), own_file ? " (" : "",
+		    PL_NAME(ifname), nsbuf, PL_SAFE(owner), own_file ? " (" : "",
 		    own_file ? PL_SAFE(file) : "", own_file ? ")" : "", c->path, e->line, e->col,
 		    c->path);
 }
@@ -793,9 +802,8 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			continue;
 		}
 		/* another config's: left to it, unless taken over on purpose */
-		if (on && on->meta.managed_by[0] && !pl_plan_manages(c, on) &&
-		    !(flags & PL_PLAN_TAKE_OVER)) {
-			if (claimed(c, e, p, on, ns->ino))
+		if (on && others(c, on, flags)) {
+			if (claimed(c, e, p, on, li->ifname, ns->ino))
 				goto nomem;
 			continue;
 		}
@@ -843,7 +851,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		b = blocked(c, e, p, st, li, b);
 		/* attach would refuse: the name's pins are another interface's, left where they are */
 		if (!b && st->kind == PL_STEP_ADD && held && !moves_away(c, sx, held, holder, names, nnames,
-									  ns->slash)) {
+									  ns->slash, flags)) {
 			char nsbuf[300];
 
 			pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));

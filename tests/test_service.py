@@ -2388,6 +2388,28 @@ def test_a_name_held_by_a_renamed_interface_attachment_blocks_the_plan(svc):
     assert set(att) == {"ho0", "ho1", "ho9"} and att["ho9"]["managed_by"] == "heldtest", att
 
 
+@pytest.mark.variant
+def test_a_name_held_by_another_configs_renamed_attachment_is_not_added_over(svc):
+    """Another config's attachment on ho0, renamed ho9 since, holds the pins named ho0; a new
+    ho0 appears, and this config matches both. ho9 is left to the other config, so its pins
+    keep the name: the plan said they would move (as if adopting ho9) and the daemon's add of
+    ho0 then failed on them. It is noted instead, nothing failed."""
+    a = svc.netns()
+    svc.veth(a, "ho0", "ph0")
+    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    pktlens("apply", svc.config(f'name: first\ninterfaces:\n  - match: ho0\n{entry}', "first.conf"))
+    sh("ip", "-n", a, "link", "set", "ho0", "name", "ho9")
+    svc.veth(a, "ho0", "ph2")
+    d = Daemon(svc, svc.config(f'name: second\ninterfaces:\n  - match: "ho*"\n{entry}', "second.conf"))
+    d.wait_notify()
+    _, line = d.wait_log(r"ready: ")
+    assert ": 0 added, 0 changed, 0 removed, 0 unchanged;" in line, d.log()
+    assert "ho9 (netns" in d.log() and "managed by the config 'first'" in d.log(), d.log()
+    assert "the pins named ho0 are the attachment of ho9" in d.log() and "failed" not in d.log(), d.log()
+    assert {n: x["managed_by"] for n, x in listed(a).items()} == {"ho0": "first"}
+    assert d.stop() == 0
+
+
 def test_daemon_counts_a_failed_step_as_failed_not_done(svc):
     """The daemon's ready and reloaded lines counted the steps planned: an add the kernel
     refused when it ran (a bridge has no native XDP) was logged as failed, then counted in
