@@ -16,6 +16,7 @@
 
 struct apply_cfg {
 	int dry;
+	int take_over;
 };
 
 struct out {
@@ -105,7 +106,8 @@ static int do_apply(void *cfgp, int argc, char **argv)
 	if (!err)
 		err = pl_nsset_update(&ns, c, NULL, NULL);
 	if (!err)
-		err = pl_plan_make(c, &ns, NULL, &p, why, sizeof(why));
+		err = pl_plan_make(c, &ns, NULL, cfg->take_over ? PL_PLAN_TAKE_OVER : 0, &p, why,
+				   sizeof(why));
 	if (err) {
 		pl_err("apply: %s", why);
 		ret = err == -EINVAL ? PL_EXIT_USAGE : PL_EXIT_FAIL;
@@ -179,6 +181,9 @@ out:
 static const struct pl_opt apply_opts[] = {
 	{ .name = "dry-run", .type = PL_OPT_FLAG, PL_FIELD(struct apply_cfg, dry), .val = 1,
 	  .help = "print the plan, change nothing" },
+	{ .name = "take-over", .type = PL_OPT_FLAG, PL_FIELD(struct apply_cfg, take_over), .val = 1,
+	  .help = "adopt the attachments FILE matches that another config manages (else they "
+		  "are left to it and nothing changes)" },
 	{ NULL },
 };
 
@@ -190,9 +195,11 @@ const struct pl_cmd pl_cmd_apply = {
 	.about = "Make the attachments what FILE (YAML, see docs/pktlens.conf) says, in one\n"
 		 "step: attach what it matches and is not attached, change what differs\n"
 		 "(hooks, XDP mode, flow table size, filter, rules, probes), remove what it\n"
-		 "manages and no longer matches. Attachments made by hand, or by another\n"
-		 "config, are left alone unless FILE matches them: then they are adopted,\n"
-		 "counters and all. Counters, flows and per-rule hits are never reset.\n"
+		 "manages and no longer matches; what FILE managed under a name it had\n"
+		 "before is its own. Attachments made by hand are left alone unless FILE\n"
+		 "matches them: then they are adopted, counters and all. One another\n"
+		 "config manages that FILE matches is named and nothing changes, unless\n"
+		 "--take-over. Counters, flows and per-rule hits are never reset.\n"
 		 "A second apply of the same file changes nothing.\n"
 		 "\n"
 		 "The whole plan is made, in every namespace, before the first change; an\n"

@@ -124,6 +124,14 @@ struct dom_seq {
 
 struct pl_ipfix {
 	int fd;
+	/*
+	 * The collector, and whether fd is connected to it: not yet when there
+	 * was no route to it at start (the service starts before the network
+	 * is configured): each send connects first until one can.
+	 */
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	bool connected;
 	uint32_t domain;	/* --observation-domain: the home namespace's */
 	struct pl_netns home;	/* the exporter's namespace (-n's) */
 	bool home_only;		/* its attachments alone (pl_ipfix_home_only()) */
@@ -250,7 +258,11 @@ static int flush(struct pl_ipfix *x, uint32_t records)
 		memcpy(h + 4, &t, 4);
 		memcpy(h + 8, &s, 4);	/* records sent before this message */
 		memcpy(h + 12, &d, 4);
-		if (send(x->fd, x->buf, x->len, 0) < 0)
+		if (!x->connected && connect(x->fd, (struct sockaddr *)&x->to, x->tolen))
+			err = -errno;
+		else
+			x->connected = true;
+		if (!err && send(x->fd, x->buf, x->len, 0) < 0)
 			err = -errno;
 		/*
 		 * ECONNREFUSED answers an earlier datagram (the kernel keeps the
@@ -691,7 +703,12 @@ int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out,
 	x->doms[0] = (struct domain){ .id = domain, .tpl = true };
 	x->ndoms = x->domcap = 1;
 	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (x->fd < 0 || connect(x->fd, ai->ai_addr, ai->ai_addrlen)) {
+	memcpy(&x->to, ai->ai_addr, ai->ai_addrlen);	/* getaddrinfo()'s fit a sockaddr_storage */
+	x->tolen = ai->ai_addrlen;
+	x->connected = x->fd >= 0 && !connect(x->fd, ai->ai_addr, ai->ai_addrlen);
+	/* no route yet (the network not configured): the sends connect, failing until there is one */
+	if (x->fd < 0 || (!x->connected && errno != ENETUNREACH && errno != EHOSTUNREACH &&
+			  errno != ENETDOWN)) {
 		err = pl_why(why, whylen, -errno, "%s", strerror(errno));
 		freeaddrinfo(ai);
 		pl_ipfix_close(x);

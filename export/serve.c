@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 #include <pktlens/why.h>
@@ -309,18 +311,40 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* The HTTP server on @ss; [::] takes IPv4 too (dual stack), as Linux binds it by default */
-static struct MHD_Daemon *start(struct pl_prom_server *s, int fam, struct sockaddr_storage *ss)
+/*
+ * The listening socket on @ss; [::] takes IPv4 too (dual stack), as Linux
+ * binds it by default. IP_FREEBIND: an address the network has yet to
+ * configure is bound all the same (the service starts before the network);
+ * it answers once the address is there. -1 with errno.
+ */
+static int listen_on(int fam, const struct sockaddr_storage *ss, socklen_t sl)
+{
+	int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, err;
+	int v6only = fam == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)ss)->sin6_addr);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) ||
+	    (fam == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only))) ||
+	    bind(fd, (const struct sockaddr *)ss, sl) || listen(fd, SOMAXCONN)) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/* The HTTP server on @fd (it closes it when it stops) */
+static struct MHD_Daemon *start(struct pl_prom_server *s, int fd)
 {
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
-	if (fam == AF_INET6)
-		flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)ss)->sin6_addr) ?
-			 MHD_USE_DUAL_STACK : MHD_USE_IPv6;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,	/* first: all of it */
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
+				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CLIENT_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned int)(IDLE_CLIENTS_MAX + SCRAPES_MAX),
@@ -335,7 +359,7 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	char bad[160];
-	int fam = pl_listen_parse(listen, &ss, &sl, bad, sizeof(bad));
+	int fam = pl_listen_parse(listen, &ss, &sl, bad, sizeof(bad)), fd, err;
 
 	if (fam < 0) {
 		snprintf(why, whylen, "'%s': %s", listen, bad);
@@ -361,9 +385,8 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	mallopt(M_ARENA_MAX, 1);
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	s->starting = true;
-	errno = 0;
-	s->d = start(s, fam, &ss);
-	if (!s->d && errno == EAFNOSUPPORT && fam == AF_INET6 &&
+	fd = listen_on(fam, &ss, sl);
+	if (fd < 0 && errno == EAFNOSUPPORT && fam == AF_INET6 &&
 	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
 		/* every address on a host without IPv6: every IPv4 one */
 		struct sockaddr_in a4 = { .sin_family = AF_INET,
@@ -371,15 +394,22 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 
 		memset(&ss, 0, sizeof(ss));
 		memcpy(&ss, &a4, sizeof(a4));
-		errno = 0;
-		s->d = start(s, AF_INET, &ss);
+		fd = listen_on(AF_INET, &ss, sizeof(a4));
 	}
-	(void)sl;
+	if (fd >= 0) {
+		errno = 0;
+		s->d = start(s, fd);
+		if (!s->d) {
+			err = errno;
+			close(fd);
+			errno = err;
+		}
+	}
 	pthread_mutex_lock(&s->lock);
 	s->starting = false;
 	pthread_mutex_unlock(&s->lock);
 	if (!s->d) {
-		int err = errno ? errno : EADDRINUSE;
+		err = errno ? errno : EADDRINUSE;
 
 		/* EACCES: a port below net.ipv4.ip_unprivileged_port_start (1024) */
 		snprintf(why, whylen, "cannot listen on %s: %s%s", listen, strerror(err),

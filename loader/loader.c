@@ -1755,6 +1755,9 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 	info->tcp_ts_max = o->tcp_passive ? bpf_map__max_entries(a.xskel->maps.tcp_ts) : 0;
 	snprintf(m->managed_by, sizeof(m->managed_by), "%s",
 		 o->owner ? o->owner : info->reattached ? a.old.meta.managed_by : "");
+	snprintf(m->managed_file, sizeof(m->managed_file), "%s",
+		 o->owner ? (o->owner_file ? o->owner_file : "") :
+		 info->reattached ? a.old.meta.managed_file : "");
 	if ((err = write_meta(&a)))
 		goto out;
 	if (a.refilter && (err = refilter(&a, o->set_filter ? o->filter : a.old.meta.filter_expr)))

@@ -496,6 +496,8 @@ struct pl_attach_opts {
 	 * (a re-attach), else none.
 	 */
 	const char *owner;
+	/* with @owner: its config file, recorded in pl_meta.managed_file (NULL: none) */
+	const char *owner_file;
 	/*
 	 * What the new attachment judges and filters, in the same step (before
 	 * its pins appear): with set_filter, @filter (NULL: none) instead of the
@@ -560,9 +562,12 @@ int pl_detach(const struct pl_attachment *a, char *why, size_t whylen);
 
 /*
  * Record @owner ("" for none) as the config managing the attachment in
- * @dir. -EPROTO: its metadata predates pl_meta.managed_by (re-attach it).
+ * @dir, and @file (its config file; NULL: none) where its metadata has room
+ * (version 10). -EPROTO: its metadata predates pl_meta.managed_by (re-attach
+ * it).
  */
-int pl_meta_set_owner(const char *dir, const char *owner, char *why, size_t whylen);
+int pl_meta_set_owner(const char *dir, const char *owner, const char *file, char *why,
+		      size_t whylen);
 /*
  * The interface of @a is now called @ifname: move its pins there (one
  * rename) and record the name. -EEXIST when @ifname has pins already.

@@ -14,7 +14,10 @@
 
 #include "loader.h"
 
-/* The metadata map of @dir, its contents, and whether its values hold managed_by. */
+/*
+ * The metadata map of @dir, its contents, and whether its values hold
+ * managed_by. A write of a whole pl_meta takes as much as its values hold.
+ */
 static int meta_open(const char *dir, struct pl_meta *m, bool *owned, char *why, size_t whylen)
 {
 	struct bpf_map_info info = {};
@@ -34,7 +37,7 @@ static int meta_open(const char *dir, struct pl_meta *m, bool *owned, char *why,
 		close(fd);
 		return err;
 	}
-	*owned = info.value_size >= sizeof(*m);
+	*owned = info.value_size > PL_META_V6_SIZE;
 	return fd;
 }
 
@@ -50,7 +53,8 @@ static int meta_write(int fd, const struct pl_meta *m, const char *dir, char *wh
 	return err;
 }
 
-int pl_meta_set_owner(const char *dir, const char *owner, char *why, size_t whylen)
+int pl_meta_set_owner(const char *dir, const char *owner, const char *file, char *why,
+		      size_t whylen)
 {
 	struct pl_meta m;
 	bool owned;
@@ -70,6 +74,7 @@ int pl_meta_set_owner(const char *dir, const char *owner, char *why, size_t whyl
 		return -EPROTO;
 	}
 	snprintf(m.managed_by, sizeof(m.managed_by), "%s", owner);
+	snprintf(m.managed_file, sizeof(m.managed_file), "%s", file ? file : "");
 	err = meta_write(fd, &m, dir, why, whylen);
 	close(fd);
 	return err;

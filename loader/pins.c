@@ -423,17 +423,23 @@ int pl_meta_read(int fd, struct pl_meta *m)
 	 */
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
-	if (info.value_size != sizeof(*m) && info.value_size != PL_META_V8_SIZE &&
-	    info.value_size != PL_META_V6_SIZE)
+	if (info.value_size != sizeof(*m) && info.value_size != PL_META_V9_SIZE &&
+	    info.value_size != PL_META_V8_SIZE && info.value_size != PL_META_V6_SIZE)
 		return -EPROTO;
 	memset(m, 0, sizeof(*m));
 	if (bpf_map_lookup_elem(fd, &key, m))
 		return -errno;
 	m->filter_expr[sizeof(m->filter_expr) - 1] = '\0';
 	m->managed_by[sizeof(m->managed_by) - 1] = '\0';
-	/* ours (9) has tcp_passive; 8 and 7 have managed_by; 6 has not (its rules: pl_policy_open()) */
+	m->managed_file[sizeof(m->managed_file) - 1] = '\0';
+	/*
+	 * ours (10) has managed_file; 9 tcp_passive; 8 and 7 managed_by; 6 has
+	 * not (its rules: pl_policy_open())
+	 */
 	if (info.value_size == sizeof(*m))
 		return m->version == PL_META_VERSION ? 0 : -EPROTO;
+	if (info.value_size == PL_META_V9_SIZE)
+		return m->version == 9 ? 0 : -EPROTO;
 	if (info.value_size == PL_META_V8_SIZE)
 		return m->version == 8 || m->version == 7 ? 0 : -EPROTO;
 	return m->version == PL_META_VERSION_MIN ? 0 : -EPROTO;

@@ -1146,13 +1146,15 @@ int pl_config_load(const char *path, struct pl_config **out, char *why, size_t w
 	free(x.built);
 	yaml_document_delete(&x.doc);
 	fclose(f);
+	if (!err && !abs_path(path, real, sizeof(c->file)))
+		snprintf(c->file, sizeof(c->file), "%s", real);
 	if (!err && !c->owner[0]) {
-		if (abs_path(path, real, sizeof(c->owner))) {
+		if (!c->file[0]) {
 			snprintf(why, whylen, "%s: its absolute path is longer than 255 bytes: give the "
 				 "config a name (name: ...)", path);
 			err = -EINVAL;
 		} else {
-			snprintf(c->owner, sizeof(c->owner), "%s", real);
+			snprintf(c->owner, sizeof(c->owner), "%s", c->file);
 		}
 	}
 	if (err) {

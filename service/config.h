@@ -71,6 +71,11 @@ struct pl_cfg_trigger {
 struct pl_config {
 	char *path;		/* as given */
 	char owner[PL_OWNER_MAX];	/* `name`, else the file's absolute path */
+	/*
+	 * The file's absolute path as named (a symlink's own), recorded with
+	 * the owner (pl_meta.managed_file): "" when 256 bytes or longer
+	 */
+	char file[PL_OWNER_MAX];
 	struct pl_cfg_entry *e;
 	size_t n;
 	unsigned probes;	/* PL_PROBE_* */

@@ -517,7 +517,7 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 	}
 	/* others changing attachments (pktlens commands) hold the lock: say how long we waited */
 	d->lock_wait = now_s() - t0;
-	err = pl_plan_make(c, &d->ns, scope, &p, why, sizeof(why));
+	err = pl_plan_make(c, &d->ns, scope, 0, &p, why, sizeof(why));
 	if (err) {
 		close(lock);
 		dlog(d, LOG_ERR, "%s", why);
@@ -612,7 +612,7 @@ due:
 		 */
 		for (size_t k = 0; k < na; k++)
 			if (a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
-			    a[k].meta_ok && !strcmp(a[k].meta.managed_by, d->c->owner) &&
+			    pl_plan_manages(d->c, &a[k]) &&
 			    (pl_attachment_link_ifindex(&a[k], &on) || !on))
 				pl_plan_remove_step(&p, &a[k], "interface gone");
 		d->pend[i] = d->pend[--d->npend];
@@ -967,6 +967,7 @@ static void stop(struct daemon *d)
 		struct pl_plan p;
 
 		snprintf(none.owner, sizeof(none.owner), "%s", d->c->owner);
+		snprintf(none.file, sizeof(none.file), "%s", d->c->file);
 		d->npend = 0;
 		/* their flows go to the log of removed flows, which our exporter still reads */
 		if (!reconcile(d, &none, NULL, &p, "the daemon stops (on-stop: detach)")) {

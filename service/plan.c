@@ -117,9 +117,22 @@ int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const 
 	return 0;
 }
 
-static bool managed(const struct pl_attachment *a, const struct pl_config *c)
+/* Whether @a records @c's name: its own, nothing to record. */
+static bool named(const struct pl_attachment *a, const struct pl_config *c)
 {
 	return a->meta_ok && !strcmp(a->meta.managed_by, c->owner);
+}
+
+bool pl_plan_manages(const struct pl_config *c, const struct pl_attachment *a)
+{
+	return named(a, c) || (a->meta_ok && c->file[0] && !strcmp(a->meta.managed_file, c->file));
+}
+
+/* Whether @a is another config's, left to it (adopted only with PL_PLAN_TAKE_OVER). */
+static bool others(const struct pl_config *c, const struct pl_attachment *a, unsigned flags)
+{
+	return a->meta_ok && a->meta.managed_by[0] && !pl_plan_manages(c, a) &&
+	       !(flags & PL_PLAN_TAKE_OVER);
 }
 
 static int rule_id_cmp(const void *a, const void *b)
@@ -347,9 +360,9 @@ static unsigned differences(const struct pl_step *st, const struct pl_config *c)
 		what |= PL_CH_RULES;
 	if ((h->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)) != (w->probes & (PL_PROBE_TCP | PL_PROBE_DROPS)))
 		what |= PL_CH_PROBES;
-	if (!managed(&st->att, c)) {
+	/* another config's, by hand, or this file's under its previous name: recorded anew */
+	if (!named(&st->att, c))
 		what |= PL_CH_OWNER;
-	}
 	/* version 6 records no owner; 6 and 7 hold rules of the smaller pl_rule (8's are 9's) */
 	if (st->att.meta.version < 8)
 		what |= PL_CH_META;
@@ -576,7 +589,7 @@ static int take_moved(const struct pl_config *c, struct pl_attachment *a, size_t
 	if (!id)
 		return 0;
 	for (k = 0; k < na; k++)
-		if (a[k].meta_ok && a[k].meta.xdp_prog_id == id && managed(&a[k], c) &&
+		if (a[k].meta_ok && a[k].meta.xdp_prog_id == id && pl_plan_manages(c, &a[k]) &&
 		    strcmp(a[k].dir, st->att.dir))
 			break;
 	if (k == na)
@@ -659,27 +672,50 @@ static bool named_exactly(const struct pl_cfg_entry *e, const struct pl_link_inf
 /*
  * Whether this plan moves @held, pins under a name that are the attachment of
  * @holder (renamed since), out of that name: renamed to @holder's name where an
- * entry matches it (adopted if another's), removed where this config manages it.
+ * entry matches it (adopted if made by hand, or another config's with
+ * PL_PLAN_TAKE_OVER), removed where this config manages it.
  */
 static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
 		       const struct pl_attachment *held, const struct pl_link_info *holder,
-		       char **names, size_t nnames, bool root)
+		       char **names, size_t nnames, bool root, unsigned flags)
 {
 	const struct pl_cfg_entry *e;
 	char l2[96];
 
-	if (!scoped_link(sx, holder))
+	if (!scoped_link(sx, holder) || others(c, held, flags))
 		return false;
-	if (managed(held, c))
+	if (pl_plan_manages(c, held))
 		return true;
 	e = pl_config_match_names(c, root, (const char *const *)names, nnames, holder->ifname);
 	return e && !(pl_link_not_ethernet(holder, l2, sizeof(l2)) && !named_exactly(e, holder));
 }
 
+/*
+ * @on, the attachment of @ifname (pinned under its name before a rename)
+ * that entry @e matches, is managed by another config: a note naming
+ * that config (its name, and its file where that is not its name), nothing
+ * done. Two configs that matched one interface took it from each other on
+ * every apply and every daemon event. 0 or -ENOMEM.
+ */
+static int claimed(const struct pl_config *c, const struct pl_cfg_entry *e, struct pl_plan *p,
+		   const struct pl_attachment *on, const char *ifname, uint64_t netns)
+{
+	const char *owner = on->meta.managed_by, *file = on->meta.managed_file;
+	bool own_file = file[0] && strcmp(file, owner);
+	char nsbuf[300];
+
+	pl_netns_fmt(netns, 0, true, nsbuf, sizeof(nsbuf));
+	return note(p, "%s (netns %s): managed by the config '%s'%s%s%s, which %s:%d:%d matches "
+		    "too: left to it (pktlens apply --take-over %s takes it over)",
+		    PL_NAME(ifname), nsbuf, PL_SAFE(owner), own_file ? " (" : "",
+		    own_file ? PL_SAFE(file) : "", own_file ? ")" : "", c->path, e->line, e->col,
+		    c->path);
+}
+
 /* The plan for one covered namespace; @a/@marked: every attachment, and which are taken. */
 static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct scope_x *sx,
-		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p, char *why,
-		   size_t whylen)
+		   struct pl_attachment *a, size_t na, bool *marked, struct pl_plan *p,
+		   unsigned flags, char *why, size_t whylen)
 {
 	struct pl_link_info *links = NULL;
 	struct pl_netns here = { .ino = ns->ino };
@@ -749,7 +785,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (e && pl_link_not_ethernet(li, l2, sizeof(l2)) && !named_exactly(e, li))
 			e = NULL;
 		if (!e) {
-			if (on && managed(on, c)) {
+			if (on && pl_plan_manages(c, on)) {
 				st = step_new(p, PL_STEP_REMOVE, ns, 0);
 				if (!st)
 					goto nomem;
@@ -763,6 +799,12 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			} else if (on) {
 				p->left_alone++;
 			}
+			continue;
+		}
+		/* another config's: left to it, unless taken over on purpose */
+		if (on && others(c, on, flags)) {
+			if (claimed(c, e, p, on, li->ifname, ns->ino))
+				goto nomem;
 			continue;
 		}
 		st = step_new(p, on ? PL_STEP_CHANGE : PL_STEP_ADD, ns, 0);
@@ -795,7 +837,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (on) {
 			st->rules_kept = rules_kept(&st->want, &st->have, true);
 			st->what = differences(st, c);
-			if (!managed(on, c))
+			if (!pl_plan_manages(c, on))
 				st->kind = PL_STEP_ADOPT;
 			if (!st->what) {
 				p->unchanged++;
@@ -809,7 +851,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		b = blocked(c, e, p, st, li, b);
 		/* attach would refuse: the name's pins are another interface's, left where they are */
 		if (!b && st->kind == PL_STEP_ADD && held && !moves_away(c, sx, held, holder, names, nnames,
-									  ns->slash)) {
+									  ns->slash, flags)) {
 			char nsbuf[300];
 
 			pl_netns_fmt(st->netns, 0, true, nsbuf, sizeof(nsbuf));
@@ -852,7 +894,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 		if (marked[i] || !pl_attachment_of(&a[i], &here) || !scoped_att(sx, &a[i]))
 			continue;
 		marked[i] = true;
-		if (!managed(&a[i], c)) {
+		if (!pl_plan_manages(c, &a[i])) {
 			p->left_alone++;
 			continue;
 		}
@@ -888,7 +930,7 @@ static int kind_order(const void *x, const void *y)
 }
 
 int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const struct pl_scope *scope,
-		 struct pl_plan *p, char *why, size_t whylen)
+		 unsigned flags, struct pl_plan *p, char *why, size_t whylen)
 {
 	struct scope_x sx = { .sc = scope };
 	struct pl_attachment *a = NULL;
@@ -910,14 +952,14 @@ int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const stru
 	}
 	for (size_t i = 0; !err && i < s->n; i++)
 		if (!scope || scope->netns == s->ns[i].ino)
-			err = plan_ns(c, &s->ns[i], &sx, a, na, marked, p, why, whylen);
+			err = plan_ns(c, &s->ns[i], &sx, a, na, marked, p, flags, why, whylen);
 	pl_ns_leave(s);
 	/* what the config manages in namespaces it no longer covers */
 	for (size_t i = 0; !err && !scope && i < na; i++) {
 		struct pl_step *st;
 		bool found;
 
-		if (marked[i] || !managed(&a[i], c) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
+		if (marked[i] || !pl_plan_manages(c, &a[i]) || (!a[i].ns_gone && pl_nsset_find(s, a[i].netns)))
 			continue;
 		st = remove_step(p, &a[i], &found);
 		if (!st) {
@@ -1068,8 +1110,10 @@ const char *pl_step_describe(const struct pl_step *st, char *buf, size_t len)
 			    w->nrules - st->rules_kept, h->nrules - st->rules_kept), sep = "; ";
 		if (st->what & PL_CH_OWNER) {
 			ADD("%snow managed by this config (", sep), sep = "; ";
-			ADD(st->prev_owner[0] ? "was managed by %s)" : "was attached by hand)",
+			ADD(st->prev_owner[0] ? "was managed by %s" : "was attached by hand",
 			    st->prev_owner);
+			/* found by the file it records: this file's name before */
+			ADD("%s)", st->kind == PL_STEP_CHANGE ? ", this file's previous name" : "");
 		}
 		if (st->what & PL_CH_META)
 			ADD("%sattached again: its metadata is version %u, an older pktlens's", sep,
@@ -1161,7 +1205,7 @@ void pl_step_json(struct jw *w, const struct pl_step *st, bool result)
 		jw_str_field(w, "pinned_as", st->pinned);
 		jw_u64_field(w, "rules_kept", st->rules_kept);
 	}
-	if (st->kind == PL_STEP_ADOPT)
+	if (st->what & PL_CH_OWNER)
 		jw_str_field(w, "managed_by_before", st->prev_owner[0] ? st->prev_owner : NULL);
 	if (st->kind != PL_STEP_ADD) {
 		jw_key(w, "from");

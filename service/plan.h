@@ -8,9 +8,12 @@
  * it was or as the config says.
  *
  * Ownership: an attachment records the config managing it
- * (pl_meta.managed_by). Only those are changed or removed; one made by hand
- * (or by another config) is left alone unless the config covers it, and
- * then adopted with its counters.
+ * (pl_meta.managed_by) and that config's file (pl_meta.managed_file). Only
+ * those are changed or removed, with those that record the config's file
+ * under another name (its `name` changed since: the new one is recorded).
+ * One made by hand is left alone unless the config covers it, and then
+ * adopted with its counters; one of another config is left to it, and the
+ * config's entry that matches it noted (blocked), unless PL_PLAN_TAKE_OVER.
  */
 #ifndef __PKTLENS_SERVICE_PLAN_H
 #define __PKTLENS_SERVICE_PLAN_H
@@ -114,6 +117,9 @@ struct pl_scope {
 	size_t nifindexes;
 };
 
+/* pl_plan_make() flags */
+#define PL_PLAN_TAKE_OVER	(1u << 0)	/* apply --take-over: adopt other configs' too */
+
 /*
  * Make the plan that brings the attachments in @s's namespaces (and those
  * @c manages anywhere) to what @c says; @scope NULL: all of them. The
@@ -122,7 +128,9 @@ struct pl_scope {
  * -errno; then @p is empty.
  */
 int pl_plan_make(const struct pl_config *c, const struct pl_nsset *s, const struct pl_scope *scope,
-		 struct pl_plan *p, char *why, size_t whylen);
+		 unsigned flags, struct pl_plan *p, char *why, size_t whylen);
+/* Whether @c manages @a: it records @c's name, or @c's file (@c's name changed since). */
+bool pl_plan_manages(const struct pl_config *c, const struct pl_attachment *a);
 void pl_plan_free(struct pl_plan *p);
 /* Add the removal of @a (its interface gone) to @p. 0 or -ENOMEM. */
 int pl_plan_remove_step(struct pl_plan *p, const struct pl_attachment *a, const char *why);

@@ -135,6 +135,7 @@ static void attach_opts(const struct pl_step *st, const struct pl_config *c, boo
 		.xdp_prio_set = w->xdp_prio_set, .xdp_prio = w->xdp_prio,
 		.tcp_passive = w->tcp_passive, .tcp_ts_max = w->tcp_ts_max,
 		.reattach = reattach, .down_ok = true, .probes = w->probes, .owner = c->owner,
+		.owner_file = c->file[0] ? c->file : NULL,
 		.set_filter = true, .filter = w->filter, .set_rules = true, .rules = w->rules,
 		.nrules = w->nrules, .texts = w->texts, .ntexts = w->ntexts,
 	};
@@ -264,7 +265,7 @@ static int run_change(struct pl_plan *p, struct pl_step *st, const struct pl_con
 	}
 	/* last: an attachment is this config's once it is as the config says */
 	if (!err && (st->what & PL_CH_OWNER))
-		err = pl_meta_set_owner(dir, c->owner, why, sizeof(why));
+		err = pl_meta_set_owner(dir, c->owner, c->file, why, sizeof(why));
 out:
 	if (err)
 		snprintf(st->msg, sizeof(st->msg), "%s", why);

@@ -20,7 +20,7 @@ import json
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, Exporter, free_port, netns_ino, pktlens, seconds_running, sh
+from lab import PIN_ROOT, PKTLENS, PYTHON, Exporter, free_port, netns_ino, pktlens, seconds_running, sh
 
 SAMPLE = re.compile(r'^([a-z_0-9]+)\{([^}]*)\} (\S+)$')
 
@@ -194,6 +194,26 @@ def test_listen_on_a_host_name():
     # one line naming what is wrong: the name does not resolve (it said 'not ADDR:PORT')
     assert r.stderr.count("\n") == 1 and "9435': no-such-host.invalid: " in r.stderr, r.stderr
     assert "not ADDR:PORT" not in r.stderr, r.stderr
+
+
+def test_listen_on_an_address_the_network_configures_later(lab):
+    """pktlens.service starts before the network (Before=network-pre.target): a --listen
+    address not configured yet failed the start ('Cannot assign requested address'), and the
+    daemon's with it. It is bound all the same and answers once the address is there."""
+    from lab import _NS_GET
+    addr = "198.18.99.7"
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "prometheus", "--listen", f"{addr}:9435",
+                          "--duration", "30"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()
+        assert "export prometheus: serving" in line, line + (p.stderr.read() if p.poll() is not None else "")
+        sh("ip", "-n", lab.b, "addr", "add", f"{addr}/32", "dev", "vb")
+        out = sh("ip", "netns", "exec", lab.b, PYTHON, "-c", _NS_GET, f"http://{addr}:9435/metrics").stdout
+        assert out.startswith("200\n") and "# TYPE pktlens_" in out, out[:200]
+    finally:
+        p.kill()
+        p.wait()
+        sh("ip", "-n", lab.b, "addr", "del", f"{addr}/32", "dev", "vb", check=False)
 
 
 @pytest.mark.variant

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from lab import (GONE_LOG, PKTLENS, count_afresh, exporter_running, free_port, netns_ino,
+from lab import (GONE_LOG, PKTLENS, PYTHON, count_afresh, exporter_running, free_port, netns_ino,
                  pktlens, pktlens_json, seconds_running, sh, unique)
 
 # `nfdump -E`: an exporter (one per observation domain) as nfcapd kept it
@@ -741,6 +741,33 @@ def collector_gone(lab):
     finally:
         for f in glob.glob(f"/run/pktlens/ipfix-{COLLECTOR_ADDR}-{port}-*"):
             os.unlink(f)
+
+
+def test_an_exporter_started_before_the_network_sends_once_there_is_a_route(lab):
+    """No route to the collector at start, as for pktlens.service, which starts before the
+    network is configured (Before=network-pre.target): the exporter ended at once, exit 1
+    ('Network is unreachable'), taking the daemon with it. It now runs, says each round
+    cannot send, and sends once the route is there."""
+    with collector_gone(lab) as (port, drop, back):
+        drop()
+        exp = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                                f"{COLLECTOR_ADDR}:{port}", "--interval", "1"],
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            assert "every 1 s" in exp.stderr.readline()
+            assert "cannot send: Network is unreachable" in exp.stderr.readline()
+            back()
+            got = sh("ip", "netns", "exec", lab.b, PYTHON, "-c",
+                     "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                     f"s.bind(('{COLLECTOR_ADDR}', {port})); s.settimeout(10); "
+                     "print(s.recv(65536)[:2].hex())").stdout
+            assert got.strip() == "000a", got      # an IPFIX message (version 10)
+            exp.send_signal(signal.SIGTERM)
+            assert exp.wait(timeout=10) == 0
+        finally:
+            if exp.poll() is None:
+                exp.kill()
+                exp.wait()
 
 
 def test_a_last_export_that_cannot_send_exits_1(lab):

@@ -1101,6 +1101,138 @@ def test_apply_whose_worker_dies_fails_and_names_the_step(svc):
         pytest.skip("no kill landed while a worker was adding an interface")
 
 
+def test_apply_after_the_config_name_changed_manages_what_the_file_managed(svc):
+    """A config's `name` edited in place: what the file managed under its old name is its own
+    (found by the file the attachments record), counters kept. It was another config's to
+    the new name: the interfaces an edit also stopped matching were left counting, managed
+    by a name no config had any more, and never detached."""
+    a = svc.netns()
+    for i in range(3):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    body = f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    conf = svc.config("name: old-name\n" + body)
+    pktlens("apply", conf)
+    assert svc.send("pv0", 5) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 5, what="5 packets on sv0")
+    # renamed, and sv2 no longer matched, in one edit: sv2 goes, the others change owner
+    svc.config("name: new-name\n" + body.replace('"sv*"', '["sv0", "sv1"]'))
+    r = pktlens("apply", conf)
+    assert re.search(r"^remove sv2 \(netns .*\): no longer matched by the config; final totals", r.stdout, re.M), r.stdout
+    assert re.search(r"^change sv0 \(netns .*\): now managed by this config \(was managed by old-name, "
+                     r"this file's previous name\)$", r.stdout, re.M), r.stdout
+    assert r.stdout.endswith("applied: 0 added, 2 changed, 1 removed, 0 unchanged\n"), r.stdout
+    att = listed(a)
+    assert {n: x["managed_by"] for n, x in att.items()} == {"sv0": "new-name", "sv1": "new-name"}
+    assert stats_in(a, "sv0") == 5, "the new name reset sv0's counters"
+    assert pktlens("apply", conf).stdout.startswith("nothing to change: 2 attachments")
+    # an entry removed afterwards: detached
+    svc.config("name: new-name\n" + body.replace('"sv*"', '"sv0"'))
+    r = pktlens("apply", conf)
+    assert re.search(r"^remove sv1 \(netns .*\): no longer matched", r.stdout, re.M), r.stdout
+    assert set(listed(a)) == {"sv0"} and stats_in(a, "sv0") == 5
+
+
+@pytest.mark.variant
+def test_daemon_reload_after_the_config_name_changed_manages_what_the_file_managed(svc):
+    """The daemon's reload of a file whose `name` was edited: what the file managed under
+    the old name is its own (the one the edit stopped matching is detached), as with apply."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    body = f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    conf = svc.config("name: old-name\n" + body)
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    svc.config("name: new-name\n" + body.replace('"sv*"', '"sv0"'))
+    mark = len(d.lines)
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded .*: 0 added, 1 changed, 1 removed, 0 unchanged", start=mark)
+    assert {n: x["managed_by"] for n, x in listed(a).items()} == {"sv0": "new-name"}
+    assert d.stop() == 0
+
+
+def test_a_renamed_config_and_metadata_without_its_file(svc):
+    """Attachments of an older pktlens (metadata version 9, no room for the config's file)
+    are read as before; a config whose name changed does not know them for its own, says so,
+    and --take-over records the new name in their smaller metadata."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    body = f'interfaces:\n  - match: "sv0"\n    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    conf = svc.config("name: old-name\n" + body)
+    pktlens("apply", conf)
+    meta = pins(a, "sv0") / "meta"
+    value = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", str(meta)).stdout)[0]["value"]
+    v9 = ["0x09", "0x00", "0x00", "0x00"] + value[4:len(value) - 256]   # without managed_file
+    meta.unlink()
+    sh("bpftool", "map", "create", str(meta), "type", "array", "key", "4", "value", str(len(v9)),
+       "entries", "1", "name", "meta")
+    sh("bpftool", "map", "update", "pinned", str(meta), "key", "0", "0", "0", "0", "value", *v9)
+    assert listed(a)["sv0"]["managed_by"] == "old-name"
+    assert pktlens("apply", conf).stdout.startswith("nothing to change: 1 attachment")
+    svc.config("name: new-name\n" + body)
+    r = pktlens("apply", conf, check=False)
+    assert r.returncode == 1 and "sv0 (netns" in r.stderr and "managed by the config 'old-name', which" in r.stderr, r
+    r = pktlens("apply", conf, "--take-over")
+    assert "now managed by this config (was managed by old-name)" in r.stdout, r.stdout
+    assert listed(a)["sv0"]["managed_by"] == "new-name"
+    assert pktlens("apply", conf).stdout.startswith("nothing to change: 1 attachment")
+
+
+def test_apply_leaves_an_interface_another_config_manages_to_it(svc):
+    """Two configs that match one interface took it from each other on every apply (and every
+    daemon event), each adopting it. The second now names the first and changes nothing,
+    exit 1, unless --take-over; the first's attachment and counters stay as they were."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}    flows: 4096\n', "first.conf")
+    second = svc.config(f'name: second\ninterfaces:\n  - match: "sv*"\n{entry}', "second.conf")
+    pktlens("apply", first)
+    assert svc.send("pv0", 5) == 5
+    wait_for(lambda: stats_in(a, "sv0") == 5, what="5 packets on sv0")
+    for dry in ([], ["--dry-run"]):
+        r = pktlens("apply", second, *dry, check=False)
+        assert r.returncode == 1, r
+        lines = [line for line in r.stderr.splitlines() if "managed by the config" in line]
+        assert len(lines) == 1 and re.fullmatch(
+            rf"pktlens: apply: sv0 \(netns .*\): managed by the config 'first' \({re.escape(first)}\), which "
+            rf"{re.escape(second)}:3:5 matches too: left to it \(pktlens apply --take-over {re.escape(second)} "
+            r"takes it over\)", lines[0]), r.stderr
+    att = listed(a)
+    assert set(att) == {"sv0"} and att["sv0"]["managed_by"] == "first" and att["sv0"]["flows_max"] == 4096
+    assert stats_in(a, "sv0") == 5
+    assert pktlens("apply", first).stdout.startswith("nothing to change: 1 attachment")
+    # taken over on purpose: adopted, counters kept; now the first is the one refused
+    done = pktlens_json("apply", second, "--take-over")
+    assert sorted((s["action"], s["ifname"]) for s in done["steps"]) == [("add", "sv1"), ("adopt", "sv0")]
+    assert [s["managed_by_before"] for s in done["steps"] if s["action"] == "adopt"] == ["first"]
+    assert listed(a)["sv0"]["managed_by"] == "second" and stats_in(a, "sv0") == 5
+    r = pktlens("apply", first, check=False)
+    assert r.returncode == 1 and "sv0 (netns" in r.stderr and "managed by the config 'second'" in r.stderr, r
+
+
+def test_daemon_leaves_an_interface_another_config_manages_to_it(svc):
+    """A daemon whose config overlaps another's: it says so once and leaves the other's
+    interface alone, at start and at the interface's events (it adopted it on each)."""
+    a = svc.netns()
+    for i in range(2):
+        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
+    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}', "first.conf")
+    second = svc.config(f'name: second\ninterfaces:\n  - match: "sv*"\n{entry}', "second.conf")
+    pktlens("apply", first)
+    d = Daemon(svc, second)
+    d.wait_notify()
+    d.wait_log(r"sv0 \(netns .*\): managed by the config 'first' .*: left to it")
+    d.wait_log(r"ready: .*: 1 added, 0 changed, 0 removed, 0 unchanged")
+    mark = len(d.lines)
+    sh("ip", "-n", a, "link", "set", "sv0", "down")
+    d.wait_log(r"sv0 \(netns .*\): managed by the config 'first'", start=mark)
+    assert {n: x["managed_by"] for n, x in listed(a).items()} == {"sv0": "first", "sv1": "second"}
+    assert d.stop() == 0
+
+
 # ---- the daemon ----
 
 def test_daemon_attaches_as_interfaces_and_namespaces_appear(svc):
@@ -1800,6 +1932,10 @@ def test_systemd_unit_verifies(tmp_path):
     assert "Type=notify\n" in text and "ExecReload=/bin/kill -HUP $MAINPID\n" in text
     assert "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON\n" in text
     assert "ReadWritePaths=/sys/fs/bpf\n" in text and "ProtectSystem=strict\n" in text
+    # the policy is in place before networking configures interfaces (as nftables.service does)
+    unit_keys = [line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    assert ["Before", "network-pre.target"] in unit_keys and ["Wants", "network-pre.target"] in unit_keys
+    assert not any(k == "After" and "network-pre.target" in v.split() for k, v in unit_keys)
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
                        env=dict(os.environ, MANPATH=str(prefix / "share/man")))
     assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r
@@ -2251,6 +2387,28 @@ def test_a_name_held_by_a_renamed_interface_attachment_blocks_the_plan(svc):
     assert "adopt ho9" in r.stdout and "renamed from ho0" in r.stdout, r
     att = listed(a)
     assert set(att) == {"ho0", "ho1", "ho9"} and att["ho9"]["managed_by"] == "heldtest", att
+
+
+@pytest.mark.variant
+def test_a_name_held_by_another_configs_renamed_attachment_is_not_added_over(svc):
+    """Another config's attachment on ho0, renamed ho9 since, holds the pins named ho0; a new
+    ho0 appears, and this config matches both. ho9 is left to the other config, so its pins
+    keep the name: the plan said they would move (as if adopting ho9) and the daemon's add of
+    ho0 then failed on them. It is noted instead, nothing failed."""
+    a = svc.netns()
+    svc.veth(a, "ho0", "ph0")
+    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
+    pktlens("apply", svc.config(f'name: first\ninterfaces:\n  - match: ho0\n{entry}', "first.conf"))
+    sh("ip", "-n", a, "link", "set", "ho0", "name", "ho9")
+    svc.veth(a, "ho0", "ph2")
+    d = Daemon(svc, svc.config(f'name: second\ninterfaces:\n  - match: "ho*"\n{entry}', "second.conf"))
+    d.wait_notify()
+    _, line = d.wait_log(r"ready: ")
+    assert ": 0 added, 0 changed, 0 removed, 0 unchanged;" in line, d.log()
+    assert "ho9 (netns" in d.log() and "managed by the config 'first'" in d.log(), d.log()
+    assert "the pins named ho0 are the attachment of ho9" in d.log() and "failed" not in d.log(), d.log()
+    assert {n: x["managed_by"] for n, x in listed(a).items()} == {"ho0": "first"}
+    assert d.stop() == 0
 
 
 def test_daemon_counts_a_failed_step_as_failed_not_done(svc):

@@ -349,14 +349,23 @@ struct pl_meta {
 	 */
 	__u32 tcp_passive;
 	__u32 tcp_ts_max;
+	/*
+	 * Version 10: the absolute path (as named) of the config file that
+	 * attached the attachment or took it over, "" for one made by hand (or
+	 * a path of 256 bytes or more). A config whose `name` changed finds
+	 * what it managed under its old name by it. Versions 6-9 are this
+	 * struct without it (PL_META_V9_SIZE): read as "".
+	 */
+	char managed_file[PL_OWNER_MAX];	/* NUL-terminated */
 };
 
 /*
  * 6: pl_rule.fam and .ctr, pl_lpm_key.fam, netns_cookie; 7: managed_by;
  * 8: pl_rule.lim, pl_rule_stats conformed/exceeded, limit maps;
- * 9: tcp_passive, tcp_ts_max (and the tcp_* maps, optional in older ones)
+ * 9: tcp_passive, tcp_ts_max (and the tcp_* maps, optional in older ones);
+ * 10: managed_file
  */
-#define PL_META_VERSION 9
+#define PL_META_VERSION 10
 /*
  * The oldest metadata the loader still reads: version 6 without managed_by,
  * 7 with it. Their rule maps hold the smaller pl_rule of before version 8:
@@ -365,6 +374,7 @@ struct pl_meta {
 #define PL_META_VERSION_MIN 6
 #define PL_META_V6_SIZE __builtin_offsetof(struct pl_meta, managed_by)
 #define PL_META_V8_SIZE __builtin_offsetof(struct pl_meta, tcp_passive)
+#define PL_META_V9_SIZE __builtin_offsetof(struct pl_meta, managed_file)
 
 #define PL_TC_IN (1u << PL_DIR_IN)
 #define PL_TC_OUT (1u << PL_DIR_OUT)
