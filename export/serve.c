@@ -313,11 +313,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /*
  * The listening socket on @ss; [::] takes IPv4 too (dual stack), as Linux
- * binds it by default. IP_FREEBIND: an address the network has yet to
- * configure is bound all the same (the service starts before the network);
- * it answers once the address is there. -1 with errno.
+ * binds it by default. @freebind (IP_FREEBIND): an address the network has
+ * yet to configure is bound all the same (the service starts before the
+ * network); it answers once the address is there. -1 with errno.
  */
-static int listen_on(int fam, const struct sockaddr_storage *ss, socklen_t sl)
+static int listen_on(int fam, const struct sockaddr_storage *ss, socklen_t sl, bool freebind)
 {
 	int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, err;
 	int v6only = fam == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)ss)->sin6_addr);
@@ -325,7 +325,7 @@ static int listen_on(int fam, const struct sockaddr_storage *ss, socklen_t sl)
 	if (fd < 0)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) ||
+	    (freebind && setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one))) ||
 	    (fam == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only))) ||
 	    bind(fd, (const struct sockaddr *)ss, sl) || listen(fd, SOMAXCONN)) {
 		err = errno;
@@ -385,7 +385,7 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 	mallopt(M_ARENA_MAX, 1);
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	s->starting = true;
-	fd = listen_on(fam, &ss, sl);
+	fd = listen_on(fam, &ss, sl, s->h.freebind);
 	if (fd < 0 && errno == EAFNOSUPPORT && fam == AF_INET6 &&
 	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
 		/* every address on a host without IPv6: every IPv4 one */
@@ -394,7 +394,7 @@ struct pl_prom_server *pl_prom_serve(const char *listen, const struct pl_prom_ho
 
 		memset(&ss, 0, sizeof(ss));
 		memcpy(&ss, &a4, sizeof(a4));
-		fd = listen_on(AF_INET, &ss, sizeof(a4));
+		fd = listen_on(AF_INET, &ss, sizeof(a4), s->h.freebind);
 	}
 	if (fd >= 0) {
 		errno = 0;

@@ -49,6 +49,12 @@ struct pl_prom_hooks {
 	void *ctx;
 	/* the attachments of this namespace alone (-n); ino 0: every namespace's */
 	struct pl_netns only;
+	/*
+	 * listen on an address this host has yet to configure (IP_FREEBIND):
+	 * the daemon, which starts before the network; the command says a
+	 * mistyped address instead
+	 */
+	bool freebind;
 };
 /*
  * Serve the attachments' metrics (pl_prom_render()) at http://@listen/metrics:

@@ -215,7 +215,7 @@ static bool same_str(const char *a, const char *b)
 static int prom_start(struct daemon *d, const char *listen)
 {
 	struct pl_prom_hooks h = { .rendering = on_rendering, .scraped = on_scraped,
-				   .log = on_server_log, .ctx = d };
+				   .log = on_server_log, .ctx = d, .freebind = true };
 	char why[PL_WHY_LEN], url[128];
 	int err;
 
