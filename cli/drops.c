@@ -712,7 +712,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	}
 	if (pl_drops_policy(o.cfg.netns, o.cfg.ifindex, &base, &nbase))
 		nbase = 0;
-	pl_catch_stop(false);
+	pl_catch_stop();
 	pl_info("drops: counting%s%s, %s", o.dev ? " on " : "",
 		o.dev ? o.dev : o.cfg.netns ? " in one namespace" : "",
 		pl_until(duration, until, sizeof(until)));

@@ -79,7 +79,7 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 		pl_err("export prometheus: %s", why);
 		return PL_EXIT_FAIL;
 	}
-	pl_catch_stop(false);
+	pl_catch_stop();
 	signal(SIGPIPE, SIG_IGN);
 	pl_info("export prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
 	/* the whole --duration from now, not to the wall clock's next whole second */
@@ -117,7 +117,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	if (pl_ipfix_interval(x, interval, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the flows removed between exports (stats --reset, "
 			"detach) are not sent", why);
-	pl_catch_stop(false);
+	pl_catch_stop();
 	pl_info("export ipfix: to %s every %u s", collector, interval);
 	/*
 	 * Exports every --interval and at the end of the whole --duration from

@@ -970,7 +970,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		}
 		snprintf(a->ifname, sizeof(a->ifname), "%s", argv[0]);
 		/* signals first: an interrupted start still goes through the cleanup below */
-		pl_catch_stop(true);
+		pl_catch_stop();
 		cap_opened = opened = true;
 		err = pl_cap_open(argv[0], cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
 		if (err) {
@@ -1003,7 +1003,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	r->a = a;
 	r->ifindex = cap_opened ? (uint32_t)cap.ifindex : a->meta_ok ? a->meta.ifindex : 0;
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
-	pl_catch_stop(true);
+	pl_catch_stop();
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {

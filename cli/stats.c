@@ -389,7 +389,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs, bool na
 		free(gone);
 		return PL_EXIT_FAIL;
 	}
-	pl_catch_stop(false);
+	pl_catch_stop();
 	for (size_t i = 0; i < n; i++) {
 		struct pl_state st;
 

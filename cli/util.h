@@ -90,11 +90,12 @@ const char *pl_until(uint64_t duration, char *buf, size_t len);
 
 /*
  * Long-running commands (stats --watch, sample, tcp, export) end their loop
- * when pl_stop is set: pl_catch_stop() makes SIGINT and SIGTERM (and, with
- * @hup, SIGHUP) set it instead of killing the process.
+ * when pl_stop is set: pl_catch_stop() makes SIGINT, SIGTERM and SIGHUP
+ * (unless it was ignored, as under nohup) set it instead of killing the
+ * process, so each ends as on Ctrl-C: state kept, capture-only programs off.
  */
 extern volatile sig_atomic_t pl_stop;
-void pl_catch_stop(bool hup);
+void pl_catch_stop(void);
 /* --duration SECS (1 s .. 366 days); on a bad value prints "CMD: --duration ..." and returns PL_EXIT_USAGE. */
 int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs);
 
