@@ -860,6 +860,26 @@ def test_netns_by_pid(lab):
                                            "directory\n")
 
 
+
+def test_a_netns_that_is_no_network_namespace_is_not_opened(tmp_path):
+    """-n and --netns opened the path to read it whatever it was: a FIFO hung the command for
+    good (no writer ever came), a device was opened (a tape rewinds, a watchdog starts), and a
+    file or another kind of namespace was said as 'setns: Invalid argument'. Now only a network
+    namespace's file is opened; anything else is 'not a network namespace', exit 2."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    for path in (fifo, plain, tmp_path, "/proc/self/ns/user"):
+        r = pktlens("-n", path, "list", check=False, timeout=10)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: list: netns '{path}': not a network "
+                                               "namespace\n"), r
+        r = pktlens("tcp", "rtt", "--netns", path, "--duration", "1", check=False, timeout=10)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: tcp rtt: --netns '{path}': not a network "
+                                               "namespace\n"), r
+    # a network namespace's own files still work: a process's link and a bind mount
+    assert pktlens("-n", "/proc/self/ns/net", "-j", "list").returncode == 0
+
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
