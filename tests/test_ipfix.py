@@ -212,6 +212,9 @@ def test_collector_unreachable_then_back(lab):
             exp.kill()
     assert f"pktlens: export ipfix: 127.0.0.1:{port}: Connection refused (an earlier message " \
         "was refused: is the collector listening?)" in err, err
+    # said once, not at every round of the dead time (three here), and its end said too
+    assert err.count("Connection refused") == 1, err
+    assert f"pktlens: export ipfix: 127.0.0.1:{port} answers again\n" in err, err
     recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
