@@ -880,6 +880,23 @@ def test_a_netns_that_is_no_network_namespace_is_not_opened(tmp_path):
     # a network namespace's own files still work: a process's link and a bind mount
     assert pktlens("-n", "/proc/self/ns/net", "-j", "list").returncode == 0
 
+
+def test_an_alternative_name_is_its_interface(lab):
+    """attach took an interface's altname (ip link property add ... altname) and pinned the
+    attachment under the interface's name, but every other command looked for pins under the
+    altname and said 'attached as vb, its name before a rename' (there was none), and sample
+    put capture-only programs beside the attachment. Now an altname is its interface."""
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", "h4alt")
+    pktlens("attach", "h4alt", "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert pktlens_json("stats", "h4alt", ns=lab.b)["interfaces"][0]["ifname"] == "vb"
+    r = pktlens("policy", "add", "h4alt", "--proto", "udp", "--pass", ns=lab.b)
+    assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 1000 --proto udp --pass\n"
+    r = pktlens("sample", "h4alt", "--duration", "1", "-w", os.devnull, ns=lab.b)
+    assert "not attached" not in r.stderr and "sample vb: " in r.stderr, r.stderr
+    r = pktlens("detach", "h4alt", ns=lab.b)
+    assert r.stdout.startswith("detached vb: final totals"), r.stdout
+    assert [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]] == []
+
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
