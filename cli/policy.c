@@ -361,6 +361,8 @@ static int do_load(void *cfg, int argc, char **argv)
 	else if (err)
 		pl_err("policy load: %s: %s", t.a->ifname, why);
 	ret = commit_exit(err);
+	if (!ret && rl.note[0])
+		pl_warn("policy load: %s", rl.note);
 	if (!ret) {
 		pl_print_start();
 		pl_print_obj_open(NULL);

@@ -897,6 +897,28 @@ def test_an_alternative_name_is_its_interface(lab):
     assert r.stdout.startswith("detached vb: final totals"), r.stdout
     assert [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]] == []
 
+
+def test_a_rules_file_that_cannot_run_in_list_order_says_so(lab, tmp_path):
+    """'--id 262144 --pass' then '--drop': no id is free after 262144, so the drop took id 1
+    and ran first, dropping everything the file meant to pass, with nothing said. The load
+    still does what it did (ids decide), and now says which rule runs out of its place."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    f = tmp_path / "r.rules"
+    f.write_text("--id 262144 --pass\n--drop\n")
+    r = pktlens("policy", "load", "vb", f, ns=lab.b)
+    assert r.stderr == (f"pktlens: policy load: {f}:2:1: rule id 1 runs before rule id 262144 "
+                        "(line 1), listed above it in priority 1000: the ids given leave no room "
+                        "to run them in list order (ids run in order within a priority); give "
+                        "them ids further apart, or another --prio\n"), r.stderr
+    assert [x["id"] for x in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]] \
+        == [1, 262144]
+    # in list order, or ids given out of it on purpose (policy list's own output): nothing said
+    for text in ("--id 10 --pass\n--drop\n", "--id 20 --pass\n--id 10 --drop\n"):
+        f.write_text(text)
+        assert pktlens("policy", "load", "vb", f, ns=lab.b).stderr == ""
+    f.write_text(pktlens("policy", "list", "vb", ns=lab.b).stdout)
+    assert pktlens("policy", "load", "vb", f, ns=lab.b).stderr == ""
+
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
