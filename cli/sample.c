@@ -1073,7 +1073,7 @@ static const struct pl_opt sample_opts[] = {
 		  "tcpdump -n (-j: JSON lines)" },
 	{ .name = "count", .short_name = 'c', .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, count),
 	  .min = 1, .max = UINT64_MAX, .arg = "N", .flags = PL_OPT_SHORT,
-	  .bad = ": not a packet count >= 1", .help = "stop after writing N packets" },
+	  .bad = ": not a packet count in %llu..%llu", .help = "stop after writing N packets" },
 	{ .name = "snaplen", .short_name = 's', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, snaplen), .min = 0, .max = PL_SNAPLEN_MAX, .arg = "N",
 	  .syn = "-s|--snaplen N", .bad = ": not in %llu..%llu",

@@ -929,6 +929,20 @@ def test_numbers_are_decimal(lab):
         assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
 
 
+
+def test_a_number_past_its_range_is_told_the_range():
+    """A count too big for its option was 'expected a positive number' or 'not a packet count
+    >= 1', which it was: the refusal now names the range the number must be in."""
+    for args, want in ((["flows", "--top", "4294967296"],
+                        "flows: --top '4294967296' is wrong: expected a number from 1 to 4294967295"),
+                       (["drops", "--top", "0"],
+                        "drops: --top '0' is wrong: expected a number from 1 to 4294967295"),
+                       (["sample", "lo", "-c", "18446744073709551616"],
+                        "sample: -c '18446744073709551616': not a packet count in "
+                        "1..18446744073709551615")):
+        r = pktlens(*args, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: {want}\n"), r
+
 @pytest.mark.parametrize("args", [["list"], ["stats", "vb"], ["-j", "stats", "vb"],
                                   ["flows", "vb"], ["policy", "list", "vb"],
                                   ["-j", "policy", "list"], ["filter", "compile", "udp"],
