@@ -260,6 +260,15 @@ int pl_stdout_flush(void)
 	return -stdout_errno;
 }
 
+int pl_stdout_for_totals(void)
+{
+	int err;
+
+	signal(SIGPIPE, SIG_IGN);
+	err = pl_stdout_flush();
+	return err == -EPIPE ? 0 : err;
+}
+
 /* a command that failed has said why in its one line (-j: its error document failed too) */
 static int close_stdout(int rc)
 {

@@ -50,6 +50,14 @@ const char *pl_err_last(void);
  * command that ends with 0 then fails (exit 1) with that cause.
  */
 int pl_stdout_flush(void);
+/*
+ * For a command whose output carries the final totals of what it removes
+ * (detach, apply): a reader that goes away makes writes fail (EPIPE) rather
+ * than SIGPIPE kill it between a removal and the totals' spill to stderr.
+ * Then pl_stdout_flush(): 0 or the -errno of a stdout that cannot be written
+ * before anything is removed (closed, full); a gone reader (-EPIPE) is 0.
+ */
+int pl_stdout_for_totals(void);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
 /*
