@@ -261,6 +261,9 @@ int pl_netns_open_file(const char *path)
 	/* that very file, now that it is a namespace's */
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
 	fd = err ? -1 : open(self, O_RDONLY | O_CLOEXEC);
+	/* no /proc here: the path again, checked below (a FIFO put there since cannot block) */
+	if (!err && fd < 0 && errno == ENOENT)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (!err && fd < 0)
 		err = -errno;
 	close(at);

@@ -881,6 +881,16 @@ def test_a_netns_that_is_no_network_namespace_is_not_opened(tmp_path):
     assert pktlens("-n", "/proc/self/ns/net", "-j", "list").returncode == 0
 
 
+def test_a_netns_is_entered_where_proc_is_not_mounted(lab):
+    """The namespace file is reopened through /proc/self/fd once known to be one; without /proc
+    (a mount namespace without it) that said 'No such file or directory' of a namespace that
+    is there."""
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        f'umount -l /proc && exec "$0" -n /run/netns/{lab.b} -j list', PKTLENS],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 def test_an_alternative_name_is_its_interface(lab):
     """attach took an interface's altname (ip link property add ... altname) and pinned the
     attachment under the interface's name, but every other command looked for pins under the
