@@ -910,8 +910,9 @@ def test_an_alternative_name_is_its_interface(lab):
 
 def test_a_rules_file_that_cannot_run_in_list_order_says_so(lab, tmp_path):
     """'--id 262144 --pass' then '--drop': no id is free after 262144, so the drop took id 1
-    and ran first, dropping everything the file meant to pass, with nothing said. The load
-    still does what it did (ids decide), and now says which rule runs out of its place."""
+    and ran first, dropping everything the file meant to pass, with nothing said; `policy add`
+    the same. Both still do what they did (ids decide), and now say which rule runs out of its
+    place."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
     f = tmp_path / "r.rules"
     f.write_text("--id 262144 --pass\n--drop\n")
@@ -928,6 +929,16 @@ def test_a_rules_file_that_cannot_run_in_list_order_says_so(lab, tmp_path):
         assert pktlens("policy", "load", "vb", f, ns=lab.b).stderr == ""
     f.write_text(pktlens("policy", "list", "vb", ns=lab.b).stdout)
     assert pktlens("policy", "load", "vb", f, ns=lab.b).stderr == ""
+    # policy add without --id once 262144 is taken: the lowest free id, before the rest
+    pktlens("policy", "flush", "vb", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "262144", "--pass", ns=lab.b)
+    r = pktlens("policy", "add", "vb", "--drop", ns=lab.b)
+    assert (r.stdout, r.stderr) == ("vb: rule 1 added: --id 1 --in --prio 1000 --drop\n",
+                                    "pktlens: policy add: vb: rule id 1 runs before rule id 262144, "
+                                    "added before it in priority 1000: no id is free after 262144 "
+                                    "(ids run in order within a priority); give it an --id or "
+                                    "another --prio to run it after\n"), r
+    assert pktlens("policy", "add", "vb", "--prio", "5", "--drop", ns=lab.b).stderr == ""
 
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
