@@ -503,6 +503,9 @@ static int do_stats(void *cfg, int argc, char **argv)
 		rc = pl_lock_changes("stats --reset");
 	if (rc)
 		return rc;
+	/* a reader gone before the reading is out: said, counters not reset (SIGPIPE said nothing) */
+	if (reset)
+		signal(SIGPIPE, SIG_IGN);
 	rc = pl_select("stats", argc ? argv[0] : NULL, &a, &n);
 	if (rc)
 		return rc;

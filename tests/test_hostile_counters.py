@@ -309,6 +309,17 @@ def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out)
                                            "space left on device: counters not reset\n")
     after = pktlens_json("stats", "vb", ns=lab.b)
     assert hooks(after) == hooks(before)          # every field of every hook, as it was
+    # a reader gone before the reading (SIGPIPE killed it, with nothing said): the same
+    rd, wr = os.pipe()
+    os.close(rd)
+    try:
+        r = subprocess.run([PKTLENS, "-n", lab.b, *j, "stats", "vb", "--reset"], stdout=wr,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(wr)
+    assert (r.returncode, r.stderr) == (1, "pktlens: stats: vb: cannot write the reading: Broken "
+                                           "pipe: counters not reset\n")
+    assert hooks(pktlens_json("stats", "vb", ns=lab.b)) == hooks(before)
     printed = pktlens_json("stats", "vb", "--reset", ns=lab.b)
     assert hooks(printed) == hooks(before)
     lab.send(frames[:1])
