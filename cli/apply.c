@@ -91,8 +91,8 @@ static int do_apply(void *cfgp, int argc, char **argv)
 		if (pl_config_shadow_line(c, j, why, sizeof(why)))
 			pl_warn("apply: warning: %s", why);
 	/* a standard output closed before we start: a removal's final totals would be lost */
-	err = dry ? 0 : pl_stdout_flush();
-	if (err && err != -EPIPE) {
+	err = dry ? 0 : pl_stdout_for_totals();
+	if (err) {
 		pl_err("apply: cannot write to standard output: %s: nothing changed (the final "
 		       "totals of what it removes would be lost)", strerror(-err));
 		ret = PL_EXIT_FAIL;

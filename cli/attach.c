@@ -256,8 +256,8 @@ static int do_detach(void *cfg, int argc, char **argv)
 		return PL_EXIT_USAGE;
 	}
 	/* a standard output closed before we start: the final totals would have nowhere to go */
-	rc = pl_stdout_flush();
-	if (rc && rc != -EPIPE) {
+	rc = pl_stdout_for_totals();
+	if (rc) {
 		pl_err("detach: cannot write to standard output: %s: nothing detached (the final "
 		       "totals would be lost)", strerror(-rc));
 		return PL_EXIT_FAIL;

@@ -712,7 +712,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	}
 	if (pl_drops_policy(o.cfg.netns, o.cfg.ifindex, &base, &nbase))
 		nbase = 0;
-	pl_catch_stop(false);
+	pl_catch_stop();
 	pl_info("drops: counting%s%s, %s", o.dev ? " on " : "",
 		o.dev ? o.dev : o.cfg.netns ? " in one namespace" : "",
 		pl_until(duration, until, sizeof(until)));
@@ -772,7 +772,7 @@ static const struct pl_opt drops_opts[] = {
 	  .help = "group by reason (default), dev (namespace and device), proto, flow (the "
 		  "5-tuple) or location (the kernel function)" },
 	{ .name = "top", .type = PL_OPT_UINT, PL_FIELD(struct drops_cfg, top), .min = 1,
-	  .max = UINT32_MAX, .arg = "N", .bad = " is wrong: expected a positive number",
+	  .max = UINT32_MAX, .arg = "N",
 	  .help = "only the N biggest groups" },
 	{ .name = "watch", .type = PL_OPT_UINT, PL_FIELD(struct drops_cfg, watch), .min = 1,
 	  .max = 86400, .arg = "SECS", .bad = " is wrong: expected seconds from %llu to %llu",

@@ -79,7 +79,7 @@ static int do_prometheus(void *cfg, int argc, char **argv)
 		pl_err("export prometheus: %s", why);
 		return PL_EXIT_FAIL;
 	}
-	pl_catch_stop(false);
+	pl_catch_stop();
 	signal(SIGPIPE, SIG_IGN);
 	pl_info("export prometheus: serving %s", pl_listen_url(listen, url, sizeof(url)));
 	/* the whole --duration from now, not to the wall clock's next whole second */
@@ -97,10 +97,10 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	uint32_t interval = c->interval, domain = c->domain;
 	uint64_t duration = c->duration;
 	struct pl_ipfix *x = NULL;
-	char why[256];
+	char why[256], said[256] = "";
 	uint64_t t0, next, end;
 	unsigned round = 0;
-	bool failed = false;
+	bool failed = false, was;
 	size_t recs;
 	int err;
 
@@ -117,7 +117,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	if (pl_ipfix_interval(x, interval, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the flows removed between exports (stats --reset, "
 			"detach) are not sent", why);
-	pl_catch_stop(false);
+	pl_catch_stop();
 	pl_info("export ipfix: to %s every %u s", collector, interval);
 	/*
 	 * Exports every --interval and at the end of the whole --duration from
@@ -141,10 +141,15 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		 * records, at the next export (each delta once), the
 		 * templates first.
 		 */
+		was = failed;
 		failed = pl_ipfix_export(x, failed || round++ % TEMPLATE_EVERY == 0, &recs, why,
 					 sizeof(why)) != 0;
-		if (failed)
+		/* as the daemon logs it: once, until the collector answers again (or fails otherwise) */
+		if (failed && (!was || strcmp(why, said)))
 			pl_err("export ipfix: %s: %s", collector, why);
+		else if (!failed && was)
+			pl_info("export ipfix: %s answers again", collector);
+		snprintf(said, sizeof(said), "%s", failed ? why : "");
 		if (last)
 			break;
 	}

@@ -477,7 +477,7 @@ static const struct pl_choice sort_keys[] = {
 
 static const struct pl_opt flows_opts[] = {
 	{ .name = "top", .type = PL_OPT_UINT, PL_FIELD(struct flows_cfg, top), .min = 1,
-	  .max = UINT32_MAX, .arg = "N", .bad = " is wrong: expected a positive number",
+	  .max = UINT32_MAX, .arg = "N",
 	  .help = "only the first N flows (default: all)" },
 	{ .name = "sort", .type = PL_OPT_CHOICE, PL_FIELD(struct flows_cfg, sort), .choices = sort_keys,
 	  .arg = "KEY",

@@ -60,11 +60,14 @@ static int enter_netns(const char *cmd, const char *ns)
 		pl_err("%s: netns '%s': not a namespace name", cmd, ns);
 		return PL_EXIT_USAGE;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = pl_netns_open_file(path);
+	if (fd == -EINVAL) {
+		pl_err("%s: netns '%s': not a network namespace", cmd, ns);
+		return PL_EXIT_USAGE;
+	}
 	if (fd < 0) {
-		err = errno;
-		pl_err("%s: netns '%s': %s", cmd, ns, strerror(err));
-		return PL_EXIT_CODE(-err, ENOENT);
+		pl_err("%s: netns '%s': %s", cmd, ns, strerror(-fd));
+		return PL_EXIT_CODE(fd, ENOENT);
 	}
 	if (setns(fd, CLONE_NEWNET)) {
 		err = errno;
@@ -255,6 +258,15 @@ int pl_stdout_flush(void)
 	if (!stdout_errno)
 		stdout_errno = errno ? errno : EIO;
 	return -stdout_errno;
+}
+
+int pl_stdout_for_totals(void)
+{
+	int err;
+
+	signal(SIGPIPE, SIG_IGN);
+	err = pl_stdout_flush();
+	return err == -EPIPE ? 0 : err;
 }
 
 /* a command that failed has said why in its one line (-j: its error document failed too) */

@@ -137,7 +137,8 @@ static int do_add(void *cfg, int argc, char **argv)
 	char line[PL_FILTER_EXPR_MAX + 512], *expr = NULL;
 	struct pl_rule_tok *toks;
 	struct pl_rule_err e = { .args = true };
-	bool ends = false;
+	bool ends = false, auto_id;
+	__u32 after = 0;	/* a rule of its priority it runs before, though added earlier */
 	int ret, ntok = 0;
 
 	(void)cfg;
@@ -177,8 +178,14 @@ static int do_add(void *cfg, int argc, char **argv)
 		ret = PL_EXIT_USAGE;
 		goto out;
 	}
-	if (!r.id)
+	auto_id = !r.id;
+	if (auto_id)
 		r.id = pl_rules_next_id(rules, n);
+	/* the lowest free id, once the highest is taken: before rules of its priority added earlier */
+	for (size_t i = 0; auto_id && i < n; i++)
+		if (rules[i].dir == r.dir && rules[i].prio == r.prio && rules[i].id > r.id &&
+		    rules[i].id > after)
+			after = rules[i].id;
 	if (!r.id) {
 		pl_err("policy add: %s: %u rules: at most %u per interface", argv[0], PL_POLICY_RULES_MAX,
 		       PL_POLICY_RULES_MAX);
@@ -210,6 +217,10 @@ static int do_add(void *cfg, int argc, char **argv)
 	}
 	ret = commit("policy add", &t, rules, n, texts, ntexts);
 	pl_rule_format(&r, pl_policy_text(texts, ntexts, r.id), line, sizeof(line));
+	if (!ret && after)
+		pl_warn("policy add: %s: rule id %u runs before rule id %u, added before it in priority "
+			"%u: no id is free after %u (ids run in order within a priority); give it an "
+			"--id or another --prio to run it after", t.a->ifname, r.id, after, r.prio, after);
 	if (!ret) {
 		pl_print_start();
 		pl_print_obj_open(NULL);
@@ -361,6 +372,8 @@ static int do_load(void *cfg, int argc, char **argv)
 	else if (err)
 		pl_err("policy load: %s: %s", t.a->ifname, why);
 	ret = commit_exit(err);
+	if (!ret && rl.note[0])
+		pl_warn("policy load: %s", rl.note);
 	if (!ret) {
 		pl_print_start();
 		pl_print_obj_open(NULL);

@@ -610,9 +610,47 @@ static int given_in_order(const struct pl_rule_list *rl, char *why, size_t whyle
 	return err;
 }
 
+/*
+ * A rule without --id that runs before a rule listed above it in its
+ * direction and priority (the ids given leave it no id after that one) into
+ * @rl->note. @given: the ids the lines gave (0: none).
+ */
+static int note_out_of_order(struct pl_rule_list *rl, const __u32 *given)
+{
+	struct placed *p = by_group(rl->rules, rl->n);
+	const struct placed *all = NULL, *free_ = NULL;	/* the highest ids listed above */
+
+	if (!p)
+		return -ENOMEM;
+	rl->note[0] = '\0';
+	for (size_t k = 0; k < rl->n && !rl->note[0]; k++) {
+		const struct placed *a = &p[k], *b;
+
+		if (k && !same_group(a, &p[k - 1]))
+			all = free_ = NULL;
+		/* given ids out of list order decide by themselves, as they were given */
+		b = given[a->i] ? free_ : all;
+		if (!b || b->id < a->id) {
+			if (!all || a->id > all->id)
+				all = a;
+			if (!given[a->i] && (!free_ || a->id > free_->id))
+				free_ = a;
+			continue;
+		}
+		snprintf(rl->note, sizeof(rl->note), "%s:%d:%d: rule id %u runs before rule id %u "
+			 "(line %d), listed above it in priority %u: the ids given leave no room to "
+			 "run them in list order (ids run in order within a priority); give them ids "
+			 "further apart, or another --prio", rl->orig[a->i].file, rl->orig[a->i].line,
+			 rl->orig[a->i].col, a->id, b->id, rl->orig[b->i].line, a->prio);
+	}
+	free(p);
+	return 0;
+}
+
 int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size_t nold,
 			struct pl_rule_text **texts, size_t *ntexts, char *why, size_t whylen)
 {
+	__u32 *given = NULL;
 	struct at *o = malloc((rl->n ? rl->n : 1) * sizeof(*o));
 	struct pl_rule_text *t;
 	size_t m = 0, nt = 0, bad[3] = { 0 };
@@ -641,7 +679,15 @@ int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size
 		return err;
 	if (rl->in_order && (err = given_in_order(rl, why, whylen)))
 		return err;
+	given = malloc((rl->n ? rl->n : 1) * sizeof(*given));
+	if (!given)
+		goto nomem;
+	for (size_t i = 0; i < rl->n; i++)
+		given[i] = rl->rules[i].id;
 	err = assign_ids(rl->rules, rl->n, old, nold, rl->in_order, bad);
+	if (!err && !rl->in_order)
+		err = note_out_of_order(rl, given);
+	free(given);
 	if (err == -ERANGE) {
 		const struct pl_rule_origin *a = &rl->orig[bad[0]];
 		char room[64];

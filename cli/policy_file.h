@@ -30,6 +30,8 @@ struct pl_rule_list {
 	struct pl_rule_origin *orig;
 	size_t n, cap;
 	bool in_order;		/* a config's rules: list order is run order (see _finish()) */
+	/* set by _finish() when a rule without --id runs before one listed above it, for a warning */
+	char note[384];
 };
 
 /*
@@ -72,7 +74,9 @@ int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size
  * numbered afresh, each between the rules around it in its priority,
  * keeping the counter key (ctr) of the identical running rule it matched,
  * the others PL_RULE_CTR_NEW (-EINVAL when the given ids around one leave
- * no id free). 0, or -EINVAL/-ENOMEM with @why.
+ * no id free). 0, or -EINVAL/-ENOMEM with @why. Without @rl->in_order (a
+ * rules file), where the given ids leave no room to run a rule without
+ * --id in list order, @rl->note says which ("FILE:LINE:COL: ...").
  */
 int pl_rule_list_finish(struct pl_rule_list *rl, const struct pl_rule *old, size_t nold,
 			struct pl_rule_text **texts, size_t *ntexts, char *why, size_t whylen);

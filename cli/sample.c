@@ -970,7 +970,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 		}
 		snprintf(a->ifname, sizeof(a->ifname), "%s", argv[0]);
 		/* signals first: an interrupted start still goes through the cleanup below */
-		pl_catch_stop(true);
+		pl_catch_stop();
 		cap_opened = opened = true;
 		err = pl_cap_open(argv[0], cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
 		if (err) {
@@ -1003,7 +1003,7 @@ static int do_sample(void *cfg, int argc, char **argv)
 	r->a = a;
 	r->ifindex = cap_opened ? (uint32_t)cap.ifindex : a->meta_ok ? a->meta.ifindex : 0;
 	/* from here on a signal or a closed pipe ends the capture through the cleanup below */
-	pl_catch_stop(true);
+	pl_catch_stop();
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error (EPIPE), then the end */
 	/* --rearm: wait, capture for --for, again and again, each firing into its own file */
 	for (;;) {
@@ -1073,7 +1073,7 @@ static const struct pl_opt sample_opts[] = {
 		  "tcpdump -n (-j: JSON lines)" },
 	{ .name = "count", .short_name = 'c', .type = PL_OPT_UINT, PL_FIELD(struct sample_cfg, count),
 	  .min = 1, .max = UINT64_MAX, .arg = "N", .flags = PL_OPT_SHORT,
-	  .bad = ": not a packet count >= 1", .help = "stop after writing N packets" },
+	  .bad = ": not a packet count in %llu..%llu", .help = "stop after writing N packets" },
 	{ .name = "snaplen", .short_name = 's', .type = PL_OPT_UINT,
 	  PL_FIELD(struct sample_cfg, snaplen), .min = 0, .max = PL_SNAPLEN_MAX, .arg = "N",
 	  .syn = "-s|--snaplen N", .bad = ": not in %llu..%llu",

@@ -389,7 +389,7 @@ static int watch(const struct pl_attachment *a, size_t n, uint32_t secs, bool na
 		free(gone);
 		return PL_EXIT_FAIL;
 	}
-	pl_catch_stop(false);
+	pl_catch_stop();
 	for (size_t i = 0; i < n; i++) {
 		struct pl_state st;
 
@@ -503,6 +503,9 @@ static int do_stats(void *cfg, int argc, char **argv)
 		rc = pl_lock_changes("stats --reset");
 	if (rc)
 		return rc;
+	/* a reader gone before the reading is out: said, counters not reset (SIGPIPE said nothing) */
+	if (reset)
+		signal(SIGPIPE, SIG_IGN);
 	rc = pl_select("stats", argc ? argv[0] : NULL, &a, &n);
 	if (rc)
 		return rc;

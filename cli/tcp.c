@@ -366,7 +366,7 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		pl_err("tcp %s: %s", verb, why);
 		return PL_EXIT_FAIL;
 	}
-	pl_catch_stop(false);
+	pl_catch_stop();
 	pl_info("tcp %s: tracing%s, %s", verb, cfg.netns ? " one namespace" : "",
 		pl_until(duration, until, sizeof(until)));
 	if (!pl_g.json && progs == PL_TCP_P_RETRANS)

@@ -472,7 +472,7 @@ static int top_json(const char *dev, uint32_t interval)
 	struct frame f;
 	int err;
 
-	pl_catch_stop(false);
+	pl_catch_stop();
 	signal(SIGPIPE, SIG_IGN);
 	err = snap_take(dev, &prev);
 	while (!err && !pl_stop) {
@@ -533,7 +533,7 @@ static int do_top(void *cfg, int argc, char **argv)
 	term = getenv("TERM");
 	scr = NULL;
 	/* Ctrl-C and SIGTERM end the view as they end top -j (exit 0): ncurses leaves them ours */
-	pl_catch_stop(false);
+	pl_catch_stop();
 	if (term && *term && setupterm(NULL, STDOUT_FILENO, &tierr) == OK) {
 		const char *cup = tigetstr("cup");
 		bool moves = cup && cup != (char *)-1;

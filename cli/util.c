@@ -248,14 +248,15 @@ static void on_stop(int sig)
 	pl_stop = 1;
 }
 
-void pl_catch_stop(bool hup)
+void pl_catch_stop(void)
 {
-	struct sigaction sa = { .sa_handler = on_stop };
+	struct sigaction sa = { .sa_handler = on_stop }, old;
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (hup)
+	/* a hang-up (the terminal gone) is a clean end too, unless ignored as nohup(1) asks */
+	if (!sigaction(SIGHUP, NULL, &old) && old.sa_handler != SIG_IGN)
 		sigaction(SIGHUP, &sa, NULL);
 }
 

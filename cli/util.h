@@ -50,6 +50,14 @@ const char *pl_err_last(void);
  * command that ends with 0 then fails (exit 1) with that cause.
  */
 int pl_stdout_flush(void);
+/*
+ * For a command whose output carries the final totals of what it removes
+ * (detach, apply): a reader that goes away makes writes fail (EPIPE) rather
+ * than SIGPIPE kill it between a removal and the totals' spill to stderr.
+ * Then pl_stdout_flush(): 0 or the -errno of a stdout that cannot be written
+ * before anything is removed (closed, full); a gone reader (-EPIPE) is 0.
+ */
+int pl_stdout_for_totals(void);
 /* Informational line on stderr (silent under -j). */
 __attribute__((format(printf, 1, 2))) void pl_info(const char *fmt, ...);
 /*
@@ -90,11 +98,12 @@ const char *pl_until(uint64_t duration, char *buf, size_t len);
 
 /*
  * Long-running commands (stats --watch, sample, tcp, export) end their loop
- * when pl_stop is set: pl_catch_stop() makes SIGINT and SIGTERM (and, with
- * @hup, SIGHUP) set it instead of killing the process.
+ * when pl_stop is set: pl_catch_stop() makes SIGINT, SIGTERM and SIGHUP
+ * (unless it was ignored, as under nohup) set it instead of killing the
+ * process, so each ends as on Ctrl-C: state kept, capture-only programs off.
  */
 extern volatile sig_atomic_t pl_stop;
-void pl_catch_stop(bool hup);
+void pl_catch_stop(void);
 /* --duration SECS (1 s .. 366 days); on a bad value prints "CMD: --duration ..." and returns PL_EXIT_USAGE. */
 int pl_parse_duration(const char *cmd, const char *arg, uint64_t *secs);
 

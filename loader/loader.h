@@ -294,6 +294,13 @@ void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_
  */
 int pl_netns_resolve(const char *s, char *path, size_t len);
 /*
+ * An fd of the network namespace file @path (pl_netns_resolve()'s), read-only:
+ * -EINVAL when it is not one (any other file, another kind of namespace), else
+ * open()'s -errno. Never waits on a FIFO or opens a device (a tape would rewind,
+ * a watchdog start): only a namespace file is opened to be read.
+ */
+int pl_netns_open_file(const char *path);
+/*
  * An fd of the network namespace of inode @ino (@cookie as pl_netns_identify()
  * takes it), through its name in /run/netns or a process inside it; -ENOENT
  * when neither holds it (deleted, or held only by a mount or a file).

@@ -17,8 +17,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/nsfs.h>
 
 #include <pktlens/array.h>
 #include <pktlens/clock.h>
@@ -235,6 +238,40 @@ int pl_netns_resolve(const char *s, char *path, size_t len)
 	if (n && !s[n] && access(path, F_OK) && errno == ENOENT)
 		snprintf(path, len, "/proc/%s/ns/net", s);
 	return 0;
+}
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+int pl_netns_open_file(const char *path)
+{
+	char self[64];
+	struct statfs sfs;
+	int at, fd, err = 0;
+
+	/* O_PATH: found, not opened (a FIFO's open() would wait for a writer) */
+	at = open(path, O_PATH | O_CLOEXEC);
+	if (at < 0)
+		return -errno;
+	if (fstatfs(at, &sfs))
+		err = -errno;
+	else if ((unsigned long)sfs.f_type != NSFS_MAGIC)
+		err = -EINVAL;
+	/* that very file, now that it is a namespace's */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+	fd = err ? -1 : open(self, O_RDONLY | O_CLOEXEC);
+	/* no /proc here: the path again, checked below (a FIFO put there since cannot block) */
+	if (!err && fd < 0 && errno == ENOENT)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (!err && fd < 0)
+		err = -errno;
+	close(at);
+	if (!err && ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
+		err = -EINVAL;
+	if (err && fd >= 0)
+		close(fd);
+	return err ? err : fd;
 }
 
 void pl_netns_identify(uint64_t ino, uint64_t cookie, bool pid, struct pl_netns_id *id)

@@ -669,7 +669,7 @@ int pl_attachments_in(const struct pl_netns *ns, struct pl_attachment **out, siz
 	return err;
 }
 
-int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n)
+static int attachments_named(const char *ifname, struct pl_attachment **out, size_t *n)
 {
 	struct pl_netns here;
 	size_t m;
@@ -686,6 +686,20 @@ int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *
 	free(*out);
 	*out = NULL;
 	return -ENOENT;
+}
+
+int pl_attachments_here(const char *ifname, struct pl_attachment **out, size_t *n)
+{
+	struct pl_link_info li;
+	int err = attachments_named(ifname, out, n);
+
+	/*
+	 * An alternative name (ip link property add dev D altname A): the
+	 * interface's own name, which attach resolves it to and pins under.
+	 */
+	if (err == -ENOENT && !pl_link_get(ifname, 0, &li) && strcmp(li.ifname, ifname))
+		err = attachments_named(li.ifname, out, n);
+	return err;
 }
 
 int pl_attachment_set_aside(struct pl_attachment *a)

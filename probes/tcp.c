@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <linux/nsfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -402,13 +400,13 @@ int pl_netns_of(const char *s, __u64 *ino)
 {
 	char path[4096];
 	struct stat st;
-	int fd, type, err = pl_netns_resolve(s, path, sizeof(path));
+	int fd, err = pl_netns_resolve(s, path, sizeof(path));
 
 	if (err)
 		return err;
 	s = path;
-	fd = open(s, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+	fd = pl_netns_open_file(s);
+	if (fd == -EACCES || fd == -EPERM) {
 		char link[64] = "";
 
 		/* a process we may not open: its /proc/PID/ns/net link says what it is */
@@ -419,10 +417,8 @@ int pl_netns_of(const char *s, __u64 *ino)
 		return stat(s, &st) ? -errno : (*ino = st.st_ino, 0);
 	}
 	if (fd < 0)
-		return -errno;
-	/* a network namespace, not any file (/dev/null has an inode too) */
-	type = ioctl(fd, NS_GET_NSTYPE);
-	err = fstat(fd, &st) ? -errno : type != CLONE_NEWNET ? -EINVAL : 0;
+		return fd;
+	err = fstat(fd, &st) ? -errno : 0;
 	close(fd);
 	if (!err)
 		*ino = st.st_ino;

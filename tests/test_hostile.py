@@ -860,6 +860,86 @@ def test_netns_by_pid(lab):
                                            "directory\n")
 
 
+
+def test_a_netns_that_is_no_network_namespace_is_not_opened(tmp_path):
+    """-n and --netns opened the path to read it whatever it was: a FIFO hung the command for
+    good (no writer ever came), a device was opened (a tape rewinds, a watchdog starts), and a
+    file or another kind of namespace was said as 'setns: Invalid argument'. Now only a network
+    namespace's file is opened; anything else is 'not a network namespace', exit 2."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    for path in (fifo, plain, tmp_path, "/proc/self/ns/user"):
+        r = pktlens("-n", path, "list", check=False, timeout=10)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: list: netns '{path}': not a network "
+                                               "namespace\n"), r
+        r = pktlens("tcp", "rtt", "--netns", path, "--duration", "1", check=False, timeout=10)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: tcp rtt: --netns '{path}': not a network "
+                                               "namespace\n"), r
+    # a network namespace's own files still work: a process's link and a bind mount
+    assert pktlens("-n", "/proc/self/ns/net", "-j", "list").returncode == 0
+
+
+def test_a_netns_is_entered_where_proc_is_not_mounted(lab):
+    """The namespace file is reopened through /proc/self/fd once known to be one; without /proc
+    (a mount namespace without it) that said 'No such file or directory' of a namespace that
+    is there."""
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        f'umount -l /proc && exec "$0" -n /run/netns/{lab.b} -j list', PKTLENS],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_an_alternative_name_is_its_interface(lab):
+    """attach took an interface's altname (ip link property add ... altname) and pinned the
+    attachment under the interface's name, but every other command looked for pins under the
+    altname and said 'attached as vb, its name before a rename' (there was none), and sample
+    put capture-only programs beside the attachment. Now an altname is its interface."""
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", "h4alt")
+    pktlens("attach", "h4alt", "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert pktlens_json("stats", "h4alt", ns=lab.b)["interfaces"][0]["ifname"] == "vb"
+    r = pktlens("policy", "add", "h4alt", "--proto", "udp", "--pass", ns=lab.b)
+    assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 1000 --proto udp --pass\n"
+    r = pktlens("sample", "h4alt", "--duration", "1", "-w", os.devnull, ns=lab.b)
+    assert "not attached" not in r.stderr and "sample vb: " in r.stderr, r.stderr
+    r = pktlens("detach", "h4alt", ns=lab.b)
+    assert r.stdout.startswith("detached vb: final totals"), r.stdout
+    assert [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]] == []
+
+
+def test_a_rules_file_that_cannot_run_in_list_order_says_so(lab, tmp_path):
+    """'--id 262144 --pass' then '--drop': no id is free after 262144, so the drop took id 1
+    and ran first, dropping everything the file meant to pass, with nothing said; `policy add`
+    the same. Both still do what they did (ids decide), and now say which rule runs out of its
+    place."""
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    f = tmp_path / "r.rules"
+    f.write_text("--id 262144 --pass\n--drop\n")
+    r = pktlens("policy", "load", "vb", f, ns=lab.b)
+    assert r.stderr == (f"pktlens: policy load: {f}:2:1: rule id 1 runs before rule id 262144 "
+                        "(line 1), listed above it in priority 1000: the ids given leave no room "
+                        "to run them in list order (ids run in order within a priority); give "
+                        "them ids further apart, or another --prio\n"), r.stderr
+    assert [x["id"] for x in pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"]] \
+        == [1, 262144]
+    # in list order, or ids given out of it on purpose (policy list's own output): nothing said
+    for text in ("--id 10 --pass\n--drop\n", "--id 20 --pass\n--id 10 --drop\n"):
+        f.write_text(text)
+        assert pktlens("policy", "load", "vb", f, ns=lab.b).stderr == ""
+    f.write_text(pktlens("policy", "list", "vb", ns=lab.b).stdout)
+    assert pktlens("policy", "load", "vb", f, ns=lab.b).stderr == ""
+    # policy add without --id once 262144 is taken: the lowest free id, before the rest
+    pktlens("policy", "flush", "vb", ns=lab.b)
+    pktlens("policy", "add", "vb", "--id", "262144", "--pass", ns=lab.b)
+    r = pktlens("policy", "add", "vb", "--drop", ns=lab.b)
+    assert (r.stdout, r.stderr) == ("vb: rule 1 added: --id 1 --in --prio 1000 --drop\n",
+                                    "pktlens: policy add: vb: rule id 1 runs before rule id 262144, "
+                                    "added before it in priority 1000: no id is free after 262144 "
+                                    "(ids run in order within a priority); give it an --id or "
+                                    "another --prio to run it after\n"), r
+    assert pktlens("policy", "add", "vb", "--prio", "5", "--drop", ns=lab.b).stderr == ""
+
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
@@ -869,6 +949,20 @@ def test_numbers_are_decimal(lab):
         r = pktlens(*args, ns=lab.b, check=False)
         assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
 
+
+
+def test_a_number_past_its_range_is_told_the_range():
+    """A count too big for its option was 'expected a positive number' or 'not a packet count
+    >= 1', which it was: the refusal now names the range the number must be in."""
+    for args, want in ((["flows", "--top", "4294967296"],
+                        "flows: --top '4294967296' is wrong: expected a number from 1 to 4294967295"),
+                       (["drops", "--top", "0"],
+                        "drops: --top '0' is wrong: expected a number from 1 to 4294967295"),
+                       (["sample", "lo", "-c", "18446744073709551616"],
+                        "sample: -c '18446744073709551616': not a packet count in "
+                        "1..18446744073709551615")):
+        r = pktlens(*args, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: {want}\n"), r
 
 @pytest.mark.parametrize("args", [["list"], ["stats", "vb"], ["-j", "stats", "vb"],
                                   ["flows", "vb"], ["policy", "list", "vb"],

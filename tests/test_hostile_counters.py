@@ -309,6 +309,17 @@ def test_reset_whose_reading_cannot_be_written_keeps_the_counters(lab, json_out)
                                            "space left on device: counters not reset\n")
     after = pktlens_json("stats", "vb", ns=lab.b)
     assert hooks(after) == hooks(before)          # every field of every hook, as it was
+    # a reader gone before the reading (SIGPIPE killed it, with nothing said): the same
+    rd, wr = os.pipe()
+    os.close(rd)
+    try:
+        r = subprocess.run([PKTLENS, "-n", lab.b, *j, "stats", "vb", "--reset"], stdout=wr,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(wr)
+    assert (r.returncode, r.stderr) == (1, "pktlens: stats: vb: cannot write the reading: Broken "
+                                           "pipe: counters not reset\n")
+    assert hooks(pktlens_json("stats", "vb", ns=lab.b)) == hooks(before)
     printed = pktlens_json("stats", "vb", "--reset", ns=lab.b)
     assert hooks(printed) == hooks(before)
     lab.send(frames[:1])
@@ -351,6 +362,37 @@ def test_detach_whose_totals_cannot_be_written_keeps_them(lab, json_out, full):
     assert int(m[1]) == int(m[3]) == n and int(m[2]) == int(m[4]) == sum(len(f) for f in frames * 2)
     assert not any(a["ifname"] == "vb" for a in attachments_in(lab.b))
 
+
+
+@pytest.mark.parametrize("cmd", ["detach", pytest.param("apply", marks=pytest.mark.variant)])
+def test_a_reader_gone_before_the_final_totals_does_not_lose_them(lab, cmd):
+    """`pktlens detach vb | grep -q x`: a reader that went away before the final totals were
+    written killed pktlens with SIGPIPE after the removal, its totals lost with the pins and
+    nothing said (apply's removals the same, the rest of its plan undone). Now the write fails
+    (EPIPE) and the totals go to stderr, as with a full standard output."""
+    frames, n = attached_with_traffic(lab, 3, 2)
+    args = ["detach", "vb"]
+    if cmd == "apply":
+        conf = os.path.join(lab.tmp, "c.yaml")
+        with open(conf, "w") as f:
+            f.write("interfaces:\n  - match: vb\n    xdp: skb\n    tc: in\n")
+        pktlens("apply", conf, ns=lab.b)     # adopted, counters kept
+        with open(conf, "w") as f:
+            f.write("interfaces: []\n")
+        args = ["apply", conf]
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([PKTLENS, "-n", lab.b, *args], stdout=w, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert p.returncode >= 0, f"killed by signal {-p.returncode}: {p.stderr}"
+    m = re.search(r"final totals: xdp in (\d+) packets, (\d+) bytes; tc in (\d+) packets, "
+                  r"(\d+) bytes \(standard output did not take (?:them|it)\)$", p.stderr, re.M)
+    assert m, p.stderr
+    assert int(m[1]) == int(m[3]) == n and int(m[2]) == int(m[4]) == sum(len(f) for f in frames * 2)
+    assert not any(a["ifname"] == "vb" for a in attachments_in(lab.b))
 
 def test_descriptors_run_short_anywhere_one_line_and_nothing_lost(lab):
     """Under every small descriptor limit (ulimit -n 4..15): stats, flows, stats --reset, list

@@ -212,6 +212,9 @@ def test_collector_unreachable_then_back(lab):
             exp.kill()
     assert f"pktlens: export ipfix: 127.0.0.1:{port}: Connection refused (an earlier message " \
         "was refused: is the collector listening?)" in err, err
+    # said once, not at every round of the dead time (three here), and its end said too
+    assert err.count("Connection refused") == 1, err
+    assert f"pktlens: export ipfix: 127.0.0.1:{port} answers again\n" in err, err
     recs = nfdump_records(out, lab.b)
     mine = [r for r in recs if r.get("src4_addr") == "198.18.0.1" and r.get("src_port") == 1212]
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
@@ -337,6 +340,38 @@ def test_a_restarted_exporter_sends_only_what_is_new(lab):
     assert got in (15 + 22, 15 + 7 + 22), mine
     assert sum(r["in_bytes"] for r in mine) == got * (len(v4) - 14)
 
+
+
+def test_a_hang_up_is_a_clean_stop_unless_ignored(lab):
+    """SIGHUP (the terminal of an `export ipfix` gone) killed the exporter: no last export,
+    nothing kept, so the next one sent every flow's whole count again (10 + 15 for 15 packets).
+    Now a hang-up stops it as SIGTERM does (exit 0, state kept); under nohup (SIGHUP ignored)
+    it keeps running."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1818, dport=2929) / Raw(b"h" * 70)
+    with nfcapd_on(lab) as (port, out):
+        args = [PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{port}", "--interval", "1"]
+        lab.send([v4] * 10)
+        hup = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.6)
+        hup.send_signal(signal.SIGHUP)
+        assert hup.wait(timeout=10) == 0, hup.stderr.read()
+        assert glob.glob(f"/run/pktlens/ipfix-127.0.0.1-{port}-*"), "no state kept"
+        # nohup: SIGHUP ignored before the start stays ignored
+        kept = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        time.sleep(0.5)
+        kept.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert kept.poll() is None, kept.stderr.read()
+        lab.send([v4] * 5)
+        kept.send_signal(signal.SIGTERM)
+        assert kept.wait(timeout=10) == 0, kept.stderr.read()
+        time.sleep(1)
+    mine = [r for r in nfdump_records(out, lab.b) if r.get("src_port") == 1818]
+    assert sum(r["in_packets"] for r in mine) == 15, mine
 
 XDP, TC, XDP_TC = ("--xdp", "native", "--tc", "none"), ("--xdp", "none"), ("--xdp", "native")
 
