@@ -385,14 +385,39 @@ static bool dev_gone(uint32_t ifindex, const char *ifname, const char *doing)
 	return true;
 }
 
+/*
+ * Renew the sampler's lease (PL_SAMPLE_LEASE_MS, loader/sample.c). One
+ * that had run out (this process was stopped, or stalled or kept waiting:
+ * a slow reader, a FIFO's wait for one) means the programs took nothing in
+ * the meantime: said, as the capture goes on.
+ */
+static int renew(struct run *r, struct pl_sampler *s)
+{
+	__u64 late;
+	int err = pl_sample_renew(s, &late);
+
+	if (err) {
+		pl_err("sample: %s: cannot renew the capture's lease: %s", r->a->ifname,
+		       strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	if (late)
+		pl_err("sample: %s: nothing captured for %.1f s: this sampler was stopped, "
+		       "stalled or kept waiting past its %u ms lease; capturing again",
+		       r->a->ifname, late / 1e9, PL_SAMPLE_LEASE_MS);
+	return 0;
+}
+
 /* Drain the ring and write out every POLL_MS and FLUSH_NS until something ends the capture. */
-static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sampler *s,
+static int capture(struct run *r, struct ring_buffer *rb, struct pl_sampler *s,
 		   uint64_t duration)
 {
-	uint64_t t0, last_flush;
+	uint64_t t0, last_flush, last_renew;
 	int err;
 
-	t0 = last_flush = pl_mono_ns();
+	if ((err = renew(r, s)))
+		return err;
+	t0 = last_flush = last_renew = pl_mono_ns();
 	/* -G's periods count from here, as --duration does: they end together */
 	if (r->rot)
 		r->rot->period_ns = t0;
@@ -416,6 +441,11 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			return 0;
 		}
 		now = pl_mono_ns();
+		if (now - last_renew >= PL_SAMPLE_RENEW_MS * 1000000ULL) {
+			if ((err = renew(r, s)))
+				return err;
+			last_renew = now;
+		}
 		/* the end first: --duration 2 -G 1 makes two files, not a third one left empty */
 		if (pl_deadline_passed(r->end_ns))
 			return 0;

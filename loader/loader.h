@@ -365,6 +365,7 @@ enum pl_map_id {
 	PL_MID_CLOCK,
 	PL_MID_RULE_GENS,
 	PL_MID_FLOW_DEBT,
+	PL_MID_SAMPLE_LEASE,
 	PL_MID_MAX,
 };
 
@@ -730,6 +731,8 @@ struct pl_sampler {
 	int cfg_fd, stats_fd, outer_fd, res_fd;
 	int flows_fd;		/* sample_flows, -1: attached by a pktlens without it */
 	int ring_fd;		/* the ring buffer, -1 before start */
+	int lease_fd;		/* sample_lease, -1: attached by a pktlens without it */
+	__u64 lease_until;	/* CLOCK_MONOTONIC ns: the lease last written, 0: none */
 	__u32 slots;		/* hooks sampled: bit (1 << enum pl_slot) */
 	bool staged[PL_SLOT_MAX];	/* a SAMPLE stage is chained on the hook */
 	bool live;		/* sample_cfg says we are sampling */
@@ -752,6 +755,13 @@ int pl_sample_open(const char *dir, struct pl_sampler *s);
  * else from the kernel.
  */
 int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen);
+/*
+ * Renew the sampler's lease (sample_lease): PL_SAMPLE_LEASE_MS from now.
+ * *@late_ns: how long it had run out, 0 when it had not (the programs took
+ * nothing in that time). 0 or -errno; nothing to do on an attachment
+ * without a lease.
+ */
+int pl_sample_renew(struct pl_sampler *s, __u64 *late_ns);
 /*
  * Turn sampling off, unchain the stages and wait for packets in flight:
  * afterwards nothing more enters the ring, which still holds what it had.

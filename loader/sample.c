@@ -7,7 +7,10 @@
  * expression's SAMPLE stage on each sampled hook, then write sample_cfg.
  * Stop is the reverse, followed by an RCU grace period, so that when the
  * caller drains the ring afterwards nothing more can arrive and every
- * sampled packet is either in the ring or counted as lost.
+ * sampled packet is either in the ring or counted as lost. While it runs
+ * the sampler renews its lease (sample_lease): a sampler killed with -9
+ * leaves one that runs out within PL_SAMPLE_LEASE_MS, after which the
+ * programs take nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/clock.h>
 #include <pktlens/why.h>
 
 #include "features.h"
@@ -49,7 +53,7 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	s->dir_fd = s->ring_fd = s->flows_fd = -1;
+	s->dir_fd = s->ring_fd = s->flows_fd = s->lease_fd = -1;
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		*fds[i] = -1;
 	err = pl_chain_open(dir, &s->c);
@@ -67,6 +71,8 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 	}
 	/* attachments made before --per-flow and --verdict have no sample_flows */
 	s->flows_fd = pl_pin_open(dir, PL_MAP_SAMPLE_FLOWS);
+	/* and before the lease: their programs sample until the sampler stops */
+	s->lease_fd = pl_pin_open(dir, PL_MAP_SAMPLE_LEASE);
 	s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dir_fd < 0) {
 		err = -errno;
@@ -307,6 +313,20 @@ static int flows_table(const struct pl_sampler *s, bool want)
 	return err;
 }
 
+int pl_sample_renew(struct pl_sampler *s, __u64 *late_ns)
+{
+	__u64 now = pl_mono_ns(), until = now + PL_SAMPLE_LEASE_MS * 1000000ULL;
+	__u32 zero = 0;
+
+	*late_ns = s->lease_until && now > s->lease_until ? now - s->lease_until : 0;
+	if (s->lease_fd < 0)
+		return 0;
+	if (bpf_map_update_elem(s->lease_fd, &zero, &until, BPF_ANY))
+		return -errno;
+	s->lease_until = until;
+	return 0;
+}
+
 int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen)
 {
 	struct pl_sample_cfg cfg = {
@@ -412,6 +432,11 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	if (err)
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS,
 			      strerror(-err));
+	/* a lease of its own, not one an earlier sampler left to run out */
+	s->lease_until = 0;
+	if ((err = pl_sample_renew(s, &(__u64){ 0 })))
+		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_LEASE,
+			      strerror(-err));
 	cfg.slots = s->slots;
 	err = write_cfg(s, &cfg);
 	if (err)
@@ -441,7 +466,7 @@ void pl_sample_stop(struct pl_sampler *s)
 void pl_sample_close(struct pl_sampler *s)
 {
 	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd, &s->ring_fd,
-		       &s->dir_fd, &s->flows_fd };
+		       &s->dir_fd, &s->flows_fd, &s->lease_fd };
 	__u32 zero = 0;
 
 	pl_sample_stop(s);

@@ -586,3 +586,80 @@ def test_bad_mode_refused(lab, bad):
     r = pktlens("sample", "vb", "-w", path, "--mode", bad, ns=lab.b, check=False)
     assert r.returncode == 2 and f"--mode '{bad}'" in r.stderr, r.stderr
     assert not os.path.exists(path)
+
+
+# ---- 6: a sampler killed with -9, or stopped: the kernel stops copying within its lease ----
+
+LEASE_S = 1.0    # include/pktlens/pktlens.h: PL_SAMPLE_LEASE_MS
+
+
+def sample_stats(lab):
+    """sample_stats summed over CPUs and hooks: (selected, sampled, lost)."""
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/sample_stats"
+    tot = [0, 0, 0]
+    for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout):
+        for v in e["values"]:
+            b = bytes(int(x, 16) for x in v["value"])
+            for i in range(3):
+                tot[i] += int.from_bytes(b[8 * i:8 * i + 8], "little")
+    return tuple(tot)
+
+
+def rx_packets(lab):
+    """The kernel's count of what vb received: that traffic arrived, without a pktlens command."""
+    return json.loads(sh("ip", "-n", lab.b, "-s", "-j", "link", "show", "vb").stdout)[0][
+        "stats64"]["rx"]["packets"]
+
+
+def send_and_wait(lab, raw):
+    before = rx_packets(lab)
+    send_raw(lab, raw)
+    wait_until(lambda: rx_packets(lab) >= before + len(raw))
+    time.sleep(0.2)     # the counters of the last ones
+
+
+HOOKS = [pytest.param(("--xdp", "native", "--tc", "none"), (), id="xdp"),
+         pytest.param(("--xdp", "none", "--tc", "in"), ("--hook", "tc"), id="tc",
+                      marks=pytest.mark.variant)]
+
+
+@pytest.mark.parametrize("att,hook", HOOKS)
+def test_sampler_killed_takes_nothing_once_its_lease_ran_out(lab, att, hook):
+    """kill -9 leaves the sampler's settings and its expression's stage chained, and nobody
+    reads its ring: the programs copied every packet into it (until it was full, then counted
+    them lost) until the next sampler, attach --force or detach. Now they take nothing once
+    the lease it renewed has run out."""
+    pktlens("attach", "vb", *att, ns=lab.b)
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "k.pcap"), *hook, "udp")
+    send_and_wait(lab, udp_frames(5, 200))
+    taken = sample_stats(lab)
+    assert taken[:2] == (5, 5)      # the control: a live sampler takes them
+    s.stop(sig=signal.SIGKILL)
+    time.sleep(LEASE_S + 0.3)
+    send_and_wait(lab, udp_frames(50, 200))
+    assert sample_stats(lab) == taken
+
+
+def test_stopped_sampler_says_what_it_did_not_capture_and_goes_on(lab):
+    """SIGSTOP past the lease: the programs take nothing meanwhile; on SIGCONT the sampler says
+    so (one line naming the interface) and captures again."""
+    attach(lab)
+    path = os.path.join(lab.tmp, "s.pcap")
+    s = Sampler(lab, "-w", path, "udp")
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_S + 0.3)
+        taken = sample_stats(lab)
+        send_and_wait(lab, udp_frames(10, 200, dport=3000))
+        assert sample_stats(lab) == taken
+    finally:
+        s.p.send_signal(signal.SIGCONT)
+    s.wait_for(b"capturing again")
+    line = [ln for ln in s.err.decode().splitlines() if "nothing captured" in ln]
+    assert len(line) == 1 and line[0].startswith("pktlens: sample: vb: nothing captured for "), s.err
+    after = udp_frames(10, 200, dport=4000)
+    send_and_wait(lab, after)
+    assert s.stop() == 0, s.err
+    assert [g[0] for g in read_file(path)] == after
+    assert s.counts()["matched"] == len(after)
+
