@@ -298,6 +298,44 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 	fputc('\n', stderr);
 }
 
+void pl_sampler_summary(struct jw *w, bool line, const char *cmd, const struct pl_attachment *a)
+{
+	struct pl_sample_owner o;
+	const char *state;
+	int err = pl_sample_owner(a->dir, true, &o);
+
+	/* -ENOENT: attached by a pktlens before samples; -EPROTO: another one's pins */
+	if (err && err != -ENOENT && err != -EPROTO)
+		pl_err("%s: %s: cannot read who samples it: %s", cmd, a->ifname, strerror(-err));
+	if (o.reaped)
+		pl_info("%s: %s: pktlens sample (pid %u) is gone (killed): its capture was left "
+			"on the interface and is taken out now", cmd, a->ifname, o.pid);
+	state = o.reaped ? "gone" : !o.live ? NULL : !o.sampling ? "starting" :
+		o.late_ns ? "stalled" : "capturing";
+	if (w) {
+		jw_key(w, "sampler");
+		if (!state) {
+			jw_null(w);
+			return;
+		}
+		jw_obj_open(w);
+		jw_u64_field(w, "pid", o.pid);
+		jw_str_field(w, "state", state);
+		if (o.late_ns)
+			jw_u64_field(w, "lease_late_ms", o.late_ns / 1000000);
+		jw_obj_close(w);
+		return;
+	}
+	if (!line)
+		return;
+	if (o.late_ns)
+		printf("  sampler   pid %u stalled: its lease ran out %.1f s ago (stopped or stalled), "
+		       "nothing captured since\n", o.pid, o.late_ns / 1e9);
+	else if (state)
+		printf("  sampler   pid %u %s%s\n", o.pid, state,
+		       o.reaped ? " (killed): its capture was taken out now" : "");
+}
+
 /* Check the expression before anything is created: compile and translate. */
 static int check_expr(const char *expr)
 {

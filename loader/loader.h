@@ -771,6 +771,22 @@ void pl_sample_stop(struct pl_sampler *s);
 int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX]);
 /* Counters of the sampled hooks since start, summed over CPUs. */
 int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX]);
+/* Who samples the attachment in @dir, as pl_sample_owner() finds it. */
+struct pl_sample_owner {
+	__u32 pid;		/* the last sampler's (sample_cfg), 0: none */
+	bool sampling;		/* its settings say it samples */
+	bool live;		/* it holds the pin directory's lock: it runs */
+	__u64 late_ns;		/* live and sampling: its lease ran out this long ago (stopped, stalled) */
+	bool reaped;		/* it was gone (kill -9): its settings, stages and ring taken out now */
+};
+/*
+ * Who samples the attachment in @dir. With @reap, what a sampler that is
+ * gone left (its settings, its expression's stages chained, its ring) is
+ * taken out: the lock it held is free (flock, which the kernel lets go of
+ * with the process, so a pid reused since cannot fool it). 0 or -errno
+ * (-ENOENT: attached by an older pktlens).
+ */
+int pl_sample_owner(const char *dir, bool reap, struct pl_sample_owner *o);
 /* Take the ring out of the attachment and close everything (stops first if needed). */
 void pl_sample_close(struct pl_sampler *s);
 

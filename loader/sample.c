@@ -10,7 +10,8 @@
  * sampled packet is either in the ring or counted as lost. While it runs
  * the sampler renews its lease (sample_lease): a sampler killed with -9
  * leaves one that runs out within PL_SAMPLE_LEASE_MS, after which the
- * programs take nothing.
+ * programs take nothing, and the next command unchains what it left
+ * (pl_sample_owner()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,8 @@
 #include "loader.h"
 #include "xdp_multi.h"
 #include "../pcap/cbpf.h"
+
+#define LOCK_TRIES 20	/* 10 ms apart */
 
 /* Ring record sizes for the frame bytes: PL_SAMPLE_STEP()s of pl_sample_put(), bpf/sample.h. */
 static const __u32 record_steps[] = { 128, 256, 512, 1024, 1536, 2048, 4096, 9216, 16384, 65536,
@@ -231,6 +234,22 @@ static void unstage(struct pl_sampler *s)
 	}
 }
 
+/*
+ * With the lock held: settings back to none but @owner's pid, and every
+ * hook's SAMPLE stage unchained, whoever chained it (a sampler killed with
+ * -9). 0 or -errno of the settings' write.
+ */
+static int clear_left(struct pl_sampler *s, __u32 owner)
+{
+	int err = write_cfg(s, &(struct pl_sample_cfg){ .owner = owner });
+
+	if (!err)
+		for (int slot = 0; slot < PL_SLOT_MAX; slot++)
+			s->staged[slot] = true;	/* so that unstage() clears them all */
+	unstage(s);
+	return err;
+}
+
 /* Load a SAMPLE stage for every sampled hook, then chain them all in. */
 static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whylen)
 {
@@ -383,6 +402,10 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 		return pl_why(why, whylen, -ENOTSUP,
 			      "no hook for the %s attached (see pktlens attach --tc)",
 			      o->dirs == (1U << PL_DIR_OUT) ? "egress" : "directions asked for");
+	/* a command looking at a killed sampler's leftovers (pl_sample_owner()) holds it a moment */
+	for (int i = 0; i < LOCK_TRIES && flock(s->dir_fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK;
+	     i++)
+		usleep(10000);
 	if (flock(s->dir_fd, LOCK_EX | LOCK_NB)) {
 		struct pl_sample_cfg cur = { 0 };
 
@@ -402,11 +425,7 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	 * a sampler killed with -9 may have left its settings: start from nothing
 	 * but the owner, at once, for a sampler that finds the lock taken now
 	 */
-	err = write_cfg(s, &(struct pl_sample_cfg){ .owner = cfg.owner });
-	if (!err)
-		for (int slot = 0; slot < PL_SLOT_MAX; slot++)
-			s->staged[slot] = true;	/* so that unstage() clears them all */
-	unstage(s);
+	err = clear_left(s, cfg.owner);
 	if (err)
 		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG,
 			      strerror(-err));
@@ -461,6 +480,57 @@ void pl_sample_stop(struct pl_sampler *s)
 	if (s->live)
 		flows_table(s, false);	/* unused now: its 2 MB back */
 	s->live = false;
+}
+
+int pl_sample_owner(const char *dir, bool reap, struct pl_sample_owner *o)
+{
+	struct pl_sample_cfg cfg = { 0 };
+	struct pl_sampler s;
+	__u32 zero = 0;
+	__u64 until = 0, now;
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	if ((err = pl_sample_open(dir, &s)))
+		return err;
+	if (bpf_map_lookup_elem(s.cfg_fd, &zero, &cfg)) {
+		err = -errno;
+		goto out;
+	}
+	o->pid = cfg.owner;
+	o->sampling = cfg.slots != 0;
+	if (!cfg.owner)
+		goto out;	/* none samples (a --when sampler waiting between firings has 0) */
+	if (flock(s.dir_fd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK) {
+			err = -errno;
+			goto out;
+		}
+		/* its lock is held: it runs; a lease run out says it is stopped or stalled */
+		o->live = true;
+		now = pl_mono_ns();
+		if (o->sampling && s.lease_fd >= 0 && !bpf_map_lookup_elem(s.lease_fd, &zero, &until) &&
+		    now > until)
+			o->late_ns = now - until;
+		goto out;
+	}
+	/* the kernel let go of a dead sampler's lock, unless it stopped and ended meanwhile */
+	if (bpf_map_lookup_elem(s.cfg_fd, &zero, &cfg) || cfg.owner != o->pid) {
+		o->pid = 0;
+		goto out;
+	}
+	/* what it left is nobody's */
+	if (!reap)
+		goto out;
+	err = clear_left(&s, 0);
+	if (!err && bpf_map_delete_elem(s.outer_fd, &zero) && errno != ENOENT)
+		err = -errno;	/* its ring, of -B KiB, back */
+	if (!err)
+		err = flows_table(&s, false);
+	o->reaped = !err;
+out:
+	pl_sample_close(&s);	/* lets go of the lock */
+	return err;
 }
 
 void pl_sample_close(struct pl_sampler *s)

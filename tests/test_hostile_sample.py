@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, sh
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh
 from test_sample import SUMMARY, Sampler, frames, read_file, send_raw
 
 PL_CHAIN_SAMPLE_IN = 10      # include/pktlens/pktlens.h: PL_CHAIN_SAMPLE(PL_DIR_IN)
@@ -663,3 +663,49 @@ def test_stopped_sampler_says_what_it_did_not_capture_and_goes_on(lab):
     assert [g[0] for g in read_file(path)] == after
     assert s.counts()["matched"] == len(after)
 
+
+def ring_installed(lab):
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/sample_ring"
+    return bool(json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout))
+
+
+def list_sampler(lab):
+    [a] = [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    return a["sampler"]
+
+
+def test_stats_and_list_show_the_sampler_and_take_out_what_a_killed_one_left(lab):
+    """stats and list show the sampler's pid and state; one stopped past its lease is stalled
+    (left as it is: it may go on); one killed with -9 left its stage chained, its settings
+    and its ring until the next sampler, attach --force or detach: the next stats or list
+    takes them out, and says so."""
+    attach(lab)
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "r.pcap"), "udp")
+    pid = s.p.pid
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["sampler"] == {
+        "pid": pid, "state": "capturing"}
+    assert f"  sampler   pid {pid} capturing\n" in pktlens("stats", "vb", ns=lab.b).stdout
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_S + 0.3)
+        got = list_sampler(lab)
+        assert got["pid"] == pid and got["state"] == "stalled" and got["lease_late_ms"] > 0, got
+        assert chained_sample_stage(lab) and sampling(lab)
+    finally:
+        s.p.send_signal(signal.SIGCONT)
+    s.wait_for(b"capturing again")
+    s.stop(sig=signal.SIGKILL)
+    assert chained_sample_stage(lab) and sampling(lab) and ring_installed(lab)
+    r = pktlens("stats", "vb", ns=lab.b)
+    assert r.stderr == (f"pktlens: stats: vb: pktlens sample (pid {pid}) is gone (killed): its "
+                        "capture was left on the interface and is taken out now\n")
+    assert (f"  sampler   pid {pid} gone (killed): its capture was taken out now\n"
+            in r.stdout), r.stdout
+    assert not chained_sample_stage(lab) and not sampling(lab) and not ring_installed(lab)
+    r = pktlens("stats", "vb", ns=lab.b)
+    assert "sampler" not in r.stdout and r.stderr == ""
+    assert list_sampler(lab) is None
+    # the next sampler starts as ever
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "r2.pcap"), "udp")
+    assert list_sampler(lab) == {"pid": s.p.pid, "state": "capturing"}
+    assert s.stop() == 0, s.err
