@@ -64,6 +64,7 @@ struct run {
 	bool dirs_default;		/* no --in, --out or XDP hook: both directions wanted */
 	bool hook_tc;			/* --hook tc: ingress at tc only */
 	bool said_dirs;			/* a direction no hook takes was said (once) */
+	struct pl_sampler *sampler;	/* renews its lease while the output waits too */
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
@@ -144,12 +145,31 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 	return err;
 }
 
+static int renew(struct run *r, struct pl_sampler *s);
+
+/* A write waits for a slow reader: the sampler is still there, its lease goes on. */
+static void renew_waiting(void *ctx)
+{
+	struct run *r = ctx;
+
+	if (r->sampler)
+		renew(r, r->sampler);
+}
+
+/* The output written from now on (@out, NULL: none left): renewing the lease while it waits. */
+static void set_out(struct run *r, struct pl_out *out)
+{
+	r->out = out;
+	if (out && r->sampler)
+		pl_out_on_wait(out, renew_waiting, r);
+}
+
 /* -C/-G: close the file and go on in the next one. */
 static int rotate(struct run *r)
 {
 	int err = pl_rot_next(r->rot, r->rot_why, sizeof(r->rot_why));
 
-	r->out = r->rot->out;
+	set_out(r, r->rot->out);
 	r->dump = r->rot->dump;
 	if (err)
 		r->write_err = err;
@@ -455,6 +475,8 @@ static int capture(struct run *r, struct ring_buffer *rb, struct pl_sampler *s,
 
 	if ((err = renew(r, s)))
 		return err;
+	r->sampler = s;
+	set_out(r, r->out);
 	t0 = last_flush = last_renew = pl_mono_ns();
 	/* -G's periods count from here, as --duration does: they end together */
 	if (r->rot)
@@ -664,6 +686,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 			r->rot ? " into " : "", r->rot ? rot->name : "",
 			missing_dirs(r, s, so->dirs, dirs_note, sizeof(dirs_note)));
 	ret = capture(r, *rb, s, duration);
+	r->sampler = NULL;	/* stopped next: what the drain waits for has no lease to keep */
 	r->end_ns = pl_mono_ns();
 	/* nothing more can arrive after stop: what is in the ring is all there is */
 	pl_sample_stop(s);

@@ -709,3 +709,50 @@ def test_stats_and_list_show_the_sampler_and_take_out_what_a_killed_one_left(lab
     s = Sampler(lab, "-w", os.path.join(lab.tmp, "r2.pcap"), "udp")
     assert list_sampler(lab) == {"pid": s.p.pid, "state": "capturing"}
     assert s.stop() == 0, s.err
+
+
+def test_reader_slower_than_the_lease_leaves_the_packets_to_the_ring(lab):
+    """A reader that takes nothing for longer than the lease: the sampler waits in its write,
+    and renews its lease there, so what comes meanwhile goes into the ring as before the
+    lease (and is written once the reader reads), not left uncaptured."""
+    attach(lab)
+    r, w = os.pipe()
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", "-", "udp"], stdout=w,
+                         stderr=subprocess.PIPE)
+    os.close(w)
+    got = b""
+    try:
+        wait_until(lambda: chained_sample_stage(lab))
+        send_raw(lab, udp_frames(100, 1000))      # 100 KB into a 64 KB pipe: the write waits
+        time.sleep(LEASE_S + 0.5)
+        send_raw(lab, udp_frames(20, 1000, dport=3000))
+        time.sleep(0.3)
+        os.set_blocking(r, False)
+        deadline = time.time() + 10
+        while len(got) < 24 + 120 * (16 + 1000):     # pcap: file header, 120 records
+            assert time.time() < deadline, (len(got), sample_stats(lab))
+            try:
+                got += os.read(r, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        while True:
+            try:
+                chunk = os.read(r, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.05)
+                continue
+            if not chunk:
+                break
+            got += chunk
+        rc = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(r)
+    err = p.stderr.read().decode()
+    assert rc == 0, err
+    assert "nothing captured" not in err, err
+    c = counts(err)
+    assert c["matched"] == c["written"] == 120 and c["lost"] == 0, err
