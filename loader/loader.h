@@ -781,8 +781,8 @@ struct pl_sample_owner {
 };
 /*
  * Who samples the attachment in @dir. With @reap, what a sampler that is
- * gone left (its settings, its expression's stages chained, its ring) is
- * taken out: the lock it held is free (flock, which the kernel lets go of
+ * gone left (its settings, its expression's stages chained, its ring; a
+ * --rearm one killed between firings, its ring alone) is taken out: the lock it held is free (flock, which the kernel lets go of
  * with the process, so a pid reused since cannot fool it). 0 or -errno
  * (-ENOENT: attached by an older pktlens).
  */

@@ -499,8 +499,18 @@ int pl_sample_owner(const char *dir, bool reap, struct pl_sample_owner *o)
 	}
 	o->pid = cfg.owner;
 	o->sampling = cfg.slots != 0;
-	if (!cfg.owner)
-		goto out;	/* none samples (a --when sampler waiting between firings has 0) */
+	if (!cfg.owner) {
+		/* none samples; a --rearm sampler killed between firings left its ring, though */
+		if (reap && !bpf_map_lookup_elem(s.outer_fd, &zero, &(__u32){ 0 }) &&
+		    !flock(s.dir_fd, LOCK_EX | LOCK_NB) &&
+		    !bpf_map_lookup_elem(s.cfg_fd, &zero, &cfg) && !cfg.owner) {
+			if (bpf_map_delete_elem(s.outer_fd, &zero) && errno != ENOENT)
+				err = -errno;
+			if (!err)
+				err = flows_table(&s, false);
+		}
+		goto out;
+	}
 	if (flock(s.dir_fd, LOCK_EX | LOCK_NB)) {
 		if (errno != EWOULDBLOCK) {
 			err = -errno;

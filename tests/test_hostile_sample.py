@@ -756,3 +756,21 @@ def test_reader_slower_than_the_lease_leaves_the_packets_to_the_ring(lab):
     assert "nothing captured" not in err, err
     c = counts(err)
     assert c["matched"] == c["written"] == 120 and c["lost"] == 0, err
+
+
+def test_rearm_sampler_killed_between_firings_leaves_no_ring(lab):
+    """--rearm keeps its ring between firings; killed with -9 while it waited, it left the ring
+    (up to -B KiB) in the attachment, with no settings to show it: stats takes it out."""
+    from test_capture import wait_count
+    attach(lab)
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "re.pcap"), "--when", "dev pps > 50", "--for", 1,
+                "--rearm", "udp", ready=False)
+    wait_count(s, b"waiting for", 1)
+    send_raw(lab, udp_frames(200, 100))
+    wait_count(s, b"capturing", 1)
+    wait_count(s, b"waiting for", 2)
+    assert ring_installed(lab) and not sampling(lab)
+    s.stop(sig=signal.SIGKILL)
+    r = pktlens("stats", "vb", ns=lab.b)
+    assert not ring_installed(lab)
+    assert "sampler" not in r.stdout and r.stderr == ""
