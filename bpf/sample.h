@@ -7,7 +7,8 @@
  * sample_res) or, with PL_SAMPLE_F_POLICY, that a --sample rule chose, and
  * that the 1-in-N counter keeps, is copied into the ring: a header, then up
  * to snaplen bytes from the Ethernet header on. No sampler: one array
- * lookup per packet. The sampler's --verdict and --rule are checked first
+ * lookup per packet; a sampler whose lease (sample_lease) has passed, a
+ * lookup and a compare. The sampler's --verdict and --rule are checked first
  * (PL_SAMPLE_F_VERDICT, _RULE): a flood the policy drops is not copied when
  * only other verdicts are wanted. --per-flow N takes the first N packets of
  * each flow key (sample_flows) instead of 1 in N.
@@ -53,6 +54,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pl_sample_stats);
 } sample_stats SEC(".maps");
+
+/* The sampler's lease: until when (bpf_ktime_get_ns()) it is known to read the ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sample_lease SEC(".maps");
 
 /* The SAMPLE stage's verdict for the packet in flight, per hook; read and cleared. */
 struct {
@@ -183,15 +192,43 @@ __noinline int pl_sample_put(PL_SAMPLE_CTX *ctx)
 	return -1;
 }
 
-/* The running sampler's settings when it samples @slot, else NULL. */
+/*
+ * The running sampler's settings when it samples @slot and its lease
+ * (sample_lease, PL_SAMPLE_LEASE_MS in include/pktlens/pktlens.h) has not
+ * passed, else NULL: a sampler killed with -9 (or stopped, or stalled)
+ * costs a lookup and a compare per packet within a second, not a copy. An
+ * expired lease also clears @slot's SAMPLE verdict, which the stage the
+ * entry then skips leaves as it was (a renewal must not find it). The
+ * entries call it before the SAMPLE stage, pl_sample() again after.
+ */
 static __always_inline struct pl_sample_cfg *pl_sample_at(__u32 slot)
 {
 	struct pl_sample_cfg *cfg;
-	__u32 zero = 0;
+	__u32 zero = 0, *res;
+	__u64 *until;
 
 	cfg = bpf_map_lookup_elem(&sample_cfg, &zero);
-	return cfg && (cfg->slots & (1U << (slot & 31))) ? cfg : 0;
+	if (!cfg || !(cfg->slots & (1U << (slot & 31))))
+		return 0;
+	until = bpf_map_lookup_elem(&sample_lease, &zero);
+	if (until && bpf_ktime_get_ns() <= *until)
+		return cfg;
+	res = bpf_map_lookup_elem(&sample_res, &slot);
+	if (res)
+		*res = 0;
+	return 0;
 }
+
+/*
+ * The entries' first tail call: @slot's SAMPLE stage (a sampler's
+ * expression, chain slot PL_CHAIN_SAMPLE(@dir) of @chain), only while a
+ * sampler with a current lease samples there.
+ */
+#define PL_SAMPLE_STAGE(ctx, chain, slot, dir)					\
+	do {									\
+		if (pl_sample_at(slot))						\
+			bpf_tail_call(ctx, &chain, PL_CHAIN_SAMPLE(dir));	\
+	} while (0)
 
 /*
  * After @p was judged (@j, NULL without a policy) and counted with @verdict

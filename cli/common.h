@@ -21,6 +21,13 @@ int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, siz
 int pl_probe_netns(const char *cmd, __u64 *netns);
 /* What to say after an -errno of reading the pins (" (...)"), or "". */
 const char *pl_pins_hint(int err);
+/*
+ * stats, list: who samples @a (loader's pl_sample_owner()), taking out what
+ * a sampler killed with -9 left, which is said on stderr ("CMD: IF: ...").
+ * Into @w a "sampler" object, null when none samples; without @w, with
+ * @line a "  sampler ..." line on stdout, nothing when none samples.
+ */
+void pl_sampler_summary(struct jw *w, bool line, const char *cmd, const struct pl_attachment *a);
 /* Open an attachment's maps, printing the error. Returns an exit code. */
 int pl_open_state(const char *cmd, const struct pl_attachment *a, struct pl_state *st);
 /*

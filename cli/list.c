@@ -188,6 +188,7 @@ static int do_list(void *cfg, int argc, char **argv)
 					pl_json_xdp_disp(&w, &d, a[i].meta.xdp_prog_id);
 				else
 					jw_null(&w);
+				pl_sampler_summary(&w, false, "list", &a[i]);
 			}
 			jw_obj_close(&w);
 		}
@@ -234,6 +235,8 @@ static int do_list(void *cfg, int argc, char **argv)
 		/* what runs before and after pktlens in XDP, so what it does not see */
 		if (a[i].meta_ok && pl_attachment_of(&a[i], &here) && pl_meta_xdp_disp(&a[i].meta, &d))
 			pl_print_xdp_disp(&d, a[i].meta.xdp_prog_id, "    ");
+		if (a[i].meta_ok)
+			pl_sampler_summary(NULL, true, "list", &a[i]);
 	}
 	free(a);
 	return PL_EXIT_OK;

@@ -64,6 +64,7 @@ struct run {
 	bool dirs_default;		/* no --in, --out or XDP hook: both directions wanted */
 	bool hook_tc;			/* --hook tc: ingress at tc only */
 	bool said_dirs;			/* a direction no hook takes was said (once) */
+	struct pl_sampler *sampler;	/* renews its lease while the output waits too */
 	uint8_t frame[PL_SNAPLEN_MAX + 4];
 };
 
@@ -144,12 +145,31 @@ static int print_line(struct run *r, const struct pl_sample_hdr *h, const struct
 	return err;
 }
 
+static int renew(struct run *r, struct pl_sampler *s);
+
+/* A write waits for a slow reader: the sampler is still there, its lease goes on. */
+static void renew_waiting(void *ctx)
+{
+	struct run *r = ctx;
+
+	if (r->sampler)
+		renew(r, r->sampler);
+}
+
+/* The output written from now on (@out, NULL: none left): renewing the lease while it waits. */
+static void set_out(struct run *r, struct pl_out *out)
+{
+	r->out = out;
+	if (out && r->sampler)
+		pl_out_on_wait(out, renew_waiting, r);
+}
+
 /* -C/-G: close the file and go on in the next one. */
 static int rotate(struct run *r)
 {
 	int err = pl_rot_next(r->rot, r->rot_why, sizeof(r->rot_why));
 
-	r->out = r->rot->out;
+	set_out(r, r->rot->out);
 	r->dump = r->rot->dump;
 	if (err)
 		r->write_err = err;
@@ -298,6 +318,44 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 	fputc('\n', stderr);
 }
 
+void pl_sampler_summary(struct jw *w, bool line, const char *cmd, const struct pl_attachment *a)
+{
+	struct pl_sample_owner o;
+	const char *state;
+	int err = pl_sample_owner(a->dir, true, &o);
+
+	/* -ENOENT: attached by a pktlens before samples; -EPROTO: another one's pins */
+	if (err && err != -ENOENT && err != -EPROTO)
+		pl_err("%s: %s: cannot read who samples it: %s", cmd, a->ifname, strerror(-err));
+	if (o.reaped)
+		pl_info("%s: %s: pktlens sample (pid %u) is gone (killed): its capture was left "
+			"on the interface and is taken out now", cmd, a->ifname, o.pid);
+	state = o.reaped ? "gone" : !o.live ? NULL : !o.sampling ? "starting" :
+		o.late_ns ? "stalled" : "capturing";
+	if (w) {
+		jw_key(w, "sampler");
+		if (!state) {
+			jw_null(w);
+			return;
+		}
+		jw_obj_open(w);
+		jw_u64_field(w, "pid", o.pid);
+		jw_str_field(w, "state", state);
+		if (o.late_ns)
+			jw_u64_field(w, "lease_late_ms", o.late_ns / 1000000);
+		jw_obj_close(w);
+		return;
+	}
+	if (!line)
+		return;
+	if (o.late_ns)
+		printf("  sampler   pid %u stalled: its lease ran out %.1f s ago (stopped or stalled), "
+		       "nothing captured since\n", o.pid, o.late_ns / 1e9);
+	else if (state)
+		printf("  sampler   pid %u %s%s\n", o.pid, state,
+		       o.reaped ? " (killed): its capture was taken out now" : "");
+}
+
 /* Check the expression before anything is created: compile and translate. */
 static int check_expr(const char *expr)
 {
@@ -385,14 +443,41 @@ static bool dev_gone(uint32_t ifindex, const char *ifname, const char *doing)
 	return true;
 }
 
+/*
+ * Renew the sampler's lease (PL_SAMPLE_LEASE_MS, loader/sample.c). One
+ * that had run out (this process was stopped, or stalled or kept waiting:
+ * a slow reader, a FIFO's wait for one) means the programs took nothing in
+ * the meantime: said, as the capture goes on.
+ */
+static int renew(struct run *r, struct pl_sampler *s)
+{
+	__u64 late;
+	int err = pl_sample_renew(s, &late);
+
+	if (err) {
+		pl_err("sample: %s: cannot renew the capture's lease: %s", r->a->ifname,
+		       strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	if (late)
+		pl_err("sample: %s: nothing captured for %.1f s: this sampler was stopped, "
+		       "stalled or kept waiting past its %u ms lease; capturing again",
+		       r->a->ifname, late / 1e9, PL_SAMPLE_LEASE_MS);
+	return 0;
+}
+
 /* Drain the ring and write out every POLL_MS and FLUSH_NS until something ends the capture. */
-static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sampler *s,
+static int capture(struct run *r, struct ring_buffer *rb, struct pl_sampler *s,
 		   uint64_t duration)
 {
-	uint64_t t0, last_flush;
+	uint64_t t0, last_flush, last_renew;
 	int err;
 
-	t0 = last_flush = pl_mono_ns();
+	if ((err = renew(r, s)))
+		return err;
+	r->sampler = s;
+	set_out(r, r->out);
+	t0 = last_flush = last_renew = pl_mono_ns();
 	/* -G's periods count from here, as --duration does: they end together */
 	if (r->rot)
 		r->rot->period_ns = t0;
@@ -416,6 +501,11 @@ static int capture(struct run *r, struct ring_buffer *rb, const struct pl_sample
 			return 0;
 		}
 		now = pl_mono_ns();
+		if (now - last_renew >= PL_SAMPLE_RENEW_MS * 1000000ULL) {
+			if ((err = renew(r, s)))
+				return err;
+			last_renew = now;
+		}
 		/* the end first: --duration 2 -G 1 makes two files, not a third one left empty */
 		if (pl_deadline_passed(r->end_ns))
 			return 0;
@@ -596,6 +686,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 			r->rot ? " into " : "", r->rot ? rot->name : "",
 			missing_dirs(r, s, so->dirs, dirs_note, sizeof(dirs_note)));
 	ret = capture(r, *rb, s, duration);
+	r->sampler = NULL;	/* stopped next: what the drain waits for has no lease to keep */
 	r->end_ns = pl_mono_ns();
 	/* nothing more can arrive after stop: what is in the ring is all there is */
 	pl_sample_stop(s);

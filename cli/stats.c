@@ -283,6 +283,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 		jw_arr_close(w);
 		pl_drops_summary(w, a);
 		tcp_summary(w, a, &st.meta);
+		pl_sampler_summary(w, false, "stats", a);
 		jw_obj_close(w);
 	} else {
 		char hooks[128];
@@ -319,6 +320,7 @@ static int show_one(struct jw *w, const struct pl_attachment *a, bool reset)
 				plain_slot(&s[sl], sl, st.meta.filter_set,
 					   pl_slot_attached(&st.meta, sl), runs[sl]);
 		tcp_summary(NULL, a, &st.meta);
+		pl_sampler_summary(NULL, true, "stats", a);
 	}
 	/*
 	 * --reset: to the reading shown, and only once it is out: figures that

@@ -42,7 +42,7 @@
 static bool needed(const char *name)
 {
 	static const char *const names[] = { PL_MAP_SAMPLE_CFG, PL_MAP_SAMPLE_STATS,
-		PL_MAP_SAMPLE_RING, PL_MAP_SAMPLE_RES, PL_MAP_SAMPLE_FLOWS, "sample_hdr",
+		PL_MAP_SAMPLE_RING, PL_MAP_SAMPLE_RES, PL_MAP_SAMPLE_FLOWS, PL_MAP_SAMPLE_LEASE, "sample_hdr",
 		PL_MAP_XDP_CHAIN, PL_MAP_TC_CHAIN };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -76,9 +76,10 @@ static int dup_map(const struct bpf_object *obj, const char *name)
 static int fill_sampler(struct pl_cap *cap, const struct bpf_object *obj, int chain_fd,
 			struct pl_sampler *s)
 {
-	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd, &s->flows_fd };
+	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd, &s->flows_fd,
+		       &s->lease_fd };
 	const char *names[] = { PL_MAP_SAMPLE_CFG, PL_MAP_SAMPLE_STATS, PL_MAP_SAMPLE_RING,
-				PL_MAP_SAMPLE_RES, PL_MAP_SAMPLE_FLOWS };
+				PL_MAP_SAMPLE_RES, PL_MAP_SAMPLE_FLOWS, PL_MAP_SAMPLE_LEASE };
 
 	memset(s, 0, sizeof(*s));
 	s->dir_fd = s->ring_fd = -1;

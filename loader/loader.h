@@ -372,6 +372,7 @@ enum pl_map_id {
 	PL_MID_CLOCK,
 	PL_MID_RULE_GENS,
 	PL_MID_FLOW_DEBT,
+	PL_MID_SAMPLE_LEASE,
 	PL_MID_MAX,
 };
 
@@ -742,6 +743,8 @@ struct pl_sampler {
 	int cfg_fd, stats_fd, outer_fd, res_fd;
 	int flows_fd;		/* sample_flows, -1: attached by a pktlens without it */
 	int ring_fd;		/* the ring buffer, -1 before start */
+	int lease_fd;		/* sample_lease, -1: attached by a pktlens without it */
+	__u64 lease_until;	/* CLOCK_MONOTONIC ns: the lease last written, 0: none */
 	__u32 slots;		/* hooks sampled: bit (1 << enum pl_slot) */
 	bool staged[PL_SLOT_MAX];	/* a SAMPLE stage is chained on the hook */
 	bool live;		/* sample_cfg says we are sampling */
@@ -765,6 +768,13 @@ int pl_sample_open(const char *dir, struct pl_sampler *s);
  */
 int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen);
 /*
+ * Renew the sampler's lease (sample_lease): PL_SAMPLE_LEASE_MS from now.
+ * *@late_ns: how long it had run out, 0 when it had not (the programs took
+ * nothing in that time). 0 or -errno; nothing to do on an attachment
+ * without a lease.
+ */
+int pl_sample_renew(struct pl_sampler *s, __u64 *late_ns);
+/*
  * Turn sampling off, unchain the stages and wait for packets in flight:
  * afterwards nothing more enters the ring, which still holds what it had.
  */
@@ -773,6 +783,22 @@ void pl_sample_stop(struct pl_sampler *s);
 int pl_sample_stats_read(int fd, struct pl_sample_stats out[PL_SLOT_MAX]);
 /* Counters of the sampled hooks since start, summed over CPUs. */
 int pl_sample_counts(const struct pl_sampler *s, struct pl_sample_stats out[PL_SLOT_MAX]);
+/* Who samples the attachment in @dir, as pl_sample_owner() finds it. */
+struct pl_sample_owner {
+	__u32 pid;		/* the last sampler's (sample_cfg), 0: none */
+	bool sampling;		/* its settings say it samples */
+	bool live;		/* it holds the pin directory's lock: it runs */
+	__u64 late_ns;		/* live and sampling: its lease ran out this long ago (stopped, stalled) */
+	bool reaped;		/* it was gone (kill -9): its settings, stages and ring taken out now */
+};
+/*
+ * Who samples the attachment in @dir. With @reap, what a sampler that is
+ * gone left (its settings, its expression's stages chained, its ring; a
+ * --rearm one killed between firings, its ring alone) is taken out: the lock it held is free (flock, which the kernel lets go of
+ * with the process, so a pid reused since cannot fool it). 0 or -errno
+ * (-ENOENT: attached by an older pktlens).
+ */
+int pl_sample_owner(const char *dir, bool reap, struct pl_sample_owner *o);
 /* Take the ring out of the attachment and close everything (stops first if needed). */
 void pl_sample_close(struct pl_sampler *s);
 

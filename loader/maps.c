@@ -94,6 +94,10 @@ const struct pl_map_def pl_maps[PL_MID_MAX] = {
 	 */
 	[PL_MID_SAMPLE_FLOWS] = ROW(PL_MAP_SAMPLE_FLOWS, BPF_MAP_TYPE_ARRAY_OF_MAPS, BOTH, true,
 				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true),
+	/* the running sampler's lease (a deadline, bpf/sample.h); older attachments have none */
+	[PL_MID_SAMPLE_LEASE] = ROW(PL_MAP_SAMPLE_LEASE, BPF_MAP_TYPE_ARRAY, BOTH, true,
+				    PL_PIN_ALWAYS, PL_KEEP_NONE, PL_RS_SHARED, .optional = true,
+				    SHAPE(__u32, __u64)),
 	/* each hook's PROG_ARRAY; the kernel ties one to frags or not, so XDP has two */
 	[PL_MID_XDP_CHAIN] = ROW(PL_MAP_XDP_CHAIN, BPF_MAP_TYPE_PROG_ARRAY, PL_OBJ_XDP, false,
 				 PL_PIN_XDP, PL_KEEP_NONE, PL_RS_NONE, .optional = true,

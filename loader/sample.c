@@ -7,7 +7,11 @@
  * expression's SAMPLE stage on each sampled hook, then write sample_cfg.
  * Stop is the reverse, followed by an RCU grace period, so that when the
  * caller drains the ring afterwards nothing more can arrive and every
- * sampled packet is either in the ring or counted as lost.
+ * sampled packet is either in the ring or counted as lost. While it runs
+ * the sampler renews its lease (sample_lease): a sampler killed with -9
+ * leaves one that runs out within PL_SAMPLE_LEASE_MS, after which the
+ * programs take nothing, and the next command unchains what it left
+ * (pl_sample_owner()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +24,15 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pktlens/clock.h>
 #include <pktlens/why.h>
 
 #include "features.h"
 #include "loader.h"
 #include "xdp_multi.h"
 #include "../pcap/cbpf.h"
+
+#define LOCK_TRIES 20	/* 10 ms apart */
 
 /* Ring record sizes for the frame bytes: PL_SAMPLE_STEP()s of pl_sample_put(), bpf/sample.h. */
 static const __u32 record_steps[] = { 128, 256, 512, 1024, 1536, 2048, 4096, 9216, 16384, 65536,
@@ -49,7 +56,7 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	s->dir_fd = s->ring_fd = s->flows_fd = -1;
+	s->dir_fd = s->ring_fd = s->flows_fd = s->lease_fd = -1;
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		*fds[i] = -1;
 	err = pl_chain_open(dir, &s->c);
@@ -67,6 +74,8 @@ int pl_sample_open(const char *dir, struct pl_sampler *s)
 	}
 	/* attachments made before --per-flow and --verdict have no sample_flows */
 	s->flows_fd = pl_pin_open(dir, PL_MAP_SAMPLE_FLOWS);
+	/* and before the lease: their programs sample until the sampler stops */
+	s->lease_fd = pl_pin_open(dir, PL_MAP_SAMPLE_LEASE);
 	s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dir_fd < 0) {
 		err = -errno;
@@ -225,6 +234,22 @@ static void unstage(struct pl_sampler *s)
 	}
 }
 
+/*
+ * With the lock held: settings back to none but @owner's pid, and every
+ * hook's SAMPLE stage unchained, whoever chained it (a sampler killed with
+ * -9). 0 or -errno of the settings' write.
+ */
+static int clear_left(struct pl_sampler *s, __u32 owner)
+{
+	int err = write_cfg(s, &(struct pl_sample_cfg){ .owner = owner });
+
+	if (!err)
+		for (int slot = 0; slot < PL_SLOT_MAX; slot++)
+			s->staged[slot] = true;	/* so that unstage() clears them all */
+	unstage(s);
+	return err;
+}
+
 /* Load a SAMPLE stage for every sampled hook, then chain them all in. */
 static int stage(struct pl_sampler *s, const char *expr, char *why, size_t whylen)
 {
@@ -307,6 +332,20 @@ static int flows_table(const struct pl_sampler *s, bool want)
 	return err;
 }
 
+int pl_sample_renew(struct pl_sampler *s, __u64 *late_ns)
+{
+	__u64 now = pl_mono_ns(), until = now + PL_SAMPLE_LEASE_MS * 1000000ULL;
+	__u32 zero = 0;
+
+	*late_ns = s->lease_until && now > s->lease_until ? now - s->lease_until : 0;
+	if (s->lease_fd < 0)
+		return 0;
+	if (bpf_map_update_elem(s->lease_fd, &zero, &until, BPF_ANY))
+		return -errno;
+	s->lease_until = until;
+	return 0;
+}
+
 int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *why, size_t whylen)
 {
 	struct pl_sample_cfg cfg = {
@@ -363,6 +402,10 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 		return pl_why(why, whylen, -ENOTSUP,
 			      "no hook for the %s attached (see pktlens attach --tc)",
 			      o->dirs == (1U << PL_DIR_OUT) ? "egress" : "directions asked for");
+	/* a command looking at a killed sampler's leftovers (pl_sample_owner()) holds it a moment */
+	for (int i = 0; i < LOCK_TRIES && flock(s->dir_fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK;
+	     i++)
+		usleep(10000);
 	if (flock(s->dir_fd, LOCK_EX | LOCK_NB)) {
 		struct pl_sample_cfg cur = { 0 };
 
@@ -382,11 +425,7 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 	 * a sampler killed with -9 may have left its settings: start from nothing
 	 * but the owner, at once, for a sampler that finds the lock taken now
 	 */
-	err = write_cfg(s, &(struct pl_sample_cfg){ .owner = cfg.owner });
-	if (!err)
-		for (int slot = 0; slot < PL_SLOT_MAX; slot++)
-			s->staged[slot] = true;	/* so that unstage() clears them all */
-	unstage(s);
+	err = clear_left(s, cfg.owner);
 	if (err)
 		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_CFG,
 			      strerror(-err));
@@ -411,6 +450,11 @@ int pl_sample_start(struct pl_sampler *s, const struct pl_sample_opts *o, char *
 		err = read_counts(s, s->base);
 	if (err)
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_MAP_SAMPLE_STATS,
+			      strerror(-err));
+	/* a lease of its own, not one an earlier sampler left to run out */
+	s->lease_until = 0;
+	if ((err = pl_sample_renew(s, &(__u64){ 0 })))
+		return pl_why(why, whylen, err, "cannot write %s: %s", PL_MAP_SAMPLE_LEASE,
 			      strerror(-err));
 	cfg.slots = s->slots;
 	err = write_cfg(s, &cfg);
@@ -438,10 +482,71 @@ void pl_sample_stop(struct pl_sampler *s)
 	s->live = false;
 }
 
+int pl_sample_owner(const char *dir, bool reap, struct pl_sample_owner *o)
+{
+	struct pl_sample_cfg cfg = { 0 };
+	struct pl_sampler s;
+	__u32 zero = 0;
+	__u64 until = 0, now;
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	if ((err = pl_sample_open(dir, &s)))
+		return err;
+	if (bpf_map_lookup_elem(s.cfg_fd, &zero, &cfg)) {
+		err = -errno;
+		goto out;
+	}
+	o->pid = cfg.owner;
+	o->sampling = cfg.slots != 0;
+	if (!cfg.owner) {
+		/* none samples; a --rearm sampler killed between firings left its ring, though */
+		if (reap && !bpf_map_lookup_elem(s.outer_fd, &zero, &(__u32){ 0 }) &&
+		    !flock(s.dir_fd, LOCK_EX | LOCK_NB) &&
+		    !bpf_map_lookup_elem(s.cfg_fd, &zero, &cfg) && !cfg.owner) {
+			if (bpf_map_delete_elem(s.outer_fd, &zero) && errno != ENOENT)
+				err = -errno;
+			if (!err)
+				err = flows_table(&s, false);
+		}
+		goto out;
+	}
+	if (flock(s.dir_fd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK) {
+			err = -errno;
+			goto out;
+		}
+		/* its lock is held: it runs; a lease run out says it is stopped or stalled */
+		o->live = true;
+		now = pl_mono_ns();
+		if (o->sampling && s.lease_fd >= 0 && !bpf_map_lookup_elem(s.lease_fd, &zero, &until) &&
+		    now > until)
+			o->late_ns = now - until;
+		goto out;
+	}
+	/* the kernel let go of a dead sampler's lock, unless it stopped and ended meanwhile */
+	if (bpf_map_lookup_elem(s.cfg_fd, &zero, &cfg) || cfg.owner != o->pid) {
+		o->pid = 0;
+		goto out;
+	}
+	/* what it left is nobody's */
+	if (!reap)
+		goto out;
+	err = clear_left(&s, 0);
+	if (!err && bpf_map_delete_elem(s.outer_fd, &zero) && errno != ENOENT)
+		err = -errno;	/* its ring, of -B KiB, back */
+	if (!err)
+		err = flows_table(&s, false);
+	o->reaped = !err;
+out:
+	pl_sample_close(&s);	/* lets go of the lock */
+	return err;
+}
+
 void pl_sample_close(struct pl_sampler *s)
 {
 	int *fds[] = { &s->cfg_fd, &s->stats_fd, &s->outer_fd, &s->res_fd, &s->ring_fd,
-		       &s->dir_fd, &s->flows_fd };
+		       &s->dir_fd, &s->flows_fd, &s->lease_fd };
 	__u32 zero = 0;
 
 	pl_sample_stop(s);

@@ -42,6 +42,8 @@ struct pl_out {
 	size_t head, nends, ends_cap;
 	uint64_t added, delivered;	/* packets */
 	volatile sig_atomic_t *stop;	/* set: a stalled or interrupted write gives up */
+	void (*on_wait)(void *ctx);	/* called while a write waits for a full pipe */
+	void *wait_ctx;
 	int err;
 };
 
@@ -356,6 +358,8 @@ int pl_out_flush(struct pl_out *o)
 				err = -ETIME;
 				break;
 			}
+			if (o->on_wait)
+				o->on_wait(o->wait_ctx);
 			continue;
 		}
 		if (n <= 0) {
@@ -386,6 +390,12 @@ int pl_out_flush(struct pl_out *o)
 void pl_out_stop_on(struct pl_out *o, volatile sig_atomic_t *stop)
 {
 	o->stop = stop;
+}
+
+void pl_out_on_wait(struct pl_out *o, void (*fn)(void *ctx), void *ctx)
+{
+	o->on_wait = fn;
+	o->wait_ctx = ctx;
 }
 
 int pl_out_commit(struct pl_out *o, char *why, size_t whylen)

@@ -61,6 +61,12 @@ int pl_out_flush(struct pl_out *o);
  * without blocking) or when a signal interrupts it (-EINTR; anything else).
  */
 void pl_out_stop_on(struct pl_out *o, volatile sig_atomic_t *stop);
+/*
+ * While a write waits for a full pipe to take more, call @fn(@ctx) every
+ * 100 ms (a sampler renews its lease there: a slow reader leaves the
+ * packets to the ring, which holds what it can and counts the rest lost).
+ */
+void pl_out_on_wait(struct pl_out *o, void (*fn)(void *ctx), void *ctx);
 /* Give the file its final name (no-op for anything but a new file). 0, or -errno with @why. */
 int pl_out_commit(struct pl_out *o, char *why, size_t whylen);
 /* Whether the reader of a pipe or socket went away (poll() says POLLERR/POLLHUP). */

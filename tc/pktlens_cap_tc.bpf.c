@@ -34,7 +34,7 @@ static __always_inline int pl_cap_tc(struct __sk_buff *skb, __u32 slot, __u8 dir
 SEC("tc")										\
 int name(struct __sk_buff *skb)								\
 {											\
-	bpf_tail_call(skb, &tc_chain, PL_CHAIN_SAMPLE(dir));				\
+	PL_SAMPLE_STAGE(skb, tc_chain, slot, dir);					\
 	return pl_cap_tc(skb, slot, dir);						\
 }											\
 											\

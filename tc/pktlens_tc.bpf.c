@@ -102,7 +102,7 @@ static __always_inline int pl_tc(struct __sk_buff *skb, __u32 slot, __u8 dir, __
 SEC("tc")										\
 int name(struct __sk_buff *skb)								\
 {											\
-	bpf_tail_call(skb, &tc_chain, PL_CHAIN_SAMPLE(dir));				\
+	PL_SAMPLE_STAGE(skb, tc_chain, slot, dir);					\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_RULES(dir));				\
 	bpf_tail_call(skb, &tc_chain, PL_CHAIN_POLICY(dir));				\
 	return pl_tc(skb, slot, dir, 0, PL_WALK_NONE);					\

@@ -215,8 +215,8 @@ def test_attach_detach_leaves_nothing(lab):
     assert sorted(os.listdir(pin)) == [
         "chain_res", "expr_bits", "flow_cache", "flow_ctl", "flow_debt", "flows", "limit_bucket", "limit_keys", "limit_locks",
         "meta", "policy_exprs", "policy_rules",
-        "redirect_map", "rule_ctrs", "rule_gens", "rule_stats", "sample_cfg", "sample_flows", "sample_res",
-        "sample_ring", "sample_stats", "stats", "tcp_state", "tcp_stats", "tcp_ts", "xdp_chain",
+        "redirect_map", "rule_ctrs", "rule_gens", "rule_stats", "sample_cfg", "sample_flows", "sample_lease",
+        "sample_res", "sample_ring", "sample_stats", "stats", "tcp_state", "tcp_stats", "tcp_ts", "xdp_chain",
         "xdp_link"]
     assert oct(os.stat(pin).st_mode & 0o777) == "0o700"
     assert xdp_prog_attached(lab.b, "vb")

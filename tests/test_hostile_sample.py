@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, sh
+from lab import PIN_ROOT, PKTLENS, netns_ino, pktlens, pktlens_json, sh
 from test_sample import SUMMARY, Sampler, frames, read_file, send_raw
 
 PL_CHAIN_SAMPLE_IN = 10      # include/pktlens/pktlens.h: PL_CHAIN_SAMPLE(PL_DIR_IN)
@@ -586,3 +586,191 @@ def test_bad_mode_refused(lab, bad):
     r = pktlens("sample", "vb", "-w", path, "--mode", bad, ns=lab.b, check=False)
     assert r.returncode == 2 and f"--mode '{bad}'" in r.stderr, r.stderr
     assert not os.path.exists(path)
+
+
+# ---- 6: a sampler killed with -9, or stopped: the kernel stops copying within its lease ----
+
+LEASE_S = 1.0    # include/pktlens/pktlens.h: PL_SAMPLE_LEASE_MS
+
+
+def sample_stats(lab):
+    """sample_stats summed over CPUs and hooks: (selected, sampled, lost)."""
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/sample_stats"
+    tot = [0, 0, 0]
+    for e in json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout):
+        for v in e["values"]:
+            b = bytes(int(x, 16) for x in v["value"])
+            for i in range(3):
+                tot[i] += int.from_bytes(b[8 * i:8 * i + 8], "little")
+    return tuple(tot)
+
+
+def rx_packets(lab):
+    """The kernel's count of what vb received: that traffic arrived, without a pktlens command."""
+    return json.loads(sh("ip", "-n", lab.b, "-s", "-j", "link", "show", "vb").stdout)[0][
+        "stats64"]["rx"]["packets"]
+
+
+def send_and_wait(lab, raw):
+    before = rx_packets(lab)
+    send_raw(lab, raw)
+    wait_until(lambda: rx_packets(lab) >= before + len(raw))
+    time.sleep(0.2)     # the counters of the last ones
+
+
+HOOKS = [pytest.param(("--xdp", "native", "--tc", "none"), (), id="xdp"),
+         pytest.param(("--xdp", "none", "--tc", "in"), ("--hook", "tc"), id="tc",
+                      marks=pytest.mark.variant)]
+
+
+@pytest.mark.parametrize("att,hook", HOOKS)
+def test_sampler_killed_takes_nothing_once_its_lease_ran_out(lab, att, hook):
+    """kill -9 leaves the sampler's settings and its expression's stage chained, and nobody
+    reads its ring: the programs copied every packet into it (until it was full, then counted
+    them lost) until the next sampler, attach --force or detach. Now they take nothing once
+    the lease it renewed has run out."""
+    pktlens("attach", "vb", *att, ns=lab.b)
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "k.pcap"), *hook, "udp")
+    send_and_wait(lab, udp_frames(5, 200))
+    taken = sample_stats(lab)
+    assert taken[:2] == (5, 5)      # the control: a live sampler takes them
+    s.stop(sig=signal.SIGKILL)
+    time.sleep(LEASE_S + 0.3)
+    send_and_wait(lab, udp_frames(50, 200))
+    assert sample_stats(lab) == taken
+
+
+def test_stopped_sampler_says_what_it_did_not_capture_and_goes_on(lab):
+    """SIGSTOP past the lease: the programs take nothing meanwhile; on SIGCONT the sampler says
+    so (one line naming the interface) and captures again."""
+    attach(lab)
+    path = os.path.join(lab.tmp, "s.pcap")
+    s = Sampler(lab, "-w", path, "udp")
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_S + 0.3)
+        taken = sample_stats(lab)
+        send_and_wait(lab, udp_frames(10, 200, dport=3000))
+        assert sample_stats(lab) == taken
+    finally:
+        s.p.send_signal(signal.SIGCONT)
+    s.wait_for(b"capturing again")
+    line = [ln for ln in s.err.decode().splitlines() if "nothing captured" in ln]
+    assert len(line) == 1 and line[0].startswith("pktlens: sample: vb: nothing captured for "), s.err
+    after = udp_frames(10, 200, dport=4000)
+    send_and_wait(lab, after)
+    assert s.stop() == 0, s.err
+    assert [g[0] for g in read_file(path)] == after
+    assert s.counts()["matched"] == len(after)
+
+
+def ring_installed(lab):
+    path = f"{PIN_ROOT}/{netns_ino(lab.b)}/vb/sample_ring"
+    return bool(json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout))
+
+
+def list_sampler(lab):
+    [a] = [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    return a["sampler"]
+
+
+def test_stats_and_list_show_the_sampler_and_take_out_what_a_killed_one_left(lab):
+    """stats and list show the sampler's pid and state; one stopped past its lease is stalled
+    (left as it is: it may go on); one killed with -9 left its stage chained, its settings
+    and its ring until the next sampler, attach --force or detach: the next stats or list
+    takes them out, and says so."""
+    attach(lab)
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "r.pcap"), "udp")
+    pid = s.p.pid
+    assert pktlens_json("stats", "vb", ns=lab.b)["interfaces"][0]["sampler"] == {
+        "pid": pid, "state": "capturing"}
+    assert f"  sampler   pid {pid} capturing\n" in pktlens("stats", "vb", ns=lab.b).stdout
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_S + 0.3)
+        got = list_sampler(lab)
+        assert got["pid"] == pid and got["state"] == "stalled" and got["lease_late_ms"] > 0, got
+        assert chained_sample_stage(lab) and sampling(lab)
+    finally:
+        s.p.send_signal(signal.SIGCONT)
+    s.wait_for(b"capturing again")
+    s.stop(sig=signal.SIGKILL)
+    assert chained_sample_stage(lab) and sampling(lab) and ring_installed(lab)
+    r = pktlens("stats", "vb", ns=lab.b)
+    assert r.stderr == (f"pktlens: stats: vb: pktlens sample (pid {pid}) is gone (killed): its "
+                        "capture was left on the interface and is taken out now\n")
+    assert (f"  sampler   pid {pid} gone (killed): its capture was taken out now\n"
+            in r.stdout), r.stdout
+    assert not chained_sample_stage(lab) and not sampling(lab) and not ring_installed(lab)
+    r = pktlens("stats", "vb", ns=lab.b)
+    assert "sampler" not in r.stdout and r.stderr == ""
+    assert list_sampler(lab) is None
+    # the next sampler starts as ever
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "r2.pcap"), "udp")
+    assert list_sampler(lab) == {"pid": s.p.pid, "state": "capturing"}
+    assert s.stop() == 0, s.err
+
+
+def test_reader_slower_than_the_lease_leaves_the_packets_to_the_ring(lab):
+    """A reader that takes nothing for longer than the lease: the sampler waits in its write,
+    and renews its lease there, so what comes meanwhile goes into the ring as before the
+    lease (and is written once the reader reads), not left uncaptured."""
+    attach(lab)
+    r, w = os.pipe()
+    p = subprocess.Popen([PKTLENS, "-n", lab.b, "sample", "vb", "-w", "-", "udp"], stdout=w,
+                         stderr=subprocess.PIPE)
+    os.close(w)
+    got = b""
+    try:
+        wait_until(lambda: chained_sample_stage(lab))
+        send_raw(lab, udp_frames(100, 1000))      # 100 KB into a 64 KB pipe: the write waits
+        time.sleep(LEASE_S + 0.5)
+        send_raw(lab, udp_frames(20, 1000, dport=3000))
+        time.sleep(0.3)
+        os.set_blocking(r, False)
+        deadline = time.time() + 10
+        while len(got) < 24 + 120 * (16 + 1000):     # pcap: file header, 120 records
+            assert time.time() < deadline, (len(got), sample_stats(lab))
+            try:
+                got += os.read(r, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        while True:
+            try:
+                chunk = os.read(r, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.05)
+                continue
+            if not chunk:
+                break
+            got += chunk
+        rc = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(r)
+    err = p.stderr.read().decode()
+    assert rc == 0, err
+    assert "nothing captured" not in err, err
+    c = counts(err)
+    assert c["matched"] == c["written"] == 120 and c["lost"] == 0, err
+
+
+def test_rearm_sampler_killed_between_firings_leaves_no_ring(lab):
+    """--rearm keeps its ring between firings; killed with -9 while it waited, it left the ring
+    (up to -B KiB) in the attachment, with no settings to show it: stats takes it out."""
+    from test_capture import wait_count
+    attach(lab)
+    s = Sampler(lab, "-w", os.path.join(lab.tmp, "re.pcap"), "--when", "dev pps > 50", "--for", 1,
+                "--rearm", "udp", ready=False)
+    wait_count(s, b"waiting for", 1)
+    send_raw(lab, udp_frames(200, 100))
+    wait_count(s, b"capturing", 1)
+    wait_count(s, b"waiting for", 2)
+    assert ring_installed(lab) and not sampling(lab)
+    s.stop(sig=signal.SIGKILL)
+    r = pktlens("stats", "vb", ns=lab.b)
+    assert not ring_installed(lab)
+    assert "sampler" not in r.stdout and r.stderr == ""

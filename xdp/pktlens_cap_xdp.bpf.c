@@ -35,7 +35,7 @@ static __always_inline int cap_xdp(struct xdp_md *ctx)
 SEC("xdp")
 int pl_cap_xdp(struct xdp_md *ctx)
 {
-	bpf_tail_call(ctx, &xdp_chain, PL_CHAIN_SAMPLE(PL_DIR_IN));
+	PL_SAMPLE_STAGE(ctx, xdp_chain, PL_SLOT_XDP_IN, PL_DIR_IN);
 	return cap_xdp(ctx);
 }
 

@@ -225,7 +225,7 @@ static __always_inline int pl_xdp(struct xdp_md *ctx, __u32 flags, const int pol
 #else
 #define PL_XDP_CHAIN(ctx, chain)							\
 	do {										\
-		bpf_tail_call(ctx, &chain, PL_CHAIN_SAMPLE(PL_DIR_IN));			\
+		PL_SAMPLE_STAGE(ctx, chain, PL_SLOT_XDP_IN, PL_DIR_IN);			\
 		bpf_tail_call(ctx, &chain, PL_CHAIN_RULES(PL_DIR_IN));			\
 		bpf_tail_call(ctx, &chain, PL_CHAIN_POLICY(PL_DIR_IN));			\
 	} while (0)

@@ -695,6 +695,17 @@ struct pl_sample_cfg {
 #define PL_SAMPLE_FLOWS_MAX 16384U
 
 /*
+ * sample_lease (an array of one __u64): the CLOCK_MONOTONIC ns
+ * (bpf_ktime_get_ns()) until which the sampler in sample_cfg is known to be
+ * reading. It renews it every PL_SAMPLE_RENEW_MS; once it has passed (the
+ * sampler was killed, or is stopped or stalled) the programs take nothing
+ * and call no SAMPLE stage, as if nobody sampled. Attachments made before
+ * have no lease: their programs sample until the sampler stops.
+ */
+#define PL_SAMPLE_LEASE_MS 1000U
+#define PL_SAMPLE_RENEW_MS 100U
+
+/*
  * Per hook (enum pl_slot), per CPU. selected: packets the sampler's
  * expression (or, with PL_SAMPLE_F_POLICY, a --sample rule) chose;
  * sampled: those the 1-in-N counter kept; lost: sampled but the ring was
@@ -955,6 +966,7 @@ struct pl_tcp_pstats {
 #define PL_MAP_SAMPLE_RING "sample_ring"
 #define PL_MAP_SAMPLE_RES "sample_res"
 #define PL_MAP_SAMPLE_FLOWS "sample_flows"
+#define PL_MAP_SAMPLE_LEASE "sample_lease"
 #define PL_MAP_CONN_RETRANS "conn_retrans"
 #define PL_PIN_TCP_RTX_LINK "tcp_rtx_link"
 #define PL_PIN_TCP_RTX_SYNACK_LINK "tcp_rtx_synack_link"
