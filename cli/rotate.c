@@ -198,7 +198,7 @@ int pl_rot_open(struct pl_rot *r, char *why, size_t whylen)
 			      "not replaced (remove it, or name another -w FILE)", r->name);
 	if ((err = pl_rot_check(r->name, check, sizeof(check))))
 		return pl_why(why, whylen, err, "'%s': %s", r->name, check);
-	err = pl_out_open(r->name, r->mode, r->stop, 0, &r->out, why, whylen);
+	err = pl_out_open(r->name, r->mode, r->stop, 0, NULL, &r->out, why, whylen);
 	if (err)
 		return err;
 	if (r->stop)

@@ -639,8 +639,12 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 		}
 	} else {
 		uint64_t deadline = pl_deadline_in(duration);
+		/* a FIFO's wait for its reader renews the lease: the ring holds what comes */
+		struct pl_out_wait w = { .fn = renew_waiting, .ctx = r };
 
-		err = pl_out_open(path ? path : "-", mode, &pl_stop, deadline, &r->out, why,
+		r->sampler = s;
+
+		err = pl_out_open(path ? path : "-", mode, &pl_stop, deadline, &w, &r->out, why,
 				  sizeof(why));
 		/* a FIFO nobody opened to read before the end (a signal, --duration): a stop */
 		if (err == -ENXIO && (pl_stop || pl_deadline_passed(deadline)))

@@ -190,13 +190,13 @@ static int open_tmp(struct pl_out *o, const char *path, mode_t mode, char *why, 
  * (a blocking open() would outlast --duration, and a signal would fail it).
  */
 static int open_as_is(const char *path, bool fifo, volatile sig_atomic_t *stop,
-		      uint64_t deadline_ns)
+		      uint64_t deadline_ns, const struct pl_out_wait *w)
 {
 	const int flags = O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
 
 	if (!fifo)
 		return open(path, flags);
-	for (;;) {
+	for (unsigned int i = 1;; i++) {
 		int fd = open(path, flags | O_NONBLOCK);
 
 		if (fd >= 0 || errno != ENXIO)
@@ -206,11 +206,13 @@ static int open_as_is(const char *path, bool fifo, volatile sig_atomic_t *stop,
 			return -1;
 		}
 		usleep(10000);
+		if (w && w->fn && !(i % 10))
+			w->fn(w->ctx);	/* every 100 ms, as a write's wait */
 	}
 }
 
 int pl_out_open(const char *path, mode_t mode, volatile sig_atomic_t *stop, uint64_t deadline_ns,
-		struct pl_out **out, char *why, size_t whylen)
+		const struct pl_out_wait *w, struct pl_out **out, char *why, size_t whylen)
 {
 	struct pl_out *o = calloc(1, sizeof(*o));
 	struct stat st;
@@ -235,7 +237,7 @@ int pl_out_open(const char *path, mode_t mode, volatile sig_atomic_t *stop, uint
 			goto fail;
 		}
 		if (!lstat(path, &st) && !S_ISREG(st.st_mode)) {
-			o->fd = open_as_is(path, S_ISFIFO(st.st_mode), stop, deadline_ns);
+			o->fd = open_as_is(path, S_ISFIFO(st.st_mode), stop, deadline_ns, w);
 			if (o->fd < 0 && errno == ENXIO && S_ISFIFO(st.st_mode)) {
 				err = pl_why(why, whylen, -ENXIO, "no reader opened the FIFO");
 				goto fail;

@@ -41,11 +41,17 @@ int pl_out_check(const char *path, char *why, size_t whylen);
  * name created with @mode (exactly: the umask does not apply), anything else
  * (a FIFO, a device, "-") as it is. A FIFO nobody reads yet is waited for
  * until *@stop is set or CLOCK_MONOTONIC passes @deadline_ns (0: none), which
- * gives -ENXIO (a stop, not a failure, for the caller to tell). 0, or -errno
+ * gives -ENXIO (a stop, not a failure, for the caller to tell); meanwhile
+ * @w->fn(@w->ctx), if any, is called every 100 ms (a sampler renews its
+ * lease: the ring holds what comes until the reader does). 0, or -errno
  * with @why.
  */
+struct pl_out_wait {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
 int pl_out_open(const char *path, mode_t mode, volatile sig_atomic_t *stop, uint64_t deadline_ns,
-		struct pl_out **out, char *why, size_t whylen);
+		const struct pl_out_wait *w, struct pl_out **out, char *why, size_t whylen);
 /*
  * Add one record made of @n pieces; @packet: it counts as a packet in
  * pl_out_packets() once delivered. Whole or not at all. 0, or the -errno of

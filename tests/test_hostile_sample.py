@@ -527,6 +527,29 @@ def test_fifo_without_a_reader_ends_with_the_duration_or_a_signal(lab):
     assert len(out.splitlines()) == 3 and s.counts()["written"] == 3, (out, s.err)
 
 
+
+def test_fifo_waiting_for_its_reader_keeps_the_capture_going(lab):
+    """-w FIFO whose reader comes seconds later: the kernel side samples meanwhile, the ring
+    holding it (the sampler's lease is renewed while the open waits, as while a write waits).
+    With the lease left to run out after a second, what came later was not taken."""
+    attach(lab)
+    fifo = os.path.join(lab.tmp, "late.fifo")
+    os.mkfifo(fifo)
+    s = Sampler(lab, "-w", fifo, "--duration", 5, ready=False)
+    try:
+        wait_until(lambda: sampling(lab) or s.p.poll() is not None)
+        time.sleep(1.8)                                 # past a lease of 1 s
+        send_raw(lab, udp_frames(3, 100))
+        td = subprocess.Popen(["tcpdump", "-nn", "-r", fifo], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        assert s.stop(sig=0, timeout=15) == 0, s.err
+        out, _ = td.communicate(timeout=10)
+    finally:
+        if s.p.poll() is None:
+            s.p.kill()
+    assert len(out.splitlines()) == 3 and s.counts()["written"] == 3, (out, s.err)
+    assert b"nothing captured" not in s.err, s.err
+
 # ---- 13: symbolic links, file modes ----
 
 def test_symbolic_links_are_not_followed(lab):

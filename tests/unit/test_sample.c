@@ -86,7 +86,7 @@ static int dump_file(const char *path, enum pl_dump_fmt fmt, uint32_t snaplen,
 	struct pl_dump *d;
 	uint64_t delivered, added;
 	char why[128];
-	int err = pl_out_open(path, PL_OUT_MODE, NULL, 0, &o, why, sizeof(why));
+	int err = pl_out_open(path, PL_OUT_MODE, NULL, 0, NULL, &o, why, sizeof(why));
 
 	if (err)
 		return err;
@@ -238,7 +238,7 @@ static void test_out_check(void)
 	close(fd);
 	CHECK(pl_out_check(path, why, sizeof(why)) == 0);
 	/* opened, written, not committed: the old file stays as it was, no temporary is left */
-	CHECK(pl_out_open(path, PL_OUT_MODE, NULL, 0, &o, why, sizeof(why)) == 0);
+	CHECK(pl_out_open(path, PL_OUT_MODE, NULL, 0, NULL, &o, why, sizeof(why)) == 0);
 	CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = "new!", .iov_len = 4 }, 1, true) == 0);
 	CHECK(pl_out_flush(o) == 0);
 	pl_out_close(o);
@@ -251,7 +251,7 @@ static void test_out_check(void)
 	for (int i = 0; i < 2; i++) {
 		struct stat st;
 
-		CHECK(pl_out_open(path, i ? 0640 : PL_OUT_MODE, NULL, 0, &o, why, sizeof(why)) == 0);
+		CHECK(pl_out_open(path, i ? 0640 : PL_OUT_MODE, NULL, 0, NULL, &o, why, sizeof(why)) == 0);
 		CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = "new!!", .iov_len = 5 }, 1, true) == 0);
 		CHECK(pl_out_commit(o, why, sizeof(why)) == 0);
 		CHECK(pl_out_finish(o, &delivered, &added) == 0 && delivered == 1 && added == 1);
@@ -283,7 +283,7 @@ static void test_out_full(void)
 	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
 	lim = old;
 	lim.rlim_cur = 1050;		/* ten records and half of the eleventh */
-	CHECK(pl_out_open(path, PL_OUT_MODE, NULL, 0, &o, why, sizeof(why)) == 0);
+	CHECK(pl_out_open(path, PL_OUT_MODE, NULL, 0, NULL, &o, why, sizeof(why)) == 0);
 	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
 	for (i = 0; i < 40 && !err; i++) {
 		memset(rec, i, sizeof(rec));
@@ -317,7 +317,7 @@ static void test_out_pipe(void)
 	CHECK(pipe(p) == 0);
 	CHECK(dup2(p[1], STDOUT_FILENO) == STDOUT_FILENO);
 	close(p[1]);
-	CHECK(pl_out_open("-", PL_OUT_MODE, NULL, 0, &o, why, sizeof(why)) == 0);
+	CHECK(pl_out_open("-", PL_OUT_MODE, NULL, 0, NULL, &o, why, sizeof(why)) == 0);
 	for (int i = 0; i < 30; i++)
 		CHECK(pl_out_rec(o, &(struct iovec){ .iov_base = rec, .iov_len = 100 }, 1, true) == 0);
 	CHECK(pl_out_flush(o) == 0 && !pl_out_gone(o));
