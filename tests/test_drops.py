@@ -518,22 +518,14 @@ def test_drop_series_carry_the_labels_of_the_namespaces_other_series(dlab):
     """The kernel drop series of a namespace carry the labels its other series begin with:
     netns, and netns_name, its name in `ip netns` (the Grafana legend's {{netns_name}}, a join
     on (netns, netns_name, device)); read by prometheus_client's parser."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
     before = snmp(dlab.b, "Udp", "NoPorts")
     dlab.send(udp(dlab, 4, 9))
     time.sleep(0.3)
     noports = snmp(dlab.b, "Udp", "NoPorts") - before
-    ex = Exporter()
-    try:
-        text = ex.get()[1]
-    finally:
-        ex.stop()
     ino = str(netns_ino(dlab.b))
-    mine = [s for f in text_string_to_metric_families(text) for s in f.samples
-            if s.labels.get("netns") == ino]
+    mine = ns_samples(ino)
     named = {n["name"] for n in json.loads(sh("ip", "-j", "netns", "list").stdout or "[]")}
     assert dlab.b in named
     assert {s.labels.get("netns_name") for s in mine} == {dlab.b}, \
@@ -542,6 +534,20 @@ def test_drop_series_carry_the_labels_of_the_namespaces_other_series(dlab):
             s.labels["reason"] == "NO_SOCKET"] == \
         [({"netns": ino, "netns_name": dlab.b, "device": "vb", "reason": "NO_SOCKET"}, noports)]
     assert noports == 4
+
+
+def ns_samples(ino):
+    """One scrape of `export prometheus`, parsed by prometheus_client: the samples of the
+    namespace of inode @ino (a string, as the netns label)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ex = Exporter()
+    try:
+        text = ex.get()[1]
+    finally:
+        ex.stop()
+    return [s for f in text_string_to_metric_families(text) for s in f.samples
+            if s.labels.get("netns") == ino]
 
 
 def rx_dropped(ns, dev):
@@ -556,7 +562,6 @@ def test_drops_a_full_table_could_not_count_are_exported(dlab):
     as UNHANDLED_PROTO) fill it, and what the table counted plus what it lost is every drop
     the kernel counted on vb (rx_dropped), the lost ones more than none."""
     import struct
-    from prometheus_client.parser import text_string_to_metric_families
 
     needs_reasons()
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
@@ -577,14 +582,8 @@ def test_drops_a_full_table_could_not_count_are_exported(dlab):
         time.sleep(0.05)
     time.sleep(0.3)
     dropped = rx_dropped(dlab.b, "vb") - before
-    ex = Exporter()
-    try:
-        text = ex.get()[1]
-    finally:
-        ex.stop()
     ino = str(netns_ino(dlab.b))
-    mine = [s for f in text_string_to_metric_families(text) for s in f.samples
-            if s.labels.get("netns") == ino]
+    mine = ns_samples(ino)
     counted = sum(s.value for s in mine if s.name == "pktlens_kernel_drops_total" and
                   s.labels["device"] == "vb")
     lost = [(s.labels, s.value) for s in mine if s.name == "pktlens_kernel_drops_lost_total"]
