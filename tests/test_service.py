@@ -1178,16 +1178,23 @@ def test_a_renamed_config_and_metadata_without_its_file(svc):
     assert pktlens("apply", conf).stdout.startswith("nothing to change: 1 attachment")
 
 
-def test_apply_leaves_an_interface_another_config_manages_to_it(svc):
-    """Two configs that match one interface took it from each other on every apply (and every
-    daemon event), each adopting it. The second now names the first and changes nothing,
-    exit 1, unless --take-over; the first's attachment and counters stay as they were."""
+def overlapping_configs(svc, first_extra=""):
+    """A namespace with sv0 and sv1 (up); configs 'first' (sv0, and @first_extra in its entry)
+    and 'second' (sv*), both matching sv0: (namespace, first's path, second's path)."""
     a = svc.netns()
     for i in range(2):
         svc.veth(a, f"sv{i}", f"pv{i}", up=True)
     entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
-    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}    flows: 4096\n', "first.conf")
+    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}{first_extra}', "first.conf")
     second = svc.config(f'name: second\ninterfaces:\n  - match: "sv*"\n{entry}', "second.conf")
+    return a, first, second
+
+
+def test_apply_leaves_an_interface_another_config_manages_to_it(svc):
+    """Two configs that match one interface took it from each other on every apply (and every
+    daemon event), each adopting it. The second now names the first and changes nothing,
+    exit 1, unless --take-over; the first's attachment and counters stay as they were."""
+    a, first, second = overlapping_configs(svc, "    flows: 4096\n")
     pktlens("apply", first)
     assert svc.send("pv0", 5) == 5
     wait_for(lambda: stats_in(a, "sv0") == 5, what="5 packets on sv0")
@@ -1215,12 +1222,7 @@ def test_apply_leaves_an_interface_another_config_manages_to_it(svc):
 def test_daemon_leaves_an_interface_another_config_manages_to_it(svc):
     """A daemon whose config overlaps another's: it says so once and leaves the other's
     interface alone, at start and at the interface's events (it adopted it on each)."""
-    a = svc.netns()
-    for i in range(2):
-        svc.veth(a, f"sv{i}", f"pv{i}", up=True)
-    entry = f'    netns: "{glob_covered()}"\n    xdp: none\n    tc: in\n'
-    first = svc.config(f'name: first\ninterfaces:\n  - match: "sv0"\n{entry}', "first.conf")
-    second = svc.config(f'name: second\ninterfaces:\n  - match: "sv*"\n{entry}', "second.conf")
+    a, first, second = overlapping_configs(svc)
     pktlens("apply", first)
     d = Daemon(svc, second)
     d.wait_notify()
