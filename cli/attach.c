@@ -45,12 +45,6 @@ static int do_attach(void *cfg, int argc, char **argv)
 	int err;
 
 	(void)argc;
-	/* no interface has a longer name; the reason must not be cut off after it (why's room) */
-	if (strlen(o.ifname) >= IFNAMSIZ) {
-		pl_err("attach: %s: no such interface (names are at most %d bytes)", o.ifname,
-		       IFNAMSIZ - 1);
-		return PL_EXIT_USAGE;
-	}
 	if ((err = pl_need_caps("attach", PL_NEED_BPF | PL_NEED_NET_ADMIN | PL_NEED_PERFMON)) ||
 	    (err = pl_lock_changes("attach")))
 		return err;

@@ -113,6 +113,28 @@ static bool attached_before_rename(const char *ifname, char *was, size_t len)
 	return found;
 }
 
+int pl_dev_arg(const char *cmd, char **dev)
+{
+	static struct pl_link_info li;
+	int err;
+
+	/* a shorter name is the kernel's to resolve, or an attachment's (a renamed interface's) */
+	if (strlen(*dev) < IFNAMSIZ)
+		return PL_EXIT_OK;
+	err = pl_link_get(*dev, 0, &li);
+	if (err == -ENODEV) {
+		pl_err("%s: %s: no such interface (names are at most %d bytes, and no interface has "
+		       "it as an alternative name)", cmd, *dev, IFNAMSIZ - 1);
+		return PL_EXIT_USAGE;
+	}
+	if (err) {
+		pl_err("%s: %s: cannot look the interface up: %s", cmd, *dev, strerror(-err));
+		return PL_EXIT_FAIL;
+	}
+	*dev = li.ifname;
+	return PL_EXIT_OK;
+}
+
 const char *pl_pins_hint(int err)
 {
 	/* the pins are root's, mode 0700: CAP_BPF alone does not open them for another user */

@@ -12,6 +12,14 @@
  */
 int pl_select(const char *cmd, const char *ifname, struct pl_attachment **a, size_t *n);
 /*
+ * A command's DEV longer than an interface's name (IFNAMSIZ - 1 bytes) is an
+ * alternative name (ip link property add ... altname, up to 127 bytes): @dev
+ * is pointed at its interface's own name, which the command then acts on and
+ * names. "CMD: DEV: no such interface (...)" and PL_EXIT_USAGE when no
+ * interface of this namespace has it; else PL_EXIT_OK.
+ */
+int pl_dev_arg(const char *cmd, char **dev);
+/*
  * The namespace a probe command (drops, tcp) traces, in @netns: the one its
  * --netns named (@netns non-zero already), else with -n NETNS the namespace
  * entered (as the exporters serve its alone), else 0: every namespace.

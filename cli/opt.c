@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "opt.h"
 #include "util.h"
 
@@ -729,6 +730,9 @@ positionals:
 		ret = PL_EXIT_USAGE;
 		goto out;
 	}
+	if (n && c->args && !strncmp(c->args + (c->args[0] == '['), "DEV", 3) &&
+	    (ret = pl_dev_arg(path, &pos[0])))
+		goto out;
 	pos[n] = NULL;
 	ret = c->fn(cfg, n, pos);
 out:

@@ -52,7 +52,13 @@ struct pl_link_info {
 	__u64 rx_packets, rx_bytes, rx_dropped;
 	__u64 tx_packets, tx_bytes, tx_dropped;
 };
-/* Look up by name (ifindex 0) or by index (name NULL). -ENODEV when absent. */
+/* an alternative name's room (ALTIFNAMSIZ): up to 127 bytes; a real name's is IFNAMSIZ */
+#define PL_ALTIFNAMSIZ 128
+/*
+ * Look up by name (ifindex 0) or by index (name NULL); the name may be an
+ * alternative name (ip link property add ... altname), @li has the real one.
+ * -ENODEV when absent.
+ */
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
 /*
  * The programs parse Ethernet frames (loopback's too): NULL for such an

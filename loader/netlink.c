@@ -80,6 +80,50 @@ const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_
 	return buf;
 }
 
+static void link_parsed(struct nl_object *o, void *arg)
+{
+	struct rtnl_link **link = arg;
+
+	if (!*link) {
+		nl_object_get(o);
+		*link = (struct rtnl_link *)o;
+	}
+}
+
+static int link_msg(struct nl_msg *msg, void *arg)
+{
+	return nl_msg_parse(msg, link_parsed, arg) < 0 ? NL_STOP : NL_OK;
+}
+
+/*
+ * RTM_GETLINK by IFLA_ALT_IFNAME (Linux 5.5+): an alternative name longer
+ * than IFLA_IFNAME takes (IFNAMSIZ - 1), which rtnl_link_get_kernel() sends.
+ */
+static int link_get_altname(struct nl_sock *sk, const char *altname, struct rtnl_link **link)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETLINK, 0);
+	int err;
+
+	if (!msg)
+		return -NLE_NOMEM;
+	err = nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	if (!err)
+		err = nla_put_string(msg, IFLA_ALT_IFNAME, altname);
+	if (!err)
+		err = nl_send_auto(sk, msg);
+	nlmsg_free(msg);
+	if (err < 0)
+		return err;
+	err = nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, link_msg, link);
+	if (!err)
+		err = nl_recvmsgs_default(sk);
+	/* before 5.5 the kernel knows no IFLA_ALT_IFNAME (nor altnames): no interface has it */
+	if ((!err && !*link) || err == -NLE_INVAL)
+		err = -NLE_OBJ_NOTFOUND;
+	return err;
+}
+
 int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
 {
 	struct rtnl_link *link = NULL;
@@ -87,13 +131,19 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li)
 	int err;
 
 	memset(li, 0, sizeof(*li));
-	if (ifname && (!*ifname || strlen(ifname) >= IFNAMSIZ))
+	if (ifname && (!*ifname || strlen(ifname) >= PL_ALTIFNAMSIZ))
 		return -ENODEV;
 	err = route_sock(&sk);
 	if (err)
 		return err;
-	err = rtnl_link_get_kernel(sk, ifname ? 0 : ifindex, ifname, &link);
+	/* a short name is looked up among real and alternative names alike */
+	if (ifname && strlen(ifname) >= IFNAMSIZ)
+		err = link_get_altname(sk, ifname, &link);
+	else
+		err = rtnl_link_get_kernel(sk, ifname ? 0 : ifindex, ifname, &link);
 	if (err) {
+		if (link)
+			rtnl_link_put(link);
 		err = nl_to_errno(err);
 		goto out;
 	}

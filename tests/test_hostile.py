@@ -565,7 +565,8 @@ def test_errors_show_names_as_every_other_output_does(lab):
         word = "l" * n
         r = pktlens("attach", word, ns=lab.b, check=False)
         assert (r.returncode, r.stderr) == \
-            (2, f"pktlens: attach: {word}: no such interface (names are at most 15 bytes)\n")
+            (2, f"pktlens: attach: {word}: no such interface (names are at most 15 bytes, and no "
+                "interface has it as an alternative name)\n")
     run_raw("detach", a, ns=lab.b)
     run_raw("detach", b, ns=lab.b)
 
@@ -939,6 +940,47 @@ def test_a_rules_file_that_cannot_run_in_list_order_says_so(lab, tmp_path):
                                     "(ids run in order within a priority); give it an --id or "
                                     "another --prio to run it after\n"), r
     assert pktlens("policy", "add", "vb", "--prio", "5", "--drop", ns=lab.b).stderr == ""
+
+def test_a_long_alternative_name_is_its_interface(lab):
+    """An altname may be 127 bytes (ALTIFNAMSIZ), and long ones are what altnames are for, but
+    one over 15 bytes was refused as 'no such interface (names are at most 15 bytes)' by attach
+    and as 'not attached (pktlens attach ALT)' by the others (an attach that failed). Now every
+    command resolves it (RTM_GETLINK by IFLA_ALT_IFNAME) and acts on, and names, vb."""
+    alt = "h6-" + "x" * 36 + "1"
+    assert len(alt) == 40
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", alt)
+    r = pktlens("attach", alt, "--xdp", "none", "--tc", "in", ns=lab.b)
+    assert r.stdout.startswith("attached vb (ifindex "), r.stdout
+    before = lab.link_stats(lab.b, "vb")["rx"]["packets"]
+    send_frames(lab.a, 7)
+    lab.wait_packets(7)
+    kernel = lab.link_stats(lab.b, "vb")["rx"]["packets"] - before
+    by_alt, by_name = pktlens_json("stats", alt, ns=lab.b), pktlens_json("stats", "vb", ns=lab.b)
+    assert by_alt["interfaces"][0]["ifname"] == "vb"
+    assert by_alt["interfaces"][0]["hooks"][0]["packets"] == kernel == 7
+    assert by_alt["interfaces"][0]["hooks"] == by_name["interfaces"][0]["hooks"]
+    flows = [pktlens_json("flows", d, ns=lab.b)["flows"] for d in (alt, "vb")]
+    assert [(f["ifname"], f["packets"]) for f in flows[0]] == \
+        [(f["ifname"], f["packets"]) for f in flows[1]] == [("vb", 7)]
+    r = pktlens("policy", "add", alt, "--proto", "udp", "--pass", ns=lab.b)
+    assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 1000 --proto udp --pass\n"
+    assert pktlens("policy", "list", alt, ns=lab.b).stdout == \
+        pktlens("policy", "list", "vb", ns=lab.b).stdout
+    r = pktlens("sample", alt, "--duration", "1", "-w", os.devnull, ns=lab.b)
+    assert "sample vb: " in r.stderr and "not attached" not in r.stderr, r.stderr
+    r = pktlens("drops", alt, "--duration", "1", ns=lab.b)
+    assert "counting on vb," in r.stderr, r.stderr
+    # a long name no interface has is still refused as no interface, by every command
+    for cmd in (["attach"], ["stats"], ["policy", "list"], ["detach"]):
+        r = pktlens(*cmd, alt[:-1] + "2", ns=lab.b, check=False)
+        assert (r.returncode, r.stderr) == (2, f"pktlens: {' '.join(cmd)}: {alt[:-1]}2: no such "
+                                            "interface (names are at most 15 bytes, and no "
+                                            "interface has it as an alternative name)\n")
+    r = pktlens("detach", alt, ns=lab.b)
+    assert r.stdout == "detached vb: final totals: tc in 7 packets, " \
+        f"{by_name['interfaces'][0]['hooks'][0]['bytes']} bytes\n", r.stdout
+    assert [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]] == []
+
 
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
