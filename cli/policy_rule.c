@@ -515,9 +515,13 @@ static int parse_words(const struct pl_rule_tok *t, int n, struct pl_rule *r, ch
 			i += skip;
 		} else if (!strcmp(o, "--redirect")) {
 			char raw[IF_NAMESIZE];
+			struct pl_link_info li;
 			/* the name, or as policy list shows odd ones (\xHH, \\) */
 			unsigned int idx = if_nametoindex(v);
 
+			/* an alternative name longer than a name (if_nametoindex() takes none) */
+			if (!idx && strlen(v) >= IF_NAMESIZE && !pl_link_get(v, 0, &li))
+				idx = (unsigned int)li.ifindex;
 			if (!idx && !pl_parse_name(v, raw, sizeof(raw)))
 				idx = if_nametoindex(raw);
 			/* as policy list shows a target that is gone (no name has a ':') */

@@ -982,6 +982,19 @@ def test_a_long_alternative_name_is_its_interface(lab):
     assert [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]] == []
 
 
+def test_a_long_alternative_name_is_a_redirect_target(lab):
+    """policy --redirect looked its target up with if_nametoindex(), which takes no name over
+    15 bytes: an interface's long altname was 'no such interface'. Now it is that interface."""
+    alt = "h6-redirect-target-" + "y" * 20 + "1"
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", alt)
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab.b)
+    r = pktlens("policy", "add", "vb", "--proto", "udp", "--redirect", alt, ns=lab.b)
+    assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 1000 --proto udp --redirect vb\n"
+    r = pktlens("policy", "add", "vb", "--proto", "udp", "--redirect", alt[:-1] + "2", ns=lab.b,
+                check=False)
+    assert r.returncode == 2 and f"--redirect '{alt[:-1]}2': no such interface" in r.stderr
+
+
 def test_numbers_are_decimal(lab):
     """Leading zeros do not make a number octal (--flows 020 is 20, not 16); 0x is not a number."""
     pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--flows", "020", ns=lab.b)
