@@ -256,6 +256,9 @@ static int do_detach(void *cfg, int argc, char **argv)
 		       "totals would be lost)", strerror(-rc));
 		return PL_EXIT_FAIL;
 	}
+	/* --netns NETNS DEV: DEV is as list shows it, another namespace's: no altname of this one */
+	if (argc && !netns && (rc = pl_dev_arg("detach", &argv[0])))
+		return rc;
 	rc = pl_need_caps("detach", PL_NEED_BPF | PL_NEED_NET_ADMIN);
 	if (!rc)
 		rc = pl_lock_changes("detach");
@@ -441,7 +444,7 @@ static const struct pl_opt detach_opts[] = {
 
 const struct pl_cmd pl_cmd_detach = {
 	.name = "detach", .args = "DEV | --all | --stale | --netns NETNS DEV", .opts = detach_opts, .fn = do_detach,
-	.cfg_size = sizeof(struct detach_cfg), .min_args = 0, .max_args = 1,
+	.cfg_size = sizeof(struct detach_cfg), .min_args = 0, .max_args = 1, .flags = PL_CMD_DEV_OWN,
 	.many = "give one DEV, --all, --stale or --netns NETNS DEV; see pktlens detach --help",
 	.about = "Print DEV's final totals, then remove its programs and pins.\n",
 };

@@ -731,7 +731,7 @@ positionals:
 		goto out;
 	}
 	if (n && c->args && !strncmp(c->args + (c->args[0] == '['), "DEV", 3) &&
-	    (ret = pl_dev_arg(path, &pos[0])))
+	    !(c->flags & PL_CMD_DEV_OWN) && (ret = pl_dev_arg(path, &pos[0])))
 		goto out;
 	pos[n] = NULL;
 	ret = c->fn(cfg, n, pos);

@@ -104,6 +104,8 @@ struct pl_opt {
 #define PL_CMD_STOP (1u << 0)	/* options only before the first positional (and a trailing -j or -p) */
 #define PL_CMD_RAW (1u << 1)	/* the handler parses its words (-h anywhere; -j, -p first or last) */
 #define PL_CMD_NAME_SUBS (1u << 2)	/* "what is 'x'?" names the sub-commands */
+/* DEV is not always this namespace's interface: the handler calls pl_dev_arg() when it is */
+#define PL_CMD_DEV_OWN (1u << 3)
 
 struct pl_cmd {
 	const char *name;

@@ -982,6 +982,24 @@ def test_a_long_alternative_name_is_its_interface(lab):
     assert [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]] == []
 
 
+def test_detach_netns_takes_no_altname_of_this_namespace(lab, lab2):
+    """detach --netns NETNS DEV names an attachment of NETNS as list shows it; a long DEV was
+    taken as an altname of this namespace and its interface's name (vb) looked up in NETNS,
+    detaching lab2's vb there. Now it is no attachment of NETNS, and nothing is detached."""
+    alt = "h6-this-namespaces-altname-" + "z" * 12 + "1"
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", alt)
+    for b in (lab.b, lab2.b):
+        pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=b)
+    other = [a for a in pktlens_json("list", ns=lab2.b)["attachments"] if a["this_netns"]]
+    r = pktlens("detach", "--netns", other[0]["netns_id"], alt, ns=lab.b, check=False)
+    assert (r.returncode, r.stdout) == (2, ""), r.stdout
+    assert r.stderr == f"pktlens: detach: --netns {other[0]['netns_id']} {alt}: no such " \
+        "attachment (see pktlens list)\n"
+    assert [a for a in pktlens_json("list", ns=lab2.b)["attachments"] if a["this_netns"]] == other
+    # without --netns it is this namespace's vb
+    assert pktlens("detach", alt, ns=lab.b).stdout.startswith("detached vb: ")
+
+
 def test_a_long_alternative_name_is_a_redirect_target(lab):
     """policy --redirect looked its target up with if_nametoindex(), which takes no name over
     15 bytes: an interface's long altname was 'no such interface'. Now it is that interface."""
