@@ -59,7 +59,7 @@ static int do_attach(void *cfg, int argc, char **argv)
 
 		jw_init(&w, stdout, pl_g.pretty);
 		jw_obj_open(&w);
-		jw_name_field(&w, "ifname", o.ifname);
+		jw_name_field(&w, "ifname", info.ifname);
 		jw_u64_field(&w, "ifindex", info.ifindex);
 		jw_key(&w, "hooks");
 		pl_json_hooks(&w, &info.meta);
@@ -93,15 +93,15 @@ static int do_attach(void *cfg, int argc, char **argv)
 		return PL_EXIT_OK;
 	}
 	pl_fmt_hooks(&info.meta, hooks, sizeof(hooks));
-	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", PL_NAME(o.ifname), info.ifindex, hooks,
-	       info.reason, o.flows_max);
+	printf("attached %s (ifindex %d): %s; %s; flow table %u\n", PL_NAME(info.ifname),
+	       info.ifindex, hooks, info.reason, o.flows_max);
 	if (o.tcp_passive)
 		printf("passive TCP analysis on: handshake and timestamp RTT, retransmissions, "
 		       "reordering (outstanding timestamps: %u)\n", info.tcp_ts_max);
 	if (o.tcp_passive && info.xdp_mode == PL_XDP_NONE && !(info.tc_hooks & PL_TC_IN))
 		printf("note: no ingress hook: --tcp-passive analyses only what this host sends "
 		       "out of %s; arriving and forwarded segments are analysed at ingress hooks\n",
-		       PL_NAME(o.ifname));
+		       PL_NAME(info.ifname));
 	if (o.tcp_passive && info.xdp_mode == PL_XDP_SKB && !(info.tc_hooks & PL_TC_IN))
 		printf("note: XDP in skb mode sees a GSO or GRO skb as one frame: --tcp-passive counts "
 		       "it as one segment there (add --tc in: tc ingress counts its segments)\n");
@@ -121,7 +121,7 @@ static int do_attach(void *cfg, int argc, char **argv)
 		       "programs beside it)\n", info.xdp_prio);
 	if (info.replaced_foreign)
 		printf("replaced the foreign XDP program that was attached to %s (--force)\n",
-		       PL_NAME(o.ifname));
+		       PL_NAME(info.ifname));
 	if (info.reattached && info.flows_dropped)
 		printf("re-attached over the previous pktlens attachment; counters kept, but %llu "
 		       "flows did not fit the new table: %llu packets counted as not recorded in "

@@ -1587,6 +1587,7 @@ int pl_attach(const struct pl_attach_opts *o, struct pl_attach_info *info, char 
 			      ifname, pl_feature_needs(PL_FEAT_TCX, needs, sizeof(needs)));
 	}
 	info->ifindex = a.li.ifindex;
+	snprintf(info->ifname, sizeof(info->ifname), "%s", a.li.ifname);
 
 	err = pl_bpffs_ensure(why, whylen);
 	if (err)

@@ -538,6 +538,7 @@ struct pl_attach_opts {
 
 struct pl_attach_info {
 	int ifindex;
+	char ifname[16];	/* the interface's own name (DEV may be an alternative name) */
 	int xdp_mode;		/* what was used */
 	int tc_hooks;
 	int tc_mech;

@@ -898,7 +898,9 @@ def test_an_alternative_name_is_its_interface(lab):
     altname and said 'attached as vb, its name before a rename' (there was none), and sample
     put capture-only programs beside the attachment. Now an altname is its interface."""
     sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", "h4alt")
-    pktlens("attach", "h4alt", "--xdp", "none", "--tc", "in", ns=lab.b)
+    r = pktlens("attach", "h4alt", "--xdp", "none", "--tc", "in", ns=lab.b)
+    # and names it, as list does (it said 'attached h4alt')
+    assert r.stdout.startswith("attached vb (ifindex "), r.stdout
     assert pktlens_json("stats", "h4alt", ns=lab.b)["interfaces"][0]["ifname"] == "vb"
     r = pktlens("policy", "add", "h4alt", "--proto", "udp", "--pass", ns=lab.b)
     assert r.stdout == "vb: rule 1 added: --id 1 --in --prio 1000 --proto udp --pass\n"
