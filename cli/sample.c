@@ -320,13 +320,20 @@ static void summary(const struct run *r, const char *ifname, const char *cap_des
 
 void pl_sampler_summary(struct jw *w, bool line, const char *cmd, const struct pl_attachment *a)
 {
+	static bool said;
 	struct pl_sample_owner o;
 	const char *state;
 	int err = pl_sample_owner(a->dir, true, &o);
 
-	/* -ENOENT: attached by a pktlens before samples; -EPROTO: another one's pins */
-	if (err && err != -ENOENT && err != -EPROTO)
+	/*
+	 * -ENOENT: attached by a pktlens before samples; -EPROTO: another one's
+	 * pins. Else said once a command: what fails for one attachment (no
+	 * descriptor left) fails for the next, and the view goes on without it
+	 */
+	if (err && err != -ENOENT && err != -EPROTO && !said) {
 		pl_err("%s: %s: cannot read who samples it: %s", cmd, a->ifname, strerror(-err));
+		said = true;
+	}
 	if (o.reaped)
 		pl_info("%s: %s: pktlens sample (pid %u) is gone (killed): its capture was left "
 			"on the interface and is taken out now", cmd, a->ifname, o.pid);
