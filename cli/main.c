@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -233,7 +234,20 @@ static ssize_t stdout_write(void *cookie, const char *buf, size_t len)
 	(void)cookie;
 	while (done < len) {
 		ssize_t n = write(STDOUT_FILENO, buf + done, len - done);
+		struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
 
+		/*
+		 * a signal (Ctrl-C, a stop) came while the reader was slow to take a
+		 * write: the output goes on while the reader takes some within a
+		 * second (a cut line of -j would not parse), else it is given up
+		 */
+		if (n < 0 && errno == EINTR) {
+			int r = poll(&p, 1, 1000);
+
+			if (r > 0 || (r < 0 && errno == EINTR))
+				continue;
+			errno = EINTR;
+		}
 		if (n <= 0) {
 			if (!stdout_errno)
 				stdout_errno = n < 0 ? errno : EIO;

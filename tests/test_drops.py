@@ -960,3 +960,27 @@ def test_apply_config_probes_drops(dlab, tmp_path):
         assert not [p for p in os.listdir(f"/sys/fs/bpf/pktlens/{ino}/vb") if p.startswith("drop_")]
     finally:
         pktlens("detach", "vb", ns=dlab.b, check=False)
+
+
+def test_a_stop_while_the_reader_lags_cuts_no_output(dlab):
+    """-j drops --events into a reader that lags (a pipe of one page, full): Ctrl-C while the
+    write waits interrupted it, and the command failed ('cannot write to standard output:
+    Interrupted system call', exit 1) with its events cut. The output goes on while the reader
+    takes some: every event the kernel counted, then the summary, exit 0."""
+    import fcntl
+
+    needs_reasons()
+    p = start_probes([PKTLENS, "-n", dlab.b, "-j", "drops", "--events", "--rate", "10000"],
+                     "pl_drop_")
+    fcntl.fcntl(p.stdout.fileno(), 1031, 4096)      # F_SETPIPE_SZ: one page
+    before = snmp(dlab.b, "Udp", "NoPorts")
+    dlab.send(udp(dlab, 300, 9))                    # 300 events: far more than a page
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    events = [d for d in docs if d.get("event") == "drop" and d.get("reason") == "NO_SOCKET"]
+    assert len(events) == snmp(dlab.b, "Udp", "NoPorts") - before == 300
+    assert "drops" in docs[-1]
