@@ -162,13 +162,16 @@ void pl_drops_lost(const struct pl_drops *d, uint64_t out[PL_DROP_LOST_MAX])
 
 int pl_drops_pinned_lost(const char *dir, uint64_t out[PL_DROP_LOST_MAX])
 {
-	int fd = pl_pin_open(dir, PL_MAP_DROP_LOST);
+	int fd = pl_pin_open(dir, PL_MAP_DROP_LOST), err;
 
 	if (fd < 0)
 		return -errno;
-	lost_read(fd, out);
+	/* a pin of another layout is not read into ours, as every other pin (pl_map_sized()) */
+	err = pl_map_sized(fd, sizeof(__u32), sizeof(uint64_t));
+	if (!err)
+		lost_read(fd, out);
 	close(fd);
-	return 0;
+	return err;
 }
 
 void pl_drops_close(struct pl_drops *d)
