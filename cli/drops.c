@@ -565,8 +565,9 @@ void pl_drops_summary(struct jw *w, const struct pl_attachment *a)
 {
 	struct pl_drop_row *rows = NULL;
 	struct group *g = NULL;
+	uint64_t lost[PL_DROP_LOST_MAX];
 	size_t n = 0, cnt = 0;
-	int fd = -1;
+	int fd = -1, lost_known;
 
 	if (a->meta.probes & PL_PROBE_DROPS)
 		fd = pl_pin_open(a->dir, PL_MAP_DROP_STATS);
@@ -579,6 +580,8 @@ void pl_drops_summary(struct jw *w, const struct pl_attachment *a)
 	}
 	if (fd >= 0)
 		close(fd);
+	/* drops the table had no room for: the namespace's, no device known (not in older sets) */
+	lost_known = g && !pl_drops_pinned_lost(a->dir, lost);
 	if (w) {
 		jw_key(w, "kernel_drops");
 		if (!g) {
@@ -589,6 +592,11 @@ void pl_drops_summary(struct jw *w, const struct pl_attachment *a)
 				json_group(w, &g[i], BY_REASON);
 			jw_arr_close(w);
 		}
+		jw_key(w, "kernel_drops_lost");
+		if (lost_known)
+			jw_u64(w, lost[PL_DROP_LOST_TABLE]);
+		else
+			jw_null(w);
 	} else if (g) {
 		char r[64];
 
@@ -598,6 +606,9 @@ void pl_drops_summary(struct jw *w, const struct pl_attachment *a)
 								    sizeof(r)),
 			       (unsigned long long)g[i].packets, (unsigned long long)g[i].bytes);
 		printf("%s\n", cnt ? "" : " none");
+		if (lost_known && lost[PL_DROP_LOST_TABLE])
+			printf("  drops not counted (table full, any device of the namespace): %llu\n",
+			       (unsigned long long)lost[PL_DROP_LOST_TABLE]);
 	}
 	free(rows);
 	free(g);

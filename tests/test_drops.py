@@ -590,6 +590,12 @@ def test_drops_a_full_table_could_not_count_are_exported(dlab):
     assert dropped == n
     assert len(lost) == 1 and lost[0][0] == {"netns": ino, "netns_name": dlab.b, "device": ""}
     assert lost[0][1] > 0 and counted + lost[0][1] == dropped, (counted, lost, dropped)
+    # stats shows the same loss beside vb's drops by reason
+    st = pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]
+    assert st["kernel_drops_lost"] == lost[0][1]
+    assert sum(d["packets"] for d in st["kernel_drops"]) == counted
+    text = pktlens("stats", "vb", ns=dlab.b).stdout
+    assert f"drops not counted (table full, any device of the namespace): {int(lost[0][1])}" in text
 
 
 def test_a_set_without_drop_lost_is_still_the_namespaces(dlab):
@@ -610,6 +616,8 @@ def test_a_set_without_drop_lost_is_still_the_namespaces(dlab):
     new = [a["pins"] for a in attachments_in(dlab.b) if a["ifname"] == "lo"][0]
     assert link(new) == link(old)
     assert not os.path.exists(os.path.join(new, "drop_lost"))
+    # not known, rather than 0
+    assert pktlens_json("stats", "vb", ns=dlab.b)["interfaces"][0]["kernel_drops_lost"] is None
     ex = Exporter()
     try:
         text = ex.get()[1]
