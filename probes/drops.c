@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,12 +328,41 @@ static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize
 	return 0;
 }
 
+/*
+ * Rows whose drop had no device but the index of the one it arrived on
+ * (TCP's receive path: skb->skb_iif, in the socket's namespace): that
+ * device's name now, where the namespace is ours (an index of another
+ * namespace's cannot be named from here; its rows keep no name).
+ */
+static void name_arrivals(struct pl_drop_row *r, size_t n)
+{
+	char name[IF_NAMESIZE] = "";
+	__u32 named = 0;
+	uint64_t here;
+
+	if (pl_netns_ino(&here))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].k.dev[0] || !r[i].k.ifindex || r[i].k.netns != here)
+			continue;
+		if (r[i].k.ifindex != named) {
+			named = r[i].k.ifindex;
+			if (!if_indextoname(named, name))
+				name[0] = '\0';	/* gone since */
+		}
+		memcpy(r[i].k.dev, name, sizeof(r[i].k.dev));
+	}
+}
+
 int pl_drops_read(int fd, struct pl_drop_row **out, size_t *n)
 {
 	struct rows r = { .size = sizeof(**out), .ksize = sizeof(struct pl_drop_key),
 			  .sum = sum_stats };
+	int err = read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_val));
 
-	return read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_val));
+	if (!err)
+		name_arrivals(*out, *n);
+	return err;
 }
 
 int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n)

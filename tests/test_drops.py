@@ -116,44 +116,67 @@ def test_flow_shows_the_exact_5tuple(dlab):
     assert a["bytes"] == sum(28 + 20 + i % 7 for i in range(5))
 
 
+def needs_rx_sock():
+    needs_reasons()
+    if not pktlens_json("--version")["features"]["drop-rx-sock"]["available"]:
+        pytest.skip("the kernel's kfree_skb names no socket (Linux 6.11+)")
+
+
+def out_of_window(dlab, port, sport, tracer):
+    """Six segments out of an established connection's window, sent to b:port from
+    a:sport, while tracer() (a Drops) runs; its documents."""
+    from scapy.all import IP, TCP, Ether, Raw
+
+    server = subprocess.Popen(["ip", "netns", "exec", dlab.b, PYTHON, "-c",
+                               "import socket,time\ns=socket.socket()\n"
+                               "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                               f"s.bind(('198.18.0.2',{port})); s.listen()\nc,_=s.accept()\ntime.sleep(60)"])
+    client = None
+    try:
+        time.sleep(0.5)
+        client = subprocess.Popen(["ip", "netns", "exec", dlab.a, PYTHON, "-c",
+                                   f"import socket,time\ns=socket.socket(); s.bind(('198.18.0.1',{sport}))\n"
+                                   f"s.connect(('198.18.0.2',{port})); s.sendall(b'hi'); time.sleep(60)"])
+        time.sleep(1.0)
+        tr = tracer()
+        eth = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb"))
+        segs = [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
+                TCP(sport=sport, dport=port, flags="A", seq=(12345 + i * 100000) & 0xffffffff, ack=1) /
+                Raw(b"a" * 20) for i in range(6)]
+        assert dlab.send(segs) == 6
+        return tr.stop()
+    finally:
+        for p in (client, server):
+            if p:
+                p.kill()
+                p.wait()
+
+
 @pytest.mark.variant     # the kernel side: which program variant the probe loads
 def test_tcp_receive_path_drops_count_in_the_sockets_namespace(dlab):
     """Segments out of a TCP connection's window are dropped by the socket's receive path,
     where the skb has neither device nor owner: they count in the socket's namespace (the
     tracepoint's rx_sk, Linux 6.11+), so `drops --netns` sees them (they counted under netns
     0, which no per-namespace view showed)."""
-    needs_reasons()
-    if not pktlens_json("--version")["features"]["drop-rx-sock"]["available"]:
-        pytest.skip("the kernel's kfree_skb names no socket (Linux 6.11+)")
-    from scapy.all import IP, TCP, Ether, Raw
-
-    server = subprocess.Popen(["ip", "netns", "exec", dlab.b, PYTHON, "-c",
-                               "import socket,time\ns=socket.socket()\n"
-                               "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                               "s.bind(('198.18.0.2',5202)); s.listen()\nc,_=s.accept()\ntime.sleep(60)"])
-    client = None
-    try:
-        time.sleep(0.5)
-        client = subprocess.Popen(["ip", "netns", "exec", dlab.a, PYTHON, "-c",
-                                   "import socket,time\ns=socket.socket(); s.bind(('198.18.0.1',43010))\n"
-                                   "s.connect(('198.18.0.2',5202)); s.sendall(b'hi'); time.sleep(60)"])
-        time.sleep(1.0)
-        tr = Drops("--by", "flow", ns=dlab.b)
-        eth = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb"))
-        segs = [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
-                TCP(sport=43010, dport=5202, flags="A", seq=(12345 + i * 100000) & 0xffffffff, ack=1) /
-                Raw(b"a" * 20) for i in range(6)]
-        assert dlab.send(segs) == 6
-        doc = tr.stop()[-1]
-    finally:
-        for p in (client, server):
-            if p:
-                p.kill()
-                p.wait()
+    needs_rx_sock()
+    doc = out_of_window(dlab, 5202, 43010, lambda: Drops("--by", "flow", ns=dlab.b))[-1]
     mine = [d for d in doc["drops"] if (d["proto"], d["src"], d["sport"], d["dst"], d["dport"]) ==
             ("tcp", "198.18.0.1", 43010, "198.18.0.2", 5202)]
     assert sum(d["packets"] for d in mine) == 6, doc["drops"]
     assert all(d["netns"] == netns_ino(dlab.b) and d["reason"].startswith("TCP_") for d in mine), mine
+
+
+@pytest.mark.parametrize("dev", ["vb", pytest.param(None, marks=pytest.mark.variant)])
+def test_tcp_receive_path_drops_are_of_the_device_they_arrived_on(dlab, dev):
+    """TCP's receive path lets go of skb->dev, but the device the segment arrived on is
+    still known (skb_iif): `drops DEV` counts them (it counted none), and `--by dev` names
+    the device (it showed none)."""
+    needs_rx_sock()
+    args = [dev] if dev else []
+    doc = out_of_window(dlab, 5203, 43011, lambda: Drops(*args, "--by", "dev", global_ns=dlab.b))[-1]
+    vb = json.loads(sh("ip", "-n", dlab.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
+    assert [(d["device"], d["ifindex"], d["packets"]) for d in doc["drops"]] == [("vb", vb, 6)]
+    assert doc["packets"] == 6
 
 
 def test_nft_drop_equals_the_rules_counter(dlab):
