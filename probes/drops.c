@@ -331,25 +331,26 @@ static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize
 /*
  * Rows whose drop had no device but the index of the one it arrived on
  * (TCP's receive path: skb->skb_iif, in the socket's namespace): that
- * device's name now, where the namespace is ours (an index of another
- * namespace's cannot be named from here; its rows keep no name).
+ * device's name as another row of it has it (copied at its drop), else its
+ * name now where the namespace is ours (another namespace's index cannot be
+ * named from here: such a row keeps no name).
  */
 static void name_arrivals(struct pl_drop_row *r, size_t n)
 {
-	char name[IF_NAMESIZE] = "";
-	__u32 named = 0;
-	uint64_t here;
+	uint64_t here = 0;
+	bool ours = !pl_netns_ino(&here);
 
-	if (pl_netns_ino(&here))
-		return;
 	for (size_t i = 0; i < n; i++) {
-		if (r[i].k.dev[0] || !r[i].k.ifindex || r[i].k.netns != here)
+		char name[IF_NAMESIZE] = "";
+
+		if (r[i].k.dev[0] || !r[i].k.ifindex)
 			continue;
-		if (r[i].k.ifindex != named) {
-			named = r[i].k.ifindex;
-			if (!if_indextoname(named, name))
-				name[0] = '\0';	/* gone since */
-		}
+		for (size_t j = 0; j < n && !name[0]; j++)
+			if (r[j].k.dev[0] && r[j].k.ifindex == r[i].k.ifindex &&
+			    r[j].k.netns == r[i].k.netns)
+				memcpy(name, r[j].k.dev, sizeof(name));
+		if (!name[0] && ours && r[i].k.netns == here && !if_indextoname(r[i].k.ifindex, name))
+			name[0] = '\0';	/* gone since */
 		memcpy(r[i].k.dev, name, sizeof(r[i].k.dev));
 	}
 }

@@ -122,9 +122,9 @@ def needs_rx_sock():
         pytest.skip("the kernel's kfree_skb names no socket (Linux 6.11+)")
 
 
-def out_of_window(dlab, port, sport, tracer):
+def out_of_window(dlab, port, sport, tracer, extra=()):
     """Six segments out of an established connection's window, sent to b:port from
-    a:sport, while tracer() (a Drops) runs; its documents."""
+    a:sport (and the frames extra), while tracer() (a Drops) runs; its documents."""
     from scapy.all import IP, TCP, Ether, Raw
 
     server = subprocess.Popen(["ip", "netns", "exec", dlab.b, PYTHON, "-c",
@@ -143,7 +143,7 @@ def out_of_window(dlab, port, sport, tracer):
         segs = [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
                 TCP(sport=sport, dport=port, flags="A", seq=(12345 + i * 100000) & 0xffffffff, ack=1) /
                 Raw(b"a" * 20) for i in range(6)]
-        assert dlab.send(segs) == 6
+        assert dlab.send(segs + list(extra)) == 6 + len(extra)
         return tr.stop()
     finally:
         for p in (client, server):
@@ -170,13 +170,19 @@ def test_tcp_receive_path_drops_count_in_the_sockets_namespace(dlab):
 def test_tcp_receive_path_drops_are_of_the_device_they_arrived_on(dlab, dev):
     """TCP's receive path lets go of skb->dev, but the device the segment arrived on is
     still known (skb_iif): `drops DEV` counts them (it counted none), and `--by dev` names
-    the device (it showed none)."""
+    the device (it showed none): from within the namespace (pktlens -n B drops DEV) by its
+    index, from outside (drops --netns B) as the namespace's other drops on it name it."""
     needs_rx_sock()
-    args = [dev] if dev else []
-    doc = out_of_window(dlab, 5203, 43011, lambda: Drops(*args, "--by", "dev", global_ns=dlab.b))[-1]
+    if dev:
+        tracer, extra = (lambda: Drops(dev, "--by", "dev", global_ns=dlab.b)), []
+    else:
+        tracer, extra = (lambda: Drops("--by", "dev", ns=dlab.b)), udp(dlab, 3, 9)
+    noports = snmp(dlab.b, "Udp", "NoPorts")
+    doc = out_of_window(dlab, 5203, 43011, tracer, extra)[-1]
+    noports = snmp(dlab.b, "Udp", "NoPorts") - noports
     vb = json.loads(sh("ip", "-n", dlab.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
-    assert [(d["device"], d["ifindex"], d["packets"]) for d in doc["drops"]] == [("vb", vb, 6)]
-    assert doc["packets"] == 6
+    assert noports == len(extra)
+    assert [(d["device"], d["ifindex"], d["packets"]) for d in doc["drops"]] == [("vb", vb, 6 + noports)]
 
 
 def test_nft_drop_equals_the_rules_counter(dlab):
