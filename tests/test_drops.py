@@ -274,6 +274,30 @@ def test_namespaces_with_the_same_names_stay_apart(dlab):
         other.close()
 
 
+def test_dev_deleted_while_counting_stops_with_its_counts(dlab):
+    """`drops DEV` whose DEV is deleted: nothing more can come (a new device of its name is
+    another), so it says so and stops, exit 1, with what it counted (it ran on, counting
+    nothing, until Ctrl-C)."""
+    needs_reasons()
+    p = start_probes([PKTLENS, "-n", dlab.b, "-j", "drops", "vb"], "pl_drop_")
+    try:
+        before = snmp(dlab.b, "Udp", "NoPorts")
+        dlab.send(udp(dlab, 7, 5001))
+        time.sleep(0.3)
+        noports = snmp(dlab.b, "Udp", "NoPorts") - before
+        sh("ip", "-n", dlab.a, "link", "del", "va")
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    # -j: the error is a document of its own (as every error under -j), then the counts
+    docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert p.returncode == 1 and len(docs) == 2, (out, err)
+    assert "vb: the interface is gone" in docs[0]["error"]
+    assert noports == 7 and by_reason(docs[1], "NO_SOCKET") == noports
+
+
 def test_dev_is_of_the_current_namespace(dlab):
     tr = Drops("vb", global_ns=dlab.b)
     dlab.send(udp(dlab, 4, 9, dst_mac="02:00:00:00:00:97"))
