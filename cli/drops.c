@@ -507,14 +507,16 @@ static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f
 	return true;
 }
 
-static int on_event(void *ctx, const struct pl_drop_event *e)
+static int on_event(void *ctx, const struct pl_drop_event *ev)
 {
 	char r[64], loc[128], s[64], d[64], p[16], ns[300];
+	struct pl_drop_event named = *ev, *e = &named;
 	struct pl_drop_flow_key f;
 	struct pl_flow_key k;
 	bool ip = event_flow(e, &f);
 
 	(void)ctx;
+	pl_drops_name_dev(&e->k);	/* a drop on TCP's receive path: the device it arrived on */
 	k = flow_key(&f);
 	if (e->k.kind == PL_DROP_KFREE)
 		pl_drop_location(e->k.location, loc, sizeof(loc));

@@ -328,6 +328,18 @@ static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize
 	return 0;
 }
 
+bool pl_drops_name_dev(struct pl_drop_key *k)
+{
+	char name[IF_NAMESIZE];
+	uint64_t here;
+
+	if (k->dev[0] || !k->ifindex || pl_netns_ino(&here) || k->netns != here ||
+	    !if_indextoname(k->ifindex, name))
+		return false;	/* named, no device, another namespace's, or gone since */
+	memcpy(k->dev, name, sizeof(k->dev));
+	return true;
+}
+
 /*
  * Rows whose drop had no device but the index of the one it arrived on
  * (TCP's receive path: skb->skb_iif, in the socket's namespace): that
@@ -337,21 +349,14 @@ static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize
  */
 static void name_arrivals(struct pl_drop_row *r, size_t n)
 {
-	uint64_t here = 0;
-	bool ours = !pl_netns_ino(&here);
-
 	for (size_t i = 0; i < n; i++) {
-		char name[IF_NAMESIZE] = "";
-
 		if (r[i].k.dev[0] || !r[i].k.ifindex)
 			continue;
-		for (size_t j = 0; j < n && !name[0]; j++)
+		for (size_t j = 0; j < n && !r[i].k.dev[0]; j++)
 			if (r[j].k.dev[0] && r[j].k.ifindex == r[i].k.ifindex &&
 			    r[j].k.netns == r[i].k.netns)
-				memcpy(name, r[j].k.dev, sizeof(name));
-		if (!name[0] && ours && r[i].k.netns == here && !if_indextoname(r[i].k.ifindex, name))
-			name[0] = '\0';	/* gone since */
-		memcpy(r[i].k.dev, name, sizeof(r[i].k.dev));
+				memcpy(r[i].k.dev, r[j].k.dev, sizeof(r[i].k.dev));
+		pl_drops_name_dev(&r[i].k);
 	}
 }
 

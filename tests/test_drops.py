@@ -166,23 +166,32 @@ def test_tcp_receive_path_drops_count_in_the_sockets_namespace(dlab):
     assert all(d["netns"] == netns_ino(dlab.b) and d["reason"].startswith("TCP_") for d in mine), mine
 
 
-@pytest.mark.parametrize("dev", ["vb", pytest.param(None, marks=pytest.mark.variant)])
-def test_tcp_receive_path_drops_are_of_the_device_they_arrived_on(dlab, dev):
+@pytest.mark.parametrize("how", ["dev", pytest.param("netns", marks=pytest.mark.variant), "events"])
+def test_tcp_receive_path_drops_are_of_the_device_they_arrived_on(dlab, how):
     """TCP's receive path lets go of skb->dev, but the device the segment arrived on is
-    still known (skb_iif): `drops DEV` counts them (it counted none), and `--by dev` names
+    still known (skb_iif): `drops DEV` counts them (it counted none), `--by dev` names
     the device (it showed none): from within the namespace (pktlens -n B drops DEV) by its
-    index, from outside (drops --netns B) as the namespace's other drops on it name it."""
+    index, from outside (drops --netns B) as the namespace's other drops on it name it;
+    and so do --events."""
     needs_rx_sock()
-    if dev:
-        tracer, extra = (lambda: Drops(dev, "--by", "dev", global_ns=dlab.b)), []
-    else:
+    extra = []
+    if how == "dev":
+        tracer = lambda: Drops("vb", "--by", "dev", global_ns=dlab.b)  # noqa: E731
+    elif how == "netns":
         tracer, extra = (lambda: Drops("--by", "dev", ns=dlab.b)), udp(dlab, 3, 9)
+    else:
+        tracer = lambda: Drops("--events", global_ns=dlab.b)  # noqa: E731
     noports = snmp(dlab.b, "Udp", "NoPorts")
-    doc = out_of_window(dlab, 5203, 43011, tracer, extra)[-1]
+    docs = out_of_window(dlab, 5203, 43011, tracer, extra)
     noports = snmp(dlab.b, "Udp", "NoPorts") - noports
-    vb = json.loads(sh("ip", "-n", dlab.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
     assert noports == len(extra)
-    assert [(d["device"], d["ifindex"], d["packets"]) for d in doc["drops"]] == [("vb", vb, 6 + noports)]
+    if how == "events":
+        seen = [(e["device"], e["sport"], e["dport"]) for e in docs if e.get("event") == "drop"]
+        assert seen == [("vb", 43011, 5203)] * 6, docs
+        return
+    vb = json.loads(sh("ip", "-n", dlab.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
+    assert [(d["device"], d["ifindex"], d["packets"]) for d in docs[-1]["drops"]] == \
+        [("vb", vb, 6 + noports)]
 
 
 def test_nft_drop_equals_the_rules_counter(dlab):
