@@ -194,6 +194,32 @@ def test_tcp_receive_path_drops_are_of_the_device_they_arrived_on(dlab, how):
         [("vb", vb, 6 + noports)]
 
 
+class _Nothing:
+    def stop(self):
+        time.sleep(0.3)     # let the last segments be freed
+
+
+def test_tcp_receive_path_drops_are_exported_as_their_devices(dlab):
+    """The exporter (in the root namespace) names a TCP receive-path drop's device, known
+    by its index alone, by the attachment of that index: device="vb" (it was "")."""
+    needs_rx_sock()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    out_of_window(dlab, 5204, 43012, _Nothing)
+    ex = Exporter()
+    try:
+        body = ex.get()[1]
+    finally:
+        ex.stop()
+    got = {}
+    for f in text_string_to_metric_families(body):
+        for x in f.samples:
+            if x.name == "pktlens_kernel_drops_total" and x.labels["netns"] == str(netns_ino(dlab.b)):
+                got[x.labels["device"]] = got.get(x.labels["device"], 0) + x.value
+    assert got == {"vb": 6}, got
+
+
 def test_nft_drop_equals_the_rules_counter(dlab):
     needs_reasons()
     sh("ip", "netns", "exec", dlab.b, "nft", "-f", "-", input=(
