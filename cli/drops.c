@@ -507,14 +507,16 @@ static bool event_flow(const struct pl_drop_event *e, struct pl_drop_flow_key *f
 	return true;
 }
 
-static int on_event(void *ctx, const struct pl_drop_event *e)
+static int on_event(void *ctx, const struct pl_drop_event *ev)
 {
 	char r[64], loc[128], s[64], d[64], p[16], ns[300];
+	struct pl_drop_event named = *ev, *e = &named;
 	struct pl_drop_flow_key f;
 	struct pl_flow_key k;
 	bool ip = event_flow(e, &f);
 
 	(void)ctx;
+	pl_drops_name_dev(&e->k);	/* a drop on TCP's receive path: the device it arrived on */
 	k = flow_key(&f);
 	if (e->k.kind == PL_DROP_KFREE)
 		pl_drop_location(e->k.location, loc, sizeof(loc));
@@ -677,7 +679,7 @@ static int do_drops(void *cfg, int argc, char **argv)
 	char until[64];
 	uint32_t watch = c->watch, rate = c->rate;
 	struct pl_drops *d = NULL;
-	bool events = c->events;
+	bool events = c->events, gone = false;
 	double t0, tw;
 	char why[256];
 	int err, ret = PL_EXIT_OK;
@@ -742,6 +744,13 @@ static int do_drops(void *cfg, int argc, char **argv)
 		err = 0;	/* the number of events read */
 		if (pl_deadline_passed(end_ns))
 			break;
+		/* as sample: nothing more can come (another device of its name is not DEV) */
+		if (o.dev && pl_iface_gone(o.cfg.ifindex)) {
+			pl_err("drops: %s: the interface is gone (deleted, or moved to another "
+			       "network namespace): stopped", o.dev);
+			gone = true;	/* what was counted is still printed */
+			break;
+		}
 		if (watch && mono_s() - tw >= watch) {
 			err = watch_report(d, &o, base, nbase, &prev, &nprev, &tw, wlost);
 			if (err)
@@ -764,6 +773,8 @@ static int do_drops(void *cfg, int argc, char **argv)
 		pl_err("drops: reading the counters: %s", strerror(-err));
 		ret = PL_EXIT_FAIL;
 	}
+	if (gone)
+		ret = PL_EXIT_FAIL;
 	free(g);
 	free(prev);
 	free(base);
@@ -807,7 +818,8 @@ const struct pl_cmd pl_cmd_drops = {
 		 "errors), counted in the kernel until Ctrl-C or --duration; pktlens's own policy\n"
 		 "drops in the same time are shown beside them as `pktlens rule N`. The device is\n"
 		 "skb->dev when the skb was freed: the one it arrived on for drops on receive.\n"
-		 "DEV: only drops on DEV, an interface of the current namespace (-n). -n NETNS\n"
-		 "without DEV or --netns: NETNS's drops alone (else every namespace's). -j: one\n"
-		 "document (JSON lines with --watch or --events).\n",
+		 "DEV: only drops on DEV, an interface of the current namespace (-n); DEV deleted\n"
+		 "meanwhile: said, the counts printed, exit 1. -n NETNS without DEV or --netns:\n"
+		 "NETNS's drops alone (else every namespace's). -j: one document (JSON lines with\n"
+		 "--watch or --events).\n",
 };

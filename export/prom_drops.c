@@ -66,6 +66,27 @@ static bool merge_max(struct ns_rows *ns, const struct pl_drop_row *r, size_t n)
 	return true;
 }
 
+/*
+ * Rows of a drop known by its device's index alone that pl_drops_read()
+ * could not name (TCP's receive path, in a namespace not the exporter's):
+ * the name of the attachment of that index in that namespace, so that the
+ * device's drops are one series whichever namespace the exporter runs in.
+ */
+static void name_by_attachments(struct pl_drop_row *r, size_t nr, const struct pl_prom_att *at,
+				size_t n)
+{
+	for (size_t j = 0; j < nr; j++) {
+		if (r[j].k.dev[0] || !r[j].k.ifindex || r[j].k.kind != PL_DROP_KFREE)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (at[i].a->meta_ok && at[i].a->netns == r[j].k.netns &&
+			    at[i].a->meta.ifindex == r[j].k.ifindex) {
+				memcpy(r[j].k.dev, at[i].a->ifname, sizeof(r[j].k.dev));
+				break;
+			}
+	}
+}
+
 void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 {
 	struct ns_rows *ns = calloc(n ? n : 1, sizeof(*ns));
@@ -90,6 +111,7 @@ void pl_prom_drops(FILE *f, const struct pl_prom_att *at, size_t n)
 			continue;
 		lost_ok = !pl_drops_pinned_lost(a->dir, lost);
 		if (!pl_drops_read(fd, &r, &nr)) {
+			name_by_attachments(r, nr, at, n);
 			/*
 			 * by device (its name: a device deleted and made anew
 			 * under it has another ifindex, one series still) and

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,12 +328,47 @@ static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize
 	return 0;
 }
 
+bool pl_drops_name_dev(struct pl_drop_key *k)
+{
+	char name[IF_NAMESIZE];
+	uint64_t here;
+
+	if (k->dev[0] || !k->ifindex || pl_netns_ino(&here) || k->netns != here ||
+	    !if_indextoname(k->ifindex, name))
+		return false;	/* named, no device, another namespace's, or gone since */
+	memcpy(k->dev, name, sizeof(k->dev));
+	return true;
+}
+
+/*
+ * Rows whose drop had no device but the index of the one it arrived on
+ * (TCP's receive path: skb->skb_iif, in the socket's namespace): that
+ * device's name as another row of it has it (copied at its drop), else its
+ * name now where the namespace is ours (another namespace's index cannot be
+ * named from here: such a row keeps no name).
+ */
+static void name_arrivals(struct pl_drop_row *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].k.dev[0] || !r[i].k.ifindex)
+			continue;
+		for (size_t j = 0; j < n && !r[i].k.dev[0]; j++)
+			if (r[j].k.dev[0] && r[j].k.ifindex == r[i].k.ifindex &&
+			    r[j].k.netns == r[i].k.netns)
+				memcpy(r[i].k.dev, r[j].k.dev, sizeof(r[i].k.dev));
+		pl_drops_name_dev(&r[i].k);
+	}
+}
+
 int pl_drops_read(int fd, struct pl_drop_row **out, size_t *n)
 {
 	struct rows r = { .size = sizeof(**out), .ksize = sizeof(struct pl_drop_key),
 			  .sum = sum_stats };
+	int err = read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_val));
 
-	return read_rows(fd, &r, (void **)out, n, sizeof(struct pl_drop_val));
+	if (!err)
+		name_arrivals(*out, *n);
+	return err;
 }
 
 int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n)

@@ -69,6 +69,12 @@ struct pl_drop_flow_row {
 
 /* Every aggregate of a drop_stats map (@fd), summed over CPUs. Caller frees *out. */
 int pl_drops_read(int fd, struct pl_drop_row **out, size_t *n);
+/*
+ * A key with a device index but no name (a drop on TCP's receive path, of
+ * the device it arrived on): that device's name now, where its namespace is
+ * ours; false: none (@k unchanged).
+ */
+bool pl_drops_name_dev(struct pl_drop_key *k);
 /* The same for drop_flows. */
 int pl_drops_read_flows(int fd, struct pl_drop_flow_row **out, size_t *n);
 /* One flow of drop_flows (@fd), summed; -ENOENT: no drop. */

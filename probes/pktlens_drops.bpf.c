@@ -102,8 +102,13 @@ static __always_inline void lost(__u32 which)
 		(*v)++;
 }
 
-/* The device's namespace, index and name into @k; false when cfg filters it out. */
-static __always_inline bool dev_key(const struct net_device *dev, __u64 sk_netns,
+/*
+ * The device's namespace, index and name into @k; false when cfg filters it
+ * out. Without a device, the socket's namespace (@sk_netns) and the index of
+ * the device the skb arrived on (@iif, skb->skb_iif: TCP's receive path lets
+ * go of skb->dev, not of that), its name left to user space.
+ */
+static __always_inline bool dev_key(const struct net_device *dev, __u64 sk_netns, __u32 iif,
 				    const struct pl_drop_cfg *cf, struct pl_drop_key *k)
 {
 	if (dev) {
@@ -112,6 +117,7 @@ static __always_inline bool dev_key(const struct net_device *dev, __u64 sk_netns
 		BPF_CORE_READ_INTO(&k->dev, dev, name);
 	} else {
 		k->netns = sk_netns;
+		k->ifindex = sk_netns ? iif : 0;	/* an index means nothing without its namespace */
 	}
 	if (cf->netns && cf->netns != k->netns)
 		return false;
@@ -320,7 +326,7 @@ static __always_inline int kfree(const struct sk_buff *skb, __u64 location, __u3
 		sk = (struct sock *)rx_sk;
 	if (sk)
 		sk_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (!dev_key(BPF_CORE_READ(skb, dev), sk_netns, cf, &k))
+	if (!dev_key(BPF_CORE_READ(skb, dev), sk_netns, BPF_CORE_READ(skb, skb_iif), cf, &k))
 		return 0;
 	k.kind = PL_DROP_KFREE;
 	k.reason = reason;
@@ -372,7 +378,7 @@ static __always_inline int xdp_fail(const struct net_device *dev, __u32 kind, __
 	if (!cf)
 		return 0;
 	__builtin_memset(&k, 0, sizeof(k));
-	if (!dev_key(dev, 0, cf, &k))
+	if (!dev_key(dev, 0, 0, cf, &k))
 		return 0;
 	k.kind = kind;
 	k.reason = reason;

@@ -116,44 +116,108 @@ def test_flow_shows_the_exact_5tuple(dlab):
     assert a["bytes"] == sum(28 + 20 + i % 7 for i in range(5))
 
 
+def needs_rx_sock():
+    needs_reasons()
+    if not pktlens_json("--version")["features"]["drop-rx-sock"]["available"]:
+        pytest.skip("the kernel's kfree_skb names no socket (Linux 6.11+)")
+
+
+def out_of_window(dlab, port, sport, tracer, extra=()):
+    """Six segments out of an established connection's window, sent to b:port from
+    a:sport (and the frames extra), while tracer() (a Drops) runs; its documents."""
+    from scapy.all import IP, TCP, Ether, Raw
+
+    server = subprocess.Popen(["ip", "netns", "exec", dlab.b, PYTHON, "-c",
+                               "import socket,time\ns=socket.socket()\n"
+                               "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                               f"s.bind(('198.18.0.2',{port})); s.listen()\nc,_=s.accept()\ntime.sleep(60)"])
+    client = None
+    try:
+        time.sleep(0.5)
+        client = subprocess.Popen(["ip", "netns", "exec", dlab.a, PYTHON, "-c",
+                                   f"import socket,time\ns=socket.socket(); s.bind(('198.18.0.1',{sport}))\n"
+                                   f"s.connect(('198.18.0.2',{port})); s.sendall(b'hi'); time.sleep(60)"])
+        time.sleep(1.0)
+        tr = tracer()
+        eth = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb"))
+        segs = [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
+                TCP(sport=sport, dport=port, flags="A", seq=(12345 + i * 100000) & 0xffffffff, ack=1) /
+                Raw(b"a" * 20) for i in range(6)]
+        assert dlab.send(segs + list(extra)) == 6 + len(extra)
+        return tr.stop()
+    finally:
+        for p in (client, server):
+            if p:
+                p.kill()
+                p.wait()
+
+
 @pytest.mark.variant     # the kernel side: which program variant the probe loads
 def test_tcp_receive_path_drops_count_in_the_sockets_namespace(dlab):
     """Segments out of a TCP connection's window are dropped by the socket's receive path,
     where the skb has neither device nor owner: they count in the socket's namespace (the
     tracepoint's rx_sk, Linux 6.11+), so `drops --netns` sees them (they counted under netns
     0, which no per-namespace view showed)."""
-    needs_reasons()
-    if not pktlens_json("--version")["features"]["drop-rx-sock"]["available"]:
-        pytest.skip("the kernel's kfree_skb names no socket (Linux 6.11+)")
-    from scapy.all import IP, TCP, Ether, Raw
-
-    server = subprocess.Popen(["ip", "netns", "exec", dlab.b, PYTHON, "-c",
-                               "import socket,time\ns=socket.socket()\n"
-                               "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                               "s.bind(('198.18.0.2',5202)); s.listen()\nc,_=s.accept()\ntime.sleep(60)"])
-    client = None
-    try:
-        time.sleep(0.5)
-        client = subprocess.Popen(["ip", "netns", "exec", dlab.a, PYTHON, "-c",
-                                   "import socket,time\ns=socket.socket(); s.bind(('198.18.0.1',43010))\n"
-                                   "s.connect(('198.18.0.2',5202)); s.sendall(b'hi'); time.sleep(60)"])
-        time.sleep(1.0)
-        tr = Drops("--by", "flow", ns=dlab.b)
-        eth = Ether(src=dlab.mac(dlab.a, "va"), dst=dlab.mac(dlab.b, "vb"))
-        segs = [eth / IP(src="198.18.0.1", dst="198.18.0.2") /
-                TCP(sport=43010, dport=5202, flags="A", seq=(12345 + i * 100000) & 0xffffffff, ack=1) /
-                Raw(b"a" * 20) for i in range(6)]
-        assert dlab.send(segs) == 6
-        doc = tr.stop()[-1]
-    finally:
-        for p in (client, server):
-            if p:
-                p.kill()
-                p.wait()
+    needs_rx_sock()
+    doc = out_of_window(dlab, 5202, 43010, lambda: Drops("--by", "flow", ns=dlab.b))[-1]
     mine = [d for d in doc["drops"] if (d["proto"], d["src"], d["sport"], d["dst"], d["dport"]) ==
             ("tcp", "198.18.0.1", 43010, "198.18.0.2", 5202)]
     assert sum(d["packets"] for d in mine) == 6, doc["drops"]
     assert all(d["netns"] == netns_ino(dlab.b) and d["reason"].startswith("TCP_") for d in mine), mine
+
+
+@pytest.mark.parametrize("how", ["dev", pytest.param("netns", marks=pytest.mark.variant), "events"])
+def test_tcp_receive_path_drops_are_of_the_device_they_arrived_on(dlab, how):
+    """TCP's receive path lets go of skb->dev, but the device the segment arrived on is
+    still known (skb_iif): `drops DEV` counts them (it counted none), `--by dev` names
+    the device (it showed none): from within the namespace (pktlens -n B drops DEV) by its
+    index, from outside (drops --netns B) as the namespace's other drops on it name it;
+    and so do --events."""
+    needs_rx_sock()
+    extra = []
+    if how == "dev":
+        tracer = lambda: Drops("vb", "--by", "dev", global_ns=dlab.b)  # noqa: E731
+    elif how == "netns":
+        tracer, extra = (lambda: Drops("--by", "dev", ns=dlab.b)), udp(dlab, 3, 9)
+    else:
+        tracer = lambda: Drops("--events", global_ns=dlab.b)  # noqa: E731
+    noports = snmp(dlab.b, "Udp", "NoPorts")
+    docs = out_of_window(dlab, 5203, 43011, tracer, extra)
+    noports = snmp(dlab.b, "Udp", "NoPorts") - noports
+    assert noports == len(extra)
+    if how == "events":
+        seen = [(e["device"], e["sport"], e["dport"]) for e in docs if e.get("event") == "drop"]
+        assert seen == [("vb", 43011, 5203)] * 6, docs
+        return
+    vb = json.loads(sh("ip", "-n", dlab.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
+    assert [(d["device"], d["ifindex"], d["packets"]) for d in docs[-1]["drops"]] == \
+        [("vb", vb, 6 + noports)]
+
+
+class _Nothing:
+    def stop(self):
+        time.sleep(0.3)     # let the last segments be freed
+
+
+def test_tcp_receive_path_drops_are_exported_as_their_devices(dlab):
+    """The exporter (in the root namespace) names a TCP receive-path drop's device, known
+    by its index alone, by the attachment of that index: device="vb" (it was "")."""
+    needs_rx_sock()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", "--probes", "drops", ns=dlab.b)
+    out_of_window(dlab, 5204, 43012, _Nothing)
+    ex = Exporter()
+    try:
+        body = ex.get()[1]
+    finally:
+        ex.stop()
+    got = {}
+    for f in text_string_to_metric_families(body):
+        for x in f.samples:
+            if x.name == "pktlens_kernel_drops_total" and x.labels["netns"] == str(netns_ino(dlab.b)):
+                got[x.labels["device"]] = got.get(x.labels["device"], 0) + x.value
+    assert got == {"vb": 6}, got
 
 
 def test_nft_drop_equals_the_rules_counter(dlab):
@@ -243,6 +307,30 @@ def test_namespaces_with_the_same_names_stay_apart(dlab):
         assert mine == {netns_ino(dlab.b): 7, netns_ino(other.b): 12}
     finally:
         other.close()
+
+
+def test_dev_deleted_while_counting_stops_with_its_counts(dlab):
+    """`drops DEV` whose DEV is deleted: nothing more can come (a new device of its name is
+    another), so it says so and stops, exit 1, with what it counted (it ran on, counting
+    nothing, until Ctrl-C)."""
+    needs_reasons()
+    p = start_probes([PKTLENS, "-n", dlab.b, "-j", "drops", "vb"], "pl_drop_")
+    try:
+        before = snmp(dlab.b, "Udp", "NoPorts")
+        dlab.send(udp(dlab, 7, 5001))
+        time.sleep(0.3)
+        noports = snmp(dlab.b, "Udp", "NoPorts") - before
+        sh("ip", "-n", dlab.a, "link", "del", "va")
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    # -j: the error is a document of its own (as every error under -j), then the counts
+    docs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert p.returncode == 1 and len(docs) == 2, (out, err)
+    assert "vb: the interface is gone" in docs[0]["error"]
+    assert noports == 7 and by_reason(docs[1], "NO_SOCKET") == noports
 
 
 def test_dev_is_of_the_current_namespace(dlab):

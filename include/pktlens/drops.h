@@ -24,7 +24,10 @@ enum pl_drop_kind {
  * freed (the device it arrived on for a drop on receive, the one it was
  * to leave by on transmit), its name copied then, so devices of other
  * namespaces and deleted ones keep their names; netns: that device's
- * namespace (the socket's when the skb has no device, 0: neither).
+ * namespace (the socket's when the skb has no device, 0: neither). An skb
+ * without a device but with a socket (TCP's receive path lets go of
+ * skb->dev): ifindex is the device it arrived on (skb->skb_iif), dev empty
+ * (pl_drops_read() names it where it can).
  */
 struct pl_drop_key {
 	__u64 netns;		/* namespace inode */
