@@ -210,7 +210,7 @@ const char *pl_filter_ctx_name(enum pl_filter_ctx ctx);
 
 /*
  * Compile a tcpdump expression for Ethernet (DLT_EN10MB, snaplen 262144,
- * optimizer on, netmask unknown). Returns 0 and a malloc'd program in *out,
+ * optimizer on, netmask 0 as in tcpdump -r). Returns 0 and a malloc'd program in *out,
  * or -EINVAL with libpcap's error text in @err, -E2BIG for an expression
  * of PL_FILTER_EXPR_MAX bytes or more (what an attachment can keep).
  */

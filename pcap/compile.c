@@ -54,7 +54,13 @@ int pl_cbpf_compile(const char *expr, struct sock_filter **out, size_t *out_len,
 	p = pcap_open_dead(DLT_EN10MB, PL_CBPF_SNAPLEN);
 	if (!p)
 		return pl_why(err, errlen, -ENOMEM, "pcap_open_dead: %s", strerror(ENOMEM));
-	if (pcap_compile(p, &fp, expr, 1, PCAP_NETMASK_UNKNOWN)) {
+	/*
+	 * Netmask 0, as tcpdump -r (and tcpdump -i on an interface without an
+	 * IPv4 address) compiles: `ip broadcast` then means a destination of
+	 * 0.0.0.0 or 255.255.255.255, the same on every interface and whatever
+	 * addresses it has later. PCAP_NETMASK_UNKNOWN would refuse it.
+	 */
+	if (pcap_compile(p, &fp, expr, 1, 0)) {
 		ret = pl_why(err, errlen, -EINVAL, "%s", pcap_geterr(p));
 		goto out_close;
 	}

@@ -60,7 +60,7 @@ static void one(pcap_t *dead, const char *expr, const struct pkt *v, size_t n)
 {
 	struct bpf_program fp;
 
-	if (pcap_compile(dead, &fp, expr, 1, PCAP_NETMASK_UNKNOWN)) {
+	if (pcap_compile(dead, &fp, expr, 1, 0)) {
 		printf("ERR %s\n", pcap_geterr(dead));
 		return;
 	}
