@@ -1070,11 +1070,17 @@ static int do_sample(void *cfg, int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			goto out;
 		}
-		snprintf(a->ifname, sizeof(a->ifname), "%s", argv[0]);
+		/*
+		 * the interface's own name, as attach pins under and an attached capture
+		 * shows it: an alternative name (ip link property add ... altname) would
+		 * name the marker, the lines and the pcapng interfaces otherwise, and a
+		 * second sampler by the other name would not find this one
+		 */
+		snprintf(a->ifname, sizeof(a->ifname), "%s", li ? li->ifname : argv[0]);
 		/* signals first: an interrupted start still goes through the cleanup below */
 		pl_catch_stop();
 		cap_opened = opened = true;
-		err = pl_cap_open(argv[0], cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
+		err = pl_cap_open(a->ifname, cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
 		if (err) {
 			pl_err("sample: %s", why);
 			ret = PL_EXIT_CODE(err, ENODEV);

@@ -419,6 +419,37 @@ def test_clsact_capture_killed_is_cleaned_from_any_namespace_and_a_second_is_tol
     nothing_left(lab)
 
 
+@pytest.mark.parametrize("tcx", [True, pytest.param(False, marks=pytest.mark.variant)],
+                         ids=["tcx", "clsact"])
+def test_capture_by_an_alternative_name_is_the_interfaces_own(lab, monkeypatch, tcx):
+    """`sample ALTNAME` on an interface nothing is attached to names it by its own name, as
+    attach and an attached capture do: the first line, the pcapng interfaces tshark reads,
+    the marker. It named them by the altname, so a second capture-only sampler by the own
+    name (clsact, as before Linux 6.6) was not told the first one's pid but 'File exists'."""
+    from test_sample import frames
+    if not tcx:
+        monkeypatch.setenv("PKTLENS_NO_FEATURES", "tcx")
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", "vbalt")
+    raw = frames()[:4]
+    path = os.path.join(lab.tmp, "alt.pcapng")
+    s = Sampler(lab, "-w", path, dev="vbalt")
+    try:
+        assert s.err.decode().splitlines()[0].startswith("pktlens: sample: vb: not attached: ")
+        mark = markers()
+        assert len(mark) == 1 and mark[0].endswith(f":vb:{s.p.pid}")
+        if not tcx:
+            r = pktlens("sample", "vb", "-c", 1, ns=lab.b, check=False)
+            assert (r.returncode, r.stderr.splitlines()[-1]) == \
+                (1, f"pktlens: sample: vb: pktlens sample (pid {s.p.pid}) is sampling it already")
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+    finally:
+        assert s.stop(signal.SIGINT) == 0, s.err
+    assert read_file(path) == raw
+    assert if_names(path) == ["vb@tc"]
+    nothing_left(lab)
+
+
 def test_policy_selection_where_xdp_judges_but_cannot_copy_is_refused(lab):
     """XDP and tc in attached on a kernel without bpf_xdp_load_bytes (forced, as on Linux
     before 5.18): ingress is sampled at tc, behind the XDP policy, so what the policy drops or
