@@ -8,6 +8,7 @@ b, where the capture runs. Oracles: the frames sent (which a drop rule
 drops is known from what was sent), tcpdump -r and tshark reading the files,
 `tc filter`/`ip link`/bpffs for what is left attached or pinned.
 """
+import errno
 import glob
 import json
 import os
@@ -714,6 +715,23 @@ def test_rotation_by_size_splits_at_tcpdumps_packet(lab, fmt):
     def split(paths):
         return [(os.path.basename(p), tcpdump_count(p), os.path.getsize(p)) for p in paths]
     assert split(ours) == split(numbered(ref, base))
+
+
+@pytest.mark.parametrize("rot", [["-C", "1"], pytest.param(["-G", "1"], marks=pytest.mark.variant)],
+                         ids=["size", "time"])
+def test_rotation_refuses_at_the_start_a_next_name_too_long_for_the_directory(lab, rot):
+    """-w FILE of 255 bytes (NAME_MAX): FILE is fine, but FILE1, the next file -C (or -G with a
+    name without pattern) makes, is one byte too long. Said at the start (exit 2, one line
+    naming it, nothing made or attached) as an existing FILE1 is; it started, and its first
+    rotation failed ("the next file could not be made")."""
+    d = os.path.join(lab.tmp, "long")
+    os.mkdir(d)
+    path = os.path.join(d, "a" * 255)
+    r = pktlens("sample", "vb", "-w", path, *rot, "--duration", 1, ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == \
+        (2, f"pktlens: sample: cannot write '{path}1': {os.strerror(errno.ENAMETOOLONG)}\n")
+    assert os.listdir(d) == []
+    nothing_left(lab)
 
 
 def numbered(d, base):
