@@ -239,15 +239,6 @@ static int on_record(void *ctx, void *data, size_t size)
 	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
 }
 
-static int64_t mono_to_real(void)
-{
-	struct timespec m, t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	clock_gettime(CLOCK_MONOTONIC, &m);
-	return ((int64_t)t.tv_sec - m.tv_sec) * 1000000000LL + (t.tv_nsec - m.tv_nsec);
-}
-
 /* Why packets were left unwritten, for the summary. */
 static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 {
@@ -689,7 +680,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 		pl_err("sample: cannot write '%s': %s", name, why);
 		return -PL_EXIT_FAIL;
 	}
-	r->mono_to_real = mono_to_real();
+	r->mono_to_real = pl_epoch_offset_ns();
 	if (!pl_g.json)
 		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s%s%s%s", r->a->ifname,
 			r->expr ? " '" : "", r->expr ? r->expr : "", r->expr ? "'" : "",

@@ -451,6 +451,47 @@ def test_capture_by_an_alternative_name_is_the_interfaces_own(lab, monkeypatch, 
     nothing_left(lab)
 
 
+@pytest.mark.parametrize("sign", [-1, pytest.param(1, marks=pytest.mark.variant)],
+                         ids=["behind", "ahead"])
+def test_capture_in_a_time_namespace_takes_and_stamps_frames_by_the_kernels_clock(lab, sign):
+    """In a time namespace (unshare -T, a container CRIU restored) CLOCK_MONOTONIC is the
+    kernel's plus an offset, which bpf_ktime_get_ns() has not. The sampler took it for the
+    kernel's: behind, the lease it gave the programs had run out already (every frame
+    passed by, '0 matched', exit 0); ahead, the files' timestamps were off by the offset.
+    Now both are on the kernel's clock: every frame, stamped within seconds of now."""
+    from test_sample import frames
+    uptime = float(open("/proc/uptime").read().split()[0])
+    off = sign * min(100000, int(uptime / 2))
+    if abs(off) < 10:
+        pytest.skip("the host booted too recently for a clock offset behind it")
+    probe = subprocess.run(["unshare", "-T", "--monotonic", str(off), "--fork", "true"],
+                           capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"no time namespaces here: {probe.stderr!r}")
+    raw = frames()[:6]
+    path = os.path.join(lab.tmp, "timens.pcap")
+    p = subprocess.Popen(["unshare", "-T", "--monotonic", str(off), "--fork", PKTLENS, "-n",
+                          lab.b, "sample", "vb", "-w", path, "-c", str(len(raw)), "--duration", "20"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = ""
+        while "capturing" not in err:
+            line = p.stderr.readline()
+            assert line, err
+            err += line
+        send_raw(lab, raw)
+        err += p.communicate(timeout=30)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert read_file(path) == raw
+    stamps = sh("tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch").stdout.split()
+    assert len(stamps) == len(raw) and all(abs(float(t) - time.time()) < 30 for t in stamps), stamps
+    nothing_left(lab)
+
+
 def test_policy_selection_where_xdp_judges_but_cannot_copy_is_refused(lab):
     """XDP and tc in attached on a kernel without bpf_xdp_load_bytes (forced, as on Linux
     before 5.18): ingress is sampled at tc, behind the XDP policy, so what the policy drops or
