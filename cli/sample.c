@@ -790,7 +790,7 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 	}
 	if (!c->when)
 		return 0;
-	err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+	err = pl_trig_look(t, ifname, 0, dir, &rate, why, sizeof(why));
 	t->n = 0;	/* the window starts with the waiting */
 	if (err) {
 		pl_err("sample: %s: --when: %s", ifname, why);
@@ -824,7 +824,7 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 			       waiting);
 			return PL_EXIT_FAIL;
 		}
-		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+		err = pl_trig_look(t, ifname, ifindex, dir, &rate, why, sizeof(why));
 		if (dev_gone(ifindex, ifname, waiting))
 			return PL_EXIT_FAIL;
 		if (err) {

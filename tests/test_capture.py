@@ -1013,6 +1013,41 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
     assert s.counts()["written"] == 30
 
 
+@pytest.mark.parametrize("attach", [None, pytest.param(["--xdp", "none", "--tc", "in"],
+                                                        marks=pytest.mark.variant)],
+                         ids=["capture-only", "attached"])
+def test_trigger_counts_its_interface_renamed_and_not_the_one_that_took_its_name(lab, attach):
+    """--when 'dev pps > 200' looked the interface up by name every 100 ms: renamed while it
+    waited (the capture itself goes on after a rename), the trigger stopped the capture
+    ('No such device', exit 1); and once another interface took the old name it counted that
+    one's packets, so a flood on the captured interface never fired it. It counts its
+    interface by index now: the burst fires it, and the file holds the frames after it."""
+    if attach:
+        pktlens("attach", "vb", *attach, ns=lab.b)
+    path = os.path.join(lab.tmp, "renamed.pcap")
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 200", "--for", 2, "udp port 7777",
+                ready=False)
+    try:
+        s.wait_for(b"waiting for 'dev pps > 200'")
+        sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vc")
+        sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vbpeer")
+        time.sleep(0.3)
+        assert s.p.poll() is None, s.stop()
+        send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(600)])
+        s.wait_for(b"fired")
+        s.wait_for(b"capturing")
+        after = [udp(6000 + i, 7777) for i in range(30)]
+        send_raw(lab, after)
+        assert s.p.wait(timeout=20) == 0      # --for 2: it ends by itself
+    finally:
+        assert s.stop() == 0, s.err
+    assert read_file(path) == after
+    assert s.counts()["written"] == len(after)
+    if attach:
+        sh("ip", "-n", lab.b, "link", "del", "vb")
+        sh("ip", "-n", lab.b, "link", "set", "vc", "name", "vb")
+
+
 def test_trigger_firing_while_another_sampler_has_the_interface_waits_again(lab):
     """A --when capture that fires while another `sample` has the (attached) interface says so
     once and waits to fire again: it ended with exit 1, and a daemon's standing trigger lost its
