@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <pktlens/array.h>
+#include <pktlens/clock.h>
 
 #include "cli.h"
 #include "common.h"
@@ -430,11 +431,10 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 {
 	struct pl_stats st[PL_SLOT_MAX];
 	struct pl_state s;
-	struct timespec now;
+	double now = (double)pl_mono_ns() / 1e9;	/* the clock rs.last_ns is on */
 	bool have_stats = false;
 	char line[PL_FILTER_EXPR_MAX + 512];
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (pl_state_open(t->a->dir, &s) == 0) {
 		have_stats = pl_state_stats(&s, st) == 0;
 		pl_state_close(&s);
@@ -459,7 +459,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 			memset(&rs, 0, sizeof(rs));
 		hit = rs.pkts && rs.last_ns;
 		if (hit)
-			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;
+			ago = now - rs.last_ns / 1e9;
 		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
 			ago = 0;
 		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));

@@ -136,6 +136,9 @@ int pl_rot_check_start(const struct pl_rot *r, bool now, char *name, size_t name
 		if (!lstat(name, &st))
 			return pl_why(why, whylen, -EEXIST, "exists and this capture did not write "
 				      "it: not replaced (remove it, or name another -w FILE)");
+		/* one it could never make (FILE1 past NAME_MAX): now, not when it is due */
+		if (errno != ENOENT)
+			return pl_why(why, whylen, -errno, "%s", strerror(errno));
 	}
 	return 0;
 }

@@ -239,15 +239,6 @@ static int on_record(void *ctx, void *data, size_t size)
 	return r->limit && r->handed >= r->limit ? -ECANCELED : 0;
 }
 
-static int64_t mono_to_real(void)
-{
-	struct timespec m, t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	clock_gettime(CLOCK_MONOTONIC, &m);
-	return ((int64_t)t.tv_sec - m.tv_sec) * 1000000000LL + (t.tv_nsec - m.tv_nsec);
-}
-
 /* Why packets were left unwritten, for the summary. */
 static const char *unwritten_why(const struct run *r, char *buf, size_t len)
 {
@@ -689,7 +680,7 @@ static int one_capture(struct run *r, struct pl_sampler *s, const struct pl_samp
 		pl_err("sample: cannot write '%s': %s", name, why);
 		return -PL_EXIT_FAIL;
 	}
-	r->mono_to_real = mono_to_real();
+	r->mono_to_real = pl_epoch_offset_ns();
 	if (!pl_g.json)
 		pl_info("sample: %s: capturing%s%s%s, snaplen %u%s%s%s%s", r->a->ifname,
 			r->expr ? " '" : "", r->expr ? r->expr : "", r->expr ? "'" : "",
@@ -799,7 +790,7 @@ static int check_names(const struct sample_cfg *c, struct pl_trig *t, const char
 	}
 	if (!c->when)
 		return 0;
-	err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+	err = pl_trig_look(t, ifname, 0, dir, &rate, why, sizeof(why));
 	t->n = 0;	/* the window starts with the waiting */
 	if (err) {
 		pl_err("sample: %s: --when: %s", ifname, why);
@@ -833,7 +824,7 @@ static int wait_trigger(struct pl_trig *t, const char *ifname, uint32_t ifindex,
 			       waiting);
 			return PL_EXIT_FAIL;
 		}
-		err = pl_trig_look(t, ifname, dir, &rate, why, sizeof(why));
+		err = pl_trig_look(t, ifname, ifindex, dir, &rate, why, sizeof(why));
 		if (dev_gone(ifindex, ifname, waiting))
 			return PL_EXIT_FAIL;
 		if (err) {
@@ -1070,11 +1061,17 @@ static int do_sample(void *cfg, int argc, char **argv)
 			ret = PL_EXIT_FAIL;
 			goto out;
 		}
-		snprintf(a->ifname, sizeof(a->ifname), "%s", argv[0]);
+		/*
+		 * the interface's own name, as attach pins under and an attached capture
+		 * shows it: an alternative name (ip link property add ... altname) would
+		 * name the marker, the lines and the pcapng interfaces otherwise, and a
+		 * second sampler by the other name would not find this one
+		 */
+		snprintf(a->ifname, sizeof(a->ifname), "%s", li ? li->ifname : argv[0]);
 		/* signals first: an interrupted start still goes through the cleanup below */
 		pl_catch_stop();
 		cap_opened = opened = true;
-		err = pl_cap_open(argv[0], cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
+		err = pl_cap_open(a->ifname, cap_xdp, so.dirs, &cap, &s, why, sizeof(why));
 		if (err) {
 			pl_err("sample: %s", why);
 			ret = PL_EXIT_CODE(err, ENODEV);

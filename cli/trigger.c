@@ -139,8 +139,8 @@ static int rule_count(const struct pl_trig *t, const char *dir, uint64_t *count,
 			    strerror(-err)) : 0;
 }
 
-static int drop_count(const struct pl_trig *t, const char *ifname, const char *dir,
-		      uint64_t *count, char *why, size_t whylen)
+static int drop_count(const struct pl_trig *t, const char *ifname, __u32 ifindex,
+		      const char *dir, uint64_t *count, char *why, size_t whylen)
 {
 	struct pl_drop_row *rows = NULL;
 	char name[96];
@@ -158,7 +158,9 @@ static int drop_count(const struct pl_trig *t, const char *ifname, const char *d
 			      strerror(-err));
 	*count = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (strncmp(rows[i].k.dev, ifname, sizeof(rows[i].k.dev)))
+		/* the probes count the attachment's namespace: an index is its interface */
+		if (ifindex ? rows[i].k.ifindex != ifindex :
+			      strncmp(rows[i].k.dev, ifname, sizeof(rows[i].k.dev)))
 			continue;
 		if (t->reason[0] && strcasecmp(pl_drop_reason_name(rows[i].k.kind, rows[i].k.reason,
 								  name, sizeof(name)), t->reason))
@@ -169,8 +171,8 @@ static int drop_count(const struct pl_trig *t, const char *ifname, const char *d
 	return 0;
 }
 
-int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_t *rate,
-		 char *why, size_t whylen)
+int pl_trig_look(struct pl_trig *t, const char *ifname, __u32 ifindex, const char *dir,
+		 uint64_t *rate, char *why, size_t whylen)
 {
 	struct pl_link_info li = { 0 };
 	uint64_t count = 0, dt;
@@ -182,10 +184,10 @@ int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_
 		err = rule_count(t, dir, &count, why, whylen);
 		break;
 	case PL_TRIG_DROPS:
-		err = drop_count(t, ifname, dir, &count, why, whylen);
+		err = drop_count(t, ifname, ifindex, dir, &count, why, whylen);
 		break;
 	default:
-		err = pl_link_get(ifname, 0, &li);
+		err = pl_link_get(ifindex ? NULL : ifname, (int)ifindex, &li);
 		if (err)
 			pl_why(why, whylen, err, "%s: %s", ifname, strerror(-err));
 		count = li.rx_packets + li.tx_packets;

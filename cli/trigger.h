@@ -47,8 +47,10 @@ int pl_trig_parse(const char *s, struct pl_trig *t, char *why, size_t whylen);
  * Read the counter of @t for @ifname (@dir: its attachment's pin directory,
  * NULL when not attached) now and add it to the window. 0 and *@rate (per
  * second, over up to the last second; 0 until two looks), or -errno with @why.
+ * @ifindex, when not 0, is the interface counted (@ifname names it in
+ * messages): renamed, or its old name taken by another, it is still the one.
  */
-int pl_trig_look(struct pl_trig *t, const char *ifname, const char *dir, uint64_t *rate,
-		 char *why, size_t whylen);
+int pl_trig_look(struct pl_trig *t, const char *ifname, __u32 ifindex, const char *dir,
+		 uint64_t *rate, char *why, size_t whylen);
 
 #endif /* __PKTLENS_CLI_TRIGGER_H */

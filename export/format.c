@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <pktlens/clock.h>
+
 #include "format.h"
 
 const char *const pl_verdict_names[PL_VERDICT_MAX] = { "pass", "drop", "redirect", "tx", "aborted" };
@@ -90,7 +92,9 @@ __s64 pl_epoch_offset_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &real);
-	return ((__s64)real.tv_sec - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec);
+	/* from the kernel's monotonic clock, which BPF reads, not a time namespace's */
+	return ((__s64)real.tv_sec - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec) +
+	       pl_timens_mono_offset_ns();
 }
 
 double pl_mono_to_epoch(__u64 ns, __s64 offset_ns)

@@ -8,6 +8,7 @@ b, where the capture runs. Oracles: the frames sent (which a drop rule
 drops is known from what was sent), tcpdump -r and tshark reading the files,
 `tc filter`/`ip link`/bpffs for what is left attached or pinned.
 """
+import errno
 import glob
 import json
 import os
@@ -419,6 +420,78 @@ def test_clsact_capture_killed_is_cleaned_from_any_namespace_and_a_second_is_tol
     nothing_left(lab)
 
 
+@pytest.mark.parametrize("tcx", [True, pytest.param(False, marks=pytest.mark.variant)],
+                         ids=["tcx", "clsact"])
+def test_capture_by_an_alternative_name_is_the_interfaces_own(lab, monkeypatch, tcx):
+    """`sample ALTNAME` on an interface nothing is attached to names it by its own name, as
+    attach and an attached capture do: the first line, the pcapng interfaces tshark reads,
+    the marker. It named them by the altname, so a second capture-only sampler by the own
+    name (clsact, as before Linux 6.6) was not told the first one's pid but 'File exists'."""
+    from test_sample import frames
+    if not tcx:
+        monkeypatch.setenv("PKTLENS_NO_FEATURES", "tcx")
+    sh("ip", "-n", lab.b, "link", "property", "add", "dev", "vb", "altname", "vbalt")
+    raw = frames()[:4]
+    path = os.path.join(lab.tmp, "alt.pcapng")
+    s = Sampler(lab, "-w", path, dev="vbalt")
+    try:
+        assert s.err.decode().splitlines()[0].startswith("pktlens: sample: vb: not attached: ")
+        mark = markers()
+        assert len(mark) == 1 and mark[0].endswith(f":vb:{s.p.pid}")
+        if not tcx:
+            r = pktlens("sample", "vb", "-c", 1, ns=lab.b, check=False)
+            assert (r.returncode, r.stderr.splitlines()[-1]) == \
+                (1, f"pktlens: sample: vb: pktlens sample (pid {s.p.pid}) is sampling it already")
+        send_raw(lab, raw)
+        wait_file(path, len(raw))
+    finally:
+        assert s.stop(signal.SIGINT) == 0, s.err
+    assert read_file(path) == raw
+    assert if_names(path) == ["vb@tc"]
+    nothing_left(lab)
+
+
+@pytest.mark.parametrize("sign", [-1, pytest.param(1, marks=pytest.mark.variant)],
+                         ids=["behind", "ahead"])
+def test_capture_in_a_time_namespace_takes_and_stamps_frames_by_the_kernels_clock(lab, sign):
+    """In a time namespace (unshare -T, a container CRIU restored) CLOCK_MONOTONIC is the
+    kernel's plus an offset, which bpf_ktime_get_ns() has not. The sampler took it for the
+    kernel's: behind, the lease it gave the programs had run out already (every frame
+    passed by, '0 matched', exit 0); ahead, the files' timestamps were off by the offset.
+    Now both are on the kernel's clock: every frame, stamped within seconds of now."""
+    from test_sample import frames
+    uptime = float(open("/proc/uptime").read().split()[0])
+    off = sign * min(100000, int(uptime / 2))
+    if abs(off) < 10:
+        pytest.skip("the host booted too recently for a clock offset behind it")
+    probe = subprocess.run(["unshare", "-T", "--monotonic", str(off), "--fork", "true"],
+                           capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"no time namespaces here: {probe.stderr!r}")
+    raw = frames()[:6]
+    path = os.path.join(lab.tmp, "timens.pcap")
+    p = subprocess.Popen(["unshare", "-T", "--monotonic", str(off), "--fork", PKTLENS, "-n",
+                          lab.b, "sample", "vb", "-w", path, "-c", str(len(raw)), "--duration", "20"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = ""
+        while "capturing" not in err:
+            line = p.stderr.readline()
+            assert line, err
+            err += line
+        send_raw(lab, raw)
+        err += p.communicate(timeout=30)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert read_file(path) == raw
+    stamps = sh("tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch").stdout.split()
+    assert len(stamps) == len(raw) and all(abs(float(t) - time.time()) < 30 for t in stamps), stamps
+    nothing_left(lab)
+
+
 def test_policy_selection_where_xdp_judges_but_cannot_copy_is_refused(lab):
     """XDP and tc in attached on a kernel without bpf_xdp_load_bytes (forced, as on Linux
     before 5.18): ingress is sampled at tc, behind the XDP policy, so what the policy drops or
@@ -685,6 +758,23 @@ def test_rotation_by_size_splits_at_tcpdumps_packet(lab, fmt):
     assert split(ours) == split(numbered(ref, base))
 
 
+@pytest.mark.parametrize("rot", [["-C", "1"], pytest.param(["-G", "1"], marks=pytest.mark.variant)],
+                         ids=["size", "time"])
+def test_rotation_refuses_at_the_start_a_next_name_too_long_for_the_directory(lab, rot):
+    """-w FILE of 255 bytes (NAME_MAX): FILE is fine, but FILE1, the next file -C (or -G with a
+    name without pattern) makes, is one byte too long. Said at the start (exit 2, one line
+    naming it, nothing made or attached) as an existing FILE1 is; it started, and its first
+    rotation failed ("the next file could not be made")."""
+    d = os.path.join(lab.tmp, "long")
+    os.mkdir(d)
+    path = os.path.join(d, "a" * 255)
+    r = pktlens("sample", "vb", "-w", path, *rot, "--duration", 1, ns=lab.b, check=False)
+    assert (r.returncode, r.stderr) == \
+        (2, f"pktlens: sample: cannot write '{path}1': {os.strerror(errno.ENAMETOOLONG)}\n")
+    assert os.listdir(d) == []
+    nothing_left(lab)
+
+
 def numbered(d, base):
     """The files base, base1, base2, ... in d, in that order."""
     names = [f for f in os.listdir(d) if f == base or (f.startswith(base) and
@@ -921,6 +1011,41 @@ def test_trigger_writes_nothing_below_and_the_frames_after_it_above(lab):
         assert s.stop() == 0, s.err
     assert read_file(path) == after
     assert s.counts()["written"] == 30
+
+
+@pytest.mark.parametrize("attach", [None, pytest.param(["--xdp", "none", "--tc", "in"],
+                                                        marks=pytest.mark.variant)],
+                         ids=["capture-only", "attached"])
+def test_trigger_counts_its_interface_renamed_and_not_the_one_that_took_its_name(lab, attach):
+    """--when 'dev pps > 200' looked the interface up by name every 100 ms: renamed while it
+    waited (the capture itself goes on after a rename), the trigger stopped the capture
+    ('No such device', exit 1); and once another interface took the old name it counted that
+    one's packets, so a flood on the captured interface never fired it. It counts its
+    interface by index now: the burst fires it, and the file holds the frames after it."""
+    if attach:
+        pktlens("attach", "vb", *attach, ns=lab.b)
+    path = os.path.join(lab.tmp, "renamed.pcap")
+    s = Sampler(lab, "-w", path, "--when", "dev pps > 200", "--for", 2, "udp port 7777",
+                ready=False)
+    try:
+        s.wait_for(b"waiting for 'dev pps > 200'")
+        sh("ip", "-n", lab.b, "link", "set", "vb", "name", "vc")
+        sh("ip", "-n", lab.b, "link", "add", "vb", "type", "veth", "peer", "name", "vbpeer")
+        time.sleep(0.3)
+        assert s.p.poll() is None, s.stop()
+        send_raw(lab, [udp(5000, 6666, i.to_bytes(2, "big") * 9) for i in range(600)])
+        s.wait_for(b"fired")
+        s.wait_for(b"capturing")
+        after = [udp(6000 + i, 7777) for i in range(30)]
+        send_raw(lab, after)
+        assert s.p.wait(timeout=20) == 0      # --for 2: it ends by itself
+    finally:
+        assert s.stop() == 0, s.err
+    assert read_file(path) == after
+    assert s.counts()["written"] == len(after)
+    if attach:
+        sh("ip", "-n", lab.b, "link", "del", "vb")
+        sh("ip", "-n", lab.b, "link", "set", "vc", "name", "vb")
 
 
 def test_trigger_firing_while_another_sampler_has_the_interface_waits_again(lab):
