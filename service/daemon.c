@@ -240,7 +240,8 @@ static int ipfix_start(struct daemon *d, const char *collector, uint32_t interva
 	char why[PL_WHY_LEN];
 	int err;
 
-	err = pl_ipfix_open(collector, domain, &d->ipfix, why, sizeof(why));
+	/* a name that does not resolve yet (no DNS at boot) is resolved by the rounds */
+	err = pl_ipfix_open(collector, domain, true, &d->ipfix, why, sizeof(why));
 	if (err) {
 		dlog(d, LOG_ERR, "ipfix: collector '%s': %s", collector, why);
 		return err;
@@ -253,7 +254,8 @@ static int ipfix_start(struct daemon *d, const char *collector, uint32_t interva
 	d->ipfix_dom = domain;
 	d->ipfix_failed = false;
 	timerfd_settime(d->ipfixfd, 0, &every, NULL);
-	dlog(d, LOG_INFO, "ipfix: to %s every %u s", collector, interval);
+	dlog(d, LOG_INFO, "ipfix: to %s every %u s%s", collector, interval,
+	     pl_ipfix_resolved(d->ipfix) ? "" : " (once its name resolves)");
 	return 0;
 }
 
@@ -303,9 +305,14 @@ static void ipfix_round(struct daemon *d)
 
 	failed = pl_ipfix_export(d->ipfix, d->ipfix_failed || d->rounds % TEMPLATE_EVERY == 0,
 				 &recs, why, sizeof(why)) != 0;
-	/* what a refused send could not send goes next round; once it answers it gets templates first */
+	/*
+	 * what a refused send could not send goes next round; once it answers it
+	 * gets templates first. A name that does not resolve is asked again each
+	 * round, said once.
+	 */
 	if (failed && !d->ipfix_failed)
-		dlog(d, LOG_WARNING, "ipfix: %s: %s", d->ipfix_to, why);
+		dlog(d, LOG_WARNING, "ipfix: %s: %s%s", d->ipfix_to, why,
+		     pl_ipfix_resolved(d->ipfix) ? "" : " (asked again every round)");
 	else if (!failed && d->ipfix_failed)
 		dlog(d, LOG_INFO, "ipfix: %s answers again", d->ipfix_to);
 	d->ipfix_failed = failed;

@@ -133,7 +133,7 @@ def svc():
 class Daemon:
     """`pktlens daemon` with a NOTIFY_SOCKET of our own; its log lines, timestamped."""
 
-    def __init__(self, lab, config):
+    def __init__(self, lab, config, wrap=()):
         self.path = os.path.join(lab.tmp, f"notify{random.random()}")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
@@ -141,7 +141,8 @@ class Daemon:
         self.lines = []
         env = dict(os.environ, NOTIFY_SOCKET=self.path)
         env.pop("JOURNAL_STREAM", None)
-        self.p = subprocess.Popen([PKTLENS, "daemon", "--config", config], stderr=subprocess.PIPE,
+        # wrap: argv that execs the rest in place (the pid stays the daemon's)
+        self.p = subprocess.Popen([*wrap, PKTLENS, "daemon", "--config", config], stderr=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, text=True, env=env)
         lab.daemons.append(self)
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -1606,12 +1607,13 @@ def test_daemon_reload(svc):
     assert not attached(a, "sv0") and not attached(a, "sv1")
 
 
-@pytest.mark.parametrize("exporter", ["prometheus-busy", "ipfix-unresolvable"])
+@pytest.mark.parametrize("exporter", ["prometheus-busy", "ipfix-broadcast"])
 def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
-    """An exporter that cannot start (a port another socket holds, a collector name that does
-    not resolve) ends the daemon, exit 1, before it attaches, adopts or removes anything
+    """An exporter that cannot start (a port another socket holds, a collector the kernel
+    will not send to) ends the daemon, exit 1, before it attaches, adopts or removes anything
     (before, it attached and adopted first, then exited: under systemd's Restart= it did that
-    every few seconds without READY=1)."""
+    every few seconds without READY=1). A collector's name that does not resolve yet is no
+    such case: see test_daemon_collector_name_that_resolves_later."""
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
     svc.veth(a, "sv1", "pv1", up=True)
@@ -1622,7 +1624,7 @@ def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
     busy.listen()
     export = {
         "prometheus-busy": f'  prometheus: {{ listen: "127.0.0.1:{busy.getsockname()[1]}" }}\n',
-        "ipfix-unresolvable": '  ipfix: { collector: "no-such-host.invalid:4739", interval: 5 }\n',
+        "ipfix-broadcast": '  ipfix: { collector: "255.255.255.255:4739", interval: 5 }\n',
     }[exporter]
     conf = svc.config(f'name: noexp\ninterfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
                       f'    tc: in\non-stop: detach\nexport:\n{export}')
@@ -1633,7 +1635,8 @@ def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
     finally:
         busy.close()
     assert rc == 1, d.log()
-    assert re.search(r"(prometheus|ipfix): .*(Address already in use|collector 'no-such-host)", d.log()), d.log()
+    assert re.search(r"(prometheus|ipfix): .*(Address already in use|collector '255.255.255.255:4739': "
+                     r"Permission denied)", d.log()), d.log()
     assert "not started: " in d.log() and " add " not in d.log() and " adopt " not in d.log(), d.log()
     assert not any(n == b"READY=1" for m in d.notes for n in m.split(b"\n"))
     att = listed(a)
@@ -2084,6 +2087,52 @@ def test_daemon_ipfix_in_process_and_gone_pins_wait_for_it(svc):
     sh("ip", "-n", a, "link", "del", "sv0")
     d.wait_log(r"gone sv0 \(netns .*\): interface gone; final totals: tc in 17 packets")
     wait_for(lambda: not pins(a, "sv0").exists(), timeout=5, what="sv0's pins after an IPFIX round")
+    col.close()
+
+
+def private_hosts(svc, text):
+    """A hosts file of the test's own, and the argv that runs a command with it as /etc/hosts
+    (and an empty /etc/resolv.conf: no DNS answers) in a mount namespace of its own, where
+    mounts of the machine's (/run/netns) still appear. Writing the file changes what the
+    command sees."""
+    hosts = Path(svc.tmp) / "hosts"
+    hosts.write_text(text)
+    resolv = Path(svc.tmp) / "resolv.conf"
+    resolv.write_text("")
+    return hosts, ["unshare", "-m", "--propagation", "slave", "sh", "-ec",
+                   'mount --bind "$0" /etc/hosts; mount --bind "$1" /etc/resolv.conf; shift; exec "$@"',
+                   str(hosts), str(resolv)]
+
+
+def test_daemon_collector_name_that_resolves_later(svc):
+    """An IPFIX collector named by a host name that does not resolve when the daemon starts
+    (at boot the unit runs before the network, so DNS is not up): the daemon starts all the
+    same (READY=1, attached, Prometheus served), says so once, asks again each round, and
+    exports once the name resolves (before, the daemon ended, exit 1)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    col = ipfix_collector()
+    name = f"h5-collector-{os.getpid()}.example"
+    hosts, wrap = private_hosts(svc, "127.0.0.1 localhost\n")
+    port = free_port()
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n'
+                      f'  ipfix: {{ collector: "{name}:{col.getsockname()[1]}", interval: 1 }}\n')
+    d = Daemon(svc, conf, wrap)
+    d.wait_notify()
+    assert attached(a, "sv0")
+    svc.send("pv0", 17, dport=4242)
+    wait_for(lambda: stats_in(a, "sv0") >= 17, what="17 packets counted")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert b'device="sv0"' in r.read()
+    time.sleep(3)           # three rounds without the name
+    assert ipfix_received(col, 4242) == 0
+    unresolved = [line for _, line in d.lines if re.search(rf"ipfix: {re.escape(name)}:\d+: .*(not known|name resolution|resolve)", line)]
+    assert len(unresolved) == 1, d.log()    # said once, not each round
+    hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {name}\n")
+    assert ipfix_received(col, 4242, 17, timeout=10) == 17
+    d.wait_log(rf"ipfix: {re.escape(name)}:\d+ answers again")
+    assert d.p.poll() is None
     col.close()
 
 
