@@ -289,7 +289,8 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    netns: '.'\n", 3, 12, "netns: '.' is not a name in /run/netns"),
     ("interfaces:\n  - match: sv0\n    netns: [x, '..']\n", 3, 16, "netns: '..' is not a name in /run/netns"),
     ("interfaces:\n  - match: sv0\n    netns: []\n", 3, 12, "netns: an empty list (leave 'netns' out"),
-    ("interfaces:\n  - match: averyveryverylongname\n", 2, 12, "longer than an interface name can be"),
+    # 127 bytes is an alternative name's room (ip link property add ... altname)
+    ("interfaces:\n  - match: " + "a" * 128 + "\n", 2, 12, "longer than an interface name can be (15 bytes, an alternative name 127)"),
     ("interfaces: {match: sv0}\n", 1, 13, "interfaces: expected a list of entries"),
     ("interfaces:\n  - match: sv0\n    rules: '--drop'\n", 3, 12, "rules: expected a list of rules"),
     ("interfaces:\n  - match: [sv0\n", 3, 1, "not YAML: "),
@@ -310,8 +311,8 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    netns: .x\n", 3, 12, "netns: '.x': names beginning with '.'"),
     ("probes: [udp]\n", 1, 10, "probes: 'udp' is not a probe"),
     # a bad value of a list: its own line and column, not the list's
-    ("interfaces:\n  - match:\n      - sv0\n      - averyveryverylongname\n", 4, 9,
-     "match: 'averyveryverylongname' is longer than an interface name can be"),
+    ("interfaces:\n  - match:\n      - sv0\n      - " + "b" * 128 + "\n", 4, 9,
+     "match: '" + "b" * 128 + "' is longer than an interface name can be"),
     ("interfaces:\n  - match: sv0\n    netns:\n      - x\n      - a/b\n", 5, 9,
      "netns: 'a/b' is not a name in /run/netns"),
     ("interfaces:\n  - match: [sv0, '', sv1]\n", 2, 18, "match: an empty name"),
@@ -964,6 +965,34 @@ def test_apply_entry_names_a_namespace_by_any_of_its_names(svc):
     doc = pktlens_json("apply", conf, "--dry-run")
     assert [(s["action"], s["ifname"], s["netns"], s["to"]["tc"]) for s in doc["steps"]] == \
         [("add", "sv0", ns_ino(a), "in,out"), ("add", "sv1", ns_ino(a), "in")], doc
+
+
+def test_entry_matches_an_interface_by_its_alternative_names(svc):
+    """`match:` names an interface by an alternative name too (ip link property add ...
+    altname, up to 127 bytes), as a name or by a glob, as the command line takes one: apply
+    plans it, the daemon attaches it, and follows an altname added or removed later (link
+    notifications). Before, only the kernel name was matched and a literal longer than
+    15 bytes was refused."""
+    a = svc.netns()
+    longname = f"uplink-to-the-core-router-of-rack-{os.getpid()}-" + "x" * 60
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "sv1", "pv1", up=True)     # the kernel tells of an altname of an interface up
+    svc.veth(a, "sv2", "pv2")
+    sh("ip", "-n", a, "link", "property", "add", "dev", "sv0", "altname", longname)
+    conf = svc.config(f'interfaces:\n  - match: ["{longname}", "grp-*"]\n    netns: "{glob_covered()}"\n'
+                      f'    tc: in\n')
+    doc = pktlens_json("apply", conf, "--dry-run")
+    assert [(s["action"], s["ifname"]) for s in doc["steps"]] == [("add", "sv0")], doc
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert attached(a, "sv0") and not attached(a, "sv1") and not attached(a, "sv2")
+    sh("ip", "-n", a, "link", "property", "add", "dev", "sv1", "altname", "grp-db")
+    wait_for(lambda: attached(a, "sv1"), what="sv1 attached once its altname matches")
+    assert listed(a)["sv1"]["managed_by"] is not None
+    sh("ip", "-n", a, "link", "property", "del", "dev", "sv1", "altname", "grp-db")
+    wait_for(lambda: not attached(a, "sv1"), what="sv1 detached once no altname matches")
+    time.sleep(0.3)
+    assert attached(a, "sv0") and not attached(a, "sv2")
 
 
 def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
