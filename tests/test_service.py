@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -2048,6 +2049,59 @@ def prometheus_daemon(svc):
     d = Daemon(svc, conf)
     d.wait_notify()
     return ns, port, d
+
+
+def sample_cfg(ns, dev):
+    """(slots, owner) of dev's sample settings as the kernel has them (bpftool reads the pin;
+    pktlens list or stats would take out a dead sampler's leftovers themselves)."""
+    doc = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", str(pins(ns, dev) / "sample_cfg")).stdout)
+    v = doc[0].get("formatted", {}).get("value", doc[0]["value"])
+    if isinstance(v, dict):
+        return v["slots"], v["owner"]
+    b = bytes(int(x, 16) for x in v)
+    return int.from_bytes(b[0:4], "little"), int.from_bytes(b[16:20], "little")
+
+
+def start_sampler(svc, ns, dev):
+    """`pktlens sample dev udp -w FILE` in ns, capturing: its Popen."""
+    p = subprocess.Popen([PKTLENS, "-n", ns, "sample", dev, "udp", "-w", os.path.join(svc.tmp, f"s{random.random()}.pcap")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err, deadline = b"", time.monotonic() + 20
+    while b"capturing" not in err:
+        assert time.monotonic() < deadline and p.poll() is None, err
+        if select.select([p.stderr], [], [], 0.5)[0]:
+            err += os.read(p.stderr.fileno(), 4096)
+    return p
+
+
+def test_daemon_takes_out_what_a_killed_sampler_left(svc):
+    """A `pktlens sample` killed with -9 leaves its settings, stages and ring in the
+    attachment, and the sampled hooks pay for them until stats, list or the next sample took
+    them out. The daemon does it for the attachments it manages: at once for a sampler it saw
+    running (at a scrape, an IPFIX round, a reconcile: it watches its pidfd), else at the next
+    such event (before, never)."""
+    ns, port, d = prometheus_daemon(svc)
+    scrape = lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()  # noqa: E731
+    # seen running at a scrape: its end is seen at once
+    s = start_sampler(svc, ns, "sv0")
+    slots, owner = sample_cfg(ns, "sv0")
+    assert slots and owner == s.pid
+    scrape()
+    time.sleep(0.3)
+    mark = len(d.lines)
+    s.kill()
+    s.wait()
+    d.wait_log(rf"sv0 \(netns .*\): pktlens sample \(pid {s.pid}\) is gone: took out", start=mark, timeout=5)
+    assert sample_cfg(ns, "sv0") == (0, 0)
+    # killed unseen: the next scrape finds it
+    s = start_sampler(svc, ns, "sv0")
+    s.kill()
+    s.wait()
+    assert sample_cfg(ns, "sv0")[1] == s.pid
+    mark = len(d.lines)
+    scrape()
+    d.wait_log(rf"sv0 \(netns .*\): pktlens sample \(pid {s.pid}\) is gone: took out", start=mark, timeout=5)
+    assert sample_cfg(ns, "sv0") == (0, 0)
 
 
 def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
