@@ -639,6 +639,44 @@ out:
 			    strerror(-err)) : 0;
 }
 
+/*
+ * Whether @host can be resolved at all: an address, or a name of labels of
+ * 1-63 letters, digits, '-' or '_' between dots (RFC 1123, and the '_' some
+ * use), 253 at most. A name that never could is a mistake to say now, not a
+ * name the daemon waits to resolve.
+ */
+static bool host_syntax(const char *host)
+{
+	struct in6_addr a6;
+	size_t label = 0, len = strlen(host);
+
+	if (strchr(host, ':')) {	/* an IPv6 address, with a zone (%eth0) or not */
+		char addr[INET6_ADDRSTRLEN];
+		size_t n = strcspn(host, "%");
+
+		if (n >= sizeof(addr) || (host[n] && !host[n + 1]))
+			return false;
+		memcpy(addr, host, n);
+		addr[n] = '\0';
+		return inet_pton(AF_INET6, addr, &a6) == 1;
+	}
+	if (!len || len > 253)
+		return false;
+	for (const char *c = host; *c; c++) {
+		if (*c == '.') {
+			if (!label && c[1])	/* "a..b", ".a"; a final dot is the root's */
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)*c) || *c == '-' || *c == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return strcmp(host, ".") != 0;
+}
+
 int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
 			     const char **port, char *why, size_t whylen)
 {
@@ -658,6 +696,9 @@ int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
 		return pl_why(why, whylen, -EINVAL, "not HOST:PORT (an IPv6 address goes in "
 			      "brackets: [ADDR]:PORT)");
 	}
+	if (!host_syntax(host))
+		return pl_why(why, whylen, -EINVAL, "host '%s': not an address nor a host name "
+			      "(letters, digits, '-', '_' and dots, labels of 1-63)", host);
 	*port = colon + 1;
 	/*
 	 * a number 1-65535 or a service name ("ipfix"): getaddrinfo() would take

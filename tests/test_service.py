@@ -304,6 +304,9 @@ BAD_CONFIGS = [
     # read as export ipfix --collector reads it (it took '::1' for host '::', port 1)
     ("export:\n  ipfix: {collector: '::1'}\n", 2, 22, "collector: '::1': not HOST:PORT (an IPv6 address goes in brackets"),
     ("export:\n  ipfix: {collector: 'localhost:nosuchsvc'}\n", 2, 22, "port nosuchsvc: no such UDP service"),
+    # a host no resolver could take: said now (a name that does not resolve yet is waited for)
+    ("export:\n  ipfix: {collector: 'col lector:4739'}\n", 2, 22,
+     "collector: 'col lector:4739': host 'col lector': not an address nor a host name"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
     # a file cut short after its first lines manages nothing only when it says so
     ("name: cut\n", 1, 1, "no 'interfaces' (to manage nothing, write 'interfaces: []')"),
