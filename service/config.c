@@ -744,8 +744,11 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		return number(x, v, key, 0, PL_SNAPLEN_MAX, &t->snaplen);	/* 0: 262144 */
 	if (!strcmp(key, "dev")) {
 		err = str_dup(x, v, key, &t->dev);
-		/* as the kernel has names (dev_valid_name()): no '/', ':' or white space */
-		if (!err && (!*t->dev || strlen(t->dev) >= IF_NAMESIZE || !strcmp(t->dev, ".") ||
+		/*
+		 * as the kernel has names (dev_valid_name()): no '/', ':' or white space;
+		 * an alternative name has up to 127 bytes (pktlens sample takes one)
+		 */
+		if (!err && (!*t->dev || strlen(t->dev) >= PL_ALTIFNAMSIZ || !strcmp(t->dev, ".") ||
 			     !strcmp(t->dev, "..") || strpbrk(t->dev, "/: \t\n\v\f\r")))
 			err = at(x, v, "dev: '%s' is not an interface name", t->dev);
 		return err;

@@ -1743,6 +1743,23 @@ def idle_trigger_daemon(svc, prefix):
     return d, pid, conf
 
 
+def test_daemon_trigger_on_an_alternative_name(svc):
+    """A trigger's dev may be an interface's alternative name, up to 127 bytes, as
+    `pktlens sample` (which the daemon runs) takes it (the config refused one longer than
+    15 bytes)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    alt = f"capture-point-of-the-test-{os.getpid()}-" + "y" * 40
+    sh("ip", "-n", a, "link", "property", "add", "dev", "sv0", "altname", alt)
+    write = os.path.join(svc.tmp, "alt-%s.pcap")
+    conf = svc.config(f'triggers:\n  - dev: {alt}\n    netns: {a}\n    when: "dev pps > 1000000"\n'
+                      f'    for: 1\n    write: {write}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    d.wait_log(r"sample: sv0: waiting for 'dev pps > 1000000'")
+    assert d.stop() == 0
+
+
 def test_daemon_trigger_samplers_need_no_clock(svc):
     """Idle with standing triggers, the daemon runs no clock (it checked its samplers every
     second): it learns of one that ends from SIGCHLD at once and sets a clock only to start
