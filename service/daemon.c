@@ -100,6 +100,8 @@ struct daemon {
 	pid_t *spid;
 	size_t nsp;
 	bool reap;		/* look for what dead samplers left (reap_samplers()) */
+	bool reap_soft;		/* after a reconcile: at most once a second (a burst has many) */
+	double reaped_at;
 	bool journal;
 	bool json;		/* -j: the first error before it is ready, as JSON on stdout too */
 	bool stop;
@@ -611,7 +613,8 @@ static bool samplers_ended(struct daemon *d)
  * A `pktlens sample` killed with -9 leaves its settings, its expression's
  * stages and its ring in the attachment, and the sampled hooks pay for them
  * until something takes them out (stats, list, the next sample did). At the
- * events the daemon gets anyway (a reconcile, a scrape, an IPFIX round) it
+ * events the daemon gets anyway (a scrape, an IPFIX round; a reconcile, at
+ * most once a second, as a burst of new interfaces brings many) it
  * looks at the attachments its config manages: what a dead sampler left is
  * taken out, and a live one is watched (pidfd) so that its end, however it
  * comes, is seen at once.
@@ -1267,13 +1270,14 @@ int pl_daemon_run(const char *path, bool json)
 			break;
 		if (d.full || d.ndirty) {
 			reconcile_dirty(&d);
-			d.reap = true;
+			d.reap_soft = true;
 		}
 		if (d.npend)
 			release_pending(&d);
-		if (d.reap) {
-			d.reap = false;
+		if (d.reap || (d.reap_soft && now_s() - d.reaped_at >= 1.0)) {
+			d.reap = d.reap_soft = false;
 			reap_samplers(&d);
+			d.reaped_at = now_s();
 		}
 	}
 	stop(&d);
