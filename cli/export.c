@@ -107,7 +107,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	(void)argc, (void)argv;
 	if (pl_need_caps("export", PL_NEED_BPF))
 		return PL_EXIT_FAIL;
-	err = pl_ipfix_open(collector, domain, &x, why, sizeof(why));
+	err = pl_ipfix_open(collector, domain, false, &x, why, sizeof(why));
 	if (err) {
 		pl_err("export ipfix: --collector '%s': %s", collector, why);
 		return PL_EXIT_CODE(err, EINVAL);

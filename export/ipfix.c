@@ -132,6 +132,17 @@ struct pl_ipfix {
 	struct sockaddr_storage to;
 	socklen_t tolen;
 	bool connected;
+	/*
+	 * A collector's name that did not resolve at open (pl_ipfix_open()'s
+	 * @later: DNS is not up at boot): resolved without blocking, one
+	 * request in flight at a time, before each export until it does; fd
+	 * is -1 until then.
+	 */
+	char host[256], port[32];
+	struct addrinfo hints;	/* the request's, read by getaddrinfo_a()'s thread */
+	struct gaicb gai, *gaip;
+	bool resolving;
+	int gai_last;		/* the last answer's EAI_* error, 0: none yet */
 	uint32_t domain;	/* --observation-domain: the home namespace's */
 	struct pl_netns home;	/* the exporter's namespace (-n's) */
 	bool home_only;		/* its attachments alone (pl_ipfix_home_only()) */
@@ -628,6 +639,44 @@ out:
 			    strerror(-err)) : 0;
 }
 
+/*
+ * Whether @host can be resolved at all: an address, or a name of labels of
+ * 1-63 letters, digits, '-' or '_' between dots (RFC 1123, and the '_' some
+ * use), 253 at most. A name that never could is a mistake to say now, not a
+ * name the daemon waits to resolve.
+ */
+static bool host_syntax(const char *host)
+{
+	struct in6_addr a6;
+	size_t label = 0, len = strlen(host);
+
+	if (strchr(host, ':')) {	/* an IPv6 address, with a zone (%eth0) or not */
+		char addr[INET6_ADDRSTRLEN];
+		size_t n = strcspn(host, "%");
+
+		if (n >= sizeof(addr) || (host[n] && !host[n + 1]))
+			return false;
+		memcpy(addr, host, n);
+		addr[n] = '\0';
+		return inet_pton(AF_INET6, addr, &a6) == 1;
+	}
+	if (!len || len > 253)
+		return false;
+	for (const char *c = host; *c; c++) {
+		if (*c == '.') {
+			if (!label && c[1])	/* "a..b", ".a"; a final dot is the root's */
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)*c) || *c == '-' || *c == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return strcmp(host, ".") != 0;
+}
+
 int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
 			     const char **port, char *why, size_t whylen)
 {
@@ -647,6 +696,9 @@ int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
 		return pl_why(why, whylen, -EINVAL, "not HOST:PORT (an IPv6 address goes in "
 			      "brackets: [ADDR]:PORT)");
 	}
+	if (!host_syntax(host))
+		return pl_why(why, whylen, -EINVAL, "host '%s': not an address nor a host name "
+			      "(letters, digits, '-', '_' and dots, labels of 1-63)", host);
 	*port = colon + 1;
 	/*
 	 * a number 1-65535 or a service name ("ipfix"): getaddrinfo() would take
@@ -661,65 +713,143 @@ int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
 	return 0;
 }
 
-int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
-		  size_t whylen)
+/*
+ * The collector's address found: its socket, connected if there is a route
+ * (none yet: the network not configured; the sends connect, failing until
+ * there is one), and the state a clean stop to it left. 0, or -errno with @why.
+ */
+static int use_address(struct pl_ipfix *x, const struct addrinfo *ai, char *why, size_t whylen)
+{
+	/* port 0 sends nowhere: connect() would pick nothing and every send fail */
+	if ((ai->ai_family == AF_INET ? ((struct sockaddr_in *)ai->ai_addr)->sin_port :
+	     ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port) == 0)
+		return pl_why(why, whylen, -EINVAL, "port 0: not a port to send to (1-65535)");
+	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (x->fd < 0)
+		return pl_why(why, whylen, -errno, "%s", strerror(errno));
+	memcpy(&x->to, ai->ai_addr, ai->ai_addrlen);	/* getaddrinfo()'s fit a sockaddr_storage */
+	x->tolen = ai->ai_addrlen;
+	x->connected = !connect(x->fd, ai->ai_addr, ai->ai_addrlen);
+	if (!x->connected && errno != ENETUNREACH && errno != EHOSTUNREACH && errno != ENETDOWN) {
+		int err = pl_why(why, whylen, -errno, "%s", strerror(errno));
+
+		close(x->fd);
+		x->fd = -1;
+		return err;
+	}
+	state_path(x, ai->ai_addr, ai->ai_addrlen);
+	resume(x);
+	return 0;
+}
+
+/* getaddrinfo()'s @err of @x->host as -errno with @why (-EINVAL: the port; -EAGAIN: the name) */
+static int gai_why(const struct pl_ipfix *x, int err, char *why, size_t whylen)
+{
+	if (err == EAI_SERVICE)
+		return pl_why(why, whylen, -EINVAL, "port %s: no such UDP service in /etc/services "
+			      "(give the number: IPFIX's is 4739)", x->port);
+	return pl_why(why, whylen, -EAGAIN, "%s: %s", x->host, gai_strerror(err));
+}
+
+#define RESOLVE_WAIT_NS 200000000	/* for an answer, at each export until the name resolves */
+
+/*
+ * A collector's name that did not resolve yet: take the answer of the
+ * request in flight, or ask again and wait up to RESOLVE_WAIT_NS (an answer
+ * slower than that is taken at the next call). 0 once the address is in
+ * use, -EINPROGRESS while a request runs, or -errno with @why.
+ */
+static int resolve(struct pl_ipfix *x, char *why, size_t whylen)
+{
+	int err;
+
+	if (x->fd >= 0)
+		return 0;
+	if (!x->resolving) {
+		memset(&x->gai, 0, sizeof(x->gai));
+		x->hints = (struct addrinfo){ .ai_socktype = SOCK_DGRAM };
+		x->gai.ar_name = x->host;
+		x->gai.ar_service = x->port;
+		x->gai.ar_request = &x->hints;
+		x->gaip = &x->gai;
+		err = getaddrinfo_a(GAI_NOWAIT, &x->gaip, 1, NULL);
+		if (err)
+			return gai_why(x, err, why, whylen);
+		x->resolving = true;
+		gai_suspend((const struct gaicb *const *)&x->gaip, 1,
+			    &(struct timespec){ .tv_nsec = RESOLVE_WAIT_NS });
+	}
+	err = gai_error(&x->gai);
+	if (err == EAI_INPROGRESS)
+		return x->gai_last ? gai_why(x, x->gai_last, why, whylen) :
+		       pl_why(why, whylen, -EINPROGRESS, "%s: no answer yet", x->host);
+	x->resolving = false;
+	x->gai_last = err;
+	if (err)
+		return gai_why(x, err, why, whylen);
+	err = use_address(x, x->gai.ar_result, why, whylen);
+	freeaddrinfo(x->gai.ar_result);
+	x->gai.ar_result = NULL;
+	return err;
+}
+
+int pl_ipfix_open(const char *collector, uint32_t domain, bool later, struct pl_ipfix **out,
+		  char *why, size_t whylen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
 	const char *port;
-	char host[256];
 	struct pl_ipfix *x;
 	int err;
 
-	err = pl_ipfix_collector_split(collector, host, sizeof(host), &port, why, whylen);
-	if (err)
-		return err;
-	err = getaddrinfo(host, port, &hints, &ai);
-	if (err == EAI_SERVICE)
-		return pl_why(why, whylen, -EINVAL, "port %s: no such UDP service in /etc/services "
-			      "(give the number: IPFIX's is 4739)", port);
-	if (err)
-		return pl_why(why, whylen, -EINVAL, "%s: %s", host, gai_strerror(err));
-	/* port 0 sends nowhere: connect() would pick nothing and every send fail */
-	if ((ai->ai_family == AF_INET ? ((struct sockaddr_in *)ai->ai_addr)->sin_port :
-	     ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port) == 0) {
-		freeaddrinfo(ai);
-		return pl_why(why, whylen, -EINVAL, "port 0: not a port to send to (1-65535)");
-	}
 	x = calloc(1, sizeof(*x));
-	if (!x) {
-		freeaddrinfo(ai);
+	if (!x)
 		return -ENOMEM;
-	}
 	x->fd = -1;
 	x->domain = domain;
+	err = pl_ipfix_collector_split(collector, x->host, sizeof(x->host), &port, why, whylen);
+	if (!err && strlen(port) >= sizeof(x->port))
+		err = pl_why(why, whylen, -EINVAL, "port %s: not a port to send to (1-65535)", port);
+	if (err) {
+		pl_ipfix_close(x);
+		return err;
+	}
+	strcpy(x->port, port);
 	x->doms = calloc(1, sizeof(*x->doms));
 	err = x->doms ? pl_netns_here(&x->home) : -ENOMEM;
 	if (err) {
-		freeaddrinfo(ai);
 		pl_ipfix_close(x);
 		return pl_why(why, whylen, err, "cannot tell the current network namespace: %s",
 			      strerror(-err));
 	}
 	x->doms[0] = (struct domain){ .id = domain, .tpl = true };
 	x->ndoms = x->domcap = 1;
-	x->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	memcpy(&x->to, ai->ai_addr, ai->ai_addrlen);	/* getaddrinfo()'s fit a sockaddr_storage */
-	x->tolen = ai->ai_addrlen;
-	x->connected = x->fd >= 0 && !connect(x->fd, ai->ai_addr, ai->ai_addrlen);
-	/* no route yet (the network not configured): the sends connect, failing until there is one */
-	if (x->fd < 0 || (!x->connected && errno != ENETUNREACH && errno != EHOSTUNREACH &&
-			  errno != ENETDOWN)) {
-		err = pl_why(why, whylen, -errno, "%s", strerror(errno));
+	/* an address, or a name when the caller waits for it (@later: resolved by the exports) */
+	if (later)
+		hints.ai_flags = AI_NUMERICHOST;
+	err = getaddrinfo(x->host, x->port, &hints, &ai);
+	if (!err) {
+		err = use_address(x, ai, why, whylen);
 		freeaddrinfo(ai);
+	} else if (later && err == EAI_NONAME) {
+		err = resolve(x, why, whylen);
+		if (err == -EAGAIN || err == -EINPROGRESS)
+			err = 0;	/* said by the exports, until it resolves */
+	} else {
+		gai_why(x, err, why, whylen);
+		err = -EINVAL;
+	}
+	if (err) {
 		pl_ipfix_close(x);
 		return err;
 	}
-	state_path(x, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	resume(x);
 	begin(x);
 	*out = x;
 	return 0;
+}
+
+bool pl_ipfix_resolved(const struct pl_ipfix *x)
+{
+	return x->fd >= 0;
 }
 
 void pl_ipfix_begin(struct pl_ipfix *x, bool tpl)
@@ -1042,6 +1172,13 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		x->failed = true;
 		return pl_why(why, whylen, err, "cannot read %s: %s", PL_PIN_ROOT, strerror(-err));
 	}
+	/* a name not resolved yet: nothing read, the flows go out whole once it does */
+	err = resolve(x, why, whylen);
+	if (err) {
+		x->failed = true;
+		free(a);
+		return err;
+	}
 	why[0] = '\0';
 	pl_ipfix_begin(x, tpl);
 	/*
@@ -1127,6 +1264,12 @@ void pl_ipfix_close(struct pl_ipfix *x)
 		return;
 	if (x->interval)
 		pl_gone_unread();	/* removals need not be logged for it any more */
+	/* a request in flight writes into x: cancelled, or waited for */
+	if (x->resolving && gai_cancel(&x->gai) != EAI_CANCELED)
+		while (gai_error(&x->gai) == EAI_INPROGRESS)
+			gai_suspend((const struct gaicb *const *)&x->gaip, 1, NULL);
+	if (x->gai.ar_result)
+		freeaddrinfo(x->gai.ar_result);
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->now);

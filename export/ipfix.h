@@ -30,10 +30,15 @@ int pl_ipfix_collector_split(const char *collector, char *host, size_t hostlen,
 			     const char **port, char *why, size_t whylen);
 /*
  * @collector: HOST:PORT ([v6]:PORT); @domain: the observation domain of the
- * current namespace's flows. 0, or -errno with @why.
+ * current namespace's flows. A name that does not resolve is an error, unless
+ * @later (the daemon: at boot DNS is not up yet): then it is resolved
+ * without blocking before each pl_ipfix_export(), which fails (-EAGAIN,
+ * -EINPROGRESS, with @why) until it does. 0, or -errno with @why.
  */
-int pl_ipfix_open(const char *collector, uint32_t domain, struct pl_ipfix **out, char *why,
-		  size_t whylen);
+int pl_ipfix_open(const char *collector, uint32_t domain, bool later, struct pl_ipfix **out,
+		  char *why, size_t whylen);
+/* Whether the collector's address is known (a name that resolved). */
+bool pl_ipfix_resolved(const struct pl_ipfix *x);
 /*
  * Read every attachment's flows (pl_ipfix_home_only(): the current
  * namespace's) and send the deltas since the last call

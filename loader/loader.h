@@ -51,6 +51,12 @@ struct pl_link_info {
 	unsigned int arptype;	/* ARPHRD_*: ETHER, LOOPBACK, NONE (tun, wireguard), ... */
 	__u64 rx_packets, rx_bytes, rx_dropped;
 	__u64 tx_packets, tx_bytes, tx_dropped;
+	/*
+	 * its alternative names (ip link property add ... altname), each ended
+	 * by a NUL, an empty one ends the list: pl_links()'s, in its array's
+	 * allocation; NULL from pl_link_get()
+	 */
+	const char *altnames;
 };
 /* an alternative name's room (ALTIFNAMSIZ): up to 127 bytes; a real name's is IFNAMSIZ */
 #define PL_ALTIFNAMSIZ 128
@@ -66,7 +72,10 @@ int pl_link_get(const char *ifname, int ifindex, struct pl_link_info *li);
  * link-layer header), for "DEV: <why>: ..." messages.
  */
 const char *pl_link_not_ethernet(const struct pl_link_info *li, char *buf, size_t len);
-/* Every interface of the current network namespace (one dump). Caller frees *out. */
+/*
+ * Every interface of the current network namespace (one dump), with their
+ * alternative names. Caller frees *out (the names too).
+ */
 int pl_links(struct pl_link_info **out, size_t *n);
 /* Number of filters on the clsact qdisc's ingress and egress hooks. */
 int pl_clsact_filter_count(int ifindex, int *count);

@@ -14,6 +14,8 @@
 #include <netlink/route/qdisc.h>
 #include <linux/pkt_sched.h>
 
+#include <pktlens/array.h>
+
 #include "loader.h"
 
 static int nl_to_errno(int nlerr)
@@ -154,12 +156,86 @@ out:
 	return err;
 }
 
+/* pl_links()' dump so far: the interfaces, and their altnames (offsets into names) */
+struct links_dump {
+	struct pl_link_info *li;
+	size_t n, cap;
+	size_t *alt_at;
+	char *names;
+	size_t len, room;
+	int err;
+};
+
+/* @n bytes of @s, then a NUL */
+static int names_put(struct links_dump *d, const char *s, size_t n)
+{
+	if (d->len + n + 1 > d->room) {
+		size_t room = (d->len + n + 1) * 2 + 256;
+		char *p = realloc(d->names, room);
+
+		if (!p)
+			return -ENOMEM;
+		d->names = p;
+		d->room = room;
+	}
+	memcpy(d->names + d->len, s, n);
+	d->len += n;
+	d->names[d->len++] = '\0';
+	return 0;
+}
+
+static int links_msg(struct nl_msg *msg, void *arg)
+{
+	struct links_dump *d = arg;
+	struct nlmsghdr *h = nlmsg_hdr(msg);
+	struct nlattr *tb[IFLA_MAX + 1], *alt;
+	struct rtnl_link *link = NULL;
+	struct pl_link_info *li;
+	size_t *at;
+	int rem;
+
+	if (h->nlmsg_type != RTM_NEWLINK || nlmsg_parse(h, sizeof(struct ifinfomsg), tb, IFLA_MAX,
+						      NULL) < 0)
+		return NL_OK;
+	if (nl_msg_parse(msg, link_parsed, &link) < 0 || !link)
+		return NL_OK;
+	li = pl_grown(d->li, &d->cap, d->n, sizeof(*li), 32);
+	at = li ? realloc(d->alt_at, d->cap * sizeof(*at)) : NULL;
+	if (li)
+		d->li = li;
+	if (!at) {
+		rtnl_link_put(link);
+		d->err = -ENOMEM;
+		return NL_STOP;
+	}
+	d->alt_at = at;
+	link_info(link, &d->li[d->n]);
+	rtnl_link_put(link);
+	d->alt_at[d->n++] = d->len;
+	/* IFLA_PROP_LIST (Linux 5.5+), which libnl-route-3 does not read: an IFLA_ALT_IFNAME each */
+	if (tb[IFLA_PROP_LIST]) {
+		nla_for_each_nested(alt, tb[IFLA_PROP_LIST], rem) {
+			size_t len = nla_len(alt) > 0 ? strnlen(nla_data(alt), nla_len(alt)) : 0;
+
+			if (nla_type(alt) == IFLA_ALT_IFNAME && len && names_put(d, nla_data(alt), len)) {
+				d->err = -ENOMEM;
+				return NL_STOP;
+			}
+		}
+	}
+	if (names_put(d, "", 0)) {	/* the list's end */
+		d->err = -ENOMEM;
+		return NL_STOP;
+	}
+	return NL_OK;
+}
+
 int pl_links(struct pl_link_info **out, size_t *n)
 {
-	struct nl_cache *cache = NULL;
-	struct nl_object *o;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct links_dump d = { 0 };
 	struct nl_sock *sk;
-	size_t i = 0;
+	char *names;
 	int err;
 
 	*out = NULL;
@@ -167,19 +243,32 @@ int pl_links(struct pl_link_info **out, size_t *n)
 	err = route_sock(&sk);
 	if (err)
 		return err;
-	err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
-	if (err) {
-		nl_socket_free(sk);
-		return nl_to_errno(err);
-	}
-	*out = calloc((size_t)nl_cache_nitems(cache) + 1, sizeof(**out));
-	if (!*out)
-		err = -ENOMEM;
-	for (o = nl_cache_get_first(cache); !err && o; o = nl_cache_get_next(o))
-		link_info((struct rtnl_link *)o, &(*out)[i++]);
-	*n = i;
-	nl_cache_free(cache);
+	err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
+	if (err >= 0)
+		err = nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, links_msg, &d);
+	if (err >= 0)
+		err = nl_recvmsgs_default(sk);
 	nl_socket_free(sk);
+	err = d.err ?: err < 0 ? nl_to_errno(err) : 0;
+	/* one allocation: the array, then the names its entries point into */
+	*out = err ? NULL : malloc((d.n + 1) * sizeof(**out) + d.len + 1);
+	if (!err && !*out)
+		err = -ENOMEM;
+	if (!err) {
+		names = (char *)(*out + d.n + 1);
+		if (d.len)
+			memcpy(names, d.names, d.len);
+		names[d.len] = '\0';
+		memset(*out + d.n, 0, sizeof(**out));
+		for (size_t i = 0; i < d.n; i++) {
+			(*out)[i] = d.li[i];
+			(*out)[i].altnames = names + d.alt_at[i];
+		}
+		*n = d.n;
+	}
+	free(d.li);
+	free(d.alt_at);
+	free(d.names);
 	return err;
 }
 

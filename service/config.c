@@ -469,9 +469,11 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 
 			if (!*m)
 				err = at(x, item(x, v, k), "match: an empty name");
-			else if (!strpbrk(m, "*?[") && strlen(m) >= IF_NAMESIZE)
+			/* a name, or an alternative name (ip link property add ... altname) */
+			else if (!strpbrk(m, "*?[") && strlen(m) >= PL_ALTIFNAMSIZ)
 				err = at(x, item(x, v, k), "match: '%s' is longer than an interface "
-					 "name can be (%d bytes)", m, IF_NAMESIZE - 1);
+					 "name can be (%d bytes, an alternative name %d)", m,
+					 IF_NAMESIZE - 1, PL_ALTIFNAMSIZ - 1);
 			else if (strpbrk(m, "/:"))
 				err = at(x, item(x, v, k), "match: '%s': an interface name has no '%c'",
 					 m, *strpbrk(m, "/:"));
@@ -742,8 +744,11 @@ static int trigger_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj
 		return number(x, v, key, 0, PL_SNAPLEN_MAX, &t->snaplen);	/* 0: 262144 */
 	if (!strcmp(key, "dev")) {
 		err = str_dup(x, v, key, &t->dev);
-		/* as the kernel has names (dev_valid_name()): no '/', ':' or white space */
-		if (!err && (!*t->dev || strlen(t->dev) >= IF_NAMESIZE || !strcmp(t->dev, ".") ||
+		/*
+		 * as the kernel has names (dev_valid_name()): no '/', ':' or white space;
+		 * an alternative name has up to 127 bytes (pktlens sample takes one)
+		 */
+		if (!err && (!*t->dev || strlen(t->dev) >= PL_ALTIFNAMSIZ || !strcmp(t->dev, ".") ||
 			     !strcmp(t->dev, "..") || strpbrk(t->dev, "/: \t\n\v\f\r")))
 			err = at(x, v, "dev: '%s' is not an interface name", t->dev);
 		return err;
@@ -1224,9 +1229,20 @@ bool pl_config_covers(const struct pl_config *c, const char *name)
 	return false;
 }
 
+bool pl_config_entry_if(const struct pl_cfg_entry *e, const char *ifname, const char *altnames,
+			bool exact)
+{
+	/* as `ip link show dev NAME` takes an alternative name where it takes a name */
+	for (const char *n = ifname; n && *n; n = n == ifname ? altnames : n + strlen(n) + 1)
+		for (size_t k = 0; k < e->nmatch; k++)
+			if (!strcmp(e->match[k], n) || (!exact && !fnmatch(e->match[k], n, 0)))
+				return true;
+	return false;
+}
+
 const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool root,
 						 const char *const *names, size_t nnames,
-						 const char *ifname)
+						 const char *ifname, const char *altnames)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pl_cfg_entry *e = &c->e[i];
@@ -1234,11 +1250,8 @@ const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool
 
 		for (size_t k = 0; !covers && k < nnames; k++)
 			covers = pl_config_entry_netns(e, names[k]);
-		if (!covers)
-			continue;
-		for (size_t k = 0; k < e->nmatch; k++)
-			if (!strcmp(e->match[k], ifname) || !fnmatch(e->match[k], ifname, 0))
-				return e;
+		if (covers && pl_config_entry_if(e, ifname, altnames, false))
+			return e;
 	}
 	return NULL;
 }
@@ -1246,7 +1259,7 @@ const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool
 const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, bool root, const char *name,
 					   const char *ifname)
 {
-	return pl_config_match_names(c, root, name ? &name : NULL, name ? 1 : 0, ifname);
+	return pl_config_match_names(c, root, name ? &name : NULL, name ? 1 : 0, ifname, NULL);
 }
 
 static bool literal(const char *s)

@@ -106,11 +106,15 @@ const struct pl_cfg_entry *pl_config_match(const struct pl_config *c, bool root,
 					   const char *ifname);
 /*
  * The same for a namespace with @nnames names in /run/netns (and, with
- * @root, "/"): the first entry that covers any of them and matches @ifname.
+ * @root, "/"): the first entry that covers any of them and matches @ifname
+ * or one of its @altnames (pl_link_info's list; NULL: none).
  */
 const struct pl_cfg_entry *pl_config_match_names(const struct pl_config *c, bool root,
 						 const char *const *names, size_t nnames,
-						 const char *ifname);
+						 const char *ifname, const char *altnames);
+/* Whether a `match:` of @e names @ifname or one of @altnames (@exact: as written, no glob). */
+bool pl_config_entry_if(const struct pl_cfg_entry *e, const char *ifname, const char *altnames,
+			bool exact);
 /*
  * The earlier entry that matches, first, every interface entry @j names in
  * every namespace it names (so @j never decides one), or NULL. Only what is

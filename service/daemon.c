@@ -24,10 +24,12 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
@@ -94,6 +96,12 @@ struct daemon {
 	bool ipfix_failed;
 	struct pending *pend;
 	size_t npend;
+	int *spfd;		/* pidfds of live `pktlens sample`s of managed attachments */
+	pid_t *spid;
+	size_t nsp;
+	bool reap;		/* look for what dead samplers left (reap_samplers()) */
+	bool reap_soft;		/* after a reconcile: at most once a second (a burst has many) */
+	double reaped_at;
 	bool journal;
 	bool json;		/* -j: the first error before it is ready, as JSON on stdout too */
 	bool stop;
@@ -101,7 +109,7 @@ struct daemon {
 };
 
 /* tags of the fixed fds in epoll (monitors are tagged with their own pointer) */
-static char tag_sig, tag_ino, tag_scrape, tag_ipfix, tag_retry, tag_trig;
+static char tag_sig, tag_ino, tag_scrape, tag_ipfix, tag_retry, tag_trig, tag_sampler;
 
 static double now_s(void)
 {
@@ -240,7 +248,8 @@ static int ipfix_start(struct daemon *d, const char *collector, uint32_t interva
 	char why[PL_WHY_LEN];
 	int err;
 
-	err = pl_ipfix_open(collector, domain, &d->ipfix, why, sizeof(why));
+	/* a name that does not resolve yet (no DNS at boot) is resolved by the rounds */
+	err = pl_ipfix_open(collector, domain, true, &d->ipfix, why, sizeof(why));
 	if (err) {
 		dlog(d, LOG_ERR, "ipfix: collector '%s': %s", collector, why);
 		return err;
@@ -253,7 +262,8 @@ static int ipfix_start(struct daemon *d, const char *collector, uint32_t interva
 	d->ipfix_dom = domain;
 	d->ipfix_failed = false;
 	timerfd_settime(d->ipfixfd, 0, &every, NULL);
-	dlog(d, LOG_INFO, "ipfix: to %s every %u s", collector, interval);
+	dlog(d, LOG_INFO, "ipfix: to %s every %u s%s", collector, interval,
+	     pl_ipfix_resolved(d->ipfix) ? "" : " (once its name resolves)");
 	return 0;
 }
 
@@ -303,9 +313,14 @@ static void ipfix_round(struct daemon *d)
 
 	failed = pl_ipfix_export(d->ipfix, d->ipfix_failed || d->rounds % TEMPLATE_EVERY == 0,
 				 &recs, why, sizeof(why)) != 0;
-	/* what a refused send could not send goes next round; once it answers it gets templates first */
+	/*
+	 * what a refused send could not send goes next round; once it answers it
+	 * gets templates first. A name that does not resolve is asked again each
+	 * round, said once.
+	 */
 	if (failed && !d->ipfix_failed)
-		dlog(d, LOG_WARNING, "ipfix: %s: %s", d->ipfix_to, why);
+		dlog(d, LOG_WARNING, "ipfix: %s: %s%s", d->ipfix_to, why,
+		     pl_ipfix_resolved(d->ipfix) ? "" : " (asked again every round)");
 	else if (!failed && d->ipfix_failed)
 		dlog(d, LOG_INFO, "ipfix: %s answers again", d->ipfix_to);
 	d->ipfix_failed = failed;
@@ -541,6 +556,92 @@ static int reconcile(struct daemon *d, const struct pl_config *c, const struct p
 		pl_plan_free(&p);
 	malloc_trim(0);
 	return 0;
+}
+
+/* ---- samplers killed with -9: what they left taken out ---- */
+
+static void sampler_watch(struct daemon *d, pid_t pid)
+{
+	int fd, *fds;
+	pid_t *pids;
+
+	for (size_t i = 0; i < d->nsp; i++)
+		if (d->spid[i] == pid)
+			return;
+	fds = realloc(d->spfd, (d->nsp + 1) * sizeof(*fds));
+	if (fds)
+		d->spfd = fds;
+	pids = fds ? realloc(d->spid, (d->nsp + 1) * sizeof(*pids)) : NULL;
+	if (!pids)
+		return;
+	d->spid = pids;
+	/* readable once it ends (Linux 5.3+; before, the next event's pass finds it) */
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return;
+	if (watch_fd(d, fd, &tag_sampler)) {
+		close(fd);
+		return;
+	}
+	d->spfd[d->nsp] = fd;
+	d->spid[d->nsp++] = pid;
+}
+
+/* Stop watching the samplers that ended; whether any did. */
+static bool samplers_ended(struct daemon *d)
+{
+	size_t kept = 0;
+	bool ended = false;
+
+	for (size_t i = 0; i < d->nsp; i++) {
+		struct pollfd p = { .fd = d->spfd[i], .events = POLLIN };
+
+		if (poll(&p, 1, 0) == 0) {
+			d->spfd[kept] = d->spfd[i];
+			d->spid[kept++] = d->spid[i];
+			continue;
+		}
+		epoll_ctl(d->ep, EPOLL_CTL_DEL, d->spfd[i], NULL);
+		close(d->spfd[i]);
+		ended = true;
+	}
+	d->nsp = kept;
+	return ended;
+}
+
+/*
+ * A `pktlens sample` killed with -9 leaves its settings, its expression's
+ * stages and its ring in the attachment, and the sampled hooks pay for them
+ * until something takes them out (stats, list, the next sample did). At the
+ * events the daemon gets anyway (a scrape, an IPFIX round; a reconcile, at
+ * most once a second, as a burst of new interfaces brings many) it
+ * looks at the attachments its config manages: what a dead sampler left is
+ * taken out, and a live one is watched (pidfd) so that its end, however it
+ * comes, is seen at once.
+ */
+static void reap_samplers(struct daemon *d)
+{
+	struct pl_attachment *a = NULL;
+	size_t n = 0;
+
+	if (pl_attachments_in(NULL, &a, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct pl_sample_owner o;
+		char ns[300];
+
+		if (!a[i].meta_ok || a[i].ns_gone || !pl_plan_manages(d->c, &a[i]) ||
+		    pl_sample_owner(a[i].dir, true, &o))
+			continue;
+		if (o.reaped) {
+			pl_netns_fmt(a[i].netns, 0, true, ns, sizeof(ns));
+			dlog(d, LOG_INFO, "%s (netns %s): pktlens sample (pid %u) is gone: took out "
+			     "what it left (its settings, stages and ring)", a[i].ifname, ns, o.pid);
+		} else if (o.live && o.pid) {
+			sampler_watch(d, (pid_t)o.pid);
+		}
+	}
+	free(a);
 }
 
 /* What the events of this wakeup named. */
@@ -1067,10 +1168,14 @@ static void wakeup(struct daemon *d, void *tag)
 		triggers_check(d);
 	} else if (tag == &tag_scrape) {
 		drain(d->scrapefd);
+		d->reap = true;
 	} else if (tag == &tag_ipfix) {
 		drain(d->ipfixfd);
 		if (d->ipfix)
 			ipfix_round(d);
+		d->reap = true;
+	} else if (tag == &tag_sampler) {
+		d->reap |= samplers_ended(d);
 	} else {
 		struct pl_linkmon *m = tag;
 		struct dirty *x;
@@ -1149,6 +1254,7 @@ int pl_daemon_run(const char *path, bool json)
 	pl_plan_free(&p);
 	d.json = false;		/* running: its errors are log lines */
 	sd_notifyf(0, "READY=1\nSTATUS=running %s\nMAINPID=%d", path, (int)getpid());
+	d.reap = true;		/* a sampler killed while no daemon ran */
 
 	while (!d.stop) {
 		struct epoll_event ev[32];
@@ -1162,10 +1268,17 @@ int pl_daemon_run(const char *path, bool json)
 			wakeup(&d, ev[i].data.ptr);
 		if (d.stop)
 			break;
-		if (d.full || d.ndirty)
+		if (d.full || d.ndirty) {
 			reconcile_dirty(&d);
+			d.reap_soft = true;
+		}
 		if (d.npend)
 			release_pending(&d);
+		if (d.reap || (d.reap_soft && now_s() - d.reaped_at >= 1.0)) {
+			d.reap = d.reap_soft = false;
+			reap_samplers(&d);
+			d.reaped_at = now_s();
+		}
 	}
 	stop(&d);
 	ret = 0;
@@ -1177,6 +1290,10 @@ out:
 	pl_ipfix_close(d.ipfix);
 	for (size_t i = 0; i < d.nmons; i++)
 		pl_linkmon_close(d.mons[i]);
+	for (size_t i = 0; i < d.nsp; i++)
+		close(d.spfd[i]);
+	free(d.spfd);
+	free(d.spid);
 	free(d.mons);
 	dirty_clear(&d);
 	free(d.pend);

@@ -663,10 +663,7 @@ static int blocked(const struct pl_config *c, const struct pl_cfg_entry *e, stru
  */
 static bool named_exactly(const struct pl_cfg_entry *e, const struct pl_link_info *li)
 {
-	for (size_t k = 0; k < e->nmatch; k++)
-		if (!strcmp(e->match[k], li->ifname))
-			return true;
-	return false;
+	return pl_config_entry_if(e, li->ifname, li->altnames, true);
 }
 
 /*
@@ -686,7 +683,8 @@ static bool moves_away(const struct pl_config *c, const struct scope_x *sx,
 		return false;
 	if (pl_plan_manages(c, held))
 		return true;
-	e = pl_config_match_names(c, root, (const char *const *)names, nnames, holder->ifname);
+	e = pl_config_match_names(c, root, (const char *const *)names, nnames, holder->ifname,
+				  holder->altnames);
 	return e && !(pl_link_not_ethernet(holder, l2, sizeof(l2)) && !named_exactly(e, holder));
 }
 
@@ -781,7 +779,7 @@ static int plan_ns(const struct pl_config *c, const struct pl_ns *ns, struct sco
 			marked[on - a] = true;
 		/* an entry may name the namespace by any of its names */
 		e = pl_config_match_names(c, ns->slash, (const char *const *)names, nnames,
-					  li->ifname);
+					  li->ifname, li->altnames);
 		if (e && pl_link_not_ethernet(li, l2, sizeof(l2)) && !named_exactly(e, li))
 			e = NULL;
 		if (!e) {

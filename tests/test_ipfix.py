@@ -272,6 +272,7 @@ def test_a_round_whose_sends_fail_part_way_sends_the_rest_once(lab):
 @pytest.mark.parametrize("collector,says", [
     ("127.0.0.1:nosuchservice", "port nosuchservice: no such UDP service in /etc/services"),
     ("nosuchhost.invalid:4739", "nosuchhost.invalid: "),
+    pytest.param("a..b:4739", "host 'a..b': not an address nor a host name", marks=pytest.mark.variant),
 ])
 def test_collector_that_does_not_resolve_is_named(collector, says):
     """A collector whose port is an unknown service name, or whose host does not resolve, is

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -133,7 +134,7 @@ def svc():
 class Daemon:
     """`pktlens daemon` with a NOTIFY_SOCKET of our own; its log lines, timestamped."""
 
-    def __init__(self, lab, config):
+    def __init__(self, lab, config, wrap=()):
         self.path = os.path.join(lab.tmp, f"notify{random.random()}")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
@@ -141,7 +142,8 @@ class Daemon:
         self.lines = []
         env = dict(os.environ, NOTIFY_SOCKET=self.path)
         env.pop("JOURNAL_STREAM", None)
-        self.p = subprocess.Popen([PKTLENS, "daemon", "--config", config], stderr=subprocess.PIPE,
+        # wrap: argv that execs the rest in place (the pid stays the daemon's)
+        self.p = subprocess.Popen([*wrap, PKTLENS, "daemon", "--config", config], stderr=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, text=True, env=env)
         lab.daemons.append(self)
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -288,7 +290,8 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    netns: '.'\n", 3, 12, "netns: '.' is not a name in /run/netns"),
     ("interfaces:\n  - match: sv0\n    netns: [x, '..']\n", 3, 16, "netns: '..' is not a name in /run/netns"),
     ("interfaces:\n  - match: sv0\n    netns: []\n", 3, 12, "netns: an empty list (leave 'netns' out"),
-    ("interfaces:\n  - match: averyveryverylongname\n", 2, 12, "longer than an interface name can be"),
+    # 127 bytes is an alternative name's room (ip link property add ... altname)
+    ("interfaces:\n  - match: " + "a" * 128 + "\n", 2, 12, "longer than an interface name can be (15 bytes, an alternative name 127)"),
     ("interfaces: {match: sv0}\n", 1, 13, "interfaces: expected a list of entries"),
     ("interfaces:\n  - match: sv0\n    rules: '--drop'\n", 3, 12, "rules: expected a list of rules"),
     ("interfaces:\n  - match: [sv0\n", 3, 1, "not YAML: "),
@@ -301,6 +304,9 @@ BAD_CONFIGS = [
     # read as export ipfix --collector reads it (it took '::1' for host '::', port 1)
     ("export:\n  ipfix: {collector: '::1'}\n", 2, 22, "collector: '::1': not HOST:PORT (an IPv6 address goes in brackets"),
     ("export:\n  ipfix: {collector: 'localhost:nosuchsvc'}\n", 2, 22, "port nosuchsvc: no such UDP service"),
+    # a host no resolver could take: said now (a name that does not resolve yet is waited for)
+    ("export:\n  ipfix: {collector: 'col lector:4739'}\n", 2, 22,
+     "collector: 'col lector:4739': host 'col lector': not an address nor a host name"),
     ("on-stop: later\n", 1, 10, "on-stop: 'later' is not keep or detach"),
     # a file cut short after its first lines manages nothing only when it says so
     ("name: cut\n", 1, 1, "no 'interfaces' (to manage nothing, write 'interfaces: []')"),
@@ -309,8 +315,8 @@ BAD_CONFIGS = [
     ("interfaces:\n  - match: sv0\n    netns: .x\n", 3, 12, "netns: '.x': names beginning with '.'"),
     ("probes: [udp]\n", 1, 10, "probes: 'udp' is not a probe"),
     # a bad value of a list: its own line and column, not the list's
-    ("interfaces:\n  - match:\n      - sv0\n      - averyveryverylongname\n", 4, 9,
-     "match: 'averyveryverylongname' is longer than an interface name can be"),
+    ("interfaces:\n  - match:\n      - sv0\n      - " + "b" * 128 + "\n", 4, 9,
+     "match: '" + "b" * 128 + "' is longer than an interface name can be"),
     ("interfaces:\n  - match: sv0\n    netns:\n      - x\n      - a/b\n", 5, 9,
      "netns: 'a/b' is not a name in /run/netns"),
     ("interfaces:\n  - match: [sv0, '', sv1]\n", 2, 18, "match: an empty name"),
@@ -965,6 +971,34 @@ def test_apply_entry_names_a_namespace_by_any_of_its_names(svc):
         [("add", "sv0", ns_ino(a), "in,out"), ("add", "sv1", ns_ino(a), "in")], doc
 
 
+def test_entry_matches_an_interface_by_its_alternative_names(svc):
+    """`match:` names an interface by an alternative name too (ip link property add ...
+    altname, up to 127 bytes), as a name or by a glob, as the command line takes one: apply
+    plans it, the daemon attaches it, and follows an altname added or removed later (link
+    notifications). Before, only the kernel name was matched and a literal longer than
+    15 bytes was refused."""
+    a = svc.netns()
+    longname = f"uplink-to-the-core-router-of-rack-{os.getpid()}-" + "x" * 60
+    svc.veth(a, "sv0", "pv0")
+    svc.veth(a, "sv1", "pv1", up=True)     # the kernel tells of an altname of an interface up
+    svc.veth(a, "sv2", "pv2")
+    sh("ip", "-n", a, "link", "property", "add", "dev", "sv0", "altname", longname)
+    conf = svc.config(f'interfaces:\n  - match: ["{longname}", "grp-*"]\n    netns: "{glob_covered()}"\n'
+                      f'    tc: in\n')
+    doc = pktlens_json("apply", conf, "--dry-run")
+    assert [(s["action"], s["ifname"]) for s in doc["steps"]] == [("add", "sv0")], doc
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    assert attached(a, "sv0") and not attached(a, "sv1") and not attached(a, "sv2")
+    sh("ip", "-n", a, "link", "property", "add", "dev", "sv1", "altname", "grp-db")
+    wait_for(lambda: attached(a, "sv1"), what="sv1 attached once its altname matches")
+    assert listed(a)["sv1"]["managed_by"] is not None
+    sh("ip", "-n", a, "link", "property", "del", "dev", "sv1", "altname", "grp-db")
+    wait_for(lambda: not attached(a, "sv1"), what="sv1 detached once no altname matches")
+    time.sleep(0.3)
+    assert attached(a, "sv0") and not attached(a, "sv2")
+
+
 def test_apply_without_cap_sys_admin_says_what_a_namespace_needs(svc):
     """pktlens.service has no CAP_SYS_ADMIN unless a drop-in adds it, and entering a named
     namespace needs it: apply (and the daemon) says so where it cannot enter one; nothing
@@ -1606,12 +1640,13 @@ def test_daemon_reload(svc):
     assert not attached(a, "sv0") and not attached(a, "sv1")
 
 
-@pytest.mark.parametrize("exporter", ["prometheus-busy", "ipfix-unresolvable"])
+@pytest.mark.parametrize("exporter", ["prometheus-busy", "ipfix-broadcast"])
 def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
-    """An exporter that cannot start (a port another socket holds, a collector name that does
-    not resolve) ends the daemon, exit 1, before it attaches, adopts or removes anything
+    """An exporter that cannot start (a port another socket holds, a collector the kernel
+    will not send to) ends the daemon, exit 1, before it attaches, adopts or removes anything
     (before, it attached and adopted first, then exited: under systemd's Restart= it did that
-    every few seconds without READY=1)."""
+    every few seconds without READY=1). A collector's name that does not resolve yet is no
+    such case: see test_daemon_collector_name_that_resolves_later."""
     a = svc.netns()
     svc.veth(a, "sv0", "pv0", up=True)
     svc.veth(a, "sv1", "pv1", up=True)
@@ -1622,7 +1657,7 @@ def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
     busy.listen()
     export = {
         "prometheus-busy": f'  prometheus: {{ listen: "127.0.0.1:{busy.getsockname()[1]}" }}\n',
-        "ipfix-unresolvable": '  ipfix: { collector: "no-such-host.invalid:4739", interval: 5 }\n',
+        "ipfix-broadcast": '  ipfix: { collector: "255.255.255.255:4739", interval: 5 }\n',
     }[exporter]
     conf = svc.config(f'name: noexp\ninterfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
                       f'    tc: in\non-stop: detach\nexport:\n{export}')
@@ -1633,7 +1668,8 @@ def test_daemon_whose_exporter_cannot_start_changes_nothing(svc, exporter):
     finally:
         busy.close()
     assert rc == 1, d.log()
-    assert re.search(r"(prometheus|ipfix): .*(Address already in use|collector 'no-such-host)", d.log()), d.log()
+    assert re.search(r"(prometheus|ipfix): .*(Address already in use|collector '255.255.255.255:4739': "
+                     r"Permission denied)", d.log()), d.log()
     assert "not started: " in d.log() and " add " not in d.log() and " adopt " not in d.log(), d.log()
     assert not any(n == b"READY=1" for m in d.notes for n in m.split(b"\n"))
     att = listed(a)
@@ -1705,6 +1741,23 @@ def idle_trigger_daemon(svc, prefix):
     pid = int(re.search(r"pid (\d+)\)", line)[1])
     d.wait_log(r"sample: sv0: waiting for 'dev pps > 1000000'")
     return d, pid, conf
+
+
+def test_daemon_trigger_on_an_alternative_name(svc):
+    """A trigger's dev may be an interface's alternative name, up to 127 bytes, as
+    `pktlens sample` (which the daemon runs) takes it (the config refused one longer than
+    15 bytes)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    alt = f"capture-point-of-the-test-{os.getpid()}-" + "y" * 40
+    sh("ip", "-n", a, "link", "property", "add", "dev", "sv0", "altname", alt)
+    write = os.path.join(svc.tmp, "alt-%s.pcap")
+    conf = svc.config(f'triggers:\n  - dev: {alt}\n    netns: {a}\n    when: "dev pps > 1000000"\n'
+                      f'    for: 1\n    write: {write}\n')
+    d = Daemon(svc, conf)
+    d.wait_notify()
+    d.wait_log(r"sample: sv0: waiting for 'dev pps > 1000000'")
+    assert d.stop() == 0
 
 
 def test_daemon_trigger_samplers_need_no_clock(svc):
@@ -2018,6 +2071,59 @@ def prometheus_daemon(svc):
     return ns, port, d
 
 
+def sample_cfg(ns, dev):
+    """(slots, owner) of dev's sample settings as the kernel has them (bpftool reads the pin;
+    pktlens list or stats would take out a dead sampler's leftovers themselves)."""
+    doc = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", str(pins(ns, dev) / "sample_cfg")).stdout)
+    v = doc[0].get("formatted", {}).get("value", doc[0]["value"])
+    if isinstance(v, dict):
+        return v["slots"], v["owner"]
+    b = bytes(int(x, 16) for x in v)
+    return int.from_bytes(b[0:4], "little"), int.from_bytes(b[16:20], "little")
+
+
+def start_sampler(svc, ns, dev):
+    """`pktlens sample dev udp -w FILE` in ns, capturing: its Popen."""
+    p = subprocess.Popen([PKTLENS, "-n", ns, "sample", dev, "udp", "-w", os.path.join(svc.tmp, f"s{random.random()}.pcap")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err, deadline = b"", time.monotonic() + 20
+    while b"capturing" not in err:
+        assert time.monotonic() < deadline and p.poll() is None, err
+        if select.select([p.stderr], [], [], 0.5)[0]:
+            err += os.read(p.stderr.fileno(), 4096)
+    return p
+
+
+def test_daemon_takes_out_what_a_killed_sampler_left(svc):
+    """A `pktlens sample` killed with -9 leaves its settings, stages and ring in the
+    attachment, and the sampled hooks pay for them until stats, list or the next sample took
+    them out. The daemon does it for the attachments it manages: at once for a sampler it saw
+    running (at a scrape, an IPFIX round, a reconcile: it watches its pidfd), else at the next
+    such event (before, never)."""
+    ns, port, d = prometheus_daemon(svc)
+    scrape = lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()  # noqa: E731
+    # seen running at a scrape: its end is seen at once
+    s = start_sampler(svc, ns, "sv0")
+    slots, owner = sample_cfg(ns, "sv0")
+    assert slots and owner == s.pid
+    scrape()
+    time.sleep(0.3)
+    mark = len(d.lines)
+    s.kill()
+    s.wait()
+    d.wait_log(rf"sv0 \(netns .*\): pktlens sample \(pid {s.pid}\) is gone: took out", start=mark, timeout=5)
+    assert sample_cfg(ns, "sv0") == (0, 0)
+    # killed unseen: the next scrape finds it
+    s = start_sampler(svc, ns, "sv0")
+    s.kill()
+    s.wait()
+    assert sample_cfg(ns, "sv0")[1] == s.pid
+    mark = len(d.lines)
+    scrape()
+    d.wait_log(rf"sv0 \(netns .*\): pktlens sample \(pid {s.pid}\) is gone: took out", start=mark, timeout=5)
+    assert sample_cfg(ns, "sv0") == (0, 0)
+
+
 def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
     """A covered namespace deleted while exporting: its attachments' pins wait for a scrape.
     A new namespace that gets its inode sets them aside (<inode>:<cookie>) when something is
@@ -2084,6 +2190,52 @@ def test_daemon_ipfix_in_process_and_gone_pins_wait_for_it(svc):
     sh("ip", "-n", a, "link", "del", "sv0")
     d.wait_log(r"gone sv0 \(netns .*\): interface gone; final totals: tc in 17 packets")
     wait_for(lambda: not pins(a, "sv0").exists(), timeout=5, what="sv0's pins after an IPFIX round")
+    col.close()
+
+
+def private_hosts(svc, text):
+    """A hosts file of the test's own, and the argv that runs a command with it as /etc/hosts
+    (and an empty /etc/resolv.conf: no DNS answers) in a mount namespace of its own, where
+    mounts of the machine's (/run/netns) still appear. Writing the file changes what the
+    command sees."""
+    hosts = Path(svc.tmp) / "hosts"
+    hosts.write_text(text)
+    resolv = Path(svc.tmp) / "resolv.conf"
+    resolv.write_text("")
+    return hosts, ["unshare", "-m", "--propagation", "slave", "sh", "-ec",
+                   'mount --bind "$0" /etc/hosts; mount --bind "$1" /etc/resolv.conf; shift; exec "$@"',
+                   str(hosts), str(resolv)]
+
+
+def test_daemon_collector_name_that_resolves_later(svc):
+    """An IPFIX collector named by a host name that does not resolve when the daemon starts
+    (at boot the unit runs before the network, so DNS is not up): the daemon starts all the
+    same (READY=1, attached, Prometheus served), says so once, asks again each round, and
+    exports once the name resolves (before, the daemon ended, exit 1)."""
+    a = svc.netns()
+    svc.veth(a, "sv0", "pv0", up=True)
+    col = ipfix_collector()
+    name = f"h5-collector-{os.getpid()}.example"
+    hosts, wrap = private_hosts(svc, "127.0.0.1 localhost\n")
+    port = free_port()
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+                      f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n'
+                      f'  ipfix: {{ collector: "{name}:{col.getsockname()[1]}", interval: 1 }}\n')
+    d = Daemon(svc, conf, wrap)
+    d.wait_notify()
+    assert attached(a, "sv0")
+    svc.send("pv0", 17, dport=4242)
+    wait_for(lambda: stats_in(a, "sv0") >= 17, what="17 packets counted")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert b'device="sv0"' in r.read()
+    time.sleep(3)           # three rounds without the name
+    assert ipfix_received(col, 4242) == 0
+    unresolved = [line for _, line in d.lines if re.search(rf"ipfix: {re.escape(name)}:\d+: .*(not known|name resolution|resolve)", line)]
+    assert len(unresolved) == 1, d.log()    # said once, not each round
+    hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {name}\n")
+    assert ipfix_received(col, 4242, 17, timeout=10) == 17
+    d.wait_log(rf"ipfix: {re.escape(name)}:\d+ answers again")
+    assert d.p.poll() is None
     col.close()
 
 

@@ -789,7 +789,7 @@ static void fuzz_ipfix(struct in *in)
 	receive(&rx);	/* nothing left over */
 	if (rx.messages)
 		fail("messages from an earlier input", NULL);
-	if (pl_ipfix_open(collector_addr, rx.domain, &x, why, sizeof(why)))
+	if (pl_ipfix_open(collector_addr, rx.domain, false, &x, why, sizeof(why)))
 		fail("pl_ipfix_open", why);
 	/* this namespace's flows go out under the domain given, another's under its inode */
 	if (pl_netns_ino(&rx.home))
