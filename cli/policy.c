@@ -35,7 +35,9 @@ static void policy_more(FILE *f)
 		"load replaces all rules of DEV with FILE's: one rule per line in the add\n"
 		"syntax (without DEV), # starts a comment. Any error names FILE:LINE:COL\n"
 		"and nothing changes. list prints rules that way (counters as comments),\n"
-		"so `policy list DEV > FILE` saves a rule set that load restores.\n"
+		"so `policy list DEV > FILE` saves a rule set that load restores. A FILE\n"
+		"without rules is refused unless a line says '# DEV: 0 rules', as list\n"
+		"prints for an empty set (flush empties one too).\n"
 		"\n"
 		"A --limit bucket is one for all CPUs (a spin lock), refilled from the\n"
 		"kernel's clock; list shows conformed and exceeded packets and bytes, and\n"
@@ -341,6 +343,13 @@ static int do_load(void *cfg, int argc, char **argv)
 		else
 			pl_err("policy load: %s: %s", argv[0], why);
 		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+		goto out;
+	}
+	if (!rl.n && !rl.says_empty) {
+		pl_err("policy load: %s: no rules: a file that empties the rule set says so in a line "
+		       "'# %s: 0 rules' (as `policy list` of an empty set prints); or `policy flush %s`",
+		       PL_SAFE(argv[1]), PL_SAFE(argv[0]), PL_SAFE(argv[0]));
+		ret = PL_EXIT_USAGE;
 		goto out;
 	}
 	ret = open_target("policy load", argv[0], PL_NEED_PERFMON, true, &t);

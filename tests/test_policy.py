@@ -1474,3 +1474,48 @@ def test_add_default_id_is_what_help_says(lab):
     ids = {x.split("--proto ")[1].split()[0]: int(x.split()[1]) for x in out.splitlines()
            if x.startswith("--id ")}
     assert ids == {"udp": 7, "tcp": 8, "icmp": 262144, "sctp": 1}, out
+
+
+def test_load_of_a_file_without_rules_needs_the_empty_set_header(lab, tmp_path):
+    """`policy load` of a zero-byte file (a failed `policy list > f`, a wrong path's empty
+    file) or of comments alone had removed every rule. A file without rules is refused (exit
+    2, one line saying how to empty a set) and the running rules go on dropping; the header
+    `policy list` prints for an empty set ('# DEV: 0 rules') is what says "empty", so list of
+    an empty set loads back to an empty set (also with CR LF), and ping gets through."""
+    lab2 = lab
+    sh("ip", "-n", lab2.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab2.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    lab2.static_neighbours()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab2.b)
+    pktlens("policy", "add", "vb", "--src", "198.18.0.1/32", "--drop", ns=lab2.b)
+
+    def pings():
+        return sh("ip", "netns", "exec", lab2.a, "ping", "-c", "1", "-W", "0.5", "198.18.0.2",
+                  check=False).returncode == 0
+
+    assert not pings()
+    def rules():
+        return [x["rule"] for x in pktlens_json("policy", "list", "vb", ns=lab2.b)["interfaces"][0]["rules"]]
+
+    saved = rules()
+    for name, text in (("zero", ""), ("comments", "# rules of vb\n\n   \r\n"),
+                       ("other", "# vb: 0 rules, then some\n")):
+        f = tmp_path / name
+        f.write_text(text)
+        r = pktlens("policy", "load", "vb", str(f), ns=lab2.b, check=False)
+        assert r.returncode == 2, (name, r)
+        assert r.stderr == (f"pktlens: policy load: {f}: no rules: a file that empties the rule "
+                            "set says so in a line '# vb: 0 rules' (as `policy list` of an "
+                            "empty set prints); or `policy flush vb`\n"), r.stderr
+        assert rules() == saved, name
+        assert not pings(), name
+    pktlens("policy", "flush", "vb", ns=lab2.b)
+    empty = pktlens("policy", "list", "vb", ns=lab2.b).stdout
+    assert empty.splitlines()[0] == "# vb: 0 rules", empty
+    pktlens("policy", "add", "vb", "--src", "198.18.0.1/32", "--drop", ns=lab2.b)
+    f = tmp_path / "empty"
+    f.write_bytes(empty.replace("\n", "\r\n").encode())
+    r = pktlens("-j", "policy", "load", "vb", str(f), ns=lab2.b)
+    assert json.loads(r.stdout) == {"interface": "vb", "rules": 0, "file": str(f)}
+    assert pktlens_json("policy", "list", "vb", ns=lab2.b)["interfaces"][0]["rules"] == []
+    assert pings()
