@@ -462,7 +462,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		char ifn[IF_NAMESIZE] = "";
 		__u64 keys = 0, evicted;
 		double ago = 0;
-		bool hit, lim, keyed;
+		bool hit, lim, keyed, gone = pl_policy_redirect_gone(&t->p, r);
 
 		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
@@ -471,7 +471,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 			ago = (double)now.tv_sec + now.tv_nsec / 1e9 - rs.last_ns / 1e9;
 		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
 			ago = 0;
-		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));
+		pl_rule_format_gone(r, pl_policy_text(texts, ntexts, r->id), gone, line, sizeof(line));
 		lim = r->action == PL_ACT_LIMIT;
 		keyed = lim && r->lim.per != PL_PER_RULE &&
 			!pl_policy_limit_keys(&t->p, r, &keys);
@@ -498,7 +498,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_u64_field(w, "prio", r->prio);
 		jw_str_field(w, "action", pl_rule_action_name(r->action));
 		if (r->action == PL_ACT_REDIRECT) {
-			jw_name_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
+			jw_name_field(w, "redirect", !gone && if_indextoname(r->arg, ifn) ? ifn : NULL);
 			jw_u64_field(w, "redirect_ifindex", r->arg);
 		}
 		if (r->action == PL_ACT_SAMPLE)

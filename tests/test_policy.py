@@ -1519,3 +1519,60 @@ def test_load_of_a_file_without_rules_needs_the_empty_set_header(lab, tmp_path):
     assert json.loads(r.stdout) == {"interface": "vb", "rules": 0, "file": str(f)}
     assert pktlens_json("policy", "list", "vb", ns=lab2.b)["interfaces"][0]["rules"] == []
     assert pings()
+
+
+def test_xdp_redirect_target_gone_stays_gone_when_its_index_comes_back(router):
+    """XDP: the kernel takes a gone --redirect target out of the devmap, so its packets drop;
+    an interface made later with the same index is not that target. `policy list` had named
+    the new interface, and the next unrelated change (`policy add` of another rule, or loading
+    back what list printed) put the index back in the devmap: the untouched rule started
+    sending its packets out of the new interface. Now it stays gone (listed as `ifindex:N`,
+    through a round trip too) until a rule new to the set names the new interface. Oracle: the
+    new veth's peer's kernel receive counter."""
+    h = router.h
+
+    def arrived(ns=h, dev="vp"):
+        return json.loads(sh("ip", "-n", ns, "-j", "-s", "link", "show", dev).stdout)[0][
+            "stats64"]["rx"]["packets"]
+
+    def send(dport=7000):
+        router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=dport), i)
+                     for i in range(3)])
+        time.sleep(0.2)
+
+    # rules made on tc alone have no devmap entry: attach --force onto XDP makes them
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--redirect", "vc", ns=h)
+    pktlens("attach", "vb", "--force", "--xdp", "skb", "--tc", "none", ns=h)
+    base = arrived(router.r, "vd")
+    send()
+    assert arrived(router.r, "vd") == base + 3
+    idx = json.loads(sh("ip", "-n", h, "-j", "link", "show", "vc").stdout)[0]["ifindex"]
+    sh("ip", "-n", h, "link", "del", "vc")
+    sh("ip", "-n", h, "link", "add", "vn", "index", idx, "type", "veth", "peer", "name", "vp")
+    for dev in ("vn", "vp"):
+        sh("ip", "-n", h, "link", "set", dev, "up")
+
+    gone = f"--id 1 --in --prio 1000 --proto udp --dport 7000 --redirect ifindex:{idx}"
+    assert pktlens("policy", "list", "vb", ns=h).stdout.splitlines()[1] == gone
+    pktlens("policy", "add", "vb", "--proto", "tcp", "--drop", ns=h)
+    base = arrived()
+    send()
+    assert arrived() == base
+    text = pktlens("policy", "list", "vb", ns=h).stdout
+    assert text.splitlines()[1] == gone, text
+    assert pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"][0]["redirect"] is None
+    path = os.path.join(router.tmp, "back.rules")
+    with open(path, "w") as f:
+        f.write(text)
+    pktlens("policy", "load", "vb", path, ns=h)
+    send()
+    assert arrived() == base
+    assert rule_hits(router) == {1: 9, 2: 0}
+    # a rule new to the set names vn: that index redirects again, for both rules
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7001", "--redirect", "vn", ns=h)
+    assert pktlens("policy", "list", "vb", ns=h).stdout.splitlines()[1] == gone.replace(
+        f"ifindex:{idx}", "vn")
+    send(7000)
+    send(7001)
+    assert arrived() == base + 6
