@@ -1560,12 +1560,12 @@ static bool redirect_stays_gone(const struct pl_policy *p, const struct pl_rule 
 {
 	bool ran = false;
 
-	if (p->xdp_new)
+	if (p->xdp_new || !pl_policy_redirect_gone(p, r))
 		return false;
 	for (size_t i = 0; i < nold && !ran; i++)
 		ran = byctr[i].action == PL_ACT_REDIRECT && byctr[i].dir == PL_DIR_IN &&
 		      byctr[i].arg == r->arg;
-	if (!ran || !pl_policy_redirect_gone(p, r))
+	if (!ran)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_rule *o;
@@ -1613,8 +1613,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 {
 	struct pl_rule *old = NULL, *byctr = NULL;
 	struct pl_ruleset rs[2];
-	__u32 prev[2] = { 0, 0 };
-	size_t nrs, nold = 0, swapped = 0;
+	__u32 prev[2] = { 0, 0 }, targets[PL_REDIRECT_MAX];
+	size_t nrs, nold = 0, swapped = 0, ntargets = 0, t;
 	bool counters = false;
 	/* XDP without tail calls: its rule set (xdp_set_build()), the entry's policy_set */
 	int set_fd = -1, list_fd = -1, prev_fd = -1;
@@ -1699,8 +1699,16 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 
 		/* XDP's devmap (tc redirects by ifindex); check() made sure it is there */
 		if (r->action != PL_ACT_REDIRECT || r->dir != PL_DIR_IN ||
-		    p->meta.xdp_mode == PL_XDP_NONE ||
-		    redirect_stays_gone(p, rules, n, r, byctr, nold) ||
+		    p->meta.xdp_mode == PL_XDP_NONE)
+			continue;
+		/* once per target (many rules may share one): made, or left out as gone */
+		for (t = 0; t < ntargets && targets[t] != r->arg; t++)
+			;
+		if (t < ntargets)
+			continue;
+		if (ntargets < PL_REDIRECT_MAX)	/* check() allowed no more */
+			targets[ntargets++] = r->arg;
+		if (redirect_stays_gone(p, rules, n, r, byctr, nold) ||
 		    !bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
 			continue;
 		e = errno;
