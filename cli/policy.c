@@ -36,7 +36,9 @@ static void policy_more(FILE *f)
 		"load replaces all rules of DEV with FILE's: one rule per line in the add\n"
 		"syntax (without DEV), # starts a comment. Any error names FILE:LINE:COL\n"
 		"and nothing changes. list prints rules that way (counters as comments),\n"
-		"so `policy list DEV > FILE` saves a rule set that load restores.\n"
+		"so `policy list DEV > FILE` saves a rule set that load restores. A FILE\n"
+		"without rules is refused unless a line says '# DEV: 0 rules', as list\n"
+		"prints for an empty set (flush empties one too).\n"
 		"\n"
 		"A --limit bucket is one for all CPUs (a spin lock), refilled from the\n"
 		"kernel's clock; list shows conformed and exceeded packets and bytes, and\n"
@@ -344,6 +346,13 @@ static int do_load(void *cfg, int argc, char **argv)
 		ret = err == -ENOMEM ? PL_EXIT_FAIL : PL_EXIT_USAGE;
 		goto out;
 	}
+	if (!rl.n && !rl.says_empty) {
+		pl_err("policy load: %s: no rules: a file that empties the rule set says so in a line "
+		       "'# %s: 0 rules' (as `policy list` of an empty set prints); or `policy flush %s`",
+		       PL_SAFE(argv[1]), PL_SAFE(argv[0]), PL_SAFE(argv[0]));
+		ret = PL_EXIT_USAGE;
+		goto out;
+	}
 	ret = open_target("policy load", argv[0], PL_NEED_PERFMON, true, &t);
 	if (ret)
 		goto out;
@@ -453,7 +462,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		char ifn[IF_NAMESIZE] = "";
 		__u64 keys = 0, evicted;
 		double ago = 0;
-		bool hit, lim, keyed;
+		bool hit, lim, keyed, gone = pl_policy_redirect_gone(&t->p, r);
 
 		if (pl_policy_rule_stats(&t->p, r, &rs))
 			memset(&rs, 0, sizeof(rs));
@@ -462,7 +471,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 			ago = now - rs.last_ns / 1e9;
 		if (ago < 0)	/* a hit just now may be stamped a tick ahead of our clock */
 			ago = 0;
-		pl_rule_format(r, pl_policy_text(texts, ntexts, r->id), line, sizeof(line));
+		pl_rule_format_gone(r, pl_policy_text(texts, ntexts, r->id), gone, line, sizeof(line));
 		lim = r->action == PL_ACT_LIMIT;
 		keyed = lim && r->lim.per != PL_PER_RULE &&
 			!pl_policy_limit_keys(&t->p, r, &keys);
@@ -489,7 +498,7 @@ static void list_one(struct jw *w, struct target *t, const struct pl_rule *rules
 		jw_u64_field(w, "prio", r->prio);
 		jw_str_field(w, "action", pl_rule_action_name(r->action));
 		if (r->action == PL_ACT_REDIRECT) {
-			jw_name_field(w, "redirect", if_indextoname(r->arg, ifn) ? ifn : NULL);
+			jw_name_field(w, "redirect", !gone && if_indextoname(r->arg, ifn) ? ifn : NULL);
 			jw_u64_field(w, "redirect_ifindex", r->arg);
 		}
 		if (r->action == PL_ACT_SAMPLE)

@@ -176,9 +176,28 @@ struct read_ctx {
 	size_t whylen;
 };
 
+/* @line is "# NAME: 0 rules", the header of an empty set in `policy list` (blanks around) */
+static bool says_empty(const char *line)
+{
+	size_t name;
+
+	line += strspn(line, " \t\r");
+	if (*line++ != '#')
+		return false;
+	line += strspn(line, " \t");
+	name = strcspn(line, " \t\r:");
+	if (!name || strncmp(line + name, ": 0 rules", 9))
+		return false;
+	line += name + 9;
+	return line[strspn(line, " \t\r")] == '\0';
+}
+
 static int read_line(char *line, int lineno, void *ctx)
 {
 	struct read_ctx *c = ctx;
+
+	if (says_empty(line))
+		c->rl->says_empty = true;
 
 	return pl_rule_list_add_line(c->rl, line, c->path, lineno, 1, c->why, c->whylen);
 }

@@ -30,6 +30,8 @@ struct pl_rule_list {
 	struct pl_rule_origin *orig;
 	size_t n, cap;
 	bool in_order;		/* a config's rules: list order is run order (see _finish()) */
+	/* pl_rule_list_read(): a line says the set is empty ("# DEV: 0 rules", as `policy list`) */
+	bool says_empty;
 	/* set by _finish() when a rule without --id runs before one listed above it, for a warning */
 	char note[384];
 };
@@ -57,7 +59,11 @@ int pl_rules_file_each(const char *path, size_t regular_max,
 		       size_t whylen);
 /*
  * Every line of the file @path (one rule per line, # comments), as
- * pl_rule_list_add_line(); -EIO (with @why) when it cannot be read.
+ * pl_rule_list_add_line(); -EIO (with @why) when it cannot be read. A
+ * comment line that is the header `policy list` prints for an empty set
+ * ("# DEV: 0 rules") sets @rl->says_empty: a file without rules empties a
+ * rule set only when it says so (a zero-byte file is more likely a failed
+ * save than a wish to remove every rule).
  */
 int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size_t whylen);
 /*

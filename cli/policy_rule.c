@@ -737,6 +737,12 @@ static void add_word(char *buf, size_t n, size_t *off, const char *s, bool alway
 
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n)
 {
+	pl_rule_format_gone(r, expr, false, buf, n);
+}
+
+void pl_rule_format_gone(const struct pl_rule *r, const char *expr, bool target_gone, char *buf,
+			 size_t n)
+{
 	char a[192], ifn[IF_NAMESIZE];
 	size_t off = 0;
 	bool v4 = r->fam == PL_FAM_IPV4;
@@ -769,7 +775,7 @@ void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t
 		ADD(" --vlan %u", r->vlan);
 	switch (r->action) {
 	case PL_ACT_REDIRECT:
-		if (if_indextoname(r->arg, ifn)) {
+		if (!target_gone && if_indextoname(r->arg, ifn)) {
 			ADD(" --redirect");
 			add_word(buf, n, &off, PL_NAME(ifn), false);
 		} else {

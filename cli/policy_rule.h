@@ -8,6 +8,7 @@
 #ifndef __PKTLENS_CLI_POLICY_RULE_H
 #define __PKTLENS_CLI_POLICY_RULE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -56,6 +57,13 @@ int pl_rule_parse(const struct pl_rule_tok *t, int n, struct pl_rule *r, char **
 		  struct pl_rule_err *e);
 /* The rule in `policy add` syntax, --id first; @expr: its expression or NULL. */
 void pl_rule_format(const struct pl_rule *r, const char *expr, char *buf, size_t n);
+/*
+ * pl_rule_format(); with @target_gone a --redirect as `ifindex:N`, the way
+ * a target that is gone is shown, whether or not an interface has N now
+ * (pl_policy_redirect_gone()).
+ */
+void pl_rule_format_gone(const struct pl_rule *r, const char *expr, bool target_gone, char *buf,
+			 size_t n);
 
 /*
  * Whether @r redirects to an interface index that does not exist and that

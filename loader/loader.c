@@ -1035,6 +1035,7 @@ static int repolicy(struct attach *a)
 	int err;
 
 	err = pl_policy_open(a->tmp, &p);
+	p.xdp_new = a->old.meta.xdp_mode == PL_XDP_NONE;
 	if (!err && a->o->set_rules) {
 		err = pl_policy_commit(&p, a->o->rules, a->o->nrules, a->o->texts, a->o->ntexts, why,
 				       sizeof(why));

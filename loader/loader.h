@@ -666,6 +666,12 @@ struct pl_policy {
 	 */
 	bool gens;
 	int gen_fd[PL_RULE_GENS];
+	/*
+	 * Set by attach --force over an attachment without XDP: the rules did
+	 * not run at XDP, so no devmap entry of theirs is gone, all are made
+	 * (pl_policy_open() clears it).
+	 */
+	bool xdp_new;
 };
 
 /* The expression of rule @id (PL_M_EXPR). */
@@ -692,6 +698,13 @@ int pl_policy_rule_stats(const struct pl_policy *p, const struct pl_rule *r,
  * its keys_new less these were evicted. -ENOENT for other rules.
  */
 int pl_policy_limit_keys(const struct pl_policy *p, const struct pl_rule *r, __u64 *keys);
+/*
+ * Whether recorded rule @r is an XDP --redirect whose target the kernel
+ * took out of the devmap (the interface went away, or left the namespace):
+ * its packets drop, even once another interface has that index, until a
+ * rule new to the set names that interface (pl_policy_commit()).
+ */
+bool pl_policy_redirect_gone(const struct pl_policy *p, const struct pl_rule *r);
 /* Keys a --per limit rule's LRU map evicted: inserted (@s->keys_new) and no longer there. */
 static inline __u64 pl_policy_limit_evicted(const struct pl_rule_stats *s, __u64 keys)
 {

@@ -334,6 +334,15 @@ int pl_policy_limit_keys(const struct pl_policy *p, const struct pl_rule *r, __u
 	return err;
 }
 
+bool pl_policy_redirect_gone(const struct pl_policy *p, const struct pl_rule *r)
+{
+	__u32 v;
+
+	return r->action == PL_ACT_REDIRECT && r->dir == PL_DIR_IN &&
+	       p->meta.xdp_mode != PL_XDP_NONE && p->fd[PL_MID_REDIRECT] >= 0 &&
+	       bpf_map_lookup_elem(p->fd[PL_MID_REDIRECT], &r->arg, &v) && errno == ENOENT;
+}
+
 __u32 pl_policy_expr_hash(const char *text)
 {
 	__u32 h = 2166136261u;
@@ -1539,6 +1548,39 @@ static void journal_drop(const struct pl_policy *p)
 }
 
 /*
+ * XDP: whether the devmap entry of @r's target stays out. The kernel takes
+ * an interface's entry out when it goes away; the index may be given to
+ * another interface since, and a rule that ran with the old one must not
+ * start redirecting to the new one because some other rule changed. A
+ * rule new to the set (its counter key no running redirect to that index
+ * has) names the interface that has the index now: that puts it back.
+ */
+static bool redirect_stays_gone(const struct pl_policy *p, const struct pl_rule *rules, size_t n,
+				const struct pl_rule *r, const struct pl_rule *byctr, size_t nold)
+{
+	bool ran = false;
+
+	if (p->xdp_new || !pl_policy_redirect_gone(p, r))
+		return false;
+	for (size_t i = 0; i < nold && !ran; i++)
+		ran = byctr[i].action == PL_ACT_REDIRECT && byctr[i].dir == PL_DIR_IN &&
+		      byctr[i].arg == r->arg;
+	if (!ran)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_rule *o;
+
+		if (rules[i].action != PL_ACT_REDIRECT || rules[i].dir != PL_DIR_IN ||
+		    rules[i].arg != r->arg)
+			continue;
+		o = has_ctr(byctr, nold, rules[i].ctr) ? by_ctr(byctr, nold, rules[i].ctr) : NULL;
+		if (!o || o->action != PL_ACT_REDIRECT || o->dir != PL_DIR_IN || o->arg != r->arg)
+			return false;
+	}
+	return true;
+}
+
+/*
  * After the swap: the new record renamed over the old one (expressions
  * first: a reader meanwhile reads the same from either), then the journal
  * removed; @p's record is the new one (*@rec_fd, *@exprs_fd taken).
@@ -1571,8 +1613,8 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 {
 	struct pl_rule *old = NULL, *byctr = NULL;
 	struct pl_ruleset rs[2];
-	__u32 prev[2] = { 0, 0 };
-	size_t nrs, nold = 0, swapped = 0;
+	__u32 prev[2] = { 0, 0 }, targets[PL_REDIRECT_MAX];
+	size_t nrs, nold = 0, swapped = 0, ntargets = 0, t;
 	bool counters = false;
 	/* XDP without tail calls: its rule set (xdp_set_build()), the entry's policy_set */
 	int set_fd = -1, list_fd = -1, prev_fd = -1;
@@ -1657,7 +1699,16 @@ int pl_policy_commit(struct pl_policy *p, struct pl_rule *rules, size_t n,
 
 		/* XDP's devmap (tc redirects by ifindex); check() made sure it is there */
 		if (r->action != PL_ACT_REDIRECT || r->dir != PL_DIR_IN ||
-		    p->meta.xdp_mode == PL_XDP_NONE ||
+		    p->meta.xdp_mode == PL_XDP_NONE)
+			continue;
+		/* once per target (many rules may share one): made, or left out as gone */
+		for (t = 0; t < ntargets && targets[t] != r->arg; t++)
+			;
+		if (t < ntargets)
+			continue;
+		if (ntargets < PL_REDIRECT_MAX)	/* check() allowed no more */
+			targets[ntargets++] = r->arg;
+		if (redirect_stays_gone(p, rules, n, r, byctr, nold) ||
 		    !bpf_map_update_elem(p->fd[PL_MID_REDIRECT], &r->arg, &r->arg, BPF_ANY))
 			continue;
 		e = errno;

@@ -1474,3 +1474,114 @@ def test_add_default_id_is_what_help_says(lab):
     ids = {x.split("--proto ")[1].split()[0]: int(x.split()[1]) for x in out.splitlines()
            if x.startswith("--id ")}
     assert ids == {"udp": 7, "tcp": 8, "icmp": 262144, "sctp": 1}, out
+
+
+def test_load_of_a_file_without_rules_needs_the_empty_set_header(lab, tmp_path):
+    """`policy load` of a zero-byte file (a failed `policy list > f`, a wrong path's empty
+    file) or of comments alone had removed every rule. A file without rules is refused (exit
+    2, one line saying how to empty a set) and the running rules go on dropping; the header
+    `policy list` prints for an empty set ('# DEV: 0 rules') is what says "empty", so list of
+    an empty set loads back to an empty set (also with CR LF), and ping gets through."""
+    lab2 = lab
+    sh("ip", "-n", lab2.a, "addr", "add", "198.18.0.1/24", "dev", "va")
+    sh("ip", "-n", lab2.b, "addr", "add", "198.18.0.2/24", "dev", "vb")
+    lab2.static_neighbours()
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=lab2.b)
+    pktlens("policy", "add", "vb", "--src", "198.18.0.1/32", "--drop", ns=lab2.b)
+
+    def pings():
+        return sh("ip", "netns", "exec", lab2.a, "ping", "-c", "1", "-W", "0.5", "198.18.0.2",
+                  check=False).returncode == 0
+
+    assert not pings()
+    def rules():
+        return [x["rule"] for x in pktlens_json("policy", "list", "vb", ns=lab2.b)["interfaces"][0]["rules"]]
+
+    saved = rules()
+    for name, text in (("zero", ""), ("comments", "# rules of vb\n\n   \r\n"),
+                       ("other", "# vb: 0 rules, then some\n")):
+        f = tmp_path / name
+        f.write_text(text)
+        r = pktlens("policy", "load", "vb", str(f), ns=lab2.b, check=False)
+        assert r.returncode == 2, (name, r)
+        assert r.stderr == (f"pktlens: policy load: {f}: no rules: a file that empties the rule "
+                            "set says so in a line '# vb: 0 rules' (as `policy list` of an "
+                            "empty set prints); or `policy flush vb`\n"), r.stderr
+        assert rules() == saved, name
+        assert not pings(), name
+    pktlens("policy", "flush", "vb", ns=lab2.b)
+    empty = pktlens("policy", "list", "vb", ns=lab2.b).stdout
+    assert empty.splitlines()[0] == "# vb: 0 rules", empty
+    pktlens("policy", "add", "vb", "--src", "198.18.0.1/32", "--drop", ns=lab2.b)
+    f = tmp_path / "empty"
+    f.write_bytes(empty.replace("\n", "\r\n").encode())
+    r = pktlens("-j", "policy", "load", "vb", str(f), ns=lab2.b)
+    assert json.loads(r.stdout) == {"interface": "vb", "rules": 0, "file": str(f)}
+    assert pktlens_json("policy", "list", "vb", ns=lab2.b)["interfaces"][0]["rules"] == []
+    assert pings()
+
+
+def test_xdp_redirect_target_gone_stays_gone_when_its_index_comes_back(router):
+    """XDP: the kernel takes a gone --redirect target out of the devmap, so its packets drop;
+    an interface made later with the same index is not that target. `policy list` had named
+    the new interface, and the next unrelated change (`policy add` of another rule, or loading
+    back what list printed) put the index back in the devmap: the untouched rule started
+    sending its packets out of the new interface. Now it stays gone (listed as `ifindex:N`,
+    through a round trip too) until a rule new to the set names the new interface. Oracle: the
+    new veth's peer's kernel receive counter."""
+    h = router.h
+
+    def arrived(ns=h, dev="vp"):
+        """UDP frames to ports 7000-7001 that came in on dev, by nftables' ingress counter"""
+        out = sh("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "netdev", "t" + dev,
+                 check=False)
+        if out.returncode:
+            sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=(
+                f"table netdev t{dev} {{ chain c {{ type filter hook ingress device {dev} "
+                "priority 0; udp dport 7000-7001 counter; }; }\n"))
+            return 0
+        return [e["rule"]["expr"][-1]["counter"]["packets"]
+                for e in json.loads(out.stdout)["nftables"] if "rule" in e][0]
+
+    def send(dport=7000):
+        router.send([frame(router, dict(src=A4[0], dst=D4[0], proto=17, sport=1, dport=dport), i)
+                     for i in range(3)])
+        time.sleep(0.2)
+
+    # rules made on tc alone have no devmap entry: attach --force onto XDP makes them
+    pktlens("attach", "vb", "--xdp", "none", "--tc", "in", ns=h)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7000", "--redirect", "vc", ns=h)
+    pktlens("attach", "vb", "--force", "--xdp", "skb", "--tc", "none", ns=h)
+    arrived(router.r, "vd")
+    base = arrived(router.r, "vd")
+    send()
+    assert arrived(router.r, "vd") == base + 3
+    idx = json.loads(sh("ip", "-n", h, "-j", "link", "show", "vc").stdout)[0]["ifindex"]
+    sh("ip", "-n", h, "link", "del", "vc")
+    sh("ip", "-n", h, "link", "add", "vn", "index", idx, "type", "veth", "peer", "name", "vp")
+    for dev in ("vn", "vp"):
+        sh("ip", "-n", h, "link", "set", dev, "up")
+    arrived()
+
+    gone = f"--id 1 --in --prio 1000 --proto udp --dport 7000 --redirect ifindex:{idx}"
+    assert pktlens("policy", "list", "vb", ns=h).stdout.splitlines()[1] == gone
+    pktlens("policy", "add", "vb", "--proto", "tcp", "--drop", ns=h)
+    send()
+    assert arrived() == 0
+    text = pktlens("policy", "list", "vb", ns=h).stdout
+    assert text.splitlines()[1] == gone, text
+    assert pktlens_json("policy", "list", "vb", ns=h)["interfaces"][0]["rules"][0]["redirect"] is None
+    path = os.path.join(router.tmp, "back.rules")
+    with open(path, "w") as f:
+        f.write(text)
+    pktlens("policy", "load", "vb", path, ns=h)
+    send()
+    assert arrived() == 0
+    assert rule_hits(router) == {1: 9, 2: 0}
+    # a rule new to the set names vn: that index redirects again, for both rules
+    pktlens("policy", "add", "vb", "--proto", "udp", "--dport", "7001", "--redirect", "vn", ns=h)
+    assert pktlens("policy", "list", "vb", ns=h).stdout.splitlines()[1] == gone.replace(
+        f"ifindex:{idx}", "vn")
+    send(7000)
+    send(7001)
+    assert arrived() == 6
