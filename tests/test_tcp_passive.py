@@ -247,6 +247,51 @@ c.close()
     assert st["retrans"] == got and st["state_lost"] == 0
 
 
+@pytest.mark.parametrize("where", ["server", pytest.param("client", marks=pytest.mark.variant)])
+def test_loss_before_the_analysing_host(path, where):
+    """Loss upstream of the analysing hook: the router drops the first transmission of 4% of
+    the client's data segments (a set of the sequence numbers it dropped lets each one's
+    retransmission through), and pktlens on the server's vz sees the holes and then their
+    fills. Each fill comes after the server's SACK reported the hole, so it is the client's
+    retransmission, not reordering: the count equals the client kernel's TcpRetransSegs
+    delta (bound as test_retrans_vs_client_kernel), and nothing is out of order. With the
+    client's own va attached too ("client"), the client's tc egress analyses its segments
+    before the loss: every retransmission repeats bytes seen there."""
+    lab = path()
+    pktlens("attach", "vz", "--tcp-passive", ns=lab.s)
+    if where == "client":
+        pktlens("attach", "va", "--tcp-passive", ns=lab.c)
+    sh("ip", "netns", "exec", lab.h, "nft", "-f", "-", input="""
+table inet pltest {
+  set dropped { typeof tcp sequence; size 65535; flags dynamic; }
+  chain forward {
+    type filter hook forward priority 0;
+    tcp dport 5001 tcp sequence @dropped accept
+    tcp dport 5001 meta length > 200 numgen random mod 100 < 4 add @dropped { tcp sequence } counter drop
+  }
+}
+""")
+    before = lab.retrans_segs()
+    out = lab.client(f"""
+import json, socket
+c = socket.create_connection(("{S4}", 5001))
+c.sendall(b"x" * 1500000)
+c.shutdown(socket.SHUT_WR)
+c.recv(1)
+print(json.dumps({{"sport": c.getsockname()[1]}}))
+c.close()
+""")
+    delta = lab.retrans_segs() - before
+    nft = sh("ip", "netns", "exec", lab.h, "nft", "list", "table", "inet", "pltest").stdout
+    dropped = int(nft.split("counter packets ")[1].split()[0])
+    assert dropped > 10 and delta >= dropped, (dropped, delta)
+    for ns, dev in ((lab.s, "vz"),) + (((lab.c, "va"),) if where == "client" else ()):
+        rows = tcp_rows(pktlens_json("flows", dev, ns=ns), C4, sport=out["sport"])
+        assert len(rows) == 1, rows
+        t = rows[0]["tcp"]
+        assert abs(t["retrans"] - delta) <= 1 + delta // 50 and t["reorder"] == 0, (t, delta, dropped)
+
+
 def test_big_tcp_counts_every_segment(lab):
     """IPv6 BIG TCP (gso_max_size above 64 KiB): the sender's GSO skbs of more than 64 KiB
     have IPv6 payload length 0; analysed at the sender's tc egress, their segments and
@@ -708,6 +753,51 @@ def test_reorder_and_duplicates(lab, hook):
     assert sorted(os.listdir(pins)) == ["tcp:state", "tcp:ts", "vb"]
     pktlens("attach", "vb", "--force", ns=lab.b)
     assert sorted(os.listdir(pins)) == ["vb"]
+
+
+@pytest.mark.parametrize("hook", ["xdp", pytest.param("tc", marks=pytest.mark.variant)])
+def test_several_gaps_and_reported_holes(lab, hook):
+    """Several holes at once, by scapy: each fill of any of them is out of order, where only
+    the newest gap was kept (the fills of older ones counted as retransmissions); a fill in
+    the middle of a gap leaves both parts; a fill after the receiver reported the hole (an
+    ACK at its start with a SACK block, or a duplicate ACK) is the sender's retransmission."""
+    from scapy.all import IP, TCP, Ether, Raw
+
+    hooks = ["--xdp", "native", "--tc", "none"] if hook == "xdp" else ["--xdp", "none", "--tc", "in"]
+    pktlens("attach", "vb", "--tcp-passive", *hooks, ns=lab.b)
+    cases = {   # sport: (segments (end, seq, ack, payload, flags[, SACK block]), (retrans, reorder))
+        # four holes open, filled oldest last; then their fills again
+        52001: ([("c", 1000, 1, 100, "A"), ("c", 1200, 1, 100, "A"), ("c", 1400, 1, 100, "A"),
+                 ("c", 1600, 1, 100, "A"), ("c", 1800, 1, 100, "A"), ("c", 1700, 1, 100, "A"),
+                 ("c", 1500, 1, 100, "A"), ("c", 1300, 1, 100, "A"), ("c", 1100, 1, 100, "A"),
+                 ("c", 1100, 1, 100, "A"), ("c", 1500, 1, 100, "A")], (2, 4)),
+        # a hole of three segments filled in the middle, then below and above
+        52002: ([("c", 1000, 1, 100, "A"), ("c", 1400, 1, 100, "A"), ("c", 1200, 1, 100, "A"),
+                 ("c", 1100, 1, 100, "A"), ("c", 1300, 1, 100, "A")], (0, 3)),
+        # the receiver's SACK reports the hole: its fill is a retransmission; a later hole
+        # that the receiver has not reported yet is out of order
+        52003: ([("c", 1000, 1, 100, "A"), ("c", 1200, 1, 100, "A"),
+                 ("s", 1, 1100, 0, "A", (1200, 1300)), ("c", 1100, 1, 100, "A"),
+                 ("c", 1400, 1, 100, "A"), ("c", 1300, 1, 100, "A")], (1, 1)),
+        # no SACK: the duplicate ACK reports it
+        52004: ([("c", 1000, 1, 100, "A"), ("s", 1, 1100, 0, "A"), ("c", 1200, 1, 100, "A"),
+                 ("s", 1, 1100, 0, "A"), ("c", 1100, 1, 100, "A")], (1, 0)),
+    }
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    frames = []
+    for sport, (segs, _) in cases.items():
+        for end, seq, ack, ln, fl, *sack in segs:
+            a, b, sp, dp = ("198.18.0.1", "198.18.0.2", sport, 80) if end == "c" else \
+                ("198.18.0.2", "198.18.0.1", 80, sport)
+            opts = [("NOP", None), ("NOP", None), ("SAck", sack[0])] if sack else []
+            p = Ether(src=src, dst=dst) / IP(src=a, dst=b) / TCP(sport=sp, dport=dp, seq=seq, ack=ack,
+                                                                 flags=fl, window=5000, options=opts)
+            frames.append(p / Raw(b"z" * ln) if ln else p)
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    got = {f["sport"]: (f["tcp"]["retrans"], f["tcp"]["reorder"])
+           for f in pktlens_json("flows", ns=lab.b)["flows"] if f.get("sport") in cases and f["tcp"]}
+    assert got == {sport: want for sport, (_, want) in cases.items()}, got
 
 
 @pytest.mark.parametrize("hook", ["xdp", "tc"])
