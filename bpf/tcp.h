@@ -451,6 +451,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 				pl_tcp_ts_forget(&tk, o, d ^ 1);
 			h->flags = 0;
 			o->flags = 0;
+			o->syn_ns = 0;
 			h->ts_last = 0;
 			o->ts_last = 0;
 			st->flags = 0;
@@ -470,11 +471,17 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 					pl_tcp_hist_add(s, st->rtt_syn_us);
 				}
 			}
-			h->syn_ns = PL_NOW();
+			/*
+			 * the client's ACK answers the first of SYN-ACKs sent close together (the
+			 * server's timer and its answer to the client's SYN sent again cross):
+			 * only one a retransmission timeout after the last replaces it
+			 */
+			if (!h->syn_ns || PL_NOW() - h->syn_ns >= PL_TCP_SYNACK_AGAIN_NS)
+				h->syn_ns = PL_NOW();
 			st->flags |= PL_TCPS_SYNACK;
 		}
 	} else if ((fl & PL_TH_ACK) && (st->flags & PL_TCPS_SYNACK) && st->client == d + 1 &&
-		   o->syn_ns) {
+		   o->syn_ns && !st->rtt_synack_us) {
 		st->rtt_synack_us = pl_ns_to_us(PL_NOW() - o->syn_ns);
 		st->flags &= ~PL_TCPS_SYNACK;
 		if (!local) {

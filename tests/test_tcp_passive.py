@@ -900,6 +900,39 @@ def test_reused_tuples_repeated_syns_and_old_tsvals(lab, hook):
     assert got == {sport: want for sport, (_, want) in cases.items()}, got
 
 
+def test_synack_sent_again(lab):
+    """The client's SYN-ACK lost beyond this host: the server sends it again after its 1 s
+    timeout, and once more as its answer to the client's SYN sent again, close behind. The
+    client's ACK answers the first of those two (here 100 ms before the second, which passes
+    just before the ACK): the client side's handshake RTT is measured from it, where it was
+    measured from the last SYN-ACK (microseconds); a later SYN-ACK again and its ACK leave
+    the sample as it was. The SYN and the SYN-ACKs sent again are retransmissions."""
+    from scapy.all import raw
+
+    pktlens("attach", "vb", "--tcp-passive", "--xdp", "none", "--tc", "in", ns=lab.b)
+    syn, sa = ("c", 7, 0, 0, "S"), ("s", 90, 8, 0, "SA")
+    # (seconds to wait before it, segment)
+    plan = [(0, syn), (0, sa), (0.7, sa), (0.1, syn), (0, sa), (0, ("c", 8, 91, 0, "A")),
+            (0.05, sa), (0, ("c", 8, 91, 0, "A"))]
+    frames = both_ends(lab, 53001, [seg for _, seg in plan])
+    sender = os.path.join(lab.tmp, "paced.json")
+    with open(sender, "w") as f:
+        json.dump([[wait, raw(fr).hex()] for (wait, _), fr in zip(plan, frames)], f)
+    sh("ip", "netns", "exec", lab.a, PYTHON, "-c", f"""
+import json, socket, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("va", 0))
+for wait, fr in json.load(open({sender!r})):
+    time.sleep(wait)
+    s.send(bytes.fromhex(fr))
+""")
+    lab.wait_packets(len(frames))
+    rows = {f["sport"]: f["tcp"] for f in pktlens_json("flows", ns=lab.b)["flows"]
+            if 53001 in (f.get("sport"), f.get("dport")) and f["tcp"]}
+    assert 90000 <= rows[53001]["rtt_synack_us"] < 600000, rows
+    assert (rows[53001]["retrans"], rows[80]["retrans"]) == (1, 3), rows
+
+
 def ipfix_records(data_msgs):
     """Decode IPFIX messages (RFC 7011): [(template id, {(pen, ie): value})], by the templates
     they carry; values as unsigned numbers, addresses as bytes."""

@@ -857,6 +857,13 @@ struct pl_tcp_key {
 #define PL_TCPH_ACK 8U		/* last_ack is valid */
 #define PL_TCPH_GAP_REP 0x100U	/* << i: the receiver reported gap[i] missing (SACK, dup ACK) */
 
+/*
+ * A SYN-ACK this long after the last one seen is sent again after a timeout (1 s
+ * and more): the client's ACK answers it; one sooner crossed the client's SYN
+ * sent again, and the ACK answers the first
+ */
+#define PL_TCP_SYNACK_AGAIN_NS 500000000ULL
+
 /* gaps kept per direction: holes in the sequence space seen at once */
 #define PL_TCP_GAPS 4
 /* a gap filled this long after it opened is filled by a retransmission (Linux's min RTO) */
