@@ -525,12 +525,21 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		}
 	}
 
+	/*
+	 * a FIN: this end sends no more, its TSval is forgotten; the other may go on
+	 * sending (a half-close: a request, then the answer), its TSvals echoed as before.
+	 * An RST: neither end sends more.
+	 */
 	if (fl & (PL_TH_FIN | PL_TH_RST)) {
 		st->flags |= PL_TCPS_CLOSING;
+		h->flags |= PL_TCPH_FIN;
 		if (h->flags & PL_TCPH_TS)
 			pl_tcp_ts_forget(&tk, h, d);
-		if (o->flags & PL_TCPH_TS)
-			pl_tcp_ts_forget(&tk, o, d ^ 1);
+		if (fl & PL_TH_RST) {
+			o->flags |= PL_TCPH_FIN;
+			if (o->flags & PL_TCPH_TS)
+				pl_tcp_ts_forget(&tk, o, d ^ 1);
+		}
 	}
 	if (ts)
 		return 0;
@@ -554,7 +563,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	 * remember a new TSval of this end, one at a time: newer than every one seen
 	 * (TSvals only grow: an older or repeated one was seen, maybe echoed already)
 	 */
-	if (st->flags & PL_TCPS_CLOSING || !tsval || (h->ts_last && pl_seq_le(tsval, h->ts_last)))
+	if ((h->flags & PL_TCPH_FIN) || !tsval || (h->ts_last && pl_seq_le(tsval, h->ts_last)))
 		return 0;
 	h->ts_last = tsval;
 	if (h->flags & PL_TCPH_TS) {

@@ -517,6 +517,50 @@ def test_an_end_host_samples_arrivals_only(path):
     assert sum(st["rtt_log2_us"][15:]) == 0, st     # none of 32 ms or more
 
 
+def test_half_closed_connection_keeps_sampling(path):
+    """A half-close: the client sends its request and its FIN, then the server answers with
+    2 MB. The server's TSvals after the client's FIN are still remembered and echoed (its FIN
+    ends them): on the server's own vz (its segments leave there, the client's ACKs come in),
+    the server's direction has timestamp RTT samples of the 20 ms the delay line holds its
+    frames plus the path, where after the first FIN neither direction had any."""
+    lab = path(delay_ms=20)
+    pktlens("attach", "vz", "--tcp-passive", ns=lab.s)
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.s, PYTHON, "-c", """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5003))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+while c.recv(65536):
+    pass
+c.sendall(b"y" * 2000000)
+c.close()
+"""], stdout=subprocess.PIPE, text=True)
+    lab.procs.append(srv)
+    assert srv.stdout.readline().strip() == "ready"
+    out = lab.client(f"""
+import json, socket
+c = socket.create_connection(("{S4}", 5003))
+c.sendall(b"get")
+c.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    d = c.recv(262144)
+    if not d:
+        break
+    n += len(d)
+print(json.dumps({{"sport": c.getsockname()[1], "n": n}}))
+""")
+    assert out["n"] == 2000000
+    back = tcp_rows(pktlens_json("flows", "vz", ns=lab.s), S4, dport=out["sport"])
+    assert len(back) == 1, back
+    t = back[0]["tcp"]
+    assert t["rtt_samples"] >= 5, t
+    assert 20000 <= t["rtt_min_us"] and t["rtt_srtt_us"] < 40000, t
+
+
 def test_many_connections(path):
     """300 concurrent short connections through the router (tc hooks): every one gets both
     handshake halves, and the connection table holds each once."""

@@ -855,6 +855,7 @@ struct pl_tcp_key {
 #define PL_TCPH_TS 2U		/* ts_pending waits for its echo in tcp_ts */
 #define PL_TCPH_ISN 4U		/* isn is this end's SYN's sequence number */
 #define PL_TCPH_ACK 8U		/* last_ack is valid */
+#define PL_TCPH_FIN 0x10U	/* this end sent its FIN (or an RST passed): no new TSvals */
 #define PL_TCPH_GAP_REP 0x100U	/* << i: the receiver reported gap[i] missing (SACK, dup ACK) */
 
 /*
@@ -914,7 +915,7 @@ struct pl_tcp_half {
 /* pl_tcp_state.flags */
 #define PL_TCPS_TS 1U		/* timestamps seen */
 #define PL_TCPS_SYNACK 2U	/* SYN-ACK seen, the client's ACK not yet */
-#define PL_TCPS_CLOSING 4U	/* FIN or RST seen: no new timestamps */
+#define PL_TCPS_CLOSING 4U	/* FIN or RST seen (a new SYN is a new connection) */
 
 /* tcp_state value: one connection. */
 struct pl_tcp_state {
