@@ -258,11 +258,11 @@ static __always_inline void pl_tcp_gap_open(struct pl_tcp_half *h, __u32 seq, __
 }
 
 /*
- * A segment [@seq, @end) at or below @h's highest end, at @t:
+ * A segment [@seq, @end) at or below @h's highest end:
  * 1 if it fills a gap and was not sent again (out of order), else 0 (a
  * retransmission). The part of the gap it filled is no longer one.
  */
-static __always_inline int pl_tcp_gap_fill(struct pl_tcp_half *h, __u32 seq, __u32 end, __u32 t)
+static __always_inline int pl_tcp_gap_fill(struct pl_tcp_half *h, __u32 seq, __u32 end)
 {
 	__u32 i, g = PL_TCP_GAPS, lo, hi;
 	struct pl_tcp_gap *p;
@@ -278,7 +278,7 @@ static __always_inline int pl_tcp_gap_fill(struct pl_tcp_half *h, __u32 seq, __u
 	p = &h->gap[g];
 	lo = p->lo;
 	hi = p->hi;
-	again = (h->flags & (PL_TCPH_GAP_REP << g)) || t - p->t >= (__u32)(PL_TCP_GAP_LATE_NS >> 10);
+	again = (h->flags & (PL_TCPH_GAP_REP << g)) != 0;
 	if (pl_seq_le(seq, lo)) {
 		p->lo = pl_seq_lt(end, hi) ? end : hi;
 	} else if (!pl_seq_lt(end, hi)) {
@@ -516,7 +516,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 			if (pl_seq_lt(h->hi, seq))
 				pl_tcp_gap_open(h, seq, (__u32)(PL_NOW() >> 10));
 			h->hi = end;
-		} else if (pl_tcp_gap_fill(h, seq, end, (__u32)(PL_NOW() >> 10))) {
+		} else if (pl_tcp_gap_fill(h, seq, end)) {
 			h->reorder += n;
 			s->reorder += n;
 		} else {

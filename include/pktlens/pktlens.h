@@ -867,8 +867,6 @@ struct pl_tcp_key {
 
 /* gaps kept per direction: holes in the sequence space seen at once */
 #define PL_TCP_GAPS 4
-/* a gap filled this long after it opened is filled by a retransmission (Linux's min RTO) */
-#define PL_TCP_GAP_LATE_NS 200000000ULL
 
 /*
  * A hole in one end's sequence space as seen here: [lo, hi) never passed, though
@@ -885,9 +883,9 @@ struct pl_tcp_gap {
  * segment starting above hi leaves a gap (PL_TCP_GAPS at once, the oldest
  * gives way). A later segment that fills a gap is out of order (reorder)
  * unless it was sent again: the receiver reported the gap missing (an ACK
- * at or below it with SACK blocks, or a duplicate ACK) before it came, or
- * it came PL_TCP_GAP_LATE_NS after; then, as any segment repeating bytes
- * seen already, it is a retransmission (retrans).
+ * at or below it with SACK blocks, or a duplicate ACK) before it came;
+ * then, as any segment repeating bytes seen already, it is a
+ * retransmission (retrans).
  * RTT: from this end's segment passing here until the other end's echo of
  * its TSval (RFC 7323) passes: the path from here to the other end and back.
  */
