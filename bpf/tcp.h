@@ -155,43 +155,46 @@ static __always_inline void pl_tcp_rtt(struct pl_tcp_half *h, __u32 us, struct p
 }
 
 /*
- * The timestamp option in the TCP header at @th of @hl bytes: 0 and the
- * values, or -1. Options are walked one by one (at most 10: 40 bytes of
- * NOPs need more, and no stack sends that).
+ * The options in the TCP header at @th of @hl bytes: 0 and the timestamp
+ * values if it has that option, else -1; *@sack set if it has SACK blocks.
+ * Options are walked one by one (at most 10: 40 bytes of NOPs need more,
+ * and no stack sends that).
  */
-static __always_inline int pl_tcp_tsopt(__u8 *th, __u32 hl, void *data_end, __u32 *tsval,
-					__u32 *tsecr)
+static __always_inline int pl_tcp_opts(__u8 *th, __u32 hl, void *data_end, __u32 *tsval,
+				       __u32 *tsecr, int *sack)
 {
 	__u32 off = 20;
-	int i;
+	int i, ts = -1;
 
 #pragma unroll
 	for (i = 0; i < 10; i++) {
 		__u8 *o;
 
 		if (off + 2 > hl || off > 60)
-			return -1;
+			break;
 		o = th + off;
 		if (o + 2 > (__u8 *)data_end)
-			return -1;
+			break;
 		if (o[0] == 0)
-			return -1;
+			break;
 		if (o[0] == 1) {
 			off++;
 			continue;
 		}
 		if (o[0] == 8 && o[1] == 10) {
 			if (off + 10 > hl || o + 10 > (__u8 *)data_end)
-				return -1;
+				break;
 			*tsval = pl_be32(o + 2);
 			*tsecr = pl_be32(o + 6);
-			return 0;
+			ts = 0;
+		} else if (o[0] == 5 && o[1] >= 10) {
+			*sack = 1;
 		}
 		if (o[1] < 2)
-			return -1;
+			break;
 		off += o[1];
 	}
-	return -1;
+	return ts;
 }
 
 /* Forget @h's remembered TSval: @tk holds the connection's key. */
@@ -209,6 +212,100 @@ static __always_inline void pl_tcp_ts_forget(struct pl_tcp_ts_key *tk, struct pl
 
 /* a new connection's state: zero (global data, not the stack) */
 static const struct pl_tcp_state pl_tcp_zero;
+
+/* No gaps in @h's sequence space (a new one begins). */
+static __always_inline void pl_tcp_gaps_clear(struct pl_tcp_half *h)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < PL_TCP_GAPS; i++)
+		h->gap[i].lo = h->gap[i].hi = 0;
+	h->flags &= ~(((1U << PL_TCP_GAPS) - 1) * PL_TCPH_GAP_REP);
+}
+
+/* The receiver acknowledged up to @ack and has more (SACK, dup ACK): @h's gaps above are reported. */
+static __always_inline void pl_tcp_gaps_reported(struct pl_tcp_half *h, __u32 ack)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < PL_TCP_GAPS; i++)
+		if (h->gap[i].lo != h->gap[i].hi && pl_seq_le(ack, h->gap[i].lo))
+			h->flags |= PL_TCPH_GAP_REP << i;
+}
+
+/* A segment starting at @seq above @h's highest end, at @t: the gap below it. */
+static __always_inline void pl_tcp_gap_open(struct pl_tcp_half *h, __u32 seq, __u32 t)
+{
+	__u32 i, slot = 0, oldest = 0;
+
+	/* a free slot, else the oldest gap gives way */
+#pragma unroll
+	for (i = 0; i < PL_TCP_GAPS; i++) {
+		__u32 age = h->gap[i].lo == h->gap[i].hi ? 0xffffffffU : t - h->gap[i].t;
+
+		if (!i || age > oldest) {
+			slot = i;
+			oldest = age;
+		}
+	}
+	slot &= PL_TCP_GAPS - 1;
+	h->gap[slot].lo = h->hi;
+	h->gap[slot].hi = seq;
+	h->gap[slot].t = t;
+	h->flags &= ~(PL_TCPH_GAP_REP << slot);
+}
+
+/*
+ * A segment [@seq, @end) at or below @h's highest end:
+ * 1 if it fills a gap and was not sent again (out of order), else 0 (a
+ * retransmission). The part of the gap it filled is no longer one.
+ */
+static __always_inline int pl_tcp_gap_fill(struct pl_tcp_half *h, __u32 seq, __u32 end)
+{
+	__u32 i, g = PL_TCP_GAPS, lo, hi;
+	struct pl_tcp_gap *p;
+	int again;
+
+#pragma unroll
+	for (i = 0; i < PL_TCP_GAPS; i++)
+		if (g == PL_TCP_GAPS && h->gap[i].lo != h->gap[i].hi &&
+		    pl_seq_lt(seq, h->gap[i].hi) && pl_seq_lt(h->gap[i].lo, end))
+			g = i;
+	if (g >= PL_TCP_GAPS)
+		return 0;
+	p = &h->gap[g];
+	lo = p->lo;
+	hi = p->hi;
+	again = (h->flags & (PL_TCPH_GAP_REP << g)) != 0;
+	if (pl_seq_le(seq, lo)) {
+		p->lo = pl_seq_lt(end, hi) ? end : hi;
+	} else if (!pl_seq_lt(end, hi)) {
+		p->hi = seq;
+	} else {
+		/* in the middle: the part above goes to a free slot, if there is one */
+		__u32 j, f = PL_TCP_GAPS;
+
+#pragma unroll
+		for (j = 0; j < PL_TCP_GAPS; j++)
+			if (f == PL_TCP_GAPS && h->gap[j].lo == h->gap[j].hi)
+				f = j;
+		p->hi = seq;
+		if (f < PL_TCP_GAPS) {
+			struct pl_tcp_gap *q = &h->gap[f];
+
+			q->lo = end;
+			q->hi = hi;
+			q->t = p->t;
+			if (h->flags & (PL_TCPH_GAP_REP << g))
+				h->flags |= PL_TCPH_GAP_REP << f;
+			else
+				h->flags &= ~(PL_TCPH_GAP_REP << f);
+		}
+	}
+	return !again;
+}
 
 union pl_tcp_addr {
 	__u8 b[16];
@@ -235,7 +332,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	__u16 sport, dport;
 	__u8 *th, *ip, fl;
 	__u64 now = 0;
-	int ts, local;
+	int ts, local, sack = 0;
 
 	if (off > 256 || (offs & 0xff) > 64)
 		return 0;
@@ -275,7 +372,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		l4len = PL_TCP_LEN(ctx) - off;
 	len = l4len > hl ? l4len - hl : 0;
 	seglen = len + !!(fl & PL_TH_SYN) + !!(fl & PL_TH_FIN);
-	ts = hl > 20 ? pl_tcp_tsopt(th, hl, data_end, &tsval, &tsecr) : -1;
+	ts = hl > 20 ? pl_tcp_opts(th, hl, data_end, &tsval, &tsecr, &sack) : -1;
 
 	/* both directions under one key: end a sorts lower by (address as two u64, port) */
 	d = sa.w[0] < da.w[0] || (sa.w[0] == da.w[0] && (sa.w[1] < da.w[1] ||
@@ -354,6 +451,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 				pl_tcp_ts_forget(&tk, o, d ^ 1);
 			h->flags = 0;
 			o->flags = 0;
+			o->syn_ns = 0;
 			h->ts_last = 0;
 			o->ts_last = 0;
 			st->flags = 0;
@@ -373,11 +471,17 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 					pl_tcp_hist_add(s, st->rtt_syn_us);
 				}
 			}
-			h->syn_ns = PL_NOW();
+			/*
+			 * the client's ACK answers the first of SYN-ACKs sent close together (the
+			 * server's timer and its answer to the client's SYN sent again cross):
+			 * only one a retransmission timeout after the last replaces it
+			 */
+			if (!h->syn_ns || PL_NOW() - h->syn_ns >= PL_TCP_SYNACK_AGAIN_NS)
+				h->syn_ns = PL_NOW();
 			st->flags |= PL_TCPS_SYNACK;
 		}
 	} else if ((fl & PL_TH_ACK) && (st->flags & PL_TCPS_SYNACK) && st->client == d + 1 &&
-		   o->syn_ns) {
+		   o->syn_ns && !st->rtt_synack_us) {
 		st->rtt_synack_us = pl_ns_to_us(PL_NOW() - o->syn_ns);
 		st->flags &= ~PL_TCPS_SYNACK;
 		if (!local) {
@@ -386,40 +490,56 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 		}
 	}
 
+	/*
+	 * this end's ACK tells of the other's gaps at or above it: with SACK blocks, or
+	 * repeated by a segment that takes no sequence space, the other end learns of the
+	 * hole and sends it again
+	 */
+	if ((fl & PL_TH_ACK) && !(fl & (PL_TH_SYN | PL_TH_RST))) {
+		__u32 ack = pl_be32(th + 8);
+
+		if (sack || (!seglen && (h->flags & PL_TCPH_ACK) && ack == h->last_ack))
+			pl_tcp_gaps_reported(o, ack);
+		h->last_ack = ack;
+		h->flags |= PL_TCPH_ACK;
+	}
+
 	/* sequence space: new, a gap filled (reorder), or seen already (retrans); n segments each */
 	if (seglen && !(fl & PL_TH_RST)) {
 		end = seq + seglen;
 		h->segs += n;
 		if (!(h->flags & PL_TCPH_SEQ)) {
 			h->hi = end;
-			h->gap_lo = h->gap_hi = end;
+			pl_tcp_gaps_clear(h);
 			h->flags |= PL_TCPH_SEQ;
 		} else if (pl_seq_lt(h->hi, end)) {
-			if (pl_seq_lt(h->hi, seq)) {
-				h->gap_lo = h->hi;
-				h->gap_hi = seq;
-			}
+			if (pl_seq_lt(h->hi, seq))
+				pl_tcp_gap_open(h, seq, (__u32)(PL_NOW() >> 10));
 			h->hi = end;
-		} else if (pl_seq_lt(h->gap_lo, h->gap_hi) && pl_seq_le(h->gap_lo, seq) &&
-			   pl_seq_le(end, h->gap_hi)) {
+		} else if (pl_tcp_gap_fill(h, seq, end)) {
 			h->reorder += n;
 			s->reorder += n;
-			if (seq == h->gap_lo)
-				h->gap_lo = end;
-			else
-				h->gap_hi = seq;	/* the part above is forgotten */
 		} else {
 			h->retrans += n;
 			s->retrans += n;
 		}
 	}
 
+	/*
+	 * a FIN: this end sends no more, its TSval is forgotten; the other may go on
+	 * sending (a half-close: a request, then the answer), its TSvals echoed as before.
+	 * An RST: neither end sends more.
+	 */
 	if (fl & (PL_TH_FIN | PL_TH_RST)) {
 		st->flags |= PL_TCPS_CLOSING;
+		h->flags |= PL_TCPH_FIN;
 		if (h->flags & PL_TCPH_TS)
 			pl_tcp_ts_forget(&tk, h, d);
-		if (o->flags & PL_TCPH_TS)
-			pl_tcp_ts_forget(&tk, o, d ^ 1);
+		if (fl & PL_TH_RST) {
+			o->flags |= PL_TCPH_FIN;
+			if (o->flags & PL_TCPH_TS)
+				pl_tcp_ts_forget(&tk, o, d ^ 1);
+		}
 	}
 	if (ts)
 		return 0;
@@ -443,7 +563,7 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	 * remember a new TSval of this end, one at a time: newer than every one seen
 	 * (TSvals only grow: an older or repeated one was seen, maybe echoed already)
 	 */
-	if (st->flags & PL_TCPS_CLOSING || !tsval || (h->ts_last && pl_seq_le(tsval, h->ts_last)))
+	if ((h->flags & PL_TCPH_FIN) || !tsval || (h->ts_last && pl_seq_le(tsval, h->ts_last)))
 		return 0;
 	h->ts_last = tsval;
 	if (h->flags & PL_TCPH_TS) {

@@ -247,6 +247,51 @@ c.close()
     assert st["retrans"] == got and st["state_lost"] == 0
 
 
+@pytest.mark.parametrize("where", ["server", pytest.param("client", marks=pytest.mark.variant)])
+def test_loss_before_the_analysing_host(path, where):
+    """Loss upstream of the analysing hook: the router drops the first transmission of 4% of
+    the client's data segments (a set of the sequence numbers it dropped lets each one's
+    retransmission through), and pktlens on the server's vz sees the holes and then their
+    fills. Each fill comes after the server's SACK reported the hole, so it is the client's
+    retransmission, not reordering: the count equals the client kernel's TcpRetransSegs
+    delta (bound as test_retrans_vs_client_kernel), and nothing is out of order. With the
+    client's own va attached too ("client"), the client's tc egress analyses its segments
+    before the loss: every retransmission repeats bytes seen there."""
+    lab = path()
+    pktlens("attach", "vz", "--tcp-passive", ns=lab.s)
+    if where == "client":
+        pktlens("attach", "va", "--tcp-passive", ns=lab.c)
+    sh("ip", "netns", "exec", lab.h, "nft", "-f", "-", input="""
+table inet pltest {
+  set dropped { typeof tcp sequence; size 65535; flags dynamic; }
+  chain forward {
+    type filter hook forward priority 0;
+    tcp dport 5001 tcp sequence @dropped accept
+    tcp dport 5001 meta length > 200 numgen random mod 100 < 4 add @dropped { tcp sequence } counter drop
+  }
+}
+""")
+    before = lab.retrans_segs()
+    out = lab.client(f"""
+import json, socket
+c = socket.create_connection(("{S4}", 5001))
+c.sendall(b"x" * 1500000)
+c.shutdown(socket.SHUT_WR)
+c.recv(1)
+print(json.dumps({{"sport": c.getsockname()[1]}}))
+c.close()
+""")
+    delta = lab.retrans_segs() - before
+    nft = sh("ip", "netns", "exec", lab.h, "nft", "list", "table", "inet", "pltest").stdout
+    dropped = int(nft.split("counter packets ")[1].split()[0])
+    assert dropped > 10 and delta >= dropped, (dropped, delta)
+    for ns, dev in ((lab.s, "vz"),) + (((lab.c, "va"),) if where == "client" else ()):
+        rows = tcp_rows(pktlens_json("flows", dev, ns=ns), C4, sport=out["sport"])
+        assert len(rows) == 1, rows
+        t = rows[0]["tcp"]
+        assert abs(t["retrans"] - delta) <= 1 + delta // 50 and t["reorder"] == 0, (t, delta, dropped)
+
+
 def test_big_tcp_counts_every_segment(lab):
     """IPv6 BIG TCP (gso_max_size above 64 KiB): the sender's GSO skbs of more than 64 KiB
     have IPv6 payload length 0; analysed at the sender's tc egress, their segments and
@@ -470,6 +515,50 @@ def test_an_end_host_samples_arrivals_only(path):
     # the client's ACK of the SYN-ACK: sent here, so only the SYN -> SYN-ACK half arrived
     assert st["syn_samples"] == 1 and st["ts_samples"] == up[0]["tcp"]["rtt_samples"], st
     assert sum(st["rtt_log2_us"][15:]) == 0, st     # none of 32 ms or more
+
+
+def test_half_closed_connection_keeps_sampling(path):
+    """A half-close: the client sends its request and its FIN, then the server answers with
+    2 MB. The server's TSvals after the client's FIN are still remembered and echoed (its FIN
+    ends them): on the server's own vz (its segments leave there, the client's ACKs come in),
+    the server's direction has timestamp RTT samples of the 20 ms the delay line holds its
+    frames plus the path, where after the first FIN neither direction had any."""
+    lab = path(delay_ms=20)
+    pktlens("attach", "vz", "--tcp-passive", ns=lab.s)
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.s, PYTHON, "-c", """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5003))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+while c.recv(65536):
+    pass
+c.sendall(b"y" * 2000000)
+c.close()
+"""], stdout=subprocess.PIPE, text=True)
+    lab.procs.append(srv)
+    assert srv.stdout.readline().strip() == "ready"
+    out = lab.client(f"""
+import json, socket
+c = socket.create_connection(("{S4}", 5003))
+c.sendall(b"get")
+c.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    d = c.recv(262144)
+    if not d:
+        break
+    n += len(d)
+print(json.dumps({{"sport": c.getsockname()[1], "n": n}}))
+""")
+    assert out["n"] == 2000000
+    back = tcp_rows(pktlens_json("flows", "vz", ns=lab.s), S4, dport=out["sport"])
+    assert len(back) == 1, back
+    t = back[0]["tcp"]
+    assert t["rtt_samples"] >= 5, t
+    assert 20000 <= t["rtt_min_us"] and t["rtt_srtt_us"] < 40000, t
 
 
 def test_many_connections(path):
@@ -710,6 +799,51 @@ def test_reorder_and_duplicates(lab, hook):
     assert sorted(os.listdir(pins)) == ["vb"]
 
 
+@pytest.mark.parametrize("hook", ["xdp", pytest.param("tc", marks=pytest.mark.variant)])
+def test_several_gaps_and_reported_holes(lab, hook):
+    """Several holes at once, by scapy: each fill of any of them is out of order, where only
+    the newest gap was kept (the fills of older ones counted as retransmissions); a fill in
+    the middle of a gap leaves both parts; a fill after the receiver reported the hole (an
+    ACK at its start with a SACK block, or a duplicate ACK) is the sender's retransmission."""
+    from scapy.all import IP, TCP, Ether, Raw
+
+    hooks = ["--xdp", "native", "--tc", "none"] if hook == "xdp" else ["--xdp", "none", "--tc", "in"]
+    pktlens("attach", "vb", "--tcp-passive", *hooks, ns=lab.b)
+    cases = {   # sport: (segments (end, seq, ack, payload, flags[, SACK block]), (retrans, reorder))
+        # four holes open, filled oldest last; then their fills again
+        52001: ([("c", 1000, 1, 100, "A"), ("c", 1200, 1, 100, "A"), ("c", 1400, 1, 100, "A"),
+                 ("c", 1600, 1, 100, "A"), ("c", 1800, 1, 100, "A"), ("c", 1700, 1, 100, "A"),
+                 ("c", 1500, 1, 100, "A"), ("c", 1300, 1, 100, "A"), ("c", 1100, 1, 100, "A"),
+                 ("c", 1100, 1, 100, "A"), ("c", 1500, 1, 100, "A")], (2, 4)),
+        # a hole of three segments filled in the middle, then below and above
+        52002: ([("c", 1000, 1, 100, "A"), ("c", 1400, 1, 100, "A"), ("c", 1200, 1, 100, "A"),
+                 ("c", 1100, 1, 100, "A"), ("c", 1300, 1, 100, "A")], (0, 3)),
+        # the receiver's SACK reports the hole: its fill is a retransmission; a later hole
+        # that the receiver has not reported yet is out of order
+        52003: ([("c", 1000, 1, 100, "A"), ("c", 1200, 1, 100, "A"),
+                 ("s", 1, 1100, 0, "A", (1200, 1300)), ("c", 1100, 1, 100, "A"),
+                 ("c", 1400, 1, 100, "A"), ("c", 1300, 1, 100, "A")], (1, 1)),
+        # no SACK: the duplicate ACK reports it
+        52004: ([("c", 1000, 1, 100, "A"), ("s", 1, 1100, 0, "A"), ("c", 1200, 1, 100, "A"),
+                 ("s", 1, 1100, 0, "A"), ("c", 1100, 1, 100, "A")], (1, 0)),
+    }
+    src, dst = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    frames = []
+    for sport, (segs, _) in cases.items():
+        for end, seq, ack, ln, fl, *sack in segs:
+            a, b, sp, dp = ("198.18.0.1", "198.18.0.2", sport, 80) if end == "c" else \
+                ("198.18.0.2", "198.18.0.1", 80, sport)
+            opts = [("NOP", None), ("NOP", None), ("SAck", sack[0])] if sack else []
+            p = Ether(src=src, dst=dst) / IP(src=a, dst=b) / TCP(sport=sp, dport=dp, seq=seq, ack=ack,
+                                                                 flags=fl, window=5000, options=opts)
+            frames.append(p / Raw(b"z" * ln) if ln else p)
+    assert lab.send(frames) == len(frames)
+    lab.wait_packets(len(frames))
+    got = {f["sport"]: (f["tcp"]["retrans"], f["tcp"]["reorder"])
+           for f in pktlens_json("flows", ns=lab.b)["flows"] if f.get("sport") in cases and f["tcp"]}
+    assert got == {sport: want for sport, (_, want) in cases.items()}, got
+
+
 @pytest.mark.parametrize("hook", ["xdp", "tc"])
 def test_sequence_wrap_and_port_reuse(lab, hook):
     """Sequence numbers across 2^32 compare in sequence space; a 4-tuple used again by a
@@ -808,6 +942,39 @@ def test_reused_tuples_repeated_syns_and_old_tsvals(lab, hook):
                 t = f["tcp"]
                 got.setdefault(sport, {})[end] = (t["retrans"], t["reorder"], t["rtt_samples"])
     assert got == {sport: want for sport, (_, want) in cases.items()}, got
+
+
+def test_synack_sent_again(lab):
+    """The client's SYN-ACK lost beyond this host: the server sends it again after its 1 s
+    timeout, and once more as its answer to the client's SYN sent again, close behind. The
+    client's ACK answers the first of those two (here 100 ms before the second, which passes
+    just before the ACK): the client side's handshake RTT is measured from it, where it was
+    measured from the last SYN-ACK (microseconds); a later SYN-ACK again and its ACK leave
+    the sample as it was. The SYN and the SYN-ACKs sent again are retransmissions."""
+    from scapy.all import raw
+
+    pktlens("attach", "vb", "--tcp-passive", "--xdp", "none", "--tc", "in", ns=lab.b)
+    syn, sa = ("c", 7, 0, 0, "S"), ("s", 90, 8, 0, "SA")
+    # (seconds to wait before it, segment)
+    plan = [(0, syn), (0, sa), (0.7, sa), (0.1, syn), (0, sa), (0, ("c", 8, 91, 0, "A")),
+            (0.05, sa), (0, ("c", 8, 91, 0, "A"))]
+    frames = both_ends(lab, 53001, [seg for _, seg in plan])
+    sender = os.path.join(lab.tmp, "paced.json")
+    with open(sender, "w") as f:
+        json.dump([[wait, raw(fr).hex()] for (wait, _), fr in zip(plan, frames)], f)
+    sh("ip", "netns", "exec", lab.a, PYTHON, "-c", f"""
+import json, socket, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("va", 0))
+for wait, fr in json.load(open({sender!r})):
+    time.sleep(wait)
+    s.send(bytes.fromhex(fr))
+""")
+    lab.wait_packets(len(frames))
+    rows = {f["sport"]: f["tcp"] for f in pktlens_json("flows", ns=lab.b)["flows"]
+            if 53001 in (f.get("sport"), f.get("dport")) and f["tcp"]}
+    assert 90000 <= rows[53001]["rtt_synack_us"] < 600000, rows
+    assert (rows[53001]["retrans"], rows[80]["retrans"]) == (1, 3), rows
 
 
 def ipfix_records(data_msgs):

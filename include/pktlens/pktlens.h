@@ -854,22 +854,48 @@ struct pl_tcp_key {
 #define PL_TCPH_SEQ 1U		/* hi is valid */
 #define PL_TCPH_TS 2U		/* ts_pending waits for its echo in tcp_ts */
 #define PL_TCPH_ISN 4U		/* isn is this end's SYN's sequence number */
+#define PL_TCPH_ACK 8U		/* last_ack is valid */
+#define PL_TCPH_FIN 0x10U	/* this end sent its FIN (or an RST passed): no new TSvals */
+#define PL_TCPH_GAP_REP 0x100U	/* << i: the receiver reported gap[i] missing (SACK, dup ACK) */
+
+/*
+ * A SYN-ACK this long after the last one seen is sent again after a timeout (1 s
+ * and more): the client's ACK answers it; one sooner crossed the client's SYN
+ * sent again, and the ACK answers the first
+ */
+#define PL_TCP_SYNACK_AGAIN_NS 500000000ULL
+
+/* gaps kept per direction: holes in the sequence space seen at once */
+#define PL_TCP_GAPS 4
+
+/*
+ * A hole in one end's sequence space as seen here: [lo, hi) never passed, though
+ * the segment at hi did (at t, ns >> 10); lo == hi: unused.
+ */
+struct pl_tcp_gap {
+	__u32 lo, hi;
+	__u32 t;
+};
 
 /*
  * What one end sent, as seen here (half [0]: sent by end a). Sequence
  * numbers: hi is the highest end (seq + payload + SYN + FIN) seen; a
- * segment starting above hi leaves a gap [gap_lo, gap_hi) (the newest one
- * only). A later segment ending at or below hi that lies in the gap is out
- * of order (reorder), any other repeats bytes seen already (retrans).
+ * segment starting above hi leaves a gap (PL_TCP_GAPS at once, the oldest
+ * gives way). A later segment that fills a gap is out of order (reorder)
+ * unless it was sent again: the receiver reported the gap missing (an ACK
+ * at or below it with SACK blocks, or a duplicate ACK) before it came;
+ * then, as any segment repeating bytes seen already, it is a
+ * retransmission (retrans).
  * RTT: from this end's segment passing here until the other end's echo of
  * its TSval (RFC 7323) passes: the path from here to the other end and back.
  */
 struct pl_tcp_half {
 	__u32 hi;
-	__u32 gap_lo, gap_hi;
+	__u32 last_ack;		/* this end's last acknowledgement (PL_TCPH_ACK) */
 	__u32 ts_pending;	/* TSval in tcp_ts (PL_TCPH_TS) */
 	__u32 ts_last;		/* the last TSval seen: only a new one is remembered */
 	__u32 flags;		/* PL_TCPH_* */
+	__u32 pad;
 	__u64 ts_pending_ns;	/* when it was remembered */
 	__u64 syn_ns;		/* the latest SYN (client) or SYN-ACK (server) */
 	__u32 segs;		/* segments that take sequence space */
@@ -881,12 +907,13 @@ struct pl_tcp_half {
 	__u32 rtt_min_us, rtt_srtt_us, rtt_max_us;	/* srtt: 7/8 old + 1/8 new */
 	__u32 isn;		/* the SYN's sequence number (PL_TCPH_ISN) */
 	__u32 ifindex;		/* the hook's interface that analyses this end's segments */
+	struct pl_tcp_gap gap[PL_TCP_GAPS];
 };
 
 /* pl_tcp_state.flags */
 #define PL_TCPS_TS 1U		/* timestamps seen */
 #define PL_TCPS_SYNACK 2U	/* SYN-ACK seen, the client's ACK not yet */
-#define PL_TCPS_CLOSING 4U	/* FIN or RST seen: no new timestamps */
+#define PL_TCPS_CLOSING 4U	/* FIN or RST seen (a new SYN is a new connection) */
 
 /* tcp_state value: one connection. */
 struct pl_tcp_state {
