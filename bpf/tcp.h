@@ -561,16 +561,24 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 
 	/*
 	 * remember a new TSval of this end, one at a time: newer than every one seen
-	 * (TSvals only grow: an older or repeated one was seen, maybe echoed already)
+	 * (TSvals only grow: an older or repeated one was seen, maybe echoed already).
+	 * A segment that takes sequence space replaces one that took none (a pure ACK):
+	 * the other end echoes the newest TSval of its window (RFC 7323's TS.Recent), so
+	 * an ACK's is echoed only if the other end sends before this end's next segment.
+	 * A request after an ACK of the last answer (think time beyond the delayed-ACK
+	 * timer) would otherwise find the ACK's TSval waiting, never echoed, for a second.
 	 */
 	if ((h->flags & PL_TCPH_FIN) || !tsval || (h->ts_last && pl_seq_le(tsval, h->ts_last)))
 		return 0;
 	h->ts_last = tsval;
 	if (h->flags & PL_TCPH_TS) {
-		if (PL_NOW() - h->ts_pending_ns < PL_TCP_TS_EXPIRE_NS)
-			return 0;
+		if (PL_NOW() - h->ts_pending_ns < PL_TCP_TS_EXPIRE_NS) {
+			if (!seglen || !(h->flags & PL_TCPH_TS_ACK))
+				return 0;
+		} else {
+			s->ts_expired++;
+		}
 		pl_tcp_ts_forget(&tk, h, d);
-		s->ts_expired++;
 	}
 	{
 		long err;
@@ -587,6 +595,10 @@ __noinline int pl_tcp_segment(PL_TCP_CTX *ctx, __u32 offs, __u32 l4len, __u32 sl
 	h->ts_pending = tsval;
 	h->ts_pending_ns = PL_NOW();
 	h->flags |= PL_TCPH_TS;
+	if (seglen)
+		h->flags &= ~PL_TCPH_TS_ACK;
+	else
+		h->flags |= PL_TCPH_TS_ACK;
 	return 0;
 }
 

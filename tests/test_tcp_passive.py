@@ -517,6 +517,31 @@ def test_an_end_host_samples_arrivals_only(path):
     assert sum(st["rtt_log2_us"][15:]) == 0, st     # none of 32 ms or more
 
 
+@pytest.mark.parametrize("where", ["client", pytest.param("router", marks=pytest.mark.variant)])
+def test_every_round_of_a_request_response_is_sampled(path, where):
+    """Requests answered across the 20 ms delay line, the client thinking 60 ms between
+    them: the client ACKs each answer at once, with a newer TSval than its request's, and
+    the server never echoes it (it echoes the newest TSval in its window: the next
+    request's, RFC 7323). That TSval must not keep the request's from being remembered:
+    every round is a sample of the path (at the client's end host, or at the router),
+    none of them the client's think time; before, only the first round was."""
+    rounds = 10
+    lab = path(delay_ms=20)
+    if where == "client":
+        pktlens("attach", "va", "--tcp-passive", ns=lab.c)
+    else:
+        for dev in ("vb", "vc"):
+            pktlens("attach", dev, "--tcp-passive", ns=lab.h)
+    out = lab.client(echo_rounds(rounds, pause=0.06))
+    doc = pktlens_json("flows", *(["va"] if where == "client" else ["vb"]),
+                       ns=lab.c if where == "client" else lab.h)
+    up = tcp_rows(doc, C4, sport=out["sport"])
+    assert len(up) == 1, doc
+    t = up[0]["tcp"]
+    assert t["rtt_samples"] >= rounds - 1, t
+    assert 20000 <= t["rtt_min_us"] and t["rtt_max_us"] < 45000, t
+
+
 def test_half_closed_connection_keeps_sampling(path):
     """A half-close: the client sends its request and its FIN, then the server answers with
     2 MB. The server's TSvals after the client's FIN are still remembered and echoed (its FIN

@@ -856,6 +856,7 @@ struct pl_tcp_key {
 #define PL_TCPH_ISN 4U		/* isn is this end's SYN's sequence number */
 #define PL_TCPH_ACK 8U		/* last_ack is valid */
 #define PL_TCPH_FIN 0x10U	/* this end sent its FIN (or an RST passed): no new TSvals */
+#define PL_TCPH_TS_ACK 0x20U	/* ts_pending is a segment's that took no sequence space */
 #define PL_TCPH_GAP_REP 0x100U	/* << i: the receiver reported gap[i] missing (SACK, dup ACK) */
 
 /*
