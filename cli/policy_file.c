@@ -176,8 +176,7 @@ struct read_ctx {
 	size_t whylen;
 };
 
-/* @line is "# NAME: 0 rules", the header of an empty set in `policy list` (blanks around) */
-static bool says_empty(const char *line)
+bool pl_rules_line_says_empty(const char *line)
 {
 	size_t name;
 
@@ -196,7 +195,7 @@ static int read_line(char *line, int lineno, void *ctx)
 {
 	struct read_ctx *c = ctx;
 
-	if (says_empty(line))
+	if (pl_rules_line_says_empty(line))
 		c->rl->says_empty = true;
 
 	return pl_rule_list_add_line(c->rl, line, c->path, lineno, 1, c->why, c->whylen);

@@ -67,6 +67,11 @@ int pl_rules_file_each(const char *path, size_t regular_max,
  */
 int pl_rule_list_read(struct pl_rule_list *rl, const char *path, char *why, size_t whylen);
 /*
+ * @line is "# NAME: 0 rules" (blanks around), the header `policy list`
+ * prints for an empty set: a file of no rules that means to empty a set.
+ */
+bool pl_rules_line_says_empty(const char *line);
+/*
  * Check the set (an id given twice: the later line is the error) and give
  * every rule without --id its id: that of an identical rule in @old (the
  * running set), else the lowest id in 1..PL_POLICY_RULES_MAX that neither

@@ -376,6 +376,8 @@ static int add_rule(struct pl_cfg_entry *e, const char *text, const char *file, 
 struct file_ctx {
 	struct ctx *x;
 	struct pl_cfg_entry *e;
+	size_t rules;		/* lines of the file that are rules (not blank, not comments) */
+	bool says_empty;	/* a line "# NAME: 0 rules" (pl_rules_line_says_empty()) */
 };
 
 /*
@@ -432,7 +434,12 @@ static int built(struct ctx *x, const char *expr, bool add)
 static int file_rule(char *line, int lineno, void *ctx)
 {
 	struct file_ctx *f = ctx;
+	const char *c = line + strspn(line, " \t\r\v\f");
 
+	if (*c && *c != '#')
+		f->rules++;
+	else if (pl_rules_line_says_empty(line))
+		f->says_empty = true;
 	return charge(f->x, f->e->rules_file, strlen(line) + 1) ?:
 	       add_rule(f->e, line, f->e->rules_file, lineno, 1) ? nomem(f->x) : 0;
 }
@@ -573,7 +580,7 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		return 0;
 	}
 	if (!strcmp(key, "rules-file")) {
-		struct file_ctx f = { x, e };
+		struct file_ctx f = { .x = x, .e = e };
 		const char *p;
 
 		err = scalar(x, v, key, &p);
@@ -594,6 +601,15 @@ static int entry_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 			snprintf(why, sizeof(why), "%s", x->why);
 			return at(x, v, "rules-file: %s", why);
 		}
+		/*
+		 * as policy load: a file without rules (a failed or half-done save, an
+		 * editor's truncate before its write, met by a reload) would remove
+		 * every rule of the entry's interfaces; one that means it says so
+		 */
+		if (!err && !f.rules && !f.says_empty)
+			return at(x, v, "rules-file: %s: no rules: a file that empties the entry's rules "
+				  "says so in a line '# NAME: 0 rules' (as `policy list` of an empty "
+				  "set prints), or leave rules-file out", e->rules_file);
 		return err;
 	}
 	/* probes */

@@ -380,6 +380,24 @@ def test_config_errors_name_file_line_col_and_change_nothing(svc):
     r = pktlens("apply", path, check=False)
     assert r.returncode == 2 and r.stderr.startswith(f"pktlens: apply: {path}:4:17: rules-file: cannot read "
                                                      f"'{svc.tmp}/nope.rules': No such file"), r.stderr
+    # one without rules (a failed save, an editor's truncate met by a reload) would remove
+    # every rule of the entry: refused unless it says so, as policy load's
+    for n, text in enumerate(("", "# edge\n\n  # none yet\r\n", "# sv0: 0 rules?\n")):
+        name = os.path.join(svc.tmp, f"none{n}.rules")
+        with open(name, "w") as f:
+            f.write(text)
+        path = svc.config(f"interfaces:\n  - match: sv0\n    netns: '{glob}'\n    rules-file: {name}\n",
+                          f"rfn{n}.conf")
+        for args in (["apply", path, "--dry-run"], ["daemon", "--config", path]):
+            r = subprocess.run([PKTLENS] + args, capture_output=True, text=True, timeout=10)
+            assert r.returncode == 2 and r.stderr.startswith(
+                f"pktlens: {args[0]}: {path}:4:17: rules-file: {name}: no rules: ") and \
+                r.stderr.count("\n") == 1, r.stderr
+    with open(os.path.join(svc.tmp, "none.rules"), "w") as f:
+        f.write("# any-name: 0 rules\n")
+    path = svc.config(f"interfaces:\n  - match: sv0\n    netns: '{glob}'\n    rules-file: none.rules\n",
+                      "rfe.conf")
+    pktlens("apply", path, "--dry-run")
     # a rules file that is not a regular file, or a huge one, is refused at once: a FIFO would
     # hang apply, and the daemon's reload with it
     fifo = os.path.join(svc.tmp, "rules.fifo")
