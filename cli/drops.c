@@ -718,14 +718,22 @@ static int do_drops(void *cfg, int argc, char **argv)
 	ret = pl_need_caps("drops", PL_NEED_BPF | PL_NEED_PERFMON);
 	if (ret)
 		return ret;
-	err = pl_drops_open(&o.cfg, events ? on_event : NULL, NULL, &d, why, sizeof(why));
-	if (err) {
-		pl_err("drops: %s", why);
-		return PL_EXIT_FAIL;
-	}
+	/*
+	 * Before the probes count: the rules' drops from here on, and a stop
+	 * (Ctrl-C, a test's SIGINT once it sees the probes attached) that
+	 * comes while they load ends with the counts, not killed; both were
+	 * after the load, which takes seconds on a slow host or an emulated VM:
+	 * the rules' drops meanwhile went into the base, or the stop killed it
+	 */
 	if (pl_drops_policy(o.cfg.netns, o.cfg.ifindex, &base, &nbase))
 		nbase = 0;
 	pl_catch_stop();
+	err = pl_drops_open(&o.cfg, events ? on_event : NULL, NULL, &d, why, sizeof(why));
+	if (err) {
+		pl_err("drops: %s", why);
+		free(base);
+		return PL_EXIT_FAIL;
+	}
 	pl_info("drops: counting%s%s, %s", o.dev ? " on " : "",
 		o.dev ? o.dev : o.cfg.netns ? " in one namespace" : "",
 		pl_until(duration, until, sizeof(until)));

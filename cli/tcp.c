@@ -361,12 +361,12 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 	if (ret)
 		return ret;
 	jw_init(&r.w, stdout, false);
+	pl_catch_stop();	/* a stop once the probes are attached ends with the summary (as drops) */
 	err = pl_tcp_open(progs, &cfg, on_event, &r, &t, why, sizeof(why));
 	if (err) {
 		pl_err("tcp %s: %s", verb, why);
 		return PL_EXIT_FAIL;
 	}
-	pl_catch_stop();
 	pl_info("tcp %s: tracing%s, %s", verb, cfg.netns ? " one namespace" : "",
 		pl_until(duration, until, sizeof(until)));
 	if (!pl_g.json && progs == PL_TCP_P_RETRANS)
