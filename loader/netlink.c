@@ -243,11 +243,22 @@ int pl_links(struct pl_link_info **out, size_t *n)
 	err = route_sock(&sk);
 	if (err)
 		return err;
-	err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
-	if (err >= 0)
-		err = nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, links_msg, &d);
-	if (err >= 0)
-		err = nl_recvmsgs_default(sk);
+	/*
+	 * A dump the kernel's interfaces changed under (NLM_F_DUMP_INTR: one
+	 * made, moved, or given a program meanwhile, as in a burst the daemon
+	 * attaches to) is asked again, as libnl's caches do: failing it made
+	 * every reconcile of a burst fail and wait for its retry.
+	 */
+	for (int tries = 0;; tries++) {
+		err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
+		if (err >= 0)
+			err = nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, links_msg, &d);
+		if (err >= 0)
+			err = nl_recvmsgs_default(sk);
+		if (err != -NLE_DUMP_INTR || d.err || tries == 100)
+			break;
+		d.n = d.len = 0;
+	}
 	nl_socket_free(sk);
 	err = d.err ?: err < 0 ? nl_to_errno(err) : 0;
 	/* one allocation: the array, then the names its entries point into */
