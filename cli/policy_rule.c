@@ -799,6 +799,19 @@ void pl_rule_format_gone(const struct pl_rule *r, const char *expr, bool target_
 #undef ADD
 }
 
+/* what separates the words of a rule line */
+static bool rule_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+bool pl_rule_line_blank(const char *line)
+{
+	while (rule_space(*line))
+		line++;
+	return !*line || *line == '#';
+}
+
 int pl_rule_tokenize(char *line, struct pl_rule_tok *t, int max, struct pl_rule_err *e)
 {
 	char *p = line;
@@ -807,15 +820,15 @@ int pl_rule_tokenize(char *line, struct pl_rule_tok *t, int max, struct pl_rule_
 	for (;;) {
 		char *start, *out;
 
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		while (rule_space(*p))
 			p++;
-		if (!*p || *p == '#')
+		if (pl_rule_line_blank(p))
 			return n;
 		if (n == max)
 			return perr(e, (int)(p - line) + 1, "too many words");
 		start = out = p;
 		t[n].col = (int)(p - line) + 1;
-		while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+		while (*p && !rule_space(*p)) {
 			if (*p == '\'' || *p == '"') {
 				char q = *p++;
 

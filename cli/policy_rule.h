@@ -48,6 +48,8 @@ struct pl_rule_err {
  * spaces); # starts a comment. The number of words, or -EINVAL with @e.
  */
 int pl_rule_tokenize(char *line, struct pl_rule_tok *t, int max, struct pl_rule_err *e);
+/* Whether @line has no words: blanks alone, or a comment (as pl_rule_tokenize() splits it). */
+bool pl_rule_line_blank(const char *line);
 /*
  * A rule from @n words; r->id 0 when no --id. Words that are not options
  * form a tcpdump expression, joined by spaces: *expr (malloc'd) or NULL.

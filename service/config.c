@@ -21,6 +21,7 @@
 #include "config.h"
 #include "../cli/opt.h"
 #include "../cli/policy_file.h"
+#include "../cli/policy_rule.h"
 #include "../cli/trigger.h"
 #include "../cli/util.h"
 #include "../pcap/cbpf.h"
@@ -434,9 +435,8 @@ static int built(struct ctx *x, const char *expr, bool add)
 static int file_rule(char *line, int lineno, void *ctx)
 {
 	struct file_ctx *f = ctx;
-	const char *c = line + strspn(line, " \t\r\v\f");
 
-	if (*c && *c != '#')
+	if (!pl_rule_line_blank(line))
 		f->rules++;
 	else if (pl_rules_line_says_empty(line))
 		f->says_empty = true;
