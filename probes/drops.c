@@ -328,16 +328,23 @@ static int read_rows(int fd, struct rows *r, void **out, size_t *n, size_t vsize
 	return 0;
 }
 
-bool pl_drops_name_dev(struct pl_drop_key *k)
+/* pl_drops_name_dev() in the namespace of inode @here (0: not known) */
+static bool name_dev_in(struct pl_drop_key *k, uint64_t here)
 {
 	char name[IF_NAMESIZE];
-	uint64_t here;
 
-	if (k->dev[0] || !k->ifindex || pl_netns_ino(&here) || k->netns != here ||
+	if (k->dev[0] || !k->ifindex || !here || k->netns != here ||
 	    !if_indextoname(k->ifindex, name))
 		return false;	/* named, no device, another namespace's, or gone since */
 	memcpy(k->dev, name, sizeof(k->dev));
 	return true;
+}
+
+bool pl_drops_name_dev(struct pl_drop_key *k)
+{
+	uint64_t here = 0;
+
+	return !k->dev[0] && k->ifindex && !pl_netns_ino(&here) && name_dev_in(k, here);
 }
 
 /*
@@ -349,6 +356,8 @@ bool pl_drops_name_dev(struct pl_drop_key *k)
  */
 static void name_arrivals(struct pl_drop_row *r, size_t n)
 {
+	uint64_t here = 0;	/* the namespace, asked once: at the first row that needs it */
+
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].k.dev[0] || !r[i].k.ifindex)
 			continue;
@@ -356,7 +365,8 @@ static void name_arrivals(struct pl_drop_row *r, size_t n)
 			if (r[j].k.dev[0] && r[j].k.ifindex == r[i].k.ifindex &&
 			    r[j].k.netns == r[i].k.netns)
 				memcpy(r[i].k.dev, r[j].k.dev, sizeof(r[i].k.dev));
-		pl_drops_name_dev(&r[i].k);
+		if (!r[i].k.dev[0] && (here || !pl_netns_ino(&here)))
+			name_dev_in(&r[i].k, here);
 	}
 }
 
