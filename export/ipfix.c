@@ -105,6 +105,7 @@ struct pend {
 struct domain {
 	uint32_t id;
 	uint32_t seq;		/* data records sent in it so far */
+	uint64_t netns;		/* its namespace, whose name it sends (use_domain()) */
 	bool tpl;		/* its templates go out before its next records */
 	bool used;		/* this round sent it records (or templates) */
 };
@@ -247,6 +248,77 @@ static void unsent(struct pl_ipfix *x, const struct pend *p)
 		s->netns = NS_UNSENT;
 }
 
+/* The message in buf, of domain @dom, its header written now: 0 or -errno. */
+static int send_msg(struct pl_ipfix *x, const struct domain *dom)
+{
+	uint16_t v = htons(10), l = htons((uint16_t)x->len);
+	uint32_t t = htonl((uint32_t)time(NULL)), s = htonl(dom->seq), d = htonl(dom->id);
+
+	memcpy(x->buf, &v, 2);
+	memcpy(x->buf + 2, &l, 2);
+	memcpy(x->buf + 4, &t, 4);
+	memcpy(x->buf + 8, &s, 4);	/* records sent before this message */
+	memcpy(x->buf + 12, &d, 4);
+	if (!x->connected && connect(x->fd, (struct sockaddr *)&x->to, x->tolen))
+		return -errno;
+	x->connected = true;
+	return send(x->fd, x->buf, x->len, 0) < 0 ? -errno : 0;
+}
+
+/*
+ * send_msg(), and once more after ECONNREFUSED: that answers an earlier
+ * datagram (the kernel keeps the ICMP error until the next send, which it
+ * fails unsent): said, and this one sent, which may well arrive.
+ */
+static int send_again_if_refused(struct pl_ipfix *x, const struct domain *dom)
+{
+	int err = send_msg(x, dom);
+
+	if (err == -ECONNREFUSED) {
+		x->refused = true;
+		err = send_msg(x, dom);
+	}
+	return err;
+}
+
+static void templates(struct pl_ipfix *x);
+static void domain_name(struct pl_ipfix *x, uint32_t id, uint64_t netns);
+
+/*
+ * A refusal (ECONNREFUSED) says that an earlier message found no collector
+ * listening: one that listens now has (re)started since and knows none of
+ * the templates, so the records in buf would be dropped by it. The current
+ * domain's templates (and name) go first, in a message of their own, unless
+ * buf begins with them; every other domain's before its next records. 0 or
+ * the -errno of their send.
+ */
+static int templates_again(struct pl_ipfix *x)
+{
+	struct domain *dom = &x->doms[x->cur];
+	uint8_t msg[MSG_MAX];
+	size_t len = x->len;
+	uint16_t first;
+	int err;
+
+	for (size_t i = 0; i < x->ndoms; i++)
+		if (i != x->cur)
+			x->doms[i].tpl = true;
+	memcpy(&first, x->buf + 16, 2);
+	if (ntohs(first) == 2)
+		return 0;
+	memcpy(msg, x->buf, len);
+	begin(x);
+	templates(x);
+	domain_name(x, dom->id, dom->netns);
+	err = send_again_if_refused(x, dom);
+	if (!err)
+		dom->seq++;	/* the domain's name: a data record */
+	memcpy(x->buf, msg, len);
+	x->len = len;
+	x->set_at = 0;
+	return err;
+}
+
 /*
  * Send the message in buf (if it has a set), then start a new one. Its
  * @records data records (the flows' in x->pend, x->in_msg, and a domain's
@@ -256,33 +328,22 @@ static void unsent(struct pl_ipfix *x, const struct pend *p)
 static int flush(struct pl_ipfix *x, uint32_t records)
 {
 	struct domain *dom = &x->doms[x->cur];
-	uint8_t *h = x->buf;
-	uint16_t v = htons(10), l;
-	uint32_t t = htonl((uint32_t)time(NULL)), s = htonl(dom->seq), d = htonl(dom->id);
 	int err = 0;
 
 	close_set(x);
 	if (x->len > 16) {
-		l = htons((uint16_t)x->len);
-		memcpy(h, &v, 2);
-		memcpy(h + 2, &l, 2);
-		memcpy(h + 4, &t, 4);
-		memcpy(h + 8, &s, 4);	/* records sent before this message */
-		memcpy(h + 12, &d, 4);
-		if (!x->connected && connect(x->fd, (struct sockaddr *)&x->to, x->tolen))
-			err = -errno;
-		else
-			x->connected = true;
-		if (!err && send(x->fd, x->buf, x->len, 0) < 0)
-			err = -errno;
+		err = send_msg(x, dom);
 		/*
-		 * ECONNREFUSED answers an earlier datagram (the kernel keeps the
-		 * ICMP error until the next send, which it fails unsent): say so,
-		 * and send this one, which may well arrive.
+		 * A refusal: the templates first (a collector back since has
+		 * none), then this message again. Where the templates meet a
+		 * refusal in turn (nothing listens yet) this goes out once more,
+		 * as a message to a collector that is down does.
 		 */
 		if (err == -ECONNREFUSED) {
 			x->refused = true;
-			err = send(x->fd, x->buf, x->len, 0) < 0 ? -errno : 0;
+			err = templates_again(x);
+			if (!err)
+				err = send_again_if_refused(x, dom);
 		}
 		if (!err) {
 			dom->seq += records;
@@ -413,6 +474,7 @@ static int use_domain(struct pl_ipfix *x, uint64_t netns)
 			return err;
 	}
 	x->doms[i].used = true;
+	x->doms[i].netns = netns;
 	if (!x->doms[i].tpl)
 		return 0;
 	x->doms[i].tpl = false;
@@ -556,7 +618,8 @@ static void resume(struct pl_ipfix *x)
 		if (!grown)
 			goto out;
 		x->doms = grown;
-		x->doms[x->ndoms++] = (struct domain){ .id = d[i].id, .seq = d[i].seq, .tpl = true };
+		x->doms[x->ndoms++] = (struct domain){ .id = d[i].id, .seq = d[i].seq,
+							.netns = d[i].id, .tpl = true };
 	}
 	pl_qsort(prev, h.nprev, sizeof(*prev), seen_cmp);
 	free(x->prev);
@@ -821,7 +884,7 @@ int pl_ipfix_open(const char *collector, uint32_t domain, bool later, struct pl_
 		return pl_why(why, whylen, err, "cannot tell the current network namespace: %s",
 			      strerror(-err));
 	}
-	x->doms[0] = (struct domain){ .id = domain, .tpl = true };
+	x->doms[0] = (struct domain){ .id = domain, .netns = x->home.ino, .tpl = true };
 	x->ndoms = x->domcap = 1;
 	/* an address, or a name when the caller waits for it (@later: resolved by the exports) */
 	if (later)

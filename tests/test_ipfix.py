@@ -220,6 +220,84 @@ def test_collector_unreachable_then_back(lab):
     assert sum(r["in_packets"] for r in mine) == 4, (recs, err)
 
 
+def test_a_collector_restarted_gets_templates_before_the_records_after_a_refusal(lab):
+    """nfcapd stops after it took the templates, a round sends records into the void (the
+    ICMP port unreachable waits in the socket), and a new nfcapd starts on the port, knowing
+    no template. The next round's send meets the old refusal: its records went out again
+    without templates, which the new nfcapd dropped (0 of the 4 packets sent since); now the
+    templates go first and it gets them all."""
+    from scapy.all import IP, UDP, Ether, Raw
+    pktlens("attach", "vb", "--xdp", "native", "--tc", "none", ns=lab.b)
+    port = free_port(socket.SOCK_DGRAM)
+    # counts the exporter's datagrams (it runs in lab.b, so does nfcapd)
+    sh("ip", "netns", "exec", lab.b, "nft", "-f", "-", input=(
+        "table inet plcount {\n chain out {\n type filter hook output priority 0;\n"
+        f" udp dport {port} counter\n }}\n}}\n"))
+
+    def datagrams():
+        out = sh("ip", "netns", "exec", lab.b, "nft", "-j", "list", "table", "inet",
+                 "plcount").stdout
+        return [x["counter"]["packets"] for x in json.loads(out)["nftables"] if "rule" in x
+                for x in x["rule"]["expr"] if "counter" in x][0]
+
+    def until_sent(more_than):
+        deadline = time.time() + 10
+        while datagrams() <= more_than:
+            assert time.time() < deadline, "the exporter sent nothing"
+            time.sleep(0.05)
+
+    def nfcapd(out):
+        """nfcapd on the port, once it listens"""
+        os.makedirs(out)
+        p = subprocess.Popen(["ip", "netns", "exec", lab.b, "nfcapd", "-b", "127.0.0.1", "-p",
+                              str(port), "-w", out, "-t", "60"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while not sh("ip", "netns", "exec", lab.b, "ss", "-Hlun", f"sport = :{port}").stdout:
+            assert time.time() < deadline and p.poll() is None, "nfcapd does not listen"
+            time.sleep(0.05)
+        return p
+
+    first, again = os.path.join(lab.tmp, "first"), os.path.join(lab.tmp, "again")
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4 = e / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=1414, dport=2525) / Raw(b"r" * 40)
+    n1, n2 = nfcapd(first), None
+    exp = subprocess.Popen([PKTLENS, "-n", lab.b, "export", "ipfix", "--collector",
+                            f"127.0.0.1:{port}", "--interval", "1"], stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        until_sent(0)                   # the first round's templates, which nfcapd took
+        n1.send_signal(signal.SIGTERM)
+        n1.wait(timeout=10)
+        sent = datagrams()              # rounds without records send nothing
+        lab.send([v4] * 5)              # lost: sent while nothing listens
+        lab.wait_packets(5)
+        until_sent(sent)
+        n2 = nfcapd(again)
+        sent = datagrams()
+        lab.send([v4] * 4)
+        lab.wait_packets(9)
+        until_sent(sent)
+        time.sleep(0.5)
+        exp.send_signal(signal.SIGTERM)
+        assert exp.wait(timeout=10) == 0
+        err = exp.stderr.read()
+        time.sleep(1)
+    finally:
+        for p in (n1, n2):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+        if exp.poll() is None:
+            exp.kill()
+            exp.wait()
+        forget_sent(port)
+    assert "Connection refused" in err, err
+    recs = [r for r in nfdump_records(again) if r.get("src_port") == 1414]
+    assert sum(r["in_packets"] for r in recs) == 4, (recs, err)
+    assert sum(r["in_bytes"] for r in recs) == 4 * (len(v4) - 14)
+
+
 def test_a_round_whose_sends_fail_part_way_sends_the_rest_once(lab):
     """A round whose sends start failing part-way (an nft quota in the exporter's namespace
     drops its datagrams after the first ~2,500 bytes: send() says EPERM) commits the records
