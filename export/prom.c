@@ -160,13 +160,16 @@ static void tcp_hist(FILE *f, const char *name, const struct pl_prom_att *a,
 		/* exact: "%g" would round 4.194303 to 4.1943, below the slot's edge */
 		fprintf(f, ",le=\"%.10g\"} %llu\n", (double)((2ULL << k) - 1) / 1e6, cum);
 	}
+	/* +Inf and _count: every slot's, as the packet sizes' (h->count is counted apart) */
+	for (int k = PROM_TCP_BUCKETS; k < PL_TCP_HIST_SLOTS; k++)
+		cum += h->slot[k];
 	fprintf(f, "%s_bucket{", name);
 	dev_labels(f, a);
-	fprintf(f, ",le=\"+Inf\"} %llu\n%s_sum{", h->count, name);
+	fprintf(f, ",le=\"+Inf\"} %llu\n%s_sum{", cum, name);
 	dev_labels(f, a);
 	fprintf(f, "} %.6f\n%s_count{", h->sum_us / 1e6, name);
 	dev_labels(f, a);
-	fprintf(f, "} %llu\n", h->count);
+	fprintf(f, "} %llu\n", cum);
 }
 
 /* attach --tcp-passive: one counter family, a sample per analysing attachment */
@@ -328,14 +331,22 @@ void pl_prom_write(FILE *f, const struct pl_prom_att *at, size_t n)
 			slot_labels(f, &at[i], sl);
 			fprintf(f, ",le=\"%u\"} %llu\n", le[b], cum);
 		}
+		/*
+		 * +Inf and _count: the buckets' own total, not the verdicts'. A
+		 * packet's verdict is counted a few instructions before its size,
+		 * so a reading (or the base a stats --reset took) under traffic
+		 * can hold one without the other: +Inf below le="9216" is no
+		 * histogram (histogram_quantile() says it is not monotonic).
+		 */
+		cum += at[i].s[sl].rmon[PL_RMON_MAX - 1];
 		fputs("pktlens_packet_size_bytes_bucket{", f);
 		slot_labels(f, &at[i], sl);
-		fprintf(f, ",le=\"+Inf\"} %llu\n", pk);
+		fprintf(f, ",le=\"+Inf\"} %llu\n", cum);
 		fputs("pktlens_packet_size_bytes_sum{", f);
 		slot_labels(f, &at[i], sl);
 		fprintf(f, "} %llu\npktlens_packet_size_bytes_count{", by);
 		slot_labels(f, &at[i], sl);
-		fprintf(f, "} %llu\n", pk);
+		fprintf(f, "} %llu\n", cum);
 	}
 	slot_counters(f, at, n, "pktlens_l3_packets_total", "Packets by network protocol.",
 		      offsetof(struct pl_stats, l3), "protocol", pl_l3_names, PL_L3_MAX);
