@@ -25,7 +25,6 @@
 #include "../export/serve.h"
 #include "../loader/loader.h"
 
-#define TEMPLATE_EVERY 10	/* intervals between template sets */
 
 /* libmicrohttpd's complaints, rate-limited by the server */
 static void on_server_log(void *ctx, const char *line)
@@ -36,7 +35,7 @@ static void on_server_log(void *ctx, const char *line)
 
 struct export_cfg {
 	const char *listen, *collector;
-	uint32_t interval, domain;
+	uint32_t interval, domain, tpl_secs;
 	uint64_t duration;
 };
 
@@ -99,7 +98,6 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	struct pl_ipfix *x = NULL;
 	char why[256], said[256] = "";
 	uint64_t t0, next, end;
-	unsigned round = 0;
 	bool failed = false, was;
 	size_t recs;
 	int err;
@@ -114,6 +112,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 	}
 	if (pl_g.netns)
 		pl_ipfix_home_only(x);
+	pl_ipfix_template_refresh(x, c->tpl_secs);
 	if (pl_ipfix_interval(x, interval, why, sizeof(why)))
 		pl_warn("export ipfix: %s: the flows removed between exports (stats --reset, "
 			"detach) are not sent", why);
@@ -142,8 +141,7 @@ static int do_ipfix(void *cfg, int argc, char **argv)
 		 * templates first.
 		 */
 		was = failed;
-		failed = pl_ipfix_export(x, failed || round++ % TEMPLATE_EVERY == 0, &recs, why,
-					 sizeof(why)) != 0;
+		failed = pl_ipfix_export(x, failed, &recs, why, sizeof(why)) != 0;
 		/* as the daemon logs it: once, until the collector answers again (or fails otherwise) */
 		if (failed && (!was || strcmp(why, said)))
 			pl_err("export ipfix: %s: %s", collector, why);
@@ -182,6 +180,10 @@ static const struct pl_opt ipfix_opts[] = {
 	{ .name = "interval", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, interval), .min = 1,
 	  .max = 86400, .arg = "SECS", .bad = ": not %llu..%llu seconds",
 	  .help = "export every SECS seconds (default {default})" },
+	{ .name = "template-refresh", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, tpl_secs),
+	  .min = 1, .max = 86400, .arg = "SECS", .bad = ": not %llu..%llu seconds",
+	  .help = "the templates again at least every SECS seconds (default {default}), and every "
+		  PL_STR(PL_IPFIX_TEMPLATE_ROUNDS) " exports" },
 	{ .name = "observation-domain", .type = PL_OPT_UINT, PL_FIELD(struct export_cfg, domain),
 	  .max = UINT32_MAX, .arg = "N", .bad = ": not a 32-bit number",
 	  .help = "the observation domain of this namespace's flows (default 0; every other "
@@ -190,7 +192,8 @@ static const struct pl_opt ipfix_opts[] = {
 	{ NULL },
 };
 
-static const struct export_cfg export_defaults = { .listen = PL_PROM_LISTEN_DEFAULT, .interval = 10 };
+static const struct export_cfg export_defaults = { .listen = PL_PROM_LISTEN_DEFAULT, .interval = 10,
+						   .tpl_secs = PL_IPFIX_TEMPLATE_SECS };
 
 static const struct pl_cmd export_prometheus = {
 	.name = "prometheus", .opts = prometheus_opts, .fn = do_prometheus,
@@ -208,9 +211,9 @@ static const struct pl_cmd export_ipfix = {
 	.about = "ipfix: send every attachment's flows (with -n NETNS that namespace's alone,\n"
 		 "sending from there) to an IPFIX collector (RFC 7011, UDP) every --interval\n"
 		 "seconds: the packets and bytes each flow gained since the last export;\n"
-		 "templates first and every " PL_STR(TEMPLATE_EVERY) " intervals; a last export at "
-		 "the end. Each\nnamespace is an observation domain: this one's --observation-domain, "
-		 "another's\nits inode.\n",
+		 "templates first, then every " PL_STR(PL_IPFIX_TEMPLATE_ROUNDS) " exports or "
+		 "--template-refresh seconds; a last\nexport at the end. Each namespace is an "
+		 "observation domain: this one's\n--observation-domain, another's its inode.\n",
 };
 
 const struct pl_cmd pl_cmd_export = {

@@ -170,6 +170,10 @@ struct pl_ipfix {
 	bool refused;		/* an earlier message was refused (ICMP unreachable) */
 	bool failed;		/* the last round left records unsent or flows unread */
 	bool locked;		/* the caller holds the change lock (pl_ipfix_locked()) */
+	/* the template rounds (templates_due()) */
+	uint32_t tpl_secs;	/* at least this often (pl_ipfix_template_refresh()) */
+	uint32_t tpl_rounds;	/* rounds since the last template round */
+	uint64_t tpl_ns;	/* when it was (pl_mono_ns()), 0: none yet */
 	uint32_t interval;	/* s; 0: removed flows are not read (pl_ipfix_interval()) */
 	uint64_t gone_since;	/* removals logged after this (CLOCK_MONOTONIC ns) are news */
 	struct seen *counted;	/* flows copied to new keys, for the baseline (add_gones()) */
@@ -798,6 +802,7 @@ static int use_address(struct pl_ipfix *x, const struct addrinfo *ai, char *why,
 
 		close(x->fd);
 		x->fd = -1;
+	x->tpl_secs = PL_IPFIX_TEMPLATE_SECS;
 		return err;
 	}
 	state_path(x, ai->ai_addr, ai->ai_addrlen);
@@ -1221,6 +1226,34 @@ static void forget_domains(struct pl_ipfix *x, const struct pl_attachment *a, si
 		x->cur = 0;
 }
 
+/*
+ * Whether this round is a template round: the first, one the caller asks
+ * for (@asked: the last one failed), and otherwise every
+ * PL_IPFIX_TEMPLATE_ROUNDS rounds or every tpl_secs seconds, whichever
+ * comes first. A collector over UDP forgets templates it has not seen again
+ * within their lifetime (RFC 6728's default: 1800 s), and one restarted
+ * where no ICMP error comes back knows none: ten rounds of a long
+ * --interval were longer than either. The seconds are counted to the
+ * nearest round: a round that is late by less than half an interval
+ * (x->interval) does not put the templates off by a whole one.
+ */
+static bool templates_due(struct pl_ipfix *x, bool asked)
+{
+	uint64_t now = pl_mono_ns(), half = x->interval * 500000000ULL;
+
+	if (!asked && x->tpl_ns && ++x->tpl_rounds < PL_IPFIX_TEMPLATE_ROUNDS &&
+	    now - x->tpl_ns + half < x->tpl_secs * 1000000000ULL)
+		return false;
+	x->tpl_rounds = 0;
+	x->tpl_ns = now;
+	return true;
+}
+
+void pl_ipfix_template_refresh(struct pl_ipfix *x, uint32_t secs)
+{
+	x->tpl_secs = secs;
+}
+
 int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, size_t whylen)
 {
 	struct pl_attachment *a = NULL;
@@ -1243,7 +1276,7 @@ int pl_ipfix_export(struct pl_ipfix *x, bool tpl, size_t *records, char *why, si
 		return err;
 	}
 	why[0] = '\0';
-	pl_ipfix_begin(x, tpl);
+	pl_ipfix_begin(x, templates_due(x, tpl));
 	/*
 	 * The change lock, shared: no stats --reset or detach removes flows while
 	 * this round reads the log of removed flows and the tables. A pktlens that

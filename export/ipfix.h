@@ -41,13 +41,19 @@ int pl_ipfix_open(const char *collector, uint32_t domain, bool later, struct pl_
 bool pl_ipfix_resolved(const struct pl_ipfix *x);
 /*
  * Read every attachment's flows (pl_ipfix_home_only(): the current
- * namespace's) and send the deltas since the last call
- * (with the templates first when @templates). Sets *records to the data
- * records sent. 0, or -errno with @why.
+ * namespace's) and send the deltas since the last call. The templates go
+ * first in the first call, when @templates (the last call failed), and
+ * then every PL_IPFIX_TEMPLATE_ROUNDS calls or pl_ipfix_template_refresh()
+ * seconds, whichever comes first. Sets *records to the data records sent.
+ * 0, or -errno with @why.
  */
 int pl_ipfix_export(struct pl_ipfix *x, bool templates, size_t *records, char *why,
 		    size_t whylen);
 void pl_ipfix_close(struct pl_ipfix *x);
+#define PL_IPFIX_TEMPLATE_ROUNDS 10
+#define PL_IPFIX_TEMPLATE_SECS 600	/* the default of pl_ipfix_template_refresh() */
+/* The templates at least every @secs seconds (pl_ipfix_export()). */
+void pl_ipfix_template_refresh(struct pl_ipfix *x, uint32_t secs);
 /*
  * At a clean stop: keep what was sent, so that the next exporter to the
  * same collector, domain and namespace sends only what is new since (it

@@ -687,7 +687,8 @@ static int interfaces(struct ctx *x, yaml_node_t *v)
 
 static const char *const export_keys[] = { "prometheus", "ipfix", NULL };
 static const char *const prom_keys[] = { "listen", NULL };
-static const char *const ipfix_keys[] = { "collector", "interval", "observation-domain", NULL };
+static const char *const ipfix_keys[] = { "collector", "interval", "observation-domain",
+					   "template-refresh", NULL };
 
 static int prom_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 {
@@ -714,6 +715,8 @@ static int ipfix_key(struct ctx *x, const char *key, yaml_node_t *v, void *obj)
 		return number(x, v, key, 1, 86400, &c->ipfix_interval);
 	if (!strcmp(key, "observation-domain"))
 		return number(x, v, key, 0, UINT32_MAX, &c->ipfix_domain);
+	if (!strcmp(key, "template-refresh"))
+		return number(x, v, key, 1, 86400, &c->ipfix_tpl_secs);
 	err = str_dup(x, v, key, &c->ipfix_collector);
 	if (err)
 		return err;
@@ -1158,6 +1161,7 @@ int pl_config_load(const char *path, struct pl_config **out, char *why, size_t w
 		return -ENOMEM;
 	}
 	c->ipfix_interval = 10;
+	c->ipfix_tpl_secs = PL_IPFIX_TEMPLATE_SECS;
 	x.path = c->path;	/* rules keep pointing at it */
 	snprintf(x.dir, sizeof(x.dir), "%s", real);
 	*strrchr(x.dir, '/') = '\0';

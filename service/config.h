@@ -81,7 +81,7 @@ struct pl_config {
 	unsigned probes;	/* PL_PROBE_* */
 	char *prom_listen;	/* NULL: no Prometheus exporter */
 	char *ipfix_collector;	/* NULL: no IPFIX exporter */
-	uint32_t ipfix_interval, ipfix_domain;
+	uint32_t ipfix_interval, ipfix_domain, ipfix_tpl_secs;
 	bool detach_on_stop;	/* daemon: on SIGTERM, detach what the config manages */
 	struct pl_cfg_trigger *trig;	/* triggers: */
 	size_t ntrig;

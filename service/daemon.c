@@ -47,7 +47,6 @@
 #define LOCK_WAIT_MS 60000
 #define RETRY_MS 20		/* a named namespace not mounted yet, a lock not had */
 #define NS_RETRIES 250		/* 5 s of them */
-#define TEMPLATE_EVERY 10	/* IPFIX rounds between template sets */
 #define LOCK_SAY_S 0.05		/* a wait for the change lock worth a mention */
 
 /* Interfaces of one namespace that events named since the last reconcile. */
@@ -302,6 +301,8 @@ static int exporters(struct daemon *d, const struct pl_config *c)
 		free(was);
 		err = err ?: e;
 	}
+	if (d->ipfix && c->ipfix_collector)	/* a new one takes effect at once, no restart */
+		pl_ipfix_template_refresh(d->ipfix, c->ipfix_tpl_secs);
 	return err;
 }
 
@@ -311,8 +312,7 @@ static void ipfix_round(struct daemon *d)
 	size_t recs;
 	bool failed;
 
-	failed = pl_ipfix_export(d->ipfix, d->ipfix_failed || d->rounds % TEMPLATE_EVERY == 0,
-				 &recs, why, sizeof(why)) != 0;
+	failed = pl_ipfix_export(d->ipfix, d->ipfix_failed, &recs, why, sizeof(why)) != 0;
 	/*
 	 * what a refused send could not send goes next round; once it answers it
 	 * gets templates first. A name that does not resolve is asked again each

@@ -995,3 +995,50 @@ def test_a_long_utf8_namespace_name_is_cut_between_characters():
     full = f"netns {ino} ({ns})".encode()
     assert name is not None and len(name) == 253 and full.startswith(name), (name, full)
     name.decode("utf-8")    # strict: raises on a character cut in two
+
+
+def template_rounds(msgs):
+    """The messages that carry a template set (set ID 2, RFC 7011 3.3.2)."""
+    import struct
+    out = []
+    for i, m in enumerate(msgs):
+        at, length = 16, len(m)
+        while at < length:
+            sid, slen = struct.unpack("!HH", m[at:at + 4])
+            if sid == 2:
+                out.append(i)
+                break
+            at += max(slen, 4)
+    return out
+
+
+def test_templates_go_again_after_template_refresh_seconds():
+    """--template-refresh SECS sends the templates again once SECS have passed since the last
+    ones, before ten exports have: a collector over UDP forgets templates it does not see again
+    within their lifetime (RFC 6728's default 1800 s), which ten rounds of a long --interval
+    passed (10 x 300 s). The oracle is a UDP socket reading the messages' sets: with exports
+    every second for 7 s and a refresh of 2 s, the exporter's own domain (other namespaces'
+    attachments are other domains) gets the templates every other export, 4 times (every 10
+    exports alone: once), 2 s apart."""
+    col = RawCollector()
+    try:
+        p = subprocess.Popen([PKTLENS, "export", "ipfix", "--collector", f"127.0.0.1:{col.port}",
+                              "--interval", "1", "--template-refresh", "2", "--duration", "7",
+                              "--observation-domain", "7"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        when = []
+        col.sock.settimeout(0.2)
+        end = None
+        while end is None or time.monotonic() < end:  # until 0.5 s after it exits
+            if end is None and p.poll() is not None:
+                end = time.monotonic() + 0.5
+            with contextlib.suppress(socket.timeout):
+                col.msgs.append(col.sock.recv(65535))
+                when.append(time.monotonic())
+        assert p.returncode == 0, p.stderr.read()
+        mine = [i for i, h in enumerate(ipfix_headers(col.msgs)) if h[0] == 7]
+        at = [when[i] for i in template_rounds(col.msgs) if i in mine]
+        assert len(at) == 4, (at, len(col.msgs))
+        assert all(1.2 < b - a < 2.8 for a, b in zip(at, at[1:])), at
+    finally:
+        col.close()

@@ -301,6 +301,8 @@ BAD_CONFIGS = [
     ("name: '\u00e9\u00e9\x01'\n", 1, 10, "not YAML: control characters"),
     ("export:\n  prometheus: {listen: 'localhost'}\n", 2, 24, "listen: 'localhost' is not ADDR:PORT"),
     ("export:\n  ipfix: {interval: 5}\n", 2, 10, "ipfix: 'collector' is missing"),
+    ("export:\n  ipfix: {collector: '127.0.0.1:4739', template-refresh: 0}\n", 2, 58,
+     "template-refresh: '0' is not a number from 1 to 86400"),
     # read as export ipfix --collector reads it (it took '::1' for host '::', port 1)
     ("export:\n  ipfix: {collector: '::1'}\n", 2, 22, "collector: '::1': not HOST:PORT (an IPv6 address goes in brackets"),
     ("export:\n  ipfix: {collector: 'localhost:nosuchsvc'}\n", 2, 22, "port nosuchsvc: no such UDP service"),
