@@ -1126,18 +1126,28 @@ static void gens_release(struct pl_policy *p, const struct pl_rule *rules, size_
 	}
 }
 
-/* Every key of the per-key LRU map @fd (of @size keys) with a full bucket. */
-static void refill_keys(int fd, __u32 size)
+/* refill_keys()' step: key @key of the LRU map *@ctx gets a full bucket */
+static int refill_key(const void *key, const void *vals, int ncpu, void *ctx)
 {
-	struct pl_limit_key k, next;
 	struct pl_limit_state v = { 0 };
-	void *prev = NULL;
 
-	for (__u64 i = 0; i < 2ULL * size && !bpf_map_get_next_key(fd, prev, &next); i++) {
-		k = next;
-		prev = &k;
-		bpf_map_update_elem(fd, &k, &v, BPF_EXIST);
-	}
+	(void)vals;
+	(void)ncpu;
+	bpf_map_update_elem(*(const int *)ctx, key, &v, BPF_EXIST);
+	return 0;
+}
+
+/*
+ * Every key of the per-key LRU map @fd with a full bucket. A batch walk,
+ * which goes on from the next hash bucket: an update puts its key first in
+ * its hash bucket, so get_next_key() after it named a key of that bucket
+ * already refilled, and a walk key by key went back and forth between the
+ * first two keys sharing a bucket, never reaching the rest.
+ */
+static void refill_keys(int fd)
+{
+	pl_map_walk(fd, sizeof(struct pl_limit_key), sizeof(struct pl_limit_state), false, refill_key,
+		    &fd);
 }
 
 /*
@@ -1317,7 +1327,7 @@ static void limits_kept(const struct pl_policy *p, const struct pl_rule *rules, 
 			int fd = limit_keys_fd(p, ctr);
 
 			if (fd >= 0) {
-				refill_keys(fd, r->lim.keys);
+				refill_keys(fd);
 				close(fd);
 			}
 		}
