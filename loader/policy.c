@@ -1049,6 +1049,15 @@ out:
 			    strerror(-err)) : 0;
 }
 
+/* A per-key LRU map for --per rule @r, empty: its --per-size keys (fd, or -errno) */
+static int keys_map(const struct pl_rule *r)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "limit_keys_in", sizeof(struct pl_limit_key),
+				sizeof(struct pl_limit_state), r->lim.keys, NULL);
+
+	return fd < 0 ? -errno : fd;
+}
+
 /*
  * The keys of kind @per (enum pl_lim_per) and their buckets of per-key LRU
  * map @from into @to, another map: a --per-size change keeps what the rule
@@ -1057,9 +1066,9 @@ out:
  * smaller map the LRU evicts what does not fit, and the rule counts them
  * evicted (keys_new less the keys there). A key the program adds to @from
  * (of @size keys) meanwhile may not be copied: evicted too, from the map the
- * rule uses from now on.
+ * rule uses from now on. @full: each key with a full bucket instead of its own.
  */
-static void copy_keys(int from, __u32 size, __u8 per, int to)
+static void copy_keys(int from, __u32 size, __u8 per, int to, bool full)
 {
 	struct pl_limit_key k, next;
 	struct pl_limit_state v;
@@ -1069,8 +1078,11 @@ static void copy_keys(int from, __u32 size, __u8 per, int to)
 	for (__u64 i = 0; i < 2ULL * size && !bpf_map_get_next_key(from, prev, &next); i++) {
 		k = next;
 		prev = &k;
-		if (k.per == per && !bpf_map_lookup_elem(from, &k, &v))
-			bpf_map_update_elem(to, &k, &v, BPF_NOEXIST);
+		if (k.per != per || bpf_map_lookup_elem(from, &k, &v))
+			continue;
+		if (full)
+			v.tat = 0;
+		bpf_map_update_elem(to, &k, &v, BPF_NOEXIST);
 	}
 }
 
@@ -1126,18 +1138,39 @@ static void gens_release(struct pl_policy *p, const struct pl_rule *rules, size_
 	}
 }
 
-/* Every key of the per-key LRU map @fd (of @size keys) with a full bucket. */
-static void refill_keys(int fd, __u32 size)
+/* refill_keys()' step in place: key @key of the LRU map *@ctx gets a full bucket */
+static int refill_key(const void *key, const void *vals, int ncpu, void *ctx)
 {
-	struct pl_limit_key k, next;
 	struct pl_limit_state v = { 0 };
-	void *prev = NULL;
 
-	for (__u64 i = 0; i < 2ULL * size && !bpf_map_get_next_key(fd, prev, &next); i++) {
-		k = next;
-		prev = &k;
-		bpf_map_update_elem(fd, &k, &v, BPF_EXIST);
+	(void)vals;
+	(void)ncpu;
+	bpf_map_update_elem(*(const int *)ctx, key, &v, BPF_EXIST);
+	return 0;
+}
+
+/*
+ * Every key of --per rule @r (counter key @ctr, its LRU map @fd) with a full
+ * bucket: copied so into a new map that takes the old one's place. Updated
+ * in place, an LRU map needs a free node for each update and, nearly full,
+ * evicts other keys for them (a fifth of 1,000 keys in 1,024); the walk in
+ * place (no map to be had) is a batch walk, which goes on from the next
+ * hash bucket: an update puts its key first in its bucket, so the key
+ * get_next_key() names after it is one already done.
+ */
+static void refill_keys(const struct pl_policy *p, const struct pl_rule *r, __u32 ctr, int fd)
+{
+	int nfd = keys_map(r);
+	bool swapped = false;
+
+	if (nfd >= 0) {
+		copy_keys(fd, r->lim.keys, (__u8)r->lim.per, nfd, true);
+		swapped = !bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY);
+		close(nfd);
 	}
+	if (!swapped)
+		pl_map_walk(fd, sizeof(struct pl_limit_key), sizeof(struct pl_limit_state), false,
+			    refill_key, &fd);
 }
 
 /*
@@ -1196,12 +1229,12 @@ static int limit_state(const struct pl_policy *p, const struct pl_rule *rules, s
 				close(fd);
 				continue;
 			}
-			nfd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "limit_keys_in",
-					     sizeof(struct pl_limit_key), sizeof(struct pl_limit_state),
-					     r->lim.keys, NULL);
+			nfd = keys_map(r);
 			if (nfd >= 0 && fd >= 0 && info.value_size == sizeof(struct pl_limit_state))
-				copy_keys(fd, info.max_entries, (__u8)r->lim.per, nfd);
-			if (nfd < 0 || bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY))
+				copy_keys(fd, info.max_entries, (__u8)r->lim.per, nfd, false);
+			if (nfd < 0)
+				err = nfd;
+			else if (bpf_map_update_elem(p->fd[PL_MID_LIMIT_KEYS], &ctr, &nfd, BPF_ANY))
 				err = -errno;
 			/* another --per (or none before): only the keys it starts with were inserted */
 			else if (o && (o->action != PL_ACT_LIMIT || o->lim.per != r->lim.per))
@@ -1317,7 +1350,7 @@ static void limits_kept(const struct pl_policy *p, const struct pl_rule *rules, 
 			int fd = limit_keys_fd(p, ctr);
 
 			if (fd >= 0) {
-				refill_keys(fd, r->lim.keys);
+				refill_keys(p, r, ctr, fd);
 				close(fd);
 			}
 		}

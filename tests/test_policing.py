@@ -516,6 +516,44 @@ def test_a_changed_rate_starts_with_a_full_bucket(lab, tmp_path, per):
     assert r.get("keys", 1) == 1, r
 
 
+@pytest.mark.parametrize("per,v6", [("src", False), pytest.param("dst", True, marks=pytest.mark.variant)])
+def test_a_changed_rate_refills_every_key_of_a_crowded_map(lab, tmp_path, per, v6):
+    """60 keys in a --per-size 64 map (64 hash buckets: many hold two or more keys), each bucket
+    used up at 1pps burst 20, loaded again at 100pps burst 3: every key is kept, none evicted, and
+    gets a full bucket, so 3 packets of each conform. (The refill walked the map key by key while
+    updating it: an update puts its key first in its hash bucket, so the walk went back and forth
+    between the first two keys sharing a bucket and refilled a handful, the other keys' 3 packets
+    all exceeded; and each update in place took a free node of the nearly full LRU, which evicted
+    other keys for it: 12 of the 60.)"""
+    from scapy.all import Ether, IP, IPv6, UDP
+
+    n = 60
+    pktlens("attach", "vb", "--xdp", "skb", "--tc", "none", ns=lab.b)
+    pktlens("policy", "add", "vb", "--proto", "udp", "--limit", "1pps", "--burst", "20", "--per", per,
+            "--per-size", "64", ns=lab.b)
+    e = Ether(src=lab.mac(lab.a, "va"), dst=lab.mac(lab.b, "vb"))
+    if v6:
+        frames = [e / IPv6(src="2001:db8::1", dst=f"2001:db8:5::{i + 1:x}") / UDP(sport=1, dport=9)
+                  for i in range(n)]
+    else:
+        frames = udp_from_sources(lab, n)
+    lab.send(frames * 21, cpu=0)   # one CPU's LRU free list: no key evicted early
+    lab.wait_packets(21 * n)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert (r["packets"], r["keys"], r["conformed_packets"]) == (21 * n, n, 20 * n), r
+    before = r["conformed_packets"]
+    text = pktlens("policy", "list", "vb", ns=lab.b).stdout
+    f = tmp_path / "rules"
+    f.write_text(text.replace("--limit 1pps --burst 20packets", "--limit 100pps --burst 3packets"))
+    pktlens("policy", "load", "vb", str(f), ns=lab.b)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert (r["limit"]["rate"], r["keys"], r["keys_evicted"]) == (100, n, 0), r
+    lab.send(frames * 3, cpu=0)
+    lab.wait_packets(24 * n)
+    r = pktlens_json("policy", "list", "vb", ns=lab.b)["interfaces"][0]["rules"][0]
+    assert r["packets"] == 24 * n and r["conformed_packets"] - before == 3 * n, r
+
+
 def test_a_rule_that_becomes_a_limit_counts_conformed_plus_exceeded_as_matched(lab, tmp_path):
     """--id 5 --drop loaded again as --id 5 --limit: conformed + exceeded = matched still holds
     (its drop-time matches had been kept under the limit's, 20 matched of 10 judged), and a
