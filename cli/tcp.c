@@ -388,6 +388,8 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		}
 	}
 	pl_tcp_poll(t, 0);	/* what is left */
+	/* the events are JSON lines; the summary is pretty-printed under -p, as rtt's and drops' */
+	jw_init(&r.w, stdout, pl_g.pretty);
 	if (life) {
 		if (pl_g.json) {
 			jw_obj_open(&r.w);

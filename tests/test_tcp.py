@@ -524,3 +524,29 @@ def test_life_reports_lifetime_and_bytes(tcplab):
     # bytes_acked counts acknowledged sequence space: the SYN and the FIN take one each
     assert 100000 <= mine[0]["tx_bytes"] <= 100002 and mine[0]["rx_bytes"] <= 2, mine
     assert 0 < mine[0]["lifetime_ms"] < 20000 and summary["connections"] == len(events)
+
+
+@pytest.mark.parametrize("verb", ["connlat", pytest.param("life", marks=pytest.mark.variant),
+                                  pytest.param("retrans", marks=pytest.mark.variant)])
+def test_pretty_summary_after_event_lines(tcplab, verb):
+    """-p pretty-prints the summary at the end, as it does rtt's (and drops' and sample's);
+    the events before it stay one JSON object per line. connlat, life and retrans printed
+    their summary on one line whatever -p said."""
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5010))
+    p = start_probes([PKTLENS, "-p", "tcp", verb, "--netns", lab.a], "pl_tcp_")
+    plain = Tracer(verb, "--netns", lab.a)
+    if verb == "retrans":     # one SYN retransmit: the first SYN is dropped
+        nft(lab.a, "syn", "tcp dport 5010 tcp flags syn numgen inc mod 2 == 0 drop")
+    assert client(lab, 5010, "bulk", 10).wait(timeout=20) == 0
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    events, summary = plain.stop()
+    assert events, "no events to print before the summary"
+    lines = out.splitlines()
+    got = [json.loads(line) for line in lines[:len(events)]]
+    assert [sorted(e) for e in got] == [sorted(e) for e in events]
+    pretty = "\n".join(lines[len(events):])
+    assert json.loads(pretty).keys() == summary.keys() and "\n    \"lost\": 0" in pretty, out
