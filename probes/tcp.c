@@ -452,7 +452,11 @@ double pl_hist_percentile(const struct pl_tcp_hist *h, double pct)
 		return 0;
 	want = total * pct / 100.0;
 	for (int i = 0; i < PL_TCP_HIST_SLOTS; i++) {
-		double lo = i ? (double)(1ULL << i) : 0, hi = (double)(2ULL << i);
+		/*
+		 * whole microseconds: slot i holds lo..hi, as its label says; up to
+		 * 2^(i+1) would reach the next slot, which may hold no sample at all
+		 */
+		double lo = i ? (double)(1ULL << i) : 0, hi = (double)((2ULL << i) - 1);
 
 		if (seen + h->slot[i] >= want && h->slot[i]) {
 			double v = lo + (hi - lo) * (want - seen) / h->slot[i];

@@ -550,3 +550,26 @@ def test_pretty_summary_after_event_lines(tcplab, verb):
     assert [sorted(e) for e in got] == [sorted(e) for e in events]
     pretty = "\n".join(lines[len(events):])
     assert json.loads(pretty).keys() == summary.keys() and "\n    \"lost\": 0" in pretty, out
+
+
+def test_percentiles_fall_in_the_bucket_of_their_sample(tcplab):
+    """p50/p90/p99 are interpolated within the log2 bucket that holds the sample of that rank,
+    [2^k, 2^(k+1) - 1] us as the buckets are labelled: one fast connect and one slow one (its
+    first SYN dropped) have their p50 in the fast one's bucket. Interpolating up to 2^(k+1)
+    put it at the next bucket's first value, a bucket without a sample (64 -> 127 holding
+    the fast connect: p50 128 us)."""
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5011))
+    tr = Tracer("connlat", "--netns", lab.a)
+    assert client(lab, 5011, "bulk", 10).wait(timeout=20) == 0
+    nft(lab.a, "syn", "tcp dport 5011 tcp flags syn numgen inc mod 2 == 0 drop")
+    assert client(lab, 5011, "bulk", 10).wait(timeout=20) == 0
+    events, summary = tr.stop()
+    lat = sorted(int(round(e["latency_ms"] * 1000)) for e in events)
+    assert len(lat) == 2 and lat[1] >= 1000000, lat
+    h = summary["connlat"]
+    for pct in (50, 90, 99):
+        rank = -(-pct * len(lat) // 100)            # nearest rank, 1-based
+        k = max(lat[rank - 1].bit_length() - 1, 0)  # its log2 bucket
+        lo, hi = (1 << k if k else 0), (2 << k) - 1
+        assert lo <= h[f"p{pct}_us"] <= hi, (pct, lat, h)
