@@ -442,7 +442,7 @@ static const struct pl_opt tcp_opts[] = {
 	{ .name = "by", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, by), .arg = "raddr|rport",
 	  .only = "rtt", .help = "rtt: one histogram per remote address or port" },
 	{ .name = "min-ms", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, min_ms), .arg = "MS",
-	  .only = "connlat", .help = "connlat: only connections slower than MS (0..3600000)" },
+	  .only = "connlat", .help = "connlat: print connections of MS or more (0..3600000)" },
 	{ NULL },
 };
 
