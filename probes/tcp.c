@@ -200,6 +200,27 @@ uint64_t pl_tcp_lost(const struct pl_tcp *t)
 	return sum;
 }
 
+struct conns_walk {
+	pl_tcp_conn_fn fn;
+	void *ctx;
+};
+
+static int walk_conn(const void *key, const void *val, int ncpu, void *ctx)
+{
+	const struct conns_walk *w = ctx;
+
+	(void)ncpu;
+	return w->fn(w->ctx, key, val);
+}
+
+int pl_tcp_conns(const struct pl_tcp *t, pl_tcp_conn_fn fn, void *ctx)
+{
+	struct conns_walk w = { fn, ctx };
+
+	return pl_map_walk(bpf_map__fd(t->skel->maps.conn_retrans), sizeof(struct pl_tcp_tuple),
+			   sizeof(struct pl_tcp_conn), false, walk_conn, &w);
+}
+
 static void hist_sum(struct pl_tcp_hist *out, const struct pl_tcp_hist *v, int ncpu)
 {
 	memset(out, 0, sizeof(*out));
