@@ -620,3 +620,47 @@ def test_summary_counts_the_retransmits_whose_lines_were_lost(tcplab):
     assert sum(c["retransmits"] for c in conns) == len(events) + summary["lost"]
     assert sum(c["segs"] for c in conns) == after - before, \
         (after - before, len(events), summary["lost"])
+
+
+CONNECT_FAILS = r"""
+import socket, sys
+c = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+c.settimeout(2.5)
+try:
+    c.connect((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    pass
+print(c.getsockname()[1])
+"""
+
+
+@pytest.mark.parametrize("dst", ["198.18.0.2", pytest.param("2001:db8:77::2",
+                                                            marks=pytest.mark.variant)])
+def test_retransmit_dropped_by_the_device_queue_names_its_error(tcplab, dst):
+    """A retransmit a qdisc drops (here a pfifo of no room on the sender's interface) is
+    counted by the kernel and fails with the queue's NET_XMIT_DROP, which TCP passes up as
+    a positive number: it is shown as ENOBUFS ("No buffer space available"), as the kernel's
+    net_xmit_errno() names it, where -j said "?" and the line "Unknown error -1"."""
+    lab, _ = tcplab
+    if ":" in dst:
+        for ns, dev, a in ((lab.a, "va", "2001:db8:77::1"), (lab.b, "vb", dst)):
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=0")
+            sh("ip", "-n", ns, "addr", "add", a + "/64", "dev", dev, "nodad")
+    mac = json.loads(sh("ip", "-j", "-n", lab.b, "link", "show", "vb").stdout)[0]["address"]
+    # no neighbour discovery (the queue drops it too): the SYNs reach the queue and no further
+    sh("ip", "-n", lab.a, "neigh", "replace", dst, "lladdr", mac, "dev", "va", "nud", "permanent")
+    sh("tc", "-n", lab.a, "qdisc", "replace", "dev", "va", "root", "pfifo", "limit", "0")
+    tr = Tracer("retrans", "--netns", lab.a)
+    text = start_probes([PKTLENS, "tcp", "retrans", "--netns", lab.a], "pl_tcp_")
+    before = retrans_segs(lab.a)
+    port = int(sh("ip", "netns", "exec", lab.a, PYTHON, "-c", CONNECT_FAILS, dst, "5014").stdout)
+    after = retrans_segs(lab.a)
+    events, _ = tr.stop()
+    text.send_signal(signal.SIGINT)
+    out, err = text.communicate(timeout=30)
+    assert text.returncode == 0, err
+    assert after - before >= 1 and sum(e["segs"] for e in events) == after - before, events
+    assert {(e["lport"], e["kind"], e["error"]) for e in events} == {(port, "syn", "ENOBUFS")}
+    lines = [line for line in out.splitlines() if f":{port} " in line and " syn " in line]
+    assert len(lines) >= len(events) and \
+        all(line.endswith("(not sent: No buffer space available)") for line in lines), out
