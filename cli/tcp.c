@@ -207,10 +207,56 @@ static int conn_cmp(const void *a, const void *b)
 	return x->segs != y->segs ? (x->segs < y->segs ? 1 : -1) : 0;
 }
 
-static void retrans_summary(struct run *r, uint64_t lost)
+static int tuple_cmp(const void *a, const void *b)
 {
-	char l[64], rm[64], ns[300];
+	return memcmp(&((const struct conn *)a)->t, &((const struct conn *)b)->t,
+		      sizeof(struct pl_tcp_tuple));
+}
 
+/* the summary's rows before the probe's counts are merged in, sorted by tuple */
+struct merge {
+	struct run *r;
+	size_t sorted;
+};
+
+/*
+ * A connection as the probe counted it: every retransmit, also those whose
+ * events the ring had no room for (a reader that fell behind). Its rows'
+ * counts are the larger of the two: the events keep a connection the map
+ * evicted (an LRU), or one whose first count the map missed.
+ */
+static int merge_conn(void *ctx, const struct pl_tcp_tuple *t, const struct pl_tcp_conn *c)
+{
+	struct merge *m = ctx;
+	struct run *r = m->r;
+	struct conn key = { .t = *t }, *have;
+
+	if (!c->segs)
+		return 0;
+	have = pl_bsearch(&key, r->conns, m->sorted, sizeof(*r->conns), tuple_cmp);
+	if (!have) {
+		have = pl_grown(r->conns, &r->cap, r->nconns, sizeof(*have), 64);
+		if (!have)
+			return -ENOMEM;
+		r->conns = have;
+		have = &r->conns[r->nconns++];
+		*have = key;
+	}
+	have->events = c->retrans > have->events ? c->retrans : have->events;
+	have->segs = c->segs > have->segs ? c->segs : have->segs;
+	return 0;
+}
+
+static int retrans_summary(struct run *r, const struct pl_tcp *t, uint64_t lost)
+{
+	struct merge m = { .r = r, .sorted = r->nconns };
+	char l[64], rm[64], ns[300];
+	int err;
+
+	pl_qsort(r->conns, r->nconns, sizeof(*r->conns), tuple_cmp);
+	err = pl_tcp_conns(t, merge_conn, &m);
+	if (err)	/* the events' counts alone, and exit 1 */
+		pl_err("tcp retrans: cannot read the connections' counts: %s", strerror(-err));
 	pl_qsort(r->conns, r->nconns, sizeof(*r->conns), conn_cmp);
 	if (pl_g.json) {
 		jw_obj_open(&r->w);
@@ -227,7 +273,7 @@ static void retrans_summary(struct run *r, uint64_t lost)
 		jw_u64_field(&r->w, "lost", lost);
 		jw_obj_close(&r->w);
 		jw_end(&r->w);
-		return;
+		return err ? PL_EXIT_FAIL : PL_EXIT_OK;
 	}
 	printf("\n%-12s %-30s    %-30s %11s %8s\n", "NETNS", "LOCAL", "REMOTE", "RETRANSMITS",
 	       "SEGS");
@@ -239,6 +285,7 @@ static void retrans_summary(struct run *r, uint64_t lost)
 		       (unsigned long long)r->conns[i].events, (unsigned long long)r->conns[i].segs);
 	if (lost)
 		printf("%llu events lost (ring full)\n", (unsigned long long)lost);
+	return err ? PL_EXIT_FAIL : PL_EXIT_OK;
 }
 
 static int rtt_report(const struct pl_tcp *t, __u32 by, bool hist)
@@ -388,6 +435,8 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 		}
 	}
 	pl_tcp_poll(t, 0);	/* what is left */
+	/* the events are JSON lines; the summary is pretty-printed under -p, as rtt's and drops' */
+	jw_init(&r.w, stdout, pl_g.pretty);
 	if (life) {
 		if (pl_g.json) {
 			jw_obj_open(&r.w);
@@ -399,7 +448,7 @@ static int tcp_run(const struct tcp_cfg *c, const char *verb)
 			printf("\n%llu connections ended\n", (unsigned long long)r.events);
 		}
 	} else if (progs == PL_TCP_P_RETRANS) {
-		retrans_summary(&r, pl_tcp_lost(t));
+		ret = retrans_summary(&r, t, pl_tcp_lost(t)) ?: ret;
 	} else if (progs == PL_TCP_P_RTT) {
 		ret = rtt_report(t, cfg.rtt_by, hist) ?: ret;
 	} else {
@@ -440,7 +489,7 @@ static const struct pl_opt tcp_opts[] = {
 	{ .name = "by", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, by), .arg = "raddr|rport",
 	  .only = "rtt", .help = "rtt: one histogram per remote address or port" },
 	{ .name = "min-ms", .type = PL_OPT_STRING, PL_FIELD(struct tcp_cfg, min_ms), .arg = "MS",
-	  .only = "connlat", .help = "connlat: only connections slower than MS (0..3600000)" },
+	  .only = "connlat", .help = "connlat: print connections of MS or more (0..3600000)" },
 	{ NULL },
 };
 

@@ -26,6 +26,7 @@
 #define EAGAIN_ 11
 #define ENOMEM_ 12
 #define EBUSY_ 16
+#define ENOBUFS_ 105
 #define EHOSTUNREACH_ 113
 
 struct {
@@ -264,7 +265,13 @@ int BPF_PROG(pl_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb
 	 * window, no route); a transmit that fails after (a firewall drop, no
 	 * buffers) is counted, and reported here with its error. rtx_segs()
 	 * goes by the socket's own count where it can.
+	 *
+	 * A positive err is no errno but the device queue's NET_XMIT_DROP (a
+	 * qdisc or tc egress drop, a full veth peer), which tcp_transmit_skb()
+	 * passes up raw: -ENOBUFS, as the kernel's net_xmit_errno() names it.
 	 */
+	if (err > 0)
+		err = -ENOBUFS_;
 	return retrans(sk, skb, PL_TCP_RTX_DATA, err,
 		       err != -EBUSY_ && err != -ENOMEM_ && err != -EAGAIN_ && err != -EHOSTUNREACH_);
 }

@@ -200,6 +200,27 @@ uint64_t pl_tcp_lost(const struct pl_tcp *t)
 	return sum;
 }
 
+struct conns_walk {
+	pl_tcp_conn_fn fn;
+	void *ctx;
+};
+
+static int walk_conn(const void *key, const void *val, int ncpu, void *ctx)
+{
+	const struct conns_walk *w = ctx;
+
+	(void)ncpu;
+	return w->fn(w->ctx, key, val);
+}
+
+int pl_tcp_conns(const struct pl_tcp *t, pl_tcp_conn_fn fn, void *ctx)
+{
+	struct conns_walk w = { fn, ctx };
+
+	return pl_map_walk(bpf_map__fd(t->skel->maps.conn_retrans), sizeof(struct pl_tcp_tuple),
+			   sizeof(struct pl_tcp_conn), false, walk_conn, &w);
+}
+
 static void hist_sum(struct pl_tcp_hist *out, const struct pl_tcp_hist *v, int ncpu)
 {
 	memset(out, 0, sizeof(*out));
@@ -452,7 +473,11 @@ double pl_hist_percentile(const struct pl_tcp_hist *h, double pct)
 		return 0;
 	want = total * pct / 100.0;
 	for (int i = 0; i < PL_TCP_HIST_SLOTS; i++) {
-		double lo = i ? (double)(1ULL << i) : 0, hi = (double)(2ULL << i);
+		/*
+		 * whole microseconds: slot i holds lo..hi, as its label says; up to
+		 * 2^(i+1) would reach the next slot, which may hold no sample at all
+		 */
+		double lo = i ? (double)(1ULL << i) : 0, hi = (double)((2ULL << i) - 1);
 
 		if (seen + h->slot[i] >= want && h->slot[i]) {
 			double v = lo + (hi - lo) * (want - seen) / h->slot[i];

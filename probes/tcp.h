@@ -29,6 +29,13 @@ int pl_tcp_open(unsigned progs, const struct pl_tcp_cfg *cfg, pl_tcp_event_fn fn
 int pl_tcp_poll(struct pl_tcp *t, int timeout_ms);
 /* Records the ring had no room for. */
 uint64_t pl_tcp_lost(const struct pl_tcp *t);
+/*
+ * Each connection's retransmits as the retransmit probe counted them
+ * (conn_retrans: every counted one, also those the ring had no room for; an
+ * LRU of 65,536 connections). Non-zero from fn stops the walk and is returned.
+ */
+typedef int (*pl_tcp_conn_fn)(void *ctx, const struct pl_tcp_tuple *t, const struct pl_tcp_conn *c);
+int pl_tcp_conns(const struct pl_tcp *t, pl_tcp_conn_fn fn, void *ctx);
 /* RTT histograms summed over CPUs, by key. Caller frees *keys and *hists. */
 int pl_tcp_rtt(const struct pl_tcp *t, struct pl_tcp_hist_key **keys, struct pl_tcp_hist **hists,
 	       size_t *n);

@@ -524,3 +524,143 @@ def test_life_reports_lifetime_and_bytes(tcplab):
     # bytes_acked counts acknowledged sequence space: the SYN and the FIN take one each
     assert 100000 <= mine[0]["tx_bytes"] <= 100002 and mine[0]["rx_bytes"] <= 2, mine
     assert 0 < mine[0]["lifetime_ms"] < 20000 and summary["connections"] == len(events)
+
+
+@pytest.mark.parametrize("verb", ["connlat", pytest.param("life", marks=pytest.mark.variant),
+                                  pytest.param("retrans", marks=pytest.mark.variant)])
+def test_pretty_summary_after_event_lines(tcplab, verb):
+    """-p pretty-prints the summary at the end, as it does rtt's (and drops' and sample's);
+    the events before it stay one JSON object per line. connlat, life and retrans printed
+    their summary on one line whatever -p said."""
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5010))
+    p = start_probes([PKTLENS, "-p", "tcp", verb, "--netns", lab.a], "pl_tcp_")
+    plain = Tracer(verb, "--netns", lab.a)
+    if verb == "retrans":     # one SYN retransmit: the first SYN is dropped
+        nft(lab.a, "syn", "tcp dport 5010 tcp flags syn numgen inc mod 2 == 0 drop")
+    assert client(lab, 5010, "bulk", 10).wait(timeout=20) == 0
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    events, summary = plain.stop()
+    assert events, "no events to print before the summary"
+    lines = out.splitlines()
+    got = [json.loads(line) for line in lines[:len(events)]]
+    assert [sorted(e) for e in got] == [sorted(e) for e in events]
+    pretty = "\n".join(lines[len(events):])
+    assert json.loads(pretty).keys() == summary.keys() and "\n    \"lost\": 0" in pretty, out
+
+
+def test_percentiles_fall_in_the_bucket_of_their_sample(tcplab):
+    """p50/p90/p99 are interpolated within the log2 bucket that holds the sample of that rank,
+    [2^k, 2^(k+1) - 1] us as the buckets are labelled: one fast connect and one slow one (its
+    first SYN dropped) have their p50 in the fast one's bucket. Interpolating up to 2^(k+1)
+    put it at the next bucket's first value, a bucket without a sample (64 -> 127 holding
+    the fast connect: p50 128 us)."""
+    lab, procs = tcplab
+    procs.append(start_server(lab, 5011))
+    tr = Tracer("connlat", "--netns", lab.a)
+    assert client(lab, 5011, "bulk", 10).wait(timeout=20) == 0
+    nft(lab.a, "syn", "tcp dport 5011 tcp flags syn numgen inc mod 2 == 0 drop")
+    assert client(lab, 5011, "bulk", 10).wait(timeout=20) == 0
+    events, summary = tr.stop()
+    lat = sorted(int(round(e["latency_ms"] * 1000)) for e in events)
+    assert len(lat) == 2 and lat[1] >= 1000000, lat
+    h = summary["connlat"]
+    for pct in (50, 90, 99):
+        rank = -(-pct * len(lat) // 100)            # nearest rank, 1-based
+        k = max(lat[rank - 1].bit_length() - 1, 0)  # its log2 bucket
+        lo, hi = (1 << k if k else 0), (2 << k) - 1
+        assert lo <= h[f"p{pct}_us"] <= hi, (pct, lat, h)
+
+
+SYN_FLOOD = r"""
+import resource, socket, sys, time
+n = int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < n + 100:     # the soft limit up to what is needed, as far as the hard one allows
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 100, hard), hard))
+socks = []
+for _ in range(n):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("198.18.0.2", int(sys.argv[1])))
+    except BlockingIOError:
+        pass
+    socks.append(c)
+time.sleep(float(sys.argv[3]))
+for c in socks:
+    c.close()
+"""
+
+
+def test_summary_counts_the_retransmits_whose_lines_were_lost(tcplab):
+    """A reader that falls behind loses retransmit lines (the ring is full: "lost"), not
+    their counts: the per-connection summary at the end is the probe's own count of every
+    retransmit, equal to the namespace's RetransSegs. 5,000 connects whose SYNs get no
+    answer retransmit 10,000+ SYNs while the tracer is stopped; the summary had held only
+    the ~9,400 the ring kept."""
+    lab, _ = tcplab
+    nft(lab.b, "syn", "tcp dport 5012 drop", hook="input")
+    tr = Tracer("retrans", "--netns", lab.a)
+    tr.p.send_signal(signal.SIGSTOP)
+    try:
+        before = retrans_segs(lab.a)
+        sh("ip", "netns", "exec", lab.a, PYTHON, "-c", SYN_FLOOD, "5012", "5000", "3.5",
+           timeout=60)
+        after = retrans_segs(lab.a)
+    finally:
+        tr.p.send_signal(signal.SIGCONT)
+    events, summary = tr.stop()
+    conns = summary["connections"]
+    assert summary["lost"] > 0 and len(conns) == 5000 and all(c["rport"] == 5012 for c in conns)
+    # every retransmit line, printed or lost, and every segment the kernel counted
+    assert sum(c["retransmits"] for c in conns) == len(events) + summary["lost"]
+    assert sum(c["segs"] for c in conns) == after - before, \
+        (after - before, len(events), summary["lost"])
+
+
+CONNECT_FAILS = r"""
+import socket, sys
+c = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+c.settimeout(2.5)
+try:
+    c.connect((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    pass
+print(c.getsockname()[1])
+"""
+
+
+@pytest.mark.parametrize("dst", ["198.18.0.2", pytest.param("2001:db8:77::2",
+                                                            marks=pytest.mark.variant)])
+def test_retransmit_dropped_by_the_device_queue_names_its_error(tcplab, dst):
+    """A retransmit a qdisc drops (here a pfifo of no room on the sender's interface) is
+    counted by the kernel and fails with the queue's NET_XMIT_DROP, which TCP passes up as
+    a positive number: it is shown as ENOBUFS ("No buffer space available"), as the kernel's
+    net_xmit_errno() names it, where -j said "?" and the line "Unknown error -1"."""
+    lab, _ = tcplab
+    if ":" in dst:
+        for ns, dev, a in ((lab.a, "va", "2001:db8:77::1"), (lab.b, "vb", dst)):
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=0")
+            sh("ip", "-n", ns, "addr", "add", a + "/64", "dev", dev, "nodad")
+    mac = json.loads(sh("ip", "-j", "-n", lab.b, "link", "show", "vb").stdout)[0]["address"]
+    # no neighbour discovery (the queue drops it too): the SYNs reach the queue and no further
+    sh("ip", "-n", lab.a, "neigh", "replace", dst, "lladdr", mac, "dev", "va", "nud", "permanent")
+    sh("tc", "-n", lab.a, "qdisc", "replace", "dev", "va", "root", "pfifo", "limit", "0")
+    tr = Tracer("retrans", "--netns", lab.a)
+    text = start_probes([PKTLENS, "tcp", "retrans", "--netns", lab.a], "pl_tcp_")
+    before = retrans_segs(lab.a)
+    port = int(sh("ip", "netns", "exec", lab.a, PYTHON, "-c", CONNECT_FAILS, dst, "5014").stdout)
+    after = retrans_segs(lab.a)
+    events, _ = tr.stop()
+    text.send_signal(signal.SIGINT)
+    out, err = text.communicate(timeout=30)
+    assert text.returncode == 0, err
+    assert after - before >= 1 and sum(e["segs"] for e in events) == after - before, events
+    assert {(e["lport"], e["kind"], e["error"]) for e in events} == {(port, "syn", "ENOBUFS")}
+    lines = [line for line in out.splitlines() if f":{port} " in line and " syn " in line]
+    assert len(lines) >= len(events) and \
+        all(line.endswith("(not sent: No buffer space available)") for line in lines), out

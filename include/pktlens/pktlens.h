@@ -779,7 +779,8 @@ struct pl_tcp_event {
 	__u64 tx_bytes;		/* close: bytes the peer acknowledged (tcp_sock.bytes_acked) */
 	__u64 rx_bytes;		/* close: bytes received (tcp_sock.bytes_received) */
 	__s32 err;		/* retransmit: 0, or -errno of a transmit that failed locally
-				 * (e.g. -EPERM: a firewall dropped it); counted by the kernel too */
+				 * (e.g. -EPERM: a firewall dropped it; -ENOBUFS: a qdisc, tc or a
+				 * full device queue, its NET_XMIT_DROP); counted by the kernel too */
 	__u32 pad;
 };
 
