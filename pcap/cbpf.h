@@ -88,8 +88,10 @@ struct pl_filter_opts {
  * index < 16, no constant division by 0 or shift by >= 32, jumps inside the
  * program (backward ones, as libpcap emits for protochain, are unrolled up to
  * PL_CBPF_MAX_LOOPS times), last instruction a return. -EOPNOTSUPP for
- * ancillary loads (negative offsets: SKF_AD_OFF, SKF_NET_OFF, SKF_LL_OFF),
- * which only the kernel's socket filters implement; -EINVAL otherwise.
+ * ancillary loads (constant negative offsets: SKF_AD_OFF, SKF_NET_OFF,
+ * SKF_LL_OFF), which only the kernel's socket filters implement; -EINVAL
+ * otherwise. X-indexed loads take any k: bpf_filter() adds X + k without
+ * wrapping, so a k of 2^31 and more reads past the packet (no match).
  */
 int pl_cbpf_validate(const struct sock_filter *prog, size_t len, char *err, size_t errlen);
 

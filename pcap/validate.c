@@ -145,7 +145,15 @@ int pl_cbpf_validate(const struct sock_filter *prog, size_t len, char *err, size
 		if (why)
 			return pl_why(err, errlen, -EINVAL, "cBPF insn %zu (code 0x%02x k 0x%x): %s",
 				      i, f->code, f->k, why);
-		if (xl_is_load(f->code) && (int32_t)f->k < 0)
+		/*
+		 * A constant offset of 2^31 and more is ancillary or header-relative
+		 * data to the kernel's socket filters: refused. An X-indexed load's
+		 * k of 2^31 and more is not: libpcap emits them (`mpls and geneve
+		 * and ip` reads [x + -2]), and its bpf_filter() adds X + k without
+		 * wrapping, so the load is past any packet and returns 0, as the
+		 * translation's 64-bit X + k does.
+		 */
+		if (xl_is_load(f->code) && BPF_MODE(f->code) != BPF_IND && (int32_t)f->k < 0)
 			return pl_why(err, errlen, -EOPNOTSUPP, "cBPF insn %zu: load from %s (0x%x): "
 				      "ancillary data loads are not supported in-kernel",
 				      i, ancillary_name(f->k), f->k);

@@ -280,6 +280,11 @@ def synthetic_frames():
               / UDP(sport=1, dport=2))
     pk.append(Ether(src=A, dst=B, type=0x8847) / MPLS(label=17, s=0) / MPLS(label=16, s=1)
               / IP(src=ip_a, dst=ip_b) / TCP())
+    # IPv4 in Geneve over MPLS: `mpls and geneve and ip` reads the label at [x + -2] (see
+    # NEGATIVE_K_EXPRESSIONS); a wrapping X + k would read it and match
+    pk.append(Ether(src=A, dst=B, type=0x8847) / MPLS(label=16, s=1) / IP(src=ip_a, dst=ip_b)
+              / UDP(sport=4000, dport=6081) / Raw(struct.pack(">BBHI", 0, 0, 0x6558, 5 << 8))
+              / Ether(src=A, dst=B) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=53))
     pk.append(Ether(src=A, dst=BC) / PPPoED(code=0x09, sessionid=0))
     pk.append(e / PPPoE(sessionid=1) / Raw(b"\x00\x21") / IP(src=ip_a, dst=ip_b) / TCP(sport=1, dport=80))
     pk.append(e / PPPoE(sessionid=2) / Raw(b"\x00\x57") / IPv6(src=v6a, dst=v6b) / UDP())
@@ -362,8 +367,14 @@ def run_oracle(oracle, cap, exprs):
         cap.verdicts[expr] = {int(x) for x in line.split()[1:]}
 
 
+# libpcap emits X-indexed loads with k of 2^31 and more for some expressions tcpdump takes: after
+# `mpls and geneve`, `ip` reads the MPLS bottom-of-stack bit at [x + -2]. Its bpf_filter() adds
+# X + k without wrapping: the load is past the packet, which then does not match.
+NEGATIVE_K_EXPRESSIONS = ["not (mpls and geneve and ip)", "mpls and geneve and udp",
+                          "mpls 16 or geneve and ip", "tcp[-20] = 0"]
+
 ALL_EXPRESSIONS = list(dict.fromkeys(EXPRESSIONS + TC_EXPRESSIONS + VLAN_META_EXPRESSIONS +
-                                     KERNEL_EXPRESSIONS))
+                                     KERNEL_EXPRESSIONS + NEGATIVE_K_EXPRESSIONS))
 
 
 @pytest.fixture(scope="session")
@@ -445,6 +456,20 @@ def test_tc_vlan_in_metadata_matches_libpcap(captures, expr):
     assert captures[0].verdicts[expr], f"{expr!r}: the synthetic frames should match it"
     for cap in captures:
         compare(cap, expr, tc=True, vlan_meta=True)
+
+
+@pytest.mark.parametrize("mode", ["xdp", pytest.param("tc", marks=pytest.mark.variant),
+                                  pytest.param("vlan-meta", marks=pytest.mark.variant)])
+@pytest.mark.parametrize("expr", NEGATIVE_K_EXPRESSIONS[:1] +
+                         [pytest.param(e, marks=pytest.mark.variant) for e in NEGATIVE_K_EXPRESSIONS[1:]],
+                         ids=short_id)
+def test_indexed_loads_past_2_31_match_libpcap(captures, expr, mode):
+    """Loads at X + k with k >= 2^31, which libpcap itself emits, are no ancillary loads: the
+    expression is taken, as tcpdump takes it, and such a load fails as in bpf_filter()."""
+    doc = json.loads(pktlens("-j", "filter", "compile", "--", expr, check_rc=0).stdout)
+    assert any(c["code"] & 0xe7 == 0x40 and c["k"] >= 1 << 31 for c in doc["cbpf"])   # ld [x + k]
+    for cap in captures:
+        compare(cap, expr, tc=mode != "xdp", vlan_meta=mode == "vlan-meta")
 
 
 def test_vlan_meta_moves_tags(captures):

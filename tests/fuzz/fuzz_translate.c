@@ -54,8 +54,11 @@ static const uint16_t opcodes[] = {
 
 #define NOPS (sizeof(opcodes) / sizeof(opcodes[0]))
 
-/* a load offset: mostly near the headers, sometimes anywhere (non-negative) */
-static uint32_t load_offset(uint8_t sel, uint32_t k)
+/*
+ * a load offset: mostly near the headers, sometimes anywhere (non-negative;
+ * X-indexed loads: any k, as libpcap emits [x + -2])
+ */
+static uint32_t load_offset(uint8_t sel, uint32_t k, bool ind)
 {
 	switch (sel & 3) {
 	case 0:
@@ -65,7 +68,7 @@ static uint32_t load_offset(uint8_t sel, uint32_t k)
 	case 2:
 		return k % 0x10010;
 	}
-	return k & 0x7fffffff;
+	return ind ? k : k & 0x7fffffff;
 }
 
 /* instruction @i of @n from 8 input bytes */
@@ -86,7 +89,7 @@ static struct sock_filter make_insn(const uint8_t *b, size_t i, size_t n)
 		if (BPF_MODE(f.code) == BPF_MEM)
 			f.k = k % 16;
 		else if (BPF_MODE(f.code) != BPF_IMM)
-			f.k = load_offset(b[3], k);
+			f.k = load_offset(b[3], k, BPF_MODE(f.code) == BPF_IND);
 		break;
 	case BPF_ST:
 	case BPF_STX:
