@@ -13,9 +13,6 @@
 /* Enough linear data for Ethernet, two tags, IPv4 with options or IPv6, TCP. */
 #define PL_SKB_PULL 128
 
-/* The most pl_parse_tags() reads of a frame with IPv6 extension headers: pl_skb_ext6_need() */
-#define PL_SKB_PULL_EXT6 (14 + 8 + 40 + PL_IPV6_EXT_MAX * 2048 + 20)
-
 /*
  * The bytes of @skb pl_skb_parse() sees: its linear part, after the pull (an
  * IPv6 frame with extension headers may get more, see pl_skb_parse())
@@ -29,18 +26,13 @@ static __always_inline __u32 pl_skb_avail(struct __sk_buff *skb)
 	return linear;
 }
 
-static __always_inline int pl_ipv6_ext(__u8 nh)
-{
-	return nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_DSTOPTS_ ||
-	       nh == IPPROTO_AH_ || nh == IPPROTO_FRAGMENT_;
-}
-
 /*
  * The bytes pl_parse_tags() reads of @skb (first bytes in [@data, @data_end))
  * when it is IPv6 with extension headers after the Ethernet header and up to
  * @tags VLAN tags: to its transport header's 20th byte, the extension headers
  * walked as pl_parse_ipv6() walks them, their lengths read with
- * bpf_skb_load_bytes() (at most PL_SKB_PULL_EXT6). 0 for any other frame.
+ * bpf_skb_load_bytes() (at most 14 + 8 + 40 + 6 x 2048 + 20 bytes). 0 for any
+ * other frame.
  */
 static __always_inline __u32 pl_skb_ext6_need(struct __sk_buff *skb, const __u8 *data,
 					      const void *data_end, int tags)
