@@ -62,8 +62,7 @@ static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32
 		l4off = 34;
 	} else if (eth == ETH_P_IPV6_) {
 		proto = e[20];
-		if ((e[14] >> 4) != 6 || proto == IPPROTO_HOPOPTS_ || proto == IPPROTO_ROUTING_ ||
-		    proto == IPPROTO_FRAGMENT_ || proto == IPPROTO_AH_ || proto == IPPROTO_DSTOPTS_)
+		if ((e[14] >> 4) != 6 || pl_ipv6_ext(proto))
 			return PL_EARLY_NONE;
 		l3 = PL_L3_IPV6;
 		l4off = 54;

@@ -269,6 +269,13 @@ static __always_inline __u32 pl_opaque16(__u32 v)
 	return v;
 }
 
+/* Is @nh an IPv6 extension header pl_parse_ipv6() walks? */
+static __always_inline int pl_ipv6_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_DSTOPTS_ ||
+	       nh == IPPROTO_AH_ || nh == IPPROTO_FRAGMENT_;
+}
+
 static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data_end)
 {
 	__u8 *h = ip + 40;
@@ -326,9 +333,7 @@ static __always_inline void pl_parse_ipv6(struct pl_pkt *p, __u8 *ip, void *data
 	p->key.l4proto = nh;
 	p->l4 = pl_l4_class(nh);
 	/* a chain longer than we walk (six headers followed by L4 are walked) */
-	if (i == PL_IPV6_EXT_MAX && (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ ||
-				     nh == IPPROTO_DSTOPTS_ || nh == IPPROTO_AH_ ||
-				     nh == IPPROTO_FRAGMENT_))
+	if (i == PL_IPV6_EXT_MAX && pl_ipv6_ext(nh))
 		return;
 	{
 		__u32 off = pl_opaque16((__u32)(h - ip)) & 0x3fff, plen = pl_get16(ip + 4);

@@ -315,6 +315,55 @@ def test_three_tags_parse_alike_on_xdp_and_tc(lab):
                          [(h, 10, 0x0800, "udp", len(double)) for h in ("tc", "xdp")]), got
 
 
+@pytest.mark.parametrize("direction", ["in", pytest.param("out", marks=pytest.mark.variant)])
+def test_long_ipv6_extension_headers_of_a_nonlinear_frame(lab, direction):
+    """A packet socket's frame of more than a page holds only its Ethernet header in the skb's
+    linear part. tc must still read past IPv6 extension headers longer than its usual header
+    pull (128 bytes) to the ports: the frame is whole, not truncated, as tcpdump reads it (and
+    XDP, which gets it linear)."""
+    from scapy.all import (Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
+                           IPv6ExtHdrRouting, PadN, Raw, UDP, rdpcap)
+    a, b = lab.mac(lab.a, "va"), lab.mac(lab.b, "vb")
+    src, dst = (a, b) if direction == "in" else (b, a)
+    v6 = IPv6(src="2001:db8::1", dst="2001:db8::2")
+    pad = lambda n: [PadN(optdata=b"\0" * n)]  # noqa: E731
+    frames = [Ether(src=src, dst=dst) / v6 / IPv6ExtHdrHopByHop(options=pad(100)) /
+              UDP(sport=7001, dport=8001) / Raw(b"x" * 5000),
+              Ether(src=src, dst=dst) / v6 / IPv6ExtHdrHopByHop(options=pad(60)) /
+              IPv6ExtHdrRouting(addresses=["2001:db8::3"] * 8) / IPv6ExtHdrDestOpt(options=pad(200)) /
+              UDP(sport=7002, dport=8002) / Raw(b"y" * 6000),
+              Ether(src=src, dst=dst) / v6 / IPv6ExtHdrHopByHop(options=pad(200) + pad(100)) /
+              IPv6ExtHdrFragment(id=5, offset=0, m=1) / UDP(sport=7004, dport=8004) / Raw(b"w" * 4500),
+              Ether(src=src, dst=dst) / v6 / IPv6ExtHdrHopByHop(options=pad(100)) /
+              UDP(sport=7003, dport=8003) / Raw(b"z" * 100)]      # linear: one page
+    # tc alone: generic XDP would make the skb linear before tc sees it
+    pktlens("attach", "vb", "--xdp", "none", "--tc", direction, ns=lab.b)
+    cap = os.path.join(lab.tmp, "ext6.pcap")
+    dump = subprocess.Popen(["ip", "netns", "exec", lab.b, "tcpdump", "-i", "vb", "-Q", direction,
+                             "-U", "-n", "--immediate-mode", "-s", "0", "-w", cap],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in dump.stderr.readline()
+        ns, dev = (None, "va") if direction == "in" else (lab.b, "vb")
+        assert lab.send(frames, ns=ns, dev=dev) == len(frames)
+        doc = lab.wait_packets(len(frames), hook=("tc", direction))
+    finally:
+        time.sleep(0.3)
+        dump.send_signal(2)
+        dump.wait(timeout=10)
+    # the oracle: tcpdump's copy of each frame, whole, with its ports (the lab sends nothing else)
+    seen = rdpcap(cap)
+    assert [(len(p), p[UDP].sport, p[UDP].dport) for p in seen] == \
+        [(len(f), f[UDP].sport, f[UDP].dport) for f in frames]
+    want = sorted((len(f), f[UDP].sport, f[UDP].dport) for f in frames)
+    flows = pktlens_json("flows", "vb", ns=lab.b)["flows"]
+    s = slot(doc, "tc", direction)
+    assert (s["packets"], s["bytes"]) == (len(frames), sum(len(f) for f in frames))
+    assert (s["truncated"], s["parse_errors"], s["l4"]["udp"], s["ip_options"], s["ip_fragments"]) \
+        == (0, 0, len(frames), len(frames), 1), s
+    assert sorted((f["bytes"], f["sport"], f["dport"]) for f in flows) == want
+
+
 VLAN_PUSH = """
 import ctypes, os, socket, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
