@@ -55,8 +55,9 @@ static __always_inline int pl_early(const __u8 *e, __u32 avail, __u32 len, __u32
 	__u8 proto, l3;
 
 	if (eth == ETH_P_IP_) {
-		if (e[14] != 0x45 || (pl_get16(e + 20) & 0x3fff))
-			return PL_EARLY_NONE;	/* options, a fragment: the parse counts them */
+		/* options, a fragment, a total length below 20: the parse counts them */
+		if (e[14] != 0x45 || (pl_get16(e + 20) & 0x3fff) || pl_ipv4_len_bad(pl_get16(e + 16), 20))
+			return PL_EARLY_NONE;
 		proto = e[23];
 		l3 = PL_L3_IPV4;
 		l4off = 34;

@@ -38,9 +38,11 @@ enum pl_perr {
 	PL_PERR_MALFORMED,	/* no usable IP header: no address matches a rule */
 	PL_PERR_TRUNCATED,
 	/*
-	 * A transport header that cannot be (TCP's data offset below 5 words or
-	 * past the IP length: tcpdump's "bad hdr length"): counted with the
-	 * parse errors, while its addresses and ports are read and matched.
+	 * A header that cannot be, past the addresses: TCP's data offset below
+	 * 5 words or past the IP length (tcpdump's "bad hdr length"), an IPv4
+	 * total length below the header's own (tcpdump's "bad-len"; 0 is not:
+	 * a TSO or BIG TCP packet's). Counted with the parse errors, while its
+	 * addresses and ports are read and matched.
 	 */
 	PL_PERR_L4,
 };
@@ -173,6 +175,16 @@ static __always_inline int pl_tcp_doff_bad(__u8 b12, __u32 l4len)
 	return doff < 5 || (l4len && doff * 4 > l4len);
 }
 
+/*
+ * Is an IPv4 total length of @tot impossible for a header of @hlen bytes? 0
+ * is not: a TSO or BIG TCP packet's, as tcpdump guesses. bpf/early.h judges
+ * by it too.
+ */
+static __always_inline int pl_ipv4_len_bad(__u16 tot, __u32 hlen)
+{
+	return tot && tot < hlen;
+}
+
 /* L4 ports / ICMP type+code / TCP flags at @l4 (each bound a constant, for the verifier). */
 static __always_inline void pl_parse_l4(struct pl_pkt *p, void *l4, void *data_end)
 {
@@ -229,6 +241,8 @@ static __always_inline void pl_parse_ipv4(struct pl_pkt *p, __u8 *ip, void *data
 	hlen = (ip[0] & 0xf) * 4;
 	if (hlen > 20)
 		p->opts = 1;
+	if (pl_ipv4_len_bad(pl_get16(ip + 2), hlen))
+		p->err = PL_PERR_L4;
 	/* IPv4-mapped IPv6: ::ffff:a.b.c.d */
 	pl_copy_addr4(p->key.saddr, ip + 12);
 	pl_copy_addr4(p->key.daddr, ip + 16);

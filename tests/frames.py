@@ -84,6 +84,12 @@ def mixed(src="02:00:00:00:00:01", dst="02:00:00:00:00:02"):
         "ipv6", "tcp", ("ipv6", "tcp", A6, B6, 40003, 80, None), flags="S", err="bad-l4")
     add(E() / IPv6(src=A6, dst=B6) / TCP(sport=40004, dport=80, flags="A", dataofs=9) / Raw(b"d" * 15),
         "ipv6", "tcp", ("ipv6", "tcp", A6, B6, 40004, 80, None), flags=".", err="bad-l4")
+    # an IPv4 total length below the header's (tcpdump: "bad-len"): a parse error, the
+    # addresses and ports count; 0 is a TSO/BIG TCP packet's, no error
+    add(E() / IP(src=A4, dst=B4, len=19) / UDP(sport=40006, dport=53) / Raw(b"u" * 8),
+        "ipv4", "udp", ("ipv4", "udp", A4, B4, 40006, 53, None), err="bad-l4")
+    add(E() / IP(src=A4, dst=B4, len=0) / UDP(sport=40007, dport=53) / Raw(b"u" * 8),
+        "ipv4", "udp", ("ipv4", "udp", A4, B4, 40007, 53, None))
     # a data offset that fits: options (12 bytes) and data
     add(E() / IPv6(src=A6, dst=B6) / TCP(sport=40005, dport=80, flags="A", dataofs=8) / Raw(b"d" * 12),
         "ipv6", "tcp", ("ipv6", "tcp", A6, B6, 40005, 80, None), flags=".")
