@@ -213,7 +213,7 @@ static int boolean(struct ctx *x, const yaml_node_t *n, const char *key, bool *o
 	return 0;
 }
 
-/* A value or a list of values: each appended to *out. */
+/* A value or a list of values: each appended to *out (which only str_list() fills). */
 static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char ***out,
 		    size_t *nout)
 {
@@ -234,10 +234,14 @@ static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char *
 		int err;
 
 		single = 0;
-		p = realloc(*out, (*nout + 1) * sizeof(*p));
-		if (!p)
-			return nomem(x);
-		*out = p;
+		p = *out;
+		/* room for twice as many whenever the count reaches a power of two, as add_rule() */
+		if (!(*nout & (*nout - 1))) {
+			p = realloc(*out, (*nout ? 2 * *nout : 1) * sizeof(*p));
+			if (!p)
+				return nomem(x);
+			*out = p;
+		}
 		p[*nout] = NULL;
 		err = str_dup(x, v, key, &p[*nout]);
 		if (err)
