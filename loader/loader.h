@@ -137,11 +137,12 @@ int pl_pin_dir(char *buf, size_t len, uint64_t netns, const char *ifname);
  */
 int pl_pin_open(const char *dir, const char *name);
 /*
- * 0 if map @fd has keys of @ksize (0: any) and values of @vsize bytes (per
- * CPU), -EPROTO if not: a lookup copies the map's own sizes, and a pin of
+ * 0 if map @fd is per-CPU exactly when @percpu says and has keys of @ksize
+ * (0: any) and values of @vsize bytes (per CPU), -EPROTO if not: a lookup
+ * copies the map's own sizes, once per CPU for a per-CPU map, and a pin of
  * another layout would overrun a reader's buffers.
  */
-int pl_map_sized(int fd, size_t ksize, size_t vsize);
+int pl_map_sized(int fd, bool percpu, size_t ksize, size_t vsize);
 struct bpf_link_info;
 /* The same for a pinned link, with its bpf_link_info in *@li; -1 with errno set. */
 int pl_pin_link_open(const char *dir, const char *name, struct bpf_link_info *li);

@@ -419,10 +419,14 @@ int pl_meta_read(int fd, struct pl_meta *m)
 	/*
 	 * Another pktlens's metadata may be larger: never read it into ours.
 	 * Version 6's is a prefix of ours (no managed_by): read, the rest zero;
-	 * 7's is ours (its rule maps are not: loader/policy.c).
+	 * 7's is ours (its rule maps are not: loader/policy.c). Every version's
+	 * is an ARRAY (its row has no SHAPE(), so pl_pin_open() checks nothing):
+	 * a per-CPU map of the same sizes would fill a value per CPU into @m.
 	 */
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY)
+		return -EPROTO;
 	if (info.value_size != sizeof(*m) && info.value_size != PL_META_V9_SIZE &&
 	    info.value_size != PL_META_V8_SIZE && info.value_size != PL_META_V6_SIZE)
 		return -EPROTO;

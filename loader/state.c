@@ -38,14 +38,21 @@ int pl_pin_open(const char *dir, const char *name)
 	return fd;
 }
 
-int pl_map_sized(int fd, size_t ksize, size_t vsize)
+static bool type_percpu(__u32 type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+int pl_map_sized(int fd, bool percpu, size_t ksize, size_t vsize)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
-	return (ksize && info.key_size != ksize) || info.value_size != vsize ? -EPROTO : 0;
+	return type_percpu(info.type) != percpu || (ksize && info.key_size != ksize) ||
+	       info.value_size != vsize ? -EPROTO : 0;
 }
 
 int pl_pin_link_open(const char *dir, const char *name, struct bpf_link_info *li)
@@ -399,7 +406,7 @@ static int batch_walk(int fd, size_t ksize, size_t vsize, bool percpu, bool del,
 	 * the command) cannot see, so they would take every key and value
 	 * read back for uninitialised.
 	 */
-	err = pl_map_sized(fd, ksize, vsize);
+	err = pl_map_sized(fd, percpu, ksize, vsize);
 	if (err)
 		return err;
 	keys = calloc(BATCH, ksize);
@@ -806,7 +813,7 @@ static int read_bases(struct pl_state *st, const char *dir)
 	fd = pl_pin_open(dir, PL_MAP_STATS_BASE);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;	/* never reset */
-	err = pl_map_sized(fd, sizeof(__u32), sizeof(st->base[0]));
+	err = pl_map_sized(fd, false, sizeof(__u32), sizeof(st->base[0]));
 	for (__u32 slot = 0; slot < PL_SLOT_MAX && !err; slot++)
 		if (bpf_map_lookup_elem(fd, &slot, &st->base[slot]))
 			err = -errno;

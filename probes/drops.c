@@ -168,7 +168,7 @@ int pl_drops_pinned_lost(const char *dir, uint64_t out[PL_DROP_LOST_MAX])
 	if (fd < 0)
 		return -errno;
 	/* a pin of another layout is not read into ours, as every other pin (pl_map_sized()) */
-	err = pl_map_sized(fd, sizeof(__u32), sizeof(uint64_t));
+	err = pl_map_sized(fd, true, sizeof(__u32), sizeof(uint64_t));
 	if (!err)
 		lost_read(fd, out);
 	close(fd);

@@ -63,7 +63,7 @@ static int percpu_u64(int fd, __u64 *out)
 	*out = 0;
 	if (ncpu <= 0)
 		return -EINVAL;
-	err = pl_map_sized(fd, sizeof(zero), sizeof(*v));
+	err = pl_map_sized(fd, true, sizeof(zero), sizeof(*v));
 	if (err)
 		return err;
 	v = calloc((size_t)ncpu, sizeof(*v));
@@ -291,7 +291,7 @@ static int percpu_hist(int fd, const void *key, struct pl_tcp_hist *out)
 
 	if (ncpu <= 0)
 		return -EINVAL;
-	err = pl_map_sized(fd, 0, sizeof(*v));
+	err = pl_map_sized(fd, true, 0, sizeof(*v));
 	if (err)
 		return err;
 	v = calloc((size_t)ncpu, sizeof(*v));

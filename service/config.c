@@ -43,6 +43,12 @@
 /* rules (from lists and files) and rules-file bytes read, all told: files are no nodes */
 #define CONFIG_RULES_MAX CONFIG_EXPANDED_MAX
 #define CONFIG_RULE_BYTES_MAX (16 * CONFIG_SIZE_MAX)
+/*
+ * Comparisons of names and namespaces spent finding shadowed entries
+ * (find_shadows()): each entry against every earlier one is quadratic, and a
+ * 4 MiB config of 200,000 entries took hours to load.
+ */
+#define CONFIG_SHADOW_WORK_MAX (1 << 22)
 
 struct ctx {
 	const char *path;
@@ -207,7 +213,7 @@ static int boolean(struct ctx *x, const yaml_node_t *n, const char *key, bool *o
 	return 0;
 }
 
-/* A value or a list of values: each appended to *out. */
+/* A value or a list of values: each appended to *out (which only str_list() fills). */
 static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char ***out,
 		    size_t *nout)
 {
@@ -228,10 +234,14 @@ static int str_list(struct ctx *x, const yaml_node_t *n, const char *key, char *
 		int err;
 
 		single = 0;
-		p = realloc(*out, (*nout + 1) * sizeof(*p));
-		if (!p)
-			return nomem(x);
-		*out = p;
+		p = *out;
+		/* room for twice as many whenever the count reaches a power of two, as add_rule() */
+		if (!(*nout & (*nout - 1))) {
+			p = realloc(*out, (*nout ? 2 * *nout : 1) * sizeof(*p));
+			if (!p)
+				return nomem(x);
+			*out = p;
+		}
 		p[*nout] = NULL;
 		err = str_dup(x, v, key, &p[*nout]);
 		if (err)
@@ -1129,6 +1139,8 @@ static int abs_path(const char *path, char *out, size_t len)
 	return 0;
 }
 
+static void find_shadows(struct pl_config *c);
+
 int pl_config_load(const char *path, struct pl_config **out, char *why, size_t whylen)
 {
 	struct ctx x = { .path = path, .why = why, .whylen = whylen };
@@ -1186,6 +1198,7 @@ int pl_config_load(const char *path, struct pl_config **out, char *why, size_t w
 		pl_config_free(c);
 		return err;
 	}
+	find_shadows(c);
 	*out = c;
 	return 0;
 }
@@ -1308,22 +1321,38 @@ static bool covers_if(const struct pl_cfg_entry *e, const char *m)
 	return false;
 }
 
+/* Each entry's shadowed_by, within CONFIG_SHADOW_WORK_MAX comparisons in all. */
+static void find_shadows(struct pl_config *c)
+{
+	size_t work = 0;
+
+	for (size_t j = 0; j < c->n; j++)
+		c->e[j].shadowed_by = -1;
+	for (size_t j = 0; j < c->n && work <= CONFIG_SHADOW_WORK_MAX; j++) {
+		struct pl_cfg_entry *e = &c->e[j];
+
+		for (size_t i = 0; i < j && e->shadowed_by < 0 && work <= CONFIG_SHADOW_WORK_MAX; i++) {
+			const struct pl_cfg_entry *f = &c->e[i];
+			bool all = true;
+
+			for (size_t k = 0; all && k < (e->nnetns ? e->nnetns : 1); k++) {
+				work += f->nnetns + 1;
+				all = work <= CONFIG_SHADOW_WORK_MAX &&
+				      covers_ns(f, e->nnetns ? e->netns[k] : NULL);
+			}
+			for (size_t k = 0; all && k < e->nmatch; k++) {
+				work += f->nmatch;
+				all = work <= CONFIG_SHADOW_WORK_MAX && covers_if(f, e->match[k]);
+			}
+			if (all)
+				e->shadowed_by = (long)i;
+		}
+	}
+}
+
 const struct pl_cfg_entry *pl_config_shadowed(const struct pl_config *c, size_t j)
 {
-	const struct pl_cfg_entry *e = &c->e[j];
-
-	for (size_t i = 0; i < j; i++) {
-		const struct pl_cfg_entry *f = &c->e[i];
-		bool all = true;
-
-		for (size_t k = 0; all && k < (e->nnetns ? e->nnetns : 1); k++)
-			all = covers_ns(f, e->nnetns ? e->netns[k] : NULL);
-		for (size_t k = 0; all && k < e->nmatch; k++)
-			all = covers_if(f, e->match[k]);
-		if (all)
-			return f;
-	}
-	return NULL;
+	return c->e[j].shadowed_by >= 0 ? &c->e[c->e[j].shadowed_by] : NULL;
 }
 
 bool pl_config_shadow_line(const struct pl_config *c, size_t j, char *buf, size_t len)

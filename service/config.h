@@ -49,6 +49,7 @@ struct pl_cfg_entry {
 	bool tcp_passive;	/* `tcp-passive: true`: attach --tcp-passive */
 	uint32_t tcp_ts_max;	/* `tcp-ts-max` */
 	int line, col;
+	long shadowed_by;	/* pl_config_shadowed()'s entry, -1: none (set by pl_config_load()) */
 };
 
 /*
@@ -119,7 +120,9 @@ bool pl_config_entry_if(const struct pl_cfg_entry *e, const char *ifname, const 
  * The earlier entry that matches, first, every interface entry @j names in
  * every namespace it names (so @j never decides one), or NULL. Only what is
  * certain: names and namespaces without glob characters, or a glob equal to
- * an earlier one's.
+ * an earlier one's. Decided once, at load, within a bounded number of
+ * comparisons (a config of 100,000 entries would need billions): an entry
+ * past them is not said to be shadowed.
  */
 const struct pl_cfg_entry *pl_config_shadowed(const struct pl_config *c, size_t j);
 /* Entry @j shadowed: what to say of it ("FILE:LINE:COL: ...") in @buf; false if not. */
