@@ -32,8 +32,20 @@ static int gone_open(bool create)
 
 	gone_path(path, sizeof(path));
 	fd = bpf_obj_get(path);
-	if (fd >= 0 || !create || errno != ENOENT)
-		return fd >= 0 ? fd : -errno;
+	if (fd >= 0) {
+		/*
+		 * A map of another layout there (another tool's pin): an update
+		 * would copy its key and value sizes out of ours, past them
+		 */
+		int err = pl_map_sized(fd, false, sizeof(struct pl_gone_key),
+				       sizeof(struct pl_flow_val));
+
+		if (err)
+			close(fd);
+		return err ? err : fd;
+	}
+	if (!create || errno != ENOENT)
+		return -errno;
 	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pl_flows_gone", sizeof(struct pl_gone_key),
 			    sizeof(struct pl_flow_val), PL_GONE_MAX + PL_GONE_READERS, &o);
 	if (fd < 0)
