@@ -1109,7 +1109,7 @@ static int attach_xdp(struct attach *a)
 		return pl_why(a->why, a->whylen, pl_load_err(err),
 			      "%s: cannot attach XDP program %s in %s mode: %s%s", a->o->ifname,
 			      bpf_program__name(xdp_prog(a)), pl_xdp_mode_name(mode), strerror(-err),
-			      err == -EOPNOTSUPP ? " (driver lacks native XDP; try --xdp skb)" :
+			      err == -EOPNOTSUPP ? PL_XDP_NO_NATIVE_HINT :
 			      err == -EBUSY || err == -EEXIST ? " (another XDP program is attached)" :
 			      (err == -EINVAL || err == -ERANGE) && mode == PL_XDP_NATIVE &&
 			      !pl_xdp_frags(mode) ? " (an MTU over one page needs multi-buffer XDP, "

@@ -609,6 +609,8 @@ int pl_attachment_swap(const struct pl_attachment *a, const struct pl_attachment
 		       size_t whylen);
 
 const char *pl_xdp_mode_name(int mode);
+/* What an EOPNOTSUPP of a native-mode XDP attach means, alone or in libxdp's dispatcher. */
+#define PL_XDP_NO_NATIVE_HINT " (driver lacks native XDP; try --xdp skb)"
 const char *pl_tc_mech_name(int mech);
 
 /* ---- filter chaining (loader/chain.c) ---- */

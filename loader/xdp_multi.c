@@ -368,11 +368,16 @@ int pl_xdp_disp_join(struct bpf_object *obj, struct bpf_program *prog, struct bp
 		*refused = err == -ERANGE ||
 			   (bpf_program__fd(prog) < 0 && (err == -EINVAL || err == -EACCES ||
 							  err == -EPERM || err == -EOPNOTSUPP));
+		/*
+		 * EOPNOTSUPP for a program the kernel took: the driver's, as the
+		 * link attach of a program alone says it (loader.c: attach_xdp())
+		 */
 		return pl_why(why, whylen, pl_load_err(err), "%s: cannot join the libxdp dispatcher "
 			      "in %s mode: %s%s%s", ifname, pl_xdp_mode_name(mode), strerror(-err),
 			      err == -ERANGE ? ", an MTU over one page needs multi-buffer XDP, which "
 			      "the dispatcher runs without" : err == -E2BIG ? " (the dispatcher is "
-			      "full: it runs ten programs at most)" : "",
+			      "full: it runs ten programs at most)" : err == -EOPNOTSUPP &&
+			      !*refused && mode == PL_XDP_NATIVE ? PL_XDP_NO_NATIVE_HINT : "",
 			      xdp_said(said, sizeof(said)));
 	}
 	prog_id_of(bpf_program__fd(prog), &id);

@@ -430,6 +430,25 @@ def test_fallback_is_said_once():
         lab.close()
 
 
+@CORE
+def test_native_xdp_a_driver_lacks_is_said_so_alone_or_in_the_dispatcher():
+    """A bridge has no native XDP. Attached alone (a bpf_link) the refusal said "driver lacks
+    native XDP; try --xdp skb"; in libxdp's dispatcher (Debian's 6.1) it said "Operation not
+    supported" alone. Every path says it, exit 1, and nothing is left attached."""
+    lab = Lab(mtu=1500)
+    try:
+        sh("ip", "-n", lab.b, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", lab.b, "link", "set", "br0", "up")
+        r = pktlens("attach", "br0", "--xdp", "native", "--tc", "none", ns=lab.b, check=False)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert "driver lacks native XDP; try --xdp skb" in r.stderr and "br0" in r.stderr, \
+            r.stderr
+        assert "xdp" not in json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "br0").stdout)[0]
+        assert not [a for a in pktlens_json("list", ns=lab.b)["attachments"] if a["this_netns"]]
+    finally:
+        lab.close()
+
+
 def test_xdp_priority_needs_an_xdp_hook():
     lab = Lab(mtu=1500)
     try:
