@@ -182,6 +182,48 @@ void pl_xdp_prog_info(__u32 id, struct pl_xdp_prog *out)
 		close(fd);
 }
 
+static void libxdp_dir(char *buf, size_t len);
+
+/*
+ * libxdp keeps a dispatcher's pins in its directory's dispatch-IFINDEX-ID,
+ * IFINDEX its interface's when it was attached. An interface moved to
+ * another namespace may get another index there: libxdp then finds no pins
+ * for the dispatcher @id that runs on @ifindex, takes it for a program of
+ * its own, and its members can be neither listed nor taken out (a detach in
+ * the namespace it left said "detached" and left pktlens's program running
+ * there). The pins follow the dispatcher to @ifindex, under libxdp's lock.
+ */
+static void disp_pins_follow(int ifindex, __u32 id)
+{
+	char root[512], want[600], from[1100];
+	struct dirent *de;
+	int lock;
+	DIR *d;
+
+	libxdp_dir(root, sizeof(root));
+	snprintf(want, sizeof(want), "%s/dispatch-%d-%u", root, ifindex, id);
+	if (!access(want, F_OK))
+		return;
+	lock = open(root, O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0)
+		return;
+	d = flock(lock, LOCK_EX) ? NULL : opendir(root);
+	while (d && (de = readdir(d))) {
+		__u32 did;
+		int ifx;
+
+		if (sscanf(de->d_name, "dispatch-%d-%u", &ifx, &did) != 2 || did != id ||
+		    ifx == ifindex)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", root, de->d_name);
+		rename(from, want);	/* else as before: libxdp finds no pins */
+		break;
+	}
+	if (d)
+		closedir(d);
+	close(lock);
+}
+
 int pl_xdp_disp_read(int ifindex, struct pl_xdp_disp *d)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
@@ -196,6 +238,7 @@ int pl_xdp_disp_read(int ifindex, struct pl_xdp_disp *d)
 	if (!q.skb_prog_id && !q.drv_prog_id)
 		return 0;	/* nothing (or offloaded only: not ours to share) */
 	d->mode = q.skb_prog_id ? PL_XDP_SKB : PL_XDP_NATIVE;
+	disp_pins_follow(ifindex, q.skb_prog_id ?: q.drv_prog_id);
 	xdp_quiet();
 	mp = xdp_multiprog__get_from_ifindex(ifindex);
 	err = libxdp_get_error(mp);

@@ -688,3 +688,33 @@ def test_an_interface_moved_away_takes_its_dispatcher_member_along():
         nsx(there, "xdp-loader", "unload", "vb", "--all", check=False)
         sh("ip", "netns", "del", there, check=False)
         lab.close()
+
+
+def test_an_interface_moved_to_another_index_is_found_and_detached_where_it_runs():
+    """libxdp names a dispatcher's pins by the interface's index at attach time. Moved to a
+    namespace where that index is taken, the interface gets another one: libxdp found no pins
+    for it there, list said interface-gone, and detach in the old namespace said 'detached'
+    and left pktlens's program running in the dispatcher where the interface went. Now the
+    pins follow it: list says interface-moved, detach takes the program out there (the
+    dispatcher goes with it, as libxdp's own view says) and the program is freed."""
+    lab = Lab(mtu=1500)
+    there = lab.b + "i"
+    sh("ip", "netns", "add", there)
+    try:
+        pid = joined_alone(lab)
+        before = json.loads(sh("ip", "-n", lab.b, "-j", "link", "show", "vb").stdout)[0]["ifindex"]
+        for i in range(before + 1):     # every index up to vb's taken there
+            sh("ip", "-n", there, "link", "add", f"d{i}", "type", "dummy")
+        sh("ip", "-n", lab.b, "link", "set", "vb", "netns", there)
+        link = json.loads(sh("ip", "-n", there, "-j", "-d", "link", "show", "vb").stdout)[0]
+        assert link["ifindex"] != before and link["xdp"]["prog"]["name"] == "xdp_dispatcher"
+        assert [a["state"] for a in in_list(lab.b)] == ["interface-moved"]
+        r = pktlens("detach", "vb", ns=lab.b)
+        assert "detached vb" in r.stdout, r.stdout
+        link = json.loads(sh("ip", "-n", there, "-j", "-d", "link", "show", "vb").stdout)[0]
+        assert "xdp" not in link and in_list(lab.b) == [], link
+        wait_freed(pid)
+    finally:
+        nsx(there, "xdp-loader", "unload", "vb", "--all", check=False)
+        sh("ip", "netns", "del", there, check=False)
+        lab.close()
