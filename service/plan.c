@@ -25,6 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "plan.h"
+#include "../loader/xdp_multi.h"
 #include "../cli/policy_rule.h"
 #include "../export/format.h"
 #include "../export/report.h"
@@ -533,14 +534,23 @@ static __u32 foreign_xdp(int ifindex, __u32 ours)
 
 /*
  * Whether the interface of @a, not in its namespace, moved to another with
- * @a's XDP program: its pinned link still holds a device.
+ * @a's XDP program: its pinned link still holds a device or, in libxdp's
+ * dispatcher (no XDP link of ours: Debian's 6.1), the dispatcher that runs
+ * the program is attached in another namespace. Taken for just gone, its
+ * pins waited for the exporters, and the attach where it went refused the
+ * program of theirs that runs on it.
  */
 static bool moved_away(const struct pl_attachment *a)
 {
+	struct pl_xdp_where w;
 	__u32 on = 0;
 
-	return a->meta_ok && a->meta.xdp_mode != PL_XDP_NONE && !pl_attachment_link_ifindex(a, &on) &&
-	       on;
+	if (!a->meta_ok || a->meta.xdp_mode == PL_XDP_NONE)
+		return false;
+	if (!pl_attachment_link_ifindex(a, &on))
+		return on;
+	return pl_xdp_prog_ext(a->meta.xdp_prog_id) &&
+	       pl_xdp_disp_where(a->meta.xdp_prog_id, &w) == 1 && w.netns != a->netns;
 }
 
 /*

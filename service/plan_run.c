@@ -94,12 +94,14 @@ static int run_remove(struct pl_step *st, const struct pl_nsset *s, unsigned fla
 	}
 	/*
 	 * clsact filters and a program in libxdp's dispatcher die with their
-	 * interface; elsewhere they are removed in their namespace
+	 * interface; elsewhere they are removed in their namespace. A
+	 * dispatcher goes along with an interface moved to another namespace
+	 * and runs on there: pl_detach() takes the program out where it runs.
 	 */
 	disp = att.meta.xdp_mode != PL_XDP_NONE && pl_xdp_prog_ext(att.meta.xdp_prog_id);
 	if ((att.meta.tc_mech == PL_TC_CLSACT || disp) && (st->gone || enter_for(st, s))) {
 		att.meta.tc_mech = att.meta.tc_mech == PL_TC_CLSACT ? PL_TC_NONE : att.meta.tc_mech;
-		if (st->gone)
+		if (st->gone && !st->moved)
 			att.meta.xdp_mode = PL_XDP_NONE;
 	}
 	/*
