@@ -61,6 +61,7 @@ struct dirty {
 /* A gone interface whose pins wait for the exporters to read them once more. */
 struct pending {
 	uint64_t netns;
+	uint64_t cookie;	/* its namespace's (0: not known), which a new one with its inode has not */
 	char ifname[IF_NAMESIZE];
 	unsigned long scrapes, rounds;	/* renders begun and IPFIX rounds when it went */
 };
@@ -479,6 +480,7 @@ static void on_step(const struct pl_step *st, void *ctx)
 		d->pend = n;
 		n = &d->pend[d->npend++];
 		n->netns = st->netns;
+		n->cookie = pl_att_cookie(&st->att);
 		snprintf(n->ifname, sizeof(n->ifname), "%s", st->ifname);
 		n->scrapes = atomic_load(&d->renders);
 		n->rounds = d->rounds;
@@ -708,14 +710,20 @@ due:
 		}
 		/*
 		 * a gone namespace's too, once set aside (<inode>:<cookie>) by an
-		 * attach in a new namespace that got its inode: its links hold no
-		 * device, where the new one's same name does
+		 * attach in a new namespace that got its inode: told apart from
+		 * the new one's same name by its namespace's cookie, or where that
+		 * is not known by its links, which hold no device (clsact has none:
+		 * the new namespace's attachment went with it)
 		 */
-		for (size_t k = 0; k < na; k++)
+		for (size_t k = 0; k < na; k++) {
+			uint64_t ck = pl_att_cookie(&a[k]);
+
 			if (a[k].netns == pe->netns && !strcmp(a[k].ifname, pe->ifname) &&
 			    pl_plan_manages(d->c, &a[k]) &&
-			    (pl_attachment_link_ifindex(&a[k], &on) || !on))
+			    (pe->cookie && ck ? ck == pe->cookie :
+			     pl_attachment_link_ifindex(&a[k], &on) || !on))
 				pl_plan_remove_step(&p, &a[k], "interface gone");
+		}
 		d->pend[i] = d->pend[--d->npend];
 	}
 	pl_plan_run(&p, d->c, &d->ns, 0, NULL, NULL);

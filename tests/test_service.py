@@ -2102,13 +2102,13 @@ def ipfix_daemon_counted(svc, col, ns, dev, peer_dev, n, dport):
     return conf, d
 
 
-def prometheus_daemon(svc):
+def prometheus_daemon(svc, entry=""):
     """A daemon serving Prometheus on a free port, attached to sv0 (up) in a covered namespace
-    of its own, ready: (namespace, port, daemon)."""
+    of its own (entry: more of its config entry's lines), ready: (namespace, port, daemon)."""
     ns = svc.netns()
     svc.veth(ns, "sv0", "pv0", up=True)
     port = free_port()
-    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n'
+    conf = svc.config(f'interfaces:\n  - match: "sv*"\n    netns: "{glob_covered()}"\n{entry}'
                       f'export:\n  prometheus: {{ listen: "127.0.0.1:{port}" }}\n')
     d = Daemon(svc, conf)
     d.wait_notify()
@@ -2168,12 +2168,14 @@ def test_daemon_takes_out_what_a_killed_sampler_left(svc):
     assert sample_cfg(ns, "sv0") == (0, 0)
 
 
-def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc):
+@pytest.mark.parametrize("mech", ["clsact", pytest.param("auto", marks=pytest.mark.variant)])
+def test_daemon_releases_a_gone_namespace_pins_set_aside_for_its_inode(svc, mech):
     """A covered namespace deleted while exporting: its attachments' pins wait for a scrape.
     A new namespace that gets its inode sets them aside (<inode>:<cookie>) when something is
     attached there; the scrape must still release them (they stayed for good, and every
-    full pass logged them as gone again)."""
-    x, port, d = prometheus_daemon(svc)
+    full pass logged them as gone again), and them alone: with clsact (no links, as on
+    Debian's 6.1) it took the new namespace's attachment of the same name too."""
+    x, port, d = prometheus_daemon(svc, f"    tc-mech: {mech}\n")
     ino = ns_ino(x)
     before = set(Path(PIN_ROOT).glob(f"{ino}:*/sv0"))     # other runs' leftovers: not ours
     aside = lambda: set(Path(PIN_ROOT).glob(f"{ino}:*/sv0")) - before  # noqa: E731
